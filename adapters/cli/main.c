@@ -1,0 +1,143 @@
+/* clinlog: the command-line tool for operators, integrators and auditors.
+ * Each subcommand lives in its own cmd_*.c file; this one dispatches and
+ * holds the helpers they share. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/cli/cli.h"
+
+static const struct {
+  const char *name;
+  int (*fn)(int, char **);
+  const char *help;
+} CMDS[] = {
+    {"init", cmd_init, "create a data directory: keys, genesis events, first checkpoint"},
+    {"keygen", cmd_keygen, "create an Ed25519 signing key file (0600) and its .pub"},
+    {"append", cmd_append, "append events given as proto3 JSON, signed with a key file"},
+    {"read", cmd_read, "read the log or one stream as JSON lines"},
+    {"get", cmd_get, "read one event by id"},
+    {"head", cmd_head, "print the tree size and root"},
+    {"checkpoint", cmd_checkpoint, "sign (if needed) and print the latest checkpoint"},
+    {"prove", cmd_prove, "print an inclusion or consistency proof as JSON"},
+    {"verify-proof", cmd_verify_proof, "check a proof printed by `prove` against a checkpoint"},
+    {"verify", cmd_verify, "replay a data directory and check everything (auditors)"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: clinlog <command> [options]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof CMDS / sizeof CMDS[0]; i++)
+    fprintf(f, "  %-13s %s\n", CMDS[i].name, CMDS[i].help);
+  fprintf(f, "\n`clinlog <command> --help` describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (size_t i = 0; i < sizeof CMDS / sizeof CMDS[0]; i++)
+    if (!strcmp(argv[1], CMDS[i].name))
+      return CMDS[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "clinlog: unknown command \"%s\"\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
+
+int cli_fail(const char *context, const cl_err *err) {
+  fprintf(stderr, "clinlog: %s: %s (%s)\n", context, err->msg[0] ? err->msg : cl_strerror(err->code),
+          cl_errname(err->code));
+  return err->code == CL_EINVAL ? 2 : 1;
+}
+
+int cli_open(const char *dir, int read_only, cl_log **log, cl_err *err) {
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  o.read_only = read_only;
+  const char *mk = getenv("CLINLOG_MASTER_KEY");
+  if (mk && *mk)
+    o.master_key_path = mk;
+  return cl_log_open(&o, log, err);
+}
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cli_progress_start(cli_progress *p, const char *what) {
+  p->tty = isatty(STDERR_FILENO);
+  p->what = what;
+  p->t0 = p->last = cli_now();
+}
+
+void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total) {
+  if (!p->tty)
+    return;
+  double t = cli_now();
+  if (t - p->last < 0.2 && done != total)
+    return;
+  p->last = t;
+  double rate = t > p->t0 ? (double)done / (t - p->t0) : 0;
+  if (total)
+    fprintf(stderr, "\r%s: %llu/%llu (%.1f%%) %.0f/s   ", p->what, (unsigned long long)done,
+            (unsigned long long)total, 100.0 * (double)done / (double)total, rate);
+  else
+    fprintf(stderr, "\r%s: %llu %.0f/s   ", p->what, (unsigned long long)done, rate);
+  fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+  if (p->tty)
+    fprintf(stderr, "\n");
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int cli_parse_uuid(const char *s, uint8_t out[16]) {
+  size_t n = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p == '-')
+      continue;
+    int hi = hexval(p[0]), lo = p[1] ? hexval(p[1]) : -1;
+    if (hi < 0 || lo < 0 || n == 16)
+      return -1;
+    out[n++] = (uint8_t)(hi << 4 | lo);
+    p++;
+  }
+  return n == 16 ? 0 : -1;
+}
+
+void cli_format_uuid(const uint8_t id[16], char out[37]) {
+  static const char d[] = "0123456789abcdef";
+  size_t j = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out[j++] = '-';
+    out[j++] = d[id[i] >> 4];
+    out[j++] = d[id[i] & 15];
+  }
+  out[j] = '\0';
+}
+
+void cli_print_json(FILE *f, json_t *v) {
+  char *s = json_dumps(v, JSON_COMPACT);
+  if (s) {
+    fputs(s, f);
+    fputc('\n', f);
+    free(s);
+  }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of clinlog from a fresh checkout: installs dependencies,
+# builds (warnings as errors under CI), runs the Criterion suites through
+# ctest, runs them again under ASan+UBSan, and smoke-runs every fuzz target.
+#   FUZZ_SECONDS=N   seconds per fuzz target (default 10; 0 skips fuzzing)
+#   SKIP_ASAN=1      skip the sanitizer build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+
+bash scripts/install-deps.sh
+
+echo "== build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$JOBS"
+echo "== unit and integration tests"
+(cd build && ctest --output-on-failure -j1)
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+  echo "== ASan+UBSan build and tests"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLINLOG_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$JOBS"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j1)
+fi
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+if [ "$FUZZ_SECONDS" != 0 ] && command -v clang >/dev/null; then
+  echo "== fuzz targets (${FUZZ_SECONDS}s each)"
+  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLINLOG_FUZZ=ON >/dev/null
+  cmake --build build-fuzz -j"$JOBS" --target $(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
+  for src in tests/fuzz/fuzz_*.c; do
+    t=$(basename "$src" .c)
+    corpus=build-fuzz/corpus/$t
+    mkdir -p "$corpus"
+    [ -d "tests/fuzz/corpus/$t" ] && cp -n tests/fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
+    echo "-- $t"
+    ./build-fuzz/"$t" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" 2>&1 | tail -n 2
+  done
+fi
+echo "== all tests passed"

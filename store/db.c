@@ -1,0 +1,94 @@
+/* RocksDB set-up for a clinlog data directory; see db.h. */
+#include "store/db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const CF_NAMES[CL_CF_COUNT] = {
+    "default", "log", "streams", "ids", "merkle", "meta", "keys", "keyring", "checkpoints"};
+
+int cl_db_error(char *rerr, cl_err *err, const char *what) {
+  cl_err_set(err, CL_EIO, "rocksdb %s: %s", what, rerr ? rerr : "unknown error");
+  if (rerr)
+    rocksdb_free(rerr);
+  return CL_EIO;
+}
+
+int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **out, cl_err *err) {
+  cl_db *db = calloc(1, sizeof *db);
+  if (!db)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  db->read_only = read_only;
+  db->opts = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(db->opts, create);
+  rocksdb_options_set_create_missing_column_families(db->opts, create);
+  rocksdb_options_set_paranoid_checks(db->opts, 1);
+  rocksdb_options_increase_parallelism(db->opts, 2);
+  rocksdb_options_set_max_open_files(db->opts, 512);
+  db->cache = rocksdb_cache_create_lru(64 << 20);
+  db->bbto = rocksdb_block_based_options_create();
+  rocksdb_block_based_options_set_block_cache(db->bbto, db->cache);
+  rocksdb_block_based_options_set_filter_policy(db->bbto, rocksdb_filterpolicy_create_bloom(10));
+  rocksdb_options_set_block_based_table_factory(db->opts, db->bbto);
+
+  const rocksdb_options_t *cfopts[CL_CF_COUNT];
+  for (int i = 0; i < CL_CF_COUNT; i++)
+    cfopts[i] = db->opts;
+  char *rerr = NULL;
+  if (read_only)
+    db->db = rocksdb_open_for_read_only_column_families(db->opts, path, CL_CF_COUNT, CF_NAMES,
+                                                        cfopts, db->cf, 0, &rerr);
+  else
+    db->db = rocksdb_open_column_families(db->opts, path, CL_CF_COUNT, CF_NAMES, cfopts, db->cf,
+                                          &rerr);
+  if (rerr || !db->db) {
+    int rc = cl_db_error(rerr, err, "open");
+    if (!create && !rerr)
+      rc = CL_ENOTFOUND;
+    rocksdb_options_destroy(db->opts);
+    rocksdb_block_based_options_destroy(db->bbto);
+    rocksdb_cache_destroy(db->cache);
+    free(db);
+    return cl_err_prefix(err, "%s", path), rc;
+  }
+  db->ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(db->ro, 1);
+  db->wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(db->wo, sync ? 1 : 0);
+  *out = db;
+  return 0;
+}
+
+void cl_db_close(cl_db *db) {
+  if (!db)
+    return;
+  for (int i = 0; i < CL_CF_COUNT; i++)
+    if (db->cf[i])
+      rocksdb_column_family_handle_destroy(db->cf[i]);
+  rocksdb_close(db->db);
+  rocksdb_readoptions_destroy(db->ro);
+  rocksdb_writeoptions_destroy(db->wo);
+  rocksdb_options_destroy(db->opts);
+  rocksdb_block_based_options_destroy(db->bbto);
+  rocksdb_cache_destroy(db->cache);
+  free(db);
+}
+
+int cl_db_get(cl_db *db, int cf, const void *key, size_t klen, char **val, size_t *vlen,
+              cl_err *err) {
+  char *rerr = NULL;
+  *val = rocksdb_get_cf(db->db, db->ro, db->cf[cf], key, klen, vlen, &rerr);
+  if (rerr)
+    return cl_db_error(rerr, err, "get");
+  if (!*val)
+    return cl_err_set(err, CL_ENOTFOUND, "not found");
+  return 0;
+}
+
+int cl_db_write(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err) {
+  char *rerr = NULL;
+  rocksdb_write(db->db, db->wo, wb, &rerr);
+  if (rerr)
+    return cl_db_error(rerr, err, "write");
+  return 0;
+}

@@ -1,0 +1,84 @@
+/* The RocksDB instance under a data directory: its column families and the
+ * few helpers log.c and verify.c share. rocksdb_* types stay inside store/.
+ *
+ * | family      | key                         | value                                  |
+ * |-------------|-----------------------------|----------------------------------------|
+ * | log         | seq u64 BE                  | Record (protobuf, record.proto)        |
+ * | streams     | tag[32] || version u64 BE   | seq u64 BE                             |
+ * | ids         | event id[16]                | seq u64 BE || version u64 BE || hash[32] |
+ * | merkle      | level u8 || index u64 BE    | node hash[32]                          |
+ * | meta        | name (ASCII)                | see log.c (tree_size, root, format...) |
+ * | keys        | tag[32]                     | wrapped data key (nonce[24] || ct[48]); empty = erased |
+ * | keyring     | public key[32]              | KeyringEntry (see log.c)               |
+ * | checkpoints | tree size u64 BE            | signed note text                       |
+ */
+#ifndef CL_STORE_DB_H
+#define CL_STORE_DB_H
+
+#include <rocksdb/c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/err.h"
+
+enum cl_cf {
+  CL_CF_DEFAULT,
+  CL_CF_LOG,
+  CL_CF_STREAMS,
+  CL_CF_IDS,
+  CL_CF_MERKLE,
+  CL_CF_META,
+  CL_CF_KEYS,
+  CL_CF_KEYRING,
+  CL_CF_CHECKPOINTS,
+  CL_CF_COUNT
+};
+
+typedef struct cl_db {
+  rocksdb_t *db;
+  rocksdb_column_family_handle_t *cf[CL_CF_COUNT];
+  rocksdb_options_t *opts;
+  rocksdb_block_based_table_options_t *bbto;
+  rocksdb_cache_t *cache;
+  rocksdb_readoptions_t *ro;
+  rocksdb_writeoptions_t *wo;  /* sync per cl_db_open's `sync` */
+  int read_only;
+} cl_db;
+
+/* Opens <path> (the "db" directory). create: make it if missing; read_only:
+ * open without taking the lock (for verify). On success *out is
+ * returned-owned (cl_db_close). */
+int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **out, cl_err *err);
+void cl_db_close(cl_db *db);
+
+/* Point read. On 0, *val is returned-owned (rocksdb_free) and may be NULL
+ * only on CL_ENOTFOUND. */
+int cl_db_get(cl_db *db, int cf, const void *key, size_t klen, char **val, size_t *vlen,
+              cl_err *err);
+
+/* Writes a batch (synced if the db was opened with sync). */
+int cl_db_write(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err);
+
+/* Translates and frees a RocksDB error string; returns CL_EIO. */
+int cl_db_error(char *rerr, cl_err *err, const char *what);
+
+static inline void cl_be64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (uint8_t)v;
+    v >>= 8;
+  }
+}
+static inline uint64_t cl_get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* Merkle node key: level u8 || index u64 BE. */
+static inline void cl_merkle_key(uint8_t k[9], unsigned level, uint64_t index) {
+  k[0] = (uint8_t)level;
+  cl_be64(k + 1, index);
+}
+
+#endif

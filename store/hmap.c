@@ -1,0 +1,126 @@
+/* Open addressing with linear probing; no deletion (the store never needs
+ * it), so no tombstones. Load factor kept under 1/2. */
+#include "store/hmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cl_hmap {
+  size_t key_len, val_len, slot_len;
+  size_t cap;      /* power of two */
+  size_t count;
+  uint8_t *slots;  /* cap * slot_len: [used byte][key][val] */
+};
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a, then a final mix */
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 1099511628211ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+
+cl_hmap *cl_hmap_new(size_t key_len, size_t val_len) {
+  cl_hmap *m = calloc(1, sizeof *m);
+  if (!m)
+    return NULL;
+  m->key_len = key_len;
+  m->val_len = val_len;
+  m->slot_len = 1 + key_len + val_len;
+  m->cap = 16;
+  m->slots = calloc(m->cap, m->slot_len);
+  if (!m->slots) {
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void cl_hmap_free(cl_hmap *m) {
+  if (!m)
+    return;
+  free(m->slots);
+  free(m);
+}
+
+void cl_hmap_clear(cl_hmap *m) {
+  if (m->count)
+    memset(m->slots, 0, m->cap * m->slot_len);
+  m->count = 0;
+}
+
+size_t cl_hmap_count(const cl_hmap *m) { return m->count; }
+
+static uint8_t *find(const cl_hmap *m, const void *key, int *found) {
+  size_t mask = m->cap - 1;
+  size_t i = (size_t)hash_bytes(key, m->key_len) & mask;
+  for (;;) {
+    uint8_t *s = m->slots + i * m->slot_len;
+    if (!s[0]) {
+      *found = 0;
+      return s;
+    }
+    if (memcmp(s + 1, key, m->key_len) == 0) {
+      *found = 1;
+      return s;
+    }
+    i = (i + 1) & mask;
+  }
+}
+
+void *cl_hmap_get(const cl_hmap *m, const void *key) {
+  int found;
+  uint8_t *s = find(m, key, &found);
+  return found ? s + 1 + m->key_len : NULL;
+}
+
+static int grow(cl_hmap *m) {
+  size_t ncap = m->cap * 2;
+  uint8_t *ns = calloc(ncap, m->slot_len);
+  if (!ns)
+    return -1;
+  uint8_t *old = m->slots;
+  size_t ocap = m->cap;
+  m->slots = ns;
+  m->cap = ncap;
+  for (size_t i = 0; i < ocap; i++) {
+    uint8_t *s = old + i * m->slot_len;
+    if (s[0]) {
+      int found;
+      uint8_t *d = find(m, s + 1, &found);
+      memcpy(d, s, m->slot_len);
+    }
+  }
+  free(old);
+  return 0;
+}
+
+void *cl_hmap_put(cl_hmap *m, const void *key, const void *val) {
+  if ((m->count + 1) * 2 > m->cap && grow(m) != 0)
+    return NULL;
+  int found;
+  uint8_t *s = find(m, key, &found);
+  if (!found) {
+    s[0] = 1;
+    memcpy(s + 1, key, m->key_len);
+    m->count++;
+  }
+  memcpy(s + 1 + m->key_len, val, m->val_len);
+  return s + 1 + m->key_len;
+}
+
+int cl_hmap_next(const cl_hmap *m, size_t *pos, const void **key, void **val) {
+  while (*pos < m->cap) {
+    uint8_t *s = m->slots + (*pos)++ * m->slot_len;
+    if (s[0]) {
+      *key = s + 1;
+      *val = s + 1 + m->key_len;
+      return 1;
+    }
+  }
+  return 0;
+}

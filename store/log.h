@@ -1,0 +1,167 @@
+/* The clinlog log: a signed, encrypted, Merkle-verified, append-only event
+ * log in RocksDB. See docs/format.md for the on-disk layout.
+ *
+ * Write path: cl_log_append = cl_log_prepare (validate, verify signatures,
+ * encrypt; parallel across callers) + cl_log_commit (order, check expected
+ * versions and ids, append Merkle leaves, one synced RocksDB WriteBatch;
+ * serialized and group-committed). The PreparedBatch between them is what
+ * the Raft log will carry.
+ *
+ * Thread-safety: a cl_log may be used from any number of threads. */
+#ifndef CL_STORE_LOG_H
+#define CL_STORE_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clinlog/v1/record.pb-c.h"
+#include "store/err.h"
+#include "store/keys.h"
+
+#define CL_MAX_BATCH 10000
+#define CL_DEFAULT_MAX_EVENT (1u << 20)
+#define CL_DEFAULT_CHECKPOINT_INTERVAL 10000
+#define CL_FORMAT_VERSION 1
+
+typedef struct cl_log cl_log;
+
+typedef struct cl_log_options {
+  const char *dir;               /* data directory (required) */
+  const char *master_key_path;   /* default <dir>/keys/master.key */
+  const char *log_key_path;      /* default <dir>/keys/log.key */
+  size_t max_event_size;         /* bytes of one serialized Event; default 1 MiB */
+  uint64_t checkpoint_interval;  /* events between automatic checkpoints; 0 = off */
+  int sync;                      /* fsync every commit (default 1) */
+  int read_only;                 /* open for reading only (no keys needed for hashes) */
+} cl_log_options;
+
+void cl_log_options_init(cl_log_options *o);
+
+/* Parameters of a new log (cl_log_create). */
+typedef struct cl_log_genesis {
+  const char *origin;            /* checkpoint origin, default "clinlog.local/<log key hex>" */
+  const char *organization;
+  const char *admin_principal;   /* principal id of the first admin (required) */
+  const char *admin_name;
+  const cl_signer *admin;        /* borrowed: signs the genesis PrincipalRegistered */
+} cl_log_genesis;
+
+/* Creates a data directory: keys/master.key and keys/log.key (0600, unless
+ * the paths in `o` name existing key files), log.pub, the RocksDB database,
+ * and the genesis events (1: LogCreated signed by the log key,
+ * 2: PrincipalRegistered of the admin, self-signed). Errors: CL_EEXIST if
+ * the directory already holds a log, CL_EIO, CL_EINVAL. */
+int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err);
+
+/* Opens an existing log, recovering to the last durable commit and checking
+ * that the Merkle tree matches the last record. On success *out is
+ * returned-owned (cl_log_close). Errors: CL_ENOTFOUND, CL_EIO, CL_ECORRUPT. */
+int cl_log_open(const cl_log_options *o, cl_log **out, cl_err *err);
+
+/* Flushes and closes. Waits for commits in flight. */
+void cl_log_close(cl_log *log);
+
+/* Outcome of an append. Arrays have `n` entries (one per event, in batch
+ * order); free with cl_append_result_free. */
+typedef struct cl_append_result {
+  size_t n;
+  uint64_t *seq;
+  uint64_t *version;
+  uint64_t tree_size;          /* tree size right after the commit */
+  int duplicate;               /* 1: the whole batch was already committed */
+  /* On CL_ECONFLICT: the offending stream and its current version. */
+  char conflict_stream[CL_ERR_MSG_SIZE];
+  uint64_t conflict_current;
+} cl_append_result;
+
+void cl_append_result_free(cl_append_result *r);
+
+/* Appends a signed batch atomically (all or nothing). Idempotent by event id:
+ * a batch whose events are all committed already returns their original
+ * positions with r->duplicate = 1 and writes nothing. Errors:
+ * CL_EINVAL (batch shape), CL_EMALFORMED (an event), CL_ETOOBIG,
+ * CL_EBADSIG, CL_EUNKNOWNKEY, CL_EREVOKED, CL_EDENIED (role),
+ * CL_ECONFLICT (expected version; r->conflict_*), CL_EDUPLICATE (an id
+ * committed with other content, or part of the batch committed),
+ * CL_EERASED, CL_EIO, CL_EFAILED. On error nothing is written. `r` is
+ * filled on success and CL_ECONFLICT (free it in both cases). */
+CL_MUST_CHECK int cl_log_append(cl_log *log, const Clinlog__V1__AppendBatch *batch,
+                                cl_append_result *r, cl_err *err);
+
+/* The two halves of cl_log_append, for replication. *out is returned-owned
+ * (clinlog__v1__prepared_batch__free_unpacked(*out, NULL) works: it is
+ * allocated with malloc in the unpacked layout). */
+CL_MUST_CHECK int cl_log_prepare(cl_log *log, const Clinlog__V1__AppendBatch *batch,
+                                 Clinlog__V1__PreparedBatch **out, cl_err *err);
+CL_MUST_CHECK int cl_log_commit(cl_log *log, const Clinlog__V1__PreparedBatch *pb,
+                                cl_append_result *r, cl_err *err);
+
+/* A committed event as read back. All pointers are views valid only during
+ * the callback. `event` is the decrypted serialized Event, or NULL when the
+ * stream was erased (`erased` = 1) or the log was opened without keys. */
+typedef struct cl_event_view {
+  uint64_t seq;
+  uint64_t stream_version;
+  uint32_t event_type;
+  int64_t committed_at_ns;
+  const uint8_t *event_id;     /* 16 bytes */
+  const uint8_t *stream_tag;   /* 32 bytes */
+  const uint8_t *event_hash;   /* 32 bytes */
+  const uint8_t *event;
+  size_t event_len;
+  const uint8_t *record;       /* stored record bytes (the Merkle leaf data) */
+  size_t record_len;
+  int erased;
+} cl_event_view;
+
+/* Read callback: return 0 to continue, 1 to stop, or a negative CL_E* error
+ * (with err set) to abort the read with that error. */
+typedef int (*cl_event_fn)(void *ctx, const cl_event_view *ev, cl_err *err);
+
+/* Reads the whole log forwards from `from_seq` (1-based), at most `max`
+ * events (0 = no limit). */
+int cl_log_read_all(cl_log *log, uint64_t from_seq, uint64_t max, cl_event_fn fn, void *ctx,
+                    cl_err *err);
+
+/* Reads one stream from `from_version` (1-based; backwards: 0 = from the
+ * end), at most `max` events. CL_ENOTFOUND if the stream has no events. */
+int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, int backwards,
+                       uint64_t max, cl_event_fn fn, void *ctx, cl_err *err);
+
+/* Reads one event by id. CL_ENOTFOUND if absent. */
+int cl_log_get_event(cl_log *log, const uint8_t id[16], cl_event_fn fn, void *ctx, cl_err *err);
+
+/* Current version (event count) of a stream; 0 if it has none. */
+int cl_log_stream_version(cl_log *log, const char *stream, uint64_t *version, cl_err *err);
+
+/* Tree size and root of the committed log. */
+void cl_log_head(cl_log *log, uint64_t *size, uint8_t root[32]);
+
+/* Signs and stores a checkpoint of the current tree head (unless one at that
+ * size exists) and returns it: *note returned-owned (free()). */
+int cl_log_checkpoint(cl_log *log, char **note, size_t *len, cl_err *err);
+
+/* Latest stored checkpoint with size <= max_size (0 = latest). */
+int cl_log_get_checkpoint(cl_log *log, uint64_t max_size, char **note, size_t *len, cl_err *err);
+
+/* Checkpoint origin / key name and the log's public key. Views valid until close. */
+const char *cl_log_origin(const cl_log *log);
+const uint8_t *cl_log_public_key(const cl_log *log);
+
+/* RFC 9162 proofs over the committed tree; `proof` holds up to 64 hashes. */
+int cl_log_prove_inclusion(cl_log *log, uint64_t seq, uint64_t size, uint8_t proof[][32],
+                           size_t *n, uint8_t leaf[32], cl_err *err);
+int cl_log_prove_consistency(cl_log *log, uint64_t old_size, uint64_t new_size,
+                             uint8_t proof[][32], size_t *n, cl_err *err);
+int cl_log_root_at(cl_log *log, uint64_t size, uint8_t root[32], cl_err *err);
+
+/* Principal and roles a public key is registered to (as of the committed
+ * head). Errors: CL_EUNKNOWNKEY. `principal`/`roles` get NUL-terminated
+ * copies, truncated to their sizes; *revoked is set to 1 if revoked. */
+int cl_log_key_info(cl_log *log, const uint8_t pk[32], char *principal, size_t plen, char *roles,
+                    size_t rlen, int *revoked);
+
+/* Keyed stream tag (32 bytes) of a stream name; needs the master key. */
+int cl_log_stream_tag(cl_log *log, const char *stream, uint8_t tag[32], cl_err *err);
+
+#endif

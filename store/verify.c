@@ -1,0 +1,584 @@
+/* Replay verification; see verify.h. Independent of log.c's write path: it
+ * recomputes everything from the records and compares with what is stored. */
+#include "store/verify.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "clinlog/v1/event.pb-c.h"
+#include "clinlog/v1/record.pb-c.h"
+#include "store/checkpoint.h"
+#include "store/db.h"
+#include "store/event.h"
+#include "store/hmap.h"
+#include "store/keys.h"
+#include "store/log_int.h"
+#include "store/merkle.h"
+
+typedef struct vstate {
+  const cl_verify_options *o;
+  cl_verify_report *rep;
+  cl_db *db;
+  uint8_t *secrets; /* tag_key || wrap_key || data key scratch */
+  int content;
+  uint8_t log_pk[32];
+  char origin[256];
+  cl_merkle_frontier f;
+  cl_hmap *streams; /* tag -> u64 last version */
+  cl_hmap *ids;     /* event id -> u64 seq */
+  cl_hmap *keyring; /* pk -> cl_keyring_entry, as replayed */
+  /* pending batch */
+  uint8_t (*bhashes)[32];
+  uint32_t bsize, bcount;
+  /* checkpoints, sorted by size */
+  struct cp {
+    uint64_t size;
+    char *note;
+    size_t len;
+  } *cps;
+  size_t ncps, next_cp;
+  cl_checkpoint ext;
+  int have_ext;
+} vstate;
+
+static int fail(vstate *v, uint64_t seq, const char *fmt, ...) CL_PRINTF(3, 4);
+static int fail(vstate *v, uint64_t seq, const char *fmt, ...) {
+  if (!v->rep->ok)
+    return 1;
+  v->rep->ok = 0;
+  v->rep->fail_seq = seq;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(v->rep->fail_what, sizeof v->rep->fail_what, fmt, ap);
+  va_end(ap);
+  return 1;
+}
+
+static int load_checkpoints(vstate *v, cl_err *err) {
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(v->db->db, v->db->ro,
+                                                      v->db->cf[CL_CF_CHECKPOINTS]);
+  size_t cap = 0;
+  int rc = 0;
+  for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    size_t kl, vl;
+    const char *k = rocksdb_iter_key(it, &kl);
+    const char *val = rocksdb_iter_value(it, &vl);
+    if (v->ncps == cap) {
+      cap = cap ? cap * 2 : 64;
+      struct cp *n = realloc(v->cps, cap * sizeof *n);
+      if (!n) {
+        rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+        break;
+      }
+      v->cps = n;
+    }
+    struct cp *c = &v->cps[v->ncps];
+    c->size = kl == 8 ? cl_get_be64((const uint8_t *)k) : UINT64_MAX;
+    c->note = malloc(vl + 1);
+    if (!c->note) {
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+      break;
+    }
+    memcpy(c->note, val, vl);
+    c->note[vl] = '\0';
+    c->len = vl;
+    v->ncps++;
+  }
+  char *rerr = NULL;
+  rocksdb_iter_get_error(it, &rerr);
+  rocksdb_iter_destroy(it);
+  if (rerr)
+    return cl_db_error(rerr, err, "checkpoint scan");
+  return rc;
+}
+
+/* Checks every stored checkpoint of size `size` against `root`. */
+static int check_checkpoints_at(vstate *v, uint64_t size, const uint8_t root[32]) {
+  while (v->next_cp < v->ncps && v->cps[v->next_cp].size <= size) {
+    struct cp *c = &v->cps[v->next_cp++];
+    cl_checkpoint cp;
+    cl_err e;
+    if (cl_checkpoint_verify(c->note, c->len, v->origin, v->log_pk, &cp, &e) != 0)
+      return fail(v, c->size, "checkpoint at size %llu: %s", (unsigned long long)c->size, e.msg);
+    if (cp.size != c->size)
+      return fail(v, c->size, "checkpoint stored under size %llu says size %llu",
+                  (unsigned long long)c->size, (unsigned long long)cp.size);
+    if (c->size != size || sodium_memcmp(cp.root, root, 32) != 0)
+      return fail(v, c->size, "checkpoint at size %llu: root does not match the records",
+                  (unsigned long long)c->size);
+    v->rep->checkpoints++;
+  }
+  if (v->have_ext && v->ext.size == size) {
+    if (sodium_memcmp(v->ext.root, root, 32) != 0)
+      return fail(v, size, "external checkpoint at size %llu: root does not match the records",
+                  (unsigned long long)size);
+    v->rep->checkpoints++;
+  }
+  return 0;
+}
+
+static int verify_signatures(vstate *v, const Clinlog__V1__Record *r) {
+  if (r->batch_size == 0) {
+    if (!r->signature || r->signature->key_id.len != 32 || r->signature->signature.len != 64)
+      return fail(v, r->seq, "record %llu: missing or malformed signature",
+                  (unsigned long long)r->seq);
+    if (cl_verify_event(r->signature->key_id.data, r->event_hash.data,
+                        r->signature->signature.data) != 0)
+      return fail(v, r->seq, "record %llu: signature does not verify", (unsigned long long)r->seq);
+    v->rep->signatures++;
+    return 0;
+  }
+  if (r->batch_index != v->bcount || (v->bcount && r->batch_size != v->bsize))
+    return fail(v, r->seq, "record %llu: batch position %u/%u out of order",
+                (unsigned long long)r->seq, r->batch_index, r->batch_size);
+  if (v->bcount == 0) {
+    free(v->bhashes);
+    v->bhashes = malloc((size_t)r->batch_size * 32);
+    if (!v->bhashes)
+      return fail(v, r->seq, "out of memory");
+    v->bsize = r->batch_size;
+  }
+  memcpy(v->bhashes[v->bcount++], r->event_hash.data, 32);
+  if (v->bcount < v->bsize) {
+    if (r->signature)
+      return fail(v, r->seq, "record %llu: signature before the end of its batch",
+                  (unsigned long long)r->seq);
+    return 0;
+  }
+  v->bcount = 0;
+  if (!r->signature || r->signature->key_id.len != 32 || r->signature->signature.len != 64)
+    return fail(v, r->seq, "record %llu: batch signature missing", (unsigned long long)r->seq);
+  if (cl_verify_batch(r->signature->key_id.data, (const uint8_t(*)[32])v->bhashes, v->bsize,
+                      r->signature->signature.data) != 0)
+    return fail(v, r->seq, "records %llu-%llu: batch signature does not verify",
+                (unsigned long long)(r->seq - v->bsize + 1), (unsigned long long)r->seq);
+  v->rep->signatures++;
+  return 0;
+}
+
+static int no_put(void *ctx, unsigned level, uint64_t index, const uint8_t hash[32],
+                  cl_err *err) {
+  (void)ctx, (void)level, (void)index, (void)hash, (void)err;
+  return 0;
+}
+
+static const uint8_t *signer_of(vstate *v, const Clinlog__V1__Record *r) {
+  (void)v;
+  return r->signature ? r->signature->key_id.data : NULL;
+}
+
+/* Keyring replay for a decrypted event (the same rules log.c enforces). */
+static int check_content(vstate *v, const Clinlog__V1__Record *r, uint8_t *batch_signer) {
+  char *w;
+  size_t wl;
+  cl_err e;
+  int rc = cl_db_get(v->db, CL_CF_KEYS, r->stream_tag.data, 32, &w, &wl, &e);
+  if (rc == CL_ENOTFOUND)
+    return fail(v, r->seq, "record %llu: its stream has no data key", (unsigned long long)r->seq);
+  if (rc)
+    return fail(v, r->seq, "record %llu: %s", (unsigned long long)r->seq, e.msg);
+  if (wl == 0) {
+    rocksdb_free(w);
+    v->rep->erased++;
+    return 0;
+  }
+  uint8_t *dk = v->secrets + 64;
+  rc = cl_unwrap_key(v->secrets + 32, r->stream_tag.data, (const uint8_t *)w, wl, dk);
+  rocksdb_free(w);
+  if (rc)
+    return fail(v, r->seq, "record %llu: stream data key does not unwrap", (unsigned long long)r->seq);
+  if (r->ciphertext.len < crypto_aead_xchacha20poly1305_ietf_ABYTES)
+    return fail(v, r->seq, "record %llu: ciphertext too short", (unsigned long long)r->seq);
+  size_t pl = r->ciphertext.len - crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  uint8_t *plain = malloc(pl ? pl : 1);
+  if (!plain)
+    return fail(v, r->seq, "out of memory");
+  uint8_t ad[48], hash[32];
+  cl_event_ad(r->stream_tag.data, r->event_id.data, ad);
+  int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, r->ciphertext.data,
+                                                       r->ciphertext.len, ad, sizeof ad,
+                                                       r->nonce.data, dk) != 0;
+  if (bad) {
+    free(plain);
+    return fail(v, r->seq, "record %llu: does not decrypt", (unsigned long long)r->seq);
+  }
+  cl_event_hash(plain, pl, hash);
+  Clinlog__V1__Event *ev = NULL;
+  int out = 0;
+  if (sodium_memcmp(hash, r->event_hash.data, 32) != 0) {
+    out = fail(v, r->seq, "record %llu: event does not match its hash", (unsigned long long)r->seq);
+    goto done;
+  }
+  if (cl_event_decode(plain, pl, &ev, &e) != 0) {
+    out = fail(v, r->seq, "record %llu: %s", (unsigned long long)r->seq, e.msg);
+    goto done;
+  }
+  uint8_t tag[32];
+  cl_stream_tag(v->secrets, ev->stream, strlen(ev->stream), tag);
+  if (memcmp(tag, r->stream_tag.data, 32) != 0 || memcmp(ev->event_id.data, r->event_id.data, 16) ||
+      (uint32_t)ev->body_case != r->event_type) {
+    out = fail(v, r->seq, "record %llu: header does not match the event (stream, id or type)",
+               (unsigned long long)r->seq);
+    goto done;
+  }
+  v->rep->decrypted++;
+  /* keyring as it stood */
+  const uint8_t *pk = batch_signer;
+  const cl_keyring_entry *ke = pk ? cl_hmap_get(v->keyring, pk) : NULL;
+  int genesis = 0;
+  if (r->seq == 1 && ev->body_case == CLINLOG__V1__EVENT__BODY_LOG_CREATED) {
+    genesis = ev->log_created->log_public_key.len == 32 && pk &&
+              memcmp(ev->log_created->log_public_key.data, pk, 32) == 0 &&
+              memcmp(ev->log_created->log_public_key.data, v->log_pk, 32) == 0;
+    if (!genesis) {
+      out = fail(v, 1, "record 1: LogCreated is not signed by the log key");
+      goto done;
+    }
+  } else if (r->seq == 2 && ev->body_case == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED) {
+    genesis = ev->principal_registered->public_key.len == 32 && pk &&
+              memcmp(ev->principal_registered->public_key.data, pk, 32) == 0;
+  } else if (r->seq <= 2) {
+    out = fail(v, r->seq, "record %llu: not the genesis event", (unsigned long long)r->seq);
+    goto done;
+  }
+  if (!genesis) {
+    if (!ke) {
+      out = fail(v, r->seq, "record %llu: signed by a key not registered at that point",
+                 (unsigned long long)r->seq);
+      goto done;
+    }
+    if (ke->revoked_seq && ke->revoked_seq < r->seq) {
+      out = fail(v, r->seq, "record %llu: signed by a key revoked at %llu", (unsigned long long)r->seq,
+                 (unsigned long long)ke->revoked_seq);
+      goto done;
+    }
+    if (strcmp(ke->principal, ev->recorded_by->principal_id) != 0) {
+      out = fail(v, r->seq, "record %llu: recorded_by %s but signed by a key of %s",
+                 (unsigned long long)r->seq, ev->recorded_by->principal_id, ke->principal);
+      goto done;
+    }
+  }
+  cl_keyring_entry ne;
+  memset(&ne, 0, sizeof ne);
+  const ProtobufCBinaryData *key = NULL;
+  switch (ev->body_case) {
+  case CLINLOG__V1__EVENT__BODY_LOG_CREATED:
+    snprintf(ne.principal, sizeof ne.principal, "%s", CL_LOG_PRINCIPAL);
+    snprintf(ne.roles, sizeof ne.roles, "%s", CL_ROLE_LOG);
+    key = &ev->log_created->log_public_key;
+    break;
+  case CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED: {
+    const Clinlog__V1__PrincipalRegistered *p = ev->principal_registered;
+    snprintf(ne.principal, sizeof ne.principal, "%s", p->principal_id);
+    size_t len = 0;
+    for (size_t i = 0; i < p->n_roles; i++)
+      len += (size_t)snprintf(ne.roles + len, sizeof ne.roles - len, "%s%s", i ? "," : "",
+                              p->roles[i]);
+    key = &p->public_key;
+    break;
+  }
+  case CLINLOG__V1__EVENT__BODY_KEY_REGISTERED: {
+    snprintf(ne.principal, sizeof ne.principal, "%s", ev->key_registered->principal_id);
+    size_t pos = 0;
+    const void *k;
+    void *val;
+    uint64_t best = UINT64_MAX;
+    while (cl_hmap_next(v->keyring, &pos, &k, &val)) {
+      const cl_keyring_entry *x = val;
+      if (!strcmp(x->principal, ne.principal) && x->registered_seq < best) {
+        best = x->registered_seq;
+        memcpy(ne.roles, x->roles, sizeof ne.roles);
+      }
+    }
+    key = &ev->key_registered->public_key;
+    break;
+  }
+  case CLINLOG__V1__EVENT__BODY_KEY_REVOKED: {
+    const ProtobufCBinaryData *rk = &ev->key_revoked->public_key;
+    cl_keyring_entry *x = rk->len == 32 ? cl_hmap_get(v->keyring, rk->data) : NULL;
+    if (!x) {
+      out = fail(v, r->seq, "record %llu: revokes an unknown key", (unsigned long long)r->seq);
+      goto done;
+    }
+    x->revoked_seq = r->seq;
+    break;
+  }
+  default:
+    break;
+  }
+  if (key) {
+    if (key->len != 32) {
+      out = fail(v, r->seq, "record %llu: registers a malformed key", (unsigned long long)r->seq);
+      goto done;
+    }
+    ne.registered_seq = r->seq;
+    if (!cl_hmap_put(v->keyring, key->data, &ne))
+      out = fail(v, r->seq, "out of memory");
+  }
+done:
+  if (ev)
+    clinlog__v1__event__free_unpacked(ev, NULL);
+  sodium_memzero(plain, pl);
+  free(plain);
+  return out;
+}
+
+static int replay(vstate *v, cl_err *err) {
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(v->db->db, v->db->ro, v->db->cf[CL_CF_LOG]);
+  rocksdb_iterator_t *mt = rocksdb_create_iterator_cf(v->db->db, v->db->ro,
+                                                      v->db->cf[CL_CF_MERKLE]);
+  uint8_t mk[9];
+  cl_merkle_key(mk, 0, 0);
+  rocksdb_iter_seek(mt, (const char *)mk, sizeof mk);
+  uint64_t expect = 1;
+  int stop = 0;
+  /* content checks need every record of a batch to know its signer, which
+   * only the batch's last record carries: hold the batch's records. */
+  Clinlog__V1__Record **held = NULL;
+  size_t nheld = 0, capheld = 0;
+  uint8_t root[32];
+  rocksdb_iter_seek_to_first(it);
+  for (; !stop && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    size_t kl, vl;
+    const char *k = rocksdb_iter_key(it, &kl);
+    const char *val = rocksdb_iter_value(it, &vl);
+    if (kl != 8) {
+      stop = fail(v, expect, "log key of %zu bytes after record %llu", kl,
+                  (unsigned long long)(expect - 1));
+      break;
+    }
+    uint64_t seq = cl_get_be64((const uint8_t *)k);
+    if (seq != expect) {
+      stop = fail(v, expect, seq > expect ? "record %llu is missing" : "record %llu out of order",
+                  (unsigned long long)expect);
+      break;
+    }
+    Clinlog__V1__Record *r = clinlog__v1__record__unpack(NULL, vl, (const uint8_t *)val);
+    if (!r) {
+      stop = fail(v, seq, "record %llu does not decode", (unsigned long long)seq);
+      break;
+    }
+    int keep = 0;
+    if (r->seq != seq || r->format != 1 || r->stream_tag.len != 32 || r->event_id.len != 16 ||
+        r->event_hash.len != 32 || r->nonce.len != 24) {
+      stop = fail(v, seq, r->seq != seq ? "record stored at %llu says seq %llu"
+                                        : "record %llu: malformed header (%llu)",
+                  (unsigned long long)seq, (unsigned long long)r->seq);
+      goto next;
+    }
+    uint8_t leaf[32];
+    cl_merkle_leaf_hash((const uint8_t *)val, vl, leaf);
+    /* the stored leaf */
+    size_t mkl, mvl;
+    const char *mkey = rocksdb_iter_valid(mt) ? rocksdb_iter_key(mt, &mkl) : NULL;
+    if (!mkey || mkl != 9 || mkey[0] != 0 ||
+        cl_get_be64((const uint8_t *)mkey + 1) != seq - 1) {
+      stop = fail(v, seq, "Merkle leaf for record %llu is missing", (unsigned long long)seq);
+      goto next;
+    }
+    const char *mval = rocksdb_iter_value(mt, &mvl);
+    if (mvl != 32 || sodium_memcmp(mval, leaf, 32) != 0) {
+      stop = fail(v, seq, "record %llu does not match its stored Merkle leaf (record altered)",
+                  (unsigned long long)seq);
+      goto next;
+    }
+    rocksdb_iter_next(mt);
+    cl_err e;
+    cl_merkle_frontier_append(&v->f, leaf, no_put, NULL, &e);
+    /* stream versions are gap-free, ids unique */
+    uint64_t *last = cl_hmap_get(v->streams, r->stream_tag.data);
+    uint64_t prev = last ? *last : 0;
+    if (r->stream_version != prev + 1) {
+      stop = fail(v, seq, "record %llu: stream version %llu follows %llu", (unsigned long long)seq,
+                  (unsigned long long)r->stream_version, (unsigned long long)prev);
+      goto next;
+    }
+    uint64_t ver = r->stream_version;
+    if (!cl_hmap_put(v->streams, r->stream_tag.data, &ver) ||
+        cl_hmap_get(v->ids, r->event_id.data)) {
+      stop = fail(v, seq, "record %llu: event id used twice", (unsigned long long)seq);
+      goto next;
+    }
+    cl_hmap_put(v->ids, r->event_id.data, &seq);
+    if (!v->o->hashes_only) {
+      if ((stop = verify_signatures(v, r)))
+        goto next;
+      if (v->content) {
+        if (capheld == nheld) {
+          capheld = capheld ? capheld * 2 : 64;
+          Clinlog__V1__Record **nh = realloc(held, capheld * sizeof *nh);
+          if (!nh) {
+            stop = fail(v, seq, "out of memory");
+            goto next;
+          }
+          held = nh;
+        }
+        held[nheld++] = r;
+        keep = 1;
+        if (r->batch_size == 0 || r->batch_index + 1 == r->batch_size) {
+          uint8_t signer[32];
+          const uint8_t *s = signer_of(v, r);
+          if (s)
+            memcpy(signer, s, 32);
+          for (size_t i = 0; i < nheld && !stop; i++)
+            stop = check_content(v, held[i], s ? signer : NULL);
+          for (size_t i = 0; i < nheld; i++)
+            clinlog__v1__record__free_unpacked(held[i], NULL);
+          nheld = 0;
+        }
+        if (stop)
+          goto next;
+      }
+    }
+    cl_merkle_frontier_root(&v->f, root);
+    if (v->next_cp < v->ncps || v->have_ext)
+      stop = check_checkpoints_at(v, seq, root);
+    v->rep->events = seq;
+    expect = seq + 1;
+    if (v->o->progress && (seq & 8191) == 0)
+      v->o->progress(v->o->progress_ctx, seq, v->rep->tree_size);
+  next:
+    if (!keep)
+      clinlog__v1__record__free_unpacked(r, NULL);
+  }
+  for (size_t i = 0; i < nheld; i++)
+    clinlog__v1__record__free_unpacked(held[i], NULL);
+  free(held);
+  int rc = 0;
+  char *rerr = NULL;
+  rocksdb_iter_get_error(it, &rerr);
+  if (rerr)
+    rc = cl_db_error(rerr, err, "log scan");
+  rocksdb_iter_destroy(it);
+  rocksdb_iter_destroy(mt);
+  return rc;
+}
+
+int cl_verify_dir(const cl_verify_options *o, cl_verify_report *rep, cl_err *err) {
+  memset(rep, 0, sizeof *rep);
+  rep->ok = 1;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int rc = cl_crypto_init(err);
+  if (rc)
+    return rc;
+  vstate v;
+  memset(&v, 0, sizeof v);
+  v.o = o;
+  v.rep = rep;
+  char path[4096];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/db", o->dir);
+  if (stat(path, &st) != 0)
+    return cl_err_set(err, CL_ENOTFOUND, "%s: not a clinlog data directory (no db/)", o->dir);
+  if ((rc = cl_db_open(path, 0, 1, 0, &v.db, err)))
+    return rc;
+  v.streams = cl_hmap_new(32, 8);
+  v.ids = cl_hmap_new(16, 8);
+  v.keyring = cl_hmap_new(32, sizeof(cl_keyring_entry));
+  v.secrets = sodium_malloc(96);
+  if (!v.streams || !v.ids || !v.keyring || !v.secrets) {
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    goto out;
+  }
+  cl_merkle_frontier_init(&v.f);
+  /* meta */
+  char *val;
+  size_t vl;
+  if ((rc = cl_db_get(v.db, CL_CF_META, CL_META_TREE_SIZE, strlen(CL_META_TREE_SIZE), &val, &vl,
+                      err)) == 0) {
+    rep->tree_size = vl == 8 ? cl_get_be64((const uint8_t *)val) : 0;
+    rocksdb_free(val);
+  } else {
+    fail(&v, 0, "meta: tree_size missing");
+  }
+  if (cl_db_get(v.db, CL_CF_META, CL_META_ORIGIN, strlen(CL_META_ORIGIN), &val, &vl, err) == 0) {
+    snprintf(v.origin, sizeof v.origin, "%.*s", (int)vl, val);
+    rocksdb_free(val);
+  }
+  if (o->log_public_key) {
+    memcpy(v.log_pk, o->log_public_key, 32);
+  } else if (cl_db_get(v.db, CL_CF_META, CL_META_LOG_PK, strlen(CL_META_LOG_PK), &val, &vl,
+                       err) == 0) {
+    if (vl == 32)
+      memcpy(v.log_pk, val, 32);
+    rocksdb_free(val);
+  }
+  if (o->checkpoint) {
+    cl_err e;
+    if (cl_checkpoint_verify(o->checkpoint, o->checkpoint_len, v.origin, v.log_pk, &v.ext, &e) != 0)
+      fail(&v, 0, "external checkpoint: %s", e.msg);
+    else
+      v.have_ext = 1;
+  }
+  /* keys, when the auditor has them */
+  if (!o->hashes_only) {
+    char mkp[4096];
+    const char *p = o->master_key_path;
+    if (!p) {
+      snprintf(mkp, sizeof mkp, "%s/keys/master.key", o->dir);
+      p = mkp;
+    }
+    cl_master_key mk = {0};
+    cl_err e;
+    if (cl_master_key_load(&mk, p, &e) == 0) {
+      cl_derive_keys(mk.key, v.secrets, v.secrets + 32);
+      cl_master_key_free(&mk);
+      v.content = 1;
+    } else if (o->master_key_path) {
+      rc = cl_err_set(err, e.code, "%s", e.msg);
+      goto out;
+    }
+  }
+  rep->content_checked = v.content;
+  if ((rc = load_checkpoints(&v, err)))
+    goto out;
+  rc = 0;
+  if (rep->ok && (rc = replay(&v, err)))
+    goto out;
+  cl_merkle_frontier_root(&v.f, rep->root);
+  if (rep->ok) {
+    uint64_t n = v.f.size;
+    if (n != rep->tree_size)
+      fail(&v, n + 1, "log holds %llu records but its head says %llu%s", (unsigned long long)n,
+           (unsigned long long)rep->tree_size, n < rep->tree_size ? " (truncated)" : "");
+    else if (v.next_cp < v.ncps)
+      fail(&v, v.cps[v.next_cp].size,
+           "checkpoint at size %llu is beyond the %llu records (log truncated)",
+           (unsigned long long)v.cps[v.next_cp].size, (unsigned long long)n);
+    else if (v.have_ext && v.ext.size > n)
+      fail(&v, n + 1, "external checkpoint at size %llu is beyond the %llu records (log truncated)",
+           (unsigned long long)v.ext.size, (unsigned long long)n);
+    else if (v.bcount)
+      fail(&v, n, "last batch is incomplete (%u of %u records)", v.bcount, v.bsize);
+  }
+  if (rep->ok &&
+      cl_db_get(v.db, CL_CF_META, CL_META_ROOT, strlen(CL_META_ROOT), &val, &vl, err) == 0) {
+    if (vl != 32 || sodium_memcmp(val, rep->root, 32) != 0)
+      fail(&v, 0, "stored root does not match the recomputed root");
+    rocksdb_free(val);
+  }
+  if (o->progress)
+    o->progress(o->progress_ctx, rep->events, rep->tree_size);
+  cl_err_clear(err);
+  rc = 0;
+out:
+  for (size_t i = 0; i < v.ncps; i++)
+    free(v.cps[i].note);
+  free(v.cps);
+  free(v.bhashes);
+  cl_hmap_free(v.streams);
+  cl_hmap_free(v.ids);
+  cl_hmap_free(v.keyring);
+  if (v.secrets)
+    sodium_free(v.secrets);
+  cl_db_close(v.db);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  rep->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  return rc;
+}

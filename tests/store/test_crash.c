@@ -1,0 +1,161 @@
+/* Crash safety: a child process appends in a loop and reports every
+ * acknowledged event through a pipe; it is SIGKILLed at random moments.
+ * After each kill the log must reopen with every acknowledged event present
+ * at its acknowledged position, and verify must pass. */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/log.h"
+#include "store/verify.h"
+#include "tests/support/testutil.h"
+
+#define KILLS 24
+#define MAX_ACKS 1000000
+
+typedef struct ack {
+  uint8_t id[16];
+  uint64_t seq;
+} ack;
+
+static char *dir;
+static cl_signer admin;
+static int ack_fd;
+
+static void *child_writer(void *arg) {
+  cl_log *lg = arg;
+  unsigned seed = (unsigned)getpid() ^ (unsigned)(uintptr_t)&arg;
+  for (;;) {
+    size_t n = 1 + (size_t)(rand_r(&seed) % 16);
+    uint8_t *evs[16], ids[16][16];
+    size_t lens[16];
+    for (size_t i = 0; i < n; i++) {
+      char stream[32];
+      snprintf(stream, sizeof stream, "patient-%u", rand_r(&seed) % 10);
+      evs[i] = cl_test_event(stream, "admin", NULL, ids[i], &lens[i]);
+    }
+    cl_append_result r;
+    cl_err err;
+    int rc = cl_test_append(lg, &admin, evs, lens, n, n > 1, NULL, 0, 0, &r, &err);
+    for (size_t i = 0; i < n; i++)
+      free(evs[i]);
+    if (rc != 0) {
+      fprintf(stderr, "child append: %s\n", err.msg);
+      _exit(3);
+    }
+    for (size_t i = 0; i < n; i++) {
+      ack a;
+      memcpy(a.id, ids[i], 16);
+      a.seq = r.seq[i];
+      if (write(ack_fd, &a, sizeof a) != sizeof a)
+        _exit(4);
+    }
+    cl_append_result_free(&r);
+  }
+  return NULL;
+}
+
+static void child(int fd) {
+  ack_fd = fd;
+  cl_log *lg = cl_test_log_open(dir, 100);
+  if (!lg)
+    _exit(2);
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++)
+    pthread_create(&t[i], NULL, child_writer, lg);
+  pthread_join(t[0], NULL);
+  _exit(0);
+}
+
+static size_t drain(int fd, ack *acks, size_t n, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  while (poll(&p, 1, timeout_ms) > 0) {
+    ssize_t r = read(fd, &acks[n], sizeof(ack) * 64);
+    if (r <= 0)
+      break;
+    cr_assert_eq(r % sizeof(ack), 0);
+    n += (size_t)r / sizeof(ack);
+    cr_assert_lt(n, MAX_ACKS - 64);
+  }
+  return n;
+}
+
+typedef struct found {
+  uint64_t seq;
+} found;
+
+static int found_fn(void *ctx, const cl_event_view *v, cl_err *err) {
+  (void)err;
+  ((found *)ctx)->seq = v->seq;
+  return 0;
+}
+
+Test(crash, sigkill_loses_no_acknowledged_event, .timeout = 300) {
+  cl_log *lg = cl_test_log_new("crash", &dir, &admin, 100);
+  cr_assert_not_null(lg);
+  cl_log_close(lg);
+  ack *acks = malloc(sizeof(ack) * MAX_ACKS);
+  size_t n = 0;
+  srand((unsigned)time(NULL));
+  for (int k = 0; k < KILLS; k++) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+      close(p[0]);
+      child(p[1]);
+    }
+    close(p[1]);
+    /* let it run 20-150 ms, collecting acknowledgements, then kill it */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long run_ms = 20 + rand() % 130;
+    for (;;) {
+      n = drain(p[0], acks, n, 5);
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+      if (ms >= run_ms)
+        break;
+    }
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status), "child exited on its own: status %d", WEXITSTATUS(status));
+    n = drain(p[0], acks, n, 0); /* acks written before the kill */
+    close(p[0]);
+  }
+  cr_log_info("%zu acknowledged events over %d kills", n, KILLS);
+  cr_assert_gt(n, (size_t)KILLS, "the children made progress");
+
+  lg = cl_test_log_open(dir, 100);
+  cr_assert_not_null(lg, "reopens after the last kill");
+  cl_err err;
+  for (size_t i = 0; i < n; i++) {
+    found f = {0};
+    cr_assert_eq(cl_log_get_event(lg, acks[i].id, found_fn, &f, &err), 0,
+                 "acknowledged event %zu (seq %llu) lost: %s", i, (unsigned long long)acks[i].seq,
+                 err.msg);
+    cr_assert_eq(f.seq, acks[i].seq, "acknowledged position changed");
+  }
+  uint64_t size;
+  cl_log_head(lg, &size, NULL);
+  cl_log_close(lg);
+  cl_verify_options o = {.dir = dir};
+  cl_verify_report rep;
+  cr_assert_eq(cl_verify_dir(&o, &rep, &err), 0, "%s", err.msg);
+  cr_assert(rep.ok, "verify after crashes: seq %llu: %s", (unsigned long long)rep.fail_seq,
+            rep.fail_what);
+  cr_assert_eq(rep.events, size);
+  free(acks);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}

@@ -1,0 +1,233 @@
+/* Test helpers; see testutil.h. */
+#include "tests/support/testutil.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *cl_test_tmpdir(const char *tag) {
+  const char *base = getenv("TMPDIR");
+  if (!base || !*base)
+    base = "/tmp";
+  size_t n = strlen(base) + strlen(tag) + 32;
+  char *p = malloc(n);
+  if (!p)
+    abort();
+  snprintf(p, n, "%s/cl-%s-XXXXXX", base, tag);
+  if (!mkdtemp(p))
+    abort();
+  return p;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+void cl_test_rmtree(const char *path) {
+  if (path)
+    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint8_t *cl_test_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  size_t cap = 4096, n = 0;
+  uint8_t *buf = malloc(cap);
+  while (buf) {
+    size_t r = fread(buf + n, 1, cap - n, f);
+    n += r;
+    if (n < cap)
+      break;
+    uint8_t *nb = realloc(buf, cap * 2);
+    if (!nb) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    buf = nb;
+    cap *= 2;
+  }
+  fclose(f);
+  if (buf && len)
+    *len = n;
+  return buf;
+}
+
+static int tree_contains(const char *dir, const void *needle, size_t n) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  int found = 0;
+  struct dirent *e;
+  while (!found && (e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+      continue;
+    if (S_ISDIR(st.st_mode)) {
+      found = tree_contains(path, needle, n);
+    } else if (S_ISREG(st.st_mode)) {
+      size_t len = 0;
+      uint8_t *buf = cl_test_read_file(path, &len);
+      if (buf && len >= n && memmem(buf, len, needle, n))
+        found = 1;
+      free(buf);
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+int cl_test_tree_contains(const char *dir, const void *needle, size_t n) {
+  return tree_contains(dir, needle, n);
+}
+
+/* ---- log fixtures ---- */
+#include <sodium.h>
+
+cl_log *cl_test_log_open(const char *dir, uint64_t cp_interval) {
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  o.checkpoint_interval = cp_interval;
+  cl_log *log = NULL;
+  cl_err err;
+  if (cl_log_open(&o, &log, &err) != 0) {
+    fprintf(stderr, "open %s: %s\n", dir, err.msg);
+    return NULL;
+  }
+  return log;
+}
+
+cl_log *cl_test_log_new(const char *tag, char **dir, cl_signer *admin, uint64_t cp_interval) {
+  cl_err err;
+  *dir = cl_test_tmpdir(tag);
+  if (cl_crypto_init(&err) || cl_signer_generate(admin, &err))
+    abort();
+  char d[4096];
+  snprintf(d, sizeof d, "%s/data", *dir);
+  free(*dir);
+  *dir = strdup(d);
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = *dir;
+  cl_log_genesis g = {.admin_principal = "admin", .admin = admin, .organization = "Test Hospital"};
+  if (cl_log_create(&o, &g, &err) != 0) {
+    fprintf(stderr, "create: %s\n", err.msg);
+    abort();
+  }
+  return cl_test_log_open(*dir, cp_interval);
+}
+
+uint8_t *cl_test_pack_event(const Clinlog__V1__Event *ev, size_t *len) {
+  *len = clinlog__v1__event__get_packed_size(ev);
+  uint8_t *buf = malloc(*len ? *len : 1);
+  if (buf)
+    clinlog__v1__event__pack(ev, buf);
+  return buf;
+}
+
+uint8_t *cl_test_event(const char *stream, const char *principal, const char *note, uint8_t id[16],
+                       size_t *len) {
+  uint8_t idb[16];
+  randombytes_buf(idb, 16);
+  if (id)
+    memcpy(id, idb, 16);
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Clinlog__V1__ObservationRecorded obs = CLINLOG__V1__OBSERVATION_RECORDED__INIT;
+  ts.seconds = 1793000000;
+  by.principal_id = (char *)principal;
+  by.role = "nurse";
+  ev.event_id.data = idb;
+  ev.event_id.len = 16;
+  ev.stream = (char *)stream;
+  ev.occurred_at = &ts;
+  ev.recorded_by = &by;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED;
+  ev.observation_recorded = &obs;
+  obs.observation_id = "obs-1";
+  obs.note = (char *)(note ? note : "heart rate 72/min");
+  return cl_test_pack_event(&ev, len);
+}
+
+int cl_test_append(cl_log *log, const cl_signer *s, uint8_t **events, const size_t *lens, size_t n,
+                   int batch_sig, const char *x_stream, int x_kind, uint64_t x_version,
+                   cl_append_result *r, cl_err *err) {
+  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
+  ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
+  uint8_t(*hashes)[32] = malloc(n * 32);
+  uint8_t(*sigs)[64] = malloc(n * 64);
+  Clinlog__V1__Signature *sv = calloc(n, sizeof *sv), **sp = calloc(n, sizeof *sp);
+  Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
+  for (size_t i = 0; i < n; i++) {
+    evs[i].data = events[i];
+    evs[i].len = lens[i];
+    cl_event_hash(events[i], lens[i], hashes[i]);
+  }
+  b.n_events = n;
+  b.events = evs;
+  if (batch_sig) {
+    cl_sign_batch(s, (const uint8_t(*)[32])hashes, n, sigs[0]);
+    bs.key_id.data = (uint8_t *)s->pk;
+    bs.key_id.len = 32;
+    bs.signature.data = sigs[0];
+    bs.signature.len = 64;
+    b.batch_signature = &bs;
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      clinlog__v1__signature__init(&sv[i]);
+      cl_sign_event(s, hashes[i], sigs[i]);
+      sv[i].key_id.data = (uint8_t *)s->pk;
+      sv[i].key_id.len = 32;
+      sv[i].signature.data = sigs[i];
+      sv[i].signature.len = 64;
+      sp[i] = &sv[i];
+    }
+    b.n_signatures = n;
+    b.signatures = sp;
+  }
+  Clinlog__V1__StreamExpectation x = CLINLOG__V1__STREAM_EXPECTATION__INIT, *xp = &x;
+  Clinlog__V1__ExpectedVersion xv = CLINLOG__V1__EXPECTED_VERSION__INIT;
+  if (x_stream) {
+    x.stream = (char *)x_stream;
+    xv.kind = x_kind;
+    xv.version = x_version;
+    x.expected = &xv;
+    b.n_expectations = 1;
+    b.expectations = &xp;
+  }
+  int rc = cl_log_append(log, &b, r, err);
+  free(evs);
+  free(hashes);
+  free(sigs);
+  free(sv);
+  free(sp);
+  return rc;
+}
+
+int cl_test_append1(cl_log *log, const cl_signer *s, const char *stream, const char *principal,
+                    const char *note, uint64_t *seq, cl_err *err) {
+  size_t len;
+  uint8_t *ev = cl_test_event(stream, principal, note, NULL, &len);
+  cl_append_result r;
+  int rc = cl_test_append(log, s, &ev, &len, 1, 0, NULL, 0, 0, &r, err);
+  if (rc == 0 && seq)
+    *seq = r.seq[0];
+  if (rc == 0 || rc == CL_ECONFLICT)
+    cl_append_result_free(&r);
+  free(ev);
+  return rc;
+}
