@@ -31,9 +31,15 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   rocksdb_block_based_options_set_filter_policy(db->bbto, rocksdb_filterpolicy_create_bloom(10));
   rocksdb_options_set_block_based_table_factory(db->opts, db->bbto);
 
+  /* Most appends look up ids that do not exist yet: a whole-key bloom
+   * filter on the memtable answers those misses without a skiplist search. */
+  db->point_opts = rocksdb_options_create_copy(db->opts);
+  rocksdb_options_set_memtable_prefix_bloom_size_ratio(db->point_opts, 0.1);
+  rocksdb_options_set_memtable_whole_key_filtering(db->point_opts, 1);
   const rocksdb_options_t *cfopts[CL_CF_COUNT];
   for (int i = 0; i < CL_CF_COUNT; i++)
-    cfopts[i] = db->opts;
+    cfopts[i] = (i == CL_CF_IDS || i == CL_CF_KEYS || i == CL_CF_KEYRING) ? db->point_opts
+                                                                          : db->opts;
   char *rerr = NULL;
   if (read_only)
     db->db = rocksdb_open_for_read_only_column_families(db->opts, path, CL_CF_COUNT, CF_NAMES,
@@ -43,9 +49,8 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
                                           &rerr);
   if (rerr || !db->db) {
     int rc = cl_db_error(rerr, err, "open");
-    if (!create && !rerr)
-      rc = CL_ENOTFOUND;
     rocksdb_options_destroy(db->opts);
+    rocksdb_options_destroy(db->point_opts);
     rocksdb_block_based_options_destroy(db->bbto);
     rocksdb_cache_destroy(db->cache);
     free(db);
@@ -62,6 +67,19 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
 void cl_db_close(cl_db *db) {
   if (!db)
     return;
+  if (!db->read_only) {
+    /* flush memtables so the next open (and a read-only verify) need not
+     * replay the whole WAL */
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int i = 0; i < CL_CF_COUNT; i++) {
+      char *rerr = NULL;
+      rocksdb_flush_cf(db->db, fo, db->cf[i], &rerr);
+      if (rerr)
+        rocksdb_free(rerr); /* the WAL still has it: nothing is lost */
+    }
+    rocksdb_flushoptions_destroy(fo);
+  }
   for (int i = 0; i < CL_CF_COUNT; i++)
     if (db->cf[i])
       rocksdb_column_family_handle_destroy(db->cf[i]);
@@ -69,6 +87,7 @@ void cl_db_close(cl_db *db) {
   rocksdb_readoptions_destroy(db->ro);
   rocksdb_writeoptions_destroy(db->wo);
   rocksdb_options_destroy(db->opts);
+  rocksdb_options_destroy(db->point_opts);
   rocksdb_block_based_options_destroy(db->bbto);
   rocksdb_cache_destroy(db->cache);
   free(db);

@@ -6,7 +6,8 @@
  * | log         | seq u64 BE                  | Record (protobuf, record.proto)        |
  * | streams     | tag[32] || version u64 BE   | seq u64 BE                             |
  * | ids         | event id[16]                | seq u64 BE || version u64 BE || hash[32] |
- * | merkle      | level u8 || index u64 BE    | node hash[32]                          |
+ * | merkle      | leaf index u64 BE           | hashes of the nodes leaf i completes:  |
+ * |             |                             | level 0 (the leaf), 1, ..., ctz(i+1)   |
  * | meta        | name (ASCII)                | see log.c (tree_size, root, format...) |
  * | keys        | tag[32]                     | wrapped data key (nonce[24] || ct[48]); empty = erased |
  * | keyring     | public key[32]              | KeyringEntry (see log.c)               |
@@ -38,6 +39,7 @@ typedef struct cl_db {
   rocksdb_t *db;
   rocksdb_column_family_handle_t *cf[CL_CF_COUNT];
   rocksdb_options_t *opts;
+  rocksdb_options_t *point_opts; /* ids, keys, keyring: memtable bloom for point misses */
   rocksdb_block_based_table_options_t *bbto;
   rocksdb_cache_t *cache;
   rocksdb_readoptions_t *ro;
@@ -75,10 +77,11 @@ static inline uint64_t cl_get_be64(const uint8_t *p) {
   return v;
 }
 
-/* Merkle node key: level u8 || index u64 BE. */
-static inline void cl_merkle_key(uint8_t k[9], unsigned level, uint64_t index) {
-  k[0] = (uint8_t)level;
-  cl_be64(k + 1, index);
+/* Where the Merkle node (level, index) is stored: under the leaf that
+ * completed it, ((index + 1) << level) - 1, at hash position `level`. One
+ * key per leaf keeps the write path at one Merkle put per event. */
+static inline uint64_t cl_merkle_node_leaf(unsigned level, uint64_t index) {
+  return ((index + 1) << level) - 1;
 }
 
 #endif

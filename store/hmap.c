@@ -1,7 +1,10 @@
 /* Open addressing with linear probing; no deletion (the store never needs
- * it), so no tombstones. Load factor kept under 1/2. */
+ * it), so no tombstones. Load factor kept under 1/2. Keys can be chosen by
+ * clients (event ids), so slots come from SipHash under a random per-map
+ * key: nobody can aim many keys at one slot. */
 #include "store/hmap.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,18 +13,15 @@ struct cl_hmap {
   size_t cap;      /* power of two */
   size_t count;
   uint8_t *slots;  /* cap * slot_len: [used byte][key][val] */
+  uint8_t sipkey[crypto_shorthash_KEYBYTES];
 };
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a, then a final mix */
-  for (size_t i = 0; i < n; i++) {
-    h ^= p[i];
-    h *= 1099511628211ULL;
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  return h;
+static uint64_t hash_bytes(const cl_hmap *m, const uint8_t *p, size_t n) {
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, p, n, m->sipkey);
+  uint64_t v;
+  memcpy(&v, h, sizeof v);
+  return v;
 }
 
 cl_hmap *cl_hmap_new(size_t key_len, size_t val_len) {
@@ -32,6 +32,7 @@ cl_hmap *cl_hmap_new(size_t key_len, size_t val_len) {
   m->val_len = val_len;
   m->slot_len = 1 + key_len + val_len;
   m->cap = 16;
+  randombytes_buf(m->sipkey, sizeof m->sipkey);
   m->slots = calloc(m->cap, m->slot_len);
   if (!m->slots) {
     free(m);
@@ -57,7 +58,7 @@ size_t cl_hmap_count(const cl_hmap *m) { return m->count; }
 
 static uint8_t *find(const cl_hmap *m, const void *key, int *found) {
   size_t mask = m->cap - 1;
-  size_t i = (size_t)hash_bytes(key, m->key_len) & mask;
+  size_t i = (size_t)hash_bytes(m, key, m->key_len) & mask;
   for (;;) {
     uint8_t *s = m->slots + i * m->slot_len;
     if (!s[0]) {

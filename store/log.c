@@ -74,11 +74,25 @@ struct cl_log {
   cl_merkle_frontier frontier;
   cl_hmap *streams;   /* tag -> stream_state */
   cl_hmap *group_ids; /* event id -> id_entry, ids written by the current group */
+  uint8_t (*pend)[48]; /* stream index entries of the current group */
+  size_t pend_n, pend_cap;
   uint64_t last_checkpoint;
 
   pthread_mutex_t kr_mu; /* guards keyring (read by prepare, written by commit) */
   cl_hmap *keyring;      /* public key -> cl_keyring_entry */
+
+  /* Unwrapped data keys of committed streams, so prepare does not read and
+   * unwrap a stream's key for every batch. Keys live in sodium_malloc
+   * memory; an erasure empties the cache and bumps kc_gen so a key read
+   * before the erasure is never cached after it. */
+  pthread_mutex_t kc_mu;
+  cl_hmap *kc_idx;   /* tag -> uint32 slot */
+  uint8_t *kc_slab;  /* KC_CAP * 32 bytes */
+  uint32_t kc_used;
+  uint64_t kc_gen;
 };
+
+#define KC_CAP 8192
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -338,12 +352,13 @@ static stream_state *stream_get(cl_log *log, const uint8_t tag[32], cl_err *err)
   return s;
 }
 
-/* Merkle node access through RocksDB (reads) and a WriteBatch (writes). */
+/* Merkle node access through RocksDB (reads) and a WriteBatch (writes);
+ * see cl_merkle_node_leaf for the layout. */
 static int db_merkle_get(void *ctx, unsigned level, uint64_t index, uint8_t out[32],
                          cl_err *err) {
   cl_db *db = ctx;
-  uint8_t k[9];
-  cl_merkle_key(k, level, index);
+  uint8_t k[8];
+  cl_be64(k, cl_merkle_node_leaf(level, index));
   char *v;
   size_t vl;
   int rc = cl_db_get(db, CL_CF_MERKLE, k, sizeof k, &v, &vl, err);
@@ -352,30 +367,46 @@ static int db_merkle_get(void *ctx, unsigned level, uint64_t index, uint8_t out[
                ? cl_err_set(err, CL_ECORRUPT, "merkle node (%u,%llu) missing", level,
                             (unsigned long long)index)
                : rc;
-  if (vl != 32) {
+  if (vl < 32 * ((size_t)level + 1) || vl % 32) {
     rocksdb_free(v);
-    return cl_err_set(err, CL_ECORRUPT, "merkle node (%u,%llu) has %zu bytes", level,
-                      (unsigned long long)index, vl);
+    return cl_err_set(err, CL_ECORRUPT, "merkle entry of leaf %llu has %zu bytes",
+                      (unsigned long long)cl_merkle_node_leaf(level, index), vl);
   }
-  memcpy(out, v, 32);
+  memcpy(out, v + 32 * level, 32);
   rocksdb_free(v);
   return 0;
 }
 
+/* Collects the nodes one leaf append completes, then writes them as one
+ * merkle entry. */
 typedef struct wb_ctx {
   cl_db *db;
   rocksdb_writebatch_t *wb;
+  uint64_t leaf;
+  unsigned levels;
+  uint8_t hashes[64][32];
 } wb_ctx;
 
 static int wb_merkle_put(void *ctx, unsigned level, uint64_t index, const uint8_t hash[32],
                          cl_err *err) {
-  (void)err;
   wb_ctx *c = ctx;
-  uint8_t k[9];
-  cl_merkle_key(k, level, index);
-  rocksdb_writebatch_put_cf(c->wb, c->db->cf[CL_CF_MERKLE], (const char *)k, sizeof k,
-                            (const char *)hash, 32);
+  if (level >= 64)
+    return cl_err_set(err, CL_EINVAL, "merkle level %u", level);
+  if (level == 0) {
+    c->leaf = index;
+    c->levels = 0;
+  }
+  memcpy(c->hashes[level], hash, 32);
+  if (level + 1 > c->levels)
+    c->levels = level + 1;
   return 0;
+}
+
+static void wb_merkle_flush(wb_ctx *c) {
+  uint8_t k[8];
+  cl_be64(k, c->leaf);
+  rocksdb_writebatch_put_cf(c->wb, c->db->cf[CL_CF_MERKLE], (const char *)k, 8,
+                            (const char *)c->hashes, 32 * (size_t)c->levels);
 }
 
 static int meta_get(cl_db *db, const char *name, void *out, size_t n, size_t *got, cl_err *err) {
@@ -411,10 +442,15 @@ static void log_free(cl_log *log) {
   cl_signer_free(&log->log_signer);
   cl_hmap_free(log->streams);
   cl_hmap_free(log->group_ids);
+  free(log->pend);
   cl_hmap_free(log->keyring);
   pthread_mutex_destroy(&log->mu);
   pthread_cond_destroy(&log->cv);
   pthread_mutex_destroy(&log->kr_mu);
+  pthread_mutex_destroy(&log->kc_mu);
+  cl_hmap_free(log->kc_idx);
+  if (log->kc_slab)
+    sodium_free(log->kc_slab);
   free(log->dir);
   free(log);
 }
@@ -471,7 +507,11 @@ static int log_alloc(const cl_log_options *o, cl_log **out, cl_err *err) {
   pthread_mutex_init(&log->mu, NULL);
   pthread_cond_init(&log->cv, NULL);
   pthread_mutex_init(&log->kr_mu, NULL);
-  if (!log->dir || !log->streams || !log->group_ids || !log->keyring) {
+  pthread_mutex_init(&log->kc_mu, NULL);
+  log->kc_idx = cl_hmap_new(32, sizeof(uint32_t));
+  log->kc_slab = sodium_malloc((size_t)KC_CAP * 32);
+  if (!log->dir || !log->streams || !log->group_ids || !log->keyring || !log->kc_idx ||
+      !log->kc_slab) {
     log_free(log);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
@@ -883,9 +923,49 @@ static int prepare_check(cl_log *log, const Clinlog__V1__AppendBatch *b, prep *p
   return 0;
 }
 
+/* Key cache lookup: 1 and the key on a hit; 0 and the generation on a miss. */
+static int kc_get(cl_log *log, const uint8_t tag[32], uint8_t *key, uint64_t *gen) {
+  pthread_mutex_lock(&log->kc_mu);
+  const uint32_t *slot = cl_hmap_get(log->kc_idx, tag);
+  if (slot)
+    memcpy(key, log->kc_slab + 32 * (size_t)*slot, 32);
+  *gen = log->kc_gen;
+  pthread_mutex_unlock(&log->kc_mu);
+  return slot != NULL;
+}
+
+static void kc_put(cl_log *log, const uint8_t tag[32], const uint8_t *key, uint64_t gen) {
+  pthread_mutex_lock(&log->kc_mu);
+  if (gen == log->kc_gen && !cl_hmap_get(log->kc_idx, tag)) {
+    if (log->kc_used == KC_CAP) { /* full: start over (cheap, rare) */
+      cl_hmap_clear(log->kc_idx);
+      sodium_memzero(log->kc_slab, (size_t)KC_CAP * 32);
+      log->kc_used = 0;
+    }
+    uint32_t slot = log->kc_used;
+    if (cl_hmap_put(log->kc_idx, tag, &slot)) {
+      memcpy(log->kc_slab + 32 * (size_t)slot, key, 32);
+      log->kc_used++;
+    }
+  }
+  pthread_mutex_unlock(&log->kc_mu);
+}
+
+static void kc_invalidate(cl_log *log) {
+  pthread_mutex_lock(&log->kc_mu);
+  cl_hmap_clear(log->kc_idx);
+  sodium_memzero(log->kc_slab, (size_t)KC_CAP * 32);
+  log->kc_used = 0;
+  log->kc_gen++;
+  pthread_mutex_unlock(&log->kc_mu);
+}
+
 /* Data key of a stream for a new batch: unwrapped if the stream has one,
  * minted (and wrapped into ps) if not. */
 static int stream_key(cl_log *log, Clinlog__V1__PreparedStream *ps, uint8_t *key, cl_err *err) {
+  uint64_t gen;
+  if (kc_get(log, ps->stream_tag.data, key, &gen))
+    return 0;
   char *v;
   size_t vl;
   int rc = cl_db_get(log->db, CL_CF_KEYS, ps->stream_tag.data, 32, &v, &vl, err);
@@ -905,6 +985,7 @@ static int stream_key(cl_log *log, Clinlog__V1__PreparedStream *ps, uint8_t *key
   rocksdb_free(v);
   if (rc)
     return cl_err_set(err, CL_ECORRUPT, "stream data key does not unwrap (wrong master key?)");
+  kc_put(log, ps->stream_tag.data, key, gen);
   return 0;
 }
 
@@ -1219,6 +1300,56 @@ static int commit_check(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_ap
   return 0;
 }
 
+/* Stream index entries of the current group: tag || version BE || seq BE. */
+static int pend_stream(cl_log *log, const uint8_t tag[32], uint64_t version, uint64_t seq) {
+  if (log->pend_n == log->pend_cap) {
+    size_t nc = log->pend_cap ? log->pend_cap * 2 : 1024;
+    uint8_t(*n)[48] = realloc(log->pend, nc * 48);
+    if (!n)
+      return CL_ENOMEM;
+    log->pend = n;
+    log->pend_cap = nc;
+  }
+  memcpy(log->pend[log->pend_n], tag, 32);
+  cl_be64(log->pend[log->pend_n] + 32, version);
+  cl_be64(log->pend[log->pend_n] + 40, seq);
+  log->pend_n++;
+  return 0;
+}
+
+static int cmp16(const void *a, const void *b) {
+  return memcmp(*(const uint8_t *const *)a, *(const uint8_t *const *)b, 16);
+}
+
+static int cmp40(const void *a, const void *b) { return memcmp(a, b, 40); }
+
+/* Adds the group's id and stream index entries in key order: sorted
+ * inserts reuse the memtable skiplist's search position, which for random
+ * keys (ids, stream tags) roughly halves the insert cost. */
+static int write_indexes(cl_log *log, rocksdb_writebatch_t *wb) {
+  size_t n = cl_hmap_count(log->group_ids), pos = 0, i = 0;
+  const uint8_t **keys = malloc((n ? n : 1) * sizeof *keys);
+  if (!keys)
+    return CL_ENOMEM;
+  const void *k;
+  void *v;
+  while (cl_hmap_next(log->group_ids, &pos, &k, &v))
+    keys[i++] = k;
+  qsort(keys, n, sizeof *keys, cmp16);
+  for (i = 0; i < n; i++) {
+    const id_entry *ie = cl_hmap_get(log->group_ids, keys[i]);
+    rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_IDS], (const char *)keys[i], 16,
+                              (const char *)ie->v, sizeof ie->v);
+  }
+  free(keys);
+  qsort(log->pend, log->pend_n, 48, cmp40);
+  for (i = 0; i < log->pend_n; i++)
+    rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_STREAMS], (const char *)log->pend[i], 40,
+                              (const char *)log->pend[i] + 40, 8);
+  log->pend_n = 0;
+  return 0;
+}
+
 static int stream_index(const Clinlog__V1__PreparedBatch *pb, const uint8_t *tag) {
   for (size_t j = 0; j < pb->n_streams; j++)
     if (memcmp(pb->streams[j]->stream_tag.data, tag, 32) == 0)
@@ -1232,7 +1363,7 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
                         const Clinlog__V1__PreparedBatch *pb, cl_append_result *r,
                         int *erased, cl_err *err) {
   cl_db *db = log->db;
-  wb_ctx wc = {db, wb};
+  wb_ctx wc = {.db = db, .wb = wb};
   size_t n = pb->n_events;
   uint8_t *buf = NULL;
   size_t bufcap = 0;
@@ -1282,20 +1413,16 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
       free(buf);
       return rc;
     }
+    wb_merkle_flush(&wc);
     uint8_t k[8];
     cl_be64(k, seq);
     rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_LOG], (const char *)k, 8, (const char *)buf, len);
-    uint8_t sk[40];
-    memcpy(sk, pe->stream_tag.data, 32);
-    cl_be64(sk + 32, version);
-    rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_STREAMS], (const char *)sk, 40, (const char *)k, 8);
+    /* index entries are written sorted at the end of the group (write_indexes) */
     id_entry ie;
     cl_be64(ie.v, seq);
     cl_be64(ie.v + 8, version);
     memcpy(ie.v + 16, pe->event_hash.data, 32);
-    rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_IDS], (const char *)pe->event_id.data, 16,
-                              (const char *)ie.v, sizeof ie.v);
-    if (!cl_hmap_put(log->group_ids, pe->event_id.data, &ie)) {
+    if (!cl_hmap_put(log->group_ids, pe->event_id.data, &ie) || pend_stream(log, pe->stream_tag.data, version, seq)) {
       free(buf);
       return cl_err_set(err, CL_ENOMEM, "out of memory");
     }
@@ -1349,6 +1476,7 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
     rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_KEYS], (const char *)tag, 32, "", 0);
     st->key_state = KEY_ERASED;
     *erased = 1;
+    kc_invalidate(log);
   }
   if (r)
     r->tree_size = log->frontier.size;
@@ -1393,6 +1521,7 @@ static void purge_erased_keys(cl_log *log) {
 static void commit_group(cl_log *log, commit_req *reqs) {
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   cl_hmap_clear(log->group_ids);
+  log->pend_n = 0;
   uint64_t size_before = log->frontier.size;
   int wrote = 0, erased = 0, fatal = 0;
   cl_err ferr;
@@ -1426,6 +1555,10 @@ static void commit_group(cl_log *log, commit_req *reqs) {
   }
   uint8_t root[32];
   cl_merkle_frontier_root(&log->frontier, root);
+  if (wrote && !fatal && write_indexes(log, wb) != 0) {
+    fatal = 1;
+    cl_err_set(&ferr, CL_ENOMEM, "out of memory");
+  }
   if (wrote && !fatal) {
     uint64_t size = log->frontier.size;
     uint8_t sz[8];

@@ -161,9 +161,21 @@ static int verify_signatures(vstate *v, const Clinlog__V1__Record *r) {
   return 0;
 }
 
-static int no_put(void *ctx, unsigned level, uint64_t index, const uint8_t hash[32],
-                  cl_err *err) {
-  (void)ctx, (void)level, (void)index, (void)hash, (void)err;
+/* The nodes one leaf completes, as log.c stores them. */
+typedef struct entry {
+  unsigned levels;
+  uint8_t hashes[64][32];
+} entry;
+
+static int collect_put(void *ctx, unsigned level, uint64_t index, const uint8_t hash[32],
+                       cl_err *err) {
+  (void)index, (void)err;
+  entry *e = ctx;
+  if (level >= 64)
+    return CL_EINVAL;
+  memcpy(e->hashes[level], hash, 32);
+  if (level + 1 > e->levels)
+    e->levels = level + 1;
   return 0;
 }
 
@@ -332,9 +344,7 @@ static int replay(vstate *v, cl_err *err) {
   rocksdb_iterator_t *it = rocksdb_create_iterator_cf(v->db->db, v->db->ro, v->db->cf[CL_CF_LOG]);
   rocksdb_iterator_t *mt = rocksdb_create_iterator_cf(v->db->db, v->db->ro,
                                                       v->db->cf[CL_CF_MERKLE]);
-  uint8_t mk[9];
-  cl_merkle_key(mk, 0, 0);
-  rocksdb_iter_seek(mt, (const char *)mk, sizeof mk);
+  rocksdb_iter_seek_to_first(mt);
   uint64_t expect = 1;
   int stop = 0;
   /* content checks need every record of a batch to know its signer, which
@@ -373,23 +383,30 @@ static int replay(vstate *v, cl_err *err) {
     }
     uint8_t leaf[32];
     cl_merkle_leaf_hash((const uint8_t *)val, vl, leaf);
-    /* the stored leaf */
+    /* the stored tree: the entry of this leaf holds the leaf and every node
+     * it completed; recompute them all */
     size_t mkl, mvl;
     const char *mkey = rocksdb_iter_valid(mt) ? rocksdb_iter_key(mt, &mkl) : NULL;
-    if (!mkey || mkl != 9 || mkey[0] != 0 ||
-        cl_get_be64((const uint8_t *)mkey + 1) != seq - 1) {
-      stop = fail(v, seq, "Merkle leaf for record %llu is missing", (unsigned long long)seq);
+    if (!mkey || mkl != 8 || cl_get_be64((const uint8_t *)mkey) != seq - 1) {
+      stop = fail(v, seq, "Merkle entry for record %llu is missing", (unsigned long long)seq);
       goto next;
     }
     const char *mval = rocksdb_iter_value(mt, &mvl);
-    if (mvl != 32 || sodium_memcmp(mval, leaf, 32) != 0) {
+    if (mvl < 32 || sodium_memcmp(mval, leaf, 32) != 0) {
       stop = fail(v, seq, "record %llu does not match its stored Merkle leaf (record altered)",
                   (unsigned long long)seq);
       goto next;
     }
-    rocksdb_iter_next(mt);
+    entry ent;
+    ent.levels = 0;
     cl_err e;
-    cl_merkle_frontier_append(&v->f, leaf, no_put, NULL, &e);
+    cl_merkle_frontier_append(&v->f, leaf, collect_put, &ent, &e);
+    if (mvl != 32 * (size_t)ent.levels || sodium_memcmp(mval, ent.hashes, mvl) != 0) {
+      stop = fail(v, seq, "stored Merkle nodes completed by record %llu differ from the records",
+                  (unsigned long long)seq);
+      goto next;
+    }
+    rocksdb_iter_next(mt);
     /* stream versions are gap-free, ids unique */
     uint64_t *last = cl_hmap_get(v->streams, r->stream_tag.data);
     uint64_t prev = last ? *last : 0;
@@ -435,9 +452,12 @@ static int replay(vstate *v, cl_err *err) {
           goto next;
       }
     }
-    cl_merkle_frontier_root(&v->f, root);
-    if (v->next_cp < v->ncps || v->have_ext)
+    /* the root only where a checkpoint needs it: it costs log2(n) hashes */
+    if ((v->next_cp < v->ncps && v->cps[v->next_cp].size <= seq) ||
+        (v->have_ext && v->ext.size == seq)) {
+      cl_merkle_frontier_root(&v->f, root);
       stop = check_checkpoints_at(v, seq, root);
+    }
     v->rep->events = seq;
     expect = seq + 1;
     if (v->o->progress && (seq & 8191) == 0)

@@ -83,8 +83,9 @@ int cmd_prove(int argc, char **argv) {
             "usage: clinlog prove DIR inclusion SEQ [TREE_SIZE]\n"
             "       clinlog prove DIR consistency OLD_SIZE [NEW_SIZE]\n"
             "Prints an RFC 9162 proof as JSON (hashes in base64). TREE_SIZE/NEW_SIZE\n"
-            "default to the current tree size. An inclusion proof carries the stored\n"
-            "record so the leaf hash can be recomputed by the checker.\n");
+            "default to the latest signed checkpoint's size (the current head if it is\n"
+            "older than SEQ); the checkpoint at that size, if any, is included. An\n"
+            "inclusion proof carries the stored record so the checker recomputes the leaf.\n");
     return 2;
   }
   cl_err err;
@@ -97,8 +98,25 @@ int cmd_prove(int argc, char **argv) {
   size_t n = 0;
   int rc;
   json_t *o = NULL;
+  /* default: the latest signed checkpoint, so the proof can be checked
+   * against a signature; the current head if none covers `a` yet */
+  char *note = NULL;
+  size_t note_len = 0;
+  cl_checkpoint cp;
+  if (!b && cl_log_get_checkpoint(log, 0, &note, &note_len, &err) == 0 &&
+      cl_checkpoint_parse(note, note_len, &cp, &err) == 0 && cp.size >= a)
+    b = cp.size;
   if (!b)
     cl_log_head(log, &b, NULL);
+  if (note && cl_checkpoint_parse(note, note_len, &cp, &err) == 0 && cp.size != b) {
+    free(note);
+    note = NULL;
+    if (cl_log_get_checkpoint(log, b, &note, &note_len, &err) == 0 &&
+        (cl_checkpoint_parse(note, note_len, &cp, &err) != 0 || cp.size != b)) {
+      free(note);
+      note = NULL;
+    }
+  }
   if (!strcmp(argv[2], "inclusion")) {
     rec_ctx rctx = {0};
     if (!(rc = cl_log_prove_inclusion(log, a, b, proof, &n, leaf, &err)) &&
@@ -121,15 +139,12 @@ int cmd_prove(int argc, char **argv) {
   }
   if (o) {
     json_object_set_new(o, "origin", json_string(cl_log_origin(log)));
-    char *note;
-    size_t len;
-    if (cl_log_get_checkpoint(log, 0, &note, &len, &err) == 0) {
-      json_object_set_new(o, "latestCheckpoint", json_stringn(note, len));
-      free(note);
-    }
+    if (note) /* the signed checkpoint at exactly this tree size */
+      json_object_set_new(o, "checkpoint", json_stringn(note, note_len));
     cli_print_json(stdout, o);
     json_decref(o);
   }
+  free(note);
   cl_log_close(log);
   return rc ? cli_fail("prove", &err) : 0;
 }
@@ -238,9 +253,8 @@ int cmd_verify_proof(int argc, char **argv) {
     }
   }
 out:
-  json_decref(p);
-  if (rc)
-    return cli_fail("verify-proof", &err);
-  printf("ok: %s proof verifies%s\n", type, cpfile ? " against the signed checkpoint" : "");
-  return 0;
+  if (rc == 0)
+    printf("ok: %s proof verifies%s\n", type, cpfile ? " against the signed checkpoint" : "");
+  json_decref(p); /* `type` points into p */
+  return rc ? cli_fail("verify-proof", &err) : 0;
 }
