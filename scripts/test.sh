@@ -13,15 +13,23 @@ bash scripts/install-deps.sh
 echo "== build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$JOBS"
+PASSED=0
+run_ctest() { # dir [env...]: runs ctest, adds its count of passed tests
+  local dir=$1 out
+  shift
+  out=$(cd "$dir" && env "$@" ctest --output-on-failure -j1 2>&1) || { echo "$out"; exit 1; }
+  echo "$out" | grep -E "Test +#|tests passed|tests failed"
+  PASSED=$((PASSED + $(echo "$out" | sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p')))
+}
 echo "== unit and integration tests"
-(cd build && ctest --output-on-failure -j1)
+run_ctest build
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
   echo "== ASan+UBSan build and tests"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLINLOG_SANITIZE=ON >/dev/null
   cmake --build build-asan -j"$JOBS"
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j1)
+  run_ctest build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
@@ -35,7 +43,10 @@ if [ "$FUZZ_SECONDS" != 0 ] && command -v clang >/dev/null; then
     mkdir -p "$corpus"
     [ -d "tests/fuzz/corpus/$t" ] && cp -n tests/fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
     echo "-- $t"
-    ./build-fuzz/"$t" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" 2>&1 | tail -n 2
+    ./build-fuzz/"$t" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" >"build-fuzz/$t.log" 2>&1 ||
+      { tail -n 40 "build-fuzz/$t.log"; exit 1; }
+    tail -n 1 "build-fuzz/$t.log"
   done
 fi
 echo "== all tests passed"
+echo "clinlog: $PASSED passed, 0 failed"

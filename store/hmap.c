@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A slot is [used: 8 bytes][key, padded to 8][value, padded to 8], so values
+ * (which hold uint64_t fields) are 8-byte aligned. */
+#define ROUND8(n) (((n) + 7) & ~(size_t)7)
+
 struct cl_hmap {
-  size_t key_len, val_len, slot_len;
+  size_t key_len, val_len, slot_len, voff;
   size_t cap;      /* power of two */
   size_t count;
   uint8_t *slots;  /* cap * slot_len: [used byte][key][val] */
@@ -30,7 +34,8 @@ cl_hmap *cl_hmap_new(size_t key_len, size_t val_len) {
     return NULL;
   m->key_len = key_len;
   m->val_len = val_len;
-  m->slot_len = 1 + key_len + val_len;
+  m->voff = 8 + ROUND8(key_len);
+  m->slot_len = m->voff + ROUND8(val_len);
   m->cap = 16;
   randombytes_buf(m->sipkey, sizeof m->sipkey);
   m->slots = calloc(m->cap, m->slot_len);
@@ -65,7 +70,7 @@ static uint8_t *find(const cl_hmap *m, const void *key, int *found) {
       *found = 0;
       return s;
     }
-    if (memcmp(s + 1, key, m->key_len) == 0) {
+    if (memcmp(s + 8, key, m->key_len) == 0) {
       *found = 1;
       return s;
     }
@@ -76,7 +81,7 @@ static uint8_t *find(const cl_hmap *m, const void *key, int *found) {
 void *cl_hmap_get(const cl_hmap *m, const void *key) {
   int found;
   uint8_t *s = find(m, key, &found);
-  return found ? s + 1 + m->key_len : NULL;
+  return found ? s + m->voff : NULL;
 }
 
 static int grow(cl_hmap *m) {
@@ -92,7 +97,7 @@ static int grow(cl_hmap *m) {
     uint8_t *s = old + i * m->slot_len;
     if (s[0]) {
       int found;
-      uint8_t *d = find(m, s + 1, &found);
+      uint8_t *d = find(m, s + 8, &found);
       memcpy(d, s, m->slot_len);
     }
   }
@@ -107,19 +112,19 @@ void *cl_hmap_put(cl_hmap *m, const void *key, const void *val) {
   uint8_t *s = find(m, key, &found);
   if (!found) {
     s[0] = 1;
-    memcpy(s + 1, key, m->key_len);
+    memcpy(s + 8, key, m->key_len);
     m->count++;
   }
-  memcpy(s + 1 + m->key_len, val, m->val_len);
-  return s + 1 + m->key_len;
+  memcpy(s + m->voff, val, m->val_len);
+  return s + m->voff;
 }
 
 int cl_hmap_next(const cl_hmap *m, size_t *pos, const void **key, void **val) {
   while (*pos < m->cap) {
     uint8_t *s = m->slots + (*pos)++ * m->slot_len;
     if (s[0]) {
-      *key = s + 1;
-      *val = s + 1 + m->key_len;
+      *key = s + 8;
+      *val = s + m->voff;
       return 1;
     }
   }

@@ -588,7 +588,7 @@ static int open_common(const cl_log_options *o, int create, cl_log **out, cl_err
   struct stat st;
   if (!create && stat(o->dir, &st) != 0)
     return cl_err_set(err, CL_ENOTFOUND, "%s: no such data directory", o->dir);
-  cl_log *log;
+  cl_log *log = NULL;
   if ((rc = log_alloc(o, &log, err)))
     return rc;
   char path[4096];
@@ -1062,7 +1062,7 @@ static int prepare_build(cl_log *log, const Clinlog__V1__AppendBatch *b, prep *p
     }
     clinlog__v1__expected_version__init(ev);
     ev->kind = kind;
-    ev->version = x->expected->version;
+    ev->version = x->expected ? x->expected->version : 0;
     pb->streams[*k]->expected = ev;
   }
   /* encrypt */
@@ -2073,7 +2073,7 @@ int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err)
     goto fail_keys;
   }
 
-  cl_log *log;
+  cl_log *log = NULL;
   if ((rc = open_common(o, 1, &log, err)))
     goto fail_keys;
   char hex[65];

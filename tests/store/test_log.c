@@ -209,9 +209,10 @@ Test(log, same_id_other_content_is_refused) {
   cl_append_result_free(&r);
   /* same id, different note */
   Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, l1, e1);
+  char *orig = ev->observation_recorded->note;
   ev->observation_recorded->note = "second";
   uint8_t *e2 = cl_test_pack_event(ev, &l2);
-  ev->observation_recorded->note = NULL;
+  ev->observation_recorded->note = orig;
   clinlog__v1__event__free_unpacked(ev, NULL);
   cr_assert_eq(cl_test_append(lg, &admin, &e2, &l2, 1, 0, NULL, 0, 0, &r, &err), CL_EDUPLICATE);
   cr_assert(strstr(err.msg, "different content"), "%s", err.msg);
