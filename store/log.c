@@ -85,6 +85,10 @@ struct cl_log {
    * unwrap a stream's key for every batch. Keys live in sodium_malloc
    * memory; an erasure empties the cache and bumps kc_gen so a key read
    * before the erasure is never cached after it. */
+  cl_commit_fn hook;
+  void *hook_ctx;
+  int64_t last_committed_ns; /* committer-owned: commit times never go backwards */
+
   pthread_mutex_t kc_mu;
   cl_hmap *kc_idx;   /* tag -> uint32 slot */
   uint8_t *kc_slab;  /* KC_CAP * 32 bytes */
@@ -218,7 +222,9 @@ void cl_append_result_free(cl_append_result *r) {
     return;
   free(r->seq);
   free(r->version);
+  free(r->event_id);
   r->seq = r->version = NULL;
+  r->event_id = NULL;
   r->n = 0;
 }
 
@@ -226,7 +232,8 @@ static int result_alloc(cl_append_result *r, size_t n) {
   memset(r, 0, sizeof *r);
   r->seq = calloc(n ? n : 1, sizeof *r->seq);
   r->version = calloc(n ? n : 1, sizeof *r->version);
-  if (!r->seq || !r->version) {
+  r->event_id = calloc(n ? n : 1, sizeof *r->event_id);
+  if (!r->seq || !r->version || !r->event_id) {
     cl_append_result_free(r);
     return CL_ENOMEM;
   }
@@ -551,7 +558,13 @@ static int recover(cl_log *log, cl_err *err) {
                                 : rc;
     uint8_t leaf[32], stored[32];
     cl_merkle_leaf_hash((const uint8_t *)v, vl, leaf);
+    Clinlog__V1__Record *last = clinlog__v1__record__unpack(NULL, vl, (const uint8_t *)v);
     rocksdb_free(v);
+    if (!last)
+      return cl_err_set(err, CL_ECORRUPT, "record %llu (last) does not decode",
+                        (unsigned long long)log->size);
+    log->last_committed_ns = last->committed_at_ns;
+    clinlog__v1__record__free_unpacked(last, NULL);
     if ((rc = db_merkle_get(log->db, 0, log->size - 1, stored, err)))
       return rc;
     if (sodium_memcmp(leaf, stored, 32) != 0)
@@ -772,6 +785,11 @@ static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, 
                         i, cl_event_type_name(ev->body_case));
     return 0;
   default:
+    /* system streams hold what the store and its operators write */
+    if (ev->stream[0] == '$' && !genesis && !cl_roles_has(roles, CL_ROLE_ADMIN) &&
+        !cl_roles_has(roles, CL_ROLE_SYSTEM))
+      return cl_err_set(err, CL_EDENIED, "events[%zu].stream: $ streams need the admin or system role",
+                        i);
     return 0;
   }
 }
@@ -821,6 +839,8 @@ static int prepare_effects(cl_log *log, Clinlog__V1__PreparedBatch *pb, prep *p,
       const char *s = ev->stream_erased->stream;
       if ((rc = cl_stream_name_check(s, strlen(s), err)))
         return cl_err_prefix(err, "events[%zu].stream_erased", i);
+      if (s[0] == '$') /* the keyring and the log's own history stay readable */
+        return cl_err_set(err, CL_EDENIED, "events[%zu].stream_erased.stream: system streams cannot be erased", i);
       uint8_t tag[32];
       cl_stream_tag(log->tag_key, s, strlen(s), tag);
       rc = bytes_dup(&pb->erase_stream_tags[pb->n_erase_stream_tags++], tag, 32);
@@ -1154,14 +1174,33 @@ done:
 
 /* ---------------------------------------------------------------- commit */
 
-static int keyring_change_check(cl_log *log, const Clinlog__V1__KeyringChange *kc, cl_err *err) {
+/* Checks keyring change j of pb against the keyring and the changes before
+ * it in the same batch (a batch may register a principal and add a key). */
+static int keyring_change_check(cl_log *log, const Clinlog__V1__PreparedBatch *pb, size_t j,
+                                cl_err *err) {
+  const Clinlog__V1__KeyringChange *kc = pb->keyring[j];
   cl_keyring_entry e;
   int exists = keyring_lookup(log, kc->key_id.data, &e) == 0;
+  int principal_in_batch = 0;
+  for (size_t k = 0; k < j; k++) {
+    const Clinlog__V1__KeyringChange *o = pb->keyring[k];
+    if (memcmp(o->key_id.data, kc->key_id.data, 32) == 0) {
+      if (o->kind == CLINLOG__V1__KEYRING_CHANGE__KIND__REVOKE)
+        return cl_err_set(err, CL_EINVAL, "key of %s is revoked earlier in this batch", o->principal_id);
+      exists = 1;
+      memset(&e, 0, sizeof e);
+      snprintf(e.principal, sizeof e.principal, "%s", o->principal_id);
+    }
+    if (o->kind == CLINLOG__V1__KEYRING_CHANGE__KIND__REGISTER && o->n_roles &&
+        !strcmp(o->principal_id, kc->principal_id))
+      principal_in_batch = 1;
+  }
   char roles[256];
   if (kc->kind == CLINLOG__V1__KEYRING_CHANGE__KIND__REGISTER) {
     if (exists)
       return cl_err_set(err, CL_EEXIST, "key is already registered (to %s)", e.principal);
-    int principal_exists = principal_roles(log, kc->principal_id, roles, sizeof roles);
+    int principal_exists =
+        principal_in_batch || principal_roles(log, kc->principal_id, roles, sizeof roles);
     if (kc->n_roles && principal_exists)
       return cl_err_set(err, CL_EEXIST, "principal %s is already registered", kc->principal_id);
     if (!kc->n_roles && !principal_exists)
@@ -1240,17 +1279,20 @@ static int commit_check(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_ap
     if (same == n)
       return 1;
     char hex[33] = "";
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !hex[0]; i++) {
+      char *v = NULL;
+      size_t vl;
+      cl_err e2;
       if (cl_hmap_get(log->group_ids, pb->events[i]->event_id.data) ||
-          (found == n && same < n)) {
+          cl_db_get(log->db, CL_CF_IDS, pb->events[i]->event_id.data, 16, &v, &vl, &e2) == 0)
         cl_hex(pb->events[i]->event_id.data, 16, hex);
-        break;
-      }
+      if (v)
+        rocksdb_free(v);
     }
     return cl_err_set(err, CL_EDUPLICATE,
-                      "%zu of %zu event ids are already committed%s%s (a retry must resend the same events)",
+                      "%zu of %zu event ids are already committed%s%s%s (a retry must resend the same events)",
                       found, n, same < found ? " with different content" : "",
-                      hex[0] ? ", e.g. " : "");
+                      hex[0] ? ", e.g. " : "", hex);
   }
 
   /* streams: erasure, keys, expected versions */
@@ -1293,7 +1335,7 @@ static int commit_check(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_ap
     }
   }
   for (size_t j = 0; j < pb->n_keyring; j++) {
-    int rc = keyring_change_check(log, pb->keyring[j], err);
+    int rc = keyring_change_check(log, pb, j, err);
     if (rc)
       return rc;
   }
@@ -1367,6 +1409,11 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
   size_t n = pb->n_events;
   uint8_t *buf = NULL;
   size_t bufcap = 0;
+  /* the leader's clock, but never before an earlier commit (deterministic:
+   * depends only on the entries applied so far) */
+  int64_t committed_at = pb->prepared_at_ns > log->last_committed_ns ? pb->prepared_at_ns
+                                                                      : log->last_committed_ns;
+  log->last_committed_ns = committed_at;
   for (size_t i = 0; i < n; i++) {
     const Clinlog__V1__PreparedEvent *pe = pb->events[i];
     int j = stream_index(pb, pe->stream_tag.data);
@@ -1385,7 +1432,7 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
     rec.stream_version = version;
     rec.event_id = pe->event_id;
     rec.event_type = pe->event_type;
-    rec.committed_at_ns = pb->prepared_at_ns;
+    rec.committed_at_ns = committed_at;
     rec.event_hash = pe->event_hash;
     rec.nonce = pe->nonce;
     rec.ciphertext = pe->ciphertext;
@@ -1452,7 +1499,7 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
       snprintf(e.principal, sizeof e.principal, "%s", kc->principal_id);
       if (kc->n_roles)
         join_roles(kc->roles, kc->n_roles, e.roles, sizeof e.roles, err);
-      else
+      else /* applied in order, so a principal registered earlier in the batch is known */
         principal_roles(log, kc->principal_id, e.roles, sizeof e.roles);
     } else {
       keyring_lookup(log, kc->key_id.data, &e);
@@ -1502,16 +1549,20 @@ static int put_checkpoint(cl_log *log, rocksdb_writebatch_t *wb, uint64_t size,
   return 0;
 }
 
-/* Purges destroyed data keys from memtables and SST files, so crypto-
- * shredding does not leave the wrapped key recoverable on disk. */
+/* Purges destroyed data keys from disk so crypto-shredding leaves nothing
+ * recoverable: every family is flushed (a WAL file is deleted only once all
+ * families it holds data for are flushed), then the keys family is compacted
+ * so no SST file keeps the old wrapped key. */
 static void purge_erased_keys(cl_log *log) {
   rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
   rocksdb_flushoptions_set_wait(fo, 1);
-  char *rerr = NULL;
-  rocksdb_flush_cf(log->db->db, fo, log->db->cf[CL_CF_KEYS], &rerr);
-  if (rerr) {
-    fprintf(stderr, "clinlog: flushing erased keys: %s\n", rerr);
-    rocksdb_free(rerr);
+  for (int i = 0; i < CL_CF_COUNT; i++) {
+    char *rerr = NULL;
+    rocksdb_flush_cf(log->db->db, fo, log->db->cf[i], &rerr);
+    if (rerr) {
+      fprintf(stderr, "clinlog: flushing after an erasure: %s\n", rerr);
+      rocksdb_free(rerr);
+    }
   }
   rocksdb_flushoptions_destroy(fo);
   rocksdb_compact_range_cf(log->db->db, log->db->cf[CL_CF_KEYS], NULL, 0, NULL, 0);
@@ -1593,12 +1644,22 @@ static void commit_group(cl_log *log, commit_req *reqs) {
     memcpy(log->root, root, 32);
   }
   pthread_mutex_unlock(&log->mu);
+  if (wrote && !fatal && log->hook)
+    log->hook(log->hook_ctx, log->frontier.size);
+}
+
+void cl_log_set_commit_hook(cl_log *log, cl_commit_fn fn, void *ctx) {
+  log->hook = fn;
+  log->hook_ctx = ctx;
 }
 
 int cl_log_commit(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_append_result *r,
                   cl_err *err) {
   if (r && result_alloc(r, pb->n_events))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
+  for (size_t i = 0; r && i < pb->n_events; i++)
+    if (pb->events[i]->event_id.len == 16)
+      memcpy(r->event_id[i], pb->events[i]->event_id.data, 16);
   commit_req req = {.pb = pb, .r = r};
   pthread_mutex_lock(&log->mu);
   if (log->failed) {
@@ -2078,6 +2139,10 @@ int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err)
     goto fail_keys;
   char hex[65];
   cl_hex(logkey.pk, 32, hex);
+  if (g->origin && strlen(g->origin) >= sizeof log->origin) {
+    rc = cl_err_set(err, CL_EINVAL, "origin: longer than %zu bytes", sizeof log->origin - 1);
+    goto fail_log;
+  }
   if (g->origin && g->origin[0])
     snprintf(log->origin, sizeof log->origin, "%s", g->origin);
   else

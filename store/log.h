@@ -67,6 +67,7 @@ typedef struct cl_append_result {
   size_t n;
   uint64_t *seq;
   uint64_t *version;
+  uint8_t (*event_id)[16];
   uint64_t tree_size;          /* tree size right after the commit */
   int duplicate;               /* 1: the whole batch was already committed */
   /* On CL_ECONFLICT: the offending stream and its current version. */
@@ -154,6 +155,12 @@ int cl_log_prove_inclusion(cl_log *log, uint64_t seq, uint64_t size, uint8_t pro
 int cl_log_prove_consistency(cl_log *log, uint64_t old_size, uint64_t new_size,
                              uint8_t proof[][32], size_t *n, cl_err *err);
 int cl_log_root_at(cl_log *log, uint64_t size, uint8_t root[32], cl_err *err);
+
+/* Called after every commit that made the log grow, with the new tree
+ * size, on the committing thread: it must return quickly (hand off, do not
+ * read the log or append from inside it). Set before appends start. */
+typedef void (*cl_commit_fn)(void *ctx, uint64_t tree_size);
+void cl_log_set_commit_hook(cl_log *log, cl_commit_fn fn, void *ctx);
 
 /* Principal and roles a public key is registered to (as of the committed
  * head). Errors: CL_EUNKNOWNKEY. `principal`/`roles` get NUL-terminated

@@ -22,6 +22,7 @@
 /* Roles with special meaning to the store. */
 #define CL_ROLE_ADMIN "admin"
 #define CL_ROLE_LOG "log"
+#define CL_ROLE_SYSTEM "system"  /* interface engines and the server itself: may write $ streams */
 #define CL_LOG_PRINCIPAL "$log"
 
 /* One keyring entry (value of the keyring family and of the in-memory map). */

@@ -44,7 +44,58 @@ typedef struct vstate {
   size_t ncps, next_cp;
   cl_checkpoint ext;
   int have_ext;
+  /* keyring changes of the batch being replayed: like the write path, they
+   * take effect after their batch, stamped with its last seq */
+  struct pend {
+    uint8_t key[32];
+    cl_keyring_entry e;
+    int revoke;
+  } *pend;
+  size_t npend, cappend;
 } vstate;
+
+static int fail(vstate *v, uint64_t seq, const char *fmt, ...) CL_PRINTF(3, 4);
+
+static int pend_push(vstate *v, const uint8_t key[32], const cl_keyring_entry *e, int revoke) {
+  if (v->npend == v->cappend) {
+    size_t nc = v->cappend ? v->cappend * 2 : 8;
+    struct pend *n = realloc(v->pend, nc * sizeof *n);
+    if (!n)
+      return -1;
+    v->pend = n;
+    v->cappend = nc;
+  }
+  memcpy(v->pend[v->npend].key, key, 32);
+  v->pend[v->npend].e = *e;
+  v->pend[v->npend].revoke = revoke;
+  v->npend++;
+  return 0;
+}
+
+/* The pending change registering `key`, if any. */
+static struct pend *pend_find(vstate *v, const uint8_t *key) {
+  for (size_t i = 0; i < v->npend; i++)
+    if (!v->pend[i].revoke && memcmp(v->pend[i].key, key, 32) == 0)
+      return &v->pend[i];
+  return NULL;
+}
+
+static int pend_apply(vstate *v, uint64_t last_seq) {
+  for (size_t i = 0; i < v->npend; i++) {
+    struct pend *p = &v->pend[i];
+    if (p->revoke) {
+      cl_keyring_entry *x = cl_hmap_get(v->keyring, p->key);
+      if (x)
+        x->revoked_seq = last_seq;
+    } else {
+      p->e.registered_seq = last_seq;
+      if (!cl_hmap_put(v->keyring, p->key, &p->e))
+        return fail(v, last_seq, "out of memory");
+    }
+  }
+  v->npend = 0;
+  return 0;
+}
 
 static int fail(vstate *v, uint64_t seq, const char *fmt, ...) CL_PRINTF(3, 4);
 static int fail(vstate *v, uint64_t seq, const char *fmt, ...) {
@@ -105,6 +156,9 @@ static int check_checkpoints_at(vstate *v, uint64_t size, const uint8_t root[32]
     cl_err e;
     if (cl_checkpoint_verify(c->note, c->len, v->origin, v->log_pk, &cp, &e) != 0)
       return fail(v, c->size, "checkpoint at size %llu: %s", (unsigned long long)c->size, e.msg);
+    if (strcmp(cp.origin, v->origin) != 0)
+      return fail(v, c->size, "checkpoint at size %llu names origin \"%s\", the log is \"%s\"",
+                  (unsigned long long)c->size, cp.origin, v->origin);
     if (cp.size != c->size)
       return fail(v, c->size, "checkpoint stored under size %llu says size %llu",
                   (unsigned long long)c->size, (unsigned long long)cp.size);
@@ -252,8 +306,15 @@ static int check_content(vstate *v, const Clinlog__V1__Record *r, uint8_t *batch
       goto done;
     }
   } else if (r->seq == 2 && ev->body_case == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED) {
-    genesis = ev->principal_registered->public_key.len == 32 && pk &&
-              memcmp(ev->principal_registered->public_key.data, pk, 32) == 0;
+    const Clinlog__V1__PrincipalRegistered *p = ev->principal_registered;
+    int admin = 0;
+    for (size_t i = 0; i < p->n_roles; i++)
+      admin |= !strcmp(p->roles[i], CL_ROLE_ADMIN);
+    genesis = admin && p->public_key.len == 32 && pk && memcmp(p->public_key.data, pk, 32) == 0;
+    if (!genesis) {
+      out = fail(v, 2, "record 2: not the self-signed registration of an admin");
+      goto done;
+    }
   } else if (r->seq <= 2) {
     out = fail(v, r->seq, "record %llu: not the genesis event", (unsigned long long)r->seq);
     goto done;
@@ -307,17 +368,22 @@ static int check_content(vstate *v, const Clinlog__V1__Record *r, uint8_t *batch
         memcpy(ne.roles, x->roles, sizeof ne.roles);
       }
     }
+    for (size_t i = 0; best == UINT64_MAX && i < v->npend; i++)
+      if (!v->pend[i].revoke && !strcmp(v->pend[i].e.principal, ne.principal)) {
+        memcpy(ne.roles, v->pend[i].e.roles, sizeof ne.roles);
+        best = 0;
+      }
     key = &ev->key_registered->public_key;
     break;
   }
   case CLINLOG__V1__EVENT__BODY_KEY_REVOKED: {
     const ProtobufCBinaryData *rk = &ev->key_revoked->public_key;
-    cl_keyring_entry *x = rk->len == 32 ? cl_hmap_get(v->keyring, rk->data) : NULL;
-    if (!x) {
+    if (rk->len != 32 || (!cl_hmap_get(v->keyring, rk->data) && !pend_find(v, rk->data))) {
       out = fail(v, r->seq, "record %llu: revokes an unknown key", (unsigned long long)r->seq);
       goto done;
     }
-    x->revoked_seq = r->seq;
+    if (pend_push(v, rk->data, &ne, 1))
+      out = fail(v, r->seq, "out of memory");
     break;
   }
   default:
@@ -328,8 +394,7 @@ static int check_content(vstate *v, const Clinlog__V1__Record *r, uint8_t *batch
       out = fail(v, r->seq, "record %llu: registers a malformed key", (unsigned long long)r->seq);
       goto done;
     }
-    ne.registered_seq = r->seq;
-    if (!cl_hmap_put(v->keyring, key->data, &ne))
+    if (pend_push(v, key->data, &ne, 0))
       out = fail(v, r->seq, "out of memory");
   }
 done:
@@ -444,6 +509,8 @@ static int replay(vstate *v, cl_err *err) {
             memcpy(signer, s, 32);
           for (size_t i = 0; i < nheld && !stop; i++)
             stop = check_content(v, held[i], s ? signer : NULL);
+          if (!stop)
+            stop = pend_apply(v, r->seq);
           for (size_t i = 0; i < nheld; i++)
             clinlog__v1__record__free_unpacked(held[i], NULL);
           nheld = 0;
@@ -533,6 +600,9 @@ int cl_verify_dir(const cl_verify_options *o, cl_verify_report *rep, cl_err *err
     cl_err e;
     if (cl_checkpoint_verify(o->checkpoint, o->checkpoint_len, v.origin, v.log_pk, &v.ext, &e) != 0)
       fail(&v, 0, "external checkpoint: %s", e.msg);
+    else if (strcmp(v.ext.origin, v.origin) != 0)
+      fail(&v, 0, "external checkpoint is for origin \"%s\", this log is \"%s\"", v.ext.origin,
+           v.origin);
     else
       v.have_ext = 1;
   }
@@ -546,11 +616,13 @@ int cl_verify_dir(const cl_verify_options *o, cl_verify_report *rep, cl_err *err
     }
     cl_master_key mk = {0};
     cl_err e;
-    if (cl_master_key_load(&mk, p, &e) == 0) {
+    int lrc = cl_master_key_load(&mk, p, &e);
+    if (lrc == 0) {
       cl_derive_keys(mk.key, v.secrets, v.secrets + 32);
       cl_master_key_free(&mk);
       v.content = 1;
-    } else if (o->master_key_path) {
+    } else if (o->master_key_path || lrc != CL_ENOTFOUND) {
+      /* a key that is there but unusable must not silently skip the checks */
       rc = cl_err_set(err, e.code, "%s", e.msg);
       goto out;
     }
@@ -592,6 +664,7 @@ out:
     free(v.cps[i].note);
   free(v.cps);
   free(v.bhashes);
+  free(v.pend);
   cl_hmap_free(v.streams);
   cl_hmap_free(v.ids);
   cl_hmap_free(v.keyring);

@@ -79,6 +79,7 @@ static int grab_record(void *vctx, const cl_event_view *v, cl_err *err) {
 
 int cmd_prove(int argc, char **argv) {
   if (argc < 4 || (strcmp(argv[2], "inclusion") && strcmp(argv[2], "consistency"))) {
+    int help = argc == 2 && !strcmp(argv[1], "--help");
     fprintf(stderr,
             "usage: clinlog prove DIR inclusion SEQ [TREE_SIZE]\n"
             "       clinlog prove DIR consistency OLD_SIZE [NEW_SIZE]\n"
@@ -86,7 +87,7 @@ int cmd_prove(int argc, char **argv) {
             "default to the latest signed checkpoint's size (the current head if it is\n"
             "older than SEQ); the checkpoint at that size, if any, is included. An\n"
             "inclusion proof carries the stored record so the checker recomputes the leaf.\n");
-    return 2;
+    return help ? 0 : 2;
   }
   cl_err err;
   cl_err_clear(&err);
@@ -106,16 +107,15 @@ int cmd_prove(int argc, char **argv) {
   if (!b && cl_log_get_checkpoint(log, 0, &note, &note_len, &err) == 0 &&
       cl_checkpoint_parse(note, note_len, &cp, &err) == 0 && cp.size >= a)
     b = cp.size;
+  free(note);
+  note = NULL;
   if (!b)
     cl_log_head(log, &b, NULL);
-  if (note && cl_checkpoint_parse(note, note_len, &cp, &err) == 0 && cp.size != b) {
+  /* the signed checkpoint at exactly that size, when there is one */
+  if (cl_log_get_checkpoint(log, b, &note, &note_len, &err) == 0 &&
+      (cl_checkpoint_parse(note, note_len, &cp, &err) != 0 || cp.size != b)) {
     free(note);
     note = NULL;
-    if (cl_log_get_checkpoint(log, b, &note, &note_len, &err) == 0 &&
-        (cl_checkpoint_parse(note, note_len, &cp, &err) != 0 || cp.size != b)) {
-      free(note);
-      note = NULL;
-    }
   }
   if (!strcmp(argv[2], "inclusion")) {
     rec_ctx rctx = {0};

@@ -116,8 +116,9 @@ int cmd_read(int argc, char **argv) {
 int cmd_get(int argc, char **argv) {
   uint8_t id[16];
   if (argc != 3 || cli_parse_uuid(argv[2], id) != 0) {
-    fprintf(stderr, "usage: clinlog get DIR EVENT_ID (UUID)\n");
-    return 2;
+    int help = argc == 2 && !strcmp(argv[1], "--help");
+    fprintf(help ? stdout : stderr, "usage: clinlog get DIR EVENT_ID (UUID)\n");
+    return help ? 0 : 2;
   }
   cl_err err;
   cl_err_clear(&err);
@@ -131,9 +132,10 @@ int cmd_get(int argc, char **argv) {
 }
 
 int cmd_head(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: clinlog head DIR\n");
-    return 2;
+  if (argc != 2 || argv[1][0] == '-') {
+    int help = argc == 2 && !strcmp(argv[1], "--help");
+    fprintf(help ? stdout : stderr, "usage: clinlog head DIR\nPrints the origin, tree size and root hash as JSON.\n");
+    return help ? 0 : 2;
   }
   cl_err err;
   cl_err_clear(&err);

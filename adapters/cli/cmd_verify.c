@@ -50,6 +50,8 @@ int cmd_verify(int argc, char **argv) {
     return 2;
   }
   o.dir = argv[optind];
+  if (!o.master_key_path && getenv("CLINLOG_MASTER_KEY") && *getenv("CLINLOG_MASTER_KEY"))
+    o.master_key_path = getenv("CLINLOG_MASTER_KEY");
   cl_err err;
   cl_err_clear(&err);
   uint8_t pk[32];

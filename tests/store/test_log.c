@@ -637,3 +637,124 @@ Test(log, proofs_and_checkpoints) {
   free(note);
   assert_verifies();
 }
+
+/* ---- keyring changes inside one batch, and system-stream rules ---- */
+
+static uint8_t *security_event(const char *stream, const char *by_principal, int type,
+                               const char *principal, const uint8_t *pk, const char *role,
+                               size_t *len) {
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
+  Clinlog__V1__KeyRegistered kr = CLINLOG__V1__KEY_REGISTERED__INIT;
+  Clinlog__V1__KeyRevoked kv = CLINLOG__V1__KEY_REVOKED__INIT;
+  Clinlog__V1__StreamErased se = CLINLOG__V1__STREAM_ERASED__INIT;
+  uint8_t eid[16];
+  randombytes_buf(eid, 16);
+  char *roles[1] = {(char *)role};
+  by.principal_id = (char *)by_principal;
+  ev.event_id = (ProtobufCBinaryData){16, eid};
+  ev.stream = (char *)stream;
+  ev.occurred_at = &ts;
+  ev.recorded_by = &by;
+  ev.body_case = type;
+  switch (type) {
+  case CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED:
+    ev.principal_registered = &pr;
+    pr.principal_id = (char *)principal;
+    pr.n_roles = 1;
+    pr.roles = roles;
+    pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)pk};
+    break;
+  case CLINLOG__V1__EVENT__BODY_KEY_REGISTERED:
+    ev.key_registered = &kr;
+    kr.principal_id = (char *)principal;
+    kr.public_key = (ProtobufCBinaryData){32, (uint8_t *)pk};
+    break;
+  case CLINLOG__V1__EVENT__BODY_KEY_REVOKED:
+    ev.key_revoked = &kv;
+    kv.principal_id = (char *)principal;
+    kv.public_key = (ProtobufCBinaryData){32, (uint8_t *)pk};
+    break;
+  default:
+    ev.stream_erased = &se;
+    se.stream = (char *)principal; /* the stream to erase */
+    se.reason = "test";
+    break;
+  }
+  return cl_test_pack_event(&ev, len);
+}
+
+Test(log, keyring_changes_take_effect_after_their_batch) {
+  cl_err err;
+  cl_append_result r;
+  /* register a principal and a second key for it in one batch */
+  cl_signer k1, k2;
+  cr_assert_eq(cl_signer_generate(&k1, &err), 0);
+  cr_assert_eq(cl_signer_generate(&k2, &err), 0);
+  uint8_t *evs[3];
+  size_t lens[3];
+  evs[0] = security_event("$principal-lab", "admin", CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED,
+                          "lab", k1.pk, "interface", &lens[0]);
+  evs[1] = security_event("$principal-lab", "admin", CLINLOG__V1__EVENT__BODY_KEY_REGISTERED, "lab",
+                          k2.pk, NULL, &lens[1]);
+  cr_assert_eq(cl_test_append(lg, &admin, evs, lens, 2, 1, NULL, 0, 0, &r, &err), 0, "%s", err.msg);
+  cl_append_result_free(&r);
+  free(evs[0]);
+  free(evs[1]);
+  uint64_t seq;
+  cr_assert_eq(cl_test_append1(lg, &k2, "patient-l", "lab", NULL, &seq, &err), 0, "%s", err.msg);
+  char roles[64];
+  cr_assert_eq(cl_log_key_info(lg, k2.pk, NULL, 0, roles, sizeof roles, NULL), 0);
+  cr_assert_str_eq(roles, "interface", "a second key inherits the principal's roles");
+
+  /* an admin revokes its own key and writes more in the same batch: the
+   * revocation applies from the next batch on */
+  evs[0] = security_event("$principal-admin", "admin", CLINLOG__V1__EVENT__BODY_KEY_REVOKED, "admin",
+                          admin.pk, NULL, &lens[0]);
+  evs[1] = cl_test_event("patient-l", "admin", "after revoke, same batch", NULL, &lens[1]);
+  cr_assert_eq(cl_test_append(lg, &admin, evs, lens, 2, 1, NULL, 0, 0, &r, &err), 0, "%s", err.msg);
+  cl_append_result_free(&r);
+  free(evs[0]);
+  free(evs[1]);
+  cr_assert_eq(cl_test_append1(lg, &admin, "patient-l", "admin", NULL, &seq, &err), CL_EREVOKED);
+  assert_verifies();
+  cl_signer_free(&k1);
+  cl_signer_free(&k2);
+}
+
+Test(log, system_streams_are_protected) {
+  cl_err err;
+  cl_append_result r;
+  cl_signer nurse;
+  register_principal("nurse-9", "nurse", &nurse);
+  uint64_t seq;
+  uint64_t size;
+  uint8_t root[32];
+  head(&size, root);
+  /* only admin/system principals write $ streams */
+  cr_assert_eq(cl_test_append1(lg, &nurse, "$log", "nurse-9", NULL, &seq, &err), CL_EDENIED);
+  /* system streams cannot be crypto-shredded: the keyring must stay readable */
+  size_t len;
+  uint8_t *ev = security_event("$erasures", "admin", CLINLOG__V1__EVENT__BODY_STREAM_ERASED,
+                               "$principal-admin", NULL, NULL, &len);
+  expect_unchanged_after(CL_EDENIED, cl_test_append(lg, &admin, &ev, &len, 1, 0, NULL, 0, 0, &r, &err),
+                         root, size, &err);
+  free(ev);
+  /* a duplicate id error names the id */
+  uint8_t id[16];
+  size_t l[2];
+  uint8_t *e[2];
+  e[0] = cl_test_event("patient-d", "admin", "one", id, &l[0]);
+  cr_assert_eq(cl_test_append(lg, &admin, e, l, 1, 0, NULL, 0, 0, &r, &err), 0);
+  cl_append_result_free(&r);
+  e[1] = cl_test_event("patient-d", "admin", "two", NULL, &l[1]);
+  cr_assert_eq(cl_test_append(lg, &admin, e, l, 2, 1, NULL, 0, 0, &r, &err), CL_EDUPLICATE);
+  char hex[33];
+  cl_hex(id, 16, hex);
+  cr_assert(strstr(err.msg, hex), "names %s: %s", hex, err.msg);
+  free(e[0]);
+  free(e[1]);
+  cl_signer_free(&nurse);
+}

@@ -1,0 +1,223 @@
+/* clinlogd: the clinlog server. One node on an embedded data directory
+ * (created with `clinlog init`), serving the gRPC API of docs/api.md.
+ * Configuration from flags and an optional JSON file (flags win); see
+ * docs/operations.md. SIGTERM/SIGINT stop it gracefully; SIGKILL at any
+ * moment loses no acknowledged event (appends are acknowledged only after
+ * their fsync'd commit). */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "adapters/grpc/server.h"
+#include "store/log.h"
+
+typedef struct opts {
+  cl_server_config srv;
+  cl_log_options log;
+  const char *config;
+} opts;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: clinlogd --data DIR [options]\n"
+          "  --data DIR                 data directory (create it with `clinlog init DIR`)\n"
+          "  --listen HOST:PORT         default 127.0.0.1:7525\n"
+          "  --dev                      allow plaintext (loopback addresses only)\n"
+          "  --tls-cert PEM --tls-key PEM   server certificate and key (TLS is on unless --dev)\n"
+          "  --client-ca PEM            verify client certificates against this CA\n"
+          "  --require-client-cert      mutual TLS: refuse clients without a valid certificate\n"
+          "  --max-message-bytes N      largest request message (default 16777216)\n"
+          "  --max-event-bytes N        largest serialized event (default 1048576)\n"
+          "  --keepalive-time-ms N      ping idle connections every N ms (default 60000)\n"
+          "  --min-client-ping-ms N     fastest client keepalive pings tolerated (default 10000)\n"
+          "  --workers N                worker threads (default 32)\n"
+          "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
+          "  --master-key FILE          master key (default DIR/keys/master.key)\n"
+          "  --config FILE.json         the same settings as a JSON object (flags win)\n");
+}
+
+static char *dup_str(json_t *v) { return json_is_string(v) ? strdup(json_string_value(v)) : NULL; }
+
+/* Reads the JSON config file into o. Keys mirror the flags with '_'. */
+static int load_config(const char *path, opts *o) {
+  json_error_t je;
+  json_t *j = json_load_file(path, 0, &je);
+  if (!j) {
+    fprintf(stderr, "clinlogd: %s:%d:%d: %s\n", path, je.line, je.column, je.text);
+    return -1;
+  }
+  const char *key;
+  json_t *v;
+  int rc = 0;
+  json_object_foreach(j, key, v) {
+    if (!strcmp(key, "data"))
+      o->log.dir = dup_str(v);
+    else if (!strcmp(key, "listen"))
+      o->srv.listen = dup_str(v);
+    else if (!strcmp(key, "dev"))
+      o->srv.dev = json_is_true(v);
+    else if (!strcmp(key, "tls_cert"))
+      o->srv.tls_cert = dup_str(v);
+    else if (!strcmp(key, "tls_key"))
+      o->srv.tls_key = dup_str(v);
+    else if (!strcmp(key, "client_ca"))
+      o->srv.client_ca = dup_str(v);
+    else if (!strcmp(key, "require_client_cert"))
+      o->srv.require_client_cert = json_is_true(v);
+    else if (!strcmp(key, "max_message_bytes") && json_is_integer(v))
+      o->srv.max_message_bytes = (size_t)json_integer_value(v);
+    else if (!strcmp(key, "max_event_bytes") && json_is_integer(v))
+      o->log.max_event_size = (size_t)json_integer_value(v);
+    else if (!strcmp(key, "keepalive_time_ms") && json_is_integer(v))
+      o->srv.keepalive_time_ms = (int)json_integer_value(v);
+    else if (!strcmp(key, "min_client_ping_ms") && json_is_integer(v))
+      o->srv.min_client_ping_ms = (int)json_integer_value(v);
+    else if (!strcmp(key, "workers") && json_is_integer(v))
+      o->srv.workers = (int)json_integer_value(v);
+    else if (!strcmp(key, "checkpoint_interval") && json_is_integer(v))
+      o->log.checkpoint_interval = (uint64_t)json_integer_value(v);
+    else if (!strcmp(key, "master_key"))
+      o->log.master_key_path = dup_str(v);
+    else {
+      fprintf(stderr, "clinlogd: %s: unknown or mistyped setting \"%s\"\n", path, key);
+      rc = -1;
+    }
+  }
+  json_decref(j);
+  return rc;
+}
+
+static int parse_num(const char *flag, const char *s, long long min, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end || end == s || v < min) {
+    fprintf(stderr, "clinlogd: %s: expected a number >= %lld, got \"%s\"\n", flag, min, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  opts o;
+  cl_server_config_init(&o.srv);
+  cl_log_options_init(&o.log);
+  o.config = NULL;
+  for (int i = 1; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--config"))
+      o.config = argv[i + 1];
+  if (o.config && load_config(o.config, &o) != 0)
+    return 2;
+  static const struct option lo[] = {
+      {"data", required_argument, 0, 'd'},          {"listen", required_argument, 0, 'l'},
+      {"dev", no_argument, 0, 'D'},                 {"tls-cert", required_argument, 0, 'c'},
+      {"tls-key", required_argument, 0, 'k'},       {"client-ca", required_argument, 0, 'a'},
+      {"require-client-cert", no_argument, 0, 'r'}, {"max-message-bytes", required_argument, 0, 'm'},
+      {"max-event-bytes", required_argument, 0, 'e'}, {"keepalive-time-ms", required_argument, 0, 'K'},
+      {"min-client-ping-ms", required_argument, 0, 'P'}, {"workers", required_argument, 0, 'w'},
+      {"checkpoint-interval", required_argument, 0, 'i'}, {"master-key", required_argument, 0, 'M'},
+      {"config", required_argument, 0, 'C'},        {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  int ch;
+  long long n;
+  while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    switch (ch) {
+    case 'd': o.log.dir = optarg; break;
+    case 'l': o.srv.listen = optarg; break;
+    case 'D': o.srv.dev = 1; break;
+    case 'c': o.srv.tls_cert = optarg; break;
+    case 'k': o.srv.tls_key = optarg; break;
+    case 'a': o.srv.client_ca = optarg; break;
+    case 'r': o.srv.require_client_cert = 1; break;
+    case 'C': break;
+    case 'M': o.log.master_key_path = optarg; break;
+    case 'm':
+      if (parse_num("--max-message-bytes", optarg, 1024, &n))
+        return 2;
+      o.srv.max_message_bytes = (size_t)n;
+      break;
+    case 'e':
+      if (parse_num("--max-event-bytes", optarg, 64, &n))
+        return 2;
+      o.log.max_event_size = (size_t)n;
+      break;
+    case 'K':
+      if (parse_num("--keepalive-time-ms", optarg, 1000, &n))
+        return 2;
+      o.srv.keepalive_time_ms = (int)n;
+      break;
+    case 'P':
+      if (parse_num("--min-client-ping-ms", optarg, 1000, &n))
+        return 2;
+      o.srv.min_client_ping_ms = (int)n;
+      break;
+    case 'w':
+      if (parse_num("--workers", optarg, 1, &n))
+        return 2;
+      o.srv.workers = (int)n;
+      break;
+    case 'i':
+      if (parse_num("--checkpoint-interval", optarg, 0, &n))
+        return 2;
+      o.log.checkpoint_interval = (uint64_t)n;
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (!o.log.dir || optind != argc) {
+    usage(stderr);
+    return 2;
+  }
+  umask(077); /* RocksDB files: owner only */
+  /* signals are taken by sigwait below, in this thread only */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  cl_err err;
+  cl_err_clear(&err);
+  cl_log *log;
+  if (cl_log_open(&o.log, &log, &err) != 0) {
+    fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    return 1;
+  }
+  cl_server *srv;
+  int port = 0;
+  if (cl_server_start(&o.srv, log, &srv, &port, &err) != 0) {
+    fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_log_close(log);
+    return 1;
+  }
+  uint64_t size;
+  cl_log_head(log, &size, NULL);
+  char host[256];
+  snprintf(host, sizeof host, "%s", o.srv.listen);
+  char *colon = strrchr(host, ':');
+  if (colon)
+    *colon = '\0';
+  fprintf(stderr, "clinlogd: %s, %llu events, origin %s\n", o.log.dir, (unsigned long long)size,
+          cl_log_origin(log));
+  fprintf(stderr, "clinlogd: listening on %s:%d (%s)\n", host, port,
+          o.srv.tls_cert ? (o.srv.require_client_cert ? "mutual TLS" : "TLS") : "plaintext, dev");
+  int sig = 0;
+  sigwait(&set, &sig);
+  fprintf(stderr, "clinlogd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  cl_server_stop(srv);
+  cl_log_close(log);
+  fprintf(stderr, "clinlogd: stopped\n");
+  return 0;
+}

@@ -1,0 +1,74 @@
+/* See grpcutil.h. */
+#include "adapters/grpc/grpcutil.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/slice.h>
+#include <stdlib.h>
+
+ProtobufCMessage *cl_grpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d) {
+  if (!bb)
+    return NULL;
+  grpc_byte_buffer_reader r;
+  if (!grpc_byte_buffer_reader_init(&r, bb))
+    return NULL;
+  grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+  grpc_byte_buffer_reader_destroy(&r);
+  ProtobufCMessage *m =
+      protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+  grpc_slice_unref(s);
+  return m;
+}
+
+grpc_byte_buffer *cl_grpc_pack(const ProtobufCMessage *m) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  grpc_slice s = grpc_slice_malloc(n);
+  protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  return bb;
+}
+
+grpc_status_code cl_grpc_status_of(int c) {
+  switch (c) {
+  case 0:
+    return GRPC_STATUS_OK;
+  case CL_EINVAL:
+  case CL_EMALFORMED:
+    return GRPC_STATUS_INVALID_ARGUMENT;
+  case CL_ECONFLICT:
+  case CL_EERASED:
+    return GRPC_STATUS_FAILED_PRECONDITION;
+  case CL_EDUPLICATE:
+  case CL_EEXIST:
+    return GRPC_STATUS_ALREADY_EXISTS;
+  case CL_EBADSIG:
+  case CL_EUNKNOWNKEY:
+  case CL_EREVOKED:
+  case CL_EDENIED:
+    return GRPC_STATUS_PERMISSION_DENIED;
+  case CL_ETOOBIG:
+  case CL_ENOMEM:
+    return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  case CL_ENOTFOUND:
+    return GRPC_STATUS_NOT_FOUND;
+  case CL_EAGAIN:
+  case CL_EFAILED:
+    return GRPC_STATUS_UNAVAILABLE;
+  case CL_EVERIFY:
+  case CL_ECORRUPT:
+  case CL_ECRYPTO:
+  case CL_EIO:
+  default:
+    return GRPC_STATUS_INTERNAL;
+  }
+}
+
+const char *cl_grpc_status_name(grpc_status_code c) {
+  static const char *const names[] = {
+      "OK",          "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",   "ALREADY_EXISTS", "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",    "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "UNKNOWN";
+}

@@ -1,0 +1,30 @@
+/* Helpers shared by clinlogd and the C client: protobuf-c messages in and
+ * out of gRPC byte buffers, and the mapping from store error codes to gRPC
+ * status codes (the table in docs/api.md). grpc_* types stay inside
+ * adapters/grpc/. */
+#ifndef CL_ADAPTERS_GRPC_GRPCUTIL_H
+#define CL_ADAPTERS_GRPC_GRPCUTIL_H
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "store/err.h"
+
+/* Unpacks a byte buffer (borrowed) into a message. Returns NULL when the
+ * bytes are not a valid message of that type. The result is returned-owned:
+ * protobuf_c_message_free_unpacked(msg, NULL). */
+ProtobufCMessage *cl_grpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d);
+
+/* Packs a message into a new byte buffer (returned-owned:
+ * grpc_byte_buffer_destroy), NULL when out of memory. */
+grpc_byte_buffer *cl_grpc_pack(const ProtobufCMessage *m);
+
+/* gRPC status for a store error code (docs/api.md has the table). */
+grpc_status_code cl_grpc_status_of(int cl_code);
+
+/* "OK", "INVALID_ARGUMENT", ... */
+const char *cl_grpc_status_name(grpc_status_code code);
+
+#endif

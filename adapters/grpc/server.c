@@ -1,0 +1,651 @@
+/* The server engine: listeners, completion-queue threads, the worker pool,
+ * per-call lifecycle, waiting calls, graceful shutdown. Method handlers are
+ * in svc_*.c. See server.h for the threading model. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adapters/grpc/server_int.h"
+
+#define REQUESTS_PER_METHOD 8
+
+static const struct {
+  const char *path;
+  grpc_server_register_method_payload_handling payload;
+  step_fn start;
+} METHODS[M_COUNT] = {
+    [M_APPEND] = {"/clinlog.v1.Log/Append", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_append},
+    [M_APPEND_STREAM] = {"/clinlog.v1.Log/AppendStream", GRPC_SRM_PAYLOAD_NONE, svc_append_stream},
+    [M_READ] = {"/clinlog.v1.Log/Read", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_read},
+    [M_SUBSCRIBE] = {"/clinlog.v1.Log/Subscribe", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+                     svc_subscribe},
+    [M_GET_CHECKPOINT] = {"/clinlog.v1.Log/GetCheckpoint",
+                          GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_get_checkpoint},
+    [M_PROVE_INCLUSION] = {"/clinlog.v1.Log/ProveInclusion",
+                           GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_prove_inclusion},
+    [M_PROVE_CONSISTENCY] = {"/clinlog.v1.Log/ProveConsistency",
+                             GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_prove_consistency},
+    [M_GET_EVENT] = {"/clinlog.v1.Log/GetEvent", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+                     svc_get_event},
+    [M_HEALTH_CHECK] = {"/grpc.health.v1.Health/Check", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+                        svc_health_check},
+    [M_HEALTH_WATCH] = {"/grpc.health.v1.Health/Watch", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+                        svc_health_watch},
+};
+
+void cl_server_config_init(cl_server_config *c) {
+  memset(c, 0, sizeof *c);
+  c->listen = "127.0.0.1:7525";
+  c->max_message_bytes = 16u << 20;
+  c->keepalive_time_ms = 60000;
+  c->keepalive_timeout_ms = 20000;
+  c->min_client_ping_ms = 10000;
+  c->cq_threads = 2;
+  c->workers = 32;
+  c->shutdown_grace_ms = 10000;
+}
+
+int64_t srv_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ call life */
+
+static void unknown_start(srv_call *c, int ok);
+
+static srv_call *call_new(cl_server *s, int method) {
+  srv_call *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  c->srv = s;
+  c->method = method;
+  c->t_new = (srv_tag){c, TAG_NEW};
+  c->t_op = (srv_tag){c, TAG_OP};
+  c->t_close = (srv_tag){c, TAG_CLOSE};
+  grpc_metadata_array_init(&c->req_md);
+  if (method == M_UNKNOWN)
+    grpc_call_details_init(&c->details);
+  atomic_store(&c->refs, 2);
+  atomic_fetch_add(&s->live_calls, 1);
+  return c;
+}
+
+static void call_free(srv_call *c) {
+  cl_server *s = c->srv;
+  if (c->st_free && c->st)
+    c->st_free(c->st);
+  if (c->payload)
+    grpc_byte_buffer_destroy(c->payload);
+  if (c->recv)
+    grpc_byte_buffer_destroy(c->recv);
+  if (c->send)
+    grpc_byte_buffer_destroy(c->send);
+  grpc_metadata_array_destroy(&c->req_md);
+  if (c->method == M_UNKNOWN)
+    grpc_call_details_destroy(&c->details);
+  if (c->gc)
+    grpc_call_unref(c->gc);
+  free(c);
+  atomic_fetch_sub(&s->live_calls, 1);
+  pthread_mutex_lock(&s->smu);
+  pthread_cond_broadcast(&s->scv);
+  pthread_mutex_unlock(&s->smu);
+}
+
+static void call_unref(srv_call *c) {
+  if (atomic_fetch_sub(&c->refs, 1) == 1)
+    call_free(c);
+}
+
+/* Posts a request for the next incoming call of `method`. */
+static void request_call(cl_server *s, int method) {
+  if (atomic_load(&s->shutting_down))
+    return;
+  srv_call *c = call_new(s, method);
+  if (!c)
+    return;
+  grpc_call_error e;
+  if (method == M_UNKNOWN)
+    e = grpc_server_request_call(s->gs, &c->gc, &c->details, &c->req_md, s->cq, s->cq, &c->t_new);
+  else
+    e = grpc_server_request_registered_call(
+        s->gs, s->methods[method], &c->gc, &c->deadline, &c->req_md,
+        METHODS[method].payload == GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER ? &c->payload : NULL,
+        s->cq, s->cq, &c->t_new);
+  if (e != GRPC_CALL_OK) {
+    atomic_store(&c->refs, 1);
+    call_unref(c);
+  }
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static void enqueue(srv_call *c, int ok) {
+  cl_server *s = c->srv;
+  c->qok = ok;
+  c->qnext = NULL;
+  pthread_mutex_lock(&s->qmu);
+  if (s->qtail)
+    s->qtail->qnext = c;
+  else
+    s->qhead = c;
+  s->qtail = c;
+  pthread_cond_signal(&s->qcv);
+  pthread_mutex_unlock(&s->qmu);
+}
+
+static void *worker_main(void *arg) {
+  cl_server *s = arg;
+  for (;;) {
+    pthread_mutex_lock(&s->qmu);
+    while (!s->qhead && !s->stop_workers)
+      pthread_cond_wait(&s->qcv, &s->qmu);
+    srv_call *c = s->qhead;
+    if (!c) {
+      pthread_mutex_unlock(&s->qmu);
+      return NULL;
+    }
+    s->qhead = c->qnext;
+    if (!s->qhead)
+      s->qtail = NULL;
+    pthread_mutex_unlock(&s->qmu);
+    step_fn f = c->next;
+    c->next = NULL;
+    if (f)
+      f(c, c->qok);
+  }
+}
+
+/* ------------------------------------------------------------- CQ threads */
+
+static void finish_done(srv_call *c, int ok);
+
+static void *cq_main(void *arg) {
+  cl_server *s = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN)
+      return NULL;
+    if (ev.type != GRPC_OP_COMPLETE)
+      continue;
+    srv_tag *t = ev.tag;
+    srv_call *c = t->c;
+    switch (t->kind) {
+    case TAG_SHUTDOWN:
+      pthread_mutex_lock(&s->smu);
+      s->shutdown_done = 1;
+      pthread_cond_broadcast(&s->scv);
+      pthread_mutex_unlock(&s->smu);
+      break;
+    case TAG_NEW: {
+      if (!ev.success) { /* server shutting down: the request is void */
+        atomic_store(&c->refs, 1);
+        call_unref(c);
+        break;
+      }
+      request_call(s, c->method); /* keep a request posted for the next one */
+      grpc_op op;
+      memset(&op, 0, sizeof op);
+      op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+      op.data.recv_close_on_server.cancelled = &c->cancelled;
+      if (grpc_call_start_batch(c->gc, &op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
+        atomic_store(&c->refs, 1);
+        call_unref(c);
+        break;
+      }
+      c->next = c->method == M_UNKNOWN ? unknown_start : METHODS[c->method].start;
+      enqueue(c, 1);
+      break;
+    }
+    case TAG_OP:
+      if (c->send) {
+        grpc_byte_buffer_destroy(c->send);
+        c->send = NULL;
+      }
+      enqueue(c, ev.success);
+      break;
+    case TAG_CLOSE:
+      atomic_store(&c->closed, 1);
+      /* a parked call must learn it is gone */
+      pthread_mutex_lock(&s->wmu);
+      if (c->waiting) {
+        c->waiting = 0;
+        if (c->wprev)
+          c->wprev->wnext = c->wnext;
+        else
+          s->waiters = c->wnext;
+        if (c->wnext)
+          c->wnext->wprev = c->wprev;
+        pthread_mutex_unlock(&s->wmu);
+        enqueue(c, 1);
+      } else {
+        pthread_mutex_unlock(&s->wmu);
+      }
+      call_unref(c);
+      break;
+    }
+  }
+}
+
+/* ------------------------------------------------------ batch operations */
+
+static void start(srv_call *c, grpc_op *ops, size_t n, step_fn next) {
+  c->next = next;
+  grpc_call_error e = grpc_call_start_batch(c->gc, ops, n, &c->t_op, NULL);
+  if (e != GRPC_CALL_OK) {
+    fprintf(stderr, "clinlogd: grpc_call_start_batch: error %d\n", (int)e);
+    if (c->send) {
+      grpc_byte_buffer_destroy(c->send);
+      c->send = NULL;
+    }
+    enqueue(c, 0);
+  }
+}
+
+static size_t add_md(srv_call *c, grpc_op *ops) {
+  if (c->sent_md)
+    return 0;
+  c->sent_md = 1;
+  memset(ops, 0, sizeof *ops);
+  ops->op = GRPC_OP_SEND_INITIAL_METADATA;
+  return 1;
+}
+
+void srv_send(srv_call *c, grpc_byte_buffer *bb, step_fn next) {
+  grpc_op ops[2];
+  size_t n = add_md(c, ops);
+  memset(&ops[n], 0, sizeof ops[n]);
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n].data.send_message.send_message = bb;
+  c->send = bb;
+  start(c, ops, n + 1, next);
+}
+
+void srv_send_msg(srv_call *c, const ProtobufCMessage *m, step_fn next) {
+  grpc_byte_buffer *bb = cl_grpc_pack(m);
+  if (!bb) {
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  srv_send(c, bb, next);
+}
+
+void srv_recv(srv_call *c, step_fn next) {
+  grpc_op ops[2];
+  size_t n = add_md(c, ops);
+  if (c->recv) {
+    grpc_byte_buffer_destroy(c->recv);
+    c->recv = NULL;
+  }
+  memset(&ops[n], 0, sizeof ops[n]);
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n].data.recv_message.recv_message = &c->recv;
+  start(c, ops, n + 1, next);
+}
+
+void srv_trailer(srv_call *c, const char *key, const char *value) {
+  if (c->ntrailing == sizeof c->trailing / sizeof c->trailing[0])
+    return;
+  c->trailing[c->ntrailing].key = grpc_slice_from_copied_string(key);
+  c->trailing[c->ntrailing].value = grpc_slice_from_copied_string(value);
+  c->ntrailing++;
+}
+
+static void finish_done(srv_call *c, int ok) {
+  (void)ok;
+  for (size_t i = 0; i < c->ntrailing; i++) {
+    grpc_slice_unref(c->trailing[i].key);
+    grpc_slice_unref(c->trailing[i].value);
+  }
+  grpc_slice_unref(c->status_details);
+  call_unref(c); /* the flow's reference */
+}
+
+void srv_finish(srv_call *c, grpc_status_code code, const char *details,
+                const ProtobufCMessage *last) {
+  grpc_op ops[3];
+  size_t n = add_md(c, ops);
+  if (last && !srv_cancelled(c)) {
+    c->send = cl_grpc_pack(last);
+    if (c->send) {
+      memset(&ops[n], 0, sizeof ops[n]);
+      ops[n].op = GRPC_OP_SEND_MESSAGE;
+      ops[n].data.send_message.send_message = c->send;
+      n++;
+    }
+  }
+  c->finishing = 1;
+  c->status_details = grpc_slice_from_copied_string(details ? details : "");
+  memset(&ops[n], 0, sizeof ops[n]);
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  ops[n].data.send_status_from_server.status_details = &c->status_details;
+  ops[n].data.send_status_from_server.trailing_metadata_count = c->ntrailing;
+  ops[n].data.send_status_from_server.trailing_metadata = c->trailing;
+  n++;
+  c->next = finish_done;
+  if (grpc_call_start_batch(c->gc, ops, n, &c->t_op, NULL) != GRPC_CALL_OK) {
+    if (c->send) {
+      grpc_byte_buffer_destroy(c->send);
+      c->send = NULL;
+    }
+    finish_done(c, 0);
+  }
+}
+
+void srv_finish_err(srv_call *c, const cl_err *err) {
+  srv_trailer(c, "clinlog-error", cl_errname(err->code));
+  srv_finish(c, cl_grpc_status_of(err->code), err->msg[0] ? err->msg : cl_strerror(err->code),
+             NULL);
+}
+
+int srv_cancelled(srv_call *c) {
+  if (atomic_load(&c->closed) && c->cancelled)
+    return 1;
+  gpr_timespec now = gpr_now(c->deadline.clock_type);
+  return c->method != M_UNKNOWN && gpr_time_cmp(c->deadline, now) < 0;
+}
+
+/* ----------------------------------------------------------- waiting */
+
+void srv_wait(srv_call *c, int64_t wake_at_ms, step_fn next) {
+  cl_server *s = c->srv;
+  c->next = next;
+  pthread_mutex_lock(&s->wmu);
+  if (atomic_load(&c->closed) || atomic_load(&s->shutting_down)) {
+    pthread_mutex_unlock(&s->wmu);
+    enqueue(c, 1);
+    return;
+  }
+  c->wake_at_ms = wake_at_ms;
+  c->waiting = 1;
+  c->wprev = NULL;
+  c->wnext = s->waiters;
+  if (s->waiters)
+    s->waiters->wprev = c;
+  s->waiters = c;
+  pthread_mutex_unlock(&s->wmu);
+}
+
+/* Wakes waiting calls: all of them (log grew, shutdown), or those whose
+ * timer passed. Caller holds wmu. */
+static void wake_locked(cl_server *s, int all, int64_t now) {
+  srv_call *c = s->waiters;
+  while (c) {
+    srv_call *nx = c->wnext;
+    if (all || (c->wake_at_ms && c->wake_at_ms <= now)) {
+      if (c->wprev)
+        c->wprev->wnext = c->wnext;
+      else
+        s->waiters = c->wnext;
+      if (c->wnext)
+        c->wnext->wprev = c->wprev;
+      c->waiting = 0;
+      enqueue(c, 1);
+    }
+    c = nx;
+  }
+}
+
+static void on_commit(void *ctx, uint64_t size) {
+  (void)size;
+  cl_server *s = ctx;
+  pthread_mutex_lock(&s->wmu);
+  wake_locked(s, 1, 0);
+  pthread_mutex_unlock(&s->wmu);
+}
+
+static void *ticker_main(void *arg) {
+  cl_server *s = arg;
+  pthread_mutex_lock(&s->wmu);
+  while (!s->stop_ticker) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&s->wcv, &s->wmu, &ts);
+    wake_locked(s, atomic_load(&s->shutting_down), srv_now_ms());
+  }
+  pthread_mutex_unlock(&s->wmu);
+  return NULL;
+}
+
+/* ------------------------------------------------------ unknown methods */
+
+static void unknown_start(srv_call *c, int ok) {
+  (void)ok;
+  char msg[300];
+  char *m = grpc_slice_to_c_string(c->details.method);
+  snprintf(msg, sizeof msg, "unknown method %s", m);
+  gpr_free(m);
+  srv_finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+}
+
+/* ---------------------------------------------------------- start/stop */
+
+static char *read_pem(const char *path, cl_err *err) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    cl_err_set(err, CL_EIO, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  char *buf = malloc(1 << 20);
+  size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+  fclose(f);
+  if (!buf || n == 0) {
+    free(buf);
+    cl_err_set(err, CL_EIO, "%s: empty or unreadable", path);
+    return NULL;
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
+/* 1 if `listen` names a loopback address (127.0.0.0/8, ::1, localhost). */
+static int is_loopback(const char *listen) {
+  char host[256];
+  const char *colon = strrchr(listen, ':');
+  size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+  if (n >= sizeof host)
+    return 0;
+  memcpy(host, listen, n);
+  host[n] = '\0';
+  if (!strcmp(host, "localhost") || !strcmp(host, "[::1]") || !strcmp(host, "::1"))
+    return 1;
+  struct in_addr a;
+  return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+static grpc_server_credentials *make_creds(const cl_server_config *c, cl_err *err) {
+  if (!c->tls_cert && !c->tls_key) {
+    if (!c->dev) {
+      cl_err_set(err, CL_EINVAL, "TLS is required (give --tls-cert and --tls-key, or --dev for "
+                                 "plaintext on loopback)");
+      return NULL;
+    }
+    if (!is_loopback(c->listen)) {
+      cl_err_set(err, CL_EINVAL, "plaintext is only allowed on a loopback address, not %s",
+                 c->listen);
+      return NULL;
+    }
+    return grpc_insecure_server_credentials_create();
+  }
+  if (!c->tls_cert || !c->tls_key) {
+    cl_err_set(err, CL_EINVAL, "TLS needs both a certificate and a key");
+    return NULL;
+  }
+  if (c->require_client_cert && !c->client_ca) {
+    cl_err_set(err, CL_EINVAL, "--require-client-cert needs --client-ca");
+    return NULL;
+  }
+  char *cert = read_pem(c->tls_cert, err), *key = cert ? read_pem(c->tls_key, err) : NULL;
+  char *ca = key && c->client_ca ? read_pem(c->client_ca, err) : NULL;
+  grpc_server_credentials *cr = NULL;
+  if (cert && key && (!c->client_ca || ca)) {
+    grpc_ssl_pem_key_cert_pair pair = {key, cert};
+    grpc_ssl_client_certificate_request_type req =
+        !c->client_ca ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+        : c->require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                 : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+    cr = grpc_ssl_server_credentials_create_ex(ca, &pair, 1, req, NULL);
+    if (!cr)
+      cl_err_set(err, CL_EINVAL, "TLS credentials rejected (check the PEM files)");
+  }
+  if (key) {
+    memset(key, 0, strlen(key));
+    free(key);
+  }
+  free(cert);
+  free(ca);
+  return cr;
+}
+
+int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, int *port,
+                    cl_err *err) {
+  cl_server *s = calloc(1, sizeof *s);
+  if (!s)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  s->cfg = *cfg;
+  s->log = log;
+  if (s->cfg.cq_threads < 1)
+    s->cfg.cq_threads = 1;
+  if (s->cfg.workers < 1)
+    s->cfg.workers = 1;
+  pthread_mutex_init(&s->qmu, NULL);
+  pthread_cond_init(&s->qcv, NULL);
+  pthread_mutex_init(&s->wmu, NULL);
+  pthread_cond_init(&s->wcv, NULL);
+  pthread_mutex_init(&s->smu, NULL);
+  pthread_cond_init(&s->scv, NULL);
+  s->t_shutdown = (srv_tag){NULL, TAG_SHUTDOWN};
+
+  grpc_server_credentials *creds = make_creds(cfg, err);
+  if (!creds) {
+    free(s);
+    return err->code ? err->code : CL_EINVAL;
+  }
+  grpc_init();
+  grpc_arg args[] = {
+      {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = (int)cfg->max_message_bytes}},
+      {GRPC_ARG_INTEGER, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, {.integer = -1}},
+      {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = cfg->keepalive_time_ms}},
+      {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = cfg->keepalive_timeout_ms}},
+      {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+      /* clients may ping as often as this, also without data, so long
+       * Subscribe streams behind NATs survive */
+      {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+       {.integer = cfg->min_client_ping_ms}},
+      {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
+  };
+  grpc_channel_args ca = {sizeof args / sizeof args[0], args};
+  s->gs = grpc_server_create(&ca, NULL);
+  s->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(s->gs, s->cq, NULL);
+  for (int m = 0; m < M_COUNT; m++)
+    s->methods[m] = grpc_server_register_method(s->gs, METHODS[m].path, NULL, METHODS[m].payload, 0);
+  int p = grpc_server_add_http2_port(s->gs, cfg->listen, creds);
+  grpc_server_credentials_release(creds);
+  if (p == 0) {
+    grpc_server_destroy(s->gs);
+    grpc_completion_queue_shutdown(s->cq);
+    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+      ;
+    grpc_completion_queue_destroy(s->cq);
+    grpc_shutdown();
+    free(s);
+    return cl_err_set(err, CL_EIO, "cannot listen on %s (in use, or not a local address?)",
+                      cfg->listen);
+  }
+  if (port)
+    *port = p;
+  grpc_server_start(s->gs);
+  atomic_store(&s->serving, 1);
+  cl_log_set_commit_hook(log, on_commit, s);
+
+  s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
+  s->cq_threads = calloc((size_t)s->cfg.cq_threads, sizeof *s->cq_threads);
+  for (int i = 0; i < s->cfg.workers; i++)
+    pthread_create(&s->workers[i], NULL, worker_main, s);
+  for (int i = 0; i < s->cfg.cq_threads; i++)
+    pthread_create(&s->cq_threads[i], NULL, cq_main, s);
+  pthread_create(&s->ticker, NULL, ticker_main, s);
+  for (int m = 0; m <= M_UNKNOWN; m++)
+    for (int k = 0; k < REQUESTS_PER_METHOD; k++)
+      request_call(s, m);
+  *out = s;
+  return 0;
+}
+
+static int wait_until(cl_server *s, int64_t deadline_ms, int (*done)(cl_server *)) {
+  pthread_mutex_lock(&s->smu);
+  while (!done(s)) {
+    int64_t left = deadline_ms - srv_now_ms();
+    if (left <= 0)
+      break;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t step = left < 100 ? left : 100;
+    ts.tv_nsec += step * 1000000;
+    ts.tv_sec += ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    pthread_cond_timedwait(&s->scv, &s->smu, &ts);
+  }
+  int ok = done(s);
+  pthread_mutex_unlock(&s->smu);
+  return ok;
+}
+
+static int shutdown_done(cl_server *s) { return s->shutdown_done; }
+static int no_calls(cl_server *s) { return atomic_load(&s->live_calls) == 0; }
+
+void cl_server_stop(cl_server *s) {
+  if (!s)
+    return;
+  atomic_store(&s->serving, 0);
+  atomic_store(&s->shutting_down, 1);
+  /* wake parked streams: they end with UNAVAILABLE (Watch first reports
+   * NOT_SERVING) */
+  pthread_mutex_lock(&s->wmu);
+  wake_locked(s, 1, 0);
+  pthread_mutex_unlock(&s->wmu);
+  grpc_server_shutdown_and_notify(s->gs, s->cq, &s->t_shutdown);
+  if (!wait_until(s, srv_now_ms() + s->cfg.shutdown_grace_ms, shutdown_done)) {
+    fprintf(stderr, "clinlogd: grace period over, cancelling %d calls\n",
+            atomic_load(&s->live_calls));
+    grpc_server_cancel_all_calls(s->gs);
+    wait_until(s, srv_now_ms() + 60000, shutdown_done);
+  }
+  wait_until(s, srv_now_ms() + 10000, no_calls);
+  cl_log_set_commit_hook(s->log, NULL, NULL);
+  grpc_server_destroy(s->gs);
+  grpc_completion_queue_shutdown(s->cq);
+  for (int i = 0; i < s->cfg.cq_threads; i++)
+    pthread_join(s->cq_threads[i], NULL);
+  grpc_completion_queue_destroy(s->cq);
+  pthread_mutex_lock(&s->qmu);
+  s->stop_workers = 1;
+  pthread_cond_broadcast(&s->qcv);
+  pthread_mutex_unlock(&s->qmu);
+  for (int i = 0; i < s->cfg.workers; i++)
+    pthread_join(s->workers[i], NULL);
+  pthread_mutex_lock(&s->wmu);
+  s->stop_ticker = 1;
+  pthread_cond_broadcast(&s->wcv);
+  pthread_mutex_unlock(&s->wmu);
+  pthread_join(s->ticker, NULL);
+  grpc_shutdown();
+  free(s->workers);
+  free(s->cq_threads);
+  free(s);
+}

@@ -1,0 +1,790 @@
+/* Handlers of clinlog.v1.Log and grpc.health.v1.Health. Each runs on a
+ * worker; streaming handlers keep their position in the call's state and
+ * send one message per step (see server_int.h). */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/grpc/server_int.h"
+#include "clinlog/v1/api.pb-c.h"
+#include "clinlog/v1/event.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "store/checkpoint.h"
+#include "store/merkle.h"
+
+#define CHUNK_EVENTS 128
+#define CHUNK_BYTES (1u << 20)
+
+static void bad_request(srv_call *c, const char *what) {
+  srv_trailer(c, "clinlog-error", cl_errname(CL_EMALFORMED));
+  char msg[200];
+  snprintf(msg, sizeof msg, "request is not a valid %s", what);
+  srv_finish(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+}
+
+#define UNPACK(c, type, var, desc, name)                                                   \
+  type *var = (type *)cl_grpc_unpack((c)->payload, &(desc));                               \
+  if (!var) {                                                                              \
+    bad_request((c), (name));                                                              \
+    return;                                                                                \
+  }
+
+/* ------------------------------------------------------------- events */
+
+typedef struct filter {
+  char **prefixes;
+  size_t nprefixes;
+  uint32_t *types;
+  size_t ntypes;
+} filter;
+
+static void filter_from(filter *f, const Clinlog__V1__Filter *pf) {
+  memset(f, 0, sizeof *f);
+  if (!pf)
+    return;
+  f->prefixes = pf->stream_prefixes;
+  f->nprefixes = pf->n_stream_prefixes;
+  f->types = pf->event_types;
+  f->ntypes = pf->n_event_types;
+}
+
+static int filter_match(const filter *f, uint32_t type, const char *stream) {
+  if (f->ntypes) {
+    int ok = 0;
+    for (size_t i = 0; i < f->ntypes && !ok; i++)
+      ok = f->types[i] == type;
+    if (!ok)
+      return 0;
+  }
+  if (f->nprefixes) {
+    if (!stream)
+      return 0;
+    int ok = 0;
+    for (size_t i = 0; i < f->nprefixes && !ok; i++)
+      ok = strncmp(stream, f->prefixes[i], strlen(f->prefixes[i])) == 0;
+    if (!ok)
+      return 0;
+  }
+  return 1;
+}
+
+/* Builds the RecordedEvent of a view, or NULL if the filter drops it. The
+ * returned message borrows from v and from *ev_out (free that after use). */
+static int recorded(const cl_event_view *v, const filter *f, int include_record,
+                    Clinlog__V1__RecordedEvent *re, Google__Protobuf__Timestamp *ts,
+                    Clinlog__V1__Event **ev_out) {
+  Clinlog__V1__Event *ev = NULL;
+  if (v->event)
+    ev = clinlog__v1__event__unpack(NULL, v->event_len, v->event);
+  *ev_out = ev;
+  const char *stream = ev ? ev->stream : NULL;
+  if (f && !filter_match(f, v->event_type, stream))
+    return 0;
+  clinlog__v1__recorded_event__init(re);
+  google__protobuf__timestamp__init(ts);
+  ts->seconds = v->committed_at_ns / 1000000000;
+  ts->nanos = (int32_t)(v->committed_at_ns % 1000000000);
+  re->seq = v->seq;
+  re->stream_version = v->stream_version;
+  re->stream = (char *)(stream ? stream : "");
+  re->event_id = (ProtobufCBinaryData){16, (uint8_t *)v->event_id};
+  re->event_type = v->event_type;
+  re->committed_at = ts;
+  if (v->event)
+    re->event = (ProtobufCBinaryData){v->event_len, (uint8_t *)v->event};
+  re->event_hash = (ProtobufCBinaryData){32, (uint8_t *)v->event_hash};
+  re->erased = v->erased;
+  if (include_record)
+    re->record = (ProtobufCBinaryData){v->record_len, (uint8_t *)v->record};
+  return 1;
+}
+
+/* A chunk of packed messages waiting to be sent. */
+typedef struct chunk {
+  grpc_byte_buffer *bb[CHUNK_EVENTS];
+  size_t n, pos, bytes;
+} chunk;
+
+static void chunk_clear(chunk *k) {
+  for (size_t i = k->pos; i < k->n; i++)
+    grpc_byte_buffer_destroy(k->bb[i]);
+  k->n = k->pos = k->bytes = 0;
+}
+
+/* Packs ev as a message for the chunk; for Subscribe it is wrapped in a
+ * SubscribeResponse. */
+static int chunk_add(chunk *k, const cl_event_view *v, const filter *f, int include_record,
+                     int wrap, int *added) {
+  Clinlog__V1__RecordedEvent re;
+  Google__Protobuf__Timestamp ts;
+  Clinlog__V1__Event *ev;
+  *added = 0;
+  if (recorded(v, f, include_record, &re, &ts, &ev)) {
+    grpc_byte_buffer *bb;
+    if (wrap) {
+      Clinlog__V1__SubscribeResponse sr = CLINLOG__V1__SUBSCRIBE_RESPONSE__INIT;
+      sr.kind_case = CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT;
+      sr.event = &re;
+      bb = cl_grpc_pack(&sr.base);
+    } else {
+      bb = cl_grpc_pack(&re.base);
+    }
+    if (bb) {
+      k->bb[k->n++] = bb;
+      k->bytes += v->event_len + v->record_len;
+      *added = 1;
+    }
+  }
+  if (ev)
+    clinlog__v1__event__free_unpacked(ev, NULL);
+  return 0;
+}
+
+/* --------------------------------------------------------------- Read */
+
+typedef struct rd {
+  Clinlog__V1__ReadRequest *req;
+  filter f;
+  uint64_t next;       /* next seq, or next stream version */
+  uint64_t remaining;  /* events still to send */
+  int backwards, exhausted;
+  chunk k;
+} rd;
+
+static void rd_free(void *p) {
+  rd *r = p;
+  chunk_clear(&r->k);
+  clinlog__v1__read_request__free_unpacked(r->req, NULL);
+  free(r);
+}
+
+static int rd_cb(void *ctx, const cl_event_view *v, cl_err *err) {
+  (void)err;
+  rd *r = ctx;
+  if (r->req->stream[0])
+    r->next = r->backwards ? v->stream_version - 1 : v->stream_version + 1;
+  else
+    r->next = v->seq + 1;
+  int added;
+  chunk_add(&r->k, v, &r->f, 0, 0, &added);
+  if (added && --r->remaining == 0)
+    return 1;
+  if (r->k.n == CHUNK_EVENTS || r->k.bytes >= CHUNK_BYTES)
+    return 1;
+  if (r->req->stream[0] && r->backwards && r->next == 0)
+    return 1;
+  return 0;
+}
+
+static void rd_step(srv_call *c, int ok) {
+  rd *r = c->st;
+  if (!ok || srv_cancelled(c)) {
+    srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+    return;
+  }
+  if (atomic_load(&c->srv->shutting_down)) {
+    srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
+    return;
+  }
+  /* refill until something is to be sent (chunks may filter to nothing) */
+  while (r->k.pos == r->k.n) {
+    chunk_clear(&r->k);
+    if (r->exhausted || !r->remaining) {
+      srv_finish(c, GRPC_STATUS_OK, "", NULL);
+      return;
+    }
+    cl_err err;
+    cl_err_clear(&err);
+    uint64_t before = r->next;
+    int rc;
+    if (r->req->stream[0])
+      rc = cl_log_read_stream(c->srv->log, r->req->stream, r->next, r->backwards, CHUNK_EVENTS,
+                              rd_cb, r, &err);
+    else
+      rc = cl_log_read_all(c->srv->log, r->next, CHUNK_EVENTS, rd_cb, r, &err);
+    if (rc) {
+      srv_finish_err(c, &err);
+      return;
+    }
+    if (r->next == before || (r->req->stream[0] && r->backwards && r->next == 0))
+      r->exhausted = 1;
+  }
+  grpc_byte_buffer *bb = r->k.bb[r->k.pos++];
+  srv_send(c, bb, rd_step);
+}
+
+void svc_read(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Clinlog__V1__ReadRequest, req, clinlog__v1__read_request__descriptor, "ReadRequest");
+  rd *r = calloc(1, sizeof *r);
+  if (!r) {
+    clinlog__v1__read_request__free_unpacked(req, NULL);
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  r->req = req;
+  c->st = r;
+  c->st_free = rd_free;
+  filter_from(&r->f, req->filter);
+  r->remaining = req->max_count ? req->max_count : UINT64_MAX;
+  if (req->direction != CLINLOG__V1__DIRECTION__FORWARDS &&
+      req->direction != CLINLOG__V1__DIRECTION__BACKWARDS) {
+    srv_trailer(c, "clinlog-error", cl_errname(CL_EINVAL));
+    srv_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "direction: unknown value", NULL);
+    return;
+  }
+  r->backwards = req->direction == CLINLOG__V1__DIRECTION__BACKWARDS;
+  if (r->backwards && !req->stream[0]) {
+    srv_trailer(c, "clinlog-error", cl_errname(CL_EINVAL));
+    srv_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "direction: backwards reads need a stream", NULL);
+    return;
+  }
+  if (req->stream[0]) {
+    cl_err err;
+    uint64_t ver;
+    if (cl_log_stream_version(c->srv->log, req->stream, &ver, &err) != 0) {
+      srv_finish_err(c, &err);
+      return;
+    }
+    if (ver == 0) {
+      cl_err_set(&err, CL_ENOTFOUND, "stream %s has no events", req->stream);
+      srv_finish_err(c, &err);
+      return;
+    }
+    r->next = req->from ? req->from : (r->backwards ? ver : 1);
+  } else {
+    r->next = req->from ? req->from : 1;
+  }
+  rd_step(c, 1);
+}
+
+/* ---------------------------------------------------------- Subscribe */
+
+typedef struct sub {
+  Clinlog__V1__SubscribeRequest *req;
+  filter f;
+  uint64_t next;          /* next seq to examine */
+  int caught_up_sent;
+  int64_t last_sent_ms;
+  int64_t interval_ms;
+  chunk k;
+} sub;
+
+static void sub_free(void *p) {
+  sub *s = p;
+  chunk_clear(&s->k);
+  clinlog__v1__subscribe_request__free_unpacked(s->req, NULL);
+  free(s);
+}
+
+static int sub_cb(void *ctx, const cl_event_view *v, cl_err *err) {
+  (void)err;
+  sub *s = ctx;
+  s->next = v->seq + 1;
+  int added;
+  chunk_add(&s->k, v, &s->f, s->req->include_record, 1, &added);
+  return s->k.n == CHUNK_EVENTS || s->k.bytes >= CHUNK_BYTES;
+}
+
+static void send_position(srv_call *c, sub *s, int caught_up, step_fn next) {
+  uint64_t size;
+  cl_log_head(c->srv->log, &size, NULL);
+  Clinlog__V1__Position pos = CLINLOG__V1__POSITION__INIT;
+  pos.seq = s->next - 1;
+  pos.tree_size = size;
+  Clinlog__V1__SubscribeResponse sr = CLINLOG__V1__SUBSCRIBE_RESPONSE__INIT;
+  sr.kind_case = caught_up ? CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_CAUGHT_UP
+                           : CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_POSITION;
+  if (caught_up)
+    sr.caught_up = &pos;
+  else
+    sr.position = &pos;
+  s->last_sent_ms = srv_now_ms();
+  srv_send_msg(c, &sr.base, next);
+}
+
+static void sub_step(srv_call *c, int ok) {
+  sub *s = c->st;
+  if (!ok || srv_cancelled(c)) {
+    srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+    return;
+  }
+  if (atomic_load(&c->srv->shutting_down)) {
+    srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down; resubscribe from your last position",
+               NULL);
+    return;
+  }
+  for (;;) {
+    if (s->k.pos < s->k.n) {
+      s->last_sent_ms = srv_now_ms();
+      srv_send(c, s->k.bb[s->k.pos++], sub_step);
+      return;
+    }
+    chunk_clear(&s->k);
+    uint64_t size;
+    cl_log_head(c->srv->log, &size, NULL);
+    if (s->next <= size) {
+      cl_err err;
+      cl_err_clear(&err);
+      uint64_t before = s->next;
+      if (cl_log_read_all(c->srv->log, s->next, CHUNK_EVENTS * 8, sub_cb, s, &err) != 0) {
+        srv_finish_err(c, &err);
+        return;
+      }
+      if (s->k.n)
+        continue;
+      if (s->next == before) { /* nothing readable yet: wait for the next commit */
+        srv_wait(c, s->last_sent_ms + s->interval_ms, sub_step);
+        return;
+      }
+      /* all filtered: tell a quiet subscriber where it is now and then */
+      if (srv_now_ms() - s->last_sent_ms >= s->interval_ms) {
+        send_position(c, s, 0, sub_step);
+        return;
+      }
+      continue;
+    }
+    if (!s->caught_up_sent) {
+      s->caught_up_sent = 1;
+      send_position(c, s, 1, sub_step);
+      return;
+    }
+    int64_t due = s->last_sent_ms + s->interval_ms;
+    if (srv_now_ms() >= due) {
+      send_position(c, s, 0, sub_step);
+      return;
+    }
+    srv_wait(c, due, sub_step);
+    return;
+  }
+}
+
+void svc_subscribe(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Clinlog__V1__SubscribeRequest, req, clinlog__v1__subscribe_request__descriptor,
+         "SubscribeRequest");
+  sub *s = calloc(1, sizeof *s);
+  if (!s) {
+    clinlog__v1__subscribe_request__free_unpacked(req, NULL);
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  s->req = req;
+  c->st = s;
+  c->st_free = sub_free;
+  filter_from(&s->f, req->filter);
+  s->interval_ms = req->position_interval_ms ? req->position_interval_ms : 1000;
+  if (req->from_end) {
+    uint64_t size;
+    cl_log_head(c->srv->log, &size, NULL);
+    s->next = size + 1;
+  } else {
+    s->next = req->from_seq ? req->from_seq : 1;
+  }
+  s->last_sent_ms = srv_now_ms();
+  /* send initial metadata at once so clients see the stream open */
+  sub_step(c, 1);
+}
+
+/* ------------------------------------------------------------- Append */
+
+static void fill_response(Clinlog__V1__AppendResponse *resp, Clinlog__V1__EventPosition *pos,
+                          Clinlog__V1__EventPosition **pp, const cl_append_result *r) {
+  clinlog__v1__append_response__init(resp);
+  for (size_t i = 0; i < r->n; i++) {
+    clinlog__v1__event_position__init(&pos[i]);
+    pos[i].event_id = (ProtobufCBinaryData){16, r->event_id[i]};
+    pos[i].seq = r->seq[i];
+    pos[i].stream_version = r->version[i];
+    pp[i] = &pos[i];
+  }
+  resp->n_positions = r->n;
+  resp->positions = pp;
+  resp->tree_size = r->tree_size;
+  resp->duplicate = r->duplicate;
+}
+
+static void append_error(srv_call *c, int rc, const cl_err *err, cl_append_result *r) {
+  if (rc == CL_ECONFLICT) {
+    char v[32];
+    snprintf(v, sizeof v, "%" PRIu64, r->conflict_current);
+    srv_trailer(c, "clinlog-stream", r->conflict_stream);
+    srv_trailer(c, "clinlog-current-version", v);
+    cl_append_result_free(r);
+  }
+  srv_finish_err(c, err);
+}
+
+void svc_append(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Clinlog__V1__AppendBatch, b, clinlog__v1__append_batch__descriptor, "AppendBatch");
+  if (atomic_load(&c->srv->shutting_down)) {
+    clinlog__v1__append_batch__free_unpacked(b, NULL);
+    srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
+    return;
+  }
+  cl_append_result r;
+  cl_err err;
+  cl_err_clear(&err);
+  int rc = cl_log_append(c->srv->log, b, &r, &err);
+  clinlog__v1__append_batch__free_unpacked(b, NULL);
+  if (rc) {
+    append_error(c, rc, &err, &r);
+    return;
+  }
+  Clinlog__V1__AppendResponse resp;
+  Clinlog__V1__EventPosition *pos = malloc(r.n * sizeof *pos);
+  Clinlog__V1__EventPosition **pp = malloc(r.n * sizeof *pp);
+  if (!pos || !pp) {
+    free(pos);
+    free(pp);
+    cl_append_result_free(&r);
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  fill_response(&resp, pos, pp, &r);
+  srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  free(pos);
+  free(pp);
+  cl_append_result_free(&r);
+}
+
+typedef struct astream {
+  uint64_t batches, events, dups, first, last;
+} astream;
+
+static void as_step(srv_call *c, int ok) {
+  astream *a = c->st;
+  if (!ok || srv_cancelled(c)) {
+    srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+    return;
+  }
+  char n[32];
+  if (!c->recv) { /* the client closed its side: report */
+    uint64_t size;
+    cl_log_head(c->srv->log, &size, NULL);
+    Clinlog__V1__AppendStreamSummary sum = CLINLOG__V1__APPEND_STREAM_SUMMARY__INIT;
+    sum.batches = a->batches;
+    sum.events = a->events;
+    sum.duplicates = a->dups;
+    sum.first_seq = a->first;
+    sum.last_seq = a->last;
+    sum.tree_size = size;
+    srv_finish(c, GRPC_STATUS_OK, "", &sum.base);
+    return;
+  }
+  snprintf(n, sizeof n, "%" PRIu64, a->batches);
+  Clinlog__V1__AppendBatch *b =
+      (Clinlog__V1__AppendBatch *)cl_grpc_unpack(c->recv, &clinlog__v1__append_batch__descriptor);
+  if (!b) {
+    srv_trailer(c, "clinlog-committed-batches", n);
+    char msg[100];
+    snprintf(msg, sizeof msg, "batch %" PRIu64 ": not a valid AppendBatch", a->batches);
+    srv_trailer(c, "clinlog-error", cl_errname(CL_EMALFORMED));
+    srv_finish(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+    return;
+  }
+  cl_append_result r;
+  cl_err err;
+  cl_err_clear(&err);
+  int rc = cl_log_append(c->srv->log, b, &r, &err);
+  clinlog__v1__append_batch__free_unpacked(b, NULL);
+  if (rc) {
+    srv_trailer(c, "clinlog-committed-batches", n);
+    cl_err_prefix(&err, "batch %" PRIu64, a->batches);
+    append_error(c, rc, &err, &r);
+    return;
+  }
+  a->batches++;
+  if (r.duplicate) {
+    a->dups += r.n;
+  } else {
+    a->events += r.n;
+    if (!a->first)
+      a->first = r.seq[0];
+    a->last = r.seq[r.n - 1];
+  }
+  cl_append_result_free(&r);
+  if (atomic_load(&c->srv->shutting_down)) {
+    srv_trailer(c, "clinlog-committed-batches", n);
+    srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
+    return;
+  }
+  srv_recv(c, as_step);
+}
+
+void svc_append_stream(srv_call *c, int ok) {
+  (void)ok;
+  astream *a = calloc(1, sizeof *a);
+  if (!a) {
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  c->st = a;
+  c->st_free = free;
+  srv_recv(c, as_step);
+}
+
+/* ------------------------------------------------- checkpoints & proofs */
+
+static int get_note(cl_log *log, uint64_t size, char **note, size_t *len, cl_checkpoint *cp,
+                    cl_err *err) {
+  int rc = cl_log_get_checkpoint(log, size, note, len, err);
+  if (rc)
+    return rc;
+  if ((rc = cl_checkpoint_parse(*note, *len, cp, err)) != 0 || (size && cp->size != size)) {
+    free(*note);
+    *note = NULL;
+    return rc ? rc : cl_err_set(err, CL_ENOTFOUND, "no checkpoint at tree size %" PRIu64, size);
+  }
+  return 0;
+}
+
+void svc_get_checkpoint(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Clinlog__V1__GetCheckpointRequest, req, clinlog__v1__get_checkpoint_request__descriptor,
+         "GetCheckpointRequest");
+  cl_err err;
+  cl_err_clear(&err);
+  char *note = NULL;
+  size_t len = 0;
+  cl_checkpoint cp;
+  int rc;
+  if (req->fresh && !req->tree_size) {
+    rc = cl_log_checkpoint(c->srv->log, &note, &len, &err);
+    if (rc == 0)
+      rc = cl_checkpoint_parse(note, len, &cp, &err);
+  } else {
+    rc = get_note(c->srv->log, req->tree_size, &note, &len, &cp, &err);
+  }
+  clinlog__v1__get_checkpoint_request__free_unpacked(req, NULL);
+  if (rc) {
+    free(note);
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__Checkpoint out = CLINLOG__V1__CHECKPOINT__INIT;
+  out.note = note;
+  out.origin = cp.origin;
+  out.tree_size = cp.size;
+  out.root_hash = (ProtobufCBinaryData){32, cp.root};
+  out.log_public_key = (ProtobufCBinaryData){32, (uint8_t *)cl_log_public_key(c->srv->log)};
+  srv_finish(c, GRPC_STATUS_OK, "", &out.base);
+  free(note);
+}
+
+/* The size a proof defaults to: the latest checkpoint, if it covers `need`. */
+static uint64_t default_size(cl_log *log, uint64_t need) {
+  char *note;
+  size_t len;
+  cl_checkpoint cp;
+  cl_err err;
+  uint64_t size = 0;
+  if (get_note(log, 0, &note, &len, &cp, &err) == 0) {
+    if (cp.size >= need)
+      size = cp.size;
+    free(note);
+  }
+  if (!size)
+    cl_log_head(log, &size, NULL);
+  return size;
+}
+
+typedef struct rec_grab {
+  uint8_t *p;
+  size_t n;
+} rec_grab;
+
+static int grab(void *ctx, const cl_event_view *v, cl_err *err) {
+  rec_grab *g = ctx;
+  g->p = malloc(v->record_len);
+  if (!g->p)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  memcpy(g->p, v->record, v->record_len);
+  g->n = v->record_len;
+  return 1;
+}
+
+void svc_prove_inclusion(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Clinlog__V1__ProveInclusionRequest, req,
+         clinlog__v1__prove_inclusion_request__descriptor, "ProveInclusionRequest");
+  cl_log *log = c->srv->log;
+  uint64_t seq = req->seq, size = req->tree_size ? req->tree_size : default_size(log, req->seq);
+  clinlog__v1__prove_inclusion_request__free_unpacked(req, NULL);
+  uint8_t proof[CL_MERKLE_MAX_PROOF][32], leaf[32], root[32];
+  size_t n = 0;
+  cl_err err;
+  cl_err_clear(&err);
+  rec_grab g = {0};
+  if (cl_log_prove_inclusion(log, seq, size, proof, &n, leaf, &err) ||
+      cl_log_root_at(log, size, root, &err) || cl_log_read_all(log, seq, 1, grab, &g, &err)) {
+    free(g.p);
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__InclusionProof out = CLINLOG__V1__INCLUSION_PROOF__INIT;
+  ProtobufCBinaryData hashes[CL_MERKLE_MAX_PROOF];
+  for (size_t i = 0; i < n; i++)
+    hashes[i] = (ProtobufCBinaryData){32, proof[i]};
+  out.seq = seq;
+  out.leaf_index = seq - 1;
+  out.tree_size = size;
+  out.leaf_hash = (ProtobufCBinaryData){32, leaf};
+  out.n_hashes = n;
+  out.hashes = hashes;
+  out.root_hash = (ProtobufCBinaryData){32, root};
+  out.record = (ProtobufCBinaryData){g.n, g.p};
+  char *note = NULL;
+  size_t len;
+  cl_checkpoint cp;
+  if (get_note(log, size, &note, &len, &cp, &err) == 0)
+    out.checkpoint = note;
+  srv_finish(c, GRPC_STATUS_OK, "", &out.base);
+  free(note);
+  free(g.p);
+}
+
+void svc_prove_consistency(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Clinlog__V1__ProveConsistencyRequest, req,
+         clinlog__v1__prove_consistency_request__descriptor, "ProveConsistencyRequest");
+  cl_log *log = c->srv->log;
+  uint64_t old = req->old_size,
+           size = req->new_size ? req->new_size : default_size(log, req->old_size);
+  clinlog__v1__prove_consistency_request__free_unpacked(req, NULL);
+  uint8_t proof[CL_MERKLE_MAX_PROOF][32], oroot[32], root[32];
+  size_t n = 0;
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_log_prove_consistency(log, old, size, proof, &n, &err) ||
+      cl_log_root_at(log, old, oroot, &err) || cl_log_root_at(log, size, root, &err)) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__ConsistencyProof out = CLINLOG__V1__CONSISTENCY_PROOF__INIT;
+  ProtobufCBinaryData hashes[CL_MERKLE_MAX_PROOF];
+  for (size_t i = 0; i < n; i++)
+    hashes[i] = (ProtobufCBinaryData){32, proof[i]};
+  out.old_size = old;
+  out.new_size = size;
+  out.old_root = (ProtobufCBinaryData){32, oroot};
+  out.new_root = (ProtobufCBinaryData){32, root};
+  out.n_hashes = n;
+  out.hashes = hashes;
+  char *note = NULL;
+  size_t len;
+  cl_checkpoint cp;
+  if (get_note(log, size, &note, &len, &cp, &err) == 0)
+    out.checkpoint = note;
+  srv_finish(c, GRPC_STATUS_OK, "", &out.base);
+  free(note);
+}
+
+/* ------------------------------------------------------------ GetEvent */
+
+typedef struct one {
+  srv_call *c;
+  int include_record;
+} one;
+
+static int one_cb(void *ctx, const cl_event_view *v, cl_err *err) {
+  (void)err;
+  one *o = ctx;
+  Clinlog__V1__RecordedEvent re;
+  Google__Protobuf__Timestamp ts;
+  Clinlog__V1__Event *ev;
+  recorded(v, NULL, o->include_record, &re, &ts, &ev);
+  srv_finish(o->c, GRPC_STATUS_OK, "", &re.base); /* packs before returning */
+  if (ev)
+    clinlog__v1__event__free_unpacked(ev, NULL);
+  return 1;
+}
+
+void svc_get_event(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Clinlog__V1__GetEventRequest, req, clinlog__v1__get_event_request__descriptor,
+         "GetEventRequest");
+  cl_err err;
+  cl_err_clear(&err);
+  if (req->event_id.len != 16) {
+    clinlog__v1__get_event_request__free_unpacked(req, NULL);
+    cl_err_set(&err, CL_EINVAL, "event_id: must be 16 bytes (a UUID)");
+    srv_finish_err(c, &err);
+    return;
+  }
+  one o = {c, req->include_record};
+  int rc = cl_log_get_event(c->srv->log, req->event_id.data, one_cb, &o, &err);
+  clinlog__v1__get_event_request__free_unpacked(req, NULL);
+  if (rc)
+    srv_finish_err(c, &err);
+}
+
+/* -------------------------------------------------------------- Health */
+
+static int known_service(const char *s) { return !s[0] || !strcmp(s, "clinlog.v1.Log"); }
+
+void svc_health_check(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Grpc__Health__V1__HealthCheckRequest, req,
+         grpc__health__v1__health_check_request__descriptor, "HealthCheckRequest");
+  int known = known_service(req->service);
+  grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+  if (!known) {
+    srv_finish(c, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
+    return;
+  }
+  Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  r.status = atomic_load(&c->srv->serving) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                                           : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+  srv_finish(c, GRPC_STATUS_OK, "", &r.base);
+}
+
+typedef struct watch {
+  int known;
+  int last; /* last status sent, -1 none */
+} watch;
+
+static void watch_step(srv_call *c, int ok) {
+  watch *w = c->st;
+  if (!ok || srv_cancelled(c)) {
+    srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+    return;
+  }
+  int status = !w->known ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+               : atomic_load(&c->srv->serving)
+                   ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                   : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+  if (status != w->last) {
+    w->last = status;
+    Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    r.status = status;
+    srv_send_msg(c, &r.base, watch_step);
+    return;
+  }
+  if (atomic_load(&c->srv->shutting_down)) {
+    srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
+    return;
+  }
+  srv_wait(c, 0, watch_step);
+}
+
+void svc_health_watch(srv_call *c, int ok) {
+  (void)ok;
+  UNPACK(c, Grpc__Health__V1__HealthCheckRequest, req,
+         grpc__health__v1__health_check_request__descriptor, "HealthCheckRequest");
+  watch *w = calloc(1, sizeof *w);
+  if (!w) {
+    grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  w->known = known_service(req->service);
+  w->last = -1;
+  grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+  c->st = w;
+  c->st_free = free;
+  watch_step(c, 1);
+}

@@ -1,0 +1,671 @@
+"""Shared machinery of the clinlogd interop suite: generated protobuf modules,
+server processes, a hand-rolled gRPC client (no generated *_grpc stubs),
+event construction and signing, and independent verifiers for checkpoints
+(C2SP signed notes) and RFC 9162 Merkle proofs.
+
+Runs only under Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf,
+python3-nacl). run.py calls setup() before importing the test modules.
+"""
+import base64
+import ctypes
+import hashlib
+import importlib.util
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+import grpc
+import nacl.signing
+
+# Filled by setup().
+BUILD = None          # build directory holding clinlogd and clinlog
+CLINLOGD = None
+CLINLOG = None
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SCALE = 1.0           # timeout multiplier (ASan builds are slower)
+TMP = None            # per-run temp dir (data dirs, certs, generated code)
+pb = None             # namespace with the generated modules
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:",
+                     "ERROR: ThreadSanitizer")
+
+
+class _NS:
+    pass
+
+
+def setup(build, tmp, scale):
+    """Generates the Python protobuf modules with protoc and imports them."""
+    global BUILD, CLINLOGD, CLINLOG, TMP, SCALE, pb
+    BUILD = os.path.abspath(build)
+    CLINLOGD = os.path.join(BUILD, "clinlogd")
+    CLINLOG = os.path.join(BUILD, "clinlog")
+    TMP = tmp
+    SCALE = scale
+    gen = os.path.join(tmp, "gen")
+    hgen = os.path.join(tmp, "gen-health")
+    os.makedirs(gen)
+    os.makedirs(hgen)
+    proto = os.path.join(REPO, "proto")
+    protoc = shutil.which("protoc")
+    if not protoc:
+        raise RuntimeError("protoc not found (Debian package protobuf-compiler; "
+                           "scripts/install-deps.sh installs it)")
+    srcs = sorted("clinlog/v1/" + f for f in os.listdir(os.path.join(proto, "clinlog", "v1"))
+                  if f.endswith(".proto"))
+    subprocess.run([protoc, "-I" + proto, "-I/usr/include", "--python_out=" + gen] + srcs,
+                   check=True)
+    # The health module goes elsewhere and is loaded by path: a generated
+    # top-level "grpc" package would shadow the grpcio package.
+    subprocess.run([protoc, "-I" + proto, "-I/usr/include", "--python_out=" + hgen,
+                    "grpc/health/v1/health.proto"], check=True)
+    sys.path.insert(0, gen)
+    import importlib
+    ns = _NS()
+    for m in ("types", "domain", "system", "event", "record", "api"):
+        setattr(ns, m, importlib.import_module("clinlog.v1.%s_pb2" % m))
+    spec = importlib.util.spec_from_file_location(
+        "clinlog_interop_health_pb2", os.path.join(hgen, "grpc", "health", "v1", "health_pb2.py"))
+    ns.health = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ns.health)
+    from google.protobuf import timestamp_pb2
+    ns.timestamp = timestamp_pb2
+    pb = ns
+
+
+def T(seconds):
+    """A timeout scaled for slow (sanitizer) builds."""
+    return seconds * SCALE
+
+
+# ---------------------------------------------------------------------------
+# Keys and signatures
+
+
+class Signer:
+    """An Ed25519 key in clinlog's format: key_id = 32-byte public key."""
+
+    def __init__(self, seed=None):
+        self.sk = nacl.signing.SigningKey(seed) if seed else nacl.signing.SigningKey.generate()
+        self.pk = self.sk.verify_key.encode()
+
+    @classmethod
+    def load(cls, path):
+        with open(path, "rb") as f:
+            data = f.read()
+        if len(data) != 40 or data[:8] != b"clkeyed1":
+            raise ValueError("%s: not a clinlog Ed25519 key file" % path)
+        return cls(data[8:])
+
+    def sign_event(self, event_bytes):
+        msg = b"clinlog-event-v1\x00" + hashlib.sha256(event_bytes).digest()
+        return pb.record.Signature(key_id=self.pk, signature=self.sk.sign(msg).signature)
+
+    def sign_batch(self, events):
+        msg = (b"clinlog-batch-v1\x00" + len(events).to_bytes(4, "big") +
+               b"".join(hashlib.sha256(e).digest() for e in events))
+        return pb.record.Signature(key_id=self.pk, signature=self.sk.sign(msg).signature)
+
+
+# ---------------------------------------------------------------------------
+# Events
+
+
+def new_id():
+    return uuid.uuid4().bytes
+
+
+def timestamp_now():
+    ns = time.time_ns()
+    return pb.timestamp.Timestamp(seconds=ns // 10**9, nanos=ns % 10**9)
+
+
+def event_msg(stream, principal="admin", role="admin", kind="observation", text=None,
+              event_id=None):
+    """An Event message (not yet serialized). kind: observation (type 202),
+    allergy (201), condition (200)."""
+    ev = pb.event.Event(event_id=event_id or new_id(), stream=stream,
+                        occurred_at=timestamp_now(), source_system="INTEROP")
+    ev.recorded_by.principal_id = principal
+    ev.recorded_by.role = role
+    if kind == "observation":
+        ev.observation_recorded.observation_id = "obs-" + uuid.uuid4().hex[:8]
+        ev.observation_recorded.string_value = text if text is not None else "ok"
+    elif kind == "allergy":
+        ev.allergy_recorded.SetInParent()
+    elif kind == "condition":
+        ev.condition_diagnosed.SetInParent()
+    else:
+        raise ValueError(kind)
+    return ev
+
+
+def event(stream, **kw):
+    """Serialized Event bytes."""
+    return event_msg(stream, **kw).SerializeToString()
+
+
+def batch(events, signer, mode="event", expectations=()):
+    """An AppendBatch; mode "event" (per-event signatures) or "batch"."""
+    b = pb.record.AppendBatch(events=list(events))
+    if mode == "event":
+        b.signatures.extend(signer.sign_event(e) for e in events)
+    elif mode == "batch":
+        b.batch_signature.CopyFrom(signer.sign_batch(list(events)))
+    elif mode != "none":
+        raise ValueError(mode)
+    for stream, kind, version in expectations:
+        x = b.expectations.add(stream=stream)
+        x.expected.kind = kind
+        x.expected.version = version
+    return b
+
+
+def event_id_of(event_bytes):
+    e = pb.event.Event()
+    e.ParseFromString(event_bytes)
+    return e.event_id
+
+
+def unique_stream(prefix="patient-"):
+    return prefix + uuid.uuid4().hex[:12]
+
+
+# ---------------------------------------------------------------------------
+# Merkle trees (RFC 9162) and checkpoints (C2SP signed note)
+
+
+def leaf_hash(data):
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(l, r):
+    return hashlib.sha256(b"\x01" + l + r).digest()
+
+
+def mth(leaves):
+    """RFC 9162 §2.1.1 Merkle Tree Hash over leaf hashes."""
+    n = len(leaves)
+    if n == 0:
+        return hashlib.sha256(b"").digest()
+    if n == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return node_hash(mth(leaves[:k]), mth(leaves[k:]))
+
+
+def verify_inclusion(leaf_index, tree_size, lh, path, root):
+    """RFC 9162 §2.1.3.2."""
+    if leaf_index >= tree_size:
+        return False
+    fn, sn, r = leaf_index, tree_size - 1, lh
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while True:
+                    fn >>= 1
+                    sn >>= 1
+                    if fn & 1 or fn == 0:
+                        break
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(first, second, first_hash, second_hash, path):
+    """RFC 9162 §2.1.4.2."""
+    path = list(path)
+    if first > second:
+        return False
+    if first == second:
+        return not path and first_hash == second_hash
+    if first == 0:
+        return not path
+    if first & (first - 1) == 0:
+        path.insert(0, first_hash)
+    if not path:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while True:
+                    fn >>= 1
+                    sn >>= 1
+                    if fn & 1 or fn == 0:
+                        break
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == first_hash and sr == second_hash and sn == 0
+
+
+def verify_note(note, pk, origin=None):
+    """Checks a C2SP checkpoint note signed by Ed25519 key `pk` whose key name
+    is the origin. Returns (origin, tree_size, root). Raises AssertionError."""
+    assert note.endswith("\n"), "note does not end in a newline"
+    text, sep, sigs = note.partition("\n\n")
+    assert sep, "no blank line in note"
+    lines = text.split("\n")
+    assert len(lines) == 3, "checkpoint body has %d lines, want 3: %r" % (len(lines), text)
+    o, size_s, root_b64 = lines
+    if origin is not None:
+        assert o == origin, "origin %r != %r" % (o, origin)
+    assert re.fullmatch(r"0|[1-9][0-9]*", size_s), "bad tree size line %r" % size_s
+    root = base64.b64decode(root_b64, validate=True)
+    assert len(root) == 32 and base64.b64encode(root).decode() == root_b64
+    signed = (text + "\n").encode()
+    keyhash = hashlib.sha256(o.encode() + b"\n\x01" + pk).digest()[:4]
+    vk = nacl.signing.VerifyKey(pk)
+    ok = False
+    for line in sigs.split("\n")[:-1]:
+        m = re.fullmatch("\u2014 (\\S+) (\\S+)", line)
+        assert m, "bad signature line %r" % line
+        if m.group(1) != o:
+            continue
+        blob = base64.b64decode(m.group(2), validate=True)
+        if blob[:4] != keyhash:
+            continue
+        assert len(blob) == 68, "signature blob of %d bytes" % len(blob)
+        vk.verify(signed, blob[4:])  # raises BadSignatureError
+        ok = True
+        break
+    assert ok, "no signature line by the log key (key hash %s)" % keyhash.hex()
+    return o, int(size_s), root
+
+
+# ---------------------------------------------------------------------------
+# Servers
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphaned servers
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+_servers = set()
+_servers_lock = threading.Lock()
+
+
+def kill_all_servers():
+    with _servers_lock:
+        servers = list(_servers)
+    for s in servers:
+        s.kill()
+
+
+def init_data_dir(name="data"):
+    d = tempfile.mkdtemp(prefix=name + "-", dir=TMP)
+    os.rmdir(d)
+    r = subprocess.run([CLINLOG, "init", d, "--admin", "admin"], capture_output=True,
+                       text=True, timeout=T(60))
+    if r.returncode != 0:
+        raise RuntimeError("clinlog init failed: %s%s" % (r.stdout, r.stderr))
+    return d
+
+
+class Server:
+    """One clinlogd process. Always started from the main thread (the
+    PR_SET_PDEATHSIG parent is the thread that forked)."""
+
+    def __init__(self, data_dir=None, args=(), dev=True, host="127.0.0.1", port=None):
+        self.data = data_dir or init_data_dir()
+        self.args = list(args)
+        self.dev = dev
+        self.host = host
+        self.port = port or free_port()
+        self.proc = None
+        self.stderr_path = None
+        self.starts = 0
+        self.sanitizer_reports = []
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def argv(self):
+        a = [CLINLOGD, "--data", self.data, "--listen", "%s:%d" % (self.host, self.port)]
+        if self.dev:
+            a.append("--dev")
+        return a + self.args
+
+    def spawn(self):
+        self.starts += 1
+        self.stderr_path = "%s.stderr.%d" % (self.data, self.starts)
+        err = open(self.stderr_path, "wb")
+        try:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                         stdout=err, stderr=err,
+                                         preexec_fn=_die_with_parent)
+        finally:
+            err.close()
+        with _servers_lock:
+            _servers.add(self)
+        return self.proc
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "r", errors="replace") as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+    def start(self, timeout=None):
+        """Starts and waits for "clinlogd: listening on"."""
+        self.spawn()
+        deadline = time.monotonic() + (timeout or T(20))
+        while time.monotonic() < deadline:
+            if "clinlogd: listening on" in self.stderr():
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("clinlogd exited with %s before listening:\n%s"
+                                   % (self.proc.returncode, self.stderr()))
+            time.sleep(0.02)
+        self.kill()
+        raise RuntimeError("clinlogd did not report listening within %ss:\n%s"
+                           % (timeout or T(20), self.stderr()))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def _check_sanitizer(self):
+        text = self.stderr()
+        for m in SANITIZER_MARKERS:
+            if m in text:
+                self.sanitizer_reports.append(text)
+                return
+
+    def terminate(self):
+        """Sends SIGTERM (graceful stop) without waiting."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout=None):
+        """SIGTERM and wait; SIGKILL after the timeout. Returns the exit code
+        (None if it had to be killed)."""
+        if not self.proc:
+            return None
+        self.terminate()
+        try:
+            rc = self.proc.wait(timeout or T(30))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = None
+        with _servers_lock:
+            _servers.discard(self)
+        self._check_sanitizer()
+        return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        with _servers_lock:
+            _servers.discard(self)
+        if self.proc:
+            self._check_sanitizer()
+
+    def proc_status(self):
+        """(VmRSS kB, Threads) from /proc/PID/status."""
+        rss = threads = None
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+        return rss, threads
+
+
+# ---------------------------------------------------------------------------
+# Client
+
+
+def common_markers():
+    return SANITIZER_MARKERS
+
+
+def _ident(x):
+    return x
+
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", -1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+    ("grpc.enable_retries", 0),
+]
+
+
+class Client:
+    """Calls clinlog.v1.Log and grpc.health.v1.Health by method path."""
+
+    def __init__(self, target, credentials=None, options=()):
+        opts = CHANNEL_OPTIONS + list(options)
+        if credentials is None:
+            self.channel = grpc.insecure_channel(target, options=opts)
+        else:
+            self.channel = grpc.secure_channel(target, credentials, options=opts)
+        api, rec, h = pb.api, pb.record, pb.health
+        uu, us, su = self.channel.unary_unary, self.channel.unary_stream, self.channel.stream_unary
+        L = "/clinlog.v1.Log/"
+        self._append = uu(L + "Append", rec.AppendBatch.SerializeToString,
+                          api.AppendResponse.FromString)
+        self._append_stream = su(L + "AppendStream", rec.AppendBatch.SerializeToString,
+                                 api.AppendStreamSummary.FromString)
+        self._read = us(L + "Read", api.ReadRequest.SerializeToString,
+                        api.RecordedEvent.FromString)
+        self._subscribe = us(L + "Subscribe", api.SubscribeRequest.SerializeToString,
+                             api.SubscribeResponse.FromString)
+        self._checkpoint = uu(L + "GetCheckpoint", api.GetCheckpointRequest.SerializeToString,
+                              api.Checkpoint.FromString)
+        self._incl = uu(L + "ProveInclusion", api.ProveInclusionRequest.SerializeToString,
+                        api.InclusionProof.FromString)
+        self._cons = uu(L + "ProveConsistency", api.ProveConsistencyRequest.SerializeToString,
+                        api.ConsistencyProof.FromString)
+        self._get = uu(L + "GetEvent", api.GetEventRequest.SerializeToString,
+                       api.RecordedEvent.FromString)
+        H = "/grpc.health.v1.Health/"
+        self._hcheck = uu(H + "Check", h.HealthCheckRequest.SerializeToString,
+                          h.HealthCheckResponse.FromString)
+        self._hwatch = us(H + "Watch", h.HealthCheckRequest.SerializeToString,
+                          h.HealthCheckResponse.FromString)
+
+    def close(self):
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    # Unary calls return the response; *_call variants return (response, call)
+    # so that trailing metadata can be inspected.
+    def append(self, b, timeout=None, **kw):
+        return self._append(b, timeout=timeout or T(15), **kw)
+
+    def append_call(self, b, timeout=None):
+        return self._append.with_call(b, timeout=timeout or T(15))
+
+    def append_stream(self, batches, timeout=None):
+        return self._append_stream.with_call(iter(batches), timeout=timeout or T(30))
+
+    def read(self, timeout=None, **kw):
+        return list(self._read(pb.api.ReadRequest(**kw), timeout=timeout or T(30)))
+
+    def read_call(self, req, timeout=None):
+        return self._read(req, timeout=timeout or T(30))
+
+    def subscribe(self, timeout=None, **kw):
+        """A Subscribe call (an iterator; .cancel() to end it)."""
+        return self._subscribe(pb.api.SubscribeRequest(**kw), timeout=timeout or T(120))
+
+    def checkpoint(self, tree_size=0, fresh=False, timeout=None):
+        return self._checkpoint(pb.api.GetCheckpointRequest(tree_size=tree_size, fresh=fresh),
+                                timeout=timeout or T(15))
+
+    def prove_inclusion(self, seq, tree_size=0, timeout=None):
+        return self._incl(pb.api.ProveInclusionRequest(seq=seq, tree_size=tree_size),
+                          timeout=timeout or T(15))
+
+    def prove_consistency(self, old_size, new_size=0, timeout=None):
+        return self._cons(pb.api.ProveConsistencyRequest(old_size=old_size, new_size=new_size),
+                          timeout=timeout or T(15))
+
+    def get_event(self, event_id, include_record=False, timeout=None):
+        return self._get(pb.api.GetEventRequest(event_id=event_id,
+                                                include_record=include_record),
+                         timeout=timeout or T(15))
+
+    def health(self, service="", timeout=None):
+        return self._hcheck(pb.health.HealthCheckRequest(service=service),
+                            timeout=timeout or T(10)).status
+
+    def health_watch(self, service="", timeout=None):
+        return self._hwatch(pb.health.HealthCheckRequest(service=service),
+                            timeout=timeout or T(60))
+
+    def raw_unary(self, method, data, timeout=None):
+        """Sends `data` as the request bytes verbatim; returns response bytes."""
+        f = self.channel.unary_unary(method, request_serializer=_ident,
+                                     response_deserializer=_ident)
+        return f.with_call(data, timeout=timeout or T(15))
+
+    def raw_stream(self, method, data, timeout=None):
+        f = self.channel.unary_stream(method, request_serializer=_ident,
+                                      response_deserializer=_ident)
+        return list(f(data, timeout=timeout or T(15)))
+
+    def raw_client_stream(self, method, datas, timeout=None):
+        f = self.channel.stream_unary(method, request_serializer=_ident,
+                                      response_deserializer=_ident)
+        return f.with_call(iter(datas), timeout=timeout or T(15))
+
+    def tree_size(self):
+        """The current head's size (signs a fresh checkpoint if needed)."""
+        return self.checkpoint(fresh=True).tree_size
+
+    def wait_ready(self, timeout=None):
+        grpc.channel_ready_future(self.channel).result(timeout=timeout or T(15))
+
+
+def md(err_or_call):
+    """Trailing metadata of an RpcError or a call as a dict."""
+    try:
+        t = err_or_call.trailing_metadata()
+    except Exception:
+        t = None
+    return dict(t or ())
+
+
+# ---------------------------------------------------------------------------
+# Test base class
+
+
+class ServerTestCase(unittest.TestCase):
+    """Starts one server per class (fresh data dir) and stops it afterwards,
+    failing the class if it did not exit 0 on SIGTERM or a sanitizer spoke."""
+    server_args = ()
+    server = None
+    client = None
+    admin = None
+    expect_clean_exit = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(args=cls.server_args)
+        cls.server.start()
+        cls.client = Client(cls.server.addr)
+        cls.admin = Signer.load(os.path.join(cls.server.data, "keys", "admin.key"))
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.client:
+            cls.client.close()
+        if cls.server:
+            cls.check_server_exit(cls.server)
+
+    @classmethod
+    def check_server_exit(cls, server, expect_rc=0):
+        alive = server.proc is not None and server.proc.poll() is None
+        rc = server.stop() if alive else server.proc.returncode if server.proc else None
+        if not alive:
+            server.kill()  # reaps, deregisters and scans stderr
+        problems = []
+        if server.sanitizer_reports:
+            problems.append("sanitizer report in clinlogd stderr:\n" +
+                            server.sanitizer_reports[-1][-6000:])
+        if cls.expect_clean_exit and alive and rc != expect_rc:
+            problems.append("clinlogd exit code after SIGTERM: %r (want %r); stderr tail:\n%s"
+                            % (rc, expect_rc, server.stderr()[-3000:]))
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    # helpers
+    def append_events(self, events, signer=None, mode="event", expectations=(), client=None):
+        return (client or self.client).append(batch(events, signer or self.admin, mode,
+                                                    expectations))
+
+    def assertRpcError(self, code, fn, *a, **kw):
+        """Calls fn and asserts it raises grpc.RpcError with `code`; returns it."""
+        try:
+            r = fn(*a, **kw)
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), code, "got %s: %s (metadata %r)"
+                             % (e.code(), e.details(), md(e)))
+            return e
+        self.fail("expected %s, the call succeeded: %r" % (code, r))
+
+    def assertClinlogError(self, e, name):
+        self.assertEqual(md(e).get("clinlog-error"), name,
+                         "clinlog-error metadata (status %s: %s): %r"
+                         % (e.code(), e.details(), md(e)))
+
+    def assertNoSanitizerReport(self, server):
+        text = server.stderr()
+        for m in common_markers():
+            self.assertNotIn(m, text, "sanitizer report in clinlogd stderr:\n" + text[-6000:])
+
+    def assertNothingWritten(self, before):
+        self.assertEqual(self.client.tree_size(), before, "the tree grew: something was written")
