@@ -1,4 +1,5 @@
 /* clinlog init / keygen. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,6 +34,21 @@ int cmd_keygen(int argc, char **argv) {
   printf("%s\n", hex);
   cl_signer_free(&s);
   return 0;
+}
+
+/* mkdir -p, mode 0700 for what it creates. */
+static int mkdir_p(const char *path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+      return -1;
+    *p = '/';
+  }
+  return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 int cmd_init(int argc, char **argv) {
@@ -73,11 +89,11 @@ int cmd_init(int argc, char **argv) {
   cl_err err;
   cl_err_clear(&err);
   char keypath[4096];
+  if (mkdir_p(dir) != 0) {
+    perror(dir);
+    return 1;
+  }
   if (!key) {
-    if (mkdir(dir, 0700) != 0 && access(dir, F_OK) != 0) {
-      perror(dir);
-      return 1;
-    }
     snprintf(keypath, sizeof keypath, "%s/keys", dir);
     mkdir(keypath, 0700);
     snprintf(keypath, sizeof keypath, "%s/keys/admin.key", dir);

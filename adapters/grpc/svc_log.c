@@ -168,7 +168,7 @@ static int rd_cb(void *ctx, const cl_event_view *v, cl_err *err) {
   else
     r->next = v->seq + 1;
   int added;
-  chunk_add(&r->k, v, &r->f, 0, 0, &added);
+  chunk_add(&r->k, v, &r->f, r->req->include_record, 0, &added);
   if (added && --r->remaining == 0)
     return 1;
   if (r->k.n == CHUNK_EVENTS || r->k.bytes >= CHUNK_BYTES)
