@@ -36,10 +36,20 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   db->point_opts = rocksdb_options_create_copy(db->opts);
   rocksdb_options_set_memtable_prefix_bloom_size_ratio(db->point_opts, 0.1);
   rocksdb_options_set_memtable_whole_key_filtering(db->point_opts, 1);
+  /* ids are only ever looked up whole (never iterated): a hash-linked-list
+   * memtable inserts a random 16-byte id in O(1) instead of a skiplist
+   * search. Non-skiplist memtables need single-threaded memtable writes,
+   * which the log's group commit does anyway. */
+  rocksdb_options_set_allow_concurrent_memtable_write(db->opts, 0);
+  rocksdb_options_set_allow_concurrent_memtable_write(db->point_opts, 0);
+  db->ids_opts = rocksdb_options_create_copy(db->point_opts);
+  rocksdb_options_set_prefix_extractor(db->ids_opts, rocksdb_slicetransform_create_fixed_prefix(16));
+  rocksdb_options_set_hash_link_list_rep(db->ids_opts, 1 << 20);
   const rocksdb_options_t *cfopts[CL_CF_COUNT];
   for (int i = 0; i < CL_CF_COUNT; i++)
-    cfopts[i] = (i == CL_CF_IDS || i == CL_CF_KEYS || i == CL_CF_KEYRING) ? db->point_opts
-                                                                          : db->opts;
+    cfopts[i] = i == CL_CF_IDS ? db->ids_opts
+                : (i == CL_CF_KEYS || i == CL_CF_KEYRING) ? db->point_opts
+                                                           : db->opts;
   char *rerr = NULL;
   if (read_only)
     db->db = rocksdb_open_for_read_only_column_families(db->opts, path, CL_CF_COUNT, CF_NAMES,
@@ -51,6 +61,7 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
     int rc = cl_db_error(rerr, err, "open");
     rocksdb_options_destroy(db->opts);
     rocksdb_options_destroy(db->point_opts);
+    rocksdb_options_destroy(db->ids_opts);
     rocksdb_block_based_options_destroy(db->bbto);
     rocksdb_cache_destroy(db->cache);
     free(db);
@@ -88,6 +99,7 @@ void cl_db_close(cl_db *db) {
   rocksdb_writeoptions_destroy(db->wo);
   rocksdb_options_destroy(db->opts);
   rocksdb_options_destroy(db->point_opts);
+  rocksdb_options_destroy(db->ids_opts);
   rocksdb_block_based_options_destroy(db->bbto);
   rocksdb_cache_destroy(db->cache);
   free(db);

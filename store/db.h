@@ -39,7 +39,8 @@ typedef struct cl_db {
   rocksdb_t *db;
   rocksdb_column_family_handle_t *cf[CL_CF_COUNT];
   rocksdb_options_t *opts;
-  rocksdb_options_t *point_opts; /* ids, keys, keyring: memtable bloom for point misses */
+  rocksdb_options_t *point_opts;
+  rocksdb_options_t *ids_opts;   /* ids: hash-linked-list memtable, whole-key lookups only */ /* ids, keys, keyring: memtable bloom for point misses */
   rocksdb_block_based_table_options_t *bbto;
   rocksdb_cache_t *cache;
   rocksdb_readoptions_t *ro;

@@ -55,53 +55,79 @@ int cl_stream_name_check(const char *name, size_t len, cl_err *err) {
   return 0;
 }
 
-static int check_utf8(const ProtobufCMessage *msg, char *path, size_t pathlen, int depth,
-                      cl_err *err) {
-  const ProtobufCMessageDescriptor *d = msg->descriptor;
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t r = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (*p >= end)
+      return -1;
+    uint8_t b = *(*p)++;
+    r |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = r;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static int wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
+                      char *path, size_t pathlen, int depth, cl_err *err) {
   if (depth > 64)
-    return cl_err_set(err, CL_EMALFORMED, "%s: too deeply nested", path);
-  for (unsigned i = 0; i < d->n_fields; i++) {
-    const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+    return cl_err_set(err, CL_EMALFORMED, "%s: too deeply nested", path[0] ? path : "message");
+  while (p < end) {
+    uint64_t key, n;
+    if (varint(&p, end, &key))
+      return cl_err_set(err, CL_EMALFORMED, "%s: bad field key", path[0] ? path : "message");
+    unsigned wt = (unsigned)(key & 7);
+    uint32_t id = (uint32_t)(key >> 3);
+    switch (wt) {
+    case 0:
+      if (varint(&p, end, &n))
+        return cl_err_set(err, CL_EMALFORMED, "%s: bad varint", path[0] ? path : "message");
       continue;
-    const char *base = (const char *)msg;
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-      uint32_t which = *(const uint32_t *)(base + f->quantifier_offset);
-      if (which != f->id)
-        continue;
+    case 1:
+    case 5: {
+      size_t w = wt == 1 ? 8 : 4;
+      if ((size_t)(end - p) < w)
+        return cl_err_set(err, CL_EMALFORMED, "%s: truncated", path[0] ? path : "message");
+      p += w;
+      continue;
     }
-    size_t count;
-    const void *const *items;
-    const void *single;
-    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-      count = *(const size_t *)(base + f->quantifier_offset);
-      items = *(const void *const *const *)(base + f->offset);
-    } else {
-      single = *(const void *const *)(base + f->offset);
-      count = single ? 1 : 0;
-      items = &single;
+    case 2:
+      break;
+    default: /* groups (3, 4) are not proto3; protobuf-c has rejected others */
+      return cl_err_set(err, CL_EMALFORMED, "%s: unsupported wire type %u",
+                        path[0] ? path : "message", wt);
     }
+    if (varint(&p, end, &n) || n > (uint64_t)(end - p))
+      return cl_err_set(err, CL_EMALFORMED, "%s: bad length", path[0] ? path : "message");
+    const uint8_t *v = p;
+    p += n;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, id);
+    if (!f || (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE))
+      continue; /* bytes, packed scalars, unknown fields */
     size_t plen = strlen(path);
-    for (size_t k = 0; k < count; k++) {
-      snprintf(path + plen, pathlen - plen, "%s%s", plen ? "." : "", f->name);
-      if (f->type == PROTOBUF_C_TYPE_STRING) {
-        const char *s = items[k];
-        if (s && !cl_utf8_valid((const uint8_t *)s, strlen(s)))
-          return cl_err_set(err, CL_EMALFORMED, "%s: invalid UTF-8", path);
-      } else if (items[k]) {
-        int rc = check_utf8(items[k], path, pathlen, depth + 1, err);
-        if (rc)
-          return rc;
-      }
-      path[plen] = '\0';
+    snprintf(path + plen, pathlen - plen, "%s%s", plen ? "." : "", f->name);
+    int rc = 0;
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+      if (memchr(v, 0, n))
+        rc = cl_err_set(err, CL_EMALFORMED, "%s: contains a NUL byte", path);
+      else if (!cl_utf8_valid(v, n))
+        rc = cl_err_set(err, CL_EMALFORMED, "%s: invalid UTF-8", path);
+    } else {
+      rc = wire_check(f->descriptor, v, v + n, path, pathlen, depth + 1, err);
     }
+    path[plen] = '\0';
+    if (rc)
+      return rc;
   }
   return 0;
 }
 
-int cl_message_check_utf8(const ProtobufCMessage *msg, cl_err *err) {
+int cl_wire_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                          cl_err *err) {
   char path[CL_ERR_MSG_SIZE] = "";
-  return check_utf8(msg, path, sizeof path, 0, err);
+  return wire_check(desc, buf, buf + len, path, sizeof path, 0, err);
 }
 
 static const ProtobufCFieldDescriptor *body_field(uint32_t type) {
@@ -144,6 +170,9 @@ int cl_event_decode(const uint8_t *buf, size_t len, Clinlog__V1__Event **out, cl
   if (!ev)
     return cl_err_set(err, CL_EMALFORMED, "not a valid clinlog.v1.Event protobuf (%zu bytes)", len);
   int rc;
+  /* first: the decoded strings are what the wire says (no NUL cut-offs) */
+  if ((rc = cl_wire_check_strings(&clinlog__v1__event__descriptor, buf, len, err)))
+    goto fail;
   if ((rc = check_id16(ev->event_id, "event_id", 1, err)) ||
       (rc = check_id16(ev->correlation_id, "correlation_id", 0, err)) ||
       (rc = check_id16(ev->causation_id, "causation_id", 0, err)))
@@ -166,8 +195,6 @@ int cl_event_decode(const uint8_t *buf, size_t len, Clinlog__V1__Event **out, cl
     rc = cl_err_set(err, CL_EMALFORMED, "recorded_by.principal_id: required");
     goto fail;
   }
-  if ((rc = cl_message_check_utf8(&ev->base, err)))
-    goto fail;
   *out = ev;
   return 0;
 fail:

@@ -15,8 +15,8 @@
 
 /* Unpacks and validates one serialized Event: well-formed protobuf, a
  * 16-byte event_id, a valid stream name, occurred_at set, a known body type,
- * recorded_by.principal_id set, every string valid UTF-8 and optional ids 16
- * bytes. On success *out is returned-owned
+ * recorded_by.principal_id set, every string valid UTF-8 without NUL bytes
+ * (checked on the wire) and optional ids 16 bytes. On success *out is returned-owned
  * (clinlog__v1__event__free_unpacked(*out, NULL)). Errors: CL_EMALFORMED
  * naming the field. */
 int cl_event_decode(const uint8_t *buf, size_t len, Clinlog__V1__Event **out, cl_err *err);
@@ -28,9 +28,14 @@ int cl_stream_name_check(const char *name, size_t len, cl_err *err);
 /* 1 if the n bytes are valid UTF-8 (no overlongs, no surrogates). */
 int cl_utf8_valid(const uint8_t *p, size_t n);
 
-/* Checks every string field of `msg`, recursively. Returns 0 or
- * CL_EMALFORMED naming the field path. */
-int cl_message_check_utf8(const ProtobufCMessage *msg, cl_err *err);
+/* Checks the wire bytes of a message of type `desc` before trusting the
+ * decoded strings: every string field, at any depth, must be valid UTF-8
+ * without NUL bytes (protobuf-c hands strings out NUL-terminated, so an
+ * embedded NUL would make the store act on a prefix of what was signed).
+ * Returns 0 or CL_EMALFORMED naming the field path. Call it on bytes that
+ * protobuf-c has already unpacked successfully. */
+int cl_wire_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                          cl_err *err);
 
 /* Name of an event type code (the Event.body field number), e.g.
  * "ObservationRecorded"; NULL if unknown. Static storage. */

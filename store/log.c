@@ -55,6 +55,7 @@ struct cl_log {
   cl_db *db;
   int have_keys;
   uint8_t *secrets;   /* sodium_malloc: tag_key[32] || wrap_key[32] */
+  uint8_t key_check[16];
   uint8_t *tag_key;
   uint8_t *wrap_key;
   cl_signer log_signer;
@@ -100,9 +101,59 @@ struct cl_log {
 
 /* ---------------------------------------------------------------- helpers */
 
+/* A per-thread buffer in sodium_malloc memory for data keys in use, so the
+ * hot paths (every read, every batch) do not pay sodium_malloc's mmap,
+ * mprotect and mlock each time. Callers wipe what they put in it. */
+enum { SCRATCH_PREPARE, SCRATCH_READ, SCRATCH_SLOTS };
+
+typedef struct scratch {
+  uint8_t *p[SCRATCH_SLOTS];
+  size_t cap[SCRATCH_SLOTS];
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *v) {
+  scratch *s = v;
+  for (int i = 0; i < SCRATCH_SLOTS; i++)
+    if (s->p[i])
+      sodium_free(s->p[i]);
+  free(s);
+}
+
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+/* At least n bytes of this thread's secure scratch slot, or NULL (out of
+ * memory). One slot per use so a read inside a prepare cannot clobber it. */
+static uint8_t *secure_scratch(int slot, size_t n) {
+  pthread_once(&scratch_once, scratch_init);
+  scratch *s = pthread_getspecific(scratch_key);
+  if (!s) {
+    if (!(s = calloc(1, sizeof *s)))
+      return NULL;
+    pthread_setspecific(scratch_key, s);
+  }
+  if (s->cap[slot] < n) {
+    size_t cap = n < 4096 ? 4096 : n;
+    uint8_t *p = sodium_malloc(cap);
+    if (!p)
+      return NULL;
+    if (s->p[slot])
+      sodium_free(s->p[slot]);
+    s->p[slot] = p;
+    s->cap[slot] = cap;
+  }
+  return s->p[slot];
+}
+
 void cl_derive_keys(const uint8_t *master, uint8_t *tag_key, uint8_t *wrap_key) {
   crypto_kdf_derive_from_key(tag_key, 32, 1, "cl-stag1", master);
   crypto_kdf_derive_from_key(wrap_key, 32, 2, "cl-wrap1", master);
+}
+
+void cl_key_check(const uint8_t *master, uint8_t out[16]) {
+  crypto_kdf_derive_from_key(out, 16, 3, "cl-kchk1", master);
 }
 
 void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]) {
@@ -483,6 +534,7 @@ static int load_secrets(cl_log *log, int required, cl_err *err) {
   log->tag_key = log->secrets;
   log->wrap_key = log->secrets + 32;
   cl_derive_keys(k.key, log->tag_key, log->wrap_key);
+  cl_key_check(k.key, log->key_check);
   cl_master_key_free(&k);
   log->have_keys = 1;
 
@@ -630,6 +682,17 @@ static int open_common(const cl_log_options *o, int create, cl_log **out, cl_err
     log->origin[got] = '\0';
     if ((rc = meta_get(log->db, CL_META_LOG_PK, log->log_pk, 32, NULL, err)))
       goto fail;
+    /* keys that belong to another log would write data nobody can read */
+    uint8_t kc[16];
+    if (log->have_keys && meta_get(log->db, CL_META_KEY_CHECK, kc, 16, NULL, err) == 0 &&
+        sodium_memcmp(kc, log->key_check, 16) != 0) {
+      rc = cl_err_set(err, CL_EDENIED, "the master key does not belong to this log");
+      goto fail;
+    }
+    if (log->have_log_key && memcmp(log->log_signer.pk, log->log_pk, 32) != 0) {
+      rc = cl_err_set(err, CL_EDENIED, "the log key does not belong to this log");
+      goto fail;
+    }
     if ((rc = recover(log, err)) || (rc = load_keyring(log, err)))
       goto fail;
   }
@@ -680,7 +743,8 @@ typedef struct prep {
   Clinlog__V1__Event **evs;
   size_t n;
   uint8_t (*hashes)[32];
-  uint8_t *dkeys; /* sodium_malloc: 32 bytes per distinct stream */
+  uint8_t *dkeys; /* thread's secure scratch: 32 bytes per distinct stream */
+  size_t dkeys_len;
   size_t n_streams;
   cl_hmap *tags;  /* tag -> u64 stream index */
   cl_hmap *ids;
@@ -694,7 +758,7 @@ static void prep_free(prep *p) {
   free(p->evs);
   free(p->hashes);
   if (p->dkeys)
-    sodium_free(p->dkeys);
+    sodium_memzero(p->dkeys, p->dkeys_len);
   cl_hmap_free(p->tags);
   cl_hmap_free(p->ids);
 }
@@ -1017,7 +1081,8 @@ static int prepare_build(cl_log *log, const Clinlog__V1__AppendBatch *b, prep *p
   p->tags = cl_hmap_new(32, sizeof(uint64_t));
   pb->events = calloc(n, sizeof *pb->events);
   pb->streams = calloc(n, sizeof *pb->streams);
-  p->dkeys = sodium_malloc(32 * n);
+  p->dkeys = secure_scratch(SCRATCH_PREPARE, 32 * n);
+  p->dkeys_len = 32 * n;
   if (!p->tags || !pb->events || !pb->streams || !p->dkeys)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   if ((rc = bytes_dup(&pb->signer_key_id, signer, 32)) ||
@@ -1321,16 +1386,15 @@ static int commit_check(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_ap
           r->conflict_current = v;
           snprintf(r->conflict_stream, sizeof r->conflict_stream, "#%zu", j);
         }
-        return cl_err_set(err, CL_ECONFLICT, "stream is at version %llu, expected %s%llu",
+        char want_s[32];
+        snprintf(want_s, sizeof want_s, "%llu", (unsigned long long)want);
+        return cl_err_set(err, CL_ECONFLICT, "stream is at version %llu, expected %s",
                           (unsigned long long)v,
                           ps->expected->kind == CLINLOG__V1__EXPECTED_VERSION__KIND__NO_STREAM
                               ? "no stream"
                           : ps->expected->kind == CLINLOG__V1__EXPECTED_VERSION__KIND__EXISTS
                               ? "an existing stream"
-                              : "",
-                          ps->expected->kind == CLINLOG__V1__EXPECTED_VERSION__KIND__EXACT
-                              ? (unsigned long long)want
-                              : 0ULL);
+                              : want_s);
       }
     }
   }
@@ -1523,7 +1587,6 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
     rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_KEYS], (const char *)tag, 32, "", 0);
     st->key_state = KEY_ERASED;
     *erased = 1;
-    kc_invalidate(log);
   }
   if (r)
     r->tree_size = log->frontier.size;
@@ -1634,6 +1697,9 @@ static void commit_group(cl_log *log, commit_req *reqs) {
         q->rc = cl_err_set(&q->err, CL_EFAILED, "commit failed, log needs reopening: %s",
                            ferr.msg);
   } else if (erased) {
+    /* after the durable write: a reader that fetched the key before it
+     * holds an older generation and cannot re-cache it */
+    kc_invalidate(log);
     purge_erased_keys(log);
   }
   pthread_mutex_lock(&log->mu);
@@ -1752,22 +1818,37 @@ static int emit(cl_log *log, const char *val, size_t vl, cl_event_fn fn, void *c
   uint8_t *plain = NULL;
   int rc = 0;
   if (log->have_keys && rec->ciphertext.len >= crypto_aead_xchacha20poly1305_ietf_ABYTES) {
-    char *w;
-    size_t wl;
-    rc = cl_db_get(log->db, CL_CF_KEYS, rec->stream_tag.data, 32, &w, &wl, err);
-    if (rc == 0 && wl == 0) {
-      v.erased = 1;
-      rocksdb_free(w);
-    } else if (rc == 0) {
-      uint8_t *key = sodium_malloc(32);
+    uint8_t *key = secure_scratch(SCRATCH_READ, 32);
+    uint64_t gen = 0;
+    if (!key) {
+      rc = cl_err_set(err, CL_ENOMEM, "out of secure memory");
+    } else if (!kc_get(log, rec->stream_tag.data, key, &gen)) {
+      /* not cached: the stream may be erased, or its key not yet unwrapped */
+      char *w;
+      size_t wl;
+      rc = cl_db_get(log->db, CL_CF_KEYS, rec->stream_tag.data, 32, &w, &wl, err);
+      if (rc == CL_ENOTFOUND) {
+        rc = cl_err_set(err, CL_ECORRUPT, "record %llu: stream has no data key",
+                        (unsigned long long)rec->seq);
+      } else if (rc == 0) {
+        if (wl == 0)
+          v.erased = 1;
+        else if (cl_unwrap_key(log->wrap_key, rec->stream_tag.data, (const uint8_t *)w, wl, key))
+          rc = cl_err_set(err, CL_ECRYPTO, "record %llu: stream data key does not unwrap",
+                          (unsigned long long)rec->seq);
+        else
+          kc_put(log, rec->stream_tag.data, key, gen);
+        rocksdb_free(w);
+      }
+    }
+    if (rc == 0 && !v.erased) {
       size_t pl = rec->ciphertext.len - crypto_aead_xchacha20poly1305_ietf_ABYTES;
       plain = malloc(pl ? pl : 1);
       uint8_t ad[48];
       cl_event_ad(rec->stream_tag.data, rec->event_id.data, ad);
-      if (!key || !plain)
+      if (!plain)
         rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-      else if (cl_unwrap_key(log->wrap_key, rec->stream_tag.data, (const uint8_t *)w, wl, key) ||
-               crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, rec->ciphertext.data,
+      else if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, rec->ciphertext.data,
                                                           rec->ciphertext.len, ad, sizeof ad,
                                                           rec->nonce.data, key) != 0)
         rc = cl_err_set(err, CL_ECRYPTO, "record %llu does not decrypt",
@@ -1776,13 +1857,9 @@ static int emit(cl_log *log, const char *val, size_t vl, cl_event_fn fn, void *c
         v.event = plain;
         v.event_len = pl;
       }
-      if (key)
-        sodium_free(key);
-      rocksdb_free(w);
-    } else if (rc == CL_ENOTFOUND) {
-      rc = cl_err_set(err, CL_ECORRUPT, "record %llu: stream has no data key",
-                      (unsigned long long)rec->seq);
     }
+    if (key)
+      sodium_memzero(key, 32);
   }
   if (rc == 0)
     rc = fn(ctx, &v, err);
@@ -2160,6 +2237,7 @@ int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err)
   meta_put(wb, log->db, CL_META_LOG_PK, log->log_pk, 32);
   meta_put(wb, log->db, CL_META_TREE_SIZE, zero, 8);
   meta_put(wb, log->db, CL_META_ROOT, root, 32);
+  meta_put(wb, log->db, CL_META_KEY_CHECK, log->key_check, 16);
   rc = cl_db_write(log->db, wb, err);
   rocksdb_writebatch_destroy(wb);
   if (rc)

@@ -15,6 +15,7 @@
 #define CL_META_ORIGIN "origin"           /* text */
 #define CL_META_LOG_PK "log_public_key"   /* 32 bytes */
 #define CL_META_APPLIED "applied_index"   /* u64 BE, replication */
+#define CL_META_KEY_CHECK "key_check"     /* 16 bytes: proves which master key the log uses */
 
 #define CL_WRAPPED_KEY_SIZE (24 + 32 + 16)
 #define CL_TAG_SIZE 32
@@ -52,6 +53,9 @@ int cl_unwrap_key(const uint8_t *wrap_key, const uint8_t tag[32], const uint8_t 
 
 /* Derives the stream-tag and key-wrapping keys from the master key. */
 void cl_derive_keys(const uint8_t *master, uint8_t *tag_key, uint8_t *wrap_key);
+/* The key check value stored in meta: 16 bytes of a subkey that no other
+ * derivation uses, so it identifies the master key without revealing it. */
+void cl_key_check(const uint8_t *master, uint8_t out[16]);
 void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]);
 
 #endif

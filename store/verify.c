@@ -619,8 +619,19 @@ int cl_verify_dir(const cl_verify_options *o, cl_verify_report *rep, cl_err *err
     int lrc = cl_master_key_load(&mk, p, &e);
     if (lrc == 0) {
       cl_derive_keys(mk.key, v.secrets, v.secrets + 32);
+      uint8_t kc[16];
+      cl_key_check(mk.key, kc);
       cl_master_key_free(&mk);
       v.content = 1;
+      if (cl_db_get(v.db, CL_CF_META, CL_META_KEY_CHECK, strlen(CL_META_KEY_CHECK), &val, &vl,
+                    err) == 0) {
+        int same = vl == 16 && sodium_memcmp(val, kc, 16) == 0;
+        rocksdb_free(val);
+        if (!same) {
+          rc = cl_err_set(err, CL_EDENIED, "%s: the master key does not belong to this log", p);
+          goto out;
+        }
+      }
     } else if (o->master_key_path || lrc != CL_ENOTFOUND) {
       /* a key that is there but unusable must not silently skip the checks */
       rc = cl_err_set(err, e.code, "%s", e.msg);

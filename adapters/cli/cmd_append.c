@@ -1,6 +1,7 @@
 /* clinlog append: events in proto3 JSON (an object, an array, or one object
  * per line), converted generically through the Event descriptor, signed with
- * a key file and appended in batches. */
+ * a key file and appended in batches, to a data directory or (--server)
+ * through a clinlogd's Append call. */
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "adapters/cli/cli.h"
 #include "adapters/pbjson/pbjson.h"
 #include "clinlog/v1/event.pb-c.h"
+#include "store/event.h"
 #include "store/keys.h"
 
 typedef struct expect {
@@ -108,7 +110,56 @@ static void batch_reset(batch *b) {
   b->n = 0;
 }
 
-static int batch_flush(cl_log *log, batch *b, const cl_signer *s, int per_event, expect *ex,
+/* Where batches go: a local log or a server. */
+typedef struct sink {
+  cl_log *log;
+  cl_client *client;
+  uint64_t tree_size;  /* after the last append (remote: 0 until one succeeded) */
+} sink;
+
+/* Appends ab; fills seq/version (b->n each) and *duplicate. */
+static int sink_append(sink *k, const Clinlog__V1__AppendBatch *ab, uint64_t *seq,
+                       uint64_t *version, int *duplicate, cl_err *err) {
+  if (k->log) {
+    cl_append_result r;
+    int rc = cl_log_append(k->log, ab, &r, err);
+    if (rc == 0) {
+      memcpy(seq, r.seq, r.n * sizeof *seq);
+      memcpy(version, r.version, r.n * sizeof *version);
+      *duplicate = r.duplicate;
+      k->tree_size = r.tree_size;
+      cl_append_result_free(&r);
+    } else if (rc == CL_ECONFLICT) {
+      cl_err_set(err, CL_ECONFLICT, "stream %s is at version %llu", r.conflict_stream,
+                 (unsigned long long)r.conflict_current);
+      cl_append_result_free(&r);
+    }
+    return rc;
+  }
+  Clinlog__V1__AppendResponse *resp;
+  cl_client_status st;
+  int rc = cl_client_append(k->client, ab, &resp, &st, err);
+  if (rc == CL_ECONFLICT && st.has_current_version)
+    return cl_err_set(err, CL_ECONFLICT, "stream %s is at version %llu", st.stream,
+                      (unsigned long long)st.current_version);
+  if (rc)
+    return rc;
+  if (resp->n_positions != ab->n_events) {
+    clinlog__v1__append_response__free_unpacked(resp, NULL);
+    return cl_err_set(err, CL_EMALFORMED, "the server answered with %zu positions for %zu events",
+                      resp->n_positions, ab->n_events);
+  }
+  for (size_t i = 0; i < resp->n_positions; i++) {
+    seq[i] = resp->positions[i]->seq;
+    version[i] = resp->positions[i]->stream_version;
+  }
+  *duplicate = resp->duplicate;
+  k->tree_size = resp->tree_size;
+  clinlog__v1__append_response__free_unpacked(resp, NULL);
+  return 0;
+}
+
+static int batch_flush(sink *log, batch *b, const cl_signer *s, int per_event, expect *ex,
                        size_t nex, int *ex_used, int json, uint64_t *appended, uint64_t *dups,
                        cl_err *err) {
   if (!b->n)
@@ -166,8 +217,12 @@ static int batch_flush(cl_log *log, batch *b, const cl_signer *s, int per_event,
     ab.n_expectations++;
   }
   ab.expectations = xp;
-  cl_append_result r;
-  int rc = cl_log_append(log, &ab, &r, err);
+  uint64_t *seq = malloc(b->n * sizeof *seq), *ver = malloc(b->n * sizeof *ver);
+  int dup = 0, rc;
+  if (!seq || !ver)
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  else
+    rc = sink_append(log, &ab, seq, ver, &dup, err);
   if (rc == 0) {
     for (size_t i = 0; i < b->n && json; i++) {
       Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, b->events[i].len, b->events[i].data);
@@ -175,23 +230,20 @@ static int batch_flush(cl_log *log, batch *b, const cl_signer *s, int per_event,
       if (ev && ev->event_id.len == 16)
         cli_format_uuid(ev->event_id.data, uuid);
       json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:b}", "eventId", uuid, "stream", b->streams[i],
-                            "seq", (json_int_t)r.seq[i], "streamVersion",
-                            (json_int_t)r.version[i], "duplicate", r.duplicate);
+                            "seq", (json_int_t)seq[i], "streamVersion", (json_int_t)ver[i],
+                            "duplicate", dup);
       cli_print_json(stdout, o);
       json_decref(o);
       if (ev)
         clinlog__v1__event__free_unpacked(ev, NULL);
     }
-    if (r.duplicate)
+    if (dup)
       *dups += b->n;
     else
       *appended += b->n;
-    cl_append_result_free(&r);
-  } else if (rc == CL_ECONFLICT) {
-    cl_err_set(err, CL_ECONFLICT, "stream %s is at version %llu", r.conflict_stream,
-               (unsigned long long)r.conflict_current);
-    cl_append_result_free(&r);
   }
+  free(seq);
+  free(ver);
   free(xs);
   free(xp);
   free(xv);
@@ -241,6 +293,54 @@ static int batch_add(batch *b, json_t *ev, cl_err *err) {
   return 0;
 }
 
+/* The principal `pk` is registered to, asked of the server: the
+ * PrincipalRegistered and KeyRegistered events of the "$principal-" streams
+ * (the last registration wins, as in the keyring). 0 if found. */
+static int remote_principal(cl_client *c, const uint8_t pk[32], char *out, size_t n, cl_err *err) {
+  Clinlog__V1__ReadRequest req = CLINLOG__V1__READ_REQUEST__INIT;
+  Clinlog__V1__Filter f = CLINLOG__V1__FILTER__INIT;
+  char *prefixes[1] = {"$principal-"};
+  uint32_t types[2] = {cl_event_type_code("PrincipalRegistered"),
+                       cl_event_type_code("KeyRegistered")};
+  f.n_stream_prefixes = 1;
+  f.stream_prefixes = prefixes;
+  f.n_event_types = 2;
+  f.event_types = types;
+  req.filter = &f;
+  req.stream = "";
+  cl_client_stream *s;
+  int rc = cl_client_read(c, &req, &s, err), found = 0;
+  if (rc)
+    return rc;
+  ProtobufCMessage *m;
+  while ((rc = cl_client_stream_next(s, &m, err)) == 1) {
+    Clinlog__V1__RecordedEvent *e = (Clinlog__V1__RecordedEvent *)m;
+    Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, e->event.len, e->event.data);
+    const char *who = NULL;
+    const ProtobufCBinaryData *key = NULL;
+    if (ev && ev->body_case == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED &&
+        ev->principal_registered) {
+      who = ev->principal_registered->principal_id;
+      key = &ev->principal_registered->public_key;
+    } else if (ev && ev->body_case == CLINLOG__V1__EVENT__BODY_KEY_REGISTERED &&
+               ev->key_registered) {
+      who = ev->key_registered->principal_id;
+      key = &ev->key_registered->public_key;
+    }
+    if (who && key->len == 32 && memcmp(key->data, pk, 32) == 0) {
+      snprintf(out, n, "%s", who);
+      found = 1;
+    }
+    if (ev)
+      clinlog__v1__event__free_unpacked(ev, NULL);
+    protobuf_c_message_free_unpacked(m, NULL);
+  }
+  cl_client_stream_free(s);
+  if (rc < 0)
+    return rc;
+  return found ? 0 : cl_err_set(err, CL_EUNKNOWNKEY, "the signing key is not registered");
+}
+
 static char *read_all(FILE *f, size_t *len) {
   size_t cap = 1 << 16, n = 0;
   char *buf = malloc(cap);
@@ -263,15 +363,21 @@ int cmd_append(int argc, char **argv) {
                                        {"batch-size", required_argument, 0, 'b'},
                                        {"per-event-signatures", no_argument, 0, 'p'},
                                        {"json", no_argument, 0, 'j'},
+                                       {"principal", required_argument, 0, 'P'},
                                        {"help", no_argument, 0, 'h'},
+                                       CLI_REMOTE_OPTIONS,
                                        {0, 0, 0, 0}};
-  const char *keyfile = NULL;
+  const char *keyfile = NULL, *principal_opt = NULL;
+  cli_remote remote = {0};
   expect ex[64];
   size_t nex = 0, bsize = 1000;
   int per_event = 0, json = 0, c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (cli_remote_option(&remote, c, optarg))
+      continue;
     switch (c) {
     case 'k': keyfile = optarg; break;
+    case 'P': principal_opt = optarg; break;
     case 'e':
       if (nex == 64 || parse_expect(optarg, &ex[nex]) != 0) {
         fprintf(stderr, "clinlog append: --expect STREAM=any|no-stream|exists|VERSION\n");
@@ -285,33 +391,55 @@ int cmd_append(int argc, char **argv) {
     default:
       fprintf(c == 'h' ? stdout : stderr,
               "usage: clinlog append DIR --key FILE [--expect STREAM=any|no-stream|exists|N]...\n"
-              "                          [--batch-size N] [--per-event-signatures] [--json] [FILE|-]\n"
+              "                          [--batch-size N] [--per-event-signatures] [--json]\n"
+              "                          [--principal ID] [FILE|-]\n"
+              "       clinlog append --server HOST:PORT --key FILE [same options] [TLS options]\n"
+              "                          [FILE|-]\n"
               "Reads events in proto3 JSON (one object, an array, or one object per line).\n"
               "eventId (base64 or UUID text) and occurredAt default to new values;\n"
               "recordedBy.principalId defaults to the principal of the signing key.\n"
               "Each batch (default 1000 events) is atomic and signed once (batch signature)\n"
-              "unless --per-event-signatures.\n");
+              "unless --per-event-signatures. --principal: the default recordedBy.principalId\n"
+              "(default: looked up from the signing key's registration in the log).\n"
+              "With --server, --key is the signing key; the TLS client key is --cert-key.\n"
+              CLI_REMOTE_USAGE);
       return c == 'h' ? 0 : 2;
     }
   }
-  if (optind >= argc || !keyfile || bsize == 0 || bsize > CL_MAX_BATCH) {
-    fprintf(stderr, "usage: clinlog append DIR --key FILE [options] [FILE|-]\n");
+  int npos = remote.server ? 0 : 1;
+  if (argc - optind < npos || argc - optind > npos + 1 || !keyfile || bsize == 0 ||
+      bsize > CL_MAX_BATCH) {
+    fprintf(stderr, "usage: clinlog append DIR|--server HOST:PORT --key FILE [options] [FILE|-]\n");
     return 2;
   }
-  const char *dir = argv[optind], *in = optind + 1 < argc ? argv[optind + 1] : "-";
+  const char *dir = remote.server ? NULL : argv[optind],
+             *in = optind + npos < argc ? argv[optind + npos] : "-";
   cl_err err;
   cl_err_clear(&err);
   cl_signer s = {0};
   if (cl_crypto_init(&err) || cl_signer_load(&s, keyfile, &err))
     return cli_fail("append: key", &err);
-  cl_log *log;
-  if (cli_open(dir, 0, &log, &err)) {
+  sink log = {0};
+  if (remote.server ? cli_remote_open(&remote, &log.client, &err)
+                    : cli_open(dir, 0, &log.log, &err)) {
     cl_signer_free(&s);
     return cli_fail("append", &err);
   }
   char principal[128] = "";
-  if (cl_log_key_info(log, s.pk, principal, sizeof principal, NULL, 0, NULL) != 0)
-    fprintf(stderr, "clinlog append: warning: the signing key is not registered in this log\n");
+  if (principal_opt) {
+    snprintf(principal, sizeof principal, "%s", principal_opt);
+  } else if (log.log) {
+    if (cl_log_key_info(log.log, s.pk, principal, sizeof principal, NULL, 0, NULL) != 0)
+      fprintf(stderr, "clinlog append: warning: the signing key is not registered in this log\n");
+  } else if (remote_principal(log.client, s.pk, principal, sizeof principal, &err) != 0) {
+    if (err.code == CL_EUNKNOWNKEY) {
+      fprintf(stderr, "clinlog append: warning: the signing key is not registered in this log\n");
+    } else {
+      cl_client_close(log.client);
+      cl_signer_free(&s);
+      return cli_fail("append: looking up the key's principal", &err);
+    }
+  }
   FILE *f = strcmp(in, "-") ? fopen(in, "r") : stdin;
   size_t len = 0;
   char *text = f ? read_all(f, &len) : NULL;
@@ -359,7 +487,7 @@ int cmd_append(int argc, char **argv) {
         goto out;
       }
       if (b.n == bsize &&
-          batch_flush(log, &b, &s, per_event, ex, nex, ex_used, json, &appended, &dups, &err)) {
+          batch_flush(&log, &b, &s, per_event, ex, nex, ex_used, json, &appended, &dups, &err)) {
         status = cli_fail("append", &err);
         json_decref(v);
         goto out;
@@ -368,20 +496,26 @@ int cmd_append(int argc, char **argv) {
     }
     json_decref(v);
   }
-  if (batch_flush(log, &b, &s, per_event, ex, nex, ex_used, json, &appended, &dups, &err))
+  if (batch_flush(&log, &b, &s, per_event, ex, nex, ex_used, json, &appended, &dups, &err))
     status = cli_fail("append", &err);
 out:
   cli_progress_end(&prog);
-  uint64_t size;
-  cl_log_head(log, &size, NULL);
+  uint64_t size = log.tree_size;
+  if (log.log)
+    cl_log_head(log.log, &size, NULL);
   if (json) {
     json_t *o = json_pack("{s:I, s:I, s:I, s:b}", "appended", (json_int_t)appended, "duplicates",
                           (json_int_t)dups, "treeSize", (json_int_t)size, "ok", status == 0);
     cli_print_json(stdout, o);
     json_decref(o);
-  } else {
+  } else if (status && !appended && !dups) {
+    /* nothing was committed: the error above says why */
+  } else if (size) {
     printf("appended %llu events (%llu already present), tree size %llu\n",
            (unsigned long long)appended, (unsigned long long)dups, (unsigned long long)size);
+  } else { /* remote, and no append succeeded: the server did not say */
+    printf("appended %llu events (%llu already present)\n", (unsigned long long)appended,
+           (unsigned long long)dups);
   }
   batch_reset(&b);
   free(b.events);
@@ -391,7 +525,9 @@ out:
   free(text);
   for (size_t j = 0; j < nex; j++)
     free(ex[j].stream);
-  cl_log_close(log);
+  if (log.log)
+    cl_log_close(log.log);
+  cl_client_close(log.client);
   cl_signer_free(&s);
   return status;
 }

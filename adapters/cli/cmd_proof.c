@@ -1,5 +1,7 @@
 /* clinlog checkpoint / prove / verify-proof: RFC 9162 proofs as JSON and
- * C2SP checkpoints, checkable without access to the log. */
+ * C2SP checkpoints, checkable without access to the log. checkpoint and
+ * prove work on a data directory or (--server) through a clinlogd, with
+ * the same output. */
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -39,17 +41,43 @@ static json_t *proof_json(uint8_t (*proof)[32], size_t n) {
 }
 
 int cmd_checkpoint(int argc, char **argv) {
-  if (argc != 2 || argv[1][0] == '-') {
-    fprintf(argc == 2 ? stdout : stderr,
+  static const struct option opts[] = {{"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS,
+                                       {0, 0, 0, 0}};
+  cli_remote remote = {0};
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (cli_remote_option(&remote, c, optarg))
+      continue;
+    fprintf(c == 'h' ? stdout : stderr,
             "usage: clinlog checkpoint DIR\n"
+            "       clinlog checkpoint --server HOST:PORT [TLS options]\n"
             "Signs a checkpoint of the current tree head (if none exists at that size) and\n"
-            "prints it in the C2SP signed-note checkpoint format.\n");
-    return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+            "prints it in the C2SP signed-note checkpoint format.\n" CLI_REMOTE_USAGE);
+    return c == 'h' ? 0 : 2;
+  }
+  if (optind + (remote.server ? 0 : 1) != argc) {
+    fprintf(stderr, "usage: clinlog checkpoint DIR|--server HOST:PORT\n");
+    return 2;
   }
   cl_err err;
   cl_err_clear(&err);
+  if (remote.server) {
+    cl_client *cl;
+    if (cli_remote_open(&remote, &cl, &err))
+      return cli_fail("checkpoint", &err);
+    Clinlog__V1__GetCheckpointRequest req = CLINLOG__V1__GET_CHECKPOINT_REQUEST__INIT;
+    req.fresh = 1;
+    Clinlog__V1__Checkpoint *cp;
+    int rc = cl_client_get_checkpoint(cl, &req, &cp, NULL, &err);
+    cl_client_close(cl);
+    if (rc)
+      return cli_fail("checkpoint", &err);
+    fputs(cp->note, stdout);
+    clinlog__v1__checkpoint__free_unpacked(cp, NULL);
+    return 0;
+  }
   cl_log *log;
-  if (cli_open(argv[1], 0, &log, &err))
+  if (cli_open(argv[optind], 0, &log, &err))
     return cli_fail("checkpoint", &err);
   char *note;
   size_t len;
@@ -77,18 +105,101 @@ static int grab_record(void *vctx, const cl_event_view *v, cl_err *err) {
   return 1;
 }
 
+static json_t *pb_proof_json(ProtobufCBinaryData *h, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(a, b64(h[i].data, h[i].len));
+  return a;
+}
+
+/* prove through the API: the same JSON as the local prove. */
+static int prove_remote(const cli_remote *r, int inclusion, uint64_t a, uint64_t b) {
+  cl_err err;
+  cl_err_clear(&err);
+  cl_client *c;
+  if (cli_remote_open(r, &c, &err))
+    return cli_fail("prove", &err);
+  /* the origin (the checkpoint key name) is in every checkpoint */
+  Clinlog__V1__GetCheckpointRequest creq = CLINLOG__V1__GET_CHECKPOINT_REQUEST__INIT;
+  Clinlog__V1__Checkpoint *cp = NULL;
+  json_t *o = NULL;
+  int rc = cl_client_get_checkpoint(c, &creq, &cp, NULL, &err);
+  if (rc == 0 && inclusion) {
+    Clinlog__V1__ProveInclusionRequest req = CLINLOG__V1__PROVE_INCLUSION_REQUEST__INIT;
+    req.seq = a;
+    req.tree_size = b;
+    Clinlog__V1__InclusionProof *p;
+    if ((rc = cl_client_prove_inclusion(c, &req, &p, NULL, &err)) == 0) {
+      o = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "type", "inclusion", "seq",
+                    (json_int_t)p->seq, "leafIndex", (json_int_t)p->leaf_index, "treeSize",
+                    (json_int_t)p->tree_size, "leafHash",
+                    b64(p->leaf_hash.data, p->leaf_hash.len),
+                    "rootHash", b64(p->root_hash.data, p->root_hash.len), "record",
+                    b64(p->record.data, p->record.len), "proof",
+                    pb_proof_json(p->hashes, p->n_hashes));
+      if (o && p->checkpoint && p->checkpoint[0])
+        json_object_set_new(o, "checkpoint", json_string(p->checkpoint));
+      clinlog__v1__inclusion_proof__free_unpacked(p, NULL);
+    }
+  } else if (rc == 0) {
+    Clinlog__V1__ProveConsistencyRequest req = CLINLOG__V1__PROVE_CONSISTENCY_REQUEST__INIT;
+    req.old_size = a;
+    req.new_size = b;
+    Clinlog__V1__ConsistencyProof *p;
+    if ((rc = cl_client_prove_consistency(c, &req, &p, NULL, &err)) == 0) {
+      o = json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "type", "consistency", "oldSize",
+                    (json_int_t)p->old_size, "newSize", (json_int_t)p->new_size, "oldRoot",
+                    b64(p->old_root.data, p->old_root.len), "newRoot",
+                    b64(p->new_root.data, p->new_root.len), "proof",
+                    pb_proof_json(p->hashes, p->n_hashes));
+      if (o && p->checkpoint && p->checkpoint[0])
+        json_object_set_new(o, "checkpoint", json_string(p->checkpoint));
+      clinlog__v1__consistency_proof__free_unpacked(p, NULL);
+    }
+  }
+  if (o) {
+    json_object_set_new(o, "origin", json_string(cp->origin));
+    cli_print_json(stdout, o);
+    json_decref(o);
+  }
+  if (cp)
+    clinlog__v1__checkpoint__free_unpacked(cp, NULL);
+  cl_client_close(c);
+  return rc ? cli_fail("prove", &err) : 0;
+}
+
 int cmd_prove(int argc, char **argv) {
-  if (argc < 4 || (strcmp(argv[2], "inclusion") && strcmp(argv[2], "consistency"))) {
-    int help = argc == 2 && !strcmp(argv[1], "--help");
-    fprintf(stderr,
+  static const struct option opts[] = {{"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS,
+                                       {0, 0, 0, 0}};
+  cli_remote remote = {0};
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (cli_remote_option(&remote, c, optarg))
+      continue;
+    optind = argc; /* help or a bad option: print the usage below */
+    break;
+  }
+  int npos = argc - optind, base = optind + (remote.server ? 0 : 1);
+  if ((remote.server ? npos < 2 || npos > 3 : npos < 3 || npos > 4) ||
+      (strcmp(argv[base], "inclusion") && strcmp(argv[base], "consistency"))) {
+    int help = c == 'h';
+    fprintf(help ? stdout : stderr,
             "usage: clinlog prove DIR inclusion SEQ [TREE_SIZE]\n"
             "       clinlog prove DIR consistency OLD_SIZE [NEW_SIZE]\n"
+            "       clinlog prove --server HOST:PORT [TLS options] inclusion|consistency ...\n"
             "Prints an RFC 9162 proof as JSON (hashes in base64). TREE_SIZE/NEW_SIZE\n"
             "default to the latest signed checkpoint's size (the current head if it is\n"
             "older than SEQ); the checkpoint at that size, if any, is included. An\n"
-            "inclusion proof carries the stored record so the checker recomputes the leaf.\n");
+            "inclusion proof carries the stored record so the checker recomputes the leaf.\n"
+            CLI_REMOTE_USAGE);
     return help ? 0 : 2;
   }
+  /* the positional arguments as the local code below expects them */
+  argv += base - 2;
+  argc = npos - (remote.server ? 0 : 1) + 2;
+  if (remote.server)
+    return prove_remote(&remote, !strcmp(argv[2], "inclusion"), strtoull(argv[3], NULL, 10),
+                        argc > 4 ? strtoull(argv[4], NULL, 10) : 0);
   cl_err err;
   cl_err_clear(&err);
   cl_log *log;

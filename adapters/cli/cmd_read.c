@@ -1,4 +1,5 @@
-/* clinlog read / get / head: events as JSON lines. */
+/* clinlog read / get / head: events as JSON lines, from a data directory or
+ * (--server) from a clinlogd; the output is the same either way. */
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -10,14 +11,8 @@
 #include "clinlog/v1/event.pb-c.h"
 #include "store/event.h"
 
-typedef struct read_ctx {
-  uint32_t type;  /* filter: event type code, 0 = all */
-  const char *prefix;
-  uint64_t printed;
-} read_ctx;
-
-static int print_event(void *vctx, const cl_event_view *v, cl_err *err) {
-  read_ctx *rc = vctx;
+int cli_print_event(void *vctx, const cl_event_view *v, cl_err *err) {
+  cli_event_printer *rc = vctx;
   if (rc->type && v->event_type != rc->type)
     return 0;
   json_t *o = json_object();
@@ -62,6 +57,45 @@ static int print_event(void *vctx, const cl_event_view *v, cl_err *err) {
   return 0;
 }
 
+/* Read over the API, printing as the local read does. */
+static int read_remote(const cli_remote *r, const char *stream, uint64_t from, uint64_t limit,
+                       int backwards, cli_event_printer *p, cl_err *err) {
+  cl_client *c;
+  int rc = cli_remote_open(r, &c, err);
+  if (rc)
+    return rc;
+  Clinlog__V1__ReadRequest req = CLINLOG__V1__READ_REQUEST__INIT;
+  Clinlog__V1__Filter f = CLINLOG__V1__FILTER__INIT;
+  char *prefixes[1] = {(char *)p->prefix};
+  uint32_t types[1] = {p->type};
+  req.stream = (char *)(stream ? stream : "");
+  req.from = from;
+  req.max_count = limit;
+  req.direction = backwards ? CLINLOG__V1__DIRECTION__BACKWARDS : CLINLOG__V1__DIRECTION__FORWARDS;
+  if (p->prefix || p->type) {
+    f.n_stream_prefixes = p->prefix ? 1 : 0;
+    f.stream_prefixes = prefixes;
+    f.n_event_types = p->type ? 1 : 0;
+    f.event_types = types;
+    req.filter = &f;
+  }
+  cl_client_stream *s;
+  if ((rc = cl_client_read(c, &req, &s, err)) == 0) {
+    ProtobufCMessage *m;
+    while ((rc = cl_client_stream_next(s, &m, err)) == 1) {
+      cl_event_view v;
+      cli_view_of_recorded((Clinlog__V1__RecordedEvent *)m, &v);
+      rc = cli_print_event(p, &v, err);
+      protobuf_c_message_free_unpacked(m, NULL);
+      if (rc)
+        break;
+    }
+    cl_client_stream_free(s);
+  }
+  cl_client_close(c);
+  return rc;
+}
+
 int cmd_read(int argc, char **argv) {
   static const struct option opts[] = {{"stream", required_argument, 0, 's'},
                                        {"from", required_argument, 0, 'f'},
@@ -70,12 +104,16 @@ int cmd_read(int argc, char **argv) {
                                        {"type", required_argument, 0, 't'},
                                        {"prefix", required_argument, 0, 'p'},
                                        {"help", no_argument, 0, 'h'},
+                                       CLI_REMOTE_OPTIONS,
                                        {0, 0, 0, 0}};
   const char *stream = NULL;
   uint64_t from = 0, limit = 0;
   int backwards = 0, c;
-  read_ctx ctx = {0};
+  cli_event_printer ctx = {0};
+  cli_remote remote = {0};
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (cli_remote_option(&remote, c, optarg))
+      continue;
     switch (c) {
     case 's': stream = optarg; break;
     case 'f': from = strtoull(optarg, NULL, 10); break;
@@ -92,41 +130,74 @@ int cmd_read(int argc, char **argv) {
       fprintf(c == 'h' ? stdout : stderr,
               "usage: clinlog read DIR [--stream S [--backwards]] [--from N] [--limit N]\n"
               "                        [--type EventType] [--prefix STREAM_PREFIX]\n"
+              "       clinlog read --server HOST:PORT [same options] [TLS options]\n"
               "Prints one JSON object per event: seq, streamVersion, eventId, type, stream\n"
               "and the event in proto3 JSON. --from is a sequence number for the whole log\n"
-              "and a stream version with --stream.\n");
+              "and a stream version with --stream.\n" CLI_REMOTE_USAGE);
       return c == 'h' ? 0 : 2;
     }
   }
-  if (optind + 1 != argc) {
-    fprintf(stderr, "usage: clinlog read DIR [options]\n");
+  if (optind + (remote.server ? 0 : 1) != argc) {
+    fprintf(stderr, "usage: clinlog read DIR|--server HOST:PORT [options]\n");
     return 2;
   }
   cl_err err;
   cl_err_clear(&err);
+  if (remote.server)
+    return read_remote(&remote, stream, from, limit, backwards, &ctx, &err) ? cli_fail("read", &err)
+                                                                             : 0;
   cl_log *log;
   if (cli_open(argv[optind], 1, &log, &err))
     return cli_fail("read", &err);
-  int rc = stream ? cl_log_read_stream(log, stream, from, backwards, limit, print_event, &ctx, &err)
-                  : cl_log_read_all(log, from, limit, print_event, &ctx, &err);
+  int rc = stream ? cl_log_read_stream(log, stream, from, backwards, limit, cli_print_event, &ctx,
+                                       &err)
+                  : cl_log_read_all(log, from, limit, cli_print_event, &ctx, &err);
   cl_log_close(log);
   return rc ? cli_fail("read", &err) : 0;
 }
 
 int cmd_get(int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS,
+                                       {0, 0, 0, 0}};
+  cli_remote remote = {0};
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (cli_remote_option(&remote, c, optarg))
+      continue;
+    fprintf(c == 'h' ? stdout : stderr,
+            "usage: clinlog get DIR EVENT_ID (UUID)\n"
+            "       clinlog get --server HOST:PORT [TLS options] EVENT_ID\n" CLI_REMOTE_USAGE);
+    return c == 'h' ? 0 : 2;
+  }
   uint8_t id[16];
-  if (argc != 3 || cli_parse_uuid(argv[2], id) != 0) {
-    int help = argc == 2 && !strcmp(argv[1], "--help");
-    fprintf(help ? stdout : stderr, "usage: clinlog get DIR EVENT_ID (UUID)\n");
-    return help ? 0 : 2;
+  if (optind + (remote.server ? 1 : 2) != argc || cli_parse_uuid(argv[argc - 1], id) != 0) {
+    fprintf(stderr, "usage: clinlog get DIR|--server HOST:PORT EVENT_ID (UUID)\n");
+    return 2;
   }
   cl_err err;
   cl_err_clear(&err);
+  cli_event_printer ctx = {0};
+  if (remote.server) {
+    cl_client *cl;
+    if (cli_remote_open(&remote, &cl, &err))
+      return cli_fail("get", &err);
+    Clinlog__V1__GetEventRequest req = CLINLOG__V1__GET_EVENT_REQUEST__INIT;
+    req.event_id = (ProtobufCBinaryData){16, id};
+    Clinlog__V1__RecordedEvent *e;
+    int rc = cl_client_get_event(cl, &req, &e, NULL, &err);
+    if (rc == 0) {
+      cl_event_view v;
+      cli_view_of_recorded(e, &v);
+      rc = cli_print_event(&ctx, &v, &err);
+      clinlog__v1__recorded_event__free_unpacked(e, NULL);
+    }
+    cl_client_close(cl);
+    return rc ? cli_fail("get", &err) : 0;
+  }
   cl_log *log;
-  if (cli_open(argv[1], 1, &log, &err))
+  if (cli_open(argv[optind], 1, &log, &err))
     return cli_fail("get", &err);
-  read_ctx ctx = {0};
-  int rc = cl_log_get_event(log, id, print_event, &ctx, &err);
+  int rc = cl_log_get_event(log, id, cli_print_event, &ctx, &err);
   cl_log_close(log);
   return rc ? cli_fail("get", &err) : 0;
 }

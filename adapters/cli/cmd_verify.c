@@ -1,4 +1,5 @@
-/* clinlog verify: the auditor's full replay of a data directory. */
+/* clinlog verify: the auditor's full replay of a data directory, or with
+ * --remote of a live node through its API (cmd_verify_remote.c). */
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -19,13 +20,20 @@ int cmd_verify(int argc, char **argv) {
                                        {"master-key", required_argument, 0, 'm'},
                                        {"log-key", required_argument, 0, 'k'},
                                        {"checkpoint", required_argument, 0, 'c'},
+                                       {"remote", no_argument, 0, 'r'},
+                                       {"key", required_argument, 0, CLI_OPT_CERT_KEY},
                                        {"help", no_argument, 0, 'h'},
+                                       CLI_REMOTE_OPTIONS,
                                        {0, 0, 0, 0}};
-  int json = 0, c;
+  int json = 0, remote = 0, c;
+  cli_remote rem = {0};
   cl_verify_options o = {0};
   const char *keyfile = NULL, *cpfile = NULL;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (cli_remote_option(&rem, c, optarg))
+      continue;
     switch (c) {
+    case 'r': remote = 1; break;
     case 'j': json = 1; break;
     case 'H': o.hashes_only = 1; break;
     case 'm': o.master_key_path = optarg; break;
@@ -35,21 +43,30 @@ int cmd_verify(int argc, char **argv) {
       fprintf(c == 'h' ? stdout : stderr,
               "usage: clinlog verify DIR [--json] [--hashes-only] [--master-key FILE]\n"
               "                          [--log-key LOG.pub] [--checkpoint NOTE]\n"
+              "       clinlog verify --remote --server HOST:PORT [--json] [--hashes-only]\n"
+              "                          [--log-key LOG.pub] [--checkpoint NOTE] [TLS options]\n"
               "Replays DIR from event 1: recomputes every Merkle leaf and the root, checks\n"
               "the stored tree, stream versions and event ids, every signature, and every\n"
               "stored checkpoint; with the master key (default DIR/keys/master.key) also\n"
               "decrypts each event, checks it against its hash and the keyring as it stood.\n"
               "--log-key: the log's public key obtained out of band (default: the log's own).\n"
               "--checkpoint: a checkpoint saved earlier; catches truncation and rewrites.\n"
-              "Exit status: 0 verified, 3 divergence found, 1 could not run.\n");
+              "--remote: replays a live node through its API instead: signs a checkpoint of\n"
+              "the head, reads every record, recomputes every leaf, the root and every\n"
+              "signature, checks the root against the signed checkpoint and names the first\n"
+              "divergent record (content is not decrypted; keys are not needed). Without\n"
+              "--log-key the server's log key is used and checked against the genesis event.\n"
+              "Exit status: 0 verified, 3 divergence found, 1 could not run.\n"
+              CLI_REMOTE_USAGE "  --key PEM            same as --cert-key\n");
       return c == 'h' ? 0 : 2;
     }
   }
-  if (optind + 1 != argc) {
-    fprintf(stderr, "usage: clinlog verify DIR [options]\n");
+  if (remote != !!rem.server || optind + (remote ? 0 : 1) != argc) {
+    fprintf(stderr, "usage: clinlog verify DIR [options]\n"
+                    "       clinlog verify --remote --server HOST:PORT [options]\n");
     return 2;
   }
-  o.dir = argv[optind];
+  o.dir = remote ? NULL : argv[optind];
   if (!o.master_key_path && getenv("CLINLOG_MASTER_KEY") && *getenv("CLINLOG_MASTER_KEY"))
     o.master_key_path = getenv("CLINLOG_MASTER_KEY");
   cl_err err;
@@ -71,6 +88,12 @@ int cmd_verify(int argc, char **argv) {
     o.checkpoint_len = note ? fread(note, 1, 65535, f) : 0;
     fclose(f);
     o.checkpoint = note;
+  }
+  if (remote) {
+    int st = cli_verify_remote(&rem, json, o.hashes_only, keyfile ? pk : NULL, note,
+                               o.checkpoint_len);
+    free(note);
+    return st;
   }
   cli_progress prog;
   cli_progress_start(&prog, "verify");

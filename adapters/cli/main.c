@@ -21,11 +21,12 @@ static const struct {
     {"append", cmd_append, "append events given as proto3 JSON, signed with a key file"},
     {"read", cmd_read, "read the log or one stream as JSON lines"},
     {"get", cmd_get, "read one event by id"},
+    {"tail", cmd_tail, "follow a server's log: events as JSON lines as they commit"},
     {"head", cmd_head, "print the tree size and root"},
     {"checkpoint", cmd_checkpoint, "sign (if needed) and print the latest checkpoint"},
     {"prove", cmd_prove, "print an inclusion or consistency proof as JSON"},
     {"verify-proof", cmd_verify_proof, "check a proof printed by `prove` against a checkpoint"},
-    {"verify", cmd_verify, "replay a data directory and check everything (auditors)"},
+    {"verify", cmd_verify, "replay a data directory or a live node and check everything"},
 };
 
 static void usage(FILE *f) {

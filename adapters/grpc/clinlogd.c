@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@ static void usage(FILE *f) {
           "  --keepalive-time-ms N      ping idle connections every N ms (default 60000)\n"
           "  --min-client-ping-ms N     fastest client keepalive pings tolerated (default 10000)\n"
           "  --workers N                worker threads (default 32)\n"
+          "  --drain-ms N               at shutdown, answer NOT_SERVING/UNAVAILABLE this long\n"
+          "                             before closing the listener (default 1000)\n"
           "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
           "  --master-key FILE          master key (default DIR/keys/master.key)\n"
           "  --config FILE.json         the same settings as a JSON object (flags win)\n");
@@ -69,17 +72,26 @@ static int load_config(const char *path, opts *o) {
       o->srv.client_ca = dup_str(v);
     else if (!strcmp(key, "require_client_cert"))
       o->srv.require_client_cert = json_is_true(v);
-    else if (!strcmp(key, "max_message_bytes") && json_is_integer(v))
+    /* the same bounds as the flags */
+    else if (!strcmp(key, "max_message_bytes") && json_is_integer(v) &&
+             json_integer_value(v) >= 1024 && json_integer_value(v) <= INT32_MAX)
       o->srv.max_message_bytes = (size_t)json_integer_value(v);
-    else if (!strcmp(key, "max_event_bytes") && json_is_integer(v))
+    else if (!strcmp(key, "max_event_bytes") && json_is_integer(v) && json_integer_value(v) >= 64 &&
+             json_integer_value(v) <= INT32_MAX)
       o->log.max_event_size = (size_t)json_integer_value(v);
-    else if (!strcmp(key, "keepalive_time_ms") && json_is_integer(v))
+    else if (!strcmp(key, "keepalive_time_ms") && json_is_integer(v) &&
+             json_integer_value(v) >= 1000 && json_integer_value(v) <= INT32_MAX)
       o->srv.keepalive_time_ms = (int)json_integer_value(v);
-    else if (!strcmp(key, "min_client_ping_ms") && json_is_integer(v))
+    else if (!strcmp(key, "min_client_ping_ms") && json_is_integer(v) &&
+             json_integer_value(v) >= 1000 && json_integer_value(v) <= INT32_MAX)
       o->srv.min_client_ping_ms = (int)json_integer_value(v);
-    else if (!strcmp(key, "workers") && json_is_integer(v))
+    else if (!strcmp(key, "workers") && json_is_integer(v) && json_integer_value(v) >= 1 &&
+             json_integer_value(v) <= 4096)
       o->srv.workers = (int)json_integer_value(v);
-    else if (!strcmp(key, "checkpoint_interval") && json_is_integer(v))
+    else if (!strcmp(key, "drain_ms") && json_is_integer(v) && json_integer_value(v) >= 0 &&
+             json_integer_value(v) <= 600000)
+      o->srv.drain_ms = (int)json_integer_value(v);
+    else if (!strcmp(key, "checkpoint_interval") && json_is_integer(v) && json_integer_value(v) >= 0)
       o->log.checkpoint_interval = (uint64_t)json_integer_value(v);
     else if (!strcmp(key, "master_key"))
       o->log.master_key_path = dup_str(v);
@@ -96,8 +108,9 @@ static int parse_num(const char *flag, const char *s, long long min, long long *
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
-  if (errno || *end || end == s || v < min) {
-    fprintf(stderr, "clinlogd: %s: expected a number >= %lld, got \"%s\"\n", flag, min, s);
+  if (errno || *end || end == s || v < min || v > INT32_MAX) {
+    fprintf(stderr, "clinlogd: %s: expected a number from %lld to %d, got \"%s\"\n", flag, min,
+            INT32_MAX, s);
     return -1;
   }
   *out = v;
@@ -109,9 +122,12 @@ int main(int argc, char **argv) {
   cl_server_config_init(&o.srv);
   cl_log_options_init(&o.log);
   o.config = NULL;
-  for (int i = 1; i + 1 < argc; i++)
-    if (!strcmp(argv[i], "--config"))
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--config") && i + 1 < argc)
       o.config = argv[i + 1];
+    else if (!strncmp(argv[i], "--config=", 9))
+      o.config = argv[i] + 9;
+  }
   if (o.config && load_config(o.config, &o) != 0)
     return 2;
   static const struct option lo[] = {
@@ -122,7 +138,8 @@ int main(int argc, char **argv) {
       {"max-event-bytes", required_argument, 0, 'e'}, {"keepalive-time-ms", required_argument, 0, 'K'},
       {"min-client-ping-ms", required_argument, 0, 'P'}, {"workers", required_argument, 0, 'w'},
       {"checkpoint-interval", required_argument, 0, 'i'}, {"master-key", required_argument, 0, 'M'},
-      {"config", required_argument, 0, 'C'},        {"help", no_argument, 0, 'h'},
+      {"config", required_argument, 0, 'C'},        {"drain-ms", required_argument, 0, 'N'},
+      {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -162,6 +179,11 @@ int main(int argc, char **argv) {
         return 2;
       o.srv.workers = (int)n;
       break;
+    case 'N':
+      if (parse_num("--drain-ms", optarg, 0, &n))
+        return 2;
+      o.srv.drain_ms = (int)n;
+      break;
     case 'i':
       if (parse_num("--checkpoint-interval", optarg, 0, &n))
         return 2;
@@ -185,6 +207,7 @@ int main(int argc, char **argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
@@ -204,6 +227,12 @@ int main(int argc, char **argv) {
   }
   uint64_t size;
   cl_log_head(log, &size, NULL);
+  char *cp;
+  size_t cplen;
+  if (cl_log_checkpoint(log, &cp, &cplen, &err) == 0)
+    free(cp);
+  else
+    fprintf(stderr, "clinlogd: warning: %s; checkpoints will not be signed\n", err.msg);
   char host[256];
   snprintf(host, sizeof host, "%s", o.srv.listen);
   char *colon = strrchr(host, ':');
@@ -214,7 +243,12 @@ int main(int argc, char **argv) {
   fprintf(stderr, "clinlogd: listening on %s:%d (%s)\n", host, port,
           o.srv.tls_cert ? (o.srv.require_client_cert ? "mutual TLS" : "TLS") : "plaintext, dev");
   int sig = 0;
-  sigwait(&set, &sig);
+  for (;;) {
+    sigwait(&set, &sig);
+    if (sig != SIGHUP)
+      break;
+    fprintf(stderr, "clinlogd: SIGHUP: nothing to reload (restart to change settings)\n");
+  }
   fprintf(stderr, "clinlogd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   cl_server_stop(srv);
   cl_log_close(log);

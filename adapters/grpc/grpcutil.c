@@ -5,6 +5,8 @@
 #include <grpc/slice.h>
 #include <stdlib.h>
 
+#include "store/event.h"
+
 ProtobufCMessage *cl_grpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d) {
   if (!bb)
     return NULL;
@@ -15,6 +17,29 @@ ProtobufCMessage *cl_grpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDes
   grpc_byte_buffer_reader_destroy(&r);
   ProtobufCMessage *m =
       protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+  grpc_slice_unref(s);
+  return m;
+}
+
+ProtobufCMessage *cl_grpc_unpack_checked(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
+                                         cl_err *err) {
+  grpc_byte_buffer_reader r;
+  if (!bb || !grpc_byte_buffer_reader_init(&r, bb)) {
+    cl_err_set(err, CL_EMALFORMED, "request is not a valid %s", d->short_name);
+    return NULL;
+  }
+  grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+  grpc_byte_buffer_reader_destroy(&r);
+  const uint8_t *p = GRPC_SLICE_START_PTR(s);
+  size_t n = GRPC_SLICE_LENGTH(s);
+  ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, n, p);
+  if (!m)
+    cl_err_set(err, CL_EMALFORMED, "request is not a valid %s", d->short_name);
+  else if (cl_wire_check_strings(d, p, n, err) != 0) {
+    cl_err_prefix(err, "%s", d->short_name);
+    protobuf_c_message_free_unpacked(m, NULL);
+    m = NULL;
+  }
   grpc_slice_unref(s);
   return m;
 }

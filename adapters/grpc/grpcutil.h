@@ -17,6 +17,13 @@
  * protobuf_c_message_free_unpacked(msg, NULL). */
 ProtobufCMessage *cl_grpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d);
 
+/* As cl_grpc_unpack, for requests from outside: also checks on the wire
+ * that every string (at any depth) is valid UTF-8 without NUL bytes. On
+ * failure returns NULL with err set (CL_EMALFORMED naming the field, or
+ * saying the bytes are not a `desc` message). */
+ProtobufCMessage *cl_grpc_unpack_checked(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
+                                         cl_err *err);
+
 /* Packs a message into a new byte buffer (returned-owned:
  * grpc_byte_buffer_destroy), NULL when out of memory. */
 grpc_byte_buffer *cl_grpc_pack(const ProtobufCMessage *m);

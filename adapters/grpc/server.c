@@ -47,6 +47,7 @@ void cl_server_config_init(cl_server_config *c) {
   c->min_client_ping_ms = 10000;
   c->cq_threads = 2;
   c->workers = 32;
+  c->drain_ms = 1000;
   c->shutdown_grace_ms = 10000;
 }
 
@@ -59,6 +60,7 @@ int64_t srv_now_ms(void) {
 /* ------------------------------------------------------------ call life */
 
 static void unknown_start(srv_call *c, int ok);
+static void unavailable_start(srv_call *c, int ok);
 
 static srv_call *call_new(cl_server *s, int method) {
   srv_call *c = calloc(1, sizeof *c);
@@ -74,11 +76,25 @@ static srv_call *call_new(cl_server *s, int method) {
     grpc_call_details_init(&c->details);
   atomic_store(&c->refs, 2);
   atomic_fetch_add(&s->live_calls, 1);
+  pthread_mutex_lock(&s->lmu);
+  c->lnext = s->live;
+  if (s->live)
+    s->live->lprev = c;
+  s->live = c;
+  pthread_mutex_unlock(&s->lmu);
   return c;
 }
 
 static void call_free(srv_call *c) {
   cl_server *s = c->srv;
+  pthread_mutex_lock(&s->lmu);
+  if (c->lprev)
+    c->lprev->lnext = c->lnext;
+  else
+    s->live = c->lnext;
+  if (c->lnext)
+    c->lnext->lprev = c->lprev;
+  pthread_mutex_unlock(&s->lmu);
   if (c->st_free && c->st)
     c->st_free(c->st);
   if (c->payload)
@@ -104,10 +120,11 @@ static void call_unref(srv_call *c) {
     call_free(c);
 }
 
-/* Posts a request for the next incoming call of `method`. */
+/* Posts a request for the next incoming call of `method`. Requests stay
+ * posted while the server drains, so late calls get UNAVAILABLE from their
+ * handler; grpc_server_shutdown_and_notify completes the remaining ones
+ * unsuccessfully. */
 static void request_call(cl_server *s, int method) {
-  if (atomic_load(&s->shutting_down))
-    return;
   srv_call *c = call_new(s, method);
   if (!c)
     return;
@@ -200,11 +217,18 @@ static void *cq_main(void *arg) {
         call_unref(c);
         break;
       }
-      c->next = c->method == M_UNKNOWN ? unknown_start : METHODS[c->method].start;
+      /* while draining, only health answers (NOT_SERVING); the rest is told
+       * to go elsewhere */
+      if (atomic_load(&s->shutting_down) && c->method != M_HEALTH_CHECK &&
+          c->method != M_HEALTH_WATCH && c->method != M_UNKNOWN)
+        c->next = unavailable_start;
+      else
+        c->next = c->method == M_UNKNOWN ? unknown_start : METHODS[c->method].start;
       enqueue(c, 1);
       break;
     }
     case TAG_OP:
+      atomic_store(&c->in_recv, 0);
       if (c->send) {
         grpc_byte_buffer_destroy(c->send);
         c->send = NULL;
@@ -287,6 +311,7 @@ void srv_recv(srv_call *c, step_fn next) {
   memset(&ops[n], 0, sizeof ops[n]);
   ops[n].op = GRPC_OP_RECV_MESSAGE;
   ops[n].data.recv_message.recv_message = &c->recv;
+  atomic_store(&c->in_recv, 1);
   start(c, ops, n + 1, next);
 }
 
@@ -431,6 +456,11 @@ static void unknown_start(srv_call *c, int ok) {
   srv_finish(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
 }
 
+static void unavailable_start(srv_call *c, int ok) {
+  (void)ok;
+  srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
+}
+
 /* ---------------------------------------------------------- start/stop */
 
 static char *read_pem(const char *path, cl_err *err) {
@@ -527,6 +557,7 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
   pthread_cond_init(&s->wcv, NULL);
   pthread_mutex_init(&s->smu, NULL);
   pthread_cond_init(&s->scv, NULL);
+  pthread_mutex_init(&s->lmu, NULL);
   s->t_shutdown = (srv_tag){NULL, TAG_SHUTDOWN};
 
   grpc_server_credentials *creds = make_creds(cfg, err);
@@ -564,8 +595,9 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
     grpc_completion_queue_destroy(s->cq);
     grpc_shutdown();
     free(s);
-    return cl_err_set(err, CL_EIO, "cannot listen on %s (in use, or not a local address?)",
-                      cfg->listen);
+    return cl_err_set(err, CL_EIO,
+                      "cannot listen on %s (address in use or not local, or the TLS certificate "
+                      "and key were rejected)", cfg->listen);
   }
   if (port)
     *port = p;
@@ -607,6 +639,10 @@ static int wait_until(cl_server *s, int64_t deadline_ms, int (*done)(cl_server *
 }
 
 static int shutdown_done(cl_server *s) { return s->shutdown_done; }
+static int never(cl_server *s) {
+  (void)s;
+  return 0;
+}
 static int no_calls(cl_server *s) { return atomic_load(&s->live_calls) == 0; }
 
 void cl_server_stop(cl_server *s) {
@@ -619,6 +655,18 @@ void cl_server_stop(cl_server *s) {
   pthread_mutex_lock(&s->wmu);
   wake_locked(s, 1, 0);
   pthread_mutex_unlock(&s->wmu);
+  /* drain: health says NOT_SERVING, new work gets UNAVAILABLE */
+  if (s->cfg.drain_ms > 0)
+    wait_until(s, srv_now_ms() + s->cfg.drain_ms, never);
+  /* a client stream waiting for its next message would hold us until the
+   * grace period: end it now (what it sent so far is committed) */
+  pthread_mutex_lock(&s->lmu);
+  for (srv_call *c = s->live; c; c = c->lnext)
+    if (c->method == M_APPEND_STREAM && atomic_load(&c->in_recv) && c->gc)
+      grpc_call_cancel_with_status(c->gc, GRPC_STATUS_UNAVAILABLE,
+                                   "server is shutting down; batches received so far are committed",
+                                   NULL);
+  pthread_mutex_unlock(&s->lmu);
   grpc_server_shutdown_and_notify(s->gs, s->cq, &s->t_shutdown);
   if (!wait_until(s, srv_now_ms() + s->cfg.shutdown_grace_ms, shutdown_done)) {
     fprintf(stderr, "clinlogd: grace period over, cancelling %d calls\n",

@@ -31,7 +31,9 @@ typedef struct cl_server_config {
   int keepalive_timeout_ms;        /* default 20000 */
   int min_client_ping_ms;          /* fastest client keepalive tolerated; default 10000 */
   int cq_threads;                  /* default 2 */
-  int workers;                     /* default 8 */
+  int workers;                     /* default 32 */
+  int drain_ms;                    /* at shutdown: NOT_SERVING and UNAVAILABLE answers for this
+                                      long before the listener closes; default 1000 */
   int shutdown_grace_ms;           /* then in-flight calls are cancelled; default 10000 */
 } cl_server_config;
 
@@ -46,8 +48,10 @@ typedef struct cl_server cl_server;
 int cl_server_start(const cl_server_config *c, cl_log *log, cl_server **out, int *port,
                     cl_err *err);
 
-/* Graceful stop: health goes NOT_SERVING, no new calls are taken, streams
- * end with UNAVAILABLE, in-flight appends finish; after the grace period
+/* Graceful stop: health goes NOT_SERVING and new work is answered
+ * UNAVAILABLE for drain_ms (so load balancers and clients move on), streams
+ * end with UNAVAILABLE, idle client streams are cancelled, in-flight
+ * appends finish; then the listener closes, and after the grace period
  * remaining calls are cancelled. Frees the server. */
 void cl_server_stop(cl_server *s);
 

@@ -68,6 +68,9 @@ struct srv_call {
   /* worker queue */
   srv_call *qnext;
   int qok;
+  /* registry of live calls, for cancelling idle client streams at shutdown */
+  srv_call *lprev, *lnext;
+  atomic_int in_recv;            /* waiting for the client's next message */
 };
 
 struct cl_server {
@@ -92,6 +95,9 @@ struct cl_server {
   srv_call *waiters;
   int stop_ticker;
   pthread_cond_t wcv;
+
+  pthread_mutex_t lmu;           /* live calls registry */
+  srv_call *live;
 
   pthread_mutex_t smu;           /* shutdown notification */
   pthread_cond_t scv;

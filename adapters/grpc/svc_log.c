@@ -12,24 +12,26 @@
 #include "clinlog/v1/event.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "store/checkpoint.h"
+#include "store/event.h"
 #include "store/merkle.h"
 
 #define CHUNK_EVENTS 128
 #define CHUNK_BYTES (1u << 20)
 
-static void bad_request(srv_call *c, const char *what) {
-  srv_trailer(c, "clinlog-error", cl_errname(CL_EMALFORMED));
-  char msg[200];
-  snprintf(msg, sizeof msg, "request is not a valid %s", what);
-  srv_finish(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+/* Unpacks and checks the request; on failure answers INVALID_ARGUMENT. */
+static ProtobufCMessage *request(srv_call *c, const ProtobufCMessageDescriptor *d) {
+  cl_err err;
+  cl_err_clear(&err);
+  ProtobufCMessage *m = cl_grpc_unpack_checked(c->payload, d, &err);
+  if (!m)
+    srv_finish_err(c, &err);
+  return m;
 }
 
 #define UNPACK(c, type, var, desc, name)                                                   \
-  type *var = (type *)cl_grpc_unpack((c)->payload, &(desc));                               \
-  if (!var) {                                                                              \
-    bad_request((c), (name));                                                              \
-    return;                                                                                \
-  }
+  type *var = (type *)request((c), &(desc));                                               \
+  if (!var)                                                                                \
+    return;
 
 /* ------------------------------------------------------------- events */
 
@@ -73,13 +75,14 @@ static int filter_match(const filter *f, uint32_t type, const char *stream) {
 /* Builds the RecordedEvent of a view, or NULL if the filter drops it. The
  * returned message borrows from v and from *ev_out (free that after use). */
 static int recorded(const cl_event_view *v, const filter *f, int include_record,
-                    Clinlog__V1__RecordedEvent *re, Google__Protobuf__Timestamp *ts,
-                    Clinlog__V1__Event **ev_out) {
+                    const char *known_stream, Clinlog__V1__RecordedEvent *re,
+                    Google__Protobuf__Timestamp *ts, Clinlog__V1__Event **ev_out) {
   Clinlog__V1__Event *ev = NULL;
   if (v->event)
     ev = clinlog__v1__event__unpack(NULL, v->event_len, v->event);
   *ev_out = ev;
-  const char *stream = ev ? ev->stream : NULL;
+  /* an erased event's name is gone with its key, unless the reader named it */
+  const char *stream = ev ? ev->stream : known_stream;
   if (f && !filter_match(f, v->event_type, stream))
     return 0;
   clinlog__v1__recorded_event__init(re);
@@ -116,12 +119,12 @@ static void chunk_clear(chunk *k) {
 /* Packs ev as a message for the chunk; for Subscribe it is wrapped in a
  * SubscribeResponse. */
 static int chunk_add(chunk *k, const cl_event_view *v, const filter *f, int include_record,
-                     int wrap, int *added) {
+                     const char *known_stream, int wrap, int *added) {
   Clinlog__V1__RecordedEvent re;
   Google__Protobuf__Timestamp ts;
   Clinlog__V1__Event *ev;
   *added = 0;
-  if (recorded(v, f, include_record, &re, &ts, &ev)) {
+  if (recorded(v, f, include_record, known_stream, &re, &ts, &ev)) {
     grpc_byte_buffer *bb;
     if (wrap) {
       Clinlog__V1__SubscribeResponse sr = CLINLOG__V1__SUBSCRIBE_RESPONSE__INIT;
@@ -168,7 +171,8 @@ static int rd_cb(void *ctx, const cl_event_view *v, cl_err *err) {
   else
     r->next = v->seq + 1;
   int added;
-  chunk_add(&r->k, v, &r->f, r->req->include_record, 0, &added);
+  chunk_add(&r->k, v, &r->f, r->req->include_record, r->req->stream[0] ? r->req->stream : NULL, 0,
+            &added);
   if (added && --r->remaining == 0)
     return 1;
   if (r->k.n == CHUNK_EVENTS || r->k.bytes >= CHUNK_BYTES)
@@ -244,6 +248,11 @@ void svc_read(srv_call *c, int ok) {
   if (req->stream[0]) {
     cl_err err;
     uint64_t ver;
+    if (cl_stream_name_check(req->stream, strlen(req->stream), &err) != 0) {
+      cl_err_prefix(&err, "ReadRequest");
+      srv_finish_err(c, &err);
+      return;
+    }
     if (cl_log_stream_version(c->srv->log, req->stream, &ver, &err) != 0) {
       srv_finish_err(c, &err);
       return;
@@ -284,7 +293,7 @@ static int sub_cb(void *ctx, const cl_event_view *v, cl_err *err) {
   sub *s = ctx;
   s->next = v->seq + 1;
   int added;
-  chunk_add(&s->k, v, &s->f, s->req->include_record, 1, &added);
+  chunk_add(&s->k, v, &s->f, s->req->include_record, NULL, 1, &added);
   return s->k.n == CHUNK_EVENTS || s->k.bytes >= CHUNK_BYTES;
 }
 
@@ -382,6 +391,15 @@ void svc_subscribe(srv_call *c, int ok) {
     s->next = size + 1;
   } else {
     s->next = req->from_seq ? req->from_seq : 1;
+    uint64_t size;
+    cl_log_head(c->srv->log, &size, NULL);
+    if (s->next > size + 1) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "from_seq %" PRIu64 " is beyond the end of the log (%" PRIu64
+               " events); resume from at most %" PRIu64, s->next, size, size + 1);
+      srv_finish(c, GRPC_STATUS_OUT_OF_RANGE, msg, NULL);
+      return;
+    }
   }
   s->last_sent_ms = srv_now_ms();
   /* send initial metadata at once so clients see the stream open */
@@ -498,6 +516,7 @@ static void as_step(srv_call *c, int ok) {
     return;
   }
   a->batches++;
+  snprintf(n, sizeof n, "%" PRIu64, a->batches);
   if (r.duplicate) {
     a->dups += r.n;
   } else {
@@ -517,6 +536,10 @@ static void as_step(srv_call *c, int ok) {
 
 void svc_append_stream(srv_call *c, int ok) {
   (void)ok;
+  if (atomic_load(&c->srv->shutting_down)) {
+    srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
+    return;
+  }
   astream *a = calloc(1, sizeof *a);
   if (!a) {
     srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
@@ -696,7 +719,7 @@ static int one_cb(void *ctx, const cl_event_view *v, cl_err *err) {
   Clinlog__V1__RecordedEvent re;
   Google__Protobuf__Timestamp ts;
   Clinlog__V1__Event *ev;
-  recorded(v, NULL, o->include_record, &re, &ts, &ev);
+  recorded(v, NULL, o->include_record, NULL, &re, &ts, &ev);
   srv_finish(o->c, GRPC_STATUS_OK, "", &re.base); /* packs before returning */
   if (ev)
     clinlog__v1__event__free_unpacked(ev, NULL);

@@ -11,7 +11,6 @@ import ctypes
 import hashlib
 import importlib.util
 import os
-import random
 import re
 import shutil
 import signal
@@ -70,7 +69,6 @@ def setup(build, tmp, scale):
     subprocess.run([protoc, "-I" + proto, "-I/usr/include", "--python_out=" + hgen,
                     "grpc/health/v1/health.proto"], check=True)
     sys.path.insert(0, gen)
-    import importlib
     ns = _NS()
     for m in ("types", "domain", "system", "event", "record", "api"):
         setattr(ns, m, importlib.import_module("clinlog.v1.%s_pb2" % m))
@@ -471,7 +469,6 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 << 20),
     ("grpc.max_send_message_length", -1),
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 500),
     ("grpc.enable_retries", 0),
 ]

@@ -79,10 +79,24 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print("interop: kept %s" % tmp)
-    bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    bad_tests = {id(t) for t, _ in result.failures + result.errors
-                 if isinstance(t, unittest.TestCase)}
-    passed = result.testsRun - len(bad_tests) - len(result.skipped)
+    # Count tests, not subtests: a test with failing subtests is one failure.
+    # Class-level errors (setUpClass/tearDownClass, e.g. a sanitizer report or
+    # a non-zero exit after SIGTERM) count as one failure each.
+    failed_tests, class_errors = set(), 0
+    for t, _ in result.failures + result.errors:
+        t = getattr(t, "test_case", t)
+        if isinstance(t, unittest.TestCase):
+            failed_tests.add(t.id())
+        else:
+            class_errors += 1
+    failed_tests |= {t.id() for t in result.unexpectedSuccesses}
+    bad = len(failed_tests) + class_errors
+    passed = result.testsRun - len(failed_tests) - len(result.skipped)
+    if failed_tests or class_errors:
+        print("interop: failed: " + ", ".join(sorted(failed_tests) +
+                                              [str(t) for t, _ in result.errors
+                                               if not isinstance(getattr(t, "test_case", t),
+                                                                 unittest.TestCase)]))
     print("interop: %.1fs" % (time.monotonic() - start))
     print("interop: %d passed, %d failed" % (passed, bad))
     return 1 if bad or result.testsRun == 0 else 0

@@ -7,7 +7,7 @@ import time
 import grpc
 
 import common
-from common import T, Client, ServerTestCase, batch, event, event_id_of, unique_stream
+from common import T, Client, ServerTestCase, batch, event, md, unique_stream
 
 SC = grpc.StatusCode
 
@@ -47,7 +47,6 @@ class TestSubscribeExactlyOnce(ServerTestCase):
         cuts = [0]
         caught_ups = []
         sub_errors = []
-        writers_done = threading.Event()
         final_size = [None]
 
         def subscriber():
@@ -154,7 +153,7 @@ class TestCancelledStreams(ServerTestCase):
             time.sleep(0.2)
 
     def test_cancelled_streams_are_freed(self):
-        self.churn(50)  # warm up allocator and thread pools
+        self.churn(100)  # warm up allocator and thread pools
         time.sleep(0.5)
         rss0, threads0 = self.server.proc_status()
         self.churn(self.ROUNDS)
@@ -174,3 +173,71 @@ class TestCancelledStreams(ServerTestCase):
         self.assertLessEqual(rss1, rss0 + slack, msg)
         # The second round must not keep growing like the first.
         self.assertLessEqual(rss2, rss1 + slack // 2, msg)
+
+
+class TestConcurrentAppends(ServerTestCase):
+    THREADS = 8
+
+    def run_parallel(self, fn, n=None):
+        """Runs fn(i) in n threads released together; returns the results
+        (a result or the grpc.RpcError raised)."""
+        n = n or self.THREADS
+        barrier = threading.Barrier(n)
+        out = [None] * n
+        clients = [Client(self.server.addr) for _ in range(n)]
+
+        def run(i):
+            barrier.wait(T(10))
+            try:
+                out[i] = fn(i, clients[i])
+            except grpc.RpcError as e:
+                out[i] = e
+        ths = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join(T(60))
+        for c in clients:
+            c.close()
+        return out
+
+    def test_same_batch_concurrently(self):
+        for mode in ("event", "batch"):
+            s = unique_stream()
+            b = batch([event(s), event(s), event(unique_stream())], self.admin, mode)
+            before = self.client.tree_size()
+            out = self.run_parallel(lambda i, c: c.append(b))
+            errs = [o for o in out if isinstance(o, grpc.RpcError)]
+            self.assertEqual(errs, [], [(e.code(), e.details()) for e in errs])
+            pos = {tuple((p.event_id, p.seq, p.stream_version) for p in o.positions) for o in out}
+            self.assertEqual(len(pos), 1, "different positions for the same batch: %r" % pos)
+            self.assertEqual(sum(not o.duplicate for o in out), 1,
+                             "want exactly one non-duplicate: %r" % [o.duplicate for o in out])
+            self.assertEqual(self.client.tree_size(), before + 3)
+
+    def test_new_stream_concurrently(self):
+        # Many first events of one new stream at once (concurrent data-key
+        # minting): all succeed with distinct versions 1..n.
+        for _ in range(10):
+            s = unique_stream()
+            out = self.run_parallel(lambda i, c: c.append(batch([event(s)], self.admin)))
+            errs = [o for o in out if isinstance(o, grpc.RpcError)]
+            self.assertEqual(errs, [], [(e.code(), e.details(), md(e)) for e in errs])
+            self.assertEqual(sorted(o.positions[0].stream_version for o in out),
+                             list(range(1, self.THREADS + 1)))
+            got = self.client.read(stream=s)
+            self.assertEqual([g.stream_version for g in got], list(range(1, self.THREADS + 1)))
+
+    def test_no_stream_race(self):
+        EV = common.pb.record.ExpectedVersion
+        for _ in range(5):
+            s = unique_stream()
+            out = self.run_parallel(lambda i, c: c.append(
+                batch([event(s)], self.admin, expectations=[(s, EV.NO_STREAM, 0)])))
+            ok = [o for o in out if not isinstance(o, grpc.RpcError)]
+            bad = [o for o in out if isinstance(o, grpc.RpcError)]
+            self.assertEqual(len(ok), 1, [(e.code(), e.details()) for e in bad])
+            for e in bad:
+                self.assertEqual(e.code(), SC.FAILED_PRECONDITION, e.details())
+                self.assertEqual(md(e).get("clinlog-current-version"), "1", md(e))
+                self.assertEqual(md(e).get("clinlog-stream"), s, md(e))

@@ -17,8 +17,8 @@ def sized_event(stream, size):
     """A serialized observation event of exactly `size` bytes."""
     ev = event_msg(stream, text="")
     base = len(ev.SerializeToString())
-    n = max(0, size - base - 4)
-    for k in range(n, n + 8):
+    n = max(0, size - base - 8)
+    for k in range(n, n + 16):
         ev.observation_recorded.note = "x" * k
         b = ev.SerializeToString()
         if len(b) == size:
@@ -98,7 +98,6 @@ class TestInvalidArgument(ErrorCase):
         ev = event_msg(""); cases["empty stream"] = ev
         ev = event_msg("x" * 257); cases["stream of 257 bytes"] = ev
         ev = event_msg("patient-a\x01b"); cases["control char in stream"] = ev
-        ev = event_msg("patient-a\x00b"); cases["NUL in stream"] = ev
         ev = event_msg("patient-a\x7fb"); cases["DEL in stream"] = ev
         ev = event_msg(s); ev.correlation_id = b"\x02" * 5
         cases["5-byte correlation id"] = ev
@@ -219,22 +218,43 @@ class TestInvalidArgument(ErrorCase):
                             req[:-1])
 
     def test_read_request_checks(self):
-        # Unknown Direction value.
-        self.assertRpcError(SC.INVALID_ARGUMENT, self.client.read, stream="patient-x",
-                            direction=5)
-        # Backwards is only for a single stream.
-        self.assertRpcError(SC.INVALID_ARGUMENT, self.client.read,
-                            direction=common.pb.api.BACKWARDS)
-        # Invalid UTF-8 in request strings (hand-encoded: field 1, length 3).
-        self.assertRpcError(SC.INVALID_ARGUMENT, self.client.raw_stream, LOG + "Read",
-                            b"\x0a\x03\xff\xfe\xfd")
         filt = b"\x0a\x03\xc3\x28\x41"  # Filter.stream_prefixes[0] = invalid UTF-8
-        self.assertRpcError(SC.INVALID_ARGUMENT, self.client.raw_stream, LOG + "Read",
-                            b"\x2a" + bytes([len(filt)]) + filt)
-        self.assertRpcError(SC.INVALID_ARGUMENT, self.client.raw_stream, LOG + "Subscribe",
-                            b"\x1a" + bytes([len(filt)]) + filt)
-        # A malformed stream name.
-        self.assertRpcError(SC.INVALID_ARGUMENT, self.client.read, stream="bad\x01stream")
+        cases = {
+            "unknown Direction 5": (self.client.read, dict(stream="patient-x", direction=5)),
+            "backwards over the whole log": (self.client.read,
+                                             dict(direction=common.pb.api.BACKWARDS)),
+            "malformed stream name": (self.client.read, dict(stream="bad\x01stream")),
+            # Invalid UTF-8 in request strings (hand-encoded: field 1, length 3).
+            "invalid UTF-8 ReadRequest.stream": (
+                lambda: self.client.raw_stream(LOG + "Read", b"\x0a\x03\xff\xfe\xfd"), {}),
+            "invalid UTF-8 ReadRequest.filter.stream_prefixes": (
+                lambda: self.client.raw_stream(LOG + "Read", b"\x2a" + bytes([len(filt)]) + filt),
+                {}),
+            "invalid UTF-8 SubscribeRequest.filter.stream_prefixes": (
+                lambda: self.client.raw_stream(LOG + "Subscribe",
+                                               b"\x1a" + bytes([len(filt)]) + filt,
+                                               timeout=T(3)), {}),
+        }
+        for name, (fn, kw) in cases.items():
+            with self.subTest(name):
+                self.assertRpcError(SC.INVALID_ARGUMENT, fn, **kw)
+
+    def test_nul_in_strings(self):
+        # protobuf-c hands strings to C as NUL-terminated: an embedded NUL
+        # in a string the store interprets must be rejected, not truncate
+        # the value (the signed bytes would name another stream/principal
+        # than the one the store files and authorizes). NUL in a body
+        # string is valid UTF-8 the store does not interpret: allowed.
+        s = unique_stream()
+        cases = {
+            "stream": event(s + "\x00-hidden"),
+            "recorded_by.principal_id": event(s, principal="admin\x00-hidden"),
+            "PrincipalRegistered.principal_id": principal_event("nul\x00-hidden", Signer().pk),
+        }
+        for name, ev in cases.items():
+            with self.subTest(name):
+                self.rejected_batch(SC.INVALID_ARGUMENT, "CL_EMALFORMED",
+                                    batch([ev], self.admin))
 
     def test_server_still_healthy(self):
         self.assertEqual(self.client.health(), common.pb.health.HealthCheckResponse.SERVING)
@@ -382,8 +402,13 @@ class TestResourceExhausted(ErrorCase):
         b = batch(evs, self.admin)
         self.assertGreater(b.ByteSize(), MAX_MESSAGE)
         self.rejected(SC.RESOURCE_EXHAUSTED, None, self.client.append, b)
-        self.rejected(SC.RESOURCE_EXHAUSTED, None, self.client.append_stream,
-                      [batch([event(s)], self.admin), b])
+        # In a stream: the batch before the oversized message stays committed.
+        before = self.client.tree_size()
+        e = self.assertRpcError(SC.RESOURCE_EXHAUSTED, self.client.append_stream,
+                                [batch([event(s)], self.admin), b])
+        self.assertEqual(self.client.tree_size(), before + 1)
+        if "clinlog-committed-batches" in md(e):
+            self.assertEqual(md(e)["clinlog-committed-batches"], "1", md(e))
         # Just under the limit works.
         evs = evs[:MAX_MESSAGE // MAX_EVENT - 1]
         r = self.append_events(evs)

@@ -46,7 +46,8 @@ class TestKillRestart(ServerTestCase):
                     while True:
                         tries += 1
                         try:
-                            r = c.append(b, timeout=T(5))
+                            # wait_for_ready: the blocked call drives the reconnection
+                            r = c.append(b, timeout=T(5), wait_for_ready=True)
                             break
                         except grpc.RpcError as e:
                             if e.code() in RETRY and time.monotonic() < deadline:
@@ -92,7 +93,7 @@ class TestKillRestart(ServerTestCase):
         t0 = time.monotonic()
         try:
             for i in range(self.KILLS):
-                self.assertTrue(wait_progress(rnd.randint(10, 60), T(30)),
+                self.assertTrue(wait_progress(rnd.randint(20, 200), T(30)),
                                 "no progress before kill %d: %r" % (i + 1, errors))
                 time.sleep(rnd.uniform(0, 0.3))
                 self.server.kill()

@@ -11,7 +11,7 @@ import time
 import grpc
 
 import common
-from common import (T, Client, Server, ServerTestCase, Signer, batch, event, event_id_of,
+from common import (T, Client, Server, ServerTestCase, batch, event, event_id_of,
                     md, mth, leaf_hash, unique_stream, verify_consistency, verify_inclusion,
                     verify_note)
 
@@ -154,6 +154,19 @@ class TestAppend(ServerTestCase):
         self.assertEqual(md(e).get("clinlog-stream"), s, md(e))
         self.assertEqual(md(e).get("clinlog-current-version"), "3", md(e))
         self.assertEqual(self.client.tree_size(), before + 3)
+
+    def test_batch_event_limit(self):
+        # CL_MAX_BATCH = 10000 events per batch.
+        s = unique_stream()
+        before = self.client.tree_size()
+        evs = [event(s, text="e%d" % i) for i in range(10001)]
+        e = self.assertRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, self.client.append,
+                                batch(evs, self.admin, "batch"), timeout=T(60))
+        self.assertClinlogError(e, "CL_ETOOBIG")
+        self.assertEqual(self.client.tree_size(), before)
+        r = self.client.append(batch(evs[:10000], self.admin, "batch"), timeout=T(60))
+        self.assertEqual(len(r.positions), 10000)
+        self.assertEqual(r.tree_size, before + 10000)
 
     def test_get_event(self):
         s = unique_stream()
@@ -385,6 +398,25 @@ class TestSubscribe(ServerTestCase):
             call.cancel()
             th.join(T(10))
 
+    def test_from_seq_beyond_head(self):
+        # A Position promises that every event up to its seq was delivered or
+        # filtered out, so it can never be beyond the log's tree size.
+        size = self.client.tree_size()
+        call = self.client.subscribe(from_seq=size + 100, position_interval_ms=100,
+                                     timeout=T(5))
+        try:
+            m = next(call)
+        except grpc.RpcError as e:
+            self.assertIn(e.code(), (grpc.StatusCode.INVALID_ARGUMENT,
+                                     grpc.StatusCode.OUT_OF_RANGE), e.details())
+            return
+        finally:
+            call.cancel()
+        p = getattr(m, m.WhichOneof("kind"))
+        self.assertLessEqual(p.seq, p.tree_size,
+                             "Subscribe(from_seq=%d) at tree size %d answered %s %r"
+                             % (size + 100, size, m.WhichOneof("kind"), p))
+
     def test_filtered_live(self):
         F = common.pb.api.Filter
         pre = unique_stream("patient-flt-")
@@ -421,13 +453,23 @@ class TestProofs(ServerTestCase):
             s = unique_stream()
             cls.client.append(batch([event(s) for _ in range(n)], cls.admin, "batch"))
             cls.sizes.append(cls.client.tree_size())
-        records = cls.client.read(timeout=T(30))
-        cls.leaves = []
-        for g in cls.client.read():
-            r = cls.client.get_event(g.event_id, include_record=True)
-            cls.leaves.append(leaf_hash(r.record))
+        # The Merkle leaves, from a whole-log Read with records.
+        records = cls.client.read(include_record=True, timeout=T(30))
+        cls.leaves = [leaf_hash(g.record) for g in records]
         cls.head = cls.sizes[-1]
-        assert len(cls.leaves) == cls.head == len(records)
+        assert len(cls.leaves) == cls.head, (len(cls.leaves), cls.head)
+
+    def test_read_records(self):
+        got = self.client.read(include_record=True, **{"from": 3})
+        for g in got[:10]:
+            rec = common.pb.record.Record()
+            rec.ParseFromString(g.record)
+            self.assertEqual((rec.seq, rec.event_id, rec.event_hash, rec.stream_version),
+                             (g.seq, g.event_id, g.event_hash, g.stream_version))
+            self.assertEqual(self.client.get_event(g.event_id, include_record=True).record,
+                             g.record)
+        self.assertTrue(all(g.record == b"" for g in self.client.read(max_count=5)),
+                        "records returned without include_record")
 
     def test_checkpoint(self):
         cp = self.client.checkpoint()

@@ -3,7 +3,6 @@ the refusal of plaintext off loopback."""
 import os
 import subprocess
 import tempfile
-import time
 import unittest
 
 import grpc

@@ -345,6 +345,23 @@ Test(log, bad_input_changes_nothing) {
                          root, size, &err);
   free(bad);
 
+  /* an embedded NUL: protobuf-c would hand out "patient-a" for a stream the
+   * client signed as "patient-a\0b" */
+  bad = cl_test_event("patient-aXb", "admin", NULL, NULL, &bl);
+  uint8_t *x = memmem(bad, bl, "patient-aXb", 11);
+  cr_assert_not_null(x);
+  x[9] = 0;
+  expect_unchanged_after(CL_EMALFORMED, cl_test_append(lg, &admin, &bad, &bl, 1, 0, NULL, 0, 0, &r, &err),
+                         root, size, &err);
+  cr_assert(strstr(err.msg, "NUL"), "%s", err.msg);
+  free(bad);
+  bad = cl_test_event("patient-q", "adminXevil", NULL, NULL, &bl);
+  x = memmem(bad, bl, "adminXevil", 10);
+  x[5] = 0;
+  expect_unchanged_after(CL_EMALFORMED, cl_test_append(lg, &admin, &bad, &bl, 1, 0, NULL, 0, 0, &r, &err),
+                         root, size, &err);
+  free(bad);
+
   /* events naming another principal than the key's */
   bad = cl_test_event("patient-q", "someone-else", NULL, NULL, &bl);
   expect_unchanged_after(CL_EDENIED, cl_test_append(lg, &admin, &bad, &bl, 1, 0, NULL, 0, 0, &r, &err),

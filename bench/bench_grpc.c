@@ -1,0 +1,691 @@
+/* clinlog-bench grpc: the gRPC path, measured against the store in the
+ * same run.
+ *
+ *   clinlog-bench grpc [--clinlogd PATH] [--dir D] [--quick] [--json]
+ *                      [--only unary|stream|fanout]
+ *
+ * Starts its own clinlogd (beside this program, or --clinlogd) on a free
+ * loopback port with a fresh data directory and stops it at the end. The
+ * client is the C-core client library (adapters/grpc/client.h) on the same
+ * machine; concurrency is threads, each with its own calls on one shared
+ * channel. Batches are signed (one batch signature) before the clock starts.
+ *
+ * Scenarios:
+ *  - unary Append, batch 1 and 64, concurrency 1, 16, 64; next to each, the
+ *    same batches through cl_log_append in-process on another data
+ *    directory (store level), and the ratio;
+ *  - AppendStream bulk import: 100k events in batches of 1000 (store level:
+ *    the same batches, one appender);
+ *  - Subscribe fan-out: 10 subscribers while one writer appends batches of
+ *    64; events/s delivered per subscriber and commit-to-delivery latency
+ *    (delivery time minus RecordedEvent.committed_at; same clock, same
+ *    machine).
+ * Targets checked: gRPC >= 0.7 x store at batch 64; >= 20k unary
+ * single-event appends/s at concurrency 64. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/grpc/client.h"
+#include "bench/bench_grpc.h"
+#include "clinlog/v1/event.pb-c.h"
+#include "store/keys.h"
+#include "store/log.h"
+
+static double mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ---------------------------------------------------------- workload */
+
+static const char *NOTE =
+    "Patient reports mild headache since morning; BP 128/82 mmHg, HR 76/min, "
+    "SpO2 98% on room air. Advised fluids, paracetamol 500 mg PRN. Recheck in "
+    "4 h.";
+
+/* The same event shape as `clinlog-bench store`. */
+static void make_event(ProtobufCBinaryData *out, unsigned *seed) {
+  uint8_t id[16];
+  randombytes_buf(id, 16);
+  char stream[32];
+  snprintf(stream, sizeof stream, "patient-%u", rand_r(seed) % 5000);
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Clinlog__V1__ObservationRecorded obs = CLINLOG__V1__OBSERVATION_RECORDED__INIT;
+  Clinlog__V1__CodeableConcept cc = CLINLOG__V1__CODEABLE_CONCEPT__INIT;
+  Clinlog__V1__Code code = CLINLOG__V1__CODE__INIT, *codes[1] = {&code};
+  Clinlog__V1__Quantity q = CLINLOG__V1__QUANTITY__INIT;
+  code.system = "http://loinc.org";
+  code.code = "8867-4";
+  code.display = "Heart rate";
+  cc.n_coding = 1;
+  cc.coding = codes;
+  q.value = "76";
+  q.unit = "/min";
+  ts.seconds = 1793000000 + rand_r(seed) % 1000000;
+  by.principal_id = "admin";
+  by.role = "nurse";
+  ev.event_id = (ProtobufCBinaryData){16, id};
+  ev.stream = stream;
+  ev.occurred_at = &ts;
+  ev.recorded_by = &by;
+  ev.source_system = "EPIC-ADT";
+  ev.body_case = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED;
+  ev.observation_recorded = &obs;
+  obs.observation_id = "obs-000001";
+  obs.code = &cc;
+  obs.value_case = CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY;
+  obs.quantity = &q;
+  obs.note = (char *)NOTE;
+  out->len = clinlog__v1__event__get_packed_size(&ev);
+  out->data = malloc(out->len);
+  if (!out->data)
+    abort();
+  clinlog__v1__event__pack(&ev, out->data);
+}
+
+typedef struct gbatch { /* one pre-signed batch */
+  Clinlog__V1__AppendBatch b;
+  ProtobufCBinaryData *ev;
+  Clinlog__V1__Signature sig;
+  uint8_t sigbytes[64];
+} gbatch;
+
+static void batch_make(gbatch *g, size_t n, const cl_signer *key, unsigned *seed) {
+  memset(g, 0, sizeof *g);
+  clinlog__v1__append_batch__init(&g->b);
+  g->ev = calloc(n, sizeof *g->ev);
+  uint8_t(*h)[32] = malloc(n * 32);
+  if (!g->ev || !h)
+    abort();
+  for (size_t i = 0; i < n; i++) {
+    make_event(&g->ev[i], seed);
+    cl_event_hash(g->ev[i].data, g->ev[i].len, h[i]);
+  }
+  cl_sign_batch(key, (const uint8_t(*)[32])h, n, g->sigbytes);
+  free(h);
+  clinlog__v1__signature__init(&g->sig);
+  g->sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)key->pk};
+  g->sig.signature = (ProtobufCBinaryData){64, g->sigbytes};
+  g->b.batch_signature = &g->sig;
+  g->b.n_events = n;
+  g->b.events = g->ev;
+}
+
+static void batch_free(gbatch *g) {
+  for (size_t i = 0; i < g->b.n_events; i++)
+    free(g->ev[i].data);
+  free(g->ev);
+}
+
+/* ---------------------------------------------------------- clinlogd */
+
+typedef struct server {
+  pid_t pid;
+  int port;
+  char target[64];
+} server;
+
+static int server_start(const char *exe, const char *data, const char *logpath, server *s) {
+  s->pid = fork();
+  if (s->pid < 0)
+    return -1;
+  if (s->pid == 0) {
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+      dup2(fd, 2);
+      close(fd);
+    }
+    execl(exe, "clinlogd", "--data", data, "--dev", "--listen", "127.0.0.1:0", (char *)NULL);
+    _exit(127);
+  }
+  for (int i = 0; i < 400; i++) {
+    FILE *f = fopen(logpath, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+      char *p = strstr(line, "listening on 127.0.0.1:");
+      if (p)
+        s->port = atoi(p + strlen("listening on 127.0.0.1:"));
+    }
+    if (f)
+      fclose(f);
+    if (s->port) {
+      snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
+      return 0;
+    }
+    int st;
+    if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+      fprintf(stderr, "clinlogd exited at start; see %s\n", logpath);
+      return -1;
+    }
+    sleep_ms(50);
+  }
+  kill(s->pid, SIGKILL);
+  waitpid(s->pid, NULL, 0);
+  fprintf(stderr, "clinlogd did not report its port; see %s\n", logpath);
+  return -1;
+}
+
+static void server_stop(server *s) {
+  if (s->pid <= 0)
+    return;
+  kill(s->pid, SIGTERM);
+  for (int i = 0; i < 400; i++) {
+    if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+      return;
+    sleep_ms(50);
+  }
+  kill(s->pid, SIGKILL);
+  waitpid(s->pid, NULL, 0);
+}
+
+/* ---------------------------------------------------------- runners */
+
+typedef struct worker {
+  pthread_t t;
+  cl_client *client; /* gRPC, or */
+  cl_log *log;       /* store level */
+  gbatch *batches;
+  size_t nbatches;
+  double *lat;
+  int failed;
+  pthread_barrier_t *go;
+} worker;
+
+static void *run_worker(void *arg) {
+  worker *w = arg;
+  pthread_barrier_wait(w->go);
+  for (size_t i = 0; i < w->nbatches && !w->failed; i++) {
+    cl_err err;
+    double t0 = mono();
+    if (w->client) {
+      Clinlog__V1__AppendResponse *r;
+      if (cl_client_append(w->client, &w->batches[i].b, &r, NULL, &err) != 0) {
+        fprintf(stderr, "Append: %s\n", err.msg);
+        w->failed = 1;
+        break;
+      }
+      clinlog__v1__append_response__free_unpacked(r, NULL);
+    } else {
+      cl_append_result r;
+      if (cl_log_append(w->log, &w->batches[i].b, &r, &err) != 0) {
+        fprintf(stderr, "cl_log_append: %s\n", err.msg);
+        w->failed = 1;
+        break;
+      }
+      cl_append_result_free(&r);
+    }
+    w->lat[i] = mono() - t0;
+  }
+  return NULL;
+}
+
+static int cmpd(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+typedef struct result {
+  double eps, p50_ms, p99_ms;
+  int failed;
+} result;
+
+static void percentiles(double *v, size_t n, double *p50, double *p99) {
+  if (!n) {
+    *p50 = *p99 = 0;
+    return;
+  }
+  qsort(v, n, sizeof *v, cmpd);
+  *p50 = v[n / 2];
+  size_t k = (size_t)((double)n * 0.99);
+  *p99 = v[k < n ? k : n - 1];
+}
+
+/* Runs `threads` workers over ws (batches already assigned). */
+static result drive(worker *ws, int threads, cl_client *client, cl_log *log) {
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+  size_t calls = 0, events = 0;
+  for (int i = 0; i < threads; i++) {
+    ws[i].client = client;
+    ws[i].log = log;
+    ws[i].go = &go;
+    ws[i].failed = 0;
+    calls += ws[i].nbatches;
+    for (size_t k = 0; k < ws[i].nbatches; k++)
+      events += ws[i].batches[k].b.n_events;
+    pthread_create(&ws[i].t, NULL, run_worker, &ws[i]);
+  }
+  pthread_barrier_wait(&go);
+  double t0 = mono();
+  result r = {0, 0, 0, 0};
+  for (int i = 0; i < threads; i++) {
+    pthread_join(ws[i].t, NULL);
+    r.failed |= ws[i].failed;
+  }
+  double dt = mono() - t0;
+  pthread_barrier_destroy(&go);
+  double *all = malloc(calls * sizeof *all);
+  size_t n = 0;
+  for (int i = 0; i < threads; i++) {
+    memcpy(all + n, ws[i].lat, ws[i].nbatches * sizeof *all);
+    n += ws[i].nbatches;
+  }
+  percentiles(all, n, &r.p50_ms, &r.p99_ms);
+  r.p50_ms *= 1e3;
+  r.p99_ms *= 1e3;
+  r.eps = (double)events / dt;
+  free(all);
+  return r;
+}
+
+/* Builds `threads` workers with `per` batches of `bs` events each. */
+static worker *workers_make(int threads, size_t per, size_t bs, const cl_signer *key,
+                            unsigned *seed) {
+  worker *ws = calloc((size_t)threads, sizeof *ws);
+  for (int t = 0; t < threads; t++) {
+    ws[t].batches = calloc(per, sizeof *ws[t].batches);
+    ws[t].lat = calloc(per, sizeof *ws[t].lat);
+    ws[t].nbatches = per;
+    for (size_t k = 0; k < per; k++)
+      batch_make(&ws[t].batches[k], bs, key, seed);
+  }
+  return ws;
+}
+
+static void workers_free(worker *ws, int threads) {
+  for (int t = 0; t < threads; t++) {
+    for (size_t k = 0; k < ws[t].nbatches; k++)
+      batch_free(&ws[t].batches[k]);
+    free(ws[t].batches);
+    free(ws[t].lat);
+  }
+  free(ws);
+}
+
+/* ---------------------------------------------------------- fan-out */
+
+typedef struct subscriber {
+  pthread_t t;
+  cl_client *client;
+  uint64_t want;     /* events to receive */
+  atomic_int *ready; /* incremented once caught up */
+  double *lat;       /* per event: delivery - committed_at, seconds */
+  uint64_t got;
+  double t_first, t_last;
+  int failed;
+} subscriber;
+
+static void *run_subscriber(void *arg) {
+  subscriber *s = arg;
+  Clinlog__V1__SubscribeRequest req = CLINLOG__V1__SUBSCRIBE_REQUEST__INIT;
+  req.from_end = 1;
+  cl_client_stream *st;
+  cl_err err;
+  if (cl_client_subscribe(s->client, &req, &st, &err) != 0) {
+    fprintf(stderr, "Subscribe: %s\n", err.msg);
+    s->failed = 1;
+    atomic_fetch_add(s->ready, 1);
+    return NULL;
+  }
+  ProtobufCMessage *m;
+  int rc, signalled = 0;
+  while (s->got < s->want && (rc = cl_client_stream_next(st, &m, &err)) == 1) {
+    Clinlog__V1__SubscribeResponse *r = (Clinlog__V1__SubscribeResponse *)m;
+    if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT && r->event) {
+      int64_t now = wall_ns();
+      double t = mono();
+      if (!s->got)
+        s->t_first = t;
+      s->t_last = t;
+      int64_t at = r->event->committed_at ? r->event->committed_at->seconds * 1000000000LL +
+                                                r->event->committed_at->nanos
+                                          : now;
+      s->lat[s->got++] = (double)(now - at) / 1e9;
+    } else if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_CAUGHT_UP && !signalled) {
+      signalled = 1;
+      atomic_fetch_add(s->ready, 1);
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+  }
+  if (s->got < s->want) {
+    fprintf(stderr, "Subscribe ended early: %s\n", err.msg);
+    s->failed = 1;
+  }
+  if (!signalled)
+    atomic_fetch_add(s->ready, 1);
+  cl_client_stream_free(st);
+  return NULL;
+}
+
+typedef struct fanout {
+  double writer_eps, sub_eps_min, sub_eps_mean, p50_ms, p99_ms;
+  int failed;
+} fanout;
+
+static fanout run_fanout(cl_client *c, int nsubs, size_t nbatches, size_t bs, const cl_signer *key,
+                         unsigned *seed) {
+  fanout f = {0, 0, 0, 0, 0, 0};
+  gbatch *b = calloc(nbatches, sizeof *b);
+  for (size_t i = 0; i < nbatches; i++)
+    batch_make(&b[i], bs, key, seed);
+  uint64_t want = (uint64_t)(nbatches * bs);
+  subscriber *subs = calloc((size_t)nsubs, sizeof *subs);
+  atomic_int ready = 0;
+  for (int i = 0; i < nsubs; i++) {
+    subs[i].client = c;
+    subs[i].want = want;
+    subs[i].ready = &ready;
+    subs[i].lat = malloc(want * sizeof(double));
+    pthread_create(&subs[i].t, NULL, run_subscriber, &subs[i]);
+  }
+  while (atomic_load(&ready) < nsubs)
+    sleep_ms(5);
+  double t0 = mono();
+  for (size_t i = 0; i < nbatches; i++) {
+    Clinlog__V1__AppendResponse *r;
+    cl_err err;
+    if (cl_client_append(c, &b[i].b, &r, NULL, &err) != 0) {
+      fprintf(stderr, "fan-out writer: %s\n", err.msg);
+      f.failed = 1;
+      break;
+    }
+    clinlog__v1__append_response__free_unpacked(r, NULL);
+  }
+  double dt = mono() - t0;
+  f.writer_eps = (double)want / dt;
+  size_t nl = 0;
+  double *all = malloc((size_t)nsubs * want * sizeof *all);
+  f.sub_eps_min = 1e18;
+  for (int i = 0; i < nsubs; i++) {
+    pthread_join(subs[i].t, NULL);
+    f.failed |= subs[i].failed;
+    /* delivered rate over the writer's whole run: from the first append
+     * to the last delivery */
+    double span = subs[i].t_last - t0;
+    double eps = span > 0 ? (double)subs[i].got / span : 0;
+    f.sub_eps_mean += eps / nsubs;
+    if (eps < f.sub_eps_min)
+      f.sub_eps_min = eps;
+    memcpy(all + nl, subs[i].lat, subs[i].got * sizeof *all);
+    nl += subs[i].got;
+    free(subs[i].lat);
+  }
+  percentiles(all, nl, &f.p50_ms, &f.p99_ms);
+  f.p50_ms *= 1e3;
+  f.p99_ms *= 1e3;
+  free(all);
+  free(subs);
+  for (size_t i = 0; i < nbatches; i++)
+    batch_free(&b[i]);
+  free(b);
+  return f;
+}
+
+/* ---------------------------------------------------------- main */
+
+static void rmrf(const char *p) {
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
+  if (system(cmd) != 0)
+    fprintf(stderr, "warning: could not remove %s\n", p);
+}
+
+static int create_log(const char *dir, const cl_signer *admin) {
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  cl_log_genesis g = {.admin_principal = "admin", .admin = admin};
+  cl_err err;
+  if (cl_log_create(&o, &g, &err)) {
+    fprintf(stderr, "create %s: %s\n", dir, err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+static void default_clinlogd(const char *argv0, char *out, size_t n) {
+  char self[PATH_MAX];
+  ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (k > 0) {
+    self[k] = '\0';
+  } else {
+    snprintf(self, sizeof self, "%s", argv0);
+  }
+  char *slash = strrchr(self, '/');
+  if (slash)
+    *slash = '\0';
+  snprintf(out, n, "%s/clinlogd", slash ? self : ".");
+}
+
+int bench_grpc_main(int argc, char **argv) {
+  const char *base = "/tmp/clinlog-bench-grpc", *exe_opt = NULL, *only = NULL;
+  int quick = 0, json = 0;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+      base = argv[++i];
+    else if (!strcmp(argv[i], "--clinlogd") && i + 1 < argc)
+      exe_opt = argv[++i];
+    else if (!strcmp(argv[i], "--quick"))
+      quick = 1;
+    else if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
+             (!strcmp(argv[i + 1], "unary") || !strcmp(argv[i + 1], "stream") ||
+              !strcmp(argv[i + 1], "fanout")))
+      only = argv[++i];
+    else {
+      fprintf(stderr, "usage: clinlog-bench grpc [--clinlogd PATH] [--dir D] [--quick] "
+                      "[--json]\n"
+                      "                          [--only unary|stream|fanout]\n");
+      return 2;
+    }
+  }
+  char exe[PATH_MAX + 16];
+  if (exe_opt)
+    snprintf(exe, sizeof exe, "%s", exe_opt);
+  else
+    default_clinlogd(argv[0], exe, sizeof exe);
+  if (access(exe, X_OK) != 0) {
+    fprintf(stderr, "clinlog-bench grpc: %s: not found (give --clinlogd PATH)\n", exe);
+    return 1;
+  }
+  cl_err err;
+  if (cl_crypto_init(&err))
+    return 1;
+  mkdir(base, 0700);
+  char gdir[4096], sdir[4096], logpath[4200];
+  snprintf(gdir, sizeof gdir, "%s/server", base);
+  snprintf(sdir, sizeof sdir, "%s/store", base);
+  snprintf(logpath, sizeof logpath, "%s/clinlogd.log", base);
+  rmrf(gdir);
+  rmrf(sdir);
+  cl_signer admin;
+  if (cl_signer_generate(&admin, &err) || create_log(gdir, &admin) || create_log(sdir, &admin))
+    return 1;
+  server srv = {0};
+  if (server_start(exe, gdir, logpath, &srv))
+    return 1;
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = sdir;
+  cl_log *log;
+  if (cl_log_open(&o, &log, &err)) {
+    fprintf(stderr, "open %s: %s\n", sdir, err.msg);
+    server_stop(&srv);
+    return 1;
+  }
+  cl_client_options co;
+  cl_client_options_init(&co);
+  co.target = srv.target;
+  co.plaintext = 1;
+  co.timeout_ms = 120000;
+  cl_client *client;
+  if (cl_client_open(&co, &client, &err)) {
+    fprintf(stderr, "client: %s\n", err.msg);
+    cl_log_close(log);
+    server_stop(&srv);
+    return 1;
+  }
+  struct utsname u;
+  uname(&u);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (json)
+    printf("{\"machine\":\"%s %s, %ld cores\",\"append\":[", u.sysname, u.machine, cores);
+  else
+    printf("clinlog-bench grpc — %s %s, %ld cores; clinlogd and client on the "
+           "same machine,\n"
+           "plaintext loopback, one shared channel, durable (fsync) commits, "
+           "batch signatures\n\n"
+           "unary Append (gRPC) vs cl_log_append in-process (store), same "
+           "batches and threads\n"
+           "%-5s %-4s | %10s %8s %8s | %10s %8s %8s | %6s\n",
+           u.sysname, u.machine, cores, "batch", "conc", "grpc ev/s", "p50 ms", "p99 ms",
+           "store ev/s", "p50 ms", "p99 ms", "ratio");
+  unsigned seed = 4242;
+  int status = 0, first = 1;
+  double b64_ratio_min = 1e9, single64 = 0;
+  const size_t bsizes[2] = {1, 64};
+  const int concs[3] = {1, 16, 64};
+  for (int bi = 0; bi < 2 && (!only || !strcmp(only, "unary")); bi++) {
+    for (int ci = 0; ci < 3; ci++) {
+      size_t bs = bsizes[bi];
+      int conc = concs[ci];
+      /* a few seconds of work each */
+      size_t calls = bs == 1 ? (conc == 1    ? 1500
+                                : conc == 16 ? 16000
+                                             : 48000)
+                             : (conc == 1    ? 400
+                                : conc == 16 ? 1600
+                                             : 3200);
+      if (quick)
+        calls /= 4;
+      size_t per = calls / (size_t)conc ? calls / (size_t)conc : 1;
+      worker *ws = workers_make(conc, per, bs, &admin, &seed);
+      result g = drive(ws, conc, client, NULL);
+      workers_free(ws, conc);
+      ws = workers_make(conc, per, bs, &admin, &seed);
+      result s = drive(ws, conc, NULL, log);
+      workers_free(ws, conc);
+      status |= g.failed | s.failed;
+      double ratio = s.eps > 0 ? g.eps / s.eps : 0;
+      if (bs == 64 && ratio < b64_ratio_min)
+        b64_ratio_min = ratio;
+      if (bs == 1 && conc == 64)
+        single64 = g.eps;
+      if (json) {
+        printf("%s{\"batch\":%zu,\"concurrency\":%d,\"grpc_events_per_s\":%.0f,"
+               "\"grpc_p50_ms\":%.3f,"
+               "\"grpc_p99_ms\":%.3f,\"store_events_per_s\":%.0f,\"store_p50_"
+               "ms\":%.3f,"
+               "\"store_p99_ms\":%.3f,\"ratio\":%.3f}",
+               first ? "" : ",", bs, conc, g.eps, g.p50_ms, g.p99_ms, s.eps, s.p50_ms, s.p99_ms,
+               ratio);
+        first = 0;
+      } else {
+        printf("%-5zu %-4d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.2f\n", bs, conc, g.eps,
+               g.p50_ms, g.p99_ms, s.eps, s.p50_ms, s.p99_ms, ratio);
+      }
+      fflush(stdout);
+    }
+  }
+  /* AppendStream bulk import vs the same batches in-process */
+  size_t nb = only && strcmp(only, "stream") ? 0 : quick ? 25 : 100, bsz = 1000;
+  gbatch *bulk = calloc(nb, sizeof *bulk);
+  for (size_t i = 0; i < nb; i++)
+    batch_make(&bulk[i], bsz, &admin, &seed);
+  double t0 = mono(), imp_eps = 0;
+  cl_client_append_stream *as;
+  Clinlog__V1__AppendStreamSummary *sum = NULL;
+  int rc = nb ? cl_client_append_stream_open(client, &as, &err) : -1;
+  for (size_t i = 0; rc == 0 && i < nb; i++)
+    rc = cl_client_append_stream_send(as, &bulk[i].b, &err);
+  if (rc == 0)
+    rc = cl_client_append_stream_finish(as, &sum, NULL, &err);
+  else if (nb)
+    cl_client_append_stream_abort(as);
+  if (rc && nb) {
+    fprintf(stderr, "AppendStream: %s\n", err.msg);
+    status = 1;
+  } else if (nb) {
+    imp_eps = (double)sum->events / (mono() - t0);
+    clinlog__v1__append_stream_summary__free_unpacked(sum, NULL);
+  }
+  for (size_t i = 0; i < nb; i++)
+    batch_free(&bulk[i]);
+  result simp = {0, 0, 0, 0};
+  if (nb) {
+    worker *ws = workers_make(1, nb, bsz, &admin, &seed);
+    simp = drive(ws, 1, NULL, log);
+    workers_free(ws, 1);
+  }
+  free(bulk);
+  /* Subscribe fan-out */
+  fanout f = {0, 0, 0, 0, 0, 0};
+  if (!only || !strcmp(only, "fanout"))
+    f = run_fanout(client, 10, quick ? 80 : 320, 64, &admin, &seed);
+  status |= f.failed;
+  int ok_ratio = b64_ratio_min >= 0.7, ok_single = single64 >= 20000;
+  if (json) {
+    printf("],\"append_stream\":{\"events\":%zu,\"batch\":%zu,\"grpc_events_"
+           "per_s\":%.0f,"
+           "\"store_events_per_s\":%.0f,\"ratio\":%.3f},"
+           "\"fanout\":{\"subscribers\":10,\"writer_events_per_s\":%.0f,"
+           "\"per_subscriber_events_per_s_min\":%.0f,\"per_subscriber_events_"
+           "per_s_mean\":%.0f,"
+           "\"latency_p50_ms\":%.2f,\"latency_p99_ms\":%.2f},"
+           "\"targets\":{\"batch64_ratio_min\":%.3f,\"batch64_ratio_ok\":%s,"
+           "\"single_event_conc64_events_per_s\":%.0f,\"single_event_conc64_"
+           "ok\":%s}}\n",
+           nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0, f.writer_eps,
+           f.sub_eps_min, f.sub_eps_mean, f.p50_ms, f.p99_ms, b64_ratio_min,
+           ok_ratio ? "true" : "false", single64, ok_single ? "true" : "false");
+  } else {
+    printf("\nAppendStream import of %zu events in batches of %zu: %.0f events/s "
+           "(store, same batches, one appender: %.0f; ratio %.2f)\n",
+           nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0);
+    printf("Subscribe fan-out, 10 subscribers, one writer (unary Append, batch "
+           "64): writer %.0f "
+           "events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
+           "commit-to-delivery "
+           "p50 %.2f ms, p99 %.2f ms\n",
+           f.writer_eps, f.sub_eps_mean, f.sub_eps_min, f.p50_ms, f.p99_ms);
+    printf("\ntargets: gRPC/store at batch 64 >= 0.70: min %.2f %s; unary "
+           "single-event appends at "
+           "concurrency 64 >= 20000/s: %.0f %s\n",
+           b64_ratio_min, ok_ratio ? "MET" : "MISSED", single64, ok_single ? "MET" : "MISSED");
+  }
+  cl_client_close(client);
+  cl_log_close(log);
+  server_stop(&srv);
+  cl_signer_free(&admin);
+  rmrf(gdir);
+  rmrf(sdir);
+  return status;
+}
