@@ -111,8 +111,11 @@ int cl_db_get(cl_db *db, int cf, const void *key, size_t klen, char **val, size_
   *val = rocksdb_get_cf(db->db, db->ro, db->cf[cf], key, klen, vlen, &rerr);
   if (rerr)
     return cl_db_error(rerr, err, "get");
-  if (!*val)
-    return cl_err_set(err, CL_ENOTFOUND, "not found");
+  if (!*val) { /* a common, expected answer: no formatting on this path */
+    if (err)
+      err->code = CL_ENOTFOUND, strcpy(err->msg, "not found");
+    return CL_ENOTFOUND;
+  }
   return 0;
 }
 

@@ -16,6 +16,9 @@ static const char MAGIC_MK[8] = {'c', 'l', 'k', 'e', 'y', 'm', 'k', '1'};
 static const char CTX_EVENT[] = "clinlog-event-v1"; /* sizeof includes the NUL */
 static const char CTX_BATCH[] = "clinlog-batch-v1";
 
+/* The kernel's generator (libsodium's default) on purpose: nonces and keys
+ * must never repeat, also in forked children, and a user-space generator's
+ * state is copied by fork (measured: children then repeated event ids). */
 int cl_crypto_init(cl_err *err) {
   if (sodium_init() < 0)
     return cl_err_set(err, CL_EIO, "libsodium initialisation failed");

@@ -233,7 +233,10 @@ static void *cq_main(void *arg) {
         grpc_byte_buffer_destroy(c->send);
         c->send = NULL;
       }
-      enqueue(c, ev.success);
+      if (c->next == finish_done) /* cheap and non-blocking: no hand-off */
+        finish_done(c, ev.success);
+      else
+        enqueue(c, ev.success);
       break;
     case TAG_CLOSE:
       atomic_store(&c->closed, 1);
