@@ -36,7 +36,7 @@ static void usage(FILE *f) {
           "  --max-event-bytes N        largest serialized event (default 1048576)\n"
           "  --keepalive-time-ms N      ping idle connections every N ms (default 60000)\n"
           "  --min-client-ping-ms N     fastest client keepalive pings tolerated (default 10000)\n"
-          "  --workers N                worker threads (default 32)\n"
+          "  --workers N                worker threads (default 64)\n"
           "  --drain-ms N               at shutdown, answer NOT_SERVING/UNAVAILABLE this long\n"
           "                             before closing the listener (default 1000)\n"
           "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"

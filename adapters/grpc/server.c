@@ -46,7 +46,7 @@ void cl_server_config_init(cl_server_config *c) {
   c->keepalive_timeout_ms = 20000;
   c->min_client_ping_ms = 10000;
   c->cq_threads = 2;
-  c->workers = 32;
+  c->workers = 64;
   c->drain_ms = 1000;
   c->shutdown_grace_ms = 10000;
 }

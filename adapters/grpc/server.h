@@ -31,7 +31,7 @@ typedef struct cl_server_config {
   int keepalive_timeout_ms;        /* default 20000 */
   int min_client_ping_ms;          /* fastest client keepalive tolerated; default 10000 */
   int cq_threads;                  /* default 2 */
-  int workers;                     /* default 32 */
+  int workers;                     /* default 64: appends block on their commit */
   int drain_ms;                    /* at shutdown: NOT_SERVING and UNAVAILABLE answers for this
                                       long before the listener closes; default 1000 */
   int shutdown_grace_ms;           /* then in-flight calls are cancelled; default 10000 */
