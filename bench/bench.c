@@ -28,12 +28,9 @@
 #include "store/keys.h"
 #include "store/log.h"
 #include "store/verify.h"
+#include "bench/workload.h"
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define now bench_mono
 
 /* ---------------------------------------------------------- workload */
 
@@ -45,49 +42,6 @@ typedef struct sbatch { /* one pre-signed append */
   size_t bytes;
 } sbatch;
 
-static const char *NOTE =
-    "Patient reports mild headache since morning; BP 128/82 mmHg, HR 76/min, "
-    "SpO2 98% on room air. Advised fluids, paracetamol 500 mg PRN. Recheck in 4 h.";
-
-static void make_event(uint8_t **buf, size_t *len, unsigned *seed) {
-  uint8_t id[16];
-  randombytes_buf(id, 16);
-  char stream[32];
-  snprintf(stream, sizeof stream, "patient-%u", rand_r(seed) % 5000);
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Clinlog__V1__ObservationRecorded obs = CLINLOG__V1__OBSERVATION_RECORDED__INIT;
-  Clinlog__V1__CodeableConcept cc = CLINLOG__V1__CODEABLE_CONCEPT__INIT;
-  Clinlog__V1__Code code = CLINLOG__V1__CODE__INIT, *codes[1] = {&code};
-  Clinlog__V1__Quantity q = CLINLOG__V1__QUANTITY__INIT;
-  code.system = "http://loinc.org";
-  code.code = "8867-4";
-  code.display = "Heart rate";
-  cc.n_coding = 1;
-  cc.coding = codes;
-  q.value = "76";
-  q.unit = "/min";
-  ts.seconds = 1793000000 + rand_r(seed) % 1000000;
-  by.principal_id = "admin";
-  by.role = "nurse";
-  ev.event_id = (ProtobufCBinaryData){16, id};
-  ev.stream = stream;
-  ev.occurred_at = &ts;
-  ev.recorded_by = &by;
-  ev.source_system = "EPIC-ADT";
-  ev.body_case = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED;
-  ev.observation_recorded = &obs;
-  obs.observation_id = "obs-000001";
-  obs.code = &cc;
-  obs.value_case = CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY;
-  obs.quantity = &q;
-  obs.note = (char *)NOTE;
-  *len = clinlog__v1__event__get_packed_size(&ev);
-  *buf = malloc(*len);
-  clinlog__v1__event__pack(&ev, *buf);
-}
-
 static void make_batch(sbatch *s, size_t n, int batch_sig, const cl_signer *key, unsigned *seed) {
   memset(s, 0, sizeof *s);
   clinlog__v1__append_batch__init(&s->b);
@@ -95,7 +49,7 @@ static void make_batch(sbatch *s, size_t n, int batch_sig, const cl_signer *key,
   s->sigs = malloc(n * 64);
   uint8_t(*h)[32] = malloc(n * 32);
   for (size_t i = 0; i < n; i++) {
-    make_event(&s->events[i].data, &s->events[i].len, seed);
+    bench_make_event(&s->events[i], seed);
     s->bytes += s->events[i].len;
     cl_event_hash(s->events[i].data, s->events[i].len, h[i]);
   }
@@ -211,11 +165,6 @@ static void *run_raw(void *arg) {
   return NULL;
 }
 
-static int cmpd(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 typedef struct result {
   double events_per_s, p50_ms, p99_ms, mb_per_s;
 } result;
@@ -252,21 +201,13 @@ static result drive(int raw, cl_log *log, rocksdb_t *rdb, rocksdb_writeoptions_t
     memcpy(all + n, ws[i].lat, ws[i].nbatches * sizeof *all);
     n += ws[i].nbatches;
   }
-  qsort(all, n, sizeof *all, cmpd);
+  qsort(all, n, sizeof *all, bench_cmp_double);
   result r = {(double)total_events / dt, all[n / 2] * 1e3, all[(size_t)((double)n * 0.99)] * 1e3,
               (double)total_bytes / dt / 1e6};
   free(all);
   return r;
 }
 
-static void rmrf(const char *p) {
-  char cmd[4200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
-  if (system(cmd) != 0)
-    fprintf(stderr, "warning: could not remove %s\n", p);
-}
-
-static double sec_since(double t0) { return now() - t0; }
 
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "grpc"))
@@ -302,8 +243,8 @@ int main(int argc, char **argv) {
   char dir[4096], rawdir[4096];
   snprintf(dir, sizeof dir, "%s/log", base);
   snprintf(rawdir, sizeof rawdir, "%s/raw", base);
-  rmrf(dir);
-  rmrf(rawdir);
+  bench_rmrf(dir);
+  bench_rmrf(rawdir);
   cl_signer admin;
   cl_signer_generate(&admin, &err);
   cl_log_options o;
@@ -371,7 +312,6 @@ int main(int argc, char **argv) {
         if (per == 0)
           per = 1;
         worker ws[8];
-        double t_prep = now();
         size_t bytes = 0, events = 0;
         for (int t = 0; t < threads; t++) {
           ws[t].batches = calloc(per, sizeof(sbatch));
@@ -383,7 +323,6 @@ int main(int argc, char **argv) {
             events += bs;
           }
         }
-        (void)sec_since(t_prep);
         result st = drive(0, log, NULL, NULL, ws, threads, NULL);
         for (int t = 0; t < threads; t++)
           if (ws[t].failed)
@@ -455,8 +394,8 @@ int main(int argc, char **argv) {
   rocksdb_close(raw);
   rocksdb_options_destroy(ro);
   cl_signer_free(&admin);
-  rmrf(dir);
-  rmrf(rawdir);
+  bench_rmrf(dir);
+  bench_rmrf(rawdir);
 
   return status;
 }

@@ -40,15 +40,12 @@
 
 #include "adapters/grpc/client.h"
 #include "bench/bench_grpc.h"
+#include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "store/keys.h"
 #include "store/log.h"
 
-static double mono(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define mono bench_mono
 
 static int64_t wall_ns(void) {
   struct timespec ts;
@@ -62,53 +59,6 @@ static void sleep_ms(int ms) {
 }
 
 /* ---------------------------------------------------------- workload */
-
-static const char *NOTE =
-    "Patient reports mild headache since morning; BP 128/82 mmHg, HR 76/min, "
-    "SpO2 98% on room air. Advised fluids, paracetamol 500 mg PRN. Recheck in "
-    "4 h.";
-
-/* The same event shape as `clinlog-bench store`. */
-static void make_event(ProtobufCBinaryData *out, unsigned *seed) {
-  uint8_t id[16];
-  randombytes_buf(id, 16);
-  char stream[32];
-  snprintf(stream, sizeof stream, "patient-%u", rand_r(seed) % 5000);
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Clinlog__V1__ObservationRecorded obs = CLINLOG__V1__OBSERVATION_RECORDED__INIT;
-  Clinlog__V1__CodeableConcept cc = CLINLOG__V1__CODEABLE_CONCEPT__INIT;
-  Clinlog__V1__Code code = CLINLOG__V1__CODE__INIT, *codes[1] = {&code};
-  Clinlog__V1__Quantity q = CLINLOG__V1__QUANTITY__INIT;
-  code.system = "http://loinc.org";
-  code.code = "8867-4";
-  code.display = "Heart rate";
-  cc.n_coding = 1;
-  cc.coding = codes;
-  q.value = "76";
-  q.unit = "/min";
-  ts.seconds = 1793000000 + rand_r(seed) % 1000000;
-  by.principal_id = "admin";
-  by.role = "nurse";
-  ev.event_id = (ProtobufCBinaryData){16, id};
-  ev.stream = stream;
-  ev.occurred_at = &ts;
-  ev.recorded_by = &by;
-  ev.source_system = "EPIC-ADT";
-  ev.body_case = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED;
-  ev.observation_recorded = &obs;
-  obs.observation_id = "obs-000001";
-  obs.code = &cc;
-  obs.value_case = CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY;
-  obs.quantity = &q;
-  obs.note = (char *)NOTE;
-  out->len = clinlog__v1__event__get_packed_size(&ev);
-  out->data = malloc(out->len);
-  if (!out->data)
-    abort();
-  clinlog__v1__event__pack(&ev, out->data);
-}
 
 typedef struct gbatch { /* one pre-signed batch */
   Clinlog__V1__AppendBatch b;
@@ -125,7 +75,7 @@ static void batch_make(gbatch *g, size_t n, const cl_signer *key, unsigned *seed
   if (!g->ev || !h)
     abort();
   for (size_t i = 0; i < n; i++) {
-    make_event(&g->ev[i], seed);
+    bench_make_event(&g->ev[i], seed);
     cl_event_hash(g->ev[i].data, g->ev[i].len, h[i]);
   }
   cl_sign_batch(key, (const uint8_t(*)[32])h, n, g->sigbytes);
@@ -246,10 +196,6 @@ static void *run_worker(void *arg) {
   return NULL;
 }
 
-static int cmpd(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 typedef struct result {
   double eps, p50_ms, p99_ms;
@@ -261,7 +207,7 @@ static void percentiles(double *v, size_t n, double *p50, double *p99) {
     *p50 = *p99 = 0;
     return;
   }
-  qsort(v, n, sizeof *v, cmpd);
+  qsort(v, n, sizeof *v, bench_cmp_double);
   *p50 = v[n / 2];
   size_t k = (size_t)((double)n * 0.99);
   *p99 = v[k < n ? k : n - 1];
@@ -450,13 +396,6 @@ static fanout run_fanout(cl_client *c, int nsubs, size_t nbatches, size_t bs, co
 
 /* ---------------------------------------------------------- main */
 
-static void rmrf(const char *p) {
-  char cmd[4200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
-  if (system(cmd) != 0)
-    fprintf(stderr, "warning: could not remove %s\n", p);
-}
-
 static int create_log(const char *dir, const cl_signer *admin) {
   cl_log_options o;
   cl_log_options_init(&o);
@@ -524,8 +463,8 @@ int bench_grpc_main(int argc, char **argv) {
   snprintf(gdir, sizeof gdir, "%s/server", base);
   snprintf(sdir, sizeof sdir, "%s/store", base);
   snprintf(logpath, sizeof logpath, "%s/clinlogd.log", base);
-  rmrf(gdir);
-  rmrf(sdir);
+  bench_rmrf(gdir);
+  bench_rmrf(sdir);
   cl_signer admin;
   if (cl_signer_generate(&admin, &err) || create_log(gdir, &admin) || create_log(sdir, &admin))
     return 1;
@@ -685,7 +624,7 @@ int bench_grpc_main(int argc, char **argv) {
   cl_log_close(log);
   server_stop(&srv);
   cl_signer_free(&admin);
-  rmrf(gdir);
-  rmrf(sdir);
+  bench_rmrf(gdir);
+  bench_rmrf(sdir);
   return status;
 }

@@ -180,6 +180,17 @@ static void *worker_main(void *arg) {
   }
 }
 
+/* Takes a parked call off the waiting list. Caller holds wmu. */
+static void waiter_unlink(cl_server *s, srv_call *c) {
+  if (c->wprev)
+    c->wprev->wnext = c->wnext;
+  else
+    s->waiters = c->wnext;
+  if (c->wnext)
+    c->wnext->wprev = c->wprev;
+  c->waiting = 0;
+}
+
 /* ------------------------------------------------------------- CQ threads */
 
 static void finish_done(srv_call *c, int ok);
@@ -243,13 +254,7 @@ static void *cq_main(void *arg) {
       /* a parked call must learn it is gone */
       pthread_mutex_lock(&s->wmu);
       if (c->waiting) {
-        c->waiting = 0;
-        if (c->wprev)
-          c->wprev->wnext = c->wnext;
-        else
-          s->waiters = c->wnext;
-        if (c->wnext)
-          c->wnext->wprev = c->wprev;
+        waiter_unlink(s, c);
         pthread_mutex_unlock(&s->wmu);
         enqueue(c, 1);
       } else {
@@ -409,13 +414,7 @@ static void wake_locked(cl_server *s, int all, int64_t now) {
   while (c) {
     srv_call *nx = c->wnext;
     if (all || (c->wake_at_ms && c->wake_at_ms <= now)) {
-      if (c->wprev)
-        c->wprev->wnext = c->wnext;
-      else
-        s->waiters = c->wnext;
-      if (c->wnext)
-        c->wnext->wprev = c->wprev;
-      c->waiting = 0;
+      waiter_unlink(s, c);
       enqueue(c, 1);
     }
     c = nx;
