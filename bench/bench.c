@@ -324,9 +324,14 @@ int main(int argc, char **argv) {
           }
         }
         result st = drive(0, log, NULL, NULL, ws, threads, NULL);
+        int failed = 0;
         for (int t = 0; t < threads; t++)
-          if (ws[t].failed)
-            status = 1;
+          failed |= ws[t].failed;
+        if (failed) { /* a failed append would make the rate meaningless */
+          fprintf(stderr, "clinlog-bench: appends failed in scenario batch %zu, %d threads\n", bs,
+                  threads);
+          status = 1;
+        }
         /* raw: same number of puts per write, values the size of our records */
         uint64_t size;
         cl_log_head(log, &size, NULL);

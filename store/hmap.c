@@ -119,6 +119,33 @@ void *cl_hmap_put(cl_hmap *m, const void *key, const void *val) {
   return s + m->voff;
 }
 
+int cl_hmap_del(cl_hmap *m, const void *key) {
+  int found;
+  uint8_t *s = find(m, key, &found);
+  if (!found)
+    return 0;
+  size_t mask = m->cap - 1;
+  size_t i = (size_t)(s - m->slots) / m->slot_len;
+  /* shift later members of the probe run back into the hole */
+  size_t j = i;
+  for (;;) {
+    j = (j + 1) & mask;
+    uint8_t *t = m->slots + j * m->slot_len;
+    if (!t[0])
+      break;
+    size_t home = (size_t)hash_bytes(m, t + 8, m->key_len) & mask;
+    /* t may move to the hole at i unless its home lies cyclically in (i, j] */
+    int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (stays)
+      continue;
+    memcpy(m->slots + i * m->slot_len, t, m->slot_len);
+    i = j;
+  }
+  memset(m->slots + i * m->slot_len, 0, m->slot_len);
+  m->count--;
+  return 1;
+}
+
 int cl_hmap_next(const cl_hmap *m, size_t *pos, const void **key, void **val) {
   while (*pos < m->cap) {
     uint8_t *s = m->slots + (*pos)++ * m->slot_len;

@@ -24,6 +24,10 @@ void *cl_hmap_get(const cl_hmap *m, const void *key);
  * NULL when out of memory (the map is then unchanged). */
 void *cl_hmap_put(cl_hmap *m, const void *key, const void *val);
 
+/* Removes `key` if present (backward-shift deletion: no tombstones).
+ * Invalidates views. Returns 1 if it was there. */
+int cl_hmap_del(cl_hmap *m, const void *key);
+
 /* Iteration: *pos starts at 0; returns 1 and sets the key and value views until done. */
 int cl_hmap_next(const cl_hmap *m, size_t *pos, const void **key, void **val);
 

@@ -34,7 +34,15 @@ enum { KEY_UNKNOWN = 0, KEY_PRESENT = 1, KEY_ERASED = 2 };
 typedef struct stream_state {
   uint64_t version;
   uint8_t key_state;
+  uint8_t wk_nonce[24]; /* KEY_PRESENT: nonce of the committed wrapped key (identifies it) */
 } stream_state;
+
+/* A data key minted for a stream that has none yet, shared by every batch
+ * prepared for that stream until one of them commits it, so concurrent
+ * first writes to a new stream agree on its key (stored wrapped only). */
+typedef struct pending_key {
+  uint8_t wrapped[CL_WRAPPED_KEY_SIZE];
+} pending_key;
 
 typedef struct id_entry { /* ids family value */
   uint8_t v[8 + 8 + 32];
@@ -77,6 +85,8 @@ struct cl_log {
   cl_hmap *group_ids; /* event id -> id_entry, ids written by the current group */
   uint8_t (*pend)[48]; /* stream index entries of the current group */
   size_t pend_n, pend_cap;
+  uint8_t (*minted)[32]; /* tags whose new data key the current group writes */
+  size_t n_minted, cap_minted;
   uint64_t last_checkpoint;
 
   pthread_mutex_t kr_mu; /* guards keyring (read by prepare, written by commit) */
@@ -88,6 +98,9 @@ struct cl_log {
    * before the erasure is never cached after it. */
   cl_commit_fn hook;
   void *hook_ctx;
+
+  pthread_mutex_t pk_mu; /* guards pending_keys (prepare inserts, commit removes) */
+  cl_hmap *pending_keys; /* tag -> pending_key */
   int64_t last_committed_ns; /* committer-owned: commit times never go backwards */
 
   pthread_mutex_t kc_mu;
@@ -375,7 +388,7 @@ static stream_state *stream_get(cl_log *log, const uint8_t tag[32], cl_err *err)
   stream_state *s = cl_hmap_get(log->streams, tag);
   if (s)
     return s;
-  stream_state st = {0, KEY_UNKNOWN};
+  stream_state st = {0, KEY_UNKNOWN, {0}};
   uint8_t key[40];
   memcpy(key, tag, 32);
   memset(key + 32, 0xff, 8);
@@ -400,6 +413,8 @@ static stream_state *stream_get(cl_log *log, const uint8_t tag[32], cl_err *err)
   int rc = cl_db_get(log->db, CL_CF_KEYS, tag, 32, &v, &vl, err);
   if (rc == 0) {
     st.key_state = vl == 0 ? KEY_ERASED : KEY_PRESENT;
+    if (vl >= 24)
+      memcpy(st.wk_nonce, v, 24);
     rocksdb_free(v);
   } else if (rc != CL_ENOTFOUND) {
     return NULL;
@@ -501,11 +516,14 @@ static void log_free(cl_log *log) {
   cl_hmap_free(log->streams);
   cl_hmap_free(log->group_ids);
   free(log->pend);
+  free(log->minted);
   cl_hmap_free(log->keyring);
   pthread_mutex_destroy(&log->mu);
   pthread_cond_destroy(&log->cv);
   pthread_mutex_destroy(&log->kr_mu);
   pthread_mutex_destroy(&log->kc_mu);
+  pthread_mutex_destroy(&log->pk_mu);
+  cl_hmap_free(log->pending_keys);
   cl_hmap_free(log->kc_idx);
   if (log->kc_slab)
     sodium_free(log->kc_slab);
@@ -567,10 +585,12 @@ static int log_alloc(const cl_log_options *o, cl_log **out, cl_err *err) {
   pthread_cond_init(&log->cv, NULL);
   pthread_mutex_init(&log->kr_mu, NULL);
   pthread_mutex_init(&log->kc_mu, NULL);
+  pthread_mutex_init(&log->pk_mu, NULL);
+  log->pending_keys = cl_hmap_new(32, sizeof(pending_key));
   log->kc_idx = cl_hmap_new(32, sizeof(uint32_t));
   log->kc_slab = sodium_malloc((size_t)KC_CAP * 32);
   if (!log->dir || !log->streams || !log->group_ids || !log->keyring || !log->kc_idx ||
-      !log->kc_slab) {
+      !log->kc_slab || !log->pending_keys) {
     log_free(log);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
@@ -1054,10 +1074,25 @@ static int stream_key(cl_log *log, Clinlog__V1__PreparedStream *ps, uint8_t *key
   size_t vl;
   int rc = cl_db_get(log->db, CL_CF_KEYS, ps->stream_tag.data, 32, &v, &vl, err);
   if (rc == CL_ENOTFOUND) {
-    randombytes_buf(key, 32);
-    uint8_t w[CL_WRAPPED_KEY_SIZE];
-    wrap_key(log->wrap_key, ps->stream_tag.data, key, w);
-    return bytes_dup(&ps->wrapped_key, w, sizeof w);
+    /* a new stream: reuse the key another batch minted for it, if any */
+    pending_key pk;
+    pthread_mutex_lock(&log->pk_mu);
+    const pending_key *found = cl_hmap_get(log->pending_keys, ps->stream_tag.data);
+    if (found) {
+      pk = *found;
+    } else {
+      randombytes_buf(key, 32);
+      wrap_key(log->wrap_key, ps->stream_tag.data, key, pk.wrapped);
+      if (!cl_hmap_put(log->pending_keys, ps->stream_tag.data, &pk)) {
+        pthread_mutex_unlock(&log->pk_mu);
+        return cl_err_set(err, CL_ENOMEM, "out of memory");
+      }
+    }
+    pthread_mutex_unlock(&log->pk_mu);
+    if (found && cl_unwrap_key(log->wrap_key, ps->stream_tag.data, pk.wrapped, sizeof pk.wrapped,
+                               key) != 0)
+      return cl_err_set(err, CL_ECORRUPT, "pending data key does not unwrap");
+    return bytes_dup(&ps->wrapped_key, pk.wrapped, sizeof pk.wrapped);
   }
   if (rc)
     return rc;
@@ -1370,7 +1405,12 @@ static int commit_check(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_ap
       return err->code;
     if (st->key_state == KEY_ERASED)
       return cl_err_set(err, CL_EERASED, "stream was erased and takes no more events");
-    if ((ps->wrapped_key.len != 0) != (st->key_state != KEY_PRESENT))
+    /* a batch minting the stream's key must carry the key that is (or will
+     * be) committed; batches prepared concurrently share one pending key */
+    if (ps->wrapped_key.len
+            ? st->key_state == KEY_PRESENT &&
+                  (ps->wrapped_key.len < 24 || memcmp(st->wk_nonce, ps->wrapped_key.data, 24) != 0)
+            : st->key_state != KEY_PRESENT)
       return cl_err_set(err, CL_EAGAIN, "stream data key changed since prepare");
     if (ps->expected) {
       uint64_t v = st->version, want = ps->expected->version;
@@ -1548,10 +1588,22 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
     const Clinlog__V1__PreparedStream *ps = pb->streams[j];
     if (!ps->wrapped_key.len)
       continue;
+    stream_state *st = cl_hmap_get(log->streams, ps->stream_tag.data);
+    if (st->key_state == KEY_PRESENT) /* an earlier batch committed this same key */
+      continue;
     rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_KEYS], (const char *)ps->stream_tag.data, 32,
                               (const char *)ps->wrapped_key.data, ps->wrapped_key.len);
-    stream_state *st = cl_hmap_get(log->streams, ps->stream_tag.data);
     st->key_state = KEY_PRESENT;
+    memcpy(st->wk_nonce, ps->wrapped_key.data, 24);
+    if (log->n_minted == log->cap_minted) {
+      size_t nc = log->cap_minted ? log->cap_minted * 2 : 64;
+      uint8_t(*m)[32] = realloc(log->minted, nc * 32);
+      if (!m)
+        return cl_err_set(err, CL_ENOMEM, "out of memory");
+      log->minted = m;
+      log->cap_minted = nc;
+    }
+    memcpy(log->minted[log->n_minted++], ps->stream_tag.data, 32);
   }
   uint64_t last_seq = log->frontier.size;
   for (size_t j = 0; j < pb->n_keyring; j++) {
@@ -1636,6 +1688,7 @@ static void commit_group(cl_log *log, commit_req *reqs) {
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   cl_hmap_clear(log->group_ids);
   log->pend_n = 0;
+  log->n_minted = 0;
   uint64_t size_before = log->frontier.size;
   int wrote = 0, erased = 0, fatal = 0;
   cl_err ferr;
@@ -1696,11 +1749,18 @@ static void commit_group(cl_log *log, commit_req *reqs) {
       if (q->rc == 0 || q->rc == CL_EFAILED)
         q->rc = cl_err_set(&q->err, CL_EFAILED, "commit failed, log needs reopening: %s",
                            ferr.msg);
-  } else if (erased) {
-    /* after the durable write: a reader that fetched the key before it
-     * holds an older generation and cannot re-cache it */
-    kc_invalidate(log);
-    purge_erased_keys(log);
+  } else {
+    /* keys now durable: later prepares find them on disk */
+    pthread_mutex_lock(&log->pk_mu);
+    for (size_t i = 0; i < log->n_minted; i++)
+      cl_hmap_del(log->pending_keys, log->minted[i]);
+    pthread_mutex_unlock(&log->pk_mu);
+    if (erased) {
+      /* after the durable write: a reader that fetched the key before it
+       * holds an older generation and cannot re-cache it */
+      kc_invalidate(log);
+      purge_erased_keys(log);
+    }
   }
   pthread_mutex_lock(&log->mu);
   if (fatal)
