@@ -244,10 +244,14 @@ static void *cq_main(void *arg) {
         grpc_byte_buffer_destroy(c->send);
         c->send = NULL;
       }
-      if (c->next == finish_done) /* cheap and non-blocking: no hand-off */
-        finish_done(c, ev.success);
-      else
+      if (c->next == finish_done || c->inline_next) { /* cheap: no hand-off */
+        c->inline_next = 0;
+        step_fn f = c->next;
+        c->next = NULL;
+        f(c, ev.success);
+      } else {
         enqueue(c, ev.success);
+      }
       break;
     case TAG_CLOSE:
       atomic_store(&c->closed, 1);
@@ -288,6 +292,11 @@ static size_t add_md(srv_call *c, grpc_op *ops) {
   memset(ops, 0, sizeof *ops);
   ops->op = GRPC_OP_SEND_INITIAL_METADATA;
   return 1;
+}
+
+void srv_send_then(srv_call *c, grpc_byte_buffer *bb, step_fn next, int cheap_next) {
+  c->inline_next = cheap_next;
+  srv_send(c, bb, next);
 }
 
 void srv_send(srv_call *c, grpc_byte_buffer *bb, step_fn next) {
@@ -561,9 +570,14 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
   pthread_cond_init(&s->scv, NULL);
   pthread_mutex_init(&s->lmu, NULL);
   s->t_shutdown = (srv_tag){NULL, TAG_SHUTDOWN};
+  if (!(s->cache = srv_cache_new())) {
+    free(s);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
 
   grpc_server_credentials *creds = make_creds(cfg, err);
   if (!creds) {
+    srv_cache_free(s->cache);
     free(s);
     return err->code ? err->code : CL_EINVAL;
   }
@@ -596,6 +610,7 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
       ;
     grpc_completion_queue_destroy(s->cq);
     grpc_shutdown();
+    srv_cache_free(s->cache);
     free(s);
     return cl_err_set(err, CL_EIO,
                       "cannot listen on %s (address in use or not local, or the TLS certificate "
@@ -694,6 +709,7 @@ void cl_server_stop(cl_server *s) {
   pthread_cond_broadcast(&s->wcv);
   pthread_mutex_unlock(&s->wmu);
   pthread_join(s->ticker, NULL);
+  srv_cache_free(s->cache);
   grpc_shutdown();
   free(s->workers);
   free(s->cq_threads);

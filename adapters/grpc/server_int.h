@@ -27,6 +27,11 @@ enum method_id {
 };
 
 typedef struct srv_call srv_call;
+typedef struct srv_cache srv_cache;
+
+/* The tail cache of recent events for Subscribe (svc_log.c). */
+srv_cache *srv_cache_new(void);
+void srv_cache_free(srv_cache *tc);
 
 /* A step runs on a worker when the call's pending batch completes (ok is
  * its success flag) or when a waiting call is woken (ok = 1). */
@@ -54,6 +59,8 @@ struct srv_call {
   atomic_int refs;               /* the flow + the close op */
   int sent_md;                   /* initial metadata sent */
   int finishing;                 /* status batch started */
+  int inline_next;               /* the next step only sends what is buffered: run it
+                                    on the CQ thread, without a hand-off to a worker */
   step_fn next;
   srv_tag t_new, t_op, t_close;
   grpc_metadata trailing[4];
@@ -85,6 +92,7 @@ struct cl_server {
   atomic_int shutting_down;
   atomic_int live_calls;
   atomic_int serving;            /* health: 1 SERVING, 0 NOT_SERVING */
+  srv_cache *cache;              /* recent events, encoded once for all subscribers */
 
   pthread_mutex_t qmu;           /* worker queue */
   pthread_cond_t qcv;
@@ -112,6 +120,9 @@ int64_t srv_now_ms(void);
 /* Sends one message (with initial metadata the first time); `next` runs on
  * completion. Takes ownership of bb. */
 void srv_send(srv_call *c, grpc_byte_buffer *bb, step_fn next);
+/* As srv_send; `cheap_next` promises that `next` will not block (it only
+ * sends a message already at hand), so it may run on the CQ thread. */
+void srv_send_then(srv_call *c, grpc_byte_buffer *bb, step_fn next, int cheap_next);
 void srv_send_msg(srv_call *c, const ProtobufCMessage *m, step_fn next);
 
 /* Receives one message into c->recv (NULL at end of stream); sends initial

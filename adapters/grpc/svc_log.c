@@ -145,6 +145,65 @@ static int chunk_add(chunk *k, const cl_event_view *v, const filter *f, int incl
   return 0;
 }
 
+/* --------------------------------------------------------- tail cache */
+
+/* The most recent events as packed SubscribeResponse messages, so N live
+ * subscribers cost one decrypt and one encode per event, not N. Slot
+ * seq % TC_SLOTS holds seq while it is that recent. Subscribers that ask
+ * for records (include_record) bypass it. */
+#define TC_SLOTS 8192
+
+typedef struct tc_slot {
+  uint64_t seq;        /* 0: empty */
+  uint32_t type;
+  char *stream;        /* for prefix filters; NULL if erased */
+  grpc_slice msg;      /* SubscribeResponse{event} */
+} tc_slot;
+
+struct srv_cache {
+  pthread_rwlock_t lock;
+  tc_slot slot[TC_SLOTS];
+};
+
+srv_cache *srv_cache_new(void) {
+  srv_cache *tc = calloc(1, sizeof *tc);
+  if (tc)
+    pthread_rwlock_init(&tc->lock, NULL);
+  return tc;
+}
+
+void srv_cache_free(srv_cache *tc) {
+  if (!tc)
+    return;
+  for (size_t i = 0; i < TC_SLOTS; i++)
+    if (tc->slot[i].seq) {
+      free(tc->slot[i].stream);
+      grpc_slice_unref(tc->slot[i].msg);
+    }
+  pthread_rwlock_destroy(&tc->lock);
+  free(tc);
+}
+
+static void cache_put(srv_cache *tc, uint64_t seq, uint32_t type, const char *stream,
+                      grpc_slice msg) {
+  char *st = stream ? strdup(stream) : NULL;
+  pthread_rwlock_wrlock(&tc->lock);
+  tc_slot *sl = &tc->slot[seq % TC_SLOTS];
+  if (sl->seq < seq) {
+    if (sl->seq) {
+      free(sl->stream);
+      grpc_slice_unref(sl->msg);
+    }
+    sl->seq = seq;
+    sl->type = type;
+    sl->stream = st;
+    sl->msg = grpc_slice_ref(msg);
+    st = NULL;
+  }
+  pthread_rwlock_unlock(&tc->lock);
+  free(st);
+}
+
 /* --------------------------------------------------------------- Read */
 
 typedef struct rd {
@@ -216,7 +275,7 @@ static void rd_step(srv_call *c, int ok) {
       r->exhausted = 1;
   }
   grpc_byte_buffer *bb = r->k.bb[r->k.pos++];
-  srv_send(c, bb, rd_step);
+  srv_send_then(c, bb, rd_step, r->k.pos < r->k.n);
 }
 
 void svc_read(srv_call *c, int ok) {
@@ -288,13 +347,59 @@ static void sub_free(void *p) {
   free(s);
 }
 
+typedef struct sub_read {
+  sub *s;
+  srv_cache *tc;
+} sub_read;
+
 static int sub_cb(void *ctx, const cl_event_view *v, cl_err *err) {
   (void)err;
-  sub *s = ctx;
+  sub_read *sr = ctx;
+  sub *s = sr->s;
   s->next = v->seq + 1;
   int added;
-  chunk_add(&s->k, v, &s->f, s->req->include_record, NULL, 1, &added);
+  if (s->req->include_record) {
+    chunk_add(&s->k, v, &s->f, 1, NULL, 1, &added);
+  } else {
+    /* encode once, for the cache and (if it matches) for this subscriber */
+    Clinlog__V1__RecordedEvent re;
+    Google__Protobuf__Timestamp ts;
+    Clinlog__V1__Event *ev;
+    recorded(v, NULL, 0, NULL, &re, &ts, &ev);
+    Clinlog__V1__SubscribeResponse resp = CLINLOG__V1__SUBSCRIBE_RESPONSE__INIT;
+    resp.kind_case = CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT;
+    resp.event = &re;
+    size_t n = clinlog__v1__subscribe_response__get_packed_size(&resp);
+    grpc_slice msg = grpc_slice_malloc(n);
+    clinlog__v1__subscribe_response__pack(&resp, GRPC_SLICE_START_PTR(msg));
+    const char *stream = ev ? ev->stream : NULL;
+    cache_put(sr->tc, v->seq, v->event_type, stream, msg);
+    if (filter_match(&s->f, v->event_type, stream)) {
+      s->k.bb[s->k.n++] = grpc_raw_byte_buffer_create(&msg, 1);
+      s->k.bytes += n;
+    }
+    grpc_slice_unref(msg);
+    if (ev)
+      clinlog__v1__event__free_unpacked(ev, NULL);
+  }
   return s->k.n == CHUNK_EVENTS || s->k.bytes >= CHUNK_BYTES;
+}
+
+/* Takes what it can from the tail cache, from s->next on. */
+static void sub_from_cache(srv_cache *tc, sub *s, uint64_t size) {
+  pthread_rwlock_rdlock(&tc->lock);
+  while (s->next <= size && s->k.n < CHUNK_EVENTS && s->k.bytes < CHUNK_BYTES) {
+    const tc_slot *sl = &tc->slot[s->next % TC_SLOTS];
+    if (sl->seq != s->next)
+      break;
+    if (filter_match(&s->f, sl->type, sl->stream)) {
+      grpc_slice m = sl->msg; /* the byte buffer takes its own reference */
+      s->k.bb[s->k.n++] = grpc_raw_byte_buffer_create(&m, 1);
+      s->k.bytes += GRPC_SLICE_LENGTH(m);
+    }
+    s->next++;
+  }
+  pthread_rwlock_unlock(&tc->lock);
 }
 
 static void send_position(srv_call *c, sub *s, int caught_up, step_fn next) {
@@ -328,7 +433,8 @@ static void sub_step(srv_call *c, int ok) {
   for (;;) {
     if (s->k.pos < s->k.n) {
       s->last_sent_ms = srv_now_ms();
-      srv_send(c, s->k.bb[s->k.pos++], sub_step);
+      grpc_byte_buffer *bb = s->k.bb[s->k.pos++];
+      srv_send_then(c, bb, sub_step, s->k.pos < s->k.n);
       return;
     }
     chunk_clear(&s->k);
@@ -338,7 +444,11 @@ static void sub_step(srv_call *c, int ok) {
       cl_err err;
       cl_err_clear(&err);
       uint64_t before = s->next;
-      if (cl_log_read_all(c->srv->log, s->next, CHUNK_EVENTS * 8, sub_cb, s, &err) != 0) {
+      if (!s->req->include_record)
+        sub_from_cache(c->srv->cache, s, size);
+      sub_read sr = {s, c->srv->cache};
+      if (s->next == before &&
+          cl_log_read_all(c->srv->log, s->next, CHUNK_EVENTS * 8, sub_cb, &sr, &err) != 0) {
         srv_finish_err(c, &err);
         return;
       }
