@@ -48,8 +48,11 @@ typedef struct id_entry { /* ids family value */
   uint8_t v[8 + 8 + 32];
 } id_entry;
 
+typedef struct rec_prefix rec_prefix;
+
 typedef struct commit_req {
   const Clinlog__V1__PreparedBatch *pb;
+  rec_prefix *pre; /* precomputed record prefixes, or NULL */
   cl_append_result *r;
   cl_err err;
   int rc;
@@ -1503,16 +1506,102 @@ static int stream_index(const Clinlog__V1__PreparedBatch *pb, const uint8_t *tag
   return -1;
 }
 
+/* A record is its prefix (everything known at prepare, protobuf-encoded)
+ * followed by the 28-byte tail of fields assigned at commit (seq, stream
+ * version, commit time; fixed-width, highest field numbers). The prefix and
+ * the SHA-256 state after 0x00 || prefix can be computed in parallel by the
+ * appending threads, leaving the serialized commit 28 bytes to hash. */
+#define TAIL_LEN 28
+
+struct rec_prefix {
+  uint8_t *buf;  /* prefix, with TAIL_LEN bytes of room after it */
+  size_t len;
+  crypto_hash_sha256_state st;
+};
+
+static int make_prefix(const Clinlog__V1__PreparedBatch *pb, size_t i, rec_prefix *out) {
+  const Clinlog__V1__PreparedEvent *pe = pb->events[i];
+  Clinlog__V1__Record rec = CLINLOG__V1__RECORD__INIT;
+  rec.format = CL_FORMAT_VERSION;
+  rec.stream_tag = pe->stream_tag;
+  rec.event_id = pe->event_id;
+  rec.event_type = pe->event_type;
+  rec.event_hash = pe->event_hash;
+  rec.nonce = pe->nonce;
+  rec.ciphertext = pe->ciphertext;
+  size_t n = pb->n_events;
+  if (pb->batch_signature) {
+    rec.batch_index = (uint32_t)i;
+    rec.batch_size = (uint32_t)n;
+    if (i == n - 1)
+      rec.signature = pb->batch_signature;
+  } else {
+    rec.signature = pe->signature;
+  }
+  out->len = clinlog__v1__record__get_packed_size(&rec);
+  if (!(out->buf = malloc(out->len + TAIL_LEN)))
+    return CL_ENOMEM;
+  clinlog__v1__record__pack(&rec, out->buf);
+  static const uint8_t leaf_prefix = 0x00; /* RFC 9162 leaf */
+  crypto_hash_sha256_init(&out->st);
+  crypto_hash_sha256_update(&out->st, &leaf_prefix, 1);
+  crypto_hash_sha256_update(&out->st, out->buf, out->len);
+  return 0;
+}
+
+static void free_prefixes(rec_prefix *p, size_t n) {
+  if (!p)
+    return;
+  for (size_t i = 0; i < n; i++)
+    free(p[i].buf);
+  free(p);
+}
+
+/* Prefixes of every event of pb; NULL when out of memory. */
+static rec_prefix *make_prefixes(const Clinlog__V1__PreparedBatch *pb) {
+  rec_prefix *p = calloc(pb->n_events ? pb->n_events : 1, sizeof *p);
+  for (size_t i = 0; p && i < pb->n_events; i++)
+    if (make_prefix(pb, i, &p[i])) {
+      free_prefixes(p, pb->n_events);
+      return NULL;
+    }
+  return p;
+}
+
+static void put_le64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++, v >>= 8)
+    p[i] = (uint8_t)v;
+}
+
+/* Completes record i: writes the tail after the prefix and finishes its
+ * leaf hash. The record is p->buf, p->len + TAIL_LEN bytes. */
+static void finish_record(rec_prefix *p, uint64_t seq, uint64_t version, int64_t at,
+                          uint8_t leaf[32]) {
+  uint8_t *t = p->buf + p->len;
+  t[0] = (14 << 3) | 1; /* fixed64 seq */
+  put_le64(t + 1, seq);
+  t[9] = (15 << 3) | 1; /* fixed64 stream_version */
+  put_le64(t + 10, version);
+  t[18] = 0x81; /* sfixed64 committed_at_ns: key 129 as a varint */
+  t[19] = 0x01;
+  put_le64(t + 20, (uint64_t)at);
+  crypto_hash_sha256_state st = p->st;
+  crypto_hash_sha256_update(&st, t, TAIL_LEN);
+  crypto_hash_sha256_final(&st, leaf);
+}
+
 /* Applies a checked batch to the WriteBatch and the in-memory state.
  * Fails only when out of memory (the caller then fails the log). */
 static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
-                        const Clinlog__V1__PreparedBatch *pb, cl_append_result *r,
-                        int *erased, cl_err *err) {
+                        const Clinlog__V1__PreparedBatch *pb, rec_prefix *pre,
+                        cl_append_result *r, int *erased, cl_err *err) {
   cl_db *db = log->db;
   wb_ctx wc = {.db = db, .wb = wb};
   size_t n = pb->n_events;
-  uint8_t *buf = NULL;
-  size_t bufcap = 0;
+  rec_prefix *own = NULL;
+  if (!pre && !(pre = own = make_prefixes(pb)))
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  uint8_t *buf;
   /* the leader's clock, but never before an earlier commit (deterministic:
    * depends only on the entries applied so far) */
   int64_t committed_at = pb->prepared_at_ns > log->last_committed_ns ? pb->prepared_at_ns
@@ -1521,47 +1610,25 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
   for (size_t i = 0; i < n; i++) {
     const Clinlog__V1__PreparedEvent *pe = pb->events[i];
     int j = stream_index(pb, pe->stream_tag.data);
-    if (j < 0)
+    if (j < 0) {
+      free_prefixes(own, n);
       return cl_err_set(err, CL_EINVAL, "prepared event %zu has no stream entry", i);
+    }
     stream_state *st = stream_get(log, pe->stream_tag.data, err);
-    if (!st)
+    if (!st) {
+      free_prefixes(own, n);
       return err->code;
+    }
     uint64_t seq = log->frontier.size + 1;
     uint64_t version = st->version + 1;
 
-    Clinlog__V1__Record rec = CLINLOG__V1__RECORD__INIT;
-    rec.format = CL_FORMAT_VERSION;
-    rec.seq = seq;
-    rec.stream_tag = pe->stream_tag;
-    rec.stream_version = version;
-    rec.event_id = pe->event_id;
-    rec.event_type = pe->event_type;
-    rec.committed_at_ns = committed_at;
-    rec.event_hash = pe->event_hash;
-    rec.nonce = pe->nonce;
-    rec.ciphertext = pe->ciphertext;
-    if (pb->batch_signature) {
-      rec.batch_index = (uint32_t)i;
-      rec.batch_size = (uint32_t)n;
-      if (i == n - 1)
-        rec.signature = pb->batch_signature;
-    } else {
-      rec.signature = pe->signature;
-    }
-    size_t len = clinlog__v1__record__get_packed_size(&rec);
-    if (len > bufcap) {
-      free(buf);
-      bufcap = len * 2;
-      if (!(buf = malloc(bufcap)))
-        return cl_err_set(err, CL_ENOMEM, "out of memory");
-    }
-    clinlog__v1__record__pack(&rec, buf);
-
     uint8_t leaf[32];
-    cl_merkle_leaf_hash(buf, len, leaf);
+    finish_record(&pre[i], seq, version, committed_at, leaf);
+    buf = pre[i].buf;
+    size_t len = pre[i].len + TAIL_LEN;
     int rc = cl_merkle_frontier_append(&log->frontier, leaf, wb_merkle_put, &wc, err);
     if (rc) {
-      free(buf);
+      free_prefixes(own, n);
       return rc;
     }
     wb_merkle_flush(&wc);
@@ -1573,8 +1640,9 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
     cl_be64(ie.v, seq);
     cl_be64(ie.v + 8, version);
     memcpy(ie.v + 16, pe->event_hash.data, 32);
-    if (!cl_hmap_put(log->group_ids, pe->event_id.data, &ie) || pend_stream(log, pe->stream_tag.data, version, seq)) {
-      free(buf);
+    if (!cl_hmap_put(log->group_ids, pe->event_id.data, &ie) ||
+        pend_stream(log, pe->stream_tag.data, version, seq)) {
+      free_prefixes(own, n);
       return cl_err_set(err, CL_ENOMEM, "out of memory");
     }
     st->version = version;
@@ -1583,7 +1651,7 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
       r->version[i] = version;
     }
   }
-  free(buf);
+  free_prefixes(own, n);
   for (size_t j = 0; j < pb->n_streams; j++) {
     const Clinlog__V1__PreparedStream *ps = pb->streams[j];
     if (!ps->wrapped_key.len)
@@ -1711,7 +1779,7 @@ static void commit_group(cl_log *log, commit_req *reqs) {
       q->rc = rc;
       continue;
     }
-    if ((rc = commit_apply(log, wb, q->pb, q->r, &erased, &q->err))) {
+    if ((rc = commit_apply(log, wb, q->pb, q->pre, q->r, &erased, &q->err))) {
       fatal = 1;
       ferr = q->err;
       q->rc = rc;
@@ -1779,14 +1847,22 @@ void cl_log_set_commit_hook(cl_log *log, cl_commit_fn fn, void *ctx) {
   log->hook_ctx = ctx;
 }
 
+static int commit_with(cl_log *log, const Clinlog__V1__PreparedBatch *pb, rec_prefix *pre,
+                       cl_append_result *r, cl_err *err);
+
 int cl_log_commit(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_append_result *r,
                   cl_err *err) {
+  return commit_with(log, pb, NULL, r, err);
+}
+
+static int commit_with(cl_log *log, const Clinlog__V1__PreparedBatch *pb, rec_prefix *pre,
+                       cl_append_result *r, cl_err *err) {
   if (r && result_alloc(r, pb->n_events))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   for (size_t i = 0; r && i < pb->n_events; i++)
     if (pb->events[i]->event_id.len == 16)
       memcpy(r->event_id[i], pb->events[i]->event_id.data, 16);
-  commit_req req = {.pb = pb, .r = r};
+  commit_req req = {.pb = pb, .pre = pre, .r = r};
   pthread_mutex_lock(&log->mu);
   if (log->failed) {
     pthread_mutex_unlock(&log->mu);
@@ -1832,7 +1908,11 @@ int cl_log_append(cl_log *log, const Clinlog__V1__AppendBatch *b, cl_append_resu
     Clinlog__V1__PreparedBatch *pb;
     if ((rc = cl_log_prepare(log, b, &pb, err)))
       return rc;
-    rc = cl_log_commit(log, pb, r, err);
+    /* encode and start hashing the records here, in parallel with other
+     * appenders, so the serialized commit only adds each record's tail */
+    rec_prefix *pre = make_prefixes(pb);
+    rc = commit_with(log, pb, pre, r, err);
+    free_prefixes(pre, pb->n_events);
     if (rc == CL_ECONFLICT && r) {
       /* name the stream: conflict_stream holds "#<index>" of pb->streams */
       size_t j = (size_t)strtoull(r->conflict_stream + 1, NULL, 10);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include "adapters/grpc/server.h"
@@ -202,6 +203,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   umask(077); /* RocksDB files: owner only */
+  /* decrypted events pass through this process's memory: no core dumps
+   * (keys are in sodium_malloc pages, which are excluded anyway) */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   /* signals are taken by sigwait below, in this thread only */
   sigset_t set;
   sigemptyset(&set);
