@@ -31,31 +31,6 @@ _Static_assert((int)CL_GRPC_FAILED_PRECONDITION == (int)GRPC_STATUS_FAILED_PRECO
 _Static_assert((int)CL_GRPC_UNAUTHENTICATED == (int)GRPC_STATUS_UNAUTHENTICATED,
                "status numbering");
 
-enum method {
-  M_APPEND,
-  M_APPEND_STREAM,
-  M_READ,
-  M_SUBSCRIBE,
-  M_GET_CHECKPOINT,
-  M_PROVE_INCLUSION,
-  M_PROVE_CONSISTENCY,
-  M_GET_EVENT,
-  M_HEALTH_CHECK,
-  M_COUNT
-};
-
-static const char *const PATHS[M_COUNT] = {
-    [M_APPEND] = "/clinlog.v1.Log/Append",
-    [M_APPEND_STREAM] = "/clinlog.v1.Log/AppendStream",
-    [M_READ] = "/clinlog.v1.Log/Read",
-    [M_SUBSCRIBE] = "/clinlog.v1.Log/Subscribe",
-    [M_GET_CHECKPOINT] = "/clinlog.v1.Log/GetCheckpoint",
-    [M_PROVE_INCLUSION] = "/clinlog.v1.Log/ProveInclusion",
-    [M_PROVE_CONSISTENCY] = "/clinlog.v1.Log/ProveConsistency",
-    [M_GET_EVENT] = "/clinlog.v1.Log/GetEvent",
-    [M_HEALTH_CHECK] = "/grpc.health.v1.Health/Check",
-};
-
 struct cl_client {
   grpc_channel *ch;      /* thread-safe; the only shared state */
   char *target;          /* owned copy */
@@ -238,7 +213,7 @@ int cl_client_open(const cl_client_options *o, cl_client **out, cl_err *err) {
     return cl_err_set(err, CL_EINVAL, "client: cannot create a channel to %s", o->target);
   }
   for (int m = 0; m < M_COUNT; m++)
-    c->reg[m] = grpc_channel_register_call(c->ch, PATHS[m], NULL, NULL);
+    c->reg[m] = grpc_channel_register_call(c->ch, cl_grpc_method_path[m], NULL, NULL);
   *out = c;
   return 0;
 }
@@ -441,7 +416,7 @@ static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *
       *out = cl_grpc_unpack(k.recv, rd);
       if (!*out)
         rc = cl_err_set(err, CL_EMALFORMED, "%s: response is not a valid %s",
-                        path ? path : PATHS[m], rd->name);
+                        path ? path : cl_grpc_method_path[m], rd->name);
     }
   }
   grpc_byte_buffer_destroy(send);
@@ -453,7 +428,7 @@ int cl_client_unary(cl_client *c, const char *method, const ProtobufCMessage *re
                     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **out,
                     cl_client_status *st, cl_err *err) {
   for (int m = 0; m < M_COUNT; m++)
-    if (!strcmp(method, PATHS[m]))
+    if (!strcmp(method, cl_grpc_method_path[m]))
       return unary(c, m, NULL, req, resp_desc, out, st, err);
   return unary(c, M_COUNT, method, req, resp_desc, out, st, err);
 }

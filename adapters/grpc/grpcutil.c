@@ -7,6 +7,19 @@
 
 #include "store/event.h"
 
+const char *const cl_grpc_method_path[M_COUNT] = {
+    [M_APPEND] = "/clinlog.v1.Log/Append",
+    [M_APPEND_STREAM] = "/clinlog.v1.Log/AppendStream",
+    [M_READ] = "/clinlog.v1.Log/Read",
+    [M_SUBSCRIBE] = "/clinlog.v1.Log/Subscribe",
+    [M_GET_CHECKPOINT] = "/clinlog.v1.Log/GetCheckpoint",
+    [M_PROVE_INCLUSION] = "/clinlog.v1.Log/ProveInclusion",
+    [M_PROVE_CONSISTENCY] = "/clinlog.v1.Log/ProveConsistency",
+    [M_GET_EVENT] = "/clinlog.v1.Log/GetEvent",
+    [M_HEALTH_CHECK] = "/grpc.health.v1.Health/Check",
+    [M_HEALTH_WATCH] = "/grpc.health.v1.Health/Watch",
+};
+
 ProtobufCMessage *cl_grpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d) {
   if (!bb)
     return NULL;

@@ -12,6 +12,25 @@
 
 #include "store/err.h"
 
+/* The API's methods (api.proto, health.proto): one list for server and
+ * client, so a path is spelled in one place. */
+enum cl_grpc_method {
+  M_APPEND,
+  M_APPEND_STREAM,
+  M_READ,
+  M_SUBSCRIBE,
+  M_GET_CHECKPOINT,
+  M_PROVE_INCLUSION,
+  M_PROVE_CONSISTENCY,
+  M_GET_EVENT,
+  M_HEALTH_CHECK,
+  M_HEALTH_WATCH,
+  M_COUNT
+};
+
+/* "/clinlog.v1.Log/Append", ...; static strings. */
+extern const char *const cl_grpc_method_path[M_COUNT];
+
 /* Unpacks a byte buffer (borrowed) into a message. Returns NULL when the
  * bytes are not a valid message of that type. The result is returned-owned:
  * protobuf_c_message_free_unpacked(msg, NULL). */

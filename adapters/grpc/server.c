@@ -14,28 +14,21 @@
 
 #define REQUESTS_PER_METHOD 8
 
+/* How each method arrives and which handler starts it. */
 static const struct {
-  const char *path;
   grpc_server_register_method_payload_handling payload;
   step_fn start;
 } METHODS[M_COUNT] = {
-    [M_APPEND] = {"/clinlog.v1.Log/Append", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_append},
-    [M_APPEND_STREAM] = {"/clinlog.v1.Log/AppendStream", GRPC_SRM_PAYLOAD_NONE, svc_append_stream},
-    [M_READ] = {"/clinlog.v1.Log/Read", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_read},
-    [M_SUBSCRIBE] = {"/clinlog.v1.Log/Subscribe", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
-                     svc_subscribe},
-    [M_GET_CHECKPOINT] = {"/clinlog.v1.Log/GetCheckpoint",
-                          GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_get_checkpoint},
-    [M_PROVE_INCLUSION] = {"/clinlog.v1.Log/ProveInclusion",
-                           GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_prove_inclusion},
-    [M_PROVE_CONSISTENCY] = {"/clinlog.v1.Log/ProveConsistency",
-                             GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_prove_consistency},
-    [M_GET_EVENT] = {"/clinlog.v1.Log/GetEvent", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
-                     svc_get_event},
-    [M_HEALTH_CHECK] = {"/grpc.health.v1.Health/Check", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
-                        svc_health_check},
-    [M_HEALTH_WATCH] = {"/grpc.health.v1.Health/Watch", GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
-                        svc_health_watch},
+    [M_APPEND] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_append},
+    [M_APPEND_STREAM] = {GRPC_SRM_PAYLOAD_NONE, svc_append_stream},
+    [M_READ] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_read},
+    [M_SUBSCRIBE] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_subscribe},
+    [M_GET_CHECKPOINT] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_get_checkpoint},
+    [M_PROVE_INCLUSION] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_prove_inclusion},
+    [M_PROVE_CONSISTENCY] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_prove_consistency},
+    [M_GET_EVENT] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_get_event},
+    [M_HEALTH_CHECK] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_health_check},
+    [M_HEALTH_WATCH] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_health_watch},
 };
 
 void cl_server_config_init(cl_server_config *c) {
@@ -599,7 +592,7 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->gs, s->cq, NULL);
   for (int m = 0; m < M_COUNT; m++)
-    s->methods[m] = grpc_server_register_method(s->gs, METHODS[m].path, NULL, METHODS[m].payload, 0);
+    s->methods[m] = grpc_server_register_method(s->gs, cl_grpc_method_path[m], NULL, METHODS[m].payload, 0);
   int p = grpc_server_add_http2_port(s->gs, cfg->listen, creds);
   grpc_server_credentials_release(creds);
   if (p == 0) {

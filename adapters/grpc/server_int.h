@@ -11,20 +11,8 @@
 #include "adapters/grpc/grpcutil.h"
 #include "adapters/grpc/server.h"
 
-enum method_id {
-  M_APPEND,
-  M_APPEND_STREAM,
-  M_READ,
-  M_SUBSCRIBE,
-  M_GET_CHECKPOINT,
-  M_PROVE_INCLUSION,
-  M_PROVE_CONSISTENCY,
-  M_GET_EVENT,
-  M_HEALTH_CHECK,
-  M_HEALTH_WATCH,
-  M_COUNT,
-  M_UNKNOWN = M_COUNT
-};
+/* The methods are enum cl_grpc_method (grpcutil.h); M_UNKNOWN is any other path. */
+#define M_UNKNOWN M_COUNT
 
 typedef struct srv_call srv_call;
 typedef struct srv_cache srv_cache;
