@@ -39,7 +39,10 @@
   X(CL_EAGAIN, -16, "try again")                                              \
   X(CL_ECRYPTO, -17, "decryption failed")                                     \
   X(CL_EFAILED, -18, "log failed, reopen required")                           \
-  X(CL_EVERIFY, -19, "verification failed")
+  X(CL_EVERIFY, -19, "verification failed")                                  \
+  X(CL_ENOTLEADER, -20, "not the leader")                                     \
+  X(CL_EUNAVAILABLE, -21, "unavailable")                                      \
+  X(CL_ETIMEDOUT, -22, "timed out")
 
 enum cl_errcode {
 #define CL_ERR_ENUM(name, value, desc) name = (value),

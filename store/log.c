@@ -81,6 +81,7 @@ struct cl_log {
   int failed;
   uint64_t size;
   uint8_t root[32];
+  uint64_t applied;    /* Raft index of the last entry applied (replication) */
 
   /* committer-owned */
   cl_merkle_frontier frontier;
@@ -615,6 +616,12 @@ static int recover(cl_log *log, cl_err *err) {
   log->size = cl_get_be64(sz);
   if ((rc = meta_get(log->db, CL_META_ROOT, log->root, 32, NULL, err)))
     return rc;
+  uint8_t ai[8];
+  rc = meta_get(log->db, CL_META_APPLIED, ai, 8, NULL, err);
+  if (rc == 0)
+    log->applied = cl_get_be64(ai);
+  else if (rc != CL_ENOTFOUND)
+    return rc;
   if ((rc = cl_merkle_frontier_load(&log->frontier, log->size, db_merkle_get, log->db, err)))
     return cl_err_prefix(err, "recovering Merkle frontier");
   uint8_t root[32];
@@ -836,6 +843,7 @@ static int add_keyring_change(Clinlog__V1__PreparedBatch *pb, int kind, Protobuf
   clinlog__v1__keyring_change__init(kc);
   pb->keyring[pb->n_keyring++] = kc;
   kc->kind = kind;
+  kc->event_index = (uint32_t)idx;
   kc->principal_id = xstrdup(principal);
   if (!kc->principal_id || bytes_dup(&kc->key_id, key.data, 32))
     return CL_ENOMEM;
@@ -1590,6 +1598,77 @@ static void finish_record(rec_prefix *p, uint64_t seq, uint64_t version, int64_t
   crypto_hash_sha256_final(&st, leaf);
 }
 
+static int put_checkpoint(cl_log *log, rocksdb_writebatch_t *wb, uint64_t size,
+                          const uint8_t root[32], cl_err *err) {
+  cl_checkpoint cp;
+  memset(&cp, 0, sizeof cp);
+  snprintf(cp.origin, sizeof cp.origin, "%s", log->origin);
+  cp.size = size;
+  memcpy(cp.root, root, 32);
+  char *note;
+  size_t len;
+  int rc = cl_checkpoint_sign(&cp, log->origin, log->log_signer.sk, &note, &len, err);
+  if (rc)
+    return rc;
+  uint8_t k[8];
+  cl_be64(k, size);
+  rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_CHECKPOINTS], (const char *)k, 8, note, len);
+  free(note);
+  return 0;
+}
+
+/* Signs a checkpoint when the tree has just reached a multiple of the
+ * checkpoint interval: checkpoint sizes depend only on the log, not on how
+ * appends were grouped, so every replica and every catch-up signs the same. */
+static int maybe_checkpoint(cl_log *log, rocksdb_writebatch_t *wb, cl_err *err) {
+  uint64_t iv = log->o.checkpoint_interval, size = log->frontier.size;
+  if (!iv || !log->have_log_key || size % iv)
+    return 0;
+  uint8_t root[32];
+  cl_merkle_frontier_root(&log->frontier, root);
+  int rc = put_checkpoint(log, wb, size, root, err);
+  if (rc == 0)
+    log->last_checkpoint = size;
+  return rc;
+}
+
+/* Writes one keyring change, effective after `seq`, to wb and the keyring. */
+static int apply_keyring_change(cl_log *log, rocksdb_writebatch_t *wb,
+                                const Clinlog__V1__KeyringChange *kc, uint64_t seq, cl_err *err) {
+  cl_keyring_entry e;
+  if (kc->kind == CLINLOG__V1__KEYRING_CHANGE__KIND__REGISTER) {
+    memset(&e, 0, sizeof e);
+    e.registered_seq = seq;
+    snprintf(e.principal, sizeof e.principal, "%s", kc->principal_id);
+    if (kc->n_roles)
+      join_roles(kc->roles, kc->n_roles, e.roles, sizeof e.roles, err);
+    else /* applied in order, so a principal registered earlier in the batch is known */
+      principal_roles(log, kc->principal_id, e.roles, sizeof e.roles);
+  } else {
+    keyring_lookup(log, kc->key_id.data, &e);
+    e.revoked_seq = seq;
+  }
+  uint8_t v[8 + 8 + 2 + 128 + 2 + 256];
+  size_t vl = cl_keyring_entry_encode(&e, v);
+  rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_KEYRING], (const char *)kc->key_id.data, 32,
+                            (const char *)v, vl);
+  pthread_mutex_lock(&log->kr_mu);
+  void *ok = cl_hmap_put(log->keyring, kc->key_id.data, &e);
+  pthread_mutex_unlock(&log->kr_mu);
+  return ok ? 0 : cl_err_set(err, CL_ENOMEM, "out of memory");
+}
+
+/* Destroys a stream's data key (crypto-shredding), in wb and in memory. */
+static int apply_erasure(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t tag[32],
+                         cl_err *err) {
+  stream_state *st = stream_get(log, tag, err);
+  if (!st)
+    return err->code;
+  rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_KEYS], (const char *)tag, 32, "", 0);
+  st->key_state = KEY_ERASED;
+  return 0;
+}
+
 /* Applies a checked batch to the WriteBatch and the in-memory state.
  * Fails only when out of memory (the caller then fails the log). */
 static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
@@ -1632,6 +1711,10 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
       return rc;
     }
     wb_merkle_flush(&wc);
+    if ((rc = maybe_checkpoint(log, wb, err))) {
+      free_prefixes(own, n);
+      return rc;
+    }
     uint8_t k[8];
     cl_be64(k, seq);
     rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_LOG], (const char *)k, 8, (const char *)buf, len);
@@ -1673,62 +1756,25 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb,
     }
     memcpy(log->minted[log->n_minted++], ps->stream_tag.data, 32);
   }
-  uint64_t last_seq = log->frontier.size;
+  /* a change is stamped with the seq it takes effect after: the batch's
+   * last for a batch signature, else its own event's (as verify does) */
+  uint64_t last_seq = log->frontier.size, first_seq = last_seq - n + 1;
   for (size_t j = 0; j < pb->n_keyring; j++) {
     const Clinlog__V1__KeyringChange *kc = pb->keyring[j];
-    cl_keyring_entry e;
-    if (kc->kind == CLINLOG__V1__KEYRING_CHANGE__KIND__REGISTER) {
-      memset(&e, 0, sizeof e);
-      e.registered_seq = last_seq;
-      snprintf(e.principal, sizeof e.principal, "%s", kc->principal_id);
-      if (kc->n_roles)
-        join_roles(kc->roles, kc->n_roles, e.roles, sizeof e.roles, err);
-      else /* applied in order, so a principal registered earlier in the batch is known */
-        principal_roles(log, kc->principal_id, e.roles, sizeof e.roles);
-    } else {
-      keyring_lookup(log, kc->key_id.data, &e);
-      e.revoked_seq = last_seq;
-    }
-    uint8_t v[8 + 8 + 2 + 128 + 2 + 256];
-    size_t vl = cl_keyring_entry_encode(&e, v);
-    rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_KEYRING], (const char *)kc->key_id.data, 32,
-                              (const char *)v, vl);
-    pthread_mutex_lock(&log->kr_mu);
-    void *ok = cl_hmap_put(log->keyring, kc->key_id.data, &e);
-    pthread_mutex_unlock(&log->kr_mu);
-    if (!ok)
-      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    uint64_t at = pb->batch_signature || kc->event_index >= n ? last_seq
+                                                             : first_seq + kc->event_index;
+    int rc = apply_keyring_change(log, wb, kc, at, err);
+    if (rc)
+      return rc;
   }
   for (size_t j = 0; j < pb->n_erase_stream_tags; j++) {
-    const uint8_t *tag = pb->erase_stream_tags[j].data;
-    stream_state *st = stream_get(log, tag, err);
-    if (!st)
-      return err->code;
-    rocksdb_writebatch_put_cf(wb, db->cf[CL_CF_KEYS], (const char *)tag, 32, "", 0);
-    st->key_state = KEY_ERASED;
+    int rc = apply_erasure(log, wb, pb->erase_stream_tags[j].data, err);
+    if (rc)
+      return rc;
     *erased = 1;
   }
   if (r)
     r->tree_size = log->frontier.size;
-  return 0;
-}
-
-static int put_checkpoint(cl_log *log, rocksdb_writebatch_t *wb, uint64_t size,
-                          const uint8_t root[32], cl_err *err) {
-  cl_checkpoint cp;
-  memset(&cp, 0, sizeof cp);
-  snprintf(cp.origin, sizeof cp.origin, "%s", log->origin);
-  cp.size = size;
-  memcpy(cp.root, root, 32);
-  char *note;
-  size_t len;
-  int rc = cl_checkpoint_sign(&cp, log->origin, log->log_signer.sk, &note, &len, err);
-  if (rc)
-    return rc;
-  uint8_t k[8];
-  cl_be64(k, size);
-  rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_CHECKPOINTS], (const char *)k, 8, note, len);
-  free(note);
   return 0;
 }
 
@@ -1751,13 +1797,14 @@ static void purge_erased_keys(cl_log *log) {
   rocksdb_compact_range_cf(log->db->db, log->db->cf[CL_CF_KEYS], NULL, 0, NULL, 0);
 }
 
-/* Runs one commit group. Called by exactly one thread at a time. */
-static void commit_group(cl_log *log, commit_req *reqs) {
+/* Runs one commit group. Called by exactly one thread at a time. With
+ * `applied` (replication), the group is Raft entry `applied` and that index
+ * is written with it. */
+static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   cl_hmap_clear(log->group_ids);
   log->pend_n = 0;
   log->n_minted = 0;
-  uint64_t size_before = log->frontier.size;
   int wrote = 0, erased = 0, fatal = 0;
   cl_err ferr;
   cl_err_clear(&ferr);
@@ -1800,16 +1847,14 @@ static void commit_group(cl_log *log, commit_req *reqs) {
     cl_be64(sz, size);
     meta_put(wb, log->db, CL_META_TREE_SIZE, sz, 8);
     meta_put(wb, log->db, CL_META_ROOT, root, 32);
-    uint64_t iv = log->o.checkpoint_interval;
-    if (iv && log->have_log_key && size / iv != size_before / iv) {
-      if (put_checkpoint(log, wb, size, root, &ferr) == 0)
-        log->last_checkpoint = size;
-      else
-        fatal = 1;
-    }
-    if (!fatal && cl_db_write(log->db, wb, &ferr) != 0)
-      fatal = 1;
   }
+  if (applied && !fatal) {
+    uint8_t ai[8];
+    cl_be64(ai, applied);
+    meta_put(wb, log->db, CL_META_APPLIED, ai, 8);
+  }
+  if ((wrote || applied) && !fatal && cl_db_write(log->db, wb, &ferr) != 0)
+    fatal = 1;
   rocksdb_writebatch_destroy(wb);
   if (fatal) {
     /* in-memory state may now be ahead of disk: refuse further commits */
@@ -1837,6 +1882,8 @@ static void commit_group(cl_log *log, commit_req *reqs) {
     log->size = log->frontier.size;
     memcpy(log->root, root, 32);
   }
+  if (!fatal && applied)
+    log->applied = applied;
   pthread_mutex_unlock(&log->mu);
   if (wrote && !fatal && log->hook)
     log->hook(log->hook_ctx, log->frontier.size);
@@ -1855,13 +1902,20 @@ int cl_log_commit(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_append_r
   return commit_with(log, pb, NULL, r, err);
 }
 
-static int commit_with(cl_log *log, const Clinlog__V1__PreparedBatch *pb, rec_prefix *pre,
-                       cl_append_result *r, cl_err *err) {
-  if (r && result_alloc(r, pb->n_events))
+/* Allocates r for pb's events and fills in their ids. */
+static int result_for(cl_append_result *r, const Clinlog__V1__PreparedBatch *pb, cl_err *err) {
+  if (result_alloc(r, pb->n_events))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
-  for (size_t i = 0; r && i < pb->n_events; i++)
+  for (size_t i = 0; i < pb->n_events; i++)
     if (pb->events[i]->event_id.len == 16)
       memcpy(r->event_id[i], pb->events[i]->event_id.data, 16);
+  return 0;
+}
+
+static int commit_with(cl_log *log, const Clinlog__V1__PreparedBatch *pb, rec_prefix *pre,
+                       cl_append_result *r, cl_err *err) {
+  if (r && result_for(r, pb, err))
+    return err->code;
   commit_req req = {.pb = pb, .pre = pre, .r = r};
   pthread_mutex_lock(&log->mu);
   if (log->failed) {
@@ -1883,7 +1937,7 @@ static int commit_with(cl_log *log, const Clinlog__V1__PreparedBatch *pb, rec_pr
       log->queue = log->queue_tail = NULL;
       log->committing = 1;
       pthread_mutex_unlock(&log->mu);
-      commit_group(log, group);
+      commit_group(log, group, 0);
       pthread_mutex_lock(&log->mu);
       log->committing = 0;
       for (commit_req *q = group; q; q = q->next)
@@ -1930,6 +1984,395 @@ int cl_log_append(cl_log *log, const Clinlog__V1__AppendBatch *b, cl_append_resu
     clinlog__v1__prepared_batch__free_unpacked(pb, NULL);
   }
   return rc;
+}
+
+/* ------------------------------------------------------------ replication */
+
+/* Takes the committer's slot for a caller that is not in the commit queue
+ * (replicated apply, catch-up). */
+static int iter_error(rocksdb_iterator_t *it, cl_err *err);
+
+static int slot_acquire(cl_log *log, cl_err *err) {
+  pthread_mutex_lock(&log->mu);
+  while (log->committing)
+    pthread_cond_wait(&log->cv, &log->mu);
+  int rc = 0;
+  if (log->failed)
+    rc = cl_err_set(err, CL_EFAILED, "log failed after a write error; reopen it");
+  else if (log->o.read_only)
+    rc = cl_err_set(err, CL_EDENIED, "log is open read-only");
+  else
+    log->committing = 1;
+  pthread_mutex_unlock(&log->mu);
+  return rc;
+}
+
+static void slot_release(cl_log *log) {
+  pthread_mutex_lock(&log->mu);
+  log->committing = 0;
+  pthread_cond_broadcast(&log->cv);
+  pthread_mutex_unlock(&log->mu);
+}
+
+uint64_t cl_log_applied_index(cl_log *log) {
+  pthread_mutex_lock(&log->mu);
+  uint64_t a = log->applied;
+  pthread_mutex_unlock(&log->mu);
+  return a;
+}
+
+int cl_log_apply(cl_log *log, uint64_t index, cl_apply_item *items, size_t n, cl_err *err) {
+  if (index == 0)
+    return cl_err_set(err, CL_EINVAL, "raft index 0");
+  int rc = slot_acquire(log, err);
+  if (rc)
+    return rc;
+  if (index <= log->applied) { /* applied before a restart */
+    slot_release(log);
+    return 1;
+  }
+  commit_req *reqs = n ? calloc(n, sizeof *reqs) : NULL;
+  if (n && !reqs) {
+    slot_release(log);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    reqs[i].pb = items[i].pb;
+    if (items[i].want_result && result_for(&items[i].r, items[i].pb, err)) {
+      for (size_t j = 0; j < i; j++)
+        if (items[j].want_result)
+          cl_append_result_free(&items[j].r);
+      free(reqs);
+      slot_release(log);
+      return err->code;
+    }
+    reqs[i].r = items[i].want_result ? &items[i].r : NULL;
+    reqs[i].next = i + 1 < n ? &reqs[i + 1] : NULL;
+  }
+  commit_group(log, n ? reqs : NULL, index);
+  for (size_t i = 0; i < n; i++) {
+    items[i].rc = reqs[i].rc;
+    items[i].err = reqs[i].err;
+    if (reqs[i].rc && reqs[i].rc != CL_ECONFLICT && items[i].want_result)
+      cl_append_result_free(&items[i].r);
+  }
+  free(reqs);
+  pthread_mutex_lock(&log->mu);
+  int failed = log->failed;
+  pthread_mutex_unlock(&log->mu);
+  slot_release(log);
+  if (failed)
+    return cl_err_set(err, CL_EFAILED, "applying raft entry %llu: %s", (unsigned long long)index,
+                      n ? items[0].err.msg : "write failed");
+  return 0;
+}
+
+int cl_log_sync(cl_log *log, cl_err *err) {
+  char *rerr = NULL;
+  rocksdb_flush_wal(log->db->db, 1, &rerr);
+  return rerr ? cl_db_error(rerr, err, "syncing the WAL") : 0;
+}
+
+int cl_log_wrapped_key(cl_log *log, const uint8_t tag[32], uint8_t *out, size_t cap, size_t *n,
+                       cl_err *err) {
+  char *v;
+  size_t vl;
+  int rc = cl_db_get(log->db, CL_CF_KEYS, tag, 32, &v, &vl, err);
+  if (rc)
+    return rc;
+  if (vl > cap) {
+    rocksdb_free(v);
+    return cl_err_set(err, CL_ECORRUPT, "wrapped key of %zu bytes", vl);
+  }
+  memcpy(out, v, vl);
+  *n = vl;
+  rocksdb_free(v);
+  return 0;
+}
+
+int cl_log_read_records(cl_log *log, uint64_t from_seq, uint64_t to_seq, cl_record_fn fn,
+                        void *ctx, cl_err *err) {
+  uint64_t size;
+  cl_log_head(log, &size, NULL);
+  if (from_seq == 0 || to_seq > size || from_seq > to_seq)
+    return cl_err_set(err, CL_EINVAL, "records %llu..%llu: the log holds 1..%llu",
+                      (unsigned long long)from_seq, (unsigned long long)to_seq,
+                      (unsigned long long)size);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(log->db->db, log->db->ro,
+                                                      log->db->cf[CL_CF_LOG]);
+  uint8_t k[8];
+  cl_be64(k, from_seq);
+  uint64_t want = from_seq;
+  int rc = 0;
+  for (rocksdb_iter_seek(it, (const char *)k, 8); rocksdb_iter_valid(it) && want <= to_seq;
+       rocksdb_iter_next(it), want++) {
+    size_t kl, vl;
+    const char *key = rocksdb_iter_key(it, &kl);
+    if (kl != 8 || cl_get_be64((const uint8_t *)key) != want) {
+      rc = cl_err_set(err, CL_ECORRUPT, "record %llu missing", (unsigned long long)want);
+      break;
+    }
+    const char *val = rocksdb_iter_value(it, &vl);
+    if ((rc = fn(ctx, want, (const uint8_t *)val, vl, err)) != 0)
+      break;
+  }
+  if (rc == 0 && (rc = iter_error(it, err)) == 0 && want <= to_seq)
+    rc = cl_err_set(err, CL_ECORRUPT, "record %llu missing", (unsigned long long)want);
+  rocksdb_iter_destroy(it);
+  return rc < 0 ? rc : 0;
+}
+
+/* Catch-up: the keyring and erasure effects of an ingested system record,
+ * derived the way prepare derives them (the record is decrypted with its
+ * stream's key: system streams are never erased). */
+static int ingest_effects(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V1__Record *rec,
+                          const uint8_t *wrapped, size_t wl, cl_err *err) {
+  uint8_t *key = secure_scratch(SCRATCH_READ, 32);
+  if (!key)
+    return cl_err_set(err, CL_ENOMEM, "out of secure memory");
+  char *dv = NULL;
+  int rc = 0;
+  if (!wrapped) {
+    size_t dl;
+    if ((rc = cl_db_get(log->db, CL_CF_KEYS, rec->stream_tag.data, 32, &dv, &dl, err)))
+      return cl_err_prefix(err, "record %llu: stream key", (unsigned long long)rec->seq);
+    wrapped = (const uint8_t *)dv;
+    wl = dl;
+  }
+  size_t ab = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+  uint8_t *plain = NULL;
+  Clinlog__V1__Event *ev = NULL;
+  if (wl == 0 || rec->ciphertext.len < ab) {
+    rc = cl_err_set(err, CL_ECORRUPT, "record %llu: system event without a key",
+                    (unsigned long long)rec->seq);
+  } else if (cl_unwrap_key(log->wrap_key, rec->stream_tag.data, wrapped, wl, key)) {
+    rc = cl_err_set(err, CL_ECRYPTO, "record %llu: data key does not unwrap",
+                    (unsigned long long)rec->seq);
+  } else {
+    size_t pl = rec->ciphertext.len - ab;
+    uint8_t ad[48];
+    cl_event_ad(rec->stream_tag.data, rec->event_id.data, ad);
+    if (!(plain = malloc(pl ? pl : 1)))
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    else if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, rec->ciphertext.data,
+                                                        rec->ciphertext.len, ad, sizeof ad,
+                                                        rec->nonce.data, key) != 0)
+      rc = cl_err_set(err, CL_ECRYPTO, "record %llu does not decrypt", (unsigned long long)rec->seq);
+    else if ((rc = cl_event_decode(plain, pl, &ev, err)))
+      cl_err_prefix(err, "record %llu", (unsigned long long)rec->seq);
+    if (plain) {
+      sodium_memzero(plain, pl);
+      free(plain);
+    }
+  }
+  sodium_memzero(key, 32);
+  if (dv)
+    rocksdb_free(dv);
+  if (rc)
+    return rc;
+  Clinlog__V1__PreparedBatch pb = CLINLOG__V1__PREPARED_BATCH__INIT;
+  prep p = {.evs = &ev, .n = 1};
+  rc = prepare_effects(log, &pb, &p, err);
+  /* effective after the record's signed batch, as verify replays it */
+  uint64_t at = rec->batch_size ? rec->seq + (rec->batch_size - 1 - rec->batch_index) : rec->seq;
+  for (size_t j = 0; rc == 0 && j < pb.n_keyring; j++)
+    rc = apply_keyring_change(log, wb, pb.keyring[j], at, err);
+  for (size_t j = 0; rc == 0 && j < pb.n_erase_stream_tags; j++)
+    rc = apply_erasure(log, wb, pb.erase_stream_tags[j].data, err);
+  for (size_t j = 0; j < pb.n_keyring; j++)
+    clinlog__v1__keyring_change__free_unpacked(pb.keyring[j], NULL);
+  free(pb.keyring);
+  for (size_t j = 0; j < pb.n_erase_stream_tags; j++)
+    free(pb.erase_stream_tags[j].data);
+  free(pb.erase_stream_tags);
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  return rc;
+}
+
+static int is_system_type(uint32_t t) {
+  return t == CLINLOG__V1__EVENT__BODY_LOG_CREATED ||
+         t == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED ||
+         t == CLINLOG__V1__EVENT__BODY_KEY_REGISTERED ||
+         t == CLINLOG__V1__EVENT__BODY_KEY_REVOKED || t == CLINLOG__V1__EVENT__BODY_STREAM_ERASED;
+}
+
+/* Checks one ingested record against the state before it and adds it to wb. */
+static int ingest_record(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V1__Record *rec,
+                         const uint8_t *bytes, size_t len, uint64_t seq,
+                         const cl_ingest_key *keys, size_t nkeys, int64_t *last_at,
+                         cl_err *err) {
+  if (rec->format != CL_FORMAT_VERSION || rec->seq != seq || rec->stream_tag.len != 32 ||
+      rec->event_id.len != 16 || rec->event_hash.len != 32 || rec->nonce.len != 24)
+    return cl_err_set(err, CL_EVERIFY, "record %llu: malformed or out of sequence (seq %llu)",
+                      (unsigned long long)seq, (unsigned long long)rec->seq);
+  if (rec->committed_at_ns < *last_at)
+    return cl_err_set(err, CL_EVERIFY, "record %llu: commit time goes backwards",
+                      (unsigned long long)seq);
+  *last_at = rec->committed_at_ns;
+  stream_state *st = stream_get(log, rec->stream_tag.data, err);
+  if (!st)
+    return err->code;
+  if (rec->stream_version != st->version + 1)
+    return cl_err_set(err, CL_EVERIFY, "record %llu: stream version %llu after %llu",
+                      (unsigned long long)seq, (unsigned long long)rec->stream_version,
+                      (unsigned long long)st->version);
+  if (cl_hmap_get(log->group_ids, rec->event_id.data))
+    return cl_err_set(err, CL_EVERIFY, "record %llu: event id repeated", (unsigned long long)seq);
+  char *v;
+  size_t vl;
+  int rc = cl_db_get(log->db, CL_CF_IDS, rec->event_id.data, 16, &v, &vl, err);
+  if (rc == 0) {
+    rocksdb_free(v);
+    return cl_err_set(err, CL_EVERIFY, "record %llu: event id repeated", (unsigned long long)seq);
+  }
+  if (rc != CL_ENOTFOUND)
+    return rc;
+  cl_err_clear(err);
+  wb_ctx wc = {.db = log->db, .wb = wb};
+  uint8_t leaf[32];
+  cl_merkle_leaf_hash(bytes, len, leaf);
+  if ((rc = cl_merkle_frontier_append(&log->frontier, leaf, wb_merkle_put, &wc, err)))
+    return rc;
+  wb_merkle_flush(&wc);
+  if ((rc = maybe_checkpoint(log, wb, err)))
+    return rc;
+  uint8_t k[8];
+  cl_be64(k, seq);
+  rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_LOG], (const char *)k, 8, (const char *)bytes,
+                            len);
+  id_entry ie;
+  cl_be64(ie.v, seq);
+  cl_be64(ie.v + 8, rec->stream_version);
+  memcpy(ie.v + 16, rec->event_hash.data, 32);
+  if (!cl_hmap_put(log->group_ids, rec->event_id.data, &ie) ||
+      pend_stream(log, rec->stream_tag.data, rec->stream_version, seq))
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  st->version = rec->stream_version;
+  if (st->key_state == KEY_UNKNOWN) {
+    for (size_t j = 0; j < nkeys; j++) {
+      if (memcmp(keys[j].tag, rec->stream_tag.data, 32) != 0)
+        continue;
+      if (keys[j].wrapped_len && keys[j].wrapped_len != CL_WRAPPED_KEY_SIZE)
+        return cl_err_set(err, CL_EVERIFY, "record %llu: wrapped key of %zu bytes",
+                          (unsigned long long)seq, keys[j].wrapped_len);
+      rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_KEYS], (const char *)keys[j].tag, 32,
+                                (const char *)keys[j].wrapped, keys[j].wrapped_len);
+      st->key_state = keys[j].wrapped_len ? KEY_PRESENT : KEY_ERASED;
+      if (keys[j].wrapped_len)
+        memcpy(st->wk_nonce, keys[j].wrapped, 24);
+      break;
+    }
+    if (st->key_state == KEY_UNKNOWN)
+      return cl_err_set(err, CL_EVERIFY, "record %llu starts a stream but brings no data key",
+                        (unsigned long long)seq);
+  }
+  return 0;
+}
+
+int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs, size_t n,
+                  const cl_ingest_key *keys, size_t nkeys, uint64_t target_size,
+                  const uint8_t target_root[32], const uint8_t (*proof)[32], size_t nproof,
+                  cl_err *err) {
+  if (!log->have_keys)
+    return cl_err_set(err, CL_EDENIED, "catch-up needs the master key");
+  int rc = slot_acquire(log, err);
+  if (rc)
+    return rc;
+  uint64_t last = first_seq + n - 1;
+  if (n == 0 || first_seq != log->frontier.size + 1 || last > target_size) {
+    slot_release(log);
+    return cl_err_set(err, CL_EINVAL, "catch-up chunk %llu..%llu does not follow %llu (target %llu)",
+                      (unsigned long long)first_seq, (unsigned long long)last,
+                      (unsigned long long)log->frontier.size, (unsigned long long)target_size);
+  }
+  cl_merkle_frontier saved = log->frontier;
+  uint64_t saved_cp = log->last_checkpoint;
+  int64_t last_at = log->last_committed_ns;
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  cl_hmap_clear(log->group_ids);
+  log->pend_n = 0;
+  Clinlog__V1__Record **parsed = calloc(n, sizeof *parsed);
+  if (!parsed)
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (!(parsed[i] = clinlog__v1__record__unpack(NULL, recs[i].len, recs[i].data)))
+      rc = cl_err_set(err, CL_EVERIFY, "record %llu does not decode",
+                      (unsigned long long)(first_seq + i));
+    else
+      rc = ingest_record(log, wb, parsed[i], recs[i].data, recs[i].len, first_seq + i, keys,
+                         nkeys, &last_at, err);
+  }
+  uint8_t root[32];
+  cl_merkle_frontier_root(&log->frontier, root);
+  if (rc == 0) {
+    /* the chunk is part of the tree the snapshot (or base entry) names */
+    if (last == target_size) {
+      if (sodium_memcmp(root, target_root, 32) != 0)
+        rc = cl_err_set(err, CL_EVERIFY, "root after %llu records does not match the target",
+                        (unsigned long long)last);
+    } else {
+      rc = cl_merkle_verify_consistency(last, target_size, root, target_root, proof, nproof, err);
+    }
+  }
+  /* derived state, only for verified records */
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (!is_system_type(parsed[i]->event_type))
+      continue;
+    const uint8_t *w = NULL;
+    size_t wl = 0;
+    int found = 0;
+    for (size_t j = 0; j < nkeys && !found; j++)
+      if (memcmp(keys[j].tag, parsed[i]->stream_tag.data, 32) == 0) {
+        w = keys[j].wrapped;
+        wl = keys[j].wrapped_len;
+        found = 1;
+      }
+    rc = ingest_effects(log, wb, parsed[i], found ? (w ? w : (const uint8_t *)"") : NULL, wl, err);
+  }
+  if (rc == 0 && write_indexes(log, wb) != 0)
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  if (rc == 0) {
+    uint8_t sz[8];
+    cl_be64(sz, last);
+    meta_put(wb, log->db, CL_META_TREE_SIZE, sz, 8);
+    meta_put(wb, log->db, CL_META_ROOT, root, 32);
+    rc = cl_db_write(log->db, wb, err);
+  }
+  for (size_t i = 0; parsed && i < n; i++)
+    if (parsed[i])
+      clinlog__v1__record__free_unpacked(parsed[i], NULL);
+  free(parsed);
+  rocksdb_writebatch_destroy(wb);
+  cl_hmap_clear(log->group_ids);
+  log->pend_n = 0;
+  if (rc) {
+    /* nothing was written: forget what the chunk did in memory */
+    log->frontier = saved;
+    log->last_checkpoint = saved_cp;
+    cl_hmap_clear(log->streams);
+    cl_err e2;
+    pthread_mutex_lock(&log->kr_mu);
+    cl_hmap_clear(log->keyring);
+    int krc = load_keyring(log, &e2);
+    pthread_mutex_unlock(&log->kr_mu);
+    if (krc != 0) {
+      pthread_mutex_lock(&log->mu);
+      log->failed = 1;
+      pthread_mutex_unlock(&log->mu);
+    }
+    slot_release(log);
+    return cl_err_prefix(err, "catch-up chunk %llu..%llu", (unsigned long long)first_seq,
+                         (unsigned long long)last);
+  }
+  log->last_committed_ns = last_at;
+  pthread_mutex_lock(&log->mu);
+  log->size = last;
+  memcpy(log->root, root, 32);
+  pthread_mutex_unlock(&log->mu);
+  slot_release(log);
+  if (log->hook)
+    log->hook(log->hook_ctx, last);
+  return 0;
 }
 
 /* ----------------------------------------------------------------- reads */
@@ -2311,8 +2754,10 @@ static int append_one(cl_log *log, Clinlog__V1__Event *ev, const cl_signer *s, c
 }
 
 int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err) {
-  if (!o || !o->dir || !g || !g->admin_principal || !g->admin)
+  if (!o || !o->dir || !g || (!g->replica && (!g->admin_principal || !g->admin)))
     return cl_err_set(err, CL_EINVAL, "create: dir, admin principal and admin key required");
+  if (g->replica && (!o->master_key_path || !o->log_key_path || !g->origin))
+    return cl_err_set(err, CL_EINVAL, "create replica: the cluster's key files and origin required");
   int rc = cl_crypto_init(err);
   if (rc)
     return rc;
@@ -2383,6 +2828,8 @@ int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err)
   if (rc)
     goto fail_log;
   memcpy(log->root, root, 32);
+  if (g->replica) /* the events come from the cluster */
+    goto fail_log; /* (rc is 0: closes and returns success) */
 
   Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
   Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;

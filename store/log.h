@@ -22,6 +22,7 @@
 #define CL_DEFAULT_MAX_EVENT (1u << 20)
 #define CL_DEFAULT_CHECKPOINT_INTERVAL 10000
 #define CL_FORMAT_VERSION 1
+#define CL_WRAPPED_KEY_SIZE (24 + 32 + 16) /* nonce, key, tag */
 
 typedef struct cl_log cl_log;
 
@@ -44,6 +45,9 @@ typedef struct cl_log_genesis {
   const char *admin_principal;   /* principal id of the first admin (required) */
   const char *admin_name;
   const cl_signer *admin;        /* borrowed: signs the genesis PrincipalRegistered */
+  int replica;                   /* a cluster member's empty store: the cluster's key files
+                                    (options) and origin, no genesis events (they come
+                                    through replication) */
 } cl_log_genesis;
 
 /* Creates a data directory: keys/master.key and keys/log.key (0600, unless
@@ -170,5 +174,71 @@ int cl_log_key_info(cl_log *log, const uint8_t pk[32], char *principal, size_t p
 
 /* Keyed stream tag (32 bytes) of a stream name; needs the master key. */
 int cl_log_stream_tag(cl_log *log, const char *stream, uint8_t tag[32], cl_err *err);
+
+/* ---- replication (replication/) ----
+ * A cluster node commits through Raft: the leader prepares (cl_log_prepare),
+ * the Raft log carries the PreparedBatch, and every node applies the same
+ * entries in the same order with cl_log_apply. See docs/replication.md. */
+
+/* One prepared batch of a Raft entry and its outcome. */
+typedef struct cl_apply_item {
+  const Clinlog__V1__PreparedBatch *pb;  /* borrowed */
+  int want_result;       /* fill r (the node that serves the client) */
+  int rc;                /* out: 0 or the batch's own error (CL_ECONFLICT, CL_EDUPLICATE, ...) */
+  cl_err err;            /* out */
+  cl_append_result r;    /* out, with want_result: on rc 0 or CL_ECONFLICT (free it) */
+} cl_apply_item;
+
+/* Applies Raft entry `index`: its batches in order, each checked against
+ * everything before it, all in one store write that also records `index`
+ * as applied (n may be 0: only the index is recorded). A batch that fails
+ * its checks is rejected alone (items[i].rc); the outcome is the same on
+ * every node. Returns 0, 1 if the entry was applied before (index <= the
+ * applied index: nothing changes), or an error after which the log is
+ * failed (CL_EIO, CL_ENOMEM, CL_EFAILED): the node must stop. */
+CL_MUST_CHECK int cl_log_apply(cl_log *log, uint64_t index, cl_apply_item *items, size_t n,
+                               cl_err *err);
+
+/* Raft index of the last applied entry (0: none). */
+uint64_t cl_log_applied_index(cl_log *log);
+
+/* Makes every write so far durable (fsyncs RocksDB's WAL); for logs opened
+ * with sync = 0, whose durability comes from the Raft log until then. */
+int cl_log_sync(cl_log *log, cl_err *err);
+
+/* The stored (wrapped) data key of a stream: *n = 0 if it was erased.
+ * CL_ENOTFOUND if the stream has no key. */
+int cl_log_wrapped_key(cl_log *log, const uint8_t tag[32], uint8_t *out, size_t cap, size_t *n,
+                       cl_err *err);
+
+/* Raw stored records from_seq..to_seq (inclusive, within the tree), in
+ * order. The bytes are valid during the callback only. */
+typedef int (*cl_record_fn)(void *ctx, uint64_t seq, const uint8_t *rec, size_t len, cl_err *err);
+int cl_log_read_records(cl_log *log, uint64_t from_seq, uint64_t to_seq, cl_record_fn fn,
+                        void *ctx, cl_err *err);
+
+/* Catch-up: appends records copied from another node's log (first_seq must
+ * follow this log's head), with the wrapped keys of the streams they start.
+ * Every record is checked (sequence, stream versions, ids, commit times) and
+ * the chunk is verified against the tree the node must reach: the root after
+ * the chunk must be consistent (RFC 9162 proof) with target_root at
+ * target_size, or equal it when the chunk ends there. Only then is it
+ * written (one synced write); on any error nothing is written. Keyring and
+ * erasure state are derived from the system events, as on the write path.
+ * All inputs are borrowed and untrusted. Errors: CL_EINVAL, CL_EVERIFY,
+ * CL_ECRYPTO, CL_EIO, CL_EDENIED (no master key). */
+typedef struct cl_ingest_record {
+  const uint8_t *data;
+  size_t len;
+} cl_ingest_record;
+typedef struct cl_ingest_key {
+  const uint8_t *tag;      /* 32 bytes */
+  const uint8_t *wrapped;  /* CL_WRAPPED_KEY_SIZE bytes, or wrapped_len 0: erased */
+  size_t wrapped_len;
+} cl_ingest_key;
+CL_MUST_CHECK int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs,
+                                size_t n, const cl_ingest_key *keys, size_t nkeys,
+                                uint64_t target_size, const uint8_t target_root[32],
+                                const uint8_t (*proof)[32], size_t nproof, cl_err *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "store/err.h"
+#include "store/log.h"
 
 /* Meta keys (meta column family). */
 #define CL_META_FORMAT "format"           /* u32 BE */
@@ -17,7 +18,6 @@
 #define CL_META_APPLIED "applied_index"   /* u64 BE, replication */
 #define CL_META_KEY_CHECK "key_check"     /* 16 bytes: proves which master key the log uses */
 
-#define CL_WRAPPED_KEY_SIZE (24 + 32 + 16)
 #define CL_TAG_SIZE 32
 
 /* Roles with special meaning to the store. */

@@ -518,6 +518,12 @@ int cl_client_subscribe(cl_client *c, const Clinlog__V1__SubscribeRequest *req,
                      err);
 }
 
+int cl_client_fetch_records(cl_client *c, const Clinlog__V1__FetchRecordsRequest *req,
+                            cl_client_stream **out, cl_err *err) {
+  return stream_open(c, M_FETCH_RECORDS, &req->base, &clinlog__v1__record_chunk__descriptor, out,
+                     err);
+}
+
 /* Plucks the status batch and records how the stream ended. */
 static int stream_end(cl_client_stream *s, int rc, cl_err *err) {
   pluck(&s->k, &s->t_status, -1);
@@ -727,4 +733,74 @@ void cl_client_append_stream_abort(cl_client_append_stream *a) {
   }
   call_end(&a->k);
   free(a);
+}
+
+/* ------------------------------------------- unary with metadata out */
+
+/* Copies the value of the first entry named `key` in `a` to out; 0 if none. */
+static int md_find(const grpc_metadata_array *a, const char *key, char *out, size_t size) {
+  for (size_t i = 0; i < a->count; i++)
+    if (md_is(&a->metadata[i], key)) {
+      md_copy(&a->metadata[i], out, size);
+      return 1;
+    }
+  return 0;
+}
+
+/* unary() with a per-call deadline and one metadata value copied out before
+ * the call's metadata is released. */
+int cl_client_unary_md(cl_client *c, const char *method, const ProtobufCMessage *req,
+                       const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
+                       const char *md_key, char *md_value, size_t md_size, ProtobufCMessage **out,
+                       cl_client_status *st, cl_err *err) {
+  *out = NULL;
+  if (st)
+    memset(st, 0, sizeof *st);
+  int want_md = md_key && md_value && md_size > 0;
+  if (want_md)
+    md_value[0] = '\0';
+  if (!method || !method[0] || !req || !resp_desc)
+    return cl_err_set(err, CL_EINVAL, "client: method, request and response type required");
+  grpc_byte_buffer *send = cl_grpc_pack(req);
+  if (!send)
+    return oom(err);
+  /* registered handles exist only for the methods of grpcutil's list */
+  int m = M_COUNT;
+  for (int i = 0; i < M_COUNT; i++)
+    if (!strcmp(method, cl_grpc_method_path[i]))
+      m = i;
+  call k;
+  int rc = call_start(c, m, method, timeout_ms > 0 ? timeout_ms : c->timeout_ms, &k, err);
+  if (rc) {
+    grpc_byte_buffer_destroy(send);
+    if (st)
+      st->code = CL_GRPC_UNAVAILABLE;
+    return rc;
+  }
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &k.md_init;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &k.recv;
+  fill_recv_status(&ops[5], &k);
+  if ((rc = start_batch(&k, ops, 6, &k, err)) == 0) {
+    pluck(&k, &k, -1);
+    if (want_md && !md_find(&k.md_trail, md_key, md_value, md_size))
+      md_find(&k.md_init, md_key, md_value, md_size);
+    rc = finish_status(&k, st, err);
+    if (rc == 0) {
+      *out = cl_grpc_unpack(k.recv, resp_desc);
+      if (!*out)
+        rc = cl_err_set(err, CL_EMALFORMED, "%s: response is not a valid %s", method,
+                        resp_desc->name);
+    }
+  }
+  grpc_byte_buffer_destroy(send);
+  call_end(&k);
+  return rc;
 }

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "clinlog/v1/api.pb-c.h"
+#include "clinlog/v1/cluster.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "store/err.h"
 
@@ -164,6 +165,10 @@ CL_MUST_CHECK int cl_client_read(cl_client *c, const Clinlog__V1__ReadRequest *r
                                  cl_client_stream **out, cl_err *err);
 CL_MUST_CHECK int cl_client_subscribe(cl_client *c, const Clinlog__V1__SubscribeRequest *req,
                                       cl_client_stream **out, cl_err *err);
+/* Cluster.FetchRecords (node to node catch-up): a stream of
+ * Clinlog__V1__RecordChunk. */
+CL_MUST_CHECK int cl_client_fetch_records(cl_client *c, const Clinlog__V1__FetchRecordsRequest *req,
+                                          cl_client_stream **out, cl_err *err);
 
 /* Blocks for the next message. Returns 1 with *msg set to a returned-owned
  * message (protobuf_c_message_free_unpacked(*msg, NULL)): a
@@ -235,5 +240,25 @@ int cl_client_errcode_of_status(int code);
 
 /* "OK", "UNAVAILABLE", ...; static strings. */
 const char *cl_client_status_name(int code);
+
+/* ---- unary calls with their own deadline and a metadata value ------------
+ */
+
+/* As cl_client_unary, for methods whose answer carries a metadata value the
+ * caller needs (the leader hint "clinlog-leader" of a follower's UNAVAILABLE)
+ * or that need a deadline other than the client's.
+ *  - timeout_ms > 0 is this call's deadline; <= 0: options.timeout_ms.
+ *  - md_key (borrowed, lowercase; may be NULL: none wanted) names the
+ *    metadata entry to return: md_value (md_size bytes, may be NULL when
+ *    md_key is) receives the value of the first trailing metadata entry of
+ *    that name, or failing that of the first initial one, NUL-terminated and
+ *    truncated to fit; "" if the server sent none. It is filled in every
+ *    case, errors included.
+ * Ownership of *out, errors and thread-safety as cl_client_unary. */
+CL_MUST_CHECK int cl_client_unary_md(cl_client *c, const char *method,
+                                     const ProtobufCMessage *req,
+                                     const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
+                                     const char *md_key, char *md_value, size_t md_size,
+                                     ProtobufCMessage **out, cl_client_status *st, cl_err *err);
 
 #endif

@@ -16,11 +16,17 @@
 #include <sys/stat.h>
 
 #include "adapters/grpc/server.h"
+#include "replication/node.h"
 #include "store/log.h"
 
 typedef struct opts {
   cl_server_config srv;
   cl_log_options log;
+  cl_repl_options repl;
+  const char *raft_listen;
+  const char *raft_dir;
+  const char *advertise;
+  int join;
   const char *config;
 } opts;
 
@@ -42,6 +48,17 @@ static void usage(FILE *f) {
           "                             before closing the listener (default 1000)\n"
           "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
           "  --master-key FILE          master key (default DIR/keys/master.key)\n"
+          "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
+          "  --node-id N                this node's id in the cluster (default 1)\n"
+          "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
+          "  --raft-dir DIR             Raft log and snapshots (default DATA/raft)\n"
+          "  --advertise HOST:PORT      API address the other nodes use (default --listen)\n"
+          "  --join                     wait to be added to an existing cluster (`clinlog cluster add`)\n"
+          "                             instead of starting a new one\n"
+          "  --election-timeout-ms N    default 1000\n"
+          "  --heartbeat-ms N           default 100\n"
+          "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
+          "                             address (clinlog-leader) instead of forwarding them\n"
           "  --config FILE.json         the same settings as a JSON object (flags win)\n");
 }
 
@@ -96,6 +113,24 @@ static int load_config(const char *path, opts *o) {
       o->log.checkpoint_interval = (uint64_t)json_integer_value(v);
     else if (!strcmp(key, "master_key"))
       o->log.master_key_path = dup_str(v);
+    else if (!strcmp(key, "node_id") && json_is_integer(v) && json_integer_value(v) >= 1)
+      o->repl.id = (uint64_t)json_integer_value(v);
+    else if (!strcmp(key, "raft_listen"))
+      o->raft_listen = dup_str(v);
+    else if (!strcmp(key, "raft_dir"))
+      o->raft_dir = dup_str(v);
+    else if (!strcmp(key, "advertise"))
+      o->advertise = dup_str(v);
+    else if (!strcmp(key, "join"))
+      o->join = json_is_true(v);
+    else if (!strcmp(key, "no_forward"))
+      o->srv.no_forward = json_is_true(v);
+    else if (!strcmp(key, "election_timeout_ms") && json_is_integer(v) &&
+             json_integer_value(v) >= 50 && json_integer_value(v) <= 600000)
+      o->repl.election_timeout_ms = (unsigned)json_integer_value(v);
+    else if (!strcmp(key, "heartbeat_ms") && json_is_integer(v) && json_integer_value(v) >= 10 &&
+             json_integer_value(v) <= 60000)
+      o->repl.heartbeat_ms = (unsigned)json_integer_value(v);
     else {
       fprintf(stderr, "clinlogd: %s: unknown or mistyped setting \"%s\"\n", path, key);
       rc = -1;
@@ -122,6 +157,10 @@ int main(int argc, char **argv) {
   opts o;
   cl_server_config_init(&o.srv);
   cl_log_options_init(&o.log);
+  cl_repl_options_init(&o.repl);
+  o.repl.id = 1;
+  o.raft_listen = o.raft_dir = o.advertise = NULL;
+  o.join = 0;
   o.config = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -141,6 +180,11 @@ int main(int argc, char **argv) {
       {"checkpoint-interval", required_argument, 0, 'i'}, {"master-key", required_argument, 0, 'M'},
       {"config", required_argument, 0, 'C'},        {"drain-ms", required_argument, 0, 'N'},
       {"help", no_argument, 0, 'h'},
+      {"node-id", required_argument, 0, 'I'},       {"raft-listen", required_argument, 0, 'R'},
+      {"raft-dir", required_argument, 0, 'F'},      {"advertise", required_argument, 0, 'A'},
+      {"join", no_argument, 0, 'J'},                {"no-forward", no_argument, 0, 'W'},
+      {"election-timeout-ms", required_argument, 0, 'E'},
+      {"heartbeat-ms", required_argument, 0, 'H'},
       {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -190,6 +234,26 @@ int main(int argc, char **argv) {
         return 2;
       o.log.checkpoint_interval = (uint64_t)n;
       break;
+    case 'I':
+      if (parse_num("--node-id", optarg, 1, &n))
+        return 2;
+      o.repl.id = (uint64_t)n;
+      break;
+    case 'R': o.raft_listen = optarg; break;
+    case 'F': o.raft_dir = optarg; break;
+    case 'A': o.advertise = optarg; break;
+    case 'J': o.join = 1; break;
+    case 'W': o.srv.no_forward = 1; break;
+    case 'E':
+      if (parse_num("--election-timeout-ms", optarg, 50, &n))
+        return 2;
+      o.repl.election_timeout_ms = (unsigned)n;
+      break;
+    case 'H':
+      if (parse_num("--heartbeat-ms", optarg, 10, &n))
+        return 2;
+      o.repl.heartbeat_ms = (unsigned)n;
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -218,34 +282,59 @@ int main(int argc, char **argv) {
   cl_err err;
   cl_err_clear(&err);
   cl_log *log;
+  /* the Raft log is fsync'd before an entry commits; the store's own WAL is
+   * synced before Raft may drop entries (snapshots), see docs/replication.md */
+  o.log.sync = 0;
   if (cl_log_open(&o.log, &log, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
     return 1;
   }
+  char host[256], raft_default[300], raft_dir[4096];
+  snprintf(host, sizeof host, "%s", o.srv.listen);
+  char *colon = strrchr(host, ':');
+  if (colon)
+    *colon = '\0';
+  if (!o.raft_listen) {
+    snprintf(raft_default, sizeof raft_default, "%s:%d", host,
+             colon ? atoi(colon + 1) + 1 : 7526);
+    o.raft_listen = raft_default;
+  }
+  if (!o.raft_dir) {
+    snprintf(raft_dir, sizeof raft_dir, "%s/raft", o.log.dir);
+    o.raft_dir = raft_dir;
+  }
+  o.repl.log = log;
+  o.repl.dir = o.raft_dir;
+  o.repl.raft_address = o.raft_listen;
+  o.repl.api_address = o.advertise ? o.advertise : o.srv.listen;
+  o.repl.bootstrap = !o.join;
+  o.repl.fetch = cl_server_catchup;
+  o.repl.fetch_ctx = &o.srv;
+  cl_repl *repl;
+  if (cl_repl_start(&o.repl, &repl, &err) != 0) {
+    fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_log_close(log);
+    return 1;
+  }
+  o.srv.repl = repl;
   cl_server *srv;
   int port = 0;
   if (cl_server_start(&o.srv, log, &srv, &port, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_repl_stop(repl);
     cl_log_close(log);
     return 1;
   }
   uint64_t size;
   cl_log_head(log, &size, NULL);
-  char *cp;
-  size_t cplen;
-  if (cl_log_checkpoint(log, &cp, &cplen, &err) == 0)
-    free(cp);
-  else
-    fprintf(stderr, "clinlogd: warning: %s; checkpoints will not be signed\n", err.msg);
-  char host[256];
-  snprintf(host, sizeof host, "%s", o.srv.listen);
-  char *colon = strrchr(host, ':');
-  if (colon)
-    *colon = '\0';
   fprintf(stderr, "clinlogd: %s, %llu events, origin %s\n", o.log.dir, (unsigned long long)size,
           cl_log_origin(log));
   fprintf(stderr, "clinlogd: listening on %s:%d (%s)\n", host, port,
           o.srv.tls_cert ? (o.srv.require_client_cert ? "mutual TLS" : "TLS") : "plaintext, dev");
+  fprintf(stderr, "clinlogd: node %llu, raft on %s (%s), raft dir %s\n",
+          (unsigned long long)o.repl.id, o.raft_listen,
+          o.join ? "joining: waiting to be added" : "bootstraps a new cluster if it has none",
+          o.raft_dir);
   int sig = 0;
   for (;;) {
     sigwait(&set, &sig);
@@ -255,6 +344,7 @@ int main(int argc, char **argv) {
   }
   fprintf(stderr, "clinlogd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   cl_server_stop(srv);
+  cl_repl_stop(repl);
   cl_log_close(log);
   fprintf(stderr, "clinlogd: stopped\n");
   return 0;

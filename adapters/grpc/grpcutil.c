@@ -18,6 +18,11 @@ const char *const cl_grpc_method_path[M_COUNT] = {
     [M_GET_EVENT] = "/clinlog.v1.Log/GetEvent",
     [M_HEALTH_CHECK] = "/grpc.health.v1.Health/Check",
     [M_HEALTH_WATCH] = "/grpc.health.v1.Health/Watch",
+    [M_CLUSTER_STATUS] = "/clinlog.v1.Cluster/Status",
+    [M_ADD_NODE] = "/clinlog.v1.Cluster/AddNode",
+    [M_REMOVE_NODE] = "/clinlog.v1.Cluster/RemoveNode",
+    [M_TRANSFER_LEADERSHIP] = "/clinlog.v1.Cluster/TransferLeadership",
+    [M_FETCH_RECORDS] = "/clinlog.v1.Cluster/FetchRecords",
 };
 
 ProtobufCMessage *cl_grpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d) {
@@ -91,7 +96,11 @@ grpc_status_code cl_grpc_status_of(int c) {
     return GRPC_STATUS_NOT_FOUND;
   case CL_EAGAIN:
   case CL_EFAILED:
+  case CL_ENOTLEADER:
+  case CL_EUNAVAILABLE:
     return GRPC_STATUS_UNAVAILABLE;
+  case CL_ETIMEDOUT:
+    return GRPC_STATUS_DEADLINE_EXCEEDED;
   case CL_EVERIFY:
   case CL_ECORRUPT:
   case CL_ECRYPTO:

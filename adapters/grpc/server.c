@@ -29,6 +29,11 @@ static const struct {
     [M_GET_EVENT] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_get_event},
     [M_HEALTH_CHECK] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_health_check},
     [M_HEALTH_WATCH] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_health_watch},
+    [M_CLUSTER_STATUS] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_cluster_status},
+    [M_ADD_NODE] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_add_node},
+    [M_REMOVE_NODE] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_remove_node},
+    [M_TRANSFER_LEADERSHIP] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_transfer_leadership},
+    [M_FETCH_RECORDS] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_fetch_records},
 };
 
 void cl_server_config_init(cl_server_config *c) {

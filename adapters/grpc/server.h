@@ -35,6 +35,9 @@ typedef struct cl_server_config {
   int drain_ms;                    /* at shutdown: NOT_SERVING and UNAVAILABLE answers for this
                                       long before the listener closes; default 1000 */
   int shutdown_grace_ms;           /* then in-flight calls are cancelled; default 10000 */
+  struct cl_repl *repl;            /* cluster node (replication/node.h): writes go through Raft */
+  int no_forward;                  /* followers answer UNAVAILABLE + "clinlog-leader" instead of
+                                      forwarding appends to the leader */
 } cl_server_config;
 
 void cl_server_config_init(cl_server_config *c);
@@ -54,5 +57,11 @@ int cl_server_start(const cl_server_config *c, cl_log *log, cl_server **out, int
  * appends finish; then the listener closes, and after the grace period
  * remaining calls are cancelled. Frees the server. */
 void cl_server_stop(cl_server *s);
+
+/* Catch-up transport for replication (cl_repl_options.fetch): streams
+ * Cluster.FetchRecords from the node at `api` into `log`. ctx is the
+ * cl_server_config whose TLS settings are used for node-to-node calls. */
+int cl_server_catchup(void *ctx, cl_log *log, const char *api, uint64_t size,
+                      const uint8_t root[32], cl_err *err);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "adapters/grpc/grpcutil.h"
 #include "adapters/grpc/server.h"
+#include "clinlog/v1/api.pb-c.h"
 
 /* The methods are enum cl_grpc_method (grpcutil.h); M_UNKNOWN is any other path. */
 #define M_UNKNOWN M_COUNT
@@ -143,5 +144,22 @@ void svc_prove_consistency(srv_call *c, int ok);
 void svc_get_event(srv_call *c, int ok);
 void svc_health_check(srv_call *c, int ok);
 void svc_health_watch(srv_call *c, int ok);
+void svc_cluster_status(srv_call *c, int ok);
+void svc_add_node(srv_call *c, int ok);
+void svc_remove_node(srv_call *c, int ok);
+void svc_transfer_leadership(srv_call *c, int ok);
+void svc_fetch_records(srv_call *c, int ok);
+
+/* Replication (svc_cluster.c): a write or linearizable read on a node that
+ * does not lead. Forwards an Append to the leader when forwarding is on and
+ * the leader is known (returns 1: the call is finished), else answers
+ * UNAVAILABLE with the leader's API address in "clinlog-leader". */
+int srv_forward_append(srv_call *c, const Clinlog__V1__AppendBatch *b);
+void srv_finish_not_leader(srv_call *c);
+/* Waits (up to the call's deadline) for the consistency a read asks for;
+ * returns 0 to go on, or finishes the call and returns -1. */
+int srv_read_consistency(srv_call *c, const Clinlog__V1__Consistency *cons);
+/* The call's deadline as CLOCK_REALTIME ms (0: none). */
+int64_t srv_deadline_ms(srv_call *c);
 
 #endif

@@ -12,6 +12,7 @@
 #include "clinlog/v1/event.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "store/checkpoint.h"
+#include "replication/node.h"
 #include "store/event.h"
 #include "store/merkle.h"
 
@@ -281,6 +282,10 @@ static void rd_step(srv_call *c, int ok) {
 void svc_read(srv_call *c, int ok) {
   (void)ok;
   UNPACK(c, Clinlog__V1__ReadRequest, req, clinlog__v1__read_request__descriptor, "ReadRequest");
+  if (srv_read_consistency(c, req->consistency) != 0) {
+    clinlog__v1__read_request__free_unpacked(req, NULL);
+    return;
+  }
   rd *r = calloc(1, sizeof *r);
   if (!r) {
     clinlog__v1__read_request__free_unpacked(req, NULL);
@@ -545,6 +550,14 @@ static void append_error(srv_call *c, int rc, const cl_err *err, cl_append_resul
   srv_finish_err(c, err);
 }
 
+/* Appends through Raft on a cluster node, else straight to the store. */
+static int do_append(srv_call *c, const Clinlog__V1__AppendBatch *b, cl_append_result *r,
+                     cl_err *err) {
+  if (c->srv->cfg.repl)
+    return cl_repl_append(c->srv->cfg.repl, b, srv_deadline_ms(c), r, err);
+  return cl_log_append(c->srv->log, b, r, err);
+}
+
 void svc_append(srv_call *c, int ok) {
   (void)ok;
   UNPACK(c, Clinlog__V1__AppendBatch, b, clinlog__v1__append_batch__descriptor, "AppendBatch");
@@ -556,7 +569,11 @@ void svc_append(srv_call *c, int ok) {
   cl_append_result r;
   cl_err err;
   cl_err_clear(&err);
-  int rc = cl_log_append(c->srv->log, b, &r, &err);
+  int rc = do_append(c, b, &r, &err);
+  if (rc == CL_ENOTLEADER && srv_forward_append(c, b)) {
+    clinlog__v1__append_batch__free_unpacked(b, NULL);
+    return;
+  }
   clinlog__v1__append_batch__free_unpacked(b, NULL);
   if (rc) {
     append_error(c, rc, &err, &r);
@@ -617,8 +634,13 @@ static void as_step(srv_call *c, int ok) {
   cl_append_result r;
   cl_err err;
   cl_err_clear(&err);
-  int rc = cl_log_append(c->srv->log, b, &r, &err);
+  int rc = do_append(c, b, &r, &err);
   clinlog__v1__append_batch__free_unpacked(b, NULL);
+  if (rc == CL_ENOTLEADER) { /* a bulk import goes to the leader itself */
+    srv_trailer(c, "clinlog-committed-batches", n);
+    srv_finish_not_leader(c);
+    return;
+  }
   if (rc) {
     srv_trailer(c, "clinlog-committed-batches", n);
     cl_err_prefix(&err, "batch %" PRIu64, a->batches);
@@ -846,6 +868,10 @@ void svc_get_event(srv_call *c, int ok) {
     clinlog__v1__get_event_request__free_unpacked(req, NULL);
     cl_err_set(&err, CL_EINVAL, "event_id: must be 16 bytes (a UUID)");
     srv_finish_err(c, &err);
+    return;
+  }
+  if (srv_read_consistency(c, req->consistency) != 0) {
+    clinlog__v1__get_event_request__free_unpacked(req, NULL);
     return;
   }
   one o = {c, req->include_record};

@@ -1,0 +1,533 @@
+/* The Cluster service, write forwarding and read consistency on cluster
+ * nodes; node-to-node catch-up (client side). See docs/replication.md. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adapters/grpc/client.h"
+#include "adapters/grpc/server_int.h"
+#include "replication/node.h"
+
+#define FETCH_CHUNK 4096
+#define FETCH_CHUNK_BYTES (8u << 20)
+
+static ProtobufCMessage *request(srv_call *c, const ProtobufCMessageDescriptor *d) {
+  cl_err err;
+  cl_err_clear(&err);
+  ProtobufCMessage *m = cl_grpc_unpack_checked(c->payload, d, &err);
+  if (!m)
+    srv_finish_err(c, &err);
+  return m;
+}
+
+int64_t srv_deadline_ms(srv_call *c) {
+  if (gpr_time_cmp(c->deadline, gpr_inf_future(c->deadline.clock_type)) == 0)
+    return 0;
+  gpr_timespec t = gpr_convert_clock_type(c->deadline, GPR_CLOCK_REALTIME);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Deadline for cluster operations: the call's, capped. */
+static int64_t op_deadline(srv_call *c, int64_t cap_ms) {
+  int64_t d = srv_deadline_ms(c), cap = wall_ms() + cap_ms;
+  return d && d < cap ? d : cap;
+}
+
+void srv_finish_not_leader(srv_call *c) {
+  uint64_t id = 0;
+  char api[CL_REPL_ADDR_MAX] = "";
+  cl_repl_leader(c->srv->cfg.repl, &id, api, sizeof api);
+  char msg[CL_REPL_ADDR_MAX + 64];
+  if (api[0]) {
+    srv_trailer(c, "clinlog-leader", api);
+    snprintf(msg, sizeof msg, "not the leader; the leader is node %" PRIu64 " at %s", id, api);
+  } else {
+    snprintf(msg, sizeof msg, "not the leader; no leader is known (election in progress)");
+  }
+  srv_trailer(c, "clinlog-error", cl_errname(CL_ENOTLEADER));
+  srv_finish(c, GRPC_STATUS_UNAVAILABLE, msg, NULL);
+}
+
+/* ----------------------------------------------------------- forwarding */
+
+/* One channel to the current leader, shared by the forwarding workers. */
+static pthread_mutex_t fwd_mu = PTHREAD_MUTEX_INITIALIZER;
+static cl_client *fwd_client;
+static char fwd_target[CL_REPL_ADDR_MAX];
+
+static cl_client *leader_client(cl_server *s, const char *api, cl_err *err) {
+  pthread_mutex_lock(&fwd_mu);
+  if (fwd_client && strcmp(fwd_target, api) != 0) {
+    cl_client_close(fwd_client);
+    fwd_client = NULL;
+  }
+  if (!fwd_client) {
+    cl_client_options o;
+    cl_client_options_init(&o);
+    o.target = api;
+    o.plaintext = s->cfg.dev;
+    o.ca_pem_file = s->cfg.client_ca;
+    o.cert_pem_file = s->cfg.tls_cert;
+    o.key_pem_file = s->cfg.tls_key;
+    o.timeout_ms = 30000;
+    if (cl_client_open(&o, &fwd_client, err) == 0)
+      snprintf(fwd_target, sizeof fwd_target, "%s", api);
+    else
+      fwd_client = NULL;
+  }
+  cl_client *c = fwd_client;
+  pthread_mutex_unlock(&fwd_mu);
+  return c;
+}
+
+int srv_forward_append(srv_call *c, const Clinlog__V1__AppendBatch *b) {
+  cl_server *s = c->srv;
+  uint64_t id;
+  char api[CL_REPL_ADDR_MAX] = "";
+  if (s->cfg.no_forward || cl_repl_leader(s->cfg.repl, &id, api, sizeof api) || !api[0]) {
+    srv_finish_not_leader(c);
+    return 1;
+  }
+  cl_err err;
+  cl_err_clear(&err);
+  cl_client *cl = leader_client(s, api, &err);
+  if (!cl) {
+    srv_finish_err(c, &err);
+    return 1;
+  }
+  Clinlog__V1__AppendResponse *resp = NULL;
+  cl_client_status st;
+  int rc = cl_client_append(cl, b, &resp, &st, &err);
+  if (rc == 0) {
+    srv_trailer(c, "clinlog-forwarded-to", api);
+    srv_finish(c, GRPC_STATUS_OK, "", &resp->base);
+    clinlog__v1__append_response__free_unpacked(resp, NULL);
+    return 1;
+  }
+  /* relay the leader's answer as it gave it */
+  if (st.error_name[0])
+    srv_trailer(c, "clinlog-error", st.error_name);
+  if (st.stream[0])
+    srv_trailer(c, "clinlog-stream", st.stream);
+  if (st.has_current_version) {
+    char v[32];
+    snprintf(v, sizeof v, "%" PRIu64, st.current_version);
+    srv_trailer(c, "clinlog-current-version", v);
+  }
+  srv_trailer(c, "clinlog-leader", api);
+  srv_finish(c, st.code ? (grpc_status_code)st.code : GRPC_STATUS_UNAVAILABLE,
+             st.details[0] ? st.details : err.msg, NULL);
+  return 1;
+}
+
+/* -------------------------------------------------------- read freshness */
+
+int srv_read_consistency(srv_call *c, const Clinlog__V1__Consistency *cons) {
+  cl_server *s = c->srv;
+  if (!cons)
+    return 0;
+  if (cons->linearizable) {
+    if (!s->cfg.repl)
+      return 0; /* no cluster: every read is linearizable */
+    cl_err err;
+    cl_err_clear(&err);
+    int rc = cl_repl_barrier(s->cfg.repl, op_deadline(c, 10000), &err);
+    if (rc == CL_ENOTLEADER) {
+      srv_finish_not_leader(c);
+      return -1;
+    }
+    if (rc) {
+      srv_finish_err(c, &err);
+      return -1;
+    }
+  }
+  if (cons->min_sequence) {
+    int64_t until = op_deadline(c, 30000);
+    for (;;) {
+      uint64_t size;
+      cl_log_head(s->log, &size, NULL);
+      if (size >= cons->min_sequence)
+        break;
+      if (wall_ms() >= until || srv_cancelled(c)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "this node has applied %" PRIu64 " of the %" PRIu64
+                 " events asked for", size, cons->min_sequence);
+        srv_trailer(c, "clinlog-error", cl_errname(CL_ETIMEDOUT));
+        srv_finish(c, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL);
+        return -1;
+      }
+      struct timespec ts = {0, 2 * 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return 0;
+}
+
+/* --------------------------------------------------------------- Status */
+
+static void finish_status(srv_call *c) {
+  cl_server *s = c->srv;
+  cl_repl_status st;
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_repl_get_status(s->cfg.repl, &st, op_deadline(c, 5000), &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__ClusterStatus cs = CLINLOG__V1__CLUSTER_STATUS__INIT;
+  Clinlog__V1__NodeStatus ns[CL_REPL_MAX_MEMBERS], *nsp[CL_REPL_MAX_MEMBERS];
+  uint64_t size;
+  uint8_t root[32];
+  cl_log_head(s->log, &size, root);
+  cs.node_id = st.id;
+  cs.state = (char *)st.state;
+  cs.term = st.term;
+  cs.leader_id = st.leader_id;
+  cs.leader_api_address = st.leader_api;
+  cs.commit_index = st.commit_index;
+  cs.applied_index = st.store_applied;
+  cs.last_index = st.last_index;
+  cs.tree_size = size;
+  cs.root_hash = (ProtobufCBinaryData){32, root};
+  int leader = !strcmp(st.state, "leader");
+  for (size_t i = 0; i < st.n; i++) {
+    clinlog__v1__node_status__init(&ns[i]);
+    ns[i].id = st.members[i].id;
+    ns[i].raft_address = st.members[i].raft_address;
+    ns[i].api_address = st.members[i].api_address;
+    ns[i].role = (char *)cl_repl_role_name(st.members[i].role);
+    ns[i].state = st.members[i].id == st.id ? (char *)st.state
+                  : st.members[i].id == st.leader_id ? "leader" : "";
+    if (leader) {
+      ns[i].match_index = st.members[i].match_index;
+      ns[i].lag = st.last_index > st.members[i].match_index
+                      ? st.last_index - st.members[i].match_index : 0;
+    }
+    nsp[i] = &ns[i];
+  }
+  cs.n_nodes = st.n;
+  cs.nodes = nsp;
+  srv_finish(c, GRPC_STATUS_OK, "", &cs.base);
+}
+
+static int need_repl(srv_call *c) {
+  if (c->srv->cfg.repl)
+    return 1;
+  srv_finish(c, GRPC_STATUS_UNIMPLEMENTED, "this server runs without replication", NULL);
+  return 0;
+}
+
+void svc_cluster_status(srv_call *c, int ok) {
+  (void)ok;
+  ProtobufCMessage *m = request(c, &clinlog__v1__cluster_status_request__descriptor);
+  if (!m)
+    return;
+  protobuf_c_message_free_unpacked(m, NULL);
+  if (need_repl(c))
+    finish_status(c);
+}
+
+/* Membership calls: a follower points at the leader. */
+static void membership_done(srv_call *c, int rc, cl_err *err) {
+  if (rc == CL_ENOTLEADER)
+    srv_finish_not_leader(c);
+  else if (rc)
+    srv_finish_err(c, err);
+  else
+    finish_status(c);
+}
+
+void svc_add_node(srv_call *c, int ok) {
+  (void)ok;
+  Clinlog__V1__AddNodeRequest *r =
+      (Clinlog__V1__AddNodeRequest *)request(c, &clinlog__v1__add_node_request__descriptor);
+  if (!r)
+    return;
+  if (need_repl(c)) {
+    cl_err err;
+    cl_err_clear(&err);
+    int rc = cl_repl_add(c->srv->cfg.repl, r->id, r->raft_address, r->api_address, !r->no_promote,
+                         op_deadline(c, 600000), &err);
+    membership_done(c, rc, &err);
+  }
+  clinlog__v1__add_node_request__free_unpacked(r, NULL);
+}
+
+void svc_remove_node(srv_call *c, int ok) {
+  (void)ok;
+  Clinlog__V1__RemoveNodeRequest *r =
+      (Clinlog__V1__RemoveNodeRequest *)request(c, &clinlog__v1__remove_node_request__descriptor);
+  if (!r)
+    return;
+  if (need_repl(c)) {
+    cl_err err;
+    cl_err_clear(&err);
+    int rc = cl_repl_remove(c->srv->cfg.repl, r->id, op_deadline(c, 60000), &err);
+    membership_done(c, rc, &err);
+  }
+  clinlog__v1__remove_node_request__free_unpacked(r, NULL);
+}
+
+void svc_transfer_leadership(srv_call *c, int ok) {
+  (void)ok;
+  Clinlog__V1__TransferLeadershipRequest *r = (Clinlog__V1__TransferLeadershipRequest *)request(
+      c, &clinlog__v1__transfer_leadership_request__descriptor);
+  if (!r)
+    return;
+  if (need_repl(c)) {
+    cl_err err;
+    cl_err_clear(&err);
+    int rc = cl_repl_transfer(c->srv->cfg.repl, r->id, op_deadline(c, 30000), &err);
+    membership_done(c, rc, &err);
+  }
+  clinlog__v1__transfer_leadership_request__free_unpacked(r, NULL);
+}
+
+/* --------------------------------------------------------- FetchRecords */
+
+typedef struct fetch {
+  uint64_t next, to, chunk;
+  uint8_t target_root[32];
+  /* chunk being built */
+  ProtobufCBinaryData *recs;
+  size_t nrecs, bytes;
+  Clinlog__V1__StreamKey *keys;
+  Clinlog__V1__StreamKey **keyp;
+  size_t nkeys;
+  uint8_t (*tags)[32];
+  uint8_t (*wrapped)[CL_WRAPPED_KEY_SIZE];
+  cl_log *log;
+} fetch;
+
+static void fetch_clear(fetch *f) {
+  for (size_t i = 0; i < f->nrecs; i++)
+    free(f->recs[i].data);
+  f->nrecs = 0;
+  f->bytes = 0;
+  f->nkeys = 0;
+}
+
+static void fetch_free(void *p) {
+  fetch *f = p;
+  fetch_clear(f);
+  free(f->recs);
+  free(f->keys);
+  free(f->keyp);
+  free(f->tags);
+  free(f->wrapped);
+  free(f);
+}
+
+/* Collects one record (and its stream's key when it starts the stream). */
+static int fetch_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len, cl_err *err) {
+  fetch *f = ctx;
+  (void)seq;
+  uint8_t *copy = malloc(len ? len : 1);
+  if (!copy)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  memcpy(copy, rec, len);
+  f->recs[f->nrecs++] = (ProtobufCBinaryData){len, copy};
+  f->bytes += len;
+  Clinlog__V1__Record *r = clinlog__v1__record__unpack(NULL, len, rec);
+  if (!r || r->stream_tag.len != 32) {
+    if (r)
+      clinlog__v1__record__free_unpacked(r, NULL);
+    return cl_err_set(err, CL_ECORRUPT, "record %" PRIu64 " does not decode", seq);
+  }
+  int rc = 0;
+  if (r->stream_version == 1) {
+    size_t k = f->nkeys, wl = 0;
+    rc = cl_log_wrapped_key(f->log, r->stream_tag.data, f->wrapped[k], CL_WRAPPED_KEY_SIZE, &wl,
+                            err);
+    if (rc == 0) {
+      memcpy(f->tags[k], r->stream_tag.data, 32);
+      clinlog__v1__stream_key__init(&f->keys[k]);
+      f->keys[k].stream_tag = (ProtobufCBinaryData){32, f->tags[k]};
+      f->keys[k].wrapped_key = (ProtobufCBinaryData){wl, f->wrapped[k]};
+      f->keyp[k] = &f->keys[k];
+      f->nkeys++;
+    }
+  }
+  clinlog__v1__record__free_unpacked(r, NULL);
+  return rc ? rc : (f->bytes >= FETCH_CHUNK_BYTES ? 1 : 0);
+}
+
+static void fetch_step(srv_call *c, int ok) {
+  fetch *f = c->st;
+  if (!ok || srv_cancelled(c)) {
+    srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+    return;
+  }
+  if (f->next > f->to) {
+    srv_finish(c, GRPC_STATUS_OK, "", NULL);
+    return;
+  }
+  fetch_clear(f);
+  cl_err err;
+  cl_err_clear(&err);
+  uint64_t last = f->next + f->chunk - 1;
+  if (last > f->to)
+    last = f->to;
+  int rc = cl_log_read_records(f->log, f->next, last, fetch_rec, f, &err);
+  if (rc) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  last = f->next + f->nrecs - 1; /* a byte budget may end the chunk early */
+  uint8_t proof[64][32];
+  size_t np = 0;
+  if (last < f->to && (rc = cl_log_prove_consistency(f->log, last, f->to, proof, &np, &err))) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  ProtobufCBinaryData ph[64];
+  for (size_t i = 0; i < np; i++)
+    ph[i] = (ProtobufCBinaryData){32, proof[i]};
+  Clinlog__V1__RecordChunk ch = CLINLOG__V1__RECORD_CHUNK__INIT;
+  ch.first_seq = f->next;
+  ch.n_records = f->nrecs;
+  ch.records = f->recs;
+  ch.n_keys = f->nkeys;
+  ch.keys = f->keyp;
+  ch.n_consistency = np;
+  ch.consistency = ph;
+  ch.target_root = (ProtobufCBinaryData){32, f->target_root};
+  f->next = last + 1;
+  srv_send_msg(c, &ch.base, fetch_step);
+}
+
+void svc_fetch_records(srv_call *c, int ok) {
+  (void)ok;
+  Clinlog__V1__FetchRecordsRequest *r = (Clinlog__V1__FetchRecordsRequest *)request(
+      c, &clinlog__v1__fetch_records_request__descriptor);
+  if (!r)
+    return;
+  uint64_t size;
+  cl_log_head(c->srv->log, &size, NULL);
+  uint64_t from = r->from_seq, to = r->to_seq;
+  uint32_t chunk = r->chunk_records ? r->chunk_records : FETCH_CHUNK;
+  clinlog__v1__fetch_records_request__free_unpacked(r, NULL);
+  if (!from || to < from || to > size || chunk > 65536) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "records %" PRIu64 "..%" PRIu64 ": this node holds 1..%" PRIu64
+             " (chunk_records at most 65536)", from, to, size);
+    srv_trailer(c, "clinlog-error", cl_errname(CL_EINVAL));
+    srv_finish(c, GRPC_STATUS_OUT_OF_RANGE, msg, NULL);
+    return;
+  }
+  fetch *f = calloc(1, sizeof *f);
+  if (f) {
+    f->recs = calloc(chunk, sizeof *f->recs);
+    f->keys = calloc(chunk, sizeof *f->keys);
+    f->keyp = calloc(chunk, sizeof *f->keyp);
+    f->tags = calloc(chunk, sizeof *f->tags);
+    f->wrapped = calloc(chunk, sizeof *f->wrapped);
+  }
+  if (!f || !f->recs || !f->keys || !f->keyp || !f->tags || !f->wrapped) {
+    if (f)
+      fetch_free(f);
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  f->log = c->srv->log;
+  f->next = from;
+  f->to = to;
+  f->chunk = chunk;
+  cl_err err;
+  if (cl_log_root_at(f->log, to, f->target_root, &err) != 0) {
+    fetch_free(f);
+    srv_finish_err(c, &err);
+    return;
+  }
+  c->st = f;
+  c->st_free = fetch_free;
+  fetch_step(c, 1);
+}
+
+/* ------------------------------------------------- catch-up (client side) */
+
+int cl_server_catchup(void *ctx, cl_log *log, const char *api, uint64_t size,
+                      const uint8_t root[32], cl_err *err) {
+  const cl_server_config *cfg = ctx;
+  uint64_t have;
+  cl_log_head(log, &have, NULL);
+  if (have >= size)
+    return 0;
+  cl_client_options o;
+  cl_client_options_init(&o);
+  o.target = api;
+  o.plaintext = cfg->dev;
+  o.ca_pem_file = cfg->client_ca;
+  o.cert_pem_file = cfg->tls_cert;
+  o.key_pem_file = cfg->tls_key;
+  cl_client *cl;
+  int rc = cl_client_open(&o, &cl, err);
+  if (rc)
+    return rc;
+  Clinlog__V1__FetchRecordsRequest req = CLINLOG__V1__FETCH_RECORDS_REQUEST__INIT;
+  req.from_seq = have + 1;
+  req.to_seq = size;
+  cl_client_stream *st;
+  if ((rc = cl_client_fetch_records(cl, &req, &st, err))) {
+    cl_client_close(cl);
+    return rc;
+  }
+  uint64_t next = have + 1;
+  ProtobufCMessage *m;
+  while ((rc = cl_client_stream_next(st, &m, err)) == 1) {
+    Clinlog__V1__RecordChunk *ch = (Clinlog__V1__RecordChunk *)m;
+    rc = 0;
+    if (ch->target_root.len != 32 || memcmp(ch->target_root.data, root, 32) != 0)
+      rc = cl_err_set(err, CL_EVERIFY, "%s serves another tree at %" PRIu64 " events", api, size);
+    for (size_t i = 0; rc == 0 && i < ch->n_consistency; i++)
+      if (ch->consistency[i].len != 32)
+        rc = cl_err_set(err, CL_EVERIFY, "consistency proof hash %zu is not 32 bytes", i);
+    cl_ingest_record *recs = rc ? NULL : calloc(ch->n_records ? ch->n_records : 1, sizeof *recs);
+    cl_ingest_key *keys = rc ? NULL : calloc(ch->n_keys ? ch->n_keys : 1, sizeof *keys);
+    uint8_t(*proof)[32] = rc ? NULL : calloc(ch->n_consistency ? ch->n_consistency : 1, 32);
+    if (rc == 0 && (!recs || !keys || !proof))
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < ch->n_keys; i++) {
+      if (ch->keys[i]->stream_tag.len != 32) {
+        rc = cl_err_set(err, CL_EVERIFY, "stream key %zu without a 32-byte tag", i);
+        break;
+      }
+      keys[i] = (cl_ingest_key){ch->keys[i]->stream_tag.data, ch->keys[i]->wrapped_key.data,
+                                ch->keys[i]->wrapped_key.len};
+    }
+    for (size_t i = 0; rc == 0 && i < ch->n_records; i++)
+      recs[i] = (cl_ingest_record){ch->records[i].data, ch->records[i].len};
+    for (size_t i = 0; rc == 0 && i < ch->n_consistency; i++)
+      memcpy(proof[i], ch->consistency[i].data, 32);
+    if (rc == 0 && ch->first_seq != next)
+      rc = cl_err_set(err, CL_EVERIFY, "chunk starts at %" PRIu64 ", expected %" PRIu64,
+                      ch->first_seq, next);
+    if (rc == 0)
+      rc = cl_log_ingest(log, ch->first_seq, recs, ch->n_records, keys, ch->n_keys, size, root,
+                         (const uint8_t(*)[32])proof, ch->n_consistency, err);
+    next += ch->n_records;
+    free(recs);
+    free(keys);
+    free(proof);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (rc)
+      break;
+  }
+  cl_client_stream_free(st);
+  cl_client_close(cl);
+  if (rc < 0)
+    return rc;
+  cl_log_head(log, &have, NULL);
+  if (have < size)
+    return cl_err_set(err, CL_EUNAVAILABLE, "%s ended the stream at %" PRIu64 " of %" PRIu64, api,
+                      have, size);
+  return 0;
+}

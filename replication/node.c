@@ -1,0 +1,1058 @@
+/* A clinlog cluster node: libraft 0.22 + libuv on a loop thread; see node.h. */
+#include "replication/node.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <uv.h>
+
+#include "replication/fsm.h"
+
+/* Peers' addresses in the Raft configuration are "raft_host:port|api_host:port",
+ * so every member knows where the others serve the API (forwarding, catch-up).
+ * The transport below hands libuv's TCP transport only the Raft part. */
+#define ADDR_SEP '|'
+
+typedef struct wtransport {
+  struct raft_uv_transport pub;
+  struct raft_uv_transport tcp;
+  raft_uv_accept_cb accept_cb;
+  raft_uv_transport_close_cb close_cb;
+} wtransport;
+
+static void raft_part(const char *address, char *out, size_t cap) {
+  const char *sep = strchr(address, ADDR_SEP);
+  size_t n = sep ? (size_t)(sep - address) : strlen(address);
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(out, address, n);
+  out[n] = '\0';
+}
+
+static void api_part(const char *address, char *out, size_t cap) {
+  const char *sep = strchr(address, ADDR_SEP);
+  snprintf(out, cap, "%s", sep ? sep + 1 : "");
+}
+
+static int wt_init(struct raft_uv_transport *t, raft_id id, const char *address) {
+  wtransport *w = (wtransport *)t;
+  char a[CL_REPL_ADDR_MAX];
+  raft_part(address, a, sizeof a);
+  int rv = w->tcp.init(&w->tcp, id, a);
+  if (rv)
+    snprintf(t->errmsg, sizeof t->errmsg, "%s", w->tcp.errmsg);
+  return rv;
+}
+
+static void wt_accept(struct raft_uv_transport *t, raft_id id, const char *address,
+                      struct uv_stream_s *stream) {
+  wtransport *w = (wtransport *)((char *)t - offsetof(wtransport, tcp));
+  w->accept_cb(&w->pub, id, address, stream);
+}
+
+static int wt_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
+  wtransport *w = (wtransport *)t;
+  w->accept_cb = cb;
+  w->tcp.data = t->data;
+  int rv = w->tcp.listen(&w->tcp, wt_accept);
+  if (rv)
+    snprintf(t->errmsg, sizeof t->errmsg, "%s", w->tcp.errmsg);
+  return rv;
+}
+
+static int wt_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                      const char *address, raft_uv_connect_cb cb) {
+  wtransport *w = (wtransport *)t;
+  char a[CL_REPL_ADDR_MAX];
+  raft_part(address, a, sizeof a);
+  w->tcp.data = t->data;
+  return w->tcp.connect(&w->tcp, req, id, a, cb);
+}
+
+static void wt_closed(struct raft_uv_transport *t) {
+  wtransport *w = (wtransport *)((char *)t - offsetof(wtransport, tcp));
+  if (w->close_cb)
+    w->close_cb(&w->pub);
+}
+
+static void wt_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb) {
+  wtransport *w = (wtransport *)t;
+  w->close_cb = cb;
+  w->tcp.close(&w->tcp, wt_closed);
+}
+
+/* ------------------------------------------------------------ operations */
+
+enum op_kind { OP_APPEND, OP_BARRIER, OP_STATUS, OP_ADD, OP_REMOVE, OP_TRANSFER, OP_STOP };
+
+typedef struct op op;
+struct op {
+  int kind;
+  op *next;
+  cl_repl *n;
+  /* completion: guarded by the node's op mutex */
+  int done;
+  int refs;  /* the caller and the loop */
+  int rc;
+  cl_err err;
+  /* OP_APPEND */
+  Clinlog__V1__PreparedBatch *pb;
+  size_t bytes;
+  cl_append_result r;
+  /* membership */
+  uint64_t id;
+  char address[2 * CL_REPL_ADDR_MAX + 2];
+  int promote;
+  cl_repl_status *status;
+  union {
+    struct raft_change change;
+    struct raft_barrier barrier;
+    struct raft_transfer transfer;
+  } req;
+};
+
+/* Appends packed into one Raft entry. */
+typedef struct group {
+  struct raft_apply req;
+  uint64_t id;
+  op **ops;
+  cl_apply_item *items;
+  size_t n;
+  int finished;
+  struct group *next;
+} group;
+
+typedef struct promotion {
+  op *o;
+  struct promotion *next;
+} promotion;
+
+struct cl_repl {
+  cl_repl_options o;
+  char dir[4096];
+  char self_address[2 * CL_REPL_ADDR_MAX + 2];
+  char api_address[CL_REPL_ADDR_MAX];
+  cl_log *log;
+
+  uv_loop_t loop;
+  uv_async_t async;
+  uv_timer_t tick;
+  struct raft_io io;
+  wtransport tr;
+  struct raft raft;
+  struct raft_fsm rfsm;
+  cl_fsm fsm;
+  pthread_t thread;
+  int started;
+
+  /* submissions (any thread -> loop) */
+  pthread_mutex_t qmu;
+  op *qhead, *qtail;
+  int stopping;
+
+  /* completions (loop -> callers) */
+  pthread_mutex_t omu;
+  pthread_cond_t ocv;
+
+  /* loop-owned */
+  op *pending_head, *pending_tail; /* appends waiting for a group */
+  size_t pending_n;
+  group *groups;                   /* entries in flight */
+  unsigned inflight;
+  uint64_t next_group;
+  uint64_t origin;
+  promotion *promotions;
+  op *stop_op;
+  int head_submitted;
+
+  /* cached for other threads (routing) */
+  pthread_mutex_t cmu;
+  int is_leader;
+  uint64_t leader_id;
+  char leader_api[CL_REPL_ADDR_MAX];
+};
+
+void cl_repl_options_init(cl_repl_options *o) {
+  memset(o, 0, sizeof *o);
+  o->election_timeout_ms = 1000;
+  o->heartbeat_ms = 100;
+  o->snapshot_threshold = 1024;
+  o->snapshot_trailing = 8192;
+  o->max_entry_bytes = 4u << 20;
+  o->max_inflight = 2;
+}
+
+const char *cl_repl_role_name(int role) {
+  switch (role) {
+  case CL_ROLE_VOTER: return "voter";
+  case CL_ROLE_STANDBY: return "standby";
+  case CL_ROLE_SPARE: return "spare";
+  default: return "unknown";
+  }
+}
+
+static op *op_new(int kind) {
+  op *o = calloc(1, sizeof *o);
+  if (o) {
+    o->kind = kind;
+    o->refs = 2;
+  }
+  return o;
+}
+
+static void op_unref(cl_repl *n, op *o) {
+  pthread_mutex_lock(&n->omu);
+  int last = --o->refs == 0;
+  pthread_mutex_unlock(&n->omu);
+  if (!last)
+    return;
+  if (o->pb)
+    clinlog__v1__prepared_batch__free_unpacked(o->pb, NULL);
+  if (o->r.seq || o->r.version || o->r.event_id)
+    cl_append_result_free(&o->r);
+  free(o);
+}
+
+/* Loop: the operation is finished (rc, err and results set). */
+static void op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
+  pthread_mutex_lock(&n->omu);
+  o->rc = rc;
+  if (rc && err)
+    o->err = *err;
+  o->done = 1;
+  pthread_cond_broadcast(&n->ocv);
+  pthread_mutex_unlock(&n->omu);
+  op_unref(n, o);
+}
+
+static void op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) CL_PRINTF(4, 5);
+static void op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) {
+  cl_err e;
+  cl_err_clear(&e);
+  e.code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+  va_end(ap);
+  op_complete(n, o, code, &e);
+}
+
+/* Caller: hands o to the loop and waits for it (or for the deadline). */
+static int op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
+  pthread_mutex_lock(&n->qmu);
+  if (n->stopping) {
+    pthread_mutex_unlock(&n->qmu);
+    o->refs = 1;
+    op_unref(n, o);
+    return cl_err_set(err, CL_EUNAVAILABLE, "node is stopping");
+  }
+  if (n->qtail)
+    n->qtail->next = o;
+  else
+    n->qhead = o;
+  n->qtail = o;
+  pthread_mutex_unlock(&n->qmu);
+  uv_async_send(&n->async);
+  pthread_mutex_lock(&n->omu);
+  int timed_out = 0;
+  while (!o->done && !timed_out) {
+    if (deadline_ms) {
+      struct timespec ts = {deadline_ms / 1000, (deadline_ms % 1000) * 1000000};
+      timed_out = pthread_cond_timedwait(&n->ocv, &n->omu, &ts) == ETIMEDOUT && !o->done;
+    } else {
+      pthread_cond_wait(&n->ocv, &n->omu);
+    }
+  }
+  int rc = o->done ? o->rc : cl_err_set(err, CL_ETIMEDOUT, "deadline passed while replicating");
+  if (o->done && rc && err)
+    *err = o->err;
+  pthread_mutex_unlock(&n->omu);
+  return rc;
+}
+
+/* ------------------------------------------------------------- loop side */
+
+static void refresh_cache(cl_repl *n) {
+  raft_id lid = 0;
+  const char *laddr = NULL;
+  raft_leader(&n->raft, &lid, &laddr);
+  char api[CL_REPL_ADDR_MAX] = "";
+  for (unsigned i = 0; lid && i < n->raft.configuration.n; i++)
+    if (n->raft.configuration.servers[i].id == lid)
+      api_part(n->raft.configuration.servers[i].address, api, sizeof api);
+  pthread_mutex_lock(&n->cmu);
+  n->is_leader = raft_state(&n->raft) == RAFT_LEADER;
+  n->leader_id = lid;
+  memcpy(n->leader_api, api, sizeof api);
+  pthread_mutex_unlock(&n->cmu);
+}
+
+static void group_free(group *g) {
+  free(g->ops);
+  free(g->items);
+  free(g);
+}
+
+static group *group_find(cl_repl *n, uint64_t id) {
+  for (group *g = n->groups; g; g = g->next)
+    if (g->id == id)
+      return g;
+  return NULL;
+}
+
+static cl_apply_item *fsm_claim(void *ctx, uint64_t gid, size_t *cnt) {
+  cl_repl *n = ctx;
+  group *g = group_find(n, gid);
+  if (!g || g->finished)
+    return NULL;
+  *cnt = g->n;
+  return g->items;
+}
+
+static void fsm_done(void *ctx, uint64_t gid, int rc, const cl_err *err) {
+  cl_repl *n = ctx;
+  group *g = group_find(n, gid);
+  if (!g || g->finished)
+    return;
+  g->finished = 1;
+  for (size_t i = 0; i < g->n; i++) {
+    op *o = g->ops[i];
+    cl_apply_item *it = &g->items[i];
+    int orc = rc ? rc : it->rc;
+    if (orc == 0 || orc == CL_ECONFLICT) {
+      o->r = it->r;
+      memset(&it->r, 0, sizeof it->r);
+    }
+    op_complete(n, o, orc, rc ? err : &it->err);
+  }
+}
+
+static void flush_appends(cl_repl *n);
+
+static void unlink_group(cl_repl *n, group *g) {
+  for (group **pp = &n->groups; *pp; pp = &(*pp)->next)
+    if (*pp == g) {
+      *pp = g->next;
+      break;
+    }
+}
+
+/* A dedicated context for apply callbacks (libraft gives only the request). */
+typedef struct apply_ctx {
+  cl_repl *n;
+  group *g;
+} apply_ctx;
+
+static void group_apply_cb(struct raft_apply *req, int status, void *result) {
+  (void)result;
+  apply_ctx *ac = req->data;
+  cl_repl *n = ac->n;
+  group *g = ac->g;
+  free(ac);
+  if (!g->finished) {
+    g->finished = 1;
+    for (size_t i = 0; i < g->n; i++)
+      op_fail(n, g->ops[i], CL_EUNAVAILABLE,
+              "leadership lost before the entry was applied (%s); it may still commit: retry "
+              "with the same event ids",
+              raft_strerror(status ? status : RAFT_LEADERSHIPLOST));
+  }
+  unlink_group(n, g);
+  group_free(g);
+  n->inflight--;
+  flush_appends(n);
+}
+
+/* Packs queued appends into Raft entries while fewer than max_inflight are
+ * replicating. */
+static void flush_appends(cl_repl *n) {
+  while (n->pending_head && n->inflight < n->o.max_inflight) {
+    if (raft_state(&n->raft) != RAFT_LEADER) {
+      while (n->pending_head) {
+        op *o = n->pending_head;
+        n->pending_head = o->next;
+        op_fail(n, o, CL_ENOTLEADER, "not the leader");
+      }
+      n->pending_tail = NULL;
+      n->pending_n = 0;
+      return;
+    }
+    size_t cnt = 0, bytes = 0;
+    for (op *o = n->pending_head; o && (cnt == 0 || bytes + o->bytes <= n->o.max_entry_bytes);
+         o = o->next) {
+      cnt++;
+      bytes += o->bytes;
+    }
+    group *g = calloc(1, sizeof *g);
+    apply_ctx *ac = malloc(sizeof *ac);
+    Clinlog__V1__PreparedBatch **pbs = calloc(cnt, sizeof *pbs);
+    if (g) {
+      g->ops = calloc(cnt, sizeof *g->ops);
+      g->items = calloc(cnt, sizeof *g->items);
+    }
+    if (!g || !ac || !pbs || !g->ops || !g->items) {
+      free(ac);
+      free(pbs);
+      if (g)
+        group_free(g);
+      op *o = n->pending_head;
+      n->pending_head = o->next;
+      if (!n->pending_head)
+        n->pending_tail = NULL;
+      n->pending_n--;
+      op_fail(n, o, CL_ENOMEM, "out of memory");
+      continue;
+    }
+    g->id = ++n->next_group;
+    g->n = cnt;
+    for (size_t i = 0; i < cnt; i++) {
+      op *o = n->pending_head;
+      n->pending_head = o->next;
+      o->next = NULL;
+      g->ops[i] = o;
+      g->items[i].want_result = 1;
+      pbs[i] = o->pb;
+    }
+    if (!n->pending_head)
+      n->pending_tail = NULL;
+    n->pending_n -= cnt;
+    Clinlog__V1__RaftEntry e = CLINLOG__V1__RAFT_ENTRY__INIT;
+    e.n_batches = cnt;
+    e.batches = pbs;
+    e.origin = n->origin;
+    e.group = g->id;
+    struct raft_buffer buf;
+    cl_err err;
+    int rc = cl_fsm_encode(&e, &buf, &err);
+    free(pbs);
+    if (rc == 0) {
+      ac->n = n;
+      ac->g = g;
+      g->req.data = ac;
+      g->next = n->groups;
+      n->groups = g;
+      int rv = raft_apply(&n->raft, &g->req, &buf, 1, group_apply_cb);
+      if (rv == 0) {
+        n->inflight++;
+        continue;
+      }
+      raft_free(buf.base);
+      unlink_group(n, g);
+      cl_err_set(&err, rv == RAFT_NOTLEADER ? CL_ENOTLEADER : CL_EUNAVAILABLE,
+                 "raft refused the entry: %s", raft_strerror(rv));
+    }
+    free(ac);
+    for (size_t i = 0; i < cnt; i++)
+      op_complete(n, g->ops[i], err.code, &err);
+    group_free(g);
+  }
+}
+
+static void change_cb(struct raft_change *req, int status);
+
+static void voter_cb(struct raft_change *req, int status) {
+  op *o = req->data;
+  cl_repl *n = o->n;
+  if (status)
+    op_fail(n, o, CL_EUNAVAILABLE, "promoting node %llu: %s", (unsigned long long)o->id,
+            raft_strerror(status));
+  else
+    op_complete(n, o, 0, NULL);
+}
+
+static void standby_cb(struct raft_change *req, int status) {
+  op *o = req->data;
+  cl_repl *n = o->n;
+  if (status) {
+    op_fail(n, o, CL_EUNAVAILABLE, "adding node %llu as standby: %s", (unsigned long long)o->id,
+            raft_strerror(status));
+    return;
+  }
+  if (!o->promote) {
+    op_complete(n, o, 0, NULL);
+    return;
+  }
+  promotion *p = malloc(sizeof *p);
+  if (!p) {
+    op_fail(n, o, CL_ENOMEM, "out of memory");
+    return;
+  }
+  p->o = o;
+  p->next = n->promotions;
+  n->promotions = p;
+}
+
+static void added_cb(struct raft_change *req, int status) {
+  op *o = req->data;
+  cl_repl *n = o->n;
+  if (status) {
+    op_fail(n, o, CL_EUNAVAILABLE, "adding node %llu: %s", (unsigned long long)o->id,
+            raft_strerror(status));
+    return;
+  }
+  int rv = raft_assign(&n->raft, &o->req.change, o->id, RAFT_STANDBY, standby_cb);
+  if (rv)
+    op_fail(n, o, rv == RAFT_NOTLEADER ? CL_ENOTLEADER : CL_EUNAVAILABLE,
+            "making node %llu a standby: %s", (unsigned long long)o->id, raft_strerror(rv));
+}
+
+static void change_cb(struct raft_change *req, int status) {
+  op *o = req->data;
+  cl_repl *n = o->n;
+  if (status)
+    op_fail(n, o, CL_EUNAVAILABLE, "%s", raft_strerror(status));
+  else
+    op_complete(n, o, 0, NULL);
+}
+
+/* Standbys waiting to become voters: promoted once within a few entries of
+ * the leader (libraft then runs its own last catch-up round). */
+static void check_promotions(cl_repl *n) {
+  promotion **pp = &n->promotions;
+  while (*pp) {
+    promotion *p = *pp;
+    op *o = p->o;
+    int leader = raft_state(&n->raft) == RAFT_LEADER;
+    raft_index match = 0;
+    if (leader && raft_match_index(&n->raft, o->id, &match) != 0)
+      match = 0;
+    if (!leader || match + 64 >= raft_last_index(&n->raft)) {
+      *pp = p->next;
+      free(p);
+      if (!leader) {
+        op_fail(n, o, CL_ENOTLEADER, "leadership lost while node %llu caught up",
+                (unsigned long long)o->id);
+        continue;
+      }
+      int rv = raft_assign(&n->raft, &o->req.change, o->id, RAFT_VOTER, voter_cb);
+      if (rv)
+        op_fail(n, o, CL_EUNAVAILABLE, "promoting node %llu: %s", (unsigned long long)o->id,
+                raft_strerror(rv));
+      continue;
+    }
+    pp = &p->next;
+  }
+}
+
+static void barrier_cb(struct raft_barrier *req, int status) {
+  op *o = req->data;
+  cl_repl *n = o->n;
+  if (status)
+    op_fail(n, o, status == RAFT_NOTLEADER ? CL_ENOTLEADER : CL_EUNAVAILABLE, "barrier: %s",
+            raft_strerror(status));
+  else
+    op_complete(n, o, 0, NULL);
+}
+
+static void transfer_cb(struct raft_transfer *req) {
+  op *o = req->data;
+  cl_repl *n = o->n;
+  refresh_cache(n);
+  if (raft_state(&n->raft) == RAFT_LEADER)
+    op_fail(n, o, CL_EUNAVAILABLE, "leadership transfer did not complete");
+  else
+    op_complete(n, o, 0, NULL);
+}
+
+static void fill_status(cl_repl *n, cl_repl_status *st) {
+  memset(st, 0, sizeof *st);
+  st->id = n->o.id;
+  int s = raft_state(&n->raft);
+  st->state = s == RAFT_LEADER ? "leader" : s == RAFT_FOLLOWER ? "follower"
+              : s == RAFT_CANDIDATE ? "candidate" : "unavailable";
+  st->term = raft_current_term(&n->raft);
+  raft_id lid = 0;
+  const char *laddr = NULL;
+  raft_leader(&n->raft, &lid, &laddr);
+  st->leader_id = lid;
+  st->commit_index = raft_commit_index(&n->raft);
+  st->last_applied = raft_last_applied(&n->raft);
+  st->last_index = raft_last_index(&n->raft);
+  st->store_applied = cl_log_applied_index(n->log);
+  for (unsigned i = 0; i < n->raft.configuration.n && st->n < CL_REPL_MAX_MEMBERS; i++) {
+    const struct raft_server *sv = &n->raft.configuration.servers[i];
+    cl_repl_member *m = &st->members[st->n++];
+    m->id = sv->id;
+    raft_part(sv->address, m->raft_address, sizeof m->raft_address);
+    api_part(sv->address, m->api_address, sizeof m->api_address);
+    m->role = sv->role == RAFT_VOTER ? CL_ROLE_VOTER : sv->role == RAFT_STANDBY ? CL_ROLE_STANDBY
+                                                                                : CL_ROLE_SPARE;
+    raft_index mi = 0;
+    if (s == RAFT_LEADER) {
+      if (sv->id == n->o.id)
+        mi = raft_last_index(&n->raft);
+      else if (raft_match_index(&n->raft, sv->id, &mi) != 0)
+        mi = 0;
+    }
+    m->match_index = mi;
+    if (sv->id == lid)
+      memcpy(st->leader_api, m->api_address, sizeof st->leader_api);
+  }
+}
+
+static void close_done(struct raft *r) {
+  cl_repl *n = r->data;
+  uv_close((uv_handle_t *)&n->async, NULL);
+  uv_close((uv_handle_t *)&n->tick, NULL);
+}
+
+static void fail_everything(cl_repl *n) {
+  while (n->pending_head) {
+    op *o = n->pending_head;
+    n->pending_head = o->next;
+    op_fail(n, o, CL_EUNAVAILABLE, "node is stopping");
+  }
+  n->pending_tail = NULL;
+  while (n->promotions) {
+    promotion *p = n->promotions;
+    n->promotions = p->next;
+    op_fail(n, p->o, CL_EUNAVAILABLE, "node is stopping");
+    free(p);
+  }
+}
+
+static void run_op(cl_repl *n, op *o) {
+  int rv = 0;
+  o->n = n;
+  switch (o->kind) {
+  case OP_APPEND:
+    if (raft_state(&n->raft) != RAFT_LEADER) {
+      op_fail(n, o, CL_ENOTLEADER, "not the leader");
+      return;
+    }
+    if (n->pending_tail)
+      n->pending_tail->next = o;
+    else
+      n->pending_head = o;
+    n->pending_tail = o;
+    n->pending_n++;
+    return;
+  case OP_STATUS:
+    fill_status(n, o->status);
+    op_complete(n, o, 0, NULL);
+    return;
+  case OP_BARRIER:
+    o->req.barrier.data = o;
+    rv = raft_barrier(&n->raft, &o->req.barrier, barrier_cb);
+    break;
+  case OP_ADD:
+    o->req.change.data = o;
+    rv = raft_add(&n->raft, &o->req.change, o->id, o->address, added_cb);
+    break;
+  case OP_REMOVE:
+    if (o->id == n->o.id) {
+      op_fail(n, o, CL_EINVAL, "the leader cannot remove itself: transfer leadership first");
+      return;
+    }
+    o->req.change.data = o;
+    rv = raft_remove(&n->raft, &o->req.change, o->id, change_cb);
+    break;
+  case OP_TRANSFER:
+    o->req.transfer.data = o;
+    rv = raft_transfer(&n->raft, &o->req.transfer, o->id, transfer_cb);
+    break;
+  case OP_STOP:
+    n->stop_op = o;
+    fail_everything(n);
+    raft_close(&n->raft, close_done);
+    return;
+  }
+  if (rv)
+    op_fail(n, o, rv == RAFT_NOTLEADER ? CL_ENOTLEADER : rv == RAFT_BADID ? CL_ENOTFOUND
+                  : CL_EUNAVAILABLE,
+            "%s", raft_strerror(rv));
+}
+
+static void submit_head(cl_repl *n);
+
+static void async_cb(uv_async_t *h) {
+  cl_repl *n = h->data;
+  pthread_mutex_lock(&n->qmu);
+  op *list = n->qhead;
+  n->qhead = n->qtail = NULL;
+  pthread_mutex_unlock(&n->qmu);
+  while (list) {
+    op *o = list;
+    list = o->next;
+    o->next = NULL;
+    if (n->stop_op && o->kind != OP_STOP) {
+      op_fail(n, o, CL_EUNAVAILABLE, "node is stopping");
+      continue;
+    }
+    run_op(n, o);
+  }
+  if (!n->stop_op)
+    flush_appends(n);
+}
+
+static void tick_cb(uv_timer_t *t) {
+  cl_repl *n = t->data;
+  if (n->stop_op)
+    return;
+  refresh_cache(n);
+  submit_head(n);
+  check_promotions(n);
+  flush_appends(n);
+}
+
+/* ------------------------------------------------------------ the head */
+
+typedef struct head_req {
+  struct raft_apply req;
+  cl_repl *n;
+} head_req;
+
+static void head_cb(struct raft_apply *req, int status, void *result) {
+  (void)result;
+  head_req *h = (head_req *)req;
+  if (status)
+    h->n->head_submitted = 0; /* try again when leading */
+  free(h);
+}
+
+/* A bootstrapping node's first entry is its store's head, so a node that
+ * joins later catches up to it before applying anything else. */
+static void submit_head(cl_repl *n) {
+  if (n->head_submitted || raft_state(&n->raft) != RAFT_LEADER)
+    return;
+  if (cl_log_applied_index(n->log) != 0 || raft_last_index(&n->raft) > 1) {
+    n->head_submitted = 1;
+    return;
+  }
+  uint64_t size;
+  uint8_t root[32];
+  cl_log_head(n->log, &size, root);
+  Clinlog__V1__TreeHead h = CLINLOG__V1__TREE_HEAD__INIT;
+  h.tree_size = size;
+  h.root_hash = (ProtobufCBinaryData){32, root};
+  h.api_address = n->api_address;
+  Clinlog__V1__RaftEntry e = CLINLOG__V1__RAFT_ENTRY__INIT;
+  e.head = &h;
+  struct raft_buffer buf;
+  cl_err err;
+  head_req *hr = calloc(1, sizeof *hr);
+  if (!hr || cl_fsm_encode(&e, &buf, &err) != 0) {
+    free(hr);
+    return;
+  }
+  hr->n = n;
+  if (raft_apply(&n->raft, &hr->req, &buf, 1, head_cb) != 0) {
+    raft_free(buf.base);
+    free(hr);
+    return;
+  }
+  n->head_submitted = 1;
+}
+
+/* ------------------------------------------------------------- catch-up */
+
+static int node_fetch(void *ctx, const char *preferred, uint64_t size, const uint8_t root[32],
+                      cl_err *err) {
+  cl_repl *n = ctx;
+  if (!n->o.fetch)
+    return cl_err_set(err, CL_EUNAVAILABLE, "no catch-up transport");
+  /* the preferred source, then the leader, then every other member */
+  char cand[CL_REPL_MAX_MEMBERS + 2][CL_REPL_ADDR_MAX];
+  size_t nc = 0;
+  if (preferred && preferred[0])
+    snprintf(cand[nc++], CL_REPL_ADDR_MAX, "%s", preferred);
+  raft_id lid = 0;
+  const char *laddr = NULL;
+  raft_leader(&n->raft, &lid, &laddr);
+  for (int pass = 0; pass < 2; pass++)
+    for (unsigned i = 0; i < n->raft.configuration.n && nc < CL_REPL_MAX_MEMBERS + 2; i++) {
+      const struct raft_server *sv = &n->raft.configuration.servers[i];
+      if (sv->id == n->o.id || (pass == 0) != (sv->id == lid))
+        continue;
+      api_part(sv->address, cand[nc], CL_REPL_ADDR_MAX);
+      if (cand[nc][0])
+        nc++;
+    }
+  int rc = CL_EUNAVAILABLE;
+  cl_err_set(err, CL_EUNAVAILABLE, "no member to catch up from");
+  /* keep trying: a node that cannot reach the cluster's head cannot apply
+   * anything after it; it must not skip it */
+  for (int attempt = 0; attempt < 30; attempt++) {
+    for (size_t i = 0; i < nc; i++) {
+      if (!strcmp(cand[i], n->api_address))
+        continue;
+      uint64_t have;
+      cl_log_head(n->log, &have, NULL);
+      if (have >= size)
+        return 0;
+      fprintf(stderr, "clinlog: catching up from %s: %llu of %llu events\n", cand[i],
+              (unsigned long long)have, (unsigned long long)size);
+      if ((rc = n->o.fetch(n->o.fetch_ctx, n->log, cand[i], size, root, err)) == 0)
+        return 0;
+      fprintf(stderr, "clinlog: catch-up from %s: %s\n", cand[i], err->msg);
+    }
+    struct timespec ts = {0, 500 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  return rc;
+}
+
+static void fsm_fatal(void *ctx, const char *msg) {
+  (void)ctx;
+  fprintf(stderr, "clinlogd: replication: %s; stopping this node (an entry is never skipped)\n",
+          msg);
+  fflush(stderr);
+  _Exit(70);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void *loop_main(void *arg) {
+  cl_repl *n = arg;
+  uv_run(&n->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
+  if (!o->log || !o->id || !o->dir || !o->raft_address || !o->api_address)
+    return cl_err_set(err, CL_EINVAL, "replication: log, id, dir, raft and api addresses required");
+  if (strchr(o->raft_address, ADDR_SEP) || strchr(o->api_address, ADDR_SEP) ||
+      strlen(o->raft_address) >= CL_REPL_ADDR_MAX || strlen(o->api_address) >= CL_REPL_ADDR_MAX)
+    return cl_err_set(err, CL_EINVAL, "replication: bad address");
+  cl_repl *n = calloc(1, sizeof *n);
+  if (!n)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  n->o = *o;
+  n->log = o->log;
+  snprintf(n->dir, sizeof n->dir, "%s", o->dir);
+  snprintf(n->api_address, sizeof n->api_address, "%s", o->api_address);
+  snprintf(n->self_address, sizeof n->self_address, "%s%c%s", o->raft_address, ADDR_SEP,
+           o->api_address);
+  randombytes_buf(&n->origin, sizeof n->origin);
+  pthread_mutex_init(&n->qmu, NULL);
+  pthread_mutex_init(&n->omu, NULL);
+  pthread_cond_init(&n->ocv, NULL);
+  pthread_mutex_init(&n->cmu, NULL);
+  if (mkdir(n->dir, 0700) != 0 && errno != EEXIST) {
+    cl_err_set(err, CL_EIO, "%s: %s", n->dir, strerror(errno));
+    goto fail_mem;
+  }
+  int rv;
+  if ((rv = uv_loop_init(&n->loop))) {
+    cl_err_set(err, CL_EIO, "uv loop: %s", uv_strerror(rv));
+    goto fail_mem;
+  }
+  n->tr.tcp.version = 1; /* required before init */
+  if ((rv = raft_uv_tcp_init(&n->tr.tcp, &n->loop))) {
+    cl_err_set(err, CL_EIO, "raft transport: %s", raft_strerror(rv));
+    goto fail_loop;
+  }
+  n->tr.pub.version = 1;
+  n->tr.pub.init = wt_init;
+  n->tr.pub.listen = wt_listen;
+  n->tr.pub.connect = wt_connect;
+  n->tr.pub.close = wt_close;
+  if ((rv = raft_uv_init(&n->io, &n->loop, n->dir, &n->tr.pub))) {
+    cl_err_set(err, CL_EIO, "raft io on %s: %s", n->dir, n->io.errmsg);
+    goto fail_tr;
+  }
+  n->fsm.log = n->log;
+  n->fsm.raft = &n->raft;
+  n->fsm.origin = n->origin;
+  n->fsm.api_address = n->api_address;
+  n->fsm.claim = fsm_claim;
+  n->fsm.done = fsm_done;
+  n->fsm.fetch = node_fetch;
+  n->fsm.fatal = fsm_fatal;
+  n->fsm.ctx = n;
+  cl_fsm_init(&n->fsm, &n->rfsm);
+  if ((rv = raft_init(&n->raft, &n->io, &n->rfsm, o->id, n->self_address))) {
+    cl_err_set(err, CL_EIO, "raft: %s", raft_errmsg(&n->raft));
+    goto fail_io;
+  }
+  n->raft.data = n;
+  raft_set_election_timeout(&n->raft, o->election_timeout_ms);
+  raft_set_heartbeat_timeout(&n->raft, o->heartbeat_ms);
+  raft_set_pre_vote(&n->raft, true);
+  raft_set_snapshot_threshold(&n->raft, o->snapshot_threshold);
+  raft_set_snapshot_trailing(&n->raft, o->snapshot_trailing);
+  raft_set_install_snapshot_timeout(&n->raft, 120000);
+  if (o->bootstrap) {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    raft_configuration_add(&conf, o->id, n->self_address, RAFT_VOTER);
+    rv = raft_bootstrap(&n->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv && rv != RAFT_CANTBOOTSTRAP) { /* CANTBOOTSTRAP: state exists already */
+      cl_err_set(err, CL_EIO, "raft bootstrap: %s", raft_errmsg(&n->raft));
+      goto fail_raft;
+    }
+  }
+  if ((rv = raft_start(&n->raft))) {
+    cl_err_set(err, CL_EIO, "raft start on %s: %s", o->raft_address, raft_errmsg(&n->raft));
+    goto fail_raft;
+  }
+  uv_async_init(&n->loop, &n->async, async_cb);
+  n->async.data = n;
+  uv_timer_init(&n->loop, &n->tick);
+  n->tick.data = n;
+  uv_timer_start(&n->tick, tick_cb, 20, 50);
+  if (pthread_create(&n->thread, NULL, loop_main, n) != 0) {
+    cl_err_set(err, CL_EIO, "cannot start the raft thread");
+    /* raft is started: close it on this thread */
+    raft_close(&n->raft, close_done);
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    goto fail_io;
+  }
+  n->started = 1;
+  *out = n;
+  return 0;
+fail_raft:
+  raft_close(&n->raft, NULL);
+  uv_run(&n->loop, UV_RUN_DEFAULT);
+fail_io:
+  raft_uv_close(&n->io);
+fail_tr:
+  raft_uv_tcp_close(&n->tr.tcp);
+fail_loop:
+  uv_run(&n->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&n->loop);
+fail_mem:
+  free(n);
+  return err->code;
+}
+
+void cl_repl_stop(cl_repl *n) {
+  if (!n)
+    return;
+  op *o = op_new(OP_STOP);
+  cl_err err;
+  if (o)
+    op_run(n, o, 0, &err);
+  pthread_mutex_lock(&n->qmu);
+  n->stopping = 1;
+  pthread_mutex_unlock(&n->qmu);
+  pthread_join(n->thread, NULL);
+  /* ops queued after the stop */
+  while (n->qhead) {
+    op *q = n->qhead;
+    n->qhead = q->next;
+    op_fail(n, q, CL_EUNAVAILABLE, "node is stopping");
+  }
+  raft_uv_close(&n->io);
+  raft_uv_tcp_close(&n->tr.tcp);
+  uv_loop_close(&n->loop);
+  if (o)
+    op_unref(n, o);
+  free(n);
+}
+
+/* --------------------------------------------------------------- callers */
+
+int cl_repl_leader(cl_repl *n, uint64_t *id, char *api, size_t cap) {
+  pthread_mutex_lock(&n->cmu);
+  int me = n->is_leader;
+  if (id)
+    *id = n->leader_id;
+  if (api && cap)
+    snprintf(api, cap, "%s", n->leader_api);
+  pthread_mutex_unlock(&n->cmu);
+  return me;
+}
+
+int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadline_ms,
+                   cl_append_result *r, cl_err *err) {
+  int rc = CL_EAGAIN;
+  for (int attempt = 0; attempt < 5 && rc == CL_EAGAIN; attempt++) {
+    if (!cl_repl_leader(n, NULL, NULL, 0))
+      return cl_err_set(err, CL_ENOTLEADER, "not the leader");
+    Clinlog__V1__PreparedBatch *pb;
+    if ((rc = cl_log_prepare(n->log, b, &pb, err)))
+      return rc;
+    op *o = op_new(OP_APPEND);
+    if (!o) {
+      clinlog__v1__prepared_batch__free_unpacked(pb, NULL);
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    }
+    o->pb = pb;
+    o->bytes = clinlog__v1__prepared_batch__get_packed_size(pb);
+    rc = op_run(n, o, deadline_ms, err);
+    if (rc == 0 || rc == CL_ECONFLICT) {
+      pthread_mutex_lock(&n->omu);
+      *r = o->r;
+      memset(&o->r, 0, sizeof o->r);
+      pthread_mutex_unlock(&n->omu);
+    }
+    op_unref(n, o);
+  }
+  return rc;
+}
+
+static int simple_op(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
+  if (!o)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  int rc = op_run(n, o, deadline_ms, err);
+  op_unref(n, o);
+  return rc;
+}
+
+int cl_repl_barrier(cl_repl *n, int64_t deadline_ms, cl_err *err) {
+  if (!cl_repl_leader(n, NULL, NULL, 0))
+    return cl_err_set(err, CL_ENOTLEADER, "not the leader");
+  return simple_op(n, op_new(OP_BARRIER), deadline_ms, err);
+}
+
+int cl_repl_get_status(cl_repl *n, cl_repl_status *st, int64_t deadline_ms, cl_err *err) {
+  op *o = op_new(OP_STATUS);
+  if (!o)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  cl_repl_status *tmp = malloc(sizeof *tmp);
+  if (!tmp) {
+    free(o);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  o->status = tmp;
+  int rc = op_run(n, o, deadline_ms, err);
+  if (rc == 0)
+    *st = *tmp;
+  /* a timed-out status op may still run: it then writes into tmp */
+  pthread_mutex_lock(&n->omu);
+  int done = o->done;
+  pthread_mutex_unlock(&n->omu);
+  if (done)
+    free(tmp);
+  op_unref(n, o);
+  return rc;
+}
+
+int cl_repl_add(cl_repl *n, uint64_t id, const char *raft_address, const char *api_address,
+                int promote, int64_t deadline_ms, cl_err *err) {
+  if (!id || !raft_address || !api_address || !raft_address[0] || !api_address[0] ||
+      strchr(raft_address, ADDR_SEP) || strchr(api_address, ADDR_SEP) ||
+      strlen(raft_address) >= CL_REPL_ADDR_MAX || strlen(api_address) >= CL_REPL_ADDR_MAX)
+    return cl_err_set(err, CL_EINVAL, "add: id, raft_address and api_address required");
+  op *o = op_new(OP_ADD);
+  if (!o)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  o->id = id;
+  o->promote = promote;
+  snprintf(o->address, sizeof o->address, "%s%c%s", raft_address, ADDR_SEP, api_address);
+  return simple_op(n, o, deadline_ms, err);
+}
+
+int cl_repl_remove(cl_repl *n, uint64_t id, int64_t deadline_ms, cl_err *err) {
+  op *o = op_new(OP_REMOVE);
+  if (o)
+    o->id = id;
+  return simple_op(n, o, deadline_ms, err);
+}
+
+int cl_repl_transfer(cl_repl *n, uint64_t id, int64_t deadline_ms, cl_err *err) {
+  op *o = op_new(OP_TRANSFER);
+  if (o)
+    o->id = id;
+  return simple_op(n, o, deadline_ms, err);
+}

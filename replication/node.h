@@ -1,0 +1,112 @@
+/* A clinlog cluster node: the store replicated with Raft (libraft 0.22 on
+ * libuv). A single node is a one-member cluster; the code path is the same.
+ * See docs/replication.md for the guarantees and the operations.
+ *
+ * Threads: Raft runs on its own loop thread. Any thread may call the
+ * functions here; they hand work to the loop (a queue and uv_async_send)
+ * and wait for its completion. The loop packs the appends queued while
+ * earlier entries replicate into one Raft entry (group commit).
+ *
+ * libraft and libuv types stay inside replication/. */
+#ifndef CL_REPLICATION_NODE_H
+#define CL_REPLICATION_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/log.h"
+
+typedef struct cl_repl cl_repl;
+
+/* Catch-up transport (implemented by the adapters: gRPC FetchRecords):
+ * brings `log` to `size` events whose root is `root`, from the node whose
+ * API listens at `api_address`, feeding chunks to cl_log_ingest. */
+typedef int (*cl_repl_fetch_fn)(void *ctx, cl_log *log, const char *api_address, uint64_t size,
+                                const uint8_t root[32], cl_err *err);
+
+#define CL_REPL_ADDR_MAX 128
+
+typedef struct cl_repl_options {
+  cl_log *log;                  /* borrowed; opened with sync = 0 (the Raft log is the WAL) */
+  uint64_t id;                  /* this node's id, > 0, unique in the cluster */
+  const char *dir;              /* Raft directory (segments, snapshots, metadata) */
+  const char *raft_address;     /* host:port the Raft transport listens on */
+  const char *api_address;      /* host:port of this node's gRPC API (told to peers) */
+  int bootstrap;                /* no Raft state yet: start a new cluster of this node only;
+                                   otherwise wait to be added by the leader */
+  unsigned election_timeout_ms; /* default 1000 */
+  unsigned heartbeat_ms;        /* default 100 */
+  unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
+  unsigned snapshot_trailing;   /* entries kept after a snapshot; default 8192 */
+  size_t max_entry_bytes;       /* a group of appends closes here; default 4 MiB */
+  unsigned max_inflight;        /* entries replicating at once; default 2 */
+  cl_repl_fetch_fn fetch;       /* catch-up transport */
+  void *fetch_ctx;
+} cl_repl_options;
+
+void cl_repl_options_init(cl_repl_options *o);
+
+/* Starts the node (returned-owned in *out: cl_repl_stop). A bootstrapping
+ * node starts its cluster from its store's current head. Errors: CL_EINVAL,
+ * CL_EIO (Raft directory, address in use). */
+int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err);
+
+/* Stops Raft and the loop thread; waiting calls fail with CL_EUNAVAILABLE. */
+void cl_repl_stop(cl_repl *n);
+
+/* Appends a signed batch through Raft: prepared here (in parallel with other
+ * callers), committed by a majority, applied, then answered, as
+ * cl_log_append. `deadline_ms` is absolute (CLOCK_REALTIME ms; 0: none).
+ * Errors as cl_log_append, plus CL_ENOTLEADER (see cl_repl_leader),
+ * CL_EUNAVAILABLE (leadership lost while the entry replicated: it may still
+ * commit; retrying with the same event ids is safe), CL_ETIMEDOUT. */
+CL_MUST_CHECK int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b,
+                                 int64_t deadline_ms, cl_append_result *r, cl_err *err);
+
+/* The leader as last seen: returns 1 if this node leads, else 0 with *id
+ * (0: unknown) and its API address (empty if unknown). */
+int cl_repl_leader(cl_repl *n, uint64_t *id, char *api_address, size_t cap);
+
+/* Linearizable-read barrier: on the leader, returns once everything
+ * committed before the call is applied here. CL_ENOTLEADER elsewhere. */
+int cl_repl_barrier(cl_repl *n, int64_t deadline_ms, cl_err *err);
+
+enum { CL_ROLE_STANDBY = 0, CL_ROLE_VOTER = 1, CL_ROLE_SPARE = 2 };
+
+typedef struct cl_repl_member {
+  uint64_t id;
+  char raft_address[CL_REPL_ADDR_MAX];
+  char api_address[CL_REPL_ADDR_MAX];
+  int role;
+  uint64_t match_index;         /* leader only */
+} cl_repl_member;
+
+#define CL_REPL_MAX_MEMBERS 16
+
+typedef struct cl_repl_status {
+  uint64_t id;
+  const char *state;            /* "leader", "follower", "candidate", "unavailable" */
+  uint64_t term;
+  uint64_t leader_id;
+  char leader_api[CL_REPL_ADDR_MAX];
+  uint64_t commit_index, last_applied, last_index;
+  uint64_t store_applied;       /* Raft index recorded with the store */
+  size_t n;
+  cl_repl_member members[CL_REPL_MAX_MEMBERS];
+} cl_repl_status;
+
+int cl_repl_get_status(cl_repl *n, cl_repl_status *st, int64_t deadline_ms, cl_err *err);
+
+/* Membership (leader only, else CL_ENOTLEADER). add: the node joins as a
+ * standby (non-voter), and with `promote` becomes a voter once it has
+ * caught up; returns when that is done. */
+int cl_repl_add(cl_repl *n, uint64_t id, const char *raft_address, const char *api_address,
+                int promote, int64_t deadline_ms, cl_err *err);
+int cl_repl_remove(cl_repl *n, uint64_t id, int64_t deadline_ms, cl_err *err);
+/* id 0: the most up-to-date voter. Returns once this node no longer leads. */
+int cl_repl_transfer(cl_repl *n, uint64_t id, int64_t deadline_ms, cl_err *err);
+
+/* Role names ("voter", ...). */
+const char *cl_repl_role_name(int role);
+
+#endif
