@@ -26,6 +26,7 @@ typedef struct wtransport {
   struct raft_uv_transport tcp;
   raft_uv_accept_cb accept_cb;
   raft_uv_transport_close_cb close_cb;
+  char address[CL_REPL_ADDR_MAX]; /* the TCP transport keeps a pointer to it */
 } wtransport;
 
 static void raft_part(const char *address, char *out, size_t cap) {
@@ -44,9 +45,8 @@ static void api_part(const char *address, char *out, size_t cap) {
 
 static int wt_init(struct raft_uv_transport *t, raft_id id, const char *address) {
   wtransport *w = (wtransport *)t;
-  char a[CL_REPL_ADDR_MAX];
-  raft_part(address, a, sizeof a);
-  int rv = w->tcp.init(&w->tcp, id, a);
+  raft_part(address, w->address, sizeof w->address);
+  int rv = w->tcp.init(&w->tcp, id, w->address);
   if (rv)
     snprintf(t->errmsg, sizeof t->errmsg, "%s", w->tcp.errmsg);
   return rv;
@@ -373,7 +373,11 @@ static void group_apply_cb(struct raft_apply *req, int status, void *result) {
 
 /* Packs queued appends into Raft entries while fewer than max_inflight are
  * replicating. */
+static void submit_head(cl_repl *n);
+
 static void flush_appends(cl_repl *n) {
+  if (n->pending_head)
+    submit_head(n); /* a new cluster's first entry: before any batch */
   while (n->pending_head && n->inflight < n->o.max_inflight) {
     if (raft_state(&n->raft) != RAFT_LEADER) {
       while (n->pending_head) {
@@ -602,6 +606,8 @@ static void close_done(struct raft *r) {
   cl_repl *n = r->data;
   uv_close((uv_handle_t *)&n->async, NULL);
   uv_close((uv_handle_t *)&n->tick, NULL);
+  if (n->stop_op)
+    op_complete(n, n->stop_op, 0, NULL);
 }
 
 static void fail_everything(cl_repl *n) {
@@ -671,8 +677,6 @@ static void run_op(cl_repl *n, op *o) {
             "%s", raft_strerror(rv));
 }
 
-static void submit_head(cl_repl *n);
-
 static void async_cb(uv_async_t *h) {
   cl_repl *n = h->data;
   pthread_mutex_lock(&n->qmu);
@@ -723,7 +727,7 @@ static void head_cb(struct raft_apply *req, int status, void *result) {
 static void submit_head(cl_repl *n) {
   if (n->head_submitted || raft_state(&n->raft) != RAFT_LEADER)
     return;
-  if (cl_log_applied_index(n->log) != 0 || raft_last_index(&n->raft) > 1) {
+  if (cl_log_applied_index(n->log) != 0) { /* the cluster has a history */
     n->head_submitted = 1;
     return;
   }
@@ -880,13 +884,19 @@ int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
   raft_set_snapshot_threshold(&n->raft, o->snapshot_threshold);
   raft_set_snapshot_trailing(&n->raft, o->snapshot_trailing);
   raft_set_install_snapshot_timeout(&n->raft, 120000);
-  if (o->bootstrap) {
+  char meta[4200];
+  struct stat mst;
+  snprintf(meta, sizeof meta, "%s/metadata1", n->dir);
+  int has_state = stat(meta, &mst) == 0;
+  snprintf(meta, sizeof meta, "%s/metadata2", n->dir);
+  has_state |= stat(meta, &mst) == 0;
+  if (o->bootstrap && !has_state) { /* (a failed raft_bootstrap leaves the io unusable) */
     struct raft_configuration conf;
     raft_configuration_init(&conf);
     raft_configuration_add(&conf, o->id, n->self_address, RAFT_VOTER);
     rv = raft_bootstrap(&n->raft, &conf);
     raft_configuration_close(&conf);
-    if (rv && rv != RAFT_CANTBOOTSTRAP) { /* CANTBOOTSTRAP: state exists already */
+    if (rv) {
       cl_err_set(err, CL_EIO, "raft bootstrap: %s", raft_errmsg(&n->raft));
       goto fail_raft;
     }
@@ -931,7 +941,7 @@ void cl_repl_stop(cl_repl *n) {
   op *o = op_new(OP_STOP);
   cl_err err;
   if (o)
-    op_run(n, o, 0, &err);
+    op_run(n, o, 0, &err); /* later callers get CL_EUNAVAILABLE */
   pthread_mutex_lock(&n->qmu);
   n->stopping = 1;
   pthread_mutex_unlock(&n->qmu);
