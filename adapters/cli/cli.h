@@ -104,6 +104,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_verify_proof(int argc, char **argv);
 int cmd_head(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
 
 /* `verify --remote`: replays a live node through its API (cmd_verify_remote.c).
  * log_key (may be NULL: trust the server's) and note (may be NULL) as for

@@ -16,7 +16,7 @@ static const struct {
   int (*fn)(int, char **);
   const char *help;
 } CMDS[] = {
-    {"init", cmd_init, "create a data directory: keys, genesis events, first checkpoint"},
+    {"init", cmd_init, "create a data directory (keys, genesis, checkpoint) or a replica's"},
     {"keygen", cmd_keygen, "create an Ed25519 signing key file (0600) and its .pub"},
     {"append", cmd_append, "append events given as proto3 JSON, signed with a key file"},
     {"read", cmd_read, "read the log or one stream as JSON lines"},
@@ -27,6 +27,7 @@ static const struct {
     {"prove", cmd_prove, "print an inclusion or consistency proof as JSON"},
     {"verify-proof", cmd_verify_proof, "check a proof printed by `prove` against a checkpoint"},
     {"verify", cmd_verify, "replay a data directory or a live node and check everything"},
+    {"cluster", cmd_cluster, "status and membership of a clinlogd cluster"},
 };
 
 static void usage(FILE *f) {
