@@ -193,7 +193,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf) {
   if (!e || !e->head) {
     if (e)
       clinlog__v1__raft_entry__free_unpacked(e, NULL);
-    fprintf(stderr, "clinlog: replication: snapshot does not decode\n");
+    fatal(f, "snapshot of %zu bytes does not decode", buf->len);
     return RAFT_MALFORMED;
   }
   cl_err err;

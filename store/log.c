@@ -2126,7 +2126,7 @@ int cl_log_read_records(cl_log *log, uint64_t from_seq, uint64_t to_seq, cl_reco
  * derived the way prepare derives them (the record is decrypted with its
  * stream's key: system streams are never erased). */
 static int ingest_effects(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V1__Record *rec,
-                          const uint8_t *wrapped, size_t wl, cl_err *err) {
+                          const uint8_t *wrapped, size_t wl, int *erased, cl_err *err) {
   uint8_t *key = secure_scratch(SCRATCH_READ, 32);
   if (!key)
     return cl_err_set(err, CL_ENOMEM, "out of secure memory");
@@ -2177,8 +2177,10 @@ static int ingest_effects(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__
   uint64_t at = rec->batch_size ? rec->seq + (rec->batch_size - 1 - rec->batch_index) : rec->seq;
   for (size_t j = 0; rc == 0 && j < pb.n_keyring; j++)
     rc = apply_keyring_change(log, wb, pb.keyring[j], at, err);
-  for (size_t j = 0; rc == 0 && j < pb.n_erase_stream_tags; j++)
+  for (size_t j = 0; rc == 0 && j < pb.n_erase_stream_tags; j++) {
     rc = apply_erasure(log, wb, pb.erase_stream_tags[j].data, err);
+    *erased = 1;
+  }
   for (size_t j = 0; j < pb.n_keyring; j++)
     clinlog__v1__keyring_change__free_unpacked(pb.keyring[j], NULL);
   free(pb.keyring);
@@ -2288,6 +2290,7 @@ int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs,
   cl_merkle_frontier saved = log->frontier;
   uint64_t saved_cp = log->last_checkpoint;
   int64_t last_at = log->last_committed_ns;
+  int erased = 0;
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   cl_hmap_clear(log->group_ids);
   log->pend_n = 0;
@@ -2327,7 +2330,8 @@ int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs,
         wl = keys[j].wrapped_len;
         found = 1;
       }
-    rc = ingest_effects(log, wb, parsed[i], found ? (w ? w : (const uint8_t *)"") : NULL, wl, err);
+    rc = ingest_effects(log, wb, parsed[i], found ? (w ? w : (const uint8_t *)"") : NULL, wl,
+                        &erased, err);
   }
   if (rc == 0 && write_indexes(log, wb) != 0)
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
@@ -2365,6 +2369,10 @@ int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs,
                          (unsigned long long)last);
   }
   log->last_committed_ns = last_at;
+  if (erased) { /* as commit_group: no cached or stored copy of the key survives */
+    kc_invalidate(log);
+    purge_erased_keys(log);
+  }
   pthread_mutex_lock(&log->mu);
   log->size = last;
   memcpy(log->root, root, 32);
