@@ -22,258 +22,25 @@
  *    machine).
  * Targets checked: gRPC >= 0.7 x store at batch 64; >= 20k unary
  * single-event appends/s at concurrency 64. */
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "adapters/grpc/client.h"
 #include "bench/bench_grpc.h"
+#include "bench/benchutil.h"
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "store/keys.h"
 #include "store/log.h"
 
 #define mono bench_mono
-
-static int64_t wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-/* ---------------------------------------------------------- workload */
-
-typedef struct gbatch { /* one pre-signed batch */
-  Clinlog__V1__AppendBatch b;
-  ProtobufCBinaryData *ev;
-  Clinlog__V1__Signature sig;
-  uint8_t sigbytes[64];
-} gbatch;
-
-static void batch_make(gbatch *g, size_t n, const cl_signer *key, unsigned *seed) {
-  memset(g, 0, sizeof *g);
-  clinlog__v1__append_batch__init(&g->b);
-  g->ev = calloc(n, sizeof *g->ev);
-  uint8_t(*h)[32] = malloc(n * 32);
-  if (!g->ev || !h)
-    abort();
-  for (size_t i = 0; i < n; i++) {
-    bench_make_event(&g->ev[i], seed);
-    cl_event_hash(g->ev[i].data, g->ev[i].len, h[i]);
-  }
-  cl_sign_batch(key, (const uint8_t(*)[32])h, n, g->sigbytes);
-  free(h);
-  clinlog__v1__signature__init(&g->sig);
-  g->sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)key->pk};
-  g->sig.signature = (ProtobufCBinaryData){64, g->sigbytes};
-  g->b.batch_signature = &g->sig;
-  g->b.n_events = n;
-  g->b.events = g->ev;
-}
-
-static void batch_free(gbatch *g) {
-  for (size_t i = 0; i < g->b.n_events; i++)
-    free(g->ev[i].data);
-  free(g->ev);
-}
-
-/* ---------------------------------------------------------- clinlogd */
-
-typedef struct server {
-  pid_t pid;
-  int port;
-  char target[64];
-} server;
-
-static int server_start(const char *exe, const char *data, const char *logpath, server *s) {
-  s->pid = fork();
-  if (s->pid < 0)
-    return -1;
-  if (s->pid == 0) {
-    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) {
-      dup2(fd, 2);
-      close(fd);
-    }
-    execl(exe, "clinlogd", "--data", data, "--dev", "--listen", "127.0.0.1:0", (char *)NULL);
-    _exit(127);
-  }
-  for (int i = 0; i < 400; i++) {
-    FILE *f = fopen(logpath, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-      char *p = strstr(line, "listening on 127.0.0.1:");
-      if (p)
-        s->port = atoi(p + strlen("listening on 127.0.0.1:"));
-    }
-    if (f)
-      fclose(f);
-    if (s->port) {
-      snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
-      return 0;
-    }
-    int st;
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-      fprintf(stderr, "clinlogd exited at start; see %s\n", logpath);
-      return -1;
-    }
-    sleep_ms(50);
-  }
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, NULL, 0);
-  fprintf(stderr, "clinlogd did not report its port; see %s\n", logpath);
-  return -1;
-}
-
-static void server_stop(server *s) {
-  if (s->pid <= 0)
-    return;
-  kill(s->pid, SIGTERM);
-  for (int i = 0; i < 400; i++) {
-    if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-      return;
-    sleep_ms(50);
-  }
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, NULL, 0);
-}
-
-/* ---------------------------------------------------------- runners */
-
-typedef struct worker {
-  pthread_t t;
-  cl_client *client; /* gRPC, or */
-  cl_log *log;       /* store level */
-  gbatch *batches;
-  size_t nbatches;
-  double *lat;
-  int failed;
-  pthread_barrier_t *go;
-} worker;
-
-static void *run_worker(void *arg) {
-  worker *w = arg;
-  pthread_barrier_wait(w->go);
-  for (size_t i = 0; i < w->nbatches && !w->failed; i++) {
-    cl_err err;
-    double t0 = mono();
-    if (w->client) {
-      Clinlog__V1__AppendResponse *r;
-      if (cl_client_append(w->client, &w->batches[i].b, &r, NULL, &err) != 0) {
-        fprintf(stderr, "Append: %s\n", err.msg);
-        w->failed = 1;
-        break;
-      }
-      clinlog__v1__append_response__free_unpacked(r, NULL);
-    } else {
-      cl_append_result r;
-      if (cl_log_append(w->log, &w->batches[i].b, &r, &err) != 0) {
-        fprintf(stderr, "cl_log_append: %s\n", err.msg);
-        w->failed = 1;
-        break;
-      }
-      cl_append_result_free(&r);
-    }
-    w->lat[i] = mono() - t0;
-  }
-  return NULL;
-}
-
-
-typedef struct result {
-  double eps, p50_ms, p99_ms;
-  int failed;
-} result;
-
-static void percentiles(double *v, size_t n, double *p50, double *p99) {
-  if (!n) {
-    *p50 = *p99 = 0;
-    return;
-  }
-  qsort(v, n, sizeof *v, bench_cmp_double);
-  *p50 = v[n / 2];
-  size_t k = (size_t)((double)n * 0.99);
-  *p99 = v[k < n ? k : n - 1];
-}
-
-/* Runs `threads` workers over ws (batches already assigned). */
-static result drive(worker *ws, int threads, cl_client *client, cl_log *log) {
-  pthread_barrier_t go;
-  pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
-  size_t calls = 0, events = 0;
-  for (int i = 0; i < threads; i++) {
-    ws[i].client = client;
-    ws[i].log = log;
-    ws[i].go = &go;
-    ws[i].failed = 0;
-    calls += ws[i].nbatches;
-    for (size_t k = 0; k < ws[i].nbatches; k++)
-      events += ws[i].batches[k].b.n_events;
-    pthread_create(&ws[i].t, NULL, run_worker, &ws[i]);
-  }
-  pthread_barrier_wait(&go);
-  double t0 = mono();
-  result r = {0, 0, 0, 0};
-  for (int i = 0; i < threads; i++) {
-    pthread_join(ws[i].t, NULL);
-    r.failed |= ws[i].failed;
-  }
-  double dt = mono() - t0;
-  pthread_barrier_destroy(&go);
-  double *all = malloc(calls * sizeof *all);
-  size_t n = 0;
-  for (int i = 0; i < threads; i++) {
-    memcpy(all + n, ws[i].lat, ws[i].nbatches * sizeof *all);
-    n += ws[i].nbatches;
-  }
-  percentiles(all, n, &r.p50_ms, &r.p99_ms);
-  r.p50_ms *= 1e3;
-  r.p99_ms *= 1e3;
-  r.eps = (double)events / dt;
-  free(all);
-  return r;
-}
-
-/* Builds `threads` workers with `per` batches of `bs` events each. */
-static worker *workers_make(int threads, size_t per, size_t bs, const cl_signer *key,
-                            unsigned *seed) {
-  worker *ws = calloc((size_t)threads, sizeof *ws);
-  for (int t = 0; t < threads; t++) {
-    ws[t].batches = calloc(per, sizeof *ws[t].batches);
-    ws[t].lat = calloc(per, sizeof *ws[t].lat);
-    ws[t].nbatches = per;
-    for (size_t k = 0; k < per; k++)
-      batch_make(&ws[t].batches[k], bs, key, seed);
-  }
-  return ws;
-}
-
-static void workers_free(worker *ws, int threads) {
-  for (int t = 0; t < threads; t++) {
-    for (size_t k = 0; k < ws[t].nbatches; k++)
-      batch_free(&ws[t].batches[k]);
-    free(ws[t].batches);
-    free(ws[t].lat);
-  }
-  free(ws);
-}
 
 /* ---------------------------------------------------------- fan-out */
 
@@ -305,7 +72,7 @@ static void *run_subscriber(void *arg) {
   while (s->got < s->want && (rc = cl_client_stream_next(st, &m, &err)) == 1) {
     Clinlog__V1__SubscribeResponse *r = (Clinlog__V1__SubscribeResponse *)m;
     if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT && r->event) {
-      int64_t now = wall_ns();
+      int64_t now = bench_wall_ns();
       double t = mono();
       if (!s->got)
         s->t_first = t;
@@ -338,9 +105,9 @@ typedef struct fanout {
 static fanout run_fanout(cl_client *c, int nsubs, size_t nbatches, size_t bs, const cl_signer *key,
                          unsigned *seed) {
   fanout f = {0, 0, 0, 0, 0, 0};
-  gbatch *b = calloc(nbatches, sizeof *b);
+  bench_batch *b = calloc(nbatches, sizeof *b);
   for (size_t i = 0; i < nbatches; i++)
-    batch_make(&b[i], bs, key, seed);
+    bench_batch_make(&b[i], bs, key, seed);
   uint64_t want = (uint64_t)(nbatches * bs);
   subscriber *subs = calloc((size_t)nsubs, sizeof *subs);
   atomic_int ready = 0;
@@ -352,7 +119,7 @@ static fanout run_fanout(cl_client *c, int nsubs, size_t nbatches, size_t bs, co
     pthread_create(&subs[i].t, NULL, run_subscriber, &subs[i]);
   }
   while (atomic_load(&ready) < nsubs)
-    sleep_ms(5);
+    bench_sleep_ms(5);
   double t0 = mono();
   for (size_t i = 0; i < nbatches; i++) {
     Clinlog__V1__AppendResponse *r;
@@ -383,13 +150,13 @@ static fanout run_fanout(cl_client *c, int nsubs, size_t nbatches, size_t bs, co
     nl += subs[i].got;
     free(subs[i].lat);
   }
-  percentiles(all, nl, &f.p50_ms, &f.p99_ms);
+  bench_percentiles(all, nl, &f.p50_ms, &f.p99_ms);
   f.p50_ms *= 1e3;
   f.p99_ms *= 1e3;
   free(all);
   free(subs);
   for (size_t i = 0; i < nbatches; i++)
-    batch_free(&b[i]);
+    bench_batch_free(&b[i]);
   free(b);
   return f;
 }
@@ -407,20 +174,6 @@ static int create_log(const char *dir, const cl_signer *admin) {
     return -1;
   }
   return 0;
-}
-
-static void default_clinlogd(const char *argv0, char *out, size_t n) {
-  char self[PATH_MAX];
-  ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (k > 0) {
-    self[k] = '\0';
-  } else {
-    snprintf(self, sizeof self, "%s", argv0);
-  }
-  char *slash = strrchr(self, '/');
-  if (slash)
-    *slash = '\0';
-  snprintf(out, n, "%s/clinlogd", slash ? self : ".");
 }
 
 int bench_grpc_main(int argc, char **argv) {
@@ -450,7 +203,7 @@ int bench_grpc_main(int argc, char **argv) {
   if (exe_opt)
     snprintf(exe, sizeof exe, "%s", exe_opt);
   else
-    default_clinlogd(argv[0], exe, sizeof exe);
+    bench_exe_beside(argv[0], "clinlogd", exe, sizeof exe);
   if (access(exe, X_OK) != 0) {
     fprintf(stderr, "clinlog-bench grpc: %s: not found (give --clinlogd PATH)\n", exe);
     return 1;
@@ -468,8 +221,16 @@ int bench_grpc_main(int argc, char **argv) {
   cl_signer admin;
   if (cl_signer_generate(&admin, &err) || create_log(gdir, &admin) || create_log(sdir, &admin))
     return 1;
-  server srv = {0};
-  if (server_start(exe, gdir, logpath, &srv))
+  bench_proc srv = {0};
+  int rport = 0; /* its one-node cluster's Raft transport (default: API port + 1) */
+  char raft[32];
+  if (bench_free_ports(&rport, 1) != 0)
+    return 1;
+  snprintf(raft, sizeof raft, "127.0.0.1:%d", rport);
+  char *const sargv[] = {exe,           "--data",        gdir, "--dev", "--listen",
+                         "127.0.0.1:0", "--raft-listen", raft, NULL};
+  unlink(logpath);
+  if (bench_proc_start(sargv, logpath, &srv))
     return 1;
   cl_log_options o;
   cl_log_options_init(&o);
@@ -477,7 +238,7 @@ int bench_grpc_main(int argc, char **argv) {
   cl_log *log;
   if (cl_log_open(&o, &log, &err)) {
     fprintf(stderr, "open %s: %s\n", sdir, err.msg);
-    server_stop(&srv);
+    bench_proc_stop(&srv);
     return 1;
   }
   cl_client_options co;
@@ -489,24 +250,23 @@ int bench_grpc_main(int argc, char **argv) {
   if (cl_client_open(&co, &client, &err)) {
     fprintf(stderr, "client: %s\n", err.msg);
     cl_log_close(log);
-    server_stop(&srv);
+    bench_proc_stop(&srv);
     return 1;
   }
-  struct utsname u;
-  uname(&u);
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  char machine[128];
+  bench_machine(machine, sizeof machine);
   if (json)
-    printf("{\"machine\":\"%s %s, %ld cores\",\"append\":[", u.sysname, u.machine, cores);
+    printf("{\"machine\":\"%s\",\"append\":[", machine);
   else
-    printf("clinlog-bench grpc — %s %s, %ld cores; clinlogd and client on the "
+    printf("clinlog-bench grpc — %s; clinlogd and client on the "
            "same machine,\n"
            "plaintext loopback, one shared channel, durable (fsync) commits, "
            "batch signatures\n\n"
            "unary Append (gRPC) vs cl_log_append in-process (store), same "
            "batches and threads\n"
            "%-5s %-4s | %10s %8s %8s | %10s %8s %8s | %6s\n",
-           u.sysname, u.machine, cores, "batch", "conc", "grpc ev/s", "p50 ms", "p99 ms",
-           "store ev/s", "p50 ms", "p99 ms", "ratio");
+           machine, "batch", "conc", "grpc ev/s", "p50 ms", "p99 ms", "store ev/s", "p50 ms",
+           "p99 ms", "ratio");
   unsigned seed = 4242;
   int status = 0, first = 1;
   double b64_ratio_min = 1e9, single64 = 0;
@@ -526,12 +286,12 @@ int bench_grpc_main(int argc, char **argv) {
       if (quick)
         calls /= 4;
       size_t per = calls / (size_t)conc ? calls / (size_t)conc : 1;
-      worker *ws = workers_make(conc, per, bs, &admin, &seed);
-      result g = drive(ws, conc, client, NULL);
-      workers_free(ws, conc);
-      ws = workers_make(conc, per, bs, &admin, &seed);
-      result s = drive(ws, conc, NULL, log);
-      workers_free(ws, conc);
+      bench_worker *ws = bench_workers_make(conc, per, bs, &admin, &seed);
+      bench_result g = bench_drive(ws, conc, client, NULL);
+      bench_workers_free(ws, conc);
+      ws = bench_workers_make(conc, per, bs, &admin, &seed);
+      bench_result s = bench_drive(ws, conc, NULL, log);
+      bench_workers_free(ws, conc);
       status |= g.failed | s.failed;
       double ratio = s.eps > 0 ? g.eps / s.eps : 0;
       if (bs == 64 && ratio < b64_ratio_min)
@@ -556,9 +316,9 @@ int bench_grpc_main(int argc, char **argv) {
   }
   /* AppendStream bulk import vs the same batches in-process */
   size_t nb = only && strcmp(only, "stream") ? 0 : quick ? 25 : 100, bsz = 1000;
-  gbatch *bulk = calloc(nb, sizeof *bulk);
+  bench_batch *bulk = calloc(nb, sizeof *bulk);
   for (size_t i = 0; i < nb; i++)
-    batch_make(&bulk[i], bsz, &admin, &seed);
+    bench_batch_make(&bulk[i], bsz, &admin, &seed);
   double t0 = mono(), imp_eps = 0;
   cl_client_append_stream *as;
   Clinlog__V1__AppendStreamSummary *sum = NULL;
@@ -577,12 +337,12 @@ int bench_grpc_main(int argc, char **argv) {
     clinlog__v1__append_stream_summary__free_unpacked(sum, NULL);
   }
   for (size_t i = 0; i < nb; i++)
-    batch_free(&bulk[i]);
-  result simp = {0, 0, 0, 0};
+    bench_batch_free(&bulk[i]);
+  bench_result simp = {0};
   if (nb) {
-    worker *ws = workers_make(1, nb, bsz, &admin, &seed);
-    simp = drive(ws, 1, NULL, log);
-    workers_free(ws, 1);
+    bench_worker *ws = bench_workers_make(1, nb, bsz, &admin, &seed);
+    simp = bench_drive(ws, 1, NULL, log);
+    bench_workers_free(ws, 1);
   }
   free(bulk);
   /* Subscribe fan-out */
@@ -622,7 +382,8 @@ int bench_grpc_main(int argc, char **argv) {
   }
   cl_client_close(client);
   cl_log_close(log);
-  server_stop(&srv);
+  if (bench_proc_stop(&srv))
+    fprintf(stderr, "clinlogd did not stop within 20 s of SIGTERM (killed); see %s\n", logpath);
   cl_signer_free(&admin);
   bench_rmrf(gdir);
   bench_rmrf(sdir);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <sodium.h>
@@ -52,9 +53,16 @@ static int wt_init(struct raft_uv_transport *t, raft_id id, const char *address)
   return rv;
 }
 
+/* Raft messages are small and latency-bound: no Nagle delay on either side. */
+static void nodelay(struct uv_stream_s *stream) {
+  if (stream && stream->type == UV_TCP)
+    uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+}
+
 static void wt_accept(struct raft_uv_transport *t, raft_id id, const char *address,
                       struct uv_stream_s *stream) {
   wtransport *w = (wtransport *)((char *)t - offsetof(wtransport, tcp));
+  nodelay(stream);
   w->accept_cb(&w->pub, id, address, stream);
 }
 
@@ -68,13 +76,24 @@ static int wt_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
   return rv;
 }
 
+/* raft_uv's connect callback: always the same function, and the request
+ * carries no pointer back to our transport, so it is kept here. */
+static _Atomic(raft_uv_connect_cb) raft_connect_cb;
+
+static void wt_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status) {
+  if (status == 0)
+    nodelay(stream);
+  atomic_load(&raft_connect_cb)(req, stream, status);
+}
+
 static int wt_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
                       const char *address, raft_uv_connect_cb cb) {
   wtransport *w = (wtransport *)t;
   char a[CL_REPL_ADDR_MAX];
   raft_part(address, a, sizeof a);
   w->tcp.data = t->data;
-  return w->tcp.connect(&w->tcp, req, id, a, cb);
+  atomic_store(&raft_connect_cb, cb);
+  return w->tcp.connect(&w->tcp, req, id, a, wt_connected);
 }
 
 static void wt_closed(struct raft_uv_transport *t) {
@@ -184,9 +203,12 @@ void cl_repl_options_init(cl_repl_options *o) {
   memset(o, 0, sizeof *o);
   o->election_timeout_ms = 1000;
   o->heartbeat_ms = 100;
-  o->snapshot_threshold = 1024;
-  o->snapshot_trailing = 8192;
-  o->max_entry_bytes = 4u << 20;
+  /* retained entries live in memory too: keep them few and bounded
+   * (trailing x max entry); a follower further behind catches up from a
+   * snapshot and FetchRecords instead */
+  o->snapshot_threshold = 128;
+  o->snapshot_trailing = 256;
+  o->max_entry_bytes = 1u << 20;
   o->max_inflight = 2;
 }
 

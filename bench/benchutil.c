@@ -1,0 +1,333 @@
+/* See benchutil.h. */
+#include "bench/benchutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/workload.h"
+
+/* ---------------------------------------------------------- workload */
+
+void bench_batch_make(bench_batch *g, size_t n, const cl_signer *key, unsigned *seed) {
+  memset(g, 0, sizeof *g);
+  clinlog__v1__append_batch__init(&g->b);
+  g->ev = calloc(n, sizeof *g->ev);
+  uint8_t(*h)[32] = malloc(n * 32);
+  if (!g->ev || !h)
+    abort();
+  for (size_t i = 0; i < n; i++) {
+    bench_make_event(&g->ev[i], seed);
+    cl_event_hash(g->ev[i].data, g->ev[i].len, h[i]);
+  }
+  cl_sign_batch(key, (const uint8_t(*)[32])h, n, g->sigbytes);
+  free(h);
+  clinlog__v1__signature__init(&g->sig);
+  g->sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)key->pk};
+  g->sig.signature = (ProtobufCBinaryData){64, g->sigbytes};
+  g->b.batch_signature = &g->sig;
+  g->b.n_events = n;
+  g->b.events = g->ev;
+}
+
+void bench_batch_free(bench_batch *g) {
+  for (size_t i = 0; i < g->b.n_events; i++)
+    free(g->ev[i].data);
+  free(g->ev);
+}
+
+/* ---------------------------------------------------------- time */
+
+void bench_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void sleep_until(double t) {
+  double d = t - bench_mono();
+  if (d <= 0)
+    return;
+  struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+  nanosleep(&ts, NULL);
+}
+
+int64_t bench_wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void bench_machine(char *out, size_t n) {
+  struct utsname u;
+  uname(&u);
+  snprintf(out, n, "%s %s, %ld cores", u.sysname, u.machine, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+/* ---------------------------------------------------------- workers */
+
+static void *run_worker(void *arg) {
+  bench_worker *w = arg;
+  pthread_barrier_wait(w->go);
+  double t_go = bench_mono();
+  for (size_t i = 0; i < w->nbatches && !w->failed; i++) {
+    cl_err err;
+    double t0 = bench_mono(), due = t0;
+    if (w->interval > 0) {
+      due = t_go + w->offset + (double)i * w->interval;
+      sleep_until(due);
+      t0 = bench_mono();
+    }
+    if (w->stop_at > 0 && bench_mono() >= w->stop_at)
+      break;
+    if (w->client) {
+      Clinlog__V1__AppendResponse *r;
+      if (cl_client_append(w->client, &w->batches[i].b, &r, NULL, &err) != 0) {
+        fprintf(stderr, "Append: %s\n", err.msg);
+        w->failed = 1;
+        break;
+      }
+      clinlog__v1__append_response__free_unpacked(r, NULL);
+    } else {
+      cl_append_result r;
+      if (cl_log_append(w->log, &w->batches[i].b, &r, &err) != 0) {
+        fprintf(stderr, "cl_log_append: %s\n", err.msg);
+        w->failed = 1;
+        break;
+      }
+      cl_append_result_free(&r);
+    }
+    double t1 = bench_mono();
+    w->sent[i] = t1 - t0;
+    w->lat[i] = t1 - (due < t0 ? due : t0); /* a late start counts (no coordinated omission) */
+    w->done = i + 1;
+  }
+  return NULL;
+}
+
+void bench_percentiles(double *v, size_t n, double *p50, double *p99) {
+  if (!n) {
+    *p50 = *p99 = 0;
+    return;
+  }
+  qsort(v, n, sizeof *v, bench_cmp_double);
+  *p50 = v[n / 2];
+  size_t k = (size_t)((double)n * 0.99);
+  *p99 = v[k < n ? k : n - 1];
+}
+
+bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_log *log) {
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+  size_t calls = 0;
+  for (int i = 0; i < threads; i++) {
+    ws[i].client = client;
+    ws[i].log = log;
+    ws[i].go = &go;
+    ws[i].failed = 0;
+    ws[i].done = 0;
+    calls += ws[i].nbatches;
+    pthread_create(&ws[i].t, NULL, run_worker, &ws[i]);
+  }
+  pthread_barrier_wait(&go);
+  double t0 = bench_mono();
+  bench_result r;
+  memset(&r, 0, sizeof r);
+  for (int i = 0; i < threads; i++) {
+    pthread_join(ws[i].t, NULL);
+    r.failed |= ws[i].failed;
+  }
+  double dt = bench_mono() - t0;
+  pthread_barrier_destroy(&go);
+  double *all = malloc((calls ? calls : 1) * sizeof *all);
+  if (!all)
+    abort();
+  size_t n = 0;
+  for (int i = 0; i < threads; i++) {
+    memcpy(all + n, ws[i].lat, ws[i].done * sizeof *all);
+    n += ws[i].done;
+    for (size_t k = 0; k < ws[i].done; k++)
+      r.events += ws[i].batches[k].b.n_events;
+  }
+  bench_percentiles(all, n, &r.p50_ms, &r.p99_ms);
+  n = 0;
+  for (int i = 0; i < threads; i++) {
+    memcpy(all + n, ws[i].sent, ws[i].done * sizeof *all);
+    n += ws[i].done;
+  }
+  bench_percentiles(all, n, &r.sent_p50_ms, &r.sent_p99_ms);
+  r.p50_ms *= 1e3;
+  r.p99_ms *= 1e3;
+  r.sent_p50_ms *= 1e3;
+  r.sent_p99_ms *= 1e3;
+  r.eps = (double)r.events / dt;
+  free(all);
+  return r;
+}
+
+bench_worker *bench_workers_make(int threads, size_t per, size_t bs, const cl_signer *key,
+                                 unsigned *seed) {
+  bench_worker *ws = calloc((size_t)threads, sizeof *ws);
+  if (!ws)
+    abort();
+  for (int t = 0; t < threads; t++) {
+    ws[t].batches = calloc(per, sizeof *ws[t].batches);
+    ws[t].lat = calloc(per, sizeof *ws[t].lat);
+    ws[t].sent = calloc(per, sizeof *ws[t].sent);
+    if (!ws[t].batches || !ws[t].lat || !ws[t].sent)
+      abort();
+    ws[t].nbatches = per;
+    for (size_t k = 0; k < per; k++)
+      bench_batch_make(&ws[t].batches[k], bs, key, seed);
+  }
+  return ws;
+}
+
+void bench_workers_free(bench_worker *ws, int threads) {
+  for (int t = 0; t < threads; t++) {
+    for (size_t k = 0; k < ws[t].nbatches; k++)
+      bench_batch_free(&ws[t].batches[k]);
+    free(ws[t].batches);
+    free(ws[t].lat);
+    free(ws[t].sent);
+  }
+  free(ws);
+}
+
+/* ---------------------------------------------------------- processes */
+
+static off_t file_size(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 ? sb.st_size : 0;
+}
+
+/* Child side: stderr (and stdout if `both`) appended to logpath, then exec. */
+static void exec_logged(char *const argv[], const char *logpath, int both) {
+  int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (fd >= 0) {
+    if (both)
+      dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+  }
+  execv(argv[0], argv);
+  _exit(127);
+}
+
+int bench_proc_start(char *const argv[], const char *logpath, bench_proc *p) {
+  static const char key[] = "listening on 127.0.0.1:";
+  off_t from = file_size(logpath);
+  p->port = 0;
+  p->pid = fork();
+  if (p->pid < 0)
+    return -1;
+  if (p->pid == 0)
+    exec_logged(argv, logpath, 0);
+  for (int i = 0; i < 400; i++) {
+    FILE *f = fopen(logpath, "r");
+    char line[512];
+    if (f && fseeko(f, from, SEEK_SET) == 0)
+      while (fgets(line, sizeof line, f)) {
+        char *k = strstr(line, key);
+        if (k)
+          p->port = atoi(k + strlen(key));
+      }
+    if (f)
+      fclose(f);
+    if (p->port) {
+      snprintf(p->target, sizeof p->target, "127.0.0.1:%d", p->port);
+      return 0;
+    }
+    int st;
+    if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+      fprintf(stderr, "%s exited at start; see %s\n", argv[0], logpath);
+      p->pid = 0;
+      return -1;
+    }
+    bench_sleep_ms(50);
+  }
+  bench_proc_kill(p);
+  fprintf(stderr, "%s did not report its port; see %s\n", argv[0], logpath);
+  return -1;
+}
+
+int bench_proc_stop(bench_proc *p) {
+  if (p->pid <= 0)
+    return 0;
+  kill(p->pid, SIGTERM);
+  for (int i = 0; i < 400; i++) {
+    if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+      p->pid = 0;
+      return 0;
+    }
+    bench_sleep_ms(50);
+  }
+  bench_proc_kill(p);
+  return 1;
+}
+
+void bench_proc_kill(bench_proc *p) {
+  if (p->pid <= 0)
+    return;
+  kill(p->pid, SIGKILL);
+  waitpid(p->pid, NULL, 0);
+  p->pid = 0;
+}
+
+int bench_run(char *const argv[], const char *logpath) {
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0)
+    exec_logged(argv, logpath, 1);
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void bench_exe_beside(const char *argv0, const char *name, char *out, size_t n) {
+  char self[PATH_MAX];
+  ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (k > 0)
+    self[k] = '\0';
+  else
+    snprintf(self, sizeof self, "%s", argv0);
+  char *slash = strrchr(self, '/');
+  if (slash)
+    *slash = '\0';
+  snprintf(out, n, "%s/%s", slash ? self : ".", name);
+}
+
+int bench_free_ports(int *ports, int n) {
+  int fds[16], rc = 0;
+  if (n > 16)
+    return -1;
+  for (int i = 0; i < n; i++) { /* all bound at once: distinct */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+    if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fds[i], (struct sockaddr *)&a, &len) != 0) {
+      rc = -1;
+      ports[i] = 0;
+    } else {
+      ports[i] = ntohs(a.sin_port);
+    }
+  }
+  for (int i = 0; i < n; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+  return rc;
+}

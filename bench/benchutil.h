@@ -1,0 +1,102 @@
+/* What the clinlogd benchmarks (bench_grpc.c, bench_cluster.c) share:
+ * pre-signed batches, append workers and their latency percentiles, and the
+ * child processes they run (clinlogd, clinlog init). */
+#ifndef CL_BENCH_BENCHUTIL_H
+#define CL_BENCH_BENCHUTIL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "adapters/grpc/client.h"
+#include "store/keys.h"
+#include "store/log.h"
+
+/* ---- workload ---- */
+
+typedef struct bench_batch { /* one batch signed by one batch signature */
+  Clinlog__V1__AppendBatch b;
+  ProtobufCBinaryData *ev;
+  Clinlog__V1__Signature sig;
+  uint8_t sigbytes[64];
+} bench_batch;
+
+/* n fresh events (bench_make_event), signed by `key`. Aborts when out of
+ * memory. */
+void bench_batch_make(bench_batch *g, size_t n, const cl_signer *key, unsigned *seed);
+void bench_batch_free(bench_batch *g);
+
+/* ---- append workers ---- */
+
+typedef struct bench_worker {
+  pthread_t t;
+  cl_client *client; /* gRPC, or */
+  cl_log *log;       /* store level */
+  bench_batch *batches;
+  size_t nbatches;
+  double *lat;     /* seconds, one per batch done */
+  double *sent;    /* the same from the actual send (differs when open loop) */
+  size_t done;     /* batches appended */
+  double interval; /* > 0: open loop, one batch every `interval` seconds,
+                      latency counted from its scheduled start */
+  double offset;   /* first scheduled start, seconds after the go */
+  double stop_at;  /* > 0: stop at this bench_mono() time */
+  int failed;
+  pthread_barrier_t *go;
+} bench_worker;
+
+typedef struct bench_result {
+  double eps, p50_ms, p99_ms;
+  double sent_p50_ms, sent_p99_ms; /* from the actual send (open loop) */
+  size_t events;
+  int failed;
+} bench_result;
+
+/* `threads` workers with `per` batches of `bs` events each; interval, offset
+ * and stop_at are 0 (closed loop, run to the end). */
+bench_worker *bench_workers_make(int threads, size_t per, size_t bs, const cl_signer *key,
+                                 unsigned *seed);
+void bench_workers_free(bench_worker *ws, int threads);
+
+/* Runs the workers at once through `client` (or `log`) and returns events/s
+ * over the wall time and the p50/p99 latency of the batches done. */
+bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_log *log);
+
+/* Sorts v and picks its median and 99th percentile (0 when n is 0). */
+void bench_percentiles(double *v, size_t n, double *p50, double *p99);
+
+/* ---- time, machine ---- */
+
+void bench_sleep_ms(int ms);
+int64_t bench_wall_ns(void);
+/* "Linux x86_64, 2 cores" */
+void bench_machine(char *out, size_t n);
+
+/* ---- processes ---- */
+
+typedef struct bench_proc {
+  pid_t pid;
+  int port;        /* the API port the server reported */
+  char target[64]; /* "127.0.0.1:port" */
+} bench_proc;
+
+/* Starts argv[0] (argv NULL-terminated) with stderr appended to `logpath`
+ * and waits (up to 20 s) for its "listening on 127.0.0.1:PORT" line. */
+int bench_proc_start(char *const argv[], const char *logpath, bench_proc *p);
+/* SIGTERM, then SIGKILL after 20 s; waits for the process. Returns 1 if it
+ * had to be killed, else 0. */
+int bench_proc_stop(bench_proc *p);
+/* SIGKILL and wait. */
+void bench_proc_kill(bench_proc *p);
+/* Runs argv to completion with stdout and stderr appended to `logpath`;
+ * returns its exit status (-1: could not run or killed). */
+int bench_run(char *const argv[], const char *logpath);
+
+/* `name` in the directory of this program (argv0 if /proc/self/exe cannot be
+ * read). */
+void bench_exe_beside(const char *argv0, const char *name, char *out, size_t n);
+/* n distinct loopback TCP ports free right now. Returns 0 or -1. */
+int bench_free_ports(int *ports, int n);
+
+#endif
