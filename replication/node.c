@@ -1017,6 +1017,8 @@ int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadli
       *r = o->r;
       memset(&o->r, 0, sizeof o->r);
       pthread_mutex_unlock(&n->omu);
+      if (rc == CL_ECONFLICT)
+        cl_log_name_conflict(n->log, b, pb, r, err); /* pb: still held by o */
     }
     op_unref(n, o);
   }

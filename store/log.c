@@ -1955,6 +1955,23 @@ static int commit_with(cl_log *log, const Clinlog__V1__PreparedBatch *pb, rec_pr
   return req.rc;
 }
 
+void cl_log_name_conflict(cl_log *log, const Clinlog__V1__AppendBatch *b,
+                          const Clinlog__V1__PreparedBatch *pb, cl_append_result *r, cl_err *err) {
+  if (r->conflict_stream[0] != '#')
+    return;
+  size_t j = (size_t)strtoull(r->conflict_stream + 1, NULL, 10);
+  for (size_t x = 0; x < b->n_expectations; x++) {
+    uint8_t tag[32];
+    cl_stream_tag(log->tag_key, b->expectations[x]->stream, strlen(b->expectations[x]->stream),
+                  tag);
+    if (j < pb->n_streams && memcmp(tag, pb->streams[j]->stream_tag.data, 32) == 0) {
+      snprintf(r->conflict_stream, sizeof r->conflict_stream, "%s", b->expectations[x]->stream);
+      cl_err_prefix(err, "%s", r->conflict_stream);
+      return;
+    }
+  }
+}
+
 int cl_log_append(cl_log *log, const Clinlog__V1__AppendBatch *b, cl_append_result *r,
                   cl_err *err) {
   int rc = CL_EAGAIN;
@@ -1967,20 +1984,8 @@ int cl_log_append(cl_log *log, const Clinlog__V1__AppendBatch *b, cl_append_resu
     rec_prefix *pre = make_prefixes(pb);
     rc = commit_with(log, pb, pre, r, err);
     free_prefixes(pre, pb->n_events);
-    if (rc == CL_ECONFLICT && r) {
-      /* name the stream: conflict_stream holds "#<index>" of pb->streams */
-      size_t j = (size_t)strtoull(r->conflict_stream + 1, NULL, 10);
-      for (size_t x = 0; x < b->n_expectations; x++) {
-        uint8_t tag[32];
-        cl_stream_tag(log->tag_key, b->expectations[x]->stream,
-                      strlen(b->expectations[x]->stream), tag);
-        if (j < pb->n_streams && memcmp(tag, pb->streams[j]->stream_tag.data, 32) == 0) {
-          snprintf(r->conflict_stream, sizeof r->conflict_stream, "%s",
-                   b->expectations[x]->stream);
-          cl_err_prefix(err, "%s", r->conflict_stream);
-        }
-      }
-    }
+    if (rc == CL_ECONFLICT && r)
+      cl_log_name_conflict(log, b, pb, r, err);
     clinlog__v1__prepared_batch__free_unpacked(pb, NULL);
   }
   return rc;

@@ -100,6 +100,10 @@ CL_MUST_CHECK int cl_log_prepare(cl_log *log, const Clinlog__V1__AppendBatch *ba
                                  Clinlog__V1__PreparedBatch **out, cl_err *err);
 CL_MUST_CHECK int cl_log_commit(cl_log *log, const Clinlog__V1__PreparedBatch *pb,
                                 cl_append_result *r, cl_err *err);
+/* After cl_log_commit's CL_ECONFLICT: names the stream in r->conflict_stream
+ * (the commit knows only its index in pb) and in err, from b's expectations. */
+void cl_log_name_conflict(cl_log *log, const Clinlog__V1__AppendBatch *b,
+                          const Clinlog__V1__PreparedBatch *pb, cl_append_result *r, cl_err *err);
 
 /* A committed event as read back. All pointers are views valid only during
  * the callback. `event` is the decrypted serialized Event, or NULL when the
