@@ -306,16 +306,23 @@ static void refresh_cache(cl_repl *n) {
   raft_id lid = 0;
   const char *laddr = NULL;
   raft_leader(&n->raft, &lid, &laddr);
+  int leads = raft_state(&n->raft) == RAFT_LEADER;
+  if (lid == n->o.id && !leads) /* stepping down (transfer): no leader to name yet */
+    lid = 0;
   char api[CL_REPL_ADDR_MAX] = "";
   for (unsigned i = 0; lid && i < n->raft.configuration.n; i++)
     if (n->raft.configuration.servers[i].id == lid)
       api_part(n->raft.configuration.servers[i].address, api, sizeof api);
   pthread_mutex_lock(&n->cmu);
-  n->is_leader = raft_state(&n->raft) == RAFT_LEADER;
+  n->is_leader = leads;
   n->leader_id = lid;
   memcpy(n->leader_api, api, sizeof api);
   pthread_mutex_unlock(&n->cmu);
 }
+
+/* After every Raft step: routing sees a new leader at once (a stale view
+ * after a transfer would make two nodes forward writes to each other). */
+static void step_cb(struct raft *r) { refresh_cache(r->data); }
 
 static void group_free(group *g) {
   free(g->ops);
@@ -900,6 +907,7 @@ int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
     goto fail_io;
   }
   n->raft.data = n;
+  n->raft.legacy.step_cb = step_cb;
   raft_set_election_timeout(&n->raft, o->election_timeout_ms);
   raft_set_heartbeat_timeout(&n->raft, o->heartbeat_ms);
   raft_set_pre_vote(&n->raft, true);
@@ -1085,8 +1093,20 @@ int cl_repl_remove(cl_repl *n, uint64_t id, int64_t deadline_ms, cl_err *err) {
 }
 
 int cl_repl_transfer(cl_repl *n, uint64_t id, int64_t deadline_ms, cl_err *err) {
-  op *o = op_new(OP_TRANSFER);
-  if (o)
-    o->id = id;
-  return simple_op(n, o, deadline_ms, err);
+  /* under load the target may not catch up within one election timeout, in
+   * which case libraft gives up: try again until the deadline */
+  for (;;) {
+    op *o = op_new(OP_TRANSFER);
+    if (o)
+      o->id = id;
+    int rc = simple_op(n, o, deadline_ms, err);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (rc != CL_EUNAVAILABLE || !cl_repl_leader(n, NULL, NULL, 0) ||
+        (deadline_ms && now + 200 >= deadline_ms))
+      return rc;
+    ts = (struct timespec){0, 100 * 1000000};
+    nanosleep(&ts, NULL);
+  }
 }

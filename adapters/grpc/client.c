@@ -33,6 +33,8 @@ _Static_assert((int)CL_GRPC_UNAUTHENTICATED == (int)GRPC_STATUS_UNAUTHENTICATED,
 
 struct cl_client {
   grpc_channel *ch;      /* thread-safe; the only shared state */
+  grpc_metadata md;      /* sent with every call when md_n is 1 */
+  size_t md_n;
   char *target;          /* owned copy */
   int timeout_ms;        /* unary calls */
   int stream_timeout_ms; /* streaming calls; 0 = no deadline */
@@ -214,6 +216,11 @@ int cl_client_open(const cl_client_options *o, cl_client **out, cl_err *err) {
   }
   for (int m = 0; m < M_COUNT; m++)
     c->reg[m] = grpc_channel_register_call(c->ch, cl_grpc_method_path[m], NULL, NULL);
+  if (o->md_key && o->md_value) {
+    c->md.key = grpc_slice_from_copied_string(o->md_key);
+    c->md.value = grpc_slice_from_copied_string(o->md_value);
+    c->md_n = 1;
+  }
   *out = c;
   return 0;
 }
@@ -222,6 +229,10 @@ void cl_client_close(cl_client *c) {
   if (!c)
     return;
   grpc_channel_destroy(c->ch);
+  if (c->md_n) {
+    grpc_slice_unref(c->md.key);
+    grpc_slice_unref(c->md.value);
+  }
   free(c->target);
   free(c);
   grpc_shutdown();
@@ -401,6 +412,8 @@ static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = c->md_n;
+  ops[0].data.send_initial_metadata.metadata = &c->md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -495,6 +508,8 @@ static int stream_open(cl_client *c, int m, const ProtobufCMessage *req,
   }
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = c->md_n;
+  ops[0].data.send_initial_metadata.metadata = &c->md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -636,6 +651,8 @@ int cl_client_append_stream_open(cl_client *c, cl_client_append_stream **out, cl
   }
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = c->md_n;
+  ops[0].data.send_initial_metadata.metadata = &c->md;
   if (start_batch(&a->k, ops, 1, &a->t_md, err) == 0)
     pluck(&a->k, &a->t_md, -1);
   else
@@ -780,6 +797,8 @@ int cl_client_unary_md(cl_client *c, const char *method, const ProtobufCMessage 
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = c->md_n;
+  ops[0].data.send_initial_metadata.metadata = &c->md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

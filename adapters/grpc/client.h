@@ -92,6 +92,9 @@ typedef struct cl_client_options {
                                 by keepalive pings */
   int keepalive_ms;          /* ping an idle connection this often; default 30000
                                 (the server tolerates >= 10000 by default) */
+  const char *md_key;        /* a metadata entry sent with every call (e.g. clinlogd's
+                                "clinlog-forwarded" between nodes); NULL: none */
+  const char *md_value;
 } cl_client_options;
 
 /* Fills *o with the defaults (target NULL, TLS on). Cannot fail. */

@@ -11,6 +11,8 @@
 #include "replication/node.h"
 
 #define FETCH_CHUNK 4096
+/* request metadata of an append one node forwards to another */
+#define FORWARDED_MD "clinlog-forwarded"
 #define FETCH_CHUNK_BYTES (8u << 20)
 
 static ProtobufCMessage *request(srv_call *c, const ProtobufCMessageDescriptor *d) {
@@ -78,6 +80,8 @@ static cl_client *leader_client(cl_server *s, const char *api, cl_err *err) {
     o.cert_pem_file = s->cfg.tls_cert;
     o.key_pem_file = s->cfg.tls_key;
     o.timeout_ms = 30000;
+    o.md_key = FORWARDED_MD;
+    o.md_value = "1";
     if (cl_client_open(&o, &fwd_client, err) == 0)
       snprintf(fwd_target, sizeof fwd_target, "%s", api);
     else
@@ -88,11 +92,21 @@ static cl_client *leader_client(cl_server *s, const char *api, cl_err *err) {
   return c;
 }
 
+static int was_forwarded(srv_call *c) {
+  for (size_t i = 0; i < c->req_md.count; i++)
+    if (grpc_slice_str_cmp(c->req_md.metadata[i].key, FORWARDED_MD) == 0)
+      return 1;
+  return 0;
+}
+
 int srv_forward_append(srv_call *c, const Clinlog__V1__AppendBatch *b) {
   cl_server *s = c->srv;
   uint64_t id;
   char api[CL_REPL_ADDR_MAX] = "";
-  if (s->cfg.no_forward || cl_repl_leader(s->cfg.repl, &id, api, sizeof api) || !api[0]) {
+  /* one hop only: a forwarded write that meets a node that does not lead
+   * (leadership just moved) goes back to the client, never round again */
+  if (s->cfg.no_forward || was_forwarded(c) ||
+      cl_repl_leader(s->cfg.repl, &id, api, sizeof api) || !api[0]) {
     srv_finish_not_leader(c);
     return 1;
   }
@@ -105,7 +119,15 @@ int srv_forward_append(srv_call *c, const Clinlog__V1__AppendBatch *b) {
   }
   Clinlog__V1__AppendResponse *resp = NULL;
   cl_client_status st;
-  int rc = cl_client_append(cl, b, &resp, &st, &err);
+  /* the client's own deadline carries over to the leader */
+  int64_t left = srv_deadline_ms(c) ? srv_deadline_ms(c) - wall_ms() : 30000;
+  if (left > 30000)
+    left = 30000;
+  if (left < 1)
+    left = 1;
+  int rc = cl_client_unary_md(cl, cl_grpc_method_path[M_APPEND], &b->base,
+                              &clinlog__v1__append_response__descriptor, (int)left, NULL, NULL, 0,
+                              (ProtobufCMessage **)&resp, &st, &err);
   if (rc == 0) {
     srv_trailer(c, "clinlog-forwarded-to", api);
     srv_finish(c, GRPC_STATUS_OK, "", &resp->base);
