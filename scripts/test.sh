@@ -29,6 +29,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLINLOG_SANITIZE=ON >/dev/null
   cmake --build build-asan -j"$JOBS"
   run_ctest build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    LSAN_OPTIONS="suppressions=$PWD/tests/support/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 
