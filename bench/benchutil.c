@@ -212,6 +212,9 @@ static off_t file_size(const char *path) {
 }
 
 /* Child side: stderr (and stdout if `both`) appended to logpath, then exec. */
+/* Child side: stderr (and stdout if `both`) appended to logpath, then exec.
+ * CLINLOG_BENCH_CLINLOGD_ARGS (space-separated) is appended to clinlogd's
+ * arguments, to measure settings (e.g. --snapshot-threshold 1024). */
 static void exec_logged(char *const argv[], const char *logpath, int both) {
   int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
   if (fd >= 0) {
@@ -219,6 +222,21 @@ static void exec_logged(char *const argv[], const char *logpath, int both) {
       dup2(fd, 1);
     dup2(fd, 2);
     close(fd);
+  }
+  const char *extra = getenv("CLINLOG_BENCH_CLINLOGD_ARGS");
+  size_t n = 0;
+  while (argv[n])
+    n++;
+  const char *base = strrchr(argv[0], '/');
+  if (extra && extra[0] && !strcmp(base ? base + 1 : argv[0], "clinlogd")) {
+    char *copy = strdup(extra), *save = NULL;
+    char **av = calloc(n + strlen(extra) / 2 + 2, sizeof *av);
+    if (copy && av) {
+      memcpy(av, argv, n * sizeof *av);
+      for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+        av[n++] = t;
+      execv(av[0], av);
+    }
   }
   execv(argv[0], argv);
   _exit(127);

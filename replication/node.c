@@ -206,9 +206,9 @@ void cl_repl_options_init(cl_repl_options *o) {
   /* retained entries live in memory too: keep them few and bounded
    * (trailing x max entry); a follower further behind catches up from a
    * snapshot and FetchRecords instead */
-  o->snapshot_threshold = 128;
+  o->snapshot_threshold = 1024;
   o->snapshot_trailing = 256;
-  o->max_entry_bytes = 1u << 20;
+  o->max_entry_bytes = 256u << 10;
   o->max_inflight = 2;
 }
 

@@ -36,9 +36,11 @@ typedef struct cl_repl_options {
                                    otherwise wait to be added by the leader */
   unsigned election_timeout_ms; /* default 1000 */
   unsigned heartbeat_ms;        /* default 100 */
-  unsigned snapshot_threshold;  /* entries between snapshots; default 128 */
+  unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
   unsigned snapshot_trailing;   /* entries kept after a snapshot; default 256 */
-  size_t max_entry_bytes;       /* a group of appends closes here; default 1 MiB */
+  size_t max_entry_bytes;       /* a group of appends closes here; default 256 KiB (the
+                                   Raft log in memory stays under (threshold + trailing)
+                                   x this) */
   unsigned max_inflight;        /* entries replicating at once; default 2 */
   cl_repl_fetch_fn fetch;       /* catch-up transport */
   void *fetch_ctx;

@@ -57,6 +57,8 @@ static void usage(FILE *f) {
           "                             instead of starting a new one\n"
           "  --election-timeout-ms N    default 1000\n"
           "  --heartbeat-ms N           default 100\n"
+          "  --snapshot-threshold N     Raft entries between snapshots (default 1024)\n"
+          "  --snapshot-trailing N      Raft entries kept after a snapshot (default 256)\n"
           "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
           "                             address (clinlog-leader) instead of forwarding them\n"
           "  --config FILE.json         the same settings as a JSON object (flags win)\n");
@@ -128,6 +130,12 @@ static int load_config(const char *path, opts *o) {
     else if (!strcmp(key, "election_timeout_ms") && json_is_integer(v) &&
              json_integer_value(v) >= 50 && json_integer_value(v) <= 600000)
       o->repl.election_timeout_ms = (unsigned)json_integer_value(v);
+    else if (!strcmp(key, "snapshot_threshold") && json_is_integer(v) &&
+             json_integer_value(v) >= 8 && json_integer_value(v) <= INT32_MAX)
+      o->repl.snapshot_threshold = (unsigned)json_integer_value(v);
+    else if (!strcmp(key, "snapshot_trailing") && json_is_integer(v) &&
+             json_integer_value(v) >= 0 && json_integer_value(v) <= INT32_MAX)
+      o->repl.snapshot_trailing = (unsigned)json_integer_value(v);
     else if (!strcmp(key, "heartbeat_ms") && json_is_integer(v) && json_integer_value(v) >= 10 &&
              json_integer_value(v) <= 60000)
       o->repl.heartbeat_ms = (unsigned)json_integer_value(v);
@@ -185,6 +193,8 @@ int main(int argc, char **argv) {
       {"join", no_argument, 0, 'J'},                {"no-forward", no_argument, 0, 'W'},
       {"election-timeout-ms", required_argument, 0, 'E'},
       {"heartbeat-ms", required_argument, 0, 'H'},
+      {"snapshot-threshold", required_argument, 0, 'S'},
+      {"snapshot-trailing", required_argument, 0, 'T'},
       {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -253,6 +263,16 @@ int main(int argc, char **argv) {
       if (parse_num("--heartbeat-ms", optarg, 10, &n))
         return 2;
       o.repl.heartbeat_ms = (unsigned)n;
+      break;
+    case 'S':
+      if (parse_num("--snapshot-threshold", optarg, 8, &n))
+        return 2;
+      o.repl.snapshot_threshold = (unsigned)n;
+      break;
+    case 'T':
+      if (parse_num("--snapshot-trailing", optarg, 0, &n))
+        return 2;
+      o.repl.snapshot_trailing = (unsigned)n;
       break;
     case 'h':
       usage(stdout);
