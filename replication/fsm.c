@@ -84,9 +84,19 @@ static int reach_head(cl_fsm *f, const Clinlog__V1__TreeHead *h, cl_err *err) {
   return 0;
 }
 
+/* Byte-based snapshots (see fsm.h): lowers libraft's entry threshold so the
+ * next step snapshots when the entries since the last one grew too big. */
+static void account(cl_fsm *f, size_t len) {
+  f->bytes_since += len;
+  f->entries_since++;
+  if (f->snapshot_bytes && f->bytes_since >= f->snapshot_bytes && f->raft)
+    raft_set_snapshot_threshold(f->raft, f->entries_since > 8 ? (unsigned)f->entries_since : 8);
+}
+
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result) {
   cl_fsm *f = rf->data;
   *result = NULL;
+  account(f, buf->len);
   /* libraft applies entry last_applied + 1 (it sets last_applied after
    * this returns); the store keeps its own applied index to skip entries
    * replayed after a restart */
@@ -159,6 +169,20 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs) {
   cl_fsm *f = rf->data;
   cl_err err;
+  if (f->snapshot_bytes && f->raft && f->entries_since) {
+    /* keep about trailing_bytes of entries after this snapshot, and go back
+     * to the entry threshold */
+    uint64_t avg = f->bytes_since / f->entries_since;
+    uint64_t keep = avg ? f->trailing_bytes / avg : f->trailing;
+    if (keep > f->trailing)
+      keep = f->trailing;
+    if (keep < 8)
+      keep = 8;
+    raft_set_snapshot_trailing(f->raft, (unsigned)keep);
+    raft_set_snapshot_threshold(f->raft, f->threshold);
+  }
+  f->bytes_since = 0;
+  f->entries_since = 0;
   /* the Raft log before this snapshot may now be deleted: what it brought
    * to the store must be durable first */
   if (cl_log_sync(f->log, &err) != 0) {

@@ -47,6 +47,14 @@ struct cl_fsm {
   /* An apply failure stops the node (never skip an entry): called with the
    * reason; default prints it and exits. */
   void (*fatal)(void *ctx, const char *msg);
+  /* The Raft log since the last snapshot is held in memory; libraft counts
+   * it in entries only. With snapshot_bytes set, a snapshot is also taken
+   * once that many bytes were applied since the last one, and the entries
+   * kept after it are capped at about trailing_bytes (fsm.c). */
+  size_t snapshot_bytes, trailing_bytes;
+  unsigned threshold, trailing;  /* libraft's settings in entries (defaults) */
+  uint64_t bytes_since;          /* applied since the last snapshot */
+  uint64_t entries_since;
   uint64_t applied_entries;  /* entries applied (not skipped) since start */
   uint64_t skipped_entries;  /* entries found already applied (after a restart) */
 };

@@ -129,7 +129,7 @@ struct op {
   /* membership */
   uint64_t id;
   char address[2 * CL_REPL_ADDR_MAX + 2];
-  int promote;
+  int promote;                   /* OP_ADD: 0 no promotion, else 1 + attempts so far */
   cl_repl_status *status;
   union {
     struct raft_change change;
@@ -148,6 +148,8 @@ typedef struct group {
   int finished;
   struct group *next;
 } group;
+
+#define PROMOTE_TRIES 600 /* promotion attempts (each after a round of up to ~1 s) */
 
 typedef struct promotion {
   op *o;
@@ -491,9 +493,17 @@ static void flush_appends(cl_repl *n) {
 
 static void change_cb(struct raft_change *req, int status);
 
+static int queue_promotion(cl_repl *n, op *o);
+
 static void voter_cb(struct raft_change *req, int status) {
   op *o = req->data;
   cl_repl *n = o->n;
+  /* libraft's last catch-up round fails when the node is busy restoring a
+   * snapshot (its loop is held by the catch-up): wait and try again, up to
+   * PROMOTE_TRIES times */
+  if (status == RAFT_NOCONNECTION && ++o->promote < PROMOTE_TRIES &&
+      raft_state(&n->raft) == RAFT_LEADER && queue_promotion(n, o) == 0)
+    return;
   if (status)
     op_fail(n, o, CL_EUNAVAILABLE, "promoting node %llu: %s", (unsigned long long)o->id,
             raft_strerror(status));
@@ -513,14 +523,18 @@ static void standby_cb(struct raft_change *req, int status) {
     op_complete(n, o, 0, NULL);
     return;
   }
-  promotion *p = malloc(sizeof *p);
-  if (!p) {
+  if (queue_promotion(n, o) != 0)
     op_fail(n, o, CL_ENOMEM, "out of memory");
-    return;
-  }
+}
+
+static int queue_promotion(cl_repl *n, op *o) {
+  promotion *p = malloc(sizeof *p);
+  if (!p)
+    return -1;
   p->o = o;
   p->next = n->promotions;
   n->promotions = p;
+  return 0;
 }
 
 static void added_cb(struct raft_change *req, int status) {
@@ -901,6 +915,10 @@ int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
   n->fsm.fetch = node_fetch;
   n->fsm.fatal = fsm_fatal;
   n->fsm.ctx = n;
+  n->fsm.threshold = o->snapshot_threshold;
+  n->fsm.trailing = o->snapshot_trailing;
+  n->fsm.snapshot_bytes = 64u << 20;
+  n->fsm.trailing_bytes = 32u << 20;
   cl_fsm_init(&n->fsm, &n->rfsm);
   if ((rv = raft_init(&n->raft, &n->io, &n->rfsm, o->id, n->self_address))) {
     cl_err_set(err, CL_EIO, "raft: %s", raft_errmsg(&n->raft));

@@ -25,10 +25,17 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   rocksdb_options_set_paranoid_checks(db->opts, 1);
   rocksdb_options_increase_parallelism(db->opts, 2);
   rocksdb_options_set_max_open_files(db->opts, 512);
+  /* all memtables together (every family) stay under this: memory does not
+   * grow with the log, also while a new replica ingests millions of events */
+  rocksdb_options_set_db_write_buffer_size(db->opts, 128u << 20);
   db->cache = rocksdb_cache_create_lru(64 << 20);
   db->bbto = rocksdb_block_based_options_create();
   rocksdb_block_based_options_set_block_cache(db->bbto, db->cache);
   rocksdb_block_based_options_set_filter_policy(db->bbto, rocksdb_filterpolicy_create_bloom(10));
+  /* index and filter blocks live in the block cache too (they would
+   * otherwise grow with the number of SST files, i.e. with the log) */
+  rocksdb_block_based_options_set_cache_index_and_filter_blocks(db->bbto, 1);
+  rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(db->bbto, 1);
   rocksdb_options_set_block_based_table_factory(db->opts, db->bbto);
 
   /* Most appends look up ids that do not exist yet: a whole-key bloom
