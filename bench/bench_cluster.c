@@ -921,7 +921,8 @@ int bench_cluster_main(int argc, char **argv) {
   if (cl_crypto_init(&err))
     return 1;
   snprintf(e.base, sizeof e.base, "%s", base);
-  bench_rmrf(e.base);
+  if (!getenv("CLINLOG_BENCH_KEEP")) /* keep the data dirs and node logs for a look */
+    bench_rmrf(e.base);
   if (mkdir(e.base, 0700) != 0) {
     fprintf(stderr, "clinlog-bench cluster: cannot create %s\n", e.base);
     return 1;
@@ -981,6 +982,7 @@ int bench_cluster_main(int argc, char **argv) {
             e.failed ? "something failed" : "a node hung at stop", e.base);
     return e.failed ? 1 : 0;
   }
-  bench_rmrf(e.base);
+  if (!getenv("CLINLOG_BENCH_KEEP")) /* keep the data dirs and node logs for a look */
+    bench_rmrf(e.base);
   return 0;
 }
