@@ -666,3 +666,90 @@ class ServerTestCase(unittest.TestCase):
 
     def assertNothingWritten(self, before):
         self.assertEqual(self.client.tree_size(), before, "the tree grew: something was written")
+
+
+# ---- suite runner shared by tests/interop/run.py and tests/cluster/run.py ----
+
+def runner_parser():
+    """The options every suite runner takes; a runner may add its own."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(REPO, "build"),
+                    help="build directory with clinlogd and clinlog")
+    ap.add_argument("-k", action="append", default=[],
+                    help="only tests whose id contains this substring (repeatable)")
+    ap.add_argument("--timeout-scale", type=float, default=None,
+                    help="multiply every timeout (default 1, or 3 for an ASan build)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("-v", action="store_true", help="verbose")
+    return ap
+
+
+def timeout_scale(args):
+    if args.timeout_scale is not None:
+        return args.timeout_scale
+    return 3.0 if "asan" in os.path.basename(os.path.abspath(args.build)) else 1.0
+
+
+def run_suite(name, args, modules, setup_fn=None, rerun_hint=""):
+    """Runs the unittest modules against the build in args.build and prints
+    "NAME: N passed, M failed" last; returns the exit status. setup_fn(build,
+    tmp, scale) prepares the run (default: setup)."""
+    import atexit
+    import unittest
+    start = time.monotonic()
+    tmp = tempfile.mkdtemp(prefix="clinlog-%s-" % name)
+    atexit.register(kill_all_servers)
+
+    def on_signal(sig, frame):
+        kill_all_servers()
+        sys.exit(128 + sig)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    for tool in ("clinlogd", "clinlog"):
+        if not os.access(os.path.join(args.build, tool), os.X_OK):
+            print("%s: %s not found in %s" % (name, tool, args.build))
+            print("%s: 0 passed, 1 failed" % name)
+            return 1
+    try:
+        (setup_fn or setup)(args.build, tmp, timeout_scale(args))
+    except Exception as e:  # protoc missing or failing
+        print("%s: setup failed: %s" % (name, e))
+        print("%s: 0 passed, 1 failed" % name)
+        return 1
+
+    loader = unittest.TestLoader()
+    if args.k:
+        loader.testNamePatterns = ["*%s*" % k for k in args.k]
+    suite = unittest.TestSuite()
+    for m in modules:
+        suite.addTests(loader.loadTestsFromName(m))
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2 if args.v else 1)
+    try:
+        result = runner.run(suite)
+    finally:
+        kill_all_servers()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print("%s: kept %s" % (name, tmp))
+    # Count tests, not subtests: a test with failing subtests is one failure.
+    # Class-level errors (setUpClass/tearDownClass, e.g. a sanitizer report or
+    # a non-zero exit after SIGTERM) count as one failure each.
+    failed_tests, class_errors = set(), []
+    for t, _ in result.failures + result.errors:
+        t = getattr(t, "test_case", t)
+        if isinstance(t, unittest.TestCase):
+            failed_tests.add(t.id())
+        else:
+            class_errors.append(str(t))
+    failed_tests |= {t.id() for t in result.unexpectedSuccesses}
+    bad = len(failed_tests) + len(class_errors)
+    passed = result.testsRun - len(failed_tests) - len(result.skipped)
+    if bad:
+        print("%s: failed: %s%s" % (name, ", ".join(sorted(failed_tests) + class_errors),
+                                    rerun_hint))
+    print("%s: %.1fs" % (name, time.monotonic() - start))
+    print("%s: %d passed, %d failed" % (name, passed, bad))
+    return 1 if bad or result.testsRun == 0 else 0
