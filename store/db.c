@@ -28,6 +28,11 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   /* all memtables together (every family) stay under this: memory does not
    * grow with the log, also while a new replica ingests millions of events */
   rocksdb_options_set_db_write_buffer_size(db->opts, 128u << 20);
+  /* unsynced writes (a cluster member: the Raft log is the WAL) are synced
+   * in the background a megabyte at a time, so the fsync before a snapshot
+   * (cl_log_sync) does not stall the Raft loop on tens of megabytes */
+  rocksdb_options_set_wal_bytes_per_sync(db->opts, 1u << 20);
+  rocksdb_options_set_bytes_per_sync(db->opts, 1u << 20);
   db->cache = rocksdb_cache_create_lru(64 << 20);
   db->bbto = rocksdb_block_based_options_create();
   rocksdb_block_based_options_set_block_cache(db->bbto, db->cache);
