@@ -124,6 +124,7 @@ struct op {
   cl_err err;
   /* OP_APPEND */
   Clinlog__V1__PreparedBatch *pb;
+  cl_prefixes *pre;              /* its records, encoded by the caller's thread */
   size_t bytes;
   cl_append_result r;
   /* membership */
@@ -240,6 +241,7 @@ static void op_unref(cl_repl *n, op *o) {
     return;
   if (o->pb)
     clinlog__v1__prepared_batch__free_unpacked(o->pb, NULL);
+  cl_log_prefixes_free(o->pre);
   if (o->r.seq || o->r.version || o->r.event_id)
     cl_append_result_free(&o->r);
   free(o);
@@ -454,6 +456,7 @@ static void flush_appends(cl_repl *n) {
       o->next = NULL;
       g->ops[i] = o;
       g->items[i].want_result = 1;
+      g->items[i].pre = o->pre;
       pbs[i] = o->pb;
     }
     if (!n->pending_head)
@@ -1037,6 +1040,9 @@ int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadli
     }
     o->pb = pb;
     o->bytes = clinlog__v1__prepared_batch__get_packed_size(pb);
+    /* encoded here, in parallel with other callers, so the leader's apply on
+     * the Raft thread only finishes each record (NULL: it encodes them) */
+    o->pre = cl_log_prefixes(pb);
     rc = op_run(n, o, deadline_ms, err);
     if (rc == 0 || rc == CL_ECONFLICT) {
       pthread_mutex_lock(&n->omu);

@@ -1993,6 +1993,30 @@ int cl_log_append(cl_log *log, const Clinlog__V1__AppendBatch *b, cl_append_resu
 
 /* ------------------------------------------------------------ replication */
 
+struct cl_prefixes {
+  size_t n;
+  rec_prefix *p;
+};
+
+cl_prefixes *cl_log_prefixes(const Clinlog__V1__PreparedBatch *pb) {
+  cl_prefixes *x = malloc(sizeof *x);
+  if (!x)
+    return NULL;
+  x->n = pb->n_events;
+  if (!(x->p = make_prefixes(pb))) {
+    free(x);
+    return NULL;
+  }
+  return x;
+}
+
+void cl_log_prefixes_free(cl_prefixes *x) {
+  if (!x)
+    return;
+  free_prefixes(x->p, x->n);
+  free(x);
+}
+
 /* Takes the committer's slot for a caller that is not in the commit queue
  * (replicated apply, catch-up). */
 static int iter_error(rocksdb_iterator_t *it, cl_err *err);
@@ -2052,6 +2076,8 @@ int cl_log_apply(cl_log *log, uint64_t index, cl_apply_item *items, size_t n, cl
       return err->code;
     }
     reqs[i].r = items[i].want_result ? &items[i].r : NULL;
+    if (items[i].pre && items[i].pre->n == items[i].pb->n_events)
+      reqs[i].pre = items[i].pre->p;
     reqs[i].next = i + 1 < n ? &reqs[i + 1] : NULL;
   }
   commit_group(log, n ? reqs : NULL, index);

@@ -184,9 +184,17 @@ int cl_log_stream_tag(cl_log *log, const char *stream, uint8_t tag[32], cl_err *
  * the Raft log carries the PreparedBatch, and every node applies the same
  * entries in the same order with cl_log_apply. See docs/replication.md. */
 
+/* The records of a prepared batch encoded and their leaf hashes started,
+ * ahead of the commit (which then only adds each record's 28-byte tail):
+ * computed by the thread that prepared the batch, in parallel with others. */
+typedef struct cl_prefixes cl_prefixes;
+cl_prefixes *cl_log_prefixes(const Clinlog__V1__PreparedBatch *pb); /* NULL: out of memory */
+void cl_log_prefixes_free(cl_prefixes *p);
+
 /* One prepared batch of a Raft entry and its outcome. */
 typedef struct cl_apply_item {
   const Clinlog__V1__PreparedBatch *pb;  /* borrowed */
+  cl_prefixes *pre;      /* optional, borrowed: cl_log_prefixes of a batch with this content */
   int want_result;       /* fill r (the node that serves the client) */
   int rc;                /* out: 0 or the batch's own error (CL_ECONFLICT, CL_EDUPLICATE, ...) */
   cl_err err;            /* out */
