@@ -206,11 +206,11 @@ void cl_repl_options_init(cl_repl_options *o) {
   memset(o, 0, sizeof *o);
   o->election_timeout_ms = 1000;
   o->heartbeat_ms = 100;
-  /* retained entries live in memory too: keep them few and bounded
-   * (trailing x max entry); a follower further behind catches up from a
-   * snapshot and FetchRecords instead */
+  /* retained entries live in memory too: bounded in entries here and in
+   * bytes by the state machine (fsm.h); a follower further behind catches
+   * up from a snapshot and FetchRecords instead */
   o->snapshot_threshold = 1024;
-  o->snapshot_trailing = 256;
+  o->snapshot_trailing = 4096;
   o->max_entry_bytes = 256u << 10;
   o->max_inflight = 2;
 }
@@ -921,7 +921,11 @@ int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
   n->fsm.threshold = o->snapshot_threshold;
   n->fsm.trailing = o->snapshot_trailing;
   n->fsm.snapshot_bytes = 64u << 20;
-  n->fsm.trailing_bytes = 32u << 20;
+  /* generous: a follower that was away briefly (a restart) catches up from
+   * these entries rather than by a snapshot install, which libraft 0.22.1
+   * mishandles when it arrives while the follower takes its own snapshot
+   * (a NULL dereference in takeSnapshotCb; docs/replication.md) */
+  n->fsm.trailing_bytes = 128u << 20;
   cl_fsm_init(&n->fsm, &n->rfsm);
   if ((rv = raft_init(&n->raft, &n->io, &n->rfsm, o->id, n->self_address))) {
     cl_err_set(err, CL_EIO, "raft: %s", raft_errmsg(&n->raft));

@@ -37,7 +37,7 @@ typedef struct cl_repl_options {
   unsigned election_timeout_ms; /* default 1000 */
   unsigned heartbeat_ms;        /* default 100 */
   unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
-  unsigned snapshot_trailing;   /* entries kept after a snapshot; default 256 */
+  unsigned snapshot_trailing;   /* entries kept after a snapshot; default 4096 */
   size_t max_entry_bytes;       /* a group of appends closes here; default 256 KiB (the
                                    Raft log in memory stays under (threshold + trailing)
                                    x this) */

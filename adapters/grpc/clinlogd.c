@@ -58,7 +58,7 @@ static void usage(FILE *f) {
           "  --election-timeout-ms N    default 1000\n"
           "  --heartbeat-ms N           default 100\n"
           "  --snapshot-threshold N     Raft entries between snapshots (default 1024)\n"
-          "  --snapshot-trailing N      Raft entries kept after a snapshot (default 256)\n"
+          "  --snapshot-trailing N      Raft entries kept after a snapshot (default 4096)\n"
           "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
           "                             address (clinlog-leader) instead of forwarding them\n"
           "  --config FILE.json         the same settings as a JSON object (flags win)\n");
