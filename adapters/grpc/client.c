@@ -392,17 +392,34 @@ static int oom(cl_err *err) { return cl_err_set(err, CL_ENOMEM, "out of memory")
 
 /* ------------------------------------------------------------ unary */
 
+/* Copies the value of the first entry named `key` in `a` to out; 0 if none. */
+static int md_find(const grpc_metadata_array *a, const char *key, char *out, size_t size) {
+  for (size_t i = 0; i < a->count; i++)
+    if (md_is(&a->metadata[i], key)) {
+      md_copy(&a->metadata[i], out, size);
+      return 1;
+    }
+  return 0;
+}
+
+/* One unary call of method m (registered) or `path` (m == M_COUNT), with a
+ * deadline (timeout_ms; 0: the client's) and, with md_key, the value of one
+ * response metadata entry (trailing first, then initial) copied out. */
 static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *req,
-                 const ProtobufCMessageDescriptor *rd, ProtobufCMessage **out, cl_client_status *st,
+                 const ProtobufCMessageDescriptor *rd, int timeout_ms, const char *md_key,
+                 char *md_value, size_t md_size, ProtobufCMessage **out, cl_client_status *st,
                  cl_err *err) {
   *out = NULL;
   if (st)
     memset(st, 0, sizeof *st);
+  int want_md = md_key && md_value && md_size > 0;
+  if (want_md)
+    md_value[0] = '\0';
   grpc_byte_buffer *send = cl_grpc_pack(req);
   if (!send)
     return oom(err);
   call k;
-  int rc = call_start(c, m, path, c->timeout_ms, &k, err);
+  int rc = call_start(c, m, path, timeout_ms > 0 ? timeout_ms : c->timeout_ms, &k, err);
   if (rc) {
     grpc_byte_buffer_destroy(send);
     if (st)
@@ -424,6 +441,8 @@ static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *
   fill_recv_status(&ops[5], &k);
   if ((rc = start_batch(&k, ops, 6, &k, err)) == 0) {
     pluck(&k, &k, -1);
+    if (want_md && !md_find(&k.md_trail, md_key, md_value, md_size))
+      md_find(&k.md_init, md_key, md_value, md_size);
     rc = finish_status(&k, st, err);
     if (rc == 0) {
       *out = cl_grpc_unpack(k.recv, rd);
@@ -437,18 +456,25 @@ static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *
   return rc;
 }
 
+/* The registered method of a path, or M_COUNT. */
+static int method_of(const char *path) {
+  for (int m = 0; m < M_COUNT; m++)
+    if (!strcmp(path, cl_grpc_method_path[m]))
+      return m;
+  return M_COUNT;
+}
+
 int cl_client_unary(cl_client *c, const char *method, const ProtobufCMessage *req,
                     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **out,
                     cl_client_status *st, cl_err *err) {
-  for (int m = 0; m < M_COUNT; m++)
-    if (!strcmp(method, cl_grpc_method_path[m]))
-      return unary(c, m, NULL, req, resp_desc, out, st, err);
-  return unary(c, M_COUNT, method, req, resp_desc, out, st, err);
+  int m = method_of(method);
+  return unary(c, m, m < M_COUNT ? NULL : method, req, resp_desc, 0, NULL, NULL, 0, out, st, err);
 }
 
 #define UNARY(fn, M, Req, Resp, desc)                                                              \
   int fn(cl_client *c, const Req *req, Resp **out, cl_client_status *st, cl_err *err) {            \
-    return unary(c, (M), NULL, &req->base, &(desc), (ProtobufCMessage **)out, st, err);            \
+    return unary(c, (M), NULL, &req->base, &(desc), 0, NULL, NULL, 0, (ProtobufCMessage **)out, \
+                 st, err);                                                                        \
   }
 
 UNARY(cl_client_append, M_APPEND, Clinlog__V1__AppendBatch, Clinlog__V1__AppendResponse,
@@ -754,72 +780,17 @@ void cl_client_append_stream_abort(cl_client_append_stream *a) {
 
 /* ------------------------------------------- unary with metadata out */
 
-/* Copies the value of the first entry named `key` in `a` to out; 0 if none. */
-static int md_find(const grpc_metadata_array *a, const char *key, char *out, size_t size) {
-  for (size_t i = 0; i < a->count; i++)
-    if (md_is(&a->metadata[i], key)) {
-      md_copy(&a->metadata[i], out, size);
-      return 1;
-    }
-  return 0;
-}
-
 /* unary() with a per-call deadline and one metadata value copied out before
  * the call's metadata is released. */
 int cl_client_unary_md(cl_client *c, const char *method, const ProtobufCMessage *req,
                        const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
                        const char *md_key, char *md_value, size_t md_size, ProtobufCMessage **out,
                        cl_client_status *st, cl_err *err) {
-  *out = NULL;
-  if (st)
-    memset(st, 0, sizeof *st);
-  int want_md = md_key && md_value && md_size > 0;
-  if (want_md)
-    md_value[0] = '\0';
-  if (!method || !method[0] || !req || !resp_desc)
+  if (!method || !method[0] || !req || !resp_desc) {
+    *out = NULL;
     return cl_err_set(err, CL_EINVAL, "client: method, request and response type required");
-  grpc_byte_buffer *send = cl_grpc_pack(req);
-  if (!send)
-    return oom(err);
-  /* registered handles exist only for the methods of grpcutil's list */
-  int m = M_COUNT;
-  for (int i = 0; i < M_COUNT; i++)
-    if (!strcmp(method, cl_grpc_method_path[i]))
-      m = i;
-  call k;
-  int rc = call_start(c, m, method, timeout_ms > 0 ? timeout_ms : c->timeout_ms, &k, err);
-  if (rc) {
-    grpc_byte_buffer_destroy(send);
-    if (st)
-      st->code = CL_GRPC_UNAVAILABLE;
-    return rc;
   }
-  grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = c->md_n;
-  ops[0].data.send_initial_metadata.metadata = &c->md;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &k.md_init;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &k.recv;
-  fill_recv_status(&ops[5], &k);
-  if ((rc = start_batch(&k, ops, 6, &k, err)) == 0) {
-    pluck(&k, &k, -1);
-    if (want_md && !md_find(&k.md_trail, md_key, md_value, md_size))
-      md_find(&k.md_init, md_key, md_value, md_size);
-    rc = finish_status(&k, st, err);
-    if (rc == 0) {
-      *out = cl_grpc_unpack(k.recv, resp_desc);
-      if (!*out)
-        rc = cl_err_set(err, CL_EMALFORMED, "%s: response is not a valid %s", method,
-                        resp_desc->name);
-    }
-  }
-  grpc_byte_buffer_destroy(send);
-  call_end(&k);
-  return rc;
+  int m = method_of(method);
+  return unary(c, m, m < M_COUNT ? NULL : method, req, resp_desc, timeout_ms, md_key, md_value,
+               md_size, out, st, err);
 }

@@ -380,6 +380,15 @@ void srv_finish(srv_call *c, grpc_status_code code, const char *details,
   }
 }
 
+ProtobufCMessage *srv_request(srv_call *c, const ProtobufCMessageDescriptor *d) {
+  cl_err err;
+  cl_err_clear(&err);
+  ProtobufCMessage *m = cl_grpc_unpack_checked(c->payload, d, &err);
+  if (!m)
+    srv_finish_err(c, &err);
+  return m;
+}
+
 void srv_finish_err(srv_call *c, const cl_err *err) {
   srv_trailer(c, "clinlog-error", cl_errname(err->code));
   srv_finish(c, cl_grpc_status_of(err->code), err->msg[0] ? err->msg : cl_strerror(err->code),

@@ -122,6 +122,9 @@ void srv_recv(srv_call *c, step_fn next);
  * trailing metadata added with srv_trailer. Runs nothing afterwards. */
 void srv_finish(srv_call *c, grpc_status_code code, const char *details,
                 const ProtobufCMessage *last);
+/* Unpacks and checks the request message; on failure finishes the call
+ * with INVALID_ARGUMENT and returns NULL. Returned-owned. */
+ProtobufCMessage *srv_request(srv_call *c, const ProtobufCMessageDescriptor *d);
 /* Finishes with the status of a store error (and clinlog-error metadata). */
 void srv_finish_err(srv_call *c, const cl_err *err);
 void srv_trailer(srv_call *c, const char *key, const char *value);

@@ -15,15 +15,6 @@
 #define FORWARDED_MD "clinlog-forwarded"
 #define FETCH_CHUNK_BYTES (8u << 20)
 
-static ProtobufCMessage *request(srv_call *c, const ProtobufCMessageDescriptor *d) {
-  cl_err err;
-  cl_err_clear(&err);
-  ProtobufCMessage *m = cl_grpc_unpack_checked(c->payload, d, &err);
-  if (!m)
-    srv_finish_err(c, &err);
-  return m;
-}
-
 int64_t srv_deadline_ms(srv_call *c) {
   if (gpr_time_cmp(c->deadline, gpr_inf_future(c->deadline.clock_type)) == 0)
     return 0;
@@ -249,7 +240,7 @@ static int need_repl(srv_call *c) {
 
 void svc_cluster_status(srv_call *c, int ok) {
   (void)ok;
-  ProtobufCMessage *m = request(c, &clinlog__v1__cluster_status_request__descriptor);
+  ProtobufCMessage *m = srv_request(c, &clinlog__v1__cluster_status_request__descriptor);
   if (!m)
     return;
   protobuf_c_message_free_unpacked(m, NULL);
@@ -270,7 +261,7 @@ static void membership_done(srv_call *c, int rc, cl_err *err) {
 void svc_add_node(srv_call *c, int ok) {
   (void)ok;
   Clinlog__V1__AddNodeRequest *r =
-      (Clinlog__V1__AddNodeRequest *)request(c, &clinlog__v1__add_node_request__descriptor);
+      (Clinlog__V1__AddNodeRequest *)srv_request(c, &clinlog__v1__add_node_request__descriptor);
   if (!r)
     return;
   if (need_repl(c)) {
@@ -286,7 +277,7 @@ void svc_add_node(srv_call *c, int ok) {
 void svc_remove_node(srv_call *c, int ok) {
   (void)ok;
   Clinlog__V1__RemoveNodeRequest *r =
-      (Clinlog__V1__RemoveNodeRequest *)request(c, &clinlog__v1__remove_node_request__descriptor);
+      (Clinlog__V1__RemoveNodeRequest *)srv_request(c, &clinlog__v1__remove_node_request__descriptor);
   if (!r)
     return;
   if (need_repl(c)) {
@@ -300,7 +291,7 @@ void svc_remove_node(srv_call *c, int ok) {
 
 void svc_transfer_leadership(srv_call *c, int ok) {
   (void)ok;
-  Clinlog__V1__TransferLeadershipRequest *r = (Clinlog__V1__TransferLeadershipRequest *)request(
+  Clinlog__V1__TransferLeadershipRequest *r = (Clinlog__V1__TransferLeadershipRequest *)srv_request(
       c, &clinlog__v1__transfer_leadership_request__descriptor);
   if (!r)
     return;
@@ -428,7 +419,7 @@ static void fetch_step(srv_call *c, int ok) {
 
 void svc_fetch_records(srv_call *c, int ok) {
   (void)ok;
-  Clinlog__V1__FetchRecordsRequest *r = (Clinlog__V1__FetchRecordsRequest *)request(
+  Clinlog__V1__FetchRecordsRequest *r = (Clinlog__V1__FetchRecordsRequest *)srv_request(
       c, &clinlog__v1__fetch_records_request__descriptor);
   if (!r)
     return;

@@ -19,18 +19,8 @@
 #define CHUNK_EVENTS 128
 #define CHUNK_BYTES (1u << 20)
 
-/* Unpacks and checks the request; on failure answers INVALID_ARGUMENT. */
-static ProtobufCMessage *request(srv_call *c, const ProtobufCMessageDescriptor *d) {
-  cl_err err;
-  cl_err_clear(&err);
-  ProtobufCMessage *m = cl_grpc_unpack_checked(c->payload, d, &err);
-  if (!m)
-    srv_finish_err(c, &err);
-  return m;
-}
-
 #define UNPACK(c, type, var, desc, name)                                                   \
-  type *var = (type *)request((c), &(desc));                                               \
+  type *var = (type *)srv_request((c), &(desc));                                           \
   if (!var)                                                                                \
     return;
 
