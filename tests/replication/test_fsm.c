@@ -667,10 +667,8 @@ static int wait_sub(cluster *c, sub *s) {
   return s->status;
 }
 
-/* The first entry of the cluster: server 0's tree head. Returns its index
- * once every server in mask applied it. */
-static raft_index submit_head(cluster *c, unsigned mask) {
-  unsigned leader = wait_leader(c, ALL(c));
+/* Submits server 0's tree head (the cluster's first entry) on `leader`. */
+static sub *submit_head_entry(cluster *c, unsigned leader) {
   uint64_t size;
   uint8_t root[32];
   cl_log_head(c->nodes[0].log, &size, root);
@@ -680,7 +678,14 @@ static raft_index submit_head(cluster *c, unsigned mask) {
   h.api_address = "srv0";
   Clinlog__V1__RaftEntry e = CLINLOG__V1__RAFT_ENTRY__INIT;
   e.head = &h;
-  sub *s = submit_entry(c, leader, &e);
+  return submit_entry(c, leader, &e);
+}
+
+/* The first entry of the cluster: server 0's tree head. Returns its index
+ * once every server in mask applied it. */
+static raft_index submit_head(cluster *c, unsigned mask) {
+  unsigned leader = wait_leader(c, ALL(c));
+  sub *s = submit_head_entry(c, leader);
   cr_assert_not_null(s);
   cr_assert_eq(wait_sub(c, s), 0);
   wait_applied(c, mask, s->req.index);
@@ -1600,16 +1605,7 @@ Test(fsm, tampered_catch_up_stops_the_server_and_is_retried) {
   c->tamper_seq = 20;
   unsigned leader = wait_leader(c, ALL(c));
   /* the head, applied by 0 and 1 */
-  uint64_t size0;
-  uint8_t root0[32];
-  cl_log_head(c->nodes[0].log, &size0, root0);
-  Clinlog__V1__TreeHead h = CLINLOG__V1__TREE_HEAD__INIT;
-  h.tree_size = size0;
-  h.root_hash = (ProtobufCBinaryData){32, root0};
-  h.api_address = "srv0";
-  Clinlog__V1__RaftEntry e = CLINLOG__V1__RAFT_ENTRY__INIT;
-  e.head = &h;
-  sub *s = submit_entry(c, leader, &e);
+  sub *s = submit_head_entry(c, leader);
   cr_assert_not_null(s);
   cr_assert_eq(wait_sub(c, s), 0);
   unsigned good = 1u << 0 | 1u << 1;
