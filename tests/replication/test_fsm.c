@@ -837,6 +837,20 @@ static sub *submit_work(cluster *c, unsigned mask) {
 
 /* Submits a last entry, waits until every server in mask applied it and
  * returns its index: after it, every store's applied index must equal it. */
+/* Cuts (on = 1) or restores every link between server i and the others. */
+static void isolate(cluster *c, unsigned i, int on) {
+  for (unsigned j = 0; j < c->n; j++)
+    if (j != i) {
+      if (on) {
+        raft_fixture_disconnect(&c->f, i, j);
+        raft_fixture_disconnect(&c->f, j, i);
+      } else {
+        raft_fixture_reconnect(&c->f, i, j);
+        raft_fixture_reconnect(&c->f, j, i);
+      }
+    }
+}
+
 static raft_index settle(cluster *c, unsigned mask) {
   for (int attempt = 0; attempt < 10; attempt++) {
     sub *s = submit_work(c, mask);
@@ -1126,11 +1140,7 @@ Test(fsm, partitioned_leader_applies_nothing_alone) {
   unsigned old = leader_among(c, ALL(c));
   cr_assert_lt(old, c->n);
   raft_term old_term = raft_current_term(raft_fixture_get(&c->f, old));
-  for (unsigned j = 0; j < c->n; j++)
-    if (j != old) {
-      raft_fixture_disconnect(&c->f, old, j);
-      raft_fixture_disconnect(&c->f, j, old);
-    }
+  isolate(c, old, 1);
 
   /* the isolated leader still accepts entries: none may be applied */
   uint8_t iso_ids[8][MAX_BATCH_EVENTS][16];
@@ -1164,11 +1174,7 @@ Test(fsm, partitioned_leader_applies_nothing_alone) {
   cr_assert_eq(cl_log_applied_index(c->nodes[old].log), before);
   assert_converged(c, majority, mid, 0);
 
-  for (unsigned j = 0; j < c->n; j++)
-    if (j != old) {
-      raft_fixture_reconnect(&c->f, old, j);
-      raft_fixture_reconnect(&c->f, j, old);
-    }
+  isolate(c, old, 0);
   wait_applied(c, ALL(c), mid);
   for (int i = 0; i < 5; i++)
     cr_assert_not_null(submit_work(c, ALL(c)));
@@ -1450,11 +1456,7 @@ Test(fsm, snapshot_install_catches_up_store) {
   cr_assert_eq(cl_log_wrapped_key(c->nodes[lag].log, tag, wrapped, sizeof wrapped, &wl, &err), 0,
                "%s", err.msg);
   cr_assert_eq(wl, CL_WRAPPED_KEY_SIZE);
-  for (unsigned j = 0; j < c->n; j++)
-    if (j != lag) {
-      raft_fixture_disconnect(&c->f, lag, j);
-      raft_fixture_disconnect(&c->f, j, lag);
-    }
+  isolate(c, lag, 1);
   uint64_t lag_size;
   cl_log_head(c->nodes[lag].log, &lag_size, NULL);
   for (int i = 0; i < 40; i++) {
@@ -1469,11 +1471,7 @@ Test(fsm, snapshot_install_catches_up_store) {
 
   unsigned fetches = c->nodes[lag].n_fetch;
   uint64_t applied_before = c->nodes[lag].fsm.applied_entries;
-  for (unsigned j = 0; j < c->n; j++)
-    if (j != lag) {
-      raft_fixture_reconnect(&c->f, lag, j);
-      raft_fixture_reconnect(&c->f, j, lag);
-    }
+  isolate(c, lag, 0);
   wait_applied(c, ALL(c), mid);
   for (int i = 0; i < 3; i++)
     cr_assert_not_null(submit_work(c, ALL(c)));
