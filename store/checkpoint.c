@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
+
 #define SIG_PREFIX "\xe2\x80\x94 " /* U+2014 EM DASH, space */
 #define SIG_PREFIX_LEN 4
 #define KEY_HASH_LEN 4
@@ -392,7 +394,7 @@ int cl_checkpoint_sign(const cl_checkpoint *cp, const char *key_name, const uint
   if (name_len > SIZE_MAX - text_len - SIG_PREFIX_LEN - sig_b64_len - 4)
     return cl_err_set(err, CL_EINVAL, "checkpoint: key name too long");
   size_t total = text_len + 1 + SIG_PREFIX_LEN + name_len + 1 + sig_b64_len + 1;
-  char *buf = malloc(total + 1);
+  char *buf = cl_malloc(total + 1);
   if (!buf)
     return cl_err_set(err, CL_ENOMEM, "checkpoint: out of memory for %zu bytes", total + 1);
   char *w = buf;

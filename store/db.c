@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "store/alloc.h"
 
 static const char *const CF_NAMES[CL_CF_COUNT] = {
     "default", "log", "streams", "ids", "merkle", "meta", "keys", "keyring", "checkpoints"};
@@ -14,8 +17,17 @@ int cl_db_error(char *rerr, cl_err *err, const char *what) {
   return CL_EIO;
 }
 
+static int fixed_index(const char *name) {
+  for (int i = 0; i < CL_CF_COUNT; i++)
+    if (!strcmp(CF_NAMES[i], name))
+      return i;
+  return -1;
+}
+
+static void db_free_options(cl_db *db);
+
 int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **out, cl_err *err) {
-  cl_db *db = calloc(1, sizeof *db);
+  cl_db *db = cl_calloc(1, sizeof *db);
   if (!db)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   db->read_only = read_only;
@@ -24,7 +36,10 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   rocksdb_options_set_create_missing_column_families(db->opts, create);
   rocksdb_options_set_paranoid_checks(db->opts, 1);
   rocksdb_options_increase_parallelism(db->opts, 2);
-  rocksdb_options_set_max_open_files(db->opts, 512);
+  /* a read-only open (verify, next to a running server) opens every table
+   * file up front: the server's compactions may delete them later, and an
+   * open descriptor keeps them readable */
+  rocksdb_options_set_max_open_files(db->opts, read_only ? -1 : 512);
   /* all memtables together (every family) stay under this: memory does not
    * grow with the log, also while a new replica ingests millions of events */
   rocksdb_options_set_db_write_buffer_size(db->opts, 128u << 20);
@@ -55,36 +70,110 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   rocksdb_options_set_allow_concurrent_memtable_write(db->opts, 0);
   rocksdb_options_set_allow_concurrent_memtable_write(db->point_opts, 0);
   db->ids_opts = rocksdb_options_create_copy(db->point_opts);
-  rocksdb_options_set_prefix_extractor(db->ids_opts, rocksdb_slicetransform_create_fixed_prefix(16));
+  rocksdb_options_set_prefix_extractor(db->ids_opts,
+                                       rocksdb_slicetransform_create_fixed_prefix(16));
   rocksdb_options_set_hash_link_list_rep(db->ids_opts, 1 << 20);
-  const rocksdb_options_t *cfopts[CL_CF_COUNT];
-  for (int i = 0; i < CL_CF_COUNT; i++)
-    cfopts[i] = i == CL_CF_IDS ? db->ids_opts
-                : (i == CL_CF_KEYS || i == CL_CF_KEYRING) ? db->point_opts
-                                                           : db->opts;
+  pthread_mutex_init(&db->fam_mu, NULL);
+  /* every family the database has: the fixed ones, then projections' */
+  char **names = NULL;
+  size_t nnames = 0;
   char *rerr = NULL;
-  if (read_only)
-    db->db = rocksdb_open_for_read_only_column_families(db->opts, path, CL_CF_COUNT, CF_NAMES,
-                                                        cfopts, db->cf, 0, &rerr);
-  else
-    db->db = rocksdb_open_column_families(db->opts, path, CL_CF_COUNT, CF_NAMES, cfopts, db->cf,
-                                          &rerr);
+  if (!create) {
+    names = rocksdb_list_column_families(db->opts, path, &nnames, &rerr);
+    if (rerr) {
+      int rc = cl_db_error(rerr, err, "listing column families");
+      db_free_options(db);
+      return cl_err_prefix(err, "%s", path), rc;
+    }
+  }
+  size_t extra = 0;
+  for (size_t i = 0; i < nnames; i++)
+    extra += fixed_index(names[i]) < 0;
+  size_t total = CL_CF_COUNT + extra;
+  const char **cfnames = cl_calloc(total, sizeof *cfnames);
+  const rocksdb_options_t **cfopts = cl_calloc(total, sizeof *cfopts);
+  rocksdb_column_family_handle_t **handles = cl_calloc(total, sizeof *handles);
+  db->fam = extra ? cl_calloc(extra, sizeof *db->fam) : NULL;
+  int rc = 0;
+  if (!cfnames || !cfopts || !handles || (extra && !db->fam)) {
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    goto fail;
+  }
+  db->capfam = extra;
+  for (int i = 0; i < CL_CF_COUNT; i++) {
+    cfnames[i] = CF_NAMES[i];
+    cfopts[i] = i == CL_CF_IDS                            ? db->ids_opts
+                : (i == CL_CF_KEYS || i == CL_CF_KEYRING) ? db->point_opts
+                                                          : db->opts;
+  }
+  size_t k = CL_CF_COUNT;
+  for (size_t i = 0; i < nnames; i++)
+    if (fixed_index(names[i]) < 0) {
+      cfnames[k] = names[i];
+      cfopts[k++] = db->opts;
+    }
+  if (read_only) {
+    /* a compaction of the live database may delete a file between reading
+     * the manifest and opening the file: read the manifest again */
+    for (int attempt = 0; attempt < 50; attempt++) {
+      db->db = rocksdb_open_for_read_only_column_families(db->opts, path, (int)total, cfnames,
+                                                          cfopts, handles, 0, &rerr);
+      if (!rerr || !strstr(rerr, "No such file"))
+        break;
+      rocksdb_free(rerr);
+      rerr = NULL;
+      struct timespec ts = {0, 20 * 1000000};
+      nanosleep(&ts, NULL);
+    }
+  } else
+    db->db =
+        rocksdb_open_column_families(db->opts, path, (int)total, cfnames, cfopts, handles, &rerr);
   if (rerr || !db->db) {
-    int rc = cl_db_error(rerr, err, "open");
-    rocksdb_options_destroy(db->opts);
-    rocksdb_options_destroy(db->point_opts);
-    rocksdb_options_destroy(db->ids_opts);
-    rocksdb_block_based_options_destroy(db->bbto);
-    rocksdb_cache_destroy(db->cache);
-    free(db);
+    rc = cl_db_error(rerr, err, "open");
+    goto fail;
+  }
+  memcpy(db->cf, handles, CL_CF_COUNT * sizeof *handles);
+  for (size_t i = CL_CF_COUNT; i < total; i++) {
+    db->fam[db->nfam].h = handles[i];
+    if (!(db->fam[db->nfam].name = cl_strdup(cfnames[i]))) {
+      rocksdb_column_family_handle_destroy(handles[i]);
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+      continue;
+    }
+    db->nfam++;
+  }
+fail:
+  cl_free(cfnames);
+  cl_free(cfopts);
+  cl_free(handles);
+  if (names)
+    rocksdb_list_column_families_destroy(names, nnames);
+  if (rc) {
+    if (db->db)
+      cl_db_close(db);
+    else {
+      cl_free(db->fam);
+      pthread_mutex_destroy(&db->fam_mu);
+      db_free_options(db);
+    }
     return cl_err_prefix(err, "%s", path), rc;
   }
   db->ro = rocksdb_readoptions_create();
   rocksdb_readoptions_set_verify_checksums(db->ro, 1);
   db->wo = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(db->wo, sync ? 1 : 0);
+  db->wo_nosync = rocksdb_writeoptions_create();
   *out = db;
   return 0;
+}
+
+static void db_free_options(cl_db *db) {
+  rocksdb_options_destroy(db->opts);
+  rocksdb_options_destroy(db->point_opts);
+  rocksdb_options_destroy(db->ids_opts);
+  rocksdb_block_based_options_destroy(db->bbto);
+  rocksdb_cache_destroy(db->cache);
+  cl_free(db);
 }
 
 void cl_db_close(cl_db *db) {
@@ -92,29 +181,171 @@ void cl_db_close(cl_db *db) {
     return;
   if (!db->read_only) {
     /* flush memtables so the next open (and a read-only verify) need not
-     * replay the whole WAL */
-    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-    rocksdb_flushoptions_set_wait(fo, 1);
-    for (int i = 0; i < CL_CF_COUNT; i++) {
-      char *rerr = NULL;
-      rocksdb_flush_cf(db->db, fo, db->cf[i], &rerr);
-      if (rerr)
-        rocksdb_free(rerr); /* the WAL still has it: nothing is lost */
-    }
-    rocksdb_flushoptions_destroy(fo);
+     * replay the whole WAL; on error the WAL still has it: nothing is lost */
+    cl_err e;
+    cl_db_flush_all(db, &e);
   }
   for (int i = 0; i < CL_CF_COUNT; i++)
     if (db->cf[i])
       rocksdb_column_family_handle_destroy(db->cf[i]);
+  for (size_t i = 0; i < db->nfam; i++) {
+    rocksdb_column_family_handle_destroy(db->fam[i].h);
+    cl_free(db->fam[i].name);
+  }
+  cl_free(db->fam);
+  pthread_mutex_destroy(&db->fam_mu);
   rocksdb_close(db->db);
-  rocksdb_readoptions_destroy(db->ro);
-  rocksdb_writeoptions_destroy(db->wo);
-  rocksdb_options_destroy(db->opts);
-  rocksdb_options_destroy(db->point_opts);
-  rocksdb_options_destroy(db->ids_opts);
-  rocksdb_block_based_options_destroy(db->bbto);
-  rocksdb_cache_destroy(db->cache);
-  free(db);
+  if (db->ro)
+    rocksdb_readoptions_destroy(db->ro);
+  if (db->wo)
+    rocksdb_writeoptions_destroy(db->wo);
+  if (db->wo_nosync)
+    rocksdb_writeoptions_destroy(db->wo_nosync);
+  db_free_options(db);
+}
+
+int cl_db_flush_all(cl_db *db, cl_err *err) {
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 1);
+  int rc = 0;
+  for (int i = 0; i < CL_CF_COUNT; i++) {
+    char *rerr = NULL;
+    rocksdb_flush_cf(db->db, fo, db->cf[i], &rerr);
+    if (rerr && !rc)
+      rc = cl_db_error(rerr, err, "flush");
+    else if (rerr)
+      rocksdb_free(rerr);
+  }
+  pthread_mutex_lock(&db->fam_mu);
+  for (size_t i = 0; i < db->nfam; i++) {
+    char *rerr = NULL;
+    rocksdb_flush_cf(db->db, fo, db->fam[i].h, &rerr);
+    if (rerr && !rc)
+      rc = cl_db_error(rerr, err, "flush");
+    else if (rerr)
+      rocksdb_free(rerr);
+  }
+  pthread_mutex_unlock(&db->fam_mu);
+  rocksdb_flushoptions_destroy(fo);
+  return rc;
+}
+
+int cl_db_compact(cl_db *db, int cf, cl_err *err) {
+  /* every file of the family rewritten, also at the bottommost level */
+  rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+  rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
+  rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
+  rocksdb_compact_range_cf_opt(db->db, db->cf[cf], co, NULL, 0, NULL, 0);
+  rocksdb_compactoptions_destroy(co);
+  /* the files the compaction made obsolete are deleted by a background
+   * job; turning deletions off and on again deletes them here and now */
+  char *rerr = NULL;
+  rocksdb_disable_file_deletions(db->db, &rerr);
+  if (rerr)
+    return cl_db_error(rerr, err, "disabling file deletions");
+  rocksdb_enable_file_deletions(db->db, 1, &rerr);
+  return rerr ? cl_db_error(rerr, err, "deleting obsolete files") : 0;
+}
+
+rocksdb_column_family_handle_t *cl_db_cf_find(cl_db *db, const char *name) {
+  rocksdb_column_family_handle_t *h = NULL;
+  pthread_mutex_lock(&db->fam_mu);
+  for (size_t i = 0; i < db->nfam && !h; i++)
+    if (!strcmp(db->fam[i].name, name))
+      h = db->fam[i].h;
+  pthread_mutex_unlock(&db->fam_mu);
+  return h;
+}
+
+int cl_db_cf_create(cl_db *db, const char *name, rocksdb_column_family_handle_t **h, cl_err *err) {
+  if (!name[0] || strlen(name) > 200 || fixed_index(name) >= 0)
+    return cl_err_set(err, CL_EINVAL, "column family name \"%s\": empty, too long or reserved",
+                      name);
+  if (db->read_only)
+    return cl_err_set(err, CL_EDENIED, "database is open read-only");
+  pthread_mutex_lock(&db->fam_mu);
+  int rc = 0;
+  for (size_t i = 0; i < db->nfam; i++)
+    if (!strcmp(db->fam[i].name, name)) {
+      *h = db->fam[i].h;
+      goto out;
+    }
+  if (db->nfam == db->capfam) {
+    size_t nc = db->capfam ? db->capfam * 2 : 8;
+    cl_db_family *nf = cl_realloc(db->fam, nc * sizeof *nf);
+    if (!nf) {
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+      goto out;
+    }
+    db->fam = nf;
+    db->capfam = nc;
+  }
+  char *copy = cl_strdup(name);
+  if (!copy) {
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    goto out;
+  }
+  char *rerr = NULL;
+  rocksdb_column_family_handle_t *nh = rocksdb_create_column_family(db->db, db->opts, name, &rerr);
+  if (rerr || !nh) {
+    cl_free(copy);
+    rc = cl_db_error(rerr, err, "creating a column family");
+    goto out;
+  }
+  db->fam[db->nfam].name = copy;
+  db->fam[db->nfam].h = nh;
+  db->nfam++;
+  *h = nh;
+out:
+  pthread_mutex_unlock(&db->fam_mu);
+  return rc;
+}
+
+int cl_db_cf_drop(cl_db *db, const char *name, cl_err *err) {
+  pthread_mutex_lock(&db->fam_mu);
+  int rc = 0;
+  for (size_t i = 0; i < db->nfam; i++) {
+    if (strcmp(db->fam[i].name, name) != 0)
+      continue;
+    char *rerr = NULL;
+    rocksdb_drop_column_family(db->db, db->fam[i].h, &rerr);
+    if (rerr) {
+      rc = cl_db_error(rerr, err, "dropping a column family");
+      break;
+    }
+    rocksdb_column_family_handle_destroy(db->fam[i].h);
+    cl_free(db->fam[i].name);
+    db->fam[i] = db->fam[--db->nfam];
+    break;
+  }
+  pthread_mutex_unlock(&db->fam_mu);
+  return rc;
+}
+
+int cl_db_cf_list(cl_db *db, const char *prefix, char ***names, size_t *n, cl_err *err) {
+  size_t pl = strlen(prefix);
+  *names = NULL;
+  *n = 0;
+  pthread_mutex_lock(&db->fam_mu);
+  char **out = cl_calloc(db->nfam ? db->nfam : 1, sizeof *out);
+  int rc = out ? 0 : cl_err_set(err, CL_ENOMEM, "out of memory");
+  for (size_t i = 0; rc == 0 && i < db->nfam; i++)
+    if (!strncmp(db->fam[i].name, prefix, pl)) {
+      if (!(out[*n] = cl_strdup(db->fam[i].name)))
+        rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+      else
+        (*n)++;
+    }
+  pthread_mutex_unlock(&db->fam_mu);
+  if (rc) {
+    for (size_t i = 0; i < *n; i++)
+      cl_free(out ? out[i] : NULL);
+    cl_free(out);
+    *n = 0;
+    return rc;
+  }
+  *names = out;
+  return 0;
 }
 
 int cl_db_get(cl_db *db, int cf, const void *key, size_t klen, char **val, size_t *vlen,

@@ -1,21 +1,29 @@
 /* The RocksDB instance under a data directory: its column families and the
  * few helpers log.c and verify.c share. rocksdb_* types stay inside store/.
  *
- * | family      | key                         | value                                  |
+ * | family      | key                         | value |
  * |-------------|-----------------------------|----------------------------------------|
- * | log         | seq u64 BE                  | Record (protobuf, record.proto)        |
- * | streams     | tag[32] || version u64 BE   | seq u64 BE                             |
- * | ids         | event id[16]                | seq u64 BE || version u64 BE || hash[32] |
- * | merkle      | leaf index u64 BE           | hashes of the nodes leaf i completes:  |
- * |             |                             | level 0 (the leaf), 1, ..., ctz(i+1)   |
- * | meta        | name (ASCII)                | see log.c (tree_size, root, format...) |
- * | keys        | tag[32]                     | wrapped data key (nonce[24] || ct[48]); empty = erased |
- * | keyring     | public key[32]              | KeyringEntry (see log.c)               |
- * | checkpoints | tree size u64 BE            | signed note text                       |
+ * | log         | seq u64 BE                  | Record (protobuf, record.proto)
+ * | | streams     | tag[32] || version u64 BE   | seq u64 BE | | ids         |
+ * event id[16]                | seq u64 BE || version u64 BE || hash[32] | |
+ * merkle      | leaf index u64 BE           | hashes of the nodes leaf i
+ * completes:  | |             |                             | level 0 (the
+ * leaf), 1, ..., ctz(i+1)   | | meta        | name (ASCII)                | see
+ * log.c (tree_size, root, format...) | | keys        | tag[32] | wrapped data
+ * key (nonce[24] || ct[48]); empty = erased | | keyring     | public key[32] |
+ * KeyringEntry (see log.c)               | | checkpoints | tree size u64 BE |
+ * signed note text                       | | proj.<name> | projection state
+ * (proj.h)   | position, version                      | | proj.<name>.<family>
+ * | the projection's own keys | its values (sealed, see proj.h)  |
+ *
+ * The store opens every family it finds, so a database that projections
+ * have added families to opens like any other; families are created and
+ * dropped at run time by proj.c (cl_db_cf_*).
  */
 #ifndef CL_STORE_DB_H
 #define CL_STORE_DB_H
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,16 +43,26 @@ enum cl_cf {
   CL_CF_COUNT
 };
 
+/* A family beyond the fixed ones (a projection's). */
+typedef struct cl_db_family {
+  char *name;
+  rocksdb_column_family_handle_t *h;
+} cl_db_family;
+
 typedef struct cl_db {
   rocksdb_t *db;
   rocksdb_column_family_handle_t *cf[CL_CF_COUNT];
+  pthread_mutex_t fam_mu; /* guards fam, nfam, capfam */
+  cl_db_family *fam;
+  size_t nfam, capfam;
   rocksdb_options_t *opts;
-  rocksdb_options_t *point_opts;
-  rocksdb_options_t *ids_opts;   /* ids: hash-linked-list memtable, whole-key lookups only */ /* ids, keys, keyring: memtable bloom for point misses */
+  rocksdb_options_t *point_opts; /* keys, keyring: memtable bloom for point misses */
+  rocksdb_options_t *ids_opts;   /* ids: hash-linked-list memtable, whole-key lookups only */
   rocksdb_block_based_table_options_t *bbto;
   rocksdb_cache_t *cache;
   rocksdb_readoptions_t *ro;
-  rocksdb_writeoptions_t *wo;  /* sync per cl_db_open's `sync` */
+  rocksdb_writeoptions_t *wo;        /* sync per cl_db_open's `sync` */
+  rocksdb_writeoptions_t *wo_nosync; /* projection state: derived, rebuilt on loss */
   int read_only;
 } cl_db;
 
@@ -62,8 +80,35 @@ int cl_db_get(cl_db *db, int cf, const void *key, size_t klen, char **val, size_
 /* Writes a batch (synced if the db was opened with sync). */
 int cl_db_write(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err);
 
+/* Flushes the memtables of every family (waits). 0 or CL_EIO. */
+int cl_db_flush_all(cl_db *db, cl_err *err);
+/* Compacts a whole fixed family. 0 or CL_EIO. */
+int cl_db_compact(cl_db *db, int cf, cl_err *err);
+
+/* Families beyond the fixed ones. find: the handle (a view valid until the
+ * family is dropped or the db closed) or NULL. create: creates it unless it
+ * exists; *h as find. drop: drops it and its data (no-op if absent). Names
+ * are bytes without NUL, at most 200. Errors: CL_EINVAL, CL_EIO, CL_ENOMEM.
+ * Thread-safe; callers must not use a handle concurrently with dropping it. */
+rocksdb_column_family_handle_t *cl_db_cf_find(cl_db *db, const char *name);
+int cl_db_cf_create(cl_db *db, const char *name, rocksdb_column_family_handle_t **h, cl_err *err);
+int cl_db_cf_drop(cl_db *db, const char *name, cl_err *err);
+/* Names of the extra families whose name starts with `prefix`, as a
+ * returned-owned array of returned-owned strings (free each, then the
+ * array); *n gets the count. CL_ENOMEM. */
+int cl_db_cf_list(cl_db *db, const char *prefix, char ***names, size_t *n, cl_err *err);
+
 /* Translates and frees a RocksDB error string; returns CL_EIO. */
 int cl_db_error(char *rerr, cl_err *err, const char *what);
+
+/* Meta keys (meta column family). */
+#define CL_META_FORMAT "format"         /* u32 BE */
+#define CL_META_TREE_SIZE "tree_size"   /* u64 BE */
+#define CL_META_ROOT "root"             /* 32 bytes */
+#define CL_META_ORIGIN "origin"         /* text */
+#define CL_META_LOG_PK "log_public_key" /* 32 bytes */
+#define CL_META_APPLIED "applied_index" /* u64 BE, replication */
+#define CL_META_KEY_CHECK "key_check"   /* 16 bytes: proves which master key the log uses */
 
 static inline void cl_be64(uint8_t *p, uint64_t v) {
   for (int i = 7; i >= 0; i--) {

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "store/alloc.h"
+
 int cl_utf8_valid(const uint8_t *p, size_t n) {
   size_t i = 0;
   while (i < n) {
@@ -166,9 +168,13 @@ static int check_id16(ProtobufCBinaryData b, const char *field, int required, cl
 }
 
 int cl_event_decode(const uint8_t *buf, size_t len, Clinlog__V1__Event **out, cl_err *err) {
-  Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, len, buf);
+  int oom;
+  Clinlog__V1__Event *ev =
+      (Clinlog__V1__Event *)cl_pb_unpack(&clinlog__v1__event__descriptor, buf, len, &oom);
   if (!ev)
-    return cl_err_set(err, CL_EMALFORMED, "not a valid clinlog.v1.Event protobuf (%zu bytes)", len);
+    return oom ? cl_err_set(err, CL_ENOMEM, "out of memory")
+               : cl_err_set(err, CL_EMALFORMED, "not a valid clinlog.v1.Event protobuf (%zu bytes)",
+                            len);
   int rc;
   /* first: the decoded strings are what the wire says (no NUL cut-offs) */
   if ((rc = cl_wire_check_strings(&clinlog__v1__event__descriptor, buf, len, err)))

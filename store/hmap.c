@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
+
 /* A slot is [used: 8 bytes][key, padded to 8][value, padded to 8], so values
  * (which hold uint64_t fields) are 8-byte aligned. */
 #define ROUND8(n) (((n) + 7) & ~(size_t)7)
@@ -29,7 +31,7 @@ static uint64_t hash_bytes(const cl_hmap *m, const uint8_t *p, size_t n) {
 }
 
 cl_hmap *cl_hmap_new(size_t key_len, size_t val_len) {
-  cl_hmap *m = calloc(1, sizeof *m);
+  cl_hmap *m = cl_calloc(1, sizeof *m);
   if (!m)
     return NULL;
   m->key_len = key_len;
@@ -38,9 +40,9 @@ cl_hmap *cl_hmap_new(size_t key_len, size_t val_len) {
   m->slot_len = m->voff + ROUND8(val_len);
   m->cap = 16;
   randombytes_buf(m->sipkey, sizeof m->sipkey);
-  m->slots = calloc(m->cap, m->slot_len);
+  m->slots = cl_calloc(m->cap, m->slot_len);
   if (!m->slots) {
-    free(m);
+    cl_free(m);
     return NULL;
   }
   return m;
@@ -49,8 +51,8 @@ cl_hmap *cl_hmap_new(size_t key_len, size_t val_len) {
 void cl_hmap_free(cl_hmap *m) {
   if (!m)
     return;
-  free(m->slots);
-  free(m);
+  cl_free(m->slots);
+  cl_free(m);
 }
 
 void cl_hmap_clear(cl_hmap *m) {
@@ -86,7 +88,7 @@ void *cl_hmap_get(const cl_hmap *m, const void *key) {
 
 static int grow(cl_hmap *m) {
   size_t ncap = m->cap * 2;
-  uint8_t *ns = calloc(ncap, m->slot_len);
+  uint8_t *ns = cl_calloc(ncap, m->slot_len);
   if (!ns)
     return -1;
   uint8_t *old = m->slots;
@@ -101,7 +103,7 @@ static int grow(cl_hmap *m) {
       memcpy(d, s, m->slot_len);
     }
   }
-  free(old);
+  cl_free(old);
   return 0;
 }
 

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/alloc.h"
+
 #define KEYFILE_SIZE 40
 static const char MAGIC_ED[8] = {'c', 'l', 'k', 'e', 'y', 'e', 'd', '1'};
 static const char MAGIC_MK[8] = {'c', 'l', 'k', 'e', 'y', 'm', 'k', '1'};
@@ -237,7 +239,7 @@ int cl_verify_event(const uint8_t pk[CL_PUBKEY_SIZE], const uint8_t hash[32],
  * (CL_MAX_BATCH events, so at most ~320 KB). */
 static uint8_t *batch_msg(const uint8_t (*hashes)[32], size_t n, size_t *len) {
   *len = sizeof CTX_BATCH + 4 + 32 * n;
-  uint8_t *msg = malloc(*len);
+  uint8_t *msg = cl_malloc(*len);
   if (!msg)
     return NULL;
   memcpy(msg, CTX_BATCH, sizeof CTX_BATCH);
@@ -259,7 +261,7 @@ void cl_sign_batch(const cl_signer *s, const uint8_t (*hashes)[32], size_t n,
     return;
   }
   crypto_sign_detached(sig, NULL, msg, len, s->sk);
-  free(msg);
+  cl_free(msg);
 }
 
 int cl_verify_batch(const uint8_t pk[CL_PUBKEY_SIZE], const uint8_t (*hashes)[32], size_t n,
@@ -269,6 +271,6 @@ int cl_verify_batch(const uint8_t pk[CL_PUBKEY_SIZE], const uint8_t (*hashes)[32
   if (!msg)
     return CL_ENOMEM;
   int ok = crypto_sign_verify_detached(sig, msg, len, pk) == 0;
-  free(msg);
+  cl_free(msg);
   return ok ? 0 : CL_EBADSIG;
 }

@@ -15,14 +15,15 @@
 #include <stdint.h>
 
 #include "clinlog/v1/record.pb-c.h"
+#include "store/crypt.h"
 #include "store/err.h"
+#include "store/feed.h"
 #include "store/keys.h"
+#include "store/record.h"
 
 #define CL_MAX_BATCH 10000
 #define CL_DEFAULT_MAX_EVENT (1u << 20)
 #define CL_DEFAULT_CHECKPOINT_INTERVAL 10000
-#define CL_FORMAT_VERSION 1
-#define CL_WRAPPED_KEY_SIZE (24 + 32 + 16) /* nonce, key, tag */
 
 typedef struct cl_log cl_log;
 
@@ -62,7 +63,9 @@ int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err)
  * returned-owned (cl_log_close). Errors: CL_ENOTFOUND, CL_EIO, CL_ECORRUPT. */
 int cl_log_open(const cl_log_options *o, cl_log **out, cl_err *err);
 
-/* Flushes and closes. Waits for commits in flight. */
+/* Flushes and closes. Waits for commits in flight and for the erasure
+ * purges asked for; wakes cl_feed_wait callers (CL_EUNAVAILABLE) and
+ * detaches every feed watcher. */
 void cl_log_close(cl_log *log);
 
 /* Outcome of an append. Arrays have `n` entries (one per event, in batch
@@ -74,8 +77,12 @@ typedef struct cl_append_result {
   uint8_t (*event_id)[16];
   uint64_t tree_size;          /* tree size right after the commit */
   int duplicate;               /* 1: the whole batch was already committed */
-  /* On CL_ECONFLICT: the offending stream and its current version. */
+  /* On CL_ECONFLICT: the offending stream and its current version. The
+   * commit knows the stream only as its index in the prepared batch
+   * (conflict_index); cl_log_append (and cl_log_name_conflict, for callers of
+   * cl_log_commit) fill in its name. */
   char conflict_stream[CL_ERR_MSG_SIZE];
+  size_t conflict_index;
   uint64_t conflict_current;
 } cl_append_result;
 
@@ -100,8 +107,8 @@ CL_MUST_CHECK int cl_log_prepare(cl_log *log, const Clinlog__V1__AppendBatch *ba
                                  Clinlog__V1__PreparedBatch **out, cl_err *err);
 CL_MUST_CHECK int cl_log_commit(cl_log *log, const Clinlog__V1__PreparedBatch *pb,
                                 cl_append_result *r, cl_err *err);
-/* After cl_log_commit's CL_ECONFLICT: names the stream in r->conflict_stream
- * (the commit knows only its index in pb) and in err, from b's expectations. */
+/* After cl_log_commit's CL_ECONFLICT: names the stream at r->conflict_index
+ * of pb in r->conflict_stream and in err, from b's expectations. */
 void cl_log_name_conflict(cl_log *log, const Clinlog__V1__AppendBatch *b,
                           const Clinlog__V1__PreparedBatch *pb, cl_append_result *r, cl_err *err);
 
@@ -137,6 +144,12 @@ int cl_log_read_all(cl_log *log, uint64_t from_seq, uint64_t max, cl_event_fn fn
 int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, int backwards,
                        uint64_t max, cl_event_fn fn, void *ctx, cl_err *err);
 
+/* Reads the event at `seq`. CL_ENOTFOUND beyond the published head. */
+int cl_log_read_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err *err);
+
+/* Current version of the stream with tag `tag` (0: none). */
+int cl_log_tag_version(cl_log *log, const uint8_t tag[32], uint64_t *version, cl_err *err);
+
 /* Reads one event by id. CL_ENOTFOUND if absent. */
 int cl_log_get_event(cl_log *log, const uint8_t id[16], cl_event_fn fn, void *ctx, cl_err *err);
 
@@ -164,11 +177,17 @@ int cl_log_prove_consistency(cl_log *log, uint64_t old_size, uint64_t new_size,
                              uint8_t proof[][32], size_t *n, cl_err *err);
 int cl_log_root_at(cl_log *log, uint64_t size, uint8_t root[32], cl_err *err);
 
-/* Called after every commit that made the log grow, with the new tree
- * size, on the committing thread: it must return quickly (hand off, do not
- * read the log or append from inside it). Set before appends start. */
-typedef void (*cl_commit_fn)(void *ctx, uint64_t tree_size);
-void cl_log_set_commit_hook(cl_log *log, cl_commit_fn fn, void *ctx);
+/* The log's commit feed (feed.h): follow it to learn that the log grew.
+ * A view valid until cl_log_close; watchers still attached at close are
+ * detached and never called again. */
+cl_feed *cl_log_feed(cl_log *log);
+
+/* Erasures destroy a stream's data key at once (nothing decrypts it after
+ * the commit); removing the old key's bytes from disk (flushing every
+ * family, compacting `keys`) runs in the background. Waits until every
+ * purge asked for so far is done (deadline: CLOCK_REALTIME ms, 0 = none)
+ * and reports the last one's error. Errors: CL_ETIMEDOUT, CL_EIO. */
+int cl_log_purge_wait(cl_log *log, int64_t deadline_ms, cl_err *err);
 
 /* Principal and roles a public key is registered to (as of the committed
  * head). Errors: CL_EUNKNOWNKEY. `principal`/`roles` get NUL-terminated

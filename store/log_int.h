@@ -1,61 +1,196 @@
-/* Internals of the log shared by log.c and verify.c. No other module
- * includes this. */
+/* Internals of the log, shared by the files that implement it (log.c,
+ * genesis.c, prepare.c, commit.c, ingest.c, read.c, tree.c, streamkey.c,
+ * proj.c). No module outside store/ includes this.
+ *
+ * How the log's state is guarded:
+ *  - set at open and immutable after: options, dir, db, keys, origin;
+ *  - `mu` guards the commit queue, the commit slot (`committing`), `failed`,
+ *    the published head (`size`, `root`), `applied`;
+ *  - the committer (the one thread holding the commit slot) alone owns the
+ *    Merkle frontier, stream states, the group scratch (ids, stream index
+ *    entries, minted keys), last_checkpoint and last_committed_ns; the slot
+ *    is taken by the group commit, replicated apply, catch-up ingest and an
+ *    on-demand checkpoint, so these never run at once;
+ *  - `kr_mu` guards the keyring (prepare reads it, the committer writes it);
+ *  - `pk_mu` guards pending data keys (prepare mints, the committer retires);
+ *  - `kc_mu` guards the key cache (readers and prepare fill it, erasure
+ *    empties it);
+ *  - the feed and the purger have their own locks (feed.c, streamkey.c).
+ * Lock order, where two are held: mu before kr_mu/pk_mu/kc_mu; the feed's
+ * lock is taken with none of these held. */
 #ifndef CL_STORE_LOG_INT_H
 #define CL_STORE_LOG_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/crypt.h"
+#include "store/db.h"
 #include "store/err.h"
+#include "store/feed.h"
+#include "store/hmap.h"
+#include "store/keyring.h"
+#include "store/keys.h"
 #include "store/log.h"
-
-/* Meta keys (meta column family). */
-#define CL_META_FORMAT "format"           /* u32 BE */
-#define CL_META_TREE_SIZE "tree_size"     /* u64 BE */
-#define CL_META_ROOT "root"               /* 32 bytes */
-#define CL_META_ORIGIN "origin"           /* text */
-#define CL_META_LOG_PK "log_public_key"   /* 32 bytes */
-#define CL_META_APPLIED "applied_index"   /* u64 BE, replication */
-#define CL_META_KEY_CHECK "key_check"     /* 16 bytes: proves which master key the log uses */
-
-#define CL_TAG_SIZE 32
-
-/* Roles with special meaning to the store. */
-#define CL_ROLE_ADMIN "admin"
-#define CL_ROLE_LOG "log"
-#define CL_ROLE_SYSTEM "system"  /* interface engines and the server itself: may write $ streams */
-#define CL_LOG_PRINCIPAL "$log"
-
-/* One keyring entry (value of the keyring family and of the in-memory map). */
-typedef struct cl_keyring_entry {
-  uint64_t registered_seq;
-  uint64_t revoked_seq;     /* 0: not revoked */
-  char principal[128];
-  char roles[256];          /* comma-separated */
-} cl_keyring_entry;
-
-/* Serialized form: u64 BE registered, u64 BE revoked, u16 BE len + principal,
- * u16 BE len + roles. Returns bytes written (buffer of >= 8+8+2+128+2+256). */
-size_t cl_keyring_entry_encode(const cl_keyring_entry *e, uint8_t *buf);
-int cl_keyring_entry_decode(const uint8_t *p, size_t n, cl_keyring_entry *e);
-int cl_roles_has(const char *roles, const char *role);
+#include "store/merkle.h"
+#include "store/record.h"
 
 /* Leaf index of a sequence number: leaves are 0-based, seqs 1-based. */
 static inline uint64_t cl_leaf_index(uint64_t seq) { return seq - 1; }
 
-/* AEAD associated data of an event ciphertext: tag || event id. */
-void cl_event_ad(const uint8_t tag[32], const uint8_t id[16], uint8_t ad[48]);
+enum { KEY_UNKNOWN = 0, KEY_PRESENT = 1, KEY_ERASED = 2 };
 
-/* Unwraps a stream data key (CL_WRAPPED_KEY_SIZE bytes) into key[32].
- * Returns 0, or CL_ECRYPTO. */
-int cl_unwrap_key(const uint8_t *wrap_key, const uint8_t tag[32], const uint8_t *wrapped,
-                  size_t n, uint8_t *key);
+/* What the committer knows of a stream (read through from disk). */
+typedef struct cl_stream_state {
+  uint64_t version;
+  uint8_t key_state;
+  uint8_t wk_nonce[24]; /* KEY_PRESENT: nonce of the committed wrapped key
+                           (identifies it) */
+} cl_stream_state;
 
-/* Derives the stream-tag and key-wrapping keys from the master key. */
-void cl_derive_keys(const uint8_t *master, uint8_t *tag_key, uint8_t *wrap_key);
-/* The key check value stored in meta: 16 bytes of a subkey that no other
- * derivation uses, so it identifies the master key without revealing it. */
-void cl_key_check(const uint8_t *master, uint8_t out[16]);
-void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]);
+/* ids family value: seq u64 BE || version u64 BE || event hash[32]. */
+typedef struct cl_id_entry {
+  uint8_t v[8 + 8 + 32];
+} cl_id_entry;
+
+typedef struct commit_req commit_req;
+
+#define KC_CAP 8192 /* data keys the key cache holds */
+
+struct cl_log {
+  /* immutable after open */
+  cl_log_options o;
+  char *dir;
+  cl_db *db;
+  int have_keys;
+  uint8_t *secrets; /* sodium_malloc: tag_key[32] || wrap_key[32] || proj_key[32] */
+  uint8_t *tag_key;
+  uint8_t *wrap_key;
+  uint8_t *proj_key;
+  uint8_t key_check[16];
+  cl_signer log_signer;
+  int have_log_key;
+  uint8_t log_pk[32];
+  char origin[256];
+
+  /* guarded by mu */
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* the slot was released, a group finished */
+  commit_req *queue, *queue_tail;
+  int committing; /* the commit slot is taken */
+  int failed;     /* a write failed: memory may be ahead of disk, no more commits */
+  uint64_t size;  /* published head: readers see records 1..size */
+  uint8_t root[32];
+  uint64_t applied; /* Raft index of the last entry applied (replication) */
+
+  /* committer-owned */
+  cl_merkle_frontier frontier;
+  cl_hmap *streams;    /* tag -> cl_stream_state */
+  cl_hmap *group_ids;  /* event id -> cl_id_entry, ids written by the current group */
+  uint8_t (*pend)[48]; /* stream index entries of the current group */
+  size_t pend_n, pend_cap;
+  uint8_t (*minted)[32]; /* tags whose new data key the current group writes */
+  size_t n_minted, cap_minted;
+  uint64_t last_checkpoint;
+  int64_t last_committed_ns; /* commit times never go backwards */
+
+  /* guarded by kr_mu */
+  pthread_mutex_t kr_mu;
+  cl_keyring *keyring;
+
+  /* guarded by pk_mu: data keys minted for streams that have none yet,
+   * shared by every batch prepared for that stream until one commits it,
+   * so concurrent first writes agree on the key (stored wrapped only) */
+  pthread_mutex_t pk_mu;
+  cl_hmap *pending_keys; /* tag -> wrapped key[CL_WRAPPED_KEY_SIZE] */
+
+  /* guarded by kc_mu: unwrapped data keys of committed streams, in
+   * sodium_malloc memory, so prepare and reads do not unwrap a stream's
+   * key every time; an erasure empties the cache and bumps kc_gen so a key
+   * read before the erasure is never cached after it */
+  pthread_mutex_t kc_mu;
+  cl_hmap *kc_idx;  /* tag -> uint32 slot */
+  uint8_t *kc_slab; /* KC_CAP * 32 bytes */
+  uint32_t kc_used;
+  uint64_t kc_gen;
+
+  cl_feed *feed; /* commit notifications (feed.c) */
+
+  /* the purger (streamkey.c): flushes and compacts after erasures, off the
+   * commit path; guarded by pu_mu */
+  pthread_mutex_t pu_mu;
+  pthread_cond_t pu_cv;
+  pthread_t pu_thread;
+  int pu_started, pu_stop;
+  uint64_t pu_asked, pu_done; /* purges requested / completed */
+  cl_err pu_err;              /* the last purge's error (code 0: none) */
+};
+
+/* ---- log.c ---- */
+/* Opens a new, empty database in o->dir (genesis.c writes its meta). */
+int cl_log_open_create(const cl_log_options *o, cl_log **out, cl_err *err);
+int cl_meta_get(cl_db *db, const char *name, void *out, size_t n, size_t *got, cl_err *err);
+void cl_meta_put(rocksdb_writebatch_t *wb, cl_db *db, const char *name, const void *v, size_t n);
+/* Reloads the keyring family into log->keyring (caller holds kr_mu). */
+int cl_keyring_load(cl_log *log, cl_err *err);
+/* Checks an iterator after a scan: 0, or CL_EIO with err set. */
+int cl_iter_error(rocksdb_iterator_t *it, cl_err *err, const char *what);
+int64_t cl_now_ns(void);
+int cl_bytes_dup(ProtobufCBinaryData *b, const void *p, size_t n);
+
+/* ---- commit.c: the commit slot and committer-owned state ---- */
+/* Takes the slot for a caller outside the commit queue (apply, ingest,
+ * checkpoint). Errors: CL_EFAILED, CL_EDENIED (read-only). */
+int cl_slot_acquire(cl_log *log, cl_err *err);
+void cl_slot_release(cl_log *log);
+/* Publishes a new head (caller holds the slot) and notifies the feed, so
+ * notifications follow commit order. */
+void cl_publish(cl_log *log, uint64_t size, const uint8_t root[32]);
+cl_stream_state *cl_stream_get(cl_log *log, const uint8_t tag[32], cl_err *err);
+int cl_pend_stream(cl_log *log, const uint8_t tag[32], uint64_t version, uint64_t seq);
+int cl_write_indexes(cl_log *log, rocksdb_writebatch_t *wb);
+/* Writes a keyring change, effective after at_seq, to wb and the keyring. */
+int cl_keyring_write(cl_log *log, rocksdb_writebatch_t *wb, const cl_keyring_change *c,
+                     uint64_t at_seq, cl_err *err);
+
+/* ---- tree.c: Merkle nodes in RocksDB and checkpoints ---- */
+/* cl_merkle_get_fn over the merkle family (ctx: cl_db *). */
+int cl_tree_get(void *ctx, unsigned level, uint64_t index, uint8_t out[32], cl_err *err);
+/* Appends one leaf to the frontier, its completed nodes into wb. */
+int cl_tree_append(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t leaf[32], cl_err *err);
+/* Signs a checkpoint into wb when the tree just reached a multiple of the
+ * checkpoint interval. */
+int cl_tree_maybe_checkpoint(cl_log *log, rocksdb_writebatch_t *wb, cl_err *err);
+int cl_tree_put_checkpoint(cl_log *log, rocksdb_writebatch_t *wb, uint64_t size,
+                           const uint8_t root[32], cl_err *err);
+/* Size of the latest stored checkpoint (0: none), for recovery. */
+int cl_tree_last_checkpoint(cl_log *log, uint64_t *size, cl_err *err);
+
+/* ---- prepare.c ---- */
+/* The stream tag a StreamErased event erases (checked: a valid, non-system
+ * stream). */
+int cl_erasure_target(cl_log *log, const Clinlog__V1__Event *ev, size_t idx, uint8_t tag[32],
+                      cl_err *err);
+
+/* ---- streamkey.c: data keys ---- */
+int cl_sk_init(cl_log *log, cl_err *err);
+void cl_sk_free(cl_log *log);
+/* Data key for a new batch to `tag`: unwrapped if the stream has one,
+ * minted (wrapped copy into *wrapped, returned-owned) if not. CL_EERASED. */
+int cl_sk_for_prepare(cl_log *log, const uint8_t tag[32], uint8_t *key,
+                      ProtobufCBinaryData *wrapped, cl_err *err);
+/* Data key of a committed stream for reading: 0 with the key, 0 with
+ * *erased = 1, or CL_ECORRUPT (no key), CL_ECRYPTO, CL_EIO. */
+int cl_sk_for_read(cl_log *log, const uint8_t tag[32], uint8_t *key, int *erased, cl_err *err);
+/* After a durable commit: the group's minted keys are no longer pending. */
+void cl_sk_retire_minted(cl_log *log);
+/* Marks a stream's key destroyed in wb and in the committer's state. */
+int cl_sk_erase(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t tag[32], cl_err *err);
+/* After a durable write that erased keys: empties the key cache and asks
+ * the purger to remove the old keys from disk. */
+void cl_sk_erased(cl_log *log);
+/* Stops the purger after its last purge. */
+void cl_sk_stop_purger(cl_log *log);
 
 #endif

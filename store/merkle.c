@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/alloc.h"
+
 void cl_merkle_leaf_hash(const uint8_t *data, size_t n, uint8_t out[CL_HASH_SIZE]) {
   static const uint8_t prefix = 0x00;
   crypto_hash_sha256_state st;
@@ -423,16 +425,16 @@ struct cl_merkle_mem {
 /* An index beyond this cannot be backed by a dense array anyway. */
 #define MEM_MAX_INDEX ((uint64_t)1 << 40)
 
-cl_merkle_mem *cl_merkle_mem_new(void) { return calloc(1, sizeof(cl_merkle_mem)); }
+cl_merkle_mem *cl_merkle_mem_new(void) { return cl_calloc(1, sizeof(cl_merkle_mem)); }
 
 void cl_merkle_mem_free(cl_merkle_mem *m) {
   if (!m)
     return;
   for (unsigned l = 0; l < CL_MERKLE_LEVELS; l++) {
-    free(m->lv[l].hash);
-    free(m->lv[l].have);
+    cl_free(m->lv[l].hash);
+    cl_free(m->lv[l].have);
   }
-  free(m);
+  cl_free(m);
 }
 
 int cl_merkle_mem_get(void *ctx, unsigned level, uint64_t index, uint8_t out[CL_HASH_SIZE],
@@ -452,11 +454,11 @@ static int mem_grow(struct mem_level *lv, uint64_t index, cl_err *err) {
     cap *= 2;
   /* Each realloc keeps the old contents, so a failure half-way leaves the
    * store's contents as they were; cap is raised only when both succeed. */
-  uint8_t(*hash)[CL_HASH_SIZE] = realloc(lv->hash, (size_t)cap * CL_HASH_SIZE);
+  uint8_t(*hash)[CL_HASH_SIZE] = cl_realloc(lv->hash, (size_t)cap * CL_HASH_SIZE);
   if (!hash)
     return cl_err_set(err, CL_ENOMEM, "in-memory node store: out of memory");
   lv->hash = hash;
-  uint8_t *have = realloc(lv->have, (size_t)cap);
+  uint8_t *have = cl_realloc(lv->have, (size_t)cap);
   if (!have)
     return cl_err_set(err, CL_ENOMEM, "in-memory node store: out of memory");
   memset(have + lv->cap, 0, (size_t)(cap - lv->cap));

@@ -627,7 +627,7 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
     *port = p;
   grpc_server_start(s->gs);
   atomic_store(&s->serving, 1);
-  cl_log_set_commit_hook(log, on_commit, s);
+  cl_feed_add(cl_log_feed(log), &s->watch, on_commit, s);
 
   s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
   s->cq_threads = calloc((size_t)s->cfg.cq_threads, sizeof *s->cq_threads);
@@ -699,7 +699,7 @@ void cl_server_stop(cl_server *s) {
     wait_until(s, srv_now_ms() + 60000, shutdown_done);
   }
   wait_until(s, srv_now_ms() + 10000, no_calls);
-  cl_log_set_commit_hook(s->log, NULL, NULL);
+  cl_feed_remove(cl_log_feed(s->log), &s->watch);
   grpc_server_destroy(s->gs);
   grpc_completion_queue_shutdown(s->cq);
   for (int i = 0; i < s->cfg.cq_threads; i++)

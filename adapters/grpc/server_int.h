@@ -82,6 +82,7 @@ struct cl_server {
   atomic_int live_calls;
   atomic_int serving;            /* health: 1 SERVING, 0 NOT_SERVING */
   srv_cache *cache;              /* recent events, encoded once for all subscribers */
+  cl_feed_watch watch;           /* wakes waiting calls when the log grows */
 
   pthread_mutex_t qmu;           /* worker queue */
   pthread_cond_t qcv;

@@ -154,78 +154,6 @@ static int node_restore(struct raft_fsm *rf, struct raft_buffer *buf) {
 
 /* ------------------------------------------------------------- catch-up */
 
-typedef struct chunk {
-  size_t n;
-  uint8_t *data[MAX_CHUNK];
-  size_t len[MAX_CHUNK];
-} chunk;
-
-static int collect_record(void *ctx, uint64_t seq, const uint8_t *rec, size_t len, cl_err *err) {
-  (void)seq;
-  chunk *ch = ctx;
-  if (ch->n == MAX_CHUNK)
-    return cl_err_set(err, CL_EINVAL, "chunk overflow");
-  uint8_t *p = malloc(len ? len : 1);
-  if (!p)
-    return cl_err_set(err, CL_ENOMEM, "out of memory");
-  memcpy(p, rec, len);
-  ch->data[ch->n] = p;
-  ch->len[ch->n++] = len;
-  return 0;
-}
-
-/* Brings dst to the tree (target, root) by copying src's records in chunks,
- * as FetchRecords does over the network: each chunk carries the wrapped
- * keys of the streams it starts and a consistency proof from its last record
- * to the target. tamper (a seq, 0 = none) flips one byte of that record in
- * transit. */
-static int copy_records(cl_log *src, cl_log *dst, uint64_t target, const uint8_t root[32],
-                        unsigned per_chunk, uint64_t tamper, cl_err *err) {
-  uint64_t have;
-  cl_log_head(dst, &have, NULL);
-  int rc = 0;
-  while (rc == 0 && have < target) {
-    uint64_t first = have + 1, last = have + per_chunk < target ? have + per_chunk : target;
-    chunk ch = {0};
-    cl_ingest_record recs[MAX_CHUNK];
-    cl_ingest_key keys[MAX_CHUNK];
-    uint8_t tags[MAX_CHUNK][32], wrapped[MAX_CHUNK][CL_WRAPPED_KEY_SIZE];
-    uint8_t proof[64][32];
-    size_t nkeys = 0, nproof = 0;
-    rc = cl_log_read_records(src, first, last, collect_record, &ch, err);
-    for (size_t i = 0; rc == 0 && i < ch.n; i++) {
-      Clinlog__V1__Record *r = clinlog__v1__record__unpack(NULL, ch.len[i], ch.data[i]);
-      if (!r) {
-        rc = cl_err_set(err, CL_ECORRUPT, "source record %llu does not decode",
-                        (unsigned long long)(first + i));
-        break;
-      }
-      if (r->stream_version == 1 && r->stream_tag.len == 32) {
-        size_t wl = 0;
-        memcpy(tags[nkeys], r->stream_tag.data, 32);
-        rc = cl_log_wrapped_key(src, tags[nkeys], wrapped[nkeys], CL_WRAPPED_KEY_SIZE, &wl, err);
-        keys[nkeys] = (cl_ingest_key){tags[nkeys], wrapped[nkeys], wl};
-        nkeys++;
-      }
-      clinlog__v1__record__free_unpacked(r, NULL);
-    }
-    for (size_t i = 0; i < ch.n; i++) {
-      if (first + i == tamper)
-        ch.data[i][ch.len[i] / 2] ^= 0x01;
-      recs[i] = (cl_ingest_record){ch.data[i], ch.len[i]};
-    }
-    if (rc == 0 && last < target)
-      rc = cl_log_prove_consistency(src, last, target, proof, &nproof, err);
-    if (rc == 0)
-      rc = cl_log_ingest(dst, first, recs, ch.n, keys, nkeys, target, root,
-                         (const uint8_t(*)[32])proof, nproof, err);
-    for (size_t i = 0; i < ch.n; i++)
-      free(ch.data[i]);
-    have = last;
-  }
-  return rc;
-}
-
 /* cl_fsm.fetch: from the named server if it holds the target, else from
  * any other that does. */
 static int node_fetch(void *ctx, const char *api_address, uint64_t size, const uint8_t root[32],
@@ -243,7 +171,7 @@ static int node_fetch(void *ctx, const char *api_address, uint64_t size, const u
       if (have < size)
         continue;
       uint64_t tamper = c->tamper_dst == MAX_NODES || c->tamper_dst == n->i ? c->tamper_seq : 0;
-      return copy_records(m->log, n->log, size, root, c->chunk, tamper, err);
+      return cl_test_copy_records(m->log, n->log, size, root, c->chunk, tamper, err);
     }
   return cl_err_set(err, CL_EUNAVAILABLE, "no server holds %llu events", (unsigned long long)size);
 }
@@ -939,6 +867,9 @@ static void assert_verifies(cluster *c, node *nd) {
   cl_verify_options o = {.dir = nd->dir, .master_key_path = mk};
   cl_verify_report rep;
   cl_err err;
+  /* the store's background purge must not move files under the read-only view */
+  if (nd->log)
+    cr_assert_eq(cl_log_purge_wait(nd->log, 0, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_verify_dir(&o, &rep, &err), 0, "verify server %u: %s", nd->i, err.msg);
   cr_assert(rep.ok, "server %u: verify failed at %llu: %s", nd->i, (unsigned long long)rep.fail_seq,
             rep.fail_what);
@@ -1548,8 +1479,8 @@ Test(fsm, catch_up_refuses_tampered_records) {
 
   /* a byte of record 5 (first chunk) flipped: nothing is written */
   cl_err_clear(&err);
-  cr_assert_eq(copy_records(src->log, x.log, target, root, 8, 5, &err), CL_EVERIFY, "%d: %s",
-               err.code, err.msg);
+  cr_assert_eq(cl_test_copy_records(src->log, x.log, target, root, 8, 5, &err),
+               CL_EVERIFY, "%d: %s", err.code, err.msg);
   uint64_t xs;
   cl_log_head(x.log, &xs, xr);
   cr_assert_eq(xs, 0);
@@ -1557,8 +1488,8 @@ Test(fsm, catch_up_refuses_tampered_records) {
 
   /* record 20 (third chunk) flipped: the first two chunks stay */
   cl_err_clear(&err);
-  cr_assert_eq(copy_records(src->log, x.log, target, root, 8, 20, &err), CL_EVERIFY, "%d: %s",
-               err.code, err.msg);
+  cr_assert_eq(cl_test_copy_records(src->log, x.log, target, root, 8, 20, &err),
+               CL_EVERIFY, "%d: %s", err.code, err.msg);
   cl_log_head(x.log, &xs, xr);
   cr_assert_eq(xs, 16);
   uint8_t r16[32];
@@ -1567,12 +1498,12 @@ Test(fsm, catch_up_refuses_tampered_records) {
   /* the last record flipped: the last chunk, checked against the target
    * root itself rather than through a proof, is refused too */
   cl_err_clear(&err);
-  cr_assert_eq(copy_records(src->log, x.log, target, root, 8, target, &err), CL_EVERIFY, "%s",
-               err.msg);
+  cr_assert_eq(cl_test_copy_records(src->log, x.log, target, root, 8, target, &err),
+               CL_EVERIFY, "%s", err.msg);
   cl_log_head(x.log, &xs, NULL);
   cr_assert_eq(xs, (target - 1) / 8 * 8, "every chunk before the last was written");
   /* the refused chunks left no trace in memory: the honest copy completes */
-  cr_assert_eq(copy_records(src->log, x.log, target, root, 8, 0, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_test_copy_records(src->log, x.log, target, root, 8, 0, &err), 0, "%s", err.msg);
   cl_log_head(x.log, &xs, xr);
   cr_assert_eq(xs, target);
   cr_assert_arr_eq(xr, root, 32);

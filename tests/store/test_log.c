@@ -62,7 +62,10 @@ static void assert_verifies(void) {
   cl_verify_options o = {.dir = dir};
   cl_verify_report rep;
   cl_err err;
-  /* verification opens the directory read-only next to the writer */
+  /* verification opens the directory read-only next to the writer; the
+   * writer's background purge (after an erasure) must not move data between
+   * its WAL and table files while the read-only view opens */
+  cr_assert_eq(cl_log_purge_wait(lg, 0, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_verify_dir(&o, &rep, &err), 0, "%s", err.msg);
   cr_assert(rep.ok, "verify failed at %llu: %s", (unsigned long long)rep.fail_seq, rep.fail_what);
 }
@@ -515,10 +518,20 @@ Test(log, no_phi_on_disk_and_erasure) {
   se.reason = "GDPR art. 17 request #42";
   size_t len;
   uint8_t *buf = cl_test_pack_event(&ev, &len);
+  uint8_t tag[32], wrapped[CL_WRAPPED_KEY_SIZE];
+  size_t wl;
+  cr_assert_eq(cl_log_stream_tag(lg, "patient-CANARY-778899", tag, &err), 0);
+  cr_assert_eq(cl_log_wrapped_key(lg, tag, wrapped, sizeof wrapped, &wl, &err), 0);
+  cr_assert_eq(wl, CL_WRAPPED_KEY_SIZE);
+  cr_assert(cl_test_tree_contains(dir, wrapped, wl), "the key is on disk before the erasure");
   cl_append_result r;
   cr_assert_eq(cl_test_append(lg, &admin, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s", err.msg);
   cl_append_result_free(&r);
   free(buf);
+  /* the key is destroyed at the commit; its bytes leave the disk with the
+   * background purge, while the log stays open */
+  cr_assert_eq(cl_log_purge_wait(lg, 0, &err), 0, "%s", err.msg);
+  cr_assert_not(cl_test_tree_contains(dir, wrapped, wl), "the erased key's bytes are purged");
 
   collect e = {0};
   cr_assert_eq(cl_log_read_stream(lg, "patient-CANARY-778899", 1, 0, 0, collect_fn, &e, &err), 0);

@@ -231,3 +231,73 @@ int cl_test_append1(cl_log *log, const cl_signer *s, const char *stream, const c
   free(ev);
   return rc;
 }
+
+/* ---------------------------------------------------------- catch-up */
+
+typedef struct chunk {
+  size_t n;
+  uint8_t *data[CL_TEST_MAX_CHUNK];
+  size_t len[CL_TEST_MAX_CHUNK];
+} chunk;
+
+static int collect_record(void *ctx, uint64_t seq, const uint8_t *rec, size_t len, cl_err *err) {
+  (void)seq;
+  chunk *ch = ctx;
+  if (ch->n == CL_TEST_MAX_CHUNK)
+    return cl_err_set(err, CL_EINVAL, "chunk overflow");
+  uint8_t *p = malloc(len ? len : 1);
+  if (!p)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  memcpy(p, rec, len);
+  ch->data[ch->n] = p;
+  ch->len[ch->n++] = len;
+  return 0;
+}
+
+int cl_test_copy_records(cl_log *src, cl_log *dst, uint64_t target, const uint8_t root[32],
+                        unsigned per_chunk, uint64_t tamper, cl_err *err) {
+  uint64_t have;
+  cl_log_head(dst, &have, NULL);
+  int rc = 0;
+  while (rc == 0 && have < target) {
+    uint64_t first = have + 1, last = have + per_chunk < target ? have + per_chunk : target;
+    chunk ch = {0};
+    cl_ingest_record recs[CL_TEST_MAX_CHUNK];
+    cl_ingest_key keys[CL_TEST_MAX_CHUNK];
+    uint8_t tags[CL_TEST_MAX_CHUNK][32], wrapped[CL_TEST_MAX_CHUNK][CL_WRAPPED_KEY_SIZE];
+    uint8_t proof[64][32];
+    size_t nkeys = 0, nproof = 0;
+    rc = cl_log_read_records(src, first, last, collect_record, &ch, err);
+    for (size_t i = 0; rc == 0 && i < ch.n; i++) {
+      Clinlog__V1__Record *r = clinlog__v1__record__unpack(NULL, ch.len[i], ch.data[i]);
+      if (!r) {
+        rc = cl_err_set(err, CL_ECORRUPT, "source record %llu does not decode",
+                        (unsigned long long)(first + i));
+        break;
+      }
+      if (r->stream_version == 1 && r->stream_tag.len == 32) {
+        size_t wl = 0;
+        memcpy(tags[nkeys], r->stream_tag.data, 32);
+        rc = cl_log_wrapped_key(src, tags[nkeys], wrapped[nkeys], CL_WRAPPED_KEY_SIZE, &wl, err);
+        keys[nkeys] = (cl_ingest_key){tags[nkeys], wrapped[nkeys], wl};
+        nkeys++;
+      }
+      clinlog__v1__record__free_unpacked(r, NULL);
+    }
+    for (size_t i = 0; i < ch.n; i++) {
+      if (first + i == tamper)
+        ch.data[i][ch.len[i] / 2] ^= 0x01;
+      recs[i] = (cl_ingest_record){ch.data[i], ch.len[i]};
+    }
+    if (rc == 0 && last < target)
+      rc = cl_log_prove_consistency(src, last, target, proof, &nproof, err);
+    if (rc == 0)
+      rc = cl_log_ingest(dst, first, recs, ch.n, keys, nkeys, target, root,
+                         (const uint8_t(*)[32])proof, nproof, err);
+    for (size_t i = 0; i < ch.n; i++)
+      free(ch.data[i]);
+    have = last;
+  }
+  return rc;
+}
+

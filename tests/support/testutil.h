@@ -18,8 +18,6 @@ uint8_t *cl_test_read_file(const char *path, size_t *len);
 /* Returns 1 if `needle` occurs in any regular file under `dir`. */
 int cl_test_tree_contains(const char *dir, const void *needle, size_t n);
 
-#endif
-
 /* ---- log fixtures (store tests) ---- */
 #include "clinlog/v1/event.pb-c.h"
 #include "store/keys.h"
@@ -50,3 +48,15 @@ int cl_test_append1(cl_log *log, const cl_signer *s, const char *stream, const c
 
 /* Packs an Event (borrowed) into a returned-owned buffer. */
 uint8_t *cl_test_pack_event(const Clinlog__V1__Event *ev, size_t *len);
+
+/* Brings dst to the tree (target, root) by copying src's records in chunks
+ * of per_chunk (at most CL_TEST_MAX_CHUNK), as Cluster.FetchRecords does
+ * over the network: each chunk carries the wrapped keys of the streams it
+ * starts and a consistency proof from its last record to the target.
+ * tamper (a seq, 0 = none) flips one byte of that record in transit.
+ * Returns cl_log_ingest's result. */
+#define CL_TEST_MAX_CHUNK 128
+int cl_test_copy_records(cl_log *src, cl_log *dst, uint64_t target, const uint8_t root[32],
+                         unsigned per_chunk, uint64_t tamper, cl_err *err);
+
+#endif

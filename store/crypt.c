@@ -1,0 +1,183 @@
+/* Encryption at rest; see crypt.h for the keys and formats. Stateless but
+ * for the per-thread scratch buffers. */
+#include "store/crypt.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "store/alloc.h"
+
+void cl_derive_keys(const uint8_t *master, uint8_t *tag_key, uint8_t *wrap_key) {
+  crypto_kdf_derive_from_key(tag_key, 32, 1, "cl-stag1", master);
+  crypto_kdf_derive_from_key(wrap_key, 32, 2, "cl-wrap1", master);
+}
+
+void cl_key_check(const uint8_t *master, uint8_t out[16]) {
+  crypto_kdf_derive_from_key(out, 16, 3, "cl-kchk1", master);
+}
+
+void cl_derive_proj_key(const uint8_t *master, uint8_t *proj_key) {
+  crypto_kdf_derive_from_key(proj_key, 32, 4, "cl-ptag1", master);
+}
+
+void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]) {
+  crypto_auth_hmacsha256(tag, (const uint8_t *)stream, len, tag_key);
+}
+
+static const char WRAP_AD[] = "clinlog-dk-v1";
+
+static void wrap_ad(const uint8_t tag[32], uint8_t ad[sizeof WRAP_AD + 32]) {
+  memcpy(ad, WRAP_AD, sizeof WRAP_AD);
+  memcpy(ad + sizeof WRAP_AD, tag, 32);
+}
+
+void cl_wrap_key(const uint8_t *wk, const uint8_t tag[32], const uint8_t *key,
+                 uint8_t out[CL_WRAPPED_KEY_SIZE]) {
+  uint8_t ad[sizeof WRAP_AD + 32];
+  wrap_ad(tag, ad);
+  randombytes_buf(out, 24);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out + 24, NULL, key, 32, ad, sizeof ad, NULL, out, wk);
+}
+
+int cl_unwrap_key(const uint8_t *wk, const uint8_t tag[32], const uint8_t *wrapped, size_t n,
+                  uint8_t *key) {
+  if (n != CL_WRAPPED_KEY_SIZE)
+    return CL_ECRYPTO;
+  uint8_t ad[sizeof WRAP_AD + 32];
+  wrap_ad(tag, ad);
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(key, NULL, NULL, wrapped + 24, n - 24, ad,
+                                                 sizeof ad, wrapped, wk) != 0)
+    return CL_ECRYPTO;
+  return 0;
+}
+
+void cl_event_ad(const uint8_t tag[32], const uint8_t id[16], uint8_t ad[48]) {
+  memcpy(ad, tag, 32);
+  memcpy(ad + 32, id, 16);
+}
+
+void cl_event_seal(const uint8_t *key, const uint8_t tag[32], const uint8_t id[16],
+                   const uint8_t *plain, size_t n, uint8_t nonce[CL_NONCE_SIZE], uint8_t *ct) {
+  uint8_t ad[48];
+  randombytes_buf(nonce, CL_NONCE_SIZE);
+  cl_event_ad(tag, id, ad);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, plain, n, ad, sizeof ad, NULL, nonce, key);
+}
+
+int cl_event_open(const uint8_t *key, const uint8_t tag[32], const uint8_t id[16],
+                  const uint8_t nonce[CL_NONCE_SIZE], const uint8_t *ct, size_t ctlen,
+                  uint8_t **plain, size_t *n) {
+  *plain = NULL;
+  *n = 0;
+  if (ctlen < CL_AEAD_ABYTES)
+    return CL_ECORRUPT;
+  size_t pl = ctlen - CL_AEAD_ABYTES;
+  uint8_t *p = cl_malloc(pl ? pl : 1);
+  if (!p)
+    return CL_ENOMEM;
+  uint8_t ad[48];
+  cl_event_ad(tag, id, ad);
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(p, NULL, NULL, ct, ctlen, ad, sizeof ad, nonce,
+                                                 key) != 0) {
+    cl_free(p);
+    return CL_ECRYPTO;
+  }
+  *plain = p;
+  *n = pl;
+  return 0;
+}
+
+static const char VALUE_AD[] = "clinlog-pv-v1";
+
+/* AD of a projection value: the domain string, then the caller's AD. */
+static void value_ad_state(crypto_generichash_state *st, const uint8_t *ad, size_t adlen) {
+  crypto_generichash_update(st, (const uint8_t *)VALUE_AD, sizeof VALUE_AD);
+  crypto_generichash_update(st, ad, adlen);
+}
+
+static int value_aead(int seal, const uint8_t *key, const uint8_t *ad, size_t adlen,
+                      const uint8_t *in, size_t inlen, const uint8_t *nonce, uint8_t *out) {
+  /* the AD is hashed so callers may pass AD of any length without a copy */
+  crypto_generichash_state st;
+  uint8_t adh[32];
+  crypto_generichash_init(&st, NULL, 0, sizeof adh);
+  value_ad_state(&st, ad, adlen);
+  crypto_generichash_final(&st, adh, sizeof adh);
+  if (seal)
+    return crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, in, inlen, adh, sizeof adh, NULL,
+                                                      nonce, key);
+  return crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, in, inlen, adh, sizeof adh,
+                                                    nonce, key);
+}
+
+void cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *plain,
+                   size_t n, uint8_t *out) {
+  /* synthetic nonce: keyed BLAKE2b(AD || length || plaintext), under a
+   * subkey of the data key that the AEAD never uses */
+  uint8_t nk[32];
+  crypto_kdf_derive_from_key(nk, sizeof nk, 1, "cl-siv01", key);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nk, sizeof nk, CL_NONCE_SIZE);
+  value_ad_state(&st, ad, adlen);
+  uint8_t len[8];
+  for (int i = 0; i < 8; i++)
+    len[i] = (uint8_t)((uint64_t)adlen >> (8 * i));
+  crypto_generichash_update(&st, len, sizeof len);
+  crypto_generichash_update(&st, plain, n);
+  crypto_generichash_final(&st, out, CL_NONCE_SIZE);
+  sodium_memzero(nk, sizeof nk);
+  value_aead(1, key, ad, adlen, plain, n, out, out + CL_NONCE_SIZE);
+}
+
+int cl_value_open(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *sealed,
+                  size_t len, uint8_t *out) {
+  if (len < CL_SEALED_OVERHEAD)
+    return CL_ECORRUPT;
+  if (value_aead(0, key, ad, adlen, sealed + CL_NONCE_SIZE, len - CL_NONCE_SIZE, sealed, out) != 0)
+    return CL_ECRYPTO;
+  return 0;
+}
+
+/* ------------------------------------------------------ secure scratch */
+
+typedef struct scratch {
+  uint8_t *p[CL_SCRATCH_SLOTS];
+  size_t cap[CL_SCRATCH_SLOTS];
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *v) {
+  scratch *s = v;
+  for (int i = 0; i < CL_SCRATCH_SLOTS; i++)
+    if (s->p[i])
+      sodium_free(s->p[i]);
+  cl_free(s);
+}
+
+static void scratch_init(void) { (void)pthread_key_create(&scratch_key, scratch_free); }
+
+uint8_t *cl_secure_scratch(int slot, size_t n) {
+  pthread_once(&scratch_once, scratch_init);
+  scratch *s = pthread_getspecific(scratch_key);
+  if (!s) {
+    if (!(s = cl_calloc(1, sizeof *s)))
+      return NULL;
+    if (pthread_setspecific(scratch_key, s) != 0) {
+      cl_free(s);
+      return NULL;
+    }
+  }
+  if (s->cap[slot] < n) {
+    size_t cap = n < 4096 ? 4096 : n;
+    uint8_t *p = cl_sodium_malloc(cap);
+    if (!p)
+      return NULL;
+    if (s->p[slot])
+      sodium_free(s->p[slot]);
+    s->p[slot] = p;
+    s->cap[slot] = cap;
+  }
+  return s->p[slot];
+}

@@ -1,0 +1,94 @@
+/* Encryption at rest: key derivation from the master key, stream tags,
+ * wrapping of per-stream data keys, and sealing/opening event payloads and
+ * projection values. Pure functions over caller-provided keys (the log
+ * keeps the keys; see log_int.h and streamkey.c).
+ *
+ * Keys derived from the master key (crypto_kdf, context "cl-...1"):
+ *   | id | context  | use                                              |
+ *   |  1 | cl-stag1 | tag key: HMAC-SHA-256 stream tags                |
+ *   |  2 | cl-wrap1 | wrap key: XChaCha20-Poly1305 over data keys      |
+ *   |  3 | cl-kchk1 | key check (16 bytes in meta; identifies the key) |
+ *   |  4 | cl-ptag1 | projection key: keyed hashes in projection keys  |
+ *
+ * Ciphertexts (XChaCha20-Poly1305 IETF, 24-byte nonce, 16-byte tag):
+ *   | what              | key        | associated data                  | nonce
+ * |
+ *   |-------------------|------------|----------------------------------|----------------|
+ *   | wrapped data key  | wrap key   | "clinlog-dk-v1\0" || tag[32]      |
+ * random         | | event payload     | data key   | tag[32] || event id[16]
+ * | random         | | projection value  | data key   | "clinlog-pv-v1\0" ||
+ * caller's AD  | synthetic (SIV)| Projection values use a synthetic nonce (a
+ * keyed BLAKE2b of the AD and the plaintext) so a rebuilt projection is
+ * byte-identical to the live one; it reveals only that two values under the
+ * same key, AD and plaintext are equal. */
+#ifndef CL_STORE_CRYPT_H
+#define CL_STORE_CRYPT_H
+
+#include <sodium.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/err.h"
+
+#define CL_TAG_SIZE 32
+#define CL_DATA_KEY_SIZE 32
+#define CL_NONCE_SIZE 24
+#define CL_AEAD_ABYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define CL_WRAPPED_KEY_SIZE (24 + 32 + 16) /* nonce, key, tag */
+/* a sealed projection value: nonce || ciphertext (plaintext + 16) */
+#define CL_SEALED_OVERHEAD (CL_NONCE_SIZE + CL_AEAD_ABYTES)
+
+/* Derives the tag key and the wrap key (32 bytes each) from the master key. */
+void cl_derive_keys(const uint8_t *master, uint8_t *tag_key, uint8_t *wrap_key);
+/* The projection key (32 bytes) for keyed hashes in projection keys. */
+void cl_derive_proj_key(const uint8_t *master, uint8_t *proj_key);
+/* The key check value stored in meta: 16 bytes of a subkey that no other
+ * derivation uses, so it identifies the master key without revealing it. */
+void cl_key_check(const uint8_t *master, uint8_t out[16]);
+
+/* Keyed stream tag: HMAC-SHA-256(tag key, stream name). */
+void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]);
+
+/* Wraps a data key for the stream `tag` under the wrap key (fresh nonce). */
+void cl_wrap_key(const uint8_t *wrap_key, const uint8_t tag[32], const uint8_t *key,
+                 uint8_t out[CL_WRAPPED_KEY_SIZE]);
+/* Unwraps into key[32]. Returns 0, or CL_ECRYPTO (wrong size, wrong key,
+ * wrong stream, tampered). */
+CL_MUST_CHECK int cl_unwrap_key(const uint8_t *wrap_key, const uint8_t tag[32],
+                                const uint8_t *wrapped, size_t n, uint8_t *key);
+
+/* AEAD associated data of an event payload: tag || event id. */
+void cl_event_ad(const uint8_t tag[32], const uint8_t id[16], uint8_t ad[48]);
+
+/* Encrypts a serialized event under its stream's data key with a fresh
+ * nonce: ct gets n + CL_AEAD_ABYTES bytes. */
+void cl_event_seal(const uint8_t *key, const uint8_t tag[32], const uint8_t id[16],
+                   const uint8_t *plain, size_t n, uint8_t nonce[CL_NONCE_SIZE], uint8_t *ct);
+
+/* Decrypts an event payload (all inputs borrowed). On success *plain is
+ * returned-owned: wipe it with sodium_memzero(*plain, *n) and cl_free it.
+ * Errors: CL_ECRYPTO (does not decrypt: wrong key or tampered),
+ * CL_ECORRUPT (ciphertext shorter than its tag), CL_ENOMEM. */
+CL_MUST_CHECK int cl_event_open(const uint8_t *key, const uint8_t tag[32], const uint8_t id[16],
+                                const uint8_t nonce[CL_NONCE_SIZE], const uint8_t *ct, size_t ctlen,
+                                uint8_t **plain, size_t *n);
+
+/* Seals a projection value deterministically (see the header comment):
+ * out gets n + CL_SEALED_OVERHEAD bytes. */
+void cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *plain,
+                   size_t n, uint8_t *out);
+/* Opens a sealed value into out (len - CL_SEALED_OVERHEAD bytes). Errors:
+ * CL_ECORRUPT (too short), CL_ECRYPTO. */
+CL_MUST_CHECK int cl_value_open(const uint8_t *key, const uint8_t *ad, size_t adlen,
+                                const uint8_t *sealed, size_t len, uint8_t *out);
+
+/* Per-thread scratch in sodium_malloc memory for data keys in use, so the
+ * hot paths (every read, every batch) do not pay sodium_malloc's mmap,
+ * mprotect and mlock each time. One slot per use, so a read inside a
+ * prepare cannot clobber the prepare's keys. At least n bytes, or NULL (out
+ * of memory). Valid until the thread exits or the slot is asked for more;
+ * callers wipe what they put in it. */
+enum { CL_SCRATCH_PREPARE, CL_SCRATCH_READ, CL_SCRATCH_PROJ, CL_SCRATCH_SLOTS };
+uint8_t *cl_secure_scratch(int slot, size_t n);
+
+#endif
