@@ -20,7 +20,6 @@
 
 #include "clinlog/v1/event.pb-c.h"
 #include "store/alloc.h"
-#include "store/feed_int.h"
 #include "store/log_int.h"
 
 struct commit_req {

@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include "store/alloc.h"
-#include "store/feed_int.h"
 
 struct cl_feed {
   pthread_mutex_t mu;  /* guards everything below */

@@ -1,6 +1,8 @@
 /* The commit feed: how anything that follows the log (projections, the
  * Subscribe and read-your-writes waits of the front doors) learns that it
- * grew.
+ * grew. The same mechanism tells a projection's readers how far it has
+ * folded (query/runner.h): a feed carries one growing number, published by
+ * one owner.
  *
  * Guarantees:
  *  - any number of watchers, added and removed at any time, from any thread;
@@ -56,6 +58,21 @@ uint64_t cl_feed_size(cl_feed *f);
  * closing). Thread-safe; for front doors that serve a request on a thread
  * of their own (an event-driven one attaches a watcher instead). */
 int cl_feed_wait(cl_feed *f, uint64_t min_size, int64_t deadline_ms, uint64_t *size, cl_err *err);
+
+/* ---- the publisher's side ---- */
+
+/* A feed starting at `size` (returned-owned: cl_feed_free), NULL when out
+ * of memory. */
+cl_feed *cl_feed_new(uint64_t size);
+/* Tells every watcher the number grew to `size` (ignored unless it grew).
+ * One publisher at a time (the log calls it holding its commit slot), so
+ * calls follow the order of growth. */
+void cl_feed_publish(cl_feed *f, uint64_t size);
+/* Wakes every waiter with CL_EUNAVAILABLE, waits for them to return, and
+ * detaches every watcher; later publishes and adds do nothing. */
+void cl_feed_close(cl_feed *f);
+/* Closes (if not yet) and frees. */
+void cl_feed_free(cl_feed *f);
 
 /* Wall-clock now in the deadline's unit (CLOCK_REALTIME ms). */
 int64_t cl_feed_now_ms(void);

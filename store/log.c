@@ -29,7 +29,6 @@
 #include <time.h>
 
 #include "store/alloc.h"
-#include "store/feed_int.h"
 #include "store/log_int.h"
 
 /* ---------------------------------------------------------------- helpers */

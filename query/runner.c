@@ -1,0 +1,320 @@
+/* The projection runner; see runner.h.
+ *
+ * `mu` guards everything below it in the struct; `wake` tells the thread
+ * the log grew, a rebuild or stop was asked for, or it was resumed;
+ * `progress` tells waiters the position moved (or the runner stops). The
+ * feed callback takes `mu`; the runner never calls the feed while holding
+ * it (lock order: feed, then mu). */
+#include "query/runner.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/alloc.h"
+#include "store/feed.h"
+
+struct cl_runner {
+  cl_log *log;
+  const cl_projection *def;
+  cl_runner_options o;
+  cl_proj *proj;
+  pthread_t thread;
+  cl_feed_watch watch;
+  cl_feed *progress_feed; /* the position, for event-driven readers */
+
+  pthread_mutex_t mu;
+  pthread_cond_t wake;
+  pthread_cond_t progress;
+  uint64_t head;          /* the log's size, as the feed said */
+  int stop, paused;
+  int rebuild_asked;      /* a rebuild is wanted */
+  uint64_t rebuild_done;  /* rebuilds completed (cl_runner_rebuild waits for its own) */
+  int rebuild_rc;
+  cl_err rebuild_err;
+  int rebuilding;         /* folding again after a reset, not yet at the head */
+  int state;
+  cl_err error;
+  uint64_t folded, rebuilds;
+  int64_t retry_at_ms;    /* after a failure: when to try again */
+  int64_t backoff_ms;
+};
+
+const char *cl_runner_state_name(int state) {
+  switch (state) {
+  case CL_RUNNER_CATCHING_UP: return "catching-up";
+  case CL_RUNNER_LIVE: return "live";
+  case CL_RUNNER_REBUILDING: return "rebuilding";
+  case CL_RUNNER_FAILED: return "failed";
+  case CL_RUNNER_PAUSED: return "paused";
+  default: return "unknown";
+  }
+}
+
+void cl_runner_options_init(cl_runner_options *o) {
+  memset(o, 0, sizeof *o);
+  o->batch_events = 512;
+}
+
+static void on_grow(void *ctx, uint64_t size) {
+  cl_runner *r = ctx;
+  pthread_mutex_lock(&r->mu);
+  r->head = size;
+  pthread_cond_signal(&r->wake);
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* ---------------------------------------------------------- folding */
+
+typedef struct batch {
+  cl_runner *r;
+  cl_proj_txn *t;
+  uint64_t last; /* last seq folded into t */
+} batch;
+
+static int fold_one(void *ctx, const cl_event_view *ev, cl_err *err) {
+  batch *b = ctx;
+  const cl_projection *d = b->r->def;
+  int rc = d->fold(d->ctx, b->r->proj, b->t, b->r->log, ev, err);
+  if (rc)
+    return cl_err_prefix(err, "folding event %llu", (unsigned long long)ev->seq);
+  b->last = ev->seq;
+  return 0;
+}
+
+/* Folds events from..from+n-1 in one transaction and commits them with
+ * their position. Returns the number folded, or an error. */
+static int fold_batch(cl_runner *r, uint64_t from, uint64_t n, uint64_t *done, cl_err *err) {
+  batch b = {r, NULL, from - 1};
+  *done = 0;
+  int rc = cl_proj_begin(r->proj, &b.t, err);
+  if (rc)
+    return rc;
+  rc = cl_log_read_all(r->log, from, n, fold_one, &b, err);
+  if (rc) {
+    cl_proj_abort(b.t);
+    return rc;
+  }
+  if (b.last < from) { /* nothing readable (cannot happen below the head) */
+    cl_proj_abort(b.t);
+    return cl_err_set(err, CL_ECORRUPT, "event %llu is missing", (unsigned long long)from);
+  }
+  if ((rc = cl_proj_commit(b.t, b.last, err)))
+    return rc;
+  *done = b.last - from + 1;
+  return 0;
+}
+
+static int64_t now_ms(void) { return cl_feed_now_ms(); }
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ms) {
+  struct timespec ts = {(time_t)(until_ms / 1000), (long)(until_ms % 1000) * 1000000L};
+  pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static void *runner_main(void *arg) {
+  cl_runner *r = arg;
+  pthread_mutex_lock(&r->mu);
+  while (!r->stop) {
+    if (r->rebuild_asked) {
+      r->rebuild_asked = 0;
+      pthread_mutex_unlock(&r->mu);
+      cl_err e;
+      cl_err_clear(&e);
+      int rc = cl_proj_reset(r->proj, &e);
+      pthread_mutex_lock(&r->mu);
+      r->rebuild_rc = rc;
+      r->rebuild_err = e;
+      r->rebuild_done++;
+      if (rc == 0) {
+        r->rebuilds++;
+        r->rebuilding = 1;
+        cl_err_clear(&r->error);
+        r->retry_at_ms = 0;
+      }
+      pthread_cond_broadcast(&r->progress);
+      continue;
+    }
+    if (r->paused) {
+      r->state = CL_RUNNER_PAUSED;
+      pthread_cond_wait(&r->wake, &r->mu);
+      continue;
+    }
+    if (r->retry_at_ms && now_ms() < r->retry_at_ms) {
+      timed_wait(&r->wake, &r->mu, r->retry_at_ms);
+      continue;
+    }
+    uint64_t pos = cl_proj_position(r->proj), head = r->head;
+    if (pos >= head) {
+      r->rebuilding = 0;
+      r->state = CL_RUNNER_LIVE;
+      pthread_cond_wait(&r->wake, &r->mu);
+      continue;
+    }
+    if (r->state != CL_RUNNER_FAILED)
+      r->state = r->rebuilding ? CL_RUNNER_REBUILDING : CL_RUNNER_CATCHING_UP;
+    uint64_t n = head - pos < r->o.batch_events ? head - pos : r->o.batch_events;
+    pthread_mutex_unlock(&r->mu);
+    cl_err e;
+    cl_err_clear(&e);
+    uint64_t done;
+    int rc = fold_batch(r, pos + 1, n, &done, &e);
+    pthread_mutex_lock(&r->mu);
+    if (rc) {
+      r->state = CL_RUNNER_FAILED;
+      r->error = e;
+      r->backoff_ms = r->backoff_ms ? (r->backoff_ms * 2 > 30000 ? 30000 : r->backoff_ms * 2)
+                                    : 1000;
+      r->retry_at_ms = now_ms() + r->backoff_ms;
+      continue;
+    }
+    r->folded += done;
+    r->retry_at_ms = r->backoff_ms = 0;
+    uint64_t folded = r->folded;
+    pthread_mutex_unlock(&r->mu); /* callbacks run outside our lock */
+    cl_feed_publish(r->progress_feed, folded);
+    pthread_mutex_lock(&r->mu);
+    if (r->state == CL_RUNNER_FAILED) {
+      cl_err_clear(&r->error);
+      r->state = r->rebuilding ? CL_RUNNER_REBUILDING : CL_RUNNER_CATCHING_UP;
+    }
+    pthread_cond_broadcast(&r->progress);
+  }
+  pthread_cond_broadcast(&r->progress);
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
+}
+
+/* ------------------------------------------------------------- life */
+
+int cl_runner_start(cl_log *log, const cl_projection *def, const cl_runner_options *o,
+                    cl_runner **out, cl_err *err) {
+  cl_runner *r = cl_calloc(1, sizeof *r);
+  if (!r)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  r->log = log;
+  r->def = def;
+  if (o)
+    r->o = *o;
+  else
+    cl_runner_options_init(&r->o);
+  if (!r->o.batch_events)
+    r->o.batch_events = 512;
+  r->paused = r->o.start_paused;
+  int rc = cl_proj_open(log, def->name, def->version, def->families, def->nfamilies, &r->proj, err);
+  if (rc) {
+    cl_free(r);
+    return rc;
+  }
+  if (!(r->progress_feed = cl_feed_new(0))) {
+    cl_proj_close(r->proj);
+    cl_free(r);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->wake, NULL);
+  pthread_cond_init(&r->progress, NULL);
+  r->state = CL_RUNNER_CATCHING_UP;
+  r->head = cl_feed_add(cl_log_feed(log), &r->watch, on_grow, r);
+  if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
+    cl_feed_remove(cl_log_feed(log), &r->watch);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->wake);
+    pthread_cond_destroy(&r->progress);
+    cl_feed_free(r->progress_feed);
+    cl_proj_close(r->proj);
+    cl_free(r);
+    return cl_err_set(err, CL_ENOMEM, "projection %s: cannot start its thread", def->name);
+  }
+  *out = r;
+  return 0;
+}
+
+void cl_runner_stop(cl_runner *r) {
+  if (!r)
+    return;
+  cl_feed_remove(cl_log_feed(r->log), &r->watch);
+  pthread_mutex_lock(&r->mu);
+  r->stop = 1;
+  pthread_cond_broadcast(&r->wake);
+  pthread_mutex_unlock(&r->mu);
+  pthread_join(r->thread, NULL);
+  cl_feed_free(r->progress_feed);
+  cl_proj_close(r->proj);
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->wake);
+  pthread_cond_destroy(&r->progress);
+  cl_free(r);
+}
+
+cl_proj *cl_runner_proj(cl_runner *r) { return r->proj; }
+cl_feed *cl_runner_feed(cl_runner *r) { return r->progress_feed; }
+
+void cl_runner_get_status(cl_runner *r, cl_runner_status *st) {
+  memset(st, 0, sizeof *st);
+  snprintf(st->name, sizeof st->name, "%s", r->def->name);
+  st->position = cl_proj_position(r->proj);
+  pthread_mutex_lock(&r->mu);
+  st->state = r->state;
+  st->head = r->head;
+  st->folded = r->folded;
+  st->rebuilds = r->rebuilds;
+  st->error = r->error;
+  pthread_mutex_unlock(&r->mu);
+  st->lag = st->head > st->position ? st->head - st->position : 0;
+}
+
+int cl_runner_wait(cl_runner *r, uint64_t seq, int64_t deadline_ms, cl_err *err) {
+  pthread_mutex_lock(&r->mu);
+  uint64_t pos;
+  while ((pos = cl_proj_position(r->proj)) < seq && !r->stop) {
+    if (!deadline_ms) {
+      pthread_cond_wait(&r->progress, &r->mu);
+      continue;
+    }
+    if (now_ms() >= deadline_ms)
+      break;
+    timed_wait(&r->progress, &r->mu, deadline_ms);
+  }
+  int stopping = r->stop, failed = r->state == CL_RUNNER_FAILED;
+  cl_err why = r->error;
+  pthread_mutex_unlock(&r->mu);
+  if (pos >= seq)
+    return 0;
+  if (stopping)
+    return cl_err_set(err, CL_EUNAVAILABLE, "projection %s is stopping", r->def->name);
+  return cl_err_set(err, CL_ETIMEDOUT, "projection %s has folded %llu of the %llu events asked for%s%s",
+                    r->def->name, (unsigned long long)pos, (unsigned long long)seq,
+                    failed ? "; it is failing: " : "", failed ? why.msg : "");
+}
+
+int cl_runner_rebuild(cl_runner *r, cl_err *err) {
+  pthread_mutex_lock(&r->mu);
+  uint64_t want = r->rebuild_done + 1;
+  r->rebuild_asked = 1;
+  pthread_cond_broadcast(&r->wake);
+  while (r->rebuild_done < want && !r->stop)
+    pthread_cond_wait(&r->progress, &r->mu);
+  int done = r->rebuild_done >= want, rc = r->rebuild_rc;
+  cl_err e = r->rebuild_err;
+  pthread_mutex_unlock(&r->mu);
+  if (!done)
+    return cl_err_set(err, CL_EUNAVAILABLE, "projection %s is stopping", r->def->name);
+  if (rc && err)
+    *err = e;
+  return rc;
+}
+
+void cl_runner_pause(cl_runner *r) {
+  pthread_mutex_lock(&r->mu);
+  r->paused = 1;
+  pthread_mutex_unlock(&r->mu);
+}
+
+void cl_runner_resume(cl_runner *r) {
+  pthread_mutex_lock(&r->mu);
+  r->paused = 0;
+  pthread_cond_broadcast(&r->wake);
+  pthread_mutex_unlock(&r->mu);
+}

@@ -1,0 +1,322 @@
+/* The streams projection; see streams.h. */
+#include "query/streams/streams.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clinlog/v1/event.pb-c.h"
+#include "store/alloc.h"
+#include "store/db.h"
+#include "store/event.h"
+
+enum { FAM_STREAM, FAM_CATEGORY, FAM_TYPE };
+static const char *const FAMILIES[] = {"stream", "category", "type"};
+
+void cl_streams_category(const char *stream, char *out, size_t n) {
+  size_t l = strcspn(stream, "-");
+  if (l >= n)
+    l = n - 1;
+  memcpy(out, stream, l);
+  out[l] = '\0';
+}
+
+static void category_key(cl_proj *p, const char *stream, const uint8_t tag[32], uint8_t key[64]) {
+  char cat[CL_STREAM_MAX + 1];
+  cl_streams_category(stream, cat, sizeof cat);
+  cl_proj_hash(p, cat, strlen(cat), key);
+  memcpy(key + 32, tag, 32);
+}
+
+static void type_key(uint32_t type, uint64_t seq, uint8_t key[12]) {
+  key[0] = (uint8_t)(type >> 24), key[1] = (uint8_t)(type >> 16);
+  key[2] = (uint8_t)(type >> 8), key[3] = (uint8_t)type;
+  cl_be64(key + 4, seq);
+}
+
+static void set_time(Google__Protobuf__Timestamp **ts, int64_t ns) {
+  if (!*ts) {
+    *ts = cl_malloc(sizeof **ts);
+    if (!*ts)
+      return;
+    google__protobuf__timestamp__init(*ts);
+  }
+  (*ts)->seconds = ns / 1000000000;
+  (*ts)->nanos = (int32_t)(ns % 1000000000);
+}
+
+/* Adds one to the count of `type`, keeping counts sorted by type. */
+static int count_type(Clinlog__V1__StreamInfo *si, uint32_t type) {
+  size_t i = 0;
+  while (i < si->n_counts && si->counts[i]->event_type < type)
+    i++;
+  if (i < si->n_counts && si->counts[i]->event_type == type) {
+    si->counts[i]->count++;
+    return 0;
+  }
+  Clinlog__V1__EventTypeCount **nc = cl_realloc(si->counts, (si->n_counts + 1) * sizeof *nc);
+  if (!nc)
+    return CL_ENOMEM;
+  si->counts = nc;
+  Clinlog__V1__EventTypeCount *c = cl_malloc(sizeof *c);
+  if (!c)
+    return CL_ENOMEM;
+  clinlog__v1__event_type_count__init(c);
+  c->event_type = type;
+  c->count = 1;
+  memmove(&si->counts[i + 1], &si->counts[i], (si->n_counts - i) * sizeof *si->counts);
+  si->counts[i] = c;
+  si->n_counts++;
+  return 0;
+}
+
+static int unpack_info(const uint8_t *v, size_t n, Clinlog__V1__StreamInfo **out, cl_err *err) {
+  int oom;
+  *out = (Clinlog__V1__StreamInfo *)cl_pb_unpack(&clinlog__v1__stream_info__descriptor, v, n, &oom);
+  if (!*out)
+    return oom ? cl_err_set(err, CL_ENOMEM, "out of memory")
+               : cl_err_set(err, CL_ECORRUPT, "streams: stored info does not decode");
+  return 0;
+}
+
+/* Forgets every trace of an erased stream: its info, its category entry,
+ * and the type index entries of its events (their seqs and types are in
+ * the records' plaintext headers, which erasure keeps). */
+static int forget_stream(cl_proj *p, cl_proj_txn *t, cl_log *log, const char *stream,
+                         cl_err *err);
+
+static int fold(void *ctx, cl_proj *p, cl_proj_txn *t, cl_log *log, const cl_event_view *ev,
+                cl_err *err) {
+  (void)ctx;
+  if (ev->erased || !ev->event)
+    return 0; /* leaves no trace; see runner.h */
+  Clinlog__V1__Event *e;
+  int rc = cl_event_decode(ev->event, ev->event_len, &e, err);
+  if (rc)
+    return rc;
+  uint8_t *v = NULL;
+  size_t vl;
+  Clinlog__V1__StreamInfo *si = NULL;
+  rc = cl_proj_txn_get_sealed(t, FAM_STREAM, ev->stream_tag, 32, &v, &vl, err);
+  int fresh = rc == CL_ENOTFOUND;
+  if (rc == 0) {
+    rc = unpack_info(v, vl, &si, err);
+    cl_free(v);
+  } else if (fresh) {
+    rc = 0;
+    if (!(si = cl_malloc(sizeof *si))) {
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    } else {
+      clinlog__v1__stream_info__init(si);
+      si->first_seq = ev->seq;
+      set_time(&si->first_committed_at, ev->committed_at_ns);
+    }
+  }
+  if (rc == CL_EERASED) { /* erased since we read the event: same as erased */
+    clinlog__v1__event__free_unpacked(e, NULL);
+    return 0;
+  }
+  if (rc == 0 && fresh) {
+    char cat[CL_STREAM_MAX + 1];
+    cl_streams_category(e->stream, cat, sizeof cat);
+    si->stream = cl_strdup(e->stream);
+    si->category = cl_strdup(cat);
+    if (!si->stream || !si->category)
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  if (rc == 0) {
+    si->version = ev->stream_version;
+    si->last_seq = ev->seq;
+    set_time(&si->last_committed_at, ev->committed_at_ns);
+    if (!si->first_committed_at || !si->last_committed_at || count_type(si, ev->event_type))
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  uint8_t *packed = NULL;
+  size_t pl = 0;
+  if (rc == 0) {
+    pl = clinlog__v1__stream_info__get_packed_size(si);
+    if (!(packed = cl_malloc(pl ? pl : 1)))
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    else
+      clinlog__v1__stream_info__pack(si, packed);
+  }
+  if (rc == 0) {
+    rc = cl_proj_put_sealed(t, FAM_STREAM, ev->stream_tag, 32, ev->stream_tag, packed, pl, err);
+    if (rc == CL_EERASED) {
+      rc = 0;
+      goto done;
+    }
+  }
+  if (rc == 0 && fresh) {
+    uint8_t ck[64];
+    category_key(p, e->stream, ev->stream_tag, ck);
+    rc = cl_proj_put(t, FAM_CATEGORY, ck, sizeof ck, "", 0, err);
+  }
+  if (rc == 0) {
+    uint8_t tk[12];
+    type_key(ev->event_type, ev->seq, tk);
+    rc = cl_proj_put(t, FAM_TYPE, tk, sizeof tk, ev->stream_tag, 32, err);
+  }
+  if (rc == 0 && e->body_case == CLINLOG__V1__EVENT__BODY_STREAM_ERASED)
+    rc = forget_stream(p, t, log, e->stream_erased->stream, err);
+done:
+  cl_free(packed);
+  if (si)
+    clinlog__v1__stream_info__free_unpacked(si, NULL);
+  clinlog__v1__event__free_unpacked(e, NULL);
+  return rc;
+}
+
+typedef struct forget {
+  cl_proj_txn *t;
+} forget;
+
+static int forget_event(void *ctx, const cl_event_view *ev, cl_err *err) {
+  forget *f = ctx;
+  uint8_t tk[12];
+  type_key(ev->event_type, ev->seq, tk);
+  return cl_proj_del(f->t, FAM_TYPE, tk, sizeof tk, err);
+}
+
+static int forget_stream(cl_proj *p, cl_proj_txn *t, cl_log *log, const char *stream,
+                         cl_err *err) {
+  uint8_t tag[32], ck[64];
+  int rc = cl_log_stream_tag(log, stream, tag, err);
+  if (rc)
+    return rc;
+  category_key(p, stream, tag, ck);
+  if ((rc = cl_proj_del(t, FAM_STREAM, tag, 32, err)) ||
+      (rc = cl_proj_del(t, FAM_CATEGORY, ck, sizeof ck, err)))
+    return rc;
+  forget f = {t};
+  rc = cl_log_read_stream(log, stream, 1, 0, 0, forget_event, &f, err);
+  return rc == CL_ENOTFOUND ? 0 : rc; /* an erasure of a stream that had no events */
+}
+
+const cl_projection cl_streams_projection = {
+    .name = "streams",
+    .version = 1,
+    .families = FAMILIES,
+    .nfamilies = sizeof FAMILIES / sizeof FAMILIES[0],
+    .fold = fold,
+    .ctx = NULL,
+};
+
+/* ------------------------------------------------------------- reads */
+
+static void name_types(Clinlog__V1__StreamInfo *si) {
+  for (size_t i = 0; i < si->n_counts; i++) {
+    const char *n = cl_event_type_name(si->counts[i]->event_type);
+    if (n && si->counts[i]->name == protobuf_c_empty_string)
+      si->counts[i]->name = cl_strdup(n); /* NULL when out of memory: protobuf-c packs "" */
+  }
+}
+
+/* Gets and opens the info under `tag`. */
+static int info_by_tag(cl_proj *p, const uint8_t tag[32], Clinlog__V1__StreamInfo **out,
+                       cl_err *err) {
+  uint8_t *v;
+  size_t vl;
+  int rc = cl_proj_get_sealed(p, FAM_STREAM, tag, 32, &v, &vl, err);
+  if (rc == CL_EERASED)
+    return cl_err_set(err, CL_ENOTFOUND, "stream was erased");
+  if (rc)
+    return rc;
+  rc = unpack_info(v, vl, out, err);
+  cl_free(v);
+  if (rc == 0)
+    name_types(*out);
+  return rc;
+}
+
+int cl_streams_get(cl_proj *p, cl_log *log, const char *stream, Clinlog__V1__StreamInfo **out,
+                   cl_err *err) {
+  uint8_t tag[32];
+  int rc = cl_log_stream_tag(log, stream, tag, err);
+  if (rc)
+    return rc;
+  rc = info_by_tag(p, tag, out, err);
+  if (rc == CL_ENOTFOUND)
+    return cl_err_set(err, CL_ENOTFOUND, "stream %s has no events", stream);
+  return rc;
+}
+
+typedef struct lister {
+  cl_proj *p;
+  size_t limit, n;
+  const uint8_t *after;
+  cl_streams_fn fn;
+  void *ctx;
+  uint8_t *next;
+  int *more;
+} lister;
+
+static int list_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                    cl_err *err) {
+  (void)v, (void)vl;
+  lister *l = ctx;
+  if (kl != 64)
+    return cl_err_set(err, CL_ECORRUPT, "streams: category key of %zu bytes", kl);
+  if (l->after && memcmp(k + 32, l->after, 32) == 0)
+    return 0; /* the previous page's last stream */
+  if (l->n == l->limit) {
+    *l->more = 1;
+    return 1;
+  }
+  Clinlog__V1__StreamInfo *si;
+  int rc = info_by_tag(l->p, k + 32, &si, err);
+  if (rc == CL_ENOTFOUND)
+    return 0; /* erased after the entry was read */
+  if (rc)
+    return rc;
+  memcpy(l->next, k + 32, 32);
+  l->n++;
+  return l->fn(l->ctx, si, err);
+}
+
+int cl_streams_list(cl_proj *p, const char *category, const uint8_t *after, size_t limit,
+                    cl_streams_fn fn, void *ctx, uint8_t next[32], int *more, cl_err *err) {
+  uint8_t prefix[32], from[64];
+  cl_proj_hash(p, category, strlen(category), prefix);
+  memcpy(from, prefix, 32);
+  if (after)
+    memcpy(from + 32, after, 32);
+  *more = 0;
+  memset(next, 0, 32);
+  lister l = {p, limit, 0, after, fn, ctx, next, more};
+  return cl_proj_scan(p, FAM_CATEGORY, prefix, 32, after ? from : NULL, after ? 64 : 0, list_one,
+                      &l, err);
+}
+
+typedef struct typer {
+  uint64_t *seqs;
+  size_t limit, n;
+  uint64_t *next_from;
+} typer;
+
+static int type_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                    cl_err *err) {
+  (void)v, (void)vl;
+  typer *t = ctx;
+  if (kl != 12)
+    return cl_err_set(err, CL_ECORRUPT, "streams: type key of %zu bytes", kl);
+  uint64_t seq = cl_get_be64(k + 4);
+  if (t->n == t->limit) {
+    *t->next_from = seq;
+    return 1;
+  }
+  t->seqs[t->n++] = seq;
+  return 0;
+}
+
+int cl_streams_by_type(cl_proj *p, uint32_t type, uint64_t from_seq, size_t limit, uint64_t *seqs,
+                       size_t *n, uint64_t *next_from, cl_err *err) {
+  uint8_t prefix[4], from[12];
+  type_key(type, from_seq ? from_seq : 1, from);
+  memcpy(prefix, from, 4);
+  *next_from = 0;
+  typer t = {seqs, limit, 0, next_from};
+  int rc = cl_proj_scan(p, FAM_TYPE, prefix, 4, from, sizeof from, type_one, &t, err);
+  *n = t.n;
+  return rc;
+}

@@ -1,0 +1,434 @@
+/* The projection runner (query/runner.c) with the projection state of
+ * store/proj.c, through the real `streams` projection (query/streams):
+ * kill -9 during catch-up leaves a state equal to a fresh rebuild; a live
+ * projection, erasures included, equals its rebuild byte for byte; values
+ * and keys hold no plaintext on disk; erasure removes a stream from every
+ * index; a changed fold version rebuilds; read-your-writes waits; a failing
+ * fold is reported and retried. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "query/runner.h"
+#include "query/streams/streams.h"
+#include "store/event.h"
+#include "tests/support/testutil.h"
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int64_t in_ms(int64_t ms) { return cl_feed_now_ms() + ms; }
+
+/* Appends `batches` batches of up to `per` events over streams
+ * <prefix>-0 .. <prefix>-(nstreams - 1), round robin, leaving out stream
+ * `skip` (-1: none; an erased stream takes no events). Batch-signed. */
+static void fill(cl_log *log, const cl_signer *admin, int batches, int per, int nstreams,
+                 const char *prefix, int skip) {
+  for (int b = 0; b < batches; b++) {
+    uint8_t *evs[128];
+    size_t lens[128], n = 0;
+    for (int i = 0; i < per; i++) {
+      int s = (b * per + i) % nstreams;
+      if (s == skip)
+        continue;
+      char stream[64];
+      snprintf(stream, sizeof stream, "%s-%d", prefix, s);
+      evs[n] = cl_test_event(stream, "admin", "CANARY-NOTE", NULL, &lens[n]);
+      n++;
+    }
+    cl_append_result r;
+    cl_err err;
+    cr_assert_eq(cl_test_append(log, admin, evs, lens, n, 1, NULL, 0, 0, &r, &err), 0, "%s",
+                 err.msg);
+    cl_append_result_free(&r);
+    for (size_t i = 0; i < n; i++)
+      free(evs[i]);
+  }
+}
+
+static void erase(cl_log *log, const cl_signer *admin, const char *stream) {
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Clinlog__V1__StreamErased se = CLINLOG__V1__STREAM_ERASED__INIT;
+  uint8_t id[16];
+  randombytes_buf(id, sizeof id);
+  by.principal_id = "admin";
+  ts.seconds = 1793000000;
+  ev.event_id = (ProtobufCBinaryData){16, id};
+  ev.stream = "$erasures";
+  ev.occurred_at = &ts;
+  ev.recorded_by = &by;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_STREAM_ERASED;
+  ev.stream_erased = &se;
+  se.stream = (char *)stream;
+  size_t len;
+  uint8_t *buf = cl_test_pack_event(&ev, &len);
+  cl_append_result r;
+  cl_err err;
+  cr_assert_eq(cl_test_append(log, admin, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s",
+               err.msg);
+  cl_append_result_free(&r);
+  free(buf);
+}
+
+/* SHA-256 over every key and value of a projection's state, and a count. */
+typedef struct digest {
+  crypto_hash_sha256_state st;
+  uint64_t entries;
+} digest;
+
+static int digest_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                      cl_err *err) {
+  (void)err;
+  digest *d = ctx;
+  uint8_t len[16];
+  for (int i = 0; i < 8; i++) {
+    len[i] = (uint8_t)(kl >> (8 * i));
+    len[8 + i] = (uint8_t)(vl >> (8 * i));
+  }
+  crypto_hash_sha256_update(&d->st, len, sizeof len);
+  crypto_hash_sha256_update(&d->st, k, kl);
+  crypto_hash_sha256_update(&d->st, v, vl);
+  d->entries++;
+  return 0;
+}
+
+static uint64_t state_digest(cl_runner *r, uint8_t out[32]) {
+  digest d;
+  crypto_hash_sha256_init(&d.st);
+  d.entries = 0;
+  cl_err err;
+  cr_assert_eq(cl_proj_dump(cl_runner_proj(r), digest_one, &d, &err), 0, "%s", err.msg);
+  crypto_hash_sha256_final(&d.st, out);
+  return d.entries;
+}
+
+static void wait_head(cl_runner *r, cl_log *log) {
+  uint64_t size;
+  cl_log_head(log, &size, NULL);
+  cl_err err;
+  cr_assert_eq(cl_runner_wait(r, size, in_ms(120000), &err), 0, "%s", err.msg);
+}
+
+static cl_runner *start(cl_log *log, const cl_projection *def, size_t batch) {
+  cl_runner_options o;
+  cl_runner_options_init(&o);
+  o.batch_events = batch;
+  cl_runner *r;
+  cl_err err;
+  cr_assert_eq(cl_runner_start(log, def, &o, &r, &err), 0, "%s", err.msg);
+  return r;
+}
+
+/* Rebuilds in place and checks the state is the same, byte for byte. */
+static void assert_rebuild_equal(cl_runner *r, cl_log *log) {
+  uint8_t live[32], rebuilt[32];
+  uint64_t nl = state_digest(r, live);
+  cl_err err;
+  cr_assert_eq(cl_runner_rebuild(r, &err), 0, "%s", err.msg);
+  wait_head(r, log);
+  uint64_t nr = state_digest(r, rebuilt);
+  cr_assert_eq(nr, nl, "rebuilt holds %llu entries, live %llu", (unsigned long long)nr,
+               (unsigned long long)nl);
+  cr_assert_arr_eq(rebuilt, live, 32, "rebuilt state differs from the live one");
+  cl_runner_status st;
+  cl_runner_get_status(r, &st);
+  cr_assert_eq(st.rebuilds, 1);
+}
+
+/* Counts the streams a listing gives, by their number. */
+typedef struct page {
+  int *seen;
+  int *total;
+} page;
+
+static int collect(void *ctx, Clinlog__V1__StreamInfo *info, cl_err *e) {
+  (void)e;
+  page *pg = ctx;
+  const char *dash = strrchr(info->stream, '-');
+  int i = dash ? atoi(dash + 1) : -1;
+  if (i >= 0 && i < 10)
+    pg->seen[i]++;
+  (*pg->total)++;
+  clinlog__v1__stream_info__free_unpacked(info, NULL);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+Test(runner, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("runk", &dir, &admin, 1000);
+  fill(log, &admin, 150, 100, 40, "patient", -1);
+  erase(log, &admin, "patient-7");
+  fill(log, &admin, 50, 100, 40, "patient", 7);
+  erase(log, &admin, "patient-11");
+  uint64_t size;
+  cl_log_head(log, &size, NULL);
+  cl_log_close(log);
+  unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+  uint64_t last = 0;
+  int kills = 0, finished = 0;
+  for (int k = 0; k < 20 && !finished; k++) {
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) { /* catch up, in small batches, until killed */
+      close(fd[0]);
+      cl_log *l = cl_test_log_open(dir, 1000);
+      cl_runner_options o;
+      cl_runner_options_init(&o);
+      o.batch_events = 16;
+      cl_runner *r;
+      cl_err e;
+      if (!l || cl_runner_start(l, &cl_streams_projection, &o, &r, &e) != 0)
+        _exit(3);
+      if (write(fd[1], "s", 1) != 1) /* folding has started */
+        _exit(4);
+      for (;;)
+        sleep_ms(1000);
+    }
+    close(fd[1]);
+    char c;
+    cr_assert_eq(read(fd[0], &c, 1), 1, "the child did not start its runner");
+    close(fd[0]);
+    sleep_ms((int)(rand_r(&seed) % 120));
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status), "the child exited on its own (%d)", status);
+    kills++;
+    /* the position a crash leaves is one the state matches: never behind
+     * the last one seen, and the next run resumes from it */
+    cl_log *l = cl_test_log_open(dir, 1000);
+    cl_runner *r = start(l, &cl_streams_projection, 50);
+    cl_runner_pause(r);
+    uint64_t pos = cl_proj_position(cl_runner_proj(r));
+    cr_assert_geq(pos, last, "position went back from %llu to %llu", (unsigned long long)last,
+                  (unsigned long long)pos);
+    last = pos;
+    finished = pos == size;
+    cl_runner_stop(r);
+    cl_log_close(l);
+  }
+  cr_assert_gt(kills, 3, "the catch-up finished before the kills (%d)", kills);
+  cr_log_info("%d kills; position %llu of %llu before the last run", kills,
+              (unsigned long long)last, (unsigned long long)size);
+  log = cl_test_log_open(dir, 1000);
+  cl_runner *r = start(log, &cl_streams_projection, 50);
+  wait_head(r, log);
+  assert_rebuild_equal(r, log);
+  cl_err err;
+  Clinlog__V1__StreamInfo *si;
+  cr_assert_eq(cl_streams_get(cl_runner_proj(r), log, "patient-7", &si, &err), CL_ENOTFOUND);
+  cr_assert_eq(cl_streams_get(cl_runner_proj(r), log, "patient-8", &si, &err), 0, "%s", err.msg);
+  cr_assert_eq(si->version, 500);
+  clinlog__v1__stream_info__free_unpacked(si, NULL);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+Test(runner, live_equals_rebuilt_with_erasures_and_leaves_no_plaintext, .timeout = 300) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("runl", &dir, &admin, 1000);
+  cl_runner *r = start(log, &cl_streams_projection, 64);
+  fill(log, &admin, 10, 50, 10, "patient-CANARYSTREAM", -1);
+  fill(log, &admin, 4, 25, 5, "device", -1);
+  wait_head(r, log); /* folded while readable... */
+  erase(log, &admin, "patient-CANARYSTREAM-3"); /* ...then erased */
+  fill(log, &admin, 5, 20, 10, "patient-CANARYSTREAM", 3);
+  wait_head(r, log);
+  cl_err err;
+  cl_proj *p = cl_runner_proj(r);
+
+  /* what the index says */
+  Clinlog__V1__StreamInfo *si;
+  cr_assert_eq(cl_streams_get(p, log, "patient-CANARYSTREAM-3", &si, &err), CL_ENOTFOUND,
+               "an erased stream vanishes");
+  cr_assert_eq(cl_streams_get(p, log, "patient-CANARYSTREAM-4", &si, &err), 0, "%s", err.msg);
+  cr_assert_str_eq(si->stream, "patient-CANARYSTREAM-4");
+  cr_assert_str_eq(si->category, "patient");
+  cr_assert_eq(si->version, 60);
+  cr_assert_eq(si->n_counts, 1);
+  cr_assert_eq(si->counts[0]->event_type, CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED);
+  cr_assert_str_eq(si->counts[0]->name, "ObservationRecorded");
+  cr_assert_eq(si->counts[0]->count, 60);
+  cr_assert_lt(si->first_seq, si->last_seq);
+  clinlog__v1__stream_info__free_unpacked(si, NULL);
+
+  /* the category lists every live patient stream once, in pages */
+  int seen[10] = {0}, total = 0, more = 1;
+  uint8_t after[32], next[32];
+  const uint8_t *ap = NULL;
+  while (more) {
+    page pg = {seen, &total};
+    cr_assert_eq(cl_streams_list(p, "patient", ap, 3, collect, &pg, next, &more, &err), 0, "%s",
+                 err.msg);
+    memcpy(after, next, 32);
+    ap = after;
+  }
+  cr_assert_eq(total, 9, "nine patient streams remain (%d)", total);
+  for (int i = 0; i < 10; i++)
+    cr_assert_eq(seen[i], i == 3 ? 0 : 1, "patient stream %d listed %d times", i, seen[i]);
+
+  /* the type index holds every remaining observation, and none of the erased stream */
+  uint64_t seqs[4000], nf;
+  size_t n;
+  cr_assert_eq(cl_streams_by_type(p, CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED, 1, 4000, seqs,
+                                  &n, &nf, &err),
+               0, "%s", err.msg);
+  cr_assert_eq(n, 500 + 100 + 90 - 50, "observations indexed: %zu", n);
+  cr_assert_eq(nf, 0);
+  for (size_t i = 1; i < n; i++)
+    cr_assert_gt(seqs[i], seqs[i - 1]);
+  size_t n2;
+  cr_assert_eq(cl_streams_by_type(p, CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED, seqs[10], 5,
+                                  seqs, &n2, &nf, &err),
+               0);
+  cr_assert_eq(n2, 5);
+  cr_assert_gt(nf, seqs[4]);
+
+  assert_rebuild_equal(r, log);
+  cl_runner_stop(r);
+  cl_log_close(log); /* flush every family to table files */
+  cr_assert_not(cl_test_tree_contains(dir, "CANARYSTREAM", 12),
+                "a stream name in plaintext on disk (projection keys or values?)");
+  cr_assert_not(cl_test_tree_contains(dir, "CANARY-NOTE", 11), "event content on disk");
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+Test(runner, a_changed_fold_version_rebuilds, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("runv", &dir, &admin, 1000);
+  fill(log, &admin, 4, 50, 7, "patient", -1);
+  cl_runner *r = start(log, &cl_streams_projection, 64);
+  wait_head(r, log);
+  uint8_t v1[32], v2[32];
+  uint64_t n1 = state_digest(r, v1);
+  cl_runner_stop(r);
+  /* the same fold under a new version number: the stored state is dropped */
+  cl_projection next = cl_streams_projection;
+  next.version = cl_streams_projection.version + 1;
+  cl_runner_options o;
+  cl_runner_options_init(&o);
+  o.start_paused = 1;
+  cl_err err;
+  cr_assert_eq(cl_runner_start(log, &next, &o, &r, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_position(cl_runner_proj(r)), 0, "a new version starts from event 1");
+  cl_runner_resume(r);
+  wait_head(r, log);
+  uint64_t n2 = state_digest(r, v2);
+  cr_assert_eq(n1, n2);
+  cr_assert_arr_neq(v1, v2, 32, "the version is part of the state");
+  cl_runner_stop(r);
+  /* the same version again: resumes, nothing refolded */
+  r = start(log, &next, 64);
+  cl_runner_status st;
+  cl_runner_get_status(r, &st);
+  uint64_t size;
+  cl_log_head(log, &size, NULL);
+  cr_assert_eq(st.position, size);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+Test(runner, read_your_writes_status_and_lag, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("runw", &dir, &admin, 1000);
+  cl_runner *r = start(log, &cl_streams_projection, 64);
+  cl_err err;
+  for (int i = 0; i < 20; i++) {
+    uint64_t seq;
+    cr_assert_eq(cl_test_append1(log, &admin, "patient-ryw", "admin", NULL, &seq, &err), 0);
+    cr_assert_eq(cl_runner_wait(r, seq, in_ms(10000), &err), 0, "%s", err.msg);
+    Clinlog__V1__StreamInfo *si;
+    cr_assert_eq(cl_streams_get(cl_runner_proj(r), log, "patient-ryw", &si, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(si->version, (uint64_t)i + 1, "the read sees the write it waited for");
+    clinlog__v1__stream_info__free_unpacked(si, NULL);
+  }
+  cl_runner_status st;
+  cl_runner_get_status(r, &st);
+  cr_assert_eq(st.lag, 0);
+  cr_assert_str_eq(cl_runner_state_name(st.state), "live");
+  cl_runner_pause(r);
+  sleep_ms(50);
+  uint64_t seq;
+  cr_assert_eq(cl_test_append1(log, &admin, "patient-ryw", "admin", NULL, &seq, &err), 0);
+  cr_assert_eq(cl_runner_wait(r, seq, in_ms(200), &err), CL_ETIMEDOUT);
+  cr_assert(strstr(err.msg, "folded"), "%s", err.msg);
+  cl_runner_get_status(r, &st);
+  cr_assert_eq(st.lag, 1);
+  cr_assert_str_eq(cl_runner_state_name(st.state), "paused");
+  cl_runner_resume(r);
+  cr_assert_eq(cl_runner_wait(r, seq, in_ms(10000), &err), 0, "%s", err.msg);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+/* A projection whose fold fails on one event until it is told not to. */
+static volatile int fail_at;
+static int flaky_fold(void *ctx, cl_proj *p, cl_proj_txn *t, cl_log *log, const cl_event_view *ev,
+                      cl_err *err) {
+  (void)ctx, (void)p, (void)log;
+  if ((int)ev->seq == fail_at)
+    return cl_err_set(err, CL_EINVAL, "cannot fold this one");
+  uint8_t k[8];
+  for (int i = 0; i < 8; i++)
+    k[i] = (uint8_t)(ev->seq >> (56 - 8 * i));
+  return cl_proj_put(t, 0, k, 8, "", 0, err);
+}
+
+Test(runner, a_failing_fold_is_reported_and_retried, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("runf", &dir, &admin, 1000);
+  fill(log, &admin, 2, 10, 3, "patient", -1);
+  static const char *const fams[] = {"seen"};
+  cl_projection flaky = {"flaky", 1, fams, 1, flaky_fold, NULL};
+  fail_at = 12;
+  cl_runner *r = start(log, &flaky, 4);
+  cl_err err;
+  cr_assert_eq(cl_runner_wait(r, 22, in_ms(1500), &err), CL_ETIMEDOUT);
+  cr_assert(strstr(err.msg, "cannot fold this one"), "the wait says why: %s", err.msg);
+  cl_runner_status st;
+  cl_runner_get_status(r, &st);
+  cr_assert_str_eq(cl_runner_state_name(st.state), "failed");
+  cr_assert(strstr(st.error.msg, "folding event 12"), "%s", st.error.msg);
+  cr_assert_eq(st.position, 8, "the state stays at the last good batch, 5..8 (%llu)",
+               (unsigned long long)st.position);
+  fail_at = 0; /* fixed: the retry goes through */
+  cr_assert_eq(cl_runner_wait(r, 22, in_ms(10000), &err), 0, "%s", err.msg);
+  cl_runner_get_status(r, &st);
+  cr_assert_eq(st.error.code, 0);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
