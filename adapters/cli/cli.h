@@ -32,6 +32,15 @@ double cli_now(void);
 int cli_parse_uuid(const char *s, uint8_t out[16]);
 void cli_format_uuid(const uint8_t id[16], char out[37]);
 
+/* Prints a string from a server with control bytes replaced, so a faulty
+ * or hostile node cannot drive the terminal; "-" for empty; padded with
+ * spaces to `width`. */
+void cli_put_safe(FILE *f, const char *s, int width);
+
+/* Prints a protobuf message as one line of proto3 JSON on stdout; returns
+ * the exit status (0, or 1 after printing the error). */
+int cli_print_message(const ProtobufCMessage *m, const char *what);
+
 /* Prints a JSON value as one line to f. */
 void cli_print_json(FILE *f, json_t *v);
 
@@ -105,6 +114,8 @@ int cmd_verify_proof(int argc, char **argv);
 int cmd_head(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
+int cmd_streams(int argc, char **argv);
+int cmd_projections(int argc, char **argv);
 
 /* `verify --remote`: replays a live node through its API (cmd_verify_remote.c).
  * log_key (may be NULL: trust the server's) and note (may be NULL) as for

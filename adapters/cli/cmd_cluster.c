@@ -60,21 +60,6 @@ static int parse_id(const char *s, uint64_t *out) {
   return 0;
 }
 
-/* Prints a string from the server with control bytes replaced, so a faulty
- * or hostile node cannot drive the terminal; "-" for empty. */
-static void put_safe(const char *s, int width) {
-  int n = 0;
-  if (!s || !*s) {
-    fputc('-', stdout);
-    n = 1;
-  } else {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
-      fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, stdout);
-  }
-  for (; n < width; n++)
-    fputc(' ', stdout);
-}
-
 static int max_i(int a, int b) { return a > b ? a : b; }
 
 static int slen(const char *s) { return s && *s ? (int)strlen(s) : 1; }
@@ -82,11 +67,11 @@ static int slen(const char *s) { return s && *s ? (int)strlen(s) : 1; }
 static void print_table(const Clinlog__V1__ClusterStatus *s) {
   int leader = s->state && !strcmp(s->state, "leader");
   printf("node %llu: ", (unsigned long long)s->node_id);
-  put_safe(s->state, 0);
+  cli_put_safe(stdout, s->state, 0);
   printf(", term %llu\n", (unsigned long long)s->term);
   if (s->leader_id) {
     printf("leader: node %llu at ", (unsigned long long)s->leader_id);
-    put_safe(s->leader_api_address, 0);
+    cli_put_safe(stdout, s->leader_api_address, 0);
     printf("\n");
   } else {
     printf("leader: none known\n");
@@ -117,13 +102,13 @@ static void print_table(const Clinlog__V1__ClusterStatus *s) {
   for (size_t i = 0; i < s->n_nodes; i++) {
     const Clinlog__V1__NodeStatus *n = s->nodes[i];
     printf("%-*llu  ", w_id, (unsigned long long)n->id);
-    put_safe(n->role, w_role);
+    cli_put_safe(stdout, n->role, w_role);
     printf("  ");
-    put_safe(n->state, w_state);
+    cli_put_safe(stdout, n->state, w_state);
     printf("  ");
-    put_safe(n->raft_address, w_raft);
+    cli_put_safe(stdout, n->raft_address, w_raft);
     printf("  ");
-    put_safe(n->api_address, w_api);
+    cli_put_safe(stdout, n->api_address, w_api);
     /* match index and lag are the leader's knowledge; elsewhere they are 0 */
     if (leader)
       printf("  %-*llu  %llu\n", w_match, (unsigned long long)n->match_index,
@@ -133,17 +118,6 @@ static void print_table(const Clinlog__V1__ClusterStatus *s) {
   }
   if (!leader)
     printf("(match index and lag: ask the leader)\n");
-}
-
-static int print_json(const Clinlog__V1__ClusterStatus *s) {
-  cl_err err;
-  cl_err_clear(&err);
-  json_t *j = NULL;
-  if (cl_pbjson_to_json(&s->base, &j, &err))
-    return cli_fail("cluster", &err);
-  cli_print_json(stdout, j);
-  json_decref(j);
-  return 0;
 }
 
 /* Makes the call against r->server and, if that node is a follower that
@@ -306,7 +280,7 @@ int cmd_cluster(int argc, char **argv) {
   if (status)
     return status;
   if (json) {
-    status = print_json(st);
+    status = cli_print_message(&st->base, "cluster");
   } else {
     if (req == &areq.base)
       printf("added node %llu (%s)\n\n", (unsigned long long)id,

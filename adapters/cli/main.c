@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "adapters/cli/cli.h"
+#include "adapters/pbjson/pbjson.h"
 
 static const struct {
   const char *name;
@@ -28,6 +29,8 @@ static const struct {
     {"verify-proof", cmd_verify_proof, "check a proof printed by `prove` against a checkpoint"},
     {"verify", cmd_verify, "replay a data directory or a live node and check everything"},
     {"cluster", cmd_cluster, "status and membership of a clinlogd cluster"},
+    {"streams", cmd_streams, "a server's streams: one stream's counts, a category, events by type"},
+    {"projections", cmd_projections, "a server's projections: position and lag, rebuild"},
 };
 
 static void usage(FILE *f) {
@@ -49,6 +52,30 @@ int main(int argc, char **argv) {
   fprintf(stderr, "clinlog: unknown command \"%s\"\n", argv[1]);
   usage(stderr);
   return 2;
+}
+
+void cli_put_safe(FILE *f, const char *s, int width) {
+  int n = 0;
+  if (!s || !*s) {
+    fputc('-', f);
+    n = 1;
+  } else {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
+      fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+  }
+  for (; n < width; n++)
+    fputc(' ', f);
+}
+
+int cli_print_message(const ProtobufCMessage *m, const char *what) {
+  cl_err err;
+  cl_err_clear(&err);
+  json_t *j = NULL;
+  if (cl_pbjson_to_json(m, &j, &err))
+    return cli_fail(what, &err);
+  cli_print_json(stdout, j);
+  json_decref(j);
+  return 0;
 }
 
 int cli_fail(const char *context, const cl_err *err) {

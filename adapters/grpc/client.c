@@ -78,8 +78,9 @@ int cl_client_errcode_of_status(int code) {
   case CL_GRPC_ALREADY_EXISTS:
     return CL_EEXIST;
   case CL_GRPC_PERMISSION_DENIED:
-  case CL_GRPC_UNAUTHENTICATED:
     return CL_EDENIED;
+  case CL_GRPC_UNAUTHENTICATED:
+    return CL_EUNAUTH;
   case CL_GRPC_RESOURCE_EXHAUSTED:
     return CL_ETOOBIG;
   case CL_GRPC_FAILED_PRECONDITION:
@@ -557,6 +558,12 @@ int cl_client_subscribe(cl_client *c, const Clinlog__V1__SubscribeRequest *req,
                         cl_client_stream **out, cl_err *err) {
   return stream_open(c, M_SUBSCRIBE, &req->base, &clinlog__v1__subscribe_response__descriptor, out,
                      err);
+}
+
+int cl_client_health_watch(cl_client *c, const Grpc__Health__V1__HealthCheckRequest *req,
+                           cl_client_stream **out, cl_err *err) {
+  return stream_open(c, M_HEALTH_WATCH, &req->base,
+                     &grpc__health__v1__health_check_response__descriptor, out, err);
 }
 
 int cl_client_fetch_records(cl_client *c, const Clinlog__V1__FetchRecordsRequest *req,

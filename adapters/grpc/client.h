@@ -168,6 +168,11 @@ CL_MUST_CHECK int cl_client_read(cl_client *c, const Clinlog__V1__ReadRequest *r
                                  cl_client_stream **out, cl_err *err);
 CL_MUST_CHECK int cl_client_subscribe(cl_client *c, const Clinlog__V1__SubscribeRequest *req,
                                       cl_client_stream **out, cl_err *err);
+/* grpc.health.v1.Health/Watch: a stream of
+ * Grpc__Health__V1__HealthCheckResponse, one per change of status. */
+CL_MUST_CHECK int cl_client_health_watch(cl_client *c,
+                                         const Grpc__Health__V1__HealthCheckRequest *req,
+                                         cl_client_stream **out, cl_err *err);
 /* Cluster.FetchRecords (node to node catch-up): a stream of
  * Clinlog__V1__RecordChunk. */
 CL_MUST_CHECK int cl_client_fetch_records(cl_client *c, const Clinlog__V1__FetchRecordsRequest *req,

@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 
 #include "adapters/grpc/server.h"
+#include "adapters/grpc/services.h"
+#include "adapters/service/service.h"
+#include "query/streams/streams.h"
 #include "replication/node.h"
 #include "store/log.h"
 
@@ -27,6 +30,7 @@ typedef struct opts {
   const char *raft_dir;
   const char *advertise;
   int join;
+  int no_forward;
   const char *config;
 } opts;
 
@@ -126,7 +130,7 @@ static int load_config(const char *path, opts *o) {
     else if (!strcmp(key, "join"))
       o->join = json_is_true(v);
     else if (!strcmp(key, "no_forward"))
-      o->srv.no_forward = json_is_true(v);
+      o->no_forward = json_is_true(v);
     else if (!strcmp(key, "election_timeout_ms") && json_is_integer(v) &&
              json_integer_value(v) >= 50 && json_integer_value(v) <= 600000)
       o->repl.election_timeout_ms = (unsigned)json_integer_value(v);
@@ -169,6 +173,7 @@ int main(int argc, char **argv) {
   o.repl.id = 1;
   o.raft_listen = o.raft_dir = o.advertise = NULL;
   o.join = 0;
+  o.no_forward = 0;
   o.config = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -253,7 +258,7 @@ int main(int argc, char **argv) {
     case 'F': o.raft_dir = optarg; break;
     case 'A': o.advertise = optarg; break;
     case 'J': o.join = 1; break;
-    case 'W': o.srv.no_forward = 1; break;
+    case 'W': o.no_forward = 1; break;
     case 'E':
       if (parse_num("--election-timeout-ms", optarg, 50, &n))
         return 2;
@@ -328,7 +333,7 @@ int main(int argc, char **argv) {
   o.repl.raft_address = o.raft_listen;
   o.repl.api_address = o.advertise ? o.advertise : o.srv.listen;
   o.repl.bootstrap = !o.join;
-  o.repl.fetch = cl_server_catchup;
+  o.repl.fetch = cl_grpc_catchup;
   o.repl.fetch_ctx = &o.srv;
   cl_repl *repl;
   if (cl_repl_start(&o.repl, &repl, &err) != 0) {
@@ -336,11 +341,32 @@ int main(int argc, char **argv) {
     cl_log_close(log);
     return 1;
   }
-  o.srv.repl = repl;
+  /* the request layer every front door goes through; its hooks are the
+   * security work's (none yet: every call is allowed) */
+  cl_svc_options so = {.log = log,
+                       .repl = repl,
+                       .no_forward = o.no_forward,
+                       .forward = cl_grpc_forward,
+                       .forward_ctx = &o.srv};
+  cl_svc *svc;
+  if (cl_svc_new(&so, &svc, &err) != 0 ||
+      cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0) {
+    fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_repl_stop(repl);
+    cl_log_close(log);
+    return 1;
+  }
+  static const cl_grpc_service *const services[] = {
+      &cl_grpc_log_service, &cl_grpc_health_service, &cl_grpc_cluster_service,
+      &cl_grpc_streams_service, &cl_grpc_projections_service};
+  cl_grpc_service table[sizeof services / sizeof services[0]];
+  for (size_t i = 0; i < sizeof services / sizeof services[0]; i++)
+    table[i] = *services[i];
   cl_server *srv;
   int port = 0;
-  if (cl_server_start(&o.srv, log, &srv, &port, &err) != 0) {
+  if (cl_server_start(&o.srv, svc, table, sizeof table / sizeof table[0], &srv, &port, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_svc_free(svc);
     cl_repl_stop(repl);
     cl_log_close(log);
     return 1;
@@ -365,6 +391,8 @@ int main(int argc, char **argv) {
   fprintf(stderr, "clinlogd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   cl_server_stop(srv);
   cl_repl_stop(repl);
+  cl_svc_free(svc); /* the projections stop after the last reader */
+  cl_grpc_forward_close();
   cl_log_close(log);
   fprintf(stderr, "clinlogd: stopped\n");
   return 0;

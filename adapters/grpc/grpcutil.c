@@ -8,21 +8,9 @@
 #include "store/event.h"
 
 const char *const cl_grpc_method_path[M_COUNT] = {
-    [M_APPEND] = "/clinlog.v1.Log/Append",
-    [M_APPEND_STREAM] = "/clinlog.v1.Log/AppendStream",
-    [M_READ] = "/clinlog.v1.Log/Read",
-    [M_SUBSCRIBE] = "/clinlog.v1.Log/Subscribe",
-    [M_GET_CHECKPOINT] = "/clinlog.v1.Log/GetCheckpoint",
-    [M_PROVE_INCLUSION] = "/clinlog.v1.Log/ProveInclusion",
-    [M_PROVE_CONSISTENCY] = "/clinlog.v1.Log/ProveConsistency",
-    [M_GET_EVENT] = "/clinlog.v1.Log/GetEvent",
-    [M_HEALTH_CHECK] = "/grpc.health.v1.Health/Check",
-    [M_HEALTH_WATCH] = "/grpc.health.v1.Health/Watch",
-    [M_CLUSTER_STATUS] = "/clinlog.v1.Cluster/Status",
-    [M_ADD_NODE] = "/clinlog.v1.Cluster/AddNode",
-    [M_REMOVE_NODE] = "/clinlog.v1.Cluster/RemoveNode",
-    [M_TRANSFER_LEADERSHIP] = "/clinlog.v1.Cluster/TransferLeadership",
-    [M_FETCH_RECORDS] = "/clinlog.v1.Cluster/FetchRecords",
+#define CL_GRPC_PATH(id, name, kind) [id] = "/" name,
+    CL_METHODS(CL_GRPC_PATH)
+#undef CL_GRPC_PATH
 };
 
 ProtobufCMessage *cl_grpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d) {
@@ -101,6 +89,8 @@ grpc_status_code cl_grpc_status_of(int c) {
     return GRPC_STATUS_UNAVAILABLE;
   case CL_ETIMEDOUT:
     return GRPC_STATUS_DEADLINE_EXCEEDED;
+  case CL_EUNAUTH:
+    return GRPC_STATUS_UNAUTHENTICATED;
   case CL_EVERIFY:
   case CL_ECORRUPT:
   case CL_ECRYPTO:

@@ -10,30 +10,12 @@
 #include <grpc/status.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "adapters/service/methods.h"
 #include "store/err.h"
 
-/* The API's methods (api.proto, health.proto): one list for server and
- * client, so a path is spelled in one place. */
-enum cl_grpc_method {
-  M_APPEND,
-  M_APPEND_STREAM,
-  M_READ,
-  M_SUBSCRIBE,
-  M_GET_CHECKPOINT,
-  M_PROVE_INCLUSION,
-  M_PROVE_CONSISTENCY,
-  M_GET_EVENT,
-  M_HEALTH_CHECK,
-  M_HEALTH_WATCH,
-  M_CLUSTER_STATUS,
-  M_ADD_NODE,
-  M_REMOVE_NODE,
-  M_TRANSFER_LEADERSHIP,
-  M_FETCH_RECORDS,
-  M_COUNT
-};
-
-/* "/clinlog.v1.Log/Append", ...; static strings. */
+/* The gRPC path of each method of adapters/service/methods.h
+ * ("/clinlog.v1.Log/Append", ...): one list for server and client, so a
+ * path is spelled in one place. */
 extern const char *const cl_grpc_method_path[M_COUNT];
 
 /* Unpacks a byte buffer (borrowed) into a message. Returns NULL when the

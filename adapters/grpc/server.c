@@ -1,40 +1,22 @@
 /* The server engine: listeners, completion-queue threads, the worker pool,
- * per-call lifecycle, waiting calls, graceful shutdown. Method handlers are
- * in svc_*.c. See server.h for the threading model. */
+ * per-call lifecycle (decode, admission by the request layer, the handler,
+ * the end), waiting calls, graceful shutdown. Method handlers come from
+ * the method tables the caller hands over (svc_*.c for clinlogd). See
+ * server.h for the threading model. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "adapters/grpc/client.h"
 #include "adapters/grpc/server_int.h"
 
 #define REQUESTS_PER_METHOD 8
-
-/* How each method arrives and which handler starts it. */
-static const struct {
-  grpc_server_register_method_payload_handling payload;
-  step_fn start;
-} METHODS[M_COUNT] = {
-    [M_APPEND] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_append},
-    [M_APPEND_STREAM] = {GRPC_SRM_PAYLOAD_NONE, svc_append_stream},
-    [M_READ] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_read},
-    [M_SUBSCRIBE] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_subscribe},
-    [M_GET_CHECKPOINT] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_get_checkpoint},
-    [M_PROVE_INCLUSION] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_prove_inclusion},
-    [M_PROVE_CONSISTENCY] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_prove_consistency},
-    [M_GET_EVENT] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_get_event},
-    [M_HEALTH_CHECK] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_health_check},
-    [M_HEALTH_WATCH] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_health_watch},
-    [M_CLUSTER_STATUS] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_cluster_status},
-    [M_ADD_NODE] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_add_node},
-    [M_REMOVE_NODE] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_remove_node},
-    [M_TRANSFER_LEADERSHIP] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_transfer_leadership},
-    [M_FETCH_RECORDS] = {GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, svc_fetch_records},
-};
 
 void cl_server_config_init(cl_server_config *c) {
   memset(c, 0, sizeof *c);
@@ -60,17 +42,21 @@ int64_t srv_now_ms(void) {
 static void unknown_start(srv_call *c, int ok);
 static void unavailable_start(srv_call *c, int ok);
 
-static srv_call *call_new(cl_server *s, int method) {
+static srv_call *call_new(cl_server *s, int slot) {
   srv_call *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
   c->srv = s;
-  c->method = method;
+  c->slot = slot;
+  if (slot >= 0) {
+    c->def = s->slot_def[slot];
+    c->svc_ctx = s->service_ctx[s->slot_service[slot]];
+  }
   c->t_new = (srv_tag){c, TAG_NEW};
   c->t_op = (srv_tag){c, TAG_OP};
   c->t_close = (srv_tag){c, TAG_CLOSE};
   grpc_metadata_array_init(&c->req_md);
-  if (method == M_UNKNOWN)
+  if (slot < 0)
     grpc_call_details_init(&c->details);
   atomic_store(&c->refs, 2);
   atomic_fetch_add(&s->live_calls, 1);
@@ -95,6 +81,8 @@ static void call_free(srv_call *c) {
   pthread_mutex_unlock(&s->lmu);
   if (c->st_free && c->st)
     c->st_free(c->st);
+  if (c->req)
+    protobuf_c_message_free_unpacked(c->req, NULL);
   if (c->payload)
     grpc_byte_buffer_destroy(c->payload);
   if (c->recv)
@@ -102,7 +90,7 @@ static void call_free(srv_call *c) {
   if (c->send)
     grpc_byte_buffer_destroy(c->send);
   grpc_metadata_array_destroy(&c->req_md);
-  if (c->method == M_UNKNOWN)
+  if (c->slot < 0)
     grpc_call_details_destroy(&c->details);
   if (c->gc)
     grpc_call_unref(c->gc);
@@ -122,18 +110,17 @@ static void call_unref(srv_call *c) {
  * posted while the server drains, so late calls get UNAVAILABLE from their
  * handler; grpc_server_shutdown_and_notify completes the remaining ones
  * unsuccessfully. */
-static void request_call(cl_server *s, int method) {
-  srv_call *c = call_new(s, method);
+static void request_call(cl_server *s, int slot) {
+  srv_call *c = call_new(s, slot);
   if (!c)
     return;
   grpc_call_error e;
-  if (method == M_UNKNOWN)
+  if (slot < 0)
     e = grpc_server_request_call(s->gs, &c->gc, &c->details, &c->req_md, s->cq, s->cq, &c->t_new);
   else
-    e = grpc_server_request_registered_call(
-        s->gs, s->methods[method], &c->gc, &c->deadline, &c->req_md,
-        METHODS[method].payload == GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER ? &c->payload : NULL,
-        s->cq, s->cq, &c->t_new);
+    e = grpc_server_request_registered_call(s->gs, s->registered[slot], &c->gc, &c->deadline,
+                                            &c->req_md, c->def->request ? &c->payload : NULL,
+                                            s->cq, s->cq, &c->t_new);
   if (e != GRPC_CALL_OK) {
     atomic_store(&c->refs, 1);
     call_unref(c);
@@ -192,6 +179,7 @@ static void waiter_unlink(cl_server *s, srv_call *c) {
 /* ------------------------------------------------------------- CQ threads */
 
 static void finish_done(srv_call *c, int ok);
+static void call_begin(srv_call *c, int ok);
 
 static void *cq_main(void *arg) {
   cl_server *s = arg;
@@ -216,7 +204,7 @@ static void *cq_main(void *arg) {
         call_unref(c);
         break;
       }
-      request_call(s, c->method); /* keep a request posted for the next one */
+      request_call(s, c->slot); /* keep a request posted for the next one */
       grpc_op op;
       memset(&op, 0, sizeof op);
       op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -228,11 +216,11 @@ static void *cq_main(void *arg) {
       }
       /* while draining, only health answers (NOT_SERVING); the rest is told
        * to go elsewhere */
-      if (atomic_load(&s->shutting_down) && c->method != M_HEALTH_CHECK &&
-          c->method != M_HEALTH_WATCH && c->method != M_UNKNOWN)
+      if (atomic_load(&s->shutting_down) && c->def && c->def->method != M_HEALTH_CHECK &&
+          c->def->method != M_HEALTH_WATCH)
         c->next = unavailable_start;
       else
-        c->next = c->method == M_UNKNOWN ? unknown_start : METHODS[c->method].start;
+        c->next = c->def ? call_begin : unknown_start;
       enqueue(c, 1);
       break;
     }
@@ -340,6 +328,11 @@ void srv_trailer(srv_call *c, const char *key, const char *value) {
 
 static void finish_done(srv_call *c, int ok) {
   (void)ok;
+  if (c->admitted) {
+    char *d = grpc_slice_to_c_string(c->status_details);
+    cl_svc_finished(c->srv->svc, &c->rctx, c->final_code, d);
+    gpr_free(d);
+  }
   for (size_t i = 0; i < c->ntrailing; i++) {
     grpc_slice_unref(c->trailing[i].key);
     grpc_slice_unref(c->trailing[i].value);
@@ -362,6 +355,8 @@ void srv_finish(srv_call *c, grpc_status_code code, const char *details,
     }
   }
   c->finishing = 1;
+  if (code != GRPC_STATUS_OK && c->final_code == 0) /* a status the handler gave directly */
+    c->final_code = cl_client_errcode_of_status((int)code);
   c->status_details = grpc_slice_from_copied_string(details ? details : "");
   memset(&ops[n], 0, sizeof ops[n]);
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
@@ -380,16 +375,8 @@ void srv_finish(srv_call *c, grpc_status_code code, const char *details,
   }
 }
 
-ProtobufCMessage *srv_request(srv_call *c, const ProtobufCMessageDescriptor *d) {
-  cl_err err;
-  cl_err_clear(&err);
-  ProtobufCMessage *m = cl_grpc_unpack_checked(c->payload, d, &err);
-  if (!m)
-    srv_finish_err(c, &err);
-  return m;
-}
-
 void srv_finish_err(srv_call *c, const cl_err *err) {
+  c->final_code = err->code ? err->code : CL_EFAILED;
   srv_trailer(c, "clinlog-error", cl_errname(err->code));
   srv_finish(c, cl_grpc_status_of(err->code), err->msg[0] ? err->msg : cl_strerror(err->code),
              NULL);
@@ -399,7 +386,7 @@ int srv_cancelled(srv_call *c) {
   if (atomic_load(&c->closed) && c->cancelled)
     return 1;
   gpr_timespec now = gpr_now(c->deadline.clock_type);
-  return c->method != M_UNKNOWN && gpr_time_cmp(c->deadline, now) < 0;
+  return c->def && gpr_time_cmp(c->deadline, now) < 0;
 }
 
 /* ----------------------------------------------------------- waiting */
@@ -461,6 +448,183 @@ static void *ticker_main(void *arg) {
   }
   pthread_mutex_unlock(&s->wmu);
   return NULL;
+}
+
+/* ------------------------------------------------- the request layer */
+
+cl_svc *srv_svc(srv_call *c) { return c->srv->svc; }
+const cl_server_config *srv_config(srv_call *c) { return &c->srv->cfg; }
+int srv_serving(srv_call *c) { return atomic_load(&c->srv->serving); }
+int srv_shutting_down(srv_call *c) { return atomic_load(&c->srv->shutting_down); }
+
+int srv_knows_service(srv_call *c, const char *name) {
+  for (size_t i = 0; i < c->srv->nservices; i++)
+    if (!strcmp(c->srv->services[i].name, name))
+      return 1;
+  return 0;
+}
+
+int64_t srv_deadline_ms(srv_call *c) {
+  if (gpr_time_cmp(c->deadline, gpr_inf_future(c->deadline.clock_type)) == 0)
+    return 0;
+  gpr_timespec t = gpr_convert_clock_type(c->deadline, GPR_CLOCK_REALTIME);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The value of request metadata `key` into out ("" if absent). */
+static void md_value(srv_call *c, const char *key, char *out, size_t n) {
+  out[0] = '\0';
+  for (size_t i = 0; i < c->req_md.count; i++)
+    if (grpc_slice_str_cmp(c->req_md.metadata[i].key, key) == 0) {
+      grpc_slice v = c->req_md.metadata[i].value;
+      size_t l = GRPC_SLICE_LENGTH(v) < n - 1 ? GRPC_SLICE_LENGTH(v) : n - 1;
+      memcpy(out, GRPC_SLICE_START_PTR(v), l);
+      out[l] = '\0';
+      for (size_t j = 0; j < l; j++) /* metadata is ASCII; keep what logs print tame */
+        if ((unsigned char)out[j] < 0x20 || (unsigned char)out[j] > 0x7e)
+          out[j] = '?';
+      return;
+    }
+}
+
+/* SHA-256 (hex) of the DER of a PEM certificate: the certificate's
+ * fingerprint, as `openssl x509 -fingerprint -sha256` computes it. */
+static int pem_fingerprint(const char *pem, size_t n, char out[65]) {
+  const char *b = memmem(pem, n, "-----BEGIN CERTIFICATE-----", 27);
+  const char *e = b ? memmem(b, n - (size_t)(b - pem), "-----END CERTIFICATE-----", 25) : NULL;
+  if (!b || !e)
+    return -1;
+  b += 27;
+  uint8_t *der = malloc((size_t)(e - b));
+  size_t dl = 0;
+  int rc = -1;
+  if (der && sodium_base642bin(der, (size_t)(e - b), b, (size_t)(e - b), "\r\n \t", &dl, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) == 0) {
+    uint8_t h[32];
+    crypto_hash_sha256(h, der, dl);
+    cl_hex(h, 32, out);
+    rc = 0;
+  }
+  free(der);
+  return rc;
+}
+
+/* Fills the request context from the call: peer, transport security,
+ * client certificate, request id, purpose of use, forwarding. */
+static void fill_ctx(srv_call *c) {
+  cl_req_ctx *rc = &c->rctx;
+  cl_req_ctx_init(rc, c->def->method, "grpc");
+  rc->deadline_ms = srv_deadline_ms(c);
+  char *peer = grpc_call_get_peer(c->gc);
+  if (peer) {
+    snprintf(rc->peer, sizeof rc->peer, "%s", peer);
+    gpr_free(peer);
+  }
+  char v[CL_REQ_ID_MAX];
+  md_value(c, "x-request-id", v, sizeof v);
+  if (v[0])
+    snprintf(rc->request_id, sizeof rc->request_id, "%s", v);
+  md_value(c, "clinlog-purpose-of-use", rc->purpose_of_use, sizeof rc->purpose_of_use);
+  md_value(c, FORWARDED_MD, v, sizeof v);
+  rc->forwarded = v[0] != '\0';
+  rc->auth = CL_AUTH_NONE;
+  grpc_auth_context *ac = grpc_call_auth_context(c->gc);
+  if (!ac)
+    return;
+  grpc_auth_property_iterator it =
+      grpc_auth_context_find_properties_by_name(ac, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+  const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+  if (p && p->value && (!strncmp(p->value, GRPC_SSL_TRANSPORT_SECURITY_TYPE, p->value_length) ||
+                        !strncmp(p->value, GRPC_TLS_TRANSPORT_SECURITY_TYPE, p->value_length)))
+    rc->auth = CL_AUTH_TLS;
+  it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  p = grpc_auth_property_iterator_next(&it);
+  if (p && p->value && pem_fingerprint(p->value, p->value_length, rc->cert_fingerprint) == 0)
+    rc->auth = CL_AUTH_MTLS;
+  grpc_auth_context_release(ac);
+}
+
+/* The first step of every registered method: the request context, the
+ * request decoded (and its strings checked on the wire), the request
+ * layer's admission (authorization, audit), then the handler. */
+static void call_begin(srv_call *c, int ok) {
+  (void)ok;
+  fill_ctx(c);
+  cl_err err;
+  cl_err_clear(&err);
+  if (c->def->request && !(c->req = cl_grpc_unpack_checked(c->payload, c->def->request, &err))) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  c->admitted = 1; /* the hooks see the call: they hear how it ends, refused or not */
+  if (cl_svc_admit(c->srv->svc, &c->rctx, c->req, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  c->def->start(c, 1);
+}
+
+void srv_finish_not_leader(srv_call *c, const cl_svc_route *route) {
+  char msg[CL_REPL_ADDR_MAX + 64];
+  if (route && route->leader_api[0]) {
+    srv_trailer(c, "clinlog-leader", route->leader_api);
+    snprintf(msg, sizeof msg, "not the leader; the leader is node %llu at %s",
+             (unsigned long long)route->leader_id, route->leader_api);
+  } else {
+    snprintf(msg, sizeof msg, "not the leader; no leader is known (election in progress)");
+  }
+  c->final_code = CL_ENOTLEADER;
+  srv_trailer(c, "clinlog-error", cl_errname(CL_ENOTLEADER));
+  srv_finish(c, GRPC_STATUS_UNAVAILABLE, msg, NULL);
+}
+
+int srv_barrier(srv_call *c) {
+  cl_err err;
+  cl_err_clear(&err);
+  cl_svc_route route;
+  int rc = cl_svc_barrier(c->srv->svc, &c->rctx, &route, &err);
+  if (rc == CL_ENOTLEADER)
+    srv_finish_not_leader(c, &route);
+  else if (rc)
+    srv_finish_err(c, &err);
+  return rc ? -1 : 0;
+}
+
+int srv_reached(srv_call *c, const char *projection, uint64_t seq, step_fn retry) {
+  cl_err err;
+  cl_err_clear(&err);
+  int r = cl_svc_reached(c->srv->svc, projection, seq, &err);
+  if (r < 0) {
+    srv_finish_err(c, &err);
+    return -1;
+  }
+  if (r)
+    return 1;
+  /* the wait is bounded by the call's deadline, and by 30 s without one */
+  int64_t left = c->rctx.deadline_ms ? c->rctx.deadline_ms - cl_feed_now_ms() : 30000;
+  if (!c->st_wait_started) {
+    c->st_wait_started = 1;
+    c->wait_until_ms = srv_now_ms() + (left < 30000 ? left : 30000);
+  }
+  if (srv_now_ms() >= c->wait_until_ms || srv_cancelled(c)) {
+    uint64_t have = 0;
+    if (projection) {
+      cl_runner *rn = cl_svc_runner(c->srv->svc, projection);
+      have = rn ? cl_proj_position(cl_runner_proj(rn)) : 0;
+    } else {
+      cl_log_head(cl_svc_log(c->srv->svc), &have, NULL);
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg, "this node has %s %llu of the %llu events asked for",
+             projection ? "folded" : "applied", (unsigned long long)have,
+             (unsigned long long)seq);
+    c->final_code = CL_ETIMEDOUT;
+    srv_trailer(c, "clinlog-error", cl_errname(CL_ETIMEDOUT));
+    srv_finish(c, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL);
+    return -1;
+  }
+  srv_wait(c, c->wait_until_ms, retry);
+  return 0;
 }
 
 /* ------------------------------------------------------ unknown methods */
@@ -558,13 +722,82 @@ static grpc_server_credentials *make_creds(const cl_server_config *c, cl_err *er
   return cr;
 }
 
-int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, int *port,
-                    cl_err *err) {
+static int wait_until(cl_server *s, int64_t deadline_ms, int (*done)(cl_server *));
+static int shutdown_done(cl_server *s);
+
+/* Frees what cl_server_start made, in reverse order; safe at any point of
+ * a failed start (fields not made yet are NULL or zero). */
+static void server_free(cl_server *s) {
+  for (size_t i = 0; i < s->nfeeds; i++)
+    cl_feed_remove(s->feeds[i], &s->watch[i]);
+  if (s->ticker_started) {
+    pthread_mutex_lock(&s->wmu);
+    s->stop_ticker = 1;
+    pthread_cond_broadcast(&s->wcv);
+    pthread_mutex_unlock(&s->wmu);
+    pthread_join(s->ticker, NULL);
+  }
+  if (s->cq) {
+    grpc_completion_queue_shutdown(s->cq);
+    for (int i = 0; i < s->n_cq_started; i++)
+      pthread_join(s->cq_threads[i], NULL);
+    if (!s->n_cq_started) /* nobody polls it: drain it here */
+      while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+             GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(s->cq);
+  }
+  pthread_mutex_lock(&s->qmu);
+  s->stop_workers = 1;
+  pthread_cond_broadcast(&s->qcv);
+  pthread_mutex_unlock(&s->qmu);
+  for (int i = 0; i < s->n_workers_started; i++)
+    pthread_join(s->workers[i], NULL);
+  for (size_t i = 0; i < s->nservices && s->service_ctx; i++)
+    if (s->service_ctx[i] && s->services[i].ctx_free)
+      s->services[i].ctx_free(s->service_ctx[i]);
+  free(s->service_ctx);
+  free(s->workers);
+  free(s->cq_threads);
+  pthread_mutex_destroy(&s->qmu);
+  pthread_cond_destroy(&s->qcv);
+  pthread_mutex_destroy(&s->wmu);
+  pthread_cond_destroy(&s->wcv);
+  pthread_mutex_destroy(&s->smu);
+  pthread_cond_destroy(&s->scv);
+  pthread_mutex_destroy(&s->lmu);
+  free(s);
+}
+
+/* The method slots: every method of every service, checked for duplicates. */
+static int build_slots(cl_server *s, cl_err *err) {
+  for (size_t i = 0; i < s->nservices; i++) {
+    const cl_grpc_service *sv = &s->services[i];
+    for (size_t j = 0; j < sv->nmethods; j++) {
+      const cl_grpc_method_def *d = &sv->methods[j];
+      if (d->method < 0 || d->method >= M_COUNT || !d->start)
+        return cl_err_set(err, CL_EINVAL, "service %s: method %zu is not valid", sv->name, j);
+      for (size_t k = 0; k < s->nmethods; k++)
+        if (s->slot_def[k]->method == d->method)
+          return cl_err_set(err, CL_EINVAL, "method %s served twice", cl_method_name(d->method));
+      if (s->nmethods == SRV_MAX_METHODS)
+        return cl_err_set(err, CL_EINVAL, "more than %d methods", SRV_MAX_METHODS);
+      s->slot_def[s->nmethods] = d;
+      s->slot_service[s->nmethods++] = i;
+    }
+  }
+  return 0;
+}
+
+int cl_server_start(const cl_server_config *cfg, cl_svc *svc, const cl_grpc_service *services,
+                    size_t nservices, cl_server **out, int *port, cl_err *err) {
   cl_server *s = calloc(1, sizeof *s);
   if (!s)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   s->cfg = *cfg;
-  s->log = log;
+  s->svc = svc;
+  s->services = services;
+  s->nservices = nservices;
   if (s->cfg.cq_threads < 1)
     s->cfg.cq_threads = 1;
   if (s->cfg.workers < 1)
@@ -577,15 +810,27 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
   pthread_cond_init(&s->scv, NULL);
   pthread_mutex_init(&s->lmu, NULL);
   s->t_shutdown = (srv_tag){NULL, TAG_SHUTDOWN};
-  if (!(s->cache = srv_cache_new())) {
-    free(s);
+  int rc = build_slots(s, err);
+  if (rc) {
+    server_free(s);
+    return rc;
+  }
+  s->service_ctx = calloc(nservices ? nservices : 1, sizeof *s->service_ctx);
+  s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
+  s->cq_threads = calloc((size_t)s->cfg.cq_threads, sizeof *s->cq_threads);
+  if (!s->service_ctx || !s->workers || !s->cq_threads) {
+    server_free(s);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
+  for (size_t i = 0; i < nservices; i++)
+    if (services[i].ctx_new && !(s->service_ctx[i] = services[i].ctx_new())) {
+      server_free(s);
+      return cl_err_set(err, CL_ENOMEM, "out of memory (service %s)", services[i].name);
+    }
 
   grpc_server_credentials *creds = make_creds(cfg, err);
   if (!creds) {
-    srv_cache_free(s->cache);
-    free(s);
+    server_free(s);
     return err->code ? err->code : CL_EINVAL;
   }
   grpc_init();
@@ -605,20 +850,18 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
   s->gs = grpc_server_create(&ca, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->gs, s->cq, NULL);
-  for (int m = 0; m < M_COUNT; m++)
-    s->methods[m] = grpc_server_register_method(s->gs, cl_grpc_method_path[m], NULL, METHODS[m].payload, 0);
+  for (size_t k = 0; k < s->nmethods; k++)
+    s->registered[k] = grpc_server_register_method(
+        s->gs, cl_grpc_method_path[s->slot_def[k]->method], NULL,
+        s->slot_def[k]->request ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
+                                : GRPC_SRM_PAYLOAD_NONE,
+        0);
   int p = grpc_server_add_http2_port(s->gs, cfg->listen, creds);
   grpc_server_credentials_release(creds);
   if (p == 0) {
     grpc_server_destroy(s->gs);
-    grpc_completion_queue_shutdown(s->cq);
-    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-      ;
-    grpc_completion_queue_destroy(s->cq);
+    server_free(s);
     grpc_shutdown();
-    srv_cache_free(s->cache);
-    free(s);
     return cl_err_set(err, CL_EIO,
                       "cannot listen on %s (address in use or not local, or the TLS certificate "
                       "and key were rejected)", cfg->listen);
@@ -627,18 +870,43 @@ int cl_server_start(const cl_server_config *cfg, cl_log *log, cl_server **out, i
     *port = p;
   grpc_server_start(s->gs);
   atomic_store(&s->serving, 1);
-  cl_feed_add(cl_log_feed(log), &s->watch, on_commit, s);
-
-  s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
-  s->cq_threads = calloc((size_t)s->cfg.cq_threads, sizeof *s->cq_threads);
-  for (int i = 0; i < s->cfg.workers; i++)
-    pthread_create(&s->workers[i], NULL, worker_main, s);
-  for (int i = 0; i < s->cfg.cq_threads; i++)
-    pthread_create(&s->cq_threads[i], NULL, cq_main, s);
-  pthread_create(&s->ticker, NULL, ticker_main, s);
-  for (int m = 0; m <= M_UNKNOWN; m++)
-    for (int k = 0; k < REQUESTS_PER_METHOD; k++)
-      request_call(s, m);
+  /* parked calls wake when the log or a projection grows */
+  cl_feed *feeds[SRV_MAX_FEEDS];
+  size_t nf = cl_svc_feeds(svc, feeds, SRV_MAX_FEEDS);
+  for (size_t i = 0; i < nf; i++) {
+    s->feeds[i] = feeds[i];
+    cl_feed_add(feeds[i], &s->watch[i], on_commit, s);
+    s->nfeeds++;
+  }
+  for (int i = 0; i < s->cfg.workers && rc == 0; i++)
+    if (pthread_create(&s->workers[i], NULL, worker_main, s) == 0)
+      s->n_workers_started++;
+    else
+      rc = cl_err_set(err, CL_ENOMEM, "cannot start worker threads");
+  for (int i = 0; i < s->cfg.cq_threads && rc == 0; i++)
+    if (pthread_create(&s->cq_threads[i], NULL, cq_main, s) == 0)
+      s->n_cq_started++;
+    else
+      rc = cl_err_set(err, CL_ENOMEM, "cannot start completion-queue threads");
+  if (rc == 0) {
+    if (pthread_create(&s->ticker, NULL, ticker_main, s) == 0)
+      s->ticker_started = 1;
+    else
+      rc = cl_err_set(err, CL_ENOMEM, "cannot start the ticker thread");
+  }
+  if (rc) {
+    grpc_server_shutdown_and_notify(s->gs, s->cq, &s->t_shutdown);
+    grpc_server_cancel_all_calls(s->gs);
+    if (s->n_cq_started)
+      wait_until(s, srv_now_ms() + 10000, shutdown_done);
+    grpc_server_destroy(s->gs);
+    server_free(s);
+    grpc_shutdown();
+    return rc;
+  }
+  for (int k = -1; k < (int)s->nmethods; k++)
+    for (int r = 0; r < REQUESTS_PER_METHOD; r++)
+      request_call(s, k);
   *out = s;
   return 0;
 }
@@ -674,6 +942,7 @@ void cl_server_stop(cl_server *s) {
     return;
   atomic_store(&s->serving, 0);
   atomic_store(&s->shutting_down, 1);
+  cl_svc_set_draining(s->svc, 1);
   /* wake parked streams: they end with UNAVAILABLE (Watch first reports
    * NOT_SERVING) */
   pthread_mutex_lock(&s->wmu);
@@ -686,7 +955,7 @@ void cl_server_stop(cl_server *s) {
    * grace period: end it now (what it sent so far is committed) */
   pthread_mutex_lock(&s->lmu);
   for (srv_call *c = s->live; c; c = c->lnext)
-    if (c->method == M_APPEND_STREAM && atomic_load(&c->in_recv) && c->gc)
+    if (c->def && c->def->method == M_APPEND_STREAM && atomic_load(&c->in_recv) && c->gc)
       grpc_call_cancel_with_status(c->gc, GRPC_STATUS_UNAVAILABLE,
                                    "server is shutting down; batches received so far are committed",
                                    NULL);
@@ -699,26 +968,11 @@ void cl_server_stop(cl_server *s) {
     wait_until(s, srv_now_ms() + 60000, shutdown_done);
   }
   wait_until(s, srv_now_ms() + 10000, no_calls);
-  cl_feed_remove(cl_log_feed(s->log), &s->watch);
+  /* no call is parked any more: nothing to wake after this */
+  for (size_t i = 0; i < s->nfeeds; i++)
+    cl_feed_remove(s->feeds[i], &s->watch[i]);
+  s->nfeeds = 0;
   grpc_server_destroy(s->gs);
-  grpc_completion_queue_shutdown(s->cq);
-  for (int i = 0; i < s->cfg.cq_threads; i++)
-    pthread_join(s->cq_threads[i], NULL);
-  grpc_completion_queue_destroy(s->cq);
-  pthread_mutex_lock(&s->qmu);
-  s->stop_workers = 1;
-  pthread_cond_broadcast(&s->qcv);
-  pthread_mutex_unlock(&s->qmu);
-  for (int i = 0; i < s->cfg.workers; i++)
-    pthread_join(s->workers[i], NULL);
-  pthread_mutex_lock(&s->wmu);
-  s->stop_ticker = 1;
-  pthread_cond_broadcast(&s->wcv);
-  pthread_mutex_unlock(&s->wmu);
-  pthread_join(s->ticker, NULL);
-  srv_cache_free(s->cache);
+  server_free(s);
   grpc_shutdown();
-  free(s->workers);
-  free(s->cq_threads);
-  free(s);
 }

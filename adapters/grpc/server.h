@@ -18,7 +18,6 @@
 #include <stdint.h>
 
 #include "store/err.h"
-#include "store/log.h"
 
 typedef struct cl_server_config {
   const char *listen;              /* "127.0.0.1:7525" */
@@ -35,20 +34,34 @@ typedef struct cl_server_config {
   int drain_ms;                    /* at shutdown: NOT_SERVING and UNAVAILABLE answers for this
                                       long before the listener closes; default 1000 */
   int shutdown_grace_ms;           /* then in-flight calls are cancelled; default 10000 */
-  struct cl_repl *repl;            /* cluster node (replication/node.h): writes go through Raft */
-  int no_forward;                  /* followers answer UNAVAILABLE + "clinlog-leader" instead of
-                                      forwarding appends to the leader */
 } cl_server_config;
 
 void cl_server_config_init(cl_server_config *c);
 
 typedef struct cl_server cl_server;
+typedef struct cl_grpc_method_def cl_grpc_method_def; /* server_int.h */
 
-/* Starts serving `log` (borrowed; must outlive the server). On success
- * *out is returned-owned (cl_server_stop). *port gets the bound port.
- * Errors: CL_EINVAL (configuration, e.g. plaintext on a non-loopback
- * address without dev), CL_EIO (cannot bind, cannot read TLS files). */
-int cl_server_start(const cl_server_config *c, cl_log *log, cl_server **out, int *port,
+/* A gRPC service: its methods and, optionally, state of its own created
+ * when the server starts and freed when it stops (handlers reach it with
+ * srv_service_ctx). Method tables are static (adapters/grpc/services.h). */
+typedef struct cl_grpc_service {
+  const char *name;                    /* "clinlog.v1.Log" (also answers Health.Check) */
+  const cl_grpc_method_def *methods;
+  size_t nmethods;
+  void *(*ctx_new)(void);              /* NULL: no state; returns NULL when out of memory */
+  void (*ctx_free)(void *ctx);
+} cl_grpc_service;
+
+/* Serves `services` over the request layer `svc` (both borrowed; they must
+ * outlive the server): every call is decoded, admitted by the layer's hooks
+ * (cl_svc_admit) and then handed to its method's handler; the server names
+ * no handler itself. On success *out is returned-owned (cl_server_stop) and
+ * *port gets the bound port. Errors: CL_EINVAL (configuration, e.g.
+ * plaintext on a non-loopback address without dev), CL_EIO (cannot bind,
+ * cannot read TLS files), CL_ENOMEM. */
+struct cl_svc;
+int cl_server_start(const cl_server_config *c, struct cl_svc *svc,
+                    const cl_grpc_service *services, size_t nservices, cl_server **out, int *port,
                     cl_err *err);
 
 /* Graceful stop: health goes NOT_SERVING and new work is answered
@@ -57,11 +70,5 @@ int cl_server_start(const cl_server_config *c, cl_log *log, cl_server **out, int
  * appends finish; then the listener closes, and after the grace period
  * remaining calls are cancelled. Frees the server. */
 void cl_server_stop(cl_server *s);
-
-/* Catch-up transport for replication (cl_repl_options.fetch): streams
- * Cluster.FetchRecords from the node at `api` into `log`. ctx is the
- * cl_server_config whose TLS settings are used for node-to-node calls. */
-int cl_server_catchup(void *ctx, cl_log *log, const char *api, uint64_t size,
-                      const uint8_t root[32], cl_err *err);
 
 #endif

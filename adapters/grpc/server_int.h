@@ -1,5 +1,8 @@
-/* Internals of clinlogd's server shared by server.c (the engine) and
- * svc_*.c (the method handlers). Nothing outside adapters/grpc includes it. */
+/* The engine's interface to method handlers: server.c (the engine) runs
+ * calls, svc_*.c (the handlers) implement methods with the functions
+ * below. The engine never names a handler: it gets them from the method
+ * tables its caller hands to cl_server_start. Nothing outside adapters/grpc
+ * includes this. */
 #ifndef CL_ADAPTERS_GRPC_SERVER_INT_H
 #define CL_ADAPTERS_GRPC_SERVER_INT_H
 
@@ -10,21 +13,29 @@
 
 #include "adapters/grpc/grpcutil.h"
 #include "adapters/grpc/server.h"
+#include "adapters/service/service.h"
 #include "clinlog/v1/api.pb-c.h"
 
-/* The methods are enum cl_grpc_method (grpcutil.h); M_UNKNOWN is any other path. */
-#define M_UNKNOWN M_COUNT
-
 typedef struct srv_call srv_call;
-typedef struct srv_cache srv_cache;
-
-/* The tail cache of recent events for Subscribe (svc_log.c). */
-srv_cache *srv_cache_new(void);
-void srv_cache_free(srv_cache *tc);
 
 /* A step runs on a worker when the call's pending batch completes (ok is
  * its success flag) or when a waiting call is woken (ok = 1). */
 typedef void (*step_fn)(srv_call *c, int ok);
+
+/* One method of a service's table. */
+struct cl_grpc_method_def {
+  int method;                                /* enum cl_method (its path is "/" + its name) */
+  const ProtobufCMessageDescriptor *request; /* unary and server-streaming: the request, decoded
+                                                and admitted before `start` (c->req); NULL:
+                                                client-streaming, admitted without a request,
+                                                the handler reads it (srv_recv) */
+  step_fn start;
+};
+
+#define SRV_MAX_METHODS 64
+/* request metadata of an append one node forwards to another */
+#define FORWARDED_MD "clinlog-forwarded"
+#define SRV_MAX_FEEDS 17
 
 enum tag_kind { TAG_NEW, TAG_OP, TAG_CLOSE, TAG_SHUTDOWN };
 
@@ -35,7 +46,15 @@ typedef struct srv_tag {
 
 struct srv_call {
   cl_server *srv;
-  int method;
+  int slot;                      /* index in the server's method table, or -1 (unknown path) */
+  const cl_grpc_method_def *def; /* NULL for an unknown path */
+  void *svc_ctx;                 /* its service's state (cl_grpc_service.ctx_new) */
+  cl_req_ctx rctx;               /* the request as the request layer sees it */
+  ProtobufCMessage *req;         /* decoded request (def->request), freed with the call */
+  int admitted;                  /* the request layer's hooks saw it: tell them when it ends */
+  int st_wait_started;           /* srv_reached: the wait's end is fixed */
+  int64_t wait_until_ms;
+  int final_code;                /* CL_E* the call ends with (0: OK) */
   grpc_call *gc;
   gpr_timespec deadline;
   grpc_metadata_array req_md;
@@ -57,7 +76,7 @@ struct srv_call {
   grpc_slice status_details;
   void *st;                      /* per-method state */
   void (*st_free)(void *);
-  /* waiting for the log to grow or for a timer (Subscribe, Health.Watch) */
+  /* waiting for the log or a projection to grow, or for a timer */
   srv_call *wprev, *wnext;
   int waiting;
   int64_t wake_at_ms;
@@ -71,18 +90,27 @@ struct srv_call {
 
 struct cl_server {
   cl_server_config cfg;
-  cl_log *log;
+  cl_svc *svc;
   grpc_server *gs;
   grpc_completion_queue *cq;
-  void *methods[M_COUNT];
+  const cl_grpc_service *services;
+  size_t nservices;
+  void **service_ctx;            /* per service */
+  size_t nmethods;               /* registered methods (slots) */
+  const cl_grpc_method_def *slot_def[SRV_MAX_METHODS];
+  size_t slot_service[SRV_MAX_METHODS];
+  void *registered[SRV_MAX_METHODS];
   pthread_t *cq_threads;
   pthread_t *workers;
+  int n_cq_started, n_workers_started;
   pthread_t ticker;
+  int ticker_started;
   atomic_int shutting_down;
   atomic_int live_calls;
   atomic_int serving;            /* health: 1 SERVING, 0 NOT_SERVING */
-  srv_cache *cache;              /* recent events, encoded once for all subscribers */
-  cl_feed_watch watch;           /* wakes waiting calls when the log grows */
+  cl_feed_watch watch[SRV_MAX_FEEDS]; /* wake waiting calls when the log or a projection grows */
+  cl_feed *feeds[SRV_MAX_FEEDS];
+  size_t nfeeds;
 
   pthread_mutex_t qmu;           /* worker queue */
   pthread_cond_t qcv;
@@ -123,47 +151,44 @@ void srv_recv(srv_call *c, step_fn next);
  * trailing metadata added with srv_trailer. Runs nothing afterwards. */
 void srv_finish(srv_call *c, grpc_status_code code, const char *details,
                 const ProtobufCMessage *last);
-/* Unpacks and checks the request message; on failure finishes the call
- * with INVALID_ARGUMENT and returns NULL. Returned-owned. */
-ProtobufCMessage *srv_request(srv_call *c, const ProtobufCMessageDescriptor *d);
 /* Finishes with the status of a store error (and clinlog-error metadata). */
 void srv_finish_err(srv_call *c, const cl_err *err);
 void srv_trailer(srv_call *c, const char *key, const char *value);
 
-/* Parks the call until the log grows, the server stops, the call is
- * cancelled, or `wake_at_ms` passes (0: no timer); then `next` runs. */
+/* Parks the call until the log or a projection grows, the server stops,
+ * the call is cancelled, or `wake_at_ms` (srv_now_ms time) passes (0: no
+ * timer); then `next` runs. */
 void srv_wait(srv_call *c, int64_t wake_at_ms, step_fn next);
 
 /* 1 if the call should stop (client cancelled or deadline passed). */
 int srv_cancelled(srv_call *c);
 
-/* ---- handlers (svc_*.c): called on a worker for a new call ---- */
-void svc_append(srv_call *c, int ok);
-void svc_append_stream(srv_call *c, int ok);
-void svc_read(srv_call *c, int ok);
-void svc_subscribe(srv_call *c, int ok);
-void svc_get_checkpoint(srv_call *c, int ok);
-void svc_prove_inclusion(srv_call *c, int ok);
-void svc_prove_consistency(srv_call *c, int ok);
-void svc_get_event(srv_call *c, int ok);
-void svc_health_check(srv_call *c, int ok);
-void svc_health_watch(srv_call *c, int ok);
-void svc_cluster_status(srv_call *c, int ok);
-void svc_add_node(srv_call *c, int ok);
-void svc_remove_node(srv_call *c, int ok);
-void svc_transfer_leadership(srv_call *c, int ok);
-void svc_fetch_records(srv_call *c, int ok);
+/* The request layer behind this server, its configuration, and whether
+ * health says SERVING. */
+cl_svc *srv_svc(srv_call *c);
+const cl_server_config *srv_config(srv_call *c);
+int srv_serving(srv_call *c);
+int srv_shutting_down(srv_call *c);
+/* The names of the services this server runs (for Health.Check). */
+int srv_knows_service(srv_call *c, const char *name);
 
-/* Replication (svc_cluster.c): a write or linearizable read on a node that
- * does not lead. Forwards an Append to the leader when forwarding is on and
- * the leader is known (returns 1: the call is finished), else answers
- * UNAVAILABLE with the leader's API address in "clinlog-leader". */
-int srv_forward_append(srv_call *c, const Clinlog__V1__AppendBatch *b);
-void srv_finish_not_leader(srv_call *c);
-/* Waits (up to the call's deadline) for the consistency a read asks for;
- * returns 0 to go on, or finishes the call and returns -1. */
-int srv_read_consistency(srv_call *c, const Clinlog__V1__Consistency *cons);
 /* The call's deadline as CLOCK_REALTIME ms (0: none). */
 int64_t srv_deadline_ms(srv_call *c);
+
+/* Read-your-writes: 1 if the log (projection NULL) or the projection has
+ * reached `seq`; else parks the call until it grows (`retry` then runs
+ * again) and returns 0; past the call's deadline (at most 30 s) finishes it
+ * with DEADLINE_EXCEEDED, and an unknown projection with NOT_FOUND, and
+ * returns -1. */
+int srv_reached(srv_call *c, const char *projection, uint64_t seq, step_fn retry);
+
+/* Linearizable reads: the request layer's Raft barrier. 0 to go on, or
+ * finishes the call (a follower answers UNAVAILABLE and "clinlog-leader")
+ * and returns -1. */
+int srv_barrier(srv_call *c);
+
+/* Finishes with UNAVAILABLE and the leader's API address in
+ * "clinlog-leader" (when known). */
+void srv_finish_not_leader(srv_call *c, const cl_svc_route *route);
 
 #endif

@@ -1,5 +1,6 @@
-/* The Cluster service, write forwarding and read consistency on cluster
- * nodes; node-to-node catch-up (client side). See docs/replication.md. */
+/* The Cluster service, and the node-to-node transports the request layer
+ * and replication use: write forwarding to the leader and catch-up (the
+ * client side of FetchRecords). See docs/replication.md. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,45 +9,18 @@
 
 #include "adapters/grpc/client.h"
 #include "adapters/grpc/server_int.h"
+#include "adapters/grpc/services.h"
 #include "replication/node.h"
 
 #define FETCH_CHUNK 4096
-/* request metadata of an append one node forwards to another */
-#define FORWARDED_MD "clinlog-forwarded"
 #define FETCH_CHUNK_BYTES (8u << 20)
 
-int64_t srv_deadline_ms(srv_call *c) {
-  if (gpr_time_cmp(c->deadline, gpr_inf_future(c->deadline.clock_type)) == 0)
-    return 0;
-  gpr_timespec t = gpr_convert_clock_type(c->deadline, GPR_CLOCK_REALTIME);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t wall_ms(void) { return cl_feed_now_ms(); }
 
 /* Deadline for cluster operations: the call's, capped. */
 static int64_t op_deadline(srv_call *c, int64_t cap_ms) {
   int64_t d = srv_deadline_ms(c), cap = wall_ms() + cap_ms;
   return d && d < cap ? d : cap;
-}
-
-void srv_finish_not_leader(srv_call *c) {
-  uint64_t id = 0;
-  char api[CL_REPL_ADDR_MAX] = "";
-  cl_repl_leader(c->srv->cfg.repl, &id, api, sizeof api);
-  char msg[CL_REPL_ADDR_MAX + 64];
-  if (api[0]) {
-    srv_trailer(c, "clinlog-leader", api);
-    snprintf(msg, sizeof msg, "not the leader; the leader is node %" PRIu64 " at %s", id, api);
-  } else {
-    snprintf(msg, sizeof msg, "not the leader; no leader is known (election in progress)");
-  }
-  srv_trailer(c, "clinlog-error", cl_errname(CL_ENOTLEADER));
-  srv_finish(c, GRPC_STATUS_UNAVAILABLE, msg, NULL);
 }
 
 /* ----------------------------------------------------------- forwarding */
@@ -56,7 +30,7 @@ static pthread_mutex_t fwd_mu = PTHREAD_MUTEX_INITIALIZER;
 static cl_client *fwd_client;
 static char fwd_target[CL_REPL_ADDR_MAX];
 
-static cl_client *leader_client(cl_server *s, const char *api, cl_err *err) {
+static cl_client *leader_client(const cl_server_config *cfg, const char *api, cl_err *err) {
   pthread_mutex_lock(&fwd_mu);
   if (fwd_client && strcmp(fwd_target, api) != 0) {
     cl_client_close(fwd_client);
@@ -66,10 +40,10 @@ static cl_client *leader_client(cl_server *s, const char *api, cl_err *err) {
     cl_client_options o;
     cl_client_options_init(&o);
     o.target = api;
-    o.plaintext = s->cfg.dev;
-    o.ca_pem_file = s->cfg.client_ca;
-    o.cert_pem_file = s->cfg.tls_cert;
-    o.key_pem_file = s->cfg.tls_key;
+    o.plaintext = cfg->dev;
+    o.ca_pem_file = cfg->client_ca;
+    o.cert_pem_file = cfg->tls_cert;
+    o.key_pem_file = cfg->tls_key;
     o.timeout_ms = 30000;
     o.md_key = FORWARDED_MD;
     o.md_value = "1";
@@ -83,115 +57,83 @@ static cl_client *leader_client(cl_server *s, const char *api, cl_err *err) {
   return c;
 }
 
-static int was_forwarded(srv_call *c) {
-  for (size_t i = 0; i < c->req_md.count; i++)
-    if (grpc_slice_str_cmp(c->req_md.metadata[i].key, FORWARDED_MD) == 0)
-      return 1;
+void cl_grpc_forward_close(void) {
+  pthread_mutex_lock(&fwd_mu);
+  cl_client_close(fwd_client);
+  fwd_client = NULL;
+  pthread_mutex_unlock(&fwd_mu);
+}
+
+/* The leader's positions into r (allocated as cl_log_append does). */
+static int result_of(const Clinlog__V1__AppendResponse *resp, cl_append_result *r, cl_err *err) {
+  size_t n = resp->n_positions;
+  r->seq = calloc(n ? n : 1, sizeof *r->seq);
+  r->version = calloc(n ? n : 1, sizeof *r->version);
+  r->event_id = calloc(n ? n : 1, sizeof *r->event_id);
+  if (!r->seq || !r->version || !r->event_id) {
+    cl_append_result_free(r);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  r->n = n;
+  for (size_t i = 0; i < n; i++) {
+    r->seq[i] = resp->positions[i]->seq;
+    r->version[i] = resp->positions[i]->stream_version;
+    if (resp->positions[i]->event_id.len == 16)
+      memcpy(r->event_id[i], resp->positions[i]->event_id.data, 16);
+  }
+  r->tree_size = resp->tree_size;
+  r->duplicate = resp->duplicate;
   return 0;
 }
 
-int srv_forward_append(srv_call *c, const Clinlog__V1__AppendBatch *b) {
-  cl_server *s = c->srv;
-  uint64_t id;
-  char api[CL_REPL_ADDR_MAX] = "";
-  /* one hop only: a forwarded write that meets a node that does not lead
-   * (leadership just moved) goes back to the client, never round again */
-  if (s->cfg.no_forward || was_forwarded(c) ||
-      cl_repl_leader(s->cfg.repl, &id, api, sizeof api) || !api[0]) {
-    srv_finish_not_leader(c);
-    return 1;
-  }
-  cl_err err;
-  cl_err_clear(&err);
-  cl_client *cl = leader_client(s, api, &err);
-  if (!cl) {
-    srv_finish_err(c, &err);
-    return 1;
-  }
+int cl_grpc_forward(void *ctx, const char *leader_api, const cl_req_ctx *rc,
+                    const Clinlog__V1__AppendBatch *b, cl_append_result *r, cl_err *err) {
+  const cl_server_config *cfg = ctx;
+  memset(r, 0, sizeof *r);
+  cl_client *cl = leader_client(cfg, leader_api, err);
+  if (!cl)
+    return err->code;
   Clinlog__V1__AppendResponse *resp = NULL;
   cl_client_status st;
   /* the client's own deadline carries over to the leader */
-  int64_t left = srv_deadline_ms(c) ? srv_deadline_ms(c) - wall_ms() : 30000;
+  int64_t left = rc->deadline_ms ? rc->deadline_ms - wall_ms() : 30000;
   if (left > 30000)
     left = 30000;
   if (left < 1)
     left = 1;
-  int rc = cl_client_unary_md(cl, cl_grpc_method_path[M_APPEND], &b->base,
-                              &clinlog__v1__append_response__descriptor, (int)left, NULL, NULL, 0,
-                              (ProtobufCMessage **)&resp, &st, &err);
-  if (rc == 0) {
-    srv_trailer(c, "clinlog-forwarded-to", api);
-    srv_finish(c, GRPC_STATUS_OK, "", &resp->base);
+  int code = cl_client_unary_md(cl, cl_grpc_method_path[M_APPEND], &b->base,
+                                &clinlog__v1__append_response__descriptor, (int)left, NULL, NULL, 0,
+                                (ProtobufCMessage **)&resp, &st, err);
+  if (code == 0) {
+    code = result_of(resp, r, err);
     clinlog__v1__append_response__free_unpacked(resp, NULL);
-    return 1;
+    return code;
   }
-  /* relay the leader's answer as it gave it */
-  if (st.error_name[0])
-    srv_trailer(c, "clinlog-error", st.error_name);
-  if (st.stream[0])
-    srv_trailer(c, "clinlog-stream", st.stream);
-  if (st.has_current_version) {
-    char v[32];
-    snprintf(v, sizeof v, "%" PRIu64, st.current_version);
-    srv_trailer(c, "clinlog-current-version", v);
+  /* the leader's answer, with its own code; a transport failure (the
+   * leader unreachable, the deadline) is the leader being unavailable */
+  if (!st.error) {
+    char msg[CL_ERR_MSG_SIZE];
+    snprintf(msg, sizeof msg, "%s", st.details[0] ? st.details : err->msg);
+    return cl_err_set(err, st.code == CL_GRPC_DEADLINE_EXCEEDED ? CL_ETIMEDOUT : CL_EUNAVAILABLE,
+                      "forwarding to the leader at %s: %s", leader_api, msg);
   }
-  srv_trailer(c, "clinlog-leader", api);
-  srv_finish(c, st.code ? (grpc_status_code)st.code : GRPC_STATUS_UNAVAILABLE,
-             st.details[0] ? st.details : err.msg, NULL);
-  return 1;
-}
-
-/* -------------------------------------------------------- read freshness */
-
-int srv_read_consistency(srv_call *c, const Clinlog__V1__Consistency *cons) {
-  cl_server *s = c->srv;
-  if (!cons)
-    return 0;
-  if (cons->linearizable) {
-    if (!s->cfg.repl)
-      return 0; /* no cluster: every read is linearizable */
-    cl_err err;
-    cl_err_clear(&err);
-    int rc = cl_repl_barrier(s->cfg.repl, op_deadline(c, 10000), &err);
-    if (rc == CL_ENOTLEADER) {
-      srv_finish_not_leader(c);
-      return -1;
-    }
-    if (rc) {
-      srv_finish_err(c, &err);
-      return -1;
-    }
+  if (st.error == CL_ECONFLICT) {
+    snprintf(r->conflict_stream, sizeof r->conflict_stream, "%.*s",
+             (int)sizeof r->conflict_stream - 1, st.stream);
+    r->conflict_current = st.current_version;
   }
-  if (cons->min_sequence) {
-    int64_t until = op_deadline(c, 30000);
-    for (;;) {
-      uint64_t size;
-      cl_log_head(s->log, &size, NULL);
-      if (size >= cons->min_sequence)
-        break;
-      if (wall_ms() >= until || srv_cancelled(c)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "this node has applied %" PRIu64 " of the %" PRIu64
-                 " events asked for", size, cons->min_sequence);
-        srv_trailer(c, "clinlog-error", cl_errname(CL_ETIMEDOUT));
-        srv_finish(c, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL);
-        return -1;
-      }
-      struct timespec ts = {0, 2 * 1000000};
-      nanosleep(&ts, NULL);
-    }
-  }
-  return 0;
+  return cl_err_set(err, st.error, "%s", st.details);
 }
 
 /* --------------------------------------------------------------- Status */
 
+static cl_repl *repl_of(srv_call *c) { return cl_svc_repl(srv_svc(c)); }
+
 static void finish_status(srv_call *c) {
-  cl_server *s = c->srv;
   cl_repl_status st;
   cl_err err;
   cl_err_clear(&err);
-  if (cl_repl_get_status(s->cfg.repl, &st, op_deadline(c, 5000), &err) != 0) {
+  if (cl_repl_get_status(repl_of(c), &st, op_deadline(c, 5000), &err) != 0) {
     srv_finish_err(c, &err);
     return;
   }
@@ -199,7 +141,7 @@ static void finish_status(srv_call *c) {
   Clinlog__V1__NodeStatus ns[CL_REPL_MAX_MEMBERS], *nsp[CL_REPL_MAX_MEMBERS];
   uint64_t size;
   uint8_t root[32];
-  cl_log_head(s->log, &size, root);
+  cl_log_head(cl_svc_log(srv_svc(c)), &size, root);
   cs.node_id = st.id;
   cs.state = (char *)st.state;
   cs.term = st.term;
@@ -232,76 +174,64 @@ static void finish_status(srv_call *c) {
 }
 
 static int need_repl(srv_call *c) {
-  if (c->srv->cfg.repl)
+  if (repl_of(c))
     return 1;
   srv_finish(c, GRPC_STATUS_UNIMPLEMENTED, "this server runs without replication", NULL);
   return 0;
 }
 
-void svc_cluster_status(srv_call *c, int ok) {
+static void svc_cluster_status(srv_call *c, int ok) {
   (void)ok;
-  ProtobufCMessage *m = srv_request(c, &clinlog__v1__cluster_status_request__descriptor);
-  if (!m)
-    return;
-  protobuf_c_message_free_unpacked(m, NULL);
   if (need_repl(c))
     finish_status(c);
 }
 
 /* Membership calls: a follower points at the leader. */
 static void membership_done(srv_call *c, int rc, cl_err *err) {
-  if (rc == CL_ENOTLEADER)
-    srv_finish_not_leader(c);
-  else if (rc)
+  if (rc == CL_ENOTLEADER) {
+    cl_svc_route route;
+    cl_svc_leader(srv_svc(c), &route);
+    srv_finish_not_leader(c, &route);
+  } else if (rc) {
     srv_finish_err(c, err);
-  else
+  } else {
     finish_status(c);
+  }
 }
 
-void svc_add_node(srv_call *c, int ok) {
+static void svc_add_node(srv_call *c, int ok) {
   (void)ok;
-  Clinlog__V1__AddNodeRequest *r =
-      (Clinlog__V1__AddNodeRequest *)srv_request(c, &clinlog__v1__add_node_request__descriptor);
-  if (!r)
+  const Clinlog__V1__AddNodeRequest *r = (const Clinlog__V1__AddNodeRequest *)c->req;
+  if (!need_repl(c))
     return;
-  if (need_repl(c)) {
-    cl_err err;
-    cl_err_clear(&err);
-    int rc = cl_repl_add(c->srv->cfg.repl, r->id, r->raft_address, r->api_address, !r->no_promote,
-                         op_deadline(c, 600000), &err);
-    membership_done(c, rc, &err);
-  }
-  clinlog__v1__add_node_request__free_unpacked(r, NULL);
+  cl_err err;
+  cl_err_clear(&err);
+  int rc = cl_repl_add(repl_of(c), r->id, r->raft_address, r->api_address, !r->no_promote,
+                       op_deadline(c, 600000), &err);
+  membership_done(c, rc, &err);
 }
 
-void svc_remove_node(srv_call *c, int ok) {
+static void svc_remove_node(srv_call *c, int ok) {
   (void)ok;
-  Clinlog__V1__RemoveNodeRequest *r =
-      (Clinlog__V1__RemoveNodeRequest *)srv_request(c, &clinlog__v1__remove_node_request__descriptor);
-  if (!r)
+  const Clinlog__V1__RemoveNodeRequest *r = (const Clinlog__V1__RemoveNodeRequest *)c->req;
+  if (!need_repl(c))
     return;
-  if (need_repl(c)) {
-    cl_err err;
-    cl_err_clear(&err);
-    int rc = cl_repl_remove(c->srv->cfg.repl, r->id, op_deadline(c, 60000), &err);
-    membership_done(c, rc, &err);
-  }
-  clinlog__v1__remove_node_request__free_unpacked(r, NULL);
+  cl_err err;
+  cl_err_clear(&err);
+  int rc = cl_repl_remove(repl_of(c), r->id, op_deadline(c, 60000), &err);
+  membership_done(c, rc, &err);
 }
 
-void svc_transfer_leadership(srv_call *c, int ok) {
+static void svc_transfer_leadership(srv_call *c, int ok) {
   (void)ok;
-  Clinlog__V1__TransferLeadershipRequest *r = (Clinlog__V1__TransferLeadershipRequest *)srv_request(
-      c, &clinlog__v1__transfer_leadership_request__descriptor);
-  if (!r)
+  const Clinlog__V1__TransferLeadershipRequest *r =
+      (const Clinlog__V1__TransferLeadershipRequest *)c->req;
+  if (!need_repl(c))
     return;
-  if (need_repl(c)) {
-    cl_err err;
-    cl_err_clear(&err);
-    int rc = cl_repl_transfer(c->srv->cfg.repl, r->id, op_deadline(c, 30000), &err);
-    membership_done(c, rc, &err);
-  }
-  clinlog__v1__transfer_leadership_request__free_unpacked(r, NULL);
+  cl_err err;
+  cl_err_clear(&err);
+  int rc = cl_repl_transfer(repl_of(c), r->id, op_deadline(c, 30000), &err);
+  membership_done(c, rc, &err);
 }
 
 /* --------------------------------------------------------- FetchRecords */
@@ -417,17 +347,13 @@ static void fetch_step(srv_call *c, int ok) {
   srv_send_msg(c, &ch.base, fetch_step);
 }
 
-void svc_fetch_records(srv_call *c, int ok) {
+static void svc_fetch_records(srv_call *c, int ok) {
   (void)ok;
-  Clinlog__V1__FetchRecordsRequest *r = (Clinlog__V1__FetchRecordsRequest *)srv_request(
-      c, &clinlog__v1__fetch_records_request__descriptor);
-  if (!r)
-    return;
+  const Clinlog__V1__FetchRecordsRequest *r = (const Clinlog__V1__FetchRecordsRequest *)c->req;
   uint64_t size;
-  cl_log_head(c->srv->log, &size, NULL);
+  cl_log_head(cl_svc_log(srv_svc(c)), &size, NULL);
   uint64_t from = r->from_seq, to = r->to_seq;
   uint32_t chunk = r->chunk_records ? r->chunk_records : FETCH_CHUNK;
-  clinlog__v1__fetch_records_request__free_unpacked(r, NULL);
   if (!from || to < from || to > size || chunk > 65536) {
     char msg[160];
     snprintf(msg, sizeof msg, "records %" PRIu64 "..%" PRIu64 ": this node holds 1..%" PRIu64
@@ -450,7 +376,7 @@ void svc_fetch_records(srv_call *c, int ok) {
     srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
-  f->log = c->srv->log;
+  f->log = cl_svc_log(srv_svc(c));
   f->next = from;
   f->to = to;
   f->chunk = chunk;
@@ -467,7 +393,7 @@ void svc_fetch_records(srv_call *c, int ok) {
 
 /* ------------------------------------------------- catch-up (client side) */
 
-int cl_server_catchup(void *ctx, cl_log *log, const char *api, uint64_t size,
+int cl_grpc_catchup(void *ctx, cl_log *log, const char *api, uint64_t size,
                       const uint8_t root[32], cl_err *err) {
   const cl_server_config *cfg = ctx;
   uint64_t have;
@@ -544,3 +470,18 @@ int cl_server_catchup(void *ctx, cl_log *log, const char *api, uint64_t size,
                       have, size);
   return 0;
 }
+
+/* ------------------------------------------------------------ table */
+
+static const cl_grpc_method_def CLUSTER_METHODS[] = {
+    {M_CLUSTER_STATUS, &clinlog__v1__cluster_status_request__descriptor, svc_cluster_status},
+    {M_ADD_NODE, &clinlog__v1__add_node_request__descriptor, svc_add_node},
+    {M_REMOVE_NODE, &clinlog__v1__remove_node_request__descriptor, svc_remove_node},
+    {M_TRANSFER_LEADERSHIP, &clinlog__v1__transfer_leadership_request__descriptor,
+     svc_transfer_leadership},
+    {M_FETCH_RECORDS, &clinlog__v1__fetch_records_request__descriptor, svc_fetch_records},
+};
+
+const cl_grpc_service cl_grpc_cluster_service = {
+    "clinlog.v1.Cluster", CLUSTER_METHODS, sizeof CLUSTER_METHODS / sizeof CLUSTER_METHODS[0],
+    NULL, NULL};

@@ -1,6 +1,7 @@
 /* Handlers of clinlog.v1.Log and grpc.health.v1.Health. Each runs on a
- * worker; streaming handlers keep their position in the call's state and
- * send one message per step (see server_int.h). */
+ * worker after the engine has decoded the request (c->req) and the request
+ * layer has admitted the call; streaming handlers keep their position in
+ * the call's state and send one message per step (see server_int.h). */
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -8,21 +9,20 @@
 #include <string.h>
 
 #include "adapters/grpc/server_int.h"
+#include "adapters/grpc/services.h"
 #include "clinlog/v1/api.pb-c.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "store/checkpoint.h"
-#include "replication/node.h"
 #include "store/event.h"
 #include "store/merkle.h"
 
 #define CHUNK_EVENTS 128
 #define CHUNK_BYTES (1u << 20)
 
-#define UNPACK(c, type, var, desc, name)                                                   \
-  type *var = (type *)srv_request((c), &(desc));                                           \
-  if (!var)                                                                                \
-    return;
+typedef struct srv_cache srv_cache;
+
+static cl_log *log_of(srv_call *c) { return cl_svc_log(srv_svc(c)); }
 
 /* ------------------------------------------------------------- events */
 
@@ -156,14 +156,16 @@ struct srv_cache {
   tc_slot slot[TC_SLOTS];
 };
 
-srv_cache *srv_cache_new(void) {
+/* The Log service's state (cl_grpc_service.ctx_new): the tail cache. */
+static void *cache_new(void) {
   srv_cache *tc = calloc(1, sizeof *tc);
   if (tc)
     pthread_rwlock_init(&tc->lock, NULL);
   return tc;
 }
 
-void srv_cache_free(srv_cache *tc) {
+static void cache_free(void *p) {
+  srv_cache *tc = p;
   if (!tc)
     return;
   for (size_t i = 0; i < TC_SLOTS; i++)
@@ -198,7 +200,8 @@ static void cache_put(srv_cache *tc, uint64_t seq, uint32_t type, const char *st
 /* --------------------------------------------------------------- Read */
 
 typedef struct rd {
-  Clinlog__V1__ReadRequest *req;
+  const Clinlog__V1__ReadRequest *req; /* the call's (c->req) */
+  int consistent;                      /* its consistency is met */
   filter f;
   uint64_t next;       /* next seq, or next stream version */
   uint64_t remaining;  /* events still to send */
@@ -209,7 +212,6 @@ typedef struct rd {
 static void rd_free(void *p) {
   rd *r = p;
   chunk_clear(&r->k);
-  clinlog__v1__read_request__free_unpacked(r->req, NULL);
   free(r);
 }
 
@@ -238,7 +240,7 @@ static void rd_step(srv_call *c, int ok) {
     srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
     return;
   }
-  if (atomic_load(&c->srv->shutting_down)) {
+  if (srv_shutting_down(c)) {
     srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
     return;
   }
@@ -254,10 +256,10 @@ static void rd_step(srv_call *c, int ok) {
     uint64_t before = r->next;
     int rc;
     if (r->req->stream[0])
-      rc = cl_log_read_stream(c->srv->log, r->req->stream, r->next, r->backwards, CHUNK_EVENTS,
+      rc = cl_log_read_stream(log_of(c), r->req->stream, r->next, r->backwards, CHUNK_EVENTS,
                               rd_cb, r, &err);
     else
-      rc = cl_log_read_all(c->srv->log, r->next, CHUNK_EVENTS, rd_cb, r, &err);
+      rc = cl_log_read_all(log_of(c), r->next, CHUNK_EVENTS, rd_cb, r, &err);
     if (rc) {
       srv_finish_err(c, &err);
       return;
@@ -269,22 +271,29 @@ static void rd_step(srv_call *c, int ok) {
   srv_send_then(c, bb, rd_step, r->k.pos < r->k.n);
 }
 
-void svc_read(srv_call *c, int ok) {
-  (void)ok;
-  UNPACK(c, Clinlog__V1__ReadRequest, req, clinlog__v1__read_request__descriptor, "ReadRequest");
-  if (srv_read_consistency(c, req->consistency) != 0) {
-    clinlog__v1__read_request__free_unpacked(req, NULL);
+/* Read-your-writes and linearizable reads: 1 to go on; 0 the call is
+ * parked (`retry` runs again) or finished. */
+static int consistency_met(srv_call *c, const Clinlog__V1__Consistency *cons, int *barrier_done,
+                           const char *projection, step_fn retry) {
+  if (!cons)
+    return 1;
+  if (cons->linearizable && !*barrier_done) {
+    if (srv_barrier(c) != 0)
+      return 0;
+    *barrier_done = 1;
+  }
+  return !cons->min_sequence || srv_reached(c, projection, cons->min_sequence, retry) == 1;
+}
+
+static void rd_begin(srv_call *c, int ok) {
+  rd *r = c->st;
+  if (!ok || srv_cancelled(c)) {
+    srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
     return;
   }
-  rd *r = calloc(1, sizeof *r);
-  if (!r) {
-    clinlog__v1__read_request__free_unpacked(req, NULL);
-    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+  const Clinlog__V1__ReadRequest *req = r->req;
+  if (!consistency_met(c, req->consistency, &r->consistent, NULL, rd_begin))
     return;
-  }
-  r->req = req;
-  c->st = r;
-  c->st_free = rd_free;
   filter_from(&r->f, req->filter);
   r->remaining = req->max_count ? req->max_count : UINT64_MAX;
   if (req->direction != CLINLOG__V1__DIRECTION__FORWARDS &&
@@ -307,7 +316,7 @@ void svc_read(srv_call *c, int ok) {
       srv_finish_err(c, &err);
       return;
     }
-    if (cl_log_stream_version(c->srv->log, req->stream, &ver, &err) != 0) {
+    if (cl_log_stream_version(log_of(c), req->stream, &ver, &err) != 0) {
       srv_finish_err(c, &err);
       return;
     }
@@ -323,10 +332,23 @@ void svc_read(srv_call *c, int ok) {
   rd_step(c, 1);
 }
 
+static void svc_read(srv_call *c, int ok) {
+  (void)ok;
+  rd *r = calloc(1, sizeof *r);
+  if (!r) {
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  r->req = (const Clinlog__V1__ReadRequest *)c->req;
+  c->st = r;
+  c->st_free = rd_free;
+  rd_begin(c, 1);
+}
+
 /* ---------------------------------------------------------- Subscribe */
 
 typedef struct sub {
-  Clinlog__V1__SubscribeRequest *req;
+  const Clinlog__V1__SubscribeRequest *req; /* the call's (c->req) */
   filter f;
   uint64_t next;          /* next seq to examine */
   int caught_up_sent;
@@ -338,7 +360,6 @@ typedef struct sub {
 static void sub_free(void *p) {
   sub *s = p;
   chunk_clear(&s->k);
-  clinlog__v1__subscribe_request__free_unpacked(s->req, NULL);
   free(s);
 }
 
@@ -399,7 +420,7 @@ static void sub_from_cache(srv_cache *tc, sub *s, uint64_t size) {
 
 static void send_position(srv_call *c, sub *s, int caught_up, step_fn next) {
   uint64_t size;
-  cl_log_head(c->srv->log, &size, NULL);
+  cl_log_head(log_of(c), &size, NULL);
   Clinlog__V1__Position pos = CLINLOG__V1__POSITION__INIT;
   pos.seq = s->next - 1;
   pos.tree_size = size;
@@ -420,7 +441,7 @@ static void sub_step(srv_call *c, int ok) {
     srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
     return;
   }
-  if (atomic_load(&c->srv->shutting_down)) {
+  if (srv_shutting_down(c)) {
     srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down; resubscribe from your last position",
                NULL);
     return;
@@ -434,16 +455,17 @@ static void sub_step(srv_call *c, int ok) {
     }
     chunk_clear(&s->k);
     uint64_t size;
-    cl_log_head(c->srv->log, &size, NULL);
+    cl_log_head(log_of(c), &size, NULL);
     if (s->next <= size) {
       cl_err err;
       cl_err_clear(&err);
       uint64_t before = s->next;
+      srv_cache *tc = c->svc_ctx;
       if (!s->req->include_record)
-        sub_from_cache(c->srv->cache, s, size);
-      sub_read sr = {s, c->srv->cache};
+        sub_from_cache(tc, s, size);
+      sub_read sr = {s, tc};
       if (s->next == before &&
-          cl_log_read_all(c->srv->log, s->next, CHUNK_EVENTS * 8, sub_cb, &sr, &err) != 0) {
+          cl_log_read_all(log_of(c), s->next, CHUNK_EVENTS * 8, sub_cb, &sr, &err) != 0) {
         srv_finish_err(c, &err);
         return;
       }
@@ -475,13 +497,11 @@ static void sub_step(srv_call *c, int ok) {
   }
 }
 
-void svc_subscribe(srv_call *c, int ok) {
+static void svc_subscribe(srv_call *c, int ok) {
   (void)ok;
-  UNPACK(c, Clinlog__V1__SubscribeRequest, req, clinlog__v1__subscribe_request__descriptor,
-         "SubscribeRequest");
+  const Clinlog__V1__SubscribeRequest *req = (const Clinlog__V1__SubscribeRequest *)c->req;
   sub *s = calloc(1, sizeof *s);
   if (!s) {
-    clinlog__v1__subscribe_request__free_unpacked(req, NULL);
     srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
@@ -492,12 +512,12 @@ void svc_subscribe(srv_call *c, int ok) {
   s->interval_ms = req->position_interval_ms ? req->position_interval_ms : 1000;
   if (req->from_end) {
     uint64_t size;
-    cl_log_head(c->srv->log, &size, NULL);
+    cl_log_head(log_of(c), &size, NULL);
     s->next = size + 1;
   } else {
     s->next = req->from_seq ? req->from_seq : 1;
     uint64_t size;
-    cl_log_head(c->srv->log, &size, NULL);
+    cl_log_head(log_of(c), &size, NULL);
     if (s->next > size + 1) {
       char msg[160];
       snprintf(msg, sizeof msg, "from_seq %" PRIu64 " is beyond the end of the log (%" PRIu64
@@ -540,32 +560,23 @@ static void append_error(srv_call *c, int rc, const cl_err *err, cl_append_resul
   srv_finish_err(c, err);
 }
 
-/* Appends through Raft on a cluster node, else straight to the store. */
-static int do_append(srv_call *c, const Clinlog__V1__AppendBatch *b, cl_append_result *r,
-                     cl_err *err) {
-  if (c->srv->cfg.repl)
-    return cl_repl_append(c->srv->cfg.repl, b, srv_deadline_ms(c), r, err);
-  return cl_log_append(c->srv->log, b, r, err);
-}
-
-void svc_append(srv_call *c, int ok) {
+static void svc_append(srv_call *c, int ok) {
   (void)ok;
-  UNPACK(c, Clinlog__V1__AppendBatch, b, clinlog__v1__append_batch__descriptor, "AppendBatch");
-  if (atomic_load(&c->srv->shutting_down)) {
-    clinlog__v1__append_batch__free_unpacked(b, NULL);
-    srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
-    return;
-  }
+  const Clinlog__V1__AppendBatch *b = (const Clinlog__V1__AppendBatch *)c->req;
   cl_append_result r;
   cl_err err;
   cl_err_clear(&err);
-  int rc = do_append(c, b, &r, &err);
-  if (rc == CL_ENOTLEADER && srv_forward_append(c, b)) {
-    clinlog__v1__append_batch__free_unpacked(b, NULL);
+  cl_svc_route route;
+  int rc = cl_svc_append(srv_svc(c), &c->rctx, b, 1, &r, &route, &err);
+  if (rc == CL_ENOTLEADER) {
+    srv_finish_not_leader(c, &route);
     return;
   }
-  clinlog__v1__append_batch__free_unpacked(b, NULL);
+  if (route.forwarded_to[0])
+    srv_trailer(c, "clinlog-forwarded-to", route.forwarded_to);
   if (rc) {
+    if (route.leader_api[0]) /* the leader's own answer, relayed */
+      srv_trailer(c, "clinlog-leader", route.leader_api);
     append_error(c, rc, &err, &r);
     return;
   }
@@ -599,7 +610,7 @@ static void as_step(srv_call *c, int ok) {
   char n[32];
   if (!c->recv) { /* the client closed its side: report */
     uint64_t size;
-    cl_log_head(c->srv->log, &size, NULL);
+    cl_log_head(log_of(c), &size, NULL);
     Clinlog__V1__AppendStreamSummary sum = CLINLOG__V1__APPEND_STREAM_SUMMARY__INIT;
     sum.batches = a->batches;
     sum.events = a->events;
@@ -624,11 +635,12 @@ static void as_step(srv_call *c, int ok) {
   cl_append_result r;
   cl_err err;
   cl_err_clear(&err);
-  int rc = do_append(c, b, &r, &err);
+  cl_svc_route route;
+  int rc = cl_svc_append(srv_svc(c), &c->rctx, b, 0, &r, &route, &err);
   clinlog__v1__append_batch__free_unpacked(b, NULL);
   if (rc == CL_ENOTLEADER) { /* a bulk import goes to the leader itself */
     srv_trailer(c, "clinlog-committed-batches", n);
-    srv_finish_not_leader(c);
+    srv_finish_not_leader(c, &route);
     return;
   }
   if (rc) {
@@ -648,7 +660,7 @@ static void as_step(srv_call *c, int ok) {
     a->last = r.seq[r.n - 1];
   }
   cl_append_result_free(&r);
-  if (atomic_load(&c->srv->shutting_down)) {
+  if (srv_shutting_down(c)) {
     srv_trailer(c, "clinlog-committed-batches", n);
     srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
     return;
@@ -656,9 +668,9 @@ static void as_step(srv_call *c, int ok) {
   srv_recv(c, as_step);
 }
 
-void svc_append_stream(srv_call *c, int ok) {
+static void svc_append_stream(srv_call *c, int ok) {
   (void)ok;
-  if (atomic_load(&c->srv->shutting_down)) {
+  if (srv_shutting_down(c)) {
     srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
     return;
   }
@@ -687,10 +699,9 @@ static int get_note(cl_log *log, uint64_t size, char **note, size_t *len, cl_che
   return 0;
 }
 
-void svc_get_checkpoint(srv_call *c, int ok) {
+static void svc_get_checkpoint(srv_call *c, int ok) {
   (void)ok;
-  UNPACK(c, Clinlog__V1__GetCheckpointRequest, req, clinlog__v1__get_checkpoint_request__descriptor,
-         "GetCheckpointRequest");
+  const Clinlog__V1__GetCheckpointRequest *req = (const Clinlog__V1__GetCheckpointRequest *)c->req;
   cl_err err;
   cl_err_clear(&err);
   char *note = NULL;
@@ -698,13 +709,12 @@ void svc_get_checkpoint(srv_call *c, int ok) {
   cl_checkpoint cp;
   int rc;
   if (req->fresh && !req->tree_size) {
-    rc = cl_log_checkpoint(c->srv->log, &note, &len, &err);
+    rc = cl_log_checkpoint(log_of(c), &note, &len, &err);
     if (rc == 0)
       rc = cl_checkpoint_parse(note, len, &cp, &err);
   } else {
-    rc = get_note(c->srv->log, req->tree_size, &note, &len, &cp, &err);
+    rc = get_note(log_of(c), req->tree_size, &note, &len, &cp, &err);
   }
-  clinlog__v1__get_checkpoint_request__free_unpacked(req, NULL);
   if (rc) {
     free(note);
     srv_finish_err(c, &err);
@@ -715,7 +725,7 @@ void svc_get_checkpoint(srv_call *c, int ok) {
   out.origin = cp.origin;
   out.tree_size = cp.size;
   out.root_hash = (ProtobufCBinaryData){32, cp.root};
-  out.log_public_key = (ProtobufCBinaryData){32, (uint8_t *)cl_log_public_key(c->srv->log)};
+  out.log_public_key = (ProtobufCBinaryData){32, (uint8_t *)cl_log_public_key(log_of(c))};
   srv_finish(c, GRPC_STATUS_OK, "", &out.base);
   free(note);
 }
@@ -752,13 +762,11 @@ static int grab(void *ctx, const cl_event_view *v, cl_err *err) {
   return 1;
 }
 
-void svc_prove_inclusion(srv_call *c, int ok) {
+static void svc_prove_inclusion(srv_call *c, int ok) {
   (void)ok;
-  UNPACK(c, Clinlog__V1__ProveInclusionRequest, req,
-         clinlog__v1__prove_inclusion_request__descriptor, "ProveInclusionRequest");
-  cl_log *log = c->srv->log;
+  const Clinlog__V1__ProveInclusionRequest *req = (const Clinlog__V1__ProveInclusionRequest *)c->req;
+  cl_log *log = log_of(c);
   uint64_t seq = req->seq, size = req->tree_size ? req->tree_size : default_size(log, req->seq);
-  clinlog__v1__prove_inclusion_request__free_unpacked(req, NULL);
   uint8_t proof[CL_MERKLE_MAX_PROOF][32], leaf[32], root[32];
   size_t n = 0;
   cl_err err;
@@ -792,14 +800,12 @@ void svc_prove_inclusion(srv_call *c, int ok) {
   free(g.p);
 }
 
-void svc_prove_consistency(srv_call *c, int ok) {
+static void svc_prove_consistency(srv_call *c, int ok) {
   (void)ok;
-  UNPACK(c, Clinlog__V1__ProveConsistencyRequest, req,
-         clinlog__v1__prove_consistency_request__descriptor, "ProveConsistencyRequest");
-  cl_log *log = c->srv->log;
+  const Clinlog__V1__ProveConsistencyRequest *req = (const Clinlog__V1__ProveConsistencyRequest *)c->req;
+  cl_log *log = log_of(c);
   uint64_t old = req->old_size,
            size = req->new_size ? req->new_size : default_size(log, req->old_size);
-  clinlog__v1__prove_consistency_request__free_unpacked(req, NULL);
   uint8_t proof[CL_MERKLE_MAX_PROOF][32], oroot[32], root[32];
   size_t n = 0;
   cl_err err;
@@ -848,45 +854,53 @@ static int one_cb(void *ctx, const cl_event_view *v, cl_err *err) {
   return 1;
 }
 
-void svc_get_event(srv_call *c, int ok) {
+static void get_event_step(srv_call *c, int ok) {
+  if (!ok || srv_cancelled(c)) {
+    srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+    return;
+  }
+  const Clinlog__V1__GetEventRequest *req = (const Clinlog__V1__GetEventRequest *)c->req;
+  if (!consistency_met(c, req->consistency, (int *)c->st, NULL, get_event_step))
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  one o = {c, req->include_record};
+  if (cl_log_get_event(log_of(c), req->event_id.data, one_cb, &o, &err) != 0)
+    srv_finish_err(c, &err);
+}
+
+static void svc_get_event(srv_call *c, int ok) {
   (void)ok;
-  UNPACK(c, Clinlog__V1__GetEventRequest, req, clinlog__v1__get_event_request__descriptor,
-         "GetEventRequest");
+  const Clinlog__V1__GetEventRequest *req = (const Clinlog__V1__GetEventRequest *)c->req;
   cl_err err;
   cl_err_clear(&err);
   if (req->event_id.len != 16) {
-    clinlog__v1__get_event_request__free_unpacked(req, NULL);
     cl_err_set(&err, CL_EINVAL, "event_id: must be 16 bytes (a UUID)");
     srv_finish_err(c, &err);
     return;
   }
-  if (srv_read_consistency(c, req->consistency) != 0) {
-    clinlog__v1__get_event_request__free_unpacked(req, NULL);
+  if (!(c->st = calloc(1, sizeof(int)))) { /* the barrier is done */
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
-  one o = {c, req->include_record};
-  int rc = cl_log_get_event(c->srv->log, req->event_id.data, one_cb, &o, &err);
-  clinlog__v1__get_event_request__free_unpacked(req, NULL);
-  if (rc)
-    srv_finish_err(c, &err);
+  c->st_free = free;
+  get_event_step(c, 1);
 }
 
 /* -------------------------------------------------------------- Health */
 
-static int known_service(const char *s) { return !s[0] || !strcmp(s, "clinlog.v1.Log"); }
+static int known_service(srv_call *c, const char *s) { return !s[0] || srv_knows_service(c, s); }
 
-void svc_health_check(srv_call *c, int ok) {
+static void svc_health_check(srv_call *c, int ok) {
   (void)ok;
-  UNPACK(c, Grpc__Health__V1__HealthCheckRequest, req,
-         grpc__health__v1__health_check_request__descriptor, "HealthCheckRequest");
-  int known = known_service(req->service);
-  grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+  const Grpc__Health__V1__HealthCheckRequest *req = (const Grpc__Health__V1__HealthCheckRequest *)c->req;
+  int known = known_service(c, req->service);
   if (!known) {
     srv_finish(c, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
     return;
   }
   Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-  r.status = atomic_load(&c->srv->serving) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+  r.status = srv_serving(c) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                                            : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
   srv_finish(c, GRPC_STATUS_OK, "", &r.base);
 }
@@ -903,7 +917,7 @@ static void watch_step(srv_call *c, int ok) {
     return;
   }
   int status = !w->known ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
-               : atomic_load(&c->srv->serving)
+               : srv_serving(c)
                    ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                    : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
   if (status != w->last) {
@@ -913,27 +927,51 @@ static void watch_step(srv_call *c, int ok) {
     srv_send_msg(c, &r.base, watch_step);
     return;
   }
-  if (atomic_load(&c->srv->shutting_down)) {
+  if (srv_shutting_down(c)) {
     srv_finish(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down", NULL);
     return;
   }
   srv_wait(c, 0, watch_step);
 }
 
-void svc_health_watch(srv_call *c, int ok) {
+static void svc_health_watch(srv_call *c, int ok) {
   (void)ok;
-  UNPACK(c, Grpc__Health__V1__HealthCheckRequest, req,
-         grpc__health__v1__health_check_request__descriptor, "HealthCheckRequest");
+  const Grpc__Health__V1__HealthCheckRequest *req = (const Grpc__Health__V1__HealthCheckRequest *)c->req;
   watch *w = calloc(1, sizeof *w);
   if (!w) {
-    grpc__health__v1__health_check_request__free_unpacked(req, NULL);
     srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
-  w->known = known_service(req->service);
+  w->known = known_service(c, req->service);
   w->last = -1;
-  grpc__health__v1__health_check_request__free_unpacked(req, NULL);
   c->st = w;
   c->st_free = free;
   watch_step(c, 1);
 }
+
+/* ------------------------------------------------------------ tables */
+
+static const cl_grpc_method_def LOG_METHODS[] = {
+    {M_APPEND, &clinlog__v1__append_batch__descriptor, svc_append},
+    {M_APPEND_STREAM, NULL, svc_append_stream},
+    {M_READ, &clinlog__v1__read_request__descriptor, svc_read},
+    {M_SUBSCRIBE, &clinlog__v1__subscribe_request__descriptor, svc_subscribe},
+    {M_GET_CHECKPOINT, &clinlog__v1__get_checkpoint_request__descriptor, svc_get_checkpoint},
+    {M_PROVE_INCLUSION, &clinlog__v1__prove_inclusion_request__descriptor, svc_prove_inclusion},
+    {M_PROVE_CONSISTENCY, &clinlog__v1__prove_consistency_request__descriptor,
+     svc_prove_consistency},
+    {M_GET_EVENT, &clinlog__v1__get_event_request__descriptor, svc_get_event},
+};
+
+const cl_grpc_service cl_grpc_log_service = {
+    "clinlog.v1.Log", LOG_METHODS, sizeof LOG_METHODS / sizeof LOG_METHODS[0], cache_new,
+    cache_free};
+
+static const cl_grpc_method_def HEALTH_METHODS[] = {
+    {M_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, svc_health_check},
+    {M_HEALTH_WATCH, &grpc__health__v1__health_check_request__descriptor, svc_health_watch},
+};
+
+const cl_grpc_service cl_grpc_health_service = {
+    "grpc.health.v1.Health", HEALTH_METHODS, sizeof HEALTH_METHODS / sizeof HEALTH_METHODS[0],
+    NULL, NULL};

@@ -70,7 +70,7 @@ def setup(build, tmp, scale):
                     "grpc/health/v1/health.proto"], check=True)
     sys.path.insert(0, gen)
     ns = _NS()
-    for m in ("types", "domain", "system", "event", "record", "api"):
+    for m in ("types", "domain", "system", "event", "record", "api", "query"):
         setattr(ns, m, importlib.import_module("clinlog.v1.%s_pb2" % m))
     spec = importlib.util.spec_from_file_location(
         "clinlog_interop_health_pb2", os.path.join(hgen, "grpc", "health", "v1", "health_pb2.py"))
@@ -507,6 +507,18 @@ class Client:
                           h.HealthCheckResponse.FromString)
         self._hwatch = us(H + "Watch", h.HealthCheckRequest.SerializeToString,
                           h.HealthCheckResponse.FromString)
+        q = pb.query
+        S, P = "/clinlog.v1.Streams/", "/clinlog.v1.Projections/"
+        self._get_stream = uu(S + "GetStream", q.GetStreamRequest.SerializeToString,
+                              q.StreamInfo.FromString)
+        self._list_streams = uu(S + "ListStreams", q.ListStreamsRequest.SerializeToString,
+                                q.ListStreamsResponse.FromString)
+        self._by_type = uu(S + "ListEventsByType", q.ListEventsByTypeRequest.SerializeToString,
+                           q.ListEventsByTypeResponse.FromString)
+        self._projections = uu(P + "List", q.ListProjectionsRequest.SerializeToString,
+                               q.ListProjectionsResponse.FromString)
+        self._rebuild = uu(P + "Rebuild", q.RebuildProjectionRequest.SerializeToString,
+                           q.ProjectionStatus.FromString)
 
     def close(self):
         self.channel.close()
@@ -562,6 +574,31 @@ class Client:
     def health_watch(self, service="", timeout=None):
         return self._hwatch(pb.health.HealthCheckRequest(service=service),
                             timeout=timeout or T(60))
+
+    # clinlog.v1.Streams and clinlog.v1.Projections (proto/clinlog/v1/query.proto)
+    def get_stream(self, stream, min_sequence=0, timeout=None):
+        return self._get_stream(pb.query.GetStreamRequest(
+            stream=stream, consistency=pb.api.Consistency(min_sequence=min_sequence)),
+            timeout=timeout or T(15))
+
+    def list_streams(self, category, page_size=0, page_token=b"", min_sequence=0, timeout=None):
+        return self._list_streams(pb.query.ListStreamsRequest(
+            category=category, page_size=page_size, page_token=page_token,
+            consistency=pb.api.Consistency(min_sequence=min_sequence)), timeout=timeout or T(15))
+
+    def events_by_type(self, event_type, from_seq=0, page_size=0, min_sequence=0, timeout=None):
+        return self._by_type(pb.query.ListEventsByTypeRequest(
+            event_type=event_type, from_seq=from_seq, page_size=page_size,
+            consistency=pb.api.Consistency(min_sequence=min_sequence)), timeout=timeout or T(15))
+
+    def projections(self, timeout=None):
+        return {p.name: p for p in
+                self._projections(pb.query.ListProjectionsRequest(),
+                                  timeout=timeout or T(15)).projections}
+
+    def rebuild(self, name, timeout=None):
+        return self._rebuild(pb.query.RebuildProjectionRequest(name=name),
+                             timeout=timeout or T(30))
 
     def raw_unary(self, method, data, timeout=None):
         """Sends `data` as the request bytes verbatim; returns response bytes."""

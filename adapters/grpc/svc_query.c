@@ -1,0 +1,287 @@
+/* Handlers of clinlog.v1.Streams (the `streams` projection's read engine,
+ * query/streams) and clinlog.v1.Projections (status and rebuild of every
+ * projection the request layer runs). Reads may ask for read-your-writes:
+ * they wait, parked, until the projection has folded the sequence asked
+ * for. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/grpc/server_int.h"
+#include "adapters/grpc/services.h"
+#include "clinlog/v1/query.pb-c.h"
+#include "query/streams/streams.h"
+#include "store/event.h"
+
+#define STREAMS "streams"
+
+/* The streams projection, or NULL after finishing the call. */
+static cl_proj *streams_of(srv_call *c) {
+  cl_runner *r = cl_svc_runner(srv_svc(c), STREAMS);
+  if (r)
+    return cl_runner_proj(r);
+  cl_err err;
+  cl_err_set(&err, CL_EUNAVAILABLE, "this node does not run the streams projection");
+  srv_finish_err(c, &err);
+  return NULL;
+}
+
+/* min_sequence of a Streams read: wait until the projection folded it.
+ * 1 to go on; 0: parked or finished. Linearizable reads first take the
+ * Raft barrier (then wait for the projection to fold up to the head). */
+static int folded(srv_call *c, const Clinlog__V1__Consistency *cons, step_fn retry) {
+  if (!cons)
+    return 1;
+  uint64_t want = cons->min_sequence;
+  if (cons->linearizable) {
+    int *state = c->st; /* the barrier was taken */
+    if (!*state) {
+      if (srv_barrier(c) != 0)
+        return 0;
+      uint64_t head;
+      cl_log_head(cl_svc_log(srv_svc(c)), &head, NULL);
+      *state = 1;
+      if (head > want)
+        want = head;
+    }
+  }
+  return !want || srv_reached(c, STREAMS, want, retry) == 1;
+}
+
+static int begin(srv_call *c) {
+  if (!(c->st = calloc(1, sizeof(int)))) {
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return -1;
+  }
+  c->st_free = free;
+  return 0;
+}
+
+static int still_here(srv_call *c, int ok) {
+  if (ok && !srv_cancelled(c))
+    return 1;
+  srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+  return 0;
+}
+
+/* ------------------------------------------------------------ GetStream */
+
+static void get_stream_step(srv_call *c, int ok) {
+  const Clinlog__V1__GetStreamRequest *req = (const Clinlog__V1__GetStreamRequest *)c->req;
+  if (!still_here(c, ok) || !folded(c, req->consistency, get_stream_step))
+    return;
+  cl_proj *p = streams_of(c);
+  if (!p)
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_stream_name_check(req->stream, strlen(req->stream), &err) != 0) {
+    cl_err_prefix(&err, "GetStreamRequest.stream");
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__StreamInfo *si;
+  if (cl_streams_get(p, cl_svc_log(srv_svc(c)), req->stream, &si, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  srv_finish(c, GRPC_STATUS_OK, "", &si->base);
+  clinlog__v1__stream_info__free_unpacked(si, NULL);
+}
+
+static void svc_get_stream(srv_call *c, int ok) {
+  (void)ok;
+  if (begin(c) == 0)
+    get_stream_step(c, 1);
+}
+
+/* ---------------------------------------------------------- ListStreams */
+
+typedef struct page {
+  Clinlog__V1__StreamInfo **items;
+  size_t n, cap;
+} page;
+
+static int add_info(void *ctx, Clinlog__V1__StreamInfo *info, cl_err *err) {
+  page *pg = ctx;
+  if (pg->n == pg->cap) {
+    clinlog__v1__stream_info__free_unpacked(info, NULL);
+    return cl_err_set(err, CL_EINVAL, "page overflow");
+  }
+  pg->items[pg->n++] = info;
+  return 0;
+}
+
+static void list_streams_step(srv_call *c, int ok) {
+  const Clinlog__V1__ListStreamsRequest *req = (const Clinlog__V1__ListStreamsRequest *)c->req;
+  if (!still_here(c, ok) || !folded(c, req->consistency, list_streams_step))
+    return;
+  cl_proj *p = streams_of(c);
+  if (!p)
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  size_t limit = req->page_size ? req->page_size : 100;
+  if (!req->category[0] || limit > 1000 || (req->page_token.len && req->page_token.len != 32)) {
+    cl_err_set(&err, CL_EINVAL,
+               !req->category[0] ? "ListStreamsRequest.category: required"
+               : limit > 1000    ? "ListStreamsRequest.page_size: at most 1000"
+                                 : "ListStreamsRequest.page_token: not a token this API gave");
+    srv_finish_err(c, &err);
+    return;
+  }
+  page pg = {calloc(limit, sizeof *pg.items), 0, limit};
+  if (!pg.items) {
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  uint8_t next[32];
+  int more = 0;
+  int rc = cl_streams_list(p, req->category, req->page_token.len ? req->page_token.data : NULL,
+                           limit, add_info, &pg, next, &more, &err);
+  if (rc == 0) {
+    Clinlog__V1__ListStreamsResponse resp = CLINLOG__V1__LIST_STREAMS_RESPONSE__INIT;
+    resp.n_streams = pg.n;
+    resp.streams = pg.items;
+    if (more)
+      resp.next_page_token = (ProtobufCBinaryData){32, next};
+    srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  } else {
+    srv_finish_err(c, &err);
+  }
+  for (size_t i = 0; i < pg.n; i++)
+    clinlog__v1__stream_info__free_unpacked(pg.items[i], NULL);
+  free(pg.items);
+}
+
+static void svc_list_streams(srv_call *c, int ok) {
+  (void)ok;
+  if (begin(c) == 0)
+    list_streams_step(c, 1);
+}
+
+/* ----------------------------------------------------- ListEventsByType */
+
+static void by_type_step(srv_call *c, int ok) {
+  const Clinlog__V1__ListEventsByTypeRequest *req =
+      (const Clinlog__V1__ListEventsByTypeRequest *)c->req;
+  if (!still_here(c, ok) || !folded(c, req->consistency, by_type_step))
+    return;
+  cl_proj *p = streams_of(c);
+  if (!p)
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  size_t limit = req->page_size ? req->page_size : 100;
+  if (!cl_event_type_name(req->event_type) || limit > 10000) {
+    cl_err_set(&err, CL_EINVAL, limit > 10000 ? "ListEventsByTypeRequest.page_size: at most 10000"
+                                              : "ListEventsByTypeRequest.event_type: unknown type %u",
+               req->event_type);
+    srv_finish_err(c, &err);
+    return;
+  }
+  uint64_t *seqs = malloc(limit * sizeof *seqs), next = 0;
+  size_t n = 0;
+  if (!seqs) {
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  if (cl_streams_by_type(p, req->event_type, req->from_seq, limit, seqs, &n, &next, &err) != 0) {
+    free(seqs);
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__ListEventsByTypeResponse resp = CLINLOG__V1__LIST_EVENTS_BY_TYPE_RESPONSE__INIT;
+  resp.n_seqs = n;
+  resp.seqs = seqs;
+  resp.next_from_seq = next;
+  srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  free(seqs);
+}
+
+static void svc_list_events_by_type(srv_call *c, int ok) {
+  (void)ok;
+  if (begin(c) == 0)
+    by_type_step(c, 1);
+}
+
+/* ---------------------------------------------------------- Projections */
+
+/* Strings of a status live in `st`; the message points into it. */
+static void fill_status(Clinlog__V1__ProjectionStatus *ps, cl_runner_status *st) {
+  clinlog__v1__projection_status__init(ps);
+  ps->name = st->name;
+  ps->state = (char *)cl_runner_state_name(st->state);
+  ps->position = st->position;
+  ps->head = st->head;
+  ps->lag = st->lag;
+  ps->folded = st->folded;
+  ps->rebuilds = st->rebuilds;
+  ps->error = st->error.code ? st->error.msg : "";
+}
+
+#define MAX_RUNNERS 16
+
+static void svc_list_projections(srv_call *c, int ok) {
+  (void)ok;
+  cl_runner *rs[MAX_RUNNERS];
+  size_t n = cl_svc_runners(srv_svc(c), rs, MAX_RUNNERS);
+  cl_runner_status st[MAX_RUNNERS];
+  Clinlog__V1__ProjectionStatus ps[MAX_RUNNERS], *pp[MAX_RUNNERS];
+  for (size_t i = 0; i < n; i++) {
+    cl_runner_get_status(rs[i], &st[i]);
+    fill_status(&ps[i], &st[i]);
+    pp[i] = &ps[i];
+  }
+  Clinlog__V1__ListProjectionsResponse resp = CLINLOG__V1__LIST_PROJECTIONS_RESPONSE__INIT;
+  resp.n_projections = n;
+  resp.projections = pp;
+  srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+}
+
+static void svc_rebuild_projection(srv_call *c, int ok) {
+  (void)ok;
+  const Clinlog__V1__RebuildProjectionRequest *req =
+      (const Clinlog__V1__RebuildProjectionRequest *)c->req;
+  cl_err err;
+  cl_err_clear(&err);
+  cl_runner *r = cl_svc_runner(srv_svc(c), req->name);
+  if (!r) {
+    cl_err_set(&err, CL_ENOTFOUND, "no projection named %s", req->name);
+    srv_finish_err(c, &err);
+    return;
+  }
+  if (cl_runner_rebuild(r, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  cl_runner_status st;
+  cl_runner_get_status(r, &st);
+  Clinlog__V1__ProjectionStatus ps;
+  fill_status(&ps, &st);
+  srv_finish(c, GRPC_STATUS_OK, "", &ps.base);
+}
+
+/* ------------------------------------------------------------ tables */
+
+static const cl_grpc_method_def STREAMS_METHODS[] = {
+    {M_GET_STREAM, &clinlog__v1__get_stream_request__descriptor, svc_get_stream},
+    {M_LIST_STREAMS, &clinlog__v1__list_streams_request__descriptor, svc_list_streams},
+    {M_LIST_EVENTS_BY_TYPE, &clinlog__v1__list_events_by_type_request__descriptor,
+     svc_list_events_by_type},
+};
+
+const cl_grpc_service cl_grpc_streams_service = {
+    "clinlog.v1.Streams", STREAMS_METHODS, sizeof STREAMS_METHODS / sizeof STREAMS_METHODS[0],
+    NULL, NULL};
+
+static const cl_grpc_method_def PROJECTIONS_METHODS[] = {
+    {M_LIST_PROJECTIONS, &clinlog__v1__list_projections_request__descriptor,
+     svc_list_projections},
+    {M_REBUILD_PROJECTION, &clinlog__v1__rebuild_projection_request__descriptor,
+     svc_rebuild_projection},
+};
+
+const cl_grpc_service cl_grpc_projections_service = {
+    "clinlog.v1.Projections", PROJECTIONS_METHODS,
+    sizeof PROJECTIONS_METHODS / sizeof PROJECTIONS_METHODS[0], NULL, NULL};

@@ -1,0 +1,288 @@
+/* The request layer; see service.h.
+ *
+ * `mu` guards the projection list while it is built (before serving) and
+ * the draining flag; afterwards the list only grows at start, so readers
+ * take `mu` briefly to copy what they need. */
+#include "adapters/service/service.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/keys.h"
+
+#define MAX_PROJECTIONS 16
+
+struct cl_svc {
+  cl_svc_options o;
+  pthread_mutex_t mu;
+  int draining;
+  cl_runner *runners[MAX_PROJECTIONS];
+  size_t nrunners;
+};
+
+static const struct {
+  const char *name;
+  int kind;
+} METHODS[M_COUNT] = {
+#define CL_METHOD_ROW(id, name, kind) [id] = {name, kind},
+    CL_METHODS(CL_METHOD_ROW)
+#undef CL_METHOD_ROW
+};
+
+const char *cl_method_name(int m) { return m >= 0 && m < M_COUNT ? METHODS[m].name : "?"; }
+int cl_method_kind(int m) { return m >= 0 && m < M_COUNT ? METHODS[m].kind : -1; }
+
+const char *cl_method_kind_name(int kind) {
+  switch (kind) {
+  case CL_MK_WRITE: return "write";
+  case CL_MK_READ: return "read";
+  case CL_MK_PROOF: return "proof";
+  case CL_MK_HEALTH: return "health";
+  case CL_MK_ADMIN_READ: return "admin-read";
+  case CL_MK_ADMIN: return "admin";
+  case CL_MK_PEER: return "peer";
+  default: return "?";
+  }
+}
+
+int cl_method_by_name(const char *name) {
+  for (int m = 0; m < M_COUNT; m++)
+    if (!strcmp(METHODS[m].name, name))
+      return m;
+  return -1;
+}
+
+const char *cl_auth_name(int auth) {
+  switch (auth) {
+  case CL_AUTH_NONE: return "none";
+  case CL_AUTH_TLS: return "tls";
+  case CL_AUTH_MTLS: return "mtls";
+  case CL_AUTH_TOKEN: return "token";
+  case CL_AUTH_NODE: return "node";
+  default: return "?";
+  }
+}
+
+void cl_req_ctx_init(cl_req_ctx *rc, int method, const char *transport) {
+  memset(rc, 0, sizeof *rc);
+  rc->method = method;
+  rc->transport = transport;
+  uint8_t id[16];
+  randombytes_buf(id, sizeof id);
+  id[6] = (id[6] & 0x0f) | 0x40; /* UUIDv4 */
+  id[8] = (id[8] & 0x3f) | 0x80;
+  char hex[33];
+  cl_hex(id, 16, hex);
+  snprintf(rc->request_id, sizeof rc->request_id, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+           hex + 12, hex + 16, hex + 20);
+}
+
+/* ---------------------------------------------------------------- life */
+
+int cl_svc_new(const cl_svc_options *o, cl_svc **out, cl_err *err) {
+  if (!o || !o->log)
+    return cl_err_set(err, CL_EINVAL, "service: a log is required");
+  cl_svc *s = calloc(1, sizeof *s);
+  if (!s)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  s->o = *o;
+  pthread_mutex_init(&s->mu, NULL);
+  *out = s;
+  return 0;
+}
+
+void cl_svc_free(cl_svc *s) {
+  if (!s)
+    return;
+  for (size_t i = s->nrunners; i-- > 0;)
+    cl_runner_stop(s->runners[i]);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+cl_log *cl_svc_log(cl_svc *s) { return s->o.log; }
+cl_repl *cl_svc_repl(cl_svc *s) { return s->o.repl; }
+
+void cl_svc_set_draining(cl_svc *s, int draining) {
+  pthread_mutex_lock(&s->mu);
+  s->draining = draining;
+  pthread_mutex_unlock(&s->mu);
+}
+
+int cl_svc_draining(cl_svc *s) {
+  pthread_mutex_lock(&s->mu);
+  int d = s->draining;
+  pthread_mutex_unlock(&s->mu);
+  return d;
+}
+
+/* ---------------------------------------------------------------- calls */
+
+int cl_svc_admit(cl_svc *s, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
+  const cl_svc_hooks *h = &s->o.hooks;
+  if (rc->method < 0 || rc->method >= M_COUNT)
+    return cl_err_set(err, CL_EINVAL, "unknown method");
+  int code;
+  if (h->authorize && (code = h->authorize(h->ctx, rc, req, err)) != 0) {
+    if (code > 0 || !err->msg[0])
+      cl_err_set(err, code < 0 ? code : CL_EDENIED, "%s: not allowed",
+                 cl_method_name(rc->method));
+    return code < 0 ? code : CL_EDENIED;
+  }
+  if (h->audit && (code = h->audit(h->ctx, rc, req, err)) != 0) {
+    /* no record, no access */
+    char why[CL_ERR_MSG_SIZE];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return cl_err_set(err, CL_EUNAVAILABLE, "the access could not be recorded: %s", why);
+  }
+  return 0;
+}
+
+void cl_svc_finished(cl_svc *s, const cl_req_ctx *rc, int code, const char *detail) {
+  const cl_svc_hooks *h = &s->o.hooks;
+  if (h->finished)
+    h->finished(h->ctx, rc, code, detail ? detail : "");
+}
+
+/* --------------------------------------------------------------- writer */
+
+int cl_svc_leader(cl_svc *s, cl_svc_route *route) {
+  if (route)
+    memset(route, 0, sizeof *route);
+  if (!s->o.repl)
+    return 1;
+  uint64_t id = 0;
+  char api[CL_REPL_ADDR_MAX] = "";
+  int leads = cl_repl_leader(s->o.repl, &id, api, sizeof api);
+  if (route && !leads) {
+    route->leader_id = id;
+    snprintf(route->leader_api, sizeof route->leader_api, "%s", api);
+  }
+  return leads;
+}
+
+int cl_svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+                  int allow_forward, cl_append_result *r, cl_svc_route *route, cl_err *err) {
+  cl_svc_route local;
+  if (!route)
+    route = &local;
+  memset(route, 0, sizeof *route);
+  memset(r, 0, sizeof *r);
+  if (cl_svc_draining(s))
+    return cl_err_set(err, CL_EUNAVAILABLE, "server is shutting down");
+  if (!s->o.repl)
+    return cl_log_append(s->o.log, b, r, err);
+  int rc_code = cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);
+  if (rc_code != CL_ENOTLEADER)
+    return rc_code;
+  cl_svc_leader(s, route);
+  /* one hop only: a forwarded write that meets a node that does not lead
+   * (leadership just moved) goes back to the client, never round again */
+  if (!allow_forward || s->o.no_forward || rc->forwarded || !s->o.forward ||
+      !route->leader_api[0]) {
+    if (route->leader_api[0])
+      return cl_err_set(err, CL_ENOTLEADER, "not the leader; the leader is node %llu at %s",
+                        (unsigned long long)route->leader_id, route->leader_api);
+    return cl_err_set(err, CL_ENOTLEADER, "not the leader; no leader is known (election in progress)");
+  }
+  rc_code = s->o.forward(s->o.forward_ctx, route->leader_api, rc, b, r, err);
+  if (rc_code == 0)
+    snprintf(route->forwarded_to, sizeof route->forwarded_to, "%s", route->leader_api);
+  return rc_code;
+}
+
+/* ----------------------------------------------------------- consistency */
+
+int cl_svc_barrier(cl_svc *s, const cl_req_ctx *rc, cl_svc_route *route, cl_err *err) {
+  if (route)
+    memset(route, 0, sizeof *route);
+  if (!s->o.repl)
+    return 0; /* no cluster: every read is linearizable */
+  int64_t cap = cl_feed_now_ms() + 10000;
+  int64_t deadline = rc->deadline_ms && rc->deadline_ms < cap ? rc->deadline_ms : cap;
+  int code = cl_repl_barrier(s->o.repl, deadline, err);
+  if (code == CL_ENOTLEADER)
+    cl_svc_leader(s, route);
+  return code;
+}
+
+int cl_svc_reached(cl_svc *s, const char *projection, uint64_t seq, cl_err *err) {
+  if (!projection)
+    return cl_feed_size(cl_log_feed(s->o.log)) >= seq;
+  cl_runner *r = cl_svc_runner(s, projection);
+  if (!r)
+    return cl_err_set(err, CL_ENOTFOUND, "no projection named %s", projection);
+  return cl_proj_position(cl_runner_proj(r)) >= seq;
+}
+
+int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms,
+                cl_err *err) {
+  if (!projection) {
+    int code = cl_feed_wait(cl_log_feed(s->o.log), seq, deadline_ms, NULL, err);
+    if (code == CL_ETIMEDOUT)
+      cl_err_set(err, CL_ETIMEDOUT, "this node has applied %llu of the %llu events asked for",
+                 (unsigned long long)cl_feed_size(cl_log_feed(s->o.log)),
+                 (unsigned long long)seq);
+    return code;
+  }
+  cl_runner *r = cl_svc_runner(s, projection);
+  if (!r)
+    return cl_err_set(err, CL_ENOTFOUND, "no projection named %s", projection);
+  return cl_runner_wait(r, seq, deadline_ms, err);
+}
+
+size_t cl_svc_feeds(cl_svc *s, cl_feed **out, size_t cap) {
+  size_t n = 0;
+  if (n < cap)
+    out[n++] = cl_log_feed(s->o.log);
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->nrunners && n < cap; i++)
+    out[n++] = cl_runner_feed(s->runners[i]);
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+/* ----------------------------------------------------------- projections */
+
+int cl_svc_add_projection(cl_svc *s, const cl_projection *def, const cl_runner_options *o,
+                          cl_err *err) {
+  if (cl_svc_runner(s, def->name))
+    return cl_err_set(err, CL_EEXIST, "projection %s runs already", def->name);
+  pthread_mutex_lock(&s->mu);
+  int full = s->nrunners == MAX_PROJECTIONS;
+  pthread_mutex_unlock(&s->mu);
+  if (full)
+    return cl_err_set(err, CL_EINVAL, "at most %d projections", MAX_PROJECTIONS);
+  cl_runner *r;
+  int code = cl_runner_start(s->o.log, def, o, &r, err);
+  if (code)
+    return code;
+  pthread_mutex_lock(&s->mu);
+  s->runners[s->nrunners++] = r;
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+cl_runner *cl_svc_runner(cl_svc *s, const char *name) {
+  cl_runner *found = NULL;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < s->nrunners && !found; i++) {
+    cl_runner_status st;
+    cl_runner_get_status(s->runners[i], &st);
+    if (!strcmp(st.name, name))
+      found = s->runners[i];
+  }
+  pthread_mutex_unlock(&s->mu);
+  return found;
+}
+
+size_t cl_svc_runners(cl_svc *s, cl_runner **out, size_t cap) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->nrunners < cap ? s->nrunners : cap;
+  memcpy(out, s->runners, n * sizeof *out);
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}

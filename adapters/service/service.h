@@ -1,0 +1,181 @@
+/* The request layer: what every front door (gRPC today; HTTP, MLLP and CDS
+ * Hooks next) is a thin codec over. It owns what every call needs, so no
+ * front door re-implements it:
+ *
+ *  - the request context (cl_req_ctx): who is calling (principal, roles,
+ *    how they authenticated), from where, the request id, the purpose of
+ *    use; the codec fills it from its transport;
+ *  - hooks run before any handler, for every method, the cluster-admin ones
+ *    included: authorize (refuse the call) and audit (record the access;
+ *    an audit that fails refuses the call: fail closed); and a notice when
+ *    the call is over. Without hooks every call is allowed and nothing is
+ *    recorded (the security work fills them in);
+ *  - one writer over the local store or Raft, forwarding a write to the
+ *    leader (one hop) through a transport the codec provides;
+ *  - read consistency: linearizable (a Raft barrier) and read-your-writes
+ *    (a sequence the log or a projection must have reached), waited for on
+ *    the commit feed (store/feed.h) or a projection's progress feed, never by
+ *    polling;
+ *  - the projections the node runs (query/runner.h), started and stopped
+ *    with the service, served to every front door.
+ *
+ * Thread-safety: every function may be called from any thread. */
+#ifndef CL_ADAPTERS_SERVICE_SERVICE_H
+#define CL_ADAPTERS_SERVICE_SERVICE_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapters/service/methods.h"
+#include "clinlog/v1/api.pb-c.h"
+#include "query/runner.h"
+#include "replication/node.h"
+#include "store/err.h"
+#include "store/feed.h"
+#include "store/log.h"
+
+/* How the caller authenticated. */
+enum cl_auth {
+  CL_AUTH_NONE,      /* nothing checked (plaintext, --dev on loopback) */
+  CL_AUTH_TLS,       /* TLS without a client certificate */
+  CL_AUTH_MTLS,      /* a verified client certificate (cert_fingerprint) */
+  CL_AUTH_TOKEN,     /* a session or SMART token */
+  CL_AUTH_NODE       /* another node of this cluster */
+};
+const char *cl_auth_name(int auth);
+
+#define CL_REQ_ID_MAX 64
+
+/* One call, as the codec saw it. Filled by the codec, read by hooks and
+ * handlers; plain value, no pointers to free. */
+typedef struct cl_req_ctx {
+  int method;                   /* enum cl_method */
+  const char *transport;        /* "grpc", "http", ... (static string) */
+  char request_id[CL_REQ_ID_MAX]; /* the caller's (x-request-id), or a fresh UUID */
+  char peer[128];               /* transport address of the caller */
+  int auth;                     /* enum cl_auth */
+  char principal[128];          /* authenticated principal, "" if none */
+  char roles[256];              /* its roles, comma-separated */
+  char cert_fingerprint[65];    /* SHA-256 of the client certificate (hex), mTLS only */
+  char purpose_of_use[64];      /* the caller's stated purpose (HL7 PurposeOfUse), "" if none */
+  int break_glass;              /* emergency access asked for */
+  int forwarded;                /* arrived from another node (a forwarded write) */
+  int64_t deadline_ms;          /* absolute CLOCK_REALTIME ms, 0 = none */
+} cl_req_ctx;
+
+/* Zeroes rc and sets its method, transport and a fresh request id. */
+void cl_req_ctx_init(cl_req_ctx *rc, int method, const char *transport);
+
+/* The hooks. Each gets the request context and, for methods with a request
+ * message, the decoded request (NULL for client-streaming methods). */
+typedef struct cl_svc_hooks {
+  /* May this caller make this call? 0, or an error (CL_EDENIED,
+   * CL_EUNAUTH, ...) with err set: the call ends with it, no handler runs. */
+  int (*authorize)(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err);
+  /* Records the access before any data moves. 0, or an error: the call
+   * ends with CL_EUNAVAILABLE (fail closed). */
+  int (*audit)(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err);
+  /* The call is over (also when authorize or audit refused it): code 0
+   * or a CL_E* (or the codec's own failure as CL_EFAILED), detail a view
+   * valid during the call. Cannot fail. */
+  void (*finished)(void *ctx, const cl_req_ctx *rc, int code, const char *detail);
+  void *ctx;
+} cl_svc_hooks;
+
+/* Sends a write to the leader at `leader_api` (the codec's transport).
+ * Fills r as cl_log_append would (also on CL_ECONFLICT) and returns the
+ * leader's answer as a CL_E* code. */
+typedef int (*cl_svc_forward_fn)(void *ctx, const char *leader_api, const cl_req_ctx *rc,
+                                 const Clinlog__V1__AppendBatch *b, cl_append_result *r,
+                                 cl_err *err);
+
+typedef struct cl_svc_options {
+  cl_log *log;                 /* borrowed; outlives the service */
+  cl_repl *repl;               /* borrowed; NULL: writes go to the store directly */
+  int no_forward;              /* followers refuse writes (CL_ENOTLEADER) */
+  cl_svc_forward_fn forward;   /* NULL: no forwarding */
+  void *forward_ctx;
+  cl_svc_hooks hooks;
+} cl_svc_options;
+
+typedef struct cl_svc cl_svc;
+
+/* *out returned-owned (cl_svc_free). Errors: CL_EINVAL, CL_ENOMEM. */
+int cl_svc_new(const cl_svc_options *o, cl_svc **out, cl_err *err);
+/* Stops the projections and frees the service. */
+void cl_svc_free(cl_svc *s);
+
+cl_log *cl_svc_log(cl_svc *s);
+cl_repl *cl_svc_repl(cl_svc *s); /* NULL on a node without replication */
+
+/* While draining (at shutdown) writes are refused with CL_EUNAVAILABLE. */
+void cl_svc_set_draining(cl_svc *s, int draining);
+int cl_svc_draining(cl_svc *s);
+
+/* ---- calls ---- */
+
+/* Runs the authorize and audit hooks for a call about to start. 0: go on;
+ * else the call must end with the returned error. */
+int cl_svc_admit(cl_svc *s, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err);
+/* Tells the finished hook the call is over. */
+void cl_svc_finished(cl_svc *s, const cl_req_ctx *rc, int code, const char *detail);
+
+/* ---- the writer ---- */
+
+typedef struct cl_svc_route {
+  uint64_t leader_id;            /* 0: unknown */
+  char leader_api[CL_REPL_ADDR_MAX]; /* "" if unknown */
+  char forwarded_to[CL_REPL_ADDR_MAX]; /* the leader that took the write, "" if none */
+} cl_svc_route;
+
+/* Appends a signed batch: to the store, or through Raft on a cluster node;
+ * on a follower, forwarded to the leader (one hop: never for a call that
+ * was itself forwarded, nor with allow_forward 0, nor with no_forward).
+ * r and errors as cl_log_append, plus CL_ENOTLEADER (route->leader_api
+ * says where to go, when known), CL_EUNAVAILABLE (draining; leadership
+ * lost mid-write: retrying with the same event ids is safe), CL_ETIMEDOUT.
+ * `route` (optional) says who took the write. */
+CL_MUST_CHECK int cl_svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+                                int allow_forward, cl_append_result *r, cl_svc_route *route,
+                                cl_err *err);
+
+/* The leader as last seen: 1 if this node leads (always, without
+ * replication), else 0 with route->leader_* filled. */
+int cl_svc_leader(cl_svc *s, cl_svc_route *route);
+
+/* ---- read consistency ---- */
+
+/* Linearizable reads: on the leader, returns once everything committed
+ * before the call is applied here (a Raft barrier; waits up to the call's
+ * deadline). CL_ENOTLEADER elsewhere (route filled); without replication
+ * every read is linearizable already. */
+int cl_svc_barrier(cl_svc *s, const cl_req_ctx *rc, cl_svc_route *route, cl_err *err);
+
+/* Read-your-writes on the log (projection NULL) or on a projection: 1 if
+ * it has reached `seq` (folded it, for a projection), else 0. CL_ENOTFOUND
+ * for an unknown projection. Never blocks: an event-driven codec parks the
+ * call and asks again when `cl_svc_feeds` wakes it. */
+int cl_svc_reached(cl_svc *s, const char *projection, uint64_t seq, cl_err *err);
+/* The same, blocking until the deadline (a thread-per-request codec).
+ * Errors: CL_ETIMEDOUT (err says how far it got), CL_ENOTFOUND,
+ * CL_EUNAVAILABLE. */
+int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms,
+                cl_err *err);
+/* The feeds whose growth may make cl_svc_reached true: the log's and each
+ * projection's progress feed. Up to cap into out; returns the count. */
+size_t cl_svc_feeds(cl_svc *s, cl_feed **out, size_t cap);
+
+/* ---- projections ---- */
+
+/* Starts a projection's runner (def borrowed: static). Add them before
+ * serving. Errors: as cl_runner_start, CL_EEXIST. */
+int cl_svc_add_projection(cl_svc *s, const cl_projection *def, const cl_runner_options *o,
+                          cl_err *err);
+/* The runner of a projection (a view valid until cl_svc_free), NULL if
+ * none has that name. */
+cl_runner *cl_svc_runner(cl_svc *s, const char *name);
+/* Every runner, in the order added: up to cap into out; returns the count. */
+size_t cl_svc_runners(cl_svc *s, cl_runner **out, size_t cap);
+
+#endif

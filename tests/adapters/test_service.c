@@ -1,0 +1,486 @@
+/* The request layer (adapters/service) under the real gRPC server, in
+ * process: a one-node Raft cluster, the service with recording hooks, the
+ * engine with clinlogd's services, and the C client. Every method passes
+ * the authorization and audit hooks before its handler (the cluster-admin
+ * methods included); a refusal or a failed audit stops the call before any
+ * data moves; the request context carries what the transport knows; reads
+ * of a projection wait for read-your-writes on its progress feed. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/grpc/client.h"
+#include "adapters/grpc/grpcutil.h"
+#include "adapters/grpc/services.h"
+#include "adapters/service/service.h"
+#include "clinlog/v1/query.pb-c.h"
+#include "query/streams/streams.h"
+#include "tests/support/testutil.h"
+
+/* ------------------------------------------------------------- hooks */
+
+typedef struct rec {
+  pthread_mutex_t mu;
+  int authorized[M_COUNT], audited[M_COUNT], finished[M_COUNT];
+  int finished_code[M_COUNT];
+  int deny[M_COUNT];
+  int audit_fails;
+  cl_req_ctx last[M_COUNT];
+  int order_ok; /* every audit came after its authorization */
+} rec;
+
+static rec R;
+
+static int h_authorize(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
+  rec *r = ctx;
+  pthread_mutex_lock(&r->mu);
+  r->authorized[rc->method]++;
+  r->last[rc->method] = *rc;
+  int deny = r->deny[rc->method];
+  pthread_mutex_unlock(&r->mu);
+  /* requests arrive decoded, except for the client-streaming AppendStream */
+  if ((req == NULL) != (rc->method == M_APPEND_STREAM))
+    return cl_err_set(err, CL_EINVAL, "request missing or unexpected");
+  return deny ? cl_err_set(err, CL_EDENIED, "the test policy refuses %s", cl_method_name(rc->method))
+              : 0;
+}
+
+static int h_audit(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
+  (void)req;
+  rec *r = ctx;
+  pthread_mutex_lock(&r->mu);
+  if (r->audited[rc->method] >= r->authorized[rc->method])
+    r->order_ok = 0;
+  r->audited[rc->method]++;
+  int fail = r->audit_fails;
+  pthread_mutex_unlock(&r->mu);
+  return fail ? cl_err_set(err, CL_EIO, "audit store unreachable") : 0;
+}
+
+static void h_finished(void *ctx, const cl_req_ctx *rc, int code, const char *detail) {
+  (void)detail;
+  rec *r = ctx;
+  pthread_mutex_lock(&r->mu);
+  r->finished[rc->method]++;
+  r->finished_code[rc->method] = code;
+  pthread_mutex_unlock(&r->mu);
+}
+
+static void rec_reset(void) {
+  pthread_mutex_lock(&R.mu);
+  memset(R.authorized, 0, sizeof R.authorized);
+  memset(R.audited, 0, sizeof R.audited);
+  memset(R.finished, 0, sizeof R.finished);
+  memset(R.deny, 0, sizeof R.deny);
+  R.audit_fails = 0;
+  R.order_ok = 1;
+  pthread_mutex_unlock(&R.mu);
+}
+
+static int count(int *a, int m) {
+  pthread_mutex_lock(&R.mu);
+  int v = a[m];
+  pthread_mutex_unlock(&R.mu);
+  return v;
+}
+
+/* ------------------------------------------------------------ fixture */
+
+static struct {
+  char *dir;
+  cl_signer admin;
+  cl_log *log;
+  cl_repl *repl;
+  cl_svc *svc;
+  cl_server *srv;
+  cl_server_config cfg;
+  char target[64];
+  char raft_addr[64], raft_dir[4096];
+  cl_client *c;
+} F;
+
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t l = sizeof a;
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+  int port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void setup(void) {
+  pthread_mutex_init(&R.mu, NULL);
+  rec_reset();
+  cl_log *l = cl_test_log_new("svc", &F.dir, &F.admin, 100);
+  cl_log_close(l);
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = F.dir;
+  o.sync = 0; /* as clinlogd: the Raft log is the WAL */
+  cl_err err;
+  cr_assert_eq(cl_log_open(&o, &F.log, &err), 0, "%s", err.msg);
+
+  snprintf(F.raft_addr, sizeof F.raft_addr, "127.0.0.1:%d", free_port());
+  snprintf(F.raft_dir, sizeof F.raft_dir, "%s/raft", F.dir);
+  cl_server_config_init(&F.cfg);
+  F.cfg.dev = 1;
+  F.cfg.listen = "127.0.0.1:0";
+  F.cfg.workers = 8;
+  F.cfg.drain_ms = 0;
+  cl_repl_options ro;
+  cl_repl_options_init(&ro);
+  ro.log = F.log;
+  ro.id = 1;
+  ro.dir = F.raft_dir;
+  ro.raft_address = F.raft_addr;
+  ro.api_address = "127.0.0.1:1"; /* never called: one node */
+  ro.bootstrap = 1;
+  ro.fetch = cl_grpc_catchup;
+  ro.fetch_ctx = &F.cfg;
+  cr_assert_eq(cl_repl_start(&ro, &F.repl, &err), 0, "%s", err.msg);
+
+  cl_svc_options so = {.log = F.log,
+                       .repl = F.repl,
+                       .forward = cl_grpc_forward,
+                       .forward_ctx = &F.cfg,
+                       .hooks = {h_authorize, h_audit, h_finished, &R}};
+  cr_assert_eq(cl_svc_new(&so, &F.svc, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_svc_add_projection(F.svc, &cl_streams_projection, NULL, &err), 0, "%s",
+               err.msg);
+  cl_grpc_service services[] = {cl_grpc_log_service, cl_grpc_health_service,
+                                cl_grpc_cluster_service, cl_grpc_streams_service,
+                                cl_grpc_projections_service};
+  static cl_grpc_service table[5];
+  memcpy(table, services, sizeof table);
+  int port;
+  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 5, &F.srv, &port, &err), 0, "%s", err.msg);
+  snprintf(F.target, sizeof F.target, "127.0.0.1:%d", port);
+  cl_client_options co;
+  cl_client_options_init(&co);
+  co.target = F.target;
+  co.plaintext = 1;
+  co.md_key = "x-request-id";
+  co.md_value = "req-test-42";
+  cr_assert_eq(cl_client_open(&co, &F.c, &err), 0, "%s", err.msg);
+  /* wait for the node to lead its one-node cluster */
+  for (int i = 0; i < 200 && !cl_svc_leader(F.svc, NULL); i++)
+    sleep_ms(20);
+  cr_assert(cl_svc_leader(F.svc, NULL), "the node did not become leader");
+}
+
+static void teardown(void) {
+  cl_client_close(F.c);
+  cl_server_stop(F.srv);
+  cl_repl_stop(F.repl);
+  cl_svc_free(F.svc);
+  cl_grpc_forward_close();
+  cl_log_close(F.log);
+  cl_signer_free(&F.admin);
+  cl_test_rmtree(F.dir);
+  free(F.dir);
+}
+
+TestSuite(service, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ------------------------------------------------------------ calls */
+
+/* A signed one-event batch for `stream`. Free with batch_free. */
+typedef struct batch {
+  Clinlog__V1__AppendBatch b;
+  ProtobufCBinaryData ev;
+  Clinlog__V1__Signature sig, *sp;
+  uint8_t raw[64];
+} batch;
+
+static void batch_make(batch *x, const char *stream) {
+  memset(x, 0, sizeof *x);
+  clinlog__v1__append_batch__init(&x->b);
+  x->ev.data = cl_test_event(stream, "admin", NULL, NULL, &x->ev.len);
+  uint8_t h[32];
+  cl_event_hash(x->ev.data, x->ev.len, h);
+  cl_sign_event(&F.admin, h, x->raw);
+  clinlog__v1__signature__init(&x->sig);
+  x->sig.key_id = (ProtobufCBinaryData){32, F.admin.pk};
+  x->sig.signature = (ProtobufCBinaryData){64, x->raw};
+  x->sp = &x->sig;
+  x->b.n_events = 1;
+  x->b.events = &x->ev;
+  x->b.n_signatures = 1;
+  x->b.signatures = &x->sp;
+}
+
+static void batch_free(batch *x) { free(x->ev.data); }
+
+/* Appends one event; returns its seq (asserts success). */
+static uint64_t append_one(const char *stream) {
+  batch x;
+  batch_make(&x, stream);
+  Clinlog__V1__AppendResponse *resp;
+  cl_err err;
+  cr_assert_eq(cl_client_append(F.c, &x.b, &resp, NULL, &err), 0, "%s", err.msg);
+  uint64_t seq = resp->positions[0]->seq;
+  clinlog__v1__append_response__free_unpacked(resp, NULL);
+  batch_free(&x);
+  return seq;
+}
+
+/* Runs a unary call by path; returns the client's result code. */
+static int unary(int m, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_d,
+                 ProtobufCMessage **out, cl_client_status *st) {
+  cl_err err;
+  ProtobufCMessage *o = NULL;
+  int rc = cl_client_unary(F.c, cl_grpc_method_path[m], req, resp_d, &o, st, &err);
+  if (out)
+    *out = o;
+  else if (o)
+    protobuf_c_message_free_unpacked(o, NULL);
+  return rc;
+}
+
+/* Drains a server stream; returns how it ended. */
+static int drain(cl_client_stream *s, int max) {
+  cl_err err;
+  ProtobufCMessage *m;
+  int rc, n = 0;
+  while ((rc = cl_client_stream_next(s, &m, &err)) == 1) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (++n == max) {
+      cl_client_stream_cancel(s);
+      rc = 0;
+      break;
+    }
+  }
+  cl_client_stream_free(s);
+  return rc;
+}
+
+static void wait_finished(int m, int n) {
+  for (int i = 0; i < 200 && count(R.finished, m) < n; i++)
+    sleep_ms(10);
+}
+
+Test(service, every_method_passes_the_hooks_before_its_handler) {
+  cl_err err;
+  /* the membership calls would change the cluster: the policy refuses
+   * them, which still shows the hooks run for them first */
+  R.deny[M_ADD_NODE] = R.deny[M_REMOVE_NODE] = R.deny[M_TRANSFER_LEADERSHIP] = 1;
+  uint64_t seq = append_one("patient-hooks");
+
+  cl_client_append_stream *as;
+  cr_assert_eq(cl_client_append_stream_open(F.c, &as, &err), 0);
+  batch x;
+  batch_make(&x, "patient-hooks");
+  cr_assert_eq(cl_client_append_stream_send(as, &x.b, &err), 0, "%s", err.msg);
+  Clinlog__V1__AppendStreamSummary *sum;
+  cr_assert_eq(cl_client_append_stream_finish(as, &sum, NULL, &err), 0, "%s", err.msg);
+  clinlog__v1__append_stream_summary__free_unpacked(sum, NULL);
+  batch_free(&x);
+
+  Clinlog__V1__ReadRequest rr = CLINLOG__V1__READ_REQUEST__INIT;
+  cl_client_stream *s;
+  cr_assert_eq(cl_client_read(F.c, &rr, &s, &err), 0);
+  cr_assert_eq(drain(s, 0), 0);
+  Clinlog__V1__SubscribeRequest sr = CLINLOG__V1__SUBSCRIBE_REQUEST__INIT;
+  cr_assert_eq(cl_client_subscribe(F.c, &sr, &s, &err), 0);
+  drain(s, 2);
+  Clinlog__V1__GetCheckpointRequest gc = CLINLOG__V1__GET_CHECKPOINT_REQUEST__INIT;
+  gc.fresh = 1;
+  cr_assert_eq(unary(M_GET_CHECKPOINT, &gc.base, &clinlog__v1__checkpoint__descriptor, NULL, NULL),
+               0);
+  Clinlog__V1__ProveInclusionRequest pi = CLINLOG__V1__PROVE_INCLUSION_REQUEST__INIT;
+  pi.seq = seq;
+  cr_assert_eq(
+      unary(M_PROVE_INCLUSION, &pi.base, &clinlog__v1__inclusion_proof__descriptor, NULL, NULL),
+      0);
+  Clinlog__V1__ProveConsistencyRequest pc = CLINLOG__V1__PROVE_CONSISTENCY_REQUEST__INIT;
+  pc.old_size = 1;
+  cr_assert_eq(
+      unary(M_PROVE_CONSISTENCY, &pc.base, &clinlog__v1__consistency_proof__descriptor, NULL, NULL),
+      0);
+  Clinlog__V1__GetEventRequest ge = CLINLOG__V1__GET_EVENT_REQUEST__INIT;
+  uint8_t unknown[16] = {1};
+  ge.event_id = (ProtobufCBinaryData){16, unknown};
+  cr_assert_eq(unary(M_GET_EVENT, &ge.base, &clinlog__v1__recorded_event__descriptor, NULL, NULL),
+               CL_ENOTFOUND);
+  Grpc__Health__V1__HealthCheckRequest hc = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+  cr_assert_eq(unary(M_HEALTH_CHECK, &hc.base, &grpc__health__v1__health_check_response__descriptor,
+                     NULL, NULL),
+               0);
+  cr_assert_eq(cl_client_health_watch(F.c, &hc, &s, &err), 0);
+  drain(s, 1);
+  Clinlog__V1__ClusterStatusRequest cs = CLINLOG__V1__CLUSTER_STATUS_REQUEST__INIT;
+  Clinlog__V1__ClusterStatus *status;
+  cr_assert_eq(unary(M_CLUSTER_STATUS, &cs.base, &clinlog__v1__cluster_status__descriptor,
+                     (ProtobufCMessage **)&status, NULL),
+               0);
+  cr_assert_eq(status->n_nodes, 1);
+  clinlog__v1__cluster_status__free_unpacked(status, NULL);
+  Clinlog__V1__AddNodeRequest an = CLINLOG__V1__ADD_NODE_REQUEST__INIT;
+  an.id = 9;
+  an.raft_address = "127.0.0.1:9";
+  an.api_address = "127.0.0.1:10";
+  cl_client_status st;
+  cr_assert_eq(
+      unary(M_ADD_NODE, &an.base, &clinlog__v1__cluster_status__descriptor, NULL, &st), CL_EDENIED);
+  cr_assert_eq(st.code, CL_GRPC_PERMISSION_DENIED);
+  cr_assert(strstr(st.details, "the test policy refuses clinlog.v1.Cluster/AddNode"), "%s",
+            st.details);
+  Clinlog__V1__RemoveNodeRequest rn = CLINLOG__V1__REMOVE_NODE_REQUEST__INIT;
+  rn.id = 1;
+  cr_assert_eq(unary(M_REMOVE_NODE, &rn.base, &clinlog__v1__cluster_status__descriptor, NULL, NULL),
+               CL_EDENIED);
+  Clinlog__V1__TransferLeadershipRequest tl = CLINLOG__V1__TRANSFER_LEADERSHIP_REQUEST__INIT;
+  cr_assert_eq(
+      unary(M_TRANSFER_LEADERSHIP, &tl.base, &clinlog__v1__cluster_status__descriptor, NULL, NULL),
+      CL_EDENIED);
+  Clinlog__V1__FetchRecordsRequest fr = CLINLOG__V1__FETCH_RECORDS_REQUEST__INIT;
+  fr.from_seq = 1;
+  fr.to_seq = seq;
+  cr_assert_eq(cl_client_fetch_records(F.c, &fr, &s, &err), 0);
+  cr_assert_eq(drain(s, 0), 0);
+  Clinlog__V1__GetStreamRequest gs = CLINLOG__V1__GET_STREAM_REQUEST__INIT;
+  Clinlog__V1__Consistency cons = CLINLOG__V1__CONSISTENCY__INIT;
+  cons.min_sequence = seq + 1;
+  gs.stream = "patient-hooks";
+  gs.consistency = &cons;
+  Clinlog__V1__StreamInfo *si;
+  cr_assert_eq(unary(M_GET_STREAM, &gs.base, &clinlog__v1__stream_info__descriptor,
+                     (ProtobufCMessage **)&si, NULL),
+               0);
+  cr_assert_eq(si->version, 2);
+  clinlog__v1__stream_info__free_unpacked(si, NULL);
+  Clinlog__V1__ListStreamsRequest ls = CLINLOG__V1__LIST_STREAMS_REQUEST__INIT;
+  ls.category = "patient";
+  cr_assert_eq(
+      unary(M_LIST_STREAMS, &ls.base, &clinlog__v1__list_streams_response__descriptor, NULL, NULL),
+      0);
+  Clinlog__V1__ListEventsByTypeRequest lt = CLINLOG__V1__LIST_EVENTS_BY_TYPE_REQUEST__INIT;
+  lt.event_type = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED;
+  cr_assert_eq(unary(M_LIST_EVENTS_BY_TYPE, &lt.base,
+                     &clinlog__v1__list_events_by_type_response__descriptor, NULL, NULL),
+               0);
+  Clinlog__V1__ListProjectionsRequest lp = CLINLOG__V1__LIST_PROJECTIONS_REQUEST__INIT;
+  cr_assert_eq(unary(M_LIST_PROJECTIONS, &lp.base,
+                     &clinlog__v1__list_projections_response__descriptor, NULL, NULL),
+               0);
+  Clinlog__V1__RebuildProjectionRequest rb = CLINLOG__V1__REBUILD_PROJECTION_REQUEST__INIT;
+  rb.name = "streams";
+  cr_assert_eq(
+      unary(M_REBUILD_PROJECTION, &rb.base, &clinlog__v1__projection_status__descriptor, NULL, NULL),
+      0);
+
+  for (int m = 0; m < M_COUNT; m++) {
+    wait_finished(m, 1);
+    int denied = m == M_ADD_NODE || m == M_REMOVE_NODE || m == M_TRANSFER_LEADERSHIP;
+    cr_assert_geq(count(R.authorized, m), 1, "%s was never authorized", cl_method_name(m));
+    cr_assert_eq(count(R.audited, m), denied ? 0 : count(R.authorized, m),
+                 "%s: audited %d times", cl_method_name(m), count(R.audited, m));
+    cr_assert_eq(count(R.finished, m), count(R.authorized, m), "%s: finished %d times",
+                 cl_method_name(m), count(R.finished, m));
+    if (denied)
+      cr_assert_eq(R.finished_code[m], CL_EDENIED);
+    cr_assert_str_eq(R.last[m].transport, "grpc");
+    cr_assert_str_eq(R.last[m].request_id, "req-test-42", "%s", cl_method_name(m));
+    cr_assert(strstr(R.last[m].peer, "127.0.0.1"), "%s: peer %s", cl_method_name(m),
+              R.last[m].peer);
+    cr_assert_eq(R.last[m].auth, CL_AUTH_NONE);
+  }
+  cr_assert(R.order_ok, "an audit ran before its authorization");
+  cr_assert_eq(R.finished_code[M_GET_EVENT], CL_ENOTFOUND);
+  /* the refused membership change did not happen */
+  cr_assert_eq(unary(M_CLUSTER_STATUS, &cs.base, &clinlog__v1__cluster_status__descriptor,
+                     (ProtobufCMessage **)&status, NULL),
+               0);
+  cr_assert_eq(status->n_nodes, 1);
+  clinlog__v1__cluster_status__free_unpacked(status, NULL);
+}
+
+Test(service, a_refused_append_writes_nothing) {
+  uint64_t before, after;
+  cl_log_head(F.log, &before, NULL);
+  R.deny[M_APPEND] = 1;
+  batch x;
+  batch_make(&x, "patient-denied");
+  Clinlog__V1__AppendResponse *resp;
+  cl_client_status st;
+  cl_err err;
+  cr_assert_eq(cl_client_append(F.c, &x.b, &resp, &st, &err), CL_EDENIED);
+  cr_assert_eq(st.code, CL_GRPC_PERMISSION_DENIED);
+  cr_assert_str_eq(st.error_name, "CL_EDENIED");
+  batch_free(&x);
+  cl_log_head(F.log, &after, NULL);
+  cr_assert_eq(after, before);
+  uint64_t v;
+  cr_assert_eq(cl_log_stream_version(F.log, "patient-denied", &v, &err), 0);
+  cr_assert_eq(v, 0);
+}
+
+Test(service, a_failed_audit_fails_closed) {
+  append_one("patient-audit");
+  R.audit_fails = 1;
+  Clinlog__V1__ReadRequest rr = CLINLOG__V1__READ_REQUEST__INIT;
+  rr.stream = "patient-audit";
+  cl_client_stream *s;
+  cl_err err;
+  cr_assert_eq(cl_client_read(F.c, &rr, &s, &err), 0);
+  ProtobufCMessage *m = NULL;
+  cr_assert_eq(cl_client_stream_next(s, &m, &err), CL_EUNAVAILABLE, "no event leaves: %s",
+               err.msg);
+  cr_assert_null(m);
+  cr_assert(strstr(cl_client_stream_status(s)->details, "could not be recorded"), "%s",
+            cl_client_stream_status(s)->details);
+  cl_client_stream_free(s);
+}
+
+Test(service, projection_reads_wait_for_your_writes) {
+  /* a read that asks for a sequence the log will reach soon waits for the
+   * projection to fold it (parked on its feed, not polling) */
+  uint64_t seq = append_one("patient-ryw");
+  Clinlog__V1__GetStreamRequest gs = CLINLOG__V1__GET_STREAM_REQUEST__INIT;
+  Clinlog__V1__Consistency cons = CLINLOG__V1__CONSISTENCY__INIT;
+  gs.stream = "patient-ryw";
+  gs.consistency = &cons;
+  for (int i = 0; i < 20; i++) {
+    seq = append_one("patient-ryw");
+    cons.min_sequence = seq;
+    Clinlog__V1__StreamInfo *si;
+    cr_assert_eq(unary(M_GET_STREAM, &gs.base, &clinlog__v1__stream_info__descriptor,
+                       (ProtobufCMessage **)&si, NULL),
+                 0);
+    cr_assert_eq(si->version, (uint64_t)i + 2, "read-your-writes: version %llu",
+                 (unsigned long long)si->version);
+    cr_assert_eq(si->counts[0]->count, (uint64_t)i + 2);
+    cr_assert_str_eq(si->counts[0]->name, "ObservationRecorded");
+    clinlog__v1__stream_info__free_unpacked(si, NULL);
+  }
+  /* a sequence never reached: DEADLINE_EXCEEDED at the call's deadline */
+  cons.min_sequence = seq + 1000;
+  cl_client_status st;
+  cl_err err;
+  ProtobufCMessage *o;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int rc = cl_client_unary_md(F.c, cl_grpc_method_path[M_GET_STREAM], &gs.base,
+                              &clinlog__v1__stream_info__descriptor, 500, NULL, NULL, 0, &o, &st,
+                              &err);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  cr_assert_neq(rc, 0);
+  cr_assert_eq(st.code, CL_GRPC_DEADLINE_EXCEEDED, "%s", st.details);
+  double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  cr_assert_lt(secs, 5.0, "the wait ended at the deadline (%.2f s)", secs);
+}
