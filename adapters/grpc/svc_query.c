@@ -57,20 +57,22 @@ static int begin(srv_call *c) {
   return 0;
 }
 
-static int still_here(srv_call *c, int ok) {
-  if (ok && !srv_cancelled(c))
-    return 1;
-  srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
-  return 0;
+/* The common start of a Streams read step: the call is still wanted, its
+ * consistency is met (else it is parked to run `retry` again, or finished),
+ * and the node runs the projection. NULL: nothing more to do. */
+static cl_proj *ready(srv_call *c, int ok, const Clinlog__V1__Consistency *cons, step_fn retry) {
+  if (!ok || srv_cancelled(c)) {
+    srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+    return NULL;
+  }
+  return folded(c, cons, retry) ? streams_of(c) : NULL;
 }
 
 /* ------------------------------------------------------------ GetStream */
 
 static void get_stream_step(srv_call *c, int ok) {
   const Clinlog__V1__GetStreamRequest *req = (const Clinlog__V1__GetStreamRequest *)c->req;
-  if (!still_here(c, ok) || !folded(c, req->consistency, get_stream_step))
-    return;
-  cl_proj *p = streams_of(c);
+  cl_proj *p = ready(c, ok, req->consistency, get_stream_step);
   if (!p)
     return;
   cl_err err;
@@ -114,9 +116,7 @@ static int add_info(void *ctx, Clinlog__V1__StreamInfo *info, cl_err *err) {
 
 static void list_streams_step(srv_call *c, int ok) {
   const Clinlog__V1__ListStreamsRequest *req = (const Clinlog__V1__ListStreamsRequest *)c->req;
-  if (!still_here(c, ok) || !folded(c, req->consistency, list_streams_step))
-    return;
-  cl_proj *p = streams_of(c);
+  cl_proj *p = ready(c, ok, req->consistency, list_streams_step);
   if (!p)
     return;
   cl_err err;
@@ -165,9 +165,7 @@ static void svc_list_streams(srv_call *c, int ok) {
 static void by_type_step(srv_call *c, int ok) {
   const Clinlog__V1__ListEventsByTypeRequest *req =
       (const Clinlog__V1__ListEventsByTypeRequest *)c->req;
-  if (!still_here(c, ok) || !folded(c, req->consistency, by_type_step))
-    return;
-  cl_proj *p = streams_of(c);
+  cl_proj *p = ready(c, ok, req->consistency, by_type_step);
   if (!p)
     return;
   cl_err err;

@@ -55,23 +55,8 @@ static void fill(cl_log *log, const cl_signer *admin, int batches, int per, int 
 }
 
 static void erase(cl_log *log, const cl_signer *admin, const char *stream) {
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Clinlog__V1__StreamErased se = CLINLOG__V1__STREAM_ERASED__INIT;
-  uint8_t id[16];
-  randombytes_buf(id, sizeof id);
-  by.principal_id = "admin";
-  ts.seconds = 1793000000;
-  ev.event_id = (ProtobufCBinaryData){16, id};
-  ev.stream = "$erasures";
-  ev.occurred_at = &ts;
-  ev.recorded_by = &by;
-  ev.body_case = CLINLOG__V1__EVENT__BODY_STREAM_ERASED;
-  ev.stream_erased = &se;
-  se.stream = (char *)stream;
   size_t len;
-  uint8_t *buf = cl_test_pack_event(&ev, &len);
+  uint8_t *buf = cl_test_erasure_event(stream, &len);
   cl_append_result r;
   cl_err err;
   cr_assert_eq(cl_test_append(log, admin, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s",

@@ -23,36 +23,6 @@ static int fail_nth(void *ctx) {
   return --countdown == 0;
 }
 
-static uint8_t *system_event(const char *stream, int type, const char *arg, const cl_signer *key,
-                             size_t *len) {
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
-  Clinlog__V1__StreamErased se = CLINLOG__V1__STREAM_ERASED__INIT;
-  uint8_t id[16];
-  randombytes_buf(id, sizeof id);
-  char *roles[1] = {"nurse"};
-  by.principal_id = "admin";
-  ts.seconds = 1793000000;
-  ev.event_id = (ProtobufCBinaryData){16, id};
-  ev.stream = (char *)stream;
-  ev.occurred_at = &ts;
-  ev.recorded_by = &by;
-  ev.body_case = type;
-  if (type == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED) {
-    ev.principal_registered = &pr;
-    pr.principal_id = (char *)arg;
-    pr.n_roles = 1;
-    pr.roles = roles;
-    pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)key->pk};
-  } else {
-    ev.stream_erased = &se;
-    se.stream = (char *)arg;
-  }
-  return cl_test_pack_event(&ev, len);
-}
-
 /* A signed AppendBatch of n events (signed before any allocation fails:
  * signing is the client's part). Free with batch_free. */
 typedef struct sbatch {
@@ -109,11 +79,10 @@ Test(alloc, every_failure_point_of_an_append_is_clean, .timeout = 600) {
   cr_assert_eq(cl_test_append1(log, &admin, "patient-a", "admin", NULL, &seq, &err), 0);
   long n;
   for (n = 1;; n++) {
-    char fresh[64], gone[64], principal[64], pstream[80];
+    char fresh[64], gone[64], principal[64];
     snprintf(fresh, sizeof fresh, "patient-new-%ld", n);
     snprintf(gone, sizeof gone, "patient-gone-%ld", n);
     snprintf(principal, sizeof principal, "nurse-%ld", n);
-    snprintf(pstream, sizeof pstream, "$principal-%s", principal);
     cr_assert_eq(cl_test_append1(log, &admin, gone, "admin", NULL, &seq, &err), 0, "%s", err.msg);
     cl_signer nurse;
     cr_assert_eq(cl_signer_generate(&nurse, &err), 0);
@@ -121,10 +90,8 @@ Test(alloc, every_failure_point_of_an_append_is_clean, .timeout = 600) {
     size_t lens[4];
     evs[0] = cl_test_event("patient-a", "admin", NULL, NULL, &lens[0]);
     evs[1] = cl_test_event(fresh, "admin", NULL, NULL, &lens[1]);
-    evs[2] = system_event(pstream, CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED, principal, &nurse,
-                          &lens[2]);
-    evs[3] =
-        system_event("$erasures", CLINLOG__V1__EVENT__BODY_STREAM_ERASED, gone, NULL, &lens[3]);
+    evs[2] = cl_test_principal_event(principal, "nurse", &nurse, &lens[2]);
+    evs[3] = cl_test_erasure_event(gone, &lens[3]);
     uint64_t size;
     uint8_t root[32];
     cl_log_head(log, &size, root);

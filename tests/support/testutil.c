@@ -163,6 +163,53 @@ uint8_t *cl_test_event(const char *stream, const char *principal, const char *no
   return cl_test_pack_event(&ev, len);
 }
 
+/* The envelope of a system event recorded by "admin". */
+static void system_envelope(Clinlog__V1__Event *ev, Clinlog__V1__RecordedBy *by,
+                            Google__Protobuf__Timestamp *ts, uint8_t id[16], const char *stream) {
+  randombytes_buf(id, 16);
+  by->principal_id = "admin";
+  by->role = "admin";
+  ts->seconds = 1793000000;
+  ev->event_id = (ProtobufCBinaryData){16, id};
+  ev->stream = (char *)stream;
+  ev->occurred_at = ts;
+  ev->recorded_by = by;
+}
+
+uint8_t *cl_test_erasure_event(const char *stream, size_t *len) {
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Clinlog__V1__StreamErased se = CLINLOG__V1__STREAM_ERASED__INIT;
+  uint8_t id[16];
+  system_envelope(&ev, &by, &ts, id, "$erasures");
+  ev.body_case = CLINLOG__V1__EVENT__BODY_STREAM_ERASED;
+  ev.stream_erased = &se;
+  se.stream = (char *)stream;
+  se.reason = "erasure request";
+  return cl_test_pack_event(&ev, len);
+}
+
+uint8_t *cl_test_principal_event(const char *principal, const char *role, const cl_signer *key,
+                                 size_t *len) {
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
+  uint8_t id[16];
+  char stream[160];
+  snprintf(stream, sizeof stream, "$principal-%s", principal);
+  system_envelope(&ev, &by, &ts, id, stream);
+  char *roles[1] = {(char *)role};
+  ev.body_case = CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED;
+  ev.principal_registered = &pr;
+  pr.principal_id = (char *)principal;
+  pr.n_roles = 1;
+  pr.roles = roles;
+  pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)key->pk};
+  return cl_test_pack_event(&ev, len);
+}
+
 int cl_test_append(cl_log *log, const cl_signer *s, uint8_t **events, const size_t *lens, size_t n,
                    int batch_sig, const char *x_stream, int x_kind, uint64_t x_version,
                    cl_append_result *r, cl_err *err) {

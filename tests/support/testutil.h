@@ -46,6 +46,16 @@ int cl_test_append(cl_log *log, const cl_signer *s, uint8_t **events, const size
 int cl_test_append1(cl_log *log, const cl_signer *s, const char *stream, const char *principal,
                     const char *note, uint64_t *seq, cl_err *err);
 
+/* A serialized StreamErased of `stream`, in "$erasures", recorded by
+ * "admin" (returned-owned, free()). */
+uint8_t *cl_test_erasure_event(const char *stream, size_t *len);
+
+/* A serialized PrincipalRegistered of `principal` with one role and the
+ * public key of `key`, in "$principal-<principal>", recorded by "admin"
+ * (returned-owned, free()). */
+uint8_t *cl_test_principal_event(const char *principal, const char *role, const cl_signer *key,
+                                 size_t *len);
+
 /* Packs an Event (borrowed) into a returned-owned buffer. */
 uint8_t *cl_test_pack_event(const Clinlog__V1__Event *ev, size_t *len);
 
