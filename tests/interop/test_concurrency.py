@@ -169,10 +169,13 @@ class TestCancelledStreams(ServerTestCase):
                % (rss0, rss1, rss2, threads0, threads1, threads2))
         print("\n  [%s]" % msg, end=" ", flush=True)
         self.assertLessEqual(threads2, threads0 + 2, msg)
-        slack = 64 * 1024 * (3 if common.SCALE > 1 else 1)
-        self.assertLessEqual(rss1, rss0 + slack, msg)
-        # The second round must not keep growing like the first.
-        self.assertLessEqual(rss2, rss1 + slack // 2, msg)
+        slack = 64 * 1024
+        # Under ASan, freed memory waits in its quarantine (256 MB by default)
+        # before reuse: the first round may grow the RSS by that much without a
+        # leak. The second round must not keep growing like the first.
+        first_slack = slack + (256 * 1024 if common.SCALE > 1 else 0)
+        self.assertLessEqual(rss1, rss0 + first_slack, msg)
+        self.assertLessEqual(rss2, rss1 + slack * (3 if common.SCALE > 1 else 1) // 2, msg)
 
 
 class TestConcurrentAppends(ServerTestCase):
