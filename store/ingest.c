@@ -50,7 +50,7 @@ static int ingest_effects(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__
   size_t pl = 0;
   Clinlog__V1__Event *ev = NULL;
   if (wl == 0) {
-    rc = cl_err_set(err, CL_ECORRUPT, "record %llu: system event without a key",
+    rc = cl_err_set(err, CL_EVERIFY, "record %llu: a system stream without a data key",
                     (unsigned long long)rec->seq);
   } else if (cl_unwrap_key(log->wrap_key, rec->stream_tag.data, wrapped, wl, key)) {
     rc = cl_err_set(err, CL_ECRYPTO, "record %llu: data key does not unwrap",
@@ -94,6 +94,35 @@ static int ingest_effects(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__
       *erased = 1;
   }
   clinlog__v1__event__free_unpacked(ev, NULL);
+  return rc;
+}
+
+/* A data key a chunk brings for a stream's first record here must be the
+ * stream's: it unwraps under this cluster's wrap key for this tag, and it
+ * opens the record. (A key that is empty, erased, cannot be checked from one
+ * chunk; see docs/replication.md.) */
+static int check_key(cl_log *log, const Clinlog__V1__Record *rec, const uint8_t *w, size_t wl,
+                     cl_err *err) {
+  uint8_t *key = cl_secure_scratch(CL_SCRATCH_READ, 32);
+  if (!key)
+    return cl_err_set(err, CL_ENOMEM, "out of secure memory");
+  int rc = 0;
+  uint8_t *plain = NULL;
+  size_t pl = 0;
+  if (cl_unwrap_key(log->wrap_key, rec->stream_tag.data, w, wl, key) != 0)
+    rc = cl_err_set(err, CL_EVERIFY, "record %llu: the stream's data key does not unwrap",
+                    (unsigned long long)rec->seq);
+  else if ((rc = cl_event_open(key, rec->stream_tag.data, rec->event_id.data, rec->nonce.data,
+                               rec->ciphertext.data, rec->ciphertext.len, &plain, &pl)) != 0)
+    rc = rc == CL_ENOMEM ? cl_err_set(err, rc, "out of memory")
+                         : cl_err_set(err, CL_EVERIFY,
+                                      "record %llu: the stream's data key does not open it",
+                                      (unsigned long long)rec->seq);
+  if (plain) {
+    sodium_memzero(plain, pl);
+    cl_free(plain);
+  }
+  sodium_memzero(key, 32);
   return rc;
 }
 
@@ -150,9 +179,8 @@ static int ingest_record(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V
   if (!chunk_key(keys, nkeys, rec->stream_tag.data, &w, &wl))
     return cl_err_set(err, CL_EVERIFY, "record %llu starts a stream but brings no data key",
                       (unsigned long long)seq);
-  if (wl && wl != CL_WRAPPED_KEY_SIZE)
-    return cl_err_set(err, CL_EVERIFY, "record %llu: wrapped key of %zu bytes",
-                      (unsigned long long)seq, wl);
+  if (wl && (rc = check_key(log, rec, w, wl, err)))
+    return rc;
   rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_KEYS], (const char *)rec->stream_tag.data, 32,
                             (const char *)w, wl);
   st->key_state = wl ? KEY_PRESENT : KEY_ERASED;

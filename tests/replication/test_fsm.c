@@ -1446,6 +1446,20 @@ Test(fsm, snapshot_install_catches_up_store) {
  * refused (CL_EVERIFY) and nothing of it is written; chunks before it were
  * verified and stay; the same catch-up from an honest source then
  * completes. */
+/* Whether a record starts its stream (stream_version 1). */
+typedef struct recstream {
+  int first;
+} recstream;
+
+static int first_of_stream(void *ctx, uint64_t seq, const uint8_t *rec, size_t len, cl_err *err) {
+  (void)seq, (void)err;
+  Clinlog__V1__Record *r = clinlog__v1__record__unpack(NULL, len, rec);
+  cr_assert_not_null(r);
+  ((recstream *)ctx)->first = r->stream_version == 1;
+  clinlog__v1__record__free_unpacked(r, NULL);
+  return 0;
+}
+
 Test(fsm, catch_up_refuses_tampered_records) {
   cluster *c = cur = stores_new(3, 30);
   raft_up(c, 3, 0, 0);
@@ -1495,6 +1509,23 @@ Test(fsm, catch_up_refuses_tampered_records) {
   uint8_t r16[32];
   cr_assert_eq(cl_log_root_at(src->log, 16, r16, &err), 0);
   cr_assert_arr_eq(xr, r16, 32);
+  /* the data key of a stream that starts in a later chunk corrupted in
+   * transit: it does not unwrap, and that chunk is refused (an accepted
+   * key that does not open the stream would leave it unreadable here) */
+  uint64_t kseq = 0;
+  for (uint64_t seq = 17; seq <= target && !kseq; seq++) {
+    recstream rs = {0};
+    cr_assert_eq(cl_log_read_records(src->log, seq, seq, first_of_stream, &rs, &err), 0);
+    if (rs.first)
+      kseq = seq;
+  }
+  cr_assert_gt(kseq, 0, "no stream starts after record 16");
+  cl_err_clear(&err);
+  cr_assert_eq(cl_test_copy_records_ex(src->log, x.log, target, root, 8, 0, kseq, &err), CL_EVERIFY,
+               "%d: %s", err.code, err.msg);
+  cr_assert(strstr(err.msg, "data key"), "%s", err.msg);
+  cl_log_head(x.log, &xs, NULL);
+  cr_assert_eq(xs, (kseq - 1) / 8 * 8, "the chunks before the bad key were written");
   /* the last record flipped: the last chunk, checked against the target
    * root itself rather than through a proof, is refused too */
   cl_err_clear(&err);

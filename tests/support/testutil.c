@@ -302,7 +302,12 @@ static int collect_record(void *ctx, uint64_t seq, const uint8_t *rec, size_t le
 }
 
 int cl_test_copy_records(cl_log *src, cl_log *dst, uint64_t target, const uint8_t root[32],
-                        unsigned per_chunk, uint64_t tamper, cl_err *err) {
+                         unsigned per_chunk, uint64_t tamper, cl_err *err) {
+  return cl_test_copy_records_ex(src, dst, target, root, per_chunk, tamper, 0, err);
+}
+
+int cl_test_copy_records_ex(cl_log *src, cl_log *dst, uint64_t target, const uint8_t root[32],
+                            unsigned per_chunk, uint64_t tamper, uint64_t tamper_key, cl_err *err) {
   uint64_t have;
   cl_log_head(dst, &have, NULL);
   int rc = 0;
@@ -326,6 +331,8 @@ int cl_test_copy_records(cl_log *src, cl_log *dst, uint64_t target, const uint8_
         size_t wl = 0;
         memcpy(tags[nkeys], r->stream_tag.data, 32);
         rc = cl_log_wrapped_key(src, tags[nkeys], wrapped[nkeys], CL_WRAPPED_KEY_SIZE, &wl, err);
+        if (first + i == tamper_key && wl)
+          wrapped[nkeys][wl - 1] ^= 0x01;
         keys[nkeys] = (cl_ingest_key){tags[nkeys], wrapped[nkeys], wl};
         nkeys++;
       }

@@ -68,5 +68,9 @@ uint8_t *cl_test_pack_event(const Clinlog__V1__Event *ev, size_t *len);
 #define CL_TEST_MAX_CHUNK 128
 int cl_test_copy_records(cl_log *src, cl_log *dst, uint64_t target, const uint8_t root[32],
                          unsigned per_chunk, uint64_t tamper, cl_err *err);
+/* The same; tamper_key (a seq, 0 = none): when that record starts its
+ * stream, one byte of the stream's wrapped data key is flipped in transit. */
+int cl_test_copy_records_ex(cl_log *src, cl_log *dst, uint64_t target, const uint8_t root[32],
+                            unsigned per_chunk, uint64_t tamper, uint64_t tamper_key, cl_err *err);
 
 #endif
