@@ -223,8 +223,10 @@ static int check_shape(const Clinlog__V1__PreparedBatch *pb, cl_err *err) {
   return 0;
 }
 
-/* Signer and keyring checks of a batch against the keyring as it stands. */
-static int check_keyring(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_err *err) {
+/* The keyring checks of a batch against the keyring as it stands: the
+ * signer (changes 0), or the batch's keyring changes (changes 1). */
+static int check_keyring(cl_log *log, const Clinlog__V1__PreparedBatch *pb, int changes,
+                         cl_err *err) {
   size_t n = pb->n_events;
   if (pb->signer_key_id.len != 32 || !pb->signer_principal)
     return cl_err_set(err, CL_EINVAL, "prepared batch without signer");
@@ -234,18 +236,20 @@ static int check_keyring(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_e
     return rc;
   uint64_t size = log->frontier.size;
   pthread_mutex_lock(&log->kr_mu);
-  rc = cl_keyring_check_signer(log->keyring, pb->signer_key_id.data, pb->signer_principal, size + 1,
-                               NULL, err);
-  if (rc == 0) {
-    for (size_t i = 0; i < n && rc == 0; i++)
-      if (pb->events[i]->event_type == CLINLOG__V1__EVENT__BODY_LOG_CREATED)
-        rc = cl_err_set(err, CL_EDENIED, "LogCreated only as the first event");
-  } else if (rc == CL_EUNKNOWNKEY && n == 1 &&
-             cl_keyring_genesis_step(size, pb->events[0]->event_type, cs, pb->n_keyring,
-                                     pb->signer_key_id.data)) {
-    rc = 0;
+  if (!changes) {
+    rc = cl_keyring_check_signer(log->keyring, pb->signer_key_id.data, pb->signer_principal,
+                                 size + 1, NULL, err);
+    if (rc == 0) {
+      for (size_t i = 0; i < n && rc == 0; i++)
+        if (pb->events[i]->event_type == CLINLOG__V1__EVENT__BODY_LOG_CREATED)
+          rc = cl_err_set(err, CL_EDENIED, "LogCreated only as the first event");
+    } else if (rc == CL_EUNKNOWNKEY && n == 1 &&
+               cl_keyring_genesis_step(size, pb->events[0]->event_type, cs, pb->n_keyring,
+                                       pb->signer_key_id.data)) {
+      rc = 0;
+    }
   }
-  for (size_t j = 0; rc == 0 && j < pb->n_keyring; j++)
+  for (size_t j = 0; changes && rc == 0 && j < pb->n_keyring; j++)
     rc = cl_keyring_check(log->keyring, cs, j, err);
   pthread_mutex_unlock(&log->kr_mu);
   cl_free(cs);
@@ -369,11 +373,14 @@ static int check_shape(const Clinlog__V1__PreparedBatch *pb, cl_err *err);
 
 static int commit_check(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_append_result *r,
                         cl_err *err) {
+  /* in the order of docs/format.md "Commit rules": the signer, then
+   * idempotency (so a retried batch that registered a key is a duplicate,
+   * not a second registration), the streams, the keyring changes */
   int rc = check_shape(pb, err);
   if (rc == 0)
-    rc = check_keyring(log, pb, err);
-  if (rc == 0 && (rc = check_ids(log, pb, r, err)) == 0)
-    rc = check_streams(log, pb, r, err);
+    rc = check_keyring(log, pb, 0, err);
+  if (rc == 0 && (rc = check_ids(log, pb, r, err)) == 0 && (rc = check_streams(log, pb, r, err)) == 0)
+    rc = check_keyring(log, pb, 1, err);
   return rc;
 }
 

@@ -844,3 +844,31 @@ Test(log, system_streams_are_protected) {
   free(e[1]);
   cl_signer_free(&nurse);
 }
+
+/* A retried batch that registered a principal is a duplicate (its original
+ * positions), not a second registration. */
+Test(log, retrying_a_registration_is_a_duplicate) {
+  cl_signer nurse;
+  cl_err err;
+  cr_assert_eq(cl_signer_generate(&nurse, &err), 0);
+  size_t len;
+  uint8_t *ev = cl_test_principal_event("nurse-retry", "nurse", &nurse, &len);
+  cl_append_result r1, r2;
+  cr_assert_eq(cl_test_append(lg, &admin, &ev, &len, 1, 1, NULL, 0, 0, &r1, &err), 0, "%s",
+               err.msg);
+  cr_assert_not(r1.duplicate);
+  uint64_t size;
+  head(&size, NULL);
+  cr_assert_eq(cl_test_append(lg, &admin, &ev, &len, 1, 1, NULL, 0, 0, &r2, &err), 0,
+               "the retry: %s", err.msg);
+  cr_assert(r2.duplicate);
+  cr_assert_eq(r2.seq[0], r1.seq[0]);
+  uint64_t after;
+  head(&after, NULL);
+  cr_assert_eq(after, size, "nothing was written twice");
+  cl_append_result_free(&r1);
+  cl_append_result_free(&r2);
+  free(ev);
+  cl_signer_free(&nurse);
+  assert_verifies();
+}
