@@ -3,6 +3,7 @@
  *   clinlog-bench store [--dir D] [--quick] [--json]
  *   clinlog-bench grpc ...   (bench_grpc.c: the same through clinlogd)
  *   clinlog-bench cluster ... (bench_cluster.c: a replicated cluster of clinlogd)
+ *   clinlog-bench projection ... (bench_proj.c: folding the log into a projection)
  *
  * Store level: durable appends/s and p50/p99 latency of cl_log_append for
  * batch sizes 1, 64 and 1000, with 1 and 8 concurrent appenders, per-event
@@ -25,6 +26,8 @@
 
 #include "bench/bench_cluster.h"
 #include "bench/bench_grpc.h"
+
+int bench_proj_main(int argc, char **argv); /* bench_proj.c */
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
 #include "store/keys.h"
@@ -216,6 +219,8 @@ int main(int argc, char **argv) {
     return bench_grpc_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "cluster"))
     return bench_cluster_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "projection"))
+    return bench_proj_main(argc, argv);
   const char *base = "/tmp/clinlog-bench";
   int quick = 0, json = 0, only_b = 0, only_t = 0, only_s = -1, no_raw = 0;
   for (int i = 1; i < argc; i++) {

@@ -20,6 +20,7 @@ struct cl_runner {
   const cl_projection *def;
   cl_runner_options o;
   cl_proj *proj;
+  void *pstate;           /* the projection's own (def->state_new), runner thread only */
   pthread_t thread;
   cl_feed_watch watch;
   cl_feed *progress_feed; /* the position, for event-driven readers */
@@ -69,39 +70,47 @@ static void on_grow(void *ctx, uint64_t size) {
 
 typedef struct batch {
   cl_runner *r;
-  cl_proj_txn *t;
-  uint64_t last; /* last seq folded into t */
+  cl_fold_ctx f;
+  uint64_t last; /* last seq folded into the transaction */
 } batch;
 
 static int fold_one(void *ctx, const cl_event_view *ev, cl_err *err) {
   batch *b = ctx;
-  const cl_projection *d = b->r->def;
-  int rc = d->fold(d->ctx, b->r->proj, b->t, b->r->log, ev, err);
+  int rc = b->r->def->fold(&b->f, ev, err);
   if (rc)
     return cl_err_prefix(err, "folding event %llu", (unsigned long long)ev->seq);
   b->last = ev->seq;
   return 0;
 }
 
+static void discard(cl_runner *r) {
+  if (r->def->discard)
+    r->def->discard(r->pstate);
+}
+
 /* Folds events from..from+n-1 in one transaction and commits them with
- * their position. Returns the number folded, or an error. */
+ * their position. *done gets the number folded. */
 static int fold_batch(cl_runner *r, uint64_t from, uint64_t n, uint64_t *done, cl_err *err) {
-  batch b = {r, NULL, from - 1};
+  batch b = {r, {r->proj, NULL, r->log, r->pstate}, from - 1};
   *done = 0;
-  int rc = cl_proj_begin(r->proj, &b.t, err);
+  int rc = cl_proj_begin(r->proj, &b.f.txn, err);
   if (rc)
     return rc;
   rc = cl_log_read_all(r->log, from, n, fold_one, &b, err);
+  if (rc == 0 && b.last < from) /* nothing readable (cannot happen below the head) */
+    rc = cl_err_set(err, CL_ECORRUPT, "event %llu is missing", (unsigned long long)from);
+  if (rc == 0 && r->def->batch_end && (rc = r->def->batch_end(&b.f, err)) != 0)
+    cl_err_prefix(err, "ending the batch %llu..%llu", (unsigned long long)from,
+                  (unsigned long long)b.last);
   if (rc) {
-    cl_proj_abort(b.t);
+    cl_proj_abort(b.f.txn);
+    discard(r);
     return rc;
   }
-  if (b.last < from) { /* nothing readable (cannot happen below the head) */
-    cl_proj_abort(b.t);
-    return cl_err_set(err, CL_ECORRUPT, "event %llu is missing", (unsigned long long)from);
-  }
-  if ((rc = cl_proj_commit(b.t, b.last, err)))
+  if ((rc = cl_proj_commit(b.f.txn, b.last, err))) {
+    discard(r);
     return rc;
+  }
   *done = b.last - from + 1;
   return 0;
 }
@@ -123,6 +132,7 @@ static void *runner_main(void *arg) {
       cl_err e;
       cl_err_clear(&e);
       int rc = cl_proj_reset(r->proj, &e);
+      discard(r);
       pthread_mutex_lock(&r->mu);
       r->rebuild_rc = rc;
       r->rebuild_err = e;
@@ -202,13 +212,21 @@ int cl_runner_start(cl_log *log, const cl_projection *def, const cl_runner_optio
   if (!r->o.batch_events)
     r->o.batch_events = 512;
   r->paused = r->o.start_paused;
+  if (def->state_new && !(r->pstate = def->state_new())) {
+    cl_free(r);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
   int rc = cl_proj_open(log, def->name, def->version, def->families, def->nfamilies, &r->proj, err);
   if (rc) {
+    if (def->state_free)
+      def->state_free(r->pstate);
     cl_free(r);
     return rc;
   }
   if (!(r->progress_feed = cl_feed_new(0))) {
     cl_proj_close(r->proj);
+    if (def->state_free)
+      def->state_free(r->pstate);
     cl_free(r);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
@@ -224,6 +242,8 @@ int cl_runner_start(cl_log *log, const cl_projection *def, const cl_runner_optio
     pthread_cond_destroy(&r->progress);
     cl_feed_free(r->progress_feed);
     cl_proj_close(r->proj);
+    if (def->state_free)
+      def->state_free(r->pstate);
     cl_free(r);
     return cl_err_set(err, CL_ENOMEM, "projection %s: cannot start its thread", def->name);
   }
@@ -242,6 +262,8 @@ void cl_runner_stop(cl_runner *r) {
   pthread_join(r->thread, NULL);
   cl_feed_free(r->progress_feed);
   cl_proj_close(r->proj);
+  if (r->def->state_free)
+    r->def->state_free(r->pstate);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->wake);
   pthread_cond_destroy(&r->progress);

@@ -28,6 +28,16 @@
 #include "store/log.h"
 #include "store/proj.h"
 
+/* What a fold gets: the projection's state, the transaction of the batch
+ * being folded, the log (for reads), and the projection's own per-runner
+ * state (caches; see state_new). */
+typedef struct cl_fold_ctx {
+  cl_proj *proj;
+  cl_proj_txn *txn;
+  cl_log *log;
+  void *state;
+} cl_fold_ctx;
+
 /* What a projection provides. */
 typedef struct cl_projection {
   const char *name;                /* store/proj.h naming rules */
@@ -36,9 +46,18 @@ typedef struct cl_projection {
   size_t nfamilies;
   /* Folds one committed event (views valid during the call; ev->event is
    * the serialized Event, NULL if erased). Returns 0 or an error. */
-  int (*fold)(void *ctx, cl_proj *p, cl_proj_txn *t, cl_log *log, const cl_event_view *ev,
-              cl_err *err);
-  void *ctx;
+  int (*fold)(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err);
+  /* Optional. State of the projection's own, one per runner (e.g. a cache
+   * of what it committed, so a fold need not read it back): NULL when out
+   * of memory. Freed with state_free when the runner stops. */
+  void *(*state_new)(void);
+  void (*state_free)(void *state);
+  /* Optional. Called after the last fold of a batch, before it commits:
+   * write what the batch accumulated in `state`. */
+  int (*batch_end)(cl_fold_ctx *f, cl_err *err);
+  /* Optional. The batch was not committed, or the state on disk was reset
+   * (rebuild): forget whatever `state` holds that the disk does not. */
+  void (*discard)(void *state);
 } cl_projection;
 
 typedef struct cl_runner cl_runner;

@@ -1,7 +1,7 @@
 /* Projection state; see proj.h for the layout and guarantees.
  *
  * Locking: `lk` (a reader-writer lock) guards the family handles: readers
- * and transactions hold it shared, cl_proj_reset exclusively (it drops and
+ * and transactions (from begin to commit or abort) hold it shared, cl_proj_reset exclusively (it drops and
  * recreates the families, which replaces the handles). `mu` guards the
  * position. */
 #include "store/proj.h"
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "store/alloc.h"
+#include "store/hmap.h"
 #include "store/log_int.h"
 
 #define META_POSITION "position"
@@ -29,9 +30,24 @@ struct cl_proj {
   uint64_t position;
 };
 
+/* A transaction's writes, kept until the commit: there they are written
+ * in key order (sorted inserts reuse the memtable's search position, which
+ * for random keys such as tags halves the insert cost), the last write of a
+ * key winning. Reads in the transaction see them first (an index by a
+ * hash of family and key). */
+typedef struct txn_write {
+  uint8_t *kv;      /* key bytes, then value bytes (one allocation) */
+  size_t kl, vl;
+  unsigned fam;
+  int del;
+  int superseded;   /* a later write of the same key replaced it */
+} txn_write;
+
 struct cl_proj_txn {
   cl_proj *p;
-  rocksdb_writebatch_wi_t *wb;
+  txn_write *w;
+  size_t n, cap;
+  cl_hmap *idx;     /* hash(fam, key)[16] -> uint32 index of the latest write */
 };
 
 static int name_ok(const char *s) {
@@ -293,11 +309,12 @@ int cl_proj_open_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, co
 /* ------------------------------------------------------- transactions */
 
 int cl_proj_begin(cl_proj *p, cl_proj_txn **out, cl_err *err) {
-  cl_proj_txn *t = cl_malloc(sizeof *t);
-  if (!t)
+  cl_proj_txn *t = cl_calloc(1, sizeof *t);
+  if (!t || !(t->idx = cl_hmap_new(16, sizeof(uint32_t)))) {
+    cl_free(t);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
   t->p = p;
-  t->wb = rocksdb_writebatch_wi_create(0, 1 /* later writes of a key replace earlier ones */);
   pthread_rwlock_rdlock(&p->lk);
   *out = t;
   return 0;
@@ -307,7 +324,10 @@ void cl_proj_abort(cl_proj_txn *t) {
   if (!t)
     return;
   pthread_rwlock_unlock(&t->p->lk);
-  rocksdb_writebatch_wi_destroy(t->wb);
+  for (size_t i = 0; i < t->n; i++)
+    cl_free(t->w[i].kv);
+  cl_free(t->w);
+  cl_hmap_free(t->idx);
   cl_free(t);
 }
 
@@ -316,13 +336,67 @@ static int bad_fam(const cl_proj *p, unsigned fam, cl_err *err) {
                         : 0;
 }
 
-int cl_proj_put(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const void *val,
-                size_t vl, cl_err *err) {
+static void write_hash(unsigned fam, const void *key, size_t kl, uint8_t h[16]) {
+  crypto_generichash_state st;
+  uint8_t f = (uint8_t)fam;
+  crypto_generichash_init(&st, NULL, 0, 16);
+  crypto_generichash_update(&st, &f, 1);
+  crypto_generichash_update(&st, key, kl);
+  crypto_generichash_final(&st, h, 16);
+}
+
+/* The transaction's latest write of (fam, key), or NULL. */
+static const txn_write *txn_find(const cl_proj_txn *t, unsigned fam, const void *key, size_t kl) {
+  uint8_t h[16];
+  write_hash(fam, key, kl, h);
+  const uint32_t *i = cl_hmap_get(t->idx, h);
+  if (!i)
+    return NULL;
+  const txn_write *w = &t->w[*i];
+  /* a 128-bit hash collision would need the same family and key anyway */
+  return w->fam == fam && w->kl == kl && memcmp(w->kv, key, kl) == 0 ? w : NULL;
+}
+
+static int txn_add(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const void *val,
+                   size_t vl, int del, cl_err *err) {
   int rc = bad_fam(t->p, fam, err);
   if (rc)
     return rc;
-  rocksdb_writebatch_wi_put_cf(t->wb, t->p->fam[fam], key, kl, val, vl);
+  if (t->n == t->cap) {
+    size_t nc = t->cap ? t->cap * 2 : 256;
+    txn_write *nw = cl_realloc(t->w, nc * sizeof *nw);
+    if (!nw)
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    t->w = nw;
+    t->cap = nc;
+  }
+  txn_write *w = &t->w[t->n];
+  if (!(w->kv = cl_malloc(kl + vl + 1)))
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  memcpy(w->kv, key, kl);
+  if (vl)
+    memcpy(w->kv + kl, val, vl);
+  w->kl = kl;
+  w->vl = vl;
+  w->fam = fam;
+  w->del = del;
+  w->superseded = 0;
+  uint8_t h[16];
+  write_hash(fam, key, kl, h);
+  uint32_t *prev = cl_hmap_get(t->idx, h), i = (uint32_t)t->n;
+  if (prev)
+    t->w[*prev].superseded = 1;
+  if (prev ? (*prev = i, 0) : !cl_hmap_put(t->idx, h, &i)) {
+    cl_free(w->kv);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  t->n++;
   return 0;
+}
+
+int cl_proj_put(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const void *val,
+                size_t vl, cl_err *err) {
+  return txn_add(t, fam, key, kl, val, vl, 0, err);
 }
 
 int cl_proj_put_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl,
@@ -332,17 +406,13 @@ int cl_proj_put_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl,
   size_t sl = 0;
   if (rc || (rc = seal(t->p, fam, key, kl, tag, val, vl, &s, &sl, err)))
     return rc;
-  rocksdb_writebatch_wi_put_cf(t->wb, t->p->fam[fam], key, kl, (const char *)s, sl);
+  rc = txn_add(t, fam, key, kl, s, sl, 0, err);
   cl_free(s);
-  return 0;
+  return rc;
 }
 
 int cl_proj_del(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, cl_err *err) {
-  int rc = bad_fam(t->p, fam, err);
-  if (rc)
-    return rc;
-  rocksdb_writebatch_wi_delete_cf(t->wb, t->p->fam[fam], key, kl);
-  return 0;
+  return txn_add(t, fam, key, kl, NULL, 0, 1, err);
 }
 
 /* Copies a RocksDB value into the store's allocator. */
@@ -363,16 +433,25 @@ int cl_proj_txn_get(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, ui
   int rc = bad_fam(t->p, fam, err);
   if (rc)
     return rc;
-  char *rerr = NULL;
-  size_t n;
-  char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(t->wb, t->p->log->db->db,
-                                                          t->p->log->db->ro, t->p->fam[fam], key,
-                                                          kl, &n, &rerr);
-  if (rerr)
-    return cl_db_error(rerr, err, "projection read");
-  if (!v)
+  const txn_write *w = txn_find(t, fam, key, kl);
+  if (!w) { /* the committed state (the transaction holds the read lock) */
+    char *rerr = NULL;
+    size_t n;
+    char *v = rocksdb_get_cf(t->p->log->db->db, t->p->log->db->ro, t->p->fam[fam], key, kl, &n,
+                             &rerr);
+    if (rerr)
+      return cl_db_error(rerr, err, "projection read");
+    if (!v)
+      return cl_err_set(err, CL_ENOTFOUND, "not found");
+    return take_value(v, n, val, vl, err);
+  }
+  if (w->del)
     return cl_err_set(err, CL_ENOTFOUND, "not found");
-  return take_value(v, n, val, vl, err);
+  if (!(*val = cl_malloc(w->vl ? w->vl : 1)))
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  memcpy(*val, w->kv + w->kl, w->vl);
+  *vl = w->vl;
+  return 0;
 }
 
 /* Opens a value read as `sealed` in place of the caller's result. */
@@ -393,22 +472,50 @@ int cl_proj_txn_get_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t
   return rc ? rc : open_in_place(t->p, fam, key, kl, val, vl, err);
 }
 
+static int cmp_write(const void *a, const void *b) {
+  const txn_write *x = *(const txn_write *const *)a, *y = *(const txn_write *const *)b;
+  if (x->fam != y->fam)
+    return x->fam < y->fam ? -1 : 1;
+  size_t m = x->kl < y->kl ? x->kl : y->kl;
+  int c = memcmp(x->kv, y->kv, m);
+  return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
+}
+
 int cl_proj_commit(cl_proj_txn *t, uint64_t position, cl_err *err) {
   cl_proj *p = t->p;
   int rc = 0;
+  const txn_write **order = NULL;
   if (position < cl_proj_position(p))
     rc = cl_err_set(err, CL_EINVAL, "projection %s: position %llu is behind %llu", p->name,
                     (unsigned long long)position, (unsigned long long)cl_proj_position(p));
+  else if (!(order = cl_malloc((t->n ? t->n : 1) * sizeof *order)))
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   if (rc == 0) {
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++)
+      if (!t->w[i].superseded)
+        order[n++] = &t->w[i];
+    qsort(order, n, sizeof *order, cmp_write);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    for (size_t i = 0; i < n; i++) {
+      const txn_write *w = order[i];
+      if (w->del)
+        rocksdb_writebatch_delete_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl);
+      else
+        rocksdb_writebatch_put_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl,
+                                  (const char *)w->kv + w->kl, w->vl);
+    }
     uint8_t pos[8];
     cl_be64(pos, position);
-    rocksdb_writebatch_wi_put_cf(t->wb, p->meta, META_POSITION, strlen(META_POSITION),
-                                 (const char *)pos, 8);
+    rocksdb_writebatch_put_cf(wb, p->meta, META_POSITION, strlen(META_POSITION), (const char *)pos,
+                              8);
     char *rerr = NULL;
-    rocksdb_write_writebatch_wi(p->log->db->db, p->log->db->wo_nosync, t->wb, &rerr);
+    rocksdb_write(p->log->db->db, p->log->db->wo_nosync, wb, &rerr);
+    rocksdb_writebatch_destroy(wb);
     if (rerr)
       rc = cl_db_error(rerr, err, "projection commit");
   }
+  cl_free(order);
   if (rc == 0) {
     pthread_mutex_lock(&p->mu);
     p->position = position;

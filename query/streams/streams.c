@@ -9,6 +9,7 @@
 #include "store/alloc.h"
 #include "store/db.h"
 #include "store/event.h"
+#include "store/hmap.h"
 
 enum { FAM_STREAM, FAM_CATEGORY, FAM_TYPE };
 static const char *const FAMILIES[] = {"stream", "category", "type"};
@@ -79,92 +80,170 @@ static int unpack_info(const uint8_t *v, size_t n, Clinlog__V1__StreamInfo **out
   return 0;
 }
 
-/* Forgets every trace of an erased stream: its info, its category entry,
- * and the type index entries of its events (their seqs and types are in
- * the records' plaintext headers, which erasure keeps). */
-static int forget_stream(cl_proj *p, cl_proj_txn *t, cl_log *log, const char *stream,
-                         cl_err *err);
+/* ----------------------------------------------------------- the fold */
 
-static int fold(void *ctx, cl_proj *p, cl_proj_txn *t, cl_log *log, const cl_event_view *ev,
-                cl_err *err) {
-  (void)ctx;
-  if (ev->erased || !ev->event)
-    return 0; /* leaves no trace; see runner.h */
+/* What the fold keeps between events and batches: the info of the streams
+ * it touched, as committed plus the current batch's changes, so an event of
+ * a known stream costs no read, decryption or sealing; the batch's changed
+ * infos are sealed and written once, at its end. Bounded: emptied after a
+ * batch once it holds CACHE_MAX streams. The runner discards it when a
+ * batch fails or the state is reset. */
+#define CACHE_MAX 50000
+
+typedef struct entry {
+  Clinlog__V1__StreamInfo *si; /* NULL: forgotten (an erased stream) */
+  uint8_t tag[32];
+  int dirty;
+} entry;
+
+typedef struct cache {
+  cl_hmap *idx;     /* tag -> uint32 index into e */
+  entry *e;
+  size_t n, cap;
+  uint32_t *dirty;  /* indexes of the entries the batch changed */
+  size_t ndirty, capdirty;
+} cache;
+
+static void cache_clear(void *state) {
+  cache *c = state;
+  for (size_t i = 0; i < c->n; i++)
+    if (c->e[i].si)
+      clinlog__v1__stream_info__free_unpacked(c->e[i].si, NULL);
+  c->n = c->ndirty = 0;
+  cl_hmap_clear(c->idx);
+}
+
+static void *cache_new(void) {
+  cache *c = cl_calloc(1, sizeof *c);
+  if (c && !(c->idx = cl_hmap_new(32, sizeof(uint32_t)))) {
+    cl_free(c);
+    c = NULL;
+  }
+  return c;
+}
+
+static void cache_free(void *state) {
+  cache *c = state;
+  if (!c)
+    return;
+  cache_clear(c);
+  cl_hmap_free(c->idx);
+  cl_free(c->e);
+  cl_free(c->dirty);
+  cl_free(c);
+}
+
+static entry *cache_get(cache *c, const uint8_t tag[32]) {
+  const uint32_t *i = cl_hmap_get(c->idx, tag);
+  return i && c->e[*i].si ? &c->e[*i] : NULL;
+}
+
+/* Takes ownership of si (freed here on failure). */
+static entry *cache_put(cache *c, const uint8_t tag[32], Clinlog__V1__StreamInfo *si) {
+  const uint32_t *found = cl_hmap_get(c->idx, tag);
+  if (found) { /* a forgotten slot of the same stream */
+    c->e[*found].si = si;
+    return &c->e[*found];
+  }
+  if (c->n == c->cap) {
+    size_t nc = c->cap ? c->cap * 2 : 1024;
+    entry *ne = cl_realloc(c->e, nc * sizeof *ne);
+    if (!ne) {
+      clinlog__v1__stream_info__free_unpacked(si, NULL);
+      return NULL;
+    }
+    c->e = ne;
+    c->cap = nc;
+  }
+  uint32_t i = (uint32_t)c->n;
+  if (!cl_hmap_put(c->idx, tag, &i)) {
+    clinlog__v1__stream_info__free_unpacked(si, NULL);
+    return NULL;
+  }
+  c->e[i] = (entry){si, {0}, 0};
+  memcpy(c->e[i].tag, tag, 32);
+  c->n++;
+  return &c->e[i];
+}
+
+static int mark_dirty(cache *c, entry *en) {
+  if (en->dirty)
+    return 0;
+  if (c->ndirty == c->capdirty) {
+    size_t nc = c->capdirty ? c->capdirty * 2 : 256;
+    uint32_t *nd = cl_realloc(c->dirty, nc * sizeof *nd);
+    if (!nd)
+      return CL_ENOMEM;
+    c->dirty = nd;
+    c->capdirty = nc;
+  }
+  c->dirty[c->ndirty++] = (uint32_t)(en - c->e);
+  en->dirty = 1;
+  return 0;
+}
+
+static void cache_forget(cache *c, const uint8_t tag[32]) {
+  entry *en = cache_get(c, tag);
+  if (en) {
+    clinlog__v1__stream_info__free_unpacked(en->si, NULL);
+    en->si = NULL;
+    en->dirty = 0;
+  }
+}
+
+/* A new stream's info, from its first event. */
+static int new_info(const cl_event_view *ev, Clinlog__V1__StreamInfo **out, cl_err *err) {
   Clinlog__V1__Event *e;
   int rc = cl_event_decode(ev->event, ev->event_len, &e, err);
   if (rc)
     return rc;
-  uint8_t *v = NULL;
-  size_t vl;
-  Clinlog__V1__StreamInfo *si = NULL;
-  rc = cl_proj_txn_get_sealed(t, FAM_STREAM, ev->stream_tag, 32, &v, &vl, err);
-  int fresh = rc == CL_ENOTFOUND;
-  if (rc == 0) {
-    rc = unpack_info(v, vl, &si, err);
-    cl_free(v);
-  } else if (fresh) {
-    rc = 0;
-    if (!(si = cl_malloc(sizeof *si))) {
-      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-    } else {
-      clinlog__v1__stream_info__init(si);
-      si->first_seq = ev->seq;
-      set_time(&si->first_committed_at, ev->committed_at_ns);
-    }
-  }
-  if (rc == CL_EERASED) { /* erased since we read the event: same as erased */
-    clinlog__v1__event__free_unpacked(e, NULL);
-    return 0;
-  }
-  if (rc == 0 && fresh) {
-    char cat[CL_STREAM_MAX + 1];
+  Clinlog__V1__StreamInfo *si = cl_malloc(sizeof *si);
+  char cat[CL_STREAM_MAX + 1];
+  if (si) {
+    clinlog__v1__stream_info__init(si);
     cl_streams_category(e->stream, cat, sizeof cat);
     si->stream = cl_strdup(e->stream);
     si->category = cl_strdup(cat);
-    if (!si->stream || !si->category)
-      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    si->first_seq = ev->seq;
+    set_time(&si->first_committed_at, ev->committed_at_ns);
   }
-  if (rc == 0) {
-    si->version = ev->stream_version;
-    si->last_seq = ev->seq;
-    set_time(&si->last_committed_at, ev->committed_at_ns);
-    if (!si->first_committed_at || !si->last_committed_at || count_type(si, ev->event_type))
-      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-  }
-  uint8_t *packed = NULL;
-  size_t pl = 0;
-  if (rc == 0) {
-    pl = clinlog__v1__stream_info__get_packed_size(si);
-    if (!(packed = cl_malloc(pl ? pl : 1)))
-      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-    else
-      clinlog__v1__stream_info__pack(si, packed);
-  }
-  if (rc == 0) {
-    rc = cl_proj_put_sealed(t, FAM_STREAM, ev->stream_tag, 32, ev->stream_tag, packed, pl, err);
-    if (rc == CL_EERASED) {
-      rc = 0;
-      goto done;
-    }
-  }
-  if (rc == 0 && fresh) {
-    uint8_t ck[64];
-    category_key(p, e->stream, ev->stream_tag, ck);
-    rc = cl_proj_put(t, FAM_CATEGORY, ck, sizeof ck, "", 0, err);
-  }
-  if (rc == 0) {
-    uint8_t tk[12];
-    type_key(ev->event_type, ev->seq, tk);
-    rc = cl_proj_put(t, FAM_TYPE, tk, sizeof tk, ev->stream_tag, 32, err);
-  }
-  if (rc == 0 && e->body_case == CLINLOG__V1__EVENT__BODY_STREAM_ERASED)
-    rc = forget_stream(p, t, log, e->stream_erased->stream, err);
-done:
-  cl_free(packed);
-  if (si)
-    clinlog__v1__stream_info__free_unpacked(si, NULL);
   clinlog__v1__event__free_unpacked(e, NULL);
-  return rc;
+  if (!si || !si->stream || !si->category || !si->first_committed_at) {
+    if (si)
+      clinlog__v1__stream_info__free_unpacked(si, NULL);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  *out = si;
+  return 0;
+}
+
+/* The info of the event's stream: cached, committed, or new (then its
+ * category entry is written). NULL with 0: the stream is erased. */
+static int stream_of(cl_fold_ctx *f, const cl_event_view *ev, entry **out, cl_err *err) {
+  cache *c = f->state;
+  *out = cache_get(c, ev->stream_tag);
+  if (*out)
+    return 0;
+  uint8_t *v;
+  size_t vl;
+  Clinlog__V1__StreamInfo *si = NULL;
+  int rc = cl_proj_txn_get_sealed(f->txn, FAM_STREAM, ev->stream_tag, 32, &v, &vl, err);
+  if (rc == CL_EERASED)
+    return 0; /* erased since the event was read: as if erased */
+  if (rc == 0) {
+    rc = unpack_info(v, vl, &si, err);
+    cl_free(v);
+  } else if (rc == CL_ENOTFOUND && (rc = new_info(ev, &si, err)) == 0) {
+    uint8_t ck[64];
+    category_key(f->proj, si->stream, ev->stream_tag, ck);
+    if ((rc = cl_proj_put(f->txn, FAM_CATEGORY, ck, sizeof ck, "", 0, err)))
+      clinlog__v1__stream_info__free_unpacked(si, NULL);
+  }
+  if (rc)
+    return rc;
+  if (!(*out = cache_put(c, ev->stream_tag, si)))
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  return 0;
 }
 
 typedef struct forget {
@@ -172,25 +251,84 @@ typedef struct forget {
 } forget;
 
 static int forget_event(void *ctx, const cl_event_view *ev, cl_err *err) {
-  forget *f = ctx;
+  forget *fg = ctx;
   uint8_t tk[12];
   type_key(ev->event_type, ev->seq, tk);
-  return cl_proj_del(f->t, FAM_TYPE, tk, sizeof tk, err);
+  return cl_proj_del(fg->t, FAM_TYPE, tk, sizeof tk, err);
 }
 
-static int forget_stream(cl_proj *p, cl_proj_txn *t, cl_log *log, const char *stream,
-                         cl_err *err) {
-  uint8_t tag[32], ck[64];
-  int rc = cl_log_stream_tag(log, stream, tag, err);
+/* Forgets every trace of an erased stream: its info, its category entry,
+ * and the type index entries of its events (their seqs and types are in
+ * the records' plaintext headers, which erasure keeps). */
+static int forget_stream(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
+  Clinlog__V1__Event *e;
+  int rc = cl_event_decode(ev->event, ev->event_len, &e, err);
   if (rc)
     return rc;
-  category_key(p, stream, tag, ck);
-  if ((rc = cl_proj_del(t, FAM_STREAM, tag, 32, err)) ||
-      (rc = cl_proj_del(t, FAM_CATEGORY, ck, sizeof ck, err)))
+  const char *stream = e->stream_erased->stream;
+  uint8_t tag[32], ck[64];
+  if ((rc = cl_log_stream_tag(f->log, stream, tag, err)) == 0) {
+    cache_forget(f->state, tag);
+    category_key(f->proj, stream, tag, ck);
+    if ((rc = cl_proj_del(f->txn, FAM_STREAM, tag, 32, err)) == 0 &&
+        (rc = cl_proj_del(f->txn, FAM_CATEGORY, ck, sizeof ck, err)) == 0) {
+      forget fg = {f->txn};
+      rc = cl_log_read_stream(f->log, stream, 1, 0, 0, forget_event, &fg, err);
+      if (rc == CL_ENOTFOUND) /* an erasure of a stream that had no events */
+        rc = 0;
+    }
+  }
+  clinlog__v1__event__free_unpacked(e, NULL);
+  return rc;
+}
+
+static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
+  if (ev->erased || !ev->event)
+    return 0; /* leaves no trace; see runner.h */
+  entry *en;
+  int rc = stream_of(f, ev, &en, err);
+  if (rc || !en)
     return rc;
-  forget f = {t};
-  rc = cl_log_read_stream(log, stream, 1, 0, 0, forget_event, &f, err);
-  return rc == CL_ENOTFOUND ? 0 : rc; /* an erasure of a stream that had no events */
+  Clinlog__V1__StreamInfo *si = en->si;
+  si->version = ev->stream_version;
+  si->last_seq = ev->seq;
+  set_time(&si->last_committed_at, ev->committed_at_ns);
+  if (!si->last_committed_at || count_type(si, ev->event_type) || mark_dirty(f->state, en))
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  uint8_t tk[12];
+  type_key(ev->event_type, ev->seq, tk);
+  if ((rc = cl_proj_put(f->txn, FAM_TYPE, tk, sizeof tk, ev->stream_tag, 32, err)))
+    return rc;
+  if (ev->event_type == CLINLOG__V1__EVENT__BODY_STREAM_ERASED)
+    rc = forget_stream(f, ev, err);
+  return rc;
+}
+
+/* Seals and writes the info of every stream the batch changed. */
+static int batch_end(cl_fold_ctx *f, cl_err *err) {
+  cache *c = f->state;
+  int rc = 0;
+  for (size_t i = 0; i < c->ndirty && rc == 0; i++) {
+    entry *en = &c->e[c->dirty[i]];
+    if (!en->si || !en->dirty)
+      continue;
+    en->dirty = 0;
+    size_t pl = clinlog__v1__stream_info__get_packed_size(en->si);
+    uint8_t *packed = cl_malloc(pl ? pl : 1);
+    if (!packed)
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    clinlog__v1__stream_info__pack(en->si, packed);
+    rc = cl_proj_put_sealed(f->txn, FAM_STREAM, en->tag, 32, en->tag, packed, pl, err);
+    cl_free(packed);
+    if (rc == CL_EERASED) { /* erased after its events were read: its erasure comes later */
+      cache_forget(c, en->tag);
+      rc = 0;
+    }
+  }
+  c->ndirty = 0;
+  if (rc == 0 && c->n >= CACHE_MAX)
+    cache_clear(c); /* the batch is written: what the cache held is on disk */
+  return rc;
 }
 
 const cl_projection cl_streams_projection = {
@@ -199,7 +337,10 @@ const cl_projection cl_streams_projection = {
     .families = FAMILIES,
     .nfamilies = sizeof FAMILIES / sizeof FAMILIES[0],
     .fold = fold,
-    .ctx = NULL,
+    .state_new = cache_new,
+    .state_free = cache_free,
+    .batch_end = batch_end,
+    .discard = cache_clear,
 };
 
 /* ------------------------------------------------------------- reads */

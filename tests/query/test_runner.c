@@ -378,15 +378,13 @@ Test(runner, read_your_writes_status_and_lag, .timeout = 120) {
 
 /* A projection whose fold fails on one event until it is told not to. */
 static volatile int fail_at;
-static int flaky_fold(void *ctx, cl_proj *p, cl_proj_txn *t, cl_log *log, const cl_event_view *ev,
-                      cl_err *err) {
-  (void)ctx, (void)p, (void)log;
+static int flaky_fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   if ((int)ev->seq == fail_at)
     return cl_err_set(err, CL_EINVAL, "cannot fold this one");
   uint8_t k[8];
   for (int i = 0; i < 8; i++)
     k[i] = (uint8_t)(ev->seq >> (56 - 8 * i));
-  return cl_proj_put(t, 0, k, 8, "", 0, err);
+  return cl_proj_put(f->txn, 0, k, 8, "", 0, err);
 }
 
 Test(runner, a_failing_fold_is_reported_and_retried, .timeout = 120) {
@@ -395,7 +393,8 @@ Test(runner, a_failing_fold_is_reported_and_retried, .timeout = 120) {
   cl_log *log = cl_test_log_new("runf", &dir, &admin, 1000);
   fill(log, &admin, 2, 10, 3, "patient", -1);
   static const char *const fams[] = {"seen"};
-  cl_projection flaky = {"flaky", 1, fams, 1, flaky_fold, NULL};
+  cl_projection flaky = {.name = "flaky", .version = 1, .families = fams, .nfamilies = 1,
+                         .fold = flaky_fold};
   fail_at = 12;
   cl_runner *r = start(log, &flaky, 4);
   cl_err err;
