@@ -10,7 +10,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/alloc.h"
 #include "store/feed.h"
@@ -40,6 +43,9 @@ struct cl_runner {
   uint64_t folded, rebuilds;
   int64_t retry_at_ms;    /* after a failure: when to try again */
   int64_t backoff_ms;
+  int64_t linger_until_ms; /* live, few new events: folding them at this time... */
+  uint64_t linger_goal;    /* ...or once the head reaches this (0: not lingering) */
+  uint64_t wanted;         /* the highest seq a reader waits for (ends a linger) */
 };
 
 const char *cl_runner_state_name(int state) {
@@ -56,13 +62,16 @@ const char *cl_runner_state_name(int state) {
 void cl_runner_options_init(cl_runner_options *o) {
   memset(o, 0, sizeof *o);
   o->batch_events = 512;
+  o->nice = 10;
+  o->linger_ms = 10;
 }
 
 static void on_grow(void *ctx, uint64_t size) {
   cl_runner *r = ctx;
   pthread_mutex_lock(&r->mu);
   r->head = size;
-  pthread_cond_signal(&r->wake);
+  if (!r->linger_goal || size >= r->linger_goal) /* a lingering runner sleeps on */
+    pthread_cond_signal(&r->wake);
   pthread_mutex_unlock(&r->mu);
 }
 
@@ -96,7 +105,8 @@ static int fold_batch(cl_runner *r, uint64_t from, uint64_t n, uint64_t *done, c
   int rc = cl_proj_begin(r->proj, &b.f.txn, err);
   if (rc)
     return rc;
-  rc = cl_log_read_all(r->log, from, n, fold_one, &b, err);
+  rc = r->def->sealed_reads ? cl_log_scan(r->log, from, n, fold_one, &b, err)
+                            : cl_log_read_all(r->log, from, n, fold_one, &b, err);
   if (rc == 0 && b.last < from) /* nothing readable (cannot happen below the head) */
     rc = cl_err_set(err, CL_ECORRUPT, "event %llu is missing", (unsigned long long)from);
   if (rc == 0 && r->def->batch_end && (rc = r->def->batch_end(&b.f, err)) != 0)
@@ -124,6 +134,11 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ms
 
 static void *runner_main(void *arg) {
   cl_runner *r = arg;
+  if (r->o.nice) /* Linux: a thread's own nice value (best effort) */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), r->o.nice);
+  char name[16]; /* for top -H, perf, gdb */
+  snprintf(name, sizeof name, "proj:%s", r->def->name);
+  (void)pthread_setname_np(pthread_self(), name);
   pthread_mutex_lock(&r->mu);
   while (!r->stop) {
     if (r->rebuild_asked) {
@@ -162,6 +177,20 @@ static void *runner_main(void *arg) {
       pthread_cond_wait(&r->wake, &r->mu);
       continue;
     }
+    /* live, and less than a batch is new: wait a little for more, so one
+     * transaction folds them (under load, far less work per event) */
+    if (r->state == CL_RUNNER_LIVE && r->o.linger_ms && head - pos < r->o.batch_events &&
+        r->wanted <= pos) {
+      if (!r->linger_goal) {
+        r->linger_goal = pos + r->o.batch_events;
+        r->linger_until_ms = now_ms() + r->o.linger_ms;
+      }
+      if (now_ms() < r->linger_until_ms) {
+        timed_wait(&r->wake, &r->mu, r->linger_until_ms);
+        continue;
+      }
+    }
+    r->linger_goal = 0;
     if (r->state != CL_RUNNER_FAILED)
       r->state = r->rebuilding ? CL_RUNNER_REBUILDING : CL_RUNNER_CATCHING_UP;
     uint64_t n = head - pos < r->o.batch_events ? head - pos : r->o.batch_events;
@@ -287,7 +316,17 @@ void cl_runner_get_status(cl_runner *r, cl_runner_status *st) {
   st->lag = st->head > st->position ? st->head - st->position : 0;
 }
 
+void cl_runner_want(cl_runner *r, uint64_t seq) {
+  pthread_mutex_lock(&r->mu);
+  if (seq > r->wanted) {
+    r->wanted = seq;
+    pthread_cond_signal(&r->wake);
+  }
+  pthread_mutex_unlock(&r->mu);
+}
+
 int cl_runner_wait(cl_runner *r, uint64_t seq, int64_t deadline_ms, cl_err *err) {
+  cl_runner_want(r, seq);
   pthread_mutex_lock(&r->mu);
   uint64_t pos;
   while ((pos = cl_proj_position(r->proj)) < seq && !r->stop) {

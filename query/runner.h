@@ -47,6 +47,10 @@ typedef struct cl_projection {
   /* Folds one committed event (views valid during the call; ev->event is
    * the serialized Event, NULL if erased). Returns 0 or an error. */
   int (*fold)(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err);
+  /* 1: the fold needs the content of few events: they arrive undecrypted
+   * (ev->event NULL, ev->erased set) and the fold decrypts those it needs
+   * with cl_log_open_event. Saves a decryption per event. */
+  int sealed_reads;
   /* Optional. State of the projection's own, one per runner (e.g. a cache
    * of what it committed, so a fold need not read it back): NULL when out
    * of memory. Freed with state_free when the runner stops. */
@@ -64,6 +68,14 @@ typedef struct cl_runner cl_runner;
 
 typedef struct cl_runner_options {
   size_t batch_events;             /* events per transaction; default 512 */
+  int nice;                        /* the thread's nice value, default 10: when the CPUs are
+                                      busy the write path goes first and the projection lags,
+                                      catching up when they are not (0: the process's) */
+  int linger_ms;                   /* when live and less than a batch is new, wait this long
+                                      for more so one transaction folds them (under load far
+                                      less work per event); a waiting reader ends the wait
+                                      (cl_runner_wait, cl_runner_want). Default 10; 0: fold at
+                                      every commit */
   int start_paused;                /* tests: do not fold until cl_runner_resume */
 } cl_runner_options;
 
@@ -115,6 +127,10 @@ cl_feed *cl_runner_feed(cl_runner *r);
  * CLOCK_REALTIME ms, 0 = none). Errors: CL_ETIMEDOUT (err says how far it
  * got), CL_EUNAVAILABLE (stopping). */
 int cl_runner_wait(cl_runner *r, uint64_t seq, int64_t deadline_ms, cl_err *err);
+
+/* Says a reader waits for event `seq` (without blocking): a runner lingering
+ * for more events folds now. For readers parked on cl_runner_feed. */
+void cl_runner_want(cl_runner *r, uint64_t seq);
 
 /* Drops the projection's state and folds again from event 1. Returns once
  * the state is reset (the fold then runs in the background; cl_runner_wait

@@ -128,6 +128,9 @@ typedef struct cl_event_view {
   const uint8_t *record;       /* stored record bytes (the Merkle leaf data) */
   size_t record_len;
   int erased;
+  const uint8_t *nonce;        /* 24 bytes, and the ciphertext: for cl_log_open_event */
+  const uint8_t *ciphertext;
+  size_t ciphertext_len;
 } cl_event_view;
 
 /* Read callback: return 0 to continue, 1 to stop, or a negative CL_E* error
@@ -138,6 +141,20 @@ typedef int (*cl_event_fn)(void *ctx, const cl_event_view *ev, cl_err *err);
  * events (0 = no limit). */
 int cl_log_read_all(cl_log *log, uint64_t from_seq, uint64_t max, cl_event_fn fn, void *ctx,
                     cl_err *err);
+
+/* As cl_log_read_all, without decrypting: ev->event is NULL, ev->erased
+ * tells whether the stream was erased. For readers that need the content
+ * of few events (decrypt those with cl_log_open_event). */
+int cl_log_scan(cl_log *log, uint64_t from_seq, uint64_t max, cl_event_fn fn, void *ctx,
+                cl_err *err);
+
+/* Decrypts the event of a view from cl_log_scan (or any read). On success
+ * *plain (*n bytes) is returned-owned: cl_log_event_free. Errors: CL_EERASED,
+ * CL_ECRYPTO, CL_EDENIED (no master key), CL_ENOMEM. */
+int cl_log_open_event(cl_log *log, const cl_event_view *ev, uint8_t **plain, size_t *n,
+                      cl_err *err);
+/* Wipes and frees a decrypted event. */
+void cl_log_event_free(uint8_t *plain, size_t n);
 
 /* Reads one stream from `from_version` (1-based; backwards: 0 = from the
  * end), at most `max` events. CL_ENOTFOUND if the stream has no events. */

@@ -8,8 +8,10 @@
 #include "store/alloc.h"
 #include "store/log_int.h"
 
-/* Decodes a stored record and hands it (decrypted when possible) to fn. */
-static int emit(cl_log *log, const char *val, size_t vl, cl_event_fn fn, void *ctx, cl_err *err) {
+/* Decodes a stored record and hands it to fn: decrypted when `decrypt` and
+ * possible; else with its erased flag only (cl_log_open_event decrypts). */
+static int emit(cl_log *log, const char *val, size_t vl, int decrypt, cl_event_fn fn, void *ctx,
+                cl_err *err) {
   Clinlog__V1__Record *rec;
   int rc = cl_record_decode((const uint8_t *)val, vl, &rec, err);
   if (rc)
@@ -24,6 +26,9 @@ static int emit(cl_log *log, const char *val, size_t vl, cl_event_fn fn, void *c
       .event_hash = rec->event_hash.data,
       .record = (const uint8_t *)val,
       .record_len = vl,
+      .nonce = rec->nonce.data,
+      .ciphertext = rec->ciphertext.data,
+      .ciphertext_len = rec->ciphertext.len,
   };
   uint8_t *plain = NULL;
   size_t pl = 0;
@@ -33,7 +38,7 @@ static int emit(cl_log *log, const char *val, size_t vl, cl_event_fn fn, void *c
       rc = cl_err_set(err, CL_ENOMEM, "out of secure memory");
     } else if ((rc = cl_sk_for_read(log, rec->stream_tag.data, key, &v.erased, err))) {
       cl_err_prefix(err, "record %llu", (unsigned long long)rec->seq);
-    } else if (!v.erased) {
+    } else if (!v.erased && decrypt) {
       rc = cl_event_open(key, rec->stream_tag.data, rec->event_id.data, rec->nonce.data,
                          rec->ciphertext.data, rec->ciphertext.len, &plain, &pl);
       if (rc)
@@ -55,8 +60,52 @@ static int emit(cl_log *log, const char *val, size_t vl, cl_event_fn fn, void *c
   return rc;
 }
 
+static int scan(cl_log *log, uint64_t from_seq, uint64_t max, int decrypt, cl_event_fn fn,
+                void *ctx, cl_err *err);
+
 int cl_log_read_all(cl_log *log, uint64_t from_seq, uint64_t max, cl_event_fn fn, void *ctx,
                     cl_err *err) {
+  return scan(log, from_seq, max, 1, fn, ctx, err);
+}
+
+int cl_log_scan(cl_log *log, uint64_t from_seq, uint64_t max, cl_event_fn fn, void *ctx,
+                cl_err *err) {
+  return scan(log, from_seq, max, 0, fn, ctx, err);
+}
+
+int cl_log_open_event(cl_log *log, const cl_event_view *ev, uint8_t **plain, size_t *n,
+                      cl_err *err) {
+  *plain = NULL;
+  *n = 0;
+  if (!log->have_keys)
+    return cl_err_set(err, CL_EDENIED, "the log has no master key");
+  if (!ev->nonce || !ev->ciphertext)
+    return cl_err_set(err, CL_EINVAL, "not a view of a stored record");
+  uint8_t *key = cl_secure_scratch(CL_SCRATCH_READ, 32);
+  if (!key)
+    return cl_err_set(err, CL_ENOMEM, "out of secure memory");
+  int erased;
+  int rc = cl_sk_for_read(log, ev->stream_tag, key, &erased, err);
+  if (rc == 0 && erased)
+    rc = cl_err_set(err, CL_EERASED, "record %llu: its stream was erased",
+                    (unsigned long long)ev->seq);
+  if (rc == 0 && (rc = cl_event_open(key, ev->stream_tag, ev->event_id, ev->nonce, ev->ciphertext,
+                                     ev->ciphertext_len, plain, n)) != 0)
+    rc = cl_err_set(err, rc, rc == CL_ENOMEM ? "out of memory" : "record %llu does not decrypt",
+                    (unsigned long long)ev->seq);
+  sodium_memzero(key, 32);
+  return rc;
+}
+
+void cl_log_event_free(uint8_t *plain, size_t n) {
+  if (plain) {
+    sodium_memzero(plain, n);
+    cl_free(plain);
+  }
+}
+
+static int scan(cl_log *log, uint64_t from_seq, uint64_t max, int decrypt, cl_event_fn fn,
+                void *ctx, cl_err *err) {
   uint64_t size;
   cl_log_head(log, &size, NULL);
   if (from_seq == 0)
@@ -73,7 +122,7 @@ int cl_log_read_all(cl_log *log, uint64_t from_seq, uint64_t max, cl_event_fn fn
     if (kl != 8 || cl_get_be64((const uint8_t *)key) > size)
       break; /* not yet published */
     const char *val = rocksdb_iter_value(it, &vl);
-    if ((rc = emit(log, val, vl, fn, ctx, err)) != 0)
+    if ((rc = emit(log, val, vl, decrypt, fn, ctx, err)) != 0)
       break;
     if (max && ++count >= max)
       break;
@@ -94,7 +143,7 @@ static int emit_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err
     return rc == CL_ENOTFOUND
                ? cl_err_set(err, CL_ECORRUPT, "record %llu missing", (unsigned long long)seq)
                : rc;
-  rc = emit(log, v, vl, fn, ctx, err);
+  rc = emit(log, v, vl, 1, fn, ctx, err);
   rocksdb_free(v);
   return rc;
 }

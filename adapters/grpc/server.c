@@ -160,6 +160,7 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&s->qmu);
     step_fn f = c->next;
     c->next = NULL;
+    c->seen_gen = atomic_load(&s->wake_gen);
     if (f)
       f(c, c->qok);
   }
@@ -395,7 +396,8 @@ void srv_wait(srv_call *c, int64_t wake_at_ms, step_fn next) {
   cl_server *s = c->srv;
   c->next = next;
   pthread_mutex_lock(&s->wmu);
-  if (atomic_load(&c->closed) || atomic_load(&s->shutting_down)) {
+  if (atomic_load(&c->closed) || atomic_load(&s->shutting_down) ||
+      atomic_load(&s->wake_gen) != c->seen_gen) { /* closed, or woken since it looked */
     pthread_mutex_unlock(&s->wmu);
     enqueue(c, 1);
     return;
@@ -428,6 +430,7 @@ static void on_commit(void *ctx, uint64_t size) {
   (void)size;
   cl_server *s = ctx;
   pthread_mutex_lock(&s->wmu);
+  atomic_fetch_add(&s->wake_gen, 1);
   wake_locked(s, 1, 0);
   pthread_mutex_unlock(&s->wmu);
 }

@@ -80,6 +80,7 @@ struct srv_call {
   srv_call *wprev, *wnext;
   int waiting;
   int64_t wake_at_ms;
+  uint64_t seen_gen;             /* the server's wake_gen when the current step began */
   /* worker queue */
   srv_call *qnext;
   int qok;
@@ -119,6 +120,9 @@ struct cl_server {
 
   pthread_mutex_t wmu;           /* waiting calls */
   srv_call *waiters;
+  atomic_uint_fast64_t wake_gen; /* counts wake-ups of the waiting calls: a step that
+                                    looked before a wake-up and parks after it runs
+                                    again at once (no lost wake-up) */
   int stop_ticker;
   pthread_cond_t wcv;
 
@@ -157,7 +161,8 @@ void srv_trailer(srv_call *c, const char *key, const char *value);
 
 /* Parks the call until the log or a projection grows, the server stops,
  * the call is cancelled, or `wake_at_ms` (srv_now_ms time) passes (0: no
- * timer); then `next` runs. */
+ * timer); then `next` runs. If they grew since the current step began (it
+ * may have looked just before), `next` runs again at once. */
 void srv_wait(srv_call *c, int64_t wake_at_ms, step_fn next);
 
 /* 1 if the call should stop (client cancelled or deadline passed). */

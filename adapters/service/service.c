@@ -215,7 +215,10 @@ int cl_svc_reached(cl_svc *s, const char *projection, uint64_t seq, cl_err *err)
   cl_runner *r = cl_svc_runner(s, projection);
   if (!r)
     return cl_err_set(err, CL_ENOTFOUND, "no projection named %s", projection);
-  return cl_proj_position(cl_runner_proj(r)) >= seq;
+  if (cl_proj_position(cl_runner_proj(r)) >= seq)
+    return 1;
+  cl_runner_want(r, seq); /* the caller parks until it is */
+  return 0;
 }
 
 int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms,

@@ -191,10 +191,25 @@ static void cache_forget(cache *c, const uint8_t tag[32]) {
   }
 }
 
+/* The decoded event of a view (the fold reads events sealed: decrypted
+ * here, only for the few it needs). CL_EERASED if its stream was erased
+ * since it was read. */
+static int event_of(cl_log *log, const cl_event_view *ev, Clinlog__V1__Event **out, cl_err *err) {
+  uint8_t *plain;
+  size_t n;
+  int rc = cl_log_open_event(log, ev, &plain, &n, err);
+  if (rc)
+    return rc;
+  rc = cl_event_decode(plain, n, out, err);
+  cl_log_event_free(plain, n);
+  return rc;
+}
+
 /* A new stream's info, from its first event. */
-static int new_info(const cl_event_view *ev, Clinlog__V1__StreamInfo **out, cl_err *err) {
+static int new_info(cl_log *log, const cl_event_view *ev, Clinlog__V1__StreamInfo **out,
+                    cl_err *err) {
   Clinlog__V1__Event *e;
-  int rc = cl_event_decode(ev->event, ev->event_len, &e, err);
+  int rc = event_of(log, ev, &e, err);
   if (rc)
     return rc;
   Clinlog__V1__StreamInfo *si = cl_malloc(sizeof *si);
@@ -233,12 +248,14 @@ static int stream_of(cl_fold_ctx *f, const cl_event_view *ev, entry **out, cl_er
   if (rc == 0) {
     rc = unpack_info(v, vl, &si, err);
     cl_free(v);
-  } else if (rc == CL_ENOTFOUND && (rc = new_info(ev, &si, err)) == 0) {
+  } else if (rc == CL_ENOTFOUND && (rc = new_info(f->log, ev, &si, err)) == 0) {
     uint8_t ck[64];
     category_key(f->proj, si->stream, ev->stream_tag, ck);
     if ((rc = cl_proj_put(f->txn, FAM_CATEGORY, ck, sizeof ck, "", 0, err)))
       clinlog__v1__stream_info__free_unpacked(si, NULL);
   }
+  if (rc == CL_EERASED)
+    return 0;
   if (rc)
     return rc;
   if (!(*out = cache_put(c, ev->stream_tag, si)))
@@ -262,7 +279,7 @@ static int forget_event(void *ctx, const cl_event_view *ev, cl_err *err) {
  * the records' plaintext headers, which erasure keeps). */
 static int forget_stream(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   Clinlog__V1__Event *e;
-  int rc = cl_event_decode(ev->event, ev->event_len, &e, err);
+  int rc = event_of(f->log, ev, &e, err); /* $erasures is never erased */
   if (rc)
     return rc;
   const char *stream = e->stream_erased->stream;
@@ -283,7 +300,7 @@ static int forget_stream(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
 }
 
 static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
-  if (ev->erased || !ev->event)
+  if (ev->erased)
     return 0; /* leaves no trace; see runner.h */
   entry *en;
   int rc = stream_of(f, ev, &en, err);
@@ -337,6 +354,7 @@ const cl_projection cl_streams_projection = {
     .families = FAMILIES,
     .nfamilies = sizeof FAMILIES / sizeof FAMILIES[0],
     .fold = fold,
+    .sealed_reads = 1,
     .state_new = cache_new,
     .state_free = cache_free,
     .batch_end = batch_end,

@@ -872,3 +872,70 @@ Test(log, retrying_a_registration_is_a_duplicate) {
   cl_signer_free(&nurse);
   assert_verifies();
 }
+
+/* A sealed scan hands records without their content; cl_log_open_event
+ * decrypts any of them, as cl_log_read_all would, until the stream is erased. */
+typedef struct sealed {
+  cl_log *log;
+  size_t n, opened, erased;
+  collect *plain; /* the same range, read decrypted */
+} sealed;
+
+static int sealed_fn(void *ctx, const cl_event_view *v, cl_err *err) {
+  sealed *s = ctx;
+  if (v->event || !v->ciphertext || !v->nonce)
+    return cl_err_set(err, CL_EINVAL, "record %llu: a scan view carries content",
+                      (unsigned long long)v->seq);
+  if (v->erased != s->plain->erased[s->n])
+    return cl_err_set(err, CL_EINVAL, "record %llu: erased flags differ",
+                      (unsigned long long)v->seq);
+  uint8_t *plain;
+  size_t n;
+  int rc = cl_log_open_event(s->log, v, &plain, &n, err);
+  if (v->erased) {
+    if (rc != CL_EERASED)
+      return cl_err_set(err, CL_EINVAL, "record %llu: erased, yet opened (%d)",
+                        (unsigned long long)v->seq, rc);
+    s->erased++;
+  } else {
+    if (rc)
+      return rc;
+    int same = n == s->plain->len[s->n] && memcmp(plain, s->plain->ev[s->n], n) == 0;
+    cl_log_event_free(plain, n);
+    if (!same)
+      return cl_err_set(err, CL_EINVAL, "record %llu opens to other bytes",
+                        (unsigned long long)v->seq);
+    s->opened++;
+  }
+  s->n++;
+  return 0;
+}
+
+Test(log, sealed_scan_and_open_event) {
+  cl_err err;
+  uint64_t seq;
+  for (int i = 0; i < 6; i++) {
+    cr_assert_eq(cl_test_append1(lg, &admin, "patient-a", "admin", "a", &seq, &err), 0);
+    cr_assert_eq(cl_test_append1(lg, &admin, "patient-b", "admin", "b", &seq, &err), 0);
+  }
+  size_t len;
+  uint8_t *ev = cl_test_erasure_event("patient-b", &len);
+  cl_append_result r;
+  cr_assert_eq(cl_test_append(lg, &admin, &ev, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s", err.msg);
+  cl_append_result_free(&r);
+  free(ev);
+  collect c = {0};
+  cr_assert_eq(cl_log_read_all(lg, 1, 0, collect_fn, &c, &err), 0, "%s", err.msg);
+  sealed s = {.log = lg, .plain = &c};
+  cr_assert_eq(cl_log_scan(lg, 1, 0, sealed_fn, &s, &err), 0, "%s", err.msg);
+  cr_assert_eq(s.n, c.n);
+  cr_assert_eq(s.erased, 6, "patient-b's events are erased");
+  cr_assert_eq(s.opened, c.n - 6);
+  /* a view that is not of a stored record is refused */
+  cl_event_view v = {.seq = 1};
+  uint8_t *plain;
+  size_t n;
+  cr_assert_eq(cl_log_open_event(lg, &v, &plain, &n, &err), CL_EINVAL);
+  cr_assert_null(plain);
+  collect_free(&c);
+}
