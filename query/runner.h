@@ -12,7 +12,7 @@
  *
  * Folds must be deterministic: the state after folding events 1..N depends
  * only on those events, so a rebuild gives the live state byte for byte.
- * An erased event (ev->event == NULL) must leave no trace: a projection
+ * An erased event (ev->erased) must leave no trace: a projection
  * forgets a stream's data when it folds the stream's StreamErased, and a
  * rebuild meets that stream's events already erased.
  *

@@ -11,8 +11,8 @@
 #include "store/event.h"
 #include "store/hmap.h"
 
-enum { FAM_STREAM, FAM_CATEGORY, FAM_TYPE };
-static const char *const FAMILIES[] = {"stream", "category", "type"};
+enum { FAM_STREAM, FAM_CATEGORY, FAM_TYPE, FAM_STATS };
+static const char *const FAMILIES[] = {"stream", "category", "type", "stats"};
 
 void cl_streams_category(const char *stream, char *out, size_t n) {
   size_t l = strcspn(stream, "-");
@@ -205,25 +205,47 @@ static int event_of(cl_log *log, const cl_event_view *ev, Clinlog__V1__Event **o
   return rc;
 }
 
-/* A new stream's info, from its first event. */
-static int new_info(cl_log *log, const cl_event_view *ev, Clinlog__V1__StreamInfo **out,
-                    cl_err *err) {
+/* Packs a StreamInfo into a new buffer (cl_free). NULL when out of memory. */
+static uint8_t *pack_info(const Clinlog__V1__StreamInfo *si, size_t *n) {
+  *n = clinlog__v1__stream_info__get_packed_size(si);
+  uint8_t *b = cl_malloc(*n ? *n : 1);
+  if (b)
+    clinlog__v1__stream_info__pack(si, b);
+  return b;
+}
+
+/* A new stream, from its first event: writes its sealed name and its
+ * category entry, and makes its (empty) stats. */
+static int new_stream(cl_fold_ctx *f, const cl_event_view *ev, Clinlog__V1__StreamInfo **out,
+                      cl_err *err) {
   Clinlog__V1__Event *e;
-  int rc = event_of(log, ev, &e, err);
+  int rc = event_of(f->log, ev, &e, err);
+  if (rc)
+    return rc;
+  char cat[CL_STREAM_MAX + 1];
+  cl_streams_category(e->stream, cat, sizeof cat);
+  Clinlog__V1__StreamInfo name = CLINLOG__V1__STREAM_INFO__INIT;
+  name.stream = e->stream;
+  name.category = cat;
+  size_t nl;
+  uint8_t *packed = pack_info(&name, &nl), ck[64];
+  category_key(f->proj, e->stream, ev->stream_tag, ck);
+  if (!packed)
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  else if ((rc = cl_proj_put_sealed(f->txn, FAM_STREAM, ev->stream_tag, 32, ev->stream_tag, packed,
+                                    nl, err)) == 0)
+    rc = cl_proj_put(f->txn, FAM_CATEGORY, ck, sizeof ck, "", 0, err);
+  cl_free(packed);
+  clinlog__v1__event__free_unpacked(e, NULL);
   if (rc)
     return rc;
   Clinlog__V1__StreamInfo *si = cl_malloc(sizeof *si);
-  char cat[CL_STREAM_MAX + 1];
   if (si) {
     clinlog__v1__stream_info__init(si);
-    cl_streams_category(e->stream, cat, sizeof cat);
-    si->stream = cl_strdup(e->stream);
-    si->category = cl_strdup(cat);
     si->first_seq = ev->seq;
     set_time(&si->first_committed_at, ev->committed_at_ns);
   }
-  clinlog__v1__event__free_unpacked(e, NULL);
-  if (!si || !si->stream || !si->category || !si->first_committed_at) {
+  if (!si || !si->first_committed_at) {
     if (si)
       clinlog__v1__stream_info__free_unpacked(si, NULL);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
@@ -232,8 +254,8 @@ static int new_info(cl_log *log, const cl_event_view *ev, Clinlog__V1__StreamInf
   return 0;
 }
 
-/* The info of the event's stream: cached, committed, or new (then its
- * category entry is written). NULL with 0: the stream is erased. */
+/* The stats of the event's stream: cached, committed, or new. NULL with 0:
+ * the stream is erased. */
 static int stream_of(cl_fold_ctx *f, const cl_event_view *ev, entry **out, cl_err *err) {
   cache *c = f->state;
   *out = cache_get(c, ev->stream_tag);
@@ -242,20 +264,15 @@ static int stream_of(cl_fold_ctx *f, const cl_event_view *ev, entry **out, cl_er
   uint8_t *v;
   size_t vl;
   Clinlog__V1__StreamInfo *si = NULL;
-  int rc = cl_proj_txn_get_sealed(f->txn, FAM_STREAM, ev->stream_tag, 32, &v, &vl, err);
-  if (rc == CL_EERASED)
-    return 0; /* erased since the event was read: as if erased */
+  int rc = cl_proj_txn_get(f->txn, FAM_STATS, ev->stream_tag, 32, &v, &vl, err);
   if (rc == 0) {
     rc = unpack_info(v, vl, &si, err);
     cl_free(v);
-  } else if (rc == CL_ENOTFOUND && (rc = new_info(f->log, ev, &si, err)) == 0) {
-    uint8_t ck[64];
-    category_key(f->proj, si->stream, ev->stream_tag, ck);
-    if ((rc = cl_proj_put(f->txn, FAM_CATEGORY, ck, sizeof ck, "", 0, err)))
-      clinlog__v1__stream_info__free_unpacked(si, NULL);
+  } else if (rc == CL_ENOTFOUND) {
+    rc = new_stream(f, ev, &si, err);
   }
   if (rc == CL_EERASED)
-    return 0;
+    return 0; /* erased since the event was read: as if erased (its erasure comes later) */
   if (rc)
     return rc;
   if (!(*out = cache_put(c, ev->stream_tag, si)))
@@ -288,6 +305,7 @@ static int forget_stream(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
     cache_forget(f->state, tag);
     category_key(f->proj, stream, tag, ck);
     if ((rc = cl_proj_del(f->txn, FAM_STREAM, tag, 32, err)) == 0 &&
+        (rc = cl_proj_del(f->txn, FAM_STATS, tag, 32, err)) == 0 &&
         (rc = cl_proj_del(f->txn, FAM_CATEGORY, ck, sizeof ck, err)) == 0) {
       forget fg = {f->txn};
       rc = cl_log_read_stream(f->log, stream, 1, 0, 0, forget_event, &fg, err);
@@ -321,7 +339,7 @@ static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   return rc;
 }
 
-/* Seals and writes the info of every stream the batch changed. */
+/* Writes the stats of every stream the batch changed. */
 static int batch_end(cl_fold_ctx *f, cl_err *err) {
   cache *c = f->state;
   int rc = 0;
@@ -330,17 +348,12 @@ static int batch_end(cl_fold_ctx *f, cl_err *err) {
     if (!en->si || !en->dirty)
       continue;
     en->dirty = 0;
-    size_t pl = clinlog__v1__stream_info__get_packed_size(en->si);
-    uint8_t *packed = cl_malloc(pl ? pl : 1);
+    size_t pl;
+    uint8_t *packed = pack_info(en->si, &pl);
     if (!packed)
       return cl_err_set(err, CL_ENOMEM, "out of memory");
-    clinlog__v1__stream_info__pack(en->si, packed);
-    rc = cl_proj_put_sealed(f->txn, FAM_STREAM, en->tag, 32, en->tag, packed, pl, err);
+    rc = cl_proj_put(f->txn, FAM_STATS, en->tag, 32, packed, pl, err);
     cl_free(packed);
-    if (rc == CL_EERASED) { /* erased after its events were read: its erasure comes later */
-      cache_forget(c, en->tag);
-      rc = 0;
-    }
   }
   c->ndirty = 0;
   if (rc == 0 && c->n >= CACHE_MAX)
@@ -350,7 +363,7 @@ static int batch_end(cl_fold_ctx *f, cl_err *err) {
 
 const cl_projection cl_streams_projection = {
     .name = "streams",
-    .version = 1,
+    .version = 2, /* 2: stats plain, names sealed apart */
     .families = FAMILIES,
     .nfamilies = sizeof FAMILIES / sizeof FAMILIES[0],
     .fold = fold,
@@ -371,20 +384,33 @@ static void name_types(Clinlog__V1__StreamInfo *si) {
   }
 }
 
-/* Gets and opens the info under `tag`. */
+/* The info under `tag`: its sealed name, opened, with its stats. */
 static int info_by_tag(cl_proj *p, const uint8_t tag[32], Clinlog__V1__StreamInfo **out,
                        cl_err *err) {
   uint8_t *v;
   size_t vl;
+  Clinlog__V1__StreamInfo *name;
   int rc = cl_proj_get_sealed(p, FAM_STREAM, tag, 32, &v, &vl, err);
   if (rc == CL_EERASED)
     return cl_err_set(err, CL_ENOTFOUND, "stream was erased");
   if (rc)
     return rc;
-  rc = unpack_info(v, vl, out, err);
+  rc = unpack_info(v, vl, &name, err);
   cl_free(v);
-  if (rc == 0)
+  if (rc)
+    return rc;
+  if ((rc = cl_proj_get(p, FAM_STATS, tag, 32, &v, &vl, err)) == 0) {
+    rc = unpack_info(v, vl, out, err);
+    cl_free(v);
+  } else if (rc == CL_ENOTFOUND) { /* a name without stats: not a state a commit leaves */
+    rc = cl_err_set(err, CL_ECORRUPT, "streams: a stream without stats");
+  }
+  if (rc == 0) { /* the name's strings move over */
+    (*out)->stream = name->stream, name->stream = (char *)protobuf_c_empty_string;
+    (*out)->category = name->category, name->category = (char *)protobuf_c_empty_string;
     name_types(*out);
+  }
+  clinlog__v1__stream_info__free_unpacked(name, NULL);
   return rc;
 }
 

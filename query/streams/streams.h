@@ -4,16 +4,23 @@
  * and how many events of each type it holds), the list of a category's
  * streams (every patient), and the events of one type in log order.
  *
- *   | family   | key                                   | value                    |
- *   |----------|---------------------------------------|--------------------------|
- *   | stream   | stream tag[32]                        | StreamInfo, sealed under |
- *   |          |                                       | the stream's data key    |
- *   | category | hash(category)[32] || stream tag[32]  | empty                    |
- *   | type     | event type u32 BE || seq u64 BE       | stream tag[32]           |
+ *   | family   | key                                   | value                      |
+ *   |----------|---------------------------------------|----------------------------|
+ *   | stream   | stream tag[32]                        | StreamInfo{stream,category}|
+ *   |          |                                       | sealed under the stream's  |
+ *   |          |                                       | data key; written once     |
+ *   | stats    | stream tag[32]                        | StreamInfo without names:  |
+ *   |          |                                       | versions, seqs, times,     |
+ *   |          |                                       | counts (plain)             |
+ *   | category | hash(category)[32] || stream tag[32]  | empty                      |
+ *   | type     | event type u32 BE || seq u64 BE       | stream tag[32]             |
  *
  * Keys hold no plaintext: stream tags and cl_proj_hash of the category.
- * Erasing a stream removes it from every family (folding its StreamErased)
- * and its sealed info is unreadable from the commit of the erasure on. */
+ * The stats are plain because they are what the records' plaintext headers
+ * already say (tag, seq, version, commit time, type), counted: sealing them
+ * at every change cost half the fold. Erasing a stream removes it from
+ * every family (folding its StreamErased) and its sealed name is
+ * unreadable from the commit of the erasure on. */
 #ifndef CL_QUERY_STREAMS_STREAMS_H
 #define CL_QUERY_STREAMS_STREAMS_H
 
