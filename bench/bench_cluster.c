@@ -2,7 +2,7 @@
  *
  *   clinlog-bench cluster [--clinlogd PATH] [--clinlog PATH] [--dir D]
  *                         [--quick] [--json] [--only throughput|failover|join]
- *                         [--join-events N] [--join-batch N]
+ *                         [--join-events N] [--join-batch N] [--run-projections all|none]
  *
  * Runs its own clinlogd processes (beside this program, or --clinlogd) on
  * free loopback ports, with data directories under D made by `clinlog init`
@@ -87,6 +87,7 @@ typedef struct env {
   int hung;             /* nodes that had to be SIGKILLed at a stop */
   uint64_t join_events; /* 0: the default */
   size_t join_batch;    /* events per AppendStream batch of the join load */
+  const char *runp;     /* --run-projections for every clinlogd, NULL: its default */
   cl_signer admin;
 } env;
 
@@ -134,18 +135,19 @@ static int node_create(env *e, node *n, const char *src) {
 static int node_start(env *e, node *n) {
   char id[24];
   snprintf(id, sizeof id, "%" PRIu64, n->id);
-  char *argv[] = {e->clinlogd,
-                  "--data",
-                  n->dir,
-                  "--dev",
-                  "--listen",
-                  n->api,
-                  "--node-id",
-                  id,
-                  "--raft-listen",
-                  n->raft,
-                  n->join ? "--join" : NULL,
-                  NULL};
+  char *argv[16];
+  int k = 0;
+  argv[k++] = e->clinlogd;
+  argv[k++] = "--data", argv[k++] = n->dir;
+  argv[k++] = "--dev";
+  argv[k++] = "--listen", argv[k++] = n->api;
+  argv[k++] = "--node-id", argv[k++] = id;
+  argv[k++] = "--raft-listen", argv[k++] = n->raft;
+  if (n->join)
+    argv[k++] = "--join";
+  if (e->runp)
+    argv[k++] = "--run-projections", argv[k++] = (char *)e->runp;
+  argv[k] = NULL;
   if (bench_proc_start(argv, n->log, &n->p) != 0) {
     e->failed = 1;
     return -1;
@@ -870,7 +872,8 @@ static int usage(void) {
   fprintf(stderr, "usage: clinlog-bench cluster [--clinlogd PATH] [--clinlog PATH] [--dir D]\n"
                   "                             [--quick] [--json] "
                   "[--only throughput|failover|join]\n"
-                  "                             [--join-events N] [--join-batch N]\n");
+                  "                             [--join-events N] [--join-batch N]\n"
+                  "                             [--run-projections all|none]\n");
   return 2;
 }
 
@@ -907,6 +910,9 @@ int bench_cluster_main(int argc, char **argv) {
       e.join_batch = (size_t)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json"))
       json = 1;
+    else if (!strcmp(argv[i], "--run-projections") && i + 1 < argc &&
+             (!strcmp(argv[i + 1], "all") || !strcmp(argv[i + 1], "none")))
+      e.runp = argv[++i];
     else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
              (!strcmp(argv[i + 1], "throughput") || !strcmp(argv[i + 1], "failover") ||
               !strcmp(argv[i + 1], "join")))

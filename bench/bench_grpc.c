@@ -2,10 +2,11 @@
  * same run.
  *
  *   clinlog-bench grpc [--clinlogd PATH] [--dir D] [--quick] [--json]
- *                      [--only unary|stream|fanout]
+ *                      [--only unary|stream|fanout] [--run-projections all|none]
  *
  * Starts its own clinlogd (beside this program, or --clinlogd) on a free
- * loopback port with a fresh data directory and stops it at the end. The
+ * loopback port with a fresh data directory and stops it at the end
+ * (--run-projections: passed to it; none measures the write path alone). The
  * client is the C-core client library (adapters/grpc/client.h) on the same
  * machine; concurrency is threads, each with its own calls on one shared
  * channel. Batches are signed (one batch signature) before the clock starts.
@@ -177,7 +178,7 @@ static int create_log(const char *dir, const cl_signer *admin) {
 }
 
 int bench_grpc_main(int argc, char **argv) {
-  const char *base = "/tmp/clinlog-bench-grpc", *exe_opt = NULL, *only = NULL;
+  const char *base = "/tmp/clinlog-bench-grpc", *exe_opt = NULL, *only = NULL, *runp = NULL;
   int quick = 0, json = 0;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -188,6 +189,9 @@ int bench_grpc_main(int argc, char **argv) {
       quick = 1;
     else if (!strcmp(argv[i], "--json"))
       json = 1;
+    else if (!strcmp(argv[i], "--run-projections") && i + 1 < argc &&
+             (!strcmp(argv[i + 1], "all") || !strcmp(argv[i + 1], "none")))
+      runp = argv[++i];
     else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
              (!strcmp(argv[i + 1], "unary") || !strcmp(argv[i + 1], "stream") ||
               !strcmp(argv[i + 1], "fanout")))
@@ -195,7 +199,8 @@ int bench_grpc_main(int argc, char **argv) {
     else {
       fprintf(stderr, "usage: clinlog-bench grpc [--clinlogd PATH] [--dir D] [--quick] "
                       "[--json]\n"
-                      "                          [--only unary|stream|fanout]\n");
+                      "                          [--only unary|stream|fanout] "
+                      "[--run-projections all|none]\n");
       return 2;
     }
   }
@@ -228,7 +233,8 @@ int bench_grpc_main(int argc, char **argv) {
     return 1;
   snprintf(raft, sizeof raft, "127.0.0.1:%d", rport);
   char *const sargv[] = {exe,           "--data",        gdir, "--dev", "--listen",
-                         "127.0.0.1:0", "--raft-listen", raft, NULL};
+                         "127.0.0.1:0", "--raft-listen", raft, runp ? "--run-projections" : NULL,
+                         (char *)runp,  NULL};
   unlink(logpath);
   if (bench_proc_start(sargv, logpath, &srv))
     return 1;

@@ -31,6 +31,7 @@ typedef struct opts {
   const char *advertise;
   int join;
   int no_forward;
+  int no_projections; /* --run-projections none */
   const char *config;
 } opts;
 
@@ -52,6 +53,9 @@ static void usage(FILE *f) {
           "                             before closing the listener (default 1000)\n"
           "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
           "  --master-key FILE          master key (default DIR/keys/master.key)\n"
+          "  --run-projections all|none fold the projections (streams) on this node (default\n"
+          "                             all); none: a node that only stores and replicates, whose\n"
+          "                             Streams reads answer UNAVAILABLE\n"
           "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
           "  --node-id N                this node's id in the cluster (default 1)\n"
           "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
@@ -131,6 +135,9 @@ static int load_config(const char *path, opts *o) {
       o->join = json_is_true(v);
     else if (!strcmp(key, "no_forward"))
       o->no_forward = json_is_true(v);
+    else if (!strcmp(key, "run_projections") && json_is_string(v) &&
+             (!strcmp(json_string_value(v), "all") || !strcmp(json_string_value(v), "none")))
+      o->no_projections = !strcmp(json_string_value(v), "none");
     else if (!strcmp(key, "election_timeout_ms") && json_is_integer(v) &&
              json_integer_value(v) >= 50 && json_integer_value(v) <= 600000)
       o->repl.election_timeout_ms = (unsigned)json_integer_value(v);
@@ -174,6 +181,7 @@ int main(int argc, char **argv) {
   o.raft_listen = o.raft_dir = o.advertise = NULL;
   o.join = 0;
   o.no_forward = 0;
+  o.no_projections = 0;
   o.config = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -200,6 +208,7 @@ int main(int argc, char **argv) {
       {"heartbeat-ms", required_argument, 0, 'H'},
       {"snapshot-threshold", required_argument, 0, 'S'},
       {"snapshot-trailing", required_argument, 0, 'T'},
+      {"run-projections", required_argument, 0, 'p'},
       {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -259,6 +268,13 @@ int main(int argc, char **argv) {
     case 'A': o.advertise = optarg; break;
     case 'J': o.join = 1; break;
     case 'W': o.no_forward = 1; break;
+    case 'p':
+      if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
+        fprintf(stderr, "clinlogd: --run-projections: \"%s\" is not all or none\n", optarg);
+        return 2;
+      }
+      o.no_projections = !strcmp(optarg, "none");
+      break;
     case 'E':
       if (parse_num("--election-timeout-ms", optarg, 50, &n))
         return 2;
@@ -350,7 +366,7 @@ int main(int argc, char **argv) {
                        .forward_ctx = &o.srv};
   cl_svc *svc;
   if (cl_svc_new(&so, &svc, &err) != 0 ||
-      cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0) {
+      (!o.no_projections && cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0)) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
     cl_repl_stop(repl);
     cl_log_close(log);

@@ -30,7 +30,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +45,7 @@
 #include "store/keys.h"
 #include "store/log.h"
 #include "store/merkle.h"
+#include "common/fuzzutil.h"
 
 #define MAX_SEQ 80 /* A holds fewer records than this */
 #define MAX_RAW_RECS 8
@@ -77,28 +77,13 @@ static uint64_t g_b_size;                /* B's head as created */
 static uint8_t g_b_root[32];
 
 /* A wrong answer: says which (printed only then), and stops the run. */
-static void finding(const char *fmt, ...) CL_PRINTF(1, 2);
-static void finding(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "fuzz_ingest: finding: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
-  va_end(ap);
-  abort();
-}
+#define finding(...) fuzz_finding("fuzz_ingest", __VA_ARGS__)
 
 static void fail_setup(const char *what, const cl_err *err) {
   fprintf(stderr, "fuzz_ingest: setup: %s: %s\n", what, err ? err->msg : "");
   abort();
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
 
 /* ---- the source log A ---- */
 
@@ -147,33 +132,11 @@ static uint8_t *make_event(const char *stream, int type, const char *arg, const 
 
 /* Appends events (taken: freed here) to A, signed one by one or as a batch. */
 static void append(uint8_t **evs, const size_t *lens, size_t n, int batch_sig) {
-  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
-  ProtobufCBinaryData evb[4];
-  Clinlog__V1__Signature sig[4], *sigp[4], bsig = CLINLOG__V1__SIGNATURE__INIT;
-  uint8_t h[4][32], raw[4][64];
-  for (size_t i = 0; i < n; i++) {
-    evb[i] = (ProtobufCBinaryData){lens[i], evs[i]};
-    cl_event_hash(evs[i], lens[i], h[i]);
-    clinlog__v1__signature__init(&sig[i]);
-    cl_sign_event(&g_admin, h[i], raw[i]);
-    sig[i].key_id = (ProtobufCBinaryData){32, g_admin.pk};
-    sig[i].signature = (ProtobufCBinaryData){64, raw[i]};
-    sigp[i] = &sig[i];
-  }
-  b.n_events = n;
-  b.events = evb;
-  if (batch_sig) {
-    cl_sign_batch(&g_admin, (const uint8_t(*)[32])h, n, raw[0]);
-    bsig.key_id = (ProtobufCBinaryData){32, g_admin.pk};
-    bsig.signature = (ProtobufCBinaryData){64, raw[0]};
-    b.batch_signature = &bsig;
-  } else {
-    b.n_signatures = n;
-    b.signatures = sigp;
-  }
+  fuzz_batch fb;
+  fuzz_sign_batch(&g_admin, evs, lens, n, batch_sig, &fb);
   cl_append_result r;
   cl_err err;
-  if (cl_log_append(g_a, &b, &r, &err) != 0)
+  if (cl_log_append(g_a, &fb.b, &r, &err) != 0)
     fail_setup("append to A", &err);
   cl_append_result_free(&r);
   for (size_t i = 0; i < n; i++)
@@ -317,7 +280,7 @@ static void drop_replica(void) {
   snprintf(dir, sizeof dir, "%s/b-%u", g_root, g_b_generation);
   cl_log_close(g_b);
   g_b = NULL;
-  nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  fuzz_rmtree(dir);
 }
 
 static void teardown(void) {
@@ -329,7 +292,7 @@ static void teardown(void) {
   for (uint64_t s = 1; s <= g_na; s++)
     free(g_rec[s].data);
   cl_signer_free(&g_admin);
-  nftw(g_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  fuzz_rmtree(g_root);
 }
 
 static void setup(void) {

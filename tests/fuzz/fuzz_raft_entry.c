@@ -27,9 +27,7 @@
  * cl_log_apply < 0, a tree head that shrinks or changes its root without
  * growing, a tree that grows by other than the events of the batches it
  * accepted, an applied index that does not move to the entry's. */
-#include <ftw.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +39,10 @@
 #include "store/err.h"
 #include "store/keys.h"
 #include "store/log.h"
+#include "common/fuzzutil.h"
 
 #define MAX_EVENTS 4
+_Static_assert(MAX_EVENTS <= FUZZ_MAX_BATCH, "a batch fits fuzz_batch");
 #define MAX_MUTATIONS 8
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,37 +56,22 @@ static uint64_t g_last_erasure; /* g_counter when the last erasure was made */
 static unsigned g_generation;   /* the log in use is <g_root>/data-<g_generation> */
 
 /* A wrong answer: says which (printed only then), and stops the run. */
-static void finding(const char *fmt, ...) CL_PRINTF(1, 2);
-static void finding(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "fuzz_raft_entry: finding: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
-  va_end(ap);
-  abort();
-}
+#define finding(...) fuzz_finding("fuzz_raft_entry", __VA_ARGS__)
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
 
 static void close_log(void) {
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/data-%u", g_root, g_generation);
   cl_log_close(g_log);
   g_log = NULL;
-  nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  fuzz_rmtree(dir);
 }
 
 static void teardown(void) {
   if (g_log)
     close_log();
   cl_signer_free(&g_admin);
-  nftw(g_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  fuzz_rmtree(g_root);
 }
 
 /* A log with an admin principal, as cl_test_log_new makes it (testutil is
@@ -328,10 +313,6 @@ static void structured(const uint8_t *p, size_t n, unsigned flags) {
   int batch_sig = (head >> 2) & 1, twice = (head >> 3) & 1;
   uint8_t *evs[MAX_EVENTS] = {0};
   size_t lens[MAX_EVENTS];
-  uint8_t h[MAX_EVENTS][32], raw_sig[MAX_EVENTS][64];
-  ProtobufCBinaryData evb[MAX_EVENTS];
-  Clinlog__V1__Signature sig[MAX_EVENTS], *sigp[MAX_EVENTS], bsig = CLINLOG__V1__SIGNATURE__INIT;
-  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
   for (size_t i = 0; i < nev; i++) {
     uint8_t shape = take(&p, &n);
     enum kind k = shape < 0xe0 ? OBSERVATION : shape < 0xfc ? REGISTRATION : ERASURE;
@@ -342,28 +323,12 @@ static void structured(const uint8_t *p, size_t n, unsigned flags) {
     if (k == ERASURE)
       g_last_erasure = g_counter;
     evs[i] = make_event(k, shape, ++g_counter, &lens[i]);
-    evb[i] = (ProtobufCBinaryData){lens[i], evs[i]};
-    cl_event_hash(evs[i], lens[i], h[i]);
-    clinlog__v1__signature__init(&sig[i]);
-    cl_sign_event(&g_admin, h[i], raw_sig[i]);
-    sig[i].key_id = (ProtobufCBinaryData){32, g_admin.pk};
-    sig[i].signature = (ProtobufCBinaryData){64, raw_sig[i]};
-    sigp[i] = &sig[i];
   }
-  b.n_events = nev;
-  b.events = evb;
-  if (batch_sig) {
-    cl_sign_batch(&g_admin, (const uint8_t(*)[32])h, nev, raw_sig[0]);
-    bsig.key_id = (ProtobufCBinaryData){32, g_admin.pk};
-    bsig.signature = (ProtobufCBinaryData){64, raw_sig[0]};
-    b.batch_signature = &bsig;
-  } else {
-    b.n_signatures = nev;
-    b.signatures = sigp;
-  }
+  fuzz_batch fb;
+  fuzz_sign_batch(&g_admin, evs, lens, nev, batch_sig, &fb);
   Clinlog__V1__PreparedBatch *pb = NULL;
   cl_err err;
-  int prc = cl_log_prepare(g_log, &b, &pb, &err);
+  int prc = cl_log_prepare(g_log, &fb.b, &pb, &err);
   for (size_t i = 0; i < nev; i++)
     free(evs[i]);
   if (prc != 0) /* e.g. a stream erased by an earlier input */
