@@ -380,6 +380,53 @@ Test(runner, read_your_writes_status_and_lag, .timeout = 120) {
   free(dir);
 }
 
+Test(runner, a_live_runner_lingers_until_a_batch_fills_or_a_reader_waits, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("runz", &dir, &admin, 1000);
+  cl_runner_options o;
+  cl_runner_options_init(&o);
+  o.batch_events = 100;
+  o.linger_ms = 60000; /* nothing but a full batch or a reader ends it */
+  cl_runner *r;
+  cl_err err;
+  cr_assert_eq(cl_runner_start(log, &cl_streams_projection, &o, &r, &err), 0, "%s", err.msg);
+  uint64_t seq;
+  cr_assert_eq(cl_test_append1(log, &admin, "patient-l", "admin", NULL, &seq, &err), 0);
+  cr_assert_eq(cl_runner_wait(r, seq, in_ms(10000), &err), 0, "a reader does not wait: %s",
+               err.msg);
+  cl_runner_status st;
+  for (int i = 0; i < 50; i++) { /* live again after that fold */
+    cl_runner_get_status(r, &st);
+    if (st.state == CL_RUNNER_LIVE && st.lag == 0)
+      break;
+    sleep_ms(10);
+  }
+  /* fewer than a batch, nobody waiting: the runner waits for more */
+  cr_assert_eq(cl_test_append1(log, &admin, "patient-l", "admin", NULL, &seq, &err), 0);
+  sleep_ms(300);
+  cl_runner_get_status(r, &st);
+  cr_assert_eq(st.lag, 1, "lingering with one event new (lag %llu)", (unsigned long long)st.lag);
+  cr_assert_str_eq(cl_runner_state_name(st.state), "live");
+  /* a parked reader says what it wants: folded at once */
+  cl_runner_want(r, seq);
+  for (int i = 0; i < 500 && cl_proj_position(cl_runner_proj(r)) < seq; i++)
+    sleep_ms(10);
+  cr_assert_eq(cl_proj_position(cl_runner_proj(r)), seq, "cl_runner_want ends the linger");
+  /* a full batch ends it too */
+  fill(log, &admin, 1, 100, 3, "patient-m", -1);
+  uint64_t size;
+  cl_log_head(log, &size, NULL);
+  for (int i = 0; i < 500 && cl_proj_position(cl_runner_proj(r)) < size; i++)
+    sleep_ms(10);
+  cr_assert_eq(cl_proj_position(cl_runner_proj(r)), size, "a full batch is folded");
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
 /* A projection whose fold fails on one event until it is told not to. */
 static volatile int fail_at;
 static int flaky_fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
