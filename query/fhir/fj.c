@@ -1,0 +1,573 @@
+/* FHIR R4 JSON building blocks (fj.h). */
+#include "query/fhir/fj.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int empty(const json_t *v) {
+  if (v == NULL)
+    return 1;
+  if (json_is_array(v))
+    return json_array_size(v) == 0;
+  if (json_is_object(v))
+    return json_object_size(v) == 0;
+  if (json_is_string(v))
+    return json_string_length(v) == 0;
+  return 0;
+}
+
+void fj_set(json_t *obj, const char *key, json_t *v) {
+  if (empty(v)) {
+    json_decref(v);
+    return;
+  }
+  json_object_set_new(obj, key, v);
+}
+
+void fj_set_str(json_t *obj, const char *key, const char *s) {
+  if (s != NULL && s[0] != '\0')
+    json_object_set_new(obj, key, json_string(s));
+}
+
+void fj_push(json_t *arr, json_t *v) {
+  if (empty(v)) {
+    json_decref(v);
+    return;
+  }
+  json_array_append_new(arr, v);
+}
+
+void fj_set_one(json_t *obj, const char *key, json_t *v) {
+  if (empty(v)) {
+    json_decref(v);
+    return;
+  }
+  json_t *a = json_array();
+  json_array_append_new(a, v);
+  json_object_set_new(obj, key, a);
+}
+
+/* ---- primitives ---- */
+
+json_t *fj_decimal(const char *s) {
+  if (s == NULL)
+    return NULL;
+  while (isspace((unsigned char)*s))
+    s++;
+  size_t n = strlen(s);
+  while (n > 0 && isspace((unsigned char)s[n - 1]))
+    n--;
+  if (n == 0 || n > 64)
+    return NULL;
+  char buf[72];
+  size_t o = 0, i = 0;
+  buf[o++] = FJ_DECIMAL_MARK;
+  if (s[i] == '+' || s[i] == '-') {
+    if (s[i] == '-')
+      buf[o++] = '-';
+    i++;
+  }
+  size_t int_start = i;
+  while (i < n && isdigit((unsigned char)s[i]))
+    i++;
+  size_t int_len = i - int_start;
+  const char *ip = s + int_start;
+  while (int_len > 1 && ip[0] == '0') { /* "007" -> "7" */
+    ip++;
+    int_len--;
+  }
+  size_t frac_len = 0;
+  const char *fp = NULL;
+  if (i < n && s[i] == '.') {
+    i++;
+    fp = s + i;
+    while (i < n && isdigit((unsigned char)s[i]))
+      i++;
+    frac_len = (size_t)(s + i - fp);
+    if (frac_len == 0)
+      fp = NULL; /* "5." -> "5" */
+  }
+  if (int_len == 0 && frac_len == 0)
+    return NULL;
+  if (int_len == 0)
+    buf[o++] = '0';
+  else {
+    memcpy(buf + o, ip, int_len);
+    o += int_len;
+  }
+  if (fp != NULL) {
+    buf[o++] = '.';
+    memcpy(buf + o, fp, frac_len);
+    o += frac_len;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    buf[o++] = 'e';
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+      buf[o++] = s[i++];
+    size_t e0 = i;
+    while (i < n && isdigit((unsigned char)s[i]))
+      buf[o++] = s[i++];
+    if (i == e0)
+      return NULL;
+  }
+  if (i != n)
+    return NULL;
+  buf[o] = '\0';
+  if (strcmp(buf + 1, "-0") == 0) /* keep "-0.0" as written, but plain -0 is 0 */
+    return json_stringn("\x01"
+                        "0",
+                        2);
+  return json_stringn(buf, o);
+}
+
+json_t *fj_decimal_minor(int64_t minor, int digits) {
+  char buf[48];
+  uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+  if (digits <= 0) {
+    snprintf(buf, sizeof buf, "%s%llu", minor < 0 ? "-" : "", (unsigned long long)mag);
+    return fj_decimal(buf);
+  }
+  uint64_t div = 1;
+  for (int i = 0; i < digits; i++)
+    div *= 10;
+  snprintf(buf, sizeof buf, "%s%llu.%0*llu", minor < 0 ? "-" : "", (unsigned long long)(mag / div),
+           digits, (unsigned long long)(mag % div));
+  return fj_decimal(buf);
+}
+
+void fj_instant_text(int64_t secs, int32_t nanos, char out[40]) {
+  time_t t = (time_t)secs;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (nanos > 0 && nanos < 1000000000) {
+    if (nanos % 1000000 == 0)
+      snprintf(out + n, 40 - n, ".%03dZ", nanos / 1000000);
+    else if (nanos % 1000 == 0)
+      snprintf(out + n, 40 - n, ".%06dZ", nanos / 1000);
+    else
+      snprintf(out + n, 40 - n, ".%09dZ", nanos);
+  } else {
+    snprintf(out + n, 40 - n, "Z");
+  }
+}
+
+json_t *fj_instant(const Google__Protobuf__Timestamp *ts) {
+  if (ts == NULL)
+    return NULL;
+  char buf[40];
+  fj_instant_text(ts->seconds, ts->nanos, buf);
+  return json_string(buf);
+}
+
+json_t *fj_instant_ns(int64_t ns) {
+  char buf[40];
+  int64_t s = ns / 1000000000, r = ns % 1000000000;
+  if (r < 0) {
+    s--;
+    r += 1000000000;
+  }
+  fj_instant_text(s, (int32_t)r, buf);
+  return json_string(buf);
+}
+
+static int digits_at(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isdigit((unsigned char)s[i]))
+      return 0;
+  return 1;
+}
+
+json_t *fj_date(const char *s) {
+  if (s == NULL)
+    return NULL;
+  size_t n = strlen(s);
+  int ok = (n == 4 && digits_at(s, 4)) ||
+           (n == 7 && digits_at(s, 4) && s[4] == '-' && digits_at(s + 5, 2)) ||
+           (n == 10 && digits_at(s, 4) && s[4] == '-' && digits_at(s + 5, 2) && s[7] == '-' &&
+            digits_at(s + 8, 2));
+  if (!ok || strncmp(s, "0000", 4) == 0)
+    return NULL;
+  if (n >= 7) {
+    int m = (s[5] - '0') * 10 + (s[6] - '0');
+    if (m < 1 || m > 12)
+      return NULL;
+  }
+  if (n == 10) {
+    int d = (s[8] - '0') * 10 + (s[9] - '0');
+    if (d < 1 || d > 31)
+      return NULL;
+  }
+  return json_string(s);
+}
+
+/* ---- datatypes ---- */
+
+json_t *fj_coding(const Clinlog__V1__Code *c) {
+  if (c == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set_str(o, "system", c->system);
+  fj_set_str(o, "version", c->version);
+  fj_set_str(o, "code", c->code);
+  fj_set_str(o, "display", c->display);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_concept(const Clinlog__V1__CodeableConcept *cc) {
+  if (cc == NULL)
+    return NULL;
+  json_t *o = json_object();
+  json_t *a = json_array();
+  for (size_t i = 0; i < cc->n_coding; i++)
+    fj_push(a, fj_coding(cc->coding[i]));
+  fj_set(o, "coding", a);
+  fj_set_str(o, "text", cc->text);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_concept_code(const Clinlog__V1__Code *c) {
+  if (c == NULL)
+    return NULL;
+  json_t *o = json_object();
+  if (c->code != NULL && c->code[0] != '\0')
+    fj_set_one(o, "coding", fj_coding(c));
+  else
+    fj_set_str(o, "text", c->display);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_concept_lit(const char *system, const char *code, const char *display) {
+  json_t *c = json_object();
+  fj_set_str(c, "system", system);
+  fj_set_str(c, "code", code);
+  fj_set_str(c, "display", display);
+  json_t *o = json_object();
+  fj_set_one(o, "coding", c);
+  return o;
+}
+
+json_t *fj_quantity(const Clinlog__V1__Quantity *q) {
+  if (q == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set(o, "value", fj_decimal(q->value));
+  if (json_object_get(o, "value") != NULL) /* a comparator needs a value */
+    fj_set_str(o, "comparator", q->comparator);
+  const char *unit_display = q->unit_display && q->unit_display[0] ? q->unit_display : q->unit;
+  fj_set_str(o, "unit", unit_display);
+  if (q->unit != NULL && q->unit[0] != '\0') {
+    fj_set_str(o, "system",
+               q->unit_system && q->unit_system[0] ? q->unit_system : "http://unitsofmeasure.org");
+    fj_set_str(o, "code", q->unit);
+  }
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* ISO 4217 minor-unit digits of the currencies that do not use 2. */
+static int currency_digits(const char *cur) {
+  static const char *const zero[] = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
+                                     "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"};
+  static const char *const three[] = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"};
+  if (cur == NULL)
+    return 2;
+  for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
+    if (strcmp(cur, zero[i]) == 0)
+      return 0;
+  for (size_t i = 0; i < sizeof three / sizeof three[0]; i++)
+    if (strcmp(cur, three[i]) == 0)
+      return 3;
+  return 2;
+}
+
+json_t *fj_money(const Clinlog__V1__Money *m) {
+  if (m == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set(o, "value", fj_decimal_minor(m->minor_units, currency_digits(m->currency)));
+  fj_set_str(o, "currency", m->currency);
+  return o;
+}
+
+json_t *fj_period(const Clinlog__V1__Period *p) {
+  if (p == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set(o, "start", fj_instant(p->start));
+  fj_set(o, "end", fj_instant(p->end));
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_identifier(const Clinlog__V1__Identifier *id) {
+  if (id == NULL)
+    return NULL;
+  json_t *o = json_object();
+  if (id->type != NULL && id->type[0] != '\0')
+    fj_set(o, "type",
+           fj_concept_lit("http://terminology.hl7.org/CodeSystem/v2-0203", id->type, NULL));
+  fj_set_str(o, "system", id->system);
+  fj_set_str(o, "value", id->value);
+  if (id->assigner != NULL && id->assigner[0] != '\0') {
+    json_t *a = json_object();
+    fj_set_str(a, "display", id->assigner);
+    fj_set(o, "assigner", a);
+  }
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+static json_t *str_array(char **v, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    if (v[i] != NULL && v[i][0] != '\0')
+      json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+json_t *fj_name(const Clinlog__V1__HumanName *n) {
+  if (n == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set_str(o, "use", n->use);
+  fj_set_str(o, "text", n->text);
+  fj_set_str(o, "family", n->family);
+  fj_set(o, "given", str_array(n->given, n->n_given));
+  if (n->prefix != NULL && n->prefix[0] != '\0')
+    fj_set_one(o, "prefix", json_string(n->prefix));
+  if (n->suffix != NULL && n->suffix[0] != '\0')
+    fj_set_one(o, "suffix", json_string(n->suffix));
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_address(const Clinlog__V1__Address *a) {
+  if (a == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set_str(o, "use", a->use);
+  fj_set_str(o, "text", a->text);
+  fj_set(o, "line", str_array(a->line, a->n_line));
+  fj_set_str(o, "city", a->city);
+  fj_set_str(o, "district", a->district);
+  fj_set_str(o, "state", a->state);
+  fj_set_str(o, "postalCode", a->postal_code);
+  fj_set_str(o, "country", a->country);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_contact_point(const Clinlog__V1__ContactPoint *c) {
+  if (c == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set_str(o, "system", c->system);
+  fj_set_str(o, "value", c->value);
+  fj_set_str(o, "use", c->use);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+int fj_uuid_text(const ProtobufCBinaryData *id, char out[37]) {
+  if (id == NULL || id->len != 16)
+    return 0;
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  for (size_t i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out[o++] = '-';
+    out[o++] = hex[id->data[i] >> 4];
+    out[o++] = hex[id->data[i] & 15];
+  }
+  out[o] = '\0';
+  return 1;
+}
+
+static json_t *ident_lit(const char *system, const char *value) {
+  json_t *o = json_object();
+  fj_set_str(o, "system", system);
+  fj_set_str(o, "value", value);
+  return o;
+}
+
+json_t *fj_reference(const Clinlog__V1__Reference *r) {
+  if (r == NULL)
+    return NULL;
+  json_t *o = json_object();
+  /* a literal reference must look like Type/id (or an absolute URL) */
+  if (r->resource != NULL && strchr(r->resource, '/') != NULL)
+    fj_set_str(o, "reference", r->resource);
+  if (r->identifier != NULL)
+    fj_set(o, "identifier", fj_identifier(r->identifier));
+  if (json_object_get(o, "identifier") == NULL && json_object_get(o, "reference") == NULL) {
+    char uuid[37], urn[46];
+    if (r->principal_id != NULL && r->principal_id[0] != '\0')
+      fj_set(o, "identifier", ident_lit(FJ_PRINCIPAL_SYSTEM, r->principal_id));
+    else if (fj_uuid_text(&r->event_id, uuid)) {
+      snprintf(urn, sizeof urn, "urn:uuid:%s", uuid);
+      fj_set(o, "identifier", ident_lit("urn:ietf:rfc:3986", urn));
+    }
+  }
+  fj_set_str(o, "display", r->display);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_ref(const char *type, const char *id) {
+  char buf[160];
+  snprintf(buf, sizeof buf, "%s/%s", type, id);
+  json_t *o = json_object();
+  fj_set_str(o, "reference", buf);
+  return o;
+}
+
+json_t *fj_reference_range(const Clinlog__V1__ReferenceRange *rr) {
+  if (rr == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set(o, "low", fj_quantity(rr->low));
+  fj_set(o, "high", fj_quantity(rr->high));
+  if (rr->applies_to != NULL)
+    fj_set_one(o, "appliesTo", fj_concept_code(rr->applies_to));
+  fj_set_str(o, "text", rr->text);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_dosage(const Clinlog__V1__Dosage *d) {
+  if (d == NULL)
+    return NULL;
+  json_t *o = json_object();
+  fj_set_str(o, "text", d->text);
+  json_t *timing = json_object();
+  if (d->frequency_code != NULL)
+    fj_set(timing, "code", fj_concept_code(d->frequency_code));
+  if (d->frequency != NULL && d->frequency[0] != '\0') {
+    json_t *code = json_object_get(timing, "code");
+    if (code == NULL) {
+      code = json_object();
+      json_object_set_new(timing, "code", code);
+    }
+    if (json_object_get(code, "text") == NULL)
+      fj_set_str(code, "text", d->frequency);
+  }
+  if (d->duration_days > 0) {
+    json_t *rep = json_object();
+    json_object_set_new(rep, "boundsDuration",
+                        json_pack("{s:i,s:s,s:s,s:s}", "value", (json_int_t)d->duration_days,
+                                  "unit", "days", "system", "http://unitsofmeasure.org", "code",
+                                  "d"));
+    json_object_set_new(timing, "repeat", rep);
+  }
+  fj_set(o, "timing", timing);
+  json_t *prn = fj_concept(d->as_needed_reason);
+  if (prn != NULL)
+    fj_set(o, "asNeededCodeableConcept", prn);
+  else if (d->as_needed)
+    json_object_set_new(o, "asNeededBoolean", json_true());
+  if (d->site != NULL)
+    fj_set(o, "site", fj_concept_code(d->site));
+  if (d->route != NULL)
+    fj_set(o, "route", fj_concept_code(d->route));
+  json_t *dr = json_object();
+  fj_set(dr, "doseQuantity", fj_quantity(d->dose));
+  fj_set(dr, "rateQuantity", fj_quantity(d->rate));
+  fj_set_one(o, "doseAndRate", dr);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *fj_note(const char *text) {
+  if (text == NULL || text[0] == '\0')
+    return NULL;
+  json_t *a = json_array();
+  json_array_append_new(a, json_pack("{s:s}", "text", text));
+  return a;
+}
+
+/* ---- serializing ---- */
+
+char *fj_dump(const json_t *res, size_t *len) {
+  char *s = json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  if (s != NULL && len != NULL)
+    *len = strlen(s);
+  return s;
+}
+
+char *fj_finish(const char *stored, size_t n, size_t *len) {
+  static const char mark[] = "\"\\u0001";
+  char *out = malloc(n + 1);
+  if (out == NULL)
+    return NULL;
+  size_t o = 0, i = 0;
+  while (i < n) {
+    if (stored[i] == '"' && n - i >= sizeof mark - 1 &&
+        memcmp(stored + i, mark, sizeof mark - 1) == 0) {
+      i += sizeof mark - 1;
+      while (i < n && stored[i] != '"') /* digits, '.', '-', 'e', '+' only */
+        out[o++] = stored[i++];
+      i++; /* the closing quote */
+      continue;
+    }
+    if (stored[i] == '"') { /* copy a whole string, minding escapes */
+      out[o++] = stored[i++];
+      while (i < n && stored[i] != '"') {
+        if (stored[i] == '\\' && i + 1 < n)
+          out[o++] = stored[i++];
+        out[o++] = stored[i++];
+      }
+      if (i < n)
+        out[o++] = stored[i++];
+      continue;
+    }
+    out[o++] = stored[i++];
+  }
+  out[o] = '\0';
+  if (len != NULL)
+    *len = o;
+  return out;
+}

@@ -1,0 +1,118 @@
+/* Event -> FHIR mapping: dispatch, logical ids, shared helpers (map.h). */
+#include "query/fhir/map.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "query/fhir/fj.h"
+
+static const char *const type_names[CL_FHIR_NTYPES] = {[0] = NULL,
+#define X(n, name) [n] = #name,
+                                                       CL_FHIR_TYPES(X)
+#undef X
+};
+
+int cl_fhir_type_of(const char *name) {
+  if (name == NULL)
+    return 0;
+  for (int i = 1; i < CL_FHIR_NTYPES; i++)
+    if (strcmp(type_names[i], name) == 0)
+      return i;
+  return 0;
+}
+
+const char *cl_fhir_type_name(int type) {
+  return type > 0 && type < CL_FHIR_NTYPES ? type_names[type] : NULL;
+}
+
+static int valid_id(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 64)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '.'))
+      return 0;
+  }
+  return 1;
+}
+
+void cl_fhir_id(const char *type, const char *patient_id, const char *bid,
+                char out[CL_FHIR_ID_MAX]) {
+  if (strcmp(type, "Patient") == 0 && valid_id(bid)) {
+    snprintf(out, CL_FHIR_ID_MAX, "%s", bid);
+    return;
+  }
+  /* A digest of (type, patient, business id): stable, unique, and free of
+   * the characters a FHIR id cannot hold. */
+  crypto_hash_sha256_state st;
+  static const char domain[] = "clinlog.fhir.id";
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, (const uint8_t *)domain, sizeof domain);
+  crypto_hash_sha256_update(&st, (const uint8_t *)type, strlen(type) + 1);
+  const char *scope = patient_id != NULL ? patient_id : "";
+  uint8_t flag = patient_id != NULL;
+  crypto_hash_sha256_update(&st, &flag, 1);
+  crypto_hash_sha256_update(&st, (const uint8_t *)scope, strlen(scope) + 1);
+  crypto_hash_sha256_update(&st, (const uint8_t *)bid, strlen(bid));
+  uint8_t h[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&st, h);
+  sodium_bin2hex(out, CL_FHIR_ID_MAX, h, 16);
+}
+
+void cl_fhir_pid(const cl_fhir_map *m, const char *type, const char *bid,
+                 char out[CL_FHIR_ID_MAX]) {
+  cl_fhir_id(type, m->patient_id, bid, out);
+}
+
+json_t *cl_fhir_pref(const cl_fhir_map *m, const char *type, const char *bid) {
+  if (bid == NULL || bid[0] == '\0')
+    return NULL;
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_pid(m, type, bid, id);
+  return fj_ref(type, id);
+}
+
+json_t *cl_fhir_patient_ref(const cl_fhir_map *m) {
+  if (m->patient_id == NULL)
+    return NULL;
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_id("Patient", NULL, m->patient_id, id);
+  return fj_ref("Patient", id);
+}
+
+json_t *cl_fhir_new(const char *type, const char *id) {
+  json_t *o = json_object();
+  json_object_set_new(o, "resourceType", json_string(type));
+  json_object_set_new(o, "id", json_string(id));
+  return o;
+}
+
+int cl_fhir_map_get(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err) {
+  return m->ops->get(m, type, id, out, err);
+}
+
+int cl_fhir_map_put(cl_fhir_map *m, json_t *res, cl_err *err) { return m->ops->put(m, res, err); }
+
+int cl_fhir_map_event(cl_fhir_map *m, cl_err *err) {
+  unsigned t = (unsigned)m->ev->body_case;
+  if (t >= 100 && t < 200)
+    return cl_fhir_map_patient(m, err);
+  if (t >= 200 && t < 207) /* 207/208 (corrections) are the store's */
+    return cl_fhir_map_clinical(m, err);
+  if (t >= 300 && t < 400)
+    return cl_fhir_map_pharmacy(m, err);
+  if (t >= 400 && t < 500)
+    return cl_fhir_map_imaging(m, err);
+  if (t >= 500 && t < 600)
+    return cl_fhir_map_billing(m, err);
+  if (t >= 600 && t < 700)
+    return cl_fhir_map_portal(m, err);
+  if (t >= 700 && t < 800)
+    return cl_fhir_map_device(m, err);
+  if (t >= 800 && t < 900)
+    return cl_fhir_map_decision(m, err);
+  return 0;
+}
