@@ -65,36 +65,8 @@ static void erase(cl_log *log, const cl_signer *admin, const char *stream) {
   free(buf);
 }
 
-/* SHA-256 over every key and value of a projection's state, and a count. */
-typedef struct digest {
-  crypto_hash_sha256_state st;
-  uint64_t entries;
-} digest;
-
-static int digest_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                      cl_err *err) {
-  (void)err;
-  digest *d = ctx;
-  uint8_t len[16];
-  for (int i = 0; i < 8; i++) {
-    len[i] = (uint8_t)(kl >> (8 * i));
-    len[8 + i] = (uint8_t)(vl >> (8 * i));
-  }
-  crypto_hash_sha256_update(&d->st, len, sizeof len);
-  crypto_hash_sha256_update(&d->st, k, kl);
-  crypto_hash_sha256_update(&d->st, v, vl);
-  d->entries++;
-  return 0;
-}
-
 static uint64_t state_digest(cl_runner *r, uint8_t out[32]) {
-  digest d;
-  crypto_hash_sha256_init(&d.st);
-  d.entries = 0;
-  cl_err err;
-  cr_assert_eq(cl_proj_dump(cl_runner_proj(r), digest_one, &d, &err), 0, "%s", err.msg);
-  crypto_hash_sha256_final(&d.st, out);
-  return d.entries;
+  return cl_test_proj_digest(cl_runner_proj(r), out);
 }
 
 static void wait_head(cl_runner *r, cl_log *log) {
@@ -238,7 +210,7 @@ Test(runner, live_equals_rebuilt_with_erasures_and_leaves_no_plaintext, .timeout
   cl_runner *r = start(log, &cl_streams_projection, 64);
   fill(log, &admin, 10, 50, 10, "patient-CANARYSTREAM", -1);
   fill(log, &admin, 4, 25, 5, "device", -1);
-  wait_head(r, log); /* folded while readable... */
+  wait_head(r, log);                            /* folded while readable... */
   erase(log, &admin, "patient-CANARYSTREAM-3"); /* ...then erased */
   fill(log, &admin, 5, 20, 10, "patient-CANARYSTREAM", 3);
   wait_head(r, log);
@@ -444,8 +416,8 @@ Test(runner, a_failing_fold_is_reported_and_retried, .timeout = 120) {
   cl_log *log = cl_test_log_new("runf", &dir, &admin, 1000);
   fill(log, &admin, 2, 10, 3, "patient", -1);
   static const char *const fams[] = {"seen"};
-  cl_projection flaky = {.name = "flaky", .version = 1, .families = fams, .nfamilies = 1,
-                         .fold = flaky_fold};
+  cl_projection flaky = {
+      .name = "flaky", .version = 1, .families = fams, .nfamilies = 1, .fold = flaky_fold};
   fail_at = 12;
   cl_runner *r = start(log, &flaky, 4);
   cl_err err;

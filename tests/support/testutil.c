@@ -355,3 +355,38 @@ int cl_test_copy_records_ex(cl_log *src, cl_log *dst, uint64_t target, const uin
   return rc;
 }
 
+/* ---- projection state digests ---- */
+
+typedef struct digest {
+  crypto_hash_sha256_state st;
+  uint64_t entries;
+} digest;
+
+static int digest_one(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                      cl_err *err) {
+  (void)err;
+  digest *d = ctx;
+  uint8_t len[16];
+  for (int i = 0; i < 8; i++) {
+    len[i] = (uint8_t)(kl >> (8 * i));
+    len[8 + i] = (uint8_t)(vl >> (8 * i));
+  }
+  crypto_hash_sha256_update(&d->st, len, sizeof len);
+  crypto_hash_sha256_update(&d->st, k, kl);
+  crypto_hash_sha256_update(&d->st, v, vl);
+  d->entries++;
+  return 0;
+}
+
+uint64_t cl_test_proj_digest(cl_proj *p, uint8_t out[32]) {
+  digest d;
+  crypto_hash_sha256_init(&d.st);
+  d.entries = 0;
+  cl_err err;
+  if (cl_proj_dump(p, digest_one, &d, &err) != 0) {
+    fprintf(stderr, "cl_proj_dump: %s\n", err.msg);
+    abort();
+  }
+  crypto_hash_sha256_final(&d.st, out);
+  return d.entries;
+}

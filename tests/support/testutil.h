@@ -73,4 +73,9 @@ int cl_test_copy_records(cl_log *src, cl_log *dst, uint64_t target, const uint8_
 int cl_test_copy_records_ex(cl_log *src, cl_log *dst, uint64_t target, const uint8_t root[32],
                             unsigned per_chunk, uint64_t tamper, uint64_t tamper_key, cl_err *err);
 
+/* SHA-256 over every key and value of a projection's state (cl_proj_dump)
+ * into out; returns the number of entries. Aborts on error. */
+#include "store/proj.h"
+uint64_t cl_test_proj_digest(cl_proj *p, uint8_t out[32]);
+
 #endif

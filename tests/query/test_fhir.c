@@ -1,0 +1,429 @@
+/* The FHIR projection (query/fhir/fhir.c) through a real log and runner:
+ * versions and meta, vread and history, the Provenance of every version
+ * with its log coordinates, corrections (EnteredInError, Amended), erasure
+ * (a patient vanishes from every view and index), rebuilt equals live byte
+ * for byte, and no plaintext on disk. The events are the golden cases of
+ * test_fhir_map.c (tests/query/fhir/cases). */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adapters/pbjson/pbjson.h"
+#include "query/fhir/fhir.h"
+#include "query/runner.h"
+#include "store/event.h"
+#include "tests/support/testutil.h"
+
+#define CASES CL_SOURCE_DIR "/tests/query/fhir/cases"
+
+static int64_t in_ms(int64_t ms) { return cl_feed_now_ms() + ms; }
+
+/* Appends one Event given as proto3 JSON (recorded by "admin", the test
+ * log's signer); returns its seq. */
+static uint64_t append_json(cl_log *log, const cl_signer *admin, json_t *j) {
+  ProtobufCMessage *msg;
+  cl_err err = {0};
+  cr_assert_eq(cl_pbjson_from_json(&clinlog__v1__event__descriptor, j, &msg, &err), 0, "%s",
+               err.msg);
+  Clinlog__V1__Event *ev = (Clinlog__V1__Event *)msg;
+  static Clinlog__V1__RecordedBy rb = CLINLOG__V1__RECORDED_BY__INIT;
+  Clinlog__V1__RecordedBy *orig = ev->recorded_by;
+  rb.principal_id = "admin";
+  rb.role = orig && orig->role ? orig->role : "";
+  rb.on_behalf_of = orig && orig->on_behalf_of ? orig->on_behalf_of : "";
+  rb.device_id = orig && orig->device_id ? orig->device_id : "";
+  ev->recorded_by = &rb;
+  size_t len;
+  uint8_t *buf = cl_test_pack_event(ev, &len);
+  ev->recorded_by = orig;
+  protobuf_c_message_free_unpacked(msg, NULL);
+  cl_append_result r;
+  cr_assert_eq(cl_test_append(log, admin, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s",
+               err.msg);
+  uint64_t seq = r.seq[0];
+  cl_append_result_free(&r);
+  free(buf);
+  return seq;
+}
+
+static json_t *load_case(const char *name) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s.events.json", CASES, name);
+  json_error_t je;
+  json_t *j = json_load_file(path, 0, &je);
+  cr_assert_not_null(j, "%s: %s", path, je.text);
+  return j;
+}
+
+/* Appends every event of every case. */
+static void append_all_cases(cl_log *log, const cl_signer *admin) {
+  DIR *d = opendir(CASES);
+  cr_assert_not_null(d);
+  char *names[64];
+  size_t n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL && n < 64) {
+    char *dot = strstr(de->d_name, ".events.json");
+    if (dot != NULL && dot[12] == '\0')
+      names[n++] = strndup(de->d_name, (size_t)(dot - de->d_name));
+  }
+  closedir(d);
+  for (size_t i = 0; i < n; i++) { /* a fixed order: the log is the same every run */
+    for (size_t j = i + 1; j < n; j++)
+      if (strcmp(names[j], names[i]) < 0) {
+        char *t = names[i];
+        names[i] = names[j];
+        names[j] = t;
+      }
+  }
+  for (size_t i = 0; i < n; i++) {
+    json_t *evs = load_case(names[i]);
+    for (size_t k = 0; k < json_array_size(evs); k++)
+      append_json(log, admin, json_array_get(evs, k));
+    json_decref(evs);
+    free(names[i]);
+  }
+}
+
+static cl_runner *start(cl_log *log) {
+  cl_runner_options o;
+  cl_runner_options_init(&o);
+  o.batch_events = 7; /* several batches, boundaries inside the cases */
+  o.linger_ms = 0;
+  cl_runner *r;
+  cl_err err;
+  cr_assert_eq(cl_runner_start(log, &cl_fhir_projection, &o, &r, &err), 0, "%s", err.msg);
+  return r;
+}
+
+static void wait_head(cl_runner *r, cl_log *log) {
+  uint64_t size;
+  cl_log_head(log, &size, NULL);
+  cl_err err;
+  cr_assert_eq(cl_runner_wait(r, size, in_ms(60000), &err), 0, "%s", err.msg);
+  cl_runner_status st;
+  cl_runner_get_status(r, &st);
+  cr_assert_eq(st.error.code, 0, "fold failed: %s", st.error.msg);
+}
+
+static json_t *read_json(cl_runner *r, const char *type, const char *id, uint32_t version,
+                         cl_fhir_resource *meta) {
+  cl_fhir_resource res;
+  cl_err err;
+  int rc = cl_fhir_read(cl_runner_proj(r), type, id, version, &res, &err);
+  if (rc == CL_ENOTFOUND)
+    return NULL;
+  cr_assert_eq(rc, 0, "%s", err.msg);
+  json_error_t je;
+  json_t *j = json_loadb(res.json, res.len, 0, &je);
+  cr_assert_not_null(j, "%s/%s is JSON: %s", type, id, je.text);
+  if (meta != NULL) {
+    *meta = res;
+    meta->json = NULL;
+  }
+  cl_fhir_resource_clear(&res);
+  return j;
+}
+
+static const char *jstr(json_t *j, const char *path) {
+  /* "a.b.0.c" */
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", path);
+  json_t *cur = j;
+  for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
+    if (json_is_array(cur))
+      cur = json_array_get(cur, (size_t)atoi(tok));
+    else
+      cur = json_object_get(cur, tok);
+  }
+  return json_string_value(cur);
+}
+
+typedef struct collected {
+  json_t *list;
+} collected;
+
+static int collect(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  (void)err;
+  collected *c = ctx;
+  json_t *j = json_loadb(r->json, r->len, 0, NULL);
+  cr_assert_not_null(j);
+  json_array_append_new(c->list, j);
+  cl_fhir_resource_clear(r);
+  return 0;
+}
+
+Test(fhir, versions_history_and_provenance, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirv", &dir, &admin, 1000);
+  json_t *evs = load_case("patient");
+  uint64_t seqs[16];
+  size_t n = json_array_size(evs);
+  for (size_t i = 0; i < n; i++)
+    seqs[i] = append_json(log, &admin, json_array_get(evs, i));
+  cl_runner *r = start(log);
+  wait_head(r, log);
+
+  /* registration + demographics update: two versions */
+  cl_fhir_resource meta;
+  json_t *p = read_json(r, "Patient", "1001", 0, &meta);
+  cr_assert_not_null(p);
+  cr_assert_str_eq(jstr(p, "meta.versionId"), "2");
+  cr_assert_eq(meta.version, 2);
+  cr_assert_eq(meta.seq, seqs[2], "version 2 came from the update");
+  cr_assert_str_eq(jstr(p, "address.0.city"), "Cambridge");
+  cr_assert_null(json_object_get(p, "telecom"), "a named, empty field clears it");
+  cr_assert_str_eq(jstr(p, "name.0.family"), "Okafor", "unnamed fields stay");
+  json_t *p1 = read_json(r, "Patient", "1001", 1, NULL);
+  cr_assert_str_eq(jstr(p1, "meta.versionId"), "1");
+  cr_assert_str_eq(jstr(p1, "address.0.city"), "Boston", "vread gives the old version");
+  cr_assert_null(read_json(r, "Patient", "1001", 3, NULL), "no version 3");
+  cr_assert_null(read_json(r, "Patient", "nobody", 0, NULL));
+
+  collected h = {json_array()};
+  cl_err err;
+  cr_assert_eq(cl_fhir_history(cl_runner_proj(r), "Patient", "1001", collect, &h, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(json_array_size(h.list), 2);
+  cr_assert_str_eq(jstr(h.list, "0.meta.versionId"), "2", "newest first");
+  cr_assert_str_eq(jstr(h.list, "1.meta.versionId"), "1");
+  json_decref(h.list);
+
+  /* the Provenance of the Encounter's versions: the start and the end */
+  const char *enc = "afc18e276d470a0fd2a48a40e071a86c";
+  json_t *e = read_json(r, "Encounter", enc, 0, NULL);
+  cr_assert_not_null(e);
+  cr_assert_str_eq(jstr(e, "status"), "finished");
+  cr_assert_str_eq(jstr(e, "meta.versionId"), "2");
+  json_decref(e);
+  collected pv = {json_array()};
+  cr_assert_eq(cl_fhir_provenance_of(cl_runner_proj(r), "Encounter", enc, collect, &pv, &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(json_array_size(pv.list), 2, "one Provenance per event that changed it");
+  int seen_end = 0;
+  for (size_t i = 0; i < 2; i++) {
+    json_t *prov = json_array_get(pv.list, i);
+    const char *target = jstr(prov, "target.0.reference");
+    cr_assert_not_null(target);
+    const char *seq = NULL;
+    json_t *ext = json_object_get(json_array_get(json_object_get(prov, "entity"), 0), "extension");
+    json_t *coords = json_object_get(json_array_get(ext, 0), "extension");
+    for (size_t k = 0; k < json_array_size(coords); k++)
+      if (strcmp(json_string_value(json_object_get(json_array_get(coords, k), "url")), "seq") == 0)
+        seq = json_string_value(json_object_get(json_array_get(coords, k), "valueString"));
+    cr_assert_not_null(seq, "the Provenance names the event's seq");
+    char want[32];
+    if (strstr(target, "/_history/2")) {
+      snprintf(want, sizeof want, "%llu", (unsigned long long)seqs[3]);
+      cr_assert_str_eq(seq, want, "version 2 came from EncounterEnded");
+      seen_end = 1;
+    } else {
+      snprintf(want, sizeof want, "%llu", (unsigned long long)seqs[1]);
+      cr_assert_str_eq(seq, want);
+    }
+    cr_assert_str_eq(jstr(prov, "agent.0.who.identifier.value"), "admin");
+    cr_assert_not_null(jstr(prov, "signature.0.data"), "per-event signatures travel along");
+  }
+  cr_assert(seen_end);
+  json_decref(pv.list);
+  json_decref(p);
+  json_decref(p1);
+  json_decref(evs);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+/* An event as JSON, from a template with its stream and a fresh id. */
+static json_t *event(const char *stream, const char *body_json) {
+  json_error_t je;
+  json_t *body = json_loads(body_json, 0, &je);
+  cr_assert_not_null(body, "%s", je.text);
+  uint8_t id[16];
+  randombytes_buf(id, sizeof id);
+  char b64[32];
+  sodium_bin2base64(b64, sizeof b64, id, 16, sodium_base64_VARIANT_ORIGINAL);
+  json_object_set_new(body, "eventId", json_string(b64));
+  json_object_set_new(body, "stream", json_string(stream));
+  json_object_set_new(body, "occurredAt", json_string("2026-11-10T10:00:00Z"));
+  return body;
+}
+
+static int grab_id(void *ctx, const cl_event_view *ev, cl_err *err) {
+  (void)err;
+  memcpy(ctx, ev->event_id, 16);
+  return 1;
+}
+
+static void event_id_b64(cl_log *log, uint64_t seq, char out[32]) {
+  uint8_t id[16];
+  cl_err err;
+  cr_assert_eq(cl_log_read_all(log, seq, 1, grab_id, id, &err), 0, "%s", err.msg);
+  sodium_bin2base64(out, 32, id, 16, sodium_base64_VARIANT_ORIGINAL);
+}
+
+Test(fhir, corrections_make_new_versions, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirc", &dir, &admin, 1000);
+  json_t *evs = load_case("patient");
+  uint64_t seqs[16];
+  for (size_t i = 0; i < json_array_size(evs); i++)
+    seqs[i] = append_json(log, &admin, json_array_get(evs, i));
+  json_decref(evs);
+  /* the encounter start was recorded in error */
+  char eid[32], body[512];
+  event_id_b64(log, seqs[1], eid);
+  snprintf(body, sizeof body,
+           "{\"enteredInError\": {\"correctedEventId\": \"%s\", \"correctedStream\": "
+           "\"patient-1001\", \"reason\": \"wrong patient\"}}",
+           eid);
+  json_t *j = event("patient-1001", body);
+  uint64_t eie = append_json(log, &admin, j);
+  json_decref(j);
+  /* the registration amended by a new registration that rewrites the
+   * Patient: the Patient stays as the replacement wrote it */
+  json_t *pr = load_case("patient");
+  json_t *reg = json_deep_copy(json_array_get(pr, 0));
+  json_decref(pr);
+  uint8_t nid[16];
+  randombytes_buf(nid, 16);
+  char nb[32];
+  sodium_bin2base64(nb, sizeof nb, nid, 16, sodium_base64_VARIANT_ORIGINAL);
+  json_object_set_new(reg, "eventId", json_string(nb));
+  json_object_set_new(json_object_get(reg, "patientRegistered"), "birthDate",
+                      json_string("1984-07-20"));
+  append_json(log, &admin, reg);
+  json_decref(reg);
+  char old[32];
+  event_id_b64(log, seqs[0], old);
+  snprintf(body, sizeof body,
+           "{\"amended\": {\"amendedEventId\": \"%s\", \"replacementEventId\": \"%s\", "
+           "\"reason\": \"typo\", \"summary\": \"birth date\"}}",
+           old, nb);
+  j = event("patient-1001", body);
+  append_json(log, &admin, j);
+  json_decref(j);
+
+  cl_runner *r = start(log);
+  wait_head(r, log);
+  const char *enc = "afc18e276d470a0fd2a48a40e071a86c";
+  cl_fhir_resource meta;
+  json_t *e = read_json(r, "Encounter", enc, 0, &meta);
+  cr_assert_str_eq(jstr(e, "status"), "entered-in-error");
+  cr_assert_str_eq(jstr(e, "meta.versionId"), "3", "a new version; the old ones stay");
+  cr_assert_eq(meta.seq, eie);
+  json_t *e2 = read_json(r, "Encounter", enc, 2, NULL);
+  cr_assert_str_eq(jstr(e2, "status"), "finished");
+  json_t *p = read_json(r, "Patient", "1001", 0, NULL);
+  cr_assert_str_eq(jstr(p, "birthDate"), "1984-07-20");
+  cr_assert(json_is_true(json_object_get(p, "active")),
+            "the replacement rewrote the Patient: the amendment does not retract it");
+  cr_assert_str_eq(jstr(p, "meta.versionId"), "3");
+  json_decref(p);
+  json_decref(e);
+  json_decref(e2);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+static void erase_stream(cl_log *log, const cl_signer *admin, const char *stream) {
+  size_t len;
+  uint8_t *buf = cl_test_erasure_event(stream, &len);
+  cl_append_result r;
+  cl_err err;
+  cr_assert_eq(cl_test_append(log, admin, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s",
+               err.msg);
+  cl_append_result_free(&r);
+  free(buf);
+}
+
+static int count(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  (void)err;
+  (*(size_t *)ctx)++;
+  cl_fhir_resource_clear(r);
+  return 0;
+}
+
+Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirr", &dir, &admin, 1000);
+  append_all_cases(log, &admin);
+  /* a second patient, erased later, with resources of its own */
+  json_t *evs = load_case("patient");
+  for (size_t i = 0; i < json_array_size(evs); i++) {
+    json_t *ev = json_deep_copy(json_array_get(evs, i));
+    uint8_t id[16];
+    randombytes_buf(id, 16);
+    char b[32];
+    sodium_bin2base64(b, sizeof b, id, 16, sodium_base64_VARIANT_ORIGINAL);
+    json_object_set_new(ev, "eventId", json_string(b));
+    json_object_set_new(ev, "stream", json_string("patient-2002"));
+    json_t *pr = json_object_get(ev, "patientRegistered");
+    if (pr != NULL)
+      json_object_set_new(pr, "patientId", json_string("2002"));
+    append_json(log, &admin, ev);
+    json_decref(ev);
+  }
+  json_decref(evs);
+  cl_runner *r = start(log);
+  wait_head(r, log);
+  json_t *p = read_json(r, "Patient", "2002", 0, NULL);
+  cr_assert_not_null(p);
+  json_decref(p);
+  uint8_t tag[32];
+  cl_err err;
+  cr_assert_eq(cl_log_stream_tag(log, "patient-2002", tag, &err), 0);
+  size_t before = 0;
+  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, count, &before, &err), 0, "%s", err.msg);
+  cr_assert_gt(before, 3, "the patient's compartment: Patient, Encounters, Provenances");
+
+  erase_stream(log, &admin, "patient-2002");
+  wait_head(r, log);
+  cr_assert_null(read_json(r, "Patient", "2002", 0, NULL), "erased: gone from reads");
+  cr_assert_null(read_json(r, "Patient", "2002", 1, NULL), "and from vread");
+  size_t after = 0;
+  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, count, &after, &err), 0, "%s", err.msg);
+  cr_assert_eq(after, 0, "and from the compartment index");
+  size_t patients = 0;
+  uint8_t next[32];
+  cr_assert_eq(
+      cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Patient, NULL, count, &patients, next, &err), 0);
+  cr_assert_eq(patients, 1, "and from the type index: only 1001 is left");
+  p = read_json(r, "Patient", "1001", 0, NULL);
+  cr_assert_not_null(p, "the other patient stays");
+  json_decref(p);
+
+  uint8_t live[32], rebuilt[32];
+  uint64_t nl = cl_test_proj_digest(cl_runner_proj(r), live);
+  cr_assert_eq(cl_runner_rebuild(r, &err), 0, "%s", err.msg);
+  wait_head(r, log);
+  uint64_t nr = cl_test_proj_digest(cl_runner_proj(r), rebuilt);
+  cr_assert_eq(nl, nr, "entries: live %llu, rebuilt %llu", (unsigned long long)nl,
+               (unsigned long long)nr);
+  cr_assert_arr_eq(live, rebuilt, 32, "rebuilt equals live, byte for byte");
+  cl_runner_stop(r);
+  cl_log_close(log);
+
+  /* no plaintext anywhere in the data directory */
+  const char *canaries[] = {"Okafor",    "MRN-554433", "123-45-6789",
+                            "Cambridge", "enc-5521",   "1984-07-19"};
+  for (size_t i = 0; i < sizeof canaries / sizeof canaries[0]; i++)
+    cr_assert(!cl_test_tree_contains(dir, canaries[i], strlen(canaries[i])), "%s on disk",
+              canaries[i]);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
