@@ -23,7 +23,25 @@ if v=$(dpkg-query -W -f='${Version}' libraft-dev 2>/dev/null); then
   dpkg --compare-versions "$v" ge "$RAFT_MIN" && raft_ok=1
 fi
 
+# The independent FHIR validator and clients the tests run (tests/fhir,
+# versions pinned in its package-lock.json). Node.js 20 comes with the
+# machine; Debian's nodejs is the fallback.
+npm_deps() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/fhir"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+    [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ] && [ $raft_ok -eq 1 ]; then
+  npm_deps
   echo "install-deps: all dependencies present"
   exit 0
 fi
@@ -44,4 +62,5 @@ if [ $raft_ok -eq 0 ]; then
 fi
 v=$(dpkg-query -W -f='${Version}' libraft-dev)
 dpkg --compare-versions "$v" ge "$RAFT_MIN" || { echo "install-deps: libraft-dev $v < $RAFT_MIN" >&2; exit 1; }
+npm_deps
 echo "install-deps: done (libraft-dev $v)"

@@ -427,3 +427,66 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   cl_test_rmtree(dir);
   free(dir);
 }
+
+typedef struct dumper {
+  cl_proj *p;
+  FILE *f;
+  size_t n;
+} dumper;
+
+static int dump_version(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  (void)err;
+  dumper *d = ctx;
+  fwrite(r->json, 1, r->len, d->f);
+  fputc('\n', d->f);
+  d->n++;
+  cl_fhir_resource_clear(r);
+  return 0;
+}
+
+static int dump_history(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  dumper *d = ctx;
+  json_t *j = json_loadb(r->json, r->len, 0, NULL);
+  cr_assert_not_null(j);
+  char type[64], id[CL_FHIR_ID_MAX];
+  snprintf(type, sizeof type, "%s", jstr(j, "resourceType"));
+  snprintf(id, sizeof id, "%s", jstr(j, "id"));
+  json_decref(j);
+  cl_fhir_resource_clear(r);
+  return cl_fhir_history(d->p, type, id, dump_version, d, err);
+}
+
+/* Every version the projection serves (Provenances included) passes the
+ * independent R4 validator (tests/fhir/validate.mjs, @medplum/core). */
+Test(fhir, every_served_resource_is_valid_r4, .timeout = 300) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirval", &dir, &admin, 1000);
+  append_all_cases(log, &admin);
+  cl_runner *r = start(log);
+  wait_head(r, log);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/served.ndjson", dir);
+  dumper d = {cl_runner_proj(r), fopen(path, "w"), 0};
+  cr_assert_not_null(d.f);
+  cl_err err;
+  int types = 0;
+  for (int t = 1; t < CL_FHIR_NTYPES; t++) {
+    size_t before = d.n;
+    uint8_t next[32];
+    cr_assert_eq(cl_fhir_scan_type(d.p, t, NULL, dump_history, &d, next, &err), 0, "%s", err.msg);
+    types += d.n > before;
+  }
+  fclose(d.f);
+  cr_assert_gt(d.n, 5);
+  cr_assert_geq(types, 3, "Patient, Encounter and Provenance at least");
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "node %s/tests/fhir/validate.mjs %s", CL_SOURCE_DIR, path);
+  int rc = system(cmd);
+  cr_assert_eq(rc, 0, "the validator rejects some of the %zu versions served (see above)", d.n);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
