@@ -785,8 +785,8 @@ void cl_fhir_resource_clear(cl_fhir_resource *r) {
   memset(r, 0, sizeof *r);
 }
 
-static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, cl_fhir_resource *out,
-                     cl_err *err) {
+static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flags,
+                     cl_fhir_resource *out, cl_err *err) {
   memset(out, 0, sizeof *out);
   uint8_t *v;
   size_t vl;
@@ -816,7 +816,15 @@ static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, cl_fhir_
     cl_free(v);
     return cl_err_set(err, CL_ECORRUPT, "fhir: short version value");
   }
-  out->json = fj_finish((const char *)v + VER_HDR, vl - VER_HDR, &out->len);
+  if (flags & CL_FHIR_STORED) {
+    out->len = vl - VER_HDR;
+    if ((out->json = malloc(out->len + 1)) != NULL) {
+      memcpy(out->json, v + VER_HDR, out->len);
+      out->json[out->len] = '\0';
+    }
+  } else {
+    out->json = fj_finish((const char *)v + VER_HDR, vl - VER_HDR, &out->len);
+  }
   out->type = c.type;
   out->version = version;
   out->current = c.version;
@@ -832,22 +840,27 @@ static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, cl_fhir_
 
 int cl_fhir_read(cl_proj *p, const char *type, const char *id, uint32_t version,
                  cl_fhir_resource *out, cl_err *err) {
+  return cl_fhir_read_ex(p, type, id, version, 0, out, err);
+}
+
+int cl_fhir_read_ex(cl_proj *p, const char *type, const char *id, uint32_t version, int flags,
+                    cl_fhir_resource *out, cl_err *err) {
   if (cl_fhir_type_of(type) == 0)
     return cl_err_set(err, CL_ENOTFOUND, "no resource type %s", type ? type : "(null)");
   if (id == NULL || id[0] == '\0' || strlen(id) >= CL_FHIR_ID_MAX)
     return cl_err_set(err, CL_ENOTFOUND, "no such id");
   uint8_t h[32];
   res_hash(p, type, id, h);
-  int rc = read_hash(p, h, version, out, err);
+  int rc = read_hash(p, h, version, flags, out, err);
   if (rc == CL_ENOTFOUND && version == 0)
     cl_err_set(err, CL_ENOTFOUND, "%s/%s not found", type, id);
   return rc;
 }
 
-int cl_fhir_history(cl_proj *p, const char *type, const char *id, cl_fhir_fn fn, void *ctx,
-                    cl_err *err) {
+int cl_fhir_history(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
+                    void *ctx, cl_err *err) {
   cl_fhir_resource r;
-  int rc = cl_fhir_read(p, type, id, 0, &r, err);
+  int rc = cl_fhir_read_ex(p, type, id, 0, flags, &r, err);
   if (rc)
     return rc;
   uint32_t v = r.current;
@@ -857,7 +870,7 @@ int cl_fhir_history(cl_proj *p, const char *type, const char *id, cl_fhir_fn fn,
       return rc < 0 ? rc : 0;
     uint8_t h[32];
     res_hash(p, type, id, h);
-    rc = read_hash(p, h, v, &r, err);
+    rc = read_hash(p, h, v, flags, &r, err);
     if (rc == CL_ENOTFOUND) /* sealed under an erased stream (a moved device) */
       return 0;
     if (rc)
@@ -867,6 +880,7 @@ int cl_fhir_history(cl_proj *p, const char *type, const char *id, cl_fhir_fn fn,
 
 typedef struct each {
   cl_proj *p;
+  int flags;
   size_t hoff; /* where the resource hash sits in the key */
   size_t klen;
   cl_fhir_fn fn;
@@ -882,7 +896,7 @@ static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val
   if (kl != e->klen)
     return 0;
   cl_fhir_resource r;
-  int rc = read_hash(e->p, key + e->hoff, 0, &r, err);
+  int rc = read_hash(e->p, key + e->hoff, 0, e->flags, &r, err);
   if (rc == CL_ENOTFOUND)
     return 0; /* changed meanwhile */
   if (rc)
@@ -892,17 +906,17 @@ static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val
   return e->fn(e->ctx, &r, err);
 }
 
-int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, cl_fhir_fn fn, void *ctx,
+int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fhir_fn fn, void *ctx,
                    cl_err *err) {
   uint8_t prefix[33];
   memcpy(prefix, tag, 32);
   prefix[32] = (uint8_t)type;
-  each e = {p, 33, 65, fn, ctx, NULL};
+  each e = {p, flags, 33, 65, fn, ctx, NULL};
   return cl_proj_scan(p, FAM_PAT, prefix, type ? 33 : 32, NULL, 0, each_key, &e, err);
 }
 
-int cl_fhir_scan_type(cl_proj *p, int type, const uint8_t *after, cl_fhir_fn fn, void *ctx,
-                      uint8_t next[32], cl_err *err) {
+int cl_fhir_scan_type(cl_proj *p, int type, const uint8_t *after, int flags, cl_fhir_fn fn,
+                      void *ctx, uint8_t next[32], cl_err *err) {
   uint8_t prefix[1] = {(uint8_t)type}, from[34];
   size_t fl = 0;
   if (after != NULL) { /* the first key after `after` */
@@ -911,14 +925,14 @@ int cl_fhir_scan_type(cl_proj *p, int type, const uint8_t *after, cl_fhir_fn fn,
     from[33] = 0;
     fl = 34;
   }
-  each e = {p, 1, 33, fn, ctx, next};
+  each e = {p, flags, 1, 33, fn, ctx, next};
   return cl_proj_scan(p, FAM_TYP, prefix, 1, fl ? from : NULL, fl, each_key, &e, err);
 }
 
-int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, cl_fhir_fn fn, void *ctx,
-                          cl_err *err) {
+int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
+                          void *ctx, cl_err *err) {
   uint8_t h[32];
   res_hash(p, type, id, h);
-  each e = {p, 32, 64, fn, ctx, NULL};
+  each e = {p, flags, 32, 64, fn, ctx, NULL};
   return cl_proj_scan(p, FAM_REF, h, 32, NULL, 0, each_key, &e, err);
 }

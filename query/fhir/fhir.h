@@ -66,36 +66,44 @@ typedef struct cl_fhir_resource {
 
 void cl_fhir_resource_clear(cl_fhir_resource *r);
 
+/* Flags of the reads below. */
+enum {
+  CL_FHIR_STORED = 1 /* json in the stored form (decimals marked, fj.h), for engines that
+                        rewrite it and call fj_finish on what they send */
+};
+
 /* Reads resource type/id: version 0 = the current one. Errors:
  * CL_ENOTFOUND (no such resource or version; also an erased one),
  * CL_ECRYPTO, CL_EIO, CL_ENOMEM. */
 int cl_fhir_read(cl_proj *p, const char *type, const char *id, uint32_t version,
                  cl_fhir_resource *out, cl_err *err);
+int cl_fhir_read_ex(cl_proj *p, const char *type, const char *id, uint32_t version, int flags,
+                    cl_fhir_resource *out, cl_err *err);
 
 /* Resource callback: `r` is returned-owned by the callee (clear it). Return
  * 0 to go on, 1 to stop, or a negative error. */
 typedef int (*cl_fhir_fn)(void *ctx, cl_fhir_resource *r, cl_err *err);
 
 /* Every version of type/id, newest first. Errors: as cl_fhir_read. */
-int cl_fhir_history(cl_proj *p, const char *type, const char *id, cl_fhir_fn fn, void *ctx,
-                    cl_err *err);
+int cl_fhir_history(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
+                    void *ctx, cl_err *err);
 
 /* The current version of every resource of stream `tag` (a patient's
  * compartment: cl_log_stream_tag of "patient-<id>"), of one type (0: all),
  * in type order. */
-int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, cl_fhir_fn fn, void *ctx,
+int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fhir_fn fn, void *ctx,
                    cl_err *err);
 
 /* The current version of every resource of `type`, in key order (no
  * meaning), starting after the resource whose key hash is `after` (NULL:
  * from the start); *next gets the last key given. */
-int cl_fhir_scan_type(cl_proj *p, int type, const uint8_t *after, cl_fhir_fn fn, void *ctx,
-                      uint8_t next[32], cl_err *err);
+int cl_fhir_scan_type(cl_proj *p, int type, const uint8_t *after, int flags, cl_fhir_fn fn,
+                      void *ctx, uint8_t next[32], cl_err *err);
 
 /* The Provenances whose targets include type/id (any version), current
  * versions. */
-int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, cl_fhir_fn fn, void *ctx,
-                          cl_err *err);
+int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
+                          void *ctx, cl_err *err);
 
 /* Extension URL of a Provenance entity's log coordinates (docs/fhir.md). */
 #define CL_FHIR_LOG_ENTRY_EXT "https://clinlog.dev/fhir/StructureDefinition/log-entry"

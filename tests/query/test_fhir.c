@@ -188,7 +188,7 @@ Test(fhir, versions_history_and_provenance, .timeout = 120) {
 
   collected h = {json_array()};
   cl_err err;
-  cr_assert_eq(cl_fhir_history(cl_runner_proj(r), "Patient", "1001", collect, &h, &err), 0, "%s",
+  cr_assert_eq(cl_fhir_history(cl_runner_proj(r), "Patient", "1001", 0, collect, &h, &err), 0, "%s",
                err.msg);
   cr_assert_eq(json_array_size(h.list), 2);
   cr_assert_str_eq(jstr(h.list, "0.meta.versionId"), "2", "newest first");
@@ -203,7 +203,7 @@ Test(fhir, versions_history_and_provenance, .timeout = 120) {
   cr_assert_str_eq(jstr(e, "meta.versionId"), "2");
   json_decref(e);
   collected pv = {json_array()};
-  cr_assert_eq(cl_fhir_provenance_of(cl_runner_proj(r), "Encounter", enc, collect, &pv, &err), 0,
+  cr_assert_eq(cl_fhir_provenance_of(cl_runner_proj(r), "Encounter", enc, 0, collect, &pv, &err), 0,
                "%s", err.msg);
   cr_assert_eq(json_array_size(pv.list), 2, "one Provenance per event that changed it");
   int seen_end = 0;
@@ -387,7 +387,8 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   cl_err err;
   cr_assert_eq(cl_log_stream_tag(log, "patient-2002", tag, &err), 0);
   size_t before = 0;
-  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, count, &before, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, 0, count, &before, &err), 0, "%s",
+               err.msg);
   cr_assert_gt(before, 3, "the patient's compartment: Patient, Encounters, Provenances");
 
   erase_stream(log, &admin, "patient-2002");
@@ -395,12 +396,13 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   cr_assert_null(read_json(r, "Patient", "2002", 0, NULL), "erased: gone from reads");
   cr_assert_null(read_json(r, "Patient", "2002", 1, NULL), "and from vread");
   size_t after = 0;
-  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, count, &after, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, 0, count, &after, &err), 0, "%s", err.msg);
   cr_assert_eq(after, 0, "and from the compartment index");
   size_t patients = 0;
   uint8_t next[32];
   cr_assert_eq(
-      cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Patient, NULL, count, &patients, next, &err), 0);
+      cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Patient, NULL, 0, count, &patients, next, &err),
+      0);
   cr_assert_eq(patients, 1, "and from the type index: only 1001 is left");
   p = read_json(r, "Patient", "1001", 0, NULL);
   cr_assert_not_null(p, "the other patient stays");
@@ -453,7 +455,7 @@ static int dump_history(void *ctx, cl_fhir_resource *r, cl_err *err) {
   snprintf(id, sizeof id, "%s", jstr(j, "id"));
   json_decref(j);
   cl_fhir_resource_clear(r);
-  return cl_fhir_history(d->p, type, id, dump_version, d, err);
+  return cl_fhir_history(d->p, type, id, 0, dump_version, d, err);
 }
 
 /* Every version the projection serves (Provenances included) passes the
@@ -474,7 +476,8 @@ Test(fhir, every_served_resource_is_valid_r4, .timeout = 300) {
   for (int t = 1; t < CL_FHIR_NTYPES; t++) {
     size_t before = d.n;
     uint8_t next[32];
-    cr_assert_eq(cl_fhir_scan_type(d.p, t, NULL, dump_history, &d, next, &err), 0, "%s", err.msg);
+    cr_assert_eq(cl_fhir_scan_type(d.p, t, NULL, 0, dump_history, &d, next, &err), 0, "%s",
+                 err.msg);
     types += d.n > before;
   }
   fclose(d.f);
