@@ -18,6 +18,7 @@
 #include "adapters/grpc/server.h"
 #include "adapters/grpc/services.h"
 #include "adapters/service/service.h"
+#include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
 #include "replication/node.h"
 #include "store/log.h"
@@ -36,40 +37,41 @@ typedef struct opts {
 } opts;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: clinlogd --data DIR [options]\n"
-          "  --data DIR                 data directory (create it with `clinlog init DIR`)\n"
-          "  --listen HOST:PORT         default 127.0.0.1:7525\n"
-          "  --dev                      allow plaintext (loopback addresses only)\n"
-          "  --tls-cert PEM --tls-key PEM   server certificate and key (TLS is on unless --dev)\n"
-          "  --client-ca PEM            verify client certificates against this CA\n"
-          "  --require-client-cert      mutual TLS: refuse clients without a valid certificate\n"
-          "  --max-message-bytes N      largest request message (default 16777216)\n"
-          "  --max-event-bytes N        largest serialized event (default 1048576)\n"
-          "  --keepalive-time-ms N      ping idle connections every N ms (default 60000)\n"
-          "  --min-client-ping-ms N     fastest client keepalive pings tolerated (default 10000)\n"
-          "  --workers N                worker threads (default 64)\n"
-          "  --drain-ms N               at shutdown, answer NOT_SERVING/UNAVAILABLE this long\n"
-          "                             before closing the listener (default 1000)\n"
-          "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
-          "  --master-key FILE          master key (default DIR/keys/master.key)\n"
-          "  --run-projections all|none fold the projections (streams) on this node (default\n"
-          "                             all); none: a node that only stores and replicates, whose\n"
-          "                             Streams reads answer UNAVAILABLE\n"
-          "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
-          "  --node-id N                this node's id in the cluster (default 1)\n"
-          "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
-          "  --raft-dir DIR             Raft log and snapshots (default DATA/raft)\n"
-          "  --advertise HOST:PORT      API address the other nodes use (default --listen)\n"
-          "  --join                     wait to be added to an existing cluster (`clinlog cluster add`)\n"
-          "                             instead of starting a new one\n"
-          "  --election-timeout-ms N    default 1000\n"
-          "  --heartbeat-ms N           default 100\n"
-          "  --snapshot-threshold N     Raft entries between snapshots (default 1024)\n"
-          "  --snapshot-trailing N      Raft entries kept after a snapshot (default 4096)\n"
-          "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
-          "                             address (clinlog-leader) instead of forwarding them\n"
-          "  --config FILE.json         the same settings as a JSON object (flags win)\n");
+  fprintf(
+      f, "usage: clinlogd --data DIR [options]\n"
+         "  --data DIR                 data directory (create it with `clinlog init DIR`)\n"
+         "  --listen HOST:PORT         default 127.0.0.1:7525\n"
+         "  --dev                      allow plaintext (loopback addresses only)\n"
+         "  --tls-cert PEM --tls-key PEM   server certificate and key (TLS is on unless --dev)\n"
+         "  --client-ca PEM            verify client certificates against this CA\n"
+         "  --require-client-cert      mutual TLS: refuse clients without a valid certificate\n"
+         "  --max-message-bytes N      largest request message (default 16777216)\n"
+         "  --max-event-bytes N        largest serialized event (default 1048576)\n"
+         "  --keepalive-time-ms N      ping idle connections every N ms (default 60000)\n"
+         "  --min-client-ping-ms N     fastest client keepalive pings tolerated (default 10000)\n"
+         "  --workers N                worker threads (default 64)\n"
+         "  --drain-ms N               at shutdown, answer NOT_SERVING/UNAVAILABLE this long\n"
+         "                             before closing the listener (default 1000)\n"
+         "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
+         "  --master-key FILE          master key (default DIR/keys/master.key)\n"
+         "  --run-projections all|none fold the projections (streams) on this node (default\n"
+         "                             all); none: a node that only stores and replicates, whose\n"
+         "                             Streams reads answer UNAVAILABLE\n"
+         "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
+         "  --node-id N                this node's id in the cluster (default 1)\n"
+         "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
+         "  --raft-dir DIR             Raft log and snapshots (default DATA/raft)\n"
+         "  --advertise HOST:PORT      API address the other nodes use (default --listen)\n"
+         "  --join                     wait to be added to an existing cluster (`clinlog cluster "
+         "add`)\n"
+         "                             instead of starting a new one\n"
+         "  --election-timeout-ms N    default 1000\n"
+         "  --heartbeat-ms N           default 100\n"
+         "  --snapshot-threshold N     Raft entries between snapshots (default 1024)\n"
+         "  --snapshot-trailing N      Raft entries kept after a snapshot (default 4096)\n"
+         "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
+         "                             address (clinlog-leader) instead of forwarding them\n"
+         "  --config FILE.json         the same settings as a JSON object (flags win)\n");
 }
 
 static char *dup_str(json_t *v) { return json_is_string(v) ? strdup(json_string_value(v)) : NULL; }
@@ -119,7 +121,8 @@ static int load_config(const char *path, opts *o) {
     else if (!strcmp(key, "drain_ms") && json_is_integer(v) && json_integer_value(v) >= 0 &&
              json_integer_value(v) <= 600000)
       o->srv.drain_ms = (int)json_integer_value(v);
-    else if (!strcmp(key, "checkpoint_interval") && json_is_integer(v) && json_integer_value(v) >= 0)
+    else if (!strcmp(key, "checkpoint_interval") && json_is_integer(v) &&
+             json_integer_value(v) >= 0)
       o->log.checkpoint_interval = (uint64_t)json_integer_value(v);
     else if (!strcmp(key, "master_key"))
       o->log.master_key_path = dup_str(v);
@@ -191,38 +194,65 @@ int main(int argc, char **argv) {
   }
   if (o.config && load_config(o.config, &o) != 0)
     return 2;
-  static const struct option lo[] = {
-      {"data", required_argument, 0, 'd'},          {"listen", required_argument, 0, 'l'},
-      {"dev", no_argument, 0, 'D'},                 {"tls-cert", required_argument, 0, 'c'},
-      {"tls-key", required_argument, 0, 'k'},       {"client-ca", required_argument, 0, 'a'},
-      {"require-client-cert", no_argument, 0, 'r'}, {"max-message-bytes", required_argument, 0, 'm'},
-      {"max-event-bytes", required_argument, 0, 'e'}, {"keepalive-time-ms", required_argument, 0, 'K'},
-      {"min-client-ping-ms", required_argument, 0, 'P'}, {"workers", required_argument, 0, 'w'},
-      {"checkpoint-interval", required_argument, 0, 'i'}, {"master-key", required_argument, 0, 'M'},
-      {"config", required_argument, 0, 'C'},        {"drain-ms", required_argument, 0, 'N'},
-      {"help", no_argument, 0, 'h'},
-      {"node-id", required_argument, 0, 'I'},       {"raft-listen", required_argument, 0, 'R'},
-      {"raft-dir", required_argument, 0, 'F'},      {"advertise", required_argument, 0, 'A'},
-      {"join", no_argument, 0, 'J'},                {"no-forward", no_argument, 0, 'W'},
-      {"election-timeout-ms", required_argument, 0, 'E'},
-      {"heartbeat-ms", required_argument, 0, 'H'},
-      {"snapshot-threshold", required_argument, 0, 'S'},
-      {"snapshot-trailing", required_argument, 0, 'T'},
-      {"run-projections", required_argument, 0, 'p'},
-      {0, 0, 0, 0}};
+  static const struct option lo[] = {{"data", required_argument, 0, 'd'},
+                                     {"listen", required_argument, 0, 'l'},
+                                     {"dev", no_argument, 0, 'D'},
+                                     {"tls-cert", required_argument, 0, 'c'},
+                                     {"tls-key", required_argument, 0, 'k'},
+                                     {"client-ca", required_argument, 0, 'a'},
+                                     {"require-client-cert", no_argument, 0, 'r'},
+                                     {"max-message-bytes", required_argument, 0, 'm'},
+                                     {"max-event-bytes", required_argument, 0, 'e'},
+                                     {"keepalive-time-ms", required_argument, 0, 'K'},
+                                     {"min-client-ping-ms", required_argument, 0, 'P'},
+                                     {"workers", required_argument, 0, 'w'},
+                                     {"checkpoint-interval", required_argument, 0, 'i'},
+                                     {"master-key", required_argument, 0, 'M'},
+                                     {"config", required_argument, 0, 'C'},
+                                     {"drain-ms", required_argument, 0, 'N'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {"node-id", required_argument, 0, 'I'},
+                                     {"raft-listen", required_argument, 0, 'R'},
+                                     {"raft-dir", required_argument, 0, 'F'},
+                                     {"advertise", required_argument, 0, 'A'},
+                                     {"join", no_argument, 0, 'J'},
+                                     {"no-forward", no_argument, 0, 'W'},
+                                     {"election-timeout-ms", required_argument, 0, 'E'},
+                                     {"heartbeat-ms", required_argument, 0, 'H'},
+                                     {"snapshot-threshold", required_argument, 0, 'S'},
+                                     {"snapshot-trailing", required_argument, 0, 'T'},
+                                     {"run-projections", required_argument, 0, 'p'},
+                                     {0, 0, 0, 0}};
   int ch;
   long long n;
   while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (ch) {
-    case 'd': o.log.dir = optarg; break;
-    case 'l': o.srv.listen = optarg; break;
-    case 'D': o.srv.dev = 1; break;
-    case 'c': o.srv.tls_cert = optarg; break;
-    case 'k': o.srv.tls_key = optarg; break;
-    case 'a': o.srv.client_ca = optarg; break;
-    case 'r': o.srv.require_client_cert = 1; break;
-    case 'C': break;
-    case 'M': o.log.master_key_path = optarg; break;
+    case 'd':
+      o.log.dir = optarg;
+      break;
+    case 'l':
+      o.srv.listen = optarg;
+      break;
+    case 'D':
+      o.srv.dev = 1;
+      break;
+    case 'c':
+      o.srv.tls_cert = optarg;
+      break;
+    case 'k':
+      o.srv.tls_key = optarg;
+      break;
+    case 'a':
+      o.srv.client_ca = optarg;
+      break;
+    case 'r':
+      o.srv.require_client_cert = 1;
+      break;
+    case 'C':
+      break;
+    case 'M':
+      o.log.master_key_path = optarg;
+      break;
     case 'm':
       if (parse_num("--max-message-bytes", optarg, 1024, &n))
         return 2;
@@ -263,11 +293,21 @@ int main(int argc, char **argv) {
         return 2;
       o.repl.id = (uint64_t)n;
       break;
-    case 'R': o.raft_listen = optarg; break;
-    case 'F': o.raft_dir = optarg; break;
-    case 'A': o.advertise = optarg; break;
-    case 'J': o.join = 1; break;
-    case 'W': o.no_forward = 1; break;
+    case 'R':
+      o.raft_listen = optarg;
+      break;
+    case 'F':
+      o.raft_dir = optarg;
+      break;
+    case 'A':
+      o.advertise = optarg;
+      break;
+    case 'J':
+      o.join = 1;
+      break;
+    case 'W':
+      o.no_forward = 1;
+      break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
         fprintf(stderr, "clinlogd: --run-projections: \"%s\" is not all or none\n", optarg);
@@ -336,8 +376,7 @@ int main(int argc, char **argv) {
   if (colon)
     *colon = '\0';
   if (!o.raft_listen) {
-    snprintf(raft_default, sizeof raft_default, "%s:%d", host,
-             colon ? atoi(colon + 1) + 1 : 7526);
+    snprintf(raft_default, sizeof raft_default, "%s:%d", host, colon ? atoi(colon + 1) + 1 : 7526);
     o.raft_listen = raft_default;
   }
   if (!o.raft_dir) {
@@ -366,15 +405,16 @@ int main(int argc, char **argv) {
                        .forward_ctx = &o.srv};
   cl_svc *svc;
   if (cl_svc_new(&so, &svc, &err) != 0 ||
-      (!o.no_projections && cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0)) {
+      (!o.no_projections && (cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0 ||
+                             cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) != 0))) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
     cl_repl_stop(repl);
     cl_log_close(log);
     return 1;
   }
   static const cl_grpc_service *const services[] = {
-      &cl_grpc_log_service, &cl_grpc_health_service, &cl_grpc_cluster_service,
-      &cl_grpc_streams_service, &cl_grpc_projections_service};
+      &cl_grpc_log_service,     &cl_grpc_health_service,      &cl_grpc_cluster_service,
+      &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service};
   cl_grpc_service table[sizeof services / sizeof services[0]];
   for (size_t i = 0; i < sizeof services / sizeof services[0]; i++)
     table[i] = *services[i];

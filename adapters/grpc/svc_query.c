@@ -1,35 +1,41 @@
 /* Handlers of clinlog.v1.Streams (the `streams` projection's read engine,
- * query/streams) and clinlog.v1.Projections (status and rebuild of every
- * projection the request layer runs). Reads may ask for read-your-writes:
- * they wait, parked, until the projection has folded the sequence asked
- * for. */
+ * query/streams), clinlog.v1.Fhir (the `fhir` projection's query engine,
+ * query/fhir/engine.h, which the HTTP FHIR API shares) and
+ * clinlog.v1.Projections (status and rebuild of every projection the
+ * request layer runs). Reads may ask for read-your-writes: they wait,
+ * parked, until the projection has folded the sequence asked for. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "adapters/grpc/server_int.h"
 #include "adapters/grpc/services.h"
+#include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
+#include "query/fhir/engine.h"
 #include "query/streams/streams.h"
 #include "store/event.h"
 
 #define STREAMS "streams"
+#define FHIR "fhir"
 
-/* The streams projection, or NULL after finishing the call. */
-static cl_proj *streams_of(srv_call *c) {
-  cl_runner *r = cl_svc_runner(srv_svc(c), STREAMS);
+/* A projection, or NULL after finishing the call. */
+static cl_proj *proj_of(srv_call *c, const char *name) {
+  cl_runner *r = cl_svc_runner(srv_svc(c), name);
   if (r)
     return cl_runner_proj(r);
   cl_err err;
-  cl_err_set(&err, CL_EUNAVAILABLE, "this node does not run the streams projection");
+  cl_err_set(&err, CL_EUNAVAILABLE, "this node does not run the %s projection", name);
   srv_finish_err(c, &err);
   return NULL;
 }
 
-/* min_sequence of a Streams read: wait until the projection folded it.
+/* min_sequence of a projection read: wait until the projection folded it.
  * 1 to go on; 0: parked or finished. Linearizable reads first take the
  * Raft barrier (then wait for the projection to fold up to the head). */
-static int folded(srv_call *c, const Clinlog__V1__Consistency *cons, step_fn retry) {
+static int folded(srv_call *c, const char *name, const Clinlog__V1__Consistency *cons,
+                  step_fn retry) {
   if (!cons)
     return 1;
   uint64_t want = cons->min_sequence;
@@ -45,7 +51,7 @@ static int folded(srv_call *c, const Clinlog__V1__Consistency *cons, step_fn ret
         want = head;
     }
   }
-  return !want || srv_reached(c, STREAMS, want, retry) == 1;
+  return !want || srv_reached(c, name, want, retry) == 1;
 }
 
 static int begin(srv_call *c) {
@@ -57,15 +63,20 @@ static int begin(srv_call *c) {
   return 0;
 }
 
-/* The common start of a Streams read step: the call is still wanted, its
- * consistency is met (else it is parked to run `retry` again, or finished),
- * and the node runs the projection. NULL: nothing more to do. */
-static cl_proj *ready(srv_call *c, int ok, const Clinlog__V1__Consistency *cons, step_fn retry) {
+/* The common start of a projection read step: the call is still wanted,
+ * its consistency is met (else it is parked to run `retry` again, or
+ * finished), and the node runs the projection. NULL: nothing more to do. */
+static cl_proj *ready_on(srv_call *c, const char *name, int ok,
+                         const Clinlog__V1__Consistency *cons, step_fn retry) {
   if (!ok || srv_cancelled(c)) {
     srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
     return NULL;
   }
-  return folded(c, cons, retry) ? streams_of(c) : NULL;
+  return folded(c, name, cons, retry) ? proj_of(c, name) : NULL;
+}
+
+static cl_proj *ready(srv_call *c, int ok, const Clinlog__V1__Consistency *cons, step_fn retry) {
+  return ready_on(c, STREAMS, ok, cons, retry);
 }
 
 /* ------------------------------------------------------------ GetStream */
@@ -172,8 +183,9 @@ static void by_type_step(srv_call *c, int ok) {
   cl_err_clear(&err);
   size_t limit = req->page_size ? req->page_size : 100;
   if (!cl_event_type_name(req->event_type) || limit > 10000) {
-    cl_err_set(&err, CL_EINVAL, limit > 10000 ? "ListEventsByTypeRequest.page_size: at most 10000"
-                                              : "ListEventsByTypeRequest.event_type: unknown type %u",
+    cl_err_set(&err, CL_EINVAL,
+               limit > 10000 ? "ListEventsByTypeRequest.page_size: at most 10000"
+                             : "ListEventsByTypeRequest.event_type: unknown type %u",
                req->event_type);
     srv_finish_err(c, &err);
     return;
@@ -201,6 +213,153 @@ static void svc_list_events_by_type(srv_call *c, int ok) {
   (void)ok;
   if (begin(c) == 0)
     by_type_step(c, 1);
+}
+
+/* ----------------------------------------------------------------- Fhir */
+
+#define FHIR_BASE "urn:clinlog:fhir"
+#define MAX_FHIR_PARAMS 64
+
+/* Runs one engine interaction and finishes the call with its answer: a
+ * FhirResponse, or the gRPC status of the HTTP one with the
+ * OperationOutcome's diagnostics. */
+static void fhir_run(srv_call *c, cl_proj *p, cl_fhir_req *rq) {
+  cl_err err;
+  cl_err_clear(&err);
+  cl_fhir_engine *e;
+  if (cl_fhir_engine_new(p, cl_svc_log(srv_svc(c)), &e, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  cl_fhir_resp rs;
+  cl_fhir_handle(e, rq, &rs);
+  cl_fhir_engine_free(e);
+  if (rs.status == 200) {
+    Clinlog__V1__FhirResponse resp = CLINLOG__V1__FHIR_RESPONSE__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    resp.json = (ProtobufCBinaryData){rs.len, (uint8_t *)rs.body};
+    if (rs.etag[0])
+      resp.version_id = (uint32_t)strtoul(rs.etag + 3, NULL, 10); /* W/"n" */
+    if (rs.last_modified_ns) {
+      ts.seconds = rs.last_modified_ns / 1000000000;
+      ts.nanos = (int32_t)(rs.last_modified_ns % 1000000000);
+      resp.last_updated = &ts;
+    }
+    srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  } else {
+    char msg[512] = "";
+    json_t *oo = rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
+    const char *d = json_string_value(
+        json_object_get(json_array_get(json_object_get(oo, "issue"), 0), "diagnostics"));
+    snprintf(msg, sizeof msg, "%s", d ? d : "FHIR request failed");
+    json_decref(oo);
+    grpc_status_code code = rs.status == 404   ? GRPC_STATUS_NOT_FOUND
+                            : rs.status == 400 ? GRPC_STATUS_INVALID_ARGUMENT
+                                               : GRPC_STATUS_INTERNAL;
+    srv_finish(c, code, msg, NULL);
+  }
+  cl_fhir_resp_clear(&rs);
+}
+
+/* FhirParam list -> engine params (views into the request). */
+static size_t fhir_params(Clinlog__V1__FhirParam **in, size_t n, cl_fhir_kv *out) {
+  size_t k = 0;
+  for (size_t i = 0; i < n && k < MAX_FHIR_PARAMS; i++)
+    out[k++] = (cl_fhir_kv){in[i]->name, in[i]->value};
+  return k;
+}
+
+static void fhir_read_step(srv_call *c, int ok) {
+  const Clinlog__V1__FhirReadRequest *req = (const Clinlog__V1__FhirReadRequest *)c->req;
+  cl_proj *p = ready_on(c, FHIR, ok, req->consistency, fhir_read_step);
+  if (!p)
+    return;
+  cl_fhir_req rq = {.interaction = req->version_id ? CL_FHIR_VREAD : CL_FHIR_READ,
+                    .type = req->type,
+                    .id = req->id,
+                    .version = req->version_id,
+                    .base = FHIR_BASE};
+  fhir_run(c, p, &rq);
+}
+
+static void svc_fhir_read(srv_call *c, int ok) {
+  (void)ok;
+  if (begin(c) == 0)
+    fhir_read_step(c, 1);
+}
+
+static void fhir_history_step(srv_call *c, int ok) {
+  const Clinlog__V1__FhirHistoryRequest *req = (const Clinlog__V1__FhirHistoryRequest *)c->req;
+  cl_proj *p = ready_on(c, FHIR, ok, req->consistency, fhir_history_step);
+  if (!p)
+    return;
+  char count[16];
+  snprintf(count, sizeof count, "%u", req->count ? req->count : 1000);
+  cl_fhir_kv kv = {"_count", count};
+  cl_fhir_req rq = {.interaction = req->id[0] ? CL_FHIR_HISTORY_INSTANCE : CL_FHIR_HISTORY_TYPE,
+                    .type = req->type,
+                    .id = req->id,
+                    .params = &kv,
+                    .nparams = 1,
+                    .base = FHIR_BASE};
+  fhir_run(c, p, &rq);
+}
+
+static void svc_fhir_history(srv_call *c, int ok) {
+  (void)ok;
+  if (begin(c) == 0)
+    fhir_history_step(c, 1);
+}
+
+static void fhir_search_step(srv_call *c, int ok) {
+  const Clinlog__V1__FhirSearchRequest *req = (const Clinlog__V1__FhirSearchRequest *)c->req;
+  cl_proj *p = ready_on(c, FHIR, ok, req->consistency, fhir_search_step);
+  if (!p)
+    return;
+  cl_fhir_kv kv[MAX_FHIR_PARAMS];
+  cl_fhir_req rq = {.interaction = CL_FHIR_SEARCH,
+                    .type = req->type,
+                    .params = kv,
+                    .nparams = fhir_params(req->params, req->n_params, kv),
+                    .strict = req->strict,
+                    .base = req->base_url[0] ? req->base_url : FHIR_BASE};
+  fhir_run(c, p, &rq);
+}
+
+static void svc_fhir_search(srv_call *c, int ok) {
+  (void)ok;
+  if (begin(c) == 0)
+    fhir_search_step(c, 1);
+}
+
+static void fhir_everything_step(srv_call *c, int ok) {
+  const Clinlog__V1__FhirEverythingRequest *req =
+      (const Clinlog__V1__FhirEverythingRequest *)c->req;
+  cl_proj *p = ready_on(c, FHIR, ok, req->consistency, fhir_everything_step);
+  if (!p)
+    return;
+  cl_fhir_kv kv[MAX_FHIR_PARAMS];
+  cl_fhir_req rq = {.interaction = CL_FHIR_EVERYTHING,
+                    .type = "Patient",
+                    .id = req->patient_id,
+                    .params = kv,
+                    .nparams = fhir_params(req->params, req->n_params, kv),
+                    .base = req->base_url[0] ? req->base_url : FHIR_BASE};
+  fhir_run(c, p, &rq);
+}
+
+static void svc_fhir_everything(srv_call *c, int ok) {
+  (void)ok;
+  if (begin(c) == 0)
+    fhir_everything_step(c, 1);
+}
+
+static void svc_fhir_capabilities(srv_call *c, int ok) {
+  cl_proj *p = ready_on(c, FHIR, ok, NULL, NULL);
+  if (!p)
+    return;
+  cl_fhir_req rq = {.interaction = CL_FHIR_CAPABILITIES, .base = FHIR_BASE};
+  fhir_run(c, p, &rq);
 }
 
 /* ---------------------------------------------------------- Projections */
@@ -269,13 +428,24 @@ static const cl_grpc_method_def STREAMS_METHODS[] = {
      svc_list_events_by_type},
 };
 
-const cl_grpc_service cl_grpc_streams_service = {
-    "clinlog.v1.Streams", STREAMS_METHODS, sizeof STREAMS_METHODS / sizeof STREAMS_METHODS[0],
-    NULL, NULL};
+const cl_grpc_service cl_grpc_streams_service = {"clinlog.v1.Streams", STREAMS_METHODS,
+                                                 sizeof STREAMS_METHODS / sizeof STREAMS_METHODS[0],
+                                                 NULL, NULL};
+
+static const cl_grpc_method_def FHIR_METHODS[] = {
+    {M_FHIR_READ, &clinlog__v1__fhir_read_request__descriptor, svc_fhir_read},
+    {M_FHIR_HISTORY, &clinlog__v1__fhir_history_request__descriptor, svc_fhir_history},
+    {M_FHIR_SEARCH, &clinlog__v1__fhir_search_request__descriptor, svc_fhir_search},
+    {M_FHIR_EVERYTHING, &clinlog__v1__fhir_everything_request__descriptor, svc_fhir_everything},
+    {M_FHIR_CAPABILITIES, &clinlog__v1__fhir_capabilities_request__descriptor,
+     svc_fhir_capabilities},
+};
+
+const cl_grpc_service cl_grpc_fhir_service = {
+    "clinlog.v1.Fhir", FHIR_METHODS, sizeof FHIR_METHODS / sizeof FHIR_METHODS[0], NULL, NULL};
 
 static const cl_grpc_method_def PROJECTIONS_METHODS[] = {
-    {M_LIST_PROJECTIONS, &clinlog__v1__list_projections_request__descriptor,
-     svc_list_projections},
+    {M_LIST_PROJECTIONS, &clinlog__v1__list_projections_request__descriptor, svc_list_projections},
     {M_REBUILD_PROJECTION, &clinlog__v1__rebuild_projection_request__descriptor,
      svc_rebuild_projection},
 };

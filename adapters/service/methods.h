@@ -18,33 +18,38 @@ enum cl_method_kind {
 };
 
 /* X(id, name, kind) */
-#define CL_METHODS(X)                                                                        \
-  X(M_APPEND, "clinlog.v1.Log/Append", CL_MK_WRITE)                                          \
-  X(M_APPEND_STREAM, "clinlog.v1.Log/AppendStream", CL_MK_WRITE)                             \
-  X(M_READ, "clinlog.v1.Log/Read", CL_MK_READ)                                               \
-  X(M_SUBSCRIBE, "clinlog.v1.Log/Subscribe", CL_MK_READ)                                     \
-  X(M_GET_CHECKPOINT, "clinlog.v1.Log/GetCheckpoint", CL_MK_PROOF)                           \
-  X(M_PROVE_INCLUSION, "clinlog.v1.Log/ProveInclusion", CL_MK_PROOF)                         \
-  X(M_PROVE_CONSISTENCY, "clinlog.v1.Log/ProveConsistency", CL_MK_PROOF)                     \
-  X(M_GET_EVENT, "clinlog.v1.Log/GetEvent", CL_MK_READ)                                      \
-  X(M_HEALTH_CHECK, "grpc.health.v1.Health/Check", CL_MK_HEALTH)                             \
-  X(M_HEALTH_WATCH, "grpc.health.v1.Health/Watch", CL_MK_HEALTH)                             \
-  X(M_CLUSTER_STATUS, "clinlog.v1.Cluster/Status", CL_MK_ADMIN_READ)                         \
-  X(M_ADD_NODE, "clinlog.v1.Cluster/AddNode", CL_MK_ADMIN)                                   \
-  X(M_REMOVE_NODE, "clinlog.v1.Cluster/RemoveNode", CL_MK_ADMIN)                             \
-  X(M_TRANSFER_LEADERSHIP, "clinlog.v1.Cluster/TransferLeadership", CL_MK_ADMIN)             \
-  X(M_FETCH_RECORDS, "clinlog.v1.Cluster/FetchRecords", CL_MK_PEER)                          \
-  X(M_GET_STREAM, "clinlog.v1.Streams/GetStream", CL_MK_READ)                                \
-  X(M_LIST_STREAMS, "clinlog.v1.Streams/ListStreams", CL_MK_READ)                            \
-  X(M_LIST_EVENTS_BY_TYPE, "clinlog.v1.Streams/ListEventsByType", CL_MK_PROOF)               \
-  X(M_LIST_PROJECTIONS, "clinlog.v1.Projections/List", CL_MK_ADMIN_READ)                     \
-  X(M_REBUILD_PROJECTION, "clinlog.v1.Projections/Rebuild", CL_MK_ADMIN)
+#define CL_METHODS(X)                                                                              \
+  X(M_APPEND, "clinlog.v1.Log/Append", CL_MK_WRITE)                                                \
+  X(M_APPEND_STREAM, "clinlog.v1.Log/AppendStream", CL_MK_WRITE)                                   \
+  X(M_READ, "clinlog.v1.Log/Read", CL_MK_READ)                                                     \
+  X(M_SUBSCRIBE, "clinlog.v1.Log/Subscribe", CL_MK_READ)                                           \
+  X(M_GET_CHECKPOINT, "clinlog.v1.Log/GetCheckpoint", CL_MK_PROOF)                                 \
+  X(M_PROVE_INCLUSION, "clinlog.v1.Log/ProveInclusion", CL_MK_PROOF)                               \
+  X(M_PROVE_CONSISTENCY, "clinlog.v1.Log/ProveConsistency", CL_MK_PROOF)                           \
+  X(M_GET_EVENT, "clinlog.v1.Log/GetEvent", CL_MK_READ)                                            \
+  X(M_HEALTH_CHECK, "grpc.health.v1.Health/Check", CL_MK_HEALTH)                                   \
+  X(M_HEALTH_WATCH, "grpc.health.v1.Health/Watch", CL_MK_HEALTH)                                   \
+  X(M_CLUSTER_STATUS, "clinlog.v1.Cluster/Status", CL_MK_ADMIN_READ)                               \
+  X(M_ADD_NODE, "clinlog.v1.Cluster/AddNode", CL_MK_ADMIN)                                         \
+  X(M_REMOVE_NODE, "clinlog.v1.Cluster/RemoveNode", CL_MK_ADMIN)                                   \
+  X(M_TRANSFER_LEADERSHIP, "clinlog.v1.Cluster/TransferLeadership", CL_MK_ADMIN)                   \
+  X(M_FETCH_RECORDS, "clinlog.v1.Cluster/FetchRecords", CL_MK_PEER)                                \
+  X(M_GET_STREAM, "clinlog.v1.Streams/GetStream", CL_MK_READ)                                      \
+  X(M_LIST_STREAMS, "clinlog.v1.Streams/ListStreams", CL_MK_READ)                                  \
+  X(M_LIST_EVENTS_BY_TYPE, "clinlog.v1.Streams/ListEventsByType", CL_MK_PROOF)                     \
+  X(M_LIST_PROJECTIONS, "clinlog.v1.Projections/List", CL_MK_ADMIN_READ)                           \
+  X(M_REBUILD_PROJECTION, "clinlog.v1.Projections/Rebuild", CL_MK_ADMIN)                           \
+  X(M_FHIR_READ, "clinlog.v1.Fhir/Read", CL_MK_READ)                                               \
+  X(M_FHIR_HISTORY, "clinlog.v1.Fhir/History", CL_MK_READ)                                         \
+  X(M_FHIR_SEARCH, "clinlog.v1.Fhir/Search", CL_MK_READ)                                           \
+  X(M_FHIR_EVERYTHING, "clinlog.v1.Fhir/Everything", CL_MK_READ)                                   \
+  X(M_FHIR_CAPABILITIES, "clinlog.v1.Fhir/Capabilities", CL_MK_HEALTH)
 
 enum cl_method {
 #define CL_METHOD_ENUM(id, name, kind) id,
   CL_METHODS(CL_METHOD_ENUM)
 #undef CL_METHOD_ENUM
-  M_COUNT
+      M_COUNT
 };
 
 /* "clinlog.v1.Log/Append", ... (static strings; "?" for an unknown id). */
