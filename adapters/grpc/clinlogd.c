@@ -17,6 +17,7 @@
 
 #include "adapters/grpc/server.h"
 #include "adapters/grpc/services.h"
+#include "adapters/http/http.h"
 #include "adapters/service/service.h"
 #include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
@@ -32,46 +33,51 @@ typedef struct opts {
   const char *advertise;
   int join;
   int no_forward;
-  int no_projections; /* --run-projections none */
+  int no_projections;      /* --run-projections none */
+  const char *http_listen; /* the FHIR REST API; NULL: off */
   const char *config;
 } opts;
 
 static void usage(FILE *f) {
   fprintf(
-      f, "usage: clinlogd --data DIR [options]\n"
-         "  --data DIR                 data directory (create it with `clinlog init DIR`)\n"
-         "  --listen HOST:PORT         default 127.0.0.1:7525\n"
-         "  --dev                      allow plaintext (loopback addresses only)\n"
-         "  --tls-cert PEM --tls-key PEM   server certificate and key (TLS is on unless --dev)\n"
-         "  --client-ca PEM            verify client certificates against this CA\n"
-         "  --require-client-cert      mutual TLS: refuse clients without a valid certificate\n"
-         "  --max-message-bytes N      largest request message (default 16777216)\n"
-         "  --max-event-bytes N        largest serialized event (default 1048576)\n"
-         "  --keepalive-time-ms N      ping idle connections every N ms (default 60000)\n"
-         "  --min-client-ping-ms N     fastest client keepalive pings tolerated (default 10000)\n"
-         "  --workers N                worker threads (default 64)\n"
-         "  --drain-ms N               at shutdown, answer NOT_SERVING/UNAVAILABLE this long\n"
-         "                             before closing the listener (default 1000)\n"
-         "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
-         "  --master-key FILE          master key (default DIR/keys/master.key)\n"
-         "  --run-projections all|none fold the projections (streams) on this node (default\n"
-         "                             all); none: a node that only stores and replicates, whose\n"
-         "                             Streams reads answer UNAVAILABLE\n"
-         "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
-         "  --node-id N                this node's id in the cluster (default 1)\n"
-         "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
-         "  --raft-dir DIR             Raft log and snapshots (default DATA/raft)\n"
-         "  --advertise HOST:PORT      API address the other nodes use (default --listen)\n"
-         "  --join                     wait to be added to an existing cluster (`clinlog cluster "
-         "add`)\n"
-         "                             instead of starting a new one\n"
-         "  --election-timeout-ms N    default 1000\n"
-         "  --heartbeat-ms N           default 100\n"
-         "  --snapshot-threshold N     Raft entries between snapshots (default 1024)\n"
-         "  --snapshot-trailing N      Raft entries kept after a snapshot (default 4096)\n"
-         "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
-         "                             address (clinlog-leader) instead of forwarding them\n"
-         "  --config FILE.json         the same settings as a JSON object (flags win)\n");
+      f,
+      "usage: clinlogd --data DIR [options]\n"
+      "  --data DIR                 data directory (create it with `clinlog init DIR`)\n"
+      "  --listen HOST:PORT         default 127.0.0.1:7525\n"
+      "  --dev                      allow plaintext (loopback addresses only)\n"
+      "  --tls-cert PEM --tls-key PEM   server certificate and key (TLS is on unless --dev)\n"
+      "  --client-ca PEM            verify client certificates against this CA\n"
+      "  --require-client-cert      mutual TLS: refuse clients without a valid certificate\n"
+      "  --max-message-bytes N      largest request message (default 16777216)\n"
+      "  --max-event-bytes N        largest serialized event (default 1048576)\n"
+      "  --keepalive-time-ms N      ping idle connections every N ms (default 60000)\n"
+      "  --min-client-ping-ms N     fastest client keepalive pings tolerated (default 10000)\n"
+      "  --workers N                worker threads (default 64)\n"
+      "  --drain-ms N               at shutdown, answer NOT_SERVING/UNAVAILABLE this long\n"
+      "                             before closing the listener (default 1000)\n"
+      "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
+      "  --master-key FILE          master key (default DIR/keys/master.key)\n"
+      "  --run-projections all|none fold the projections (streams, fhir) on this node\n"
+      "                             (default all); none: a node that only stores and\n"
+      "                             replicates, whose Streams and Fhir reads answer UNAVAILABLE\n"
+      "  --http-listen HOST:PORT    serve the FHIR R4 REST API at https://HOST:PORT/fhir/R4\n"
+      "                             (the --tls-cert/--tls-key certificate; plaintext with --dev\n"
+      "                             on loopback). Off unless given\n"
+      "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
+      "  --node-id N                this node's id in the cluster (default 1)\n"
+      "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
+      "  --raft-dir DIR             Raft log and snapshots (default DATA/raft)\n"
+      "  --advertise HOST:PORT      API address the other nodes use (default --listen)\n"
+      "  --join                     wait to be added to an existing cluster (`clinlog cluster "
+      "add`)\n"
+      "                             instead of starting a new one\n"
+      "  --election-timeout-ms N    default 1000\n"
+      "  --heartbeat-ms N           default 100\n"
+      "  --snapshot-threshold N     Raft entries between snapshots (default 1024)\n"
+      "  --snapshot-trailing N      Raft entries kept after a snapshot (default 4096)\n"
+      "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
+      "                             address (clinlog-leader) instead of forwarding them\n"
+      "  --config FILE.json         the same settings as a JSON object (flags win)\n");
 }
 
 static char *dup_str(json_t *v) { return json_is_string(v) ? strdup(json_string_value(v)) : NULL; }
@@ -138,6 +144,8 @@ static int load_config(const char *path, opts *o) {
       o->join = json_is_true(v);
     else if (!strcmp(key, "no_forward"))
       o->no_forward = json_is_true(v);
+    else if (!strcmp(key, "http_listen"))
+      o->http_listen = dup_str(v);
     else if (!strcmp(key, "run_projections") && json_is_string(v) &&
              (!strcmp(json_string_value(v), "all") || !strcmp(json_string_value(v), "none")))
       o->no_projections = !strcmp(json_string_value(v), "none");
@@ -185,6 +193,7 @@ int main(int argc, char **argv) {
   o.join = 0;
   o.no_forward = 0;
   o.no_projections = 0;
+  o.http_listen = NULL;
   o.config = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -222,6 +231,7 @@ int main(int argc, char **argv) {
                                      {"snapshot-threshold", required_argument, 0, 'S'},
                                      {"snapshot-trailing", required_argument, 0, 'T'},
                                      {"run-projections", required_argument, 0, 'p'},
+                                     {"http-listen", required_argument, 0, 'L'},
                                      {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -307,6 +317,9 @@ int main(int argc, char **argv) {
       break;
     case 'W':
       o.no_forward = 1;
+      break;
+    case 'L':
+      o.http_listen = optarg;
       break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
@@ -427,6 +440,24 @@ int main(int argc, char **argv) {
     cl_log_close(log);
     return 1;
   }
+  cl_http *http = NULL;
+  int http_port = 0;
+  if (o.http_listen) {
+    cl_http_config hc;
+    cl_http_config_init(&hc);
+    hc.listen = o.http_listen;
+    hc.dev = o.srv.dev;
+    hc.tls_cert = o.srv.tls_cert;
+    hc.tls_key = o.srv.tls_key;
+    if (cl_http_start(&hc, svc, &http, &http_port, &err) != 0) {
+      fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+      cl_server_stop(srv);
+      cl_svc_free(svc);
+      cl_repl_stop(repl);
+      cl_log_close(log);
+      return 1;
+    }
+  }
   uint64_t size;
   cl_log_head(log, &size, NULL);
   fprintf(stderr, "clinlogd: %s, %llu events, origin %s\n", o.log.dir, (unsigned long long)size,
@@ -437,6 +468,15 @@ int main(int argc, char **argv) {
           (unsigned long long)o.repl.id, o.raft_listen,
           o.join ? "joining: waiting to be added" : "bootstraps a new cluster if it has none",
           o.raft_dir);
+  if (http) {
+    char hh[256];
+    snprintf(hh, sizeof hh, "%s", o.http_listen);
+    char *hc = strrchr(hh, ':');
+    if (hc)
+      *hc = '\0';
+    fprintf(stderr, "clinlogd: FHIR R4 API on %s://%s:%d/fhir/R4\n",
+            o.srv.tls_cert ? "https" : "http", hh, http_port);
+  }
   int sig = 0;
   for (;;) {
     sigwait(&set, &sig);
@@ -445,6 +485,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "clinlogd: SIGHUP: nothing to reload (restart to change settings)\n");
   }
   fprintf(stderr, "clinlogd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  cl_http_stop(http);
   cl_server_stop(srv);
   cl_repl_stop(repl);
   cl_svc_free(svc); /* the projections stop after the last reader */

@@ -1,0 +1,585 @@
+/* The HTTP face (http.h): routing, request context, hooks, the engine call
+ * and the HTTP semantics around it (conditional reads, content
+ * negotiation, errors as OperationOutcome). */
+#include "adapters/http/http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "query/fhir/engine.h"
+
+#define BASE_PATH "/fhir/R4"
+#define MAX_PARAMS 128
+#define MAX_BODY (1 << 20) /* a _search form body */
+
+struct cl_http {
+  struct MHD_Daemon *d;
+  cl_svc *svc;
+  int tls;
+  int64_t wait_ms;
+  char *cert, *key; /* PEM text, kept for the daemon's life */
+};
+
+void cl_http_config_init(cl_http_config *c) {
+  memset(c, 0, sizeof *c);
+  c->listen = "127.0.0.1:7528";
+  c->max_connections = 256;
+  c->timeout_s = 60;
+  c->wait_ms = 30000;
+}
+
+/* ------------------------------------------------------------ one request */
+
+typedef struct req {
+  char *body; /* a POST body, accumulated */
+  size_t len;
+  int too_big;
+} req;
+
+static void *req_new(void) { return calloc(1, sizeof(req)); }
+
+static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                     enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)c;
+  (void)toe;
+  req *r = *con_cls;
+  if (r != NULL) {
+    free(r->body);
+    free(r);
+  }
+  *con_cls = NULL;
+}
+
+/* ------------------------------------------------------------ responses */
+
+static enum MHD_Result send_body(struct MHD_Connection *c, int status, char *body, size_t len,
+                                 const char *request_id, const cl_fhir_resp *rs) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL) {
+    free(body);
+    return MHD_NO;
+  }
+  if (len > 0)
+    MHD_add_response_header(resp, "Content-Type", "application/fhir+json; charset=utf-8");
+  if (request_id != NULL && request_id[0])
+    MHD_add_response_header(resp, "X-Request-Id", request_id);
+  if (rs != NULL && rs->etag[0])
+    MHD_add_response_header(resp, "ETag", rs->etag);
+  if (rs != NULL && rs->last_modified_ns > 0) {
+    char lm[64];
+    time_t t = (time_t)(rs->last_modified_ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(lm, sizeof lm, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    MHD_add_response_header(resp, "Last-Modified", lm);
+  }
+  if (status == 405)
+    MHD_add_response_header(resp, "Allow", "GET, POST");
+  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static void json_escape(const char *s, char *out, size_t n) {
+  size_t o = 0;
+  for (; *s && o + 7 < n; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)ch;
+    } else if (ch < 0x20) {
+      o += (size_t)snprintf(out + o, n - o, "\\u%04x", ch);
+    } else {
+      out[o++] = (char)ch;
+    }
+  }
+  out[o] = '\0';
+}
+
+static enum MHD_Result send_outcome(struct MHD_Connection *c, int status, const char *code,
+                                    const char *request_id, const char *text) {
+  char esc[1024];
+  json_escape(text, esc, sizeof esc);
+  char *body = malloc(1400);
+  if (body == NULL)
+    return MHD_NO;
+  int n = snprintf(body, 1400,
+                   "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\","
+                   "\"code\":\"%s\",\"diagnostics\":\"%s\"}]}",
+                   code, esc);
+  return send_body(c, status, body, (size_t)n, request_id, NULL);
+}
+
+/* ------------------------------------------------------------ parsing */
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes s in place ('+' is a space in a form body). */
+static void url_decode(char *s, int plus_is_space) {
+  char *w = s;
+  for (char *r = s; *r; r++) {
+    if (*r == '%' && hexval(r[1]) >= 0 && hexval(r[2]) >= 0) {
+      *w++ = (char)(hexval(r[1]) * 16 + hexval(r[2]));
+      r += 2;
+    } else if (*r == '+' && plus_is_space) {
+      *w++ = ' ';
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+}
+
+typedef struct params {
+  cl_fhir_kv kv[MAX_PARAMS];
+  size_t n;
+  int overflow;
+} params;
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value) {
+  (void)kind;
+  params *p = cls;
+  if (p->n == MAX_PARAMS) {
+    p->overflow = 1;
+    return MHD_NO;
+  }
+  p->kv[p->n++] = (cl_fhir_kv){key, value ? value : ""};
+  return MHD_YES;
+}
+
+/* Adds the pairs of a form body (decoded in place). */
+static void add_form(params *p, char *body) {
+  char *save = NULL;
+  for (char *pair = strtok_r(body, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
+    char *eq = strchr(pair, '=');
+    if (eq != NULL)
+      *eq = '\0';
+    url_decode(pair, 1);
+    if (eq != NULL)
+      url_decode(eq + 1, 1);
+    if (p->n == MAX_PARAMS) {
+      p->overflow = 1;
+      return;
+    }
+    p->kv[p->n++] = (cl_fhir_kv){pair, eq ? eq + 1 : ""};
+  }
+}
+
+/* Does the client accept FHIR JSON? (no Accept, or one naming JSON or a
+ * wildcard; _format=json/xml overrides) */
+static int accepts_json(struct MHD_Connection *c, const params *p) {
+  for (size_t i = 0; i < p->n; i++)
+    if (!strcmp(p->kv[i].name, "_format")) {
+      const char *f = p->kv[i].value;
+      return !strcmp(f, "json") || strstr(f, "json") != NULL;
+    }
+  const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+  if (a == NULL || a[0] == '\0')
+    return 1;
+  return strstr(a, "json") != NULL || strstr(a, "*/*") != NULL ||
+         strstr(a, "application/*") != NULL;
+}
+
+/* ------------------------------------------------------------ routing */
+
+typedef struct route {
+  int interaction;
+  int method; /* enum cl_method for the hooks */
+  char type[64];
+  char id[72];
+  uint32_t version;
+} route;
+
+/* Splits the path after BASE_PATH into a route. 0, or -1 (404). */
+static int route_of(const char *path, int is_post, route *rt) {
+  memset(rt, 0, sizeof *rt);
+  char buf[512];
+  if (strlen(path) >= sizeof buf)
+    return -1;
+  snprintf(buf, sizeof buf, "%s", path);
+  char *seg[6];
+  size_t n = 0;
+  char *save = NULL;
+  for (char *s = strtok_r(buf, "/", &save); s && n < 6; s = strtok_r(NULL, "/", &save))
+    seg[n++] = s;
+  if (strtok_r(NULL, "/", &save) != NULL)
+    return -1;
+  if (n == 1 && !strcmp(seg[0], "metadata") && !is_post) {
+    rt->interaction = CL_FHIR_CAPABILITIES;
+    rt->method = M_FHIR_CAPABILITIES;
+    return 0;
+  }
+  if (n == 0 || strlen(seg[0]) >= sizeof rt->type)
+    return -1;
+  snprintf(rt->type, sizeof rt->type, "%s", seg[0]);
+  if (n == 1 && !is_post) {
+    rt->interaction = CL_FHIR_SEARCH;
+    rt->method = M_FHIR_SEARCH;
+    return 0;
+  }
+  if (n == 2 && !strcmp(seg[1], "_search") && is_post) {
+    rt->interaction = CL_FHIR_SEARCH;
+    rt->method = M_FHIR_SEARCH;
+    return 0;
+  }
+  if (is_post)
+    return -1;
+  if (n == 2 && !strcmp(seg[1], "_history")) {
+    rt->interaction = CL_FHIR_HISTORY_TYPE;
+    rt->method = M_FHIR_HISTORY;
+    return 0;
+  }
+  if (strlen(seg[1]) >= sizeof rt->id)
+    return -1;
+  snprintf(rt->id, sizeof rt->id, "%s", seg[1]);
+  if (n == 2) {
+    rt->interaction = CL_FHIR_READ;
+    rt->method = M_FHIR_READ;
+    return 0;
+  }
+  if (n == 3 && !strcmp(seg[2], "$everything") && !strcmp(rt->type, "Patient")) {
+    rt->interaction = CL_FHIR_EVERYTHING;
+    rt->method = M_FHIR_EVERYTHING;
+    return 0;
+  }
+  if (n == 3 && !strcmp(seg[2], "_history")) {
+    rt->interaction = CL_FHIR_HISTORY_INSTANCE;
+    rt->method = M_FHIR_HISTORY;
+    return 0;
+  }
+  if (n == 4 && !strcmp(seg[2], "_history")) {
+    char *end;
+    unsigned long v = strtoul(seg[3], &end, 10);
+    if (*end != '\0' || v == 0 || v > UINT32_MAX)
+      return -1;
+    rt->interaction = CL_FHIR_VREAD;
+    rt->method = M_FHIR_READ;
+    rt->version = (uint32_t)v;
+    return 0;
+  }
+  return -1;
+}
+
+/* ------------------------------------------------------------ the handler */
+
+static void peer_of(struct MHD_Connection *c, char *out, size_t n) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  out[0] = '\0';
+  if (ci == NULL || ci->client_addr == NULL)
+    return;
+  const struct sockaddr *sa = ci->client_addr;
+  char host[INET6_ADDRSTRLEN] = "";
+  int port = 0;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+    snprintf(out, n, "ipv4:%s:%d", host, port);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+    port = ntohs(in->sin6_port);
+    snprintf(out, n, "ipv6:[%s]:%d", host, port);
+  }
+}
+
+static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *url,
+                             const char *method, req *r) {
+  const char *rid_in = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+  int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+  int is_post = !strcmp(method, "POST");
+  if (strncmp(url, BASE_PATH, strlen(BASE_PATH)) != 0 ||
+      (url[strlen(BASE_PATH)] != '/' && url[strlen(BASE_PATH)] != '\0'))
+    return send_outcome(c, 404, "not-found", rid_in,
+                        "no such endpoint: the FHIR API is at " BASE_PATH);
+  if (!is_get && !is_post)
+    return send_outcome(c, 405, "not-supported", rid_in,
+                        "the FHIR views are read-only: write events through clinlog.v1.Log or the "
+                        "ingestion adapters");
+  route rt;
+  if (route_of(url + strlen(BASE_PATH), is_post, &rt) != 0)
+    return send_outcome(c, is_post ? 405 : 404, is_post ? "not-supported" : "not-found", rid_in,
+                        is_post ? "POST is only [type]/_search: the FHIR views are read-only"
+                                : "no such FHIR route");
+  params p = {.n = 0};
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &p);
+  if (is_post) {
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (r->too_big)
+      return send_outcome(c, 413, "too-costly", rid_in, "the search form is over 1 MiB");
+    if (r->len > 0 && (ct == NULL || strncmp(ct, "application/x-www-form-urlencoded", 33) != 0))
+      return send_outcome(c, 415, "not-supported", rid_in,
+                          "POST _search takes application/x-www-form-urlencoded");
+    if (r->body != NULL)
+      add_form(&p, r->body);
+  }
+  if (p.overflow)
+    return send_outcome(c, 400, "too-costly", rid_in, "more than 128 parameters");
+  if (!accepts_json(c, &p))
+    return send_outcome(c, 406, "not-supported", rid_in,
+                        "only application/fhir+json is served (no XML)");
+
+  /* the request layer: context, hooks */
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, rt.method, "http");
+  if (rid_in != NULL && rid_in[0])
+    snprintf(rc.request_id, sizeof rc.request_id, "%s", rid_in);
+  peer_of(c, rc.peer, sizeof rc.peer);
+  rc.auth = h->tls ? CL_AUTH_TLS : CL_AUTH_NONE;
+  /* how long read-your-writes may wait: the server's bound, or less with
+   * RFC 7240's Prefer: wait=<seconds> */
+  const char *prefer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Prefer");
+  int64_t wait_ms = h->wait_ms;
+  const char *w = prefer ? strstr(prefer, "wait=") : NULL;
+  if (w != NULL) {
+    long s = strtol(w + 5, NULL, 10);
+    if (s >= 0 && (int64_t)s * 1000 < wait_ms)
+      wait_ms = (int64_t)s * 1000;
+  }
+  rc.deadline_ms = cl_feed_now_ms() + wait_ms;
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_svc_admit(h->svc, &rc, NULL, &err) != 0) {
+    cl_svc_finished(h->svc, &rc, err.code, err.msg);
+    int st = err.code == CL_EDENIED ? 403 : err.code == CL_EUNAUTH ? 401 : 503;
+    return send_outcome(c, st, st == 503 ? "transient" : "security", rc.request_id, err.msg);
+  }
+  cl_runner *runner = cl_svc_runner(h->svc, "fhir");
+  if (runner == NULL) {
+    cl_svc_finished(h->svc, &rc, CL_EUNAVAILABLE, "no fhir projection");
+    return send_outcome(c, 503, "transient", rc.request_id,
+                        "this node does not run the fhir projection");
+  }
+  const char *ms = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Clinlog-Min-Sequence");
+  if (ms != NULL) {
+    char *end;
+    unsigned long long seq = strtoull(ms, &end, 10);
+    if (*end != '\0' || end == ms) {
+      cl_svc_finished(h->svc, &rc, CL_EINVAL, "bad X-Clinlog-Min-Sequence");
+      return send_outcome(c, 400, "invalid", rc.request_id,
+                          "X-Clinlog-Min-Sequence: expected a log sequence number");
+    }
+    if (seq > 0 && cl_svc_wait(h->svc, "fhir", seq, rc.deadline_ms, &err) != 0) {
+      cl_svc_finished(h->svc, &rc, err.code, err.msg);
+      return send_outcome(c, err.code == CL_ETIMEDOUT ? 504 : 503, "timeout", rc.request_id,
+                          err.msg);
+    }
+  }
+  const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+  char base[384];
+  snprintf(base, sizeof base, "%s://%s%s", h->tls ? "https" : "http", host ? host : "localhost",
+           BASE_PATH);
+  cl_fhir_req rq = {.interaction = rt.interaction,
+                    .type = rt.type,
+                    .id = rt.id,
+                    .version = rt.version,
+                    .params = p.kv,
+                    .nparams = p.n,
+                    .strict = prefer != NULL && strstr(prefer, "handling=strict") != NULL,
+                    .base = base};
+  cl_fhir_engine *e;
+  if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &e, &err) != 0) {
+    cl_svc_finished(h->svc, &rc, err.code, err.msg);
+    return send_outcome(c, 500, "exception", rc.request_id, err.msg);
+  }
+  cl_fhir_resp rs;
+  cl_fhir_handle(e, &rq, &rs);
+  cl_fhir_engine_free(e);
+  cl_svc_finished(h->svc, &rc,
+                  rs.status == 200   ? 0
+                  : rs.status == 404 ? CL_ENOTFOUND
+                                     : CL_EINVAL,
+                  "");
+  if (rs.status == 500 && rs.body == NULL)
+    return send_outcome(c, 500, "exception", rc.request_id, "out of memory");
+  /* a conditional read: the client has this version */
+  const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+  if (rs.status == 200 && rs.etag[0] && inm != NULL &&
+      (strcmp(inm, rs.etag) == 0 || strcmp(inm, rs.etag + 2) == 0 || strcmp(inm, "*") == 0)) {
+    free(rs.body);
+    rs.body = NULL;
+    return send_body(c, 304, NULL, 0, rc.request_id, &rs);
+  }
+  char *body = rs.body;
+  size_t len = rs.len;
+  rs.body = NULL;
+  if (!strcmp(method, "HEAD")) { /* the headers of the GET, no body */
+    free(body);
+    body = NULL;
+    len = 0;
+  }
+  return send_body(c, rs.status, body, len, rc.request_id, &rs);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
+  (void)version;
+  cl_http *h = cls;
+  if (*con_cls == NULL) { /* headers are in: the body (if any) comes next */
+    req *r = req_new();
+    if (r == NULL)
+      return MHD_NO;
+    *con_cls = r;
+    return MHD_YES;
+  }
+  req *r = *con_cls;
+  if (*upload_data_size > 0) {
+    if (r->len + *upload_data_size > MAX_BODY) {
+      r->too_big = 1;
+    } else {
+      char *b = realloc(r->body, r->len + *upload_data_size + 1);
+      if (b == NULL)
+        return MHD_NO;
+      memcpy(b + r->len, upload_data, *upload_data_size);
+      r->len += *upload_data_size;
+      b[r->len] = '\0';
+      r->body = b;
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  return serve(h, c, url, method, r);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* A PEM file's text; a key (secret) goes to sodium_malloc memory. */
+static char *read_pem(const char *path, int secret, cl_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    cl_err_set(err, CL_EIO, "cannot read %s", path);
+    return NULL;
+  }
+  char *buf = secret ? sodium_malloc(1 << 20) : malloc(1 << 20);
+  size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+  fclose(f);
+  if (buf == NULL) {
+    cl_err_set(err, CL_ENOMEM, "out of memory");
+    return NULL;
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *loopback,
+                        cl_err *err) {
+  char host[256];
+  const char *colon;
+  if (listen[0] == '[') {
+    const char *rb = strchr(listen, ']');
+    if (rb == NULL || rb[1] != ':')
+      return cl_err_set(err, CL_EINVAL, "http listen %s: expected [IPv6]:port", listen);
+    snprintf(host, sizeof host, "%.*s", (int)(rb - listen - 1), listen + 1);
+    colon = rb + 1;
+  } else {
+    colon = strrchr(listen, ':');
+    if (colon == NULL)
+      return cl_err_set(err, CL_EINVAL, "http listen %s: expected host:port", listen);
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+  }
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end != '\0' || port < 0 || port > 65535)
+    return cl_err_set(err, CL_EINVAL, "http listen %s: bad port", listen);
+  memset(ss, 0, sizeof *ss);
+  if (!strcmp(host, "localhost"))
+    snprintf(host, sizeof host, "127.0.0.1");
+  struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    *loopback = (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    *loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+  } else {
+    return cl_err_set(err, CL_EINVAL, "http listen %s: not an IP address", listen);
+  }
+  return 0;
+}
+
+int cl_http_start(const cl_http_config *cfg, cl_svc *svc, cl_http **out, int *port, cl_err *err) {
+  struct sockaddr_storage ss;
+  int loopback = 0;
+  int rc = parse_listen(cfg->listen, &ss, &loopback, err);
+  if (rc)
+    return rc;
+  int tls = cfg->tls_cert != NULL && cfg->tls_key != NULL;
+  if (!tls && !(cfg->dev && loopback))
+    return cl_err_set(err, CL_EINVAL,
+                      "http %s: TLS needs --tls-cert and --tls-key (plaintext only with --dev on "
+                      "a loopback address)",
+                      cfg->listen);
+  if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+    return cl_err_set(err, CL_EIO, "http: this libmicrohttpd has no TLS");
+  cl_http *h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  h->svc = svc;
+  h->tls = tls;
+  h->wait_ms = cfg->wait_ms > 0 ? cfg->wait_ms : 30000;
+  if (tls && ((h->cert = read_pem(cfg->tls_cert, 0, err)) == NULL ||
+              (h->key = read_pem(cfg->tls_key, 1, err)) == NULL)) {
+    free(h->cert);
+    free(h);
+    return err->code;
+  }
+  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                   MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0) |
+                   (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+  struct MHD_OptionItem tls_opts[] = {
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key},
+      {MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert},
+      {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+      {MHD_OPTION_END, 0, NULL}};
+  h->d = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections ? cfg->max_connections : 256),
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s ? cfg->timeout_s : 60),
+      MHD_OPTION_NOTIFY_COMPLETED, req_done, NULL, MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[3],
+      MHD_OPTION_END);
+  if (h->d == NULL) {
+    free(h->cert);
+    sodium_free(h->key);
+    free(h);
+    return cl_err_set(err, CL_EIO, "http: cannot serve on %s (address in use, or bad TLS files)",
+                      cfg->listen);
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+  if (port != NULL)
+    *port = di ? di->port : 0;
+  *out = h;
+  return 0;
+}
+
+void cl_http_stop(cl_http *h) {
+  if (h == NULL)
+    return;
+  MHD_stop_daemon(h->d);
+  free(h->cert);
+  sodium_free(h->key);
+  free(h);
+}

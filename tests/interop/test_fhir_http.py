@@ -1,0 +1,144 @@
+"""The FHIR REST API (/fhir/R4 over HTTPS, adapters/http) on a TLS clinlogd,
+checked by independent clients: Python's http.client for the HTTP semantics
+(ETag and If-None-Match, Last-Modified, HEAD, POST _search, Prefer:
+handling=strict, read-your-writes by header, 404/405/406 as
+OperationOutcome, TLS only), and an npm FHIR client (fhir-kit-client, in
+tests/fhir) for read, paging through next links, vread, history and
+$everything, every resource it sees validated by @medplum/core."""
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import urllib.parse
+import uuid
+
+import grpc
+
+import common
+from common import T, Client, Server, ServerTestCase, Signer, free_port
+from test_fhir import patient_events
+from test_tls import make_pki, read
+
+NODE_DIR = os.path.join(common.REPO, "tests", "fhir")
+
+
+class TestFhirHttp(ServerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        d = tempfile.mkdtemp(prefix="pki-", dir=common.TMP)
+        cls.pki = make_pki(d)
+        cls.http_port = free_port()
+        args = ["--tls-cert", cls.pki["server.pem"], "--tls-key", cls.pki["server.key"],
+                "--http-listen", "127.0.0.1:%d" % cls.http_port]
+        cls.server = Server(args=args, dev=False)
+        cls.server.start()
+        creds = grpc.ssl_channel_credentials(root_certificates=read(cls.pki["ca.pem"]))
+        cls.client = Client(cls.server.addr, credentials=creds,
+                            options=[("grpc.ssl_target_name_override", "localhost")])
+        cls.admin = Signer.load(os.path.join(cls.server.data, "keys", "admin.key"))
+        cls.ctx = ssl.create_default_context(cafile=cls.pki["ca.pem"])
+
+    def request(self, method, path, headers=None, body=None):
+        c = http.client.HTTPSConnection("127.0.0.1", self.http_port, context=self.ctx,
+                                        timeout=T(15))
+        c.request(method, "/fhir/R4" + path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r, (json.loads(data) if data else None)
+
+    def test_http_semantics(self):
+        pid = "HTTP" + uuid.uuid4().hex[:8]
+        head = self.append_events(patient_events(pid)).tree_size
+        rywh = {"X-Clinlog-Min-Sequence": str(head)}
+        r, p = self.request("GET", "/Patient/" + pid, rywh)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.getheader("Content-Type"), "application/fhir+json; charset=utf-8")
+        self.assertEqual(p["id"], pid)
+        etag = r.getheader("ETag")
+        self.assertEqual(etag, 'W/"1"')
+        self.assertTrue(r.getheader("Last-Modified").endswith("GMT"))
+        r, body = self.request("GET", "/Patient/" + pid, {"If-None-Match": etag})
+        self.assertEqual((r.status, body), (304, None))
+        r, body = self.request("HEAD", "/Patient/" + pid)
+        self.assertEqual((r.status, body), (200, None))
+        r, body = self.request("GET", "/Patient/" + pid, {"X-Request-Id": "req-42"})
+        self.assertEqual(r.getheader("X-Request-Id"), "req-42")
+
+        # search by GET and by POST _search give the same matches
+        q = urllib.parse.urlencode({"patient": pid, "date": "ge2026-01-01T00:00:00+01:00"})
+        r, b1 = self.request("GET", "/Encounter?" + q)
+        self.assertEqual(r.status, 200)
+        r, b2 = self.request("POST", "/Encounter/_search",
+                             {"Content-Type": "application/x-www-form-urlencoded"}, q)
+        self.assertEqual(r.status, 200)
+        self.assertEqual([e["resource"]["id"] for e in b1.get("entry", [])],
+                         [e["resource"]["id"] for e in b2.get("entry", [])])
+        self.assertEqual(b1["total"], 1)
+
+        # lenient by default, strict on request
+        r, b = self.request("GET", "/Encounter?patient=%s&shoe-size=42" % pid)
+        self.assertEqual(r.status, 200)
+        self.assertIn("shoe-size", json.dumps(b))
+        r, oo = self.request("GET", "/Encounter?patient=%s&shoe-size=42" % pid,
+                             {"Prefer": "handling=strict"})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(oo["resourceType"], "OperationOutcome")
+
+        # errors are OperationOutcomes with the right status
+        for method, path, hdr, want in (
+                ("GET", "/Patient/nobody-" + pid, {}, 404),
+                ("GET", "/NoSuchType/1", {}, 404),
+                ("GET", "/Patient/%s/_history/7" % pid, {}, 404),
+                ("DELETE", "/Patient/" + pid, {}, 405),
+                ("PUT", "/Patient/" + pid, {}, 405),
+                ("POST", "/Patient", {}, 405),
+                ("GET", "/Patient/" + pid, {"Accept": "application/fhir+xml"}, 406),
+                ("GET", "/Encounter?date=2026-13", {}, 400),
+                ("GET", "/Patient/" + pid, {"X-Clinlog-Min-Sequence": "soon"}, 400)):
+            r, oo = self.request(method, path, hdr)
+            self.assertEqual(r.status, want, "%s %s" % (method, path))
+            self.assertEqual(oo["resourceType"], "OperationOutcome", "%s %s" % (method, path))
+        r, oo = self.request("GET", "/Patient/" + pid, {"X-Clinlog-Min-Sequence": str(head + 10**6),
+                                                        "Prefer": "wait=1"})
+        self.assertEqual(r.status, 504, "read-your-writes that cannot be met times out")
+
+        # TLS only: a plaintext request on the port gets no FHIR answer
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(5))
+        try:
+            c.request("GET", "/fhir/R4/metadata")
+            status = c.getresponse().status
+        except (http.client.HTTPException, ConnectionError, OSError):
+            status = None
+        self.assertNotEqual(status, 200)
+
+    def test_an_independent_fhir_client(self):
+        node = shutil.which("node")
+        self.assertIsNotNone(node, "node is required (install-deps installs it)")
+        pid = "NODE" + uuid.uuid4().hex[:8]
+        evs = patient_events(pid)
+        # three more encounters so that paging by 2 takes several pages
+        for i in range(3):
+            ev = common.pb.event.Event(event_id=common.new_id(), stream="patient-" + pid,
+                                       occurred_at=common.timestamp_now())
+            ev.recorded_by.principal_id = "admin"
+            e = ev.encounter_started
+            e.encounter_id = "enc-extra-%d" % i
+            e.encounter_class.code = "AMB"
+            e.start.seconds = 1790000000 + 86400 * (i + 1)
+            evs.append(ev.SerializeToString())
+        head = self.append_events(evs).tree_size
+        self.request("GET", "/Patient/" + pid, {"X-Clinlog-Min-Sequence": str(head)})
+        env = dict(os.environ, NODE_EXTRA_CA_CERTS=self.pki["ca.pem"])
+        base = "https://localhost:%d/fhir/R4" % self.http_port
+        r = subprocess.run([node, "rest_client.mjs", base, pid, "4"], cwd=NODE_DIR, env=env,
+                           capture_output=True, text=True, timeout=T(120))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertTrue(out["ok"])
+        self.assertEqual(out["summary"]["paged"], 4)
+        self.assertGreater(out["summary"]["validated"], 10)
