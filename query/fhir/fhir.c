@@ -15,13 +15,13 @@ enum { FAM_CUR, FAM_VER, FAM_PAT, FAM_TYP, FAM_REF, NFAM };
 static const char *const families[NFAM] = {"cur", "ver", "pat", "typ", "ref"};
 
 /* The fold's version: bump when the mapping or the storage changes. */
-#define FHIR_VERSION 1
+#define FHIR_VERSION 2
 
 /* Sealed version value: seq u64 BE || committed_at ns i64 BE || event id[16] || JSON. */
 #define VER_HDR 32
 /* Most index keys one resource holds (pat, typ, and a Provenance's ref
- * entries: one per target). */
-#define MAX_KEYS 256
+ * entries: one per target; the count is stored as a u16). */
+#define MAX_KEYS 65535
 #define MAX_KEY 80
 
 /* ---- keys and the current-version record ---- */
@@ -108,8 +108,6 @@ static int cur_unpack(const uint8_t *b, size_t n, cur *c, cl_err *err) {
   c->seq = rd64(b + 37);
   c->last_updated_ns = (int64_t)rd64(b + 45);
   c->nkeys = (uint16_t)(b[53] << 8 | b[54]);
-  if (c->nkeys > MAX_KEYS)
-    return cl_err_set(err, CL_ECORRUPT, "fhir: %u index keys", c->nkeys);
   if (c->nkeys && !(c->keys = cl_malloc(c->nkeys * sizeof *c->keys)))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   size_t o = 55;
@@ -249,6 +247,11 @@ static int has_key(const cur *c, const ikey *k) {
 }
 
 /* The index keys of a resource version. */
+/* How many index keys a resource version may need. */
+static size_t keys_needed(int type, json_t *res) {
+  return 2 + (type == CL_FHIR_Provenance ? json_array_size(json_object_get(res, "target")) : 0);
+}
+
 static int index_keys(folding *fo, int type, const uint8_t h[32], json_t *res, ikey *keys,
                       uint16_t *n, cl_err *err) {
   const uint8_t *tag = fo->ev->stream_tag;
@@ -355,7 +358,13 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
   size_t jl;
   char *js = fj_dump(out, &jl);
   json_decref(out);
-  ikey *keys = cl_malloc(MAX_KEYS * sizeof *keys);
+  size_t need = keys_needed(type, res);
+  if (need > MAX_KEYS) {
+    free(js);
+    rc = cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources", MAX_KEYS - 2);
+    goto done;
+  }
+  ikey *keys = cl_malloc(need * sizeof *keys);
   uint8_t *val = js ? cl_malloc(VER_HDR + jl) : NULL;
   if (js == NULL || keys == NULL || val == NULL) {
     free(js);
@@ -422,6 +431,11 @@ static void retract(json_t *r, int type) {
                           ? "http://terminology.hl7.org/CodeSystem/condition-ver-status"
                           : "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification";
     json_object_del(r, "clinicalStatus");
+    /* con-4: an abatement needs a clinical status; a retracted condition has neither */
+    static const char *const abatement[] = {"abatementDateTime", "abatementAge", "abatementPeriod",
+                                            "abatementRange", "abatementString"};
+    for (size_t i = 0; i < sizeof abatement / sizeof abatement[0]; i++)
+      json_object_del(r, abatement[i]);
     json_object_set_new(r, "verificationStatus",
                         fj_concept_lit(sys, "entered-in-error", "Entered in Error"));
     break;
@@ -731,6 +745,10 @@ static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
     return rc;
   if (e->body_case == CLINLOG__V1__EVENT__BODY_STREAM_ERASED) {
     rc = erase(f, e->stream_erased->stream, err);
+    clinlog__v1__event__free_unpacked(e, NULL);
+    return rc;
+  }
+  if ((rc = cl_fhir_sanitize(&e->base, err)) != 0) {
     clinlog__v1__event__free_unpacked(e, NULL);
     return rc;
   }

@@ -131,11 +131,18 @@ json_t *fj_decimal_minor(int64_t minor, int digits) {
     snprintf(buf, sizeof buf, "%s%llu", minor < 0 ? "-" : "", (unsigned long long)mag);
     return fj_decimal(buf);
   }
+  if (digits > 9)
+    digits = 9;
   uint64_t div = 1;
   for (int i = 0; i < digits; i++)
     div *= 10;
-  snprintf(buf, sizeof buf, "%s%llu.%0*llu", minor < 0 ? "-" : "", (unsigned long long)(mag / div),
-           digits, (unsigned long long)(mag % div));
+  char frac[16];
+  uint64_t f = mag % div;
+  for (int i = digits - 1; i >= 0; i--, f /= 10) /* zero-padded to `digits` */
+    frac[i] = (char)('0' + f % 10);
+  frac[digits] = '\0';
+  snprintf(buf, sizeof buf, "%s%llu.%s", minor < 0 ? "-" : "", (unsigned long long)(mag / div),
+           frac);
   return fj_decimal(buf);
 }
 

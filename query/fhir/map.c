@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "query/fhir/fj.h"
@@ -95,6 +96,84 @@ int cl_fhir_map_get(cl_fhir_map *m, const char *type, const char *id, json_t **o
 }
 
 int cl_fhir_map_put(cl_fhir_map *m, json_t *res, cl_err *err) { return m->ops->put(m, res, err); }
+
+/* The string with its control characters replaced; NULL if it has none
+ * (*oom set when out of memory). */
+static char *pictured(const char *s, int *oom) {
+  size_t n = 0, bad = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
+    if ((*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') || *p == 0x7f)
+      bad++;
+  if (bad == 0)
+    return NULL;
+  char *out = malloc(n + 2 * bad + 1), *w = out;
+  if (out == NULL) {
+    *oom = 1;
+    return NULL;
+  }
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if ((*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') || *p == 0x7f) {
+      unsigned cp = *p == 0x7f ? 0x2421 : 0x2400 + *p; /* U+2400..U+241F, U+2421 */
+      *w++ = (char)(0xE0 | (cp >> 12));
+      *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+      *w++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+      *w++ = (char)*p;
+    }
+  }
+  *w = '\0';
+  return out;
+}
+
+static int fix_string(char **slot, int *oom) {
+  if (*slot == NULL || (*slot)[0] == '\0')
+    return 0; /* empty strings may be protobuf-c's shared default */
+  char *p = pictured(*slot, oom);
+  if (p != NULL) {
+    free(*slot);
+    *slot = p;
+  }
+  return *oom ? -1 : 0;
+}
+
+static int sanitize(ProtobufCMessage *msg, int *oom, int depth) {
+  if (msg == NULL || depth > 64)
+    return 0;
+  const ProtobufCMessageDescriptor *d = msg->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+      continue;
+    char *base = (char *)msg;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      uint32_t active = *(uint32_t *)(void *)(base + f->quantifier_offset);
+      if (active != f->id)
+        continue;
+    }
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(size_t *)(void *)(base + f->quantifier_offset);
+      void **arr = *(void ***)(void *)(base + f->offset);
+      for (size_t k = 0; k < n; k++) {
+        if (f->type == PROTOBUF_C_TYPE_STRING ? fix_string((char **)&arr[k], oom)
+                                              : sanitize(arr[k], oom, depth + 1))
+          return -1;
+      }
+    } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+      if (fix_string((char **)(void *)(base + f->offset), oom))
+        return -1;
+    } else if (sanitize(*(ProtobufCMessage **)(void *)(base + f->offset), oom, depth + 1)) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int cl_fhir_sanitize(ProtobufCMessage *msg, cl_err *err) {
+  int oom = 0;
+  if (sanitize(msg, &oom, 0) != 0 || oom)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  return 0;
+}
 
 int cl_fhir_map_event(cl_fhir_map *m, cl_err *err) {
   unsigned t = (unsigned)m->ev->body_case;

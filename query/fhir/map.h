@@ -121,6 +121,15 @@ int cl_fhir_map_get(cl_fhir_map *m, const char *type, const char *id, json_t **o
  * resourceType/id, or a type that is not ours), CL_ENOMEM, CL_EIO. */
 int cl_fhir_map_put(cl_fhir_map *m, json_t *res, cl_err *err);
 
+/* Makes every string of a decoded event valid as a FHIR string: control
+ * characters other than tab, CR and LF (which FHIR strings may not hold)
+ * become their Unicode control pictures (U+2400 + c, e.g. a GS1 group
+ * separator 0x1D becomes U+241D), so nothing is lost and no string can look
+ * like a marked decimal (fj.h). Call it before cl_fhir_map_event. Strings
+ * it changes are reallocated with malloc (the unpacker's allocator).
+ * Errors: CL_ENOMEM. */
+int cl_fhir_sanitize(ProtobufCMessage *msg, cl_err *err);
+
 /* Maps one decoded event (dispatching on its body); an event type with no
  * FHIR form is ignored (0). Errors: those of the mappers. */
 int cl_fhir_map_event(cl_fhir_map *m, cl_err *err);

@@ -78,6 +78,7 @@ static char *run_case(const char *path) {
         cl_pbjson_from_json(&clinlog__v1__event__descriptor, json_array_get(events, i), &msg, &err),
         0, "%s: event %zu: %s", path, i, err.msg);
     Clinlog__V1__Event *ev = (Clinlog__V1__Event *)msg;
+    cr_assert_eq(cl_fhir_sanitize(msg, &err), 0);
     char *pid = stream_patient(ev->stream);
     cl_fhir_map m = {.ev = ev,
                      .patient_id = pid,
@@ -225,4 +226,53 @@ Test(fhir_map, logical_ids_are_stable_valid_and_scoped) {
   cr_assert_str_neq(b, c, "no ambiguity between the parts");
   for (const char *p = a; *p; p++)
     cr_assert((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'));
+}
+
+/* Event strings with control characters (a GS1 separator in a scan, a
+ * stray U+0001 that looks like a decimal's mark) come out as valid FHIR
+ * strings: their control pictures, never a number, never broken JSON. */
+Test(fhir_map, control_characters_become_pictures) {
+  json_t *ev = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:[{s:s,s:[s]}]}}", "eventId",
+                         "AZLxpHw+eyqdQV6PaiscAQ==", "stream", "patient-1001", "occurredAt",
+                         "2026-11-02T08:00:00Z", "patientRegistered", "patientId", "1001",
+                         "birthDate", "1984-07-19", "names", "family",
+                         "\x01"
+                         "7.10",
+                         "given",
+                         "A\x1d"
+                         "B\tC");
+  ProtobufCMessage *msg;
+  cl_err err = {0};
+  cr_assert_eq(cl_pbjson_from_json(&clinlog__v1__event__descriptor, ev, &msg, &err), 0, "%s",
+               err.msg);
+  json_decref(ev);
+  cr_assert_eq(cl_fhir_sanitize(msg, &err), 0);
+  mem s = {json_object(), json_array()};
+  cl_fhir_map m = {.ev = (Clinlog__V1__Event *)msg,
+                   .patient_id = "1001",
+                   .stream = "patient-1001",
+                   .seq = 1,
+                   .ops = &mem_ops,
+                   .impl = &s};
+  cr_assert_eq(cl_fhir_map_event(&m, &err), 0, "%s", err.msg);
+  char *stored = fj_dump(json_array_get(s.puts, 0), NULL);
+  char *wire = fj_finish(stored, strlen(stored), NULL);
+  json_error_t je;
+  json_t *p = json_loads(wire, 0, &je);
+  cr_assert_not_null(p, "valid JSON: %s", je.text);
+  json_t *name = json_array_get(json_object_get(p, "name"), 0);
+  cr_assert_str_eq(json_string_value(json_object_get(name, "family")),
+                   "\xe2\x90\x81"
+                   "7.10",
+                   "U+2401, and a string");
+  cr_assert_str_eq(json_string_value(json_array_get(json_object_get(name, "given"), 0)),
+                   "A\xe2\x90\x9d"
+                   "B\tC",
+                   "U+241D; a tab stays");
+  json_decref(p);
+  free(wire);
+  free(stored);
+  json_decref(s.puts);
+  json_decref(s.latest);
+  protobuf_c_message_free_unpacked(msg, NULL);
 }
