@@ -493,3 +493,98 @@ Test(fhir, every_served_resource_is_valid_r4, .timeout = 300) {
   cl_test_rmtree(dir);
   free(dir);
 }
+
+/* Many Observations over 40 patients, batch-signed; LOINC heart rates with
+ * distinct ids and values (every event a new resource). */
+static void fill_observations(cl_log *log, const cl_signer *admin, int first, int batches,
+                              int skip) {
+  int n = first;
+  for (int b = 0; b < batches; b++) {
+    uint8_t *evs[100];
+    size_t lens[100], k = 0;
+    for (int i = 0; i < 100; i++, n++) {
+      if (n % 40 == skip)
+        continue;
+      char stream[32], oid[32], val[16];
+      snprintf(stream, sizeof stream, "patient-k%d", n % 40);
+      snprintf(oid, sizeof oid, "obs-%d", n);
+      snprintf(val, sizeof val, "%d.%d", 60 + n % 50, n % 10);
+      Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+      Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+      Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+      Clinlog__V1__ObservationRecorded obs = CLINLOG__V1__OBSERVATION_RECORDED__INIT;
+      Clinlog__V1__CodeableConcept cc = CLINLOG__V1__CODEABLE_CONCEPT__INIT;
+      Clinlog__V1__Code code = CLINLOG__V1__CODE__INIT, *codes[1] = {&code};
+      Clinlog__V1__Quantity q = CLINLOG__V1__QUANTITY__INIT;
+      uint8_t id[16];
+      randombytes_buf(id, 16);
+      ts.seconds = 1793000000 + n;
+      by.principal_id = "admin";
+      by.role = "nurse";
+      ev.event_id = (ProtobufCBinaryData){16, id};
+      ev.stream = stream;
+      ev.occurred_at = &ts;
+      ev.recorded_by = &by;
+      ev.body_case = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED;
+      ev.observation_recorded = &obs;
+      code.system = "http://loinc.org";
+      code.code = "8867-4";
+      code.display = "Heart rate";
+      cc.n_coding = 1;
+      cc.coding = codes;
+      q.value = val;
+      q.unit = "/min";
+      obs.observation_id = oid;
+      obs.code = &cc;
+      obs.quantity = &q;
+      obs.status = CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_FINAL;
+      evs[k] = cl_test_pack_event(&ev, &lens[k]);
+      k++;
+    }
+    cl_append_result r;
+    cl_err err;
+    cr_assert_eq(cl_test_append(log, admin, evs, lens, k, 1, NULL, 0, 0, &r, &err), 0, "%s",
+                 err.msg);
+    cl_append_result_free(&r);
+    for (size_t i = 0; i < k; i++)
+      free(evs[i]);
+  }
+}
+
+Test(fhir, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirk", &dir, &admin, 1000);
+  append_all_cases(log, &admin);
+  fill_observations(log, &admin, 0, 40, -1);
+  erase_stream(log, &admin, "patient-k7");
+  fill_observations(log, &admin, 4000, 20, 7);
+  uint64_t size;
+  cl_log_head(log, &size, NULL);
+  cl_log_close(log);
+  cl_test_kill9_catch_up(dir, &cl_fhir_projection, size);
+  log = cl_test_log_open(dir, 1000);
+  cl_runner *r = start(log);
+  wait_head(r, log);
+  uint8_t live[32], rebuilt[32];
+  uint64_t nl = cl_test_proj_digest(cl_runner_proj(r), live);
+  cl_err err;
+  cr_assert_eq(cl_runner_rebuild(r, &err), 0, "%s", err.msg);
+  wait_head(r, log);
+  uint64_t nr = cl_test_proj_digest(cl_runner_proj(r), rebuilt);
+  cr_assert_eq(nl, nr, "entries: after the kills %llu, rebuilt %llu", (unsigned long long)nl,
+               (unsigned long long)nr);
+  cr_assert_arr_eq(live, rebuilt, 32, "the state the kills left equals a fresh rebuild");
+  size_t obs = 0;
+  uint8_t next[32];
+  cr_assert_eq(
+      cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Observation, NULL, 0, count, &obs, next, &err),
+      0);
+  /* 6000 less the erased patient's 150 */
+  cr_assert_geq(obs, 5850, "%zu Observations", obs);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}

@@ -133,59 +133,7 @@ Test(runner, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
   uint64_t size;
   cl_log_head(log, &size, NULL);
   cl_log_close(log);
-  unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
-  uint64_t last = 0;
-  int kills = 0, finished = 0;
-  for (int k = 0; k < 20 && !finished; k++) {
-    int fd[2];
-    cr_assert_eq(pipe(fd), 0);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) { /* catch up, in small batches, until killed */
-      close(fd[0]);
-      cl_log *l = cl_test_log_open(dir, 1000);
-      cl_runner_options o;
-      cl_runner_options_init(&o);
-      o.batch_events = 16;
-      cl_runner *r;
-      cl_err e;
-      if (!l || cl_runner_start(l, &cl_streams_projection, &o, &r, &e) != 0)
-        _exit(3);
-      if (write(fd[1], "s", 1) != 1) /* folding has started */
-        _exit(4);
-      for (;;)
-        sleep_ms(1000);
-    }
-    close(fd[1]);
-    char c;
-    cr_assert_eq(read(fd[0], &c, 1), 1, "the child did not start its runner");
-    close(fd[0]);
-    sleep_ms((int)(rand_r(&seed) % 30));
-    kill(pid, SIGKILL);
-    int status;
-    waitpid(pid, &status, 0);
-    cr_assert(WIFSIGNALED(status), "the child exited on its own (%d)", status);
-    kills++;
-    /* the position a crash leaves is one the state matches: never behind
-     * the last one seen, and the next run resumes from it */
-    cl_log *l = cl_test_log_open(dir, 1000);
-    cl_runner_options o;
-    cl_runner_options_init(&o);
-    o.start_paused = 1; /* only the killed runs fold */
-    cl_runner *r;
-    cl_err e;
-    cr_assert_eq(cl_runner_start(l, &cl_streams_projection, &o, &r, &e), 0, "%s", e.msg);
-    uint64_t pos = cl_proj_position(cl_runner_proj(r));
-    cr_assert_geq(pos, last, "position went back from %llu to %llu", (unsigned long long)last,
-                  (unsigned long long)pos);
-    last = pos;
-    finished = pos == size;
-    cl_runner_stop(r);
-    cl_log_close(l);
-  }
-  cr_assert_gt(kills, 3, "the catch-up finished before the kills (%d)", kills);
-  cr_log_info("%d kills; position %llu of %llu before the last run", kills,
-              (unsigned long long)last, (unsigned long long)size);
+  cl_test_kill9_catch_up(dir, &cl_streams_projection, size);
   log = cl_test_log_open(dir, 1000);
   cl_runner *r = start(log, &cl_streams_projection, 50);
   wait_head(r, log);

@@ -1,12 +1,17 @@
 /* Test helpers; see testutil.h. */
 #include "tests/support/testutil.h"
 
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 char *cl_test_tmpdir(const char *tag) {
@@ -389,4 +394,68 @@ uint64_t cl_test_proj_digest(cl_proj *p, uint8_t out[32]) {
   }
   crypto_hash_sha256_final(&d.st, out);
   return d.entries;
+}
+
+/* ---- kill -9 during a projection's catch-up ---- */
+
+static void nap_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+int cl_test_kill9_catch_up(const char *dir, const cl_projection *def, uint64_t size) {
+  unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+  uint64_t last = 0;
+  int kills = 0, finished = 0;
+  for (int k = 0; k < 20 && !finished; k++) {
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) { /* catch up, in small batches, until killed */
+      close(fd[0]);
+      cl_log *l = cl_test_log_open(dir, 1000);
+      cl_runner_options o;
+      cl_runner_options_init(&o);
+      o.batch_events = 16;
+      cl_runner *r;
+      cl_err e;
+      if (!l || cl_runner_start(l, def, &o, &r, &e) != 0)
+        _exit(3);
+      if (write(fd[1], "s", 1) != 1) /* folding has started */
+        _exit(4);
+      for (;;)
+        nap_ms(1000);
+    }
+    close(fd[1]);
+    char c;
+    cr_assert_eq(read(fd[0], &c, 1), 1, "the child did not start its runner");
+    close(fd[0]);
+    nap_ms((int)(rand_r(&seed) % 30));
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status), "the child exited on its own (%d)", status);
+    kills++;
+    /* the position a crash leaves is one the state matches: never behind
+     * the last one seen, and the next run resumes from it */
+    cl_log *l = cl_test_log_open(dir, 1000);
+    cl_runner_options o;
+    cl_runner_options_init(&o);
+    o.start_paused = 1; /* only the killed runs fold */
+    cl_runner *r;
+    cl_err e;
+    cr_assert_eq(cl_runner_start(l, def, &o, &r, &e), 0, "%s", e.msg);
+    uint64_t pos = cl_proj_position(cl_runner_proj(r));
+    cr_assert_geq(pos, last, "position went back from %llu to %llu", (unsigned long long)last,
+                  (unsigned long long)pos);
+    last = pos;
+    finished = pos == size;
+    cl_runner_stop(r);
+    cl_log_close(l);
+  }
+  cr_assert_gt(kills, 3, "the catch-up finished before the kills (%d)", kills);
+  cr_log_info("%s: %d kills; position %llu of %llu before the last run", def->name, kills,
+              (unsigned long long)last, (unsigned long long)size);
+  return kills;
 }

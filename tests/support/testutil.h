@@ -78,4 +78,12 @@ int cl_test_copy_records_ex(cl_log *src, cl_log *dst, uint64_t target, const uin
 #include "store/proj.h"
 uint64_t cl_test_proj_digest(cl_proj *p, uint8_t out[32]);
 
+/* Catches `def` up on the log in `dir` (holding `size` events) in a child
+ * process killed with SIGKILL at random moments, until a run finishes:
+ * after every kill the position must not go back. Returns the kills (more
+ * than 3, else the test fails). The caller then checks the state against a
+ * rebuild. */
+#include "query/runner.h"
+int cl_test_kill9_catch_up(const char *dir, const cl_projection *def, uint64_t size);
+
 #endif
