@@ -9,9 +9,9 @@
 #include "query/fhir/engine.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <math.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
