@@ -14,10 +14,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "adapters/http/route.h"
 #include "query/fhir/engine.h"
 
-#define BASE_PATH "/fhir/R4"
-#define MAX_PARAMS 128
+#define BASE_PATH CL_HTTP_BASE_PATH
 #define MAX_BODY (1 << 20) /* a _search form body */
 
 struct cl_http {
@@ -122,71 +122,17 @@ static enum MHD_Result send_outcome(struct MHD_Connection *c, int status, const 
 
 /* ------------------------------------------------------------ parsing */
 
-static int hexval(int ch) {
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
-
-/* Percent-decodes s in place ('+' is a space in a form body). */
-static void url_decode(char *s, int plus_is_space) {
-  char *w = s;
-  for (char *r = s; *r; r++) {
-    if (*r == '%' && hexval(r[1]) >= 0 && hexval(r[2]) >= 0) {
-      *w++ = (char)(hexval(r[1]) * 16 + hexval(r[2]));
-      r += 2;
-    } else if (*r == '+' && plus_is_space) {
-      *w++ = ' ';
-    } else {
-      *w++ = *r;
-    }
-  }
-  *w = '\0';
-}
-
-typedef struct params {
-  cl_fhir_kv kv[MAX_PARAMS];
-  size_t n;
-  int overflow;
-} params;
-
 static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *value) {
   (void)kind;
-  params *p = cls;
-  if (p->n == MAX_PARAMS) {
-    p->overflow = 1;
-    return MHD_NO;
-  }
-  p->kv[p->n++] = (cl_fhir_kv){key, value ? value : ""};
-  return MHD_YES;
-}
-
-/* Adds the pairs of a form body (decoded in place). */
-static void add_form(params *p, char *body) {
-  char *save = NULL;
-  for (char *pair = strtok_r(body, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
-    char *eq = strchr(pair, '=');
-    if (eq != NULL)
-      *eq = '\0';
-    url_decode(pair, 1);
-    if (eq != NULL)
-      url_decode(eq + 1, 1);
-    if (p->n == MAX_PARAMS) {
-      p->overflow = 1;
-      return;
-    }
-    p->kv[p->n++] = (cl_fhir_kv){pair, eq ? eq + 1 : ""};
-  }
+  cl_http_params *p = cls;
+  cl_http_param_add(p, key, value);
+  return p->overflow ? MHD_NO : MHD_YES;
 }
 
 /* Does the client accept FHIR JSON? (no Accept, or one naming JSON or a
  * wildcard; _format=json/xml overrides) */
-static int accepts_json(struct MHD_Connection *c, const params *p) {
+static int accepts_json(struct MHD_Connection *c, const cl_http_params *p) {
   for (size_t i = 0; i < p->n; i++)
     if (!strcmp(p->kv[i].name, "_format")) {
       const char *f = p->kv[i].value;
@@ -200,84 +146,6 @@ static int accepts_json(struct MHD_Connection *c, const params *p) {
 }
 
 /* ------------------------------------------------------------ routing */
-
-typedef struct route {
-  int interaction;
-  int method; /* enum cl_method for the hooks */
-  char type[64];
-  char id[72];
-  uint32_t version;
-} route;
-
-/* Splits the path after BASE_PATH into a route. 0, or -1 (404). */
-static int route_of(const char *path, int is_post, route *rt) {
-  memset(rt, 0, sizeof *rt);
-  char buf[512];
-  if (strlen(path) >= sizeof buf)
-    return -1;
-  snprintf(buf, sizeof buf, "%s", path);
-  char *seg[6];
-  size_t n = 0;
-  char *save = NULL;
-  for (char *s = strtok_r(buf, "/", &save); s && n < 6; s = strtok_r(NULL, "/", &save))
-    seg[n++] = s;
-  if (strtok_r(NULL, "/", &save) != NULL)
-    return -1;
-  if (n == 1 && !strcmp(seg[0], "metadata") && !is_post) {
-    rt->interaction = CL_FHIR_CAPABILITIES;
-    rt->method = M_FHIR_CAPABILITIES;
-    return 0;
-  }
-  if (n == 0 || strlen(seg[0]) >= sizeof rt->type)
-    return -1;
-  snprintf(rt->type, sizeof rt->type, "%s", seg[0]);
-  if (n == 1 && !is_post) {
-    rt->interaction = CL_FHIR_SEARCH;
-    rt->method = M_FHIR_SEARCH;
-    return 0;
-  }
-  if (n == 2 && !strcmp(seg[1], "_search") && is_post) {
-    rt->interaction = CL_FHIR_SEARCH;
-    rt->method = M_FHIR_SEARCH;
-    return 0;
-  }
-  if (is_post)
-    return -1;
-  if (n == 2 && !strcmp(seg[1], "_history")) {
-    rt->interaction = CL_FHIR_HISTORY_TYPE;
-    rt->method = M_FHIR_HISTORY;
-    return 0;
-  }
-  if (strlen(seg[1]) >= sizeof rt->id)
-    return -1;
-  snprintf(rt->id, sizeof rt->id, "%s", seg[1]);
-  if (n == 2) {
-    rt->interaction = CL_FHIR_READ;
-    rt->method = M_FHIR_READ;
-    return 0;
-  }
-  if (n == 3 && !strcmp(seg[2], "$everything") && !strcmp(rt->type, "Patient")) {
-    rt->interaction = CL_FHIR_EVERYTHING;
-    rt->method = M_FHIR_EVERYTHING;
-    return 0;
-  }
-  if (n == 3 && !strcmp(seg[2], "_history")) {
-    rt->interaction = CL_FHIR_HISTORY_INSTANCE;
-    rt->method = M_FHIR_HISTORY;
-    return 0;
-  }
-  if (n == 4 && !strcmp(seg[2], "_history")) {
-    char *end;
-    unsigned long v = strtoul(seg[3], &end, 10);
-    if (*end != '\0' || v == 0 || v > UINT32_MAX)
-      return -1;
-    rt->interaction = CL_FHIR_VREAD;
-    rt->method = M_FHIR_READ;
-    rt->version = (uint32_t)v;
-    return 0;
-  }
-  return -1;
-}
 
 /* ------------------------------------------------------------ the handler */
 
@@ -316,12 +184,12 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     return send_outcome(c, 405, "not-supported", rid_in,
                         "the FHIR views are read-only: write events through clinlog.v1.Log or the "
                         "ingestion adapters");
-  route rt;
-  if (route_of(url + strlen(BASE_PATH), is_post, &rt) != 0)
+  cl_http_route rt;
+  if (cl_http_route_of(url + strlen(BASE_PATH), is_post, &rt) != 0)
     return send_outcome(c, is_post ? 405 : 404, is_post ? "not-supported" : "not-found", rid_in,
                         is_post ? "POST is only [type]/_search: the FHIR views are read-only"
                                 : "no such FHIR route");
-  params p = {.n = 0};
+  cl_http_params p = {.n = 0};
   MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &p);
   if (is_post) {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
@@ -331,7 +199,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
       return send_outcome(c, 415, "not-supported", rid_in,
                           "POST _search takes application/x-www-form-urlencoded");
     if (r->body != NULL)
-      add_form(&p, r->body);
+      cl_http_form_add(&p, r->body);
   }
   if (p.overflow)
     return send_outcome(c, 400, "too-costly", rid_in, "more than 128 parameters");

@@ -923,12 +923,52 @@ static int send_json(cl_fhir_resp *rs, int status, json_t *j) {
   return 0;
 }
 
+/* Length of the valid UTF-8 sequence at s (0: invalid). */
+static size_t utf8_len(const unsigned char *s) {
+  if (s[0] < 0x80)
+    return 1;
+  size_t n = s[0] >= 0xF0 && s[0] <= 0xF4   ? 4
+             : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+             : s[0] >= 0xC2 && s[0] < 0xE0  ? 2
+                                            : 0;
+  for (size_t i = 1; i < n; i++)
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+  if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0)))
+    return 0; /* overlong, surrogates */
+  if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90)))
+    return 0;
+  return n;
+}
+
+static int utf8_valid(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p;) {
+    size_t n = utf8_len(p);
+    if (n == 0)
+      return 0;
+    p += n;
+  }
+  return 1;
+}
+
+/* Replaces invalid UTF-8 (echoed from a request) with '?', in place. */
+static void utf8_clean(char *s) {
+  for (unsigned char *p = (unsigned char *)s; *p;) {
+    size_t n = utf8_len(p);
+    if (n == 0)
+      *p++ = '?';
+    else
+      p += n;
+  }
+}
+
 static int outcome(cl_fhir_resp *rs, int status, const char *code, const char *fmt, ...) {
   char text[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
+  utf8_clean(text); /* a truncated or echoed value may have cut a sequence */
   return send_json(rs, status, outcome_json("error", code, text, NULL));
 }
 
@@ -1613,6 +1653,13 @@ int cl_fhir_handle(cl_fhir_engine *e, const cl_fhir_req *rq, cl_fhir_resp *rs) {
     clock_gettime(CLOCK_REALTIME, &ts);
     now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
   }
+  /* what the client sent must be UTF-8 (it is echoed in links and errors) */
+  if ((rq->type != NULL && !utf8_valid(rq->type)) || (rq->id != NULL && !utf8_valid(rq->id)))
+    return outcome(rs, 404, "not-found", "the path is not valid UTF-8");
+  for (size_t i = 0; i < rq->nparams; i++)
+    if (!utf8_valid(rq->params[i].name) || !utf8_valid(rq->params[i].value))
+      return outcome(rs, 400, "invalid", "parameter %zu (%s) is not valid UTF-8", i + 1,
+                     rq->params[i].name);
   switch (rq->interaction) {
   case CL_FHIR_READ:
   case CL_FHIR_VREAD:
