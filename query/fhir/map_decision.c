@@ -1,8 +1,197 @@
-/* decision events -> FHIR (not mapped yet). */
+/* Decision-support events (800-801) -> DetectedIssue.
+ *
+ *   IssueDetected    DetectedIssue, status final (a later IssueDetected with
+ *                    the same issue_id restates it; mitigations recorded
+ *                    so far are kept)
+ *   AlertOverridden  the same DetectedIssue, a new version with one more
+ *                    mitigation {action: the override reason, date, author}
+ *
+ * Element tables: docs/fhir-map-billing-device-decision.md. */
+#include <ctype.h>
+#include <string.h>
+
+#include "query/fhir/fj.h"
 #include "query/fhir/map.h"
 
+#define CLINLOG_EXT "https://clinlog.dev/fhir/StructureDefinition/"
+#define ACT_CODE "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+static int has(const char *s) { return s != NULL && s[0] != '\0'; }
+
+static json_t *bid_ident(const char *bid) {
+  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
+}
+
+static json_t *when(const cl_fhir_map *m, const Google__Protobuf__Timestamp *ts) {
+  if (ts != NULL)
+    return fj_instant(ts);
+  if (m->ev->occurred_at != NULL)
+    return fj_instant(m->ev->occurred_at);
+  return fj_instant_ns(m->committed_at_ns);
+}
+
+/* The v3 ActCode (_ActDetectedIssueCode) of an issue kind. A barcode
+ * (BCMA) mismatch, wrong patient, drug, dose, route or time, is FULFIL:
+ * "the therapy being performed is in some way out of alignment with the
+ * requested therapy". */
+static const char *kind_code(Clinlog__V1__IssueKind k, const char **display) {
+  switch (k) {
+  case CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_INTERACTION:
+    *display = "Drug Interaction Alert";
+    return "DRG";
+  case CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_ALLERGY:
+    *display = "Allergy Alert";
+    return "ALGY";
+  case CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_DOSE:
+    *display = "Dosage problem";
+    return "DOSE";
+  case CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_DUPLICATE_THERAPY:
+    *display = "Duplicate Therapy Alert";
+    return "DUPTHPY";
+  case CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_BCMA_MISMATCH:
+    *display = "fulfillment alert";
+    return "FULFIL";
+  default:
+    return NULL;
+  }
+}
+
+static const char *severity_code(Clinlog__V1__IssueSeverity s) {
+  switch (s) {
+  case CLINLOG__V1__ISSUE_SEVERITY__ISSUE_SEVERITY_LOW:
+    return "low";
+  case CLINLOG__V1__ISSUE_SEVERITY__ISSUE_SEVERITY_MODERATE:
+    return "moderate";
+  case CLINLOG__V1__ISSUE_SEVERITY__ISSUE_SEVERITY_HIGH:
+    return "high";
+  default:
+    return NULL;
+  }
+}
+
+/* DetectedIssue.code: the sender's code, and the kind's code when it is a
+ * different one (the kind is the broader class, e.g. ALGY for a sent RALG;
+ * FHIR allows codings of different granularity). */
+static json_t *issue_code(const Clinlog__V1__IssueDetected *b) {
+  json_t *codings = json_array();
+  fj_push(codings, has(b->code != NULL ? b->code->code : NULL) ? fj_coding(b->code) : NULL);
+  const char *kd = NULL, *kc = kind_code(b->kind, &kd);
+  if (kc != NULL && !(b->code != NULL && b->code->code != NULL && strcmp(b->code->code, kc) == 0 &&
+                      b->code->system != NULL && strcmp(b->code->system, ACT_CODE) == 0))
+    fj_push(codings, json_pack("{s:s,s:s,s:s}", "system", ACT_CODE, "code", kc, "display", kd));
+  json_t *o = json_object();
+  fj_set(o, "coding", codings);
+  if (json_object_size(o) == 0 && b->code != NULL)
+    fj_set_str(o, "text", b->code->display);
+  if (json_object_size(o) == 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* A rule id that is already an absolute URI ("https://kb.example/r/1",
+ * "urn:...") is DetectedIssue.reference as is. */
+static int absolute_uri(const char *s) {
+  if (!has(s) || !isalpha((unsigned char)s[0]))
+    return 0;
+  size_t i = 1;
+  while (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')
+    i++;
+  if (s[i] != ':' || s[i + 1] == '\0')
+    return 0;
+  for (; s[i] != '\0'; i++)
+    if (isspace((unsigned char)s[i]))
+      return 0;
+  return 1;
+}
+
+static int issue_detected(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, cl_err *err) {
+  if (!has(b->issue_id))
+    return 0;
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_pid(m, "DetectedIssue", b->issue_id, id);
+  json_t *cur = NULL;
+  int rc = cl_fhir_map_get(m, "DetectedIssue", id, &cur, err);
+  if (rc < 0 && rc != CL_ENOTFOUND)
+    return rc;
+
+  json_t *d = cl_fhir_new("DetectedIssue", id);
+  json_t *exts = json_array();
+  if (has(b->rule_id) || has(b->rule_version)) { /* the rule that fired, and its version */
+    json_t *sub = json_array();
+    if (has(b->rule_id))
+      json_array_append_new(sub, json_pack("{s:s,s:s}", "url", "id", "valueString", b->rule_id));
+    if (has(b->rule_version))
+      json_array_append_new(
+          sub, json_pack("{s:s,s:s}", "url", "version", "valueString", b->rule_version));
+    json_array_append_new(
+        exts, json_pack("{s:s,s:o}", "url", CLINLOG_EXT "detected-issue-rule", "extension", sub));
+  }
+  if (has(b->mitigation)) /* suggested, not taken: R4 mitigation is what was done */
+    json_array_append_new(exts, json_pack("{s:s,s:s}", "url", CLINLOG_EXT "suggested-mitigation",
+                                          "valueString", b->mitigation));
+  fj_set(d, "extension", exts);
+  fj_set_one(d, "identifier", bid_ident(b->issue_id));
+  json_object_set_new(d, "status", json_string("final"));
+  fj_set(d, "code", issue_code(b));
+  fj_set_str(d, "severity", severity_code(b->severity));
+  fj_set(d, "patient", cl_fhir_patient_ref(m));
+  json_object_set_new(d, "identifiedDateTime", when(m, b->detected_at));
+  json_t *imp = json_array();
+  for (size_t i = 0; i < b->n_implicated; i++)
+    fj_push(imp, fj_reference(b->implicated[i]));
+  fj_set(d, "implicated", imp);
+  fj_set_str(d, "detail", b->detail);
+  if (absolute_uri(b->rule_id))
+    fj_set_str(d, "reference", b->rule_id);
+  json_t *mit = json_object_get(cur, "mitigation");
+  if (mit != NULL)
+    json_object_set(d, "mitigation", mit);
+  json_decref(cur);
+  return cl_fhir_map_put(m, d, err);
+}
+
+static int alert_overridden(cl_fhir_map *m, const Clinlog__V1__AlertOverridden *b, cl_err *err) {
+  if (!has(b->issue_id))
+    return 0; /* the issue is found by its issue_id only */
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_pid(m, "DetectedIssue", b->issue_id, id);
+  json_t *d;
+  int rc = cl_fhir_map_get(m, "DetectedIssue", id, &d, err);
+  if (rc == CL_ENOTFOUND) { /* overridden without the detection on record */
+    d = cl_fhir_new("DetectedIssue", id);
+    fj_set_one(d, "identifier", bid_ident(b->issue_id));
+    json_object_set_new(d, "status", json_string("final"));
+    fj_set(d, "patient", cl_fhir_patient_ref(m));
+  } else if (rc < 0) {
+    return rc;
+  }
+  json_object_del(d, "meta");
+  json_t *mit = json_object();
+  json_t *action = fj_concept(b->reason);
+  /* action is 1..1: an override with no reason given is still an override */
+  json_object_set_new(mit, "action",
+                      action != NULL ? action : json_pack("{s:s}", "text", "Alert overridden"));
+  json_object_set_new(mit, "date", when(m, NULL));
+  fj_set(mit, "author", fj_reference(b->overridden_by));
+  json_t *all = json_object_get(d, "mitigation");
+  if (all == NULL) {
+    all = json_array();
+    json_object_set_new(d, "mitigation", all);
+  }
+  json_array_append_new(all, mit);
+  return cl_fhir_map_put(m, d, err);
+}
+
 int cl_fhir_map_decision(cl_fhir_map *m, cl_err *err) {
-  (void)m;
-  (void)err;
-  return 0;
+  const Clinlog__V1__Event *ev = m->ev;
+  switch (ev->body_case) {
+  case CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED:
+    return issue_detected(m, ev->issue_detected, err);
+  case CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN:
+    return alert_overridden(m, ev->alert_overridden, err);
+  default:
+    return 0;
+  }
 }

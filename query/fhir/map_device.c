@@ -1,8 +1,332 @@
-/* device events -> FHIR (not mapped yet). */
+/* Device events (700-701) -> Device, Observation.
+ *
+ *   DeviceRegistered       Device. Devices are unique in the whole log: the
+ *                          id is cl_fhir_id("Device", NULL, device_id), the
+ *                          same from the device-<id> stream (unassigned) and
+ *                          from a patient's stream (assigned). A later
+ *                          registration is a new version: the fields it
+ *                          states replace the current ones, the others stay;
+ *                          the patient is always restated (the stream's, or
+ *                          none in a device stream without patient_id).
+ *   DeviceReadingRecorded  Observation with device. A reading id may be the
+ *                          device's own sequence number, so the business id
+ *                          is device_id|reading_id (no clash with another
+ *                          device's readings or with ObservationRecorded).
+ *
+ * Element tables: docs/fhir-map-billing-device-decision.md. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/fhir/fj.h"
 #include "query/fhir/map.h"
 
-int cl_fhir_map_device(cl_fhir_map *m, cl_err *err) {
-  (void)m;
-  (void)err;
+#define CLINLOG_EXT "https://clinlog.dev/fhir/StructureDefinition/"
+#define ASSIGNED_AT_EXT CLINLOG_EXT "device-assigned-at"
+#define DAR "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+#define MDC "urn:iso:std:iso:11073:10101"
+#define LOINC "http://loinc.org"
+
+static int has(const char *s) { return s != NULL && s[0] != '\0'; }
+
+static json_t *bid_ident(const char *bid) {
+  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
+}
+
+/* A required CodeableConcept the event does not state: the
+ * data-absent-reason extension (as map_clinical.c does). */
+static json_t *unknown_concept(void) {
+  return json_pack("{s:[{s:s,s:s}]}", "extension", "url",
+                   "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode",
+                   "unknown");
+}
+
+/* dataAbsentReason "unknown": a reading (or component) without a value. */
+static json_t *absent_unknown(void) { return fj_concept_lit(DAR, "unknown", "Unknown"); }
+
+/* ---- DeviceRegistered ---- */
+
+/* A control picture (U+2400..U+241F, U+2421) at s: the control character it
+ * stands for (cl_fhir_sanitize made it), else -1. */
+static int control_of(const unsigned char *s) {
+  if (s[0] != 0xE2 || s[1] != 0x90)
+    return -1;
+  if (s[2] >= 0x80 && s[2] <= 0x9F)
+    return s[2] - 0x80;
+  return s[2] == 0xA1 ? 0x7F : -1;
+}
+
+/* The UDI carrier as scanned or printed. The human-readable forms start
+ * with their issuer's mark: "(" GS1 application identifiers, "+" HIBCC,
+ * "=" ICCBBA. Anything else, or a carrier holding control characters (the
+ * GS1 group separator of a scan, which arrives as its control picture), is
+ * the AIDC form: FHIR wants its bytes base64-encoded, so the separators are
+ * put back first. */
+static json_t *udi_carrier(const char *carrier, const char *di) {
+  json_t *u = json_object();
+  fj_set_str(u, "deviceIdentifier", di);
+  if (has(carrier)) {
+    const unsigned char *c = (const unsigned char *)carrier;
+    size_t n = strlen(carrier), controls = 0;
+    for (size_t i = 0; i + 2 < n; i++)
+      controls += control_of(c + i) >= 0;
+    int hrf = controls == 0 && (c[0] == '(' || c[0] == '+' || c[0] == '=');
+    const char *issuer = NULL;
+    if (c[0] == '(' || (c[0] >= '0' && c[0] <= '9'))
+      issuer = "http://hl7.org/fhir/NamingSystem/gs1-di";
+    else if (c[0] == '+')
+      issuer = "http://hl7.org/fhir/NamingSystem/hibcc-dI";
+    else if (c[0] == '=')
+      issuer = "http://hl7.org/fhir/NamingSystem/iccbba-other-di";
+    fj_set_str(u, "issuer", issuer);
+    if (hrf) {
+      fj_set_str(u, "carrierHRF", carrier);
+    } else {
+      unsigned char *raw = malloc(n + 1);
+      size_t rn = 0;
+      for (size_t i = 0; raw != NULL && i < n;) {
+        int cc = i + 2 < n ? control_of(c + i) : -1;
+        raw[rn++] = cc >= 0 ? (unsigned char)cc : c[i];
+        i += cc >= 0 ? 3 : 1;
+      }
+      size_t bn = sodium_base64_encoded_len(rn, sodium_base64_VARIANT_ORIGINAL);
+      char *b64 = raw != NULL ? malloc(bn) : NULL;
+      if (b64 != NULL) {
+        sodium_bin2base64(b64, bn, raw, rn, sodium_base64_VARIANT_ORIGINAL);
+        fj_set_str(u, "carrierAIDC", b64);
+      }
+      free(b64);
+      free(raw);
+    }
+  }
+  if (json_object_size(u) == 0) {
+    json_decref(u);
+    return NULL;
+  }
+  return u;
+}
+
+static void drop_ext(json_t *res, const char *url) {
+  json_t *exts = json_object_get(res, "extension");
+  for (size_t i = json_array_size(exts); i-- > 0;) {
+    const char *u = json_string_value(json_object_get(json_array_get(exts, i), "url"));
+    if (u != NULL && strcmp(u, url) == 0)
+      json_array_remove(exts, i);
+  }
+  if (exts != NULL && json_array_size(exts) == 0)
+    json_object_del(res, "extension");
+}
+
+/* FHIR member order of a Device, so that an update reads like a
+ * registration. */
+static const char *const device_order[] = {
+    "resourceType", "id",           "extension", "identifier",   "udiCarrier",
+    "status",       "manufacturer", "lotNumber", "serialNumber", "modelNumber",
+    "type",         "version",      "patient"};
+
+static json_t *in_order(json_t *p, const char *const *order, size_t n) {
+  json_t *o = json_object();
+  for (size_t i = 0; i < n; i++) {
+    json_t *v = json_object_get(p, order[i]);
+    if (v != NULL)
+      json_object_set(o, order[i], v);
+  }
+  const char *k;
+  json_t *v;
+  json_object_foreach(p, k, v) {
+    if (json_object_get(o, k) == NULL)
+      json_object_set(o, k, v);
+  }
+  json_decref(p);
+  return o;
+}
+
+/* Sets obj[key] = s when the event states it; keeps the current value
+ * otherwise. */
+static void restate(json_t *obj, const char *key, const char *s) {
+  if (has(s))
+    json_object_set_new(obj, key, json_string(s));
+}
+
+static int device_registered(cl_fhir_map *m, const Clinlog__V1__DeviceRegistered *b, cl_err *err) {
+  if (!has(b->device_id))
+    return 0;
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_id("Device", NULL, b->device_id, id);
+  json_t *d;
+  int rc = cl_fhir_map_get(m, "Device", id, &d, err);
+  if (rc == CL_ENOTFOUND)
+    d = cl_fhir_new("Device", id);
+  else if (rc < 0)
+    return rc;
+  json_object_del(d, "meta");
+
+  /* identifier: the device id, then the principal it signs as (restated or
+   * kept) */
+  json_t *ids = json_array(), *old = json_object_get(d, "identifier");
+  json_array_append_new(ids, bid_ident(b->device_id));
+  if (has(b->principal_id)) {
+    json_array_append_new(
+        ids, json_pack("{s:s,s:s}", "system", FJ_PRINCIPAL_SYSTEM, "value", b->principal_id));
+  } else {
+    for (size_t i = 0; i < json_array_size(old); i++) {
+      json_t *o = json_array_get(old, i);
+      const char *sys = json_string_value(json_object_get(o, "system"));
+      if (sys != NULL && strcmp(sys, FJ_PRINCIPAL_SYSTEM) == 0)
+        json_array_append(ids, o);
+    }
+  }
+  json_object_set_new(d, "identifier", ids);
+  json_t *udi = udi_carrier(b->udi_carrier, b->udi_device_identifier);
+  if (udi != NULL)
+    json_object_set_new(d, "udiCarrier", json_pack("[o]", udi));
+  json_object_set_new(d, "status", json_string("active"));
+  restate(d, "manufacturer", b->manufacturer);
+  restate(d, "lotNumber", b->lot_number);
+  restate(d, "serialNumber", b->serial_number);
+  restate(d, "modelNumber", b->model);
+  json_t *type = fj_concept(b->kind);
+  if (type != NULL)
+    json_object_set_new(d, "type", type);
+  if (has(b->firmware_version))
+    json_object_set_new(d, "version",
+                        json_pack("[{s:o,s:s}]", "type",
+                                  fj_concept_lit(MDC, "531976", "MDC_ID_PROD_SPEC_FW"), "value",
+                                  b->firmware_version));
+
+  /* the assignment is restated by every registration */
+  json_object_del(d, "patient");
+  drop_ext(d, ASSIGNED_AT_EXT);
+  const char *pid = m->patient_id != NULL ? m->patient_id : b->patient_id;
+  if (has(pid)) {
+    char p[CL_FHIR_ID_MAX];
+    cl_fhir_id("Patient", NULL, pid, p);
+    json_object_set_new(d, "patient", fj_ref("Patient", p));
+    if (b->assigned_at != NULL) { /* R4 Device has no assignment period */
+      json_t *exts = json_object_get(d, "extension");
+      if (exts == NULL) {
+        exts = json_array();
+        json_object_set_new(d, "extension", exts);
+      }
+      json_array_append_new(exts, json_pack("{s:s,s:o}", "url", ASSIGNED_AT_EXT, "valueDateTime",
+                                            fj_instant(b->assigned_at)));
+    }
+  }
+  return cl_fhir_map_put(m, in_order(d, device_order, sizeof device_order / sizeof device_order[0]),
+                         err);
+}
+
+/* ---- DeviceReadingRecorded ---- */
+
+static const char *obs_status(Clinlog__V1__ObservationStatus s) {
+  switch (s) {
+  case CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_REGISTERED:
+    return "registered";
+  case CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_PRELIMINARY:
+    return "preliminary";
+  case CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_FINAL:
+    return "final";
+  case CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_AMENDED:
+    return "amended";
+  case CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_CORRECTED:
+    return "corrected";
+  case CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_CANCELLED:
+    return "cancelled";
+  case CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_ENTERED_IN_ERROR:
+    return "entered-in-error";
+  default: /* status is 1..1: not stated is unknown */
+    return "unknown";
+  }
+}
+
+/* The LOINC codes of the FHIR R4 vital signs profiles
+ * (observation-vitalsignresult), plus US Core's pulse oximetry 59408-5. */
+static int vital_sign(const Clinlog__V1__CodeableConcept *cc) {
+  static const char *const vs[] = {"85353-1", "9279-1", "8867-4", "2708-6",  "59408-5",
+                                   "8310-5",  "8302-2", "9843-4", "29463-7", "39156-5",
+                                   "85354-9", "8480-6", "8462-4", "8478-0"};
+  for (size_t i = 0; cc != NULL && i < cc->n_coding; i++) {
+    const Clinlog__V1__Code *c = cc->coding[i];
+    if (c == NULL || c->system == NULL || c->code == NULL || strcmp(c->system, LOINC) != 0)
+      continue;
+    for (size_t k = 0; k < sizeof vs / sizeof vs[0]; k++)
+      if (strcmp(c->code, vs[k]) == 0)
+        return 1;
+  }
   return 0;
+}
+
+static json_t *interpretations(Clinlog__V1__Code *const *codes, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    fj_push(a, fj_concept_code(codes[i]));
+  return a;
+}
+
+static int reading_recorded(cl_fhir_map *m, const Clinlog__V1__DeviceReadingRecorded *b,
+                            cl_err *err) {
+  if (!has(b->reading_id))
+    return 0;
+  char bid[512];
+  int w = snprintf(bid, sizeof bid, "%s|%s", b->device_id, b->reading_id);
+  if (w < 0 || (size_t)w >= sizeof bid)
+    return 0; /* ids this long are not ids */
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_pid(m, "Observation", bid, id);
+  json_t *o = cl_fhir_new("Observation", id);
+  fj_set_one(o, "identifier", bid_ident(bid));
+  json_object_set_new(o, "status", json_string(obs_status(b->status)));
+  if (vital_sign(b->code))
+    fj_set_one(o, "category",
+               fj_concept_lit("http://terminology.hl7.org/CodeSystem/observation-category",
+                              "vital-signs", "Vital Signs"));
+  json_t *code = fj_concept(b->code);
+  json_object_set_new(o, "code", code != NULL ? code : unknown_concept()); /* 1..1 */
+  fj_set(o, "subject", cl_fhir_patient_ref(m));
+  if (b->measured_at != NULL)
+    json_object_set_new(o, "effectiveDateTime", fj_instant(b->measured_at));
+  else if (m->ev->occurred_at != NULL)
+    json_object_set_new(o, "effectiveDateTime", fj_instant(m->ev->occurred_at));
+  fj_set(o, "issued", fj_instant(b->received_at));
+  json_t *value = fj_quantity(b->value);
+  if (value != NULL)
+    json_object_set_new(o, "valueQuantity", value);
+  else if (b->n_components == 0)
+    json_object_set_new(o, "dataAbsentReason", absent_unknown());
+  fj_set(o, "interpretation", interpretations(b->interpretation, b->n_interpretation));
+  if (has(b->device_id)) {
+    char did[CL_FHIR_ID_MAX];
+    cl_fhir_id("Device", NULL, b->device_id, did);
+    json_object_set_new(o, "device", fj_ref("Device", did));
+  }
+  json_t *comps = json_array();
+  for (size_t i = 0; i < b->n_components; i++) {
+    const Clinlog__V1__Component *c = b->components[i];
+    json_t *cj = json_object();
+    json_t *cc = fj_concept_code(c->code);
+    json_object_set_new(cj, "code", cc != NULL ? cc : unknown_concept()); /* 1..1 */
+    json_t *cv = fj_quantity(c->value);
+    if (cv != NULL)
+      json_object_set_new(cj, "valueQuantity", cv);
+    else
+      json_object_set_new(cj, "dataAbsentReason", absent_unknown());
+    Clinlog__V1__Code *one[1] = {c->interpretation};
+    fj_set(cj, "interpretation", interpretations(one, c->interpretation != NULL));
+    json_array_append_new(comps, cj);
+  }
+  fj_set(o, "component", comps);
+  return cl_fhir_map_put(m, o, err);
+}
+
+int cl_fhir_map_device(cl_fhir_map *m, cl_err *err) {
+  const Clinlog__V1__Event *ev = m->ev;
+  switch (ev->body_case) {
+  case CLINLOG__V1__EVENT__BODY_DEVICE_REGISTERED:
+    return device_registered(m, ev->device_registered, err);
+  case CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED:
+    return reading_recorded(m, ev->device_reading_recorded, err);
+  default:
+    return 0;
+  }
 }
