@@ -47,22 +47,22 @@ void cli_print_json(FILE *f, json_t *v);
 /* Prints events as JSON lines on stdout (`read`, `get`, `tail`), skipping
  * those the filter drops. A cl_event_fn: ctx is a cli_event_printer. */
 typedef struct cli_event_printer {
-  uint32_t type;       /* event type code, 0 = all */
-  const char *prefix;  /* stream prefix, NULL = all */
-  uint64_t printed;    /* events printed so far */
+  uint32_t type;      /* event type code, 0 = all */
+  const char *prefix; /* stream prefix, NULL = all */
+  uint64_t printed;   /* events printed so far */
 } cli_event_printer;
 int cli_print_event(void *ctx, const cl_event_view *v, cl_err *err);
 
 /* ---- talking to a clinlogd instead of a data directory (remote.c) ---- */
 
 typedef struct cli_remote {
-  const char *server;       /* --server HOST:PORT; NULL: local directory */
-  const char *ca;           /* --ca PEM */
-  const char *cert;         /* --cert PEM (mutual TLS) */
-  const char *cert_key;     /* --cert-key PEM (also --key where that is not the signing key) */
-  const char *server_name;  /* --server-name NAME */
-  int plaintext;            /* --plaintext */
-  int timeout_ms;           /* --timeout-ms N; 0: the client's default */
+  const char *server;      /* --server HOST:PORT; NULL: local directory */
+  const char *ca;          /* --ca PEM */
+  const char *cert;        /* --cert PEM (mutual TLS) */
+  const char *cert_key;    /* --cert-key PEM (also --key where that is not the signing key) */
+  const char *server_name; /* --server-name NAME */
+  int plaintext;           /* --plaintext */
+  int timeout_ms;          /* --timeout-ms N; 0: the client's default */
 } cli_remote;
 
 /* getopt_long codes of the remote options; CLI_REMOTE_OPTIONS expands to
@@ -76,19 +76,20 @@ enum {
   CLI_OPT_PLAINTEXT,
   CLI_OPT_TIMEOUT
 };
-#define CLI_REMOTE_OPTIONS                                                                   \
-  {"server", required_argument, 0, CLI_OPT_SERVER}, {"ca", required_argument, 0, CLI_OPT_CA}, \
-      {"cert", required_argument, 0, CLI_OPT_CERT},                                          \
-      {"cert-key", required_argument, 0, CLI_OPT_CERT_KEY},                                  \
-      {"server-name", required_argument, 0, CLI_OPT_SERVER_NAME},                            \
-      {"plaintext", no_argument, 0, CLI_OPT_PLAINTEXT},                                      \
-      {"timeout-ms", required_argument, 0, CLI_OPT_TIMEOUT}
-#define CLI_REMOTE_USAGE                                                                     \
-  "  --server HOST:PORT   talk to a clinlogd instead of a data directory\n"                 \
-  "  --ca PEM             CA certificates to trust (default: the system's)\n"               \
-  "  --cert PEM --cert-key PEM   client certificate and key for mutual TLS\n"               \
-  "  --server-name NAME   name expected in the server's certificate\n"                      \
-  "  --plaintext          no TLS (clinlogd --dev on loopback)\n"                            \
+#define CLI_REMOTE_OPTIONS                                                                         \
+  {"server", required_argument, 0, CLI_OPT_SERVER}, {"ca", required_argument, 0, CLI_OPT_CA},      \
+      {"cert", required_argument, 0, CLI_OPT_CERT},                                                \
+      {"cert-key", required_argument, 0, CLI_OPT_CERT_KEY},                                        \
+      {"server-name", required_argument, 0, CLI_OPT_SERVER_NAME},                                  \
+      {"plaintext", no_argument, 0, CLI_OPT_PLAINTEXT}, {                                          \
+    "timeout-ms", required_argument, 0, CLI_OPT_TIMEOUT                                            \
+  }
+#define CLI_REMOTE_USAGE                                                                           \
+  "  --server HOST:PORT   talk to a clinlogd instead of a data directory\n"                        \
+  "  --ca PEM             CA certificates to trust (default: the system's)\n"                      \
+  "  --cert PEM --cert-key PEM   client certificate and key for mutual TLS\n"                      \
+  "  --server-name NAME   name expected in the server's certificate\n"                             \
+  "  --plaintext          no TLS (clinlogd --dev on loopback)\n"                                   \
   "  --timeout-ms N       deadline of each call (default 30000)\n"
 
 /* Handles getopt code c (argument arg) if it is a remote option; returns 1
@@ -116,6 +117,7 @@ int cmd_tail(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_streams(int argc, char **argv);
 int cmd_projections(int argc, char **argv);
+int cmd_fhir(int argc, char **argv);
 
 /* `verify --remote`: replays a live node through its API (cmd_verify_remote.c).
  * log_key (may be NULL: trust the server's) and note (may be NULL) as for

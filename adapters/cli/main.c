@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "adapters/cli/cli.h"
@@ -31,6 +31,7 @@ static const struct {
     {"cluster", cmd_cluster, "status and membership of a clinlogd cluster"},
     {"streams", cmd_streams, "a server's streams: one stream's counts, a category, events by type"},
     {"projections", cmd_projections, "a server's projections: position and lag, rebuild"},
+    {"fhir", cmd_fhir, "a server's FHIR R4 views: read, history, search, $everything"},
 };
 
 static void usage(FILE *f) {
@@ -79,8 +80,8 @@ int cli_print_message(const ProtobufCMessage *m, const char *what) {
 }
 
 int cli_fail(const char *context, const cl_err *err) {
-  fprintf(stderr, "clinlog: %s: %s (%s)\n", context, err->msg[0] ? err->msg : cl_strerror(err->code),
-          cl_errname(err->code));
+  fprintf(stderr, "clinlog: %s: %s (%s)\n", context,
+          err->msg[0] ? err->msg : cl_strerror(err->code), cl_errname(err->code));
   return err->code == CL_EINVAL ? 2 : 1;
 }
 

@@ -176,3 +176,42 @@ class TestFhir(ServerTestCase):
 
         caps = json.loads(self.caps(f.FhirCapabilitiesRequest(), timeout=T(15)).json)
         self.assertEqual(caps["fhirVersion"], "4.0.1")
+
+    def test_the_cli(self):
+        import subprocess
+        pid = "CLI" + uuid.uuid4().hex[:8]
+        evs = patient_events(pid)
+        for i in range(4):
+            ev = common.pb.event.Event(event_id=new_id(), stream="patient-" + pid,
+                                       occurred_at=common.timestamp_now())
+            ev.recorded_by.principal_id = "admin"
+            e = ev.encounter_started
+            e.encounter_id = "cli-%d" % i
+            e.encounter_class.code = "AMB"
+            e.start.seconds = 1790000000 + 3600 * i
+            evs.append(ev.SerializeToString())
+        head = self.append_events(evs).tree_size
+        base = [common.CLINLOG, "fhir", "--server", self.server.addr, "--plaintext"]
+
+        def run(*args):
+            return subprocess.run(base + list(args), capture_output=True, text=True,
+                                  timeout=T(30))
+
+        r = run("read", "Patient", pid, "--min-seq", str(head))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["id"], pid)
+        r = run("search", "Encounter", "patient=" + pid, "_count=2", "_sort=date", "--all")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        self.assertEqual(len(lines), 5, "every page followed")
+        self.assertEqual(len({x["id"] for x in lines}), 5)
+        r = run("search", "Encounter", "patient=" + pid, "class=AMB", "--json")
+        b = json.loads(r.stdout)
+        self.assertEqual((b["resourceType"], b["total"]), ("Bundle", 5))
+        r = run("everything", pid, "_type=Encounter")
+        self.assertIn("total 5", r.stdout)
+        r = run("read", "Patient", "nobody-" + pid)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("NOT_FOUND", r.stderr)
+        r = run("search", "Encounter", "no-equals-sign")
+        self.assertEqual(r.returncode, 2)
