@@ -4,6 +4,7 @@
  *   clinlog-bench grpc ...   (bench_grpc.c: the same through clinlogd)
  *   clinlog-bench cluster ... (bench_cluster.c: a replicated cluster of clinlogd)
  *   clinlog-bench projection ... (bench_proj.c: folding the log into a projection)
+ *   clinlog-bench fhir ...   (bench_fhir.c: the FHIR views on a generated population)
  *
  * Store level: durable appends/s and p50/p99 latency of cl_log_append for
  * batch sizes 1, 64 and 1000, with 1 and 8 concurrent appenders, per-event
@@ -28,12 +29,13 @@
 #include "bench/bench_grpc.h"
 
 int bench_proj_main(int argc, char **argv); /* bench_proj.c */
+int bench_fhir_main(int argc, char **argv); /* bench_fhir.c */
+#include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
 #include "store/keys.h"
 #include "store/log.h"
 #include "store/verify.h"
-#include "bench/workload.h"
 
 #define now bench_mono
 
@@ -174,8 +176,8 @@ typedef struct result {
   double events_per_s, p50_ms, p99_ms, mb_per_s;
 } result;
 
-static result drive(int raw, cl_log *log, rocksdb_t *rdb, rocksdb_writeoptions_t *wo,
-                    worker *ws, int threads, rocksdb_column_family_handle_t **cfs) {
+static result drive(int raw, cl_log *log, rocksdb_t *rdb, rocksdb_writeoptions_t *wo, worker *ws,
+                    int threads, rocksdb_column_family_handle_t **cfs) {
   pthread_barrier_t go;
   pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
   size_t total_calls = 0, total_events = 0, total_bytes = 0;
@@ -213,7 +215,6 @@ static result drive(int raw, cl_log *log, rocksdb_t *rdb, rocksdb_writeoptions_t
   return r;
 }
 
-
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "grpc"))
     return bench_grpc_main(argc, argv);
@@ -221,6 +222,8 @@ int main(int argc, char **argv) {
     return bench_cluster_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "projection"))
     return bench_proj_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "fhir"))
+    return bench_fhir_main(argc, argv);
   const char *base = "/tmp/clinlog-bench";
   int quick = 0, json = 0, only_b = 0, only_t = 0, only_s = -1, no_raw = 0;
   for (int i = 1; i < argc; i++) {
@@ -240,8 +243,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json"))
       json = 1;
     else if (strcmp(argv[i], "store")) {
-      fprintf(stderr, "usage: clinlog-bench store [--dir D] [--quick] [--json]\n"
-                      "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n");
+      fprintf(stderr,
+              "usage: clinlog-bench store [--dir D] [--quick] [--json]\n"
+              "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n");
       return 2;
     }
   }
@@ -355,12 +359,13 @@ int main(int argc, char **argv) {
         double iratio = st.events_per_s / ri.events_per_s;
         const char *sname = sig ? "batch" : "per-event";
         if (json) {
-          printf("%s{\"batch\":%zu,\"threads\":%d,\"signatures\":\"%s\",\"store_events_per_s\":%.0f,"
-                 "\"store_p50_ms\":%.3f,\"store_p99_ms\":%.3f,\"raw_events_per_s\":%.0f,"
-                 "\"raw_p50_ms\":%.3f,\"raw_p99_ms\":%.3f,\"ratio\":%.3f,"
-                 "\"raw4_events_per_s\":%.0f,\"raw4_ratio\":%.3f}",
-                 first ? "" : ",", bs, threads, sname, st.events_per_s, st.p50_ms, st.p99_ms,
-                 rw.events_per_s, rw.p50_ms, rw.p99_ms, ratio, ri.events_per_s, iratio);
+          printf(
+              "%s{\"batch\":%zu,\"threads\":%d,\"signatures\":\"%s\",\"store_events_per_s\":%.0f,"
+              "\"store_p50_ms\":%.3f,\"store_p99_ms\":%.3f,\"raw_events_per_s\":%.0f,"
+              "\"raw_p50_ms\":%.3f,\"raw_p99_ms\":%.3f,\"ratio\":%.3f,"
+              "\"raw4_events_per_s\":%.0f,\"raw4_ratio\":%.3f}",
+              first ? "" : ",", bs, threads, sname, st.events_per_s, st.p50_ms, st.p99_ms,
+              rw.events_per_s, rw.p50_ms, rw.p99_ms, ratio, ri.events_per_s, iratio);
           first = 0;
         } else {
           printf("%-5zu %-3d %-9s %10.0f %7.2f %7.2f | %10.0f %7.2f %7.2f %6.2f | %10.0f %6.2f\n",
@@ -396,12 +401,14 @@ int main(int argc, char **argv) {
       vh = rate;
   }
   if (json)
-    printf("],\"verify\":{\"events\":%llu,\"hashes_only_events_per_s\":%.0f,\"full_events_per_s\":%.0f}}\n",
+    printf("],\"verify\":{\"events\":%llu,\"hashes_only_events_per_s\":%.0f,\"full_events_per_s\":%"
+           ".0f}}\n",
            (unsigned long long)size, vh, vf);
   else
-    printf("\nverify over %llu events: %.0f events/s hash checks (--hashes-only), %.0f events/s full "
-           "(decrypt + signatures + keyring)\n",
-           (unsigned long long)size, vh, vf);
+    printf(
+        "\nverify over %llu events: %.0f events/s hash checks (--hashes-only), %.0f events/s full "
+        "(decrypt + signatures + keyring)\n",
+        (unsigned long long)size, vh, vf);
   rocksdb_writeoptions_destroy(wo);
   for (int i = 0; i < 5; i++)
     rocksdb_column_family_handle_destroy(rcf[i]);

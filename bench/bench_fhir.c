@@ -1,0 +1,558 @@
+/* clinlog-bench fhir: the FHIR views on a generated population.
+ *
+ *   clinlog-bench fhir [--dir D] [--patients N] [--quick] [--json]
+ *
+ * Generates N patients (default 10000; --quick 1000) with events across
+ * every domain (~115 each: registration, encounters, vitals, lab reports
+ * with their results, conditions, allergies, prescriptions, dispenses,
+ * administrations, immunizations, notes, orders, charges and a claim with
+ * its adjudication, appointments, messages, device readings) plus one
+ * patient with ten times as many (for $everything over ~1,000 resources),
+ * appended in batch-signed batches of 1000 with sync off. Then, in the same
+ * run:
+ *  - read: cl_log_read_all over every event (decode, decrypt): the floor
+ *    of any fold;
+ *  - catch-up: the fhir projection from event 1 to the head (ev/s and the
+ *    ratio to the read);
+ *  - queries through the engine (query/fhir/engine.c, in process) and the
+ *    same over the REST API (adapters/http, an in-process server on
+ *    loopback, HTTP/1.1 keep-alive, plaintext): read, vread, a patient's
+ *    Observations by code and date range, a patient's active
+ *    MedicationRequests, Conditions by code across all patients, and
+ *    $everything of the big patient; p50/p99 of each.
+ * The targets of issue 9 are printed next to the results. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adapters/http/http.h"
+#include "adapters/pbjson/pbjson.h"
+#include "adapters/service/service.h"
+#include "bench/benchutil.h"
+#include "bench/workload.h"
+#include "query/fhir/engine.h"
+#include "query/fhir/fhir.h"
+#include "query/runner.h"
+#include "store/log.h"
+
+int bench_fhir_main(int argc, char **argv);
+
+/* ------------------------------------------------------------ the population */
+
+typedef struct gen {
+  cl_log *log;
+  const cl_signer *admin;
+  ProtobufCBinaryData ev[1000];
+  size_t n;
+  uint64_t events;
+  unsigned seed;
+} gen;
+
+static void flush(gen *g) {
+  if (g->n == 0)
+    return;
+  bench_batch b;
+  memset(&b, 0, sizeof b);
+  clinlog__v1__append_batch__init(&b.b);
+  b.ev = g->ev;
+  b.b.n_events = g->n;
+  b.b.events = g->ev;
+  /* one batch signature over the events' hashes */
+  uint8_t(*h)[32] = malloc(g->n * 32);
+  for (size_t i = 0; i < g->n; i++)
+    cl_event_hash(g->ev[i].data, g->ev[i].len, h[i]);
+  cl_sign_batch(g->admin, (const uint8_t(*)[32])h, g->n, b.sigbytes);
+  free(h);
+  clinlog__v1__signature__init(&b.sig);
+  b.sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)g->admin->pk};
+  b.sig.signature = (ProtobufCBinaryData){64, b.sigbytes};
+  b.b.batch_signature = &b.sig;
+  cl_append_result r;
+  cl_err err;
+  if (cl_log_append(g->log, &b.b, &r, &err)) {
+    fprintf(stderr, "fhir bench: append: %s\n", err.msg);
+    exit(1);
+  }
+  cl_append_result_free(&r);
+  for (size_t i = 0; i < g->n; i++)
+    free(g->ev[i].data);
+  g->events += g->n;
+  g->n = 0;
+}
+
+/* Adds one event: `body` is the JSON of the body member ("{\"observationRecorded\":...}"
+ * without the braces of the event). */
+static void add(gen *g, const char *stream, int64_t t, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void add(gen *g, const char *stream, int64_t t, const char *fmt, ...) {
+  char body[4096], text[5120];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(body, sizeof body, fmt, ap);
+  va_end(ap);
+  uint8_t id[16];
+  for (int i = 0; i < 16; i++)
+    id[i] = (uint8_t)rand_r(&g->seed);
+  char b64[32];
+  sodium_bin2base64(b64, sizeof b64, id, 16, sodium_base64_VARIANT_ORIGINAL);
+  time_t ts = (time_t)t;
+  struct tm tm;
+  gmtime_r(&ts, &tm);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  snprintf(text, sizeof text,
+           "{\"eventId\":\"%s\",\"stream\":\"%s\",\"occurredAt\":\"%s\",\"recordedBy\":{"
+           "\"principalId\":\"admin\",\"role\":\"nurse\"},\"sourceSystem\":\"BENCH\",%s}",
+           b64, stream, when, body);
+  ProtobufCMessage *m;
+  cl_err err;
+  if (cl_pbjson_from_text(&clinlog__v1__event__descriptor, text, strlen(text), &m, &err)) {
+    fprintf(stderr, "fhir bench: %s: %s\n", err.msg, text);
+    exit(1);
+  }
+  size_t len = protobuf_c_message_get_packed_size(m);
+  uint8_t *buf = malloc(len);
+  protobuf_c_message_pack(m, buf);
+  protobuf_c_message_free_unpacked(m, NULL);
+  g->ev[g->n++] = (ProtobufCBinaryData){len, buf};
+  if (g->n == 1000)
+    flush(g);
+}
+
+static const char *const VITALS[][3] = {{"8867-4", "Heart rate", "/min"},
+                                        {"2708-6", "Oxygen saturation", "%"},
+                                        {"8310-5", "Body temperature", "Cel"},
+                                        {"29463-7", "Body weight", "kg"},
+                                        {"9279-1", "Respiratory rate", "/min"}};
+static const char *const LABS[][3] = {{"2823-3", "Potassium", "mmol/L"},
+                                      {"2951-2", "Sodium", "mmol/L"},
+                                      {"2160-0", "Creatinine", "mg/dL"},
+                                      {"2345-7", "Glucose", "mg/dL"},
+                                      {"718-7", "Hemoglobin", "g/dL"}};
+static const char *const DX[][2] = {{"E11.9", "Type 2 diabetes mellitus"},
+                                    {"I10", "Essential hypertension"},
+                                    {"J45.909", "Asthma"},
+                                    {"N18.3", "Chronic kidney disease, stage 3"},
+                                    {"E78.5", "Hyperlipidemia"},
+                                    {"F32.9", "Major depressive disorder"}};
+static const char *const RX[][2] = {{"860975", "metformin 500 MG Oral Tablet"},
+                                    {"314076", "lisinopril 10 MG Oral Tablet"},
+                                    {"617312", "atorvastatin 40 MG Oral Tablet"},
+                                    {"197361", "amlodipine 5 MG Oral Tablet"}};
+
+#define T0 1735689600 /* 2025-01-01 */
+
+/* One patient's history; `scale` multiplies the clinical volume. */
+static void patient(gen *g, int p, int scale) {
+  char s[32];
+  snprintf(s, sizeof s, "patient-%d", p);
+  unsigned r = (unsigned)p * 2654435761u;
+  int64_t t = T0 + (int64_t)(r % 86400) * 3;
+  add(g, s, t,
+      "\"patientRegistered\":{\"patientId\":\"%d\",\"identifiers\":[{\"system\":"
+      "\"urn:oid:2.16.840.1.113883.3.4587.1.1\",\"value\":\"MRN%07d\",\"type\":\"MR\"}],"
+      "\"names\":[{\"family\":\"Family%d\",\"given\":[\"Given%d\"]}],\"birthDate\":\"%d-%02d-%"
+      "02d\","
+      "\"gender\":\"%s\",\"addresses\":[{\"line\":[\"%d Main St\"],\"city\":\"Boston\",\"state\":"
+      "\"MA\",\"postalCode\":\"02118\"}]}",
+      p, p, p % 5000, p % 977, 1930 + (int)(r % 80), 1 + (int)(r % 12), 1 + (int)(r % 28),
+      r % 2 ? "ADMINISTRATIVE_GENDER_FEMALE" : "ADMINISTRATIVE_GENDER_MALE", p % 900);
+  for (int e = 0; e < 5 * scale; e++) {
+    int64_t te = t + (int64_t)e * 86400 * 30;
+    add(g, s, te,
+        "\"encounterStarted\":{\"encounterId\":\"enc-%d\",\"encounterClass\":{\"system\":"
+        "\"http://terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"%s\"}}",
+        e, e % 5 ? "AMB" : "IMP");
+    /* vitals: 10 per encounter */
+    for (int v = 0; v < 10; v++) {
+      const char *const *vt = VITALS[v % 5];
+      add(g, s, te + 600 + v * 60,
+          "\"observationRecorded\":{\"observationId\":\"v-%d-%d\",\"code\":{\"coding\":[{"
+          "\"system\":\"http://loinc.org\",\"code\":\"%s\",\"display\":\"%s\"}]},\"category\":[{"
+          "\"system\":\"http://terminology.hl7.org/CodeSystem/observation-category\",\"code\":"
+          "\"vital-signs\"}],\"quantity\":{\"value\":\"%d.%d\",\"unit\":\"%s\"},\"status\":"
+          "\"OBSERVATION_STATUS_FINAL\",\"encounterId\":\"enc-%d\"}",
+          e, v, vt[0], vt[1], 40 + (int)((r + (unsigned)(e * 7 + v)) % 100), v, vt[2], e);
+    }
+    if (e % 5 == 0 || scale > 1) {
+      add(g, s, te + 3000,
+          "\"labResultReported\":{\"reportId\":\"lab-%d\",\"code\":{\"coding\":[{\"system\":"
+          "\"http://loinc.org\",\"code\":\"24323-8\",\"display\":\"Comprehensive metabolic "
+          "panel\"}]},\"status\":\"DIAGNOSTIC_REPORT_STATUS_FINAL\",\"encounterId\":\"enc-%d\","
+          "\"results\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"%s\"}]},"
+          "\"quantity\":{\"value\":\"4.%d\",\"unit\":\"%s\"}},{\"code\":{\"coding\":[{\"system\":"
+          "\"http://loinc.org\",\"code\":\"%s\"}]},\"quantity\":{\"value\":\"13%d\",\"unit\":"
+          "\"%s\"}},{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"%s\"}]},"
+          "\"quantity\":{\"value\":\"1.%d\",\"unit\":\"%s\"}},{\"code\":{\"coding\":[{\"system\":"
+          "\"http://loinc.org\",\"code\":\"%s\"}]},\"quantity\":{\"value\":\"9%d\",\"unit\":"
+          "\"%s\"}},{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"%s\"}]},"
+          "\"quantity\":{\"value\":\"14.%d\",\"unit\":\"%s\"}}]}",
+          e, e, LABS[0][0], e % 10, LABS[0][2], LABS[1][0], e % 10, LABS[1][2], LABS[2][0], e % 10,
+          LABS[2][2], LABS[3][0], e % 10, LABS[3][2], LABS[4][0], e % 10, LABS[4][2]);
+    }
+    add(g, s, te + 7200, "\"encounterEnded\":{\"encounterId\":\"enc-%d\"}", e);
+  }
+  for (int c = 0; c < 4 * scale; c++) {
+    const char *const *dx = DX[(r + (unsigned)c) % 6];
+    add(g, s, t + c * 86400 * 40,
+        "\"conditionDiagnosed\":{\"conditionId\":\"cond-%d\",\"code\":{\"coding\":[{\"system\":"
+        "\"http://hl7.org/fhir/sid/icd-10-cm\",\"code\":\"%s\",\"display\":\"%s\"}]},"
+        "\"clinicalStatus\":\"CONDITION_CLINICAL_STATUS_%s\",\"verificationStatus\":"
+        "\"CONDITION_VERIFICATION_STATUS_CONFIRMED\",\"category\":{\"system\":"
+        "\"http://terminology.hl7.org/CodeSystem/condition-category\",\"code\":"
+        "\"problem-list-item\"}}",
+        c, dx[0], dx[1], c == 3 ? "RESOLVED" : "ACTIVE");
+  }
+  for (int a = 0; a < 2; a++)
+    add(g, s, t + a * 1000,
+        "\"allergyRecorded\":{\"allergyId\":\"alg-%d\",\"substance\":{\"coding\":[{\"system\":"
+        "\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"%s\"}]},\"clinicalStatus\":"
+        "\"ALLERGY_CLINICAL_STATUS_ACTIVE\"}",
+        a, a ? "7980" : "733");
+  for (int m = 0; m < 4 * scale; m++) {
+    const char *const *rx = RX[(unsigned)m % 4];
+    int64_t tm0 = t + m * 86400 * 20;
+    add(g, s, tm0,
+        "\"medicationPrescribed\":{\"prescriptionId\":\"rx-%d\",\"medication\":{\"coding\":[{"
+        "\"system\":\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"%s\",\"display\":"
+        "\"%s\"}]},\"dosage\":[{\"text\":\"1 tab PO daily\"}],\"refills\":3}",
+        m, rx[0], rx[1]);
+    add(g, s, tm0 + 3600,
+        "\"medicationDispensed\":{\"dispenseId\":\"disp-%d\",\"prescriptionId\":\"rx-%d\","
+        "\"medication\":{\"coding\":[{\"system\":\"http://www.nlm.nih.gov/research/umls/rxnorm\","
+        "\"code\":\"%s\"}]},\"quantity\":{\"value\":\"30\",\"unit\":\"{tbl}\"},\"daysSupply\":30}",
+        m, m, rx[0]);
+    for (int d = 0; d < 2; d++)
+      add(g, s, tm0 + 7200 + d * 86400,
+          "\"medicationAdministered\":{\"administrationId\":\"adm-%d-%d\",\"prescriptionId\":"
+          "\"rx-%d\",\"medication\":{\"coding\":[{\"system\":"
+          "\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"%s\"}]},\"status\":"
+          "\"ADMINISTRATION_STATUS_COMPLETED\"}",
+          m, d, m, rx[0]);
+  }
+  add(g, s, t + 86400 * 100, "\"medicationDiscontinued\":{\"prescriptionId\":\"rx-0\"}");
+  add(g, s, t + 86400,
+      "\"immunizationAdministered\":{\"immunizationId\":\"imm-1\",\"vaccineCode\":{\"coding\":[{"
+      "\"system\":\"http://hl7.org/fhir/sid/cvx\",\"code\":\"208\"}]}}");
+  add(g, s, t + 86400 * 2,
+      "\"clinicalNoteSigned\":{\"noteId\":\"note-1\",\"type\":{\"coding\":[{\"system\":"
+      "\"http://loinc.org\",\"code\":\"11506-3\"}]},\"text\":\"Patient seen for follow-up.\","
+      "\"mimeType\":\"text/plain\"}");
+  add(g, s, t + 86400 * 3,
+      "\"serviceOrdered\":{\"orderId\":\"ord-1\",\"code\":{\"coding\":[{\"system\":"
+      "\"http://loinc.org\",\"code\":\"24323-8\"}]}}");
+  for (int c = 0; c < 3; c++)
+    add(g, s, t + 86400 * 4,
+        "\"chargeCaptured\":{\"chargeId\":\"ch-%d\",\"procedure\":{\"system\":"
+        "\"http://www.ama-assn.org/go/cpt\",\"code\":\"9921%d\"},\"units\":\"1\",\"amount\":{"
+        "\"minorUnits\":\"%d\",\"currency\":\"USD\"}}",
+        c, 3 + c, 12550 + c * 1000);
+  add(g, s, t + 86400 * 5,
+      "\"claimSubmitted\":{\"claimId\":\"clm-1\",\"payer\":{\"value\":\"60054\"},\"payerName\":\"Aetna\","
+      "\"chargeIds\":[\"ch-0\",\"ch-1\",\"ch-2\"],\"total\":{\"minorUnits\":\"40650\","
+      "\"currency\":\"USD\"}}");
+  add(g, s, t + 86400 * 20,
+      "\"claimAdjudicated\":{\"claimId\":\"clm-1\",\"status\":\"CLAIM_STATUS_PAID\",\"paid\":{"
+      "\"minorUnits\":\"30000\",\"currency\":\"USD\"}}");
+  add(g, s, t + 86400 * 6,
+      "\"appointmentBooked\":{\"appointmentId\":\"appt-1\",\"start\":\"2026-03-01T09:00:00Z\","
+      "\"end\":\"2026-03-01T09:30:00Z\"}");
+  add(g, s, t + 86400 * 7,
+      "\"messageSent\":{\"messageId\":\"msg-1\",\"threadId\":\"th-1\",\"body\":\"Refill "
+      "please\"}");
+  for (int d = 0; d < 3; d++)
+    add(g, s, t + 86400 * 8 + d * 3600,
+        "\"deviceReadingRecorded\":{\"deviceId\":\"cuff-%d\",\"readingId\":\"rd-%d\",\"code\":{"
+        "\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"}]},\"components\":[{"
+        "\"code\":{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"},\"value\":{\"value\":"
+        "\"1%d2\",\"unit\":\"mm[Hg]\"}},{\"code\":{\"system\":\"http://loinc.org\",\"code\":"
+        "\"8462-4\"},\"value\":{\"value\":\"8%d\",\"unit\":\"mm[Hg]\"}}]}",
+        p, d, d + 1, d);
+}
+
+static int count_event(void *ctx, const cl_event_view *v, cl_err *err) {
+  (void)v, (void)err;
+  (*(uint64_t *)ctx)++;
+  return 0;
+}
+
+/* ------------------------------------------------------------ an HTTP/1.1 client */
+
+typedef struct hc {
+  int fd;
+  char *buf;
+  size_t cap;
+} hc;
+
+static int hc_open(hc *c, int port) {
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->cap = 1 << 24;
+  c->buf = malloc(c->cap);
+  return connect(c->fd, (struct sockaddr *)&a, sizeof a);
+}
+
+/* GET path; returns the status (the body is read and dropped). */
+static int hc_get(hc *c, const char *path) {
+  char req[2048];
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: "
+                   "application/fhir+json\r\n\r\n",
+                   path);
+  if (write(c->fd, req, (size_t)n) != n)
+    return -1;
+  size_t got = 0, body_at = 0, clen = 0;
+  for (;;) {
+    ssize_t k = read(c->fd, c->buf + got, c->cap - got - 1);
+    if (k <= 0)
+      return -1;
+    got += (size_t)k;
+    c->buf[got] = '\0';
+    if (!body_at) {
+      char *e = strstr(c->buf, "\r\n\r\n");
+      if (!e)
+        continue;
+      body_at = (size_t)(e - c->buf) + 4;
+      char *cl = strcasestr(c->buf, "Content-Length:");
+      clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
+    }
+    if (got >= body_at + clen)
+      break;
+  }
+  return atoi(c->buf + 9);
+}
+
+/* ------------------------------------------------------------ measuring */
+
+typedef struct query {
+  const char *name;
+  double target_p99_ms; /* 0: none */
+} query;
+
+typedef struct sample {
+  double *v;
+  size_t n;
+} sample;
+
+static void engine_call(cl_fhir_engine *e, int interaction, const char *type, const char *id,
+                        uint32_t version, cl_fhir_kv *kv, size_t nkv, size_t *entries) {
+  cl_fhir_req rq = {.interaction = interaction,
+                    .type = type,
+                    .id = id,
+                    .version = version,
+                    .params = kv,
+                    .nparams = nkv,
+                    .base = "http://bench/fhir/R4"};
+  cl_fhir_resp rs;
+  cl_fhir_handle(e, &rq, &rs);
+  if (rs.status != 200) {
+    fprintf(stderr, "fhir bench: %s %s: %d %.*s\n", type, id ? id : "", rs.status, (int)rs.len,
+            rs.body);
+    exit(1);
+  }
+  if (entries != NULL) {
+    json_t *b = json_loadb(rs.body, rs.len, 0, NULL);
+    *entries = json_array_size(json_object_get(b, "entry"));
+    json_decref(b);
+  }
+  cl_fhir_resp_clear(&rs);
+}
+
+static void report(const char *name, const char *face, double *v, size_t n, double target,
+                   size_t entries, int json) {
+  double p50, p99;
+  bench_percentiles(v, n, &p50, &p99);
+  if (json)
+    printf("{\"query\":\"%s\",\"face\":\"%s\",\"n\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+           "\"entries\":%zu}\n",
+           name, face, n, p50 * 1e3, p99 * 1e3, entries);
+  else
+    printf("  %-44s %-6s %7.3f %9.3f   %6zu  %s\n", name, face, p50 * 1e3, p99 * 1e3, entries,
+           target > 0 ? (p99 * 1e3 <= target ? "met" : "MISSED") : "");
+}
+
+int bench_fhir_main(int argc, char **argv) {
+  const char *base = "/tmp/clinlog-bench";
+  int patients = 10000, json = 0;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+      base = argv[++i];
+    else if (!strcmp(argv[i], "--patients") && i + 1 < argc)
+      patients = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--quick"))
+      patients = 1000;
+    else if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else {
+      fprintf(stderr, "usage: clinlog-bench fhir [--dir D] [--patients N] [--quick] [--json]\n");
+      return 2;
+    }
+  }
+  if (patients < 10)
+    patients = 10;
+  cl_err err;
+  if (cl_crypto_init(&err))
+    return 1;
+  mkdir(base, 0700);
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/fhir", base);
+  bench_rmrf(dir);
+  cl_signer admin;
+  cl_signer_generate(&admin, &err);
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  o.sync = 0;
+  cl_log_genesis gg = {.admin_principal = "admin", .admin = &admin};
+  cl_log *log;
+  if (cl_log_create(&o, &gg, &err) || cl_log_open(&o, &log, &err)) {
+    fprintf(stderr, "store: %s\n", err.msg);
+    return 1;
+  }
+  gen g = {.log = log, .admin = &admin, .seed = 7};
+  double t0 = bench_mono();
+  patient(&g, 0, 10); /* the big one */
+  for (int p = 1; p < patients; p++) {
+    patient(&g, p, 1);
+    if (!json && isatty(2) && p % 500 == 0)
+      fprintf(stderr, "\rgenerating: %d of %d patients, %llu events", p, patients,
+              (unsigned long long)g.events);
+  }
+  flush(&g);
+  double t_gen = bench_mono() - t0;
+  if (!json && isatty(2))
+    fprintf(stderr, "\r%70s\r", "");
+  uint64_t head;
+  cl_log_head(log, &head, NULL);
+
+  /* the floor: read (decode, decrypt) everything */
+  uint64_t nread = 0;
+  t0 = bench_mono();
+  if (cl_log_read_all(log, 1, 0, count_event, &nread, &err)) {
+    fprintf(stderr, "read: %s\n", err.msg);
+    return 1;
+  }
+  double t_read = bench_mono() - t0;
+
+  /* catch-up */
+  cl_svc_options so = {.log = log};
+  cl_svc *svc;
+  if (cl_svc_new(&so, &svc, &err) != 0) {
+    fprintf(stderr, "svc: %s\n", err.msg);
+    return 1;
+  }
+  t0 = bench_mono();
+  if (cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) != 0 ||
+      cl_svc_wait(svc, "fhir", head, 0, &err) != 0) {
+    fprintf(stderr, "projection: %s\n", err.msg);
+    return 1;
+  }
+  double t_catch = bench_mono() - t0;
+  cl_runner *runner = cl_svc_runner(svc, "fhir");
+  cl_fhir_engine *engine;
+  cl_fhir_engine_new(cl_runner_proj(runner), log, &engine, &err);
+  cl_http_config hcfg;
+  cl_http_config_init(&hcfg);
+  hcfg.listen = "127.0.0.1:0";
+  hcfg.dev = 1;
+  cl_http *http;
+  int port;
+  if (cl_http_start(&hcfg, svc, &http, &port, &err) != 0) {
+    fprintf(stderr, "http: %s\n", err.msg);
+    return 1;
+  }
+  hc client;
+  if (hc_open(&client, port) != 0) {
+    perror("connect");
+    return 1;
+  }
+
+  char machine[256];
+  bench_machine(machine, sizeof machine);
+  double read_eps = (double)nread / t_read, catch_eps = (double)head / t_catch;
+  if (json)
+    printf("{\"machine\":\"%s\",\"patients\":%d,\"events\":%llu,\"generate_s\":%.1f,"
+           "\"read_eps\":%.0f,\"catchup_eps\":%.0f,\"catchup_ratio\":%.3f}\n",
+           machine, patients, (unsigned long long)head, t_gen, read_eps, catch_eps,
+           catch_eps / read_eps);
+  else {
+    printf("clinlog-bench fhir — %s; %d patients, %llu events (generated and appended in "
+           "%.0f s)\n\n",
+           machine, patients, (unsigned long long)head, t_gen);
+    printf("%-44s %12s %8s\n", "fold", "events/s", "ratio");
+    printf("%-44s %12.0f %8s\n", "read everything (decrypt), floor", read_eps, "1.00");
+    printf("%-44s %12.0f %8.2f   target >= 50000: %s\n", "fhir catch-up from event 1", catch_eps,
+           catch_eps / read_eps, catch_eps >= 50000 ? "met" : "MISSED");
+    printf("\n  %-44s %-6s %7s %9s   %6s\n", "query", "face", "p50 ms", "p99 ms", "entries");
+  }
+
+  /* the queries: 200 samples each (fewer for the expensive ones) */
+  enum { N = 200 };
+  double *v = malloc(N * sizeof *v);
+  unsigned seed = 99;
+  char id[64], path[512], pid[16];
+  size_t entries = 0;
+#define RUN(name, face, count, target, setup, body)                                                \
+  do {                                                                                             \
+    for (int i_ = 0; i_ < (count); i_++) {                                                         \
+      setup;                                                                                       \
+      double s_ = bench_mono();                                                                    \
+      body;                                                                                        \
+      v[i_] = bench_mono() - s_;                                                                   \
+    }                                                                                              \
+    report(name, face, v, (size_t)(count), target, entries, json);                                 \
+  } while (0)
+  /* a random patient (not the big one) */
+#define PICK() snprintf(pid, sizeof pid, "%d", 1 + (int)(rand_r(&seed) % (unsigned)(patients - 1)))
+  RUN("read Patient", "engine", N, 2, PICK(),
+      engine_call(engine, CL_FHIR_READ, "Patient", pid, 0, NULL, 0, NULL));
+  RUN("read Patient", "REST", N, 2,
+      (PICK(), snprintf(path, sizeof path, "/fhir/R4/Patient/%s", pid)), hc_get(&client, path));
+  RUN("vread Patient/_history/1", "engine", N, 2, PICK(),
+      engine_call(engine, CL_FHIR_VREAD, "Patient", pid, 1, NULL, 0, NULL));
+  {
+    cl_fhir_kv kv[3] = {
+        {"patient", pid}, {"code", "http://loinc.org|8867-4"}, {"date", "ge2025-03-01"}};
+    RUN("Observation?patient&code&date", "engine", N, 10, PICK(),
+        engine_call(engine, CL_FHIR_SEARCH, "Observation", NULL, 0, kv, 3, &entries));
+    RUN("Observation?patient&code&date", "REST", N, 10,
+        (PICK(), snprintf(path, sizeof path,
+                          "/fhir/R4/Observation?patient=%s&code=http://loinc.org%%7C8867-4&date="
+                          "ge2025-03-01",
+                          pid)),
+        hc_get(&client, path));
+    cl_fhir_kv mr[2] = {{"patient", pid}, {"status", "active"}};
+    RUN("MedicationRequest?patient&status=active", "engine", N, 10, PICK(),
+        engine_call(engine, CL_FHIR_SEARCH, "MedicationRequest", NULL, 0, mr, 2, &entries));
+    cl_fhir_kv cond[2] = {{"code", "http://hl7.org/fhir/sid/icd-10-cm|N18.3"}, {"_count", "50"}};
+    RUN("Condition?code (all patients)", "engine", 5, 0, (void)0,
+        engine_call(engine, CL_FHIR_SEARCH, "Condition", NULL, 0, cond, 2, &entries));
+  }
+  {
+    cl_fhir_kv ev[1] = {{"_count", "1000"}};
+    RUN("Patient/$everything (the big patient)", "engine", 20, 50, snprintf(id, sizeof id, "0"),
+        engine_call(engine, CL_FHIR_EVERYTHING, "Patient", id, 0, ev, 1, &entries));
+    RUN("Patient/$everything (the big patient)", "REST", 20, 50, (void)0,
+        hc_get(&client, "/fhir/R4/Patient/0/$everything?_count=1000"));
+  }
+  free(v);
+  close(client.fd);
+  free(client.buf);
+  cl_http_stop(http);
+  cl_fhir_engine_free(engine);
+  cl_svc_free(svc);
+  cl_log_close(log);
+  bench_rmrf(dir);
+  cl_signer_free(&admin);
+  return 0;
+}
