@@ -15,6 +15,8 @@
 #include <time.h>
 
 #include "adapters/http/route.h"
+#include "adapters/service/methods.h"
+#include "clinlog/v1/fhir.pb-c.h"
 #include "query/fhir/engine.h"
 
 #define BASE_PATH CL_HTTP_BASE_PATH
@@ -227,7 +229,49 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   rc.deadline_ms = cl_feed_now_ms() + wait_ms;
   cl_err err;
   cl_err_clear(&err);
-  if (cl_svc_admit(h->svc, &rc, NULL, &err) != 0) {
+  /* the hooks see the request as the gRPC face's message of the same
+   * interaction: one policy for both faces */
+  Clinlog__V1__FhirParam pstore[CL_HTTP_MAX_PARAMS], *pptr[CL_HTTP_MAX_PARAMS];
+  for (size_t i = 0; i < p.n; i++) {
+    clinlog__v1__fhir_param__init(&pstore[i]);
+    pstore[i].name = (char *)p.kv[i].name;
+    pstore[i].value = (char *)p.kv[i].value;
+    pptr[i] = &pstore[i];
+  }
+  Clinlog__V1__FhirReadRequest read_req = CLINLOG__V1__FHIR_READ_REQUEST__INIT;
+  Clinlog__V1__FhirHistoryRequest hist_req = CLINLOG__V1__FHIR_HISTORY_REQUEST__INIT;
+  Clinlog__V1__FhirSearchRequest search_req = CLINLOG__V1__FHIR_SEARCH_REQUEST__INIT;
+  Clinlog__V1__FhirEverythingRequest every_req = CLINLOG__V1__FHIR_EVERYTHING_REQUEST__INIT;
+  Clinlog__V1__FhirCapabilitiesRequest caps_req = CLINLOG__V1__FHIR_CAPABILITIES_REQUEST__INIT;
+  const ProtobufCMessage *as_grpc = &caps_req.base;
+  switch (rt.method) {
+  case M_FHIR_READ:
+    read_req.type = rt.type;
+    read_req.id = rt.id;
+    read_req.version_id = rt.version;
+    as_grpc = &read_req.base;
+    break;
+  case M_FHIR_HISTORY:
+    hist_req.type = rt.type;
+    hist_req.id = rt.id;
+    as_grpc = &hist_req.base;
+    break;
+  case M_FHIR_SEARCH:
+    search_req.type = rt.type;
+    search_req.n_params = p.n;
+    search_req.params = pptr;
+    as_grpc = &search_req.base;
+    break;
+  case M_FHIR_EVERYTHING:
+    every_req.patient_id = rt.id;
+    every_req.n_params = p.n;
+    every_req.params = pptr;
+    as_grpc = &every_req.base;
+    break;
+  default:
+    break;
+  }
+  if (cl_svc_admit(h->svc, &rc, as_grpc, &err) != 0) {
     cl_svc_finished(h->svc, &rc, err.code, err.msg);
     int st = err.code == CL_EDENIED ? 403 : err.code == CL_EUNAUTH ? 401 : 503;
     return send_outcome(c, st, st == 503 ? "transient" : "security", rc.request_id, err.msg);

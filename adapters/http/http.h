@@ -21,7 +21,9 @@
  * sequence the views must have folded; 504 if not within the wait, which
  * Prefer: wait=<seconds> may shorten). Every call goes through the request
  * layer's hooks (cl_svc_admit) as the clinlog.v1.Fhir method of the same
- * interaction, transport "http". */
+ * interaction, transport "http", with the request as that method's message
+ * (FhirReadRequest{type, id, version_id}, FhirSearchRequest{type, params},
+ * ...): one policy serves both faces. */
 #ifndef CL_ADAPTERS_HTTP_HTTP_H
 #define CL_ADAPTERS_HTTP_HTTP_H
 

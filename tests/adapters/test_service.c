@@ -20,8 +20,11 @@
 #include "adapters/grpc/client.h"
 #include "adapters/grpc/grpcutil.h"
 #include "adapters/grpc/services.h"
+#include "adapters/http/http.h"
 #include "adapters/service/service.h"
+#include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
+#include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
 #include "tests/support/testutil.h"
 
@@ -49,8 +52,9 @@ static int h_authorize(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *
   /* requests arrive decoded, except for the client-streaming AppendStream */
   if ((req == NULL) != (rc->method == M_APPEND_STREAM))
     return cl_err_set(err, CL_EINVAL, "request missing or unexpected");
-  return deny ? cl_err_set(err, CL_EDENIED, "the test policy refuses %s", cl_method_name(rc->method))
-              : 0;
+  return deny
+             ? cl_err_set(err, CL_EDENIED, "the test policy refuses %s", cl_method_name(rc->method))
+             : 0;
 }
 
 static int h_audit(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
@@ -160,15 +164,15 @@ static void setup(void) {
                        .forward_ctx = &F.cfg,
                        .hooks = {h_authorize, h_audit, h_finished, &R}};
   cr_assert_eq(cl_svc_new(&so, &F.svc, &err), 0, "%s", err.msg);
-  cr_assert_eq(cl_svc_add_projection(F.svc, &cl_streams_projection, NULL, &err), 0, "%s",
-               err.msg);
-  cl_grpc_service services[] = {cl_grpc_log_service, cl_grpc_health_service,
-                                cl_grpc_cluster_service, cl_grpc_streams_service,
-                                cl_grpc_projections_service};
-  static cl_grpc_service table[5];
+  cr_assert_eq(cl_svc_add_projection(F.svc, &cl_streams_projection, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_svc_add_projection(F.svc, &cl_fhir_projection, NULL, &err), 0, "%s", err.msg);
+  cl_grpc_service services[] = {cl_grpc_log_service,         cl_grpc_health_service,
+                                cl_grpc_cluster_service,     cl_grpc_streams_service,
+                                cl_grpc_projections_service, cl_grpc_fhir_service};
+  static cl_grpc_service table[6];
   memcpy(table, services, sizeof table);
   int port;
-  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 5, &F.srv, &port, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 6, &F.srv, &port, &err), 0, "%s", err.msg);
   snprintf(F.target, sizeof F.target, "127.0.0.1:%d", port);
   cl_client_options co;
   cl_client_options_init(&co);
@@ -305,8 +309,7 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   Clinlog__V1__ProveInclusionRequest pi = CLINLOG__V1__PROVE_INCLUSION_REQUEST__INIT;
   pi.seq = seq;
   cr_assert_eq(
-      unary(M_PROVE_INCLUSION, &pi.base, &clinlog__v1__inclusion_proof__descriptor, NULL, NULL),
-      0);
+      unary(M_PROVE_INCLUSION, &pi.base, &clinlog__v1__inclusion_proof__descriptor, NULL, NULL), 0);
   Clinlog__V1__ProveConsistencyRequest pc = CLINLOG__V1__PROVE_CONSISTENCY_REQUEST__INIT;
   pc.old_size = 1;
   cr_assert_eq(
@@ -335,8 +338,8 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   an.raft_address = "127.0.0.1:9";
   an.api_address = "127.0.0.1:10";
   cl_client_status st;
-  cr_assert_eq(
-      unary(M_ADD_NODE, &an.base, &clinlog__v1__cluster_status__descriptor, NULL, &st), CL_EDENIED);
+  cr_assert_eq(unary(M_ADD_NODE, &an.base, &clinlog__v1__cluster_status__descriptor, NULL, &st),
+               CL_EDENIED);
   cr_assert_eq(st.code, CL_GRPC_PERMISSION_DENIED);
   cr_assert(strstr(st.details, "the test policy refuses clinlog.v1.Cluster/AddNode"), "%s",
             st.details);
@@ -380,16 +383,38 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
                0);
   Clinlog__V1__RebuildProjectionRequest rb = CLINLOG__V1__REBUILD_PROJECTION_REQUEST__INIT;
   rb.name = "streams";
+  cr_assert_eq(unary(M_REBUILD_PROJECTION, &rb.base, &clinlog__v1__projection_status__descriptor,
+                     NULL, NULL),
+               0);
+
+  Clinlog__V1__FhirReadRequest fread = CLINLOG__V1__FHIR_READ_REQUEST__INIT;
+  fread.type = "Patient";
+  fread.id = "hooks";
+  cr_assert_eq(unary(M_FHIR_READ, &fread.base, &clinlog__v1__fhir_response__descriptor, NULL, NULL),
+               CL_ENOTFOUND);
+  Clinlog__V1__FhirHistoryRequest fhist = CLINLOG__V1__FHIR_HISTORY_REQUEST__INIT;
+  fhist.type = "Observation";
   cr_assert_eq(
-      unary(M_REBUILD_PROJECTION, &rb.base, &clinlog__v1__projection_status__descriptor, NULL, NULL),
-      0);
+      unary(M_FHIR_HISTORY, &fhist.base, &clinlog__v1__fhir_response__descriptor, NULL, NULL), 0);
+  Clinlog__V1__FhirSearchRequest fs = CLINLOG__V1__FHIR_SEARCH_REQUEST__INIT;
+  fs.type = "Observation";
+  cr_assert_eq(unary(M_FHIR_SEARCH, &fs.base, &clinlog__v1__fhir_response__descriptor, NULL, NULL),
+               0);
+  Clinlog__V1__FhirEverythingRequest fe = CLINLOG__V1__FHIR_EVERYTHING_REQUEST__INIT;
+  fe.patient_id = "hooks";
+  cr_assert_eq(
+      unary(M_FHIR_EVERYTHING, &fe.base, &clinlog__v1__fhir_response__descriptor, NULL, NULL),
+      CL_ENOTFOUND);
+  Clinlog__V1__FhirCapabilitiesRequest fc = CLINLOG__V1__FHIR_CAPABILITIES_REQUEST__INIT;
+  cr_assert_eq(
+      unary(M_FHIR_CAPABILITIES, &fc.base, &clinlog__v1__fhir_response__descriptor, NULL, NULL), 0);
 
   for (int m = 0; m < M_COUNT; m++) {
     wait_finished(m, 1);
     int denied = m == M_ADD_NODE || m == M_REMOVE_NODE || m == M_TRANSFER_LEADERSHIP;
     cr_assert_geq(count(R.authorized, m), 1, "%s was never authorized", cl_method_name(m));
-    cr_assert_eq(count(R.audited, m), denied ? 0 : count(R.authorized, m),
-                 "%s: audited %d times", cl_method_name(m), count(R.audited, m));
+    cr_assert_eq(count(R.audited, m), denied ? 0 : count(R.authorized, m), "%s: audited %d times",
+                 cl_method_name(m), count(R.audited, m));
     cr_assert_eq(count(R.finished, m), count(R.authorized, m), "%s: finished %d times",
                  cl_method_name(m), count(R.finished, m));
     if (denied)
@@ -439,8 +464,7 @@ Test(service, a_failed_audit_fails_closed) {
   cl_err err;
   cr_assert_eq(cl_client_read(F.c, &rr, &s, &err), 0);
   ProtobufCMessage *m = NULL;
-  cr_assert_eq(cl_client_stream_next(s, &m, &err), CL_EUNAVAILABLE, "no event leaves: %s",
-               err.msg);
+  cr_assert_eq(cl_client_stream_next(s, &m, &err), CL_EUNAVAILABLE, "no event leaves: %s", err.msg);
   cr_assert_null(m);
   cr_assert(strstr(cl_client_stream_status(s)->details, "could not be recorded"), "%s",
             cl_client_stream_status(s)->details);
@@ -475,12 +499,58 @@ Test(service, projection_reads_wait_for_your_writes) {
   ProtobufCMessage *o;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  int rc = cl_client_unary_md(F.c, cl_grpc_method_path[M_GET_STREAM], &gs.base,
-                              &clinlog__v1__stream_info__descriptor, 500, NULL, NULL, 0, &o, &st,
-                              &err);
+  int rc =
+      cl_client_unary_md(F.c, cl_grpc_method_path[M_GET_STREAM], &gs.base,
+                         &clinlog__v1__stream_info__descriptor, 500, NULL, NULL, 0, &o, &st, &err);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   cr_assert_neq(rc, 0);
   cr_assert_eq(st.code, CL_GRPC_DEADLINE_EXCEEDED, "%s", st.details);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   cr_assert_lt(secs, 5.0, "the wait ended at the deadline (%.2f s)", secs);
+}
+
+/* One HTTP/1.1 GET on loopback; returns the status. */
+static int http_get(int port, const char *path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  char req[512], resp[4096];
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: req-http-7\r\n"
+                   "Connection: close\r\n\r\n",
+                   path);
+  cr_assert_eq(write(fd, req, (size_t)n), n);
+  ssize_t got = read(fd, resp, sizeof resp - 1);
+  close(fd);
+  cr_assert_gt(got, 12);
+  resp[got] = '\0';
+  return atoi(resp + 9);
+}
+
+/* The HTTP face goes through the same hooks, as the Fhir method of the
+ * same interaction, transport "http"; a refusal is a 403 with no audit. */
+Test(service, the_http_face_passes_the_same_hooks) {
+  cl_http_config hc;
+  cl_http_config_init(&hc);
+  hc.listen = "127.0.0.1:0";
+  hc.dev = 1;
+  cl_http *h;
+  int port;
+  cl_err err;
+  cr_assert_eq(cl_http_start(&hc, F.svc, &h, &port, &err), 0, "%s", err.msg);
+  cr_assert_eq(http_get(port, "/fhir/R4/Patient/nobody"), 404);
+  wait_finished(M_FHIR_READ, 1);
+  cr_assert_eq(count(R.authorized, M_FHIR_READ), 1);
+  cr_assert_eq(count(R.audited, M_FHIR_READ), 1);
+  cr_assert_str_eq(R.last[M_FHIR_READ].transport, "http");
+  cr_assert_str_eq(R.last[M_FHIR_READ].request_id, "req-http-7");
+  cr_assert(strstr(R.last[M_FHIR_READ].peer, "127.0.0.1"), "%s", R.last[M_FHIR_READ].peer);
+  R.deny[M_FHIR_SEARCH] = 1;
+  cr_assert_eq(http_get(port, "/fhir/R4/Observation?code=x"), 403);
+  wait_finished(M_FHIR_SEARCH, 1);
+  cr_assert_eq(count(R.authorized, M_FHIR_SEARCH), 1);
+  cr_assert_eq(count(R.audited, M_FHIR_SEARCH), 0, "refused before any data moved");
+  cr_assert_eq(R.finished_code[M_FHIR_SEARCH], CL_EDENIED);
+  cl_http_stop(h);
 }
