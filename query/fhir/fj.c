@@ -2,6 +2,7 @@
 #include "query/fhir/fj.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,8 +335,7 @@ json_t *fj_identifier(const Clinlog__V1__Identifier *id) {
     return NULL;
   json_t *o = json_object();
   if (id->type != NULL && id->type[0] != '\0')
-    fj_set(o, "type",
-           fj_concept_lit("http://terminology.hl7.org/CodeSystem/v2-0203", id->type, NULL));
+    fj_set(o, "type", fj_concept_lit(FJ_V2_0203, id->type, NULL));
   fj_set_str(o, "system", id->system);
   fj_set_str(o, "value", id->value);
   if (id->assigner != NULL && id->assigner[0] != '\0') {
@@ -534,6 +534,230 @@ json_t *fj_note(const char *text) {
   json_t *a = json_array();
   json_array_append_new(a, json_pack("{s:s}", "text", text));
   return a;
+}
+
+/* ---- forms the mappers share ---- */
+
+json_t *fj_business_id(const char *bid) {
+  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
+}
+
+json_t *fj_identifier_typed(const Clinlog__V1__Identifier *id, const char *type,
+                            const char *display) {
+  json_t *o = fj_identifier(id);
+  if (o == NULL || json_object_get(o, "type") != NULL)
+    return o;
+  json_t *t = json_pack("{s:o}", "type", fj_concept_lit(FJ_V2_0203, type, display));
+  json_object_update(t, o); /* type first, as fj_identifier writes it */
+  json_decref(o);
+  return t;
+}
+
+json_t *fj_identifier_lit(const char *code, const char *display, const char *value) {
+  if (!fj_has(value))
+    return NULL;
+  return json_pack("{s:o,s:s}", "type", fj_concept_lit(FJ_V2_0203, code, display), "value", value);
+}
+
+json_t *fj_identifier_text(const char *type_text, const char *value) {
+  if (!fj_has(value))
+    return NULL;
+  return json_pack("{s:{s:s},s:s}", "type", "text", type_text, "value", value);
+}
+
+json_t *fj_concepts(Clinlog__V1__CodeableConcept *const *cc, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    fj_push(a, fj_concept(cc[i]));
+  return a;
+}
+
+json_t *fj_concepts_code(Clinlog__V1__Code *const *c, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    fj_push(a, fj_concept_code(c[i]));
+  return a;
+}
+
+json_t *fj_references(Clinlog__V1__Reference *const *r, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    fj_push(a, fj_reference(r[i]));
+  return a;
+}
+
+json_t *fj_concept_code_in(const Clinlog__V1__Code *c, const char *system, const char *const *codes,
+                           size_t n) {
+  json_t *cc = fj_concept_code(c);
+  json_t *coding = json_array_get(json_object_get(cc, "coding"), 0);
+  if (coding != NULL && json_object_get(coding, "system") == NULL)
+    for (size_t i = 0; i < n; i++)
+      if (strcmp(c->code, codes[i]) == 0) { /* a coding has a code */
+        json_t *o = json_pack("{s:s}", "system", system);
+        json_object_update(o, coding); /* system first, as in a Coding */
+        json_array_set_new(json_object_get(cc, "coding"), 0, o);
+        break;
+      }
+  return cc;
+}
+
+json_t *fj_unknown(void) {
+  return json_pack("{s:[{s:s,s:s}]}", "extension", "url", FJ_DAR_EXT, "valueCode", "unknown");
+}
+
+json_t *fj_or_unknown(json_t *v) { return v != NULL ? v : fj_unknown(); }
+
+json_t *fj_absent_reason_unknown(void) {
+  return fj_concept_lit(FJ_DAR_SYSTEM, "unknown", "Unknown");
+}
+
+json_t *fj_location_ref(const Clinlog__V1__Location *l) {
+  if (l == NULL)
+    return NULL;
+  json_t *r = fj_reference(l->reference);
+  if (r == NULL)
+    r = json_object();
+  if (json_object_get(r, "display") == NULL) {
+    char buf[512] = "";
+    if (fj_has(l->display))
+      snprintf(buf, sizeof buf, "%s", l->display);
+    else {
+      const char *parts[] = {l->facility, l->point_of_care, l->room, l->bed};
+      size_t o = 0;
+      for (size_t i = 0; i < 4; i++)
+        if (fj_has(parts[i])) {
+          int w = snprintf(buf + o, sizeof buf - o, "%s%s", o ? " " : "", parts[i]);
+          if (w > 0 && (size_t)w < sizeof buf - o)
+            o += (size_t)w;
+        }
+    }
+    fj_set_str(r, "display", buf);
+  }
+  if (json_object_size(r) == 0) {
+    json_decref(r);
+    return NULL;
+  }
+  return r;
+}
+
+json_t *fj_simple_quantity(const Clinlog__V1__Quantity *q) {
+  json_t *o = fj_quantity(q);
+  if (o != NULL)
+    json_object_del(o, "comparator");
+  return o;
+}
+
+/* A RequestPriority in the two code systems it is bound to. */
+typedef struct priority {
+  const char *request;     /* FHIR request-priority */
+  const char *act;         /* v3 ActPriority */
+  const char *act_display; /* its display */
+} priority;
+
+static const priority *priority_of(Clinlog__V1__RequestPriority p) {
+  static const priority routine = {"routine", "R", "routine"}, urgent = {"urgent", "UR", "urgent"},
+                        asap = {"asap", "A", "ASAP"}, stat = {"stat", "S", "stat"};
+  switch (p) {
+  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_ROUTINE:
+    return &routine;
+  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_URGENT:
+    return &urgent;
+  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_ASAP:
+    return &asap;
+  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_STAT:
+    return &stat;
+  default:
+    return NULL;
+  }
+}
+
+const char *fj_request_priority(Clinlog__V1__RequestPriority p) {
+  const priority *pr = priority_of(p);
+  return pr != NULL ? pr->request : NULL;
+}
+
+json_t *fj_act_priority(Clinlog__V1__RequestPriority p) {
+  const priority *pr = priority_of(p);
+  if (pr == NULL)
+    return NULL;
+  return fj_concept_lit("http://terminology.hl7.org/CodeSystem/v3-ActPriority", pr->act,
+                        pr->act_display);
+}
+
+json_t *fj_base64(const void *data, size_t n) {
+  size_t bn = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+  char *b64 = malloc(bn);
+  if (b64 == NULL)
+    return NULL;
+  sodium_bin2base64(b64, bn, data, n, sodium_base64_VARIANT_ORIGINAL);
+  json_t *v = json_string(b64);
+  free(b64);
+  return v;
+}
+
+json_t *fj_text_attachment(const char *text, const char *content_type, const char *title) {
+  if (!fj_has(text))
+    return NULL;
+  json_t *data = fj_base64(text, strlen(text));
+  if (data == NULL)
+    return NULL;
+  json_t *a = json_object();
+  fj_set_str(a, "contentType", content_type);
+  json_object_set_new(a, "data", data);
+  fj_set_str(a, "title", title);
+  return a;
+}
+
+/* ---- extensions ---- */
+
+json_t *fj_ext(const char *url, const char *key, json_t *v) {
+  if (v == NULL)
+    return NULL;
+  json_t *e = json_object();
+  json_object_set_new(e, "url", json_string(url));
+  json_object_set_new(e, key, v);
+  return e;
+}
+
+void fj_ext_add(json_t *res, json_t *e) {
+  if (e == NULL)
+    return;
+  json_t *ext = json_object_get(res, "extension");
+  if (ext == NULL) {
+    ext = json_array();
+    json_object_set_new(res, "extension", ext);
+  }
+  json_array_append_new(ext, e);
+}
+
+void fj_ext_drop(json_t *res, const char *url) {
+  json_t *ext = json_object_get(res, "extension");
+  for (size_t i = json_array_size(ext); i-- > 0;) {
+    const char *u = json_string_value(json_object_get(json_array_get(ext, i), "url"));
+    if (u != NULL && strcmp(u, url) == 0)
+      json_array_remove(ext, i);
+  }
+  if (ext != NULL && json_array_size(ext) == 0)
+    json_object_del(res, "extension");
+}
+
+/* ---- member order ---- */
+
+json_t *fj_in_order(json_t *obj, const char *const *order, size_t n) {
+  json_t *o = json_object();
+  for (size_t i = 0; i < n; i++) {
+    json_t *v = json_object_get(obj, order[i]);
+    if (v != NULL)
+      json_object_set(o, order[i], v);
+  }
+  const char *k;
+  json_t *v;
+  json_object_foreach(obj, k, v) { /* anything else keeps its place at the end */
+    if (json_object_get(o, k) == NULL)
+      json_object_set(o, k, v);
+  }
+  json_decref(obj);
+  return o;
 }
 
 /* ---- serializing ---- */

@@ -113,6 +113,109 @@ int fj_uuid_text(const ProtobufCBinaryData *id, char out[37]);
 /* System of clinlog business ids in Identifiers (the value is the id the
  * writer chose, e.g. an observation_id). */
 #define FJ_BUSINESS_ID_SYSTEM "urn:clinlog:id"
+/* HL7 v2 table 0203, the identifier types (Identifier.type). */
+#define FJ_V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
+/* The data-absent-reason extension (on an element the source does not
+ * state) and its code system (Observation.dataAbsentReason). */
+#define FJ_DAR_EXT "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+#define FJ_DAR_SYSTEM "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+/* Extension urls: FJ_R5_EXT "<Resource>.<path>" is the FHIR cross-version
+ * extension of an R5 element R4 lacks; FJ_CLINLOG_EXT "<name>" is clinlog's
+ * own, for what neither release has an element for. */
+#define FJ_R5_EXT "http://hl7.org/fhir/5.0/StructureDefinition/extension-"
+#define FJ_CLINLOG_EXT "https://clinlog.dev/fhir/StructureDefinition/"
+
+/* ---- forms the mappers share ---- */
+
+/* 1 if s states something (neither NULL nor ""). */
+static inline int fj_has(const char *s) { return s != NULL && s[0] != '\0'; }
+
+/* {system FJ_BUSINESS_ID_SYSTEM, value bid}: the first identifier of every
+ * resource the mappers make. NULL if bid is NULL. */
+json_t *fj_business_id(const char *bid);
+/* fj_identifier(id), typed with the v2-0203 code `type` (and its display)
+ * when id states no type of its own (PLAC, FILL...); type stays the first
+ * member, as fj_identifier writes it. NULL if id states nothing. */
+json_t *fj_identifier_typed(const Clinlog__V1__Identifier *id, const char *type,
+                            const char *display);
+/* Identifier {type {coding: v2-0203 code/display}, value} from literals
+ * (ACSN, MB...): NULL if value is empty. */
+json_t *fj_identifier_lit(const char *code, const char *display, const char *value);
+/* Identifier {type {text}, value}, for a kind of identifier v2-0203 has no
+ * code for (a Study ID, X12 control and trace numbers): NULL if value is
+ * empty. */
+json_t *fj_identifier_text(const char *type_text, const char *value);
+
+/* Arrays of fj_concept, fj_concept_code and fj_reference of the n items
+ * (an item that states nothing is left out). Unlike the builders above,
+ * these return an empty array when nothing is left: fj_set drops it. */
+json_t *fj_concepts(Clinlog__V1__CodeableConcept *const *cc, size_t n);
+json_t *fj_concepts_code(Clinlog__V1__Code *const *c, size_t n);
+json_t *fj_references(Clinlog__V1__Reference *const *r, size_t n);
+
+/* fj_concept_code(c), with `system` filled in (first, as in a Coding) when
+ * c came without one and its code is one of codes[0..n): the codes of a
+ * FHIR value set, sent bare. */
+json_t *fj_concept_code_in(const Clinlog__V1__Code *c, const char *system, const char *const *codes,
+                           size_t n);
+
+/* A required element the source does not state, in FHIR's form for it:
+ * {extension: [{url FJ_DAR_EXT, valueCode unknown}]}. It stands for a
+ * complex value (a CodeableConcept...) and, as "_<name>", for a primitive
+ * one. */
+json_t *fj_unknown(void);
+/* v (stolen), or fj_unknown() when v is NULL: for a required element. */
+json_t *fj_or_unknown(json_t *v);
+/* The CodeableConcept data-absent-reason#unknown: the dataAbsentReason of
+ * a result (or component) that has no value and states no reason. */
+json_t *fj_absent_reason_unknown(void);
+
+/* A Location as a Reference: its FHIR Location when known (fj_reference),
+ * with the Location's display, else its PL components (facility, point of
+ * care, room, bed) joined by spaces, as the display. NULL if l states
+ * nothing. */
+json_t *fj_location_ref(const Clinlog__V1__Location *l);
+
+/* A SimpleQuantity: fj_quantity without a comparator (R4 forbids one on an
+ * amount prescribed, dispensed or given, and on a reference range's
+ * bounds). */
+json_t *fj_simple_quantity(const Clinlog__V1__Quantity *q);
+
+/* The FHIR request-priority code of p ("routine", "urgent", "asap",
+ * "stat"); NULL for UNSPECIFIED and values this build does not know.
+ * Static storage. */
+const char *fj_request_priority(Clinlog__V1__RequestPriority p);
+/* The same as a v3 ActPriority CodeableConcept (R, UR, A, S: what
+ * Encounter.priority is bound to); NULL where fj_request_priority is. */
+json_t *fj_act_priority(Clinlog__V1__RequestPriority p);
+
+/* base64Binary of n bytes (borrowed): NULL when out of memory. */
+json_t *fj_base64(const void *data, size_t n);
+/* Attachment {contentType, data, title} holding the bytes of `text`
+ * (base64): NULL if text is empty (and when out of memory). content_type
+ * and title may be NULL (left out). */
+json_t *fj_text_attachment(const char *text, const char *content_type, const char *title);
+
+/* ---- extensions ---- */
+
+/* Extension {url, <key>: v}, key the value[x] member ("valueReference") or
+ * "extension" for a complex one; v stolen. NULL if v is NULL. */
+json_t *fj_ext(const char *url, const char *key, json_t *v);
+/* Appends extension e (stolen; NULL appends nothing) to res.extension,
+ * which it makes if there is none. */
+void fj_ext_add(json_t *res, json_t *e);
+/* Removes every extension with `url` from res.extension (and the array,
+ * when that leaves it empty): before restating one on a resource read
+ * back. */
+void fj_ext_drop(json_t *res, const char *url);
+
+/* ---- member order ---- */
+
+/* obj (stolen) as a new object whose members are the n keys of `order`
+ * that obj has, in that order, then the others in obj's order: a resource
+ * read back and changed reads like one built fresh. The values are shared
+ * with obj (new references). */
+json_t *fj_in_order(json_t *obj, const char *const *order, size_t n);
 
 /* ---- serializing ---- */
 

@@ -91,6 +91,22 @@ json_t *cl_fhir_new(const char *type, const char *id) {
   return o;
 }
 
+json_t *cl_fhir_device_ref(const char *device_id) {
+  if (!fj_has(device_id))
+    return NULL;
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_id("Device", NULL, device_id, id);
+  return fj_ref("Device", id);
+}
+
+json_t *cl_fhir_when(const cl_fhir_map *m, const Google__Protobuf__Timestamp *ts) {
+  if (ts != NULL)
+    return fj_instant(ts);
+  if (m->ev->occurred_at != NULL)
+    return fj_instant(m->ev->occurred_at);
+  return fj_instant_ns(m->committed_at_ns);
+}
+
 int cl_fhir_map_get(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err) {
   return m->ops->get(m, type, id, out, err);
 }

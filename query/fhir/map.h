@@ -112,6 +112,14 @@ json_t *cl_fhir_pref(const cl_fhir_map *m, const char *type, const char *bid);
 json_t *cl_fhir_patient_ref(const cl_fhir_map *m);
 /* A new resource object {"resourceType": type, "id": id}. */
 json_t *cl_fhir_new(const char *type, const char *id);
+/* {"reference": "Device/<cl_fhir_id("Device", NULL, device_id)>"}: Device
+ * ids are unique in the whole log, not scoped to a patient. NULL if
+ * device_id is empty. */
+json_t *cl_fhir_device_ref(const char *device_id);
+/* When something happened, as an instant: ts (the body's own time), else
+ * the event's occurred_at, else its commit time; never NULL but when out
+ * of memory. */
+json_t *cl_fhir_when(const cl_fhir_map *m, const Google__Protobuf__Timestamp *ts);
 
 /* The current version of resource type/id (returned-owned, as stored,
  * meta included). Errors: CL_ENOTFOUND, CL_ECRYPTO, CL_EIO. */

@@ -37,21 +37,17 @@
 #include "query/fhir/fj.h"
 #include "query/fhir/map.h"
 
-#define CLINLOG_EXT "https://clinlog.dev/fhir/StructureDefinition/"
 #define CLINLOG_CS "https://clinlog.dev/fhir/CodeSystem/"
-#define R5_EXT "http://hl7.org/fhir/5.0/StructureDefinition/extension-"
 #define X12_ELEMENT "https://codesystem.x12.org/005010/"
 #define X12_CARC "https://x12.org/codes/claim-adjustment-reason-codes"
 #define X12_RARC "https://x12.org/codes/remittance-advice-remark-codes"
 #define X12_SERVICE_TYPE "https://x12.org/codes/service-type-codes"
-#define DAR_EXT "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 #define ADJUDICATION "http://terminology.hl7.org/CodeSystem/adjudication"
 #define C4BB_ADJUDICATION "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBAdjudication"
 #define C4BB_DISCRIMINATOR                                                                         \
   "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBAdjudicationDiscriminator"
 #define CPT "http://www.ama-assn.org/go/cpt"
 #define HCPCS "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
-#define V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
 #define V2_0570 "http://terminology.hl7.org/CodeSystem/v2-0570"
 
 /* Business ids joined with '|' (payer|member, claim|ICN...) fit here; a
@@ -59,8 +55,6 @@
 #define BID_MAX 512
 
 /* ---- small builders ---- */
-
-static int has(const char *s) { return s != NULL && s[0] != '\0'; }
 
 static json_t *coding(const char *system, const char *code, const char *display) {
   json_t *c = json_object();
@@ -86,60 +80,21 @@ static json_t *concept2(json_t *a, json_t *b) {
 
 static json_t *text_concept(const char *text) { return json_pack("{s:s}", "text", text); }
 
-/* A required CodeableConcept the event does not state: no coding, the
- * data-absent-reason extension (as map_clinical.c does). */
-static json_t *unknown_concept(void) {
-  return json_pack("{s:[{s:s,s:s}]}", "extension", "url", DAR_EXT, "valueCode", "unknown");
-}
-
 /* A required Reference the event does not state. */
 static json_t *unknown_ref(void) { return json_pack("{s:s}", "display", "unknown"); }
 
-static json_t *or_unknown_concept(json_t *c) { return c != NULL ? c : unknown_concept(); }
-
 static json_t *or_unknown_ref(json_t *r) { return r != NULL ? r : unknown_ref(); }
-
-static json_t *bid_ident(const char *bid) {
-  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
-}
-
-/* An Identifier with no namespace of its own (X12 control and trace
- * numbers): {type {text}, value}. */
-static json_t *ident_text(const char *type_text, const char *value) {
-  if (!has(value))
-    return NULL;
-  return json_pack("{s:{s:s},s:s}", "type", "text", type_text, "value", value);
-}
-
-/* {url, <key>: v} (v stolen); NULL if v is NULL. */
-static json_t *ext(const char *url, const char *key, json_t *v) {
-  if (v == NULL)
-    return NULL;
-  json_t *e = json_object();
-  json_object_set_new(e, "url", json_string(url));
-  json_object_set_new(e, key, v);
-  return e;
-}
 
 /* The CodeableConcept of a Code, its system defaulted when the sender left
  * it empty (CARC, RARC: the .proto names the system). */
 static json_t *code_default(const Clinlog__V1__Code *c, const char *system) {
   if (c == NULL)
     return NULL;
-  if (has(c->system) || !has(c->code))
+  if (fj_has(c->system) || !fj_has(c->code))
     return fj_concept_code(c);
   Clinlog__V1__Code d = *c;
   d.system = (char *)system;
   return fj_concept_code(&d);
-}
-
-/* When something happened: the body's own time, else the event's. */
-static json_t *when(const cl_fhir_map *m, const Google__Protobuf__Timestamp *ts) {
-  if (ts != NULL)
-    return fj_instant(ts);
-  if (m->ev->occurred_at != NULL)
-    return fj_instant(m->ev->occurred_at);
-  return fj_instant_ns(m->committed_at_ns);
 }
 
 /* The date (YYYY-MM-DD) of an instant (stolen). */
@@ -167,7 +122,7 @@ static json_t *payer_ref(const Clinlog__V1__Identifier *payer, const char *name)
 }
 
 static const char *payer_id(const Clinlog__V1__Identifier *payer) {
-  return payer != NULL && has(payer->value) ? payer->value : NULL;
+  return payer != NULL && fj_has(payer->value) ? payer->value : NULL;
 }
 
 /* "a|b" into out; 0 if it does not fit. */
@@ -180,7 +135,7 @@ static int join(char out[BID_MAX], const char *a, const char *b) {
  * claim for one membership names one Coverage. 0 if neither is known. */
 static int coverage_bid(const Clinlog__V1__Identifier *payer, const char *member,
                         char out[BID_MAX]) {
-  if (payer_id(payer) == NULL && !has(member))
+  if (payer_id(payer) == NULL && !fj_has(member))
     return 0;
   return join(out, payer_id(payer), member);
 }
@@ -200,7 +155,7 @@ static const char *find(const lookup *t, size_t n, const char *code) {
 /* A coding of an X12 005010 element's code list (display from the table
  * when the code is one we know). */
 static json_t *x12_coding(const char *element, const lookup *t, size_t n, const char *code) {
-  if (!has(code))
+  if (!fj_has(code))
     return NULL;
   char system[64];
   snprintf(system, sizeof system, X12_ELEMENT "%s", element);
@@ -354,12 +309,10 @@ static json_t *coverage_new(const cl_fhir_map *m, const char *id, const char *bi
                             const coverage_in *in) {
   json_t *c = cl_fhir_new("Coverage", id);
   json_t *ids = json_array();
-  fj_push(ids, bid_ident(bid));
-  if (has(in->member_id)) {
-    json_t *mb = json_object();
-    json_object_set_new(mb, "type", fj_concept_lit(V2_0203, "MB", "Member Number"));
-    json_object_set_new(mb, "value", json_string(in->member_id));
-    if (has(in->payer_name))
+  fj_push(ids, fj_business_id(bid));
+  if (fj_has(in->member_id)) {
+    json_t *mb = fj_identifier_lit("MB", "Member Number", in->member_id);
+    if (fj_has(in->payer_name))
       json_object_set_new(mb, "assigner", json_pack("{s:s}", "display", in->payer_name));
     fj_push(ids, mb);
   }
@@ -372,12 +325,12 @@ static json_t *coverage_new(const cl_fhir_map *m, const char *id, const char *bi
   /* payor is 1..*: the payer as far as it is known */
   fj_set_one(c, "payor", or_unknown_ref(payer_ref(in->payer, in->payer_name)));
   json_t *cls = json_array();
-  if (has(in->group_number))
+  if (fj_has(in->group_number))
     fj_push(cls, json_pack("{s:o,s:s}", "type",
                            fj_concept_lit("http://terminology.hl7.org/CodeSystem/coverage-class",
                                           "group", "Group"),
                            "value", in->group_number));
-  if (has(in->plan))
+  if (fj_has(in->plan))
     fj_push(cls, json_pack("{s:o,s:s}", "type",
                            fj_concept_lit("http://terminology.hl7.org/CodeSystem/coverage-class",
                                           "plan", "Plan"),
@@ -488,12 +441,12 @@ static void benefit_items(json_t *items, const Clinlog__V1__EligibilityBenefit *
     json_object_set_new(
         it, "category",
         cat != NULL ? cat : fj_concept_lit(X12_SERVICE_TYPE, "30", "Health Benefit Plan Coverage"));
-    if (has(e->info_code) && strcmp(e->info_code, "I") == 0)
+    if (fj_has(e->info_code) && strcmp(e->info_code, "I") == 0)
       json_object_set_new(it, "excluded", json_true());
     const char *name = FIND(eb01, e->info_code);
     fj_set_str(it, "name", name != NULL ? name : e->info_code);
     fj_set_str(it, "description", e->text);
-    if (has(e->in_network) && strcmp(e->in_network, "W") != 0) { /* W: not applicable */
+    if (fj_has(e->in_network) && strcmp(e->in_network, "W") != 0) { /* W: not applicable */
       int in = strcmp(e->in_network, "Y") == 0, out = strcmp(e->in_network, "N") == 0;
       if (in || out)
         json_object_set_new(it, "network",
@@ -501,14 +454,14 @@ static void benefit_items(json_t *items, const Clinlog__V1__EligibilityBenefit *
                                            in ? "in" : "out",
                                            in ? "In Network" : "Out of Network"));
     }
-    if (has(e->coverage_level)) {
+    if (fj_has(e->coverage_level)) {
       int ind = strcmp(e->coverage_level, "IND") == 0, fam = strcmp(e->coverage_level, "FAM") == 0;
       json_t *u = ind || fam ? coding("http://terminology.hl7.org/CodeSystem/benefit-unit",
                                       ind ? "individual" : "family", ind ? "Individual" : "Family")
                              : NULL;
       fj_set(it, "unit", concept2(u, X12("1207", eb02, e->coverage_level)));
     }
-    if (has(e->time_period)) {
+    if (fj_has(e->time_period)) {
       const char *t = e->time_period, *term = NULL, *td = NULL;
       if (strcmp(t, "22") == 0 || strcmp(t, "23") == 0) {
         term = "annual";
@@ -532,7 +485,7 @@ static void benefit_items(json_t *items, const Clinlog__V1__EligibilityBenefit *
       json_object_set_new(bn, "allowedMoney", fj_money(e->amount));
       fj_push(benefits, bn);
     }
-    if (has(e->percent)) {
+    if (fj_has(e->percent)) {
       json_t *bn = json_object();
       json_object_set_new(bn, "type", benefit_type(e->info_code, 1));
       set_percent(bn, e->percent);
@@ -549,7 +502,7 @@ static json_t *purposes(void) { return json_pack("[s,s]", "validation", "benefit
 
 static int eligibility_checked(cl_fhir_map *m, const Clinlog__V1__EligibilityChecked *b,
                                cl_err *err) {
-  if (!has(b->check_id))
+  if (!fj_has(b->check_id))
     return 0;
   int rejected = b->reject_reason != NULL;
   /* A 271 that answered states the coverage: a new Coverage version. A
@@ -573,21 +526,21 @@ static int eligibility_checked(cl_fhir_map *m, const Clinlog__V1__EligibilityChe
   char qid[CL_FHIR_ID_MAX], sid[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "CoverageEligibilityRequest", b->check_id, qid);
   cl_fhir_pid(m, "CoverageEligibilityResponse", b->check_id, sid);
-  json_t *trace = ident_text("Trace number (TRN02)", b->trace_number), *s = NULL;
+  json_t *trace = fj_identifier_text("Trace number (TRN02)", b->trace_number), *s = NULL;
 
   json_t *q = cl_fhir_new("CoverageEligibilityRequest", qid);
   json_t *ids = json_array();
-  fj_push(ids, bid_ident(b->check_id));
+  fj_push(ids, fj_business_id(b->check_id));
   fj_push(ids, json_deep_copy(trace));
   fj_set(q, "identifier", ids);
   json_object_set_new(q, "status", json_string("active"));
   json_object_set_new(q, "purpose", purposes());
   json_object_set_new(q, "patient", patient(m));
-  json_object_set_new(q, "created", when(m, NULL));
+  json_object_set_new(q, "created", cl_fhir_when(m, NULL));
   /* insurer is 1..1 */
   json_t *insurer = or_unknown_ref(payer_ref(b->payer, b->payer_name));
   json_object_set_new(q, "insurer", json_deep_copy(insurer)); /* no node shared by two resources */
-  if (has(b->encounter_id)) /* R4 has no encounter here: the visit it was checked for */
+  if (fj_has(b->encounter_id)) /* R4 has no encounter here: the visit it was checked for */
     fj_set_one(q, "supportingInfo",
                json_pack("{s:i,s:o,s:b}", "sequence", 1, "information",
                          cl_fhir_pref(m, "Encounter", b->encounter_id), "appliesToAll", 1));
@@ -606,20 +559,20 @@ static int eligibility_checked(cl_fhir_map *m, const Clinlog__V1__EligibilityChe
 
   s = cl_fhir_new("CoverageEligibilityResponse", sid);
   ids = json_array();
-  fj_push(ids, bid_ident(b->check_id));
+  fj_push(ids, fj_business_id(b->check_id));
   fj_push(ids, json_incref(trace));
   fj_set(s, "identifier", ids);
   json_object_set_new(s, "status", json_string("active"));
   json_object_set_new(s, "purpose", purposes());
   json_object_set_new(s, "patient", patient(m));
-  json_object_set_new(s, "created", when(m, NULL));
+  json_object_set_new(s, "created", cl_fhir_when(m, NULL));
   json_object_set_new(s, "request", fj_ref("CoverageEligibilityRequest", qid));
   json_object_set_new(s, "outcome", json_string(rejected ? "error" : "complete"));
-  if (has(b->coverage_details))
+  if (fj_has(b->coverage_details))
     fj_set_str(s, "disposition", b->coverage_details);
   else if (rejected)
     fj_set_str(s, "disposition",
-               has(b->reject_reason->display) ? b->reject_reason->display : "Request rejected");
+               fj_has(b->reject_reason->display) ? b->reject_reason->display : "Request rejected");
   json_object_set(s, "insurer", insurer);
   json_t *ins = json_object();
   /* coverage is 1..1: without payer and member, a Reference by name */
@@ -639,7 +592,7 @@ static int eligibility_checked(cl_fhir_map *m, const Clinlog__V1__EligibilityChe
     json_decref(ins);
   if (rejected)
     fj_set_one(s, "error",
-               json_pack("{s:o}", "code", or_unknown_concept(fj_concept_code(b->reject_reason))));
+               json_pack("{s:o}", "code", fj_or_unknown(fj_concept_code(b->reject_reason))));
   rc = cl_fhir_map_put(m, s, err);
 done:
   json_decref(insurer);
@@ -671,7 +624,7 @@ static json_t *x12_quantity(const char *value, const char *unit) {
     return NULL;
   json_t *q = json_object();
   json_object_set_new(q, "value", v);
-  if (has(unit)) {
+  if (fj_has(unit)) {
     const char *d = FIND(units355, unit);
     fj_set_str(q, "unit", d != NULL ? d : unit);
     fj_set_str(q, "system", X12_ELEMENT "355");
@@ -681,7 +634,7 @@ static json_t *x12_quantity(const char *value, const char *unit) {
 }
 
 static int charge_captured(cl_fhir_map *m, const Clinlog__V1__ChargeCaptured *b, cl_err *err) {
-  if (!has(b->charge_id))
+  if (!fj_has(b->charge_id))
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "ChargeItem", b->charge_id, id);
@@ -690,17 +643,18 @@ static int charge_captured(cl_fhir_map *m, const Clinlog__V1__ChargeCaptured *b,
    * revenue, location, detail) */
   json_t *exts = json_array();
   for (size_t i = 0; i < b->n_modifiers; i++)
-    if (has(b->modifiers[i]))
-      fj_push(exts, ext(CLINLOG_EXT "procedure-modifier", "valueCoding",
-                        coding(modifier_system(b->modifiers[i]), b->modifiers[i], NULL)));
-  fj_push(exts, ext(CLINLOG_EXT "revenue-code", "valueCoding", fj_coding(b->revenue_code)));
-  fj_push(exts, ext(CLINLOG_EXT "place-of-service", "valueCoding", fj_coding(b->place_of_service)));
-  fj_push(exts, ext(CLINLOG_EXT "drug-quantity", "valueQuantity",
-                    x12_quantity(b->ndc_quantity, b->ndc_unit)));
+    if (fj_has(b->modifiers[i]))
+      fj_push(exts, fj_ext(FJ_CLINLOG_EXT "procedure-modifier", "valueCoding",
+                           coding(modifier_system(b->modifiers[i]), b->modifiers[i], NULL)));
+  fj_push(exts, fj_ext(FJ_CLINLOG_EXT "revenue-code", "valueCoding", fj_coding(b->revenue_code)));
+  fj_push(exts,
+          fj_ext(FJ_CLINLOG_EXT "place-of-service", "valueCoding", fj_coding(b->place_of_service)));
+  fj_push(exts, fj_ext(FJ_CLINLOG_EXT "drug-quantity", "valueQuantity",
+                       x12_quantity(b->ndc_quantity, b->ndc_unit)));
   fj_set(c, "extension", exts);
-  fj_set_one(c, "identifier", bid_ident(b->charge_id));
+  fj_set_one(c, "identifier", fj_business_id(b->charge_id));
   json_object_set_new(c, "status", json_string("billable"));
-  json_object_set_new(c, "code", or_unknown_concept(fj_concept_code(b->procedure)));
+  json_object_set_new(c, "code", fj_or_unknown(fj_concept_code(b->procedure)));
   json_object_set_new(c, "subject", patient(m));
   fj_set(c, "context", cl_fhir_pref(m, "Encounter", b->encounter_id));
   json_t *start = fj_date(b->service_date), *end = fj_date(b->service_date_end);
@@ -717,11 +671,8 @@ static int charge_captured(cl_fhir_map *m, const Clinlog__V1__ChargeCaptured *b,
     fj_set_one(c, "performer", json_pack("{s:o}", "actor", actor));
   fj_set(c, "quantity", x12_quantity(b->units, b->unit_basis));
   fj_set(c, "priceOverride", fj_money(b->amount));
-  json_object_set_new(c, "enteredDate", when(m, NULL));
-  json_t *reasons = json_array();
-  for (size_t i = 0; i < b->n_diagnoses; i++)
-    fj_push(reasons, fj_concept_code(b->diagnoses[i]));
-  fj_set(c, "reason", reasons);
+  json_object_set_new(c, "enteredDate", cl_fhir_when(m, NULL));
+  fj_set(c, "reason", fj_concepts_code(b->diagnoses, b->n_diagnoses));
   fj_set(c, "productCodeableConcept", fj_concept_code(b->ndc));
   fj_set_one(c, "supportingInformation", cl_fhir_pref(m, "ServiceRequest", b->order_id));
   return cl_fhir_map_put(m, c, err);
@@ -797,8 +748,9 @@ static json_t *claim_item(json_int_t seq, const char *charge_id, json_t *ci, jso
                           json_t *team, json_t *claim_encounter) {
   json_t *it = json_object();
   /* Claim.item.traceNumber (R5): the charge the line bills (REF*6R) */
-  fj_set_one(it, "extension",
-             ext(R5_EXT "Claim.item.traceNumber", "valueIdentifier", bid_ident(charge_id)));
+  fj_set_one(
+      it, "extension",
+      fj_ext(FJ_R5_EXT "Claim.item.traceNumber", "valueIdentifier", fj_business_id(charge_id)));
   json_object_set_new(it, "sequence", json_integer(seq));
   json_t *perf = json_object_get(json_array_get(json_object_get(ci, "performer"), 0), "actor");
   if (perf != NULL)
@@ -807,17 +759,16 @@ static json_t *claim_item(json_int_t seq, const char *charge_id, json_t *ci, jso
   for (size_t i = 0; i < json_array_size(reasons); i++)
     json_array_append_new(ptrs, json_integer(diagnosis_seq(diags, json_array_get(reasons, i))));
   fj_set(it, "diagnosisSequence", ptrs);
-  json_t *rev = ext_value(ci, CLINLOG_EXT "revenue-code", "valueCoding");
+  json_t *rev = ext_value(ci, FJ_CLINLOG_EXT "revenue-code", "valueCoding");
   if (rev != NULL)
     json_object_set_new(it, "revenue", json_pack("{s:[O]}", "coding", rev));
   /* productOrService is 1..1: a charge not on record is unknown */
   json_t *code = json_object_get(ci, "code");
-  json_object_set_new(it, "productOrService",
-                      code != NULL ? json_deep_copy(code) : unknown_concept());
+  json_object_set_new(it, "productOrService", code != NULL ? json_deep_copy(code) : fj_unknown());
   json_t *mods = json_array(), *exts = json_object_get(ci, "extension");
   for (size_t i = 0; i < json_array_size(exts); i++) {
     json_t *e = json_array_get(exts, i);
-    if (same_str(json_string_value(json_object_get(e, "url")), CLINLOG_EXT "procedure-modifier"))
+    if (same_str(json_string_value(json_object_get(e, "url")), FJ_CLINLOG_EXT "procedure-modifier"))
       json_array_append_new(mods,
                             json_pack("{s:[O]}", "coding", json_object_get(e, "valueCoding")));
   }
@@ -828,7 +779,7 @@ static json_t *claim_item(json_int_t seq, const char *charge_id, json_t *ci, jso
     json_object_set(it, "servicedDate", occ);
   else if (per != NULL)
     json_object_set(it, "servicedPeriod", per);
-  json_t *pos = ext_value(ci, CLINLOG_EXT "place-of-service", "valueCoding");
+  json_t *pos = ext_value(ci, FJ_CLINLOG_EXT "place-of-service", "valueCoding");
   if (pos != NULL)
     json_object_set_new(it, "locationCodeableConcept", json_pack("{s:[O]}", "coding", pos));
   json_t *qty = json_object_get(ci, "quantity"), *net = json_object_get(ci, "priceOverride");
@@ -852,7 +803,7 @@ static json_t *claim_item(json_int_t seq, const char *charge_id, json_t *ci, jso
   json_t *ndc = json_object_get(ci, "productCodeableConcept");
   if (ndc != NULL) { /* the drug of a drug line (LIN*N4 / CTP) */
     json_t *d = json_pack("{s:i,s:O}", "sequence", 1, "productOrService", ndc);
-    json_t *dq = ext_value(ci, CLINLOG_EXT "drug-quantity", "valueQuantity");
+    json_t *dq = ext_value(ci, FJ_CLINLOG_EXT "drug-quantity", "valueQuantity");
     if (dq != NULL)
       json_object_set(d, "quantity", dq);
     json_object_set_new(it, "detail", json_pack("[o]", d));
@@ -882,7 +833,7 @@ static json_t *claim_type(Clinlog__V1__ClaimType t) {
 }
 
 static int claim_submitted(cl_fhir_map *m, const Clinlog__V1__ClaimSubmitted *b, cl_err *err) {
-  if (!has(b->claim_id))
+  if (!fj_has(b->claim_id))
     return 0;
   /* the membership billed: the Coverage eligibility made, or a new one
    * (the provider's record of it) */
@@ -910,7 +861,7 @@ static int claim_submitted(cl_fhir_map *m, const Clinlog__V1__ClaimSubmitted *b,
   }
   json_t *claim_enc = cl_fhir_pref(m, "Encounter", b->encounter_id);
   for (size_t i = 0; i < b->n_charge_ids; i++) {
-    if (!has(b->charge_ids[i]))
+    if (!fj_has(b->charge_ids[i]))
       continue;
     char cid[CL_FHIR_ID_MAX];
     cl_fhir_pid(m, "ChargeItem", b->charge_ids[i], cid);
@@ -928,39 +879,41 @@ static int claim_submitted(cl_fhir_map *m, const Clinlog__V1__ClaimSubmitted *b,
   cl_fhir_pid(m, "Claim", b->claim_id, id);
   json_t *c = cl_fhir_new("Claim", id);
   json_t *exts = json_array();
-  fj_push(exts, ext(CLINLOG_EXT "claim-facility-code", "valueCoding", fj_coding(b->facility_type)));
-  fj_push(exts, ext(CLINLOG_EXT "claim-frequency", "valueCoding",
-                    X12("1325", clm05_3, b->claim_frequency_code)));
+  fj_push(exts,
+          fj_ext(FJ_CLINLOG_EXT "claim-facility-code", "valueCoding", fj_coding(b->facility_type)));
+  fj_push(exts, fj_ext(FJ_CLINLOG_EXT "claim-frequency", "valueCoding",
+                       X12("1325", clm05_3, b->claim_frequency_code)));
   fj_set(c, "extension", exts);
   json_t *ids = json_array();
-  fj_push(ids, bid_ident(b->claim_id));
-  fj_push(ids, ident_text("Patient control number (CLM01)", b->patient_control_number));
-  fj_push(ids, ident_text("Interchange control number (ISA13)", b->interchange_control_number));
+  fj_push(ids, fj_business_id(b->claim_id));
+  fj_push(ids, fj_identifier_text("Patient control number (CLM01)", b->patient_control_number));
   fj_push(ids,
-          ident_text("Transaction set control number (ST02)", b->transaction_set_control_number));
+          fj_identifier_text("Interchange control number (ISA13)", b->interchange_control_number));
+  fj_push(ids, fj_identifier_text("Transaction set control number (ST02)",
+                                  b->transaction_set_control_number));
   fj_set(c, "identifier", ids);
   /* a void (CLM05-3 8) cancels the claim it is sent for */
-  int is_void = has(b->claim_frequency_code) && strcmp(b->claim_frequency_code, "8") == 0;
+  int is_void = fj_has(b->claim_frequency_code) && strcmp(b->claim_frequency_code, "8") == 0;
   json_object_set_new(c, "status", json_string(is_void ? "cancelled" : "active"));
-  json_object_set_new(c, "type", or_unknown_concept(claim_type(b->type)));
+  json_object_set_new(c, "type", fj_or_unknown(claim_type(b->type)));
   json_object_set_new(c, "use", json_string("claim"));
   json_object_set_new(c, "patient", patient(m));
-  json_object_set_new(c, "created", when(m, b->submitted_at));
+  json_object_set_new(c, "created", cl_fhir_when(m, b->submitted_at));
   fj_set(c, "insurer", payer_ref(b->payer, b->payer_name));
   /* provider is 1..1: the billing provider (2010AA) */
   json_object_set_new(c, "provider", or_unknown_ref(fj_reference(b->billing_provider)));
   json_object_set_new(
       c, "priority",
       fj_concept_lit("http://terminology.hl7.org/CodeSystem/processpriority", "normal", "Normal"));
-  if (has(b->payer_claim_control_number)) /* REF*F8: the claim a 7 or 8 replaces */
-    fj_set_one(
-        c, "related",
-        json_pack(
-            "{s:o,s:o}", "relationship",
-            fj_concept_lit("http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship",
-                           "prior", "Prior Claim"),
-            "reference",
-            ident_text("Payer claim control number (REF*F8)", b->payer_claim_control_number)));
+  if (fj_has(b->payer_claim_control_number)) /* REF*F8: the claim a 7 or 8 replaces */
+    fj_set_one(c, "related",
+               json_pack("{s:o,s:o}", "relationship",
+                         fj_concept_lit(
+                             "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship",
+                             "prior", "Prior Claim"),
+                         "reference",
+                         fj_identifier_text("Payer claim control number (REF*F8)",
+                                            b->payer_claim_control_number)));
   fj_set(c, "careTeam", team);
   fj_set(c, "diagnosis", diags);
   json_object_set_new(c, "insurance",
@@ -1013,7 +966,7 @@ static void push_adjustments(json_t *adj, Clinlog__V1__Adjustment *const *a, siz
     }
     /* category is 1..1: a triplet without its group is an adjustment of
      * unknown kind */
-    json_t *cat = or_unknown_concept(concept2(X12("1033", cas01, g), NULL));
+    json_t *cat = fj_or_unknown(concept2(X12("1033", cas01, g), NULL));
     json_t *reason = code_default(a[i]->reason, X12_CARC);
     json_t *e = json_object();
     json_object_set(e, "category", cat);
@@ -1049,7 +1002,7 @@ static json_t *pr_sum(const Clinlog__V1__ClaimAdjudicated *b, const char *carc) 
       const Clinlog__V1__Code *r = a[i]->reason;
       if (a[i]->group != CLINLOG__V1__ADJUSTMENT_GROUP__ADJUSTMENT_GROUP_PR || r == NULL ||
           a[i]->amount == NULL || !same_str(r->code, carc) ||
-          (has(r->system) && strcmp(r->system, X12_CARC) != 0))
+          (fj_has(r->system) && strcmp(r->system, X12_CARC) != 0))
         continue;
       sum += a[i]->amount->minor_units;
       cur = a[i]->amount->currency;
@@ -1073,13 +1026,13 @@ static json_int_t note_number(json_t *notes, const Clinlog__V1__Code *c) {
   }
   json_int_t num = (json_int_t)json_array_size(notes) + 1;
   char text[512];
-  snprintf(text, sizeof text, "%s%s%s", c->code, has(c->display) ? ": " : "",
-           has(c->display) ? c->display : "");
+  snprintf(text, sizeof text, "%s%s%s", c->code, fj_has(c->display) ? ": " : "",
+           fj_has(c->display) ? c->display : "");
   json_t *cc = code_default(c, X12_RARC);
   json_t *cd = json_deep_copy(json_array_get(json_object_get(cc, "coding"), 0));
   json_decref(cc);
   json_array_append_new(notes, json_pack("{s:[o],s:I,s:s,s:s}", "extension",
-                                         ext(CLINLOG_EXT "remark-code", "valueCoding", cd),
+                                         fj_ext(FJ_CLINLOG_EXT "remark-code", "valueCoding", cd),
                                          "number", num, "type", "display", "text", text));
   return num;
 }
@@ -1090,9 +1043,10 @@ static json_int_t claim_item_seq(json_t *claim, const char *charge, const char *
   json_t *items = json_object_get(claim, "item");
   for (size_t i = 0; i < json_array_size(items); i++) {
     json_t *it = json_array_get(items, i);
-    json_t *tn = ext_value(it, R5_EXT "Claim.item.traceNumber", "valueIdentifier");
+    json_t *tn = ext_value(it, FJ_R5_EXT "Claim.item.traceNumber", "valueIdentifier");
     const char *v = json_string_value(json_object_get(tn, "value"));
-    if (v != NULL && ((has(charge) && strcmp(v, charge) == 0) || (has(lcn) && strcmp(v, lcn) == 0)))
+    if (v != NULL &&
+        ((fj_has(charge) && strcmp(v, charge) == 0) || (fj_has(lcn) && strcmp(v, lcn) == 0)))
       return json_integer_value(json_object_get(it, "sequence"));
   }
   return 0;
@@ -1120,17 +1074,18 @@ static void line_adjudication(json_t *items, json_t *add, json_t *notes, json_t 
                        units));
   push_adjustments(adj, l->adjustments, l->n_adjustments);
   if (json_array_size(adj) == 0) /* adjudication is 1..*: nothing was reported */
-    json_array_append_new(adj, json_pack("{s:o}", "category", unknown_concept()));
+    json_array_append_new(adj, json_pack("{s:o}", "category", fj_unknown()));
   json_t *nn = json_array();
   for (size_t i = 0; i < l->n_remarks; i++)
-    if (l->remarks[i] != NULL && has(l->remarks[i]->code))
+    if (l->remarks[i] != NULL && fj_has(l->remarks[i]->code))
       json_array_append_new(nn, json_integer(note_number(notes, l->remarks[i])));
 
   json_t *it = json_object();
   /* ClaimResponse.item.traceNumber (R5): REF*6R as returned */
   json_t *lcn =
-      has(l->line_control_number) ? json_pack("{s:s}", "value", l->line_control_number) : NULL;
-  fj_set_one(it, "extension", ext(R5_EXT "ClaimResponse.item.traceNumber", "valueIdentifier", lcn));
+      fj_has(l->line_control_number) ? json_pack("{s:s}", "value", l->line_control_number) : NULL;
+  fj_set_one(it, "extension",
+             fj_ext(FJ_R5_EXT "ClaimResponse.item.traceNumber", "valueIdentifier", lcn));
   json_int_t seq = claim_item_seq(claim, l->charge_id, l->line_control_number);
   if (seq > 0) {
     json_object_set_new(it, "itemSequence", json_integer(seq));
@@ -1140,10 +1095,10 @@ static void line_adjudication(json_t *items, json_t *add, json_t *notes, json_t 
     return;
   }
   /* productOrService is 1..1 */
-  json_object_set_new(it, "productOrService", or_unknown_concept(fj_concept_code(l->procedure)));
+  json_object_set_new(it, "productOrService", fj_or_unknown(fj_concept_code(l->procedure)));
   json_t *mods = json_array();
   for (size_t i = 0; i < l->n_modifiers; i++)
-    if (has(l->modifiers[i]))
+    if (fj_has(l->modifiers[i]))
       json_array_append_new(
           mods, json_pack("{s:[o]}", "coding",
                           coding(modifier_system(l->modifiers[i]), l->modifiers[i], NULL)));
@@ -1155,11 +1110,12 @@ static void line_adjudication(json_t *items, json_t *add, json_t *notes, json_t 
 }
 
 static int claim_adjudicated(cl_fhir_map *m, const Clinlog__V1__ClaimAdjudicated *b, cl_err *err) {
-  if (!has(b->claim_id))
+  if (!fj_has(b->claim_id))
     return 0;
   char bid[BID_MAX];
-  if (has(b->payer_claim_control_number) ? !join(bid, b->claim_id, b->payer_claim_control_number)
-                                         : snprintf(bid, sizeof bid, "%s", b->claim_id) >= BID_MAX)
+  if (fj_has(b->payer_claim_control_number)
+          ? !join(bid, b->claim_id, b->payer_claim_control_number)
+          : snprintf(bid, sizeof bid, "%s", b->claim_id) >= BID_MAX)
     return 0;
   char cid[CL_FHIR_ID_MAX], id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "Claim", b->claim_id, cid);
@@ -1205,22 +1161,24 @@ static int claim_adjudicated(cl_fhir_map *m, const Clinlog__V1__ClaimAdjudicated
    * processing); with CLP02 as received */
   fj_set_one(
       r, "extension",
-      ext(R5_EXT "ClaimResponse.decision", "valueCodeableConcept",
-          concept2(decision != NULL ? coding("http://hl7.org/fhir/claim-decision", decision, dd)
-                                    : NULL,
-                   X12("1029", clp02, b->claim_status_code))));
+      fj_ext(FJ_R5_EXT "ClaimResponse.decision", "valueCodeableConcept",
+             concept2(decision != NULL ? coding("http://hl7.org/fhir/claim-decision", decision, dd)
+                                       : NULL,
+                      X12("1029", clp02, b->claim_status_code))));
   json_t *ids = json_array();
-  fj_push(ids, bid_ident(bid));
-  fj_push(ids, ident_text("Payer claim control number (CLP07)", b->payer_claim_control_number));
-  fj_push(ids, ident_text("Interchange control number (ISA13)", b->interchange_control_number));
+  fj_push(ids, fj_business_id(bid));
+  fj_push(ids,
+          fj_identifier_text("Payer claim control number (CLP07)", b->payer_claim_control_number));
+  fj_push(ids,
+          fj_identifier_text("Interchange control number (ISA13)", b->interchange_control_number));
   fj_set(r, "identifier", ids);
   json_object_set_new(r, "status", json_string(reversed ? "cancelled" : "active"));
   /* type is 1..1: the Claim's */
   json_t *type = json_object_get(claim, "type");
-  json_object_set_new(r, "type", type != NULL ? json_deep_copy(type) : unknown_concept());
+  json_object_set_new(r, "type", type != NULL ? json_deep_copy(type) : fj_unknown());
   json_object_set_new(r, "use", json_string("claim"));
   json_object_set_new(r, "patient", patient(m));
-  json_object_set_new(r, "created", when(m, b->adjudicated_at));
+  json_object_set_new(r, "created", cl_fhir_when(m, b->adjudicated_at));
   /* insurer is 1..1: the payer of the 835, else the Claim's */
   json_t *insurer = payer_ref(b->payer, NULL), *cins = json_object_get(claim, "insurer");
   if (insurer == NULL && cins != NULL)
@@ -1238,7 +1196,7 @@ static int claim_adjudicated(cl_fhir_map *m, const Clinlog__V1__ClaimAdjudicated
                                       : "complete"));
   char dtext[256];
   const char *clp = FIND(clp02, b->claim_status_code);
-  if (has(b->claim_status_code))
+  if (fj_has(b->claim_status_code))
     snprintf(dtext, sizeof dtext, "%s%sCLP02 %s%s%s%s", disp != NULL ? disp : "",
              disp != NULL ? " (" : "", b->claim_status_code, clp != NULL ? ": " : "",
              clp != NULL ? clp : "", disp != NULL ? ")" : "");
@@ -1248,7 +1206,7 @@ static int claim_adjudicated(cl_fhir_map *m, const Clinlog__V1__ClaimAdjudicated
 
   json_t *items = json_array(), *add = json_array(), *notes = json_array();
   for (size_t i = 0; i < b->n_remarks; i++)
-    if (b->remarks[i] != NULL && has(b->remarks[i]->code))
+    if (b->remarks[i] != NULL && fj_has(b->remarks[i]->code))
       note_number(notes, b->remarks[i]);
   for (size_t i = 0; i < b->n_lines; i++)
     line_adjudication(items, add, notes, claim, b->lines[i]);
@@ -1287,9 +1245,10 @@ static int claim_adjudicated(cl_fhir_map *m, const Clinlog__V1__ClaimAdjudicated
                         fj_concept_lit("http://terminology.hl7.org/CodeSystem/ex-paymenttype",
                                        partial ? "partial" : "complete",
                                        partial ? "Partial" : "Complete"));
-    json_object_set_new(p, "date", date_of(when(m, b->adjudicated_at)));
+    json_object_set_new(p, "date", date_of(cl_fhir_when(m, b->adjudicated_at)));
     json_object_set_new(p, "amount", fj_money(b->paid));
-    fj_set(p, "identifier", ident_text("Check or EFT trace number (TRN02)", b->trace_number));
+    fj_set(p, "identifier",
+           fj_identifier_text("Check or EFT trace number (TRN02)", b->trace_number));
     json_object_set_new(r, "payment", p);
   }
   fj_set(r, "processNote", notes);
@@ -1313,19 +1272,19 @@ static json_t *task_input(const char *code, const char *display, const char *key
 }
 
 static int claim_appealed(cl_fhir_map *m, const Clinlog__V1__ClaimAppealed *b, cl_err *err) {
-  if (!has(b->appeal_id))
+  if (!fj_has(b->appeal_id))
     return 0;
   json_t *claim = NULL, *resp = NULL;
   char cid[CL_FHIR_ID_MAX], rid[CL_FHIR_ID_MAX], bid[BID_MAX];
   int rc = 0;
-  if (has(b->claim_id)) {
+  if (fj_has(b->claim_id)) {
     cl_fhir_pid(m, "Claim", b->claim_id, cid);
     rc = cl_fhir_map_get(m, "Claim", cid, &claim, err);
     if (rc < 0 && rc != CL_ENOTFOUND)
       return rc;
     /* the response appealed: by claim + payer claim number, else claim */
     for (int k = 0; k < 2 && resp == NULL; k++) {
-      if (k == 0 ? !has(b->payer_claim_control_number) ||
+      if (k == 0 ? !fj_has(b->payer_claim_control_number) ||
                        !join(bid, b->claim_id, b->payer_claim_control_number)
                  : snprintf(bid, sizeof bid, "%s", b->claim_id) >= BID_MAX)
         continue;
@@ -1340,7 +1299,7 @@ static int claim_appealed(cl_fhir_map *m, const Clinlog__V1__ClaimAppealed *b, c
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "Task", b->appeal_id, id);
   json_t *t = cl_fhir_new("Task", id);
-  fj_set_one(t, "identifier", bid_ident(b->appeal_id));
+  fj_set_one(t, "identifier", fj_business_id(b->appeal_id));
   json_object_set_new(t, "status", json_string("requested"));
   json_object_set_new(t, "intent", json_string("order"));
   json_object_set_new(t, "code",
@@ -1348,7 +1307,7 @@ static int claim_appealed(cl_fhir_map *m, const Clinlog__V1__ClaimAppealed *b, c
   fj_set_str(t, "description", b->reason);
   fj_set(t, "focus", cl_fhir_pref(m, "Claim", b->claim_id));
   fj_set(t, "for", cl_fhir_patient_ref(m));
-  json_object_set_new(t, "authoredOn", when(m, b->submitted_at));
+  json_object_set_new(t, "authoredOn", cl_fhir_when(m, b->submitted_at));
   fj_set(t, "requester", fj_reference(b->submitted_by));
   json_t *owner = json_object_get(claim, "insurer"); /* the payer reconsiders */
   if (owner != NULL)
@@ -1366,10 +1325,10 @@ static int claim_appealed(cl_fhir_map *m, const Clinlog__V1__ClaimAppealed *b, c
   if (b->level > 0)
     fj_push(inputs,
             task_input("appeal-level", "Appeal level", "valuePositiveInt", json_integer(b->level)));
-  fj_push(
-      inputs,
-      task_input("payer-claim-control-number", "Payer claim control number", "valueIdentifier",
-                 ident_text("Payer claim control number (CLP07)", b->payer_claim_control_number)));
+  fj_push(inputs,
+          task_input("payer-claim-control-number", "Payer claim control number", "valueIdentifier",
+                     fj_identifier_text("Payer claim control number (CLP07)",
+                                        b->payer_claim_control_number)));
   fj_push(inputs, task_input("amount-disputed", "Amount disputed", "valueMoney",
                              fj_money(b->amount_disputed)));
   for (size_t i = 0; i < b->n_attachments; i++)
@@ -1405,12 +1364,12 @@ static json_t *payment_method(Clinlog__V1__PaymentMethod method) {
 }
 
 static int payment_posted(cl_fhir_map *m, const Clinlog__V1__PaymentPosted *b, cl_err *err) {
-  if (!has(b->payment_id))
+  if (!fj_has(b->payment_id))
     return 0;
   /* one remittance (BPR/TRN) of a payer pays several claims: its postings
    * share one PaymentReconciliation; anything else stands alone */
   char bid[BID_MAX];
-  if (has(b->trace_number) && payer_id(b->payer) != NULL) {
+  if (fj_has(b->trace_number) && payer_id(b->payer) != NULL) {
     if (!join(bid, payer_id(b->payer), b->trace_number))
       return 0;
   } else if (snprintf(bid, sizeof bid, "%s", b->payment_id) >= BID_MAX) {
@@ -1425,10 +1384,10 @@ static int payment_posted(cl_fhir_map *m, const Clinlog__V1__PaymentPosted *b, c
 
   json_t *pdate = fj_date(b->payment_date);
   if (pdate == NULL) /* paymentDate is 1..1: the posting's date */
-    pdate = date_of(when(m, b->posted_at));
+    pdate = date_of(cl_fhir_when(m, b->posted_at));
   int neg = b->amount != NULL && b->amount->minor_units < 0;
   json_t *d = json_object();
-  json_object_set_new(d, "identifier", bid_ident(b->payment_id));
+  json_object_set_new(d, "identifier", fj_business_id(b->payment_id));
   /* a negative posting takes money back (a recoupment) */
   json_object_set_new(d, "type",
                       fj_concept_lit("http://terminology.hl7.org/CodeSystem/payment-type",
@@ -1460,20 +1419,20 @@ static int payment_posted(cl_fhir_map *m, const Clinlog__V1__PaymentPosted *b, c
   json_t *exts = json_array();
   /* R4 has no payment method, enterer, or non-Organization issuer: the R5
    * elements */
-  fj_push(exts, ext(R5_EXT "PaymentReconciliation.method", "valueCodeableConcept",
-                    payment_method(b->method)));
-  fj_push(exts, ext(R5_EXT "PaymentReconciliation.enterer", "valueReference",
-                    fj_reference(b->posted_by)));
+  fj_push(exts, fj_ext(FJ_R5_EXT "PaymentReconciliation.method", "valueCodeableConcept",
+                       payment_method(b->method)));
+  fj_push(exts, fj_ext(FJ_R5_EXT "PaymentReconciliation.enterer", "valueReference",
+                       fj_reference(b->posted_by)));
   if (b->payer == NULL) { /* a patient payment: the patient paid */
     json_t *pr = cl_fhir_patient_ref(m);
     if (pr != NULL)
       fj_set_str(pr, "display", b->payer_name);
-    fj_push(exts, ext(R5_EXT "PaymentReconciliation.paymentIssuer", "valueReference", pr));
+    fj_push(exts, fj_ext(FJ_R5_EXT "PaymentReconciliation.paymentIssuer", "valueReference", pr));
   }
   fj_set(p, "extension", exts);
-  fj_set_one(p, "identifier", bid_ident(bid));
+  fj_set_one(p, "identifier", fj_business_id(bid));
   json_object_set_new(p, "status", json_string("active"));
-  json_object_set_new(p, "created", when(m, b->posted_at));
+  json_object_set_new(p, "created", cl_fhir_when(m, b->posted_at));
   if (b->payer != NULL)
     fj_set(p, "paymentIssuer", payer_ref(b->payer, b->payer_name));
   json_object_set_new(p, "paymentDate", pdate);
@@ -1493,15 +1452,13 @@ static int payment_posted(cl_fhir_map *m, const Clinlog__V1__PaymentPosted *b, c
       currency = json_string_value(json_object_get(a, "currency"));
     }
     /* nothing stated an amount: absent, with its reason */
-    amount =
-        dg >= 0 ? money(sum, currency)
-                : json_pack("{s:[{s:s,s:s}]}", "extension", "url", DAR_EXT, "valueCode", "unknown");
+    amount = dg >= 0 ? money(sum, currency) : fj_unknown();
   }
   json_object_set_new(p, "paymentAmount", amount);
   fj_set(p, "paymentIdentifier",
-         ident_text(b->payer != NULL ? "Check or EFT trace number (TRN02)"
-                                     : "Payment reference number",
-                    b->trace_number));
+         fj_identifier_text(b->payer != NULL ? "Check or EFT trace number (TRN02)"
+                                             : "Payment reference number",
+                            b->trace_number));
   fj_set(p, "detail", details);
   return cl_fhir_map_put(m, p, err);
 }

@@ -32,7 +32,6 @@
  *    the event states.
  *  - Specimens are contained Specimen resources (Specimen is not one of the
  *    view's types), referenced as "#specimen-<n>". */
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,16 +45,12 @@
 #define CONDITION_VER TERMINOLOGY "condition-ver-status"
 #define ALLERGY_CLINICAL TERMINOLOGY "allergyintolerance-clinical"
 #define ALLERGY_VER TERMINOLOGY "allergyintolerance-verification"
-#define DAR_SYSTEM TERMINOLOGY "data-absent-reason"
 #define OBS_CATEGORY TERMINOLOGY "observation-category"
 #define V2_0074 TERMINOLOGY "v2-0074"
-#define V2_0203 TERMINOLOGY "v2-0203"
 #define V2_0443 TERMINOLOGY "v2-0443"
-#define DAR_EXT "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 /* R5 elements R4 lacks, as the cross-version extensions of FHIR R5. */
-#define R5_EXT "http://hl7.org/fhir/5.0/StructureDefinition/extension-"
-#define REPORT_NOTE_EXT R5_EXT "DiagnosticReport.note"
-#define DOC_ATTESTER_EXT R5_EXT "DocumentReference.attester"
+#define REPORT_NOTE_EXT FJ_R5_EXT "DiagnosticReport.note"
+#define DOC_ATTESTER_EXT FJ_R5_EXT "DocumentReference.attester"
 #define ATTESTATION_MODE "http://hl7.org/fhir/composition-attestation-mode"
 
 /* ---- enums -> FHIR codes ---- */
@@ -74,7 +69,6 @@
 #define REPORT_STATUS(m) CLINLOG__V1__DIAGNOSTIC_REPORT_STATUS__DIAGNOSTIC_REPORT_STATUS_##m
 #define IMM_STATUS(m) CLINLOG__V1__IMMUNIZATION_STATUS__IMMUNIZATION_STATUS_##m
 #define NOTE_STATUS(m) CLINLOG__V1__NOTE_STATUS__NOTE_STATUS_##m
-#define PRIORITY(m) CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_##m
 
 typedef struct fcode {
   const char *code;    /* the FHIR code; NULL: the member states nothing */
@@ -190,13 +184,6 @@ static const fcode note_status[] = {
     [NOTE_STATUS(ENTERED_IN_ERROR)] = {"entered-in-error", NULL},
 };
 
-static const fcode request_priority[] = {
-    [PRIORITY(ROUTINE)] = {"routine", NULL},
-    [PRIORITY(URGENT)] = {"urgent", NULL},
-    [PRIORITY(ASAP)] = {"asap", NULL},
-    [PRIORITY(STAT)] = {"stat", NULL},
-};
-
 /* The entry of enum value v in tab (n entries); NULL for UNSPECIFIED (not
  * stated) and for a value this build does not know. */
 static const fcode *pick(const fcode *tab, size_t n, int v) {
@@ -207,8 +194,6 @@ static const fcode *pick(const fcode *tab, size_t n, int v) {
 static const char *code_of(const fcode *c) { return c != NULL ? c->code : NULL; }
 
 /* ---- helpers ---- */
-
-static int empty(const char *s) { return s == NULL || s[0] == '\0'; }
 
 /* A formatted string, returned-owned (free()); NULL when out of memory. */
 __attribute__((format(printf, 1, 2))) static char *str_fmt(const char *fmt, ...) {
@@ -227,69 +212,11 @@ __attribute__((format(printf, 1, 2))) static char *str_fmt(const char *fmt, ...)
   return s;
 }
 
-/* {system urn:clinlog:id, value bid}: every resource's first identifier. */
-static json_t *bid_identifier(const char *bid) {
-  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
-}
-
-/* An Identifier whose type defaults to a v2-0203 code (PLAC, FILL). */
-static json_t *typed_identifier(const Clinlog__V1__Identifier *id, const char *type,
-                                const char *display) {
-  json_t *o = fj_identifier(id);
-  if (o == NULL || json_object_get(o, "type") != NULL)
-    return o;
-  json_t *t = json_pack("{s:o}", "type", fj_concept_lit(V2_0203, type, display));
-  json_object_update(t, o); /* type first, as fj_identifier writes it */
-  json_decref(o);
-  return t;
-}
-
-/* A CodeableConcept saying only that its value is unknown: for a required
- * one the event does not state. */
-static json_t *unknown_concept(void) {
-  return json_pack("{s:[{s:s,s:s}]}", "extension", "url", DAR_EXT, "valueCode", "unknown");
-}
-
-static json_t *concept_or_unknown(const Clinlog__V1__CodeableConcept *cc) {
-  json_t *c = fj_concept(cc);
-  return c != NULL ? c : unknown_concept();
-}
-
-static json_t *code_concept_or_unknown(const Clinlog__V1__Code *code) {
-  json_t *c = fj_concept_code(code);
-  return c != NULL ? c : unknown_concept();
-}
-
-/* dataAbsentReason "unknown", for a result that states no value and no
- * reason. */
-static json_t *absent_unknown(void) { return fj_concept_lit(DAR_SYSTEM, "unknown", "Unknown"); }
-
-static json_t *concepts(Clinlog__V1__CodeableConcept *const *cc, size_t n) {
-  json_t *a = json_array();
-  for (size_t i = 0; i < n; i++)
-    fj_push(a, fj_concept(cc[i]));
-  return a;
-}
-
-static json_t *code_concepts(Clinlog__V1__Code *const *c, size_t n) {
-  json_t *a = json_array();
-  for (size_t i = 0; i < n; i++)
-    fj_push(a, fj_concept_code(c[i]));
-  return a;
-}
-
-static json_t *references(Clinlog__V1__Reference *const *r, size_t n) {
-  json_t *a = json_array();
-  for (size_t i = 0; i < n; i++)
-    fj_push(a, fj_reference(r[i]));
-  return a;
-}
-
 /* Annotations, one per non-empty note. */
 static json_t *annotations(char *const *notes, size_t n) {
   json_t *a = json_array();
   for (size_t i = 0; i < n; i++)
-    if (!empty(notes[i]))
+    if (fj_has(notes[i]))
       json_array_append_new(a, json_pack("{s:s}", "text", notes[i]));
   return a;
 }
@@ -301,15 +228,6 @@ static json_t *one(json_t *v) {
   json_t *a = json_array();
   fj_push(a, v);
   return a;
-}
-
-/* A SimpleQuantity (no comparator: R4 forbids one on a dose and on the
- * bounds of a reference range). */
-static json_t *simple_quantity(const Clinlog__V1__Quantity *q) {
-  json_t *o = fj_quantity(q);
-  if (o != NULL)
-    json_object_del(o, "comparator");
-  return o;
 }
 
 /* referenceRange: SimpleQuantity bounds, and a range that states no low,
@@ -343,14 +261,14 @@ static json_t *local_ref(const char *cid) {
  * accession number defaults to the report's (`accession`, may be NULL). */
 static json_t *specimen(const cl_fhir_map *m, const Clinlog__V1__Specimen *s, const char *cid,
                         const char *accession) {
-  if (s == NULL || (empty(s->specimen_id) && s->type == NULL && s->collected_at == NULL &&
-                    s->body_site == NULL && empty(s->accession_number)))
+  if (s == NULL || (!fj_has(s->specimen_id) && s->type == NULL && s->collected_at == NULL &&
+                    s->body_site == NULL && !fj_has(s->accession_number)))
     return NULL;
   json_t *o = cl_fhir_new("Specimen", cid);
-  if (!empty(s->specimen_id))
+  if (fj_has(s->specimen_id))
     fj_set_one(o, "identifier", json_pack("{s:s}", "value", s->specimen_id));
-  const char *acc = !empty(s->accession_number) ? s->accession_number : accession;
-  if (!empty(acc))
+  const char *acc = fj_has(s->accession_number) ? s->accession_number : accession;
+  if (fj_has(acc))
     json_object_set_new(o, "accessionIdentifier", json_pack("{s:s}", "value", acc));
   fj_set(o, "type", fj_concept_code(s->type));
   fj_set(o, "subject", cl_fhir_patient_ref(m));
@@ -359,46 +277,6 @@ static json_t *specimen(const cl_fhir_map *m, const Clinlog__V1__Specimen *s, co
   fj_set(col, "bodySite", fj_concept_code(s->body_site));
   fj_set(o, "collection", col);
   return o;
-}
-
-/* A Device of the log: Device ids are not scoped to a patient (map.h). */
-static json_t *device_ref(const char *device_id) {
-  if (empty(device_id))
-    return NULL;
-  char id[CL_FHIR_ID_MAX];
-  cl_fhir_id("Device", NULL, device_id, id);
-  return fj_ref("Device", id);
-}
-
-/* A location as a Reference: its FHIR Location when known, else its display
- * or the PL components (as Encounter.location does, map_patient.c). */
-static json_t *location_ref(const Clinlog__V1__Location *l) {
-  if (l == NULL)
-    return NULL;
-  json_t *r = fj_reference(l->reference);
-  if (r == NULL)
-    r = json_object();
-  if (json_object_get(r, "display") == NULL) {
-    char buf[512] = "";
-    if (!empty(l->display))
-      snprintf(buf, sizeof buf, "%s", l->display);
-    else {
-      const char *parts[] = {l->facility, l->point_of_care, l->room, l->bed};
-      size_t o = 0;
-      for (size_t i = 0; i < 4; i++)
-        if (!empty(parts[i])) {
-          int w = snprintf(buf + o, sizeof buf - o, "%s%s", o ? " " : "", parts[i]);
-          if (w > 0 && (size_t)w < sizeof buf - o)
-            o += (size_t)w;
-        }
-    }
-    fj_set_str(r, "display", buf);
-  }
-  if (json_object_size(r) == 0) {
-    json_decref(r);
-    return NULL;
-  }
-  return r;
 }
 
 /* The recordedDate of the version on record (returned-owned; NULL if there
@@ -502,7 +380,7 @@ static int set_value(json_t *o, const obs_value *v) {
     break;
   case VAL_STRING:
     key = "valueString";
-    val = empty(v->string) ? NULL : json_string(v->string);
+    val = fj_has(v->string) ? json_string(v->string) : NULL;
     break;
   case VAL_CODE:
     key = "valueCodeableConcept";
@@ -533,7 +411,7 @@ static void set_absent(json_t *o, int has_value, const Clinlog__V1__Code *reason
     return;
   json_t *r = fj_concept_code(reason);
   if (r == NULL && !parts)
-    r = absent_unknown();
+    r = fj_absent_reason_unknown();
   fj_set(o, "dataAbsentReason", r);
 }
 
@@ -545,7 +423,7 @@ static int is_active(Clinlog__V1__ConditionClinicalStatus s) {
 }
 
 static int condition(cl_fhir_map *m, const Clinlog__V1__ConditionDiagnosed *b, cl_err *err) {
-  if (empty(b->condition_id) || m->patient_id == NULL)
+  if (!fj_has(b->condition_id) || m->patient_id == NULL)
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "Condition", b->condition_id, id);
@@ -569,7 +447,7 @@ static int condition(cl_fhir_map *m, const Clinlog__V1__ConditionDiagnosed *b, c
     abatement = NULL; /* con-4: active again, so no longer abated */
   }
   json_t *c = cl_fhir_new("Condition", id);
-  fj_set_one(c, "identifier", bid_identifier(b->condition_id));
+  fj_set_one(c, "identifier", fj_business_id(b->condition_id));
   if (clin != NULL)
     json_object_set_new(c, "clinicalStatus",
                         fj_concept_lit(CONDITION_CLINICAL, clin->code, clin->display));
@@ -585,7 +463,7 @@ static int condition(cl_fhir_map *m, const Clinlog__V1__ConditionDiagnosed *b, c
   fj_set(c, "category", cat);
   fj_set(c, "severity", fj_concept_code(b->severity));
   fj_set(c, "code", fj_concept(b->code));
-  fj_set(c, "bodySite", concepts(b->body_site, b->n_body_site));
+  fj_set(c, "bodySite", fj_concepts(b->body_site, b->n_body_site));
   fj_set(c, "subject", cl_fhir_patient_ref(m));
   fj_set(c, "encounter", cl_fhir_pref(m, "Encounter", b->encounter_id));
   if (b->onset != NULL) /* the time when known; the text only when it is all there is */
@@ -605,15 +483,15 @@ static json_t *reaction(const Clinlog__V1__AllergyReaction *r) {
   if (r == NULL)
     return NULL;
   json_t *subst = fj_concept(r->substance);
-  json_t *man = concepts(r->manifestation, r->n_manifestation);
+  json_t *man = fj_concepts(r->manifestation, r->n_manifestation);
   const fcode *sev = PICK(reaction_severity, r->severity);
-  if (subst == NULL && json_array_size(man) == 0 && empty(r->description) && r->onset == NULL &&
+  if (subst == NULL && json_array_size(man) == 0 && !fj_has(r->description) && r->onset == NULL &&
       sev == NULL) {
     json_decref(man);
     return NULL; /* states nothing */
   }
   if (json_array_size(man) == 0) /* manifestation is required (1..*) */
-    json_array_append_new(man, unknown_concept());
+    json_array_append_new(man, fj_unknown());
   json_t *o = json_object();
   fj_set(o, "substance", subst);
   fj_set(o, "manifestation", man);
@@ -624,7 +502,7 @@ static json_t *reaction(const Clinlog__V1__AllergyReaction *r) {
 }
 
 static int allergy(cl_fhir_map *m, const Clinlog__V1__AllergyRecorded *b, cl_err *err) {
-  if (empty(b->allergy_id) || m->patient_id == NULL)
+  if (!fj_has(b->allergy_id) || m->patient_id == NULL)
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "AllergyIntolerance", b->allergy_id, id);
@@ -635,14 +513,14 @@ static int allergy(cl_fhir_map *m, const Clinlog__V1__AllergyRecorded *b, cl_err
   const fcode *clin = PICK(allergy_clinical, b->clinical_status);
   const fcode *ver = PICK(allergy_verification, b->verification_status);
   json_t *a = cl_fhir_new("AllergyIntolerance", id);
-  fj_set_one(a, "identifier", bid_identifier(b->allergy_id));
+  fj_set_one(a, "identifier", fj_business_id(b->allergy_id));
   if (b->verification_status == ALG_VER(ENTERED_IN_ERROR))
     ; /* ait-2: no clinicalStatus */
   else if (clin != NULL)
     json_object_set_new(a, "clinicalStatus",
                         fj_concept_lit(ALLERGY_CLINICAL, clin->code, clin->display));
   else /* ait-1: required unless entered-in-error, and not stated */
-    json_object_set_new(a, "clinicalStatus", unknown_concept());
+    json_object_set_new(a, "clinicalStatus", fj_unknown());
   if (ver != NULL)
     json_object_set_new(a, "verificationStatus",
                         fj_concept_lit(ALLERGY_VER, ver->code, ver->display));
@@ -672,46 +550,46 @@ static json_t *component(const Clinlog__V1__Component *c) {
   if (c == NULL || (c->code == NULL && c->value == NULL && c->interpretation == NULL))
     return NULL;
   json_t *o = json_object();
-  json_object_set_new(o, "code", code_concept_or_unknown(c->code));
+  json_object_set_new(o, "code", fj_or_unknown(fj_concept_code(c->code)));
   json_t *v = fj_quantity(c->value);
   if (v != NULL)
     json_object_set_new(o, "valueQuantity", v);
   else
-    json_object_set_new(o, "dataAbsentReason", absent_unknown());
+    json_object_set_new(o, "dataAbsentReason", fj_absent_reason_unknown());
   fj_set(o, "interpretation", one(fj_concept_code(c->interpretation)));
   return o;
 }
 
 static int observation(cl_fhir_map *m, const Clinlog__V1__ObservationRecorded *b, cl_err *err) {
-  if (empty(b->observation_id) || m->patient_id == NULL)
+  if (!fj_has(b->observation_id) || m->patient_id == NULL)
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "Observation", b->observation_id, id);
   json_t *o = cl_fhir_new("Observation", id);
   json_t *spec = specimen(m, b->specimen, "specimen-1", NULL);
   fj_set(o, "contained", one(spec));
-  fj_set_one(o, "identifier", bid_identifier(b->observation_id));
+  fj_set_one(o, "identifier", fj_business_id(b->observation_id));
   const char *status = code_of(PICK(observation_status, b->status));
   json_object_set_new(o, "status", json_string(status != NULL ? status : "unknown"));
-  fj_set(o, "category", code_concepts(b->category, b->n_category));
-  json_object_set_new(o, "code", concept_or_unknown(b->code));
+  fj_set(o, "category", fj_concepts_code(b->category, b->n_category));
+  json_object_set_new(o, "code", fj_or_unknown(fj_concept(b->code)));
   fj_set(o, "subject", cl_fhir_patient_ref(m));
   fj_set(o, "encounter", cl_fhir_pref(m, "Encounter", b->encounter_id));
   fj_set(o, "effectiveDateTime",
          fj_instant(b->effective != NULL ? b->effective : m->ev->occurred_at));
-  fj_set(o, "performer", references(b->performers, b->n_performers));
+  fj_set(o, "performer", fj_references(b->performers, b->n_performers));
   obs_value v = recorded_value(b);
   json_t *parts = json_array();
   for (size_t i = 0; i < b->n_components; i++)
     fj_push(parts, component(b->components[i]));
   set_absent(o, set_value(o, &v), b->data_absent_reason, json_array_size(parts) > 0);
-  fj_set(o, "interpretation", code_concepts(b->interpretation, b->n_interpretation));
+  fj_set(o, "interpretation", fj_concepts_code(b->interpretation, b->n_interpretation));
   fj_set(o, "note", fj_note(b->note));
   fj_set(o, "bodySite", fj_concept_code(b->body_site));
   fj_set(o, "method", fj_concept_code(b->method));
   if (spec != NULL)
     json_object_set_new(o, "specimen", local_ref("specimen-1"));
-  fj_set(o, "device", device_ref(b->device_id));
+  fj_set(o, "device", cl_fhir_device_ref(b->device_id));
   fj_set(o, "referenceRange", ranges(b->reference_range, b->n_reference_range));
   fj_set(o, "component", parts);
   return cl_fhir_map_put(m, o, err);
@@ -729,15 +607,15 @@ static char *line_key(const Clinlog__V1__LabResult *r, size_t i, json_t *seen) {
   char *base = NULL;
   const Clinlog__V1__Code *c = NULL;
   for (size_t k = 0; r->code != NULL && k < r->code->n_coding && c == NULL; k++)
-    if (r->code->coding[k] != NULL && !empty(r->code->coding[k]->code))
+    if (r->code->coding[k] != NULL && fj_has(r->code->coding[k]->code))
       c = r->code->coding[k];
-  const char *sub = empty(r->sub_id) ? "" : r->sub_id;
-  const char *sep = empty(r->sub_id) ? "" : "/";
-  if (!empty(r->observation_id))
+  const char *sub = fj_has(r->sub_id) ? r->sub_id : "";
+  const char *sep = fj_has(r->sub_id) ? "/" : "";
+  if (fj_has(r->observation_id))
     base = str_fmt("%s", r->observation_id);
   else if (c != NULL)
     base = str_fmt("%s|%s%s%s", c->system != NULL ? c->system : "", c->code, sep, sub);
-  else if (!empty(r->set_id))
+  else if (fj_has(r->set_id))
     base = str_fmt("obx-%s%s%s", r->set_id, sep, sub);
   else
     base = str_fmt("line-%zu", i + 1);
@@ -759,7 +637,7 @@ static char *line_key(const Clinlog__V1__LabResult *r, size_t i, json_t *seen) {
 static int placer_order(cl_fhir_map *m, const Clinlog__V1__Identifier *placer, json_t **out,
                         cl_err *err) {
   *out = NULL;
-  if (placer == NULL || empty(placer->value))
+  if (placer == NULL || !fj_has(placer->value))
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "ServiceRequest", placer->value, id);
@@ -779,7 +657,7 @@ static int placer_order(cl_fhir_map *m, const Clinlog__V1__Identifier *placer, j
     if (type == NULL || strcmp(type, "PLAC") != 0 || value == NULL ||
         strcmp(value, placer->value) != 0)
       continue;
-    if (sys == NULL || empty(placer->system) || strcmp(sys, placer->system) == 0)
+    if (sys == NULL || !fj_has(placer->system) || strcmp(sys, placer->system) == 0)
       *out = fj_ref("ServiceRequest", id);
   }
   json_decref(sr);
@@ -792,7 +670,7 @@ static json_t *lab_line(const cl_fhir_map *m, const Clinlog__V1__LabResultReport
                         const Clinlog__V1__LabResult *r, const char *id, const char *bid,
                         const json_t *based_on, const char *line_status) {
   json_t *o = cl_fhir_new("Observation", id);
-  fj_set_one(o, "identifier", bid_identifier(bid));
+  fj_set_one(o, "identifier", fj_business_id(bid));
   if (based_on != NULL)
     fj_set_one(o, "basedOn", json_deep_copy(based_on));
   const char *status = code_of(PICK(observation_status, r->status));
@@ -801,7 +679,7 @@ static json_t *lab_line(const cl_fhir_map *m, const Clinlog__V1__LabResultReport
                                   : line_status != NULL ? line_status
                                                         : "unknown"));
   fj_set_one(o, "category", fj_concept_lit(OBS_CATEGORY, "laboratory", "Laboratory"));
-  json_object_set_new(o, "code", concept_or_unknown(r->code));
+  json_object_set_new(o, "code", fj_or_unknown(fj_concept(r->code)));
   fj_set(o, "subject", cl_fhir_patient_ref(m));
   fj_set(o, "encounter", cl_fhir_pref(m, "Encounter", b->encounter_id));
   fj_set(o, "effectiveDateTime", fj_instant(r->effective != NULL ? r->effective : b->effective));
@@ -809,7 +687,7 @@ static json_t *lab_line(const cl_fhir_map *m, const Clinlog__V1__LabResultReport
   fj_set(o, "performer", one(fj_reference(r->performer != NULL ? r->performer : b->performer)));
   obs_value v = lab_value(r);
   set_absent(o, set_value(o, &v), r->data_absent_reason, 0);
-  fj_set(o, "interpretation", code_concepts(r->interpretation, r->n_interpretation));
+  fj_set(o, "interpretation", fj_concepts_code(r->interpretation, r->n_interpretation));
   fj_set(o, "note", annotations(r->notes, r->n_notes));
   fj_set(o, "method", fj_concept_code(r->method));
   fj_set(o, "referenceRange", ranges(r->reference_range, r->n_reference_range));
@@ -822,8 +700,8 @@ static json_t *lab_line(const cl_fhir_map *m, const Clinlog__V1__LabResultReport
  * report does not say). */
 static json_t *contained_order(const cl_fhir_map *m, const Clinlog__V1__LabResultReported *b) {
   json_t *ids = json_array();
-  fj_push(ids, typed_identifier(b->placer_order_number, "PLAC", "Placer Identifier"));
-  fj_push(ids, typed_identifier(b->filler_order_number, "FILL", "Filler Identifier"));
+  fj_push(ids, fj_identifier_typed(b->placer_order_number, "PLAC", "Placer Identifier"));
+  fj_push(ids, fj_identifier_typed(b->filler_order_number, "FILL", "Filler Identifier"));
   json_t *req = fj_reference(b->ordering_provider);
   if (json_array_size(ids) == 0 && req == NULL) {
     json_decref(ids);
@@ -840,7 +718,7 @@ static json_t *contained_order(const cl_fhir_map *m, const Clinlog__V1__LabResul
 }
 
 static int lab_report(cl_fhir_map *m, const Clinlog__V1__LabResultReported *b, cl_err *err) {
-  if (empty(b->report_id) || m->patient_id == NULL)
+  if (!fj_has(b->report_id) || m->patient_id == NULL)
     return 0;
   /* the order it fulfils: the ServiceOrdered it names, else the one its
    * placer order number matches */
@@ -858,7 +736,7 @@ static int lab_report(cl_fhir_map *m, const Clinlog__V1__LabResultReported *b, c
     char *bid = key != NULL ? str_fmt("%s/%s", b->report_id, key) : NULL;
     /* the business identifier: the line's own id, unless another line of
      * the report has it too (then the derived one) */
-    int own = key != NULL && !empty(r->observation_id) && strcmp(key, r->observation_id) == 0;
+    int own = key != NULL && fj_has(r->observation_id) && strcmp(key, r->observation_id) == 0;
     free(key);
     if (bid == NULL) {
       rc = cl_err_set(err, CL_ENOMEM, "out of memory");
@@ -901,17 +779,15 @@ static int lab_report(cl_fhir_map *m, const Clinlog__V1__LabResultReported *b, c
   /* R4 has no DiagnosticReport.note (R5 does): the report's comments */
   json_t *ext = json_array();
   for (size_t i = 0; i < b->n_notes; i++)
-    if (!empty(b->notes[i]))
-      json_array_append_new(ext, json_pack("{s:s,s:{s:s}}", "url", REPORT_NOTE_EXT,
-                                           "valueAnnotation", "text", b->notes[i]));
+    if (fj_has(b->notes[i]))
+      json_array_append_new(
+          ext, fj_ext(REPORT_NOTE_EXT, "valueAnnotation", json_pack("{s:s}", "text", b->notes[i])));
   fj_set(d, "extension", ext);
   json_t *ids = json_array();
-  fj_push(ids, bid_identifier(b->report_id));
-  fj_push(ids, typed_identifier(b->placer_order_number, "PLAC", "Placer Identifier"));
-  fj_push(ids, typed_identifier(b->filler_order_number, "FILL", "Filler Identifier"));
-  if (!empty(b->accession_number))
-    fj_push(ids, json_pack("{s:o,s:s}", "type", fj_concept_lit(V2_0203, "ACSN", "Accession ID"),
-                           "value", b->accession_number));
+  fj_push(ids, fj_business_id(b->report_id));
+  fj_push(ids, fj_identifier_typed(b->placer_order_number, "PLAC", "Placer Identifier"));
+  fj_push(ids, fj_identifier_typed(b->filler_order_number, "FILL", "Filler Identifier"));
+  fj_push(ids, fj_identifier_lit("ACSN", "Accession ID", b->accession_number));
   fj_set(d, "identifier", ids);
   fj_set(d, "basedOn", one(based_on));
   json_object_set_new(d, "status", json_string(st != NULL ? st->code : "unknown"));
@@ -922,7 +798,7 @@ static int lab_report(cl_fhir_map *m, const Clinlog__V1__LabResultReported *b, c
   if (b->category == NULL || b->category->code == NULL || strcmp(b->category->code, "LAB") != 0)
     fj_push(cat, fj_concept_lit(V2_0074, "LAB", "Laboratory"));
   fj_set(d, "category", cat);
-  json_object_set_new(d, "code", concept_or_unknown(b->code));
+  json_object_set_new(d, "code", fj_or_unknown(fj_concept(b->code)));
   fj_set(d, "subject", cl_fhir_patient_ref(m));
   fj_set(d, "encounter", cl_fhir_pref(m, "Encounter", b->encounter_id));
   fj_set(d, "effectiveDateTime", fj_instant(b->effective));
@@ -951,7 +827,7 @@ static void set_dose_number(json_t *o, const char *s) {
 
 static int immunization(cl_fhir_map *m, const Clinlog__V1__ImmunizationAdministered *b,
                         cl_err *err) {
-  if (empty(b->immunization_id) || m->patient_id == NULL)
+  if (!fj_has(b->immunization_id) || m->patient_id == NULL)
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "Immunization", b->immunization_id, id);
@@ -962,13 +838,13 @@ static int immunization(cl_fhir_map *m, const Clinlog__V1__ImmunizationAdministe
   if (status == NULL)
     status = reason != NULL ? "not-done" : "completed";
   json_t *o = cl_fhir_new("Immunization", id);
-  fj_set_one(o, "identifier", bid_identifier(b->immunization_id));
+  fj_set_one(o, "identifier", fj_business_id(b->immunization_id));
   json_object_set_new(o, "status", json_string(status));
   if (strcmp(status, "not-done") == 0) /* statusReason: why it was not done */
     fj_set(o, "statusReason", reason);
   else
     json_decref(reason);
-  json_object_set_new(o, "vaccineCode", concept_or_unknown(b->vaccine_code));
+  json_object_set_new(o, "vaccineCode", fj_or_unknown(fj_concept(b->vaccine_code)));
   fj_set(o, "patient", cl_fhir_patient_ref(m));
   fj_set(o, "encounter", cl_fhir_pref(m, "Encounter", b->encounter_id));
   const Google__Protobuf__Timestamp *when =
@@ -976,15 +852,13 @@ static int immunization(cl_fhir_map *m, const Clinlog__V1__ImmunizationAdministe
   if (when != NULL)
     json_object_set_new(o, "occurrenceDateTime", fj_instant(when));
   else /* required: known to be unknown */
-    json_object_set_new(
-        o, "_occurrenceDateTime",
-        json_pack("{s:[{s:s,s:s}]}", "extension", "url", DAR_EXT, "valueCode", "unknown"));
+    json_object_set_new(o, "_occurrenceDateTime", fj_unknown());
   if (b->primary_source) /* false is also "not stated" (proto3) */
     json_object_set_new(o, "primarySource", json_true());
-  fj_set(o, "location", location_ref(b->location));
+  fj_set(o, "location", fj_location_ref(b->location));
   if (b->manufacturer != NULL) { /* the MVX code identifies the Organization */
     json_t *mf = json_object();
-    if (!empty(b->manufacturer->code)) {
+    if (fj_has(b->manufacturer->code)) {
       json_t *ident = json_object();
       fj_set_str(ident, "system", b->manufacturer->system);
       fj_set_str(ident, "value", b->manufacturer->code);
@@ -997,7 +871,7 @@ static int immunization(cl_fhir_map *m, const Clinlog__V1__ImmunizationAdministe
   fj_set(o, "expirationDate", fj_date(b->expiration_date));
   fj_set(o, "site", fj_concept_code(b->site));
   fj_set(o, "route", fj_concept_code(b->route));
-  fj_set(o, "doseQuantity", simple_quantity(b->dose));
+  fj_set(o, "doseQuantity", fj_simple_quantity(b->dose));
   json_t *actor = fj_reference(b->performer);
   if (actor != NULL)
     fj_set_one(o, "performer",
@@ -1005,7 +879,7 @@ static int immunization(cl_fhir_map *m, const Clinlog__V1__ImmunizationAdministe
                          fj_concept_lit(V2_0443, "AP", "Administering Provider"), "actor", actor));
   fj_set(o, "note", fj_note(b->note));
   fj_set(o, "programEligibility", one(fj_concept_code(b->funding_eligibility)));
-  if (!empty(b->dose_number)) {
+  if (fj_has(b->dose_number)) {
     json_t *pa = json_object();
     set_dose_number(pa, b->dose_number);
     fj_set_one(o, "protocolApplied", pa);
@@ -1015,26 +889,13 @@ static int immunization(cl_fhir_map *m, const Clinlog__V1__ImmunizationAdministe
 
 /* ---- ClinicalNoteSigned -> DocumentReference ---- */
 
-/* base64Binary of a string; NULL when out of memory. */
-static json_t *base64(const char *s) {
-  size_t n = strlen(s);
-  size_t bl = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
-  char *buf = malloc(bl);
-  if (buf == NULL)
-    return NULL;
-  sodium_bin2base64(buf, bl, (const unsigned char *)s, n, sodium_base64_VARIANT_ORIGINAL);
-  json_t *v = json_string(buf);
-  free(buf);
-  return v;
-}
-
 static int note_signed(cl_fhir_map *m, const Clinlog__V1__ClinicalNoteSigned *b, cl_err *err) {
-  if (empty(b->note_id) || m->patient_id == NULL)
+  if (!fj_has(b->note_id) || m->patient_id == NULL)
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "DocumentReference", b->note_id, id);
   json_t *data = NULL;
-  if (!empty(b->text) && (data = base64(b->text)) == NULL)
+  if (fj_has(b->text) && (data = fj_base64(b->text, strlen(b->text))) == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   json_t *o = cl_fhir_new("DocumentReference", id);
   /* co-signers: R4 has one authenticator; R5's attesters hold the others */
@@ -1050,7 +911,7 @@ static int note_signed(cl_fhir_map *m, const Clinlog__V1__ClinicalNoteSigned *b,
   }
   fj_set(o, "extension", ext);
   fj_set(o, "masterIdentifier", fj_identifier(b->document_identifier));
-  fj_set_one(o, "identifier", bid_identifier(b->note_id));
+  fj_set_one(o, "identifier", fj_business_id(b->note_id));
   const fcode *ds = PICK(note_status, b->status);
   int eie = b->status == NOTE_STATUS(ENTERED_IN_ERROR);
   /* the reference is current (a later note_id version replaces it), unless
@@ -1071,7 +932,7 @@ static int note_signed(cl_fhir_map *m, const Clinlog__V1__ClinicalNoteSigned *b,
   json_t *att = json_object();
   /* contentType is required with data (att-1); text/plain is the default
    * the event defines. The data are the UTF-8 bytes of the text. */
-  fj_set_str(att, "contentType", !empty(b->mime_type) ? b->mime_type : "text/plain");
+  fj_set_str(att, "contentType", fj_has(b->mime_type) ? b->mime_type : "text/plain");
   fj_set_str(att, "language", b->language);
   fj_set(att, "data", data);
   fj_set_str(att, "title", b->title);
@@ -1086,7 +947,7 @@ static int note_signed(cl_fhir_map *m, const Clinlog__V1__ClinicalNoteSigned *b,
 /* ---- ServiceOrdered -> ServiceRequest ---- */
 
 static int service_ordered(cl_fhir_map *m, const Clinlog__V1__ServiceOrdered *b, cl_err *err) {
-  if (empty(b->order_id) || m->patient_id == NULL)
+  if (!fj_has(b->order_id) || m->patient_id == NULL)
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "ServiceRequest", b->order_id, id);
@@ -1094,16 +955,16 @@ static int service_ordered(cl_fhir_map *m, const Clinlog__V1__ServiceOrdered *b,
   json_t *spec = specimen(m, b->specimen, "specimen-1", NULL);
   fj_set(o, "contained", one(spec));
   json_t *ids = json_array();
-  fj_push(ids, bid_identifier(b->order_id));
-  fj_push(ids, typed_identifier(b->placer_order_number, "PLAC", "Placer Identifier"));
-  fj_push(ids, typed_identifier(b->filler_order_number, "FILL", "Filler Identifier"));
+  fj_push(ids, fj_business_id(b->order_id));
+  fj_push(ids, fj_identifier_typed(b->placer_order_number, "PLAC", "Placer Identifier"));
+  fj_push(ids, fj_identifier_typed(b->filler_order_number, "FILL", "Filler Identifier"));
   fj_set(o, "identifier", ids);
   /* the event records that an order was placed: it is active (results,
    * cancellations and corrections are other events) */
   json_object_set_new(o, "status", json_string("active"));
   json_object_set_new(o, "intent", json_string("order"));
-  fj_set(o, "category", code_concepts(b->category, b->n_category));
-  fj_set_str(o, "priority", code_of(PICK(request_priority, b->priority)));
+  fj_set(o, "category", fj_concepts_code(b->category, b->n_category));
+  fj_set_str(o, "priority", fj_request_priority(b->priority));
   fj_set(o, "code", fj_concept(b->code));
   fj_set(o, "subject", cl_fhir_patient_ref(m));
   fj_set(o, "encounter", cl_fhir_pref(m, "Encounter", b->encounter_id));
@@ -1111,7 +972,7 @@ static int service_ordered(cl_fhir_map *m, const Clinlog__V1__ServiceOrdered *b,
   fj_set(o, "authoredOn", fj_instant(m->ev->occurred_at));
   fj_set(o, "requester", fj_reference(b->requester));
   fj_set(o, "performer", one(fj_reference(b->performer)));
-  fj_set(o, "reasonCode", concepts(b->reason, b->n_reason));
+  fj_set(o, "reasonCode", fj_concepts(b->reason, b->n_reason));
   if (spec != NULL)
     fj_set_one(o, "specimen", local_ref("specimen-1"));
   fj_set(o, "note", fj_note(b->note));

@@ -13,22 +13,7 @@
 #include "query/fhir/fj.h"
 #include "query/fhir/map.h"
 
-#define CLINLOG_EXT "https://clinlog.dev/fhir/StructureDefinition/"
 #define ACT_CODE "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-
-static int has(const char *s) { return s != NULL && s[0] != '\0'; }
-
-static json_t *bid_ident(const char *bid) {
-  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
-}
-
-static json_t *when(const cl_fhir_map *m, const Google__Protobuf__Timestamp *ts) {
-  if (ts != NULL)
-    return fj_instant(ts);
-  if (m->ev->occurred_at != NULL)
-    return fj_instant(m->ev->occurred_at);
-  return fj_instant_ns(m->committed_at_ns);
-}
 
 /* The v3 ActCode (_ActDetectedIssueCode) of an issue kind. A barcode
  * (BCMA) mismatch, wrong patient, drug, dose, route or time, is FULFIL:
@@ -74,7 +59,7 @@ static const char *severity_code(Clinlog__V1__IssueSeverity s) {
  * FHIR allows codings of different granularity). */
 static json_t *issue_code(const Clinlog__V1__IssueDetected *b) {
   json_t *codings = json_array();
-  fj_push(codings, has(b->code != NULL ? b->code->code : NULL) ? fj_coding(b->code) : NULL);
+  fj_push(codings, fj_has(b->code != NULL ? b->code->code : NULL) ? fj_coding(b->code) : NULL);
   const char *kd = NULL, *kc = kind_code(b->kind, &kd);
   if (kc != NULL && !(b->code != NULL && b->code->code != NULL && strcmp(b->code->code, kc) == 0 &&
                       b->code->system != NULL && strcmp(b->code->system, ACT_CODE) == 0))
@@ -93,7 +78,7 @@ static json_t *issue_code(const Clinlog__V1__IssueDetected *b) {
 /* A rule id that is already an absolute URI ("https://kb.example/r/1",
  * "urn:...") is DetectedIssue.reference as is. */
 static int absolute_uri(const char *s) {
-  if (!has(s) || !isalpha((unsigned char)s[0]))
+  if (!fj_has(s) || !isalpha((unsigned char)s[0]))
     return 0;
   size_t i = 1;
   while (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')
@@ -107,7 +92,7 @@ static int absolute_uri(const char *s) {
 }
 
 static int issue_detected(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, cl_err *err) {
-  if (!has(b->issue_id))
+  if (!fj_has(b->issue_id))
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "DetectedIssue", b->issue_id, id);
@@ -118,30 +103,26 @@ static int issue_detected(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, c
 
   json_t *d = cl_fhir_new("DetectedIssue", id);
   json_t *exts = json_array();
-  if (has(b->rule_id) || has(b->rule_version)) { /* the rule that fired, and its version */
+  if (fj_has(b->rule_id) || fj_has(b->rule_version)) { /* the rule that fired, and its version */
     json_t *sub = json_array();
-    if (has(b->rule_id))
+    if (fj_has(b->rule_id))
       json_array_append_new(sub, json_pack("{s:s,s:s}", "url", "id", "valueString", b->rule_id));
-    if (has(b->rule_version))
+    if (fj_has(b->rule_version))
       json_array_append_new(
           sub, json_pack("{s:s,s:s}", "url", "version", "valueString", b->rule_version));
-    json_array_append_new(
-        exts, json_pack("{s:s,s:o}", "url", CLINLOG_EXT "detected-issue-rule", "extension", sub));
+    json_array_append_new(exts, fj_ext(FJ_CLINLOG_EXT "detected-issue-rule", "extension", sub));
   }
-  if (has(b->mitigation)) /* suggested, not taken: R4 mitigation is what was done */
-    json_array_append_new(exts, json_pack("{s:s,s:s}", "url", CLINLOG_EXT "suggested-mitigation",
-                                          "valueString", b->mitigation));
+  if (fj_has(b->mitigation)) /* suggested, not taken: R4 mitigation is what was done */
+    json_array_append_new(exts, fj_ext(FJ_CLINLOG_EXT "suggested-mitigation", "valueString",
+                                       json_string(b->mitigation)));
   fj_set(d, "extension", exts);
-  fj_set_one(d, "identifier", bid_ident(b->issue_id));
+  fj_set_one(d, "identifier", fj_business_id(b->issue_id));
   json_object_set_new(d, "status", json_string("final"));
   fj_set(d, "code", issue_code(b));
   fj_set_str(d, "severity", severity_code(b->severity));
   fj_set(d, "patient", cl_fhir_patient_ref(m));
-  json_object_set_new(d, "identifiedDateTime", when(m, b->detected_at));
-  json_t *imp = json_array();
-  for (size_t i = 0; i < b->n_implicated; i++)
-    fj_push(imp, fj_reference(b->implicated[i]));
-  fj_set(d, "implicated", imp);
+  json_object_set_new(d, "identifiedDateTime", cl_fhir_when(m, b->detected_at));
+  fj_set(d, "implicated", fj_references(b->implicated, b->n_implicated));
   fj_set_str(d, "detail", b->detail);
   if (absolute_uri(b->rule_id))
     fj_set_str(d, "reference", b->rule_id);
@@ -153,7 +134,7 @@ static int issue_detected(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, c
 }
 
 static int alert_overridden(cl_fhir_map *m, const Clinlog__V1__AlertOverridden *b, cl_err *err) {
-  if (!has(b->issue_id))
+  if (!fj_has(b->issue_id))
     return 0; /* the issue is found by its issue_id only */
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "DetectedIssue", b->issue_id, id);
@@ -161,7 +142,7 @@ static int alert_overridden(cl_fhir_map *m, const Clinlog__V1__AlertOverridden *
   int rc = cl_fhir_map_get(m, "DetectedIssue", id, &d, err);
   if (rc == CL_ENOTFOUND) { /* overridden without the detection on record */
     d = cl_fhir_new("DetectedIssue", id);
-    fj_set_one(d, "identifier", bid_ident(b->issue_id));
+    fj_set_one(d, "identifier", fj_business_id(b->issue_id));
     json_object_set_new(d, "status", json_string("final"));
     fj_set(d, "patient", cl_fhir_patient_ref(m));
   } else if (rc < 0) {
@@ -173,7 +154,7 @@ static int alert_overridden(cl_fhir_map *m, const Clinlog__V1__AlertOverridden *
   /* action is 1..1: an override with no reason given is still an override */
   json_object_set_new(mit, "action",
                       action != NULL ? action : json_pack("{s:s}", "text", "Alert overridden"));
-  json_object_set_new(mit, "date", when(m, NULL));
+  json_object_set_new(mit, "date", cl_fhir_when(m, NULL));
   fj_set(mit, "author", fj_reference(b->overridden_by));
   json_t *all = json_object_get(d, "mitigation");
   if (all == NULL) {

@@ -14,7 +14,6 @@
  *                          device's readings or with ObservationRecorded).
  *
  * Element tables: docs/fhir-map-billing-device-decision.md. */
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,28 +21,9 @@
 #include "query/fhir/fj.h"
 #include "query/fhir/map.h"
 
-#define CLINLOG_EXT "https://clinlog.dev/fhir/StructureDefinition/"
-#define ASSIGNED_AT_EXT CLINLOG_EXT "device-assigned-at"
-#define DAR "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+#define ASSIGNED_AT_EXT FJ_CLINLOG_EXT "device-assigned-at"
 #define MDC "urn:iso:std:iso:11073:10101"
 #define LOINC "http://loinc.org"
-
-static int has(const char *s) { return s != NULL && s[0] != '\0'; }
-
-static json_t *bid_ident(const char *bid) {
-  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
-}
-
-/* A required CodeableConcept the event does not state: the
- * data-absent-reason extension (as map_clinical.c does). */
-static json_t *unknown_concept(void) {
-  return json_pack("{s:[{s:s,s:s}]}", "extension", "url",
-                   "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode",
-                   "unknown");
-}
-
-/* dataAbsentReason "unknown": a reading (or component) without a value. */
-static json_t *absent_unknown(void) { return fj_concept_lit(DAR, "unknown", "Unknown"); }
 
 /* ---- DeviceRegistered ---- */
 
@@ -66,7 +46,7 @@ static int control_of(const unsigned char *s) {
 static json_t *udi_carrier(const char *carrier, const char *di) {
   json_t *u = json_object();
   fj_set_str(u, "deviceIdentifier", di);
-  if (has(carrier)) {
+  if (fj_has(carrier)) {
     const unsigned char *c = (const unsigned char *)carrier;
     size_t n = strlen(carrier), controls = 0;
     for (size_t i = 0; i + 2 < n; i++)
@@ -90,13 +70,8 @@ static json_t *udi_carrier(const char *carrier, const char *di) {
         raw[rn++] = cc >= 0 ? (unsigned char)cc : c[i];
         i += cc >= 0 ? 3 : 1;
       }
-      size_t bn = sodium_base64_encoded_len(rn, sodium_base64_VARIANT_ORIGINAL);
-      char *b64 = raw != NULL ? malloc(bn) : NULL;
-      if (b64 != NULL) {
-        sodium_bin2base64(b64, bn, raw, rn, sodium_base64_VARIANT_ORIGINAL);
-        fj_set_str(u, "carrierAIDC", b64);
-      }
-      free(b64);
+      if (raw != NULL)
+        fj_set(u, "carrierAIDC", fj_base64(raw, rn));
       free(raw);
     }
   }
@@ -107,17 +82,6 @@ static json_t *udi_carrier(const char *carrier, const char *di) {
   return u;
 }
 
-static void drop_ext(json_t *res, const char *url) {
-  json_t *exts = json_object_get(res, "extension");
-  for (size_t i = json_array_size(exts); i-- > 0;) {
-    const char *u = json_string_value(json_object_get(json_array_get(exts, i), "url"));
-    if (u != NULL && strcmp(u, url) == 0)
-      json_array_remove(exts, i);
-  }
-  if (exts != NULL && json_array_size(exts) == 0)
-    json_object_del(res, "extension");
-}
-
 /* FHIR member order of a Device, so that an update reads like a
  * registration. */
 static const char *const device_order[] = {
@@ -125,32 +89,15 @@ static const char *const device_order[] = {
     "status",       "manufacturer", "lotNumber", "serialNumber", "modelNumber",
     "type",         "version",      "patient"};
 
-static json_t *in_order(json_t *p, const char *const *order, size_t n) {
-  json_t *o = json_object();
-  for (size_t i = 0; i < n; i++) {
-    json_t *v = json_object_get(p, order[i]);
-    if (v != NULL)
-      json_object_set(o, order[i], v);
-  }
-  const char *k;
-  json_t *v;
-  json_object_foreach(p, k, v) {
-    if (json_object_get(o, k) == NULL)
-      json_object_set(o, k, v);
-  }
-  json_decref(p);
-  return o;
-}
-
 /* Sets obj[key] = s when the event states it; keeps the current value
  * otherwise. */
 static void restate(json_t *obj, const char *key, const char *s) {
-  if (has(s))
+  if (fj_has(s))
     json_object_set_new(obj, key, json_string(s));
 }
 
 static int device_registered(cl_fhir_map *m, const Clinlog__V1__DeviceRegistered *b, cl_err *err) {
-  if (!has(b->device_id))
+  if (!fj_has(b->device_id))
     return 0;
   char id[CL_FHIR_ID_MAX];
   cl_fhir_id("Device", NULL, b->device_id, id);
@@ -165,8 +112,8 @@ static int device_registered(cl_fhir_map *m, const Clinlog__V1__DeviceRegistered
   /* identifier: the device id, then the principal it signs as (restated or
    * kept) */
   json_t *ids = json_array(), *old = json_object_get(d, "identifier");
-  json_array_append_new(ids, bid_ident(b->device_id));
-  if (has(b->principal_id)) {
+  json_array_append_new(ids, fj_business_id(b->device_id));
+  if (fj_has(b->principal_id)) {
     json_array_append_new(
         ids, json_pack("{s:s,s:s}", "system", FJ_PRINCIPAL_SYSTEM, "value", b->principal_id));
   } else {
@@ -189,7 +136,7 @@ static int device_registered(cl_fhir_map *m, const Clinlog__V1__DeviceRegistered
   json_t *type = fj_concept(b->kind);
   if (type != NULL)
     json_object_set_new(d, "type", type);
-  if (has(b->firmware_version))
+  if (fj_has(b->firmware_version))
     json_object_set_new(d, "version",
                         json_pack("[{s:o,s:s}]", "type",
                                   fj_concept_lit(MDC, "531976", "MDC_ID_PROD_SPEC_FW"), "value",
@@ -197,24 +144,17 @@ static int device_registered(cl_fhir_map *m, const Clinlog__V1__DeviceRegistered
 
   /* the assignment is restated by every registration */
   json_object_del(d, "patient");
-  drop_ext(d, ASSIGNED_AT_EXT);
+  fj_ext_drop(d, ASSIGNED_AT_EXT);
   const char *pid = m->patient_id != NULL ? m->patient_id : b->patient_id;
-  if (has(pid)) {
+  if (fj_has(pid)) {
     char p[CL_FHIR_ID_MAX];
     cl_fhir_id("Patient", NULL, pid, p);
     json_object_set_new(d, "patient", fj_ref("Patient", p));
-    if (b->assigned_at != NULL) { /* R4 Device has no assignment period */
-      json_t *exts = json_object_get(d, "extension");
-      if (exts == NULL) {
-        exts = json_array();
-        json_object_set_new(d, "extension", exts);
-      }
-      json_array_append_new(exts, json_pack("{s:s,s:o}", "url", ASSIGNED_AT_EXT, "valueDateTime",
-                                            fj_instant(b->assigned_at)));
-    }
+    if (b->assigned_at != NULL) /* R4 Device has no assignment period */
+      fj_ext_add(d, fj_ext(ASSIGNED_AT_EXT, "valueDateTime", fj_instant(b->assigned_at)));
   }
-  return cl_fhir_map_put(m, in_order(d, device_order, sizeof device_order / sizeof device_order[0]),
-                         err);
+  return cl_fhir_map_put(
+      m, fj_in_order(d, device_order, sizeof device_order / sizeof device_order[0]), err);
 }
 
 /* ---- DeviceReadingRecorded ---- */
@@ -257,16 +197,9 @@ static int vital_sign(const Clinlog__V1__CodeableConcept *cc) {
   return 0;
 }
 
-static json_t *interpretations(Clinlog__V1__Code *const *codes, size_t n) {
-  json_t *a = json_array();
-  for (size_t i = 0; i < n; i++)
-    fj_push(a, fj_concept_code(codes[i]));
-  return a;
-}
-
 static int reading_recorded(cl_fhir_map *m, const Clinlog__V1__DeviceReadingRecorded *b,
                             cl_err *err) {
-  if (!has(b->reading_id))
+  if (!fj_has(b->reading_id))
     return 0;
   char bid[512];
   int w = snprintf(bid, sizeof bid, "%s|%s", b->device_id, b->reading_id);
@@ -275,14 +208,13 @@ static int reading_recorded(cl_fhir_map *m, const Clinlog__V1__DeviceReadingReco
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "Observation", bid, id);
   json_t *o = cl_fhir_new("Observation", id);
-  fj_set_one(o, "identifier", bid_ident(bid));
+  fj_set_one(o, "identifier", fj_business_id(bid));
   json_object_set_new(o, "status", json_string(obs_status(b->status)));
   if (vital_sign(b->code))
     fj_set_one(o, "category",
                fj_concept_lit("http://terminology.hl7.org/CodeSystem/observation-category",
                               "vital-signs", "Vital Signs"));
-  json_t *code = fj_concept(b->code);
-  json_object_set_new(o, "code", code != NULL ? code : unknown_concept()); /* 1..1 */
+  json_object_set_new(o, "code", fj_or_unknown(fj_concept(b->code))); /* 1..1 */
   fj_set(o, "subject", cl_fhir_patient_ref(m));
   if (b->measured_at != NULL)
     json_object_set_new(o, "effectiveDateTime", fj_instant(b->measured_at));
@@ -293,26 +225,21 @@ static int reading_recorded(cl_fhir_map *m, const Clinlog__V1__DeviceReadingReco
   if (value != NULL)
     json_object_set_new(o, "valueQuantity", value);
   else if (b->n_components == 0)
-    json_object_set_new(o, "dataAbsentReason", absent_unknown());
-  fj_set(o, "interpretation", interpretations(b->interpretation, b->n_interpretation));
-  if (has(b->device_id)) {
-    char did[CL_FHIR_ID_MAX];
-    cl_fhir_id("Device", NULL, b->device_id, did);
-    json_object_set_new(o, "device", fj_ref("Device", did));
-  }
+    json_object_set_new(o, "dataAbsentReason", fj_absent_reason_unknown());
+  fj_set(o, "interpretation", fj_concepts_code(b->interpretation, b->n_interpretation));
+  fj_set(o, "device", cl_fhir_device_ref(b->device_id));
   json_t *comps = json_array();
   for (size_t i = 0; i < b->n_components; i++) {
     const Clinlog__V1__Component *c = b->components[i];
     json_t *cj = json_object();
-    json_t *cc = fj_concept_code(c->code);
-    json_object_set_new(cj, "code", cc != NULL ? cc : unknown_concept()); /* 1..1 */
+    json_object_set_new(cj, "code", fj_or_unknown(fj_concept_code(c->code))); /* 1..1 */
     json_t *cv = fj_quantity(c->value);
     if (cv != NULL)
       json_object_set_new(cj, "valueQuantity", cv);
     else
-      json_object_set_new(cj, "dataAbsentReason", absent_unknown());
+      json_object_set_new(cj, "dataAbsentReason", fj_absent_reason_unknown());
     Clinlog__V1__Code *one[1] = {c->interpretation};
-    fj_set(cj, "interpretation", interpretations(one, c->interpretation != NULL));
+    fj_set(cj, "interpretation", fj_concepts_code(one, c->interpretation != NULL));
     json_array_append_new(comps, cj);
   }
   fj_set(o, "component", comps);

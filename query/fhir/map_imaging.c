@@ -17,7 +17,6 @@
  * it (a literal reference), else by the accession number (a logical
  * reference: Reference.identifier of type ACSN, the identifier the order
  * carries too). */
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,47 +24,9 @@
 #include "query/fhir/fj.h"
 #include "query/fhir/map.h"
 
-#define DAR_EXT "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
-#define V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
 #define DCM "http://dicom.nema.org/resources/ontology/DCM"
 
 /* ---- helpers ---- */
-
-static json_t *bid_identifier(const char *bid) {
-  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
-}
-
-/* An Identifier whose type defaults to a v2-0203 code (PLAC...). */
-static json_t *typed_identifier(const Clinlog__V1__Identifier *id, const char *type,
-                                const char *display) {
-  json_t *o = fj_identifier(id);
-  if (o == NULL || json_object_get(o, "type") != NULL)
-    return o;
-  json_t *t = json_pack("{s:o}", "type", fj_concept_lit(V2_0203, type, display));
-  json_object_update(t, o); /* type first, as fj_identifier writes it */
-  json_decref(o);
-  return t;
-}
-
-/* The accession number as an Identifier (v2-0203 ACSN; DICOM (0008,0050)
- * carries no issuer system here). */
-static json_t *accession(const char *acsn) {
-  if (acsn == NULL || acsn[0] == '\0')
-    return NULL;
-  return json_pack("{s:o,s:s}", "type", fj_concept_lit(V2_0203, "ACSN", "Accession ID"), "value",
-                   acsn);
-}
-
-/* An identifier with no v2-0203 code for its kind: its type as text. */
-static json_t *text_identifier(const char *type, const char *value) {
-  if (value == NULL || value[0] == '\0')
-    return NULL;
-  return json_pack("{s:{s:s},s:s}", "type", "text", type, "value", value);
-}
-
-static json_t *unknown_ext(void) {
-  return json_pack("[{s:s,s:s}]", "url", DAR_EXT, "valueCode", "unknown");
-}
 
 /* The order a study or report is based on: by order_id, else by accession
  * number. */
@@ -73,7 +34,7 @@ static json_t *order_ref(const cl_fhir_map *m, const char *order_id, const char 
   json_t *r = cl_fhir_pref(m, "ServiceRequest", order_id);
   if (r != NULL)
     return r;
-  json_t *id = accession(acsn);
+  json_t *id = fj_identifier_lit("ACSN", "Accession ID", acsn);
   if (id == NULL)
     return NULL;
   return json_pack("{s:s,s:o}", "type", "ServiceRequest", "identifier", id);
@@ -92,52 +53,6 @@ static json_t *modality(const Clinlog__V1__Code *c) {
   return o;
 }
 
-static const char *priority_code(Clinlog__V1__RequestPriority p) {
-  switch (p) {
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_ROUTINE:
-    return "routine";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_URGENT:
-    return "urgent";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_ASAP:
-    return "asap";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_STAT:
-    return "stat";
-  default:
-    return NULL;
-  }
-}
-
-/* A location as a Reference: its FHIR Location when known, else its display
- * or the PL components (as Encounter.location, map_patient.c). */
-static json_t *location_ref(const Clinlog__V1__Location *l) {
-  if (l == NULL)
-    return NULL;
-  json_t *r = fj_reference(l->reference);
-  if (r == NULL)
-    r = json_object();
-  if (json_object_get(r, "display") == NULL) {
-    char buf[512] = "";
-    if (l->display != NULL && l->display[0] != '\0')
-      snprintf(buf, sizeof buf, "%s", l->display);
-    else {
-      const char *parts[] = {l->facility, l->point_of_care, l->room, l->bed};
-      size_t o = 0;
-      for (size_t i = 0; i < 4; i++)
-        if (parts[i] != NULL && parts[i][0] != '\0') {
-          int w = snprintf(buf + o, sizeof buf - o, "%s%s", o ? " " : "", parts[i]);
-          if (w > 0 && (size_t)w < sizeof buf - o)
-            o += (size_t)w;
-        }
-    }
-    fj_set_str(r, "display", buf);
-  }
-  if (json_object_size(r) == 0) {
-    json_decref(r);
-    return NULL;
-  }
-  return r;
-}
-
 /* ---- ServiceRequest ---- */
 
 static int ordered(cl_fhir_map *m, const Clinlog__V1__ImagingOrdered *b, cl_err *err) {
@@ -147,15 +62,15 @@ static int ordered(cl_fhir_map *m, const Clinlog__V1__ImagingOrdered *b, cl_err 
   cl_fhir_pid(m, "ServiceRequest", b->order_id, id);
   json_t *r = cl_fhir_new("ServiceRequest", id);
   json_t *ids = json_array();
-  fj_push(ids, bid_identifier(b->order_id));
-  fj_push(ids, accession(b->accession_number));
-  fj_push(ids, typed_identifier(b->placer_order_number, "PLAC", "Placer Identifier"));
-  fj_push(ids, text_identifier("Requested Procedure ID", b->requested_procedure_id));
+  fj_push(ids, fj_business_id(b->order_id));
+  fj_push(ids, fj_identifier_lit("ACSN", "Accession ID", b->accession_number));
+  fj_push(ids, fj_identifier_typed(b->placer_order_number, "PLAC", "Placer Identifier"));
+  fj_push(ids, fj_identifier_text("Requested Procedure ID", b->requested_procedure_id));
   fj_set(r, "identifier", ids);
   json_object_set_new(r, "status", json_string("active"));
   json_object_set_new(r, "intent", json_string("order"));
   fj_set_one(r, "category", fj_concept_lit("http://snomed.info/sct", "363679005", "Imaging"));
-  fj_set_str(r, "priority", priority_code(b->priority));
+  fj_set_str(r, "priority", fj_request_priority(b->priority));
   /* the procedure is the code and the modality a detail of it; orderDetail
    * needs a code (prr-1), so with no procedure the modality is the code */
   json_t *code = fj_concept(b->procedure);
@@ -176,11 +91,8 @@ static int ordered(cl_fhir_map *m, const Clinlog__V1__ImagingOrdered *b, cl_err 
   fj_set(r, "occurrenceDateTime", fj_instant(b->scheduled_at));
   fj_set(r, "authoredOn", fj_instant(m->ev->occurred_at));
   fj_set(r, "requester", fj_reference(b->requester));
-  fj_set_one(r, "locationReference", location_ref(b->location));
-  json_t *reasons = json_array();
-  for (size_t i = 0; i < b->n_reason; i++)
-    fj_push(reasons, fj_concept(b->reason[i]));
-  fj_set(r, "reasonCode", reasons);
+  fj_set_one(r, "locationReference", fj_location_ref(b->location));
+  fj_set(r, "reasonCode", fj_concepts(b->reason, b->n_reason));
   if (b->body_site != NULL)
     fj_set_one(r, "bodySite", fj_concept_code(b->body_site));
   fj_set(r, "note", fj_note(b->clinical_history));
@@ -227,7 +139,7 @@ static json_t *instance(const Clinlog__V1__ImagingInstance *in) {
     json_object_set_new(o, "sopClass",
                         json_pack("{s:s,s:o}", "system", "urn:ietf:rfc:3986", "code", cls));
   else /* required */
-    json_object_set_new(o, "sopClass", json_pack("{s:o}", "extension", unknown_ext()));
+    json_object_set_new(o, "sopClass", fj_unknown());
   if (in->number > 0)
     json_object_set_new(o, "number", json_integer(in->number));
   fj_set_str(o, "title", in->title);
@@ -241,8 +153,7 @@ static json_t *series(const Clinlog__V1__ImagingSeries *s) {
   if (s->number > 0)
     json_object_set_new(o, "number", json_integer(s->number));
   json_t *mod = modality(s->modality);
-  json_object_set_new(o, "modality",
-                      mod != NULL ? mod : json_pack("{s:o}", "extension", unknown_ext()));
+  json_object_set_new(o, "modality", fj_or_unknown(mod));
   fj_set_str(o, "description", s->description);
   if (s->number_of_instances > 0)
     json_object_set_new(o, "numberOfInstances", json_integer(s->number_of_instances));
@@ -266,11 +177,11 @@ static int study_recorded(cl_fhir_map *m, const Clinlog__V1__ImagingStudyRecorde
   if (ep != NULL)
     fj_set_one(r, "contained", ep);
   json_t *ids = json_array();
-  fj_push(ids, bid_identifier(b->study_instance_uid));
+  fj_push(ids, fj_business_id(b->study_instance_uid));
   json_t *uid = oid_urn(b->study_instance_uid);
   fj_push(ids, json_pack("{s:s,s:o}", "system", "urn:dicom:uid", "value", uid));
-  fj_push(ids, accession(b->accession_number));
-  fj_push(ids, text_identifier("Study ID", b->study_id));
+  fj_push(ids, fj_identifier_lit("ACSN", "Accession ID", b->accession_number));
+  fj_push(ids, fj_identifier_text("Study ID", b->study_id));
   fj_set(r, "identifier", ids);
   json_object_set_new(r, "status", json_string("available"));
   json_t *mods = json_array();
@@ -290,7 +201,7 @@ static int study_recorded(cl_fhir_map *m, const Clinlog__V1__ImagingStudyRecorde
     json_object_set_new(r, "numberOfInstances", json_integer(b->number_of_instances));
   if (b->procedure != NULL)
     fj_set_one(r, "procedureCode", fj_concept(b->procedure));
-  fj_set(r, "location", location_ref(b->location));
+  fj_set(r, "location", fj_location_ref(b->location));
   fj_set_str(r, "description", b->description);
   json_t *ser = json_array();
   for (size_t i = 0; i < b->n_series; i++)
@@ -329,22 +240,6 @@ static const char *report_status(Clinlog__V1__DiagnosticReportStatus s) {
   }
 }
 
-/* The report text as an Attachment (UTF-8 plain text, base64). */
-static json_t *text_attachment(const char *text, const char *title) {
-  if (text == NULL || text[0] == '\0')
-    return NULL;
-  size_t n = strlen(text);
-  size_t b64n = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
-  char *b64 = malloc(b64n);
-  if (b64 == NULL)
-    return NULL;
-  sodium_bin2base64(b64, b64n, (const unsigned char *)text, n, sodium_base64_VARIANT_ORIGINAL);
-  json_t *a = json_pack("{s:s,s:s,s:s}", "contentType", "text/plain; charset=utf-8", "data", b64,
-                        "title", title);
-  free(b64);
-  return a;
-}
-
 static int report_signed(cl_fhir_map *m, const Clinlog__V1__ImagingReportSigned *b, cl_err *err) {
   if (b->report_id == NULL || b->report_id[0] == '\0' || m->patient_id == NULL)
     return 0;
@@ -352,8 +247,8 @@ static int report_signed(cl_fhir_map *m, const Clinlog__V1__ImagingReportSigned 
   cl_fhir_pid(m, "DiagnosticReport", b->report_id, id);
   json_t *r = cl_fhir_new("DiagnosticReport", id);
   json_t *ids = json_array();
-  fj_push(ids, bid_identifier(b->report_id));
-  fj_push(ids, accession(b->accession_number));
+  fj_push(ids, fj_business_id(b->report_id));
+  fj_push(ids, fj_identifier_lit("ACSN", "Accession ID", b->accession_number));
   fj_set(r, "identifier", ids);
   fj_set_one(r, "basedOn", order_ref(m, b->order_id, b->accession_number));
   json_object_set_new(r, "status", json_string(report_status(b->status)));
@@ -375,15 +270,14 @@ static int report_signed(cl_fhir_map *m, const Clinlog__V1__ImagingReportSigned 
   fj_set(r, "resultsInterpreter", interp);
   fj_set_one(r, "imagingStudy", cl_fhir_pref(m, "ImagingStudy", b->study_instance_uid));
   fj_set_str(r, "conclusion", b->conclusion);
-  json_t *codes = json_array();
-  for (size_t i = 0; i < b->n_conclusion_codes; i++)
-    fj_push(codes, fj_concept(b->conclusion_codes[i]));
+  json_t *codes = fj_concepts(b->conclusion_codes, b->n_conclusion_codes);
   /* a critical-result flag (ACR actionable-finding category...) is a coded
    * conclusion of the report too */
   if (b->critical_result != NULL)
     fj_push(codes, fj_concept_code(b->critical_result));
   fj_set(r, "conclusionCode", codes);
-  fj_set_one(r, "presentedForm", text_attachment(b->findings, "Findings"));
+  fj_set_one(r, "presentedForm",
+             fj_text_attachment(b->findings, "text/plain; charset=utf-8", "Findings"));
   return cl_fhir_map_put(m, r, err);
 }
 

@@ -75,30 +75,7 @@ static json_t *us_core_ext(const char *url, Clinlog__V1__Code *const *codes, siz
     return NULL;
   }
   json_array_append_new(sub, json_pack("{s:s,s:s}", "url", "text", "valueString", text));
-  return json_pack("{s:s,s:o}", "url", url, "extension", sub);
-}
-
-/* Removes the extension with `url` from res.extension. */
-static void drop_ext(json_t *res, const char *url) {
-  json_t *ext = json_object_get(res, "extension");
-  for (size_t i = json_array_size(ext); i-- > 0;) {
-    const char *u = json_string_value(json_object_get(json_array_get(ext, i), "url"));
-    if (u != NULL && strcmp(u, url) == 0)
-      json_array_remove(ext, i);
-  }
-  if (ext != NULL && json_array_size(ext) == 0)
-    json_object_del(res, "extension");
-}
-
-static void add_ext(json_t *res, json_t *e) {
-  if (e == NULL)
-    return;
-  json_t *ext = json_object_get(res, "extension");
-  if (ext == NULL) {
-    ext = json_array();
-    json_object_set_new(res, "extension", ext);
-  }
-  json_array_append_new(ext, e);
+  return fj_ext(url, "extension", sub);
 }
 
 static json_t *contact(const Clinlog__V1__Contact *c) {
@@ -142,6 +119,22 @@ typedef struct demo {
   Clinlog__V1__Contact **contacts;
   size_t n_contacts;
 } demo;
+
+/* The demo of a PatientRegistered or a PatientDemographicsUpdated `b`: the
+ * two messages name these fields alike, but are different types (hence a
+ * macro, not a function). */
+#define DEMO_OF(b)                                                                                 \
+  {                                                                                                \
+    .identifiers = (b)->identifiers, .n_identifiers = (b)->n_identifiers, .names = (b)->names,     \
+    .n_names = (b)->n_names, .birth_date = (b)->birth_date, .gender = (b)->gender,                 \
+    .addresses = (b)->addresses, .n_addresses = (b)->n_addresses, .telecom = (b)->telecom,         \
+    .n_telecom = (b)->n_telecom, .deceased = (b)->deceased, .deceased_at = (b)->deceased_at,       \
+    .managing_organization = (b)->managing_organization, .marital_status = (b)->marital_status,    \
+    .race = (b)->race, .n_race = (b)->n_race, .ethnicity = (b)->ethnicity,                         \
+    .preferred_language = (b)->preferred_language,                                                 \
+    .primary_care_provider = (b)->primary_care_provider, .contacts = (b)->contacts,                \
+    .n_contacts = (b)->n_contacts                                                                  \
+  }
 
 static const char *const demo_fields[] = {"identifiers",
                                           "names",
@@ -219,12 +212,12 @@ static int set_field(json_t *p, const demo *d, const char *field) {
     json_object_del(p, "managingOrganization");
     fj_set(p, "managingOrganization", fj_reference(d->managing_organization));
   } else if (strcmp(field, "race") == 0) {
-    drop_ext(p, US_CORE_RACE);
-    add_ext(p, us_core_ext(US_CORE_RACE, d->race, d->n_race, omb_race));
+    fj_ext_drop(p, US_CORE_RACE);
+    fj_ext_add(p, us_core_ext(US_CORE_RACE, d->race, d->n_race, omb_race));
   } else if (strcmp(field, "ethnicity") == 0) {
-    drop_ext(p, US_CORE_ETHNICITY);
+    fj_ext_drop(p, US_CORE_ETHNICITY);
     Clinlog__V1__Code *one[1] = {(Clinlog__V1__Code *)d->ethnicity};
-    add_ext(p, us_core_ext(US_CORE_ETHNICITY, one, d->ethnicity != NULL, omb_ethnicity));
+    fj_ext_add(p, us_core_ext(US_CORE_ETHNICITY, one, d->ethnicity != NULL, omb_ethnicity));
   } else {
     return -1;
   }
@@ -251,23 +244,6 @@ static const char *const patient_order[] = {"resourceType",
                                             "generalPractitioner",
                                             "managingOrganization"};
 
-static json_t *in_order(json_t *p, const char *const *order, size_t n) {
-  json_t *o = json_object();
-  for (size_t i = 0; i < n; i++) {
-    json_t *v = json_object_get(p, order[i]);
-    if (v != NULL)
-      json_object_set(o, order[i], v);
-  }
-  const char *k;
-  json_t *v;
-  json_object_foreach(p, k, v) { /* anything else keeps its place at the end */
-    if (json_object_get(o, k) == NULL)
-      json_object_set(o, k, v);
-  }
-  json_decref(p);
-  return o;
-}
-
 static int patient_registered(cl_fhir_map *m, const Clinlog__V1__PatientRegistered *b,
                               cl_err *err) {
   const char *pid = m->patient_id != NULL ? m->patient_id : b->patient_id;
@@ -276,32 +252,12 @@ static int patient_registered(cl_fhir_map *m, const Clinlog__V1__PatientRegister
   char id[CL_FHIR_ID_MAX];
   cl_fhir_id("Patient", NULL, pid, id);
   json_t *p = cl_fhir_new("Patient", id);
-  demo d = {b->identifiers,
-            b->n_identifiers,
-            b->names,
-            b->n_names,
-            b->birth_date,
-            b->gender,
-            b->addresses,
-            b->n_addresses,
-            b->telecom,
-            b->n_telecom,
-            b->deceased,
-            b->deceased_at,
-            b->managing_organization,
-            b->marital_status,
-            b->race,
-            b->n_race,
-            b->ethnicity,
-            b->preferred_language,
-            b->primary_care_provider,
-            b->contacts,
-            b->n_contacts};
+  demo d = DEMO_OF(b);
   json_object_set_new(p, "active", json_true());
   for (size_t i = 0; i < sizeof demo_fields / sizeof demo_fields[0]; i++)
     set_field(p, &d, demo_fields[i]);
   return cl_fhir_map_put(
-      m, in_order(p, patient_order, sizeof patient_order / sizeof patient_order[0]), err);
+      m, fj_in_order(p, patient_order, sizeof patient_order / sizeof patient_order[0]), err);
 }
 
 static int demographics_updated(cl_fhir_map *m, const Clinlog__V1__PatientDemographicsUpdated *b,
@@ -320,50 +276,11 @@ static int demographics_updated(cl_fhir_map *m, const Clinlog__V1__PatientDemogr
     return rc;
   }
   json_object_del(p, "meta");
-  demo d = {b->identifiers,
-            b->n_identifiers,
-            b->names,
-            b->n_names,
-            b->birth_date,
-            b->gender,
-            b->addresses,
-            b->n_addresses,
-            b->telecom,
-            b->n_telecom,
-            b->deceased,
-            b->deceased_at,
-            b->managing_organization,
-            b->marital_status,
-            b->race,
-            b->n_race,
-            b->ethnicity,
-            b->preferred_language,
-            b->primary_care_provider,
-            b->contacts,
-            b->n_contacts};
+  demo d = DEMO_OF(b);
   for (size_t i = 0; i < b->n_updated_fields; i++)
     set_field(p, &d, b->updated_fields[i]); /* an unknown name changes nothing */
   return cl_fhir_map_put(
-      m, in_order(p, patient_order, sizeof patient_order / sizeof patient_order[0]), err);
-}
-
-static const char *priority_code(Clinlog__V1__RequestPriority p, const char **display) {
-  switch (p) {
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_ROUTINE:
-    *display = "routine";
-    return "R";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_URGENT:
-    *display = "urgent";
-    return "UR";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_ASAP:
-    *display = "ASAP";
-    return "A";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_STAT:
-    *display = "stat";
-    return "S";
-  default:
-    return NULL;
-  }
+      m, fj_in_order(p, patient_order, sizeof patient_order / sizeof patient_order[0]), err);
 }
 
 static json_t *participant(const char *code, const char *display, const Clinlog__V1__Reference *r) {
@@ -378,37 +295,6 @@ static json_t *participant(const char *code, const char *display, const Clinlog_
   return o;
 }
 
-/* A location as a Reference: its FHIR Location when known, else its display
- * or the PL components. */
-static json_t *location_ref(const Clinlog__V1__Location *l) {
-  if (l == NULL)
-    return NULL;
-  json_t *r = fj_reference(l->reference);
-  if (r == NULL)
-    r = json_object();
-  if (json_object_get(r, "display") == NULL) {
-    char buf[512] = "";
-    if (l->display != NULL && l->display[0] != '\0')
-      snprintf(buf, sizeof buf, "%s", l->display);
-    else {
-      const char *parts[] = {l->facility, l->point_of_care, l->room, l->bed};
-      size_t o = 0;
-      for (size_t i = 0; i < 4; i++)
-        if (parts[i] != NULL && parts[i][0] != '\0') {
-          int w = snprintf(buf + o, sizeof buf - o, "%s%s", o ? " " : "", parts[i]);
-          if (w > 0 && (size_t)w < sizeof buf - o)
-            o += (size_t)w;
-        }
-    }
-    fj_set_str(r, "display", buf);
-  }
-  if (json_object_size(r) == 0) {
-    json_decref(r);
-    return NULL;
-  }
-  return r;
-}
-
 static json_t *unknown_class(void) {
   return json_pack("{s:s,s:s,s:s}", "system", "http://terminology.hl7.org/CodeSystem/v3-NullFlavor",
                    "code", "UNK", "display", "unknown");
@@ -421,13 +307,11 @@ static int encounter_started(cl_fhir_map *m, const Clinlog__V1__EncounterStarted
   cl_fhir_pid(m, "Encounter", b->encounter_id, id);
   json_t *e = cl_fhir_new("Encounter", id);
   json_t *ids = json_array();
-  fj_push(ids, json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", b->encounter_id));
+  fj_push(ids, fj_business_id(b->encounter_id));
   if (b->visit_number != NULL) {
     json_t *vn = fj_identifier(b->visit_number);
     if (vn != NULL && json_object_get(vn, "type") == NULL)
-      json_object_set_new(
-          vn, "type",
-          fj_concept_lit("http://terminology.hl7.org/CodeSystem/v2-0203", "VN", "Visit number"));
+      json_object_set_new(vn, "type", fj_concept_lit(FJ_V2_0203, "VN", "Visit number"));
     fj_push(ids, vn);
   }
   fj_set(e, "identifier", ids);
@@ -441,16 +325,10 @@ static int encounter_started(cl_fhir_map *m, const Clinlog__V1__EncounterStarted
                           json_string("http://terminology.hl7.org/CodeSystem/v3-ActCode"));
   }
   json_object_set_new(e, "class", cls != NULL ? cls : unknown_class());
-  json_t *types = json_array();
-  for (size_t i = 0; i < b->n_type; i++)
-    fj_push(types, fj_concept(b->type[i]));
-  fj_set(e, "type", types);
+  fj_set(e, "type", fj_concepts(b->type, b->n_type));
   if (b->hospital_service != NULL)
     fj_set(e, "serviceType", fj_concept_code(b->hospital_service));
-  const char *pd = NULL, *pc = priority_code(b->priority, &pd);
-  if (pc != NULL)
-    fj_set(e, "priority",
-           fj_concept_lit("http://terminology.hl7.org/CodeSystem/v3-ActPriority", pc, pd));
+  fj_set(e, "priority", fj_act_priority(b->priority));
   fj_set(e, "subject", cl_fhir_patient_ref(m));
   json_t *parts = json_array();
   fj_push(parts, participant("ATND", "attender", b->attending));
@@ -460,16 +338,13 @@ static int encounter_started(cl_fhir_map *m, const Clinlog__V1__EncounterStarted
   json_t *period = json_object();
   fj_set(period, "start", b->start != NULL ? fj_instant(b->start) : fj_instant(m->ev->occurred_at));
   fj_set(e, "period", period);
-  json_t *reasons = json_array();
-  for (size_t i = 0; i < b->n_reason; i++)
-    fj_push(reasons, fj_concept(b->reason[i]));
-  fj_set(e, "reasonCode", reasons);
+  fj_set(e, "reasonCode", fj_concepts(b->reason, b->n_reason));
   if (b->admit_source != NULL) {
     json_t *h = json_object();
     fj_set(h, "admitSource", fj_concept_code(b->admit_source));
     fj_set(e, "hospitalization", h);
   }
-  json_t *loc = location_ref(b->location);
+  json_t *loc = fj_location_ref(b->location);
   if (loc != NULL)
     fj_set_one(e, "location", json_pack("{s:o,s:s}", "location", loc, "status", "active"));
   fj_set(e, "serviceProvider", fj_reference(b->service_provider));
@@ -490,8 +365,7 @@ static int encounter_ended(cl_fhir_map *m, const Clinlog__V1__EncounterEnded *b,
   int rc = cl_fhir_map_get(m, "Encounter", id, &e, err);
   if (rc == CL_ENOTFOUND) { /* ended without a start on record */
     e = cl_fhir_new("Encounter", id);
-    fj_set_one(e, "identifier",
-               json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", b->encounter_id));
+    fj_set_one(e, "identifier", fj_business_id(b->encounter_id));
     json_object_set_new(e, "class", unknown_class());
     fj_set(e, "subject", cl_fhir_patient_ref(m));
   } else if (rc < 0) {
@@ -507,7 +381,7 @@ static int encounter_ended(cl_fhir_map *m, const Clinlog__V1__EncounterEnded *b,
   fj_set(period, "end", b->end != NULL ? fj_instant(b->end) : fj_instant(m->ev->occurred_at));
   json_t *h = json_object_get(e, "hospitalization");
   json_t *nh = h != NULL ? json_incref(h) : json_object();
-  fj_set(nh, "destination", location_ref(b->discharged_to));
+  fj_set(nh, "destination", fj_location_ref(b->discharged_to));
   if (b->discharge_disposition != NULL)
     fj_set(nh, "dischargeDisposition", fj_concept_code(b->discharge_disposition));
   fj_set(e, "hospitalization", nh);
@@ -516,7 +390,7 @@ static int encounter_ended(cl_fhir_map *m, const Clinlog__V1__EncounterEnded *b,
   for (size_t i = 0; i < json_array_size(locs); i++)
     json_object_set_new(json_array_get(locs, i), "status", json_string("completed"));
   return cl_fhir_map_put(
-      m, in_order(e, encounter_order, sizeof encounter_order / sizeof encounter_order[0]), err);
+      m, fj_in_order(e, encounter_order, sizeof encounter_order / sizeof encounter_order[0]), err);
 }
 
 int cl_fhir_map_patient(cl_fhir_map *m, cl_err *err) {

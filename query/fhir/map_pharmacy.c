@@ -14,7 +14,7 @@
  * patient's stream (the catalog writes these to patient-<id> only, and
  * every resource here needs its subject), is not mapped.
  *
- * What FHIR R4 has no element for goes in clinlog extensions (CL_EXT):
+ * What FHIR R4 has no element for goes in clinlog extensions (FJ_CLINLOG_EXT):
  * the fill number of a dispense, the lot and expiry of the product
  * dispensed or given (mirroring Medication.batch, so medication[x] stays a
  * CodeableConcept whatever the event carries) and the barcodes a bedside
@@ -26,53 +26,18 @@
 #include "query/fhir/fj.h"
 #include "query/fhir/map.h"
 
-#define CL_EXT "https://clinlog.dev/fhir/StructureDefinition/"
-#define EXT_FILL_NUMBER CL_EXT "fill-number"
-#define EXT_BATCH CL_EXT "medication-batch"
-#define EXT_SCANNED_WRISTBAND CL_EXT "scanned-wristband"
-#define EXT_SCANNED_PRODUCT CL_EXT "scanned-product-barcode"
-#define DAR_EXT "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
-#define V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
+#define EXT_FILL_NUMBER FJ_CLINLOG_EXT "fill-number"
+#define EXT_BATCH FJ_CLINLOG_EXT "medication-batch"
+#define EXT_SCANNED_WRISTBAND FJ_CLINLOG_EXT "scanned-wristband"
+#define EXT_SCANNED_PRODUCT FJ_CLINLOG_EXT "scanned-product-barcode"
 #define UCUM "http://unitsofmeasure.org"
 
 /* ---- helpers ---- */
 
-/* {system urn:clinlog:id, value bid}: every resource's first identifier. */
-static json_t *bid_identifier(const char *bid) {
-  return json_pack("{s:s,s:s}", "system", FJ_BUSINESS_ID_SYSTEM, "value", bid);
-}
-
-/* An Identifier whose type defaults to a v2-0203 code (PLAC...). */
-static json_t *typed_identifier(const Clinlog__V1__Identifier *id, const char *type,
-                                const char *display) {
-  json_t *o = fj_identifier(id);
-  if (o == NULL || json_object_get(o, "type") != NULL)
-    return o;
-  json_t *t = json_pack("{s:o}", "type", fj_concept_lit(V2_0203, type, display));
-  json_object_update(t, o); /* type first, as fj_identifier writes it */
-  json_decref(o);
-  return t;
-}
-
-/* [data-absent-reason: unknown], for a required element the event lacks. */
-static json_t *unknown_ext(void) {
-  return json_pack("[{s:s,s:s}]", "url", DAR_EXT, "valueCode", "unknown");
-}
-
 /* medicationCodeableConcept: the medication as sent, or (required by every
  * resource here) a CodeableConcept saying it is unknown. */
 static json_t *medication(const Clinlog__V1__CodeableConcept *cc) {
-  json_t *c = fj_concept(cc);
-  return c != NULL ? c : json_pack("{s:o}", "extension", unknown_ext());
-}
-
-/* A SimpleQuantity (no comparator: FHIR forbids one where an amount is
- * dispensed, given or prescribed). */
-static json_t *simple_quantity(const Clinlog__V1__Quantity *q) {
-  json_t *o = fj_quantity(q);
-  if (o != NULL)
-    json_object_del(o, "comparator");
-  return o;
+  return fj_or_unknown(fj_concept(cc));
 }
 
 /* A number of days as a Duration / SimpleQuantity in UCUM "d". */
@@ -107,21 +72,6 @@ static json_t *dosages(Clinlog__V1__Dosage *const *d, size_t n) {
   return a;
 }
 
-static const char *priority_code(Clinlog__V1__RequestPriority p) {
-  switch (p) {
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_ROUTINE:
-    return "routine";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_URGENT:
-    return "urgent";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_ASAP:
-    return "asap";
-  case CLINLOG__V1__REQUEST_PRIORITY__REQUEST_PRIORITY_STAT:
-    return "stat";
-  default:
-    return NULL;
-  }
-}
-
 /* FHIR medicationrequest-intent (a required binding): the event's intent
  * when it is one of its codes, else "order" (the catalog's default). */
 static const char *request_intent(const char *s) {
@@ -138,29 +88,8 @@ static const char *request_intent(const char *s) {
  * in for the medicationrequest-category codes sent without one. */
 static json_t *mr_category(const Clinlog__V1__Code *c) {
   static const char *const codes[] = {"inpatient", "outpatient", "community", "discharge"};
-  json_t *cc = fj_concept_code(c);
-  json_t *coding = json_array_get(json_object_get(cc, "coding"), 0);
-  if (coding != NULL && json_object_get(coding, "system") == NULL)
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-      if (strcmp(c->code, codes[i]) == 0) {
-        json_t *o = json_pack("{s:s}", "system",
-                              "http://terminology.hl7.org/CodeSystem/medicationrequest-category");
-        json_object_update(o, coding); /* system first, as in a Coding */
-        json_array_set_new(json_object_get(cc, "coding"), 0, o);
-        break;
-      }
-  return cc;
-}
-
-static void add_ext(json_t *res, json_t *e) {
-  if (e == NULL)
-    return;
-  json_t *ext = json_object_get(res, "extension");
-  if (ext == NULL) {
-    ext = json_array();
-    json_object_set_new(res, "extension", ext);
-  }
-  json_array_append_new(ext, e);
+  return fj_concept_code_in(c, "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                            codes, sizeof codes / sizeof codes[0]);
 }
 
 /* The lot and expiry of a product (Medication.batch's elements). */
@@ -175,7 +104,7 @@ static json_t *batch_ext(const char *lot, const char *expiry) {
     json_decref(sub);
     return NULL;
   }
-  return json_pack("{s:s,s:o}", "url", EXT_BATCH, "extension", sub);
+  return fj_ext(EXT_BATCH, "extension", sub);
 }
 
 /* A barcode as scanned, in a valueString. FHIR strings hold no control
@@ -203,7 +132,7 @@ static json_t *scan_ext(const char *url, const char *scan) {
     }
   }
   buf[o] = '\0';
-  json_t *e = json_pack("{s:s,s:s}", "url", url, "valueString", buf);
+  json_t *e = fj_ext(url, "valueString", json_string(buf));
   free(buf);
   return e;
 }
@@ -224,23 +153,6 @@ static const char *concept_text(const Clinlog__V1__CodeableConcept *cc) {
       return c->code;
   }
   return NULL;
-}
-
-static json_t *in_order(json_t *p, const char *const *order, size_t n) {
-  json_t *o = json_object();
-  for (size_t i = 0; i < n; i++) {
-    json_t *v = json_object_get(p, order[i]);
-    if (v != NULL)
-      json_object_set(o, order[i], v);
-  }
-  const char *k;
-  json_t *v;
-  json_object_foreach(p, k, v) { /* anything else keeps its place at the end */
-    if (json_object_get(o, k) == NULL)
-      json_object_set(o, k, v);
-  }
-  json_decref(p);
-  return o;
 }
 
 /* ---- MedicationRequest ---- */
@@ -273,30 +185,27 @@ static int prescribed(cl_fhir_map *m, const Clinlog__V1__MedicationPrescribed *b
   cl_fhir_pid(m, "MedicationRequest", b->prescription_id, id);
   json_t *r = cl_fhir_new("MedicationRequest", id);
   json_t *ids = json_array();
-  fj_push(ids, bid_identifier(b->prescription_id));
-  fj_push(ids, typed_identifier(b->placer_order_number, "PLAC", "Placer Identifier"));
+  fj_push(ids, fj_business_id(b->prescription_id));
+  fj_push(ids, fj_identifier_typed(b->placer_order_number, "PLAC", "Placer Identifier"));
   fj_set(r, "identifier", ids);
   json_object_set_new(r, "status", json_string("active"));
   json_object_set_new(r, "intent", json_string(request_intent(b->intent)));
   if (b->category != NULL)
     fj_set_one(r, "category", mr_category(b->category));
-  fj_set_str(r, "priority", priority_code(b->priority));
+  fj_set_str(r, "priority", fj_request_priority(b->priority));
   json_object_set_new(r, "medicationCodeableConcept", medication(b->medication));
   fj_set(r, "subject", cl_fhir_patient_ref(m));
   fj_set(r, "encounter", cl_fhir_pref(m, "Encounter", b->encounter_id));
   fj_set(r, "authoredOn", fj_instant(m->ev->occurred_at));
   fj_set(r, "requester", fj_reference(b->prescriber));
-  json_t *reasons = json_array();
-  for (size_t i = 0; i < b->n_reason; i++)
-    fj_push(reasons, fj_concept(b->reason[i]));
-  fj_set(r, "reasonCode", reasons);
+  fj_set(r, "reasonCode", fj_concepts(b->reason, b->n_reason));
   fj_set(r, "note", fj_note(b->note_to_pharmacist));
   fj_set(r, "dosageInstruction", dosages(b->dosage, b->n_dosage));
   json_t *dr = json_object();
   fj_set(dr, "validityPeriod", fj_period(b->validity));
   if (b->refills > 0) /* 0 is "not stated" (proto3) */
     json_object_set_new(dr, "numberOfRepeatsAllowed", json_integer(b->refills));
-  fj_set(dr, "quantity", simple_quantity(b->quantity));
+  fj_set(dr, "quantity", fj_simple_quantity(b->quantity));
   fj_set(dr, "expectedSupplyDuration", days(b->days_supply));
   fj_set(dr, "performer", fj_reference(b->pharmacy));
   fj_set(r, "dispenseRequest", dr);
@@ -317,7 +226,7 @@ static int discontinued(cl_fhir_map *m, const Clinlog__V1__MedicationDiscontinue
     /* stopped without a prescription on record: the least a valid
      * MedicationRequest holds, the medication unknown */
     r = cl_fhir_new("MedicationRequest", id);
-    fj_set_one(r, "identifier", bid_identifier(b->prescription_id));
+    fj_set_one(r, "identifier", fj_business_id(b->prescription_id));
     json_object_set_new(r, "intent", json_string("order"));
     json_object_set_new(r, "medicationCodeableConcept", medication(NULL));
     fj_set(r, "subject", cl_fhir_patient_ref(m));
@@ -342,7 +251,7 @@ static int discontinued(cl_fhir_map *m, const Clinlog__V1__MedicationDiscontinue
     json_object_set_new(r, "note", notes);
   }
   json_array_append_new(notes, note);
-  return cl_fhir_map_put(m, in_order(r, mr_order, sizeof mr_order / sizeof mr_order[0]), err);
+  return cl_fhir_map_put(m, fj_in_order(r, mr_order, sizeof mr_order / sizeof mr_order[0]), err);
 }
 
 /* ---- MedicationDispense ---- */
@@ -354,10 +263,10 @@ static int dispensed(cl_fhir_map *m, const Clinlog__V1__MedicationDispensed *b, 
   cl_fhir_pid(m, "MedicationDispense", b->dispense_id, id);
   json_t *r = cl_fhir_new("MedicationDispense", id);
   /* fill_number: 0 is the original fill (the field says so) */
-  add_ext(r, json_pack("{s:s,s:I}", "url", EXT_FILL_NUMBER, "valueUnsignedInt",
-                       (json_int_t)(b->fill_number > 0 ? b->fill_number : 0)));
-  add_ext(r, batch_ext(b->lot_number, b->expiration_date));
-  fj_set_one(r, "identifier", bid_identifier(b->dispense_id));
+  fj_ext_add(r, json_pack("{s:s,s:I}", "url", EXT_FILL_NUMBER, "valueUnsignedInt",
+                          (json_int_t)(b->fill_number > 0 ? b->fill_number : 0)));
+  fj_ext_add(r, batch_ext(b->lot_number, b->expiration_date));
+  fj_set_one(r, "identifier", fj_business_id(b->dispense_id));
   json_object_set_new(r, "status", json_string("completed"));
   json_object_set_new(r, "medicationCodeableConcept", medication(b->medication));
   fj_set(r, "subject", cl_fhir_patient_ref(m));
@@ -376,7 +285,7 @@ static int dispensed(cl_fhir_map *m, const Clinlog__V1__MedicationDispensed *b, 
       b->fill_number > 0
           ? fj_concept_lit("http://terminology.hl7.org/CodeSystem/v3-ActCode", "RF", "Refill")
           : fj_concept_lit("http://terminology.hl7.org/CodeSystem/v3-ActCode", "FF", "First Fill"));
-  fj_set(r, "quantity", simple_quantity(b->quantity));
+  fj_set(r, "quantity", fj_simple_quantity(b->quantity));
   fj_set(r, "daysSupply", days(b->days_supply));
   fj_set(r, "whenHandedOver",
          fj_instant(b->dispensed_at != NULL ? b->dispensed_at : m->ev->occurred_at));
@@ -428,10 +337,10 @@ static int administered(cl_fhir_map *m, const Clinlog__V1__MedicationAdministere
   char id[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "MedicationAdministration", b->administration_id, id);
   json_t *r = cl_fhir_new("MedicationAdministration", id);
-  add_ext(r, scan_ext(EXT_SCANNED_WRISTBAND, b->scanned_wristband_id));
-  add_ext(r, scan_ext(EXT_SCANNED_PRODUCT, b->scanned_product_barcode));
-  add_ext(r, batch_ext(b->lot_number, NULL));
-  fj_set_one(r, "identifier", bid_identifier(b->administration_id));
+  fj_ext_add(r, scan_ext(EXT_SCANNED_WRISTBAND, b->scanned_wristband_id));
+  fj_ext_add(r, scan_ext(EXT_SCANNED_PRODUCT, b->scanned_product_barcode));
+  fj_ext_add(r, batch_ext(b->lot_number, NULL));
+  fj_set_one(r, "identifier", fj_business_id(b->administration_id));
   json_object_set_new(r, "status", json_string(admin_status(b->status)));
   if (b->not_given_reason != NULL)
     fj_set_one(r, "statusReason", fj_concept(b->not_given_reason));
@@ -448,7 +357,7 @@ static int administered(cl_fhir_map *m, const Clinlog__V1__MedicationAdministere
   } else if (start != NULL) {
     json_object_set_new(r, "effectiveDateTime", fj_instant(start));
   } else { /* effective[x] is required: say the time is unknown */
-    json_object_set_new(r, "_effectiveDateTime", json_pack("{s:o}", "extension", unknown_ext()));
+    json_object_set_new(r, "_effectiveDateTime", fj_unknown());
   }
   json_t *perf = json_array();
   fj_push(perf, admin_performer(NULL, NULL, b->performer));
@@ -461,7 +370,7 @@ static int administered(cl_fhir_map *m, const Clinlog__V1__MedicationAdministere
     fj_set(r, "note", fj_note("Partially administered"));
   /* dosage needs a dose or a rate (mad-1): route and site alone are left
    * out */
-  json_t *dose = simple_quantity(b->dose_given), *rate = simple_quantity(b->rate);
+  json_t *dose = fj_simple_quantity(b->dose_given), *rate = fj_simple_quantity(b->rate);
   if (dose != NULL || rate != NULL) {
     json_t *d = json_object();
     if (b->site != NULL)
