@@ -110,7 +110,7 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   for (size_t i = 0; i < nnames; i++)
     if (fixed_index(names[i]) < 0) {
       cfnames[k] = names[i];
-      cfopts[k++] = db->opts;
+      cfopts[k++] = db->point_opts; /* projections': folds look up keys that are not there */
     }
   if (read_only) {
     /* a compaction of the live database may delete a file between reading
@@ -286,7 +286,8 @@ int cl_db_cf_create(cl_db *db, const char *name, rocksdb_column_family_handle_t 
     goto out;
   }
   char *rerr = NULL;
-  rocksdb_column_family_handle_t *nh = rocksdb_create_column_family(db->db, db->opts, name, &rerr);
+  rocksdb_column_family_handle_t *nh =
+      rocksdb_create_column_family(db->db, db->point_opts, name, &rerr);
   if (rerr || !nh) {
     cl_free(copy);
     rc = cl_db_error(rerr, err, "creating a column family");

@@ -762,11 +762,164 @@ json_t *fj_in_order(json_t *obj, const char *const *order, size_t n) {
 
 /* ---- serializing ---- */
 
+/* ---- a compact writer, byte for byte jansson's JSON_COMPACT
+ * output (members in insertion order; '"', '\\' and control characters
+ * escaped as jansson escapes them; UTF-8 as is), without its per-call
+ * allocations: the fold dumps every resource it stores. */
+
+typedef struct wbuf {
+  char *p;
+  size_t n, cap;
+  int oom;
+} wbuf;
+
+static void wgrow(wbuf *w, size_t need) {
+  if (w->oom || w->n + need <= w->cap)
+    return;
+  size_t cap = w->cap ? w->cap : 1024;
+  while (cap < w->n + need)
+    cap *= 2;
+  char *p = realloc(w->p, cap);
+  if (p == NULL) {
+    w->oom = 1;
+    return;
+  }
+  w->p = p;
+  w->cap = cap;
+}
+
+static void wput(wbuf *w, const char *s, size_t n) {
+  wgrow(w, n);
+  if (!w->oom) {
+    memcpy(w->p + w->n, s, n);
+    w->n += n;
+  }
+}
+
+static void wstr(wbuf *w, const char *s, size_t n) {
+  static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
+  wgrow(w, n + 2);
+  if (w->oom)
+    return;
+  w->p[w->n++] = '"';
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    wput(w, s + run, i - run);
+    run = i + 1;
+    char esc[6];
+    size_t el = 2;
+    esc[0] = '\\';
+    switch (c) {
+    case '"':
+      esc[1] = '"';
+      break;
+    case '\\':
+      esc[1] = '\\';
+      break;
+    case '\b':
+      esc[1] = 'b';
+      break;
+    case '\f':
+      esc[1] = 'f';
+      break;
+    case '\n':
+      esc[1] = 'n';
+      break;
+    case '\r':
+      esc[1] = 'r';
+      break;
+    case '\t':
+      esc[1] = 't';
+      break;
+    default:
+      esc[1] = 'u';
+      esc[2] = '0';
+      esc[3] = '0';
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      el = 6;
+    }
+    wput(w, esc, el);
+  }
+  wput(w, s + run, n - run);
+  wput(w, "\"", 1);
+}
+
+static void wvalue(wbuf *w, const json_t *v, int depth) {
+  if (depth > 2048) {
+    w->oom = 1;
+    return;
+  }
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: {
+    wput(w, "{", 1);
+    const char *k;
+    json_t *x;
+    int first = 1;
+    json_object_foreach((json_t *)v, k, x) {
+      if (!first)
+        wput(w, ",", 1);
+      first = 0;
+      wstr(w, k, strlen(k));
+      wput(w, ":", 1);
+      wvalue(w, x, depth + 1);
+    }
+    wput(w, "}", 1);
+    break;
+  }
+  case JSON_ARRAY:
+    wput(w, "[", 1);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      if (i)
+        wput(w, ",", 1);
+      wvalue(w, json_array_get(v, i), depth + 1);
+    }
+    wput(w, "]", 1);
+    break;
+  case JSON_STRING:
+    wstr(w, json_string_value(v), json_string_length(v));
+    break;
+  case JSON_INTEGER: {
+    char b[32];
+    int n = snprintf(b, sizeof b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    wput(w, b, (size_t)n);
+    break;
+  }
+  case JSON_TRUE:
+    wput(w, "true", 4);
+    break;
+  case JSON_FALSE:
+    wput(w, "false", 5);
+    break;
+  case JSON_NULL:
+    wput(w, "null", 4);
+    break;
+  case JSON_REAL: { /* not built here (decimals are marked strings): jansson's form */
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (s == NULL)
+      w->oom = 1;
+    else
+      wput(w, s, strlen(s));
+    free(s);
+    break;
+  }
+  }
+}
+
 char *fj_dump(const json_t *res, size_t *len) {
-  char *s = json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  if (s != NULL && len != NULL)
-    *len = strlen(s);
-  return s;
+  wbuf w = {0};
+  wvalue(&w, res, 0);
+  wput(&w, "", 1); /* the NUL */
+  if (w.oom) {
+    free(w.p);
+    return NULL;
+  }
+  if (len != NULL)
+    *len = w.n - 1;
+  return w.p;
 }
 
 char *fj_finish(const char *stored, size_t n, size_t *len) {

@@ -219,8 +219,10 @@ json_t *fj_in_order(json_t *obj, const char *const *order, size_t n);
 
 /* ---- serializing ---- */
 
-/* The stored form of a resource: compact JSON, members in insertion order.
- * Returned-owned (free()); NULL when out of memory. */
+/* The stored form of a resource: compact JSON, members in insertion order,
+ * byte for byte what jansson's json_dumps(JSON_COMPACT) writes (a writer of
+ * our own: the fold dumps every version it stores, and jansson's dump cost
+ * 40 % of the fold). Returned-owned (free()); NULL when out of memory. */
 char *fj_dump(const json_t *res, size_t *len);
 /* The wire form of a stored resource: decimals marked by fj_decimal become
  * bare JSON numbers. Returned-owned (free()); NULL when out of memory. */

@@ -51,6 +51,12 @@ static int mem_put(cl_fhir_map *m, json_t *res, cl_err *err) {
     json_decref(res);
     return cl_err_set(err, CL_EINVAL, "%s/%s: a mapper sets no meta", type, id);
   }
+  /* the store's writer writes what jansson writes */
+  char *ours = fj_dump(res, NULL);
+  char *theirs = json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  cr_assert_str_eq(ours, theirs, "fj_dump differs from jansson for %s/%s", type, id);
+  free(ours);
+  free(theirs);
   char key[256];
   snprintf(key, sizeof key, "%s/%s", type, id);
   json_object_set(s->latest, key, res);
