@@ -162,6 +162,14 @@ static json_t *call(int interaction, const char *type, const char *id, uint32_t 
   return j;
 }
 
+/* Does the JSON text of j contain `needle`? */
+static int mentions(json_t *j, const char *needle) {
+  char *s = json_dumps(j, 0);
+  int hit = s != NULL && strstr(s, needle) != NULL;
+  free(s);
+  return hit;
+}
+
 static json_t *search(const char *type, const char *query) {
   int st;
   json_t *b = call(CL_FHIR_SEARCH, type, NULL, 0, query, 0, &st);
@@ -279,7 +287,7 @@ Test(fhir_engine, dates_prefixes_partial_and_zones) {
   int st;
   json_t *oo = call(CL_FHIR_SEARCH, "Encounter", NULL, 0, "date=2026-13", 0, &st);
   cr_assert_eq(st, 400, "a month 13 is an error, not an empty result");
-  cr_assert_not_null(strstr(json_dumps(oo, 0), "date"), "the error names the parameter");
+  cr_assert(mentions(oo, "date"), "the error names the parameter");
   json_decref(oo);
   int64_t lo, hi;
   cr_assert_eq(cl_fhir_date_range("2026-11-02T10:15:30.25-05:00", &lo, &hi), 0);
@@ -417,13 +425,12 @@ Test(fhir_engine, includes_summary_elements_and_handling) {
   char *ids = match_ids(b, "id");
   cr_assert_str_eq(ids, "1001");
   free(ids);
-  cr_assert_not_null(strstr(json_dumps(b, 0), "shoe-size"),
-                     "the Bundle's OperationOutcome names it");
+  cr_assert(mentions(b, "shoe-size"), "the Bundle's OperationOutcome names it");
   json_decref(b);
   int st;
   json_t *oo = call(CL_FHIR_SEARCH, "Patient", NULL, 0, "_id=1001&shoe-size=42", 1, &st);
   cr_assert_eq(st, 400, "strict: refused");
-  cr_assert_not_null(strstr(json_dumps(oo, 0), "shoe-size"));
+  cr_assert(mentions(oo, "shoe-size"));
   json_decref(oo);
   oo = call(CL_FHIR_SEARCH, "Patient", NULL, 0, "family:below=x", 0, &st);
   cr_assert_eq(st, 400, "an unsupported modifier");
