@@ -147,9 +147,7 @@ static int accepts_json(struct MHD_Connection *c, const cl_http_params *p) {
          strstr(a, "application/*") != NULL;
 }
 
-/* ------------------------------------------------------------ routing */
-
-/* ------------------------------------------------------------ the handler */
+/* ------------------------------------------------------------ the handler (routes: route.c) */
 
 static void peer_of(struct MHD_Connection *c, char *out, size_t n) {
   const union MHD_ConnectionInfo *ci =
