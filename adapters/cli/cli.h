@@ -28,6 +28,10 @@ void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total);
 void cli_progress_end(cli_progress *p);
 double cli_now(void);
 
+/* Parses a decimal unsigned number given for `flag`; prints
+ * "clinlog: FLAG: expected a number, got ..." and returns -1 if it is not one. */
+int cli_parse_u64(const char *flag, const char *s, uint64_t *out);
+
 /* Parses a 16-byte id from 32 hex digits or a dashed UUID. 0 on success. */
 int cli_parse_uuid(const char *s, uint8_t out[16]);
 void cli_format_uuid(const uint8_t id[16], char out[37]);

@@ -114,7 +114,7 @@ static void batch_reset(batch *b) {
 typedef struct sink {
   cl_log *log;
   cl_client *client;
-  uint64_t tree_size;  /* after the last append (remote: 0 until one succeeded) */
+  uint64_t tree_size; /* after the last append (remote: 0 until one succeeded) */
 } sink;
 
 /* Appends ab; fills seq/version (b->n each) and *duplicate. */
@@ -225,13 +225,14 @@ static int batch_flush(sink *log, batch *b, const cl_signer *s, int per_event, e
     rc = sink_append(log, &ab, seq, ver, &dup, err);
   if (rc == 0) {
     for (size_t i = 0; i < b->n && json; i++) {
-      Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, b->events[i].len, b->events[i].data);
+      Clinlog__V1__Event *ev =
+          clinlog__v1__event__unpack(NULL, b->events[i].len, b->events[i].data);
       char uuid[37] = "";
       if (ev && ev->event_id.len == 16)
         cli_format_uuid(ev->event_id.data, uuid);
-      json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:b}", "eventId", uuid, "stream", b->streams[i],
-                            "seq", (json_int_t)seq[i], "streamVersion", (json_int_t)ver[i],
-                            "duplicate", dup);
+      json_t *o =
+          json_pack("{s:s, s:s, s:I, s:I, s:b}", "eventId", uuid, "stream", b->streams[i], "seq",
+                    (json_int_t)seq[i], "streamVersion", (json_int_t)ver[i], "duplicate", dup);
       cli_print_json(stdout, o);
       json_decref(o);
       if (ev)
@@ -376,8 +377,12 @@ int cmd_append(int argc, char **argv) {
     if (cli_remote_option(&remote, c, optarg))
       continue;
     switch (c) {
-    case 'k': keyfile = optarg; break;
-    case 'P': principal_opt = optarg; break;
+    case 'k':
+      keyfile = optarg;
+      break;
+    case 'P':
+      principal_opt = optarg;
+      break;
     case 'e':
       if (nex == 64 || parse_expect(optarg, &ex[nex]) != 0) {
         fprintf(stderr, "clinlog append: --expect STREAM=any|no-stream|exists|VERSION\n");
@@ -385,9 +390,15 @@ int cmd_append(int argc, char **argv) {
       }
       nex++;
       break;
-    case 'b': bsize = strtoul(optarg, NULL, 10); break;
-    case 'p': per_event = 1; break;
-    case 'j': json = 1; break;
+    case 'b':
+      bsize = strtoul(optarg, NULL, 10);
+      break;
+    case 'p':
+      per_event = 1;
+      break;
+    case 'j':
+      json = 1;
+      break;
     default:
       fprintf(c == 'h' ? stdout : stderr,
               "usage: clinlog append DIR --key FILE [--expect STREAM=any|no-stream|exists|N]...\n"
@@ -401,8 +412,8 @@ int cmd_append(int argc, char **argv) {
               "Each batch (default 1000 events) is atomic and signed once (batch signature)\n"
               "unless --per-event-signatures. --principal: the default recordedBy.principalId\n"
               "(default: looked up from the signing key's registration in the log).\n"
-              "With --server, --key is the signing key; the TLS client key is --cert-key.\n"
-              CLI_REMOTE_USAGE);
+              "With --server, --key is the signing key; the TLS client key is "
+              "--cert-key.\n" CLI_REMOTE_USAGE);
       return c == 'h' ? 0 : 2;
     }
   }

@@ -187,9 +187,15 @@ int cmd_cluster(int argc, char **argv) {
       continue;
     }
     switch (c) {
-    case OPT_JSON: json = 1; break;
-    case OPT_NO_FOLLOW: follow = 0; break;
-    case OPT_NO_PROMOTE: no_promote = 1; break;
+    case OPT_JSON:
+      json = 1;
+      break;
+    case OPT_NO_FOLLOW:
+      follow = 0;
+      break;
+    case OPT_NO_PROMOTE:
+      no_promote = 1;
+      break;
     default:
       fputs(c == OPT_HELP ? USAGE : SHORT_USAGE, c == OPT_HELP ? stdout : stderr);
       return c == OPT_HELP ? 0 : 2;
@@ -283,8 +289,7 @@ int cmd_cluster(int argc, char **argv) {
     status = cli_print_message(&st->base, "cluster");
   } else {
     if (req == &areq.base)
-      printf("added node %llu (%s)\n\n", (unsigned long long)id,
-             no_promote ? "standby" : "voter");
+      printf("added node %llu (%s)\n\n", (unsigned long long)id, no_promote ? "standby" : "voter");
     else if (req == &rreq.base)
       printf("removed node %llu\n\n", (unsigned long long)id);
     else if (req == &treq.base && st->leader_id)

@@ -53,18 +53,6 @@ typedef struct args {
   char **pos;
 } args;
 
-static int parse_u64(const char *flag, const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
-  if (!s || *s < '0' || *s > '9' || errno || *end) {
-    fprintf(stderr, "clinlog fhir: %s: expected a number, got \"%s\"\n", flag, s ? s : "");
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 /* Parses options; returns -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, args *a) {
   static const struct option opts[] = {{"json", no_argument, 0, OPT_JSON},
@@ -92,15 +80,16 @@ static int parse(int argc, char **argv, args *a) {
       a->strict = 1;
       break;
     case OPT_MIN_SEQ:
-      if (parse_u64("--min-seq", optarg, &a->min_seq))
+      if (cli_parse_u64("--min-seq", optarg, &a->min_seq))
         return 2;
       break;
     case OPT_VERSION:
-      if (parse_u64("--version", optarg, &a->version) || a->version == 0 || a->version > UINT32_MAX)
+      if (cli_parse_u64("--version", optarg, &a->version) || a->version == 0 ||
+          a->version > UINT32_MAX)
         return 2;
       break;
     case OPT_COUNT:
-      if (parse_u64("--count", optarg, &a->count) || a->count > 1000)
+      if (cli_parse_u64("--count", optarg, &a->count) || a->count > 1000)
         return 2;
       break;
     default:

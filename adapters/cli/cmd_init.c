@@ -22,9 +22,10 @@ int cmd_keygen(int argc, char **argv) {
   static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    fprintf(c == 'h' ? stdout : stderr,
-            "usage: clinlog keygen FILE\n"
-            "Writes a new Ed25519 secret key to FILE (mode 0600) and its public key to FILE.pub.\n");
+    fprintf(
+        c == 'h' ? stdout : stderr,
+        "usage: clinlog keygen FILE\n"
+        "Writes a new Ed25519 secret key to FILE (mode 0600) and its public key to FILE.pub.\n");
     return c == 'h' ? 0 : 2;
   }
   if (optind + 1 != argc) {
@@ -34,7 +35,8 @@ int cmd_keygen(int argc, char **argv) {
   cl_err err;
   cl_err_clear(&err);
   cl_signer s = {0};
-  if (cl_crypto_init(&err) || cl_signer_generate(&s, &err) || cl_signer_save(&s, argv[optind], &err)) {
+  if (cl_crypto_init(&err) || cl_signer_generate(&s, &err) ||
+      cl_signer_save(&s, argv[optind], &err)) {
     cl_signer_free(&s);
     return cli_fail("keygen", &err);
   }
@@ -269,10 +271,10 @@ static int init_replica(const char *dir, const char *src, const char *mk_in, con
   cl_hex(root, 32, hex);
   cl_hex(cl_log_public_key(log), 32, pkhex);
   if (json) {
-    json_t *j = json_pack("{s:s, s:b, s:s, s:s, s:s, s:I, s:s}", "dir", dir, "replica", 1,
-                          "origin", cl_log_origin(log), "logPublicKey", pkhex, "keysFrom",
-                          src ? src : "--master-key/--log-key", "treeSize", (json_int_t)size,
-                          "root", hex);
+    json_t *j =
+        json_pack("{s:s, s:b, s:s, s:s, s:s, s:I, s:s}", "dir", dir, "replica", 1, "origin",
+                  cl_log_origin(log), "logPublicKey", pkhex, "keysFrom",
+                  src ? src : "--master-key/--log-key", "treeSize", (json_int_t)size, "root", hex);
     cli_print_json(stdout, j);
     json_decref(j);
   } else {
@@ -299,20 +301,39 @@ int cmd_init(int argc, char **argv) {
                                        {"json", no_argument, 0, 'j'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-  const char *admin = "admin", *name = NULL, *key = NULL, *origin = NULL, *org = NULL,
-             *mk = NULL, *src = NULL, *lk = NULL;
+  const char *admin = "admin", *name = NULL, *key = NULL, *origin = NULL, *org = NULL, *mk = NULL,
+             *src = NULL, *lk = NULL;
   int c, json = 0, admin_set = 0;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
-    case 'a': admin = optarg; admin_set = 1; break;
-    case 'n': name = optarg; break;
-    case 'k': key = optarg; break;
-    case 'o': origin = optarg; break;
-    case 'g': org = optarg; break;
-    case 'm': mk = optarg; break;
-    case 'r': src = optarg; break;
-    case 'l': lk = optarg; break;
-    case 'j': json = 1; break;
+    case 'a':
+      admin = optarg;
+      admin_set = 1;
+      break;
+    case 'n':
+      name = optarg;
+      break;
+    case 'k':
+      key = optarg;
+      break;
+    case 'o':
+      origin = optarg;
+      break;
+    case 'g':
+      org = optarg;
+      break;
+    case 'm':
+      mk = optarg;
+      break;
+    case 'r':
+      src = optarg;
+      break;
+    case 'l':
+      lk = optarg;
+      break;
+    case 'j':
+      json = 1;
+      break;
     default:
       fprintf(c == 'h' ? stdout : stderr,
               "usage: clinlog init DIR [--admin ID] [--admin-name NAME] [--admin-key FILE]\n"
@@ -387,8 +408,11 @@ int cmd_init(int argc, char **argv) {
   cl_log_options_init(&o);
   o.dir = dir;
   o.master_key_path = mk;
-  cl_log_genesis g = {.origin = origin, .organization = org, .admin_principal = admin,
-                      .admin_name = name, .admin = &s};
+  cl_log_genesis g = {.origin = origin,
+                      .organization = org,
+                      .admin_principal = admin,
+                      .admin_name = name,
+                      .admin = &s};
   rc = cl_log_create(&o, &g, &err);
   cl_signer_free(&s);
   if (rc)
@@ -402,9 +426,9 @@ int cmd_init(int argc, char **argv) {
   cl_log_head(log, &size, root);
   cl_hex(root, 32, hex);
   if (json) {
-    json_t *j = json_pack("{s:s, s:b, s:s, s:s, s:s, s:I, s:s}", "dir", dir, "replica", 0,
-                          "origin", cl_log_origin(log), "admin", admin, "adminKey", key,
-                          "treeSize", (json_int_t)size, "root", hex);
+    json_t *j = json_pack("{s:s, s:b, s:s, s:s, s:s, s:I, s:s}", "dir", dir, "replica", 0, "origin",
+                          cl_log_origin(log), "admin", admin, "adminKey", key, "treeSize",
+                          (json_int_t)size, "root", hex);
     cli_print_json(stdout, j);
     json_decref(j);
   } else {

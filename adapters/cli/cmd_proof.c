@@ -27,8 +27,10 @@ static json_t *b64(const uint8_t *p, size_t n) {
 static int unb64(json_t *v, uint8_t *out, size_t want) {
   size_t n = 0;
   const char *s = json_string_value(v);
-  if (!s || sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL,
-                              sodium_base64_VARIANT_ORIGINAL) != 0 || n != want)
+  if (!s ||
+      sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) !=
+          0 ||
+      n != want)
     return -1;
   return 0;
 }
@@ -41,8 +43,8 @@ static json_t *proof_json(uint8_t (*proof)[32], size_t n) {
 }
 
 int cmd_checkpoint(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS,
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS, {0, 0, 0, 0}};
   cli_remote remote = {0};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -132,8 +134,7 @@ static int prove_remote(const cli_remote *r, int inclusion, uint64_t a, uint64_t
     if ((rc = cl_client_prove_inclusion(c, &req, &p, NULL, &err)) == 0) {
       o = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "type", "inclusion", "seq",
                     (json_int_t)p->seq, "leafIndex", (json_int_t)p->leaf_index, "treeSize",
-                    (json_int_t)p->tree_size, "leafHash",
-                    b64(p->leaf_hash.data, p->leaf_hash.len),
+                    (json_int_t)p->tree_size, "leafHash", b64(p->leaf_hash.data, p->leaf_hash.len),
                     "rootHash", b64(p->root_hash.data, p->root_hash.len), "record",
                     b64(p->record.data, p->record.len), "proof",
                     pb_proof_json(p->hashes, p->n_hashes));
@@ -169,8 +170,8 @@ static int prove_remote(const cli_remote *r, int inclusion, uint64_t a, uint64_t
 }
 
 int cmd_prove(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS,
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS, {0, 0, 0, 0}};
   cli_remote remote = {0};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -190,8 +191,8 @@ int cmd_prove(int argc, char **argv) {
             "Prints an RFC 9162 proof as JSON (hashes in base64). TREE_SIZE/NEW_SIZE\n"
             "default to the latest signed checkpoint's size (the current head if it is\n"
             "older than SEQ); the checkpoint at that size, if any, is included. An\n"
-            "inclusion proof carries the stored record so the checker recomputes the leaf.\n"
-            CLI_REMOTE_USAGE);
+            "inclusion proof carries the stored record so the checker recomputes the "
+            "leaf.\n" CLI_REMOTE_USAGE);
     return help ? 0 : 2;
   }
   /* the positional arguments as the local code below expects them */
@@ -271,8 +272,12 @@ int cmd_verify_proof(int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
-    case 'c': cpfile = optarg; break;
-    case 'k': keyfile = optarg; break;
+    case 'c':
+      cpfile = optarg;
+      break;
+    case 'k':
+      keyfile = optarg;
+      break;
     default:
       fprintf(c == 'h' ? stdout : stderr,
               "usage: clinlog verify-proof PROOF.json [--checkpoint NOTE --log-key LOG.pub]\n"
@@ -284,7 +289,8 @@ int cmd_verify_proof(int argc, char **argv) {
     }
   }
   if (optind + 1 != argc || (cpfile && !keyfile)) {
-    fprintf(stderr, "usage: clinlog verify-proof PROOF.json [--checkpoint NOTE --log-key LOG.pub]\n");
+    fprintf(stderr,
+            "usage: clinlog verify-proof PROOF.json [--checkpoint NOTE --log-key LOG.pub]\n");
     return 2;
   }
   json_error_t je;
@@ -324,8 +330,8 @@ int cmd_verify_proof(int argc, char **argv) {
     }
     cl_merkle_leaf_hash(rb, got, leaf);
     free(rb);
-    rc = seq ? cl_merkle_verify_inclusion(leaf, seq - 1, size, (const uint8_t(*)[32])proof, n,
-                                          root, &err)
+    rc = seq ? cl_merkle_verify_inclusion(leaf, seq - 1, size, (const uint8_t(*)[32])proof, n, root,
+                                          &err)
              : cl_err_set(&err, CL_EMALFORMED, "seq: required");
   } else if (!strcmp(type, "consistency")) {
     uint64_t old = (uint64_t)json_integer_value(json_object_get(p, "oldSize"));
@@ -358,9 +364,10 @@ int cmd_verify_proof(int argc, char **argv) {
     } else if (!(rc = cl_pubkey_load(pk, keyfile, &err)) &&
                !(rc = cl_checkpoint_verify(note, len, origin ? origin : "", pk, &cp, &err))) {
       if (cp.size != size || sodium_memcmp(cp.root, root, 32) != 0)
-        rc = cl_err_set(&err, CL_EVERIFY,
-                        "checkpoint is for size %llu; the proof's tree (size %llu) has another root",
-                        (unsigned long long)cp.size, (unsigned long long)size);
+        rc =
+            cl_err_set(&err, CL_EVERIFY,
+                       "checkpoint is for size %llu; the proof's tree (size %llu) has another root",
+                       (unsigned long long)cp.size, (unsigned long long)size);
     }
   }
 out:

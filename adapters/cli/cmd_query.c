@@ -51,18 +51,6 @@ typedef struct args {
   char **pos;
 } args;
 
-static int parse_u64(const char *flag, const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
-  if (!s || *s < '0' || *s > '9' || errno || *end) {
-    fprintf(stderr, "clinlog: %s: expected a number, got \"%s\"\n", flag, s ? s : "");
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 /* Parses options; returns -1 to go on, else the exit status. */
 static int parse(int argc, char **argv, const char *usage, args *a) {
   static const struct option opts[] = {{"json", no_argument, 0, OPT_JSON},
@@ -79,18 +67,22 @@ static int parse(int argc, char **argv, const char *usage, args *a) {
     if (cli_remote_option(&a->remote, c, optarg))
       continue;
     switch (c) {
-    case OPT_JSON: a->json = 1; break;
-    case OPT_ALL: a->all = 1; break;
+    case OPT_JSON:
+      a->json = 1;
+      break;
+    case OPT_ALL:
+      a->all = 1;
+      break;
     case OPT_MIN_SEQ:
-      if (parse_u64("--min-seq", optarg, &a->min_seq))
+      if (cli_parse_u64("--min-seq", optarg, &a->min_seq))
         return 2;
       break;
     case OPT_LIMIT:
-      if (parse_u64("--limit", optarg, &a->limit) || a->limit == 0)
+      if (cli_parse_u64("--limit", optarg, &a->limit) || a->limit == 0)
         return 2;
       break;
     case OPT_FROM:
-      if (parse_u64("--from", optarg, &a->from))
+      if (cli_parse_u64("--from", optarg, &a->from))
         return 2;
       break;
     default:
@@ -145,8 +137,8 @@ static void print_stream(const Clinlog__V1__StreamInfo *si) {
   print_time(si->last_committed_at);
   printf("\n");
   for (size_t i = 0; i < si->n_counts; i++) {
-    printf("  %-32s %llu\n", si->counts[i]->name && si->counts[i]->name[0] ? si->counts[i]->name
-                                                                            : "?",
+    printf("  %-32s %llu\n",
+           si->counts[i]->name && si->counts[i]->name[0] ? si->counts[i]->name : "?",
            (unsigned long long)si->counts[i]->count);
   }
 }
@@ -226,7 +218,7 @@ static int streams_by_type(const args *a, Clinlog__V1__Consistency *cons) {
     return 2;
   }
   uint64_t code = cl_event_type_code(a->pos[1]);
-  if (!code && (parse_u64("TYPE", a->pos[1], &code) || !cl_event_type_name((uint32_t)code))) {
+  if (!code && (cli_parse_u64("TYPE", a->pos[1], &code) || !cl_event_type_name((uint32_t)code))) {
     fprintf(stderr, "clinlog streams by-type: unknown event type \"%s\"\n", a->pos[1]);
     return 2;
   }
@@ -302,9 +294,9 @@ int cmd_projections(int argc, char **argv) {
   if (!strcmp(sub, "list")) {
     Clinlog__V1__ListProjectionsRequest req = CLINLOG__V1__LIST_PROJECTIONS_REQUEST__INIT;
     Clinlog__V1__ListProjectionsResponse *resp;
-    if ((st = call(&a, "projections", M_LIST_PROJECTIONS, &req.base,
-                   &clinlog__v1__list_projections_response__descriptor,
-                   (ProtobufCMessage **)&resp)))
+    if ((st =
+             call(&a, "projections", M_LIST_PROJECTIONS, &req.base,
+                  &clinlog__v1__list_projections_response__descriptor, (ProtobufCMessage **)&resp)))
       return st;
     if (a.json) {
       st = cli_print_message(&resp->base, "projections");

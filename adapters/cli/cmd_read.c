@@ -115,11 +115,21 @@ int cmd_read(int argc, char **argv) {
     if (cli_remote_option(&remote, c, optarg))
       continue;
     switch (c) {
-    case 's': stream = optarg; break;
-    case 'f': from = strtoull(optarg, NULL, 10); break;
-    case 'n': limit = strtoull(optarg, NULL, 10); break;
-    case 'b': backwards = 1; break;
-    case 'p': ctx.prefix = optarg; break;
+    case 's':
+      stream = optarg;
+      break;
+    case 'f':
+      from = strtoull(optarg, NULL, 10);
+      break;
+    case 'n':
+      limit = strtoull(optarg, NULL, 10);
+      break;
+    case 'b':
+      backwards = 1;
+      break;
+    case 'p':
+      ctx.prefix = optarg;
+      break;
     case 't':
       if (!(ctx.type = cl_event_type_code(optarg))) {
         fprintf(stderr, "clinlog read: unknown event type %s\n", optarg);
@@ -145,20 +155,20 @@ int cmd_read(int argc, char **argv) {
   cl_err_clear(&err);
   if (remote.server)
     return read_remote(&remote, stream, from, limit, backwards, &ctx, &err) ? cli_fail("read", &err)
-                                                                             : 0;
+                                                                            : 0;
   cl_log *log;
   if (cli_open(argv[optind], 1, &log, &err))
     return cli_fail("read", &err);
-  int rc = stream ? cl_log_read_stream(log, stream, from, backwards, limit, cli_print_event, &ctx,
-                                       &err)
-                  : cl_log_read_all(log, from, limit, cli_print_event, &ctx, &err);
+  int rc =
+      stream ? cl_log_read_stream(log, stream, from, backwards, limit, cli_print_event, &ctx, &err)
+             : cl_log_read_all(log, from, limit, cli_print_event, &ctx, &err);
   cl_log_close(log);
   return rc ? cli_fail("read", &err) : 0;
 }
 
 int cmd_get(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS,
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS, {0, 0, 0, 0}};
   cli_remote remote = {0};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -205,7 +215,8 @@ int cmd_get(int argc, char **argv) {
 int cmd_head(int argc, char **argv) {
   if (argc != 2 || argv[1][0] == '-') {
     int help = argc == 2 && !strcmp(argv[1], "--help");
-    fprintf(help ? stdout : stderr, "usage: clinlog head DIR\nPrints the origin, tree size and root hash as JSON.\n");
+    fprintf(help ? stdout : stderr,
+            "usage: clinlog head DIR\nPrints the origin, tree size and root hash as JSON.\n");
     return help ? 0 : 2;
   }
   cl_err err;

@@ -33,12 +33,24 @@ int cmd_verify(int argc, char **argv) {
     if (cli_remote_option(&rem, c, optarg))
       continue;
     switch (c) {
-    case 'r': remote = 1; break;
-    case 'j': json = 1; break;
-    case 'H': o.hashes_only = 1; break;
-    case 'm': o.master_key_path = optarg; break;
-    case 'k': keyfile = optarg; break;
-    case 'c': cpfile = optarg; break;
+    case 'r':
+      remote = 1;
+      break;
+    case 'j':
+      json = 1;
+      break;
+    case 'H':
+      o.hashes_only = 1;
+      break;
+    case 'm':
+      o.master_key_path = optarg;
+      break;
+    case 'k':
+      keyfile = optarg;
+      break;
+    case 'c':
+      cpfile = optarg;
+      break;
     default:
       fprintf(c == 'h' ? stdout : stderr,
               "usage: clinlog verify DIR [--json] [--hashes-only] [--master-key FILE]\n"
@@ -56,8 +68,8 @@ int cmd_verify(int argc, char **argv) {
               "signature, checks the root against the signed checkpoint and names the first\n"
               "divergent record (content is not decrypted; keys are not needed). Without\n"
               "--log-key the server's log key is used and checked against the genesis event.\n"
-              "Exit status: 0 verified, 3 divergence found, 1 could not run.\n"
-              CLI_REMOTE_USAGE "  --key PEM            same as --cert-key\n");
+              "Exit status: 0 verified, 3 divergence found, 1 could not run.\n" CLI_REMOTE_USAGE
+              "  --key PEM            same as --cert-key\n");
       return c == 'h' ? 0 : 2;
     }
   }
@@ -90,8 +102,8 @@ int cmd_verify(int argc, char **argv) {
     o.checkpoint = note;
   }
   if (remote) {
-    int st = cli_verify_remote(&rem, json, o.hashes_only, keyfile ? pk : NULL, note,
-                               o.checkpoint_len);
+    int st =
+        cli_verify_remote(&rem, json, o.hashes_only, keyfile ? pk : NULL, note, o.checkpoint_len);
     free(note);
     return st;
   }
@@ -109,13 +121,12 @@ int cmd_verify(int argc, char **argv) {
   sodium_bin2base64(root, sizeof root, rep.root, 32, sodium_base64_VARIANT_ORIGINAL);
   double rate = rep.seconds > 0 ? (double)rep.events / rep.seconds : 0;
   if (json) {
-    json_t *j = json_pack("{s:b, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:b, s:f, s:f}", "ok", rep.ok,
-                          "events", (json_int_t)rep.events, "treeSize", (json_int_t)rep.tree_size,
-                          "rootHash", root, "checkpoints", (json_int_t)rep.checkpoints,
-                          "signatures", (json_int_t)rep.signatures, "decrypted",
-                          (json_int_t)rep.decrypted, "erased", (json_int_t)rep.erased,
-                          "contentChecked", rep.content_checked, "seconds", rep.seconds,
-                          "eventsPerSecond", rate);
+    json_t *j = json_pack(
+        "{s:b, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:b, s:f, s:f}", "ok", rep.ok, "events",
+        (json_int_t)rep.events, "treeSize", (json_int_t)rep.tree_size, "rootHash", root,
+        "checkpoints", (json_int_t)rep.checkpoints, "signatures", (json_int_t)rep.signatures,
+        "decrypted", (json_int_t)rep.decrypted, "erased", (json_int_t)rep.erased, "contentChecked",
+        rep.content_checked, "seconds", rep.seconds, "eventsPerSecond", rate);
     if (!rep.ok) {
       json_object_set_new(j, "failSeq", json_integer((json_int_t)rep.fail_seq));
       json_object_set_new(j, "failure", json_string(rep.fail_what));

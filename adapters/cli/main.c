@@ -1,6 +1,7 @@
 /* clinlog: the command-line tool for operators, integrators and auditors.
  * Each subcommand lives in its own cmd_*.c file; this one dispatches and
  * holds the helpers they share. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,4 +173,16 @@ void cli_print_json(FILE *f, json_t *v) {
     fputc('\n', f);
     free(s);
   }
+}
+
+int cli_parse_u64(const char *flag, const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+  if (!s || *s < '0' || *s > '9' || errno || *end) {
+    fprintf(stderr, "clinlog: %s: expected a number, got \"%s\"\n", flag, s ? s : "");
+    return -1;
+  }
+  *out = v;
+  return 0;
 }

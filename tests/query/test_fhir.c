@@ -338,17 +338,6 @@ Test(fhir, corrections_make_new_versions, .timeout = 120) {
   free(dir);
 }
 
-static void erase_stream(cl_log *log, const cl_signer *admin, const char *stream) {
-  size_t len;
-  uint8_t *buf = cl_test_erasure_event(stream, &len);
-  cl_append_result r;
-  cl_err err;
-  cr_assert_eq(cl_test_append(log, admin, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s",
-               err.msg);
-  cl_append_result_free(&r);
-  free(buf);
-}
-
 static int count(void *ctx, cl_fhir_resource *r, cl_err *err) {
   (void)err;
   (*(size_t *)ctx)++;
@@ -391,7 +380,7 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
                err.msg);
   cr_assert_gt(before, 3, "the patient's compartment: Patient, Encounters, Provenances");
 
-  erase_stream(log, &admin, "patient-2002");
+  cl_test_erase(log, &admin, "patient-2002");
   wait_head(r, log);
   cr_assert_null(read_json(r, "Patient", "2002", 0, NULL), "erased: gone from reads");
   cr_assert_null(read_json(r, "Patient", "2002", 1, NULL), "and from vread");
@@ -557,7 +546,7 @@ Test(fhir, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
   cl_log *log = cl_test_log_new("fhirk", &dir, &admin, 1000);
   append_all_cases(log, &admin);
   fill_observations(log, &admin, 0, 40, -1);
-  erase_stream(log, &admin, "patient-k7");
+  cl_test_erase(log, &admin, "patient-k7");
   fill_observations(log, &admin, 4000, 20, 7);
   uint64_t size;
   cl_log_head(log, &size, NULL);

@@ -54,17 +54,6 @@ static void fill(cl_log *log, const cl_signer *admin, int batches, int per, int 
   }
 }
 
-static void erase(cl_log *log, const cl_signer *admin, const char *stream) {
-  size_t len;
-  uint8_t *buf = cl_test_erasure_event(stream, &len);
-  cl_append_result r;
-  cl_err err;
-  cr_assert_eq(cl_test_append(log, admin, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s",
-               err.msg);
-  cl_append_result_free(&r);
-  free(buf);
-}
-
 static uint64_t state_digest(cl_runner *r, uint8_t out[32]) {
   return cl_test_proj_digest(cl_runner_proj(r), out);
 }
@@ -127,9 +116,9 @@ Test(runner, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
   cl_signer admin;
   cl_log *log = cl_test_log_new("runk", &dir, &admin, 1000);
   fill(log, &admin, 150, 100, 40, "patient", -1);
-  erase(log, &admin, "patient-7");
+  cl_test_erase(log, &admin, "patient-7");
   fill(log, &admin, 50, 100, 40, "patient", 7);
-  erase(log, &admin, "patient-11");
+  cl_test_erase(log, &admin, "patient-11");
   uint64_t size;
   cl_log_head(log, &size, NULL);
   cl_log_close(log);
@@ -158,8 +147,8 @@ Test(runner, live_equals_rebuilt_with_erasures_and_leaves_no_plaintext, .timeout
   cl_runner *r = start(log, &cl_streams_projection, 64);
   fill(log, &admin, 10, 50, 10, "patient-CANARYSTREAM", -1);
   fill(log, &admin, 4, 25, 5, "device", -1);
-  wait_head(r, log);                            /* folded while readable... */
-  erase(log, &admin, "patient-CANARYSTREAM-3"); /* ...then erased */
+  wait_head(r, log);                                    /* folded while readable... */
+  cl_test_erase(log, &admin, "patient-CANARYSTREAM-3"); /* ...then erased */
   fill(log, &admin, 5, 20, 10, "patient-CANARYSTREAM", 3);
   wait_head(r, log);
   cl_err err;

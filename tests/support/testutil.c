@@ -459,3 +459,13 @@ int cl_test_kill9_catch_up(const char *dir, const cl_projection *def, uint64_t s
               (unsigned long long)last, (unsigned long long)size);
   return kills;
 }
+
+void cl_test_erase(cl_log *log, const cl_signer *s, const char *stream) {
+  size_t len;
+  uint8_t *buf = cl_test_erasure_event(stream, &len);
+  cl_append_result r;
+  cl_err err;
+  cr_assert_eq(cl_test_append(log, s, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s", err.msg);
+  cl_append_result_free(&r);
+  free(buf);
+}

@@ -50,6 +50,9 @@ int cl_test_append1(cl_log *log, const cl_signer *s, const char *stream, const c
  * "admin" (returned-owned, free()). */
 uint8_t *cl_test_erasure_event(const char *stream, size_t *len);
 
+/* Appends the StreamErased of `stream` (signed by s); fails the test on error. */
+void cl_test_erase(cl_log *log, const cl_signer *s, const char *stream);
+
 /* A serialized PrincipalRegistered of `principal` with one role and the
  * public key of `key`, in "$principal-<principal>", recorded by "admin"
  * (returned-owned, free()). */
