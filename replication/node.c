@@ -3,11 +3,11 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +83,7 @@ static _Atomic(raft_uv_connect_cb) raft_connect_cb;
 static void wt_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status) {
   if (status == 0)
     nodelay(stream);
-  atomic_load(&raft_connect_cb)(req, stream, status);
+  atomic_load (&raft_connect_cb)(req, stream, status);
 }
 
 static int wt_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
@@ -119,18 +119,18 @@ struct op {
   cl_repl *n;
   /* completion: guarded by the node's op mutex */
   int done;
-  int refs;  /* the caller and the loop */
+  int refs; /* the caller and the loop */
   int rc;
   cl_err err;
   /* OP_APPEND */
   Clinlog__V1__PreparedBatch *pb;
-  cl_prefixes *pre;              /* its records, encoded by the caller's thread */
+  cl_prefixes *pre; /* its records, encoded by the caller's thread */
   size_t bytes;
   cl_append_result r;
   /* membership */
   uint64_t id;
   char address[2 * CL_REPL_ADDR_MAX + 2];
-  int promote;                   /* OP_ADD: 0 no promotion, else 1 + attempts so far */
+  int promote; /* OP_ADD: 0 no promotion, else 1 + attempts so far */
   cl_repl_status *status;
   union {
     struct raft_change change;
@@ -187,7 +187,7 @@ struct cl_repl {
   /* loop-owned */
   op *pending_head, *pending_tail; /* appends waiting for a group */
   size_t pending_n;
-  group *groups;                   /* entries in flight */
+  group *groups; /* entries in flight */
   unsigned inflight;
   uint64_t next_group;
   uint64_t origin;
@@ -217,10 +217,14 @@ void cl_repl_options_init(cl_repl_options *o) {
 
 const char *cl_repl_role_name(int role) {
   switch (role) {
-  case CL_ROLE_VOTER: return "voter";
-  case CL_ROLE_STANDBY: return "standby";
-  case CL_ROLE_SPARE: return "spare";
-  default: return "unknown";
+  case CL_ROLE_VOTER:
+    return "voter";
+  case CL_ROLE_STANDBY:
+    return "standby";
+  case CL_ROLE_SPARE:
+    return "spare";
+  default:
+    return "unknown";
   }
 }
 
@@ -242,6 +246,7 @@ static void op_unref(cl_repl *n, op *o) {
   if (o->pb)
     clinlog__v1__prepared_batch__free_unpacked(o->pb, NULL);
   cl_log_prefixes_free(o->pre);
+  free(o->status);
   if (o->r.seq || o->r.version || o->r.event_id)
     cl_append_result_free(&o->r);
   free(o);
@@ -276,8 +281,10 @@ static int op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
   pthread_mutex_lock(&n->qmu);
   if (n->stopping) {
     pthread_mutex_unlock(&n->qmu);
-    o->refs = 1;
-    op_unref(n, o);
+    pthread_mutex_lock(&n->omu);
+    o->refs--; /* the loop never sees it; the caller's op_unref frees it */
+    o->done = 1;
+    pthread_mutex_unlock(&n->omu);
     return cl_err_set(err, CL_EUNAVAILABLE, "node is stopping");
   }
   if (n->qtail)
@@ -616,8 +623,10 @@ static void fill_status(cl_repl *n, cl_repl_status *st) {
   memset(st, 0, sizeof *st);
   st->id = n->o.id;
   int s = raft_state(&n->raft);
-  st->state = s == RAFT_LEADER ? "leader" : s == RAFT_FOLLOWER ? "follower"
-              : s == RAFT_CANDIDATE ? "candidate" : "unavailable";
+  st->state = s == RAFT_LEADER      ? "leader"
+              : s == RAFT_FOLLOWER  ? "follower"
+              : s == RAFT_CANDIDATE ? "candidate"
+                                    : "unavailable";
   st->term = raft_current_term(&n->raft);
   raft_id lid = 0;
   const char *laddr = NULL;
@@ -633,8 +642,9 @@ static void fill_status(cl_repl *n, cl_repl_status *st) {
     m->id = sv->id;
     raft_part(sv->address, m->raft_address, sizeof m->raft_address);
     api_part(sv->address, m->api_address, sizeof m->api_address);
-    m->role = sv->role == RAFT_VOTER ? CL_ROLE_VOTER : sv->role == RAFT_STANDBY ? CL_ROLE_STANDBY
-                                                                                : CL_ROLE_SPARE;
+    m->role = sv->role == RAFT_VOTER     ? CL_ROLE_VOTER
+              : sv->role == RAFT_STANDBY ? CL_ROLE_STANDBY
+                                         : CL_ROLE_SPARE;
     raft_index mi = 0;
     if (s == RAFT_LEADER) {
       if (sv->id == n->o.id)
@@ -718,8 +728,10 @@ static void run_op(cl_repl *n, op *o) {
     return;
   }
   if (rv)
-    op_fail(n, o, rv == RAFT_NOTLEADER ? CL_ENOTLEADER : rv == RAFT_BADID ? CL_ENOTFOUND
-                  : CL_EUNAVAILABLE,
+    op_fail(n, o,
+            rv == RAFT_NOTLEADER ? CL_ENOTLEADER
+            : rv == RAFT_BADID   ? CL_ENOTFOUND
+                                 : CL_EUNAVAILABLE,
             "%s", raft_strerror(rv));
 }
 
@@ -1079,21 +1091,14 @@ int cl_repl_get_status(cl_repl *n, cl_repl_status *st, int64_t deadline_ms, cl_e
   op *o = op_new(OP_STATUS);
   if (!o)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
-  cl_repl_status *tmp = malloc(sizeof *tmp);
-  if (!tmp) {
+  /* owned by the op: a timed-out status op may still run and write into it */
+  if (!(o->status = malloc(sizeof *o->status))) {
     free(o);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
-  o->status = tmp;
   int rc = op_run(n, o, deadline_ms, err);
   if (rc == 0)
-    *st = *tmp;
-  /* a timed-out status op may still run: it then writes into tmp */
-  pthread_mutex_lock(&n->omu);
-  int done = o->done;
-  pthread_mutex_unlock(&n->omu);
-  if (done)
-    free(tmp);
+    *st = *o->status;
   op_unref(n, o);
   return rc;
 }
