@@ -17,99 +17,8 @@
 #include "query/fhir/fhir.h"
 #include "query/runner.h"
 #include "store/event.h"
+#include "tests/query/fhir_fixture.h"
 #include "tests/support/testutil.h"
-
-#define CASES CL_SOURCE_DIR "/tests/query/fhir/cases"
-
-static int64_t in_ms(int64_t ms) { return cl_feed_now_ms() + ms; }
-
-/* Appends one Event given as proto3 JSON (recorded by "admin", the test
- * log's signer); returns its seq. */
-static uint64_t append_json(cl_log *log, const cl_signer *admin, json_t *j) {
-  ProtobufCMessage *msg;
-  cl_err err = {0};
-  cr_assert_eq(cl_pbjson_from_json(&clinlog__v1__event__descriptor, j, &msg, &err), 0, "%s",
-               err.msg);
-  Clinlog__V1__Event *ev = (Clinlog__V1__Event *)msg;
-  static Clinlog__V1__RecordedBy rb = CLINLOG__V1__RECORDED_BY__INIT;
-  Clinlog__V1__RecordedBy *orig = ev->recorded_by;
-  rb.principal_id = "admin";
-  rb.role = orig && orig->role ? orig->role : "";
-  rb.on_behalf_of = orig && orig->on_behalf_of ? orig->on_behalf_of : "";
-  rb.device_id = orig && orig->device_id ? orig->device_id : "";
-  ev->recorded_by = &rb;
-  size_t len;
-  uint8_t *buf = cl_test_pack_event(ev, &len);
-  ev->recorded_by = orig;
-  protobuf_c_message_free_unpacked(msg, NULL);
-  cl_append_result r;
-  cr_assert_eq(cl_test_append(log, admin, &buf, &len, 1, 0, NULL, 0, 0, &r, &err), 0, "%s",
-               err.msg);
-  uint64_t seq = r.seq[0];
-  cl_append_result_free(&r);
-  free(buf);
-  return seq;
-}
-
-static json_t *load_case(const char *name) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s.events.json", CASES, name);
-  json_error_t je;
-  json_t *j = json_load_file(path, 0, &je);
-  cr_assert_not_null(j, "%s: %s", path, je.text);
-  return j;
-}
-
-/* Appends every event of every case. */
-static void append_all_cases(cl_log *log, const cl_signer *admin) {
-  DIR *d = opendir(CASES);
-  cr_assert_not_null(d);
-  char *names[64];
-  size_t n = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL && n < 64) {
-    char *dot = strstr(de->d_name, ".events.json");
-    if (dot != NULL && dot[12] == '\0')
-      names[n++] = strndup(de->d_name, (size_t)(dot - de->d_name));
-  }
-  closedir(d);
-  for (size_t i = 0; i < n; i++) { /* a fixed order: the log is the same every run */
-    for (size_t j = i + 1; j < n; j++)
-      if (strcmp(names[j], names[i]) < 0) {
-        char *t = names[i];
-        names[i] = names[j];
-        names[j] = t;
-      }
-  }
-  for (size_t i = 0; i < n; i++) {
-    json_t *evs = load_case(names[i]);
-    for (size_t k = 0; k < json_array_size(evs); k++)
-      append_json(log, admin, json_array_get(evs, k));
-    json_decref(evs);
-    free(names[i]);
-  }
-}
-
-static cl_runner *start(cl_log *log) {
-  cl_runner_options o;
-  cl_runner_options_init(&o);
-  o.batch_events = 7; /* several batches, boundaries inside the cases */
-  o.linger_ms = 0;
-  cl_runner *r;
-  cl_err err;
-  cr_assert_eq(cl_runner_start(log, &cl_fhir_projection, &o, &r, &err), 0, "%s", err.msg);
-  return r;
-}
-
-static void wait_head(cl_runner *r, cl_log *log) {
-  uint64_t size;
-  cl_log_head(log, &size, NULL);
-  cl_err err;
-  cr_assert_eq(cl_runner_wait(r, size, in_ms(60000), &err), 0, "%s", err.msg);
-  cl_runner_status st;
-  cl_runner_get_status(r, &st);
-  cr_assert_eq(st.error.code, 0, "fold failed: %s", st.error.msg);
-}
 
 static json_t *read_json(cl_runner *r, const char *type, const char *id, uint32_t version,
                          cl_fhir_resource *meta) {
@@ -162,13 +71,13 @@ Test(fhir, versions_history_and_provenance, .timeout = 120) {
   char *dir;
   cl_signer admin;
   cl_log *log = cl_test_log_new("fhirv", &dir, &admin, 1000);
-  json_t *evs = load_case("patient");
+  json_t *evs = fx_load_case("patient");
   uint64_t seqs[16];
   size_t n = json_array_size(evs);
   for (size_t i = 0; i < n; i++)
-    seqs[i] = append_json(log, &admin, json_array_get(evs, i));
-  cl_runner *r = start(log);
-  wait_head(r, log);
+    seqs[i] = fx_append_json(log, &admin, json_array_get(evs, i));
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
 
   /* registration + demographics update: two versions */
   cl_fhir_resource meta;
@@ -242,21 +151,6 @@ Test(fhir, versions_history_and_provenance, .timeout = 120) {
   free(dir);
 }
 
-/* An event as JSON, from a template with its stream and a fresh id. */
-static json_t *event(const char *stream, const char *body_json) {
-  json_error_t je;
-  json_t *body = json_loads(body_json, 0, &je);
-  cr_assert_not_null(body, "%s", je.text);
-  uint8_t id[16];
-  randombytes_buf(id, sizeof id);
-  char b64[32];
-  sodium_bin2base64(b64, sizeof b64, id, 16, sodium_base64_VARIANT_ORIGINAL);
-  json_object_set_new(body, "eventId", json_string(b64));
-  json_object_set_new(body, "stream", json_string(stream));
-  json_object_set_new(body, "occurredAt", json_string("2026-11-10T10:00:00Z"));
-  return body;
-}
-
 static int grab_id(void *ctx, const cl_event_view *ev, cl_err *err) {
   (void)err;
   memcpy(ctx, ev->event_id, 16);
@@ -274,10 +168,10 @@ Test(fhir, corrections_make_new_versions, .timeout = 120) {
   char *dir;
   cl_signer admin;
   cl_log *log = cl_test_log_new("fhirc", &dir, &admin, 1000);
-  json_t *evs = load_case("patient");
+  json_t *evs = fx_load_case("patient");
   uint64_t seqs[16];
   for (size_t i = 0; i < json_array_size(evs); i++)
-    seqs[i] = append_json(log, &admin, json_array_get(evs, i));
+    seqs[i] = fx_append_json(log, &admin, json_array_get(evs, i));
   json_decref(evs);
   /* the encounter start was recorded in error */
   char eid[32], body[512];
@@ -286,12 +180,12 @@ Test(fhir, corrections_make_new_versions, .timeout = 120) {
            "{\"enteredInError\": {\"correctedEventId\": \"%s\", \"correctedStream\": "
            "\"patient-1001\", \"reason\": \"wrong patient\"}}",
            eid);
-  json_t *j = event("patient-1001", body);
-  uint64_t eie = append_json(log, &admin, j);
+  json_t *j = fx_event("patient-1001", body);
+  uint64_t eie = fx_append_json(log, &admin, j);
   json_decref(j);
   /* the registration amended by a new registration that rewrites the
    * Patient: the Patient stays as the replacement wrote it */
-  json_t *pr = load_case("patient");
+  json_t *pr = fx_load_case("patient");
   json_t *reg = json_deep_copy(json_array_get(pr, 0));
   json_decref(pr);
   uint8_t nid[16];
@@ -301,7 +195,7 @@ Test(fhir, corrections_make_new_versions, .timeout = 120) {
   json_object_set_new(reg, "eventId", json_string(nb));
   json_object_set_new(json_object_get(reg, "patientRegistered"), "birthDate",
                       json_string("1984-07-20"));
-  append_json(log, &admin, reg);
+  fx_append_json(log, &admin, reg);
   json_decref(reg);
   char old[32];
   event_id_b64(log, seqs[0], old);
@@ -309,12 +203,12 @@ Test(fhir, corrections_make_new_versions, .timeout = 120) {
            "{\"amended\": {\"amendedEventId\": \"%s\", \"replacementEventId\": \"%s\", "
            "\"reason\": \"typo\", \"summary\": \"birth date\"}}",
            old, nb);
-  j = event("patient-1001", body);
-  append_json(log, &admin, j);
+  j = fx_event("patient-1001", body);
+  fx_append_json(log, &admin, j);
   json_decref(j);
 
-  cl_runner *r = start(log);
-  wait_head(r, log);
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
   const char *enc = "afc18e276d470a0fd2a48a40e071a86c";
   cl_fhir_resource meta;
   json_t *e = read_json(r, "Encounter", enc, 0, &meta);
@@ -349,26 +243,17 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   char *dir;
   cl_signer admin;
   cl_log *log = cl_test_log_new("fhirr", &dir, &admin, 1000);
-  append_all_cases(log, &admin);
+  fx_append_all_cases(log, &admin);
   /* a second patient, erased later, with resources of its own */
-  json_t *evs = load_case("patient");
+  json_t *evs = fx_load_case("patient");
   for (size_t i = 0; i < json_array_size(evs); i++) {
-    json_t *ev = json_deep_copy(json_array_get(evs, i));
-    uint8_t id[16];
-    randombytes_buf(id, 16);
-    char b[32];
-    sodium_bin2base64(b, sizeof b, id, 16, sodium_base64_VARIANT_ORIGINAL);
-    json_object_set_new(ev, "eventId", json_string(b));
-    json_object_set_new(ev, "stream", json_string("patient-2002"));
-    json_t *pr = json_object_get(ev, "patientRegistered");
-    if (pr != NULL)
-      json_object_set_new(pr, "patientId", json_string("2002"));
-    append_json(log, &admin, ev);
+    json_t *ev = fx_copy_event(json_array_get(evs, i), "patient-2002", "2002");
+    fx_append_json(log, &admin, ev);
     json_decref(ev);
   }
   json_decref(evs);
-  cl_runner *r = start(log);
-  wait_head(r, log);
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
   json_t *p = read_json(r, "Patient", "2002", 0, NULL);
   cr_assert_not_null(p);
   json_decref(p);
@@ -381,7 +266,7 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   cr_assert_gt(before, 3, "the patient's compartment: Patient, Encounters, Provenances");
 
   cl_test_erase(log, &admin, "patient-2002");
-  wait_head(r, log);
+  fx_wait_head(r, log);
   cr_assert_null(read_json(r, "Patient", "2002", 0, NULL), "erased: gone from reads");
   cr_assert_null(read_json(r, "Patient", "2002", 1, NULL), "and from vread");
   size_t after = 0;
@@ -400,7 +285,7 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   uint8_t live[32], rebuilt[32];
   uint64_t nl = cl_test_proj_digest(cl_runner_proj(r), live);
   cr_assert_eq(cl_runner_rebuild(r, &err), 0, "%s", err.msg);
-  wait_head(r, log);
+  fx_wait_head(r, log);
   uint64_t nr = cl_test_proj_digest(cl_runner_proj(r), rebuilt);
   cr_assert_eq(nl, nr, "entries: live %llu, rebuilt %llu", (unsigned long long)nl,
                (unsigned long long)nr);
@@ -409,11 +294,7 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   cl_log_close(log);
 
   /* no plaintext anywhere in the data directory */
-  const char *canaries[] = {"Okafor",    "MRN-554433", "123-45-6789",
-                            "Cambridge", "enc-5521",   "1984-07-19"};
-  for (size_t i = 0; i < sizeof canaries / sizeof canaries[0]; i++)
-    cr_assert(!cl_test_tree_contains(dir, canaries[i], strlen(canaries[i])), "%s on disk",
-              canaries[i]);
+  fx_assert_no_canaries(dir);
   cl_signer_free(&admin);
   cl_test_rmtree(dir);
   free(dir);
@@ -453,9 +334,9 @@ Test(fhir, every_served_resource_is_valid_r4, .timeout = 300) {
   char *dir;
   cl_signer admin;
   cl_log *log = cl_test_log_new("fhirval", &dir, &admin, 1000);
-  append_all_cases(log, &admin);
-  cl_runner *r = start(log);
-  wait_head(r, log);
+  fx_append_all_cases(log, &admin);
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
   char path[1024];
   snprintf(path, sizeof path, "%s/served.ndjson", dir);
   dumper d = {cl_runner_proj(r), fopen(path, "w"), 0};
@@ -544,7 +425,7 @@ Test(fhir, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
   char *dir;
   cl_signer admin;
   cl_log *log = cl_test_log_new("fhirk", &dir, &admin, 1000);
-  append_all_cases(log, &admin);
+  fx_append_all_cases(log, &admin);
   fill_observations(log, &admin, 0, 40, -1);
   cl_test_erase(log, &admin, "patient-k7");
   fill_observations(log, &admin, 4000, 20, 7);
@@ -553,13 +434,13 @@ Test(fhir, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
   cl_log_close(log);
   cl_test_kill9_catch_up(dir, &cl_fhir_projection, size);
   log = cl_test_log_open(dir, 1000);
-  cl_runner *r = start(log);
-  wait_head(r, log);
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
   uint8_t live[32], rebuilt[32];
   uint64_t nl = cl_test_proj_digest(cl_runner_proj(r), live);
   cl_err err;
   cr_assert_eq(cl_runner_rebuild(r, &err), 0, "%s", err.msg);
-  wait_head(r, log);
+  fx_wait_head(r, log);
   uint64_t nr = cl_test_proj_digest(cl_runner_proj(r), rebuilt);
   cr_assert_eq(nl, nr, "entries: after the kills %llu, rebuilt %llu", (unsigned long long)nl,
                (unsigned long long)nr);

@@ -14,6 +14,7 @@
 #include "adapters/pbjson/pbjson.h"
 #include "query/fhir/engine.h"
 #include "query/runner.h"
+#include "tests/query/fhir_fixture.h"
 #include "tests/support/testutil.h"
 
 static int64_t in_ms(int64_t ms) { return cl_feed_now_ms() + ms; }
@@ -34,14 +35,10 @@ static void append_json(const char *stream, const char *fmt, ...) {
   vsnprintf(body, sizeof body, fmt, ap);
   va_end(ap);
   json_error_t je;
-  json_t *j = json_loads(body, 0, &je);
-  cr_assert_not_null(j, "%s: %s", body, je.text);
-  uint8_t id[16];
-  randombytes_buf(id, 16);
-  char b64[32];
-  sodium_bin2base64(b64, sizeof b64, id, 16, sodium_base64_VARIANT_ORIGINAL);
-  json_object_set_new(j, "eventId", json_string(b64));
-  json_object_set_new(j, "stream", json_string(stream));
+  json_t *t = json_loads(body, 0, &je);
+  cr_assert_not_null(t, "%s: %s", body, je.text);
+  json_t *j = fx_copy_event(t, stream, NULL);
+  json_decref(t);
   if (json_object_get(j, "occurredAt") == NULL)
     json_object_set_new(j, "occurredAt", json_string("2026-11-02T10:00:00Z"));
   json_object_set_new(j, "recordedBy",
