@@ -123,6 +123,17 @@ int cmd_streams(int argc, char **argv);
 int cmd_projections(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);
 
+/* clinlog fhir export|export-status|export-cancel (cmd_fhir_export.c). */
+typedef struct cli_fhir_export_args {
+  char **params; /* export: NAME=VALUE (_type, _since, ...); else the job id */
+  int nparams;
+  const char *out_dir; /* --out */
+  const char *group;   /* --group ID: Group level */
+  int patients;        /* --patients: Patient level */
+  int strict, json;
+} cli_fhir_export_args;
+int cli_fhir_export(cl_client *cl, const char *sub, const cli_fhir_export_args *a);
+
 /* `verify --remote`: replays a live node through its API (cmd_verify_remote.c).
  * log_key (may be NULL: trust the server's) and note (may be NULL) as for
  * local verify. Returns the exit status (0 verified, 3 divergence, 1 could

@@ -1,4 +1,5 @@
-/* clinlog fhir read|history|search|everything|capabilities: the FHIR R4
+/* clinlog fhir read|history|search|everything|capabilities (and export:
+ * cmd_fhir_export.c): the FHIR R4
  * views of a server (clinlog.v1.Fhir, docs/fhir.md).
  *
  * Search parameters are given as NAME=VALUE arguments, exactly as in a URL
@@ -25,7 +26,18 @@
 #include "adapters/grpc/grpcutil.h"
 #include "clinlog/v1/fhir.pb-c.h"
 
-enum { OPT_JSON = 1, OPT_MIN_SEQ, OPT_VERSION, OPT_ALL, OPT_STRICT, OPT_COUNT, OPT_HELP };
+enum {
+  OPT_JSON = 1,
+  OPT_MIN_SEQ,
+  OPT_VERSION,
+  OPT_ALL,
+  OPT_STRICT,
+  OPT_COUNT,
+  OPT_OUT,
+  OPT_GROUP,
+  OPT_PATIENTS,
+  OPT_HELP
+};
 
 static const char USAGE[] =
     "usage: clinlog fhir read TYPE ID [--version N] [--min-seq N] --server HOST:PORT [TLS]\n"
@@ -33,6 +45,8 @@ static const char USAGE[] =
     "       clinlog fhir search TYPE [NAME=VALUE ...] [--all] [--strict] [--json] ...\n"
     "       clinlog fhir everything PATIENT_ID [_type=T,...] [_since=INSTANT] [--all] ...\n"
     "       clinlog fhir capabilities ...\n"
+    "       clinlog fhir export [_type=T,...] [_since=INSTANT] [--patients|--group ID] --out DIR\n"
+    "       clinlog fhir export-status JOB | export-cancel JOB\n"
     "The FHIR R4 views of a server's log (its `fhir` projection; docs/fhir.md).\n"
     "  read         one resource (the current version, or --version N)\n"
     "  history      every version of a resource (newest first), or of a type\n"
@@ -40,6 +54,8 @@ static const char USAGE[] =
     "               date=ge2026-11-01, patient=1001, _sort=-date, _count=50, ...\n"
     "  everything   Patient/[id]/$everything\n"
     "  capabilities the CapabilityStatement\n"
+    "  export       Bulk Data $export of a snapshot (every resource, --patients: the Patient\n"
+    "               compartments), with progress; files DIR/<n>.<Type>.ndjson\n"
     "  --all                follow the next links: every match, as NDJSON\n"
     "  --strict             unknown parameters are an error (Prefer: handling=strict)\n"
     "  --min-seq N          read your writes: wait until the views have folded seq N\n"
@@ -47,8 +63,9 @@ static const char USAGE[] =
 
 typedef struct args {
   cli_remote remote;
-  int json, all, strict;
+  int json, all, strict, patients;
   uint64_t min_seq, version, count;
+  const char *out, *group;
   int npos;
   char **pos;
 } args;
@@ -61,6 +78,9 @@ static int parse(int argc, char **argv, args *a) {
                                        {"count", required_argument, 0, OPT_COUNT},
                                        {"all", no_argument, 0, OPT_ALL},
                                        {"strict", no_argument, 0, OPT_STRICT},
+                                       {"out", required_argument, 0, OPT_OUT},
+                                       {"group", required_argument, 0, OPT_GROUP},
+                                       {"patients", no_argument, 0, OPT_PATIENTS},
                                        {"help", no_argument, 0, OPT_HELP},
                                        CLI_REMOTE_OPTIONS,
                                        {0, 0, 0, 0}};
@@ -78,6 +98,15 @@ static int parse(int argc, char **argv, args *a) {
       break;
     case OPT_STRICT:
       a->strict = 1;
+      break;
+    case OPT_OUT:
+      a->out = optarg;
+      break;
+    case OPT_GROUP:
+      a->group = optarg;
+      break;
+    case OPT_PATIENTS:
+      a->patients = 1;
       break;
     case OPT_MIN_SEQ:
       if (cli_parse_u64("--min-seq", optarg, &a->min_seq))
@@ -338,6 +367,15 @@ int cmd_fhir(int argc, char **argv) {
     st = call(cl, "fhir capabilities", M_FHIR_CAPABILITIES, &req.base, &resp);
   } else if (!strcmp(sub, "search") || !strcmp(sub, "everything")) {
     st = search_pages(cl, &a, !strcmp(sub, "everything"));
+  } else if (!strncmp(sub, "export", 6)) {
+    cli_fhir_export_args ea = {.params = a.pos + 1,
+                               .nparams = a.npos - 1,
+                               .out_dir = a.out,
+                               .group = a.group,
+                               .patients = a.patients,
+                               .strict = a.strict,
+                               .json = a.json};
+    st = cli_fhir_export(cl, sub, &ea);
   } else {
     fprintf(stderr, "clinlog fhir: unknown subcommand \"%s\"\n", sub);
     st = 2;

@@ -416,11 +416,15 @@ int main(int argc, char **argv) {
                        .no_forward = o.no_forward,
                        .forward = cl_grpc_forward,
                        .forward_ctx = &o.srv};
-  cl_svc *svc;
+  cl_svc *svc = NULL;
+  char export_dir[4200];
+  snprintf(export_dir, sizeof export_dir, "%s/exports", o.log.dir);
   if (cl_svc_new(&so, &svc, &err) != 0 ||
       (!o.no_projections && (cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0 ||
-                             cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) != 0))) {
+                             cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) != 0 ||
+                             cl_svc_open_exports(svc, export_dir, NULL, &err) != 0))) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_svc_free(svc);
     cl_repl_stop(repl);
     cl_log_close(log);
     return 1;

@@ -5,6 +5,7 @@
  * request layer runs). Reads may ask for read-your-writes: they wait,
  * parked, until the projection has folded the sequence asked for. */
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,164 @@ static void svc_fhir_capabilities(srv_call *c, int ok) {
   fhir_run(c, p, &rq);
 }
 
+/* ------------------------------------------------------------ Fhir export */
+
+static cl_fhir_exports *exports_of(srv_call *c) {
+  cl_fhir_exports *x = cl_svc_exports(srv_svc(c));
+  if (x == NULL)
+    srv_finish(c, GRPC_STATUS_UNAVAILABLE, "this node does not run bulk export", NULL);
+  return x;
+}
+
+static const char *job_state_name(int state) {
+  return state == CL_FHIR_EXPORT_COMPLETE ? "complete"
+         : state == CL_FHIR_EXPORT_FAILED ? "failed"
+                                          : "in-progress";
+}
+
+/* Finishes the call with job `id` as a FhirExportJob. */
+static void finish_job(srv_call *c, cl_fhir_exports *x, const char *id, const char *base) {
+  cl_err err;
+  cl_err_clear(&err);
+  cl_fhir_export_status st;
+  if (cl_fhir_export_get(x, id, &st, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  char *manifest = NULL;
+  size_t mlen = 0;
+  Clinlog__V1__FhirExportFile *fs = calloc(st.nfiles + 1, sizeof *fs);
+  Clinlog__V1__FhirExportFile **fp = calloc(st.nfiles + 1, sizeof *fp);
+  if (fs == NULL || fp == NULL ||
+      (st.state == CL_FHIR_EXPORT_COMPLETE &&
+       cl_fhir_export_manifest(x, id, base[0] ? base : FHIR_BASE, &manifest, &mlen, &err) != 0)) {
+    if (fs == NULL || fp == NULL)
+      cl_err_set(&err, CL_ENOMEM, "out of memory");
+    srv_finish_err(c, &err);
+  } else {
+    Clinlog__V1__FhirExportJob j = CLINLOG__V1__FHIR_EXPORT_JOB__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    j.job_id = (char *)id;
+    j.state = (char *)job_state_name(st.state);
+    j.progress = st.progress;
+    j.error = st.error;
+    ts.seconds = st.transaction_ns / 1000000000;
+    ts.nanos = (int32_t)(st.transaction_ns % 1000000000);
+    j.transaction_time = &ts;
+    j.as_of_sequence = st.as_of;
+    for (size_t i = 0; i < st.nfiles; i++) {
+      clinlog__v1__fhir_export_file__init(&fs[i]);
+      fs[i].file = (uint32_t)i + 1;
+      fs[i].type = (char *)cl_fhir_type_name(st.files[i].type);
+      fs[i].count = st.files[i].count;
+      fp[i] = &fs[i];
+    }
+    j.n_files = st.nfiles;
+    j.files = fp;
+    j.manifest = (ProtobufCBinaryData){mlen, (uint8_t *)manifest};
+    srv_finish(c, GRPC_STATUS_OK, "", &j.base);
+  }
+  free(manifest);
+  free(fs);
+  free(fp);
+  cl_fhir_export_status_clear(&st);
+}
+
+static void svc_fhir_export(srv_call *c, int ok) {
+  (void)ok;
+  const Clinlog__V1__FhirExportRequest *req = (const Clinlog__V1__FhirExportRequest *)c->req;
+  cl_fhir_exports *x = exports_of(c);
+  if (x == NULL)
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  cl_fhir_kv kv[MAX_FHIR_PARAMS];
+  cl_fhir_export_req rq = {.group = req->group_id,
+                           .params = kv,
+                           .nparams = fhir_params(req->params, req->n_params, kv),
+                           .strict = req->strict};
+  if (!strcmp(req->level, "patient"))
+    rq.level = CL_FHIR_EXPORT_PATIENT;
+  else if (!strcmp(req->level, "group"))
+    rq.level = CL_FHIR_EXPORT_GROUP;
+  else if (req->level[0] && strcmp(req->level, "system") != 0) {
+    srv_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
+               "FhirExportRequest.level: expected system, patient or group", NULL);
+    return;
+  }
+  char id[33];
+  if (cl_fhir_export_start(x, &rq, id, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  finish_job(c, x, id, "");
+}
+
+static void svc_fhir_export_status(srv_call *c, int ok) {
+  (void)ok;
+  const Clinlog__V1__FhirExportJobRequest *req = (const Clinlog__V1__FhirExportJobRequest *)c->req;
+  cl_fhir_exports *x = exports_of(c);
+  if (x != NULL)
+    finish_job(c, x, req->job_id, req->base_url);
+}
+
+static void svc_fhir_export_cancel(srv_call *c, int ok) {
+  (void)ok;
+  const Clinlog__V1__FhirExportJobRequest *req = (const Clinlog__V1__FhirExportJobRequest *)c->req;
+  cl_fhir_exports *x = exports_of(c);
+  if (x == NULL)
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_fhir_export_cancel(x, req->job_id, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__FhirExportJob j = CLINLOG__V1__FHIR_EXPORT_JOB__INIT;
+  j.job_id = req->job_id;
+  j.state = "cancelled";
+  srv_finish(c, GRPC_STATUS_OK, "", &j.base);
+}
+
+#define EXPORT_CHUNK_MAX (3u << 20)
+
+static void svc_fhir_export_read(srv_call *c, int ok) {
+  (void)ok;
+  const Clinlog__V1__FhirExportReadRequest *req =
+      (const Clinlog__V1__FhirExportReadRequest *)c->req;
+  cl_fhir_exports *x = exports_of(c);
+  if (x == NULL)
+    return;
+  if (req->cursor.len != 0 && req->cursor.len != 32) {
+    srv_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
+               "FhirExportReadRequest.cursor: not a cursor this server gave", NULL);
+    return;
+  }
+  size_t max = req->max_bytes ? req->max_bytes : 1u << 20;
+  if (max > EXPORT_CHUNK_MAX)
+    max = EXPORT_CHUNK_MAX;
+  cl_err err;
+  cl_err_clear(&err);
+  char *buf;
+  size_t len;
+  uint8_t next[32];
+  int more;
+  if (cl_fhir_export_read(x, req->job_id, req->file, req->cursor.len ? req->cursor.data : NULL, max,
+                          &buf, &len, next, &more, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__FhirExportChunk ch = CLINLOG__V1__FHIR_EXPORT_CHUNK__INIT;
+  ch.ndjson = (ProtobufCBinaryData){len, (uint8_t *)buf};
+  if (more)
+    ch.next_cursor = (ProtobufCBinaryData){32, next};
+  srv_finish(c, GRPC_STATUS_OK, "", &ch.base);
+  if (buf != NULL) {
+    sodium_memzero(buf, len);
+    free(buf);
+  }
+}
+
 /* ---------------------------------------------------------- Projections */
 
 /* Strings of a status live in `st`; the message points into it. */
@@ -439,6 +598,12 @@ static const cl_grpc_method_def FHIR_METHODS[] = {
     {M_FHIR_EVERYTHING, &clinlog__v1__fhir_everything_request__descriptor, svc_fhir_everything},
     {M_FHIR_CAPABILITIES, &clinlog__v1__fhir_capabilities_request__descriptor,
      svc_fhir_capabilities},
+    {M_FHIR_EXPORT, &clinlog__v1__fhir_export_request__descriptor, svc_fhir_export},
+    {M_FHIR_EXPORT_STATUS, &clinlog__v1__fhir_export_job_request__descriptor,
+     svc_fhir_export_status},
+    {M_FHIR_EXPORT_CANCEL, &clinlog__v1__fhir_export_job_request__descriptor,
+     svc_fhir_export_cancel},
+    {M_FHIR_EXPORT_READ, &clinlog__v1__fhir_export_read_request__descriptor, svc_fhir_export_read},
 };
 
 const cl_grpc_service cl_grpc_fhir_service = {

@@ -171,24 +171,219 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t n) {
   }
 }
 
+/* ------------------------------------------------------------ Bulk Data export */
+
+/* Queues resp with the request id and the given headers (name, value
+ * pairs, NULL-terminated), and drops it. */
+static enum MHD_Result queue(struct MHD_Connection *c, int status, struct MHD_Response *resp,
+                             const char *request_id, const char *const *headers) {
+  if (resp == NULL)
+    return MHD_NO;
+  if (request_id != NULL && request_id[0])
+    MHD_add_response_header(resp, "X-Request-Id", request_id);
+  for (size_t i = 0; headers != NULL && headers[i] != NULL; i += 2)
+    MHD_add_response_header(resp, headers[i], headers[i + 1]);
+  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static struct MHD_Response *text_response(char *body, size_t len) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+  if (r == NULL)
+    free(body);
+  return r;
+}
+
+/* An NDJSON file being sent: pieces of cl_fhir_export_read, one after
+ * another, as libmicrohttpd asks for bytes. */
+typedef struct file_stream {
+  cl_http *h;
+  cl_req_ctx rc;
+  char job[33];
+  uint32_t file;
+  uint8_t cursor[32];
+  int more;
+  char *buf;
+  size_t len, off;
+  int code; /* a failure after the headers went out */
+} file_stream;
+
+#define EXPORT_PIECE (256 * 1024)
+
+static int fs_fill(file_stream *f, cl_err *err) {
+  if (f->buf != NULL) {
+    sodium_memzero(f->buf, f->len);
+    free(f->buf);
+  }
+  f->buf = NULL;
+  f->len = f->off = 0;
+  uint8_t next[32];
+  int rc =
+      cl_fhir_export_read(cl_svc_exports(f->h->svc), f->job, f->file, f->more ? f->cursor : NULL,
+                          EXPORT_PIECE, &f->buf, &f->len, next, &f->more, err);
+  memcpy(f->cursor, next, 32);
+  return rc;
+}
+
+static ssize_t fs_read(void *cls, uint64_t pos, char *out, size_t max) {
+  (void)pos;
+  file_stream *f = cls;
+  while (f->off == f->len) {
+    if (!f->more)
+      return MHD_CONTENT_READER_END_OF_STREAM;
+    cl_err err;
+    if ((f->code = fs_fill(f, &err)) != 0) {
+      fprintf(stderr, "clinlogd: http: export file %s/%u: %s\n", f->job, f->file, err.msg);
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+  }
+  size_t n = f->len - f->off < max ? f->len - f->off : max;
+  memcpy(out, f->buf + f->off, n);
+  f->off += n;
+  return (ssize_t)n;
+}
+
+static void fs_free(void *cls) {
+  file_stream *f = cls;
+  cl_svc_finished(f->h->svc, &f->rc, f->code, f->code ? "export file cut short" : "");
+  if (f->buf != NULL) {
+    sodium_memzero(f->buf, f->len);
+    free(f->buf);
+  }
+  free(f);
+}
+
+static int status_of_error(int code) {
+  return code == CL_ENOTFOUND || code == CL_EAGAIN ? 404
+         : code == CL_EINVAL                       ? 400
+         : code == CL_EUNAVAILABLE                 ? 429
+                                                   : 500;
+}
+
+/* The export routes (after the request layer admitted the call). */
+static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const cl_http_route *rt,
+                                    const cl_http_params *p, cl_req_ctx *rc, const char *prefer,
+                                    const char *base) {
+  cl_fhir_exports *x = cl_svc_exports(h->svc);
+  cl_err err;
+  cl_err_clear(&err);
+  if (x == NULL) {
+    cl_svc_finished(h->svc, rc, CL_EUNAVAILABLE, "no bulk export");
+    return send_outcome(c, 503, "transient", rc->request_id, "this node does not run bulk export");
+  }
+  char loc[600];
+  switch (rt->op) {
+  case CL_HTTP_EXPORT_KICKOFF: {
+    if (prefer == NULL || strstr(prefer, "respond-async") == NULL) {
+      cl_svc_finished(h->svc, rc, CL_EINVAL, "no Prefer: respond-async");
+      return send_outcome(c, 400, "invalid", rc->request_id,
+                          "$export is asynchronous: send Prefer: respond-async");
+    }
+    cl_fhir_export_req rq = {.level = rt->level,
+                             .group = rt->id,
+                             .params = p->kv,
+                             .nparams = p->n,
+                             .strict = strstr(prefer, "handling=strict") != NULL};
+    char id[33];
+    int code = cl_fhir_export_start(x, &rq, id, &err);
+    cl_svc_finished(h->svc, rc, code, code ? err.msg : "");
+    if (code != 0) {
+      int st = status_of_error(code);
+      if (st == 429) {
+        const char *hdrs[] = {"Retry-After", "10", NULL};
+        return queue(c, 429, text_response(NULL, 0), rc->request_id, hdrs);
+      }
+      return send_outcome(c, st, st == 404 ? "not-found" : "invalid", rc->request_id, err.msg);
+    }
+    snprintf(loc, sizeof loc, "%s/$export-status/%s", base, id);
+    const char *hdrs[] = {"Content-Location", loc, NULL};
+    return queue(c, 202, text_response(NULL, 0), rc->request_id, hdrs);
+  }
+  case CL_HTTP_EXPORT_STATUS: {
+    if (rt->method == M_FHIR_EXPORT_CANCEL) {
+      int code = cl_fhir_export_cancel(x, rt->job, &err);
+      cl_svc_finished(h->svc, rc, code, code ? err.msg : "");
+      if (code != 0)
+        return send_outcome(c, 404, "not-found", rc->request_id, err.msg);
+      return queue(c, 202, text_response(NULL, 0), rc->request_id, NULL);
+    }
+    cl_fhir_export_status st;
+    int code = cl_fhir_export_get(x, rt->job, &st, &err);
+    cl_svc_finished(h->svc, rc, code, code ? err.msg : "");
+    if (code != 0)
+      return send_outcome(c, status_of_error(code), "not-found", rc->request_id, err.msg);
+    int state = st.state;
+    char progress[160], why[256];
+    snprintf(progress, sizeof progress, "%s", st.progress);
+    snprintf(why, sizeof why, "%s", st.error);
+    cl_fhir_export_status_clear(&st);
+    if (state == CL_FHIR_EXPORT_RUNNING) {
+      const char *hdrs[] = {"X-Progress", progress, "Retry-After", "1", NULL};
+      return queue(c, 202, text_response(NULL, 0), rc->request_id, hdrs);
+    }
+    if (state == CL_FHIR_EXPORT_FAILED)
+      return send_outcome(c, 500, "exception", rc->request_id, why);
+    char *m;
+    size_t mlen;
+    if ((code = cl_fhir_export_manifest(x, rt->job, base, &m, &mlen, &err)) != 0)
+      return send_outcome(c, status_of_error(code), "exception", rc->request_id, err.msg);
+    const char *hdrs[] = {"Content-Type", "application/json", NULL};
+    return queue(c, 200, text_response(m, mlen), rc->request_id, hdrs);
+  }
+  default: { /* CL_HTTP_EXPORT_FILE */
+    file_stream *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+      cl_svc_finished(h->svc, rc, CL_ENOMEM, "out of memory");
+      return MHD_NO;
+    }
+    f->h = h;
+    f->rc = *rc;
+    memcpy(f->job, rt->job, sizeof f->job);
+    f->file = rt->version;
+    int code = fs_fill(f, &err); /* the first piece: a failure still gets its status */
+    if (code != 0) {
+      cl_svc_finished(h->svc, rc, code, err.msg);
+      free(f);
+      return send_outcome(c, status_of_error(code), "not-found", rc->request_id, err.msg);
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, fs_read, f, fs_free);
+    if (resp == NULL) {
+      fs_free(f);
+      return MHD_NO;
+    }
+    const char *hdrs[] = {"Content-Type", "application/fhir+ndjson", NULL};
+    return queue(c, 200, resp, rc->request_id, hdrs);
+  }
+  }
+}
+
 static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, req *r) {
   const char *rid_in = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
   int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
   int is_post = !strcmp(method, "POST");
+  int is_delete = !strcmp(method, "DELETE");
   if (strncmp(url, BASE_PATH, strlen(BASE_PATH)) != 0 ||
       (url[strlen(BASE_PATH)] != '/' && url[strlen(BASE_PATH)] != '\0'))
     return send_outcome(c, 404, "not-found", rid_in,
                         "no such endpoint: the FHIR API is at " BASE_PATH);
-  if (!is_get && !is_post)
+  if (!is_get && !is_post && !is_delete)
     return send_outcome(c, 405, "not-supported", rid_in,
                         "the FHIR views are read-only: write events through clinlog.v1.Log or the "
                         "ingestion adapters");
   cl_http_route rt;
-  if (cl_http_route_of(url + strlen(BASE_PATH), is_post, &rt) != 0)
-    return send_outcome(c, is_post ? 405 : 404, is_post ? "not-supported" : "not-found", rid_in,
-                        is_post ? "POST is only [type]/_search: the FHIR views are read-only"
-                                : "no such FHIR route");
+  if (cl_http_route_of(url + strlen(BASE_PATH),
+                       is_post     ? CL_HTTP_POST
+                       : is_delete ? CL_HTTP_DELETE
+                                   : CL_HTTP_GET,
+                       &rt) != 0)
+    return send_outcome(c, is_get ? 404 : 405, is_get ? "not-found" : "not-supported", rid_in,
+                        is_post     ? "POST is only [type]/_search: the FHIR views are read-only"
+                        : is_delete ? "DELETE is only $export-status/[job] (cancel an export)"
+                                    : "no such FHIR route");
   cl_http_params p = {.n = 0};
   MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &p);
   if (is_post) {
@@ -241,8 +436,30 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   Clinlog__V1__FhirSearchRequest search_req = CLINLOG__V1__FHIR_SEARCH_REQUEST__INIT;
   Clinlog__V1__FhirEverythingRequest every_req = CLINLOG__V1__FHIR_EVERYTHING_REQUEST__INIT;
   Clinlog__V1__FhirCapabilitiesRequest caps_req = CLINLOG__V1__FHIR_CAPABILITIES_REQUEST__INIT;
+  Clinlog__V1__FhirExportRequest export_req = CLINLOG__V1__FHIR_EXPORT_REQUEST__INIT;
+  Clinlog__V1__FhirExportJobRequest job_req = CLINLOG__V1__FHIR_EXPORT_JOB_REQUEST__INIT;
+  Clinlog__V1__FhirExportReadRequest file_req = CLINLOG__V1__FHIR_EXPORT_READ_REQUEST__INIT;
   const ProtobufCMessage *as_grpc = &caps_req.base;
   switch (rt.method) {
+  case M_FHIR_EXPORT:
+    export_req.level = rt.level == CL_FHIR_EXPORT_PATIENT ? "patient"
+                       : rt.level == CL_FHIR_EXPORT_GROUP ? "group"
+                                                          : "system";
+    export_req.group_id = rt.id;
+    export_req.n_params = p.n;
+    export_req.params = pptr;
+    as_grpc = &export_req.base;
+    break;
+  case M_FHIR_EXPORT_STATUS:
+  case M_FHIR_EXPORT_CANCEL:
+    job_req.job_id = rt.job;
+    as_grpc = &job_req.base;
+    break;
+  case M_FHIR_EXPORT_READ:
+    file_req.job_id = rt.job;
+    file_req.file = rt.version;
+    as_grpc = &file_req.base;
+    break;
   case M_FHIR_READ:
     read_req.type = rt.type;
     read_req.id = rt.id;
@@ -299,6 +516,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   char base[384];
   snprintf(base, sizeof base, "%s://%s%s", h->tls ? "https" : "http", host ? host : "localhost",
            BASE_PATH);
+  if (rt.op != CL_HTTP_ENGINE)
+    return serve_export(h, c, &rt, &p, &rc, prefer, base);
   cl_fhir_req rq = {.interaction = rt.interaction,
                     .type = rt.type,
                     .id = rt.id,

@@ -13,6 +13,13 @@
  *   GET  /fhir/R4/[type]?params                  search
  *   POST /fhir/R4/[type]/_search                 search, params in a form body (and the URL)
  *   GET  /fhir/R4/Patient/[id]/$everything       the patient's compartment
+ *   GET  /fhir/R4/[Patient/|Group/[id]/]$export  Bulk Data kick-off (Prefer: respond-async):
+ *                                                202 + Content-Location
+ *   GET  /fhir/R4/$export-status/[job]           202 + X-Progress while running, then 200 and
+ *                                                the manifest
+ *   DELETE /fhir/R4/$export-status/[job]         cancel (202)
+ *   GET  /fhir/R4/$export-file/[job]/[n]         an NDJSON file (application/fhir+ndjson,
+ *                                                streamed)
  * Everything else is an OperationOutcome with the right status (404
  * unknown route, 405 a write: the views are read-only, events are written
  * through clinlog.v1.Log and the ingestion adapters; 406 a format other

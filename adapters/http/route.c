@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "adapters/service/methods.h"
+#include "query/fhir/export.h"
 
 static int hexval(int ch) {
   if (ch >= '0' && ch <= '9')
@@ -53,8 +54,62 @@ void cl_http_form_add(cl_http_params *p, char *body) {
   }
 }
 
-int cl_http_route_of(const char *path, int is_post, cl_http_route *rt) {
+/* A number from 1 to UINT32_MAX, or 0. */
+static uint32_t positive(const char *s) {
+  char *end;
+  unsigned long v = strtoul(s, &end, 10);
+  if (*end != '\0' || end == s || s[0] == '-' || s[0] == '+' || v == 0 || v > UINT32_MAX)
+    return 0;
+  return (uint32_t)v;
+}
+
+/* A job id: 32 lower-case hex digits. */
+static int job_id(const char *s, char out[33]) {
+  if (strlen(s) != 32 || strspn(s, "0123456789abcdef") != 32)
+    return -1;
+  memcpy(out, s, 33);
+  return 0;
+}
+
+/* The Bulk Data routes: 1 matched (0 or -1 in *rc), 0 not one of them. */
+static int export_route(char **seg, size_t n, int verb, cl_http_route *rt, int *rc) {
+  *rc = -1;
+  if (n >= 1 && !strcmp(seg[0], "$export-status")) {
+    if (n == 2 && verb != CL_HTTP_POST && job_id(seg[1], rt->job) == 0) {
+      rt->op = CL_HTTP_EXPORT_STATUS;
+      rt->method = verb == CL_HTTP_DELETE ? M_FHIR_EXPORT_CANCEL : M_FHIR_EXPORT_STATUS;
+      *rc = 0;
+    }
+    return 1;
+  }
+  if (n >= 1 && !strcmp(seg[0], "$export-file")) {
+    if (n == 3 && verb == CL_HTTP_GET && job_id(seg[1], rt->job) == 0 &&
+        (rt->version = positive(seg[2])) != 0) {
+      rt->op = CL_HTTP_EXPORT_FILE;
+      rt->method = M_FHIR_EXPORT_READ;
+      *rc = 0;
+    }
+    return 1;
+  }
+  int sys = n == 1 && !strcmp(seg[0], "$export");
+  int pat = n == 2 && !strcmp(seg[0], "Patient") && !strcmp(seg[1], "$export");
+  int grp = n == 3 && !strcmp(seg[0], "Group") && !strcmp(seg[2], "$export");
+  if (!sys && !pat && !grp)
+    return 0;
+  if (verb == CL_HTTP_GET && (!grp || strlen(seg[1]) < sizeof rt->id)) {
+    rt->op = CL_HTTP_EXPORT_KICKOFF;
+    rt->method = M_FHIR_EXPORT;
+    rt->level = sys ? CL_FHIR_EXPORT_SYSTEM : pat ? CL_FHIR_EXPORT_PATIENT : CL_FHIR_EXPORT_GROUP;
+    if (grp)
+      snprintf(rt->id, sizeof rt->id, "%s", seg[1]);
+    *rc = 0;
+  }
+  return 1;
+}
+
+int cl_http_route_of(const char *path, int verb, cl_http_route *rt) {
   memset(rt, 0, sizeof *rt);
+  int is_post = verb == CL_HTTP_POST;
   char buf[512];
   if (strlen(path) >= sizeof buf)
     return -1;
@@ -65,6 +120,11 @@ int cl_http_route_of(const char *path, int is_post, cl_http_route *rt) {
   for (char *s = strtok_r(buf, "/", &save); s && n < 6; s = strtok_r(NULL, "/", &save))
     seg[n++] = s;
   if (n == 6)
+    return -1;
+  int rc;
+  if (export_route(seg, n, verb, rt, &rc))
+    return rc;
+  if (verb == CL_HTTP_DELETE)
     return -1;
   if (n == 1 && !strcmp(seg[0], "metadata") && !is_post) {
     rt->interaction = CL_FHIR_CAPABILITIES;
@@ -110,13 +170,10 @@ int cl_http_route_of(const char *path, int is_post, cl_http_route *rt) {
     return 0;
   }
   if (n == 4 && !strcmp(seg[2], "_history")) {
-    char *end;
-    unsigned long v = strtoul(seg[3], &end, 10);
-    if (*end != '\0' || end == seg[3] || seg[3][0] == '-' || v == 0 || v > UINT32_MAX)
+    if ((rt->version = positive(seg[3])) == 0)
       return -1;
     rt->interaction = CL_FHIR_VREAD;
     rt->method = M_FHIR_READ;
-    rt->version = (uint32_t)v;
     return 0;
   }
   return -1;

@@ -13,18 +13,32 @@
 #define CL_HTTP_BASE_PATH "/fhir/R4"
 #define CL_HTTP_MAX_PARAMS 128
 
+/* What a route does: an interaction of the query engine, or a step of a
+ * Bulk Data export (query/fhir/export.h). */
+enum cl_http_op {
+  CL_HTTP_ENGINE,         /* interaction, type, id, version */
+  CL_HTTP_EXPORT_KICKOFF, /* [Patient/|Group/[id]/]$export: level, id (the Group) */
+  CL_HTTP_EXPORT_STATUS,  /* $export-status/[job]: GET polls, DELETE cancels */
+  CL_HTTP_EXPORT_FILE     /* $export-file/[job]/[n] */
+};
+
+enum cl_http_verb { CL_HTTP_GET, CL_HTTP_POST, CL_HTTP_DELETE };
+
 typedef struct cl_http_route {
-  int interaction; /* enum cl_fhir_interaction */
+  int op;          /* enum cl_http_op */
+  int interaction; /* CL_HTTP_ENGINE: enum cl_fhir_interaction */
   int method;      /* enum cl_method (adapters/service/methods.h), for the hooks */
   char type[64];
   char id[72];
-  uint32_t version;
+  uint32_t version; /* VREAD: the version; EXPORT_FILE: the file number */
+  int level;        /* EXPORT_KICKOFF: enum cl_fhir_export_level */
+  char job[33];     /* EXPORT_STATUS, EXPORT_FILE */
 } cl_http_route;
 
 /* The route of `path` (what follows CL_HTTP_BASE_PATH, e.g.
- * "/Patient/1/_history/2") for a GET (is_post 0) or a POST. 0, or -1: no
- * such route (404; for a POST, 405). */
-int cl_http_route_of(const char *path, int is_post, cl_http_route *rt);
+ * "/Patient/1/_history/2") for a verb (enum cl_http_verb). 0, or -1: no
+ * such route (404; for a POST or DELETE, 405). */
+int cl_http_route_of(const char *path, int verb, cl_http_route *rt);
 
 /* Percent-decodes s in place ('+' is a space when plus_is_space: form
  * bodies). An invalid escape is kept as it is. */

@@ -43,7 +43,11 @@ enum cl_method_kind {
   X(M_FHIR_HISTORY, "clinlog.v1.Fhir/History", CL_MK_READ)                                         \
   X(M_FHIR_SEARCH, "clinlog.v1.Fhir/Search", CL_MK_READ)                                           \
   X(M_FHIR_EVERYTHING, "clinlog.v1.Fhir/Everything", CL_MK_READ)                                   \
-  X(M_FHIR_CAPABILITIES, "clinlog.v1.Fhir/Capabilities", CL_MK_HEALTH)
+  X(M_FHIR_CAPABILITIES, "clinlog.v1.Fhir/Capabilities", CL_MK_HEALTH)                             \
+  X(M_FHIR_EXPORT, "clinlog.v1.Fhir/Export", CL_MK_READ)                                           \
+  X(M_FHIR_EXPORT_STATUS, "clinlog.v1.Fhir/ExportStatus", CL_MK_READ)                              \
+  X(M_FHIR_EXPORT_CANCEL, "clinlog.v1.Fhir/ExportCancel", CL_MK_READ)                              \
+  X(M_FHIR_EXPORT_READ, "clinlog.v1.Fhir/ExportRead", CL_MK_READ)
 
 enum cl_method {
 #define CL_METHOD_ENUM(id, name, kind) id,

@@ -21,6 +21,7 @@ struct cl_svc {
   int draining;
   cl_runner *runners[MAX_PROJECTIONS];
   size_t nrunners;
+  cl_fhir_exports *exports;
 };
 
 static const struct {
@@ -37,14 +38,22 @@ int cl_method_kind(int m) { return m >= 0 && m < M_COUNT ? METHODS[m].kind : -1;
 
 const char *cl_method_kind_name(int kind) {
   switch (kind) {
-  case CL_MK_WRITE: return "write";
-  case CL_MK_READ: return "read";
-  case CL_MK_PROOF: return "proof";
-  case CL_MK_HEALTH: return "health";
-  case CL_MK_ADMIN_READ: return "admin-read";
-  case CL_MK_ADMIN: return "admin";
-  case CL_MK_PEER: return "peer";
-  default: return "?";
+  case CL_MK_WRITE:
+    return "write";
+  case CL_MK_READ:
+    return "read";
+  case CL_MK_PROOF:
+    return "proof";
+  case CL_MK_HEALTH:
+    return "health";
+  case CL_MK_ADMIN_READ:
+    return "admin-read";
+  case CL_MK_ADMIN:
+    return "admin";
+  case CL_MK_PEER:
+    return "peer";
+  default:
+    return "?";
   }
 }
 
@@ -57,12 +66,18 @@ int cl_method_by_name(const char *name) {
 
 const char *cl_auth_name(int auth) {
   switch (auth) {
-  case CL_AUTH_NONE: return "none";
-  case CL_AUTH_TLS: return "tls";
-  case CL_AUTH_MTLS: return "mtls";
-  case CL_AUTH_TOKEN: return "token";
-  case CL_AUTH_NODE: return "node";
-  default: return "?";
+  case CL_AUTH_NONE:
+    return "none";
+  case CL_AUTH_TLS:
+    return "tls";
+  case CL_AUTH_MTLS:
+    return "mtls";
+  case CL_AUTH_TOKEN:
+    return "token";
+  case CL_AUTH_NODE:
+    return "node";
+  default:
+    return "?";
   }
 }
 
@@ -97,6 +112,7 @@ int cl_svc_new(const cl_svc_options *o, cl_svc **out, cl_err *err) {
 void cl_svc_free(cl_svc *s) {
   if (!s)
     return;
+  cl_fhir_exports_close(s->exports);
   for (size_t i = s->nrunners; i-- > 0;)
     cl_runner_stop(s->runners[i]);
   pthread_mutex_destroy(&s->mu);
@@ -128,8 +144,7 @@ int cl_svc_admit(cl_svc *s, const cl_req_ctx *rc, const ProtobufCMessage *req, c
   int code;
   if (h->authorize && (code = h->authorize(h->ctx, rc, req, err)) != 0) {
     if (code > 0 || !err->msg[0])
-      cl_err_set(err, code < 0 ? code : CL_EDENIED, "%s: not allowed",
-                 cl_method_name(rc->method));
+      cl_err_set(err, code < 0 ? code : CL_EDENIED, "%s: not allowed", cl_method_name(rc->method));
     return code < 0 ? code : CL_EDENIED;
   }
   if (h->audit && (code = h->audit(h->ctx, rc, req, err)) != 0) {
@@ -186,7 +201,8 @@ int cl_svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatc
     if (route->leader_api[0])
       return cl_err_set(err, CL_ENOTLEADER, "not the leader; the leader is node %llu at %s",
                         (unsigned long long)route->leader_id, route->leader_api);
-    return cl_err_set(err, CL_ENOTLEADER, "not the leader; no leader is known (election in progress)");
+    return cl_err_set(err, CL_ENOTLEADER,
+                      "not the leader; no leader is known (election in progress)");
   }
   rc_code = s->o.forward(s->o.forward_ctx, route->leader_api, rc, b, r, err);
   if (rc_code == 0)
@@ -221,14 +237,12 @@ int cl_svc_reached(cl_svc *s, const char *projection, uint64_t seq, cl_err *err)
   return 0;
 }
 
-int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms,
-                cl_err *err) {
+int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms, cl_err *err) {
   if (!projection) {
     int code = cl_feed_wait(cl_log_feed(s->o.log), seq, deadline_ms, NULL, err);
     if (code == CL_ETIMEDOUT)
       cl_err_set(err, CL_ETIMEDOUT, "this node has applied %llu of the %llu events asked for",
-                 (unsigned long long)cl_feed_size(cl_log_feed(s->o.log)),
-                 (unsigned long long)seq);
+                 (unsigned long long)cl_feed_size(cl_log_feed(s->o.log)), (unsigned long long)seq);
     return code;
   }
   cl_runner *r = cl_svc_runner(s, projection);
@@ -289,3 +303,12 @@ size_t cl_svc_runners(cl_svc *s, cl_runner **out, size_t cap) {
   pthread_mutex_unlock(&s->mu);
   return n;
 }
+
+int cl_svc_open_exports(cl_svc *s, const char *dir, const cl_fhir_exports_options *o, cl_err *err) {
+  cl_runner *fhir = cl_svc_runner(s, "fhir");
+  if (fhir == NULL)
+    return cl_err_set(err, CL_ENOTFOUND, "bulk export needs the fhir projection");
+  return cl_fhir_exports_open(dir, fhir, s->o.log, o, &s->exports, err);
+}
+
+cl_fhir_exports *cl_svc_exports(cl_svc *s) { return s->exports; }

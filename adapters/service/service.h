@@ -29,6 +29,7 @@
 
 #include "adapters/service/methods.h"
 #include "clinlog/v1/api.pb-c.h"
+#include "query/fhir/export.h"
 #include "query/runner.h"
 #include "replication/node.h"
 #include "store/err.h"
@@ -37,11 +38,11 @@
 
 /* How the caller authenticated. */
 enum cl_auth {
-  CL_AUTH_NONE,      /* nothing checked (plaintext, --dev on loopback) */
-  CL_AUTH_TLS,       /* TLS without a client certificate */
-  CL_AUTH_MTLS,      /* a verified client certificate (cert_fingerprint) */
-  CL_AUTH_TOKEN,     /* a session or SMART token */
-  CL_AUTH_NODE       /* another node of this cluster */
+  CL_AUTH_NONE,  /* nothing checked (plaintext, --dev on loopback) */
+  CL_AUTH_TLS,   /* TLS without a client certificate */
+  CL_AUTH_MTLS,  /* a verified client certificate (cert_fingerprint) */
+  CL_AUTH_TOKEN, /* a session or SMART token */
+  CL_AUTH_NODE   /* another node of this cluster */
 };
 const char *cl_auth_name(int auth);
 
@@ -50,18 +51,18 @@ const char *cl_auth_name(int auth);
 /* One call, as the codec saw it. Filled by the codec, read by hooks and
  * handlers; plain value, no pointers to free. */
 typedef struct cl_req_ctx {
-  int method;                   /* enum cl_method */
-  const char *transport;        /* "grpc", "http", ... (static string) */
+  int method;                     /* enum cl_method */
+  const char *transport;          /* "grpc", "http", ... (static string) */
   char request_id[CL_REQ_ID_MAX]; /* the caller's (x-request-id), or a fresh UUID */
-  char peer[128];               /* transport address of the caller */
-  int auth;                     /* enum cl_auth */
-  char principal[128];          /* authenticated principal, "" if none */
-  char roles[256];              /* its roles, comma-separated */
-  char cert_fingerprint[65];    /* SHA-256 of the client certificate (hex), mTLS only */
-  char purpose_of_use[64];      /* the caller's stated purpose (HL7 PurposeOfUse), "" if none */
-  int break_glass;              /* emergency access asked for */
-  int forwarded;                /* arrived from another node (a forwarded write) */
-  int64_t deadline_ms;          /* absolute CLOCK_REALTIME ms, 0 = none */
+  char peer[128];                 /* transport address of the caller */
+  int auth;                       /* enum cl_auth */
+  char principal[128];            /* authenticated principal, "" if none */
+  char roles[256];                /* its roles, comma-separated */
+  char cert_fingerprint[65];      /* SHA-256 of the client certificate (hex), mTLS only */
+  char purpose_of_use[64];        /* the caller's stated purpose (HL7 PurposeOfUse), "" if none */
+  int break_glass;                /* emergency access asked for */
+  int forwarded;                  /* arrived from another node (a forwarded write) */
+  int64_t deadline_ms;            /* absolute CLOCK_REALTIME ms, 0 = none */
 } cl_req_ctx;
 
 /* Zeroes rc and sets its method, transport and a fresh request id. */
@@ -91,10 +92,10 @@ typedef int (*cl_svc_forward_fn)(void *ctx, const char *leader_api, const cl_req
                                  cl_err *err);
 
 typedef struct cl_svc_options {
-  cl_log *log;                 /* borrowed; outlives the service */
-  cl_repl *repl;               /* borrowed; NULL: writes go to the store directly */
-  int no_forward;              /* followers refuse writes (CL_ENOTLEADER) */
-  cl_svc_forward_fn forward;   /* NULL: no forwarding */
+  cl_log *log;               /* borrowed; outlives the service */
+  cl_repl *repl;             /* borrowed; NULL: writes go to the store directly */
+  int no_forward;            /* followers refuse writes (CL_ENOTLEADER) */
+  cl_svc_forward_fn forward; /* NULL: no forwarding */
   void *forward_ctx;
   cl_svc_hooks hooks;
 } cl_svc_options;
@@ -124,8 +125,8 @@ void cl_svc_finished(cl_svc *s, const cl_req_ctx *rc, int code, const char *deta
 /* ---- the writer ---- */
 
 typedef struct cl_svc_route {
-  uint64_t leader_id;            /* 0: unknown */
-  char leader_api[CL_REPL_ADDR_MAX]; /* "" if unknown */
+  uint64_t leader_id;                  /* 0: unknown */
+  char leader_api[CL_REPL_ADDR_MAX];   /* "" if unknown */
   char forwarded_to[CL_REPL_ADDR_MAX]; /* the leader that took the write, "" if none */
 } cl_svc_route;
 
@@ -160,8 +161,7 @@ int cl_svc_reached(cl_svc *s, const char *projection, uint64_t seq, cl_err *err)
 /* The same, blocking until the deadline (a thread-per-request codec).
  * Errors: CL_ETIMEDOUT (err says how far it got), CL_ENOTFOUND,
  * CL_EUNAVAILABLE. */
-int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms,
-                cl_err *err);
+int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms, cl_err *err);
 /* The feeds whose growth may make cl_svc_reached true: the log's and each
  * projection's progress feed. Up to cap into out; returns the count. */
 size_t cl_svc_feeds(cl_svc *s, cl_feed **out, size_t cap);
@@ -177,5 +177,15 @@ int cl_svc_add_projection(cl_svc *s, const cl_projection *def, const cl_runner_o
 cl_runner *cl_svc_runner(cl_svc *s, const char *name);
 /* Every runner, in the order added: up to cap into out; returns the count. */
 size_t cl_svc_runners(cl_svc *s, cl_runner **out, size_t cap);
+
+/* ---- bulk export ---- */
+
+/* Starts the FHIR Bulk Data export jobs (query/fhir/export.h) over the
+ * `fhir` projection, their job files in `dir`; closed by cl_svc_free
+ * before the runners stop. Errors: CL_ENOTFOUND (no fhir projection), as
+ * cl_fhir_exports_open. */
+int cl_svc_open_exports(cl_svc *s, const char *dir, const cl_fhir_exports_options *o, cl_err *err);
+/* The export jobs (a view valid until cl_svc_free), NULL if not opened. */
+cl_fhir_exports *cl_svc_exports(cl_svc *s);
 
 #endif

@@ -742,9 +742,12 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
     json_object_set_new(r, "searchInclude", json_pack("[s,s]", "*:patient", "*:subject"));
     json_object_set_new(r, "searchRevInclude", json_pack("[s]", "Provenance:target"));
     if (t == CL_FHIR_Patient)
-      json_object_set_new(r, "operation",
-                          json_pack("[{s:s,s:s}]", "name", "everything", "definition",
-                                    "http://hl7.org/fhir/OperationDefinition/Patient-everything"));
+      json_object_set_new(
+          r, "operation",
+          json_pack("[{s:s,s:s},{s:s,s:s}]", "name", "everything", "definition",
+                    "http://hl7.org/fhir/OperationDefinition/Patient-everything", "name", "export",
+                    "definition",
+                    "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"));
     json_array_append_new(resources, r);
   }
   json_t *cs = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:{s:s,s:s},s:s,s:[s],s:[{s:s,s:o}]}",
@@ -756,6 +759,13 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
                          "mode", "server", "resource", resources);
   if (!rq->base || !rq->base[0])
     json_object_del(json_object_get(cs, "implementation"), "url");
+  /* Bulk Data: system-level $export (query/fhir/export.h; Group-level needs Group resources) */
+  json_object_set_new(json_array_get(json_object_get(cs, "rest"), 0), "operation",
+                      json_pack("[{s:s,s:s}]", "name", "export", "definition",
+                                "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"));
+  json_object_set_new(
+      cs, "instantiates",
+      json_pack("[s]", "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"));
   return send_json(rs, 200, cs);
 }
 

@@ -803,20 +803,29 @@ void cl_fhir_resource_clear(cl_fhir_resource *r) {
   memset(r, 0, sizeof *r);
 }
 
-static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flags,
-                     cl_fhir_resource *out, cl_err *err) {
-  memset(out, 0, sizeof *out);
+/* The committed cur record of h, without its index keys. */
+static int load_cur(cl_proj *p, const uint8_t h[32], cur *c, cl_err *err) {
   uint8_t *v;
   size_t vl;
   int rc = cl_proj_get(p, FAM_CUR, h, 32, &v, &vl, err);
   if (rc)
     return rc;
-  cur c;
-  rc = cur_unpack(v, vl, &c, err);
+  rc = cur_unpack(v, vl, c, err);
   cl_free(v);
+  if (rc == 0)
+    cur_free(c);
+  return rc;
+}
+
+static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flags,
+                     cl_fhir_resource *out, cl_err *err) {
+  memset(out, 0, sizeof *out);
+  cur c;
+  int rc = load_cur(p, h, &c, err);
   if (rc)
     return rc;
-  cur_free(&c);
+  uint8_t *v;
+  size_t vl;
   if (version == 0)
     version = c.version;
   if (version > c.version)
@@ -846,6 +855,7 @@ static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flag
   out->type = c.type;
   out->version = version;
   out->current = c.version;
+  memcpy(out->tag, c.tag, 32);
   out->seq = rd64(v);
   out->last_updated_ns = (int64_t)rd64(v + 8);
   memcpy(out->event_id, v + 16, 16);
@@ -953,4 +963,94 @@ int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, int flag
   res_hash(p, type, id, h);
   each e = {p, flags, 32, 64, fn, ctx, NULL};
   return cl_proj_scan(p, FAM_REF, h, 32, NULL, 0, each_key, &e, err);
+}
+
+/* ---- snapshots (bulk export) ---- */
+
+/* The version of the resource at h that snapshot s sees, into *out (no
+ * json under CL_FHIR_NO_BODY). CL_ENOTFOUND: not in the snapshot. */
+static int read_as_of(cl_proj *p, const uint8_t h[32], const cl_fhir_snapshot *s, int flags,
+                      cl_fhir_resource *out, cl_err *err) {
+  memset(out, 0, sizeof *out);
+  cur c;
+  int rc = load_cur(p, h, &c, err);
+  if (rc)
+    return rc;
+  if (s->tags != NULL && cl_hmap_get(s->tags, c.tag) == NULL)
+    return cl_err_set(err, CL_ENOTFOUND, "another stream");
+  if (c.seq <= s->as_of) { /* the current version (the common case) */
+    if (c.last_updated_ns < s->since_ns)
+      return cl_err_set(err, CL_ENOTFOUND, "not updated since");
+    if (!(flags & CL_FHIR_NO_BODY))
+      return read_hash(p, h, c.version, flags, out, err);
+    out->type = c.type;
+    out->version = out->current = c.version;
+    out->seq = c.seq;
+    out->last_updated_ns = c.last_updated_ns;
+    memcpy(out->tag, c.tag, 32);
+    return 0;
+  }
+  /* changed after the snapshot: the newest version made at or before it */
+  for (uint32_t ver = c.version - 1; ver >= 1; ver--) {
+    if ((rc = read_hash(p, h, ver, flags & CL_FHIR_STORED, out, err)) != 0)
+      return rc;
+    if (out->seq <= s->as_of) {
+      if (out->last_updated_ns < s->since_ns) {
+        cl_fhir_resource_clear(out);
+        return cl_err_set(err, CL_ENOTFOUND, "not updated since");
+      }
+      if (flags & CL_FHIR_NO_BODY) {
+        sodium_memzero(out->json, out->len);
+        free(out->json);
+        out->json = NULL;
+        out->len = 0;
+      }
+      return 0;
+    }
+    cl_fhir_resource_clear(out);
+  }
+  return cl_err_set(err, CL_ENOTFOUND, "made after the snapshot");
+}
+
+typedef struct snap_scan {
+  cl_proj *p;
+  const cl_fhir_snapshot *s;
+  const uint8_t *last;
+  int flags;
+  cl_fhir_fn fn;
+  void *ctx;
+  uint8_t *key;
+} snap_scan;
+
+static int snap_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                    cl_err *err) {
+  (void)val;
+  (void)vl;
+  snap_scan *sc = ctx;
+  if (kl != 33)
+    return 0;
+  if (sc->last != NULL && memcmp(key + 1, sc->last, 32) > 0)
+    return 1;
+  cl_fhir_resource r;
+  int rc = read_as_of(sc->p, key + 1, sc->s, sc->flags, &r, err);
+  if (rc == CL_ENOTFOUND)
+    return 0;
+  if (rc)
+    return rc;
+  memcpy(sc->key, key + 1, 32);
+  return sc->fn(sc->ctx, &r, err);
+}
+
+int cl_fhir_scan_snapshot(cl_proj *p, int type, const cl_fhir_snapshot *s, const uint8_t *after,
+                          const uint8_t *last, int flags, cl_fhir_fn fn, void *ctx, uint8_t key[32],
+                          cl_err *err) {
+  uint8_t prefix[1] = {(uint8_t)type}, from[34];
+  if (after != NULL) { /* the first key after `after` */
+    from[0] = (uint8_t)type;
+    memcpy(from + 1, after, 32);
+    from[33] = 0;
+  }
+  snap_scan sc = {p, s, last, flags, fn, ctx, key};
+  return cl_proj_scan(p, FAM_TYP, prefix, 1, after ? from : NULL, after ? 34 : 0, snap_key, &sc,
+                      err);
 }

@@ -47,6 +47,7 @@
 
 #include "query/fhir/map.h"
 #include "query/runner.h"
+#include "store/hmap.h"
 
 /* The projection definition, for cl_runner_start. */
 extern const cl_projection cl_fhir_projection;
@@ -62,14 +63,17 @@ typedef struct cl_fhir_resource {
   int64_t last_updated_ns; /* meta.lastUpdated */
   uint64_t seq;            /* the event that made this version */
   uint8_t event_id[16];
+  uint8_t tag[32]; /* the stream the resource belongs to (cl_log_stream_tag) */
 } cl_fhir_resource;
 
 void cl_fhir_resource_clear(cl_fhir_resource *r);
 
 /* Flags of the reads below. */
 enum {
-  CL_FHIR_STORED = 1 /* json in the stored form (decimals marked, fj.h), for engines that
-                        rewrite it and call fj_finish on what they send */
+  CL_FHIR_STORED = 1, /* json in the stored form (decimals marked, fj.h), for engines that
+                         rewrite it and call fj_finish on what they send */
+  CL_FHIR_NO_BODY = 2 /* cl_fhir_scan_snapshot: no json (NULL), and no decryption when the
+                         current version is the one wanted */
 };
 
 /* Reads resource type/id: version 0 = the current one. Errors:
@@ -104,6 +108,26 @@ int cl_fhir_scan_type(cl_proj *p, int type, const uint8_t *after, int flags, cl_
  * versions. */
 int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
                           void *ctx, cl_err *err);
+
+/* A consistent view for bulk export: the resources as they were right
+ * after event `as_of` (each one's latest version made by an event at or
+ * before it; resources first made later are not there), optionally only
+ * those whose that version was updated at or after `since_ns` and only
+ * those of the streams in `tags` (32-byte keys; NULL: every stream).
+ * Erased streams are gone from every snapshot, old ones included. */
+typedef struct cl_fhir_snapshot {
+  uint64_t as_of;
+  int64_t since_ns; /* 0: no lower bound */
+  const cl_hmap *tags;
+} cl_fhir_snapshot;
+
+/* The resources of `type` in snapshot `s`, in key order, after the one
+ * whose key hash is `after` (NULL: from the start) up to and including
+ * `last` (NULL: to the end). Before each call of fn, *key gets the key
+ * hash of the resource given (the cursor to resume after it). */
+int cl_fhir_scan_snapshot(cl_proj *p, int type, const cl_fhir_snapshot *s, const uint8_t *after,
+                          const uint8_t *last, int flags, cl_fhir_fn fn, void *ctx, uint8_t key[32],
+                          cl_err *err);
 
 /* Extension URL of a Provenance entity's log coordinates (docs/fhir.md). */
 #define CL_FHIR_LOG_ENTRY_EXT "https://clinlog.dev/fhir/StructureDefinition/log-entry"

@@ -166,6 +166,9 @@ static void setup(void) {
   cr_assert_eq(cl_svc_new(&so, &F.svc, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_svc_add_projection(F.svc, &cl_streams_projection, NULL, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_svc_add_projection(F.svc, &cl_fhir_projection, NULL, &err), 0, "%s", err.msg);
+  char xdir[4200];
+  snprintf(xdir, sizeof xdir, "%s/exports", F.dir);
+  cr_assert_eq(cl_svc_open_exports(F.svc, xdir, NULL, &err), 0, "%s", err.msg);
   cl_grpc_service services[] = {cl_grpc_log_service,         cl_grpc_health_service,
                                 cl_grpc_cluster_service,     cl_grpc_streams_service,
                                 cl_grpc_projections_service, cl_grpc_fhir_service};
@@ -408,6 +411,27 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   Clinlog__V1__FhirCapabilitiesRequest fc = CLINLOG__V1__FHIR_CAPABILITIES_REQUEST__INIT;
   cr_assert_eq(
       unary(M_FHIR_CAPABILITIES, &fc.base, &clinlog__v1__fhir_response__descriptor, NULL, NULL), 0);
+
+  Clinlog__V1__FhirExportRequest fx = CLINLOG__V1__FHIR_EXPORT_REQUEST__INIT;
+  Clinlog__V1__FhirExportJob *job;
+  cr_assert_eq(unary(M_FHIR_EXPORT, &fx.base, &clinlog__v1__fhir_export_job__descriptor,
+                     (ProtobufCMessage **)&job, NULL),
+               0);
+  Clinlog__V1__FhirExportJobRequest fxs = CLINLOG__V1__FHIR_EXPORT_JOB_REQUEST__INIT;
+  fxs.job_id = job->job_id;
+  cr_assert_eq(
+      unary(M_FHIR_EXPORT_STATUS, &fxs.base, &clinlog__v1__fhir_export_job__descriptor, NULL, NULL),
+      0);
+  Clinlog__V1__FhirExportReadRequest fxr = CLINLOG__V1__FHIR_EXPORT_READ_REQUEST__INIT;
+  fxr.job_id = "00000000000000000000000000000000";
+  fxr.file = 1;
+  cr_assert_eq(
+      unary(M_FHIR_EXPORT_READ, &fxr.base, &clinlog__v1__fhir_export_chunk__descriptor, NULL, NULL),
+      CL_ENOTFOUND);
+  cr_assert_eq(
+      unary(M_FHIR_EXPORT_CANCEL, &fxs.base, &clinlog__v1__fhir_export_job__descriptor, NULL, NULL),
+      0);
+  clinlog__v1__fhir_export_job__free_unpacked(job, NULL);
 
   for (int m = 0; m < M_COUNT; m++) {
     wait_finished(m, 1);

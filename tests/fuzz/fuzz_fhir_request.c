@@ -7,7 +7,7 @@
  * patients, encounters, observations (codes, quantities, dates) and a
  * condition, folded by the fhir projection's runner; an engine over it.
  *
- * Input: byte 0 holds flags (bit 0: POST, bit 1: Prefer handling=strict);
+ * Input: byte 0 holds flags (bits 0-1: the verb, GET POST DELETE; bit 2: Prefer handling=strict);
  * then the path up to the first '\n', then the query string (or form body).
  * Findings (abort, after one line on stderr): a response that is not JSON,
  * a status other than 200, 400 and 404, a 200 read whose resourceType is
@@ -24,6 +24,7 @@
 #include "adapters/pbjson/pbjson.h"
 #include "common/fuzzutil.h"
 #include "query/fhir/engine.h"
+#include "query/fhir/export.h"
 #include "query/fhir/fhir.h"
 #include "query/runner.h"
 #include "store/log.h"
@@ -37,6 +38,7 @@ static cl_signer g_admin;
 static cl_log *g_log;
 static cl_runner *g_runner;
 static cl_fhir_engine *g_engine;
+static cl_fhir_exports *g_exports;
 
 static const char *const EVENTS[] = {
     "{\"stream\":\"patient-1001\",\"patientRegistered\":{\"patientId\":\"1001\",\"names\":[{"
@@ -55,7 +57,8 @@ static const char *const EVENTS[] = {
     "\"encounterId\":\"e1\",\"status\":\"OBSERVATION_STATUS_FINAL\"}}",
     "{\"stream\":\"patient-2002\",\"observationRecorded\":{\"observationId\":\"o2\",\"code\":{"
     "\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"2823-3\"}]},\"quantity\":{\"value\":"
-    "\"5.9\",\"unit\":\"mmol/L\",\"comparator\":\">\"},\"effective\":\"2025-02-28T23:59:59.5+01:00\"}}",
+    "\"5.9\",\"unit\":\"mmol/"
+    "L\",\"comparator\":\">\"},\"effective\":\"2025-02-28T23:59:59.5+01:00\"}}",
     "{\"stream\":\"patient-2002\",\"conditionDiagnosed\":{\"conditionId\":\"c1\",\"code\":{"
     "\"coding\":[{\"system\":\"http://hl7.org/fhir/sid/icd-10-cm\",\"code\":\"E11.9\"}]},"
     "\"clinicalStatus\":\"CONDITION_CLINICAL_STATUS_ACTIVE\",\"onset\":\"2019-05-01T00:00:00Z\"}}",
@@ -67,6 +70,7 @@ static void fail_setup(const char *what, const cl_err *err) {
 }
 
 static void teardown(void) {
+  cl_fhir_exports_close(g_exports);
   cl_fhir_engine_free(g_engine);
   cl_runner_stop(g_runner);
   cl_log_close(g_log);
@@ -125,6 +129,9 @@ static void setup(void) {
       cl_runner_wait(g_runner, head, cl_feed_now_ms() + 60000, &err) != 0 ||
       cl_fhir_engine_new(cl_runner_proj(g_runner), g_log, &g_engine, &err) != 0)
     fail_setup("projection", &err);
+  snprintf(dir, sizeof dir, "%s/exports", g_root);
+  if (cl_fhir_exports_open(dir, g_runner, g_log, NULL, &g_exports, &err) != 0)
+    fail_setup("exports", &err);
   atexit(teardown);
 }
 
@@ -132,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   setup();
   if (size < 1 || size > 4096)
     return 0;
-  int is_post = data[0] & 1, strict = (data[0] >> 1) & 1;
+  int verb = (data[0] & 3) % 3, strict = (data[0] >> 2) & 1;
   char *text = malloc(size);
   memcpy(text, data + 1, size - 1);
   text[size - 1] = '\0';
@@ -145,7 +152,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (nl)
     *nl = '\0';
   cl_http_route rt;
-  if (cl_http_route_of(text, is_post, &rt) == 0) {
+  if (cl_http_route_of(text, verb, &rt) == 0 && rt.op != CL_HTTP_ENGINE) {
+    /* a Bulk Data route: a job id of 32 hex digits, a file number from 1 */
+    if ((rt.op != CL_HTTP_EXPORT_KICKOFF && strspn(rt.job, "0123456789abcdef") != 32) ||
+        (rt.op == CL_HTTP_EXPORT_FILE && rt.version == 0))
+      finding("export route %s: job \"%s\" file %u", text, rt.job, rt.version);
+    if (rt.op == CL_HTTP_EXPORT_KICKOFF) { /* its parameters: a job, or an error saying why */
+      cl_http_params p = {.n = 0};
+      cl_http_form_add(&p, query);
+      cl_fhir_export_req rq = {
+          .level = rt.level, .group = rt.id, .params = p.kv, .nparams = p.n, .strict = strict};
+      char id[33];
+      cl_err err;
+      cl_err_clear(&err);
+      int rc = cl_fhir_export_start(g_exports, &rq, id, &err);
+      if (rc == 0 && cl_fhir_export_cancel(g_exports, id, &err) != 0)
+        finding("export %s: started but cannot be cancelled: %s", text, err.msg);
+      if (rc != 0 && (err.msg[0] == '\0' || (rc != CL_EINVAL && rc != CL_ENOTFOUND)))
+        finding("export %s: error %d without a reason: \"%s\"", text, rc, err.msg);
+    }
+  } else if (cl_http_route_of(text, verb, &rt) == 0) {
     cl_http_params p = {.n = 0};
     cl_http_form_add(&p, query);
     cl_fhir_req rq = {.interaction = rt.interaction,
@@ -166,9 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_t *j = json_loadb(rs.body, rs.len, 0, &je);
     if (j == NULL)
       finding("not JSON (%s): %.*s", je.text, (int)rs.len, rs.body);
-    const char *want = rt.interaction == CL_FHIR_READ || rt.interaction == CL_FHIR_VREAD
-                           ? rt.type
-                           : NULL;
+    const char *want =
+        rt.interaction == CL_FHIR_READ || rt.interaction == CL_FHIR_VREAD ? rt.type : NULL;
     const char *got = json_string_value(json_object_get(j, "resourceType"));
     if (rs.status == 200 && want != NULL && (got == NULL || strcmp(got, want) != 0))
       finding("read of %s gave %s", want, got ? got : "(none)");

@@ -4,7 +4,9 @@ checked by independent clients: Python's http.client for the HTTP semantics
 handling=strict, read-your-writes by header, 404/405/406 as
 OperationOutcome, TLS only), and an npm FHIR client (fhir-kit-client, in
 tests/fhir) for read, paging through next links, vread, history and
-$everything, every resource it sees validated by @medplum/core."""
+$everything, every resource it sees validated by @medplum/core; and Bulk
+Data $export (kick-off, polling, files, restart, DELETE) by http.client,
+the CLI and a bulk run of the npm client."""
 import http.client
 import json
 import os
@@ -12,6 +14,7 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.parse
 import uuid
 
@@ -142,3 +145,130 @@ class TestFhirHttp(ServerTestCase):
         self.assertTrue(out["ok"])
         self.assertEqual(out["summary"]["paged"], 4)
         self.assertGreater(out["summary"]["validated"], 10)
+
+    def export_status(self, loc):
+        """Polls a Content-Location until the manifest; returns it."""
+        path = urllib.parse.urlsplit(loc).path[len("/fhir/R4"):]
+        deadline = time.monotonic() + T(60)
+        while time.monotonic() < deadline:
+            r, body = self.request("GET", path)
+            if r.status == 200:
+                self.assertEqual(r.getheader("Content-Type"), "application/json")
+                return body
+            self.assertEqual(r.status, 202, body)
+            self.assertTrue(r.getheader("X-Progress"))
+            time.sleep(0.05)
+        self.fail("export %s did not finish" % loc)
+
+    def export_files(self, manifest):
+        """Every output file: {url: [resources]}, checking type and count."""
+        out = {}
+        for o in manifest["output"]:
+            c = http.client.HTTPSConnection("127.0.0.1", self.http_port, context=self.ctx,
+                                            timeout=T(15))
+            c.request("GET", urllib.parse.urlsplit(o["url"]).path)
+            r = c.getresponse()
+            data = r.read()
+            c.close()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.getheader("Content-Type"), "application/fhir+ndjson")
+            lines = data.decode().split("\n")
+            self.assertEqual(lines.pop(), "", "NDJSON ends with a newline")
+            rs = [json.loads(x) for x in lines]
+            self.assertEqual(len(rs), o["count"])
+            self.assertTrue(all(x["resourceType"] == o["type"] for x in rs))
+            out[o["url"]] = rs
+        return out
+
+    def test_bulk_export(self):
+        pid = "BULK" + uuid.uuid4().hex[:8]
+        head = self.append_events(patient_events(pid)).tree_size
+        self.request("GET", "/Patient/" + pid, {"X-Clinlog-Min-Sequence": str(head)})
+        asyn = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+
+        # bad kick-offs say what is wrong
+        for path, hdr, want, words in (
+                ("/$export", {}, 400, "respond-async"),
+                ("/$export?_type=Patient,Nonsense", asyn, 400, "Nonsense"),
+                ("/$export?_since=yesterday", asyn, 400, "_since"),
+                ("/$export?_typeFilter=Patient%3Fgender%3Dfemale",
+                 dict(asyn, Prefer="respond-async, handling=strict"), 400, "_typeFilter"),
+                ("/Group/g1/$export", asyn, 404, "Group"),
+                ("/$export-status/" + "0" * 32, {}, 404, "no export job")):
+            r, oo = self.request("GET", path, hdr)
+            self.assertEqual(r.status, want, path)
+            self.assertEqual(oo["resourceType"], "OperationOutcome")
+            self.assertIn(words, oo["issue"][0]["diagnostics"], path)
+
+        # a system export of two types is the snapshot of its kick-off
+        r, _ = self.request("GET", "/$export?_type=Patient,Encounter&_outputFormat="
+                            "application%2Ffhir%2Bndjson", asyn)
+        self.assertEqual(r.status, 202)
+        loc = r.getheader("Content-Location")
+        self.assertTrue(loc.startswith("https://127.0.0.1:%d/fhir/R4/$export-status/"
+                                       % self.http_port), loc)
+        later = "BULKLATE" + uuid.uuid4().hex[:8]
+        self.append_events(patient_events(later))
+        m = self.export_status(loc)
+        self.assertEqual(m["request"].split("/fhir/R4/")[1],
+                         "$export?_type=Patient,Encounter&_outputFormat=application/fhir+ndjson")
+        self.assertFalse(m["requiresAccessToken"])
+        self.assertEqual(m["error"], [])
+        files = self.export_files(m)
+        ids = {(x["resourceType"], x["id"]) for rs in files.values() for x in rs}
+        self.assertIn(("Patient", pid), ids)
+        self.assertNotIn(("Patient", later), ids, "appended after the kick-off: not in it")
+        self.assertEqual({t for t, _ in ids}, {"Patient", "Encounter"})
+
+        # kill -9 while a second one may be running; both survive the restart
+        r, _ = self.request("GET", "/Patient/$export", asyn)
+        self.assertEqual(r.status, 202)
+        loc2 = r.getheader("Content-Location")
+        self.server.kill()
+        self.server.start()
+        self.assertEqual(self.export_files(self.export_status(loc)), files,
+                         "a finished export after a restart: the same files")
+        m2 = self.export_status(loc2)
+        ids2 = {(x["resourceType"], x["id"]) for rs in self.export_files(m2).values() for x in rs}
+        self.assertIn(("Patient", later), ids2)
+        self.assertIn(("Patient", pid), ids2)
+
+        # DELETE cancels: the status is gone
+        path = urllib.parse.urlsplit(loc).path[len("/fhir/R4"):]
+        r, _ = self.request("DELETE", path)
+        self.assertEqual(r.status, 202)
+        r, oo = self.request("GET", path)
+        self.assertEqual(r.status, 404)
+        r, oo = self.request("DELETE", path)
+        self.assertEqual(r.status, 404)
+
+        # the CLI: kick-off, progress, download into a directory
+        out = tempfile.mkdtemp(prefix="export-", dir=common.TMP)
+        r = subprocess.run([common.CLINLOG, "fhir", "export", "_type=Patient", "--out", out,
+                            "--json", "--server", self.server.addr, "--ca",
+                            self.pki["ca.pem"], "--server-name", "localhost"],
+                           capture_output=True, text=True, timeout=T(60))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s = json.loads(r.stdout)
+        self.assertGreaterEqual(s["resources"], 2)
+        got = []
+        for f in s["files"]:
+            with open(f["path"]) as fh:
+                got += [json.loads(x) for x in fh]
+        self.assertEqual(len(got), s["resources"])
+        self.assertIn(pid, {x["id"] for x in got})
+        r = subprocess.run([common.CLINLOG, "fhir", "export-status", s["job"], "--json",
+                            "--server", self.server.addr, "--ca", self.pki["ca.pem"],
+                            "--server-name", "localhost"],
+                           capture_output=True, text=True, timeout=T(30))
+        self.assertEqual(json.loads(r.stdout)["state"], "complete", r.stderr)
+
+        # an independent client's whole run: kick-off, polling, download, DELETE
+        env = dict(os.environ, NODE_EXTRA_CA_CERTS=self.pki["ca.pem"])
+        base = "https://localhost:%d/fhir/R4" % self.http_port
+        r = subprocess.run([shutil.which("node"), "bulk_client.mjs", base, pid], cwd=NODE_DIR,
+                           env=env, capture_output=True, text=True, timeout=T(120))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertTrue(out["ok"])
+        self.assertGreaterEqual(out["summary"]["validated"], 4)
