@@ -817,20 +817,19 @@ static int load_cur(cl_proj *p, const uint8_t h[32], cur *c, cl_err *err) {
   return rc;
 }
 
-static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flags,
-                     cl_fhir_resource *out, cl_err *err) {
+/* Version `version` (0: the current one) of the resource at h whose cur
+ * record is c. */
+static int read_version(cl_proj *p, const uint8_t h[32], const cur *c, uint32_t version, int flags,
+                        cl_fhir_resource *out, cl_err *err) {
   memset(out, 0, sizeof *out);
-  cur c;
-  int rc = load_cur(p, h, &c, err);
-  if (rc)
-    return rc;
   uint8_t *v;
   size_t vl;
+  int rc;
   if (version == 0)
-    version = c.version;
-  if (version > c.version)
+    version = c->version;
+  if (version > c->version)
     return cl_err_set(err, CL_ENOTFOUND, "no version %u (the current one is %u)", version,
-                      c.version);
+                      c->version);
   uint8_t vk[36];
   memcpy(vk, h, 32);
   be32(vk + 32, version);
@@ -852,10 +851,10 @@ static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flag
   } else {
     out->json = fj_finish((const char *)v + VER_HDR, vl - VER_HDR, &out->len);
   }
-  out->type = c.type;
+  out->type = c->type;
   out->version = version;
-  out->current = c.version;
-  memcpy(out->tag, c.tag, 32);
+  out->current = c->version;
+  memcpy(out->tag, c->tag, 32);
   out->seq = rd64(v);
   out->last_updated_ns = (int64_t)rd64(v + 8);
   memcpy(out->event_id, v + 16, 16);
@@ -864,6 +863,17 @@ static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flag
   if (out->json == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   return 0;
+}
+
+static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flags,
+                     cl_fhir_resource *out, cl_err *err) {
+  cur c;
+  int rc = load_cur(p, h, &c, err);
+  if (rc) {
+    memset(out, 0, sizeof *out);
+    return rc;
+  }
+  return read_version(p, h, &c, version, flags, out, err);
 }
 
 int cl_fhir_read(cl_proj *p, const char *type, const char *id, uint32_t version,
@@ -982,7 +992,7 @@ static int read_as_of(cl_proj *p, const uint8_t h[32], const cl_fhir_snapshot *s
     if (c.last_updated_ns < s->since_ns)
       return cl_err_set(err, CL_ENOTFOUND, "not updated since");
     if (!(flags & CL_FHIR_NO_BODY))
-      return read_hash(p, h, c.version, flags, out, err);
+      return read_version(p, h, &c, c.version, flags, out, err);
     out->type = c.type;
     out->version = out->current = c.version;
     out->seq = c.seq;
@@ -992,7 +1002,7 @@ static int read_as_of(cl_proj *p, const uint8_t h[32], const cl_fhir_snapshot *s
   }
   /* changed after the snapshot: the newest version made at or before it */
   for (uint32_t ver = c.version - 1; ver >= 1; ver--) {
-    if ((rc = read_hash(p, h, ver, flags & CL_FHIR_STORED, out, err)) != 0)
+    if ((rc = read_version(p, h, &c, ver, flags & CL_FHIR_STORED, out, err)) != 0)
       return rc;
     if (out->seq <= s->as_of) {
       if (out->last_updated_ns < s->since_ns) {
