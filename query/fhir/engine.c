@@ -45,11 +45,17 @@ void cl_fhir_resp_clear(cl_fhir_resp *rs) {
 
 /* ------------------------------------------------------------ candidates */
 
+/* A candidate: its stored bytes, parsed only when a criterion, a sort key,
+ * _elements or an include needs the tree ($everything and lastUpdated
+ * sorts never do: their keys come from the version's commit time). */
 typedef struct item {
-  json_t *res;  /* stored form */
+  char *raw; /* stored form (fj.h), owned */
+  size_t rawlen;
+  json_t *res;  /* the parsed raw, or NULL until item_res */
   char key[48]; /* sort key: a date as a fixed-width number, or "" */
-  const char *id;
+  char id[CL_FHIR_ID_MAX];
   int type;
+  int64_t lu_ns; /* meta.lastUpdated */
 } item;
 
 typedef struct items {
@@ -57,36 +63,81 @@ typedef struct items {
   size_t n, cap;
 } items;
 
+static void item_clear(item *x) {
+  json_decref(x->res);
+  if (x->raw != NULL) {
+    sodium_memzero(x->raw, x->rawlen);
+    free(x->raw);
+  }
+  x->raw = NULL;
+  x->res = NULL;
+}
+
 static void items_free(items *it) {
   for (size_t i = 0; i < it->n; i++)
-    json_decref(it->v[i].res);
+    item_clear(&it->v[i]);
   free(it->v);
   memset(it, 0, sizeof *it);
 }
 
+/* The parsed resource of x (NULL: corrupt, with err set). */
+static json_t *item_res(item *x, cl_err *err) {
+  if (x->res == NULL) {
+    json_error_t je;
+    if ((x->res = json_loadb(x->raw, x->rawlen, 0, &je)) == NULL)
+      cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON: %s", je.text);
+  }
+  return x->res;
+}
+
+/* The id of a stored resource without parsing it: every mapper writes
+ * resourceType and id first ({"resourceType":"T","id":"..."}, ids being
+ * [A-Za-z0-9.-]); anything else is parsed. */
+static int raw_id(const char *raw, size_t n, const char *type, char out[CL_FHIR_ID_MAX]) {
+  char head[96];
+  int hl = snprintf(head, sizeof head, "{\"resourceType\":\"%s\",\"id\":\"", type);
+  if (hl <= 0 || (size_t)hl >= sizeof head || n < (size_t)hl || memcmp(raw, head, (size_t)hl))
+    return -1;
+  size_t i = (size_t)hl, k = 0;
+  while (i < n && k + 1 < CL_FHIR_ID_MAX &&
+         (isalnum((unsigned char)raw[i]) || raw[i] == '-' || raw[i] == '.'))
+    out[k++] = raw[i++];
+  if (i >= n || raw[i] != '"' || k == 0)
+    return -1;
+  out[k] = '\0';
+  return 0;
+}
+
 static int add_item(void *ctx, cl_fhir_resource *r, cl_err *err) {
   items *it = ctx;
-  json_error_t je;
-  json_t *j = json_loadb(r->json, r->len, 0, &je);
-  int type = r->type;
-  cl_fhir_resource_clear(r);
-  if (j == NULL)
-    return cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON: %s", je.text);
   if (it->n == it->cap) {
     size_t cap = it->cap ? it->cap * 2 : 64;
     item *v = realloc(it->v, cap * sizeof *v);
     if (v == NULL) {
-      json_decref(j);
+      cl_fhir_resource_clear(r);
       return cl_err_set(err, CL_ENOMEM, "out of memory");
     }
     it->v = v;
     it->cap = cap;
   }
-  item *x = &it->v[it->n++];
+  item *x = &it->v[it->n];
   memset(x, 0, sizeof *x);
-  x->res = j;
-  x->id = json_string_value(json_object_get(j, "id"));
-  x->type = type;
+  x->raw = r->json; /* taken */
+  x->rawlen = r->len;
+  x->type = r->type;
+  x->lu_ns = r->last_updated_ns;
+  r->json = NULL;
+  cl_fhir_resource_clear(r);
+  it->n++;
+  if (raw_id(x->raw, x->rawlen, cl_fhir_type_name(x->type), x->id) == 0)
+    return 0;
+  json_t *j = item_res(x, err);
+  const char *id = json_string_value(json_object_get(j, "id"));
+  if (j == NULL)
+    return err->code;
+  if (id == NULL || strlen(id) >= sizeof x->id)
+    return cl_err_set(err, CL_ECORRUPT, "fhir: a stored resource without an id");
+  memcpy(x->id, id, strlen(id) + 1);
   return 0;
 }
 
@@ -140,12 +191,18 @@ static int chain_ids(void *ctx, const char *type, const char *param, const char 
   crit c = {.d = d, .value = (char *)value};
   items it = {0};
   int rc = load_candidates(e, type, NULL, &it, err);
-  for (size_t i = 0; rc == 0 && i < it.n; i++)
-    if (fe_crit_value(it.v[i].res, &c, value, now)) {
+  for (size_t i = 0; rc == 0 && i < it.n; i++) {
+    json_t *res = item_res(&it.v[i], err);
+    if (res == NULL) {
+      rc = -1;
+      break;
+    }
+    if (fe_crit_value(res, &c, value, now)) {
       char r[160];
       snprintf(r, sizeof r, "%s/%s", type, it.v[i].id);
       json_array_append_new(ids, json_string(r));
     }
+  }
   items_free(&it);
   return rc < 0 ? -1 : 0;
 }
@@ -267,6 +324,106 @@ static json_t *entry_of(const cl_fhir_req *rq, json_t *res, const char *mode) {
   if (mode != NULL)
     json_object_set_new(e, "search", json_pack("{s:s}", "mode", mode));
   return e;
+}
+
+/* ------------------------------------------------------------ Bundles from bytes */
+
+/* A growing text (oom: an allocation failed; the text is then cut). */
+typedef struct buf {
+  char *p;
+  size_t n, cap;
+  int oom;
+} buf;
+
+static void buf_put(buf *b, const char *s, size_t n) {
+  if (b->oom)
+    return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = (b->n + n + 1) * 2;
+    char *np = realloc(b->p, cap);
+    if (np == NULL) {
+      b->oom = 1;
+      return;
+    }
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+}
+
+/* Appends a JSON value (stolen) as the next element of the list. */
+static void add_json(buf *b, json_t *v) {
+  size_t n;
+  char *t = v ? fj_dump(v, &n) : NULL;
+  json_decref(v);
+  if (t == NULL) {
+    b->oom = 1;
+    return;
+  }
+  if (b->n > 0)
+    buf_put(b, ",", 1);
+  buf_put(b, t, n);
+  free(t);
+}
+
+/* An entry of resource res (stolen), as entry_of makes it. */
+static void add_entry(buf *b, const cl_fhir_req *rq, json_t *res, const char *mode) {
+  add_json(b, entry_of(rq, res, mode));
+  json_decref(res);
+}
+
+/* The same entry around a resource's stored bytes, without parsing them:
+ * {"fullUrl":"<base>/<type>/<id>","resource":<raw>,"search":{"mode":"<mode>"}}. */
+static void add_raw_entry(buf *b, const cl_fhir_req *rq, const char *type, const char *id,
+                          const char *raw, size_t n, const char *mode) {
+  char url[512];
+  snprintf(url, sizeof url, "%s/%s/%s", rq->base ? rq->base : "", type, id);
+  json_t *u = json_string(url);
+  char *eu = u ? json_dumps(u, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+  json_decref(u);
+  if (eu == NULL) {
+    b->oom = 1;
+    return;
+  }
+  if (b->n > 0)
+    buf_put(b, ",", 1);
+  buf_put(b, "{\"fullUrl\":", 11);
+  buf_put(b, eu, strlen(eu));
+  buf_put(b, ",\"resource\":", 12);
+  buf_put(b, raw, n);
+  buf_put(b, ",\"search\":{\"mode\":\"", 19);
+  buf_put(b, mode, strlen(mode));
+  buf_put(b, "\"}}", 3);
+  free(eu);
+}
+
+/* Sends Bundle b (stolen) with the entries (consumed) as its last element. */
+static int send_bundle(cl_fhir_resp *rs, json_t *b, buf *entries) {
+  size_t n;
+  char *t = fj_dump(b, &n);
+  json_decref(b);
+  buf all = {0};
+  if (t != NULL && n > 0) {
+    buf_put(&all, t, n - 1); /* without its closing brace */
+    if (entries->n > 0) {
+      buf_put(&all, ",\"entry\":[", 10);
+      buf_put(&all, entries->p, entries->n);
+      buf_put(&all, "]", 1);
+    }
+    buf_put(&all, "}", 1);
+  }
+  free(t);
+  int oom = t == NULL || all.oom || entries->oom;
+  free(entries->p);
+  rs->status = 200;
+  rs->body = oom ? NULL : fj_finish(all.p, all.n, &rs->len);
+  free(all.p);
+  if (rs->body == NULL) {
+    rs->status = 500;
+    return CL_ENOMEM;
+  }
+  return 0;
 }
 
 /* ------------------------------------------------------------ read / vread */
@@ -400,16 +557,42 @@ static int do_history(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_
 
 /* ------------------------------------------------------------ search */
 
-/* A date as a sortable fixed-width key; "" when the resource has none. */
-static void sort_key(json_t *res, const pdef *d, int desc, char out[48]) {
-  out[0] = '\0';
+/* A date as a sortable fixed-width key (offset so that negative times sort too). */
+static void date_key(int64_t v, char out[48]) {
+  snprintf(out, 48, "%020llu", (unsigned long long)((uint64_t)v ^ 0x8000000000000000ULL));
+}
+
+/* The range of x's meta.lastUpdated, from the commit time it was written
+ * from (fj_instant_ns): the same text, without parsing the resource. */
+static int lu_range(const item *x, int64_t *lo, int64_t *hi) {
+  char t[40];
+  int64_t sec = x->lu_ns / 1000000000, r = x->lu_ns % 1000000000;
+  if (r < 0) {
+    sec--;
+    r += 1000000000;
+  }
+  fj_instant_text(sec, (int32_t)r, t);
+  return cl_fhir_date_range(t, lo, hi);
+}
+
+/* x's sort key by date parameter d ("" when the resource has no value). */
+static int sort_key(item *x, const pdef *d, int desc, cl_err *err) {
+  x->key[0] = '\0';
   if (d == NULL)
-    return;
+    return 0;
+  int64_t lo, hi;
+  if (!strcmp(d->name, "_lastUpdated")) {
+    if (lu_range(x, &lo, &hi) == 0)
+      date_key(desc ? hi : lo, x->key);
+    return 0;
+  }
+  json_t *res = item_res(x, err);
+  if (res == NULL)
+    return err->code;
   json_t *vals = fe_values_of(res, d);
   int64_t best = 0;
   int have = 0;
   for (size_t i = 0; i < json_array_size(vals); i++) {
-    int64_t lo, hi;
     if (fe_value_range(json_array_get(vals, i), &lo, &hi) == 0) {
       int64_t v = desc ? hi : lo;
       if (!have || (desc ? v > best : v < best))
@@ -418,8 +601,9 @@ static void sort_key(json_t *res, const pdef *d, int desc, char out[48]) {
     }
   }
   json_decref(vals);
-  if (have) /* offset so that negative times sort too */
-    snprintf(out, 48, "%020llu", (unsigned long long)((uint64_t)best ^ 0x8000000000000000ULL));
+  if (have)
+    date_key(best, x->key);
+  return 0;
 }
 
 static int cmp_asc(const void *a, const void *b) {
@@ -463,7 +647,8 @@ static int after_cursor(const item *x, const char *cursor, int desc) {
   snprintf(key, sizeof key, "%.*s", (int)(t1 - cursor), cursor);
   type = atoi(t1 + 1);
   snprintf(id, sizeof id, "%s", t2 + 1);
-  item c = {.res = NULL, .id = id, .type = type};
+  item c = {.res = NULL, .type = type};
+  memcpy(c.id, id, sizeof id);
   memcpy(c.key, key, sizeof key);
   return (desc ? cmp_desc(x, &c) : cmp_asc(x, &c)) > 0;
 }
@@ -598,37 +783,43 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
   }
   /* filter */
   size_t kept = 0;
-  for (size_t i = 0; i < it.n; i++) {
+  for (size_t i = 0; rc == 0 && i < it.n; i++) {
     item *x = &it.v[i];
     int ok = 1;
     if (everything) {
       const char *t = cl_fhir_type_name(x->type);
       ok = t != NULL && in_types(q.types, t);
-      if (ok && q.since != INT64_MIN) {
-        int64_t lo, hi;
-        json_t *lu = json_object_get(json_object_get(x->res, "meta"), "lastUpdated");
-        ok = fe_value_range(lu, &lo, &hi) == 0 && lo >= q.since;
-      }
+      int64_t lo, hi;
+      if (ok && q.since != INT64_MIN)
+        ok = lu_range(x, &lo, &hi) == 0 && lo >= q.since;
     }
     for (size_t k = 0; ok && k < q.nc; k++) {
-      int m = fe_crit_match(x->res, &q.c[k], now, chain_ids, e, &err);
-      if (m < 0) {
-        items_free(&it);
-        json_decref(q.ignored);
-        return from_err(rs, &err);
-      }
-      ok = m;
+      json_t *res = item_res(x, &err);
+      int m = res ? fe_crit_match(res, &q.c[k], now, chain_ids, e, &err) : -1;
+      if (m < 0)
+        rc = -1;
+      ok = m > 0;
     }
-    if (ok) {
-      it.v[kept++] = *x;
-    } else {
-      json_decref(x->res);
+    if (!ok) {
+      item_clear(x);
+    } else if (kept++ != i) {
+      it.v[kept - 1] = *x;
+      x->raw = NULL; /* moved */
+      x->res = NULL;
     }
   }
+  for (size_t i = kept; i < it.n; i++)
+    item_clear(&it.v[i]); /* rejected, moved or (after an error) not looked at */
   it.n = kept;
-  for (size_t i = 0; i < it.n; i++)
-    sort_key(it.v[i].res, everything ? fe_find_param("Patient", "_lastUpdated", 12) : q.sort_d,
-             q.sort_desc, it.v[i].key);
+  const pdef *sort_d = everything ? fe_find_param("Patient", "_lastUpdated", 12) : q.sort_d;
+  for (size_t i = 0; rc == 0 && i < it.n; i++)
+    if (sort_key(&it.v[i], sort_d, q.sort_desc, &err) != 0)
+      rc = -1;
+  if (rc != 0) {
+    items_free(&it);
+    json_decref(q.ignored);
+    return from_err(rs, &err);
+  }
   qsort(it.v, it.n, sizeof *it.v, q.sort_desc ? cmp_desc : cmp_asc);
 
   json_t *b = new_bundle("searchset", now);
@@ -640,7 +831,7 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
     snprintf(path, sizeof path, "%s", type);
   page_url(rq, path, q.cursor[0] ? q.cursor : NULL, url, sizeof url);
   json_t *links = json_pack("[{s:s,s:s}]", "relation", "self", "url", url);
-  json_t *entries = json_array();
+  buf entries = {0}; /* the entries, stored form, comma-separated */
   if (!q.summary_count) {
     size_t start = 0;
     if (q.cursor[0])
@@ -649,17 +840,23 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
     size_t end = start + q.count < it.n ? start + q.count : it.n;
     json_t *included = json_object(); /* "Type/id" already in the page */
     for (size_t i = start; i < end; i++) {
-      json_t *res = q.elements[0] ? subset(it.v[i].res, q.elements) : json_incref(it.v[i].res);
+      item *x = &it.v[i];
       char key[160];
-      snprintf(key, sizeof key, "%s/%s", cl_fhir_type_name(it.v[i].type), it.v[i].id);
+      snprintf(key, sizeof key, "%s/%s", cl_fhir_type_name(x->type), x->id);
       json_object_set_new(included, key, json_true());
-      json_array_append_new(entries, entry_of(rq, res, "match"));
-      json_decref(res);
+      if (q.elements[0]) {
+        json_t *res = item_res(x, &err);
+        if (res != NULL)
+          add_entry(&entries, rq, subset(res, q.elements), "match");
+      } else { /* the stored bytes as they are */
+        add_raw_entry(&entries, rq, cl_fhir_type_name(x->type), x->id, x->raw, x->rawlen, "match");
+      }
     }
     for (size_t i = start; i < end; i++) {
       if (q.inc_patient) { /* the patient (or subject) each match refers to */
         const pdef *d = fe_find_param(type, q.inc_param, strlen(q.inc_param));
-        json_t *vals = d ? fe_values_of(it.v[i].res, d) : json_array();
+        json_t *res = item_res(&it.v[i], &err);
+        json_t *vals = d && res ? fe_values_of(res, d) : json_array();
         for (size_t k = 0; k < json_array_size(vals); k++) {
           const char *ref =
               json_string_value(json_object_get(json_array_get(vals, k), "reference"));
@@ -670,11 +867,8 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
           snprintf(rtype, sizeof rtype, "%.*s", (int)(slash - ref), ref);
           cl_fhir_resource r;
           if (cl_fhir_read_ex(e->p, rtype, slash + 1, 0, CL_FHIR_STORED, &r, &err) == 0) {
-            json_t *j = json_loadb(r.json, r.len, 0, NULL);
-            if (j != NULL)
-              json_array_append_new(entries, entry_of(rq, j, "include"));
-            json_decref(j);
             json_object_set_new(included, ref, json_true());
+            add_raw_entry(&entries, rq, rtype, slash + 1, r.json, r.len, "include");
             cl_fhir_resource_clear(&r);
           }
         }
@@ -688,7 +882,8 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
             char key[160];
             snprintf(key, sizeof key, "Provenance/%s", pv.v[k].id);
             if (json_object_get(included, key) == NULL) {
-              json_array_append_new(entries, entry_of(rq, pv.v[k].res, "include"));
+              add_raw_entry(&entries, rq, "Provenance", pv.v[k].id, pv.v[k].raw, pv.v[k].rawlen,
+                            "include");
               json_object_set_new(included, key, json_true());
             }
           }
@@ -711,17 +906,12 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
                json_string_value(json_array_get(q.ignored, i)));
     }
     json_t *oo = outcome_json("warning", "not-supported", text, NULL);
-    json_array_append_new(entries,
-                          json_pack("{s:o,s:{s:s}}", "resource", oo, "search", "mode", "outcome"));
+    add_json(&entries, json_pack("{s:o,s:{s:s}}", "resource", oo, "search", "mode", "outcome"));
   }
   json_object_set_new(b, "link", links);
-  if (json_array_size(entries) > 0)
-    json_object_set_new(b, "entry", entries);
-  else
-    json_decref(entries);
   items_free(&it);
   json_decref(q.ignored);
-  return send_json(rs, 200, b);
+  return send_bundle(rs, b, &entries);
 }
 
 /* ------------------------------------------------------------ metadata */

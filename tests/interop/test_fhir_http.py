@@ -39,11 +39,15 @@ class TestFhirHttp(ServerTestCase):
                 "--http-listen", "127.0.0.1:%d" % cls.http_port]
         cls.server = Server(args=args, dev=False)
         cls.server.start()
+        cls.connect()
+        cls.admin = Signer.load(os.path.join(cls.server.data, "keys", "admin.key"))
+        cls.ctx = ssl.create_default_context(cafile=cls.pki["ca.pem"])
+
+    @classmethod
+    def connect(cls):
         creds = grpc.ssl_channel_credentials(root_certificates=read(cls.pki["ca.pem"]))
         cls.client = Client(cls.server.addr, credentials=creds,
                             options=[("grpc.ssl_target_name_override", "localhost")])
-        cls.admin = Signer.load(os.path.join(cls.server.data, "keys", "admin.key"))
-        cls.ctx = ssl.create_default_context(cafile=cls.pki["ca.pem"])
 
     def request(self, method, path, headers=None, body=None):
         c = http.client.HTTPSConnection("127.0.0.1", self.http_port, context=self.ctx,
@@ -226,6 +230,7 @@ class TestFhirHttp(ServerTestCase):
         loc2 = r.getheader("Content-Location")
         self.server.kill()
         self.server.start()
+        self.connect()  # the old channel saw its connection reset
         self.assertEqual(self.export_files(self.export_status(loc)), files,
                          "a finished export after a restart: the same files")
         m2 = self.export_status(loc2)
