@@ -20,7 +20,9 @@
  *    Observations by code and date range, a patient's active
  *    MedicationRequests, Conditions by code across all patients, and
  *    $everything of the big patient; p50/p99 of each.
- * The targets of issue 9 are printed next to the results. */
+ * The targets of issue 9 are printed next to the results. Then (unless
+ * --no-pg) the same resources and queries in PostgreSQL 15 as JSONB
+ * (bench_fhir_pg.c), with the ratio clinlog / PostgreSQL. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,6 +36,7 @@
 #include "adapters/http/http.h"
 #include "adapters/pbjson/pbjson.h"
 #include "adapters/service/service.h"
+#include "bench/bench_fhir_pg.h"
 #include "bench/benchutil.h"
 #include "bench/workload.h"
 #include "query/fhir/engine.h"
@@ -255,7 +258,8 @@ static void patient(gen *g, int p, int scale) {
         "\"minorUnits\":\"%d\",\"currency\":\"USD\"}}",
         c, 3 + c, 12550 + c * 1000);
   add(g, s, t + 86400 * 5,
-      "\"claimSubmitted\":{\"claimId\":\"clm-1\",\"payer\":{\"value\":\"60054\"},\"payerName\":\"Aetna\","
+      "\"claimSubmitted\":{\"claimId\":\"clm-1\",\"payer\":{\"value\":\"60054\"},\"payerName\":"
+      "\"Aetna\","
       "\"chargeIds\":[\"ch-0\",\"ch-1\",\"ch-2\"],\"total\":{\"minorUnits\":\"40650\","
       "\"currency\":\"USD\"}}");
   add(g, s, t + 86400 * 20,
@@ -383,7 +387,7 @@ static void report(const char *name, const char *face, double *v, size_t n, doub
 
 int bench_fhir_main(int argc, char **argv) {
   const char *base = "/tmp/clinlog-bench";
-  int patients = 10000, json = 0;
+  int patients = 10000, json = 0, pg = 1;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--dir") && i + 1 < argc)
       base = argv[++i];
@@ -393,8 +397,11 @@ int bench_fhir_main(int argc, char **argv) {
       patients = 1000;
     else if (!strcmp(argv[i], "--json"))
       json = 1;
+    else if (!strcmp(argv[i], "--no-pg"))
+      pg = 0;
     else {
-      fprintf(stderr, "usage: clinlog-bench fhir [--dir D] [--patients N] [--quick] [--json]\n");
+      fprintf(stderr, "usage: clinlog-bench fhir [--dir D] [--patients N] [--quick] [--json] "
+                      "[--no-pg]\n");
       return 2;
     }
   }
@@ -502,6 +509,7 @@ int bench_fhir_main(int argc, char **argv) {
   unsigned seed = 99;
   char id[64], path[512], pid[16];
   size_t entries = 0;
+  bench_fhir_rec rec = {0}; /* what was measured, for the PostgreSQL peer */
 #define RUN(name, face, count, target, setup, body)                                                \
   do {                                                                                             \
     for (int i_ = 0; i_ < (count); i_++) {                                                         \
@@ -511,9 +519,12 @@ int bench_fhir_main(int argc, char **argv) {
       v[i_] = bench_mono() - s_;                                                                   \
     }                                                                                              \
     report(name, face, v, (size_t)(count), target, entries, json);                                 \
+    bench_fhir_rec_note(&rec, name, face, v, (size_t)(count), entries);                            \
   } while (0)
   /* a random patient (not the big one) */
-#define PICK() snprintf(pid, sizeof pid, "%d", 1 + (int)(rand_r(&seed) % (unsigned)(patients - 1)))
+#define PICK()                                                                                     \
+  (snprintf(pid, sizeof pid, "%d", 1 + (int)(rand_r(&seed) % (unsigned)(patients - 1))),           \
+   bench_fhir_rec_pick(&rec, pid))
   RUN("read Patient", "engine", N, 2, PICK(),
       engine_call(engine, CL_FHIR_READ, "Patient", pid, 0, NULL, 0, NULL));
   RUN("read Patient", "REST", N, 2,
@@ -545,6 +556,14 @@ int bench_fhir_main(int argc, char **argv) {
     RUN("Patient/$everything (the big patient)", "REST", 20, 50, (void)0,
         hc_get(&client, "/fhir/R4/Patient/0/$everything?_count=1000"));
   }
+  int rc = 0;
+  if (pg && bench_fhir_pg_run(&(bench_fhir_pg_args){.base = base,
+                                                    .proj = cl_runner_proj(runner),
+                                                    .engine = engine,
+                                                    .rec = &rec,
+                                                    .json = json}) != 0)
+    rc = 1;
+  bench_fhir_rec_free(&rec);
   free(v);
   close(client.fd);
   free(client.buf);
@@ -554,5 +573,5 @@ int bench_fhir_main(int argc, char **argv) {
   cl_log_close(log);
   bench_rmrf(dir);
   cl_signer_free(&admin);
-  return 0;
+  return rc;
 }
