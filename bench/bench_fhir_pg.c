@@ -257,7 +257,7 @@ static int create_tables(PGconn *c, cl_err *err) {
                 "PARALLEL SAFE AS $$ SELECT coalesce(array_agg(regexp_replace(t->>'reference', "
                 "'/_history/.*$', '')), '{}') FROM jsonb_array_elements(r->'target') t $$",
                 err);
-  for (int t = 1; rc == 0 && t < CL_FHIR_NTYPES; t++) {
+  for (int t = 1; rc == 0 && t < CL_FHIR_Group; t++) { /* the stored types: a Group is derived */
     char tb[64], sql[512];
     table_of(cl_fhir_type_name(t), tb);
     snprintf(sql, sizeof sql,
@@ -274,7 +274,7 @@ static int create_tables(PGconn *c, cl_err *err) {
 static int create_indexes(PGconn *c, int *n, cl_err *err) {
   int rc = 0;
   *n = 0;
-  for (int t = 1; rc == 0 && t < CL_FHIR_NTYPES; t++) {
+  for (int t = 1; rc == 0 && t < CL_FHIR_Group; t++) {
     const char *type = cl_fhir_type_name(t), *path = patient_path(type);
     char tb[64], sql[1024], extra[256] = "";
     table_of(type, tb);
@@ -432,7 +432,7 @@ static int load_one(void *ctx, cl_fhir_resource *r, cl_err *err) {
 static int load(PGconn *c, cl_proj *p, size_t *n, size_t *nhist, cl_err *err) {
   loader l = {.c = c, .p = p};
   int rc = 0;
-  for (int t = 1; rc == 0 && t < CL_FHIR_NTYPES; t++) {
+  for (int t = 1; rc == 0 && t < CL_FHIR_Group; t++) {
     char tb[64], th[80];
     uint8_t next[32];
     l.type = cl_fhir_type_name(t);
@@ -506,7 +506,7 @@ static void everything_sql(char *out, size_t n) {
   size_t k = (size_t)snprintf(out, n,
                               "WITH c AS (SELECT 1 AS t, 'Patient'::text AS type, id, "
                               "ts, resource FROM patient WHERE id = $2");
-  for (int t = 2; t < CL_FHIR_NTYPES && k < n; t++) {
+  for (int t = 2; t < CL_FHIR_Group && k < n; t++) {
     const char *type = cl_fhir_type_name(t), *path = patient_path(type);
     char tb[64];
     table_of(type, tb);

@@ -20,6 +20,7 @@
 
 #include "query/fhir/engine_int.h"
 #include "query/fhir/fj.h"
+#include "query/fhir/group.h"
 
 struct cl_fhir_engine {
   cl_proj *p;
@@ -162,9 +163,33 @@ static const char *one_patient(const query *q, char *buf, size_t n) {
   return NULL;
 }
 
+/* The derived Groups (group.h) as candidates. */
+static int load_groups(cl_fhir_engine *e, items *it, cl_err *err) {
+  json_t *all;
+  int rc = cl_fhir_groups(e->p, UINT64_MAX, &all, err);
+  if (rc)
+    return rc;
+  const char *id;
+  json_t *g;
+  json_object_foreach(all, id, g) {
+    cl_fhir_resource r = {.type = CL_FHIR_Group,
+                          .last_updated_ns = json_integer_value(json_object_get(g, "lu"))};
+    if ((r.json = fj_dump(json_object_get(g, "resource"), &r.len)) == NULL)
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    else
+      rc = add_item(it, &r, err);
+    if (rc)
+      break;
+  }
+  json_decref(all);
+  return rc;
+}
+
 static int load_candidates(cl_fhir_engine *e, const char *type, const char *patient, items *it,
                            cl_err *err) {
   int t = cl_fhir_type_of(type);
+  if (t == CL_FHIR_Group)
+    return load_groups(e, it, err);
   if (patient != NULL) {
     /* the compartment of a patient whose FHIR id is its clinlog id */
     char stream[CL_FHIR_ID_MAX + 16], id[CL_FHIR_ID_MAX];
@@ -428,6 +453,28 @@ static int send_bundle(cl_fhir_resp *rs, json_t *b, buf *entries) {
 
 /* ------------------------------------------------------------ read / vread */
 
+/* A derived Group: made now from the Coverages (no versions, no ETag). */
+static int read_group(cl_fhir_engine *e, const cl_fhir_req *rq, cl_fhir_resp *rs) {
+  if (rq->interaction != CL_FHIR_READ)
+    return outcome(rs, 404, "not-found",
+                   "Group/%s is derived from coverage: it has no versions or history", rq->id);
+  json_t *all;
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_fhir_groups(e->p, UINT64_MAX, &all, &err) != 0)
+    return from_err(rs, &err);
+  json_t *g = json_object_get(json_object_get(all, rq->id ? rq->id : ""), "resource");
+  if (g == NULL) {
+    json_decref(all);
+    return outcome(rs, 404, "not-found", "Group/%s is not known (a Group is a payer's members)",
+                   rq->id);
+  }
+  rs->last_modified_ns = json_integer_value(json_object_get(json_object_get(all, rq->id), "lu"));
+  json_incref(g);
+  json_decref(all);
+  return send_json(rs, 200, g);
+}
+
 static int do_read(cl_fhir_engine *e, const cl_fhir_req *rq, cl_fhir_resp *rs) {
   cl_fhir_resource r;
   cl_err err;
@@ -435,6 +482,8 @@ static int do_read(cl_fhir_engine *e, const cl_fhir_req *rq, cl_fhir_resp *rs) {
   if (cl_fhir_type_of(rq->type) == 0)
     return outcome(rs, 404, "not-supported", "resource type %s is not served here",
                    rq->type ? rq->type : "");
+  if (cl_fhir_type_of(rq->type) == CL_FHIR_Group)
+    return read_group(e, rq, rs);
   int rc = cl_fhir_read_ex(e->p, rq->type, rq->id,
                            rq->interaction == CL_FHIR_VREAD ? rq->version : 0, 0, &r, &err);
   if (rc == CL_ENOTFOUND) {
@@ -529,6 +578,8 @@ static int do_history(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_
   if (cl_fhir_type_of(rq->type) == 0)
     return outcome(rs, 404, "not-supported", "resource type %s is not served here",
                    rq->type ? rq->type : "");
+  if (cl_fhir_type_of(rq->type) == CL_FHIR_Group)
+    return read_group(e, rq, rs);
   cl_err err;
   cl_err_clear(&err);
   hist h = {json_array(), rq, count_param(rq, 1000)};
@@ -923,10 +974,22 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
   for (int t = 1; t < CL_FHIR_NTYPES; t++) {
     const char *name = cl_fhir_type_name(t);
     json_t *sp = fe_param_list(name);
-    json_t *r = json_pack("{s:s,s:[{s:s},{s:s},{s:s},{s:s}],s:s,s:b,s:b,s:o}", "type", name,
-                          "interaction", "code", "read", "code", "vread", "code",
-                          "history-instance", "code", "search-type", "versioning", "versioned",
-                          "readHistory", 1, "updateCreate", 0, "searchParam", sp);
+    json_t *r;
+    if (t == CL_FHIR_Group) { /* derived from coverage: read and search, no versions */
+      r = json_pack("{s:s,s:[{s:s},{s:s}],s:s,s:b,s:b,s:o}", "type", name, "interaction", "code",
+                    "read", "code", "search-type", "versioning", "no-version", "readHistory", 0,
+                    "updateCreate", 0, "searchParam", sp);
+      json_object_set_new(
+          r, "operation",
+          json_pack("[{s:s,s:s}]", "name", "export", "definition",
+                    "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"));
+      json_array_append_new(resources, r);
+      continue;
+    }
+    r = json_pack("{s:s,s:[{s:s},{s:s},{s:s},{s:s}],s:s,s:b,s:b,s:o}", "type", name, "interaction",
+                  "code", "read", "code", "vread", "code", "history-instance", "code",
+                  "search-type", "versioning", "versioned", "readHistory", 1, "updateCreate", 0,
+                  "searchParam", sp);
     json_array_append_new(json_object_get(r, "interaction"),
                           json_pack("{s:s}", "code", "history-type"));
     json_object_set_new(r, "searchInclude", json_pack("[s,s]", "*:patient", "*:subject"));
@@ -949,7 +1012,7 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
                          "mode", "server", "resource", resources);
   if (!rq->base || !rq->base[0])
     json_object_del(json_object_get(cs, "implementation"), "url");
-  /* Bulk Data: system-level $export (query/fhir/export.h; Group-level needs Group resources) */
+  /* Bulk Data: system-level $export (query/fhir/export.h) */
   json_object_set_new(json_array_get(json_object_get(cs, "rest"), 0), "operation",
                       json_pack("[{s:s,s:s}]", "name", "export", "definition",
                                 "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"));

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "query/fhir/fj.h"
+#include "query/fhir/group.h"
 #include "store/feed.h"
 
 #define MAX_RUNNING 4 /* jobs walking or waiting at once: more is 429 */
@@ -33,7 +34,8 @@ typedef struct job {
   char id[33];
   int state; /* enum cl_fhir_export_state */
   int level;
-  uint64_t types; /* bit per CL_FHIR_* type */
+  char group[CL_FHIR_ID_MAX]; /* CL_FHIR_EXPORT_GROUP: the Group (group.h) */
+  uint64_t types;             /* bit per CL_FHIR_* type */
   int64_t since_ns;
   uint64_t as_of;
   int64_t transaction_ns;
@@ -43,7 +45,7 @@ typedef struct job {
   char error[256];
   xfile *files;
   size_t nfiles;
-  cl_hmap *tags; /* patient level: the patients' stream tags (built when first needed) */
+  cl_hmap *tags; /* patient, group level: the members' stream tags (built when first needed) */
   atomic_int cancelled;
   int refs; /* the list, the walker, readers: under x->mu */
   struct job *next;
@@ -135,11 +137,12 @@ static int job_save(cl_fhir_exports *x, const job *j, cl_err *err) {
                                            (json_int_t)j->files[i].count, "after",
                                            j->files[i].has_after ? a : NULL, "last", l));
   }
-  json_t *o = json_pack("{s:s,s:s,s:i,s:o,s:I,s:I,s:I,s:I,s:s,s:s,s:o}", "id", j->id, "state",
-                        state_name(j->state), "level", j->level, "types", types, "since_ns",
-                        (json_int_t)j->since_ns, "as_of", (json_int_t)j->as_of, "transaction_ns",
-                        (json_int_t)j->transaction_ns, "done_ms", (json_int_t)j->done_ms, "request",
-                        j->request, "error", j->error, "files", files);
+  json_t *o =
+      json_pack("{s:s,s:s,s:i,s:s,s:o,s:I,s:I,s:I,s:I,s:s,s:s,s:o}", "id", j->id, "state",
+                state_name(j->state), "level", j->level, "group", j->group, "types", types,
+                "since_ns", (json_int_t)j->since_ns, "as_of", (json_int_t)j->as_of,
+                "transaction_ns", (json_int_t)j->transaction_ns, "done_ms", (json_int_t)j->done_ms,
+                "request", j->request, "error", j->error, "files", files);
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (text == NULL)
@@ -167,15 +170,15 @@ static job *job_load(const char *path) {
   if (o == NULL)
     return NULL;
   job *j = calloc(1, sizeof *j);
-  const char *id = NULL, *state = NULL, *request = "", *error = "";
+  const char *id = NULL, *state = NULL, *request = "", *error = "", *group = "";
   json_t *types = NULL, *files = NULL;
   json_int_t since = 0, as_of = 0, tx = 0, done = 0;
   int level = 0;
   if (j == NULL ||
-      json_unpack(o, "{s:s,s:s,s:i,s:o,s:I,s:I,s:I,s:I,s?s,s?s,s:o}", "id", &id, "state", &state,
-                  "level", &level, "types", &types, "since_ns", &since, "as_of", &as_of,
-                  "transaction_ns", &tx, "done_ms", &done, "request", &request, "error", &error,
-                  "files", &files) != 0 ||
+      json_unpack(o, "{s:s,s:s,s:i,s?s,s:o,s:I,s:I,s:I,s:I,s?s,s?s,s:o}", "id", &id, "state",
+                  &state, "level", &level, "group", &group, "types", &types, "since_ns", &since,
+                  "as_of", &as_of, "transaction_ns", &tx, "done_ms", &done, "request", &request,
+                  "error", &error, "files", &files) != 0 ||
       strlen(id) != 32 || !json_is_array(types) || !json_is_array(files))
     goto bad;
   snprintf(j->id, sizeof j->id, "%s", id);
@@ -183,6 +186,7 @@ static job *job_load(const char *path) {
              : !strcmp(state, "failed") ? CL_FHIR_EXPORT_FAILED
                                         : CL_FHIR_EXPORT_RUNNING;
   j->level = level;
+  snprintf(j->group, sizeof j->group, "%s", group);
   j->since_ns = since;
   j->as_of = (uint64_t)as_of;
   j->transaction_ns = tx;
@@ -278,9 +282,12 @@ static int add_tag(void *ctx, cl_fhir_resource *r, cl_err *err) {
   return w->x != NULL && stopped(w->x, w->j) ? 1 : 0;
 }
 
-/* The stream tags of the patients in j's snapshot (the Patient
- * compartments). *out returned-owned. */
-static int patient_tags(cl_fhir_exports *x, job *j, int check_stop, cl_hmap **out, cl_err *err) {
+/* The stream tags of the patients of j's level in its snapshot: every
+ * patient (the Patient compartments) or the Group's members. *out
+ * returned-owned. */
+static int level_tags(cl_fhir_exports *x, job *j, int check_stop, cl_hmap **out, cl_err *err) {
+  if (j->level == CL_FHIR_EXPORT_GROUP)
+    return cl_fhir_group_tags(cl_runner_proj(x->fhir), j->as_of, j->group, out, err);
   tag_walk w = {cl_hmap_new(32, 1), check_stop ? x : NULL, j};
   if (w.tags == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
@@ -356,9 +363,9 @@ static int walk(cl_fhir_exports *x, job *j, cl_err *err) {
                  (unsigned long long)j->as_of, (unsigned long long)rs.position);
   }
   cl_hmap *tags = NULL;
-  if (j->level == CL_FHIR_EXPORT_PATIENT) {
+  if (j->level != CL_FHIR_EXPORT_SYSTEM) {
     set_progress(x, j, "finding the patients");
-    int rc = patient_tags(x, j, 1, &tags, err);
+    int rc = level_tags(x, j, 1, &tags, err);
     if (rc || stopped(x, j)) {
       cl_hmap_free(tags);
       return rc;
@@ -535,17 +542,24 @@ static void append_param(char *req, size_t cap, const char *name, const char *va
 
 int cl_fhir_export_start(cl_fhir_exports *x, const cl_fhir_export_req *rq, char id[33],
                          cl_err *err) {
-  if (rq->level == CL_FHIR_EXPORT_GROUP)
-    return cl_err_set(err, CL_ENOTFOUND,
-                      "Group/%s: no such Group (clinlog has no Group resources yet: export at "
-                      "system or Patient level)",
-                      rq->group ? rq->group : "");
+  if (rq->level == CL_FHIR_EXPORT_GROUP) { /* it must exist now (it may lose members later) */
+    cl_hmap *members;
+    int rc = cl_fhir_group_tags(cl_runner_proj(x->fhir), UINT64_MAX, rq->group, &members, err);
+    if (rc)
+      return rc;
+    cl_hmap_free(members);
+  }
   job *j = calloc(1, sizeof *j);
   if (j == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   j->level = rq->level;
-  snprintf(j->request, sizeof j->request, "%s",
-           rq->level == CL_FHIR_EXPORT_PATIENT ? "Patient/$export" : "$export");
+  if (rq->level == CL_FHIR_EXPORT_GROUP) {
+    snprintf(j->group, sizeof j->group, "%s", rq->group);
+    snprintf(j->request, sizeof j->request, "Group/%s/$export", rq->group);
+  } else {
+    snprintf(j->request, sizeof j->request, "%s",
+             rq->level == CL_FHIR_EXPORT_PATIENT ? "Patient/$export" : "$export");
+  }
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < rq->nparams; i++) {
     const char *n = rq->params[i].name, *v = rq->params[i].value;
@@ -741,8 +755,8 @@ int cl_fhir_export_read(cl_fhir_exports *x, const char *id, uint32_t n, const ui
   xfile f = j->files[n - 1];
   cl_hmap *tags = j->tags;
   pthread_mutex_unlock(&x->mu);
-  if (j->level == CL_FHIR_EXPORT_PATIENT && tags == NULL) { /* after a restart */
-    if ((rc = patient_tags(x, j, 0, &tags, err)) == 0) {
+  if (j->level != CL_FHIR_EXPORT_SYSTEM && tags == NULL) { /* after a restart */
+    if ((rc = level_tags(x, j, 0, &tags, err)) == 0) {
       pthread_mutex_lock(&x->mu);
       if (j->tags == NULL)
         j->tags = tags;

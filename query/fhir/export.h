@@ -23,8 +23,8 @@
  *
  * Levels: system (every resource), patient (the resources of every patient's
  * stream: the Patient compartments; device-only resources are not in it),
- * group (Group/[id]: clinlog has no Group resources yet, so every group id
- * is CL_ENOTFOUND).
+ * group (the compartments of a Group's members as of the snapshot; Groups
+ * are derived from coverage, group.h).
  *
  * Thread-safety: every function may be called from any thread. */
 #ifndef CL_QUERY_FHIR_EXPORT_H

@@ -64,7 +64,8 @@
   X(23, DetectedIssue)                                                                             \
   X(24, PaymentReconciliation)                                                                     \
   X(25, CoverageEligibilityRequest)                                                                \
-  X(26, Provenance)
+  X(26, Provenance)                                                                                \
+  X(27, Group) /* derived from Coverage, never stored (group.h) */
 
 enum cl_fhir_type {
   CL_FHIR_NONE = 0,

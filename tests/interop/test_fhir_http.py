@@ -197,7 +197,7 @@ class TestFhirHttp(ServerTestCase):
                 ("/$export?_since=yesterday", asyn, 400, "_since"),
                 ("/$export?_typeFilter=Patient%3Fgender%3Dfemale",
                  dict(asyn, Prefer="respond-async, handling=strict"), 400, "_typeFilter"),
-                ("/Group/g1/$export", asyn, 404, "Group"),
+                ("/Group/nobody/$export", asyn, 404, "Group"),
                 ("/$export-status/" + "0" * 32, {}, 404, "no export job")):
             r, oo = self.request("GET", path, hdr)
             self.assertEqual(r.status, want, path)
@@ -237,6 +237,36 @@ class TestFhirHttp(ServerTestCase):
         ids2 = {(x["resourceType"], x["id"]) for rs in self.export_files(m2).values() for x in rs}
         self.assertIn(("Patient", later), ids2)
         self.assertIn(("Patient", pid), ids2)
+
+        # Group level: a payer's members, the Group derived from coverage
+        payer = "P" + uuid.uuid4().hex[:10]
+        ev = common.pb.event.Event(event_id=common.new_id(), stream="patient-" + pid,
+                                   occurred_at=common.timestamp_now())
+        ev.recorded_by.principal_id = "admin"
+        e = ev.eligibility_checked
+        e.check_id = "chk-" + payer
+        e.payer.system = "urn:oid:2.16.840.1.113883.6.300"
+        e.payer.value = payer
+        e.payer_name = "Interop Health Plan"
+        e.member_id = "M-" + pid
+        e.eligible = True
+        head = self.append_events([ev.SerializeToString()]).tree_size
+        r, g = self.request("GET", "/Group/payer-" + payer,
+                            {"X-Clinlog-Min-Sequence": str(head)})
+        self.assertEqual(r.status, 200, g)
+        self.assertEqual((g["resourceType"], g["type"], g["actual"], g["quantity"]),
+                         ("Group", "person", True, 1))
+        self.assertEqual(g["member"][0]["entity"]["reference"], "Patient/" + pid)
+        r, b = self.request("GET", "/Group?identifier=urn:oid:2.16.840.1.113883.6.300%7C" + payer)
+        self.assertEqual((r.status, b["total"]), (200, 1))
+        r, _ = self.request("GET", "/Group/payer-%s/$export?_type=Patient,Coverage" % payer, asyn)
+        self.assertEqual(r.status, 202)
+        m = self.export_status(r.getheader("Content-Location"))
+        self.assertTrue(m["request"].endswith("/Group/payer-%s/$export?_type=Patient,Coverage"
+                                              % payer))
+        got = {(x["resourceType"], x["id"]) for rs in self.export_files(m).values() for x in rs}
+        self.assertEqual({t for t, _ in got}, {"Patient", "Coverage"})
+        self.assertEqual({i for t, i in got if t == "Patient"}, {pid}, "only the member")
 
         # DELETE cancels: the status is gone
         path = urllib.parse.urlsplit(loc).path[len("/fhir/R4"):]

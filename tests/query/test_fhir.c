@@ -15,6 +15,7 @@
 
 #include "adapters/pbjson/pbjson.h"
 #include "query/fhir/fhir.h"
+#include "query/fhir/group.h"
 #include "query/runner.h"
 #include "store/event.h"
 #include "tests/query/fhir_fixture.h"
@@ -350,6 +351,17 @@ Test(fhir, every_served_resource_is_valid_r4, .timeout = 300) {
                  err.msg);
     types += d.n > before;
   }
+  json_t *groups; /* and the derived Groups (group.h), made from the Coverages */
+  cr_assert_eq(cl_fhir_groups(d.p, UINT64_MAX, &groups, &err), 0, "%s", err.msg);
+  cr_assert_geq(json_object_size(groups), 1, "the billing case's payer");
+  const char *gid;
+  json_t *g;
+  json_object_foreach(groups, gid, g) {
+    json_dumpf(json_object_get(g, "resource"), d.f, JSON_COMPACT);
+    fputc('\n', d.f);
+    d.n++;
+  }
+  json_decref(groups);
   fclose(d.f);
   cr_assert_gt(d.n, 5);
   cr_assert_geq(types, 3, "Patient, Encounter and Provenance at least");

@@ -16,6 +16,7 @@
 
 #include "query/fhir/export.h"
 #include "query/fhir/fhir.h"
+#include "query/fhir/group.h"
 #include "tests/query/fhir_fixture.h"
 #include "tests/support/testutil.h"
 
@@ -245,6 +246,33 @@ Test(fhir_export, snapshot_files_levels_restart_cancel_erasure, .timeout = 300) 
   got = read_all(x, start_export(x, CL_FHIR_EXPORT_SYSTEM, past, 1, 1, 0), 1 << 20, 3);
   assert_same(now, got, "_since 2000: everything");
   json_decref(got);
+
+  /* Group level: a payer's members (group.h); the billing case's payer
+   * covers patient 1001, whose compartment the export is */
+  json_t *groups;
+  cl_err gerr;
+  cr_assert_eq(cl_fhir_groups(p, UINT64_MAX, &groups, &gerr), 0, "%s", gerr.msg);
+  json_t *g = json_object_get(json_object_get(groups, "payer-60054"), "resource");
+  cr_assert_not_null(g, "the Group of payer 60054 (Aetna)");
+  cr_assert_str_eq(json_string_value(json_object_get(g, "name")), "Members covered by Aetna");
+  cr_assert_eq(json_integer_value(json_object_get(g, "quantity")), 1);
+  cr_assert_str_eq(
+      json_string_value(json_object_get(
+          json_object_get(json_array_get(json_object_get(g, "member"), 0), "entity"), "reference")),
+      "Patient/1001");
+  json_decref(groups);
+  cl_fhir_export_req grq = {.level = CL_FHIR_EXPORT_GROUP, .group = "payer-60054"};
+  char gid[33];
+  cr_assert_eq(cl_fhir_export_start(x, &grq, gid, &gerr), 0, "%s", gerr.msg);
+  uint8_t tag1001[32];
+  cr_assert_eq(cl_log_stream_tag(log, "patient-1001", tag1001, &gerr), 0);
+  seen one = {json_object()};
+  cr_assert_eq(cl_fhir_stream(p, tag1001, 0, 0, see, &one, &gerr), 0, "%s", gerr.msg);
+  got = read_all(x, gid, 1 << 20, 3);
+  assert_same(one.set, got, "Group/payer-60054/$export: patient 1001's compartment");
+  cr_assert_null(json_object_get(got, "Patient/2002"), "not a member");
+  json_decref(got);
+  json_decref(one.set);
 
   /* bad requests name what is wrong and start nothing */
   cl_fhir_kv bad_type[] = {{"_type", "Patient,Nonsense"}};
