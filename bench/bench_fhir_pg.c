@@ -692,6 +692,47 @@ static int queries(PGconn *c, const bench_fhir_pg_args *a, cl_err *err) {
 
 /* ------------------------------------------------------------ the run */
 
+/* The bulk export a PostgreSQL store would do: every current resource as
+ * one line of JSON text (COPY (SELECT resource ...) TO STDOUT, over the
+ * socket), table after table. */
+static int export_rate(PGconn *c, const bench_fhir_pg_args *a, cl_err *err) {
+  uint64_t rows = 0, bytes = 0;
+  double t0 = bench_mono();
+  for (int t = 1; t < CL_FHIR_Group; t++) {
+    char tb[64], sql[256];
+    table_of(cl_fhir_type_name(t), tb);
+    snprintf(sql, sizeof sql, "COPY (SELECT resource FROM %s) TO STDOUT", tb);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COPY_OUT;
+    PQclear(r);
+    if (!ok)
+      return cl_err_set(err, CL_EIO, "%s: %s", sql, PQerrorMessage(c));
+    char *line;
+    int n;
+    while ((n = PQgetCopyData(c, &line, 0)) > 0) {
+      rows++;
+      bytes += (uint64_t)n;
+      PQfreemem(line);
+    }
+    while ((r = PQgetResult(c)) != NULL)
+      PQclear(r);
+    if (n == -2)
+      return cl_err_set(err, CL_EIO, "%s: %s", sql, PQerrorMessage(c));
+  }
+  double s = bench_mono() - t0;
+  if (a->json)
+    printf("{\"pg\":\"export\",\"resources\":%llu,\"bytes\":%llu,\"s\":%.3f,"
+           "\"resources_per_s\":%.0f,\"clinlog_over_pg\":%.2f}\n",
+           (unsigned long long)rows, (unsigned long long)bytes, s, rows / s,
+           a->export_rps / (rows / s));
+  else
+    printf("\n  bulk export: COPY (SELECT resource FROM <type>) TO STDOUT, every table: %llu "
+           "resources, %.1f MB in %.2f s = %.0f res/s\n"
+           "                                               clinlog export / PG: %.2fx\n",
+           (unsigned long long)rows, bytes / 1e6, s, rows / s, a->export_rps / (rows / s));
+  return 0;
+}
+
 int bench_fhir_pg_run(const bench_fhir_pg_args *a) {
   const char *why = missing();
   if (why != NULL) {
@@ -754,6 +795,8 @@ int bench_fhir_pg_run(const bench_fhir_pg_args *a) {
            "p99 ms", "entries");
   if (rc == 0)
     rc = queries(g.c, a, &err);
+  if (rc == 0)
+    rc = export_rate(g.c, a, &err);
   if (rc != 0)
     fprintf(stderr, "PostgreSQL peer: %s\n", err.msg);
   pg_stop(&g);

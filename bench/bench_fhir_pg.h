@@ -51,7 +51,8 @@ typedef struct bench_fhir_pg_args {
   cl_proj *proj;          /* the caught-up fhir projection (borrowed) */
   cl_fhir_engine *engine; /* over `proj` (borrowed): the result-count check */
   const bench_fhir_rec *rec;
-  int json; /* one JSON object a line instead of text */
+  int json;          /* one JSON object a line instead of text */
+  double export_rps; /* clinlog's bulk export rate in the same run (0: not measured) */
 } bench_fhir_pg_args;
 
 /* Starts a throwaway PostgreSQL 15 cluster, loads the current version of
