@@ -530,6 +530,10 @@ static int add_types(const char *v, uint64_t *mask, cl_err *err) {
     int ty = cl_fhir_type_of(t);
     if (ty == 0)
       return cl_err_set(err, CL_EINVAL, "_type: %s is not a resource type this server exports", t);
+    if (ty == CL_FHIR_Group)
+      return cl_err_set(err, CL_EINVAL,
+                        "_type: Group resources are derived from coverage, not exported (GET "
+                        "[base]/Group lists them)");
     *mask |= 1ULL << ty;
   }
   return 0;
@@ -586,7 +590,7 @@ int cl_fhir_export_start(cl_fhir_exports *x, const cl_fhir_export_req *rq, char 
     return rc;
   }
   if (j->types == 0)
-    j->types = ~1ULL & ((1ULL << CL_FHIR_NTYPES) - 1);
+    j->types = ~1ULL & ((1ULL << CL_FHIR_NTYPES) - 1) & ~(1ULL << CL_FHIR_Group); /* stored ones */
   unsigned char rnd[16];
   randombytes_buf(rnd, sizeof rnd);
   hex(rnd, sizeof rnd, j->id);

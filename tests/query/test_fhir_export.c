@@ -277,6 +277,8 @@ Test(fhir_export, snapshot_files_levels_restart_cancel_erasure, .timeout = 300) 
   /* bad requests name what is wrong and start nothing */
   cl_fhir_kv bad_type[] = {{"_type", "Patient,Nonsense"}};
   cr_assert(strstr(start_export(x, CL_FHIR_EXPORT_SYSTEM, bad_type, 1, 0, CL_EINVAL), "Nonsense"));
+  cl_fhir_kv bad_group[] = {{"_type", "Group"}};
+  cr_assert(strstr(start_export(x, CL_FHIR_EXPORT_SYSTEM, bad_group, 1, 0, CL_EINVAL), "derived"));
   cl_fhir_kv bad_since[] = {{"_since", "yesterday"}};
   cr_assert(strstr(start_export(x, CL_FHIR_EXPORT_SYSTEM, bad_since, 1, 0, CL_EINVAL), "_since"));
   cl_fhir_kv bad_format[] = {{"_outputFormat", "text/csv"}};
