@@ -222,6 +222,8 @@ static job *job_load(const char *path) {
       j->nfiles++;
     }
   }
+  if (j->state == CL_FHIR_EXPORT_RUNNING)
+    snprintf(j->progress, sizeof j->progress, "queued again after a restart");
   j->refs = 1;
   json_decref(o);
   return j;
