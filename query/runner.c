@@ -4,7 +4,13 @@
  * the log grew, a rebuild or stop was asked for, or it was resumed;
  * `progress` tells waiters the position moved (or the runner stops). The
  * feed callback takes `mu`; the runner never calls the feed while holding
- * it (lock order: feed, then mu). */
+ * it (lock order: feed, then mu).
+ *
+ * Catching up, the runner pipelines: a batch is handed to the projection's
+ * writer thread (cl_proj_commit_start) and the next one folded meanwhile,
+ * over the one in flight (its reads see its writes). Before it sleeps,
+ * pauses, rebuilds or stops, and after any failure, it waits for the write
+ * in flight (settle), so the position on disk is then all there is. */
 #include "query/runner.h"
 
 #include <pthread.h>
@@ -24,6 +30,8 @@ struct cl_runner {
   cl_runner_options o;
   cl_proj *proj;
   void *pstate;           /* the projection's own (def->state_new), runner thread only */
+  uint64_t inflight_last; /* runner thread: last seq of the batch being written (0: none) */
+  uint64_t durable;       /* runner thread: the position last published */
   pthread_t thread;
   cl_feed_watch watch;
   cl_feed *progress_feed; /* the position, for event-driven readers */
@@ -31,17 +39,17 @@ struct cl_runner {
   pthread_mutex_t mu;
   pthread_cond_t wake;
   pthread_cond_t progress;
-  uint64_t head;          /* the log's size, as the feed said */
+  uint64_t head; /* the log's size, as the feed said */
   int stop, paused;
-  int rebuild_asked;      /* a rebuild is wanted */
-  uint64_t rebuild_done;  /* rebuilds completed (cl_runner_rebuild waits for its own) */
+  int rebuild_asked;     /* a rebuild is wanted */
+  uint64_t rebuild_done; /* rebuilds completed (cl_runner_rebuild waits for its own) */
   int rebuild_rc;
   cl_err rebuild_err;
-  int rebuilding;         /* folding again after a reset, not yet at the head */
+  int rebuilding; /* folding again after a reset, not yet at the head */
   int state;
   cl_err error;
   uint64_t folded, rebuilds;
-  int64_t retry_at_ms;    /* after a failure: when to try again */
+  int64_t retry_at_ms; /* after a failure: when to try again */
   int64_t backoff_ms;
   int64_t linger_until_ms; /* live, few new events: folding them at this time... */
   uint64_t linger_goal;    /* ...or once the head reaches this (0: not lingering) */
@@ -50,18 +58,24 @@ struct cl_runner {
 
 const char *cl_runner_state_name(int state) {
   switch (state) {
-  case CL_RUNNER_CATCHING_UP: return "catching-up";
-  case CL_RUNNER_LIVE: return "live";
-  case CL_RUNNER_REBUILDING: return "rebuilding";
-  case CL_RUNNER_FAILED: return "failed";
-  case CL_RUNNER_PAUSED: return "paused";
-  default: return "unknown";
+  case CL_RUNNER_CATCHING_UP:
+    return "catching-up";
+  case CL_RUNNER_LIVE:
+    return "live";
+  case CL_RUNNER_REBUILDING:
+    return "rebuilding";
+  case CL_RUNNER_FAILED:
+    return "failed";
+  case CL_RUNNER_PAUSED:
+    return "paused";
+  default:
+    return "unknown";
   }
 }
 
 void cl_runner_options_init(cl_runner_options *o) {
   memset(o, 0, sizeof *o);
-  o->batch_events = 512;
+  o->batch_events = 2048;
   o->nice = 10;
   o->linger_ms = 10;
 }
@@ -97,31 +111,75 @@ static void discard(cl_runner *r) {
     r->def->discard(r->pstate);
 }
 
-/* Folds events from..from+n-1 in one transaction and commits them with
- * their position. *done gets the number folded. */
-static int fold_batch(cl_runner *r, uint64_t from, uint64_t n, uint64_t *done, cl_err *err) {
-  batch b = {r, {r->proj, NULL, r->log, r->pstate}, from - 1};
-  *done = 0;
-  int rc = cl_proj_begin(r->proj, &b.f.txn, err);
+/* Publishes what reached the disk since the last call (the position
+ * moved on): `folded`, the progress feed, waiters; `ok`: a failure before
+ * it is over. Called without `mu`, returns with it (so the loop decides
+ * the state before a woken waiter can look). */
+static void published(cl_runner *r, int ok) {
+  uint64_t pos = cl_proj_position(r->proj);
+  uint64_t done = pos > r->durable ? pos - r->durable : 0;
+  r->durable = pos;
+  pthread_mutex_lock(&r->mu);
+  r->folded += done;
+  uint64_t folded = r->folded;
+  if (done) {
+    pthread_mutex_unlock(&r->mu);
+    cl_feed_publish(r->progress_feed, folded); /* callbacks run outside our lock */
+    pthread_mutex_lock(&r->mu);
+  }
+  if (ok) {
+    r->retry_at_ms = r->backoff_ms = 0;
+    if (r->state == CL_RUNNER_FAILED) {
+      cl_err_clear(&r->error);
+      r->state = r->rebuilding ? CL_RUNNER_REBUILDING : CL_RUNNER_CATCHING_UP;
+    }
+  }
+  if (done)
+    pthread_cond_broadcast(&r->progress);
+}
+
+/* Waits for the batch in flight, if any. On error the projection's state
+ * forgets the batches over it. Called without `mu`. */
+static int settle(cl_runner *r, cl_err *err) {
+  if (!r->inflight_last)
+    return 0;
+  r->inflight_last = 0;
+  int rc = cl_proj_commit_wait(r->proj, err);
   if (rc)
-    return rc;
-  rc = r->def->sealed_reads ? cl_log_scan(r->log, from, n, fold_one, &b, err)
-                            : cl_log_read_all(r->log, from, n, fold_one, &b, err);
-  if (rc == 0 && b.last < from) /* nothing readable (cannot happen below the head) */
-    rc = cl_err_set(err, CL_ECORRUPT, "event %llu is missing", (unsigned long long)from);
-  if (rc == 0 && r->def->batch_end && (rc = r->def->batch_end(&b.f, err)) != 0)
-    cl_err_prefix(err, "ending the batch %llu..%llu", (unsigned long long)from,
-                  (unsigned long long)b.last);
+    discard(r);
+  return rc;
+}
+
+/* Folds events from..from+n-1 in one transaction and commits them with
+ * their position: hands them to the writer (pipelined) or writes them
+ * here. On error nothing of the batch is written, and nothing is in
+ * flight. */
+static int fold_batch(cl_runner *r, uint64_t from, uint64_t n, int pipelined, cl_err *err) {
+  batch b = {r, {r->proj, NULL, r->log, r->pstate}, from - 1};
+  int rc = cl_proj_begin(r->proj, &b.f.txn, err);
+  if (rc == 0) {
+    rc = r->def->sealed_reads ? cl_log_scan(r->log, from, n, fold_one, &b, err)
+                              : cl_log_read_all(r->log, from, n, fold_one, &b, err);
+    if (rc == 0 && b.last < from) /* nothing readable (cannot happen below the head) */
+      rc = cl_err_set(err, CL_ECORRUPT, "event %llu is missing", (unsigned long long)from);
+    if (rc == 0 && r->def->batch_end && (rc = r->def->batch_end(&b.f, err)) != 0)
+      cl_err_prefix(err, "ending the batch %llu..%llu", (unsigned long long)from,
+                    (unsigned long long)b.last);
+    if (rc)
+      cl_proj_abort(b.f.txn);
+    else if (pipelined)
+      rc = cl_proj_commit_start(b.f.txn, b.last, err);
+    else
+      rc = cl_proj_commit(b.f.txn, b.last, err);
+  }
   if (rc) {
-    cl_proj_abort(b.f.txn);
+    cl_err e2;
+    (void)settle(r, &e2); /* the batch before may yet be written */
+    r->inflight_last = 0;
     discard(r);
     return rc;
   }
-  if ((rc = cl_proj_commit(b.f.txn, b.last, err))) {
-    discard(r);
-    return rc;
-  }
-  *done = b.last - from + 1;
+  r->inflight_last = pipelined ? b.last : 0;
   return 0;
 }
 
@@ -132,6 +190,14 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ms
   pthread_cond_timedwait(cv, mu, &ts);
 }
 
+/* A failure: retry after a pause. Called with `mu`. */
+static void failed(cl_runner *r, const cl_err *e) {
+  r->state = CL_RUNNER_FAILED;
+  r->error = *e;
+  r->backoff_ms = r->backoff_ms ? (r->backoff_ms * 2 > 30000 ? 30000 : r->backoff_ms * 2) : 1000;
+  r->retry_at_ms = now_ms() + r->backoff_ms;
+}
+
 static void *runner_main(void *arg) {
   cl_runner *r = arg;
   if (r->o.nice) /* Linux: a thread's own nice value (best effort) */
@@ -139,8 +205,21 @@ static void *runner_main(void *arg) {
   char name[16]; /* for top -H, perf, gdb */
   snprintf(name, sizeof name, "proj:%s", r->def->name);
   (void)pthread_setname_np(pthread_self(), name);
+  r->durable = cl_proj_position(r->proj);
   pthread_mutex_lock(&r->mu);
   while (!r->stop) {
+    /* about to sleep, pause or reset: the batch in flight first */
+    uint64_t pos = r->inflight_last ? r->inflight_last : cl_proj_position(r->proj), head = r->head;
+    if (r->inflight_last && (r->rebuild_asked || r->paused || pos >= head)) {
+      pthread_mutex_unlock(&r->mu);
+      cl_err e;
+      cl_err_clear(&e);
+      int rc = settle(r, &e);
+      published(r, rc == 0);
+      if (rc)
+        failed(r, &e);
+      continue;
+    }
     if (r->rebuild_asked) {
       r->rebuild_asked = 0;
       pthread_mutex_unlock(&r->mu);
@@ -148,6 +227,7 @@ static void *runner_main(void *arg) {
       cl_err_clear(&e);
       int rc = cl_proj_reset(r->proj, &e);
       discard(r);
+      r->durable = cl_proj_position(r->proj);
       pthread_mutex_lock(&r->mu);
       r->rebuild_rc = rc;
       r->rebuild_err = e;
@@ -170,7 +250,6 @@ static void *runner_main(void *arg) {
       timed_wait(&r->wake, &r->mu, r->retry_at_ms);
       continue;
     }
-    uint64_t pos = cl_proj_position(r->proj), head = r->head;
     if (pos >= head) {
       r->rebuilding = 0;
       r->state = CL_RUNNER_LIVE;
@@ -194,32 +273,20 @@ static void *runner_main(void *arg) {
     if (r->state != CL_RUNNER_FAILED)
       r->state = r->rebuilding ? CL_RUNNER_REBUILDING : CL_RUNNER_CATCHING_UP;
     uint64_t n = head - pos < r->o.batch_events ? head - pos : r->o.batch_events;
+    /* more to fold after this batch: fold it while this one is written */
+    int pipelined = head - pos > n;
     pthread_mutex_unlock(&r->mu);
     cl_err e;
     cl_err_clear(&e);
-    uint64_t done;
-    int rc = fold_batch(r, pos + 1, n, &done, &e);
-    pthread_mutex_lock(&r->mu);
-    if (rc) {
-      r->state = CL_RUNNER_FAILED;
-      r->error = e;
-      r->backoff_ms = r->backoff_ms ? (r->backoff_ms * 2 > 30000 ? 30000 : r->backoff_ms * 2)
-                                    : 1000;
-      r->retry_at_ms = now_ms() + r->backoff_ms;
-      continue;
-    }
-    r->folded += done;
-    r->retry_at_ms = r->backoff_ms = 0;
-    uint64_t folded = r->folded;
-    pthread_mutex_unlock(&r->mu); /* callbacks run outside our lock */
-    cl_feed_publish(r->progress_feed, folded);
-    pthread_mutex_lock(&r->mu);
-    if (r->state == CL_RUNNER_FAILED) {
-      cl_err_clear(&r->error);
-      r->state = r->rebuilding ? CL_RUNNER_REBUILDING : CL_RUNNER_CATCHING_UP;
-    }
-    pthread_cond_broadcast(&r->progress);
+    int rc = fold_batch(r, pos + 1, n, pipelined, &e);
+    published(r, rc == 0);
+    if (rc)
+      failed(r, &e);
   }
+  pthread_mutex_unlock(&r->mu);
+  cl_err e;
+  (void)settle(r, &e); /* stopping: what is in flight is written (or not) before the close */
+  published(r, 1);
   pthread_cond_broadcast(&r->progress);
   pthread_mutex_unlock(&r->mu);
   return NULL;
@@ -239,7 +306,7 @@ int cl_runner_start(cl_log *log, const cl_projection *def, const cl_runner_optio
   else
     cl_runner_options_init(&r->o);
   if (!r->o.batch_events)
-    r->o.batch_events = 512;
+    r->o.batch_events = 2048;
   r->paused = r->o.start_paused;
   if (def->state_new && !(r->pstate = def->state_new())) {
     cl_free(r);
@@ -345,8 +412,9 @@ int cl_runner_wait(cl_runner *r, uint64_t seq, int64_t deadline_ms, cl_err *err)
     return 0;
   if (stopping)
     return cl_err_set(err, CL_EUNAVAILABLE, "projection %s is stopping", r->def->name);
-  return cl_err_set(err, CL_ETIMEDOUT, "projection %s has folded %llu of the %llu events asked for%s%s",
-                    r->def->name, (unsigned long long)pos, (unsigned long long)seq,
+  return cl_err_set(err, CL_ETIMEDOUT,
+                    "projection %s has folded %llu of the %llu events asked for%s%s", r->def->name,
+                    (unsigned long long)pos, (unsigned long long)seq,
                     failed ? "; it is failing: " : "", failed ? why.msg : "");
 }
 

@@ -10,6 +10,14 @@
  * a given event is folded (read-your-writes on projections), and rebuilds
  * from event 1 on request.
  *
+ * Catching up (more than a batch behind), it pipelines: a batch is written
+ * by the projection's writer thread (cl_proj_commit_start) while the next
+ * one is folded over it. A fold reading through its transaction
+ * (cl_proj_txn_get) sees every event folded before, also those of the
+ * batch being written; the committed state (cl_proj_get, cl_proj_scan)
+ * may lag that one batch behind, so a fold that reads it must cover the
+ * batch in flight itself (state kept from the batch before).
+ *
  * Folds must be deterministic: the state after folding events 1..N depends
  * only on those events, so a rebuild gives the live state byte for byte.
  * An erased event (ev->erased) must leave no trace: a projection
@@ -40,8 +48,8 @@ typedef struct cl_fold_ctx {
 
 /* What a projection provides. */
 typedef struct cl_projection {
-  const char *name;                /* store/proj.h naming rules */
-  uint32_t version;                /* bump when the fold changes: the state is rebuilt */
+  const char *name; /* store/proj.h naming rules */
+  uint32_t version; /* bump when the fold changes: the state is rebuilt */
   const char *const *families;
   size_t nfamilies;
   /* Folds one committed event (views valid during the call; ev->event is
@@ -59,24 +67,27 @@ typedef struct cl_projection {
   /* Optional. Called after the last fold of a batch, before it commits:
    * write what the batch accumulated in `state`. */
   int (*batch_end)(cl_fold_ctx *f, cl_err *err);
-  /* Optional. The batch was not committed, or the state on disk was reset
-   * (rebuild): forget whatever `state` holds that the disk does not. */
+  /* Optional. The batch was not committed (nor, pipelined, the one before
+   * it perhaps), or the state on disk was reset (rebuild): forget whatever
+   * `state` holds that the disk does not. */
   void (*discard)(void *state);
 } cl_projection;
 
 typedef struct cl_runner cl_runner;
 
 typedef struct cl_runner_options {
-  size_t batch_events;             /* events per transaction; default 512 */
-  int nice;                        /* the thread's nice value, default 10: when the CPUs are
-                                      busy the write path goes first and the projection lags,
-                                      catching up when they are not (0: the process's) */
-  int linger_ms;                   /* when live and less than a batch is new, wait this long
-                                      for more so one transaction folds them (under load far
-                                      less work per event); a waiting reader ends the wait
-                                      (cl_runner_wait, cl_runner_want). Default 10; 0: fold at
-                                      every commit */
-  int start_paused;                /* tests: do not fold until cl_runner_resume */
+  size_t batch_events; /* events per transaction; default 2048 (catching up, the
+                          writes of a bigger batch land closer together in the
+                          memtables: cheaper inserts) */
+  int nice;            /* the thread's nice value, default 10: when the CPUs are
+                          busy the write path goes first and the projection lags,
+                          catching up when they are not (0: the process's) */
+  int linger_ms;       /* when live and less than a batch is new, wait this long
+                          for more so one transaction folds them (under load far
+                          less work per event); a waiting reader ends the wait
+                          (cl_runner_wait, cl_runner_want). Default 10; 0: fold at
+                          every commit */
+  int start_paused;    /* tests: do not fold until cl_runner_resume */
 } cl_runner_options;
 
 void cl_runner_options_init(cl_runner_options *o);
@@ -103,12 +114,12 @@ const char *cl_runner_state_name(int state);
 typedef struct cl_runner_status {
   char name[CL_PROJ_NAME_MAX + 1];
   int state;
-  uint64_t position;     /* last event folded */
-  uint64_t head;         /* the log's size */
-  uint64_t lag;          /* head - position */
-  uint64_t folded;       /* events folded since start */
-  uint64_t rebuilds;     /* rebuilds since start */
-  cl_err error;          /* the last failure (code 0: none since the last good batch) */
+  uint64_t position; /* last event folded */
+  uint64_t head;     /* the log's size */
+  uint64_t lag;      /* head - position */
+  uint64_t folded;   /* events folded since start */
+  uint64_t rebuilds; /* rebuilds since start */
+  cl_err error;      /* the last failure (code 0: none since the last good batch) */
 } cl_runner_status;
 
 void cl_runner_get_status(cl_runner *r, cl_runner_status *st);

@@ -1,9 +1,16 @@
 /* Projection state; see proj.h for the layout and guarantees.
  *
  * Locking: `lk` (a reader-writer lock) guards the family handles: readers
- * and transactions (from begin to commit or abort) hold it shared, cl_proj_reset exclusively (it drops and
- * recreates the families, which replaces the handles). `mu` guards the
- * position. */
+ * and transactions (from begin to commit or abort; a pipelined one until
+ * its write is waited for) hold it shared, cl_proj_reset exclusively (it
+ * drops and recreates the families, which replaces the handles). `mu`
+ * guards the position. `wmu` guards the writer thread's hand-over (the
+ * job, its result) and the spare index. A transaction's reference count,
+ * its `base` and `inflight` belong to the committing thread.
+ *
+ * A pipelined transaction is read by two threads at once, the writer
+ * (building its write batch) and the committing thread (as a later
+ * transaction's base): neither changes it after cl_proj_commit_start. */
 #include "store/proj.h"
 
 #include <pthread.h>
@@ -23,11 +30,30 @@ struct cl_proj {
   uint32_t version;
   size_t nfam;
   char fam_names[CL_PROJ_MAX_FAMILIES][CL_PROJ_NAME_MAX + 1];
-  pthread_rwlock_t lk;            /* guards the handles below */
+  pthread_rwlock_t lk; /* guards the handles below */
   rocksdb_column_family_handle_t *meta;
   rocksdb_column_family_handle_t *fam[CL_PROJ_MAX_FAMILIES];
-  pthread_mutex_t mu;             /* guards position */
+  pthread_mutex_t mu; /* guards position */
   uint64_t position;
+  /* HMAC state after "proj." || name || 0x00 under the projection key
+   * (cl_proj_hash continues a copy); sodium_malloc'd: it is as secret as
+   * the key. Set at open, read-only after. */
+  crypto_auth_hmacsha256_state *hmac;
+  uint8_t wkey[crypto_shorthash_siphashx24_KEYBYTES]; /* random: transaction write index */
+
+  /* Pipelined commits (cl_proj_commit_start). The writer thread writes the
+   * transaction in `job`; `wmu` guards job, done, rc and werr, and the
+   * writer's life (started, stop). `inflight` (the transaction handed
+   * over, until waited for) belongs to the thread that commits. */
+  pthread_mutex_t wmu;
+  pthread_cond_t wcv;
+  pthread_t writer;
+  int started, stop;
+  cl_proj_txn *job;
+  int done, rc;
+  cl_err werr;
+  cl_proj_txn *inflight;
+  cl_hmap *spare_idx; /* a finished transaction's index, emptied, for the next one (wmu) */
 };
 
 /* A transaction's writes, kept until the commit: there they are written
@@ -36,18 +62,38 @@ struct cl_proj {
  * key winning. Reads in the transaction see them first (an index by a
  * hash of family and key). */
 typedef struct txn_write {
-  uint8_t *kv;      /* key bytes, then value bytes (one allocation) */
+  uint8_t *kv; /* key bytes, then value bytes (in the transaction's arena) */
   size_t kl, vl;
   unsigned fam;
   int del;
-  int superseded;   /* a later write of the same key replaced it */
+  int superseded; /* a later write of the same key replaced it */
 } txn_write;
+
+/* The transaction's bytes come from blocks of at least ARENA_BLOCK bytes,
+ * freed together: no allocation per write. */
+#define ARENA_BLOCK (64u << 10)
+typedef struct arena_block {
+  struct arena_block *next;
+  size_t used, cap;
+  uint8_t data[];
+} arena_block;
 
 struct cl_proj_txn {
   cl_proj *p;
   txn_write *w;
   size_t n, cap;
-  cl_hmap *idx;     /* hash(fam, key)[16] -> uint32 index of the latest write */
+  arena_block *arena; /* the block being filled first */
+  cl_hmap *idx;       /* write_hash(fam, key)[16] -> uint32 index of the latest write */
+  /* The transaction in flight when this one began (NULL: none): reads see
+   * its writes after this one's, as they may not be on disk yet. */
+  cl_proj_txn *base;
+  /* Holders of the memory: the caller until it commits or aborts, the
+   * writer while it is in flight, each transaction reading it as `base`
+   * (all counted on the committing thread). */
+  int refs;
+  int locked;        /* the caller's read lock on p->lk is held for it */
+  int failed;        /* its write failed: a transaction over it cannot commit */
+  uint64_t position; /* the position it commits */
 };
 
 static int name_ok(const char *s) {
@@ -151,8 +197,22 @@ static int reset_locked(cl_proj *p, cl_err *err) {
 void cl_proj_close(cl_proj *p) {
   if (!p)
     return;
+  cl_err e;
+  (void)cl_proj_commit_wait(p, &e);
+  if (p->started) {
+    pthread_mutex_lock(&p->wmu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->wcv);
+    pthread_mutex_unlock(&p->wmu);
+    pthread_join(p->writer, NULL);
+  }
+  pthread_mutex_destroy(&p->wmu);
+  pthread_cond_destroy(&p->wcv);
   pthread_rwlock_destroy(&p->lk);
   pthread_mutex_destroy(&p->mu);
+  if (p->hmac)
+    sodium_free(p->hmac);
+  cl_hmap_free(p->spare_idx);
   cl_free(p);
 }
 
@@ -181,6 +241,16 @@ int cl_proj_open(cl_log *log, const char *name, uint32_t version, const char *co
     snprintf(p->fam_names[i], sizeof p->fam_names[i], "%s", families[i]);
   pthread_rwlock_init(&p->lk, NULL);
   pthread_mutex_init(&p->mu, NULL);
+  pthread_mutex_init(&p->wmu, NULL);
+  pthread_cond_init(&p->wcv, NULL);
+  randombytes_buf(p->wkey, sizeof p->wkey);
+  if (!(p->hmac = cl_sodium_malloc(sizeof *p->hmac))) {
+    cl_proj_close(p);
+    return cl_err_set(err, CL_ENOMEM, "out of secure memory");
+  }
+  crypto_auth_hmacsha256_init(p->hmac, log->proj_key, 32);
+  crypto_auth_hmacsha256_update(p->hmac, (const uint8_t *)"proj.", 5);
+  crypto_auth_hmacsha256_update(p->hmac, (const uint8_t *)p->name, strlen(p->name) + 1);
   int rc = open_families(p, err);
   uint64_t stored = 0;
   if (rc == 0) {
@@ -208,6 +278,8 @@ uint64_t cl_proj_position(cl_proj *p) {
 }
 
 int cl_proj_reset(cl_proj *p, cl_err *err) {
+  cl_err e;
+  (void)cl_proj_commit_wait(p, &e); /* whatever it wrote goes too */
   pthread_rwlock_wrlock(&p->lk);
   int rc = reset_locked(p, err);
   pthread_rwlock_unlock(&p->lk);
@@ -215,66 +287,60 @@ int cl_proj_reset(cl_proj *p, cl_err *err) {
 }
 
 void cl_proj_hash(const cl_proj *p, const void *ident, size_t n, uint8_t out[32]) {
-  crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, p->log->proj_key, 32);
-  crypto_auth_hmacsha256_update(&st, (const uint8_t *)"proj.", 5);
-  crypto_auth_hmacsha256_update(&st, (const uint8_t *)p->name, strlen(p->name) + 1);
+  /* HMAC(proj_key, "proj." || name || 0x00 || ident), continuing the state
+   * kept after the prefix: two SHA-256 blocks fewer per hash */
+  crypto_auth_hmacsha256_state st = *p->hmac;
   crypto_auth_hmacsha256_update(&st, ident, n);
   crypto_auth_hmacsha256_final(&st, out);
+  sodium_memzero(&st, sizeof st);
 }
 
 /* ------------------------------------------------------------ sealing */
 
-/* AD of a sealed value: "proj.<name>.<family>" 0x00 || key. *ad is
- * returned-owned (cl_free). */
-static int value_ad(const cl_proj *p, unsigned fam, const void *key, size_t kl, uint8_t **ad,
-                    size_t *adl) {
+/* A value's AD: "proj.<name>.<family>" 0x00 || key, in `buf` (AD_BUF
+ * bytes) when it fits, else allocated. */
+#define AD_BUF 256
+typedef struct value_ad {
+  uint8_t buf[AD_BUF];
+  uint8_t *p; /* buf, or cl_malloc'd */
+  size_t n;
+} value_ad;
+
+static int ad_make(const cl_proj *p, unsigned fam, const void *key, size_t kl, value_ad *ad) {
   char full[128];
   fam_full_name(p, fam, full, sizeof full);
   size_t fl = strlen(full) + 1;
-  *adl = fl + kl;
-  if (!(*ad = cl_malloc(*adl)))
+  ad->n = fl + kl;
+  ad->p = ad->n <= AD_BUF ? ad->buf : cl_malloc(ad->n);
+  if (!ad->p)
     return CL_ENOMEM;
-  memcpy(*ad, full, fl);
-  memcpy(*ad + fl, key, kl);
+  memcpy(ad->p, full, fl);
+  memcpy(ad->p + fl, key, kl);
   return 0;
 }
 
+static void ad_free(value_ad *ad) {
+  if (ad->p != ad->buf)
+    cl_free(ad->p);
+  ad->p = NULL;
+}
+
 /* The data key of stream `tag` (into the thread's scratch, *dk) and the
- * value's AD (*ad returned-owned: cl_free). CL_EERASED if the stream was
- * erased. On error nothing needs freeing (the key is wiped). */
+ * value's AD (ad_free it). CL_EERASED if the stream was erased. On error
+ * nothing needs freeing (the key is wiped). */
 static int key_and_ad(cl_proj *p, unsigned fam, const void *key, size_t kl, const uint8_t tag[32],
-                      uint8_t **dk, uint8_t **ad, size_t *adl, cl_err *err) {
-  *ad = NULL;
+                      uint8_t **dk, value_ad *ad, cl_err *err) {
+  ad->p = NULL;
   if (!(*dk = cl_secure_scratch(CL_SCRATCH_PROJ, 32)))
     return cl_err_set(err, CL_ENOMEM, "out of secure memory");
   int erased;
   int rc = cl_sk_for_read(p->log, tag, *dk, &erased, err);
   if (rc == 0 && erased)
     rc = cl_err_set(err, CL_EERASED, "stream was erased");
-  if (rc == 0 && value_ad(p, fam, key, kl, ad, adl))
+  if (rc == 0 && ad_make(p, fam, key, kl, ad))
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   if (rc)
     sodium_memzero(*dk, 32);
-  return rc;
-}
-
-static int seal(cl_proj *p, unsigned fam, const void *key, size_t kl, const uint8_t tag[32],
-                const void *val, size_t vl, uint8_t **out, size_t *outl, cl_err *err) {
-  uint8_t *dk, *ad;
-  size_t adl;
-  int rc = key_and_ad(p, fam, key, kl, tag, &dk, &ad, &adl, err);
-  if (rc)
-    return rc;
-  *outl = 32 + vl + CL_SEALED_OVERHEAD;
-  if (!(*out = cl_malloc(*outl))) {
-    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-  } else {
-    memcpy(*out, tag, 32);
-    cl_value_seal(dk, ad, adl, val, vl, *out + 32);
-  }
-  sodium_memzero(dk, 32);
-  cl_free(ad);
   return rc;
 }
 
@@ -284,19 +350,19 @@ int cl_proj_open_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, co
   *n = 0;
   if (fam >= p->nfam || len < 32 + CL_SEALED_OVERHEAD)
     return cl_err_set(err, CL_ECORRUPT, "projection %s: sealed value of %zu bytes", p->name, len);
-  uint8_t *dk, *ad;
-  size_t adl;
-  int rc = key_and_ad(p, fam, key, kl, sealed, &dk, &ad, &adl, err);
+  uint8_t *dk;
+  value_ad ad;
+  int rc = key_and_ad(p, fam, key, kl, sealed, &dk, &ad, err);
   if (rc)
     return rc;
   size_t pl = len - 32 - CL_SEALED_OVERHEAD;
   uint8_t *out = cl_malloc(pl ? pl : 1);
   if (!out)
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-  else if (cl_value_open(dk, ad, adl, sealed + 32, len - 32, out) != 0)
+  else if (cl_value_open(dk, ad.p, ad.n, sealed + 32, len - 32, out) != 0)
     rc = cl_err_set(err, CL_ECRYPTO, "projection %s: a sealed value does not open", p->name);
   sodium_memzero(dk, 32);
-  cl_free(ad);
+  ad_free(&ad);
   if (rc) {
     cl_free(out);
     return rc;
@@ -310,25 +376,64 @@ int cl_proj_open_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, co
 
 int cl_proj_begin(cl_proj *p, cl_proj_txn **out, cl_err *err) {
   cl_proj_txn *t = cl_calloc(1, sizeof *t);
-  if (!t || !(t->idx = cl_hmap_new(16, sizeof(uint32_t)))) {
+  if (t) { /* the index of a finished one, at its grown size */
+    pthread_mutex_lock(&p->wmu);
+    t->idx = p->spare_idx;
+    p->spare_idx = NULL;
+    pthread_mutex_unlock(&p->wmu);
+  }
+  if (!t || (!t->idx && !(t->idx = cl_hmap_new(16, sizeof(uint32_t))))) {
     cl_free(t);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
   t->p = p;
+  t->refs = 1;
+  if ((t->base = p->inflight) != NULL)
+    t->base->refs++;
   pthread_rwlock_rdlock(&p->lk);
+  t->locked = 1;
   *out = t;
   return 0;
+}
+
+/* Drops one holder of t's memory; the last frees it. */
+static void txn_release(cl_proj_txn *t) {
+  if (--t->refs > 0)
+    return;
+  for (arena_block *b = t->arena, *next; b; b = next) {
+    next = b->next;
+    cl_free(b);
+  }
+  cl_free(t->w);
+  cl_proj *p = t->p;
+  pthread_mutex_lock(&p->wmu);
+  if (!p->spare_idx && cl_hmap_count(t->idx) <= (1u << 20)) {
+    cl_hmap_clear(t->idx);
+    p->spare_idx = t->idx;
+    t->idx = NULL;
+  }
+  pthread_mutex_unlock(&p->wmu);
+  cl_hmap_free(t->idx);
+  cl_free(t);
+}
+
+/* The caller is done with t: its lock and its base go. */
+static void txn_end(cl_proj_txn *t) {
+  if (t->locked) {
+    pthread_rwlock_unlock(&t->p->lk);
+    t->locked = 0;
+  }
+  if (t->base) {
+    txn_release(t->base);
+    t->base = NULL;
+  }
 }
 
 void cl_proj_abort(cl_proj_txn *t) {
   if (!t)
     return;
-  pthread_rwlock_unlock(&t->p->lk);
-  for (size_t i = 0; i < t->n; i++)
-    cl_free(t->w[i].kv);
-  cl_free(t->w);
-  cl_hmap_free(t->idx);
-  cl_free(t);
+  txn_end(t);
+  txn_release(t);
 }
 
 static int bad_fam(const cl_proj *p, unsigned fam, cl_err *err) {
@@ -336,19 +441,31 @@ static int bad_fam(const cl_proj *p, unsigned fam, cl_err *err) {
                         : 0;
 }
 
-static void write_hash(unsigned fam, const void *key, size_t kl, uint8_t h[16]) {
+/* The index key of a write: SipHash-128 of family and key under the
+ * projection's random key (cheaper than a BLAKE2b of a few dozen bytes,
+ * and, keyed with a secret, as far from a chosen collision). */
+static void write_hash(const cl_proj *p, unsigned fam, const void *key, size_t kl, uint8_t h[16]) {
+  uint8_t buf[256];
+  if (kl < sizeof buf) {
+    buf[0] = (uint8_t)fam;
+    memcpy(buf + 1, key, kl);
+    crypto_shorthash_siphashx24(h, buf, kl + 1, p->wkey);
+    return;
+  }
+  /* a long key: its BLAKE2b stands for it */
   crypto_generichash_state st;
   uint8_t f = (uint8_t)fam;
   crypto_generichash_init(&st, NULL, 0, 16);
   crypto_generichash_update(&st, &f, 1);
   crypto_generichash_update(&st, key, kl);
-  crypto_generichash_final(&st, h, 16);
+  crypto_generichash_final(&st, buf, 16);
+  crypto_shorthash_siphashx24(h, buf, 16, p->wkey);
 }
 
 /* The transaction's latest write of (fam, key), or NULL. */
 static const txn_write *txn_find(const cl_proj_txn *t, unsigned fam, const void *key, size_t kl) {
   uint8_t h[16];
-  write_hash(fam, key, kl, h);
+  write_hash(t->p, fam, key, kl, h);
   const uint32_t *i = cl_hmap_get(t->idx, h);
   if (!i)
     return NULL;
@@ -357,8 +474,33 @@ static const txn_write *txn_find(const cl_proj_txn *t, unsigned fam, const void 
   return w->fam == fam && w->kl == kl && memcmp(w->kv, key, kl) == 0 ? w : NULL;
 }
 
-static int txn_add(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const void *val,
-                   size_t vl, int del, cl_err *err) {
+/* n bytes of the transaction's arena, NULL when out of memory. */
+static uint8_t *arena_alloc(cl_proj_txn *t, size_t n) {
+  arena_block *b = t->arena;
+  if (!b || b->cap - b->used < n) {
+    size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+    if (!(b = cl_malloc(sizeof *b + cap)))
+      return NULL;
+    b->used = 0;
+    b->cap = cap;
+    if (t->arena && n > ARENA_BLOCK) { /* an outsized one: the current block stays first */
+      b->next = t->arena->next;
+      t->arena->next = b;
+    } else {
+      b->next = t->arena;
+      t->arena = b;
+    }
+  }
+  uint8_t *r = b->data + b->used;
+  b->used += n;
+  return r;
+}
+
+/* Adds a write of (fam, key) with room for a value of vl bytes (at
+ * (*out)->kv + kl; the caller fills it in before anything else touches the
+ * transaction). */
+static int txn_slot(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, size_t vl, int del,
+                    txn_write **out, cl_err *err) {
   int rc = bad_fam(t->p, fam, err);
   if (rc)
     return rc;
@@ -371,27 +513,34 @@ static int txn_add(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, con
     t->cap = nc;
   }
   txn_write *w = &t->w[t->n];
-  if (!(w->kv = cl_malloc(kl + vl + 1)))
+  if (!(w->kv = arena_alloc(t, kl + vl)))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   memcpy(w->kv, key, kl);
-  if (vl)
-    memcpy(w->kv + kl, val, vl);
   w->kl = kl;
   w->vl = vl;
   w->fam = fam;
   w->del = del;
   w->superseded = 0;
   uint8_t h[16];
-  write_hash(fam, key, kl, h);
+  write_hash(t->p, fam, key, kl, h);
   uint32_t *prev = cl_hmap_get(t->idx, h), i = (uint32_t)t->n;
   if (prev)
     t->w[*prev].superseded = 1;
   if (prev ? (*prev = i, 0) : !cl_hmap_put(t->idx, h, &i)) {
-    cl_free(w->kv);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
   t->n++;
+  *out = w;
   return 0;
+}
+
+static int txn_add(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const void *val,
+                   size_t vl, int del, cl_err *err) {
+  txn_write *w;
+  int rc = txn_slot(t, fam, key, kl, vl, del, &w, err);
+  if (rc == 0 && vl)
+    memcpy(w->kv + kl, val, vl);
+  return rc;
 }
 
 int cl_proj_put(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const void *val,
@@ -402,12 +551,18 @@ int cl_proj_put(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const 
 int cl_proj_put_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl,
                        const uint8_t tag[32], const void *val, size_t vl, cl_err *err) {
   int rc = bad_fam(t->p, fam, err);
-  uint8_t *s = NULL;
-  size_t sl = 0;
-  if (rc || (rc = seal(t->p, fam, key, kl, tag, val, vl, &s, &sl, err)))
+  uint8_t *dk;
+  value_ad ad;
+  if (rc || (rc = key_and_ad(t->p, fam, key, kl, tag, &dk, &ad, err)))
     return rc;
-  rc = txn_add(t, fam, key, kl, s, sl, 0, err);
-  cl_free(s);
+  txn_write *w; /* sealed in place: tag || the sealed value */
+  rc = txn_slot(t, fam, key, kl, 32 + vl + CL_SEALED_OVERHEAD, 0, &w, err);
+  if (rc == 0) {
+    memcpy(w->kv + kl, tag, 32);
+    cl_value_seal(dk, ad.p, ad.n, val, vl, w->kv + kl + 32);
+  }
+  sodium_memzero(dk, 32);
+  ad_free(&ad);
   return rc;
 }
 
@@ -434,11 +589,13 @@ int cl_proj_txn_get(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, ui
   if (rc)
     return rc;
   const txn_write *w = txn_find(t, fam, key, kl);
+  if (!w && t->base) /* the transaction in flight (read-only now: safe beside the writer) */
+    w = txn_find(t->base, fam, key, kl);
   if (!w) { /* the committed state (the transaction holds the read lock) */
     char *rerr = NULL;
     size_t n;
-    char *v = rocksdb_get_cf(t->p->log->db->db, t->p->log->db->ro, t->p->fam[fam], key, kl, &n,
-                             &rerr);
+    char *v =
+        rocksdb_get_cf(t->p->log->db->db, t->p->log->db->ro, t->p->fam[fam], key, kl, &n, &rerr);
     if (rerr)
       return cl_db_error(rerr, err, "projection read");
     if (!v)
@@ -466,8 +623,8 @@ static int open_in_place(cl_proj *p, unsigned fam, const void *key, size_t kl, u
   return rc;
 }
 
-int cl_proj_txn_get_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl,
-                           uint8_t **val, size_t *vl, cl_err *err) {
+int cl_proj_txn_get_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, uint8_t **val,
+                           size_t *vl, cl_err *err) {
   int rc = cl_proj_txn_get(t, fam, key, kl, val, vl, err);
   return rc ? rc : open_in_place(t->p, fam, key, kl, val, vl, err);
 }
@@ -481,14 +638,13 @@ static int cmp_write(const void *a, const void *b) {
   return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
 }
 
-int cl_proj_commit(cl_proj_txn *t, uint64_t position, cl_err *err) {
+/* Writes t's changes and `position` in one RocksDB write (t itself is
+ * only read: the committing thread may read it beside). */
+static int write_txn(cl_proj_txn *t, uint64_t position, cl_err *err) {
   cl_proj *p = t->p;
   int rc = 0;
-  const txn_write **order = NULL;
-  if (position < cl_proj_position(p))
-    rc = cl_err_set(err, CL_EINVAL, "projection %s: position %llu is behind %llu", p->name,
-                    (unsigned long long)position, (unsigned long long)cl_proj_position(p));
-  else if (!(order = cl_malloc((t->n ? t->n : 1) * sizeof *order)))
+  const txn_write **order = cl_malloc((t->n ? t->n : 1) * sizeof *order);
+  if (!order)
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   if (rc == 0) {
     size_t n = 0;
@@ -521,8 +677,107 @@ int cl_proj_commit(cl_proj_txn *t, uint64_t position, cl_err *err) {
     p->position = position;
     pthread_mutex_unlock(&p->mu);
   }
-  cl_proj_abort(t);
   return rc ? cl_err_prefix(err, "projection %s", p->name) : 0;
+}
+
+static void *writer_main(void *arg) {
+  cl_proj *p = arg;
+  char name[16];
+  snprintf(name, sizeof name, "projw:%.9s", p->name);
+  (void)pthread_setname_np(pthread_self(), name);
+  pthread_mutex_lock(&p->wmu);
+  for (;;) {
+    while (!p->job && !p->stop)
+      pthread_cond_wait(&p->wcv, &p->wmu);
+    if (!p->job)
+      break;
+    cl_proj_txn *t = p->job;
+    pthread_mutex_unlock(&p->wmu);
+    cl_err e;
+    cl_err_clear(&e);
+    int rc = write_txn(t, t->position, &e);
+    pthread_mutex_lock(&p->wmu);
+    p->job = NULL;
+    p->done = 1;
+    p->rc = rc;
+    p->werr = e;
+    pthread_cond_broadcast(&p->wcv);
+  }
+  pthread_mutex_unlock(&p->wmu);
+  return NULL;
+}
+
+int cl_proj_commit_wait(cl_proj *p, cl_err *err) {
+  cl_proj_txn *t = p->inflight;
+  if (!t)
+    return 0;
+  pthread_mutex_lock(&p->wmu);
+  while (!p->done)
+    pthread_cond_wait(&p->wcv, &p->wmu);
+  int rc = p->rc;
+  if (rc && err)
+    *err = p->werr;
+  p->done = 0;
+  pthread_mutex_unlock(&p->wmu);
+  p->inflight = NULL;
+  t->failed = rc != 0;
+  txn_end(t);
+  txn_release(t);
+  return rc;
+}
+
+/* What commit and commit_start check first: the transaction in flight is
+ * written (else its error, and t is aborted) and the position moves on.
+ * t no longer needs its base then. */
+static int commit_ready(cl_proj_txn *t, uint64_t position, cl_err *err) {
+  cl_proj *p = t->p;
+  int rc = cl_proj_commit_wait(p, err);
+  if (rc == 0 && t->base && t->base->failed)
+    rc = cl_err_set(err, CL_EIO, "projection %s: the commit before this one failed", p->name);
+  if (rc == 0 && position < cl_proj_position(p))
+    rc = cl_err_set(err, CL_EINVAL, "projection %s: position %llu is behind %llu", p->name,
+                    (unsigned long long)position, (unsigned long long)cl_proj_position(p));
+  if (rc)
+    cl_proj_abort(t);
+  else if (t->base) {
+    txn_release(t->base);
+    t->base = NULL;
+  }
+  return rc;
+}
+
+int cl_proj_commit(cl_proj_txn *t, uint64_t position, cl_err *err) {
+  int rc = commit_ready(t, position, err);
+  if (rc)
+    return rc;
+  rc = write_txn(t, position, err);
+  cl_proj_abort(t);
+  return rc;
+}
+
+int cl_proj_commit_start(cl_proj_txn *t, uint64_t position, cl_err *err) {
+  cl_proj *p = t->p;
+  int rc = commit_ready(t, position, err);
+  if (rc)
+    return rc;
+  if (!p->started) {
+    if (pthread_create(&p->writer, NULL, writer_main, p) != 0) { /* write it here, then */
+      rc = write_txn(t, position, err);
+      cl_proj_abort(t);
+      return rc;
+    }
+    p->started = 1;
+  }
+  t->position = position;
+  t->refs++; /* the writer's */
+  pthread_mutex_lock(&p->wmu);
+  p->job = t;
+  p->done = 0;
+  pthread_cond_broadcast(&p->wcv);
+  pthread_mutex_unlock(&p->wmu);
+  p->inflight = t;
+  txn_release(t); /* the caller's: t keeps its read lock until waited for */
+  return 0;
 }
 
 /* ------------------------------------------------------------- reads */
@@ -599,8 +854,7 @@ int cl_proj_scan(cl_proj *p, unsigned fam, const void *prefix, size_t pl, const 
   if (rc)
     return rc;
   pthread_rwlock_rdlock(&p->lk);
-  rc = scan_cf(p, p->fam[fam], prefix ? prefix : "", prefix ? pl : 0, from, fl, 0, 0, fn, ctx,
-               err);
+  rc = scan_cf(p, p->fam[fam], prefix ? prefix : "", prefix ? pl : 0, from, fl, 0, 0, fn, ctx, err);
   pthread_rwlock_unlock(&p->lk);
   return rc;
 }

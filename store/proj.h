@@ -10,7 +10,8 @@
  *   |                       | (no plaintext ids)   | sealed (below)                 |
  *
  * Every change a fold makes is written with the new position in one
- * RocksDB write (cl_proj_commit), so a crash never half-applies an event:
+ * RocksDB write (cl_proj_commit, or cl_proj_commit_start on a writer
+ * thread), so a crash never half-applies an event:
  * after a restart the projection resumes from a position its state matches.
  * Projection writes are not synced (the state is derived: whatever a crash
  * loses is refolded from the log).
@@ -89,12 +90,34 @@ int cl_proj_del(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, cl_err
  * with or moved. */
 int cl_proj_txn_get(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, uint8_t **val,
                     size_t *vl, cl_err *err);
-int cl_proj_txn_get_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl,
-                           uint8_t **val, size_t *vl, cl_err *err);
+int cl_proj_txn_get_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, uint8_t **val,
+                           size_t *vl, cl_err *err);
 /* Writes the transaction's changes and `position` in one write, then frees
- * it (also on error). Errors: CL_EINVAL (position goes backwards), CL_EIO. */
+ * it (also on error). A commit in flight (below) is waited for first.
+ * Errors: CL_EINVAL (position goes backwards), CL_EIO, and those of the
+ * commit in flight (t is then not written). */
 int cl_proj_commit(cl_proj_txn *t, uint64_t position, cl_err *err);
 void cl_proj_abort(cl_proj_txn *t);
+
+/* Pipelined commits, for a writer that folds the next batch while this
+ * one is written: cl_proj_commit_start waits for the commit in flight (as
+ * cl_proj_commit_wait), then hands t to the projection's writer thread and
+ * returns; t is the projection's from then on (also on error, when it is
+ * freed). A transaction begun while t is in flight reads t's writes after
+ * its own. The position moves when the write is done. Errors: as
+ * cl_proj_commit, of the previous commit or this one's checks (on error
+ * nothing of t is written). One commit in flight at a time.
+ *
+ * cl_proj_commit_wait waits for the commit in flight (0 if none) and
+ * returns its result: 0, or its error, in which case neither it nor any
+ * transaction begun over it is written (they fail to commit) and the
+ * position stays where it was.
+ *
+ * Both, and cl_proj_begin, cl_proj_reset and cl_proj_close while a commit
+ * is in flight, are called from one thread: the one that began the
+ * transaction in flight (the runner's). */
+int cl_proj_commit_start(cl_proj_txn *t, uint64_t position, cl_err *err);
+int cl_proj_commit_wait(cl_proj *p, cl_err *err);
 
 /* ---- reading committed state (query engines) ---- */
 

@@ -147,21 +147,76 @@ json_t *fj_decimal_minor(int64_t minor, int digits) {
   return fj_decimal(buf);
 }
 
-void fj_instant_text(int64_t secs, int32_t nanos, char out[40]) {
-  time_t t = (time_t)secs;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (nanos > 0 && nanos < 1000000000) {
-    if (nanos % 1000000 == 0)
-      snprintf(out + n, 40 - n, ".%03dZ", nanos / 1000000);
-    else if (nanos % 1000 == 0)
-      snprintf(out + n, 40 - n, ".%06dZ", nanos / 1000);
-    else
-      snprintf(out + n, 40 - n, ".%09dZ", nanos);
-  } else {
-    snprintf(out + n, 40 - n, "Z");
+/* Two digits of v (0..99) at p. */
+static void two(char *p, unsigned v) {
+  p[0] = (char)('0' + v / 10);
+  p[1] = (char)('0' + v % 10);
+}
+
+/* "YYYY-MM-DDThh:mm:ss" of secs when its year has four digits (what
+ * strftime's %Y then writes): 19, else 0. Civil from days: H. Hinnant's
+ * algorithm (proleptic Gregorian, as gmtime). */
+static size_t civil_text(int64_t secs, char *out) {
+  if (secs < -30610224000LL || secs > 253402300799LL) /* 1000-01-01 .. 9999-12-31 */
+    return 0;
+  int64_t days = secs / 86400, sod = secs % 86400;
+  if (sod < 0) {
+    sod += 86400;
+    days--;
   }
+  int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+  unsigned doe = (unsigned)(z - era * 146097);
+  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = (int64_t)yoe + era * 400;
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  unsigned d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+  if (y < 1000 || y > 9999)
+    return 0;
+  two(out, (unsigned)(y / 100));
+  two(out + 2, (unsigned)(y % 100));
+  out[4] = '-';
+  two(out + 5, m);
+  out[7] = '-';
+  two(out + 8, d);
+  out[10] = 'T';
+  two(out + 11, (unsigned)(sod / 3600));
+  out[13] = ':';
+  two(out + 14, (unsigned)(sod / 60 % 60));
+  out[16] = ':';
+  two(out + 17, (unsigned)(sod % 60));
+  return 19;
+}
+
+/* n decimal digits of v, zero-padded, at p. */
+static void digits(char *p, unsigned v, int n) {
+  for (int i = n - 1; i >= 0; i--, v /= 10)
+    p[i] = (char)('0' + v % 10);
+}
+
+void fj_instant_text(int64_t secs, int32_t nanos, char out[40]) {
+  size_t n = civil_text(secs, out);
+  if (n == 0) { /* a year of other than four digits: as strftime writes it */
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+  }
+  if (nanos > 0 && nanos < 1000000000) {
+    out[n++] = '.';
+    if (nanos % 1000000 == 0) {
+      digits(out + n, (unsigned)nanos / 1000000, 3);
+      n += 3;
+    } else if (nanos % 1000 == 0) {
+      digits(out + n, (unsigned)nanos / 1000, 6);
+      n += 6;
+    } else {
+      digits(out + n, (unsigned)nanos, 9);
+      n += 9;
+    }
+  }
+  out[n++] = 'Z';
+  out[n] = '\0';
 }
 
 json_t *fj_instant(const Google__Protobuf__Timestamp *ts) {
@@ -758,200 +813,4 @@ json_t *fj_in_order(json_t *obj, const char *const *order, size_t n) {
   }
   json_decref(obj);
   return o;
-}
-
-/* ---- serializing ---- */
-
-/* ---- a compact writer, byte for byte jansson's JSON_COMPACT
- * output (members in insertion order; '"', '\\' and control characters
- * escaped as jansson escapes them; UTF-8 as is), without its per-call
- * allocations: the fold dumps every resource it stores. */
-
-typedef struct wbuf {
-  char *p;
-  size_t n, cap;
-  int oom;
-} wbuf;
-
-static void wgrow(wbuf *w, size_t need) {
-  if (w->oom || w->n + need <= w->cap)
-    return;
-  size_t cap = w->cap ? w->cap : 1024;
-  while (cap < w->n + need)
-    cap *= 2;
-  char *p = realloc(w->p, cap);
-  if (p == NULL) {
-    w->oom = 1;
-    return;
-  }
-  w->p = p;
-  w->cap = cap;
-}
-
-static void wput(wbuf *w, const char *s, size_t n) {
-  wgrow(w, n);
-  if (!w->oom) {
-    memcpy(w->p + w->n, s, n);
-    w->n += n;
-  }
-}
-
-static void wstr(wbuf *w, const char *s, size_t n) {
-  static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
-  wgrow(w, n + 2);
-  if (w->oom)
-    return;
-  w->p[w->n++] = '"';
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    wput(w, s + run, i - run);
-    run = i + 1;
-    char esc[6];
-    size_t el = 2;
-    esc[0] = '\\';
-    switch (c) {
-    case '"':
-      esc[1] = '"';
-      break;
-    case '\\':
-      esc[1] = '\\';
-      break;
-    case '\b':
-      esc[1] = 'b';
-      break;
-    case '\f':
-      esc[1] = 'f';
-      break;
-    case '\n':
-      esc[1] = 'n';
-      break;
-    case '\r':
-      esc[1] = 'r';
-      break;
-    case '\t':
-      esc[1] = 't';
-      break;
-    default:
-      esc[1] = 'u';
-      esc[2] = '0';
-      esc[3] = '0';
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      el = 6;
-    }
-    wput(w, esc, el);
-  }
-  wput(w, s + run, n - run);
-  wput(w, "\"", 1);
-}
-
-static void wvalue(wbuf *w, const json_t *v, int depth) {
-  if (depth > 2048) {
-    w->oom = 1;
-    return;
-  }
-  switch (json_typeof(v)) {
-  case JSON_OBJECT: {
-    wput(w, "{", 1);
-    const char *k;
-    json_t *x;
-    int first = 1;
-    json_object_foreach((json_t *)v, k, x) {
-      if (!first)
-        wput(w, ",", 1);
-      first = 0;
-      wstr(w, k, strlen(k));
-      wput(w, ":", 1);
-      wvalue(w, x, depth + 1);
-    }
-    wput(w, "}", 1);
-    break;
-  }
-  case JSON_ARRAY:
-    wput(w, "[", 1);
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      if (i)
-        wput(w, ",", 1);
-      wvalue(w, json_array_get(v, i), depth + 1);
-    }
-    wput(w, "]", 1);
-    break;
-  case JSON_STRING:
-    wstr(w, json_string_value(v), json_string_length(v));
-    break;
-  case JSON_INTEGER: {
-    char b[32];
-    int n = snprintf(b, sizeof b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    wput(w, b, (size_t)n);
-    break;
-  }
-  case JSON_TRUE:
-    wput(w, "true", 4);
-    break;
-  case JSON_FALSE:
-    wput(w, "false", 5);
-    break;
-  case JSON_NULL:
-    wput(w, "null", 4);
-    break;
-  case JSON_REAL: { /* not built here (decimals are marked strings): jansson's form */
-    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (s == NULL)
-      w->oom = 1;
-    else
-      wput(w, s, strlen(s));
-    free(s);
-    break;
-  }
-  }
-}
-
-char *fj_dump(const json_t *res, size_t *len) {
-  wbuf w = {0};
-  wvalue(&w, res, 0);
-  wput(&w, "", 1); /* the NUL */
-  if (w.oom) {
-    free(w.p);
-    return NULL;
-  }
-  if (len != NULL)
-    *len = w.n - 1;
-  return w.p;
-}
-
-char *fj_finish(const char *stored, size_t n, size_t *len) {
-  static const char mark[] = "\"\\u0001";
-  char *out = malloc(n + 1);
-  if (out == NULL)
-    return NULL;
-  size_t o = 0, i = 0;
-  while (i < n) {
-    if (stored[i] == '"' && n - i >= sizeof mark - 1 &&
-        memcmp(stored + i, mark, sizeof mark - 1) == 0) {
-      i += sizeof mark - 1;
-      while (i < n && stored[i] != '"') /* digits, '.', '-', 'e', '+' only */
-        out[o++] = stored[i++];
-      i++; /* the closing quote */
-      continue;
-    }
-    if (stored[i] == '"') { /* copy a whole string, minding escapes */
-      out[o++] = stored[i++];
-      while (i < n && stored[i] != '"') {
-        if (stored[i] == '\\' && i + 1 < n)
-          out[o++] = stored[i++];
-        out[o++] = stored[i++];
-      }
-      if (i < n)
-        out[o++] = stored[i++];
-      continue;
-    }
-    out[o++] = stored[i++];
-  }
-  out[o] = '\0';
-  if (len != NULL)
-    *len = o;
-  return out;
 }

@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "clinlog/v1/event.pb-c.h"
 
@@ -227,5 +228,46 @@ char *fj_dump(const json_t *res, size_t *len);
 /* The wire form of a stored resource: decimals marked by fj_decimal become
  * bare JSON numbers. Returned-owned (free()); NULL when out of memory. */
 char *fj_finish(const char *stored, size_t n, size_t *len);
+
+/* ---- writing the stored form without a jansson tree ----
+ *
+ * The writer fj_dump uses, for code that writes a resource's JSON itself
+ * (the fold writes every Provenance, and a resource's meta, this way): the
+ * same bytes jansson would write for the same members in the same order.
+ * A caller that writes strings from outside (events) checks them with
+ * fj_utf8_ok first: jansson refuses a string that is not UTF-8 (the member
+ * is then left out), which a writer cannot mimic after the fact.
+ *
+ * The buffer grows with realloc; it may hold patient data: fj_buf_wipe
+ * zeroes what was written (to reuse the buffer), fj_buf_free all of it. A
+ * failed allocation sets oom and later writes do nothing. Not thread-safe
+ * (one buffer per writer). */
+typedef struct fj_buf {
+  char *p;    /* malloc'd (NULL before the first write); owned by the buffer */
+  size_t n;   /* bytes written */
+  size_t cap; /* bytes allocated */
+  int oom;    /* a write failed: the content is incomplete */
+} fj_buf;
+
+/* Raw bytes (punctuation, or JSON written elsewhere). */
+void fj_buf_raw(fj_buf *b, const void *s, size_t n);
+/* A JSON string of the n bytes at s, escaped as jansson escapes it. */
+void fj_buf_str(fj_buf *b, const char *s, size_t n);
+/* A value as fj_dump writes it. */
+void fj_buf_value(fj_buf *b, const json_t *v);
+/* An unsigned integer in decimal (a JSON number). */
+void fj_buf_u64(fj_buf *b, uint64_t v);
+/* A NUL-terminated literal, raw. */
+static inline void fj_buf_lit(fj_buf *b, const char *s) { fj_buf_raw(b, s, strlen(s)); }
+/* A NUL-terminated string as a JSON string. */
+static inline void fj_buf_cstr(fj_buf *b, const char *s) { fj_buf_str(b, s, strlen(s)); }
+/* Zeroes the bytes written and empties the buffer (its memory is kept). */
+void fj_buf_wipe(fj_buf *b);
+/* Zeroes and frees the buffer's memory; *b is then empty and reusable. */
+void fj_buf_free(fj_buf *b);
+
+/* 1 if the n bytes at s are a string jansson accepts (well-formed UTF-8:
+ * no overlong forms, no surrogates, nothing above U+10FFFF). */
+int fj_utf8_ok(const char *s, size_t n);
 
 #endif

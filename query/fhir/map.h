@@ -1,7 +1,7 @@
 /* Event -> FHIR R4 resource mapping: the part of the FHIR projection that
  * knows the event catalog (docs/events.md, docs/fhir.md).
  *
- * The fold (fhir.c) decodes each committed event of a patient's (or a
+ * The fold (fold.c) decodes each committed event of a patient's (or a
  * device's) stream and hands it to cl_fhir_map_event, which dispatches on
  * the body to the mapper of its domain (map_<domain>.c). A mapper builds the
  * resources the event creates or changes and hands each to cl_fhir_map_put;
@@ -9,7 +9,7 @@
  * MedicationDiscontinued, PatientDemographicsUpdated, ...) it reads the
  * current version with cl_fhir_map_get first and puts the changed copy.
  *
- * The store around a mapper (fhir.c) does the rest: meta.versionId (one step
+ * The store around a mapper (fold.c) does the rest: meta.versionId (one step
  * per event that changes the resource; a put that changes nothing makes no
  * version), meta.lastUpdated (the event's commit time), the Provenance of
  * the event, indexes, erasure. A mapper sets resourceType and id and
@@ -82,7 +82,7 @@ const char *cl_fhir_type_name(int type);
 
 typedef struct cl_fhir_map cl_fhir_map;
 
-/* Where mapped resources go: the FHIR projection's store (fhir.c), or a
+/* Where mapped resources go: the FHIR projection's store (fold.c), or a
  * test's. */
 typedef struct cl_fhir_map_ops {
   int (*get)(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err);

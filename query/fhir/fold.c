@@ -1,0 +1,971 @@
+/* The `fhir` projection's fold (fhir.h): each event of a patient's or a
+ * device's stream becomes new resource versions, the Provenance of the
+ * event and their index keys, written in the runner's transaction.
+ *
+ * Invariants:
+ *  - deterministic: what the fold writes depends only on the events folded
+ *    and the state they were folded over (a rebuild equals the live state
+ *    byte for byte). Nothing it caches changes what it writes;
+ *  - resource JSON reaches the store only sealed (cl_proj_put_sealed), and
+ *    the plaintext buffers it is written in are wiped after each use;
+ *  - the cache of `cur` records (state.idx/ents) holds, for every resource
+ *    it has an entry for, what `cur` holds in the transaction over the
+ *    committed state: every `cur` write of the fold updates an entry it
+ *    has. The runner commits the batch or discards it (and the cache);
+ *  - the `known` filter, when kept, has every resource the state holds.
+ *
+ * Cost (docs/fhir.md, Performance): the fold writes the stored form itself
+ * (fj.h's writer): a resource's members from the mapper's jansson tree with
+ * meta spliced in, and the Provenance of every event straight from the
+ * event, with no tree at all. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/fhir/fhir.h"
+#include "query/fhir/fhir_int.h"
+#include "query/fhir/fj.h"
+#include "query/fhir/known.h"
+#include "store/alloc.h"
+#include "store/event.h"
+#include "store/hmap.h"
+#include "store/record.h"
+
+static const char *const families[NFAM] = {"cur", "ver", "pat", "typ", "ref"};
+
+/* The fold's version: bump when the mapping or the storage changes. */
+#define FHIR_VERSION 2
+
+/* Cache entries kept from one batch to the next; past this the cache
+ * starts over at the end of a batch (memory stays bounded). */
+#define CACHE_MAX 8192
+
+/* The most memory the filter of known resources takes (then reads). */
+#define KNOWN_MAX ((size_t)64 << 20)
+
+/* ---- per-runner state ---- */
+
+/* A resource this batch created (for erasure). */
+typedef struct created {
+  uint8_t tag[32];
+  uint8_t h[32];
+} created;
+
+/* A resource's `cur` as the transaction sees it: present, or known absent. */
+typedef struct cached {
+  int present;
+  cur c; /* c.keys owned by the entry */
+} cached;
+
+/* A version the event being folded made: a target of its Provenance. */
+typedef struct target {
+  int type;
+  uint32_t version;
+  uint8_t h[32]; /* H(type/id) */
+  char id[CL_FHIR_ID_MAX];
+} target;
+
+typedef struct state {
+  /* The new resources of this batch (c[prev..n)) and of the batch before
+   * (c[0..prev)), which may still be in flight (runner.c pipelines): an
+   * erasure finds those two through here, the rest on disk. */
+  created *c;
+  size_t prev, n, cap;
+  cl_hmap *idx; /* H[32] -> uint32 index into ents */
+  cached *ents;
+  size_t nents, capents;
+  target *t; /* the event's versions (reset per event) */
+  size_t nt, capt;
+  fj_buf buf; /* the version being written: header || JSON; wiped after each */
+  /* Every resource the state has held since it was empty (a superset of
+   * what it holds: erasure, a discarded batch and a reset only take
+   * away), when the runner folded from event 1: a new resource, which it
+   * has not seen, needs no read of `cur`. NULL: not kept. */
+  cl_fhir_known *known;
+} state;
+
+/* The state is empty (the fold starts at event 1): every resource it
+ * makes from now on is new until `known` has seen it. */
+static void known_reset(state *s) {
+  cl_fhir_known_free(s->known);
+  s->known = cl_fhir_known_new(KNOWN_MAX);
+}
+
+static void cache_clear(state *s) {
+  for (size_t i = 0; i < s->nents; i++)
+    cur_free(&s->ents[i].c);
+  s->nents = 0;
+  cl_hmap_clear(s->idx);
+}
+
+static void *state_new(void) {
+  state *s = calloc(1, sizeof *s);
+  if (s != NULL && (s->idx = cl_hmap_new(32, sizeof(uint32_t))) == NULL) {
+    free(s);
+    s = NULL;
+  }
+  return s;
+}
+
+static void state_free(void *v) {
+  state *s = v;
+  if (s == NULL)
+    return;
+  cache_clear(s);
+  cl_hmap_free(s->idx);
+  cl_fhir_known_free(s->known);
+  free(s->ents);
+  free(s->c);
+  free(s->t);
+  fj_buf_free(&s->buf);
+  free(s);
+}
+
+/* The batch was not committed (or the state was reset): forget it all. */
+static void discard(void *v) {
+  state *s = v;
+  s->prev = s->n = 0;
+  s->nt = 0;
+  cache_clear(s);
+  fj_buf_wipe(&s->buf);
+}
+
+static int batch_end(cl_fold_ctx *f, cl_err *err) {
+  (void)err;
+  state *s = f->state;
+  if (s->prev > 0)
+    memmove(s->c, s->c + s->prev, (s->n - s->prev) * sizeof *s->c);
+  s->n -= s->prev;
+  s->prev = s->n;
+  if (s->nents > CACHE_MAX)
+    cache_clear(s);
+  return 0;
+}
+
+static int note_created(state *s, const uint8_t tag[32], const uint8_t h[32]) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    created *c = realloc(s->c, cap * sizeof *c);
+    if (c == NULL)
+      return -1;
+    s->c = c;
+    s->cap = cap;
+  }
+  memcpy(s->c[s->n].tag, tag, 32);
+  memcpy(s->c[s->n].h, h, 32);
+  s->n++;
+  return 0;
+}
+
+/* Sets the entry of h: present with *c (its keys pass to the cache, also
+ * on error, when they are freed), or absent (c NULL). */
+static int cache_set(state *s, const uint8_t h[32], cur *c, cl_err *err) {
+  uint32_t *i = cl_hmap_get(s->idx, h);
+  cached *e;
+  if (i != NULL) {
+    e = &s->ents[*i];
+    cur_free(&e->c);
+  } else {
+    if (s->nents == s->capents) {
+      size_t cap = s->capents ? s->capents * 2 : 256;
+      cached *ne = realloc(s->ents, cap * sizeof *ne);
+      if (ne == NULL)
+        goto oom;
+      s->ents = ne;
+      s->capents = cap;
+    }
+    uint32_t at = (uint32_t)s->nents;
+    if (cl_hmap_put(s->idx, h, &at) == NULL)
+      goto oom;
+    e = &s->ents[s->nents++];
+  }
+  e->present = c != NULL;
+  if (c != NULL)
+    e->c = *c;
+  else
+    memset(&e->c, 0, sizeof e->c);
+  return 0;
+oom:
+  if (c != NULL)
+    cur_free(c);
+  return cl_err_set(err, CL_ENOMEM, "out of memory");
+}
+
+/* The `cur` of resource h: *out a view (valid until the cache changes),
+ * NULL if there is no such resource. */
+static int cur_get(cl_fold_ctx *f, const uint8_t h[32], const cur **out, cl_err *err) {
+  state *s = f->state;
+  uint32_t *i = cl_hmap_get(s->idx, h);
+  if (i == NULL) {
+    uint8_t *v;
+    size_t vl;
+    cur c;
+    int rc = s->known != NULL && !cl_fhir_known_has(s->known, h)
+                 ? CL_ENOTFOUND
+                 : cl_proj_txn_get(f->txn, FAM_CUR, h, 32, &v, &vl, err);
+    if (rc == 0) {
+      rc = cur_unpack(v, vl, &c, err);
+      cl_free(v);
+      if (rc == 0)
+        rc = cache_set(s, h, &c, err);
+    } else if (rc == CL_ENOTFOUND) {
+      rc = cache_set(s, h, NULL, err);
+    }
+    if (rc)
+      return rc;
+    i = cl_hmap_get(s->idx, h);
+  }
+  *out = s->ents[*i].present ? &s->ents[*i].c : NULL;
+  return 0;
+}
+
+/* ---- one event being folded ---- */
+
+typedef struct folding {
+  cl_fold_ctx *f;
+  const cl_event_view *ev;
+} folding;
+
+/* Version `version` of resource h, parsed. */
+static int txn_version(cl_proj_txn *t, const uint8_t h[32], uint32_t version, json_t **out,
+                       cl_err *err) {
+  uint8_t k[36], *v;
+  size_t vl;
+  memcpy(k, h, 32);
+  be32(k + 32, version);
+  int rc = cl_proj_txn_get_sealed(t, FAM_VER, k, sizeof k, &v, &vl, err);
+  if (rc == CL_EERASED)
+    return cl_err_set(err, CL_ENOTFOUND, "erased");
+  if (rc)
+    return rc;
+  *out = parse_stored(v, vl, err);
+  sodium_memzero(v, vl);
+  cl_free(v);
+  return *out ? 0 : err->code;
+}
+
+static int map_get(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err) {
+  folding *fo = m->impl;
+  uint8_t h[32];
+  res_hash(fo->f->proj, type, id, h);
+  const cur *c;
+  int rc = cur_get(fo->f, h, &c, err);
+  if (rc)
+    return rc;
+  if (c == NULL)
+    return cl_err_set(err, CL_ENOTFOUND, "not found");
+  return txn_version(fo->f->txn, h, c->version, out, err);
+}
+
+/* json_equal of the two resources without their meta. */
+static int same_but_meta(json_t *prev, json_t *res) {
+  size_t np = json_object_size(prev) - (json_object_get(prev, "meta") != NULL);
+  size_t nr = json_object_size(res) - (json_object_get(res, "meta") != NULL);
+  if (np != nr)
+    return 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(res, k, v) {
+    if (strcmp(k, "meta") == 0)
+      continue;
+    json_t *pv = json_object_get(prev, k);
+    if (pv == NULL || !json_equal(v, pv))
+      return 0;
+  }
+  return 1;
+}
+
+static int has_key(const ikey *keys, size_t n, const ikey *k) {
+  for (size_t i = 0; i < n; i++)
+    if (keys[i].fam == k->fam && keys[i].len == k->len && memcmp(keys[i].k, k->k, k->len) == 0)
+      return 1;
+  return 0;
+}
+
+/* The keys every resource holds: pat and typ (keys[0..2)). */
+static void base_keys(const uint8_t tag[32], int type, const uint8_t h[32], ikey *keys) {
+  keys[0].fam = FAM_PAT;
+  keys[0].len = 65;
+  memcpy(keys[0].k, tag, 32);
+  keys[0].k[32] = (uint8_t)type;
+  memcpy(keys[0].k + 33, h, 32);
+  keys[1].fam = FAM_TYP;
+  keys[1].len = 33;
+  keys[1].k[0] = (uint8_t)type;
+  memcpy(keys[1].k + 1, h, 32);
+}
+
+/* A Provenance's ref key for target h (after its other keys, unless it
+ * has it: one per target resource). */
+static void add_ref(ikey *keys, uint16_t *n, const uint8_t to[32], const uint8_t prov[32]) {
+  ikey *k = &keys[*n];
+  k->fam = FAM_REF;
+  k->len = 64;
+  memcpy(k->k, to, 32);
+  memcpy(k->k + 32, prov, 32);
+  if (!has_key(keys, *n, k))
+    (*n)++;
+}
+
+/* A Provenance put as a jansson tree (no fold does: provenance() writes
+ * them; for completeness of map_put): its ref keys from its targets. */
+static int tree_ref_keys(folding *fo, const uint8_t h[32], json_t *res, ikey *keys, uint16_t *n,
+                         cl_err *err) {
+  json_t *targets = json_object_get(res, "target");
+  for (size_t i = 0; i < json_array_size(targets); i++) {
+    const char *ref = json_string_value(json_object_get(json_array_get(targets, i), "reference"));
+    if (ref == NULL)
+      continue;
+    const char *hist = strstr(ref, "/_history/");
+    size_t rl = hist ? (size_t)(hist - ref) : strlen(ref);
+    if (*n == MAX_KEYS)
+      return cl_err_set(err, CL_EINVAL, "fhir: a Provenance with over %d targets", MAX_KEYS);
+    uint8_t th[32];
+    cl_proj_hash(fo->f->proj, ref, rl, th);
+    add_ref(keys, n, th, h);
+  }
+  return 0;
+}
+
+/* The header of a stored version into the state's buffer. */
+static void write_header(fj_buf *b, const cl_event_view *ev) {
+  uint8_t hdr[VER_HDR];
+  be64(hdr, ev->seq);
+  be64(hdr + 8, (uint64_t)ev->committed_at_ns);
+  memcpy(hdr + 16, ev->event_id, 16);
+  fj_buf_raw(b, hdr, sizeof hdr);
+}
+
+/* The instant of ns as a JSON string. */
+static void write_instant_ns(fj_buf *b, int64_t ns) {
+  char t[40];
+  int64_t s = ns / 1000000000, r = ns % 1000000000;
+  if (r < 0) {
+    s--;
+    r += 1000000000;
+  }
+  fj_instant_text(s, (int32_t)r, t);
+  fj_buf_cstr(b, t);
+}
+
+/* ,"meta":{"versionId":"<v>","lastUpdated":"<instant>"} */
+static void write_meta(fj_buf *b, uint32_t version, int64_t ns) {
+  fj_buf_lit(b, ",\"meta\":{\"versionId\":\"");
+  fj_buf_u64(b, version);
+  fj_buf_lit(b, "\",\"lastUpdated\":");
+  write_instant_ns(b, ns);
+  fj_buf_lit(b, "}");
+}
+
+/* Stores the version in the state's buffer (header and JSON, wiped here)
+ * as version `version` of resource h, with index keys keys[0..n) (owned:
+ * they pass to the cache, also on error), replacing `old` (NULL: a new
+ * resource), and notes it as a target of the event's Provenance unless it
+ * is one itself. */
+static int store_version(folding *fo, int type, const char *id, const uint8_t h[32], const cur *old,
+                         uint32_t version, ikey *keys, uint16_t n, cl_err *err) {
+  cl_fold_ctx *f = fo->f;
+  const cl_event_view *ev = fo->ev;
+  state *s = f->state;
+  cur now = {.version = version,
+             .type = (uint8_t)type,
+             .seq = ev->seq,
+             .last_updated_ns = ev->committed_at_ns,
+             .nkeys = n,
+             .keys = keys};
+  memcpy(now.tag, ev->stream_tag, 32);
+  int rc = s->buf.oom ? cl_err_set(err, CL_ENOMEM, "out of memory") : 0;
+  uint8_t vk[36];
+  memcpy(vk, h, 32);
+  be32(vk + 32, version);
+  if (rc == 0)
+    rc =
+        cl_proj_put_sealed(f->txn, FAM_VER, vk, sizeof vk, ev->stream_tag, s->buf.p, s->buf.n, err);
+  fj_buf_wipe(&s->buf);
+  for (size_t i = 0; rc == 0 && old != NULL && i < old->nkeys; i++) /* keys it no longer has */
+    if (!has_key(now.keys, now.nkeys, &old->keys[i]))
+      rc = cl_proj_del(f->txn, old->keys[i].fam, old->keys[i].k, old->keys[i].len, err);
+  for (size_t i = 0; rc == 0 && i < now.nkeys; i++)
+    if (old == NULL || !has_key(old->keys, old->nkeys, &now.keys[i]))
+      rc = cl_proj_put(f->txn, now.keys[i].fam, now.keys[i].k, now.keys[i].len, "", 0, err);
+  if (rc == 0) {
+    uint8_t small[512], *cv = small;
+    size_t cl = cur_packed_size(&now);
+    if (cl > sizeof small && (cv = cl_malloc(cl)) == NULL)
+      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    if (rc == 0) {
+      cur_pack_into(&now, cv);
+      rc = cl_proj_put(f->txn, FAM_CUR, h, 32, cv, cl, err);
+    }
+    if (cv != small)
+      cl_free(cv);
+  }
+  if (rc == 0 && old == NULL && note_created(s, ev->stream_tag, h))
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  if (rc) {
+    cur_free(&now);
+    return rc;
+  }
+  if (old == NULL && s->known != NULL && cl_fhir_known_add(s->known, h) != 0) {
+    cl_fhir_known_free(s->known); /* outgrown: reads instead */
+    s->known = NULL;
+  }
+  if (type == CL_FHIR_Provenance && cl_hmap_get(s->idx, h) == NULL) {
+    cur_free(&now); /* read back rarely (corrections): not cached, the transaction has it */
+    return 0;
+  }
+  /* `old` is a view into the cache: this ends it */
+  if ((rc = cache_set(s, h, &now, err)) != 0 || type == CL_FHIR_Provenance)
+    return rc;
+  if (s->nt == s->capt) {
+    size_t cap = s->capt ? s->capt * 2 : 16;
+    target *nt = realloc(s->t, cap * sizeof *nt);
+    if (nt == NULL)
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    s->t = nt;
+    s->capt = cap;
+  }
+  target *t = &s->t[s->nt++];
+  t->type = type;
+  t->version = version;
+  memcpy(t->h, h, 32);
+  snprintf(t->id, sizeof t->id, "%s", id);
+  return 0;
+}
+
+static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
+  folding *fo = m->impl;
+  cl_fold_ctx *f = fo->f;
+  state *s = f->state;
+  json_t *jtype = json_object_get(res, "resourceType"), *jid = json_object_get(res, "id");
+  const char *tname = json_string_value(jtype), *id = json_string_value(jid);
+  int type = cl_fhir_type_of(tname);
+  if (type == 0 || id == NULL || id[0] == '\0' || strlen(id) >= CL_FHIR_ID_MAX) {
+    json_decref(res);
+    return cl_err_set(err, CL_EINVAL,
+                      "fhir: a mapper put a resource without a type of ours or an id");
+  }
+  uint8_t h[32];
+  res_hash(f->proj, tname, id, h);
+  const cur *old;
+  int rc = cur_get(f, h, &old, err);
+  if (rc == 0 && old != NULL) {
+    json_t *prev;
+    rc = txn_version(f->txn, h, old->version, &prev, err);
+    if (rc == 0) {
+      int same = same_but_meta(prev, res);
+      json_decref(prev);
+      if (same) { /* the event changes nothing here: no version */
+        json_decref(res);
+        return 0;
+      }
+    } else if (rc == CL_ENOTFOUND) { /* an erased version: a new one follows it */
+      rc = 0;
+    }
+  }
+  size_t need =
+      2 + (type == CL_FHIR_Provenance ? json_array_size(json_object_get(res, "target")) : 0);
+  if (rc == 0 && need > MAX_KEYS)
+    rc = cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources", MAX_KEYS - 2);
+  ikey *keys = rc == 0 ? cl_malloc(need * sizeof *keys) : NULL;
+  if (rc == 0 && keys == NULL)
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  if (rc) {
+    json_decref(res);
+    return rc;
+  }
+  uint32_t version = old != NULL ? old->version + 1 : 1;
+  uint16_t nkeys = 2;
+  base_keys(fo->ev->stream_tag, type, h, keys);
+  if (type == CL_FHIR_Provenance && (rc = tree_ref_keys(fo, h, res, keys, &nkeys, err)) != 0) {
+    cl_free(keys);
+    json_decref(res);
+    return rc;
+  }
+  /* the stored form: resourceType, id, meta, then the other members in
+   * their order (a meta the mapper read back is replaced) */
+  fj_buf *b = &s->buf;
+  write_header(b, fo->ev);
+  fj_buf_lit(b, "{\"resourceType\":");
+  fj_buf_value(b, jtype);
+  fj_buf_lit(b, ",\"id\":");
+  fj_buf_value(b, jid);
+  write_meta(b, version, fo->ev->committed_at_ns);
+  const char *k;
+  json_t *v;
+  json_object_foreach(res, k, v) {
+    if (strcmp(k, "resourceType") == 0 || strcmp(k, "id") == 0 || strcmp(k, "meta") == 0)
+      continue;
+    fj_buf_lit(b, ",");
+    fj_buf_cstr(b, k);
+    fj_buf_lit(b, ":");
+    fj_buf_value(b, v);
+  }
+  fj_buf_lit(b, "}");
+  rc = store_version(fo, type, id, h, old, version, keys, nkeys, err);
+  json_decref(res);
+  return rc;
+}
+
+static const cl_fhir_map_ops store_ops = {map_get, map_put};
+
+/* ---- corrections ---- */
+
+/* The status member and value that retract a resource of `type`. */
+static void retract(json_t *r, int type) {
+  switch (type) {
+  case CL_FHIR_Patient:
+    json_object_set_new(r, "active", json_false());
+    break;
+  case CL_FHIR_Condition:
+  case CL_FHIR_AllergyIntolerance: {
+    /* R4: no clinicalStatus when the verification status is entered-in-error */
+    const char *sys = type == CL_FHIR_Condition
+                          ? "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+                          : "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification";
+    json_object_del(r, "clinicalStatus");
+    /* con-4: an abatement needs a clinical status; a retracted condition has neither */
+    static const char *const abatement[] = {"abatementDateTime", "abatementAge", "abatementPeriod",
+                                            "abatementRange", "abatementString"};
+    for (size_t i = 0; i < sizeof abatement / sizeof abatement[0]; i++)
+      json_object_del(r, abatement[i]);
+    json_object_set_new(r, "verificationStatus",
+                        fj_concept_lit(sys, "entered-in-error", "Entered in Error"));
+    break;
+  }
+  case CL_FHIR_Provenance:
+    break;
+  default:
+    json_object_set_new(r, "status", json_string("entered-in-error"));
+    break;
+  }
+}
+
+/* Retracts every resource the event `eid` (of stream `tag`) changed, but
+ * those in `keep` ("Type/id" strings). */
+static int retract_event(cl_fhir_map *m, const ProtobufCBinaryData *eid, json_t *keep,
+                         cl_err *err) {
+  char uuid[37];
+  if (!fj_uuid_text(eid, uuid))
+    return 0; /* names no event: nothing to retract */
+  json_t *prov;
+  int rc = map_get(m, "Provenance", uuid, &prov, err);
+  if (rc == CL_ENOTFOUND)
+    return 0; /* the event made no resources (or is not in this view) */
+  if (rc)
+    return rc;
+  json_t *targets = json_object_get(prov, "target");
+  for (size_t i = 0; rc == 0 && i < json_array_size(targets); i++) {
+    const char *ref = json_string_value(json_object_get(json_array_get(targets, i), "reference"));
+    const char *slash = ref ? strchr(ref, '/') : NULL;
+    const char *hist = ref ? strstr(ref, "/_history/") : NULL;
+    if (slash == NULL || hist == NULL || hist <= slash)
+      continue;
+    char tname[64], id[CL_FHIR_ID_MAX];
+    snprintf(tname, sizeof tname, "%.*s", (int)(slash - ref), ref);
+    snprintf(id, sizeof id, "%.*s", (int)(hist - slash - 1), slash + 1);
+    int skip = 0;
+    for (size_t j = 0; j < json_array_size(keep); j++) {
+      const char *k = json_string_value(json_array_get(keep, j));
+      if (k != NULL && strncmp(k, ref, (size_t)(hist - ref)) == 0 && k[hist - ref] == '/')
+        skip = 1;
+    }
+    if (skip)
+      continue;
+    json_t *r;
+    if ((rc = map_get(m, tname, id, &r, err)) == CL_ENOTFOUND) {
+      rc = 0;
+      continue;
+    }
+    if (rc)
+      break;
+    json_object_del(r, "meta");
+    retract(r, cl_fhir_type_of(tname));
+    rc = map_put(m, r, err);
+  }
+  json_decref(prov);
+  return rc;
+}
+
+static int correct(cl_fhir_map *m, cl_err *err) {
+  const Clinlog__V1__Event *e = m->ev;
+  if (e->body_case == CLINLOG__V1__EVENT__BODY_ENTERED_IN_ERROR)
+    return retract_event(m, &e->entered_in_error->corrected_event_id, NULL, err);
+  /* Amended: what the replacement rewrote stays as it wrote it */
+  const Clinlog__V1__Amended *a = e->amended;
+  char uuid[37];
+  json_t *keep = json_array(), *prov = NULL;
+  int rc = 0;
+  if (fj_uuid_text(&a->replacement_event_id, uuid)) {
+    rc = map_get(m, "Provenance", uuid, &prov, err);
+    if (rc == CL_ENOTFOUND)
+      rc = 0;
+    json_t *targets = json_object_get(prov, "target");
+    for (size_t i = 0; i < json_array_size(targets); i++)
+      json_array_append(keep, json_object_get(json_array_get(targets, i), "reference"));
+  }
+  if (rc == 0)
+    rc = retract_event(m, &a->amended_event_id, keep, err);
+  json_decref(prov);
+  json_decref(keep);
+  return rc;
+}
+
+/* ---- Provenance ---- */
+
+static const char *body_name(const Clinlog__V1__Event *e) {
+  const ProtobufCFieldDescriptor *fd =
+      protobuf_c_message_descriptor_get_field(&clinlog__v1__event__descriptor, e->body_case);
+  return fd ? fd->name : "event";
+}
+
+/* The body's message name: patient_registered -> PatientRegistered. */
+static void activity_display(const Clinlog__V1__Event *e, char disp[64]) {
+  const char *bn = body_name(e);
+  size_t o = 0;
+  for (int up = 1; *bn && o + 1 < 64; bn++) {
+    if (*bn == '_') {
+      up = 1;
+      continue;
+    }
+    disp[o++] = up && *bn >= 'a' && *bn <= 'z' ? (char)(*bn - 32) : *bn;
+    up = 0;
+  }
+  disp[o] = '\0';
+}
+
+#define PARTICIPANT_TYPE "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+#define EVENT_TYPE_SYSTEM "https://clinlog.dev/fhir/CodeSystem/event-type"
+
+/* Pieces of the Provenance written as bytes (provenance()). */
+static void w_concept(fj_buf *b, const char *system, const char *code, const char *display) {
+  fj_buf_lit(b, "{\"coding\":[{\"system\":");
+  fj_buf_cstr(b, system);
+  fj_buf_lit(b, ",\"code\":");
+  fj_buf_cstr(b, code);
+  fj_buf_lit(b, ",\"display\":");
+  fj_buf_cstr(b, display);
+  fj_buf_lit(b, "}]}");
+}
+
+static void w_who(fj_buf *b, const char *pid) {
+  if (pid == NULL || pid[0] == '\0') {
+    fj_buf_lit(b, "{\"display\":\"unknown principal\"}");
+    return;
+  }
+  fj_buf_lit(b, "{\"identifier\":{\"system\":\"" FJ_PRINCIPAL_SYSTEM "\",\"value\":");
+  fj_buf_cstr(b, pid);
+  fj_buf_lit(b, "}}");
+}
+
+static void w_b64(fj_buf *b, const uint8_t *p, size_t n) {
+  size_t bl = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+  char small[128], *s = bl <= sizeof small ? small : malloc(bl);
+  if (s == NULL) {
+    b->oom = 1;
+    return;
+  }
+  sodium_bin2base64(s, bl, p, n, sodium_base64_VARIANT_ORIGINAL);
+  fj_buf_cstr(b, s);
+  if (s != small)
+    free(s);
+}
+
+/* {"url":"<url>","<member>":"<s>"} */
+static void w_sub(fj_buf *b, const char *url, const char *member) {
+  fj_buf_lit(b, ",{\"url\":");
+  fj_buf_cstr(b, url);
+  fj_buf_lit(b, ",\"");
+  fj_buf_lit(b, member);
+  fj_buf_lit(b, "\":");
+}
+
+/* s, or NULL if it is not a string jansson takes (fj_utf8_ok). */
+static const char *text(const char *s) { return s != NULL && fj_utf8_ok(s, strlen(s)) ? s : NULL; }
+
+/* The Provenance of the event: every version it made as a target, who
+ * recorded it, when, and the coordinates of its proof (fhir.h). Written as
+ * bytes, no jansson tree: the JSON the tree this replaced (fold 2) gave,
+ * byte for byte. A Provenance is always new: it is named by the event's
+ * id, which the log holds once (ids are never reused) and a state folds
+ * once, so there is no current version to read or compare with. */
+static int provenance(folding *fo, cl_fhir_map *m, cl_err *err) {
+  const cl_event_view *ev = fo->ev;
+  const Clinlog__V1__Event *e = m->ev;
+  const Clinlog__V1__RecordedBy *rb = e->recorded_by;
+  state *s = fo->f->state;
+  Clinlog__V1__Record *rec = NULL;
+  cl_err rerr;
+  if (ev->record == NULL || cl_record_decode(ev->record, ev->record_len, &rec, &rerr) != 0)
+    rec = NULL;
+  /* jansson refuses a string that is not UTF-8, and the member holding it
+   * was then left out (an unknown principal for `who`): the same here */
+  const char *pid = rb ? text(rb->principal_id) : NULL, *obo = rb ? text(rb->on_behalf_of) : NULL;
+  const char *role = rb ? text(rb->role) : NULL, *ss = text(e->source_system);
+  const char *smid = text(e->source_message_id);
+  if (2 + s->nt > MAX_KEYS) {
+    if (rec != NULL)
+      clinlog__v1__record__free_unpacked(rec, NULL);
+    return cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources", MAX_KEYS - 2);
+  }
+  char uuid[37], disp[64];
+  ProtobufCBinaryData eid = {16, (uint8_t *)ev->event_id};
+  fj_uuid_text(&eid, uuid);
+  activity_display(e, disp);
+  uint8_t h[32];
+  res_hash(fo->f->proj, "Provenance", uuid, h);
+
+  fj_buf *b = &s->buf;
+  write_header(b, ev);
+  fj_buf_lit(b, "{\"resourceType\":\"Provenance\",\"id\":\"");
+  fj_buf_lit(b, uuid);
+  fj_buf_lit(b, "\"");
+  write_meta(b, 1, ev->committed_at_ns);
+  fj_buf_lit(b, ",\"target\":[");
+  for (size_t i = 0; i < s->nt; i++) {
+    char t[CL_FHIR_ID_MAX + 64];
+    int tl = snprintf(t, sizeof t, "%s/%s/_history/%u", cl_fhir_type_name(s->t[i].type), s->t[i].id,
+                      s->t[i].version);
+    fj_buf_lit(b, i ? ",{\"reference\":" : "{\"reference\":");
+    fj_buf_str(b, t, (size_t)tl);
+    fj_buf_lit(b, "}");
+  }
+  fj_buf_lit(b, "]");
+  if (e->occurred_at != NULL) {
+    char t[40];
+    fj_instant_text(e->occurred_at->seconds, e->occurred_at->nanos, t);
+    fj_buf_lit(b, ",\"occurredDateTime\":");
+    fj_buf_cstr(b, t);
+  }
+  fj_buf_lit(b, ",\"recorded\":");
+  write_instant_ns(b, ev->committed_at_ns);
+  char code[16];
+  snprintf(code, sizeof code, "%u", ev->event_type);
+  fj_buf_lit(b, ",\"activity\":");
+  w_concept(b, EVENT_TYPE_SYSTEM, code, disp);
+  fj_buf_lit(b, ",\"agent\":[{\"type\":");
+  w_concept(b, PARTICIPANT_TYPE, "enterer", "Enterer");
+  if (fj_has(role)) {
+    fj_buf_lit(b, ",\"role\":[{\"text\":");
+    fj_buf_cstr(b, role);
+    fj_buf_lit(b, "}]");
+  }
+  fj_buf_lit(b, ",\"who\":");
+  w_who(b, pid);
+  if (fj_has(obo)) {
+    fj_buf_lit(b, ",\"onBehalfOf\":");
+    w_who(b, obo);
+  }
+  fj_buf_lit(b, "}");
+  if (rb != NULL && fj_has(rb->device_id)) {
+    char did[CL_FHIR_ID_MAX], ref[160];
+    cl_fhir_id("Device", NULL, rb->device_id, did);
+    snprintf(ref, sizeof ref, "Device/%s", did);
+    fj_buf_lit(b, ",{\"type\":");
+    w_concept(b, PARTICIPANT_TYPE, "performer", "Performer");
+    fj_buf_lit(b, ",\"who\":{\"reference\":");
+    fj_buf_cstr(b, ref);
+    fj_buf_lit(b, "}}");
+  }
+  /* the event itself, with the coordinates of its proof */
+  fj_buf_lit(b, "],\"entity\":[{\"extension\":[{\"url\":\"" CL_FHIR_LOG_ENTRY_EXT
+                "\",\"extension\":[{\"url\":\"seq\",\"valueString\":\"");
+  fj_buf_u64(b, ev->seq);
+  fj_buf_lit(b, "\"}");
+  w_sub(b, "streamVersion", "valueString");
+  fj_buf_lit(b, "\"");
+  fj_buf_u64(b, ev->stream_version);
+  fj_buf_lit(b, "\"}");
+  w_sub(b, "eventHash", "valueBase64Binary");
+  w_b64(b, ev->event_hash, 32);
+  fj_buf_lit(b, "}");
+  if (rec != NULL && rec->batch_size > 0) {
+    w_sub(b, "batchIndex", "valueUnsignedInt");
+    fj_buf_u64(b, rec->batch_index);
+    fj_buf_lit(b, "}");
+    w_sub(b, "batchSize", "valueUnsignedInt");
+    fj_buf_u64(b, rec->batch_size);
+    fj_buf_lit(b, "}");
+  }
+  if (fj_has(ss)) {
+    w_sub(b, "sourceSystem", "valueString");
+    fj_buf_cstr(b, ss);
+    fj_buf_lit(b, "}");
+  }
+  if (fj_has(smid)) {
+    w_sub(b, "sourceMessageId", "valueString");
+    fj_buf_cstr(b, smid);
+    fj_buf_lit(b, "}");
+  }
+  fj_buf_lit(b, "]}],\"role\":\"source\",\"what\":{\"identifier\":{\"system\":\"urn:ietf:rfc:"
+                "3986\",\"value\":\"urn:uuid:");
+  fj_buf_lit(b, uuid);
+  fj_buf_lit(b, "\"},\"display\":");
+  fj_buf_cstr(b, disp);
+  fj_buf_lit(b, "}}]");
+  /* a per-event signature travels with the Provenance; a batch's is on the
+   * batch's last record (batchIndex/batchSize say which) */
+  if (rec != NULL && rec->batch_size == 0 && rec->signature != NULL &&
+      rec->signature->signature.len > 0) {
+    fj_buf_lit(b, ",\"signature\":[{\"type\":[{\"system\":\"urn:iso-astm:E1762-95:2013\",\"code\":"
+                  "\"1.2.840.10065.1.12.1.1\",\"display\":\"Author's Signature\"}],\"when\":");
+    write_instant_ns(b, ev->committed_at_ns);
+    fj_buf_lit(b, ",\"who\":");
+    w_who(b, pid);
+    fj_buf_lit(b, ",\"sigFormat\":\"application/octet-stream\",\"data\":");
+    w_b64(b, rec->signature->signature.data, rec->signature->signature.len);
+    if (rec->signature->key_id.len > 0) {
+      fj_buf_lit(b, ",\"extension\":[{\"url\":\"" CL_FHIR_LOG_ENTRY_EXT
+                    "#keyId\",\"valueBase64Binary\":");
+      w_b64(b, rec->signature->key_id.data, rec->signature->key_id.len);
+      fj_buf_lit(b, "}]");
+    }
+    fj_buf_lit(b, "}]");
+  }
+  fj_buf_lit(b, "}");
+  if (rec != NULL)
+    clinlog__v1__record__free_unpacked(rec, NULL);
+
+  ikey *keys = cl_malloc((2 + s->nt) * sizeof *keys);
+  if (keys == NULL) {
+    fj_buf_wipe(b);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  uint16_t nkeys = 2;
+  base_keys(ev->stream_tag, CL_FHIR_Provenance, h, keys);
+  for (size_t i = 0; i < s->nt; i++) /* H(type/id) of each target, as map_put hashed it */
+    add_ref(keys, &nkeys, s->t[i].h, h);
+  return store_version(fo, CL_FHIR_Provenance, uuid, h, NULL, 1, keys, nkeys, err);
+}
+
+/* ---- erasure ---- */
+
+static int forget_resource(cl_fold_ctx *f, const uint8_t h[32], cl_err *err) {
+  const cur *c;
+  int rc = cur_get(f, h, &c, err);
+  if (rc || c == NULL)
+    return rc; /* an error, or already forgotten */
+  for (size_t i = 0; rc == 0 && i < c->nkeys; i++)
+    rc = cl_proj_del(f->txn, c->keys[i].fam, c->keys[i].k, c->keys[i].len, err);
+  for (uint32_t v = 1; rc == 0 && v <= c->version; v++) {
+    uint8_t vk[36];
+    memcpy(vk, h, 32);
+    be32(vk + 32, v);
+    rc = cl_proj_del(f->txn, FAM_VER, vk, sizeof vk, err);
+  }
+  if (rc == 0)
+    rc = cl_proj_del(f->txn, FAM_CUR, h, 32, err);
+  if (rc == 0)
+    rc = cache_set(f->state, h, NULL, err);
+  return rc;
+}
+
+typedef struct hlist {
+  uint8_t (*h)[32];
+  size_t n, cap;
+} hlist;
+
+static int collect(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                   cl_err *err) {
+  (void)val;
+  (void)vl;
+  hlist *l = ctx;
+  if (kl != 65)
+    return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    uint8_t(*h)[32] = realloc(l->h, cap * sizeof *h);
+    if (h == NULL)
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    l->h = h;
+    l->cap = cap;
+  }
+  memcpy(l->h[l->n++], key + 33, 32);
+  return 0;
+}
+
+/* Forgets every resource of the erased stream: those on disk (found
+ * through `pat`) and those of this batch and the one in flight. */
+static int erase(cl_fold_ctx *f, const char *stream, cl_err *err) {
+  uint8_t tag[32];
+  int rc = cl_log_stream_tag(f->log, stream, tag, err);
+  if (rc)
+    return rc;
+  hlist l = {0};
+  rc = cl_proj_scan(f->proj, FAM_PAT, tag, 32, NULL, 0, collect, &l, err);
+  for (size_t i = 0; rc == 0 && i < l.n; i++)
+    rc = forget_resource(f, l.h[i], err);
+  free(l.h);
+  state *s = f->state;
+  for (size_t i = 0; rc == 0 && i < s->n; i++)
+    if (memcmp(s->c[i].tag, tag, 32) == 0)
+      rc = forget_resource(f, s->c[i].h, err);
+  return rc;
+}
+
+/* ---- the fold ---- */
+
+static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
+  if (ev->seq == 1)
+    known_reset(f->state);
+  if (ev->erased || ev->event == NULL)
+    return 0; /* leaves no trace */
+  uint32_t t = ev->event_type;
+  if (t < 100 || (t >= 900 && t != CLINLOG__V1__EVENT__BODY_STREAM_ERASED))
+    return 0;
+  Clinlog__V1__Event *e;
+  int rc = cl_event_decode(ev->event, ev->event_len, &e, err);
+  if (rc)
+    return rc;
+  if (e->body_case == CLINLOG__V1__EVENT__BODY_STREAM_ERASED) {
+    rc = erase(f, e->stream_erased->stream, err);
+    clinlog__v1__event__free_unpacked(e, NULL);
+    return rc;
+  }
+  if ((rc = cl_fhir_sanitize(&e->base, err)) != 0) {
+    clinlog__v1__event__free_unpacked(e, NULL);
+    return rc;
+  }
+  const char *patient = NULL;
+  if (strncmp(e->stream, "patient-", 8) == 0 && e->stream[8] != '\0')
+    patient = e->stream + 8;
+  else if (strncmp(e->stream, "device-", 7) != 0) {
+    clinlog__v1__event__free_unpacked(e, NULL);
+    return 0; /* not a clinical stream */
+  }
+  state *s = f->state;
+  s->nt = 0;
+  folding fo = {f, ev};
+  cl_fhir_map m = {.ev = e,
+                   .patient_id = patient,
+                   .stream = e->stream,
+                   .seq = ev->seq,
+                   .committed_at_ns = ev->committed_at_ns,
+                   .ops = &store_ops,
+                   .impl = &fo};
+  if (e->body_case == CLINLOG__V1__EVENT__BODY_ENTERED_IN_ERROR ||
+      e->body_case == CLINLOG__V1__EVENT__BODY_AMENDED)
+    rc = correct(&m, err);
+  else
+    rc = cl_fhir_map_event(&m, err);
+  if (rc == 0 && s->nt > 0)
+    rc = provenance(&fo, &m, err);
+  if (rc)
+    cl_err_prefix(err, "seq %llu (%s)", (unsigned long long)ev->seq, body_name(e));
+  s->nt = 0;
+  clinlog__v1__event__free_unpacked(e, NULL);
+  return rc;
+}
+
+const cl_projection cl_fhir_projection = {
+    .name = "fhir",
+    .version = FHIR_VERSION,
+    .families = families,
+    .nfamilies = NFAM,
+    .fold = fold,
+    .state_new = state_new,
+    .state_free = state_free,
+    .batch_end = batch_end,
+    .discard = discard,
+};
