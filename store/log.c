@@ -366,6 +366,11 @@ void cl_log_close(cl_log *log) {
 }
 
 const char *cl_log_origin(const cl_log *log) { return log->origin; }
+
+const cl_signer *cl_log_signer(const cl_log *log) {
+  return log->have_log_key ? &log->log_signer : NULL;
+}
+
 const uint8_t *cl_log_public_key(const cl_log *log) { return log->log_pk; }
 cl_feed *cl_log_feed(cl_log *log) { return log->feed; }
 

@@ -185,6 +185,10 @@ int cl_log_get_checkpoint(cl_log *log, uint64_t max_size, char **note, size_t *l
 
 /* Checkpoint origin / key name and the log's public key. Views valid until close. */
 const char *cl_log_origin(const cl_log *log);
+/* The log key (signs checkpoints; a node signs what it writes itself, such
+ * as sessions, with it): a view valid until cl_log_close, NULL on a node
+ * opened without it. */
+const cl_signer *cl_log_signer(const cl_log *log);
 const uint8_t *cl_log_public_key(const cl_log *log);
 
 /* RFC 9162 proofs over the committed tree; `proof` holds up to 64 hashes. */

@@ -56,6 +56,41 @@ static int derive_changes(prep *p, cl_err *err) {
   return 0;
 }
 
+/* The principal an authentication event is about (query/auth folds them
+ * per principal), NULL for other events. */
+static const char *auth_event_principal(const Clinlog__V1__Event *ev) {
+  switch (ev->body_case) {
+  case CLINLOG__V1__EVENT__BODY_CREDENTIAL_ENROLLED:
+    return ev->credential_enrolled->principal_id;
+  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_BOUND:
+    return ev->certificate_bound->principal_id;
+  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_REVOKED:
+    return ev->certificate_revoked->principal_id;
+  case CLINLOG__V1__EVENT__BODY_ROLES_CHANGED:
+    return ev->roles_changed->principal_id;
+  case CLINLOG__V1__EVENT__BODY_SESSION_STARTED:
+    return ev->session_started->principal_id;
+  case CLINLOG__V1__EVENT__BODY_SESSION_ENDED:
+    return ev->session_ended->principal_id;
+  default:
+    return NULL;
+  }
+}
+
+/* Authentication events belong in "$principal-<principal_id>" (sealed under
+ * that stream's data key; system streams are never erased). */
+static int principal_stream(const Clinlog__V1__Event *ev, size_t i, cl_err *err) {
+  const char *pid = auth_event_principal(ev);
+  static const char pre[] = "$principal-";
+  if (!pid || !pid[0])
+    return cl_err_set(err, CL_EMALFORMED, "events[%zu].%s.principal_id: required", i,
+                      cl_event_type_name(ev->body_case));
+  if (strncmp(ev->stream, pre, sizeof pre - 1) != 0 || strcmp(ev->stream + sizeof pre - 1, pid))
+    return cl_err_set(err, CL_EMALFORMED, "events[%zu].stream: %s of %s belongs in %s%s", i,
+                      cl_event_type_name(ev->body_case), pid, pre, pid);
+  return 0;
+}
+
 /* Authorization of event i for a signer with `roles`. */
 static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, int genesis,
                      cl_err *err) {
@@ -75,6 +110,21 @@ static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, 
       return cl_err_set(err, CL_EMALFORMED, "events[%zu].stream: %s belongs in a $ system stream",
                         i, cl_event_type_name(ev->body_case));
     return 0;
+  case CLINLOG__V1__EVENT__BODY_CREDENTIAL_ENROLLED:
+  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_BOUND:
+  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_REVOKED:
+  case CLINLOG__V1__EVENT__BODY_ROLES_CHANGED:
+    if (!cl_roles_has(roles, CL_ROLE_ADMIN))
+      return cl_err_set(err, CL_EDENIED, "events[%zu]: %s needs the admin role", i,
+                        cl_event_type_name(ev->body_case));
+    return principal_stream(ev, i, err);
+  case CLINLOG__V1__EVENT__BODY_SESSION_STARTED:
+  case CLINLOG__V1__EVENT__BODY_SESSION_ENDED:
+    /* a node issues and ends sessions, signing with the log key */
+    if (!cl_roles_has(roles, CL_ROLE_LOG) && !cl_roles_has(roles, CL_ROLE_ADMIN))
+      return cl_err_set(err, CL_EDENIED, "events[%zu]: %s is written by a node (the log key)", i,
+                        cl_event_type_name(ev->body_case));
+    return principal_stream(ev, i, err);
   default:
     /* system streams hold what the store and its operators write */
     if (ev->stream[0] == '$' && !genesis && !cl_roles_has(roles, CL_ROLE_ADMIN) &&

@@ -67,6 +67,8 @@ typedef struct cli_remote {
   const char *server_name; /* --server-name NAME */
   int plaintext;           /* --plaintext */
   int timeout_ms;          /* --timeout-ms N; 0: the client's default */
+  const char *token_file;  /* --token-file FILE: the session token to send (clinlog login) */
+  int no_token;            /* send no token (login itself) */
 } cli_remote;
 
 /* getopt_long codes of the remote options; CLI_REMOTE_OPTIONS expands to
@@ -78,15 +80,17 @@ enum {
   CLI_OPT_CERT_KEY,
   CLI_OPT_SERVER_NAME,
   CLI_OPT_PLAINTEXT,
-  CLI_OPT_TIMEOUT
+  CLI_OPT_TIMEOUT,
+  CLI_OPT_TOKEN_FILE
 };
 #define CLI_REMOTE_OPTIONS                                                                         \
   {"server", required_argument, 0, CLI_OPT_SERVER}, {"ca", required_argument, 0, CLI_OPT_CA},      \
       {"cert", required_argument, 0, CLI_OPT_CERT},                                                \
       {"cert-key", required_argument, 0, CLI_OPT_CERT_KEY},                                        \
       {"server-name", required_argument, 0, CLI_OPT_SERVER_NAME},                                  \
-      {"plaintext", no_argument, 0, CLI_OPT_PLAINTEXT}, {                                          \
-    "timeout-ms", required_argument, 0, CLI_OPT_TIMEOUT                                            \
+      {"plaintext", no_argument, 0, CLI_OPT_PLAINTEXT},                                            \
+      {"timeout-ms", required_argument, 0, CLI_OPT_TIMEOUT}, {                                     \
+    "token-file", required_argument, 0, CLI_OPT_TOKEN_FILE                                         \
   }
 #define CLI_REMOTE_USAGE                                                                           \
   "  --server HOST:PORT   talk to a clinlogd instead of a data directory\n"                        \
@@ -94,7 +98,9 @@ enum {
   "  --cert PEM --cert-key PEM   client certificate and key for mutual TLS\n"                      \
   "  --server-name NAME   name expected in the server's certificate\n"                             \
   "  --plaintext          no TLS (clinlogd --dev on loopback)\n"                                   \
-  "  --timeout-ms N       deadline of each call (default 30000)\n"
+  "  --timeout-ms N       deadline of each call (default 30000)\n"                                 \
+  "  --token-file FILE    session token of `clinlog login` (default $CLINLOG_TOKEN_FILE,\n"        \
+  "                       else ~/.clinlog/token; sent when the file exists)\n"
 
 /* Handles getopt code c (argument arg) if it is a remote option; returns 1
  * if it was one, 0 if not. */
@@ -122,6 +128,13 @@ int cmd_cluster(int argc, char **argv);
 int cmd_streams(int argc, char **argv);
 int cmd_projections(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);
+/* clinlog auth enroll|login|logout|whoami, login, logout (cmd_auth.c). */
+int cmd_auth(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);
+/* The session token kept by `clinlog login` (file: opt, else the default)
+ * into out. 0, or -1 when there is none. */
+int cli_token_read(const char *opt, char *out, size_t n);
 
 /* clinlog fhir export|export-status|export-cancel (cmd_fhir_export.c). */
 typedef struct cli_fhir_export_args {

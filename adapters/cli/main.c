@@ -33,6 +33,9 @@ static const struct {
     {"streams", cmd_streams, "a server's streams: one stream's counts, a category, events by type"},
     {"projections", cmd_projections, "a server's projections: position and lag, rebuild"},
     {"fhir", cmd_fhir, "a server's FHIR R4 views: read, history, search, $everything"},
+    {"auth", cmd_auth, "credentials and sessions: enroll a person, login, logout, whoami"},
+    {"login", cmd_login, "log in to a server (password + one-time code); keeps the token"},
+    {"logout", cmd_logout, "end the session of `clinlog login`"},
 };
 
 static void usage(FILE *f) {

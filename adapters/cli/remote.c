@@ -1,6 +1,7 @@
 /* The CLI's side of talking to a clinlogd: the shared --server/--ca/--cert
  * options, opening a client, and turning what the server sends into the
  * views the local code prints, so local and remote output are identical. */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,9 @@ int cli_remote_option(cli_remote *r, int c, const char *arg) {
   case CLI_OPT_TIMEOUT:
     r->timeout_ms = atoi(arg);
     return 1;
+  case CLI_OPT_TOKEN_FILE:
+    r->token_file = arg;
+    return 1;
   default:
     return 0;
   }
@@ -45,7 +49,16 @@ int cli_remote_open(const cli_remote *r, cl_client **c, cl_err *err) {
   o.server_name = r->server_name;
   if (r->timeout_ms > 0)
     o.timeout_ms = r->timeout_ms;
-  return cl_client_open(&o, c, err);
+  /* a session of `clinlog login`: "authorization: Bearer <token>" on every call */
+  char bearer[4096];
+  memcpy(bearer, "Bearer ", 7);
+  if (!r->no_token && cli_token_read(r->token_file, bearer + 7, sizeof bearer - 7) == 0) {
+    o.md_key = "authorization";
+    o.md_value = bearer;
+  }
+  int rc = cl_client_open(&o, c, err);
+  sodium_memzero(bearer, sizeof bearer);
+  return rc;
 }
 
 void cli_view_of_recorded(const Clinlog__V1__RecordedEvent *e, cl_event_view *v) {

@@ -19,6 +19,7 @@
 #include "adapters/grpc/services.h"
 #include "adapters/http/http.h"
 #include "adapters/service/service.h"
+#include "query/auth/principals.h"
 #include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
 #include "replication/node.h"
@@ -35,8 +36,15 @@ typedef struct opts {
   int no_forward;
   int no_projections;      /* --run-projections none */
   const char *http_listen; /* the FHIR REST API; NULL: off */
+  int auth;                /* 0 off, 1 on, 2 required */
+  int idle_logoff_s;
   const char *config;
 } opts;
+
+/* --auth: 0 off, 1 on, 2 required, -1 unknown. */
+static int parse_auth(const char *s) {
+  return !strcmp(s, "off") ? 0 : !strcmp(s, "on") ? 1 : !strcmp(s, "required") ? 2 : -1;
+}
 
 static void usage(FILE *f) {
   fprintf(
@@ -63,6 +71,11 @@ static void usage(FILE *f) {
       "  --http-listen HOST:PORT    serve the FHIR R4 REST API at https://HOST:PORT/fhir/R4\n"
       "                             (the --tls-cert/--tls-key certificate; plaintext with --dev\n"
       "                             on loopback). Off unless given\n"
+      "  --auth off|on|required     on (default): Auth.Login sessions and bound client\n"
+      "                             certificates are checked on every call; required: calls\n"
+      "                             without them are refused (UNAUTHENTICATED), health and\n"
+      "                             Auth.Login excepted (docs/security.md)\n"
+      "  --idle-logoff-s N          end a session after N s without a call (default 900)\n"
       "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
       "  --node-id N                this node's id in the cluster (default 1)\n"
       "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
@@ -146,6 +159,11 @@ static int load_config(const char *path, opts *o) {
       o->no_forward = json_is_true(v);
     else if (!strcmp(key, "http_listen"))
       o->http_listen = dup_str(v);
+    else if (!strcmp(key, "auth") && json_is_string(v) && parse_auth(json_string_value(v)) >= 0)
+      o->auth = parse_auth(json_string_value(v));
+    else if (!strcmp(key, "idle_logoff_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
+             json_integer_value(v) <= 86400)
+      o->idle_logoff_s = (int)json_integer_value(v);
     else if (!strcmp(key, "run_projections") && json_is_string(v) &&
              (!strcmp(json_string_value(v), "all") || !strcmp(json_string_value(v), "none")))
       o->no_projections = !strcmp(json_string_value(v), "none");
@@ -194,6 +212,8 @@ int main(int argc, char **argv) {
   o.no_forward = 0;
   o.no_projections = 0;
   o.http_listen = NULL;
+  o.auth = 1;
+  o.idle_logoff_s = 900;
   o.config = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -232,6 +252,8 @@ int main(int argc, char **argv) {
                                      {"snapshot-trailing", required_argument, 0, 'T'},
                                      {"run-projections", required_argument, 0, 'p'},
                                      {"http-listen", required_argument, 0, 'L'},
+                                     {"auth", required_argument, 0, 'U'},
+                                     {"idle-logoff-s", required_argument, 0, 'O'},
                                      {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -320,6 +342,17 @@ int main(int argc, char **argv) {
       break;
     case 'L':
       o.http_listen = optarg;
+      break;
+    case 'U':
+      if ((o.auth = parse_auth(optarg)) < 0) {
+        fprintf(stderr, "clinlogd: --auth: \"%s\" is not off, on or required\n", optarg);
+        return 2;
+      }
+      break;
+    case 'O':
+      if (parse_num("--idle-logoff-s", optarg, 1, &n))
+        return 2;
+      o.idle_logoff_s = (int)n;
       break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
@@ -419,7 +452,17 @@ int main(int argc, char **argv) {
   cl_svc *svc = NULL;
   char export_dir[4200];
   snprintf(export_dir, sizeof export_dir, "%s/exports", o.log.dir);
+  if (o.auth == 1 && !cl_log_signer(log)) {
+    fprintf(stderr, "clinlogd: no log key (keys/log.key): sessions cannot be signed; --auth off\n");
+    o.auth = 0;
+  }
+  cl_authn_options ao;
+  cl_authn_options_init(&ao);
+  ao.node_id = o.repl.id;
+  ao.idle_s = o.idle_logoff_s;
   if (cl_svc_new(&so, &svc, &err) != 0 ||
+      (o.auth && (cl_svc_add_projection(svc, &cl_auth_projection, NULL, &err) != 0 ||
+                  cl_svc_enable_auth(svc, &ao, o.auth == 2, &err) != 0)) ||
       (!o.no_projections && (cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0 ||
                              cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) != 0 ||
                              cl_svc_open_exports(svc, export_dir, NULL, &err) != 0))) {
@@ -431,7 +474,8 @@ int main(int argc, char **argv) {
   }
   static const cl_grpc_service *const services[] = {
       &cl_grpc_log_service,     &cl_grpc_health_service,      &cl_grpc_cluster_service,
-      &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service};
+      &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service,
+      &cl_grpc_auth_service};
   cl_grpc_service table[sizeof services / sizeof services[0]];
   for (size_t i = 0; i < sizeof services / sizeof services[0]; i++)
     table[i] = *services[i];

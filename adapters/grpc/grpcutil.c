@@ -79,6 +79,7 @@ grpc_status_code cl_grpc_status_of(int c) {
     return GRPC_STATUS_PERMISSION_DENIED;
   case CL_ETOOBIG:
   case CL_ENOMEM:
+  case CL_ELIMITED:
     return GRPC_STATUS_RESOURCE_EXHAUSTED;
   case CL_ENOTFOUND:
     return GRPC_STATUS_NOT_FOUND;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "adapters/grpc/client.h"
@@ -528,6 +529,11 @@ static void fill_ctx(srv_call *c) {
   if (v[0])
     snprintf(rc->request_id, sizeof rc->request_id, "%s", v);
   md_value(c, "clinlog-purpose-of-use", rc->purpose_of_use, sizeof rc->purpose_of_use);
+  md_value(c, "authorization", rc->bearer, sizeof rc->bearer);
+  if (!strncasecmp(rc->bearer, "Bearer ", 7))
+    memmove(rc->bearer, rc->bearer + 7, strlen(rc->bearer + 7) + 1);
+  else
+    rc->bearer[0] = '\0'; /* only bearer tokens */
   md_value(c, FORWARDED_MD, v, sizeof v);
   rc->forwarded = v[0] != '\0';
   rc->auth = CL_AUTH_NONE;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -87,6 +88,8 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int status, char *bod
   }
   if (status == 405)
     MHD_add_response_header(resp, "Allow", "GET, POST");
+  if (status == 401) /* RFC 6750 */
+    MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"clinlog\"");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
   MHD_destroy_response(resp);
   return ret;
@@ -409,6 +412,9 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     snprintf(rc.request_id, sizeof rc.request_id, "%s", rid_in);
   peer_of(c, rc.peer, sizeof rc.peer);
   rc.auth = h->tls ? CL_AUTH_TLS : CL_AUTH_NONE;
+  const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  if (authz && !strncasecmp(authz, "Bearer ", 7))
+    snprintf(rc.bearer, sizeof rc.bearer, "%s", authz + 7);
   /* how long read-your-writes may wait: the server's bound, or less with
    * RFC 7240's Prefer: wait=<seconds> */
   const char *prefer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Prefer");
@@ -488,7 +494,10 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   }
   if (cl_svc_admit(h->svc, &rc, as_grpc, &err) != 0) {
     cl_svc_finished(h->svc, &rc, err.code, err.msg);
-    int st = err.code == CL_EDENIED ? 403 : err.code == CL_EUNAUTH ? 401 : 503;
+    int st = err.code == CL_EDENIED    ? 403
+             : err.code == CL_EUNAUTH  ? 401
+             : err.code == CL_ELIMITED ? 429
+                                       : 503;
     return send_outcome(c, st, st == 503 ? "transient" : "security", rc.request_id, err.msg);
   }
   cl_runner *runner = cl_svc_runner(h->svc, "fhir");

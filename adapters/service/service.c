@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clinlog/v1/auth.pb-c.h"
 #include "store/keys.h"
 
 #define MAX_PROJECTIONS 16
@@ -22,6 +23,8 @@ struct cl_svc {
   cl_runner *runners[MAX_PROJECTIONS];
   size_t nrunners;
   cl_fhir_exports *exports;
+  cl_authn *authn;
+  int require_auth;
 };
 
 static const struct {
@@ -52,6 +55,8 @@ const char *cl_method_kind_name(int kind) {
     return "admin";
   case CL_MK_PEER:
     return "peer";
+  case CL_MK_AUTH:
+    return "auth";
   default:
     return "?";
   }
@@ -113,6 +118,7 @@ void cl_svc_free(cl_svc *s) {
   if (!s)
     return;
   cl_fhir_exports_close(s->exports);
+  cl_authn_free(s->authn);
   for (size_t i = s->nrunners; i-- > 0;)
     cl_runner_stop(s->runners[i]);
   pthread_mutex_destroy(&s->mu);
@@ -137,11 +143,50 @@ int cl_svc_draining(cl_svc *s) {
 
 /* ---------------------------------------------------------------- calls */
 
-int cl_svc_admit(cl_svc *s, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
+/* Who the caller is: a session token, else a bound client certificate. */
+static int authenticate(cl_svc *s, cl_req_ctx *rc, cl_err *err) {
+  cl_identity id;
+  int code;
+  if (rc->bearer[0]) {
+    if ((code = cl_authn_token(s->authn, rc->bearer, &id, err)) != 0)
+      return code; /* a token that does not check out is refused, required or not */
+    rc->auth = CL_AUTH_TOKEN;
+    memcpy(rc->token_id, id.token_id, sizeof rc->token_id);
+    rc->token_expires = id.expires_at;
+  } else if (rc->auth == CL_AUTH_MTLS && rc->cert_fingerprint[0] &&
+             cl_authn_cert(s->authn, rc->cert_fingerprint, &id, NULL) == 0) {
+    /* a certificate bound to no principal proves nothing: checked below */
+  } else {
+    id.principal[0] = '\0';
+  }
+  if (id.principal[0]) {
+    snprintf(rc->principal, sizeof rc->principal, "%s", id.principal);
+    snprintf(rc->roles, sizeof rc->roles, "%s", id.roles);
+    return 0;
+  }
+  int kind = cl_method_kind(rc->method);
+  if (s->require_auth && kind != CL_MK_HEALTH && rc->method != M_AUTH_LOGIN)
+    return cl_err_set(err, CL_EUNAUTH,
+                      "%s: authentication required (Auth.Login, then send "
+                      "\"authorization: Bearer <token>\"; or a registered client certificate)",
+                      cl_method_name(rc->method));
+  return 0;
+}
+
+int cl_svc_admit(cl_svc *s, cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
   const cl_svc_hooks *h = &s->o.hooks;
   if (rc->method < 0 || rc->method >= M_COUNT)
     return cl_err_set(err, CL_EINVAL, "unknown method");
   int code;
+  rc->principal[0] = rc->roles[0] = rc->token_id[0] = '\0';
+  if (s->authn && (code = authenticate(s, rc, err)) != 0)
+    return code;
+  /* the hooks never see a login's secrets: only who tries */
+  Clinlog__V1__LoginRequest redacted = CLINLOG__V1__LOGIN_REQUEST__INIT;
+  if (rc->method == M_AUTH_LOGIN && req) {
+    redacted.principal_id = ((const Clinlog__V1__LoginRequest *)req)->principal_id;
+    req = &redacted.base;
+  }
   if (h->authorize && (code = h->authorize(h->ctx, rc, req, err)) != 0) {
     if (code > 0 || !err->msg[0])
       cl_err_set(err, code < 0 ? code : CL_EDENIED, "%s: not allowed", cl_method_name(rc->method));
@@ -312,3 +357,43 @@ int cl_svc_open_exports(cl_svc *s, const char *dir, const cl_fhir_exports_option
 }
 
 cl_fhir_exports *cl_svc_exports(cl_svc *s) { return s->exports; }
+
+/* -------------------------------------------------------- authentication */
+
+/* The authenticator's writer: the service's, as a call of its own. */
+static int auth_append(void *ctx, const Clinlog__V1__AppendBatch *b, uint64_t *seq, cl_err *err) {
+  cl_svc *s = ctx;
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, M_AUTH_LOGIN, "internal");
+  rc.deadline_ms = cl_feed_now_ms() + 10000;
+  cl_append_result r;
+  int code = cl_svc_append(s, &rc, b, 1, &r, NULL, err);
+  if (code == 0)
+    *seq = r.n ? r.seq[r.n - 1] : 0;
+  if (code == 0 || code == CL_ECONFLICT)
+    cl_append_result_free(&r);
+  return code;
+}
+
+static int auth_wait(void *ctx, uint64_t seq, cl_err *err) {
+  return cl_svc_wait(ctx, "auth", seq, cl_feed_now_ms() + 10000, err);
+}
+
+int cl_svc_enable_auth(cl_svc *s, const cl_authn_options *o, int require, cl_err *err) {
+  cl_runner *r = cl_svc_runner(s, "auth");
+  if (!r)
+    return cl_err_set(err, CL_ENOTFOUND, "authentication needs the auth projection");
+  cl_authn_options ao = *o;
+  ao.log = s->o.log;
+  ao.proj = cl_runner_proj(r);
+  ao.append = auth_append;
+  ao.wait = auth_wait;
+  ao.ctx = s;
+  int code = cl_authn_new(&ao, &s->authn, err);
+  if (code == 0)
+    s->require_auth = require;
+  return code;
+}
+
+cl_authn *cl_svc_authn(cl_svc *s) { return s->authn; }
+int cl_svc_auth_required(cl_svc *s) { return s->require_auth; }

@@ -29,6 +29,7 @@
 
 #include "adapters/service/methods.h"
 #include "clinlog/v1/api.pb-c.h"
+#include "query/auth/authn.h"
 #include "query/fhir/export.h"
 #include "query/runner.h"
 #include "replication/node.h"
@@ -47,6 +48,7 @@ enum cl_auth {
 const char *cl_auth_name(int auth);
 
 #define CL_REQ_ID_MAX 64
+#define CL_BEARER_MAX 2048
 
 /* One call, as the codec saw it. Filled by the codec, read by hooks and
  * handlers; plain value, no pointers to free. */
@@ -59,6 +61,9 @@ typedef struct cl_req_ctx {
   char principal[128];            /* authenticated principal, "" if none */
   char roles[256];                /* its roles, comma-separated */
   char cert_fingerprint[65];      /* SHA-256 of the client certificate (hex), mTLS only */
+  char bearer[CL_BEARER_MAX];     /* the session token the caller sent, "" if none */
+  char token_id[33];              /* the session's id once its token is checked */
+  int64_t token_expires;          /* its expiry, unix seconds */
   char purpose_of_use[64];        /* the caller's stated purpose (HL7 PurposeOfUse), "" if none */
   int break_glass;                /* emergency access asked for */
   int forwarded;                  /* arrived from another node (a forwarded write) */
@@ -116,9 +121,11 @@ int cl_svc_draining(cl_svc *s);
 
 /* ---- calls ---- */
 
-/* Runs the authorize and audit hooks for a call about to start. 0: go on;
- * else the call must end with the returned error. */
-int cl_svc_admit(cl_svc *s, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err);
+/* Admits a call about to start: authenticates the caller when
+ * authentication is on (below; fills rc's principal, roles, auth and
+ * token), then runs the authorize and audit hooks. 0: go on; else the call
+ * must end with the returned error. */
+int cl_svc_admit(cl_svc *s, cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err);
 /* Tells the finished hook the call is over. */
 void cl_svc_finished(cl_svc *s, const cl_req_ctx *rc, int code, const char *detail);
 
@@ -177,6 +184,22 @@ int cl_svc_add_projection(cl_svc *s, const cl_projection *def, const cl_runner_o
 cl_runner *cl_svc_runner(cl_svc *s, const char *name);
 /* Every runner, in the order added: up to cap into out; returns the count. */
 size_t cl_svc_runners(cl_svc *s, cl_runner **out, size_t cap);
+
+/* ---- authentication ---- */
+
+/* Turns authentication on, over the `auth` projection (add it first; see
+ * query/auth/authn.h). From then on cl_svc_admit checks, before the hooks,
+ * the session token a call carries (rc->bearer: a bad one refuses the
+ * call) or else a client certificate bound to a principal; with `require`,
+ * a call that proves no principal is refused with CL_EUNAUTH, except health
+ * checks, the FHIR CapabilityStatement and Auth.Login. `o` tunes it (lifetimes,
+ * lockout; its log, projection, writer and wait are the service's).
+ * Errors: CL_ENOTFOUND (no auth projection), as cl_authn_new. */
+int cl_svc_enable_auth(cl_svc *s, const cl_authn_options *o, int require, cl_err *err);
+/* The authenticator (a view valid until cl_svc_free), NULL if off. */
+cl_authn *cl_svc_authn(cl_svc *s);
+/* 1 if calls must authenticate. */
+int cl_svc_auth_required(cl_svc *s);
 
 /* ---- bulk export ---- */
 

@@ -22,8 +22,10 @@
 #include "adapters/grpc/services.h"
 #include "adapters/http/http.h"
 #include "adapters/service/service.h"
+#include "clinlog/v1/auth.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
+#include "query/auth/principals.h"
 #include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
 #include "tests/support/testutil.h"
@@ -37,7 +39,8 @@ typedef struct rec {
   int deny[M_COUNT];
   int audit_fails;
   cl_req_ctx last[M_COUNT];
-  int order_ok; /* every audit came after its authorization */
+  int order_ok;         /* every audit came after its authorization */
+  char login_seen[256]; /* principal/password/code of the Login request the hooks got */
 } rec;
 
 static rec R;
@@ -47,6 +50,11 @@ static int h_authorize(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *
   pthread_mutex_lock(&r->mu);
   r->authorized[rc->method]++;
   r->last[rc->method] = *rc;
+  if (rc->method == M_AUTH_LOGIN && req) {
+    const Clinlog__V1__LoginRequest *l = (const Clinlog__V1__LoginRequest *)req;
+    snprintf(r->login_seen, sizeof r->login_seen, "%s/%s/%s", l->principal_id, l->password,
+             l->totp_code);
+  }
   int deny = r->deny[rc->method];
   pthread_mutex_unlock(&r->mu);
   /* requests arrive decoded, except for the client-streaming AppendStream */
@@ -166,16 +174,21 @@ static void setup(void) {
   cr_assert_eq(cl_svc_new(&so, &F.svc, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_svc_add_projection(F.svc, &cl_streams_projection, NULL, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_svc_add_projection(F.svc, &cl_fhir_projection, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_svc_add_projection(F.svc, &cl_auth_projection, NULL, &err), 0, "%s", err.msg);
+  cl_authn_options ao;
+  cl_authn_options_init(&ao);
+  cr_assert_eq(cl_svc_enable_auth(F.svc, &ao, 0, &err), 0, "%s", err.msg);
   char xdir[4200];
   snprintf(xdir, sizeof xdir, "%s/exports", F.dir);
   cr_assert_eq(cl_svc_open_exports(F.svc, xdir, NULL, &err), 0, "%s", err.msg);
   cl_grpc_service services[] = {cl_grpc_log_service,         cl_grpc_health_service,
                                 cl_grpc_cluster_service,     cl_grpc_streams_service,
-                                cl_grpc_projections_service, cl_grpc_fhir_service};
-  static cl_grpc_service table[6];
+                                cl_grpc_projections_service, cl_grpc_fhir_service,
+                                cl_grpc_auth_service};
+  static cl_grpc_service table[7];
   memcpy(table, services, sizeof table);
   int port;
-  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 6, &F.srv, &port, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 7, &F.srv, &port, &err), 0, "%s", err.msg);
   snprintf(F.target, sizeof F.target, "127.0.0.1:%d", port);
   cl_client_options co;
   cl_client_options_init(&co);
@@ -432,6 +445,29 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
       unary(M_FHIR_EXPORT_CANCEL, &fxs.base, &clinlog__v1__fhir_export_job__descriptor, NULL, NULL),
       0);
   clinlog__v1__fhir_export_job__free_unpacked(job, NULL);
+
+  /* Auth: a login that fails, a logout without a session, who am I */
+  Clinlog__V1__LoginRequest li = CLINLOG__V1__LOGIN_REQUEST__INIT;
+  li.principal_id = "nobody";
+  li.password = "secret-password";
+  li.totp_code = "123456";
+  cr_assert_eq(unary(M_AUTH_LOGIN, &li.base, &clinlog__v1__login_response__descriptor, NULL, &st),
+               CL_EUNAUTH);
+  cr_assert_eq(st.code, CL_GRPC_UNAUTHENTICATED);
+  Clinlog__V1__LogoutRequest lo = CLINLOG__V1__LOGOUT_REQUEST__INIT;
+  cr_assert_eq(
+      unary(M_AUTH_LOGOUT, &lo.base, &clinlog__v1__logout_response__descriptor, NULL, NULL),
+      CL_EUNAUTH);
+  Clinlog__V1__WhoamiRequest wi = CLINLOG__V1__WHOAMI_REQUEST__INIT;
+  Clinlog__V1__WhoamiResponse *who;
+  cr_assert_eq(unary(M_AUTH_WHOAMI, &wi.base, &clinlog__v1__whoami_response__descriptor,
+                     (ProtobufCMessage **)&who, NULL),
+               0);
+  cr_assert_str_eq(who->principal_id, "");
+  cr_assert_str_eq(who->auth, "none");
+  clinlog__v1__whoami_response__free_unpacked(who, NULL);
+  /* the hooks never see a login's password or code */
+  cr_assert_str_eq(R.login_seen, "nobody//");
 
   for (int m = 0; m < M_COUNT; m++) {
     wait_finished(m, 1);

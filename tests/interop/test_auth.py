@@ -1,0 +1,206 @@
+"""Authentication end to end (--auth required): credentials enrolled with the
+CLI into the log before the server starts, logins by an independent client
+(Python grpcio, with its own RFC 6238 TOTP from hmac/hashlib), tokens on the
+gRPC and the FHIR REST faces, the CLI's login/whoami/logout, a reused code,
+a tampered token, an ended session that stays ended across a restart, and
+the lockout after repeated failures."""
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import struct
+import subprocess
+import time
+import urllib.parse
+
+import grpc
+import nacl.signing
+
+import common
+from common import T, Server, ServerTestCase, Signer, free_port
+from test_query import files_containing
+
+PASSWORDS = {"admin": "admin pass phrase 1", "nurse1": "nurse pass phrase 2",
+             "clerk": "clerk pass phrase 3"}
+
+
+def totp(secret, t=None, digits=6, period=30, alg=hashlib.sha1):
+    """RFC 6238 over RFC 4226, written here (not clinlog's code)."""
+    counter = int((time.time() if t is None else t) // period)
+    mac = hmac.new(secret, struct.pack(">Q", counter), alg).digest()
+    off = mac[-1] & 0x0F
+    code = (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % (10 ** digits)
+    return str(code).zfill(digits)
+
+
+def secret_of(uri):
+    """The secret of an otpauth:// URI (Google's Key URI format, base32)."""
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)
+    s = q["secret"][0]
+    return base64.b32decode(s + "=" * (-len(s) % 8))
+
+
+def cli(*args, stdin=None):
+    r = subprocess.run([common.CLINLOG] + list(args), input=stdin, capture_output=True,
+                       text=True, timeout=T(60))
+    return r
+
+
+class TestAuth(ServerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        data = common.init_data_dir()
+        key = os.path.join(data, "keys", "admin.key")
+        events, cls.secrets = [], {}
+        for pid, role in (("nurse1", "nurse"), ("clerk", "registrar")):
+            pk = nacl.signing.SigningKey.generate().verify_key.encode()
+            events.append({"stream": "$principal-" + pid,
+                           "principalRegistered": {"principalId": pid, "roles": [role],
+                                                   "kind": "person",
+                                                   "publicKey": base64.b64encode(pk).decode()}})
+        for pid in PASSWORDS:
+            r = cli("auth", "enroll", pid, "--password-stdin", "--json",
+                    stdin=PASSWORDS[pid] + "\n")
+            assert r.returncode == 0, r.stderr
+            out = json.loads(r.stdout)
+            cls.secrets[pid] = secret_of(out["otpauthUri"])
+            assert out["otpauthUri"].startswith("otpauth://totp/"), out["otpauthUri"]
+            assert out["event"]["credentialEnrolled"]["passwordHash"].startswith("$argon2id$")
+            events.append(out["event"])
+        # bootstrap: enrolled offline, into the data directory, before serving
+        r = cli("append", data, "--key", key, stdin="\n".join(json.dumps(e) for e in events))
+        assert r.returncode == 0, r.stderr
+        cls.http_port = free_port()
+        cls.server = Server(data_dir=data, args=["--auth", "required", "--http-listen",
+                                                 "127.0.0.1:%d" % cls.http_port])
+        cls.server.start()
+        cls.client = common.Client(cls.server.addr)
+        cls.admin = Signer.load(key)
+        a = common.pb.auth
+        ch = cls.client.channel
+        cls._login = ch.unary_unary("/clinlog.v1.Auth/Login", a.LoginRequest.SerializeToString,
+                                    a.LoginResponse.FromString)
+        cls._logout = ch.unary_unary("/clinlog.v1.Auth/Logout",
+                                     a.LogoutRequest.SerializeToString,
+                                     a.LogoutResponse.FromString)
+        cls._whoami = ch.unary_unary("/clinlog.v1.Auth/Whoami",
+                                     a.WhoamiRequest.SerializeToString,
+                                     a.WhoamiResponse.FromString)
+
+    def login(self, pid, password=None, code=None):
+        req = common.pb.auth.LoginRequest(principal_id=pid,
+                                          password=password or PASSWORDS[pid],
+                                          totp_code=code or totp(self.secrets[pid]))
+        return self._login(req, timeout=T(30))
+
+    @staticmethod
+    def bearer(token):
+        return [("authorization", "Bearer " + token)]
+
+    def read_log(self, token=None):
+        kw = {"metadata": self.bearer(token)} if token else {}
+        return list(self.client._read(common.pb.api.ReadRequest(max_count=1),
+                                      timeout=T(15), **kw))
+
+    def http(self, path, token=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(15))
+        c.request("GET", "/fhir/R4" + path,
+                  headers={"Authorization": "Bearer " + token} if token else {})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r, body
+
+    def test_1_calls_need_a_session(self):
+        self.assertEqual(self.client.health(), 1)  # SERVING, no credentials
+        e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.read_log)
+        self.assertIn("authentication required", e.details())
+        r = self.login("admin")
+        self.assertEqual(list(r.roles), ["admin"])
+        self.assertGreater(r.session_seq, 0)
+        self.assertLessEqual(r.expires_at.seconds - time.time(), 900 + 5)
+        self.assertEqual(len(self.read_log(r.token)), 1)
+        who = self._whoami(common.pb.auth.WhoamiRequest(), metadata=self.bearer(r.token),
+                           timeout=T(15))
+        self.assertEqual((who.principal_id, who.auth, who.token_id),
+                         ("admin", "token", r.token_id))
+        # an append needs a session too, and then the signature as before
+        ev = common.event("patient-AUTH1")
+        self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.client.append,
+                            common.batch([ev], self.admin))
+        self.assertGreater(self.client.append(common.batch([ev], self.admin),
+                                              metadata=self.bearer(r.token)).tree_size, 0)
+        # a tampered token, and the same code twice
+        bad = r.token[:-4] + ("AAAA" if not r.token.endswith("AAAA") else "BBBB")
+        e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.read_log, bad)
+        self.assertIn("signature", e.details())
+        code = totp(self.secrets["admin"])
+        e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.login, "admin", None, code)
+        self.assertIn("login failed", e.details())
+
+        # the FHIR REST face: 401 with a challenge, then 200 with the token
+        resp, body = self.http("/Patient?_count=1")
+        self.assertEqual(resp.status, 401, body)
+        self.assertTrue(resp.getheader("WWW-Authenticate", "").startswith("Bearer"))
+        self.assertEqual(json.loads(body)["resourceType"], "OperationOutcome")
+        resp, body = self.http("/Patient?_count=1", r.token)
+        self.assertEqual(resp.status, 200, body)
+        resp, body = self.http("/metadata")  # the CapabilityStatement is public
+        self.assertEqual(resp.status, 200, body)
+        type(self).admin_token = r.token
+
+    def test_2_cli_login_whoami_logout_and_restart(self):
+        tf = os.path.join(common.TMP, "nurse.token")
+        srv = ["--server", self.server.addr, "--plaintext", "--token-file", tf]
+        r = cli("login", *srv, "--principal", "nurse1", "--password-stdin",
+                "--code", totp(self.secrets["nurse1"]), "--json",
+                stdin=PASSWORDS["nurse1"] + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["principal"], "nurse1")
+        self.assertEqual(os.stat(tf).st_mode & 0o777, 0o600)
+        with open(tf) as f:
+            token = f.read().strip()
+        r = cli("auth", "whoami", *srv)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["principalId"], "nurse1")
+        # other commands send the token too
+        r = cli("projections", "list", *srv, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli("logout", *srv)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(tf))
+        e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.read_log, token)
+        self.assertIn("ended", e.details())
+
+        # the ending is in the log: it holds after a restart, other sessions live on
+        self.server.stop()
+        self.server.start()
+        self.client.close()
+        type(self).client = common.Client(self.server.addr)
+        ch = self.client.channel
+        a = common.pb.auth
+        type(self)._login = ch.unary_unary("/clinlog.v1.Auth/Login",
+                                           a.LoginRequest.SerializeToString,
+                                           a.LoginResponse.FromString)
+        e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.read_log, token)
+        self.assertIn("ended", e.details())
+        self.assertEqual(len(self.read_log(self.admin_token)), 1)
+
+    def test_3_repeated_failures_lock_out(self):
+        for _ in range(5):
+            self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.login, "clerk", "wrong!")
+        e = self.assertRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, self.login, "clerk")
+        self.assertClinlogError(e, "CL_ELIMITED")
+        self.assertIn("try again in", e.details())
+        # nothing secret on disk in plaintext: passwords, hashes, TOTP secrets
+        self.server.stop()
+        try:
+            for pid, pw in PASSWORDS.items():
+                for needle in (pw.encode(), self.secrets[pid], b"$argon2id$"):
+                    self.assertEqual(files_containing(self.server.data, needle), [],
+                                     "%r of %s on disk" % (needle[:12], pid))
+        finally:
+            self.server.start()
