@@ -38,6 +38,7 @@ typedef struct opts {
   const char *http_listen; /* the FHIR REST API; NULL: off */
   int auth;                /* 0 off, 1 on, 2 required */
   int idle_logoff_s;
+  const char *policy; /* --policy FILE; NULL: the built-in default */
   const char *config;
 } opts;
 
@@ -76,6 +77,8 @@ static void usage(FILE *f) {
       "                             without them are refused (UNAUTHENTICATED), health and\n"
       "                             Auth.Login excepted (docs/security.md)\n"
       "  --idle-logoff-s N          end a session after N s without a call (default 900)\n"
+      "  --policy FILE              the access policy for authenticated callers (default: the\n"
+      "                             built-in query/auth/default.policy)\n"
       "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
       "  --node-id N                this node's id in the cluster (default 1)\n"
       "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
@@ -161,6 +164,8 @@ static int load_config(const char *path, opts *o) {
       o->http_listen = dup_str(v);
     else if (!strcmp(key, "auth") && json_is_string(v) && parse_auth(json_string_value(v)) >= 0)
       o->auth = parse_auth(json_string_value(v));
+    else if (!strcmp(key, "policy") && json_is_string(v))
+      o->policy = dup_str(v);
     else if (!strcmp(key, "idle_logoff_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
              json_integer_value(v) <= 86400)
       o->idle_logoff_s = (int)json_integer_value(v);
@@ -214,6 +219,7 @@ int main(int argc, char **argv) {
   o.http_listen = NULL;
   o.auth = 1;
   o.idle_logoff_s = 900;
+  o.policy = NULL;
   o.config = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -254,6 +260,7 @@ int main(int argc, char **argv) {
                                      {"http-listen", required_argument, 0, 'L'},
                                      {"auth", required_argument, 0, 'U'},
                                      {"idle-logoff-s", required_argument, 0, 'O'},
+                                     {"policy", required_argument, 0, 'Y'},
                                      {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -354,6 +361,9 @@ int main(int argc, char **argv) {
         return 2;
       o.idle_logoff_s = (int)n;
       break;
+    case 'Y':
+      o.policy = optarg;
+      break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
         fprintf(stderr, "clinlogd: --run-projections: \"%s\" is not all or none\n", optarg);
@@ -408,12 +418,20 @@ int main(int argc, char **argv) {
 
   cl_err err;
   cl_err_clear(&err);
+  /* a policy that does not parse refuses the start, naming its line */
+  cl_policy *policy = NULL;
+  if (o.auth && (o.policy ? cl_policy_load(o.policy, &policy, &err)
+                          : cl_policy_default(&policy, &err)) != 0) {
+    fprintf(stderr, "clinlogd: policy: %s (%s)\n", err.msg, cl_errname(err.code));
+    return 1;
+  }
   cl_log *log;
   /* the Raft log is fsync'd before an entry commits; the store's own WAL is
    * synced before Raft may drop entries (snapshots), see docs/replication.md */
   o.log.sync = 0;
   if (cl_log_open(&o.log, &log, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_policy_free(policy);
     return 1;
   }
   char host[256], raft_default[300], raft_dir[4096];
@@ -467,11 +485,17 @@ int main(int argc, char **argv) {
                              cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) != 0 ||
                              cl_svc_open_exports(svc, export_dir, NULL, &err) != 0))) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_policy_free(policy);
     cl_svc_free(svc);
     cl_repl_stop(repl);
     cl_log_close(log);
     return 1;
   }
+  /* authorization of authenticated callers (none when --auth off) */
+  if (o.auth)
+    cl_svc_set_policy(svc, policy);
+  else
+    cl_policy_free(policy);
   static const cl_grpc_service *const services[] = {
       &cl_grpc_log_service,     &cl_grpc_health_service,      &cl_grpc_cluster_service,
       &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service,

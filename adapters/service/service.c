@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/service/authz.h"
 #include "clinlog/v1/auth.pb-c.h"
 #include "store/keys.h"
 
@@ -25,6 +26,7 @@ struct cl_svc {
   cl_fhir_exports *exports;
   cl_authn *authn;
   int require_auth;
+  cl_policy *policy;
 };
 
 static const struct {
@@ -119,6 +121,7 @@ void cl_svc_free(cl_svc *s) {
     return;
   cl_fhir_exports_close(s->exports);
   cl_authn_free(s->authn);
+  cl_policy_free(s->policy);
   for (size_t i = s->nrunners; i-- > 0;)
     cl_runner_stop(s->runners[i]);
   pthread_mutex_destroy(&s->mu);
@@ -162,6 +165,7 @@ static int authenticate(cl_svc *s, cl_req_ctx *rc, cl_err *err) {
   if (id.principal[0]) {
     snprintf(rc->principal, sizeof rc->principal, "%s", id.principal);
     snprintf(rc->roles, sizeof rc->roles, "%s", id.roles);
+    snprintf(rc->patient_id, sizeof rc->patient_id, "%s", id.patient_id);
     return 0;
   }
   int kind = cl_method_kind(rc->method);
@@ -178,8 +182,10 @@ int cl_svc_admit(cl_svc *s, cl_req_ctx *rc, const ProtobufCMessage *req, cl_err 
   if (rc->method < 0 || rc->method >= M_COUNT)
     return cl_err_set(err, CL_EINVAL, "unknown method");
   int code;
-  rc->principal[0] = rc->roles[0] = rc->token_id[0] = '\0';
+  rc->principal[0] = rc->roles[0] = rc->token_id[0] = rc->patient_id[0] = '\0';
   if (s->authn && (code = authenticate(s, rc, err)) != 0)
+    return code;
+  if (s->policy && rc->principal[0] && (code = authz_call(s->policy, rc, req, err)) != 0)
     return code;
   /* the hooks never see a login's secrets: only who tries */
   Clinlog__V1__LoginRequest redacted = CLINLOG__V1__LOGIN_REQUEST__INIT;
@@ -233,6 +239,9 @@ int cl_svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatc
   memset(r, 0, sizeof *r);
   if (cl_svc_draining(s))
     return cl_err_set(err, CL_EUNAVAILABLE, "server is shutting down");
+  int code;
+  if (s->policy && rc->principal[0] && (code = authz_append(s->policy, s->o.log, rc, b, err)) != 0)
+    return code;
   if (!s->o.repl)
     return cl_log_append(s->o.log, b, r, err);
   int rc_code = cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);
@@ -396,4 +405,9 @@ int cl_svc_enable_auth(cl_svc *s, const cl_authn_options *o, int require, cl_err
 }
 
 cl_authn *cl_svc_authn(cl_svc *s) { return s->authn; }
+
+void cl_svc_set_policy(cl_svc *s, cl_policy *p) {
+  cl_policy_free(s->policy);
+  s->policy = p;
+}
 int cl_svc_auth_required(cl_svc *s) { return s->require_auth; }

@@ -30,6 +30,7 @@
 #include "adapters/service/methods.h"
 #include "clinlog/v1/api.pb-c.h"
 #include "query/auth/authn.h"
+#include "query/auth/policy.h"
 #include "query/fhir/export.h"
 #include "query/runner.h"
 #include "replication/node.h"
@@ -60,6 +61,7 @@ typedef struct cl_req_ctx {
   int auth;                       /* enum cl_auth */
   char principal[128];            /* authenticated principal, "" if none */
   char roles[256];                /* its roles, comma-separated */
+  char patient_id[128];           /* the patient it is (a portal user), "" if none */
   char cert_fingerprint[65];      /* SHA-256 of the client certificate (hex), mTLS only */
   char bearer[CL_BEARER_MAX];     /* the session token the caller sent, "" if none */
   char token_id[33];              /* the session's id once its token is checked */
@@ -200,6 +202,14 @@ int cl_svc_enable_auth(cl_svc *s, const cl_authn_options *o, int require, cl_err
 cl_authn *cl_svc_authn(cl_svc *s);
 /* 1 if calls must authenticate. */
 int cl_svc_auth_required(cl_svc *s);
+/* Authorizes authenticated callers by policy p (returned-owned by the
+ * service from here on; NULL: none), before the hooks: the method's kind,
+ * the resource types a read returns, the event types and the signer of
+ * every batch the writer takes (see adapters/service/authz.h). A refusal
+ * is CL_EDENIED naming the method, the principal, its roles and what is
+ * missing. Callers without a principal (authentication on, not required)
+ * are not asked about. Set before serving. */
+void cl_svc_set_policy(cl_svc *s, cl_policy *p);
 
 /* ---- bulk export ---- */
 

@@ -307,11 +307,12 @@ int cl_authn_logout(cl_authn *a, const cl_identity *id, uint64_t *seq, cl_err *e
 
 /* ------------------------------------------------------------- checks */
 
-/* The current roles of principal into id (CL_EUNAUTH if unknown or
+/* The principal's current roles and patient into id (CL_EUNAUTH if
  * disabled). */
 static int current_roles(const Clinlog__V1__PrincipalState *st, cl_identity *id, cl_err *err) {
   if (join_roles(st->roles, st->n_roles, id->roles) != 0)
     return cl_err_set(err, CL_EUNAUTH, "principal %s is disabled (no roles)", st->principal_id);
+  snprintf(id->patient_id, sizeof id->patient_id, "%s", st->patient_id);
   return 0;
 }
 

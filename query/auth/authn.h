@@ -58,6 +58,7 @@ typedef struct cl_identity {
   char roles[CL_ROLES_MAX]; /* comma-separated, current */
   char token_id[33];        /* the session's jti, "" for a certificate */
   int64_t expires_at;       /* unix seconds; 0 for a certificate */
+  char patient_id[128];     /* the patient it is (PrincipalRegistered.patient_id), "" if none */
 } cl_identity;
 
 typedef struct cl_authn cl_authn;

@@ -161,7 +161,8 @@ static int apply(cl_fold_ctx *f, const cl_event_view *ev, const Clinlog__V1__Eve
     st->registered_seq = ev->seq;
     if (set_str(&st->principal_id, r->principal_id) ||
         set_str(&st->display_name, r->display_name) || set_str(&st->kind, r->kind) ||
-        set_roles(st, r->roles, r->n_roles) || (r->public_key.len && add_key(st, r->public_key)))
+        set_str(&st->patient_id, r->patient_id) || set_roles(st, r->roles, r->n_roles) ||
+        (r->public_key.len && add_key(st, r->public_key)))
       rc = CL_ENOMEM;
     break;
   }
@@ -304,7 +305,7 @@ done:
 
 const cl_projection cl_auth_projection = {
     .name = "auth",
-    .version = 1,
+    .version = 2, /* 2: the principal's patient */
     .families = FAMILIES,
     .nfamilies = sizeof FAMILIES / sizeof FAMILIES[0],
     .fold = fold,

@@ -20,10 +20,11 @@ import nacl.signing
 
 import common
 from common import T, Server, ServerTestCase, Signer, free_port
+from test_fhir import patient_events
 from test_query import files_containing
 
 PASSWORDS = {"admin": "admin pass phrase 1", "nurse1": "nurse pass phrase 2",
-             "clerk": "clerk pass phrase 3"}
+             "clerk": "clerk pass phrase 3", "ada": "portal pass phrase 4"}
 
 
 def totp(secret, t=None, digits=6, period=30, alg=hashlib.sha1):
@@ -55,12 +56,13 @@ class TestAuth(ServerTestCase):
         data = common.init_data_dir()
         key = os.path.join(data, "keys", "admin.key")
         events, cls.secrets = [], {}
-        for pid, role in (("nurse1", "nurse"), ("clerk", "registrar")):
+        for pid, role in (("nurse1", "nurse"), ("clerk", "registrar"), ("ada", "patient")):
             pk = nacl.signing.SigningKey.generate().verify_key.encode()
-            events.append({"stream": "$principal-" + pid,
-                           "principalRegistered": {"principalId": pid, "roles": [role],
-                                                   "kind": "person",
-                                                   "publicKey": base64.b64encode(pk).decode()}})
+            reg = {"principalId": pid, "roles": [role], "kind": "person",
+                   "publicKey": base64.b64encode(pk).decode()}
+            if role == "patient":
+                reg["patientId"] = "ADA1"  # the portal user is this patient
+            events.append({"stream": "$principal-" + pid, "principalRegistered": reg})
         for pid in PASSWORDS:
             r = cli("auth", "enroll", pid, "--password-stdin", "--json",
                     stdin=PASSWORDS[pid] + "\n")
@@ -152,6 +154,58 @@ class TestAuth(ServerTestCase):
         self.assertEqual(resp.status, 200, body)
         type(self).admin_token = r.token
 
+        # the default policy: a registrar reads registration, not results
+        clerk = self.login("clerk").token
+        resp, body = self.http("/Patient?_count=1", clerk)
+        self.assertEqual(resp.status, 200, body)
+        resp, body = self.http("/Observation?_count=1", clerk)
+        self.assertEqual(resp.status, 403, body)
+        self.assertIn("clerk (roles registrar) may not read Observation",
+                      json.loads(body)["issue"][0]["diagnostics"])
+        e = self.assertRpcError(grpc.StatusCode.PERMISSION_DENIED, self.read_log, clerk)
+        self.assertIn("read every resource type", e.details())
+        # nor append what is not registration, even signed by its own key
+        ev = common.event("patient-AUTH1")  # an ObservationRecorded
+        e = self.assertRpcError(grpc.StatusCode.PERMISSION_DENIED, self.client.append,
+                                common.batch([ev], self.admin), metadata=self.bearer(clerk))
+        self.assertIn("may not append events[0] (ObservationRecorded)", e.details())
+
+    def test_0_a_bad_policy_refuses_to_start(self):
+        path = os.path.join(common.TMP, "bad.policy")
+        with open(path, "w") as f:
+            f.write("# a typo on line 3\nnurse call read\nnurse read Observatoin\n")
+        r = subprocess.run([common.CLINLOGD, "--data", self.server.data, "--dev", "--listen",
+                            "127.0.0.1:%d" % free_port(), "--policy", path],
+                           capture_output=True, text=True, timeout=T(30))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("bad.policy:3: \"Observatoin\" is not a FHIR resource type", r.stderr)
+
+    def test_1b_a_patient_reads_its_own_record_only(self):
+        admin = self.admin_token
+        for pid in ("ADA1", "BOB2"):
+            self.client.append(common.batch(patient_events(pid), self.admin),
+                               metadata=self.bearer(admin))
+        ada = self.login("ada").token
+        for path, want in (("/Patient/ADA1", 200), ("/Patient/BOB2", 403),
+                           ("/Encounter?patient=ADA1", 200), ("/Encounter?patient=BOB2", 403),
+                           ("/Encounter", 403), ("/Patient/ADA1/$everything", 200),
+                           ("/Patient/BOB2/$everything", 403)):
+            deadline = time.monotonic() + T(10)
+            while True:  # the views fold the registrations in the background
+                resp, body = self.http(path, ada)
+                if resp.status != 404 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(resp.status, want, "%s: %s" % (path, body[:300]))
+            if want == 403:
+                self.assertIn("ada (roles patient) may not",
+                              json.loads(body)["issue"][0]["diagnostics"])
+        resp, body = self.http("/Encounter?patient=ADA1", ada)
+        bundle = json.loads(body)
+        self.assertGreater(bundle["total"], 0)
+        for e in bundle["entry"]:
+            self.assertEqual(e["resource"]["subject"]["reference"], "Patient/ADA1")
+
     def test_2_cli_login_whoami_logout_and_restart(self):
         tf = os.path.join(common.TMP, "nurse.token")
         srv = ["--server", self.server.addr, "--plaintext", "--token-file", tf]
@@ -166,9 +220,12 @@ class TestAuth(ServerTestCase):
         r = cli("auth", "whoami", *srv)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["principalId"], "nurse1")
-        # other commands send the token too
-        r = cli("projections", "list", *srv, "--json")
+        # other commands send the token too, and the policy applies to them
+        r = cli("streams", "list", "patient", *srv, "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli("projections", "list", *srv, "--json")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("nurse1 (roles nurse) may not make admin-read calls", r.stderr)
         r = cli("logout", *srv)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(os.path.exists(tf))

@@ -1,0 +1,259 @@
+/* Authorization by the access policy; see authz.h. */
+#include "adapters/service/authz.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "clinlog/v1/fhir.pb-c.h"
+#include "store/event.h"
+#include "store/keyring.h"
+
+static int deny(const cl_req_ctx *rc, cl_err *err, const char *what) {
+  return cl_err_set(err, CL_EDENIED, "%s: %s (roles %s) may not %s", cl_method_name(rc->method),
+                    rc->principal, rc->roles[0] ? rc->roles : "none", what);
+}
+
+/* 0 if the caller may read resources of `type` ("*": every type). */
+static int need_read(const cl_policy *p, const cl_req_ctx *rc, const char *type, cl_err *err) {
+  if (cl_policy_may_read(p, rc->roles, type))
+    return 0;
+  char what[160];
+  if (!strcmp(type, "*"))
+    snprintf(what, sizeof what, "read every resource type (the policy's read *)");
+  else
+    snprintf(what, sizeof what, "read %s", type);
+  return deny(rc, err, what);
+}
+
+/* The resource type an _include or _revinclude value brings in: the
+ * source type of a _revinclude ("Provenance:target"), the target of an
+ * _include when the parameter says it ("Observation:patient" -> Patient);
+ * "*" when it cannot be told (a wildcard, another reference). */
+static void included_type(const char *name, const char *value, char *out, size_t n) {
+  const char *colon = strchr(value, ':');
+  snprintf(out, n, "*");
+  if (!colon || strchr(value, '*'))
+    return;
+  if (!strncmp(name, "_revinclude", 11)) {
+    snprintf(out, n, "%.*s", (int)(colon - value), value);
+    return;
+  }
+  const char *param = colon + 1;
+  size_t pl = strcspn(param, ":");
+  if ((pl == 7 && !strncmp(param, "patient", 7)) || (pl == 7 && !strncmp(param, "subject", 7)))
+    snprintf(out, n, "Patient");
+  else if (pl == 9 && !strncmp(param, "encounter", 9))
+    snprintf(out, n, "Encounter");
+}
+
+/* The types params name in _type (comma-separated, possibly repeated) and
+ * bring in by _include/_revinclude: each must be readable; without _type
+ * and `all_without_type`, every type must be. */
+static int check_params(const cl_policy *p, const cl_req_ctx *rc, Clinlog__V1__FhirParam **params,
+                        size_t n, int all_without_type, cl_err *err) {
+  int typed = 0, code;
+  char t[128];
+  for (size_t i = 0; i < n; i++) {
+    const char *name = params[i]->name, *v = params[i]->value;
+    if (!strcmp(name, "_type")) {
+      typed = 1;
+      for (const char *s = v; *s;) {
+        size_t l = strcspn(s, ",");
+        snprintf(t, sizeof t, "%.*s", (int)(l < sizeof t ? l : sizeof t - 1), s);
+        if ((code = need_read(p, rc, t, err)) != 0)
+          return code;
+        s += l + (s[l] == ',');
+      }
+    } else if (!strncmp(name, "_include", 8) || !strncmp(name, "_revinclude", 11)) {
+      included_type(name, v, t, sizeof t);
+      if ((code = need_read(p, rc, t, err)) != 0)
+        return code;
+    }
+  }
+  return all_without_type && !typed ? need_read(p, rc, "*", err) : 0;
+}
+
+/* The reads by resource type: 0, or CL_EDENIED. */
+static int typed_reads(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage *req,
+                       cl_err *err) {
+  switch (rc->method) {
+  case M_READ:
+  case M_SUBSCRIBE:
+  case M_GET_EVENT:
+  case M_GET_STREAM:
+  case M_LIST_STREAMS:
+    return need_read(p, rc, "*", err); /* whole events, of any type */
+  case M_FHIR_READ:
+    return need_read(p, rc, ((const Clinlog__V1__FhirReadRequest *)req)->type, err);
+  case M_FHIR_HISTORY: {
+    const char *t = ((const Clinlog__V1__FhirHistoryRequest *)req)->type;
+    return need_read(p, rc, t[0] ? t : "*", err);
+  }
+  case M_FHIR_SEARCH: {
+    const Clinlog__V1__FhirSearchRequest *s = (const Clinlog__V1__FhirSearchRequest *)req;
+    int code = need_read(p, rc, s->type[0] ? s->type : "*", err);
+    return code ? code : check_params(p, rc, s->params, s->n_params, 0, err);
+  }
+  case M_FHIR_EVERYTHING: {
+    const Clinlog__V1__FhirEverythingRequest *e = (const Clinlog__V1__FhirEverythingRequest *)req;
+    return check_params(p, rc, e->params, e->n_params, 1, err);
+  }
+  case M_FHIR_EXPORT: {
+    const Clinlog__V1__FhirExportRequest *x = (const Clinlog__V1__FhirExportRequest *)req;
+    return check_params(p, rc, x->params, x->n_params, 1, err);
+  }
+  default:
+    return 0;
+  }
+}
+
+/* Is v the caller's own patient, as a search value ("p-1" or "Patient/p-1")? */
+static int own_patient(const cl_req_ctx *rc, const char *v) {
+  if (!strncmp(v, "Patient/", 8))
+    v += 8;
+  return !strcmp(v, rc->patient_id);
+}
+
+/* The patient compartment (`read compartment`): the caller reads what
+ * belongs to the patient it is, asked for in a way that says so before
+ * anything is read: Patient/<own> (read, vread, history), a search with
+ * patient= or subject= (Patient: _id=) naming only the own patient, with
+ * includes of the patient or of Provenance only, and $everything of the own
+ * patient. 0, or CL_EDENIED saying what to ask instead. */
+static int compartment(const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
+  char what[640];
+  if (!rc->patient_id[0])
+    return deny(rc, err, "read a patient compartment: the principal is linked to no patient");
+  switch (rc->method) {
+  case M_FHIR_READ:
+  case M_FHIR_HISTORY: {
+    const char *type = rc->method == M_FHIR_READ
+                           ? ((const Clinlog__V1__FhirReadRequest *)req)->type
+                           : ((const Clinlog__V1__FhirHistoryRequest *)req)->type;
+    const char *id = rc->method == M_FHIR_READ ? ((const Clinlog__V1__FhirReadRequest *)req)->id
+                                               : ((const Clinlog__V1__FhirHistoryRequest *)req)->id;
+    if (!strcmp(type, "Patient") && own_patient(rc, id))
+      return 0;
+    snprintf(what, sizeof what,
+             "read %s/%s outside its own compartment (Patient/%s; other types by search with "
+             "patient=%s)",
+             type, id, rc->patient_id, rc->patient_id);
+    return deny(rc, err, what);
+  }
+  case M_FHIR_SEARCH: {
+    const Clinlog__V1__FhirSearchRequest *s = (const Clinlog__V1__FhirSearchRequest *)req;
+    int patient = !strcmp(s->type, "Patient"), scoped = 0, inside = 1;
+    for (size_t i = 0; i < s->n_params && inside; i++) {
+      const char *n = s->params[i]->name, *v = s->params[i]->value;
+      char t[128];
+      if (patient ? !strcmp(n, "_id") : (!strcmp(n, "patient") || !strcmp(n, "subject"))) {
+        inside = own_patient(rc, v); /* not another patient, nor several */
+        scoped = 1;
+      } else if (!strncmp(n, "_include", 8) || !strncmp(n, "_revinclude", 11)) {
+        included_type(n, v, t, sizeof t);
+        inside = !strcmp(t, "Patient") || !strcmp(t, "Provenance");
+      }
+    }
+    if (inside && scoped)
+      return 0;
+    snprintf(what, sizeof what,
+             "search %s outside its own compartment (add %s=%s; include only its Patient or "
+             "Provenance)",
+             s->type, patient ? "_id" : "patient", rc->patient_id);
+    return deny(rc, err, what);
+  }
+  case M_FHIR_EVERYTHING:
+    if (own_patient(rc, ((const Clinlog__V1__FhirEverythingRequest *)req)->patient_id))
+      return 0;
+    snprintf(what, sizeof what, "read another patient's record (its own is Patient/%s)",
+             rc->patient_id);
+    return deny(rc, err, what);
+  default:
+    return CL_EDENIED; /* whole events, exports: not a compartment's; err keeps why */
+  }
+}
+
+int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
+  int kind = cl_method_kind(rc->method);
+  if (kind == CL_MK_HEALTH || kind == CL_MK_AUTH)
+    return 0; /* open to anyone */
+  if (!cl_policy_may_call(p, rc->roles, cl_method_name(rc->method), cl_method_kind_name(kind))) {
+    char what[96];
+    snprintf(what, sizeof what, "make %s calls", cl_method_kind_name(kind));
+    return deny(rc, err, what);
+  }
+  int code = typed_reads(p, rc, req, err);
+  if (code == CL_EDENIED && cl_policy_reads_compartment(p, rc->roles))
+    code = compartment(rc, req, err);
+  return code;
+}
+
+/* The body's field number (its event type) of a serialized Event: the
+ * first length-delimited field numbered 100 or more. 0 if there is none
+ * or the bytes are not protobuf (the store refuses them with its reasons). */
+static uint32_t event_type_of(const uint8_t *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    uint64_t key = 0;
+    for (unsigned sh = 0; i < n && sh < 64; sh += 7) {
+      key |= (uint64_t)(p[i] & 0x7f) << sh;
+      if (!(p[i++] & 0x80))
+        break;
+    }
+    uint64_t len = 0;
+    switch (key & 7) {
+    case 0:
+      while (i < n && (p[i++] & 0x80))
+        ;
+      break;
+    case 1:
+      i += 8;
+      break;
+    case 5:
+      i += 4;
+      break;
+    case 2:
+      for (unsigned sh = 0; i < n && sh < 64; sh += 7) {
+        len |= (uint64_t)(p[i] & 0x7f) << sh;
+        if (!(p[i++] & 0x80))
+          break;
+      }
+      if ((key >> 3) >= 100 && (key >> 3) < 1000)
+        return (uint32_t)(key >> 3);
+      if (len > n - (i < n ? i : n))
+        return 0;
+      i += len;
+      break;
+    default:
+      return 0;
+    }
+  }
+  return 0;
+}
+
+int authz_append(const cl_policy *p, cl_log *log, const cl_req_ctx *rc,
+                 const Clinlog__V1__AppendBatch *b, cl_err *err) {
+  char what[192];
+  for (size_t i = 0; i < b->n_events; i++) {
+    uint32_t t = event_type_of(b->events[i].data, b->events[i].len);
+    if (t && !cl_policy_may_append(p, rc->roles, t)) {
+      snprintf(what, sizeof what, "append events[%zu] (%s)", i, cl_event_type_name(t));
+      return deny(rc, err, what);
+    }
+  }
+  if (cl_roles_has(rc->roles, "integration") || cl_roles_has(rc->roles, "node"))
+    return 0; /* relays batches signed by the systems and devices it carries */
+  const ProtobufCBinaryData *kid = b->batch_signature ? &b->batch_signature->key_id
+                                   : b->n_signatures && b->signatures[0] ? &b->signatures[0]->key_id
+                                                                         : NULL;
+  char signer[CL_PRINCIPAL_MAX] = "", roles[CL_ROLES_MAX];
+  int revoked;
+  if (!kid || kid->len != 32 ||
+      cl_log_key_info(log, kid->data, signer, sizeof signer, roles, sizeof roles, &revoked) != 0)
+    return 0; /* unsigned or an unknown key: the store refuses it, with its reason */
+  if (strcmp(signer, rc->principal) != 0) {
+    snprintf(what, sizeof what, "append a batch signed by %s's key", signer);
+    return deny(rc, err, what);
+  }
+  return 0;
+}

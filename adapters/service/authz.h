@@ -1,0 +1,26 @@
+/* Authorization by the access policy (query/auth/policy.h), for the
+ * request layer: what an authenticated caller's roles allow, checked for
+ * every call before the hooks (authz_call) and for every batch the writer
+ * takes (authz_append). Internal to adapters/service. */
+#ifndef CL_ADAPTERS_SERVICE_AUTHZ_H
+#define CL_ADAPTERS_SERVICE_AUTHZ_H
+
+#include "adapters/service/service.h"
+#include "query/auth/policy.h"
+
+/* May rc's principal make this call with this request (NULL for
+ * client-streaming methods)? 0, or CL_EDENIED with err naming the method,
+ * the roles and what is missing: the method's kind, whole-event reads
+ * (read *), a FHIR resource type (the request's, an _include's or
+ * _revinclude's, every type of $everything and $export unless _type names
+ * readable ones). */
+int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err);
+
+/* May rc's principal append batch b? Every event's type must be one its
+ * roles may append, and the batch must be signed by the caller's own key
+ * (an `integration` or `node` caller relays batches others signed).
+ * 0, or CL_EDENIED naming the event and its type, or the signer. */
+int authz_append(const cl_policy *p, cl_log *log, const cl_req_ctx *rc,
+                 const Clinlog__V1__AppendBatch *b, cl_err *err);
+
+#endif

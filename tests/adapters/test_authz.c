@@ -1,0 +1,349 @@
+/* Authorization by the access policy (query/auth/policy, adapters/service/
+ * authz): the policy file's parser names the line of every mistake; the
+ * shipped default policy, as a matrix of every role against every method,
+ * the resource types reads return and the event types appends carry,
+ * compared with the table below (written from the policy's intent, not
+ * computed by its code); a patient's own compartment; and appends by
+ * event type and signer. */
+#include <criterion/criterion.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/service/authz.h"
+#include "clinlog/v1/fhir.pb-c.h"
+#include "query/auth/cred.h"
+#include "query/auth/principals.h"
+#include "tests/support/testutil.h"
+
+/* ----------------------------------------------------------- parsing */
+
+static void bad(const char *text, const char *want) {
+  cl_policy *p = NULL;
+  cl_err err;
+  cl_err_clear(&err);
+  cr_assert_eq(cl_policy_parse(text, strlen(text), "t.policy", &p, &err), CL_EMALFORMED,
+               "accepted: %s", text);
+  cr_assert_null(p);
+  cr_assert(strstr(err.msg, want), "%s: got \"%s\", want \"%s\"", text, err.msg, want);
+}
+
+Test(policy, every_mistake_names_its_line) {
+  bad("nurse call read\nnurse append ObservationRecordd\n",
+      "t.policy:2: \"ObservationRecordd\" is not an event type");
+  bad("# c\n\nnurse read Observatoin", "t.policy:3: \"Observatoin\" is not a FHIR resource type");
+  bad("nurse call reed", "t.policy:1: \"reed\" is not a method kind");
+  bad("nurse write Observation", "t.policy:1: \"write\" is not a verb");
+  bad("nurse call", "t.policy:1: a rule is <role> <verb> <object>");
+  bad("a,b call read", "t.policy:1: \"a,b\" is not a role name");
+  bad("x append clinical\nx append pharmacy cardiology", "t.policy:2: \"cardiology\"");
+
+  cl_policy *p;
+  cl_err err;
+  const char *ok = "# only comments and rules\n  nurse  call read # trailing\n"
+                   "nurse read Observation Patient\nnurse call clinlog.v1.Log/Append\n";
+  cr_assert_eq(cl_policy_parse(ok, strlen(ok), "t", &p, &err), 0, "%s", err.msg);
+  cr_assert(cl_policy_may_call(p, "nurse", "clinlog.v1.Log/Read", "read"));
+  cr_assert(cl_policy_may_call(p, "nurse", "clinlog.v1.Log/Append", "write"));
+  cr_assert_not(cl_policy_may_call(p, "nurse", "clinlog.v1.Log/AppendStream", "write"));
+  cr_assert(cl_policy_may_read(p, "clerk,nurse", "Patient"), "the union of the roles");
+  cr_assert_not(cl_policy_may_read(p, "nurse", "Claim"));
+  cr_assert_not(cl_policy_may_read(p, "nurse", "*"));
+  cr_assert_not(cl_policy_may_read(p, "clerk", "Patient"), "a role the policy does not name");
+  cl_policy_free(p);
+  cr_assert_eq(cl_policy_load("/nonexistent/x.policy", &p, &err), CL_EIO);
+}
+
+/* ------------------------------------------------ the default, as a matrix */
+
+/* What the default policy means, per role (docs/security.md). */
+static const struct {
+  const char *role;
+  const char *kinds;      /* method kinds it may call (besides health, auth) */
+  const char *read_types; /* of Observation Patient Claim MedicationRequest Appointment; or "*" */
+  const char *appends;    /* of ObservationRecorded MedicationPrescribed ClaimSubmitted
+                             PatientRegistered DeviceReadingRecorded */
+} EXPECT[] = {
+    {"admin", "write read proof admin-read admin peer", "*", "O M C P D"},
+    {"clinician", "write read proof admin-read", "*", "O M P"},
+    {"nurse", "write read proof", "*", "O D"},
+    {"pharmacist", "write read proof", "Observation Patient MedicationRequest", "M"},
+    {"registrar", "write read", "Patient Appointment", "P"},
+    {"billing", "write read", "Patient Claim", "C"},
+    {"auditor", "proof admin-read", "", ""},
+    {"patient", "read", "", ""},
+    {"integration", "write proof", "", "O M C P D"},
+    {"device", "write", "", "D"},
+    {"node", "write peer", "", "O M C P D"},
+};
+
+static const char *const TYPES[] = {"Observation", "Patient", "Claim", "MedicationRequest",
+                                    "Appointment"};
+
+static int has_word(const char *list, const char *w) {
+  size_t l = strlen(w);
+  for (const char *s = list; (s = strstr(s, w)) != NULL; s += l)
+    if ((s == list || s[-1] == ' ') && (s[l] == ' ' || s[l] == '\0'))
+      return 1;
+  return 0;
+}
+
+/* A request for method m reading resource type `type` (FHIR methods). */
+static int call(const cl_policy *p, const char *role, int m, const char *type, cl_err *err) {
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, m, "test");
+  snprintf(rc.principal, sizeof rc.principal, "%s-1", role);
+  snprintf(rc.roles, sizeof rc.roles, "%s", role);
+  Clinlog__V1__FhirReadRequest rd = CLINLOG__V1__FHIR_READ_REQUEST__INIT;
+  Clinlog__V1__FhirHistoryRequest hi = CLINLOG__V1__FHIR_HISTORY_REQUEST__INIT;
+  Clinlog__V1__FhirSearchRequest se = CLINLOG__V1__FHIR_SEARCH_REQUEST__INIT;
+  Clinlog__V1__FhirEverythingRequest ev = CLINLOG__V1__FHIR_EVERYTHING_REQUEST__INIT;
+  Clinlog__V1__FhirExportRequest ex = CLINLOG__V1__FHIR_EXPORT_REQUEST__INIT;
+  Clinlog__V1__FhirParam tp = CLINLOG__V1__FHIR_PARAM__INIT, *tpp = &tp;
+  tp.name = "_type";
+  tp.value = (char *)type;
+  const ProtobufCMessage *req = NULL;
+  switch (m) {
+  case M_FHIR_READ:
+    rd.type = (char *)type;
+    req = &rd.base;
+    break;
+  case M_FHIR_HISTORY:
+    hi.type = (char *)type;
+    req = &hi.base;
+    break;
+  case M_FHIR_SEARCH:
+    se.type = (char *)type;
+    req = &se.base;
+    break;
+  case M_FHIR_EVERYTHING:
+    ev.n_params = 1, ev.params = &tpp;
+    req = &ev.base;
+    break;
+  case M_FHIR_EXPORT:
+    ex.n_params = 1, ex.params = &tpp;
+    req = &ex.base;
+    break;
+  default:
+    break;
+  }
+  cl_err_clear(err);
+  return authz_call(p, &rc, req, err);
+}
+
+static int is_fhir_typed(int m) {
+  return m == M_FHIR_READ || m == M_FHIR_HISTORY || m == M_FHIR_SEARCH || m == M_FHIR_EVERYTHING ||
+         m == M_FHIR_EXPORT;
+}
+
+static int whole_events(int m) {
+  return m == M_READ || m == M_SUBSCRIBE || m == M_GET_EVENT || m == M_GET_STREAM ||
+         m == M_LIST_STREAMS;
+}
+
+Test(policy, the_default_as_a_matrix_of_roles_methods_and_types) {
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_default(&p, &err), 0, "%s", err.msg);
+  size_t checked = 0;
+  for (size_t r = 0; r < sizeof EXPECT / sizeof EXPECT[0]; r++) {
+    const char *role = EXPECT[r].role;
+    int read_all = !strcmp(EXPECT[r].read_types, "*");
+    for (int m = 0; m < M_COUNT; m++) {
+      int kind = cl_method_kind(m);
+      int kind_ok = kind == CL_MK_HEALTH || kind == CL_MK_AUTH ||
+                    has_word(EXPECT[r].kinds, cl_method_kind_name(kind));
+      size_t ntypes = is_fhir_typed(m) ? sizeof TYPES / sizeof TYPES[0] : 1;
+      for (size_t t = 0; t < ntypes; t++) {
+        int want = kind_ok;
+        if (kind_ok && is_fhir_typed(m))
+          want = read_all || has_word(EXPECT[r].read_types, TYPES[t]);
+        else if (kind_ok && whole_events(m))
+          want = read_all;
+        int got = call(p, role, m, TYPES[t], &err);
+        cr_assert_eq(got == 0, want, "%s %s %s: got %s (%s)", role, cl_method_name(m),
+                     is_fhir_typed(m) ? TYPES[t] : "", got ? "denied" : "allowed", err.msg);
+        if (got)
+          cr_assert_eq(got, CL_EDENIED);
+        checked++;
+      }
+    }
+  }
+  cr_assert_geq(checked, 11 * M_COUNT);
+  /* an include brings its type in: a billing search may not reach notes */
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, M_FHIR_SEARCH, "test");
+  snprintf(rc.principal, sizeof rc.principal, "b1");
+  snprintf(rc.roles, sizeof rc.roles, "billing");
+  Clinlog__V1__FhirSearchRequest se = CLINLOG__V1__FHIR_SEARCH_REQUEST__INIT;
+  Clinlog__V1__FhirParam inc = CLINLOG__V1__FHIR_PARAM__INIT, *incp = &inc;
+  se.type = "Claim";
+  inc.name = "_revinclude";
+  inc.value = "DocumentReference:patient";
+  se.n_params = 1, se.params = &incp;
+  cr_assert_eq(authz_call(p, &rc, &se.base, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "b1 (roles billing) may not read DocumentReference"), "%s", err.msg);
+  inc.value = "Provenance:target";
+  cr_assert_eq(authz_call(p, &rc, &se.base, &err), 0, "%s", err.msg);
+  /* $everything without _type is every type */
+  Clinlog__V1__FhirEverythingRequest ev = CLINLOG__V1__FHIR_EVERYTHING_REQUEST__INIT;
+  rc.method = M_FHIR_EVERYTHING;
+  cr_assert_eq(authz_call(p, &rc, &ev.base, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "read every resource type"), "%s", err.msg);
+  cl_policy_free(p);
+}
+
+/* Appends: every event's type, and the signer must be the caller. */
+Test(policy, appends_by_event_type_and_signer) {
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_default(&p, &err), 0, "%s", err.msg);
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("authz", &dir, &admin, 0);
+  static const uint32_t EVS[] = {
+      CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED, CLINLOG__V1__EVENT__BODY_MEDICATION_PRESCRIBED,
+      CLINLOG__V1__EVENT__BODY_CLAIM_SUBMITTED, CLINLOG__V1__EVENT__BODY_PATIENT_REGISTERED,
+      CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED};
+  static const char *const LETTERS[] = {"O", "M", "C", "P", "D"};
+  for (size_t r = 0; r < sizeof EXPECT / sizeof EXPECT[0]; r++) {
+    /* a principal of this role with its own key, registered in the log */
+    char pid[64];
+    snprintf(pid, sizeof pid, "%s-1", EXPECT[r].role);
+    cl_signer k;
+    cr_assert_eq(cl_signer_generate(&k, &err), 0);
+    size_t len;
+    uint8_t *reg = cl_test_principal_event(pid, EXPECT[r].role, &k, &len);
+    cl_append_result res;
+    cr_assert_eq(cl_test_append(log, &admin, &reg, &len, 1, 1, NULL, 0, 0, &res, &err), 0, "%s",
+                 err.msg);
+    cl_append_result_free(&res);
+    free(reg);
+    for (size_t e = 0; e < 5; e++) {
+      /* an event of that type, its body empty: the type is what the
+       * policy reads */
+      const ProtobufCFieldDescriptor *fd =
+          protobuf_c_message_descriptor_get_field(&clinlog__v1__event__descriptor, EVS[e]);
+      cr_assert_not_null(fd);
+      const ProtobufCMessageDescriptor *bd = fd->descriptor;
+      ProtobufCMessage *body = calloc(1, bd->sizeof_message);
+      bd->message_init(body);
+      Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+      ev.stream = "patient-authz";
+      ev.body_case = EVS[e];
+      *(ProtobufCMessage **)((char *)&ev + fd->offset) = body;
+      size_t n;
+      uint8_t *b = cl_test_pack_event(&ev, &n);
+      free(body);
+      ProtobufCBinaryData evb = {n, b};
+      uint8_t h[32], sig[64];
+      cl_event_hash(b, n, h);
+      cl_sign_batch(&k, (const uint8_t(*)[32])h, 1, sig);
+      Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
+      bs.key_id = (ProtobufCBinaryData){32, k.pk};
+      bs.signature = (ProtobufCBinaryData){64, sig};
+      Clinlog__V1__AppendBatch batch = CLINLOG__V1__APPEND_BATCH__INIT;
+      batch.n_events = 1, batch.events = &evb, batch.batch_signature = &bs;
+      cl_req_ctx rc;
+      cl_req_ctx_init(&rc, M_APPEND, "test");
+      snprintf(rc.principal, sizeof rc.principal, "%s", pid);
+      snprintf(rc.roles, sizeof rc.roles, "%s", EXPECT[r].role);
+      int want = has_word(EXPECT[r].appends, LETTERS[e]);
+      int got = authz_append(p, log, &rc, &batch, &err);
+      cr_assert_eq(got == 0, want, "%s appends %s: %s", EXPECT[r].role, fd->name, err.msg);
+      if (!want)
+        cr_assert(strstr(err.msg, "may not append events[0]"), "%s", err.msg);
+      /* the same batch sent by someone else: refused unless a relay */
+      snprintf(rc.principal, sizeof rc.principal, "someone-else");
+      got = authz_append(p, log, &rc, &batch, &err);
+      int relay = has_word("integration node", EXPECT[r].role);
+      if (want && !relay) {
+        cr_assert_eq(got, CL_EDENIED, "%s", EXPECT[r].role);
+        cr_assert(strstr(err.msg, "signed by"), "%s", err.msg);
+      }
+      free(b);
+    }
+    cl_signer_free(&k);
+  }
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+  cl_policy_free(p);
+}
+
+/* A FHIR request of a patient principal (patient p-1): 0 or CL_EDENIED. */
+static int as_patient(const cl_policy *p, const char *own, int m, const char *type, const char *id,
+                      const char *const *params, cl_err *err) {
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, m, "test");
+  snprintf(rc.principal, sizeof rc.principal, "portal-user");
+  snprintf(rc.roles, sizeof rc.roles, "patient");
+  snprintf(rc.patient_id, sizeof rc.patient_id, "%s", own);
+  Clinlog__V1__FhirParam pv[8], *pp[8];
+  size_t n = 0;
+  for (; params && params[2 * n]; n++) {
+    clinlog__v1__fhir_param__init(&pv[n]);
+    pv[n].name = (char *)params[2 * n];
+    pv[n].value = (char *)params[2 * n + 1];
+    pp[n] = &pv[n];
+  }
+  Clinlog__V1__FhirReadRequest rd = CLINLOG__V1__FHIR_READ_REQUEST__INIT;
+  Clinlog__V1__FhirSearchRequest se = CLINLOG__V1__FHIR_SEARCH_REQUEST__INIT;
+  Clinlog__V1__FhirEverythingRequest ev = CLINLOG__V1__FHIR_EVERYTHING_REQUEST__INIT;
+  Clinlog__V1__ReadRequest lr = CLINLOG__V1__READ_REQUEST__INIT;
+  const ProtobufCMessage *req = &lr.base;
+  rd.type = se.type = (char *)type;
+  rd.id = ev.patient_id = (char *)id;
+  se.n_params = n, se.params = pp;
+  if (m == M_FHIR_READ)
+    req = &rd.base;
+  else if (m == M_FHIR_SEARCH)
+    req = &se.base;
+  else if (m == M_FHIR_EVERYTHING)
+    req = &ev.base;
+  cl_err_clear(err);
+  return authz_call(p, &rc, req, err);
+}
+
+Test(policy, a_patient_reads_its_own_compartment_only) {
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_default(&p, &err), 0, "%s", err.msg);
+  const char *mine[] = {"patient", "p-1", "code", "8867-4", NULL};
+  const char *ref[] = {"subject", "Patient/p-1", NULL};
+  const char *other[] = {"patient", "p-2", NULL};
+  const char *both[] = {"patient", "p-1,p-2", NULL};
+  const char *none[] = {"code", "8867-4", NULL};
+  const char *prov[] = {"patient", "p-1", "_revinclude", "Provenance:target", NULL};
+  const char *notes[] = {"patient", "p-1", "_revinclude", "DocumentReference:patient", NULL};
+  const char *twice[] = {"patient", "p-1", "patient", "p-2", NULL};
+  const char *pid[] = {"_id", "p-1", NULL};
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_READ, "Patient", "p-1", NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Observation", "", mine, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Condition", "", ref, &err), 0, "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Observation", "", prov, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Patient", "", pid, &err), 0, "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_EVERYTHING, "", "p-1", NULL, &err), 0, "%s", err.msg);
+
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_READ, "Patient", "p-2", NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "may not read Patient/p-2 outside its own compartment"), "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_READ, "Observation", "o-1", NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "by search with patient=p-1"), "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Observation", "", other, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "add patient=p-1"), "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Observation", "", both, &err), CL_EDENIED);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Observation", "", none, &err), CL_EDENIED);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Observation", "", notes, &err), CL_EDENIED);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_SEARCH, "Observation", "", twice, &err), CL_EDENIED);
+  cr_assert_eq(as_patient(p, "p-1", M_FHIR_EVERYTHING, "", "p-2", NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "its own is Patient/p-1"), "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_READ, "", "", NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "read every resource type"), "%s", err.msg);
+  cr_assert_eq(as_patient(p, "", M_FHIR_READ, "Patient", "p-1", NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "linked to no patient"), "%s", err.msg);
+  cl_policy_free(p);
+}
