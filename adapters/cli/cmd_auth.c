@@ -11,6 +11,10 @@
  *    every later --server command sends as "authorization: Bearer".
  *  - `logout` ends the session (Auth.Logout) and removes the file;
  *    `whoami` prints who the server says the token is.
+ *  - `bind-cert PRINCIPAL CERT.pem`, `revoke-cert PRINCIPAL CERT.pem|SHA256`
+ *    and `roles PRINCIPAL [ROLE...]` print the CertificateBound,
+ *    CertificateRevoked and RolesChanged events to append with an admin key,
+ *    as enroll does.
  *
  * Passwords come from the terminal without echo, or as the first line of
  * standard input with --password-stdin; never from the command line. */
@@ -346,18 +350,85 @@ static int session(const char *sub, int argc, char **argv) {
   return rc;
 }
 
+/* ------------------------------------------- certificates and roles */
+
+/* The SHA-256 fingerprint of arg: a PEM file, or 64 hex digits. */
+static int fingerprint_of(const char *arg, char out[65]) {
+  size_t l = strlen(arg);
+  if (l == 64 && strspn(arg, "0123456789abcdefABCDEF") == 64) {
+    for (size_t i = 0; i <= l; i++)
+      out[i] = (char)(arg[i] >= 'A' && arg[i] <= 'F' ? arg[i] - 'A' + 'a' : arg[i]);
+    return 0;
+  }
+  FILE *f = fopen(arg, "rb");
+  if (!f) {
+    perror(arg);
+    return -1;
+  }
+  char buf[65536];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  if (cl_pem_fingerprint(buf, n, out) != 0) {
+    fprintf(stderr, "clinlog auth: %s holds no PEM certificate\n", arg);
+    return -1;
+  }
+  return 0;
+}
+
+static int admin_event(const char *sub, int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help")) {
+    fprintf(argc < 2 ? stderr : stdout,
+            "usage: clinlog auth bind-cert PRINCIPAL CERT.pem|SHA256 [SUBJECT]\n"
+            "       clinlog auth revoke-cert PRINCIPAL CERT.pem|SHA256 [REASON]\n"
+            "       clinlog auth roles PRINCIPAL [ROLE...]   (none: disable)\n"
+            "print the event (proto3 JSON) to append with an admin key\n");
+    return argc < 2 ? 2 : 0;
+  }
+  const char *pid = argv[1];
+  char stream[256], fp[65];
+  snprintf(stream, sizeof stream, "$principal-%s", pid);
+  json_t *ev;
+  if (!strcmp(sub, "roles")) {
+    json_t *roles = json_array();
+    for (int i = 2; i < argc; i++)
+      json_array_append_new(roles, json_string(argv[i]));
+    ev = json_pack("{s:s, s:{s:s, s:o}}", "stream", stream, "rolesChanged", "principalId", pid,
+                   "roles", roles);
+  } else {
+    if (argc < 3) {
+      fprintf(stderr, "clinlog auth %s: PRINCIPAL and a certificate expected\n", sub);
+      return 2;
+    }
+    if (fingerprint_of(argv[2], fp) != 0)
+      return 1;
+    int bind = !strcmp(sub, "bind-cert");
+    ev = json_pack("{s:s, s:{s:s, s:s, s:s}}", "stream", stream,
+                   bind ? "certificateBound" : "certificateRevoked", "principalId", pid, "sha256",
+                   fp, bind ? "subject" : "reason",
+                   bind       ? argv[2]
+                   : argc > 3 ? argv[3]
+                              : "");
+  }
+  cli_print_json(stdout, ev);
+  json_decref(ev);
+  return 0;
+}
+
 int cmd_auth(int argc, char **argv) {
   if (sodium_init() < 0)
     return 1;
   if (argc < 2 || !strcmp(argv[1], "--help")) {
     fprintf(argc < 2 ? stderr : stdout,
-            "usage: clinlog auth enroll|login|logout|whoami ...  (`--help` after each)\n");
+            "usage: clinlog auth enroll|login|logout|whoami|bind-cert|revoke-cert|roles ...\n"
+            "(`--help` after each)\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "enroll"))
     return enroll(argc - 1, argv + 1);
   if (!strcmp(argv[1], "login") || !strcmp(argv[1], "logout") || !strcmp(argv[1], "whoami"))
     return session(argv[1], argc - 1, argv + 1);
+  if (!strcmp(argv[1], "bind-cert") || !strcmp(argv[1], "revoke-cert") || !strcmp(argv[1], "roles"))
+    return admin_event(argv[1], argc - 1, argv + 1);
   fprintf(stderr, "clinlog auth: unknown subcommand \"%s\"\n", argv[1]);
   return 2;
 }

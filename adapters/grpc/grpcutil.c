@@ -3,9 +3,12 @@
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
+#include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "store/event.h"
+#include "store/keys.h"
 
 const char *const cl_grpc_method_path[M_COUNT] = {
 #define CL_GRPC_PATH(id, name, kind) [id] = "/" name,
@@ -109,4 +112,24 @@ const char *cl_grpc_status_name(grpc_status_code c) {
       "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",    "DATA_LOSS",
       "UNAUTHENTICATED"};
   return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "UNKNOWN";
+}
+
+int cl_pem_fingerprint(const char *pem, size_t n, char out[65]) {
+  const char *b = memmem(pem, n, "-----BEGIN CERTIFICATE-----", 27);
+  const char *e = b ? memmem(b, n - (size_t)(b - pem), "-----END CERTIFICATE-----", 25) : NULL;
+  if (!b || !e)
+    return -1;
+  b += 27;
+  uint8_t *der = malloc((size_t)(e - b));
+  size_t dl = 0;
+  int rc = -1;
+  if (der && sodium_base642bin(der, (size_t)(e - b), b, (size_t)(e - b), "\r\n \t", &dl, NULL,
+                               sodium_base64_VARIANT_ORIGINAL) == 0) {
+    uint8_t h[32];
+    crypto_hash_sha256(h, der, dl);
+    cl_hex(h, 32, out);
+    rc = 0;
+  }
+  free(der);
+  return rc;
 }

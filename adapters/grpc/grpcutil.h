@@ -34,6 +34,12 @@ ProtobufCMessage *cl_grpc_unpack_checked(grpc_byte_buffer *bb, const ProtobufCMe
  * grpc_byte_buffer_destroy), NULL when out of memory. */
 grpc_byte_buffer *cl_grpc_pack(const ProtobufCMessage *m);
 
+/* SHA-256 (lower-case hex) of the DER of the first certificate in PEM text
+ * (n bytes): the fingerprint `openssl x509 -fingerprint -sha256` prints,
+ * which binds a client certificate to a principal (CertificateBound). 0, or
+ * -1 when there is no certificate. */
+int cl_pem_fingerprint(const char *pem, size_t n, char out[65]);
+
 /* gRPC status for a store error code (docs/api.md has the table). */
 grpc_status_code cl_grpc_status_of(int cl_code);
 

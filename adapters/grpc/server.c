@@ -491,28 +491,6 @@ static void md_value(srv_call *c, const char *key, char *out, size_t n) {
     }
 }
 
-/* SHA-256 (hex) of the DER of a PEM certificate: the certificate's
- * fingerprint, as `openssl x509 -fingerprint -sha256` computes it. */
-static int pem_fingerprint(const char *pem, size_t n, char out[65]) {
-  const char *b = memmem(pem, n, "-----BEGIN CERTIFICATE-----", 27);
-  const char *e = b ? memmem(b, n - (size_t)(b - pem), "-----END CERTIFICATE-----", 25) : NULL;
-  if (!b || !e)
-    return -1;
-  b += 27;
-  uint8_t *der = malloc((size_t)(e - b));
-  size_t dl = 0;
-  int rc = -1;
-  if (der && sodium_base642bin(der, (size_t)(e - b), b, (size_t)(e - b), "\r\n \t", &dl, NULL,
-                               sodium_base64_VARIANT_ORIGINAL) == 0) {
-    uint8_t h[32];
-    crypto_hash_sha256(h, der, dl);
-    cl_hex(h, 32, out);
-    rc = 0;
-  }
-  free(der);
-  return rc;
-}
-
 /* Fills the request context from the call: peer, transport security,
  * client certificate, request id, purpose of use, forwarding. */
 static void fill_ctx(srv_call *c) {
@@ -548,7 +526,7 @@ static void fill_ctx(srv_call *c) {
     rc->auth = CL_AUTH_TLS;
   it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_PEM_CERT_PROPERTY_NAME);
   p = grpc_auth_property_iterator_next(&it);
-  if (p && p->value && pem_fingerprint(p->value, p->value_length, rc->cert_fingerprint) == 0)
+  if (p && p->value && cl_pem_fingerprint(p->value, p->value_length, rc->cert_fingerprint) == 0)
     rc->auth = CL_AUTH_MTLS;
   grpc_auth_context_release(ac);
 }

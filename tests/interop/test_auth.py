@@ -17,11 +17,14 @@ import urllib.parse
 
 import grpc
 import nacl.signing
+import ssl
+import tempfile
 
 import common
 from common import T, Server, ServerTestCase, Signer, free_port
 from test_fhir import patient_events
 from test_query import files_containing
+from test_tls import make_pki, read
 
 PASSWORDS = {"admin": "admin pass phrase 1", "nurse1": "nurse pass phrase 2",
              "clerk": "clerk pass phrase 3", "ada": "portal pass phrase 4"}
@@ -261,3 +264,64 @@ class TestAuth(ServerTestCase):
                                      "%r of %s on disk" % (needle[:12], pid))
         finally:
             self.server.start()
+
+
+class TestAuthCertificates(ServerTestCase):
+    """A system authenticates with its TLS client certificate, bound to its
+    principal in the log by fingerprint (clinlog auth bind-cert): under
+    --auth required it calls as that principal, and the policy applies."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = make_pki(tempfile.mkdtemp(prefix="pki-", dir=common.TMP))
+        data = common.init_data_dir()
+        key = os.path.join(data, "keys", "admin.key")
+        pk = nacl.signing.SigningKey.generate().verify_key.encode()
+        events = [{"stream": "$principal-lab-feed",
+                   "principalRegistered": {"principalId": "lab-feed", "roles": ["integration"],
+                                           "kind": "system",
+                                           "publicKey": base64.b64encode(pk).decode()}}]
+        r = cli("auth", "bind-cert", "lab-feed", cls.pki["client.pem"], "CN=interop-client")
+        assert r.returncode == 0, r.stderr
+        ev = json.loads(r.stdout)
+        # the fingerprint, computed here independently: SHA-256 of the DER
+        der = ssl.PEM_cert_to_DER_cert(read(cls.pki["client.pem"]).decode())
+        assert ev["certificateBound"]["sha256"] == hashlib.sha256(der).hexdigest(), ev
+        events.append(ev)
+        r = cli("append", data, "--key", key, stdin="\n".join(json.dumps(e) for e in events))
+        assert r.returncode == 0, r.stderr
+        cls.server = Server(data_dir=data, dev=False, args=[
+            "--auth", "required", "--tls-cert", cls.pki["server.pem"], "--tls-key",
+            cls.pki["server.key"], "--client-ca", cls.pki["ca.pem"]])
+        cls.server.start()
+        cls.admin = Signer.load(key)
+        cls.client = cls.connect("client")
+
+    @classmethod
+    def connect(cls, who):
+        kw = {} if who is None else {"private_key": read(cls.pki[who + ".key"]),
+                                     "certificate_chain": read(cls.pki[who + ".pem"])}
+        creds = grpc.ssl_channel_credentials(root_certificates=read(cls.pki["ca.pem"]), **kw)
+        return common.Client(cls.server.addr, credentials=creds,
+                             options=[("grpc.ssl_target_name_override", "localhost")])
+
+    def test_the_bound_certificate_is_the_principal(self):
+        a = common.pb.auth
+        whoami = self.client.channel.unary_unary("/clinlog.v1.Auth/Whoami",
+                                                 a.WhoamiRequest.SerializeToString,
+                                                 a.WhoamiResponse.FromString)
+        who = whoami(a.WhoamiRequest(), timeout=T(15))
+        self.assertEqual((who.principal_id, list(who.roles), who.auth),
+                         ("lab-feed", ["integration"], "mtls"))
+        # an interface engine relays events others signed; it reads nothing
+        r = self.client.append(common.batch([common.event("patient-MTLS1")], self.admin))
+        self.assertGreater(r.tree_size, 0)
+        e = self.assertRpcError(grpc.StatusCode.PERMISSION_DENIED,
+                                lambda: list(self.client._read(common.pb.api.ReadRequest(),
+                                                               timeout=T(15))))
+        self.assertIn("lab-feed (roles integration) may not", e.details())
+        # without a certificate: no principal, refused
+        with self.connect(None) as anon:
+            e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, anon.append,
+                                    common.batch([common.event("patient-MTLS1")], self.admin))
+            self.assertIn("authentication required", e.details())
