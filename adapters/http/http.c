@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sodium.h>
@@ -17,6 +18,7 @@
 
 #include "adapters/http/route.h"
 #include "adapters/service/methods.h"
+#include "clinlog/v1/auth.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "query/fhir/engine.h"
 
@@ -363,12 +365,144 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
   }
 }
 
+/* ------------------------------------------------------- login, logout */
+
+/* A JSON answer that no cache keeps (RFC 6749 section 5.1). */
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j,
+                                 const char *request_id) {
+  char *body = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (body == NULL)
+    return MHD_NO;
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+  if (resp == NULL) {
+    free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, "Content-Type", "application/json");
+  MHD_add_response_header(resp, "Cache-Control", "no-store");
+  if (request_id[0])
+    MHD_add_response_header(resp, "X-Request-Id", request_id);
+  if (status == 401)
+    MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"clinlog\"");
+  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static enum MHD_Result auth_error(struct MHD_Connection *c, const cl_err *err,
+                                  const char *request_id) {
+  int st = err->code == CL_EUNAUTH    ? 401
+           : err->code == CL_ELIMITED ? 429
+           : err->code == CL_EINVAL   ? 400
+                                      : 503;
+  return send_json(c, st,
+                   json_pack("{s:s, s:s}", "error",
+                             st == 401   ? "invalid_grant"
+                             : st == 400 ? "invalid_request"
+                             : st == 429 ? "slow_down"
+                                         : "temporarily_unavailable",
+                             "error_description", err->msg),
+                   request_id);
+}
+
+/* POST /auth/login (a form: principal, password, code) and POST
+ * /auth/logout (Authorization: Bearer): Auth.Login and Auth.Logout of the
+ * gRPC face, through the same request layer. A login answers as an OAuth
+ * 2.0 token response (access_token, token_type, expires_in); errors as
+ * {"error", "error_description"}. */
+static enum MHD_Result serve_auth(cl_http *h, struct MHD_Connection *c, const char *url,
+                                  const char *method, req *r) {
+  int login = !strcmp(url, "/auth/login");
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, login ? M_AUTH_LOGIN : M_AUTH_LOGOUT, "http");
+  peer_of(c, rc.peer, sizeof rc.peer);
+  rc.auth = h->tls ? CL_AUTH_TLS : CL_AUTH_NONE;
+  const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  if (authz && !strncasecmp(authz, "Bearer ", 7))
+    snprintf(rc.bearer, sizeof rc.bearer, "%s", authz + 7);
+  cl_err err;
+  cl_err_clear(&err);
+  if (strcmp(method, "POST") != 0) {
+    cl_err_set(&err, CL_EINVAL, "%s takes POST", url);
+    return auth_error(c, &err, rc.request_id);
+  }
+  cl_http_params p = {.n = 0};
+  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+  if (login && (r->too_big || !r->body || !ct ||
+                strncmp(ct, "application/x-www-form-urlencoded", 33) != 0)) {
+    cl_err_set(&err, CL_EINVAL,
+               "POST /auth/login takes an application/x-www-form-urlencoded form: principal, "
+               "password, code");
+    return auth_error(c, &err, rc.request_id);
+  }
+  if (login)
+    cl_http_form_add(&p, r->body);
+  Clinlog__V1__LoginRequest lr = CLINLOG__V1__LOGIN_REQUEST__INIT;
+  Clinlog__V1__LogoutRequest lo = CLINLOG__V1__LOGOUT_REQUEST__INIT;
+  for (size_t i = 0; i < p.n; i++) {
+    if (!strcmp(p.kv[i].name, "principal"))
+      lr.principal_id = (char *)p.kv[i].value;
+    else if (!strcmp(p.kv[i].name, "password"))
+      lr.password = (char *)p.kv[i].value;
+    else if (!strcmp(p.kv[i].name, "code"))
+      lr.totp_code = (char *)p.kv[i].value;
+  }
+  cl_authn *a = cl_svc_authn(h->svc);
+  if (a == NULL) {
+    cl_err_set(&err, CL_EINVAL, "authentication is not enabled on this server (clinlogd --auth)");
+    return auth_error(c, &err, rc.request_id);
+  }
+  if (cl_svc_admit(h->svc, &rc, login ? &lr.base : &lo.base, &err) != 0) {
+    cl_svc_finished(h->svc, &rc, err.code, err.msg);
+    return auth_error(c, &err, rc.request_id);
+  }
+  enum MHD_Result ret;
+  if (login) {
+    cl_login l;
+    if (cl_authn_login(a, lr.principal_id, lr.password, lr.totp_code, rc.peer, &l, &err) != 0) {
+      ret = auth_error(c, &err, rc.request_id);
+    } else {
+      int64_t ttl = l.id.expires_at - (int64_t)time(NULL);
+      ret =
+          send_json(c, 200,
+                    json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "access_token", l.token,
+                              "token_type", "Bearer", "expires_in", (json_int_t)(ttl > 0 ? ttl : 0),
+                              "principal", l.id.principal, "roles", l.id.roles, "token_id",
+                              l.id.token_id, "session_seq", (json_int_t)l.seq),
+                    rc.request_id);
+      sodium_memzero(l.token, strlen(l.token));
+      free(l.token);
+    }
+  } else if (rc.auth != CL_AUTH_TOKEN) {
+    cl_err_set(&err, CL_EUNAUTH, "logout: send the session's token (Authorization: Bearer)");
+    ret = auth_error(c, &err, rc.request_id);
+  } else {
+    cl_identity id = {0};
+    snprintf(id.principal, sizeof id.principal, "%s", rc.principal);
+    memcpy(id.token_id, rc.token_id, sizeof id.token_id);
+    id.expires_at = rc.token_expires;
+    uint64_t seq;
+    ret = cl_authn_logout(a, &id, &seq, &err) != 0
+              ? auth_error(c, &err, rc.request_id)
+              : send_json(c, 200, json_pack("{s:b, s:I}", "logged_out", 1, "seq", (json_int_t)seq),
+                          rc.request_id);
+  }
+  cl_svc_finished(h->svc, &rc, err.code, err.msg);
+  if (r->body) /* the password was in it */
+    sodium_memzero(r->body, r->len);
+  return ret;
+}
+
 static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, req *r) {
   const char *rid_in = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
   int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
   int is_post = !strcmp(method, "POST");
   int is_delete = !strcmp(method, "DELETE");
+  if (!strcmp(url, "/auth/login") || !strcmp(url, "/auth/logout"))
+    return serve_auth(h, c, url, method, r);
   if (strncmp(url, BASE_PATH, strlen(BASE_PATH)) != 0 ||
       (url[strlen(BASE_PATH)] != '/' && url[strlen(BASE_PATH)] != '\0'))
     return send_outcome(c, 404, "not-found", rid_in,

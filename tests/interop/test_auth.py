@@ -209,6 +209,38 @@ class TestAuth(ServerTestCase):
         for e in bundle["entry"]:
             self.assertEqual(e["resource"]["subject"]["reference"], "Patient/ADA1")
 
+    def post(self, path, form=None, token=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(30))
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        c.request("POST", path, body=urllib.parse.urlencode(form or {}), headers=headers)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r, json.loads(body)
+
+    def test_1c_login_and_logout_over_http(self):
+        code = totp(self.secrets["nurse1"], time.time() - 30)  # the previous step: +-1 allowed
+        r, j = self.post("/auth/login", {"principal": "nurse1", "password": "wrong",
+                                         "code": code})
+        self.assertEqual((r.status, j["error"]), (401, "invalid_grant"), j)
+        self.assertEqual(r.getheader("Cache-Control"), "no-store")
+        r, j = self.post("/auth/login", {"principal": "nurse1",
+                                         "password": PASSWORDS["nurse1"], "code": code})
+        self.assertEqual(r.status, 200, j)
+        self.assertEqual((j["token_type"], j["principal"], j["roles"]),
+                         ("Bearer", "nurse1", "nurse"))
+        self.assertTrue(0 < j["expires_in"] <= 900)
+        token = j["access_token"]
+        resp, body = self.http("/Patient?_count=1", token)
+        self.assertEqual(resp.status, 200, body)
+        r, j = self.post("/auth/logout", token=token)
+        self.assertEqual(r.status, 200, j)
+        resp, body = self.http("/Patient?_count=1", token)
+        self.assertEqual(resp.status, 401, body)
+        self.assertIn("session has ended", json.loads(body)["issue"][0]["diagnostics"])
+
     def test_2_cli_login_whoami_logout_and_restart(self):
         tf = os.path.join(common.TMP, "nurse.token")
         srv = ["--server", self.server.addr, "--plaintext", "--token-file", tf]
