@@ -145,6 +145,31 @@ const char *cl_event_type_name(uint32_t type) {
   return f ? ((const ProtobufCMessageDescriptor *)f->descriptor)->short_name : NULL;
 }
 
+const char *cl_event_principal(const Clinlog__V1__Event *e) {
+  switch (e->body_case) {
+  case CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED:
+    return e->principal_registered->principal_id;
+  case CLINLOG__V1__EVENT__BODY_KEY_REGISTERED:
+    return e->key_registered->principal_id;
+  case CLINLOG__V1__EVENT__BODY_KEY_REVOKED:
+    return e->key_revoked->principal_id;
+  case CLINLOG__V1__EVENT__BODY_CREDENTIAL_ENROLLED:
+    return e->credential_enrolled->principal_id;
+  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_BOUND:
+    return e->certificate_bound->principal_id;
+  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_REVOKED:
+    return e->certificate_revoked->principal_id;
+  case CLINLOG__V1__EVENT__BODY_ROLES_CHANGED:
+    return e->roles_changed->principal_id;
+  case CLINLOG__V1__EVENT__BODY_SESSION_STARTED:
+    return e->session_started->principal_id;
+  case CLINLOG__V1__EVENT__BODY_SESSION_ENDED:
+    return e->session_ended->principal_id;
+  default:
+    return NULL;
+  }
+}
+
 uint32_t cl_event_type_code(const char *name) {
   const ProtobufCMessageDescriptor *d = &clinlog__v1__event__descriptor;
   for (unsigned i = 0; i < d->n_fields; i++) {

@@ -40,6 +40,10 @@ int cl_wire_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t 
 /* Name of an event type code (the Event.body field number), e.g.
  * "ObservationRecorded"; NULL if unknown. Static storage. */
 const char *cl_event_type_name(uint32_t type);
+/* The principal a security event is about (PrincipalRegistered,
+ * KeyRegistered, KeyRevoked and the authentication events 906-911), NULL
+ * for other events. A view into ev. */
+const char *cl_event_principal(const Clinlog__V1__Event *ev);
 
 /* Event type code for a name ("ObservationRecorded" or
  * "observation_recorded"); 0 if unknown. */

@@ -56,31 +56,10 @@ static int derive_changes(prep *p, cl_err *err) {
   return 0;
 }
 
-/* The principal an authentication event is about (query/auth folds them
- * per principal), NULL for other events. */
-static const char *auth_event_principal(const Clinlog__V1__Event *ev) {
-  switch (ev->body_case) {
-  case CLINLOG__V1__EVENT__BODY_CREDENTIAL_ENROLLED:
-    return ev->credential_enrolled->principal_id;
-  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_BOUND:
-    return ev->certificate_bound->principal_id;
-  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_REVOKED:
-    return ev->certificate_revoked->principal_id;
-  case CLINLOG__V1__EVENT__BODY_ROLES_CHANGED:
-    return ev->roles_changed->principal_id;
-  case CLINLOG__V1__EVENT__BODY_SESSION_STARTED:
-    return ev->session_started->principal_id;
-  case CLINLOG__V1__EVENT__BODY_SESSION_ENDED:
-    return ev->session_ended->principal_id;
-  default:
-    return NULL;
-  }
-}
-
 /* Authentication events belong in "$principal-<principal_id>" (sealed under
  * that stream's data key; system streams are never erased). */
 static int principal_stream(const Clinlog__V1__Event *ev, size_t i, cl_err *err) {
-  const char *pid = auth_event_principal(ev);
+  const char *pid = cl_event_principal(ev);
   static const char pre[] = "$principal-";
   if (!pid || !pid[0])
     return cl_err_set(err, CL_EMALFORMED, "events[%zu].%s.principal_id: required", i,

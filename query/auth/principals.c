@@ -35,32 +35,6 @@ static int unpack_state(const uint8_t *v, size_t n, Clinlog__V1__PrincipalState 
 
 /* ----------------------------------------------------------- the fold */
 
-/* The principal an event changes, NULL for events this projection skips. */
-static const char *principal_of(const Clinlog__V1__Event *e) {
-  switch (e->body_case) {
-  case CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED:
-    return e->principal_registered->principal_id;
-  case CLINLOG__V1__EVENT__BODY_KEY_REGISTERED:
-    return e->key_registered->principal_id;
-  case CLINLOG__V1__EVENT__BODY_KEY_REVOKED:
-    return e->key_revoked->principal_id;
-  case CLINLOG__V1__EVENT__BODY_CREDENTIAL_ENROLLED:
-    return e->credential_enrolled->principal_id;
-  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_BOUND:
-    return e->certificate_bound->principal_id;
-  case CLINLOG__V1__EVENT__BODY_CERTIFICATE_REVOKED:
-    return e->certificate_revoked->principal_id;
-  case CLINLOG__V1__EVENT__BODY_ROLES_CHANGED:
-    return e->roles_changed->principal_id;
-  case CLINLOG__V1__EVENT__BODY_SESSION_STARTED:
-    return e->session_started->principal_id;
-  case CLINLOG__V1__EVENT__BODY_SESSION_ENDED:
-    return e->session_ended->principal_id;
-  default:
-    return NULL;
-  }
-}
-
 static int folded_type(uint32_t t) {
   return (t >= CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED &&
           t <= CLINLOG__V1__EVENT__BODY_KEY_REVOKED) ||
@@ -254,7 +228,7 @@ static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   cl_log_event_free(plain, n);
   if (rc)
     return rc;
-  const char *pid = principal_of(e);
+  const char *pid = cl_event_principal(e);
   Clinlog__V1__PrincipalState *st = NULL;
   uint8_t key[32], *v = NULL;
   size_t vl;
