@@ -11,10 +11,10 @@
  *    every later --server command sends as "authorization: Bearer".
  *  - `logout` ends the session (Auth.Logout) and removes the file;
  *    `whoami` prints who the server says the token is.
- *  - `bind-cert PRINCIPAL CERT.pem`, `revoke-cert PRINCIPAL CERT.pem|SHA256`
- *    and `roles PRINCIPAL [ROLE...]` print the CertificateBound,
- *    CertificateRevoked and RolesChanged events to append with an admin key,
- *    as enroll does.
+ *  - `bind-cert PRINCIPAL CERT.pem`, `revoke-cert PRINCIPAL CERT.pem|SHA256`,
+ *    `roles PRINCIPAL [ROLE...]` and `end-session PRINCIPAL TOKEN_ID` print
+ *    the CertificateBound, CertificateRevoked, RolesChanged and SessionEnded
+ *    events to append with an admin key, as enroll does.
  *
  * Passwords come from the terminal without echo, or as the first line of
  * standard input with --password-stdin; never from the command line. */
@@ -381,6 +381,7 @@ static int admin_event(const char *sub, int argc, char **argv) {
             "usage: clinlog auth bind-cert PRINCIPAL CERT.pem|SHA256 [SUBJECT]\n"
             "       clinlog auth revoke-cert PRINCIPAL CERT.pem|SHA256 [REASON]\n"
             "       clinlog auth roles PRINCIPAL [ROLE...]   (none: disable)\n"
+            "       clinlog auth end-session PRINCIPAL TOKEN_ID [REASON]   (revoke a session)\n"
             "print the event (proto3 JSON) to append with an admin key\n");
     return argc < 2 ? 2 : 0;
   }
@@ -388,7 +389,14 @@ static int admin_event(const char *sub, int argc, char **argv) {
   char stream[256], fp[65];
   snprintf(stream, sizeof stream, "$principal-%s", pid);
   json_t *ev;
-  if (!strcmp(sub, "roles")) {
+  if (!strcmp(sub, "end-session")) {
+    if (argc < 3 || strlen(argv[2]) != 32) {
+      fprintf(stderr, "clinlog auth end-session: PRINCIPAL and a TOKEN_ID (32 hex digits)\n");
+      return 2;
+    }
+    ev = json_pack("{s:s, s:{s:s, s:s, s:s}}", "stream", stream, "sessionEnded", "principalId", pid,
+                   "tokenId", argv[2], "reason", argc > 3 ? argv[3] : "revoked");
+  } else if (!strcmp(sub, "roles")) {
     json_t *roles = json_array();
     for (int i = 2; i < argc; i++)
       json_array_append_new(roles, json_string(argv[i]));
@@ -419,7 +427,8 @@ int cmd_auth(int argc, char **argv) {
     return 1;
   if (argc < 2 || !strcmp(argv[1], "--help")) {
     fprintf(argc < 2 ? stderr : stdout,
-            "usage: clinlog auth enroll|login|logout|whoami|bind-cert|revoke-cert|roles ...\n"
+            "usage: clinlog auth enroll|login|logout|whoami|bind-cert|revoke-cert|roles|end-session"
+            " ...\n"
             "(`--help` after each)\n");
     return argc < 2 ? 2 : 0;
   }
@@ -427,7 +436,8 @@ int cmd_auth(int argc, char **argv) {
     return enroll(argc - 1, argv + 1);
   if (!strcmp(argv[1], "login") || !strcmp(argv[1], "logout") || !strcmp(argv[1], "whoami"))
     return session(argv[1], argc - 1, argv + 1);
-  if (!strcmp(argv[1], "bind-cert") || !strcmp(argv[1], "revoke-cert") || !strcmp(argv[1], "roles"))
+  if (!strcmp(argv[1], "bind-cert") || !strcmp(argv[1], "revoke-cert") ||
+      !strcmp(argv[1], "roles") || !strcmp(argv[1], "end-session"))
     return admin_event(argv[1], argc - 1, argv + 1);
   fprintf(stderr, "clinlog auth: unknown subcommand \"%s\"\n", argv[1]);
   return 2;

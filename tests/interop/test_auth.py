@@ -189,7 +189,8 @@ class TestAuth(ServerTestCase):
         for pid in ("ADA1", "BOB2"):
             self.client.append(common.batch(patient_events(pid), self.admin),
                                metadata=self.bearer(admin))
-        ada = self.login("ada").token
+        login = self.login("ada")
+        ada = login.token
         for path, want in (("/Patient/ADA1", 200), ("/Patient/BOB2", 403),
                            ("/Encounter?patient=ADA1", 200), ("/Encounter?patient=BOB2", 403),
                            ("/Encounter", 403), ("/Patient/ADA1/$everything", 200),
@@ -209,6 +210,25 @@ class TestAuth(ServerTestCase):
         self.assertGreater(bundle["total"], 0)
         for e in bundle["entry"]:
             self.assertEqual(e["resource"]["subject"]["reference"], "Patient/ADA1")
+
+        # an admin ends the session (clinlog auth end-session, appended with its token)
+        tf = os.path.join(common.TMP, "admin.token")
+        with open(tf, "w") as f:
+            f.write(self.admin_token + "\n")
+        os.chmod(tf, 0o600)
+        r = cli("auth", "end-session", "ada", login.token_id, "lost phone")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli("append", "--server", self.server.addr, "--plaintext", "--token-file", tf,
+                "--key", os.path.join(self.server.data, "keys", "admin.key"), stdin=r.stdout)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        deadline = time.monotonic() + T(10)  # refused once the auth view folds it (ms)
+        while True:
+            resp, body = self.http("/Patient/ADA1", ada)
+            if resp.status != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.assertEqual(resp.status, 401, body)
+        self.assertIn("session has ended", json.loads(body)["issue"][0]["diagnostics"])
 
     def post(self, path, form=None, token=None):
         c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(30))
