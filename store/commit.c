@@ -146,7 +146,8 @@ int cl_write_indexes(cl_log *log, rocksdb_writebatch_t *wb) {
                               (const char *)ie->v, sizeof ie->v);
   }
   cl_free(keys);
-  qsort(log->pend, log->pend_n, 48, cmp40);
+  if (log->pend_n > 1)
+    qsort(log->pend, log->pend_n, 48, cmp40);
   for (i = 0; i < log->pend_n; i++)
     rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_STREAMS], (const char *)log->pend[i], 40,
                               (const char *)log->pend[i] + 40, 8);

@@ -871,7 +871,8 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
     json_decref(q.ignored);
     return from_err(rs, &err);
   }
-  qsort(it.v, it.n, sizeof *it.v, q.sort_desc ? cmp_desc : cmp_asc);
+  if (it.n > 1) /* it.v is NULL when nothing matched */
+    qsort(it.v, it.n, sizeof *it.v, q.sort_desc ? cmp_desc : cmp_asc);
 
   json_t *b = new_bundle("searchset", now);
   json_object_set_new(b, "total", json_integer((json_int_t)it.n));

@@ -149,9 +149,10 @@ int cl_fhir_group_tags(cl_proj *p, uint64_t as_of, const char *id, cl_hmap **tag
     return rc;
   json_t *t = json_object_get(json_object_get(all, id ? id : ""), "tags");
   if (t == NULL) {
+    size_t known = json_object_size(all);
     json_decref(all);
     return cl_err_set(err, CL_ENOTFOUND, "no Group/%s (a Group is a payer's members: %zu known)",
-                      id ? id : "", json_object_size(all));
+                      id ? id : "", known);
   }
   cl_hmap *m = cl_hmap_new(32, 1);
   const char *hex;
