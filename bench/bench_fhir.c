@@ -1,6 +1,7 @@
 /* clinlog-bench fhir: the FHIR views on a generated population.
  *
- *   clinlog-bench fhir [--dir D] [--patients N] [--quick] [--json]
+ *   clinlog-bench fhir [--dir D] [--patients N] [--quick] [--json] [--no-pg]
+ *                      [--export-readers N]
  *
  * Generates N patients (default 10000; --quick 1000) with events across
  * every domain (~115 each: registration, encounters, vitals, lab reports
@@ -19,13 +20,18 @@
  *    loopback, HTTP/1.1 keep-alive, plaintext): read, vread, a patient's
  *    Observations by code and date range, a patient's active
  *    MedicationRequests, Conditions by code across all patients, and
- *    $everything of the big patient; p50/p99 of each.
+ *    $everything of the big patient; p50/p99 of each;
+ *  - bulk export: the walk that cuts the files, then the files read by
+ *    --export-readers clients at once (default 1; Bulk Data clients may
+ *    download files in parallel), one file each.
  * The targets of issue 9 are printed next to the results. Then (unless
  * --no-pg) the same resources and queries in PostgreSQL 15 as JSONB
  * (bench_fhir_pg.c), with the ratio clinlog / PostgreSQL. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,10 +393,48 @@ static void report(const char *name, const char *face, double *v, size_t n, doub
            target > 0 ? (p99 * 1e3 <= target ? "met" : "MISSED") : "");
 }
 
+/* A reader of the export's files: takes the next file not yet taken and
+ * reads it whole in 1 MiB pieces, as a Bulk Data client downloading files
+ * in parallel does. */
+typedef struct xreader {
+  pthread_t t;
+  cl_fhir_exports *x;
+  const char *id;
+  size_t nfiles;
+  atomic_size_t *next_file;
+  uint64_t n, bytes;
+} xreader;
+
+static void *xread_files(void *arg) {
+  xreader *r = arg;
+  cl_err err;
+  for (size_t f; (f = atomic_fetch_add(r->next_file, 1)) < r->nfiles;) {
+    uint8_t cur[32];
+    int more = 1, first = 1;
+    while (more) {
+      char *buf;
+      size_t len;
+      if (cl_fhir_export_read(r->x, r->id, (uint32_t)f + 1, first ? NULL : cur, 1 << 20, &buf, &len,
+                              cur, &more, &err) != 0) {
+        fprintf(stderr, "fhir bench: export read: %s\n", err.msg);
+        exit(1);
+      }
+      first = 0;
+      for (const char *q = buf, *end = buf ? buf + len : NULL;
+           q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+        r->n++;
+      r->bytes += len;
+      free(buf);
+    }
+  }
+  return NULL;
+}
+
 /* Bulk export of every resource (query/fhir/export.h): the walk that cuts
  * the files, then reading every file in 1 MiB pieces (what ExportRead and
- * the REST file download do); returns the rate in resources/s. */
-static double export_bench(cl_runner *runner, cl_log *log, const char *dir, int json) {
+ * the REST file download do) by `readers` clients at once, each reading
+ * one file at a time; returns the rate in resources/s. */
+static double export_bench(cl_runner *runner, cl_log *log, const char *dir, int readers, int json) {
   char xdir[4200];
   snprintf(xdir, sizeof xdir, "%s/exports", dir);
   cl_fhir_exports *x;
@@ -420,24 +464,23 @@ static double export_bench(cl_runner *runner, cl_log *log, const char *dir, int 
   double walked = bench_mono() - t0;
   uint64_t n = 0, bytes = 0;
   double t1 = bench_mono();
-  for (size_t f = 0; f < st.nfiles; f++) {
-    uint8_t cur[32];
-    int more = 1, first = 1;
-    while (more) {
-      char *buf;
-      size_t len;
-      if (cl_fhir_export_read(x, id, (uint32_t)f + 1, first ? NULL : cur, 1 << 20, &buf, &len, cur,
-                              &more, &err) != 0) {
-        fprintf(stderr, "fhir bench: export read: %s\n", err.msg);
-        exit(1);
-      }
-      first = 0;
-      for (size_t i = 0; i < len; i++)
-        n += buf[i] == '\n';
-      bytes += len;
-      free(buf);
+  atomic_size_t next_file = 0;
+  xreader *rd = calloc((size_t)readers, sizeof *rd);
+  for (int i = 0; i < readers; i++) {
+    rd[i] = (xreader){.x = x, .id = id, .nfiles = st.nfiles, .next_file = &next_file};
+    if (i > 0 && pthread_create(&rd[i].t, NULL, xread_files, &rd[i]) != 0) {
+      fprintf(stderr, "fhir bench: export: cannot start a reader\n");
+      exit(1);
     }
   }
+  xread_files(&rd[0]);
+  for (int i = 0; i < readers; i++) {
+    if (i > 0)
+      pthread_join(rd[i].t, NULL);
+    n += rd[i].n;
+    bytes += rd[i].bytes;
+  }
+  free(rd);
   double read = bench_mono() - t1;
   size_t nfiles = st.nfiles;
   cl_fhir_export_status_clear(&st);
@@ -446,8 +489,9 @@ static double export_bench(cl_runner *runner, cl_log *log, const char *dir, int 
   double total = walked + read;
   if (json) {
     printf("{\"bench\":\"fhir\",\"export\":{\"resources\":%llu,\"files\":%zu,\"bytes\":%llu,"
-           "\"walk_s\":%.3f,\"read_s\":%.3f,\"resources_per_s\":%.0f}}\n",
-           (unsigned long long)n, nfiles, (unsigned long long)bytes, walked, read, n / total);
+           "\"readers\":%d,\"walk_s\":%.3f,\"read_s\":%.3f,\"resources_per_s\":%.0f}}\n",
+           (unsigned long long)n, nfiles, (unsigned long long)bytes, readers, walked, read,
+           n / total);
     return n / total;
   }
   printf("\n  bulk export (system level, every type)         resources  files      MB   res/s\n");
@@ -455,12 +499,14 @@ static double export_bench(cl_runner *runner, cl_log *log, const char *dir, int 
          "100000: %s\n",
          walked, read, (unsigned long long)n, nfiles, bytes / 1e6, n / total,
          n / total >= 100000 ? "met" : "MISSED");
+  printf("  (files read by %d client%s at once, one file each)\n", readers,
+         readers == 1 ? "" : "s");
   return n / total;
 }
 
 int bench_fhir_main(int argc, char **argv) {
   const char *base = "/tmp/clinlog-bench";
-  int patients = 10000, json = 0, pg = 1;
+  int patients = 10000, json = 0, pg = 1, readers = 1;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--dir") && i + 1 < argc)
       base = argv[++i];
@@ -472,14 +518,18 @@ int bench_fhir_main(int argc, char **argv) {
       json = 1;
     else if (!strcmp(argv[i], "--no-pg"))
       pg = 0;
+    else if (!strcmp(argv[i], "--export-readers") && i + 1 < argc)
+      readers = atoi(argv[++i]);
     else {
       fprintf(stderr, "usage: clinlog-bench fhir [--dir D] [--patients N] [--quick] [--json] "
-                      "[--no-pg]\n");
+                      "[--no-pg] [--export-readers N]\n");
       return 2;
     }
   }
   if (patients < 10)
     patients = 10;
+  if (readers < 1)
+    readers = 1;
   cl_err err;
   if (cl_crypto_init(&err))
     return 1;
@@ -629,7 +679,7 @@ int bench_fhir_main(int argc, char **argv) {
     RUN("Patient/$everything (the big patient)", "REST", 20, 50, (void)0,
         hc_get(&client, "/fhir/R4/Patient/0/$everything?_count=1000"));
   }
-  double export_rps = export_bench(runner, log, dir, json);
+  double export_rps = export_bench(runner, log, dir, readers, json);
   int rc = 0;
   if (pg && bench_fhir_pg_run(&(bench_fhir_pg_args){.base = base,
                                                     .proj = cl_runner_proj(runner),

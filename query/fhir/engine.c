@@ -1,5 +1,6 @@
 /* The FHIR query engine (engine.h): the interactions, and a search's
- * candidates, order, pages, includes and Bundle.
+ * filter, order, pages and includes. Its candidates and the Bundles
+ * assembled from their bytes are in results.c (engine_int.h).
  *
  * A search loads its candidates (a patient's compartment when the search
  * names one patient, else every resource of the type), keeps those every
@@ -22,11 +23,6 @@
 #include "query/fhir/fj.h"
 #include "query/fhir/group.h"
 
-struct cl_fhir_engine {
-  cl_proj *p;
-  cl_log *log;
-};
-
 int cl_fhir_engine_new(cl_proj *p, cl_log *log, cl_fhir_engine **out, cl_err *err) {
   cl_fhir_engine *e = calloc(1, sizeof *e);
   if (e == NULL)
@@ -42,194 +38,6 @@ void cl_fhir_engine_free(cl_fhir_engine *e) { free(e); }
 void cl_fhir_resp_clear(cl_fhir_resp *rs) {
   free(rs->body);
   memset(rs, 0, sizeof *rs);
-}
-
-/* ------------------------------------------------------------ candidates */
-
-/* A candidate: its stored bytes, parsed only when a criterion, a sort key,
- * _elements or an include needs the tree ($everything and lastUpdated
- * sorts never do: their keys come from the version's commit time). */
-typedef struct item {
-  char *raw; /* stored form (fj.h), owned */
-  size_t rawlen;
-  json_t *res;  /* the parsed raw, or NULL until item_res */
-  char key[48]; /* sort key: a date as a fixed-width number, or "" */
-  char id[CL_FHIR_ID_MAX];
-  int type;
-  int64_t lu_ns; /* meta.lastUpdated */
-} item;
-
-typedef struct items {
-  item *v;
-  size_t n, cap;
-} items;
-
-static void item_clear(item *x) {
-  json_decref(x->res);
-  if (x->raw != NULL) {
-    sodium_memzero(x->raw, x->rawlen);
-    free(x->raw);
-  }
-  x->raw = NULL;
-  x->res = NULL;
-}
-
-static void items_free(items *it) {
-  for (size_t i = 0; i < it->n; i++)
-    item_clear(&it->v[i]);
-  free(it->v);
-  memset(it, 0, sizeof *it);
-}
-
-/* The parsed resource of x (NULL: corrupt, with err set). */
-static json_t *item_res(item *x, cl_err *err) {
-  if (x->res == NULL) {
-    json_error_t je;
-    if ((x->res = json_loadb(x->raw, x->rawlen, 0, &je)) == NULL)
-      cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON: %s", je.text);
-  }
-  return x->res;
-}
-
-/* The id of a stored resource without parsing it: every mapper writes
- * resourceType and id first ({"resourceType":"T","id":"..."}, ids being
- * [A-Za-z0-9.-]); anything else is parsed. */
-static int raw_id(const char *raw, size_t n, const char *type, char out[CL_FHIR_ID_MAX]) {
-  char head[96];
-  int hl = snprintf(head, sizeof head, "{\"resourceType\":\"%s\",\"id\":\"", type);
-  if (hl <= 0 || (size_t)hl >= sizeof head || n < (size_t)hl || memcmp(raw, head, (size_t)hl))
-    return -1;
-  size_t i = (size_t)hl, k = 0;
-  while (i < n && k + 1 < CL_FHIR_ID_MAX &&
-         (isalnum((unsigned char)raw[i]) || raw[i] == '-' || raw[i] == '.'))
-    out[k++] = raw[i++];
-  if (i >= n || raw[i] != '"' || k == 0)
-    return -1;
-  out[k] = '\0';
-  return 0;
-}
-
-static int add_item(void *ctx, cl_fhir_resource *r, cl_err *err) {
-  items *it = ctx;
-  if (it->n == it->cap) {
-    size_t cap = it->cap ? it->cap * 2 : 64;
-    item *v = realloc(it->v, cap * sizeof *v);
-    if (v == NULL) {
-      cl_fhir_resource_clear(r);
-      return cl_err_set(err, CL_ENOMEM, "out of memory");
-    }
-    it->v = v;
-    it->cap = cap;
-  }
-  item *x = &it->v[it->n];
-  memset(x, 0, sizeof *x);
-  x->raw = r->json; /* taken */
-  x->rawlen = r->len;
-  x->type = r->type;
-  x->lu_ns = r->last_updated_ns;
-  r->json = NULL;
-  cl_fhir_resource_clear(r);
-  it->n++;
-  if (raw_id(x->raw, x->rawlen, cl_fhir_type_name(x->type), x->id) == 0)
-    return 0;
-  json_t *j = item_res(x, err);
-  const char *id = json_string_value(json_object_get(j, "id"));
-  if (j == NULL)
-    return err->code;
-  if (id == NULL || strlen(id) >= sizeof x->id)
-    return cl_err_set(err, CL_ECORRUPT, "fhir: a stored resource without an id");
-  memcpy(x->id, id, strlen(id) + 1);
-  return 0;
-}
-
-/* The patient id a criterion names, when the search is about one patient
- * (patient=123, patient=Patient/123, subject=Patient/123). */
-static const char *one_patient(const query *q, char *buf, size_t n) {
-  for (size_t i = 0; i < q->nc; i++) {
-    const crit *c = &q->c[i];
-    if (c->d->kind != K_REFERENCE || c->chain[0] || strchr(c->value, ','))
-      continue;
-    if (c->mod[0] && strcmp(c->mod, "Patient") != 0)
-      continue;
-    int is_patient_param = !strcmp(c->d->name, "patient");
-    const char *v = c->value;
-    if (!strncmp(v, "Patient/", 8))
-      v += 8;
-    else if (!is_patient_param || strchr(v, '/'))
-      continue;
-    snprintf(buf, n, "%s", v);
-    return buf;
-  }
-  return NULL;
-}
-
-/* The derived Groups (group.h) as candidates. */
-static int load_groups(cl_fhir_engine *e, items *it, cl_err *err) {
-  json_t *all;
-  int rc = cl_fhir_groups(e->p, UINT64_MAX, &all, err);
-  if (rc)
-    return rc;
-  const char *id;
-  json_t *g;
-  json_object_foreach(all, id, g) {
-    cl_fhir_resource r = {.type = CL_FHIR_Group,
-                          .last_updated_ns = json_integer_value(json_object_get(g, "lu"))};
-    if ((r.json = fj_dump(json_object_get(g, "resource"), &r.len)) == NULL)
-      rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-    else
-      rc = add_item(it, &r, err);
-    if (rc)
-      break;
-  }
-  json_decref(all);
-  return rc;
-}
-
-static int load_candidates(cl_fhir_engine *e, const char *type, const char *patient, items *it,
-                           cl_err *err) {
-  int t = cl_fhir_type_of(type);
-  if (t == CL_FHIR_Group)
-    return load_groups(e, it, err);
-  if (patient != NULL) {
-    /* the compartment of a patient whose FHIR id is its clinlog id */
-    char stream[CL_FHIR_ID_MAX + 16], id[CL_FHIR_ID_MAX];
-    cl_fhir_id("Patient", NULL, patient, id);
-    if (strcmp(id, patient) == 0) {
-      uint8_t tag[32];
-      snprintf(stream, sizeof stream, "patient-%s", patient);
-      if (cl_log_stream_tag(e->log, stream, tag, err) == 0)
-        return cl_fhir_stream(e->p, tag, t, CL_FHIR_STORED, add_item, it, err);
-    }
-  }
-  uint8_t next[32];
-  return cl_fhir_scan_type(e->p, t, NULL, CL_FHIR_STORED, add_item, it, next, err);
-}
-
-/* An fe_chain_fn over the engine `ctx`: the resources of `type` whose
- * `param` matches `value`, their "Type/id" in ids (chained searches). */
-static int chain_ids(void *ctx, const char *type, const char *param, const char *value, json_t *ids,
-                     int64_t now, cl_err *err) {
-  cl_fhir_engine *e = ctx;
-  const pdef *d = fe_find_param(type, param, strlen(param));
-  if (d == NULL)
-    return 0;
-  crit c = {.d = d, .value = (char *)value};
-  items it = {0};
-  int rc = load_candidates(e, type, NULL, &it, err);
-  for (size_t i = 0; rc == 0 && i < it.n; i++) {
-    json_t *res = item_res(&it.v[i], err);
-    if (res == NULL) {
-      rc = -1;
-      break;
-    }
-    if (fe_crit_value(res, &c, value, now)) {
-      char r[160];
-      snprintf(r, sizeof r, "%s/%s", type, it.v[i].id);
-      json_array_append_new(ids, json_string(r));
-    }
-  }
-  items_free(&it);
-  return rc < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------ responses */
@@ -340,117 +148,6 @@ static json_t *new_bundle(const char *btype, int64_t now_ms) {
                    "lastUpdated", ts, "type", btype);
 }
 
-static json_t *entry_of(const cl_fhir_req *rq, json_t *res, const char *mode) {
-  char url[512];
-  snprintf(url, sizeof url, "%s/%s/%s", rq->base ? rq->base : "",
-           json_string_value(json_object_get(res, "resourceType")),
-           json_string_value(json_object_get(res, "id")));
-  json_t *e = json_pack("{s:s,s:O}", "fullUrl", url, "resource", res);
-  if (mode != NULL)
-    json_object_set_new(e, "search", json_pack("{s:s}", "mode", mode));
-  return e;
-}
-
-/* ------------------------------------------------------------ Bundles from bytes */
-
-/* A growing text (oom: an allocation failed; the text is then cut). */
-typedef struct buf {
-  char *p;
-  size_t n, cap;
-  int oom;
-} buf;
-
-static void buf_put(buf *b, const char *s, size_t n) {
-  if (b->oom)
-    return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = (b->n + n + 1) * 2;
-    char *np = realloc(b->p, cap);
-    if (np == NULL) {
-      b->oom = 1;
-      return;
-    }
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-}
-
-/* Appends a JSON value (stolen) as the next element of the list. */
-static void add_json(buf *b, json_t *v) {
-  size_t n;
-  char *t = v ? fj_dump(v, &n) : NULL;
-  json_decref(v);
-  if (t == NULL) {
-    b->oom = 1;
-    return;
-  }
-  if (b->n > 0)
-    buf_put(b, ",", 1);
-  buf_put(b, t, n);
-  free(t);
-}
-
-/* An entry of resource res (stolen), as entry_of makes it. */
-static void add_entry(buf *b, const cl_fhir_req *rq, json_t *res, const char *mode) {
-  add_json(b, entry_of(rq, res, mode));
-  json_decref(res);
-}
-
-/* The same entry around a resource's stored bytes, without parsing them:
- * {"fullUrl":"<base>/<type>/<id>","resource":<raw>,"search":{"mode":"<mode>"}}. */
-static void add_raw_entry(buf *b, const cl_fhir_req *rq, const char *type, const char *id,
-                          const char *raw, size_t n, const char *mode) {
-  char url[512];
-  snprintf(url, sizeof url, "%s/%s/%s", rq->base ? rq->base : "", type, id);
-  json_t *u = json_string(url);
-  char *eu = u ? json_dumps(u, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-  json_decref(u);
-  if (eu == NULL) {
-    b->oom = 1;
-    return;
-  }
-  if (b->n > 0)
-    buf_put(b, ",", 1);
-  buf_put(b, "{\"fullUrl\":", 11);
-  buf_put(b, eu, strlen(eu));
-  buf_put(b, ",\"resource\":", 12);
-  buf_put(b, raw, n);
-  buf_put(b, ",\"search\":{\"mode\":\"", 19);
-  buf_put(b, mode, strlen(mode));
-  buf_put(b, "\"}}", 3);
-  free(eu);
-}
-
-/* Sends Bundle b (stolen) with the entries (consumed) as its last element. */
-static int send_bundle(cl_fhir_resp *rs, json_t *b, buf *entries) {
-  size_t n;
-  char *t = fj_dump(b, &n);
-  json_decref(b);
-  buf all = {0};
-  if (t != NULL && n > 0) {
-    buf_put(&all, t, n - 1); /* without its closing brace */
-    if (entries->n > 0) {
-      buf_put(&all, ",\"entry\":[", 10);
-      buf_put(&all, entries->p, entries->n);
-      buf_put(&all, "]", 1);
-    }
-    buf_put(&all, "}", 1);
-  }
-  free(t);
-  int oom = t == NULL || all.oom || entries->oom;
-  free(entries->p);
-  rs->status = 200;
-  rs->body = oom ? NULL : fj_finish(all.p, all.n, &rs->len);
-  free(all.p);
-  if (rs->body == NULL) {
-    rs->status = 500;
-    return CL_ENOMEM;
-  }
-  return 0;
-}
-
 /* ------------------------------------------------------------ read / vread */
 
 /* A derived Group: made now from the Coverages (no versions, no ETag). */
@@ -527,8 +224,8 @@ static int hist_one(void *ctx, cl_fhir_resource *r, cl_err *err) {
   else
     snprintf(url, sizeof url, "%s/%s", type, id);
   snprintf(etag, sizeof etag, "W/\"%u\"", r->version);
-  fj_instant_text(r->last_updated_ns / 1000000000, (int32_t)(r->last_updated_ns % 1000000000), lm);
-  json_t *e = entry_of(h->rq, j, NULL);
+  fj_instant_ns_text(r->last_updated_ns, lm);
+  json_t *e = fe_entry_of(h->rq, j, NULL);
   json_object_set_new(
       e, "request", json_pack("{s:s,s:s}", "method", r->version == 1 ? "POST" : "PUT", "url", url));
   json_object_set_new(e, "response",
@@ -617,12 +314,7 @@ static void date_key(int64_t v, char out[48]) {
  * from (fj_instant_ns): the same text, without parsing the resource. */
 static int lu_range(const item *x, int64_t *lo, int64_t *hi) {
   char t[40];
-  int64_t sec = x->lu_ns / 1000000000, r = x->lu_ns % 1000000000;
-  if (r < 0) {
-    sec--;
-    r += 1000000000;
-  }
-  fj_instant_text(sec, (int32_t)r, t);
+  fj_instant_ns_text(x->lu_ns, t);
   return cl_fhir_date_range(t, lo, hi);
 }
 
@@ -637,7 +329,7 @@ static int sort_key(item *x, const pdef *d, int desc, cl_err *err) {
       date_key(desc ? hi : lo, x->key);
     return 0;
   }
-  json_t *res = item_res(x, err);
+  json_t *res = fe_item_res(x, err);
   if (res == NULL)
     return err->code;
   json_t *vals = fe_values_of(res, d);
@@ -823,12 +515,12 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
     snprintf(stream, sizeof stream, "patient-%s", rq->id);
     rc = cl_log_stream_tag(e->log, stream, tag, &err);
     if (rc == 0)
-      rc = cl_fhir_stream(e->p, tag, 0, CL_FHIR_STORED, add_item, &it, &err);
+      rc = cl_fhir_stream(e->p, tag, 0, CL_FHIR_STORED, fe_add_item, &it, &err);
   } else {
-    rc = load_candidates(e, type, one_patient(&q, pbuf, sizeof pbuf), &it, &err);
+    rc = fe_load_candidates(e, type, fe_one_patient(&q, pbuf, sizeof pbuf), &it, &err);
   }
   if (rc < 0) {
-    items_free(&it);
+    fe_items_free(&it);
     json_decref(q.ignored);
     return from_err(rs, &err);
   }
@@ -845,14 +537,14 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
         ok = lu_range(x, &lo, &hi) == 0 && lo >= q.since;
     }
     for (size_t k = 0; ok && k < q.nc; k++) {
-      json_t *res = item_res(x, &err);
-      int m = res ? fe_crit_match(res, &q.c[k], now, chain_ids, e, &err) : -1;
+      json_t *res = fe_item_res(x, &err);
+      int m = res ? fe_crit_match(res, &q.c[k], now, fe_chain_ids, e, &err) : -1;
       if (m < 0)
         rc = -1;
       ok = m > 0;
     }
     if (!ok) {
-      item_clear(x);
+      fe_item_clear(x);
     } else if (kept++ != i) {
       it.v[kept - 1] = *x;
       x->raw = NULL; /* moved */
@@ -860,14 +552,14 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
     }
   }
   for (size_t i = kept; i < it.n; i++)
-    item_clear(&it.v[i]); /* rejected, moved or (after an error) not looked at */
+    fe_item_clear(&it.v[i]); /* rejected, moved or (after an error) not looked at */
   it.n = kept;
   const pdef *sort_d = everything ? fe_find_param("Patient", "_lastUpdated", 12) : q.sort_d;
   for (size_t i = 0; rc == 0 && i < it.n; i++)
     if (sort_key(&it.v[i], sort_d, q.sort_desc, &err) != 0)
       rc = -1;
   if (rc != 0) {
-    items_free(&it);
+    fe_items_free(&it);
     json_decref(q.ignored);
     return from_err(rs, &err);
   }
@@ -883,7 +575,7 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
     snprintf(path, sizeof path, "%s", type);
   page_url(rq, path, q.cursor[0] ? q.cursor : NULL, url, sizeof url);
   json_t *links = json_pack("[{s:s,s:s}]", "relation", "self", "url", url);
-  buf entries = {0}; /* the entries, stored form, comma-separated */
+  fe_text entries = {0}; /* the entries, stored form, comma-separated */
   if (!q.summary_count) {
     size_t start = 0;
     if (q.cursor[0])
@@ -897,17 +589,18 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
       snprintf(key, sizeof key, "%s/%s", cl_fhir_type_name(x->type), x->id);
       json_object_set_new(included, key, json_true());
       if (q.elements[0]) {
-        json_t *res = item_res(x, &err);
+        json_t *res = fe_item_res(x, &err);
         if (res != NULL)
-          add_entry(&entries, rq, subset(res, q.elements), "match");
+          fe_add_entry(&entries, rq, subset(res, q.elements), "match");
       } else { /* the stored bytes as they are */
-        add_raw_entry(&entries, rq, cl_fhir_type_name(x->type), x->id, x->raw, x->rawlen, "match");
+        fe_add_raw_entry(&entries, rq, cl_fhir_type_name(x->type), x->id, x->raw, x->rawlen,
+                         "match");
       }
     }
     for (size_t i = start; i < end; i++) {
       if (q.inc_patient) { /* the patient (or subject) each match refers to */
         const pdef *d = fe_find_param(type, q.inc_param, strlen(q.inc_param));
-        json_t *res = item_res(&it.v[i], &err);
+        json_t *res = fe_item_res(&it.v[i], &err);
         json_t *vals = d && res ? fe_values_of(res, d) : json_array();
         for (size_t k = 0; k < json_array_size(vals); k++) {
           const char *ref =
@@ -920,7 +613,7 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
           cl_fhir_resource r;
           if (cl_fhir_read_ex(e->p, rtype, slash + 1, 0, CL_FHIR_STORED, &r, &err) == 0) {
             json_object_set_new(included, ref, json_true());
-            add_raw_entry(&entries, rq, rtype, slash + 1, r.json, r.len, "include");
+            fe_add_raw_entry(&entries, rq, rtype, slash + 1, r.json, r.len, "include");
             cl_fhir_resource_clear(&r);
           }
         }
@@ -929,17 +622,17 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
       if (q.rev_prov) {
         items pv = {0};
         if (cl_fhir_provenance_of(e->p, cl_fhir_type_name(it.v[i].type), it.v[i].id, CL_FHIR_STORED,
-                                  add_item, &pv, &err) == 0)
+                                  fe_add_item, &pv, &err) == 0)
           for (size_t k = 0; k < pv.n; k++) {
             char key[160];
             snprintf(key, sizeof key, "Provenance/%s", pv.v[k].id);
             if (json_object_get(included, key) == NULL) {
-              add_raw_entry(&entries, rq, "Provenance", pv.v[k].id, pv.v[k].raw, pv.v[k].rawlen,
-                            "include");
+              fe_add_raw_entry(&entries, rq, "Provenance", pv.v[k].id, pv.v[k].raw, pv.v[k].rawlen,
+                               "include");
               json_object_set_new(included, key, json_true());
             }
           }
-        items_free(&pv);
+        fe_items_free(&pv);
       }
     }
     json_decref(included);
@@ -958,12 +651,12 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
                json_string_value(json_array_get(q.ignored, i)));
     }
     json_t *oo = outcome_json("warning", "not-supported", text, NULL);
-    add_json(&entries, json_pack("{s:o,s:{s:s}}", "resource", oo, "search", "mode", "outcome"));
+    fe_add_json(&entries, json_pack("{s:o,s:{s:s}}", "resource", oo, "search", "mode", "outcome"));
   }
   json_object_set_new(b, "link", links);
-  items_free(&it);
+  fe_items_free(&it);
   json_decref(q.ignored);
-  return send_bundle(rs, b, &entries);
+  return fe_send_bundle(rs, b, &entries);
 }
 
 /* ------------------------------------------------------------ metadata */

@@ -7,14 +7,16 @@
  *   |          | into a `query` (modifiers, chains, _count, _sort, ...)      |
  *   | match.c  | FHIR dates as ranges; a parsed criterion matched against a  |
  *   |          | resource (token, date, string, reference, quantity)         |
- *   | engine.c | the interactions, candidates from the store, sorting,       |
- *   |          | cursor paging, _include/_revinclude, Bundles, outcomes      |
+ *   | results.c| candidates from the store (items: stored bytes, parsed on   |
+ *   |          | demand), Bundle entries and Bundles assembled from bytes    |
+ *   | engine.c | the interactions, sorting, cursor paging,                   |
+ *   |          | _include/_revinclude, outcomes                              |
  *
  * params.c and match.c never touch the store or build a response: they work
  * on a request's strings and on resources in their stored form (decimals
  * marked, fj.h); a chained criterion asks the engine for its targets through
  * a callback (fe_chain_fn). Everything here is reentrant and keeps no state
- * but the constant parameter table. No file but these three includes this. */
+ * but the constant parameter table. No file but these four includes this. */
 #ifndef CL_QUERY_FHIR_ENGINE_INT_H
 #define CL_QUERY_FHIR_ENGINE_INT_H
 
@@ -23,7 +25,15 @@
 #include <stdint.h>
 
 #include "query/fhir/engine.h"
+#include "query/fhir/fhir.h"
 #include "store/err.h"
+#include "store/log.h"
+
+/* The engine (engine.h): what it reads. */
+struct cl_fhir_engine {
+  cl_proj *p;  /* the fhir projection (borrowed) */
+  cl_log *log; /* for stream tags (borrowed) */
+};
 
 /* ---- the search-parameter table (params.c) ---- */
 
@@ -131,5 +141,74 @@ typedef int (*fe_chain_fn)(void *ctx, const char *type, const char *param, const
  * or -1 with *err filled (only when `chain` fails). */
 int fe_crit_match(json_t *res, const crit *c, int64_t now, fe_chain_fn chain, void *ctx,
                   cl_err *err);
+
+/* ---- candidates and Bundles (results.c) ---- */
+
+/* A candidate: its stored bytes, parsed only when a criterion, a sort key,
+ * _elements or an include needs the tree ($everything and lastUpdated
+ * sorts never do: their keys come from the version's commit time). */
+typedef struct item {
+  char *raw; /* stored form (fj.h), owned */
+  size_t rawlen;
+  json_t *res;  /* the parsed raw, or NULL until fe_item_res */
+  char key[48]; /* sort key: a date as a fixed-width number, or "" */
+  char id[CL_FHIR_ID_MAX];
+  int type;
+  int64_t lu_ns; /* meta.lastUpdated */
+} item;
+
+/* A growing list of candidates (zero-initialized: empty). */
+typedef struct items {
+  item *v;
+  size_t n, cap;
+} items;
+
+/* Frees x's bytes (wiped) and tree; x is then empty. */
+void fe_item_clear(item *x);
+/* Clears every item and frees the list; *it is then empty. */
+void fe_items_free(items *it);
+/* The parsed resource of x (a view owned by x), or NULL with err set
+ * (CL_ECORRUPT) when its bytes are not JSON. */
+json_t *fe_item_res(item *x, cl_err *err);
+/* A cl_fhir_fn over an `items` list (ctx): appends r (its json taken: read
+ * with CL_FHIR_STORED). Errors: CL_ENOMEM, CL_ECORRUPT (no id). */
+int fe_add_item(void *ctx, cl_fhir_resource *r, cl_err *err);
+/* The patient id a criterion of q names, when the search is about one
+ * patient (patient=123, patient=Patient/123, subject=Patient/123), written
+ * in buf (n bytes; the return points there); NULL if none. */
+const char *fe_one_patient(const query *q, char *buf, size_t n);
+/* Appends to it the candidates of a search of `type`: the compartment of
+ * `patient` (NULL: none named) or every resource of the type; Groups are
+ * derived (group.h). Errors: as cl_fhir_scan_type. */
+int fe_load_candidates(cl_fhir_engine *e, const char *type, const char *patient, items *it,
+                       cl_err *err);
+/* An fe_chain_fn over the engine `ctx` (chained searches). */
+int fe_chain_ids(void *ctx, const char *type, const char *param, const char *value, json_t *ids,
+                 int64_t now, cl_err *err);
+
+/* A Bundle entry {fullUrl, resource, search.mode (mode NULL: none)} around
+ * res (borrowed; the entry holds a new reference): returned-owned. */
+json_t *fe_entry_of(const cl_fhir_req *rq, json_t *res, const char *mode);
+
+/* A growing text, the comma-separated entries of a Bundle in stored form
+ * (zero-initialized: empty; oom: an allocation failed and the text is cut:
+ * fe_send_bundle then answers 500). */
+typedef struct fe_text {
+  char *p;
+  size_t n, cap;
+  int oom;
+} fe_text;
+
+/* Appends a JSON value (stolen) as the next element of the list. */
+void fe_add_json(fe_text *b, json_t *v);
+/* An entry of resource res (stolen), as fe_entry_of makes it. */
+void fe_add_entry(fe_text *b, const cl_fhir_req *rq, json_t *res, const char *mode);
+/* The same entry around a resource's stored bytes (borrowed), without
+ * parsing them. */
+void fe_add_raw_entry(fe_text *b, const cl_fhir_req *rq, const char *type, const char *id,
+                      const char *raw, size_t n, const char *mode);
+/* Sends Bundle b (stolen) with the entries (consumed: freed) as its last
+ * element, through fj_finish. Errors: CL_ENOMEM (rs then says 500). */
+int fe_send_bundle(cl_fhir_resp *rs, json_t *b, fe_text *entries);
 
 #endif

@@ -670,7 +670,7 @@ int cl_fhir_export_manifest(cl_fhir_exports *x, const char *id, const char *base
     return cl_err_set(err, CL_EAGAIN, "export %s is not complete", id);
   }
   char tt[40];
-  fj_instant_text(st.transaction_ns / 1000000000, (int32_t)(st.transaction_ns % 1000000000), tt);
+  fj_instant_ns_text(st.transaction_ns, tt);
   json_t *out = json_array();
   for (size_t i = 0; i < st.nfiles; i++) {
     char url[1024];

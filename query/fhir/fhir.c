@@ -24,42 +24,27 @@ void cl_fhir_resource_clear(cl_fhir_resource *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* The committed cur record of h, without its index keys. */
-static int load_cur(cl_proj *p, const uint8_t h[32], cur *c, cl_err *err) {
-  uint8_t *v;
+/* The committed cur record of type/h, without its index keys. */
+static int load_cur(cl_proj *p, int type, const uint8_t h[32], cur *c, cl_err *err) {
+  uint8_t *v, k[CUR_KEY];
   size_t vl;
-  int rc = cl_proj_get(p, FAM_CUR, h, 32, &v, &vl, err);
+  cur_key(type, h, k);
+  int rc = cl_proj_get(p, FAM_CUR, k, sizeof k, &v, &vl, err);
   if (rc)
     return rc;
-  rc = cur_unpack(v, vl, c, err);
+  rc = cur_unpack_head(v, vl, c, err);
   cl_free(v);
-  if (rc == 0)
-    cur_free(c);
   return rc;
 }
 
-/* Version `version` (0: the current one) of the resource at h whose cur
- * record is c. */
-static int read_version(cl_proj *p, const uint8_t h[32], const cur *c, uint32_t version, int flags,
+/* *out from the opened version value v (vl bytes: header || stored JSON;
+ * cl_malloc'd, taken: wiped and freed here, also on error) of version
+ * `version` of the resource whose cur record is c. */
+static int take_version(const cur *c, uint32_t version, uint8_t *v, size_t vl, int flags,
                         cl_fhir_resource *out, cl_err *err) {
   memset(out, 0, sizeof *out);
-  uint8_t *v;
-  size_t vl;
-  int rc;
-  if (version == 0)
-    version = c->version;
-  if (version > c->version)
-    return cl_err_set(err, CL_ENOTFOUND, "no version %u (the current one is %u)", version,
-                      c->version);
-  uint8_t vk[36];
-  memcpy(vk, h, 32);
-  be32(vk + 32, version);
-  rc = cl_proj_get_sealed(p, FAM_VER, vk, sizeof vk, &v, &vl, err);
-  if (rc == CL_EERASED)
-    return cl_err_set(err, CL_ENOTFOUND, "erased");
-  if (rc)
-    return rc;
   if (vl < VER_HDR) {
+    sodium_memzero(v, vl);
     cl_free(v);
     return cl_err_set(err, CL_ECORRUPT, "fhir: short version value");
   }
@@ -86,10 +71,32 @@ static int read_version(cl_proj *p, const uint8_t h[32], const cur *c, uint32_t 
   return 0;
 }
 
-static int read_hash(cl_proj *p, const uint8_t h[32], uint32_t version, int flags,
+/* Version `version` (0: the current one) of the resource at h whose cur
+ * record is c. */
+static int read_version(cl_proj *p, const uint8_t h[32], const cur *c, uint32_t version, int flags,
+                        cl_fhir_resource *out, cl_err *err) {
+  memset(out, 0, sizeof *out);
+  uint8_t *v;
+  size_t vl;
+  if (version == 0)
+    version = c->version;
+  if (version > c->version)
+    return cl_err_set(err, CL_ENOTFOUND, "no version %u (the current one is %u)", version,
+                      c->version);
+  uint8_t vk[VER_KEY];
+  ver_key(c->type, h, version, vk);
+  int rc = cl_proj_get_sealed(p, FAM_VER, vk, sizeof vk, &v, &vl, err);
+  if (rc == CL_EERASED)
+    return cl_err_set(err, CL_ENOTFOUND, "erased");
+  if (rc)
+    return rc;
+  return take_version(c, version, v, vl, flags, out, err);
+}
+
+static int read_hash(cl_proj *p, int type, const uint8_t h[32], uint32_t version, int flags,
                      cl_fhir_resource *out, cl_err *err) {
   cur c;
-  int rc = load_cur(p, h, &c, err);
+  int rc = load_cur(p, type, h, &c, err);
   if (rc) {
     memset(out, 0, sizeof *out);
     return rc;
@@ -104,13 +111,14 @@ int cl_fhir_read(cl_proj *p, const char *type, const char *id, uint32_t version,
 
 int cl_fhir_read_ex(cl_proj *p, const char *type, const char *id, uint32_t version, int flags,
                     cl_fhir_resource *out, cl_err *err) {
-  if (cl_fhir_type_of(type) == 0)
+  int t = cl_fhir_type_of(type);
+  if (t == 0)
     return cl_err_set(err, CL_ENOTFOUND, "no resource type %s", type ? type : "(null)");
   if (id == NULL || id[0] == '\0' || strlen(id) >= CL_FHIR_ID_MAX)
     return cl_err_set(err, CL_ENOTFOUND, "no such id");
   uint8_t h[32];
   res_hash(p, type, id, h);
-  int rc = read_hash(p, h, version, flags, out, err);
+  int rc = read_hash(p, t, h, version, flags, out, err);
   if (rc == CL_ENOTFOUND && version == 0)
     cl_err_set(err, CL_ENOTFOUND, "%s/%s not found", type, id);
   return rc;
@@ -123,13 +131,14 @@ int cl_fhir_history(cl_proj *p, const char *type, const char *id, int flags, cl_
   if (rc)
     return rc;
   uint32_t v = r.current;
+  int t = r.type; /* fn clears r */
   for (;;) {
     rc = fn(ctx, &r, err);
     if (rc != 0 || --v == 0)
       return rc < 0 ? rc : 0;
     uint8_t h[32];
     res_hash(p, type, id, h);
-    rc = read_hash(p, h, v, flags, &r, err);
+    rc = read_hash(p, t, h, v, flags, &r, err);
     if (rc == CL_ENOTFOUND) /* sealed under an erased stream (a moved device) */
       return 0;
     if (rc)
@@ -137,14 +146,15 @@ int cl_fhir_history(cl_proj *p, const char *type, const char *id, int flags, cl_
   }
 }
 
+/* A scan of an index (pat, ref) whose keys end with a resource's hash. */
 typedef struct each {
   cl_proj *p;
   int flags;
+  int type;    /* the resources' type, or 0: the key's byte before the hash */
   size_t hoff; /* where the resource hash sits in the key */
   size_t klen;
   cl_fhir_fn fn;
   void *ctx;
-  uint8_t *last;
 } each;
 
 static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
@@ -155,13 +165,12 @@ static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val
   if (kl != e->klen)
     return 0;
   cl_fhir_resource r;
-  int rc = read_hash(e->p, key + e->hoff, 0, e->flags, &r, err);
+  int rc =
+      read_hash(e->p, e->type ? e->type : key[e->hoff - 1], key + e->hoff, 0, e->flags, &r, err);
   if (rc == CL_ENOTFOUND)
     return 0; /* changed meanwhile */
   if (rc)
     return rc;
-  if (e->last)
-    memcpy(e->last, key + e->hoff, 32);
   return e->fn(e->ctx, &r, err);
 }
 
@@ -170,63 +179,88 @@ int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fh
   uint8_t prefix[33];
   memcpy(prefix, tag, 32);
   prefix[32] = (uint8_t)type;
-  each e = {p, flags, 33, 65, fn, ctx, NULL};
+  each e = {p, flags, 0, 33, 65, fn, ctx}; /* pat: tag || type || H */
   return cl_proj_scan(p, FAM_PAT, prefix, type ? 33 : 32, NULL, 0, each_key, &e, err);
-}
-
-int cl_fhir_scan_type(cl_proj *p, int type, const uint8_t *after, int flags, cl_fhir_fn fn,
-                      void *ctx, uint8_t next[32], cl_err *err) {
-  uint8_t prefix[1] = {(uint8_t)type}, from[34];
-  size_t fl = 0;
-  if (after != NULL) { /* the first key after `after` */
-    from[0] = (uint8_t)type;
-    memcpy(from + 1, after, 32);
-    from[33] = 0;
-    fl = 34;
-  }
-  each e = {p, flags, 1, 33, fn, ctx, next};
-  return cl_proj_scan(p, FAM_TYP, prefix, 1, fl ? from : NULL, fl, each_key, &e, err);
 }
 
 int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
                           void *ctx, cl_err *err) {
   uint8_t h[32];
   res_hash(p, type, id, h);
-  each e = {p, flags, 32, 64, fn, ctx, NULL};
+  each e = {p, flags, CL_FHIR_Provenance, 32, 64, fn, ctx}; /* ref: H(target) || H(prov) */
   return cl_proj_scan(p, FAM_REF, h, 32, NULL, 0, each_key, &e, err);
 }
 
-/* ---- snapshots (bulk export) ---- */
+/* ---- scans of a type, and snapshots (bulk export) ----
+ *
+ * A type's resources are one range of `cur` (type || H) and their versions
+ * one range of `ver` (type || H || version), in the same order. A scan
+ * reads `cur` in chunks, notes the version of each resource it will give,
+ * then reads those versions with one pass over `ver` (a merge: no lookup
+ * per resource), unless the chunk keeps few of the resources it read (a
+ * Patient-level or Group export), when looking each one up reads less. */
 
-/* The version of the resource at h that snapshot s sees, into *out (no
- * json under CL_FHIR_NO_BODY). CL_ENOTFOUND: not in the snapshot. */
-static int read_as_of(cl_proj *p, const uint8_t h[32], const cl_fhir_snapshot *s, int flags,
-                      cl_fhir_resource *out, cl_err *err) {
+/* Resources a chunk holds: about what one call of the export's file
+ * reads gives (1 MiB of NDJSON). */
+#define CHUNK 512
+
+/* A resource a chunk gives. */
+typedef struct want {
+  uint8_t h[32];
+  cur c;            /* its cur record (fixed part: keys NULL) */
+  uint32_t version; /* the version to give; 0: the snapshot's is an older one, found by reads */
+} want;
+
+typedef struct snap_scan {
+  cl_proj *p;
+  int type;
+  const cl_fhir_snapshot *s;
+  const uint8_t *last;
+  int flags;
+  cl_fhir_fn fn;
+  void *ctx;
+  uint8_t *key;
+  int stop; /* fn said 1 */
+  /* the chunk */
+  want *w;
+  size_t n, i; /* wants, and the next one to give */
+  size_t seen; /* cur records read */
+  int full;    /* the cur scan stopped with the chunk full: more may follow */
+  uint8_t resume[32];
+} snap_scan;
+
+/* Gives resource w (r returned-owned) to the caller. */
+static int give(snap_scan *sc, const want *w, cl_fhir_resource *r, cl_err *err) {
+  memcpy(sc->key, w->h, 32);
+  int rc = sc->fn(sc->ctx, r, err);
+  if (rc == 1)
+    sc->stop = 1;
+  return rc;
+}
+
+/* The version of w the snapshot sees, into *out (no json under
+ * CL_FHIR_NO_BODY), by lookups. CL_ENOTFOUND: not in the snapshot. */
+static int read_as_of(snap_scan *sc, const want *w, cl_fhir_resource *out, cl_err *err) {
+  const cur *c = &w->c;
+  int flags = sc->flags;
   memset(out, 0, sizeof *out);
-  cur c;
-  int rc = load_cur(p, h, &c, err);
-  if (rc)
-    return rc;
-  if (s->tags != NULL && cl_hmap_get(s->tags, c.tag) == NULL)
-    return cl_err_set(err, CL_ENOTFOUND, "another stream");
-  if (c.seq <= s->as_of) { /* the current version (the common case) */
-    if (c.last_updated_ns < s->since_ns)
-      return cl_err_set(err, CL_ENOTFOUND, "not updated since");
+  if (w->version != 0) { /* the current version (the common case) */
     if (!(flags & CL_FHIR_NO_BODY))
-      return read_version(p, h, &c, c.version, flags, out, err);
-    out->type = c.type;
-    out->version = out->current = c.version;
-    out->seq = c.seq;
-    out->last_updated_ns = c.last_updated_ns;
-    memcpy(out->tag, c.tag, 32);
+      return read_version(sc->p, w->h, c, w->version, flags, out, err);
+    out->type = c->type;
+    out->version = out->current = c->version;
+    out->seq = c->seq;
+    out->last_updated_ns = c->last_updated_ns;
+    memcpy(out->tag, c->tag, 32);
     return 0;
   }
   /* changed after the snapshot: the newest version made at or before it */
-  for (uint32_t ver = c.version - 1; ver >= 1; ver--) {
-    if ((rc = read_version(p, h, &c, ver, flags & CL_FHIR_STORED, out, err)) != 0)
+  for (uint32_t ver = c->version - 1; ver >= 1; ver--) {
+    int rc = read_version(sc->p, w->h, c, ver, flags & CL_FHIR_STORED, out, err);
+    if (rc)
       return rc;
-    if (out->seq <= s->as_of) {
-      if (out->last_updated_ns < s->since_ns) {
+    if (out->seq <= sc->s->as_of) {
+      if (out->last_updated_ns < sc->s->since_ns) {
         cl_fhir_resource_clear(out);
         return cl_err_set(err, CL_ENOTFOUND, "not updated since");
       }
@@ -243,45 +277,161 @@ static int read_as_of(cl_proj *p, const uint8_t h[32], const cl_fhir_snapshot *s
   return cl_err_set(err, CL_ENOTFOUND, "made after the snapshot");
 }
 
-typedef struct snap_scan {
-  cl_proj *p;
-  const cl_fhir_snapshot *s;
-  const uint8_t *last;
-  int flags;
-  cl_fhir_fn fn;
-  void *ctx;
-  uint8_t *key;
-} snap_scan;
+/* Gives w found by lookups; one that is not there (any more) is skipped. */
+static int give_read(snap_scan *sc, const want *w, cl_err *err) {
+  cl_fhir_resource r;
+  int rc = read_as_of(sc, w, &r, err);
+  if (rc == CL_ENOTFOUND)
+    return 0;
+  return rc ? rc : give(sc, w, &r, err);
+}
 
-static int snap_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
-                    cl_err *err) {
-  (void)val;
-  (void)vl;
+/* A cur record of the type's range: into the chunk if the snapshot has
+ * it (given at once under CL_FHIR_NO_BODY, which needs nothing more). */
+static int collect_cur(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                       cl_err *err) {
   snap_scan *sc = ctx;
-  if (kl != 33)
+  if (kl != CUR_KEY)
     return 0;
   if (sc->last != NULL && memcmp(key + 1, sc->last, 32) > 0)
     return 1;
-  cl_fhir_resource r;
-  int rc = read_as_of(sc->p, key + 1, sc->s, sc->flags, &r, err);
-  if (rc == CL_ENOTFOUND)
-    return 0;
+  want *w = &sc->w[sc->n];
+  int rc = cur_unpack_head(val, vl, &w->c, err);
   if (rc)
     return rc;
-  memcpy(sc->key, key + 1, 32);
-  return sc->fn(sc->ctx, &r, err);
+  memcpy(sc->resume, key + 1, 32);
+  sc->seen++;
+  const cl_fhir_snapshot *s = sc->s;
+  if (s->tags != NULL && cl_hmap_get(s->tags, w->c.tag) == NULL)
+    return 0; /* another stream */
+  if (w->c.seq <= s->as_of) {
+    if (w->c.last_updated_ns < s->since_ns)
+      return 0; /* not updated since */
+    w->version = w->c.version;
+  } else if (w->c.version > 1) {
+    w->version = 0; /* an older version may be in the snapshot */
+  } else {
+    return 0; /* made after the snapshot */
+  }
+  memcpy(w->h, key + 1, 32);
+  if (sc->flags & CL_FHIR_NO_BODY) {
+    rc = give_read(sc, w, err);
+    return rc != 0 ? rc : 0;
+  }
+  if (++sc->n < CHUNK)
+    return 0;
+  sc->full = 1;
+  return 1;
+}
+
+/* A key of the type's `ver` range, merged with the chunk's wants (in the
+ * same order): gives the version each one wants. */
+static int merge_ver(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                     cl_err *err) {
+  snap_scan *sc = ctx;
+  if (kl != VER_KEY)
+    return 0;
+  while (sc->i < sc->n) {
+    const want *w = &sc->w[sc->i];
+    if (w->version == 0) { /* an older version: by lookups, in its turn */
+      sc->i++;
+      int rc = give_read(sc, w, err);
+      if (rc)
+        return rc;
+      continue;
+    }
+    int c = memcmp(key + 1, w->h, 32);
+    uint32_t v = rd32(key + 33);
+    if (c < 0 || (c == 0 && v < w->version))
+      return 0; /* a resource or a version not wanted: read on */
+    sc->i++;
+    if (c > 0 || v > w->version)
+      continue; /* its version is gone (erased meanwhile) */
+    uint8_t *plain;
+    size_t n;
+    int rc = cl_proj_open_sealed(sc->p, FAM_VER, key, kl, val, vl, &plain, &n, err);
+    if (rc == CL_EERASED)
+      return 0;
+    cl_fhir_resource r;
+    if (rc == 0)
+      rc = take_version(&w->c, w->version, plain, n, sc->flags, &r, err);
+    return rc ? rc : give(sc, w, &r, err);
+  }
+  return 1; /* the chunk is given */
+}
+
+/* Gives the chunk's wants, in order. */
+static int give_chunk(snap_scan *sc, cl_err *err) {
+  size_t fast = 0, first = sc->n;
+  for (size_t k = 0; k < sc->n; k++)
+    if (sc->w[k].version != 0) {
+      fast++;
+      if (first == sc->n)
+        first = k;
+    }
+  sc->i = 0;
+  int rc = 0;
+  /* a merge reads every version of the chunk's range: worth it when the
+   * chunk keeps most of what it read */
+  int merge = fast >= 8 && fast * 2 >= sc->seen;
+  if (merge) {
+    uint8_t prefix[1] = {(uint8_t)sc->type}, from[VER_KEY];
+    ver_key(sc->type, sc->w[first].h, 0, from);
+    rc = cl_proj_scan(sc->p, FAM_VER, prefix, 1, from, sizeof from, merge_ver, sc, err);
+    if (rc || sc->stop)
+      return rc;
+    /* the rest (from the first whose version is gone onwards; none usually): by lookups */
+  }
+  for (; rc == 0 && !sc->stop && sc->i < sc->n; sc->i++) {
+    const want *w = &sc->w[sc->i];
+    if (merge && w->version != 0)
+      continue; /* the merge did not find it: gone */
+    rc = give_read(sc, w, err);
+  }
+  return rc < 0 ? rc : 0;
+}
+
+/* The resources of `type` in snapshot s, from the first key >= from (NULL:
+ * the type's first) up to `last`. */
+static int scan_chunks(cl_proj *p, int type, const cl_fhir_snapshot *s, const uint8_t *after,
+                       const uint8_t *last, int flags, cl_fhir_fn fn, void *ctx, uint8_t key[32],
+                       cl_err *err) {
+  snap_scan sc = {
+      .p = p, .type = type, .s = s, .last = last, .flags = flags, .fn = fn, .ctx = ctx, .key = key};
+  if ((sc.w = malloc((flags & CL_FHIR_NO_BODY ? 1 : CHUNK) * sizeof *sc.w)) == NULL)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  uint8_t prefix[1] = {(uint8_t)type}, from[CUR_KEY + 1];
+  int rc = 0, more = after != NULL;
+  if (after != NULL)
+    memcpy(sc.resume, after, 32);
+  do {
+    if (more) { /* the first key after resume */
+      cur_key(type, sc.resume, from);
+      from[CUR_KEY] = 0;
+    }
+    sc.n = sc.seen = 0;
+    sc.full = 0;
+    rc = cl_proj_scan(p, FAM_CUR, prefix, 1, more ? from : NULL, more ? sizeof from : 0,
+                      collect_cur, &sc, err);
+    if (rc == 0 && !sc.stop && sc.n > 0)
+      rc = give_chunk(&sc, err);
+    more = 1;
+  } while (rc == 0 && !sc.stop && sc.full);
+  free(sc.w);
+  return rc;
+}
+
+int cl_fhir_scan_type(cl_proj *p, int type, const uint8_t *after, int flags, cl_fhir_fn fn,
+                      void *ctx, uint8_t next[32], cl_err *err) {
+  /* the current version of each: the snapshot of now */
+  cl_fhir_snapshot now = {.as_of = UINT64_MAX};
+  uint8_t scratch[32];
+  return scan_chunks(p, type, &now, after, NULL, flags & ~CL_FHIR_NO_BODY, fn, ctx,
+                     next ? next : scratch, err);
 }
 
 int cl_fhir_scan_snapshot(cl_proj *p, int type, const cl_fhir_snapshot *s, const uint8_t *after,
                           const uint8_t *last, int flags, cl_fhir_fn fn, void *ctx, uint8_t key[32],
                           cl_err *err) {
-  uint8_t prefix[1] = {(uint8_t)type}, from[34];
-  if (after != NULL) { /* the first key after `after` */
-    from[0] = (uint8_t)type;
-    memcpy(from + 1, after, 32);
-    from[33] = 0;
-  }
-  snap_scan sc = {p, s, last, flags, fn, ctx, key};
-  return cl_proj_scan(p, FAM_TYP, prefix, 1, after ? from : NULL, after ? 34 : 0, snap_key, &sc,
-                      err);
+  return scan_chunks(p, type, s, after, last, flags, fn, ctx, key, err);
 }

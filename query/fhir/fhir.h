@@ -4,18 +4,23 @@
  * The fold decodes each event of a patient's (or a device's) stream, maps it
  * (map.h) and stores what changed as new resource versions:
  *
- *   | family | key                                     | value                                 |
- *   |--------|-----------------------------------------|---------------------------------------|
- *   | cur    | H(type/id)[32]                          | the current version: version, type,   |
- *   |        |                                         | stream tag, seq, lastUpdated, and the |
- *   |        |                                         | index keys it holds (plain: numbers,  |
- *   |        |                                         | tags and hashes only)                 |
- *   | ver    | H(type/id)[32] || version u32 BE        | sealed: seq u64 BE || commit time ns  |
- *   |        |                                         | i64 BE || event id[16] || the         |
- *   |        |                                         | resource JSON (meta included)         |
- *   | pat    | stream tag[32] || type u8 || H[32]      | empty: a stream's resources           |
- *   | typ    | type u8 || H[32]                        | empty: every resource of a type       |
- *   | ref    | H(target type/id)[32] || H(prov)[32]    | empty: the Provenances of a resource  |
+ *   | family | key                                      | value                                |
+ *   |--------|------------------------------------------|--------------------------------------|
+ *   | cur    | type u8 || H(type/id)[32]                | the current version: version, type,  |
+ *   |        |                                          | stream tag, seq, lastUpdated, and    |
+ *   |        |                                          | the index keys it holds (plain:      |
+ *   |        |                                          | numbers, tags and hashes only)       |
+ *   | ver    | type u8 || H(type/id)[32] || version u32 | sealed: seq u64 BE || commit time ns |
+ *   |        | BE                                       | i64 BE || event id[16] || the        |
+ *   |        |                                          | resource JSON (meta included)        |
+ *   | pat    | stream tag[32] || type u8 || H[32]       | empty: a stream's resources          |
+ *   | ref    | H(target type/id)[32] || H(prov)[32]     | empty: the Provenances of a resource |
+ *
+ * Keys of `cur` and `ver` lead with the type: the resources of a type are
+ * one range of `cur` (the type index), their versions one range of `ver`,
+ * in the same order, so a scan of a type (bulk export, searches across
+ * patients) reads both in one pass each instead of looking each resource
+ * up.
  *
  * H is cl_proj_hash (keyed): keys hold no identifiers. Resource JSON is
  * sealed under the data key of the stream the event came from, so erasing

@@ -1,9 +1,10 @@
 /* The `fhir` projection's storage format (fhir.h has the table): family
  * numbers, key layouts and the current-version record, shared by the fold
- * (fold.c) and the reads (fhir.c). Private to those two files.
+ * (fold.c, with the Provenance writer in provenance.c) and the reads
+ * (fhir.c). Private to those files.
  *
- * The helpers are static inline so each file has its own copy and neither
- * exports a symbol. */
+ * The storage helpers are static inline so each file has its own copy;
+ * the fp_* functions at the end are provenance.c's, for fold.c. */
 #ifndef CL_QUERY_FHIR_FHIR_INT_H
 #define CL_QUERY_FHIR_FHIR_INT_H
 
@@ -12,20 +13,28 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "query/fhir/fj.h"
 #include "query/fhir/map.h"
 #include "store/alloc.h"
 #include "store/err.h"
+#include "store/log.h"
 #include "store/proj.h"
 
 /* Family i of the projection (its name: fold.c's `families`). */
-enum { FAM_CUR, FAM_VER, FAM_PAT, FAM_TYP, FAM_REF, NFAM };
+enum { FAM_CUR, FAM_VER, FAM_PAT, FAM_REF, NFAM };
 
 /* Sealed version value: seq u64 BE || committed_at ns i64 BE || event id[16] || JSON. */
 #define VER_HDR 32
-/* Most index keys one resource holds (pat, typ, and a Provenance's ref
- * entries: one per target; the count is stored as a u16). */
+/* Most index keys one resource holds (pat, and a Provenance's ref entries:
+ * one per target; the count is stored as a u16). */
 #define MAX_KEYS 65535
 #define MAX_KEY 80
+
+/* Keys of `cur` (type u8 || H[32]) and `ver` (type u8 || H[32] || version
+ * u32 BE): led by the type, so that a type's resources, and their
+ * versions, are one range of each family, in the same order (H). */
+#define CUR_KEY 33
+#define VER_KEY 37
 
 static inline void be64(uint8_t *p, uint64_t v) {
   for (int i = 7; i >= 0; i--, v >>= 8)
@@ -50,6 +59,16 @@ static inline void res_hash(const cl_proj *p, const char *type, const char *id, 
   char buf[160];
   int n = snprintf(buf, sizeof buf, "%s/%s", type, id);
   cl_proj_hash(p, buf, (size_t)n, h);
+}
+
+static inline void cur_key(int type, const uint8_t h[32], uint8_t k[CUR_KEY]) {
+  k[0] = (uint8_t)type;
+  memcpy(k + 1, h, 32);
+}
+static inline void ver_key(int type, const uint8_t h[32], uint32_t version, uint8_t k[VER_KEY]) {
+  k[0] = (uint8_t)type;
+  memcpy(k + 1, h, 32);
+  be32(k + 33, version);
 }
 
 /* An index key a resource holds. */
@@ -114,9 +133,9 @@ static inline uint8_t *cur_pack(const cur *c, size_t *n) {
   return b;
 }
 
-/* Parses a record read from disk (untrusted: CL_ECORRUPT), c->keys
- * returned-owned (cur_free; also on error nothing needs freeing). */
-static inline int cur_unpack(const uint8_t *b, size_t n, cur *c, cl_err *err) {
+/* Parses the fixed part of a record read from disk (untrusted:
+ * CL_ECORRUPT): c->keys stays NULL (c->nkeys says how many there are). */
+static inline int cur_unpack_head(const uint8_t *b, size_t n, cur *c, cl_err *err) {
   memset(c, 0, sizeof *c);
   if (n < CUR_FIXED)
     return cl_err_set(err, CL_ECORRUPT, "fhir: short current-version record");
@@ -126,6 +145,15 @@ static inline int cur_unpack(const uint8_t *b, size_t n, cur *c, cl_err *err) {
   c->seq = rd64(b + 37);
   c->last_updated_ns = (int64_t)rd64(b + 45);
   c->nkeys = (uint16_t)(b[53] << 8 | b[54]);
+  return 0;
+}
+
+/* Parses a record read from disk (untrusted: CL_ECORRUPT), c->keys
+ * returned-owned (cur_free; also on error nothing needs freeing). */
+static inline int cur_unpack(const uint8_t *b, size_t n, cur *c, cl_err *err) {
+  int rc = cur_unpack_head(b, n, c, err);
+  if (rc)
+    return rc;
   if (c->nkeys && !(c->keys = cl_malloc(c->nkeys * sizeof *c->keys)))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   size_t o = CUR_FIXED;
@@ -161,5 +189,27 @@ static inline json_t *parse_stored(const uint8_t *v, size_t vl, cl_err *err) {
     cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON: %s", je.text);
   return j;
 }
+
+/* ---- the stored form the fold writes (provenance.c) ---- */
+
+/* A version the event being folded made: a target of its Provenance. */
+typedef struct fp_target {
+  int type;
+  uint32_t version;
+  uint8_t h[32]; /* H(type/id) */
+  char id[CL_FHIR_ID_MAX];
+} fp_target;
+
+/* The header of a stored version (VER_HDR bytes) made by event ev. */
+void fp_write_header(fj_buf *b, const cl_event_view *ev);
+/* ,"meta":{"versionId":"<version>","lastUpdated":"<instant of ns>"} */
+void fp_write_meta(fj_buf *b, uint32_t version, int64_t ns);
+/* The Provenance/<uuid> of event ev (e decoded) whose versions are
+ * t[0..nt): header and JSON, appended to b (a failed allocation sets
+ * b->oom). */
+void fp_write_provenance(fj_buf *b, const cl_event_view *ev, const Clinlog__V1__Event *e,
+                         const fp_target *t, size_t nt, const char uuid[37]);
+/* The name of e's body field ("patient_registered"), or "event". */
+const char *fp_body_name(const Clinlog__V1__Event *e);
 
 #endif

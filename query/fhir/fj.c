@@ -227,14 +227,18 @@ json_t *fj_instant(const Google__Protobuf__Timestamp *ts) {
   return json_string(buf);
 }
 
-json_t *fj_instant_ns(int64_t ns) {
-  char buf[40];
+void fj_instant_ns_text(int64_t ns, char out[40]) {
   int64_t s = ns / 1000000000, r = ns % 1000000000;
   if (r < 0) {
     s--;
     r += 1000000000;
   }
-  fj_instant_text(s, (int32_t)r, buf);
+  fj_instant_text(s, (int32_t)r, out);
+}
+
+json_t *fj_instant_ns(int64_t ns) {
+  char buf[40];
+  fj_instant_ns_text(ns, buf);
   return json_string(buf);
 }
 

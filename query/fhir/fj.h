@@ -58,6 +58,8 @@ json_t *fj_instant(const Google__Protobuf__Timestamp *ts);
 json_t *fj_instant_ns(int64_t ns);
 /* Writes the instant text (at least 36 bytes). */
 void fj_instant_text(int64_t secs, int32_t nanos, char out[40]);
+/* The same from nanoseconds since the epoch (before 1970 too). */
+void fj_instant_ns_text(int64_t ns, char out[40]);
 /* A FHIR date ("YYYY", "YYYY-MM", "YYYY-MM-DD") from the events' date
  * strings: NULL unless s is one of those forms. */
 json_t *fj_date(const char *s);

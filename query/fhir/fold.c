@@ -17,7 +17,7 @@
  * Cost (docs/fhir.md, Performance): the fold writes the stored form itself
  * (fj.h's writer): a resource's members from the mapper's jansson tree with
  * meta spliced in, and the Provenance of every event straight from the
- * event, with no tree at all. */
+ * event, with no tree at all (provenance.c). */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +30,12 @@
 #include "store/alloc.h"
 #include "store/event.h"
 #include "store/hmap.h"
-#include "store/record.h"
 
-static const char *const families[NFAM] = {"cur", "ver", "pat", "typ", "ref"};
+static const char *const families[NFAM] = {"cur", "ver", "pat", "ref"};
 
-/* The fold's version: bump when the mapping or the storage changes. */
-#define FHIR_VERSION 2
+/* The fold's version: bump when the mapping or the storage changes (3:
+ * `cur` and `ver` keys led by the type, no `typ` family). */
+#define FHIR_VERSION 3
 
 /* Cache entries kept from one batch to the next; past this the cache
  * starts over at the end of a batch (memory stays bounded). */
@@ -50,6 +50,7 @@ static const char *const families[NFAM] = {"cur", "ver", "pat", "typ", "ref"};
 typedef struct created {
   uint8_t tag[32];
   uint8_t h[32];
+  int type;
 } created;
 
 /* A resource's `cur` as the transaction sees it: present, or known absent. */
@@ -57,14 +58,6 @@ typedef struct cached {
   int present;
   cur c; /* c.keys owned by the entry */
 } cached;
-
-/* A version the event being folded made: a target of its Provenance. */
-typedef struct target {
-  int type;
-  uint32_t version;
-  uint8_t h[32]; /* H(type/id) */
-  char id[CL_FHIR_ID_MAX];
-} target;
 
 typedef struct state {
   /* The new resources of this batch (c[prev..n)) and of the batch before
@@ -75,7 +68,7 @@ typedef struct state {
   cl_hmap *idx; /* H[32] -> uint32 index into ents */
   cached *ents;
   size_t nents, capents;
-  target *t; /* the event's versions (reset per event) */
+  fp_target *t; /* the event's versions (reset per event) */
   size_t nt, capt;
   fj_buf buf; /* the version being written: header || JSON; wiped after each */
   /* Every resource the state has held since it was empty (a superset of
@@ -143,7 +136,7 @@ static int batch_end(cl_fold_ctx *f, cl_err *err) {
   return 0;
 }
 
-static int note_created(state *s, const uint8_t tag[32], const uint8_t h[32]) {
+static int note_created(state *s, const uint8_t tag[32], int type, const uint8_t h[32]) {
   if (s->n == s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 64;
     created *c = realloc(s->c, cap * sizeof *c);
@@ -154,6 +147,7 @@ static int note_created(state *s, const uint8_t tag[32], const uint8_t h[32]) {
   }
   memcpy(s->c[s->n].tag, tag, 32);
   memcpy(s->c[s->n].h, h, 32);
+  s->c[s->n].type = type;
   s->n++;
   return 0;
 }
@@ -192,18 +186,19 @@ oom:
   return cl_err_set(err, CL_ENOMEM, "out of memory");
 }
 
-/* The `cur` of resource h: *out a view (valid until the cache changes),
- * NULL if there is no such resource. */
-static int cur_get(cl_fold_ctx *f, const uint8_t h[32], const cur **out, cl_err *err) {
+/* The `cur` of resource h (of `type`): *out a view (valid until the cache
+ * changes), NULL if there is no such resource. */
+static int cur_get(cl_fold_ctx *f, int type, const uint8_t h[32], const cur **out, cl_err *err) {
   state *s = f->state;
   uint32_t *i = cl_hmap_get(s->idx, h);
   if (i == NULL) {
-    uint8_t *v;
+    uint8_t *v, ck[CUR_KEY];
     size_t vl;
     cur c;
+    cur_key(type, h, ck);
     int rc = s->known != NULL && !cl_fhir_known_has(s->known, h)
                  ? CL_ENOTFOUND
-                 : cl_proj_txn_get(f->txn, FAM_CUR, h, 32, &v, &vl, err);
+                 : cl_proj_txn_get(f->txn, FAM_CUR, ck, sizeof ck, &v, &vl, err);
     if (rc == 0) {
       rc = cur_unpack(v, vl, &c, err);
       cl_free(v);
@@ -227,13 +222,12 @@ typedef struct folding {
   const cl_event_view *ev;
 } folding;
 
-/* Version `version` of resource h, parsed. */
-static int txn_version(cl_proj_txn *t, const uint8_t h[32], uint32_t version, json_t **out,
-                       cl_err *err) {
-  uint8_t k[36], *v;
+/* Version `version` of resource h (of `type`), parsed. */
+static int txn_version(cl_proj_txn *t, int type, const uint8_t h[32], uint32_t version,
+                       json_t **out, cl_err *err) {
+  uint8_t k[VER_KEY], *v;
   size_t vl;
-  memcpy(k, h, 32);
-  be32(k + 32, version);
+  ver_key(type, h, version, k);
   int rc = cl_proj_txn_get_sealed(t, FAM_VER, k, sizeof k, &v, &vl, err);
   if (rc == CL_EERASED)
     return cl_err_set(err, CL_ENOTFOUND, "erased");
@@ -247,15 +241,18 @@ static int txn_version(cl_proj_txn *t, const uint8_t h[32], uint32_t version, js
 
 static int map_get(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err) {
   folding *fo = m->impl;
+  int t = cl_fhir_type_of(type);
+  if (t == 0)
+    return cl_err_set(err, CL_ENOTFOUND, "not found");
   uint8_t h[32];
   res_hash(fo->f->proj, type, id, h);
   const cur *c;
-  int rc = cur_get(fo->f, h, &c, err);
+  int rc = cur_get(fo->f, t, h, &c, err);
   if (rc)
     return rc;
   if (c == NULL)
     return cl_err_set(err, CL_ENOTFOUND, "not found");
-  return txn_version(fo->f->txn, h, c->version, out, err);
+  return txn_version(fo->f->txn, t, h, c->version, out, err);
 }
 
 /* json_equal of the two resources without their meta. */
@@ -283,17 +280,15 @@ static int has_key(const ikey *keys, size_t n, const ikey *k) {
   return 0;
 }
 
-/* The keys every resource holds: pat and typ (keys[0..2)). */
+/* The key every resource holds: pat (keys[0]; its type's index is `cur`
+ * itself, whose keys lead with the type). */
+#define BASE_KEYS 1
 static void base_keys(const uint8_t tag[32], int type, const uint8_t h[32], ikey *keys) {
   keys[0].fam = FAM_PAT;
   keys[0].len = 65;
   memcpy(keys[0].k, tag, 32);
   keys[0].k[32] = (uint8_t)type;
   memcpy(keys[0].k + 33, h, 32);
-  keys[1].fam = FAM_TYP;
-  keys[1].len = 33;
-  keys[1].k[0] = (uint8_t)type;
-  memcpy(keys[1].k + 1, h, 32);
 }
 
 /* A Provenance's ref key for target h (after its other keys, unless it
@@ -328,36 +323,6 @@ static int tree_ref_keys(folding *fo, const uint8_t h[32], json_t *res, ikey *ke
   return 0;
 }
 
-/* The header of a stored version into the state's buffer. */
-static void write_header(fj_buf *b, const cl_event_view *ev) {
-  uint8_t hdr[VER_HDR];
-  be64(hdr, ev->seq);
-  be64(hdr + 8, (uint64_t)ev->committed_at_ns);
-  memcpy(hdr + 16, ev->event_id, 16);
-  fj_buf_raw(b, hdr, sizeof hdr);
-}
-
-/* The instant of ns as a JSON string. */
-static void write_instant_ns(fj_buf *b, int64_t ns) {
-  char t[40];
-  int64_t s = ns / 1000000000, r = ns % 1000000000;
-  if (r < 0) {
-    s--;
-    r += 1000000000;
-  }
-  fj_instant_text(s, (int32_t)r, t);
-  fj_buf_cstr(b, t);
-}
-
-/* ,"meta":{"versionId":"<v>","lastUpdated":"<instant>"} */
-static void write_meta(fj_buf *b, uint32_t version, int64_t ns) {
-  fj_buf_lit(b, ",\"meta\":{\"versionId\":\"");
-  fj_buf_u64(b, version);
-  fj_buf_lit(b, "\",\"lastUpdated\":");
-  write_instant_ns(b, ns);
-  fj_buf_lit(b, "}");
-}
-
 /* Stores the version in the state's buffer (header and JSON, wiped here)
  * as version `version` of resource h, with index keys keys[0..n) (owned:
  * they pass to the cache, also on error), replacing `old` (NULL: a new
@@ -376,9 +341,8 @@ static int store_version(folding *fo, int type, const char *id, const uint8_t h[
              .keys = keys};
   memcpy(now.tag, ev->stream_tag, 32);
   int rc = s->buf.oom ? cl_err_set(err, CL_ENOMEM, "out of memory") : 0;
-  uint8_t vk[36];
-  memcpy(vk, h, 32);
-  be32(vk + 32, version);
+  uint8_t vk[VER_KEY];
+  ver_key(type, h, version, vk);
   if (rc == 0)
     rc =
         cl_proj_put_sealed(f->txn, FAM_VER, vk, sizeof vk, ev->stream_tag, s->buf.p, s->buf.n, err);
@@ -395,13 +359,15 @@ static int store_version(folding *fo, int type, const char *id, const uint8_t h[
     if (cl > sizeof small && (cv = cl_malloc(cl)) == NULL)
       rc = cl_err_set(err, CL_ENOMEM, "out of memory");
     if (rc == 0) {
+      uint8_t ck[CUR_KEY];
+      cur_key(type, h, ck);
       cur_pack_into(&now, cv);
-      rc = cl_proj_put(f->txn, FAM_CUR, h, 32, cv, cl, err);
+      rc = cl_proj_put(f->txn, FAM_CUR, ck, sizeof ck, cv, cl, err);
     }
     if (cv != small)
       cl_free(cv);
   }
-  if (rc == 0 && old == NULL && note_created(s, ev->stream_tag, h))
+  if (rc == 0 && old == NULL && note_created(s, ev->stream_tag, type, h))
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   if (rc) {
     cur_free(&now);
@@ -420,13 +386,13 @@ static int store_version(folding *fo, int type, const char *id, const uint8_t h[
     return rc;
   if (s->nt == s->capt) {
     size_t cap = s->capt ? s->capt * 2 : 16;
-    target *nt = realloc(s->t, cap * sizeof *nt);
+    fp_target *nt = realloc(s->t, cap * sizeof *nt);
     if (nt == NULL)
       return cl_err_set(err, CL_ENOMEM, "out of memory");
     s->t = nt;
     s->capt = cap;
   }
-  target *t = &s->t[s->nt++];
+  fp_target *t = &s->t[s->nt++];
   t->type = type;
   t->version = version;
   memcpy(t->h, h, 32);
@@ -449,10 +415,10 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
   uint8_t h[32];
   res_hash(f->proj, tname, id, h);
   const cur *old;
-  int rc = cur_get(f, h, &old, err);
+  int rc = cur_get(f, type, h, &old, err);
   if (rc == 0 && old != NULL) {
     json_t *prev;
-    rc = txn_version(f->txn, h, old->version, &prev, err);
+    rc = txn_version(f->txn, type, h, old->version, &prev, err);
     if (rc == 0) {
       int same = same_but_meta(prev, res);
       json_decref(prev);
@@ -464,10 +430,11 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
       rc = 0;
     }
   }
-  size_t need =
-      2 + (type == CL_FHIR_Provenance ? json_array_size(json_object_get(res, "target")) : 0);
+  size_t need = BASE_KEYS +
+                (type == CL_FHIR_Provenance ? json_array_size(json_object_get(res, "target")) : 0);
   if (rc == 0 && need > MAX_KEYS)
-    rc = cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources", MAX_KEYS - 2);
+    rc = cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources",
+                    MAX_KEYS - BASE_KEYS);
   ikey *keys = rc == 0 ? cl_malloc(need * sizeof *keys) : NULL;
   if (rc == 0 && keys == NULL)
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
@@ -476,7 +443,7 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
     return rc;
   }
   uint32_t version = old != NULL ? old->version + 1 : 1;
-  uint16_t nkeys = 2;
+  uint16_t nkeys = BASE_KEYS;
   base_keys(fo->ev->stream_tag, type, h, keys);
   if (type == CL_FHIR_Provenance && (rc = tree_ref_keys(fo, h, res, keys, &nkeys, err)) != 0) {
     cl_free(keys);
@@ -486,12 +453,12 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
   /* the stored form: resourceType, id, meta, then the other members in
    * their order (a meta the mapper read back is replaced) */
   fj_buf *b = &s->buf;
-  write_header(b, fo->ev);
+  fp_write_header(b, fo->ev);
   fj_buf_lit(b, "{\"resourceType\":");
   fj_buf_value(b, jtype);
   fj_buf_lit(b, ",\"id\":");
   fj_buf_value(b, jid);
-  write_meta(b, version, fo->ev->committed_at_ns);
+  fp_write_meta(b, version, fo->ev->committed_at_ns);
   const char *k;
   json_t *v;
   json_object_foreach(res, k, v) {
@@ -614,225 +581,30 @@ static int correct(cl_fhir_map *m, cl_err *err) {
 
 /* ---- Provenance ---- */
 
-static const char *body_name(const Clinlog__V1__Event *e) {
-  const ProtobufCFieldDescriptor *fd =
-      protobuf_c_message_descriptor_get_field(&clinlog__v1__event__descriptor, e->body_case);
-  return fd ? fd->name : "event";
-}
-
-/* The body's message name: patient_registered -> PatientRegistered. */
-static void activity_display(const Clinlog__V1__Event *e, char disp[64]) {
-  const char *bn = body_name(e);
-  size_t o = 0;
-  for (int up = 1; *bn && o + 1 < 64; bn++) {
-    if (*bn == '_') {
-      up = 1;
-      continue;
-    }
-    disp[o++] = up && *bn >= 'a' && *bn <= 'z' ? (char)(*bn - 32) : *bn;
-    up = 0;
-  }
-  disp[o] = '\0';
-}
-
-#define PARTICIPANT_TYPE "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
-#define EVENT_TYPE_SYSTEM "https://clinlog.dev/fhir/CodeSystem/event-type"
-
-/* Pieces of the Provenance written as bytes (provenance()). */
-static void w_concept(fj_buf *b, const char *system, const char *code, const char *display) {
-  fj_buf_lit(b, "{\"coding\":[{\"system\":");
-  fj_buf_cstr(b, system);
-  fj_buf_lit(b, ",\"code\":");
-  fj_buf_cstr(b, code);
-  fj_buf_lit(b, ",\"display\":");
-  fj_buf_cstr(b, display);
-  fj_buf_lit(b, "}]}");
-}
-
-static void w_who(fj_buf *b, const char *pid) {
-  if (pid == NULL || pid[0] == '\0') {
-    fj_buf_lit(b, "{\"display\":\"unknown principal\"}");
-    return;
-  }
-  fj_buf_lit(b, "{\"identifier\":{\"system\":\"" FJ_PRINCIPAL_SYSTEM "\",\"value\":");
-  fj_buf_cstr(b, pid);
-  fj_buf_lit(b, "}}");
-}
-
-static void w_b64(fj_buf *b, const uint8_t *p, size_t n) {
-  size_t bl = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
-  char small[128], *s = bl <= sizeof small ? small : malloc(bl);
-  if (s == NULL) {
-    b->oom = 1;
-    return;
-  }
-  sodium_bin2base64(s, bl, p, n, sodium_base64_VARIANT_ORIGINAL);
-  fj_buf_cstr(b, s);
-  if (s != small)
-    free(s);
-}
-
-/* {"url":"<url>","<member>":"<s>"} */
-static void w_sub(fj_buf *b, const char *url, const char *member) {
-  fj_buf_lit(b, ",{\"url\":");
-  fj_buf_cstr(b, url);
-  fj_buf_lit(b, ",\"");
-  fj_buf_lit(b, member);
-  fj_buf_lit(b, "\":");
-}
-
-/* s, or NULL if it is not a string jansson takes (fj_utf8_ok). */
-static const char *text(const char *s) { return s != NULL && fj_utf8_ok(s, strlen(s)) ? s : NULL; }
-
-/* The Provenance of the event: every version it made as a target, who
- * recorded it, when, and the coordinates of its proof (fhir.h). Written as
- * bytes, no jansson tree: the JSON the tree this replaced (fold 2) gave,
- * byte for byte. A Provenance is always new: it is named by the event's
- * id, which the log holds once (ids are never reused) and a state folds
- * once, so there is no current version to read or compare with. */
+/* The Provenance of the event (provenance.c writes it), with a ref key to
+ * each resource the event changed, stored as version 1. A Provenance is
+ * always new: it is named by the event's id, which the log holds once (ids
+ * are never reused) and a state folds once, so there is no current version
+ * to read or compare with. */
 static int provenance(folding *fo, cl_fhir_map *m, cl_err *err) {
   const cl_event_view *ev = fo->ev;
-  const Clinlog__V1__Event *e = m->ev;
-  const Clinlog__V1__RecordedBy *rb = e->recorded_by;
   state *s = fo->f->state;
-  Clinlog__V1__Record *rec = NULL;
-  cl_err rerr;
-  if (ev->record == NULL || cl_record_decode(ev->record, ev->record_len, &rec, &rerr) != 0)
-    rec = NULL;
-  /* jansson refuses a string that is not UTF-8, and the member holding it
-   * was then left out (an unknown principal for `who`): the same here */
-  const char *pid = rb ? text(rb->principal_id) : NULL, *obo = rb ? text(rb->on_behalf_of) : NULL;
-  const char *role = rb ? text(rb->role) : NULL, *ss = text(e->source_system);
-  const char *smid = text(e->source_message_id);
-  if (2 + s->nt > MAX_KEYS) {
-    if (rec != NULL)
-      clinlog__v1__record__free_unpacked(rec, NULL);
-    return cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources", MAX_KEYS - 2);
-  }
-  char uuid[37], disp[64];
+  if (BASE_KEYS + s->nt > MAX_KEYS)
+    return cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources",
+                      MAX_KEYS - BASE_KEYS);
+  char uuid[37];
   ProtobufCBinaryData eid = {16, (uint8_t *)ev->event_id};
   fj_uuid_text(&eid, uuid);
-  activity_display(e, disp);
   uint8_t h[32];
   res_hash(fo->f->proj, "Provenance", uuid, h);
-
   fj_buf *b = &s->buf;
-  write_header(b, ev);
-  fj_buf_lit(b, "{\"resourceType\":\"Provenance\",\"id\":\"");
-  fj_buf_lit(b, uuid);
-  fj_buf_lit(b, "\"");
-  write_meta(b, 1, ev->committed_at_ns);
-  fj_buf_lit(b, ",\"target\":[");
-  for (size_t i = 0; i < s->nt; i++) {
-    char t[CL_FHIR_ID_MAX + 64];
-    int tl = snprintf(t, sizeof t, "%s/%s/_history/%u", cl_fhir_type_name(s->t[i].type), s->t[i].id,
-                      s->t[i].version);
-    fj_buf_lit(b, i ? ",{\"reference\":" : "{\"reference\":");
-    fj_buf_str(b, t, (size_t)tl);
-    fj_buf_lit(b, "}");
-  }
-  fj_buf_lit(b, "]");
-  if (e->occurred_at != NULL) {
-    char t[40];
-    fj_instant_text(e->occurred_at->seconds, e->occurred_at->nanos, t);
-    fj_buf_lit(b, ",\"occurredDateTime\":");
-    fj_buf_cstr(b, t);
-  }
-  fj_buf_lit(b, ",\"recorded\":");
-  write_instant_ns(b, ev->committed_at_ns);
-  char code[16];
-  snprintf(code, sizeof code, "%u", ev->event_type);
-  fj_buf_lit(b, ",\"activity\":");
-  w_concept(b, EVENT_TYPE_SYSTEM, code, disp);
-  fj_buf_lit(b, ",\"agent\":[{\"type\":");
-  w_concept(b, PARTICIPANT_TYPE, "enterer", "Enterer");
-  if (fj_has(role)) {
-    fj_buf_lit(b, ",\"role\":[{\"text\":");
-    fj_buf_cstr(b, role);
-    fj_buf_lit(b, "}]");
-  }
-  fj_buf_lit(b, ",\"who\":");
-  w_who(b, pid);
-  if (fj_has(obo)) {
-    fj_buf_lit(b, ",\"onBehalfOf\":");
-    w_who(b, obo);
-  }
-  fj_buf_lit(b, "}");
-  if (rb != NULL && fj_has(rb->device_id)) {
-    char did[CL_FHIR_ID_MAX], ref[160];
-    cl_fhir_id("Device", NULL, rb->device_id, did);
-    snprintf(ref, sizeof ref, "Device/%s", did);
-    fj_buf_lit(b, ",{\"type\":");
-    w_concept(b, PARTICIPANT_TYPE, "performer", "Performer");
-    fj_buf_lit(b, ",\"who\":{\"reference\":");
-    fj_buf_cstr(b, ref);
-    fj_buf_lit(b, "}}");
-  }
-  /* the event itself, with the coordinates of its proof */
-  fj_buf_lit(b, "],\"entity\":[{\"extension\":[{\"url\":\"" CL_FHIR_LOG_ENTRY_EXT
-                "\",\"extension\":[{\"url\":\"seq\",\"valueString\":\"");
-  fj_buf_u64(b, ev->seq);
-  fj_buf_lit(b, "\"}");
-  w_sub(b, "streamVersion", "valueString");
-  fj_buf_lit(b, "\"");
-  fj_buf_u64(b, ev->stream_version);
-  fj_buf_lit(b, "\"}");
-  w_sub(b, "eventHash", "valueBase64Binary");
-  w_b64(b, ev->event_hash, 32);
-  fj_buf_lit(b, "}");
-  if (rec != NULL && rec->batch_size > 0) {
-    w_sub(b, "batchIndex", "valueUnsignedInt");
-    fj_buf_u64(b, rec->batch_index);
-    fj_buf_lit(b, "}");
-    w_sub(b, "batchSize", "valueUnsignedInt");
-    fj_buf_u64(b, rec->batch_size);
-    fj_buf_lit(b, "}");
-  }
-  if (fj_has(ss)) {
-    w_sub(b, "sourceSystem", "valueString");
-    fj_buf_cstr(b, ss);
-    fj_buf_lit(b, "}");
-  }
-  if (fj_has(smid)) {
-    w_sub(b, "sourceMessageId", "valueString");
-    fj_buf_cstr(b, smid);
-    fj_buf_lit(b, "}");
-  }
-  fj_buf_lit(b, "]}],\"role\":\"source\",\"what\":{\"identifier\":{\"system\":\"urn:ietf:rfc:"
-                "3986\",\"value\":\"urn:uuid:");
-  fj_buf_lit(b, uuid);
-  fj_buf_lit(b, "\"},\"display\":");
-  fj_buf_cstr(b, disp);
-  fj_buf_lit(b, "}}]");
-  /* a per-event signature travels with the Provenance; a batch's is on the
-   * batch's last record (batchIndex/batchSize say which) */
-  if (rec != NULL && rec->batch_size == 0 && rec->signature != NULL &&
-      rec->signature->signature.len > 0) {
-    fj_buf_lit(b, ",\"signature\":[{\"type\":[{\"system\":\"urn:iso-astm:E1762-95:2013\",\"code\":"
-                  "\"1.2.840.10065.1.12.1.1\",\"display\":\"Author's Signature\"}],\"when\":");
-    write_instant_ns(b, ev->committed_at_ns);
-    fj_buf_lit(b, ",\"who\":");
-    w_who(b, pid);
-    fj_buf_lit(b, ",\"sigFormat\":\"application/octet-stream\",\"data\":");
-    w_b64(b, rec->signature->signature.data, rec->signature->signature.len);
-    if (rec->signature->key_id.len > 0) {
-      fj_buf_lit(b, ",\"extension\":[{\"url\":\"" CL_FHIR_LOG_ENTRY_EXT
-                    "#keyId\",\"valueBase64Binary\":");
-      w_b64(b, rec->signature->key_id.data, rec->signature->key_id.len);
-      fj_buf_lit(b, "}]");
-    }
-    fj_buf_lit(b, "}]");
-  }
-  fj_buf_lit(b, "}");
-  if (rec != NULL)
-    clinlog__v1__record__free_unpacked(rec, NULL);
-
-  ikey *keys = cl_malloc((2 + s->nt) * sizeof *keys);
+  fp_write_provenance(b, ev, m->ev, s->t, s->nt, uuid);
+  ikey *keys = cl_malloc((BASE_KEYS + s->nt) * sizeof *keys);
   if (keys == NULL) {
     fj_buf_wipe(b);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
-  uint16_t nkeys = 2;
+  uint16_t nkeys = BASE_KEYS;
   base_keys(ev->stream_tag, CL_FHIR_Provenance, h, keys);
   for (size_t i = 0; i < s->nt; i++) /* H(type/id) of each target, as map_put hashed it */
     add_ref(keys, &nkeys, s->t[i].h, h);
@@ -841,28 +613,30 @@ static int provenance(folding *fo, cl_fhir_map *m, cl_err *err) {
 
 /* ---- erasure ---- */
 
-static int forget_resource(cl_fold_ctx *f, const uint8_t h[32], cl_err *err) {
+static int forget_resource(cl_fold_ctx *f, int type, const uint8_t h[32], cl_err *err) {
   const cur *c;
-  int rc = cur_get(f, h, &c, err);
+  int rc = cur_get(f, type, h, &c, err);
   if (rc || c == NULL)
     return rc; /* an error, or already forgotten */
   for (size_t i = 0; rc == 0 && i < c->nkeys; i++)
     rc = cl_proj_del(f->txn, c->keys[i].fam, c->keys[i].k, c->keys[i].len, err);
   for (uint32_t v = 1; rc == 0 && v <= c->version; v++) {
-    uint8_t vk[36];
-    memcpy(vk, h, 32);
-    be32(vk + 32, v);
+    uint8_t vk[VER_KEY];
+    ver_key(type, h, v, vk);
     rc = cl_proj_del(f->txn, FAM_VER, vk, sizeof vk, err);
   }
+  uint8_t ck[CUR_KEY];
+  cur_key(type, h, ck);
   if (rc == 0)
-    rc = cl_proj_del(f->txn, FAM_CUR, h, 32, err);
+    rc = cl_proj_del(f->txn, FAM_CUR, ck, sizeof ck, err);
   if (rc == 0)
     rc = cache_set(f->state, h, NULL, err);
   return rc;
 }
 
+/* The `cur` keys (type || H) of a stream's resources. */
 typedef struct hlist {
-  uint8_t (*h)[32];
+  uint8_t (*k)[CUR_KEY];
   size_t n, cap;
 } hlist;
 
@@ -875,13 +649,13 @@ static int collect(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val,
     return 0;
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 64;
-    uint8_t(*h)[32] = realloc(l->h, cap * sizeof *h);
-    if (h == NULL)
+    uint8_t(*k)[CUR_KEY] = realloc(l->k, cap * sizeof *k);
+    if (k == NULL)
       return cl_err_set(err, CL_ENOMEM, "out of memory");
-    l->h = h;
+    l->k = k;
     l->cap = cap;
   }
-  memcpy(l->h[l->n++], key + 33, 32);
+  memcpy(l->k[l->n++], key + 32, CUR_KEY); /* pat: tag || type || H */
   return 0;
 }
 
@@ -895,12 +669,12 @@ static int erase(cl_fold_ctx *f, const char *stream, cl_err *err) {
   hlist l = {0};
   rc = cl_proj_scan(f->proj, FAM_PAT, tag, 32, NULL, 0, collect, &l, err);
   for (size_t i = 0; rc == 0 && i < l.n; i++)
-    rc = forget_resource(f, l.h[i], err);
-  free(l.h);
+    rc = forget_resource(f, l.k[i][0], l.k[i] + 1, err);
+  free(l.k);
   state *s = f->state;
   for (size_t i = 0; rc == 0 && i < s->n; i++)
     if (memcmp(s->c[i].tag, tag, 32) == 0)
-      rc = forget_resource(f, s->c[i].h, err);
+      rc = forget_resource(f, s->c[i].type, s->c[i].h, err);
   return rc;
 }
 
@@ -952,7 +726,7 @@ static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   if (rc == 0 && s->nt > 0)
     rc = provenance(&fo, &m, err);
   if (rc)
-    cl_err_prefix(err, "seq %llu (%s)", (unsigned long long)ev->seq, body_name(e));
+    cl_err_prefix(err, "seq %llu (%s)", (unsigned long long)ev->seq, fp_body_name(e));
   s->nt = 0;
   clinlog__v1__event__free_unpacked(e, NULL);
   return rc;

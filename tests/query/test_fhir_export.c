@@ -3,7 +3,11 @@
  * files are cut at max_per_file and read back whole or in pieces, levels
  * (system, Patient) and parameters (_type, _since, strict and lenient),
  * jobs survive a restart (finished, and interrupted mid-walk), cancel
- * deletes, and an erased patient is gone from an export made before. */
+ * deletes, and an erased patient is gone from an export made before.
+ * Scans of whole types (the chunks of `cur` merged with a pass over `ver`
+ * that exports and searches across patients read) give what lookups of
+ * each resource give: snapshots whole and resumed in pieces, with
+ * resources changed and erased after them, and for some streams only. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -374,6 +378,222 @@ Test(fhir_export, snapshot_files_levels_restart_cancel_erasure, .timeout = 300) 
   cl_runner_stop(r);
   cl_log_close(log);
   fx_assert_no_canaries(dir);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+/* ---- scans of whole types (query/fhir/fhir.c): chunks of `cur` merged
+ * with one pass over `ver`, checked against lookups one resource at a
+ * time (cl_fhir_stream) ---- */
+
+#define NPAT 700 /* over one chunk of a type (512) */
+
+/* Appends to patient-p<i> the event body (JSON). */
+static void append_n(cl_log *log, const cl_signer *admin, int i, const char *body) {
+  char stream[32];
+  snprintf(stream, sizeof stream, "patient-p%d", i);
+  json_t *ev = fx_event(stream, body);
+  fx_append_json(log, admin, ev);
+  json_decref(ev);
+}
+
+static void register_n(cl_log *log, const cl_signer *admin, int i) {
+  char body[512];
+  snprintf(body, sizeof body,
+           "{\"patientRegistered\": {\"patientId\": \"p%d\", \"names\": [{\"family\": \"F%d\", "
+           "\"given\": [\"G\"]}], \"birthDate\": \"1980-01-01\", \"gender\": "
+           "\"ADMINISTRATIVE_GENDER_FEMALE\"}}",
+           i, i);
+  append_n(log, admin, i, body);
+}
+
+static void update_n(cl_log *log, const cl_signer *admin, int i) {
+  char body[512];
+  snprintf(body, sizeof body,
+           "{\"patientDemographicsUpdated\": {\"patientId\": \"p%d\", \"updatedFields\": "
+           "[\"names\"], \"names\": [{\"family\": \"Changed%d\"}]}}",
+           i, i);
+  append_n(log, admin, i, body);
+}
+
+/* "Type/id" -> the resource's JSON text, and the keys in the order given. */
+typedef struct texts {
+  json_t *set;
+  json_t *order;
+  int stop_after; /* > 0: return 1 after this many */
+  int n;
+} texts;
+
+static int keep_text(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  (void)err;
+  texts *t = ctx;
+  json_t *j = json_loadb(r->json, r->len, 0, NULL);
+  cr_assert_not_null(j);
+  char key[160];
+  snprintf(key, sizeof key, "%s/%s", json_string_value(json_object_get(j, "resourceType")),
+           json_string_value(json_object_get(j, "id")));
+  json_decref(j);
+  cr_assert_null(json_object_get(t->set, key), "%s given twice", key);
+  json_object_set_new(t->set, key, json_stringn(r->json, r->len));
+  if (t->order != NULL)
+    json_array_append_new(t->order, json_string(key));
+  cl_fhir_resource_clear(r);
+  return t->stop_after > 0 && ++t->n == t->stop_after ? 1 : 0;
+}
+
+/* Every resource of patient p<i>'s stream, by lookups: "Type/id" -> JSON. */
+static json_t *by_lookups(cl_log *log, cl_proj *p, int i) {
+  texts t = {json_object(), NULL, 0, 0};
+  cl_err err;
+  char stream[32];
+  snprintf(stream, sizeof stream, "patient-p%d", i);
+  uint8_t tag[32];
+  cr_assert_eq(cl_log_stream_tag(log, stream, tag, &err), 0);
+  cr_assert_eq(cl_fhir_stream(p, tag, 0, 0, keep_text, &t, &err), 0, "%s", err.msg);
+  return t.set;
+}
+
+/* The union of by[from..to) but by[skip]. */
+static json_t *union_of(json_t **by, int from, int to, int skip) {
+  json_t *u = json_object();
+  for (int i = from; i < to; i++)
+    if (i != skip)
+      json_object_update(u, by[i]);
+  return u;
+}
+
+static void assert_texts(json_t *want, json_t *got, const char *what) {
+  cr_assert_eq(json_object_size(got), json_object_size(want), "%s: %zu resources, want %zu", what,
+               json_object_size(got), json_object_size(want));
+  const char *k;
+  json_t *v;
+  json_object_foreach(want, k, v) {
+    json_t *g = json_object_get(got, k);
+    cr_assert_not_null(g, "%s: %s missing", what, k);
+    cr_assert_str_eq(json_string_value(g), json_string_value(v), "%s: %s differs", what, k);
+  }
+}
+
+/* The snapshot s of the types Patient, Encounter and Provenance, read
+ * whole (stopping every `piece` resources and resuming after the last
+ * one given when piece > 0). */
+static json_t *snapshot_of(cl_proj *p, const cl_fhir_snapshot *s, int piece) {
+  static const int types[] = {CL_FHIR_Patient, CL_FHIR_Encounter, CL_FHIR_Provenance};
+  texts t = {json_object(), json_array(), piece, 0};
+  cl_err err;
+  for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+    uint8_t key[32];
+    int first = 1;
+    for (;;) {
+      size_t before = json_array_size(t.order);
+      t.n = 0;
+      cr_assert_eq(cl_fhir_scan_snapshot(p, types[k], s, first ? NULL : key, NULL, 0, keep_text, &t,
+                                         key, &err),
+                   0, "%s", err.msg);
+      first = 0;
+      if (piece == 0 || json_array_size(t.order) - before < (size_t)piece)
+        break;
+    }
+  }
+  json_decref(t.order);
+  return t.set;
+}
+
+Test(fhir_export, type_scans_merge_versions_as_lookups_do, .timeout = 300) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirm", &dir, &admin, 1000);
+  for (int i = 0; i < NPAT; i++) {
+    register_n(log, &admin, i);
+    if (i % 3 == 0)
+      update_n(log, &admin, i); /* a second version before the snapshot */
+  }
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
+  cl_proj *p = cl_runner_proj(r);
+  uint64_t as_of;
+  cl_log_head(log, &as_of, NULL);
+  json_t *by[NPAT + 40];
+  for (int i = 0; i < NPAT; i++)
+    by[i] = by_lookups(log, p, i);
+  json_t *want = union_of(by, 0, NPAT, -1);
+  cr_assert_gt(json_object_size(want), 2 * NPAT, "Patients and their Provenances");
+
+  /* the current state, whole and in pieces, and by scan_type */
+  cl_fhir_snapshot s = {.as_of = as_of};
+  json_t *got = snapshot_of(p, &s, 0);
+  assert_texts(want, got, "snapshot, whole");
+  json_decref(got);
+  got = snapshot_of(p, &s, 37);
+  assert_texts(want, got, "snapshot, in pieces of 37");
+  json_decref(got);
+  texts t = {json_object(), NULL, 0, 0};
+  cl_err err;
+  uint8_t next[32];
+  cr_assert_eq(cl_fhir_scan_type(p, CL_FHIR_Patient, NULL, 0, keep_text, &t, next, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(json_object_size(t.set), NPAT);
+  const char *k;
+  json_t *v;
+  json_object_foreach(t.set, k, v)
+      cr_assert_str_eq(json_string_value(v), json_string_value(json_object_get(want, k)), "%s", k);
+  json_decref(t.set);
+
+  /* writers: new versions (some resources change after the snapshot), an
+   * erasure, new patients */
+  for (int i = 0; i < NPAT; i += 5)
+    update_n(log, &admin, i);
+  cl_test_erase(log, &admin, "patient-p7");
+  for (int i = NPAT; i < NPAT + 40; i++)
+    register_n(log, &admin, i);
+  fx_wait_head(r, log);
+
+  /* the snapshot is still what it was, but for the erased patient */
+  json_t *want_then = union_of(by, 0, NPAT, 7);
+  cr_assert_lt(json_object_size(want_then), json_object_size(want));
+  got = snapshot_of(p, &s, 0);
+  assert_texts(want_then, got, "the snapshot after the writers, whole");
+  json_decref(got);
+  got = snapshot_of(p, &s, 37);
+  assert_texts(want_then, got, "the snapshot after the writers, in pieces");
+  json_decref(got);
+
+  /* only some streams (a Group's members): lookups, same answer */
+  cl_hmap *tags = cl_hmap_new(32, 1);
+  for (int i = 10; i < 20; i++) {
+    char stream[32];
+    snprintf(stream, sizeof stream, "patient-p%d", i);
+    uint8_t tag[32];
+    cr_assert_eq(cl_log_stream_tag(log, stream, tag, &err), 0);
+    cr_assert_not_null(cl_hmap_put(tags, tag, ""));
+  }
+  json_t *want_some = union_of(by, 10, 20, -1);
+  cl_fhir_snapshot some = {.as_of = as_of, .tags = tags};
+  got = snapshot_of(p, &some, 0);
+  assert_texts(want_some, got, "the snapshot of ten patients");
+  json_decref(got);
+
+  /* now: every resource as lookups give it */
+  for (int i = 0; i < NPAT; i++)
+    json_decref(by[i]);
+  for (int i = 0; i < NPAT + 40; i++)
+    by[i] = by_lookups(log, p, i);
+  json_t *want_now = union_of(by, 0, NPAT + 40, 7);
+  cl_fhir_snapshot all = {.as_of = UINT64_MAX};
+  got = snapshot_of(p, &all, 0);
+  assert_texts(want_now, got, "the current state");
+  json_decref(got);
+
+  for (int i = 0; i < NPAT + 40; i++)
+    json_decref(by[i]);
+  cl_hmap_free(tags);
+  json_decref(want);
+  json_decref(want_then);
+  json_decref(want_some);
+  json_decref(want_now);
+  cl_runner_stop(r);
+  cl_log_close(log);
   cl_signer_free(&admin);
   cl_test_rmtree(dir);
   free(dir);
