@@ -43,6 +43,15 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   /* all memtables together (every family) stay under this: memory does not
    * grow with the log, also while a new replica ingests millions of events */
   rocksdb_options_set_db_write_buffer_size(db->opts, 128u << 20);
+  /* That limit counts what every memtable has allocated, and a memtable
+   * allocates a whole arena block (by default an eighth of its 64 MiB
+   * write buffer) with its first write. With a few dozen families (every
+   * projection adds some) those first blocks alone exceeded the limit, and
+   * every write then switched and flushed a memtable: thousands of tiny
+   * table files a minute, appends ten times slower with the projections
+   * running (tests/store/test_db.c). Small blocks keep a family's fixed
+   * cost near half a megabyte. */
+  rocksdb_options_set_arena_block_size(db->opts, 512u << 10);
   /* unsynced writes (a cluster member: the Raft log is the WAL) are synced
    * in the background a megabyte at a time, so the fsync before a snapshot
    * (cl_log_sync) does not stall the Raft loop on tens of megabytes */
@@ -61,7 +70,10 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   /* Most appends look up ids that do not exist yet: a whole-key bloom
    * filter on the memtable answers those misses without a skiplist search. */
   db->point_opts = rocksdb_options_create_copy(db->opts);
-  rocksdb_options_set_memtable_prefix_bloom_size_ratio(db->point_opts, 0.1);
+  /* The filter is allocated whole with the memtable: 2 % of the 64 MiB
+   * write buffer is 1.3 MiB, about 10 bits a key for a full memtable of
+   * ids (its size counts against the limit above, once per family). */
+  rocksdb_options_set_memtable_prefix_bloom_size_ratio(db->point_opts, 0.02);
   rocksdb_options_set_memtable_whole_key_filtering(db->point_opts, 1);
   /* ids are only ever looked up whole (never iterated): a hash-linked-list
    * memtable inserts a random 16-byte id in O(1) instead of a skiplist
