@@ -66,6 +66,7 @@ void cl_log_options_init(cl_log_options *o) {
   o->max_event_size = CL_DEFAULT_MAX_EVENT;
   o->checkpoint_interval = CL_DEFAULT_CHECKPOINT_INTERVAL;
   o->sync = 1;
+  o->key_cache = CL_DEFAULT_KEY_CACHE;
 }
 
 void cl_append_result_free(cl_append_result *r) {
@@ -197,6 +198,8 @@ static int log_alloc(const cl_log_options *o, cl_log **out, cl_err *err) {
   log->o = *o;
   if (!log->o.max_event_size)
     log->o.max_event_size = CL_DEFAULT_MAX_EVENT;
+  if (!log->o.key_cache)
+    log->o.key_cache = CL_DEFAULT_KEY_CACHE;
   pthread_mutex_init(&log->mu, NULL);
   pthread_cond_init(&log->cv, NULL);
   pthread_mutex_init(&log->kr_mu, NULL);

@@ -56,8 +56,6 @@ typedef struct cl_id_entry {
 
 typedef struct commit_req commit_req;
 
-#define KC_CAP 8192 /* data keys the key cache holds */
-
 struct cl_log {
   /* immutable after open */
   cl_log_options o;
@@ -108,10 +106,14 @@ struct cl_log {
   /* guarded by kc_mu: unwrapped data keys of committed streams, in
    * sodium_malloc memory, so prepare and reads do not unwrap a stream's
    * key every time; an erasure empties the cache and bumps kc_gen so a key
-   * read before the erasure is never cached after it */
+   * read before the erasure is never cached after it. Full, a new key
+   * replaces one chosen at random: a scan over more streams than the cache
+   * holds still hits in proportion (clearing, or evicting the oldest,
+   * would hit never) */
   pthread_mutex_t kc_mu;
   cl_hmap *kc_idx;  /* tag -> uint32 slot */
-  uint8_t *kc_slab; /* KC_CAP * 32 bytes */
+  uint8_t *kc_slab; /* o.key_cache * 32 bytes */
+  uint8_t *kc_tags; /* o.key_cache * 32 bytes: the tag of each slot */
   uint32_t kc_used;
   uint64_t kc_gen;
 

@@ -34,8 +34,9 @@ int cl_sk_init(cl_log *log, cl_err *err) {
   pthread_cond_init(&log->pu_cv, NULL);
   log->pending_keys = cl_hmap_new(32, sizeof(pending_key));
   log->kc_idx = cl_hmap_new(32, sizeof(uint32_t));
-  log->kc_slab = cl_sodium_malloc((size_t)KC_CAP * 32);
-  if (!log->pending_keys || !log->kc_idx || !log->kc_slab)
+  log->kc_slab = cl_sodium_malloc((size_t)log->o.key_cache * 32);
+  log->kc_tags = cl_malloc((size_t)log->o.key_cache * 32);
+  if (!log->pending_keys || !log->kc_idx || !log->kc_slab || !log->kc_tags)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   return 0;
 }
@@ -45,6 +46,7 @@ void cl_sk_free(cl_log *log) {
   cl_hmap_free(log->kc_idx);
   if (log->kc_slab)
     sodium_free(log->kc_slab);
+  cl_free(log->kc_tags);
   pthread_mutex_destroy(&log->pk_mu);
   pthread_mutex_destroy(&log->kc_mu);
   pthread_mutex_destroy(&log->pu_mu);
@@ -67,15 +69,17 @@ static int kc_get(cl_log *log, const uint8_t tag[32], uint8_t *key, uint64_t *ge
 static void kc_put(cl_log *log, const uint8_t tag[32], const uint8_t *key, uint64_t gen) {
   pthread_mutex_lock(&log->kc_mu);
   if (gen == log->kc_gen && !cl_hmap_get(log->kc_idx, tag)) {
-    if (log->kc_used == KC_CAP) { /* full: start over (cheap, rare) */
-      cl_hmap_clear(log->kc_idx);
-      sodium_memzero(log->kc_slab, (size_t)KC_CAP * 32);
-      log->kc_used = 0;
-    }
     uint32_t slot = log->kc_used;
+    if (slot == log->o.key_cache) { /* full: replace one at random */
+      slot = randombytes_uniform(log->o.key_cache);
+      cl_hmap_del(log->kc_idx, log->kc_tags + 32 * (size_t)slot);
+      sodium_memzero(log->kc_slab + 32 * (size_t)slot, 32);
+    }
     if (cl_hmap_put(log->kc_idx, tag, &slot)) { /* out of memory: just not cached */
       memcpy(log->kc_slab + 32 * (size_t)slot, key, 32);
-      log->kc_used++;
+      memcpy(log->kc_tags + 32 * (size_t)slot, tag, 32);
+      if (slot == log->kc_used)
+        log->kc_used++;
     }
   }
   pthread_mutex_unlock(&log->kc_mu);
@@ -84,7 +88,7 @@ static void kc_put(cl_log *log, const uint8_t tag[32], const uint8_t *key, uint6
 static void kc_invalidate(cl_log *log) {
   pthread_mutex_lock(&log->kc_mu);
   cl_hmap_clear(log->kc_idx);
-  sodium_memzero(log->kc_slab, (size_t)KC_CAP * 32);
+  sodium_memzero(log->kc_slab, (size_t)log->o.key_cache * 32);
   log->kc_used = 0;
   log->kc_gen++;
   pthread_mutex_unlock(&log->kc_mu);
