@@ -28,15 +28,15 @@
 typedef struct cl_log cl_log;
 
 typedef struct cl_log_options {
-  const char *dir;              /* data directory (required) */
-  const char *master_key_path;  /* default <dir>/keys/master.key */
-  const char *log_key_path;     /* default <dir>/keys/log.key */
-  size_t max_event_size;        /* bytes of one serialized Event; default 1 MiB */
-  uint64_t checkpoint_interval; /* events between automatic checkpoints; 0 = off */
-  int sync;                     /* fsync every commit (default 1) */
-  int read_only;                /* open for reading only (no keys needed for hashes) */
-  uint32_t key_cache;           /* streams whose unwrapped data key is kept (32 bytes
-                                   each, locked memory); default CL_DEFAULT_KEY_CACHE */
+  const char *dir;               /* data directory (required) */
+  const char *master_key_path;   /* default <dir>/keys/master.key */
+  const char *log_key_path;      /* default <dir>/keys/log.key */
+  size_t max_event_size;         /* bytes of one serialized Event; default 1 MiB */
+  uint64_t checkpoint_interval;  /* events between automatic checkpoints; 0 = off */
+  int sync;                      /* fsync every commit (default 1) */
+  int read_only;                 /* open for reading only (no keys needed for hashes) */
+  uint32_t key_cache;            /* streams whose unwrapped data key is kept (32 bytes
+                                    each, locked memory); default CL_DEFAULT_KEY_CACHE */
 } cl_log_options;
 
 /* Enough for every patient of a large hospital's active set: scans in key
@@ -47,14 +47,14 @@ void cl_log_options_init(cl_log_options *o);
 
 /* Parameters of a new log (cl_log_create). */
 typedef struct cl_log_genesis {
-  const char *origin; /* checkpoint origin, default "clinlog.local/<log key hex>" */
+  const char *origin;            /* checkpoint origin, default "clinlog.local/<log key hex>" */
   const char *organization;
-  const char *admin_principal; /* principal id of the first admin (required) */
+  const char *admin_principal;   /* principal id of the first admin (required) */
   const char *admin_name;
-  const cl_signer *admin; /* borrowed: signs the genesis PrincipalRegistered */
-  int replica;            /* a cluster member's empty store: the cluster's key files
-                             (options) and origin, no genesis events (they come
-                             through replication) */
+  const cl_signer *admin;        /* borrowed: signs the genesis PrincipalRegistered */
+  int replica;                   /* a cluster member's empty store: the cluster's key files
+                                    (options) and origin, no genesis events (they come
+                                    through replication) */
 } cl_log_genesis;
 
 /* Creates a data directory: keys/master.key and keys/log.key (0600, unless
@@ -81,8 +81,8 @@ typedef struct cl_append_result {
   uint64_t *seq;
   uint64_t *version;
   uint8_t (*event_id)[16];
-  uint64_t tree_size; /* tree size right after the commit */
-  int duplicate;      /* 1: the whole batch was already committed */
+  uint64_t tree_size;          /* tree size right after the commit */
+  int duplicate;               /* 1: the whole batch was already committed */
   /* On CL_ECONFLICT: the offending stream and its current version. The
    * commit knows the stream only as its index in the prepared batch
    * (conflict_index); cl_log_append (and cl_log_name_conflict, for callers of
@@ -126,15 +126,15 @@ typedef struct cl_event_view {
   uint64_t stream_version;
   uint32_t event_type;
   int64_t committed_at_ns;
-  const uint8_t *event_id;   /* 16 bytes */
-  const uint8_t *stream_tag; /* 32 bytes */
-  const uint8_t *event_hash; /* 32 bytes */
+  const uint8_t *event_id;     /* 16 bytes */
+  const uint8_t *stream_tag;   /* 32 bytes */
+  const uint8_t *event_hash;   /* 32 bytes */
   const uint8_t *event;
   size_t event_len;
-  const uint8_t *record; /* stored record bytes (the Merkle leaf data) */
+  const uint8_t *record;       /* stored record bytes (the Merkle leaf data) */
   size_t record_len;
   int erased;
-  const uint8_t *nonce; /* 24 bytes, and the ciphertext: for cl_log_open_event */
+  const uint8_t *nonce;        /* 24 bytes, and the ciphertext: for cl_log_open_event */
   const uint8_t *ciphertext;
   size_t ciphertext_len;
 } cl_event_view;
@@ -198,10 +198,10 @@ const cl_signer *cl_log_signer(const cl_log *log);
 const uint8_t *cl_log_public_key(const cl_log *log);
 
 /* RFC 9162 proofs over the committed tree; `proof` holds up to 64 hashes. */
-int cl_log_prove_inclusion(cl_log *log, uint64_t seq, uint64_t size, uint8_t proof[][32], size_t *n,
-                           uint8_t leaf[32], cl_err *err);
-int cl_log_prove_consistency(cl_log *log, uint64_t old_size, uint64_t new_size, uint8_t proof[][32],
-                             size_t *n, cl_err *err);
+int cl_log_prove_inclusion(cl_log *log, uint64_t seq, uint64_t size, uint8_t proof[][32],
+                           size_t *n, uint8_t leaf[32], cl_err *err);
+int cl_log_prove_consistency(cl_log *log, uint64_t old_size, uint64_t new_size,
+                             uint8_t proof[][32], size_t *n, cl_err *err);
 int cl_log_root_at(cl_log *log, uint64_t size, uint8_t root[32], cl_err *err);
 
 /* The log's commit feed (feed.h): follow it to learn that the log grew.
@@ -239,12 +239,12 @@ void cl_log_prefixes_free(cl_prefixes *p);
 
 /* One prepared batch of a Raft entry and its outcome. */
 typedef struct cl_apply_item {
-  const Clinlog__V1__PreparedBatch *pb; /* borrowed */
-  cl_prefixes *pre;   /* optional, borrowed: cl_log_prefixes of a batch with this content */
-  int want_result;    /* fill r (the node that serves the client) */
-  int rc;             /* out: 0 or the batch's own error (CL_ECONFLICT, CL_EDUPLICATE, ...) */
-  cl_err err;         /* out */
-  cl_append_result r; /* out, with want_result: on rc 0 or CL_ECONFLICT (free it) */
+  const Clinlog__V1__PreparedBatch *pb;  /* borrowed */
+  cl_prefixes *pre;      /* optional, borrowed: cl_log_prefixes of a batch with this content */
+  int want_result;       /* fill r (the node that serves the client) */
+  int rc;                /* out: 0 or the batch's own error (CL_ECONFLICT, CL_EDUPLICATE, ...) */
+  cl_err err;            /* out */
+  cl_append_result r;    /* out, with want_result: on rc 0 or CL_ECONFLICT (free it) */
 } cl_apply_item;
 
 /* Applies Raft entry `index`: its batches in order, each checked against
@@ -272,8 +272,8 @@ int cl_log_wrapped_key(cl_log *log, const uint8_t tag[32], uint8_t *out, size_t 
 /* Raw stored records from_seq..to_seq (inclusive, within the tree), in
  * order. The bytes are valid during the callback only. */
 typedef int (*cl_record_fn)(void *ctx, uint64_t seq, const uint8_t *rec, size_t len, cl_err *err);
-int cl_log_read_records(cl_log *log, uint64_t from_seq, uint64_t to_seq, cl_record_fn fn, void *ctx,
-                        cl_err *err);
+int cl_log_read_records(cl_log *log, uint64_t from_seq, uint64_t to_seq, cl_record_fn fn,
+                        void *ctx, cl_err *err);
 
 /* Catch-up: appends records copied from another node's log (first_seq must
  * follow this log's head), with the wrapped keys of the streams they start.
@@ -290,8 +290,8 @@ typedef struct cl_ingest_record {
   size_t len;
 } cl_ingest_record;
 typedef struct cl_ingest_key {
-  const uint8_t *tag;     /* 32 bytes */
-  const uint8_t *wrapped; /* CL_WRAPPED_KEY_SIZE bytes, or wrapped_len 0: erased */
+  const uint8_t *tag;      /* 32 bytes */
+  const uint8_t *wrapped;  /* CL_WRAPPED_KEY_SIZE bytes, or wrapped_len 0: erased */
   size_t wrapped_len;
 } cl_ingest_key;
 CL_MUST_CHECK int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs,
