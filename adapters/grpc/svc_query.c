@@ -372,6 +372,19 @@ static cl_fhir_exports *exports_of(srv_call *c) {
   return x;
 }
 
+/* The exports, if the caller kicked off job `id` (else finishes the call:
+ * NOT_FOUND, as for a job that does not exist). */
+static cl_fhir_exports *own_job(srv_call *c, const char *id) {
+  cl_fhir_exports *x = exports_of(c);
+  cl_err err;
+  cl_err_clear(&err);
+  if (x != NULL && cl_fhir_export_owned(x, id, c->rctx.principal, &err) != 0) {
+    srv_finish_err(c, &err);
+    return NULL;
+  }
+  return x;
+}
+
 static const char *job_state_name(int state) {
   return state == CL_FHIR_EXPORT_COMPLETE ? "complete"
          : state == CL_FHIR_EXPORT_FAILED ? "failed"
@@ -438,7 +451,8 @@ static void svc_fhir_export(srv_call *c, int ok) {
   cl_fhir_export_req rq = {.group = req->group_id,
                            .params = kv,
                            .nparams = fhir_params(req->params, req->n_params, kv),
-                           .strict = req->strict};
+                           .strict = req->strict,
+                           .owner = c->rctx.principal};
   if (!strcmp(req->level, "patient"))
     rq.level = CL_FHIR_EXPORT_PATIENT;
   else if (!strcmp(req->level, "group"))
@@ -459,7 +473,7 @@ static void svc_fhir_export(srv_call *c, int ok) {
 static void svc_fhir_export_status(srv_call *c, int ok) {
   (void)ok;
   const Clinlog__V1__FhirExportJobRequest *req = (const Clinlog__V1__FhirExportJobRequest *)c->req;
-  cl_fhir_exports *x = exports_of(c);
+  cl_fhir_exports *x = own_job(c, req->job_id);
   if (x != NULL)
     finish_job(c, x, req->job_id, req->base_url);
 }
@@ -467,7 +481,7 @@ static void svc_fhir_export_status(srv_call *c, int ok) {
 static void svc_fhir_export_cancel(srv_call *c, int ok) {
   (void)ok;
   const Clinlog__V1__FhirExportJobRequest *req = (const Clinlog__V1__FhirExportJobRequest *)c->req;
-  cl_fhir_exports *x = exports_of(c);
+  cl_fhir_exports *x = own_job(c, req->job_id);
   if (x == NULL)
     return;
   cl_err err;
@@ -488,7 +502,7 @@ static void svc_fhir_export_read(srv_call *c, int ok) {
   (void)ok;
   const Clinlog__V1__FhirExportReadRequest *req =
       (const Clinlog__V1__FhirExportReadRequest *)c->req;
-  cl_fhir_exports *x = exports_of(c);
+  cl_fhir_exports *x = own_job(c, req->job_id);
   if (x == NULL)
     return;
   if (req->cursor.len != 0 && req->cursor.len != 32) {

@@ -278,6 +278,10 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
     cl_svc_finished(h->svc, rc, CL_EUNAVAILABLE, "no bulk export");
     return send_outcome(c, 503, "transient", rc->request_id, "this node does not run bulk export");
   }
+  if (rt->op != CL_HTTP_EXPORT_KICKOFF && cl_fhir_export_owned(x, rt->job, rc->principal, &err)) {
+    cl_svc_finished(h->svc, rc, CL_ENOTFOUND, err.msg); /* another's job: as if none */
+    return send_outcome(c, 404, "not-found", rc->request_id, err.msg);
+  }
   char loc[600];
   switch (rt->op) {
   case CL_HTTP_EXPORT_KICKOFF: {
@@ -290,7 +294,8 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
                              .group = rt->id,
                              .params = p->kv,
                              .nparams = p->n,
-                             .strict = strstr(prefer, "handling=strict") != NULL};
+                             .strict = strstr(prefer, "handling=strict") != NULL,
+                             .owner = rc->principal};
     char id[33];
     int code = cl_fhir_export_start(x, &rq, id, &err);
     cl_svc_finished(h->svc, rc, code, code ? err.msg : "");

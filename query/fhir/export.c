@@ -40,6 +40,7 @@ typedef struct job {
   uint64_t as_of;
   int64_t transaction_ns;
   int64_t done_ms; /* when it finished (expiry) */
+  char owner[128]; /* the principal that kicked it off, "" if anonymous */
   char request[1024];
   char progress[160];
   char error[256];
@@ -138,9 +139,9 @@ static int job_save(cl_fhir_exports *x, const job *j, cl_err *err) {
                                            j->files[i].has_after ? a : NULL, "last", l));
   }
   json_t *o =
-      json_pack("{s:s,s:s,s:i,s:s,s:o,s:I,s:I,s:I,s:I,s:s,s:s,s:o}", "id", j->id, "state",
-                state_name(j->state), "level", j->level, "group", j->group, "types", types,
-                "since_ns", (json_int_t)j->since_ns, "as_of", (json_int_t)j->as_of,
+      json_pack("{s:s,s:s,s:s,s:i,s:s,s:o,s:I,s:I,s:I,s:I,s:s,s:s,s:o}", "id", j->id, "owner",
+                j->owner, "state", state_name(j->state), "level", j->level, "group", j->group,
+                "types", types, "since_ns", (json_int_t)j->since_ns, "as_of", (json_int_t)j->as_of,
                 "transaction_ns", (json_int_t)j->transaction_ns, "done_ms", (json_int_t)j->done_ms,
                 "request", j->request, "error", j->error, "files", files);
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -170,18 +171,19 @@ static job *job_load(const char *path) {
   if (o == NULL)
     return NULL;
   job *j = calloc(1, sizeof *j);
-  const char *id = NULL, *state = NULL, *request = "", *error = "", *group = "";
+  const char *id = NULL, *state = NULL, *request = "", *error = "", *group = "", *owner = "";
   json_t *types = NULL, *files = NULL;
   json_int_t since = 0, as_of = 0, tx = 0, done = 0;
   int level = 0;
   if (j == NULL ||
-      json_unpack(o, "{s:s,s:s,s:i,s?s,s:o,s:I,s:I,s:I,s:I,s?s,s?s,s:o}", "id", &id, "state",
-                  &state, "level", &level, "group", &group, "types", &types, "since_ns", &since,
-                  "as_of", &as_of, "transaction_ns", &tx, "done_ms", &done, "request", &request,
-                  "error", &error, "files", &files) != 0 ||
+      json_unpack(o, "{s:s,s?s,s:s,s:i,s?s,s:o,s:I,s:I,s:I,s:I,s?s,s?s,s:o}", "id", &id, "owner",
+                  &owner, "state", &state, "level", &level, "group", &group, "types", &types,
+                  "since_ns", &since, "as_of", &as_of, "transaction_ns", &tx, "done_ms", &done,
+                  "request", &request, "error", &error, "files", &files) != 0 ||
       strlen(id) != 32 || !json_is_array(types) || !json_is_array(files))
     goto bad;
   snprintf(j->id, sizeof j->id, "%s", id);
+  snprintf(j->owner, sizeof j->owner, "%s", owner);
   j->state = !strcmp(state, "complete") ? CL_FHIR_EXPORT_COMPLETE
              : !strcmp(state, "failed") ? CL_FHIR_EXPORT_FAILED
                                         : CL_FHIR_EXPORT_RUNNING;
@@ -559,6 +561,7 @@ int cl_fhir_export_start(cl_fhir_exports *x, const cl_fhir_export_req *rq, char 
   if (j == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   j->level = rq->level;
+  snprintf(j->owner, sizeof j->owner, "%s", rq->owner ? rq->owner : "");
   if (rq->level == CL_FHIR_EXPORT_GROUP) {
     snprintf(j->group, sizeof j->group, "%s", rq->group);
     snprintf(j->request, sizeof j->request, "Group/%s/$export", rq->group);
@@ -690,6 +693,18 @@ int cl_fhir_export_manifest(cl_fhir_exports *x, const char *id, const char *base
   if (*json == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   *len = strlen(*json);
+  return 0;
+}
+
+int cl_fhir_export_owned(cl_fhir_exports *x, const char *id, const char *caller, cl_err *err) {
+  pthread_mutex_lock(&x->mu);
+  expire(x);
+  job *j = find(x, id ? id : "");
+  int mine = j != NULL && strcmp(j->owner, caller ? caller : "") == 0;
+  pthread_mutex_unlock(&x->mu);
+  if (!mine) /* someone else's answers as none: ids are not confirmed to others */
+    return cl_err_set(err, CL_ENOTFOUND, "no export job %s (never made, cancelled or expired)",
+                      id ? id : "");
   return 0;
 }
 

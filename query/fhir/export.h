@@ -15,7 +15,8 @@
  * patient disappears from exports already made as well.
  *
  * Jobs are files under the manager's directory (<data dir>/exports/<id>.json,
- * 0600: parameters, state and file bounds, nothing else). They survive a
+ * 0600: its owner's principal id, parameters, state and file bounds,
+ * nothing else). They survive a
  * restart: a finished job is served again, an unfinished one starts its
  * walk again from the beginning of the same snapshot (the result is the
  * same). A finished job is kept `keep_ms` (default 24 hours), then deleted;
@@ -71,7 +72,9 @@ typedef struct cl_fhir_export_req {
   const char *group;        /* CL_FHIR_EXPORT_GROUP: the Group's id */
   const cl_fhir_kv *params; /* _type, _since, _outputFormat (borrowed) */
   size_t nparams;
-  int strict; /* Prefer: handling=strict: an unsupported parameter fails */
+  int strict;        /* Prefer: handling=strict: an unsupported parameter fails */
+  const char *owner; /* the caller's principal (NULL or "": anonymous): only it may
+                        see, read or cancel the job (cl_fhir_export_owned) */
 } cl_fhir_export_req;
 
 /* Validates and queues a job. id gets its id (32 hex digits). Errors:
@@ -98,6 +101,14 @@ typedef struct cl_fhir_export_status {
 } cl_fhir_export_status;
 
 void cl_fhir_export_status_clear(cl_fhir_export_status *st);
+
+/* 0 if job `id` exists and `caller` (a principal id; NULL or "":
+ * anonymous) kicked it off. The faces ask this before the calls below, so
+ * one principal never sees, reads or cancels another's export (Bulk Data:
+ * the status and file URLs belong to the client that requested them).
+ * CL_ENOTFOUND otherwise, with the same message as for a job that does not
+ * exist, so another's job id is not confirmed. */
+int cl_fhir_export_owned(cl_fhir_exports *x, const char *id, const char *caller, cl_err *err);
 
 /* A job's state. CL_ENOTFOUND: no such job (never was, cancelled, or
  * expired). */

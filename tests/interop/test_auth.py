@@ -302,6 +302,41 @@ class TestAuth(ServerTestCase):
         self.assertIn("ended", e.details())
         self.assertEqual(len(self.read_log(self.admin_token)), 1)
 
+    def test_2b_an_export_is_its_owners_only(self):
+        # nurse1 (reads everything) exports; the admin, who may export too,
+        # neither sees nor cancels nurse1's job: it answers as if there were none
+        code = totp(self.secrets["nurse1"], time.time() + 30)  # test_2 used the current step
+        nurse = self.login("nurse1", code=code).token
+        admin = getattr(type(self), "admin_token", None) or self.login("admin").token
+
+        def call(method, path, token, headers=None):
+            c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(30))
+            h = {"Authorization": "Bearer " + token}
+            h.update(headers or {})
+            c.request(method, path, headers=h)
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return r, body
+
+        r, body = call("GET", "/fhir/R4/$export?_type=Patient", nurse,
+                       {"Prefer": "respond-async"})
+        self.assertEqual(r.status, 202, body)
+        status = urllib.parse.urlparse(r.getheader("Content-Location")).path
+        self.assertIn("/$export-status/", status)
+        r, body = call("GET", status, nurse)
+        self.assertIn(r.status, (200, 202), body)
+        for method in ("GET", "DELETE"):
+            r, body = call(method, status, admin)
+            self.assertEqual(r.status, 404, body)
+            self.assertIn("no export job", json.loads(body)["issue"][0]["diagnostics"])
+        r, body = call("GET", status.replace("$export-status", "$export-file") + "/1", admin)
+        self.assertEqual(r.status, 404, body)
+        r, body = call("GET", status, nurse)  # still there for its owner
+        self.assertIn(r.status, (200, 202), body)
+        r, body = call("DELETE", status, nurse)
+        self.assertEqual(r.status, 202, body)
+
     def test_3_repeated_failures_lock_out(self):
         for _ in range(5):
             self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.login, "clerk", "wrong!")

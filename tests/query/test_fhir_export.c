@@ -598,3 +598,42 @@ Test(fhir_export, type_scans_merge_versions_as_lookups_do, .timeout = 300) {
   cl_test_rmtree(dir);
   free(dir);
 }
+
+/* ---- a job belongs to the principal that kicked it off ---- */
+
+Test(fhir_export, a_job_is_its_owners_only, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirown", &dir, &admin, 1000);
+  fx_append_all_cases(log, &admin);
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
+  char xdir[4200];
+  snprintf(xdir, sizeof xdir, "%s/exports", dir);
+  cl_fhir_exports *x = open_exports(xdir, r, log);
+  cl_err err;
+  char alice[33], anon[33];
+  cl_fhir_export_req rq = {.level = CL_FHIR_EXPORT_SYSTEM, .owner = "alice"};
+  cr_assert_eq(cl_fhir_export_start(x, &rq, alice, &err), 0, "%s", err.msg);
+  rq.owner = NULL;
+  cr_assert_eq(cl_fhir_export_start(x, &rq, anon, &err), 0, "%s", err.msg);
+  for (int pass = 0; pass < 2; pass++) { /* before and after a restart */
+    cr_assert_eq(cl_fhir_export_owned(x, alice, "alice", &err), 0, "%s", err.msg);
+    cr_assert_eq(cl_fhir_export_owned(x, alice, "bob", &err), CL_ENOTFOUND);
+    cr_assert_not_null(strstr(err.msg, "no export job"), "as if none: %s", err.msg);
+    cr_assert_eq(cl_fhir_export_owned(x, alice, NULL, &err), CL_ENOTFOUND, "not an anonymous one");
+    cr_assert_eq(cl_fhir_export_owned(x, anon, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(cl_fhir_export_owned(x, anon, "", &err), 0, "%s", err.msg);
+    cr_assert_eq(cl_fhir_export_owned(x, anon, "alice", &err), CL_ENOTFOUND);
+    cr_assert_eq(cl_fhir_export_owned(x, "00000000000000000000000000000000", "alice", &err),
+                 CL_ENOTFOUND);
+    cl_fhir_exports_close(x);
+    x = open_exports(xdir, r, log);
+  }
+  cl_fhir_exports_close(x);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
