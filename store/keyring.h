@@ -42,6 +42,8 @@
 #define CL_ROLE_LOG "log"
 #define CL_ROLE_SYSTEM "system" /* interface engines and the server itself: may write $ streams */
 #define CL_LOG_PRINCIPAL "$log"
+/* The audit trail's stream: AccessRecorded events only, signed by the log key. */
+#define CL_AUDIT_STREAM "$audit"
 
 #define CL_PRINCIPAL_MAX 128 /* bytes, with the NUL */
 #define CL_ROLES_MAX 256

@@ -104,7 +104,19 @@ static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, 
       return cl_err_set(err, CL_EDENIED, "events[%zu]: %s is written by a node (the log key)", i,
                         cl_event_type_name(ev->body_case));
     return principal_stream(ev, i, err);
+  case CLINLOG__V1__EVENT__BODY_ACCESS_RECORDED:
+    /* the audit trail: written by the node that served the call, nothing else */
+    if (!cl_roles_has(roles, CL_ROLE_LOG))
+      return cl_err_set(err, CL_EDENIED,
+                        "events[%zu]: AccessRecorded is written by a node (the log key)", i);
+    if (strcmp(ev->stream, CL_AUDIT_STREAM) != 0)
+      return cl_err_set(err, CL_EMALFORMED, "events[%zu].stream: AccessRecorded belongs in %s", i,
+                        CL_AUDIT_STREAM);
+    return 0;
   default:
+    if (!strcmp(ev->stream, CL_AUDIT_STREAM))
+      return cl_err_set(err, CL_EMALFORMED, "events[%zu].stream: %s holds AccessRecorded only", i,
+                        CL_AUDIT_STREAM);
     /* system streams hold what the store and its operators write */
     if (ev->stream[0] == '$' && !genesis && !cl_roles_has(roles, CL_ROLE_ADMIN) &&
         !cl_roles_has(roles, CL_ROLE_SYSTEM))

@@ -38,6 +38,7 @@ typedef struct opts {
   const char *http_listen; /* the FHIR REST API; NULL: off */
   int auth;                /* 0 off, 1 on, 2 required */
   int idle_logoff_s;
+  int audit;          /* 1: every call is recorded in the audit trail */
   const char *policy; /* --policy FILE; NULL: the built-in default */
   const char *config;
 } opts;
@@ -79,6 +80,9 @@ static void usage(FILE *f) {
       "  --idle-logoff-s N          end a session after N s without a call (default 900)\n"
       "  --policy FILE              the access policy for authenticated callers (default: the\n"
       "                             built-in query/auth/default.policy)\n"
+      "  --audit on|off             on (default): every call but health checks is recorded\n"
+      "                             (AccessRecorded in $audit) before its answer leaves; a\n"
+      "                             call whose record cannot be committed is refused\n"
       "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
       "  --node-id N                this node's id in the cluster (default 1)\n"
       "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
@@ -164,6 +168,9 @@ static int load_config(const char *path, opts *o) {
       o->http_listen = dup_str(v);
     else if (!strcmp(key, "auth") && json_is_string(v) && parse_auth(json_string_value(v)) >= 0)
       o->auth = parse_auth(json_string_value(v));
+    else if (!strcmp(key, "audit") && json_is_string(v) &&
+             (!strcmp(json_string_value(v), "on") || !strcmp(json_string_value(v), "off")))
+      o->audit = !strcmp(json_string_value(v), "on");
     else if (!strcmp(key, "policy") && json_is_string(v))
       o->policy = dup_str(v);
     else if (!strcmp(key, "idle_logoff_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
@@ -219,6 +226,7 @@ int main(int argc, char **argv) {
   o.http_listen = NULL;
   o.auth = 1;
   o.idle_logoff_s = 900;
+  o.audit = 1;
   o.policy = NULL;
   o.config = NULL;
   for (int i = 1; i < argc; i++) {
@@ -261,6 +269,7 @@ int main(int argc, char **argv) {
                                      {"auth", required_argument, 0, 'U'},
                                      {"idle-logoff-s", required_argument, 0, 'O'},
                                      {"policy", required_argument, 0, 'Y'},
+                                     {"audit", required_argument, 0, 'X'},
                                      {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -349,6 +358,13 @@ int main(int argc, char **argv) {
       break;
     case 'L':
       o.http_listen = optarg;
+      break;
+    case 'X':
+      if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+        fprintf(stderr, "clinlogd: --audit: \"%s\" is not on or off\n", optarg);
+        return 2;
+      }
+      o.audit = !strcmp(optarg, "on");
       break;
     case 'U':
       if ((o.auth = parse_auth(optarg)) < 0) {
@@ -474,6 +490,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "clinlogd: no log key (keys/log.key): sessions cannot be signed; --auth off\n");
     o.auth = 0;
   }
+  if (o.audit && !cl_log_signer(log)) {
+    fprintf(stderr, "clinlogd: no log key (keys/log.key): audit records cannot be signed; "
+                    "--audit off\n");
+    o.audit = 0;
+  }
+  cl_svc_audit_options auo = {.node_id = o.repl.id, .server_address = o.repl.api_address};
   cl_authn_options ao;
   cl_authn_options_init(&ao);
   ao.node_id = o.repl.id;
@@ -481,6 +503,7 @@ int main(int argc, char **argv) {
   if (cl_svc_new(&so, &svc, &err) != 0 ||
       (o.auth && (cl_svc_add_projection(svc, &cl_auth_projection, NULL, &err) != 0 ||
                   cl_svc_enable_auth(svc, &ao, o.auth == 2, &err) != 0)) ||
+      (o.audit && cl_svc_enable_audit(svc, &auo, &err) != 0) ||
       (!o.no_projections && (cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0 ||
                              cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) != 0 ||
                              cl_svc_open_exports(svc, export_dir, NULL, &err) != 0))) {

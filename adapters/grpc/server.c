@@ -287,7 +287,25 @@ void srv_send_then(srv_call *c, grpc_byte_buffer *bb, step_fn next, int cheap_ne
   srv_send(c, bb, next);
 }
 
+/* The audit trail's record of the call, committed before the first byte
+ * of its answer leaves (once; see cl_svc_record). Calls that never got a
+ * request context (unknown paths, refused while draining) have none. */
+static int record(srv_call *c, int code, const char *detail, cl_err *err) {
+  cl_err_clear(err);
+  if (!c->def || !c->rctx.transport)
+    return 0;
+  return cl_svc_record(c->srv->svc, &c->rctx, code, detail, err);
+}
+
 void srv_send(srv_call *c, grpc_byte_buffer *bb, step_fn next) {
+  if (!c->rctx.recorded) {
+    cl_err err;
+    if (record(c, 0, "", &err) != 0) { /* no record, no data */
+      grpc_byte_buffer_destroy(bb);
+      srv_finish_err(c, &err);
+      return;
+    }
+  }
   grpc_op ops[2];
   size_t n = add_md(c, ops);
   memset(&ops[n], 0, sizeof ops[n]);
@@ -345,6 +363,25 @@ static void finish_done(srv_call *c, int ok) {
 
 void srv_finish(srv_call *c, grpc_status_code code, const char *details,
                 const ProtobufCMessage *last) {
+  cl_err aerr;
+  if (!c->rctx.recorded) {
+    int cl_code = c->final_code;
+    if (code != GRPC_STATUS_OK && cl_code == 0)
+      cl_code = cl_client_errcode_of_status((int)code);
+    if (record(c, code == GRPC_STATUS_OK ? 0 : cl_code, details, &aerr) != 0) {
+      /* no record, no data: the call ends with the recorder's error instead */
+      last = NULL;
+      c->final_code = aerr.code;
+      for (size_t i = 0; i < c->ntrailing; i++) { /* what the handler meant to say goes too */
+        grpc_slice_unref(c->trailing[i].key);
+        grpc_slice_unref(c->trailing[i].value);
+      }
+      c->ntrailing = 0;
+      srv_trailer(c, "clinlog-error", cl_errname(aerr.code));
+      code = cl_grpc_status_of(aerr.code);
+      details = aerr.msg;
+    }
+  }
   grpc_op ops[3];
   size_t n = add_md(c, ops);
   if (last && !srv_cancelled(c)) {

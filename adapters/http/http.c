@@ -127,6 +127,20 @@ static enum MHD_Result send_outcome(struct MHD_Connection *c, int status, const 
   return send_body(c, status, body, (size_t)n, request_id, NULL);
 }
 
+/* The call's record in the audit trail, committed before its answer
+ * (cl_svc_record), then the finished hook. 0, or the record failed: the
+ * answer must be unrecorded()'s, never the data (fail closed). */
+static int done(cl_http *h, cl_req_ctx *rc, int code, const char *detail, cl_err *aerr) {
+  int r = cl_svc_record(h->svc, rc, code, detail, aerr);
+  cl_svc_finished(h->svc, rc, r ? aerr->code : code, r ? aerr->msg : detail);
+  return r;
+}
+
+static enum MHD_Result unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc,
+                                  const cl_err *aerr) {
+  return send_outcome(c, 503, "transient", rc->request_id, aerr->msg);
+}
+
 /* ------------------------------------------------------------ parsing */
 
 static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -272,21 +286,24 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
                                     const cl_http_params *p, cl_req_ctx *rc, const char *prefer,
                                     const char *base) {
   cl_fhir_exports *x = cl_svc_exports(h->svc);
-  cl_err err;
+  cl_err err, aerr;
   cl_err_clear(&err);
   if (x == NULL) {
-    cl_svc_finished(h->svc, rc, CL_EUNAVAILABLE, "no bulk export");
+    if (done(h, rc, CL_EUNAVAILABLE, "no bulk export", &aerr))
+      return unrecorded(c, rc, &aerr);
     return send_outcome(c, 503, "transient", rc->request_id, "this node does not run bulk export");
   }
   if (rt->op != CL_HTTP_EXPORT_KICKOFF && cl_fhir_export_owned(x, rt->job, rc->principal, &err)) {
-    cl_svc_finished(h->svc, rc, CL_ENOTFOUND, err.msg); /* another's job: as if none */
+    if (done(h, rc, CL_ENOTFOUND, err.msg, &aerr))
+      return unrecorded(c, rc, &aerr); /* another's job: as if none */
     return send_outcome(c, 404, "not-found", rc->request_id, err.msg);
   }
   char loc[600];
   switch (rt->op) {
   case CL_HTTP_EXPORT_KICKOFF: {
     if (prefer == NULL || strstr(prefer, "respond-async") == NULL) {
-      cl_svc_finished(h->svc, rc, CL_EINVAL, "no Prefer: respond-async");
+      if (done(h, rc, CL_EINVAL, "no Prefer: respond-async", &aerr))
+        return unrecorded(c, rc, &aerr);
       return send_outcome(c, 400, "invalid", rc->request_id,
                           "$export is asynchronous: send Prefer: respond-async");
     }
@@ -298,7 +315,8 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
                              .owner = rc->principal};
     char id[33];
     int code = cl_fhir_export_start(x, &rq, id, &err);
-    cl_svc_finished(h->svc, rc, code, code ? err.msg : "");
+    if (done(h, rc, code, code ? err.msg : "", &aerr))
+      return unrecorded(c, rc, &aerr);
     if (code != 0) {
       int st = status_of_error(code);
       if (st == 429) {
@@ -314,14 +332,16 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
   case CL_HTTP_EXPORT_STATUS: {
     if (rt->method == M_FHIR_EXPORT_CANCEL) {
       int code = cl_fhir_export_cancel(x, rt->job, &err);
-      cl_svc_finished(h->svc, rc, code, code ? err.msg : "");
+      if (done(h, rc, code, code ? err.msg : "", &aerr))
+        return unrecorded(c, rc, &aerr);
       if (code != 0)
         return send_outcome(c, 404, "not-found", rc->request_id, err.msg);
       return queue(c, 202, text_response(NULL, 0), rc->request_id, NULL);
     }
     cl_fhir_export_status st;
     int code = cl_fhir_export_get(x, rt->job, &st, &err);
-    cl_svc_finished(h->svc, rc, code, code ? err.msg : "");
+    if (done(h, rc, code, code ? err.msg : "", &aerr))
+      return unrecorded(c, rc, &aerr);
     if (code != 0)
       return send_outcome(c, status_of_error(code), "not-found", rc->request_id, err.msg);
     int state = st.state;
@@ -345,7 +365,8 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
   default: { /* CL_HTTP_EXPORT_FILE */
     file_stream *f = calloc(1, sizeof *f);
     if (f == NULL) {
-      cl_svc_finished(h->svc, rc, CL_ENOMEM, "out of memory");
+      if (done(h, rc, CL_ENOMEM, "out of memory", &aerr))
+        return unrecorded(c, rc, &aerr);
       return MHD_NO;
     }
     f->h = h;
@@ -354,9 +375,15 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
     f->file = rt->version;
     int code = fs_fill(f, &err); /* the first piece: a failure still gets its status */
     if (code != 0) {
-      cl_svc_finished(h->svc, rc, code, err.msg);
       free(f);
+      if (done(h, rc, code, err.msg, &aerr))
+        return unrecorded(c, rc, &aerr);
       return send_outcome(c, status_of_error(code), "not-found", rc->request_id, err.msg);
+    }
+    if (cl_svc_record(h->svc, rc, 0, "", &aerr) != 0) { /* fs_free tells the finished hook */
+      f->code = aerr.code;
+      fs_free(f);
+      return unrecorded(c, rc, &aerr);
     }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, fs_read, f, fs_free);
@@ -427,10 +454,12 @@ static enum MHD_Result serve_auth(cl_http *h, struct MHD_Connection *c, const ch
   const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   if (authz && !strncasecmp(authz, "Bearer ", 7))
     snprintf(rc.bearer, sizeof rc.bearer, "%s", authz + 7);
-  cl_err err;
+  cl_err err, aerr;
   cl_err_clear(&err);
   if (strcmp(method, "POST") != 0) {
     cl_err_set(&err, CL_EINVAL, "%s takes POST", url);
+    if (cl_svc_record(h->svc, &rc, err.code, err.msg, &aerr)) /* not admitted: no hooks */
+      return unrecorded(c, &rc, &aerr);
     return auth_error(c, &err, rc.request_id);
   }
   cl_http_params p = {.n = 0};
@@ -440,6 +469,8 @@ static enum MHD_Result serve_auth(cl_http *h, struct MHD_Connection *c, const ch
     cl_err_set(&err, CL_EINVAL,
                "POST /auth/login takes an application/x-www-form-urlencoded form: principal, "
                "password, code");
+    if (cl_svc_record(h->svc, &rc, err.code, err.msg, &aerr)) /* not admitted: no hooks */
+      return unrecorded(c, &rc, &aerr);
     return auth_error(c, &err, rc.request_id);
   }
   if (login)
@@ -457,44 +488,51 @@ static enum MHD_Result serve_auth(cl_http *h, struct MHD_Connection *c, const ch
   cl_authn *a = cl_svc_authn(h->svc);
   if (a == NULL) {
     cl_err_set(&err, CL_EINVAL, "authentication is not enabled on this server (clinlogd --auth)");
+    if (cl_svc_record(h->svc, &rc, err.code, err.msg, &aerr)) /* not admitted: no hooks */
+      return unrecorded(c, &rc, &aerr);
     return auth_error(c, &err, rc.request_id);
   }
   if (cl_svc_admit(h->svc, &rc, login ? &lr.base : &lo.base, &err) != 0) {
-    cl_svc_finished(h->svc, &rc, err.code, err.msg);
+    if (done(h, &rc, err.code, err.msg, &aerr))
+      return unrecorded(c, &rc, &aerr);
     return auth_error(c, &err, rc.request_id);
   }
-  enum MHD_Result ret;
+  /* the outcome first, then its record, then the answer */
+  cl_login l = {0};
+  uint64_t seq = 0;
+  int code;
   if (login) {
-    cl_login l;
-    if (cl_authn_login(a, lr.principal_id, lr.password, lr.totp_code, rc.peer, &l, &err) != 0) {
-      ret = auth_error(c, &err, rc.request_id);
-    } else {
-      int64_t ttl = l.id.expires_at - (int64_t)time(NULL);
-      ret =
-          send_json(c, 200,
-                    json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "access_token", l.token,
-                              "token_type", "Bearer", "expires_in", (json_int_t)(ttl > 0 ? ttl : 0),
-                              "principal", l.id.principal, "roles", l.id.roles, "token_id",
-                              l.id.token_id, "session_seq", (json_int_t)l.seq),
-                    rc.request_id);
-      sodium_memzero(l.token, strlen(l.token));
-      free(l.token);
-    }
+    code = cl_authn_login(a, lr.principal_id, lr.password, lr.totp_code, rc.peer, &l, &err);
   } else if (rc.auth != CL_AUTH_TOKEN) {
-    cl_err_set(&err, CL_EUNAUTH, "logout: send the session's token (Authorization: Bearer)");
-    ret = auth_error(c, &err, rc.request_id);
+    code = cl_err_set(&err, CL_EUNAUTH, "logout: send the session's token (Authorization: Bearer)");
   } else {
     cl_identity id = {0};
     snprintf(id.principal, sizeof id.principal, "%s", rc.principal);
     memcpy(id.token_id, rc.token_id, sizeof id.token_id);
     id.expires_at = rc.token_expires;
-    uint64_t seq;
-    ret = cl_authn_logout(a, &id, &seq, &err) != 0
-              ? auth_error(c, &err, rc.request_id)
-              : send_json(c, 200, json_pack("{s:b, s:I}", "logged_out", 1, "seq", (json_int_t)seq),
-                          rc.request_id);
+    code = cl_authn_logout(a, &id, &seq, &err);
   }
-  cl_svc_finished(h->svc, &rc, err.code, err.msg);
+  enum MHD_Result ret;
+  if (done(h, &rc, code, code ? err.msg : "", &aerr)) {
+    ret = unrecorded(c, &rc, &aerr);
+  } else if (code) {
+    ret = auth_error(c, &err, rc.request_id);
+  } else if (login) {
+    int64_t ttl = l.id.expires_at - (int64_t)time(NULL);
+    ret = send_json(c, 200,
+                    json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "access_token", l.token,
+                              "token_type", "Bearer", "expires_in", (json_int_t)(ttl > 0 ? ttl : 0),
+                              "principal", l.id.principal, "roles", l.id.roles, "token_id",
+                              l.id.token_id, "session_seq", (json_int_t)l.seq),
+                    rc.request_id);
+  } else {
+    ret = send_json(c, 200, json_pack("{s:b, s:I}", "logged_out", 1, "seq", (json_int_t)seq),
+                    rc.request_id);
+  }
+  if (l.token) {
+    sodium_memzero(l.token, strlen(l.token));
+    free(l.token);
+  }
   if (r->body) /* the password was in it */
     sodium_memzero(r->body, r->len);
   return ret;
@@ -565,7 +603,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
       wait_ms = (int64_t)s * 1000;
   }
   rc.deadline_ms = cl_feed_now_ms() + wait_ms;
-  cl_err err;
+  cl_err err, aerr;
   cl_err_clear(&err);
   /* the hooks see the request as the gRPC face's message of the same
    * interaction: one policy for both faces */
@@ -632,7 +670,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     break;
   }
   if (cl_svc_admit(h->svc, &rc, as_grpc, &err) != 0) {
-    cl_svc_finished(h->svc, &rc, err.code, err.msg);
+    if (done(h, &rc, err.code, err.msg, &aerr))
+      return unrecorded(c, &rc, &aerr);
     int st = err.code == CL_EDENIED    ? 403
              : err.code == CL_EUNAUTH  ? 401
              : err.code == CL_ELIMITED ? 429
@@ -641,7 +680,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   }
   cl_runner *runner = cl_svc_runner(h->svc, "fhir");
   if (runner == NULL) {
-    cl_svc_finished(h->svc, &rc, CL_EUNAVAILABLE, "no fhir projection");
+    if (done(h, &rc, CL_EUNAVAILABLE, "no fhir projection", &aerr))
+      return unrecorded(c, &rc, &aerr);
     return send_outcome(c, 503, "transient", rc.request_id,
                         "this node does not run the fhir projection");
   }
@@ -650,12 +690,14 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     char *end;
     unsigned long long seq = strtoull(ms, &end, 10);
     if (*end != '\0' || end == ms) {
-      cl_svc_finished(h->svc, &rc, CL_EINVAL, "bad X-Clinlog-Min-Sequence");
+      if (done(h, &rc, CL_EINVAL, "bad X-Clinlog-Min-Sequence", &aerr))
+        return unrecorded(c, &rc, &aerr);
       return send_outcome(c, 400, "invalid", rc.request_id,
                           "X-Clinlog-Min-Sequence: expected a log sequence number");
     }
     if (seq > 0 && cl_svc_wait(h->svc, "fhir", seq, rc.deadline_ms, &err) != 0) {
-      cl_svc_finished(h->svc, &rc, err.code, err.msg);
+      if (done(h, &rc, err.code, err.msg, &aerr))
+        return unrecorded(c, &rc, &aerr);
       return send_outcome(c, err.code == CL_ETIMEDOUT ? 504 : 503, "timeout", rc.request_id,
                           err.msg);
     }
@@ -676,17 +718,22 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                     .base = base};
   cl_fhir_engine *e;
   if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &e, &err) != 0) {
-    cl_svc_finished(h->svc, &rc, err.code, err.msg);
+    if (done(h, &rc, err.code, err.msg, &aerr))
+      return unrecorded(c, &rc, &aerr);
     return send_outcome(c, 500, "exception", rc.request_id, err.msg);
   }
   cl_fhir_resp rs;
   cl_fhir_handle(e, &rq, &rs);
   cl_fhir_engine_free(e);
-  cl_svc_finished(h->svc, &rc,
-                  rs.status == 200   ? 0
-                  : rs.status == 404 ? CL_ENOTFOUND
-                                     : CL_EINVAL,
-                  "");
+  if (done(h, &rc,
+           rs.status == 200   ? 0
+           : rs.status == 404 ? CL_ENOTFOUND
+           : rs.status == 500 ? CL_EFAILED
+                              : CL_EINVAL,
+           "", &aerr)) {
+    free(rs.body);
+    return unrecorded(c, &rc, &aerr);
+  }
   if (rs.status == 500 && rs.body == NULL)
     return send_outcome(c, 500, "exception", rc.request_id, "out of memory");
   /* a conditional read: the client has this version */

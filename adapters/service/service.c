@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/service/audit.h"
 #include "adapters/service/authz.h"
 #include "clinlog/v1/auth.pb-c.h"
 #include "store/keys.h"
@@ -27,6 +28,8 @@ struct cl_svc {
   cl_authn *authn;
   int require_auth;
   cl_policy *policy;
+  cl_audit *audit;
+  audit_node node;
 };
 
 static const struct {
@@ -120,6 +123,7 @@ void cl_svc_free(cl_svc *s) {
   if (!s)
     return;
   cl_fhir_exports_close(s->exports);
+  cl_audit_close(s->audit);
   cl_authn_free(s->authn);
   cl_policy_free(s->policy);
   for (size_t i = s->nrunners; i-- > 0;)
@@ -183,6 +187,7 @@ int cl_svc_admit(cl_svc *s, cl_req_ctx *rc, const ProtobufCMessage *req, cl_err 
     return cl_err_set(err, CL_EINVAL, "unknown method");
   int code;
   rc->principal[0] = rc->roles[0] = rc->token_id[0] = rc->patient_id[0] = '\0';
+  audit_subject(rc, req);
   if (s->authn && (code = authenticate(s, rc, err)) != 0)
     return code;
   if (s->policy && rc->principal[0] && (code = authz_call(s->policy, rc, req, err)) != 0)
@@ -230,14 +235,17 @@ int cl_svc_leader(cl_svc *s, cl_svc_route *route) {
   return leads;
 }
 
-int cl_svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
-                  int allow_forward, cl_append_result *r, cl_svc_route *route, cl_err *err) {
+/* cl_svc_append; `internal`: the node's own records (the audit trail),
+ * taken also while draining, for the calls still in flight. */
+static int svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+                      int allow_forward, int internal, cl_append_result *r, cl_svc_route *route,
+                      cl_err *err) {
   cl_svc_route local;
   if (!route)
     route = &local;
   memset(route, 0, sizeof *route);
   memset(r, 0, sizeof *r);
-  if (cl_svc_draining(s))
+  if (!internal && cl_svc_draining(s))
     return cl_err_set(err, CL_EUNAVAILABLE, "server is shutting down");
   int code;
   if (s->policy && rc->principal[0] && (code = authz_append(s->policy, s->o.log, rc, b, err)) != 0)
@@ -262,6 +270,20 @@ int cl_svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatc
   if (rc_code == 0)
     snprintf(route->forwarded_to, sizeof route->forwarded_to, "%s", route->leader_api);
   return rc_code;
+}
+
+int cl_svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b, int allow_forward,
+                  cl_append_result *r, cl_svc_route *route, cl_err *err) {
+  int code = svc_append(s, rc, b, allow_forward, 0, r, route, err);
+  if (code == 0 && r->n > 0) { /* what the audit record names */
+    unsigned long long first = r->seq[0];
+    if (rc->audit_count > 0 && !strncmp(rc->audit_what, "seq:", 4))
+      first = strtoull(rc->audit_what + 4, NULL, 10); /* an earlier batch of the call */
+    snprintf(rc->audit_what, sizeof rc->audit_what, "seq:%llu-%llu", first,
+             (unsigned long long)r->seq[r->n - 1]);
+    rc->audit_count += r->n;
+  }
+  return code;
 }
 
 /* ----------------------------------------------------------- consistency */
@@ -411,3 +433,44 @@ void cl_svc_set_policy(cl_svc *s, cl_policy *p) {
   s->policy = p;
 }
 int cl_svc_auth_required(cl_svc *s) { return s->require_auth; }
+
+/* ---------------------------------------------------------- audit trail */
+
+/* The recorder's writer: the service's, as a call of its own (never
+ * recorded itself: it is the record). */
+static int audit_append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err) {
+  cl_svc *s = ctx;
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, M_APPEND, "internal");
+  rc.deadline_ms = cl_feed_now_ms() + 10000;
+  cl_append_result r;
+  int code = svc_append(s, &rc, b, 1, 1, &r, NULL, err);
+  if (code == 0 || code == CL_ECONFLICT)
+    cl_append_result_free(&r);
+  return code;
+}
+
+int cl_svc_enable_audit(cl_svc *s, const cl_svc_audit_options *o, cl_err *err) {
+  cl_audit_options ao = {.log = s->o.log, .append = audit_append, .ctx = s};
+  if (o) {
+    ao.max_batch = o->max_batch;
+    s->node.node_id = o->node_id;
+    snprintf(s->node.server_address, sizeof s->node.server_address, "%s",
+             o->server_address ? o->server_address : "");
+  }
+  return cl_audit_open(&ao, &s->audit, err);
+}
+
+int cl_svc_auditing(cl_svc *s) { return s->audit != NULL; }
+
+int cl_svc_record(cl_svc *s, cl_req_ctx *rc, int code, const char *detail, cl_err *err) {
+  if (rc->recorded || !s->audit || cl_method_kind(rc->method) == CL_MK_HEALTH)
+    return 0;
+  rc->recorded = 1; /* once, also when it fails: the call then ends without its data */
+  int rcode = audit_record(s->audit, &s->node, rc, code, detail, err);
+  if (rcode == 0)
+    return 0;
+  char why[CL_ERR_MSG_SIZE];
+  snprintf(why, sizeof why, "%s", err->msg);
+  return cl_err_set(err, CL_EUNAVAILABLE, "the access could not be recorded: %s", why);
+}

@@ -70,6 +70,13 @@ typedef struct cl_req_ctx {
   int break_glass;                /* emergency access asked for */
   int forwarded;                  /* arrived from another node (a forwarded write) */
   int64_t deadline_ms;            /* absolute CLOCK_REALTIME ms, 0 = none */
+  /* what the audit trail records of the call: set from the request by
+   * cl_svc_admit; a handler may add patients and the count */
+  char audit_what[256];     /* the entity: "Observation/123", "stream:patient-7", ... */
+  char audit_query[1024];   /* a search's query string */
+  char audit_patients[512]; /* the patients touched, comma-separated */
+  uint64_t audit_count;     /* events or resources returned or appended */
+  int recorded;             /* its record is committed (or it needs none) */
 } cl_req_ctx;
 
 /* Zeroes rc and sets its method, transport and a fresh request id. */
@@ -131,6 +138,33 @@ int cl_svc_admit(cl_svc *s, cl_req_ctx *rc, const ProtobufCMessage *req, cl_err 
 /* Tells the finished hook the call is over. */
 void cl_svc_finished(cl_svc *s, const cl_req_ctx *rc, int code, const char *detail);
 
+/* ---- the audit trail ---- */
+
+typedef struct cl_svc_audit_options {
+  uint64_t node_id;           /* this node (0: single node) */
+  const char *server_address; /* where it serves ("127.0.0.1:7525"); copied */
+  size_t max_batch;           /* records per append; 0: the recorder's default */
+} cl_svc_audit_options;
+
+/* Turns the audit trail on (query/audit/recorder.h): from then on every
+ * call but health checks must be recorded by cl_svc_record before its
+ * answer leaves. Its records are written through the service's writer.
+ * Errors: as cl_audit_open. */
+int cl_svc_enable_audit(cl_svc *s, const cl_svc_audit_options *o, cl_err *err);
+/* 1 if the audit trail is on. */
+int cl_svc_auditing(cl_svc *s);
+
+/* Records the call in the audit trail (one AccessRecorded: who, what, from
+ * where, how it ended: `code` 0 or a CL_E*, `detail` its text) and returns
+ * once it is committed. Exactly once per call: the codec calls it before
+ * the first byte of its answer (data or error status) leaves; later calls
+ * for the same rc return 0 at once, as do calls with the trail off and
+ * health checks. 0, or CL_EUNAVAILABLE naming why: the answer must then be
+ * that error, never the data (fail closed). */
+int cl_svc_record(cl_svc *s, cl_req_ctx *rc, int code, const char *detail, cl_err *err);
+/* Adds a patient to what rc's record names (ignored past its room). */
+void cl_req_ctx_add_patient(cl_req_ctx *rc, const char *patient_id);
+
 /* ---- the writer ---- */
 
 typedef struct cl_svc_route {
@@ -145,8 +179,10 @@ typedef struct cl_svc_route {
  * r and errors as cl_log_append, plus CL_ENOTLEADER (route->leader_api
  * says where to go, when known), CL_EUNAVAILABLE (draining; leadership
  * lost mid-write: retrying with the same event ids is safe), CL_ETIMEDOUT.
- * `route` (optional) says who took the write. */
-CL_MUST_CHECK int cl_svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+ * `route` (optional) says who took the write. What it appended goes into
+ * rc's audit_what ("seq:<first>-<last>", over every batch of the call) and
+ * audit_count. */
+CL_MUST_CHECK int cl_svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
                                 int allow_forward, cl_append_result *r, cl_svc_route *route,
                                 cl_err *err);
 

@@ -7,12 +7,12 @@ import time
 import grpc
 
 import common
-from common import T, Client, ServerTestCase, batch, event, md, unique_stream
+from common import T, Client, LogServerTestCase, batch, event, md, unique_stream
 
 SC = grpc.StatusCode
 
 
-class TestSubscribeExactlyOnce(ServerTestCase):
+class TestSubscribeExactlyOnce(LogServerTestCase):
     WRITERS = 4
     EVENTS = 2000
 
@@ -117,7 +117,7 @@ class TestSubscribeExactlyOnce(ServerTestCase):
               end=" ", flush=True)
 
 
-class TestCancelledStreams(ServerTestCase):
+class TestCancelledStreams(LogServerTestCase):
     ROUNDS = 200
 
     @classmethod
@@ -178,7 +178,7 @@ class TestCancelledStreams(ServerTestCase):
         self.assertLessEqual(rss2, rss1 + slack * (3 if common.SCALE > 1 else 1) // 2, msg)
 
 
-class TestConcurrentAppends(ServerTestCase):
+class TestConcurrentAppends(LogServerTestCase):
     THREADS = 8
 
     def run_parallel(self, fn, n=None):

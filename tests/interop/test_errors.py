@@ -3,7 +3,7 @@ rejected request the tree size must be unchanged (nothing written)."""
 import grpc
 
 import common
-from common import (T, ServerTestCase, Signer, batch, event, event_msg, event_id_of, md,
+from common import (T, LogServerTestCase, Signer, batch, event, event_msg, event_id_of, md,
                     new_id, unique_stream)
 
 SC = grpc.StatusCode
@@ -59,7 +59,7 @@ def revoke_event(principal, pk):
     return ev.SerializeToString()
 
 
-class ErrorCase(ServerTestCase):
+class ErrorCase(LogServerTestCase):
     server_args = ("--max-message-bytes", str(MAX_MESSAGE), "--max-event-bytes", str(MAX_EVENT))
 
     def rejected(self, code, clerr, fn, *a, **kw):

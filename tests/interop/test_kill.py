@@ -10,13 +10,13 @@ import time
 import grpc
 
 import common
-from common import T, Client, ServerTestCase, batch, event, unique_stream
+from common import T, Client, LogServerTestCase, batch, event, unique_stream
 
 SC = grpc.StatusCode
 RETRY = (SC.UNAVAILABLE, SC.DEADLINE_EXCEEDED)
 
 
-class TestKillRestart(ServerTestCase):
+class TestKillRestart(LogServerTestCase):
     WRITERS = 3
     KILLS = 5
     expect_clean_exit = True

@@ -11,7 +11,7 @@ import uuid
 import grpc
 
 import common
-from common import T, Server, ServerTestCase, batch, event, new_id
+from common import T, Server, LogServerTestCase, batch, event, new_id
 
 OBSERVATION, ALLERGY = 202, 201
 
@@ -40,7 +40,7 @@ def files_containing(root, needle):
     return hits
 
 
-class TestStreams(ServerTestCase):
+class TestStreams(LogServerTestCase):
 
     def test_counts_paging_types_erasure_and_rebuild(self):
         tag = "QRY" + uuid.uuid4().hex[:8].upper()
@@ -141,7 +141,7 @@ class TestStreams(ServerTestCase):
                         e.details())
 
 
-class TestStreamsAfterKill(ServerTestCase):
+class TestStreamsAfterKill(LogServerTestCase):
     """A node killed while folding resumes its projection from a position
     its state matches, and no stream name is in plaintext on disk."""
     expect_clean_exit = False
@@ -165,7 +165,7 @@ class TestStreamsAfterKill(ServerTestCase):
         self.assertEqual(hits, [], "a stream name in plaintext on disk: %r" % hits)
 
 
-class TestWithoutProjections(ServerTestCase):
+class TestWithoutProjections(LogServerTestCase):
     """--run-projections none: a node that stores and replicates only. It
     takes appends and serves the log; it lists no view projection (only
     `auth`, which authentication needs on every node), and its Streams reads

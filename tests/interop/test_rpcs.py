@@ -11,7 +11,7 @@ import time
 import grpc
 
 import common
-from common import (T, Client, Server, ServerTestCase, batch, event, event_id_of,
+from common import (T, Client, Server, LogServerTestCase, batch, event, event_id_of,
                     md, mth, leaf_hash, unique_stream, verify_consistency, verify_inclusion,
                     verify_note)
 
@@ -26,7 +26,7 @@ def log_pub(data_dir):
     return lines["origin"], base64.b64decode(lines["key"][len("ed25519:"):])
 
 
-class TestAppend(ServerTestCase):
+class TestAppend(LogServerTestCase):
 
     def check_positions(self, resp, events, first_seq, first_version=1):
         self.assertEqual(len(resp.positions), len(events))
@@ -193,7 +193,7 @@ class TestAppend(ServerTestCase):
         self.assertClinlogError(e, "CL_ENOTFOUND")
 
 
-class TestRead(ServerTestCase):
+class TestRead(LogServerTestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -276,7 +276,7 @@ class TestRead(ServerTestCase):
                          [e for e, _, t in self.events if t == 202][:2])
 
 
-class TestSubscribe(ServerTestCase):
+class TestSubscribe(LogServerTestCase):
 
     def drain(self, call, q, stop):
         try:
@@ -440,7 +440,7 @@ class TestSubscribe(ServerTestCase):
             th.join(T(10))
 
 
-class TestProofs(ServerTestCase):
+class TestProofs(LogServerTestCase):
     """Checkpoints and proofs, verified against a Merkle tree recomputed here
     from the records the server returns."""
 
@@ -592,7 +592,7 @@ class TestProofs(ServerTestCase):
                 self.fail("%s%r succeeded: %r" % (fn.__name__, args, r))
 
 
-class TestHealth(ServerTestCase):
+class TestHealth(LogServerTestCase):
 
     def test_check(self):
         S = common.pb.health.HealthCheckResponse
@@ -610,7 +610,7 @@ class TestHealth(ServerTestCase):
         call.cancel()
 
 
-class TestShutdown(ServerTestCase):
+class TestShutdown(LogServerTestCase):
     """SIGTERM: Watch sees NOT_SERVING, streams end with UNAVAILABLE,
     in-flight appends finish, new calls fail with UNAVAILABLE, exit 0."""
 
@@ -679,7 +679,7 @@ class TestShutdown(ServerTestCase):
         self.assertRpcError(grpc.StatusCode.UNAVAILABLE, self.client.append,
                             batch([event(unique_stream())], self.admin), timeout=T(3))
         # Every acknowledged append is durable.
-        srv = Server(data_dir=self.server.data)
+        srv = Server(data_dir=self.server.data, audit=self.audit)
         srv.start()
         try:
             with Client(srv.addr) as c:
@@ -689,7 +689,7 @@ class TestShutdown(ServerTestCase):
             type(self).server = srv  # tearDownClass stops it and checks the exit
 
 
-class TestShutdownUnavailable(ServerTestCase):
+class TestShutdownUnavailable(LogServerTestCase):
     """A call that arrives while the server is draining gets UNAVAILABLE."""
 
     def test_call_during_shutdown(self):

@@ -1,0 +1,26 @@
+/* The request layer's audit trail (see service.h, cl_svc_record): what a
+ * call's AccessRecorded says, from its request context. Internal to
+ * adapters/service. */
+#ifndef CL_ADAPTERS_SERVICE_AUDIT_H
+#define CL_ADAPTERS_SERVICE_AUDIT_H
+
+#include "adapters/service/service.h"
+#include "query/audit/recorder.h"
+
+typedef struct audit_node {
+  uint64_t node_id;
+  char server_address[128];
+} audit_node;
+
+/* Sets rc's audit_what, audit_query and audit_patients from the request
+ * (NULL for client-streaming methods: left empty): the entity asked for,
+ * a search's parameters, the patients the request names (a Patient read,
+ * patient=/subject= parameters, a patient-<id> stream, $everything). */
+void audit_subject(cl_req_ctx *rc, const ProtobufCMessage *req);
+
+/* Records rc's call, ended with code (0 or CL_E*) and detail, through a;
+ * returns once committed: 0 or cl_audit_record's error. */
+int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int code,
+                 const char *detail, cl_err *err);
+
+#endif

@@ -1,0 +1,229 @@
+/* The audit recorder; see recorder.h.
+ *
+ * A caller packs and hashes its event on its own thread (the work that
+ * scales with callers), queues a ticket that lives on its stack, and waits
+ * on `done_cv` until the writer marks the ticket done. The writer takes
+ * the whole queue (up to max_batch) under `mu`, signs and appends without
+ * it, then marks the batch's tickets and broadcasts. */
+#include "query/audit/recorder.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clinlog/v1/event.pb-c.h"
+#include "store/alloc.h"
+#include "store/keyring.h"
+#include "store/keys.h"
+
+#define DEFAULT_MAX_BATCH 256
+
+typedef struct ticket {
+  struct ticket *next;
+  uint8_t *buf; /* the packed Event */
+  size_t len;
+  uint8_t hash[32];
+  int done;
+  cl_err err; /* the batch's outcome */
+} ticket;
+
+struct cl_audit {
+  cl_audit_options o;
+  const cl_signer *signer;
+  pthread_t writer;
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv; /* the queue grew, or closing */
+  pthread_cond_t done_cv; /* a batch is done */
+  ticket *head, *tail;
+  int closing;
+  cl_audit_stats st;
+};
+
+/* One batch: sign the tickets' hashes, append, tell each ticket. */
+static void commit_batch(cl_audit *a, ticket *first, size_t n) {
+  uint8_t(*hashes)[32] = malloc(n * sizeof *hashes);
+  ProtobufCBinaryData *evs = malloc(n * sizeof *evs);
+  cl_err err;
+  cl_err_clear(&err);
+  int code;
+  if (!hashes || !evs) {
+    code = cl_err_set(&err, CL_ENOMEM, "out of memory");
+  } else {
+    size_t i = 0;
+    for (ticket *t = first; i < n; t = t->next, i++) {
+      memcpy(hashes[i], t->hash, 32);
+      evs[i] = (ProtobufCBinaryData){t->len, t->buf};
+    }
+    uint8_t sig[CL_SIG_SIZE];
+    cl_sign_batch(a->signer, (const uint8_t(*)[32])hashes, n, sig);
+    Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
+    bs.key_id = (ProtobufCBinaryData){CL_PUBKEY_SIZE, (uint8_t *)a->signer->pk};
+    bs.signature = (ProtobufCBinaryData){CL_SIG_SIZE, sig};
+    Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
+    b.n_events = n;
+    b.events = evs;
+    b.batch_signature = &bs;
+    code = a->o.append(a->o.ctx, &b, &err);
+    if (code == 0)
+      cl_err_clear(&err); /* what a writer left in err on success means nothing */
+    else if (err.code != code || !err.msg[0])
+      cl_err_set(&err, code, "the audit trail's append failed (%s)", cl_errname(code));
+  }
+  free(hashes);
+  free(evs);
+  pthread_mutex_lock(&a->mu);
+  size_t i = 0;
+  for (ticket *t = first; i < n; i++) {
+    ticket *next = t->next;
+    t->err = err;
+    t->done = 1;
+    t = next;
+  }
+  if (code) {
+    a->st.failed += n;
+  } else {
+    a->st.records += n;
+    a->st.batches++;
+  }
+  if (n > a->st.max_seen)
+    a->st.max_seen = n;
+  pthread_cond_broadcast(&a->done_cv);
+  pthread_mutex_unlock(&a->mu);
+}
+
+static void *writer_main(void *arg) {
+  cl_audit *a = arg;
+  pthread_mutex_lock(&a->mu);
+  for (;;) {
+    while (!a->head && !a->closing)
+      pthread_cond_wait(&a->work_cv, &a->mu);
+    if (!a->head)
+      break; /* closing, nothing left */
+    ticket *first = a->head, *t = first;
+    size_t n = 1;
+    while (t->next && n < a->o.max_batch) {
+      t = t->next;
+      n++;
+    }
+    a->head = t->next;
+    if (!a->head)
+      a->tail = NULL;
+    pthread_mutex_unlock(&a->mu);
+    commit_batch(a, first, n);
+    pthread_mutex_lock(&a->mu);
+  }
+  pthread_mutex_unlock(&a->mu);
+  return NULL;
+}
+
+int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err) {
+  if (!o || !o->log || !o->append)
+    return cl_err_set(err, CL_EINVAL, "audit: a log and an append function are required");
+  const cl_signer *s = cl_log_signer(o->log);
+  if (!s)
+    return cl_err_set(err, CL_EINVAL, "audit: this node has no log key to sign records with");
+  cl_audit *a = calloc(1, sizeof *a);
+  if (!a)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  a->o = *o;
+  if (!a->o.max_batch)
+    a->o.max_batch = DEFAULT_MAX_BATCH;
+  a->signer = s;
+  pthread_mutex_init(&a->mu, NULL);
+  pthread_cond_init(&a->work_cv, NULL);
+  pthread_cond_init(&a->done_cv, NULL);
+  if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {
+    pthread_cond_destroy(&a->done_cv);
+    pthread_cond_destroy(&a->work_cv);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+    return cl_err_set(err, CL_EFAILED, "audit: cannot start the writer thread");
+  }
+  *out = a;
+  return 0;
+}
+
+void cl_audit_close(cl_audit *a) {
+  if (!a)
+    return;
+  pthread_mutex_lock(&a->mu);
+  a->closing = 1;
+  pthread_cond_signal(&a->work_cv);
+  pthread_mutex_unlock(&a->mu);
+  pthread_join(a->writer, NULL);
+  pthread_cond_destroy(&a->done_cv);
+  pthread_cond_destroy(&a->work_cv);
+  pthread_mutex_destroy(&a->mu);
+  free(a);
+}
+
+/* r as the packed Event of "$audit" it becomes; *buf from cl_malloc. */
+static int pack_event(const Clinlog__V1__AccessRecorded *r, uint8_t **buf, size_t *len,
+                      cl_err *err) {
+  uint8_t id[16];
+  randombytes_buf(id, sizeof id);
+  id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* UUID v4 */
+  id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  at.seconds = ts.tv_sec;
+  at.nanos = (int32_t)ts.tv_nsec;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  by.principal_id = CL_LOG_PRINCIPAL;
+  by.role = CL_ROLE_LOG;
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  ev.event_id = (ProtobufCBinaryData){sizeof id, id};
+  ev.stream = CL_AUDIT_STREAM;
+  ev.occurred_at = &at;
+  ev.recorded_by = &by;
+  ev.source_system = "clinlogd";
+  ev.body_case = CLINLOG__V1__EVENT__BODY_ACCESS_RECORDED;
+  ev.access_recorded = (Clinlog__V1__AccessRecorded *)r;
+  *len = clinlog__v1__event__get_packed_size(&ev);
+  if (!(*buf = cl_malloc(*len)))
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  clinlog__v1__event__pack(&ev, *buf);
+  return 0;
+}
+
+int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *err) {
+  ticket t;
+  memset(&t, 0, sizeof t);
+  int code = pack_event(r, &t.buf, &t.len, err);
+  if (code)
+    return code;
+  cl_event_hash(t.buf, t.len, t.hash);
+  pthread_mutex_lock(&a->mu);
+  if (a->closing) {
+    pthread_mutex_unlock(&a->mu);
+    sodium_memzero(t.buf, t.len);
+    cl_free(t.buf);
+    return cl_err_set(err, CL_EUNAVAILABLE, "the audit trail is closing");
+  }
+  if (a->tail)
+    a->tail->next = &t;
+  else
+    a->head = &t;
+  a->tail = &t;
+  pthread_cond_signal(&a->work_cv);
+  while (!t.done)
+    pthread_cond_wait(&a->done_cv, &a->mu);
+  pthread_mutex_unlock(&a->mu);
+  sodium_memzero(t.buf, t.len); /* it names patients */
+  cl_free(t.buf);
+  if (t.err.code) {
+    *err = t.err;
+    return t.err.code;
+  }
+  return 0;
+}
+
+void cl_audit_get_stats(cl_audit *a, cl_audit_stats *st) {
+  pthread_mutex_lock(&a->mu);
+  *st = a->st;
+  pthread_mutex_unlock(&a->mu);
+}

@@ -1,0 +1,64 @@
+/* The audit recorder: writes the audit trail's AccessRecorded events
+ * (proto/clinlog/v1/system.proto) into the stream "$audit", signed by this
+ * node's log key, and returns only once they are committed, so a call's
+ * answer never leaves before its record is in the log (fail closed).
+ *
+ * Group commit: callers hand their record over and wait; one writer thread
+ * takes every record waiting (up to max_batch) into one batch, signs it
+ * with one batch signature and commits it through the `append` function
+ * it was given (the request layer's writer: the store, or Raft on a
+ * cluster). Concurrent calls share an append, so auditing costs one
+ * commit per batch, not per call. A failed append fails every record of
+ * its batch.
+ *
+ * Thread-safety: cl_audit_record may be called from any thread;
+ * cl_audit_close must not race with it (stop the front doors first). */
+#ifndef CL_QUERY_AUDIT_RECORDER_H
+#define CL_QUERY_AUDIT_RECORDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clinlog/v1/api.pb-c.h"
+#include "clinlog/v1/system.pb-c.h"
+#include "store/err.h"
+#include "store/log.h"
+
+/* Commits a signed batch; blocks until it is committed (or failed).
+ * Returns 0 or a CL_E* code with err set. */
+typedef int (*cl_audit_append_fn)(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err);
+
+typedef struct cl_audit_options {
+  cl_log *log;               /* borrowed: its log key signs the records */
+  cl_audit_append_fn append; /* required */
+  void *ctx;                 /* append's */
+  size_t max_batch;          /* records per append; 0: 256 */
+} cl_audit_options;
+
+typedef struct cl_audit cl_audit;
+
+/* Starts the writer thread. *out returned-owned (cl_audit_close).
+ * Errors: CL_EINVAL (no log key on this node, no append), CL_ENOMEM,
+ * CL_EFAILED (thread). */
+int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err);
+
+/* Refuses new records (CL_EUNAVAILABLE), lets the writer finish those
+ * handed over, stops it and frees. NULL is a no-op. */
+void cl_audit_close(cl_audit *a);
+
+/* Records r (borrowed; the recorder sets nothing in it) as an
+ * AccessRecorded event of "$audit" occurring now, and returns once it is
+ * committed. 0, or: CL_EUNAVAILABLE (closing), CL_ENOMEM, or the append's
+ * error for the batch it was in (err says which). */
+int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *err);
+
+typedef struct cl_audit_stats {
+  uint64_t records;  /* committed */
+  uint64_t batches;  /* appends that committed */
+  uint64_t failed;   /* records whose append failed */
+  uint64_t max_seen; /* the largest batch so far */
+} cl_audit_stats;
+
+void cl_audit_get_stats(cl_audit *a, cl_audit_stats *st);
+
+#endif
