@@ -36,6 +36,12 @@ void cl_hex(const uint8_t *p, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
+void cl_uuid_text(const uint8_t id[16], char out[37]) {
+  char hex[33];
+  cl_hex(id, 16, hex);
+  snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
 /* Writes magic||secret to a new 0600 file, fsync'd. */
 static int write_secret(const char *path, const char magic[8], const uint8_t *secret,
                         cl_err *err) {

@@ -12,6 +12,7 @@
 
 #include "adapters/cli/cli.h"
 #include "adapters/pbjson/pbjson.h"
+#include "store/keys.h"
 
 static const struct {
   const char *name;
@@ -34,6 +35,7 @@ static const struct {
     {"projections", cmd_projections, "a server's projections: position and lag, rebuild"},
     {"fhir", cmd_fhir, "a server's FHIR R4 views: read, history, search, $everything"},
     {"auth", cmd_auth, "credentials and sessions: enroll a person, login, logout, whoami"},
+    {"audit", cmd_audit, "a server's audit trail: who touched which patient, as AuditEvents"},
     {"login", cmd_login, "log in to a server (password + one-time code); keeps the token"},
     {"logout", cmd_logout, "end the session of `clinlog login`"},
 };
@@ -157,17 +159,7 @@ int cli_parse_uuid(const char *s, uint8_t out[16]) {
   return n == 16 ? 0 : -1;
 }
 
-void cli_format_uuid(const uint8_t id[16], char out[37]) {
-  static const char d[] = "0123456789abcdef";
-  size_t j = 0;
-  for (int i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10)
-      out[j++] = '-';
-    out[j++] = d[id[i] >> 4];
-    out[j++] = d[id[i] & 15];
-  }
-  out[j] = '\0';
-}
+void cli_format_uuid(const uint8_t id[16], char out[37]) { cl_uuid_text(id, out); }
 
 void cli_print_json(FILE *f, json_t *v) {
   char *s = json_dumps(v, JSON_COMPACT);

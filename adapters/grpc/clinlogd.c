@@ -19,6 +19,7 @@
 #include "adapters/grpc/services.h"
 #include "adapters/http/http.h"
 #include "adapters/service/service.h"
+#include "query/audit/view.h"
 #include "query/auth/principals.h"
 #include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
@@ -504,7 +505,8 @@ int main(int argc, char **argv) {
       (o.auth && (cl_svc_add_projection(svc, &cl_auth_projection, NULL, &err) != 0 ||
                   cl_svc_enable_auth(svc, &ao, o.auth == 2, &err) != 0)) ||
       (o.audit && cl_svc_enable_audit(svc, &auo, &err) != 0) ||
-      (!o.no_projections && (cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0 ||
+      (!o.no_projections && (cl_svc_add_projection(svc, &cl_audit_view_projection, NULL, &err) != 0 ||
+                             cl_svc_add_projection(svc, &cl_streams_projection, NULL, &err) != 0 ||
                              cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) != 0 ||
                              cl_svc_open_exports(svc, export_dir, NULL, &err) != 0))) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
@@ -522,7 +524,7 @@ int main(int argc, char **argv) {
   static const cl_grpc_service *const services[] = {
       &cl_grpc_log_service,     &cl_grpc_health_service,      &cl_grpc_cluster_service,
       &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service,
-      &cl_grpc_auth_service};
+      &cl_grpc_auth_service,    &cl_grpc_audit_service};
   cl_grpc_service table[sizeof services / sizeof services[0]];
   for (size_t i = 0; i < sizeof services / sizeof services[0]; i++)
     table[i] = *services[i];

@@ -15,6 +15,7 @@ extern const cl_grpc_service cl_grpc_streams_service;     /* clinlog.v1.Streams 
 extern const cl_grpc_service cl_grpc_projections_service; /* clinlog.v1.Projections */
 extern const cl_grpc_service cl_grpc_fhir_service;        /* clinlog.v1.Fhir */
 extern const cl_grpc_service cl_grpc_auth_service;        /* clinlog.v1.Auth */
+extern const cl_grpc_service cl_grpc_audit_service;       /* clinlog.v1.Audit */
 
 /* cl_svc_forward_fn over gRPC: Log.Append on the leader, with the
  * "clinlog-forwarded" metadata (one hop) and the caller's deadline (at

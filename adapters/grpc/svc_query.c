@@ -12,14 +12,17 @@
 
 #include "adapters/grpc/server_int.h"
 #include "adapters/grpc/services.h"
+#include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
+#include "query/audit/search.h"
 #include "query/fhir/engine.h"
 #include "query/streams/streams.h"
 #include "store/event.h"
 
 #define STREAMS "streams"
 #define FHIR "fhir"
+#define AUDIT "audit"
 
 /* A projection, or NULL after finishing the call. */
 static cl_proj *proj_of(srv_call *c, const char *name) {
@@ -622,6 +625,89 @@ static const cl_grpc_method_def FHIR_METHODS[] = {
 
 const cl_grpc_service cl_grpc_fhir_service = {
     "clinlog.v1.Fhir", FHIR_METHODS, sizeof FHIR_METHODS / sizeof FHIR_METHODS[0], NULL, NULL};
+
+/* ------------------------------------------------------------- audit */
+
+static int64_t ts_ns(const Google__Protobuf__Timestamp *t) {
+  return t ? (int64_t)t->seconds * 1000000000 + t->nanos : 0;
+}
+
+static void audit_query_step(srv_call *c, int ok) {
+  const Clinlog__V1__AuditQueryRequest *req = (const Clinlog__V1__AuditQueryRequest *)c->req;
+  cl_proj *p = ready_on(c, AUDIT, ok, req->consistency, audit_query_step);
+  if (!p)
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  cl_log *log = cl_svc_log(srv_svc(c));
+  Clinlog__V1__AuditQueryResponse resp = CLINLOG__V1__AUDIT_QUERY_RESPONSE__INIT;
+  cl_audit_page pg = {0};
+  json_t *one = NULL;
+  uint64_t one_seq = 0;
+  int code;
+  if (req->event_id.len) {
+    if (req->event_id.len != 16 || req->patient[0] || req->principal[0] || req->outcome[0] ||
+        req->since || req->until || req->after_seq)
+      code = cl_err_set(&err, CL_EINVAL, "event_id: 16 bytes, and no other condition beside it");
+    else
+      code = cl_audit_get(log, req->event_id.data, cl_log_origin(log), &one, &one_seq, &err);
+    if (code == 0) {
+      pg.events = &one;
+      pg.seqs = &one_seq;
+      pg.n = 1;
+    }
+  } else {
+    cl_audit_filter f = {.patient = req->patient,
+                         .principal = req->principal,
+                         .since_ns = ts_ns(req->since),
+                         .until_ns = ts_ns(req->until),
+                         .outcome = req->outcome,
+                         .after_seq = req->after_seq,
+                         .limit = req->limit};
+    code = cl_audit_page_get(p, log, &f, cl_log_origin(log), &pg, &err);
+  }
+  ProtobufCBinaryData *bodies = code ? NULL : calloc(pg.n ? pg.n : 1, sizeof *bodies);
+  if (!code && !bodies)
+    code = cl_err_set(&err, CL_ENOMEM, "out of memory");
+  for (size_t i = 0; !code && i < pg.n; i++) {
+    char *j = json_dumps(pg.events[i], JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!j)
+      code = cl_err_set(&err, CL_ENOMEM, "out of memory");
+    else
+      bodies[i] = (ProtobufCBinaryData){strlen(j), (uint8_t *)j};
+  }
+  if (code) {
+    srv_finish_err(c, &err);
+  } else {
+    resp.n_audit_events = pg.n;
+    resp.audit_events = bodies;
+    resp.n_seqs = pg.n;
+    resp.seqs = pg.seqs;
+    resp.next_after = pg.next_after;
+    c->rctx.audit_count = pg.n;
+    srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  }
+  for (size_t i = 0; bodies && i < pg.n; i++)
+    free(bodies[i].data);
+  free(bodies);
+  if (one)
+    json_decref(one);
+  else
+    cl_audit_page_clear(&pg);
+}
+
+static void svc_audit_query(srv_call *c, int ok) {
+  (void)ok;
+  if (begin(c) == 0)
+    audit_query_step(c, 1);
+}
+
+static const cl_grpc_method_def AUDIT_METHODS[] = {
+    {M_AUDIT_QUERY, &clinlog__v1__audit_query_request__descriptor, svc_audit_query},
+};
+
+const cl_grpc_service cl_grpc_audit_service = {
+    "clinlog.v1.Audit", AUDIT_METHODS, sizeof AUDIT_METHODS / sizeof AUDIT_METHODS[0], NULL, NULL};
 
 static const cl_grpc_method_def PROJECTIONS_METHODS[] = {
     {M_LIST_PROJECTIONS, &clinlog__v1__list_projections_request__descriptor, svc_list_projections},

@@ -18,8 +18,10 @@
 
 #include "adapters/http/route.h"
 #include "adapters/service/methods.h"
+#include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/auth.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
+#include "query/audit/search.h"
 #include "query/fhir/engine.h"
 
 #define BASE_PATH CL_HTTP_BASE_PATH
@@ -397,6 +399,76 @@ static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const 
   }
 }
 
+/* --------------------------------------------------------- audit trail */
+
+/* The query string of a search's parameters, without _cursor, into out. */
+static void query_without_cursor(const cl_http_params *p, char *out, size_t n) {
+  size_t at = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < p->n; i++) {
+    if (!strcmp(p->kv[i].name, "_cursor"))
+      continue;
+    int w = snprintf(out + at, n - at, "%s%s=%s", at ? "&" : "", p->kv[i].name, p->kv[i].value);
+    if (w < 0 || (size_t)w >= n - at) {
+      out[at] = '\0';
+      return;
+    }
+    at += (size_t)w;
+  }
+}
+
+/* GET AuditEvent?... (a searchset Bundle) and GET AuditEvent/[id], after
+ * the request layer admitted the call (the policy's `audit` kind). */
+static enum MHD_Result serve_audit(cl_http *h, struct MHD_Connection *c, const cl_http_route *rt,
+                                   const cl_http_params *p, cl_req_ctx *rc, cl_proj *proj,
+                                   const char *base) {
+  cl_err err, aerr;
+  cl_err_clear(&err);
+  cl_log *log = cl_svc_log(h->svc);
+  char *body = NULL;
+  size_t len = 0;
+  int code;
+  if (rt->interaction == CL_FHIR_READ) {
+    uint8_t id[16];
+    json_t *one = NULL;
+    code = cl_http_uuid(rt->id, id) != 0
+               ? cl_err_set(&err, CL_ENOTFOUND, "AuditEvent/%s: no such audit record", rt->id)
+               : cl_audit_get(log, id, cl_log_origin(log), &one, NULL, &err);
+    if (code == 0 && !(body = json_dumps(one, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+      code = cl_err_set(&err, CL_ENOMEM, "out of memory");
+    json_decref(one);
+    rc->audit_count = code == 0;
+  } else {
+    cl_audit_params ap;
+    cl_audit_page pg;
+    code = cl_audit_params_of(p->kv, p->n, &ap, &err);
+    if (code == 0)
+      code = cl_audit_page_get(proj, log, &ap.f, cl_log_origin(log), &pg, &err);
+    if (code == 0) {
+      char q[2048];
+      query_without_cursor(p, q, sizeof q);
+      if (!(body = cl_audit_bundle(&pg, base, q, &len)))
+        code = cl_err_set(&err, CL_ENOMEM, "out of memory");
+      rc->audit_count = pg.n;
+      cl_audit_page_clear(&pg);
+    }
+  }
+  if (done(h, rc, code, code ? err.msg : "", &aerr)) {
+    free(body);
+    return unrecorded(c, rc, &aerr);
+  }
+  if (code != 0)
+    return send_outcome(c,
+                        code == CL_ENOTFOUND ? 404
+                        : code == CL_EINVAL  ? 400
+                                             : 500,
+                        code == CL_ENOTFOUND ? "not-found"
+                        : code == CL_EINVAL  ? "invalid"
+                                             : "exception",
+                        rc->request_id, err.msg);
+  return send_body(c, 200, body, body ? strlen(body) : 0, rc->request_id, NULL);
+}
+
 /* ------------------------------------------------------- login, logout */
 
 /* A JSON answer that no cache keeps (RFC 6749 section 5.1). */
@@ -622,6 +694,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   Clinlog__V1__FhirExportRequest export_req = CLINLOG__V1__FHIR_EXPORT_REQUEST__INIT;
   Clinlog__V1__FhirExportJobRequest job_req = CLINLOG__V1__FHIR_EXPORT_JOB_REQUEST__INIT;
   Clinlog__V1__FhirExportReadRequest file_req = CLINLOG__V1__FHIR_EXPORT_READ_REQUEST__INIT;
+  Clinlog__V1__AuditQueryRequest audit_req = CLINLOG__V1__AUDIT_QUERY_REQUEST__INIT;
+  uint8_t audit_id[16];
   const ProtobufCMessage *as_grpc = &caps_req.base;
   switch (rt.method) {
   case M_FHIR_EXPORT:
@@ -666,6 +740,19 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     every_req.params = pptr;
     as_grpc = &every_req.base;
     break;
+  case M_AUDIT_QUERY:
+    for (size_t i = 0; i < p.n; i++) /* what the hooks and the trail see of it */
+      if (!strcmp(p.kv[i].name, "patient"))
+        audit_req.patient =
+            (char *)(strncmp(p.kv[i].value, "Patient/", 8) ? p.kv[i].value : p.kv[i].value + 8);
+      else if (!strncmp(p.kv[i].name, "agent", 5))
+        audit_req.principal = (char *)p.kv[i].value;
+      else if (!strcmp(p.kv[i].name, "outcome"))
+        audit_req.outcome = (char *)p.kv[i].value;
+    if (rt.interaction == CL_FHIR_READ && cl_http_uuid(rt.id, audit_id) == 0)
+      audit_req.event_id = (ProtobufCBinaryData){16, audit_id};
+    as_grpc = &audit_req.base;
+    break;
   default:
     break;
   }
@@ -678,12 +765,14 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                                        : 503;
     return send_outcome(c, st, st == 503 ? "transient" : "security", rc.request_id, err.msg);
   }
-  cl_runner *runner = cl_svc_runner(h->svc, "fhir");
+  const char *proj = rt.op == CL_HTTP_AUDIT ? "audit" : "fhir";
+  cl_runner *runner = cl_svc_runner(h->svc, proj);
   if (runner == NULL) {
-    if (done(h, &rc, CL_EUNAVAILABLE, "no fhir projection", &aerr))
+    if (done(h, &rc, CL_EUNAVAILABLE, "no such projection", &aerr))
       return unrecorded(c, &rc, &aerr);
     return send_outcome(c, 503, "transient", rc.request_id,
-                        "this node does not run the fhir projection");
+                        rt.op == CL_HTTP_AUDIT ? "this node does not run the audit projection"
+                                               : "this node does not run the fhir projection");
   }
   const char *ms = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Clinlog-Min-Sequence");
   if (ms != NULL) {
@@ -695,7 +784,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
       return send_outcome(c, 400, "invalid", rc.request_id,
                           "X-Clinlog-Min-Sequence: expected a log sequence number");
     }
-    if (seq > 0 && cl_svc_wait(h->svc, "fhir", seq, rc.deadline_ms, &err) != 0) {
+    if (seq > 0 && cl_svc_wait(h->svc, proj, seq, rc.deadline_ms, &err) != 0) {
       if (done(h, &rc, err.code, err.msg, &aerr))
         return unrecorded(c, &rc, &aerr);
       return send_outcome(c, err.code == CL_ETIMEDOUT ? 504 : 503, "timeout", rc.request_id,
@@ -706,6 +795,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   char base[384];
   snprintf(base, sizeof base, "%s://%s%s", h->tls ? "https" : "http", host ? host : "localhost",
            BASE_PATH);
+  if (rt.op == CL_HTTP_AUDIT)
+    return serve_audit(h, c, &rt, &p, &rc, cl_runner_proj(runner), base);
   if (rt.op != CL_HTTP_ENGINE)
     return serve_export(h, c, &rt, &p, &rc, prefer, base);
   cl_fhir_req rq = {.interaction = rt.interaction,

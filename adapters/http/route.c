@@ -54,6 +54,23 @@ void cl_http_form_add(cl_http_params *p, char *body) {
   }
 }
 
+int cl_http_uuid(const char *s, uint8_t out[16]) {
+  size_t k = 0, i = 0;
+  for (; s[i] && i < 36; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-')
+        return -1;
+      continue;
+    }
+    int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+    if (hi < 0 || lo < 0 || k == 16)
+      return -1;
+    out[k++] = (uint8_t)(hi * 16 + lo);
+    i++;
+  }
+  return k == 16 && i == 36 && s[i] == '\0' ? 0 : -1;
+}
+
 /* A number from 1 to UINT32_MAX, or 0. */
 static uint32_t positive(const char *s) {
   char *end;
@@ -134,6 +151,18 @@ int cl_http_route_of(const char *path, int verb, cl_http_route *rt) {
   if (n == 0 || strlen(seg[0]) >= sizeof rt->type)
     return -1;
   snprintf(rt->type, sizeof rt->type, "%s", seg[0]);
+  if (!strcmp(rt->type, "AuditEvent")) { /* the audit trail: search and read only */
+    int search = (n == 1 && !is_post) || (n == 2 && is_post && !strcmp(seg[1], "_search"));
+    int read = n == 2 && !is_post && strlen(seg[1]) < sizeof rt->id;
+    if (!search && !read)
+      return -1;
+    rt->op = CL_HTTP_AUDIT;
+    rt->method = M_AUDIT_QUERY;
+    rt->interaction = search ? CL_FHIR_SEARCH : CL_FHIR_READ;
+    if (read)
+      snprintf(rt->id, sizeof rt->id, "%s", seg[1]);
+    return 0;
+  }
   if (n == 1 && !is_post) {
     rt->interaction = CL_FHIR_SEARCH;
     rt->method = M_FHIR_SEARCH;

@@ -13,13 +13,15 @@
 #define CL_HTTP_BASE_PATH "/fhir/R4"
 #define CL_HTTP_MAX_PARAMS 128
 
-/* What a route does: an interaction of the query engine, or a step of a
- * Bulk Data export (query/fhir/export.h). */
+/* What a route does: an interaction of the query engine, a step of a
+ * Bulk Data export (query/fhir/export.h), or the audit trail's AuditEvent
+ * (query/audit/search.h). */
 enum cl_http_op {
   CL_HTTP_ENGINE,         /* interaction, type, id, version */
   CL_HTTP_EXPORT_KICKOFF, /* [Patient/|Group/[id]/]$export: level, id (the Group) */
   CL_HTTP_EXPORT_STATUS,  /* $export-status/[job]: GET polls, DELETE cancels */
-  CL_HTTP_EXPORT_FILE     /* $export-file/[job]/[n] */
+  CL_HTTP_EXPORT_FILE,    /* $export-file/[job]/[n] */
+  CL_HTTP_AUDIT           /* AuditEvent search (interaction SEARCH) or read (READ, id) */
 };
 
 enum cl_http_verb { CL_HTTP_GET, CL_HTTP_POST, CL_HTTP_DELETE };
@@ -43,6 +45,10 @@ int cl_http_route_of(const char *path, int verb, cl_http_route *rt);
 /* Percent-decodes s in place ('+' is a space when plus_is_space: form
  * bodies). An invalid escape is kept as it is. */
 void cl_http_url_decode(char *s, int plus_is_space);
+
+/* The 16 bytes a UUID's text names ("8-4-4-4-12" hex digits, either
+ * case), e.g. an AuditEvent's id. 0, or -1 if s is not one. */
+int cl_http_uuid(const char *s, uint8_t out[16]);
 
 typedef struct cl_http_params {
   cl_fhir_kv kv[CL_HTTP_MAX_PARAMS];

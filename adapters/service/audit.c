@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/auth.pb-c.h"
 #include "clinlog/v1/cluster.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
@@ -189,19 +190,37 @@ void audit_subject(cl_req_ctx *rc, const ProtobufCMessage *req) {
   case M_AUTH_LOGIN:
     snprintf(w, wn, "principal:%s", ((const Clinlog__V1__LoginRequest *)req)->principal_id);
     break;
+  case M_AUDIT_QUERY: {
+    const Clinlog__V1__AuditQueryRequest *r = (const void *)req;
+    if (r->event_id.len == 16) {
+      char id[37];
+      cl_uuid_text(r->event_id.data, id);
+      snprintf(w, wn, "AuditEvent/%s", id);
+      break;
+    }
+    snprintf(w, wn, "AuditEvent");
+    snprintf(rc->audit_query, sizeof rc->audit_query, "patient=%s&agent=%s&outcome=%s&after=%llu",
+             r->patient, r->principal, r->outcome, (unsigned long long)r->after_seq);
+    cl_req_ctx_add_patient(rc, r->patient);
+    break;
+  }
   default:
     break;
   }
 }
 
 /* AuditEvent.action of a method (BALP: a search is an Execute). */
-static const char *action_of(int method) {
+static const char *action_of(const cl_req_ctx *rc) {
+  int method = rc->method;
+  if (method == M_AUDIT_QUERY && strchr(rc->audit_what, '/'))
+    return "R"; /* one record by id */
   switch (method) {
   case M_FHIR_SEARCH:
   case M_LIST_STREAMS:
   case M_LIST_EVENTS_BY_TYPE:
   case M_FHIR_EXPORT:
   case M_FHIR_EVERYTHING:
+  case M_AUDIT_QUERY:
     return "E";
   default:
     break;
@@ -227,6 +246,8 @@ static const char *subtype_of(const cl_req_ctx *rc) {
     return strchr(rc->audit_what, '/') ? "history-instance" : "history-type";
   case M_FHIR_SEARCH:
     return "search-type";
+  case M_AUDIT_QUERY:
+    return strchr(rc->audit_what, '/') ? "read" : "search-type";
   case M_FHIR_EVERYTHING:
   case M_FHIR_EXPORT:
     return "operation";
@@ -290,7 +311,7 @@ int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int 
   memcpy(patients, rc->audit_patients, sizeof patients);
   Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
   r.principal_id = (char *)rc->principal;
-  r.action = (char *)action_of(rc->method);
+  r.action = (char *)action_of(rc);
   r.resource = (char *)rc->audit_what;
   r.purpose_of_use = (char *)(rc->purpose_of_use[0] ? rc->purpose_of_use : "");
   r.client_address = (char *)rc->peer;

@@ -15,7 +15,8 @@ enum cl_method_kind {
   CL_MK_ADMIN_READ, /* cluster and projection status */
   CL_MK_ADMIN,      /* changes the cluster or a projection */
   CL_MK_PEER,       /* node to node (catch-up) */
-  CL_MK_AUTH        /* logging in and out */
+  CL_MK_AUTH,       /* logging in and out */
+  CL_MK_AUDIT       /* reads the audit trail */
 };
 
 /* X(id, name, kind) */
@@ -51,7 +52,8 @@ enum cl_method_kind {
   X(M_FHIR_EXPORT_READ, "clinlog.v1.Fhir/ExportRead", CL_MK_READ)                                  \
   X(M_AUTH_LOGIN, "clinlog.v1.Auth/Login", CL_MK_AUTH)                                             \
   X(M_AUTH_LOGOUT, "clinlog.v1.Auth/Logout", CL_MK_AUTH)                                           \
-  X(M_AUTH_WHOAMI, "clinlog.v1.Auth/Whoami", CL_MK_AUTH)
+  X(M_AUTH_WHOAMI, "clinlog.v1.Auth/Whoami", CL_MK_AUTH)                                           \
+  X(M_AUDIT_QUERY, "clinlog.v1.Audit/Query", CL_MK_AUDIT)
 
 enum cl_method {
 #define CL_METHOD_ENUM(id, name, kind) id,

@@ -62,6 +62,8 @@ const char *cl_method_kind_name(int kind) {
     return "peer";
   case CL_MK_AUTH:
     return "auth";
+  case CL_MK_AUDIT:
+    return "audit";
   default:
     return "?";
   }
@@ -99,10 +101,7 @@ void cl_req_ctx_init(cl_req_ctx *rc, int method, const char *transport) {
   randombytes_buf(id, sizeof id);
   id[6] = (id[6] & 0x0f) | 0x40; /* UUIDv4 */
   id[8] = (id[8] & 0x3f) | 0x80;
-  char hex[33];
-  cl_hex(id, 16, hex);
-  snprintf(rc->request_id, sizeof rc->request_id, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
-           hex + 12, hex + 16, hex + 20);
+  cl_uuid_text(id, rc->request_id);
 }
 
 /* ---------------------------------------------------------------- life */

@@ -14,8 +14,8 @@
 #define MAX_TYPE 1000 /* event type codes are below (docs/events.md ranges) */
 #define ROLE_MAX 64
 
-static const char *const KINDS[] = {"write",      "read",  "proof", "health",
-                                    "admin-read", "admin", "peer",  "auth"};
+static const char *const KINDS[] = {"write", "read", "proof", "health", "admin-read",
+                                    "admin", "peer", "auth",  "audit"};
 #define NKINDS (sizeof KINDS / sizeof KINDS[0])
 
 /* Event categories: the type ranges of docs/events.md. */
@@ -96,7 +96,7 @@ static int add_object(role *r, const char *verb, const char *obj, char *why, siz
     } else {
       snprintf(why, wn,
                "\"%s\" is not a method kind (write read proof health admin-read admin peer "
-               "auth), a method name (package.Service/Method) or *",
+               "auth audit), a method name (package.Service/Method) or *",
                obj);
       return CL_EMALFORMED;
     }

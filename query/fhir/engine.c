@@ -697,6 +697,14 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
                     "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"));
     json_array_append_new(resources, r);
   }
+  /* the audit trail, served beside the views (query/audit/search.h) */
+  json_array_append_new(
+      resources,
+      json_pack("{s:s,s:[{s:s},{s:s}],s:s,s:b,s:b,s:[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]}",
+                "type", "AuditEvent", "interaction", "code", "read", "code", "search-type",
+                "versioning", "no-version", "readHistory", 0, "updateCreate", 0, "searchParam",
+                "name", "patient", "type", "reference", "name", "agent", "type", "reference",
+                "name", "date", "type", "date", "name", "outcome", "type", "token"));
   json_t *cs = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:{s:s,s:s},s:s,s:[s],s:[{s:s,s:o}]}",
                          "resourceType", "CapabilityStatement", "status", "active", "date", ts,
                          "kind", "instance", "publisher", "clinlog", "software", "name", "clinlog",

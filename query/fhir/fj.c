@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/keys.h"
+
 static int empty(const json_t *v) {
   if (v == NULL)
     return 1;
@@ -472,15 +474,7 @@ json_t *fj_contact_point(const Clinlog__V1__ContactPoint *c) {
 int fj_uuid_text(const ProtobufCBinaryData *id, char out[37]) {
   if (id == NULL || id->len != 16)
     return 0;
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  for (size_t i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10)
-      out[o++] = '-';
-    out[o++] = hex[id->data[i] >> 4];
-    out[o++] = hex[id->data[i] & 15];
-  }
-  out[o] = '\0';
+  cl_uuid_text(id->data, out);
   return 1;
 }
 

@@ -65,13 +65,13 @@ static const struct {
   const char *appends;    /* of ObservationRecorded MedicationPrescribed ClaimSubmitted
                              PatientRegistered DeviceReadingRecorded */
 } EXPECT[] = {
-    {"admin", "write read proof admin-read admin peer", "*", "O M C P D"},
+    {"admin", "write read proof admin-read admin peer audit", "*", "O M C P D"},
     {"clinician", "write read proof admin-read", "*", "O M P"},
     {"nurse", "write read proof", "*", "O D"},
     {"pharmacist", "write read proof", "Observation Patient MedicationRequest", "M"},
     {"registrar", "write read", "Patient Appointment", "P"},
     {"billing", "write read", "Patient Claim", "C"},
-    {"auditor", "proof admin-read", "", ""},
+    {"auditor", "proof admin-read audit", "", ""},
     {"patient", "read", "", ""},
     {"integration", "write proof", "", "O M C P D"},
     {"device", "write", "", "D"},

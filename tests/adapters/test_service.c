@@ -7,6 +7,7 @@
  * of a projection wait for read-your-writes on its progress feed. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -22,9 +23,11 @@
 #include "adapters/grpc/services.h"
 #include "adapters/http/http.h"
 #include "adapters/service/service.h"
+#include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/auth.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
+#include "query/audit/view.h"
 #include "query/auth/principals.h"
 #include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
@@ -176,6 +179,8 @@ static void setup(void) {
   cr_assert_eq(cl_svc_add_projection(F.svc, &cl_streams_projection, NULL, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_svc_add_projection(F.svc, &cl_fhir_projection, NULL, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_svc_add_projection(F.svc, &cl_auth_projection, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_svc_add_projection(F.svc, &cl_audit_view_projection, NULL, &err), 0, "%s",
+               err.msg);
   cl_authn_options ao;
   cl_authn_options_init(&ao);
   cr_assert_eq(cl_svc_enable_auth(F.svc, &ao, 0, &err), 0, "%s", err.msg);
@@ -187,11 +192,11 @@ static void setup(void) {
   cl_grpc_service services[] = {cl_grpc_log_service,         cl_grpc_health_service,
                                 cl_grpc_cluster_service,     cl_grpc_streams_service,
                                 cl_grpc_projections_service, cl_grpc_fhir_service,
-                                cl_grpc_auth_service};
-  static cl_grpc_service table[7];
+                                cl_grpc_auth_service,        cl_grpc_audit_service};
+  static cl_grpc_service table[8];
   memcpy(table, services, sizeof table);
   int port;
-  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 7, &F.srv, &port, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 8, &F.srv, &port, &err), 0, "%s", err.msg);
   snprintf(F.target, sizeof F.target, "127.0.0.1:%d", port);
   cl_client_options co;
   cl_client_options_init(&co);
@@ -471,6 +476,11 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   clinlog__v1__whoami_response__free_unpacked(who, NULL);
   /* the hooks never see a login's password or code */
   cr_assert_str_eq(R.login_seen, "nobody//");
+  Clinlog__V1__AuditQueryRequest aq = CLINLOG__V1__AUDIT_QUERY_REQUEST__INIT;
+  aq.patient = "hooks";
+  cr_assert_eq(
+      unary(M_AUDIT_QUERY, &aq.base, &clinlog__v1__audit_query_response__descriptor, NULL, NULL),
+      0);
 
   for (int m = 0; m < M_COUNT; m++) {
     wait_finished(m, 1);
@@ -763,6 +773,37 @@ Test(service, every_call_is_recorded_once_before_its_answer) {
   audit_seen hc2 = audit_of(M_HEALTH_CHECK);
   cr_assert_eq(hc2.n, hc.n);
   audit_done(&hc2);
+
+  /* the accounting of disclosures of the patient: the read and the two
+   * searches that named it, as AuditEvents, oldest first */
+  uint64_t head;
+  cl_log_head(F.log, &head, NULL);
+  Clinlog__V1__Consistency cons = CLINLOG__V1__CONSISTENCY__INIT;
+  cons.min_sequence = head;
+  Clinlog__V1__AuditQueryRequest aq = CLINLOG__V1__AUDIT_QUERY_REQUEST__INIT;
+  aq.patient = "audited";
+  aq.consistency = &cons;
+  Clinlog__V1__AuditQueryResponse *ar;
+  cr_assert_eq(unary(M_AUDIT_QUERY, &aq.base, &clinlog__v1__audit_query_response__descriptor,
+                     (ProtobufCMessage **)&ar, NULL),
+               0);
+  cr_assert_eq(ar->n_audit_events, 3);
+  const char *want[] = {"clinlog.v1.Log/Read", "search-type", "search-type"};
+  for (size_t i = 0; i < 3; i++) {
+    json_t *ae =
+        json_loadb((const char *)ar->audit_events[i].data, ar->audit_events[i].len, 0, NULL);
+    cr_assert_not_null(ae);
+    cr_assert_str_eq(json_string_value(json_object_get(ae, "resourceType")), "AuditEvent");
+    const char *sub = json_string_value(
+        json_object_get(json_array_get(json_object_get(ae, "subtype"), 0), "code"));
+    cr_assert_str_eq(sub, want[i], "record %zu: %s", i, sub);
+    cr_assert(strstr((const char *)ar->audit_events[i].data, "Patient/"), "names the patient");
+    if (i > 0)
+      cr_assert_gt(ar->seqs[i], ar->seqs[i - 1]);
+    json_decref(ae);
+  }
+  cr_assert_eq(ar->next_after, 0);
+  clinlog__v1__audit_query_response__free_unpacked(ar, NULL);
   audit_done(&ap);
   audit_done(&rd);
   audit_done(&ge);

@@ -18,16 +18,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "adapters/http/route.h"
 #include "adapters/pbjson/pbjson.h"
 #include "common/fuzzutil.h"
+#include "query/audit/search.h"
 #include "query/fhir/engine.h"
 #include "query/fhir/export.h"
 #include "query/fhir/fhir.h"
 #include "query/runner.h"
 #include "store/log.h"
+#include "store/keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -152,7 +155,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (nl)
     *nl = '\0';
   cl_http_route rt;
-  if (cl_http_route_of(text, verb, &rt) == 0 && rt.op != CL_HTTP_ENGINE) {
+  if (cl_http_route_of(text, verb, &rt) == 0 && rt.op == CL_HTTP_AUDIT) {
+    /* the audit trail: a UUID that reads back as itself, parameters
+     * taken or refused with a reason (query/audit/search.h) */
+    uint8_t id[16];
+    char back[37];
+    if (rt.interaction == CL_FHIR_READ && cl_http_uuid(rt.id, id) == 0) {
+      cl_uuid_text(id, back);
+      if (strcasecmp(back, rt.id) != 0)
+        finding("uuid %s reads back as %s", rt.id, back);
+    }
+    cl_http_params p = {.n = 0};
+    cl_http_form_add(&p, query);
+    cl_audit_params ap;
+    cl_err err;
+    cl_err_clear(&err);
+    int rc = cl_audit_params_of(p.kv, p.n, &ap, &err);
+    if (rc != 0 && (rc != CL_EINVAL || !err.msg[0]))
+      finding("AuditEvent?%s: error %d without a reason", query, rc);
+    if (rc == 0 && ap.f.since_ns && ap.f.until_ns && ap.f.since_ns >= ap.f.until_ns)
+      finding("AuditEvent?%s: an empty window taken", query);
+  } else if (cl_http_route_of(text, verb, &rt) == 0 && rt.op != CL_HTTP_ENGINE) {
     /* a Bulk Data route: a job id of 32 hex digits, a file number from 1 */
     if ((rt.op != CL_HTTP_EXPORT_KICKOFF && strspn(rt.job, "0123456789abcdef") != 32) ||
         (rt.op == CL_HTTP_EXPORT_FILE && rt.version == 0))

@@ -52,32 +52,43 @@ def cli(*args, stdin=None):
     return r
 
 
+def registration(pid, role, **extra):
+    """A PrincipalRegistered of a person with a fresh key (proto3 JSON)."""
+    pk = nacl.signing.SigningKey.generate().verify_key.encode()
+    reg = {"principalId": pid, "roles": [role], "kind": "person",
+           "publicKey": base64.b64encode(pk).decode()}
+    reg.update(extra)
+    return {"stream": "$principal-" + pid, "principalRegistered": reg}
+
+
+def bootstrap(data, registrations, passwords):
+    """Enrolls a password and a TOTP authenticator for each principal of
+    `passwords` with the CLI and appends them after `registrations`, offline
+    into the data directory, before it is served. Returns the TOTP secrets."""
+    events, secrets = list(registrations), {}
+    for pid, pw in passwords.items():
+        r = cli("auth", "enroll", pid, "--password-stdin", "--json", stdin=pw + "\n")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        secrets[pid] = secret_of(out["otpauthUri"])
+        assert out["otpauthUri"].startswith("otpauth://totp/"), out["otpauthUri"]
+        assert out["event"]["credentialEnrolled"]["passwordHash"].startswith("$argon2id$")
+        events.append(out["event"])
+    key = os.path.join(data, "keys", "admin.key")
+    r = cli("append", data, "--key", key, stdin="\n".join(json.dumps(e) for e in events))
+    assert r.returncode == 0, r.stderr
+    return secrets
+
+
 class TestAuth(ServerTestCase):
 
     @classmethod
     def setUpClass(cls):
         data = common.init_data_dir()
         key = os.path.join(data, "keys", "admin.key")
-        events, cls.secrets = [], {}
-        for pid, role in (("nurse1", "nurse"), ("clerk", "registrar"), ("ada", "patient")):
-            pk = nacl.signing.SigningKey.generate().verify_key.encode()
-            reg = {"principalId": pid, "roles": [role], "kind": "person",
-                   "publicKey": base64.b64encode(pk).decode()}
-            if role == "patient":
-                reg["patientId"] = "ADA1"  # the portal user is this patient
-            events.append({"stream": "$principal-" + pid, "principalRegistered": reg})
-        for pid in PASSWORDS:
-            r = cli("auth", "enroll", pid, "--password-stdin", "--json",
-                    stdin=PASSWORDS[pid] + "\n")
-            assert r.returncode == 0, r.stderr
-            out = json.loads(r.stdout)
-            cls.secrets[pid] = secret_of(out["otpauthUri"])
-            assert out["otpauthUri"].startswith("otpauth://totp/"), out["otpauthUri"]
-            assert out["event"]["credentialEnrolled"]["passwordHash"].startswith("$argon2id$")
-            events.append(out["event"])
-        # bootstrap: enrolled offline, into the data directory, before serving
-        r = cli("append", data, "--key", key, stdin="\n".join(json.dumps(e) for e in events))
-        assert r.returncode == 0, r.stderr
+        regs = [registration("nurse1", "nurse"), registration("clerk", "registrar"),
+                registration("ada", "patient", patientId="ADA1")]  # the portal user
+        cls.secrets = bootstrap(data, regs, PASSWORDS)
         cls.http_port = free_port()
         cls.server = Server(data_dir=data, args=["--auth", "required", "--http-listen",
                                                  "127.0.0.1:%d" % cls.http_port])
