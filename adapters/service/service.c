@@ -441,7 +441,10 @@ static int audit_append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *er
   cl_svc *s = ctx;
   cl_req_ctx rc;
   cl_req_ctx_init(&rc, M_APPEND, "internal");
-  rc.deadline_ms = cl_feed_now_ms() + 10000;
+  /* a commit takes milliseconds; one stuck behind a stalled leader fails
+   * its calls (they may retry) rather than hold every later call of this
+   * node until a long deadline, after a new leader is already there */
+  rc.deadline_ms = cl_feed_now_ms() + 3000;
   cl_append_result r;
   int code = svc_append(s, &rc, b, 1, 1, &r, NULL, err);
   if (code == 0 || code == CL_ECONFLICT)

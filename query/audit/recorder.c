@@ -2,9 +2,10 @@
  *
  * A caller packs and hashes its event on its own thread (the work that
  * scales with callers), queues a ticket that lives on its stack, and waits
- * on `done_cv` until the writer marks the ticket done. The writer takes
- * the whole queue (up to max_batch) under `mu`, signs and appends without
- * it, then marks the batch's tickets and broadcasts. */
+ * on the ticket's own condition variable until the writer marks it done
+ * (one wake-up per caller, not a broadcast to every waiter). The writer
+ * takes the whole queue (up to max_batch) under `mu`, signs and appends
+ * without it, then marks and signals the batch's tickets. */
 #include "query/audit/recorder.h"
 
 #include <pthread.h>
@@ -27,7 +28,8 @@ typedef struct ticket {
   size_t len;
   uint8_t hash[32];
   int done;
-  cl_err err; /* the batch's outcome */
+  pthread_cond_t cv; /* signalled when done */
+  cl_err err;        /* the batch's outcome */
 } ticket;
 
 struct cl_audit {
@@ -36,7 +38,6 @@ struct cl_audit {
   pthread_t writer;
   pthread_mutex_t mu;
   pthread_cond_t work_cv; /* the queue grew, or closing */
-  pthread_cond_t done_cv; /* a batch is done */
   ticket *head, *tail;
   int closing;
   cl_audit_stats st;
@@ -80,6 +81,7 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
     ticket *next = t->next;
     t->err = err;
     t->done = 1;
+    pthread_cond_signal(&t->cv); /* t may be gone once mu is released */
     t = next;
   }
   if (code) {
@@ -90,7 +92,6 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
   }
   if (n > a->st.max_seen)
     a->st.max_seen = n;
-  pthread_cond_broadcast(&a->done_cv);
   pthread_mutex_unlock(&a->mu);
 }
 
@@ -134,9 +135,7 @@ int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err) {
   a->signer = s;
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->work_cv, NULL);
-  pthread_cond_init(&a->done_cv, NULL);
   if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {
-    pthread_cond_destroy(&a->done_cv);
     pthread_cond_destroy(&a->work_cv);
     pthread_mutex_destroy(&a->mu);
     free(a);
@@ -154,7 +153,6 @@ void cl_audit_close(cl_audit *a) {
   pthread_cond_signal(&a->work_cv);
   pthread_mutex_unlock(&a->mu);
   pthread_join(a->writer, NULL);
-  pthread_cond_destroy(&a->done_cv);
   pthread_cond_destroy(&a->work_cv);
   pthread_mutex_destroy(&a->mu);
   free(a);
@@ -197,9 +195,11 @@ int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *e
   if (code)
     return code;
   cl_event_hash(t.buf, t.len, t.hash);
+  pthread_cond_init(&t.cv, NULL);
   pthread_mutex_lock(&a->mu);
   if (a->closing) {
     pthread_mutex_unlock(&a->mu);
+    pthread_cond_destroy(&t.cv);
     sodium_memzero(t.buf, t.len);
     cl_free(t.buf);
     return cl_err_set(err, CL_EUNAVAILABLE, "the audit trail is closing");
@@ -211,8 +211,9 @@ int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *e
   a->tail = &t;
   pthread_cond_signal(&a->work_cv);
   while (!t.done)
-    pthread_cond_wait(&a->done_cv, &a->mu);
+    pthread_cond_wait(&t.cv, &a->mu);
   pthread_mutex_unlock(&a->mu);
+  pthread_cond_destroy(&t.cv);
   sodium_memzero(t.buf, t.len); /* it names patients */
   cl_free(t.buf);
   if (t.err.code) {

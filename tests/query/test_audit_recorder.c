@@ -1,0 +1,177 @@
+/* The audit recorder (query/audit/recorder.h) over a real log: records from
+ * many threads are each committed exactly once, signed by the log key, in
+ * shared batches; an append that fails fails every record of its batch
+ * (each caller hears it: fail closed) and writes nothing, and the
+ * recorder recovers with its writer. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/audit/recorder.h"
+#include "store/event.h"
+#include "tests/support/testutil.h"
+
+static struct {
+  char *dir;
+  cl_signer admin;
+  cl_log *log;
+  int fail; /* the append fails while set */
+  pthread_mutex_t mu;
+  int appends;
+} F;
+
+static int append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err) {
+  (void)ctx;
+  pthread_mutex_lock(&F.mu);
+  F.appends++;
+  int fail = F.fail;
+  pthread_mutex_unlock(&F.mu);
+  if (fail)
+    return cl_err_set(err, CL_EIO, "the disk is gone");
+  cl_append_result r;
+  int code = cl_log_append(F.log, b, &r, err);
+  if (code == 0)
+    cl_append_result_free(&r);
+  return code;
+}
+
+static void setup(void) {
+  memset(&F, 0, sizeof F);
+  pthread_mutex_init(&F.mu, NULL);
+  F.log = cl_test_log_new("audrec", &F.dir, &F.admin, 100);
+}
+
+static void teardown(void) {
+  cl_log_close(F.log);
+  cl_signer_free(&F.admin);
+  cl_test_rmtree(F.dir);
+  free(F.dir);
+}
+
+TestSuite(audit_recorder, .init = setup, .fini = teardown, .timeout = 60);
+
+typedef struct seen {
+  int n;
+  int per_request[8 * 50];
+  int bad;
+} seen;
+
+static int count_records(void *ctx, const cl_event_view *v, cl_err *err) {
+  seen *s = ctx;
+  Clinlog__V1__Event *ev;
+  cr_assert_eq(cl_event_decode(v->event, v->event_len, &ev, err), 0, "%s", err->msg);
+  int i = -1;
+  if (ev->body_case != CLINLOG__V1__EVENT__BODY_ACCESS_RECORDED ||
+      strcmp(ev->recorded_by->principal_id, "$log") != 0 ||
+      sscanf(ev->access_recorded->request_id, "req-%d", &i) != 1 || i < 0 || i >= 8 * 50)
+    s->bad++;
+  else
+    s->per_request[i]++;
+  s->n++;
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  return 0;
+}
+
+typedef struct worker {
+  cl_audit *a;
+  int first;
+  int failed;
+} worker;
+
+static void *record_many(void *arg) {
+  worker *w = arg;
+  for (int i = 0; i < 50; i++) {
+    char rid[32];
+    snprintf(rid, sizeof rid, "req-%d", w->first + i);
+    Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
+    r.request_id = rid;
+    r.method = "clinlog.v1.Fhir/Read";
+    r.outcome = "0";
+    cl_err err;
+    cl_err_clear(&err);
+    if (cl_audit_record(w->a, &r, &err) != 0)
+      w->failed++;
+  }
+  return NULL;
+}
+
+Test(audit_recorder, concurrent_records_are_each_committed_once_in_shared_batches) {
+  cl_audit *a;
+  cl_err err;
+  cl_audit_options o = {.log = F.log, .append = append};
+  cr_assert_eq(cl_audit_open(&o, &a, &err), 0, "%s", err.msg);
+  pthread_t th[8];
+  worker w[8];
+  for (int i = 0; i < 8; i++) {
+    w[i] = (worker){a, i * 50, 0};
+    pthread_create(&th[i], NULL, record_many, &w[i]);
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(w[i].failed, 0);
+  }
+  cl_audit_stats st;
+  cl_audit_get_stats(a, &st);
+  cl_audit_close(a);
+  cr_assert_eq(st.records, 400);
+  cr_assert_eq(st.failed, 0);
+  cr_assert_lt(st.batches, 400, "concurrent records share commits");
+  cr_assert_gt(st.max_seen, 1);
+  /* in the log: every request once, and nothing else in $audit */
+  seen s = {0};
+  cr_assert_eq(cl_log_read_stream(F.log, "$audit", 1, 0, 0, count_records, &s, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(s.n, 400);
+  cr_assert_eq(s.bad, 0);
+  for (int i = 0; i < 400; i++)
+    cr_assert_eq(s.per_request[i], 1, "request %d recorded %d times", i, s.per_request[i]);
+}
+
+Test(audit_recorder, a_failed_append_fails_each_record_of_its_batch) {
+  cl_audit *a;
+  cl_err err;
+  cl_audit_options o = {.log = F.log, .append = append};
+  cr_assert_eq(cl_audit_open(&o, &a, &err), 0, "%s", err.msg);
+  uint64_t before, after;
+  cl_log_head(F.log, &before, NULL);
+  F.fail = 1;
+  pthread_t th[4];
+  worker w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (worker){a, i * 50, 0};
+    pthread_create(&th[i], NULL, record_many, &w[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(w[i].failed, 50, "every caller hears of its failed record");
+  }
+  cl_log_head(F.log, &after, NULL);
+  cr_assert_eq(after, before, "nothing written");
+  /* the error names why */
+  Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
+  cr_assert_eq(cl_audit_record(a, &r, &err), CL_EIO);
+  cr_assert(strstr(err.msg, "the disk is gone"), "%s", err.msg);
+  /* and it recovers when the writer does */
+  F.fail = 0;
+  cr_assert_eq(cl_audit_record(a, &r, &err), 0, "%s", err.msg);
+  cl_audit_stats st;
+  cl_audit_get_stats(a, &st);
+  cr_assert_eq(st.failed, 201);
+  cr_assert_eq(st.records, 1);
+  cl_audit_close(a);
+}
+
+Test(audit_recorder, needs_an_append_function_and_closes_cleanly) {
+  cl_audit *a;
+  cl_err err;
+  cl_audit_options none = {.log = F.log};
+  cr_assert_eq(cl_audit_open(&none, &a, &err), CL_EINVAL);
+  cl_audit_options o = {.log = F.log, .append = append, .max_batch = 1};
+  cr_assert_eq(cl_audit_open(&o, &a, &err), 0, "%s", err.msg);
+  Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
+  cr_assert_eq(cl_audit_record(a, &r, &err), 0, "%s", err.msg);
+  cl_audit_close(a);
+  cl_audit_close(NULL);
+}
