@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "store/event.h"
 #include "store/keyring.h"
@@ -173,6 +174,25 @@ static int compartment(const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err
   }
 }
 
+/* The audit trail: a compartment reader (the portal's patient role) reads
+ * its own accounting of disclosures only, asked for by its patient id. */
+static int own_accounting(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage *req,
+                          cl_err *err) {
+  if (!cl_policy_reads_compartment(p, rc->roles))
+    return 0; /* an auditor's, an admin's: every record */
+  if (!rc->patient_id[0])
+    return deny(rc, err, "read audit records: the principal is linked to no patient");
+  const Clinlog__V1__AuditQueryRequest *q = (const Clinlog__V1__AuditQueryRequest *)req;
+  if (q && q->event_id.len == 0 && !strcmp(q->patient, rc->patient_id))
+    return 0;
+  char what[256];
+  snprintf(what, sizeof what,
+           "read audit records other than its own accounting of disclosures (ask with "
+           "patient=%s)",
+           rc->patient_id);
+  return deny(rc, err, what);
+}
+
 int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
   int kind = cl_method_kind(rc->method);
   if (kind == CL_MK_HEALTH || kind == CL_MK_AUTH)
@@ -182,6 +202,8 @@ int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage 
     snprintf(what, sizeof what, "make %s calls", cl_method_kind_name(kind));
     return deny(rc, err, what);
   }
+  if (rc->method == M_AUDIT_QUERY)
+    return own_accounting(p, rc, req, err);
   int code = typed_reads(p, rc, req, err);
   if (code == CL_EDENIED && cl_policy_reads_compartment(p, rc->roles))
     code = compartment(rc, req, err);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "adapters/service/authz.h"
+#include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "query/auth/cred.h"
 #include "query/auth/principals.h"
@@ -72,7 +73,7 @@ static const struct {
     {"registrar", "write read", "Patient Appointment", "P"},
     {"billing", "write read", "Patient Claim", "C"},
     {"auditor", "proof admin-read audit", "", ""},
-    {"patient", "read", "", ""},
+    {"patient", "read", "", ""}, /* and audit, its own accounting only: below */
     {"integration", "write proof", "", "O M C P D"},
     {"device", "write", "", "D"},
     {"node", "write peer", "", "O M C P D"},
@@ -303,6 +304,11 @@ static int as_patient(const cl_policy *p, const char *own, int m, const char *ty
     req = &se.base;
   else if (m == M_FHIR_EVERYTHING)
     req = &ev.base;
+  Clinlog__V1__AuditQueryRequest aq = CLINLOG__V1__AUDIT_QUERY_REQUEST__INIT;
+  if (m == M_AUDIT_QUERY) {
+    aq.patient = (char *)id;
+    req = &aq.base;
+  }
   cl_err_clear(err);
   return authz_call(p, &rc, req, err);
 }
@@ -345,5 +351,11 @@ Test(policy, a_patient_reads_its_own_compartment_only) {
   cr_assert(strstr(err.msg, "read every resource type"), "%s", err.msg);
   cr_assert_eq(as_patient(p, "", M_FHIR_READ, "Patient", "p-1", NULL, &err), CL_EDENIED);
   cr_assert(strstr(err.msg, "linked to no patient"), "%s", err.msg);
+  /* who looked at my record: its own accounting of disclosures, no one else's */
+  cr_assert_eq(as_patient(p, "p-1", M_AUDIT_QUERY, "", "p-1", NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_AUDIT_QUERY, "", "p-2", NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "ask with patient=p-1"), "%s", err.msg);
+  cr_assert_eq(as_patient(p, "p-1", M_AUDIT_QUERY, "", "", NULL, &err), CL_EDENIED);
+  cr_assert_eq(as_patient(p, "", M_AUDIT_QUERY, "", "", NULL, &err), CL_EDENIED);
   cl_policy_free(p);
 }

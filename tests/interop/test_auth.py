@@ -221,6 +221,25 @@ class TestAuth(ServerTestCase):
         self.assertGreater(bundle["total"], 0)
         for e in bundle["entry"]:
             self.assertEqual(e["resource"]["subject"]["reference"], "Patient/ADA1")
+        # who looked at my record: her own accounting of disclosures (the
+        # reads above, hers and the refused ones included), no one else's
+        deadline = time.monotonic() + T(10)
+        while True:  # the audit view folds the newest records in the background
+            resp, body = self.http("/AuditEvent?patient=ADA1&_count=100", ada)
+            self.assertEqual(resp.status, 200, body[:300])
+            seen = [e["resource"] for e in json.loads(body).get("entry", [])]
+            if len(seen) >= 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertGreaterEqual(len(seen), 5)
+        for ae in seen:
+            self.assertIn("Patient/ADA1",
+                          [x.get("what", {}).get("reference") for x in ae["entity"]], ae["id"])
+        self.assertIn("ada", [a["who"].get("identifier", {}).get("value") for ae in seen
+                              for a in ae["agent"]])
+        for path in ("/AuditEvent?patient=BOB2", "/AuditEvent", "/AuditEvent/" + seen[0]["id"]):
+            resp, body = self.http(path, ada)
+            self.assertEqual(resp.status, 403, "%s: %s" % (path, body[:300]))
 
         # an admin ends the session (clinlog auth end-session, appended with its token)
         tf = os.path.join(common.TMP, "admin.token")
