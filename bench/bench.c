@@ -5,6 +5,7 @@
  *   clinlog-bench cluster ... (bench_cluster.c: a replicated cluster of clinlogd)
  *   clinlog-bench projection ... (bench_proj.c: folding the log into a projection)
  *   clinlog-bench fhir ...   (bench_fhir.c: the FHIR views on a generated population)
+ *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
  *
  * Store level: durable appends/s and p50/p99 latency of cl_log_append for
  * batch sizes 1, 64 and 1000, with 1 and 8 concurrent appenders, per-event
@@ -25,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_audit.h"
 #include "bench/bench_cluster.h"
 #include "bench/bench_grpc.h"
 
@@ -224,6 +226,8 @@ int main(int argc, char **argv) {
     return bench_proj_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "fhir"))
     return bench_fhir_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "audit"))
+    return bench_audit_main(argc, argv);
   const char *base = "/tmp/clinlog-bench";
   int quick = 0, json = 0, only_b = 0, only_t = 0, only_s = -1, no_raw = 0;
   for (int i = 1; i < argc; i++) {
@@ -245,7 +249,9 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "store")) {
       fprintf(stderr,
               "usage: clinlog-bench store [--dir D] [--quick] [--json]\n"
-              "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n");
+              "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n"
+              "other commands: grpc, cluster, projection, fhir, audit (clinlogd --audit on vs\n"
+              "off: reads and appends per second, ratio on/off; clinlog-bench audit --help)\n");
       return 2;
     }
   }

@@ -878,15 +878,7 @@ static int usage(void) {
 }
 
 static int set_exe(char *out, size_t n, const char *opt, const char *argv0, const char *name) {
-  if (opt)
-    snprintf(out, n, "%s", opt);
-  else
-    bench_exe_beside(argv0, name, out, n);
-  if (access(out, X_OK) != 0) {
-    fprintf(stderr, "clinlog-bench cluster: %s: not found (give --%s PATH)\n", out, name);
-    return -1;
-  }
-  return 0;
+  return bench_find_exe("cluster", opt, argv0, name, out, n);
 }
 
 int bench_cluster_main(int argc, char **argv) {

@@ -205,14 +205,8 @@ int bench_grpc_main(int argc, char **argv) {
     }
   }
   char exe[PATH_MAX + 16];
-  if (exe_opt)
-    snprintf(exe, sizeof exe, "%s", exe_opt);
-  else
-    bench_exe_beside(argv[0], "clinlogd", exe, sizeof exe);
-  if (access(exe, X_OK) != 0) {
-    fprintf(stderr, "clinlog-bench grpc: %s: not found (give --clinlogd PATH)\n", exe);
+  if (bench_find_exe("grpc", exe_opt, argv[0], "clinlogd", exe, sizeof exe) != 0)
     return 1;
-  }
   cl_err err;
   if (cl_crypto_init(&err))
     return 1;

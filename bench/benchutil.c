@@ -315,6 +315,19 @@ int bench_run(char *const argv[], const char *logpath) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int bench_find_exe(const char *cmd, const char *opt, const char *argv0, const char *name, char *out,
+                   size_t n) {
+  if (opt)
+    snprintf(out, n, "%s", opt);
+  else
+    bench_exe_beside(argv0, name, out, n);
+  if (access(out, X_OK) != 0) {
+    fprintf(stderr, "clinlog-bench %s: %s: not found (give --%s PATH)\n", cmd, out, name);
+    return -1;
+  }
+  return 0;
+}
+
 void bench_exe_beside(const char *argv0, const char *name, char *out, size_t n) {
   char self[PATH_MAX];
   ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);

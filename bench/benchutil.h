@@ -96,6 +96,11 @@ int bench_run(char *const argv[], const char *logpath);
 /* `name` in the directory of this program (argv0 if /proc/self/exe cannot be
  * read). */
 void bench_exe_beside(const char *argv0, const char *name, char *out, size_t n);
+/* The program `name` (clinlogd, clinlog) a bench command runs: `opt` (its
+ * --NAME flag) if given, else beside this program. 0, or -1 after printing
+ * "clinlog-bench CMD: PATH: not found (give --NAME PATH)". */
+int bench_find_exe(const char *cmd, const char *opt, const char *argv0, const char *name, char *out,
+                   size_t n);
 /* n distinct loopback TCP ports free right now. Returns 0 or -1. */
 int bench_free_ports(int *ports, int n);
 

@@ -114,8 +114,10 @@ class Node(common.Server):
     what the cluster configuration holds (a proxy port in the partition test)."""
 
     def __init__(self, node_id, data, raft_port=None, raft_address=None, join=True,
-                 extra=()):
-        super().__init__(data_dir=data)
+                 extra=(), audit=False):
+        # the audit trail is off unless asked for: the replication tests
+        # compare whole logs, which every call's record would grow under them
+        super().__init__(data_dir=data, audit=audit)
         self.id = node_id
         self.raft_port = raft_port or common.free_port()
         self.raft_address = raft_address or "127.0.0.1:%d" % self.raft_port
@@ -404,8 +406,9 @@ class Cluster:
     """Up to a few nodes sharing one seed store's keys. With proxied=True every
     node's configured Raft address is a RaftProxy port."""
 
-    def __init__(self, name, proxied=False):
+    def __init__(self, name, proxied=False, audit=False):
         self.name = name
+        self.audit = audit
         self.nodes = {}
         self.proxy = RaftProxy() if proxied else None
         self.seed = None
@@ -445,7 +448,7 @@ class Cluster:
             # bootstrap on what becomes the proxy port, then move node 1's
             # listener behind the proxy.
             aport = common.free_port()
-            n1 = Node(1, d, raft_port=aport, join=False)
+            n1 = Node(1, d, raft_port=aport, join=False, audit=self.audit)
             self.nodes[1] = n1
             n1.start()
             self.wait_leader([1], timeout=T(20))
@@ -457,7 +460,7 @@ class Cluster:
             n1.raft_address = "127.0.0.1:%d" % aport
             n1.start()
         else:
-            n1 = Node(1, d, join=False)
+            n1 = Node(1, d, join=False, audit=self.audit)
             self.nodes[1] = n1
             n1.start()
         self.wait_leader([1], timeout=T(20))
@@ -467,7 +470,7 @@ class Cluster:
 
     def new_node(self, node_id, tag=None):
         d = self.replica_dir(tag or "n%d" % node_id)
-        node = Node(node_id, d, join=True)
+        node = Node(node_id, d, join=True, audit=self.audit)
         if self.proxy:
             node.raft_address = "127.0.0.1:%d" % self.proxy.add(node_id, node.raft_port)
         return node
@@ -1198,8 +1201,8 @@ class ClusterTestCase(unittest.TestCase):
             c.close()
         log("%s: %.1fs" % (self.id(), time.monotonic() - self.t_start))
 
-    def new_cluster(self, name, proxied=False):
-        c = Cluster(name, proxied=proxied)
+    def new_cluster(self, name, proxied=False, audit=False):
+        c = Cluster(name, proxied=proxied, audit=audit)
         self.clusters.append(c)
         return c
 

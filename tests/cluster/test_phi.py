@@ -1,6 +1,7 @@
 """No plaintext PHI on any node's disk: the Raft log (segments, snapshots)
 carries prepared batches only (payloads already encrypted by the leader),
-and each store keeps its events encrypted."""
+and each store keeps its events encrypted, the audit trail's records (which
+name what each call asked for) and its projection included."""
 import os
 import time
 
@@ -14,7 +15,7 @@ CANARIES = (b"Zelda Canarywhistle", b"MRN-CANARY-778899")
 class PhiTest(cluster.ClusterTestCase):
 
     def test_no_plaintext_phi_on_disk(self):
-        c = self.new_cluster("phi")
+        c = self.new_cluster("phi", audit=True)  # the trail's records name what was asked
         c.start(3)
         lid = c.leader()
         follower = next(i for i in c.ids() if i != lid)
@@ -33,6 +34,17 @@ class PhiTest(cluster.ClusterTestCase):
                 break
             self.assertLess(time.monotonic(), deadline, "not replicated: %s" % sizes)
             time.sleep(0.1)
+        # reads on every node whose audit records name the canaries: a search
+        # by the MRN (its query) and the patient's stream
+        for n in c.nodes.values():
+            search = n.client.channel.unary_unary(
+                "/clinlog.v1.Fhir/Search", common.pb.fhir.FhirSearchRequest.SerializeToString,
+                common.pb.fhir.FhirResponse.FromString)
+            search(common.pb.fhir.FhirSearchRequest(type="Patient", params=[
+                common.pb.fhir.FhirParam(name="identifier", value="MRN-CANARY-778899")]),
+                timeout=T(10))
+            list(n.client.read_call(common.pb.api.ReadRequest(stream="patient-canary-0",
+                                                              max_count=1), timeout=T(10)))
         # the stores flush their memtables at a clean stop, so check after it
         c.stop_all()
         checked = 0
