@@ -143,6 +143,8 @@ static int node_start(env *e, node *n) {
   argv[k++] = "--listen", argv[k++] = n->api;
   argv[k++] = "--node-id", argv[k++] = id;
   argv[k++] = "--raft-listen", argv[k++] = n->raft;
+  argv[k++] = "--audit",
+  argv[k++] = "off"; /* replication's cost alone (bench audit: the trail's) */
   if (n->join)
     argv[k++] = "--join";
   if (e->runp)
