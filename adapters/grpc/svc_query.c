@@ -1,8 +1,9 @@
 /* Handlers of clinlog.v1.Streams (the `streams` projection's read engine,
  * query/streams), clinlog.v1.Fhir (the `fhir` projection's query engine,
- * query/fhir/engine.h, which the HTTP FHIR API shares) and
- * clinlog.v1.Projections (status and rebuild of every projection the
- * request layer runs). Reads may ask for read-your-writes: they wait,
+ * query/fhir/engine.h, which the HTTP FHIR API shares), clinlog.v1.Audit
+ * (the `audit` projection's search, query/audit/search.h, shared with the
+ * HTTP AuditEvent) and clinlog.v1.Projections (status and rebuild of every
+ * projection the request layer runs). Reads may ask for read-your-writes: they wait,
  * parked, until the projection has folded the sequence asked for. */
 #include <jansson.h>
 #include <sodium.h>

@@ -463,8 +463,6 @@ int cl_svc_enable_audit(cl_svc *s, const cl_svc_audit_options *o, cl_err *err) {
   return cl_audit_open(&ao, &s->audit, err);
 }
 
-int cl_svc_auditing(cl_svc *s) { return s->audit != NULL; }
-
 int cl_svc_record(cl_svc *s, cl_req_ctx *rc, int code, const char *detail, cl_err *err) {
   if (rc->recorded || !s->audit || cl_method_kind(rc->method) == CL_MK_HEALTH)
     return 0;

@@ -151,8 +151,6 @@ typedef struct cl_svc_audit_options {
  * answer leaves. Its records are written through the service's writer.
  * Errors: as cl_audit_open. */
 int cl_svc_enable_audit(cl_svc *s, const cl_svc_audit_options *o, cl_err *err);
-/* 1 if the audit trail is on. */
-int cl_svc_auditing(cl_svc *s);
 
 /* Records the call in the audit trail (one AccessRecorded: who, what, from
  * where, how it ended: `code` 0 or a CL_E*, `detail` its text) and returns
