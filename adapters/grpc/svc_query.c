@@ -240,6 +240,7 @@ static void fhir_run(srv_call *c, cl_proj *p, cl_fhir_req *rq) {
   cl_fhir_handle(e, rq, &rs);
   cl_fhir_engine_free(e);
   if (rs.status == 200) {
+    cl_req_ctx_patients_of(&c->rctx, rs.body, rs.len); /* whose data it returns, for the trail */
     Clinlog__V1__FhirResponse resp = CLINLOG__V1__FHIR_RESPONSE__INIT;
     Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
     resp.json = (ProtobufCBinaryData){rs.len, (uint8_t *)rs.body};

@@ -816,6 +816,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   cl_fhir_resp rs;
   cl_fhir_handle(e, &rq, &rs);
   cl_fhir_engine_free(e);
+  if (rs.status == 200 && rs.body) /* whose data it returns, for the trail */
+    cl_req_ctx_patients_of(&rc, rs.body, rs.len);
   if (done(h, &rc,
            rs.status == 200   ? 0
            : rs.status == 404 ? CL_ENOTFOUND

@@ -32,6 +32,35 @@ void cl_req_ctx_add_patient(cl_req_ctx *rc, const char *patient_id) {
   memcpy(rc->audit_patients + have, patient_id, l + 1);
 }
 
+/* Adds the id that starts at p (up to a quote or a slash) as a patient. */
+static void add_id_at(cl_req_ctx *rc, const char *p, const char *end) {
+  char id[128];
+  size_t n = 0;
+  while (p + n < end && p[n] != '"' && p[n] != '/' && p[n] != '\\' && n < sizeof id - 1)
+    n++;
+  if (p + n == end || (p[n] != '"' && p[n] != '/'))
+    return; /* cut short, escaped or too long: not an id the engine writes */
+  memcpy(id, p, n);
+  id[n] = '\0';
+  cl_req_ctx_add_patient(rc, id);
+}
+
+void cl_req_ctx_patients_of(cl_req_ctx *rc, const char *json, size_t len) {
+  static const char *const pats[] = {"\"reference\":\"Patient/",
+                                     "\"resourceType\":\"Patient\",\"id\":\""};
+  const char *end = json + len;
+  for (size_t k = 0; k < 2; k++) {
+    size_t pl = strlen(pats[k]);
+    for (const char *p = json; p && p < end;) {
+      p = memmem(p, (size_t)(end - p), pats[k], pl);
+      if (p) {
+        p += pl;
+        add_id_at(rc, p, end);
+      }
+    }
+  }
+}
+
 /* The patient a FHIR reference or id names: "Patient/7" or "7". */
 static void add_patient_ref(cl_req_ctx *rc, const char *v) {
   if (!strncmp(v, "Patient/", 8))
@@ -66,8 +95,10 @@ static void fhir_params(cl_req_ctx *rc, const char *type, Clinlog__V1__FhirParam
       at += (size_t)w;
     else
       rc->audit_query[at] = '\0'; /* what does not fit is left out, whole */
-    size_t kl = strcspn(k, ":.");
-    if ((kl == 7 && !strncmp(k, "patient", 7)) || (kl == 7 && !strncmp(k, "subject", 7)))
+    /* patient=, subject= (also :Patient): ids; chains and :identifier are
+     * not (the answer's patients are added from it) */
+    if (!strcmp(k, "patient") || !strcmp(k, "subject") || !strcmp(k, "patient:Patient") ||
+        !strcmp(k, "subject:Patient"))
       add_patient_ref(rc, v);
     else if (type && !strcmp(type, "Patient") && !strcmp(k, "_id"))
       add_patient_ref(rc, v);

@@ -162,6 +162,12 @@ int cl_svc_enable_audit(cl_svc *s, const cl_svc_audit_options *o, cl_err *err);
 int cl_svc_record(cl_svc *s, cl_req_ctx *rc, int code, const char *detail, cl_err *err);
 /* Adds a patient to what rc's record names (ignored past its room). */
 void cl_req_ctx_add_patient(cl_req_ctx *rc, const char *patient_id);
+/* Adds the patients whose data a FHIR answer (a resource or a Bundle, as
+ * the engine writes it: compact JSON) holds: every Patient resource and
+ * every reference to a Patient. A handler calls it before the answer is
+ * recorded, so a search that named no patient still records whose data it
+ * returned. */
+void cl_req_ctx_patients_of(cl_req_ctx *rc, const char *json, size_t len);
 
 /* ---- the writer ---- */
 

@@ -125,6 +125,14 @@ class TestAudit(ServerTestCase):
                       timeout=T(30))
         st, _ = self.http("/Patient/" + tag, "doc1", rid("clinlog.v1.Fhir/Read", "0", "doc1"))
         self.assertEqual(st, 200)
+        # searches that name no patient: their records name whose data they returned
+        unnamed = [rid("clinlog.v1.Fhir/Search", "0", "doc1")]
+        self._fsearch(f.FhirSearchRequest(type="Encounter", params=[
+            f.FhirParam(name="subject:Patient.identifier", value="MRN-" + tag)]),
+            metadata=self.md("doc1", unnamed[0]), timeout=T(30))
+        unnamed.append(rid("clinlog.v1.Fhir/Search", "0", "doc1"))
+        st, _ = self.http("/Patient?identifier=MRN-" + tag, "doc1", unnamed[1])
+        self.assertEqual(st, 200)
         st, _ = self.http("/Patient/NOPE" + tag, "doc1", rid("clinlog.v1.Fhir/Read", "4", "doc1"))
         self.assertEqual(st, 404)
         # refusals: no session; a clinician asking for the trail
@@ -158,6 +166,8 @@ class TestAudit(ServerTestCase):
             self.assertIn("clinician", list(a.roles))
             self.assertEqual(a.auth, "token")
         self.assertEqual(sorted(x.transport for x in reads), ["grpc", "http"])
+        for r in unnamed:
+            self.assertEqual(list(trail[r][0].patients), [tag], r)
         self.assertFalse([k for k, v in trail.items() for a in v
                           if a.method.startswith("grpc.health")], "a health check recorded")
 
