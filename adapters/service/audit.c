@@ -5,6 +5,7 @@
 #include "adapters/service/audit.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clinlog/v1/audit.pb-c.h"
@@ -336,10 +337,19 @@ static size_t split_list(char *s, char **out, size_t cap) {
 
 int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int code,
                  const char *detail, cl_err *err) {
-  char roles[sizeof rc->roles], patients[sizeof rc->audit_patients];
-  char *role_v[32], *patient_v[64];
+  char roles[sizeof rc->roles], *role_v[32];
   memcpy(roles, rc->roles, sizeof roles);
-  memcpy(patients, rc->audit_patients, sizeof patients);
+  size_t np = rc->audit_patients[0] != '\0';
+  for (const char *c = rc->audit_patients; *c; c++)
+    np += *c == ',';
+  char *patients = malloc(sizeof rc->audit_patients),
+       **patient_v = malloc((np + 1) * sizeof *patient_v);
+  if (!patients || !patient_v) {
+    free(patients);
+    free(patient_v);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  memcpy(patients, rc->audit_patients, sizeof rc->audit_patients);
   Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
   r.principal_id = (char *)rc->principal;
   r.action = (char *)action_of(rc);
@@ -357,12 +367,15 @@ int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int 
   r.auth = (char *)cl_auth_name(rc->auth);
   r.token_id = (char *)rc->token_id;
   r.node_id = node->node_id;
-  r.n_patients = split_list(patients, patient_v, 64);
+  r.n_patients = split_list(patients, patient_v, np);
   r.patients = patient_v;
   r.query = (char *)rc->audit_query;
   r.error = (char *)(code ? cl_errname(code) : "");
   r.detail = (char *)(code && detail ? detail : "");
   r.break_glass = rc->break_glass != 0;
   r.server_address = (char *)node->server_address;
-  return cl_audit_record(a, &r, err);
+  int rcode = cl_audit_record(a, &r, err);
+  free(patients);
+  free(patient_v);
+  return rcode;
 }

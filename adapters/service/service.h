@@ -74,7 +74,8 @@ typedef struct cl_req_ctx {
    * cl_svc_admit; a handler may add patients and the count */
   char audit_what[256];     /* the entity: "Observation/123", "stream:patient-7", ... */
   char audit_query[1024];   /* a search's query string */
-  char audit_patients[512]; /* the patients touched, comma-separated */
+  char audit_patients[16384]; /* the patients touched, comma-separated (a page of
+                                 1000 search results' patients fits) */
   uint64_t audit_count;     /* events or resources returned or appended */
   int recorded;             /* its record is committed (or it needs none) */
 } cl_req_ctx;
