@@ -99,7 +99,8 @@ static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, 
     return principal_stream(ev, i, err);
   case CLINLOG__V1__EVENT__BODY_SESSION_STARTED:
   case CLINLOG__V1__EVENT__BODY_SESSION_ENDED:
-    /* a node issues and ends sessions, signing with the log key */
+  case CLINLOG__V1__EVENT__BODY_BREAK_GLASS_DECLARED:
+    /* a node issues and ends sessions and grants break-glass, signing with the log key */
     if (!cl_roles_has(roles, CL_ROLE_LOG) && !cl_roles_has(roles, CL_ROLE_ADMIN))
       return cl_err_set(err, CL_EDENIED, "events[%zu]: %s is written by a node (the log key)", i,
                         cl_event_type_name(ev->body_case));

@@ -1,5 +1,5 @@
 /* clinlog auth enroll|login|logout|whoami: people's credentials and sessions
- * (docs/security.md).
+ * (docs/security.md; `auth break-glass` is cmd_break_glass.c).
  *
  *  - `enroll PRINCIPAL` makes a CredentialEnrolled event: the password's
  *    argon2id hash and a fresh TOTP secret. It prints the event as proto3
@@ -426,16 +426,19 @@ int cmd_auth(int argc, char **argv) {
   if (sodium_init() < 0)
     return 1;
   if (argc < 2 || !strcmp(argv[1], "--help")) {
-    fprintf(argc < 2 ? stderr : stdout,
-            "usage: clinlog auth enroll|login|logout|whoami|bind-cert|revoke-cert|roles|end-session"
-            " ...\n"
-            "(`--help` after each)\n");
+    fprintf(
+        argc < 2 ? stderr : stdout,
+        "usage: clinlog auth enroll|login|logout|whoami|break-glass|bind-cert|revoke-cert|roles|"
+        "end-session ...\n"
+        "(`--help` after each)\n");
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "enroll"))
     return enroll(argc - 1, argv + 1);
   if (!strcmp(argv[1], "login") || !strcmp(argv[1], "logout") || !strcmp(argv[1], "whoami"))
     return session(argv[1], argc - 1, argv + 1);
+  if (!strcmp(argv[1], "break-glass"))
+    return cmd_auth_break_glass(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bind-cert") || !strcmp(argv[1], "revoke-cert") ||
       !strcmp(argv[1], "roles") || !strcmp(argv[1], "end-session"))
     return admin_event(argv[1], argc - 1, argv + 1);

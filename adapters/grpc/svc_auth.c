@@ -69,20 +69,30 @@ static void identity_of(const cl_req_ctx *rc, cl_identity *id) {
   id->expires_at = rc->token_expires;
 }
 
+/* The authenticator and the caller's session for a call that needs one
+ * (`what` names it in the error), or NULL after finishing the call. */
+static cl_authn *session_of(srv_call *c, const char *what, cl_identity *id) {
+  cl_authn *a = authn_of(c);
+  if (!a)
+    return NULL;
+  if (c->rctx.auth != CL_AUTH_TOKEN) {
+    cl_err err;
+    cl_err_set(&err, CL_EUNAUTH, "%s: send the session's token (authorization: Bearer)", what);
+    srv_finish_err(c, &err);
+    return NULL;
+  }
+  identity_of(&c->rctx, id);
+  return a;
+}
+
 static void svc_logout(srv_call *c, int ok) {
   (void)ok;
-  cl_authn *a = authn_of(c);
+  cl_identity id;
+  cl_authn *a = session_of(c, "logout", &id);
   if (!a)
     return;
   cl_err err;
   cl_err_clear(&err);
-  if (c->rctx.auth != CL_AUTH_TOKEN) {
-    cl_err_set(&err, CL_EUNAUTH, "logout: send the session's token (authorization: Bearer)");
-    srv_finish_err(c, &err);
-    return;
-  }
-  cl_identity id;
-  identity_of(&c->rctx, &id);
   Clinlog__V1__LogoutResponse resp = CLINLOG__V1__LOGOUT_RESPONSE__INIT;
   if (cl_authn_logout(a, &id, &resp.seq, &err) != 0) {
     srv_finish_err(c, &err);
@@ -109,10 +119,31 @@ static void svc_whoami(srv_call *c, int ok) {
   srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
 }
 
+static void svc_break_glass(srv_call *c, int ok) {
+  (void)ok;
+  const Clinlog__V1__BreakGlassRequest *req = (const Clinlog__V1__BreakGlassRequest *)c->req;
+  cl_identity id;
+  cl_authn *a = session_of(c, "break-glass", &id);
+  if (!a)
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  Clinlog__V1__BreakGlassResponse resp = CLINLOG__V1__BREAK_GLASS_RESPONSE__INIT;
+  Google__Protobuf__Timestamp exp = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  if (cl_authn_break_glass(a, &id, req->patient_id, req->reason, req->seconds, &exp.seconds,
+                           &resp.seq, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  resp.expires_at = &exp;
+  srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+}
+
 static const cl_grpc_method_def AUTH_METHODS[] = {
     {M_AUTH_LOGIN, &clinlog__v1__login_request__descriptor, svc_login},
     {M_AUTH_LOGOUT, &clinlog__v1__logout_request__descriptor, svc_logout},
     {M_AUTH_WHOAMI, &clinlog__v1__whoami_request__descriptor, svc_whoami},
+    {M_AUTH_BREAK_GLASS, &clinlog__v1__break_glass_request__descriptor, svc_break_glass},
 };
 
 const cl_grpc_service cl_grpc_auth_service = {

@@ -222,6 +222,13 @@ void audit_subject(cl_req_ctx *rc, const ProtobufCMessage *req) {
   case M_AUTH_LOGIN:
     snprintf(w, wn, "principal:%s", ((const Clinlog__V1__LoginRequest *)req)->principal_id);
     break;
+  case M_AUTH_BREAK_GLASS: {
+    const Clinlog__V1__BreakGlassRequest *r = (const void *)req;
+    snprintf(w, wn, "Patient/%s", r->patient_id);
+    snprintf(rc->audit_query, sizeof rc->audit_query, "reason=%s", r->reason);
+    cl_req_ctx_add_patient(rc, r->patient_id);
+    break;
+  }
   case M_AUDIT_QUERY: {
     const Clinlog__V1__AuditQueryRequest *r = (const void *)req;
     if (r->event_id.len == 16) {

@@ -16,7 +16,8 @@ enum cl_method_kind {
   CL_MK_ADMIN,      /* changes the cluster or a projection */
   CL_MK_PEER,       /* node to node (catch-up) */
   CL_MK_AUTH,       /* logging in and out */
-  CL_MK_AUDIT       /* reads the audit trail */
+  CL_MK_AUDIT,      /* reads the audit trail */
+  CL_MK_EMERGENCY   /* declares break-glass */
 };
 
 /* X(id, name, kind) */
@@ -53,7 +54,8 @@ enum cl_method_kind {
   X(M_AUTH_LOGIN, "clinlog.v1.Auth/Login", CL_MK_AUTH)                                             \
   X(M_AUTH_LOGOUT, "clinlog.v1.Auth/Logout", CL_MK_AUTH)                                           \
   X(M_AUTH_WHOAMI, "clinlog.v1.Auth/Whoami", CL_MK_AUTH)                                           \
-  X(M_AUDIT_QUERY, "clinlog.v1.Audit/Query", CL_MK_AUDIT)
+  X(M_AUDIT_QUERY, "clinlog.v1.Audit/Query", CL_MK_AUDIT)                                          \
+  X(M_AUTH_BREAK_GLASS, "clinlog.v1.Auth/BreakGlass", CL_MK_EMERGENCY)
 
 enum cl_method {
 #define CL_METHOD_ENUM(id, name, kind) id,

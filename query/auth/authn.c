@@ -305,6 +305,43 @@ int cl_authn_logout(cl_authn *a, const cl_identity *id, uint64_t *seq, cl_err *e
   return append_session(a, &ev, id->principal, seq, err);
 }
 
+int cl_authn_break_glass(cl_authn *a, const cl_identity *id, const char *patient_id,
+                         const char *reason, uint32_t seconds, int64_t *expires_at, uint64_t *seq,
+                         cl_err *err) {
+  if (!id->token_id[0])
+    return cl_err_set(err, CL_EINVAL, "break-glass: the caller has no session (log in first)");
+  if (!patient_id || !patient_id[0])
+    return cl_err_set(err, CL_EINVAL, "break-glass: patient_id: required");
+  if (!reason || strlen(reason) < 8)
+    return cl_err_set(err, CL_EINVAL, "break-glass: reason: say why, in 8 characters or more");
+  if (seconds > CL_BREAK_GLASS_MAX_S)
+    return cl_err_set(err, CL_EINVAL, "break-glass: seconds: at most %d", CL_BREAK_GLASS_MAX_S);
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__BreakGlassDeclared bg = CLINLOG__V1__BREAK_GLASS_DECLARED__INIT;
+  Google__Protobuf__Timestamp exp = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  exp.seconds = (int64_t)time(NULL) + (seconds ? seconds : 3600);
+  bg.principal_id = (char *)id->principal;
+  bg.token_id = (char *)id->token_id;
+  bg.patient_id = (char *)patient_id;
+  bg.reason = (char *)reason;
+  bg.expires_at = &exp;
+  bg.node_id = a->o.node_id;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_BREAK_GLASS_DECLARED;
+  ev.break_glass_declared = &bg;
+  int rc = append_session(a, &ev, id->principal, seq, err);
+  if (rc == 0)
+    *expires_at = exp.seconds;
+  return rc;
+}
+
+int cl_authn_glass(cl_authn *a, const char *token_id, char *out, size_t n, cl_err *err) {
+  int64_t exp;
+  int rc = cl_auth_break_glass(a->o.proj, token_id, out, n, &exp, err);
+  if (rc == 1 && exp <= (int64_t)time(NULL))
+    rc = 0; /* expired */
+  return rc;
+}
+
 /* ------------------------------------------------------------- checks */
 
 /* The principal's current roles and patient into id (CL_EUNAUTH if

@@ -88,6 +88,20 @@ int cl_authn_login(cl_authn *a, const char *principal, const char *password, con
  * session), the writer's. */
 int cl_authn_logout(cl_authn *a, const cl_identity *id, uint64_t *seq, cl_err *err);
 
+/* Break-glass (BreakGlassDeclared): session id may read patient_id's data
+ * for `seconds` (0: 3600; at most 14400) for `reason` (at least 8
+ * characters), folded before this returns; *expires_at (unix seconds) and
+ * *seq. Errors: CL_EINVAL (not a session, no patient, a short reason, too
+ * long), the writer's. */
+#define CL_BREAK_GLASS_MAX_S 14400
+int cl_authn_break_glass(cl_authn *a, const cl_identity *id, const char *patient_id,
+                         const char *reason, uint32_t seconds, int64_t *expires_at, uint64_t *seq,
+                         cl_err *err);
+/* The patient session `token_id` may read under break-glass now, into out
+ * (n bytes): 1, or 0 if none (never declared, or expired); negative CL_E*
+ * on a read error. */
+int cl_authn_glass(cl_authn *a, const char *token_id, char *out, size_t n, cl_err *err);
+
 /* Checks a session token (see the header comment). Errors: CL_EUNAUTH with
  * err saying why (malformed, signature, expired, ended, idle, disabled,
  * unknown principal). */

@@ -39,7 +39,7 @@ static int folded_type(uint32_t t) {
   return (t >= CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED &&
           t <= CLINLOG__V1__EVENT__BODY_KEY_REVOKED) ||
          (t >= CLINLOG__V1__EVENT__BODY_CREDENTIAL_ENROLLED &&
-          t <= CLINLOG__V1__EVENT__BODY_SESSION_ENDED);
+          t <= CLINLOG__V1__EVENT__BODY_BREAK_GLASS_DECLARED);
 }
 
 /* Appends a copy of s to a repeated string field. */
@@ -207,6 +207,21 @@ static int apply(cl_fold_ctx *f, const cl_event_view *ev, const Clinlog__V1__Eve
   case CLINLOG__V1__EVENT__BODY_SESSION_ENDED:
     rc = put_ended(f, e->session_ended->token_id, e->session_ended->expires_at, err);
     return rc ? rc : 1;
+  case CLINLOG__V1__EVENT__BODY_BREAK_GLASS_DECLARED: {
+    /* the session's grant: expiry (8 bytes BE) and the patient, sealed */
+    const Clinlog__V1__BreakGlassDeclared *g = e->break_glass_declared;
+    size_t pl = strlen(g->patient_id);
+    uint8_t *gv = cl_malloc(8 + pl);
+    if (!gv)
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    cl_be64(gv, g->expires_at && g->expires_at->seconds > 0 ? (uint64_t)g->expires_at->seconds : 0);
+    memcpy(gv + 8, g->patient_id, pl);
+    hkey(f->proj, 'g', g->token_id, ck);
+    rc = cl_proj_put_sealed(f->txn, FAM_PRINCIPAL, ck, 32, ev->stream_tag, gv, 8 + pl, err);
+    sodium_memzero(gv, 8 + pl);
+    cl_free(gv);
+    return rc ? rc : 1;
+  }
   default:
     return 1;
   }
@@ -279,7 +294,7 @@ done:
 
 const cl_projection cl_auth_projection = {
     .name = "auth",
-    .version = 2, /* 2: the principal's patient */
+    .version = 3, /* 2: the principal's patient; 3: break-glass grants */
     .families = FAMILIES,
     .nfamilies = sizeof FAMILIES / sizeof FAMILIES[0],
     .fold = fold,
@@ -339,6 +354,28 @@ int cl_auth_session_ended(cl_proj *p, const char *token_id, cl_err *err) {
     return 0;
   if (rc)
     return rc;
+  cl_free(v);
+  return 1;
+}
+
+int cl_auth_break_glass(cl_proj *p, const char *token_id, char *patient, size_t n,
+                        int64_t *expires_at, cl_err *err) {
+  uint8_t k[32], *v;
+  size_t vl;
+  hkey(p, 'g', token_id, k);
+  int rc = cl_proj_get_sealed(p, FAM_PRINCIPAL, k, 32, &v, &vl, err);
+  if (rc == CL_ENOTFOUND)
+    return 0;
+  if (rc)
+    return rc;
+  if (vl < 8 || vl - 8 >= n) {
+    cl_free(v);
+    return cl_err_set(err, CL_ECORRUPT, "auth: a break-glass entry of %zu bytes", vl);
+  }
+  *expires_at = (int64_t)cl_get_be64(v);
+  memcpy(patient, v + 8, vl - 8);
+  patient[vl - 8] = '\0';
+  sodium_memzero(v, vl);
   cl_free(v);
   return 1;
 }

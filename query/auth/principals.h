@@ -50,4 +50,11 @@ int cl_auth_principal_by_cert(cl_proj *p, const char *sha256_hex, Clinlog__V1__P
  * TOTP step), 0 if not; negative CL_E* on a read error. */
 int cl_auth_session_ended(cl_proj *p, const char *token_id, cl_err *err);
 
+/* The break-glass grant of session `token_id` (BreakGlassDeclared): 1 with
+ * the patient (into n bytes) and its expiry (unix seconds; it may have
+ * passed), 0 if the session declared none; negative CL_E* on a read error.
+ * A later declaration of the same session replaces the earlier. */
+int cl_auth_break_glass(cl_proj *p, const char *token_id, char *patient, size_t n,
+                        int64_t *expires_at, cl_err *err);
+
 #endif

@@ -66,10 +66,10 @@ static const struct {
   const char *appends;    /* of ObservationRecorded MedicationPrescribed ClaimSubmitted
                              PatientRegistered DeviceReadingRecorded */
 } EXPECT[] = {
-    {"admin", "write read proof admin-read admin peer audit", "*", "O M C P D"},
-    {"clinician", "write read proof admin-read", "*", "O M P"},
-    {"nurse", "write read proof", "*", "O D"},
-    {"pharmacist", "write read proof", "Observation Patient MedicationRequest", "M"},
+    {"admin", "write read proof admin-read admin peer audit emergency", "*", "O M C P D"},
+    {"clinician", "write read proof admin-read emergency", "*", "O M P"},
+    {"nurse", "write read proof emergency", "*", "O D"},
+    {"pharmacist", "write read proof emergency", "Observation Patient MedicationRequest", "M"},
     {"registrar", "write read", "Patient Appointment", "P"},
     {"billing", "write read", "Patient Claim", "C"},
     {"auditor", "proof admin-read audit", "", ""},

@@ -476,6 +476,12 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   clinlog__v1__whoami_response__free_unpacked(who, NULL);
   /* the hooks never see a login's password or code */
   cr_assert_str_eq(R.login_seen, "nobody//");
+  Clinlog__V1__BreakGlassRequest bg = CLINLOG__V1__BREAK_GLASS_REQUEST__INIT;
+  bg.patient_id = "hooks";
+  bg.reason = "a test emergency";
+  cr_assert_eq(unary(M_AUTH_BREAK_GLASS, &bg.base, &clinlog__v1__break_glass_response__descriptor,
+                     NULL, NULL),
+               CL_EUNAUTH, "break-glass needs a session");
   Clinlog__V1__AuditQueryRequest aq = CLINLOG__V1__AUDIT_QUERY_REQUEST__INIT;
   aq.patient = "hooks";
   cr_assert_eq(

@@ -25,7 +25,8 @@ from test_auth import PASSWORDS, bootstrap, registration, totp
 from test_fhir import patient_events
 
 NODE_DIR = os.path.join(common.REPO, "tests", "fhir")
-PEOPLE = {"doc1": ("clinician", "doc pass phrase 5"), "aud1": ("auditor", "auditor pass phrase 6")}
+PEOPLE = {"doc1": ("clinician", "doc pass phrase 5"), "aud1": ("auditor", "auditor pass phrase 6"),
+          "pharm1": ("pharmacist", "pharmacist pass phrase 7")}
 
 
 class TestAudit(ServerTestCase):
@@ -55,7 +56,7 @@ class TestAudit(ServerTestCase):
                                       f.FhirSearchRequest.SerializeToString,
                                       f.FhirResponse.FromString)
         cls.tokens = {}
-        for pid in ("admin", "doc1", "aud1"):
+        for pid in ("admin", "doc1", "aud1", "pharm1"):
             r = cls._login(a.LoginRequest(principal_id=pid, password=pw[pid],
                                           totp_code=totp(cls.secrets[pid])), timeout=T(30))
             cls.tokens[pid] = r.token
@@ -273,3 +274,56 @@ class TestAudit(ServerTestCase):
         self.assertEqual(missing, [], "%d of %d returned reads have no record"
                          % (len(missing), len(returned)))
         self.assertFalse([x for x in returned if len(trail[x]) != 1], "a read recorded twice")
+
+    def test_3_break_glass(self):
+        """A pharmacist may not read a whole patient record; declared with a
+        reason, break-glass opens that one patient for a bounded time, every
+        read under it is recorded as break-glass (ETREAT), the declaration
+        is in the log as the privacy officers' alert, and it expires."""
+        tag, other = "BG" + uuid.uuid4().hex[:6].upper(), "BO" + uuid.uuid4().hex[:6].upper()
+        for pid in (tag, other):
+            self.client.append(common.batch(patient_events(pid), self.admin),
+                               metadata=self.md("admin", "bg-setup-" + pid))
+        au, SC = common.pb.auth, grpc.StatusCode
+        glass = self.client.channel.unary_unary(
+            "/clinlog.v1.Auth/BreakGlass", au.BreakGlassRequest.SerializeToString,
+            au.BreakGlassResponse.FromString)
+
+        def read(pid, rid):
+            return list(self.client._read(common.pb.api.ReadRequest(stream="patient-" + pid),
+                                          metadata=self.md("pharm1", rid), timeout=T(15)))
+
+        self.assertRpcError(SC.PERMISSION_DENIED, read, tag, "bg-before-" + tag)
+        e = self.assertRpcError(SC.INVALID_ARGUMENT, glass,
+                                au.BreakGlassRequest(patient_id=tag, reason="x"),
+                                metadata=self.md("pharm1", "bg-short"), timeout=T(15))
+        self.assertIn("reason", e.details())
+        self.assertRpcError(SC.PERMISSION_DENIED, glass,
+                            au.BreakGlassRequest(patient_id=tag, reason="looking around"),
+                            metadata=self.md("aud1", "bg-auditor"), timeout=T(15))
+        t0 = time.time()
+        r = glass(au.BreakGlassRequest(patient_id=tag, reason="anaphylaxis in ward 4, no chart",
+                                       seconds=4),
+                  metadata=self.md("pharm1", "bg-declare-" + tag), timeout=T(15))
+        self.assertLessEqual(abs(r.expires_at.seconds - (t0 + 4)), 2)
+        got = read(tag, "bg-read-" + tag)
+        self.assertEqual(len(got), 3)  # the registration and the encounter's start and end
+        self.assertRpcError(SC.PERMISSION_DENIED, read, other, "bg-other-" + tag)
+        trail = self.trail()
+        a = trail["bg-read-" + tag][0]
+        self.assertEqual((a.principal_id, a.break_glass, a.purpose_of_use, a.outcome),
+                         ("pharm1", True, "ETREAT", "0"))
+        self.assertFalse(trail["bg-other-" + tag][0].break_glass)
+        # the alert: BreakGlassDeclared, for whoever follows event type 912
+        req = common.pb.api.ReadRequest()
+        req.filter.event_types.append(912)
+        alerts = [common.pb.event.Event.FromString(x.event).break_glass_declared
+                  for x in self.client._read(req, metadata=self.md("admin", "bg-alerts-" + tag),
+                                             timeout=T(15))]
+        mine = [x for x in alerts if x.patient_id == tag]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual((mine[0].principal_id, mine[0].reason),
+                         ("pharm1", "anaphylaxis in ward 4, no chart"))
+        # and it ends
+        time.sleep(max(0, r.expires_at.seconds + 1.2 - time.time()))
+        self.assertRpcError(SC.PERMISSION_DENIED, read, tag, "bg-after-" + tag)
