@@ -1,6 +1,7 @@
-/* The HTTP face (http.h): routing, request context, hooks, the engine call
- * and the HTTP semantics around it (conditional reads, content
- * negotiation, errors as OperationOutcome). */
+/* The HTTP face (http.h): the daemon, routing, request context, hooks, the
+ * engine call and the HTTP semantics around it (conditional reads, content
+ * negotiation, errors as OperationOutcome). Export, AuditEvent, login and
+ * logout are http_ops.c's. */
 #include "adapters/http/http.h"
 
 #include <arpa/inet.h>
@@ -16,24 +17,15 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "adapters/http/http_int.h"
 #include "adapters/http/route.h"
 #include "adapters/service/methods.h"
 #include "clinlog/v1/audit.pb-c.h"
-#include "clinlog/v1/auth.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
-#include "query/audit/search.h"
 #include "query/fhir/engine.h"
 
 #define BASE_PATH CL_HTTP_BASE_PATH
 #define MAX_BODY (1 << 20) /* a _search form body */
-
-struct cl_http {
-  struct MHD_Daemon *d;
-  cl_svc *svc;
-  int tls;
-  int64_t wait_ms;
-  char *cert, *key; /* PEM text, kept for the daemon's life */
-};
 
 void cl_http_config_init(cl_http_config *c) {
   memset(c, 0, sizeof *c);
@@ -44,12 +36,6 @@ void cl_http_config_init(cl_http_config *c) {
 }
 
 /* ------------------------------------------------------------ one request */
-
-typedef struct req {
-  char *body; /* a POST body, accumulated */
-  size_t len;
-  int too_big;
-} req;
 
 static void *req_new(void) { return calloc(1, sizeof(req)); }
 
@@ -68,8 +54,8 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ------------------------------------------------------------ responses */
 
-static enum MHD_Result send_body(struct MHD_Connection *c, int status, char *body, size_t len,
-                                 const char *request_id, const cl_fhir_resp *rs) {
+enum MHD_Result http_send_body(struct MHD_Connection *c, int status, char *body, size_t len,
+                               const char *request_id, const cl_fhir_resp *rs) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
   if (resp == NULL) {
@@ -115,8 +101,8 @@ static void json_escape(const char *s, char *out, size_t n) {
   out[o] = '\0';
 }
 
-static enum MHD_Result send_outcome(struct MHD_Connection *c, int status, const char *code,
-                                    const char *request_id, const char *text) {
+enum MHD_Result http_send_outcome(struct MHD_Connection *c, int status, const char *code,
+                                  const char *request_id, const char *text) {
   char esc[1024];
   json_escape(text, esc, sizeof esc);
   char *body = malloc(1400);
@@ -126,21 +112,21 @@ static enum MHD_Result send_outcome(struct MHD_Connection *c, int status, const 
                    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\","
                    "\"code\":\"%s\",\"diagnostics\":\"%s\"}]}",
                    code, esc);
-  return send_body(c, status, body, (size_t)n, request_id, NULL);
+  return http_send_body(c, status, body, (size_t)n, request_id, NULL);
 }
 
 /* The call's record in the audit trail, committed before its answer
  * (cl_svc_record), then the finished hook. 0, or the record failed: the
- * answer must be unrecorded()'s, never the data (fail closed). */
-static int done(cl_http *h, cl_req_ctx *rc, int code, const char *detail, cl_err *aerr) {
+ * answer must be http_unrecorded()'s, never the data (fail closed). */
+int http_done(cl_http *h, cl_req_ctx *rc, int code, const char *detail, cl_err *aerr) {
   int r = cl_svc_record(h->svc, rc, code, detail, aerr);
   cl_svc_finished(h->svc, rc, r ? aerr->code : code, r ? aerr->msg : detail);
   return r;
 }
 
-static enum MHD_Result unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc,
-                                  const cl_err *aerr) {
-  return send_outcome(c, 503, "transient", rc->request_id, aerr->msg);
+enum MHD_Result http_unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc,
+                                const cl_err *aerr) {
+  return http_send_outcome(c, 503, "transient", rc->request_id, aerr->msg);
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -168,9 +154,9 @@ static int accepts_json(struct MHD_Connection *c, const cl_http_params *p) {
          strstr(a, "application/*") != NULL;
 }
 
-/* ------------------------------------------------------------ the handler (routes: route.c) */
+/* ------------------------------------------------------------ the caller */
 
-static void peer_of(struct MHD_Connection *c, char *out, size_t n) {
+void http_peer_of(struct MHD_Connection *c, char *out, size_t n) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   out[0] = '\0';
@@ -192,423 +178,7 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t n) {
   }
 }
 
-/* ------------------------------------------------------------ Bulk Data export */
-
-/* Queues resp with the request id and the given headers (name, value
- * pairs, NULL-terminated), and drops it. */
-static enum MHD_Result queue(struct MHD_Connection *c, int status, struct MHD_Response *resp,
-                             const char *request_id, const char *const *headers) {
-  if (resp == NULL)
-    return MHD_NO;
-  if (request_id != NULL && request_id[0])
-    MHD_add_response_header(resp, "X-Request-Id", request_id);
-  for (size_t i = 0; headers != NULL && headers[i] != NULL; i += 2)
-    MHD_add_response_header(resp, headers[i], headers[i + 1]);
-  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-  MHD_destroy_response(resp);
-  return ret;
-}
-
-static struct MHD_Response *text_response(char *body, size_t len) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(
-      len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-  if (r == NULL)
-    free(body);
-  return r;
-}
-
-/* An NDJSON file being sent: pieces of cl_fhir_export_read, one after
- * another, as libmicrohttpd asks for bytes. */
-typedef struct file_stream {
-  cl_http *h;
-  cl_req_ctx rc;
-  char job[33];
-  uint32_t file;
-  uint8_t cursor[32];
-  int more;
-  char *buf;
-  size_t len, off;
-  int code; /* a failure after the headers went out */
-} file_stream;
-
-#define EXPORT_PIECE (256 * 1024)
-
-static int fs_fill(file_stream *f, cl_err *err) {
-  if (f->buf != NULL) {
-    sodium_memzero(f->buf, f->len);
-    free(f->buf);
-  }
-  f->buf = NULL;
-  f->len = f->off = 0;
-  uint8_t next[32];
-  int rc =
-      cl_fhir_export_read(cl_svc_exports(f->h->svc), f->job, f->file, f->more ? f->cursor : NULL,
-                          EXPORT_PIECE, &f->buf, &f->len, next, &f->more, err);
-  memcpy(f->cursor, next, 32);
-  return rc;
-}
-
-static ssize_t fs_read(void *cls, uint64_t pos, char *out, size_t max) {
-  (void)pos;
-  file_stream *f = cls;
-  while (f->off == f->len) {
-    if (!f->more)
-      return MHD_CONTENT_READER_END_OF_STREAM;
-    cl_err err;
-    if ((f->code = fs_fill(f, &err)) != 0) {
-      fprintf(stderr, "clinlogd: http: export file %s/%u: %s\n", f->job, f->file, err.msg);
-      return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-  }
-  size_t n = f->len - f->off < max ? f->len - f->off : max;
-  memcpy(out, f->buf + f->off, n);
-  f->off += n;
-  return (ssize_t)n;
-}
-
-static void fs_free(void *cls) {
-  file_stream *f = cls;
-  cl_svc_finished(f->h->svc, &f->rc, f->code, f->code ? "export file cut short" : "");
-  if (f->buf != NULL) {
-    sodium_memzero(f->buf, f->len);
-    free(f->buf);
-  }
-  free(f);
-}
-
-static int status_of_error(int code) {
-  return code == CL_ENOTFOUND || code == CL_EAGAIN ? 404
-         : code == CL_EINVAL                       ? 400
-         : code == CL_EUNAVAILABLE                 ? 429
-                                                   : 500;
-}
-
-/* The export routes (after the request layer admitted the call). */
-static enum MHD_Result serve_export(cl_http *h, struct MHD_Connection *c, const cl_http_route *rt,
-                                    const cl_http_params *p, cl_req_ctx *rc, const char *prefer,
-                                    const char *base) {
-  cl_fhir_exports *x = cl_svc_exports(h->svc);
-  cl_err err, aerr;
-  cl_err_clear(&err);
-  if (x == NULL) {
-    if (done(h, rc, CL_EUNAVAILABLE, "no bulk export", &aerr))
-      return unrecorded(c, rc, &aerr);
-    return send_outcome(c, 503, "transient", rc->request_id, "this node does not run bulk export");
-  }
-  if (rt->op != CL_HTTP_EXPORT_KICKOFF && cl_fhir_export_owned(x, rt->job, rc->principal, &err)) {
-    if (done(h, rc, CL_ENOTFOUND, err.msg, &aerr))
-      return unrecorded(c, rc, &aerr); /* another's job: as if none */
-    return send_outcome(c, 404, "not-found", rc->request_id, err.msg);
-  }
-  char loc[600];
-  switch (rt->op) {
-  case CL_HTTP_EXPORT_KICKOFF: {
-    if (prefer == NULL || strstr(prefer, "respond-async") == NULL) {
-      if (done(h, rc, CL_EINVAL, "no Prefer: respond-async", &aerr))
-        return unrecorded(c, rc, &aerr);
-      return send_outcome(c, 400, "invalid", rc->request_id,
-                          "$export is asynchronous: send Prefer: respond-async");
-    }
-    cl_fhir_export_req rq = {.level = rt->level,
-                             .group = rt->id,
-                             .params = p->kv,
-                             .nparams = p->n,
-                             .strict = strstr(prefer, "handling=strict") != NULL,
-                             .owner = rc->principal};
-    char id[33];
-    int code = cl_fhir_export_start(x, &rq, id, &err);
-    if (done(h, rc, code, code ? err.msg : "", &aerr))
-      return unrecorded(c, rc, &aerr);
-    if (code != 0) {
-      int st = status_of_error(code);
-      if (st == 429) {
-        const char *hdrs[] = {"Retry-After", "10", NULL};
-        return queue(c, 429, text_response(NULL, 0), rc->request_id, hdrs);
-      }
-      return send_outcome(c, st, st == 404 ? "not-found" : "invalid", rc->request_id, err.msg);
-    }
-    snprintf(loc, sizeof loc, "%s/$export-status/%s", base, id);
-    const char *hdrs[] = {"Content-Location", loc, NULL};
-    return queue(c, 202, text_response(NULL, 0), rc->request_id, hdrs);
-  }
-  case CL_HTTP_EXPORT_STATUS: {
-    if (rt->method == M_FHIR_EXPORT_CANCEL) {
-      int code = cl_fhir_export_cancel(x, rt->job, &err);
-      if (done(h, rc, code, code ? err.msg : "", &aerr))
-        return unrecorded(c, rc, &aerr);
-      if (code != 0)
-        return send_outcome(c, 404, "not-found", rc->request_id, err.msg);
-      return queue(c, 202, text_response(NULL, 0), rc->request_id, NULL);
-    }
-    cl_fhir_export_status st;
-    int code = cl_fhir_export_get(x, rt->job, &st, &err);
-    if (done(h, rc, code, code ? err.msg : "", &aerr))
-      return unrecorded(c, rc, &aerr);
-    if (code != 0)
-      return send_outcome(c, status_of_error(code), "not-found", rc->request_id, err.msg);
-    int state = st.state;
-    char progress[160], why[256];
-    snprintf(progress, sizeof progress, "%s", st.progress);
-    snprintf(why, sizeof why, "%s", st.error);
-    cl_fhir_export_status_clear(&st);
-    if (state == CL_FHIR_EXPORT_RUNNING) {
-      const char *hdrs[] = {"X-Progress", progress, "Retry-After", "1", NULL};
-      return queue(c, 202, text_response(NULL, 0), rc->request_id, hdrs);
-    }
-    if (state == CL_FHIR_EXPORT_FAILED)
-      return send_outcome(c, 500, "exception", rc->request_id, why);
-    char *m;
-    size_t mlen;
-    if ((code = cl_fhir_export_manifest(x, rt->job, base, &m, &mlen, &err)) != 0)
-      return send_outcome(c, status_of_error(code), "exception", rc->request_id, err.msg);
-    const char *hdrs[] = {"Content-Type", "application/json", NULL};
-    return queue(c, 200, text_response(m, mlen), rc->request_id, hdrs);
-  }
-  default: { /* CL_HTTP_EXPORT_FILE */
-    file_stream *f = calloc(1, sizeof *f);
-    if (f == NULL) {
-      if (done(h, rc, CL_ENOMEM, "out of memory", &aerr))
-        return unrecorded(c, rc, &aerr);
-      return MHD_NO;
-    }
-    f->h = h;
-    f->rc = *rc;
-    memcpy(f->job, rt->job, sizeof f->job);
-    f->file = rt->version;
-    int code = fs_fill(f, &err); /* the first piece: a failure still gets its status */
-    if (code != 0) {
-      free(f);
-      if (done(h, rc, code, err.msg, &aerr))
-        return unrecorded(c, rc, &aerr);
-      return send_outcome(c, status_of_error(code), "not-found", rc->request_id, err.msg);
-    }
-    if (cl_svc_record(h->svc, rc, 0, "", &aerr) != 0) { /* fs_free tells the finished hook */
-      f->code = aerr.code;
-      fs_free(f);
-      return unrecorded(c, rc, &aerr);
-    }
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, fs_read, f, fs_free);
-    if (resp == NULL) {
-      fs_free(f);
-      return MHD_NO;
-    }
-    const char *hdrs[] = {"Content-Type", "application/fhir+ndjson", NULL};
-    return queue(c, 200, resp, rc->request_id, hdrs);
-  }
-  }
-}
-
-/* --------------------------------------------------------- audit trail */
-
-/* The query string of a search's parameters, without _cursor, into out. */
-static void query_without_cursor(const cl_http_params *p, char *out, size_t n) {
-  size_t at = 0;
-  out[0] = '\0';
-  for (size_t i = 0; i < p->n; i++) {
-    if (!strcmp(p->kv[i].name, "_cursor"))
-      continue;
-    int w = snprintf(out + at, n - at, "%s%s=%s", at ? "&" : "", p->kv[i].name, p->kv[i].value);
-    if (w < 0 || (size_t)w >= n - at) {
-      out[at] = '\0';
-      return;
-    }
-    at += (size_t)w;
-  }
-}
-
-/* GET AuditEvent?... (a searchset Bundle) and GET AuditEvent/[id], after
- * the request layer admitted the call (the policy's `audit` kind). */
-static enum MHD_Result serve_audit(cl_http *h, struct MHD_Connection *c, const cl_http_route *rt,
-                                   const cl_http_params *p, cl_req_ctx *rc, cl_proj *proj,
-                                   const char *base) {
-  cl_err err, aerr;
-  cl_err_clear(&err);
-  cl_log *log = cl_svc_log(h->svc);
-  char *body = NULL;
-  size_t len = 0;
-  int code;
-  if (rt->interaction == CL_FHIR_READ) {
-    uint8_t id[16];
-    json_t *one = NULL;
-    code = cl_http_uuid(rt->id, id) != 0
-               ? cl_err_set(&err, CL_ENOTFOUND, "AuditEvent/%s: no such audit record", rt->id)
-               : cl_audit_get(log, id, cl_log_origin(log), &one, NULL, &err);
-    if (code == 0 && !(body = json_dumps(one, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-      code = cl_err_set(&err, CL_ENOMEM, "out of memory");
-    json_decref(one);
-    rc->audit_count = code == 0;
-  } else {
-    cl_audit_params ap;
-    cl_audit_page pg;
-    code = cl_audit_params_of(p->kv, p->n, &ap, &err);
-    if (code == 0)
-      code = cl_audit_page_get(proj, log, &ap.f, cl_log_origin(log), &pg, &err);
-    if (code == 0) {
-      char q[2048];
-      query_without_cursor(p, q, sizeof q);
-      if (!(body = cl_audit_bundle(&pg, base, q, &len)))
-        code = cl_err_set(&err, CL_ENOMEM, "out of memory");
-      rc->audit_count = pg.n;
-      cl_audit_page_clear(&pg);
-    }
-  }
-  if (done(h, rc, code, code ? err.msg : "", &aerr)) {
-    free(body);
-    return unrecorded(c, rc, &aerr);
-  }
-  if (code != 0)
-    return send_outcome(c,
-                        code == CL_ENOTFOUND ? 404
-                        : code == CL_EINVAL  ? 400
-                                             : 500,
-                        code == CL_ENOTFOUND ? "not-found"
-                        : code == CL_EINVAL  ? "invalid"
-                                             : "exception",
-                        rc->request_id, err.msg);
-  return send_body(c, 200, body, body ? strlen(body) : 0, rc->request_id, NULL);
-}
-
-/* ------------------------------------------------------- login, logout */
-
-/* A JSON answer that no cache keeps (RFC 6749 section 5.1). */
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j,
-                                 const char *request_id) {
-  char *body = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
-  if (body == NULL)
-    return MHD_NO;
-  struct MHD_Response *resp =
-      MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-  if (resp == NULL) {
-    free(body);
-    return MHD_NO;
-  }
-  MHD_add_response_header(resp, "Content-Type", "application/json");
-  MHD_add_response_header(resp, "Cache-Control", "no-store");
-  if (request_id[0])
-    MHD_add_response_header(resp, "X-Request-Id", request_id);
-  if (status == 401)
-    MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"clinlog\"");
-  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-  MHD_destroy_response(resp);
-  return ret;
-}
-
-static enum MHD_Result auth_error(struct MHD_Connection *c, const cl_err *err,
-                                  const char *request_id) {
-  int st = err->code == CL_EUNAUTH    ? 401
-           : err->code == CL_ELIMITED ? 429
-           : err->code == CL_EINVAL   ? 400
-                                      : 503;
-  return send_json(c, st,
-                   json_pack("{s:s, s:s}", "error",
-                             st == 401   ? "invalid_grant"
-                             : st == 400 ? "invalid_request"
-                             : st == 429 ? "slow_down"
-                                         : "temporarily_unavailable",
-                             "error_description", err->msg),
-                   request_id);
-}
-
-/* POST /auth/login (a form: principal, password, code) and POST
- * /auth/logout (Authorization: Bearer): Auth.Login and Auth.Logout of the
- * gRPC face, through the same request layer. A login answers as an OAuth
- * 2.0 token response (access_token, token_type, expires_in); errors as
- * {"error", "error_description"}. */
-static enum MHD_Result serve_auth(cl_http *h, struct MHD_Connection *c, const char *url,
-                                  const char *method, req *r) {
-  int login = !strcmp(url, "/auth/login");
-  cl_req_ctx rc;
-  cl_req_ctx_init(&rc, login ? M_AUTH_LOGIN : M_AUTH_LOGOUT, "http");
-  peer_of(c, rc.peer, sizeof rc.peer);
-  rc.auth = h->tls ? CL_AUTH_TLS : CL_AUTH_NONE;
-  const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-  if (authz && !strncasecmp(authz, "Bearer ", 7))
-    snprintf(rc.bearer, sizeof rc.bearer, "%s", authz + 7);
-  cl_err err, aerr;
-  cl_err_clear(&err);
-  if (strcmp(method, "POST") != 0) {
-    cl_err_set(&err, CL_EINVAL, "%s takes POST", url);
-    if (cl_svc_record(h->svc, &rc, err.code, err.msg, &aerr)) /* not admitted: no hooks */
-      return unrecorded(c, &rc, &aerr);
-    return auth_error(c, &err, rc.request_id);
-  }
-  cl_http_params p = {.n = 0};
-  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-  if (login && (r->too_big || !r->body || !ct ||
-                strncmp(ct, "application/x-www-form-urlencoded", 33) != 0)) {
-    cl_err_set(&err, CL_EINVAL,
-               "POST /auth/login takes an application/x-www-form-urlencoded form: principal, "
-               "password, code");
-    if (cl_svc_record(h->svc, &rc, err.code, err.msg, &aerr)) /* not admitted: no hooks */
-      return unrecorded(c, &rc, &aerr);
-    return auth_error(c, &err, rc.request_id);
-  }
-  if (login)
-    cl_http_form_add(&p, r->body);
-  Clinlog__V1__LoginRequest lr = CLINLOG__V1__LOGIN_REQUEST__INIT;
-  Clinlog__V1__LogoutRequest lo = CLINLOG__V1__LOGOUT_REQUEST__INIT;
-  for (size_t i = 0; i < p.n; i++) {
-    if (!strcmp(p.kv[i].name, "principal"))
-      lr.principal_id = (char *)p.kv[i].value;
-    else if (!strcmp(p.kv[i].name, "password"))
-      lr.password = (char *)p.kv[i].value;
-    else if (!strcmp(p.kv[i].name, "code"))
-      lr.totp_code = (char *)p.kv[i].value;
-  }
-  cl_authn *a = cl_svc_authn(h->svc);
-  if (a == NULL) {
-    cl_err_set(&err, CL_EINVAL, "authentication is not enabled on this server (clinlogd --auth)");
-    if (cl_svc_record(h->svc, &rc, err.code, err.msg, &aerr)) /* not admitted: no hooks */
-      return unrecorded(c, &rc, &aerr);
-    return auth_error(c, &err, rc.request_id);
-  }
-  if (cl_svc_admit(h->svc, &rc, login ? &lr.base : &lo.base, &err) != 0) {
-    if (done(h, &rc, err.code, err.msg, &aerr))
-      return unrecorded(c, &rc, &aerr);
-    return auth_error(c, &err, rc.request_id);
-  }
-  /* the outcome first, then its record, then the answer */
-  cl_login l = {0};
-  uint64_t seq = 0;
-  int code;
-  if (login) {
-    code = cl_authn_login(a, lr.principal_id, lr.password, lr.totp_code, rc.peer, &l, &err);
-  } else if (rc.auth != CL_AUTH_TOKEN) {
-    code = cl_err_set(&err, CL_EUNAUTH, "logout: send the session's token (Authorization: Bearer)");
-  } else {
-    cl_identity id = {0};
-    snprintf(id.principal, sizeof id.principal, "%s", rc.principal);
-    memcpy(id.token_id, rc.token_id, sizeof id.token_id);
-    id.expires_at = rc.token_expires;
-    code = cl_authn_logout(a, &id, &seq, &err);
-  }
-  enum MHD_Result ret;
-  if (done(h, &rc, code, code ? err.msg : "", &aerr)) {
-    ret = unrecorded(c, &rc, &aerr);
-  } else if (code) {
-    ret = auth_error(c, &err, rc.request_id);
-  } else if (login) {
-    int64_t ttl = l.id.expires_at - (int64_t)time(NULL);
-    ret = send_json(c, 200,
-                    json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "access_token", l.token,
-                              "token_type", "Bearer", "expires_in", (json_int_t)(ttl > 0 ? ttl : 0),
-                              "principal", l.id.principal, "roles", l.id.roles, "token_id",
-                              l.id.token_id, "session_seq", (json_int_t)l.seq),
-                    rc.request_id);
-  } else {
-    ret = send_json(c, 200, json_pack("{s:b, s:I}", "logged_out", 1, "seq", (json_int_t)seq),
-                    rc.request_id);
-  }
-  if (l.token) {
-    sodium_memzero(l.token, strlen(l.token));
-    free(l.token);
-  }
-  if (r->body) /* the password was in it */
-    sodium_memzero(r->body, r->len);
-  return ret;
-}
+/* ------------------------------------------------------------ the handler (routes: route.c) */
 
 static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, req *r) {
@@ -617,49 +187,50 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   int is_post = !strcmp(method, "POST");
   int is_delete = !strcmp(method, "DELETE");
   if (!strcmp(url, "/auth/login") || !strcmp(url, "/auth/logout"))
-    return serve_auth(h, c, url, method, r);
+    return http_serve_auth(h, c, url, method, r);
   if (strncmp(url, BASE_PATH, strlen(BASE_PATH)) != 0 ||
       (url[strlen(BASE_PATH)] != '/' && url[strlen(BASE_PATH)] != '\0'))
-    return send_outcome(c, 404, "not-found", rid_in,
-                        "no such endpoint: the FHIR API is at " BASE_PATH);
+    return http_send_outcome(c, 404, "not-found", rid_in,
+                             "no such endpoint: the FHIR API is at " BASE_PATH);
   if (!is_get && !is_post && !is_delete)
-    return send_outcome(c, 405, "not-supported", rid_in,
-                        "the FHIR views are read-only: write events through clinlog.v1.Log or the "
-                        "ingestion adapters");
+    return http_send_outcome(
+        c, 405, "not-supported", rid_in,
+        "the FHIR views are read-only: write events through clinlog.v1.Log or the "
+        "ingestion adapters");
   cl_http_route rt;
   if (cl_http_route_of(url + strlen(BASE_PATH),
                        is_post     ? CL_HTTP_POST
                        : is_delete ? CL_HTTP_DELETE
                                    : CL_HTTP_GET,
                        &rt) != 0)
-    return send_outcome(c, is_get ? 404 : 405, is_get ? "not-found" : "not-supported", rid_in,
-                        is_post     ? "POST is only [type]/_search: the FHIR views are read-only"
-                        : is_delete ? "DELETE is only $export-status/[job] (cancel an export)"
-                                    : "no such FHIR route");
+    return http_send_outcome(c, is_get ? 404 : 405, is_get ? "not-found" : "not-supported", rid_in,
+                             is_post ? "POST is only [type]/_search: the FHIR views are read-only"
+                             : is_delete ? "DELETE is only $export-status/[job] (cancel an export)"
+                                         : "no such FHIR route");
   cl_http_params p = {.n = 0};
   MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &p);
   if (is_post) {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     if (r->too_big)
-      return send_outcome(c, 413, "too-costly", rid_in, "the search form is over 1 MiB");
+      return http_send_outcome(c, 413, "too-costly", rid_in, "the search form is over 1 MiB");
     if (r->len > 0 && (ct == NULL || strncmp(ct, "application/x-www-form-urlencoded", 33) != 0))
-      return send_outcome(c, 415, "not-supported", rid_in,
-                          "POST _search takes application/x-www-form-urlencoded");
+      return http_send_outcome(c, 415, "not-supported", rid_in,
+                               "POST _search takes application/x-www-form-urlencoded");
     if (r->body != NULL)
       cl_http_form_add(&p, r->body);
   }
   if (p.overflow)
-    return send_outcome(c, 400, "too-costly", rid_in, "more than 128 parameters");
+    return http_send_outcome(c, 400, "too-costly", rid_in, "more than 128 parameters");
   if (!accepts_json(c, &p))
-    return send_outcome(c, 406, "not-supported", rid_in,
-                        "only application/fhir+json is served (no XML)");
+    return http_send_outcome(c, 406, "not-supported", rid_in,
+                             "only application/fhir+json is served (no XML)");
 
   /* the request layer: context, hooks */
   cl_req_ctx rc;
   cl_req_ctx_init(&rc, rt.method, "http");
   if (rid_in != NULL && rid_in[0])
     snprintf(rc.request_id, sizeof rc.request_id, "%s", rid_in);
-  peer_of(c, rc.peer, sizeof rc.peer);
+  http_peer_of(c, rc.peer, sizeof rc.peer);
   rc.auth = h->tls ? CL_AUTH_TLS : CL_AUTH_NONE;
   const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   if (authz && !strncasecmp(authz, "Bearer ", 7))
@@ -757,38 +328,38 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     break;
   }
   if (cl_svc_admit(h->svc, &rc, as_grpc, &err) != 0) {
-    if (done(h, &rc, err.code, err.msg, &aerr))
-      return unrecorded(c, &rc, &aerr);
+    if (http_done(h, &rc, err.code, err.msg, &aerr))
+      return http_unrecorded(c, &rc, &aerr);
     int st = err.code == CL_EDENIED    ? 403
              : err.code == CL_EUNAUTH  ? 401
              : err.code == CL_ELIMITED ? 429
                                        : 503;
-    return send_outcome(c, st, st == 503 ? "transient" : "security", rc.request_id, err.msg);
+    return http_send_outcome(c, st, st == 503 ? "transient" : "security", rc.request_id, err.msg);
   }
   const char *proj = rt.op == CL_HTTP_AUDIT ? "audit" : "fhir";
   cl_runner *runner = cl_svc_runner(h->svc, proj);
   if (runner == NULL) {
-    if (done(h, &rc, CL_EUNAVAILABLE, "no such projection", &aerr))
-      return unrecorded(c, &rc, &aerr);
-    return send_outcome(c, 503, "transient", rc.request_id,
-                        rt.op == CL_HTTP_AUDIT ? "this node does not run the audit projection"
-                                               : "this node does not run the fhir projection");
+    if (http_done(h, &rc, CL_EUNAVAILABLE, "no such projection", &aerr))
+      return http_unrecorded(c, &rc, &aerr);
+    return http_send_outcome(c, 503, "transient", rc.request_id,
+                             rt.op == CL_HTTP_AUDIT ? "this node does not run the audit projection"
+                                                    : "this node does not run the fhir projection");
   }
   const char *ms = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Clinlog-Min-Sequence");
   if (ms != NULL) {
     char *end;
     unsigned long long seq = strtoull(ms, &end, 10);
     if (*end != '\0' || end == ms) {
-      if (done(h, &rc, CL_EINVAL, "bad X-Clinlog-Min-Sequence", &aerr))
-        return unrecorded(c, &rc, &aerr);
-      return send_outcome(c, 400, "invalid", rc.request_id,
-                          "X-Clinlog-Min-Sequence: expected a log sequence number");
+      if (http_done(h, &rc, CL_EINVAL, "bad X-Clinlog-Min-Sequence", &aerr))
+        return http_unrecorded(c, &rc, &aerr);
+      return http_send_outcome(c, 400, "invalid", rc.request_id,
+                               "X-Clinlog-Min-Sequence: expected a log sequence number");
     }
     if (seq > 0 && cl_svc_wait(h->svc, proj, seq, rc.deadline_ms, &err) != 0) {
-      if (done(h, &rc, err.code, err.msg, &aerr))
-        return unrecorded(c, &rc, &aerr);
-      return send_outcome(c, err.code == CL_ETIMEDOUT ? 504 : 503, "timeout", rc.request_id,
-                          err.msg);
+      if (http_done(h, &rc, err.code, err.msg, &aerr))
+        return http_unrecorded(c, &rc, &aerr);
+      return http_send_outcome(c, err.code == CL_ETIMEDOUT ? 504 : 503, "timeout", rc.request_id,
+                               err.msg);
     }
   }
   const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
@@ -796,9 +367,9 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   snprintf(base, sizeof base, "%s://%s%s", h->tls ? "https" : "http", host ? host : "localhost",
            BASE_PATH);
   if (rt.op == CL_HTTP_AUDIT)
-    return serve_audit(h, c, &rt, &p, &rc, cl_runner_proj(runner), base);
+    return http_serve_audit(h, c, &rt, &p, &rc, cl_runner_proj(runner), base);
   if (rt.op != CL_HTTP_ENGINE)
-    return serve_export(h, c, &rt, &p, &rc, prefer, base);
+    return http_serve_export(h, c, &rt, &p, &rc, prefer, base);
   cl_fhir_req rq = {.interaction = rt.interaction,
                     .type = rt.type,
                     .id = rt.id,
@@ -809,33 +380,33 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                     .base = base};
   cl_fhir_engine *e;
   if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &e, &err) != 0) {
-    if (done(h, &rc, err.code, err.msg, &aerr))
-      return unrecorded(c, &rc, &aerr);
-    return send_outcome(c, 500, "exception", rc.request_id, err.msg);
+    if (http_done(h, &rc, err.code, err.msg, &aerr))
+      return http_unrecorded(c, &rc, &aerr);
+    return http_send_outcome(c, 500, "exception", rc.request_id, err.msg);
   }
   cl_fhir_resp rs;
   cl_fhir_handle(e, &rq, &rs);
   cl_fhir_engine_free(e);
   if (rs.status == 200 && rs.body) /* whose data it returns, for the trail */
     cl_req_ctx_patients_of(&rc, rs.body, rs.len);
-  if (done(h, &rc,
-           rs.status == 200   ? 0
-           : rs.status == 404 ? CL_ENOTFOUND
-           : rs.status == 500 ? CL_EFAILED
-                              : CL_EINVAL,
-           "", &aerr)) {
+  if (http_done(h, &rc,
+                rs.status == 200   ? 0
+                : rs.status == 404 ? CL_ENOTFOUND
+                : rs.status == 500 ? CL_EFAILED
+                                   : CL_EINVAL,
+                "", &aerr)) {
     free(rs.body);
-    return unrecorded(c, &rc, &aerr);
+    return http_unrecorded(c, &rc, &aerr);
   }
   if (rs.status == 500 && rs.body == NULL)
-    return send_outcome(c, 500, "exception", rc.request_id, "out of memory");
+    return http_send_outcome(c, 500, "exception", rc.request_id, "out of memory");
   /* a conditional read: the client has this version */
   const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
   if (rs.status == 200 && rs.etag[0] && inm != NULL &&
       (strcmp(inm, rs.etag) == 0 || strcmp(inm, rs.etag + 2) == 0 || strcmp(inm, "*") == 0)) {
     free(rs.body);
     rs.body = NULL;
-    return send_body(c, 304, NULL, 0, rc.request_id, &rs);
+    return http_send_body(c, 304, NULL, 0, rc.request_id, &rs);
   }
   char *body = rs.body;
   size_t len = rs.len;
@@ -845,7 +416,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     body = NULL;
     len = 0;
   }
-  return send_body(c, rs.status, body, len, rc.request_id, &rs);
+  return http_send_body(c, rs.status, body, len, rc.request_id, &rs);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

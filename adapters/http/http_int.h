@@ -1,0 +1,60 @@
+/* The HTTP face's internals shared by http.c (the daemon, routing, the
+ * FHIR engine's interactions) and http_ops.c (Bulk Data export, the audit
+ * trail's AuditEvent, login and logout). Nothing outside adapters/http
+ * includes this. */
+#ifndef CL_ADAPTERS_HTTP_HTTP_INT_H
+#define CL_ADAPTERS_HTTP_HTTP_INT_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapters/http/http.h"
+#include "adapters/http/route.h"
+
+struct cl_http {
+  struct MHD_Daemon *d;
+  cl_svc *svc;
+  int tls;
+  int64_t wait_ms;
+  char *cert, *key; /* PEM text, kept for the daemon's life */
+};
+
+typedef struct req {
+  char *body; /* a POST body, accumulated */
+  size_t len;
+  int too_big;
+} req;
+
+/* ---- responses (http.c) ---- */
+
+/* Queues a FHIR JSON body (taken: freed) with the request id and, for a
+ * resource, its ETag and Last-Modified (rs may be NULL). */
+enum MHD_Result http_send_body(struct MHD_Connection *c, int status, char *body, size_t len,
+                               const char *request_id, const cl_fhir_resp *rs);
+/* An OperationOutcome with one issue of `code`, saying `text`. */
+enum MHD_Result http_send_outcome(struct MHD_Connection *c, int status, const char *code,
+                                  const char *request_id, const char *text);
+/* The call's record in the audit trail, committed before its answer
+ * (cl_svc_record), then the finished hook. 0, or the record failed: the
+ * answer must be http_unrecorded()'s, never the data (fail closed). */
+int http_done(cl_http *h, cl_req_ctx *rc, int code, const char *detail, cl_err *aerr);
+enum MHD_Result http_unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc, const cl_err *aerr);
+/* The connection's peer address as the request context holds it. */
+void http_peer_of(struct MHD_Connection *c, char *out, size_t n);
+
+/* ---- routes besides the engine's (http_ops.c), after admission ---- */
+
+/* $export kick-off, status, cancel and files. */
+enum MHD_Result http_serve_export(cl_http *h, struct MHD_Connection *c, const cl_http_route *rt,
+                                  const cl_http_params *p, cl_req_ctx *rc, const char *prefer,
+                                  const char *base);
+/* GET AuditEvent?... and AuditEvent/[id] over the audit projection. */
+enum MHD_Result http_serve_audit(cl_http *h, struct MHD_Connection *c, const cl_http_route *rt,
+                                 const cl_http_params *p, cl_req_ctx *rc, cl_proj *proj,
+                                 const char *base);
+/* POST /auth/login and /auth/logout (admits the call itself). */
+enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char *url,
+                                const char *method, req *r);
+
+#endif
