@@ -1,11 +1,14 @@
-/* Event validation; see event.h. */
+/* Event validation, and the packing of a node's own events; see event.h. */
 #include "store/event.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "store/alloc.h"
+#include "store/keyring.h"
+#include "store/keys.h"
 
 int cl_utf8_valid(const uint8_t *p, size_t n) {
   size_t i = 0;
@@ -232,5 +235,34 @@ int cl_event_decode(const uint8_t *buf, size_t len, Clinlog__V1__Event **out, cl
   return 0;
 fail:
   clinlog__v1__event__free_unpacked(ev, NULL);
+  return rc;
+}
+
+int cl_event_pack_node(Clinlog__V1__Event *ev, const char *stream, uint8_t **out, size_t *len,
+                       cl_err *err) {
+  uint8_t id[16];
+  cl_uuid_v4(id);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  at.seconds = ts.tv_sec;
+  at.nanos = (int32_t)ts.tv_nsec;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  by.principal_id = CL_LOG_PRINCIPAL;
+  by.role = CL_ROLE_LOG;
+  ev->event_id = (ProtobufCBinaryData){sizeof id, id};
+  ev->stream = (char *)stream;
+  ev->occurred_at = &at;
+  ev->recorded_by = &by;
+  ev->source_system = "clinlogd";
+  *len = clinlog__v1__event__get_packed_size(ev);
+  int rc = 0;
+  if (!(*out = cl_malloc(*len)))
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  else
+    clinlog__v1__event__pack(ev, *out);
+  ev->event_id = (ProtobufCBinaryData){0, NULL}; /* the envelope was this call's */
+  ev->occurred_at = NULL;
+  ev->recorded_by = NULL;
   return rc;
 }

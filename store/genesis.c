@@ -22,9 +22,7 @@ static void path_join(char *out, size_t n, const char *dir, const char *name) {
 /* Packs `ev` with a fresh id and appends it, signed by `s`. */
 static int append_one(cl_log *log, Clinlog__V1__Event *ev, const cl_signer *s, cl_err *err) {
   uint8_t id[16];
-  randombytes_buf(id, sizeof id);
-  id[6] = (id[6] & 0x0f) | 0x40; /* UUIDv4 */
-  id[8] = (id[8] & 0x3f) | 0x80;
+  cl_uuid_v4(id);
   ev->event_id.data = id;
   ev->event_id.len = 16;
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;

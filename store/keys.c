@@ -36,6 +36,12 @@ void cl_hex(const uint8_t *p, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
+void cl_uuid_v4(uint8_t id[16]) {
+  randombytes_buf(id, 16);
+  id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);
+  id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
+}
+
 void cl_uuid_text(const uint8_t id[16], char out[37]) {
   char hex[33];
   cl_hex(id, 16, hex);

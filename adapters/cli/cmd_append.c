@@ -52,9 +52,7 @@ static int fix_uuid(json_t *obj, const char *name, int generate) {
   if (!v) {
     if (!generate)
       return 0;
-    randombytes_buf(id, 16);
-    id[6] = (id[6] & 0x0f) | 0x40;
-    id[8] = (id[8] & 0x3f) | 0x80;
+    cl_uuid_v4(id);
   } else if (json_is_string(v) && strlen(json_string_value(v)) == 36 &&
              cli_parse_uuid(json_string_value(v), id) == 0) {
     /* a UUID in its usual text form */

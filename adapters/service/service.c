@@ -100,9 +100,7 @@ void cl_req_ctx_init(cl_req_ctx *rc, int method, const char *transport) {
   rc->method = method;
   rc->transport = transport;
   uint8_t id[16];
-  randombytes_buf(id, sizeof id);
-  id[6] = (id[6] & 0x0f) | 0x40; /* UUIDv4 */
-  id[8] = (id[8] & 0x3f) | 0x80;
+  cl_uuid_v4(id);
   cl_uuid_text(id, rc->request_id);
 }
 

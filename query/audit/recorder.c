@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clinlog/v1/event.pb-c.h"
 #include "store/alloc.h"
+#include "store/event.h"
 #include "store/keyring.h"
 #include "store/keys.h"
 
@@ -161,31 +161,10 @@ void cl_audit_close(cl_audit *a) {
 /* r as the packed Event of "$audit" it becomes; *buf from cl_malloc. */
 static int pack_event(const Clinlog__V1__AccessRecorded *r, uint8_t **buf, size_t *len,
                       cl_err *err) {
-  uint8_t id[16];
-  randombytes_buf(id, sizeof id);
-  id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* UUID v4 */
-  id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  at.seconds = ts.tv_sec;
-  at.nanos = (int32_t)ts.tv_nsec;
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  by.principal_id = CL_LOG_PRINCIPAL;
-  by.role = CL_ROLE_LOG;
   Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  ev.event_id = (ProtobufCBinaryData){sizeof id, id};
-  ev.stream = CL_AUDIT_STREAM;
-  ev.occurred_at = &at;
-  ev.recorded_by = &by;
-  ev.source_system = "clinlogd";
   ev.body_case = CLINLOG__V1__EVENT__BODY_ACCESS_RECORDED;
   ev.access_recorded = (Clinlog__V1__AccessRecorded *)r;
-  *len = clinlog__v1__event__get_packed_size(&ev);
-  if (!(*buf = cl_malloc(*len)))
-    return cl_err_set(err, CL_ENOMEM, "out of memory");
-  clinlog__v1__event__pack(&ev, *buf);
-  return 0;
+  return cl_event_pack_node(&ev, CL_AUDIT_STREAM, buf, len, err);
 }
 
 int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *err) {

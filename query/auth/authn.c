@@ -126,29 +126,12 @@ static void note_outcome(cl_authn *a, const char *principal, int ok, int64_t now
 static int append_session(cl_authn *a, Clinlog__V1__Event *ev, const char *principal, uint64_t *seq,
                           cl_err *err) {
   char stream[CL_PRINCIPAL_MAX + 16];
-  uint8_t id[16], hash[32], sig[64];
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  at.seconds = ts.tv_sec;
-  at.nanos = (int32_t)ts.tv_nsec;
-  randombytes_buf(id, sizeof id);
-  id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* UUID v4 */
-  id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
+  uint8_t hash[32], sig[64], *buf;
+  size_t n;
   snprintf(stream, sizeof stream, "$principal-%s", principal);
-  by.principal_id = CL_LOG_PRINCIPAL;
-  by.role = CL_ROLE_LOG;
-  ev->event_id = (ProtobufCBinaryData){16, id};
-  ev->stream = stream;
-  ev->occurred_at = &at;
-  ev->recorded_by = &by;
-  ev->source_system = "clinlogd";
-  size_t n = clinlog__v1__event__get_packed_size(ev);
-  uint8_t *buf = cl_malloc(n);
-  if (!buf)
-    return cl_err_set(err, CL_ENOMEM, "out of memory");
-  clinlog__v1__event__pack(ev, buf);
+  int rc = cl_event_pack_node(ev, stream, &buf, &n, err);
+  if (rc)
+    return rc;
   cl_event_hash(buf, n, hash);
   cl_sign_batch(a->signer, (const uint8_t(*)[32])hash, 1, sig);
   ProtobufCBinaryData evb = {n, buf};
@@ -159,7 +142,7 @@ static int append_session(cl_authn *a, Clinlog__V1__Event *ev, const char *princ
   b.n_events = 1;
   b.events = &evb;
   b.batch_signature = &bs;
-  int rc = a->o.append(a->o.ctx, &b, seq, err);
+  rc = a->o.append(a->o.ctx, &b, seq, err);
   if (rc == 0)
     rc = a->o.wait(a->o.ctx, *seq, err);
   cl_free(buf);
