@@ -241,6 +241,11 @@ static void fhir_run(srv_call *c, cl_proj *p, cl_fhir_req *rq) {
   cl_fhir_engine_free(e);
   if (rs.status == 200) {
     cl_req_ctx_patients_of(&c->rctx, rs.body, rs.len); /* whose data it returns, for the trail */
+    if (cl_svc_subset(srv_svc(c), &c->rctx, &rs.body, &rs.len, 0) != 0) { /* minimum necessary */
+      cl_fhir_resp_clear(&rs);
+      srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+      return;
+    }
     Clinlog__V1__FhirResponse resp = CLINLOG__V1__FHIR_RESPONSE__INIT;
     Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
     resp.json = (ProtobufCBinaryData){rs.len, (uint8_t *)rs.body};
@@ -527,6 +532,12 @@ static void svc_fhir_export_read(srv_call *c, int ok) {
   if (cl_fhir_export_read(x, req->job_id, req->file, req->cursor.len ? req->cursor.data : NULL, max,
                           &buf, &len, next, &more, &err) != 0) {
     srv_finish_err(c, &err);
+    return;
+  }
+  if (cl_svc_subset(srv_svc(c), &c->rctx, &buf, &len, 1) != 0) { /* minimum necessary */
+    sodium_memzero(buf, len);
+    free(buf);
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
   Clinlog__V1__FhirExportChunk ch = CLINLOG__V1__FHIR_EXPORT_CHUNK__INIT;

@@ -387,8 +387,13 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   cl_fhir_resp rs;
   cl_fhir_handle(e, &rq, &rs);
   cl_fhir_engine_free(e);
-  if (rs.status == 200 && rs.body) /* whose data it returns, for the trail */
+  if (rs.status == 200 && rs.body) { /* whose data it returns, for the trail */
     cl_req_ctx_patients_of(&rc, rs.body, rs.len);
+    if (cl_svc_subset(h->svc, &rc, &rs.body, &rs.len, 0) != 0) { /* minimum necessary */
+      cl_fhir_resp_clear(&rs);
+      rs.status = 500;
+    }
+  }
   if (http_done(h, &rc,
                 rs.status == 200   ? 0
                 : rs.status == 404 ? CL_ENOTFOUND

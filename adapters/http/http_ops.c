@@ -69,6 +69,8 @@ static int fs_fill(file_stream *f, cl_err *err) {
       cl_fhir_export_read(cl_svc_exports(f->h->svc), f->job, f->file, f->more ? f->cursor : NULL,
                           EXPORT_PIECE, &f->buf, &f->len, next, &f->more, err);
   memcpy(f->cursor, next, 32);
+  if (rc == 0 && cl_svc_subset(f->h->svc, &f->rc, &f->buf, &f->len, 1) != 0) /* minimum necessary */
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   return rc;
 }
 

@@ -1,11 +1,16 @@
 /* Authorization by the access policy; see authz.h. */
 #include "adapters/service/authz.h"
 
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
+#include "query/fhir/elements.h"
+#include "query/fhir/engine.h"
+#include "query/fhir/map.h"
 #include "store/event.h"
 #include "store/keyring.h"
 
@@ -74,6 +79,46 @@ static int check_params(const cl_policy *p, const cl_req_ctx *rc, Clinlog__V1__F
   return all_without_type && !typed ? need_read(p, rc, "*", err) : 0;
 }
 
+/* Minimum necessary: a search of a type the caller sees only some
+ * elements of may not filter or sort on the others (the matches would
+ * reveal them). 0, or CL_EDENIED naming the parameter. */
+static int search_fields(const cl_policy *p, const cl_req_ctx *rc, const char *type,
+                         Clinlog__V1__FhirParam **params, size_t n, cl_err *err) {
+  int t = cl_fhir_type_of(type);
+  uint64_t mask;
+  if (t <= 0 || !cl_policy_fields(p, rc->roles, t, &mask))
+    return 0;
+  mask |= cl_fhir_elements_kept(t);
+  for (size_t i = 0; i < n; i++) {
+    const char *name = params[i]->name, *v = params[i]->value;
+    int sort = !strcmp(name, "_sort");
+    for (const char *s = sort ? v : name; *s;) { /* _sort: each key, "-" for descending */
+      size_t l = sort ? strcspn(s, ",") : strcspn(s, ":.");
+      char pn[96];
+      snprintf(pn, sizeof pn, "%.*s", (int)(l < sizeof pn ? l : sizeof pn - 1),
+               s + (sort && *s == '-'));
+      const char *path = cl_fhir_search_param_path(type, pn);
+      for (const char *a = path ? path : ""; *a;) { /* "onsetDateTime|onsetPeriod" */
+        size_t al = strcspn(a, "|."), e = (size_t)cl_fhir_element_of_member(t, a, al);
+        if (e < 64 && !((mask >> e) & 1)) {
+          char what[224];
+          snprintf(what, sizeof what,
+                   "search %s by %s (its %.*s is not among the elements the policy's fields "
+                   "rules let it read)",
+                   type, pn, (int)al, a);
+          return deny(rc, err, what);
+        }
+        a += strcspn(a, "|");
+        a += *a == '|';
+      }
+      if (!sort)
+        break;
+      s += l + (s[l] == ',');
+    }
+  }
+  return 0;
+}
+
 /* The reads by resource type: 0, or CL_EDENIED. */
 static int typed_reads(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage *req,
                        cl_err *err) {
@@ -93,7 +138,9 @@ static int typed_reads(const cl_policy *p, const cl_req_ctx *rc, const ProtobufC
   case M_FHIR_SEARCH: {
     const Clinlog__V1__FhirSearchRequest *s = (const Clinlog__V1__FhirSearchRequest *)req;
     int code = need_read(p, rc, s->type[0] ? s->type : "*", err);
-    return code ? code : check_params(p, rc, s->params, s->n_params, 0, err);
+    if (!code)
+      code = check_params(p, rc, s->params, s->n_params, 0, err);
+    return code ? code : search_fields(p, rc, s->type, s->params, s->n_params, err);
   }
   case M_FHIR_EVERYTHING: {
     const Clinlog__V1__FhirEverythingRequest *e = (const Clinlog__V1__FhirEverythingRequest *)req;
@@ -277,5 +324,31 @@ int authz_append(const cl_policy *p, cl_log *log, const cl_req_ctx *rc,
     snprintf(what, sizeof what, "append a batch signed by %s's key", signer);
     return deny(rc, err, what);
   }
+  return 0;
+}
+
+typedef struct subset_ctx {
+  const cl_policy *p;
+  const char *roles;
+} subset_ctx;
+
+static int mask_of(void *ctx, int type, uint64_t *mask) {
+  const subset_ctx *x = ctx;
+  return cl_policy_fields(x->p, x->roles, type, mask);
+}
+
+int authz_subset(const cl_policy *p, const cl_req_ctx *rc, char **body, size_t *len, int ndjson) {
+  if (!*body || rc->break_glass || !cl_policy_restricts(p, rc->roles))
+    return 0;
+  subset_ctx x = {p, rc->roles};
+  char *out;
+  size_t n;
+  int changed;
+  if (cl_fhir_subset(*body, *len, ndjson, mask_of, &x, &out, &n, &changed) != 0)
+    return CL_ENOMEM;
+  sodium_memzero(*body, *len);
+  free(*body);
+  *body = out;
+  *len = n;
   return 0;
 }

@@ -23,4 +23,11 @@ int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage 
 int authz_append(const cl_policy *p, cl_log *log, const cl_req_ctx *rc,
                  const Clinlog__V1__AppendBatch *b, cl_err *err);
 
+/* Minimum necessary: keeps of each resource in a FHIR answer (*body: a
+ * resource or Bundle, or NDJSON lines; malloc'd, replaced) only the
+ * elements the policy's `fields` rules let rc's roles read (cl_fhir_subset).
+ * Nothing changes for roles without such rules, nor under break-glass.
+ * 0, or CL_ENOMEM (*body unchanged; the answer must not be sent). */
+int authz_subset(const cl_policy *p, const cl_req_ctx *rc, char **body, size_t *len, int ndjson);
+
 #endif

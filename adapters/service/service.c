@@ -452,6 +452,10 @@ int cl_svc_enable_auth(cl_svc *s, const cl_authn_options *o, int require, cl_err
 
 cl_authn *cl_svc_authn(cl_svc *s) { return s->authn; }
 
+int cl_svc_subset(cl_svc *s, const cl_req_ctx *rc, char **body, size_t *len, int ndjson) {
+  return s->policy && rc->principal[0] ? authz_subset(s->policy, rc, body, len, ndjson) : 0;
+}
+
 void cl_svc_set_policy(cl_svc *s, cl_policy *p) {
   cl_policy_free(s->policy);
   s->policy = p;

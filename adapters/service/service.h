@@ -251,6 +251,15 @@ int cl_svc_auth_required(cl_svc *s);
  * missing. Callers without a principal (authentication on, not required)
  * are not asked about. Set before serving. */
 void cl_svc_set_policy(cl_svc *s, cl_policy *p);
+/* Minimum necessary: a FHIR answer about to go to rc's caller (*body, a
+ * resource or Bundle, or with `ndjson` export lines; malloc'd) keeps of
+ * each resource only the elements the policy's `fields` rules let the
+ * caller's roles read, tagged SUBSETTED; *body and *len are replaced when
+ * it changes. Whole for roles without such rules, callers the policy is
+ * not asked about, and under break-glass. Every face calls it on every
+ * FHIR answer after cl_req_ctx_patients_of. 0, or CL_ENOMEM: the answer
+ * must not be sent. */
+int cl_svc_subset(cl_svc *s, const cl_req_ctx *rc, char **body, size_t *len, int ndjson);
 
 /* ---- bulk export ---- */
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "query/fhir/elements.h"
 #include "query/fhir/map.h"
 #include "store/alloc.h"
 #include "store/event.h"
@@ -36,6 +37,8 @@ typedef struct role {
   int read_all;
   int read_compartment; /* any type, in the principal's own patient compartment */
   uint64_t read;        /* bit per enum cl_fhir_type */
+  uint64_t subset;      /* bit per type: a `fields` rule limits what it reads of it */
+  uint64_t fields[CL_FHIR_NTYPES]; /* per type: bit per element (query/fhir/elements.h) */
 } role;
 
 struct cl_policy {
@@ -138,8 +141,42 @@ static int add_object(role *r, const char *verb, const char *obj, char *why, siz
     }
     return 0;
   }
-  snprintf(why, wn, "\"%s\" is not a verb (call, append, read)", verb);
+  snprintf(why, wn, "\"%s\" is not a verb (call, append, read, fields)", verb);
   return CL_EMALFORMED;
+}
+
+/* A `fields` rule's objects: a resource type, then its elements. */
+static int add_fields(role *r, char *obj, char **save, char *why, size_t wn) {
+  int t = cl_fhir_type_of(obj);
+  if (t <= 0) {
+    snprintf(why, wn, "\"%s\" is not a FHIR resource type clinlog serves", obj);
+    return CL_EMALFORMED;
+  }
+  const char *type = obj;
+  int any = 0;
+  for (char *e; (e = strtok_r(NULL, " \t\r", save)) != NULL; any = 1) {
+    int i = cl_fhir_element_index(t, e);
+    if (i < 0) {
+      char page[64]; /* the spec's page name is lowercase */
+      size_t k = 0;
+      for (; type[k] && k < sizeof page - 1; k++)
+        page[k] = (char)(type[k] >= 'A' && type[k] <= 'Z' ? type[k] + 32 : type[k]);
+      page[k] = '\0';
+      snprintf(why, wn,
+               "\"%s\" is not an element of %s (FHIR R4 names: code, onset[x], ...; "
+               "https://hl7.org/fhir/R4/%s.html)",
+               e, type, page);
+      return CL_EMALFORMED;
+    }
+    r->fields[t] |= 1ull << i;
+  }
+  if (!any) {
+    snprintf(why, wn, "a fields rule is <role> fields <type> <element> [<element>...]");
+    return CL_EMALFORMED;
+  }
+  r->subset |= 1ull << t;
+  r->read |= 1ull << t;
+  return 0;
 }
 
 int cl_policy_parse(const char *text, size_t len, const char *name, cl_policy **out, cl_err *err) {
@@ -184,6 +221,12 @@ int cl_policy_parse(const char *text, size_t len, const char *name, cl_policy **
     if (!r) {
       rc = cl_err_set(err, CL_EMALFORMED, "%s:%zu: more than %d roles", name, lineno, MAX_ROLES);
       break;
+    }
+    if (!strcmp(verb, "fields")) {
+      int c = add_fields(r, obj, &save, why, sizeof why);
+      if (c)
+        rc = cl_err_set(err, c, "%s:%zu: %s", name, lineno, why);
+      continue;
     }
     for (; obj && rc == 0; obj = strtok_r(NULL, " \t\r", &save)) {
       int c = add_object(r, verb, obj, why, sizeof why);
@@ -300,4 +343,43 @@ static int reads_compartment(const role *r, const void *ctx) {
 
 int cl_policy_reads_compartment(const cl_policy *p, const char *roles) {
   return any_role(p, roles, reads_compartment, NULL);
+}
+
+/* What `roles` see of `type` resources: 0 whole, 1 the union of their
+ * fields rules (*mask), 2 nothing (no role reads the type). */
+static int fields_of(const cl_policy *p, const char *roles, int type, uint64_t *mask) {
+  int limited = 0;
+  *mask = 0;
+  for (const char *s = roles; *s;) {
+    size_t l = strcspn(s, ",");
+    for (size_t i = 0; i < p->n; i++) {
+      const role *r = &p->roles[i];
+      if (strlen(r->name) != l || strncmp(r->name, s, l) != 0)
+        continue;
+      if (r->subset & (1ull << type)) {
+        *mask |= r->fields[type];
+        limited = 1;
+      } else if (r->read_all || r->read_compartment || (r->read & (1ull << type))) {
+        return 0;
+      }
+    }
+    s += l + (s[l] == ',');
+  }
+  return limited ? 1 : 2;
+}
+
+int cl_policy_fields(const cl_policy *p, const char *roles, int type, uint64_t *mask) {
+  if (type <= 0 || type >= CL_FHIR_NTYPES) {
+    *mask = 0;
+    return 0;
+  }
+  return fields_of(p, roles, type, mask) != 0;
+}
+
+int cl_policy_restricts(const cl_policy *p, const char *roles) {
+  uint64_t mask;
+  for (int t = 1; t < CL_FHIR_NTYPES; t++)
+    if (fields_of(p, roles, t, &mask) == 1)
+      return 1;
+  return 0;
 }

@@ -1,5 +1,5 @@
 /* The access policy: which role may call which methods, append which event
- * types and read which FHIR resource types. Read from a text file
+ * types, read which FHIR resource types and which of their elements. Read from a text file
  * (default.policy, shipped with clinlog and built into it, documents the
  * format); the request layer asks it about every authenticated call.
  *
@@ -39,6 +39,17 @@ int cl_policy_may_read(const cl_policy *p, const char *roles, const char *fhir_t
 /* 1 if one of the roles may read its own patient compartment (`read
  * compartment`: any type, of the patient the principal is). */
 int cl_policy_reads_compartment(const cl_policy *p, const char *roles);
+
+/* Minimum necessary (`fields` rules): what the roles see of resources of
+ * `type` (a CL_FHIR_*, query/fhir/map.h). 0: the whole resource (one of
+ * the roles reads the type without a fields rule for it, or reads its
+ * compartment); 1: only the elements set in *mask (numbered as in
+ * query/fhir/elements.h; the union of the roles' fields rules, 0 if no role
+ * reads the type), plus those every resource keeps. */
+int cl_policy_fields(const cl_policy *p, const char *roles, int type, uint64_t *mask);
+/* 1 if the roles see only some elements of some type (answers must then go
+ * through cl_fhir_subset), else 0. */
+int cl_policy_restricts(const cl_policy *p, const char *roles);
 
 /* The text of the built-in default. */
 extern const char cl_policy_default_text[];

@@ -80,6 +80,11 @@ void cl_fhir_engine_free(cl_fhir_engine *e);
  * be built (rs->status 500, no body). */
 int cl_fhir_handle(cl_fhir_engine *e, const cl_fhir_req *rq, cl_fhir_resp *rs);
 
+/* The element paths search parameter `name` of `type` reads (alternatives
+ * separated by '|', each dotted from the resource: "onsetDateTime|
+ * onsetPeriod"), NULL if the type has no such parameter. Static storage. */
+const char *cl_fhir_search_param_path(const char *type, const char *name);
+
 /* Parses a FHIR date/dateTime/instant ("2026", "2026-11", "2026-11-02",
  * "2026-11-02T10:15", "...:30.25+01:00", "...Z") into the range it covers,
  * [lo, hi) in ms since the epoch (UTC when no zone is given). 0, or -1 if

@@ -228,6 +228,11 @@ const pdef *fe_find_param(const char *type, const char *name, size_t nl) {
   return NULL;
 }
 
+const char *cl_fhir_search_param_path(const char *type, const char *name) {
+  const pdef *d = fe_find_param(type, name, strlen(name));
+  return d ? d->paths : NULL;
+}
+
 /* The path of the date a type sorts by with _sort=date. */
 static const pdef *date_param(const char *type) {
   static const char *const names[] = {"date",      "authoredon", "authored",       "issued",

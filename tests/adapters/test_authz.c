@@ -3,8 +3,9 @@
  * shipped default policy, as a matrix of every role against every method,
  * the resource types reads return and the event types appends carry,
  * compared with the table below (written from the policy's intent, not
- * computed by its code); a patient's own compartment; and appends by
- * event type and signer. */
+ * computed by its code); minimum necessary (fields rules: what each role
+ * sees of a resource, and the searches it may make); a patient's own
+ * compartment; and appends by event type and signer. */
 #include <criterion/criterion.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 #include "clinlog/v1/fhir.pb-c.h"
 #include "query/auth/cred.h"
 #include "query/auth/principals.h"
+#include "query/fhir/elements.h"
+#include "query/fhir/map.h"
 #include "tests/support/testutil.h"
 
 /* ----------------------------------------------------------- parsing */
@@ -39,6 +42,12 @@ Test(policy, every_mistake_names_its_line) {
   bad("nurse call", "t.policy:1: a rule is <role> <verb> <object>");
   bad("a,b call read", "t.policy:1: \"a,b\" is not a role name");
   bad("x append clinical\nx append pharmacy cardiology", "t.policy:2: \"cardiology\"");
+  bad("b fields Condition code\nb fields Condition notes",
+      "t.policy:2: \"notes\" is not an element of Condition (FHIR R4 names: code, onset[x], ...; "
+      "https://hl7.org/fhir/R4/condition.html)");
+  bad("b fields Condition onsetDateTime", "\"onsetDateTime\" is not an element of Condition");
+  bad("b fields Conditon code", "t.policy:1: \"Conditon\" is not a FHIR resource type");
+  bad("b fields Condition", "t.policy:1: a fields rule is <role> fields <type> <element>");
 
   cl_policy *p;
   cl_err err;
@@ -192,6 +201,163 @@ Test(policy, the_default_as_a_matrix_of_roles_methods_and_types) {
   rc.method = M_FHIR_EVERYTHING;
   cr_assert_eq(authz_call(p, &rc, &ev.base, &err), CL_EDENIED);
   cr_assert(strstr(err.msg, "read every resource type"), "%s", err.msg);
+  cl_policy_free(p);
+}
+
+/* ------------------------------------------------- minimum necessary */
+
+static uint64_t els(int type, const char *names) {
+  uint64_t m = 0;
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", names);
+  char *save = NULL;
+  for (char *e = strtok_r(buf, " ", &save); e; e = strtok_r(NULL, " ", &save)) {
+    int i = cl_fhir_element_index(type, e);
+    cr_assert_geq(i, 0, "%s", e);
+    m |= 1ull << i;
+  }
+  return m;
+}
+
+Test(policy, fields_rules_union_and_whole_readers) {
+  const char *text = "a fields Condition code\n"
+                     "b fields Condition note onset[x]\n"
+                     "c read Condition\n"
+                     "d read *\n"
+                     "e read *\ne fields Condition code\n"
+                     "f read compartment\n";
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_parse(text, strlen(text), "t", &p, &err), 0, "%s", err.msg);
+  uint64_t m;
+  int C = CL_FHIR_Condition;
+  cr_assert_eq(cl_policy_fields(p, "a", C, &m), 1);
+  cr_assert_eq(m, els(C, "code"));
+  cr_assert(cl_policy_may_read(p, "a", "Condition"), "a fields rule reads the type");
+  cr_assert_eq(cl_policy_fields(p, "a,b", C, &m), 1);
+  cr_assert_eq(m, els(C, "code note onset[x]"), "the union of the roles' rules");
+  cr_assert_eq(cl_policy_fields(p, "a,c", C, &m), 0, "a role reading it whole wins");
+  cr_assert_eq(cl_policy_fields(p, "d,a", C, &m), 0);
+  cr_assert_eq(cl_policy_fields(p, "e", C, &m), 1, "read * does not lift the role's own rule");
+  cr_assert_eq(m, els(C, "code"));
+  cr_assert_eq(cl_policy_fields(p, "e", CL_FHIR_Observation, &m), 0);
+  cr_assert_eq(cl_policy_fields(p, "f", C, &m), 0, "its own compartment, whole");
+  cr_assert_eq(cl_policy_fields(p, "a", CL_FHIR_Observation, &m), 1, "unreadable: nothing");
+  cr_assert_eq(m, 0);
+  cr_assert(cl_policy_restricts(p, "a"));
+  cr_assert(cl_policy_restricts(p, "e"));
+  cr_assert_not(cl_policy_restricts(p, "c,e"), "c reads Condition whole, e the rest");
+  cr_assert_not(cl_policy_restricts(p, "a,c"));
+  cr_assert_not(cl_policy_restricts(p, "c"));
+  cr_assert_not(cl_policy_restricts(p, "d"));
+  cl_policy_free(p);
+}
+
+/* What each role of the default sees of a resource (docs/security.md):
+ * elements present (+) or left out (-) of a full resource of the type. */
+static const struct {
+  const char *role, *type, *seen, *hidden;
+} FIELDS[] = {
+    {"billing", "Condition", "code onset[x] recordedDate subject clinicalStatus", "note evidence"},
+    {"billing", "Patient", "name birthDate address identifier", "contact photo"},
+    {"billing", "ChargeItem", "code quantity priceOverride occurrence[x]", "note"},
+    {"billing", "Task", "status code for authoredOn", "note description input output"},
+    {"registrar", "Encounter", "status class period subject location", "reasonCode diagnosis"},
+};
+
+Test(policy, the_default_minimum_necessary) {
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_default(&p, &err), 0, "%s", err.msg);
+  for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
+    int t = cl_fhir_type_of(FIELDS[i].type);
+    uint64_t m;
+    cr_assert_eq(cl_policy_fields(p, FIELDS[i].role, t, &m), 1, "%s %s", FIELDS[i].role,
+                 FIELDS[i].type);
+    m |= cl_fhir_elements_kept(t);
+    uint64_t seen = els(t, FIELDS[i].seen), hidden = els(t, FIELDS[i].hidden);
+    cr_assert_eq(m & seen, seen, "%s %s", FIELDS[i].role, FIELDS[i].type);
+    cr_assert_eq(m & hidden, 0, "%s %s", FIELDS[i].role, FIELDS[i].type);
+  }
+  /* the roles that read the chart read it whole */
+  const char *whole[] = {"admin", "clinician", "nurse", "pharmacist", "patient"};
+  for (size_t r = 0; r < sizeof whole / sizeof whole[0]; r++) {
+    cr_assert_not(cl_policy_restricts(p, whole[r]), "%s", whole[r]);
+    uint64_t m;
+    cr_assert_eq(cl_policy_fields(p, whole[r], CL_FHIR_Condition, &m), 0, "%s", whole[r]);
+  }
+  cr_assert(cl_policy_restricts(p, "billing"));
+  cr_assert(cl_policy_restricts(p, "registrar"));
+  cr_assert_not(cl_policy_restricts(p, "registrar,clinician"));
+  cl_policy_free(p);
+}
+
+static int search_as(const cl_policy *p, const char *role, const char *type, const char *name,
+                     const char *value, cl_err *err) {
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, M_FHIR_SEARCH, "test");
+  snprintf(rc.principal, sizeof rc.principal, "%s-1", role);
+  snprintf(rc.roles, sizeof rc.roles, "%s", role);
+  Clinlog__V1__FhirSearchRequest se = CLINLOG__V1__FHIR_SEARCH_REQUEST__INIT;
+  Clinlog__V1__FhirParam pa = CLINLOG__V1__FHIR_PARAM__INIT, *pp = &pa;
+  se.type = (char *)type;
+  pa.name = (char *)name;
+  pa.value = (char *)value;
+  se.n_params = 1, se.params = &pp;
+  cl_err_clear(err);
+  return authz_call(p, &rc, &se.base, err);
+}
+
+Test(policy, searches_only_on_elements_the_role_sees) {
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_default(&p, &err), 0, "%s", err.msg);
+  cr_assert_eq(search_as(p, "registrar", "Encounter", "reason-code", "http://snomed.info/sct|1",
+                         &err),
+               CL_EDENIED);
+  cr_assert(strstr(err.msg, "may not search Encounter by reason-code (its reasonCode is not among"),
+            "%s", err.msg);
+  cr_assert_eq(search_as(p, "registrar", "Encounter", "reason-code:not", "x", &err), CL_EDENIED);
+  cr_assert_eq(search_as(p, "registrar", "Encounter", "_sort", "-date,reason-code", &err),
+               CL_EDENIED);
+  cr_assert(strstr(err.msg, "by reason-code"), "%s", err.msg);
+  cr_assert_eq(search_as(p, "registrar", "Encounter", "date", "ge2026", &err), 0, "%s", err.msg);
+  cr_assert_eq(search_as(p, "registrar", "Encounter", "_sort", "-date", &err), 0, "%s", err.msg);
+  cr_assert_eq(search_as(p, "registrar", "Encounter", "patient", "p1", &err), 0, "%s", err.msg);
+  cr_assert_eq(search_as(p, "registrar", "Encounter", "_count", "5", &err), 0, "%s", err.msg);
+  cr_assert_eq(search_as(p, "billing", "Condition", "onset-date", "ge2026", &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(search_as(p, "billing", "Condition", "severity", "x", &err), CL_EDENIED);
+  cr_assert_eq(search_as(p, "clinician", "Encounter", "reason-code", "x", &err), 0, "%s", err.msg);
+  cl_policy_free(p);
+}
+
+Test(policy, answers_keep_the_elements_the_roles_see) {
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_default(&p, &err), 0, "%s", err.msg);
+  const char *cond = "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"entry\":[{"
+                     "\"resource\":{\"resourceType\":\"Condition\",\"id\":\"c\",\"code\":{"
+                     "\"text\":\"J10\"},\"subject\":{\"reference\":\"Patient/p\"},\"note\":[{"
+                     "\"text\":\"discussed HIV status\"}]}}]}";
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, M_FHIR_SEARCH, "test");
+  snprintf(rc.principal, sizeof rc.principal, "b-1");
+  const char *roles[] = {"billing", "clinician", "billing,clinician", "billing"};
+  for (size_t i = 0; i < 4; i++) {
+    snprintf(rc.roles, sizeof rc.roles, "%s", roles[i]);
+    rc.break_glass = i == 3;
+    size_t len = strlen(cond);
+    char *body = malloc(len + 1);
+    memcpy(body, cond, len + 1);
+    cr_assert_eq(authz_subset(p, &rc, &body, &len, 0), 0);
+    cr_assert_eq(strlen(body), len);
+    int hidden = i == 0;
+    cr_assert_eq(strstr(body, "HIV") == NULL, hidden, "%s: %s", roles[i], body);
+    cr_assert_eq(strstr(body, "SUBSETTED") != NULL, hidden, "%s: %s", roles[i], body);
+    cr_assert(strstr(body, "\"code\":{\"text\":\"J10\"}"), "%s", body);
+    free(body);
+  }
   cl_policy_free(p);
 }
 

@@ -3,7 +3,9 @@ CLI into the log before the server starts, logins by an independent client
 (Python grpcio, with its own RFC 6238 TOTP from hmac/hashlib), tokens on the
 gRPC and the FHIR REST faces, the CLI's login/whoami/logout, a reused code,
 a tampered token, an ended session that stays ended across a restart, and
-the lockout after repeated failures."""
+the lockout after repeated failures; minimum necessary (what billing and
+the front desk see of a chart, on both faces and in an export, checked by
+the independent FHIR validator)."""
 import base64
 import hashlib
 import hmac
@@ -21,13 +23,15 @@ import ssl
 import tempfile
 
 import common
+import shutil
 from common import T, Server, ServerTestCase, Signer, free_port
 from test_fhir import patient_events
 from test_query import files_containing
 from test_tls import make_pki, read
 
 PASSWORDS = {"admin": "admin pass phrase 1", "nurse1": "nurse pass phrase 2",
-             "clerk": "clerk pass phrase 3", "ada": "portal pass phrase 4"}
+             "clerk": "clerk pass phrase 3", "ada": "portal pass phrase 4",
+             "biller": "billing pass phrase 5"}
 
 
 def totp(secret, t=None, digits=6, period=30, alg=hashlib.sha1):
@@ -87,6 +91,7 @@ class TestAuth(ServerTestCase):
         data = common.init_data_dir()
         key = os.path.join(data, "keys", "admin.key")
         regs = [registration("nurse1", "nurse"), registration("clerk", "registrar"),
+                registration("biller", "billing"),
                 registration("ada", "patient", patientId="ADA1")]  # the portal user
         cls.secrets = bootstrap(data, regs, PASSWORDS)
         cls.http_port = free_port()
@@ -170,7 +175,7 @@ class TestAuth(ServerTestCase):
         type(self).admin_token = r.token
 
         # the default policy: a registrar reads registration, not results
-        clerk = self.login("clerk").token
+        clerk = type(self).clerk_token = self.login("clerk").token
         resp, body = self.http("/Patient?_count=1", clerk)
         self.assertEqual(resp.status, 200, body)
         resp, body = self.http("/Observation?_count=1", clerk)
@@ -331,6 +336,131 @@ class TestAuth(ServerTestCase):
         e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.read_log, token)
         self.assertIn("ended", e.details())
         self.assertEqual(len(self.read_log(self.admin_token)), 1)
+
+    def test_1d_minimum_necessary(self):
+        """Billing sees a diagnosis's codes and dates, not the note; the
+        front desk sees a visit, not why it happened; the clinical roles see
+        both."""
+        admin = getattr(type(self), "admin_token", None) or self.login("admin").token
+        clerk = getattr(type(self), "clerk_token", None) or self.login("clerk").token
+        biller = self.login("biller").token
+        nurse = admin  # reads the whole chart, as a nurse would
+        evs = []
+        for kind in ("condition", "encounter"):
+            ev = common.pb.event.Event(event_id=common.new_id(), stream="patient-MN1",
+                                       occurred_at=common.timestamp_now(), source_system="T")
+            ev.recorded_by.principal_id = "admin"
+            ev.recorded_by.role = "admin"
+            if kind == "condition":
+                c = ev.condition_diagnosed
+                c.condition_id = "cond-mn1"
+                cc = c.code.coding.add()
+                cc.system, cc.code = "http://hl7.org/fhir/sid/icd-10-cm", "F32.9"
+                c.onset.seconds = 1780000000
+                c.note = "disclosed a family history of suicide"
+            else:
+                e = ev.encounter_started
+                e.encounter_id = "enc-mn1"
+                e.encounter_class.system = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+                e.encounter_class.code = "AMB"
+                e.start.seconds = 1780000000
+                r = e.reason.add()
+                rc = r.coding.add()
+                rc.system, rc.code = "http://snomed.info/sct", "35489007"
+                r.text = "depressive disorder"
+            evs.append(ev.SerializeToString())
+        self.client.append(common.batch(patient_events("MN1") + evs, self.admin),
+                           metadata=self.bearer(admin))
+        deadline = time.monotonic() + T(10)
+        while True:  # the views fold in the background
+            resp, body = self.http("/Condition?patient=MN1", nurse)
+            if json.loads(body).get("total", 0) > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        whole = json.loads(body)["entry"][0]["resource"]
+        self.assertIn("suicide", whole["note"][0]["text"])
+        self.assertNotIn("SUBSETTED", body.decode())
+        got = []
+        resp, body = self.http("/Condition?patient=MN1", biller)
+        self.assertEqual(resp.status, 200, body)
+        self.assertNotIn(b"suicide", body)
+        cond = json.loads(body)["entry"][0]["resource"]
+        got.append(cond)
+        self.assertEqual(cond["code"], whole["code"])
+        self.assertEqual(cond["onsetDateTime"], whole["onsetDateTime"])
+        self.assertEqual(cond["subject"], whole["subject"])
+        self.assertNotIn("note", cond)
+        self.assertIn("SUBSETTED", [t["code"] for t in cond["meta"]["tag"]])
+        resp, body = self.http("/Condition/" + cond["id"], biller)  # a read, the same
+        self.assertEqual(json.loads(body), cond)
+        # the gRPC face: the same engine, the same subset
+        f = common.pb.fhir
+        search = self.client.channel.unary_unary("/clinlog.v1.Fhir/Search",
+                                                 f.FhirSearchRequest.SerializeToString,
+                                                 f.FhirResponse.FromString)
+        r = search(f.FhirSearchRequest(type="Condition",
+                                       params=[f.FhirParam(name="patient", value="MN1")]),
+                   metadata=self.bearer(biller), timeout=T(15))
+        self.assertNotIn(b"suicide", r.json)
+        self.assertEqual(json.loads(r.json)["entry"][0]["resource"], cond)
+        # the front desk: the visit without its reason; no search by it
+        resp, body = self.http("/Encounter?patient=MN1", nurse)
+        self.assertIn(b"depressive", body)
+        resp, body = self.http("/Encounter?patient=MN1", clerk)
+        self.assertEqual(resp.status, 200, body)
+        self.assertNotIn(b"depressive", body)
+        self.assertNotIn(b"35489007", body)
+        encs = [e["resource"] for e in json.loads(body)["entry"]]
+        self.assertEqual(len(encs), 2)
+        self.assertTrue(all("period" in e and "class" in e for e in encs))
+        got += encs
+        resp, body = self.http("/Encounter?patient=MN1&reason-code=35489007", clerk)
+        self.assertEqual(resp.status, 403, body)
+        self.assertIn("may not search Encounter by reason-code",
+                      json.loads(body)["issue"][0]["diagnostics"])
+        # a bulk export by billing: the same subset in every file
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(30))
+        c.request("GET", "/fhir/R4/$export?_type=Condition",
+                  headers={"Authorization": "Bearer " + biller, "Prefer": "respond-async"})
+        r = c.getresponse()
+        self.assertEqual(r.status, 202, r.read())
+        status = urllib.parse.urlparse(r.getheader("Content-Location")).path
+        r.read()
+        deadline = time.monotonic() + T(30)
+        while True:
+            c.request("GET", status, headers={"Authorization": "Bearer " + biller})
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 202 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.status, 200, body)
+        lines = []
+        for out in json.loads(body)["output"]:
+            c.request("GET", urllib.parse.urlparse(out["url"]).path,
+                      headers={"Authorization": "Bearer " + biller})
+            r = c.getresponse()
+            data = r.read()
+            self.assertEqual(r.status, 200, data)
+            lines += [json.loads(x) for x in data.decode().splitlines() if x]
+        c.close()
+        mine = [x for x in lines if x["id"] == cond["id"]]
+        self.assertEqual(len(mine), 1, lines)
+        self.assertNotIn("note", mine[0])
+        self.assertTrue(all("note" not in x for x in lines))
+        got += lines
+        # every subset is still a valid R4 resource, by the independent validator
+        node = shutil.which("node")
+        self.assertIsNotNone(node, "node is required (install-deps installs it)")
+        with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False) as tf:
+            for x in got:
+                tf.write(json.dumps(x) + "\n")
+        try:
+            v = subprocess.run([node, os.path.join(common.REPO, "tests", "fhir", "validate.mjs"),
+                                tf.name], capture_output=True, text=True, timeout=T(120))
+        finally:
+            os.unlink(tf.name)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
     def test_2b_an_export_is_its_owners_only(self):
         # nurse1 (reads everything) exports; the admin, who may export too,
