@@ -331,7 +331,7 @@ int cl_fhir_subset(const char *json, size_t len, int ndjson, cl_fhir_mask_fn fn,
   if (!ndjson) {
     size_t s = ws(json, 0, len), e = s;
     rc = skip_value(json, len, &e) != 0 || ws(json, e, len) != len ? -1
-                                                                     : resource(&x, json, s, e, &o);
+                                                                   : resource(&x, json, s, e, &o);
   } else {
     for (size_t i = 0; i < len && rc == 0;) {
       const char *nl = memchr(json + i, '\n', len - i);

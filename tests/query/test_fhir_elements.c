@@ -176,8 +176,8 @@ Test(fhir_elements, malformed_json_is_refused) {
     char *out = (char *)1;
     size_t n;
     int changed;
-    cr_assert_eq(cl_fhir_subset(bad[i], strlen(bad[i]), 0, mask_of, (void *)CODES, &out, &n,
-                                &changed),
-                 -1, "accepted: %s", bad[i]);
+    cr_assert_eq(
+        cl_fhir_subset(bad[i], strlen(bad[i]), 0, mask_of, (void *)CODES, &out, &n, &changed), -1,
+        "accepted: %s", bad[i]);
   }
 }
