@@ -20,6 +20,30 @@ void cl_derive_proj_key(const uint8_t *master, uint8_t *proj_key) {
   crypto_kdf_derive_from_key(proj_key, 32, 4, "cl-ptag1", master);
 }
 
+void cl_derive_fixed_seal_key(const uint8_t *master, uint8_t *seal_key) {
+  crypto_kdf_derive_from_key(seal_key, 32, 5, "cl-fkey1", master);
+}
+
+static const char FIXED_AD[] = "clinlog-fixed-keys-v1";
+
+void cl_fixed_keys_seal(const uint8_t *seal_key, const uint8_t *fixed,
+                        uint8_t out[CL_FIXED_KEYS_SEALED_SIZE]) {
+  randombytes_buf(out, CL_NONCE_SIZE);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out + CL_NONCE_SIZE, NULL, fixed, 64,
+                                             (const uint8_t *)FIXED_AD, sizeof FIXED_AD, NULL, out,
+                                             seal_key);
+}
+
+int cl_fixed_keys_open(const uint8_t *seal_key, const uint8_t *sealed, size_t n, uint8_t *fixed) {
+  if (n != CL_FIXED_KEYS_SEALED_SIZE)
+    return CL_ECRYPTO;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(fixed, NULL, NULL, sealed + CL_NONCE_SIZE,
+                                                 n - CL_NONCE_SIZE, (const uint8_t *)FIXED_AD,
+                                                 sizeof FIXED_AD, sealed, seal_key) != 0)
+    return CL_ECRYPTO;
+  return 0;
+}
+
 void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]) {
   crypto_auth_hmacsha256(tag, (const uint8_t *)stream, len, tag_key);
 }
@@ -48,6 +72,20 @@ int cl_unwrap_key(const uint8_t *wk, const uint8_t tag[32], const uint8_t *wrapp
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(key, NULL, NULL, wrapped + 24, n - 24, ad,
                                                  sizeof ad, wrapped, wk) != 0)
     return CL_ECRYPTO;
+  return 0;
+}
+
+int cl_rewrap_key(const uint8_t *old_wk, const uint8_t *new_wk, const uint8_t tag[32],
+                  const uint8_t *wrapped, size_t n, uint8_t *scratch,
+                  uint8_t out[CL_WRAPPED_KEY_SIZE]) {
+  if (cl_unwrap_key(old_wk, tag, wrapped, n, scratch) != 0)
+    return CL_ECRYPTO;
+  uint8_t ad[sizeof WRAP_AD + 32];
+  wrap_ad(tag, ad);
+  memcpy(out, wrapped, 24); /* the nonce stays: it identifies the key (crypt.h) */
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out + 24, NULL, scratch, 32, ad, sizeof ad, NULL, out,
+                                             new_wk);
+  sodium_memzero(scratch, 32);
   return 0;
 }
 

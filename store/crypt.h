@@ -1,26 +1,43 @@
 /* Encryption at rest: key derivation from the master key, stream tags,
  * wrapping of per-stream data keys, and sealing/opening event payloads and
  * projection values. Pure functions over caller-provided keys (the log
- * keeps the keys; see log_int.h and streamkey.c).
+ * keeps the keys; see log_int.h, streamkey.c and masterkey.h).
  *
  * Keys derived from the master key (crypto_kdf, context "cl-...1"):
- *   | id | context  | use                                              |
- *   |  1 | cl-stag1 | tag key: HMAC-SHA-256 stream tags                |
- *   |  2 | cl-wrap1 | wrap key: XChaCha20-Poly1305 over data keys      |
- *   |  3 | cl-kchk1 | key check (16 bytes in meta; identifies the key) |
- *   |  4 | cl-ptag1 | projection key: keyed hashes in projection keys  |
+ *   | id | context  | use                                                  |
+ *   |----|----------|------------------------------------------------------|
+ *   |  1 | cl-stag1 | tag key: HMAC-SHA-256 stream tags (fixed, below)     |
+ *   |  2 | cl-wrap1 | wrap key: XChaCha20-Poly1305 over data keys          |
+ *   |  3 | cl-kchk1 | key check (16 bytes in meta; identifies the key)     |
+ *   |  4 | cl-ptag1 | projection key: keyed hashes in projection keys      |
+ *   |    |          | (fixed, below)                                       |
+ *   |  5 | cl-fkey1 | fixed-keys key: seals the two fixed keys in meta     |
+ *
+ * The tag key and the projection key are fixed for the life of a log:
+ * stream tags are RocksDB keys and sit in every record header (under the
+ * Merkle tree), projection keys in every projection index. They are derived
+ * from the master key the log was created with. A master key rotation
+ * (masterkey.h) keeps them: it seals both under the new master key's key 5
+ * into meta ("fixed_keys"), and from then on they are unsealed from there;
+ * only the wrap key and the key check follow the current master key.
  *
  * Ciphertexts (XChaCha20-Poly1305 IETF, 24-byte nonce, 16-byte tag):
- *   | what              | key        | associated data                  | nonce
- * |
- *   |-------------------|------------|----------------------------------|----------------|
- *   | wrapped data key  | wrap key   | "clinlog-dk-v1\0" || tag[32]      |
- * random         | | event payload     | data key   | tag[32] || event id[16]
- * | random         | | projection value  | data key   | "clinlog-pv-v1\0" ||
- * caller's AD  | synthetic (SIV)| Projection values use a synthetic nonce (a
- * keyed BLAKE2b of the AD and the plaintext) so a rebuilt projection is
- * byte-identical to the live one; it reveals only that two values under the
- * same key, AD and plaintext are equal. */
+ *   | what              | key            | associated data                  | nonce          |
+ *   |-------------------|----------------|----------------------------------|----------------|
+ *   | wrapped data key  | wrap key       | "clinlog-dk-v1\0" || tag[32]     | random (1)     |
+ *   | event payload     | data key       | tag[32] || event id[16]          | random         |
+ *   | projection value  | data key       | "clinlog-pv-v1\0" || caller's AD | synthetic (2)  |
+ *   | fixed keys (meta) | fixed-keys key | "clinlog-fixed-keys-v1\0"        | random         |
+ *
+ * (1) Drawn when the data key is minted and kept when a rotation rewraps it
+ * under a new wrap key (cl_rewrap_key): the committer identifies a
+ * stream's committed key by that nonce (log_int.h, wk_nonce), so apply
+ * stays deterministic across a rotation. Under any one wrap key a nonce
+ * still seals one plaintext only: a stream's data key never changes.
+ * (2) Projection values use a synthetic nonce (a keyed BLAKE2b of the AD
+ * and the plaintext) so a rebuilt projection is byte-identical to the live
+ * one; it reveals only that two values under the same key, AD and
+ * plaintext are equal. */
 #ifndef CL_STORE_CRYPT_H
 #define CL_STORE_CRYPT_H
 
@@ -46,6 +63,20 @@ void cl_derive_proj_key(const uint8_t *master, uint8_t *proj_key);
  * derivation uses, so it identifies the master key without revealing it. */
 void cl_key_check(const uint8_t *master, uint8_t out[16]);
 
+/* The fixed-keys key (32 bytes): seals the tag and projection keys. */
+void cl_derive_fixed_seal_key(const uint8_t *master, uint8_t *seal_key);
+
+/* The tag key and projection key sealed for meta: nonce || ciphertext. */
+#define CL_FIXED_KEYS_SEALED_SIZE (CL_NONCE_SIZE + 64 + CL_AEAD_ABYTES)
+/* Seals tag_key[32] || proj_key[32] (contiguous, 64 bytes) with a fresh
+ * nonce. */
+void cl_fixed_keys_seal(const uint8_t *seal_key, const uint8_t *fixed,
+                        uint8_t out[CL_FIXED_KEYS_SEALED_SIZE]);
+/* Opens a sealed pair into fixed[64] (tag key || projection key). Returns
+ * 0, or CL_ECRYPTO (wrong size, wrong master key, tampered). */
+CL_MUST_CHECK int cl_fixed_keys_open(const uint8_t *seal_key, const uint8_t *sealed, size_t n,
+                                     uint8_t *fixed);
+
 /* Keyed stream tag: HMAC-SHA-256(tag key, stream name). */
 void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]);
 
@@ -56,6 +87,13 @@ void cl_wrap_key(const uint8_t *wrap_key, const uint8_t tag[32], const uint8_t *
  * wrong stream, tampered). */
 CL_MUST_CHECK int cl_unwrap_key(const uint8_t *wrap_key, const uint8_t tag[32],
                                 const uint8_t *wrapped, size_t n, uint8_t *key);
+/* Rewraps a wrapped data key from old_wk to new_wk keeping its nonce (see
+ * the header comment); `scratch` (32 bytes, secure memory) holds the data
+ * key meanwhile and is wiped. Returns 0, or CL_ECRYPTO (does not unwrap
+ * under old_wk). */
+CL_MUST_CHECK int cl_rewrap_key(const uint8_t *old_wk, const uint8_t *new_wk, const uint8_t tag[32],
+                                const uint8_t *wrapped, size_t n, uint8_t *scratch,
+                                uint8_t out[CL_WRAPPED_KEY_SIZE]);
 
 /* AEAD associated data of an event payload: tag || event id. */
 void cl_event_ad(const uint8_t tag[32], const uint8_t id[16], uint8_t ad[48]);
@@ -88,7 +126,13 @@ CL_MUST_CHECK int cl_value_open(const uint8_t *key, const uint8_t *ad, size_t ad
  * prepare cannot clobber the prepare's keys. At least n bytes, or NULL (out
  * of memory). Valid until the thread exits or the slot is asked for more;
  * callers wipe what they put in it. */
-enum { CL_SCRATCH_PREPARE, CL_SCRATCH_READ, CL_SCRATCH_PROJ, CL_SCRATCH_SLOTS };
+enum {
+  CL_SCRATCH_PREPARE,
+  CL_SCRATCH_READ,
+  CL_SCRATCH_PROJ,
+  CL_SCRATCH_COMMIT, /* the committer's check of minted keys (commit.c) */
+  CL_SCRATCH_SLOTS
+};
 uint8_t *cl_secure_scratch(int slot, size_t n);
 
 #endif

@@ -1,9 +1,12 @@
 /* RocksDB set-up for a clinlog data directory; see db.h. */
 #include "store/db.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store/alloc.h"
 
@@ -381,4 +384,20 @@ int cl_db_write(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err) {
   if (rerr)
     return cl_db_error(rerr, err, "write");
   return 0;
+}
+
+/* See db.h. */
+int cl_db_in_use(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/db/LOCK", dir);
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  int busy = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  close(fd);
+  return busy;
 }

@@ -98,6 +98,10 @@ int cl_db_cf_drop(cl_db *db, const char *name, cl_err *err);
  * array); *n gets the count. CL_ENOMEM. */
 int cl_db_cf_list(cl_db *db, const char *prefix, char ***names, size_t *n, cl_err *err);
 
+/* 1 if another process holds the lock of the database under the data
+ * directory `dir` (a running node), else 0. */
+int cl_db_in_use(const char *dir);
+
 /* Translates and frees a RocksDB error string; returns CL_EIO. */
 int cl_db_error(char *rerr, cl_err *err, const char *what);
 
@@ -109,6 +113,11 @@ int cl_db_error(char *rerr, cl_err *err, const char *what);
 #define CL_META_LOG_PK "log_public_key" /* 32 bytes */
 #define CL_META_APPLIED "applied_index" /* u64 BE, replication */
 #define CL_META_KEY_CHECK "key_check"   /* 16 bytes: proves which master key the log uses */
+/* after a master key rotation (masterkey.h): the tag and projection keys
+ * sealed under the current master key (crypt.h), and the key checks of the
+ * master keys retired so far, each with when (check[16] || unix s u64 BE) */
+#define CL_META_FIXED_KEYS "fixed_keys"
+#define CL_META_RETIRED_KEYS "retired_key_checks"
 
 static inline void cl_be64(uint8_t *p, uint64_t v) {
   for (int i = 7; i >= 0; i--) {

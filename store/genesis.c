@@ -136,7 +136,10 @@ int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err)
   cl_meta_put(wb, log->db, CL_META_TREE_SIZE, zero, 8);
   cl_meta_put(wb, log->db, CL_META_ROOT, root, 32);
   cl_meta_put(wb, log->db, CL_META_KEY_CHECK, log->key_check, 16);
-  rc = cl_db_write(log->db, wb, err);
+  if (g->replica && g->fixed_keys_len)
+    rc = cl_mk_adopt_fixed(log, wb, g->fixed_keys, g->fixed_keys_len, err);
+  if (rc == 0)
+    rc = cl_db_write(log->db, wb, err);
   rocksdb_writebatch_destroy(wb);
   if (rc)
     goto fail_log;

@@ -133,6 +133,8 @@ static int ingest_record(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V
   if (rec->seq != seq)
     return cl_err_set(err, CL_EVERIFY, "record %llu: out of sequence (seq %llu)",
                       (unsigned long long)seq, (unsigned long long)rec->seq);
+  if (seq == 1 && cl_mk_check_first(log, rec, err) != 0)
+    return err->code; /* this node's keys would tag every stream anew */
   if (rec->committed_at_ns < *last_at)
     return cl_err_set(err, CL_EVERIFY, "record %llu: commit time goes backwards",
                       (unsigned long long)seq);

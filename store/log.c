@@ -30,6 +30,7 @@
 
 #include "store/alloc.h"
 #include "store/log_int.h"
+#include "store/masterkey.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -157,24 +158,22 @@ static int load_secrets(cl_log *log, int required, cl_err *err) {
     path_join(path, sizeof path, log->dir, "keys/master.key");
     mk = path;
   }
-  cl_master_key k = {0};
-  int rc = cl_master_key_load(&k, mk, err);
+  log->secrets = cl_sodium_malloc(CL_MK_SIZE);
+  if (!log->secrets)
+    return cl_err_set(err, CL_ENOMEM, "out of secure memory");
+  log->tag_key = log->secrets + CL_MK_TAG;
+  log->wrap_key = log->secrets + CL_MK_WRAP;
+  log->proj_key = log->secrets + CL_MK_PROJ;
+  log->seal_key = log->secrets + CL_MK_SEAL;
+  /* the key check is compared with meta's there; a writable open finishes
+   * a key file swap a crash interrupted */
+  cl_masterkey_info info;
+  int rc = cl_masterkey_load(log->db, mk, !log->o.read_only, log->secrets, &info, err);
   if (rc == CL_ENOTFOUND && !required)
     return 0;
   if (rc)
     return rc;
-  log->secrets = cl_sodium_malloc(96);
-  if (!log->secrets) {
-    cl_master_key_free(&k);
-    return cl_err_set(err, CL_ENOMEM, "out of secure memory");
-  }
-  log->tag_key = log->secrets;
-  log->wrap_key = log->secrets + 32;
-  log->proj_key = log->secrets + 64;
-  cl_derive_keys(k.key, log->tag_key, log->wrap_key);
-  cl_derive_proj_key(k.key, log->proj_key);
-  cl_key_check(k.key, log->key_check);
-  cl_master_key_free(&k);
+  memcpy(log->key_check, info.key_check, 16);
   log->have_keys = 1;
 
   const char *lk = log->o.log_key_path;
@@ -285,6 +284,29 @@ static int recover(cl_log *log, cl_err *err) {
   return 0;
 }
 
+/* The tag key must be the one the log was created with (a master key
+ * whose log was rotated, taken without its sealed fixed keys, would tag
+ * streams anew): record 1, the genesis event of "$log", tells. */
+static int check_tag_key(cl_log *log, cl_err *err) {
+  if (!log->have_keys || log->size == 0)
+    return 0;
+  uint8_t k[8];
+  cl_be64(k, 1);
+  char *v;
+  size_t vl;
+  int rc = cl_db_get(log->db, CL_CF_LOG, k, 8, &v, &vl, err);
+  if (rc)
+    return rc == CL_ENOTFOUND ? cl_err_set(err, CL_ECORRUPT, "record 1 missing") : rc;
+  Clinlog__V1__Record *r;
+  rc = cl_record_decode((const uint8_t *)v, vl, &r, err);
+  rocksdb_free(v);
+  if (rc)
+    return cl_err_prefix(err, "record 1");
+  rc = cl_mk_check_first(log, r, err);
+  clinlog__v1__record__free_unpacked(r, &cl_pb_allocator);
+  return rc;
+}
+
 static int open_common(const cl_log_options *o, int create, cl_log **out, cl_err *err) {
   if (!o || !o->dir)
     return cl_err_set(err, CL_EINVAL, "options: dir required");
@@ -323,18 +345,12 @@ static int open_common(const cl_log_options *o, int create, cl_log **out, cl_err
     log->origin[got] = '\0';
     if ((rc = cl_meta_get(log->db, CL_META_LOG_PK, log->log_pk, 32, NULL, err)))
       goto fail;
-    /* keys that belong to another log would write data nobody can read */
-    uint8_t kc[16];
-    if (log->have_keys && cl_meta_get(log->db, CL_META_KEY_CHECK, kc, 16, NULL, err) == 0 &&
-        sodium_memcmp(kc, log->key_check, 16) != 0) {
-      rc = cl_err_set(err, CL_EDENIED, "the master key does not belong to this log");
-      goto fail;
-    }
     if (log->have_log_key && memcmp(log->log_signer.pk, log->log_pk, 32) != 0) {
       rc = cl_err_set(err, CL_EDENIED, "the log key does not belong to this log");
       goto fail;
     }
-    if ((rc = recover(log, err)) || (rc = cl_keyring_load(log, err)))
+    if ((rc = recover(log, err)) || (rc = cl_keyring_load(log, err)) ||
+        (rc = check_tag_key(log, err)))
       goto fail;
   }
   if (!(log->feed = cl_feed_new(log->size))) {

@@ -3,7 +3,9 @@
  * proj.c). No module outside store/ includes this.
  *
  * How the log's state is guarded:
- *  - set at open and immutable after: options, dir, db, keys, origin;
+ *  - set at open and immutable after: options, dir, db, keys, origin (a
+ *    master key rotation, which runs alone holding the commit slot, changes
+ *    the wrap key and key check: masterkey.c);
  *  - `mu` guards the commit queue, the commit slot (`committing`), `failed`,
  *    the published head (`size`, `root`), `applied`;
  *  - the committer (the one thread holding the commit slot) alone owns the
@@ -62,10 +64,11 @@ struct cl_log {
   char *dir;
   cl_db *db;
   int have_keys;
-  uint8_t *secrets; /* sodium_malloc: tag_key[32] || wrap_key[32] || proj_key[32] */
-  uint8_t *tag_key;
-  uint8_t *wrap_key;
-  uint8_t *proj_key;
+  uint8_t *secrets; /* sodium_malloc, CL_MK_SIZE bytes laid out as masterkey.h's CL_MK_* */
+  uint8_t *tag_key;  /* fixed for the life of the log (crypt.h) */
+  uint8_t *wrap_key; /* these two and key_check change only in a rotation */
+  uint8_t *proj_key; /* fixed */
+  uint8_t *seal_key; /* seals the fixed keys */
   uint8_t key_check[16];
   cl_signer log_signer;
   int have_log_key;
@@ -174,6 +177,16 @@ int cl_tree_last_checkpoint(cl_log *log, uint64_t *size, cl_err *err);
  * stream). */
 int cl_erasure_target(cl_log *log, const Clinlog__V1__Event *ev, size_t idx, uint8_t tag[32],
                       cl_err *err);
+
+/* ---- masterkey.c ---- */
+/* A new member's store takes the cluster's sealed fixed keys (genesis.c):
+ * opens them under the log's master key into its tag and projection keys
+ * and puts them into wb. Errors: CL_EDENIED (not sealed under this key). */
+int cl_mk_adopt_fixed(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t *sealed, size_t n,
+                      cl_err *err);
+/* Record 1 is the genesis LogCreated in "$log": its tag proves the log's
+ * tag key is the one the log was created with. CL_EDENIED if not. */
+int cl_mk_check_first(cl_log *log, const Clinlog__V1__Record *rec, cl_err *err);
 
 /* ---- streamkey.c: data keys ---- */
 int cl_sk_init(cl_log *log, cl_err *err);

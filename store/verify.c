@@ -2,7 +2,6 @@
  * recomputes everything from the records and compares with what is stored. */
 #include "store/verify.h"
 
-#include <fcntl.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
@@ -22,6 +20,7 @@
 #include "store/hmap.h"
 #include "store/keyring.h"
 #include "store/keys.h"
+#include "store/masterkey.h"
 #include "store/merkle.h"
 #include "store/record.h"
 
@@ -29,7 +28,7 @@ typedef struct vstate {
   const cl_verify_options *o;
   cl_verify_report *rep;
   cl_db *db;
-  uint8_t *secrets; /* tag_key || wrap_key || data key scratch */
+  uint8_t *secrets; /* the keys (masterkey.h CL_MK_*), then a data key scratch[32] */
   int content;
   uint8_t log_pk[32];
   char origin[256];
@@ -240,8 +239,8 @@ static int check_content(vstate *v, const Clinlog__V1__Record *r, uint8_t *batch
     v->rep->erased++;
     return 0;
   }
-  uint8_t *dk = v->secrets + 64;
-  rc = cl_unwrap_key(v->secrets + 32, r->stream_tag.data, (const uint8_t *)w, wl, dk);
+  uint8_t *dk = v->secrets + CL_MK_SIZE;
+  rc = cl_unwrap_key(v->secrets + CL_MK_WRAP, r->stream_tag.data, (const uint8_t *)w, wl, dk);
   rocksdb_free(w);
   if (rc)
     return fail(v, r->seq, "record %llu: stream data key does not unwrap",
@@ -267,7 +266,7 @@ static int check_content(vstate *v, const Clinlog__V1__Record *r, uint8_t *batch
     goto done;
   }
   uint8_t tag[32];
-  cl_stream_tag(v->secrets, ev->stream, strlen(ev->stream), tag);
+  cl_stream_tag(v->secrets + CL_MK_TAG, ev->stream, strlen(ev->stream), tag);
   if (memcmp(tag, r->stream_tag.data, 32) != 0 || memcmp(ev->event_id.data, r->event_id.data, 16) ||
       (uint32_t)ev->body_case != r->event_type) {
     out = fail(v, r->seq, "record %llu: header does not match the event (stream, id or type)",
@@ -479,7 +478,7 @@ static int verify_once(const cl_verify_options *o, cl_verify_report *rep, cl_err
   v.streams = cl_hmap_new(32, 8);
   v.ids = cl_hmap_new(16, 8);
   v.keyring = cl_keyring_new();
-  v.secrets = sodium_malloc(96);
+  v.secrets = sodium_malloc(CL_MK_SIZE + 32);
   if (!v.streams || !v.ids || !v.keyring || !v.secrets) {
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
     goto out;
@@ -525,26 +524,16 @@ static int verify_once(const cl_verify_options *o, cl_verify_report *rep, cl_err
       snprintf(mkp, sizeof mkp, "%s/keys/master.key", o->dir);
       p = mkp;
     }
-    cl_master_key mk = {0};
+    /* a read-only look: a key file swap a crash interrupted is used, not
+     * finished (masterkey.h) */
+    cl_masterkey_info info;
     cl_err e;
-    int lrc = cl_master_key_load(&mk, p, &e);
+    int lrc = cl_masterkey_load(v.db, p, 0, v.secrets, &info, &e);
     if (lrc == 0) {
-      cl_derive_keys(mk.key, v.secrets, v.secrets + 32);
-      uint8_t kc[16];
-      cl_key_check(mk.key, kc);
-      cl_master_key_free(&mk);
       v.content = 1;
-      if (cl_db_get(v.db, CL_CF_META, CL_META_KEY_CHECK, strlen(CL_META_KEY_CHECK), &val, &vl,
-                    err) == 0) {
-        int same = vl == 16 && sodium_memcmp(val, kc, 16) == 0;
-        rocksdb_free(val);
-        if (!same) {
-          rc = cl_err_set(err, CL_EDENIED, "%s: the master key does not belong to this log", p);
-          goto out;
-        }
-      }
     } else if (o->master_key_path || lrc != CL_ENOTFOUND) {
-      /* a key that is there but unusable must not silently skip the checks */
+      /* a key that is there but unusable (another log's, retired by a
+       * rotation) must not silently skip the checks */
       rc = cl_err_set(err, e.code, "%s", e.msg);
       goto out;
     }
@@ -600,22 +589,6 @@ out:
   return rc;
 }
 
-/* 1 if another process holds the database's lock (a running server). */
-static int db_in_use(const char *dir) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/db/LOCK", dir);
-  int fd = open(path, O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  int busy = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-  close(fd);
-  return busy;
-}
-
 int cl_verify_dir(const cl_verify_options *o, cl_verify_report *rep, cl_err *err) {
   /* Next to a running server, the read-only view can miss data the server
    * moves between its write-ahead log and table files while the view
@@ -625,7 +598,7 @@ int cl_verify_dir(const cl_verify_options *o, cl_verify_report *rep, cl_err *err
   int rc = 0;
   for (int attempt = 0; attempt < 3; attempt++) {
     rc = verify_once(o, rep, err);
-    if (rc || rep->ok || !db_in_use(o->dir))
+    if (rc || rep->ok || !cl_db_in_use(o->dir))
       break;
     struct timespec ts = {0, 200 * 1000000};
     nanosleep(&ts, NULL);

@@ -234,23 +234,7 @@ static void *applier(void *p) {
   cr_assert_eq(cl_feed_wait(cl_log_feed(a->dst), a->wait_for, cl_feed_now_ms() + 60000, NULL, &err),
                0, "%s", err.msg);
   for (int i = 0; i < a->entries; i++) {
-    uint8_t *ev;
-    size_t len;
-    ev = cl_test_event("patient-applied", "admin", NULL, NULL, &len);
-    Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
-    ProtobufCBinaryData evb = {len, ev};
-    uint8_t h[32], sig[64];
-    cl_event_hash(ev, len, h);
-    cl_sign_event(a->admin, h, sig);
-    Clinlog__V1__Signature s = CLINLOG__V1__SIGNATURE__INIT, *sp = &s;
-    s.key_id = (ProtobufCBinaryData){32, (uint8_t *)a->admin->pk};
-    s.signature = (ProtobufCBinaryData){64, sig};
-    b.n_events = 1;
-    b.events = &evb;
-    b.n_signatures = 1;
-    b.signatures = &sp;
-    Clinlog__V1__PreparedBatch *pb;
-    cr_assert_eq(cl_log_prepare(a->dst, &b, &pb, &err), 0, "%s", err.msg);
+    Clinlog__V1__PreparedBatch *pb = cl_test_prepare1(a->dst, a->admin, "patient-applied");
     cl_apply_item item;
     memset(&item, 0, sizeof item);
     item.pb = pb;
@@ -258,7 +242,6 @@ static void *applier(void *p) {
                  err.msg);
     cr_assert_eq(item.rc, 0, "%s", item.err.msg);
     clinlog__v1__prepared_batch__free_unpacked(pb, NULL);
-    free(ev);
   }
   return NULL;
 }

@@ -285,6 +285,28 @@ int cl_test_append1(cl_log *log, const cl_signer *s, const char *stream, const c
   return rc;
 }
 
+Clinlog__V1__PreparedBatch *cl_test_prepare1(cl_log *log, const cl_signer *s, const char *stream) {
+  size_t len;
+  uint8_t *ev = cl_test_event(stream, "admin", NULL, NULL, &len);
+  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
+  ProtobufCBinaryData evb = {len, ev};
+  uint8_t h[32], sig[64];
+  cl_event_hash(ev, len, h);
+  cl_sign_event(s, h, sig);
+  Clinlog__V1__Signature sg = CLINLOG__V1__SIGNATURE__INIT, *sp = &sg;
+  sg.key_id = (ProtobufCBinaryData){32, (uint8_t *)s->pk};
+  sg.signature = (ProtobufCBinaryData){64, sig};
+  b.n_events = 1;
+  b.events = &evb;
+  b.n_signatures = 1;
+  b.signatures = &sp;
+  Clinlog__V1__PreparedBatch *pb = NULL;
+  cl_err err;
+  cr_assert_eq(cl_log_prepare(log, &b, &pb, &err), 0, "%s", err.msg);
+  free(ev);
+  return pb;
+}
+
 /* ---------------------------------------------------------- catch-up */
 
 typedef struct chunk {

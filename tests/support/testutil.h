@@ -46,6 +46,12 @@ int cl_test_append(cl_log *log, const cl_signer *s, uint8_t **events, const size
 int cl_test_append1(cl_log *log, const cl_signer *s, const char *stream, const char *principal,
                     const char *note, uint64_t *seq, cl_err *err);
 
+/* Prepares one ObservationRecorded in `stream` (cl_test_event), signed by
+ * s, as a Raft leader would: returned-owned
+ * (clinlog__v1__prepared_batch__free_unpacked(pb, NULL)); fails the test on
+ * error. */
+Clinlog__V1__PreparedBatch *cl_test_prepare1(cl_log *log, const cl_signer *s, const char *stream);
+
 /* A serialized StreamErased of `stream`, in "$erasures", recorded by
  * "admin" (returned-owned, free()). */
 uint8_t *cl_test_erasure_event(const char *stream, size_t *len);
