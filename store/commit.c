@@ -446,24 +446,17 @@ static int apply_keys(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V1__
     cl_stream_state *st = cl_hmap_get(log->streams, ps->stream_tag.data);
     if (!st || st->key_state == KEY_PRESENT) /* an earlier batch committed this same key */
       continue;
-    /* A key prepared under another master key (a Raft entry from before a
-     * key rotation, or a member with another key) would be stored where
-     * nothing can unwrap it. Refusing the batch would make this node's
-     * outcome differ from the others': the node stops instead. */
-    uint8_t *dk = cl_secure_scratch(CL_SCRATCH_COMMIT, 32);
-    if (!dk)
-      return cl_err_set(err, CL_ENOMEM, "out of secure memory");
-    int bad = cl_unwrap_key(log->wrap_key, ps->stream_tag.data, ps->wrapped_key.data,
-                            ps->wrapped_key.len, dk) != 0;
-    sodium_memzero(dk, 32);
-    if (bad) {
-      char hex[17];
-      cl_hex(ps->stream_tag.data, 8, hex);
-      return cl_err_set(err, CL_ECRYPTO,
-                        "the data key minted for stream %s... does not unwrap under this node's "
-                        "master key (prepared before a key rotation? see docs/operations.md)",
-                        hex);
-    }
+    /* A Raft entry prepared before a master key rotation carries the key
+     * wrapped under the old key: it is rewrapped under the current one. A
+     * key nothing here unwraps (a member with another master key) would be
+     * stored where nobody can read it, and refusing the batch would make
+     * this node's outcome differ from the others': the node stops instead. */
+    uint8_t rewrapped[CL_WRAPPED_KEY_SIZE];
+    const uint8_t *w;
+    int rc = cl_mk_minted_key(log, ps->stream_tag.data, ps->wrapped_key.data, ps->wrapped_key.len,
+                              rewrapped, &w, err);
+    if (rc)
+      return rc;
     if (log->n_minted == log->cap_minted) {
       size_t nc = log->cap_minted ? log->cap_minted * 2 : 64;
       uint8_t(*m)[32] = cl_realloc(log->minted, nc * 32);
@@ -473,7 +466,7 @@ static int apply_keys(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V1__
       log->cap_minted = nc;
     }
     rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_KEYS], (const char *)ps->stream_tag.data, 32,
-                              (const char *)ps->wrapped_key.data, ps->wrapped_key.len);
+                              (const char *)w, ps->wrapped_key.len); /* copied by RocksDB */
     st->key_state = KEY_PRESENT;
     memcpy(st->wk_nonce, ps->wrapped_key.data, 24);
     memcpy(log->minted[log->n_minted++], ps->stream_tag.data, 32);

@@ -24,22 +24,21 @@ void cl_derive_fixed_seal_key(const uint8_t *master, uint8_t *seal_key) {
   crypto_kdf_derive_from_key(seal_key, 32, 5, "cl-fkey1", master);
 }
 
-static const char FIXED_AD[] = "clinlog-fixed-keys-v1";
-
-void cl_fixed_keys_seal(const uint8_t *seal_key, const uint8_t *fixed,
-                        uint8_t out[CL_FIXED_KEYS_SEALED_SIZE]) {
+void cl_secret_seal(const uint8_t *seal_key, const char *what, const uint8_t *plain, size_t n,
+                    uint8_t *out) {
   randombytes_buf(out, CL_NONCE_SIZE);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(out + CL_NONCE_SIZE, NULL, fixed, 64,
-                                             (const uint8_t *)FIXED_AD, sizeof FIXED_AD, NULL, out,
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out + CL_NONCE_SIZE, NULL, plain, n,
+                                             (const uint8_t *)what, strlen(what) + 1, NULL, out,
                                              seal_key);
 }
 
-int cl_fixed_keys_open(const uint8_t *seal_key, const uint8_t *sealed, size_t n, uint8_t *fixed) {
-  if (n != CL_FIXED_KEYS_SEALED_SIZE)
-    return CL_ECRYPTO;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(fixed, NULL, NULL, sealed + CL_NONCE_SIZE,
-                                                 n - CL_NONCE_SIZE, (const uint8_t *)FIXED_AD,
-                                                 sizeof FIXED_AD, sealed, seal_key) != 0)
+int cl_secret_open(const uint8_t *seal_key, const char *what, const uint8_t *sealed, size_t len,
+                   uint8_t *plain) {
+  if (len < CL_SEALED_OVERHEAD)
+    return CL_ECORRUPT;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, sealed + CL_NONCE_SIZE,
+                                                 len - CL_NONCE_SIZE, (const uint8_t *)what,
+                                                 strlen(what) + 1, sealed, seal_key) != 0)
     return CL_ECRYPTO;
   return 0;
 }

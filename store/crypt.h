@@ -28,6 +28,7 @@
  *   | event payload     | data key       | tag[32] || event id[16]          | random         |
  *   | projection value  | data key       | "clinlog-pv-v1\0" || caller's AD | synthetic (2)  |
  *   | fixed keys (meta) | fixed-keys key | "clinlog-fixed-keys-v1\0"        | random         |
+ *   | retired wrap keys | fixed-keys key | "clinlog-retired-wrap-keys-v1\0" | random         |
  *
  * (1) Drawn when the data key is minted and kept when a rotation rewraps it
  * under a new wrap key (cl_rewrap_key): the committer identifies a
@@ -66,16 +67,20 @@ void cl_key_check(const uint8_t *master, uint8_t out[16]);
 /* The fixed-keys key (32 bytes): seals the tag and projection keys. */
 void cl_derive_fixed_seal_key(const uint8_t *master, uint8_t *seal_key);
 
-/* The tag key and projection key sealed for meta: nonce || ciphertext. */
-#define CL_FIXED_KEYS_SEALED_SIZE (CL_NONCE_SIZE + 64 + CL_AEAD_ABYTES)
-/* Seals tag_key[32] || proj_key[32] (contiguous, 64 bytes) with a fresh
- * nonce. */
-void cl_fixed_keys_seal(const uint8_t *seal_key, const uint8_t *fixed,
-                        uint8_t out[CL_FIXED_KEYS_SEALED_SIZE]);
-/* Opens a sealed pair into fixed[64] (tag key || projection key). Returns
- * 0, or CL_ECRYPTO (wrong size, wrong master key, tampered). */
-CL_MUST_CHECK int cl_fixed_keys_open(const uint8_t *seal_key, const uint8_t *sealed, size_t n,
-                                     uint8_t *fixed);
+/* Secrets kept in meta, sealed under the fixed-keys key with a fresh
+ * nonce: nonce || ciphertext (n + CL_SEALED_OVERHEAD bytes); `what`, with
+ * its NUL, is the associated data naming them. */
+#define CL_AD_FIXED_KEYS "clinlog-fixed-keys-v1"          /* tag key || projection key */
+#define CL_AD_RETIRED_WRAP "clinlog-retired-wrap-keys-v1" /* wrap keys of retired master keys */
+#define CL_FIXED_KEYS_SEALED_SIZE (64 + CL_SEALED_OVERHEAD)
+#define CL_RETIRED_WRAP_MAX 4 /* wrap keys of retired master keys kept (masterkey.h) */
+void cl_secret_seal(const uint8_t *seal_key, const char *what, const uint8_t *plain, size_t n,
+                    uint8_t *out);
+/* Opens into plain (len - CL_SEALED_OVERHEAD bytes). Returns 0, or
+ * CL_ECORRUPT (shorter than the overhead), CL_ECRYPTO (wrong master key,
+ * tampered, another `what`). */
+CL_MUST_CHECK int cl_secret_open(const uint8_t *seal_key, const char *what, const uint8_t *sealed,
+                                 size_t len, uint8_t *plain);
 
 /* Keyed stream tag: HMAC-SHA-256(tag key, stream name). */
 void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]);

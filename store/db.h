@@ -114,9 +114,11 @@ int cl_db_error(char *rerr, cl_err *err, const char *what);
 #define CL_META_APPLIED "applied_index" /* u64 BE, replication */
 #define CL_META_KEY_CHECK "key_check"   /* 16 bytes: proves which master key the log uses */
 /* after a master key rotation (masterkey.h): the tag and projection keys
- * sealed under the current master key (crypt.h), and the key checks of the
- * master keys retired so far, each with when (check[16] || unix s u64 BE) */
+ * and the wrap keys of the last retired master keys, sealed under the
+ * current master key (crypt.h); the key checks of the master keys retired
+ * so far, each with when (check[16] || unix s u64 BE) */
 #define CL_META_FIXED_KEYS "fixed_keys"
+#define CL_META_RETIRED_WRAP "retired_wrap_keys"
 #define CL_META_RETIRED_KEYS "retired_key_checks"
 
 static inline void cl_be64(uint8_t *p, uint64_t v) {

@@ -136,8 +136,8 @@ int cl_log_create(const cl_log_options *o, const cl_log_genesis *g, cl_err *err)
   cl_meta_put(wb, log->db, CL_META_TREE_SIZE, zero, 8);
   cl_meta_put(wb, log->db, CL_META_ROOT, root, 32);
   cl_meta_put(wb, log->db, CL_META_KEY_CHECK, log->key_check, 16);
-  if (g->replica && g->fixed_keys_len)
-    rc = cl_mk_adopt_fixed(log, wb, g->fixed_keys, g->fixed_keys_len, err);
+  if (g->replica && g->sealed_keys_len)
+    rc = cl_mk_adopt_sealed(log, wb, g->sealed_keys, g->sealed_keys_len, err);
   if (rc == 0)
     rc = cl_db_write(log->db, wb, err);
   rocksdb_writebatch_destroy(wb);

@@ -165,6 +165,7 @@ static int load_secrets(cl_log *log, int required, cl_err *err) {
   log->wrap_key = log->secrets + CL_MK_WRAP;
   log->proj_key = log->secrets + CL_MK_PROJ;
   log->seal_key = log->secrets + CL_MK_SEAL;
+  log->retired_wrap = log->secrets + CL_MK_RETIRED;
   /* the key check is compared with meta's there; a writable open finishes
    * a key file swap a crash interrupted */
   cl_masterkey_info info;
@@ -174,6 +175,7 @@ static int load_secrets(cl_log *log, int required, cl_err *err) {
   if (rc)
     return rc;
   memcpy(log->key_check, info.key_check, 16);
+  log->n_retired = info.n_retired;
   log->have_keys = 1;
 
   const char *lk = log->o.log_key_path;

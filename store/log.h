@@ -55,10 +55,10 @@ typedef struct cl_log_genesis {
   int replica;                   /* a cluster member's empty store: the cluster's key files
                                     (options) and origin, no genesis events (they come
                                     through replication) */
-  const uint8_t *fixed_keys;     /* replica of a cluster whose master key was rotated: its
-                                    sealed tag and projection keys (cl_masterkey_fixed_keys
-                                    of a member), or NULL */
-  size_t fixed_keys_len;
+  const uint8_t *sealed_keys;    /* replica of a cluster whose master key was rotated: its
+                                    sealed keys (cl_masterkey_sealed_keys of a member), or
+                                    NULL */
+  size_t sealed_keys_len;
 } cl_log_genesis;
 
 /* Creates a data directory: keys/master.key and keys/log.key (0600, unless

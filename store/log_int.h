@@ -69,6 +69,8 @@ struct cl_log {
   uint8_t *wrap_key; /* these two and key_check change only in a rotation */
   uint8_t *proj_key; /* fixed */
   uint8_t *seal_key; /* seals the fixed keys */
+  uint8_t *retired_wrap; /* n_retired wrap keys of retired master keys, newest first */
+  unsigned n_retired;
   uint8_t key_check[16];
   cl_signer log_signer;
   int have_log_key;
@@ -179,11 +181,19 @@ int cl_erasure_target(cl_log *log, const Clinlog__V1__Event *ev, size_t idx, uin
                       cl_err *err);
 
 /* ---- masterkey.c ---- */
-/* A new member's store takes the cluster's sealed fixed keys (genesis.c):
- * opens them under the log's master key into its tag and projection keys
- * and puts them into wb. Errors: CL_EDENIED (not sealed under this key). */
-int cl_mk_adopt_fixed(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t *sealed, size_t n,
-                      cl_err *err);
+/* A new member's store takes the cluster's sealed keys (genesis.c,
+ * cl_masterkey_sealed_keys): opens them under the log's master key into its
+ * tag, projection and retired wrap keys and puts them into wb. Errors:
+ * CL_EDENIED (not sealed under this key), CL_EINVAL (malformed). */
+int cl_mk_adopt_sealed(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t *sealed, size_t n,
+                       cl_err *err);
+/* The data key a Raft entry mints for a new stream, as this log stores it:
+ * `wrapped` itself when it unwraps under the wrap key, else rewrapped (same
+ * nonce) from the retired wrap key it unwraps under, into out. Returns 0
+ * with *use pointing at wrapped or out, or CL_ECRYPTO (no key of this log
+ * unwraps it), CL_ENOMEM. */
+int cl_mk_minted_key(cl_log *log, const uint8_t tag[32], const uint8_t *wrapped, size_t n,
+                     uint8_t out[CL_WRAPPED_KEY_SIZE], const uint8_t **use, cl_err *err);
 /* Record 1 is the genesis LogCreated in "$log": its tag proves the log's
  * tag key is the one the log was created with. CL_EDENIED if not. */
 int cl_mk_check_first(cl_log *log, const Clinlog__V1__Record *rec, cl_err *err);

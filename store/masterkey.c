@@ -7,7 +7,9 @@
  *  - the tag and projection keys never change: unsealed from meta
  *    "fixed_keys" when it exists, else derived from the master key (a log
  *    never rotated, whose master key is still the one it was created with);
- *  - at every moment the key file or "<key file>.new" matches meta. */
+ *  - at every moment the key file or "<key file>.new" matches meta;
+ *  - the retired wrap keys are the wrap keys of the master keys retired
+ *    last, newest first, never the current one. */
 #include "store/masterkey.h"
 
 #include <errno.h>
@@ -87,6 +89,32 @@ static int not_this_log(cl_db *db, const char *path, const uint8_t check[16],
 
 /* ---------------------------------------------------------------- load */
 
+/* The retired wrap keys in meta, opened into keys + CL_MK_RETIRED. */
+static int load_retired(cl_db *db, uint8_t *keys, unsigned *n, cl_err *err) {
+  *n = 0;
+  char *v;
+  size_t vl;
+  int rc =
+      cl_db_get(db, CL_CF_META, CL_META_RETIRED_WRAP, strlen(CL_META_RETIRED_WRAP), &v, &vl, err);
+  if (rc == CL_ENOTFOUND) {
+    cl_err_clear(err);
+    return 0;
+  }
+  if (rc)
+    return rc;
+  size_t pl = vl >= CL_SEALED_OVERHEAD ? vl - CL_SEALED_OVERHEAD : 1;
+  if (pl % 32 || pl / 32 > CL_RETIRED_WRAP_MAX ||
+      cl_secret_open(keys + CL_MK_SEAL, CL_AD_RETIRED_WRAP, (const uint8_t *)v, vl,
+                     keys + CL_MK_RETIRED) != 0)
+    rc = cl_err_set(err, CL_ECORRUPT,
+                    "meta retired_wrap_keys: the sealed wrap keys of retired master keys do not "
+                    "open under the master key");
+  else
+    *n = (unsigned)(pl / 32);
+  rocksdb_free(v);
+  return rc;
+}
+
 int cl_masterkey_load(cl_db *db, const char *path, int finish, uint8_t *keys,
                       cl_masterkey_info *info, cl_err *err) {
   memset(info, 0, sizeof *info);
@@ -136,7 +164,10 @@ int cl_masterkey_load(cl_db *db, const char *path, int finish, uint8_t *keys,
   size_t vl;
   rc = cl_db_get(db, CL_CF_META, CL_META_FIXED_KEYS, strlen(CL_META_FIXED_KEYS), &v, &vl, err);
   if (rc == 0) {
-    int orc = cl_fixed_keys_open(keys + CL_MK_SEAL, (const uint8_t *)v, vl, keys + CL_MK_TAG);
+    int orc = vl == CL_FIXED_KEYS_SEALED_SIZE
+                  ? cl_secret_open(keys + CL_MK_SEAL, CL_AD_FIXED_KEYS, (const uint8_t *)v, vl,
+                                   keys + CL_MK_TAG)
+                  : CL_ECORRUPT;
     rocksdb_free(v);
     if (orc) {
       rc = cl_err_set(err, CL_ECORRUPT,
@@ -145,6 +176,8 @@ int cl_masterkey_load(cl_db *db, const char *path, int finish, uint8_t *keys,
       goto out;
     }
     info->rotated = 1;
+    if ((rc = load_retired(db, keys, &info->n_retired, err)))
+      goto out;
   } else if (rc == CL_ENOTFOUND) {
     uint8_t unused[32];
     cl_derive_keys(k.key, keys + CL_MK_TAG, unused);
@@ -201,6 +234,21 @@ static int retired_list(cl_db *db, const uint8_t old[16], const uint8_t cur[16],
   *n = m;
   cl_err_clear(err);
   return 0;
+}
+
+/* The retired wrap keys after a rotation to new_wk, into out: the log's
+ * wrap key first, then those it kept, without new_wk (a key coming back),
+ * at most CL_RETIRED_WRAP_MAX. Returns how many. */
+static size_t retired_wrap(cl_log *log, const uint8_t *new_wk, uint8_t *out) {
+  size_t n = 0;
+  memcpy(out, log->wrap_key, 32);
+  n++;
+  for (unsigned i = 0; i < log->n_retired && n < CL_RETIRED_WRAP_MAX; i++) {
+    const uint8_t *k = log->retired_wrap + 32 * (size_t)i;
+    if (sodium_memcmp(k, new_wk, 32) != 0)
+      memcpy(out + 32 * n++, k, 32);
+  }
+  return n;
 }
 
 static void progress(const cl_rotate_options *o, uint64_t done, uint64_t total) {
@@ -289,11 +337,14 @@ int cl_masterkey_rotate(cl_log *log, const cl_rotate_options *o, cl_rotate_repor
   /* the new key, and what it derives: wrap key, fixed-keys key, scratch */
   cl_master_key gen = {0};
   const cl_master_key *k = o ? o->new_key : NULL;
-  uint8_t *nk = cl_sodium_malloc(96);
+  /* nk: new wrap key, new fixed-keys key, data key scratch, then the
+   * retired wrap keys to keep (the old wrap key first) */
+  uint8_t *nk = cl_sodium_malloc(96 + 32 * CL_RETIRED_WRAP_MAX);
   rocksdb_writebatch_t *wb = NULL;
   uint8_t *retired = NULL, sealed[CL_FIXED_KEYS_SEALED_SIZE];
+  uint8_t sealed_wrap[32 * CL_RETIRED_WRAP_MAX + CL_SEALED_OVERHEAD];
   uint64_t total = 0;
-  size_t nretired = 0;
+  size_t nretired = 0, nwrap = 0;
   if (!nk) {
     rc = cl_err_set(err, CL_ENOMEM, "out of secure memory");
     goto done;
@@ -329,11 +380,14 @@ int cl_masterkey_rotate(cl_log *log, const cl_rotate_options *o, cl_rotate_repor
   wb = rocksdb_writebatch_create();
   if ((rc = rewrap_all(log, wb, nk, nk + 64, o, total, rep, err)))
     goto fail_file;
-  cl_fixed_keys_seal(nk + 32, log->tag_key, sealed); /* tag key || projection key */
+  cl_secret_seal(nk + 32, CL_AD_FIXED_KEYS, log->tag_key, 64, sealed); /* tag || projection */
+  nwrap = retired_wrap(log, nk, nk + 96);
+  cl_secret_seal(nk + 32, CL_AD_RETIRED_WRAP, nk + 96, 32 * nwrap, sealed_wrap);
   if ((rc = retired_list(log->db, log->key_check, rep->new_check, &retired, &nretired, err)))
     goto fail_file;
   cl_meta_put(wb, log->db, CL_META_KEY_CHECK, rep->new_check, 16);
   cl_meta_put(wb, log->db, CL_META_FIXED_KEYS, sealed, sizeof sealed);
+  cl_meta_put(wb, log->db, CL_META_RETIRED_WRAP, sealed_wrap, 32 * nwrap + CL_SEALED_OVERHEAD);
   cl_meta_put(wb, log->db, CL_META_RETIRED_KEYS, retired, nretired);
   if ((rc = cl_db_write(log->db, wb, err)) || (!log->o.sync && (rc = cl_log_sync(log, err))))
     goto fail_file;
@@ -344,6 +398,8 @@ int cl_masterkey_rotate(cl_log *log, const cl_rotate_options *o, cl_rotate_repor
    * data keys in the cache are unchanged; no key is pending offline */
   memcpy(log->wrap_key, nk, 32);
   memcpy(log->seal_key, nk + 32, 32);
+  memcpy(log->retired_wrap, nk + 96, 32 * nwrap);
+  log->n_retired = (unsigned)nwrap;
   memcpy(log->key_check, rep->new_check, 16);
   pthread_mutex_lock(&log->pk_mu);
   cl_hmap_clear(log->pending_keys);
@@ -373,39 +429,86 @@ done:
   return rc;
 }
 
-int cl_masterkey_fixed_keys(cl_log *log, uint8_t out[CL_FIXED_KEYS_SEALED_SIZE], size_t *n,
-                            cl_err *err) {
-  *n = 0;
+/* Appends meta `name` (at most cap bytes) to out at *n. */
+static int append_meta(cl_log *log, const char *name, size_t cap, uint8_t *out, size_t *n,
+                       cl_err *err) {
   char *v;
   size_t vl;
-  int rc =
-      cl_db_get(log->db, CL_CF_META, CL_META_FIXED_KEYS, strlen(CL_META_FIXED_KEYS), &v, &vl, err);
-  if (rc == CL_ENOTFOUND) {
-    cl_err_clear(err);
-    return 0;
-  }
+  int rc = cl_db_get(log->db, CL_CF_META, name, strlen(name), &v, &vl, err);
   if (rc)
     return rc;
-  if (vl != CL_FIXED_KEYS_SEALED_SIZE) {
+  if (vl > cap) {
     rocksdb_free(v);
-    return cl_err_set(err, CL_ECORRUPT, "meta fixed_keys: %zu bytes", vl);
+    return cl_err_set(err, CL_ECORRUPT, "meta %s: %zu bytes", name, vl);
   }
-  memcpy(out, v, vl);
-  *n = vl;
+  memcpy(out + *n, v, vl);
+  *n += vl;
   rocksdb_free(v);
   return 0;
 }
 
+int cl_masterkey_sealed_keys(cl_log *log, uint8_t out[CL_SEALED_KEYS_MAX], size_t *n, cl_err *err) {
+  *n = 0;
+  int rc = append_meta(log, CL_META_FIXED_KEYS, CL_FIXED_KEYS_SEALED_SIZE, out, n, err);
+  if (rc == 0 && *n != CL_FIXED_KEYS_SEALED_SIZE)
+    rc = cl_err_set(err, CL_ECORRUPT, "meta fixed_keys: %zu bytes", *n);
+  if (rc == 0)
+    rc = append_meta(log, CL_META_RETIRED_WRAP, CL_SEALED_KEYS_MAX - CL_FIXED_KEYS_SEALED_SIZE, out,
+                     n, err);
+  if (rc == CL_ENOTFOUND) { /* never rotated (or rotated before retired keys were kept) */
+    cl_err_clear(err);
+    rc = 0;
+  }
+  if (rc)
+    *n = 0;
+  return rc;
+}
+
 /* ------------------------------------------------- store-internal helpers */
 
-int cl_mk_adopt_fixed(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t *sealed, size_t n,
-                      cl_err *err) {
-  if (cl_fixed_keys_open(log->seal_key, sealed, n, log->tag_key) != 0)
+int cl_mk_adopt_sealed(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t *sealed, size_t n,
+                       cl_err *err) {
+  size_t rest = n > CL_FIXED_KEYS_SEALED_SIZE ? n - CL_FIXED_KEYS_SEALED_SIZE : 0;
+  size_t pl = rest >= CL_SEALED_OVERHEAD ? rest - CL_SEALED_OVERHEAD : 0;
+  if (n < CL_FIXED_KEYS_SEALED_SIZE ||
+      (rest && (rest < CL_SEALED_OVERHEAD || pl % 32 || pl / 32 > CL_RETIRED_WRAP_MAX)))
+    return cl_err_set(err, CL_EINVAL, "sealed keys of %zu bytes", n);
+  if (cl_secret_open(log->seal_key, CL_AD_FIXED_KEYS, sealed, CL_FIXED_KEYS_SEALED_SIZE,
+                     log->tag_key) != 0 ||
+      (rest && cl_secret_open(log->seal_key, CL_AD_RETIRED_WRAP, sealed + CL_FIXED_KEYS_SEALED_SIZE,
+                              rest, log->retired_wrap) != 0))
     return cl_err_set(err, CL_EDENIED,
-                      "the cluster's sealed stream tag and projection keys do not open under "
-                      "this master key");
-  cl_meta_put(wb, log->db, CL_META_FIXED_KEYS, sealed, n);
+                      "the cluster's sealed keys do not open under this master key");
+  log->n_retired = (unsigned)(pl / 32);
+  cl_meta_put(wb, log->db, CL_META_FIXED_KEYS, sealed, CL_FIXED_KEYS_SEALED_SIZE);
+  if (rest)
+    cl_meta_put(wb, log->db, CL_META_RETIRED_WRAP, sealed + CL_FIXED_KEYS_SEALED_SIZE, rest);
   return 0;
+}
+
+int cl_mk_minted_key(cl_log *log, const uint8_t tag[32], const uint8_t *wrapped, size_t n,
+                     uint8_t out[CL_WRAPPED_KEY_SIZE], const uint8_t **use, cl_err *err) {
+  uint8_t *dk = cl_secure_scratch(CL_SCRATCH_COMMIT, 32);
+  if (!dk)
+    return cl_err_set(err, CL_ENOMEM, "out of secure memory");
+  *use = wrapped;
+  int ok = cl_unwrap_key(log->wrap_key, tag, wrapped, n, dk) == 0;
+  sodium_memzero(dk, 32);
+  /* prepared before a rotation: rewrapped under the current key */
+  for (unsigned i = 0; !ok && i < log->n_retired; i++)
+    if (cl_rewrap_key(log->retired_wrap + 32 * (size_t)i, log->wrap_key, tag, wrapped, n, dk,
+                      out) == 0) {
+      *use = out;
+      ok = 1;
+    }
+  if (ok)
+    return 0;
+  char hex[17];
+  cl_hex(tag, 8, hex);
+  return cl_err_set(err, CL_ECRYPTO,
+                    "the data key minted for stream %s... does not unwrap under this node's "
+                    "master key (prepared under another? see docs/operations.md)",
+                    hex);
 }
 
 int cl_mk_check_first(cl_log *log, const Clinlog__V1__Record *rec, cl_err *err) {

@@ -8,15 +8,27 @@
  *   | projection key | derived from the master  | unsealed from meta "fixed_keys"  |
  *   | wrap key       | derived from the master  | derived from the (new) master    |
  *   | key check      | derived from the master  | derived from the (new) master    |
+ *   | retired wrap   | none                     | unsealed from meta               |
+ *   | keys           |                          | "retired_wrap_keys"              |
+ *
+ * The retired wrap keys (of the last CL_RETIRED_WRAP_MAX master keys
+ * retired) are for Raft entries prepared before a rotation: each carries
+ * the data keys it mints wrapped under the key of its time, and such an
+ * entry can still be applied after the rotation, by a node that had not
+ * applied it or by a member that joins later and replays the leader's Raft
+ * log. The committer rewraps such a key under the current wrap key (same
+ * nonce) before storing it (cl_mk_minted_key), so every node applies every
+ * entry the same way. Nothing else uses them.
  *
  * Rotation (cl_masterkey_rotate), offline on a log nothing else uses:
  *   1. the new key is written to "<key file>.new" (0600, fsync'd, and the
  *      directory fsync'd);
  *   2. ONE synced RocksDB write: every stored data key rewrapped under the
  *      new wrap key (erased streams keep their empty entry), the new key
- *      check, the fixed keys sealed under the new key, the old key check
- *      added to "retired_key_checks". Records, the Merkle tree, stream tags
- *      and projections are untouched;
+ *      check, the fixed keys and the retired wrap keys (the old one first)
+ *      sealed under the new key, the old key check added to
+ *      "retired_key_checks". Records, the Merkle tree, stream tags and
+ *      projections are untouched;
  *   3. "<key file>.new" is renamed over the key file (directory fsync'd).
  * A crash before 2 leaves the old key in force (a stale .new is ignored and
  * removed by the next rotation); after 2 and before 3, the key file no
@@ -26,10 +38,11 @@
  *
  * What a rotation does not do: re-encrypt records (data keys stay the same,
  * so a copy of the old key and an old backup still read that backup), or
- * touch copies of wrapped keys outside `keys`: the Raft log's prepared
- * batches carry the keys they mint wrapped under the key that prepared them
- * (docs/operations.md, "Rotating the master key"; the committer refuses to
- * store one that does not unwrap, commit.c). */
+ * touch copies of wrapped keys outside `keys` (the Raft log's prepared
+ * batches, above). A minted key that no key of the log unwraps (a member
+ * with another master key, more than CL_RETIRED_WRAP_MAX rotations ago)
+ * stops the node instead of being stored (commit.c). See
+ * docs/operations.md, "Rotating the master key". */
 #ifndef CL_STORE_MASTERKEY_H
 #define CL_STORE_MASTERKEY_H
 
@@ -44,19 +57,21 @@
 
 /* Layout of the keys an open log holds (one sodium_malloc'd block). */
 enum {
-  CL_MK_TAG = 0,   /* tag key (fixed) */
-  CL_MK_PROJ = 32, /* projection key (fixed); right after the tag key, as sealed */
-  CL_MK_WRAP = 64, /* wrap key */
-  CL_MK_SEAL = 96, /* fixed-keys key */
-  CL_MK_SIZE = 128
+  CL_MK_TAG = 0,       /* tag key (fixed) */
+  CL_MK_PROJ = 32,     /* projection key (fixed); right after the tag key, as sealed */
+  CL_MK_WRAP = 64,     /* wrap key */
+  CL_MK_SEAL = 96,     /* fixed-keys key */
+  CL_MK_RETIRED = 128, /* up to CL_RETIRED_WRAP_MAX retired wrap keys, newest first */
+  CL_MK_SIZE = CL_MK_RETIRED + 32 * CL_RETIRED_WRAP_MAX
 };
 
 /* How cl_masterkey_load found the key. */
 typedef struct cl_masterkey_info {
   uint8_t key_check[16];
-  int rotated;  /* the fixed keys came from meta */
-  int from_new; /* the key was "<path>.new": a swap a crash interrupted */
-  int swapped;  /* ... and it was renamed over <path> (finish) */
+  int rotated;        /* the fixed keys came from meta */
+  unsigned n_retired; /* retired wrap keys at CL_MK_RETIRED */
+  int from_new;       /* the key was "<path>.new": a swap a crash interrupted */
+  int swapped;        /* ... and it was renamed over <path> (finish) */
 } cl_masterkey_info;
 
 /* Loads the master key file `path` (borrowed) for the log whose database is
@@ -109,10 +124,12 @@ typedef struct cl_rotate_report {
 CL_MUST_CHECK int cl_masterkey_rotate(cl_log *log, const cl_rotate_options *o,
                                       cl_rotate_report *rep, cl_err *err);
 
-/* The log's sealed fixed keys as stored (for a new cluster member's store,
- * cl_log_genesis.fixed_keys): *n = 0 if the log was never rotated, else
- * CL_FIXED_KEYS_SEALED_SIZE bytes in out. Errors: CL_EIO, CL_ECORRUPT. */
-int cl_masterkey_fixed_keys(cl_log *log, uint8_t out[CL_FIXED_KEYS_SEALED_SIZE], size_t *n,
-                            cl_err *err);
+/* The log's sealed keys as stored, for a new cluster member's store
+ * (cl_log_genesis.sealed_keys): the sealed fixed keys, then the sealed
+ * retired wrap keys. *n = 0 if the log was never rotated. Only a holder of
+ * the current master key opens them. Errors: CL_EIO, CL_ECORRUPT. */
+#define CL_SEALED_KEYS_MAX                                                                         \
+  (CL_FIXED_KEYS_SEALED_SIZE + 32 * CL_RETIRED_WRAP_MAX + CL_SEALED_OVERHEAD)
+int cl_masterkey_sealed_keys(cl_log *log, uint8_t out[CL_SEALED_KEYS_MAX], size_t *n, cl_err *err);
 
 #endif

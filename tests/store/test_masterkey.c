@@ -396,6 +396,20 @@ static int apply1(cl_log *lg, uint64_t index, const Clinlog__V1__PreparedBatch *
   return rc ? rc : item.rc;
 }
 
+/* The data key of `stream` unwraps under the log's current wrap key (the
+ * log opened from scratch reads the stream). */
+static void assert_readable(const char *stream, uint64_t version) {
+  cl_log *lg = open_ok();
+  uint64_t v;
+  cl_err err;
+  cr_assert_eq(cl_log_stream_version(lg, stream, &v, &err), 0, "%s", err.msg);
+  cr_assert_eq(v, version);
+  uint8_t hashes[EVENTS + 16][32];
+  cr_assert_eq(cl_log_read_stream(lg, stream, 1, 0, 0, hash_event, hashes, &err), 0, "%s %s",
+               stream, err.msg);
+  cl_log_close(lg);
+}
+
 Test(masterkey, raft_entries_prepared_under_the_old_key) {
   cl_log *lg = open_ok();
   /* two batches share the pending key of a new stream; a third mints
@@ -411,21 +425,38 @@ Test(masterkey, raft_entries_prepared_under_the_old_key) {
   /* the stream's committed key kept its nonce: b's matches it and applies,
    * the same outcome as on a node that applied it before rotating */
   cr_assert_eq(apply1(lg, 2, b, &err), 0, "%s", err.msg);
-  /* c would store a key nothing unwraps: the log fails instead */
-  cr_assert_eq(apply1(lg, 3, c, &err), CL_EFAILED);
-  cr_assert(strstr(err.msg, "does not unwrap under this node's master key"), "%s", err.msg);
+  /* c's key, under the old key, is rewrapped under the new one */
+  cr_assert_eq(apply1(lg, 3, c, &err), 0, "%s", err.msg);
   cl_log_close(lg);
-  lg = open_ok();
-  cr_assert_eq(cl_log_applied_index(lg), 2, "nothing of entry 3 was written");
-  cl_log_close(lg);
-  assert_intact(2);
+  assert_intact(3);
+  assert_readable("patient-raft", 2);
+  assert_readable("patient-late", 1);
   clinlog__v1__prepared_batch__free_unpacked(a, NULL);
   clinlog__v1__prepared_batch__free_unpacked(b, NULL);
   clinlog__v1__prepared_batch__free_unpacked(c, NULL);
 }
 
+Test(masterkey, raft_entries_older_than_the_retired_keys_stop_the_node) {
+  cl_log *lg = open_ok();
+  Clinlog__V1__PreparedBatch *c = cl_test_prepare1(lg, &admin, "patient-ancient");
+  cl_log_close(lg);
+  for (int i = 0; i <= CL_RETIRED_WRAP_MAX; i++)
+    rotate(NULL);
+  lg = open_ok();
+  /* a key nothing here unwraps would be stored unreadable: the log fails */
+  cl_err err;
+  cr_assert_eq(apply1(lg, 1, c, &err), CL_EFAILED);
+  cr_assert(strstr(err.msg, "does not unwrap under this node's master key"), "%s", err.msg);
+  cl_log_close(lg);
+  lg = open_ok();
+  cr_assert_eq(cl_log_applied_index(lg), 0, "nothing of the entry was written");
+  cl_log_close(lg);
+  assert_intact(0);
+  clinlog__v1__prepared_batch__free_unpacked(c, NULL);
+}
+
 /* A new member's empty store, with the log's current key files. */
-static cl_log *member(const char *mdir, const uint8_t *fixed, size_t nfixed, const char *origin) {
+static cl_log *member(const char *mdir, const uint8_t *sealed, size_t nsealed, const char *origin) {
   char lk[4300];
   snprintf(lk, sizeof lk, "%s/keys/log.key", dir);
   cl_log_options o;
@@ -434,7 +465,7 @@ static cl_log *member(const char *mdir, const uint8_t *fixed, size_t nfixed, con
   o.master_key_path = key_path;
   o.log_key_path = lk;
   cl_log_genesis g = {
-      .replica = 1, .origin = origin, .fixed_keys = fixed, .fixed_keys_len = nfixed};
+      .replica = 1, .origin = origin, .sealed_keys = sealed, .sealed_keys_len = nsealed};
   cl_err err;
   cr_assert_eq(cl_log_create(&o, &g, &err), 0, "%s", err.msg);
   cl_log *m = NULL;
@@ -442,31 +473,46 @@ static cl_log *member(const char *mdir, const uint8_t *fixed, size_t nfixed, con
   return m;
 }
 
-Test(masterkey, a_new_member_takes_the_sealed_fixed_keys) {
-  rotate(new_file);
+Test(masterkey, a_new_member_takes_the_sealed_keys) {
+  /* an entry prepared before the rotation, in the leader's Raft log */
   cl_log *src = open_ok();
-  uint8_t fixed[CL_FIXED_KEYS_SEALED_SIZE], root[32];
-  size_t nf;
+  Clinlog__V1__PreparedBatch *c = cl_test_prepare1(src, &admin, "patient-replayed");
+  cl_log_close(src);
+  rotate(new_file);
+  src = open_ok();
+  uint8_t sealed[CL_SEALED_KEYS_MAX], root[32];
+  size_t ns;
   cl_err err;
-  cr_assert_eq(cl_masterkey_fixed_keys(src, fixed, &nf, &err), 0, "%s", err.msg);
-  cr_assert_eq(nf, CL_FIXED_KEYS_SEALED_SIZE);
+  cr_assert_eq(cl_masterkey_sealed_keys(src, sealed, &ns, &err), 0, "%s", err.msg);
+  cr_assert_eq(ns, CL_FIXED_KEYS_SEALED_SIZE + 32 + CL_SEALED_OVERHEAD, "one retired wrap key");
   uint64_t size;
   cl_log_head(src, &size, root);
   char m1[4300], m2[4300];
   snprintf(m1, sizeof m1, "%s/../member1", dir);
   snprintf(m2, sizeof m2, "%s/../member2", dir);
-  /* with them, catch-up works and the member tags streams as the log does */
-  cl_log *m = member(m1, fixed, nf, cl_log_origin(src));
+  /* with them, catch-up works, the member tags streams as the log does, and
+   * replays the entry prepared under the old key */
+  cl_log *m = member(m1, sealed, ns, cl_log_origin(src));
   cr_assert_eq(cl_test_copy_records(src, m, size, root, 16, 0, &err), 0, "%s", err.msg);
   uint8_t t1[32], t2[32];
   cr_assert_eq(cl_log_stream_tag(src, "patient-4", t1, &err), 0);
   cr_assert_eq(cl_log_stream_tag(m, "patient-4", t2, &err), 0);
   cr_assert_eq(memcmp(t1, t2, 32), 0);
+  cr_assert_eq(apply1(m, 1, c, &err), 0, "%s", err.msg);
+  uint64_t v;
+  cr_assert_eq(cl_log_stream_version(m, "patient-replayed", &v, &err), 0);
+  cr_assert_eq(v, 1);
   cl_log_close(m);
+  cl_verify_options vo = {.dir = m1, .master_key_path = key_path}; /* the key stays where it is */
+  cl_verify_report vr;
+  cr_assert_eq(cl_verify_dir(&vo, &vr, &err), 0, "%s", err.msg);
+  cr_assert(vr.ok && vr.content_checked && vr.decrypted + vr.erased == size + 1, "%s",
+            vr.fail_what);
   /* without them the member's tag key is wrong: refused at record 1 */
   m = member(m2, NULL, 0, cl_log_origin(src));
   cr_assert_eq(cl_test_copy_records(src, m, size, root, 16, 0, &err), CL_EDENIED, "%s", err.msg);
   cr_assert(strstr(err.msg, "--replica-of"), "%s", err.msg);
   cl_log_close(m);
   cl_log_close(src);
+  clinlog__v1__prepared_batch__free_unpacked(c, NULL);
 }
