@@ -125,6 +125,7 @@ int cmd_verify_proof(int argc, char **argv);
 int cmd_head(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
+int cmd_keys(int argc, char **argv); /* keys rotate-master|new-master (cmd_keys.c) */
 int cmd_streams(int argc, char **argv);
 int cmd_projections(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);

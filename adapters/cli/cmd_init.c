@@ -17,6 +17,7 @@
 
 #include "adapters/cli/cli.h"
 #include "store/keys.h"
+#include "store/masterkey.h"
 
 int cmd_keygen(int argc, char **argv) {
   static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -163,11 +164,15 @@ static int put_pub(const char *from, const char *to, const char *derived, cl_err
 /* The replica path of cmd_init. src (may be NULL) is the data directory of
  * an existing member; without it mk_in, lk_in and origin_in are used. */
 static int init_replica(const char *dir, const char *src, const char *mk_in, const char *lk_in,
-                        const char *origin_in, int json) {
+                        const char *origin_in, const char *sealed_hex, int json) {
   cl_err err;
   cl_err_clear(&err);
   char origin[256], path[4096], from[4096], mkp[4096], lkp[4096];
   uint8_t src_pk[32];
+  /* a cluster whose master key was rotated: its sealed keys
+   * (store/masterkey.h), without which this store would tag streams anew */
+  uint8_t sealed[CL_SEALED_KEYS_MAX];
+  size_t nsealed = 0;
   struct stat st;
   int rc;
   if ((rc = cl_crypto_init(&err)))
@@ -189,7 +194,10 @@ static int init_replica(const char *dir, const char *src, const char *mk_in, con
       return cli_fail("init: --replica-of", &err);
     snprintf(origin, sizeof origin, "%s", cl_log_origin(sl));
     memcpy(src_pk, cl_log_public_key(sl), 32);
+    rc = cl_masterkey_sealed_keys(sl, sealed, &nsealed, &err);
     cl_log_close(sl);
+    if (rc)
+      return cli_fail("init: --replica-of", &err);
   } else {
     /* the store's rules (cl_log_create), checked before anything is written:
      * a create that fails this late leaves DIR/db behind */
@@ -202,6 +210,14 @@ static int init_replica(const char *dir, const char *src, const char *mk_in, con
       return cli_fail("init", &err);
     }
     snprintf(origin, sizeof origin, "%s", origin_in);
+    if (sealed_hex && (sodium_hex2bin(sealed, sizeof sealed, sealed_hex, strlen(sealed_hex),
+                                      NULL, &nsealed, NULL) != 0 ||
+                       nsealed < CL_FIXED_KEYS_SEALED_SIZE)) {
+      cl_err_set(&err, CL_EINVAL,
+                 "--sealed-keys: expected hex (the sealedKeys that `clinlog keys rotate-master "
+                 "--json` prints)");
+      return cli_fail("init", &err);
+    }
   }
 
   if (mkdir_p(dir) != 0) {
@@ -255,7 +271,8 @@ static int init_replica(const char *dir, const char *src, const char *mk_in, con
   o.dir = dir;
   o.master_key_path = mkp;
   o.log_key_path = lkp;
-  cl_log_genesis g = {.replica = 1, .origin = origin};
+  cl_log_genesis g = {
+      .replica = 1, .origin = origin, .sealed_keys = sealed, .sealed_keys_len = nsealed};
   if ((rc = cl_log_create(&o, &g, &err)))
     return cli_fail("init", &err);
 
@@ -298,11 +315,12 @@ int cmd_init(int argc, char **argv) {
                                        {"master-key", required_argument, 0, 'm'},
                                        {"replica-of", required_argument, 0, 'r'},
                                        {"log-key", required_argument, 0, 'l'},
+                                       {"sealed-keys", required_argument, 0, 'f'},
                                        {"json", no_argument, 0, 'j'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   const char *admin = "admin", *name = NULL, *key = NULL, *origin = NULL, *org = NULL, *mk = NULL,
-             *src = NULL, *lk = NULL;
+             *src = NULL, *lk = NULL, *sealed = NULL;
   int c, json = 0, admin_set = 0;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
@@ -331,6 +349,9 @@ int cmd_init(int argc, char **argv) {
     case 'l':
       lk = optarg;
       break;
+    case 'f':
+      sealed = optarg;
+      break;
     case 'j':
       json = 1;
       break;
@@ -340,6 +361,7 @@ int cmd_init(int argc, char **argv) {
               "                        [--origin ORIGIN] [--organization ORG] [--master-key FILE]\n"
               "       clinlog init DIR --replica-of SRCDIR\n"
               "       clinlog init DIR --master-key FILE --log-key FILE --origin ORIGIN\n"
+              "                        [--sealed-keys HEX]\n"
               "Creates DIR with a new master key and log key (DIR/keys, mode 0600), the\n"
               "genesis events and a first signed checkpoint. The first admin's signing key\n"
               "is created at --admin-key (default DIR/keys/admin.key) unless that file exists.\n"
@@ -350,7 +372,9 @@ int cmd_init(int argc, char **argv) {
               "through replication once the node is added (`clinlog cluster add`). SRCDIR\n"
               "is only read, and may be in use by a running clinlogd. Where keys come\n"
               "from a secrets manager instead, give --master-key, --log-key and --origin\n"
-              "(the cluster's): the two files are copied to DIR/keys the same way.\n"
+              "(the cluster's): the two files are copied to DIR/keys the same way; if the\n"
+              "cluster's master key was rotated, also --sealed-keys (the sealedKeys that\n"
+              "`clinlog keys rotate-master --json` printed; --replica-of copies them).\n"
               "  --json    print the result as one JSON object\n");
       return c == 'h' ? 0 : 2;
     }
@@ -360,6 +384,10 @@ int cmd_init(int argc, char **argv) {
     return 2;
   }
   const char *dir = argv[optind];
+  if (sealed && !lk) {
+    fprintf(stderr, "clinlog init: --sealed-keys goes with --master-key, --log-key and --origin\n");
+    return 2;
+  }
   if (src || lk) {
     if (src && (mk || lk || origin)) {
       fprintf(stderr, "clinlog init: --replica-of takes the keys and origin from SRCDIR; "
@@ -376,7 +404,7 @@ int cmd_init(int argc, char **argv) {
                       "--admin-name, --admin-key and --organization do not apply\n");
       return 2;
     }
-    return init_replica(dir, src, mk, lk, origin, json);
+    return init_replica(dir, src, mk, lk, origin, sealed, json);
   }
   cl_err err;
   cl_err_clear(&err);

@@ -27,7 +27,8 @@ sys.path.insert(0, HERE)
 import cluster  # noqa: E402  (puts tests/interop on sys.path)
 import common  # noqa: E402
 
-MODULES = ["test_faults", "test_partition", "test_membership", "test_phi", "test_audit_cluster"]
+MODULES = ["test_faults", "test_partition", "test_membership", "test_phi", "test_audit_cluster",
+           "test_keys_cluster"]
 
 
 def main():

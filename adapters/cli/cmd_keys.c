@@ -1,0 +1,211 @@
+/* clinlog keys: the master key of a data directory.
+ *
+ * `keys rotate-master DIR` rewraps every stream data key under a new master
+ * key without rewriting records (store/masterkey.h), offline: it refuses a
+ * directory a running clinlogd holds (RocksDB's lock tells). `keys
+ * new-master FILE` writes a new master key file, to rotate every member of
+ * a cluster to the same key.
+ *
+ * Exit status: 0 done, 1 error, 2 usage. */
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "adapters/cli/cli.h"
+#include "store/db.h"
+#include "store/keys.h"
+#include "store/masterkey.h"
+
+static const char USAGE[] =
+    "usage: clinlog keys rotate-master DIR [--new-key FILE] [--master-key FILE] [--check]\n"
+    "                                      [--json]\n"
+    "       clinlog keys new-master FILE\n"
+    "rotate-master: rewraps every stream's data key under a new master key, in one\n"
+    "atomic write, and puts the new key in the key file (DIR/keys/master.key, or\n"
+    "--master-key FILE, or $CLINLOG_MASTER_KEY). Records, stream tags, the Merkle\n"
+    "tree and projections stay as they are. Offline: stop clinlogd first. The old\n"
+    "key file is replaced: copy it away first if backups made until now must stay\n"
+    "readable (they are encrypted under it). A cluster: every node is stopped and\n"
+    "rotated with the same --new-key file before any starts (docs/operations.md).\n"
+    "  --new-key FILE   the new master key (a 0600 key file, e.g. from new-master);\n"
+    "                   default: a new random key\n"
+    "  --check          only check that the rotation can run (not in use, the key\n"
+    "                   is the log's); change nothing\n"
+    "  --json           one JSON object: streams rewrapped, key checks, seconds, and\n"
+    "                   sealedKeys (for `clinlog init --sealed-keys` of a new member)\n"
+    "new-master: writes a new random master key to FILE (created 0600).\n";
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total) {
+  cli_progress_update(ctx, done, total);
+}
+
+/* 1 if a and b name the same existing file. */
+static int same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int rotate_master(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"new-key", required_argument, 0, 'n'}, {"master-key", required_argument, 0, 'm'},
+      {"check", no_argument, 0, 'c'},         {"json", no_argument, 0, 'j'},
+      {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+  const char *new_key = NULL, *mk = NULL;
+  int json = 0, check = 0, c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+    case 'n':
+      new_key = optarg;
+      break;
+    case 'm':
+      mk = optarg;
+      break;
+    case 'c':
+      check = 1;
+      break;
+    case 'j':
+      json = 1;
+      break;
+    default:
+      fputs(USAGE, c == 'h' ? stdout : stderr);
+      return c == 'h' ? 0 : 2;
+    }
+  }
+  if (optind + 1 != argc) {
+    fputs(USAGE, stderr);
+    return 2;
+  }
+  const char *dir = argv[optind];
+  if (!mk && getenv("CLINLOG_MASTER_KEY") && *getenv("CLINLOG_MASTER_KEY"))
+    mk = getenv("CLINLOG_MASTER_KEY");
+  char mkbuf[4096], mknew[4200];
+  if (!mk) {
+    snprintf(mkbuf, sizeof mkbuf, "%s/keys/master.key", dir);
+    mk = mkbuf;
+  }
+  snprintf(mknew, sizeof mknew, "%s.new", mk);
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_crypto_init(&err))
+    return cli_fail("keys rotate-master", &err);
+  if (new_key && (same_file(new_key, mk) || same_file(new_key, mknew))) {
+    cl_err_set(&err, CL_EINVAL,
+               "--new-key %s is the key file itself (or its .new): give a copy kept elsewhere",
+               new_key);
+    return cli_fail("keys rotate-master", &err);
+  }
+  if (cl_db_in_use(dir)) {
+    cl_err_set(&err, CL_EDENIED,
+               "%s is in use (a running clinlogd holds its database lock): stop the node first, "
+               "rotation is offline",
+               dir);
+    return cli_fail("keys rotate-master", &err);
+  }
+  cl_master_key nk = {0};
+  if (new_key && cl_master_key_load(&nk, new_key, &err))
+    return cli_fail("keys rotate-master: --new-key", &err);
+
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  o.master_key_path = mk;
+  cl_log *log = NULL;
+  int st = 1;
+  if (cl_log_open(&o, &log, &err)) {
+    st = cli_fail("keys rotate-master", &err);
+    goto free_key;
+  }
+  uint64_t applied = cl_log_applied_index(log);
+  if (check) {
+    if (json) {
+      json_t *j =
+          json_pack("{s:s, s:b, s:I}", "dir", dir, "ready", 1, "appliedIndex", (json_int_t)applied);
+      cli_print_json(stdout, j);
+      json_decref(j);
+    } else {
+      printf("%s can be rotated: not in use, %s is its master key (Raft index %llu applied)\n", dir,
+             mk, (unsigned long long)applied);
+    }
+    st = 0;
+    goto close_log;
+  }
+
+  cli_progress prog;
+  cli_progress_start(&prog, "rewrapping stream keys");
+  cl_rotate_options ro = {
+      .new_key = new_key ? &nk : NULL, .progress = on_progress, .progress_ctx = &prog};
+  cl_rotate_report rep;
+  int rc = cl_masterkey_rotate(log, &ro, &rep, &err);
+  cli_progress_end(&prog);
+  if (rc) {
+    st = cli_fail("keys rotate-master", &err);
+    goto close_log;
+  }
+  char oldc[33], newc[33], sealedc[2 * CL_SEALED_KEYS_MAX + 1];
+  uint8_t sealed[CL_SEALED_KEYS_MAX];
+  size_t nsealed = 0;
+  cl_hex(rep.old_check, 16, oldc);
+  cl_hex(rep.new_check, 16, newc);
+  if (cl_masterkey_sealed_keys(log, sealed, &nsealed, &err)) {
+    st = cli_fail("keys rotate-master", &err);
+    goto close_log;
+  }
+  cl_hex(sealed, nsealed, sealedc);
+  if (json) {
+    json_t *j = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:f}", "dir", dir, "streams",
+                          (json_int_t)rep.streams, "erased", (json_int_t)rep.erased, "oldKeyCheck",
+                          oldc, "newKeyCheck", newc, "keyFile", rep.key_path, "sealedKeys", sealedc,
+                          "appliedIndex", (json_int_t)applied, "seconds", rep.seconds);
+    cli_print_json(stdout, j);
+    json_decref(j);
+  } else {
+    printf("rotated the master key of %s: %llu stream keys rewrapped, %llu erased streams left "
+           "erased (%.2f s)\n"
+           "  old key check %s\n  new key check %s\n"
+           "  the new key is in %s; the old one is no longer there\n"
+           "  sealed keys (for `clinlog init --sealed-keys` of a new member): %s\n",
+           dir, (unsigned long long)rep.streams, (unsigned long long)rep.erased, rep.seconds, oldc,
+           newc, rep.key_path, sealedc);
+  }
+  st = 0;
+close_log:
+  cl_log_close(log);
+free_key:
+  cl_master_key_free(&nk);
+  return st;
+}
+
+static int new_master(int argc, char **argv) {
+  if (argc != 2 || !strcmp(argv[1], "--help")) {
+    fputs(USAGE, argc == 2 ? stdout : stderr);
+    return argc == 2 ? 0 : 2;
+  }
+  cl_err err;
+  cl_err_clear(&err);
+  cl_master_key k = {0};
+  if (cl_crypto_init(&err) || cl_master_key_generate(&k, &err) ||
+      cl_master_key_save(&k, argv[1], &err)) {
+    cl_master_key_free(&k);
+    return cli_fail("keys new-master", &err);
+  }
+  uint8_t check[16];
+  char hex[33];
+  cl_key_check(k.key, check);
+  cl_hex(check, 16, hex);
+  cl_master_key_free(&k);
+  printf("wrote a new master key to %s (key check %s)\n", argv[1], hex);
+  return 0;
+}
+
+int cmd_keys(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "rotate-master"))
+    return rotate_master(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "new-master"))
+    return new_master(argc - 1, argv + 1);
+  int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+  fputs(USAGE, help ? stdout : stderr);
+  return help ? 0 : 2;
+}
