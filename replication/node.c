@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "replication/fsm.h"
+#include "replication/tls.h"
 
 /* Peers' addresses in the Raft configuration are "raft_host:port|api_host:port",
  * so every member knows where the others serve the API (forwarding, catch-up).
@@ -28,6 +29,11 @@ typedef struct wtransport {
   raft_uv_accept_cb accept_cb;
   raft_uv_transport_close_cb close_cb;
   char address[CL_REPL_ADDR_MAX]; /* the TCP transport keeps a pointer to it */
+  /* mutual TLS on every stream (replication/tls.h); NULL: plaintext */
+  cl_rtls *tls;
+  uv_loop_t *loop;
+  int standalone; /* no listener, no connections */
+  int closing;    /* parts (TCP transport, TLS sessions) still closing */
 } wtransport;
 
 static void raft_part(const char *address, char *out, size_t cap) {
@@ -59,17 +65,51 @@ static void nodelay(struct uv_stream_s *stream) {
     uv_tcp_nodelay((uv_tcp_t *)stream, 1);
 }
 
+static void free_stream(uv_handle_t *h) { raft_free(h); }
+
+/* An accepted stream in its TLS handshake: what raft's accept callback
+ * needs once the peer is verified. */
+typedef struct incoming {
+  wtransport *w;
+  raft_id id;
+  char address[CL_REPL_ADDR_MAX];
+} incoming;
+
+static void wt_accepted_tls(void *arg, uv_stream_t *stream, int status) {
+  incoming *in = arg;
+  if (status == 0)
+    in->w->accept_cb(&in->w->pub, in->id, in->address, stream);
+  free(in);
+}
+
 static void wt_accept(struct raft_uv_transport *t, raft_id id, const char *address,
                       struct uv_stream_s *stream) {
   wtransport *w = (wtransport *)((char *)t - offsetof(wtransport, tcp));
   nodelay(stream);
-  w->accept_cb(&w->pub, id, address, stream);
+  if (!w->tls) {
+    w->accept_cb(&w->pub, id, address, stream);
+    return;
+  }
+  /* the peer claimed `address` in libraft's preamble: its certificate must
+   * name that host */
+  incoming *in = calloc(1, sizeof *in);
+  if (!in) {
+    uv_close((uv_handle_t *)stream, free_stream);
+    return;
+  }
+  in->w = w;
+  in->id = id;
+  snprintf(in->address, sizeof in->address, "%s", address);
+  if (cl_rtls_wrap(w->tls, w->loop, stream, 1, in->address, wt_accepted_tls, in) != 0)
+    free(in); /* the stream is closed */
 }
 
 static int wt_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
   wtransport *w = (wtransport *)t;
   w->accept_cb = cb;
   w->tcp.data = t->data;
+  if (w->standalone)
+    return 0;
   int rv = w->tcp.listen(&w->tcp, wt_accept);
   if (rv)
     snprintf(t->errmsg, sizeof t->errmsg, "%s", w->tcp.errmsg);
@@ -80,32 +120,104 @@ static int wt_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
  * carries no pointer back to our transport, so it is kept here. */
 static _Atomic(raft_uv_connect_cb) raft_connect_cb;
 
+/* Connects in flight over TLS transports, found again by their request
+ * (the TCP transport calls back with the request only). Guarded by
+ * `outgoing_mu` (each node's loop thread may touch it). */
+typedef struct outgoing {
+  struct raft_uv_connect *req;
+  wtransport *w;
+  char address[CL_REPL_ADDR_MAX];
+  struct outgoing *next;
+} outgoing;
+static pthread_mutex_t outgoing_mu = PTHREAD_MUTEX_INITIALIZER;
+static outgoing *outgoing_list;
+
+static outgoing *outgoing_take(struct raft_uv_connect *req) {
+  pthread_mutex_lock(&outgoing_mu);
+  outgoing **pp = &outgoing_list, *o;
+  while ((o = *pp) && o->req != req)
+    pp = &o->next;
+  if (o)
+    *pp = o->next;
+  pthread_mutex_unlock(&outgoing_mu);
+  return o;
+}
+
+static void wt_connected_tls(void *arg, uv_stream_t *stream, int status) {
+  outgoing *o = arg;
+  struct raft_uv_connect *req = o->req;
+  free(o);
+  /* a refused handshake is a failed connection to raft: it retries */
+  atomic_load (&raft_connect_cb)(req, stream,
+                                 status == 0                  ? 0
+                                 : status == CL_EUNAVAILABLE ? RAFT_CANCELED
+                                                             : RAFT_NOCONNECTION);
+}
+
 static void wt_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status) {
+  outgoing *o = outgoing_take(req);
   if (status == 0)
     nodelay(stream);
-  atomic_load (&raft_connect_cb)(req, stream, status);
+  if (!o || status != 0) {
+    free(o);
+    atomic_load (&raft_connect_cb)(req, stream, status);
+    return;
+  }
+  if (cl_rtls_wrap(o->w->tls, o->w->loop, stream, 0, o->address, wt_connected_tls, o) != 0) {
+    free(o); /* the stream is closed */
+    atomic_load (&raft_connect_cb)(req, NULL, RAFT_NOCONNECTION);
+  }
 }
 
 static int wt_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
                       const char *address, raft_uv_connect_cb cb) {
   wtransport *w = (wtransport *)t;
+  if (w->standalone) {
+    snprintf(t->errmsg, sizeof t->errmsg, "this node has no Raft transport");
+    return RAFT_NOCONNECTION;
+  }
   char a[CL_REPL_ADDR_MAX];
   raft_part(address, a, sizeof a);
   w->tcp.data = t->data;
   atomic_store(&raft_connect_cb, cb);
-  return w->tcp.connect(&w->tcp, req, id, a, wt_connected);
+  outgoing *o = NULL;
+  if (w->tls) {
+    if (!(o = calloc(1, sizeof *o)))
+      return RAFT_NOMEM;
+    o->req = req;
+    o->w = w;
+    snprintf(o->address, sizeof o->address, "%s", a);
+    pthread_mutex_lock(&outgoing_mu);
+    o->next = outgoing_list;
+    outgoing_list = o;
+    pthread_mutex_unlock(&outgoing_mu);
+  }
+  int rv = w->tcp.connect(&w->tcp, req, id, a, wt_connected);
+  if (rv) {
+    free(outgoing_take(req));
+    snprintf(t->errmsg, sizeof t->errmsg, "%s", w->tcp.errmsg);
+  }
+  return rv;
+}
+
+static void wt_part_closed(wtransport *w) {
+  if (--w->closing == 0 && w->close_cb)
+    w->close_cb(&w->pub);
 }
 
 static void wt_closed(struct raft_uv_transport *t) {
-  wtransport *w = (wtransport *)((char *)t - offsetof(wtransport, tcp));
-  if (w->close_cb)
-    w->close_cb(&w->pub);
+  wt_part_closed((wtransport *)((char *)t - offsetof(wtransport, tcp)));
 }
+
+static void wt_tls_closed(void *arg) { wt_part_closed(arg); }
 
 static void wt_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb) {
   wtransport *w = (wtransport *)t;
   w->close_cb = cb;
+  w->closing = w->tls ? 2 : 1;
   w->tcp.close(&w->tcp, wt_closed);
+  if (w->tls)
+    cl_rtls_close(w->tls, wt_tls_closed, w);
 }
 
 /* ------------------------------------------------------------ operations */
@@ -912,6 +1024,17 @@ int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
     cl_err_set(err, CL_EIO, "raft transport: %s", raft_strerror(rv));
     goto fail_loop;
   }
+  if (o->tls_cert || o->tls_key || o->tls_ca) {
+    cl_rtls_options to;
+    cl_rtls_options_init(&to);
+    to.cert_file = o->tls_cert;
+    to.key_file = o->tls_key;
+    to.ca_file = o->tls_ca;
+    if ((rv = cl_rtls_new(&to, &n->tr.tls, err)) != 0)
+      goto fail_tr;
+  }
+  n->tr.loop = &n->loop;
+  n->tr.standalone = o->standalone;
   n->tr.pub.version = 1;
   n->tr.pub.init = wt_init;
   n->tr.pub.listen = wt_listen;
@@ -972,6 +1095,13 @@ int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
     cl_err_set(err, CL_EIO, "raft start on %s: %s", o->raft_address, raft_errmsg(&n->raft));
     goto fail_raft;
   }
+  if (o->standalone && n->raft.configuration.n > 1) {
+    cl_err_set(err, CL_EINVAL,
+               "replication: this node's cluster has %u members but it has no Raft transport "
+               "(give the Raft TLS certificate, key and CA)",
+               n->raft.configuration.n);
+    goto fail_raft;
+  }
   uv_async_init(&n->loop, &n->async, async_cb);
   n->async.data = n;
   uv_timer_init(&n->loop, &n->tick);
@@ -997,6 +1127,7 @@ fail_tr:
 fail_loop:
   uv_run(&n->loop, UV_RUN_DEFAULT);
   uv_loop_close(&n->loop);
+  cl_rtls_free(n->tr.tls);
 fail_mem:
   free(n);
   return err->code;
@@ -1022,6 +1153,7 @@ void cl_repl_stop(cl_repl *n) {
   raft_uv_close(&n->io);
   raft_uv_tcp_close(&n->tr.tcp);
   uv_loop_close(&n->loop);
+  cl_rtls_free(n->tr.tls);
   if (o)
     op_unref(n, o);
   free(n);
@@ -1109,6 +1241,9 @@ int cl_repl_add(cl_repl *n, uint64_t id, const char *raft_address, const char *a
       strchr(raft_address, ADDR_SEP) || strchr(api_address, ADDR_SEP) ||
       strlen(raft_address) >= CL_REPL_ADDR_MAX || strlen(api_address) >= CL_REPL_ADDR_MAX)
     return cl_err_set(err, CL_EINVAL, "add: id, raft_address and api_address required");
+  if (n->o.standalone)
+    return cl_err_set(err, CL_EINVAL, "add: this node has no Raft transport (start it with the "
+                                      "Raft TLS certificate, key and CA)");
   op *o = op_new(OP_ADD);
   if (!o)
     return cl_err_set(err, CL_ENOMEM, "out of memory");

@@ -44,13 +44,27 @@ typedef struct cl_repl_options {
   unsigned max_inflight;        /* entries replicating at once; default 2 */
   cl_repl_fetch_fn fetch;       /* catch-up transport */
   void *fetch_ctx;
+  /* The Raft transport's security (replication/tls.h): PEM files of this
+   * node's certificate, its private key and the cluster CA (borrowed during
+   * cl_repl_start). All three: mutual TLS with every peer, whose certificate
+   * must chain to that CA and name the host of its Raft address. None:
+   * plaintext, which only the caller can judge acceptable (clinlogd: --dev
+   * on loopback), or, with `standalone`, no transport at all. */
+  const char *tls_cert;
+  const char *tls_key;
+  const char *tls_ca;
+  int standalone; /* no Raft listener, no connections: a one-node cluster that
+                     cannot grow (cl_repl_add answers CL_EINVAL, and a start
+                     whose configuration has other members fails) */
 } cl_repl_options;
 
 void cl_repl_options_init(cl_repl_options *o);
 
 /* Starts the node (returned-owned in *out: cl_repl_stop). A bootstrapping
- * node starts its cluster from its store's current head. Errors: CL_EINVAL,
- * CL_EIO (Raft directory, address in use). */
+ * node starts its cluster from its store's current head. Errors: CL_EINVAL
+ * (incomplete or unreadable TLS material, a standalone node whose
+ * configuration has other members), CL_EIO (Raft directory, address in
+ * use, a TLS file that cannot be read). */
 int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err);
 
 /* Stops Raft and the loop thread; waiting calls fail with CL_EUNAVAILABLE. */

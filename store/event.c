@@ -170,6 +170,8 @@ const char *cl_event_principal(const Clinlog__V1__Event *e) {
     return e->session_ended->principal_id;
   case CLINLOG__V1__EVENT__BODY_BREAK_GLASS_DECLARED:
     return e->break_glass_declared->principal_id;
+  case CLINLOG__V1__EVENT__BODY_CLIENT_KEYS_REGISTERED:
+    return e->client_keys_registered->principal_id;
   default:
     return NULL;
   }

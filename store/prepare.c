@@ -93,6 +93,7 @@ static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, 
   case CLINLOG__V1__EVENT__BODY_CERTIFICATE_BOUND:
   case CLINLOG__V1__EVENT__BODY_CERTIFICATE_REVOKED:
   case CLINLOG__V1__EVENT__BODY_ROLES_CHANGED:
+  case CLINLOG__V1__EVENT__BODY_CLIENT_KEYS_REGISTERED:
     if (!cl_roles_has(roles, CL_ROLE_ADMIN))
       return cl_err_set(err, CL_EDENIED, "events[%zu]: %s needs the admin role", i,
                         cl_event_type_name(ev->body_case));

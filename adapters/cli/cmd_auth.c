@@ -14,7 +14,9 @@
  *  - `bind-cert PRINCIPAL CERT.pem`, `revoke-cert PRINCIPAL CERT.pem|SHA256`,
  *    `roles PRINCIPAL [ROLE...]` and `end-session PRINCIPAL TOKEN_ID` print
  *    the CertificateBound, CertificateRevoked, RolesChanged and SessionEnded
- *    events to append with an admin key, as enroll does.
+ *    events to append with an admin key, as enroll does;
+ *    `register-client PRINCIPAL JWKS.json|none` the ClientKeysRegistered of
+ *    a SMART Backend Services client (its public JWK Set, checked here).
  *
  * Passwords come from the terminal without echo, or as the first line of
  * standard input with --password-stdin; never from the command line. */
@@ -33,6 +35,7 @@
 #include "adapters/grpc/grpcutil.h"
 #include "clinlog/v1/auth.pb-c.h"
 #include "query/auth/cred.h"
+#include "query/auth/jwt.h"
 
 #define PW_MAX 1024
 
@@ -382,6 +385,8 @@ static int admin_event(const char *sub, int argc, char **argv) {
             "       clinlog auth revoke-cert PRINCIPAL CERT.pem|SHA256 [REASON]\n"
             "       clinlog auth roles PRINCIPAL [ROLE...]   (none: disable)\n"
             "       clinlog auth end-session PRINCIPAL TOKEN_ID [REASON]   (revoke a session)\n"
+            "       clinlog auth register-client PRINCIPAL JWKS.json|none [REASON]\n"
+            "           (a SMART Backend Services client's public keys; none removes them)\n"
             "print the event (proto3 JSON) to append with an admin key\n");
     return argc < 2 ? 2 : 0;
   }
@@ -396,6 +401,41 @@ static int admin_event(const char *sub, int argc, char **argv) {
     }
     ev = json_pack("{s:s, s:{s:s, s:s, s:s}}", "stream", stream, "sessionEnded", "principalId", pid,
                    "tokenId", argv[2], "reason", argc > 3 ? argv[3] : "revoked");
+  } else if (!strcmp(sub, "register-client")) {
+    if (argc < 3) {
+      fprintf(stderr, "clinlog auth register-client: PRINCIPAL and a JWK Set file (or none)\n");
+      return 2;
+    }
+    char *jwks = NULL;
+    size_t n = 0;
+    if (strcmp(argv[2], "none") != 0) {
+      cl_err err;
+      cl_jwks *keys;
+      FILE *f = fopen(argv[2], "rb");
+      if (!f || !(jwks = malloc(65537))) {
+        perror(argv[2]);
+        if (f)
+          fclose(f);
+        return 1;
+      }
+      n = fread(jwks, 1, 65537, f);
+      fclose(f);
+      if (n > 65536) {
+        fprintf(stderr, "clinlog auth register-client: %s: over 64 KiB\n", argv[2]);
+        free(jwks);
+        return 1;
+      }
+      if (cl_jwks_parse(jwks, n, &keys, &err) != 0) {
+        fprintf(stderr, "clinlog auth register-client: %s: %s\n", argv[2], err.msg);
+        free(jwks);
+        return 1;
+      }
+      cl_jwks_free(keys);
+    }
+    ev = json_pack("{s:s, s:{s:s, s:s%, s:s}}", "stream", stream, "clientKeysRegistered",
+                   "principalId", pid, "jwks", jwks ? jwks : "", n, "reason",
+                   argc > 3 ? argv[3] : "");
+    free(jwks);
   } else if (!strcmp(sub, "roles")) {
     json_t *roles = json_array();
     for (int i = 2; i < argc; i++)
@@ -429,7 +469,7 @@ int cmd_auth(int argc, char **argv) {
     fprintf(
         argc < 2 ? stderr : stdout,
         "usage: clinlog auth enroll|login|logout|whoami|break-glass|bind-cert|revoke-cert|roles|"
-        "end-session ...\n"
+        "end-session|register-client ...\n"
         "(`--help` after each)\n");
     return argc < 2 ? 2 : 0;
   }
@@ -440,7 +480,8 @@ int cmd_auth(int argc, char **argv) {
   if (!strcmp(argv[1], "break-glass"))
     return cmd_auth_break_glass(argc - 1, argv + 1);
   if (!strcmp(argv[1], "bind-cert") || !strcmp(argv[1], "revoke-cert") ||
-      !strcmp(argv[1], "roles") || !strcmp(argv[1], "end-session"))
+      !strcmp(argv[1], "roles") || !strcmp(argv[1], "end-session") ||
+      !strcmp(argv[1], "register-client"))
     return admin_event(argv[1], argc - 1, argv + 1);
   fprintf(stderr, "clinlog auth: unknown subcommand \"%s\"\n", argv[1]);
   return 2;

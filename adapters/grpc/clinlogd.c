@@ -4,6 +4,7 @@
  * docs/operations.md. SIGTERM/SIGINT stop it gracefully; SIGKILL at any
  * moment loses no acknowledged event (appends are acknowledged only after
  * their fsync'd commit). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -96,6 +97,13 @@ static void usage(FILE *f) {
       "  --heartbeat-ms N           default 100\n"
       "  --snapshot-threshold N     Raft entries between snapshots (default 1024)\n"
       "  --snapshot-trailing N      Raft entries kept after a snapshot (default 4096)\n"
+      "  --raft-tls-cert PEM --raft-tls-key PEM --raft-tls-ca PEM\n"
+      "                             mutual TLS between nodes: this node's certificate (naming\n"
+      "                             its Raft host, for serverAuth and clientAuth), its key and\n"
+      "                             the cluster CA (default: --tls-cert, --tls-key and\n"
+      "                             --client-ca). Required unless --dev on loopback; without\n"
+      "                             them a node that does not --join runs alone, with no\n"
+      "                             Raft listener\n"
       "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
       "                             address (clinlog-leader) instead of forwarding them\n"
       "  --config FILE.json         the same settings as a JSON object (flags win)\n");
@@ -157,6 +165,12 @@ static int load_config(const char *path, opts *o) {
       o->repl.id = (uint64_t)json_integer_value(v);
     else if (!strcmp(key, "raft_listen"))
       o->raft_listen = dup_str(v);
+    else if (!strcmp(key, "raft_tls_cert"))
+      o->repl.tls_cert = dup_str(v);
+    else if (!strcmp(key, "raft_tls_key"))
+      o->repl.tls_key = dup_str(v);
+    else if (!strcmp(key, "raft_tls_ca"))
+      o->repl.tls_ca = dup_str(v);
     else if (!strcmp(key, "raft_dir"))
       o->raft_dir = dup_str(v);
     else if (!strcmp(key, "advertise"))
@@ -199,6 +213,59 @@ static int load_config(const char *path, opts *o) {
   }
   json_decref(j);
   return rc;
+}
+
+/* 1 if HOST:PORT names a loopback host (127/8, ::1, localhost). */
+static int loopback(const char *address) {
+  char host[256];
+  const char *colon = strrchr(address, ':');
+  size_t n = colon ? (size_t)(colon - address) : strlen(address);
+  if (n >= sizeof host)
+    return 0;
+  memcpy(host, address, n);
+  host[n] = '\0';
+  if (!strcmp(host, "localhost") || !strcmp(host, "[::1]") || !strcmp(host, "::1"))
+    return 1;
+  struct in_addr a;
+  return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+/* The Raft transport's TLS material: the --raft-tls-* flags, else the API's
+ * files. Complete: mutual TLS. None: plaintext with --dev on loopback; a node
+ * that does not --join runs alone without a Raft listener; otherwise the
+ * start is refused, naming what is missing. Returns 0 or -1 (reported). */
+static int raft_tls_settings(opts *o) {
+  cl_repl_options *r = &o->repl;
+  if (!r->tls_cert)
+    r->tls_cert = o->srv.tls_cert;
+  if (!r->tls_key)
+    r->tls_key = o->srv.tls_key;
+  if (!r->tls_ca)
+    r->tls_ca = o->srv.client_ca;
+  if (r->tls_cert && r->tls_key && r->tls_ca)
+    return 0;
+  const char *missing = !r->tls_cert ? "--raft-tls-cert (or --tls-cert)"
+                        : !r->tls_key ? "--raft-tls-key (or --tls-key)"
+                                      : "--raft-tls-ca (or --client-ca)";
+  if (o->srv.dev && loopback(o->raft_listen)) {
+    r->tls_cert = r->tls_key = r->tls_ca = NULL;
+    return 0; /* plaintext on loopback, as the API's --dev */
+  }
+  if (o->srv.dev) {
+    fprintf(stderr, "clinlogd: the Raft transport needs mutual TLS off loopback (%s): %s is "
+                    "missing\n", o->raft_listen, missing);
+    return -1;
+  }
+  if (o->join) {
+    fprintf(stderr, "clinlogd: a node that joins a cluster needs mutual TLS on the Raft "
+                    "transport: %s is missing\n", missing);
+    return -1;
+  }
+  r->tls_cert = r->tls_key = r->tls_ca = NULL;
+  r->standalone = 1;
+  fprintf(stderr, "clinlogd: no Raft listener (%s is missing): a one-node cluster that no node "
+                  "can join\n", missing);
+  return 0;
 }
 
 static int parse_num(const char *flag, const char *s, long long min, long long *out) {
@@ -271,6 +338,9 @@ int main(int argc, char **argv) {
                                      {"idle-logoff-s", required_argument, 0, 'O'},
                                      {"policy", required_argument, 0, 'Y'},
                                      {"audit", required_argument, 0, 'X'},
+                                     {"raft-tls-cert", required_argument, 0, 1001},
+                                     {"raft-tls-key", required_argument, 0, 1002},
+                                     {"raft-tls-ca", required_argument, 0, 1003},
                                      {0, 0, 0, 0}};
   int ch;
   long long n;
@@ -344,6 +414,15 @@ int main(int argc, char **argv) {
       break;
     case 'R':
       o.raft_listen = optarg;
+      break;
+    case 1001:
+      o.repl.tls_cert = optarg;
+      break;
+    case 1002:
+      o.repl.tls_key = optarg;
+      break;
+    case 1003:
+      o.repl.tls_ca = optarg;
       break;
     case 'F':
       o.raft_dir = optarg;
@@ -464,6 +543,11 @@ int main(int argc, char **argv) {
     snprintf(raft_dir, sizeof raft_dir, "%s/raft", o.log.dir);
     o.raft_dir = raft_dir;
   }
+  if (raft_tls_settings(&o) != 0) {
+    cl_log_close(log);
+    cl_policy_free(policy);
+    return 1;
+  }
   o.repl.log = log;
   o.repl.dir = o.raft_dir;
   o.repl.raft_address = o.raft_listen;
@@ -561,8 +645,11 @@ int main(int argc, char **argv) {
           cl_log_origin(log));
   fprintf(stderr, "clinlogd: listening on %s:%d (%s)\n", host, port,
           o.srv.tls_cert ? (o.srv.require_client_cert ? "mutual TLS" : "TLS") : "plaintext, dev");
-  fprintf(stderr, "clinlogd: node %llu, raft on %s (%s), raft dir %s\n",
+  fprintf(stderr, "clinlogd: node %llu, raft on %s (%s, %s), raft dir %s\n",
           (unsigned long long)o.repl.id, o.raft_listen,
+          o.repl.standalone ? "not listening"
+          : o.repl.tls_cert ? "mutual TLS"
+                            : "plaintext, dev",
           o.join ? "joining: waiting to be added" : "bootstraps a new cluster if it has none",
           o.raft_dir);
   if (http) {

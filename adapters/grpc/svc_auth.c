@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapters/grpc/server_int.h"
 #include "adapters/grpc/services.h"
@@ -39,8 +40,8 @@ static void svc_login(srv_call *c, int ok) {
   cl_err err;
   cl_err_clear(&err);
   cl_login l;
-  if (cl_authn_login(a, req->principal_id, req->password, req->totp_code, c->rctx.peer, &l, &err) !=
-      0) {
+  if (cl_authn_login(a, req->principal_id, req->password, req->totp_code, req->scope, c->rctx.peer,
+                     &l, &err) != 0) {
     srv_finish_err(c, &err);
     return;
   }
@@ -55,6 +56,37 @@ static void svc_login(srv_call *c, int ok) {
   resp.n_roles = split_roles(roles, rv, 32);
   resp.roles = rv;
   resp.session_seq = l.seq;
+  resp.scope = l.id.scope;
+  srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  sodium_memzero(l.token, strlen(l.token));
+  free(l.token);
+}
+
+/* The token endpoint of SMART Backend Services (POST /auth/token on the
+ * FHIR REST face): checks the grant, then the client's assertion. */
+static void svc_token(srv_call *c, int ok) {
+  (void)ok;
+  const Clinlog__V1__TokenRequest *req = (const Clinlog__V1__TokenRequest *)c->req;
+  cl_authn *a = authn_of(c);
+  if (!a)
+    return;
+  cl_err err;
+  cl_err_clear(&err);
+  cl_login l;
+  if (cl_authn_grant_check(req->grant_type, req->client_assertion_type, &err) != 0 ||
+      cl_authn_client_token(a, req->client_id, req->client_assertion, req->scope, req->token_url,
+                            c->rctx.peer, &l, &err) != 0) {
+    srv_finish_err(c, &err);
+    return;
+  }
+  Clinlog__V1__TokenResponse resp = CLINLOG__V1__TOKEN_RESPONSE__INIT;
+  resp.access_token = l.token;
+  resp.token_type = "bearer";
+  resp.expires_in = l.id.expires_at - (int64_t)time(NULL);
+  resp.scope = l.id.scope;
+  resp.token_id = l.id.token_id;
+  resp.session_seq = l.seq;
+  snprintf(c->rctx.audit_what, sizeof c->rctx.audit_what, "client:%s", l.id.principal);
   srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
   sodium_memzero(l.token, strlen(l.token));
   free(l.token);
@@ -112,6 +144,7 @@ static void svc_whoami(srv_call *c, int ok) {
   resp.roles = rv;
   resp.auth = (char *)cl_auth_name(c->rctx.auth);
   resp.token_id = c->rctx.token_id;
+  resp.scope = c->rctx.scope;
   if (c->rctx.token_expires) {
     exp.seconds = c->rctx.token_expires;
     resp.expires_at = &exp;
@@ -144,6 +177,7 @@ static const cl_grpc_method_def AUTH_METHODS[] = {
     {M_AUTH_LOGOUT, &clinlog__v1__logout_request__descriptor, svc_logout},
     {M_AUTH_WHOAMI, &clinlog__v1__whoami_request__descriptor, svc_whoami},
     {M_AUTH_BREAK_GLASS, &clinlog__v1__break_glass_request__descriptor, svc_break_glass},
+    {M_AUTH_TOKEN, &clinlog__v1__token_request__descriptor, svc_token},
 };
 
 const cl_grpc_service cl_grpc_auth_service = {

@@ -188,6 +188,11 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   int is_delete = !strcmp(method, "DELETE");
   if (!strcmp(url, "/auth/login") || !strcmp(url, "/auth/logout"))
     return http_serve_auth(h, c, url, method, r);
+  if (!strcmp(url, "/auth/token"))
+    return http_serve_token(h, c, method, r);
+  if (is_get && (!strcmp(url, BASE_PATH "/.well-known/smart-configuration") ||
+                 !strcmp(url, "/.well-known/smart-configuration")))
+    return http_serve_smart_config(h, c);
   if (strncmp(url, BASE_PATH, strlen(BASE_PATH)) != 0 ||
       (url[strlen(BASE_PATH)] != '/' && url[strlen(BASE_PATH)] != '\0'))
     return http_send_outcome(c, 404, "not-found", rid_in,

@@ -5,6 +5,7 @@
 #ifndef CL_ADAPTERS_HTTP_HTTP_INT_H
 #define CL_ADAPTERS_HTTP_HTTP_INT_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,10 @@ enum MHD_Result http_send_outcome(struct MHD_Connection *c, int status, const ch
  * answer must be http_unrecorded()'s, never the data (fail closed). */
 int http_done(cl_http *h, cl_req_ctx *rc, int code, const char *detail, cl_err *aerr);
 enum MHD_Result http_unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc, const cl_err *aerr);
+/* A JSON answer (j taken) that no cache keeps (RFC 6749 section 5.1);
+ * a 401 says WWW-Authenticate: Bearer. */
+enum MHD_Result http_send_json(struct MHD_Connection *c, int status, json_t *j,
+                               const char *request_id);
 /* The connection's peer address as the request context holds it. */
 void http_peer_of(struct MHD_Connection *c, char *out, size_t n);
 
@@ -56,5 +61,16 @@ enum MHD_Result http_serve_audit(cl_http *h, struct MHD_Connection *c, const cl_
 /* POST /auth/login and /auth/logout (admits the call itself). */
 enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char *url,
                                 const char *method, req *r);
+
+/* ---- SMART on FHIR (http_smart.c) ---- */
+
+/* POST /auth/token: SMART Backend Services' token endpoint (admits the call
+ * itself). */
+enum MHD_Result http_serve_token(cl_http *h, struct MHD_Connection *c, const char *method, req *r);
+/* GET [base]/.well-known/smart-configuration: the SMART discovery document
+ * (open, like the CapabilityStatement; not recorded). */
+enum MHD_Result http_serve_smart_config(cl_http *h, struct MHD_Connection *c);
+/* "<scheme>://<Host>" of the request, into out. */
+void http_origin(cl_http *h, struct MHD_Connection *c, char *out, size_t n);
 
 #endif

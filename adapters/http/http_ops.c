@@ -299,8 +299,8 @@ enum MHD_Result http_serve_audit(cl_http *h, struct MHD_Connection *c, const cl_
 /* ------------------------------------------------------- login, logout */
 
 /* A JSON answer that no cache keeps (RFC 6749 section 5.1). */
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j,
-                                 const char *request_id) {
+enum MHD_Result http_send_json(struct MHD_Connection *c, int status, json_t *j,
+                               const char *request_id) {
   char *body = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   if (body == NULL)
@@ -328,7 +328,7 @@ static enum MHD_Result auth_error(struct MHD_Connection *c, const cl_err *err,
            : err->code == CL_ELIMITED ? 429
            : err->code == CL_EINVAL   ? 400
                                       : 503;
-  return send_json(c, st,
+  return http_send_json(c, st,
                    json_pack("{s:s, s:s}", "error",
                              st == 401   ? "invalid_grant"
                              : st == 400 ? "invalid_request"
@@ -338,7 +338,7 @@ static enum MHD_Result auth_error(struct MHD_Connection *c, const cl_err *err,
                    request_id);
 }
 
-/* POST /auth/login (a form: principal, password, code) and POST
+/* POST /auth/login (a form: principal, password, code, optional scope) and POST
  * /auth/logout (Authorization: Bearer): Auth.Login and Auth.Logout of the
  * gRPC face, through the same request layer. A login answers as an OAuth
  * 2.0 token response (access_token, token_type, expires_in); errors as
@@ -383,6 +383,8 @@ enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char
       lr.password = (char *)p.kv[i].value;
     else if (!strcmp(p.kv[i].name, "code"))
       lr.totp_code = (char *)p.kv[i].value;
+    else if (!strcmp(p.kv[i].name, "scope"))
+      lr.scope = (char *)p.kv[i].value;
   }
   cl_authn *a = cl_svc_authn(h->svc);
   if (a == NULL) {
@@ -401,7 +403,8 @@ enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char
   uint64_t seq = 0;
   int code;
   if (login) {
-    code = cl_authn_login(a, lr.principal_id, lr.password, lr.totp_code, rc.peer, &l, &err);
+    code = cl_authn_login(a, lr.principal_id, lr.password, lr.totp_code, lr.scope, rc.peer, &l,
+                          &err);
   } else if (rc.auth != CL_AUTH_TOKEN) {
     code = cl_err_set(&err, CL_EUNAUTH, "logout: send the session's token (Authorization: Bearer)");
   } else {
@@ -418,14 +421,14 @@ enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char
     ret = auth_error(c, &err, rc.request_id);
   } else if (login) {
     int64_t ttl = l.id.expires_at - (int64_t)time(NULL);
-    ret = send_json(c, 200,
-                    json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "access_token", l.token,
+    ret = http_send_json(c, 200,
+                    json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "access_token", l.token,
                               "token_type", "Bearer", "expires_in", (json_int_t)(ttl > 0 ? ttl : 0),
                               "principal", l.id.principal, "roles", l.id.roles, "token_id",
-                              l.id.token_id, "session_seq", (json_int_t)l.seq),
+                              l.id.token_id, "session_seq", (json_int_t)l.seq, "scope", l.id.scope),
                     rc.request_id);
   } else {
-    ret = send_json(c, 200, json_pack("{s:b, s:I}", "logged_out", 1, "seq", (json_int_t)seq),
+    ret = http_send_json(c, 200, json_pack("{s:b, s:I}", "logged_out", 1, "seq", (json_int_t)seq),
                     rc.request_id);
   }
   if (l.token) {

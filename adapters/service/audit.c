@@ -221,7 +221,15 @@ void audit_subject(cl_req_ctx *rc, const ProtobufCMessage *req) {
   }
   case M_AUTH_LOGIN:
     snprintf(w, wn, "principal:%s", ((const Clinlog__V1__LoginRequest *)req)->principal_id);
+    snprintf(rc->audit_query, sizeof rc->audit_query, "scope=%s",
+             ((const Clinlog__V1__LoginRequest *)req)->scope);
     break;
+  case M_AUTH_TOKEN: {
+    const Clinlog__V1__TokenRequest *r = (const void *)req;
+    snprintf(w, wn, "token:%s", r->grant_type);
+    snprintf(rc->audit_query, sizeof rc->audit_query, "scope=%s", r->scope);
+    break;
+  }
   case M_AUTH_BREAK_GLASS: {
     const Clinlog__V1__BreakGlassRequest *r = (const void *)req;
     snprintf(w, wn, "Patient/%s", r->patient_id);
@@ -294,6 +302,7 @@ static const char *subtype_of(const cl_req_ctx *rc) {
   case M_APPEND_STREAM:
     return "create";
   case M_AUTH_LOGIN:
+  case M_AUTH_TOKEN:
     return "110122"; /* DCM Login */
   case M_AUTH_LOGOUT:
     return "110123"; /* DCM Logout */

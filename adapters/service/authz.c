@@ -8,6 +8,7 @@
 
 #include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
+#include "query/auth/scope.h"
 #include "query/fhir/elements.h"
 #include "query/fhir/engine.h"
 #include "query/fhir/map.h"
@@ -52,11 +53,12 @@ static void included_type(const char *name, const char *value, char *out, size_t
     snprintf(out, n, "Encounter");
 }
 
-/* The types params name in _type (comma-separated, possibly repeated) and
- * bring in by _include/_revinclude: each must be readable; without _type
- * and `all_without_type`, every type must be. */
-static int check_params(const cl_policy *p, const cl_req_ctx *rc, Clinlog__V1__FhirParam **params,
-                        size_t n, int all_without_type, cl_err *err) {
+/* Calls need(ctx, type) for each type params name in _type (comma-
+ * separated, possibly repeated) and bring in by _include/_revinclude, and
+ * for "*" when there is no _type and `all_without_type`. The first nonzero
+ * answer is returned. */
+static int each_param_type(Clinlog__V1__FhirParam **params, size_t n, int all_without_type,
+                           int (*need)(void *ctx, const char *type), void *ctx) {
   int typed = 0, code;
   char t[128];
   for (size_t i = 0; i < n; i++) {
@@ -66,17 +68,35 @@ static int check_params(const cl_policy *p, const cl_req_ctx *rc, Clinlog__V1__F
       for (const char *s = v; *s;) {
         size_t l = strcspn(s, ",");
         snprintf(t, sizeof t, "%.*s", (int)(l < sizeof t ? l : sizeof t - 1), s);
-        if ((code = need_read(p, rc, t, err)) != 0)
+        if ((code = need(ctx, t)) != 0)
           return code;
         s += l + (s[l] == ',');
       }
     } else if (!strncmp(name, "_include", 8) || !strncmp(name, "_revinclude", 11)) {
       included_type(name, v, t, sizeof t);
-      if ((code = need_read(p, rc, t, err)) != 0)
+      if ((code = need(ctx, t)) != 0)
         return code;
     }
   }
-  return all_without_type && !typed ? need_read(p, rc, "*", err) : 0;
+  return all_without_type && !typed ? need(ctx, "*") : 0;
+}
+
+typedef struct read_q {
+  const cl_policy *p;
+  const cl_req_ctx *rc;
+  cl_err *err;
+} read_q;
+
+static int need_read_q(void *ctx, const char *type) {
+  read_q *q = ctx;
+  return need_read(q->p, q->rc, type, q->err);
+}
+
+/* Each type the params bring in must be readable (each_param_type). */
+static int check_params(const cl_policy *p, const cl_req_ctx *rc, Clinlog__V1__FhirParam **params,
+                        size_t n, int all_without_type, cl_err *err) {
+  read_q q = {p, rc, err};
+  return each_param_type(params, n, all_without_type, need_read_q, &q);
 }
 
 /* Minimum necessary: a search of a type the caller sees only some
@@ -255,6 +275,109 @@ int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage 
   if (code == CL_EDENIED && cl_policy_reads_compartment(p, rc->roles))
     code = compartment(rc, req, err);
   return code;
+}
+
+/* ------------------------------------------------------- SMART scopes */
+
+static int scope_deny(const cl_req_ctx *rc, cl_err *err, const char *what) {
+  return cl_err_set(err, CL_EDENIED, "%s: the token's scopes (%s) do not allow %s",
+                    cl_method_name(rc->method), rc->scope, what);
+}
+
+/* `perms` on resources of `type`: 0, or CL_EDENIED; *patient_only set when
+ * only patient/ scopes allow it. */
+static int scope_need(const cl_scopes *s, const cl_req_ctx *rc, const char *type, unsigned perms,
+                      int *patient_only, cl_err *err) {
+  int ctx = cl_scopes_allow(s, type, perms);
+  if (!ctx) {
+    char what[160];
+    snprintf(what, sizeof what, "%s of %s (needs %s/%s.%s)",
+             perms == CL_SCOPE_S ? "searches" : "reads", strcmp(type, "*") ? type : "every type",
+             "<patient|user|system>", type, perms == CL_SCOPE_S ? "s" : "r");
+    return scope_deny(rc, err, what);
+  }
+  if (ctx == CL_SCOPE_PATIENT)
+    *patient_only = 1;
+  return 0;
+}
+
+typedef struct scope_q {
+  const cl_scopes *s;
+  const cl_req_ctx *rc;
+  int *patient_only;
+  cl_err *err;
+} scope_q;
+
+static int need_r_q(void *ctx, const char *type) {
+  scope_q *q = ctx;
+  return scope_need(q->s, q->rc, type, CL_SCOPE_R, q->patient_only, q->err);
+}
+
+/* The types a request's _type and includes bring in, each needing r. */
+static int scope_params(const cl_scopes *s, const cl_req_ctx *rc, Clinlog__V1__FhirParam **params,
+                        size_t n, int all_without_type, int *patient_only, cl_err *err) {
+  scope_q q = {s, rc, patient_only, err};
+  return each_param_type(params, n, all_without_type, need_r_q, &q);
+}
+
+int authz_scopes(const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
+  int kind = cl_method_kind(rc->method);
+  if (kind == CL_MK_HEALTH || kind == CL_MK_AUTH)
+    return 0;
+  cl_scopes s;
+  cl_err perr;
+  if (cl_scopes_parse(rc->scope, CL_SCOPE_PATIENT | CL_SCOPE_USER | CL_SCOPE_SYSTEM, &s, NULL,
+                      &perr) != 0)
+    return cl_err_set(err, CL_EDENIED, "%s: the token's scopes: %s", cl_method_name(rc->method),
+                      perr.msg);
+  int patient_only = 0, code;
+  switch (rc->method) {
+  case M_FHIR_READ:
+    code = scope_need(&s, rc, ((const Clinlog__V1__FhirReadRequest *)req)->type, CL_SCOPE_R,
+                      &patient_only, err);
+    break;
+  case M_FHIR_HISTORY: {
+    const char *t = ((const Clinlog__V1__FhirHistoryRequest *)req)->type;
+    code = scope_need(&s, rc, t[0] ? t : "*", CL_SCOPE_R, &patient_only, err);
+    break;
+  }
+  case M_FHIR_SEARCH: {
+    const Clinlog__V1__FhirSearchRequest *q = (const Clinlog__V1__FhirSearchRequest *)req;
+    code = scope_need(&s, rc, q->type[0] ? q->type : "*", CL_SCOPE_S, &patient_only, err);
+    if (!code)
+      code = scope_params(&s, rc, q->params, q->n_params, 0, &patient_only, err);
+    break;
+  }
+  case M_FHIR_EVERYTHING: {
+    const Clinlog__V1__FhirEverythingRequest *e = (const Clinlog__V1__FhirEverythingRequest *)req;
+    code = scope_params(&s, rc, e->params, e->n_params, 1, &patient_only, err);
+    break;
+  }
+  case M_FHIR_EXPORT: {
+    const Clinlog__V1__FhirExportRequest *x = (const Clinlog__V1__FhirExportRequest *)req;
+    code = scope_params(&s, rc, x->params, x->n_params, 1, &patient_only, err);
+    if (!code && patient_only)
+      code = scope_deny(rc, err, "a bulk export with patient/ scopes (it spans patients)");
+    break;
+  }
+  case M_FHIR_EXPORT_STATUS:
+  case M_FHIR_EXPORT_CANCEL:
+  case M_FHIR_EXPORT_READ:
+    return 0; /* the job's own (cl_fhir_export_owned): allowed when kicked off */
+  case M_AUDIT_QUERY: {
+    const Clinlog__V1__AuditQueryRequest *q = (const Clinlog__V1__AuditQueryRequest *)req;
+    int one = q && q->event_id.len != 0;
+    code = scope_need(&s, rc, "AuditEvent", one ? CL_SCOPE_R : CL_SCOPE_S, &patient_only, err);
+    if (!code && patient_only && (one || !q || strcmp(q->patient, rc->patient_id) != 0))
+      code = scope_deny(rc, err, "audit records other than the patient's own accounting");
+    return code;
+  }
+  default:
+    return scope_deny(rc, err, "it: a scoped token makes FHIR reads and searches only");
+  }
+  if (code || !patient_only)
+    return code;
+  return compartment(rc, req, err); /* patient/ scopes: the token's patient only */
 }
 
 /* The body's field number (its event type) of a serialized Event: the

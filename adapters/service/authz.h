@@ -23,6 +23,15 @@ int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage 
 int authz_append(const cl_policy *p, cl_log *log, const cl_req_ctx *rc,
                  const Clinlog__V1__AppendBatch *b, cl_err *err);
 
+/* A token's SMART scopes (rc->scope, query/auth/scope.h), after the
+ * policy allowed the call: FHIR reads need r and searches s on each type
+ * they return (includes, _type, every type for $everything and $export
+ * without one); AuditEvent reads likewise; a call that is not a FHIR read
+ * is refused; when only patient/ scopes allow it, the request must stay in
+ * the token's patient compartment (rc->patient_id). 0, or CL_EDENIED
+ * naming the scopes and what they lack. */
+int authz_scopes(const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err);
+
 /* Minimum necessary: keeps of each resource in a FHIR answer (*body: a
  * resource or Bundle, or NDJSON lines; malloc'd, replaced) only the
  * elements the policy's `fields` rules let rc's roles read (cl_fhir_subset).

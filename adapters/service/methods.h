@@ -55,7 +55,8 @@ enum cl_method_kind {
   X(M_AUTH_LOGOUT, "clinlog.v1.Auth/Logout", CL_MK_AUTH)                                           \
   X(M_AUTH_WHOAMI, "clinlog.v1.Auth/Whoami", CL_MK_AUTH)                                           \
   X(M_AUDIT_QUERY, "clinlog.v1.Audit/Query", CL_MK_AUDIT)                                          \
-  X(M_AUTH_BREAK_GLASS, "clinlog.v1.Auth/BreakGlass", CL_MK_EMERGENCY)
+  X(M_AUTH_BREAK_GLASS, "clinlog.v1.Auth/BreakGlass", CL_MK_EMERGENCY)                             \
+  X(M_AUTH_TOKEN, "clinlog.v1.Auth/Token", CL_MK_AUTH)
 
 enum cl_method {
 #define CL_METHOD_ENUM(id, name, kind) id,

@@ -159,6 +159,7 @@ static int authenticate(cl_svc *s, cl_req_ctx *rc, cl_err *err) {
     rc->auth = CL_AUTH_TOKEN;
     memcpy(rc->token_id, id.token_id, sizeof rc->token_id);
     rc->token_expires = id.expires_at;
+    snprintf(rc->scope, sizeof rc->scope, "%s", id.scope);
   } else if (rc->auth == CL_AUTH_MTLS && rc->cert_fingerprint[0] &&
              cl_authn_cert(s->authn, rc->cert_fingerprint, &id, NULL) == 0) {
     /* a certificate bound to no principal proves nothing: checked below */
@@ -172,7 +173,8 @@ static int authenticate(cl_svc *s, cl_req_ctx *rc, cl_err *err) {
     return 0;
   }
   int kind = cl_method_kind(rc->method);
-  if (s->require_auth && kind != CL_MK_HEALTH && rc->method != M_AUTH_LOGIN)
+  if (s->require_auth && kind != CL_MK_HEALTH && rc->method != M_AUTH_LOGIN &&
+      rc->method != M_AUTH_TOKEN)
     return cl_err_set(err, CL_EUNAUTH,
                       "%s: authentication required (Auth.Login, then send "
                       "\"authorization: Bearer <token>\"; or a registered client certificate)",
@@ -209,18 +211,26 @@ int cl_svc_admit(cl_svc *s, cl_req_ctx *rc, const ProtobufCMessage *req, cl_err 
   if (rc->method < 0 || rc->method >= M_COUNT)
     return cl_err_set(err, CL_EINVAL, "unknown method");
   int code;
-  rc->principal[0] = rc->roles[0] = rc->token_id[0] = rc->patient_id[0] = '\0';
+  rc->principal[0] = rc->roles[0] = rc->token_id[0] = rc->patient_id[0] = rc->scope[0] = '\0';
   audit_subject(rc, req);
   if (s->authn && (code = authenticate(s, rc, err)) != 0)
     return code;
   if (s->policy && rc->principal[0] && (code = authz_call(s->policy, rc, req, err)) != 0 &&
       (code != CL_EDENIED || !break_glass(s, rc)))
     return code;
-  /* the hooks never see a login's secrets: only who tries */
+  if (rc->scope[0] && (code = authz_scopes(rc, req, err)) != 0)
+    return code; /* a token's SMART scopes narrow the policy; break-glass does not lift them */
+  /* the hooks never see a login's secrets nor a client's assertion: only who tries */
   Clinlog__V1__LoginRequest redacted = CLINLOG__V1__LOGIN_REQUEST__INIT;
+  Clinlog__V1__TokenRequest tredacted = CLINLOG__V1__TOKEN_REQUEST__INIT;
   if (rc->method == M_AUTH_LOGIN && req) {
     redacted.principal_id = ((const Clinlog__V1__LoginRequest *)req)->principal_id;
+    redacted.scope = ((const Clinlog__V1__LoginRequest *)req)->scope;
     req = &redacted.base;
+  } else if (rc->method == M_AUTH_TOKEN && req) {
+    tredacted.grant_type = ((const Clinlog__V1__TokenRequest *)req)->grant_type;
+    tredacted.scope = ((const Clinlog__V1__TokenRequest *)req)->scope;
+    req = &tredacted.base;
   }
   if (h->authorize && (code = h->authorize(h->ctx, rc, req, err)) != 0) {
     if (code > 0 || !err->msg[0])

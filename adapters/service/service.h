@@ -65,6 +65,7 @@ typedef struct cl_req_ctx {
   char cert_fingerprint[65];      /* SHA-256 of the client certificate (hex), mTLS only */
   char bearer[CL_BEARER_MAX];     /* the session token the caller sent, "" if none */
   char token_id[33];              /* the session's id once its token is checked */
+  char scope[1024];               /* its SMART scopes (query/auth/scope.h), "" if none */
   int64_t token_expires;          /* its expiry, unix seconds */
   char purpose_of_use[64];        /* the caller's stated purpose (HL7 PurposeOfUse), "" if none */
   int break_glass;                /* emergency access asked for */

@@ -13,6 +13,7 @@
 
 #include "clinlog/v1/event.pb-c.h"
 #include "query/auth/cred.h"
+#include "query/auth/jwt.h"
 #include "query/auth/principals.h"
 #include "store/alloc.h"
 #include "store/event.h"
@@ -191,13 +192,68 @@ static int check_credentials(cl_authn *a, const Clinlog__V1__PrincipalState *st,
   return 0;
 }
 
+/* Issues the token of a session and commits its SessionStarted (jti
+ * `assertion_jti` or TOTP `step`); fills l. */
+static int start_session(cl_authn *a, const char *principal, const char *roles, const char *scope,
+                         uint64_t step, const char *assertion_jti, int64_t ttl, const char *peer,
+                         int64_t now, cl_login *l, cl_err *err) {
+  json_t *claims = json_pack("{s:s, s:s}", "sub", principal, "roles", roles);
+  char jti[33];
+  if (!claims || (scope[0] && json_object_set_new(claims, "scope", json_string(scope)) != 0)) {
+    json_decref(claims);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  int rc = cl_token_issue(a->signer, a->kid, cl_log_origin(a->o.log), claims, now, ttl, &l->token,
+                          jti, err);
+  json_decref(claims);
+  if (rc)
+    return rc;
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__SessionStarted ss = CLINLOG__V1__SESSION_STARTED__INIT;
+  Google__Protobuf__Timestamp exp = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  exp.seconds = now + ttl;
+  ss.principal_id = (char *)principal;
+  ss.token_id = jti;
+  ss.expires_at = &exp;
+  ss.totp_step = step;
+  ss.client_address = (char *)(peer ? peer : "");
+  ss.node_id = a->o.node_id;
+  ss.scope = (char *)scope;
+  ss.assertion_jti = (char *)(assertion_jti ? assertion_jti : "");
+  ev.body_case = CLINLOG__V1__EVENT__BODY_SESSION_STARTED;
+  ev.session_started = &ss;
+  if ((rc = append_session(a, &ev, principal, &l->seq, err)) != 0) {
+    free(l->token);
+    l->token = NULL;
+    return rc;
+  }
+  snprintf(l->id.principal, sizeof l->id.principal, "%s", principal);
+  snprintf(l->id.roles, sizeof l->id.roles, "%s", roles);
+  snprintf(l->id.scope, sizeof l->id.scope, "%s", scope);
+  memcpy(l->id.token_id, jti, sizeof jti);
+  l->id.expires_at = exp.seconds;
+  return 0;
+}
+
+static void drop_token(cl_login *l) {
+  if (l->token) {
+    sodium_memzero(l->token, strlen(l->token));
+    free(l->token);
+  }
+  l->token = NULL;
+}
+
 int cl_authn_login(cl_authn *a, const char *principal, const char *password, const char *code,
-                   const char *peer, cl_login *l, cl_err *err) {
+                   const char *scope, const char *peer, cl_login *l, cl_err *err) {
   static const char failed[] = "login failed: unknown principal, wrong password or wrong code";
   memset(l, 0, sizeof *l);
-  int64_t now = a->o.now();
-  int rc = check_locked(a, principal, now, err);
+  cl_scopes sc;
+  char granted[CL_SCOPE_TEXT_MAX];
+  int rc = cl_scopes_parse(scope, CL_SCOPE_USER | CL_SCOPE_PATIENT, &sc, granted, err);
   if (rc)
+    return rc;
+  int64_t now = a->o.now();
+  if ((rc = check_locked(a, principal, now, err)) != 0)
     return rc;
   Clinlog__V1__PrincipalState *st = NULL;
   cl_err e;
@@ -219,56 +275,137 @@ int cl_authn_login(cl_authn *a, const char *principal, const char *password, con
     if (rc == 0 && join_roles(st->roles, st->n_roles, roles) != 0)
       rc = -1; /* disabled */
   }
+  int patient_ctx = !rc && st->patient_id[0];
+  if (st)
+    clinlog__v1__principal_state__free_unpacked(st, NULL);
+  st = NULL;
   if (rc) {
-    if (st)
-      clinlog__v1__principal_state__free_unpacked(st, NULL);
     note_outcome(a, principal, 0, now);
     return cl_err_set(err, CL_EUNAUTH, failed);
   }
-  clinlog__v1__principal_state__free_unpacked(st, NULL);
-  st = NULL;
-
-  json_t *claims = json_pack("{s:s, s:s}", "sub", principal, "roles", roles);
-  char jti[33];
-  if (!claims)
-    return cl_err_set(err, CL_ENOMEM, "out of memory");
-  rc = cl_token_issue(a->signer, a->kid, cl_log_origin(a->o.log), claims, now, a->o.token_ttl_s,
-                      &l->token, jti, err);
-  json_decref(claims);
-  if (rc)
-    return rc;
-
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  Clinlog__V1__SessionStarted ss = CLINLOG__V1__SESSION_STARTED__INIT;
-  Google__Protobuf__Timestamp exp = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  exp.seconds = now + a->o.token_ttl_s;
-  ss.principal_id = (char *)principal;
-  ss.token_id = jti;
-  ss.expires_at = &exp;
-  ss.totp_step = step;
-  ss.client_address = (char *)(peer ? peer : "");
-  ss.node_id = a->o.node_id;
-  ev.body_case = CLINLOG__V1__EVENT__BODY_SESSION_STARTED;
-  ev.session_started = &ss;
-  rc = append_session(a, &ev, principal, &l->seq, err);
+  if (!patient_ctx && cl_scopes_allow_context(&sc, CL_SCOPE_PATIENT))
+    return cl_err_set(err, CL_EINVAL,
+                      "scope: patient/ scopes need a patient context, and %s is linked to no "
+                      "patient (ask for user/ scopes)",
+                      principal);
+  rc = start_session(a, principal, roles, granted, step, NULL, a->o.token_ttl_s, peer, now, l,
+                     err);
   /* the session holds the step only if no other took it first (principals.h) */
   if (rc == 0 && (rc = cl_auth_principal(a->o.proj, principal, &st, err)) == 0 &&
-      strcmp(st->totp_last_token, jti) != 0) {
+      strcmp(st->totp_last_token, l->id.token_id) != 0) {
     note_outcome(a, principal, 0, now);
     rc = cl_err_set(err, CL_EUNAUTH, failed);
   }
   if (st)
     clinlog__v1__principal_state__free_unpacked(st, NULL);
   if (rc) {
-    free(l->token);
-    l->token = NULL;
+    drop_token(l);
     return rc;
   }
   note_outcome(a, principal, 1, now);
-  snprintf(l->id.principal, sizeof l->id.principal, "%s", principal);
-  snprintf(l->id.roles, sizeof l->id.roles, "%s", roles);
-  memcpy(l->id.token_id, jti, sizeof jti);
-  l->id.expires_at = exp.seconds;
+  return 0;
+}
+
+/* The iss of a JWT's payload, unverified: which client's keys to check it
+ * with. 0, or -1 if it has none. */
+static int assertion_issuer(const char *jwt, char *out, size_t n) {
+  const char *p = strchr(jwt, '.'), *q = p ? strchr(p + 1, '.') : NULL;
+  if (!q || (size_t)(q - p - 1) > 16384)
+    return -1;
+  uint8_t buf[12288];
+  size_t len;
+  if (sodium_base642bin(buf, sizeof buf, p + 1, (size_t)(q - p - 1), NULL, &len, NULL,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+    return -1;
+  json_t *j = json_loadb((const char *)buf, len, 0, NULL);
+  const char *iss = json_string_value(json_object_get(j, "iss"));
+  int rc = iss && strlen(iss) < n && iss[0] ? 0 : -1;
+  if (rc == 0)
+    snprintf(out, n, "%s", iss);
+  json_decref(j);
+  return rc;
+}
+
+int cl_authn_grant_check(const char *grant_type, const char *assertion_type, cl_err *err) {
+  if (!grant_type || strcmp(grant_type, "client_credentials") != 0)
+    return cl_err_set(err, CL_EINVAL,
+                      "grant_type: \"%s\" is not supported (client_credentials, SMART Backend "
+                      "Services)",
+                      grant_type ? grant_type : "");
+  if (!assertion_type ||
+      strcmp(assertion_type, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") != 0)
+    return cl_err_set(err, CL_EINVAL,
+                      "client_assertion_type: must be "
+                      "urn:ietf:params:oauth:client-assertion-type:jwt-bearer (a signed JWT; "
+                      "clinlog has no client secrets)");
+  return 0;
+}
+
+int cl_authn_client_token(cl_authn *a, const char *client_id, const char *assertion,
+                          const char *scope, const char *token_url, const char *peer, cl_login *l,
+                          cl_err *err) {
+  memset(l, 0, sizeof *l);
+  cl_scopes sc;
+  char granted[CL_SCOPE_TEXT_MAX], client[CL_PRINCIPAL_MAX], roles[CL_ROLES_MAX];
+  int rc = cl_scopes_parse(scope, CL_SCOPE_SYSTEM, &sc, granted, err);
+  if (rc)
+    return rc;
+  if (sc.n == 0)
+    return cl_err_set(err, CL_EINVAL, "scope: ask for the system/ scopes the client needs "
+                                      "(e.g. system/*.rs)");
+  if (!assertion || assertion_issuer(assertion, client, sizeof client) != 0)
+    return cl_err_set(err, CL_EUNAUTH, "client assertion: not a JWT with an iss (the client id)");
+  if (client_id && client_id[0] && strcmp(client_id, client) != 0)
+    return cl_err_set(err, CL_EUNAUTH, "client_id \"%s\" is not the assertion's iss \"%s\"",
+                      client_id, client);
+  int64_t now = a->o.now();
+  if ((rc = check_locked(a, client, now, err)) != 0)
+    return rc;
+  Clinlog__V1__PrincipalState *st = NULL;
+  cl_jwks *keys = NULL;
+  cl_jwt_claims claims;
+  cl_err e;
+  rc = cl_auth_principal(a->o.proj, client, &st, &e);
+  if (rc == CL_ENOTFOUND)
+    rc = cl_err_set(err, CL_EUNAUTH, "client assertion: no client %s is registered", client);
+  else if (rc)
+    rc = cl_err_set(err, rc, "client token: %s", e.msg);
+  else if (!st->jwks[0])
+    rc = cl_err_set(err, CL_EUNAUTH,
+                    "client assertion: client %s has no registered keys (ClientKeysRegistered)",
+                    client);
+  else if (cl_jwks_parse(st->jwks, strlen(st->jwks), &keys, &e) != 0)
+    rc = cl_err_set(err, CL_EUNAUTH, "client assertion: client %s's registered keys: %s", client,
+                    e.msg);
+  else if (join_roles(st->roles, st->n_roles, roles) != 0)
+    rc = cl_err_set(err, CL_EUNAUTH, "client %s is disabled (no roles)", client);
+  else if ((rc = cl_jwt_verify_assertion(assertion, strlen(assertion), keys, client, token_url,
+                                         now, &claims, err)) != 0)
+    rc = rc == CL_EMALFORMED ? CL_EUNAUTH : rc;
+  if (st)
+    clinlog__v1__principal_state__free_unpacked(st, NULL);
+  cl_jwks_free(keys);
+  if (rc) {
+    if (rc == CL_EUNAUTH)
+      note_outcome(a, client, 0, now);
+    return rc;
+  }
+  int64_t ttl = a->o.token_ttl_s < CL_CLIENT_TOKEN_TTL ? a->o.token_ttl_s : CL_CLIENT_TOKEN_TTL;
+  rc = start_session(a, client, roles, granted, 0, claims.jti, ttl, peer, now, l, err);
+  if (rc == 0) { /* the jti is used once: a session that named it second is ended */
+    int ended = cl_auth_session_ended(a->o.proj, l->id.token_id, err);
+    if (ended > 0) {
+      note_outcome(a, client, 0, now);
+      rc = cl_err_set(err, CL_EUNAUTH, "client assertion: its jti was used before");
+    } else if (ended < 0) {
+      rc = ended;
+    }
+  }
+  if (rc) {
+    drop_token(l);
+    return rc;
+  }
+  note_outcome(a, client, 1, now);
   return 0;
 }
 
@@ -382,6 +519,12 @@ int cl_authn_token(cl_authn *a, const char *token, cl_identity *id, cl_err *err)
   snprintf(id->principal, sizeof id->principal, "%s", sub);
   memcpy(id->token_id, jti, 33);
   id->expires_at = exp;
+  const char *scope = json_string_value(json_object_get(claims, "scope"));
+  if (scope && strlen(scope) >= sizeof id->scope) {
+    json_decref(claims);
+    return cl_err_set(err, CL_EUNAUTH, "token: scope too long");
+  }
+  snprintf(id->scope, sizeof id->scope, "%s", scope ? scope : "");
   json_decref(claims);
   cl_err e;
   int ended = cl_auth_session_ended(a->o.proj, id->token_id, &e);

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "clinlog/v1/api.pb-c.h"
+#include "query/auth/scope.h"
 #include "store/keyring.h"
 #include "store/log.h"
 #include "store/proj.h"
@@ -59,6 +60,8 @@ typedef struct cl_identity {
   char token_id[33];        /* the session's jti, "" for a certificate */
   int64_t expires_at;       /* unix seconds; 0 for a certificate */
   char patient_id[128];     /* the patient it is (PrincipalRegistered.patient_id), "" if none */
+  char scope[CL_SCOPE_TEXT_MAX]; /* the token's SMART scopes (scope.h), "" if none: the
+                                    roles' reach */
 } cl_identity;
 
 typedef struct cl_authn cl_authn;
@@ -75,13 +78,39 @@ typedef struct cl_login {
 } cl_login;
 
 /* Checks principal's password and TOTP code and starts a session. On
- * success l->token is the caller's. Errors: CL_EUNAUTH (one message for an
- * unknown principal, a wrong password or code, a reused code, a principal
- * without credentials or roles: the caller learns nothing about which),
- * CL_ELIMITED when locked out after repeated failures (err says for how
- * long), and the writer's errors. `peer` is recorded in the session. */
+ * success l->token is the caller's. `scope` (NULL or "": none) limits the
+ * token to SMART user/ and patient/ scopes (patient/ only for a principal
+ * linked to a patient: its compartment); l->id.scope has those granted.
+ * Errors: CL_EINVAL (a scope, checked first: err names it), CL_EUNAUTH (one
+ * message for an unknown principal, a wrong password or code, a reused
+ * code, a principal without credentials or roles: the caller learns
+ * nothing about which), CL_ELIMITED when locked out after repeated
+ * failures (err says for how long), and the writer's errors. `peer` is
+ * recorded in the session. */
 int cl_authn_login(cl_authn *a, const char *principal, const char *password, const char *code,
-                   const char *peer, cl_login *l, cl_err *err);
+                   const char *scope, const char *peer, cl_login *l, cl_err *err);
+
+/* SMART Backend Services (OAuth 2.0 client_credentials with a JWT client
+ * assertion, RFC 7523): the assertion's issuer is the client id, a
+ * principal with a registered JWK Set (ClientKeysRegistered); the
+ * `client_id` (NULL or "": not sent) must be that issuer; the
+ * assertion must verify with one of its keys, name `token_url` as its
+ * audience and carry a jti no session used before (cluster-wide: the
+ * session is committed and folded before the token is handed out). The
+ * token carries `scope` (system/ scopes, at least one), lives at most 300 s
+ * and acts with the principal's roles. Errors: CL_EINVAL (scope: err names
+ * it), CL_EUNAUTH (the client, its keys or the assertion: err says what;
+ * a failure counts toward the lockout as for logins), CL_ELIMITED, the
+ * writer's. */
+#define CL_CLIENT_TOKEN_TTL 300
+/* The grant of a token request: grant_type client_credentials with
+ * client_assertion_type jwt-bearer (RFC 7523 2.2). 0, or CL_EINVAL naming
+ * the parameter (the OAuth error is unsupported_grant_type or
+ * invalid_request). */
+int cl_authn_grant_check(const char *grant_type, const char *assertion_type, cl_err *err);
+int cl_authn_client_token(cl_authn *a, const char *client_id, const char *assertion,
+                          const char *scope, const char *token_url, const char *peer, cl_login *l,
+                          cl_err *err);
 
 /* Ends the session of id (a token identity): SessionEnded, folded before
  * this returns; *seq gets its sequence number. Errors: CL_EINVAL (not a

@@ -8,6 +8,7 @@
 
 #include "clinlog/v1/event.pb-c.h"
 #include "store/alloc.h"
+#include "store/keyring.h"
 #include "store/db.h"
 #include "store/event.h"
 
@@ -39,7 +40,7 @@ static int folded_type(uint32_t t) {
   return (t >= CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED &&
           t <= CLINLOG__V1__EVENT__BODY_KEY_REVOKED) ||
          (t >= CLINLOG__V1__EVENT__BODY_CREDENTIAL_ENROLLED &&
-          t <= CLINLOG__V1__EVENT__BODY_BREAK_GLASS_DECLARED);
+          t <= CLINLOG__V1__EVENT__BODY_CLIENT_KEYS_REGISTERED);
 }
 
 /* Appends a copy of s to a repeated string field. */
@@ -120,6 +121,27 @@ static int put_ended(cl_fold_ctx *f, const char *token_id, const Google__Protobu
   return cl_proj_put(f->txn, FAM_ENDED, k, 32, v, 8, err);
 }
 
+/* A client assertion's jti (RFC 7523 3: used once): a session naming one
+ * another session named first is folded as ended. 1 if it did, else 0 or a
+ * negative error. */
+static int assertion_replayed(cl_fold_ctx *f, const Clinlog__V1__SessionStarted *s, cl_err *err) {
+  char ident[CL_PRINCIPAL_MAX + 260];
+  uint8_t k[32], *v, exp[8];
+  size_t vl;
+  snprintf(ident, sizeof ident, "%s\n%s", s->principal_id, s->assertion_jti);
+  hkey(f->proj, 'j', ident, k);
+  int rc = cl_proj_txn_get(f->txn, FAM_ENDED, k, 32, &v, &vl, err);
+  if (rc == 0) {
+    cl_free(v);
+    rc = put_ended(f, s->token_id, s->expires_at, err);
+    return rc ? rc : 1;
+  }
+  if (rc != CL_ENOTFOUND)
+    return rc;
+  cl_be64(exp, s->expires_at && s->expires_at->seconds > 0 ? (uint64_t)s->expires_at->seconds : 0);
+  return cl_proj_put(f->txn, FAM_ENDED, k, 32, exp, 8, err);
+}
+
 /* Applies event e to st (a new state for PrincipalRegistered). `pkey` is
  * the principal's key in FAM_PRINCIPAL. Returns 0, 1 (nothing changed) or
  * a negative error. */
@@ -192,8 +214,13 @@ static int apply(cl_fold_ctx *f, const cl_event_view *ev, const Clinlog__V1__Eve
   case CLINLOG__V1__EVENT__BODY_ROLES_CHANGED:
     rc = set_roles(st, e->roles_changed->roles, e->roles_changed->n_roles);
     break;
+  case CLINLOG__V1__EVENT__BODY_CLIENT_KEYS_REGISTERED:
+    rc = set_str(&st->jwks, e->client_keys_registered->jwks);
+    break;
   case CLINLOG__V1__EVENT__BODY_SESSION_STARTED: {
     const Clinlog__V1__SessionStarted *s = e->session_started;
+    if (s->assertion_jti[0] && (rc = assertion_replayed(f, s, err)) != 0)
+      return rc < 0 ? rc : 1;
     if (s->totp_step == 0)
       return 1;
     if (s->totp_step <= st->totp_last_step) { /* the step was used first by another session */
@@ -294,7 +321,7 @@ done:
 
 const cl_projection cl_auth_projection = {
     .name = "auth",
-    .version = 3, /* 2: the principal's patient; 3: break-glass grants */
+    .version = 4, /* 2: the principal's patient; 3: break-glass grants; 4: client keys, jti */
     .families = FAMILIES,
     .nfamilies = sizeof FAMILIES / sizeof FAMILIES[0],
     .fold = fold,

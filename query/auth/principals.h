@@ -11,10 +11,13 @@
  *   |           |                              | "$principal-<id>"                |
  *   | cert      | hash("c:" sha256 hex)[32]    | the principal's key [32] (plain) |
  *   | ended     | hash("s:" token id)[32]      | expiry, unix seconds u64 BE      |
+ *   |           | hash("j:" principal \n jti)  | a client assertion's jti, used:  |
+ *   |           |                              | its session's expiry             |
  *
  * Events folded: PrincipalRegistered, KeyRegistered, KeyRevoked,
  * CredentialEnrolled, CertificateBound, CertificateRevoked, RolesChanged,
- * SessionStarted, SessionEnded. The store has checked their signers (admin,
+ * SessionStarted, SessionEnded, BreakGlassDeclared, ClientKeysRegistered
+ * (the principal's jwks). The store has checked their signers (admin,
  * or the log key for sessions) and their streams.
  *
  * A TOTP step is used once: SessionStarted moves totp_last_step forward and

@@ -721,6 +721,22 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
   json_object_set_new(
       cs, "instantiates",
       json_pack("[s]", "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"));
+  /* SMART on FHIR: bearer tokens, from the token endpoint beside the base
+   * ([origin]/auth/token; discovery at [base]/.well-known/smart-configuration) */
+  size_t bl = rq->base ? strlen(rq->base) : 0;
+  if (bl > 8 && !strcmp(rq->base + bl - 8, "/fhir/R4")) {
+    char token[512];
+    snprintf(token, sizeof token, "%.*s/auth/token", (int)(bl - 8), rq->base);
+    json_object_set_new(
+        json_array_get(json_object_get(cs, "rest"), 0), "security",
+        json_pack("{s:[{s:s,s:[{s:s,s:s}]}],s:[{s:[{s:s,s:s}]}],s:s}", "extension", "url",
+                  "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                  "extension", "url", "token", "valueUri", token, "service", "coding", "system",
+                  "http://terminology.hl7.org/CodeSystem/restful-security-service", "code",
+                  "SMART-on-FHIR", "description",
+                  "SMART on FHIR bearer tokens (Backend Services: POST /auth/token; people: "
+                  "/auth/login with password and TOTP)"));
+  }
   return send_json(rs, 200, cs);
 }
 

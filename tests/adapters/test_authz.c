@@ -83,6 +83,7 @@ static const struct {
     {"billing", "write read", "Patient Claim", "C"},
     {"auditor", "proof admin-read audit", "", ""},
     {"patient", "read", "", ""}, /* and audit, its own accounting only: below */
+    {"analyst", "read", "*", ""},
     {"integration", "write proof", "", "O M C P D"},
     {"device", "write", "", "D"},
     {"node", "write peer", "", "O M C P D"},
@@ -180,7 +181,7 @@ Test(policy, the_default_as_a_matrix_of_roles_methods_and_types) {
       }
     }
   }
-  cr_assert_geq(checked, 11 * M_COUNT);
+  cr_assert_geq(checked, 12 * M_COUNT);
   /* an include brings its type in: a billing search may not reach notes */
   cl_req_ctx rc;
   cl_req_ctx_init(&rc, M_FHIR_SEARCH, "test");
@@ -359,6 +360,132 @@ Test(policy, answers_keep_the_elements_the_roles_see) {
     free(body);
   }
   cl_policy_free(p);
+}
+
+/* ------------------------------------------------------- SMART scopes */
+
+/* A call by a token with `scope` (and the patient it is, if any). */
+static int scoped(const char *scope, const char *patient, int m, const char *type,
+                  const char *pname, const char *pvalue, cl_err *err) {
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, m, "test");
+  snprintf(rc.principal, sizeof rc.principal, "app");
+  snprintf(rc.roles, sizeof rc.roles, "admin");
+  snprintf(rc.scope, sizeof rc.scope, "%s", scope);
+  snprintf(rc.patient_id, sizeof rc.patient_id, "%s", patient ? patient : "");
+  Clinlog__V1__FhirReadRequest rd = CLINLOG__V1__FHIR_READ_REQUEST__INIT;
+  Clinlog__V1__FhirSearchRequest se = CLINLOG__V1__FHIR_SEARCH_REQUEST__INIT;
+  Clinlog__V1__FhirEverythingRequest ev = CLINLOG__V1__FHIR_EVERYTHING_REQUEST__INIT;
+  Clinlog__V1__FhirExportRequest ex = CLINLOG__V1__FHIR_EXPORT_REQUEST__INIT;
+  Clinlog__V1__AuditQueryRequest aq = CLINLOG__V1__AUDIT_QUERY_REQUEST__INIT;
+  Clinlog__V1__FhirParam pa = CLINLOG__V1__FHIR_PARAM__INIT, *pp = &pa;
+  pa.name = (char *)pname;
+  pa.value = (char *)pvalue;
+  size_t np = pname ? 1 : 0;
+  const ProtobufCMessage *req = NULL;
+  switch (m) {
+  case M_FHIR_READ:
+    rd.type = (char *)type;
+    rd.id = (char *)(pvalue ? pvalue : "x");
+    req = &rd.base;
+    break;
+  case M_FHIR_SEARCH:
+    se.type = (char *)type;
+    se.n_params = np, se.params = &pp;
+    req = &se.base;
+    break;
+  case M_FHIR_EVERYTHING:
+    ev.patient_id = (char *)(patient ? patient : "P");
+    ev.n_params = np, ev.params = &pp;
+    req = &ev.base;
+    break;
+  case M_FHIR_EXPORT:
+    ex.n_params = np, ex.params = &pp;
+    req = &ex.base;
+    break;
+  case M_AUDIT_QUERY:
+    aq.patient = (char *)(pvalue ? pvalue : "");
+    req = &aq.base;
+    break;
+  default:
+    break;
+  }
+  cl_err_clear(err);
+  return authz_scopes(&rc, req, err);
+}
+
+Test(scopes, narrow_a_token_to_fhir_reads_of_its_types) {
+  cl_err err;
+  const char *sys = "system/Patient.rs system/Encounter.r";
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_READ, "Patient", NULL, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_SEARCH, "Patient", NULL, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_READ, "Encounter", NULL, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_SEARCH, "Encounter", NULL, NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "clinlog.v1.Fhir/Search: the token's scopes (system/Patient.rs "
+                            "system/Encounter.r) do not allow searches of Encounter"),
+            "%s", err.msg);
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_READ, "Observation", NULL, NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "reads of Observation"), "%s", err.msg);
+  /* includes bring their types in */
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_SEARCH, "Patient", "_revinclude", "Provenance:target",
+                      &err),
+               CL_EDENIED);
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_SEARCH, "Patient", "_revinclude", "Encounter:patient",
+                      &err),
+               0, "%s", err.msg);
+  /* $everything and $export: every type, or each of _type */
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_EXPORT, NULL, NULL, NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "reads of every type"), "%s", err.msg);
+  cr_assert_eq(scoped(sys, NULL, M_FHIR_EXPORT, NULL, "_type", "Patient,Encounter", &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(scoped("system/*.read", NULL, M_FHIR_EXPORT, NULL, NULL, NULL, &err), 0, "%s",
+               err.msg);
+  /* what is not a FHIR read: refused whatever the roles; health and auth open */
+  int other[] = {M_READ, M_APPEND, M_GET_EVENT, M_PROVE_INCLUSION, M_ADD_NODE, M_AUTH_BREAK_GLASS};
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+    cr_assert_eq(scoped("system/*.*", NULL, other[i], NULL, NULL, NULL, &err), CL_EDENIED, "%s",
+                 cl_method_name(other[i]));
+    cr_assert(strstr(err.msg, "a scoped token makes FHIR reads and searches only"), "%s", err.msg);
+  }
+  cr_assert_eq(scoped(sys, NULL, M_HEALTH_CHECK, NULL, NULL, NULL, &err), 0);
+  cr_assert_eq(scoped(sys, NULL, M_AUTH_WHOAMI, NULL, NULL, NULL, &err), 0);
+  cr_assert_eq(scoped(sys, NULL, M_AUTH_LOGOUT, NULL, NULL, NULL, &err), 0);
+  /* the audit trail: AuditEvent scopes */
+  cr_assert_eq(scoped(sys, NULL, M_AUDIT_QUERY, NULL, "patient", "P", &err), CL_EDENIED);
+  cr_assert_eq(scoped("user/AuditEvent.rs", NULL, M_AUDIT_QUERY, NULL, "patient", "P", &err), 0,
+               "%s", err.msg);
+  /* a v1 read is r and s; user/ without s cannot search */
+  cr_assert_eq(scoped("user/Patient.read", NULL, M_FHIR_SEARCH, "Patient", NULL, NULL, &err), 0);
+  cr_assert_eq(scoped("user/Patient.r", NULL, M_FHIR_SEARCH, "Patient", NULL, NULL, &err),
+               CL_EDENIED);
+}
+
+Test(scopes, patient_scopes_keep_to_the_tokens_patient) {
+  cl_err err;
+  const char *pt = "patient/*.rs";
+  cr_assert_eq(scoped(pt, "ADA1", M_FHIR_SEARCH, "Observation", "patient", "ADA1", &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(scoped(pt, "ADA1", M_FHIR_SEARCH, "Observation", "patient", "BOB2", &err),
+               CL_EDENIED);
+  cr_assert(strstr(err.msg, "outside its own compartment"), "%s", err.msg);
+  cr_assert_eq(scoped(pt, "ADA1", M_FHIR_SEARCH, "Observation", NULL, NULL, &err), CL_EDENIED);
+  cr_assert_eq(scoped(pt, "ADA1", M_FHIR_READ, "Patient", NULL, "ADA1", &err), 0, "%s", err.msg);
+  cr_assert_eq(scoped(pt, "ADA1", M_FHIR_READ, "Patient", NULL, "BOB2", &err), CL_EDENIED);
+  cr_assert_eq(scoped(pt, "ADA1", M_FHIR_EVERYTHING, NULL, NULL, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(scoped(pt, "ADA1", M_FHIR_EXPORT, NULL, NULL, NULL, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "bulk export with patient/ scopes"), "%s", err.msg);
+  cr_assert_eq(scoped(pt, "", M_FHIR_SEARCH, "Observation", "patient", "ADA1", &err), CL_EDENIED,
+               "no patient context: nothing");
+  /* a user/ scope beside it lifts the compartment for its type only */
+  const char *mixed = "patient/*.rs user/Observation.rs";
+  cr_assert_eq(scoped(mixed, "ADA1", M_FHIR_SEARCH, "Observation", "patient", "BOB2", &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(scoped(mixed, "ADA1", M_FHIR_SEARCH, "Encounter", "patient", "BOB2", &err),
+               CL_EDENIED);
+  cr_assert_eq(scoped("patient/AuditEvent.rs", "ADA1", M_AUDIT_QUERY, NULL, NULL, "ADA1", &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(scoped("patient/AuditEvent.rs", "ADA1", M_AUDIT_QUERY, NULL, NULL, "BOB2", &err),
+               CL_EDENIED);
 }
 
 /* Appends: every event's type, and the signer must be the caller. */

@@ -45,6 +45,7 @@ typedef struct rec {
   cl_req_ctx last[M_COUNT];
   int order_ok;         /* every audit came after its authorization */
   char login_seen[256]; /* principal/password/code of the Login request the hooks got */
+  char token_seen[256]; /* grant/assertion/scope of the Token request the hooks got */
 } rec;
 
 static rec R;
@@ -58,6 +59,11 @@ static int h_authorize(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *
     const Clinlog__V1__LoginRequest *l = (const Clinlog__V1__LoginRequest *)req;
     snprintf(r->login_seen, sizeof r->login_seen, "%s/%s/%s", l->principal_id, l->password,
              l->totp_code);
+  }
+  if (rc->method == M_AUTH_TOKEN && req) {
+    const Clinlog__V1__TokenRequest *t = (const Clinlog__V1__TokenRequest *)req;
+    snprintf(r->token_seen, sizeof r->token_seen, "%s/%s/%s", t->grant_type, t->client_assertion,
+             t->scope);
   }
   int deny = r->deny[rc->method];
   pthread_mutex_unlock(&r->mu);
@@ -476,6 +482,18 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   clinlog__v1__whoami_response__free_unpacked(who, NULL);
   /* the hooks never see a login's password or code */
   cr_assert_str_eq(R.login_seen, "nobody//");
+  /* SMART Backend Services: an unsigned assertion is refused; the hooks
+   * see the grant and the scope, not the assertion */
+  Clinlog__V1__TokenRequest tk = CLINLOG__V1__TOKEN_REQUEST__INIT;
+  tk.grant_type = "client_credentials";
+  tk.client_assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+  tk.client_assertion = "eyJhbGciOiJub25lIn0.eyJpc3MiOiJub2JvZHkifQ.";
+  tk.scope = "system/*.rs";
+  tk.token_url = "https://clinlog.test/auth/token";
+  cr_assert_eq(unary(M_AUTH_TOKEN, &tk.base, &clinlog__v1__token_response__descriptor, NULL, &st),
+               CL_EUNAUTH);
+  cr_assert(strstr(st.details, "no client nobody is registered"), "%s", st.details);
+  cr_assert_str_eq(R.token_seen, "client_credentials//system/*.rs");
   Clinlog__V1__BreakGlassRequest bg = CLINLOG__V1__BREAK_GLASS_REQUEST__INIT;
   bg.patient_id = "hooks";
   bg.reason = "a test emergency";

@@ -28,7 +28,7 @@ import cluster  # noqa: E402  (puts tests/interop on sys.path)
 import common  # noqa: E402
 
 MODULES = ["test_faults", "test_partition", "test_membership", "test_phi", "test_audit_cluster",
-           "test_keys_cluster"]
+           "test_keys_cluster", "test_raft_tls"]
 
 
 def main():
@@ -38,16 +38,21 @@ def main():
     ap.add_argument("--server-arg", action="append", default=[],
                     help="extra clinlogd flag for every node, e.g. --server-arg=--no-forward "
                          "(repeatable)")
+    ap.add_argument("--raft-plaintext", action="store_true",
+                    help="plaintext Raft on loopback (--dev) instead of mutual TLS with the "
+                         "suite's certificates")
     ap.add_argument("--modules", default=",".join(MODULES),
                     help="comma-separated test modules (default %s)" % ",".join(MODULES))
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     os.environ["CLINLOG_CLUSTER_SEED"] = str(seed)
     cluster.SERVER_ARGS[:] = args.server_arg
+    cluster.RAFT_TLS = not args.raft_plaintext
     if args.cycles:
         os.environ["CLINLOG_CLUSTER_CYCLES"] = str(args.cycles)
-    print("cluster: build %s, timeout scale %g, seed %d%s" % (
+    print("cluster: build %s, timeout scale %g, seed %d, raft %s%s" % (
         args.build, common.timeout_scale(args), seed,
+        "plaintext" if args.raft_plaintext else "mutual TLS",
         ", clinlogd flags " + " ".join(args.server_arg) if args.server_arg else ""), flush=True)
     return common.run_suite("cluster", args, args.modules.split(","), cluster.setup,
                             " (seed %d: rerun with --seed %d)" % (seed, seed))

@@ -7,7 +7,10 @@
  *   1: differential: a real token is issued for claims built from the
  *      input, must verify and give the same claims back, and the same token
  *      with one input-chosen byte changed must not verify (unless the
- *      change leaves it the same token, e.g. base64url padding bits).
+ *      change leaves it the same token, e.g. base64url padding bits);
+ *   2: the rest as a SMART scope string (query/auth/scope.c, what a
+ *      client sends to /auth/token or at login): parsed or refused with
+ *      CL_EINVAL; what it grants parses again to the same scopes.
  * A wrong answer aborts, which libFuzzer reports as a finding. */
 #include <jansson.h>
 #include <sodium.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 
 #include "query/auth/cred.h"
+#include "query/auth/scope.h"
 #include "store/keys.h"
 
 #define NOW 1793000000
@@ -93,12 +97,37 @@ static void differential(const uint8_t *p, size_t n) {
   free(tok);
 }
 
+static void scopes(const uint8_t *p, size_t n) {
+  char *text = malloc(n + 1);
+  if (!text)
+    abort();
+  memcpy(text, p, n);
+  text[n] = '\0';
+  int all = CL_SCOPE_PATIENT | CL_SCOPE_USER | CL_SCOPE_SYSTEM;
+  cl_scopes s, again;
+  char granted[CL_SCOPE_TEXT_MAX], twice[CL_SCOPE_TEXT_MAX];
+  cl_err err;
+  int rc = cl_scopes_parse(text, all, &s, granted, &err);
+  if (rc == 0) {
+    if (cl_scopes_parse(granted, all, &again, twice, &err) != 0 || again.n != s.n ||
+        strcmp(granted, twice) != 0 || memcmp(&again, &s, sizeof s) != 0)
+      abort(); /* what a token carries must mean what was granted */
+    cl_scopes_allow(&s, "Observation", CL_SCOPE_R);
+    cl_scopes_allow(&s, "*", CL_SCOPE_S);
+  } else if (rc != CL_EINVAL) {
+    abort();
+  }
+  free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   init_key();
   if (size == 0)
     return 0;
-  if (data[0] & 1)
+  if (data[0] % 3 == 1)
     differential(data + 1, size - 1);
+  else if (data[0] % 3 == 2)
+    scopes(data + 1, size - 1);
   else
     raw(data + 1, size - 1);
   return 0;

@@ -462,6 +462,141 @@ class TestAuth(ServerTestCase):
             os.unlink(tf.name)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
+    def node(self, *args):
+        node = shutil.which("node")
+        self.assertIsNotNone(node, "node is required (install-deps installs it)")
+        r = subprocess.run([node, "smart_backend.mjs"] + list(args), capture_output=True,
+                           text=True, cwd=os.path.join(common.REPO, "tests", "fhir"),
+                           timeout=T(60))
+        out = r.stdout.strip().splitlines()
+        self.assertTrue(out, r.stderr)
+        return r.returncode, json.loads(out[-1])
+
+    def test_1e_smart_backend_services(self):
+        """A standard OAuth client (oauth4webapi, keys from jose) gets a
+        token by client_credentials and a JWT assertion, and reads with it
+        through fhir-kit-client; the token's system/ scopes narrow what it
+        reads; replayed, expired, misdirected and unsigned assertions are
+        refused, each naming why."""
+        admin = getattr(type(self), "admin_token", None) or self.login("admin").token
+        keys = os.path.join(common.TMP, "smart-keys")
+        rc, out = self.node("keys", keys)
+        self.assertEqual(rc, 0, out)
+        tf = os.path.join(common.TMP, "admin-smart.token")
+        with open(tf, "w") as f:
+            f.write(admin + "\n")
+        os.chmod(tf, 0o600)
+        reg = registration("bulk-app", "analyst", kind="system")
+        r = cli("auth", "register-client", "bulk-app", os.path.join(keys, "jwks.json"),
+                "analytics export")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        events = json.dumps(reg) + "\n" + r.stdout
+        r = cli("append", "--server", self.server.addr, "--plaintext", "--token-file", tf,
+                "--key", os.path.join(self.server.data, "keys", "admin.key"), stdin=events)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # a private key is never registered
+        priv = os.path.join(keys, "es384.json")
+        with open(priv) as f:
+            leaked = os.path.join(keys, "leaked.json")
+            with open(leaked, "w") as g:
+                g.write(json.dumps({"keys": [json.load(f)]}))
+        r = cli("auth", "register-client", "bulk-app", leaked)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("keys[0]", r.stderr)
+        self.client.append(common.batch(patient_events("SB1"), self.admin),
+                           metadata=self.bearer(admin))
+        base = "http://127.0.0.1:%d/fhir/R4" % self.http_port
+        # discovery, a token, reads through an independent FHIR client
+        for alg in ("es384", "rs384"):
+            deadline = time.monotonic() + T(10)
+            while True:  # the auth view folds the registration in the background
+                rc, out = self.node("run", base, "bulk-app", os.path.join(keys, alg + ".json"),
+                                    "system/Patient.rs system/Encounter.read openid",
+                                    "Patient?_id=SB1", "Encounter?patient=SB1",
+                                    "Observation?patient=SB1", "Patient/SB1")
+                if rc == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(rc, 0, out)
+            cfg = out["config"]
+            self.assertEqual(cfg["token_endpoint"], "http://127.0.0.1:%d/auth/token" % self.http_port)
+            self.assertIn("client-confidential-asymmetric", cfg["capabilities"])
+            self.assertIn("ES384", cfg["token_endpoint_auth_signing_alg_values_supported"])
+            self.assertIn("RS384", cfg["token_endpoint_auth_signing_alg_values_supported"])
+            self.assertEqual(out["token_type"], "bearer")
+            self.assertLessEqual(out["expires_in"], 300)
+            self.assertEqual(out["scope"], "system/Patient.rs system/Encounter.read")
+            reads = {x["path"]: x for x in out["reads"]}
+            self.assertEqual(reads["Patient?_id=SB1"]["status"], 200, reads)
+            self.assertEqual(reads["Patient?_id=SB1"]["total"], 1, reads)
+            self.assertEqual(reads["Encounter?patient=SB1"]["status"], 200, reads)
+            self.assertEqual(reads["Patient/SB1"]["status"], 200, reads)
+            self.assertEqual(reads["Observation?patient=SB1"]["status"], 403, reads)
+            self.assertIn("the token's scopes (system/Patient.rs system/Encounter.read) do not "
+                          "allow searches of Observation", reads["Observation?patient=SB1"]["diagnostics"])
+        # the token reads FHIR only: not the log over gRPC
+        e = self.assertRpcError(grpc.StatusCode.PERMISSION_DENIED, self.read_log,
+                                out["access_token"])
+        self.assertIn("scoped token makes FHIR reads and searches only", e.details())
+        # the CapabilityStatement points at the token endpoint
+        resp, body = self.http("/metadata")
+        sec = json.loads(body)["rest"][0]["security"]
+        self.assertEqual(sec["service"][0]["coding"][0]["code"], "SMART-on-FHIR")
+        self.assertEqual(sec["extension"][0]["extension"][0]["valueUri"], cfg["token_endpoint"])
+        # refusals, per RFC 6749 5.2
+        rc, out = self.node("assert", base, "bulk-app", priv, "system/*.rs", "replay")
+        first, second = out["answers"]
+        self.assertEqual(first["status"], 200, first)
+        self.assertEqual(first["cacheControl"], "no-store")
+        self.assertEqual(second["status"], 401, second)
+        self.assertEqual(second["body"]["error"], "invalid_client")
+        self.assertIn("jti was used before", second["body"]["error_description"])
+        for case, why in (("expired", "expired"), ("wrong-aud", "aud"), ("none-alg", "alg")):
+            rc, out = self.node("assert", base, "bulk-app", priv, "system/*.rs", case)
+            a = out["answers"][0]
+            self.assertEqual(a["status"], 401, (case, a))
+            self.assertEqual(a["body"]["error"], "invalid_client", (case, a))
+            self.assertIn(why, a["body"]["error_description"], (case, a))
+        rc, out = self.node("assert", base, "bulk-app", priv, "patient/*.rs", "scope")
+        a = out["answers"][0]
+        self.assertEqual((a["status"], a["body"]["error"]), (400, "invalid_scope"), a)
+        self.assertIn("a backend client asks for system/ scopes", a["body"]["error_description"])
+        rc, out = self.node("assert", base, "nobody", priv, "system/*.rs", "unknown")
+        a = out["answers"][0]
+        self.assertEqual((a["status"], a["body"]["error"]), (401, "invalid_client"), a)
+        self.assertIn("no client nobody is registered", a["body"]["error_description"])
+
+    def test_1f_scoped_logins(self):
+        """A person's login may ask for SMART user/ or patient/ scopes: the
+        token reads no more than they allow, patient/ scopes only the
+        person's own compartment."""
+        code = totp(self.secrets["ada"], time.time() + 30)  # test_1b used the current step
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(30))
+        c.request("POST", "/auth/login", urllib.parse.urlencode({
+            "principal": "ada", "password": PASSWORDS["ada"], "code": code,
+            "scope": "patient/Patient.rs patient/Encounter.rs launch/patient"}),
+            {"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        self.assertEqual(r.status, 200, body)
+        self.assertEqual(body["scope"], "patient/Patient.rs patient/Encounter.rs")
+        ada = body["access_token"]
+        for path, want in (("/Patient/ADA1", 200), ("/Encounter?patient=ADA1", 200),
+                           ("/Observation?patient=ADA1", 403), ("/Encounter?patient=BOB2", 403)):
+            resp, b = self.http(path, ada)
+            self.assertEqual(resp.status, want, "%s: %s" % (path, b[:300]))
+        resp, b = self.http("/Observation?patient=ADA1", ada)
+        self.assertIn("do not allow searches of Observation",
+                      json.loads(b)["issue"][0]["diagnostics"])
+        # a registrar asking for patient/ scopes: no patient context
+        r = self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, self._login,
+                                common.pb.auth.LoginRequest(
+                                    principal_id="clerk", password=PASSWORDS["clerk"],
+                                    totp_code=totp(self.secrets["clerk"], time.time() + 30),
+                                    scope="patient/*.rs"), timeout=T(30))
+        self.assertIn("patient/ scopes need a patient context", r.details())
+
     def test_2b_an_export_is_its_owners_only(self):
         # nurse1 (reads everything) exports; the admin, who may export too,
         # neither sees nor cancels nurse1's job: it answers as if there were none

@@ -143,7 +143,7 @@ static int login(fx *f, const char *pid, const char *pw, int64_t code_time, cl_l
                  cl_err *err) {
   char code[9];
   code_at(code_time, code);
-  return cl_authn_login(cl_svc_authn(f->svc), pid, pw, code, "ipv4:127.0.0.1:5555", l, err);
+  return cl_authn_login(cl_svc_authn(f->svc), pid, pw, code, NULL, "ipv4:127.0.0.1:5555", l, err);
 }
 
 /* Admits a call of method m with token (NULL: none); rc gets the context. */
