@@ -4,7 +4,6 @@
  * docs/operations.md. SIGTERM/SIGINT stop it gracefully; SIGKILL at any
  * moment loses no acknowledged event (appends are acknowledged only after
  * their fsync'd commit). */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -215,21 +214,6 @@ static int load_config(const char *path, opts *o) {
   return rc;
 }
 
-/* 1 if HOST:PORT names a loopback host (127/8, ::1, localhost). */
-static int loopback(const char *address) {
-  char host[256];
-  const char *colon = strrchr(address, ':');
-  size_t n = colon ? (size_t)(colon - address) : strlen(address);
-  if (n >= sizeof host)
-    return 0;
-  memcpy(host, address, n);
-  host[n] = '\0';
-  if (!strcmp(host, "localhost") || !strcmp(host, "[::1]") || !strcmp(host, "::1"))
-    return 1;
-  struct in_addr a;
-  return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
-}
-
 /* The Raft transport's TLS material: the --raft-tls-* flags, else the API's
  * files. Complete: mutual TLS. None: plaintext with --dev on loopback; a node
  * that does not --join runs alone without a Raft listener; otherwise the
@@ -247,7 +231,7 @@ static int raft_tls_settings(opts *o) {
   const char *missing = !r->tls_cert ? "--raft-tls-cert (or --tls-cert)"
                         : !r->tls_key ? "--raft-tls-key (or --tls-key)"
                                       : "--raft-tls-ca (or --client-ca)";
-  if (o->srv.dev && loopback(o->raft_listen)) {
+  if (o->srv.dev && cl_server_is_loopback(o->raft_listen)) {
     r->tls_cert = r->tls_key = r->tls_ca = NULL;
     return 0; /* plaintext on loopback, as the API's --dev */
   }

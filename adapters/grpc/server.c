@@ -687,8 +687,7 @@ static char *read_pem(const char *path, cl_err *err) {
   return buf;
 }
 
-/* 1 if `listen` names a loopback address (127.0.0.0/8, ::1, localhost). */
-static int is_loopback(const char *listen) {
+int cl_server_is_loopback(const char *listen) {
   char host[256];
   const char *colon = strrchr(listen, ':');
   size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
@@ -709,7 +708,7 @@ static grpc_server_credentials *make_creds(const cl_server_config *c, cl_err *er
                                  "plaintext on loopback)");
       return NULL;
     }
-    if (!is_loopback(c->listen)) {
+    if (!cl_server_is_loopback(c->listen)) {
       cl_err_set(err, CL_EINVAL, "plaintext is only allowed on a loopback address, not %s",
                  c->listen);
       return NULL;

@@ -38,6 +38,10 @@ typedef struct cl_server_config {
 
 void cl_server_config_init(cl_server_config *c);
 
+/* 1 if `listen` (HOST:PORT, borrowed) names a loopback address (127.0.0.0/8,
+ * ::1, localhost): where --dev allows plaintext. */
+int cl_server_is_loopback(const char *listen);
+
 typedef struct cl_server cl_server;
 typedef struct cl_grpc_method_def cl_grpc_method_def; /* server_int.h */
 
