@@ -186,7 +186,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
   int is_post = !strcmp(method, "POST");
   int is_delete = !strcmp(method, "DELETE");
-  if (!strcmp(url, "/auth/login") || !strcmp(url, "/auth/logout"))
+  if (!strcmp(url, "/auth/login") || !strcmp(url, "/auth/logout") ||
+      !strcmp(url, "/auth/break-glass"))
     return http_serve_auth(h, c, url, method, r);
   if (!strcmp(url, "/auth/token"))
     return http_serve_token(h, c, method, r);

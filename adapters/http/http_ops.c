@@ -325,29 +325,33 @@ enum MHD_Result http_send_json(struct MHD_Connection *c, int status, json_t *j,
 static enum MHD_Result auth_error(struct MHD_Connection *c, const cl_err *err,
                                   const char *request_id) {
   int st = err->code == CL_EUNAUTH    ? 401
+           : err->code == CL_EDENIED  ? 403
            : err->code == CL_ELIMITED ? 429
            : err->code == CL_EINVAL   ? 400
                                       : 503;
   return http_send_json(c, st,
-                   json_pack("{s:s, s:s}", "error",
-                             st == 401   ? "invalid_grant"
-                             : st == 400 ? "invalid_request"
-                             : st == 429 ? "slow_down"
-                                         : "temporarily_unavailable",
-                             "error_description", err->msg),
-                   request_id);
+                        json_pack("{s:s, s:s}", "error",
+                                  st == 401   ? "invalid_grant"
+                                  : st == 403 ? "access_denied"
+                                  : st == 400 ? "invalid_request"
+                                  : st == 429 ? "slow_down"
+                                              : "temporarily_unavailable",
+                                  "error_description", err->msg),
+                        request_id);
 }
 
-/* POST /auth/login (a form: principal, password, code, optional scope) and POST
- * /auth/logout (Authorization: Bearer): Auth.Login and Auth.Logout of the
- * gRPC face, through the same request layer. A login answers as an OAuth
- * 2.0 token response (access_token, token_type, expires_in); errors as
- * {"error", "error_description"}. */
+/* POST /auth/login (a form: principal, password, code, optional scope),
+ * POST /auth/logout and POST /auth/break-glass (a form: patient, reason,
+ * optional seconds; both with Authorization: Bearer): Auth.Login,
+ * Auth.Logout and Auth.BreakGlass of the gRPC face, through the same
+ * request layer. A login answers as an OAuth 2.0 token response
+ * (access_token, token_type, expires_in); errors as {"error",
+ * "error_description"}. */
 enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char *url,
                                 const char *method, req *r) {
-  int login = !strcmp(url, "/auth/login");
+  int login = !strcmp(url, "/auth/login"), glass = !strcmp(url, "/auth/break-glass");
   cl_req_ctx rc;
-  cl_req_ctx_init(&rc, login ? M_AUTH_LOGIN : M_AUTH_LOGOUT, "http");
+  cl_req_ctx_init(&rc, login ? M_AUTH_LOGIN : glass ? M_AUTH_BREAK_GLASS : M_AUTH_LOGOUT, "http");
   http_peer_of(c, rc.peer, sizeof rc.peer);
   rc.auth = h->tls ? CL_AUTH_TLS : CL_AUTH_NONE;
   const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
@@ -363,21 +367,27 @@ enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char
   }
   cl_http_params p = {.n = 0};
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-  if (login && (r->too_big || !r->body || !ct ||
-                strncmp(ct, "application/x-www-form-urlencoded", 33) != 0)) {
-    cl_err_set(&err, CL_EINVAL,
-               "POST /auth/login takes an application/x-www-form-urlencoded form: principal, "
-               "password, code");
+  if ((login || glass) && (r->too_big || !r->body || !ct ||
+                           strncmp(ct, "application/x-www-form-urlencoded", 33) != 0)) {
+    cl_err_set(&err, CL_EINVAL, "POST %s takes an application/x-www-form-urlencoded form: %s", url,
+               login ? "principal, password, code" : "patient, reason, seconds");
     if (cl_svc_record(h->svc, &rc, err.code, err.msg, &aerr)) /* not admitted: no hooks */
       return http_unrecorded(c, &rc, &aerr);
     return auth_error(c, &err, rc.request_id);
   }
-  if (login)
+  if (login || glass)
     cl_http_form_add(&p, r->body);
   Clinlog__V1__LoginRequest lr = CLINLOG__V1__LOGIN_REQUEST__INIT;
   Clinlog__V1__LogoutRequest lo = CLINLOG__V1__LOGOUT_REQUEST__INIT;
+  Clinlog__V1__BreakGlassRequest bg = CLINLOG__V1__BREAK_GLASS_REQUEST__INIT;
   for (size_t i = 0; i < p.n; i++) {
-    if (!strcmp(p.kv[i].name, "principal"))
+    if (!strcmp(p.kv[i].name, "patient"))
+      bg.patient_id = (char *)p.kv[i].value;
+    else if (!strcmp(p.kv[i].name, "reason"))
+      bg.reason = (char *)p.kv[i].value;
+    else if (!strcmp(p.kv[i].name, "seconds"))
+      bg.seconds = (uint32_t)strtoul(p.kv[i].value, NULL, 10);
+    else if (!strcmp(p.kv[i].name, "principal"))
       lr.principal_id = (char *)p.kv[i].value;
     else if (!strcmp(p.kv[i].name, "password"))
       lr.password = (char *)p.kv[i].value;
@@ -393,7 +403,7 @@ enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char
       return http_unrecorded(c, &rc, &aerr);
     return auth_error(c, &err, rc.request_id);
   }
-  if (cl_svc_admit(h->svc, &rc, login ? &lr.base : &lo.base, &err) != 0) {
+  if (cl_svc_admit(h->svc, &rc, login ? &lr.base : glass ? &bg.base : &lo.base, &err) != 0) {
     if (http_done(h, &rc, err.code, err.msg, &aerr))
       return http_unrecorded(c, &rc, &aerr);
     return auth_error(c, &err, rc.request_id);
@@ -401,18 +411,22 @@ enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char
   /* the outcome first, then its record, then the answer */
   cl_login l = {0};
   uint64_t seq = 0;
+  int64_t until = 0;
   int code;
   if (login) {
     code = cl_authn_login(a, lr.principal_id, lr.password, lr.totp_code, lr.scope, rc.peer, &l,
                           &err);
   } else if (rc.auth != CL_AUTH_TOKEN) {
-    code = cl_err_set(&err, CL_EUNAUTH, "logout: send the session's token (Authorization: Bearer)");
+    code = cl_err_set(&err, CL_EUNAUTH, "%s: send the session's token (Authorization: Bearer)",
+                      glass ? "break-glass" : "logout");
   } else {
     cl_identity id = {0};
     snprintf(id.principal, sizeof id.principal, "%s", rc.principal);
     memcpy(id.token_id, rc.token_id, sizeof id.token_id);
     id.expires_at = rc.token_expires;
-    code = cl_authn_logout(a, &id, &seq, &err);
+    code = glass ? cl_authn_break_glass(a, &id, bg.patient_id, bg.reason, bg.seconds, &until, &seq,
+                                        &err)
+                 : cl_authn_logout(a, &id, &seq, &err);
   }
   enum MHD_Result ret;
   if (http_done(h, &rc, code, code ? err.msg : "", &aerr)) {
@@ -428,8 +442,11 @@ enum MHD_Result http_serve_auth(cl_http *h, struct MHD_Connection *c, const char
                               l.id.token_id, "session_seq", (json_int_t)l.seq, "scope", l.id.scope),
                     rc.request_id);
   } else {
-    ret = http_send_json(c, 200, json_pack("{s:b, s:I}", "logged_out", 1, "seq", (json_int_t)seq),
-                    rc.request_id);
+    ret = http_send_json(c, 200,
+                         glass ? json_pack("{s:I, s:I}", "expires_at", (json_int_t)until, "seq",
+                                           (json_int_t)seq)
+                               : json_pack("{s:b, s:I}", "logged_out", 1, "seq", (json_int_t)seq),
+                         rc.request_id);
   }
   if (l.token) {
     sodium_memzero(l.token, strlen(l.token));

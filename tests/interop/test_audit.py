@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 
 import grpc
@@ -327,3 +328,33 @@ class TestAudit(ServerTestCase):
         # and it ends
         time.sleep(max(0, r.expires_at.seconds + 1.2 - time.time()))
         self.assertRpcError(SC.PERMISSION_DENIED, read, tag, "bg-after-" + tag)
+        # the REST face: POST /auth/break-glass, then the FHIR read it opens
+        st, body = self.http("/Patient/%s/$everything" % other, "pharm1", "bg-http-before")
+        self.assertEqual(st, 403, body)
+
+        def declare(who, form):
+            c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(15))
+            h = {"Content-Type": "application/x-www-form-urlencoded"}
+            if who:
+                h["Authorization"] = "Bearer " + self.tokens[who]
+            c.request("POST", "/auth/break-glass", urllib.parse.urlencode(form), h)
+            r = c.getresponse()
+            out = (r.status, json.loads(r.read()))
+            c.close()
+            return out
+
+        st, out = declare("aud1", {"patient": other, "reason": "looking around"})
+        self.assertEqual((st, out["error"]), (403, "access_denied"), out)
+        st, out = declare(None, {"patient": other, "reason": "cardiac arrest, bed 12"})
+        self.assertEqual(st, 401, out)
+        st, out = declare("pharm1", {"patient": other, "reason": "short"})
+        self.assertEqual((st, out["error"]), (400, "invalid_request"), out)
+        self.assertIn("reason", out["error_description"])
+        st, out = declare("pharm1", {"patient": other, "reason": "cardiac arrest, bed 12",
+                                     "seconds": "60"})
+        self.assertEqual(st, 200, out)
+        self.assertLessEqual(abs(out["expires_at"] - (time.time() + 60)), 3)
+        st, body = self.http("/Patient/%s/$everything" % other, "pharm1", "bg-http-read")
+        self.assertEqual(st, 200, body)
+        a = self.trail()["bg-http-read"][0]
+        self.assertEqual((a.break_glass, a.purpose_of_use), (True, "ETREAT"))
