@@ -7,8 +7,11 @@
 
 #include "store/alloc.h"
 
-void cl_derive_keys(const uint8_t *master, uint8_t *tag_key, uint8_t *wrap_key) {
+void cl_derive_tag_key(const uint8_t *master, uint8_t *tag_key) {
   crypto_kdf_derive_from_key(tag_key, 32, 1, "cl-stag1", master);
+}
+
+void cl_derive_wrap_key(const uint8_t *master, uint8_t *wrap_key) {
   crypto_kdf_derive_from_key(wrap_key, 32, 2, "cl-wrap1", master);
 }
 

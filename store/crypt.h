@@ -56,8 +56,9 @@
 /* a sealed projection value: nonce || ciphertext (plaintext + 16) */
 #define CL_SEALED_OVERHEAD (CL_NONCE_SIZE + CL_AEAD_ABYTES)
 
-/* Derives the tag key and the wrap key (32 bytes each) from the master key. */
-void cl_derive_keys(const uint8_t *master, uint8_t *tag_key, uint8_t *wrap_key);
+/* The tag key and the wrap key (32 bytes each) of a master key. */
+void cl_derive_tag_key(const uint8_t *master, uint8_t *tag_key);
+void cl_derive_wrap_key(const uint8_t *master, uint8_t *wrap_key);
 /* The projection key (32 bytes) for keyed hashes in projection keys. */
 void cl_derive_proj_key(const uint8_t *master, uint8_t *proj_key);
 /* The key check value stored in meta: 16 bytes of a subkey that no other

@@ -158,7 +158,7 @@ int cl_masterkey_load(cl_db *db, const char *path, int finish, uint8_t *keys,
       info->swapped = 1;
     }
   }
-  crypto_kdf_derive_from_key(keys + CL_MK_WRAP, 32, 2, "cl-wrap1", k.key);
+  cl_derive_wrap_key(k.key, keys + CL_MK_WRAP);
   cl_derive_fixed_seal_key(k.key, keys + CL_MK_SEAL);
   char *v;
   size_t vl;
@@ -179,9 +179,7 @@ int cl_masterkey_load(cl_db *db, const char *path, int finish, uint8_t *keys,
     if ((rc = load_retired(db, keys, &info->n_retired, err)))
       goto out;
   } else if (rc == CL_ENOTFOUND) {
-    uint8_t unused[32];
-    cl_derive_keys(k.key, keys + CL_MK_TAG, unused);
-    sodium_memzero(unused, sizeof unused);
+    cl_derive_tag_key(k.key, keys + CL_MK_TAG); /* never rotated: the creation key's */
     cl_derive_proj_key(k.key, keys + CL_MK_PROJ);
     rc = 0;
   } else {
@@ -359,7 +357,7 @@ int cl_masterkey_rotate(cl_log *log, const cl_rotate_options *o, cl_rotate_repor
     rc = cl_err_set(err, CL_EINVAL, "the new master key is the current one");
     goto done;
   }
-  crypto_kdf_derive_from_key(nk, 32, 2, "cl-wrap1", k->key);
+  cl_derive_wrap_key(k->key, nk);
   cl_derive_fixed_seal_key(k->key, nk + 32);
 
   /* 1: the new key file beside the old one (a stale one from a rotation
