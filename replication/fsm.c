@@ -145,7 +145,18 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
   }
   for (size_t i = 0; i < n; i++)
     items[i].pb = e->batches[i];
+  uint64_t foreign = cl_log_foreign_keys(f->log);
   rc = cl_log_apply(f->log, index, items, n, &err);
+  if (rc == 0 && cl_log_foreign_keys(f->log) > foreign) {
+    /* applied as on every node, but this node cannot read those streams */
+    fprintf(stderr,
+            "clinlog: replication: raft entry %llu: %llu new stream data key(s) that this "
+            "node's master key does not unwrap: those streams cannot be read here (is this "
+            "node's master key the cluster's? docs/operations.md, \"Rotating the master key\")\n",
+            (unsigned long long)index,
+            (unsigned long long)(cl_log_foreign_keys(f->log) - foreign));
+    fflush(stderr);
+  }
   if (rc < 0) {
     fatal(f, "raft entry %llu: %s", (unsigned long long)index, err.msg);
     clinlog__v1__raft_entry__free_unpacked(e, NULL);

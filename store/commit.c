@@ -447,16 +447,19 @@ static int apply_keys(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V1__
     if (!st || st->key_state == KEY_PRESENT) /* an earlier batch committed this same key */
       continue;
     /* A Raft entry prepared before a master key rotation carries the key
-     * wrapped under the old key: it is rewrapped under the current one. A
-     * key nothing here unwraps (a member with another master key) would be
-     * stored where nobody can read it, and refusing the batch would make
-     * this node's outcome differ from the others': the node stops instead. */
+     * wrapped under the old key: it is stored rewrapped under the current
+     * one. A key no key of this log unwraps (a member whose master key is
+     * not the cluster's, or a corrupt entry) is stored as it came, as every
+     * other node stores it, and counted (cl_log_foreign_keys): refusing the
+     * batch here would make this node's log differ from the others', and
+     * failing the log would let a peer's entry stop the node. */
     uint8_t rewrapped[CL_WRAPPED_KEY_SIZE];
     const uint8_t *w;
     int rc = cl_mk_minted_key(log, ps->stream_tag.data, ps->wrapped_key.data, ps->wrapped_key.len,
                               rewrapped, &w, err);
-    if (rc)
+    if (rc < 0)
       return rc;
+    log->n_foreign += (uint64_t)rc;
     if (log->n_minted == log->cap_minted) {
       size_t nc = log->cap_minted ? log->cap_minted * 2 : 64;
       uint8_t(*m)[32] = cl_realloc(log->minted, nc * 32);
@@ -516,6 +519,7 @@ static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
   cl_hmap_clear(log->group_ids);
   log->pend_n = 0;
   log->n_minted = 0;
+  log->n_foreign = 0;
   int wrote = 0, erased = 0, fatal = 0;
   cl_err ferr;
   cl_err_clear(&ferr);
@@ -579,11 +583,11 @@ static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
   cl_sk_retire_minted(log); /* keys now durable: later prepares find them on disk */
   if (erased)               /* after the durable write: see streamkey.c */
     cl_sk_erased(log);
-  if (applied) {
-    pthread_mutex_lock(&log->mu);
+  pthread_mutex_lock(&log->mu);
+  if (applied)
     log->applied = applied;
-    pthread_mutex_unlock(&log->mu);
-  }
+  log->foreign_keys += log->n_foreign;
+  pthread_mutex_unlock(&log->mu);
   if (wrote)
     cl_publish(log, log->frontier.size, root);
 }

@@ -404,6 +404,13 @@ void cl_log_head(cl_log *log, uint64_t *size, uint8_t root[32]) {
   pthread_mutex_unlock(&log->mu);
 }
 
+uint64_t cl_log_foreign_keys(cl_log *log) {
+  pthread_mutex_lock(&log->mu);
+  uint64_t n = log->foreign_keys;
+  pthread_mutex_unlock(&log->mu);
+  return n;
+}
+
 uint64_t cl_log_applied_index(cl_log *log) {
   pthread_mutex_lock(&log->mu);
   uint64_t a = log->applied;

@@ -264,6 +264,12 @@ CL_MUST_CHECK int cl_log_apply(cl_log *log, uint64_t index, cl_apply_item *items
 /* Raft index of the last applied entry (0: none). */
 uint64_t cl_log_applied_index(cl_log *log);
 
+/* Data keys minted by applied entries that no key of this log unwraps,
+ * since open: stored as they came (every node stores the same), so the
+ * streams they start cannot be read here. Nonzero means this node's master
+ * key is not the cluster's (store/masterkey.h). Thread-safe. */
+uint64_t cl_log_foreign_keys(cl_log *log);
+
 /* Makes every write so far durable (fsyncs RocksDB's WAL); for logs opened
  * with sync = 0, whose durability comes from the Raft log until then. */
 int cl_log_sync(cl_log *log, cl_err *err);

@@ -86,6 +86,7 @@ struct cl_log {
   uint64_t size;  /* published head: readers see records 1..size */
   uint8_t root[32];
   uint64_t applied; /* Raft index of the last entry applied (replication) */
+  uint64_t foreign_keys; /* minted keys stored that no key of this log unwraps */
 
   /* committer-owned */
   cl_merkle_frontier frontier;
@@ -95,6 +96,7 @@ struct cl_log {
   size_t pend_n, pend_cap;
   uint8_t (*minted)[32]; /* tags whose new data key the current group writes */
   size_t n_minted, cap_minted;
+  uint64_t n_foreign; /* of them, keys no key of this log unwraps (cl_mk_minted_key) */
   uint64_t last_checkpoint;
   int64_t last_committed_ns; /* commit times never go backwards */
 
@@ -190,8 +192,9 @@ int cl_mk_adopt_sealed(cl_log *log, rocksdb_writebatch_t *wb, const uint8_t *sea
 /* The data key a Raft entry mints for a new stream, as this log stores it:
  * `wrapped` itself when it unwraps under the wrap key, else rewrapped (same
  * nonce) from the retired wrap key it unwraps under, into out. Returns 0
- * with *use pointing at wrapped or out, or CL_ECRYPTO (no key of this log
- * unwraps it), CL_ENOMEM. */
+ * with *use pointing at wrapped or out; 1 with *use = wrapped when no key
+ * of this log unwraps it (stored as it came, as every other node stores
+ * it: cl_log_foreign_keys); CL_ENOMEM. */
 int cl_mk_minted_key(cl_log *log, const uint8_t tag[32], const uint8_t *wrapped, size_t n,
                      uint8_t out[CL_WRAPPED_KEY_SIZE], const uint8_t **use, cl_err *err);
 /* Record 1 is the genesis LogCreated in "$log": its tag proves the log's

@@ -490,23 +490,18 @@ int cl_mk_minted_key(cl_log *log, const uint8_t tag[32], const uint8_t *wrapped,
   if (!dk)
     return cl_err_set(err, CL_ENOMEM, "out of secure memory");
   *use = wrapped;
-  int ok = cl_unwrap_key(log->wrap_key, tag, wrapped, n, dk) == 0;
-  sodium_memzero(dk, 32);
+  if (cl_unwrap_key(log->wrap_key, tag, wrapped, n, dk) == 0) {
+    sodium_memzero(dk, 32);
+    return 0;
+  }
   /* prepared before a rotation: rewrapped under the current key */
-  for (unsigned i = 0; !ok && i < log->n_retired; i++)
+  for (unsigned i = 0; i < log->n_retired; i++)
     if (cl_rewrap_key(log->retired_wrap + 32 * (size_t)i, log->wrap_key, tag, wrapped, n, dk,
                       out) == 0) {
       *use = out;
-      ok = 1;
+      return 0;
     }
-  if (ok)
-    return 0;
-  char hex[17];
-  cl_hex(tag, 8, hex);
-  return cl_err_set(err, CL_ECRYPTO,
-                    "the data key minted for stream %s... does not unwrap under this node's "
-                    "master key (prepared under another? see docs/operations.md)",
-                    hex);
+  return 1;
 }
 
 int cl_mk_check_first(cl_log *log, const Clinlog__V1__Record *rec, cl_err *err) {
@@ -515,7 +510,7 @@ int cl_mk_check_first(cl_log *log, const Clinlog__V1__Record *rec, cl_err *err) 
   if (rec->stream_tag.len != 32 || sodium_memcmp(tag, rec->stream_tag.data, 32) != 0)
     return cl_err_set(err, CL_EDENIED,
                       "record 1 was not tagged with this node's stream tag key: the master key "
-                      "came without the log's sealed fixed keys (after a key rotation, create a "
-                      "member with `clinlog init --replica-of`)");
+                      "came without the log's sealed keys (after a key rotation, create members "
+                      "with `clinlog init --replica-of` or --sealed-keys)");
   return 0;
 }

@@ -40,9 +40,11 @@
  * so a copy of the old key and an old backup still read that backup), or
  * touch copies of wrapped keys outside `keys` (the Raft log's prepared
  * batches, above). A minted key that no key of the log unwraps (a member
- * with another master key, more than CL_RETIRED_WRAP_MAX rotations ago)
- * stops the node instead of being stored (commit.c). See
- * docs/operations.md, "Rotating the master key". */
+ * whose master key is not the cluster's, an entry more than
+ * CL_RETIRED_WRAP_MAX rotations old) is stored as it came, as on every
+ * other node, and counted (cl_log_foreign_keys; the node warns): its stream
+ * cannot be read there. See docs/operations.md, "Rotating the master
+ * key". */
 #ifndef CL_STORE_MASTERKEY_H
 #define CL_STORE_MASTERKEY_H
 
