@@ -105,6 +105,17 @@ int cl_keyring_put(cl_keyring *kr, const uint8_t pk[32], const cl_keyring_entry 
   return cl_hmap_put(kr->map, pk, e) ? 0 : CL_ENOMEM;
 }
 
+int cl_keyring_next(const cl_keyring *kr, size_t *pos, const uint8_t **pk,
+                    const cl_keyring_entry **e) {
+  const void *k;
+  void *v;
+  if (!cl_hmap_next(kr->map, pos, &k, &v))
+    return 0;
+  *pk = k;
+  *e = v;
+  return 1;
+}
+
 int cl_keyring_roles_of(const cl_keyring *kr, const char *principal, char *roles, size_t n) {
   size_t pos = 0;
   const void *k;

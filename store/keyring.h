@@ -80,6 +80,10 @@ void cl_keyring_clear(cl_keyring *kr);
 const cl_keyring_entry *cl_keyring_get(const cl_keyring *kr, const uint8_t pk[32]);
 /* Inserts or replaces. Errors: CL_ENOMEM (the keyring is unchanged). */
 int cl_keyring_put(cl_keyring *kr, const uint8_t pk[32], const cl_keyring_entry *e);
+/* Iterates the keyring: start with *pos = 0; returns 1 with *pk and *e
+ * (views valid until the next put/clear), 0 at the end. */
+int cl_keyring_next(const cl_keyring *kr, size_t *pos, const uint8_t **pk,
+                    const cl_keyring_entry **e);
 /* Roles of a principal: those of its first registered key. Returns 1 and
  * copies them (truncated to n), or 0 if the principal is unknown. */
 int cl_keyring_roles_of(const cl_keyring *kr, const char *principal, char *roles, size_t n);

@@ -347,12 +347,10 @@ static int open_common(const cl_log_options *o, int create, cl_log **out, cl_err
     log->origin[got] = '\0';
     if ((rc = cl_meta_get(log->db, CL_META_LOG_PK, log->log_pk, 32, NULL, err)))
       goto fail;
-    if (log->have_log_key && memcmp(log->log_signer.pk, log->log_pk, 32) != 0) {
-      rc = cl_err_set(err, CL_EDENIED, "the log key does not belong to this log");
-      goto fail;
-    }
+    /* the key file must hold meta's log key (or, after a log key rotation
+     * that stopped half-way, its successor: cl_lk_settle finishes it) */
     if ((rc = recover(log, err)) || (rc = cl_keyring_load(log, err)) ||
-        (rc = check_tag_key(log, err)))
+        (rc = check_tag_key(log, err)) || (rc = cl_lk_settle(log, err)))
       goto fail;
   }
   if (!(log->feed = cl_feed_new(log->size))) {

@@ -72,7 +72,9 @@ struct cl_log {
   uint8_t *retired_wrap; /* n_retired wrap keys of retired master keys, newest first */
   unsigned n_retired;
   uint8_t key_check[16];
-  cl_signer log_signer;
+  cl_signer log_signer; /* these three change only in a log key rotation,
+                           which runs alone holding the commit slot
+                           (logkey.c); log_pk is written under kr_mu */
   int have_log_key;
   uint8_t log_pk[32];
   char origin[256];
@@ -183,6 +185,11 @@ int cl_erasure_target(cl_log *log, const Clinlog__V1__Event *ev, size_t idx, uin
                       cl_err *err);
 
 /* ---- masterkey.c ---- */
+/* fsyncs the directory holding `path`, so a created or renamed entry
+ * lasts. Errors: CL_EIO. */
+int cl_sync_dir_of(const char *path, cl_err *err);
+/* Replaces `path` by `from` atomically and durably. Errors: CL_EIO. */
+int cl_swap_in(const char *from, const char *path, cl_err *err);
 /* A new member's store takes the cluster's sealed keys (genesis.c,
  * cl_masterkey_sealed_keys): opens them under the log's master key into its
  * tag, projection and retired wrap keys and puts them into wb. Errors:
@@ -200,6 +207,20 @@ int cl_mk_minted_key(cl_log *log, const uint8_t tag[32], const uint8_t *wrapped,
 /* Record 1 is the genesis LogCreated in "$log": its tag proves the log's
  * tag key is the one the log was created with. CL_EDENIED if not. */
 int cl_mk_check_first(cl_log *log, const Clinlog__V1__Record *rec, cl_err *err);
+
+/* ---- logkey.c: the log key (logkey.h) ---- */
+/* At open, after the keyring is loaded: settles which log key is in use
+ * (meta's, or after a rotation that committed but did not finish, the
+ * newest unrevoked "$log" key), takes it from "<key file>.new" if the key
+ * file does not hold it (a writable open renames it, fixes meta and
+ * log.pub), and refuses a key file with another key (CL_EDENIED, naming a
+ * key retired by a rotation as such). */
+int cl_lk_settle(cl_log *log, cl_err *err);
+/* May the log signer sign a checkpoint of `size`? 0, or CL_EREVOKED /
+ * CL_EUNKNOWNKEY (the keyring does not make it a log key at that size:
+ * revoked before it, or registered after it, e.g. a new member catching
+ * up on the records before the rotation that registered its key). */
+int cl_lk_may_sign(cl_log *log, uint64_t size, cl_err *err);
 
 /* ---- streamkey.c: data keys ---- */
 int cl_sk_init(cl_log *log, cl_err *err);

@@ -29,8 +29,7 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* fsyncs the directory holding `path`, so a created or renamed entry lasts. */
-static int sync_dir_of(const char *path, cl_err *err) {
+int cl_sync_dir_of(const char *path, cl_err *err) {
   char buf[4096];
   snprintf(buf, sizeof buf, "%s", path);
   const char *dir = dirname(buf);
@@ -42,11 +41,10 @@ static int sync_dir_of(const char *path, cl_err *err) {
   return rc;
 }
 
-/* Replaces `path` by `from` atomically and durably. */
-static int swap_in(const char *from, const char *path, cl_err *err) {
+int cl_swap_in(const char *from, const char *path, cl_err *err) {
   if (rename(from, path) != 0)
     return cl_err_set(err, CL_EIO, "renaming %s over %s: %s", from, path, strerror(errno));
-  return sync_dir_of(path, err);
+  return cl_sync_dir_of(path, err);
 }
 
 static void new_path(char *out, size_t n, const char *path) { snprintf(out, n, "%s.new", path); }
@@ -153,7 +151,7 @@ int cl_masterkey_load(cl_db *db, const char *path, int finish, uint8_t *keys,
       goto out;
     }
     if (finish) {
-      if ((rc = swap_in(np, path, err)))
+      if ((rc = cl_swap_in(np, path, err)))
         goto out;
       info->swapped = 1;
     }
@@ -366,7 +364,7 @@ int cl_masterkey_rotate(cl_log *log, const cl_rotate_options *o, cl_rotate_repor
     rc = cl_err_set(err, CL_EIO, "%s: %s", np, strerror(errno));
     goto done;
   }
-  if ((rc = cl_master_key_save(k, np, err)) || (rc = sync_dir_of(np, err)))
+  if ((rc = cl_master_key_save(k, np, err)) || (rc = cl_sync_dir_of(np, err)))
     goto fail_file;
   step(o, CL_ROTATE_KEY_WRITTEN);
 
@@ -404,7 +402,7 @@ int cl_masterkey_rotate(cl_log *log, const cl_rotate_options *o, cl_rotate_repor
   pthread_mutex_unlock(&log->pk_mu);
 
   /* 3: the new key file takes the old one's place */
-  if ((rc = swap_in(np, rep->key_path, err))) {
+  if ((rc = cl_swap_in(np, rep->key_path, err))) {
     cl_err_prefix(err, "the rotation is committed but the key file was not replaced (the next "
                        "open of the log finishes it)");
     goto done;

@@ -78,9 +78,18 @@ static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, 
     if (!genesis)
       return cl_err_set(err, CL_EDENIED, "events[%zu]: LogCreated only as the first event", i);
     return 0;
-  case CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED:
   case CLINLOG__V1__EVENT__BODY_KEY_REGISTERED:
   case CLINLOG__V1__EVENT__BODY_KEY_REVOKED:
+    /* a log key rotation (store/logkey.h): the log key registers its
+     * successor and revokes itself, in "$log", without an admin */
+    if (cl_roles_has(roles, CL_ROLE_LOG) && !strcmp(ev->stream, CL_LOG_PRINCIPAL) &&
+        !strcmp(ev->body_case == CLINLOG__V1__EVENT__BODY_KEY_REGISTERED
+                    ? ev->key_registered->principal_id
+                    : ev->key_revoked->principal_id,
+                CL_LOG_PRINCIPAL))
+      return 0;
+    /* fall through */
+  case CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED:
   case CLINLOG__V1__EVENT__BODY_STREAM_ERASED:
     if (!genesis && !cl_roles_has(roles, CL_ROLE_ADMIN))
       return cl_err_set(err, CL_EDENIED, "events[%zu]: %s needs the admin role", i,

@@ -93,8 +93,9 @@ int cl_tree_put_checkpoint(cl_log *log, rocksdb_writebatch_t *wb, uint64_t size,
 
 int cl_tree_maybe_checkpoint(cl_log *log, rocksdb_writebatch_t *wb, cl_err *err) {
   uint64_t iv = log->o.checkpoint_interval, size = log->frontier.size;
-  if (!iv || !log->have_log_key || size % iv)
-    return 0;
+  cl_err e;
+  if (!iv || !log->have_log_key || size % iv || cl_lk_may_sign(log, size, &e) != 0)
+    return 0; /* a key the keyring does not make a log key at this size signs nothing */
   uint8_t root[32];
   cl_merkle_frontier_root(&log->frontier, root);
   int rc = cl_tree_put_checkpoint(log, wb, size, root, err);
@@ -195,7 +196,7 @@ int cl_log_checkpoint(cl_log *log, char **note, size_t *len, cl_err *err) {
   uint64_t size;
   uint8_t root[32];
   cl_log_head(log, &size, root);
-  if (size != log->last_checkpoint) {
+  if (size != log->last_checkpoint && (rc = cl_lk_may_sign(log, size, err)) == 0) {
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     rc = cl_tree_put_checkpoint(log, wb, size, root, err);
     if (rc == 0)

@@ -20,6 +20,7 @@
 #include "store/hmap.h"
 #include "store/keyring.h"
 #include "store/keys.h"
+#include "store/logkey.h"
 #include "store/masterkey.h"
 #include "store/merkle.h"
 #include "store/record.h"
@@ -30,7 +31,7 @@ typedef struct vstate {
   cl_db *db;
   uint8_t *secrets; /* the keys (masterkey.h CL_MK_*), then a data key scratch[32] */
   int content;
-  uint8_t log_pk[32];
+  cl_logkeys trusted; /* the log keys trusted, with the tree sizes each signs */
   char origin[256];
   cl_merkle_frontier f;
   cl_hmap *streams;    /* tag -> u64 last version */
@@ -133,14 +134,38 @@ static int load_checkpoints(vstate *v, cl_err *err) {
   return rc;
 }
 
+/* 1 if the keyring replayed so far makes pk a log key at tree size `size`
+ * (logkey.h: registered at or before it, revoked at or after it). */
+static int replayed_log_key_at(vstate *v, const uint8_t pk[32], uint64_t size) {
+  const cl_keyring_entry *e = cl_keyring_get(v->keyring, pk);
+  return e && !strcmp(e->principal, CL_LOG_PRINCIPAL) && e->registered_seq <= size &&
+         (!e->revoked_seq || size <= e->revoked_seq);
+}
+
+/* 1 if the auditor trusts pk as the log key at tree size `size`. */
+static int trusted_at(vstate *v, const uint8_t pk[32], uint64_t size) {
+  const cl_logkey *k = cl_logkeys_find(&v->trusted, pk);
+  return k && cl_logkey_valid_at(k, size);
+}
+
 /* Checks every stored checkpoint of size `size` against `root`. */
 static int check_checkpoints_at(vstate *v, uint64_t size, const uint8_t root[32]) {
   while (v->next_cp < v->ncps && v->cps[v->next_cp].size <= size) {
     struct cp *c = &v->cps[v->next_cp++];
     cl_checkpoint cp;
     cl_err e;
-    if (cl_checkpoint_verify(c->note, c->len, v->origin, v->log_pk, &cp, &e) != 0)
-      return fail(v, c->size, "checkpoint at size %llu: %s", (unsigned long long)c->size, e.msg);
+    uint8_t signer[32];
+    if (cl_checkpoint_verify_logkeys(c->note, c->len, v->origin, &v->trusted, &cp, signer, &e) !=
+        0)
+      return fail(v, c->size, "checkpoint at size %llu: %s%s", (unsigned long long)c->size, e.msg,
+                  e.code == CL_EUNKNOWNKEY ? " (was the log key rotated? the log's log.pub lists "
+                                             "every log key)"
+                                           : "");
+    if (v->content && !replayed_log_key_at(v, signer, c->size))
+      return fail(v, c->size,
+                  "checkpoint at size %llu: signed by %02x%02x%02x%02x..., which the log's own "
+                  "keyring history does not make a log key at that size",
+                  (unsigned long long)c->size, signer[0], signer[1], signer[2], signer[3]);
     if (strcmp(cp.origin, v->origin) != 0)
       return fail(v, c->size, "checkpoint at size %llu names origin \"%s\", the log is \"%s\"",
                   (unsigned long long)c->size, cp.origin, v->origin);
@@ -286,7 +311,7 @@ static int check_content(vstate *v, const Clinlog__V1__Record *r, uint8_t *batch
      * self-signed registration of an admin */
     int genesis = pk && has_change &&
                   cl_keyring_genesis_step(r->seq - 1, ev->body_case, &c, 1, pk) &&
-                  (r->seq == 2 || memcmp(pk, v->log_pk, 32) == 0);
+                  (r->seq == 2 || trusted_at(v, pk, 1));
     if (!genesis) {
       out = fail(v, r->seq,
                  r->seq == 1 ? "record 1: LogCreated is not signed by the log key"
@@ -498,17 +523,30 @@ static int verify_once(const cl_verify_options *o, cl_verify_report *rep, cl_err
     snprintf(v.origin, sizeof v.origin, "%.*s", (int)vl, val);
     rocksdb_free(val);
   }
-  if (o->log_public_key) {
-    memcpy(v.log_pk, o->log_public_key, 32);
-  } else if (cl_db_get(v.db, CL_CF_META, CL_META_LOG_PK, strlen(CL_META_LOG_PK), &val, &vl, err) ==
-             0) {
-    if (vl == 32)
-      memcpy(v.log_pk, val, 32);
+  /* the log keys: the auditor's, else the log's own history (its stored
+   * keyring; before any rotation that is meta's one key) */
+  if (o->log_keys) {
+    v.trusted = *o->log_keys;
+  } else if (o->log_public_key) {
+    v.trusted.n = 1;
+    memcpy(v.trusted.k[0].pk, o->log_public_key, 32);
+    v.trusted.k[0].from = 1;
+  } else if ((rc = cl_logkeys_of_db(v.db, &v.trusted, err))) {
+    goto out;
+  }
+  if (!v.trusted.n &&
+      cl_db_get(v.db, CL_CF_META, CL_META_LOG_PK, strlen(CL_META_LOG_PK), &val, &vl, err) == 0) {
+    if (vl == 32) {
+      v.trusted.n = 1;
+      memcpy(v.trusted.k[0].pk, val, 32);
+      v.trusted.k[0].from = 1;
+    }
     rocksdb_free(val);
   }
   if (o->checkpoint) {
     cl_err e;
-    if (cl_checkpoint_verify(o->checkpoint, o->checkpoint_len, v.origin, v.log_pk, &v.ext, &e) != 0)
+    if (cl_checkpoint_verify_logkeys(o->checkpoint, o->checkpoint_len, v.origin, &v.trusted,
+                                     &v.ext, NULL, &e) != 0)
       fail(&v, 0, "external checkpoint: %s", e.msg);
     else if (strcmp(v.ext.origin, v.origin) != 0)
       fail(&v, 0, "external checkpoint is for origin \"%s\", this log is \"%s\"", v.ext.origin,

@@ -15,7 +15,10 @@ typedef struct cl_verify_options {
   const char *dir;
   const char *master_key_path;  /* default <dir>/keys/master.key; if absent,
                                    content checks (decrypt, keyring) are skipped */
-  const uint8_t *log_public_key; /* 32 bytes from the auditor; default: the log's own */
+  const uint8_t *log_public_key; /* 32 bytes from the auditor (the only log key, for
+                                   every tree size); default: the log's own */
+  const struct cl_logkeys *log_keys; /* the auditor's log key history (log.pub,
+                                   store/logkey.h); wins over log_public_key */
   int hashes_only;              /* skip signature and content checks */
   const char *checkpoint;       /* external signed checkpoint note (optional) */
   size_t checkpoint_len;

@@ -1,10 +1,12 @@
-/* clinlog keys: the master key of a data directory.
+/* clinlog keys: the master key and the log key of a data directory.
  *
  * `keys rotate-master DIR` rewraps every stream data key under a new master
  * key without rewriting records (store/masterkey.h), offline: it refuses a
  * directory a running clinlogd holds (RocksDB's lock tells). `keys
  * new-master FILE` writes a new master key file, to rotate every member of
- * a cluster to the same key.
+ * a cluster to the same key. `keys rotate-log DIR` registers a new log
+ * signing key in the log, revokes the old one and signs a handover
+ * checkpoint with both (store/logkey.h), offline as well.
  *
  * Exit status: 0 done, 1 error, 2 usage. */
 #include <getopt.h>
@@ -17,12 +19,15 @@
 #include "adapters/cli/cli.h"
 #include "store/db.h"
 #include "store/keys.h"
+#include "store/logkey.h"
 #include "store/masterkey.h"
 
 static const char USAGE[] =
     "usage: clinlog keys rotate-master DIR [--new-key FILE] [--master-key FILE] [--check]\n"
     "                                      [--json]\n"
     "       clinlog keys new-master FILE\n"
+    "       clinlog keys rotate-log DIR [--new-key FILE] [--master-key FILE] [--check]\n"
+    "                                   [--json]\n"
     "rotate-master: rewraps every stream's data key under a new master key, in one\n"
     "atomic write, and puts the new key in the key file (DIR/keys/master.key, or\n"
     "--master-key FILE, or $CLINLOG_MASTER_KEY). Records, stream tags, the Merkle\n"
@@ -36,7 +41,15 @@ static const char USAGE[] =
     "                   is the log's); change nothing\n"
     "  --json           one JSON object: streams rewrapped, key checks, seconds, and\n"
     "                   sealedKeys (for `clinlog init --sealed-keys` of a new member)\n"
-    "new-master: writes a new random master key to FILE (created 0600).\n";
+    "new-master: writes a new random master key to FILE (created 0600).\n"
+    "rotate-log: registers a new log signing key in the log (KeyRegistered of $log)\n"
+    "and revokes the old one (KeyRevoked) in one batch signed by the old key, signs\n"
+    "a checkpoint of the head with both, puts the new key in DIR/keys/log.key and\n"
+    "lists both keys, with the tree sizes each signs, in DIR/log.pub: give auditors\n"
+    "and witnesses the new log.pub. The origin does not change. Offline: stop\n"
+    "clinlogd first. Single nodes only for now (docs/operations.md).\n"
+    "  --new-key FILE   the new log key (an Ed25519 key file, e.g. from\n"
+    "                   `clinlog keygen`); default: a new random key\n";
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total) {
   cli_progress_update(ctx, done, total);
@@ -48,26 +61,44 @@ static int same_file(const char *a, const char *b) {
   return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static int rotate_master(int argc, char **argv) {
+/* Rotations are offline: 1 (err set) if a running clinlogd holds DIR. */
+static int in_use(const char *dir, cl_err *err) {
+  if (!cl_db_in_use(dir))
+    return 0;
+  cl_err_set(err, CL_EDENIED,
+             "%s is in use (a running clinlogd holds its database lock): stop the node first, "
+             "rotation is offline",
+             dir);
+  return 1;
+}
+
+/* The options of both rotations. Returns -1 to go on (*dir set), else
+ * the exit status. */
+typedef struct rotate_args {
+  const char *dir, *new_key, *mk;
+  int json, check;
+} rotate_args;
+
+static int rotate_parse(int argc, char **argv, rotate_args *a) {
   static const struct option opts[] = {
       {"new-key", required_argument, 0, 'n'}, {"master-key", required_argument, 0, 'm'},
       {"check", no_argument, 0, 'c'},         {"json", no_argument, 0, 'j'},
       {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-  const char *new_key = NULL, *mk = NULL;
-  int json = 0, check = 0, c;
+  memset(a, 0, sizeof *a);
+  int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
     case 'n':
-      new_key = optarg;
+      a->new_key = optarg;
       break;
     case 'm':
-      mk = optarg;
+      a->mk = optarg;
       break;
     case 'c':
-      check = 1;
+      a->check = 1;
       break;
     case 'j':
-      json = 1;
+      a->json = 1;
       break;
     default:
       fputs(USAGE, c == 'h' ? stdout : stderr);
@@ -78,9 +109,19 @@ static int rotate_master(int argc, char **argv) {
     fputs(USAGE, stderr);
     return 2;
   }
-  const char *dir = argv[optind];
-  if (!mk && getenv("CLINLOG_MASTER_KEY") && *getenv("CLINLOG_MASTER_KEY"))
-    mk = getenv("CLINLOG_MASTER_KEY");
+  a->dir = argv[optind];
+  if (!a->mk && getenv("CLINLOG_MASTER_KEY") && *getenv("CLINLOG_MASTER_KEY"))
+    a->mk = getenv("CLINLOG_MASTER_KEY");
+  return -1;
+}
+
+static int rotate_master(int argc, char **argv) {
+  rotate_args a;
+  int st0 = rotate_parse(argc, argv, &a);
+  if (st0 >= 0)
+    return st0;
+  const char *dir = a.dir, *new_key = a.new_key, *mk = a.mk;
+  int json = a.json, check = a.check;
   char mkbuf[4096], mknew[4200];
   if (!mk) {
     snprintf(mkbuf, sizeof mkbuf, "%s/keys/master.key", dir);
@@ -97,13 +138,8 @@ static int rotate_master(int argc, char **argv) {
                new_key);
     return cli_fail("keys rotate-master", &err);
   }
-  if (cl_db_in_use(dir)) {
-    cl_err_set(&err, CL_EDENIED,
-               "%s is in use (a running clinlogd holds its database lock): stop the node first, "
-               "rotation is offline",
-               dir);
+  if (in_use(dir, &err))
     return cli_fail("keys rotate-master", &err);
-  }
   cl_master_key nk = {0};
   if (new_key && cl_master_key_load(&nk, new_key, &err))
     return cli_fail("keys rotate-master: --new-key", &err);
@@ -200,7 +236,86 @@ static int new_master(int argc, char **argv) {
   return 0;
 }
 
+static int rotate_log(int argc, char **argv) {
+  rotate_args a;
+  int st0 = rotate_parse(argc, argv, &a);
+  if (st0 >= 0)
+    return st0;
+  const char *dir = a.dir, *new_key = a.new_key;
+  int json = a.json, check = a.check;
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_crypto_init(&err))
+    return cli_fail("keys rotate-log", &err);
+  if (in_use(dir, &err))
+    return cli_fail("keys rotate-log", &err);
+  cl_signer nk = {0};
+  if (new_key && cl_signer_load(&nk, new_key, &err))
+    return cli_fail("keys rotate-log: --new-key", &err);
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  o.master_key_path = a.mk;
+  cl_log *log = NULL;
+  int st = 1;
+  if (cl_log_open(&o, &log, &err)) {
+    st = cli_fail("keys rotate-log", &err);
+    goto free_key;
+  }
+  if (!cl_log_signer(log)) {
+    cl_err_set(&err, CL_ENOTFOUND, "%s has no log key (keys/log.key)", dir);
+    st = cli_fail("keys rotate-log", &err);
+    goto close_log;
+  }
+  char oldh[65], newh[65];
+  if (check) {
+    cl_hex(cl_log_signer(log)->pk, 32, oldh);
+    if (json) {
+      json_t *j = json_pack("{s:s, s:b, s:s}", "dir", dir, "ready", 1, "logKey", oldh);
+      cli_print_json(stdout, j);
+      json_decref(j);
+    } else {
+      printf("%s can be rotated: not in use, its log key is %s\n", dir, oldh);
+    }
+    st = 0;
+    goto close_log;
+  }
+  cl_logkey_rotate_options ro = {.new_key = new_key ? &nk : NULL};
+  cl_logkey_rotate_report rep;
+  if (cl_logkey_rotate(log, &ro, &rep, &err)) {
+    st = cli_fail("keys rotate-log", &err);
+    goto close_log;
+  }
+  cl_hex(rep.old_pk, 32, oldh);
+  cl_hex(rep.new_pk, 32, newh);
+  if (json) {
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:f}", "dir", dir, "origin",
+                          cl_log_origin(log), "oldKey", oldh, "newKey", newh, "revokedAtSeq",
+                          (json_int_t)rep.seq, "handoverTreeSize", (json_int_t)rep.tree_size,
+                          "keyFile", rep.key_path, "logPub", rep.pub_path, "seconds", rep.seconds);
+    cli_print_json(stdout, j);
+    json_decref(j);
+  } else {
+    printf("rotated the log key of %s (origin %s, unchanged) in %.2f s\n"
+           "  old key %s: registered, revoked at seq %llu, signs tree sizes up to %llu\n"
+           "  new key %s: signs from tree size %llu on\n"
+           "  handover checkpoint at tree size %llu, signed by both\n"
+           "  the new key is in %s; %s lists both: give it to auditors and witnesses\n",
+           dir, cl_log_origin(log), rep.seconds, oldh, (unsigned long long)rep.seq,
+           (unsigned long long)rep.seq, newh, (unsigned long long)rep.seq,
+           (unsigned long long)rep.tree_size, rep.key_path, rep.pub_path);
+  }
+  st = 0;
+close_log:
+  cl_log_close(log);
+free_key:
+  cl_signer_free(&nk);
+  return st;
+}
+
 int cmd_keys(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "rotate-log"))
+    return rotate_log(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "rotate-master"))
     return rotate_master(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "new-master"))

@@ -11,6 +11,7 @@
 #include "adapters/cli/cli.h"
 #include "store/checkpoint.h"
 #include "store/keys.h"
+#include "store/logkey.h"
 #include "store/merkle.h"
 
 static json_t *b64(const uint8_t *p, size_t n) {
@@ -348,7 +349,7 @@ int cmd_verify_proof(int argc, char **argv) {
     goto out;
   }
   if (rc == 0 && cpfile) {
-    uint8_t pk[32];
+    cl_logkeys lks; /* every log key, with the tree sizes it signs (store/logkey.h) */
     size_t len = 0;
     FILE *f = fopen(cpfile, "r");
     char note[65536];
@@ -361,8 +362,9 @@ int cmd_verify_proof(int argc, char **argv) {
     cl_checkpoint cp;
     if (!f) {
       rc = cl_err_set(&err, CL_ENOTFOUND, "%s: cannot read", cpfile);
-    } else if (!(rc = cl_pubkey_load(pk, keyfile, &err)) &&
-               !(rc = cl_checkpoint_verify(note, len, origin ? origin : "", pk, &cp, &err))) {
+    } else if (!(rc = cl_logkeys_load_pub(keyfile, &lks, NULL, &err)) &&
+               !(rc = cl_checkpoint_verify_logkeys(note, len, origin ? origin : "", &lks, &cp,
+                                                   NULL, &err))) {
       if (cp.size != size || sodium_memcmp(cp.root, root, 32) != 0)
         rc =
             cl_err_set(&err, CL_EVERIFY,

@@ -8,6 +8,7 @@
 
 #include "adapters/cli/cli.h"
 #include "store/keys.h"
+#include "store/logkey.h"
 #include "store/verify.h"
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total) {
@@ -85,10 +86,16 @@ int cmd_verify(int argc, char **argv) {
   cl_err_clear(&err);
   uint8_t pk[32];
   char *note = NULL;
+  cl_logkeys lks;
   if (keyfile) {
-    if (cl_pubkey_load(pk, keyfile, &err))
+    /* log.pub: after a log key rotation it lists every log key with the
+     * tree sizes it signs (store/logkey.h); "key:" is the current one */
+    if (cl_logkeys_load_pub(keyfile, &lks, NULL, &err))
       return cli_fail("verify: --log-key", &err);
+    const cl_logkey *cur = cl_logkeys_current(&lks);
+    memcpy(pk, cur ? cur->pk : lks.k[lks.n - 1].pk, 32);
     o.log_public_key = pk;
+    o.log_keys = &lks;
   }
   if (cpfile) {
     FILE *f = fopen(cpfile, "r");

@@ -1,0 +1,155 @@
+/* The log signing key: its history, log.pub, and rotation.
+ *
+ * The log key (principal "$log", role log) signs checkpoints and the events
+ * a node writes itself. Its history is the keyring's: LogCreated registers
+ * the first key at seq 1; a rotation registers the next one (KeyRegistered
+ * of "$log") and revokes the old one (KeyRevoked), both in "$log" and signed
+ * by the old key, in one batch. So the same rule decides which key may sign
+ * an event and which may sign a checkpoint:
+ *
+ *   a log key registered at seq F and revoked at seq T (0: not revoked)
+ *   signs checkpoints of tree sizes F..T (F.. if not revoked).
+ *
+ * At the rotation's seq R both keys are valid, and the rotation stores one
+ * checkpoint of that size signed by both (a C2SP note may carry several
+ * signatures): whoever holds either key can check the handover. The
+ * checkpoint origin never changes with the key.
+ *
+ * meta "log_public_key" is the key this node signs with now (its key file
+ * must hold it); the keyring (and so every node, through Raft) holds the
+ * history. log.pub, for auditors, names the origin and the current key
+ * ("key:" line, as before any rotation) and, once rotated, every log key
+ * with its tree sizes:
+ *
+ *   origin: <origin>
+ *   key: ed25519:<current key, base64>
+ *   log-key: ed25519:<first key> 1-<R>
+ *   log-key: ed25519:<current key> <R>-
+ *
+ * Rotation (cl_logkey_rotate), offline on a single node's log:
+ *   1. the new key is written to "<key file>.new" (0600, fsync'd; the
+ *      directory fsync'd);
+ *   2. the batch [KeyRegistered new, KeyRevoked old], signed by the old key,
+ *      through the normal write path (seqs R-1, R);
+ *   3. one synced write: meta log_public_key = new, and the handover
+ *      checkpoint of the head signed by the new and the old key;
+ *   4. "<key file>.new" (and its .pub) renamed over the key file;
+ *   5. log.pub rewritten (a temporary file renamed over it).
+ * A crash before 2 leaves the old key in force (a stale .new is ignored,
+ * and removed by the next rotation). After 2 the keyring says the old key
+ * is revoked: the next open takes the newest unrevoked log key as meta's,
+ * finds it in "<key file>.new" and (if it may write) finishes 3-5; a
+ * read-only open uses .new as it is. Either way the directory opens with
+ * exactly one key, and nothing committed is lost. */
+#ifndef CL_STORE_LOGKEY_H
+#define CL_STORE_LOGKEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/checkpoint.h"
+#include "store/db.h"
+#include "store/err.h"
+#include "store/keyring.h"
+#include "store/keys.h"
+#include "store/log.h"
+
+#define CL_LOGKEYS_MAX 64 /* log keys a history holds (rotations + 1) */
+
+/* One log key and the tree sizes whose checkpoints it signs. */
+typedef struct cl_logkey {
+  uint8_t pk[32];
+  uint64_t from; /* the seq that registered it (1: the genesis key) */
+  uint64_t to;   /* the seq that revoked it; 0: in use */
+} cl_logkey;
+
+/* A log key history, ordered by `from`. A plain value. */
+typedef struct cl_logkeys {
+  size_t n;
+  cl_logkey k[CL_LOGKEYS_MAX];
+} cl_logkeys;
+
+/* 1 if `k` signs checkpoints of tree size `size`. */
+int cl_logkey_valid_at(const cl_logkey *k, uint64_t size);
+/* The entry of `pk` in ks (a view into ks), or NULL. */
+const cl_logkey *cl_logkeys_find(const cl_logkeys *ks, const uint8_t pk[32]);
+/* The key in use: the newest unrevoked one (a view into ks), or NULL. */
+const cl_logkey *cl_logkeys_current(const cl_logkeys *ks);
+
+/* The "$log" keys of a keyring. Errors: CL_ETOOBIG (more than
+ * CL_LOGKEYS_MAX). */
+int cl_logkeys_of_keyring(const cl_keyring *kr, cl_logkeys *out, cl_err *err);
+/* The "$log" keys of a database's stored keyring family (for verify,
+ * which opens the database alone). Errors: CL_ECORRUPT, CL_EIO,
+ * CL_ETOOBIG. */
+int cl_logkeys_of_db(cl_db *db, cl_logkeys *out, cl_err *err);
+
+/* Parses log.pub text (format above; a file with one "key:" line and no
+ * "log-key:" lines gives that key for sizes 1..). A plain ".pub" file
+ * ("ed25519:<base64>") is read the same way. origin (optional, 256 bytes)
+ * gets the "origin:" line, or "". Errors: CL_EMALFORMED. */
+int cl_logkeys_parse_pub(const char *text, size_t len, cl_logkeys *out, char *origin, cl_err *err);
+/* Reads and parses a log.pub file. Errors: CL_ENOTFOUND, CL_EIO,
+ * CL_EMALFORMED. */
+int cl_logkeys_load_pub(const char *path, cl_logkeys *out, char *origin, cl_err *err);
+/* Formats log.pub into out (n bytes); returns the length, or 0 if it does
+ * not fit. `current` is the "key:" line. */
+size_t cl_logkeys_format_pub(const char *origin, const uint8_t current[32], const cl_logkeys *ks,
+                             char *out, size_t n);
+
+/* Verifies a checkpoint note for key name `origin`: some key of ks valid
+ * at the note's tree size must have signed it. signer (optional) gets that
+ * key. Errors: those of cl_checkpoint_verify; CL_EUNKNOWNKEY names the
+ * size and how many keys were tried. */
+int cl_checkpoint_verify_logkeys(const char *note, size_t len, const char *origin,
+                                 const cl_logkeys *ks, cl_checkpoint *out, uint8_t signer[32],
+                                 cl_err *err);
+
+/* Adds a signature by `sk` (key name `name`) to a signed note: *out is
+ * returned-owned (free()). Errors: CL_EMALFORMED, CL_ENOMEM. */
+int cl_checkpoint_cosign(const char *note, size_t len, const char *name, const uint8_t sk[64],
+                         char **out, size_t *out_len, cl_err *err);
+
+/* Steps of a rotation, for cl_logkey_rotate_options.after_step. */
+enum {
+  CL_LOGKEY_KEY_WRITTEN = 1,
+  CL_LOGKEY_COMMITTED = 2,
+  CL_LOGKEY_META = 3,
+  CL_LOGKEY_SWAPPED = 4,
+  CL_LOGKEY_PUB = 5
+};
+
+typedef struct cl_logkey_rotate_options {
+  const cl_signer *new_key; /* borrowed; NULL: a new random key */
+  const char *reason;       /* KeyRevoked.reason; default "log key rotation" */
+  /* test hook, called after each step (CL_LOGKEY_*): crash tests kill the
+   * process there */
+  void (*after_step)(void *ctx, int step);
+  void *step_ctx;
+} cl_logkey_rotate_options;
+
+typedef struct cl_logkey_rotate_report {
+  uint8_t old_pk[32];
+  uint8_t new_pk[32];
+  uint64_t seq;        /* R: the KeyRevoked's seq, where the old key's sizes end */
+  uint64_t tree_size;  /* the handover checkpoint's size (R on a log nothing else writes) */
+  char key_path[4096]; /* the key file now holding the new key */
+  char pub_path[4096]; /* log.pub, rewritten */
+  double seconds;
+} cl_logkey_rotate_report;
+
+/* Rotates the log key of `log` (see the header comment): opened writable
+ * with its log key, used by nothing else (no appends in this process; the
+ * RocksDB lock keeps other processes out). On success the log signs with
+ * the new key and *rep is filled. Errors: CL_EDENIED (no log key,
+ * read-only), CL_EEXIST (the new key is registered already), CL_ETOOBIG
+ * (CL_LOGKEYS_MAX keys), the append's errors, CL_EIO, CL_ENOMEM. An error
+ * before the commit changes nothing; one after it says so: the rotation
+ * is committed and the next open finishes it. */
+CL_MUST_CHECK int cl_logkey_rotate(cl_log *log, const cl_logkey_rotate_options *o,
+                                   cl_logkey_rotate_report *rep, cl_err *err);
+
+/* The log keys of an open log, from its keyring (under its lock). */
+int cl_log_logkeys(cl_log *log, cl_logkeys *out, cl_err *err);
+
+#endif
