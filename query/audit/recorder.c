@@ -3,9 +3,12 @@
  * A caller packs and hashes its event on its own thread (the work that
  * scales with callers), queues a ticket that lives on its stack, and waits
  * on the ticket's own condition variable until the writer marks it done
- * (one wake-up per caller, not a broadcast to every waiter). The writer
+ * (one wake-up per caller, not a broadcast to every waiter). A writer
  * takes the whole queue (up to max_batch) under `mu`, signs and appends
- * without it, then marks and signals the batch's tickets. */
+ * without it, then marks and signals the batch's tickets. Several writers
+ * keep several batches in flight: while one waits for its commit, the
+ * next forms and goes out, so throughput is not one batch per commit
+ * latency. */
 #include "query/audit/recorder.h"
 
 #include <pthread.h>
@@ -21,6 +24,8 @@
 #include "store/keys.h"
 
 #define DEFAULT_MAX_BATCH 256
+#define DEFAULT_WRITERS 4
+#define MAX_WRITERS 16
 
 typedef struct ticket {
   struct ticket *next;
@@ -35,7 +40,8 @@ typedef struct ticket {
 struct cl_audit {
   cl_audit_options o;
   const cl_signer *signer;
-  pthread_t writer;
+  pthread_t writers[MAX_WRITERS];
+  size_t nwriters;
   pthread_mutex_t mu;
   pthread_cond_t work_cv; /* the queue grew, or closing */
   ticket *head, *tail;
@@ -132,15 +138,18 @@ int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err) {
   a->o = *o;
   if (!a->o.max_batch)
     a->o.max_batch = DEFAULT_MAX_BATCH;
+  if (!a->o.writers)
+    a->o.writers = DEFAULT_WRITERS;
+  if (a->o.writers > MAX_WRITERS)
+    a->o.writers = MAX_WRITERS;
   a->signer = s;
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->work_cv, NULL);
-  if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {
-    pthread_cond_destroy(&a->work_cv);
-    pthread_mutex_destroy(&a->mu);
-    free(a);
-    return cl_err_set(err, CL_EFAILED, "audit: cannot start the writer thread");
-  }
+  for (; a->nwriters < a->o.writers; a->nwriters++)
+    if (pthread_create(&a->writers[a->nwriters], NULL, writer_main, a) != 0) {
+      cl_audit_close(a);
+      return cl_err_set(err, CL_EFAILED, "audit: cannot start the writer threads");
+    }
   *out = a;
   return 0;
 }
@@ -150,9 +159,10 @@ void cl_audit_close(cl_audit *a) {
     return;
   pthread_mutex_lock(&a->mu);
   a->closing = 1;
-  pthread_cond_signal(&a->work_cv);
+  pthread_cond_broadcast(&a->work_cv);
   pthread_mutex_unlock(&a->mu);
-  pthread_join(a->writer, NULL);
+  for (size_t i = 0; i < a->nwriters; i++)
+    pthread_join(a->writers[i], NULL);
   pthread_cond_destroy(&a->work_cv);
   pthread_mutex_destroy(&a->mu);
   free(a);

@@ -3,13 +3,15 @@
  * node's log key, and returns only once they are committed, so a call's
  * answer never leaves before its record is in the log (fail closed).
  *
- * Group commit: callers hand their record over and wait; one writer thread
+ * Group commit: callers hand their record over and wait; a writer thread
  * takes every record waiting (up to max_batch) into one batch, signs it
  * with one batch signature and commits it through the `append` function
  * it was given (the request layer's writer: the store, or Raft on a
  * cluster). Concurrent calls share an append, so auditing costs one
- * commit per batch, not per call. A failed append fails every record of
- * its batch.
+ * commit per batch, not per call. `writers` threads keep as many batches
+ * in flight (a commit's latency does not bound the throughput); records
+ * of different batches may commit in either order. A failed append fails
+ * every record of its batch.
  *
  * Thread-safety: cl_audit_record may be called from any thread;
  * cl_audit_close must not race with it (stop the front doors first). */
@@ -33,6 +35,7 @@ typedef struct cl_audit_options {
   cl_audit_append_fn append; /* required */
   void *ctx;                 /* append's */
   size_t max_batch;          /* records per append; 0: 256 */
+  size_t writers;            /* batches in flight; 0: 4 (at most 16) */
 } cl_audit_options;
 
 typedef struct cl_audit cl_audit;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "query/audit/recorder.h"
 #include "store/event.h"
@@ -19,7 +20,10 @@ static struct {
   cl_log *log;
   int fail; /* the append fails while set */
   pthread_mutex_t mu;
+  pthread_cond_t cv;
   int appends;
+  int hold;          /* the next append waits (up to 2 s) for a second one in flight */
+  int in_flight, max_in_flight;
 } F;
 
 static int append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err) {
@@ -27,6 +31,18 @@ static int append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err) {
   pthread_mutex_lock(&F.mu);
   F.appends++;
   int fail = F.fail;
+  if (++F.in_flight > F.max_in_flight)
+    F.max_in_flight = F.in_flight;
+  pthread_cond_broadcast(&F.cv);
+  if (F.hold) {
+    F.hold = 0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    while (F.in_flight < 2 && pthread_cond_timedwait(&F.cv, &F.mu, &until) == 0)
+      ;
+  }
+  F.in_flight--;
   pthread_mutex_unlock(&F.mu);
   if (fail)
     return cl_err_set(err, CL_EIO, "the disk is gone");
@@ -40,6 +56,7 @@ static int append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err) {
 static void setup(void) {
   memset(&F, 0, sizeof F);
   pthread_mutex_init(&F.mu, NULL);
+  pthread_cond_init(&F.cv, NULL);
   F.log = cl_test_log_new("audrec", &F.dir, &F.admin, 100);
 }
 
@@ -125,6 +142,45 @@ Test(audit_recorder, concurrent_records_are_each_committed_once_in_shared_batche
                err.msg);
   cr_assert_eq(s.n, 400);
   cr_assert_eq(s.bad, 0);
+  for (int i = 0; i < 400; i++)
+    cr_assert_eq(s.per_request[i], 1, "request %d recorded %d times", i, s.per_request[i]);
+}
+
+/* Several writers keep several batches in flight: while one append waits
+ * for its commit, the records that arrive meanwhile go out in the next
+ * batch (with one writer, the held append would never see a second). */
+Test(audit_recorder, batches_are_in_flight_together) {
+  F.hold = 1;
+  cl_audit *a;
+  cl_err err;
+  cl_audit_options o = {.log = F.log, .append = append, .writers = 3};
+  cr_assert_eq(cl_audit_open(&o, &a, &err), 0, "%s", err.msg);
+  pthread_t th[8];
+  worker w[8];
+  for (int i = 0; i < 8; i++) {
+    w[i] = (worker){a, i * 50, 0};
+    pthread_create(&th[i], NULL, record_many, &w[i]);
+    if (i == 0) { /* the others arrive while the first append is held */
+      pthread_mutex_lock(&F.mu);
+      while (F.in_flight == 0)
+        pthread_cond_wait(&F.cv, &F.mu);
+      pthread_mutex_unlock(&F.mu);
+    }
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(w[i].failed, 0);
+  }
+  cl_audit_stats st;
+  cl_audit_get_stats(a, &st);
+  cl_audit_close(a);
+  cr_assert_eq(st.records, 400);
+  cr_assert_geq(F.max_in_flight, 2, "appends in flight at once: %d", F.max_in_flight);
+  cr_assert_leq(F.max_in_flight, 3, "no more than the writers");
+  seen s = {0};
+  cr_assert_eq(cl_log_read_stream(F.log, "$audit", 1, 0, 0, count_records, &s, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(s.n, 400);
   for (int i = 0; i < 400; i++)
     cr_assert_eq(s.per_request[i], 1, "request %d recorded %d times", i, s.per_request[i]);
 }
