@@ -27,7 +27,7 @@ static const char USAGE[] =
     "                                      [--json]\n"
     "       clinlog keys new-master FILE\n"
     "       clinlog keys rotate-log DIR [--new-key FILE] [--master-key FILE] [--check]\n"
-    "                                   [--json]\n"
+    "                                   [--single-node] [--json]\n"
     "rotate-master: rewraps every stream's data key under a new master key, in one\n"
     "atomic write, and puts the new key in the key file (DIR/keys/master.key, or\n"
     "--master-key FILE, or $CLINLOG_MASTER_KEY). Records, stream tags, the Merkle\n"
@@ -48,6 +48,8 @@ static const char USAGE[] =
     "lists both keys, with the tree sizes each signs, in DIR/log.pub: give auditors\n"
     "and witnesses the new log.pub. The origin does not change. Offline: stop\n"
     "clinlogd first. Single nodes only for now (docs/operations.md).\n"
+    "  --single-node    DIR is a clinlogd node's (it has raft/) that stays a\n"
+    "                   single-node cluster: the rotation bypasses its Raft log\n"
     "  --new-key FILE   the new log key (an Ed25519 key file, e.g. from\n"
     "                   `clinlog keygen`); default: a new random key\n";
 
@@ -76,14 +78,15 @@ static int in_use(const char *dir, cl_err *err) {
  * the exit status. */
 typedef struct rotate_args {
   const char *dir, *new_key, *mk;
-  int json, check;
+  int json, check, single_node;
 } rotate_args;
 
 static int rotate_parse(int argc, char **argv, rotate_args *a) {
   static const struct option opts[] = {
       {"new-key", required_argument, 0, 'n'}, {"master-key", required_argument, 0, 'm'},
       {"check", no_argument, 0, 'c'},         {"json", no_argument, 0, 'j'},
-      {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+      {"single-node", no_argument, 0, 's'},   {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -99,6 +102,9 @@ static int rotate_parse(int argc, char **argv, rotate_args *a) {
       break;
     case 'j':
       a->json = 1;
+      break;
+    case 's':
+      a->single_node = 1;
       break;
     default:
       fputs(USAGE, c == 'h' ? stdout : stderr);
@@ -249,6 +255,19 @@ static int rotate_log(int argc, char **argv) {
     return cli_fail("keys rotate-log", &err);
   if (in_use(dir, &err))
     return cli_fail("keys rotate-log", &err);
+  /* the rotation's events are written to the store, not through the Raft
+   * log: a member that joined later and replayed that log would miss them */
+  char raft[4200];
+  struct stat rs;
+  snprintf(raft, sizeof raft, "%s/raft", dir);
+  if (!a.single_node && !check && stat(raft, &rs) == 0) {
+    cl_err_set(&err, CL_EDENIED,
+               "%s holds Raft state: the rotation's events bypass the Raft log, so only a node "
+               "that stays a single-node cluster may be rotated offline (--single-node says so); "
+               "clusters: docs/operations.md",
+               dir);
+    return cli_fail("keys rotate-log", &err);
+  }
   cl_signer nk = {0};
   if (new_key && cl_signer_load(&nk, new_key, &err))
     return cli_fail("keys rotate-log: --new-key", &err);
