@@ -57,7 +57,9 @@ static void usage(FILE *f) {
       "  --listen HOST:PORT         default 127.0.0.1:7525\n"
       "  --dev                      allow plaintext (loopback addresses only)\n"
       "  --tls-cert PEM --tls-key PEM   server certificate and key (TLS is on unless --dev)\n"
-      "  --client-ca PEM            verify client certificates against this CA\n"
+      "  --client-ca PEM            verify client certificates against this CA (default: the\n"
+      "                             --raft-tls-ca cluster CA); the other nodes' API\n"
+      "                             certificates are checked against it too\n"
       "  --require-client-cert      mutual TLS: refuse clients without a valid certificate\n"
       "  --max-message-bytes N      largest request message (default 16777216)\n"
       "  --max-event-bytes N        largest serialized event (default 1048576)\n"
@@ -83,7 +85,9 @@ static void usage(FILE *f) {
       "                             built-in query/auth/default.policy)\n"
       "  --audit on|off             on (default): every call but health checks is recorded\n"
       "                             (AccessRecorded in $audit) before its answer leaves; a\n"
-      "                             call whose record cannot be committed is refused\n"
+      "                             call whose record cannot be committed is refused\n");
+  fprintf(
+      f,
       "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
       "  --node-id N                this node's id in the cluster (default 1)\n"
       "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
@@ -102,7 +106,10 @@ static void usage(FILE *f) {
       "                             the cluster CA (default: --tls-cert, --tls-key and\n"
       "                             --client-ca). Required unless --dev on loopback; without\n"
       "                             them a node that does not --join runs alone, with no\n"
-      "                             Raft listener\n"
+      "                             Raft listener. The same certificate is this node's client\n"
+      "                             certificate when it calls the other nodes' APIs\n"
+      "                             (forwarded writes, catch-up): bind it to a principal with\n"
+      "                             role node (`clinlog auth bind-cert`) for --auth required\n"
       "  --no-forward               followers answer appends with UNAVAILABLE and the leader's\n"
       "                             address (clinlog-leader) instead of forwarding them\n"
       "  --config FILE.json         the same settings as a JSON object (flags win)\n");
@@ -537,8 +544,20 @@ int main(int argc, char **argv) {
   o.repl.raft_address = o.raft_listen;
   o.repl.api_address = o.advertise ? o.advertise : o.srv.listen;
   o.repl.bootstrap = !o.join;
+  /* node-to-node API calls (forwarding, catch-up): TLS when the API has it,
+   * this node's certificate (the Raft one) as the client certificate, the
+   * other nodes' API certificates checked against --client-ca, else the
+   * cluster CA; the API asks callers for certificates of the cluster CA
+   * when no --client-ca is given, so the other nodes can authenticate */
+  static cl_grpc_peer_config peer;
+  peer.plaintext = !o.srv.tls_cert;
+  peer.cert = o.repl.tls_cert ? o.repl.tls_cert : o.srv.tls_cert;
+  peer.key = o.repl.tls_cert ? o.repl.tls_key : o.srv.tls_key;
+  peer.ca = o.srv.client_ca ? o.srv.client_ca : o.repl.tls_ca;
+  if (!o.srv.client_ca && o.srv.tls_cert && o.repl.tls_ca)
+    o.srv.client_ca = o.repl.tls_ca;
   o.repl.fetch = cl_grpc_catchup;
-  o.repl.fetch_ctx = &o.srv;
+  o.repl.fetch_ctx = &peer;
   cl_repl *repl;
   if (cl_repl_start(&o.repl, &repl, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
@@ -551,7 +570,7 @@ int main(int argc, char **argv) {
                        .repl = repl,
                        .no_forward = o.no_forward,
                        .forward = cl_grpc_forward,
-                       .forward_ctx = &o.srv};
+                       .forward_ctx = &peer};
   cl_svc *svc = NULL;
   char export_dir[4200];
   snprintf(export_dir, sizeof export_dir, "%s/exports", o.log.dir);

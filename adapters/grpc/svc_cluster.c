@@ -30,7 +30,17 @@ static pthread_mutex_t fwd_mu = PTHREAD_MUTEX_INITIALIZER;
 static cl_client *fwd_client;
 static char fwd_target[CL_REPL_ADDR_MAX];
 
-static cl_client *leader_client(const cl_server_config *cfg, const char *api, cl_err *err) {
+/* Client options for a call to the node at `api` (borrowed). */
+static void peer_options(const cl_grpc_peer_config *cfg, const char *api, cl_client_options *o) {
+  cl_client_options_init(o);
+  o->target = api;
+  o->plaintext = cfg->plaintext;
+  o->ca_pem_file = cfg->ca;
+  o->cert_pem_file = cfg->cert;
+  o->key_pem_file = cfg->key;
+}
+
+static cl_client *leader_client(const cl_grpc_peer_config *cfg, const char *api, cl_err *err) {
   pthread_mutex_lock(&fwd_mu);
   if (fwd_client && strcmp(fwd_target, api) != 0) {
     cl_client_close(fwd_client);
@@ -38,12 +48,7 @@ static cl_client *leader_client(const cl_server_config *cfg, const char *api, cl
   }
   if (!fwd_client) {
     cl_client_options o;
-    cl_client_options_init(&o);
-    o.target = api;
-    o.plaintext = cfg->dev;
-    o.ca_pem_file = cfg->client_ca;
-    o.cert_pem_file = cfg->tls_cert;
-    o.key_pem_file = cfg->tls_key;
+    peer_options(cfg, api, &o);
     o.timeout_ms = 30000;
     o.md_key = FORWARDED_MD;
     o.md_value = "1";
@@ -88,7 +93,7 @@ static int result_of(const Clinlog__V1__AppendResponse *resp, cl_append_result *
 
 int cl_grpc_forward(void *ctx, const char *leader_api, const cl_req_ctx *rc,
                     const Clinlog__V1__AppendBatch *b, cl_append_result *r, cl_err *err) {
-  const cl_server_config *cfg = ctx;
+  const cl_grpc_peer_config *cfg = ctx;
   memset(r, 0, sizeof *r);
   cl_client *cl = leader_client(cfg, leader_api, err);
   if (!cl)
@@ -395,18 +400,13 @@ static void svc_fetch_records(srv_call *c, int ok) {
 
 int cl_grpc_catchup(void *ctx, cl_log *log, const char *api, uint64_t size,
                       const uint8_t root[32], cl_err *err) {
-  const cl_server_config *cfg = ctx;
+  const cl_grpc_peer_config *cfg = ctx;
   uint64_t have;
   cl_log_head(log, &have, NULL);
   if (have >= size)
     return 0;
   cl_client_options o;
-  cl_client_options_init(&o);
-  o.target = api;
-  o.plaintext = cfg->dev;
-  o.ca_pem_file = cfg->client_ca;
-  o.cert_pem_file = cfg->tls_cert;
-  o.key_pem_file = cfg->tls_key;
+  peer_options(cfg, api, &o);
   cl_client *cl;
   int rc = cl_client_open(&o, &cl, err);
   if (rc)

@@ -124,6 +124,7 @@ static struct {
   cl_svc *svc;
   cl_server *srv;
   cl_server_config cfg;
+  cl_grpc_peer_config peer;
   char target[64];
   char raft_addr[64], raft_dir[4096];
   cl_client *c;
@@ -173,13 +174,14 @@ static void setup(void) {
   ro.api_address = "127.0.0.1:1"; /* never called: one node */
   ro.bootstrap = 1;
   ro.fetch = cl_grpc_catchup;
-  ro.fetch_ctx = &F.cfg;
+  F.peer.plaintext = 1;
+  ro.fetch_ctx = &F.peer;
   cr_assert_eq(cl_repl_start(&ro, &F.repl, &err), 0, "%s", err.msg);
 
   cl_svc_options so = {.log = F.log,
                        .repl = F.repl,
                        .forward = cl_grpc_forward,
-                       .forward_ctx = &F.cfg,
+                       .forward_ctx = &F.peer,
                        .hooks = {h_authorize, h_audit, h_finished, &R}};
   cr_assert_eq(cl_svc_new(&so, &F.svc, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_svc_add_projection(F.svc, &cl_streams_projection, NULL, &err), 0, "%s", err.msg);
