@@ -14,6 +14,7 @@
 #include "adapters/service/audit.h"
 #include "adapters/service/authz.h"
 #include "clinlog/v1/auth.pb-c.h"
+#include "store/keyring.h"
 #include "store/keys.h"
 
 #define MAX_PROJECTIONS 16
@@ -166,13 +167,23 @@ static int authenticate(cl_svc *s, cl_req_ctx *rc, cl_err *err) {
   } else {
     id.principal[0] = '\0';
   }
+  int kind = cl_method_kind(rc->method);
   if (id.principal[0]) {
     snprintf(rc->principal, sizeof rc->principal, "%s", id.principal);
     snprintf(rc->roles, sizeof rc->roles, "%s", id.roles);
     snprintf(rc->patient_id, sizeof rc->patient_id, "%s", id.patient_id);
+    if (rc->auth == CL_AUTH_MTLS && cl_roles_has(rc->roles, "node"))
+      rc->auth = CL_AUTH_NODE; /* another node of the cluster, by its bound certificate */
+    /* catch-up hands out every record of the log: only a node, by the
+     * certificate it also speaks Raft with, never a person's token */
+    if (s->require_auth && kind == CL_MK_PEER && rc->auth != CL_AUTH_NODE)
+      return cl_err_set(err, CL_EDENIED,
+                        "%s: %s (roles %s) may not: it needs a node certificate (a client "
+                        "certificate bound to a principal with role node)",
+                        cl_method_name(rc->method), rc->principal,
+                        rc->roles[0] ? rc->roles : "none");
     return 0;
   }
-  int kind = cl_method_kind(rc->method);
   if (s->require_auth && kind != CL_MK_HEALTH && rc->method != M_AUTH_LOGIN &&
       rc->method != M_AUTH_TOKEN)
     return cl_err_set(err, CL_EUNAUTH,
