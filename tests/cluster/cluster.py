@@ -114,8 +114,8 @@ def log(msg):
 class NodeClient(common.Client):
     """common.Client (clinlog.v1.Log) plus clinlog.v1.Cluster."""
 
-    def __init__(self, target):
-        super().__init__(target)
+    def __init__(self, target, credentials=None, options=()):
+        super().__init__(target, credentials=credentials, options=options)
         C = "/clinlog.v1.Cluster/"
         uu = self.channel.unary_unary
         self._status = uu(C + "Status", cpb.ClusterStatusRequest.SerializeToString,
@@ -176,6 +176,10 @@ class Node(common.Server):
         self.client = NodeClient(self.addr)
         self.all_stderr = []  # every start's stderr file
         self.exit_codes = []
+        self.credentials = None  # the test's channel to a node whose API has TLS
+
+    def new_client(self):
+        return NodeClient(self.addr, credentials=self.credentials)
 
     def argv(self):
         a = super().argv() + ["--node-id", str(self.id),
@@ -224,7 +228,7 @@ class Node(common.Server):
         try:
             rc = self.stop(timeout=T(30))
         finally:
-            self.client = NodeClient(self.addr)
+            self.client = self.new_client()
         self.exit_codes.append(("SIGTERM", rc))
         return rc
 
