@@ -186,7 +186,7 @@ static Clinlog__V1__ClusterStatus *status_of(node *n, int timeout_ms, cl_err *er
   Clinlog__V1__ClusterStatusRequest req = CLINLOG__V1__CLUSTER_STATUS_REQUEST__INIT;
   ProtobufCMessage *out;
   if (cl_client_unary_md(n->c, STATUS_PATH, &req.base, &clinlog__v1__cluster_status__descriptor,
-                         timeout_ms, NULL, NULL, 0, &out, NULL, err) != 0)
+                         timeout_ms, NULL, NULL, NULL, 0, &out, NULL, err) != 0)
     return NULL;
   return (Clinlog__V1__ClusterStatus *)out;
 }
@@ -227,7 +227,8 @@ static int add_node(node *leader, node *n, int timeout_ms) {
   cl_err err;
   char hint[128];
   if (cl_client_unary_md(leader->c, ADD_PATH, &req.base, &clinlog__v1__cluster_status__descriptor,
-                         timeout_ms, "clinlog-leader", hint, sizeof hint, &out, NULL, &err) != 0) {
+                         timeout_ms, NULL, "clinlog-leader", hint, sizeof hint, &out, NULL,
+                         &err) != 0) {
     fprintf(stderr, "AddNode %" PRIu64 " on %s: %s%s%s\n", n->id, leader->api, err.msg,
             hint[0] ? "; leader hint " : "", hint);
     return -1;
@@ -409,7 +410,7 @@ static void *fo_run(void *arg) {
       cl_err err;
       int64_t t0 = mono_ns();
       int rc = cl_client_unary_md(s->ns[w->cur].c, APPEND_PATH, &b.b.base,
-                                  &clinlog__v1__append_response__descriptor, 1500, "clinlog-leader",
+                                  &clinlog__v1__append_response__descriptor, 1500, NULL, "clinlog-leader",
                                   hint, sizeof hint, &out, &st, &err);
       if (rc == 0) {
         protobuf_c_message_free_unpacked(out, NULL);

@@ -140,7 +140,7 @@ static int call(const cli_remote *r0, int follow, const char *what, const char *
     ProtobufCMessage *m = NULL;
     cl_client_status st;
     int rc = cl_client_unary_md(cl, method, req, &clinlog__v1__cluster_status__descriptor,
-                                timeout_ms, LEADER_MD, leader, sizeof leader, &m, &st, &err);
+                                timeout_ms, NULL, LEADER_MD, leader, sizeof leader, &m, &st, &err);
     cl_client_close(cl);
     if (rc == 0) {
       *out = (Clinlog__V1__ClusterStatus *)m;

@@ -407,9 +407,9 @@ static int md_find(const grpc_metadata_array *a, const char *key, char *out, siz
  * deadline (timeout_ms; 0: the client's) and, with md_key, the value of one
  * response metadata entry (trailing first, then initial) copied out. */
 static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *req,
-                 const ProtobufCMessageDescriptor *rd, int timeout_ms, const char *md_key,
-                 char *md_value, size_t md_size, ProtobufCMessage **out, cl_client_status *st,
-                 cl_err *err) {
+                 const ProtobufCMessageDescriptor *rd, int timeout_ms, const char *request_id,
+                 const char *md_key, char *md_value, size_t md_size, ProtobufCMessage **out,
+                 cl_client_status *st, cl_err *err) {
   *out = NULL;
   if (st)
     memset(st, 0, sizeof *st);
@@ -427,11 +427,20 @@ static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *
       st->code = CL_GRPC_UNAVAILABLE;
     return rc;
   }
+  grpc_metadata md[2];
+  size_t nmd = 0;
+  if (c->md_n)
+    md[nmd++] = c->md;
+  if (request_id && request_id[0]) { /* the caller's, so both ends' records join */
+    memset(&md[nmd], 0, sizeof md[nmd]);
+    md[nmd].key = grpc_slice_from_static_string("x-request-id");
+    md[nmd++].value = grpc_slice_from_copied_string(request_id);
+  }
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = c->md_n;
-  ops[0].data.send_initial_metadata.metadata = &c->md;
+  ops[0].data.send_initial_metadata.count = nmd;
+  ops[0].data.send_initial_metadata.metadata = md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -454,6 +463,8 @@ static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *
   }
   grpc_byte_buffer_destroy(send);
   call_end(&k);
+  if (nmd > c->md_n)
+    grpc_slice_unref(md[nmd - 1].value);
   return rc;
 }
 
@@ -469,12 +480,14 @@ int cl_client_unary(cl_client *c, const char *method, const ProtobufCMessage *re
                     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **out,
                     cl_client_status *st, cl_err *err) {
   int m = method_of(method);
-  return unary(c, m, m < M_COUNT ? NULL : method, req, resp_desc, 0, NULL, NULL, 0, out, st, err);
+  return unary(c, m, m < M_COUNT ? NULL : method, req, resp_desc, 0, NULL, NULL, NULL, 0, out, st,
+               err);
 }
 
 #define UNARY(fn, M, Req, Resp, desc)                                                              \
   int fn(cl_client *c, const Req *req, Resp **out, cl_client_status *st, cl_err *err) {            \
-    return unary(c, (M), NULL, &req->base, &(desc), 0, NULL, NULL, 0, (ProtobufCMessage **)out, \
+    return unary(c, (M), NULL, &req->base, &(desc), 0, NULL, NULL, NULL, 0,                       \
+                 (ProtobufCMessage **)out, \
                  st, err);                                                                        \
   }
 
@@ -791,13 +804,13 @@ void cl_client_append_stream_abort(cl_client_append_stream *a) {
  * the call's metadata is released. */
 int cl_client_unary_md(cl_client *c, const char *method, const ProtobufCMessage *req,
                        const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
-                       const char *md_key, char *md_value, size_t md_size, ProtobufCMessage **out,
-                       cl_client_status *st, cl_err *err) {
+                       const char *request_id, const char *md_key, char *md_value, size_t md_size,
+                       ProtobufCMessage **out, cl_client_status *st, cl_err *err) {
   if (!method || !method[0] || !req || !resp_desc) {
     *out = NULL;
     return cl_err_set(err, CL_EINVAL, "client: method, request and response type required");
   }
   int m = method_of(method);
-  return unary(c, m, m < M_COUNT ? NULL : method, req, resp_desc, timeout_ms, md_key, md_value,
-               md_size, out, st, err);
+  return unary(c, m, m < M_COUNT ? NULL : method, req, resp_desc, timeout_ms, request_id, md_key,
+               md_value, md_size, out, st, err);
 }

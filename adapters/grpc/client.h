@@ -256,6 +256,9 @@ const char *cl_client_status_name(int code);
  * caller needs (the leader hint "clinlog-leader" of a follower's UNAVAILABLE)
  * or that need a deadline other than the client's.
  *  - timeout_ms > 0 is this call's deadline; <= 0: options.timeout_ms.
+ *  - request_id (may be NULL or ""): sent as "x-request-id", so the server's
+ *    audit record carries the caller's (a forwarded write: the follower's
+ *    call's id).
  *  - md_key (borrowed, lowercase; may be NULL: none wanted) names the
  *    metadata entry to return: md_value (md_size bytes, may be NULL when
  *    md_key is) receives the value of the first trailing metadata entry of
@@ -266,7 +269,8 @@ const char *cl_client_status_name(int code);
 CL_MUST_CHECK int cl_client_unary_md(cl_client *c, const char *method,
                                      const ProtobufCMessage *req,
                                      const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
-                                     const char *md_key, char *md_value, size_t md_size,
-                                     ProtobufCMessage **out, cl_client_status *st, cl_err *err);
+                                     const char *request_id, const char *md_key, char *md_value,
+                                     size_t md_size, ProtobufCMessage **out, cl_client_status *st,
+                                     cl_err *err);
 
 #endif

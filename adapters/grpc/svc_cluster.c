@@ -107,8 +107,8 @@ int cl_grpc_forward(void *ctx, const char *leader_api, const cl_req_ctx *rc,
   if (left < 1)
     left = 1;
   int code = cl_client_unary_md(cl, cl_grpc_method_path[M_APPEND], &b->base,
-                                &clinlog__v1__append_response__descriptor, (int)left, NULL, NULL, 0,
-                                (ProtobufCMessage **)&resp, &st, err);
+                                &clinlog__v1__append_response__descriptor, (int)left, rc->request_id,
+                                NULL, NULL, 0, (ProtobufCMessage **)&resp, &st, err);
   if (code == 0) {
     code = result_of(resp, r, err);
     clinlog__v1__append_response__free_unpacked(resp, NULL);

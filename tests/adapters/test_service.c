@@ -602,7 +602,8 @@ Test(service, projection_reads_wait_for_your_writes) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   int rc =
       cl_client_unary_md(F.c, cl_grpc_method_path[M_GET_STREAM], &gs.base,
-                         &clinlog__v1__stream_info__descriptor, 500, NULL, NULL, 0, &o, &st, &err);
+                         &clinlog__v1__stream_info__descriptor, 500, NULL, NULL, NULL, 0, &o, &st,
+                         &err);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   cr_assert_neq(rc, 0);
   cr_assert_eq(st.code, CL_GRPC_DEADLINE_EXCEEDED, "%s", st.details);

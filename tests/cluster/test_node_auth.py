@@ -201,20 +201,23 @@ class NodeAuthTest(cluster.ClusterTestCase):
 
         # the followers' records reached the log (written through the leader)
         for i in c.ids():
-            rec = wait_records(self, c.nodes[i], lambda r: r.request_id == rid,
+            rec = wait_records(self, c.nodes[i], lambda r: r.request_id == rid and r.node_id == f2,
                                "the append")[0]
             self.assertEqual((rec.principal_id, rec.node_id, rec.auth, rec.outcome),
                              ("nurse1", f2, "token", "0"))
-        rec = wait_records(self, c.nodes[lid], lambda r: r.request_id == login_rid,
+        rec = wait_records(self, c.nodes[lid],
+                           lambda r: r.request_id == login_rid and r.node_id == f1,
                            "the login")[0]
         # (its SessionStarted was forwarded too; the record names the
         # principal that tried, not an authenticated one)
         self.assertEqual((rec.method, rec.node_id, rec.outcome),
                          ("clinlog.v1.Auth/Login", f1, "0"))
-        # the leader recorded the forwarded append as the follower's node
+        # the leader recorded the forwarded append as the follower's node,
+        # under the caller's request id (the follower passes it on)
         recs = wait_records(self, c.nodes[lid], lambda r: (
             r.node_id == lid and r.method == "clinlog.v1.Log/Append"
-            and r.principal_id == "node-%d" % f2), "a forwarded append")
+            and r.principal_id == "node-%d" % f2 and r.request_id == rid),
+            "the forwarded append, joined to the follower's record by its request id")
         self.assertEqual((recs[0].auth, list(recs[0].roles)), ("node", ["node"]))
 
         # a "forwarded" write that proves no node: refused like any call
