@@ -15,6 +15,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "store/checkpoint.h"
 #include "store/event.h"
+#include "store/logkey.h"
 #include "store/merkle.h"
 
 #define CHUNK_EVENTS 128
@@ -699,6 +700,28 @@ static int get_note(cl_log *log, uint64_t size, char **note, size_t *len, cl_che
   return 0;
 }
 
+/* The log keys that signed `note` (a checkpoint of cp->size): those of the
+ * log's key history valid at that size whose signature it carries, oldest
+ * first, into sig[] (*n of them). Before any rotation, and if the history
+ * cannot be read, that is the current key. After a rotation an older
+ * checkpoint names the retired key that signed it; the handover checkpoint
+ * both. */
+static void note_signers(cl_log *log, const char *note, size_t len, const cl_checkpoint *cp,
+                         cl_logkeys *ks, ProtobufCBinaryData *sig, size_t *n) {
+  cl_err err;
+  *n = 0;
+  if (cl_log_logkeys(log, ks, &err) == 0) {
+    for (size_t i = 0; i < ks->n; i++) {
+      cl_checkpoint tmp;
+      if (cl_logkey_valid_at(&ks->k[i], cp->size) &&
+          cl_checkpoint_verify(note, len, cp->origin, ks->k[i].pk, &tmp, &err) == 0)
+        sig[(*n)++] = (ProtobufCBinaryData){32, ks->k[i].pk};
+    }
+  }
+  if (*n == 0)
+    sig[(*n)++] = (ProtobufCBinaryData){32, (uint8_t *)cl_log_public_key(log)};
+}
+
 static void svc_get_checkpoint(srv_call *c, int ok) {
   (void)ok;
   const Clinlog__V1__GetCheckpointRequest *req = (const Clinlog__V1__GetCheckpointRequest *)c->req;
@@ -725,8 +748,21 @@ static void svc_get_checkpoint(srv_call *c, int ok) {
   out.origin = cp.origin;
   out.tree_size = cp.size;
   out.root_hash = (ProtobufCBinaryData){32, cp.root};
-  out.log_public_key = (ProtobufCBinaryData){32, (uint8_t *)cl_log_public_key(log_of(c))};
+  cl_logkeys *ks = malloc(sizeof *ks);
+  ProtobufCBinaryData sig[CL_LOGKEYS_MAX];
+  size_t nsig;
+  if (!ks) {
+    free(note);
+    cl_err_set(&err, CL_ENOMEM, "out of memory");
+    srv_finish_err(c, &err);
+    return;
+  }
+  note_signers(log_of(c), note, len, &cp, ks, sig, &nsig);
+  out.log_public_key = sig[nsig - 1]; /* the newest: the new key at a handover */
+  out.n_log_public_keys = nsig;
+  out.log_public_keys = sig;
   srv_finish(c, GRPC_STATUS_OK, "", &out.base);
+  free(ks);
   free(note);
 }
 
