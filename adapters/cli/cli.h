@@ -9,6 +9,7 @@
 #include "adapters/grpc/client.h"
 #include "store/err.h"
 #include "store/log.h"
+#include "store/logkey.h"
 
 /* Prints "clinlog: <context>: <err->msg> (<CL_E...>)" to stderr; returns
  * the exit status for the error (2 for usage, 1 otherwise). */
@@ -151,10 +152,12 @@ typedef struct cli_fhir_export_args {
 int cli_fhir_export(cl_client *cl, const char *sub, const cli_fhir_export_args *a);
 
 /* `verify --remote`: replays a live node through its API (cmd_verify_remote.c).
- * log_key (may be NULL: trust the server's) and note (may be NULL) as for
+ * log_keys (borrowed; --log-key's log.pub; NULL: learn the key history from
+ * the log, trusting its genesis event and each "$log" key change only if
+ * signed by the log key in force before it) and note (may be NULL) as for
  * local verify. Returns the exit status (0 verified, 3 divergence, 1 could
  * not run). */
-int cli_verify_remote(const cli_remote *r, int json, int hashes_only, const uint8_t *log_key,
+int cli_verify_remote(const cli_remote *r, int json, int hashes_only, const cl_logkeys *log_keys,
                       const char *note, size_t note_len);
 
 #endif

@@ -68,7 +68,10 @@ int cmd_verify(int argc, char **argv) {
               "the head, reads every record, recomputes every leaf, the root and every\n"
               "signature, checks the root against the signed checkpoint and names the first\n"
               "divergent record (content is not decrypted; keys are not needed). Without\n"
-              "--log-key the server's log key is used and checked against the genesis event.\n"
+              "--log-key the log key history is learned from the log: the genesis event's\n"
+              "key, then each $log key registration and revocation, accepted only if signed\n"
+              "by the log key in force before it; each checkpoint is checked with the key\n"
+              "valid at its size (so --hashes-only skips signatures only with --log-key).\n"
               "Exit status: 0 verified, 3 divergence found, 1 could not run.\n" CLI_REMOTE_USAGE
               "  --key PEM            same as --cert-key\n");
       return c == 'h' ? 0 : 2;
@@ -110,7 +113,7 @@ int cmd_verify(int argc, char **argv) {
   }
   if (remote) {
     int st =
-        cli_verify_remote(&rem, json, o.hashes_only, keyfile ? pk : NULL, note, o.checkpoint_len);
+        cli_verify_remote(&rem, json, o.hashes_only, keyfile ? &lks : NULL, note, o.checkpoint_len);
     free(note);
     return st;
   }

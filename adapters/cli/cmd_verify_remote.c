@@ -2,8 +2,13 @@
  * API, trusting nothing the server says that it cannot prove.
  *
  *  1. GetCheckpoint(fresh) gives a signed checkpoint of the head (size N);
- *     its signature is checked with the log's public key (--log-key, or the
- *     key the server names, which must then match the genesis event).
+ *     its signature is checked with the log key valid at N. The log key
+ *     history (store/logkey.h) is --log-key's log.pub, or learned from the
+ *     log itself: the genesis event's key, then every KeyRegistered and
+ *     KeyRevoked of "$log", each accepted only if its signature is by the
+ *     log key in force before it (a chain of trust from genesis; the
+ *     server's word on its keys is not used). Learned, the head's signature
+ *     is checked after the replay.
  *  2. Read(from 1, N events, include_record) replays the log: for every
  *     event the stored record is decoded and checked against what the
  *     server says about the event (seq, id, hash, version, type, time), the
@@ -26,6 +31,7 @@
 #include "clinlog/v1/record.pb-c.h"
 #include "store/checkpoint.h"
 #include "store/keys.h"
+#include "store/logkey.h"
 #include "store/merkle.h"
 
 #define BLOCK 4096 /* leaves between kept prefix roots */
@@ -39,9 +45,17 @@ typedef struct rv {
   uint32_t bsize, bcount;
   uint8_t (*roots)[32]; /* roots[i]: root at size (i + 1) * BLOCK */
   size_t nroots, cap;
-  const cl_checkpoint *head; /* the verified head checkpoint */
-  const uint8_t *pk;         /* log key it verified with */
-  const cl_checkpoint *ext;  /* external checkpoint (verified), or NULL */
+  const cl_checkpoint *head; /* the head checkpoint (verified, or at the end if learning) */
+  cl_logkeys keys;           /* the log key history: --log-key's, or learned */
+  int learn;                 /* 1: keys learned from the log (trust from genesis) */
+  /* "$log" key changes of the batch being collected, applied once its
+   * signature checks out */
+  struct {
+    int revoke;
+    uint8_t pk[32];
+  } chg[8];
+  size_t nchg;
+  const cl_checkpoint *ext; /* external checkpoint (verified), or NULL */
   int ext_checked;
   int failed;
   uint64_t fail_seq;
@@ -66,6 +80,80 @@ static int no_put(void *ctx, unsigned level, uint64_t index, const uint8_t hash[
   return 0;
 }
 
+/* A "$log" key change (KeyRegistered/KeyRevoked of principal "$log", in
+ * any stream, as the keyring counts it) in event e: noted in v->chg until
+ * its signature is checked. */
+static int note_key_change(rv *v, const Clinlog__V1__RecordedEvent *e) {
+  if (e->event_type != CLINLOG__V1__EVENT__BODY_KEY_REGISTERED &&
+      e->event_type != CLINLOG__V1__EVENT__BODY_KEY_REVOKED)
+    return 0;
+  /* the type is in the record, a leaf of the signed tree; a key change
+   * served without its bytes could hide a revocation */
+  if (!e->event.len)
+    return v->learn
+               ? failf(v, e->seq, "seq %llu: a key change served without its event; give --log-key",
+                       (unsigned long long)e->seq)
+               : 0;
+  Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, e->event.len, e->event.data);
+  if (!ev)
+    return failf(v, e->seq, "seq %llu: the event does not decode", (unsigned long long)e->seq);
+  const char *who = NULL;
+  ProtobufCBinaryData pk = {0, NULL};
+  int revoke = ev->body_case == CLINLOG__V1__EVENT__BODY_KEY_REVOKED;
+  if (ev->body_case == CLINLOG__V1__EVENT__BODY_KEY_REGISTERED && ev->key_registered)
+    who = ev->key_registered->principal_id, pk = ev->key_registered->public_key;
+  else if (revoke && ev->key_revoked)
+    who = ev->key_revoked->principal_id, pk = ev->key_revoked->public_key;
+  int rc = 0;
+  if (who && !strcmp(who, "$log")) {
+    if (pk.len != 32)
+      rc = failf(v, e->seq, "seq %llu: a $log key change with a malformed key",
+                 (unsigned long long)e->seq);
+    else if (v->nchg == sizeof v->chg / sizeof v->chg[0])
+      rc = failf(v, e->seq, "seq %llu: too many $log key changes in one batch",
+                 (unsigned long long)e->seq);
+    else {
+      v->chg[v->nchg].revoke = revoke;
+      memcpy(v->chg[v->nchg++].pk, pk.data, 32);
+    }
+  }
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  return rc;
+}
+
+/* The $log key changes signed by `signer`, whose signature covers seqs up
+ * to `seq`: the signer must be the log key in force before them (the
+ * newest unrevoked one of the history; with --log-key, a key of log.pub
+ * valid at seq). Learning, they extend the history as the keyring does:
+ * from/to = the batch's last seq. */
+static int apply_key_changes(rv *v, const uint8_t signer[32], uint64_t seq) {
+  if (!v->nchg)
+    return 0;
+  unsigned long long s = (unsigned long long)seq;
+  const cl_logkey *k = cl_logkeys_find(&v->keys, signer);
+  if (v->learn ? k != cl_logkeys_current(&v->keys) || !k : !k || !cl_logkey_valid_at(k, seq))
+    return failf(v, seq,
+                 "seq %llu: a $log key change not signed by the log key in force before it "
+                 "(a forged log key?)",
+                 s);
+  for (size_t i = 0; v->learn && i < v->nchg; i++) {
+    cl_logkey *t = (cl_logkey *)cl_logkeys_find(&v->keys, v->chg[i].pk);
+    if (v->chg[i].revoke) {
+      if (!t || t->to)
+        return failf(v, seq, "seq %llu: revokes a $log key not in force", s);
+      t->to = seq;
+    } else {
+      if (t || v->keys.n == CL_LOGKEYS_MAX)
+        return failf(v, seq, "seq %llu: registers a $log key twice, or too many", s);
+      /* registered after every key so far: `from` order is kept */
+      v->keys.k[v->keys.n++] = (cl_logkey){.from = seq, .to = 0};
+      memcpy(v->keys.k[v->keys.n - 1].pk, v->chg[i].pk, 32);
+    }
+  }
+  v->nchg = 0;
+  return 0;
+}
+
 static int check_signature(rv *v, const Clinlog__V1__Record *r) {
   unsigned long long seq = (unsigned long long)r->seq;
   const Clinlog__V1__Signature *s = r->signature;
@@ -76,7 +164,7 @@ static int check_signature(rv *v, const Clinlog__V1__Record *r) {
     if (cl_verify_event(s->key_id.data, r->event_hash.data, s->signature.data) != 0)
       return failf(v, r->seq, "record %llu: signature does not verify", seq);
     v->signatures++;
-    return 0;
+    return apply_key_changes(v, s->key_id.data, r->seq);
   }
   if (r->batch_index != v->bcount || (v->bcount && r->batch_size != v->bsize) ||
       r->batch_size > CL_MAX_BATCH)
@@ -99,10 +187,11 @@ static int check_signature(rv *v, const Clinlog__V1__Record *r) {
     return failf(v, r->seq, "records %llu-%llu: batch signature does not verify",
                  seq - v->bsize + 1, seq);
   v->signatures++;
-  return 0;
+  return apply_key_changes(v, s->key_id.data, r->seq);
 }
 
-/* The genesis event must name the log key and origin the checkpoint uses. */
+/* The genesis event must name the first log key (learning: it becomes the
+ * root of trust) and the checkpoint's origin. */
 static int check_genesis(rv *v, const Clinlog__V1__RecordedEvent *e) {
   if (!e->event.len)
     return 0;
@@ -110,12 +199,16 @@ static int check_genesis(rv *v, const Clinlog__V1__RecordedEvent *e) {
   int rc = 0;
   if (!ev || ev->body_case != CLINLOG__V1__EVENT__BODY_LOG_CREATED || !ev->log_created)
     rc = failf(v, 1, "event 1 is not LogCreated");
-  else if (ev->log_created->log_public_key.len != 32 ||
-           memcmp(ev->log_created->log_public_key.data, v->pk, 32) != 0)
-    rc = failf(v, 1,
-               "the genesis event names another log key than the one the checkpoint "
-               "verified with");
-  else if (strcmp(ev->log_created->origin, v->head->origin) != 0)
+  else if (ev->log_created->log_public_key.len != 32)
+    rc = failf(v, 1, "the genesis event names no log key");
+  else if (v->learn) {
+    v->keys.n = 1;
+    v->keys.k[0] = (cl_logkey){.from = 1, .to = 0};
+    memcpy(v->keys.k[0].pk, ev->log_created->log_public_key.data, 32);
+  } else if (!v->keys.n || v->keys.k[0].from != 1 ||
+             memcmp(ev->log_created->log_public_key.data, v->keys.k[0].pk, 32) != 0)
+    rc = failf(v, 1, "the genesis event names another log key than --log-key's first");
+  if (rc == 0 && strcmp(ev->log_created->origin, v->head->origin) != 0)
     rc = failf(v, 1, "the genesis event names origin \"%s\", the checkpoint \"%s\"",
                ev->log_created->origin, v->head->origin);
   if (ev)
@@ -157,11 +250,13 @@ static int replay_one(rv *v, const Clinlog__V1__RecordedEvent *e) {
   }
   if (rc == 0 && e->erased)
     v->erased++;
+  if (rc == 0 && e->seq == 1)
+    rc = check_genesis(v, e);
+  if (rc == 0)
+    rc = note_key_change(v, e);
   if (rc == 0 && !v->hashes_only)
     rc = check_signature(v, r);
   clinlog__v1__record__free_unpacked(r, NULL);
-  if (rc == 0 && e->seq == 1)
-    rc = check_genesis(v, e);
   if (rc)
     return rc;
   uint8_t leaf[32], root[32];
@@ -305,7 +400,7 @@ static void locate(cl_client *c, rv *v) {
         (unsigned long long)v->head->size);
 }
 
-int cli_verify_remote(const cli_remote *r, int json, int hashes_only, const uint8_t *log_key,
+int cli_verify_remote(const cli_remote *r, int json, int hashes_only, const cl_logkeys *log_keys,
                       const char *note, size_t note_len) {
   cl_err err;
   cl_err_clear(&err);
@@ -320,9 +415,13 @@ int cli_verify_remote(const cli_remote *r, int json, int hashes_only, const uint
   memset(&v, 0, sizeof v);
   cl_merkle_frontier_init(&v.fr);
   v.next = 1;
-  v.hashes_only = hashes_only;
+  /* a key history learned from the log rests on the signatures of its
+   * changes: --hashes-only skips signatures only with --log-key */
+  v.hashes_only = hashes_only = hashes_only && log_keys;
   cl_checkpoint head, ext;
-  uint8_t pk[32];
+  if (log_keys)
+    v.keys = *log_keys;
+  v.learn = !log_keys;
   Clinlog__V1__GetCheckpointRequest creq = CLINLOG__V1__GET_CHECKPOINT_REQUEST__INIT;
   creq.fresh = 1;
   Clinlog__V1__Checkpoint *cp = NULL;
@@ -330,26 +429,23 @@ int cli_verify_remote(const cli_remote *r, int json, int hashes_only, const uint
     status = cli_fail("verify: GetCheckpoint", &err);
     goto out;
   }
-  if (log_key) {
-    memcpy(pk, log_key, 32);
-  } else if (cp->log_public_key.len == 32) {
-    memcpy(pk, cp->log_public_key.data, 32);
-  } else {
-    cl_err_set(&err, CL_EMALFORMED, "the server names no log public key; give --log-key");
-    status = cli_fail("verify", &err);
-    goto out;
-  }
-  v.pk = pk;
   v.head = &head;
-  if (cl_checkpoint_verify(cp->note, strlen(cp->note), cp->origin, pk, &head, &err) != 0) {
+  /* with --log-key the signatures are checked now; learning the keys from
+   * the log, after the replay (the notes are parsed now, and trusted only
+   * then) */
+  if (log_keys ? cl_checkpoint_verify_logkeys(cp->note, strlen(cp->note), cp->origin, log_keys,
+                                              &head, NULL, &err) != 0
+               : cl_checkpoint_parse(cp->note, strlen(cp->note), &head, &err) != 0) {
     failf(&v, 0, "the server's signed checkpoint does not verify%s: %s",
-          log_key ? " with --log-key" : "", err.msg);
+          log_keys ? " with --log-key" : "", err.msg);
   } else if (head.size != cp->tree_size || cp->root_hash.len != 32 ||
-             memcmp(head.root, cp->root_hash.data, 32) != 0) {
+             memcmp(head.root, cp->root_hash.data, 32) != 0 || strcmp(head.origin, cp->origin)) {
     failf(&v, 0, "the checkpoint's fields differ from its signed note");
   }
   if (!v.failed && note) {
-    if (cl_checkpoint_verify(note, note_len, head.origin, pk, &ext, &err) != 0)
+    if (log_keys ? cl_checkpoint_verify_logkeys(note, note_len, head.origin, log_keys, &ext, NULL,
+                                                &err) != 0
+                 : cl_checkpoint_parse(note, note_len, &ext, &err) != 0)
       failf(&v, 0, "--checkpoint does not verify: %s", err.msg);
     else if (ext.size > head.size)
       failf(&v, 0,
@@ -401,17 +497,35 @@ int cli_verify_remote(const cli_remote *r, int json, int hashes_only, const uint
     locate(c, &v);
   if (!v.failed && v.ext && !v.ext_checked)
     failf(&v, 0, "--checkpoint (size %llu) was not reached", (unsigned long long)v.ext->size);
+  if (!v.failed && v.learn) { /* the notes, with the key history the log proved */
+    cl_checkpoint chk;
+    if (cl_checkpoint_verify_logkeys(cp->note, strlen(cp->note), head.origin, &v.keys, &chk, NULL,
+                                     &err) != 0)
+      failf(&v, 0,
+            "the server's signed checkpoint does not verify with the log keys of its $log "
+            "history (%zu, from the genesis event): %s",
+            v.keys.n, err.msg);
+    else if (v.ext && cl_checkpoint_verify_logkeys(note, note_len, head.origin, &v.keys, &chk, NULL,
+                                                   &err) != 0)
+      failf(&v, 0, "--checkpoint does not verify with the log's $log key history: %s", err.msg);
+  }
   double secs = cli_now() - t0;
   double rate = secs > 0 ? (double)v.fr.size / secs : 0;
   char rootb64[64];
   sodium_bin2base64(rootb64, sizeof rootb64, root, 32, sodium_base64_VARIANT_ORIGINAL);
-  const char *keysrc = log_key ? "--log-key" : "server (checked against the genesis event)";
+  char keysrc[96];
+  if (log_keys)
+    snprintf(keysrc, sizeof keysrc, "--log-key, %zu key%s", log_keys->n,
+             log_keys->n == 1 ? "" : "s");
+  else
+    snprintf(keysrc, sizeof keysrc, "the log: genesis and %zu rotation%s",
+             v.keys.n ? v.keys.n - 1 : 0, v.keys.n == 2 ? "" : "s");
   if (json) {
     json_t *j = json_pack(
         "{s:b, s:s, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:f, s:f}", "ok", !v.failed,
         "server", cl_client_target(c), "events", (json_int_t)v.fr.size, "treeSize",
         (json_int_t)head.size, "rootHash", rootb64, "origin", head.origin, "logKey",
-        log_key ? "file" : "server", "checkpoints", (json_int_t)(v.failed ? 0 : 1 + v.ext_checked),
+        log_keys ? "file" : "log", "checkpoints", (json_int_t)(v.failed ? 0 : 1 + v.ext_checked),
         "signatures", (json_int_t)v.signatures, "erased", (json_int_t)v.erased, "signaturesChecked",
         !hashes_only, "seconds", secs, "eventsPerSecond", rate);
     if (v.failed) {

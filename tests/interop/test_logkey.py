@@ -3,11 +3,17 @@ the log signing key"), checked with Python's own Ed25519 and RFC 9162 code:
 checkpoints the node served before the rotation verify with the old key,
 those after it with the new one, the handover checkpoint with both; a
 consistency proof spans the rotation; the origin stays; log.pub lists both
-keys with their tree sizes; `clinlog verify` passes with it."""
+keys with their tree sizes; `clinlog verify` passes with it. GetCheckpoint
+names the key(s) that signed the checkpoint it returns; `clinlog verify
+--remote` learns the key history from the log (a chain of signatures from
+the genesis key) or takes log.pub, and refuses a $log key registered by
+anything but the log key in force."""
 import base64
 import json
 import os
 import subprocess
+
+import nacl.signing
 
 import common
 from common import T, LogServerTestCase, event, verify_consistency, verify_note
@@ -89,6 +95,15 @@ class TestRotateLogKey(LogServerTestCase):
         self.assertEqual(verify_note(hand.note, new_pk, origin), (origin, n, hroot))
         self.assertEqual(n, seq)
 
+        # GetCheckpoint names the key(s) that signed the note it returns
+        self.assertEqual((again.log_public_key, list(again.log_public_keys)), (old_pk, [old_pk]))
+        self.assertEqual((hand.log_public_key, list(hand.log_public_keys)),
+                         (new_pk, [old_pk, new_pk]))
+        self.assertEqual((cp2.log_public_key, list(cp2.log_public_keys)), (new_pk, [new_pk]))
+        for c in (again, hand, cp2):
+            for k in c.log_public_keys:
+                self.assertEqual(verify_note(c.note, k, origin)[1], c.tree_size)
+
         # RFC 9162 consistency across the rotation, pre -> handover -> post
         for a, ra, b, rb in ((cp1.tree_size, cp1.root_hash, cp2.tree_size, cp2.root_hash),
                              (cp1.tree_size, cp1.root_hash, seq, hroot),
@@ -98,14 +113,28 @@ class TestRotateLogKey(LogServerTestCase):
             self.assertTrue(verify_consistency(a, b, p.old_root, p.new_root, list(p.hashes)),
                             "consistency %d -> %d" % (a, b))
 
+        # clinlog verify --remote: the key history learned from the log
+        # (trust from genesis), or log.pub; the old key alone is not enough
+        remote = ("verify", "--remote", "--server", self.server.addr, "--plaintext")
+        r = clinlog(*remote, "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(json.loads(r.stdout)["logKey"], "log")
+        r = clinlog(*remote, "--json", "--hashes-only")  # the chain needs the signatures
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(json.loads(r.stdout)["signaturesChecked"])
+        r = clinlog(*remote, "--log-key", pub)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        old_pub = data + ".old-log.pub"
+        with open(old_pub, "w") as f:
+            f.write("origin: %s\nkey: ed25519:%s\n" % (origin, base64.b64encode(old_pk).decode()))
+        r = clinlog(*remote, "--log-key", old_pub)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+
         # clinlog verify with the new log.pub; the old key alone is not enough
         self.assertEqual(self.server.stop(), 0, self.server.stderr()[-2000:])
         r = clinlog("verify", data, "--log-key", pub, "--json")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertTrue(json.loads(r.stdout)["contentChecked"])
-        old_pub = data + ".old-log.pub"
-        with open(old_pub, "w") as f:
-            f.write("origin: %s\nkey: ed25519:%s\n" % (origin, base64.b64encode(old_pk).decode()))
         r = clinlog("verify", data, "--log-key", old_pub)
         self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
         self.assertIn("log.pub lists every log key", r.stdout)
@@ -114,4 +143,23 @@ class TestRotateLogKey(LogServerTestCase):
             f.write(cp1.note)
         r = clinlog("verify", data, "--log-key", pub, "--checkpoint", cpf)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.server.start()  # for tearDownClass's clean stop
+        self.server.start()
+        self.client.wait_ready()
+
+        # a forged log key: an admin's KeyRegistered of "$log" (the server
+        # takes it; the log key's chain does not)
+        forged = nacl.signing.SigningKey.generate().verify_key.encode()
+        ev = common.pb.event.Event(event_id=common.new_id(), stream="$log",
+                                   occurred_at=common.timestamp_now())
+        ev.recorded_by.principal_id = "admin"
+        ev.recorded_by.role = "admin"
+        ev.key_registered.principal_id = "$log"
+        ev.key_registered.public_key = forged
+        fseq = self.append_events([ev.SerializeToString()]).positions[0].seq
+        self.client.checkpoint(fresh=True)
+        for extra in ((), ("--log-key", pub)):
+            r = clinlog(*remote, "--json", *extra)
+            self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+            out = json.loads(r.stdout)
+            self.assertEqual(out["failSeq"], fseq, out)
+            self.assertIn("not signed by the log key in force", out["failure"])
