@@ -88,9 +88,22 @@ static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, 
                     : ev->key_revoked->principal_id,
                 CL_LOG_PRINCIPAL))
       return 0;
+    /* nobody else gives "$log" a key: a key an admin registered there would
+     * sign audit records and checkpoints as the node (an admin may still
+     * revoke a stolen log key) */
+    if (ev->body_case == CLINLOG__V1__EVENT__BODY_KEY_REGISTERED && !genesis &&
+        !strcmp(ev->key_registered->principal_id, CL_LOG_PRINCIPAL))
+      return cl_err_set(err, CL_EDENIED,
+                        "events[%zu]: only the log key registers a key of %s (clinlog keys "
+                        "rotate-log)",
+                        i, CL_LOG_PRINCIPAL);
     /* fall through */
   case CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED:
   case CLINLOG__V1__EVENT__BODY_STREAM_ERASED:
+    if (ev->body_case == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED && !genesis &&
+        !strcmp(ev->principal_registered->principal_id, CL_LOG_PRINCIPAL))
+      return cl_err_set(err, CL_EDENIED, "events[%zu]: %s is the log itself, registered by LogCreated",
+                        i, CL_LOG_PRINCIPAL);
     if (!genesis && !cl_roles_has(roles, CL_ROLE_ADMIN))
       return cl_err_set(err, CL_EDENIED, "events[%zu]: %s needs the admin role", i,
                         cl_event_type_name(ev->body_case));

@@ -821,8 +821,24 @@ Test(log, system_streams_are_protected) {
   head(&size, root);
   /* only admin/system principals write $ streams */
   cr_assert_eq(cl_test_append1(lg, &nurse, "$log", "nurse-9", NULL, &seq, &err), CL_EDENIED);
-  /* system streams cannot be crypto-shredded: the keyring must stay readable */
+  /* an admin gives "$log" no key (it would sign audit records and
+   * checkpoints as the node), nor registers "$log" as a principal */
   size_t len;
+  cl_signer forged;
+  cr_assert_eq(cl_signer_generate(&forged, &err), 0);
+  uint8_t *kr = security_event("$log", "admin", CLINLOG__V1__EVENT__BODY_KEY_REGISTERED, "$log",
+                               forged.pk, NULL, &len);
+  expect_unchanged_after(CL_EDENIED, cl_test_append(lg, &admin, &kr, &len, 1, 0, NULL, 0, 0, &r, &err),
+                         root, size, &err);
+  cr_assert(strstr(err.msg, "only the log key registers a key of $log"), "%s", err.msg);
+  free(kr);
+  kr = security_event("$log", "admin", CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED, "$log",
+                      forged.pk, "log", &len);
+  expect_unchanged_after(CL_EDENIED, cl_test_append(lg, &admin, &kr, &len, 1, 0, NULL, 0, 0, &r, &err),
+                         root, size, &err);
+  free(kr);
+  cl_signer_free(&forged);
+  /* system streams cannot be crypto-shredded: the keyring must stay readable */
   uint8_t *ev = security_event("$erasures", "admin", CLINLOG__V1__EVENT__BODY_STREAM_ERASED,
                                "$principal-admin", NULL, NULL, &len);
   expect_unchanged_after(CL_EDENIED, cl_test_append(lg, &admin, &ev, &len, 1, 0, NULL, 0, 0, &r, &err),
