@@ -429,12 +429,14 @@ static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *
   }
   grpc_metadata md[2];
   size_t nmd = 0;
+  int own_rid = 0; /* md[nmd-1].value is ours to release */
   if (c->md_n)
     md[nmd++] = c->md;
   if (request_id && request_id[0]) { /* the caller's, so both ends' records join */
     memset(&md[nmd], 0, sizeof md[nmd]);
     md[nmd].key = grpc_slice_from_static_string("x-request-id");
     md[nmd++].value = grpc_slice_from_copied_string(request_id);
+    own_rid = 1;
   }
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
@@ -463,7 +465,7 @@ static int unary(cl_client *c, int m, const char *path, const ProtobufCMessage *
   }
   grpc_byte_buffer_destroy(send);
   call_end(&k);
-  if (nmd > c->md_n)
+  if (own_rid) /* (not c->md_n: another thread may have closed c meanwhile) */
     grpc_slice_unref(md[nmd - 1].value);
   return rc;
 }

@@ -25,10 +25,32 @@ static int64_t op_deadline(srv_call *c, int64_t cap_ms) {
 
 /* ----------------------------------------------------------- forwarding */
 
-/* One channel to the current leader, shared by the forwarding workers. */
+/* One channel to the current leader, shared by the forwarding workers.
+ * Each call holds a reference: a worker that finds the leader moved
+ * replaces the channel while others may still be calling through the old
+ * one, which is closed by whoever lets go of it last. */
+typedef struct fwd_ref {
+  cl_client *c;
+  int refs; /* the slot's, plus one per call in flight; guarded by fwd_mu */
+} fwd_ref;
+
 static pthread_mutex_t fwd_mu = PTHREAD_MUTEX_INITIALIZER;
-static cl_client *fwd_client;
+static fwd_ref *fwd_cur;
 static char fwd_target[CL_REPL_ADDR_MAX];
+
+/* Drops a reference (fwd_mu held); the last one closes the channel. */
+static void fwd_unref(fwd_ref *f) {
+  if (f && --f->refs == 0) {
+    cl_client_close(f->c);
+    free(f);
+  }
+}
+
+static void fwd_release(fwd_ref *f) {
+  pthread_mutex_lock(&fwd_mu);
+  fwd_unref(f);
+  pthread_mutex_unlock(&fwd_mu);
+}
 
 /* Client options for a call to the node at `api` (borrowed). */
 static void peer_options(const cl_grpc_peer_config *cfg, const char *api, cl_client_options *o) {
@@ -40,32 +62,41 @@ static void peer_options(const cl_grpc_peer_config *cfg, const char *api, cl_cli
   o->key_pem_file = cfg->key;
 }
 
-static cl_client *leader_client(const cl_grpc_peer_config *cfg, const char *api, cl_err *err) {
+/* A reference to the channel to `api` (fwd_release it after the call). */
+static fwd_ref *leader_client(const cl_grpc_peer_config *cfg, const char *api, cl_err *err) {
   pthread_mutex_lock(&fwd_mu);
-  if (fwd_client && strcmp(fwd_target, api) != 0) {
-    cl_client_close(fwd_client);
-    fwd_client = NULL;
+  if (fwd_cur && strcmp(fwd_target, api) != 0) {
+    fwd_unref(fwd_cur); /* calls through it keep it until they end */
+    fwd_cur = NULL;
   }
-  if (!fwd_client) {
+  if (!fwd_cur) {
     cl_client_options o;
     peer_options(cfg, api, &o);
     o.timeout_ms = 30000;
     o.md_key = FORWARDED_MD;
     o.md_value = "1";
-    if (cl_client_open(&o, &fwd_client, err) == 0)
+    fwd_ref *f = calloc(1, sizeof *f);
+    if (!f) {
+      cl_err_set(err, CL_ENOMEM, "out of memory");
+    } else if (cl_client_open(&o, &f->c, err) != 0) {
+      free(f);
+    } else {
+      f->refs = 1;
+      fwd_cur = f;
       snprintf(fwd_target, sizeof fwd_target, "%s", api);
-    else
-      fwd_client = NULL;
+    }
   }
-  cl_client *c = fwd_client;
+  fwd_ref *f = fwd_cur;
+  if (f)
+    f->refs++;
   pthread_mutex_unlock(&fwd_mu);
-  return c;
+  return f;
 }
 
 void cl_grpc_forward_close(void) {
   pthread_mutex_lock(&fwd_mu);
-  cl_client_close(fwd_client);
-  fwd_client = NULL;
+  fwd_unref(fwd_cur);
+  fwd_cur = NULL;
   pthread_mutex_unlock(&fwd_mu);
 }
 
@@ -95,9 +126,10 @@ int cl_grpc_forward(void *ctx, const char *leader_api, const cl_req_ctx *rc,
                     const Clinlog__V1__AppendBatch *b, cl_append_result *r, cl_err *err) {
   const cl_grpc_peer_config *cfg = ctx;
   memset(r, 0, sizeof *r);
-  cl_client *cl = leader_client(cfg, leader_api, err);
-  if (!cl)
+  fwd_ref *ref = leader_client(cfg, leader_api, err);
+  if (!ref)
     return err->code;
+  cl_client *cl = ref->c;
   Clinlog__V1__AppendResponse *resp = NULL;
   cl_client_status st;
   /* the client's own deadline carries over to the leader */
@@ -109,6 +141,7 @@ int cl_grpc_forward(void *ctx, const char *leader_api, const cl_req_ctx *rc,
   int code = cl_client_unary_md(cl, cl_grpc_method_path[M_APPEND], &b->base,
                                 &clinlog__v1__append_response__descriptor, (int)left, rc->request_id,
                                 NULL, NULL, 0, (ProtobufCMessage **)&resp, &st, err);
+  fwd_release(ref);
   if (code == 0) {
     code = result_of(resp, r, err);
     clinlog__v1__append_response__free_unpacked(resp, NULL);
