@@ -67,7 +67,11 @@ void cl_repl_options_init(cl_repl_options *o);
  * use, a TLS file that cannot be read). */
 int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err);
 
-/* Stops Raft and the loop thread; waiting calls fail with CL_EUNAVAILABLE. */
+/* Stops Raft and the loop thread; waiting calls fail with CL_EUNAVAILABLE.
+ * Waits at most 10 s for Raft to close: if it does not (seen with the TLS
+ * transport when a peer was cut off mid-connection), it says so on stderr
+ * and returns without it, leaving the loop thread and n to the process's
+ * exit (every acknowledged entry is durable already, as after a crash). */
 void cl_repl_stop(cl_repl *n);
 
 /* Appends a signed batch through Raft: prepared here (in parallel with other
