@@ -70,6 +70,18 @@ static int principal_stream(const Clinlog__V1__Event *ev, size_t i, cl_err *err)
   return 0;
 }
 
+/* An admin's event of a "$" system stream (or any at genesis). */
+static int admin_system_event(const Clinlog__V1__Event *ev, size_t i, const char *roles,
+                              int genesis, cl_err *err) {
+  if (!genesis && !cl_roles_has(roles, CL_ROLE_ADMIN))
+    return cl_err_set(err, CL_EDENIED, "events[%zu]: %s needs the admin role", i,
+                      cl_event_type_name(ev->body_case));
+  if (ev->stream[0] != '$')
+    return cl_err_set(err, CL_EMALFORMED, "events[%zu].stream: %s belongs in a $ system stream",
+                      i, cl_event_type_name(ev->body_case));
+  return 0;
+}
+
 /* Authorization of event i for a signer with `roles`. */
 static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, int genesis,
                      cl_err *err) {
@@ -97,20 +109,15 @@ static int authorize(const Clinlog__V1__Event *ev, size_t i, const char *roles, 
                         "events[%zu]: only the log key registers a key of %s (clinlog keys "
                         "rotate-log)",
                         i, CL_LOG_PRINCIPAL);
-    /* fall through */
+    return admin_system_event(ev, i, roles, genesis, err);
   case CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED:
+    if (!genesis && !strcmp(ev->principal_registered->principal_id, CL_LOG_PRINCIPAL))
+      return cl_err_set(err, CL_EDENIED,
+                        "events[%zu]: %s is the log itself, registered by LogCreated", i,
+                        CL_LOG_PRINCIPAL);
+    return admin_system_event(ev, i, roles, genesis, err);
   case CLINLOG__V1__EVENT__BODY_STREAM_ERASED:
-    if (ev->body_case == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED && !genesis &&
-        !strcmp(ev->principal_registered->principal_id, CL_LOG_PRINCIPAL))
-      return cl_err_set(err, CL_EDENIED, "events[%zu]: %s is the log itself, registered by LogCreated",
-                        i, CL_LOG_PRINCIPAL);
-    if (!genesis && !cl_roles_has(roles, CL_ROLE_ADMIN))
-      return cl_err_set(err, CL_EDENIED, "events[%zu]: %s needs the admin role", i,
-                        cl_event_type_name(ev->body_case));
-    if (ev->stream[0] != '$')
-      return cl_err_set(err, CL_EMALFORMED, "events[%zu].stream: %s belongs in a $ system stream",
-                        i, cl_event_type_name(ev->body_case));
-    return 0;
+    return admin_system_event(ev, i, roles, genesis, err);
   case CLINLOG__V1__EVENT__BODY_CREDENTIAL_ENROLLED:
   case CLINLOG__V1__EVENT__BODY_CERTIFICATE_BOUND:
   case CLINLOG__V1__EVENT__BODY_CERTIFICATE_REVOKED:
