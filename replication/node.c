@@ -230,6 +230,7 @@ struct op {
   op *next;
   cl_repl *n;
   /* completion: guarded by the node's op mutex */
+  pthread_cond_t cv; /* signalled when done: the caller alone waits on it */
   int done;
   int refs; /* the caller and the loop */
   int rc;
@@ -293,8 +294,7 @@ struct cl_repl {
   int stopping;
 
   /* completions (loop -> callers) */
-  pthread_mutex_t omu;
-  pthread_cond_t ocv;
+  pthread_mutex_t omu; /* every op's completion (done, rc, err, refs) */
 
   /* loop-owned */
   op *pending_head, *pending_tail; /* appends waiting for a group */
@@ -345,6 +345,7 @@ static op *op_new(int kind) {
   if (o) {
     o->kind = kind;
     o->refs = 2;
+    pthread_cond_init(&o->cv, NULL);
   }
   return o;
 }
@@ -361,6 +362,7 @@ static void op_unref(cl_repl *n, op *o) {
   free(o->status);
   if (o->r.seq || o->r.version || o->r.event_id)
     cl_append_result_free(&o->r);
+  pthread_cond_destroy(&o->cv);
   free(o);
 }
 
@@ -371,7 +373,7 @@ static void op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
   if (rc && err)
     o->err = *err;
   o->done = 1;
-  pthread_cond_broadcast(&n->ocv);
+  pthread_cond_signal(&o->cv); /* one waiter, not every caller in flight */
   pthread_mutex_unlock(&n->omu);
   op_unref(n, o);
 }
@@ -411,9 +413,9 @@ static int op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
   while (!o->done && !timed_out) {
     if (deadline_ms) {
       struct timespec ts = {deadline_ms / 1000, (deadline_ms % 1000) * 1000000};
-      timed_out = pthread_cond_timedwait(&n->ocv, &n->omu, &ts) == ETIMEDOUT && !o->done;
+      timed_out = pthread_cond_timedwait(&o->cv, &n->omu, &ts) == ETIMEDOUT && !o->done;
     } else {
-      pthread_cond_wait(&n->ocv, &n->omu);
+      pthread_cond_wait(&o->cv, &n->omu);
     }
   }
   int rc = o->done ? o->rc : cl_err_set(err, CL_ETIMEDOUT, "deadline passed while replicating");
@@ -1008,7 +1010,6 @@ int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
   randombytes_buf(&n->origin, sizeof n->origin);
   pthread_mutex_init(&n->qmu, NULL);
   pthread_mutex_init(&n->omu, NULL);
-  pthread_cond_init(&n->ocv, NULL);
   pthread_mutex_init(&n->cmu, NULL);
   if (mkdir(n->dir, 0700) != 0 && errno != EEXIST) {
     cl_err_set(err, CL_EIO, "%s: %s", n->dir, strerror(errno));
