@@ -1,14 +1,15 @@
 /* The audit recorder; see recorder.h.
  *
- * A caller packs and hashes its event on its own thread (the work that
- * scales with callers), queues a ticket that lives on its stack, and waits
- * on the ticket's own condition variable until the writer marks it done
- * (one wake-up per caller, not a broadcast to every waiter). A writer
- * takes the whole queue (up to max_batch) under `mu`, signs and appends
- * without it, then marks and signals the batch's tickets. Several writers
- * keep several batches in flight: while one waits for its commit, the
- * next forms and goes out, so throughput is not one batch per commit
- * latency. */
+ * Leader/follower group commit, as RocksDB's write thread and SQLite's WAL
+ * do it: a caller packs and hashes its event on its own thread, queues a
+ * ticket that lives on its stack and, if fewer than `writers` batches are
+ * in flight, leads one itself: it takes the whole queue (up to max_batch,
+ * its own ticket among them), signs and appends without the mutex, then
+ * marks and signals the batch's tickets. Otherwise it waits on its
+ * ticket's own condition variable (one wake-up per caller, not a broadcast)
+ * until a leader marks it done or, when a batch ends and tickets are still
+ * queued, it is woken to lead the next one. No thread of its own: at
+ * concurrency 1 a record costs its append and no hand-off. */
 #include "query/audit/recorder.h"
 
 #include <pthread.h>
@@ -24,7 +25,7 @@
 #include "store/keys.h"
 
 #define DEFAULT_MAX_BATCH 256
-#define DEFAULT_WRITERS 4
+#define DEFAULT_WRITERS 2
 #define MAX_WRITERS 16
 
 typedef struct ticket {
@@ -40,11 +41,10 @@ typedef struct ticket {
 struct cl_audit {
   cl_audit_options o;
   const cl_signer *signer;
-  pthread_t writers[MAX_WRITERS];
-  size_t nwriters;
   pthread_mutex_t mu;
-  pthread_cond_t work_cv; /* the queue grew, or closing */
-  ticket *head, *tail;
+  pthread_cond_t idle_cv; /* the last batch in flight ended (close waits) */
+  ticket *head, *tail;    /* queued, no batch yet */
+  size_t active;          /* batches in flight (leaders) */
   int closing;
   cl_audit_stats st;
 };
@@ -65,7 +65,9 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
       evs[i] = (ProtobufCBinaryData){t->len, t->buf};
     }
     uint8_t sig[CL_SIG_SIZE];
-    cl_sign_batch(a->signer, (const uint8_t(*)[32])hashes, n, sig);
+    /* the append prepares on this thread: the store takes its own
+     * signature as verified */
+    cl_log_sign_own_batch(a->o.log, (const uint8_t(*)[32])hashes, n, sig, &err);
     Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
     bs.key_id = (ProtobufCBinaryData){CL_PUBKEY_SIZE, (uint8_t *)a->signer->pk};
     bs.signature = (ProtobufCBinaryData){CL_SIG_SIZE, sig};
@@ -75,7 +77,7 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
     b.batch_signature = &bs;
     code = a->o.append(a->o.ctx, &b, &err);
     if (code == 0)
-      cl_err_clear(&err); /* what a writer left in err on success means nothing */
+      cl_err_clear(&err); /* what the append left in err on success means nothing */
     else if (err.code != code || !err.msg[0])
       cl_err_set(&err, code, "the audit trail's append failed (%s)", cl_errname(code));
   }
@@ -98,32 +100,27 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
   }
   if (n > a->st.max_seen)
     a->st.max_seen = n;
+  a->active--;
+  if (a->head)
+    pthread_cond_signal(&a->head->cv); /* its caller leads the next batch */
+  else if (!a->active)
+    pthread_cond_broadcast(&a->idle_cv);
   pthread_mutex_unlock(&a->mu);
 }
 
-static void *writer_main(void *arg) {
-  cl_audit *a = arg;
-  pthread_mutex_lock(&a->mu);
-  for (;;) {
-    while (!a->head && !a->closing)
-      pthread_cond_wait(&a->work_cv, &a->mu);
-    if (!a->head)
-      break; /* closing, nothing left */
-    ticket *first = a->head, *t = first;
-    size_t n = 1;
-    while (t->next && n < a->o.max_batch) {
-      t = t->next;
-      n++;
-    }
-    a->head = t->next;
-    if (!a->head)
-      a->tail = NULL;
-    pthread_mutex_unlock(&a->mu);
-    commit_batch(a, first, n);
-    pthread_mutex_lock(&a->mu);
+/* mu held: takes up to max_batch queued tickets as a batch in flight. */
+static ticket *take_batch(cl_audit *a, size_t *n) {
+  ticket *first = a->head, *t = first;
+  *n = 1;
+  while (t->next && *n < a->o.max_batch) {
+    t = t->next;
+    (*n)++;
   }
-  pthread_mutex_unlock(&a->mu);
-  return NULL;
+  a->head = t->next;
+  if (!a->head)
+    a->tail = NULL;
+  a->active++;
+  return first;
 }
 
 int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err) {
@@ -144,12 +141,7 @@ int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err) {
     a->o.writers = MAX_WRITERS;
   a->signer = s;
   pthread_mutex_init(&a->mu, NULL);
-  pthread_cond_init(&a->work_cv, NULL);
-  for (; a->nwriters < a->o.writers; a->nwriters++)
-    if (pthread_create(&a->writers[a->nwriters], NULL, writer_main, a) != 0) {
-      cl_audit_close(a);
-      return cl_err_set(err, CL_EFAILED, "audit: cannot start the writer threads");
-    }
+  pthread_cond_init(&a->idle_cv, NULL);
   *out = a;
   return 0;
 }
@@ -159,11 +151,10 @@ void cl_audit_close(cl_audit *a) {
     return;
   pthread_mutex_lock(&a->mu);
   a->closing = 1;
-  pthread_cond_broadcast(&a->work_cv);
+  while (a->active || a->head) /* none by contract; a late caller's batch ends first */
+    pthread_cond_wait(&a->idle_cv, &a->mu);
   pthread_mutex_unlock(&a->mu);
-  for (size_t i = 0; i < a->nwriters; i++)
-    pthread_join(a->writers[i], NULL);
-  pthread_cond_destroy(&a->work_cv);
+  pthread_cond_destroy(&a->idle_cv);
   pthread_mutex_destroy(&a->mu);
   free(a);
 }
@@ -198,9 +189,17 @@ int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *e
   else
     a->head = &t;
   a->tail = &t;
-  pthread_cond_signal(&a->work_cv);
-  while (!t.done)
-    pthread_cond_wait(&t.cv, &a->mu);
+  while (!t.done) {
+    if (a->head && a->active < a->o.writers) { /* lead a batch from the queue's head */
+      size_t n;
+      ticket *first = take_batch(a, &n);
+      pthread_mutex_unlock(&a->mu);
+      commit_batch(a, first, n);
+      pthread_mutex_lock(&a->mu);
+    } else {
+      pthread_cond_wait(&t.cv, &a->mu);
+    }
+  }
   pthread_mutex_unlock(&a->mu);
   pthread_cond_destroy(&t.cv);
   sodium_memzero(t.buf, t.len); /* it names patients */

@@ -3,15 +3,18 @@
  * node's log key, and returns only once they are committed, so a call's
  * answer never leaves before its record is in the log (fail closed).
  *
- * Group commit: callers hand their record over and wait; a writer thread
- * takes every record waiting (up to max_batch) into one batch, signs it
- * with one batch signature and commits it through the `append` function
- * it was given (the request layer's writer: the store, or Raft on a
- * cluster). Concurrent calls share an append, so auditing costs one
- * commit per batch, not per call. `writers` threads keep as many batches
- * in flight (a commit's latency does not bound the throughput); records
- * of different batches may commit in either order. A failed append fails
- * every record of its batch.
+ * Group commit: a caller hands its record over and, if fewer than
+ * `writers` batches are in flight, leads one itself: it takes every record
+ * waiting (up to max_batch, its own among them) into one batch, signs it
+ * with one batch signature and commits it through the `append` function it
+ * was given (the request layer's writer: the store, or Raft on a cluster);
+ * else it waits until a leader has committed its record or it is woken to
+ * lead the next batch. Concurrent calls share an append, so auditing costs
+ * one commit per batch, not per call, and no thread hand-off: the caller's
+ * own thread appends. `writers` batches in flight at most (a commit's
+ * latency does not bound the throughput); records of different batches
+ * may commit in either order. A failed append fails every record of its
+ * batch.
  *
  * Thread-safety: cl_audit_record may be called from any thread;
  * cl_audit_close must not race with it (stop the front doors first). */
@@ -35,18 +38,18 @@ typedef struct cl_audit_options {
   cl_audit_append_fn append; /* required */
   void *ctx;                 /* append's */
   size_t max_batch;          /* records per append; 0: 256 */
-  size_t writers;            /* batches in flight; 0: 4 (at most 16) */
+  size_t writers;            /* batches in flight at most; 0: 2 (at most 16) */
 } cl_audit_options;
 
 typedef struct cl_audit cl_audit;
 
-/* Starts the writer thread. *out returned-owned (cl_audit_close).
- * Errors: CL_EINVAL (no log key on this node, no append), CL_ENOMEM,
- * CL_EFAILED (thread). */
+/* *out returned-owned (cl_audit_close). Errors: CL_EINVAL (no log key on
+ * this node, no append), CL_ENOMEM. */
 int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err);
 
-/* Refuses new records (CL_EUNAVAILABLE), lets the writer finish those
- * handed over, stops it and frees. NULL is a no-op. */
+/* Refuses new records (CL_EUNAVAILABLE), waits for the batches in flight
+ * and the records handed over (their callers commit them), and frees.
+ * NULL is a no-op. */
 void cl_audit_close(cl_audit *a);
 
 /* Records r (borrowed; the recorder sets nothing in it) as an

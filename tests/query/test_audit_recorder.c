@@ -2,7 +2,7 @@
  * many threads are each committed exactly once, signed by the log key, in
  * shared batches; an append that fails fails every record of its batch
  * (each caller hears it: fail closed) and writes nothing, and the
- * recorder recovers with its writer. */
+ * recorder recovers; an uncontended caller appends on its own thread. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,14 +22,16 @@ static struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int appends;
-  int hold;          /* the next append waits (up to 2 s) for a second one in flight */
+  int hold; /* the next append waits (up to 2 s) for a second one in flight */
   int in_flight, max_in_flight;
+  pthread_t last_thread; /* the thread of the last append */
 } F;
 
 static int append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err) {
   (void)ctx;
   pthread_mutex_lock(&F.mu);
   F.appends++;
+  F.last_thread = pthread_self();
   int fail = F.fail;
   if (++F.in_flight > F.max_in_flight)
     F.max_in_flight = F.in_flight;
@@ -183,6 +185,28 @@ Test(audit_recorder, batches_are_in_flight_together) {
   cr_assert_eq(s.n, 400);
   for (int i = 0; i < 400; i++)
     cr_assert_eq(s.per_request[i], 1, "request %d recorded %d times", i, s.per_request[i]);
+}
+
+/* Leader/follower: with nothing else in flight the caller leads its own
+ * batch, so its record costs the append and no hand-off to another thread. */
+Test(audit_recorder, an_uncontended_caller_appends_on_its_own_thread) {
+  cl_audit *a;
+  cl_err err;
+  cl_audit_options o = {.log = F.log, .append = append};
+  cr_assert_eq(cl_audit_open(&o, &a, &err), 0, "%s", err.msg);
+  for (int i = 0; i < 3; i++) {
+    Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
+    r.request_id = "req-own";
+    r.outcome = "0";
+    F.last_thread = (pthread_t)0;
+    cr_assert_eq(cl_audit_record(a, &r, &err), 0, "%s", err.msg);
+    cr_assert(pthread_equal(F.last_thread, pthread_self()), "record %d went to another thread", i);
+  }
+  cl_audit_stats st;
+  cl_audit_get_stats(a, &st);
+  cl_audit_close(a);
+  cr_assert_eq(st.records, 3);
+  cr_assert_eq(st.batches, 3);
 }
 
 Test(audit_recorder, a_failed_append_fails_each_record_of_its_batch) {

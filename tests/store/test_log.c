@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "store/checkpoint.h"
+#include "store/event.h"
+#include "store/keyring.h"
 #include "store/log.h"
 #include "store/merkle.h"
 #include "store/verify.h"
@@ -954,4 +956,62 @@ Test(log, sealed_scan_and_open_event) {
   cr_assert_eq(cl_log_open_event(lg, &v, &plain, &n, &err), CL_EINVAL);
   cr_assert_null(plain);
   collect_free(&c);
+}
+
+/* cl_log_sign_own_batch: the store takes the log key's own fresh signature
+ * as verified only for exactly the hashes it signed, once; any other
+ * batch under that signature, or a changed signature, is verified (and
+ * refused, changing nothing). */
+static uint8_t *audit_event(const char *rid, size_t *len) {
+  Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
+  r.request_id = (char *)rid;
+  r.outcome = "0";
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_ACCESS_RECORDED;
+  ev.access_recorded = &r;
+  uint8_t *buf;
+  cl_err err;
+  cr_assert_eq(cl_event_pack_node(&ev, CL_AUDIT_STREAM, &buf, len, &err), 0, "%s", err.msg);
+  return buf;
+}
+
+static int append_signed(uint8_t *ev, size_t len, const uint8_t sig[CL_SIG_SIZE], cl_err *err) {
+  ProtobufCBinaryData e = {len, ev};
+  Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
+  bs.key_id = (ProtobufCBinaryData){CL_PUBKEY_SIZE, (uint8_t *)cl_log_signer(lg)->pk};
+  bs.signature = (ProtobufCBinaryData){CL_SIG_SIZE, (uint8_t *)sig};
+  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
+  b.n_events = 1;
+  b.events = &e;
+  b.batch_signature = &bs;
+  cl_append_result r;
+  int rc = cl_log_append(lg, &b, &r, err);
+  if (rc == 0)
+    cl_append_result_free(&r);
+  return rc;
+}
+
+Test(log, own_batch_signature_counts_only_for_what_it_signed) {
+  cl_err err;
+  cr_assert_not_null(cl_log_signer(lg));
+  size_t l1, l2;
+  uint8_t *e1 = audit_event("req-1", &l1), *e2 = audit_event("req-2", &l2);
+  uint8_t h1[1][32], sig[CL_SIG_SIZE];
+  cl_event_hash(e1, l1, h1[0]);
+  uint64_t size;
+  uint8_t root[32];
+  head(&size, root);
+  /* e1's signature over e2: verified, refused */
+  cr_assert_eq(cl_log_sign_own_batch(lg, (const uint8_t(*)[32])h1, 1, sig, &err), 0);
+  expect_unchanged_after(CL_EBADSIG, append_signed(e2, l2, sig, &err), root, size, &err);
+  /* a changed signature over e1: verified, refused */
+  cr_assert_eq(cl_log_sign_own_batch(lg, (const uint8_t(*)[32])h1, 1, sig, &err), 0);
+  sig[5] ^= 1;
+  expect_unchanged_after(CL_EBADSIG, append_signed(e1, l1, sig, &err), root, size, &err);
+  /* the signature as made, over what it signed: committed */
+  cr_assert_eq(cl_log_sign_own_batch(lg, (const uint8_t(*)[32])h1, 1, sig, &err), 0);
+  cr_assert_eq(append_signed(e1, l1, sig, &err), 0, "%s", err.msg);
+  assert_verifies();
+  free(e1);
+  free(e2);
 }
