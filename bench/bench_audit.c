@@ -2,7 +2,7 @@
  * against --audit off in the same run (issue 10: at most 15 % slower).
  *
  *   clinlog-bench audit [--clinlogd PATH] [--dir D] [--quick] [--json]
- *                       [--rounds N] [--seconds S]
+ *                       [--rounds N] [--seconds S] [--only CALL:CONC ...]
  *
  * One data directory is made first (genesis plus PRELOAD events over 5000
  * patient streams, appended in-process); every clinlogd started below runs
@@ -30,6 +30,7 @@
  * Everything runs on one machine: client threads, clinlogd, its folds. */
 #include "bench/bench_audit.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -40,6 +41,7 @@
 #include <unistd.h>
 
 #include "adapters/grpc/client.h"
+#include "bench/bench_audit_pg.h"
 #include "bench/benchutil.h"
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
@@ -130,12 +132,36 @@ static const struct {
   enum op op;
   int conc;
   const char *name;
+  int peer; /* the PostgreSQL peer's scenario it is set beside: PEER[peer] */
 } SCEN[] = {
-    {OP_GET_EVENT, 1, "Log.GetEvent"}, {OP_GET_EVENT, 64, "Log.GetEvent"},
-    {OP_FHIR_READ, 1, "Fhir.Read"},    {OP_FHIR_READ, 64, "Fhir.Read"},
-    {OP_APPEND, 1, "Log.Append"},      {OP_APPEND, 64, "Log.Append"},
+    {OP_GET_EVENT, 1, "Log.GetEvent", 0}, {OP_GET_EVENT, 64, "Log.GetEvent", 1},
+    {OP_FHIR_READ, 1, "Fhir.Read", 0},    {OP_FHIR_READ, 64, "Fhir.Read", 1},
+    {OP_APPEND, 1, "Log.Append", 2},      {OP_APPEND, 64, "Log.Append", 3},
 };
 #define NSCEN (sizeof SCEN / sizeof SCEN[0])
+
+/* The PostgreSQL peer's scenarios (bench_audit_pg.h). */
+static bench_apg_scen PEER[] = {
+    {.kind = BENCH_APG_READ, .conc = 1},
+    {.kind = BENCH_APG_READ, .conc = 64},
+    {.kind = BENCH_APG_WRITE, .conc = 1},
+    {.kind = BENCH_APG_WRITE, .conc = 64},
+};
+#define NPEER (sizeof PEER / sizeof PEER[0])
+
+/* The scenarios this run measures (--only; all by default), a bit each. */
+static unsigned picked = (1u << NSCEN) - 1;
+#define PICKED(i) (picked >> (i)&1u)
+
+/* "Fhir.Read:64" as its scenario's index, or -1. */
+static int scen_index(const char *spec) {
+  for (size_t i = 0; i < NSCEN; i++) {
+    size_t n = strlen(SCEN[i].name);
+    if (!strncmp(spec, SCEN[i].name, n) && spec[n] == ':' && atoi(spec + n + 1) == SCEN[i].conc)
+      return (int)i;
+  }
+  return -1;
+}
 
 typedef struct shared { /* one scenario's run */
   cl_client *client;
@@ -222,8 +248,28 @@ typedef struct sres { /* one scenario in one session */
   uint64_t calls;
   uint64_t records; /* audit records it wrote */
   double per_batch; /* records per batch, from the sample (0: none) */
+  double cpu_us;    /* clinlogd's CPU time (user + system, all threads) per call */
   int failed;
 } sres;
+
+/* The CPU time, in seconds, process pid has used (all threads), or -1. */
+static double proc_cpu_s(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+  unsigned long long ut, st;
+  /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+   */
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+    return -1;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
 
 /* Runs `conc` threads of `op` for `seconds`; appends take pool entries from
  * *pool_pos on (advanced past those used). */
@@ -421,8 +467,14 @@ static int run_session(const cfg *g, const dataset *d, int audit, sres out[NSCEN
   run_scenario(c, d, OP_FHIR_READ, 4, g->seconds / 4, &pool_pos);
   rc = 0;
   for (size_t i = 0; i < NSCEN; i++) {
+    if (!PICKED(i))
+      continue;
     uint64_t v0 = audit ? audit_version(c) : 0;
+    double cpu0 = proc_cpu_s(srv.pid);
     out[i] = run_scenario(c, d, SCEN[i].op, SCEN[i].conc, g->seconds, &pool_pos);
+    double cpu1 = proc_cpu_s(srv.pid);
+    if (cpu0 >= 0 && cpu1 >= cpu0 && out[i].calls)
+      out[i].cpu_us = (cpu1 - cpu0) * 1e6 / (double)out[i].calls;
     if (out[i].failed)
       rc = -1;
     if (audit) {
@@ -441,17 +493,44 @@ fail_srv:
   return rc;
 }
 
-/* ---------------------------------------------------------- report */
+/* ---------------------------------------------------------- raw limit */
 
-static double median(double *v, size_t n) {
-  qsort(v, n, sizeof *v, bench_cmp_double);
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+/* The median latency, in ms, of one small write made durable (pwrite of
+ * 256 bytes, fdatasync) in dir, over `seconds`: what a fail-closed call
+ * waits for at least once, whoever stores the record. 0 on failure. */
+static double flush_p50_ms(const char *dir, double seconds) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/flush-probe", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0)
+    return 0;
+  static double v[200000];
+  size_t n = 0;
+  char buf[256];
+  memset(buf, 'f', sizeof buf);
+  double end = bench_mono() + seconds;
+  while (n < sizeof v / sizeof v[0] && bench_mono() < end) {
+    double t0 = bench_mono();
+    if (pwrite(fd, buf, sizeof buf, (off_t)(n % 4096) * 256) != (ssize_t)sizeof buf ||
+        fdatasync(fd) != 0)
+      break;
+    v[n++] = (bench_mono() - t0) * 1e3;
+  }
+  close(fd);
+  unlink(path);
+  return bench_median(v, n);
 }
 
-typedef struct agg { /* one scenario over the rounds */
+/* ---------------------------------------------------------- report */
+
+typedef struct agg agg;
+static double bound(const agg *a, int conc, double flush_ms);
+
+struct agg { /* one scenario over the rounds */
   double off_ops, on_ops, ratio, off_p50, off_p99, on_p50, on_p99, records, per_call, per_batch;
+  double off_cpu, on_cpu; /* clinlogd's CPU µs per call */
   double ratios[MAX_ROUNDS];
-} agg;
+};
 
 static agg aggregate(sres (*off)[NSCEN], sres (*on)[NSCEN], int rounds, size_t i) {
   agg a;
@@ -467,33 +546,48 @@ static agg aggregate(sres (*off)[NSCEN], sres (*on)[NSCEN], int rounds, size_t i
     v[5][r] = on[r][i].p99_ms;
     v[6][r] = (double)on[r][i].records;
   }
-  double rr[MAX_ROUNDS], pc[MAX_ROUNDS], pb[MAX_ROUNDS];
+  double rr[MAX_ROUNDS], pc[MAX_ROUNDS], pb[MAX_ROUNDS], c0[MAX_ROUNDS], c1[MAX_ROUNDS];
   size_t npb = 0;
   for (int r = 0; r < rounds; r++) {
     rr[r] = a.ratios[r];
+    c0[r] = off[r][i].cpu_us;
+    c1[r] = on[r][i].cpu_us;
     pc[r] = on[r][i].calls ? (double)on[r][i].records / (double)on[r][i].calls : 0;
     if (on[r][i].per_batch > 0)
       pb[npb++] = on[r][i].per_batch;
   }
   size_t n = (size_t)rounds;
-  a.ratio = median(rr, n);
-  a.off_ops = median(v[0], n);
-  a.on_ops = median(v[1], n);
-  a.off_p50 = median(v[2], n);
-  a.off_p99 = median(v[3], n);
-  a.on_p50 = median(v[4], n);
-  a.on_p99 = median(v[5], n);
-  a.records = median(v[6], n);
-  a.per_call = median(pc, n);
-  a.per_batch = median(pb, npb);
+  a.ratio = bench_median(rr, n);
+  a.off_ops = bench_median(v[0], n);
+  a.on_ops = bench_median(v[1], n);
+  a.off_p50 = bench_median(v[2], n);
+  a.off_p99 = bench_median(v[3], n);
+  a.on_p50 = bench_median(v[4], n);
+  a.on_p99 = bench_median(v[5], n);
+  a.records = bench_median(v[6], n);
+  a.per_call = bench_median(pc, n);
+  a.per_batch = bench_median(pb, npb);
+  a.off_cpu = bench_median(c0, n);
+  a.on_cpu = bench_median(c1, n);
   return a;
+}
+
+/* The best on/off a fail-closed design can reach at concurrency 1: the
+ * call as fast as with audit off, plus one flush; 0 where concurrency
+ * lets records share flushes (no such bound). */
+static double bound(const agg *a, int conc, double flush_ms) {
+  if (conc != 1 || a->off_ops <= 0 || flush_ms <= 0)
+    return 0;
+  double call_ms = 1e3 / a->off_ops;
+  return call_ms / (call_ms + flush_ms);
 }
 
 /* ---------------------------------------------------------- main */
 
 int bench_audit_main(int argc, char **argv) {
   const char *base = "/tmp/clinlog-bench-audit", *exe_opt = NULL;
-  int quick = 0, json = 0, rounds = 0;
+  int quick = 0, json = 0, rounds = 0, no_peer = 0;
+  unsigned only = 0;
   double seconds = 0;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -509,12 +603,22 @@ int bench_audit_main(int argc, char **argv) {
       rounds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--seconds") && i + 1 < argc && atof(argv[i + 1]) > 0)
       seconds = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc && scen_index(argv[i + 1]) >= 0)
+      only |= 1u << scen_index(argv[++i]);
+    else if (!strcmp(argv[i], "--no-peer"))
+      no_peer = 1;
     else {
-      fprintf(stderr, "usage: clinlog-bench audit [--clinlogd PATH] [--dir D] [--quick] [--json]\n"
-                      "                           [--rounds N (1-9 pairs)] [--seconds S]\n");
+      fprintf(stderr,
+              "usage: clinlog-bench audit [--clinlogd PATH] [--dir D] [--quick] [--json]\n"
+              "                           [--rounds N (1-9 pairs)] [--seconds S]\n"
+              "                           [--only CALL:CONC ...] (Log.GetEvent, Fhir.Read,\n"
+              "                           Log.Append at 1 or 64, e.g. --only Fhir.Read:64)\n"
+              "                           [--no-peer] (skip the PostgreSQL peer)\n");
       return 2;
     }
   }
+  if (only)
+    picked = only;
   if (!rounds)
     rounds = quick ? 1 : 3;
   if (seconds <= 0)
@@ -576,9 +680,38 @@ int bench_audit_main(int argc, char **argv) {
         sres *s = audit ? on[r] : off[r];
         printf("  round %d audit %-3s:", r + 1, audit ? "on" : "off");
         for (size_t i = 0; i < NSCEN; i++)
-          printf(" %.0f", s[i].ops);
+          if (PICKED(i))
+            printf(" %.0f", s[i].ops);
         printf(" ops/s\n");
         fflush(stdout);
+      }
+    }
+  }
+  /* the raw limit and the peer, in the same run */
+  double flush_ms = 0;
+  int peer_done = 0;
+  cl_err perr;
+  cl_err_clear(&perr);
+  if (!status) {
+    flush_ms = flush_p50_ms(base, quick ? 1 : 2);
+    if (!no_peer) {
+      bench_apg_scen need[NPEER];
+      size_t map[NPEER], nneed = 0;
+      for (size_t k = 0; k < NPEER; k++)
+        for (size_t i = 0; i < NSCEN; i++)
+          if (PICKED(i) && SCEN[i].peer == (int)k) {
+            map[nneed] = k;
+            need[nneed++] = PEER[k];
+            break;
+          }
+      bench_apg_args pa = {
+          .base = base, .rows = preload, .seconds = seconds, .rounds = rounds, .verbose = !json};
+      if (bench_apg_run(&pa, need, nneed, &perr) == 0) {
+        peer_done = 1;
+        for (size_t k = 0; k < nneed; k++)
+          PEER[map[k]] = need[k];
+      } else {
+        fprintf(stderr, "clinlog-bench audit: no PostgreSQL peer: %s\n", perr.msg);
       }
     }
   }
@@ -588,35 +721,58 @@ int bench_audit_main(int argc, char **argv) {
     printf("{\"machine\":\"%s\",\"rounds\":%d,\"seconds\":%.1f,\"preload_events\":%llu,"
            "\"scenarios\":[",
            machine, rounds, seconds, (unsigned long long)d.head);
+    const char *sep = "";
     for (size_t i = 0; i < NSCEN; i++) {
+      if (!PICKED(i))
+        continue;
       agg a = aggregate(off, on, rounds, i);
       printf("%s{\"call\":\"%s\",\"concurrency\":%d,\"off_ops_per_s\":%.0f,\"on_ops_per_s\":%.0f,"
              "\"ratio\":%.3f,\"ratios\":[",
-             i ? "," : "", SCEN[i].name, SCEN[i].conc, a.off_ops, a.on_ops, a.ratio);
+             sep, SCEN[i].name, SCEN[i].conc, a.off_ops, a.on_ops, a.ratio);
       for (int r = 0; r < rounds; r++)
         printf("%s%.3f", r ? "," : "", a.ratios[r]);
       printf("],\"off_p50_ms\":%.3f,\"off_p99_ms\":%.3f,\"on_p50_ms\":%.3f,\"on_p99_ms\":%.3f,"
              "\"audit_records\":%.0f,\"audit_records_per_call\":%.3f,"
-             "\"audit_records_per_batch\":%.2f,\"target_met\":%s}",
+             "\"audit_records_per_batch\":%.2f,\"off_cpu_us_per_call\":%.1f,"
+             "\"on_cpu_us_per_call\":%.1f,\"target_met\":%s,\"fail_closed_bound\":",
              a.off_p50, a.off_p99, a.on_p50, a.on_p99, a.records, a.per_call, a.per_batch,
-             a.ratio >= 0.85 ? "true" : "false");
+             a.off_cpu, a.on_cpu, a.ratio >= 0.85 ? "true" : "false");
+      double b = bound(&a, SCEN[i].conc, flush_ms);
+      printf(b > 0 ? "%.3f" : "null", b);
+      const bench_apg_scen *q = &PEER[SCEN[i].peer];
+      if (peer_done)
+        printf(",\"peer\":{\"off_ops_per_s\":%.0f,\"on_ops_per_s\":%.0f,\"ratio\":%.3f,"
+               "\"on_p50_ms\":%.3f,\"on_p99_ms\":%.3f}}",
+               q->off_ops, q->on_ops, q->ratio, q->on_p50, q->on_p99);
+      else
+        printf(",\"peer\":null}");
+      sep = ",";
     }
-    printf("],\"target\":\"on/off >= 0.85\"}\n");
+    printf("],\"target\":\"on/off >= 0.85\",\"fdatasync_p50_ms\":%.3f,\"peer\":", flush_ms);
+    if (peer_done)
+      printf("\"PostgreSQL 15, durable, the audit row inserted in the same statement\"}\n");
+    else
+      printf("null,\"peer_error\":\"%s\"}\n", no_peer ? "--no-peer" : "see stderr");
   } else {
-    printf("\n%-13s %-4s | %9s %7s %7s | %9s %7s %7s | %6s | %9s %5s %6s\n", "call", "conc",
+    printf("\n%-13s %-4s | %9s %7s %7s | %9s %7s %7s | %6s | %9s %5s %6s | %11s\n", "call", "conc",
            "off ops/s", "p50 ms", "p99 ms", "on ops/s", "p50 ms", "p99 ms", "on/off", "audit rec",
-           "/call", "/batch");
+           "/call", "/batch", "cpu us off on");
     agg all[NSCEN];
     for (size_t i = 0; i < NSCEN; i++) {
+      if (!PICKED(i))
+        continue;
       agg a = all[i] = aggregate(off, on, rounds, i);
-      printf("%-13s %-4d | %9.0f %7.2f %7.2f | %9.0f %7.2f %7.2f | %6.2f | %9.0f %5.2f %6.1f\n",
+      printf("%-13s %-4d | %9.0f %7.2f %7.2f | %9.0f %7.2f %7.2f | %6.2f | %9.0f %5.2f %6.1f | "
+             "%5.0f %5.0f\n",
              SCEN[i].name, SCEN[i].conc, a.off_ops, a.off_p50, a.off_p99, a.on_ops, a.on_p50,
-             a.on_p99, a.ratio, a.records, a.per_call, a.per_batch);
+             a.on_p99, a.ratio, a.records, a.per_call, a.per_batch, a.off_cpu, a.on_cpu);
     }
     printf("\non/off throughput ratios (median of the %d pair(s); target >= 0.85, i.e. at most "
            "15 %% slower):\n",
            rounds);
     for (size_t i = 0; i < NSCEN; i++) {
+      if (!PICKED(i))
+        continue;
       printf("  %-13s conc %-3d %5.2f  (%+.0f %%) %s   rounds:", SCEN[i].name, SCEN[i].conc,
              all[i].ratio, (all[i].ratio - 1) * 100, all[i].ratio >= 0.85 ? "MET   " : "MISSED");
       for (int r = 0; r < rounds; r++)
@@ -624,8 +780,34 @@ int bench_audit_main(int argc, char **argv) {
       printf("\n");
     }
     printf("\naudit rec: $audit records written during the scenario (audit on); /call: per "
-           "call;\n/batch: records per group commit, from up to %d of them\n",
+           "call;\n/batch: records per group commit, from up to %d of them; cpu us: clinlogd's "
+           "CPU time\n(user + system, every thread) per call, audit off and on (steadier than "
+           "ops/s on a\nbusy machine)\n",
            SAMPLE);
+    printf("\nthe raw limit: a fail-closed call waits for its record's flush; one small durable "
+           "write\n(pwrite + fdatasync) takes %.3f ms here (p50), so at concurrency 1 on/off is at "
+           "most\noff latency / (off latency + %.3f ms), whatever stores the record:\n",
+           flush_ms, flush_ms);
+    for (size_t i = 0; i < NSCEN; i++)
+      if (PICKED(i) && bound(&all[i], SCEN[i].conc, flush_ms) > 0)
+        printf("  %-13s conc %-3d bound %.2f, measured %.2f (%.0f %% of the bound)\n", SCEN[i].name,
+               SCEN[i].conc, bound(&all[i], SCEN[i].conc, flush_ms), all[i].ratio,
+               100 * all[i].ratio / bound(&all[i], SCEN[i].conc, flush_ms));
+    if (peer_done) {
+      printf("\nthe peer: PostgreSQL 15 (durable), the same call as one prepared statement with "
+             "its audit\nrow inserted in it, so the row is committed before the answer "
+             "(bench/bench_audit_pg.h)\n\n%-13s %-4s | %9s %9s %6s | %13s | %s\n",
+             "call", "conc", "PG off/s", "PG on/s", "on/off", "clinlog on/off",
+             "clinlog on / PG on");
+      for (size_t i = 0; i < NSCEN; i++) {
+        if (!PICKED(i))
+          continue;
+        const bench_apg_scen *q = &PEER[SCEN[i].peer];
+        printf("%-13s %-4d | %9.0f %9.0f %6.2f | %14.2f | %.2f\n", SCEN[i].name, SCEN[i].conc,
+               q->off_ops, q->on_ops, q->ratio, all[i].ratio,
+               q->on_ops > 0 ? all[i].on_ops / q->on_ops : 0);
+      }
+    }
   }
   for (size_t i = 0; i < d.npool; i++)
     bench_batch_free(&d.pool[i]);

@@ -21,27 +21,21 @@
  * and its counts are checked against the engine's on every input. */
 #include "bench/bench_fhir_pg.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench/benchutil.h"
+#include "bench/pgpeer.h"
 #include "bench/workload.h"
 #include "query/fhir/fhir.h"
 
-#define PG_BIN "/usr/lib/postgresql/15/bin"
 #define BIG_PATIENT "0" /* bench_fhir.c's patient with ten times the volume */
 
 /* ------------------------------------------------------------ the record */
@@ -83,143 +77,6 @@ void bench_fhir_rec_free(bench_fhir_rec *r) {
   r->npicks = r->cap = r->mark = 0;
 }
 
-/* ------------------------------------------------------------ the cluster */
-
-typedef struct pg {
-  char dir[PATH_MAX]; /* <base>/pg-XXXXXX: data/, the socket, the logs */
-  int as_postgres;    /* we are root: run the binaries as user postgres */
-  uid_t uid;
-  gid_t gid;
-  int started;
-  PGconn *c;
-} pg;
-
-/* Runs argv to completion (as postgres if need be), stdout and stderr
- * appended to <dir>/setup.log. Returns its exit status, or -1. */
-static int run(const pg *g, char *const argv[]) {
-  char log[PATH_MAX + 16];
-  snprintf(log, sizeof log, "%s/setup.log", g->dir);
-  pid_t pid = fork();
-  if (pid < 0)
-    return -1;
-  if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    close_range(3, ~0U, 0); /* the postmaster must not inherit our files and sockets */
-    if (g->as_postgres && (setgroups(0, NULL) != 0 || setgid(g->gid) != 0 || setuid(g->uid) != 0))
-      _exit(126);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* The failure of step `what`, with the last lines of the cluster's logs. */
-static int failed(const pg *g, const char *what, cl_err *err) {
-  char cmd[2 * PATH_MAX + 64];
-  snprintf(cmd, sizeof cmd, "tail -n 5 '%s/setup.log' '%s/postgres.log' >&2 2>/dev/null", g->dir,
-           g->dir);
-  int ignored = system(cmd); /* a log that does not exist yet is no news */
-  (void)ignored;
-  return cl_err_set(err, CL_EIO, "%s failed (logs above, from %s)", what, g->dir);
-}
-
-/* NULL when the binaries are there, else why not. */
-static const char *missing(void) {
-  static const char *const bins[] = {PG_BIN "/initdb", PG_BIN "/pg_ctl", PG_BIN "/postgres"};
-  for (size_t i = 0; i < 3; i++)
-    if (access(bins[i], X_OK) != 0)
-      return "PostgreSQL 15 is not installed (" PG_BIN "; scripts/install-deps.sh installs it)";
-  if (geteuid() == 0 && getpwnam("postgres") == NULL)
-    return "running as root and there is no user postgres to run initdb as";
-  return NULL;
-}
-
-static int pg_start(pg *g, const char *base, cl_err *err) {
-  snprintf(g->dir, sizeof g->dir, "%s/pg-XXXXXX", base);
-  if (strlen(g->dir) + sizeof "/.s.PGSQL.5432" > 107)
-    return cl_err_set(err, CL_EINVAL, "%s: too long for a unix socket path", g->dir);
-  if (mkdtemp(g->dir) == NULL) {
-    g->dir[0] = '\0';
-    return cl_err_set(err, CL_EIO, "mkdtemp under %s: %s", base, strerror(errno));
-  }
-  if (geteuid() == 0) {
-    struct passwd *pw = getpwnam("postgres");
-    struct stat st;
-    if (pw == NULL)
-      return cl_err_set(err, CL_EINVAL, "running as root and there is no user postgres");
-    g->as_postgres = 1;
-    g->uid = pw->pw_uid;
-    g->gid = pw->pw_gid;
-    /* postgres must reach the directory: make the bench's one traversable */
-    if (chown(g->dir, g->uid, g->gid) != 0 ||
-        (stat(base, &st) == 0 && !(st.st_mode & S_IXOTH) && chmod(base, st.st_mode | S_IXOTH)))
-      return cl_err_set(err, CL_EIO, "giving %s to user postgres: %s", g->dir, strerror(errno));
-  }
-  char data[PATH_MAX + 8], conf[PATH_MAX + 32], plog[PATH_MAX + 16];
-  snprintf(data, sizeof data, "%s/data", g->dir);
-  snprintf(plog, sizeof plog, "%s/postgres.log", g->dir);
-  char *initdb[] = {PG_BIN "/initdb", "-D",         data,        "-Uclinlog", "-Atrust",
-                    "-EUTF8",         "--locale=C", "--no-sync", NULL};
-  if (run(g, initdb) != 0)
-    return failed(g, "initdb", err);
-  snprintf(conf, sizeof conf, "%s/postgresql.conf", data);
-  FILE *f = fopen(conf, "a");
-  if (f == NULL)
-    return cl_err_set(err, CL_EIO, "%s: %s", conf, strerror(errno));
-  fprintf(f,
-          "listen_addresses = ''\nunix_socket_directories = '%s'\nport = 5432\n"
-          "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-          "shared_buffers = 256MB\nmaintenance_work_mem = 256MB\nmax_wal_size = 4GB\n"
-          "jit = off\n",
-          g->dir);
-  if (fclose(f) != 0)
-    return cl_err_set(err, CL_EIO, "%s: %s", conf, strerror(errno));
-  char *start[] = {PG_BIN "/pg_ctl", "-D", data, "-l", plog, "-w", "-t", "60", "start", NULL};
-  if (run(g, start) != 0)
-    return failed(g, "pg_ctl start", err);
-  g->started = 1;
-  char ci[PATH_MAX + 64];
-  snprintf(ci, sizeof ci, "host=%s port=5432 dbname=postgres user=clinlog", g->dir);
-  g->c = PQconnectdb(ci);
-  if (PQstatus(g->c) != CONNECTION_OK)
-    return cl_err_set(err, CL_EIO, "connecting to %s: %s", g->dir, PQerrorMessage(g->c));
-  return 0;
-}
-
-/* Stops the cluster and removes its directory, whatever state it is in. */
-static void pg_stop(pg *g) {
-  PQfinish(g->c);
-  g->c = NULL;
-  if (g->started) {
-    char data[PATH_MAX + 8];
-    snprintf(data, sizeof data, "%s/data", g->dir);
-    char *stop[] = {PG_BIN "/pg_ctl", "-D", data, "-m", "fast", "-w", "stop", NULL};
-    if (run(g, stop) != 0)
-      fprintf(stderr, "warning: pg_ctl stop failed (%s)\n", g->dir);
-    g->started = 0;
-  }
-  if (g->dir[0])
-    bench_rmrf(g->dir);
-}
-
-/* Runs SQL that returns no rows. */
-static int exec(PGconn *c, const char *sql, cl_err *err) {
-  PGresult *r = PQexec(c, sql);
-  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  if (!ok)
-    cl_err_set(err, CL_EIO, "postgres: %.80s...: %s", sql, PQresultErrorMessage(r));
-  PQclear(r);
-  return ok ? 0 : CL_EIO;
-}
-
 /* ------------------------------------------------------------ the schema */
 
 /* The element naming a type's patient, as the engine's `patient` search
@@ -252,11 +109,12 @@ static void table_of(const char *type, char out[64]) {
 }
 
 static int create_tables(PGconn *c, cl_err *err) {
-  int rc = exec(c,
-                "CREATE FUNCTION fhir_targets(r jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE "
-                "PARALLEL SAFE AS $$ SELECT coalesce(array_agg(regexp_replace(t->>'reference', "
-                "'/_history/.*$', '')), '{}') FROM jsonb_array_elements(r->'target') t $$",
-                err);
+  int rc =
+      bench_pg_exec(c,
+                    "CREATE FUNCTION fhir_targets(r jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE "
+                    "PARALLEL SAFE AS $$ SELECT coalesce(array_agg(regexp_replace(t->>'reference', "
+                    "'/_history/.*$', '')), '{}') FROM jsonb_array_elements(r->'target') t $$",
+                    err);
   for (int t = 1; rc == 0 && t < CL_FHIR_Group; t++) { /* the stored types: a Group is derived */
     char tb[64], sql[512];
     table_of(cl_fhir_type_name(t), tb);
@@ -265,7 +123,7 @@ static int create_tables(PGconn *c, cl_err *err) {
              "ts timestamptz NOT NULL, resource jsonb NOT NULL); "
              "CREATE TABLE %s_history (LIKE %s)",
              tb, tb, tb);
-    rc = exec(c, sql, err);
+    rc = bench_pg_exec(c, sql, err);
   }
   return rc;
 }
@@ -291,7 +149,7 @@ static int create_indexes(PGconn *c, int *n, cl_err *err) {
              "ALTER TABLE %s ADD PRIMARY KEY (id); ALTER TABLE %s_history ADD PRIMARY KEY (id, "
              "version); CREATE INDEX ON %s USING gin (resource jsonb_path_ops); %s",
              tb, tb, tb, extra);
-    rc = exec(c, sql, err);
+    rc = bench_pg_exec(c, sql, err);
     *n += 3 + (extra[0] != '\0');
   }
   return rc;
@@ -734,7 +592,7 @@ static int export_rate(PGconn *c, const bench_fhir_pg_args *a, cl_err *err) {
 }
 
 int bench_fhir_pg_run(const bench_fhir_pg_args *a) {
-  const char *why = missing();
+  const char *why = bench_pg_missing();
   if (why != NULL) {
     fprintf(stderr, "PostgreSQL peer skipped: %s\n", why);
     if (a->json)
@@ -743,13 +601,13 @@ int bench_fhir_pg_run(const bench_fhir_pg_args *a) {
   }
   if (a->rec->lost)
     fprintf(stderr, "PostgreSQL peer: the record of the engine's queries is incomplete\n");
-  pg g = {0};
+  bench_pg g = {0};
   cl_err err;
   cl_err_clear(&err);
   size_t n = 0, nhist = 0;
   int nidx = 0;
   double t0 = bench_mono();
-  int rc = pg_start(&g, a->base, &err);
+  int rc = bench_pg_start(&g, a->base, 0, &err);
   double t_start = bench_mono() - t0;
   if (rc == 0)
     rc = create_tables(g.c, &err);
@@ -763,7 +621,7 @@ int bench_fhir_pg_run(const bench_fhir_pg_args *a) {
   double t_index = bench_mono() - t0;
   t0 = bench_mono();
   if (rc == 0)
-    rc = exec(g.c, "VACUUM ANALYZE", &err);
+    rc = bench_pg_exec(g.c, "VACUUM ANALYZE", &err);
   double t_vacuum = bench_mono() - t0;
   if (rc == 0 && a->json)
     printf("{\"pg\":\"PostgreSQL %d\",\"layout\":\"table per type, jsonb\",\"start_s\":%.1f,"
@@ -799,6 +657,6 @@ int bench_fhir_pg_run(const bench_fhir_pg_args *a) {
     rc = export_rate(g.c, a, &err);
   if (rc != 0)
     fprintf(stderr, "PostgreSQL peer: %s\n", err.msg);
-  pg_stop(&g);
+  bench_pg_stop(&g);
   return rc ? -1 : 0;
 }

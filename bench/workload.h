@@ -11,8 +11,10 @@
  * (free()). Aborts when out of memory (a benchmark cannot go on). */
 void bench_make_event(ProtobufCBinaryData *out, unsigned *seed);
 
-double bench_mono(void);   /* seconds, CLOCK_MONOTONIC */
+double bench_mono(void); /* seconds, CLOCK_MONOTONIC */
 void bench_rmrf(const char *path);
 int bench_cmp_double(const void *a, const void *b);
+/* Sorts v and returns its median (0 when n is 0). */
+double bench_median(double *v, size_t n);
 
 #endif
