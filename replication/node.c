@@ -1146,10 +1146,11 @@ void cl_repl_stop(cl_repl *n) {
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + STOP_GRACE_MS;
     if (op_run(n, o, deadline, &err) == CL_ETIMEDOUT) { /* later callers get CL_EUNAVAILABLE */
-      /* Raft's close never finished (seen with the TLS transport when a
-       * peer was cut off mid-connection): go on without it, as after a
-       * crash. Every acknowledged entry is already durable; the loop
-       * thread and n are left to the process's exit. */
+      /* Raft's close never finished (a transport callback that never
+       * came: the TLS handshake write failure fixed in tls.c was one; this
+       * stays as a safety net): go on without it, as after a crash. Every
+       * acknowledged entry is already durable; the loop thread and n are
+       * left to the process's exit. */
       fprintf(stderr,
               "clinlogd: raft: did not close within %d s; stopping without waiting for it\n",
               STOP_GRACE_MS / 1000);
