@@ -10,106 +10,26 @@
  * when the transport closes, or raft_close never completes (a clinlogd that
  * hung on SIGTERM after a partition: docs/replication.md).
  *
- * The certificate is made here (EC P-256, self-signed, SAN IP 127.0.0.1,
- * serving as its own CA), so the tests need no files. SIGPIPE is ignored:
- * libuv writes to sockets with write(2). */
+ * The certificate is made by net_fixture.c (EC P-256, self-signed, SAN IP
+ * 127.0.0.1, serving as its own CA), so the tests need no files. */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-#include <poll.h>
 #include <raft.h>
-#include <signal.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "replication/tls.h"
-
-/* ------------------------------------------------------------ fixture */
-
-static char *pem_of_bio(BIO *b) {
-  char *p;
-  long n = BIO_get_mem_data(b, &p);
-  char *out = malloc((size_t)n + 1);
-  cr_assert(out);
-  memcpy(out, p, (size_t)n);
-  out[n] = '\0';
-  BIO_free(b);
-  return out;
-}
-
-/* A self-signed certificate for 127.0.0.1 and its key, as PEM (malloc'd). */
-static void make_identity(char **cert_pem, char **key_pem) {
-  EVP_PKEY *k = EVP_EC_gen("P-256");
-  cr_assert(k);
-  X509 *x = X509_new();
-  cr_assert(x);
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_NAME *name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"raft-test", -1, -1,
-                             0);
-  X509_set_issuer_name(x, name);
-  X509_set_pubkey(x, k);
-  X509V3_CTX v3;
-  X509V3_set_ctx_nodb(&v3);
-  X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-  const char *exts[][2] = {{"basicConstraints", "critical,CA:TRUE"},
-                           {"keyUsage", "critical,digitalSignature,keyCertSign"},
-                           {"extendedKeyUsage", "serverAuth,clientAuth"},
-                           {"subjectAltName", "IP:127.0.0.1"}};
-  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
-    X509_EXTENSION *e = X509V3_EXT_conf(NULL, &v3, exts[i][0], exts[i][1]);
-    cr_assert(e, "extension %s", exts[i][0]);
-    X509_add_ext(x, e, -1);
-    X509_EXTENSION_free(e);
-  }
-  cr_assert(X509_sign(x, k, EVP_sha256()) > 0);
-  BIO *b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, x);
-  *cert_pem = pem_of_bio(b);
-  b = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-  *key_pem = pem_of_bio(b);
-  X509_free(x);
-  EVP_PKEY_free(k);
-}
-
-static char *g_cert, *g_key;
-static char g_log[16][512];
-static int g_nlog;
-
-static void capture_log(void *ctx, const char *line) {
-  (void)ctx;
-  if (g_nlog < 16)
-    snprintf(g_log[g_nlog++], sizeof g_log[0], "%s", line);
-}
+#include "tests/replication/net_fixture.h"
 
 static cl_rtls *new_tls(void) {
-  if (!g_cert)
-    make_identity(&g_cert, &g_key);
   cl_rtls_options o;
-  cl_rtls_options_init(&o);
-  o.cert_pem = g_cert;
-  o.key_pem = g_key;
-  o.ca_pem = g_cert;
-  o.log = capture_log;
+  nx_tls_options(&o);
   cl_rtls *t = NULL;
   cl_err err = {0};
   cr_assert_eq(cl_rtls_new(&o, &t, &err), 0, "%s", err.msg);
   return t;
-}
-
-static void setup(void) {
-  signal(SIGPIPE, SIG_IGN);
-  g_nlog = 0;
 }
 
 /* What a `done` callback saw. */
@@ -128,76 +48,9 @@ static void on_done(void *arg, uv_stream_t *stream, int status) {
 
 static void on_closed(void *arg) { (*(int *)arg)++; }
 
-/* Runs the loop until *flag is nonzero or `ms` pass. */
-static void run_until(uv_loop_t *loop, const int *flag, int ms) {
-  uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
-  while (!*flag && uv_hrtime() < end) {
-    uv_run(loop, UV_RUN_NOWAIT);
-    if (!*flag)
-      usleep(1000);
-  }
-}
-
-/* Runs the loop for `ms`, whatever happens. */
-static void run_for(uv_loop_t *loop, int ms) {
-  int never = 0;
-  run_until(loop, &never, ms);
-}
-
-/* A listening plain socket on 127.0.0.1; its port in *port. */
-static int listener(int *port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  cr_assert(fd >= 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t alen = sizeof a;
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  cr_assert_eq(listen(fd, 8), 0);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-static void on_connect(uv_connect_t *req, int status) { *(int *)req->data = status == 0 ? 1 : -1; }
-
-/* A raft_malloc'd uv_tcp_t connected to `port` (what libraft's TCP transport
- * hands over), and in *peer the accepted plain socket at the other end. */
-static uv_tcp_t *connect_tcp(uv_loop_t *loop, int lfd, int port, int *peer) {
-  uv_tcp_t *c = raft_malloc(sizeof *c);
-  cr_assert(c);
-  cr_assert_eq(uv_tcp_init(loop, c), 0);
-  struct sockaddr_in a;
-  uv_ip4_addr("127.0.0.1", port, &a);
-  uv_connect_t req;
-  int connected = 0;
-  req.data = &connected;
-  cr_assert_eq(uv_tcp_connect(&req, c, (struct sockaddr *)&a, on_connect), 0);
-  run_until(loop, &connected, 5000);
-  cr_assert_eq(connected, 1, "loopback connect failed");
-  *peer = accept(lfd, NULL, NULL);
-  cr_assert(*peer >= 0);
-  return c;
-}
-
-/* Waits until the kernel has told `fd` that its peer reset the connection. */
-static void await_reset(int fd) {
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  for (int i = 0; i < 200; i++) {
-    if (poll(&p, 1, 10) == 1 && (p.revents & (POLLERR | POLLHUP)))
-      return;
-  }
-  cr_assert_fail("no reset seen on the connection");
-}
-
-/* Closes every handle left on the loop (the tests' own) and the loop. */
-static void close_loop(uv_loop_t *loop) {
-  run_for(loop, 20);
-  cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
-  cr_assert_eq(uv_loop_close(loop), 0, "handles left open on the loop");
-}
-
 static void free_pipe(uv_handle_t *h) { raft_free(h); }
 
-TestSuite(rtls, .init = setup, .timeout = 60);
+TestSuite(rtls, .init = nx_setup, .timeout = 60);
 
 /* ------------------------------------------------------------- tests */
 
@@ -211,21 +64,19 @@ Test(rtls, client_handshake_write_fails_calls_done_once) {
   uv_loop_init(&loop);
   cl_rtls *t = new_tls();
   int port, peer;
-  int lfd = listener(&port);
-  uv_tcp_t *c = connect_tcp(&loop, lfd, port, &peer);
+  int lfd = nx_listener(&port);
+  uv_tcp_t *c = nx_connect_tcp(&loop, lfd, port, &peer);
 
-  struct linger lg = {.l_onoff = 1, .l_linger = 0};
-  cr_assert_eq(setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-  close(peer); /* RST */
+  nx_reset(peer);
   uv_os_fd_t cfd;
   cr_assert_eq(uv_fileno((uv_handle_t *)c, &cfd), 0);
-  await_reset(cfd);
+  nx_await_reset(cfd);
 
   done_rec d = {0};
   cr_assert_eq(cl_rtls_wrap(t, &loop, (uv_stream_t *)c, 0, "127.0.0.1:1", on_done, &d), 0);
   cr_assert_eq(d.calls, 0, "done ran from inside cl_rtls_wrap");
-  run_until(&loop, &d.calls, 2000);
-  run_for(&loop, 50); /* a second call would show up here */
+  nx_run_until(&loop, &d.calls, 2000);
+  nx_run_for(&loop, 50); /* a second call would show up here */
   cr_assert_eq(d.calls, 1, "done ran %d times for a handshake whose TCP write failed", d.calls);
   cr_assert_eq(d.status, CL_EIO);
   cr_assert_null(d.stream);
@@ -233,12 +84,12 @@ Test(rtls, client_handshake_write_fails_calls_done_once) {
 
   int closed = 0;
   cl_rtls_close(t, on_closed, &closed);
-  run_until(&loop, &closed, 2000);
+  nx_run_until(&loop, &closed, 2000);
   cr_assert_eq(closed, 1);
   cr_assert_eq(d.calls, 1);
   cl_rtls_free(t);
   close(lfd);
-  close_loop(&loop);
+  nx_close_loop(&loop);
 }
 
 /* The peer goes quiet in the middle of the handshake (a partition): the
@@ -250,11 +101,11 @@ Test(rtls, close_during_handshake_calls_done_once) {
     uv_loop_init(&loop);
     cl_rtls *t = new_tls();
     int port, peer;
-    int lfd = listener(&port);
-    uv_tcp_t *c = connect_tcp(&loop, lfd, port, &peer);
+    int lfd = nx_listener(&port);
+    uv_tcp_t *c = nx_connect_tcp(&loop, lfd, port, &peer);
     done_rec d = {0};
     cr_assert_eq(cl_rtls_wrap(t, &loop, (uv_stream_t *)c, server, "127.0.0.1:1", on_done, &d), 0);
-    run_for(&loop, 50); /* the ClientHello leaves (client); nothing arrives */
+    nx_run_for(&loop, 50); /* the ClientHello leaves (client); nothing arrives */
     cr_assert_eq(d.calls, 0);
     cr_assert_eq(cl_rtls_sessions(t), 1);
 
@@ -262,23 +113,23 @@ Test(rtls, close_during_handshake_calls_done_once) {
     cl_rtls_close(t, on_closed, &closed);
     cr_assert_eq(d.calls, 1, "server %d: done not run by cl_rtls_close", server);
     cr_assert_eq(d.status, CL_EUNAVAILABLE);
-    run_until(&loop, &closed, 2000);
-    run_for(&loop, 20);
+    nx_run_until(&loop, &closed, 2000);
+    nx_run_for(&loop, 20);
     cr_assert_eq(closed, 1, "server %d: close did not call back once", server);
     cr_assert_eq(d.calls, 1);
     cr_assert_eq(cl_rtls_sessions(t), 0);
 
     /* after close, a new stream is refused and closed, and done never runs */
-    uv_tcp_t *late = connect_tcp(&loop, lfd, port, &peer);
+    uv_tcp_t *late = nx_connect_tcp(&loop, lfd, port, &peer);
     done_rec d2 = {0};
     cr_assert_eq(cl_rtls_wrap(t, &loop, (uv_stream_t *)late, server, NULL, on_done, &d2),
                  CL_EUNAVAILABLE);
-    run_for(&loop, 20);
+    nx_run_for(&loop, 20);
     cr_assert_eq(d2.calls, 0);
     close(peer);
     cl_rtls_free(t);
     close(lfd);
-    close_loop(&loop);
+    nx_close_loop(&loop);
   }
 }
 
@@ -289,27 +140,27 @@ Test(rtls, peer_hangs_up_during_handshake) {
   uv_loop_init(&loop);
   cl_rtls *t = new_tls();
   int port, peer;
-  int lfd = listener(&port);
-  uv_tcp_t *c = connect_tcp(&loop, lfd, port, &peer);
+  int lfd = nx_listener(&port);
+  uv_tcp_t *c = nx_connect_tcp(&loop, lfd, port, &peer);
   done_rec d = {0};
   cr_assert_eq(cl_rtls_wrap(t, &loop, (uv_stream_t *)c, 0, "127.0.0.1:1", on_done, &d), 0);
-  run_for(&loop, 50);
+  nx_run_for(&loop, 50);
   char buf[4096];
   cr_assert(read(peer, buf, sizeof buf) > 0, "no ClientHello");
   shutdown(peer, SHUT_RDWR);
-  run_until(&loop, &d.calls, 2000);
-  run_for(&loop, 50);
+  nx_run_until(&loop, &d.calls, 2000);
+  nx_run_for(&loop, 50);
   cr_assert_eq(d.calls, 1);
   cr_assert_eq(d.status, CL_EIO);
-  cr_assert_eq(g_nlog, 0, "logged: %s", g_log[0]);
+  cr_assert_eq(nx_nlog, 0, "logged: %s", nx_log[0]);
   close(peer);
   int closed = 0;
   cl_rtls_close(t, on_closed, &closed);
-  run_until(&loop, &closed, 2000);
+  nx_run_until(&loop, &closed, 2000);
   cr_assert_eq(closed, 1);
   cl_rtls_free(t);
   close(lfd);
-  close_loop(&loop);
+  nx_close_loop(&loop);
 }
 
 /* A full handshake between two sessions of one context over loopback
@@ -352,6 +203,8 @@ static void on_accept(uv_stream_t *server, int status) {
   out->n++;
 }
 
+static void on_connect(uv_connect_t *req, int status) { *(int *)req->data = status == 0 ? 1 : -1; }
+
 static void on_written(uv_write_t *w, int status) { *(int *)w->data = status == 0 ? 1 : -1; }
 
 Test(rtls, handshake_and_bridge) {
@@ -377,9 +230,9 @@ Test(rtls, handshake_and_bridge) {
   int connected = 0;
   creq.data = &connected;
   cr_assert_eq(uv_tcp_connect(&creq, c, (struct sockaddr *)&a, on_connect), 0);
-  run_until(&loop, &connected, 5000);
+  nx_run_until(&loop, &connected, 5000);
   cr_assert_eq(connected, 1);
-  run_until(&loop, &acc.n, 5000);
+  nx_run_until(&loop, &acc.n, 5000);
   cr_assert_eq(acc.n, 1);
 
   done_rec dc = {0}, ds = {0};
@@ -390,8 +243,8 @@ Test(rtls, handshake_and_bridge) {
     uv_run(&loop, UV_RUN_NOWAIT);
   cr_assert_eq(dc.calls, 1);
   cr_assert_eq(ds.calls, 1);
-  cr_assert_eq(dc.status, 0, "client: %d (%s)", dc.status, g_nlog ? g_log[0] : "");
-  cr_assert_eq(ds.status, 0, "server: %d (%s)", ds.status, g_nlog ? g_log[0] : "");
+  cr_assert_eq(dc.status, 0, "client: %d (%s)", dc.status, nx_nlog ? nx_log[0] : "");
+  cr_assert_eq(ds.status, 0, "server: %d (%s)", ds.status, nx_nlog ? nx_log[0] : "");
   cr_assert_eq(cl_rtls_sessions(t), 2);
 
   pipe_rx rx = {0};
@@ -411,9 +264,9 @@ Test(rtls, handshake_and_bridge) {
 
   int closed = 0;
   cl_rtls_close(t, on_closed, &closed);
-  run_until(&loop, &rx.eof, 2000);
+  nx_run_until(&loop, &rx.eof, 2000);
   cr_assert(rx.eof, "raft's end did not read EOF after cl_rtls_close");
-  run_until(&loop, &closed, 2000);
+  nx_run_until(&loop, &closed, 2000);
   cr_assert_eq(closed, 1);
   cr_assert_eq(dc.calls, 1);
   cr_assert_eq(ds.calls, 1);
@@ -421,5 +274,5 @@ Test(rtls, handshake_and_bridge) {
   uv_close((uv_handle_t *)ds.stream, free_pipe);
   uv_close((uv_handle_t *)&lst, NULL);
   cl_rtls_free(t);
-  close_loop(&loop);
+  nx_close_loop(&loop);
 }
