@@ -68,10 +68,12 @@ void cl_repl_options_init(cl_repl_options *o);
 int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err);
 
 /* Stops Raft and the loop thread; waiting calls fail with CL_EUNAVAILABLE.
- * Waits at most 10 s for Raft to close: if it does not (seen with the TLS
- * transport when a peer was cut off mid-connection), it says so on stderr
- * and returns without it, leaving the loop thread and n to the process's
- * exit (every acknowledged entry is durable already, as after a crash). */
+ * Waits at most 10 s for Raft to close: if it does not, it says so on
+ * stderr and returns without it, leaving the loop thread and n to the
+ * process's exit (every acknowledged entry is durable already, as after a
+ * crash). A safety net: the one known cause, a TLS handshake whose TCP
+ * write failed and never answered libraft's connect request, is fixed
+ * (replication/tls.c, sess_end). */
 void cl_repl_stop(cl_repl *n);
 
 /* Appends a signed batch through Raft: prepared here (in parallel with other

@@ -309,8 +309,13 @@ static void shut_done(uv_shutdown_t *r, int status) {
 }
 
 /* Ends the session. graceful: what is queued towards TCP (a close_notify,
- * an alert) is written before the TCP stream closes. The handshake
- * callback, if still due, is the caller's business. */
+ * an alert) is written before the TCP stream closes. A handshake callback
+ * still due runs here, last, with CL_EIO: whatever ends a handshake (a
+ * failed TCP write, too), `done` runs exactly once (tls.h), and node.c
+ * turns it into libraft's connect callback, which raft_close waits for.
+ * Callers that report another status (fail_handshake, cl_rtls_close) take
+ * `done` first. The session stays allocated until its close callbacks run,
+ * so `done` may do anything but free it. */
 static void sess_end(sess *s, int graceful) {
   if (s->state == S_CLOSING) {
     if (!graceful)
@@ -322,13 +327,19 @@ static void sess_end(sess *s, int graceful) {
     s->pipe_open = 0;
     uv_close((uv_handle_t *)&s->pipe, pipe_closed);
   }
+  int draining = 0;
   if (graceful && !s->tcp_closing) {
     s->shut.data = s;
     uv_read_stop(s->tcp);
-    if (uv_shutdown(&s->shut, s->tcp, shut_done) == 0)
-      return;
+    draining = uv_shutdown(&s->shut, s->tcp, shut_done) == 0;
   }
-  close_tcp_now(s);
+  if (!draining)
+    close_tcp_now(s);
+  cl_rtls_done_fn done = s->done;
+  if (done) {
+    s->done = NULL;
+    done(s->arg, NULL, CL_EIO);
+  }
 }
 
 static void write_done(uv_write_t *r, int status) {
@@ -612,7 +623,7 @@ static void host_of(const char *address, char *out, size_t cap) {
   out[n] = '\0';
 }
 
-static void wait_write(sess *s);
+static int wait_write(sess *s);
 
 int cl_rtls_wrap(cl_rtls *t, uv_loop_t *loop, uv_stream_t *tcp, int server,
                  const char *peer_address, cl_rtls_done_fn done, void *arg) {
@@ -683,13 +694,18 @@ int cl_rtls_wrap(cl_rtls *t, uv_loop_t *loop, uv_stream_t *tcp, int server,
     rc = CL_EIO;
     goto fail_sess;
   }
+  /* the ClientHello goes out from the loop, not from here; a write that
+   * cannot even be queued fails the wrap rather than leave a handshake
+   * waiting for an answer to nothing */
+  if (!server && wait_write(s) != 0) {
+    rc = CL_EIO;
+    goto fail_sess;
+  }
   s->next = t->sessions;
   if (t->sessions)
     t->sessions->prev = s;
   t->sessions = s;
   t->n++;
-  if (!server)
-    wait_write(s); /* the ClientHello goes out from the loop, not from here */
   return 0;
 fail_sess:
   SSL_free(s->ssl);
@@ -702,13 +718,16 @@ fail_tcp:
 }
 
 /* The client speaks first. Its first flight is produced now and queued
- * (uv_write completes later); `done` can only run from a later callback. */
-static void wait_write(sess *s) {
+ * (uv_write completes later, and a failure there ends the session through
+ * write_done); `done` can only run from a later callback. -1: nothing could
+ * be queued. */
+static int wait_write(sess *s) {
   ERR_clear_error();
   int r = SSL_do_handshake(s->ssl);
   (void)r;
-  flush_tls(s);
+  int rc = flush_tls(s);
   ERR_clear_error();
+  return rc;
 }
 
 void cl_rtls_close(cl_rtls *t, void (*cb)(void *arg), void *arg) {

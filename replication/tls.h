@@ -73,13 +73,16 @@ void cl_rtls_options_init(cl_rtls_options *o);
  * be read), CL_ENOMEM. On error *out is untouched. */
 CL_MUST_CHECK int cl_rtls_new(const cl_rtls_options *o, cl_rtls **out, cl_err *err);
 
-/* Called once per cl_rtls_wrap. status 0: the handshake succeeded and the
+/* Called exactly once per cl_rtls_wrap that returned 0, whatever ends the
+ * handshake (node.c makes it libraft's connect callback, which libraft's
+ * close waits for). status 0: the handshake succeeded and the
  * peer is verified; `stream` is raft's end of the bridge, a uv_pipe_t on the
  * wrap's loop allocated with raft_malloc (returned-owned: uv_close it, then
  * raft_free it in the close callback, as libraft does with its TCP
  * streams). Otherwise `stream` is NULL and status is CL_EDENIED (the
- * handshake or the verification failed: logged), CL_EIO (the TCP stream
- * failed or closed first) or CL_EUNAVAILABLE (cl_rtls_close ran first). */
+ * handshake or the verification failed: logged), CL_EIO (a read or a write
+ * on the TCP stream failed, or it closed, first) or CL_EUNAVAILABLE
+ * (cl_rtls_close ran first). */
 typedef void (*cl_rtls_done_fn)(void *arg, uv_stream_t *stream, int status);
 
 /* Starts a TLS handshake on `tcp`, a connected uv_tcp_t allocated with
