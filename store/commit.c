@@ -382,8 +382,7 @@ static int commit_check(cl_log *log, const Clinlog__V1__PreparedBatch *pb, cl_ap
   int rc = check_shape(pb, err);
   if (rc == 0)
     rc = check_keyring(log, pb, 0, err);
-  if (rc == 0 && (rc = check_ids(log, pb, r, err)) == 0 &&
-      (rc = check_streams(log, pb, r, err)) == 0)
+  if (rc == 0 && (rc = check_ids(log, pb, r, err)) == 0 && (rc = check_streams(log, pb, r, err)) == 0)
     rc = check_keyring(log, pb, 1, err);
   return rc;
 }

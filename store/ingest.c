@@ -114,10 +114,10 @@ static int check_key(cl_log *log, const Clinlog__V1__Record *rec, const uint8_t 
                     (unsigned long long)rec->seq);
   else if ((rc = cl_event_open(key, rec->stream_tag.data, rec->event_id.data, rec->nonce.data,
                                rec->ciphertext.data, rec->ciphertext.len, &plain, &pl)) != 0)
-    rc = rc == CL_ENOMEM
-             ? cl_err_set(err, rc, "out of memory")
-             : cl_err_set(err, CL_EVERIFY, "record %llu: the stream's data key does not open it",
-                          (unsigned long long)rec->seq);
+    rc = rc == CL_ENOMEM ? cl_err_set(err, rc, "out of memory")
+                         : cl_err_set(err, CL_EVERIFY,
+                                      "record %llu: the stream's data key does not open it",
+                                      (unsigned long long)rec->seq);
   if (plain) {
     sodium_memzero(plain, pl);
     cl_free(plain);

@@ -67,11 +67,11 @@ struct cl_log {
   char *dir;
   cl_db *db;
   int have_keys;
-  uint8_t *secrets;      /* sodium_malloc, CL_MK_SIZE bytes laid out as masterkey.h's CL_MK_* */
-  uint8_t *tag_key;      /* fixed for the life of the log (crypt.h) */
-  uint8_t *wrap_key;     /* these two and key_check change only in a rotation */
-  uint8_t *proj_key;     /* fixed */
-  uint8_t *seal_key;     /* seals the fixed keys */
+  uint8_t *secrets; /* sodium_malloc, CL_MK_SIZE bytes laid out as masterkey.h's CL_MK_* */
+  uint8_t *tag_key;  /* fixed for the life of the log (crypt.h) */
+  uint8_t *wrap_key; /* these two and key_check change only in a rotation */
+  uint8_t *proj_key; /* fixed */
+  uint8_t *seal_key; /* seals the fixed keys */
   uint8_t *retired_wrap; /* n_retired wrap keys of retired master keys, newest first */
   unsigned n_retired;
   uint8_t key_check[16];
@@ -91,7 +91,7 @@ struct cl_log {
   int failed;     /* a write failed: memory may be ahead of disk, no more commits */
   uint64_t size;  /* published head: readers see records 1..size */
   uint8_t root[32];
-  uint64_t applied;      /* Raft index of the last entry applied (replication) */
+  uint64_t applied; /* Raft index of the last entry applied (replication) */
   uint64_t foreign_keys; /* minted keys stored that no key of this log unwraps */
 
   /* committer-owned */

@@ -299,7 +299,8 @@ int cl_authn_login(cl_authn *a, const char *principal, const char *password, con
                       "scope: patient/ scopes need a patient context, and %s is linked to no "
                       "patient (ask for user/ scopes)",
                       principal);
-  rc = start_session(a, principal, roles, granted, step, NULL, a->o.token_ttl_s, peer, now, l, err);
+  rc = start_session(a, principal, roles, granted, step, NULL, a->o.token_ttl_s, peer, now, l,
+                     err);
   /* the session holds the step only if no other took it first (principals.h) */
   if (rc == 0 && (rc = cl_auth_principal(a->o.proj, principal, &st, err)) == 0 &&
       strcmp(st->totp_last_token, l->id.token_id) != 0) {
@@ -361,9 +362,8 @@ int cl_authn_client_token(cl_authn *a, const char *client_id, const char *assert
   if (rc)
     return rc;
   if (sc.n == 0)
-    return cl_err_set(err, CL_EINVAL,
-                      "scope: ask for the system/ scopes the client needs "
-                      "(e.g. system/*.rs)");
+    return cl_err_set(err, CL_EINVAL, "scope: ask for the system/ scopes the client needs "
+                                      "(e.g. system/*.rs)");
   if (!assertion || assertion_issuer(assertion, client, sizeof client) != 0)
     return cl_err_set(err, CL_EUNAUTH, "client assertion: not a JWT with an iss (the client id)");
   if (client_id && client_id[0] && strcmp(client_id, client) != 0)
@@ -390,8 +390,8 @@ int cl_authn_client_token(cl_authn *a, const char *client_id, const char *assert
                     e.msg);
   else if (join_roles(st->roles, st->n_roles, roles) != 0)
     rc = cl_err_set(err, CL_EUNAUTH, "client %s is disabled (no roles)", client);
-  else if ((rc = cl_jwt_verify_assertion(assertion, strlen(assertion), keys, client, token_url, now,
-                                         &claims, err)) != 0)
+  else if ((rc = cl_jwt_verify_assertion(assertion, strlen(assertion), keys, client, token_url,
+                                         now, &claims, err)) != 0)
     rc = rc == CL_EMALFORMED ? CL_EUNAUTH : rc;
   if (st)
     clinlog__v1__principal_state__free_unpacked(st, NULL);
