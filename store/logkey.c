@@ -673,6 +673,15 @@ void cl_lk_retry(cl_log *log) {
     follow_record(log);
 }
 
+uint64_t cl_log_logkey_events(cl_log *log, cl_err *err) {
+  pthread_mutex_lock(&log->ls_mu);
+  uint64_t n = log->lk_events;
+  if (err)
+    *err = log->lk_err;
+  pthread_mutex_unlock(&log->ls_mu);
+  return n;
+}
+
 int cl_log_logkey_retry(cl_log *log, cl_err *err) {
   int rc = cl_slot_acquire(log, err);
   if (rc)

@@ -198,6 +198,10 @@ typedef struct cl_logkey_status {
   uint64_t events;   /* switches and failed switches since open */
 } cl_logkey_status;
 void cl_log_logkey_status(cl_log *log, cl_logkey_status *st);
+/* Cheap (no file access): how many switches and failed switches the log
+ * has made since open; err (optional) gets the last one's error (code 0:
+ * the node signs with the log's key). Thread-safe. */
+uint64_t cl_log_logkey_events(cl_log *log, cl_err *err);
 /* Retries a switch the node could not make (the key was missing): takes
  * the commit slot. 0 (st.error then says whether it worked), or the
  * slot's errors. */
