@@ -6,7 +6,10 @@
  * new-master FILE` writes a new master key file, to rotate every member of
  * a cluster to the same key. `keys rotate-log DIR` registers a new log
  * signing key in the log, revokes the old one and signs a handover
- * checkpoint with both (store/logkey.h), offline as well.
+ * checkpoint with both (store/logkey.h), offline as well; `keys stage-log
+ * DIR` places the next log key as keys/log.key.new next to a running
+ * clinlogd and `keys rotate-log --online` asks the cluster's leader to
+ * rotate through Raft (Cluster.RotateLogKey).
  *
  * Exit status: 0 done, 1 error, 2 usage. */
 #include <errno.h>
@@ -52,7 +55,8 @@ static const char USAGE[] =
     "a checkpoint of the head with both, puts the new key in DIR/keys/log.key and\n"
     "lists both keys, with the tree sizes each signs, in DIR/log.pub: give auditors\n"
     "and witnesses the new log.pub. The origin does not change. Offline: stop\n"
-    "clinlogd first. Single nodes only for now (docs/operations.md).\n"
+    "clinlogd first; single nodes only (a cluster, or a running node: --online,\n"
+    "below; docs/operations.md).\n"
     "  --single-node    DIR is a clinlogd node's (it has raft/) that stays a\n"
     "                   single-node cluster: the rotation bypasses its Raft log\n"
     "  --new-key FILE   the new log key (an Ed25519 key file, e.g. from\n"
@@ -283,7 +287,8 @@ static int rotate_log(int argc, char **argv) {
     cl_err_set(&err, CL_EDENIED,
                "%s holds Raft state: the rotation's events bypass the Raft log, so only a node "
                "that stays a single-node cluster may be rotated offline (--single-node says so); "
-               "clusters: docs/operations.md",
+               "a cluster, or a running node: stage-log on every member, then rotate-log "
+               "--online (docs/operations.md)",
                dir);
     return cli_fail("keys rotate-log", &err);
   }

@@ -30,7 +30,7 @@ static const struct {
     {"prove", cmd_prove, "print an inclusion or consistency proof as JSON"},
     {"verify-proof", cmd_verify_proof, "check a proof printed by `prove` against a checkpoint"},
     {"verify", cmd_verify, "replay a data directory or a live node and check everything"},
-    {"keys", cmd_keys, "the master key of a data directory: rotate it (offline)"},
+    {"keys", cmd_keys, "rotate the master key (offline) or the log signing key (offline, or --online)"},
     {"cluster", cmd_cluster, "status and membership of a clinlogd cluster"},
     {"streams", cmd_streams, "a server's streams: one stream's counts, a category, events by type"},
     {"projections", cmd_projections, "a server's projections: position and lag, rebuild"},
