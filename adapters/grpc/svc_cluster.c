@@ -728,9 +728,9 @@ static void svc_rotate_log_key(srv_call *c, int ok) {
   resp.new_public_key = (ProtobufCBinaryData){32, pk};
   if (r->check) {
     cl_logkey_batch_free(&lb);
-    pthread_mutex_unlock(&one);
     resp.checked_only = 1;
-    srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+    srv_finish(c, GRPC_STATUS_OK, "", &resp.base); /* packs nodes[] before the next call */
+    pthread_mutex_unlock(&one);
     return;
   }
   cl_append_result ar;
@@ -755,8 +755,8 @@ static void svc_rotate_log_key(srv_call *c, int ok) {
   /* the leader applied it: did it switch? */
   cl_logkey_status ls;
   cl_log_logkey_status(log, &ls);
-  pthread_mutex_unlock(&one);
   if (ls.error.code || memcmp(ls.signer_pk, pk, 32) != 0) {
+    pthread_mutex_unlock(&one);
     cl_err_set(&err, CL_EFAILED,
                "log key rotation committed at seq %llu, but this node did not "
                "switch: %s",
@@ -766,6 +766,7 @@ static void svc_rotate_log_key(srv_call *c, int ok) {
     return;
   }
   srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  pthread_mutex_unlock(&one);
 }
 
 /* ------------------------------------------------------------ table */
