@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/logkey.h"
+
 int cl_fsm_encode(const Clinlog__V1__RaftEntry *e, struct raft_buffer *out, cl_err *err) {
   size_t n = clinlog__v1__raft_entry__get_packed_size(e);
   if (n > UINT32_MAX - 16)
@@ -93,6 +95,25 @@ static void account(cl_fsm *f, size_t len) {
     raft_set_snapshot_threshold(f->raft, f->entries_since > 8 ? (unsigned)f->entries_since : 8);
 }
 
+/* A log key rotation applied since `before` (cl_log_logkey_events): says
+ * on stderr whether this node switched, and if not why (it then signs
+ * nothing until the key is placed: docs/operations.md). */
+static void lk_report(cl_fsm *f, uint64_t before, uint64_t index) {
+  cl_err e;
+  if (cl_log_logkey_events(f->log, &e) == before)
+    return;
+  if (e.code) {
+    fprintf(stderr, "clinlog: replication: raft entry %llu: log key rotation: %s\n",
+            (unsigned long long)index, e.msg);
+  } else {
+    char hex[65];
+    cl_hex(cl_log_public_key(f->log), 32, hex);
+    fprintf(stderr, "clinlog: replication: raft entry %llu: switched to the log key %.16s\n",
+            (unsigned long long)index, hex);
+  }
+  fflush(stderr);
+}
+
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result) {
   cl_fsm *f = rf->data;
   *result = NULL;
@@ -115,7 +136,9 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
       clinlog__v1__raft_entry__free_unpacked(e, NULL);
       return 0;
     }
+    uint64_t lk = cl_log_logkey_events(f->log, NULL);
     rc = reach_head(f, e->head, &err);
+    lk_report(f, lk, index);
     if (rc == 0)
       rc = cl_log_apply(f->log, index, NULL, 0, &err);
     if (rc < 0) {
@@ -146,7 +169,9 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
   for (size_t i = 0; i < n; i++)
     items[i].pb = e->batches[i];
   uint64_t foreign = cl_log_foreign_keys(f->log);
+  uint64_t lk = cl_log_logkey_events(f->log, NULL);
   rc = cl_log_apply(f->log, index, items, n, &err);
+  lk_report(f, lk, index);
   if (rc == 0 && cl_log_foreign_keys(f->log) > foreign) {
     /* applied as on every node, but this node cannot read those streams */
     fprintf(stderr,
@@ -233,7 +258,9 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf) {
   }
   cl_err err;
   cl_err_clear(&err);
+  uint64_t lk = cl_log_logkey_events(f->log, NULL);
   int rc = reach_head(f, e->head, &err);
+  lk_report(f, lk, e->head->applied_index);
   /* the entries up to the snapshot's index are now in the store */
   if (rc == 0 && e->head->applied_index > cl_log_applied_index(f->log))
     rc = cl_log_apply(f->log, e->head->applied_index, NULL, 0, &err);

@@ -163,6 +163,8 @@ int cl_keyring_write(cl_log *log, rocksdb_writebatch_t *wb, const cl_keyring_cha
   pthread_mutex_unlock(&log->kr_mu);
   if (rc)
     return rc;
+  if (!strcmp(c->principal, CL_LOG_PRINCIPAL))
+    log->lk_changed = 1; /* cl_lk_follow after the write */
   uint8_t v[CL_KEYRING_ENTRY_MAX];
   size_t vl = cl_keyring_entry_encode(&e, v);
   rocksdb_writebatch_put_cf(wb, log->db->cf[CL_CF_KEYRING], (const char *)c->key, 32,
@@ -520,6 +522,7 @@ static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
   log->pend_n = 0;
   log->n_minted = 0;
   log->n_foreign = 0;
+  log->lk_changed = 0;
   int wrote = 0, erased = 0, fatal = 0;
   cl_err ferr;
   cl_err_clear(&ferr);
@@ -590,6 +593,7 @@ static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
   pthread_mutex_unlock(&log->mu);
   if (wrote)
     cl_publish(log, log->frontier.size, root);
+  cl_lk_follow(log); /* a log key rotation this group committed */
 }
 
 /* Allocates r for pb's events and fills in their ids. */

@@ -216,6 +216,7 @@ int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs,
   int rc = cl_slot_acquire(log, err);
   if (rc)
     return rc;
+  log->lk_changed = 0;
   uint64_t last = first_seq + n - 1;
   if (n == 0 || first_seq != log->frontier.size + 1 || last < first_seq || last > target_size) {
     cl_slot_release(log);
@@ -281,6 +282,7 @@ int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs,
   cl_hmap_clear(log->group_ids);
   log->pend_n = 0;
   if (rc) {
+    log->lk_changed = 0;
     ingest_rollback(log, &saved, saved_cp);
     cl_slot_release(log);
     return cl_err_prefix(err, "catch-up chunk %llu..%llu", (unsigned long long)first_seq,
@@ -291,6 +293,7 @@ int cl_log_ingest(cl_log *log, uint64_t first_seq, const cl_ingest_record *recs,
                */
     cl_sk_erased(log);
   cl_publish(log, last, root); /* before the slot goes: feed order is commit order */
+  cl_lk_follow(log);           /* a log key rotation among these records */
   cl_slot_release(log);
   return 0;
 }

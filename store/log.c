@@ -147,6 +147,7 @@ static void log_free(cl_log *log) {
   pthread_mutex_destroy(&log->mu);
   pthread_cond_destroy(&log->cv);
   pthread_mutex_destroy(&log->kr_mu);
+  pthread_mutex_destroy(&log->ls_mu);
   cl_free(log->dir);
   cl_free(log);
 }
@@ -204,6 +205,7 @@ static int log_alloc(const cl_log_options *o, cl_log **out, cl_err *err) {
   pthread_mutex_init(&log->mu, NULL);
   pthread_cond_init(&log->cv, NULL);
   pthread_mutex_init(&log->kr_mu, NULL);
+  pthread_mutex_init(&log->ls_mu, NULL);
   int rc = cl_sk_init(log, err); /* its locks first: log_free takes them */
   log->dir = cl_strdup(o->dir);
   log->streams = cl_hmap_new(32, sizeof(cl_stream_state));

@@ -201,15 +201,6 @@ const char *cl_log_origin(const cl_log *log);
 const cl_signer *cl_log_signer(const cl_log *log);
 const uint8_t *cl_log_public_key(const cl_log *log);
 
-/* Signs hashes[0..n) as a batch (cl_sign_batch) with the log key, for a
- * batch the node writes itself, and remembers on this thread that it did:
- * the next cl_log_prepare on this thread of a batch whose batch signature
- * is exactly `sig` over exactly these hashes takes it as verified (the
- * node just made it) instead of verifying it again; any other batch is
- * verified as always. Returns 0, or CL_EINVAL on a node without the log
- * key. */
-int cl_log_sign_own_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n,
-                          uint8_t sig[CL_SIG_SIZE], cl_err *err);
 
 /* RFC 9162 proofs over the committed tree; `proof` holds up to 64 hashes. */
 int cl_log_prove_inclusion(cl_log *log, uint64_t seq, uint64_t size, uint8_t proof[][32],

@@ -17,6 +17,9 @@
  *  - `pk_mu` guards pending data keys (prepare mints, the committer retires);
  *  - `kc_mu` guards the key cache (readers and prepare fill it, erasure
  *    empties it);
+ *  - `ls_mu` guards the log signer's key pair and the log key's switch
+ *    state against the threads that sign with it (cl_log_sign_batch,
+ *    cl_log_signer_copy); the switch itself runs holding the commit slot;
  *  - the feed and the purger have their own locks (feed.c, streamkey.c).
  * Lock order, where two are held: mu before kr_mu/pk_mu/kc_mu; the feed's
  * lock is taken with none of these held. */
@@ -72,9 +75,10 @@ struct cl_log {
   uint8_t *retired_wrap; /* n_retired wrap keys of retired master keys, newest first */
   unsigned n_retired;
   uint8_t key_check[16];
-  cl_signer log_signer; /* these three change only in a log key rotation,
-                           which runs alone holding the commit slot
-                           (logkey.c); log_pk is written under kr_mu */
+  cl_signer log_signer; /* these three change only in a log key rotation's
+                           switch, which runs holding the commit slot
+                           (logkey.c); log_signer is written under ls_mu,
+                           log_pk under kr_mu */
   int have_log_key;
   uint8_t log_pk[32];
   char origin[256];
@@ -126,6 +130,16 @@ struct cl_log {
   uint32_t kc_used;
   uint64_t kc_gen;
 
+  /* the log key's switch (logkey.c) */
+  pthread_mutex_t ls_mu;
+  int lk_changed;       /* committer-owned: the current write changed a "$log" key */
+  uint64_t lk_handover; /* committer-owned: size of the last handover checkpoint */
+  void (*lk_step)(void *ctx, int step); /* committer-owned test hook (cl_logkey_rotate) */
+  void *lk_step_ctx;
+  cl_err lk_err;      /* guarded by ls_mu: why this node cannot sign as the log
+                         (a rotation it could not follow); code 0: it can */
+  uint64_t lk_events; /* guarded by ls_mu: switches and failed switches */
+
   cl_feed *feed; /* commit notifications (feed.c) */
 
   /* the purger (streamkey.c): flushes and compacts after erasures, off the
@@ -149,6 +163,13 @@ int cl_keyring_load(cl_log *log, cl_err *err);
 int cl_iter_error(rocksdb_iterator_t *it, cl_err *err, const char *what);
 int64_t cl_now_ns(void);
 int cl_bytes_dup(ProtobufCBinaryData *b, const void *p, size_t n);
+
+/* ---- prepare.c ---- */
+/* Remembers on this thread that the log key pk just signed hashes as sig
+ * (cl_log_sign_batch): the next prepare on the thread takes exactly that
+ * batch as verified. */
+void cl_prepare_own_signed(const cl_log *log, const uint8_t (*hashes)[32], size_t n,
+                           const uint8_t sig[CL_SIG_SIZE], const uint8_t pk[CL_PUBKEY_SIZE]);
 
 /* ---- commit.c: the commit slot and committer-owned state ---- */
 /* Takes the slot for a caller outside the commit queue (apply, ingest,
@@ -221,6 +242,18 @@ int cl_lk_settle(cl_log *log, cl_err *err);
  * revoked before it, or registered after it, e.g. a new member catching
  * up on the records before the rotation that registered its key). */
 int cl_lk_may_sign(cl_log *log, uint64_t size, cl_err *err);
+/* After a durable write (commit group, replicated apply, catch-up ingest)
+ * that changed a "$log" key (lk_changed; caller holds the slot): when the
+ * keyring now revokes the key this node signs with, switches to its
+ * successor, taken from "<key file>.new" (handover checkpoint and meta in
+ * one write, the key files renamed, log.pub rewritten); refreshes log.pub
+ * otherwise. Cannot fail the write: a node without the successor's key
+ * keeps the same log, records why in lk_err (cl_log_logkey_status) and
+ * signs nothing more (the keyring refuses its old key). */
+void cl_lk_follow(cl_log *log);
+/* Retries a switch that failed (lk_err set), e.g. once the operator placed
+ * the key; caller holds the slot. */
+void cl_lk_retry(cl_log *log);
 
 /* ---- streamkey.c: data keys ---- */
 int cl_sk_init(cl_log *log, cl_err *err);

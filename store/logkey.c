@@ -437,63 +437,107 @@ int cl_lk_may_sign(cl_log *log, uint64_t size, cl_err *err) {
 
 /* ------------------------------------------------------------ rotation */
 
-/* Appends [KeyRegistered new, KeyRevoked old] in "$log", batch-signed by
- * the current log key; *seq gets the KeyRevoked's seq. */
-static int append_rotation(cl_log *log, const uint8_t new_pk[32], const char *reason, uint64_t *seq,
-                           cl_err *err) {
+void cl_logkey_batch_free(cl_logkey_batch *b) {
+  cl_free(b->ev[0]);
+  cl_free(b->ev[1]);
+  memset(b, 0, sizeof *b);
+}
+
+int cl_logkey_rotation_batch(cl_log *log, const uint8_t new_pk[32], const char *reason,
+                             cl_logkey_batch *out, cl_err *err) {
+  memset(out, 0, sizeof *out);
+  if (!log->have_log_key)
+    return cl_err_set(err, CL_EDENIED, "log key rotation: this node has no log key");
+  cl_logkeys ks;
+  int rc = cl_log_logkeys(log, &ks, err);
+  if (rc)
+    return rc;
+  if (ks.n >= CL_LOGKEYS_MAX)
+    return cl_err_set(err, CL_ETOOBIG, "log key rotation: the log has had %d log keys",
+                      CL_LOGKEYS_MAX);
+  char hex[65];
+  cl_hex(new_pk, 32, hex);
+  if (cl_logkeys_find(&ks, new_pk) || cl_log_key_info(log, new_pk, NULL, 0, NULL, 0, NULL) == 0)
+    return cl_err_set(err, CL_EEXIST, "log key rotation: key %.16s is registered already", hex);
+  pthread_mutex_lock(&log->ls_mu);
+  cl_err why = log->lk_err;
+  uint8_t old[32];
+  memcpy(old, log->log_signer.pk, 32);
+  pthread_mutex_unlock(&log->ls_mu);
+  if (why.code)
+    return cl_err_set(err, CL_EDENIED, "log key rotation: %s", why.msg);
+  const cl_logkey *cur = cl_logkeys_current(&ks);
+  if (!cur || memcmp(cur->pk, old, 32) != 0)
+    return cl_err_set(err, CL_EDENIED,
+                      "log key rotation: this node's log key is not the log's current one");
+
   Clinlog__V1__KeyRegistered kr = CLINLOG__V1__KEY_REGISTERED__INIT;
   Clinlog__V1__KeyRevoked kv = CLINLOG__V1__KEY_REVOKED__INIT;
   Clinlog__V1__Event reg = CLINLOG__V1__EVENT__INIT, rev = CLINLOG__V1__EVENT__INIT;
+  memcpy(out->new_pk, new_pk, 32);
+  memcpy(out->old_pk, old, 32);
   kr.principal_id = CL_LOG_PRINCIPAL;
-  kr.public_key = (ProtobufCBinaryData){32, (uint8_t *)new_pk};
+  kr.public_key = (ProtobufCBinaryData){32, out->new_pk};
   reg.body_case = CLINLOG__V1__EVENT__BODY_KEY_REGISTERED;
   reg.key_registered = &kr;
   kv.principal_id = CL_LOG_PRINCIPAL;
-  kv.public_key = (ProtobufCBinaryData){32, log->log_signer.pk};
-  kv.reason = (char *)reason;
+  kv.public_key = (ProtobufCBinaryData){32, out->old_pk};
+  kv.reason = (char *)(reason && reason[0] ? reason : "log key rotation");
   rev.body_case = CLINLOG__V1__EVENT__BODY_KEY_REVOKED;
   rev.key_revoked = &kv;
-  uint8_t *buf[2] = {NULL, NULL};
   size_t len[2];
-  int rc = cl_event_pack_node(&reg, CL_LOG_PRINCIPAL, &buf[0], &len[0], err);
-  if (rc == 0)
-    rc = cl_event_pack_node(&rev, CL_LOG_PRINCIPAL, &buf[1], &len[1], err);
-  if (rc)
-    goto out;
-  uint8_t hashes[2][32], sig[CL_SIG_SIZE];
-  cl_event_hash(buf[0], len[0], hashes[0]);
-  cl_event_hash(buf[1], len[1], hashes[1]);
-  cl_sign_batch(&log->log_signer, (const uint8_t(*)[32])hashes, 2, sig);
-  Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
-  bs.key_id = (ProtobufCBinaryData){32, log->log_signer.pk};
-  bs.signature = (ProtobufCBinaryData){CL_SIG_SIZE, sig};
-  ProtobufCBinaryData evs[2] = {{len[0], buf[0]}, {len[1], buf[1]}};
-  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
-  b.n_events = 2;
-  b.events = evs;
-  b.batch_signature = &bs;
-  cl_append_result r;
-  rc = cl_log_append(log, &b, &r, err);
-  if (rc == 0)
-    *seq = r.seq[1];
-  if (rc == 0 || rc == CL_ECONFLICT)
-    cl_append_result_free(&r);
-out:
-  cl_free(buf[0]);
-  cl_free(buf[1]);
-  return rc;
+  if ((rc = cl_event_pack_node(&reg, CL_LOG_PRINCIPAL, &out->ev[0], &len[0], err)) ||
+      (rc = cl_event_pack_node(&rev, CL_LOG_PRINCIPAL, &out->ev[1], &len[1], err))) {
+    cl_logkey_batch_free(out);
+    return rc;
+  }
+  uint8_t hashes[2][32];
+  cl_event_hash(out->ev[0], len[0], hashes[0]);
+  cl_event_hash(out->ev[1], len[1], hashes[1]);
+  uint8_t signer[32];
+  if ((rc = cl_log_sign_batch(log, (const uint8_t(*)[32])hashes, 2, out->sig, signer, err))) {
+    cl_logkey_batch_free(out);
+    return rc;
+  }
+  if (memcmp(signer, old, 32) != 0) { /* switched under us */
+    cl_logkey_batch_free(out);
+    return cl_err_set(err, CL_EAGAIN, "log key rotation: the log key changed meanwhile");
+  }
+  clinlog__v1__signature__init(&out->bs);
+  out->bs.key_id = (ProtobufCBinaryData){32, out->old_pk};
+  out->bs.signature = (ProtobufCBinaryData){CL_SIG_SIZE, out->sig};
+  out->evs[0] = (ProtobufCBinaryData){len[0], out->ev[0]};
+  out->evs[1] = (ProtobufCBinaryData){len[1], out->ev[1]};
+  clinlog__v1__append_batch__init(&out->b);
+  out->b.n_events = 2;
+  out->b.events = out->evs;
+  out->b.batch_signature = &out->bs;
+  return 0;
 }
 
-/* Step 3: the handover checkpoint of the head, signed by the new key (and
- * the old one, valid at the head when nothing was written after the
- * rotation), and meta's log key, in one synced write; then the log signs
- * with the new key. Takes ownership of *nk on success. */
-static int hand_over(cl_log *log, cl_signer *nk, uint64_t *size, cl_err *err) {
-  int rc = cl_slot_acquire(log, err);
+int cl_logkey_staged(cl_log *log, uint8_t pk[32], char *path, size_t pn, cl_err *err) {
+  char kp[4096], np[4200];
+  key_path_of(log, kp, sizeof kp);
+  snprintf(np, sizeof np, "%s.new", kp);
+  if (path)
+    snprintf(path, pn, "%s", np);
+  cl_signer s = {0};
+  int rc = cl_signer_load(&s, np, err);
   if (rc)
-    return rc;
+    return rc == CL_ENOTFOUND ? cl_err_set(err, CL_ENOTFOUND, "no staged log key (%s)", np) : rc;
+  memcpy(pk, s.pk, 32);
+  cl_signer_free(&s);
+  return 0;
+}
+
+/* The handover checkpoint of the head, signed by the new key (and the old
+ * one, valid at the head when nothing was written after the rotation), and
+ * meta's log key, in one synced write; then the log signs with the new
+ * key. Caller holds the slot. Takes ownership of *nk on success. */
+static int hand_over(cl_log *log, cl_signer *nk, uint64_t *size, cl_err *err) {
   uint8_t root[32];
-  cl_log_head(log, size, root);
+  *size = log->frontier.size;
+  cl_merkle_frontier_root(&log->frontier, root);
   cl_checkpoint cp;
   memset(&cp, 0, sizeof cp);
   snprintf(cp.origin, sizeof cp.origin, "%s", log->origin);
@@ -501,7 +545,7 @@ static int hand_over(cl_log *log, cl_signer *nk, uint64_t *size, cl_err *err) {
   memcpy(cp.root, root, 32);
   char *note = NULL, *both = NULL;
   size_t nl, bl;
-  rc = cl_checkpoint_sign(&cp, log->origin, nk->sk, &note, &nl, err);
+  int rc = cl_checkpoint_sign(&cp, log->origin, nk->sk, &note, &nl, err);
   cl_err e;
   if (rc == 0 && cl_lk_may_sign(log, *size, &e) == 0) {
     if ((rc = cl_checkpoint_cosign(note, nl, log->origin, log->log_signer.sk, &both, &bl, err)) ==
@@ -522,16 +566,191 @@ static int hand_over(cl_log *log, cl_signer *nk, uint64_t *size, cl_err *err) {
   }
   free(note);
   if (rc == 0) {
-    cl_signer_free(&log->log_signer);
+    pthread_mutex_lock(&log->ls_mu);
+    cl_signer old = log->log_signer;
     log->log_signer = *nk;
+    pthread_mutex_unlock(&log->ls_mu);
+    cl_signer_free(&old);
     nk->sk = NULL;
     pthread_mutex_lock(&log->kr_mu);
     memcpy(log->log_pk, log->log_signer.pk, 32);
     pthread_mutex_unlock(&log->kr_mu);
     log->last_checkpoint = *size;
+    log->lk_handover = *size;
   }
-  cl_slot_release(log);
   return rc;
+}
+
+static void lk_step(cl_log *log, int s) {
+  if (log->lk_step)
+    log->lk_step(log->lk_step_ctx, s);
+}
+
+/* cl_lk_follow's work: 0 when the node signs with the log's current key
+ * (switched now or before), else an error saying why it cannot. */
+static int follow(cl_log *log, cl_err *err) {
+  cl_logkeys ks;
+  int rc = cl_log_logkeys(log, &ks, err);
+  if (rc)
+    return rc;
+  const cl_logkey *cur = cl_logkeys_current(&ks);
+  if (!cur || log->o.read_only || !log->have_log_key)
+    return 0;
+  const cl_logkey *m = cl_logkeys_find(&ks, log->log_signer.pk);
+  char pub[4200];
+  if (!m) /* a new member whose key the records applied so far do not register yet */
+    return 0;
+  if (!m->to) /* the key in use stands; log.pub follows the history */
+    return ks.n > 1 ? refresh_pub(log, pub, sizeof pub, err) : 0;
+  /* a rotation revoked the key this node signs with: its successor */
+  lk_step(log, CL_LOGKEY_COMMITTED);
+  char kp[4096], np[4200], hex[65];
+  key_path_of(log, kp, sizeof kp);
+  snprintf(np, sizeof np, "%s.new", kp);
+  cl_hex(cur->pk, 32, hex);
+  cl_signer nk = {0};
+  cl_err e;
+  if ((rc = cl_signer_load(&nk, np, &e)) != 0 || memcmp(nk.pk, cur->pk, 32) != 0) {
+    char have[65] = "";
+    if (rc == 0)
+      cl_hex(nk.pk, 32, have);
+    cl_signer_free(&nk);
+    /* the public history is the log's all the same */
+    cl_err pe;
+    (void)!refresh_pub(log, pub, sizeof pub, &pe);
+    if (rc == 0)
+      return cl_err_set(err, CL_EDENIED,
+                        "the log key was rotated at seq %llu to %.16s, but %s holds %.16s: this "
+                        "node signs no checkpoint and no record of its own until %s holds the new "
+                        "key (0600)",
+                        (unsigned long long)m->to, hex, np, have, np);
+    return cl_err_set(err, CL_EDENIED,
+                      "the log key was rotated at seq %llu to %.16s, and this node lacks it "
+                      "(%s: %s): it signs no checkpoint and no record of its own until the new "
+                      "key is placed there (0600)",
+                      (unsigned long long)m->to, hex, np, e.msg);
+  }
+  uint64_t size;
+  if ((rc = hand_over(log, &nk, &size, err))) {
+    cl_signer_free(&nk);
+    return rc;
+  }
+  lk_step(log, CL_LOGKEY_META);
+  if ((rc = swap_key_files(kp, err)))
+    return rc;
+  lk_step(log, CL_LOGKEY_SWAPPED);
+  if ((rc = refresh_pub(log, pub, sizeof pub, err)))
+    return rc;
+  lk_step(log, CL_LOGKEY_PUB);
+  return 0;
+}
+
+static void follow_record(cl_log *log) {
+  cl_err err;
+  cl_err_clear(&err);
+  int rc = follow(log, &err);
+  pthread_mutex_lock(&log->ls_mu);
+  if (rc)
+    log->lk_err = err;
+  else
+    cl_err_clear(&log->lk_err);
+  log->lk_events++;
+  pthread_mutex_unlock(&log->ls_mu);
+}
+
+void cl_lk_follow(cl_log *log) {
+  if (!log->lk_changed)
+    return;
+  log->lk_changed = 0;
+  follow_record(log);
+}
+
+void cl_lk_retry(cl_log *log) {
+  pthread_mutex_lock(&log->ls_mu);
+  int failed = log->lk_err.code != 0;
+  pthread_mutex_unlock(&log->ls_mu);
+  if (failed)
+    follow_record(log);
+}
+
+uint64_t cl_log_logkey_events(cl_log *log, cl_err *err) {
+  pthread_mutex_lock(&log->ls_mu);
+  uint64_t n = log->lk_events;
+  if (err)
+    *err = log->lk_err;
+  pthread_mutex_unlock(&log->ls_mu);
+  return n;
+}
+
+int cl_log_logkey_retry(cl_log *log, cl_err *err) {
+  int rc = cl_slot_acquire(log, err);
+  if (rc)
+    return rc;
+  cl_lk_retry(log);
+  cl_slot_release(log);
+  return 0;
+}
+
+void cl_log_logkey_status(cl_log *log, cl_logkey_status *st) {
+  memset(st, 0, sizeof *st);
+  pthread_mutex_lock(&log->ls_mu);
+  st->have_key = log->have_log_key;
+  if (log->have_log_key)
+    memcpy(st->signer_pk, log->log_signer.pk, 32);
+  st->error = log->lk_err;
+  st->events = log->lk_events;
+  pthread_mutex_unlock(&log->ls_mu);
+  pthread_mutex_lock(&log->kr_mu);
+  memcpy(st->log_pk, log->log_pk, 32);
+  pthread_mutex_unlock(&log->kr_mu);
+  cl_logkeys ks;
+  cl_err e;
+  if (cl_log_logkeys(log, &ks, &e) == 0 && cl_logkeys_current(&ks))
+    memcpy(st->log_pk, cl_logkeys_current(&ks)->pk, 32);
+  cl_err_clear(&st->staged_err);
+  st->staged = cl_logkey_staged(log, st->staged_pk, NULL, 0, &st->staged_err) == 0;
+}
+
+int cl_log_sign_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n, uint8_t sig[64],
+                      uint8_t pk[32], cl_err *err) {
+  int rc = 0;
+  pthread_mutex_lock(&log->ls_mu);
+  if (!log->have_log_key)
+    rc = cl_err_set(err, CL_EDENIED, "this node has no log key");
+  else if (log->lk_err.code)
+    rc = cl_err_set(err, CL_EREVOKED, "%s", log->lk_err.msg);
+  else {
+    cl_sign_batch(&log->log_signer, hashes, n, sig);
+    memcpy(pk, log->log_signer.pk, 32);
+  }
+  pthread_mutex_unlock(&log->ls_mu);
+  if (rc == 0)
+    cl_prepare_own_signed(log, hashes, n, sig, pk);
+  return rc;
+}
+
+int cl_log_signer_copy(cl_log *log, cl_signer *out, cl_err *err) {
+  memset(out, 0, sizeof *out);
+  int rc = 0;
+  pthread_mutex_lock(&log->ls_mu);
+  if (!log->have_log_key)
+    rc = cl_err_set(err, CL_EDENIED, "this node has no log key");
+  else if (log->lk_err.code)
+    rc = cl_err_set(err, CL_EREVOKED, "%s", log->lk_err.msg);
+  else if (!(out->sk = sodium_malloc(64)))
+    rc = cl_err_set(err, CL_ENOMEM, "out of secure memory");
+  else {
+    memcpy(out->sk, log->log_signer.sk, 64);
+    memcpy(out->pk, log->log_signer.pk, 32);
+  }
+  pthread_mutex_unlock(&log->ls_mu);
+  return rc;
+}
+
+void cl_log_signer_pk(cl_log *log, uint8_t pk[32]) {
+  pthread_mutex_lock(&log->ls_mu);
+  memcpy(pk, log->log_signer.pk, 32);
+  pthread_mutex_unlock(&log->ls_mu);
 }
 
 static void step(const cl_logkey_rotate_options *o, int s) {
@@ -548,14 +767,8 @@ int cl_logkey_rotate(cl_log *log, const cl_logkey_rotate_options *o, cl_logkey_r
     return cl_err_set(err, CL_EDENIED,
                       "log key rotation: needs the log opened writable with its "
                       "log key");
-  cl_logkeys ks;
-  int rc = cl_log_logkeys(log, &ks, err);
-  if (rc)
-    return rc;
-  if (ks.n >= CL_LOGKEYS_MAX)
-    return cl_err_set(err, CL_ETOOBIG, "log key rotation: the log has had %d log keys",
-                      CL_LOGKEYS_MAX);
   cl_signer nk = {0};
+  int rc;
   if (o && o->new_key) {
     if (!(nk.sk = sodium_malloc(64)))
       return cl_err_set(err, CL_ENOMEM, "out of secure memory");
@@ -564,53 +777,59 @@ int cl_logkey_rotate(cl_log *log, const cl_logkey_rotate_options *o, cl_logkey_r
   } else if ((rc = cl_signer_generate(&nk, err))) {
     return rc;
   }
-  char hex[65];
-  cl_hex(nk.pk, 32, hex);
-  if (cl_log_key_info(log, nk.pk, NULL, 0, NULL, 0, NULL) == 0) {
-    rc = cl_err_set(err, CL_EEXIST, "log key rotation: key %.16s is registered already", hex);
+  cl_logkey_batch lb;
+  const char *reason = o && o->reason ? o->reason : "log key rotation";
+  if ((rc = cl_logkey_rotation_batch(log, nk.pk, reason, &lb, err)))
     goto fail_key;
-  }
-  memcpy(rep->old_pk, log->log_signer.pk, 32);
+  memcpy(rep->old_pk, lb.old_pk, 32);
   memcpy(rep->new_pk, nk.pk, 32);
   key_path_of(log, rep->key_path, sizeof rep->key_path);
+  snprintf(rep->pub_path, sizeof rep->pub_path, "%s/log.pub", log->dir);
 
-  /* 1: the new key next to the key file; a stale one from a rotation that
-   * stopped before its commit goes */
+  /* 1: the new key next to the key file, where the switch takes it from;
+   * a stale one from a rotation that stopped before its commit goes */
   char np[4200], npub[4300];
   snprintf(np, sizeof np, "%s.new", rep->key_path);
   snprintf(npub, sizeof npub, "%s.new.pub", rep->key_path);
   unlink(np);
   unlink(npub);
   if ((rc = cl_signer_save(&nk, np, err)) || (rc = cl_sync_dir_of(np, err)))
-    goto fail_key;
+    goto fail_batch;
   step(o, CL_LOGKEY_KEY_WRITTEN);
 
-  /* 2: the keyring learns the new key and retires the old one */
-  const char *reason = o && o->reason ? o->reason : "log key rotation";
-  if ((rc = append_rotation(log, nk.pk, reason, &rep->seq, err))) {
+  /* 2: the keyring learns the new key and retires the old one; the commit
+   * switches the log to the new key (3-5: cl_lk_follow) */
+  log->lk_step = o ? o->after_step : NULL;
+  log->lk_step_ctx = o ? o->step_ctx : NULL;
+  cl_append_result r;
+  rc = cl_log_append(log, &lb.b, &r, err);
+  log->lk_step = NULL;
+  if (rc == 0)
+    rep->seq = r.seq[1];
+  if (rc == 0 || rc == CL_ECONFLICT)
+    cl_append_result_free(&r);
+  if (rc) {
     unlink(np);
     unlink(npub);
+    goto fail_batch;
+  }
+  cl_logkey_batch_free(&lb);
+  cl_logkey_status st;
+  cl_log_logkey_status(log, &st);
+  if (st.error.code || memcmp(st.signer_pk, nk.pk, 32) != 0) {
+    rc = cl_err_set(err, st.error.code ? st.error.code : CL_EFAILED, "%s",
+                    st.error.code ? st.error.msg : "the log did not switch to the new key");
+    cl_err_prefix(err, "log key rotation committed at seq %llu; reopening the log finishes it",
+                  (unsigned long long)rep->seq);
     goto fail_key;
   }
-  step(o, CL_LOGKEY_COMMITTED);
-
-  /* 3-5 */
-  if ((rc = hand_over(log, &nk, &rep->tree_size, err)))
-    goto fail_committed;
-  step(o, CL_LOGKEY_META);
-  if ((rc = swap_key_files(rep->key_path, err)))
-    goto fail_committed;
-  step(o, CL_LOGKEY_SWAPPED);
-  if ((rc = refresh_pub(log, rep->pub_path, sizeof rep->pub_path, err)))
-    goto fail_committed;
-  step(o, CL_LOGKEY_PUB);
+  rep->tree_size = log->lk_handover;
   clock_gettime(CLOCK_MONOTONIC, &t1);
   rep->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   cl_signer_free(&nk);
   return 0;
-fail_committed:
-  cl_err_prefix(err, "log key rotation committed at seq %llu; reopening the log finishes it",
-                (unsigned long long)rep->seq);
+fail_batch:
+  cl_logkey_batch_free(&lb);
 fail_key:
   cl_signer_free(&nk);
   return rc;

@@ -26,15 +26,25 @@
  *   log-key: ed25519:<first key> 1-<R>
  *   log-key: ed25519:<current key> <R>-
  *
- * Rotation (cl_logkey_rotate), offline on a single node's log:
- *   1. the new key is written to "<key file>.new" (0600, fsync'd; the
- *      directory fsync'd);
- *   2. the batch [KeyRegistered new, KeyRevoked old], signed by the old key,
- *      through the normal write path (seqs R-1, R);
+ * Rotation: the new key is first "<key file>.new" (0600) on every node:
+ * written by cl_logkey_rotate (offline, one node), or staged by the
+ * operator on every member before the online call (a cluster, or a running
+ * single node: the batch goes through Raft). Then:
+ *   1. the batch [KeyRegistered new, KeyRevoked old], signed by the old key
+ *      (cl_logkey_rotation_batch), is committed (seqs R-1, R);
+ *   2. every node, right after the durable write of the group that applied
+ *      it (commit, Raft apply or catch-up: cl_lk_follow, with the commit
+ *      slot held, so nothing signs meanwhile), switches: the key in
+ *      "<key file>.new" must be the new one;
  *   3. one synced write: meta log_public_key = new, and the handover
  *      checkpoint of the head signed by the new and the old key;
  *   4. "<key file>.new" (and its .pub) renamed over the key file;
  *   5. log.pub rewritten (a temporary file renamed over it).
+ * A node without the new key in "<key file>.new" applies the batch like
+ * every other (same records, same keyring) but cannot switch: it records
+ * why (cl_logkey_status.error), signs no checkpoint (the keyring refuses
+ * its old key past R) and no record of its own (cl_log_sign_batch), and
+ * switches once the key is there (cl_log_logkey_retry, or the next open).
  * A crash before 2 leaves the old key in force (a stale .new is ignored,
  * and removed by the next rotation). After 2 the keyring says the old key
  * is revoked: the next open takes the newest unrevoked log key as meta's,
@@ -138,7 +148,7 @@ typedef struct cl_logkey_rotate_report {
   double seconds;
 } cl_logkey_rotate_report;
 
-/* Rotates the log key of `log` (see the header comment): opened writable
+/* Rotates the log key of `log` offline (see the header comment): opened writable
  * with its log key, used by nothing else (no appends in this process; the
  * RocksDB lock keeps other processes out). On success the log signs with
  * the new key and *rep is filled. Errors: CL_EDENIED (no log key,
@@ -151,5 +161,66 @@ CL_MUST_CHECK int cl_logkey_rotate(cl_log *log, const cl_logkey_rotate_options *
 
 /* The log keys of an open log, from its keyring (under its lock). */
 int cl_log_logkeys(cl_log *log, cl_logkeys *out, cl_err *err);
+
+/* The rotation batch [KeyRegistered new_pk, KeyRevoked <this node's key>]
+ * in "$log", batch-signed by this node's log key: out->b is ready for
+ * cl_log_append or Raft (cl_repl_append). out holds its memory
+ * (cl_logkey_batch_free). Errors: CL_EDENIED (no log key; this node's key
+ * is not the log's current one, or it could not follow a rotation),
+ * CL_EEXIST (new_pk is registered already), CL_ETOOBIG, CL_EAGAIN (the key
+ * switched meanwhile), CL_ENOMEM. Thread-safe. */
+typedef struct cl_logkey_batch {
+  Clinlog__V1__AppendBatch b;
+  Clinlog__V1__Signature bs;
+  ProtobufCBinaryData evs[2];
+  uint8_t *ev[2];
+  uint8_t sig[64], old_pk[32], new_pk[32];
+} cl_logkey_batch;
+CL_MUST_CHECK int cl_logkey_rotation_batch(cl_log *log, const uint8_t new_pk[32],
+                                           const char *reason, cl_logkey_batch *out, cl_err *err);
+void cl_logkey_batch_free(cl_logkey_batch *b);
+
+/* The public key of the staged key "<key file>.new" into pk; path
+ * (optional, pn bytes) gets that file's name. Errors: CL_ENOTFOUND (none
+ * staged), CL_EDENIED (readable by group/other), CL_EMALFORMED, CL_EIO. */
+int cl_logkey_staged(cl_log *log, uint8_t pk[32], char *path, size_t pn, cl_err *err);
+
+/* What a node knows of its log key. A plain value. */
+typedef struct cl_logkey_status {
+  int have_key;          /* the node has a log key file */
+  uint8_t signer_pk[32]; /* the key it holds */
+  uint8_t log_pk[32];    /* the log's current key (the keyring's newest unrevoked) */
+  int staged;            /* "<key file>.new" loads */
+  uint8_t staged_pk[32];
+  cl_err staged_err; /* why not (CL_ENOTFOUND: none) */
+  cl_err error;      /* code 0, or why the node cannot sign as the log (a
+                        rotation it could not follow) */
+  uint64_t events;   /* switches and failed switches since open */
+} cl_logkey_status;
+void cl_log_logkey_status(cl_log *log, cl_logkey_status *st);
+/* Cheap (no file access): how many switches and failed switches the log
+ * has made since open; err (optional) gets the last one's error (code 0:
+ * the node signs with the log's key). Thread-safe. */
+uint64_t cl_log_logkey_events(cl_log *log, cl_err *err);
+/* Retries a switch the node could not make (the key was missing): takes
+ * the commit slot. 0 (st.error then says whether it worked), or the
+ * slot's errors. */
+int cl_log_logkey_retry(cl_log *log, cl_err *err);
+
+/* Signs a batch of event hashes with the log key, as it is now (a rotation
+ * may switch it at any time: pk gets the key that signed), for a batch the
+ * node writes itself, and remembers on this thread that it did: the next
+ * cl_log_prepare on this thread of a batch whose batch signature is exactly
+ * `sig` by `pk` over exactly these hashes takes it as verified (the node
+ * just made it) instead of verifying it again; any other batch is verified
+ * as always. Errors: CL_EDENIED (no log key), CL_EREVOKED (the node could
+ * not follow a rotation: the message says why). Thread-safe. */
+int cl_log_sign_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n, uint8_t sig[64],
+                      uint8_t pk[32], cl_err *err);
+/* A copy of the log key as it is now (*out returned-owned: cl_signer_free).
+ * Errors: as cl_log_sign_batch, CL_ENOMEM. Thread-safe. */
+int cl_log_signer_copy(cl_log *log, cl_signer *out, cl_err *err);
+/* The log key's public half as it is now. Thread-safe. */
+void cl_log_signer_pk(cl_log *log, uint8_t pk[32]);
 
 #endif

@@ -259,10 +259,11 @@ static int decode_events(cl_log *log, const Clinlog__V1__AppendBatch *b, prep *p
   return 0;
 }
 
-/* The batch this thread last signed with the log key (cl_log_sign_own_batch):
+/* The batch this thread last signed with the log key (cl_log_sign_batch):
  * one use, by the next prepare on the thread. */
 static _Thread_local struct {
   const cl_log *log;
+  uint8_t pk[CL_PUBKEY_SIZE];
   uint8_t sig[CL_SIG_SIZE];
   uint8_t digest[32]; /* of the hashes */
 } own_sig;
@@ -271,15 +272,12 @@ static void hashes_digest(const uint8_t (*hashes)[32], size_t n, uint8_t out[32]
   crypto_generichash(out, 32, (const uint8_t *)hashes, n * 32, NULL, 0);
 }
 
-int cl_log_sign_own_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n,
-                          uint8_t sig[CL_SIG_SIZE], cl_err *err) {
-  if (!log->have_log_key)
-    return cl_err_set(err, CL_EINVAL, "this node has no log key");
-  cl_sign_batch(&log->log_signer, hashes, n, sig);
+void cl_prepare_own_signed(const cl_log *log, const uint8_t (*hashes)[32], size_t n,
+                           const uint8_t sig[CL_SIG_SIZE], const uint8_t pk[CL_PUBKEY_SIZE]) {
   own_sig.log = log;
+  memcpy(own_sig.pk, pk, CL_PUBKEY_SIZE);
   memcpy(own_sig.sig, sig, CL_SIG_SIZE);
   hashes_digest(hashes, n, own_sig.digest);
-  return 0;
 }
 
 /* Is sig, by signer over hashes, the batch this thread just signed with
@@ -291,7 +289,7 @@ static int own_batch(const cl_log *log, const uint8_t signer[32], const uint8_t 
   own_sig.log = NULL;
   uint8_t d[32];
   hashes_digest(hashes, n, d);
-  return log->have_log_key && sodium_memcmp(signer, log->log_signer.pk, 32) == 0 &&
+  return sodium_memcmp(signer, own_sig.pk, CL_PUBKEY_SIZE) == 0 &&
          sodium_memcmp(sig, own_sig.sig, CL_SIG_SIZE) == 0 &&
          sodium_memcmp(d, own_sig.digest, 32) == 0;
 }

@@ -193,6 +193,17 @@ int cl_log_checkpoint(cl_log *log, char **note, size_t *len, cl_err *err) {
   int rc = cl_slot_acquire(log, err);
   if (rc)
     return rc;
+  /* a node that could not follow a log key rotation tries again: the
+   * operator may have placed the key since */
+  cl_lk_retry(log);
+  pthread_mutex_lock(&log->ls_mu);
+  if (log->lk_err.code)
+    rc = cl_err_set(err, CL_EREVOKED, "%s", log->lk_err.msg);
+  pthread_mutex_unlock(&log->ls_mu);
+  if (rc) {
+    cl_slot_release(log);
+    return rc;
+  }
   uint64_t size;
   uint8_t root[32];
   cl_log_head(log, &size, root);

@@ -6,17 +6,25 @@
  * new-master FILE` writes a new master key file, to rotate every member of
  * a cluster to the same key. `keys rotate-log DIR` registers a new log
  * signing key in the log, revokes the old one and signs a handover
- * checkpoint with both (store/logkey.h), offline as well.
+ * checkpoint with both (store/logkey.h), offline as well; `keys stage-log
+ * DIR` places the next log key as keys/log.key.new next to a running
+ * clinlogd and `keys rotate-log --online` asks the cluster's leader to
+ * rotate through Raft (Cluster.RotateLogKey).
  *
  * Exit status: 0 done, 1 error, 2 usage. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "adapters/cli/cli.h"
+#include "adapters/pbjson/pbjson.h"
+#include "clinlog/v1/cluster.pb-c.h"
 #include "store/db.h"
 #include "store/keys.h"
 #include "store/logkey.h"
@@ -47,11 +55,26 @@ static const char USAGE[] =
     "a checkpoint of the head with both, puts the new key in DIR/keys/log.key and\n"
     "lists both keys, with the tree sizes each signs, in DIR/log.pub: give auditors\n"
     "and witnesses the new log.pub. The origin does not change. Offline: stop\n"
-    "clinlogd first. Single nodes only for now (docs/operations.md).\n"
+    "clinlogd first; single nodes only (a cluster, or a running node: --online,\n"
+    "below; docs/operations.md).\n"
     "  --single-node    DIR is a clinlogd node's (it has raft/) that stays a\n"
     "                   single-node cluster: the rotation bypasses its Raft log\n"
     "  --new-key FILE   the new log key (an Ed25519 key file, e.g. from\n"
-    "                   `clinlog keygen`); default: a new random key\n";
+    "                   `clinlog keygen`); default: a new random key\n"
+    "       clinlog keys stage-log DIR --new-key FILE [--json]\n"
+    "       clinlog keys rotate-log --online --server HOST:PORT [TLS options]\n"
+    "                               [--reason TEXT] [--check] [--no-follow] [--json]\n"
+    "stage-log: copies the new log key FILE to DIR/keys/log.key.new (0600), where\n"
+    "the online rotation takes it from; works while clinlogd runs. Stage the same\n"
+    "key on every member (voters and standbys) first.\n"
+    "rotate-log --online: asks the cluster's leader (Cluster.RotateLogKey, role\n"
+    "admin) to rotate the log key through Raft: it checks that every member has\n"
+    "the key staged (refusing, with nothing committed, if one has not), commits\n"
+    "the KeyRegistered/KeyRevoked batch signed by the old key, and every node\n"
+    "switches to the staged key as it applies it (docs/operations.md). A running\n"
+    "single node works the same way.\n"
+    "  --check          only check that every member is ready; change nothing\n"
+    "  --no-follow      do not retry on the leader a follower names\n";
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total) {
   cli_progress_update(ctx, done, total);
@@ -264,7 +287,8 @@ static int rotate_log(int argc, char **argv) {
     cl_err_set(&err, CL_EDENIED,
                "%s holds Raft state: the rotation's events bypass the Raft log, so only a node "
                "that stays a single-node cluster may be rotated offline (--single-node says so); "
-               "clusters: docs/operations.md",
+               "a cluster, or a running node: stage-log on every member, then rotate-log "
+               "--online (docs/operations.md)",
                dir);
     return cli_fail("keys rotate-log", &err);
   }
@@ -332,9 +356,220 @@ free_key:
   return st;
 }
 
+/* ---- stage-log ---- */
+
+/* fsyncs DIR/keys, so the staged file's entry lasts. */
+static int sync_keys_dir(const char *dir, cl_err *err) {
+  char kd[4200];
+  snprintf(kd, sizeof kd, "%s/keys", dir);
+  int fd = open(kd, O_RDONLY | O_DIRECTORY);
+  int ok = fd >= 0 && fsync(fd) == 0;
+  if (fd >= 0)
+    close(fd);
+  return ok ? 0 : cl_err_set(err, CL_EIO, "%s: %s", kd, strerror(errno));
+}
+
+static int stage_log(int argc, char **argv) {
+  static const struct option opts[] = {{"new-key", required_argument, 0, 'n'},
+                                       {"json", no_argument, 0, 'j'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  const char *key = NULL;
+  int json = 0, c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'n')
+      key = optarg;
+    else if (c == 'j')
+      json = 1;
+    else {
+      fputs(USAGE, c == 'h' ? stdout : stderr);
+      return c == 'h' ? 0 : 2;
+    }
+  }
+  if (optind + 1 != argc || !key) {
+    fprintf(stderr, "clinlog keys stage-log: DIR and --new-key FILE required\n");
+    return 2;
+  }
+  const char *dir = argv[optind];
+  cl_err err;
+  cl_err_clear(&err);
+  if (cl_crypto_init(&err))
+    return cli_fail("keys stage-log", &err);
+  char kp[4200], np[4300];
+  snprintf(kp, sizeof kp, "%s/keys/log.key", dir);
+  snprintf(np, sizeof np, "%s.new", kp);
+  cl_signer nk = {0}, cur = {0}, have = {0};
+  int st = 1;
+  if (cl_signer_load(&nk, key, &err)) {
+    st = cli_fail("keys stage-log: --new-key", &err);
+    goto out;
+  }
+  if (cl_signer_load(&cur, kp, &err)) {
+    st = cli_fail("keys stage-log", &err);
+    goto out;
+  }
+  if (memcmp(cur.pk, nk.pk, 32) == 0) {
+    cl_err_set(&err, CL_EEXIST, "%s is the key %s already holds", key, kp);
+    st = cli_fail("keys stage-log", &err);
+    goto out;
+  }
+  char hex[65];
+  cl_hex(nk.pk, 32, hex);
+  if (cl_signer_load(&have, np, &err) == 0) {
+    if (memcmp(have.pk, nk.pk, 32) != 0) {
+      cl_err_set(&err, CL_EEXIST,
+                 "%s holds another key already (a rotation not made yet?): remove it first", np);
+      st = cli_fail("keys stage-log", &err);
+      goto out;
+    }
+  } else if (cl_signer_save(&nk, np, &err) || sync_keys_dir(dir, &err)) {
+    st = cli_fail("keys stage-log", &err);
+    goto out;
+  }
+  if (json) {
+    json_t *j = json_pack("{s:s, s:s, s:s}", "dir", dir, "stagedKey", hex, "file", np);
+    cli_print_json(stdout, j);
+    json_decref(j);
+  } else {
+    printf("staged log key %.16s… as %s\n"
+           "  stage the same key on every member, then: clinlog keys rotate-log --online "
+           "--server LEADER\n",
+           hex, np);
+  }
+  st = 0;
+out:
+  cl_signer_free(&nk);
+  cl_signer_free(&cur);
+  cl_signer_free(&have);
+  return st;
+}
+
+/* ---- rotate-log --online ---- */
+
+enum { OPT_ONLINE = 1, OPT_REASON, OPT_CHECK, OPT_JSON, OPT_NO_FOLLOW, OPT_HELP };
+
+static void print_node_keys(const Clinlog__V1__RotateLogKeyResponse *r) {
+  for (size_t i = 0; i < r->n_nodes; i++) {
+    const Clinlog__V1__NodeLogKey *n = r->nodes[i];
+    char lk[65] = "-", sk[65] = "-";
+    if (n->log_key.len == 32)
+      cl_hex(n->log_key.data, 32, lk);
+    if (n->staged_key.len == 32)
+      cl_hex(n->staged_key.data, 32, sk);
+    printf("  node %llu (%s): log key %.16s…, staged %.16s…\n", (unsigned long long)n->node_id,
+           n->api_address, lk, sk);
+  }
+}
+
+static int rotate_log_online(int argc, char **argv) {
+  static const struct option opts[] = {{"online", no_argument, 0, OPT_ONLINE},
+                                       {"reason", required_argument, 0, OPT_REASON},
+                                       {"check", no_argument, 0, OPT_CHECK},
+                                       {"json", no_argument, 0, OPT_JSON},
+                                       {"no-follow", no_argument, 0, OPT_NO_FOLLOW},
+                                       {"help", no_argument, 0, OPT_HELP},
+                                       CLI_REMOTE_OPTIONS,
+                                       {0, 0, 0, 0}};
+  cli_remote remote = {0};
+  int json = 0, follow = 1, c;
+  Clinlog__V1__RotateLogKeyRequest req = CLINLOG__V1__ROTATE_LOG_KEY_REQUEST__INIT;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (cli_remote_option(&remote, c, optarg))
+      continue;
+    switch (c) {
+    case OPT_ONLINE:
+      break;
+    case OPT_REASON:
+      req.reason = optarg;
+      break;
+    case OPT_CHECK:
+      req.check = 1;
+      break;
+    case OPT_JSON:
+      json = 1;
+      break;
+    case OPT_NO_FOLLOW:
+      follow = 0;
+      break;
+    default:
+      fputs(USAGE, c == OPT_HELP ? stdout : stderr);
+      return c == OPT_HELP ? 0 : 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "clinlog keys rotate-log --online: no DIR (the server's is rotated)\n");
+    return 2;
+  }
+  if (!remote.server) {
+    fprintf(stderr, "clinlog keys rotate-log --online: --server HOST:PORT required\n");
+    return 2;
+  }
+  char target[1024], leader[256];
+  snprintf(target, sizeof target, "%s", remote.server);
+  for (int attempt = 0;; attempt++) {
+    cl_err err;
+    cl_err_clear(&err);
+    cl_client *cl;
+    remote.server = target;
+    if (cli_remote_open(&remote, &cl, &err))
+      return cli_fail("keys rotate-log --online", &err);
+    ProtobufCMessage *m = NULL;
+    cl_client_status st;
+    leader[0] = '\0';
+    int rc = cl_client_unary_md(cl, "/clinlog.v1.Cluster/RotateLogKey", &req.base,
+                                &clinlog__v1__rotate_log_key_response__descriptor,
+                                remote.timeout_ms > 0 ? remote.timeout_ms : 90000, NULL,
+                                "clinlog-leader", leader, sizeof leader, &m, &st, &err);
+    cl_client_close(cl);
+    if (rc == 0) {
+      Clinlog__V1__RotateLogKeyResponse *r = (Clinlog__V1__RotateLogKeyResponse *)m;
+      int status = 0;
+      if (json) {
+        status = cli_print_message(m, "keys rotate-log");
+      } else {
+        char oldh[65] = "", newh[65] = "";
+        if (r->old_public_key.len == 32)
+          cl_hex(r->old_public_key.data, 32, oldh);
+        if (r->new_public_key.len == 32)
+          cl_hex(r->new_public_key.data, 32, newh);
+        if (r->checked_only)
+          printf("the log key of the cluster at %s can be rotated: %.16s… -> %.16s…, staged on "
+                 "every member\n",
+                 target, oldh, newh);
+        else
+          printf("rotated the log key through Raft (leader %s)\n"
+                 "  old key %s: revoked at seq %llu, signs tree sizes up to %llu\n"
+                 "  new key %s: signs from tree size %llu on\n"
+                 "  every member switches as it applies seq %llu; each node's DIR/log.pub lists "
+                 "both keys: give it to auditors and witnesses\n",
+                 target, oldh, (unsigned long long)r->revoked_at_seq,
+                 (unsigned long long)r->revoked_at_seq, newh, (unsigned long long)r->revoked_at_seq,
+                 (unsigned long long)r->revoked_at_seq);
+        print_node_keys(r);
+      }
+      protobuf_c_message_free_unpacked(m, NULL);
+      return status;
+    }
+    if (st.code == CL_GRPC_UNAVAILABLE && leader[0] && follow && attempt == 0 &&
+        strcmp(leader, target) != 0) {
+      fprintf(stderr, "clinlog: keys rotate-log --online: %s is not the leader; retrying on %s\n",
+              target, leader);
+      snprintf(target, sizeof target, "%s", leader);
+      continue;
+    }
+    return cli_fail("keys rotate-log --online", &err);
+  }
+}
+
 int cmd_keys(int argc, char **argv) {
-  if (argc >= 2 && !strcmp(argv[1], "rotate-log"))
+  if (argc >= 2 && !strcmp(argv[1], "rotate-log")) {
+    for (int i = 2; i < argc; i++)
+      if (!strcmp(argv[i], "--online"))
+        return rotate_log_online(argc - 1, argv + 1);
     return rotate_log(argc - 1, argv + 1);
+  }
+  if (argc >= 2 && !strcmp(argv[1], "stage-log"))
+    return stage_log(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "rotate-master"))
     return rotate_master(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "new-master"))

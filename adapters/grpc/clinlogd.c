@@ -558,6 +558,7 @@ int main(int argc, char **argv) {
     o.srv.client_ca = o.repl.tls_ca;
   o.repl.fetch = cl_grpc_catchup;
   o.repl.fetch_ctx = &peer;
+  cl_grpc_set_peer_config(&peer);
   cl_repl *repl;
   if (cl_repl_start(&o.repl, &repl, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));

@@ -38,6 +38,10 @@ typedef struct cl_grpc_peer_config {
  * is shared by every forwarding thread. */
 int cl_grpc_forward(void *ctx, const char *leader_api, const cl_req_ctx *rc,
                     const Clinlog__V1__AppendBatch *b, cl_append_result *r, cl_err *err);
+/* The peer configuration Cluster.RotateLogKey asks the other members with
+ * (LogKeyStatus); borrowed for the process's life. Set before serving. */
+void cl_grpc_set_peer_config(const cl_grpc_peer_config *cfg);
+
 /* Closes the forwarding channel (at exit). */
 void cl_grpc_forward_close(void);
 

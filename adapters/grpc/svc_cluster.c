@@ -11,6 +11,7 @@
 #include "adapters/grpc/server_int.h"
 #include "adapters/grpc/services.h"
 #include "replication/node.h"
+#include "store/logkey.h"
 
 #define FETCH_CHUNK 4096
 #define FETCH_CHUNK_BYTES (8u << 20)
@@ -504,6 +505,270 @@ int cl_grpc_catchup(void *ctx, cl_log *log, const char *api, uint64_t size,
   return 0;
 }
 
+/* ------------------------------------------------ log key rotation */
+
+static const cl_grpc_peer_config *peer_cfg;
+
+void cl_grpc_set_peer_config(const cl_grpc_peer_config *cfg) { peer_cfg = cfg; }
+
+/* One LogKeyStatus with the storage its bytes point into. */
+typedef struct lk_status {
+  Clinlog__V1__NodeLogKey m;
+  uint8_t log_key[32], cur[32], staged[32];
+  char api[CL_REPL_ADDR_MAX], staged_err[CL_ERR_MSG_SIZE], error[CL_ERR_MSG_SIZE];
+} lk_status;
+
+static void lk_fill(cl_log *log, uint64_t id, const char *api, lk_status *s) {
+  cl_logkey_status st;
+  cl_log_logkey_status(log, &st);
+  clinlog__v1__node_log_key__init(&s->m);
+  s->m.node_id = id;
+  snprintf(s->api, sizeof s->api, "%s", api ? api : "");
+  s->m.api_address = s->api;
+  memcpy(s->log_key, st.signer_pk, 32);
+  memcpy(s->cur, st.log_pk, 32);
+  memcpy(s->staged, st.staged_pk, 32);
+  if (st.have_key)
+    s->m.log_key = (ProtobufCBinaryData){32, s->log_key};
+  s->m.current_log_key = (ProtobufCBinaryData){32, s->cur};
+  if (st.staged)
+    s->m.staged_key = (ProtobufCBinaryData){32, s->staged};
+  snprintf(s->staged_err, sizeof s->staged_err, "%s", st.staged ? "" : st.staged_err.msg);
+  snprintf(s->error, sizeof s->error, "%s", st.error.msg);
+  s->m.staged_error = s->staged_err;
+  s->m.error = s->error;
+}
+
+static void svc_log_key_status(srv_call *c, int ok) {
+  (void)ok;
+  cl_svc *svc = srv_svc(c);
+  uint64_t id = 0;
+  char api[CL_REPL_ADDR_MAX] = "";
+  if (repl_of(c)) {
+    cl_repl_status st;
+    cl_err err;
+    if (cl_repl_get_status(repl_of(c), &st, op_deadline(c, 5000), &err) == 0) {
+      id = st.id;
+      for (size_t i = 0; i < st.n; i++)
+        if (st.members[i].id == st.id)
+          snprintf(api, sizeof api, "%s", st.members[i].api_address);
+    }
+  }
+  lk_status s;
+  lk_fill(cl_svc_log(svc), id, api, &s);
+  srv_finish(c, GRPC_STATUS_OK, "", &s.m.base);
+}
+
+/* A member's LogKeyStatus over its API into s. */
+static int lk_ask(const cl_repl_member *m, int64_t deadline, lk_status *s, cl_err *err) {
+  cl_client_options o;
+  cl_grpc_peer_config none = {.plaintext = 1};
+  peer_options(peer_cfg ? peer_cfg : &none, m->api_address, &o);
+  int64_t left = deadline - wall_ms();
+  o.timeout_ms = left < 1000 ? 1000 : left > 10000 ? 10000 : (int)left;
+  cl_client *cl;
+  int rc = cl_client_open(&o, &cl, err);
+  if (rc)
+    return rc;
+  Clinlog__V1__LogKeyStatusRequest req = CLINLOG__V1__LOG_KEY_STATUS_REQUEST__INIT;
+  Clinlog__V1__NodeLogKey *r = NULL;
+  cl_client_status st;
+  rc = cl_client_unary(cl, cl_grpc_method_path[M_LOG_KEY_STATUS], &req.base,
+                       &clinlog__v1__node_log_key__descriptor, (ProtobufCMessage **)&r, &st, err);
+  cl_client_close(cl);
+  if (rc)
+    return rc;
+  clinlog__v1__node_log_key__init(&s->m);
+  s->m.node_id = m->id;
+  snprintf(s->api, sizeof s->api, "%s", m->api_address);
+  s->m.api_address = s->api;
+  if (r->log_key.len == 32) {
+    memcpy(s->log_key, r->log_key.data, 32);
+    s->m.log_key = (ProtobufCBinaryData){32, s->log_key};
+  }
+  if (r->current_log_key.len == 32) {
+    memcpy(s->cur, r->current_log_key.data, 32);
+    s->m.current_log_key = (ProtobufCBinaryData){32, s->cur};
+  }
+  if (r->staged_key.len == 32) {
+    memcpy(s->staged, r->staged_key.data, 32);
+    s->m.staged_key = (ProtobufCBinaryData){32, s->staged};
+  }
+  snprintf(s->staged_err, sizeof s->staged_err, "%s", r->staged_error);
+  snprintf(s->error, sizeof s->error, "%s", r->error);
+  s->m.staged_error = s->staged_err;
+  s->m.error = s->error;
+  clinlog__v1__node_log_key__free_unpacked(r, NULL);
+  return 0;
+}
+
+/* Is member s ready for a rotation to `pk`? 0, or why not into why. */
+static int lk_ready(const lk_status *s, const uint8_t pk[32], char *why, size_t wn) {
+  char hex[65];
+  if (s->error[0]) {
+    snprintf(why, wn, "node %llu (%.64s): %.200s", (unsigned long long)s->m.node_id, s->api,
+             s->error);
+    return -1;
+  }
+  if (s->m.staged_key.len != 32) {
+    snprintf(why, wn, "node %llu (%.64s) has no staged log key: %.200s",
+             (unsigned long long)s->m.node_id, s->api,
+             s->staged_err[0] ? s->staged_err : "keys/log.key.new not found");
+    return -1;
+  }
+  if (memcmp(s->staged, pk, 32) != 0) {
+    cl_hex(s->staged, 32, hex);
+    char want[65];
+    cl_hex(pk, 32, want);
+    snprintf(why, wn, "node %llu (%s) has another key staged (%.16s, not %.16s)",
+             (unsigned long long)s->m.node_id, s->api, hex, want);
+    return -1;
+  }
+  return 0;
+}
+
+static void finish_precondition(srv_call *c, int code, const char *msg) {
+  c->final_code = code;
+  srv_trailer(c, "clinlog-error", cl_errname(code));
+  srv_finish(c, GRPC_STATUS_FAILED_PRECONDITION, msg, NULL);
+}
+
+static void svc_rotate_log_key(srv_call *c, int ok) {
+  (void)ok;
+  const Clinlog__V1__RotateLogKeyRequest *r = (const Clinlog__V1__RotateLogKeyRequest *)c->req;
+  cl_svc *svc = srv_svc(c);
+  cl_log *log = cl_svc_log(svc);
+  cl_err err;
+  cl_err_clear(&err);
+  cl_svc_route route;
+  if (!cl_svc_leader(svc, &route)) {
+    srv_finish_not_leader(c, &route);
+    return;
+  }
+  if (r->new_public_key.len && r->new_public_key.len != 32) {
+    cl_err_set(&err, CL_EINVAL, "new_public_key: expected 32 bytes, got %zu",
+               r->new_public_key.len);
+    srv_finish_err(c, &err);
+    return;
+  }
+  int64_t deadline = op_deadline(c, 60000);
+  /* what every member (voters and standbys: both apply the log) has */
+  static lk_status nodes[CL_REPL_MAX_MEMBERS];
+  static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER; /* one rotation at a time */
+  if (pthread_mutex_trylock(&one) != 0) {
+    finish_precondition(c, CL_EAGAIN, "another log key rotation is in progress");
+    return;
+  }
+  size_t n = 0;
+  uint64_t self = 0;
+  cl_repl_status st;
+  memset(&st, 0, sizeof st);
+  if (repl_of(c) && cl_repl_get_status(repl_of(c), &st, deadline, &err) != 0) {
+    pthread_mutex_unlock(&one);
+    srv_finish_err(c, &err);
+    return;
+  }
+  self = st.id;
+  const char *self_api = "";
+  for (size_t i = 0; i < st.n; i++)
+    if (st.members[i].id == self)
+      self_api = st.members[i].api_address;
+  lk_fill(log, self, self_api, &nodes[n++]);
+  uint8_t pk[32];
+  if (nodes[0].m.staged_key.len == 32)
+    memcpy(pk, nodes[0].staged, 32);
+  else if (r->new_public_key.len == 32)
+    memcpy(pk, r->new_public_key.data, 32);
+  else
+    memset(pk, 0, 32);
+  char why[512] = "";
+  if (r->new_public_key.len == 32 && memcmp(pk, r->new_public_key.data, 32) != 0) {
+    char a[65];
+    cl_hex(pk, 32, a);
+    snprintf(why, sizeof why, "node %llu (%s, the leader) has another key staged (%.16s)",
+             (unsigned long long)self, self_api, a);
+  } else {
+    (void)!lk_ready(&nodes[0], pk, why, sizeof why);
+  }
+  for (size_t i = 0; !why[0] && i < st.n; i++) {
+    const cl_repl_member *m = &st.members[i];
+    if (m->id == self || m->role == CL_ROLE_SPARE)
+      continue;
+    lk_status *s = &nodes[n++];
+    cl_err e;
+    if (lk_ask(m, deadline, s, &e) != 0)
+      snprintf(why, sizeof why, "node %llu (%.64s) did not answer LogKeyStatus: %.160s",
+               (unsigned long long)m->id, m->api_address, e.msg);
+    else
+      (void)!lk_ready(s, pk, why, sizeof why);
+  }
+  if (why[0]) {
+    pthread_mutex_unlock(&one);
+    char msg[600];
+    snprintf(msg, sizeof msg, "log key rotation refused, nothing committed: %s", why);
+    finish_precondition(c, CL_ENOTFOUND, msg);
+    return;
+  }
+  Clinlog__V1__NodeLogKey *np[CL_REPL_MAX_MEMBERS];
+  for (size_t i = 0; i < n; i++)
+    np[i] = &nodes[i].m;
+  Clinlog__V1__RotateLogKeyResponse resp = CLINLOG__V1__ROTATE_LOG_KEY_RESPONSE__INIT;
+  resp.n_nodes = n;
+  resp.nodes = np;
+  cl_logkey_batch lb;
+  int rc = cl_logkey_rotation_batch(log, pk, r->reason, &lb, &err);
+  if (rc) {
+    pthread_mutex_unlock(&one);
+    srv_finish_err(c, &err);
+    return;
+  }
+  uint8_t old[32];
+  memcpy(old, lb.old_pk, 32);
+  resp.old_public_key = (ProtobufCBinaryData){32, old};
+  resp.new_public_key = (ProtobufCBinaryData){32, pk};
+  if (r->check) {
+    cl_logkey_batch_free(&lb);
+    resp.checked_only = 1;
+    srv_finish(c, GRPC_STATUS_OK, "", &resp.base); /* packs nodes[] before the next call */
+    pthread_mutex_unlock(&one);
+    return;
+  }
+  cl_append_result ar;
+  if (repl_of(c))
+    rc = cl_repl_append(repl_of(c), &lb.b, deadline, &ar, &err);
+  else
+    rc = cl_log_append(log, &lb.b, &ar, &err);
+  cl_logkey_batch_free(&lb);
+  if (rc) {
+    if (rc == CL_ECONFLICT)
+      cl_append_result_free(&ar);
+    pthread_mutex_unlock(&one);
+    cl_err_prefix(&err, "log key rotation");
+    srv_finish_err(c, &err);
+    return;
+  }
+  resp.revoked_at_seq = ar.seq[1];
+  resp.tree_size = ar.tree_size;
+  snprintf(c->rctx.audit_what, sizeof c->rctx.audit_what, "seq:%llu-%llu",
+           (unsigned long long)ar.seq[0], (unsigned long long)ar.seq[1]);
+  cl_append_result_free(&ar);
+  /* the leader applied it: did it switch? */
+  cl_logkey_status ls;
+  cl_log_logkey_status(log, &ls);
+  if (ls.error.code || memcmp(ls.signer_pk, pk, 32) != 0) {
+    pthread_mutex_unlock(&one);
+    cl_err_set(&err, CL_EFAILED,
+               "log key rotation committed at seq %llu, but this node did not "
+               "switch: %s",
+               (unsigned long long)resp.revoked_at_seq,
+               ls.error.code ? ls.error.msg : "unknown reason");
+    srv_finish_err(c, &err);
+    return;
+  }
+  srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  pthread_mutex_unlock(&one);
+}
+
 /* ------------------------------------------------------------ table */
 
 static const cl_grpc_method_def CLUSTER_METHODS[] = {
@@ -513,6 +778,8 @@ static const cl_grpc_method_def CLUSTER_METHODS[] = {
     {M_TRANSFER_LEADERSHIP, &clinlog__v1__transfer_leadership_request__descriptor,
      svc_transfer_leadership},
     {M_FETCH_RECORDS, &clinlog__v1__fetch_records_request__descriptor, svc_fetch_records},
+    {M_ROTATE_LOG_KEY, &clinlog__v1__rotate_log_key_request__descriptor, svc_rotate_log_key},
+    {M_LOG_KEY_STATUS, &clinlog__v1__log_key_status_request__descriptor, svc_log_key_status},
 };
 
 const cl_grpc_service cl_grpc_cluster_service = {

@@ -37,6 +37,8 @@ enum cl_method_kind {
   X(M_REMOVE_NODE, "clinlog.v1.Cluster/RemoveNode", CL_MK_ADMIN)                                   \
   X(M_TRANSFER_LEADERSHIP, "clinlog.v1.Cluster/TransferLeadership", CL_MK_ADMIN)                   \
   X(M_FETCH_RECORDS, "clinlog.v1.Cluster/FetchRecords", CL_MK_PEER)                                \
+  X(M_ROTATE_LOG_KEY, "clinlog.v1.Cluster/RotateLogKey", CL_MK_ADMIN)                               \
+  X(M_LOG_KEY_STATUS, "clinlog.v1.Cluster/LogKeyStatus", CL_MK_PEER)                               \
   X(M_GET_STREAM, "clinlog.v1.Streams/GetStream", CL_MK_READ)                                      \
   X(M_LIST_STREAMS, "clinlog.v1.Streams/ListStreams", CL_MK_READ)                                  \
   X(M_LIST_EVENTS_BY_TYPE, "clinlog.v1.Streams/ListEventsByType", CL_MK_PROOF)                     \

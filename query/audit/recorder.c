@@ -23,6 +23,7 @@
 #include "store/event.h"
 #include "store/keyring.h"
 #include "store/keys.h"
+#include "store/logkey.h"
 
 #define DEFAULT_MAX_BATCH 256
 #define DEFAULT_WRITERS 2
@@ -40,7 +41,6 @@ typedef struct ticket {
 
 struct cl_audit {
   cl_audit_options o;
-  const cl_signer *signer;
   pthread_mutex_t mu;
   pthread_cond_t idle_cv; /* the last batch in flight ended (close waits) */
   ticket *head, *tail;    /* queued, no batch yet */
@@ -64,18 +64,20 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
       memcpy(hashes[i], t->hash, 32);
       evs[i] = (ProtobufCBinaryData){t->len, t->buf};
     }
-    uint8_t sig[CL_SIG_SIZE];
-    /* the append prepares on this thread: the store takes its own
-     * signature as verified */
-    cl_log_sign_own_batch(a->o.log, (const uint8_t(*)[32])hashes, n, sig, &err);
+    uint8_t sig[CL_SIG_SIZE], pk[CL_PUBKEY_SIZE];
+    /* the log key as it is now (a log key rotation may switch it); the
+     * append prepares on this thread, where the store knows this signature
+     * as its own and does not verify it again */
+    code = cl_log_sign_batch(a->o.log, (const uint8_t(*)[32])hashes, n, sig, pk, &err);
     Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
-    bs.key_id = (ProtobufCBinaryData){CL_PUBKEY_SIZE, (uint8_t *)a->signer->pk};
+    bs.key_id = (ProtobufCBinaryData){CL_PUBKEY_SIZE, pk};
     bs.signature = (ProtobufCBinaryData){CL_SIG_SIZE, sig};
     Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
     b.n_events = n;
     b.events = evs;
     b.batch_signature = &bs;
-    code = a->o.append(a->o.ctx, &b, &err);
+    if (code == 0)
+      code = a->o.append(a->o.ctx, &b, &err);
     if (code == 0)
       cl_err_clear(&err); /* what the append left in err on success means nothing */
     else if (err.code != code || !err.msg[0])
@@ -139,7 +141,6 @@ int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err) {
     a->o.writers = DEFAULT_WRITERS;
   if (a->o.writers > MAX_WRITERS)
     a->o.writers = MAX_WRITERS;
-  a->signer = s;
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->idle_cv, NULL);
   *out = a;

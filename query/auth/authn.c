@@ -18,6 +18,7 @@
 #include "store/alloc.h"
 #include "store/event.h"
 #include "store/hmap.h"
+#include "store/logkey.h"
 
 typedef struct failures {
   int count;
@@ -26,8 +27,6 @@ typedef struct failures {
 
 struct cl_authn {
   cl_authn_options o;
-  const cl_signer *signer; /* the log key */
-  char kid[17];            /* the key id tokens name: the log key's first 8 bytes, hex */
   pthread_mutex_t mu;
   cl_hmap *fails;                  /* hash(principal)[32] -> failures */
   cl_hmap *seen;                   /* hash(token id)[32] -> int64_t last call (unix s) */
@@ -60,8 +59,6 @@ int cl_authn_new(const cl_authn_options *o, cl_authn **out, cl_err *err) {
     a->o.token_ttl_s = CL_TOKEN_MAX_TTL;
   if (!a->o.now)
     a->o.now = now_default;
-  a->signer = s;
-  cl_hex(s->pk, 8, a->kid);
   pthread_mutex_init(&a->mu, NULL);
   a->fails = cl_hmap_new(32, sizeof(failures));
   a->seen = cl_hmap_new(32, sizeof(int64_t));
@@ -134,10 +131,14 @@ static int append_session(cl_authn *a, Clinlog__V1__Event *ev, const char *princ
   if (rc)
     return rc;
   cl_event_hash(buf, n, hash);
-  cl_sign_batch(a->signer, (const uint8_t(*)[32])hash, 1, sig);
+  uint8_t pk[32];
+  if ((rc = cl_log_sign_batch(a->o.log, (const uint8_t(*)[32])hash, 1, sig, pk, err))) {
+    cl_free(buf);
+    return rc;
+  }
   ProtobufCBinaryData evb = {n, buf};
   Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
-  bs.key_id = (ProtobufCBinaryData){32, (uint8_t *)a->signer->pk};
+  bs.key_id = (ProtobufCBinaryData){32, pk};
   bs.signature = (ProtobufCBinaryData){64, sig};
   Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
   b.n_events = 1;
@@ -203,8 +204,18 @@ static int start_session(cl_authn *a, const char *principal, const char *roles, 
     json_decref(claims);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
-  int rc = cl_token_issue(a->signer, a->kid, cl_log_origin(a->o.log), claims, now, ttl, &l->token,
-                          jti, err);
+  /* the log key as it is now (a log key rotation may switch it; tokens
+   * signed by a retired key no longer verify) */
+  cl_signer s;
+  int rc = cl_log_signer_copy(a->o.log, &s, err);
+  if (rc) {
+    json_decref(claims);
+    return rc;
+  }
+  char kid[17];
+  cl_hex(s.pk, 8, kid);
+  rc = cl_token_issue(&s, kid, cl_log_origin(a->o.log), claims, now, ttl, &l->token, jti, err);
+  cl_signer_free(&s);
   json_decref(claims);
   if (rc)
     return rc;
@@ -506,7 +517,9 @@ int cl_authn_token(cl_authn *a, const char *token, cl_identity *id, cl_err *err)
   memset(id, 0, sizeof *id);
   int64_t now = a->o.now();
   json_t *claims;
-  int rc = cl_token_verify(a->signer->pk, token, now, &claims, err);
+  uint8_t pk[32];
+  cl_log_signer_pk(a->o.log, pk);
+  int rc = cl_token_verify(pk, token, now, &claims, err);
   if (rc)
     return rc;
   const char *sub = json_string_value(json_object_get(claims, "sub"));

@@ -652,3 +652,28 @@ Test(policy, a_patient_reads_its_own_compartment_only) {
   cr_assert_eq(as_patient(p, "", M_AUDIT_QUERY, "", "", NULL, &err), CL_EDENIED);
   cl_policy_free(p);
 }
+
+/* Cluster.RotateLogKey changes the log's signing key: role admin only (the
+ * matrix covers it by kind; this says so by name). LogKeyStatus is a peer
+ * call: nodes ask each other before a rotation. */
+Test(policy, rotate_log_key_is_admin_only) {
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_default(&p, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_method_kind(M_ROTATE_LOG_KEY), CL_MK_ADMIN);
+  cr_assert_eq(cl_method_kind(M_LOG_KEY_STATUS), CL_MK_PEER);
+  for (size_t i = 0; i < sizeof EXPECT / sizeof EXPECT[0]; i++) {
+    const char *role = EXPECT[i].role;
+    int code = call(p, role, M_ROTATE_LOG_KEY, NULL, &err);
+    if (!strcmp(role, "admin")) {
+      cr_assert_eq(code, 0, "admin: %s", err.msg);
+    } else {
+      cr_assert_eq(code, CL_EDENIED, "%s may rotate the log key", role);
+      cr_assert(strstr(err.msg, "RotateLogKey") && strstr(err.msg, "admin calls"), "%s", err.msg);
+    }
+    code = call(p, role, M_LOG_KEY_STATUS, NULL, &err);
+    cr_assert_eq(code, !strcmp(role, "admin") || !strcmp(role, "node") ? 0 : CL_EDENIED, "%s",
+                 role);
+  }
+  cl_policy_free(p);
+}

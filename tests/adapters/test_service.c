@@ -315,6 +315,7 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   /* the membership calls would change the cluster: the policy refuses
    * them, which still shows the hooks run for them first */
   R.deny[M_ADD_NODE] = R.deny[M_REMOVE_NODE] = R.deny[M_TRANSFER_LEADERSHIP] = 1;
+  R.deny[M_ROTATE_LOG_KEY] = 1;
   uint64_t seq = append_one("patient-hooks");
 
   cl_client_append_stream *as;
@@ -383,6 +384,24 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   cr_assert_eq(
       unary(M_TRANSFER_LEADERSHIP, &tl.base, &clinlog__v1__cluster_status__descriptor, NULL, NULL),
       CL_EDENIED);
+  /* the log key rotation: refused by the hooks before its handler (nothing
+   * committed); a node's log key status answers */
+  Clinlog__V1__RotateLogKeyRequest rk = CLINLOG__V1__ROTATE_LOG_KEY_REQUEST__INIT;
+  cr_assert_eq(unary(M_ROTATE_LOG_KEY, &rk.base, &clinlog__v1__rotate_log_key_response__descriptor,
+                     NULL, &st),
+               CL_EDENIED);
+  cr_assert_eq(st.code, CL_GRPC_PERMISSION_DENIED);
+  cr_assert(strstr(st.details, "the test policy refuses clinlog.v1.Cluster/RotateLogKey"), "%s",
+            st.details);
+  Clinlog__V1__LogKeyStatusRequest lks = CLINLOG__V1__LOG_KEY_STATUS_REQUEST__INIT;
+  Clinlog__V1__NodeLogKey *nlk;
+  cr_assert_eq(unary(M_LOG_KEY_STATUS, &lks.base, &clinlog__v1__node_log_key__descriptor,
+                     (ProtobufCMessage **)&nlk, NULL),
+               0);
+  cr_assert_eq(nlk->log_key.len, 32);
+  cr_assert_eq(nlk->staged_key.len, 0);
+  cr_assert_str_eq(nlk->error, "");
+  clinlog__v1__node_log_key__free_unpacked(nlk, NULL);
   Clinlog__V1__FetchRecordsRequest fr = CLINLOG__V1__FETCH_RECORDS_REQUEST__INIT;
   fr.from_seq = 1;
   fr.to_seq = seq;
@@ -510,7 +529,8 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
 
   for (int m = 0; m < M_COUNT; m++) {
     wait_finished(m, 1);
-    int denied = m == M_ADD_NODE || m == M_REMOVE_NODE || m == M_TRANSFER_LEADERSHIP;
+    int denied = m == M_ADD_NODE || m == M_REMOVE_NODE || m == M_TRANSFER_LEADERSHIP ||
+                 m == M_ROTATE_LOG_KEY;
     cr_assert_geq(count(R.authorized, m), 1, "%s was never authorized", cl_method_name(m));
     cr_assert_eq(count(R.audited, m), denied ? 0 : count(R.authorized, m), "%s: audited %d times",
                  cl_method_name(m), count(R.audited, m));

@@ -163,3 +163,55 @@ class TestRotateLogKey(LogServerTestCase):
         self.assertIn("only the log key registers a key of $log", e.details())
         r = clinlog(*remote, "--json")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+class TestRotateLogKeyOnline(common.ServerTestCase):
+    """A running single node (a one-member Raft cluster, the audit trail on)
+    rotates online: the key staged next to the running clinlogd, the
+    rotation through Raft, checkpoints and the node's own audit records
+    signed by the new key from then on, a second rotation to the same key
+    refused; `clinlog verify` passes with the new log.pub."""
+
+    def test_rotate_online_running_node(self):
+        data = self.server.data
+        pub = os.path.join(data, "log.pub")
+        origin, old_pk, _ = read_pub(pub)
+        self.append_events([event(common.unique_stream("patient-on")) for _ in range(3)])
+        addr = ("--server", self.server.addr, "--plaintext")
+        # nothing staged: refused, naming the node
+        r = clinlog("keys", "rotate-log", "--online", *addr)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("has no staged log key", r.stderr)
+        self.assertIn("nothing committed", r.stderr)
+        key = data + ".next-log.key"
+        r = clinlog("keygen", key)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = clinlog("keys", "stage-log", data, "--new-key", key, "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(os.path.exists(os.path.join(data, "keys", "log.key.new")))
+        r = clinlog("keys", "rotate-log", "--online", *addr, "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.server.stderr()[-2000:])
+        out = json.loads(r.stdout)
+        R = int(out["revokedAtSeq"])
+        new_pk = base64.b64decode(out["newPublicKey"])
+        self.assertEqual(base64.b64decode(out["oldPublicKey"]), old_pk)
+        o2, cur, hist = read_pub(pub)
+        self.assertEqual((o2, cur), (origin, new_pk))
+        self.assertEqual(hist, [(old_pk, 1, R), (new_pk, R, None)])
+        self.assertFalse(os.path.exists(os.path.join(data, "keys", "log.key.new")))
+        # writes (each call's audit record is signed by the node: the new key)
+        r = self.append_events([event(common.unique_stream("patient-on")) for _ in range(3)])
+        cp = self.client.checkpoint(fresh=True)
+        self.assertGreater(cp.tree_size, R)
+        self.assertEqual(verify_note(cp.note, new_pk, origin)[1], cp.tree_size)
+        self.assertTrue(fails(cp.note, old_pk, origin))
+        # the same key again: registered already
+        r = clinlog("keys", "stage-log", data, "--new-key", key)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # it is the current key
+        self.assertEqual(self.server.stop(), 0, self.server.stderr()[-2000:])
+        r = clinlog("verify", data, "--log-key", pub, "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.server.start()
+        self.client.wait_ready()
+        cp = self.client.checkpoint(fresh=True)
+        self.assertEqual(verify_note(cp.note, new_pk, origin)[1], cp.tree_size)

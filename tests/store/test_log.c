@@ -9,6 +9,7 @@
 #include "store/checkpoint.h"
 #include "store/event.h"
 #include "store/keyring.h"
+#include "store/logkey.h"
 #include "store/log.h"
 #include "store/merkle.h"
 #include "store/verify.h"
@@ -958,7 +959,7 @@ Test(log, sealed_scan_and_open_event) {
   collect_free(&c);
 }
 
-/* cl_log_sign_own_batch: the store takes the log key's own fresh signature
+/* cl_log_sign_batch: the store takes the log key's own fresh signature
  * as verified only for exactly the hashes it signed, once; any other
  * batch under that signature, or a changed signature, is verified (and
  * refused, changing nothing). */
@@ -996,20 +997,20 @@ Test(log, own_batch_signature_counts_only_for_what_it_signed) {
   cr_assert_not_null(cl_log_signer(lg));
   size_t l1, l2;
   uint8_t *e1 = audit_event("req-1", &l1), *e2 = audit_event("req-2", &l2);
-  uint8_t h1[1][32], sig[CL_SIG_SIZE];
+  uint8_t h1[1][32], sig[CL_SIG_SIZE], pk[CL_PUBKEY_SIZE];
   cl_event_hash(e1, l1, h1[0]);
   uint64_t size;
   uint8_t root[32];
   head(&size, root);
   /* e1's signature over e2: verified, refused */
-  cr_assert_eq(cl_log_sign_own_batch(lg, (const uint8_t(*)[32])h1, 1, sig, &err), 0);
+  cr_assert_eq(cl_log_sign_batch(lg, (const uint8_t(*)[32])h1, 1, sig, pk, &err), 0);
   expect_unchanged_after(CL_EBADSIG, append_signed(e2, l2, sig, &err), root, size, &err);
   /* a changed signature over e1: verified, refused */
-  cr_assert_eq(cl_log_sign_own_batch(lg, (const uint8_t(*)[32])h1, 1, sig, &err), 0);
+  cr_assert_eq(cl_log_sign_batch(lg, (const uint8_t(*)[32])h1, 1, sig, pk, &err), 0);
   sig[5] ^= 1;
   expect_unchanged_after(CL_EBADSIG, append_signed(e1, l1, sig, &err), root, size, &err);
   /* the signature as made, over what it signed: committed */
-  cr_assert_eq(cl_log_sign_own_batch(lg, (const uint8_t(*)[32])h1, 1, sig, &err), 0);
+  cr_assert_eq(cl_log_sign_batch(lg, (const uint8_t(*)[32])h1, 1, sig, pk, &err), 0);
   cr_assert_eq(append_signed(e1, l1, sig, &err), 0, "%s", err.msg);
   assert_verifies();
   free(e1);

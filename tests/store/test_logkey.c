@@ -309,3 +309,99 @@ Test(logkey, pub_format) {
     cr_assert_eq(cl_logkeys_parse_pub(bad[i], strlen(bad[i]), &ks, NULL, &err), CL_EMALFORMED,
                  "case %zu accepted", i);
 }
+
+/* ---- the online path's pieces: a staged key, the batch, the switch ---- */
+
+/* The rotation batch committed like any other write: a log whose key file
+ * has the new key staged switches at the commit; one without it keeps the
+ * same records, refuses to sign (checkpoints, its own records) with an
+ * error naming the staged file, and switches once the key is placed. */
+Test(logkey, batch_switch_and_missing_key) {
+  cl_log *lg = cl_test_log_open(dir, 8);
+  cl_err err;
+  cl_logkey_status st;
+  cl_signer nk = {0};
+  cr_assert_eq(cl_signer_generate(&nk, &err), 0);
+  char staged[4300];
+  snprintf(staged, sizeof staged, "%s.new", key_path);
+  uint8_t pk[32];
+  cr_assert_eq(cl_logkey_staged(lg, pk, NULL, 0, &err), CL_ENOTFOUND);
+
+  /* committed without the staged key */
+  cl_logkey_batch lb;
+  cr_assert_eq(cl_logkey_rotation_batch(lg, nk.pk, NULL, &lb, &err), 0, "%s", err.msg);
+  cl_append_result r;
+  cr_assert_eq(cl_log_append(lg, &lb.b, &r, &err), 0, "%s", err.msg);
+  uint64_t rseq = r.seq[1];
+  cl_append_result_free(&r);
+  cl_logkey_batch_free(&lb);
+  cl_log_logkey_status(lg, &st);
+  cr_assert_neq(st.error.code, 0);
+  cr_assert(strstr(st.error.msg, "log.key.new"), "%s", st.error.msg);
+  cr_assert_eq(memcmp(st.log_pk, nk.pk, 32), 0, "the log's key is the new one");
+  cr_assert_eq(memcmp(st.signer_pk, old_key.pk, 32), 0, "the node still holds the old one");
+  char *note;
+  size_t nl;
+  cr_assert_eq(cl_log_checkpoint(lg, &note, &nl, &err), CL_EREVOKED);
+  cr_assert(strstr(err.msg, "log.key.new"), "%s", err.msg);
+  uint8_t h[1][32] = {{0}}, sig[64];
+  cr_assert_eq(cl_log_sign_batch(lg, (const uint8_t(*)[32])h, 1, sig, pk, &err), CL_EREVOKED);
+  /* a second rotation is refused while this one is not followed */
+  cl_signer k3 = {0};
+  cr_assert_eq(cl_signer_generate(&k3, &err), 0);
+  cr_assert_eq(cl_logkey_rotation_batch(lg, k3.pk, NULL, &lb, &err), CL_EDENIED);
+
+  /* the wrong key staged: still refused, and said so */
+  cr_assert_eq(cl_signer_save(&k3, staged, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_log_logkey_retry(lg, &err), 0);
+  cl_log_logkey_status(lg, &st);
+  cr_assert_neq(st.error.code, 0);
+  cr_assert(st.staged && memcmp(st.staged_pk, k3.pk, 32) == 0);
+  unlink(staged);
+  char stpub[4400];
+  snprintf(stpub, sizeof stpub, "%s.pub", staged);
+  unlink(stpub);
+
+  /* the right one: the next checkpoint request switches */
+  cr_assert_eq(cl_signer_save(&nk, staged, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_log_checkpoint(lg, &note, &nl, &err), 0, "%s", err.msg);
+  cl_checkpoint cp;
+  cr_assert_eq(cl_checkpoint_verify(note, nl, cl_log_origin(lg), nk.pk, &cp, &err), 0, "%s",
+               err.msg);
+  free(note);
+  cl_log_logkey_status(lg, &st);
+  cr_assert_eq(st.error.code, 0, "%s", st.error.msg);
+  cr_assert_eq(memcmp(st.signer_pk, nk.pk, 32), 0);
+  cr_assert(!st.staged, "the staged key was renamed over the key file");
+  cr_assert_eq(cl_log_sign_batch(lg, (const uint8_t(*)[32])h, 1, sig, pk, &err), 0, "%s", err.msg);
+  cr_assert_eq(memcmp(pk, nk.pk, 32), 0);
+  cl_log_close(lg);
+  cl_logkeys pub;
+  cr_assert_eq(cl_logkeys_load_pub(pub_path, &pub, NULL, &err), 0, "%s", err.msg);
+  cr_assert(pub.n == 2 && pub.k[0].to == rseq && pub.k[1].from == rseq);
+  verify_ok(&pub, NULL, 0);
+
+  /* staged before the commit: the commit itself switches, and the
+   * reopened log signs with the new key */
+  lg = cl_test_log_open(dir, 8);
+  cr_assert_eq(cl_signer_save(&k3, staged, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_logkey_staged(lg, pk, NULL, 0, &err), 0, "%s", err.msg);
+  cr_assert_eq(memcmp(pk, k3.pk, 32), 0);
+  cr_assert_eq(cl_logkey_rotation_batch(lg, nk.pk, NULL, &lb, &err), CL_EEXIST);
+  cr_assert_eq(cl_logkey_rotation_batch(lg, k3.pk, NULL, &lb, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_log_append(lg, &lb.b, &r, &err), 0, "%s", err.msg);
+  cl_append_result_free(&r);
+  cl_logkey_batch_free(&lb);
+  cl_log_logkey_status(lg, &st);
+  cr_assert_eq(st.error.code, 0, "%s", st.error.msg);
+  cr_assert_eq(memcmp(st.signer_pk, k3.pk, 32), 0);
+  cl_log_close(lg);
+  lg = cl_test_log_open(dir, 8);
+  cr_assert_eq(memcmp(cl_log_signer(lg)->pk, k3.pk, 32), 0);
+  cl_log_close(lg);
+  cr_assert_eq(cl_logkeys_load_pub(pub_path, &pub, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(pub.n, 3);
+  verify_ok(&pub, NULL, 0);
+  cl_signer_free(&nk);
+  cl_signer_free(&k3);
+}
