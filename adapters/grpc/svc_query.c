@@ -540,6 +540,7 @@ static void svc_fhir_export_read(srv_call *c, int ok) {
     srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return;
   }
+  cl_req_ctx_patients_of(&c->rctx, buf, len); /* whose data the chunk holds, for the trail */
   Clinlog__V1__FhirExportChunk ch = CLINLOG__V1__FHIR_EXPORT_CHUNK__INIT;
   ch.ndjson = (ProtobufCBinaryData){len, (uint8_t *)buf};
   if (more)

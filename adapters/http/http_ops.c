@@ -74,6 +74,31 @@ static int fs_fill(file_stream *f, cl_err *err) {
   return rc;
 }
 
+/* Names in rc, for the call's record, the patients whose data the whole
+ * file holds (the record is committed before the first byte, the file
+ * streams after it): the pieces after the first one, read once more here,
+ * until the file ends or rc holds as many patients as a record takes. */
+static int fs_patients(file_stream *f, cl_req_ctx *rc, cl_err *err) {
+  cl_req_ctx_patients_of(rc, f->buf, f->len);
+  uint8_t cur[32];
+  memcpy(cur, f->cursor, 32);
+  int more = f->more, code = 0;
+  while (more && code == 0 && strlen(rc->audit_patients) + 128 < sizeof rc->audit_patients) {
+    char *buf;
+    size_t len;
+    uint8_t next[32];
+    code = cl_fhir_export_read(cl_svc_exports(f->h->svc), f->job, f->file, cur, EXPORT_PIECE, &buf,
+                               &len, next, &more, err);
+    if (code == 0) {
+      cl_req_ctx_patients_of(rc, buf, len);
+      sodium_memzero(buf, len);
+      free(buf);
+      memcpy(cur, next, 32);
+    }
+  }
+  return code;
+}
+
 static ssize_t fs_read(void *cls, uint64_t pos, char *out, size_t max) {
   (void)pos;
   file_stream *f = cls;
@@ -203,7 +228,14 @@ enum MHD_Result http_serve_export(cl_http *h, struct MHD_Connection *c, const cl
     memcpy(f->job, rt->job, sizeof f->job);
     f->file = rt->version;
     int code = fs_fill(f, &err); /* the first piece: a failure still gets its status */
+    if (code == 0)
+      code = fs_patients(f, rc, &err);
+    f->rc = *rc;
     if (code != 0) {
+      if (f->buf != NULL) {
+        sodium_memzero(f->buf, f->len);
+        free(f->buf);
+      }
       free(f);
       if (http_done(h, rc, code, err.msg, &aerr))
         return http_unrecorded(c, rc, &aerr);

@@ -223,6 +223,64 @@ class TestAudit(ServerTestCase):
         self.assertGreaterEqual(len(ids), len(events))
         self.assertEqual(ids[:len(events)], [e["id"] for e in events])
 
+    def http_full(self, path, who, rid, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(15))
+        h = {"X-Request-Id": rid, "Authorization": "Bearer " + self.tokens[who]}
+        h.update(headers or {})
+        c.request("GET", path, headers=h)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r, body
+
+    def test_4_an_export_download_names_the_patients_of_its_file(self):
+        """A Bulk Data file's record names whose data the whole file holds,
+        not only its first piece: the accounting of disclosures must show
+        a bulk download to each patient in it."""
+        tags = ["EXP%s%d" % (uuid.uuid4().hex[:6].upper(), i) for i in range(3)]
+        for t in tags:
+            r = self.client.append(common.batch(patient_events(t), self.admin),
+                                   metadata=self.md("admin", "exp-w-" + t))
+        self._fread(common.pb.fhir.FhirReadRequest(
+            type="Patient", id=tags[-1],
+            consistency=common.pb.api.Consistency(min_sequence=r.tree_size)),
+            metadata=self.md("admin", "exp-wait-" + tags[0]), timeout=T(30))
+        r, body = self.http_full("/fhir/R4/Patient/$export?_type=Patient,Encounter", "admin",
+                                 "exp-k-" + tags[0], {"Prefer": "respond-async"})
+        self.assertEqual(r.status, 202, body)
+        path = urllib.parse.urlsplit(r.getheader("Content-Location")).path
+        deadline = time.monotonic() + T(60)
+        while True:
+            r, body = self.http_full(path, "admin", "exp-s-" + uuid.uuid4().hex)
+            if r.status == 200:
+                break
+            self.assertEqual(r.status, 202, body)
+            self.assertLess(time.monotonic(), deadline, "the export did not finish")
+            time.sleep(0.05)
+        rids = {}
+        for o in json.loads(body)["output"]:
+            rid = "exp-f-%s-%s" % (tags[0], o["type"])
+            r, data = self.http_full(urllib.parse.urlsplit(o["url"]).path, "admin", rid)
+            self.assertEqual(r.status, 200, data)
+            held = set()
+            for line in data.decode().splitlines():
+                x = json.loads(line)
+                ref = x["id"] if x["resourceType"] == "Patient" else \
+                    x.get("subject", {}).get("reference", "").replace("Patient/", "")
+                held.add(ref)
+            rids[rid] = held
+        self.assertEqual(len(rids), 2)
+        trail = self.trail()
+        for rid, held in rids.items():
+            recs = trail.get(rid, [])
+            self.assertEqual(len(recs), 1, rid)
+            a = recs[0]
+            self.assertEqual((a.method, a.outcome, a.transport),
+                             ("clinlog.v1.Fhir/ExportRead", "0", "http"), rid)
+            for t in tags:
+                self.assertIn(t, held, "%s: the file holds %s" % (rid, t))
+            self.assertEqual(set(a.patients), held, rid)
+
     def token_file(self, who):
         path = os.path.join(common.TMP, "token-%s-%s" % (who, uuid.uuid4().hex))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
