@@ -683,13 +683,21 @@ static int erase(cl_fold_ctx *f, const char *stream, cl_err *err) {
 static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   if (ev->seq == 1)
     known_reset(f->state);
-  if (ev->erased || ev->event == NULL)
+  if (ev->erased)
     return 0; /* leaves no trace */
   uint32_t t = ev->event_type;
   if (t < 100 || (t >= 900 && t != CLINLOG__V1__EVENT__BODY_STREAM_ERASED))
+    return 0; /* no resource: not even decrypted (the audit trail's records are many) */
+  uint8_t *plain;
+  size_t n;
+  int rc = cl_log_open_event(f->log, ev, &plain, &n, err);
+  if (rc == CL_EERASED)
     return 0;
+  if (rc)
+    return rc;
   Clinlog__V1__Event *e;
-  int rc = cl_event_decode(ev->event, ev->event_len, &e, err);
+  rc = cl_event_decode(plain, n, &e, err);
+  cl_log_event_free(plain, n);
   if (rc)
     return rc;
   if (e->body_case == CLINLOG__V1__EVENT__BODY_STREAM_ERASED) {
@@ -738,6 +746,7 @@ const cl_projection cl_fhir_projection = {
     .families = families,
     .nfamilies = NFAM,
     .fold = fold,
+    .sealed_reads = 1, /* decrypts only the events that make resources */
     .state_new = state_new,
     .state_free = state_free,
     .batch_end = batch_end,
