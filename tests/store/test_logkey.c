@@ -301,8 +301,8 @@ Test(logkey, pub_format) {
       "log-key: ed25519:xSS9OhykNOx3UiGTNDdbjszzkQCxDRqYpowrImcYdV8= 5\n",
       "log-key: ed25519:xSS9OhykNOx3UiGTNDdbjszzkQCxDRqYpowrImcYdV8= 9-3\n",
       "log-key: ed25519:xSS9OhykNOx3UiGTNDdbjszzkQCxDRqYpowrImcYdV8= 0-\n",
-      "key: ed25519:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n"
-      "log-key: ed25519:xSS9OhykNOx3UiGTNDdbjszzkQCxDRqYpowrImcYdV8= 1-\n",
+      ("key: ed25519:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n" /* one case, two lines */
+       "log-key: ed25519:xSS9OhykNOx3UiGTNDdbjszzkQCxDRqYpowrImcYdV8= 1-\n"),
       "origin: x\n",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
