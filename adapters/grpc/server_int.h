@@ -170,6 +170,13 @@ int srv_cancelled(srv_call *c);
 
 /* The request layer behind this server, its configuration, and whether
  * health says SERVING. */
+/* server_req.c: the first step of a registered method (request context,
+ * decode, admission, then the handler); of a method no table has; of any
+ * call once the server is shutting down. */
+void srv_call_begin(srv_call *c, int ok);
+void srv_unknown_start(srv_call *c, int ok);
+void srv_unavailable_start(srv_call *c, int ok);
+
 cl_svc *srv_svc(srv_call *c);
 const cl_server_config *srv_config(srv_call *c);
 int srv_serving(srv_call *c);
