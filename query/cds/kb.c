@@ -1,4 +1,5 @@
-/* The CDS knowledge base (kb.h): the reader and the questions.
+/* The CDS knowledge base (kb.h): the reader (the questions are in
+ * kb_query.c).
  *
  * Invariants once parsed: every reference (a product's ingredients, a
  * class's or group's members, an interaction's sides, a dose's ingredient,
@@ -14,94 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "query/cds/kb_int.h"
 #include "store/alloc.h"
-#include "store/hmap.h"
 
-#define LINE_MAX_LEN 4096
-#define NAME_MAX_LEN 63      /* class, group, id and source key names */
-#define MAX_PAIRS (1u << 22) /* expanded (ingredient pair, rule) entries */
-#define MAX_FOUND 512        /* distinct rules one interaction query reports */
-
-enum { K_CLASS = 1, K_GROUP = 2, K_RULE = 3, K_SOURCE = 4 }; /* name spaces */
-
-static const char *const ROUTES[] = {"oral",   "iv",          "im",      "sc",     "sublingual",
-                                     "rectal", "transdermal", "inhaled", "topical"};
-#define NROUTES (sizeof ROUTES / sizeof ROUTES[0])
 static const char *const SEVERITIES[] = {NULL, "minor", "moderate", "major", "contraindicated"};
-
-typedef struct u32vec {
-  uint32_t *v;
-  size_t n, cap;
-} u32vec;
-
-typedef struct ing {
-  uint32_t rxcui;
-  const char *name;
-  u32vec classes; /* indices into kb->classes */
-  u32vec groups;  /* indices into kb->groups */
-} ing;
-
-typedef struct prod {
-  uint32_t n;
-  uint32_t ing[CL_KB_MAX_PRODUCT_ING]; /* RxCUIs */
-} prod;
-
-typedef struct set { /* a class or an allergy group */
-  const char *name;
-  u32vec members; /* ingredient indices */
-  int duplicate;  /* a class marked `duplicate` */
-} set;
-
-typedef struct rule {
-  const char *id, *mech, *mgmt;
-  int sev;
-  uint32_t src; /* index into kb->srcs */
-} rule;
-
-typedef struct source {
-  const char *key, *text;
-} source;
-
-typedef struct dose {
-  double single_mg, daily_mg; /* < 0: no such limit */
-  int single_kg, daily_kg;
-} dose;
-
-typedef struct link {
-  uint32_t rule, next; /* next: index + 1 into kb->links, 0 ends */
-} link;
-
-typedef struct chunk {
-  struct chunk *next;
-  size_t used, cap;
-  char data[];
-} chunk;
-
-struct cl_kb {
-  char *version;
-  chunk *strings; /* every name and text, freed at once */
-  ing *ings;
-  size_t ning, cap_ing;
-  prod *prods;
-  size_t nprod, cap_prod;
-  set *classes;
-  size_t nclass, cap_class;
-  set *groups;
-  size_t ngroup, cap_group;
-  rule *rules;
-  size_t nrule, cap_rule;
-  source *srcs;
-  size_t nsrc, cap_src;
-  dose *doses;
-  size_t ndose, cap_dose;
-  link *links;
-  size_t nlink, cap_link;
-  cl_hmap *ing_ix;  /* uint32 RxCUI -> uint32 index into ings */
-  cl_hmap *prod_ix; /* uint64 product key -> uint32 index into prods */
-  cl_hmap *names;   /* kind byte + name, NUL-padded -> uint32 index */
-  cl_hmap *pairs;   /* uint64 (lo index << 32 | hi index) -> uint32 head link + 1 */
-  cl_hmap *dose_ix; /* uint64 (ingredient index << 8 | route) -> uint32 index into doses */
-};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -127,13 +44,6 @@ static int vec_push(u32vec *v, uint32_t x) {
   return 0;
 }
 
-static int vec_has(const u32vec *v, uint32_t x) {
-  for (size_t i = 0; i < v->n; i++)
-    if (v->v[i] == x)
-      return 1;
-  return 0;
-}
-
 static const char *str_dup(cl_kb *kb, const char *s, size_t n) {
   chunk *c = kb->strings;
   if (!c || c->cap - c->used < n + 1) {
@@ -153,44 +63,6 @@ static const char *str_dup(cl_kb *kb, const char *s, size_t n) {
   return d;
 }
 
-typedef struct namekey {
-  char k[1 + NAME_MAX_LEN + 1];
-} namekey;
-
-static void name_key(namekey *nk, int kind, const char *name) {
-  memset(nk, 0, sizeof *nk);
-  nk->k[0] = (char)kind;
-  size_t l = strlen(name);
-  memcpy(nk->k + 1, name, l > NAME_MAX_LEN ? NAME_MAX_LEN : l);
-}
-
-/* Index of name in namespace kind, or -1. */
-static long name_find(const cl_kb *kb, int kind, const char *name) {
-  if (strlen(name) > NAME_MAX_LEN)
-    return -1;
-  namekey nk;
-  name_key(&nk, kind, name);
-  const uint32_t *v = cl_hmap_get(kb->names, &nk);
-  return v ? (long)*v : -1;
-}
-
-static long ing_find(const cl_kb *kb, uint32_t rxcui) {
-  const uint32_t *v = cl_hmap_get(kb->ing_ix, &rxcui);
-  return v ? (long)*v : -1;
-}
-
-/* A decimal RxCUI: 1-10 digits, nonzero, below 2^32. */
-static int parse_rxcui(const char *s, uint32_t *out) {
-  size_t l = strlen(s);
-  if (l == 0 || l > 10 || strspn(s, "0123456789") != l || s[0] == '0')
-    return -1;
-  unsigned long long v = strtoull(s, NULL, 10);
-  if (v > UINT32_MAX)
-    return -1;
-  *out = (uint32_t)v;
-  return 0;
-}
-
 /* Class and group names: [a-z][a-z0-9._-]*; ids and source keys may also
  * hold capitals. */
 static int valid_name(const char *s, int lower_only) {
@@ -201,8 +73,8 @@ static int valid_name(const char *s, int lower_only) {
     return 0;
   for (size_t i = 0; i < l; i++) {
     char c = s[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-             c == '-' || (!lower_only && c >= 'A' && c <= 'Z');
+    int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+             (!lower_only && c >= 'A' && c <= 'Z');
     if (!ok)
       return 0;
   }
@@ -241,11 +113,6 @@ int cl_kb_ndc11(const char *ndc, char out12[12]) {
   memcpy(o, h2 + 1, c), o += c;
   *o = '\0';
   return 0;
-}
-
-static uint64_t prod_key_rxcui(uint32_t rxcui) { return rxcui; }
-static uint64_t prod_key_ndc(const char ndc11[12]) {
-  return (1ull << 62) | strtoull(ndc11, NULL, 10);
 }
 
 /* A quantity with unit: <number><mg|g|mcg>[/kg]. Returns 0 with the
@@ -296,13 +163,6 @@ int cl_kb_to_mg(double qty, const char *unit, double *mg) {
   else
     return CL_EINVAL;
   return 0;
-}
-
-static int route_index(const char *r) {
-  for (size_t i = 0; i < NROUTES; i++)
-    if (!strcmp(ROUTES[i], r))
-      return (int)i;
-  return -1;
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -395,8 +255,7 @@ static int st_product(pctx *p, char **tok, size_t n) {
   if (!strncmp(tok[1], "ndc:", 4)) {
     char ndc[12];
     if (cl_kb_ndc11(tok[1] + 4, ndc))
-      return WHY(p,
-                 "\"%s\" is not an NDC (11 digits, or hyphenated 5-4-2, 4-4-2, 5-3-2, 5-4-1)",
+      return WHY(p, "\"%s\" is not an NDC (11 digits, or hyphenated 5-4-2, 4-4-2, 5-3-2, 5-4-1)",
                  tok[1] + 4);
     key = prod_key_ndc(ndc);
   } else {
@@ -695,8 +554,9 @@ static int statement(pctx *p, char *line, int *state) {
     char v[NAME_MAX_LEN + 2] = "v";
     if (n != 2 || strcmp(tok[0], "version") != 0 || strlen(tok[1]) >= NAME_MAX_LEN ||
         !valid_name(strcat(v, tok[1]), 0))
-      return WHY(p, "the second line must be: version <kb-version> ([A-Za-z0-9][A-Za-z0-9._-]*, "
-                    "at most %d)",
+      return WHY(p,
+                 "the second line must be: version <kb-version> ([A-Za-z0-9][A-Za-z0-9._-]*, "
+                 "at most %d)",
                  NAME_MAX_LEN - 1);
     if (!(p->kb->version = cl_strdup(tok[1])))
       return CL_ENOMEM;
@@ -851,221 +711,4 @@ int cl_kb_load(const char *path, cl_kb **out, cl_err *err) {
 
 int cl_kb_seed(cl_kb **out, cl_err *err) {
   return cl_kb_parse(cl_kb_seed_text, strlen(cl_kb_seed_text), "seed.kb", out, err);
-}
-
-/* ------------------------------------------------------------ questions */
-
-const char *cl_kb_version(const cl_kb *kb) { return kb->version; }
-
-const char *cl_kb_ingredient_name(const cl_kb *kb, uint32_t rxcui) {
-  long i = ing_find(kb, rxcui);
-  return i < 0 ? NULL : kb->ings[i].name;
-}
-
-int cl_kb_resolve(const cl_kb *kb, const char *system, const char *code, uint32_t *out,
-                  size_t max, size_t *n) {
-  uint64_t key;
-  *n = 0;
-  if (!system || !code)
-    return CL_EINVAL;
-  if (!strcmp(system, CL_KB_RXNORM)) {
-    uint32_t rx;
-    if (parse_rxcui(code, &rx))
-      return CL_EINVAL;
-    if (ing_find(kb, rx) >= 0) {
-      if (max)
-        out[0] = rx;
-      *n = 1;
-      return 0;
-    }
-    key = prod_key_rxcui(rx);
-  } else if (!strcmp(system, CL_KB_NDC)) {
-    char ndc[12];
-    if (cl_kb_ndc11(code, ndc))
-      return CL_EINVAL;
-    key = prod_key_ndc(ndc);
-  } else {
-    return CL_EINVAL;
-  }
-  const uint32_t *pi = cl_hmap_get(kb->prod_ix, &key);
-  if (!pi)
-    return CL_ENOTFOUND;
-  const prod *pr = &kb->prods[*pi];
-  for (uint32_t i = 0; i < pr->n && i < max; i++)
-    out[i] = pr->ing[i];
-  *n = pr->n;
-  return 0;
-}
-
-size_t cl_kb_classes(const cl_kb *kb, uint32_t rxcui, const char **names, size_t max) {
-  long i = ing_find(kb, rxcui);
-  if (i < 0)
-    return 0;
-  const u32vec *c = &kb->ings[i].classes;
-  for (size_t j = 0; j < c->n && j < max; j++)
-    names[j] = kb->classes[c->v[j]].name;
-  return c->n;
-}
-
-int cl_kb_in_class(const cl_kb *kb, uint32_t rxcui, const char *name) {
-  long i = ing_find(kb, rxcui), c = name_find(kb, K_CLASS, name);
-  return i >= 0 && c >= 0 && vec_has(&kb->ings[i].classes, (uint32_t)c);
-}
-
-typedef struct found {
-  uint32_t rule, a, b;
-} found;
-
-static int found_cmp(const void *x, const void *y) {
-  const found *f = x, *g = y;
-  return f->rule < g->rule ? -1 : f->rule > g->rule;
-}
-
-size_t cl_kb_interactions(const cl_kb *kb, const uint32_t *a, size_t na, const uint32_t *b,
-                          size_t nb, cl_kb_interaction *out, size_t max) {
-  found f[MAX_FOUND];
-  size_t nf = 0;
-  for (size_t i = 0; i < na; i++) {
-    long x = ing_find(kb, a[i]);
-    if (x < 0)
-      continue;
-    for (size_t j = 0; j < nb; j++) {
-      long y = ing_find(kb, b[j]);
-      if (y < 0 || x == y)
-        continue;
-      uint64_t key = x < y ? ((uint64_t)x << 32 | (uint64_t)y) : ((uint64_t)y << 32 | (uint64_t)x);
-      const uint32_t *head = cl_hmap_get(kb->pairs, &key);
-      for (uint32_t l = head ? *head : 0; l; l = kb->links[l - 1].next) {
-        uint32_t r = kb->links[l - 1].rule;
-        size_t k = 0;
-        while (k < nf && f[k].rule != r)
-          k++;
-        if (k == nf && nf < MAX_FOUND)
-          f[nf++] = (found){r, a[i], b[j]};
-      }
-    }
-  }
-  /* most severe first, then file order: sort by rule index within each
-   * severity, emitting severities from the top */
-  qsort(f, nf, sizeof f[0], found_cmp);
-  size_t w = 0;
-  for (int s = CL_KB_CONTRAINDICATED; s >= CL_KB_MINOR; s--)
-    for (size_t k = 0; k < nf; k++) {
-      const rule *r = &kb->rules[f[k].rule];
-      if (r->sev != s)
-        continue;
-      if (w < max)
-        out[w] = (cl_kb_interaction){r->id,
-                                     r->sev,
-                                     f[k].a,
-                                     f[k].b,
-                                     r->mech,
-                                     r->mgmt,
-                                     kb->srcs[r->src].key,
-                                     kb->srcs[r->src].text};
-      w++;
-    }
-  return w;
-}
-
-int cl_kb_allergy(const cl_kb *kb, uint32_t rxcui, const char *allergen, const char **via) {
-  long x = ing_find(kb, rxcui);
-  uint32_t rx;
-  if (via)
-    *via = NULL;
-  if (!allergen)
-    return CL_KB_ALLERGY_NONE;
-  if (parse_rxcui(allergen, &rx) == 0) {
-    if (rx == rxcui)
-      return CL_KB_ALLERGY_SAME;
-    long y = ing_find(kb, rx);
-    if (x < 0 || y < 0)
-      return CL_KB_ALLERGY_NONE;
-    const u32vec *g = &kb->ings[x].groups;
-    for (size_t i = 0; i < g->n; i++)
-      if (vec_has(&kb->ings[y].groups, g->v[i])) {
-        if (via)
-          *via = kb->groups[g->v[i]].name;
-        return CL_KB_ALLERGY_GROUP;
-      }
-    return CL_KB_ALLERGY_NONE;
-  }
-  if (x < 0)
-    return CL_KB_ALLERGY_NONE;
-  long g = name_find(kb, K_GROUP, allergen);
-  if (g >= 0 && vec_has(&kb->ings[x].groups, (uint32_t)g)) {
-    if (via)
-      *via = kb->groups[g].name;
-    return CL_KB_ALLERGY_MEMBER;
-  }
-  long c = name_find(kb, K_CLASS, allergen);
-  if (c >= 0 && vec_has(&kb->ings[x].classes, (uint32_t)c)) {
-    if (via)
-      *via = kb->classes[c].name;
-    return CL_KB_ALLERGY_MEMBER;
-  }
-  return CL_KB_ALLERGY_NONE;
-}
-
-int cl_kb_dose_check(const cl_kb *kb, uint32_t rxcui, const char *route, double qty,
-                     const char *unit, double weight_kg, int daily, cl_kb_dose_result *res) {
-  double mg;
-  int rt = route ? route_index(route) : -1;
-  if (rt < 0 || !unit || cl_kb_to_mg(qty, unit, &mg))
-    return CL_EINVAL;
-  cl_kb_dose_result r = {CL_KB_DOSE_NO_LIMIT, mg, 0, 0};
-  long gi = ing_find(kb, rxcui);
-  const uint32_t *di = NULL;
-  if (gi >= 0) {
-    uint64_t key = (uint64_t)gi << 8 | (uint64_t)rt;
-    di = cl_hmap_get(kb->dose_ix, &key);
-  }
-  if (di) {
-    const dose *d = &kb->doses[*di];
-    double lim = daily ? d->daily_mg : d->single_mg;
-    r.per_kg = daily ? d->daily_kg : d->single_kg;
-    if (lim >= 0) {
-      if (r.per_kg && !(weight_kg > 0 && isfinite(weight_kg))) {
-        r.verdict = CL_KB_DOSE_NEED_WEIGHT;
-        r.limit_mg = lim;
-      } else {
-        r.limit_mg = r.per_kg ? lim * weight_kg : lim;
-        /* a relative tolerance, so 4 g and 4000 mg or 0.5 g and 500000 mcg
-         * compare equal despite binary fractions */
-        r.verdict = mg > r.limit_mg * (1 + 1e-9) ? CL_KB_DOSE_OVER : CL_KB_DOSE_OK;
-      }
-    }
-  }
-  *res = r;
-  return 0;
-}
-
-int cl_kb_duplicate(const cl_kb *kb, const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
-                    const char **cls) {
-  if (cls)
-    *cls = NULL;
-  for (size_t i = 0; i < na; i++) {
-    long x = ing_find(kb, a[i]);
-    if (x < 0)
-      continue;
-    const u32vec *c = &kb->ings[x].classes;
-    for (size_t k = 0; k < c->n; k++) {
-      if (!kb->classes[c->v[k]].duplicate)
-        continue;
-      for (size_t j = 0; j < nb; j++) {
-        long y = ing_find(kb, b[j]);
-        if (y >= 0 && vec_has(&kb->ings[y].classes, c->v[k])) {
-          if (cls)
-            *cls = kb->classes[c->v[k]].name;
-          return 1;
-        }
-      }
-    }
-  }
-  return 0;
-}
-
-void cl_kb_get_stats(const cl_kb *kb, cl_kb_stats *st) {
-  *st = (cl_kb_stats){kb->ning,  kb->nprod,  kb->nclass, kb->nrule,
-                      kb->nlink, kb->ngroup, kb->ndose,  kb->nsrc};
 }

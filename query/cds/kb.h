@@ -80,8 +80,8 @@ const char *cl_kb_ingredient_name(const cl_kb *kb, uint32_t rxcui);
  * 5-4-1, normalized to 11 digits). Writes up to `max` RxCUIs to out[] and
  * their count to *n. Errors: CL_EINVAL (another system, a code that is not
  * an RxCUI or NDC), CL_ENOTFOUND (a code the KB does not know). */
-int cl_kb_resolve(const cl_kb *kb, const char *system, const char *code, uint32_t *out,
-                  size_t max, size_t *n);
+int cl_kb_resolve(const cl_kb *kb, const char *system, const char *code, uint32_t *out, size_t max,
+                  size_t *n);
 /* Normalizes an NDC (forms as above) to 11 digits + NUL in out12. Returns 0
  * or CL_EINVAL. A 10-digit NDC without hyphens is ambiguous: CL_EINVAL. */
 int cl_kb_ndc11(const char *ndc, char out12[12]);
@@ -94,13 +94,13 @@ int cl_kb_in_class(const cl_kb *kb, uint32_t rxcui, const char *name);
 
 /* One interaction rule matched between two ingredient sets. */
 typedef struct cl_kb_interaction {
-  const char *id;         /* the rule's id (view) */
-  int severity;           /* enum cl_kb_severity */
-  uint32_t a, b;          /* the ingredients that matched: a from set A, b from set B */
-  const char *mechanism;  /* views */
+  const char *id;        /* the rule's id (view) */
+  int severity;          /* enum cl_kb_severity */
+  uint32_t a, b;         /* the ingredients that matched: a from set A, b from set B */
+  const char *mechanism; /* views */
   const char *management;
-  const char *source;     /* the source key */
-  const char *citation;   /* the source's citation text */
+  const char *source;   /* the source key */
+  const char *citation; /* the source's citation text */
 } cl_kb_interaction;
 
 /* The interaction rules between ingredient set A (a[0..na)) and set B
