@@ -1,0 +1,171 @@
+/* The clinical decision-support knowledge base: what the CDS checker (a
+ * later slice of query/cds) knows about drugs. Read from a line-based text
+ * file (docs/cds.md is the format reference; query/cds/seed.kb, built into
+ * clinlog, is a small seed, not a complete clinical product), validated
+ * strictly at load: a file with one bad line is refused whole, naming the
+ * line and the reason, so a server never starts on half a knowledge base.
+ *
+ * What it holds, and how it is keyed (everything by code, never by name):
+ *
+ *   | statement      | holds                                               |
+ *   |----------------|-----------------------------------------------------|
+ *   | ingredient     | RxNorm ingredient RxCUI (TTY IN) -> display name    |
+ *   | product        | RxNorm product RxCUI (SCD/SBD) or NDC -> ingredients|
+ *   | class          | name -> ingredients (NSAIDs, MAOIs, ...)            |
+ *   | interaction    | ingredient-or-class x ingredient-or-class, severity,|
+ *   |                | source, mechanism, management                       |
+ *   | allergy-group  | name -> ingredients that cross-react                |
+ *   | dose           | ingredient + route -> max single / daily dose       |
+ *   | duplicate      | classes whose members duplicate each other          |
+ *   | source         | key -> citation, referenced by every interaction    |
+ *
+ * Class rules are expanded at load: an interaction between two classes is
+ * stored once for every pair of their members, so asking about two
+ * ingredient sets costs one hash lookup per ingredient pair.
+ *
+ * Ingredients in this API are RxCUIs (uint32_t). Pointers the knowledge base
+ * returns (names, texts) are views valid until cl_kb_free.
+ *
+ * Thread-safety: a cl_kb is immutable once parsed; any number of threads may
+ * ask it at once. */
+#ifndef CL_QUERY_CDS_KB_H
+#define CL_QUERY_CDS_KB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/err.h"
+
+#define CL_KB_RXNORM "http://www.nlm.nih.gov/research/umls/rxnorm"
+#define CL_KB_NDC "http://hl7.org/fhir/sid/ndc"
+#define CL_KB_FORMAT 1          /* the format version this reader takes */
+#define CL_KB_MAX_PRODUCT_ING 8 /* ingredients of one product */
+
+typedef struct cl_kb cl_kb;
+
+/* Interaction severity, most severe highest. */
+enum cl_kb_severity {
+  CL_KB_MINOR = 1,
+  CL_KB_MODERATE = 2,
+  CL_KB_MAJOR = 3,
+  CL_KB_CONTRAINDICATED = 4,
+};
+
+/* Parses knowledge-base text (len bytes, need not be NUL-terminated; `name`
+ * borrowed, for messages). On success *out is returned-owned (cl_kb_free).
+ * Errors: CL_EMALFORMED with err->msg "NAME: line N: reason" (a bad header
+ * or format version, an unknown statement, a bad or duplicate RxCUI, NDC,
+ * class, group, interaction id or source key, a reference to an ingredient,
+ * class or source not declared above it, a bad severity, route, quantity or
+ * unit, a line too long), CL_ETOOBIG (class rules expanding to more pairs
+ * than the reader keeps), CL_ENOMEM. On error *out is untouched. */
+CL_MUST_CHECK int cl_kb_parse(const char *text, size_t len, const char *name, cl_kb **out,
+                              cl_err *err);
+/* Reads and parses a file (`path` borrowed). Errors: as cl_kb_parse,
+ * CL_EIO (cannot open or read). */
+CL_MUST_CHECK int cl_kb_load(const char *path, cl_kb **out, cl_err *err);
+/* The built-in seed (query/cds/seed.kb). Errors: CL_ENOMEM. */
+CL_MUST_CHECK int cl_kb_seed(cl_kb **out, cl_err *err);
+void cl_kb_free(cl_kb *kb);
+
+/* The file's `version` line (view). */
+const char *cl_kb_version(const cl_kb *kb);
+/* The display name of an ingredient (view), NULL if the KB does not know
+ * it. For people only: nothing here matches by name. */
+const char *cl_kb_ingredient_name(const cl_kb *kb, uint32_t rxcui);
+
+/* Resolves a coded medication to its ingredients. `system` is CL_KB_RXNORM
+ * (code: an ingredient RxCUI, which resolves to itself, or a product RxCUI)
+ * or CL_KB_NDC (code: 11 digits, or hyphenated 5-4-2, 4-4-2, 5-3-2 or
+ * 5-4-1, normalized to 11 digits). Writes up to `max` RxCUIs to out[] and
+ * their count to *n. Errors: CL_EINVAL (another system, a code that is not
+ * an RxCUI or NDC), CL_ENOTFOUND (a code the KB does not know). */
+int cl_kb_resolve(const cl_kb *kb, const char *system, const char *code, uint32_t *out, size_t max,
+                  size_t *n);
+/* Normalizes an NDC (forms as above) to 11 digits + NUL in out12. Returns 0
+ * or CL_EINVAL. A 10-digit NDC without hyphens is ambiguous: CL_EINVAL. */
+int cl_kb_ndc11(const char *ndc, char out12[12]);
+
+/* The classes an ingredient belongs to: writes up to `max` names (views)
+ * and returns how many there are. */
+size_t cl_kb_classes(const cl_kb *kb, uint32_t rxcui, const char **names, size_t max);
+/* 1 if the ingredient is in class `name`, else 0. */
+int cl_kb_in_class(const cl_kb *kb, uint32_t rxcui, const char *name);
+
+/* One interaction rule matched between two ingredient sets. */
+typedef struct cl_kb_interaction {
+  const char *id;        /* the rule's id (view) */
+  int severity;          /* enum cl_kb_severity */
+  uint32_t a, b;         /* the ingredients that matched: a from set A, b from set B */
+  const char *mechanism; /* views */
+  const char *management;
+  const char *source;   /* the source key */
+  const char *citation; /* the source's citation text */
+} cl_kb_interaction;
+
+/* The interaction rules between ingredient set A (a[0..na)) and set B
+ * (b[0..nb)), each rule reported once however many ingredient pairs match
+ * it (the first pair found is named), most severe first, then in file
+ * order. An ingredient paired with itself never interacts (that is
+ * duplicate therapy). Writes up to `max` to out[] and returns how many
+ * rules match (may exceed max). Cannot fail. */
+size_t cl_kb_interactions(const cl_kb *kb, const uint32_t *a, size_t na, const uint32_t *b,
+                          size_t nb, cl_kb_interaction *out, size_t max);
+
+/* Allergy cross-reactivity: may `rxcui` be given to a patient allergic to
+ * `allergen`? `allergen` is an ingredient RxCUI in decimal, an allergy-group
+ * name or a class name. Returns CL_KB_ALLERGY_NONE (no known reaction),
+ * CL_KB_ALLERGY_SAME (the allergen is this ingredient),
+ * CL_KB_ALLERGY_GROUP (both are in an allergy group; *via names it) or
+ * CL_KB_ALLERGY_MEMBER (the allergen is a group or class the ingredient is
+ * in; *via names it). `via` may be NULL. Cannot fail: an allergen the KB
+ * does not know answers NONE. */
+enum cl_kb_allergy {
+  CL_KB_ALLERGY_NONE = 0,
+  CL_KB_ALLERGY_SAME = 1,
+  CL_KB_ALLERGY_GROUP = 2,
+  CL_KB_ALLERGY_MEMBER = 3,
+};
+int cl_kb_allergy(const cl_kb *kb, uint32_t rxcui, const char *allergen, const char **via);
+
+/* Dose limits. Units: mg, g, mcg (1 g = 1000 mg = 1,000,000 mcg). */
+enum cl_kb_dose_verdict {
+  CL_KB_DOSE_OK = 0,          /* at or under the limit */
+  CL_KB_DOSE_OVER = 1,        /* above the limit */
+  CL_KB_DOSE_NO_LIMIT = 2,    /* the KB has no such limit for this ingredient and route */
+  CL_KB_DOSE_NEED_WEIGHT = 3, /* the limit is per kg and no weight was given */
+};
+typedef struct cl_kb_dose_result {
+  int verdict;     /* enum cl_kb_dose_verdict */
+  double dose_mg;  /* the dose asked about, in mg */
+  double limit_mg; /* the limit that applied, in mg (per-kg limits times the weight) */
+  int per_kg;      /* 1 if the limit is per kg of body weight */
+} cl_kb_dose_result;
+
+/* Converts qty `unit` (mg, g, mcg) to mg. Returns 0 or CL_EINVAL (unknown
+ * unit, negative or non-finite quantity). */
+int cl_kb_to_mg(double qty, const char *unit, double *mg);
+/* Checks one dose of `rxcui` by `route` (oral, iv, im, sc, sublingual,
+ * rectal, transdermal, inhaled, topical) against the single-dose maximum
+ * (daily = 0) or a day's total against the daily maximum (daily = 1;
+ * sum the day's doses with cl_kb_to_mg first). weight_kg <= 0: unknown.
+ * A dose equal to the limit is OK. Errors: CL_EINVAL (unknown unit or
+ * route, bad quantity); on error *res is untouched. */
+int cl_kb_dose_check(const cl_kb *kb, uint32_t rxcui, const char *route, double qty,
+                     const char *unit, double weight_kg, int daily, cl_kb_dose_result *res);
+
+/* Duplicate therapy: 1 if an ingredient of A and an ingredient of B share a
+ * class marked `duplicate` (*cls names the first, may be NULL), else 0. */
+int cl_kb_duplicate(const cl_kb *kb, const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
+                    const char **cls);
+
+/* Counts, for tests and the server's start-up log line. */
+typedef struct cl_kb_stats {
+  size_t ingredients, products, classes, interactions, pairs, groups, doses, sources;
+} cl_kb_stats;
+void cl_kb_get_stats(const cl_kb *kb, cl_kb_stats *st);
+
+/* The text of the built-in seed (generated from query/cds/seed.kb). */
+extern const char cl_kb_seed_text[];
+
+#endif
