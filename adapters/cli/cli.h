@@ -131,6 +131,7 @@ int cmd_streams(int argc, char **argv);
 int cmd_projections(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_kb(int argc, char **argv); /* kb check (cmd_kb.c) */
 int cmd_auth_break_glass(int argc, char **argv); /* `clinlog auth break-glass` */
 /* clinlog auth enroll|login|logout|whoami, login, logout (cmd_auth.c). */
 int cmd_auth(int argc, char **argv);

@@ -38,6 +38,7 @@ static const struct {
     {"fhir", cmd_fhir, "a server's FHIR R4 views: read, history, search, $everything"},
     {"auth", cmd_auth, "credentials and sessions: enroll a person, login, logout, whoami"},
     {"audit", cmd_audit, "a server's audit trail: who touched which patient, as AuditEvents"},
+    {"kb", cmd_kb, "check a decision-support knowledge base file (or the built-in seed)"},
     {"login", cmd_login, "log in to a server (password + one-time code); keeps the token"},
     {"logout", cmd_logout, "end the session of `clinlog login`"},
 };
