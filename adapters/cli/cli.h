@@ -110,6 +110,16 @@ int cli_remote_option(cli_remote *r, int c, const char *arg);
 /* Opens a client for r->server. *c is returned-owned (cl_client_close). */
 int cli_remote_open(const cli_remote *r, cl_client **c, cl_err *err);
 
+/* A unary call of the cluster API (what: the command, for messages) against
+ * r->server and, when that node answers that it is not the leader and names
+ * the leader, once more there (unless !follow). Returns the exit status (0,
+ * or 1 with the error printed); on 0, *out is returned-owned
+ * (protobuf_c_message_free_unpacked) and served_by (optional, n bytes) gets
+ * the node that answered. */
+int cli_call_leader(const cli_remote *r, int follow, const char *what, const char *method,
+                    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp,
+                    int timeout_ms, ProtobufCMessage **out, char *served_by, size_t n);
+
 /* A view (valid while *e lives) of a RecordedEvent received from a server,
  * for cli_print_event. stream_tag is NULL: servers do not send it. */
 void cli_view_of_recorded(const Clinlog__V1__RecordedEvent *e, cl_event_view *v);

@@ -20,7 +20,6 @@
 #include "clinlog/v1/cluster.pb-c.h"
 
 #define ADD_TIMEOUT_MS 120000 /* catching up a large log takes a while */
-#define LEADER_MD "clinlog-leader"
 
 enum { OPT_JSON = 1, OPT_NO_FOLLOW, OPT_NO_PROMOTE, OPT_HELP };
 
@@ -120,52 +119,16 @@ static void print_table(const Clinlog__V1__ClusterStatus *s) {
     printf("(match index and lag: ask the leader)\n");
 }
 
-/* Makes the call against r->server and, if that node is a follower that
- * names the leader, once against the leader (unless !follow). Returns the
- * exit status; on 0, *out is returned-owned (free_unpacked). Prints the
- * errors. */
+/* The cluster call against r->server, once more against the leader a
+ * follower names (unless !follow). Returns the exit status; on 0, *out is
+ * returned-owned (free_unpacked). Prints the errors. */
 static int call(const cli_remote *r0, int follow, const char *what, const char *method,
                 const ProtobufCMessage *req, int timeout_ms, Clinlog__V1__ClusterStatus **out) {
-  cli_remote r = *r0;
-  char leader[256], target[1024];
-  snprintf(target, sizeof target, "%s", r.server);
-  *out = NULL;
-  for (int attempt = 0;; attempt++) {
-    cl_err err;
-    cl_err_clear(&err);
-    cl_client *cl;
-    r.server = target;
-    if (cli_remote_open(&r, &cl, &err))
-      return cli_fail(what, &err);
-    ProtobufCMessage *m = NULL;
-    cl_client_status st;
-    int rc = cl_client_unary_md(cl, method, req, &clinlog__v1__cluster_status__descriptor,
-                                timeout_ms, NULL, LEADER_MD, leader, sizeof leader, &m, &st, &err);
-    cl_client_close(cl);
-    if (rc == 0) {
-      *out = (Clinlog__V1__ClusterStatus *)m;
-      return 0;
-    }
-    if (st.code == CL_GRPC_UNAVAILABLE && leader[0]) {
-      int retry = follow && attempt == 0 && strcmp(leader, target) != 0;
-      fprintf(stderr, "clinlog: %s: %s is not the leader; the leader is at ", what, target);
-      for (const unsigned char *p = (const unsigned char *)leader; *p; p++)
-        fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, stderr);
-      fprintf(stderr, "%s\n", retry ? " (retrying there)" : "");
-      if (!retry)
-        return 1;
-      snprintf(target, sizeof target, "%s", leader);
-      continue;
-    }
-    if (st.code == CL_GRPC_UNIMPLEMENTED) {
-      fprintf(stderr,
-              "clinlog: %s: %s has no cluster API (UNIMPLEMENTED: %s): an older clinlogd, "
-              "or one without replication?\n",
-              what, target, st.details[0] ? st.details : "no details");
-      return 1;
-    }
-    return cli_fail(what, &err);
-  }
+  ProtobufCMessage *m = NULL;
+  int rc = cli_call_leader(r0, follow, what, method, req, &clinlog__v1__cluster_status__descriptor,
+                           timeout_ms, &m, NULL, 0);
+  *out = (Clinlog__V1__ClusterStatus *)m;
+  return rc;
 }
 
 int cmd_cluster(int argc, char **argv) {

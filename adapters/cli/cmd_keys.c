@@ -504,61 +504,42 @@ static int rotate_log_online(int argc, char **argv) {
     fprintf(stderr, "clinlog keys rotate-log --online: --server HOST:PORT required\n");
     return 2;
   }
-  char target[1024], leader[256];
-  snprintf(target, sizeof target, "%s", remote.server);
-  for (int attempt = 0;; attempt++) {
-    cl_err err;
-    cl_err_clear(&err);
-    cl_client *cl;
-    remote.server = target;
-    if (cli_remote_open(&remote, &cl, &err))
-      return cli_fail("keys rotate-log --online", &err);
-    ProtobufCMessage *m = NULL;
-    cl_client_status st;
-    leader[0] = '\0';
-    int rc = cl_client_unary_md(cl, "/clinlog.v1.Cluster/RotateLogKey", &req.base,
-                                &clinlog__v1__rotate_log_key_response__descriptor,
-                                remote.timeout_ms > 0 ? remote.timeout_ms : 90000, NULL,
-                                "clinlog-leader", leader, sizeof leader, &m, &st, &err);
-    cl_client_close(cl);
-    if (rc == 0) {
-      Clinlog__V1__RotateLogKeyResponse *r = (Clinlog__V1__RotateLogKeyResponse *)m;
-      int status = 0;
-      if (json) {
-        status = cli_print_message(m, "keys rotate-log");
-      } else {
-        char oldh[65] = "", newh[65] = "";
-        if (r->old_public_key.len == 32)
-          cl_hex(r->old_public_key.data, 32, oldh);
-        if (r->new_public_key.len == 32)
-          cl_hex(r->new_public_key.data, 32, newh);
-        if (r->checked_only)
-          printf("the log key of the cluster at %s can be rotated: %.16s… -> %.16s…, staged on "
-                 "every member\n",
-                 target, oldh, newh);
-        else
-          printf("rotated the log key through Raft (leader %s)\n"
-                 "  old key %s: revoked at seq %llu, signs tree sizes up to %llu\n"
-                 "  new key %s: signs from tree size %llu on\n"
-                 "  every member switches as it applies seq %llu; each node's DIR/log.pub lists "
-                 "both keys: give it to auditors and witnesses\n",
-                 target, oldh, (unsigned long long)r->revoked_at_seq,
-                 (unsigned long long)r->revoked_at_seq, newh, (unsigned long long)r->revoked_at_seq,
-                 (unsigned long long)r->revoked_at_seq);
-        print_node_keys(r);
-      }
-      protobuf_c_message_free_unpacked(m, NULL);
-      return status;
-    }
-    if (st.code == CL_GRPC_UNAVAILABLE && leader[0] && follow && attempt == 0 &&
-        strcmp(leader, target) != 0) {
-      fprintf(stderr, "clinlog: keys rotate-log --online: %s is not the leader; retrying on %s\n",
-              target, leader);
-      snprintf(target, sizeof target, "%s", leader);
-      continue;
-    }
-    return cli_fail("keys rotate-log --online", &err);
+  char target[1024];
+  ProtobufCMessage *m = NULL;
+  int rc = cli_call_leader(&remote, follow, "keys rotate-log --online",
+                           "/clinlog.v1.Cluster/RotateLogKey", &req.base,
+                           &clinlog__v1__rotate_log_key_response__descriptor,
+                           remote.timeout_ms > 0 ? remote.timeout_ms : 90000, &m, target,
+                           sizeof target);
+  if (rc != 0)
+    return rc;
+  Clinlog__V1__RotateLogKeyResponse *r = (Clinlog__V1__RotateLogKeyResponse *)m;
+  int status = 0;
+  if (json) {
+    status = cli_print_message(m, "keys rotate-log");
+  } else {
+    char oldh[65] = "", newh[65] = "";
+    if (r->old_public_key.len == 32)
+      cl_hex(r->old_public_key.data, 32, oldh);
+    if (r->new_public_key.len == 32)
+      cl_hex(r->new_public_key.data, 32, newh);
+    if (r->checked_only)
+      printf("the log key of the cluster at %s can be rotated: %.16s… -> %.16s…, staged on "
+             "every member\n",
+             target, oldh, newh);
+    else
+      printf("rotated the log key through Raft (leader %s)\n"
+             "  old key %s: revoked at seq %llu, signs tree sizes up to %llu\n"
+             "  new key %s: signs from tree size %llu on\n"
+             "  every member switches as it applies seq %llu; each node's DIR/log.pub lists "
+             "both keys: give it to auditors and witnesses\n",
+             target, oldh, (unsigned long long)r->revoked_at_seq,
+             (unsigned long long)r->revoked_at_seq, newh, (unsigned long long)r->revoked_at_seq,
+             (unsigned long long)r->revoked_at_seq);
+    print_node_keys(r);
   }
+  protobuf_c_message_free_unpacked(m, NULL);
+  return status;
 }
 
 int cmd_keys(int argc, char **argv) {

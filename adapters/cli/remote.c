@@ -80,3 +80,51 @@ void cli_view_of_recorded(const Clinlog__V1__RecordedEvent *e, cl_event_view *v)
   v->record_len = e->record.len;
   v->erased = e->erased;
 }
+
+int cli_call_leader(const cli_remote *r0, int follow, const char *what, const char *method,
+                    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp,
+                    int timeout_ms, ProtobufCMessage **out, char *served_by, size_t n) {
+  cli_remote r = *r0;
+  char leader[256], target[1024];
+  snprintf(target, sizeof target, "%s", r.server);
+  *out = NULL;
+  for (int attempt = 0;; attempt++) {
+    cl_err err;
+    cl_err_clear(&err);
+    cl_client *cl;
+    r.server = target;
+    if (cli_remote_open(&r, &cl, &err))
+      return cli_fail(what, &err);
+    ProtobufCMessage *m = NULL;
+    cl_client_status st;
+    leader[0] = '\0';
+    int rc = cl_client_unary_md(cl, method, req, resp, timeout_ms, NULL, "clinlog-leader", leader,
+                                sizeof leader, &m, &st, &err);
+    cl_client_close(cl);
+    if (rc == 0) {
+      *out = m;
+      if (served_by)
+        snprintf(served_by, n, "%s", target);
+      return 0;
+    }
+    if (st.code == CL_GRPC_UNAVAILABLE && leader[0]) {
+      int retry = follow && attempt == 0 && strcmp(leader, target) != 0;
+      fprintf(stderr, "clinlog: %s: %s is not the leader; the leader is at ", what, target);
+      for (const unsigned char *p = (const unsigned char *)leader; *p; p++)
+        fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, stderr);
+      fprintf(stderr, "%s\n", retry ? " (retrying there)" : "");
+      if (!retry)
+        return 1;
+      snprintf(target, sizeof target, "%s", leader);
+      continue;
+    }
+    if (st.code == CL_GRPC_UNIMPLEMENTED) {
+      fprintf(stderr,
+              "clinlog: %s: %s has no cluster API (UNIMPLEMENTED: %s): an older clinlogd, "
+              "or one without replication?\n",
+              what, target, st.details[0] ? st.details : "no details");
+      return 1;
+    }
+    return cli_fail(what, &err);
+  }
+}
