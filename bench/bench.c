@@ -6,6 +6,8 @@
  *   clinlog-bench projection ... (bench_proj.c: folding the log into a projection)
  *   clinlog-bench fhir ...   (bench_fhir.c: the FHIR views on a generated population)
  *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
+ *   clinlog-bench pg ...     (bench_peer_pg.c: PostgreSQL 15 as an event table, the peer)
+ *   clinlog-bench raw ...    (bench_raw.c: fsync latency, Ed25519 and SHA-256 rates)
  *
  * Store level: durable appends/s and p50/p99 latency of cl_log_append for
  * batch sizes 1, 64 and 1000, with 1 and 8 concurrent appenders, per-event
@@ -29,6 +31,8 @@
 #include "bench/bench_audit.h"
 #include "bench/bench_cluster.h"
 #include "bench/bench_grpc.h"
+#include "bench/bench_peer_pg.h"
+#include "bench/bench_raw.h"
 
 int bench_proj_main(int argc, char **argv); /* bench_proj.c */
 int bench_fhir_main(int argc, char **argv); /* bench_fhir.c */
@@ -228,6 +232,10 @@ int main(int argc, char **argv) {
     return bench_fhir_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "audit"))
     return bench_audit_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "pg"))
+    return bench_peer_pg_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "raw"))
+    return bench_raw_main(argc, argv);
   const char *base = "/tmp/clinlog-bench";
   int quick = 0, json = 0, only_b = 0, only_t = 0, only_s = -1, no_raw = 0;
   for (int i = 1; i < argc; i++) {
@@ -251,7 +259,8 @@ int main(int argc, char **argv) {
               "usage: clinlog-bench store [--dir D] [--quick] [--json]\n"
               "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n"
               "other commands: grpc, cluster, projection, fhir, audit (clinlogd --audit on vs\n"
-              "off: reads and appends per second, ratio on/off; clinlog-bench audit --help)\n");
+              "off: reads and appends per second, ratio on/off; clinlog-bench audit --help),\n"
+              "pg (PostgreSQL 15 as an event table), raw (fsync, Ed25519, SHA-256 rates)\n");
       return 2;
     }
   }

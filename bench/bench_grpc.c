@@ -298,7 +298,12 @@ int bench_grpc_main(int argc, char **argv) {
         calls /= 4;
       size_t per = calls / (size_t)conc ? calls / (size_t)conc : 1;
       bench_worker *ws = bench_workers_make(conc, per, bs, &admin, &seed);
+      double srv0 = bench_proc_cpu_s(srv.pid), cli0 = bench_self_cpu_s();
       bench_result g = bench_drive(ws, conc, client, NULL);
+      double srv1 = bench_proc_cpu_s(srv.pid), cli1 = bench_self_cpu_s();
+      double gev = g.events ? (double)g.events : 1;
+      double srv_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / gev : -1;
+      double cli_us = (cli1 - cli0) * 1e6 / gev;
       bench_workers_free(ws, conc);
       ws = bench_workers_make(conc, per, bs, &admin, &seed);
       bench_result s = bench_drive(ws, conc, NULL, log);
@@ -311,12 +316,12 @@ int bench_grpc_main(int argc, char **argv) {
         single64 = g.eps;
       if (json) {
         printf("%s{\"batch\":%zu,\"concurrency\":%d,\"grpc_events_per_s\":%.0f,"
-               "\"grpc_p50_ms\":%.3f,"
-               "\"grpc_p99_ms\":%.3f,\"store_events_per_s\":%.0f,\"store_p50_"
-               "ms\":%.3f,"
-               "\"store_p99_ms\":%.3f,\"ratio\":%.3f}",
-               first ? "" : ",", bs, conc, g.eps, g.p50_ms, g.p99_ms, s.eps, s.p50_ms, s.p99_ms,
-               ratio);
+               "\"grpc_p50_ms\":%.3f,\"grpc_p90_ms\":%.3f,\"grpc_p99_ms\":%.3f,"
+               "\"grpc_p999_ms\":%.3f,\"server_cpu_us_per_event\":%.1f,"
+               "\"client_cpu_us_per_event\":%.1f,\"store_events_per_s\":%.0f,"
+               "\"store_p50_ms\":%.3f,\"store_p99_ms\":%.3f,\"ratio\":%.3f}",
+               first ? "" : ",", bs, conc, g.eps, g.p50_ms, g.p90_ms, g.p99_ms, g.p999_ms, srv_us,
+               cli_us, s.eps, s.p50_ms, s.p99_ms, ratio);
         first = 0;
       } else {
         printf("%-5zu %-4d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.2f\n", bs, conc, g.eps,
@@ -362,34 +367,48 @@ int bench_grpc_main(int argc, char **argv) {
     f = run_fanout(client, 10, quick ? 80 : 320, 64, &admin, &seed);
   status |= f.failed;
   int ok_ratio = b64_ratio_min >= 0.7, ok_single = single64 >= 20000;
+  int ran_unary = !only || !strcmp(only, "unary"), ran_fanout = !only || !strcmp(only, "fanout");
+  double hwm = bench_proc_hwm_mb(srv.pid);
   if (json) {
-    printf("],\"append_stream\":{\"events\":%zu,\"batch\":%zu,\"grpc_events_"
-           "per_s\":%.0f,"
-           "\"store_events_per_s\":%.0f,\"ratio\":%.3f},"
-           "\"fanout\":{\"subscribers\":10,\"writer_events_per_s\":%.0f,"
-           "\"per_subscriber_events_per_s_min\":%.0f,\"per_subscriber_events_"
-           "per_s_mean\":%.0f,"
-           "\"latency_p50_ms\":%.2f,\"latency_p99_ms\":%.2f},"
-           "\"targets\":{\"batch64_ratio_min\":%.3f,\"batch64_ratio_ok\":%s,"
-           "\"single_event_conc64_events_per_s\":%.0f,\"single_event_conc64_"
-           "ok\":%s}}\n",
-           nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0, f.writer_eps,
-           f.sub_eps_min, f.sub_eps_mean, f.p50_ms, f.p99_ms, b64_ratio_min,
-           ok_ratio ? "true" : "false", single64, ok_single ? "true" : "false");
+    /* what --only skipped is left out, not printed as zeros */
+    printf("]");
+    if (hwm >= 0)
+      printf(",\"server_peak_rss_mb\":%.1f", hwm);
+    if (nb)
+      printf(",\"append_stream\":{\"events\":%zu,\"batch\":%zu,\"grpc_events_per_s\":%.0f,"
+             "\"store_events_per_s\":%.0f,\"ratio\":%.3f}",
+             nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0);
+    if (ran_fanout)
+      printf(",\"fanout\":{\"subscribers\":10,\"writer_events_per_s\":%.0f,"
+             "\"per_subscriber_events_per_s_min\":%.0f,"
+             "\"per_subscriber_events_per_s_mean\":%.0f,"
+             "\"latency_p50_ms\":%.2f,\"latency_p99_ms\":%.2f}",
+             f.writer_eps, f.sub_eps_min, f.sub_eps_mean, f.p50_ms, f.p99_ms);
+    printf(",\"targets\":{");
+    if (ran_unary)
+      printf("\"batch64_ratio_min\":%.3f,\"batch64_ratio_ok\":%s,"
+             "\"single_event_conc64_events_per_s\":%.0f,\"single_event_conc64_ok\":%s",
+             b64_ratio_min, ok_ratio ? "true" : "false", single64, ok_single ? "true" : "false");
+    printf("}}\n");
   } else {
-    printf("\nAppendStream import of %zu events in batches of %zu: %.0f events/s "
-           "(store, same batches, one appender: %.0f; ratio %.2f)\n",
-           nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0);
-    printf("Subscribe fan-out, 10 subscribers, one writer (unary Append, batch "
-           "64): writer %.0f "
-           "events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
-           "commit-to-delivery "
-           "p50 %.2f ms, p99 %.2f ms\n",
-           f.writer_eps, f.sub_eps_mean, f.sub_eps_min, f.p50_ms, f.p99_ms);
-    printf("\ntargets: gRPC/store at batch 64 >= 0.70: min %.2f %s; unary "
-           "single-event appends at "
-           "concurrency 64 >= 20000/s: %.0f %s\n",
-           b64_ratio_min, ok_ratio ? "MET" : "MISSED", single64, ok_single ? "MET" : "MISSED");
+    if (hwm >= 0)
+      printf("\nclinlogd peak RSS (VmHWM): %.1f MiB\n", hwm);
+    if (nb)
+      printf("\nAppendStream import of %zu events in batches of %zu: %.0f events/s "
+             "(store, same batches, one appender: %.0f; ratio %.2f)\n",
+             nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0);
+    if (ran_fanout)
+      printf("Subscribe fan-out, 10 subscribers, one writer (unary Append, batch "
+             "64): writer %.0f "
+             "events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
+             "commit-to-delivery "
+             "p50 %.2f ms, p99 %.2f ms\n",
+             f.writer_eps, f.sub_eps_mean, f.sub_eps_min, f.p50_ms, f.p99_ms);
+    if (ran_unary)
+      printf("\ntargets: gRPC/store at batch 64 >= 0.70: min %.2f %s; unary "
+             "single-event appends at "
+             "concurrency 64 >= 20000/s: %.0f %s\n",
+             b64_ratio_min, ok_ratio ? "MET" : "MISSED", single64, ok_single ? "MET" : "MISSED");
   }
   cl_client_close(client);
   cl_log_close(log);

@@ -1,6 +1,7 @@
 /* See benchutil.h. */
 #include "bench/benchutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -74,6 +76,133 @@ void bench_machine(char *out, size_t n) {
   snprintf(out, n, "%s %s, %ld cores", u.sysname, u.machine, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
+/* ---------------------------------------------------------- /proc */
+
+/* Fields 14..17 of /proc/PID/stat (utime, stime, cutime, cstime) in
+ * seconds, and field 4 (ppid). The command name (field 2) may hold spaces
+ * and parentheses: parse from the last ')'. 0 or -1. */
+static int read_stat(pid_t pid, double t[4], pid_t *ppid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  if (!p)
+    return -1;
+  char state;
+  int pp;
+  unsigned long long u, s;
+  long long cu, cs;
+  /* after ')': state(3) ppid(4) pgrp session tty tpgid flags minflt cminflt
+   * majflt cmajflt(13) utime(14) stime cutime cstime(17) */
+  if (sscanf(p + 1, " %c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld", &state, &pp,
+             &u, &s, &cu, &cs) != 6)
+    return -1;
+  double hz = (double)sysconf(_SC_CLK_TCK);
+  t[0] = (double)u / hz;
+  t[1] = (double)s / hz;
+  t[2] = (double)cu / hz;
+  t[3] = (double)cs / hz;
+  if (ppid)
+    *ppid = pp;
+  return 0;
+}
+
+double bench_proc_cpu_s(pid_t pid) {
+  double t[4];
+  return read_stat(pid, t, NULL) ? -1 : t[0] + t[1];
+}
+
+pid_t bench_proc_ppid(pid_t pid) {
+  double t[4];
+  pid_t pp;
+  return read_stat(pid, t, &pp) ? -1 : pp;
+}
+
+/* Calls fn(pid, arg) for every live child of root. */
+static void each_child(pid_t root, void (*fn)(pid_t, void *), void *arg) {
+  DIR *d = opendir("/proc");
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    double t[4];
+    pid_t pp;
+    if (*end || pid <= 0 || read_stat((pid_t)pid, t, &pp) || pp != root)
+      continue;
+    fn((pid_t)pid, arg);
+  }
+  closedir(d);
+}
+
+static void add_cpu(pid_t pid, void *arg) {
+  double c = bench_proc_cpu_s(pid);
+  if (c > 0)
+    *(double *)arg += c;
+}
+
+double bench_proc_tree_cpu_s(pid_t root) {
+  double t[4];
+  if (read_stat(root, t, NULL))
+    return -1;
+  double sum = t[0] + t[1] + t[2] + t[3];
+  each_child(root, add_cpu, &sum);
+  return sum;
+}
+
+double bench_self_cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The "NAME: N kB" line of a /proc file, in MiB, or -1. */
+static double kb_line(const char *path, const char *name) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  char line[256];
+  size_t len = strlen(name);
+  double v = -1;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, name, len) && line[len] == ':') {
+      v = strtod(line + len + 1, NULL) / 1024.0;
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+double bench_proc_hwm_mb(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  return kb_line(path, "VmHWM");
+}
+
+static void add_pss(pid_t pid, void *arg) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
+  double v = kb_line(path, "Pss");
+  if (v > 0)
+    *(double *)arg += v;
+}
+
+double bench_proc_tree_pss_mb(pid_t root) {
+  double sum = 0;
+  add_pss(root, &sum);
+  if (sum <= 0)
+    return -1;
+  each_child(root, add_pss, &sum);
+  return sum;
+}
+
 /* ---------------------------------------------------------- workers */
 
 static void *run_worker(void *arg) {
@@ -126,6 +255,13 @@ void bench_percentiles(double *v, size_t n, double *p50, double *p99) {
   *p99 = v[k < n ? k : n - 1];
 }
 
+double bench_pct(const double *sorted, size_t n, double q) {
+  if (!n)
+    return 0;
+  size_t k = (size_t)((double)n * q);
+  return sorted[k < n ? k : n - 1];
+}
+
 bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_log *log) {
   pthread_barrier_t go;
   pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
@@ -160,6 +296,8 @@ bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_lo
       r.events += ws[i].batches[k].b.n_events;
   }
   bench_percentiles(all, n, &r.p50_ms, &r.p99_ms);
+  r.p90_ms = bench_pct(all, n, 0.90) * 1e3;
+  r.p999_ms = bench_pct(all, n, 0.999) * 1e3;
   n = 0;
   for (int i = 0; i < threads; i++) {
     memcpy(all + n, ws[i].sent, ws[i].done * sizeof *all);

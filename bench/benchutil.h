@@ -48,6 +48,7 @@ typedef struct bench_worker {
 
 typedef struct bench_result {
   double eps, p50_ms, p99_ms;
+  double p90_ms, p999_ms;          /* the same batches' 90th and 99.9th percentiles */
   double sent_p50_ms, sent_p99_ms; /* from the actual send (open loop) */
   size_t events;
   int failed;
@@ -65,6 +66,31 @@ bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_lo
 
 /* Sorts v and picks its median and 99th percentile (0 when n is 0). */
 void bench_percentiles(double *v, size_t n, double *p50, double *p99);
+
+/* The q-quantile (0..1) of v[0..n), already sorted ascending: the value
+ * at index floor(q*n), clamped to n-1 (0 when n is 0). */
+double bench_pct(const double *sorted, size_t n, double q);
+
+/* ---- CPU and memory from /proc ---- */
+
+/* User + system CPU seconds of process `pid` (from /proc/PID/stat), or -1
+ * when it cannot be read. */
+double bench_proc_cpu_s(pid_t pid);
+/* The same for a process tree one level deep: `root` itself, the children
+ * it has reaped (cutime + cstime) and its live children. A child that exits
+ * between two readings is counted in full by the second (it moves from the
+ * live ones to the reaped ones). -1 when root cannot be read. */
+double bench_proc_tree_cpu_s(pid_t root);
+/* The parent of `pid`, or -1. */
+pid_t bench_proc_ppid(pid_t pid);
+/* User + system CPU seconds of this process (getrusage). */
+double bench_self_cpu_s(void);
+/* VmHWM (peak resident set) of `pid` in MiB, or -1. */
+double bench_proc_hwm_mb(pid_t pid);
+/* The proportional set size (Pss, shared pages divided among their users)
+ * of `root` and its live children, in MiB, or -1: the memory of a
+ * multi-process server without counting shared buffers once per process. */
+double bench_proc_tree_pss_mb(pid_t root);
 
 /* ---- time, machine ---- */
 

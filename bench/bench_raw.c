@@ -1,0 +1,211 @@
+/* clinlog-bench raw: the limits clinlog's figures are divided by.
+ *
+ *   clinlog-bench raw [--dir D] [--quick] [--json]
+ *
+ *  - fsync: pwrite of 4 KiB at the end of a file in D (put D on the disk
+ *    the data directories use; default /tmp/clinlog-bench-raw) then
+ *    fdatasync, N times (400; --quick 100): p50/p99/mean latency and the
+ *    rate one writer gets. A durable commit cannot be faster than one of
+ *    these, so it bounds single-writer appends without group commit.
+ *  - Ed25519: cl_sign_event and cl_verify_event (libsodium underneath) over
+ *    event hashes, exactly what clients and clinlogd do per signature, on 1
+ *    and 2 threads, for about a second each (--quick: half).
+ *  - SHA-256: cl_event_hash of benchmark events (bench_make_event, the
+ *    bytes clinlog-bench appends): hashes/s and MB/s on one thread.
+ * Raw RocksDB synced writes of the store's bytes are `clinlog-bench store`
+ * (its raw and raw4 columns); bench/run runs both. */
+#include "bench/bench_raw.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench/benchutil.h"
+#include "bench/workload.h"
+#include "store/keys.h"
+
+typedef struct fsync_out {
+  double p50_ms, p99_ms, mean_ms, per_s;
+  int n;
+} fsync_out;
+
+static int measure_fsync(const char *dir, int n, fsync_out *o) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/fsync.dat", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "clinlog-bench raw: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  char buf[4096];
+  memset(buf, 0x5a, sizeof buf);
+  double *lat = malloc((size_t)n * sizeof *lat), sum = 0;
+  if (!lat)
+    abort();
+  int rc = 0;
+  for (int i = 0; i < n; i++) {
+    double t0 = bench_mono();
+    if (pwrite(fd, buf, sizeof buf, (off_t)i * (off_t)sizeof buf) != (ssize_t)sizeof buf ||
+        fdatasync(fd) != 0) {
+      fprintf(stderr, "clinlog-bench raw: %s: %s\n", path, strerror(errno));
+      rc = -1;
+      break;
+    }
+    lat[i] = (bench_mono() - t0) * 1e3;
+    sum += lat[i];
+  }
+  close(fd);
+  unlink(path);
+  if (!rc) {
+    o->n = n;
+    o->mean_ms = sum / n;
+    o->per_s = sum > 0 ? 1e3 * n / sum : 0;
+    qsort(lat, (size_t)n, sizeof *lat, bench_cmp_double);
+    o->p50_ms = bench_pct(lat, (size_t)n, 0.5);
+    o->p99_ms = bench_pct(lat, (size_t)n, 0.99);
+  }
+  free(lat);
+  return rc;
+}
+
+enum { OP_SIGN, OP_VERIFY, OP_SHA };
+
+typedef struct cworker {
+  pthread_t t;
+  int op;
+  const cl_signer *key;
+  const ProtobufCBinaryData *ev;
+  size_t nev;
+  double seconds;
+  uint64_t ops, bytes;
+  int bad;
+} cworker;
+
+static void *crypto_work(void *arg) {
+  cworker *w = arg;
+  uint8_t h[32], sig[CL_SIG_SIZE];
+  cl_event_hash(w->ev[0].data, w->ev[0].len, h);
+  cl_sign_event(w->key, h, sig);
+  double end = bench_mono() + w->seconds;
+  for (uint64_t i = 0;; i++) {
+    /* check the clock every 64 operations: a hash takes about a µs */
+    if ((i & 63) == 0 && bench_mono() >= end)
+      break;
+    const ProtobufCBinaryData *e = &w->ev[i % w->nev];
+    switch (w->op) {
+    case OP_SIGN:
+      h[0] = (uint8_t)i; /* a different message each time */
+      cl_sign_event(w->key, h, sig);
+      break;
+    case OP_VERIFY:
+      if (cl_verify_event(w->key->pk, h, sig) != 0)
+        w->bad = 1;
+      break;
+    default:
+      cl_event_hash(e->data, e->len, h);
+      w->bytes += e->len;
+    }
+    w->ops++;
+  }
+  return NULL;
+}
+
+/* ops/s of `op` on `threads` threads for `seconds`; bytes/s into *bps. */
+static double rate(int op, int threads, double seconds, const cl_signer *key,
+                   const ProtobufCBinaryData *ev, size_t nev, double *bps, int *bad) {
+  cworker w[2];
+  memset(w, 0, sizeof w);
+  double t0 = bench_mono();
+  for (int i = 0; i < threads; i++) {
+    w[i] = (cworker){.op = op, .key = key, .ev = ev, .nev = nev, .seconds = seconds};
+    if (pthread_create(&w[i].t, NULL, crypto_work, &w[i]) != 0)
+      abort();
+  }
+  uint64_t ops = 0, bytes = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_join(w[i].t, NULL);
+    ops += w[i].ops;
+    bytes += w[i].bytes;
+    *bad |= w[i].bad;
+  }
+  double dt = bench_mono() - t0;
+  if (bps)
+    *bps = (double)bytes / dt;
+  return (double)ops / dt;
+}
+
+int bench_raw_main(int argc, char **argv) {
+  const char *dir = "/tmp/clinlog-bench-raw";
+  int quick = 0, json = 0;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+      dir = argv[++i];
+    else if (!strcmp(argv[i], "--quick"))
+      quick = 1;
+    else if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else {
+      fprintf(stderr, "usage: clinlog-bench raw [--dir D] [--quick] [--json]\n");
+      return 2;
+    }
+  }
+  cl_err err;
+  if (cl_crypto_init(&err))
+    return 1;
+  mkdir(dir, 0700);
+  fsync_out fs = {0};
+  if (measure_fsync(dir, quick ? 100 : 400, &fs) != 0)
+    return 1;
+  cl_signer key;
+  if (cl_signer_generate(&key, &err)) {
+    fprintf(stderr, "clinlog-bench raw: %s\n", err.msg);
+    return 1;
+  }
+  enum { NEV = 256 };
+  ProtobufCBinaryData ev[NEV];
+  unsigned seed = 7;
+  size_t evbytes = 0;
+  for (int i = 0; i < NEV; i++) {
+    bench_make_event(&ev[i], &seed);
+    evbytes += ev[i].len;
+  }
+  double secs = quick ? 0.5 : 1.0, sha_bps = 0;
+  int bad = 0;
+  double sign1 = rate(OP_SIGN, 1, secs, &key, ev, NEV, NULL, &bad);
+  double sign2 = rate(OP_SIGN, 2, secs, &key, ev, NEV, NULL, &bad);
+  double ver1 = rate(OP_VERIFY, 1, secs, &key, ev, NEV, NULL, &bad);
+  double ver2 = rate(OP_VERIFY, 2, secs, &key, ev, NEV, NULL, &bad);
+  double sha = rate(OP_SHA, 1, secs, &key, ev, NEV, &sha_bps, &bad);
+  char machine[128];
+  bench_machine(machine, sizeof machine);
+  if (json) {
+    printf("{\"machine\":\"%s\",\"quick\":%s,\"dir\":\"%s\","
+           "\"fsync\":{\"write_bytes\":4096,\"n\":%d,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+           "\"mean_ms\":%.3f,\"per_s\":%.0f},"
+           "\"ed25519\":{\"sign_per_s_1\":%.0f,\"sign_per_s_2\":%.0f,"
+           "\"verify_per_s_1\":%.0f,\"verify_per_s_2\":%.0f},"
+           "\"sha256\":{\"event_bytes\":%zu,\"hashes_per_s\":%.0f,\"mb_per_s\":%.1f}}\n",
+           machine, quick ? "true" : "false", dir, fs.n, fs.p50_ms, fs.p99_ms, fs.mean_ms, fs.per_s,
+           sign1, sign2, ver1, ver2, evbytes / NEV, sha, sha_bps / 1e6);
+  } else {
+    printf("clinlog-bench raw — %s; data disk: %s\n\n"
+           "fsync (pwrite 4 KiB + fdatasync, %d times): p50 %.3f ms, p99 %.3f ms, mean %.3f ms "
+           "(%.0f/s)\n"
+           "Ed25519 sign:   %8.0f/s (1 thread) %8.0f/s (2 threads)\n"
+           "Ed25519 verify: %8.0f/s (1 thread) %8.0f/s (2 threads)\n"
+           "SHA-256 of %zu-byte events: %.0f hashes/s, %.1f MB/s (1 thread)\n",
+           machine, dir, fs.n, fs.p50_ms, fs.p99_ms, fs.mean_ms, fs.per_s, sign1, sign2, ver1, ver2,
+           evbytes / NEV, sha, sha_bps / 1e6);
+  }
+  for (int i = 0; i < NEV; i++)
+    free(ev[i].data);
+  cl_signer_free(&key);
+  if (bad)
+    fprintf(stderr, "clinlog-bench raw: a signature did not verify\n");
+  return bad;
+}

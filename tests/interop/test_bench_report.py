@@ -1,0 +1,113 @@
+"""bench/run's report generator on a small canned run (no benchmark is run:
+bench/run itself takes minutes and is not part of the suite): the clinlog
+and PostgreSQL rows carry their ratios, a missed target is said plainly,
+a step that failed is named and its figures show as missing, and the plots
+are drawn when gnuplot is installed."""
+import copy
+import importlib.machinery
+import importlib.util
+import os
+import shutil
+import unittest
+
+import common
+
+RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                   "bench", "run")
+
+
+def load_run():
+    loader = importlib.machinery.SourceFileLoader("clinlog_bench_run", RUN)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def grpc_row(bs, conc, eps, store):
+    return {"batch": bs, "concurrency": conc, "grpc_events_per_s": eps, "grpc_p50_ms": 1.5,
+            "grpc_p90_ms": 2.5, "grpc_p99_ms": 4.0, "grpc_p999_ms": 9.0,
+            "server_cpu_us_per_event": 120.0, "client_cpu_us_per_event": 30.0,
+            "store_events_per_s": store, "store_p50_ms": 1, "store_p99_ms": 2,
+            "ratio": round(eps / store, 3)}
+
+
+def pg_row(bs, conc, eps):
+    return {"batch": bs, "concurrency": conc, "events": 1000, "events_per_s": eps,
+            "p50_ms": 0.5, "p90_ms": 0.9, "p99_ms": 2.0, "p999_ms": 5.0,
+            "server_cpu_us_per_event": 80.0, "client_cpu_us_per_event": 20.0,
+            "fsyncs_per_event": 0.25, "server_pss_mb": 150.0}
+
+
+CANNED = {
+    "started": "2026-01-02 03:04:05 UTC", "mode": "quick", "errors": [],
+    "machine": {"cpu_model": "Test CPU", "cores": 2, "memory_mb": 4096, "kernel": "Linux 6.1",
+                "arch": "x86_64", "libraries": {"postgresql-15": "15.18", "libraft-dev": None}},
+    "raw": {"fsync": {"p50_ms": 0.2, "p99_ms": 0.9, "per_s": 5000},
+            "ed25519": {"sign_per_s_1": 50000, "sign_per_s_2": 99000, "verify_per_s_1": 20000,
+                        "verify_per_s_2": 39000},
+            "sha256": {"event_bytes": 288, "hashes_per_s": 1000000, "mb_per_s": 288.0}},
+    "raw_rocksdb": {"scenarios": [
+        {"batch": 1, "threads": 1, "signatures": "batch", "store_events_per_s": 3000,
+         "raw_events_per_s": 8000, "raw4_events_per_s": 6000},
+        {"batch": 64, "threads": 8, "signatures": "batch", "store_events_per_s": 60000,
+         "raw_events_per_s": 250000, "raw4_events_per_s": 150000}]},
+    "clinlog_single": {
+        "append": [grpc_row(1, 1, 1500, 3000), grpc_row(1, 64, 25000, 30000),
+                   grpc_row(64, 16, 30000, 60000)],
+        "server_peak_rss_mb": 300.0,
+        "targets": {"batch64_ratio_min": 0.5, "batch64_ratio_ok": False,
+                    "single_event_conc64_events_per_s": 25000,
+                    "single_event_conc64_ok": True}},
+    "postgresql": {"scenarios": [pg_row(1, 1, 5000), pg_row(1, 64, 12500),
+                                 pg_row(64, 16, 120000)]},
+}
+
+
+class TestBenchReport(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.br = load_run()
+
+    def report(self, results):
+        r = self.br.combine(copy.deepcopy(results))
+        return r, self.br.make_report(r)
+
+    def test_rows_ratios_and_targets(self):
+        r, text = self.report(CANNED)
+        # clinlog / PostgreSQL and clinlog / raw RocksDB (4 puts per event, 8 threads)
+        self.assertIn("| 64 | 16 | 30,000 | 120,000 | 0.25 | 150,000 (8) | 0.20 |", text)
+        self.assertIn("| 1 | 64 | 25,000 | 12,500 | 2.00 |", text)
+        self.assertIn(">= 20,000 ev/s | MET |", text)
+        self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
+        self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
+        self.assertIn("Targets: 1 met, 1 missed, 2 not measured in this run.", text)
+        self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
+        self.assertIn("| CPU | Test CPU, 2 cores |", text)
+        self.assertIn("| libraft-dev | not installed |", text)
+        self.assertIn("| 1 | 1 | 120.0 | 30.0 | 80.0 | 20.0 | 0.250 | 150 |", text)
+        row = [x for x in r["comparisons"] if x["batch"] == 64][0]
+        self.assertEqual(row["clinlog_over_postgresql"], 0.25)
+        self.assertEqual(row["clinlog_over_raw_rocksdb"], 0.2)
+        # the cluster did not run: said so, not zeros
+        self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
+
+    def test_failed_step_is_named_and_figures_missing(self):
+        res = copy.deepcopy(CANNED)
+        del res["postgresql"]
+        res["errors"] = ["pg: exit status 3; see logs/pg.log"]
+        _, text = self.report(res)
+        self.assertIn("- pg: exit status 3; see logs/pg.log", text)
+        self.assertIn("| 64 | 16 | 30,000 | — | — |", text)
+
+    def test_plots(self):
+        if not shutil.which("gnuplot"):
+            self.skipTest("gnuplot is not installed")
+        out = os.path.join(common.TMP, "bench-report-plots")
+        r = self.br.combine(copy.deepcopy(CANNED))
+        made = self.br.plots(r, out)
+        self.assertEqual(made, ["throughput.svg", "latency.svg"])
+        for m in made:
+            with open(os.path.join(out, m)) as f:
+                self.assertIn("<svg", f.read())
