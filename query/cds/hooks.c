@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "query/cds/check.h"
+#include "store/keys.h"
 
 #define SUMMARY_MAX 139
 
@@ -622,10 +623,13 @@ static json_t *card_of(const cl_kb *kb, const cl_cds_hooks_req *r, const cl_cds_
     json_array_append_new(reasons,
                           json_pack("{s:s, s:s, s:s}", "system", CL_CDS_HOOKS_OVERRIDE, "code",
                                     OVERRIDES[i].code, "display", OVERRIDES[i].display));
-  json_t *card = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:{s:s, s:s, s:s}}, s:o}", "uuid", uuid,
-                           "summary", summary, "detail", detail, "indicator", indicator, "source",
-                           "label", source, "topic", "system", CL_CDS_HOOKS_RULE_SYSTEM, "code",
-                           f->rule_id, "display", kind_word(f->kind), "overrideReasons", reasons);
+  char issue[33];
+  cl_hex(f->key, 16, issue);
+  json_t *card = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:{s:s, s:s, s:s}}, s:o, s:{s:s}}", "uuid",
+                           uuid, "summary", summary, "detail", detail, "indicator", indicator,
+                           "source", "label", source, "topic", "system", CL_CDS_HOOKS_RULE_SYSTEM,
+                           "code", f->rule_id, "display", kind_word(f->kind), "overrideReasons",
+                           reasons, "extension", "clinlog-issue-id", issue);
   if (card != NULL && trig->draft) {
     char label[256], ref[192], desc[256];
     uint8_t skey[16];

@@ -40,7 +40,9 @@
  * source {label "clinlog knowledge base <version>", topic: the rule as a
  * Coding in urn:clinlog:cds-rule}, overrideReasons (CL_CDS_HOOKS_OVERRIDE),
  * and for a draft a suggestion deleting it (selectionBehavior
- * "at-most-one"). A card's uuid is derived from the hookInstance and the
+ * "at-most-one"), and extension {"clinlog-issue-id": the finding's
+ * idempotency key in hex, the IssueDetected issue_id the checker's
+ * projection gives the same finding}. A card's uuid is derived from the hookInstance and the
  * finding's idempotency key (the same request answers the same uuids). */
 #ifndef CL_QUERY_CDS_HOOKS_H
 #define CL_QUERY_CDS_HOOKS_H

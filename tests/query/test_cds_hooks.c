@@ -93,6 +93,7 @@ static void assert_nsaid_card(json_t *cards, const char *draft_id) {
   cr_assert_str_eq(S(json_object_get(c, "source"), "topic", "code"), "warfarin-nsaids");
   cr_assert_eq(strlen(S(c, "uuid", NULL)), 36);
   cr_assert_str_eq(S(c, "selectionBehavior", NULL), "at-most-one");
+  cr_assert_eq(strlen(S(c, "extension", "clinlog-issue-id")), 32);
   cr_assert_geq(json_array_size(json_object_get(c, "overrideReasons")), 1);
   json_t *act = json_array_get(
       json_object_get(json_array_get(json_object_get(c, "suggestions"), 0), "actions"), 0);
