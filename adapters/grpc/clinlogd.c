@@ -21,6 +21,7 @@
 #include "adapters/service/service.h"
 #include "query/audit/view.h"
 #include "query/auth/principals.h"
+#include "query/cds/kb.h"
 #include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
 #include "replication/node.h"
@@ -41,6 +42,7 @@ typedef struct opts {
   int idle_logoff_s;
   int audit;          /* 1: every call is recorded in the audit trail */
   const char *policy; /* --policy FILE; NULL: the built-in default */
+  const char *cds_kb; /* --cds-kb FILE; NULL: the built-in seed */
   const char *config;
 } opts;
 
@@ -83,6 +85,8 @@ static void usage(FILE *f) {
       "  --idle-logoff-s N          end a session after N s without a call (default 900)\n"
       "  --policy FILE              the access policy for authenticated callers (default: the\n"
       "                             built-in query/auth/default.policy)\n"
+      "  --cds-kb FILE              the decision-support knowledge base CDS Hooks answers from\n"
+      "                             (default: the built-in seed; a bad line refuses the start)\n"
       "  --audit on|off             on (default): every call but health checks is recorded\n"
       "                             (AccessRecorded in $audit) before its answer leaves; a\n"
       "                             call whose record cannot be committed is refused\n");
@@ -194,6 +198,8 @@ static int load_config(const char *path, opts *o) {
       o->audit = !strcmp(json_string_value(v), "on");
     else if (!strcmp(key, "policy") && json_is_string(v))
       o->policy = dup_str(v);
+    else if (!strcmp(key, "cds_kb") && json_is_string(v))
+      o->cds_kb = dup_str(v);
     else if (!strcmp(key, "idle_logoff_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
              json_integer_value(v) <= 86400)
       o->idle_logoff_s = (int)json_integer_value(v);
@@ -287,6 +293,7 @@ int main(int argc, char **argv) {
   o.idle_logoff_s = 900;
   o.audit = 1;
   o.policy = NULL;
+  o.cds_kb = NULL;
   o.config = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -329,6 +336,7 @@ int main(int argc, char **argv) {
                                      {"idle-logoff-s", required_argument, 0, 'O'},
                                      {"policy", required_argument, 0, 'Y'},
                                      {"audit", required_argument, 0, 'X'},
+                                     {"cds-kb", required_argument, 0, 1004},
                                      {"raft-tls-cert", required_argument, 0, 1001},
                                      {"raft-tls-key", required_argument, 0, 1002},
                                      {"raft-tls-ca", required_argument, 0, 1003},
@@ -451,6 +459,9 @@ int main(int argc, char **argv) {
     case 'Y':
       o.policy = optarg;
       break;
+    case 1004:
+      o.cds_kb = optarg;
+      break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
         fprintf(stderr, "clinlogd: --run-projections: \"%s\" is not all or none\n", optarg);
@@ -512,6 +523,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "clinlogd: policy: %s (%s)\n", err.msg, cl_errname(err.code));
     return 1;
   }
+  /* so does a decision-support knowledge base (CDS Hooks answers from it) */
+  cl_kb *kb = NULL;
+  if ((o.cds_kb ? cl_kb_load(o.cds_kb, &kb, &err) : cl_kb_seed(&kb, &err)) != 0) {
+    fprintf(stderr, "clinlogd: cds kb: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_policy_free(policy);
+    cl_kb_free(kb);
+    return 1;
+  }
   cl_log *log;
   /* the Raft log is fsync'd before an entry commits; the store's own WAL is
    * synced before Raft may drop entries (snapshots), see docs/replication.md */
@@ -519,6 +538,7 @@ int main(int argc, char **argv) {
   if (cl_log_open(&o.log, &log, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
     cl_policy_free(policy);
+    cl_kb_free(kb);
     return 1;
   }
   char host[256], raft_default[300], raft_dir[4096];
@@ -537,6 +557,7 @@ int main(int argc, char **argv) {
   if (raft_tls_settings(&o) != 0) {
     cl_log_close(log);
     cl_policy_free(policy);
+    cl_kb_free(kb);
     return 1;
   }
   o.repl.log = log;
@@ -599,6 +620,7 @@ int main(int argc, char **argv) {
                              cl_svc_open_exports(svc, export_dir, NULL, &err) != 0))) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
     cl_policy_free(policy);
+    cl_kb_free(kb);
     cl_svc_free(svc);
     cl_repl_stop(repl);
     cl_log_close(log);
@@ -609,6 +631,7 @@ int main(int argc, char **argv) {
     cl_svc_set_policy(svc, policy);
   else
     cl_policy_free(policy);
+  cl_svc_set_kb(svc, kb); /* the service owns it from here */
   static const cl_grpc_service *const services[] = {
       &cl_grpc_log_service,     &cl_grpc_health_service,      &cl_grpc_cluster_service,
       &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service,

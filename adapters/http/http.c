@@ -1,7 +1,7 @@
 /* The HTTP face (http.h): the daemon, routing, request context, hooks, the
  * engine call and the HTTP semantics around it (conditional reads, content
  * negotiation, errors as OperationOutcome). Export, AuditEvent, login and
- * logout are http_ops.c's. */
+ * logout are http_ops.c's; CDS Hooks (/cds-services) http_cds.c's. */
 #include "adapters/http/http.h"
 
 #include <arpa/inet.h>
@@ -191,6 +191,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     return http_serve_auth(h, c, url, method, r);
   if (!strcmp(url, "/auth/token"))
     return http_serve_token(h, c, method, r);
+  if (!strcmp(url, "/cds-services") || !strncmp(url, "/cds-services/", 14))
+    return http_serve_cds(h, c, url, method, r);
   if (is_get && (!strcmp(url, BASE_PATH "/.well-known/smart-configuration") ||
                  !strcmp(url, "/.well-known/smart-configuration")))
     return http_serve_smart_config(h, c);
@@ -546,6 +548,7 @@ int cl_http_start(const cl_http_config *cfg, cl_svc *svc, cl_http **out, int *po
     free(h);
     return err->code;
   }
+  http_cds_init(h);
   unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                    MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0) |
                    (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
@@ -561,6 +564,7 @@ int cl_http_start(const cl_http_config *cfg, cl_svc *svc, cl_http **out, int *po
       MHD_OPTION_NOTIFY_COMPLETED, req_done, NULL, MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[3],
       MHD_OPTION_END);
   if (h->d == NULL) {
+    http_cds_free(h);
     free(h->cert);
     sodium_free(h->key);
     free(h);
@@ -578,6 +582,7 @@ void cl_http_stop(cl_http *h) {
   if (h == NULL)
     return;
   MHD_stop_daemon(h->d);
+  http_cds_free(h);
   free(h->cert);
   sodium_free(h->key);
   free(h);

@@ -7,18 +7,25 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "adapters/http/http.h"
 #include "adapters/http/route.h"
 
+#define HTTP_CDS_CARDS 4096 /* CDS Hooks cards remembered for feedback (http_cds.c) */
+typedef struct http_cds_card http_cds_card;
+
 struct cl_http {
   struct MHD_Daemon *d;
   cl_svc *svc;
   int tls;
   int64_t wait_ms;
-  char *cert, *key; /* PEM text, kept for the daemon's life */
+  char *cert, *key;         /* PEM text, kept for the daemon's life */
+  pthread_mutex_t cds_mu;   /* guards cds_cards and cds_next */
+  http_cds_card *cds_cards; /* ring of HTTP_CDS_CARDS, allocated at first use */
+  size_t cds_next;
 };
 
 typedef struct req {
@@ -72,5 +79,16 @@ enum MHD_Result http_serve_token(cl_http *h, struct MHD_Connection *c, const cha
 enum MHD_Result http_serve_smart_config(cl_http *h, struct MHD_Connection *c);
 /* "<scheme>://<Host>" of the request, into out. */
 void http_origin(cl_http *h, struct MHD_Connection *c, char *out, size_t n);
+
+/* ---- CDS Hooks (http_cds.c) ---- */
+
+/* GET /cds-services, POST /cds-services/{id} and .../feedback (admits each
+ * call itself; discovery is open and not recorded, like the
+ * CapabilityStatement). */
+enum MHD_Result http_serve_cds(cl_http *h, struct MHD_Connection *c, const char *url,
+                               const char *method, req *r);
+/* The remembered cards: set up before the daemon starts, freed after it stops. */
+void http_cds_init(cl_http *h);
+void http_cds_free(cl_http *h);
 
 #endif

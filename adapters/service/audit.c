@@ -199,6 +199,15 @@ void audit_subject(cl_req_ctx *rc, const ProtobufCMessage *req) {
     fhir_params(rc, NULL, r->params, r->n_params);
     break;
   }
+  case M_CDS_HOOK:
+  case M_CDS_FEEDBACK: {
+    /* CDS Hooks (adapters/http/http_cds.c): the patient's id as an
+     * everything request; the service and hookInstance come from the handler */
+    const Clinlog__V1__FhirEverythingRequest *r = (const void *)req;
+    snprintf(w, wn, "%s", rc->method == M_CDS_HOOK ? "cds-services" : "cds-services/feedback");
+    cl_req_ctx_add_patient(rc, r->patient_id);
+    break;
+  }
   case M_FHIR_EXPORT: {
     const Clinlog__V1__FhirExportRequest *r = (const void *)req;
     if (!strcmp(r->level, "group"))

@@ -170,6 +170,12 @@ static int typed_reads(const cl_policy *p, const cl_req_ctx *rc, const ProtobufC
     const Clinlog__V1__FhirExportRequest *x = (const Clinlog__V1__FhirExportRequest *)req;
     return check_params(p, rc, x->params, x->n_params, 1, err);
   }
+  case M_CDS_HOOK: {
+    /* a hook the server answers from its own views: _type names them (a
+     * hook answered from the request's prefetch alone reads nothing) */
+    const Clinlog__V1__FhirEverythingRequest *e = (const Clinlog__V1__FhirEverythingRequest *)req;
+    return e ? check_params(p, rc, e->params, e->n_params, 0, err) : 0;
+  }
   default:
     return 0;
   }

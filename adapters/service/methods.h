@@ -17,7 +17,8 @@ enum cl_method_kind {
   CL_MK_PEER,       /* node to node (catch-up) */
   CL_MK_AUTH,       /* logging in and out */
   CL_MK_AUDIT,      /* reads the audit trail */
-  CL_MK_EMERGENCY   /* declares break-glass */
+  CL_MK_EMERGENCY,  /* declares break-glass */
+  CL_MK_CDS         /* asks decision support about a patient (CDS Hooks) and reports back */
 };
 
 /* X(id, name, kind) */
@@ -37,7 +38,7 @@ enum cl_method_kind {
   X(M_REMOVE_NODE, "clinlog.v1.Cluster/RemoveNode", CL_MK_ADMIN)                                   \
   X(M_TRANSFER_LEADERSHIP, "clinlog.v1.Cluster/TransferLeadership", CL_MK_ADMIN)                   \
   X(M_FETCH_RECORDS, "clinlog.v1.Cluster/FetchRecords", CL_MK_PEER)                                \
-  X(M_ROTATE_LOG_KEY, "clinlog.v1.Cluster/RotateLogKey", CL_MK_ADMIN)                               \
+  X(M_ROTATE_LOG_KEY, "clinlog.v1.Cluster/RotateLogKey", CL_MK_ADMIN)                              \
   X(M_LOG_KEY_STATUS, "clinlog.v1.Cluster/LogKeyStatus", CL_MK_PEER)                               \
   X(M_GET_STREAM, "clinlog.v1.Streams/GetStream", CL_MK_READ)                                      \
   X(M_LIST_STREAMS, "clinlog.v1.Streams/ListStreams", CL_MK_READ)                                  \
@@ -58,7 +59,10 @@ enum cl_method_kind {
   X(M_AUTH_WHOAMI, "clinlog.v1.Auth/Whoami", CL_MK_AUTH)                                           \
   X(M_AUDIT_QUERY, "clinlog.v1.Audit/Query", CL_MK_AUDIT)                                          \
   X(M_AUTH_BREAK_GLASS, "clinlog.v1.Auth/BreakGlass", CL_MK_EMERGENCY)                             \
-  X(M_AUTH_TOKEN, "clinlog.v1.Auth/Token", CL_MK_AUTH)
+  X(M_AUTH_TOKEN, "clinlog.v1.Auth/Token", CL_MK_AUTH)                                             \
+  X(M_CDS_DISCOVERY, "clinlog.v1.Cds/Discovery", CL_MK_HEALTH)                                     \
+  X(M_CDS_HOOK, "clinlog.v1.Cds/Hook", CL_MK_CDS)                                                  \
+  X(M_CDS_FEEDBACK, "clinlog.v1.Cds/Feedback", CL_MK_CDS)
 
 enum cl_method {
 #define CL_METHOD_ENUM(id, name, kind) id,

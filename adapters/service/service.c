@@ -29,6 +29,7 @@ struct cl_svc {
   cl_authn *authn;
   int require_auth;
   cl_policy *policy;
+  cl_kb *kb; /* decision support (CDS Hooks), owned */
   cl_audit *audit;
   audit_node node;
 };
@@ -65,6 +66,8 @@ const char *cl_method_kind_name(int kind) {
     return "auth";
   case CL_MK_AUDIT:
     return "audit";
+  case CL_MK_CDS:
+    return "cds";
   case CL_MK_EMERGENCY:
     return "emergency";
   default:
@@ -126,6 +129,7 @@ void cl_svc_free(cl_svc *s) {
   cl_audit_close(s->audit);
   cl_authn_free(s->authn);
   cl_policy_free(s->policy);
+  cl_kb_free(s->kb);
   for (size_t i = s->nrunners; i-- > 0;)
     cl_runner_stop(s->runners[i]);
   pthread_mutex_destroy(&s->mu);
@@ -482,6 +486,12 @@ void cl_svc_set_policy(cl_svc *s, cl_policy *p) {
   s->policy = p;
 }
 int cl_svc_auth_required(cl_svc *s) { return s->require_auth; }
+
+void cl_svc_set_kb(cl_svc *s, cl_kb *kb) {
+  cl_kb_free(s->kb);
+  s->kb = kb;
+}
+const cl_kb *cl_svc_kb(cl_svc *s) { return s->kb; }
 
 /* ---------------------------------------------------------- audit trail */
 

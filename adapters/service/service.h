@@ -31,6 +31,7 @@
 #include "clinlog/v1/api.pb-c.h"
 #include "query/auth/authn.h"
 #include "query/auth/policy.h"
+#include "query/cds/kb.h"
 #include "query/fhir/export.h"
 #include "query/runner.h"
 #include "replication/node.h"
@@ -261,6 +262,15 @@ void cl_svc_set_policy(cl_svc *s, cl_policy *p);
  * FHIR answer after cl_req_ctx_patients_of. 0, or CL_ENOMEM: the answer
  * must not be sent. */
 int cl_svc_subset(cl_svc *s, const cl_req_ctx *rc, char **body, size_t *len, int ndjson);
+
+/* ---- decision support ---- */
+
+/* The knowledge base CDS Hooks answers from (kb returned-owned by the
+ * service from here on; freed by cl_svc_free; NULL: none). Set before
+ * serving. */
+void cl_svc_set_kb(cl_svc *s, cl_kb *kb);
+/* The knowledge base (a view valid until cl_svc_free), NULL if none. */
+const cl_kb *cl_svc_kb(cl_svc *s);
 
 /* ---- bulk export ---- */
 

@@ -16,7 +16,7 @@
 #define ROLE_MAX 64
 
 static const char *const KINDS[] = {"write", "read", "proof", "health", "admin-read",
-                                    "admin", "peer", "auth",  "audit",  "emergency"};
+                                    "admin", "peer", "auth",  "audit",  "emergency", "cds"};
 #define NKINDS (sizeof KINDS / sizeof KINDS[0])
 
 /* Event categories: the type ranges of docs/events.md. */
@@ -99,7 +99,7 @@ static int add_object(role *r, const char *verb, const char *obj, char *why, siz
     } else {
       snprintf(why, wn,
                "\"%s\" is not a method kind (write read proof health admin-read admin peer "
-               "auth audit emergency), a method name (package.Service/Method) or *",
+               "auth audit emergency cds), a method name (package.Service/Method) or *",
                obj);
       return CL_EMALFORMED;
     }

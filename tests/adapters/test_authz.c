@@ -75,16 +75,16 @@ static const struct {
   const char *appends;    /* of ObservationRecorded MedicationPrescribed ClaimSubmitted
                              PatientRegistered DeviceReadingRecorded */
 } EXPECT[] = {
-    {"admin", "write read proof admin-read admin peer audit emergency", "*", "O M C P D"},
-    {"clinician", "write read proof admin-read emergency", "*", "O M P"},
-    {"nurse", "write read proof emergency", "*", "O D"},
-    {"pharmacist", "write read proof emergency", "Observation Patient MedicationRequest", "M"},
+    {"admin", "write read proof admin-read admin peer audit emergency cds", "*", "O M C P D"},
+    {"clinician", "write read proof admin-read emergency cds", "*", "O M P"},
+    {"nurse", "write read proof emergency cds", "*", "O D"},
+    {"pharmacist", "write read proof emergency cds", "Observation Patient MedicationRequest", "M"},
     {"registrar", "write read", "Patient Appointment", "P"},
     {"billing", "write read", "Patient Claim", "C"},
     {"auditor", "proof admin-read audit", "", ""},
     {"patient", "read", "", ""}, /* and audit, its own accounting only: below */
     {"analyst", "read", "*", ""},
-    {"integration", "write proof", "", "O M C P D"},
+    {"integration", "write proof cds", "", "O M C P D"},
     {"device", "write", "", "D"},
     {"node", "write peer", "", "O M C P D"},
 };
