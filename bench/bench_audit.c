@@ -252,25 +252,6 @@ typedef struct sres { /* one scenario in one session */
   int failed;
 } sres;
 
-/* The CPU time, in seconds, process pid has used (all threads), or -1. */
-static double proc_cpu_s(pid_t pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-  unsigned long long ut, st;
-  /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
-   */
-  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-    return -1;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Runs `conc` threads of `op` for `seconds`; appends take pool entries from
  * *pool_pos on (advanced past those used). */
 static sres run_scenario(cl_client *c, const dataset *d, enum op op, int conc, double seconds,
@@ -470,9 +451,9 @@ static int run_session(const cfg *g, const dataset *d, int audit, sres out[NSCEN
     if (!PICKED(i))
       continue;
     uint64_t v0 = audit ? audit_version(c) : 0;
-    double cpu0 = proc_cpu_s(srv.pid);
+    double cpu0 = bench_proc_cpu_s(srv.pid);
     out[i] = run_scenario(c, d, SCEN[i].op, SCEN[i].conc, g->seconds, &pool_pos);
-    double cpu1 = proc_cpu_s(srv.pid);
+    double cpu1 = bench_proc_cpu_s(srv.pid);
     if (cpu0 >= 0 && cpu1 >= cpu0 && out[i].calls)
       out[i].cpu_us = (cpu1 - cpu0) * 1e6 / (double)out[i].calls;
     if (out[i].failed)

@@ -729,6 +729,35 @@ int cl_log_sign_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n, uint8_
   return rc;
 }
 
+int cl_log_node_batch(cl_log *log, Clinlog__V1__Event *ev, const char *stream, cl_node_batch *nb,
+                      cl_err *err) {
+  memset(nb, 0, sizeof *nb);
+  size_t n;
+  int rc = cl_event_pack_node(ev, stream, &nb->buf, &n, err);
+  if (rc)
+    return rc;
+  uint8_t hash[1][32];
+  cl_event_hash(nb->buf, n, hash[0]);
+  if ((rc = cl_log_sign_batch(log, (const uint8_t(*)[32])hash, 1, nb->sig, nb->pk, err))) {
+    cl_node_batch_free(nb);
+    return rc;
+  }
+  nb->ev = (ProtobufCBinaryData){n, nb->buf};
+  clinlog__v1__signature__init(&nb->bs);
+  nb->bs.key_id = (ProtobufCBinaryData){32, nb->pk};
+  nb->bs.signature = (ProtobufCBinaryData){64, nb->sig};
+  clinlog__v1__append_batch__init(&nb->b);
+  nb->b.n_events = 1;
+  nb->b.events = &nb->ev;
+  nb->b.batch_signature = &nb->bs;
+  return 0;
+}
+
+void cl_node_batch_free(cl_node_batch *nb) {
+  cl_free(nb->buf);
+  nb->buf = NULL;
+}
+
 int cl_log_signer_copy(cl_log *log, cl_signer *out, cl_err *err) {
   memset(out, 0, sizeof *out);
   int rc = 0;

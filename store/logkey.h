@@ -57,6 +57,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clinlog/v1/api.pb-c.h"
+#include "clinlog/v1/event.pb-c.h"
 #include "store/checkpoint.h"
 #include "store/db.h"
 #include "store/err.h"
@@ -217,6 +219,23 @@ int cl_log_logkey_retry(cl_log *log, cl_err *err);
  * not follow a rotation: the message says why). Thread-safe. */
 int cl_log_sign_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n, uint8_t sig[64],
                       uint8_t pk[32], cl_err *err);
+/* One event the node writes itself (a session, an override it records):
+ * packed into `stream` (cl_event_pack_node), signed by the log key as a
+ * batch of one (cl_log_sign_batch); nb->b is then ready to append. nb owns
+ * its buffers and points into itself: keep it where it is until
+ * cl_node_batch_free. Errors: as cl_event_pack_node and cl_log_sign_batch
+ * (nothing to free then). */
+typedef struct cl_node_batch {
+  Clinlog__V1__AppendBatch b;
+  Clinlog__V1__Signature bs;
+  ProtobufCBinaryData ev;
+  uint8_t sig[64], pk[32];
+  uint8_t *buf; /* the packed event */
+} cl_node_batch;
+int cl_log_node_batch(cl_log *log, Clinlog__V1__Event *ev, const char *stream, cl_node_batch *nb,
+                      cl_err *err);
+void cl_node_batch_free(cl_node_batch *nb);
+
 /* A copy of the log key as it is now (*out returned-owned: cl_signer_free).
  * Errors: as cl_log_sign_batch, CL_ENOMEM. Thread-safe. */
 int cl_log_signer_copy(cl_log *log, cl_signer *out, cl_err *err);

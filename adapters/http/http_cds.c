@@ -32,7 +32,6 @@
 #include "clinlog/v1/fhir.pb-c.h"
 #include "query/cds/hooks.h"
 #include "query/fhir/engine.h"
-#include "store/alloc.h"
 #include "store/event.h"
 #include "store/keys.h"
 #include "store/logkey.h"
@@ -322,38 +321,24 @@ static int record_override(cl_http *h, const cl_req_ctx *caller, const http_cds_
   ev.alert_overridden = &ao;
   char stream[96];
   snprintf(stream, sizeof stream, "patient-%s", k->patient);
-  uint8_t *buf, hash[32], sig[64], pk[32];
-  size_t n;
-  int rc = cl_event_pack_node(&ev, stream, &buf, &n, err);
+  cl_node_batch nb;
+  int rc = cl_log_node_batch(cl_svc_log(h->svc), &ev, stream, &nb, err);
   if (rc)
     return rc;
-  cl_event_hash(buf, n, hash);
-  if ((rc = cl_log_sign_batch(cl_svc_log(h->svc), (const uint8_t(*)[32])hash, 1, sig, pk, err))) {
-    cl_free(buf);
-    return rc;
-  }
-  ProtobufCBinaryData evb = {n, buf};
-  Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
-  bs.key_id = (ProtobufCBinaryData){32, pk};
-  bs.signature = (ProtobufCBinaryData){64, sig};
-  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
-  b.n_events = 1;
-  b.events = &evb;
-  b.batch_signature = &bs;
   /* the node's own write (signed by the log key, not the caller's): the
    * caller's right to report was the policy's Cds.Feedback */
   cl_req_ctx wrc;
   cl_req_ctx_init(&wrc, M_CDS_FEEDBACK, "internal");
   wrc.deadline_ms = caller->deadline_ms;
   cl_append_result ar;
-  rc = cl_svc_append(h->svc, &wrc, &b, 1, &ar, NULL, err);
+  rc = cl_svc_append(h->svc, &wrc, &nb.b, 1, &ar, NULL, err);
   if (rc == 0) {
     *seq = ar.n ? ar.seq[0] : 0;
     cl_append_result_free(&ar);
   } else if (rc == CL_ECONFLICT) {
     cl_append_result_free(&ar);
   }
-  cl_free(buf);
+  cl_node_batch_free(&nb);
   return rc;
 }
 

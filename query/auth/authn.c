@@ -124,30 +124,15 @@ static void note_outcome(cl_authn *a, const char *principal, int ok, int64_t now
 static int append_session(cl_authn *a, Clinlog__V1__Event *ev, const char *principal, uint64_t *seq,
                           cl_err *err) {
   char stream[CL_PRINCIPAL_MAX + 16];
-  uint8_t hash[32], sig[64], *buf;
-  size_t n;
   snprintf(stream, sizeof stream, "$principal-%s", principal);
-  int rc = cl_event_pack_node(ev, stream, &buf, &n, err);
+  cl_node_batch nb;
+  int rc = cl_log_node_batch(a->o.log, ev, stream, &nb, err);
   if (rc)
     return rc;
-  cl_event_hash(buf, n, hash);
-  uint8_t pk[32];
-  if ((rc = cl_log_sign_batch(a->o.log, (const uint8_t(*)[32])hash, 1, sig, pk, err))) {
-    cl_free(buf);
-    return rc;
-  }
-  ProtobufCBinaryData evb = {n, buf};
-  Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
-  bs.key_id = (ProtobufCBinaryData){32, pk};
-  bs.signature = (ProtobufCBinaryData){64, sig};
-  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
-  b.n_events = 1;
-  b.events = &evb;
-  b.batch_signature = &bs;
-  rc = a->o.append(a->o.ctx, &b, seq, err);
+  rc = a->o.append(a->o.ctx, &nb.b, seq, err);
   if (rc == 0)
     rc = a->o.wait(a->o.ctx, *seq, err);
-  cl_free(buf);
+  cl_node_batch_free(&nb);
   return rc;
 }
 
