@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "query/fhir/fhir.h"
+#include "query/streams/streams.h"
+
 char *cl_test_tmpdir(const char *tag) {
   const char *base = getenv("TMPDIR");
   if (!base || !*base)
@@ -426,6 +429,36 @@ static void nap_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
+/* The child of cl_test_kill9_catch_up: this test binary exec'd with
+ * CL_TEST_CATCHUP_* in its environment, before Criterion's main runs.
+ * It catches the projection up, in small batches, until killed. */
+__attribute__((constructor)) static void catch_up_child(void) {
+  const char *dir = getenv("CL_TEST_CATCHUP_DIR");
+  if (!dir)
+    return;
+  const char *name = getenv("CL_TEST_CATCHUP_PROJECTION");
+  const char *fds = getenv("CL_TEST_CATCHUP_FD");
+  const cl_projection *def = NULL;
+  if (name && !strcmp(name, cl_streams_projection.name))
+    def = &cl_streams_projection;
+  else if (name && !strcmp(name, cl_fhir_projection.name))
+    def = &cl_fhir_projection;
+  cl_err e;
+  if (!def || !fds || cl_crypto_init(&e) != 0)
+    _exit(2);
+  cl_log *l = cl_test_log_open(dir, 1000);
+  cl_runner_options o;
+  cl_runner_options_init(&o);
+  o.batch_events = 16;
+  cl_runner *r;
+  if (!l || cl_runner_start(l, def, &o, &r, &e) != 0)
+    _exit(3);
+  if (write(atoi(fds), "s", 1) != 1) /* folding has started */
+    _exit(4);
+  for (;;)
+    nap_ms(1000);
+}
+
 int cl_test_kill9_catch_up(const char *dir, const cl_projection *def, uint64_t size) {
   unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
   uint64_t last = 0;
@@ -433,28 +466,27 @@ int cl_test_kill9_catch_up(const char *dir, const cl_projection *def, uint64_t s
   for (int k = 0; k < 20 && !finished; k++) {
     int fd[2];
     cr_assert_eq(pipe(fd), 0);
+    /* The child is this test binary again, exec'd (catch_up_child below):
+     * a child only forked from a process that has run RocksDB inherits its
+     * background thread pools without their threads, and one that needs a
+     * flush before its runner starts waits forever. Its environment is
+     * built here, before the fork: after it, only exec. */
+    char e_dir[4200], e_proj[96], e_fd[48];
+    snprintf(e_dir, sizeof e_dir, "CL_TEST_CATCHUP_DIR=%s", dir);
+    snprintf(e_proj, sizeof e_proj, "CL_TEST_CATCHUP_PROJECTION=%s", def->name);
+    snprintf(e_fd, sizeof e_fd, "CL_TEST_CATCHUP_FD=%d", fd[1]);
+    char *const child_argv[] = {"catch-up-child", NULL};
+    char *const child_env[] = {e_dir, e_proj, e_fd, NULL};
     pid_t pid = fork();
     cr_assert(pid >= 0);
-    if (pid == 0) { /* catch up, in small batches, until killed */
+    if (pid == 0) {
       close(fd[0]);
-      cl_log *l = cl_test_log_open(dir, 1000);
-      cl_runner_options o;
-      cl_runner_options_init(&o);
-      o.batch_events = 16;
-      cl_runner *r;
-      cl_err e;
-      if (!l || cl_runner_start(l, def, &o, &r, &e) != 0)
-        _exit(3);
-      if (write(fd[1], "s", 1) != 1) /* folding has started */
-        _exit(4);
-      for (;;)
-        nap_ms(1000);
+      execve("/proc/self/exe", child_argv, child_env);
+      _exit(5);
     }
     close(fd[1]);
-    /* A forked child of a process that has run RocksDB inherits its
-     * background thread pools without their threads: a child that needs a
-     * flush before its runner starts would wait forever. Bounded, so such
-     * a hang fails here, named, instead of at ctest's timeout. */
+    /* bounded, so a child that never starts fails here, named, instead of
+     * at ctest's timeout */
     struct pollfd pf = {.fd = fd[0], .events = POLLIN};
     char c;
     if (poll(&pf, 1, 120000) != 1 || read(fd[0], &c, 1) != 1) {
