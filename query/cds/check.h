@@ -193,6 +193,19 @@ void cl_cds_bcma(const cl_kb *kb, const cl_cds_patient *st,
                  const Clinlog__V1__MedicationAdministered *a, const uint8_t event_id[16],
                  int64_t at_ns, cl_cds_findings *out);
 
+/* The state as bytes (format in check_state.c, versioned), for a
+ * projection to store: *out returned-owned (free()). The bytes hold the
+ * patient id and medication codes: seal them. Errors: CL_ENOMEM (nothing
+ * to free then). Not thread-safe for one st. */
+CL_MUST_CHECK int cl_cds_patient_serialize(const cl_cds_patient *st, uint8_t **out, size_t *n,
+                                           cl_err *err);
+/* The state `p` (n bytes, borrowed) holds: it checks every later event as
+ * the serialized state would, and serializes to the same bytes. *out
+ * returned-owned (cl_cds_patient_free). Errors: CL_ECORRUPT (not a state
+ * of a known format, a bound exceeded, trailing bytes), CL_ENOMEM. */
+CL_MUST_CHECK int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out,
+                                       cl_err *err);
+
 /* An IssueDetected and the storage it points into. */
 typedef struct cl_cds_issue {
   Clinlog__V1__IssueDetected msg;
