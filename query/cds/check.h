@@ -3,10 +3,10 @@
  * a knowledge base (query/cds/kb.h). No I/O, no clock, no global state: the
  * same events applied in the same order to a fresh state give byte-identical
  * findings with the same idempotency keys, so a replay or a leader change
- * never duplicates an IssueDetected. This slice does not fold the log nor
- * append anything; a later slice feeds it the committed events of each
- * patient stream and appends each finding as an IssueDetected
- * (cl_cds_issue_fill), using the finding's key as the event id.
+ * never duplicates an IssueDetected. The cds projection (proj.h) feeds it
+ * the committed events of each patient stream, and its emitter appends
+ * each finding as an IssueDetected (cl_cds_issue_fill), using the
+ * finding's key as the event id.
  *
  * State kept per patient (cl_cds_patient), all bounded:
  *
