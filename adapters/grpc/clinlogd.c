@@ -707,6 +707,7 @@ int main(int argc, char **argv) {
   fprintf(stderr, "clinlogd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   cl_http_stop(http);
   cl_server_stop(srv);
+  cl_svc_stop_cds(svc); /* its appends go through Raft: before Raft stops */
   cl_repl_stop(repl);
   cl_svc_free(svc); /* the projections stop after the last reader */
   cl_grpc_forward_close();

@@ -129,7 +129,7 @@ int cl_svc_new(const cl_svc_options *o, cl_svc **out, cl_err *err) {
 void cl_svc_free(cl_svc *s) {
   if (!s)
     return;
-  cds_emit_stop(s->cds_emit); /* it appends through the service and reads a runner */
+  cl_svc_stop_cds(s); /* it appends through the service and reads a runner */
   cl_fhir_exports_close(s->exports);
   cl_audit_close(s->audit);
   cl_authn_free(s->authn);
@@ -514,6 +514,11 @@ static int cds_append(void *ctx, const Clinlog__V1__AppendBatch *b, uint64_t *se
   if (code == 0 || code == CL_ECONFLICT)
     cl_append_result_free(&r);
   return code;
+}
+
+void cl_svc_stop_cds(cl_svc *s) {
+  cds_emit_stop(s->cds_emit);
+  s->cds_emit = NULL;
 }
 
 int cl_svc_enable_cds(cl_svc *s, const cl_runner_options *o, int emit, cl_err *err) {

@@ -278,6 +278,10 @@ const cl_kb *cl_svc_kb(cl_svc *s);
  * while this node leads (only with a log key). Errors: CL_EINVAL (no
  * knowledge base), those of cl_svc_add_projection, CL_ENOMEM. */
 int cl_svc_enable_cds(cl_svc *s, const cl_runner_options *o, int emit, cl_err *err);
+/* Stops the emitter (no more appends from it; the projection runs on), so
+ * the writer below (Raft) may stop before cl_svc_free. Call it from one
+ * thread, before cl_svc_free; a no-op without an emitter. */
+void cl_svc_stop_cds(cl_svc *s);
 
 /* ---- bulk export ---- */
 
