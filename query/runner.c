@@ -155,7 +155,7 @@ static int settle(cl_runner *r, cl_err *err) {
  * here. On error nothing of the batch is written, and nothing is in
  * flight. */
 static int fold_batch(cl_runner *r, uint64_t from, uint64_t n, int pipelined, cl_err *err) {
-  batch b = {r, {r->proj, NULL, r->log, r->pstate}, from - 1};
+  batch b = {r, {r->proj, NULL, r->log, r->pstate, r->def->arg}, from - 1};
   int rc = cl_proj_begin(r->proj, &b.f.txn, err);
   if (rc == 0) {
     rc = r->def->sealed_reads ? cl_log_scan(r->log, from, n, fold_one, &b, err)

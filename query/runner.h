@@ -44,6 +44,7 @@ typedef struct cl_fold_ctx {
   cl_proj_txn *txn;
   cl_log *log;
   void *state;
+  const void *arg; /* the projection's argument (cl_projection.arg) */
 } cl_fold_ctx;
 
 /* What a projection provides. */
@@ -71,6 +72,10 @@ typedef struct cl_projection {
    * it perhaps), or the state on disk was reset (rebuild): forget whatever
    * `state` holds that the disk does not. */
   void (*discard)(void *state);
+  /* Optional. What the fold reads besides the log, e.g. a knowledge base
+   * (borrowed: it must outlive the runner, and stay unchanged, for the
+   * fold to stay deterministic): handed to every call as f->arg. */
+  const void *arg;
 } cl_projection;
 
 typedef struct cl_runner cl_runner;

@@ -729,16 +729,13 @@ int cl_log_sign_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n, uint8_
   return rc;
 }
 
-int cl_log_node_batch(cl_log *log, Clinlog__V1__Event *ev, const char *stream, cl_node_batch *nb,
-                      cl_err *err) {
-  memset(nb, 0, sizeof *nb);
-  size_t n;
-  int rc = cl_event_pack_node(ev, stream, &nb->buf, &n, err);
-  if (rc)
-    return rc;
+/* Signs nb->buf (n bytes, owned by nb) as a batch of one and points nb->b
+ * at it; on error nb->buf is freed. */
+static int node_batch_sign(cl_log *log, size_t n, cl_node_batch *nb, cl_err *err) {
   uint8_t hash[1][32];
   cl_event_hash(nb->buf, n, hash[0]);
-  if ((rc = cl_log_sign_batch(log, (const uint8_t(*)[32])hash, 1, nb->sig, nb->pk, err))) {
+  int rc = cl_log_sign_batch(log, (const uint8_t(*)[32])hash, 1, nb->sig, nb->pk, err);
+  if (rc) {
     cl_node_batch_free(nb);
     return rc;
   }
@@ -751,6 +748,25 @@ int cl_log_node_batch(cl_log *log, Clinlog__V1__Event *ev, const char *stream, c
   nb->b.events = &nb->ev;
   nb->b.batch_signature = &nb->bs;
   return 0;
+}
+
+int cl_log_node_batch(cl_log *log, Clinlog__V1__Event *ev, const char *stream, cl_node_batch *nb,
+                      cl_err *err) {
+  memset(nb, 0, sizeof *nb);
+  size_t n;
+  int rc = cl_event_pack_node(ev, stream, &nb->buf, &n, err);
+  if (rc)
+    return rc;
+  return node_batch_sign(log, n, nb, err);
+}
+
+int cl_log_node_batch_bytes(cl_log *log, const uint8_t *ev, size_t n, cl_node_batch *nb,
+                            cl_err *err) {
+  memset(nb, 0, sizeof *nb);
+  if (!(nb->buf = cl_malloc(n ? n : 1)))
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  memcpy(nb->buf, ev, n);
+  return node_batch_sign(log, n, nb, err);
 }
 
 void cl_node_batch_free(cl_node_batch *nb) {

@@ -235,6 +235,13 @@ typedef struct cl_node_batch {
 int cl_log_node_batch(cl_log *log, Clinlog__V1__Event *ev, const char *stream, cl_node_batch *nb,
                       cl_err *err);
 void cl_node_batch_free(cl_node_batch *nb);
+/* The same for an event the node packed already (`ev`, n bytes, borrowed
+ * and copied: its event id, recorded_by "$log" and the rest are the
+ * caller's, e.g. the decision-support checker's findings, whose bytes
+ * every node derives alike so a second append is a no-op). Errors:
+ * CL_ENOMEM, those of cl_log_sign_batch (nothing to free then). */
+int cl_log_node_batch_bytes(cl_log *log, const uint8_t *ev, size_t n, cl_node_batch *nb,
+                            cl_err *err);
 
 /* A copy of the log key as it is now (*out returned-owned: cl_signer_free).
  * Errors: as cl_log_sign_batch, CL_ENOMEM. Thread-safe. */

@@ -72,7 +72,7 @@ static void usage(FILE *f) {
       "                             before closing the listener (default 1000)\n"
       "  --checkpoint-interval N    sign a checkpoint every N events (default 10000)\n"
       "  --master-key FILE          master key (default DIR/keys/master.key)\n"
-      "  --run-projections all|none fold the projections (streams, fhir) on this node\n"
+      "  --run-projections all|none fold the projections (streams, fhir, cds) on this node\n"
       "                             (default all); none: a node that only stores and\n"
       "                             replicates, whose Streams and Fhir reads answer UNAVAILABLE\n"
       "  --http-listen HOST:PORT    serve the FHIR R4 REST API at https://HOST:PORT/fhir/R4\n"
@@ -632,6 +632,15 @@ int main(int argc, char **argv) {
   else
     cl_policy_free(policy);
   cl_svc_set_kb(svc, kb); /* the service owns it from here */
+  /* the medication checker over the log; its findings appended while this
+   * node leads, signed by the log key (without one, folded only) */
+  if (!o.no_projections && cl_svc_enable_cds(svc, NULL, cl_log_signer(log) != NULL, &err) != 0) {
+    fprintf(stderr, "clinlogd: cds: %s (%s)\n", err.msg, cl_errname(err.code));
+    cl_svc_free(svc);
+    cl_repl_stop(repl);
+    cl_log_close(log);
+    return 1;
+  }
   static const cl_grpc_service *const services[] = {
       &cl_grpc_log_service,     &cl_grpc_health_service,      &cl_grpc_cluster_service,
       &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service,
@@ -698,6 +707,7 @@ int main(int argc, char **argv) {
   fprintf(stderr, "clinlogd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   cl_http_stop(http);
   cl_server_stop(srv);
+  cl_svc_stop_cds(svc); /* its appends go through Raft: before Raft stops */
   cl_repl_stop(repl);
   cl_svc_free(svc); /* the projections stop after the last reader */
   cl_grpc_forward_close();

@@ -13,7 +13,9 @@
 
 #include "adapters/service/audit.h"
 #include "adapters/service/authz.h"
+#include "adapters/service/cds_emit.h"
 #include "clinlog/v1/auth.pb-c.h"
+#include "query/cds/proj.h"
 #include "store/keyring.h"
 #include "store/keys.h"
 
@@ -29,7 +31,9 @@ struct cl_svc {
   cl_authn *authn;
   int require_auth;
   cl_policy *policy;
-  cl_kb *kb; /* decision support (CDS Hooks), owned */
+  cl_kb *kb;             /* decision support (CDS Hooks, the cds projection), owned */
+  cl_projection cds_def; /* the cds projection over kb (cl_svc_enable_cds) */
+  cds_emitter *cds_emit; /* its emitter, NULL if none */
   cl_audit *audit;
   audit_node node;
 };
@@ -125,13 +129,14 @@ int cl_svc_new(const cl_svc_options *o, cl_svc **out, cl_err *err) {
 void cl_svc_free(cl_svc *s) {
   if (!s)
     return;
+  cl_svc_stop_cds(s); /* it appends through the service and reads a runner */
   cl_fhir_exports_close(s->exports);
   cl_audit_close(s->audit);
   cl_authn_free(s->authn);
   cl_policy_free(s->policy);
-  cl_kb_free(s->kb);
   for (size_t i = s->nrunners; i-- > 0;)
     cl_runner_stop(s->runners[i]);
+  cl_kb_free(s->kb); /* after the runners: the cds projection folds over it */
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -492,6 +497,40 @@ void cl_svc_set_kb(cl_svc *s, cl_kb *kb) {
   s->kb = kb;
 }
 const cl_kb *cl_svc_kb(cl_svc *s) { return s->kb; }
+
+static int cds_leader(void *ctx) { return cl_svc_leader(ctx, NULL); }
+
+/* The emitter's writer: the service's, as the node's own write, never
+ * forwarded (only the leader emits; a node that lost the lead stops). */
+static int cds_append(void *ctx, const Clinlog__V1__AppendBatch *b, uint64_t *seq, cl_err *err) {
+  cl_svc *s = ctx;
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, M_APPEND, "internal");
+  rc.deadline_ms = cl_feed_now_ms() + 5000;
+  cl_append_result r;
+  int code = svc_append(s, &rc, b, 0, 0, &r, NULL, err);
+  if (code == 0)
+    *seq = r.n ? r.seq[0] : 0;
+  if (code == 0 || code == CL_ECONFLICT)
+    cl_append_result_free(&r);
+  return code;
+}
+
+void cl_svc_stop_cds(cl_svc *s) {
+  cds_emit_stop(s->cds_emit);
+  s->cds_emit = NULL;
+}
+
+int cl_svc_enable_cds(cl_svc *s, const cl_runner_options *o, int emit, cl_err *err) {
+  if (!s->kb)
+    return cl_err_set(err, CL_EINVAL, "the cds projection needs a knowledge base");
+  cl_cds_projection_init(&s->cds_def, s->kb);
+  int code = cl_svc_add_projection(s, &s->cds_def, o, err);
+  if (code || !emit)
+    return code;
+  cds_emit_hooks h = {.leader = cds_leader, .append = cds_append, .ctx = s};
+  return cds_emit_start(s->o.log, cl_svc_runner(s, CL_CDS_PROJ_NAME), &h, &s->cds_emit, err);
+}
 
 /* ---------------------------------------------------------- audit trail */
 

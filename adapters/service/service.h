@@ -265,12 +265,23 @@ int cl_svc_subset(cl_svc *s, const cl_req_ctx *rc, char **body, size_t *len, int
 
 /* ---- decision support ---- */
 
-/* The knowledge base CDS Hooks answers from (kb returned-owned by the
- * service from here on; freed by cl_svc_free; NULL: none). Set before
- * serving. */
+/* The knowledge base CDS Hooks and the cds projection answer from (kb
+ * returned-owned by the service from here on; freed by cl_svc_free; NULL:
+ * none). Set before serving, and before cl_svc_enable_cds. */
 void cl_svc_set_kb(cl_svc *s, cl_kb *kb);
 /* The knowledge base (a view valid until cl_svc_free), NULL if none. */
 const cl_kb *cl_svc_kb(cl_svc *s);
+/* Runs the cds projection (query/cds/proj.h) over the service's knowledge
+ * base (set it first, and not again), with runner options o (NULL:
+ * defaults); `emit`: also the emitter (adapters/service/cds_emit.h), which
+ * appends its findings as IssueDetected events signed by the log key
+ * while this node leads (only with a log key). Errors: CL_EINVAL (no
+ * knowledge base), those of cl_svc_add_projection, CL_ENOMEM. */
+int cl_svc_enable_cds(cl_svc *s, const cl_runner_options *o, int emit, cl_err *err);
+/* Stops the emitter (no more appends from it; the projection runs on), so
+ * the writer below (Raft) may stop before cl_svc_free. Call it from one
+ * thread, before cl_svc_free; a no-op without an emitter. */
+void cl_svc_stop_cds(cl_svc *s);
 
 /* ---- bulk export ---- */
 

@@ -3,10 +3,10 @@
  * a knowledge base (query/cds/kb.h). No I/O, no clock, no global state: the
  * same events applied in the same order to a fresh state give byte-identical
  * findings with the same idempotency keys, so a replay or a leader change
- * never duplicates an IssueDetected. This slice does not fold the log nor
- * append anything; a later slice feeds it the committed events of each
- * patient stream and appends each finding as an IssueDetected
- * (cl_cds_issue_fill), using the finding's key as the event id.
+ * never duplicates an IssueDetected. The cds projection (proj.h) feeds it
+ * the committed events of each patient stream, and its emitter appends
+ * each finding as an IssueDetected (cl_cds_issue_fill), using the
+ * finding's key as the event id.
  *
  * State kept per patient (cl_cds_patient), all bounded:
  *
@@ -192,6 +192,19 @@ CL_MUST_CHECK int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlo
 void cl_cds_bcma(const cl_kb *kb, const cl_cds_patient *st,
                  const Clinlog__V1__MedicationAdministered *a, const uint8_t event_id[16],
                  int64_t at_ns, cl_cds_findings *out);
+
+/* The state as bytes (format in check_state.c, versioned), for a
+ * projection to store: *out returned-owned (free()). The bytes hold the
+ * patient id and medication codes: seal them. Errors: CL_ENOMEM (nothing
+ * to free then). Not thread-safe for one st. */
+CL_MUST_CHECK int cl_cds_patient_serialize(const cl_cds_patient *st, uint8_t **out, size_t *n,
+                                           cl_err *err);
+/* The state `p` (n bytes, borrowed) holds: it checks every later event as
+ * the serialized state would, and serializes to the same bytes. *out
+ * returned-owned (cl_cds_patient_free). Errors: CL_ECORRUPT (not a state
+ * of a known format, a bound exceeded, trailing bytes), CL_ENOMEM. */
+CL_MUST_CHECK int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out,
+                                       cl_err *err);
 
 /* An IssueDetected and the storage it points into. */
 typedef struct cl_cds_issue {

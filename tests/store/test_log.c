@@ -1016,3 +1016,68 @@ Test(log, own_batch_signature_counts_only_for_what_it_signed) {
   free(e1);
   free(e2);
 }
+
+/* The node's own findings (the cds emitter): the log key writes an
+ * IssueDetected into a patient stream; the same bytes appended again
+ * (another leader) return the first seq and add nothing; other bytes under
+ * the same event id are refused; and the log key still writes nothing
+ * into a $ system stream but what it wrote before. */
+Test(log, log_key_writes_issue_detected_once) {
+  cl_err err;
+  Clinlog__V1__IssueDetected is = CLINLOG__V1__ISSUE_DETECTED__INIT;
+  is.issue_id = "00112233445566778899aabbccddeeff";
+  is.rule_id = "warfarin-nsaids";
+  is.severity = CLINLOG__V1__ISSUE_SEVERITY__ISSUE_SEVERITY_HIGH;
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  by.principal_id = CL_LOG_PRINCIPAL;
+  by.role = CL_ROLE_LOG;
+  Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  at.seconds = 1767225600;
+  uint8_t id[16] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+                    0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  ev.event_id = (ProtobufCBinaryData){16, id};
+  ev.stream = "patient-cds";
+  ev.occurred_at = &at;
+  ev.recorded_by = &by;
+  ev.source_system = "clinlog-cds";
+  ev.body_case = CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED;
+  ev.issue_detected = &is;
+  size_t len;
+  uint8_t *b = cl_test_pack_event(&ev, &len);
+  uint64_t seq[2];
+  for (int i = 0; i < 2; i++) {
+    cl_node_batch nb;
+    cr_assert_eq(cl_log_node_batch_bytes(lg, b, len, &nb, &err), 0, "%s", err.msg);
+    cl_append_result r;
+    cr_assert_eq(cl_log_append(lg, &nb.b, &r, &err), 0, "append %d: %s", i, err.msg);
+    seq[i] = r.seq[0];
+    cl_append_result_free(&r);
+    cl_node_batch_free(&nb);
+  }
+  cr_assert_eq(seq[0], seq[1], "the second append is the first");
+  uint64_t size;
+  uint8_t root[32];
+  head(&size, root);
+  cr_assert_eq(size, seq[0], "one event");
+  /* other bytes under that id: refused, nothing written */
+  is.detail = "changed";
+  uint8_t *b2 = cl_test_pack_event(&ev, &len);
+  cl_node_batch nb;
+  cr_assert_eq(cl_log_node_batch_bytes(lg, b2, len, &nb, &err), 0, "%s", err.msg);
+  cl_append_result r;
+  expect_unchanged_after(CL_EDUPLICATE, cl_log_append(lg, &nb.b, &r, &err), root, size, &err);
+  cl_node_batch_free(&nb);
+  free(b2);
+  /* an IssueDetected in a system stream: not the log key's */
+  uint8_t id2[16] = {1};
+  ev.event_id = (ProtobufCBinaryData){16, id2};
+  ev.stream = "$cds";
+  b2 = cl_test_pack_event(&ev, &len);
+  cr_assert_eq(cl_log_node_batch_bytes(lg, b2, len, &nb, &err), 0, "%s", err.msg);
+  expect_unchanged_after(CL_EDENIED, cl_log_append(lg, &nb.b, &r, &err), root, size, &err);
+  cl_node_batch_free(&nb);
+  free(b2);
+  free(b);
+  assert_verifies();
+}

@@ -1,0 +1,311 @@
+/* A patient's checker state as bytes (check.h, cl_cds_patient_serialize):
+ * what the `cds` projection stores, sealed, per patient.
+ *
+ * Format version 1, integers little-endian, doubles as their IEEE-754
+ * bits (u64), strings as u16 length || bytes (no NUL):
+ *
+ *   | field            | encoding                                              |
+ *   |------------------|-------------------------------------------------------|
+ *   | version          | u8 = 1                                                |
+ *   | patient id       | str                                                   |
+ *   | ids              | u8 n, n x str                                         |
+ *   | weight_kg        | f64                                                   |
+ *   | orders           | u32 n, u32 room, n x order                            |
+ *   |   order          | str id, 16 event id, u8 ning, ning x u32 RxCUI, str   |
+ *   |                  | code, i64 start, end, disc, dosage                    |
+ *   |   dosage         | u8 has_dose, f64 qty, str unit, str route (KB name,   |
+ *   |                  | "" none), str route_raw, f64 per_day                  |
+ *   | allergies        | u32 n, n x (str id, 16 event id, u8 high, u8 n,       |
+ *   |                  | n x str allergen)                                     |
+ *   | administrations  | u32 n, n x (u32 RxCUI, f64 mg, i64 at)                |
+ *
+ * `room` is the order array's capacity: the checker prunes ended orders
+ * when it is full (order_room), so it is part of the state.
+ *
+ * Invariant: parse(serialize(st)) checks every later event exactly as st
+ * would, and serializes to the same bytes (the projection's rebuild equals
+ * its live state byte for byte whether a state stayed in its cache or was
+ * read back). The parser takes bytes from disk: every length is checked
+ * against its field's bound, and anything else is CL_ECORRUPT. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/cds/check_int.h"
+
+#define STATE_VERSION 1
+
+typedef struct wbuf {
+  uint8_t *p;
+  size_t n, cap;
+  int oom;
+} wbuf;
+
+static void put(wbuf *w, const void *src, size_t n) {
+  if (w->oom)
+    return;
+  if (w->n + n > w->cap) {
+    size_t cap = w->cap ? w->cap : 256;
+    while (cap < w->n + n)
+      cap *= 2;
+    uint8_t *p = realloc(w->p, cap);
+    if (!p) {
+      w->oom = 1;
+      return;
+    }
+    w->p = p;
+    w->cap = cap;
+  }
+  memcpy(w->p + w->n, src, n);
+  w->n += n;
+}
+
+static void put_u64(wbuf *w, uint64_t v) {
+  uint8_t b[8];
+  for (int i = 0; i < 8; i++)
+    b[i] = (uint8_t)(v >> (8 * i));
+  put(w, b, 8);
+}
+static void put_u32(wbuf *w, uint32_t v) {
+  uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+  put(w, b, 4);
+}
+static void put_u8(wbuf *w, uint8_t v) { put(w, &v, 1); }
+static void put_f64(wbuf *w, double d) {
+  uint64_t v;
+  memcpy(&v, &d, 8);
+  put_u64(w, v);
+}
+static void put_str(wbuf *w, const char *s) {
+  size_t l = s ? strlen(s) : 0;
+  if (l > UINT16_MAX) {
+    w->oom = 1; /* cannot happen: every string is bounded far below */
+    return;
+  }
+  uint8_t b[2] = {(uint8_t)l, (uint8_t)(l >> 8)};
+  put(w, b, 2);
+  put(w, s, l);
+}
+
+int cl_cds_patient_serialize(const cl_cds_patient *st, uint8_t **out, size_t *n, cl_err *err) {
+  *out = NULL;
+  *n = 0;
+  wbuf w = {0};
+  put_u8(&w, STATE_VERSION);
+  put_str(&w, st->patient_id);
+  put_u8(&w, (uint8_t)st->nids);
+  for (size_t i = 0; i < st->nids; i++)
+    put_str(&w, st->ids[i]);
+  put_f64(&w, st->weight_kg);
+  put_u32(&w, (uint32_t)st->norder);
+  put_u32(&w, (uint32_t)st->cap_order);
+  for (size_t i = 0; i < st->norder; i++) {
+    const order *o = &st->orders[i];
+    put_str(&w, o->id);
+    put(&w, o->ev, 16);
+    put_u8(&w, (uint8_t)o->ning);
+    for (size_t j = 0; j < o->ning; j++)
+      put_u32(&w, o->ing[j]);
+    put_str(&w, o->code);
+    put_u64(&w, (uint64_t)o->start);
+    put_u64(&w, (uint64_t)o->end);
+    put_u64(&w, (uint64_t)o->disc);
+    put_u8(&w, (uint8_t)(o->dose.has_dose != 0));
+    put_f64(&w, o->dose.qty);
+    put_str(&w, o->dose.unit);
+    put_str(&w, o->dose.route ? o->dose.route : "");
+    put_str(&w, o->dose.route_raw);
+    put_f64(&w, o->dose.per_day);
+  }
+  put_u32(&w, (uint32_t)st->nallergy);
+  for (size_t i = 0; i < st->nallergy; i++) {
+    const allergy *a = &st->allergies[i];
+    put_str(&w, a->id);
+    put(&w, a->ev, 16);
+    put_u8(&w, (uint8_t)(a->high != 0));
+    put_u8(&w, (uint8_t)a->n);
+    for (size_t j = 0; j < a->n; j++)
+      put_str(&w, a->allergen[j]);
+  }
+  put_u32(&w, (uint32_t)st->nadmin);
+  for (size_t i = 0; i < st->nadmin; i++) {
+    put_u32(&w, st->admins[i].ing);
+    put_f64(&w, st->admins[i].mg);
+    put_u64(&w, (uint64_t)st->admins[i].at);
+  }
+  if (w.oom) {
+    free(w.p);
+    return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
+  }
+  *out = w.p;
+  *n = w.n;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- parse */
+
+typedef struct rbuf {
+  const uint8_t *p;
+  size_t n, off;
+  int bad;
+} rbuf;
+
+static const uint8_t *take(rbuf *r, size_t n) {
+  if (r->bad || r->n - r->off < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  const uint8_t *p = r->p + r->off;
+  r->off += n;
+  return p;
+}
+static uint64_t get_u64(rbuf *r) {
+  const uint8_t *b = take(r, 8);
+  uint64_t v = 0;
+  for (int i = 7; b && i >= 0; i--)
+    v = v << 8 | b[i];
+  return v;
+}
+static uint32_t get_u32(rbuf *r) {
+  const uint8_t *b = take(r, 4);
+  return b ? (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24 : 0;
+}
+static uint8_t get_u8(rbuf *r) {
+  const uint8_t *b = take(r, 1);
+  return b ? b[0] : 0;
+}
+static double get_f64(rbuf *r) {
+  uint64_t v = get_u64(r);
+  double d;
+  memcpy(&d, &v, 8);
+  return d;
+}
+/* A string into dst (cap bytes with its NUL): longer, or holding a NUL, is
+ * corrupt. */
+static void get_str(rbuf *r, char *dst, size_t cap) {
+  const uint8_t *b = take(r, 2);
+  size_t l = b ? (size_t)b[0] | (size_t)b[1] << 8 : 0;
+  const uint8_t *s = take(r, l);
+  if (!s || l >= cap || memchr(s, 0, l)) {
+    r->bad = 1;
+    if (cap)
+      dst[0] = '\0';
+    return;
+  }
+  memcpy(dst, s, l);
+  dst[l] = '\0';
+}
+/* A string as a new allocation (NULL: corrupt or out of memory, *oom says). */
+static char *get_dup(rbuf *r, int *oom) {
+  char tmp[UINT16_MAX + 1];
+  get_str(r, tmp, sizeof tmp);
+  if (r->bad)
+    return NULL;
+  char *d = cds_dupstr(tmp);
+  if (!d)
+    *oom = 1;
+  return d;
+}
+
+int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_err *err) {
+  *out = NULL;
+  rbuf r = {p, n, 0, 0};
+  int oom = 0;
+  if (get_u8(&r) != STATE_VERSION)
+    return cl_err_set(err, CL_ECORRUPT, "cds: patient state of an unknown format (%zu bytes)", n);
+  cl_cds_patient *st = calloc(1, sizeof *st);
+  if (!st)
+    return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
+  st->patient_id = get_dup(&r, &oom);
+  if (st->patient_id && !st->patient_id[0])
+    r.bad = 1;
+  size_t nids = get_u8(&r);
+  if (nids > CL_CDS_MAX_IDS)
+    r.bad = 1;
+  for (size_t i = 0; !r.bad && !oom && i < nids; i++)
+    if ((st->ids[st->nids] = get_dup(&r, &oom)))
+      st->nids++;
+  st->weight_kg = get_f64(&r);
+  uint32_t no = get_u32(&r), room = get_u32(&r);
+  if (no > room || room > CL_CDS_MAX_ORDERS)
+    r.bad = 1;
+  if (!r.bad && room && !(st->orders = calloc(room, sizeof *st->orders)))
+    oom = 1;
+  else if (!r.bad)
+    st->cap_order = room;
+  for (size_t i = 0; !r.bad && !oom && i < no; i++) {
+    order *o = &st->orders[i];
+    if (!(o->id = get_dup(&r, &oom)))
+      break;
+    st->norder++;
+    const uint8_t *ev = take(&r, 16);
+    if (ev)
+      memcpy(o->ev, ev, 16);
+    o->ning = get_u8(&r);
+    if (o->ning > CL_KB_MAX_PRODUCT_ING)
+      r.bad = 1;
+    for (size_t j = 0; !r.bad && j < o->ning; j++)
+      o->ing[j] = get_u32(&r);
+    get_str(&r, o->code, sizeof o->code);
+    o->start = (int64_t)get_u64(&r);
+    o->end = (int64_t)get_u64(&r);
+    o->disc = (int64_t)get_u64(&r);
+    o->dose.has_dose = get_u8(&r);
+    o->dose.qty = get_f64(&r);
+    get_str(&r, o->dose.unit, sizeof o->dose.unit);
+    char route[24];
+    get_str(&r, route, sizeof route);
+    if (!r.bad && route[0]) { /* back to the static KB name */
+      Clinlog__V1__Code c = CLINLOG__V1__CODE__INIT;
+      c.code = route;
+      o->dose.route = cds_route(&c);
+      if (!o->dose.route || strcmp(o->dose.route, route) != 0)
+        r.bad = 1;
+    }
+    get_str(&r, o->dose.route_raw, sizeof o->dose.route_raw);
+    o->dose.per_day = get_f64(&r);
+  }
+  uint32_t na = r.bad || oom ? 0 : get_u32(&r);
+  if (na > CL_CDS_MAX_ALLERGIES)
+    r.bad = 1;
+  if (!r.bad && !oom && na && !(st->allergies = calloc(na, sizeof *st->allergies)))
+    oom = 1;
+  else if (!r.bad)
+    st->cap_allergy = na;
+  for (size_t i = 0; !r.bad && !oom && i < na; i++) {
+    allergy *a = &st->allergies[i];
+    if (!(a->id = get_dup(&r, &oom)))
+      break;
+    st->nallergy++;
+    const uint8_t *ev = take(&r, 16);
+    if (ev)
+      memcpy(a->ev, ev, 16);
+    a->high = get_u8(&r);
+    a->n = get_u8(&r);
+    if (a->n > CL_CDS_MAX_ALLERGENS)
+      r.bad = 1;
+    for (size_t j = 0; !r.bad && j < a->n; j++)
+      get_str(&r, a->allergen[j], sizeof a->allergen[j]);
+  }
+  uint32_t nd = r.bad || oom ? 0 : get_u32(&r);
+  if (nd > CL_CDS_MAX_ADMINS)
+    r.bad = 1;
+  if (!r.bad && !oom && nd && !(st->admins = calloc(nd, sizeof *st->admins)))
+    oom = 1;
+  else if (!r.bad)
+    st->cap_admin = nd;
+  for (size_t i = 0; !r.bad && !oom && i < nd; i++) {
+    st->admins[i].ing = get_u32(&r);
+    st->admins[i].mg = get_f64(&r);
+    st->admins[i].at = (int64_t)get_u64(&r);
+    st->nadmin++;
+  }
+  if (!r.bad && !oom && r.off != n)
+    r.bad = 1; /* trailing bytes */
+  if (r.bad || oom) {
+    cl_cds_patient_free(st);
+    return oom ? cl_err_set(err, CL_ENOMEM, "cds: out of memory")
+               : cl_err_set(err, CL_ECORRUPT, "cds: patient state of %zu bytes does not parse", n);
+  }
+  *out = st;
+  return 0;
+}

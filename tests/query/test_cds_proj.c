@@ -1,0 +1,282 @@
+/* The cds projection (query/cds/proj.c) and the checker state's bytes
+ * (query/cds/check_state.c): a state survives serialize/parse and checks
+ * alike; the fold puts findings into pending, an IssueDetected with the
+ * finding's key moves it to emitted, a replay or a second append adds
+ * nothing, an erasure forgets the patient, and a rebuild equals the live
+ * state byte for byte. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/cds/check.h"
+#include "query/cds/proj.h"
+#include "store/event.h"
+#include "store/keyring.h"
+#include "store/logkey.h"
+#include "tests/query/fhir_fixture.h"
+#include "tests/support/testutil.h"
+
+#define RX CL_KB_RXNORM
+#define WARFARIN "11289"
+#define IBUPROFEN "5640"
+#define NS 1000000000ll
+#define T0 (1767225600ll * NS) /* 2026-01-01 */
+
+static char *S(const char *s) { return strdup(s ? s : ""); }
+
+/* A MedicationPrescribed of `c` (RxNorm) in `stream`, recorded by admin,
+ * packed (returned-owned, free()). */
+static uint8_t *prescribed(const char *stream, const char *rxid, const char *c, int64_t at,
+                           uint8_t id[16], size_t *len) {
+  Clinlog__V1__Event *e = calloc(1, sizeof *e);
+  clinlog__v1__event__init(e);
+  e->stream = S(stream);
+  cl_uuid_v4(id);
+  e->event_id.len = 16;
+  e->event_id.data = malloc(16);
+  memcpy(e->event_id.data, id, 16);
+  e->occurred_at = malloc(sizeof *e->occurred_at);
+  google__protobuf__timestamp__init(e->occurred_at);
+  e->occurred_at->seconds = at / NS;
+  e->recorded_by = malloc(sizeof *e->recorded_by);
+  clinlog__v1__recorded_by__init(e->recorded_by);
+  e->recorded_by->principal_id = S("admin");
+  e->recorded_by->role = S("admin");
+  Clinlog__V1__MedicationPrescribed *p = malloc(sizeof *p);
+  clinlog__v1__medication_prescribed__init(p);
+  p->prescription_id = S(rxid);
+  p->medication = malloc(sizeof *p->medication);
+  clinlog__v1__codeable_concept__init(p->medication);
+  p->medication->n_coding = 1;
+  p->medication->coding = malloc(sizeof *p->medication->coding);
+  p->medication->coding[0] = malloc(sizeof **p->medication->coding);
+  clinlog__v1__code__init(p->medication->coding[0]);
+  p->medication->coding[0]->system = S(RX);
+  p->medication->coding[0]->code = S(c);
+  e->body_case = CLINLOG__V1__EVENT__BODY_MEDICATION_PRESCRIBED;
+  e->medication_prescribed = p;
+  uint8_t *b = cl_test_pack_event(e, len);
+  protobuf_c_message_free_unpacked(&e->base, NULL);
+  return b;
+}
+
+static uint64_t append_rx(cl_log *log, const cl_signer *admin, const char *stream, const char *rxid,
+                          const char *c, int64_t at, uint8_t id[16]) {
+  size_t len;
+  uint8_t *b = prescribed(stream, rxid, c, at, id, &len);
+  cl_append_result r;
+  cl_err err;
+  cr_assert_eq(cl_test_append(log, admin, &b, &len, 1, 1, NULL, 0, 0, &r, &err), 0, "%s", err.msg);
+  uint64_t seq = r.seq[0];
+  cl_append_result_free(&r);
+  free(b);
+  return seq;
+}
+
+static cl_kb *kb;
+static cl_projection def;
+
+static void setup(void) {
+  cl_err err = {0};
+  cr_assert_eq(cl_kb_seed(&kb, &err), 0, "%s", err.msg);
+  cl_cds_projection_init(&def, kb);
+}
+static void teardown(void) { cl_kb_free(kb); }
+
+static cl_runner *start(cl_log *log) {
+  cl_runner_options ro;
+  cl_runner_options_init(&ro);
+  ro.linger_ms = 0;
+  ro.batch_events = 3; /* batches end between a trigger and its IssueDetected */
+  cl_runner *r;
+  cl_err err;
+  cr_assert_eq(cl_runner_start(log, &def, &ro, &r, &err), 0, "%s", err.msg);
+  return r;
+}
+
+/* What the emitter does: sign each pending event with the log key, append. */
+typedef struct emit {
+  cl_log *log;
+  size_t n;
+  uint8_t keys[8][16];
+  uint64_t seqs[8];
+} emit;
+
+static int emit_one(void *ctx, const uint8_t key[16], const uint8_t *ev, size_t n, cl_err *err) {
+  emit *e = ctx;
+  cl_node_batch nb;
+  int rc = cl_log_node_batch_bytes(e->log, ev, n, &nb, err);
+  if (rc)
+    return rc;
+  cl_append_result r;
+  rc = cl_log_append(e->log, &nb.b, &r, err);
+  cl_node_batch_free(&nb);
+  if (rc)
+    return rc;
+  if (e->n < 8) {
+    memcpy(e->keys[e->n], key, 16);
+    e->seqs[e->n] = r.seq[0];
+  }
+  e->n++;
+  cl_append_result_free(&r);
+  return 0;
+}
+
+static void counts(cl_runner *run, uint64_t want_pending, uint64_t want_emitted) {
+  uint64_t p, e;
+  cl_err err;
+  cr_assert_eq(cl_cds_counts(cl_runner_proj(run), &p, &e, &err), 0, "%s", err.msg);
+  cr_assert_eq(p, want_pending, "pending %llu, expected %llu", (unsigned long long)p,
+               (unsigned long long)want_pending);
+  cr_assert_eq(e, want_emitted, "emitted %llu, expected %llu", (unsigned long long)e,
+               (unsigned long long)want_emitted);
+}
+
+TestSuite(cds_proj, .init = setup, .fini = teardown);
+
+Test(cds_proj, state_round_trip) {
+  cl_err err = {0};
+  cl_cds_patient *st, *back;
+  cr_assert_eq(cl_cds_patient_new("P1", &st, &err), 0);
+  cl_cds_patient_set_weight(st, 72.5);
+  cr_assert_eq(cl_cds_patient_add_id(st, "MRN-1", &err), 0);
+  cl_cds_findings *F = calloc(1, sizeof *F);
+  uint8_t id[16] = {1};
+  size_t len;
+  for (int i = 0; i < 3; i++) {
+    uint8_t *b = prescribed("patient-P1", i ? "rx2" : "rx1", i ? IBUPROFEN : WARFARIN, T0 + i * NS,
+                            id, &len);
+    Clinlog__V1__Event *e;
+    cr_assert_eq(cl_event_decode(b, len, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(cl_cds_apply(kb, st, e, id, T0 + i * NS, F, &err), 0, "%s", err.msg);
+    clinlog__v1__event__free_unpacked(e, NULL);
+    free(b);
+  }
+  uint8_t *a, *b2;
+  size_t an, bn;
+  cr_assert_eq(cl_cds_patient_serialize(st, &a, &an, &err), 0);
+  cr_assert_eq(cl_cds_patient_parse(a, an, &back, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_cds_patient_serialize(back, &b2, &bn, &err), 0);
+  cr_assert_eq(an, bn);
+  cr_assert_arr_eq(a, b2, an, "parse(serialize(s)) serializes the same");
+  size_t o1, a1, l1, d1, o2, a2, l2, d2;
+  cl_cds_patient_counts(st, T0, &o1, &a1, &l1, &d1);
+  cl_cds_patient_counts(back, T0, &o2, &a2, &l2, &d2);
+  cr_assert(o1 == o2 && a1 == a2 && l1 == l2 && d1 == d2 && o1 == 2);
+  /* the parsed state checks alike: a third NSAID alerts against warfarin */
+  uint8_t *b = prescribed("patient-P1", "rx3", "1191", T0 + 5 * NS, id, &len); /* aspirin */
+  Clinlog__V1__Event *e;
+  cr_assert_eq(cl_event_decode(b, len, &e, &err), 0);
+  cl_cds_findings *G = calloc(1, sizeof *G);
+  cr_assert_eq(cl_cds_apply(kb, st, e, id, T0 + 5 * NS, F, &err), 0);
+  cr_assert_eq(cl_cds_apply(kb, back, e, id, T0 + 5 * NS, G, &err), 0);
+  cr_assert_eq(F->n, G->n);
+  cr_assert_gt(F->n, 0);
+  for (size_t i = 0; i < F->n; i++)
+    cr_assert_arr_eq(F->f[i].key, G->f[i].key, 16);
+  clinlog__v1__event__free_unpacked(e, NULL);
+  free(b);
+  /* every truncation and a flipped version refuse cleanly */
+  for (size_t cut = 0; cut < an; cut++) {
+    cl_cds_patient *x = NULL;
+    cr_assert_eq(cl_cds_patient_parse(a, cut, &x, &err), CL_ECORRUPT, "cut at %zu", cut);
+  }
+  a[0] ^= 0x40;
+  cl_cds_patient *x = NULL;
+  cr_assert_eq(cl_cds_patient_parse(a, an, &x, &err), CL_ECORRUPT);
+  free(a);
+  free(b2);
+  free(F);
+  free(G);
+  cl_cds_patient_free(st);
+  cl_cds_patient_free(back);
+}
+
+Test(cds_proj, pending_then_emitted_and_rebuild) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("cds_proj", &dir, &admin, 0);
+  cl_runner *run = start(log);
+  uint8_t w[16], ibu[16];
+  append_rx(log, &admin, "patient-CANARYPAT", "rx1", WARFARIN, T0, w);
+  append_rx(log, &admin, "patient-CANARYPAT", "rx2", IBUPROFEN, T0 + NS, ibu);
+  append_rx(log, &admin, "patient-OTHER", "rx1", IBUPROFEN, T0, w); /* alone: nothing */
+  fx_wait_head(run, log);
+  counts(run, 1, 0);
+
+  /* the emitter appends it, event id = the finding's key */
+  emit em = {.log = log};
+  cl_err err;
+  cr_assert_eq(cl_cds_pending(cl_runner_proj(run), 0, emit_one, &em, &err), 0, "%s", err.msg);
+  cr_assert_eq(em.n, 1);
+  fx_wait_head(run, log);
+  counts(run, 0, 1);
+  uint64_t head = cl_feed_size(cl_log_feed(log));
+
+  /* the IssueDetected in the log: the right rule, implicated, cause */
+  cr_assert_eq(em.seqs[0], head);
+
+  /* a second append of the same pending bytes (a leader change) is a
+   * no-op: same seq, no new event */
+  emit em2 = {.log = log};
+  cr_assert_eq(cl_cds_pending(cl_runner_proj(run), 0, emit_one, &em2, &err), 0);
+  cr_assert_eq(em2.n, 0, "nothing pending after the emission");
+
+  /* a rebuild folds the same events: the finding meets its IssueDetected,
+   * nothing is pending again, and the state is the live one byte for byte */
+  uint8_t live[32], rebuilt[32];
+  uint64_t nl = cl_test_proj_digest(cl_runner_proj(run), live);
+  cr_assert_eq(cl_runner_rebuild(run, &err), 0, "%s", err.msg);
+  fx_wait_head(run, log);
+  uint64_t nr = cl_test_proj_digest(cl_runner_proj(run), rebuilt);
+  cr_assert_eq(nl, nr);
+  cr_assert_arr_eq(live, rebuilt, 32, "a rebuild gives the live state");
+  counts(run, 0, 1);
+  cr_assert_eq(cl_feed_size(cl_log_feed(log)), head, "the rebuild appended nothing");
+
+  /* erasing the patient forgets its state and its emitted key */
+  cl_test_erase(log, &admin, "patient-CANARYPAT");
+  fx_wait_head(run, log);
+  counts(run, 0, 0);
+  nl = cl_test_proj_digest(cl_runner_proj(run), live);
+  cr_assert_eq(cl_runner_rebuild(run, &err), 0, "%s", err.msg);
+  fx_wait_head(run, log);
+  nr = cl_test_proj_digest(cl_runner_proj(run), rebuilt);
+  cr_assert_eq(nl, nr);
+  cr_assert_arr_eq(live, rebuilt, 32, "after an erasure too");
+
+  cl_runner_stop(run);
+  cl_log_close(log);
+  cr_assert_not(cl_test_tree_contains(dir, "CANARYPAT", 9), "a patient id on disk");
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+Test(cds_proj, same_bytes_twice_is_one_event) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("cds_proj_idem", &dir, &admin, 0);
+  cl_runner *run = start(log);
+  uint8_t w[16], ibu[16];
+  append_rx(log, &admin, "patient-P2", "rx1", WARFARIN, T0, w);
+  append_rx(log, &admin, "patient-P2", "rx2", IBUPROFEN, T0 + NS, ibu);
+  fx_wait_head(run, log);
+  cl_runner_pause(run); /* the emission is not folded yet: still pending */
+  emit a = {.log = log}, b = {.log = log};
+  cl_err err;
+  cr_assert_eq(cl_cds_pending(cl_runner_proj(run), 0, emit_one, &a, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_cds_pending(cl_runner_proj(run), 0, emit_one, &b, &err), 0, "%s", err.msg);
+  cr_assert_eq(a.n, 1);
+  cr_assert_eq(b.n, 1, "still pending: emitted again (a new leader)");
+  cr_assert_eq(a.seqs[0], b.seqs[0], "the second append returns the first's seq");
+  cr_assert_eq(cl_feed_size(cl_log_feed(log)), a.seqs[0], "one IssueDetected in the log");
+  cl_runner_resume(run);
+  fx_wait_head(run, log);
+  counts(run, 0, 1);
+  cl_runner_stop(run);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
