@@ -114,7 +114,8 @@ static int batch_end(cl_fold_ctx *f, cl_err *err) {
       return rc;
     p->dirty = 0;
   }
-  memmove(s->rk, s->rk + s->rprev, (s->rn - s->rprev) * sizeof *s->rk);
+  if (s->rn > s->rprev) /* rk is NULL until a finding is recorded */
+    memmove(s->rk, s->rk + s->rprev, (s->rn - s->rprev) * sizeof *s->rk);
   s->rn -= s->rprev;
   s->rprev = s->rn;
   if (s->n > CACHE_MAX)
