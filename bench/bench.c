@@ -7,6 +7,7 @@
  *   clinlog-bench fhir ...   (bench_fhir.c: the FHIR views on a generated population)
  *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
  *   clinlog-bench pg ...     (bench_peer_pg.c: PostgreSQL 15 as an event table, the peer)
+ *   clinlog-bench etcd ...   (bench_peer_etcd.c: 3 etcd 3.4 members, KV.Put; the 3-node peer)
  *   clinlog-bench raw ...    (bench_raw.c: fsync latency, Ed25519 and SHA-256 rates)
  *
  * Store level: durable appends/s and p50/p99 latency of cl_log_append for
@@ -31,6 +32,7 @@
 #include "bench/bench_audit.h"
 #include "bench/bench_cluster.h"
 #include "bench/bench_grpc.h"
+#include "bench/bench_peer_etcd.h"
 #include "bench/bench_peer_pg.h"
 #include "bench/bench_raw.h"
 
@@ -234,6 +236,8 @@ int main(int argc, char **argv) {
     return bench_audit_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "pg"))
     return bench_peer_pg_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "etcd"))
+    return bench_peer_etcd_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "raw"))
     return bench_raw_main(argc, argv);
   const char *base = "/tmp/clinlog-bench";
@@ -260,7 +264,8 @@ int main(int argc, char **argv) {
               "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n"
               "other commands: grpc, cluster, projection, fhir, audit (clinlogd --audit on vs\n"
               "off: reads and appends per second, ratio on/off; clinlog-bench audit --help),\n"
-              "pg (PostgreSQL 15 as an event table), raw (fsync, Ed25519, SHA-256 rates)\n");
+              "pg (PostgreSQL 15 as an event table), etcd (3 etcd 3.4 members, KV.Put),\n"
+              "raw (fsync, Ed25519, SHA-256 rates)\n");
       return 2;
     }
   }

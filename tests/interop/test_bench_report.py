@@ -1,8 +1,9 @@
 """bench/run's report generator on a small canned run (no benchmark is run:
 bench/run itself takes minutes and is not part of the suite): the clinlog
 and PostgreSQL rows carry their ratios, a missed target is said plainly,
-a step that failed is named and its figures show as missing, and the plots
-are drawn when gnuplot is installed."""
+a step that failed is named and its figures show as missing, the 3-node
+rows are set against etcd with the 1.5x target, a skipped etcd step is said
+so, and the plots are drawn when gnuplot is installed."""
 import copy
 import importlib.machinery
 import importlib.util
@@ -37,6 +38,13 @@ def pg_row(bs, conc, eps):
             "p50_ms": 0.5, "p90_ms": 0.9, "p99_ms": 2.0, "p999_ms": 5.0,
             "server_cpu_us_per_event": 80.0, "client_cpu_us_per_event": 20.0,
             "fsyncs_per_event": 0.25, "server_pss_mb": 150.0}
+
+
+def etcd_row(conc, eps):
+    return {"batch": 1, "concurrency": conc, "events": 1000, "events_per_s": eps,
+            "p50_ms": 2.0, "p90_ms": 3.0, "p99_ms": 6.0, "p999_ms": 9.0,
+            "server_cpu_us_per_event": 300.0, "client_cpu_us_per_event": 60.0,
+            "fsyncs_per_event": 0.7}
 
 
 CANNED = {
@@ -82,7 +90,7 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn(">= 20,000 ev/s | MET |", text)
         self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
-        self.assertIn("Targets: 1 met, 1 missed, 2 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 1 missed, 4 not measured in this run.", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
@@ -92,6 +100,33 @@ class TestBenchReport(unittest.TestCase):
         self.assertEqual(row["clinlog_over_raw_rocksdb"], 0.2)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
+
+    def test_etcd_peer_of_the_three_node_rows(self):
+        res = copy.deepcopy(CANNED)
+        res["clinlog_cluster"] = {"throughput": [
+            {"batch": 1, "concurrency": c, "cluster_events_per_s": eps, "cluster_p50_ms": 5.0,
+             "cluster_p99_ms": 20.0, "single_events_per_s": 4000}
+            for c, eps in ((16, 9000), (64, 9000))]}
+        res["etcd"] = {"server_version": "3.4.23", "value_bytes": 288, "scenarios": [
+            etcd_row(1, 1000), etcd_row(16, 5000), etcd_row(64, 8000)]}
+        r, text = self.report(res)
+        # 9000 / 5000 = 1.80 >= 1.5: MET; 9000 / 8000 = 1.125: MISSED; conc 1 etcd alone
+        self.assertIn("| 16 | 9,000 | 5,000 | 1.80 | >= 1.5 x etcd | MET |", text)
+        self.assertIn("| 64 | 9,000 | 8,000 | 1.12 | >= 1.5 x etcd | **MISSED** |", text)
+        self.assertIn("| 1 | — | 1,000 | — | — | — |", text)
+        self.assertIn("- **MISSED**: 3 nodes against etcd 3.4 (3 members), single-event "
+                      "appends, concurrency 64: 1.12 x (target >= 1.5 x etcd).", text)
+        self.assertIn("| 16 | 5.00 | 20.00 | 2.00 | 3.00 | 6.00 | 9.00 | 300.0 | 60.0 | 0.700 |",
+                      text)
+        row = [x for x in r["etcd_rows"] if x["concurrency"] == 16][0]
+        self.assertEqual(row["clinlog_over_etcd"], 1.8)
+
+    def test_etcd_skipped_is_said(self):
+        res = copy.deepcopy(CANNED)
+        res["etcd_skipped"] = "clinlog-bench etcd: skipped: etcd not found"
+        _, text = self.report(res)
+        self.assertIn("etcd step skipped: clinlog-bench etcd: skipped: etcd not found", text)
+        self.assertNotIn("etcd step skipped", text.split("## 3 nodes: clinlog and etcd")[0])
 
     def test_failed_step_is_named_and_figures_missing(self):
         res = copy.deepcopy(CANNED)
