@@ -18,9 +18,6 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# etcd 3.4 (clinlog-bench etcd's peer) is installed apart: see install_etcd.
-etcd_ok=0
-dpkg-query -W -f='${Status}' etcd-server 2>/dev/null | grep -q "install ok installed" && etcd_ok=1
 raft_ok=0
 if v=$(dpkg-query -W -f='${Version}' libraft-dev 2>/dev/null); then
   dpkg --compare-versions "$v" ge "$RAFT_MIN" && raft_ok=1
@@ -43,32 +40,7 @@ npm_deps() {
   fi
 }
 
-# Debian's etcd-server enables and starts a system etcd on 127.0.0.1:2379
-# when installed. clinlog-bench etcd runs its own three members on free
-# ports and nothing else needs one, so the package's service is kept from
-# starting: a policy-rc.d that denies every start for the time of the
-# install (only when the machine has none of its own, e.g. containers
-# already ship one; ours is removed afterwards, also on failure), then the
-# unit disabled and stopped where systemd runs.
-install_etcd() {
-  local own=0 rc=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\n# install-deps.sh: no service starts while etcd-server installs\nexit 101\n' |
-      $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-    $SUDO chmod 755 /usr/sbin/policy-rc.d
-    own=1
-  fi
-  $SUDO apt-get install -y -qq --no-install-recommends etcd-server || rc=$?
-  [ $own -eq 0 ] || $SUDO rm -f /usr/sbin/policy-rc.d
-  [ $rc -eq 0 ] || return $rc
-  if [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now etcd.service >/dev/null 2>&1 || true
-  fi
-  echo "install-deps: etcd-server $(dpkg-query -W -f='${Version}' etcd-server) installed," \
-    "its system service not started"
-}
-
-if [ ${#missing[@]} -eq 0 ] && [ $raft_ok -eq 1 ] && [ $etcd_ok -eq 1 ]; then
+if [ ${#missing[@]} -eq 0 ] && [ $raft_ok -eq 1 ]; then
   npm_deps
   echo "install-deps: all dependencies present"
   exit 0
@@ -85,7 +57,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 [ ${#missing[@]} -eq 0 ] || $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-[ $etcd_ok -eq 1 ] || install_etcd
 if [ $raft_ok -eq 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports "${BACKPORTS_PKGS[@]}"
 fi
