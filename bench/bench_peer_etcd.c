@@ -322,17 +322,10 @@ static void *work(void *arg) {
       snprintf(w->err, sizeof w->err, "Put: %s", err.msg);
       break;
     }
-    if (w->n == w->cap) {
-      size_t cap = w->cap ? w->cap * 2 : 4096;
-      double *nv = realloc(w->lat, cap * sizeof *nv);
-      if (!nv) {
-        snprintf(w->err, sizeof w->err, "out of memory");
-        break;
-      }
-      w->lat = nv;
-      w->cap = cap;
+    if (bench_lat_push(&w->lat, &w->n, &w->cap, (double)(bench_wall_ns() - t0) / 1e6)) {
+      snprintf(w->err, sizeof w->err, "out of memory");
+      break;
     }
-    w->lat[w->n++] = (double)(bench_wall_ns() - t0) / 1e6;
   }
   return NULL;
 }

@@ -108,17 +108,10 @@ static void *work(void *arg) {
     PQclear(r);
     if (!ok)
       break;
-    if (w->n == w->cap) {
-      size_t cap = w->cap ? w->cap * 2 : 4096;
-      double *v = realloc(w->lat, cap * sizeof *v);
-      if (!v) {
-        snprintf(w->err, sizeof w->err, "out of memory");
-        break;
-      }
-      w->lat = v;
-      w->cap = cap;
+    if (bench_lat_push(&w->lat, &w->n, &w->cap, (double)(bench_wall_ns() - t0) / 1e6)) {
+      snprintf(w->err, sizeof w->err, "out of memory");
+      break;
     }
-    w->lat[w->n++] = (double)(bench_wall_ns() - t0) / 1e6;
     w->events += w->bs;
   }
   return NULL;

@@ -244,6 +244,19 @@ static void *run_worker(void *arg) {
   return NULL;
 }
 
+int bench_lat_push(double **v, size_t *n, size_t *cap, double x) {
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 4096;
+    double *nv = realloc(*v, c * sizeof *nv);
+    if (!nv)
+      return -1;
+    *v = nv;
+    *cap = c;
+  }
+  (*v)[(*n)++] = x;
+  return 0;
+}
+
 void bench_percentiles(double *v, size_t n, double *p50, double *p99) {
   if (!n) {
     *p50 = *p99 = 0;

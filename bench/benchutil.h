@@ -64,6 +64,11 @@ void bench_workers_free(bench_worker *ws, int threads);
  * over the wall time and the p50/p99 latency of the batches done. */
 bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_log *log);
 
+/* Appends x to the growing array *v (n used, cap allocated; both 0 and *v
+ * NULL at first; the caller frees *v). 0, or -1 when out of memory (*v is
+ * left as it was). */
+int bench_lat_push(double **v, size_t *n, size_t *cap, double x);
+
 /* Sorts v and picks its median and 99th percentile (0 when n is 0). */
 void bench_percentiles(double *v, size_t n, double *p50, double *p99);
 
