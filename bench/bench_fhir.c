@@ -27,23 +27,20 @@
  * The targets of issue 9 are printed next to the results. Then (unless
  * --no-pg) the same resources and queries in PostgreSQL 15 as JSONB
  * (bench_fhir_pg.c), with the ratio clinlog / PostgreSQL. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "adapters/http/http.h"
-#include "adapters/pbjson/pbjson.h"
 #include "adapters/service/service.h"
 #include "bench/bench_fhir_pg.h"
 #include "bench/benchutil.h"
+#include "bench/httpc.h"
+#include "bench/popgen.h"
 #include "bench/workload.h"
 #include "query/fhir/engine.h"
 #include "query/fhir/export.h"
@@ -54,87 +51,6 @@
 int bench_fhir_main(int argc, char **argv);
 
 /* ------------------------------------------------------------ the population */
-
-typedef struct gen {
-  cl_log *log;
-  const cl_signer *admin;
-  ProtobufCBinaryData ev[1000];
-  size_t n;
-  uint64_t events;
-  unsigned seed;
-} gen;
-
-static void flush(gen *g) {
-  if (g->n == 0)
-    return;
-  bench_batch b;
-  memset(&b, 0, sizeof b);
-  clinlog__v1__append_batch__init(&b.b);
-  b.ev = g->ev;
-  b.b.n_events = g->n;
-  b.b.events = g->ev;
-  /* one batch signature over the events' hashes */
-  uint8_t(*h)[32] = malloc(g->n * 32);
-  for (size_t i = 0; i < g->n; i++)
-    cl_event_hash(g->ev[i].data, g->ev[i].len, h[i]);
-  cl_sign_batch(g->admin, (const uint8_t(*)[32])h, g->n, b.sigbytes);
-  free(h);
-  clinlog__v1__signature__init(&b.sig);
-  b.sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)g->admin->pk};
-  b.sig.signature = (ProtobufCBinaryData){64, b.sigbytes};
-  b.b.batch_signature = &b.sig;
-  cl_append_result r;
-  cl_err err;
-  if (cl_log_append(g->log, &b.b, &r, &err)) {
-    fprintf(stderr, "fhir bench: append: %s\n", err.msg);
-    exit(1);
-  }
-  cl_append_result_free(&r);
-  for (size_t i = 0; i < g->n; i++)
-    free(g->ev[i].data);
-  g->events += g->n;
-  g->n = 0;
-}
-
-/* Adds one event: `body` is the JSON of the body member ("{\"observationRecorded\":...}"
- * without the braces of the event). */
-static void add(gen *g, const char *stream, int64_t t, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void add(gen *g, const char *stream, int64_t t, const char *fmt, ...) {
-  char body[4096], text[5120];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(body, sizeof body, fmt, ap);
-  va_end(ap);
-  uint8_t id[16];
-  for (int i = 0; i < 16; i++)
-    id[i] = (uint8_t)rand_r(&g->seed);
-  char b64[32];
-  sodium_bin2base64(b64, sizeof b64, id, 16, sodium_base64_VARIANT_ORIGINAL);
-  time_t ts = (time_t)t;
-  struct tm tm;
-  gmtime_r(&ts, &tm);
-  char when[32];
-  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  snprintf(text, sizeof text,
-           "{\"eventId\":\"%s\",\"stream\":\"%s\",\"occurredAt\":\"%s\",\"recordedBy\":{"
-           "\"principalId\":\"admin\",\"role\":\"nurse\"},\"sourceSystem\":\"BENCH\",%s}",
-           b64, stream, when, body);
-  ProtobufCMessage *m;
-  cl_err err;
-  if (cl_pbjson_from_text(&clinlog__v1__event__descriptor, text, strlen(text), &m, &err)) {
-    fprintf(stderr, "fhir bench: %s: %s\n", err.msg, text);
-    exit(1);
-  }
-  size_t len = protobuf_c_message_get_packed_size(m);
-  uint8_t *buf = malloc(len);
-  protobuf_c_message_pack(m, buf);
-  protobuf_c_message_free_unpacked(m, NULL);
-  g->ev[g->n++] = (ProtobufCBinaryData){len, buf};
-  if (g->n == 1000)
-    flush(g);
-}
 
 static const char *const VITALS[][3] = {{"8867-4", "Heart rate", "/min"},
                                         {"2708-6", "Oxygen saturation", "%"},
@@ -160,12 +76,12 @@ static const char *const RX[][2] = {{"860975", "metformin 500 MG Oral Tablet"},
 #define T0 1735689600 /* 2025-01-01 */
 
 /* One patient's history; `scale` multiplies the clinical volume. */
-static void patient(gen *g, int p, int scale) {
+static void patient(bench_gen *g, int p, int scale) {
   char s[32];
   snprintf(s, sizeof s, "patient-%d", p);
   unsigned r = (unsigned)p * 2654435761u;
   int64_t t = T0 + (int64_t)(r % 86400) * 3;
-  add(g, s, t,
+  bench_gen_add(g, s, t,
       "\"patientRegistered\":{\"patientId\":\"%d\",\"identifiers\":[{\"system\":"
       "\"urn:oid:2.16.840.1.113883.3.4587.1.1\",\"value\":\"MRN%07d\",\"type\":\"MR\"}],"
       "\"names\":[{\"family\":\"Family%d\",\"given\":[\"Given%d\"]}],\"birthDate\":\"%d-%02d-%"
@@ -176,14 +92,14 @@ static void patient(gen *g, int p, int scale) {
       r % 2 ? "ADMINISTRATIVE_GENDER_FEMALE" : "ADMINISTRATIVE_GENDER_MALE", p % 900);
   for (int e = 0; e < 5 * scale; e++) {
     int64_t te = t + (int64_t)e * 86400 * 30;
-    add(g, s, te,
+    bench_gen_add(g, s, te,
         "\"encounterStarted\":{\"encounterId\":\"enc-%d\",\"encounterClass\":{\"system\":"
         "\"http://terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"%s\"}}",
         e, e % 5 ? "AMB" : "IMP");
     /* vitals: 10 per encounter */
     for (int v = 0; v < 10; v++) {
       const char *const *vt = VITALS[v % 5];
-      add(g, s, te + 600 + v * 60,
+      bench_gen_add(g, s, te + 600 + v * 60,
           "\"observationRecorded\":{\"observationId\":\"v-%d-%d\",\"code\":{\"coding\":[{"
           "\"system\":\"http://loinc.org\",\"code\":\"%s\",\"display\":\"%s\"}]},\"category\":[{"
           "\"system\":\"http://terminology.hl7.org/CodeSystem/observation-category\",\"code\":"
@@ -192,7 +108,7 @@ static void patient(gen *g, int p, int scale) {
           e, v, vt[0], vt[1], 40 + (int)((r + (unsigned)(e * 7 + v)) % 100), v, vt[2], e);
     }
     if (e % 5 == 0 || scale > 1) {
-      add(g, s, te + 3000,
+      bench_gen_add(g, s, te + 3000,
           "\"labResultReported\":{\"reportId\":\"lab-%d\",\"code\":{\"coding\":[{\"system\":"
           "\"http://loinc.org\",\"code\":\"24323-8\",\"display\":\"Comprehensive metabolic "
           "panel\"}]},\"status\":\"DIAGNOSTIC_REPORT_STATUS_FINAL\",\"encounterId\":\"enc-%d\","
@@ -207,11 +123,11 @@ static void patient(gen *g, int p, int scale) {
           e, e, LABS[0][0], e % 10, LABS[0][2], LABS[1][0], e % 10, LABS[1][2], LABS[2][0], e % 10,
           LABS[2][2], LABS[3][0], e % 10, LABS[3][2], LABS[4][0], e % 10, LABS[4][2]);
     }
-    add(g, s, te + 7200, "\"encounterEnded\":{\"encounterId\":\"enc-%d\"}", e);
+    bench_gen_add(g, s, te + 7200, "\"encounterEnded\":{\"encounterId\":\"enc-%d\"}", e);
   }
   for (int c = 0; c < 4 * scale; c++) {
     const char *const *dx = DX[(r + (unsigned)c) % 6];
-    add(g, s, t + c * 86400 * 40,
+    bench_gen_add(g, s, t + c * 86400 * 40,
         "\"conditionDiagnosed\":{\"conditionId\":\"cond-%d\",\"code\":{\"coding\":[{\"system\":"
         "\"http://hl7.org/fhir/sid/icd-10-cm\",\"code\":\"%s\",\"display\":\"%s\"}]},"
         "\"clinicalStatus\":\"CONDITION_CLINICAL_STATUS_%s\",\"verificationStatus\":"
@@ -221,7 +137,7 @@ static void patient(gen *g, int p, int scale) {
         c, dx[0], dx[1], c == 3 ? "RESOLVED" : "ACTIVE");
   }
   for (int a = 0; a < 2; a++)
-    add(g, s, t + a * 1000,
+    bench_gen_add(g, s, t + a * 1000,
         "\"allergyRecorded\":{\"allergyId\":\"alg-%d\",\"substance\":{\"coding\":[{\"system\":"
         "\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"%s\"}]},\"clinicalStatus\":"
         "\"ALLERGY_CLINICAL_STATUS_ACTIVE\"}",
@@ -229,57 +145,57 @@ static void patient(gen *g, int p, int scale) {
   for (int m = 0; m < 4 * scale; m++) {
     const char *const *rx = RX[(unsigned)m % 4];
     int64_t tm0 = t + m * 86400 * 20;
-    add(g, s, tm0,
+    bench_gen_add(g, s, tm0,
         "\"medicationPrescribed\":{\"prescriptionId\":\"rx-%d\",\"medication\":{\"coding\":[{"
         "\"system\":\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"%s\",\"display\":"
         "\"%s\"}]},\"dosage\":[{\"text\":\"1 tab PO daily\"}],\"refills\":3}",
         m, rx[0], rx[1]);
-    add(g, s, tm0 + 3600,
+    bench_gen_add(g, s, tm0 + 3600,
         "\"medicationDispensed\":{\"dispenseId\":\"disp-%d\",\"prescriptionId\":\"rx-%d\","
         "\"medication\":{\"coding\":[{\"system\":\"http://www.nlm.nih.gov/research/umls/rxnorm\","
         "\"code\":\"%s\"}]},\"quantity\":{\"value\":\"30\",\"unit\":\"{tbl}\"},\"daysSupply\":30}",
         m, m, rx[0]);
     for (int d = 0; d < 2; d++)
-      add(g, s, tm0 + 7200 + d * 86400,
+      bench_gen_add(g, s, tm0 + 7200 + d * 86400,
           "\"medicationAdministered\":{\"administrationId\":\"adm-%d-%d\",\"prescriptionId\":"
           "\"rx-%d\",\"medication\":{\"coding\":[{\"system\":"
           "\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"%s\"}]},\"status\":"
           "\"ADMINISTRATION_STATUS_COMPLETED\"}",
           m, d, m, rx[0]);
   }
-  add(g, s, t + 86400 * 100, "\"medicationDiscontinued\":{\"prescriptionId\":\"rx-0\"}");
-  add(g, s, t + 86400,
+  bench_gen_add(g, s, t + 86400 * 100, "\"medicationDiscontinued\":{\"prescriptionId\":\"rx-0\"}");
+  bench_gen_add(g, s, t + 86400,
       "\"immunizationAdministered\":{\"immunizationId\":\"imm-1\",\"vaccineCode\":{\"coding\":[{"
       "\"system\":\"http://hl7.org/fhir/sid/cvx\",\"code\":\"208\"}]}}");
-  add(g, s, t + 86400 * 2,
+  bench_gen_add(g, s, t + 86400 * 2,
       "\"clinicalNoteSigned\":{\"noteId\":\"note-1\",\"type\":{\"coding\":[{\"system\":"
       "\"http://loinc.org\",\"code\":\"11506-3\"}]},\"text\":\"Patient seen for follow-up.\","
       "\"mimeType\":\"text/plain\"}");
-  add(g, s, t + 86400 * 3,
+  bench_gen_add(g, s, t + 86400 * 3,
       "\"serviceOrdered\":{\"orderId\":\"ord-1\",\"code\":{\"coding\":[{\"system\":"
       "\"http://loinc.org\",\"code\":\"24323-8\"}]}}");
   for (int c = 0; c < 3; c++)
-    add(g, s, t + 86400 * 4,
+    bench_gen_add(g, s, t + 86400 * 4,
         "\"chargeCaptured\":{\"chargeId\":\"ch-%d\",\"procedure\":{\"system\":"
         "\"http://www.ama-assn.org/go/cpt\",\"code\":\"9921%d\"},\"units\":\"1\",\"amount\":{"
         "\"minorUnits\":\"%d\",\"currency\":\"USD\"}}",
         c, 3 + c, 12550 + c * 1000);
-  add(g, s, t + 86400 * 5,
+  bench_gen_add(g, s, t + 86400 * 5,
       "\"claimSubmitted\":{\"claimId\":\"clm-1\",\"payer\":{\"value\":\"60054\"},\"payerName\":"
       "\"Aetna\","
       "\"chargeIds\":[\"ch-0\",\"ch-1\",\"ch-2\"],\"total\":{\"minorUnits\":\"40650\","
       "\"currency\":\"USD\"}}");
-  add(g, s, t + 86400 * 20,
+  bench_gen_add(g, s, t + 86400 * 20,
       "\"claimAdjudicated\":{\"claimId\":\"clm-1\",\"status\":\"CLAIM_STATUS_PAID\",\"paid\":{"
       "\"minorUnits\":\"30000\",\"currency\":\"USD\"}}");
-  add(g, s, t + 86400 * 6,
+  bench_gen_add(g, s, t + 86400 * 6,
       "\"appointmentBooked\":{\"appointmentId\":\"appt-1\",\"start\":\"2026-03-01T09:00:00Z\","
       "\"end\":\"2026-03-01T09:30:00Z\"}");
-  add(g, s, t + 86400 * 7,
+  bench_gen_add(g, s, t + 86400 * 7,
       "\"messageSent\":{\"messageId\":\"msg-1\",\"threadId\":\"th-1\",\"body\":\"Refill "
       "please\"}");
   for (int d = 0; d < 3; d++)
-    add(g, s, t + 86400 * 8 + d * 3600,
+    bench_gen_add(g, s, t + 86400 * 8 + d * 3600,
         "\"deviceReadingRecorded\":{\"deviceId\":\"cuff-%d\",\"readingId\":\"rd-%d\",\"code\":{"
         "\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"}]},\"components\":[{"
         "\"code\":{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"},\"value\":{\"value\":"
@@ -292,55 +208,6 @@ static int count_event(void *ctx, const cl_event_view *v, cl_err *err) {
   (void)v, (void)err;
   (*(uint64_t *)ctx)++;
   return 0;
-}
-
-/* ------------------------------------------------------------ an HTTP/1.1 client */
-
-typedef struct hc {
-  int fd;
-  char *buf;
-  size_t cap;
-} hc;
-
-static int hc_open(hc *c, int port) {
-  c->fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int one = 1;
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  c->cap = 1 << 24;
-  c->buf = malloc(c->cap);
-  return connect(c->fd, (struct sockaddr *)&a, sizeof a);
-}
-
-/* GET path; returns the status (the body is read and dropped). */
-static int hc_get(hc *c, const char *path) {
-  char req[2048];
-  int n = snprintf(req, sizeof req,
-                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: "
-                   "application/fhir+json\r\n\r\n",
-                   path);
-  if (write(c->fd, req, (size_t)n) != n)
-    return -1;
-  size_t got = 0, body_at = 0, clen = 0;
-  for (;;) {
-    ssize_t k = read(c->fd, c->buf + got, c->cap - got - 1);
-    if (k <= 0)
-      return -1;
-    got += (size_t)k;
-    c->buf[got] = '\0';
-    if (!body_at) {
-      char *e = strstr(c->buf, "\r\n\r\n");
-      if (!e)
-        continue;
-      body_at = (size_t)(e - c->buf) + 4;
-      char *cl = strcasestr(c->buf, "Content-Length:");
-      clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
-    }
-    if (got >= body_at + clen)
-      break;
-  }
-  return atoi(c->buf + 9);
 }
 
 /* ------------------------------------------------------------ measuring */
@@ -549,7 +416,7 @@ int bench_fhir_main(int argc, char **argv) {
     fprintf(stderr, "store: %s\n", err.msg);
     return 1;
   }
-  gen g = {.log = log, .admin = &admin, .seed = 7};
+  bench_gen g = {.log = log, .admin = &admin, .seed = 7};
   double t0 = bench_mono();
   patient(&g, 0, 10); /* the big one */
   for (int p = 1; p < patients; p++) {
@@ -558,7 +425,7 @@ int bench_fhir_main(int argc, char **argv) {
       fprintf(stderr, "\rgenerating: %d of %d patients, %llu events", p, patients,
               (unsigned long long)g.events);
   }
-  flush(&g);
+  bench_gen_flush(&g);
   double t_gen = bench_mono() - t0;
   if (!json && isatty(2))
     fprintf(stderr, "\r%70s\r", "");
@@ -601,8 +468,8 @@ int bench_fhir_main(int argc, char **argv) {
     fprintf(stderr, "http: %s\n", err.msg);
     return 1;
   }
-  hc client;
-  if (hc_open(&client, port) != 0) {
+  bench_hc client;
+  if (bench_hc_open(&client, port) != 0) {
     perror("connect");
     return 1;
   }
@@ -651,7 +518,7 @@ int bench_fhir_main(int argc, char **argv) {
   RUN("read Patient", "engine", N, 2, PICK(),
       engine_call(engine, CL_FHIR_READ, "Patient", pid, 0, NULL, 0, NULL));
   RUN("read Patient", "REST", N, 2,
-      (PICK(), snprintf(path, sizeof path, "/fhir/R4/Patient/%s", pid)), hc_get(&client, path));
+      (PICK(), snprintf(path, sizeof path, "/fhir/R4/Patient/%s", pid)), bench_hc_get(&client, path));
   RUN("vread Patient/_history/1", "engine", N, 2, PICK(),
       engine_call(engine, CL_FHIR_VREAD, "Patient", pid, 1, NULL, 0, NULL));
   {
@@ -664,7 +531,7 @@ int bench_fhir_main(int argc, char **argv) {
                           "/fhir/R4/Observation?patient=%s&code=http://loinc.org%%7C8867-4&date="
                           "ge2025-03-01",
                           pid)),
-        hc_get(&client, path));
+        bench_hc_get(&client, path));
     cl_fhir_kv mr[2] = {{"patient", pid}, {"status", "active"}};
     RUN("MedicationRequest?patient&status=active", "engine", N, 10, PICK(),
         engine_call(engine, CL_FHIR_SEARCH, "MedicationRequest", NULL, 0, mr, 2, &entries));
@@ -677,7 +544,7 @@ int bench_fhir_main(int argc, char **argv) {
     RUN("Patient/$everything (the big patient)", "engine", 20, 50, snprintf(id, sizeof id, "0"),
         engine_call(engine, CL_FHIR_EVERYTHING, "Patient", id, 0, ev, 1, &entries));
     RUN("Patient/$everything (the big patient)", "REST", 20, 50, (void)0,
-        hc_get(&client, "/fhir/R4/Patient/0/$everything?_count=1000"));
+        bench_hc_get(&client, "/fhir/R4/Patient/0/$everything?_count=1000"));
   }
   double export_rps = export_bench(runner, log, dir, readers, json);
   int rc = 0;
@@ -690,8 +557,7 @@ int bench_fhir_main(int argc, char **argv) {
     rc = 1;
   bench_fhir_rec_free(&rec);
   free(v);
-  close(client.fd);
-  free(client.buf);
+  bench_hc_close(&client);
   cl_http_stop(http);
   cl_fhir_engine_free(engine);
   cl_svc_free(svc);
