@@ -525,6 +525,16 @@ int cl_svc_enable_cds(cl_svc *s, const cl_runner_options *o, int emit, cl_err *e
   if (!s->kb)
     return cl_err_set(err, CL_EINVAL, "the cds projection needs a knowledge base");
   cl_cds_projection_init(&s->cds_def, s->kb);
+  /* alerts are due within milliseconds of the order's commit: by default
+   * the checker folds every commit at once (no linger) at the write path's
+   * priority (not niced), where the other views trade lag for less work */
+  cl_runner_options def;
+  if (o == NULL) {
+    cl_runner_options_init(&def);
+    def.linger_ms = 0;
+    def.nice = 0;
+    o = &def;
+  }
   int code = cl_svc_add_projection(s, &s->cds_def, o, err);
   if (code || !emit)
     return code;

@@ -272,8 +272,9 @@ void cl_svc_set_kb(cl_svc *s, cl_kb *kb);
 /* The knowledge base (a view valid until cl_svc_free), NULL if none. */
 const cl_kb *cl_svc_kb(cl_svc *s);
 /* Runs the cds projection (query/cds/proj.h) over the service's knowledge
- * base (set it first, and not again), with runner options o (NULL:
- * defaults); `emit`: also the emitter (adapters/service/cds_emit.h), which
+ * base (set it first, and not again), with runner options o (NULL: the
+ * runner's defaults but linger_ms 0 and nice 0: every commit is checked at
+ * once, at the write path's priority); `emit`: also the emitter (adapters/service/cds_emit.h), which
  * appends its findings as IssueDetected events signed by the log key
  * while this node leads (only with a log key). Errors: CL_EINVAL (no
  * knowledge base), those of cl_svc_add_projection, CL_ENOMEM. */
