@@ -5,6 +5,7 @@
  *   clinlog-bench cluster ... (bench_cluster.c: a replicated cluster of clinlogd)
  *   clinlog-bench projection ... (bench_proj.c: folding the log into a projection)
  *   clinlog-bench fhir ...   (bench_fhir.c: the FHIR views on a generated population)
+ *   clinlog-bench cds ...    (bench_cds.c: decision support: checker, catch-up, alerts, CDS Hooks)
  *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
  *   clinlog-bench pg ...     (bench_peer_pg.c: PostgreSQL 15 as an event table, the peer)
  *   clinlog-bench etcd ...   (bench_peer_etcd.c: 3 etcd 3.4 members, KV.Put; the 3-node peer)
@@ -38,6 +39,7 @@
 
 int bench_proj_main(int argc, char **argv); /* bench_proj.c */
 int bench_fhir_main(int argc, char **argv); /* bench_fhir.c */
+int bench_cds_main(int argc, char **argv);  /* bench_cds.c */
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
@@ -232,6 +234,8 @@ int main(int argc, char **argv) {
     return bench_proj_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "fhir"))
     return bench_fhir_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "cds"))
+    return bench_cds_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "audit"))
     return bench_audit_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "pg"))
@@ -262,7 +266,7 @@ int main(int argc, char **argv) {
       fprintf(stderr,
               "usage: clinlog-bench store [--dir D] [--quick] [--json]\n"
               "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n"
-              "other commands: grpc, cluster, projection, fhir, audit (clinlogd --audit on vs\n"
+              "other commands: grpc, cluster, projection, fhir, cds, audit (clinlogd --audit on vs\n"
               "off: reads and appends per second, ratio on/off; clinlog-bench audit --help),\n"
               "pg (PostgreSQL 15 as an event table), etcd (3 etcd 3.4 members, KV.Put),\n"
               "raw (fsync, Ed25519, SHA-256 rates)\n");

@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adapters/http/http.h"
@@ -400,22 +399,10 @@ int bench_fhir_main(int argc, char **argv) {
   cl_err err;
   if (cl_crypto_init(&err))
     return 1;
-  mkdir(base, 0700);
   char dir[4096];
-  snprintf(dir, sizeof dir, "%s/fhir", base);
-  bench_rmrf(dir);
   cl_signer admin;
-  cl_signer_generate(&admin, &err);
   cl_log_options o;
-  cl_log_options_init(&o);
-  o.dir = dir;
-  o.sync = 0;
-  cl_log_genesis gg = {.admin_principal = "admin", .admin = &admin};
-  cl_log *log;
-  if (cl_log_create(&o, &gg, &err) || cl_log_open(&o, &log, &err)) {
-    fprintf(stderr, "store: %s\n", err.msg);
-    return 1;
-  }
+  cl_log *log = bench_gen_log(base, "fhir", &admin, &o, dir);
   bench_gen g = {.log = log, .admin = &admin, .seed = 7};
   double t0 = bench_mono();
   patient(&g, 0, 10); /* the big one */
@@ -458,21 +445,8 @@ int bench_fhir_main(int argc, char **argv) {
   cl_runner *runner = cl_svc_runner(svc, "fhir");
   cl_fhir_engine *engine;
   cl_fhir_engine_new(cl_runner_proj(runner), log, &engine, &err);
-  cl_http_config hcfg;
-  cl_http_config_init(&hcfg);
-  hcfg.listen = "127.0.0.1:0";
-  hcfg.dev = 1;
-  cl_http *http;
-  int port;
-  if (cl_http_start(&hcfg, svc, &http, &port, &err) != 0) {
-    fprintf(stderr, "http: %s\n", err.msg);
-    return 1;
-  }
   bench_hc client;
-  if (bench_hc_open(&client, port) != 0) {
-    perror("connect");
-    return 1;
-  }
+  cl_http *http = bench_hc_serve(svc, &client);
 
   char machine[256];
   bench_machine(machine, sizeof machine);

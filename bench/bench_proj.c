@@ -18,11 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include "bench/benchutil.h"
+#include "bench/popgen.h"
 #include "bench/workload.h"
 #include "query/runner.h"
 #include "query/streams/streams.h"
@@ -69,22 +69,10 @@ int bench_proj_main(int argc, char **argv) {
   cl_err err;
   if (cl_crypto_init(&err))
     return 1;
-  mkdir(base, 0700);
   char dir[4096];
-  snprintf(dir, sizeof dir, "%s/proj", base);
-  bench_rmrf(dir);
   cl_signer admin;
-  cl_signer_generate(&admin, &err);
   cl_log_options o;
-  cl_log_options_init(&o);
-  o.dir = dir;
-  o.sync = 0;
-  cl_log_genesis g = {.admin_principal = "admin", .admin = &admin};
-  cl_log *log;
-  if (cl_log_create(&o, &g, &err) || cl_log_open(&o, &log, &err)) {
-    fprintf(stderr, "store: %s\n", err.msg);
-    return 1;
-  }
+  cl_log *log = bench_gen_log(base, "proj", &admin, &o, dir);
   unsigned seed = 4242;
   for (uint64_t done = 0; done < events; done += 1000) {
     bench_batch b;

@@ -92,3 +92,22 @@ int bench_hc_post(bench_hc *c, const char *path, const char *type, const char *b
     return -1;
   return read_response(c);
 }
+
+cl_http *bench_hc_serve(cl_svc *svc, bench_hc *c) {
+  cl_http_config hcfg;
+  cl_http_config_init(&hcfg);
+  hcfg.listen = "127.0.0.1:0";
+  hcfg.dev = 1;
+  cl_http *http;
+  int port;
+  cl_err err;
+  if (cl_http_start(&hcfg, svc, &http, &port, &err) != 0) {
+    fprintf(stderr, "http: %s\n", err.msg);
+    exit(1);
+  }
+  if (bench_hc_open(c, port) != 0) {
+    perror("connect");
+    exit(1);
+  }
+  return http;
+}

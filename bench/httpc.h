@@ -7,6 +7,9 @@
 
 #include <stddef.h>
 
+#include "adapters/http/http.h"
+#include "adapters/service/service.h"
+
 typedef struct bench_hc {
   int fd;
   char *buf; /* the last response, headers and body, NUL-terminated */
@@ -14,6 +17,11 @@ typedef struct bench_hc {
   const char *body; /* into buf: the last response's body */
   size_t body_len;
 } bench_hc;
+
+/* Starts the HTTP face over svc on a free loopback port (plaintext, dev)
+ * and connects c to it. Returns the server (cl_http_stop it after
+ * bench_hc_close); exits on failure. */
+cl_http *bench_hc_serve(cl_svc *svc, bench_hc *c);
 
 /* Connects; 0, or -1 with errno set (close it all the same). */
 int bench_hc_open(bench_hc *c, int port);

@@ -6,11 +6,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "adapters/pbjson/pbjson.h"
 #include "bench/benchutil.h"
+#include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
+
+cl_log *bench_gen_log(const char *base, const char *name, cl_signer *admin, cl_log_options *o,
+                      char dir[4096]) {
+  mkdir(base, 0700);
+  snprintf(dir, 4096, "%s/%s", base, name);
+  bench_rmrf(dir);
+  cl_err err;
+  cl_signer_generate(admin, &err);
+  cl_log_options_init(o);
+  o->dir = dir;
+  o->sync = 0;
+  cl_log_genesis gg = {.admin_principal = "admin", .admin = admin};
+  cl_log *log;
+  if (cl_log_create(o, &gg, &err) || cl_log_open(o, &log, &err)) {
+    fprintf(stderr, "store: %s\n", err.msg);
+    exit(1);
+  }
+  return log;
+}
 
 void bench_gen_flush(bench_gen *g) {
   if (g->n == 0)
@@ -48,6 +69,22 @@ void bench_gen_flush(bench_gen *g) {
   g->n = 0;
 }
 
+int bench_gen_text(char *out, size_t cap, const char *stream, int64_t t, const uint8_t id[16],
+                   const char *body) {
+  char b64[32];
+  sodium_bin2base64(b64, sizeof b64, id, 16, sodium_base64_VARIANT_ORIGINAL);
+  time_t ts = (time_t)t;
+  struct tm tm;
+  gmtime_r(&ts, &tm);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  int n = snprintf(out, cap,
+                   "{\"eventId\":\"%s\",\"stream\":\"%s\",\"occurredAt\":\"%s\",\"recordedBy\":{"
+                   "\"principalId\":\"admin\",\"role\":\"nurse\"},\"sourceSystem\":\"BENCH\",%s}",
+                   b64, stream, when, body);
+  return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
 void bench_gen_add(bench_gen *g, const char *stream, int64_t t, const char *fmt, ...) {
   char body[4096], text[5120];
   va_list ap;
@@ -57,20 +94,12 @@ void bench_gen_add(bench_gen *g, const char *stream, int64_t t, const char *fmt,
   uint8_t id[16];
   for (int i = 0; i < 16; i++)
     id[i] = (uint8_t)rand_r(&g->seed);
-  char b64[32];
-  sodium_bin2base64(b64, sizeof b64, id, 16, sodium_base64_VARIANT_ORIGINAL);
-  time_t ts = (time_t)t;
-  struct tm tm;
-  gmtime_r(&ts, &tm);
-  char when[32];
-  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  snprintf(text, sizeof text,
-           "{\"eventId\":\"%s\",\"stream\":\"%s\",\"occurredAt\":\"%s\",\"recordedBy\":{"
-           "\"principalId\":\"admin\",\"role\":\"nurse\"},\"sourceSystem\":\"BENCH\",%s}",
-           b64, stream, when, body);
+  int tl = bench_gen_text(text, sizeof text, stream, t, id, body);
   ProtobufCMessage *m;
   cl_err err;
-  if (cl_pbjson_from_text(&clinlog__v1__event__descriptor, text, strlen(text), &m, &err)) {
+  if (tl < 0 || cl_pbjson_from_text(&clinlog__v1__event__descriptor, text, (size_t)tl, &m, &err)) {
+    if (tl < 0)
+      cl_err_set(&err, CL_ETOOBIG, "event too long");
     fprintf(stderr, "bench: %s: %s\n", err.msg, text);
     exit(1);
   }

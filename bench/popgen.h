@@ -31,6 +31,21 @@ typedef struct bench_gen {
   ProtobufCBinaryData ev[BENCH_GEN_BATCH];
 } bench_gen;
 
+/* A new log in `base`/`name` (any older one there removed), created by a
+ * freshly generated admin key (*admin: the caller frees it with
+ * cl_signer_free) and opened with o (initialized here; o->sync 0: no fsync
+ * while the population goes in). o->dir points into dir[4096]. Exits on
+ * failure. */
+cl_log *bench_gen_log(const char *base, const char *name, cl_signer *admin, cl_log_options *o,
+                      char dir[4096]);
+
+/* The JSON text of an event with id `id` in `stream` at `t` (seconds since
+ * the epoch), recorded by principal admin in role nurse, whose body member
+ * is `body` (e.g. "\"observationRecorded\":{...}", without the event's
+ * braces), into out (cap bytes). Its length, or -1 if it does not fit. */
+int bench_gen_text(char *out, size_t cap, const char *stream, int64_t t, const uint8_t id[16],
+                   const char *body);
+
 /* Adds one event to `stream` at `t` (seconds since the epoch), recorded by
  * principal admin in role nurse; the printf-style `fmt` gives the body
  * member, e.g. "\"observationRecorded\":{...}" (without the event's braces).
