@@ -122,17 +122,25 @@ static void published(cl_runner *r, int ok) {
   pthread_mutex_lock(&r->mu);
   r->folded += done;
   uint64_t folded = r->folded;
-  if (done) {
-    pthread_mutex_unlock(&r->mu);
-    cl_feed_publish(r->progress_feed, folded); /* callbacks run outside our lock */
-    pthread_mutex_lock(&r->mu);
-  }
   if (ok) {
     r->retry_at_ms = r->backoff_ms = 0;
     if (r->state == CL_RUNNER_FAILED) {
       cl_err_clear(&r->error);
       r->state = r->rebuilding ? CL_RUNNER_REBUILDING : CL_RUNNER_CATCHING_UP;
     }
+    /* at the head: live before the feed says so, so a watcher woken by
+     * this fold (the cds emitter) sees the state it reached, not the
+     * catching-up of the fold in progress (it would sleep until the next
+     * commit, or its poll) */
+    if (pos >= r->head && r->state != CL_RUNNER_PAUSED && !r->rebuild_asked) {
+      r->rebuilding = 0;
+      r->state = CL_RUNNER_LIVE;
+    }
+  }
+  if (done) {
+    pthread_mutex_unlock(&r->mu);
+    cl_feed_publish(r->progress_feed, folded); /* callbacks run outside our lock */
+    pthread_mutex_lock(&r->mu);
   }
   if (done)
     pthread_cond_broadcast(&r->progress);

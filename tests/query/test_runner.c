@@ -336,6 +336,57 @@ Test(runner, a_live_runner_lingers_until_a_batch_fills_or_a_reader_waits, .timeo
   free(dir);
 }
 
+/* What a watcher of the runner's progress feed saw when told of `want`. */
+typedef struct seen_state {
+  cl_runner *r;
+  uint64_t want;
+  int state; /* -1 until told */
+} seen_state;
+
+static void on_progress(void *ctx, uint64_t size) {
+  seen_state *s = ctx;
+  if (size < s->want || s->state != -1)
+    return;
+  cl_runner_status st;
+  cl_runner_get_status(s->r, &st);
+  s->state = st.state;
+}
+
+/* The cds emitter sleeps on the progress feed and acts only when the
+ * runner is live: the fold that reaches the head must read as live to the
+ * watcher it wakes, or that watcher sleeps until the next commit (alerts
+ * were late by up to the emitter's 500 ms poll). */
+Test(runner, a_watcher_woken_by_the_fold_that_reaches_the_head_sees_it_live, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("runlive", &dir, &admin, 1000);
+  cl_runner_options o;
+  cl_runner_options_init(&o);
+  o.linger_ms = 0;
+  cl_runner *r;
+  cl_err err;
+  cr_assert_eq(cl_runner_start(log, &cl_streams_projection, &o, &r, &err), 0, "%s", err.msg);
+  wait_head(r, log);
+  for (int round = 0; round < 20; round++) {
+    uint64_t size;
+    cl_log_head(log, &size, NULL);
+    seen_state s = {.r = r, .want = size + 1, .state = -1};
+    cl_feed_watch w = {0};
+    cl_feed_add(cl_runner_feed(r), &w, on_progress, &s);
+    uint64_t seq;
+    cr_assert_eq(cl_test_append1(log, &admin, "patient-live", "admin", NULL, &seq, &err), 0);
+    cr_assert_eq(cl_runner_wait(r, seq, in_ms(10000), &err), 0, "%s", err.msg);
+    cl_feed_remove(cl_runner_feed(r), &w);
+    cr_assert_eq(s.state, CL_RUNNER_LIVE, "round %d: the watcher saw %s", round,
+                 s.state < 0 ? "nothing" : cl_runner_state_name(s.state));
+  }
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
 /* A projection whose fold fails on one event until it is told not to. */
 static volatile int fail_at;
 static int flaky_fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
