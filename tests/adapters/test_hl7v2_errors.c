@@ -1,0 +1,267 @@
+/* adapters/hl7v2 parser: malformed input is refused with the precise
+ * location (segment, segment index, field, byte offset) and the HL7 table
+ * 0357 code the ACK will carry; nothing crashes on bad bytes. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/hl7v2/hl7.h"
+#include "hl7v2_fixture.h"
+
+TestSuite(hl7v2_errors, .timeout = 60);
+
+#define MSH25 "MSH|^~\\&|A|B|C|D|20261204||ADT^A01|C1|P|2.5\r"
+
+static size_t at(const char *s, const char *needle) {
+  const char *p = strstr(s, needle);
+  cr_assert_not_null(p, "%s not in input", needle);
+  return (size_t)(p - s);
+}
+
+static void refused(const char *s, int rc, cl_hl7_error *e) {
+  hl7t_refused(s, strlen(s), NULL, rc, e);
+}
+
+Test(hl7v2_errors, missing_msh) {
+  cl_hl7_error e;
+  refused("PID|1||123\r", CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 100, "MSH", 1, 0, 0);
+  cr_expect(strstr(e.reason, "does not start with MSH") != NULL, "%s", e.reason);
+  refused("", CL_EMALFORMED, &e);
+  cr_expect_eq(e.code, 100);
+  refused("\r\n\r\n", CL_EMALFORMED, &e);
+  cr_expect_eq(e.code, 100);
+  refused("MS", CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 100, "MSH", 1, 0, 0);
+}
+
+Test(hl7v2_errors, bad_encoding_characters) {
+  cl_hl7_error e;
+  refused("MSH|^~\\|A|B\r", CL_EMALFORMED, &e); /* three characters */
+  hl7t_expect_loc(&e, 102, "MSH", 1, 2, 4);
+  refused("MSH|^^\\&|A|B\r", CL_EMALFORMED, &e); /* a duplicate */
+  hl7t_expect_loc(&e, 102, "MSH", 1, 2, 5);
+  refused("MSH|^~|&|A|B\r", CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 102, "MSH", 1, 2, 4);
+  refused("MSH|^~\\A|A|B\r", CL_EMALFORMED, &e); /* alphanumeric */
+  hl7t_expect_loc(&e, 102, "MSH", 1, 2, 7);
+  refused("MSHA^~\\&A\r", CL_EMALFORMED, &e); /* alphanumeric field separator */
+  hl7t_expect_loc(&e, 102, "MSH", 1, 1, 3);
+  refused("MSH", CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 102, "MSH", 1, 1, 3);
+  refused("MSH|^~\\&#!|A\r", CL_EMALFORMED, &e); /* six */
+  hl7t_expect_loc(&e, 102, "MSH", 1, 2, 4);
+}
+
+Test(hl7v2_errors, truncated) {
+  cl_hl7_error e;
+  const char *s = "MSH|^~\\&|SEND|FAC|RCV|RFAC|2026";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 101, "MSH", 1, 12, strlen(s));
+  cr_expect(strstr(e.reason, "MSH-12") != NULL, "%s", e.reason);
+  /* cut inside an escape sequence */
+  s = MSH25 "PID|1||7||O\\F";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 102, "PID", 2, 5, at(s, "\\F"));
+  cr_expect_eq(e.seg_seq, 1);
+  cr_expect_eq(e.rep, 1);
+  cr_expect_eq(e.comp, 1);
+  cr_expect_eq(e.sub, 1);
+  cr_expect(strstr(e.reason, "unterminated") != NULL, "%s", e.reason);
+}
+
+Test(hl7v2_errors, required_msh_fields) {
+  cl_hl7_error e;
+  const char *s = "MSH|^~\\&|A|B|C|D|1||ADT^A01||P|2.5\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 101, "MSH", 1, 10, at(s, "||P") + 1);
+  s = "MSH|^~\\&|A|B|C|D|1||ADT|1|P|2.5\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 101, "MSH", 1, 9, at(s, "ADT"));
+  cr_expect_eq(e.comp, 2);
+  s = "MSH|^~\\&|A|B|C|D|1|||1|P|2.5\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 101, "MSH", 1, 9, at(s, "||1|P") + 1);
+  s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|X|2.5\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 103, "MSH", 1, 11, at(s, "X|"));
+  s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1||2.5\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 101, "MSH", 1, 11, at(s, "||2.5") + 1);
+}
+
+Test(hl7v2_errors, unknown_version) {
+  cl_hl7_error e;
+  const char *s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.9\rPID|1\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 203, "MSH", 1, 12, at(s, "2.9"));
+  cr_expect(strstr(e.reason, "'2.9'") != NULL, "%s", e.reason);
+  s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.2\r";
+  refused(s, CL_EMALFORMED, &e);
+  cr_expect_eq(e.code, 203);
+  s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5.1^HL7^x\r"; /* VID with more components: fine */
+  cl_hl7_free(hl7t_parse(s));
+}
+
+Test(hl7v2_errors, unknown_charset) {
+  cl_hl7_error e;
+  const char *s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5||||||ISO IR87\rPID|1\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 103, "MSH", 1, 18, at(s, "ISO IR87"));
+  cr_expect(strstr(e.reason, "character set") != NULL, "%s", e.reason);
+  /* no MSH-18 and bytes that are not UTF-8: refused naming MSH-18 */
+  s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1||7||Jos\xE9\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 103, "MSH", 1, 18, at(s, "\xE9"));
+  /* declared ASCII with an 8-bit byte */
+  s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5||||||ASCII\rPID|1||7||Jos\xC3\xA9\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 102, "PID", 2, 5, at(s, "\xC3"));
+  /* declared UTF-8, invalid sequence (overlong) */
+  s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5||||||UNICODE UTF-8\rPID|1||7||x\xC0\xAF\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 102, "PID", 2, 5, at(s, "\xC0"));
+}
+
+Test(hl7v2_errors, bad_escapes) {
+  cl_hl7_error e;
+  static const char *const bad[] = {"\\XZZ\\", "\\X4\\", "\\X\\",   "\\X00\\", "\\Q\\",
+                                    "\\\\",    "\\P\\",  "\\.xx\\", "\\.br"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char s[256];
+    snprintf(s, sizeof s, MSH25 "PID|1||7||Smith^J%sohn\r", bad[i]);
+    refused(s, CL_EMALFORMED, &e);
+    hl7t_expect_loc(&e, 102, "PID", 2, 5, at(s, bad[i]));
+    cr_expect_eq(e.comp, 2, "%s", bad[i]);
+  }
+  /* hex escape decoding to bytes that are not UTF-8 (message is UTF-8) */
+  const char *s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5||||||UNICODE UTF-8\rNTE|1||\\XFF\\\r";
+  refused(s, CL_EMALFORMED, &e);
+  cr_expect_eq(e.code, 102);
+  cr_expect_eq(e.field, 3);
+}
+
+Test(hl7v2_errors, control_bytes_and_nul) {
+  cl_hl7_error e;
+  char s[128];
+  int n = snprintf(s, sizeof s, MSH25 "PID|1||12#3\r");
+  char *nul = strchr(s, '#');
+  *nul = '\0';
+  hl7t_refused(s, (size_t)n, NULL, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 102, "PID", 2, 3, (size_t)(nul - s));
+  cr_expect(strstr(e.reason, "0x00") != NULL, "%s", e.reason);
+  /* an MLLP byte left inside */
+  snprintf(s, sizeof s, MSH25 "PID|1||123\x1c\r");
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 102, "PID", 2, 3, at(s, "\x1c"));
+  /* in MSH itself: MSH fields are counted from MSH-1 */
+  snprintf(s, sizeof s, "MSH|^~\\&|A\x01|B\r");
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 102, "MSH", 1, 3, 10);
+}
+
+Test(hl7v2_errors, binary_junk) {
+  uint8_t junk[4096];
+  uint32_t x = 12345;
+  for (size_t i = 0; i < sizeof junk; i++) {
+    x = x * 1103515245u + 12345u;
+    junk[i] = (uint8_t)(x >> 16);
+  }
+  cl_hl7_error e;
+  hl7t_refused(junk, sizeof junk, NULL, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 100, "MSH", 1, 0, 0);
+  /* junk after a valid MSH */
+  size_t n = strlen(MSH25);
+  uint8_t *p = malloc(n + sizeof junk);
+  memcpy(p, MSH25, n);
+  memcpy(p + n, junk, sizeof junk);
+  hl7t_refused(p, n + sizeof junk, NULL, CL_EMALFORMED, &e);
+  cr_expect_eq(e.seg_index, 2, "%s", e.reason);
+  free(p);
+}
+
+Test(hl7v2_errors, segment_structure) {
+  cl_hl7_error e;
+  const char *s = MSH25 "PID|1\rpid|2\r";
+  refused(s, CL_EMALFORMED, &e);
+  cr_expect_eq(e.code, 100);
+  cr_expect_eq(e.seg_index, 3);
+  cr_expect_eq(e.offset, at(s, "pid"));
+  s = MSH25 "PIDX|1\r";
+  refused(s, CL_EMALFORMED, &e);
+  cr_expect_eq(e.seg_index, 2);
+  s = MSH25 "PID|1\r" MSH25;
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 100, "MSH", 3, 0, at(s, "PID|1\r") + 6);
+  cr_expect_eq(e.seg_seq, 2);
+}
+
+Test(hl7v2_errors, five_megabyte_field) {
+  size_t big = 5u * 1024 * 1024;
+  size_t h = strlen(MSH25 "OBX|1|ED|PDF^Report||");
+  char *s = malloc(h + big + 8);
+  memcpy(s, MSH25 "OBX|1|ED|PDF^Report||", h);
+  memset(s + h, 'A', big);
+  memcpy(s + h + big, "||||F\r", 6);
+  cl_hl7_error e;
+  hl7t_refused(s, h + big + 6, NULL, CL_ETOOBIG, &e);
+  hl7t_expect_loc(&e, 102, "OBX", 2, 5, h);
+  cr_expect(strstr(e.reason, "exceeds") != NULL, "%s", e.reason);
+  /* with a larger limit it parses */
+  cl_hl7_limits lim = {.max_field = 6u * 1024 * 1024};
+  cl_hl7_msg *m = NULL;
+  cl_err err;
+  cr_assert_eq(cl_hl7_parse((uint8_t *)s, h + big + 6, &lim, &m, &e, &err), 0, "%s", err.msg);
+  cr_expect_eq(cl_hl7_path(m, "OBX-5").n, big);
+  cl_hl7_free(m);
+  free(s);
+}
+
+Test(hl7v2_errors, message_and_node_limits) {
+  cl_hl7_error e;
+  cl_hl7_limits lim = {.max_message = 32};
+  const char *s = MSH25;
+  hl7t_refused(s, strlen(s), &lim, CL_ETOOBIG, &e);
+  cr_expect_eq(e.code, 207);
+  cr_expect_eq(e.offset, 32);
+  /* a field of nothing but delimiters: bounded by max_nodes */
+  size_t k = 200000;
+  size_t h = strlen(MSH25 "NTE|1||");
+  char *p = malloc(h + k);
+  memcpy(p, MSH25 "NTE|1||", h);
+  memset(p + h, '^', k);
+  cl_hl7_limits lim2 = {.max_nodes = 100000};
+  hl7t_refused(p, h + k, &lim2, CL_ETOOBIG, &e);
+  cr_expect_eq(e.code, 207);
+  cr_expect_str_eq(e.segment, "NTE");
+  free(p);
+}
+
+Test(hl7v2_errors, error_message_names_location) {
+  const char *s = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.9\r";
+  cl_hl7_msg *m = NULL;
+  cl_hl7_error e;
+  cl_err err;
+  cr_assert_eq(cl_hl7_parse((const uint8_t *)s, strlen(s), NULL, &m, &e, &err), CL_EMALFORMED);
+  cr_expect_str_eq(err.msg, "MSH-12.1 (segment 1, byte 32): unsupported version '2.9' (2.3 to 2.8 "
+                            "are)");
+  cr_assert_eq(cl_hl7_parse(NULL, 1, NULL, &m, &e, &err), CL_EINVAL);
+  cr_assert_eq(cl_hl7_parse((const uint8_t *)s, 1, NULL, NULL, &e, &err), CL_EINVAL);
+}
+
+Test(hl7v2_errors, every_prefix_of_a_message_is_safe) {
+  size_t n;
+  uint8_t *p = hl7t_read("mdm_t02.hl7", &n);
+  for (size_t k = 0; k <= n; k++) {
+    cl_hl7_msg *m = NULL;
+    cl_hl7_error e;
+    cl_err err;
+    int rc = cl_hl7_parse(p, k, NULL, &m, &e, &err);
+    if (rc == 0)
+      cl_hl7_free(m);
+    else
+      cr_assert(e.reason[0] && err.msg[0]);
+  }
+  free(p);
+}
