@@ -344,25 +344,55 @@ static const hl7_node *raw_node(const cl_hl7_seg *s, uint32_t f) {
   return n->nkids ? &n->kids[0] : NULL; /* first repetition */
 }
 
+/* The decoded first subcomponent of MSH-f.1 (as the header will report
+ * it), read before the character set is known: escapes resolved, bytes
+ * taken as 8859/1 (the names compared are ASCII). *leaf is NULL when the
+ * field was not sent. */
+static int msh_value(pctx *c, uint32_t f, const hl7_node **leaf, const char **v, size_t *n) {
+  const hl7_node *rep = raw_node(&c->m->segs[0], f);
+  *leaf = rep && rep->kids[0].nkids ? &rep->kids[0].kids[0] : NULL;
+  *v = "";
+  *n = 0;
+  if (!*leaf || (*leaf)->rawlen == 0)
+    return 0;
+  size_t bad = 0;
+  char why[120];
+  int rc = hl7_decode(&c->m->arena, &c->m->hdr.enc, HL7_CS_LATIN1, (*leaf)->raw, (*leaf)->rawlen, v,
+                      n, &bad, why, sizeof why);
+  if (rc == CL_ENOMEM)
+    return oom(c, (loc){0});
+  if (rc != 0)
+    return perr(c, rc, CL_HL7_DATA_TYPE, (loc){&c->m->segs[0], f, 1, 1, 1, (*leaf)->off + bad},
+                "%s", why);
+  return 0;
+}
+
 static int phase_b(pctx *c) {
   cl_hl7_seg *msh = &c->m->segs[0];
   char q[48];
-  const hl7_node *v = raw_node(msh, 12);
-  const hl7_node *v1 = v && v->nkids ? &v->kids[0] : NULL;
-  if (!v1 || v1->rawlen == 0)
+  const hl7_node *at;
+  const char *v;
+  size_t n;
+  int rc = msh_value(c, 12, &at, &v, &n);
+  if (rc != 0)
+    return rc;
+  if (n == 0) {
+    const hl7_node *f = raw_node(msh, 12);
     return perr(c, CL_EMALFORMED, CL_HL7_REQUIRED_MISSING,
-                (loc){msh, 12, 1, 1, 0, v ? v->off : msh->node.off + msh->node.rawlen},
+                (loc){msh, 12, 1, 1, 0, f ? f->off : msh->node.off + msh->node.rawlen},
                 "version id (MSH-12) is required");
-  if (!hl7_version_supported(v1->raw, v1->rawlen)) {
-    hl7_quote(q, sizeof q, v1->raw, v1->rawlen);
-    return perr(c, CL_EMALFORMED, CL_HL7_UNSUPPORTED_VERSION, (loc){msh, 12, 1, 1, 0, v1->off},
+  }
+  if (!hl7_version_supported(v, n)) {
+    hl7_quote(q, sizeof q, v, n);
+    return perr(c, CL_EMALFORMED, CL_HL7_UNSUPPORTED_VERSION, (loc){msh, 12, 1, 1, 0, at->off},
                 "unsupported version '%s' (2.3 to 2.8 are)", q);
   }
-  const hl7_node *cs = raw_node(msh, 18);
-  int k = cs ? hl7_charset_of(cs->raw, cs->rawlen) : HL7_CS_SNIFF;
+  if ((rc = msh_value(c, 18, &at, &v, &n)) != 0)
+    return rc;
+  int k = hl7_charset_of(v, n);
   if (k < 0) {
-    hl7_quote(q, sizeof q, cs->raw, cs->rawlen);
-    return perr(c, CL_EMALFORMED, CL_HL7_TABLE_VALUE, (loc){msh, 18, 1, 0, 0, cs->off},
+    hl7_quote(q, sizeof q, v, n);
+    return perr(c, CL_EMALFORMED, CL_HL7_TABLE_VALUE, (loc){msh, 18, 1, 0, 0, at->off},
                 "unsupported character set '%s' (ASCII, 8859/1, UNICODE UTF-8 are)", q);
   }
   if (k == HL7_CS_SNIFF) {

@@ -265,3 +265,17 @@ Test(hl7v2_errors, every_prefix_of_a_message_is_safe) {
   }
   free(p);
 }
+
+/* fuzz_hl7v2 finding: with '.' as the subcomponent separator, "2.5.1" in
+ * MSH-12 is three subcomponents; the version is the first ("2"), and the
+ * ACK of a message that spells it 2\T\5\T\1 must parse back. */
+Test(hl7v2_errors, version_made_of_delimiters) {
+  cl_hl7_error e;
+  const char *s = "MSH|^~\\.|A|B|C|D|1||ORU^R01|1|P|2.5.1\r";
+  refused(s, CL_EMALFORMED, &e);
+  hl7t_expect_loc(&e, 203, "MSH", 1, 12, at(s, "2.5.1"));
+  cr_expect(strstr(e.reason, "'2'") != NULL, "%s", e.reason);
+  cl_hl7_msg *m = hl7t_parse("MSH|^~\\.|A|B|C|D|1||ORU^R01|1|P|2\\T\\5\\T\\1\r");
+  cr_expect_str_eq(cl_hl7_header_of(m)->version, "2.5.1");
+  cl_hl7_free(m);
+}
