@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/hl7v2/ack.h"
 #include "adapters/hl7v2/hl7.h"
 #include "hl7v2_fixture.h"
+#include "store/alloc.h"
 
 TestSuite(hl7v2_errors, .timeout = 60);
 
@@ -278,4 +280,49 @@ Test(hl7v2_errors, version_made_of_delimiters) {
   cl_hl7_msg *m = hl7t_parse("MSH|^~\\.|A|B|C|D|1||ORU^R01|1|P|2\\T\\5\\T\\1\r");
   cr_expect_str_eq(cl_hl7_header_of(m)->version, "2.5.1");
   cl_hl7_free(m);
+}
+
+/* Fault loop: failing the Nth allocation of a parse (and of its ACK) gives
+ * CL_ENOMEM (code 207) and leaks nothing (the sanitizer build checks). */
+static int fail_at, calls;
+static int fail_nth(void *ctx) {
+  (void)ctx;
+  return ++calls == fail_at;
+}
+
+Test(hl7v2_errors, out_of_memory_at_every_allocation) {
+  size_t n;
+  uint8_t *p = hl7t_read("adt_a01_latin1.hl7", &n);
+  int done = 0;
+  for (fail_at = 1; !done && fail_at < 1000; fail_at++) {
+    calls = 0;
+    cl_hl7_msg *m = NULL;
+    cl_hl7_error e;
+    cl_err err;
+    cl_alloc_set_fail_hook(fail_nth, NULL);
+    int rc = cl_hl7_parse(p, n, NULL, &m, &e, &err);
+    char *ack = NULL;
+    size_t an = 0;
+    int arc = CL_ENOMEM;
+    if (rc == 0) {
+      cl_hl7_ack_params ap = {.control_id = "1", .timestamp = "2026"};
+      arc = cl_hl7_ack(m, NULL, &ap, &ack, &an, &err);
+    }
+    cl_alloc_set_fail_hook(NULL, NULL);
+    if (rc != 0) {
+      cr_assert_eq(rc, CL_ENOMEM, "allocation %d: %s", fail_at, err.msg);
+      cr_assert_eq(e.code, 207);
+      cr_assert_null(m);
+    } else if (arc != 0) {
+      cr_assert_eq(arc, CL_ENOMEM, "allocation %d: %s", fail_at, err.msg);
+      cr_assert_null(ack);
+    } else {
+      done = 1;
+    }
+    cl_free(ack);
+    cl_hl7_free(m);
+  }
+  cr_assert(done);
+  cr_assert_gt(fail_at, 3);
+  free(p);
 }
