@@ -138,9 +138,12 @@ CL_MUST_CHECK int cl_hl7_parse(const uint8_t *p, size_t n, const cl_hl7_limits *
 
 /* Parses only the MSH segment of `p`, leniently: no version, charset,
  * required-field or escape checks, bytes >= 0x80 taken as 8859/1, so that a
- * refused message can still be acknowledged to its sender (ack.h). Same
- * ownership and errors as cl_hl7_parse; fails only when there is no MSH
- * with usable encoding characters, a limit is exceeded, or memory runs out. */
+ * refused message can still be acknowledged to its sender (ack.h). Only
+ * the first line is read (and copied), so a message refused for its size
+ * or cut short still yields its MSH. Same ownership and errors as
+ * cl_hl7_parse; fails only when there is no MSH with usable encoding
+ * characters or control characters in it, a limit is exceeded (by the MSH
+ * line), or memory runs out. */
 CL_MUST_CHECK int cl_hl7_parse_msh(const uint8_t *p, size_t n, const cl_hl7_limits *lim,
                                    cl_hl7_msg **out, cl_err *err);
 

@@ -506,11 +506,23 @@ static int phase_d(pctx *c) {
   return 0;
 }
 
+/* The end of the first non-blank line of p[0..n) (a BOM skipped too). */
+static size_t first_line_end(const uint8_t *p, size_t n) {
+  size_t i = n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  while (i < n && is_eol((char)p[i]))
+    i++;
+  while (i < n && !is_eol((char)p[i]))
+    i++;
+  return i;
+}
+
 static int parse(const uint8_t *p, size_t n, const cl_hl7_limits *lim, int lenient,
                  cl_hl7_msg **out, cl_hl7_error *herr, cl_err *err) {
   if (!out || (!p && n > 0))
     return cl_err_set(err, CL_EINVAL, "hl7: NULL argument");
   *out = NULL;
+  if (lenient) /* only the first line matters: a huge or cut message still has its MSH */
+    n = first_line_end(p, n);
   cl_hl7_msg *m = cl_calloc(1, sizeof *m);
   pctx c = {.m = m, .n = n, .lenient = lenient, .herr = herr, .err = err};
   c.lim.max_message = lim && lim->max_message ? lim->max_message : CL_HL7_DEFAULT_MAX_MESSAGE;

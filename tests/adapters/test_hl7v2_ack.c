@@ -3,6 +3,7 @@
  * non-default encoding characters, and for input without a usable MSH. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "adapters/hl7v2/ack.h"
@@ -118,6 +119,21 @@ Test(hl7v2_ack, no_msh_is_ar_with_defaults) {
       "MSA|AR|\r"
       "ERR||MSH^1^2|102^Data type error^HL70357|E||||encoding characters '\\S\\\\S\\' "
       "must be 4 (or, since v2.7, 5) characters\r");
+}
+
+Test(hl7v2_ack, oversized_message_still_answered_with_its_msh) {
+  const char *msh = "MSH|^~\\&|A|B|C|D|1||ADT^A01|BIG1|P|2.5\rNTE|1||";
+  size_t h = strlen(msh), n = h + CL_HL7_DEFAULT_MAX_MESSAGE;
+  char *s = malloc(n + 1);
+  memcpy(s, msh, h);
+  memset(s + h, 'x', n - h);
+  s[n] = '\0';
+  expect_refusal_ack(s, "K3",
+                     "MSH|^~\\&|C|D|A|B|" TS "||ACK^A01^ACK|K3|P|2.5\r"
+                     "MSA|AR|BIG1\r"
+                     "ERR|||207^Application internal error^HL70357|E||||message of 8388654 "
+                     "bytes exceeds the limit of 8388608\r");
+  free(s);
 }
 
 Test(hl7v2_ack, v23_uses_err1_and_msa3) {
