@@ -2,9 +2,12 @@
  * the same frames; junk is skipped and counted; oversized frames are
  * refused and the next frame is still read. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/hl7v2/ack.h"
+#include "adapters/hl7v2/hl7.h"
 #include "adapters/hl7v2/mllp.h"
 #include "hl7v2_fixture.h"
 #include "store/alloc.h"
@@ -225,4 +228,67 @@ Test(mllp, framer_refuses_framing_bytes) {
   cr_expect_eq(fn, 3);
   cr_expect(memcmp(f, "\x0b\x1c\r", 3) == 0);
   cl_free(f);
+}
+
+/* What the listener will do, without the socket: deframe a stream, parse
+ * each message, answer each with a framed ACK. */
+typedef struct answers {
+  char codes[4][3];
+  char ctl[4][16];
+  int n;
+} answers;
+
+static int answer(void *ctx, const cl_mllp_event *ev) {
+  answers *a = ctx;
+  cr_assert_eq(ev->kind, CL_MLLP_FRAME);
+  cl_hl7_msg *m = NULL;
+  cl_hl7_error e;
+  cl_err err;
+  cl_hl7_ack_params ap = {.control_id = "ACK1", .timestamp = "20261205"};
+  char *ack = NULL;
+  size_t n = 0;
+  if (cl_hl7_parse(ev->p, ev->n, NULL, &m, &e, &err) == 0)
+    cr_assert_eq(cl_hl7_ack(m, NULL, &ap, &ack, &n, &err), 0, "%s", err.msg);
+  else
+    cr_assert_eq(cl_hl7_ack_raw(ev->p, ev->n, &e, &ap, &ack, &n, &err), 0, "%s", err.msg);
+  cl_hl7_free(m);
+  uint8_t *framed = NULL;
+  size_t fn = 0;
+  cr_assert_eq(cl_mllp_frame((const uint8_t *)ack, n, &framed, &fn, &err), 0, "%s", err.msg);
+  cr_assert_eq(fn, n + 3);
+  cl_hl7_msg *am = hl7t_parse(ack);
+  snprintf(a->codes[a->n], sizeof a->codes[0], "%s", cl_hl7_path(am, "MSA-1").s);
+  snprintf(a->ctl[a->n], sizeof a->ctl[0], "%s", cl_hl7_path(am, "MSA-2").s);
+  a->n++;
+  cl_hl7_free(am);
+  cl_free(framed);
+  cl_free(ack);
+  return 0;
+}
+
+Test(mllp, deframe_parse_and_acknowledge) {
+  size_t n1, n2;
+  uint8_t *m1 = hl7t_read("ras_o17.hl7", &n1), *m2 = hl7t_read("adt_a08_crlf.hl7", &n2);
+  const char *bad = "MSH|^~\\&|A|B|C|D|1||ADT^A01|BAD7|P|2.9\r";
+  uint8_t *stream = malloc(n1 + n2 + strlen(bad) + 16);
+  size_t n = 0;
+  put_frame(stream, &n, m1, n1);
+  put_frame(stream, &n, bad, strlen(bad));
+  put_frame(stream, &n, m2, n2);
+  cl_mllp *d = new_deframer(0);
+  answers a = {0};
+  cl_err err;
+  for (size_t i = 0; i < n; i += 7)
+    cr_assert_eq(cl_mllp_feed(d, stream + i, i + 7 > n ? n - i : 7, answer, &a, NULL, &err), 0);
+  cr_assert_eq(a.n, 3);
+  cr_expect_str_eq(a.codes[0], "AA");
+  cr_expect_str_eq(a.ctl[0], "BCMA300");
+  cr_expect_str_eq(a.codes[1], "AR");
+  cr_expect_str_eq(a.ctl[1], "BAD7");
+  cr_expect_str_eq(a.codes[2], "AA");
+  cr_expect_str_eq(a.ctl[2], "MSG00002");
+  cl_mllp_free(d);
+  free(stream);
+  free(m1);
+  free(m2);
 }
