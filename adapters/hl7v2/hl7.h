@@ -63,7 +63,8 @@
 typedef struct cl_hl7_limits {
   size_t max_message; /* larger input: CL_ETOOBIG, ERR code 207 */
   size_t max_field;   /* a longer raw field: CL_ETOOBIG, ERR code 102, at that field */
-  size_t max_nodes;   /* bounds the tree (memory) for inputs made of delimiters */
+  size_t max_nodes;   /* bounds the tree (memory) for inputs made of delimiters;
+                         at most UINT32_MAX (larger values are clamped) */
 } cl_hl7_limits;
 
 /* HL7 table 0357, message error condition codes (ERR-3 / ERR-1.4). */

@@ -212,10 +212,7 @@ static int build_segment(pctx *c, cl_hl7_seg *s, size_t b, size_t e, int first) 
                 "'%s' is not a segment id followed by the field separator", q);
   }
   int msh = memcmp(p, "MSH", 3) == 0;
-  if (first && !msh)
-    return perr(c, CL_EMALFORMED, CL_HL7_SEGMENT_SEQUENCE, l,
-                "the message does not start with MSH");
-  if (!first && msh)
+  if (!first && msh) /* (the first one was checked by phase_a) */
     return perr(c, CL_EMALFORMED, CL_HL7_SEGMENT_SEQUENCE, l,
                 "a second MSH: one message per parse (batches are not accepted here)");
   /* control characters: name the field they are in */
@@ -528,6 +525,8 @@ static int parse(const uint8_t *p, size_t n, const cl_hl7_limits *lim, int lenie
   c.lim.max_message = lim && lim->max_message ? lim->max_message : CL_HL7_DEFAULT_MAX_MESSAGE;
   c.lim.max_field = lim && lim->max_field ? lim->max_field : CL_HL7_DEFAULT_MAX_FIELD;
   c.lim.max_nodes = lim && lim->max_nodes ? lim->max_nodes : CL_HL7_DEFAULT_MAX_NODES;
+  if (c.lim.max_nodes > UINT32_MAX) /* node counts are uint32_t (hl7_int.h) */
+    c.lim.max_nodes = UINT32_MAX;
   if (!m)
     return oom(&c, (loc){0});
   int rc;
