@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "replication/fsm.h"
+#include "replication/node_int.h"
 #include "replication/tls.h"
 #include "replication/transport.h"
 
@@ -23,100 +24,6 @@
  * so every member knows where the others serve the API (forwarding, catch-up);
  * the transport (replication/transport.h) hands TCP only the Raft part. */
 _Static_assert(CL_RTRANSPORT_ADDR_MAX == CL_REPL_ADDR_MAX, "one address size");
-
-/* ------------------------------------------------------------ operations */
-
-enum op_kind { OP_APPEND, OP_BARRIER, OP_STATUS, OP_ADD, OP_REMOVE, OP_TRANSFER, OP_STOP };
-
-typedef struct op op;
-struct op {
-  int kind;
-  op *next;
-  cl_repl *n;
-  /* completion: guarded by the node's op mutex */
-  pthread_cond_t cv; /* signalled when done: the caller alone waits on it */
-  int done;
-  int refs; /* the caller and the loop */
-  int rc;
-  cl_err err;
-  /* OP_APPEND */
-  Clinlog__V1__PreparedBatch *pb;
-  cl_prefixes *pre; /* its records, encoded by the caller's thread */
-  size_t bytes;
-  cl_append_result r;
-  /* membership */
-  uint64_t id;
-  char address[2 * CL_REPL_ADDR_MAX + 2];
-  int promote; /* OP_ADD: 0 no promotion, else 1 + attempts so far */
-  cl_repl_status *status;
-  union {
-    struct raft_change change;
-    struct raft_barrier barrier;
-    struct raft_transfer transfer;
-  } req;
-};
-
-/* Appends packed into one Raft entry. */
-typedef struct group {
-  struct raft_apply req;
-  uint64_t id;
-  op **ops;
-  cl_apply_item *items;
-  size_t n;
-  int finished;
-  struct group *next;
-} group;
-
-#define PROMOTE_TRIES 600 /* promotion attempts (each after a round of up to ~1 s) */
-
-typedef struct promotion {
-  op *o;
-  struct promotion *next;
-} promotion;
-
-struct cl_repl {
-  cl_repl_options o;
-  char dir[4096];
-  char self_address[2 * CL_REPL_ADDR_MAX + 2];
-  char api_address[CL_REPL_ADDR_MAX];
-  cl_log *log;
-
-  uv_loop_t loop;
-  uv_async_t async;
-  uv_timer_t tick;
-  struct raft_io io;
-  cl_rtransport *tr; /* owned */
-  struct raft raft;
-  struct raft_fsm rfsm;
-  cl_fsm fsm;
-  pthread_t thread;
-  int started;
-
-  /* submissions (any thread -> loop) */
-  pthread_mutex_t qmu;
-  op *qhead, *qtail;
-  int stopping;
-
-  /* completions (loop -> callers) */
-  pthread_mutex_t omu; /* every op's completion (done, rc, err, refs) */
-
-  /* loop-owned */
-  op *pending_head, *pending_tail; /* appends waiting for a group */
-  size_t pending_n;
-  group *groups; /* entries in flight */
-  unsigned inflight;
-  uint64_t next_group;
-  uint64_t origin;
-  promotion *promotions;
-  op *stop_op;
-  int head_submitted;
-
-  /* cached for other threads (routing) */
-  pthread_mutex_t cmu;
-  int is_leader;
-  uint64_t leader_id;
-  char leader_api[CL_REPL_ADDR_MAX];
-};
 
 void cl_repl_options_init(cl_repl_options *o) {
   memset(o, 0, sizeof *o);
@@ -144,7 +51,7 @@ const char *cl_repl_role_name(int role) {
   }
 }
 
-static op *op_new(int kind) {
+op *repl_op_new(int kind) {
   op *o = calloc(1, sizeof *o);
   if (o) {
     o->kind = kind;
@@ -154,7 +61,7 @@ static op *op_new(int kind) {
   return o;
 }
 
-static void op_unref(cl_repl *n, op *o) {
+void repl_op_unref(cl_repl *n, op *o) {
   pthread_mutex_lock(&n->omu);
   int last = --o->refs == 0;
   pthread_mutex_unlock(&n->omu);
@@ -171,7 +78,7 @@ static void op_unref(cl_repl *n, op *o) {
 }
 
 /* Loop: the operation is finished (rc, err and results set). */
-static void op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
+void repl_op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
   pthread_mutex_lock(&n->omu);
   o->rc = rc;
   if (rc && err)
@@ -179,11 +86,10 @@ static void op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
   o->done = 1;
   pthread_cond_signal(&o->cv); /* one waiter, not every caller in flight */
   pthread_mutex_unlock(&n->omu);
-  op_unref(n, o);
+  repl_op_unref(n, o);
 }
 
-static void op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) CL_PRINTF(4, 5);
-static void op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) {
+void repl_op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) {
   cl_err e;
   cl_err_clear(&e);
   e.code = code;
@@ -191,16 +97,16 @@ static void op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(e.msg, sizeof e.msg, fmt, ap);
   va_end(ap);
-  op_complete(n, o, code, &e);
+  repl_op_complete(n, o, code, &e);
 }
 
 /* Caller: hands o to the loop and waits for it (or for the deadline). */
-static int op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
+int repl_op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
   pthread_mutex_lock(&n->qmu);
   if (n->stopping) {
     pthread_mutex_unlock(&n->qmu);
     pthread_mutex_lock(&n->omu);
-    o->refs--; /* the loop never sees it; the caller's op_unref frees it */
+    o->refs--; /* the loop never sees it; the caller's repl_op_unref frees it */
     o->done = 1;
     pthread_mutex_unlock(&n->omu);
     return cl_err_set(err, CL_EUNAVAILABLE, "node is stopping");
@@ -231,7 +137,7 @@ static int op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
 
 /* ------------------------------------------------------------- loop side */
 
-static void refresh_cache(cl_repl *n) {
+void repl_refresh_cache(cl_repl *n) {
   raft_id lid = 0;
   const char *laddr = NULL;
   raft_leader(&n->raft, &lid, &laddr);
@@ -251,7 +157,7 @@ static void refresh_cache(cl_repl *n) {
 
 /* After every Raft step: routing sees a new leader at once (a stale view
  * after a transfer would make two nodes forward writes to each other). */
-static void step_cb(struct raft *r) { refresh_cache(r->data); }
+static void step_cb(struct raft *r) { repl_refresh_cache(r->data); }
 
 static void group_free(group *g) {
   free(g->ops);
@@ -289,7 +195,7 @@ static void fsm_done(void *ctx, uint64_t gid, int rc, const cl_err *err) {
       o->r = it->r;
       memset(&it->r, 0, sizeof it->r);
     }
-    op_complete(n, o, orc, rc ? err : &it->err);
+    repl_op_complete(n, o, orc, rc ? err : &it->err);
   }
 }
 
@@ -318,7 +224,7 @@ static void group_apply_cb(struct raft_apply *req, int status, void *result) {
   if (!g->finished) {
     g->finished = 1;
     for (size_t i = 0; i < g->n; i++)
-      op_fail(n, g->ops[i], CL_EUNAVAILABLE,
+      repl_op_fail(n, g->ops[i], CL_EUNAVAILABLE,
               "leadership lost before the entry was applied (%s); it may still commit: retry "
               "with the same event ids",
               raft_strerror(status ? status : RAFT_LEADERSHIPLOST));
@@ -341,7 +247,7 @@ static void flush_appends(cl_repl *n) {
       while (n->pending_head) {
         op *o = n->pending_head;
         n->pending_head = o->next;
-        op_fail(n, o, CL_ENOTLEADER, "not the leader");
+        repl_op_fail(n, o, CL_ENOTLEADER, "not the leader");
       }
       n->pending_tail = NULL;
       n->pending_n = 0;
@@ -370,7 +276,7 @@ static void flush_appends(cl_repl *n) {
       if (!n->pending_head)
         n->pending_tail = NULL;
       n->pending_n--;
-      op_fail(n, o, CL_ENOMEM, "out of memory");
+      repl_op_fail(n, o, CL_ENOMEM, "out of memory");
       continue;
     }
     g->id = ++n->next_group;
@@ -414,106 +320,8 @@ static void flush_appends(cl_repl *n) {
     }
     free(ac);
     for (size_t i = 0; i < cnt; i++)
-      op_complete(n, g->ops[i], err.code, &err);
+      repl_op_complete(n, g->ops[i], err.code, &err);
     group_free(g);
-  }
-}
-
-static void change_cb(struct raft_change *req, int status);
-
-static int queue_promotion(cl_repl *n, op *o);
-
-static void voter_cb(struct raft_change *req, int status) {
-  op *o = req->data;
-  cl_repl *n = o->n;
-  /* libraft's last catch-up round fails when the node is busy restoring a
-   * snapshot (its loop is held by the catch-up): wait and try again, up to
-   * PROMOTE_TRIES times */
-  if (status == RAFT_NOCONNECTION && ++o->promote < PROMOTE_TRIES &&
-      raft_state(&n->raft) == RAFT_LEADER && queue_promotion(n, o) == 0)
-    return;
-  if (status)
-    op_fail(n, o, CL_EUNAVAILABLE, "promoting node %llu: %s", (unsigned long long)o->id,
-            raft_strerror(status));
-  else
-    op_complete(n, o, 0, NULL);
-}
-
-static void standby_cb(struct raft_change *req, int status) {
-  op *o = req->data;
-  cl_repl *n = o->n;
-  if (status) {
-    op_fail(n, o, CL_EUNAVAILABLE, "adding node %llu as standby: %s", (unsigned long long)o->id,
-            raft_strerror(status));
-    return;
-  }
-  if (!o->promote) {
-    op_complete(n, o, 0, NULL);
-    return;
-  }
-  if (queue_promotion(n, o) != 0)
-    op_fail(n, o, CL_ENOMEM, "out of memory");
-}
-
-static int queue_promotion(cl_repl *n, op *o) {
-  promotion *p = malloc(sizeof *p);
-  if (!p)
-    return -1;
-  p->o = o;
-  p->next = n->promotions;
-  n->promotions = p;
-  return 0;
-}
-
-static void added_cb(struct raft_change *req, int status) {
-  op *o = req->data;
-  cl_repl *n = o->n;
-  if (status) {
-    op_fail(n, o, CL_EUNAVAILABLE, "adding node %llu: %s", (unsigned long long)o->id,
-            raft_strerror(status));
-    return;
-  }
-  int rv = raft_assign(&n->raft, &o->req.change, o->id, RAFT_STANDBY, standby_cb);
-  if (rv)
-    op_fail(n, o, rv == RAFT_NOTLEADER ? CL_ENOTLEADER : CL_EUNAVAILABLE,
-            "making node %llu a standby: %s", (unsigned long long)o->id, raft_strerror(rv));
-}
-
-static void change_cb(struct raft_change *req, int status) {
-  op *o = req->data;
-  cl_repl *n = o->n;
-  if (status)
-    op_fail(n, o, CL_EUNAVAILABLE, "%s", raft_strerror(status));
-  else
-    op_complete(n, o, 0, NULL);
-}
-
-/* Standbys waiting to become voters: promoted once within a few entries of
- * the leader (libraft then runs its own last catch-up round). */
-static void check_promotions(cl_repl *n) {
-  promotion **pp = &n->promotions;
-  while (*pp) {
-    promotion *p = *pp;
-    op *o = p->o;
-    int leader = raft_state(&n->raft) == RAFT_LEADER;
-    raft_index match = 0;
-    if (leader && raft_match_index(&n->raft, o->id, &match) != 0)
-      match = 0;
-    if (!leader || match + 64 >= raft_last_index(&n->raft)) {
-      *pp = p->next;
-      free(p);
-      if (!leader) {
-        op_fail(n, o, CL_ENOTLEADER, "leadership lost while node %llu caught up",
-                (unsigned long long)o->id);
-        continue;
-      }
-      int rv = raft_assign(&n->raft, &o->req.change, o->id, RAFT_VOTER, voter_cb);
-      if (rv)
-        op_fail(n, o, CL_EUNAVAILABLE, "promoting node %llu: %s", (unsigned long long)o->id,
-                raft_strerror(rv));
-      continue;
-    }
-    pp = &p->next;
   }
 }
 
@@ -521,59 +329,10 @@ static void barrier_cb(struct raft_barrier *req, int status) {
   op *o = req->data;
   cl_repl *n = o->n;
   if (status)
-    op_fail(n, o, status == RAFT_NOTLEADER ? CL_ENOTLEADER : CL_EUNAVAILABLE, "barrier: %s",
+    repl_op_fail(n, o, status == RAFT_NOTLEADER ? CL_ENOTLEADER : CL_EUNAVAILABLE, "barrier: %s",
             raft_strerror(status));
   else
-    op_complete(n, o, 0, NULL);
-}
-
-static void transfer_cb(struct raft_transfer *req) {
-  op *o = req->data;
-  cl_repl *n = o->n;
-  refresh_cache(n);
-  if (raft_state(&n->raft) == RAFT_LEADER)
-    op_fail(n, o, CL_EUNAVAILABLE, "leadership transfer did not complete");
-  else
-    op_complete(n, o, 0, NULL);
-}
-
-static void fill_status(cl_repl *n, cl_repl_status *st) {
-  memset(st, 0, sizeof *st);
-  st->id = n->o.id;
-  int s = raft_state(&n->raft);
-  st->state = s == RAFT_LEADER      ? "leader"
-              : s == RAFT_FOLLOWER  ? "follower"
-              : s == RAFT_CANDIDATE ? "candidate"
-                                    : "unavailable";
-  st->term = raft_current_term(&n->raft);
-  raft_id lid = 0;
-  const char *laddr = NULL;
-  raft_leader(&n->raft, &lid, &laddr);
-  st->leader_id = lid;
-  st->commit_index = raft_commit_index(&n->raft);
-  st->last_applied = raft_last_applied(&n->raft);
-  st->last_index = raft_last_index(&n->raft);
-  st->store_applied = cl_log_applied_index(n->log);
-  for (unsigned i = 0; i < n->raft.configuration.n && st->n < CL_REPL_MAX_MEMBERS; i++) {
-    const struct raft_server *sv = &n->raft.configuration.servers[i];
-    cl_repl_member *m = &st->members[st->n++];
-    m->id = sv->id;
-    cl_rtransport_raft_part(sv->address, m->raft_address, sizeof m->raft_address);
-    cl_rtransport_api_part(sv->address, m->api_address, sizeof m->api_address);
-    m->role = sv->role == RAFT_VOTER     ? CL_ROLE_VOTER
-              : sv->role == RAFT_STANDBY ? CL_ROLE_STANDBY
-                                         : CL_ROLE_SPARE;
-    raft_index mi = 0;
-    if (s == RAFT_LEADER) {
-      if (sv->id == n->o.id)
-        mi = raft_last_index(&n->raft);
-      else if (raft_match_index(&n->raft, sv->id, &mi) != 0)
-        mi = 0;
-    }
-    m->match_index = mi;
-    if (sv->id == lid)
-      memcpy(st->leader_api, m->api_address, sizeof st->leader_api);
-  }
+    repl_op_complete(n, o, 0, NULL);
 }
 
 static void close_done(struct raft *r) {
@@ -581,20 +340,20 @@ static void close_done(struct raft *r) {
   uv_close((uv_handle_t *)&n->async, NULL);
   uv_close((uv_handle_t *)&n->tick, NULL);
   if (n->stop_op)
-    op_complete(n, n->stop_op, 0, NULL);
+    repl_op_complete(n, n->stop_op, 0, NULL);
 }
 
 static void fail_everything(cl_repl *n) {
   while (n->pending_head) {
     op *o = n->pending_head;
     n->pending_head = o->next;
-    op_fail(n, o, CL_EUNAVAILABLE, "node is stopping");
+    repl_op_fail(n, o, CL_EUNAVAILABLE, "node is stopping");
   }
   n->pending_tail = NULL;
   while (n->promotions) {
     promotion *p = n->promotions;
     n->promotions = p->next;
-    op_fail(n, p->o, CL_EUNAVAILABLE, "node is stopping");
+    repl_op_fail(n, p->o, CL_EUNAVAILABLE, "node is stopping");
     free(p);
   }
 }
@@ -605,7 +364,7 @@ static void run_op(cl_repl *n, op *o) {
   switch (o->kind) {
   case OP_APPEND:
     if (raft_state(&n->raft) != RAFT_LEADER) {
-      op_fail(n, o, CL_ENOTLEADER, "not the leader");
+      repl_op_fail(n, o, CL_ENOTLEADER, "not the leader");
       return;
     }
     if (n->pending_tail)
@@ -616,28 +375,19 @@ static void run_op(cl_repl *n, op *o) {
     n->pending_n++;
     return;
   case OP_STATUS:
-    fill_status(n, o->status);
-    op_complete(n, o, 0, NULL);
+    repl_fill_status(n, o->status);
+    repl_op_complete(n, o, 0, NULL);
     return;
   case OP_BARRIER:
     o->req.barrier.data = o;
     rv = raft_barrier(&n->raft, &o->req.barrier, barrier_cb);
     break;
   case OP_ADD:
-    o->req.change.data = o;
-    rv = raft_add(&n->raft, &o->req.change, o->id, o->address, added_cb);
-    break;
   case OP_REMOVE:
-    if (o->id == n->o.id) {
-      op_fail(n, o, CL_EINVAL, "the leader cannot remove itself: transfer leadership first");
-      return;
-    }
-    o->req.change.data = o;
-    rv = raft_remove(&n->raft, &o->req.change, o->id, change_cb);
-    break;
   case OP_TRANSFER:
-    o->req.transfer.data = o;
-    rv = raft_transfer(&n->raft, &o->req.transfer, o->id, transfer_cb);
+    rv = repl_member_op(n, o);
+    if (rv < 0)
+      return;
     break;
   case OP_STOP:
     n->stop_op = o;
@@ -646,7 +396,7 @@ static void run_op(cl_repl *n, op *o) {
     return;
   }
   if (rv)
-    op_fail(n, o,
+    repl_op_fail(n, o,
             rv == RAFT_NOTLEADER ? CL_ENOTLEADER
             : rv == RAFT_BADID   ? CL_ENOTFOUND
                                  : CL_EUNAVAILABLE,
@@ -664,7 +414,7 @@ static void async_cb(uv_async_t *h) {
     list = o->next;
     o->next = NULL;
     if (n->stop_op && o->kind != OP_STOP) {
-      op_fail(n, o, CL_EUNAVAILABLE, "node is stopping");
+      repl_op_fail(n, o, CL_EUNAVAILABLE, "node is stopping");
       continue;
     }
     run_op(n, o);
@@ -677,9 +427,9 @@ static void tick_cb(uv_timer_t *t) {
   cl_repl *n = t->data;
   if (n->stop_op)
     return;
-  refresh_cache(n);
+  repl_refresh_cache(n);
   submit_head(n);
-  check_promotions(n);
+  repl_check_promotions(n);
   flush_appends(n);
 }
 
@@ -931,13 +681,13 @@ fail_mem:
 void cl_repl_stop(cl_repl *n) {
   if (!n)
     return;
-  op *o = op_new(OP_STOP);
+  op *o = repl_op_new(OP_STOP);
   cl_err err;
   if (o) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + STOP_GRACE_MS;
-    if (op_run(n, o, deadline, &err) == CL_ETIMEDOUT) { /* later callers get CL_EUNAVAILABLE */
+    if (repl_op_run(n, o, deadline, &err) == CL_ETIMEDOUT) { /* later callers get CL_EUNAVAILABLE */
       /* Raft's close never finished (a transport callback that never
        * came: the TLS handshake write failure fixed in tls.c was one; this
        * stays as a safety net): go on without it, as after a crash. Every
@@ -957,13 +707,13 @@ void cl_repl_stop(cl_repl *n) {
   while (n->qhead) {
     op *q = n->qhead;
     n->qhead = q->next;
-    op_fail(n, q, CL_EUNAVAILABLE, "node is stopping");
+    repl_op_fail(n, q, CL_EUNAVAILABLE, "node is stopping");
   }
   raft_uv_close(&n->io);
   uv_loop_close(&n->loop);
   cl_rtransport_free(n->tr);
   if (o)
-    op_unref(n, o);
+    repl_op_unref(n, o);
   free(n);
 }
 
@@ -989,7 +739,7 @@ int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadli
     Clinlog__V1__PreparedBatch *pb;
     if ((rc = cl_log_prepare(n->log, b, &pb, err)))
       return rc;
-    op *o = op_new(OP_APPEND);
+    op *o = repl_op_new(OP_APPEND);
     if (!o) {
       clinlog__v1__prepared_batch__free_unpacked(pb, NULL);
       return cl_err_set(err, CL_ENOMEM, "out of memory");
@@ -999,7 +749,7 @@ int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadli
     /* encoded here, in parallel with other callers, so the leader's apply on
      * the Raft thread only finishes each record (NULL: it encodes them) */
     o->pre = cl_log_prefixes(pb);
-    rc = op_run(n, o, deadline_ms, err);
+    rc = repl_op_run(n, o, deadline_ms, err);
     if (rc == 0 || rc == CL_ECONFLICT) {
       pthread_mutex_lock(&n->omu);
       *r = o->r;
@@ -1008,27 +758,27 @@ int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadli
       if (rc == CL_ECONFLICT)
         cl_log_name_conflict(n->log, b, pb, r, err); /* pb: still held by o */
     }
-    op_unref(n, o);
+    repl_op_unref(n, o);
   }
   return rc;
 }
 
-static int simple_op(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
+int repl_simple_op(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
   if (!o)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
-  int rc = op_run(n, o, deadline_ms, err);
-  op_unref(n, o);
+  int rc = repl_op_run(n, o, deadline_ms, err);
+  repl_op_unref(n, o);
   return rc;
 }
 
 int cl_repl_barrier(cl_repl *n, int64_t deadline_ms, cl_err *err) {
   if (!cl_repl_leader(n, NULL, NULL, 0))
     return cl_err_set(err, CL_ENOTLEADER, "not the leader");
-  return simple_op(n, op_new(OP_BARRIER), deadline_ms, err);
+  return repl_simple_op(n, repl_op_new(OP_BARRIER), deadline_ms, err);
 }
 
 int cl_repl_get_status(cl_repl *n, cl_repl_status *st, int64_t deadline_ms, cl_err *err) {
-  op *o = op_new(OP_STATUS);
+  op *o = repl_op_new(OP_STATUS);
   if (!o)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   /* owned by the op: a timed-out status op may still run and write into it */
@@ -1036,54 +786,10 @@ int cl_repl_get_status(cl_repl *n, cl_repl_status *st, int64_t deadline_ms, cl_e
     free(o);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
-  int rc = op_run(n, o, deadline_ms, err);
+  int rc = repl_op_run(n, o, deadline_ms, err);
   if (rc == 0)
     *st = *o->status;
-  op_unref(n, o);
+  repl_op_unref(n, o);
   return rc;
 }
 
-int cl_repl_add(cl_repl *n, uint64_t id, const char *raft_address, const char *api_address,
-                int promote, int64_t deadline_ms, cl_err *err) {
-  if (!id || !raft_address || !api_address || !raft_address[0] || !api_address[0] ||
-      strchr(raft_address, CL_RTRANSPORT_ADDR_SEP) || strchr(api_address, CL_RTRANSPORT_ADDR_SEP) ||
-      strlen(raft_address) >= CL_REPL_ADDR_MAX || strlen(api_address) >= CL_REPL_ADDR_MAX)
-    return cl_err_set(err, CL_EINVAL, "add: id, raft_address and api_address required");
-  if (n->o.standalone)
-    return cl_err_set(err, CL_EINVAL, "add: this node has no Raft transport (start it with the "
-                                      "Raft TLS certificate, key and CA)");
-  op *o = op_new(OP_ADD);
-  if (!o)
-    return cl_err_set(err, CL_ENOMEM, "out of memory");
-  o->id = id;
-  o->promote = promote;
-  snprintf(o->address, sizeof o->address, "%s%c%s", raft_address, CL_RTRANSPORT_ADDR_SEP,
-           api_address);
-  return simple_op(n, o, deadline_ms, err);
-}
-
-int cl_repl_remove(cl_repl *n, uint64_t id, int64_t deadline_ms, cl_err *err) {
-  op *o = op_new(OP_REMOVE);
-  if (o)
-    o->id = id;
-  return simple_op(n, o, deadline_ms, err);
-}
-
-int cl_repl_transfer(cl_repl *n, uint64_t id, int64_t deadline_ms, cl_err *err) {
-  /* under load the target may not catch up within one election timeout, in
-   * which case libraft gives up: try again until the deadline */
-  for (;;) {
-    op *o = op_new(OP_TRANSFER);
-    if (o)
-      o->id = id;
-    int rc = simple_op(n, o, deadline_ms, err);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (rc != CL_EUNAVAILABLE || !cl_repl_leader(n, NULL, NULL, 0) ||
-        (deadline_ms && now + 200 >= deadline_ms))
-      return rc;
-    ts = (struct timespec){0, 100 * 1000000};
-    nanosleep(&ts, NULL);
-  }
-}
