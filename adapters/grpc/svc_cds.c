@@ -31,6 +31,7 @@
 #define ALERT_BATCH 64     /* alerts buffered per step */
 #define SCAN_EVENTS 4096   /* log records scanned per step */
 #define MAX_PATIENT_IDS 64 /* patient filters of one Alerts call */
+#define SCAN_SLICE_MS 200  /* scanning without an alert to send: then yield the worker */
 
 static cl_log *log_of(srv_call *c) { return cl_svc_log(srv_svc(c)); }
 
@@ -199,6 +200,7 @@ static void alerts_step(srv_call *c, int ok) {
     srv_finish(c, GRPC_STATUS_UNAVAILABLE, msg, NULL);
     return;
   }
+  int64_t began = srv_now_ms();
   for (;;) {
     if (a->pos < a->n) {
       grpc_byte_buffer *bb = a->bb[a->pos++];
@@ -225,6 +227,12 @@ static void alerts_step(srv_call *c, int ok) {
     }
     if (!a->n && srv_cancelled(c)) { /* a long catch-up without alerts */
       srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
+      return;
+    }
+    if (!a->n && srv_now_ms() - began >= SCAN_SLICE_MS) {
+      /* a long catch-up without alerts: leave the worker to other calls
+       * for a tick (the ticker or the next commit runs this again) */
+      srv_wait(c, srv_now_ms(), alerts_step);
       return;
     }
   }
