@@ -2,10 +2,12 @@
  *
  *   CheckOrder   draft orders checked against the patient's state in the
  *                cds projection (query/cds/order.h); writes nothing
- *   Alerts       the IssueDetected events of the log from after_seq on:
- *                catch-up, then live, woken by the commit feed (srv_wait)
- *                as Log.Subscribe is; only IssueDetected records are
- *                decrypted, and a patient filter compares stream tags first
+ *   Alerts       the IssueDetected events of the log from after_seq on
+ *                (with include_outcomes, their AlertAcknowledged and
+ *                AlertOverridden too): catch-up, then live, woken by the
+ *                commit feed (srv_wait) as Log.Subscribe is; only those
+ *                records are decrypted, and a patient filter compares
+ *                stream tags first
  *   Acknowledge  an AlertAcknowledged / AlertOverridden in the alert's
  *   Override     patient stream, written by the node for the caller
  *                (adapters/service/cds_outcome.h), through the writer
@@ -131,16 +133,35 @@ static int wanted(const alerts *a, const Clinlog__V1__IssueDetected *is) {
   return 0;
 }
 
-/* Packs the Alert of one IssueDetected (ev) at view v into the buffer. */
+/* Packs the Alert of one IssueDetected, AlertAcknowledged or
+ * AlertOverridden (ev) at view v into the buffer. */
 static void alert_add(alerts *a, const cl_event_view *v, const Clinlog__V1__Event *ev) {
   Clinlog__V1__Alert al = CLINLOG__V1__ALERT__INIT;
+  Clinlog__V1__AlertOutcome out = CLINLOG__V1__ALERT_OUTCOME__INIT;
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   ProtobufCBinaryData ids[CL_CDS_MAX_IMPLICATED * 4];
-  const Clinlog__V1__IssueDetected *is = ev->issue_detected;
+  const Clinlog__V1__IssueDetected *is = NULL;
   size_t nid = 0;
-  for (size_t i = 0; i < is->n_implicated && nid < sizeof ids / sizeof ids[0]; i++)
-    if (is->implicated[i]->event_id.len == 16)
-      ids[nid++] = is->implicated[i]->event_id;
+  if (ev->body_case == CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED) {
+    is = ev->issue_detected;
+    for (size_t i = 0; i < is->n_implicated && nid < sizeof ids / sizeof ids[0]; i++)
+      if (is->implicated[i]->event_id.len == 16)
+        ids[nid++] = is->implicated[i]->event_id;
+  } else if (ev->body_case == CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED) {
+    const Clinlog__V1__AlertAcknowledged *k = ev->alert_acknowledged;
+    out.action = CLINLOG__V1__ALERT_ACTION__ALERT_ACTION_ACKNOWLEDGED;
+    out.issue_id = k->issue_id;
+    out.by = k->acknowledged_by ? k->acknowledged_by->principal_id : "";
+    out.reason = k->reason;
+    al.outcome = &out;
+  } else {
+    const Clinlog__V1__AlertOverridden *o = ev->alert_overridden;
+    out.action = CLINLOG__V1__ALERT_ACTION__ALERT_ACTION_OVERRIDDEN;
+    out.issue_id = o->issue_id;
+    out.by = o->overridden_by ? o->overridden_by->principal_id : "";
+    out.reason = o->reason;
+    al.outcome = &out;
+  }
   ts.seconds = v->committed_at_ns / 1000000000;
   ts.nanos = (int32_t)(v->committed_at_ns % 1000000000);
   al.seq = v->seq;
@@ -156,10 +177,17 @@ static void alert_add(alerts *a, const cl_event_view *v, const Clinlog__V1__Even
     a->bb[a->n++] = bb;
 }
 
+/* Is an event of this type sent (before its patient and content are known)? */
+static int type_wanted(const alerts *a, uint32_t type) {
+  return type == CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED ||
+         (a->req->include_outcomes && (type == CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED ||
+                                       type == CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN));
+}
+
 static int alerts_cb(void *ctx, const cl_event_view *v, cl_err *err) {
   alerts *a = ctx;
   a->next = v->seq + 1;
-  if (v->erased || v->event_type != CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED)
+  if (v->erased || !type_wanted(a, v->event_type))
     return 0;
   if (a->ntags) {
     size_t i = 0;
@@ -177,8 +205,8 @@ static int alerts_cb(void *ctx, const cl_event_view *v, cl_err *err) {
     return rc;
   Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, n, plain);
   cl_log_event_free(plain, n);
-  if (ev && ev->body_case == CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED &&
-      wanted(a, ev->issue_detected))
+  if (ev && type_wanted(a, (uint32_t)ev->body_case) &&
+      (ev->body_case != CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED || wanted(a, ev->issue_detected)))
     alert_add(a, v, ev);
   if (ev)
     clinlog__v1__event__free_unpacked(ev, NULL);

@@ -292,6 +292,16 @@ class TestCdsGrpc(ServerTestCase):
         self.assertTrue(r4.duplicate)
         self.assertEqual(r4.seq, r3.seq)
 
+        # the alert's status: its outcomes follow it in the Alerts stream
+        got = self.alerts(lambda g: len(g) >= 3, patient_ids=[self.C], include_outcomes=True)
+        A = common.pb.cds.AlertAction
+        self.assertEqual([(a.outcome.action, a.outcome.issue_id, a.outcome.by) for a in got[1:]],
+                         [(A.Value("ALERT_ACTION_ACKNOWLEDGED"), alert.issue.issue_id, "doc1"),
+                          (A.Value("ALERT_ACTION_OVERRIDDEN"), alert.issue.issue_id, "doc1")])
+        self.assertEqual([a.seq for a in got[1:]], [r1.seq, r3.seq])
+        self.assertEqual((got[0].seq, got[1].HasField("issue")), (alert.seq, False))
+        self.assertEqual(got[2].outcome.reason.text, "short course")
+
         evs = self.stream_events(self.C)
         acks = [e for e in evs if e.WhichOneof("body") == "alert_acknowledged"]
         ovrs = [e for e in evs if e.WhichOneof("body") == "alert_overridden"]
