@@ -133,6 +133,17 @@ static int wanted(const alerts *a, const Clinlog__V1__IssueDetected *is) {
   return 0;
 }
 
+/* Fills *o (its strings views into the event) and returns it. */
+static Clinlog__V1__AlertOutcome *outcome_set(Clinlog__V1__AlertOutcome *o, int action,
+                                              char *issue_id, const Clinlog__V1__Reference *by,
+                                              Clinlog__V1__CodeableConcept *reason) {
+  o->action = action;
+  o->issue_id = issue_id;
+  o->by = by ? by->principal_id : "";
+  o->reason = reason;
+  return o;
+}
+
 /* Packs the Alert of one IssueDetected, AlertAcknowledged or
  * AlertOverridden (ev) at view v into the buffer. */
 static void alert_add(alerts *a, const cl_event_view *v, const Clinlog__V1__Event *ev) {
@@ -149,18 +160,12 @@ static void alert_add(alerts *a, const cl_event_view *v, const Clinlog__V1__Even
         ids[nid++] = is->implicated[i]->event_id;
   } else if (ev->body_case == CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED) {
     const Clinlog__V1__AlertAcknowledged *k = ev->alert_acknowledged;
-    out.action = CLINLOG__V1__ALERT_ACTION__ALERT_ACTION_ACKNOWLEDGED;
-    out.issue_id = k->issue_id;
-    out.by = k->acknowledged_by ? k->acknowledged_by->principal_id : "";
-    out.reason = k->reason;
-    al.outcome = &out;
+    al.outcome = outcome_set(&out, CLINLOG__V1__ALERT_ACTION__ALERT_ACTION_ACKNOWLEDGED,
+                             k->issue_id, k->acknowledged_by, k->reason);
   } else {
     const Clinlog__V1__AlertOverridden *o = ev->alert_overridden;
-    out.action = CLINLOG__V1__ALERT_ACTION__ALERT_ACTION_OVERRIDDEN;
-    out.issue_id = o->issue_id;
-    out.by = o->overridden_by ? o->overridden_by->principal_id : "";
-    out.reason = o->reason;
-    al.outcome = &out;
+    al.outcome = outcome_set(&out, CLINLOG__V1__ALERT_ACTION__ALERT_ACTION_OVERRIDDEN, o->issue_id,
+                             o->overridden_by, o->reason);
   }
   ts.seconds = v->committed_at_ns / 1000000000;
   ts.nanos = (int32_t)(v->committed_at_ns % 1000000000);
