@@ -145,8 +145,9 @@ static Clinlog__V1__AlertOutcome *outcome_set(Clinlog__V1__AlertOutcome *o, int 
 }
 
 /* Packs the Alert of one IssueDetected, AlertAcknowledged or
- * AlertOverridden (ev) at view v into the buffer. */
-static void alert_add(alerts *a, const cl_event_view *v, const Clinlog__V1__Event *ev) {
+ * AlertOverridden (ev) at view v into the buffer. 0, or CL_ENOMEM (the
+ * stream must end: skipping the alert would leave a gap). */
+static int alert_add(alerts *a, const cl_event_view *v, const Clinlog__V1__Event *ev, cl_err *err) {
   Clinlog__V1__Alert al = CLINLOG__V1__ALERT__INIT;
   Clinlog__V1__AlertOutcome out = CLINLOG__V1__ALERT_OUTCOME__INIT;
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -178,8 +179,11 @@ static void alert_add(alerts *a, const cl_event_view *v, const Clinlog__V1__Even
   al.n_implicated_event_ids = nid;
   al.implicated_event_ids = ids;
   grpc_byte_buffer *bb = cl_grpc_pack(&al.base);
-  if (bb)
-    a->bb[a->n++] = bb;
+  if (!bb)
+    return cl_err_set(err, CL_ENOMEM, "out of memory packing the alert at seq %llu",
+                      (unsigned long long)v->seq);
+  a->bb[a->n++] = bb;
+  return 0;
 }
 
 /* Is an event of this type sent (before its patient and content are known)? */
@@ -210,12 +214,15 @@ static int alerts_cb(void *ctx, const cl_event_view *v, cl_err *err) {
     return rc;
   Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, n, plain);
   cl_log_event_free(plain, n);
-  if (ev && type_wanted(a, (uint32_t)ev->body_case) &&
+  if (!ev) /* never skipped: a resume must not find a gap */
+    return cl_err_set(err, CL_ECORRUPT, "the event at seq %llu does not decode",
+                      (unsigned long long)v->seq);
+  rc = 0;
+  if (type_wanted(a, (uint32_t)ev->body_case) &&
       (ev->body_case != CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED || wanted(a, ev->issue_detected)))
-    alert_add(a, v, ev);
-  if (ev)
-    clinlog__v1__event__free_unpacked(ev, NULL);
-  return a->n == ALERT_BATCH;
+    rc = alert_add(a, v, ev, err);
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  return rc ? rc : a->n == ALERT_BATCH;
 }
 
 static void alerts_step(srv_call *c, int ok) {
