@@ -243,7 +243,11 @@ fail:
 int cl_event_pack_node(Clinlog__V1__Event *ev, const char *stream, uint8_t **out, size_t *len,
                        cl_err *err) {
   uint8_t id[16];
-  cl_uuid_v4(id);
+  ProtobufCBinaryData own = ev->event_id;
+  if (own.len == 16 && own.data)
+    memcpy(id, own.data, 16); /* an id the caller derived (idempotent writes) */
+  else
+    cl_uuid_v4(id);
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -263,7 +267,7 @@ int cl_event_pack_node(Clinlog__V1__Event *ev, const char *stream, uint8_t **out
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   else
     clinlog__v1__event__pack(ev, *out);
-  ev->event_id = (ProtobufCBinaryData){0, NULL}; /* the envelope was this call's */
+  ev->event_id = own; /* the envelope was this call's */
   ev->occurred_at = NULL;
   ev->recorded_by = NULL;
   return rc;

@@ -23,8 +23,10 @@ int cl_event_decode(const uint8_t *buf, size_t len, Clinlog__V1__Event **out, cl
 
 /* Packs an event a node writes itself (sessions, break-glass, audit
  * records): ev's body is the caller's; this sets its envelope (a fresh
- * UUID, occurred now, in `stream`, recorded by the log principal with the
- * log role, source "clinlogd") for the packing and clears it again. On
+ * UUID unless ev->event_id holds 16 bytes the caller chose, e.g. derived
+ * for an idempotent write; occurred now, in `stream`, recorded by the log
+ * principal with the log role, source "clinlogd") for the packing and
+ * restores it again. On
  * success *out (cl_malloc'd, *len bytes) is the caller's. CL_ENOMEM. */
 int cl_event_pack_node(Clinlog__V1__Event *ev, const char *stream, uint8_t **out, size_t *len,
                        cl_err *err);

@@ -575,6 +575,11 @@ int cl_client_subscribe(cl_client *c, const Clinlog__V1__SubscribeRequest *req,
                      err);
 }
 
+int cl_client_cds_alerts(cl_client *c, const Clinlog__V1__AlertsRequest *req,
+                         cl_client_stream **out, cl_err *err) {
+  return stream_open(c, M_CDS_ALERTS, &req->base, &clinlog__v1__alert__descriptor, out, err);
+}
+
 int cl_client_health_watch(cl_client *c, const Grpc__Health__V1__HealthCheckRequest *req,
                            cl_client_stream **out, cl_err *err) {
   return stream_open(c, M_HEALTH_WATCH, &req->base,

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "clinlog/v1/api.pb-c.h"
+#include "clinlog/v1/cds.pb-c.h"
 #include "clinlog/v1/cluster.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "store/err.h"
@@ -177,6 +178,11 @@ CL_MUST_CHECK int cl_client_health_watch(cl_client *c,
  * Clinlog__V1__RecordChunk. */
 CL_MUST_CHECK int cl_client_fetch_records(cl_client *c, const Clinlog__V1__FetchRecordsRequest *req,
                                           cl_client_stream **out, cl_err *err);
+
+/* Cds.Alerts (proto/clinlog/v1/cds.proto): a stream of Clinlog__V1__Alert,
+ * catch-up then live; it ends only when cancelled or the server stops. */
+CL_MUST_CHECK int cl_client_cds_alerts(cl_client *c, const Clinlog__V1__AlertsRequest *req,
+                                       cl_client_stream **out, cl_err *err);
 
 /* Blocks for the next message. Returns 1 with *msg set to a returned-owned
  * message (protobuf_c_message_free_unpacked(*msg, NULL)): a

@@ -13,6 +13,7 @@
 
 #include "adapters/grpc/server_int.h"
 #include "adapters/grpc/services.h"
+#include "adapters/grpc/svc_int.h"
 #include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
@@ -59,7 +60,7 @@ static int folded(srv_call *c, const char *name, const Clinlog__V1__Consistency 
   return !want || srv_reached(c, name, want, retry) == 1;
 }
 
-static int begin(srv_call *c) {
+int svc_proj_begin(srv_call *c) {
   if (!(c->st = calloc(1, sizeof(int)))) {
     srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return -1;
@@ -71,8 +72,8 @@ static int begin(srv_call *c) {
 /* The common start of a projection read step: the call is still wanted,
  * its consistency is met (else it is parked to run `retry` again, or
  * finished), and the node runs the projection. NULL: nothing more to do. */
-static cl_proj *ready_on(srv_call *c, const char *name, int ok,
-                         const Clinlog__V1__Consistency *cons, step_fn retry) {
+cl_proj *svc_proj_ready(srv_call *c, const char *name, int ok, const Clinlog__V1__Consistency *cons,
+                        step_fn retry) {
   if (!ok || srv_cancelled(c)) {
     srv_finish(c, GRPC_STATUS_CANCELLED, "cancelled", NULL);
     return NULL;
@@ -81,7 +82,7 @@ static cl_proj *ready_on(srv_call *c, const char *name, int ok,
 }
 
 static cl_proj *ready(srv_call *c, int ok, const Clinlog__V1__Consistency *cons, step_fn retry) {
-  return ready_on(c, STREAMS, ok, cons, retry);
+  return svc_proj_ready(c, STREAMS, ok, cons, retry);
 }
 
 /* ------------------------------------------------------------ GetStream */
@@ -109,7 +110,7 @@ static void get_stream_step(srv_call *c, int ok) {
 
 static void svc_get_stream(srv_call *c, int ok) {
   (void)ok;
-  if (begin(c) == 0)
+  if (svc_proj_begin(c) == 0)
     get_stream_step(c, 1);
 }
 
@@ -172,7 +173,7 @@ static void list_streams_step(srv_call *c, int ok) {
 
 static void svc_list_streams(srv_call *c, int ok) {
   (void)ok;
-  if (begin(c) == 0)
+  if (svc_proj_begin(c) == 0)
     list_streams_step(c, 1);
 }
 
@@ -216,7 +217,7 @@ static void by_type_step(srv_call *c, int ok) {
 
 static void svc_list_events_by_type(srv_call *c, int ok) {
   (void)ok;
-  if (begin(c) == 0)
+  if (svc_proj_begin(c) == 0)
     by_type_step(c, 1);
 }
 
@@ -282,7 +283,7 @@ static size_t fhir_params(Clinlog__V1__FhirParam **in, size_t n, cl_fhir_kv *out
 
 static void fhir_read_step(srv_call *c, int ok) {
   const Clinlog__V1__FhirReadRequest *req = (const Clinlog__V1__FhirReadRequest *)c->req;
-  cl_proj *p = ready_on(c, FHIR, ok, req->consistency, fhir_read_step);
+  cl_proj *p = svc_proj_ready(c, FHIR, ok, req->consistency, fhir_read_step);
   if (!p)
     return;
   cl_fhir_req rq = {.interaction = req->version_id ? CL_FHIR_VREAD : CL_FHIR_READ,
@@ -295,13 +296,13 @@ static void fhir_read_step(srv_call *c, int ok) {
 
 static void svc_fhir_read(srv_call *c, int ok) {
   (void)ok;
-  if (begin(c) == 0)
+  if (svc_proj_begin(c) == 0)
     fhir_read_step(c, 1);
 }
 
 static void fhir_history_step(srv_call *c, int ok) {
   const Clinlog__V1__FhirHistoryRequest *req = (const Clinlog__V1__FhirHistoryRequest *)c->req;
-  cl_proj *p = ready_on(c, FHIR, ok, req->consistency, fhir_history_step);
+  cl_proj *p = svc_proj_ready(c, FHIR, ok, req->consistency, fhir_history_step);
   if (!p)
     return;
   char count[16];
@@ -318,13 +319,13 @@ static void fhir_history_step(srv_call *c, int ok) {
 
 static void svc_fhir_history(srv_call *c, int ok) {
   (void)ok;
-  if (begin(c) == 0)
+  if (svc_proj_begin(c) == 0)
     fhir_history_step(c, 1);
 }
 
 static void fhir_search_step(srv_call *c, int ok) {
   const Clinlog__V1__FhirSearchRequest *req = (const Clinlog__V1__FhirSearchRequest *)c->req;
-  cl_proj *p = ready_on(c, FHIR, ok, req->consistency, fhir_search_step);
+  cl_proj *p = svc_proj_ready(c, FHIR, ok, req->consistency, fhir_search_step);
   if (!p)
     return;
   cl_fhir_kv kv[MAX_FHIR_PARAMS];
@@ -339,14 +340,14 @@ static void fhir_search_step(srv_call *c, int ok) {
 
 static void svc_fhir_search(srv_call *c, int ok) {
   (void)ok;
-  if (begin(c) == 0)
+  if (svc_proj_begin(c) == 0)
     fhir_search_step(c, 1);
 }
 
 static void fhir_everything_step(srv_call *c, int ok) {
   const Clinlog__V1__FhirEverythingRequest *req =
       (const Clinlog__V1__FhirEverythingRequest *)c->req;
-  cl_proj *p = ready_on(c, FHIR, ok, req->consistency, fhir_everything_step);
+  cl_proj *p = svc_proj_ready(c, FHIR, ok, req->consistency, fhir_everything_step);
   if (!p)
     return;
   cl_fhir_kv kv[MAX_FHIR_PARAMS];
@@ -361,12 +362,12 @@ static void fhir_everything_step(srv_call *c, int ok) {
 
 static void svc_fhir_everything(srv_call *c, int ok) {
   (void)ok;
-  if (begin(c) == 0)
+  if (svc_proj_begin(c) == 0)
     fhir_everything_step(c, 1);
 }
 
 static void svc_fhir_capabilities(srv_call *c, int ok) {
-  cl_proj *p = ready_on(c, FHIR, ok, NULL, NULL);
+  cl_proj *p = svc_proj_ready(c, FHIR, ok, NULL, NULL);
   if (!p)
     return;
   cl_fhir_req rq = {.interaction = CL_FHIR_CAPABILITIES, .base = FHIR_BASE};
@@ -648,7 +649,7 @@ static int64_t ts_ns(const Google__Protobuf__Timestamp *t) {
 
 static void audit_query_step(srv_call *c, int ok) {
   const Clinlog__V1__AuditQueryRequest *req = (const Clinlog__V1__AuditQueryRequest *)c->req;
-  cl_proj *p = ready_on(c, AUDIT, ok, req->consistency, audit_query_step);
+  cl_proj *p = svc_proj_ready(c, AUDIT, ok, req->consistency, audit_query_step);
   if (!p)
     return;
   cl_err err;
@@ -712,7 +713,7 @@ static void audit_query_step(srv_call *c, int ok) {
 
 static void svc_audit_query(srv_call *c, int ok) {
   (void)ok;
-  if (begin(c) == 0)
+  if (svc_proj_begin(c) == 0)
     audit_query_step(c, 1);
 }
 

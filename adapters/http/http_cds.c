@@ -29,12 +29,10 @@
 #include <time.h>
 
 #include "adapters/http/http_int.h"
+#include "adapters/service/cds_outcome.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "query/cds/hooks.h"
 #include "query/fhir/engine.h"
-#include "store/event.h"
-#include "store/keys.h"
-#include "store/logkey.h"
 
 #define CDS_PREFIX "/cds-services"
 #define CDS_MAX_FEEDBACK 16
@@ -298,8 +296,10 @@ static enum MHD_Result hook(cl_http *h, struct MHD_Connection *c, const char *se
 
 /* ------------------------------------------------------------ feedback */
 
-/* An AlertOverridden for card k, by the caller, in the patient's stream,
- * signed by the log key as the node writes its own events. */
+/* An AlertOverridden for card k, by the caller, in the patient's stream
+ * (adapters/service/cds_outcome.h: signed by the log key as the node writes
+ * its own events; the same override again appends nothing). The card's
+ * finding is about a draft, not an IssueDetected in the log. */
 static int record_override(cl_http *h, const cl_req_ctx *caller, const http_cds_card *k,
                            const cl_cds_feedback *f, uint64_t *seq, cl_err *err) {
   Clinlog__V1__Code rcode = CLINLOG__V1__CODE__INIT, *rcp = &rcode;
@@ -310,35 +310,16 @@ static int record_override(cl_http *h, const cl_req_ctx *caller, const http_cds_
   reason.n_coding = f->reason_code[0] ? 1 : 0;
   reason.coding = &rcp;
   reason.text = (char *)f->comment;
-  Clinlog__V1__Reference by = CLINLOG__V1__REFERENCE__INIT;
-  by.principal_id = (char *)caller->principal;
-  Clinlog__V1__AlertOverridden ao = CLINLOG__V1__ALERT_OVERRIDDEN__INIT;
-  ao.issue_id = (char *)k->issue;
-  ao.reason = &reason;
-  ao.overridden_by = &by;
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  ev.body_case = CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN;
-  ev.alert_overridden = &ao;
   char stream[96];
   snprintf(stream, sizeof stream, "patient-%s", k->patient);
-  cl_node_batch nb;
-  int rc = cl_log_node_batch(cl_svc_log(h->svc), &ev, stream, &nb, err);
-  if (rc)
-    return rc;
-  /* the node's own write (signed by the log key, not the caller's): the
-   * caller's right to report was the policy's Cds.Feedback */
-  cl_req_ctx wrc;
-  cl_req_ctx_init(&wrc, M_CDS_FEEDBACK, "internal");
-  wrc.deadline_ms = caller->deadline_ms;
-  cl_append_result ar;
-  rc = cl_svc_append(h->svc, &wrc, &nb.b, 1, &ar, NULL, err);
-  if (rc == 0) {
-    *seq = ar.n ? ar.seq[0] : 0;
-    cl_append_result_free(&ar);
-  } else if (rc == CL_ECONFLICT) {
-    cl_append_result_free(&ar);
-  }
-  cl_node_batch_free(&nb);
+  cl_cds_alert_ref a;
+  if (cl_cds_alert_ref_init(&a, k->issue, stream, 0) != 0)
+    return cl_err_set(err, CL_EINVAL, "card %s: no issue id", k->uuid);
+  cl_cds_outcome out;
+  int rc =
+      cl_svc_cds_record(h->svc, caller, M_CDS_FEEDBACK, &a, CL_CDS_OVERRIDE, &reason, &out, err);
+  if (rc == 0)
+    *seq = out.seq;
   return rc;
 }
 

@@ -10,6 +10,7 @@
 
 #include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/auth.pb-c.h"
+#include "clinlog/v1/cds.pb-c.h"
 #include "clinlog/v1/cluster.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
@@ -206,6 +207,33 @@ void audit_subject(cl_req_ctx *rc, const ProtobufCMessage *req) {
     const Clinlog__V1__FhirEverythingRequest *r = (const void *)req;
     snprintf(w, wn, "%s", rc->method == M_CDS_HOOK ? "cds-services" : "cds-services/feedback");
     cl_req_ctx_add_patient(rc, r->patient_id);
+    break;
+  }
+  case M_CDS_CHECK_ORDER: {
+    const Clinlog__V1__CheckOrderRequest *r = (const void *)req;
+    snprintf(w, wn, "Patient/%s/cds-check-order", r->patient_id);
+    cl_req_ctx_add_patient(rc, r->patient_id);
+    snprintf(rc->audit_query, sizeof rc->audit_query, "orders=%zu&other_drafts=%zu", r->n_orders,
+             r->n_other_drafts);
+    break;
+  }
+  case M_CDS_ALERTS: {
+    /* the patients filtered on; without a filter, every patient's alerts */
+    const Clinlog__V1__AlertsRequest *r = (const void *)req;
+    snprintf(w, wn, "%s", r->n_patient_ids ? "cds-alerts" : "cds-alerts:all-patients");
+    for (size_t i = 0; i < r->n_patient_ids; i++)
+      cl_req_ctx_add_patient(rc, r->patient_ids[i]);
+    snprintf(rc->audit_query, sizeof rc->audit_query, "after_seq=%llu&min_severity=%d&kinds=%zu",
+             (unsigned long long)r->after_seq, (int)r->min_severity, r->n_kinds);
+    break;
+  }
+  case M_CDS_ACKNOWLEDGE:
+  case M_CDS_OVERRIDE: {
+    /* the patient is the alert's: the handler adds it once it has found it */
+    const char *id = rc->method == M_CDS_ACKNOWLEDGE
+                         ? ((const Clinlog__V1__AcknowledgeAlertRequest *)req)->alert_id
+                         : ((const Clinlog__V1__OverrideAlertRequest *)req)->alert_id;
+    snprintf(w, wn, "DetectedIssue/%.64s", id);
     break;
   }
   case M_FHIR_EXPORT: {

@@ -170,6 +170,13 @@ static int typed_reads(const cl_policy *p, const cl_req_ctx *rc, const ProtobufC
     const Clinlog__V1__FhirExportRequest *x = (const Clinlog__V1__FhirExportRequest *)req;
     return check_params(p, rc, x->params, x->n_params, 1, err);
   }
+  case M_CDS_CHECK_ORDER: {
+    /* the drafts are checked against the patient's medications and allergies */
+    int code = need_read(p, rc, "MedicationRequest", err);
+    return code ? code : need_read(p, rc, "AllergyIntolerance", err);
+  }
+  case M_CDS_ALERTS:
+    return need_read(p, rc, "DetectedIssue", err); /* IssueDetected is a DetectedIssue */
   case M_CDS_HOOK: {
     /* a hook the server answers from its own views: _type names them (a
      * hook answered from the request's prefetch alone reads nothing) */
@@ -277,6 +284,17 @@ int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage 
   }
   if (rc->method == M_AUDIT_QUERY)
     return own_accounting(p, rc, req, err);
+  if (rc->method == M_CDS_ACKNOWLEDGE || rc->method == M_CDS_OVERRIDE) {
+    /* the node writes the event for the caller: its roles must allow it */
+    uint32_t t = rc->method == M_CDS_ACKNOWLEDGE ? CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED
+                                                 : CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN;
+    if (!cl_policy_may_append(p, rc->roles, t)) {
+      char what[96];
+      snprintf(what, sizeof what, "append %s", cl_event_type_name(t));
+      return deny(rc, err, what);
+    }
+    return 0;
+  }
   int code = typed_reads(p, rc, req, err);
   if (code == CL_EDENIED && cl_policy_reads_compartment(p, rc->roles))
     code = compartment(rc, req, err);

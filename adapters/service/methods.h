@@ -18,7 +18,8 @@ enum cl_method_kind {
   CL_MK_AUTH,       /* logging in and out */
   CL_MK_AUDIT,      /* reads the audit trail */
   CL_MK_EMERGENCY,  /* declares break-glass */
-  CL_MK_CDS         /* asks decision support about a patient (CDS Hooks) and reports back */
+  CL_MK_CDS         /* asks decision support about a patient (CDS Hooks, Cds.CheckOrder) and
+                       reports back (CDS Hooks feedback) */
 };
 
 /* X(id, name, kind) */
@@ -62,7 +63,11 @@ enum cl_method_kind {
   X(M_AUTH_TOKEN, "clinlog.v1.Auth/Token", CL_MK_AUTH)                                             \
   X(M_CDS_DISCOVERY, "clinlog.v1.Cds/Discovery", CL_MK_HEALTH)                                     \
   X(M_CDS_HOOK, "clinlog.v1.Cds/Hook", CL_MK_CDS)                                                  \
-  X(M_CDS_FEEDBACK, "clinlog.v1.Cds/Feedback", CL_MK_CDS)
+  X(M_CDS_FEEDBACK, "clinlog.v1.Cds/Feedback", CL_MK_CDS)                                          \
+  X(M_CDS_CHECK_ORDER, "clinlog.v1.Cds/CheckOrder", CL_MK_CDS)                                     \
+  X(M_CDS_ALERTS, "clinlog.v1.Cds/Alerts", CL_MK_READ)                                             \
+  X(M_CDS_ACKNOWLEDGE, "clinlog.v1.Cds/Acknowledge", CL_MK_WRITE)                                  \
+  X(M_CDS_OVERRIDE, "clinlog.v1.Cds/Override", CL_MK_WRITE)
 
 enum cl_method {
 #define CL_METHOD_ENUM(id, name, kind) id,

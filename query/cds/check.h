@@ -170,6 +170,14 @@ CL_MUST_CHECK int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlo
                                const uint8_t event_id[16], int64_t at_ns, cl_cds_findings *out,
                                cl_err *err);
 
+/* A checker event id for the k-th of the things a caller checks that are
+ * not in the log (CDS Hooks' resources, Cds.CheckOrder's drafts): the
+ * 4-byte `tag`, zeros, and k big-endian in bytes 12..15, so an implicated
+ * id in a finding leads back to the thing. Cannot fail. */
+void cl_cds_local_id(const char tag[4], size_t k, uint8_t id[16]);
+/* The k of such an id with `tag`, if below n; else -1 (an event of the log). */
+long cl_cds_local_index(const char tag[4], const uint8_t id[16], size_t n);
+
 /* The five rights of one administration `a` (borrowed) with id event_id,
  * given at a->administered_at or else at_ns, against st, without changing
  * st. Appends to out (not reset). Checks, each failing as one finding:

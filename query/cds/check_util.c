@@ -296,3 +296,20 @@ void cl_cds_issue_fill(const cl_cds_finding *f, const char *stream, int64_t at_n
   out->msg.rule_version = (char *)(f->kb_version ? f->kb_version : "");
   out->msg.mitigation = (char *)f->mitigation;
 }
+
+void cl_cds_local_id(const char tag[4], size_t k, uint8_t id[16]) {
+  memset(id, 0, 16);
+  memcpy(id, tag, 4);
+  id[12] = (uint8_t)(k >> 24);
+  id[13] = (uint8_t)(k >> 16);
+  id[14] = (uint8_t)(k >> 8);
+  id[15] = (uint8_t)k;
+}
+
+long cl_cds_local_index(const char tag[4], const uint8_t id[16], size_t n) {
+  static const uint8_t zero[8];
+  if (memcmp(id, tag, 4) != 0 || memcmp(id + 4, zero, 8) != 0)
+    return -1;
+  size_t k = (size_t)id[12] << 24 | (size_t)id[13] << 16 | (size_t)id[14] << 8 | id[15];
+  return k < n ? (long)k : -1;
+}

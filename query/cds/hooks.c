@@ -474,22 +474,6 @@ static int push(eval *e, json_t *res, int allergy, int report, int draft, cl_err
   return 0;
 }
 
-static void item_id(size_t i, uint8_t id[16]) {
-  memset(id, 0, 16);
-  memcpy(id, "hook", 4);
-  id[12] = (uint8_t)(i >> 24);
-  id[13] = (uint8_t)(i >> 16);
-  id[14] = (uint8_t)(i >> 8);
-  id[15] = (uint8_t)i;
-}
-
-static long id_item(const uint8_t id[16], size_t n) {
-  if (memcmp(id, "hook", 4) != 0)
-    return -1;
-  size_t i = (size_t)id[12] << 24 | (size_t)id[13] << 16 | (size_t)id[14] << 8 | id[15];
-  return i < n ? (long)i : -1;
-}
-
 /* Is draft `res` named in order-select's selections? (none given: all are) */
 static int selected(const cl_cds_hooks_req *r, json_t *res) {
   if (r->selections == NULL || json_array_size(r->selections) == 0)
@@ -593,6 +577,15 @@ static const char *kind_word(int kind) {
   }
 }
 
+void cl_cds_summary(int kind, const char *name, const char *other, char *out, size_t cap) {
+  if (other != NULL && other[0])
+    snprintf(out, cap, "%s: %s with %s", kind_word(kind), name, other);
+  else
+    snprintf(out, cap, "%s: %s", kind_word(kind), name);
+  if (cap > SUMMARY_MAX)
+    fit(out, SUMMARY_MAX);
+}
+
 static json_t *card_of(const cl_kb *kb, const cl_cds_hooks_req *r, const cl_cds_finding *f,
                        const eval *e, const item *trig) {
   char uuid[37], suuid[37], summary[512], detail[2048], source[160];
@@ -600,16 +593,12 @@ static json_t *card_of(const cl_kb *kb, const cl_cds_hooks_req *r, const cl_cds_
   const char *name = med_name(trig->res);
   const item *other = NULL;
   if (f->n_implicated > 1) {
-    long k = id_item(f->implicated[1], e->n);
+    long k = cl_cds_local_index("hook", f->implicated[1], e->n);
     if (k >= 0)
       other = &e->items[k];
   }
-  if (other != NULL && !other->allergy)
-    snprintf(summary, sizeof summary, "%s: %s with %s", kind_word(f->kind), name,
-             med_name(other->res));
-  else
-    snprintf(summary, sizeof summary, "%s: %s", kind_word(f->kind), name);
-  fit(summary, SUMMARY_MAX);
+  cl_cds_summary(f->kind, name, other != NULL && !other->allergy ? med_name(other->res) : NULL,
+                 summary, sizeof summary);
   snprintf(detail, sizeof detail, "%s\n\n**Management:** %s\n\n*Rule* `%s` (%s)", f->detail,
            f->mitigation[0] ? f->mitigation : "Review the order.", f->rule_id,
            f->source ? f->source : "kb");
@@ -703,7 +692,7 @@ int cl_cds_hooks_evaluate(const cl_kb *kb, const cl_cds_hooks_req *r, const char
   for (size_t i = 0; i < e.n; i++) {
     item *it = &e.items[i];
     uint8_t id[16];
-    item_id(i, id);
+    cl_cds_local_id("hook", i, id);
     int64_t at = now_ns;
     if (it->allergy) {
       allergy_event(b, it->res, r->patient);

@@ -103,6 +103,13 @@ CL_MUST_CHECK int cl_cds_hooks_evaluate(const cl_kb *kb, const cl_cds_hooks_req 
                                         size_t n_extra, int64_t now_ns, char **out, size_t *out_len,
                                         size_t *n_cards, cl_err *err);
 
+/* A finding's one line for people, as a card's summary: "<Kind>: <name>"
+ * or "<Kind>: <name> with <other>" (other NULL or "": none; Kind from the
+ * IssueKind: Interaction, Allergy, Duplicate therapy, Dose), cut to at most
+ * 139 bytes on a UTF-8 boundary ending in "..." (out: cap bytes, at least
+ * 140 for the whole line). Cannot fail. */
+void cl_cds_summary(int kind, const char *name, const char *other, char *out, size_t cap);
+
 /* One item of a feedback request (POST /cds-services/{id}/feedback). */
 typedef struct cl_cds_feedback {
   char card[64];           /* the card's uuid */

@@ -14,6 +14,7 @@
  *    an erasure finds those through it, the rest on disk. */
 #include "query/cds/proj.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -456,4 +457,28 @@ int cl_cds_counts(cl_proj *p, uint64_t *pending, uint64_t *emitted_n, cl_err *er
     *emitted_n = b.n;
   }
   return rc < 0 ? rc : 0;
+}
+
+int cl_cds_patient_load(cl_proj *p, cl_log *log, const char *patient_id, cl_cds_patient **out,
+                        uint64_t *position, cl_err *err) {
+  if (!patient_id || !patient_id[0])
+    return cl_err_set(err, CL_EINVAL, "cds: no patient id");
+  char stream[160];
+  snprintf(stream, sizeof stream, "patient-%s", patient_id);
+  uint8_t tag[32];
+  int rc = cl_log_stream_tag(log, stream, tag, err);
+  if (rc)
+    return rc;
+  if (position)
+    *position = cl_proj_position(p);
+  uint8_t *v;
+  size_t vl;
+  rc = cl_proj_get_sealed(p, FAM_PATIENT, tag, 32, &v, &vl, err);
+  if (rc == CL_ENOTFOUND)
+    return cl_cds_patient_new(patient_id, out, err);
+  if (rc)
+    return rc;
+  rc = cl_cds_patient_parse(v, vl, out, err);
+  cl_free(v);
+  return rc;
 }

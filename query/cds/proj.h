@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "query/cds/check.h"
 #include "query/cds/kb.h"
 #include "query/runner.h"
 #include "store/err.h"
@@ -61,6 +62,17 @@ typedef int (*cl_cds_pending_fn)(void *ctx, const uint8_t key[16], const uint8_t
  * erased meanwhile are skipped (the fold forgets them). Errors: those of
  * the scan, CL_ECRYPTO / CL_ECORRUPT (a tampered value), fn's. */
 int cl_cds_pending(cl_proj *p, size_t max, cl_cds_pending_fn fn, void *ctx, cl_err *err);
+
+/* The checker state of patient `patient_id` (borrowed) as the committed
+ * state of `p` (the cds projection's, over `log`) holds it, or a new, empty
+ * one if the patient has none, and in *position (may be NULL) the
+ * projection's position read just before it: the state reflects at least
+ * the log up to that seq. For Cds.CheckOrder, which applies drafts to it
+ * and throws it away. *out returned-owned (cl_cds_patient_free). Errors:
+ * CL_EINVAL (an empty id), CL_EERASED (the patient's stream is erased),
+ * CL_ECRYPTO / CL_ECORRUPT (a tampered value), CL_EIO, CL_ENOMEM. */
+CL_MUST_CHECK int cl_cds_patient_load(cl_proj *p, cl_log *log, const char *patient_id,
+                                      cl_cds_patient **out, uint64_t *position, cl_err *err);
 
 /* The number of pending and emitted entries (tests, status). */
 int cl_cds_counts(cl_proj *p, uint64_t *pending, uint64_t *emitted, cl_err *err);

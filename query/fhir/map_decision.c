@@ -1,10 +1,12 @@
-/* Decision-support events (800-801) -> DetectedIssue.
+/* Decision-support events (800-802) -> DetectedIssue.
  *
  *   IssueDetected    DetectedIssue, status final (a later IssueDetected with
  *                    the same issue_id restates it; mitigations recorded
  *                    so far are kept)
  *   AlertOverridden  the same DetectedIssue, a new version with one more
  *                    mitigation {action: the override reason, date, author}
+ *   AlertAcknowledged likewise, action the note given, else "Alert
+ *                    acknowledged"
  *
  * Element tables: docs/fhir-map-billing-device-decision.md. */
 #include <ctype.h>
@@ -133,16 +135,20 @@ static int issue_detected(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, c
   return cl_fhir_map_put(m, d, err);
 }
 
-static int alert_overridden(cl_fhir_map *m, const Clinlog__V1__AlertOverridden *b, cl_err *err) {
-  if (!fj_has(b->issue_id))
+/* AlertOverridden and AlertAcknowledged: one more mitigation of the issue
+ * (`text` its action when no reason is given). */
+static int alert_outcome(cl_fhir_map *m, const char *issue_id,
+                         const Clinlog__V1__CodeableConcept *reason,
+                         const Clinlog__V1__Reference *by, const char *text, cl_err *err) {
+  if (!fj_has(issue_id))
     return 0; /* the issue is found by its issue_id only */
   char id[CL_FHIR_ID_MAX];
-  cl_fhir_pid(m, "DetectedIssue", b->issue_id, id);
+  cl_fhir_pid(m, "DetectedIssue", issue_id, id);
   json_t *d;
   int rc = cl_fhir_map_get(m, "DetectedIssue", id, &d, err);
   if (rc == CL_ENOTFOUND) { /* overridden without the detection on record */
     d = cl_fhir_new("DetectedIssue", id);
-    fj_set_one(d, "identifier", fj_business_id(b->issue_id));
+    fj_set_one(d, "identifier", fj_business_id(issue_id));
     json_object_set_new(d, "status", json_string("final"));
     fj_set(d, "patient", cl_fhir_patient_ref(m));
   } else if (rc < 0) {
@@ -150,12 +156,11 @@ static int alert_overridden(cl_fhir_map *m, const Clinlog__V1__AlertOverridden *
   }
   json_object_del(d, "meta");
   json_t *mit = json_object();
-  json_t *action = fj_concept(b->reason);
+  json_t *action = fj_concept(reason);
   /* action is 1..1: an override with no reason given is still an override */
-  json_object_set_new(mit, "action",
-                      action != NULL ? action : json_pack("{s:s}", "text", "Alert overridden"));
+  json_object_set_new(mit, "action", action != NULL ? action : json_pack("{s:s}", "text", text));
   json_object_set_new(mit, "date", cl_fhir_when(m, NULL));
-  fj_set(mit, "author", fj_reference(b->overridden_by));
+  fj_set(mit, "author", fj_reference(by));
   json_t *all = json_object_get(d, "mitigation");
   if (all == NULL) {
     all = json_array();
@@ -171,7 +176,11 @@ int cl_fhir_map_decision(cl_fhir_map *m, cl_err *err) {
   case CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED:
     return issue_detected(m, ev->issue_detected, err);
   case CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN:
-    return alert_overridden(m, ev->alert_overridden, err);
+    return alert_outcome(m, ev->alert_overridden->issue_id, ev->alert_overridden->reason,
+                         ev->alert_overridden->overridden_by, "Alert overridden", err);
+  case CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED:
+    return alert_outcome(m, ev->alert_acknowledged->issue_id, ev->alert_acknowledged->reason,
+                         ev->alert_acknowledged->acknowledged_by, "Alert acknowledged", err);
   default:
     return 0;
   }

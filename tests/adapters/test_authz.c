@@ -74,19 +74,27 @@ static const struct {
   const char *read_types; /* of Observation Patient Claim MedicationRequest Appointment; or "*" */
   const char *appends;    /* of ObservationRecorded MedicationPrescribed ClaimSubmitted
                              PatientRegistered DeviceReadingRecorded */
+  const char *cds;        /* the gRPC Cds methods it may call: CheckOrder (cds, and reads of
+                             MedicationRequest and AllergyIntolerance), Alerts (read of
+                             DetectedIssue), Acknowledge and Override (appends of
+                             AlertAcknowledged, AlertOverridden) */
 } EXPECT[] = {
-    {"admin", "write read proof admin-read admin peer audit emergency cds", "*", "O M C P D"},
-    {"clinician", "write read proof admin-read emergency cds", "*", "O M P"},
-    {"nurse", "write read proof emergency cds", "*", "O D"},
-    {"pharmacist", "write read proof emergency cds", "Observation Patient MedicationRequest", "M"},
-    {"registrar", "write read", "Patient Appointment", "P"},
-    {"billing", "write read", "Patient Claim", "C"},
-    {"auditor", "proof admin-read audit", "", ""},
-    {"patient", "read", "", ""}, /* and audit, its own accounting only: below */
-    {"analyst", "read", "*", ""},
-    {"integration", "write proof cds", "", "O M C P D"},
-    {"device", "write", "", "D"},
-    {"node", "write peer", "", "O M C P D"},
+    {"admin", "write read proof admin-read admin peer audit emergency cds", "*", "O M C P D",
+     "CheckOrder Alerts Acknowledge Override"},
+    {"clinician", "write read proof admin-read emergency cds", "*", "O M P",
+     "CheckOrder Alerts Acknowledge Override"},
+    {"nurse", "write read proof emergency cds", "*", "O D",
+     "CheckOrder Alerts Acknowledge Override"},
+    {"pharmacist", "write read proof emergency cds", "Observation Patient MedicationRequest", "M",
+     "CheckOrder Alerts Acknowledge Override"},
+    {"registrar", "write read", "Patient Appointment", "P", ""},
+    {"billing", "write read", "Patient Claim", "C", ""},
+    {"auditor", "proof admin-read audit", "", "", ""},
+    {"patient", "read", "", "", ""}, /* and audit, its own accounting only: below */
+    {"analyst", "read", "*", "", "Alerts"},
+    {"integration", "write proof cds", "", "O M C P D", ""},
+    {"device", "write", "", "D", ""},
+    {"node", "write peer", "", "O M C P D", "Acknowledge Override"},
 };
 
 static const char *const TYPES[] = {"Observation", "Patient", "Claim", "MedicationRequest",
@@ -148,6 +156,19 @@ static int is_fhir_typed(int m) {
          m == M_FHIR_EXPORT;
 }
 
+/* The gRPC Cds method's name ("CheckOrder"...), or NULL for another method. */
+static const char *cds_method(int m) {
+  switch (m) {
+  case M_CDS_CHECK_ORDER:
+  case M_CDS_ALERTS:
+  case M_CDS_ACKNOWLEDGE:
+  case M_CDS_OVERRIDE:
+    return strchr(cl_method_name(m), '/') + 1;
+  default:
+    return NULL;
+  }
+}
+
 static int whole_events(int m) {
   return m == M_READ || m == M_SUBSCRIBE || m == M_GET_EVENT || m == M_GET_STREAM ||
          m == M_LIST_STREAMS;
@@ -172,6 +193,8 @@ Test(policy, the_default_as_a_matrix_of_roles_methods_and_types) {
           want = read_all || has_word(EXPECT[r].read_types, TYPES[t]);
         else if (kind_ok && whole_events(m))
           want = read_all;
+        else if (cds_method(m))
+          want = has_word(EXPECT[r].cds, cds_method(m));
         int got = call(p, role, m, TYPES[t], &err);
         cr_assert_eq(got == 0, want, "%s %s %s: got %s (%s)", role, cl_method_name(m),
                      is_fhir_typed(m) ? TYPES[t] : "", got ? "denied" : "allowed", err.msg);

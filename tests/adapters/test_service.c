@@ -197,14 +197,14 @@ static void setup(void) {
   char xdir[4200];
   snprintf(xdir, sizeof xdir, "%s/exports", F.dir);
   cr_assert_eq(cl_svc_open_exports(F.svc, xdir, NULL, &err), 0, "%s", err.msg);
-  cl_grpc_service services[] = {cl_grpc_log_service,         cl_grpc_health_service,
-                                cl_grpc_cluster_service,     cl_grpc_streams_service,
-                                cl_grpc_projections_service, cl_grpc_fhir_service,
-                                cl_grpc_auth_service,        cl_grpc_audit_service};
-  static cl_grpc_service table[8];
+  cl_grpc_service services[] = {
+      cl_grpc_log_service,     cl_grpc_health_service,      cl_grpc_cluster_service,
+      cl_grpc_streams_service, cl_grpc_projections_service, cl_grpc_fhir_service,
+      cl_grpc_auth_service,    cl_grpc_audit_service,       cl_grpc_cds_service};
+  static cl_grpc_service table[9];
   memcpy(table, services, sizeof table);
   int port;
-  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 8, &F.srv, &port, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 9, &F.srv, &port, &err), 0, "%s", err.msg);
   snprintf(F.target, sizeof F.target, "127.0.0.1:%d", port);
   cl_client_options co;
   cl_client_options_init(&co);
@@ -526,6 +526,34 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   cr_assert_eq(
       unary(M_AUDIT_QUERY, &aq.base, &clinlog__v1__audit_query_response__descriptor, NULL, NULL),
       0);
+
+  /* Cds over gRPC: this node runs no cds projection; no alert is known */
+  Clinlog__V1__CheckOrderRequest co = CLINLOG__V1__CHECK_ORDER_REQUEST__INIT;
+  Clinlog__V1__DraftOrder dr = CLINLOG__V1__DRAFT_ORDER__INIT, *drp = &dr;
+  Clinlog__V1__Code drug = CLINLOG__V1__CODE__INIT;
+  drug.system = "http://www.nlm.nih.gov/research/umls/rxnorm";
+  drug.code = "5640";
+  dr.drug = &drug;
+  co.patient_id = "hooks";
+  co.n_orders = 1;
+  co.orders = &drp;
+  cr_assert_eq(unary(M_CDS_CHECK_ORDER, &co.base, &clinlog__v1__check_order_response__descriptor,
+                     NULL, NULL),
+               CL_EUNAVAILABLE);
+  Clinlog__V1__AlertsRequest alr = CLINLOG__V1__ALERTS_REQUEST__INIT;
+  alr.after_seq = 1000000; /* beyond the end: the call ends at once */
+  cr_assert_eq(cl_client_cds_alerts(F.c, &alr, &s, &err), 0);
+  cr_assert_lt(drain(s, 0), 0);
+  Clinlog__V1__AcknowledgeAlertRequest ack = CLINLOG__V1__ACKNOWLEDGE_ALERT_REQUEST__INIT;
+  ack.alert_id = "0123456789abcdef0123456789abcdef";
+  cr_assert_eq(unary(M_CDS_ACKNOWLEDGE, &ack.base, &clinlog__v1__alert_action_response__descriptor,
+                     NULL, NULL),
+               CL_ENOTFOUND);
+  Clinlog__V1__OverrideAlertRequest ovr = CLINLOG__V1__OVERRIDE_ALERT_REQUEST__INIT;
+  ovr.alert_id = ack.alert_id;
+  cr_assert_eq(
+      unary(M_CDS_OVERRIDE, &ovr.base, &clinlog__v1__alert_action_response__descriptor, NULL, NULL),
+      CL_EINVAL, "an override needs a reason");
 
   for (int m = 0; m < M_COUNT; m++) {
     if (m == M_CDS_DISCOVERY || m == M_CDS_HOOK || m == M_CDS_FEEDBACK)

@@ -4,7 +4,9 @@ through the leader, which is SIGKILLed right after the acknowledgement,
 so it dies before or after appending the finding (both happen, by timing):
 either way every node ends with exactly one IssueDetected for the
 patient, nothing lost and no duplicate, also once the old leader is back.
-Each node runs the cds projection; only the leader emits."""
+Each node runs the cds projection; only the leader emits. The gRPC face on
+a follower: CheckOrder answers from its own projection, and Acknowledge
+is forwarded to the leader, idempotent from any node."""
 import time
 import uuid
 
@@ -77,3 +79,53 @@ class CdsClusterTest(cluster.ClusterTestCase):
             self.assertEqual(len({v[0] for v in got.values()}), 1, "the same event everywhere")
             log("cds: round %d: leader %d killed after the commit; one IssueDetected on every "
                 "node" % (rnd, lid))
+
+    def test_cds_grpc_on_a_follower(self):
+        c = self.new_cluster("cdsgrpc")
+        c.start(3)
+        lid = c.leader()
+        pid = "CDSG" + uuid.uuid4().hex[:6].upper()
+        b = common.batch([rx_event(pid, "rx-w", "11289"), rx_event(pid, "rx-i", "5640")],
+                         c.signer)
+        r = c.nodes[lid].client.append(b, timeout=T(20))
+        fids = [i for i in c.ids() if i != lid]
+        self.wait_one(c, c.ids(), pid)
+        cds = common.pb.cds
+        f0, f1 = c.nodes[fids[0]].client.channel, c.nodes[fids[1]].client.channel
+
+        # CheckOrder on a follower, once its projection has folded the orders
+        check = f0.unary_unary("/clinlog.v1.Cds/CheckOrder", cds.CheckOrderRequest.SerializeToString,
+                               cds.CheckOrderResponse.FromString)
+        req = cds.CheckOrderRequest(patient_id=pid)
+        req.consistency.min_sequence = r.tree_size
+        o = req.orders.add(order_id="d-nap")
+        o.drug.system, o.drug.code = RXNORM, "7258"  # naproxen: an NSAID again
+        rules = sorted(f.rule_id for f in check(req, timeout=T(20)).findings)
+        self.assertIn("warfarin-nsaids", rules)
+
+        # Acknowledge on a follower: forwarded, once; the same from the other follower
+        issue = None
+        for re in c.nodes[fids[0]].client._read(common.pb.api.ReadRequest(stream="patient-" + pid),
+                                                timeout=T(10)):
+            ev = common.pb.event.Event.FromString(re.event)
+            if ev.WhichOneof("body") == "issue_detected":
+                issue = ev.issue_detected.issue_id
+        ack_req = cds.AcknowledgeAlertRequest(alert_id=issue)
+        acks = []
+        for ch in (f0, f1):
+            ack = ch.unary_unary("/clinlog.v1.Cds/Acknowledge",
+                                 cds.AcknowledgeAlertRequest.SerializeToString,
+                                 cds.AlertActionResponse.FromString)
+            acks.append(ack(ack_req, timeout=T(20)))
+        self.assertFalse(acks[0].duplicate)
+        self.assertTrue(acks[1].duplicate)
+        self.assertEqual(acks[0].event_id, acks[1].event_id)
+        c.wait_converged(timeout=T(60))
+        for i in c.ids():
+            n = sum(1 for re in c.nodes[i].client._read(
+                common.pb.api.ReadRequest(stream="patient-" + pid), timeout=T(10))
+                if common.pb.event.Event.FromString(re.event).WhichOneof("body")
+                == "alert_acknowledged")
+            self.assertEqual(n, 1, "node %d holds %d AlertAcknowledged\n%s" % (i, n, c.diag()))
+        log("cds: CheckOrder on follower %d; Acknowledge forwarded once from followers %s"
+            % (fids[0], fids))

@@ -71,7 +71,7 @@ def setup(build, tmp, scale):
     sys.path.insert(0, gen)
     ns = _NS()
     for m in ("types", "domain", "system", "event", "record", "api", "query", "fhir", "auth",
-              "audit"):
+              "audit", "cds"):
         setattr(ns, m, importlib.import_module("clinlog.v1.%s_pb2" % m))
     spec = importlib.util.spec_from_file_location(
         "clinlog_interop_health_pb2", os.path.join(hgen, "grpc", "health", "v1", "health_pb2.py"))

@@ -84,6 +84,27 @@ def bootstrap(data, registrations, passwords):
     return secrets
 
 
+def people_data(people):
+    """A fresh data directory with `people` ({principal: (role, password)})
+    registered and enrolled, and admin enrolled. Returns (data, passwords,
+    TOTP secrets)."""
+    data = common.init_data_dir()
+    pw = {p: v[1] for p, v in people.items()}
+    pw["admin"] = PASSWORDS["admin"]
+    secrets = bootstrap(data, [registration(p, v[0]) for p, v in people.items()], pw)
+    return data, pw, secrets
+
+
+def login_all(client, passwords, secrets, who):
+    """Session tokens of the principals `who` (Auth.Login), by principal."""
+    a = common.pb.auth
+    login = client.channel.unary_unary("/clinlog.v1.Auth/Login", a.LoginRequest.SerializeToString,
+                                       a.LoginResponse.FromString)
+    return {p: login(a.LoginRequest(principal_id=p, password=passwords[p],
+                                    totp_code=totp(secrets[p])), timeout=T(30)).token
+            for p in who}
+
+
 class TestAuth(ServerTestCase):
 
     @classmethod

@@ -280,3 +280,37 @@ Test(cds_proj, same_bytes_twice_is_one_event) {
   cl_test_rmtree(dir);
   free(dir);
 }
+
+/* Cds.CheckOrder's read: the committed state of one patient, and its position */
+Test(cds_proj, patient_load_gives_the_committed_state) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("cds_proj", &dir, &admin, 0);
+  cl_runner *run = start(log);
+  uint8_t w[16];
+  append_rx(log, &admin, "patient-LOAD1", "rx1", WARFARIN, T0, w);
+  fx_wait_head(run, log);
+  cl_err err;
+  cl_cds_patient *st = NULL;
+  uint64_t pos = 0;
+  cr_assert_eq(cl_cds_patient_load(cl_runner_proj(run), log, "LOAD1", &st, &pos, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(pos, cl_feed_size(cl_log_feed(log)));
+  size_t orders, active, allergies, admins;
+  cl_cds_patient_counts(st, T0 + NS, &orders, &active, &allergies, &admins);
+  cr_assert_eq(orders, 1);
+  cr_assert_eq(active, 1);
+  cl_cds_patient_free(st);
+  /* a patient with nothing on record: an empty state */
+  cr_assert_eq(cl_cds_patient_load(cl_runner_proj(run), log, "NOBODY", &st, NULL, &err), 0, "%s",
+               err.msg);
+  cl_cds_patient_counts(st, T0 + NS, &orders, &active, &allergies, &admins);
+  cr_assert_eq(orders, 0);
+  cl_cds_patient_free(st);
+  cr_assert_eq(cl_cds_patient_load(cl_runner_proj(run), log, "", &st, NULL, &err), CL_EINVAL);
+  cl_runner_stop(run);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
