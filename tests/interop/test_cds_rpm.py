@@ -8,8 +8,6 @@ while it stays silent; a rebuild of the projection and a restart append
 nothing again; a status report with a low battery alerts and re-arms the
 silence watch; two missed doses at a pill dispenser raise an adherence
 alert."""
-import http.client
-import json
 import os
 import time
 import uuid
@@ -95,19 +93,7 @@ class TestCdsRpm(ServerTestCase):
         cls.admin = Signer.load(cls.server.data + "/keys/admin.key")
 
     def issues(self, pid, want=0, within=20):
-        """The IssueDetected events of the patient's stream, waiting (up to
-        T(within) s) for `want` of them."""
-        deadline = time.monotonic() + T(within)
-        while True:
-            found = []
-            for re in self.client._read(common.pb.api.ReadRequest(stream="patient-" + pid),
-                                        timeout=T(15)):
-                ev = common.pb.event.Event.FromString(re.event)
-                if ev.WhichOneof("body") == "issue_detected":
-                    found.append(ev)
-            if len(found) >= want or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+        return common.stream_issues(self.client, pid, want, within)
 
     def kinds(self, found):
         names = common.pb.event.Event().issue_detected.DESCRIPTOR.fields_by_name[
@@ -115,12 +101,7 @@ class TestCdsRpm(ServerTestCase):
         return sorted(names[e.issue_detected.kind].name for e in found)
 
     def fhir(self, path):
-        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(15))
-        c.request("GET", "/fhir/R4" + path)
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r.status, (json.loads(data) if data else None)
+        return common.fhir_get(self.http_port, path)
 
     def test_readings_silence_battery_no_duplicates(self):
         pid = "RPMA" + uuid.uuid4().hex[:8].upper()
