@@ -109,8 +109,8 @@ static cl_cds_finding *silent_add(const cl_kb *kb, const rpm_device *d, cl_cds_f
   return f;
 }
 
-/* A contact from device `id` at t (event ev): closes its silence, re-arms
- * its watch. */
+/* A contact from device `id` at t (event ev): unless older than its last
+ * contact, closes its silence and re-arms its watch. */
 static void contact(const cl_kb *kb, cl_rpm_patient *st, const char *id, int64_t t,
                     const uint8_t ev[16]) {
   if (!id_ok(id)) {
@@ -128,11 +128,11 @@ static void contact(const cl_kb *kb, cl_rpm_patient *st, const char *id, int64_t
     cds_text(d->id, sizeof d->id, "%s", id);
     d->last = INT64_MIN;
   }
+  if (t < d->last) /* a backlog uploaded late is not a new contact: it moves nothing */
+    return;
   char cond[RPM_COND_LEN];
   cds_text(cond, sizeof cond, "silent:%s", id);
   open_close(st, cond);
-  if (t < d->last) /* a backlog uploaded late does not move the last contact back */
-    return;
   d->last = t;
   memcpy(d->ev, ev, 16);
   d->deadline = 0;

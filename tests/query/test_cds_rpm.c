@@ -465,6 +465,11 @@ Test(cds_rpm, silence_watch) {
   cr_assert(cl_rpm_is_open(cl_rpm_of(st), "silent:dev-1"));
   cl_rpm_watch_get(cl_rpm_of(st), "dev-1", &w);
   cr_assert(!w.armed);
+  /* a late backlog is no contact: still silent, not armed */
+  cr_assert_eq(apply(single(&r, "8867-4", "70", "{beats}/min"), T0, NULL), 0);
+  cr_assert(cl_rpm_is_open(cl_rpm_of(st), "silent:dev-1"));
+  cl_rpm_watch_get(cl_rpm_of(st), "dev-1", &w);
+  cr_assert(!w.armed);
   /* a status report is a contact: silence closes, the watch re-arms */
   status s;
   cr_assert_eq(apply(battery(&s, "dev-1", "90"), T0 + 3 * DAY, NULL), 0);
