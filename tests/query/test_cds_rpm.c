@@ -12,6 +12,7 @@
 
 #include "query/cds/check.h"
 #include "query/cds/rpm.h"
+#include "tests/query/cds_fixture.h"
 
 #define NS 1000000000ll
 #define H (3600ll * NS)
@@ -21,37 +22,14 @@
 #define KIND(x) CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_##x
 #define SEV(x) CLINLOG__V1__ISSUE_SEVERITY__ISSUE_SEVERITY_##x
 
-static cl_kb *kb;
-static cl_cds_patient *st;
-static cl_cds_findings *F;
-static int next_id;
-
-static void setup_seed(void) {
-  cl_err err = {0};
-  cr_assert_eq(cl_kb_seed(&kb, &err), 0, "%s", err.msg);
-  cr_assert_eq(cl_cds_patient_new("P1", &st, &err), 0);
-  F = calloc(1, sizeof *F);
-  cr_assert_not_null(F);
-  next_id = 1;
-}
-
-static void teardown_all(void) {
-  cl_cds_patient_free(st);
-  cl_kb_free(kb);
-  free(F);
-}
-
-static void use_kb(const char *text) {
-  cl_err err = {0};
-  cl_kb_free(kb);
-  kb = NULL;
-  cr_assert_eq(cl_kb_parse(text, strlen(text), "t.kb", &kb, &err), 0, "%s", err.msg);
-}
+/* the shared set-up's state, by the names these tests use */
+#define kb (cfx.kb)
+#define st (cfx.st)
+#define F (cfx.F)
+#define next_id (cfx.next_id)
 
 static void fresh(void) {
-  cl_err err = {0};
-  cl_cds_patient_free(st);
-  cr_assert_eq(cl_cds_patient_new("P1", &st, &err), 0);
+  cfx_fresh();
   next_id = 1;
 }
 
@@ -209,7 +187,7 @@ static void boundary(const char *loinc, const char *at, const char *past, const 
   cr_assert(strstr(F->f[0].detail, "Source: ") != NULL, "%s", F->f[0].detail);
 }
 
-TestSuite(cds_rpm, .init = setup_seed, .fini = teardown_all);
+TestSuite(cds_rpm, .init = cfx_setup_seed, .fini = cfx_teardown);
 
 Test(cds_rpm, seed_thresholds_at_the_boundary) {
   boundary("8480-6", "180", "181", "mm[Hg]", "vital:8480-6:high:180", SEV(HIGH));
@@ -254,9 +232,9 @@ Test(cds_rpm, units_convert_or_are_counted) {
   cl_rpm_get_counts(cl_rpm_of(st), &c);
   cr_assert_eq(c.unconverted, 2);
   /* temperature and weight through an inline KB */
-  use_kb("clinlog-kb 1\nversion t\nsource s A source\n"
-         "vital 8310-5 high 38.0 Cel moderate source=s Fever\n"
-         "vital 29463-7 low 40 kg low source=s Low weight\n");
+  cfx_use_kb("clinlog-kb 1\nversion t\nsource s A source\n"
+             "vital 8310-5 high 38.0 Cel moderate source=s Fever\n"
+             "vital 29463-7 low 40 kg low source=s Low weight\n");
   fresh();
   cr_assert_eq(one("8310-5", "100.4", "[degF]", T0), 0); /* 38.0 Cel exactly */
   cr_assert_eq(one("8310-5", "100.6", "[degF]", T0 + H), 1);
@@ -478,7 +456,7 @@ Test(cds_rpm, silence_watch) {
   cr_assert(w.armed);
   cr_assert_eq(w.deadline_ns, T0 + 3 * DAY + 86400 * NS);
   /* no rule, no watch */
-  use_kb("clinlog-kb 1\nversion t\n");
+  cfx_use_kb("clinlog-kb 1\nversion t\n");
   fresh();
   cr_assert_eq(apply(single(&r, "8867-4", "70", "{beats}/min"), T0, NULL), 0);
   cl_rpm_watch_get(cl_rpm_of(st), "dev-1", &w);
