@@ -1,10 +1,12 @@
-/* The `cds` projection: the medication checker (check.h) run over the
- * committed log, and the findings it has not yet seen appended.
+/* The `cds` projection: the medication checker (check.h) and remote
+ * patient monitoring (rpm.h) run over the committed log, and the findings
+ * it has not yet seen appended.
  *
  * The fold keeps each patient's checker state and applies every
  * MedicationPrescribed, MedicationDiscontinued, MedicationDispensed,
- * MedicationAdministered and AllergyRecorded of a "patient-<id>" stream to
- * it, in log order. Each finding becomes a *pending* IssueDetected: the
+ * MedicationAdministered, AllergyRecorded, DeviceReadingRecorded,
+ * DeviceStatusReported, DispenserEventRecorded and AlertOverridden of a
+ * "patient-<id>" stream to it, in log order. Each finding becomes a *pending* IssueDetected: the
  * whole event, ready to sign (event id = the finding's key, causation id
  * = the trigger, occurred_at and detected_at = the trigger's time,
  * recorded by "$log" in role log, source system "clinlog-cds"), so every
