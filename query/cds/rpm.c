@@ -101,9 +101,9 @@ static cl_cds_finding *silent_add(const cl_kb *kb, const rpm_device *d, cl_cds_f
   if (!f)
     return NULL;
   cds_text(f->detail, sizeof f->detail,
-           "Device silent: device %s has sent nothing for more than %.0f seconds (its last "
-           "contact is the implicated event). Source: %s",
-           d->id, l->value, l->citation);
+           "Device silent: a monitoring device has sent nothing for more than %.0f seconds "
+           "(the implicated event, its last contact, names it). Source: %s",
+           l->value, l->citation);
   cds_text(f->mitigation, sizeof f->mitigation,
            "Contact the patient: check the device's power, connection and use.");
   return f;
@@ -392,8 +392,9 @@ static void on_status(const cl_kb *kb, cl_rpm_patient *st,
           cds_add(kb, out, K_STATUS, l->severity, "ISSUE", l->source, l->rule_id, id, NULL);
       if (f) {
         cds_text(f->detail, sizeof f->detail,
-                 "Device battery low: device %s reports %g %%, below %.0f %%. Source: %s",
-                 s->device_id, pct, l->value, l->citation);
+                 "Device battery low: a device reports %g %%, below %.0f %% (the implicated "
+                 "event names it). Source: %s",
+                 pct, l->value, l->citation);
         cds_text(f->mitigation, sizeof f->mitigation,
                  "Ask the patient to charge or replace the device's battery.");
       }

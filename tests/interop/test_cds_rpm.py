@@ -109,7 +109,8 @@ class TestCdsRpm(ServerTestCase):
         first = bp(pid, dev, 190, 80)
         self.append_events([first])
         for i in range(9):
-            self.append_events([bp(pid, dev, 191 + i, 85)])
+            last = bp(pid, dev, 191 + i, 85)
+            self.append_events([last])
         last_contact = time.monotonic()
         vital = self.issues(pid, want=1)
         self.assertEqual(len(vital), 1, "one alert for ten high readings")
@@ -129,7 +130,8 @@ class TestCdsRpm(ServerTestCase):
         self.assertLess(took, T(SILENT_S + 10))
         silent = [e for e in found if e.issue_detected.rule_id == "device-silent:%d" % SILENT_S]
         self.assertEqual(len(silent), 1)
-        self.assertIn(dev, silent[0].issue_detected.detail)
+        self.assertNotIn(dev, silent[0].issue_detected.detail, "no device id in the text")
+        self.assertEqual(silent[0].issue_detected.implicated[0].event_id, common.event_id_of(last))
         # and no second one while it stays silent
         time.sleep(T(3 * SILENT_S))
         self.assertEqual(len(self.issues(pid)), 2, "one silence alert while silent")

@@ -336,7 +336,7 @@ Test(cds_rpm, battery_once_until_recharged) {
   cr_assert_eq(apply(battery(&s, "dev-1", "19"), T0 + H, NULL), 1);
   cr_assert_eq(F->f[0].kind, KIND(DEVICE_STATUS));
   cr_assert_str_eq(F->f[0].rule_id, "device-battery:20");
-  cr_assert(strstr(F->f[0].detail, "dev-1") != NULL);
+  cr_assert(strstr(F->f[0].detail, "dev-1") == NULL, "no device id (an identifier) in the text");
   cr_assert_eq(apply(battery(&s, "dev-1", "12"), T0 + 2 * H, NULL), 0);
   cr_assert_eq(apply(battery(&s, "dev-2", "5"), T0 + 2 * H, NULL), 1, "another device");
   cr_assert_eq(apply(battery(&s, "dev-1", "25"), T0 + 3 * H, NULL), 0);
