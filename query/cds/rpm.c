@@ -218,21 +218,24 @@ static void vitals(const cl_kb *kb, cl_rpm_patient *st, const char *loinc, doubl
   const cl_kb_vital *r = cl_kb_vitals(kb, &n);
   for (int high = 0; high <= 1; high++) {
     const cl_kb_vital *worst = NULL;
-    double worst_v = 0;
+    double worst_v = 0, worst_t = 0;
     int any = 0, conv_failed = 0;
     for (size_t i = 0; i < n; i++) {
-      double x;
+      double x, thr; /* the reading in the rule's unit; the threshold in the reading's */
       if (r[i].high != high || strcmp(r[i].loinc, loinc))
         continue;
       any = 1;
-      if (cl_kb_ucum_convert(v, unit, r[i].unit, loinc, &x)) {
+      if (cl_kb_ucum_convert(v, unit, r[i].unit, loinc, &x) ||
+          cl_kb_ucum_convert(r[i].value, r[i].unit, unit, loinc, &thr)) {
         conv_failed = 1;
         break;
       }
-      if (past(&r[i], x) &&
-          (!worst || (high ? r[i].value > worst->value : r[i].value < worst->value))) {
+      /* the most extreme crossed threshold, compared in one unit (rules of
+       * one code may be written in different units) */
+      if (past(&r[i], x) && (!worst || (high ? thr > worst_t : thr < worst_t))) {
         worst = &r[i];
         worst_v = x;
+        worst_t = thr;
       }
     }
     if (!any)

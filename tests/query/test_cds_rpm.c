@@ -244,6 +244,21 @@ Test(cds_rpm, units_convert_or_are_counted) {
   cr_assert_eq(one("29463-7", "39999", "g", T0 + 2 * H), 1);
 }
 
+/* Two thresholds of one code in different units: the most extreme is
+ * chosen in one unit (54 mg/dL = 3.0 mmol/L is below 3.9 mmol/L). */
+Test(cds_rpm, extreme_threshold_across_units) {
+  cfx_use_kb("clinlog-kb 1\nversion t\nsource s A source\n"
+             "vital 2339-0 low 3.9 mmol/L moderate source=s Level 1\n"
+             "vital 2339-0 low 54 mg/dL high source=s Level 2\n");
+  fresh();
+  cr_assert_eq(one("2339-0", "50", "mg/dL", T0), 1);
+  cr_assert_str_eq(F->f[0].rule_id, "vital:2339-0:low:54");
+  cr_assert(cl_rpm_is_open(cl_rpm_of(st), "vital:2339-0:low:3.9"), "opened under its key");
+  fresh();
+  cr_assert_eq(one("2339-0", "3.5", "mmol/L", T0), 1);
+  cr_assert_str_eq(F->f[0].rule_id, "vital:2339-0:low:3.9");
+}
+
 Test(cds_rpm, ucum_conversions) {
   double v;
   cr_assert_eq(cl_kb_ucum_convert(70, "mg/dL", "mmol/L", "2339-0", &v), 0);
