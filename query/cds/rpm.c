@@ -452,18 +452,23 @@ static void on_dispenser(const cl_kb *kb, cl_rpm_patient *st,
     memset(x, 0, sizeof *x);
     cds_text(x->id, sizeof x->id, "%s", rxid);
   }
-  int64_t t = cds_ts(d->scheduled_at, cds_ts(d->event_at, at));
-  int64_t from = t - (int64_t)l->days * NS_PER_DAY;
+  /* the window ends at the latest miss known, so one reported late (a
+   * dispenser's backlog) drops none of the newer ones */
+  int64_t t = cds_ts(d->scheduled_at, cds_ts(d->event_at, at)), newest = t;
+  for (size_t i = 0; i < x->nmiss; i++)
+    newest = x->miss[i] > newest ? x->miss[i] : newest;
+  int64_t from = newest - (int64_t)l->days * NS_PER_DAY;
   size_t w = 0;
   for (size_t i = 0; i < x->nmiss; i++)
-    if (x->miss[i] > from && x->miss[i] <= t)
+    if (x->miss[i] > from)
       x->miss[w++] = x->miss[i];
   x->nmiss = w;
   if (x->nmiss == CL_RPM_MAX_MISSES) {
     memmove(x->miss, x->miss + 1, (x->nmiss - 1) * sizeof *x->miss);
     x->nmiss--;
   }
-  x->miss[x->nmiss++] = t;
+  if (t > from)
+    x->miss[x->nmiss++] = t;
   if ((double)x->nmiss < l->value || open_find(st, cond) >= 0)
     return;
   cl_cds_finding *f =

@@ -376,6 +376,14 @@ Test(cds_rpm, adherence_count_window_and_reset) {
   cr_assert_eq(apply(dose(&d, "rx-1", MISSED), T0, NULL), 0);
   cr_assert_eq(apply(dose(&d, "rx-1", MISSED), T0 + 8 * DAY, NULL), 0);
   cr_assert_eq(apply(dose(&d, "rx-1", MISSED), T0 + 9 * DAY, NULL), 1);
+  /* a miss reported late (earlier than the last one) still counts with it */
+  cfx_fresh();
+  cr_assert_eq(apply(dose(&d, "rx-1", MISSED), T0 + 5 * DAY, NULL), 0);
+  cr_assert_eq(apply(dose(&d, "rx-1", MISSED), T0 + 4 * DAY, NULL), 1);
+  /* one older than the window ends nothing and counts for nothing */
+  cfx_fresh();
+  cr_assert_eq(apply(dose(&d, "rx-1", MISSED), T0 + 9 * DAY, NULL), 0);
+  cr_assert_eq(apply(dose(&d, "rx-1", MISSED), T0, NULL), 0);
 }
 
 static Clinlog__V1__Event * override(Clinlog__V1__Event *ev, Clinlog__V1__AlertOverridden *o,
