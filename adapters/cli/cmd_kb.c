@@ -58,22 +58,27 @@ int cmd_kb(int argc, char **argv) {
   cl_kb_stats st;
   cl_kb_get_stats(kb, &st);
   if (json) {
-    json_t *o = json_pack("{s:b,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "valid", 1, "file",
-                          name, "version", cl_kb_version(kb), "format", CL_KB_FORMAT,
-                          "ingredients", (json_int_t)st.ingredients, "products",
-                          (json_int_t)st.products, "classes", (json_int_t)st.classes,
-                          "interactions", (json_int_t)st.interactions, "ingredientPairs",
-                          (json_int_t)st.pairs, "allergyGroups", (json_int_t)st.groups,
-                          "doseLimits", (json_int_t)st.doses, "sources", (json_int_t)st.sources);
+    json_t *o =
+        json_pack("{s:b,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "valid", 1, "file", name,
+                  "version", cl_kb_version(kb), "format", CL_KB_FORMAT, "ingredients",
+                  (json_int_t)st.ingredients, "products", (json_int_t)st.products, "classes",
+                  (json_int_t)st.classes, "interactions", (json_int_t)st.interactions,
+                  "ingredientPairs", (json_int_t)st.pairs, "allergyGroups", (json_int_t)st.groups,
+                  "doseLimits", (json_int_t)st.doses, "sources", (json_int_t)st.sources);
+    json_object_set_new(o, "vitalThresholds", json_integer((json_int_t)st.vitals));
+    json_object_set_new(o, "weightGainRules", json_integer((json_int_t)st.weight_gains));
+    json_object_set_new(o, "deviceAndAdherenceLimits", json_integer((json_int_t)st.rpm_limits));
     json_dumpf(o, stdout, JSON_COMPACT);
     putchar('\n');
     json_decref(o);
   } else {
     printf("%s: valid knowledge base, format %d, version %s\n"
            "  %zu ingredients, %zu products, %zu classes, %zu interactions (%zu ingredient "
-           "pairs),\n  %zu allergy groups, %zu dose limits, %zu sources\n",
+           "pairs),\n  %zu allergy groups, %zu dose limits, %zu sources,\n  %zu vital thresholds, "
+           "%zu weight-gain rules, %zu device and adherence limits\n",
            name, CL_KB_FORMAT, cl_kb_version(kb), st.ingredients, st.products, st.classes,
-           st.interactions, st.pairs, st.groups, st.doses, st.sources);
+           st.interactions, st.pairs, st.groups, st.doses, st.sources, st.vitals, st.weight_gains,
+           st.rpm_limits);
   }
   cl_kb_free(kb);
   return 0;

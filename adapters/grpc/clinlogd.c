@@ -56,6 +56,7 @@ typedef struct opts {
  * install time (it loads libgcc then), backtrace_symbols_fd does not
  * allocate. Not installed under the sanitizers, which report these
  * themselves. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
 static void on_fatal(int sig) {
   static const char head[] = "clinlogd: fatal signal, stack of the failing thread:\n";
   ssize_t w = write(STDERR_FILENO, head, sizeof head - 1);
@@ -64,6 +65,7 @@ static void on_fatal(int sig) {
   backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
   raise(sig); /* SA_RESETHAND: now the default action */
 }
+#endif
 
 static void fatal_signals_report(void) {
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)

@@ -14,6 +14,17 @@
  * and a finding committed-but-not-emitted when a leader dies is emitted
  * by the next one.
  *
+ * Then, in the same round, the devices whose silence deadline (last
+ * contact + the KB's device-silent seconds, query/cds/proj.h) is before
+ * this node's wall clock: each gets the DEVICE_SILENT IssueDetected the
+ * fold prepared (event id derived from the last-contact event and the
+ * rule), appended the same way. Silence is the absence of events, so no
+ * fold can see it: it is the one finding timed by a clock, the leader's.
+ * What is appended does not depend on the clock, only when: a new leader
+ * whose clock runs differently appends the same bytes (a no-op if they
+ * are in the log), a little earlier or later. A device that reports
+ * again before the fold sees the silence finding simply re-arms.
+ *
  * Internal to adapters/service: service.c starts and stops it
  * (cl_svc_enable_cds). */
 #ifndef CL_ADAPTERS_SERVICE_CDS_EMIT_H

@@ -48,6 +48,7 @@ void cl_cds_patient_free(cl_cds_patient *st) {
   free(st->orders);
   free(st->allergies);
   free(st->admins);
+  cl_rpm_patient_free(st->rpm);
   free(st->patient_id);
   free(st);
 }
@@ -540,6 +541,18 @@ int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlog__V1__Event *
     break;
   case CLINLOG__V1__EVENT__BODY_ALLERGY_RECORDED:
     rc = on_allergy(kb, st, ev->allergy_recorded, event_id, at_ns, out, err);
+    break;
+  case CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED:
+  case CLINLOG__V1__EVENT__BODY_DEVICE_STATUS_REPORTED:
+  case CLINLOG__V1__EVENT__BODY_DISPENSER_EVENT_RECORDED:
+  case CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN:
+  case CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED:
+    if (!st->rpm && ev->body_case != CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN &&
+        ev->body_case != CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED &&
+        (rc = cl_rpm_patient_new(&st->rpm, err)) != 0)
+      break;
+    if (st->rpm)
+      cl_rpm_apply(kb, st->rpm, ev, event_id, at_ns, out);
     break;
   default:
     break;

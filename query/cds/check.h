@@ -49,6 +49,11 @@
  *   |                        | daily maximum. Status NOT_DONE checks nothing.  |
  *   | AllergyRecorded        | every active order against the new allergy      |
  *   | MedicationDiscontinued | nothing (state only)                            |
+ *   | DeviceReadingRecorded, | remote patient monitoring (rpm.h), on the       |
+ *   | DeviceStatusReported,  | patient's monitoring state, created at its first|
+ *   | DispenserEventRecorded,| device or dispenser event                       |
+ *   | AlertOverridden,       |                                                 |
+ *   | AlertAcknowledged      |                                                 |
  *
  * Rules, codes (HL7 v3 ActCode, checked against the THO value sets
  * ActDetectedIssueCode / DosageProblemDetectedIssueCode) and severities:

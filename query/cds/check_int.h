@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "query/cds/check.h"
+#include "query/cds/rpm.h"
 
 #define NS_PER_S 1000000000ll
 #define NS_PER_DAY (86400ll * NS_PER_S)
@@ -58,6 +59,7 @@ struct cl_cds_patient {
   size_t nallergy, cap_allergy;
   admin *admins; /* oldest first */
   size_t nadmin, cap_admin;
+  cl_rpm_patient *rpm; /* remote monitoring (rpm.h), owned; NULL until an RPM event */
 };
 
 /* order o is active at t for interactions (future starts count) */
@@ -85,6 +87,9 @@ const char *cds_route(const Clinlog__V1__Code *c);
 const char *cds_ing_name(const cl_kb *kb, uint32_t rx, char buf[24]);
 /* 1 if both sets are non-empty and hold the same ingredients. */
 int cds_same_set(const uint32_t *a, size_t na, const uint32_t *b, size_t nb);
+/* The idempotency key of a finding (check.h): BLAKE2b-256("cds1" ||
+ * trigger || rule || NUL || other or 16 zero bytes), first 16 bytes. */
+void cds_key(const uint8_t trigger[16], const char *rule, const uint8_t *other, uint8_t key[16]);
 /* Adds a finding unless one with the same key is already in out. */
 cl_cds_finding *cds_add(const cl_kb *kb, cl_cds_findings *out, int kind, int severity,
                         const char *code, const char *source, const char *rule,

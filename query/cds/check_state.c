@@ -1,8 +1,8 @@
 /* A patient's checker state as bytes (check.h, cl_cds_patient_serialize):
  * what the `cds` projection stores, sealed, per patient.
  *
- * Format version 1, integers little-endian, doubles as their IEEE-754
- * bits (u64), strings as u16 length || bytes (no NUL):
+ * Format version 2 (1 had no remote-monitoring section), integers little-endian, doubles as their
+ * IEEE-754 bits (u64), strings as u16 length || bytes (no NUL):
  *
  *   | field            | encoding                                              |
  *   |------------------|-------------------------------------------------------|
@@ -18,6 +18,13 @@
  *   | allergies        | u32 n, n x (str id, 16 event id, u8 high, u8 n,       |
  *   |                  | n x str allergen)                                     |
  *   | administrations  | u32 n, n x (u32 RxCUI, f64 mg, i64 at)                |
+ *   | monitoring       | u8 0 (none yet), or u8 1 and: (rpm_int.h)             |
+ *   |   open           | u8 n, n x (str condition, 16 key)                     |
+ *   |   weights        | u8 n, n x (i64 at, f64 kg)                            |
+ *   |   devices        | u8 n, n x (str id, i64 last, 16 event id, i64         |
+ *   |                  | deadline, 16 watch key)                               |
+ *   |   prescriptions  | u8 n, n x (str id, u8 n, n x i64 miss)                |
+ *   |   counters       | u64 unconverted, u64 untracked                        |
  *
  * `room` is the order array's capacity: the checker prunes ended orders
  * when it is full (order_room), so it is part of the state.
@@ -31,8 +38,9 @@
 #include <string.h>
 
 #include "query/cds/check_int.h"
+#include "query/cds/rpm_int.h"
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 
 typedef struct wbuf {
   uint8_t *p;
@@ -86,6 +94,40 @@ static void put_str(wbuf *w, const char *s) {
   put(w, s, l);
 }
 
+static void put_rpm(wbuf *w, const cl_rpm_patient *r) {
+  put_u8(w, r != NULL);
+  if (!r)
+    return;
+  put_u8(w, (uint8_t)r->nopen);
+  for (size_t i = 0; i < r->nopen; i++) {
+    put_str(w, r->open[i].cond);
+    put(w, r->open[i].key, 16);
+  }
+  put_u8(w, (uint8_t)r->nw);
+  for (size_t i = 0; i < r->nw; i++) {
+    put_u64(w, (uint64_t)r->w[i].t);
+    put_f64(w, r->w[i].kg);
+  }
+  put_u8(w, (uint8_t)r->ndev);
+  for (size_t i = 0; i < r->ndev; i++) {
+    const rpm_device *d = &r->dev[i];
+    put_str(w, d->id);
+    put_u64(w, (uint64_t)d->last);
+    put(w, d->ev, 16);
+    put_u64(w, (uint64_t)d->deadline);
+    put(w, d->wkey, 16);
+  }
+  put_u8(w, (uint8_t)r->nrx);
+  for (size_t i = 0; i < r->nrx; i++) {
+    put_str(w, r->rx[i].id);
+    put_u8(w, (uint8_t)r->rx[i].nmiss);
+    for (size_t j = 0; j < r->rx[i].nmiss; j++)
+      put_u64(w, (uint64_t)r->rx[i].miss[j]);
+  }
+  put_u64(w, r->unconverted);
+  put_u64(w, r->untracked);
+}
+
 int cl_cds_patient_serialize(const cl_cds_patient *st, uint8_t **out, size_t *n, cl_err *err) {
   *out = NULL;
   *n = 0;
@@ -132,6 +174,7 @@ int cl_cds_patient_serialize(const cl_cds_patient *st, uint8_t **out, size_t *n,
     put_f64(&w, st->admins[i].mg);
     put_u64(&w, (uint64_t)st->admins[i].at);
   }
+  put_rpm(&w, st->rpm);
   if (w.oom) {
     free(w.p);
     return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
@@ -204,6 +247,54 @@ static char *get_dup(rbuf *r, int *oom) {
   if (!d)
     *oom = 1;
   return d;
+}
+
+static void get_key(rbuf *r, uint8_t key[16]) {
+  const uint8_t *b = take(r, 16);
+  if (b)
+    memcpy(key, b, 16);
+}
+
+/* The monitoring section into a zeroed state; r->bad on any bound. */
+static void get_rpm(rbuf *r, cl_rpm_patient *p) {
+  p->nopen = get_u8(r);
+  if (p->nopen > CL_RPM_MAX_OPEN)
+    r->bad = 1;
+  for (size_t i = 0; !r->bad && i < p->nopen; i++) {
+    get_str(r, p->open[i].cond, sizeof p->open[i].cond);
+    get_key(r, p->open[i].key);
+  }
+  p->nw = r->bad ? 0 : get_u8(r);
+  if (p->nw > CL_RPM_MAX_WEIGHTS)
+    r->bad = 1;
+  for (size_t i = 0; !r->bad && i < p->nw; i++) {
+    p->w[i].t = (int64_t)get_u64(r);
+    p->w[i].kg = get_f64(r);
+  }
+  p->ndev = r->bad ? 0 : get_u8(r);
+  if (p->ndev > CL_RPM_MAX_DEVICES)
+    r->bad = 1;
+  for (size_t i = 0; !r->bad && i < p->ndev; i++) {
+    rpm_device *d = &p->dev[i];
+    get_str(r, d->id, sizeof d->id);
+    d->last = (int64_t)get_u64(r);
+    get_key(r, d->ev);
+    d->deadline = (int64_t)get_u64(r);
+    get_key(r, d->wkey);
+  }
+  p->nrx = r->bad ? 0 : get_u8(r);
+  if (p->nrx > CL_RPM_MAX_RX)
+    r->bad = 1;
+  for (size_t i = 0; !r->bad && i < p->nrx; i++) {
+    get_str(r, p->rx[i].id, sizeof p->rx[i].id);
+    p->rx[i].nmiss = get_u8(r);
+    if (p->rx[i].nmiss > CL_RPM_MAX_MISSES)
+      r->bad = 1;
+    for (size_t j = 0; !r->bad && j < p->rx[i].nmiss; j++)
+      p->rx[i].miss[j] = (int64_t)get_u64(r);
+  }
+  p->unconverted = get_u64(r);
+  p->untracked = get_u64(r);
 }
 
 int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_err *err) {
@@ -298,6 +389,12 @@ int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_er
     st->admins[i].mg = get_f64(&r);
     st->admins[i].at = (int64_t)get_u64(&r);
     st->nadmin++;
+  }
+  if (!r.bad && !oom && get_u8(&r) == 1) {
+    if (!(st->rpm = calloc(1, sizeof *st->rpm)))
+      oom = 1;
+    else
+      get_rpm(&r, st->rpm);
   }
   if (!r.bad && !oom && r.off != n)
     r.bad = 1; /* trailing bytes */

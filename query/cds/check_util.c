@@ -211,8 +211,7 @@ int cds_same_set(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) {
   return na > 0 && nb > 0;
 }
 
-static void make_key(const uint8_t trigger[16], const char *rule, const uint8_t *other,
-                     uint8_t key[16]) {
+void cds_key(const uint8_t trigger[16], const char *rule, const uint8_t *other, uint8_t key[16]) {
   static const uint8_t zero[16];
   uint8_t h[crypto_generichash_BYTES];
   crypto_generichash_state s;
@@ -229,7 +228,7 @@ cl_cds_finding *cds_add(const cl_kb *kb, cl_cds_findings *out, int kind, int sev
                         const char *code, const char *source, const char *rule,
                         const uint8_t trigger[16], const uint8_t *other) {
   uint8_t key[16];
-  make_key(trigger, rule, other, key);
+  cds_key(trigger, rule, other, key);
   for (size_t i = 0; i < out->n; i++)
     if (!memcmp(out->f[i].key, key, 16))
       return NULL;

@@ -22,7 +22,7 @@ static const char *const SEVERITIES[] = {NULL, "minor", "moderate", "major", "co
 
 /* ------------------------------------------------------------ helpers */
 
-static int grow(void **p, size_t *cap, size_t n, size_t size) {
+int kb_grow(void **p, size_t *cap, size_t n, size_t size) {
   if (n < *cap)
     return 0;
   size_t nc = *cap ? *cap * 2 : 16;
@@ -38,13 +38,13 @@ static int vec_push(u32vec *v, uint32_t x) {
   for (size_t i = 0; i < v->n; i++)
     if (v->v[i] == x)
       return 0; /* sets, not lists */
-  if (grow((void **)&v->v, &v->cap, v->n, sizeof *v->v))
+  if (kb_grow((void **)&v->v, &v->cap, v->n, sizeof *v->v))
     return CL_ENOMEM;
   v->v[v->n++] = x;
   return 0;
 }
 
-static const char *str_dup(cl_kb *kb, const char *s, size_t n) {
+const char *kb_str_dup(cl_kb *kb, const char *s, size_t n) {
   chunk *c = kb->strings;
   if (!c || c->cap - c->used < n + 1) {
     size_t cap = n + 1 > 16384 ? n + 1 : 16384;
@@ -65,7 +65,7 @@ static const char *str_dup(cl_kb *kb, const char *s, size_t n) {
 
 /* Class and group names: [a-z][a-z0-9._-]*; ids and source keys may also
  * hold capitals. */
-static int valid_name(const char *s, int lower_only) {
+int kb_valid_name(const char *s, int lower_only) {
   size_t l = strlen(s);
   if (l == 0 || l > NAME_MAX_LEN)
     return 0;
@@ -167,14 +167,6 @@ int cl_kb_to_mg(double qty, const char *unit, double *mg) {
 
 /* ------------------------------------------------------------ parsing */
 
-typedef struct pctx {
-  cl_kb *kb;
-  char *why; /* reason, filled on CL_EMALFORMED */
-  size_t wn;
-} pctx;
-
-#define WHY(p, ...) (snprintf((p)->why, (p)->wn, __VA_ARGS__), CL_EMALFORMED)
-
 /* Splits s in place into at most max whitespace-separated tokens. */
 static size_t split(char *s, char **tok, size_t max) {
   size_t n = 0;
@@ -231,12 +223,12 @@ static int st_ingredient(pctx *p, char **tok, size_t n) {
     memcpy(name + l, tok[i], tl);
     l += tl;
   }
-  if (grow((void **)&kb->ings, &kb->cap_ing, kb->ning, sizeof *kb->ings))
+  if (kb_grow((void **)&kb->ings, &kb->cap_ing, kb->ning, sizeof *kb->ings))
     return CL_ENOMEM;
   ing *g = &kb->ings[kb->ning];
   memset(g, 0, sizeof *g);
   g->rxcui = rx;
-  if (!(g->name = str_dup(kb, name, l)))
+  if (!(g->name = kb_str_dup(kb, name, l)))
     return CL_ENOMEM;
   uint32_t idx = (uint32_t)kb->ning;
   if (!cl_hmap_put(kb->ing_ix, &rx, &idx))
@@ -280,7 +272,7 @@ static int st_product(pctx *p, char **tok, size_t n) {
         return WHY(p, "ingredient %s is listed twice", tok[i]);
     pr.ing[pr.n++] = rx;
   }
-  if (grow((void **)&kb->prods, &kb->cap_prod, kb->nprod, sizeof *kb->prods))
+  if (kb_grow((void **)&kb->prods, &kb->cap_prod, kb->nprod, sizeof *kb->prods))
     return CL_ENOMEM;
   kb->prods[kb->nprod] = pr;
   uint32_t idx = (uint32_t)kb->nprod;
@@ -296,7 +288,7 @@ static int st_set(pctx *p, char **tok, size_t n, int kind) {
   const char *what = kind == K_CLASS ? "class" : "allergy-group";
   if (n < 3)
     return WHY(p, "a %s is: %s <name> <ingredient rxcui or class>...", what, what);
-  if (!valid_name(tok[1], 1))
+  if (!kb_valid_name(tok[1], 1))
     return WHY(p, "\"%s\" is not a %s name ([a-z][a-z0-9._-]*, at most %d)", tok[1], what,
                NAME_MAX_LEN);
   if (name_find(kb, K_CLASS, tok[1]) >= 0 || name_find(kb, K_GROUP, tok[1]) >= 0)
@@ -304,13 +296,13 @@ static int st_set(pctx *p, char **tok, size_t n, int kind) {
   set **arr = kind == K_CLASS ? &kb->classes : &kb->groups;
   size_t *cnt = kind == K_CLASS ? &kb->nclass : &kb->ngroup;
   size_t *cap = kind == K_CLASS ? &kb->cap_class : &kb->cap_group;
-  if (grow((void **)arr, cap, *cnt, sizeof **arr))
+  if (kb_grow((void **)arr, cap, *cnt, sizeof **arr))
     return CL_ENOMEM;
   set *s = &(*arr)[*cnt];
   memset(s, 0, sizeof *s);
   uint32_t self = (uint32_t)*cnt;
   (*cnt)++; /* counted now, so cl_kb_free releases its members on error */
-  if (!(s->name = str_dup(kb, tok[1], strlen(tok[1]))))
+  if (!(s->name = kb_str_dup(kb, tok[1], strlen(tok[1]))))
     return CL_ENOMEM;
   for (size_t i = 2; i < n; i++) {
     long one, cls;
@@ -334,7 +326,7 @@ static int st_source(pctx *p, char **tok, size_t n) {
   cl_kb *kb = p->kb;
   if (n < 3)
     return WHY(p, "a source is: source <key> <citation>");
-  if (!valid_name(tok[1], 0))
+  if (!kb_valid_name(tok[1], 0))
     return WHY(p, "\"%s\" is not a source key ([A-Za-z][A-Za-z0-9._-]*)", tok[1]);
   if (name_find(kb, K_SOURCE, tok[1]) >= 0)
     return WHY(p, "source %s is declared twice", tok[1]);
@@ -347,10 +339,10 @@ static int st_source(pctx *p, char **tok, size_t n) {
     memcpy(text + l, tok[i], tl);
     l += tl;
   }
-  if (grow((void **)&kb->srcs, &kb->cap_src, kb->nsrc, sizeof *kb->srcs))
+  if (kb_grow((void **)&kb->srcs, &kb->cap_src, kb->nsrc, sizeof *kb->srcs))
     return CL_ENOMEM;
   source *s = &kb->srcs[kb->nsrc];
-  if (!(s->key = str_dup(kb, tok[1], strlen(tok[1]))) || !(s->text = str_dup(kb, text, l)))
+  if (!(s->key = kb_str_dup(kb, tok[1], strlen(tok[1]))) || !(s->text = kb_str_dup(kb, text, l)))
     return CL_ENOMEM;
   if (name_put(p, K_SOURCE, s->key, (uint32_t)kb->nsrc))
     return CL_ENOMEM;
@@ -371,7 +363,7 @@ static int add_pair(pctx *p, uint32_t x, uint32_t y, uint32_t r) {
     snprintf(p->why, p->wn, "class rules expand to more than %u ingredient pairs", MAX_PAIRS);
     return CL_ETOOBIG;
   }
-  if (grow((void **)&kb->links, &kb->cap_link, kb->nlink, sizeof *kb->links))
+  if (kb_grow((void **)&kb->links, &kb->cap_link, kb->nlink, sizeof *kb->links))
     return CL_ENOMEM;
   kb->links[kb->nlink] = (link){r, h};
   uint32_t nh = (uint32_t)++kb->nlink;
@@ -404,7 +396,7 @@ static int st_interaction(pctx *p, char *line) {
   if (n != 6)
     return WHY(p, "an interaction is: interaction <id> <a> <b> <severity> source=<key> | "
                   "<mechanism> | <management>");
-  if (!valid_name(tok[1], 0))
+  if (!kb_valid_name(tok[1], 0))
     return WHY(p, "\"%s\" is not an interaction id ([A-Za-z][A-Za-z0-9._-]*)", tok[1]);
   if (name_find(kb, K_RULE, tok[1]) >= 0)
     return WHY(p, "interaction id %s is used twice", tok[1]);
@@ -425,13 +417,13 @@ static int st_interaction(pctx *p, char *line) {
   long src = name_find(kb, K_SOURCE, tok[5] + 7);
   if (src < 0)
     return WHY(p, "source %s is not declared above (source <key> <citation>)", tok[5] + 7);
-  if (grow((void **)&kb->rules, &kb->cap_rule, kb->nrule, sizeof *kb->rules))
+  if (kb_grow((void **)&kb->rules, &kb->cap_rule, kb->nrule, sizeof *kb->rules))
     return CL_ENOMEM;
   rule *r = &kb->rules[kb->nrule];
   r->sev = sev;
   r->src = (uint32_t)src;
-  if (!(r->id = str_dup(kb, tok[1], strlen(tok[1]))) || !(r->mech = str_dup(kb, mech, ml)) ||
-      !(r->mgmt = str_dup(kb, mgmt, gl)))
+  if (!(r->id = kb_str_dup(kb, tok[1], strlen(tok[1]))) || !(r->mech = kb_str_dup(kb, mech, ml)) ||
+      !(r->mgmt = kb_str_dup(kb, mgmt, gl)))
     return CL_ENOMEM;
   uint32_t ri = (uint32_t)kb->nrule;
   if (name_put(p, K_RULE, r->id, ri))
@@ -499,7 +491,7 @@ static int st_dose(pctx *p, char **tok, size_t n) {
   }
   if (d.single_mg < 0 && d.daily_mg < 0)
     return WHY(p, "a dose needs single=, daily= or both");
-  if (grow((void **)&kb->doses, &kb->cap_dose, kb->ndose, sizeof *kb->doses))
+  if (kb_grow((void **)&kb->doses, &kb->cap_dose, kb->ndose, sizeof *kb->doses))
     return CL_ENOMEM;
   kb->doses[kb->ndose] = d;
   uint32_t idx = (uint32_t)kb->ndose;
@@ -553,7 +545,7 @@ static int statement(pctx *p, char *line, int *state) {
     /* a version may start with a digit (a date); otherwise as a name */
     char v[NAME_MAX_LEN + 2] = "v";
     if (n != 2 || strcmp(tok[0], "version") != 0 || strlen(tok[1]) >= NAME_MAX_LEN ||
-        !valid_name(strcat(v, tok[1]), 0))
+        !kb_valid_name(strcat(v, tok[1]), 0))
       return WHY(p,
                  "the second line must be: version <kb-version> ([A-Za-z0-9][A-Za-z0-9._-]*, "
                  "at most %d)",
@@ -583,11 +575,15 @@ static int statement(pctx *p, char *line, int *state) {
     return st_dose(p, tok, n);
   if (!strcmp(tok[0], "duplicate"))
     return st_duplicate(p, tok, n);
+  if (!strcmp(tok[0], "vital") || !strcmp(tok[0], "weight-gain") ||
+      !strcmp(tok[0], "device-silent") || !strcmp(tok[0], "device-battery") ||
+      !strcmp(tok[0], "adherence"))
+    return kb_st_rpm(p, tok, n);
   if (!strcmp(tok[0], "clinlog-kb") || !strcmp(tok[0], "version"))
     return WHY(p, "\"%s\" belongs on the first two lines only", tok[0]);
   return WHY(p,
              "\"%s\" is not a statement (ingredient product class interaction allergy-group "
-             "dose duplicate source)",
+             "dose duplicate source vital weight-gain device-silent device-battery adherence)",
              tok[0]);
 }
 
@@ -610,6 +606,8 @@ void cl_kb_free(cl_kb *kb) {
   cl_free(kb->srcs);
   cl_free(kb->doses);
   cl_free(kb->links);
+  cl_free(kb->vitals);
+  cl_free(kb->gains);
   cl_hmap_free(kb->ing_ix);
   cl_hmap_free(kb->prod_ix);
   cl_hmap_free(kb->names);

@@ -159,9 +159,89 @@ int cl_kb_dose_check(const cl_kb *kb, uint32_t rxcui, const char *route, double 
 int cl_kb_duplicate(const cl_kb *kb, const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
                     const char **cls);
 
+/* ------------------------------------------------ remote patient monitoring
+ *
+ * Thresholds for device readings and device and dispenser events
+ * (docs/cds.md, "Remote patient monitoring"; the checker is rpm.h):
+ *
+ *   | statement      | fields                                                  |
+ *   |----------------|---------------------------------------------------------|
+ *   | vital          | <loinc> low|high <value> <ucum unit> <severity>         |
+ *   |                | source=<key> <text...>                                  |
+ *   | weight-gain    | <loinc> <amount> <unit kg|g|[lb_av]> <days> <severity>  |
+ *   |                | source=<key> <text...>                                  |
+ *   | device-silent  | <seconds> <severity> source=<key>                       |
+ *   | device-battery | <percent> <severity> source=<key>                       |
+ *   | adherence      | <missed count> <days> <severity> source=<key>           |
+ *
+ * Severity is low, moderate or high (FHIR DetectedIssue severity). A vital
+ * alerts strictly past its value (a reading equal to it does not); units
+ * are the UCUM codes cl_kb_ucum_convert knows. Each code may have several
+ * rules (glucose: level 1 and level 2 hypoglycemia); (code, direction,
+ * value) is unique. device-silent, device-battery and adherence appear at
+ * most once each. */
+
+/* Severities of RPM rules: the values of Clinlog__V1__IssueSeverity. */
+enum cl_kb_rpm_severity { CL_KB_RPM_LOW = 1, CL_KB_RPM_MODERATE = 2, CL_KB_RPM_HIGH = 3 };
+
+typedef struct cl_kb_vital {
+  const char *rule_id;  /* "vital:<loinc>:<low|high>:<value as written>" (view) */
+  const char *loinc;    /* view */
+  int high;             /* 1: alerts above value; 0: below */
+  double value;         /* in unit */
+  const char *unit;     /* UCUM (view) */
+  int severity;         /* enum cl_kb_rpm_severity */
+  const char *source;   /* source key (view) */
+  const char *citation; /* its citation (view) */
+  const char *text;     /* for the clinician (view) */
+} cl_kb_vital;
+
+typedef struct cl_kb_weight_gain {
+  const char *rule_id; /* "weight-gain:<loinc>:<amount>:<days>" (view), amount as written */
+  const char *loinc;
+  double amount_kg; /* the gain that alerts when exceeded, in kg */
+  int days;         /* over this many days */
+  int severity;
+  const char *source, *citation, *text;
+} cl_kb_weight_gain;
+
+enum {
+  CL_KB_RPM_SILENT = 0,
+  CL_KB_RPM_BATTERY = 1,
+  CL_KB_RPM_ADHERENCE = 2,
+  CL_KB_RPM_NLIMITS = 3
+};
+
+/* device-silent (value: seconds), device-battery (value: percent),
+ * adherence (value: missed doses, days: the window). */
+typedef struct cl_kb_rpm_limit {
+  int set;             /* 0: the KB has no such rule */
+  const char *rule_id; /* "device-silent:<s>", "device-battery:<pct>", "adherence:<n>:<days>" */
+  double value;
+  int days;
+  int severity;
+  const char *source, *citation;
+} cl_kb_rpm_limit;
+
+/* Every vital rule (*n of them, file order; view valid until cl_kb_free). */
+const cl_kb_vital *cl_kb_vitals(const cl_kb *kb, size_t *n);
+/* Every weight-gain rule (as cl_kb_vitals). */
+const cl_kb_weight_gain *cl_kb_weight_gains(const cl_kb *kb, size_t *n);
+/* The device-silent, device-battery or adherence rule (never NULL; .set
+ * says whether the KB has one). */
+const cl_kb_rpm_limit *cl_kb_rpm_limit_get(const cl_kb *kb, int which);
+/* Converts v from UCUM unit `from` to `to`: mass (kg, g, [lb_av]),
+ * temperature (Cel, [degF]), pressure (mm[Hg], kPa), rates (/min,
+ * {beats}/min, {breaths}/min), %, and glucose mg/dL <-> mmol/L (molar mass
+ * 180.16 g/mol; only when `loinc` is a glucose code: the factor is the
+ * analyte's). The same unit converts to itself. Returns 0, or -1 (units of
+ * different kinds, unknown, or a non-finite v). Cannot fail otherwise. */
+int cl_kb_ucum_convert(double v, const char *from, const char *to, const char *loinc, double *out);
+
 /* Counts, for tests and the server's start-up log line. */
 typedef struct cl_kb_stats {
   size_t ingredients, products, classes, interactions, pairs, groups, doses, sources;
+  size_t vitals, weight_gains, rpm_limits; /* rpm_limits: of device-silent, -battery, adherence */
 } cl_kb_stats;
 void cl_kb_get_stats(const cl_kb *kb, cl_kb_stats *st);
 

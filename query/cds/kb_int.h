@@ -3,6 +3,7 @@
 #ifndef CL_QUERY_CDS_KB_INT_H
 #define CL_QUERY_CDS_KB_INT_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,7 +89,33 @@ struct cl_kb {
   cl_hmap *names;   /* kind byte + name, NUL-padded -> uint32 index */
   cl_hmap *pairs;   /* uint64 (lo index << 32 | hi index) -> uint32 head link + 1 */
   cl_hmap *dose_ix; /* uint64 (ingredient index << 8 | route) -> uint32 index into doses */
+  /* remote patient monitoring (kb_rpm.c): in file order; every string a view into strings */
+  cl_kb_vital *vitals;
+  size_t nvital, cap_vital;
+  cl_kb_weight_gain *gains;
+  size_t ngain, cap_gain;
+  cl_kb_rpm_limit limits[CL_KB_RPM_NLIMITS]; /* .set = 0: the file has none */
 };
+
+/* The parser's context: reason filled on CL_EMALFORMED. */
+typedef struct pctx {
+  cl_kb *kb;
+  char *why;
+  size_t wn;
+} pctx;
+
+#define WHY(p, ...) (snprintf((p)->why, (p)->wn, __VA_ARGS__), CL_EMALFORMED)
+
+/* kb.c's helpers, shared with kb_rpm.c. kb_grow: doubles *p (n elements
+ * of size) when n has reached *cap; 0 or CL_ENOMEM. kb_str_dup: s[0..n)
+ * copied into the KB's string chunks (NULL: out of memory).
+ * kb_valid_name: [a-z][a-z0-9._-]* (capitals too unless lower_only). */
+int kb_grow(void **p, size_t *cap, size_t n, size_t size);
+const char *kb_str_dup(cl_kb *kb, const char *s, size_t n);
+int kb_valid_name(const char *s, int lower_only);
+/* kb_rpm.c: a vital, weight-gain, device-silent, device-battery or
+ * adherence line, split into tok[0..n). 0, CL_EMALFORMED (p->why), CL_ENOMEM. */
+int kb_st_rpm(pctx *p, char **tok, size_t n);
 
 static inline int vec_has(const u32vec *v, uint32_t x) {
   for (size_t i = 0; i < v->n; i++)

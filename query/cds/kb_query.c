@@ -216,6 +216,8 @@ int cl_kb_duplicate(const cl_kb *kb, const uint32_t *a, size_t na, const uint32_
 }
 
 void cl_kb_get_stats(const cl_kb *kb, cl_kb_stats *st) {
-  *st = (cl_kb_stats){kb->ning,  kb->nprod,  kb->nclass, kb->nrule,
-                      kb->nlink, kb->ngroup, kb->ndose,  kb->nsrc};
+  *st = (cl_kb_stats){kb->ning,  kb->nprod, kb->nclass, kb->nrule, kb->nlink, kb->ngroup,
+                      kb->ndose, kb->nsrc,  kb->nvital, kb->ngain, 0};
+  for (int i = 0; i < CL_KB_RPM_NLIMITS; i++)
+    st->rpm_limits += kb->limits[i].set ? 1u : 0u;
 }

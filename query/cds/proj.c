@@ -19,15 +19,17 @@
 #include <string.h>
 
 #include "query/cds/check.h"
+#include "query/cds/rpm.h"
 #include "store/alloc.h"
 #include "store/event.h"
 #include "store/hmap.h"
 #include "store/keyring.h"
 
-enum { FAM_PATIENT, FAM_PENDING, FAM_EMITTED, NFAM };
-static const char *const families[NFAM] = {"patient", "pending", "emitted"};
+enum { FAM_PATIENT, FAM_PENDING, FAM_EMITTED, FAM_SILENCE, NFAM };
+static const char *const families[NFAM] = {"patient", "pending", "emitted", "silence"};
 
 #define KEY_LEN 48        /* stream tag || finding key */
+#define SKEY_LEN 56       /* deadline (u64 BE) || stream tag || device hash (16) */
 #define CACHE_MAX 4096    /* patient states kept from one batch to the next */
 #define PENDING_CHUNK 256 /* pending entries read per scan */
 
@@ -39,12 +41,19 @@ typedef struct pent {
   int dirty;          /* changed by this batch: batch_end writes it */
 } pent;
 
+/* Keys written by this batch and the one before: [0, prev) the batch
+ * before, [prev, n) this one. */
+typedef struct recent {
+  uint8_t *k; /* n x len bytes; NULL until a key is noted */
+  size_t len, prev, n, cap;
+} recent;
+
 typedef struct state {
   cl_hmap *idx; /* tag -> uint32 index into ents */
   pent *ents;
   size_t n, cap;
-  uint8_t (*rk)[KEY_LEN]; /* recent keys: [0, rprev) the batch before, [rprev, rn) this one */
-  size_t rprev, rn, rcap;
+  recent rk; /* pending/emitted keys (KEY_LEN) */
+  recent sk; /* silence keys (SKEY_LEN) */
   cl_cds_findings *fs;
 } state;
 
@@ -59,6 +68,8 @@ static void *state_new(void) {
   state *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
+  s->rk.len = KEY_LEN;
+  s->sk.len = SKEY_LEN;
   if (!(s->idx = cl_hmap_new(32, sizeof(uint32_t))) || !(s->fs = malloc(sizeof *s->fs))) {
     cl_hmap_free(s->idx);
     free(s);
@@ -74,7 +85,8 @@ static void state_free(void *v) {
   cache_clear(s);
   cl_hmap_free(s->idx);
   free(s->ents);
-  free(s->rk);
+  free(s->rk.k);
+  free(s->sk.k);
   free(s->fs);
   free(s);
 }
@@ -82,20 +94,28 @@ static void state_free(void *v) {
 static void discard(void *v) {
   state *s = v;
   cache_clear(s);
-  s->rprev = s->rn = 0;
+  s->rk.prev = s->rk.n = s->sk.prev = s->sk.n = 0;
 }
 
-static int note_recent(state *s, const uint8_t k[KEY_LEN], cl_err *err) {
-  if (s->rn == s->rcap) {
-    size_t cap = s->rcap ? s->rcap * 2 : 64;
-    uint8_t(*rk)[KEY_LEN] = realloc(s->rk, cap * sizeof *rk);
-    if (!rk)
+static int note_recent(recent *r, const uint8_t *k, cl_err *err) {
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 64;
+    uint8_t *nk = realloc(r->k, cap * r->len);
+    if (!nk)
       return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
-    s->rk = rk;
-    s->rcap = cap;
+    r->k = nk;
+    r->cap = cap;
   }
-  memcpy(s->rk[s->rn++], k, KEY_LEN);
+  memcpy(r->k + r->n++ * r->len, k, r->len);
   return 0;
+}
+
+/* This batch's keys become the batch before's. */
+static void rotate(recent *r) {
+  if (r->n > r->prev) /* k is NULL until a key is noted */
+    memmove(r->k, r->k + r->prev * r->len, (r->n - r->prev) * r->len);
+  r->n -= r->prev;
+  r->prev = r->n;
 }
 
 static int batch_end(cl_fold_ctx *f, cl_err *err) {
@@ -115,17 +135,16 @@ static int batch_end(cl_fold_ctx *f, cl_err *err) {
       return rc;
     p->dirty = 0;
   }
-  if (s->rn > s->rprev) /* rk is NULL until a finding is recorded */
-    memmove(s->rk, s->rk + s->rprev, (s->rn - s->rprev) * sizeof *s->rk);
-  s->rn -= s->rprev;
-  s->rprev = s->rn;
+  rotate(&s->rk);
+  rotate(&s->sk);
   if (s->n > CACHE_MAX)
     cache_clear(s);
   return 0;
 }
 
 /* The state of the patient of stream `tag`, from the cache, else the
- * transaction, else new. CL_EERASED: the stream is erased. */
+ * transaction, else new (patient_id NULL: else CL_ENOTFOUND). CL_EERASED:
+ * the stream is erased. */
 static int patient_get(cl_fold_ctx *f, const uint8_t tag[32], const char *patient_id, pent **out,
                        cl_err *err) {
   state *s = f->state;
@@ -141,7 +160,7 @@ static int patient_get(cl_fold_ctx *f, const uint8_t tag[32], const char *patien
   if (rc == 0) {
     rc = cl_cds_patient_parse(v, vl, &st, err);
     cl_free(v);
-  } else if (rc == CL_ENOTFOUND) {
+  } else if (rc == CL_ENOTFOUND && patient_id) {
     rc = cl_cds_patient_new(patient_id, &st, err);
   }
   if (rc)
@@ -183,15 +202,11 @@ static int is_emitted(cl_fold_ctx *f, const uint8_t k[KEY_LEN], int *yes, cl_err
   return rc == CL_ENOTFOUND ? 0 : rc;
 }
 
-/* The IssueDetected of finding `fi` as the emitter appends it. */
-static int put_pending(cl_fold_ctx *f, const uint8_t tag[32], const Clinlog__V1__Event *trig,
-                       const cl_cds_finding *fi, int64_t at, cl_err *err) {
-  uint8_t k[KEY_LEN];
-  memcpy(k, tag, 32);
-  memcpy(k + 32, fi->key, 16);
-  int done, rc = is_emitted(f, k, &done, err);
-  if (rc || done)
-    return rc;
+/* The IssueDetected of finding `fi` as the emitter appends it, sealed
+ * under `tag` at key k (kl bytes) of family fam. */
+static int put_issue(cl_fold_ctx *f, unsigned fam, const uint8_t *k, size_t kl,
+                     const uint8_t tag[32], const Clinlog__V1__Event *trig,
+                     const cl_cds_finding *fi, int64_t at, cl_err *err) {
   cl_cds_issue is;
   cl_cds_issue_fill(fi, trig->stream, at, &is);
   Google__Protobuf__Timestamp ts = is.detected_at;
@@ -213,11 +228,83 @@ static int put_pending(cl_fold_ctx *f, const uint8_t tag[32], const Clinlog__V1_
   if (!b)
     return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
   clinlog__v1__event__pack(&ev, b);
-  rc = cl_proj_put_sealed(f->txn, FAM_PENDING, k, KEY_LEN, tag, b, n, err);
+  int rc = cl_proj_put_sealed(f->txn, fam, k, kl, tag, b, n, err);
   free(b);
+  return rc;
+}
+
+static int put_pending(cl_fold_ctx *f, const uint8_t tag[32], const Clinlog__V1__Event *trig,
+                       const cl_cds_finding *fi, int64_t at, cl_err *err) {
+  uint8_t k[KEY_LEN];
+  memcpy(k, tag, 32);
+  memcpy(k + 32, fi->key, 16);
+  int done, rc = is_emitted(f, k, &done, err);
+  if (rc || done)
+    return rc;
+  rc = put_issue(f, FAM_PENDING, k, KEY_LEN, tag, trig, fi, at, err);
   if (rc == CL_EERASED)
     return 0; /* its StreamErased follows and forgets the stream */
-  return rc ? rc : note_recent(f->state, k, err);
+  state *s = f->state;
+  return rc ? rc : note_recent(&s->rk, k, err);
+}
+
+/* ---- device silence (rpm.h): the index of armed watches ---- */
+
+static void silence_key(const cl_rpm_watch *w, const uint8_t tag[32], const uint8_t dev[16],
+                        uint8_t k[SKEY_LEN]) {
+  uint64_t d = w->deadline_ns < 0 ? 0 : (uint64_t)w->deadline_ns;
+  for (int i = 0; i < 8; i++)
+    k[i] = (uint8_t)(d >> (56 - 8 * i));
+  memcpy(k + 8, tag, 32);
+  memcpy(k + 40, dev, 16);
+}
+
+/* The keyed hash of a device id (no identifier in plaintext keys). */
+static int device_hash(cl_fold_ctx *f, const char *device, uint8_t dev[16], cl_err *err) {
+  char name[CL_RPM_ID_MAX + 16];
+  snprintf(name, sizeof name, "rpm-device:%s", device);
+  uint8_t t[32];
+  int rc = cl_log_stream_tag(f->log, name, t, err);
+  if (rc == 0)
+    memcpy(dev, t, 16);
+  return rc;
+}
+
+static int silence_del(cl_fold_ctx *f, const cl_rpm_watch *w, const uint8_t tag[32],
+                       const uint8_t dev[16], cl_err *err) {
+  uint8_t k[SKEY_LEN];
+  silence_key(w, tag, dev, k);
+  return cl_proj_del(f->txn, FAM_SILENCE, k, SKEY_LEN, err);
+}
+
+/* The watch of `device` changed from `was` (trigger: the event just
+ * applied): its index entry moves. */
+static int silence_update(cl_fold_ctx *f, const uint8_t tag[32], const Clinlog__V1__Event *trig,
+                          const cl_cds_patient *pt, const char *device, const cl_rpm_watch *was,
+                          cl_err *err) {
+  cl_rpm_watch now;
+  const cl_rpm_patient *rp = cl_rpm_of(pt);
+  cl_rpm_watch_get(rp, device, &now);
+  if (now.armed == was->armed &&
+      (!now.armed || (now.deadline_ns == was->deadline_ns && !memcmp(now.key, was->key, 16))))
+    return 0;
+  uint8_t dev[16];
+  int rc = device_hash(f, device, dev, err);
+  if (rc == 0 && was->armed)
+    rc = silence_del(f, was, tag, dev, err);
+  if (rc || !now.armed)
+    return rc;
+  state *s = f->state;
+  s->fs->n = s->fs->truncated = 0;
+  cl_rpm_silent_finding(f->arg, rp, device, s->fs);
+  if (s->fs->n != 1)
+    return 0;
+  uint8_t k[SKEY_LEN];
+  silence_key(&now, tag, dev, k);
+  rc = put_issue(f, FAM_SILENCE, k, SKEY_LEN, tag, trig, &s->fs->f[0], now.deadline_ns, err);
+  if (rc == CL_EERASED)
+    return 0;
+  return rc ? rc : note_recent(&s->sk, k, err);
 }
 
 static int check(cl_fold_ctx *f, const cl_event_view *ev, const Clinlog__V1__Event *e,
@@ -234,6 +321,9 @@ static int check(cl_fold_ctx *f, const cl_event_view *ev, const Clinlog__V1__Eve
   if (ts && (ts->seconds || ts->nanos) && ts->seconds < INT64_MAX / 1000000000 - 1 &&
       ts->seconds > INT64_MIN / 1000000000 + 1)
     at = ts->seconds * 1000000000 + ts->nanos;
+  const char *device = cl_rpm_event_device(e);
+  cl_rpm_watch was;
+  cl_rpm_watch_get(cl_rpm_of(p->st), device, &was);
   rc = cl_cds_apply(f->arg, p->st, e, ev->event_id, at, s->fs, err);
   if (rc == CL_ETOOBIG || rc == CL_EINVAL)
     return 0; /* the state is unchanged and nothing is found: the same on every node */
@@ -242,26 +332,48 @@ static int check(cl_fold_ctx *f, const cl_event_view *ev, const Clinlog__V1__Eve
   p->dirty = 1;
   for (size_t i = 0; rc == 0 && i < s->fs->n; i++)
     rc = put_pending(f, ev->stream_tag, e, &s->fs->f[i], at, err);
+  if (rc == 0 && device && device[0] && strlen(device) < CL_RPM_ID_MAX)
+    rc = silence_update(f, ev->stream_tag, e, p->st, device, &was, err);
   return rc;
 }
 
-/* An IssueDetected is in the log: its key is emitted, no longer pending. */
+/* An IssueDetected is in the log: its key is emitted, no longer pending;
+ * if it is a device's silence finding, the device goes silent and leaves
+ * the silence index. */
 static int emitted(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   uint8_t k[KEY_LEN];
   memcpy(k, ev->stream_tag, 32);
   memcpy(k + 32, ev->event_id, 16);
   static const uint8_t one = 1;
+  state *s = f->state;
   int rc = cl_proj_del(f->txn, FAM_PENDING, k, KEY_LEN, err);
   if (rc == 0)
     rc = cl_proj_put(f->txn, FAM_EMITTED, k, KEY_LEN, &one, 1, err);
-  return rc ? rc : note_recent(f->state, k, err);
+  if (rc == 0)
+    rc = note_recent(&s->rk, k, err);
+  pent *p = NULL;
+  if (rc == 0)
+    rc = patient_get(f, ev->stream_tag, NULL, &p, err);
+  if (rc == CL_ENOTFOUND || rc == CL_EERASED)
+    return 0;
+  cl_rpm_patient *rp = rc == 0 ? cl_rpm_of(p->st) : NULL;
+  char device[CL_RPM_ID_MAX];
+  cl_rpm_watch was = {.armed = 1};
+  if (!rp || !cl_rpm_silence_folded(rp, ev->event_id, device, &was.deadline_ns))
+    return rc;
+  p->dirty = 1;
+  uint8_t dev[16];
+  rc = device_hash(f, device, dev, err);
+  return rc ? rc : silence_del(f, &was, ev->stream_tag, dev, err);
 }
 
 /* ---- erasure ---- */
 
 typedef struct klist {
-  uint8_t (*k)[KEY_LEN];
-  size_t n, cap;
+  uint8_t *k; /* n x len bytes */
+  size_t n, cap, len;
+  size_t at;          /* where the stream tag sits in a key */
+  const uint8_t *tag; /* keys of this stream only */
 } klist;
 
 static int collect(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
@@ -269,17 +381,17 @@ static int collect(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val,
   (void)val;
   (void)vl;
   klist *l = ctx;
-  if (kl != KEY_LEN)
+  if (kl != l->len || memcmp(key + l->at, l->tag, 32) != 0)
     return 0;
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 64;
-    uint8_t(*k)[KEY_LEN] = realloc(l->k, cap * sizeof *k);
+    uint8_t *k = realloc(l->k, cap * l->len);
     if (!k)
       return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
     l->k = k;
     l->cap = cap;
   }
-  memcpy(l->k[l->n++], key, KEY_LEN);
+  memcpy(l->k + l->n++ * l->len, key, l->len);
   return 0;
 }
 
@@ -297,15 +409,19 @@ static int erase(cl_fold_ctx *f, const char *stream, cl_err *err) {
   }
   if ((rc = cl_proj_del(f->txn, FAM_PATIENT, tag, 32, err)))
     return rc;
-  for (unsigned fam = FAM_PENDING; rc == 0 && fam <= FAM_EMITTED; fam++) {
-    klist l = {0};
-    rc = cl_proj_scan(f->proj, fam, tag, 32, NULL, 0, collect, &l, err);
+  for (unsigned fam = FAM_PENDING; rc == 0 && fam <= FAM_SILENCE; fam++) {
+    /* silence keys start with the deadline: the tag follows it */
+    size_t kl = fam == FAM_SILENCE ? SKEY_LEN : KEY_LEN, at = fam == FAM_SILENCE ? 8 : 0;
+    const recent *r = fam == FAM_SILENCE ? &s->sk : &s->rk;
+    klist l = {.len = kl, .at = at, .tag = tag};
+    rc = cl_proj_scan(f->proj, fam, fam == FAM_SILENCE ? NULL : tag, fam == FAM_SILENCE ? 0 : 32,
+                      NULL, 0, collect, &l, err);
     for (size_t i = 0; rc == 0 && i < l.n; i++)
-      rc = cl_proj_del(f->txn, fam, l.k[i], KEY_LEN, err);
+      rc = cl_proj_del(f->txn, fam, l.k + i * kl, kl, err);
     free(l.k);
-    for (size_t i = 0; rc == 0 && i < s->rn; i++)
-      if (memcmp(s->rk[i], tag, 32) == 0)
-        rc = cl_proj_del(f->txn, fam, s->rk[i], KEY_LEN, err);
+    for (size_t i = 0; rc == 0 && i < r->n; i++)
+      if (memcmp(r->k + i * kl + at, tag, 32) == 0)
+        rc = cl_proj_del(f->txn, fam, r->k + i * kl, kl, err);
   }
   return rc;
 }
@@ -323,6 +439,11 @@ static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   case CLINLOG__V1__EVENT__BODY_MEDICATION_DISPENSED:
   case CLINLOG__V1__EVENT__BODY_MEDICATION_ADMINISTERED:
   case CLINLOG__V1__EVENT__BODY_ALLERGY_RECORDED:
+  case CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED:
+  case CLINLOG__V1__EVENT__BODY_DEVICE_STATUS_REPORTED:
+  case CLINLOG__V1__EVENT__BODY_DISPENSER_EVENT_RECORDED:
+  case CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN:
+  case CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED:
   case CLINLOG__V1__EVENT__BODY_STREAM_ERASED:
     break;
   default:
@@ -357,7 +478,7 @@ void cl_cds_projection_init(cl_projection *def, const cl_kb *kb) {
   def->families = families;
   def->nfamilies = NFAM;
   def->fold = fold;
-  def->sealed_reads = 1; /* decrypts only medication and allergy events */
+  def->sealed_reads = 1; /* decrypts only the events the checkers read */
   def->state_new = state_new;
   def->state_free = state_free;
   def->batch_end = batch_end;
@@ -375,50 +496,67 @@ typedef struct pitem {
 
 typedef struct pscan {
   cl_proj *p;
+  unsigned fam;  /* FAM_PENDING or FAM_SILENCE */
+  size_t kl;     /* its key length */
+  uint64_t upto; /* FAM_SILENCE: deadlines before this only */
   pitem *it;
   size_t n, cap;
-  uint8_t last[KEY_LEN];
-  int full;
+  uint8_t last[SKEY_LEN];
+  int full, done;
 } pscan;
 
 static int pending_one(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
                        cl_err *err) {
   pscan *s = ctx;
-  if (kl != KEY_LEN)
-    return cl_err_set(err, CL_ECORRUPT, "cds: pending key of %zu bytes", kl);
+  if (kl != s->kl)
+    return cl_err_set(err, CL_ECORRUPT, "cds: %s key of %zu bytes", families[s->fam], kl);
+  if (s->fam == FAM_SILENCE) {
+    uint64_t d = 0;
+    for (int i = 0; i < 8; i++)
+      d = d << 8 | key[i];
+    if (d >= s->upto) {
+      s->done = 1; /* keys are in deadline order: the rest are later */
+      return 1;
+    }
+  }
   if (s->n == s->cap) {
     s->full = 1;
     return 1;
   }
-  memcpy(s->last, key, KEY_LEN);
+  memcpy(s->last, key, kl);
   uint8_t *plain;
   size_t pn;
-  int rc = cl_proj_open_sealed(s->p, FAM_PENDING, key, kl, val, vl, &plain, &pn, err);
+  int rc = cl_proj_open_sealed(s->p, s->fam, key, kl, val, vl, &plain, &pn, err);
   if (rc == CL_EERASED)
     return 0;
   if (rc)
     return rc;
-  memcpy(s->it[s->n].key, key + 32, 16);
+  memcpy(s->it[s->n].key, s->fam == FAM_SILENCE ? key + 8 + 32 : key + 32, 16);
   s->it[s->n].ev = plain;
   s->it[s->n].n = pn;
   s->n++;
   return 0;
 }
 
-int cl_cds_pending(cl_proj *p, size_t max, cl_cds_pending_fn fn, void *ctx, cl_err *err) {
-  pscan s = {.p = p, .cap = PENDING_CHUNK};
+static int scan_issues(cl_proj *p, unsigned fam, uint64_t upto, size_t max, cl_cds_pending_fn fn,
+                       void *ctx, cl_err *err) {
+  pscan s = {.p = p,
+             .fam = fam,
+             .kl = fam == FAM_SILENCE ? SKEY_LEN : KEY_LEN,
+             .upto = upto,
+             .cap = PENDING_CHUNK};
   if (!(s.it = calloc(s.cap, sizeof *s.it)))
     return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
   size_t done = 0;
   int rc = 0, from = 0;
-  uint8_t next[KEY_LEN + 1];
+  uint8_t next[SKEY_LEN + 1];
   do {
     s.n = 0;
     s.full = 0;
     /* the scan holds the projection's read lock: the callback, which
      * appends, runs after it */
-    rc = cl_proj_scan(p, FAM_PENDING, NULL, 0, from ? next : NULL, from ? sizeof next : 0,
-                      pending_one, &s, err);
+    rc = cl_proj_scan(p, fam, NULL, 0, from ? next : NULL, from ? s.kl + 1 : 0, pending_one, &s,
+                      err);
     if (rc > 0)
       rc = 0;
     for (size_t i = 0; i < s.n; i++) {
@@ -428,11 +566,49 @@ int cl_cds_pending(cl_proj *p, size_t max, cl_cds_pending_fn fn, void *ctx, cl_e
       }
       cl_free(s.it[i].ev);
     }
-    memcpy(next, s.last, KEY_LEN);
-    next[KEY_LEN] = 0; /* the first key after the last one read */
+    memcpy(next, s.last, s.kl);
+    next[s.kl] = 0; /* the first key after the last one read */
     from = 1;
-  } while (rc == 0 && s.full && (max == 0 || done < max));
+  } while (rc == 0 && s.full && !s.done && (max == 0 || done < max));
   free(s.it);
+  return rc < 0 ? rc : 0;
+}
+
+int cl_cds_pending(cl_proj *p, size_t max, cl_cds_pending_fn fn, void *ctx, cl_err *err) {
+  return scan_issues(p, FAM_PENDING, 0, max, fn, ctx, err);
+}
+
+int cl_cds_silent_due(cl_proj *p, int64_t now_ns, size_t max, cl_cds_pending_fn fn, void *ctx,
+                      cl_err *err) {
+  return scan_issues(p, FAM_SILENCE, now_ns < 0 ? 0 : (uint64_t)now_ns, max, fn, ctx, err);
+}
+
+typedef struct silent_list {
+  cl_cds_silence *out;
+  size_t n, max;
+} silent_list;
+
+static int silent_one(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                      cl_err *err) {
+  (void)val, (void)vl, (void)err;
+  silent_list *l = ctx;
+  if (kl != SKEY_LEN)
+    return 0;
+  if (l->n < l->max) {
+    cl_cds_silence *o = &l->out[l->n];
+    o->deadline_ns = 0;
+    for (int i = 0; i < 8; i++)
+      o->deadline_ns = o->deadline_ns << 8 | key[i];
+    memcpy(o->tag, key + 8, 32);
+  }
+  l->n++;
+  return 0;
+}
+
+int cl_cds_silence_index(cl_proj *p, cl_cds_silence *out, size_t max, size_t *n, cl_err *err) {
+  silent_list l = {out, 0, max};
+  int rc = cl_proj_scan(p, FAM_SILENCE, NULL, 0, NULL, 0, silent_one, &l, err);
+  *n = l.n;
   return rc < 0 ? rc : 0;
 }
 

@@ -1,10 +1,12 @@
-/* The `cds` projection: the medication checker (check.h) run over the
- * committed log, and the findings it has not yet seen appended.
+/* The `cds` projection: the medication checker (check.h) and remote
+ * patient monitoring (rpm.h) run over the committed log, and the findings
+ * it has not yet seen appended.
  *
  * The fold keeps each patient's checker state and applies every
  * MedicationPrescribed, MedicationDiscontinued, MedicationDispensed,
- * MedicationAdministered and AllergyRecorded of a "patient-<id>" stream to
- * it, in log order. Each finding becomes a *pending* IssueDetected: the
+ * MedicationAdministered, AllergyRecorded, DeviceReadingRecorded,
+ * DeviceStatusReported, DispenserEventRecorded, AlertOverridden and
+ * AlertAcknowledged of a "patient-<id>" stream to it, in log order. Each finding becomes a *pending* IssueDetected: the
  * whole event, ready to sign (event id = the finding's key, causation id
  * = the trigger, occurred_at and detected_at = the trigger's time,
  * recorded by "$log" in role log, source system "clinlog-cds"), so every
@@ -21,10 +23,26 @@
  *   | patient | stream tag (32)                  | sealed cl_cds_patient bytes |
  *   | pending | stream tag (32) || key (16)      | sealed packed Event         |
  *   | emitted | stream tag (32) || key (16)      | empty                       |
+ *   | silence | deadline (u64 BE, ns) || stream  | sealed packed Event: the    |
+ *   |         | tag (32) || device hash (16)     | DEVICE_SILENT IssueDetected |
  *
- * The stream tag is the store's keyed hash of the stream name: no
- * identifier in plaintext. StreamErased of a patient stream forgets its
- * state, pending and emitted entries (a rebuild meets its events erased).
+ * The stream tag is the store's keyed hash of the stream name, the device
+ * hash the store's keyed hash of "rpm-device:<device id>": no identifier in
+ * plaintext.
+ *
+ * Device silence (rpm.h) is the one finding the fold cannot raise: it is
+ * the absence of events. The fold keeps `silence` equal to the set of
+ * armed watches (each device's last contact + device-silent seconds),
+ * each entry holding the IssueDetected that the deadline passing raises
+ * (event id = the watch key, derived from the last-contact event and the
+ * rule; occurred_at and detected_at = the deadline), built the same on
+ * every node. The leader's emitter (cl_cds_silent_due) appends the entries
+ * whose deadline its wall clock has passed; folding that IssueDetected
+ * opens the device's silence and drops the entry; a later contact closes
+ * it and re-arms. Only *when* it is appended depends on a clock, never
+ * what is appended, so a leader change or a rebuild appends nothing twice. StreamErased of a
+ * patient stream forgets its state, pending and emitted entries (a rebuild meets its events
+ * erased).
  *
  * The fold reads the knowledge base given at init: the state depends on
  * it, so one projection must always run with the same KB for a rebuild to
@@ -44,7 +62,7 @@
 #include "store/proj.h"
 
 #define CL_CDS_PROJ_NAME "cds"
-#define CL_CDS_PROJ_VERSION 1
+#define CL_CDS_PROJ_VERSION 2
 #define CL_CDS_SOURCE_SYSTEM "clinlog-cds"
 
 /* Fills *def with the cds projection over `kb` (borrowed: it must outlive
@@ -73,6 +91,22 @@ int cl_cds_pending(cl_proj *p, size_t max, cl_cds_pending_fn fn, void *ctx, cl_e
  * CL_ECRYPTO / CL_ECORRUPT (a tampered value), CL_EIO, CL_ENOMEM. */
 CL_MUST_CHECK int cl_cds_patient_load(cl_proj *p, cl_log *log, const char *patient_id,
                                       cl_cds_patient **out, uint64_t *position, cl_err *err);
+
+/* Device silence (rpm.h): calls fn for each armed watch whose deadline is
+ * before now_ns (the caller's wall clock: the leader's), in deadline order,
+ * at most max (0: all), with the DEVICE_SILENT IssueDetected to append
+ * (key = its event id). Errors as cl_cds_pending. */
+int cl_cds_silent_due(cl_proj *p, int64_t now_ns, size_t max, cl_cds_pending_fn fn, void *ctx,
+                      cl_err *err);
+
+/* One entry of the silence index (tests, status). */
+typedef struct cl_cds_silence {
+  uint64_t deadline_ns;
+  uint8_t tag[32]; /* the patient stream's tag */
+} cl_cds_silence;
+/* Writes up to max entries of the committed silence index, in deadline
+ * order, to out[]; *n = how many there are. Errors: the scan's. */
+int cl_cds_silence_index(cl_proj *p, cl_cds_silence *out, size_t max, size_t *n, cl_err *err);
 
 /* The number of pending and emitted entries (tests, status). */
 int cl_cds_counts(cl_proj *p, uint64_t *pending, uint64_t *emitted, cl_err *err);

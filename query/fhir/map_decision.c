@@ -38,6 +38,9 @@ static const char *kind_code(Clinlog__V1__IssueKind k, const char **display) {
   case CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_BCMA_MISMATCH:
     *display = "fulfillment alert";
     return "FULFIL";
+  case CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_ADHERENCE:
+    *display = "Compliance Alert";
+    return "COMPLY";
   default:
     return NULL;
   }

@@ -6,7 +6,15 @@ either way every node ends with exactly one IssueDetected for the
 patient, nothing lost and no duplicate, also once the old leader is back.
 Each node runs the cds projection; only the leader emits. The gRPC face on
 a follower: CheckOrder answers from its own projection, and Acknowledge
-is forwarded to the leader, idempotent from any node."""
+is forwarded to the leader, idempotent from any node.
+
+Device silence (docs/cds.md, "Device silence, timed by the leader's
+clock"): with a knowledge base whose device-silent limit is 3 s, a cuff
+reports once through the leader, which is SIGKILLed about when the
+deadline passes (before or after its emitter appended the DEVICE_SILENT):
+every node ends with exactly one, the same event, also once the old leader
+is back."""
+import os
 import time
 import uuid
 
@@ -29,13 +37,14 @@ def rx_event(pid, rxid, code):
     return ev.SerializeToString()
 
 
-def issues(node, pid):
+def issues(node, pid, rule=None):
     out = []
     req = common.pb.api.ReadRequest(stream="patient-" + pid)
     try:
         for re in node.client._read(req, timeout=T(10)):
             ev = common.pb.event.Event.FromString(re.event)
-            if ev.WhichOneof("body") == "issue_detected":
+            if ev.WhichOneof("body") == "issue_detected" and (
+                    rule is None or ev.issue_detected.rule_id == rule):
                 out.append(ev.event_id)
     except Exception:  # noqa: BLE001 - a node still starting: asked again
         return None
@@ -44,16 +53,16 @@ def issues(node, pid):
 
 class CdsClusterTest(cluster.ClusterTestCase):
 
-    def wait_one(self, c, ids, pid):
+    def wait_one(self, c, ids, pid, rule=None):
         deadline = time.monotonic() + T(30)
         got = {}
         while time.monotonic() < deadline:
-            got = {i: issues(c.nodes[i], pid) for i in ids}
+            got = {i: issues(c.nodes[i], pid, rule) for i in ids}
             if all(v is not None and len(v) >= 1 for v in got.values()):
                 break
             time.sleep(0.2)
         time.sleep(1.5)  # a late duplicate would show now
-        got = {i: issues(c.nodes[i], pid) for i in ids}
+        got = {i: issues(c.nodes[i], pid, rule) for i in ids}
         for i, v in got.items():
             self.assertIsNotNone(v, "node %d does not answer\n%s" % (i, c.diag()))
             self.assertEqual(len(v), 1, "node %d holds %d IssueDetected of %s\n%s"
@@ -129,3 +138,39 @@ class CdsClusterTest(cluster.ClusterTestCase):
             self.assertEqual(n, 1, "node %d holds %d AlertAcknowledged\n%s" % (i, n, c.diag()))
         log("cds: CheckOrder on follower %d; Acknowledge forwarded once from followers %s"
             % (fids[0], fids))
+
+    def test_device_silence_once_across_leader_change(self):
+        kb = os.path.join(common.TMP, "rpm-cluster-%s.kb" % uuid.uuid4().hex)
+        with open(kb, "w") as f:
+            f.write("clinlog-kb 1\nversion test-rpm-cluster\nsource s Cluster test\n"
+                    "device-silent 3 high source=s\n")
+        saved = list(cluster.SERVER_ARGS)
+        cluster.SERVER_ARGS[:] = saved + ["--cds-kb", kb]
+        try:
+            c = self.new_cluster("cdsrpm")
+            c.start(3)
+            lid = c.leader()
+            pid = "RPMC" + uuid.uuid4().hex[:6].upper()
+            ev = common.pb.event.Event(event_id=common.new_id(), stream="patient-" + pid,
+                                       occurred_at=common.timestamp_now(), source_system="CLUSTER")
+            ev.recorded_by.principal_id = "admin"
+            ev.recorded_by.role = "admin"
+            r = ev.device_reading_recorded
+            r.device_id = "cuff-" + pid
+            r.code.coding.add(system="http://loinc.org", code="8867-4")
+            r.value.value, r.value.unit = "70", "{beats}/min"
+            c.nodes[lid].client.append(common.batch([ev.SerializeToString()], c.signer),
+                                       timeout=T(20))
+            time.sleep(3.0)  # about the deadline: the leader may or may not have emitted
+            c.nodes[lid].sigkill()
+            others = [i for i in c.ids() if i != lid]
+            c.wait_leader(others, timeout=T(30))
+            self.wait_one(c, others, pid, "device-silent:3")
+            c.nodes[lid].start()
+            c.wait_converged(timeout=T(60))
+            got = self.wait_one(c, c.ids(), pid, "device-silent:3")
+            self.assertEqual(len({v[0] for v in got.values()}), 1, "the same event everywhere")
+            log("cds: leader %d killed at a silence deadline; one DEVICE_SILENT on every node"
+                % lid)
+        finally:
+            cluster.SERVER_ARGS[:] = saved

@@ -176,6 +176,33 @@ def event_id_of(event_bytes):
     return e.event_id
 
 
+def stream_issues(client, pid, want=0, within=20):
+    """The IssueDetected events of stream patient-<pid>, waiting (up to
+    T(within) s) until there are `want` of them."""
+    deadline = time.monotonic() + T(within)
+    while True:
+        found = []
+        for re_ in client._read(pb.api.ReadRequest(stream="patient-" + pid), timeout=T(15)):
+            ev = pb.event.Event.FromString(re_.event)
+            if ev.WhichOneof("body") == "issue_detected":
+                found.append(ev)
+        if len(found) >= want or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def fhir_get(port, path):
+    """GET /fhir/R4<path> on 127.0.0.1:port: (status, parsed JSON or None)."""
+    import http.client
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=T(15))
+    c.request("GET", "/fhir/R4" + path)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, (json.loads(data) if data else None)
+
+
 def unique_stream(prefix="patient-"):
     return prefix + uuid.uuid4().hex[:12]
 

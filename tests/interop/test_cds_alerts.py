@@ -5,8 +5,6 @@ stream (rule warfarin-nsaids, severity HIGH, both orders implicated, event
 id = the finding's key = the issue id, recorded by $log, caused by the
 ibuprofen order) and it appears as a FHIR DetectedIssue; a restart and a
 rebuild of the projection (Projections.Rebuild) add no second one."""
-import http.client
-import json
 import time
 import uuid
 
@@ -41,25 +39,10 @@ class TestCdsAlerts(ServerTestCase):
     def issues(self, pid, want=1, wait=True):
         """The IssueDetected events of the patient's stream, waiting (up to
         T(20)) for `want` of them."""
-        deadline = time.monotonic() + T(20)
-        while True:
-            found = []
-            for re in self.client._read(common.pb.api.ReadRequest(stream="patient-" + pid),
-                                        timeout=T(15)):
-                ev = common.pb.event.Event.FromString(re.event)
-                if ev.WhichOneof("body") == "issue_detected":
-                    found.append(ev)
-            if not wait or len(found) >= want or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+        return common.stream_issues(self.client, pid, want if wait else 0)
 
     def fhir(self, path):
-        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(15))
-        c.request("GET", "/fhir/R4" + path)
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r.status, (json.loads(data) if data else None)
+        return common.fhir_get(self.http_port, path)
 
     def test_warfarin_ibuprofen_one_issue(self):
         pid = "CDSA" + uuid.uuid4().hex[:8].upper()

@@ -32,7 +32,8 @@ class TestKbCheck(unittest.TestCase):
         self.assertEqual(o["format"], 1)
         self.assertTrue(o["version"])
         for k in ("ingredients", "interactions", "ingredientPairs", "allergyGroups",
-                  "doseLimits", "sources"):
+                  "doseLimits", "sources", "vitalThresholds", "weightGainRules",
+                  "deviceAndAdherenceLimits"):
             self.assertGreater(o[k], 0, k)
         # class rules expand: more ingredient pairs than rules
         self.assertGreater(o["ingredientPairs"], o["interactions"])

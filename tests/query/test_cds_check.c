@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "query/cds/check.h"
+#include "tests/query/cds_fixture.h"
 
 #define H (3600ll * 1000000000ll)
 #define DAY (24 * H)
@@ -19,38 +20,11 @@
 #define KIND(x) CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_##x
 #define SEV(x) CLINLOG__V1__ISSUE_SEVERITY__ISSUE_SEVERITY_##x
 
-static cl_kb *kb;
-static cl_cds_patient *st;
-static cl_cds_findings *F;
-static int next_id;
-
-static void setup_seed(void) {
-  cl_err err = {0};
-  cr_assert_eq(cl_kb_seed(&kb, &err), 0, "%s", err.msg);
-  cr_assert_eq(cl_cds_patient_new("P1", &st, &err), 0);
-  F = calloc(1, sizeof *F);
-  cr_assert_not_null(F);
-  next_id = 1;
-}
-
-static void teardown_all(void) {
-  cl_cds_patient_free(st);
-  cl_kb_free(kb);
-  free(F);
-}
-
-static void use_kb(const char *text) {
-  cl_err err = {0};
-  cl_kb_free(kb);
-  kb = NULL;
-  cr_assert_eq(cl_kb_parse(text, strlen(text), "t.kb", &kb, &err), 0, "%s", err.msg);
-}
-
-static void fresh(void) {
-  cl_err err = {0};
-  cl_cds_patient_free(st);
-  cr_assert_eq(cl_cds_patient_new("P1", &st, &err), 0);
-}
+/* the shared set-up's state, by the names these tests use */
+#define kb (cfx.kb)
+#define st (cfx.st)
+#define F (cfx.F)
+#define next_id (cfx.next_id)
 
 /* ------------------------------------------------------------ builders
  * Everything is malloc'd so protobuf_c_message_free_unpacked frees it. */
@@ -240,7 +214,7 @@ static const cl_cds_finding *find(const char *rule) {
 
 /* ------------------------------------------------------------ interactions */
 
-TestSuite(cds_check, .init = setup_seed, .fini = teardown_all);
+TestSuite(cds_check, .init = cfx_setup_seed, .fini = cfx_teardown);
 
 Test(cds_check, warfarin_then_ibuprofen_alerts_high) {
   cr_assert_eq(apply(prescribed("rx1", WARFARIN, NONE), T0), 0);
@@ -274,11 +248,11 @@ Test(cds_check, expired_first_drug_does_not_alert) {
   apply(prescribed("rx1", WARFARIN, (rx_opts){.start = T0, .end = T0 + 10 * DAY}), T0);
   cr_assert_eq(apply(prescribed("rx2", IBUPROFEN, NONE), T0 + 11 * DAY), 0);
   /* by days_supply * (refills + 1): 30 * 2 days */
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", WARFARIN, (rx_opts){.days_supply = 30, .refills = 1}), T0);
   apply(prescribed("rx2", IBUPROFEN, NONE), T0 + 59 * DAY);
   cr_assert_eq(F->n, 1, "still active on day 59");
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", WARFARIN, (rx_opts){.days_supply = 30, .refills = 1}), T0);
   cr_assert_eq(apply(prescribed("rx2", IBUPROFEN, NONE), T0 + 61 * DAY), 0, "expired on day 61");
 }
@@ -292,18 +266,18 @@ Test(cds_check, unrelated_drugs_do_not_alert) {
 Test(cds_check, class_rules_reach_every_member) {
   const char *nsaids[] = {"5640", "7258", "3355", "140587", "4502"};
   for (size_t i = 0; i < 5; i++) {
-    fresh();
+    cfx_fresh();
     apply(prescribed("rx1", WARFARIN, NONE), T0);
     apply(prescribed("rx2", nsaids[i], NONE), T0);
     only(KIND(INTERACTION), SEV(HIGH), "warfarin-nsaids");
   }
   /* a class of classes: sertraline is serotonergic through ssris */
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "8123", NONE), T0); /* phenelzine */
   apply(prescribed("rx2", "36437", NONE), T0);
   only(KIND(INTERACTION), SEV(HIGH), "maoi-serotonergic");
   /* moderate maps to MODERATE */
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "36437", NONE), T0);
   apply(prescribed("rx2", "7258", NONE), T0);
   only(KIND(INTERACTION), SEV(MODERATE), "ssri-nsaids");
@@ -313,11 +287,11 @@ Test(cds_check, product_codes_and_ndcs_resolve) {
   apply(prescribed("rx1", "855288", NONE), T0); /* warfarin 1 MG Oral Tablet (SCD) */
   apply(prescribed("rx2", IBUPROFEN, NONE), T0);
   only(KIND(INTERACTION), SEV(HIGH), "warfarin-nsaids");
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "0093-1721-10", (rx_opts){.system = CL_KB_NDC}), T0);
   apply(prescribed("rx2", IBUPROFEN, NONE), T0);
   only(KIND(INTERACTION), SEV(HIGH), "warfarin-nsaids");
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "00093172110", (rx_opts){.system = CL_KB_NDC}), T0);
   apply(prescribed("rx2", "7258", NONE), T0);
   only(KIND(INTERACTION), SEV(HIGH), "warfarin-nsaids");
@@ -349,7 +323,7 @@ Test(cds_check, dispense_and_administration_without_order_alert) {
   /* an administration matching an active order repeats nothing */
   cr_assert_eq(apply(administered((admin_opts){.med = WARFARIN}), T0 + 3 * H), 0);
   /* one with no order is checked like a new drug */
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", WARFARIN, NONE), T0);
   apply(administered((admin_opts){.med = "1191"}), T0 + H); /* aspirin */
   only(KIND(INTERACTION), SEV(HIGH), "warfarin-antiplatelets");
@@ -363,7 +337,7 @@ Test(cds_check, allergy_same_ingredient_both_orders) {
   const cl_cds_finding *f = only(KIND(ALLERGY), SEV(HIGH), "allergy:723");
   cr_assert_str_eq(f->code, "ALGY");
   /* allergy recorded after the order: the allergy is the trigger */
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "723", NONE), T0);
   apply(allergy("al1", RX, "723", 0), T0 + H);
   f = only(KIND(ALLERGY), SEV(HIGH), "allergy:723");
@@ -377,20 +351,20 @@ Test(cds_check, allergy_cross_reactivity) {
   apply(allergy("al1", RX, "1191", 0), T0);
   apply(prescribed("rx1", IBUPROFEN, NONE), T0);
   only(KIND(ALLERGY), SEV(MODERATE), "allergy:nsaid-allergy");
-  fresh();
+  cfx_fresh();
   apply(allergy("al1", RX, "1191", 1), T0); /* criticality high */
   apply(prescribed("rx1", IBUPROFEN, NONE), T0);
   only(KIND(ALLERGY), SEV(HIGH), "allergy:nsaid-allergy");
   /* a group named as the allergen */
-  fresh();
+  cfx_fresh();
   apply(allergy("al1", CL_CDS_KB_NAME_SYSTEM, "penicillin-allergy", 0), T0);
   apply(prescribed("rx1", "723", NONE), T0);
   only(KIND(ALLERGY), SEV(HIGH), "allergy:penicillin-allergy");
   /* a penicillin group of two: ampicillin allergy, amoxicillin order */
-  use_kb("clinlog-kb 1\nversion t-1\n"
-         "ingredient 723 amoxicillin\ningredient 733 ampicillin\ningredient 161 acetaminophen\n"
-         "class penicillins 723 733\nallergy-group penicillin-allergy penicillins\n");
-  fresh();
+  cfx_use_kb("clinlog-kb 1\nversion t-1\n"
+             "ingredient 723 amoxicillin\ningredient 733 ampicillin\ningredient 161 acetaminophen\n"
+             "class penicillins 723 733\nallergy-group penicillin-allergy penicillins\n");
+  cfx_fresh();
   apply(allergy("al1", RX, "733", 0), T0);
   apply(prescribed("rx1", "723", NONE), T0);
   only(KIND(ALLERGY), SEV(MODERATE), "allergy:penicillin-allergy");
@@ -409,7 +383,7 @@ Test(cds_check, resolved_allergy_no_longer_alerts) {
 /* ------------------------------------------------------------ doses */
 
 static size_t apap(const char *dose, const char *unit) {
-  fresh();
+  cfx_fresh();
   return apply(prescribed("rx1", "161", (rx_opts){.dose = dose, .unit = unit, .route = "PO"}), T0);
 }
 
@@ -427,7 +401,7 @@ Test(cds_check, single_dose_at_the_boundary_with_units) {
   apap("1000001", "mcg");
   only(KIND(DOSE), SEV(HIGH), "dose:161:oral:single");
   /* a SNOMED CT route code (26643006 oral route) maps like PO */
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "161", (rx_opts){.dose = "1001", .unit = "mg", .route = "26643006"}), T0);
   only(KIND(DOSE), SEV(HIGH), "dose:161:oral:single");
   /* a unit that is not a mass is not checked */
@@ -439,7 +413,7 @@ Test(cds_check, prescribed_daily_dose_from_frequency) {
                    (rx_opts){.dose = "800", .unit = "mg", .route = "PO", .freq = "QID"}),
         T0);
   cr_assert_eq(F->n, 0, "3200 mg a day is the limit");
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", IBUPROFEN,
                    (rx_opts){.dose = "800", .unit = "mg", .route = "PO", .freq = "q4h"}),
         T0);
@@ -454,28 +428,28 @@ Test(cds_check, administered_daily_total_over_24h) {
   apply(administered(a), T0 + 23 * H);
   only(KIND(DOSE), SEV(HIGH), "dose:161:oral:daily");
   /* a single dose above the limit at once */
-  fresh();
+  cfx_fresh();
   apply(administered((admin_opts){.med = "161", .dose = "1001", .unit = "mg", .route = "PO"}), T0);
   only(KIND(DOSE), SEV(HIGH), "dose:161:oral:single");
   /* 24 h later the first dose no longer counts: four doses over 24 h, exactly 4 g */
-  fresh();
+  cfx_fresh();
   for (int i = 0; i < 4; i++)
     apply(administered(a), T0 + i * 6 * H);
   cr_assert_eq(apply(administered(a), T0 + 24 * H), 0);
 }
 
 Test(cds_check, per_kg_limits_need_the_weight) {
-  use_kb("clinlog-kb 1\nversion t-1\nsource s1 a source\n"
-         "ingredient 100 alpha\ndose 100 oral single=10mg/kg source=s1\n");
-  fresh();
+  cfx_use_kb("clinlog-kb 1\nversion t-1\nsource s1 a source\n"
+             "ingredient 100 alpha\ndose 100 oral single=10mg/kg source=s1\n");
+  cfx_fresh();
   apply(prescribed("rx1", "100", (rx_opts){.dose = "500", .unit = "mg", .route = "PO"}), T0);
   const cl_cds_finding *f = only(KIND(DOSE), SEV(LOW), "dose:100:oral:single:weight");
   cr_assert_str_eq(f->code, "DOSE");
-  fresh();
+  cfx_fresh();
   cl_cds_patient_set_weight(st, 50);
   cr_assert_eq(
       apply(prescribed("rx1", "100", (rx_opts){.dose = "0.5", .unit = "g", .route = "PO"}), T0), 0);
-  fresh();
+  cfx_fresh();
   cl_cds_patient_set_weight(st, 50);
   apply(prescribed("rx1", "100", (rx_opts){.dose = "501", .unit = "mg", .route = "PO"}), T0);
   f = only(KIND(DOSE), SEV(HIGH), "dose:100:oral:single");
@@ -489,17 +463,17 @@ Test(cds_check, duplicate_therapy) {
   apply(prescribed("rx2", "4493", NONE), T0);  /* fluoxetine */
   const cl_cds_finding *f = only(KIND(DUPLICATE_THERAPY), SEV(MODERATE), "dup:ssris");
   cr_assert_str_eq(f->code, "DUPTHPCLS");
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "36567", NONE), T0); /* simvastatin */
   apply(prescribed("rx2", "83367", NONE), T0); /* atorvastatin */
   only(KIND(DUPLICATE_THERAPY), SEV(MODERATE), "dup:statins");
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "161", NONE), T0);
   apply(prescribed("rx2", "161", NONE), T0);
   f = only(KIND(DUPLICATE_THERAPY), SEV(MODERATE), "dup:161");
   cr_assert_str_eq(f->code, "DUPTHPGEN");
   /* not a duplicate: a class not marked duplicate (nitrates), unrelated */
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "161", NONE), T0);
   cr_assert_eq(apply(prescribed("rx2", "36567", NONE), T0), 0);
 }
@@ -541,7 +515,7 @@ Test(cds_check, bcma_correct_administration_raises_nothing) {
   a.wristband = "MRN-77";
   cr_assert_eq(apply(administered(a), T0 + 13 * H), 0);
   /* a scanned NDC of the ordered product */
-  fresh();
+  cfx_fresh();
   apply(prescribed("rx1", "855288", (rx_opts){.dose = "1", .unit = "mg", .route = "PO"}), T0);
   cr_assert_eq(apply(administered((admin_opts){.rx = "rx1",
                                                .wristband = "P1",
@@ -633,7 +607,7 @@ Test(cds_check, bcma_check_leaves_state_alone) {
 static void run(cl_cds_finding *all, size_t *n) {
   *n = 0;
   next_id = 1;
-  fresh();
+  cfx_fresh();
   Clinlog__V1__Event *evs[] = {
       prescribed("rx1", WARFARIN, NONE),
       allergy("al1", RX, "1191", 0),

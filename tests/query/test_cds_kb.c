@@ -530,3 +530,112 @@ Test(cds_kb, comments_blank_lines_and_crlf) {
   cr_assert_str_eq(out[0].citation, "A source");
   cl_kb_free(kb);
 }
+
+/* ------------------------------------------- remote patient monitoring */
+
+Test(cds_kb, seed_rpm_rules) {
+  cl_kb *kb = seed();
+  cl_kb_stats st;
+  cl_kb_get_stats(kb, &st);
+  cr_assert_geq(st.vitals, 13);
+  cr_assert_geq(st.weight_gains, 2);
+  cr_assert_eq(st.rpm_limits, 3);
+  size_t n;
+  const cl_kb_vital *v = cl_kb_vitals(kb, &n);
+  int sys_high = 0;
+  for (size_t i = 0; i < n; i++) {
+    cr_assert_not_null(v[i].source);
+    cr_assert_not_null(v[i].citation);
+    cr_assert(v[i].text[0]);
+    if (!strcmp(v[i].rule_id, "vital:8480-6:high:180")) {
+      sys_high = 1;
+      cr_assert_eq(v[i].high, 1);
+      cr_assert_float_eq(v[i].value, 180, 1e-12);
+      cr_assert_str_eq(v[i].unit, "mm[Hg]");
+      cr_assert_eq(v[i].severity, CL_KB_RPM_HIGH);
+      cr_assert_str_eq(v[i].source, "acc-aha-2017-bp");
+    }
+  }
+  cr_assert(sys_high);
+  const cl_kb_weight_gain *g = cl_kb_weight_gains(kb, &n);
+  cr_assert_str_eq(g[0].rule_id, "weight-gain:29463-7:2:1");
+  cr_assert_float_eq(g[0].amount_kg, 2 * 0.45359237, 1e-12);
+  cr_assert_eq(g[0].days, 1);
+  const cl_kb_rpm_limit *l = cl_kb_rpm_limit_get(kb, CL_KB_RPM_SILENT);
+  cr_assert(l->set);
+  cr_assert_str_eq(l->rule_id, "device-silent:86400");
+  cr_assert_float_eq(l->value, 86400, 1e-9);
+  l = cl_kb_rpm_limit_get(kb, CL_KB_RPM_ADHERENCE);
+  cr_assert_str_eq(l->rule_id, "adherence:2:7");
+  cr_assert_eq(l->days, 7);
+  cr_assert_str_eq(cl_kb_rpm_limit_get(kb, CL_KB_RPM_BATTERY)->rule_id, "device-battery:20");
+  cl_kb_free(kb);
+  /* a KB without RPM lines has none */
+  kb = parse(HDR);
+  cr_assert(!cl_kb_rpm_limit_get(kb, CL_KB_RPM_SILENT)->set);
+  cl_kb_vitals(kb, &n);
+  cr_assert_eq(n, 0);
+  cl_kb_free(kb);
+}
+
+#define SRC HDR "source s A source\n"
+
+Test(cds_kb, rpm_refusals_name_the_line_and_reason) {
+  refused(SRC "vital 8480-6 high 180 mm[Hg] high source=s\n", 4, "a vital is: vital <loinc>");
+  refused(SRC "vital 8480 high 180 mm[Hg] high source=s t\n", 4, "\"8480\" is not a LOINC code");
+  refused(SRC "vital 8480-6 above 180 mm[Hg] high source=s t\n", 4, "should be low");
+  refused(SRC "vital 8480-6 high -1 mm[Hg] high source=s t\n", 4, "\"-1\" is not a threshold");
+  refused(SRC "vital 8480-6 high 1e3 mm[Hg] high source=s t\n", 4, "is not a threshold");
+  refused(SRC "vital 8480-6 high 180 mmHg high source=s t\n", 4,
+          "\"mmHg\" is not a unit this reader converts");
+  refused(SRC "vital 8480-6 high 180 mm[Hg] major source=s t\n", 4, "\"major\" is not a severity");
+  refused(SRC "vital 8480-6 high 180 mm[Hg] high s t\n", 4, "should be source=<key>");
+  refused(SRC "vital 8480-6 high 180 mm[Hg] high source=nope t\n", 4,
+          "source nope is not declared above");
+  refused(SRC "vital 8480-6 high 180 mm[Hg] high source=s t\nvital 8480-6 high 180.0 mm[Hg] high "
+              "source=s t\n",
+          5, "declared twice");
+  refused(SRC "vital 8480-6 high 180 mm[Hg] high source=s t\nvital 8480-6 low 5 kg high "
+              "source=s t\n",
+          5, "cannot be compared with mm[Hg]");
+  refused(SRC "weight-gain 29463-7 2 kg 1 moderate source=s\n", 4, "a weight-gain is");
+  refused(SRC "weight-gain 29463-7 0 kg 1 moderate source=s t\n", 4, "not a positive amount");
+  refused(SRC "weight-gain 29463-7 2 Cel 1 moderate source=s t\n", 4, "not a unit of weight");
+  refused(SRC "weight-gain 29463-7 2 kg 0 moderate source=s t\n", 4, "not a number of days");
+  refused(SRC "weight-gain 29463-7 2 kg 1.5 moderate source=s t\n", 4, "not a number of days");
+  refused(SRC "weight-gain 29463-7 2 kg 1 moderate source=s t\nweight-gain 29463-7 3 [lb_av] 1 "
+              "high source=s t\n",
+          5, "declared twice");
+  refused(SRC "device-silent 60 high\n", 4, "device-silent <seconds>");
+  refused(SRC "device-silent 0 high source=s\n", 4, "not a whole number in range");
+  refused(SRC "device-silent 1.5 high source=s\n", 4, "not a whole number in range");
+  refused(SRC "device-silent 60 high source=s\ndevice-silent 61 high source=s\n", 5,
+          "device-silent is declared twice");
+  refused(SRC "device-battery 101 low source=s\n", 4, "percent, 1 to 100");
+  refused(SRC "device-battery 20 low source=x\n", 4, "source x is not declared above");
+  refused(SRC "adherence 2 moderate source=s\n", 4, "adherence <missed doses> <days>");
+  refused(SRC "adherence 2 0 moderate source=s\n", 4, "not a number of days");
+  refused(SRC "adherence 65 7 moderate source=s\n", 4, "missed doses, 1 to 64");
+}
+
+Test(cds_kb, rpm_inline_rules) {
+  cl_kb *kb = parse(SRC "vital 8310-5 high 38.5 Cel moderate source=s Fever above 38.5\n"
+                        "vital 8310-5 high 101 [degF] high source=s   High fever\n"
+                        "weight-gain 3141-9 1000 g 2 low source=s Gain\n"
+                        "device-silent 2 high source=s\n"
+                        "adherence 3 5 low source=s\n");
+  size_t n;
+  const cl_kb_vital *v = cl_kb_vitals(kb, &n);
+  cr_assert_eq(n, 2);
+  cr_assert_str_eq(v[1].rule_id, "vital:8310-5:high:101");
+  cr_assert_str_eq(v[1].text, "High fever");
+  cr_assert_str_eq(v[1].citation, "A source");
+  const cl_kb_weight_gain *g = cl_kb_weight_gains(kb, &n);
+  cr_assert_eq(n, 1);
+  cr_assert_float_eq(g[0].amount_kg, 1.0, 1e-12);
+  cr_assert_eq(g[0].severity, CL_KB_RPM_LOW);
+  cr_assert_eq(cl_kb_rpm_limit_get(kb, CL_KB_RPM_SILENT)->severity, CL_KB_RPM_HIGH);
+  cr_assert(!cl_kb_rpm_limit_get(kb, CL_KB_RPM_BATTERY)->set);
+  cr_assert_eq(cl_kb_rpm_limit_get(kb, CL_KB_RPM_ADHERENCE)->days, 5);
+  cl_kb_free(kb);
+}

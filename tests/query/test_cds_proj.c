@@ -5,8 +5,11 @@
  * nothing, an erasure forgets the patient, and a rebuild equals the live
  * state byte for byte. */
 #include <criterion/criterion.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "query/cds/check.h"
 #include "query/cds/proj.h"
@@ -310,6 +313,131 @@ Test(cds_proj, patient_load_gives_the_committed_state) {
   cr_assert_eq(cl_cds_patient_load(cl_runner_proj(run), log, "", &st, NULL, &err), CL_EINVAL);
   cl_runner_stop(run);
   cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+/* ------------------------------------------- remote patient monitoring */
+
+/* A DeviceReadingRecorded of one LOINC value from `device`, appended by
+ * admin (the fhir fixture's JSON path); its event id to id. */
+static uint64_t append_reading(cl_log *log, const cl_signer *admin, const char *stream,
+                               const char *device, const char *loinc, const char *value,
+                               const char *unit, int64_t at, uint8_t id[16]) {
+  char body[512];
+  snprintf(body, sizeof body,
+           "{\"deviceReadingRecorded\": {\"deviceId\": \"%s\", \"code\": {\"coding\": "
+           "[{\"system\": \"http://loinc.org\", \"code\": \"%s\"}]}, \"value\": "
+           "{\"value\": \"%s\", \"unit\": \"%s\"}}}",
+           device, loinc, value, unit);
+  json_t *ev = fx_event(stream, body);
+  char ts[32];
+  time_t sec = (time_t)(at / NS);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&sec));
+  json_object_set_new(ev, "occurredAt", json_string(ts));
+  size_t n;
+  cr_assert_eq(sodium_base642bin(id, 16, json_string_value(json_object_get(ev, "eventId")), 24,
+                                 NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL),
+               0);
+  uint64_t seq = fx_append_json(log, admin, ev);
+  json_decref(ev);
+  return seq;
+}
+
+static int decode_one(void *ctx, const cl_event_view *ev, cl_err *err) {
+  return cl_event_decode(ev->event, ev->event_len, (Clinlog__V1__Event **)ctx, err);
+}
+
+static size_t silence(cl_runner *run, cl_cds_silence *out, size_t max) {
+  size_t n;
+  cl_err err;
+  cr_assert_eq(cl_cds_silence_index(cl_runner_proj(run), out, max, &n, &err), 0, "%s", err.msg);
+  return n;
+}
+
+static void rebuild_equals_live(cl_runner *run, cl_log *log) {
+  uint8_t live[32], rebuilt[32];
+  cl_err err;
+  uint64_t head = cl_feed_size(cl_log_feed(log));
+  uint64_t nl = cl_test_proj_digest(cl_runner_proj(run), live);
+  cr_assert_eq(cl_runner_rebuild(run, &err), 0, "%s", err.msg);
+  fx_wait_head(run, log);
+  uint64_t nr = cl_test_proj_digest(cl_runner_proj(run), rebuilt);
+  cr_assert_eq(nl, nr);
+  cr_assert_arr_eq(live, rebuilt, 32, "a rebuild gives the live state");
+  cr_assert_eq(cl_feed_size(cl_log_feed(log)), head, "the rebuild appended nothing");
+}
+
+Test(cds_proj, rpm_alerts_and_the_silence_index) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("cds_proj_rpm", &dir, &admin, 0);
+  cl_runner *run = start(log);
+  const char *pat = "patient-CANARYRPM", *dev = "dev-CANARYDEV";
+  uint8_t r1[16], r2[16], r3[16];
+  append_reading(log, &admin, pat, dev, "8480-6", "190", "mm[Hg]", T0, r1);
+  append_reading(log, &admin, pat, dev, "8480-6", "195", "mm[Hg]", T0 + 60 * NS, r2);
+  fx_wait_head(run, log);
+  counts(run, 1, 0); /* one alert for two high readings */
+  cl_cds_silence ix[4];
+  cr_assert_eq(silence(run, ix, 4), 1, "one armed watch");
+  cr_assert_eq(ix[0].deadline_ns, (uint64_t)(T0 + 60 * NS + 86400 * NS));
+
+  emit em = {.log = log};
+  cl_err err;
+  cr_assert_eq(cl_cds_pending(cl_runner_proj(run), 0, emit_one, &em, &err), 0, "%s", err.msg);
+  cr_assert_eq(em.n, 1);
+  fx_wait_head(run, log);
+  counts(run, 0, 1);
+
+  /* before the deadline nothing is due; after it, one DEVICE_SILENT */
+  emit sil = {.log = log};
+  cr_assert_eq(cl_cds_silent_due(cl_runner_proj(run), T0 + 86400 * NS, 0, emit_one, &sil, &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(sil.n, 0);
+  cr_assert_eq(cl_cds_silent_due(cl_runner_proj(run), T0 + 2 * 86400 * NS, 0, emit_one, &sil, &err),
+               0, "%s", err.msg);
+  cr_assert_eq(sil.n, 1);
+  fx_wait_head(run, log);
+  counts(run, 0, 2);
+  cr_assert_eq(silence(run, ix, 4), 0, "silent: no watch");
+  /* the IssueDetected: kind DEVICE_SILENT, implicating the last contact */
+  uint64_t head = cl_feed_size(cl_log_feed(log));
+  cr_assert_eq(sil.seqs[0], head);
+  Clinlog__V1__Event *e = NULL;
+  cr_assert_eq(cl_log_read_seq(log, head, decode_one, &e, &err), 0, "%s", err.msg);
+  cr_assert_not_null(e);
+  cr_assert_eq(e->body_case, CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED);
+  cr_assert_eq(e->issue_detected->kind, CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_DEVICE_SILENT);
+  cr_assert_str_eq(e->issue_detected->rule_id, "device-silent:86400");
+  cr_assert_arr_eq(e->issue_detected->implicated[0]->event_id.data, r2, 16);
+  cr_assert_eq(e->occurred_at->seconds, (T0 + 60 * NS) / NS + 86400, "at the deadline");
+  clinlog__v1__event__free_unpacked(e, NULL);
+  /* due again: nothing (not armed); a second append of the same bytes is a no-op */
+  emit again = {.log = log};
+  cr_assert_eq(cl_cds_silent_due(cl_runner_proj(run), INT64_MAX, 0, emit_one, &again, &err), 0);
+  cr_assert_eq(again.n, 0);
+  rebuild_equals_live(run, log);
+  cr_assert_eq(silence(run, ix, 4), 0, "rebuilt: still silent");
+
+  /* the device reports again: re-armed, and in range: nothing pending */
+  append_reading(log, &admin, pat, dev, "8480-6", "120", "mm[Hg]", T0 + 3 * 86400 * NS, r3);
+  fx_wait_head(run, log);
+  counts(run, 0, 2);
+  cr_assert_eq(silence(run, ix, 4), 1);
+  cr_assert_eq(ix[0].deadline_ns, (uint64_t)(T0 + 4 * 86400 * NS));
+  rebuild_equals_live(run, log);
+
+  /* erasing the patient drops its watch */
+  cl_test_erase(log, &admin, pat);
+  fx_wait_head(run, log);
+  cr_assert_eq(silence(run, ix, 4), 0);
+  counts(run, 0, 0);
+  cl_runner_stop(run);
+  cl_log_close(log);
+  cr_assert_not(cl_test_tree_contains(dir, "CANARYRPM", 9), "a patient id on disk");
+  cr_assert_not(cl_test_tree_contains(dir, "CANARYDEV", 9), "a device id on disk");
   cl_signer_free(&admin);
   cl_test_rmtree(dir);
   free(dir);
