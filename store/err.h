@@ -44,7 +44,8 @@
   X(CL_EUNAVAILABLE, -21, "unavailable")                                      \
   X(CL_ETIMEDOUT, -22, "timed out")                                           \
   X(CL_EUNAUTH, -23, "not authenticated")                                     \
-  X(CL_ELIMITED, -24, "too many attempts")
+  X(CL_ELIMITED, -24, "too many attempts")                                    \
+  X(CL_EPRECOND, -25, "refused by a safety check")
 
 enum cl_errcode {
 #define CL_ERR_ENUM(name, value, desc) name = (value),

@@ -45,6 +45,7 @@ typedef struct opts {
   int audit;          /* 1: every call is recorded in the audit trail */
   const char *policy; /* --policy FILE; NULL: the built-in default */
   const char *cds_kb; /* --cds-kb FILE; NULL: the built-in seed */
+  int bcma_strict;    /* --bcma-strict: refuse administrations failing the five rights */
   const char *config;
 } opts;
 
@@ -119,6 +120,9 @@ static void usage(FILE *f) {
       "                             built-in query/auth/default.policy)\n"
       "  --cds-kb FILE              the decision-support knowledge base CDS Hooks answers from\n"
       "                             (default: the built-in seed; a bad line refuses the start)\n"
+      "  --bcma-strict              refuse (FAILED_PRECONDITION) a barcode-scanned\n"
+      "                             MedicationAdministered that fails one of the five rights,\n"
+      "                             instead of recording it and alerting (needs the projections)\n"
       "  --audit on|off             on (default): every call but health checks is recorded\n"
       "                             (AccessRecorded in $audit) before its answer leaves; a\n"
       "                             call whose record cannot be committed is refused\n");
@@ -232,6 +236,8 @@ static int load_config(const char *path, opts *o) {
       o->policy = dup_str(v);
     else if (!strcmp(key, "cds_kb") && json_is_string(v))
       o->cds_kb = dup_str(v);
+    else if (!strcmp(key, "bcma_strict") && json_is_boolean(v))
+      o->bcma_strict = json_is_true(v);
     else if (!strcmp(key, "idle_logoff_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
              json_integer_value(v) <= 86400)
       o->idle_logoff_s = (int)json_integer_value(v);
@@ -369,6 +375,7 @@ int main(int argc, char **argv) {
                                      {"policy", required_argument, 0, 'Y'},
                                      {"audit", required_argument, 0, 'X'},
                                      {"cds-kb", required_argument, 0, 1004},
+                                     {"bcma-strict", no_argument, 0, 1005},
                                      {"raft-tls-cert", required_argument, 0, 1001},
                                      {"raft-tls-key", required_argument, 0, 1002},
                                      {"raft-tls-ca", required_argument, 0, 1003},
@@ -494,6 +501,9 @@ int main(int argc, char **argv) {
     case 1004:
       o.cds_kb = optarg;
       break;
+    case 1005:
+      o.bcma_strict = 1;
+      break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
         fprintf(stderr, "clinlogd: --run-projections: \"%s\" is not all or none\n", optarg);
@@ -531,6 +541,11 @@ int main(int argc, char **argv) {
   }
   if (!o.log.dir || optind != argc) {
     usage(stderr);
+    return 2;
+  }
+  if (o.bcma_strict && o.no_projections) {
+    fprintf(stderr, "clinlogd: --bcma-strict checks against the cds projection: it cannot run "
+                    "with --run-projections none\n");
     return 2;
   }
   umask(077); /* RocksDB files: owner only */
@@ -665,6 +680,7 @@ int main(int argc, char **argv) {
   else
     cl_policy_free(policy);
   cl_svc_set_kb(svc, kb); /* the service owns it from here */
+  cl_svc_set_bcma_strict(svc, o.bcma_strict);
   /* the medication checker over the log; its findings appended while this
    * node leads, signed by the log key (without one, folded only) */
   if (!o.no_projections && cl_svc_enable_cds(svc, NULL, cl_log_signer(log) != NULL, &err) != 0) {

@@ -71,6 +71,7 @@ grpc_status_code cl_grpc_status_of(int c) {
     return GRPC_STATUS_INVALID_ARGUMENT;
   case CL_ECONFLICT:
   case CL_EERASED:
+  case CL_EPRECOND:
     return GRPC_STATUS_FAILED_PRECONDITION;
   case CL_EDUPLICATE:
   case CL_EEXIST:

@@ -10,12 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapters/service/audit.h"
 #include "adapters/service/authz.h"
 #include "adapters/service/cds_emit.h"
 #include "clinlog/v1/auth.pb-c.h"
+#include "query/cds/gate.h"
 #include "query/cds/proj.h"
+#include "store/feed.h"
 #include "store/keyring.h"
 #include "store/keys.h"
 
@@ -34,6 +37,7 @@ struct cl_svc {
   cl_kb *kb;             /* decision support (CDS Hooks, the cds projection), owned */
   cl_projection cds_def; /* the cds projection over kb (cl_svc_enable_cds) */
   cds_emitter *cds_emit; /* its emitter, NULL if none */
+  int bcma_strict;       /* refuse administrations failing the five rights */
   cl_audit *audit;
   audit_node node;
 };
@@ -289,6 +293,30 @@ int cl_svc_leader(cl_svc *s, cl_svc_route *route) {
   return leads;
 }
 
+/* Strict barcode administration (query/cds/gate.h): the five rights of
+ * each scanned MedicationAdministered in b, against the cds projection
+ * caught up to the log's head (bounded by the call's deadline, else 5 s). */
+static int bcma_gate(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+                     cl_err *err) {
+  if (!cl_cds_gate_wants(b))
+    return 0;
+  cl_runner *r = cl_svc_runner(s, CL_CDS_PROJ_NAME);
+  if (!r || !s->kb)
+    return cl_err_set(err, CL_EUNAVAILABLE,
+                      "strict barcode administration needs the cds projection, which does not "
+                      "run on this node");
+  int64_t deadline = rc->deadline_ms ? rc->deadline_ms : cl_feed_now_ms() + 5000;
+  int code = cl_runner_wait(r, cl_feed_size(cl_log_feed(s->o.log)), deadline, err);
+  if (code)
+    return cl_err_prefix(err, "strict barcode administration: the cds projection");
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return cl_cds_gate_check(cl_runner_proj(r), s->o.log, s->kb, b,
+                           (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec, err);
+}
+
+void cl_svc_set_bcma_strict(cl_svc *s, int on) { s->bcma_strict = on; }
+
 /* cl_svc_append; `internal`: the node's own records (the audit trail),
  * taken also while draining, for the calls still in flight. */
 static int svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
@@ -304,6 +332,9 @@ static int svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__Append
   int code;
   if (s->policy && rc->principal[0] && (code = authz_append(s->policy, s->o.log, rc, b, err)) != 0)
     return code;
+  if (s->bcma_strict && !internal && cl_svc_leader(s, NULL) &&
+      (code = bcma_gate(s, rc, b, err)) != 0)
+    return code; /* on a follower the leader checks the forwarded call */
   if (!s->o.repl)
     return cl_log_append(s->o.log, b, r, err);
   int rc_code = cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);

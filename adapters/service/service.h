@@ -279,6 +279,15 @@ const cl_kb *cl_svc_kb(cl_svc *s);
  * while this node leads (only with a log key). Errors: CL_EINVAL (no
  * knowledge base), those of cl_svc_add_projection, CL_ENOMEM. */
 int cl_svc_enable_cds(cl_svc *s, const cl_runner_options *o, int emit, cl_err *err);
+/* Strict barcode medication administration (query/cds/gate.h; clinlogd
+ * --bcma-strict): on the node that appends, a MedicationAdministered with a
+ * scanned wristband or product that fails one of the five rights is
+ * refused with CL_EPRECOND (FAILED_PRECONDITION) naming the right, and
+ * nothing of its batch is written. Needs the cds projection
+ * (cl_svc_enable_cds); without it such batches are refused with
+ * CL_EUNAVAILABLE. Off by default (the administration is written and the
+ * checker alerts). Set before serving. */
+void cl_svc_set_bcma_strict(cl_svc *s, int on);
 /* Stops the emitter (no more appends from it; the projection runs on), so
  * the writer below (Raft) may stop before cl_svc_free. Call it from one
  * thread, before cl_svc_free; a no-op without an emitter. */
