@@ -449,12 +449,14 @@ int bench_peer_etcd_main(int argc, char **argv) {
   size_t cl = 0;
   for (int i = 0; i < MEMBERS; i++) {
     member *m = &ms[i];
-    snprintf(m->name, sizeof m->name, "e%d", i + 1);
+    char name[8]; /* not m->name as a source: gcc's -Wrestrict sees one object */
+    snprintf(name, sizeof name, "e%d", i + 1);
+    snprintf(m->name, sizeof m->name, "%s", name);
     m->client_port = ports[2 * i];
     m->peer_port = ports[2 * i + 1];
     snprintf(m->target, sizeof m->target, "127.0.0.1:%d", m->client_port);
-    snprintf(m->dir, sizeof m->dir, "%s/%s", base, m->name);
-    snprintf(m->log, sizeof m->log, "%s/%s.log", base, m->name);
+    snprintf(m->dir, sizeof m->dir, "%s/%s", base, name);
+    snprintf(m->log, sizeof m->log, "%s/%s.log", base, name);
     bench_rmrf(m->dir);
     unlink(m->log);
     cl += (size_t)snprintf(cluster + cl, sizeof cluster - cl, "%s%s=http://127.0.0.1:%d",
