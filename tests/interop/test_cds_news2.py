@@ -12,19 +12,17 @@
   patient's wristband give exactly two alerts, warfarin-nsaids and
   bcma:patient, on the Cds.Alerts stream and as DetectedIssue resources,
   nothing else."""
-import datetime
-import os
 import time
 import uuid
 
 import grpc
 
 import common
-from common import T, Server, ServerTestCase, Signer, new_id
+import test_cds_alerts
+import test_cds_bcma
+from common import T, ServerTestCase
 
 LOINC = "http://loinc.org"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-WARFARIN_3MG = "855318"
 IBUPROFEN = "5640"
 
 KB = """clinlog-kb 1
@@ -35,13 +33,7 @@ news2 3600 high source=rcp
 
 
 def event(pid, when=None, role="nurse"):
-    ev = common.pb.event.Event(event_id=new_id(), stream="patient-" + pid,
-                               source_system="INTEROP")
-    if when is None:
-        ev.occurred_at.CopyFrom(common.timestamp_now())
-    else:
-        ev.occurred_at.FromDatetime(when)
-    ev.recorded_by.principal_id = "admin"
+    ev = test_cds_bcma.event(pid, when)
     ev.recorded_by.role = role
     return ev
 
@@ -76,15 +68,7 @@ class TestCdsNews2(ServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.kb_path = os.path.join(common.TMP, "news2-%s.kb" % uuid.uuid4().hex)
-        with open(cls.kb_path, "w") as f:
-            f.write(KB)
-        cls.http_port = common.free_port()
-        cls.server = Server(args=["--http-listen", "127.0.0.1:%d" % cls.http_port,
-                                  "--cds-kb", cls.kb_path])
-        cls.server.start()
-        cls.client = common.Client(cls.server.addr)
-        cls.admin = Signer.load(cls.server.data + "/keys/admin.key")
+        common.start_cds_server(cls, KB)
 
     def test_bands_once_each_and_the_observation(self):
         pid = "EWS" + uuid.uuid4().hex[:8].upper()
@@ -131,19 +115,6 @@ class TestCdsNews2(ServerTestCase):
         self.assertEqual(len(b.get("entry", [])), 3)
 
 
-def order(pid, rxid, code, dose=None, when=None):
-    ev = event(pid, when, role="clinician")
-    rx = ev.medication_prescribed
-    rx.prescription_id = rxid
-    rx.medication.coding.add(system=RXNORM, code=code)
-    if dose:
-        d = rx.dosage.add()
-        d.dose.value, d.dose.unit = dose, "mg"
-        d.route.code = "PO"
-        d.frequency = "QD"
-    return ev.SerializeToString()
-
-
 def allergy(pid):
     ev = event(pid, role="clinician")
     al = ev.allergy_recorded
@@ -152,29 +123,12 @@ def allergy(pid):
     return ev.SerializeToString()
 
 
-def scan(pid, wristband):
-    ev = event(pid)
-    a = ev.medication_administered
-    a.administration_id = "adm-" + uuid.uuid4().hex[:8]
-    a.prescription_id = "rx-w"
-    a.scanned_wristband_id = wristband
-    a.medication.coding.add(system=RXNORM, code=WARFARIN_3MG)
-    a.dose_given.value, a.dose_given.unit = "3", "mg"
-    a.route.code = "PO"
-    a.status = common.pb.domain.ADMINISTRATION_STATUS_COMPLETED
-    return ev.SerializeToString()
-
-
 class TestCdsEndToEnd(ServerTestCase):
     """Issue 11's proof for one patient, over the seed knowledge base."""
 
     @classmethod
     def setUpClass(cls):
-        cls.http_port = common.free_port()
-        cls.server = Server(args=["--http-listen", "127.0.0.1:%d" % cls.http_port])
-        cls.server.start()
-        cls.client = common.Client(cls.server.addr)
-        cls.admin = Signer.load(cls.server.data + "/keys/admin.key")
+        common.start_cds_server(cls)
         ch = cls.client.channel
         cls._alerts = ch.unary_stream("/clinlog.v1.Cds/Alerts",
                                       common.pb.cds.AlertsRequest.SerializeToString,
@@ -193,11 +147,10 @@ class TestCdsEndToEnd(ServerTestCase):
 
     def test_allergy_warfarin_nsaid_wrong_patient_scan(self):
         pid = "E2E" + uuid.uuid4().hex[:8].upper()
-        hour_ago = datetime.datetime.utcnow() - datetime.timedelta(hours=1)
         self.append_events([allergy(pid)])
-        self.append_events([order(pid, "rx-w", WARFARIN_3MG, dose="3", when=hour_ago)])
-        self.append_events([order(pid, "rx-i", IBUPROFEN)])
-        self.append_events([scan(pid, "SOMEONE-ELSE")])
+        self.append_events([test_cds_bcma.order(pid)])  # warfarin 3 mg PO, rx-w, an hour ago
+        self.append_events([test_cds_alerts.rx_event(pid, "rx-i", IBUPROFEN)])
+        self.append_events([test_cds_bcma.scan(pid, wristband="SOMEONE-ELSE")])
         found = common.stream_issues(self.client, pid, want=2)
         time.sleep(T(1))  # nothing more comes
         found = common.stream_issues(self.client, pid)
