@@ -576,6 +576,9 @@ void cl_rpm_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__Event 
   case CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED:
     on_observation(kb, st, ev->observation_recorded, event_id, at_ns, out);
     break;
+  case CLINLOG__V1__EVENT__BODY_RISK_SCORE_RECORDED:
+    rpm_risk_apply(kb, st, ev->risk_score_recorded, event_id, out);
+    break;
   case CLINLOG__V1__EVENT__BODY_DEVICE_STATUS_REPORTED:
     on_status(kb, st, ev->device_status_reported, event_id, at_ns, out);
     break;

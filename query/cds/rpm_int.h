@@ -70,6 +70,10 @@ int rpm_value_of(const Clinlog__V1__Quantity *q, double *v);
 int rpm_news2_take(const cl_kb *kb, cl_rpm_patient *st, const char *system, const char *code,
                    const Clinlog__V1__Quantity *q, const Clinlog__V1__Code *c, int64_t t,
                    const uint8_t id[16]);
+/* A risk score from an outside model (risk.c): alerts over its threshold,
+ * one open per model; trigger: event id. */
+void rpm_risk_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__RiskScoreRecorded *r,
+                    const uint8_t id[16], cl_cds_findings *out);
 /* Scores the fresh parameters and raises or closes the early-warning
  * alert (rpm.h); trigger: event id. */
 void rpm_news2_eval(const cl_kb *kb, cl_rpm_patient *st, const uint8_t id[16],
