@@ -7,11 +7,17 @@
   per band reached (low-medium, medium, high), no flooding on repeats, and
   the score as an Observation (SNOMED CT NEWS2 total, components) over the
   FHIR REST API;
+- a RiskScoreRecorded appended by a registered system principal (role
+  integration) over its threshold gives a FHIR RiskAssessment and one
+  RISK_SCORE finding; a second one over the threshold no second finding;
+  the same event from a nurse is refused with PERMISSION_DENIED;
 - clinlogd with the seed knowledge base: one patient's penicillin allergy,
   warfarin, then an NSAID, then a barcode scan of the warfarin with another
   patient's wristband give exactly two alerts, warfarin-nsaids and
   bcma:patient, on the Cds.Alerts stream and as DetectedIssue resources,
   nothing else."""
+import http.client
+import json
 import time
 import uuid
 
@@ -20,7 +26,8 @@ import grpc
 import common
 import test_cds_alerts
 import test_cds_bcma
-from common import T, ServerTestCase
+from common import T, Server, ServerTestCase, Signer
+from test_auth import bootstrap, login_all, registration
 
 LOINC = "http://loinc.org"
 IBUPROFEN = "5640"
@@ -172,3 +179,84 @@ class TestCdsEndToEnd(ServerTestCase):
                        for ext in e["resource"].get("extension", [])
                        for x in ext.get("extension", []) if x["url"] == "id")
         self.assertEqual(rules, ["bcma:patient", "warfarin-nsaids"])
+
+
+def risk(pid, score, threshold="0.6"):
+    ev = event(pid, role="integration")
+    r = ev.risk_score_recorded
+    r.assessment_id = "ra-" + uuid.uuid4().hex[:8]
+    r.model_id, r.model_version = "sepsis-risk", "2.1.0"
+    r.score, r.threshold = score, threshold
+    r.explanation = "Rising lactate and respiratory rate."
+    r.outcome.text = "Sepsis within 12 hours"
+    r.outcome.coding.add(system="http://snomed.info/sct", code="91302008", display="Sepsis")
+    r.assessed_at.CopyFrom(ev.occurred_at)
+    return ev.SerializeToString()
+
+
+class TestCdsRiskScore(ServerTestCase):
+    """Risk scores from outside models: only a system principal writes them."""
+
+    @classmethod
+    def setUpClass(cls):
+        data = common.init_data_dir()
+        pw = {"model1": "model pass phrase 7", "nurse1": "nurse pass phrase 8",
+              "admin": "admin pass phrase 9"}
+        secrets = bootstrap(data, [registration("model1", "integration", kind="system"),
+                                   registration("nurse1", "nurse")], pw)
+        cls.http_port = common.free_port()
+        cls.server = Server(data_dir=data, args=["--auth", "required", "--http-listen",
+                                                 "127.0.0.1:%d" % cls.http_port])
+        cls.server.start()
+        cls.client = common.Client(cls.server.addr)
+        cls.admin = Signer.load(data + "/keys/admin.key")
+        cls.tokens = login_all(cls.client, pw, secrets, ("model1", "nurse1", "admin"))
+
+    def bearer(self, who):
+        return [("authorization", "Bearer " + self.tokens[who])]
+
+    def test_integration_writes_a_nurse_may_not(self):
+        pid = "RSK" + uuid.uuid4().hex[:8].upper()
+        self.client.append(common.batch([risk(pid, "0.82")], self.admin),
+                           metadata=self.bearer("model1"))
+        self.client.append(common.batch([risk(pid, "0.90")], self.admin),
+                           metadata=self.bearer("model1"))
+        e = self.assertRpcError(grpc.StatusCode.PERMISSION_DENIED, self.client.append,
+                                common.batch([risk(pid, "0.95")], self.admin),
+                                metadata=self.bearer("nurse1"))
+        self.assertIn("(RiskScoreRecorded)", e.details())
+        deadline = time.monotonic() + T(20)
+        while True:
+            found = [common.pb.event.Event.FromString(r.event) for r in self.client._read(
+                common.pb.api.ReadRequest(stream="patient-" + pid),
+                metadata=self.bearer("admin"), timeout=T(15))]
+            issues = [x for x in found if x.WhichOneof("body") == "issue_detected"]
+            if issues or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        time.sleep(T(1))
+        found = [common.pb.event.Event.FromString(r.event) for r in self.client._read(
+            common.pb.api.ReadRequest(stream="patient-" + pid), metadata=self.bearer("admin"),
+            timeout=T(15))]
+        issues = [x.issue_detected for x in found if x.WhichOneof("body") == "issue_detected"]
+        self.assertEqual([i.rule_id for i in issues], ["risk:sepsis-risk"], "one, no flooding")
+        self.assertEqual(issues[0].kind, common.pb.domain.ISSUE_KIND_RISK_SCORE)
+        self.assertEqual(len([x for x in found if x.WhichOneof("body") == "risk_score_recorded"]),
+                         2, "the nurse's was not written")
+        deadline = time.monotonic() + T(20)
+        while True:
+            c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(15))
+            c.request("GET", "/fhir/R4/RiskAssessment?patient=" + pid,
+                      headers={"Authorization": "Bearer " + self.tokens["admin"]})
+            resp = c.getresponse()
+            body = json.loads(resp.read())
+            c.close()
+            self.assertEqual(resp.status, 200, body)
+            ras = [e["resource"] for e in body.get("entry", [])]
+            if len(ras) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(ras), 2)
+        self.assertEqual(sorted(r["prediction"][0]["probabilityDecimal"] for r in ras), [0.82, 0.9])
+        self.assertEqual(ras[0]["status"], "final")
+        self.assertEqual(ras[0]["method"]["coding"][0]["code"], "sepsis-risk")
