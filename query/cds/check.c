@@ -543,6 +543,8 @@ int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlog__V1__Event *
     rc = on_allergy(kb, st, ev->allergy_recorded, event_id, at_ns, out, err);
     break;
   case CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED:
+  case CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED:
+  case CLINLOG__V1__EVENT__BODY_RISK_SCORE_RECORDED:
   case CLINLOG__V1__EVENT__BODY_DEVICE_STATUS_REPORTED:
   case CLINLOG__V1__EVENT__BODY_DISPENSER_EVENT_RECORDED:
   case CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN:

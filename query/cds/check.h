@@ -49,9 +49,11 @@
  *   |                        | daily maximum. Status NOT_DONE checks nothing.  |
  *   | AllergyRecorded        | every active order against the new allergy      |
  *   | MedicationDiscontinued | nothing (state only)                            |
- *   | DeviceReadingRecorded, | remote patient monitoring (rpm.h), on the       |
- *   | DeviceStatusReported,  | patient's monitoring state, created at its first|
- *   | DispenserEventRecorded,| device or dispenser event                       |
+ *   | DeviceReadingRecorded, | remote patient monitoring, NEWS2 and outside    |
+ *   | ObservationRecorded,   | risk scores (rpm.h), on the patient's monitoring|
+ *   | DeviceStatusReported,  | state, created at its first such event          |
+ *   | DispenserEventRecorded,|                                                 |
+ *   | RiskScoreRecorded,     |                                                 |
  *   | AlertOverridden,       |                                                 |
  *   | AlertAcknowledged      |                                                 |
  *

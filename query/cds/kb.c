@@ -577,14 +577,15 @@ static int statement(pctx *p, char *line, int *state) {
     return st_duplicate(p, tok, n);
   if (!strcmp(tok[0], "vital") || !strcmp(tok[0], "weight-gain") ||
       !strcmp(tok[0], "device-silent") || !strcmp(tok[0], "device-battery") ||
-      !strcmp(tok[0], "adherence"))
+      !strcmp(tok[0], "adherence") || !strcmp(tok[0], "news2"))
     return kb_st_rpm(p, tok, n);
   if (!strcmp(tok[0], "clinlog-kb") || !strcmp(tok[0], "version"))
     return WHY(p, "\"%s\" belongs on the first two lines only", tok[0]);
-  return WHY(p,
-             "\"%s\" is not a statement (ingredient product class interaction allergy-group "
-             "dose duplicate source vital weight-gain device-silent device-battery adherence)",
-             tok[0]);
+  return WHY(
+      p,
+      "\"%s\" is not a statement (ingredient product class interaction allergy-group "
+      "dose duplicate source vital weight-gain device-silent device-battery adherence news2)",
+      tok[0]);
 }
 
 void cl_kb_free(cl_kb *kb) {

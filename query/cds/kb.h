@@ -173,13 +173,17 @@ int cl_kb_duplicate(const cl_kb *kb, const uint32_t *a, size_t na, const uint32_
  *   | device-silent  | <seconds> <severity> source=<key>                       |
  *   | device-battery | <percent> <severity> source=<key>                       |
  *   | adherence      | <missed count> <days> <severity> source=<key>           |
+ *   | news2          | <window seconds> <severity> source=<key>                |
  *
  * Severity is low, moderate or high (FHIR DetectedIssue severity). A vital
  * alerts strictly past its value (a reading equal to it does not); units
  * are the UCUM codes cl_kb_ucum_convert knows. Each code may have several
  * rules (glucose: level 1 and level 2 hypoglycemia); (code, direction,
- * value) is unique. device-silent, device-battery and adherence appear at
- * most once each. */
+ * value) is unique. device-silent, device-battery, adherence and news2
+ * appear at most once each. news2 turns the NEWS2 early-warning score on
+ * (rpm.h): vitals older than <window> seconds before the newest are not
+ * combined; <severity> is that of the 7-or-more band (5-6 one lower, a
+ * single 3 two lower, never below low). */
 
 /* Severities of RPM rules: the values of Clinlog__V1__IssueSeverity. */
 enum cl_kb_rpm_severity { CL_KB_RPM_LOW = 1, CL_KB_RPM_MODERATE = 2, CL_KB_RPM_HIGH = 3 };
@@ -209,14 +213,16 @@ enum {
   CL_KB_RPM_SILENT = 0,
   CL_KB_RPM_BATTERY = 1,
   CL_KB_RPM_ADHERENCE = 2,
-  CL_KB_RPM_NLIMITS = 3
+  CL_KB_RPM_NEWS2 = 3,
+  CL_KB_RPM_NLIMITS = 4
 };
 
 /* device-silent (value: seconds), device-battery (value: percent),
- * adherence (value: missed doses, days: the window). */
+ * adherence (value: missed doses, days: the window), news2 (value: the
+ * window in seconds within which vitals are combined). */
 typedef struct cl_kb_rpm_limit {
   int set;             /* 0: the KB has no such rule */
-  const char *rule_id; /* "device-silent:<s>", "device-battery:<pct>", "adherence:<n>:<days>" */
+  const char *rule_id; /* "device-silent:<s>", "device-battery:<pct>", "adherence:<n>:<days>", "news2:<s>" */
   double value;
   int days;
   int severity;
@@ -227,7 +233,7 @@ typedef struct cl_kb_rpm_limit {
 const cl_kb_vital *cl_kb_vitals(const cl_kb *kb, size_t *n);
 /* Every weight-gain rule (as cl_kb_vitals). */
 const cl_kb_weight_gain *cl_kb_weight_gains(const cl_kb *kb, size_t *n);
-/* The device-silent, device-battery or adherence rule (never NULL; .set
+/* The device-silent, device-battery, adherence or news2 rule (never NULL; .set
  * says whether the KB has one). */
 const cl_kb_rpm_limit *cl_kb_rpm_limit_get(const cl_kb *kb, int which);
 /* Converts v from UCUM unit `from` to `to`: mass (kg, g, [lb_av]),
@@ -241,7 +247,7 @@ int cl_kb_ucum_convert(double v, const char *from, const char *to, const char *l
 /* Counts, for tests and the server's start-up log line. */
 typedef struct cl_kb_stats {
   size_t ingredients, products, classes, interactions, pairs, groups, doses, sources;
-  size_t vitals, weight_gains, rpm_limits; /* rpm_limits: of device-silent, -battery, adherence */
+  size_t vitals, weight_gains, rpm_limits; /* rpm_limits: of device-silent, -battery, adherence, news2 */
 } cl_kb_stats;
 void cl_kb_get_stats(const cl_kb *kb, cl_kb_stats *st);
 

@@ -249,7 +249,8 @@ static int st_limit(pctx *p, char **tok, size_t n, int which) {
   static const char *const FORM[] = {
       "a device-silent is: device-silent <seconds> <low|moderate|high> source=<key>",
       "a device-battery is: device-battery <percent> <low|moderate|high> source=<key>",
-      "an adherence is: adherence <missed doses> <days> <low|moderate|high> source=<key>"};
+      "an adherence is: adherence <missed doses> <days> <low|moderate|high> source=<key>",
+      "a news2 is: news2 <window seconds> <low|moderate|high> source=<key>"};
   cl_kb *kb = p->kb;
   size_t want = which == CL_KB_RPM_ADHERENCE ? 5 : 4;
   if (n != want)
@@ -261,10 +262,12 @@ static int st_limit(pctx *p, char **tok, size_t n, int which) {
   if (decimal(tok[1], &l.value) || l.value != floor(l.value) || l.value < 1 ||
       (which == CL_KB_RPM_BATTERY && l.value > 100) ||
       (which == CL_KB_RPM_SILENT && l.value > 366 * 86400.0) ||
-      (which == CL_KB_RPM_ADHERENCE && l.value > 64))
+      (which == CL_KB_RPM_ADHERENCE && l.value > 64) ||
+      (which == CL_KB_RPM_NEWS2 && (l.value < 60 || l.value > 86400)))
     return WHY(p, "\"%s\" is not a whole number in range (%s)", tok[1],
                which == CL_KB_RPM_SILENT    ? "seconds, 1 to a year"
                : which == CL_KB_RPM_BATTERY ? "percent, 1 to 100"
+               : which == CL_KB_RPM_NEWS2   ? "seconds, 60 to 86400"
                                             : "missed doses, 1 to 64");
   if (which == CL_KB_RPM_ADHERENCE &&
       (decimal(tok[2], &days) || days < 1 || days > 31 || days != floor(days)))
@@ -290,6 +293,8 @@ int kb_st_rpm(pctx *p, char **tok, size_t n) {
     return st_limit(p, tok, n, CL_KB_RPM_SILENT);
   if (!strcmp(tok[0], "device-battery"))
     return st_limit(p, tok, n, CL_KB_RPM_BATTERY);
+  if (!strcmp(tok[0], "news2"))
+    return st_limit(p, tok, n, CL_KB_RPM_NEWS2);
   return st_limit(p, tok, n, CL_KB_RPM_ADHERENCE);
 }
 

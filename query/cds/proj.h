@@ -62,7 +62,7 @@
 #include "store/proj.h"
 
 #define CL_CDS_PROJ_NAME "cds"
-#define CL_CDS_PROJ_VERSION 2
+#define CL_CDS_PROJ_VERSION 3
 #define CL_CDS_SOURCE_SYSTEM "clinlog-cds"
 
 /* Fills *def with the cds projection over `kb` (borrowed: it must outlive

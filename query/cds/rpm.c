@@ -45,14 +45,16 @@ void cl_rpm_get_counts(const cl_rpm_patient *st, cl_rpm_counts *c) {
   *c = (cl_rpm_counts){st->nopen, st->ndev, st->nw, st->nrx, st->unconverted, st->untracked};
 }
 
-static long open_find(const cl_rpm_patient *st, const char *cond) {
+long rpm_open_find(const cl_rpm_patient *st, const char *cond) {
   for (size_t i = 0; i < st->nopen; i++)
     if (!strcmp(st->open[i].cond, cond))
       return (long)i;
   return -1;
 }
 
-int cl_rpm_is_open(const cl_rpm_patient *st, const char *cond) { return open_find(st, cond) >= 0; }
+int cl_rpm_is_open(const cl_rpm_patient *st, const char *cond) {
+  return rpm_open_find(st, cond) >= 0;
+}
 
 static void open_del(cl_rpm_patient *st, size_t i) {
   memmove(st->open + i, st->open + i + 1, (st->nopen - i - 1) * sizeof *st->open);
@@ -61,8 +63,8 @@ static void open_del(cl_rpm_patient *st, size_t i) {
 
 /* Opens cond under key; 0, or -1 when the open set is full (counted: the
  * condition then alerts again next time rather than being lost). */
-static int open_add(cl_rpm_patient *st, const char *cond, const uint8_t key[16]) {
-  if (open_find(st, cond) >= 0)
+int rpm_open_add(cl_rpm_patient *st, const char *cond, const uint8_t key[16]) {
+  if (rpm_open_find(st, cond) >= 0)
     return 0;
   if (st->nopen == CL_RPM_MAX_OPEN) {
     st->untracked++;
@@ -74,8 +76,8 @@ static int open_add(cl_rpm_patient *st, const char *cond, const uint8_t key[16])
   return 0;
 }
 
-static void open_close(cl_rpm_patient *st, const char *cond) {
-  long i = open_find(st, cond);
+void rpm_open_close(cl_rpm_patient *st, const char *cond) {
+  long i = rpm_open_find(st, cond);
   if (i >= 0)
     open_del(st, (size_t)i);
 }
@@ -132,7 +134,7 @@ static void contact(const cl_kb *kb, cl_rpm_patient *st, const char *id, int64_t
     return;
   char cond[RPM_COND_LEN];
   cds_text(cond, sizeof cond, "silent:%s", id);
-  open_close(st, cond);
+  rpm_open_close(st, cond);
   d->last = t;
   memcpy(d->ev, ev, 16);
   d->deadline = 0;
@@ -169,7 +171,7 @@ int cl_rpm_silence_folded(cl_rpm_patient *st, const uint8_t key[16], char device
       continue;
     char cond[RPM_COND_LEN];
     cds_text(cond, sizeof cond, "silent:%s", d->id);
-    (void)open_add(st, cond, key);
+    (void)rpm_open_add(st, cond, key);
     memcpy(device, d->id, CL_RPM_ID_MAX);
     *deadline_ns = d->deadline;
     d->deadline = 0;
@@ -195,7 +197,7 @@ const char *cl_rpm_event_device(const Clinlog__V1__Event *ev) {
 
 /* A quantity's value: plain decimal, any sign (a temperature may be
  * negative in no real patient, but parse it as written). */
-static int value_of(const Clinlog__V1__Quantity *q, double *v) {
+int rpm_value_of(const Clinlog__V1__Quantity *q, double *v) {
   if (!q || !q->value || !q->value[0] || (q->comparator && q->comparator[0]))
     return -1;
   char *end;
@@ -248,7 +250,7 @@ static void vitals(const cl_kb *kb, cl_rpm_patient *st, const char *loinc, doubl
      * other crossed ones under its key; close the rest */
     uint8_t key[16] = {0};
     if (worst) {
-      long oi = open_find(st, worst->rule_id);
+      long oi = rpm_open_find(st, worst->rule_id);
       if (oi >= 0) {
         memcpy(key, st->open[oi].key, 16);
       } else {
@@ -273,9 +275,9 @@ static void vitals(const cl_kb *kb, cl_rpm_patient *st, const char *loinc, doubl
           cl_kb_ucum_convert(v, unit, r[i].unit, loinc, &x))
         continue;
       if (past(&r[i], x) && worst)
-        (void)open_add(st, r[i].rule_id, key);
+        (void)rpm_open_add(st, r[i].rule_id, key);
       else
-        open_close(st, r[i].rule_id);
+        rpm_open_close(st, r[i].rule_id);
     }
   }
 }
@@ -305,10 +307,10 @@ static void weight(const cl_kb *kb, cl_rpm_patient *st, const char *loinc, doubl
         low = st->w[j].kg;
     double gain = kg - low;
     if (!(gain - g[i].amount_kg > EPS)) {
-      open_close(st, g[i].rule_id);
+      rpm_open_close(st, g[i].rule_id);
       continue;
     }
-    if (open_find(st, g[i].rule_id) >= 0)
+    if (rpm_open_find(st, g[i].rule_id) >= 0)
       continue;
     cl_cds_finding *f =
         cds_add(kb, out, K_VITAL, g[i].severity, "ISSUE", g[i].source, g[i].rule_id, id, NULL);
@@ -323,7 +325,7 @@ static void weight(const cl_kb *kb, cl_rpm_patient *st, const char *loinc, doubl
     }
     uint8_t key[16];
     cds_key(id, g[i].rule_id, NULL, key);
-    (void)open_add(st, g[i].rule_id, key);
+    (void)rpm_open_add(st, g[i].rule_id, key);
   }
   /* keep: drop what is older than the longest window, then the oldest */
   size_t w = 0;
@@ -350,11 +352,32 @@ static const char *loinc_of(const Clinlog__V1__Code *const *c, size_t n) {
   return NULL;
 }
 
+/* The codings of cc that feed NEWS2; 1 if a parameter changed. */
+static int news2_cc(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__CodeableConcept *cc,
+                    const Clinlog__V1__Quantity *q, const Clinlog__V1__Code *c, int64_t t,
+                    const uint8_t id[16]) {
+  int changed = 0;
+  for (size_t i = 0; i < cc->n_coding; i++)
+    if (cc->coding[i])
+      changed |= rpm_news2_take(kb, st, cc->coding[i]->system, cc->coding[i]->code, q, c, t, id);
+  return changed;
+}
+
+static int news2_parts(const cl_kb *kb, cl_rpm_patient *st, Clinlog__V1__Component *const *cs,
+                       size_t n, int64_t t, const uint8_t id[16]) {
+  int changed = 0;
+  for (size_t i = 0; i < n; i++)
+    if (cs[i] && cs[i]->code)
+      changed |=
+          rpm_news2_take(kb, st, cs[i]->code->system, cs[i]->code->code, cs[i]->value, NULL, t, id);
+  return changed;
+}
+
 static void value(const cl_kb *kb, cl_rpm_patient *st, const char *loinc,
                   const Clinlog__V1__Quantity *q, int64_t t, const uint8_t id[16],
                   cl_cds_findings *out) {
   double v;
-  if (!loinc || value_of(q, &v))
+  if (!loinc || rpm_value_of(q, &v))
     return;
   const char *unit = q->unit ? q->unit : "";
   vitals(kb, st, loinc, v, unit, id, out);
@@ -368,15 +391,40 @@ static void on_reading(const cl_kb *kb, cl_rpm_patient *st,
       r->status == CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_CANCELLED)
     return;
   int64_t t = cds_ts(r->measured_at, at);
-  if (r->value && r->code)
+  int ews = 0;
+  if (r->value && r->code) {
     value(kb, st, loinc_of((const Clinlog__V1__Code *const *)r->code->coding, r->code->n_coding),
           r->value, t, id, out);
+    ews |= news2_cc(kb, st, r->code, r->value, NULL, t, id);
+  }
+  ews |= news2_parts(kb, st, r->components, r->n_components, t, id);
   for (size_t i = 0; i < r->n_components; i++) {
     const Clinlog__V1__Component *c = r->components[i];
     if (c && c->code)
       value(kb, st, loinc_of((const Clinlog__V1__Code *const *)&c->code, 1), c->value, t, id, out);
   }
   contact(kb, st, r->device_id, cds_ts(r->received_at, at), id);
+  if (ews)
+    rpm_news2_eval(kb, st, id, out);
+}
+
+/* A charted observation feeds NEWS2 only (the vital thresholds are for
+ * readings from home devices). */
+static void on_observation(const cl_kb *kb, cl_rpm_patient *st,
+                           const Clinlog__V1__ObservationRecorded *o, const uint8_t id[16],
+                           int64_t at, cl_cds_findings *out) {
+  if (o->status == CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_ENTERED_IN_ERROR ||
+      o->status == CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_CANCELLED)
+    return;
+  int64_t t = cds_ts(o->effective, at);
+  const Clinlog__V1__Quantity *q =
+      o->value_case == CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY ? o->quantity : NULL;
+  const Clinlog__V1__Code *c =
+      o->value_case == CLINLOG__V1__OBSERVATION_RECORDED__VALUE_CODE_VALUE ? o->code_value : NULL;
+  int ews = o->code ? news2_cc(kb, st, o->code, q, c, t, id) : 0;
+  ews |= news2_parts(kb, st, o->components, o->n_components, t, id);
+  if (ews)
+    rpm_news2_eval(kb, st, id, out);
 }
 
 static void on_status(const cl_kb *kb, cl_rpm_patient *st,
@@ -385,12 +433,12 @@ static void on_status(const cl_kb *kb, cl_rpm_patient *st,
   const cl_kb_rpm_limit *l = cl_kb_rpm_limit_get(kb, CL_KB_RPM_BATTERY);
   double pct;
   if (l->set && id_ok(s->device_id) && s->battery && s->battery->unit &&
-      !strcmp(s->battery->unit, "%") && value_of(s->battery, &pct) == 0) {
+      !strcmp(s->battery->unit, "%") && rpm_value_of(s->battery, &pct) == 0) {
     char cond[RPM_COND_LEN];
     cds_text(cond, sizeof cond, "battery:%s", s->device_id);
     if (pct >= l->value) {
-      open_close(st, cond);
-    } else if (open_find(st, cond) < 0) {
+      rpm_open_close(st, cond);
+    } else if (rpm_open_find(st, cond) < 0) {
       cl_cds_finding *f =
           cds_add(kb, out, K_STATUS, l->severity, "ISSUE", l->source, l->rule_id, id, NULL);
       if (f) {
@@ -403,7 +451,7 @@ static void on_status(const cl_kb *kb, cl_rpm_patient *st,
       }
       uint8_t key[16];
       cds_key(id, l->rule_id, NULL, key);
-      (void)open_add(st, cond, key);
+      (void)rpm_open_add(st, cond, key);
     }
   }
   contact(kb, st, s->device_id, cds_ts(s->received_at, cds_ts(s->reported_at, at)), id);
@@ -440,7 +488,7 @@ static void on_dispenser(const cl_kb *kb, cl_rpm_patient *st,
   if (taken) {
     if (x)
       x->nmiss = 0;
-    open_close(st, cond);
+    rpm_open_close(st, cond);
     return;
   }
   if (!x) {
@@ -469,7 +517,7 @@ static void on_dispenser(const cl_kb *kb, cl_rpm_patient *st,
   }
   if (t > from)
     x->miss[x->nmiss++] = t;
-  if ((double)x->nmiss < l->value || open_find(st, cond) >= 0)
+  if ((double)x->nmiss < l->value || rpm_open_find(st, cond) >= 0)
     return;
   cl_cds_finding *f =
       cds_add(kb, out, K_ADHERENCE, l->severity, "COMPLY", l->source, l->rule_id, id, NULL);
@@ -484,7 +532,7 @@ static void on_dispenser(const cl_kb *kb, cl_rpm_patient *st,
   }
   uint8_t key[16];
   cds_key(id, l->rule_id, NULL, key);
-  (void)open_add(st, cond, key);
+  (void)rpm_open_add(st, cond, key);
 }
 
 size_t cl_rpm_close(cl_rpm_patient *st, const uint8_t issue[16]) {
@@ -525,6 +573,12 @@ void cl_rpm_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__Event 
   case CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED:
     on_reading(kb, st, ev->device_reading_recorded, event_id, at_ns, out);
     break;
+  case CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED:
+    on_observation(kb, st, ev->observation_recorded, event_id, at_ns, out);
+    break;
+  case CLINLOG__V1__EVENT__BODY_RISK_SCORE_RECORDED:
+    rpm_risk_apply(kb, st, ev->risk_score_recorded, event_id, out);
+    break;
   case CLINLOG__V1__EVENT__BODY_DEVICE_STATUS_REPORTED:
     on_status(kb, st, ev->device_status_reported, event_id, at_ns, out);
     break;
@@ -532,8 +586,8 @@ void cl_rpm_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__Event 
     on_dispenser(kb, st, ev->dispenser_event_recorded, event_id, at_ns, out);
     break;
   case CLINLOG__V1__EVENT__BODY_ALERT_OVERRIDDEN:
-    if (named_issue(&ev->alert_overridden->issue_event_id, ev->alert_overridden->issue_id,
-                    key) == 0)
+    if (named_issue(&ev->alert_overridden->issue_event_id, ev->alert_overridden->issue_id, key) ==
+        0)
       (void)cl_rpm_close(st, key);
     break;
   case CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED:

@@ -18,6 +18,10 @@
  *   | DispenserEventRecorded | missed/skipped doses of a prescription in the     |
  *   |                        | window against adherence (taken/late resets);     |
  *   |                        | last contact                                      |
+ *   | ObservationRecorded    | NEWS2 parameters (with DeviceReadingRecorded):    |
+ *   |                        | EARLY_WARNING at the RCP triggers (rpm_news2.c,   |
+ *   |                        | when the KB has a news2 line)                     |
+ *   | RiskScoreRecorded      | RISK_SCORE over its threshold (risk.c)            |
  *   | AlertOverridden,       | closes the open alert it names (cl_rpm_close)     |
  *   | AlertAcknowledged      |                                                   |
  *
@@ -27,7 +31,7 @@
  *
  * No flooding: each alert opens a *condition* (a key per patient: the vital
  * or weight-gain rule id, "battery:<device>", "adherence:<prescription>",
- * "silent:<device>"); while it is open the same condition raises nothing.
+ * "silent:<device>", "news2:<band>", "risk:<model>"); while it is open the same condition raises nothing.
  * It closes when a reading is back in range (battery at or above the
  * limit, a taken dose, a contact from a silent device) or when the alert is
  * overridden (and, once it lands, acknowledged). Of several rules of one

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "query/cds/news2.h"
 #include "query/cds/rpm.h"
 
 #define RPM_COND_LEN 128 /* a condition key with its NUL */
@@ -34,6 +35,15 @@ typedef struct rpm_rx {
   int64_t miss[CL_RPM_MAX_MISSES]; /* times of missed/skipped doses, in arrival order */
 } rpm_rx;
 
+/* NEWS2 (rpm_news2.c): each parameter's latest value and when it was
+ * measured (t 0: never); the SpO2 scale the patient is documented on. */
+typedef struct rpm_news2 {
+  double v[CL_NEWS2_NPARAMS]; /* air or oxygen: 1 oxygen, 0 air; consciousness: ACVPU */
+  int64_t t[CL_NEWS2_NPARAMS];
+  uint8_t ev[CL_NEWS2_NPARAMS][16]; /* the event that gave each value */
+  int scale;                        /* 1 or 2 */
+} rpm_news2;
+
 struct cl_rpm_patient {
   rpm_open open[CL_RPM_MAX_OPEN]; /* in the order opened */
   size_t nopen;
@@ -44,6 +54,29 @@ struct cl_rpm_patient {
   rpm_rx rx[CL_RPM_MAX_RX];
   size_t nrx;
   uint64_t unconverted, untracked;
+  rpm_news2 news2;
 };
+
+/* The open-condition set (rpm.c), for rpm_news2.c. */
+long rpm_open_find(const cl_rpm_patient *st, const char *cond);
+int rpm_open_add(cl_rpm_patient *st, const char *cond, const uint8_t key[16]);
+void rpm_open_close(cl_rpm_patient *st, const char *cond);
+/* A plain decimal quantity, any sign: 0, else -1. */
+int rpm_value_of(const Clinlog__V1__Quantity *q, double *v);
+
+/* Takes one coded value of a reading or observation (loinc: a LOINC code,
+ * or a urn:clinlog:news2 code; q or c its value) measured at t by event id
+ * into the NEWS2 state; returns 1 if a parameter changed. */
+int rpm_news2_take(const cl_kb *kb, cl_rpm_patient *st, const char *system, const char *code,
+                   const Clinlog__V1__Quantity *q, const Clinlog__V1__Code *c, int64_t t,
+                   const uint8_t id[16]);
+/* A risk score from an outside model (risk.c): alerts over its threshold,
+ * one open per model; trigger: event id. */
+void rpm_risk_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__RiskScoreRecorded *r,
+                    const uint8_t id[16], cl_cds_findings *out);
+/* Scores the fresh parameters and raises or closes the early-warning
+ * alert (rpm.h); trigger: event id. */
+void rpm_news2_eval(const cl_kb *kb, cl_rpm_patient *st, const uint8_t id[16],
+                    cl_cds_findings *out);
 
 #endif

@@ -224,6 +224,14 @@ static const char *const E_Group[] = {
     "code", "name", "quantity", "managingEntity", "characteristic", "member",
 };
 #define R_Group 0xc00ull
+static const char *const E_RiskAssessment[] = {
+    "id", "meta", "implicitRules", "language", "text", "contained",
+    "extension", "modifierExtension", "identifier", "basedOn", "parent", "status",
+    "method", "code", "subject", "encounter", "occurrence[x]", "condition",
+    "performer", "reasonCode", "reasonReference", "basis", "prediction", "mitigation",
+    "note",
+};
+#define R_RiskAssessment 0x4800ull
 
 const cl_fhir_elements cl_fhir_elements_table[] = {
     {NULL, 0, 0},
@@ -254,4 +262,5 @@ const cl_fhir_elements cl_fhir_elements_table[] = {
     [25] = {E_CoverageEligibilityRequest, sizeof E_CoverageEligibilityRequest / sizeof E_CoverageEligibilityRequest[0], R_CoverageEligibilityRequest},
     [26] = {E_Provenance, sizeof E_Provenance / sizeof E_Provenance[0], R_Provenance},
     [27] = {E_Group, sizeof E_Group / sizeof E_Group[0], R_Group},
+    [28] = {E_RiskAssessment, sizeof E_RiskAssessment / sizeof E_RiskAssessment[0], R_RiskAssessment},
 };

@@ -65,7 +65,8 @@
   X(24, PaymentReconciliation)                                                                     \
   X(25, CoverageEligibilityRequest)                                                                \
   X(26, Provenance)                                                                                \
-  X(27, Group) /* derived from Coverage, never stored (group.h) */
+  X(27, Group) /* derived from Coverage, never stored (group.h) */                                 \
+  X(28, RiskAssessment)
 
 enum cl_fhir_type {
   CL_FHIR_NONE = 0,
@@ -152,6 +153,9 @@ int cl_fhir_map_imaging(cl_fhir_map *m, cl_err *err);  /* 400-402 */
 int cl_fhir_map_billing(cl_fhir_map *m, cl_err *err);  /* 500-505 */
 int cl_fhir_map_portal(cl_fhir_map *m, cl_err *err);   /* 600-603 */
 int cl_fhir_map_device(cl_fhir_map *m, cl_err *err);   /* 700-701 */
-int cl_fhir_map_decision(cl_fhir_map *m, cl_err *err); /* 800-801 */
+int cl_fhir_map_decision(cl_fhir_map *m, cl_err *err); /* 800-803 */
+/* The Observation of an EARLY_WARNING issue's NEWS2 score (map_news2.c):
+ * 0 and nothing put when b's detail is not the checker's NEWS2 form. */
+int cl_fhir_map_news2(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, cl_err *err);
 
 #endif

@@ -1,12 +1,14 @@
-/* Decision-support events (800-802) -> DetectedIssue.
+/* Decision-support events (800-803) -> DetectedIssue, RiskAssessment.
  *
  *   IssueDetected    DetectedIssue, status final (a later IssueDetected with
  *                    the same issue_id restates it; mitigations recorded
- *                    so far are kept)
+ *                    so far are kept); an EARLY_WARNING one also the
+ *                    Observation of its NEWS2 score (map_news2.c)
  *   AlertOverridden  the same DetectedIssue, a new version with one more
  *                    mitigation {action: the override reason, date, author}
  *   AlertAcknowledged likewise, action the note given, else "Alert
  *                    acknowledged"
+ *   RiskScoreRecorded RiskAssessment (risk_score below)
  *
  * Element tables: docs/fhir-map-billing-device-decision.md. */
 #include <ctype.h>
@@ -135,7 +137,10 @@ static int issue_detected(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, c
   if (mit != NULL)
     json_object_set(d, "mitigation", mit);
   json_decref(cur);
-  return cl_fhir_map_put(m, d, err);
+  rc = cl_fhir_map_put(m, d, err);
+  if (rc == 0 && b->kind == CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_EARLY_WARNING)
+    rc = cl_fhir_map_news2(m, b, err); /* the score, as an Observation */
+  return rc;
 }
 
 /* AlertOverridden and AlertAcknowledged: one more mitigation of the issue
@@ -173,6 +178,39 @@ static int alert_outcome(cl_fhir_map *m, const char *issue_id,
   return cl_fhir_map_put(m, d, err);
 }
 
+/* RiskScoreRecorded -> RiskAssessment: an outside model's prediction, with
+ * the model as method (system urn:clinlog:risk-model, its version as the
+ * coding's version), the score as prediction[0].probabilityDecimal, the
+ * threshold as an extension, the input events as basis (logical
+ * references by event id) and the explanation as note. */
+static int risk_score(cl_fhir_map *m, const Clinlog__V1__RiskScoreRecorded *b, cl_err *err) {
+  if (!fj_has(b->assessment_id))
+    return 0;
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_pid(m, "RiskAssessment", b->assessment_id, id);
+  json_t *r = cl_fhir_new("RiskAssessment", id);
+  json_t *thr = fj_decimal(b->threshold);
+  if (thr != NULL)
+    fj_set_one(r, "extension", fj_ext(FJ_CLINLOG_EXT "risk-threshold", "valueDecimal", thr));
+  fj_set_one(r, "identifier", fj_business_id(b->assessment_id));
+  json_object_set_new(r, "status", json_string("final"));
+  if (fj_has(b->model_id)) {
+    json_t *c = json_pack("{s:s}", "system", "urn:clinlog:risk-model");
+    fj_set_str(c, "version", b->model_version);
+    json_object_set_new(c, "code", json_string(b->model_id));
+    json_object_set_new(r, "method", json_pack("{s:[o]}", "coding", c));
+  }
+  fj_set(r, "subject", cl_fhir_patient_ref(m));
+  json_object_set_new(r, "occurrenceDateTime", cl_fhir_when(m, b->assessed_at));
+  fj_set(r, "basis", fj_references(b->inputs, b->n_inputs));
+  json_t *p = json_object();
+  fj_set(p, "outcome", fj_concept(b->outcome));
+  fj_set(p, "probabilityDecimal", fj_decimal(b->score));
+  fj_set_one(r, "prediction", p);
+  fj_set(r, "note", fj_note(b->explanation));
+  return cl_fhir_map_put(m, r, err);
+}
+
 int cl_fhir_map_decision(cl_fhir_map *m, cl_err *err) {
   const Clinlog__V1__Event *ev = m->ev;
   switch (ev->body_case) {
@@ -184,6 +222,8 @@ int cl_fhir_map_decision(cl_fhir_map *m, cl_err *err) {
   case CLINLOG__V1__EVENT__BODY_ALERT_ACKNOWLEDGED:
     return alert_outcome(m, ev->alert_acknowledged->issue_id, ev->alert_acknowledged->reason,
                          ev->alert_acknowledged->acknowledged_by, "Alert acknowledged", err);
+  case CLINLOG__V1__EVENT__BODY_RISK_SCORE_RECORDED:
+    return risk_score(m, ev->risk_score_recorded, err);
   default:
     return 0;
   }

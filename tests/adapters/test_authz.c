@@ -73,13 +73,14 @@ static const struct {
   const char *kinds;      /* method kinds it may call (besides health, auth) */
   const char *read_types; /* of Observation Patient Claim MedicationRequest Appointment; or "*" */
   const char *appends;    /* of ObservationRecorded MedicationPrescribed ClaimSubmitted
-                             PatientRegistered DeviceReadingRecorded */
+                             PatientRegistered DeviceReadingRecorded RiskScoreRecorded (only
+                             a system principal: integration) */
   const char *cds;        /* the gRPC Cds methods it may call: CheckOrder (cds, and reads of
                              MedicationRequest and AllergyIntolerance), Alerts (read of
                              DetectedIssue), Acknowledge and Override (appends of
                              AlertAcknowledged, AlertOverridden) */
 } EXPECT[] = {
-    {"admin", "write read proof admin-read admin peer audit emergency cds", "*", "O M C P D",
+    {"admin", "write read proof admin-read admin peer audit emergency cds", "*", "O M C P D R",
      "CheckOrder Alerts Acknowledge Override"},
     {"clinician", "write read proof admin-read emergency cds", "*", "O M P",
      "CheckOrder Alerts Acknowledge Override"},
@@ -92,9 +93,9 @@ static const struct {
     {"auditor", "proof admin-read audit", "", "", ""},
     {"patient", "read", "", "", ""}, /* and audit, its own accounting only: below */
     {"analyst", "read", "*", "", "Alerts"},
-    {"integration", "write proof cds", "", "O M C P D", ""},
+    {"integration", "write proof cds", "", "O M C P D R", ""},
     {"device", "write", "", "D", ""},
-    {"node", "write peer", "", "O M C P D", "Acknowledge Override"},
+    {"node", "write peer", "", "O M C P D R", "Acknowledge Override"},
 };
 
 static const char *const TYPES[] = {"Observation", "Patient", "Claim", "MedicationRequest",
@@ -522,8 +523,9 @@ Test(policy, appends_by_event_type_and_signer) {
   static const uint32_t EVS[] = {
       CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED, CLINLOG__V1__EVENT__BODY_MEDICATION_PRESCRIBED,
       CLINLOG__V1__EVENT__BODY_CLAIM_SUBMITTED, CLINLOG__V1__EVENT__BODY_PATIENT_REGISTERED,
-      CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED};
-  static const char *const LETTERS[] = {"O", "M", "C", "P", "D"};
+      CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED,
+      CLINLOG__V1__EVENT__BODY_RISK_SCORE_RECORDED};
+  static const char *const LETTERS[] = {"O", "M", "C", "P", "D", "R"};
   for (size_t r = 0; r < sizeof EXPECT / sizeof EXPECT[0]; r++) {
     /* a principal of this role with its own key, registered in the log */
     char pid[64];
@@ -537,7 +539,7 @@ Test(policy, appends_by_event_type_and_signer) {
                  err.msg);
     cl_append_result_free(&res);
     free(reg);
-    for (size_t e = 0; e < 5; e++) {
+    for (size_t e = 0; e < sizeof EVS / sizeof EVS[0]; e++) {
       /* an event of that type, its body empty: the type is what the
        * policy reads */
       const ProtobufCFieldDescriptor *fd =

@@ -191,6 +191,24 @@ def stream_issues(client, pid, want=0, within=20):
         time.sleep(0.05)
 
 
+def start_cds_server(cls, kb_text=None):
+    """Starts cls.server with the FHIR HTTP face (cls.http_port) and, if
+    kb_text is given, that knowledge base (--cds-kb, cls.kb_path); sets
+    cls.client and cls.admin (the admin signer)."""
+    import uuid as _uuid
+    args = []
+    if kb_text is not None:
+        cls.kb_path = os.path.join(TMP, "kb-%s.kb" % _uuid.uuid4().hex)
+        with open(cls.kb_path, "w") as f:
+            f.write(kb_text)
+        args = ["--cds-kb", cls.kb_path]
+    cls.http_port = free_port()
+    cls.server = Server(args=["--http-listen", "127.0.0.1:%d" % cls.http_port] + args)
+    cls.server.start()
+    cls.client = Client(cls.server.addr)
+    cls.admin = Signer.load(cls.server.data + "/keys/admin.key")
+
+
 def fhir_get(port, path):
     """GET /fhir/R4<path> on 127.0.0.1:port: (status, parsed JSON or None)."""
     import http.client

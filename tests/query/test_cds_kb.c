@@ -616,6 +616,18 @@ Test(cds_kb, rpm_refusals_name_the_line_and_reason) {
   refused(SRC "adherence 2 moderate source=s\n", 4, "adherence <missed doses> <days>");
   refused(SRC "adherence 2 0 moderate source=s\n", 4, "not a number of days");
   refused(SRC "adherence 65 7 moderate source=s\n", 4, "missed doses, 1 to 64");
+  refused(SRC "news2 3600 high\n", 4, "news2 <window seconds>");
+  refused(SRC "news2 59 high source=s\n", 4, "seconds, 60 to 86400");
+  refused(SRC "news2 86401 high source=s\n", 4, "seconds, 60 to 86400");
+  refused(SRC "news2 3600 high source=s\nnews2 60 high source=s\n", 5,
+          "news2 is declared twice");
+  cl_kb *kb = parse(SRC "news2 3600 high source=s\n");
+  const cl_kb_rpm_limit *l = cl_kb_rpm_limit_get(kb, CL_KB_RPM_NEWS2);
+  cr_assert(l->set);
+  cr_assert_eq(l->value, 3600);
+  cr_assert_eq(l->severity, CL_KB_RPM_HIGH);
+  cr_assert_str_eq(l->rule_id, "news2:3600");
+  cl_kb_free(kb);
 }
 
 Test(cds_kb, rpm_inline_rules) {

@@ -442,3 +442,47 @@ Test(cds_proj, rpm_alerts_and_the_silence_index) {
   cl_test_rmtree(dir);
   free(dir);
 }
+
+/* NEWS2 on the log through the projection: a respiration rate of 30 from a
+ * device gives one pending EARLY_WARNING, appended as the emitter does; a
+ * second in the same band nothing; a rebuild equals the live state and
+ * appends nothing (the same findings under the same keys). */
+Test(cds_proj, news2_early_warning_and_rebuild) {
+  static const char text[] = "clinlog-kb 1\nversion t\nsource rcp RCP NEWS2 2017\n"
+                             "news2 3600 high source=rcp\n";
+  cl_err err = {0};
+  cl_kb_free(kb);
+  cr_assert_eq(cl_kb_parse(text, strlen(text), "t.kb", &kb, &err), 0, "%s", err.msg);
+  cl_cds_projection_init(&def, kb);
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("cds_proj_news2", &dir, &admin, 0);
+  cl_runner *run = start(log);
+  const char *pat = "patient-CANARYEWS";
+  uint8_t r1[16], r2[16];
+  append_reading(log, &admin, pat, "ox-1", "9279-1", "30", "/min", T0, r1);
+  fx_wait_head(run, log);
+  counts(run, 1, 0);
+  emit em = {.log = log};
+  cr_assert_eq(cl_cds_pending(cl_runner_proj(run), 0, emit_one, &em, &err), 0, "%s", err.msg);
+  cr_assert_eq(em.n, 1);
+  fx_wait_head(run, log);
+  counts(run, 0, 1);
+  Clinlog__V1__Event *e = NULL;
+  cr_assert_eq(cl_log_read_seq(log, em.seqs[0], decode_one, &e, &err), 0, "%s", err.msg);
+  cr_assert_eq(e->issue_detected->kind, CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_EARLY_WARNING);
+  cr_assert_str_eq(e->issue_detected->rule_id, "news2:low-medium");
+  cr_assert_arr_eq(e->issue_detected->implicated[0]->event_id.data, r1, 16);
+  clinlog__v1__event__free_unpacked(e, NULL);
+  append_reading(log, &admin, pat, "ox-1", "9279-1", "28", "/min", T0 + 60 * NS, r2);
+  fx_wait_head(run, log);
+  counts(run, 0, 1); /* the same band: nothing new */
+  rebuild_equals_live(run, log);
+  counts(run, 0, 1);
+  cl_runner_stop(run);
+  cl_log_close(log);
+  cr_assert_not(cl_test_tree_contains(dir, "CANARYEWS", 9), "a patient id on disk");
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
