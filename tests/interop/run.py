@@ -19,7 +19,7 @@ import common  # noqa: E402
 
 MODULES = ["test_rpcs", "test_errors", "test_tls", "test_concurrency", "test_kill", "test_query",
            "test_fhir", "test_fhir_http", "test_auth", "test_audit", "test_keys", "test_logkey",
-           "test_kb", "test_bench_report", "test_cds_hooks", "test_cds_alerts"]
+           "test_kb", "test_bench_report", "test_cds_hooks", "test_cds_alerts", "test_ingest_hl7"]
 
 
 def main():
