@@ -517,9 +517,13 @@ static int map_siu(mctx *c) {
     if ((rc = map_nm(c, ais, 7, 1, 1, 1, &d)))
       return rc;
     long mult = !u || !strcmp(u, "MIN") || !strcmp(u, "min") ? 60 : !strcmp(u, "H") ? 3600 : 0;
+    double secs = d ? strtod(d, NULL) * (double)mult : 0;
+    if (secs < 0 || secs > 366.0 * 86400)
+      return map_fail(c, CL_HL7_DATA_TYPE, ais, NULL, 7, 1, 1, 1,
+                      "duration '%.20s' is negative or longer than a year", d);
     if (d && mult && (b->end = map_alloc(c, sizeof *b->end))) {
       google__protobuf__timestamp__init(b->end);
-      b->end->seconds = b->start->seconds + (int64_t)(strtod(d, NULL) * (double)mult);
+      b->end->seconds = b->start->seconds + (int64_t)secs;
       b->end->nanos = b->start->nanos;
     }
   }

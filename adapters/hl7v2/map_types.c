@@ -575,29 +575,55 @@ int map_qty(mctx *c, const cl_hl7_seg *s, unsigned f, unsigned uf, Clinlog__V1__
   return 0;
 }
 
-/* Appends the text of one value with formatting escapes resolved. */
-static void text_put(hl7_buf *b, const char *v, char esc) {
-  for (const char *p = v; *p; p++) {
-    const char *end = *p == esc ? strchr(p + 1, esc) : NULL;
+/* Appends raw[0..n) decoded (escapes, character set), as the parser does. */
+static void put_decoded(mctx *c, hl7_buf *b, const char *raw, size_t n) {
+  const char *out;
+  size_t outn, bad;
+  char why[64];
+  if (!n)
+    return;
+  int rc = hl7_decode(&c->a, &c->h->enc, c->m->charset, raw, n, &out, &outn, &bad, why, sizeof why);
+  if (rc == 0)
+    hl7_buf_put(b, out, outn);
+  else if (rc == CL_ENOMEM)
+    b->oom = 1; /* map_text fails; other errors cannot happen on parsed text */
+}
+
+/* Appends the text of a raw (escaped) value with the formatting escapes of
+ * FT/TX resolved: \.br\ and \.sp\ become newlines, the others (\H\ \N\
+ * \.in\ \Cxxyy\ ...) are dropped. Read from the raw text, since a
+ * decoded value cannot tell \E\ (a literal escape character) from a
+ * formatting sequence. */
+static void text_put(mctx *c, hl7_buf *b, const char *raw, size_t n) {
+  const char esc = c->h->enc.esc;
+  size_t start = 0, i = 0;
+  while (i < n) {
+    const char *end = raw[i] == esc && i + 1 < n ? memchr(raw + i + 1, esc, n - i - 1) : NULL;
     if (!end) {
-      hl7_buf_putc(b, *p);
+      i++;
       continue;
     }
-    if (end - p >= 3 && (!strncmp(p + 1, ".br", 3) || !strncmp(p + 1, ".sp", 3)))
-      hl7_buf_putc(b, '\n');
-    p = end; /* \H\ \N\ \.in+4\ ...: formatting only, dropped */
+    size_t len = (size_t)(end - (raw + i)) + 1;
+    if (strchr(".HNCMZ", raw[i + 1])) {
+      put_decoded(c, b, raw + start, i - start);
+      if (len >= 5 && (!strncmp(raw + i + 1, ".br", 3) || !strncmp(raw + i + 1, ".sp", 3)))
+        hl7_buf_putc(b, '\n');
+      start = i + len;
+    }
+    i += len;
   }
+  put_decoded(c, b, raw + start, n - start);
 }
 
 char *map_text(mctx *c, const cl_hl7_seg *s, unsigned f) {
   hl7_buf b = {0};
   size_t k = cl_hl7_nreps(s, f);
   for (unsigned r = 1; r <= k; r++) {
-    const char *v = hv(s, f, r, 1, 1);
+    cl_hl7_value v = cl_hl7_raw(s, f, r, 0, 0);
     if (r > 1)
       hl7_buf_putc(&b, '\n');
-    if (v)
-      text_put(&b, v, c->h->enc.esc);
+    if (v.state == CL_HL7_VALUED)
+      text_put(c, &b, v.s, v.n);
   }
   hl7_buf_putc(&b, '\0');
   char *out = b.oom ? NULL : map_strdup(c, b.p);

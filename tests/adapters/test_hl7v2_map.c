@@ -433,6 +433,19 @@ Test(hl7v2_map, siu_dft_mdm) {
   done(&m);
 }
 
+#define MSH_MDM                                                                                    \
+  "MSH|^~\\&|TR|FAC|CLINLOG|HOSP|20261204101500||MDM^T02|T1|P|2.5.1\r"                             \
+  "PID|1||123456^^^STMARYS^MR\r"
+
+Test(hl7v2_map, formatted_text_keeps_escaped_escape_characters) {
+  mapped m;
+  load(&m, hl7t_parse(MSH_MDM "TXA|1|PN^Progress note^HL70270|TX\r"
+                              "OBX|1|TX|11506-3^Progress note^LN||a \\E\\ b \\E\\ c\\.br\\d "
+                              "\\H\\e\\N\\ f\\T\\g~second line||||||F\r"));
+  cr_assert_str_eq(m.ev[0]->clinical_note_signed->text, "a \\ b \\ c\nd e f&g\nsecond line");
+  done(&m);
+}
+
 Test(hl7v2_map, mapping_is_deterministic_and_ids_depend_on_sender_and_control_id) {
   cl_hl7_msg *a = hl7t_load("oru_r01_lf.hl7"), *b = hl7t_load("oru_r01_lf.hl7");
   cl_hl7_mapped *ra, *rb;
@@ -544,6 +557,9 @@ static const refusal REFUSALS[] = {
      1, 1, "completion status 'ZZ'"},
     {MSH("ORM^O01", "R32") PID "OBR|1|O1||24323-8^CMP^LN\r", 100, "OBR", 3, 0, 0, 0,
      "before any ORC"},
+    {MSH("SIU^S12", "R33") "SCH|A1|A1\r" PID
+                           "AIS|1|A|99213^Visit^CPT|20261210090000|||999999999|MIN\r",
+     102, "AIS", 4, 7, 1, 1, "longer than a year"},
 };
 
 Test(hl7v2_map, refusals_name_the_place_and_produce_nothing) {
