@@ -65,11 +65,14 @@ static void report(ingest *g, const char *file, size_t index, const cl_hl7_heade
     json_t *j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I}", "file", file, "index",
                           (json_int_t)index, "controlId", h ? h->control_id : "", "type", type,
                           "status", o->status, "events", (json_int_t)o->events);
-    if (o->first_seq) {
+    if (!j) /* a file name or control id that is not UTF-8: keep the rest */
+      j = json_pack("{s:s, s:I, s:s, s:I}", "file", "?", "index", (json_int_t)index, "status",
+                    o->status, "events", (json_int_t)o->events);
+    if (j && o->first_seq) {
       json_object_set_new(j, "firstSeq", json_integer((json_int_t)o->first_seq));
       json_object_set_new(j, "lastSeq", json_integer((json_int_t)o->last_seq));
     }
-    if (!strcmp(o->status, "refused"))
+    if (j && !strcmp(o->status, "refused"))
       json_object_set_new(j, "error",
                           json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:s}",
                                     "code", o->e.code, "text", cl_hl7_code_text(o->e.code),
@@ -78,11 +81,12 @@ static void report(ingest *g, const char *file, size_t index, const cl_hl7_heade
                                     "repetition", (int)o->e.rep, "component", (int)o->e.comp,
                                     "subcomponent", (int)o->e.sub, "offset",
                                     (json_int_t)o->e.offset, "reason", o->e.reason));
-    if (ack)
+    if (j && ack) /* in the message's character set: absent unless UTF-8 */
       json_object_set_new(j, "ack", json_string(ack));
-    if (o->detail[0])
+    if (j && o->detail[0])
       json_object_set_new(j, "detail", json_string(o->detail));
-    json_array_append_new(g->results, j);
+    if (j)
+      json_array_append_new(g->results, j);
   } else {
     if (g->prog.tty)
       fputc('\r', stderr);
