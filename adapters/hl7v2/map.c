@@ -473,11 +473,12 @@ static int map_adt(mctx *c, const cl_hl7_seg *pid) {
     rc = registered(c, pid);
     if (!rc && strcmp(t, "A28"))
       rc = encounter_started(c);
-    return rc;
+  } else if (!strcmp(t, "A08") || !strcmp(t, "A31")) {
+    rc = demographics(c, pid);
+  } else {
+    rc = encounter_ended(c); /* A03 */
   }
-  if (!strcmp(t, "A08") || !strcmp(t, "A31"))
-    return demographics(c, pid);
-  return encounter_ended(c); /* A03 */
+  return rc ? rc : map_al1_dg1(c);
 }
 
 /* ---- SIU^S12 ---- */

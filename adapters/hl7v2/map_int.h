@@ -113,8 +113,9 @@ pb_code *map_mkcode(mctx *c, const char *system, const char *code, const char *d
 int map_priority(const char *v);
 
 /* ---- message families (map.c, map_orders.c) ---- */
-int map_orders(mctx *c); /* ORM^O01, RDE^O11 */
-int map_ras(mctx *c);    /* RAS^O17 */
-int map_oru(mctx *c);    /* ORU^R01 */
+int map_orders(mctx *c);  /* ORM^O01, RDE^O11 */
+int map_ras(mctx *c);     /* RAS^O17 */
+int map_oru(mctx *c);     /* ORU^R01 */
+int map_al1_dg1(mctx *c); /* AL1 and DG1 of ADT messages (map_clinical.c) */
 
 #endif

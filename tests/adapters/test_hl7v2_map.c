@@ -98,10 +98,10 @@ static void ts_is(const Google__Protobuf__Timestamp *t, int64_t secs) {
   cr_assert_eq(t->seconds, secs, "got %lld want %lld", (long long)t->seconds, (long long)secs);
 }
 
-Test(hl7v2_map, adt_a01_registers_the_patient_and_starts_the_encounter) {
+Test(hl7v2_map, adt_a01_registers_the_patient_starts_the_encounter_with_allergies_diagnoses) {
   mapped m;
   map_file(&m, "adt_a01.hl7");
-  cr_assert_eq(m.n, 2);
+  cr_assert_eq(m.n, 4);
   envelope(&m, "patient-STMARYS-123456", "EPIC", "STMARYS", "MSG00001");
   cr_assert_str_eq(m.r->patient_id, "STMARYS-123456");
   const Clinlog__V1__Event *e = m.ev[0];
@@ -146,6 +146,30 @@ Test(hl7v2_map, adt_a01_registers_the_patient_and_starts_the_encounter) {
   ts_is(s->start, DAY_20261204 + 8 * 3600 + 29 * 60); /* no offset: read as UTC */
   ts_is(e->occurred_at, s->start->seconds);
   code_is(s->hospital_service, "http://terminology.hl7.org/CodeSystem/v2-0069", "MED", NULL);
+  /* AL1 and DG1 */
+  cr_assert_eq(m.ev[2]->body_case, CLINLOG__V1__EVENT__BODY_ALLERGY_RECORDED);
+  const Clinlog__V1__AllergyRecorded *al = m.ev[2]->allergy_recorded;
+  cr_assert_str_eq(al->allergy_id, "70618");
+  code_is(al->substance->coding[0], "http://www.nlm.nih.gov/research/umls/rxnorm", "70618",
+          "Penicillin");
+  cr_assert_eq(al->category, CLINLOG__V1__ALLERGY_CATEGORY__ALLERGY_CATEGORY_MEDICATION);
+  cr_assert_eq(al->criticality, CLINLOG__V1__ALLERGY_CRITICALITY__ALLERGY_CRITICALITY_HIGH);
+  cr_assert_eq(al->n_reactions, 1);
+  cr_assert_eq(al->reactions[0]->severity,
+               CLINLOG__V1__REACTION_SEVERITY__REACTION_SEVERITY_SEVERE);
+  cr_assert_str_eq(al->reactions[0]->manifestation[0]->text, "Hives");
+  cr_assert_str_eq(al->encounter_id, "VN5566");
+  cr_assert_eq(m.ev[3]->body_case, CLINLOG__V1__EVENT__BODY_CONDITION_DIAGNOSED);
+  const Clinlog__V1__ConditionDiagnosed *dg = m.ev[3]->condition_diagnosed;
+  cr_assert_str_eq(dg->condition_id, "I10");
+  code_is(dg->code->coding[0], "http://hl7.org/fhir/sid/icd-10-cm", "I10", NULL);
+  code_is(dg->diagnosis_type, "http://terminology.hl7.org/CodeSystem/v2-0052", "A", NULL);
+  cr_assert_eq(
+      dg->verification_status,
+      CLINLOG__V1__CONDITION_VERIFICATION_STATUS__CONDITION_VERIFICATION_STATUS_PROVISIONAL);
+  code_is(dg->category, "http://terminology.hl7.org/CodeSystem/condition-category",
+          "encounter-diagnosis", NULL);
+  ts_is(m.ev[3]->occurred_at, DAY_20261204); /* DG1-5 */
   done(&m);
 }
 
@@ -560,6 +584,8 @@ static const refusal REFUSALS[] = {
     {MSH("SIU^S12", "R33") "SCH|A1|A1\r" PID
                            "AIS|1|A|99213^Visit^CPT|20261210090000|||999999999|MIN\r",
      102, "AIS", 4, 7, 1, 1, "longer than a year"},
+    {MSH("ADT^A08", "R34") PID "AL1|1|DA||SV\r", 101, "AL1", 3, 3, 1, 1, "allergen"},
+    {MSH("ADT^A08", "R35") PID "DG1|1|||Hypertension\r", 101, "DG1", 3, 3, 1, 1, "diagnosis code"},
 };
 
 Test(hl7v2_map, refusals_name_the_place_and_produce_nothing) {
