@@ -29,6 +29,10 @@ void cli_progress_update(cli_progress *p, uint64_t done, uint64_t total);
 void cli_progress_end(cli_progress *p);
 double cli_now(void);
 
+/* Reads f to its end into a returned-owned buffer (free()), *len bytes;
+ * NULL when out of memory (check ferror(f) for read errors). */
+char *cli_read_all(FILE *f, size_t *len);
+
 /* Parses a decimal unsigned number given for `flag`; prints
  * "clinlog: FLAG: expected a number, got ..." and returns -1 if it is not one. */
 int cli_parse_u64(const char *flag, const char *s, uint64_t *out);
@@ -120,6 +124,12 @@ int cli_call_leader(const cli_remote *r, int follow, const char *what, const cha
                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp,
                     int timeout_ms, ProtobufCMessage **out, char *served_by, size_t n);
 
+/* The principal the public key `pk` is registered to, asked of the server
+ * through Log.Read of the "$principal-" streams (the last registration
+ * wins, as in the keyring). 0 with out filled; CL_EUNKNOWNKEY when the
+ * key is not registered; the call's error otherwise. */
+int cli_remote_principal(cl_client *c, const uint8_t pk[32], char *out, size_t n, cl_err *err);
+
 /* A view (valid while *e lives) of a RecordedEvent received from a server,
  * for cli_print_event. stream_tag is NULL: servers do not send it. */
 void cli_view_of_recorded(const Clinlog__V1__RecordedEvent *e, cl_event_view *v);
@@ -140,6 +150,7 @@ int cmd_keys(int argc, char **argv); /* keys rotate-master|new-master (cmd_keys.
 int cmd_streams(int argc, char **argv);
 int cmd_projections(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);
+int cmd_ingest(int argc, char **argv); /* ingest hl7 (cmd_ingest.c) */
 int cmd_audit(int argc, char **argv);
 int cmd_kb(int argc, char **argv); /* kb check (cmd_kb.c) */
 int cmd_auth_break_glass(int argc, char **argv); /* `clinlog auth break-glass` */

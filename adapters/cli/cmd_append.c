@@ -292,70 +292,6 @@ static int batch_add(batch *b, json_t *ev, cl_err *err) {
   return 0;
 }
 
-/* The principal `pk` is registered to, asked of the server: the
- * PrincipalRegistered and KeyRegistered events of the "$principal-" streams
- * (the last registration wins, as in the keyring). 0 if found. */
-static int remote_principal(cl_client *c, const uint8_t pk[32], char *out, size_t n, cl_err *err) {
-  Clinlog__V1__ReadRequest req = CLINLOG__V1__READ_REQUEST__INIT;
-  Clinlog__V1__Filter f = CLINLOG__V1__FILTER__INIT;
-  char *prefixes[1] = {"$principal-"};
-  uint32_t types[2] = {cl_event_type_code("PrincipalRegistered"),
-                       cl_event_type_code("KeyRegistered")};
-  f.n_stream_prefixes = 1;
-  f.stream_prefixes = prefixes;
-  f.n_event_types = 2;
-  f.event_types = types;
-  req.filter = &f;
-  req.stream = "";
-  cl_client_stream *s;
-  int rc = cl_client_read(c, &req, &s, err), found = 0;
-  if (rc)
-    return rc;
-  ProtobufCMessage *m;
-  while ((rc = cl_client_stream_next(s, &m, err)) == 1) {
-    Clinlog__V1__RecordedEvent *e = (Clinlog__V1__RecordedEvent *)m;
-    Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, e->event.len, e->event.data);
-    const char *who = NULL;
-    const ProtobufCBinaryData *key = NULL;
-    if (ev && ev->body_case == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED &&
-        ev->principal_registered) {
-      who = ev->principal_registered->principal_id;
-      key = &ev->principal_registered->public_key;
-    } else if (ev && ev->body_case == CLINLOG__V1__EVENT__BODY_KEY_REGISTERED &&
-               ev->key_registered) {
-      who = ev->key_registered->principal_id;
-      key = &ev->key_registered->public_key;
-    }
-    if (who && key->len == 32 && memcmp(key->data, pk, 32) == 0) {
-      snprintf(out, n, "%s", who);
-      found = 1;
-    }
-    if (ev)
-      clinlog__v1__event__free_unpacked(ev, NULL);
-    protobuf_c_message_free_unpacked(m, NULL);
-  }
-  cl_client_stream_free(s);
-  if (rc < 0)
-    return rc;
-  return found ? 0 : cl_err_set(err, CL_EUNKNOWNKEY, "the signing key is not registered");
-}
-
-static char *read_all(FILE *f, size_t *len) {
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  while (buf) {
-    n += fread(buf + n, 1, cap - n, f);
-    if (n < cap)
-      break;
-    char *nb = realloc(buf, cap *= 2);
-    if (!nb)
-      free(buf);
-    buf = nb;
-  }
-  *len = n;
-  return buf;
-}
-
 int cmd_append(int argc, char **argv) {
   static const struct option opts[] = {{"key", required_argument, 0, 'k'},
                                        {"expect", required_argument, 0, 'e'},
@@ -440,7 +376,7 @@ int cmd_append(int argc, char **argv) {
   } else if (log.log) {
     if (cl_log_key_info(log.log, s.pk, principal, sizeof principal, NULL, 0, NULL) != 0)
       fprintf(stderr, "clinlog append: warning: the signing key is not registered in this log\n");
-  } else if (remote_principal(log.client, s.pk, principal, sizeof principal, &err) != 0) {
+  } else if (cli_remote_principal(log.client, s.pk, principal, sizeof principal, &err) != 0) {
     if (err.code == CL_EUNKNOWNKEY) {
       fprintf(stderr, "clinlog append: warning: the signing key is not registered in this log\n");
     } else {
@@ -451,7 +387,7 @@ int cmd_append(int argc, char **argv) {
   }
   FILE *f = strcmp(in, "-") ? fopen(in, "r") : stdin;
   size_t len = 0;
-  char *text = f ? read_all(f, &len) : NULL;
+  char *text = f ? cli_read_all(f, &len) : NULL;
   if (f && f != stdin)
     fclose(f);
   int status = 0;

@@ -35,6 +35,8 @@ static const struct {
     {"cluster", cmd_cluster, "status and membership of a clinlogd cluster"},
     {"streams", cmd_streams, "a server's streams: one stream's counts, a category, events by type"},
     {"projections", cmd_projections, "a server's projections: position and lag, rebuild"},
+    {"ingest", cmd_ingest,
+     "ingest files of HL7 v2 messages (batches, MLLP frames) as signed catalog events"},
     {"fhir", cmd_fhir, "a server's FHIR R4 views: read, history, search, $everything"},
     {"auth", cmd_auth, "credentials and sessions: enroll a person, login, logout, whoami"},
     {"audit", cmd_audit, "a server's audit trail: who touched which patient, as AuditEvents"},
@@ -183,4 +185,20 @@ int cli_parse_u64(const char *flag, const char *s, uint64_t *out) {
   }
   *out = v;
   return 0;
+}
+
+char *cli_read_all(FILE *f, size_t *len) {
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    n += fread(buf + n, 1, cap - n, f);
+    if (n < cap)
+      break;
+    char *nb = realloc(buf, cap *= 2);
+    if (!nb)
+      free(buf);
+    buf = nb;
+  }
+  *len = n;
+  return buf;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "adapters/cli/cli.h"
+#include "store/event.h"
 
 int cli_remote_option(cli_remote *r, int c, const char *arg) {
   switch (c) {
@@ -127,4 +128,52 @@ int cli_call_leader(const cli_remote *r0, int follow, const char *what, const ch
     }
     return cli_fail(what, &err);
   }
+}
+
+/* The principal `pk` is registered to, asked of the server: the
+ * PrincipalRegistered and KeyRegistered events of the "$principal-" streams
+ * (the last registration wins, as in the keyring). 0 if found. */
+int cli_remote_principal(cl_client *c, const uint8_t pk[32], char *out, size_t n, cl_err *err) {
+  Clinlog__V1__ReadRequest req = CLINLOG__V1__READ_REQUEST__INIT;
+  Clinlog__V1__Filter f = CLINLOG__V1__FILTER__INIT;
+  char *prefixes[1] = {"$principal-"};
+  uint32_t types[2] = {cl_event_type_code("PrincipalRegistered"),
+                       cl_event_type_code("KeyRegistered")};
+  f.n_stream_prefixes = 1;
+  f.stream_prefixes = prefixes;
+  f.n_event_types = 2;
+  f.event_types = types;
+  req.filter = &f;
+  req.stream = "";
+  cl_client_stream *s;
+  int rc = cl_client_read(c, &req, &s, err), found = 0;
+  if (rc)
+    return rc;
+  ProtobufCMessage *m;
+  while ((rc = cl_client_stream_next(s, &m, err)) == 1) {
+    Clinlog__V1__RecordedEvent *e = (Clinlog__V1__RecordedEvent *)m;
+    Clinlog__V1__Event *ev = clinlog__v1__event__unpack(NULL, e->event.len, e->event.data);
+    const char *who = NULL;
+    const ProtobufCBinaryData *key = NULL;
+    if (ev && ev->body_case == CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED &&
+        ev->principal_registered) {
+      who = ev->principal_registered->principal_id;
+      key = &ev->principal_registered->public_key;
+    } else if (ev && ev->body_case == CLINLOG__V1__EVENT__BODY_KEY_REGISTERED &&
+               ev->key_registered) {
+      who = ev->key_registered->principal_id;
+      key = &ev->key_registered->public_key;
+    }
+    if (who && key->len == 32 && memcmp(key->data, pk, 32) == 0) {
+      snprintf(out, n, "%s", who);
+      found = 1;
+    }
+    if (ev)
+      clinlog__v1__event__free_unpacked(ev, NULL);
+    protobuf_c_message_free_unpacked(m, NULL);
+  }
+  cl_client_stream_free(s);
+  if (rc < 0)
+    return rc;
+  return found ? 0 : cl_err_set(err, CL_EUNKNOWNKEY, "the signing key is not registered");
 }
