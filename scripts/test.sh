@@ -2,7 +2,7 @@
 # Runs every test of clinlog from a fresh checkout: installs dependencies,
 # builds (warnings as errors under CI), runs the Criterion suites through
 # ctest, runs them again under ASan+UBSan, and smoke-runs every fuzz target.
-#   FUZZ_SECONDS=N   seconds per fuzz target (default 6; 0 skips fuzzing)
+#   FUZZ_SECONDS=N   seconds per fuzz target (default 4; 0 skips fuzzing)
 #   SKIP_ASAN=1      skip the sanitizer build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,15 +28,15 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   echo "== ASan+UBSan build and tests"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLINLOG_SANITIZE=ON >/dev/null
   cmake --build build-asan -j"$JOBS"
-  # the nemesis runs 8 fault cycles under the sanitizers (12 in the plain
+  # the nemesis runs 6 fault cycles under the sanitizers (12 in the plain
   # build above), to keep the whole run under 30 minutes on 2 cores
   run_ctest build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     LSAN_OPTIONS="suppressions=$PWD/tests/support/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    CLINLOG_CLUSTER_CYCLES="${CLINLOG_CLUSTER_CYCLES:-8}"
+    CLINLOG_CLUSTER_CYCLES="${CLINLOG_CLUSTER_CYCLES:-6}"
 fi
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-6}
+FUZZ_SECONDS=${FUZZ_SECONDS:-4}
 if [ "$FUZZ_SECONDS" != 0 ] && command -v clang >/dev/null; then
   echo "== fuzz targets (${FUZZ_SECONDS}s each)"
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLINLOG_FUZZ=ON >/dev/null
