@@ -22,19 +22,11 @@ import cluster
 import common
 from cluster import T, log
 
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+RXNORM = common.RXNORM
 
 
 def rx_event(pid, rxid, code):
-    ev = common.pb.event.Event(event_id=common.new_id(), stream="patient-" + pid,
-                               occurred_at=common.timestamp_now(), source_system="CLUSTER")
-    ev.recorded_by.principal_id = "admin"
-    ev.recorded_by.role = "clinician"
-    rx = ev.medication_prescribed
-    rx.prescription_id = rxid
-    c = rx.medication.coding.add()
-    c.system, c.code = RXNORM, code
-    return ev.SerializeToString()
+    return common.rx_event(pid, rxid, code, source="CLUSTER")
 
 
 def issues(node, pid, rule=None):

@@ -170,6 +170,23 @@ def batch(events, signer, mode="event", expectations=()):
     return b
 
 
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def rx_event(pid, rxid, code, source="INTEROP"):
+    """Serialized MedicationPrescribed of RxNorm `code` in patient pid's
+    stream, recorded by admin as a clinician."""
+    ev = pb.event.Event(event_id=new_id(), stream="patient-" + pid,
+                        occurred_at=timestamp_now(), source_system=source)
+    ev.recorded_by.principal_id = "admin"
+    ev.recorded_by.role = "clinician"
+    rx = ev.medication_prescribed
+    rx.prescription_id = rxid
+    c = rx.medication.coding.add()
+    c.system, c.code = RXNORM, code
+    return ev.SerializeToString()
+
+
 def event_id_of(event_bytes):
     e = pb.event.Event()
     e.ParseFromString(event_bytes)
@@ -355,12 +372,41 @@ def _die_with_parent():
     _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphaned servers
 
 
+# Ports for the servers a suite starts. They come from below the kernel's
+# ephemeral range (32768-60999), where bind(0) and outgoing connections of
+# other programs never land, and each suite has its own slice, so suites run
+# side by side (ctest -j2) cannot hand out the same port between a probe and
+# the server's bind. Within a suite, ports are handed out in turn from a random
+# start, so a port just closed is not reused at once.
+PORT_SLICES = {"interop": (20000, 26000), "cluster": (26000, 32000)}
+_port_range = (20000, 32000)
+_port_next = None
+_port_lock = threading.Lock()
+
+
+def use_port_slice(suite):
+    global _port_range
+    _port_range = PORT_SLICES.get(suite, _port_range)
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    global _port_next
+    lo, hi = _port_range
+    with _port_lock:
+        if _port_next is None or not lo <= _port_next < hi:
+            _port_next = lo + int.from_bytes(os.urandom(4), "big") % (hi - lo)
+        for _ in range(hi - lo):
+            port = _port_next
+            _port_next = lo + (port + 1 - lo) % (hi - lo)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            finally:
+                s.close()
+            return port
+    raise RuntimeError("no free port in %d-%d" % (lo, hi - 1))
 
 
 _servers = set()
@@ -782,6 +828,7 @@ def run_suite(name, args, modules, setup_fn=None, rerun_hint=""):
     import atexit
     import unittest
     start = time.monotonic()
+    use_port_slice(name)
     tmp = tempfile.mkdtemp(prefix="clinlog-%s-" % name)
     atexit.register(kill_all_servers)
 
@@ -806,9 +853,26 @@ def run_suite(name, args, modules, setup_fn=None, rerun_hint=""):
     loader = unittest.TestLoader()
     if args.k:
         loader.testNamePatterns = ["*%s*" % k for k in args.k]
+    timings = {}
+
+    class ModuleSuite(unittest.TestSuite):
+        """Times one module (its last class's tearDownClass counts in the
+        next module), so the suite can say where its minutes go."""
+
+        def __init__(self, name, tests):
+            super().__init__(tests)
+            self.module_name = name
+
+        def run(self, result, debug=False):
+            t0 = time.monotonic()
+            try:
+                return super().run(result, debug)
+            finally:
+                timings[self.module_name] = time.monotonic() - t0
+
     suite = unittest.TestSuite()
     for m in modules:
-        suite.addTests(loader.loadTestsFromName(m))
+        suite.addTest(ModuleSuite(m, loader.loadTestsFromName(m)))
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2 if args.v else 1)
     try:
         result = runner.run(suite)
@@ -834,7 +898,8 @@ def run_suite(name, args, modules, setup_fn=None, rerun_hint=""):
     if bad:
         print("%s: failed: %s%s" % (name, ", ".join(sorted(failed_tests) + class_errors),
                                     rerun_hint))
-    print("%s: %.1fs" % (name, time.monotonic() - start))
+    print("%s: %.1fs (%s)" % (name, time.monotonic() - start, ", ".join(
+        "%s %.0fs" % (m, t) for m, t in sorted(timings.items(), key=lambda kv: -kv[1]))))
     print("%s: %d passed, %d failed" % (name, passed, bad))
     return 1 if bad or result.testsRun == 0 else 0
 

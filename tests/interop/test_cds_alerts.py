@@ -9,21 +9,7 @@ import time
 import uuid
 
 import common
-from common import T, Server, ServerTestCase, Signer, new_id
-
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-
-
-def rx_event(pid, rxid, code):
-    ev = common.pb.event.Event(event_id=new_id(), stream="patient-" + pid,
-                               occurred_at=common.timestamp_now(), source_system="INTEROP")
-    ev.recorded_by.principal_id = "admin"
-    ev.recorded_by.role = "clinician"
-    rx = ev.medication_prescribed
-    rx.prescription_id = rxid
-    c = rx.medication.coding.add()
-    c.system, c.code = RXNORM, code
-    return ev.SerializeToString()
+from common import T, Server, ServerTestCase, Signer
 
 
 class TestCdsAlerts(ServerTestCase):
@@ -46,8 +32,8 @@ class TestCdsAlerts(ServerTestCase):
 
     def test_warfarin_ibuprofen_one_issue(self):
         pid = "CDSA" + uuid.uuid4().hex[:8].upper()
-        w = rx_event(pid, "rx-w", "11289")
-        ibu = rx_event(pid, "rx-i", "5640")
+        w = common.rx_event(pid, "rx-w", "11289")
+        ibu = common.rx_event(pid, "rx-i", "5640")
         self.append_events([w])
         self.append_events([ibu])
         found = self.issues(pid)
@@ -89,7 +75,7 @@ class TestCdsAlerts(ServerTestCase):
         time.sleep(1.5)
         self.assertEqual(len(self.issues(pid, wait=False)), 1, "a restart emits nothing again")
         # the checker goes on after the restart: an aspirin order alerts too
-        self.append_events([rx_event(pid, "rx-a", "1191")])
+        self.append_events([common.rx_event(pid, "rx-a", "1191")])
         later = self.issues(pid, want=2)
         self.assertGreaterEqual(len(later), 2)
         self.assertEqual(len({e.event_id for e in later}), len(later), "no duplicate")

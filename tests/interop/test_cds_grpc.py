@@ -25,9 +25,8 @@ import uuid
 import grpc
 
 import common
-from common import T, Server, ServerTestCase, Signer
+from common import T, Server, ServerTestCase, Signer, rx_event
 from test_auth import login_all, people_data
-from test_cds_alerts import rx_event
 
 PEOPLE = {"doc1": ("clinician", "doc pass phrase 5"), "reg1": ("registrar", "reg pass phrase 6")}
 WARFARIN, IBUPROFEN, NAPROXEN, LISINOPRIL = "11289", "5640", "7258", "29046"
