@@ -525,6 +525,7 @@ int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlog__V1__Event *
     return cl_err_set(err, CL_EINVAL, "cds: NULL argument");
   out->n = 0;
   out->truncated = 0;
+  out->news2.set = 0;
   int rc = 0;
   switch (ev->body_case) {
   case CLINLOG__V1__EVENT__BODY_MEDICATION_PRESCRIBED:
@@ -562,6 +563,7 @@ int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlog__V1__Event *
   if (rc) {
     out->n = 0;
     out->truncated = 0;
+    out->news2.set = 0;
   }
   return rc;
 }

@@ -104,6 +104,7 @@
 
 #include "clinlog/v1/event.pb-c.h"
 #include "query/cds/kb.h"
+#include "query/cds/news2.h"
 #include "store/err.h"
 
 #define CL_CDS_MAX_ORDERS 256   /* orders kept per patient (active or recently ended) */
@@ -139,12 +140,28 @@ typedef struct cl_cds_finding {
   uint8_t key[16];                               /* idempotency key: the IssueDetected's event id */
 } cl_cds_finding;
 
+/* A NEWS2 score to store as an ObservationRecorded (rpm.h, "NEWS2 on the
+ * log"; cl_rpm_news2_fill builds it): a complete set of the seven
+ * parameters that scores differently from the last one stored, or whose
+ * newest value is a news2 window or more after it. */
+typedef struct cl_cds_news2_rec {
+  int set;                     /* 0: nothing to store for this event */
+  uint8_t key[16];             /* the ObservationRecorded's event id */
+  uint8_t trigger[16];         /* the event that completed or changed the set */
+  uint8_t from[CL_NEWS2_NPARAMS][16]; /* the event that gave each value */
+  double value[CL_NEWS2_NPARAMS];     /* each value in the chart's unit */
+  int64_t effective_ns;        /* when the newest value was measured */
+  cl_news2_input in;
+  cl_news2_result r;
+} cl_cds_news2_rec;
+
 /* The findings of one event, caller-allocated (about 40 KB: allocate it,
  * do not put it on a small stack). */
 typedef struct cl_cds_findings {
   size_t n;         /* findings in f[] */
   size_t truncated; /* further findings not kept */
   cl_cds_finding f[CL_CDS_MAX_FINDINGS];
+  cl_cds_news2_rec news2; /* a score to store, besides the findings */
 } cl_cds_findings;
 
 /* A new, empty state for patient `patient_id` (borrowed; copied; the

@@ -1,12 +1,13 @@
 /* A patient's checker state as bytes (check.h, cl_cds_patient_serialize):
  * what the `cds` projection stores, sealed, per patient.
  *
- * Format version 3 (2 had no NEWS2 section, 1 no remote-monitoring section), integers
+ * Format version 4 (3 did not keep the last NEWS2 score stored, 2 had no NEWS2 section, 1 no
+ * remote-monitoring section), integers
  * little-endian, doubles as their IEEE-754 bits (u64), strings as u16 length || bytes (no NUL):
  *
  *   | field            | encoding                                              |
  *   |------------------|-------------------------------------------------------|
- *   | version          | u8 = 3                                                |
+ *   | version          | u8 = 4                                                |
  *   | patient id       | str                                                   |
  *   | ids              | u8 n, n x str                                         |
  *   | weight_kg        | f64                                                   |
@@ -26,7 +27,8 @@
  *   |   prescriptions  | u8 n, n x (str id, u8 n, n x i64 miss)                |
  *   |   counters       | u64 unconverted, u64 untracked                        |
  *   |   news2          | u8 scale (0 unset, 1, 2), 7 x (f64 value, i64 t,      |
- *   |                  | 16 event id), in chart order (news2.h)                |
+ *   |                  | 16 event id), in chart order (news2.h); i64 t of the  |
+ *   |                  | last score stored, 7 x i8 its component scores        |
  *
  * `room` is the order array's capacity: the checker prunes ended orders
  * when it is full (order_room), so it is part of the state.
@@ -42,7 +44,7 @@
 #include "query/cds/check_int.h"
 #include "query/cds/rpm_int.h"
 
-#define STATE_VERSION 3
+#define STATE_VERSION 4
 
 typedef struct wbuf {
   uint8_t *p;
@@ -134,6 +136,9 @@ static void put_rpm(wbuf *w, const cl_rpm_patient *r) {
     put_u64(w, (uint64_t)r->news2.t[i]);
     put(w, r->news2.ev[i], 16);
   }
+  put_u64(w, (uint64_t)r->news2.rec_t);
+  for (int i = 0; i < CL_NEWS2_NPARAMS; i++)
+    put_u8(w, (uint8_t)r->news2.rec_score[i]);
 }
 
 int cl_cds_patient_serialize(const cl_cds_patient *st, uint8_t **out, size_t *n, cl_err *err) {
@@ -310,6 +315,12 @@ static void get_rpm(rbuf *r, cl_rpm_patient *p) {
     p->news2.v[i] = get_f64(r);
     p->news2.t[i] = (int64_t)get_u64(r);
     get_key(r, p->news2.ev[i]);
+  }
+  p->news2.rec_t = (int64_t)get_u64(r);
+  for (int i = 0; !r->bad && i < CL_NEWS2_NPARAMS; i++) {
+    p->news2.rec_score[i] = (int8_t)get_u8(r);
+    if (p->news2.rec_score[i] < 0 || p->news2.rec_score[i] > 3)
+      r->bad = 1;
   }
 }
 

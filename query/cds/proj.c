@@ -202,6 +202,25 @@ static int is_emitted(cl_fold_ctx *f, const uint8_t k[KEY_LEN], int *yes, cl_err
   return rc == CL_ENOTFOUND ? 0 : rc;
 }
 
+/* Packs ev (a finding's event, by "$log" in role log, source system
+ * clinlog-cds) and seals it under `tag` at key k (kl bytes) of family fam. */
+static int put_event(cl_fold_ctx *f, unsigned fam, const uint8_t *k, size_t kl,
+                     const uint8_t tag[32], Clinlog__V1__Event *ev, cl_err *err) {
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  by.principal_id = (char *)CL_LOG_PRINCIPAL;
+  by.role = (char *)CL_ROLE_LOG;
+  ev->recorded_by = &by;
+  ev->source_system = (char *)CL_CDS_SOURCE_SYSTEM;
+  size_t n = clinlog__v1__event__get_packed_size(ev);
+  uint8_t *b = malloc(n ? n : 1);
+  if (!b)
+    return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
+  clinlog__v1__event__pack(ev, b);
+  int rc = cl_proj_put_sealed(f->txn, fam, k, kl, tag, b, n, err);
+  free(b);
+  return rc;
+}
+
 /* The IssueDetected of finding `fi` as the emitter appends it, sealed
  * under `tag` at key k (kl bytes) of family fam. */
 static int put_issue(cl_fold_ctx *f, unsigned fam, const uint8_t *k, size_t kl,
@@ -210,35 +229,30 @@ static int put_issue(cl_fold_ctx *f, unsigned fam, const uint8_t *k, size_t kl,
   cl_cds_issue is;
   cl_cds_issue_fill(fi, trig->stream, at, &is);
   Google__Protobuf__Timestamp ts = is.detected_at;
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  by.principal_id = (char *)CL_LOG_PRINCIPAL;
-  by.role = (char *)CL_ROLE_LOG;
   Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
   ev.event_id = (ProtobufCBinaryData){16, (uint8_t *)fi->key};
   ev.stream = trig->stream;
   ev.occurred_at = &ts;
-  ev.recorded_by = &by;
   ev.causation_id = (ProtobufCBinaryData){16, (uint8_t *)fi->implicated[0]};
   ev.correlation_id = trig->correlation_id;
-  ev.source_system = (char *)CL_CDS_SOURCE_SYSTEM;
   ev.body_case = CLINLOG__V1__EVENT__BODY_ISSUE_DETECTED;
   ev.issue_detected = &is.msg;
-  size_t n = clinlog__v1__event__get_packed_size(&ev);
-  uint8_t *b = malloc(n ? n : 1);
-  if (!b)
-    return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
-  clinlog__v1__event__pack(&ev, b);
-  int rc = cl_proj_put_sealed(f->txn, fam, k, kl, tag, b, n, err);
-  free(b);
-  return rc;
+  return put_event(f, fam, k, kl, tag, &ev, err);
+}
+
+/* Whether key k (tag || key) is pending or emitted already; if not, marks
+ * it pending in this batch. */
+static int pending_key(cl_fold_ctx *f, const uint8_t tag[32], const uint8_t key[16],
+                       uint8_t k[KEY_LEN], int *done, cl_err *err) {
+  memcpy(k, tag, 32);
+  memcpy(k + 32, key, 16);
+  return is_emitted(f, k, done, err);
 }
 
 static int put_pending(cl_fold_ctx *f, const uint8_t tag[32], const Clinlog__V1__Event *trig,
                        const cl_cds_finding *fi, int64_t at, cl_err *err) {
   uint8_t k[KEY_LEN];
-  memcpy(k, tag, 32);
-  memcpy(k + 32, fi->key, 16);
-  int done, rc = is_emitted(f, k, &done, err);
+  int done, rc = pending_key(f, tag, fi->key, k, &done, err);
   if (rc || done)
     return rc;
   rc = put_issue(f, FAM_PENDING, k, KEY_LEN, tag, trig, fi, at, err);
@@ -246,6 +260,43 @@ static int put_pending(cl_fold_ctx *f, const uint8_t tag[32], const Clinlog__V1_
     return 0; /* its StreamErased follows and forgets the stream */
   state *s = f->state;
   return rc ? rc : note_recent(&s->rk, k, err);
+}
+
+/* A NEWS2 score to store (rpm.h): a pending ObservationRecorded, appended
+ * and folded like an IssueDetected (occurred_at = its effective time). */
+static int put_news2(cl_fold_ctx *f, const uint8_t tag[32], const Clinlog__V1__Event *trig,
+                     const cl_cds_news2_rec *rec, cl_err *err) {
+  uint8_t k[KEY_LEN];
+  int done, rc = pending_key(f, tag, rec->key, k, &done, err);
+  if (rc || done)
+    return rc;
+  cl_rpm_news2_obs *o = malloc(sizeof *o);
+  if (!o)
+    return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
+  cl_rpm_news2_fill(rec, o);
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  ev.event_id = (ProtobufCBinaryData){16, (uint8_t *)rec->key};
+  ev.stream = trig->stream;
+  ev.occurred_at = &o->effective;
+  ev.causation_id = (ProtobufCBinaryData){16, (uint8_t *)rec->trigger};
+  ev.correlation_id = trig->correlation_id;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED;
+  ev.observation_recorded = &o->msg;
+  rc = put_event(f, FAM_PENDING, k, KEY_LEN, tag, &ev, err);
+  free(o);
+  if (rc == CL_EERASED)
+    return 0;
+  state *s = f->state;
+  return rc ? rc : note_recent(&s->rk, k, err);
+}
+
+/* Whether e is a finding's event this projection made (an ObservationRecorded
+ * of a NEWS2 score): folded as emitted, never checked. */
+static int is_own(const Clinlog__V1__Event *e) {
+  return e->body_case == CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED && e->source_system &&
+         !strcmp(e->source_system, CL_CDS_SOURCE_SYSTEM) && e->recorded_by &&
+         e->recorded_by->principal_id &&
+         !strcmp(e->recorded_by->principal_id, CL_LOG_PRINCIPAL);
 }
 
 /* ---- device silence (rpm.h): the index of armed watches ---- */
@@ -332,6 +383,8 @@ static int check(cl_fold_ctx *f, const cl_event_view *ev, const Clinlog__V1__Eve
   p->dirty = 1;
   for (size_t i = 0; rc == 0 && i < s->fs->n; i++)
     rc = put_pending(f, ev->stream_tag, e, &s->fs->f[i], at, err);
+  if (rc == 0 && s->fs->news2.set)
+    rc = put_news2(f, ev->stream_tag, e, &s->fs->news2, err);
   if (rc == 0 && device && device[0] && strlen(device) < CL_RPM_ID_MAX)
     rc = silence_update(f, ev->stream_tag, e, p->st, device, &was, err);
   return rc;
@@ -465,6 +518,8 @@ static int fold(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
     return cl_err_prefix(err, "cds: seq %llu", (unsigned long long)ev->seq);
   if (e->body_case == CLINLOG__V1__EVENT__BODY_STREAM_ERASED)
     rc = erase(f, e->stream_erased->stream, err);
+  else if (is_own(e))
+    rc = emitted(f, ev, err);
   else if (strncmp(e->stream, "patient-", 8) == 0 && e->stream[8])
     rc = check(f, ev, e, err);
   if (rc)

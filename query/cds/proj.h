@@ -10,9 +10,12 @@
  * whole event, ready to sign (event id = the finding's key, causation id
  * = the trigger, occurred_at and detected_at = the trigger's time,
  * recorded by "$log" in role log, source system "clinlog-cds"), so every
- * node, and every rebuild, holds the same bytes. Folding an IssueDetected
- * (any, by its event id) marks that key *emitted* and drops it from
- * pending; a finding whose key is emitted is not pending again. So
+ * node, and every rebuild, holds the same bytes. A NEWS2 score to store
+ * (rpm.h) becomes a pending ObservationRecorded the same way (event id =
+ * its key, occurred_at = its newest value's time). Folding an
+ * IssueDetected (any, by its event id), or an ObservationRecorded by "$log"
+ * from "clinlog-cds", marks that key *emitted* and drops it from pending; a
+ * finding whose key is emitted is not pending again. So
  * pending = findings not yet in the log, identical on every node; the
  * request layer's emitter (adapters/service/cds_emit.c) appends them on
  * the leader, and the store's event-id idempotency makes a second append
@@ -62,7 +65,7 @@
 #include "store/proj.h"
 
 #define CL_CDS_PROJ_NAME "cds"
-#define CL_CDS_PROJ_VERSION 3
+#define CL_CDS_PROJ_VERSION 4
 #define CL_CDS_SOURCE_SYSTEM "clinlog-cds"
 
 /* Fills *def with the cds projection over `kb` (borrowed: it must outlive

@@ -20,7 +20,10 @@
  *   |                        | last contact                                      |
  *   | ObservationRecorded    | NEWS2 parameters (with DeviceReadingRecorded):    |
  *   |                        | EARLY_WARNING at the RCP triggers (rpm_news2.c,   |
- *   |                        | when the KB has a news2 line)                     |
+ *   |                        | when the KB has a news2 line), and the score to   |
+ *   |                        | store (cl_cds_findings.news2) when a complete set |
+ *   |                        | scores differently from the last one stored, or a |
+ *   |                        | news2 window after it                             |
  *   | RiskScoreRecorded      | RISK_SCORE over its threshold (risk.c)            |
  *   | AlertOverridden,       | closes the open alert it names (cl_rpm_close)     |
  *   | AlertAcknowledged      |                                                   |
@@ -117,6 +120,33 @@ void cl_rpm_silent_finding(const cl_kb *kb, const cl_rpm_patient *st, const char
  * deadline; returns 1. Else 0 and nothing changes. */
 int cl_rpm_silence_folded(cl_rpm_patient *st, const uint8_t key[16], char device[CL_RPM_ID_MAX],
                           int64_t *deadline_ns);
+
+/* The NEWS2 score to store, as an ObservationRecorded and the storage it
+ * points into (cl_rpm_news2_fill). */
+typedef struct cl_rpm_news2_obs {
+  Clinlog__V1__ObservationRecorded msg;
+  Clinlog__V1__CodeableConcept code;
+  Clinlog__V1__Code coding, category, *codingp, *categoryp;
+  Clinlog__V1__Quantity total;
+  Google__Protobuf__Timestamp effective;
+  Clinlog__V1__Component comp[CL_NEWS2_NPARAMS], *compp[CL_NEWS2_NPARAMS];
+  Clinlog__V1__Code comp_code[CL_NEWS2_NPARAMS];
+  Clinlog__V1__Quantity comp_value[CL_NEWS2_NPARAMS];
+  char observation_id[40];    /* "news2-" + hex of the key */
+  char values[CL_NEWS2_NPARAMS][4], total_value[4];
+  char note[640];
+} cl_rpm_news2_obs;
+
+/* Fills out->msg from rec (a complete score, set by cl_rpm_apply):
+ * observation_id "news2-<hex key>", code SNOMED CT 1104051000000101 (RCP
+ * NEWS2 total score), category survey, value the total in "{score}",
+ * status final, effective the newest value's time, one component per
+ * parameter (its SNOMED CT sub-score code, per SpO2 scale, and its score
+ * in "{score}"), and a note giving each parameter's value and score, the
+ * clinical risk, the response and the monitoring frequency (RCP charts 2
+ * and 4). out->msg points into rec and out: valid while both live
+ * unchanged. Cannot fail. */
+void cl_rpm_news2_fill(const cl_cds_news2_rec *rec, cl_rpm_news2_obs *out);
 
 /* Counts, for tests and status. */
 typedef struct cl_rpm_counts {

@@ -42,6 +42,8 @@ typedef struct rpm_news2 {
   int64_t t[CL_NEWS2_NPARAMS];
   uint8_t ev[CL_NEWS2_NPARAMS][16]; /* the event that gave each value */
   int scale;                        /* 1 or 2 */
+  int64_t rec_t;                    /* newest value of the last score stored (0: none) */
+  int8_t rec_score[CL_NEWS2_NPARAMS]; /* its component scores */
 } rpm_news2;
 
 struct cl_rpm_patient {

@@ -127,8 +127,8 @@ int rpm_news2_take(const cl_kb *kb, cl_rpm_patient *st, const char *system, cons
 }
 
 /* "respiration rate 26 (3), ..." of the scored components, into buf. */
-static void components(const rpm_news2 *n, const cl_news2_input *in, const cl_news2_result *r,
-                       char *buf, size_t cap) {
+static void components(const double v[CL_NEWS2_NPARAMS], const cl_news2_input *in,
+                       const cl_news2_result *r, char *buf, size_t cap) {
   size_t off = 0;
   buf[0] = 0;
   for (int p = 0; p < CL_NEWS2_NPARAMS && off < cap; p++) {
@@ -140,9 +140,9 @@ static void components(const rpm_news2 *n, const cl_news2_input *in, const cl_ne
     else if (p == CL_NEWS2_CONSCIOUSNESS)
       snprintf(val, sizeof val, "%s", cl_news2_acvpu_name(in->consciousness));
     else if (p == CL_NEWS2_TEMPERATURE)
-      snprintf(val, sizeof val, "%.1f Cel", n->v[p]);
+      snprintf(val, sizeof val, "%.1f Cel", v[p]);
     else
-      snprintf(val, sizeof val, "%.0f %s", n->v[p], UNIT[p]);
+      snprintf(val, sizeof val, "%.0f %s", v[p], UNIT[p]);
     int k = snprintf(buf + off, cap - off, "%s%s%s %s: %d", off ? "; " : "",
                      cl_news2_param_name((cl_news2_param)p),
                      p == CL_NEWS2_SPO2 ? (in->spo2_scale == 2 ? " (scale 2)" : " (scale 1)") : "",
@@ -163,6 +163,35 @@ static void missing(unsigned bits, char *buf, size_t cap) {
     }
 }
 
+/* A complete set is stored when it scores differently from the last one
+ * stored, or its newest value is a window or more after that one's: a
+ * monitor sending a pulse a second stores a score when it matters, and at
+ * least once a window while the set stays complete. */
+static void record(cl_rpm_patient *st, const cl_news2_input *in, const cl_news2_result *r,
+                   int64_t newest, double window_s, const uint8_t id[16], cl_cds_findings *out) {
+  rpm_news2 *n = &st->news2;
+  if (!r->complete)
+    return; /* an incomplete total is not a NEWS2 (news2.h) */
+  int same = n->rec_t != 0 && newest - n->rec_t < (int64_t)window_s * NS_PER_S;
+  for (int p = 0; same && p < CL_NEWS2_NPARAMS; p++)
+    same = n->rec_score[p] == r->score[p];
+  if (same)
+    return;
+  cl_cds_news2_rec *rec = &out->news2;
+  memset(rec, 0, sizeof *rec);
+  rec->set = 1;
+  cds_key(id, "news2:score", NULL, rec->key);
+  memcpy(rec->trigger, id, 16);
+  memcpy(rec->from, n->ev, sizeof rec->from);
+  memcpy(rec->value, n->v, sizeof rec->value);
+  rec->effective_ns = newest;
+  rec->in = *in;
+  rec->r = *r;
+  n->rec_t = newest;
+  for (int p = 0; p < CL_NEWS2_NPARAMS; p++)
+    n->rec_score[p] = (int8_t)r->score[p];
+}
+
 void rpm_news2_eval(const cl_kb *kb, cl_rpm_patient *st, const uint8_t id[16],
                     cl_cds_findings *out) {
   const cl_kb_rpm_limit *l = cl_kb_rpm_limit_get(kb, CL_KB_RPM_NEWS2);
@@ -181,6 +210,7 @@ void rpm_news2_eval(const cl_kb *kb, cl_rpm_patient *st, const uint8_t id[16],
   cl_err e;
   if (cl_news2_score(&in, &r, &e))
     return; /* every value was validated when taken */
+  record(st, &in, &r, newest, l->value, id, out);
   uint8_t key[16] = {0};
   long oi = -1;
   for (int b = CL_NEWS2_RISK_HIGH; b > CL_NEWS2_RISK_LOW; b--) {
@@ -204,7 +234,7 @@ void rpm_news2_eval(const cl_kb *kb, cl_rpm_patient *st, const uint8_t id[16],
                                 l->source, cond, id, NULL);
     if (f) {
       char comp[400], miss[160];
-      components(n, &in, &r, comp, sizeof comp);
+      components(n->v, &in, &r, comp, sizeof comp);
       missing(r.missing, miss, sizeof miss);
       cds_text(f->detail, sizeof f->detail,
                "NEWS2 %d%s%s%s: %s clinical risk%s, %s; %s. Components: %s. Source: %s", r.total,
@@ -217,4 +247,80 @@ void rpm_news2_eval(const cl_kb *kb, cl_rpm_patient *st, const uint8_t id[16],
     }
     (void)rpm_open_add(st, cond, key);
   }
+}
+
+/* ---- the score as an ObservationRecorded ---- */
+
+#define SCT "http://snomed.info/sct"
+
+static void hex16(const uint8_t k[16], char *out) {
+  static const char HEX[] = "0123456789abcdef";
+  for (int i = 0; i < 16; i++) {
+    out[2 * i] = HEX[k[i] >> 4];
+    out[2 * i + 1] = HEX[k[i] & 15];
+  }
+  out[32] = 0;
+}
+
+static void score_qty(Clinlog__V1__Quantity *q, char *buf, int v) {
+  clinlog__v1__quantity__init(q);
+  snprintf(buf, 4, "%d", v);
+  q->value = buf;
+  q->unit = (char *)"{score}";
+}
+
+void cl_rpm_news2_fill(const cl_cds_news2_rec *rec, cl_rpm_news2_obs *out) {
+  memset(out, 0, sizeof *out);
+  clinlog__v1__observation_recorded__init(&out->msg);
+  clinlog__v1__codeable_concept__init(&out->code);
+  clinlog__v1__code__init(&out->coding);
+  clinlog__v1__code__init(&out->category);
+  google__protobuf__timestamp__init(&out->effective);
+  memcpy(out->observation_id, "news2-", 6);
+  hex16(rec->key, out->observation_id + 6);
+  out->coding.system = (char *)SCT;
+  out->coding.code = (char *)CL_SNOMED_NEWS2_TOTAL;
+  out->codingp = &out->coding;
+  out->code.coding = &out->codingp;
+  out->code.n_coding = 1;
+  out->code.text = (char *)"NEWS2 total score";
+  out->category.system = (char *)"http://terminology.hl7.org/CodeSystem/observation-category";
+  out->category.code = (char *)"survey";
+  out->categoryp = &out->category;
+  score_qty(&out->total, out->total_value, rec->r.total);
+  int64_t s = rec->effective_ns / NS_PER_S, ns = rec->effective_ns % NS_PER_S;
+  if (ns < 0) {
+    s--;
+    ns += NS_PER_S;
+  }
+  out->effective.seconds = s;
+  out->effective.nanos = (int32_t)ns;
+  for (int p = 0; p < CL_NEWS2_NPARAMS; p++) {
+    clinlog__v1__component__init(&out->comp[p]);
+    clinlog__v1__code__init(&out->comp_code[p]);
+    out->comp_code[p].system = (char *)SCT;
+    out->comp_code[p].code =
+        (char *)cl_news2_component_snomed((cl_news2_param)p, rec->in.spo2_scale);
+    score_qty(&out->comp_value[p], out->values[p], rec->r.score[p]);
+    out->comp[p].code = &out->comp_code[p];
+    out->comp[p].value = &out->comp_value[p];
+    out->compp[p] = &out->comp[p];
+  }
+  char comp[400];
+  components(rec->value, &rec->in, &rec->r, comp, sizeof comp);
+  cds_text(out->note, sizeof out->note, "NEWS2 %d: %s clinical risk%s, %s; %s. Components: %s.",
+           rec->r.total, cl_news2_risk_name(rec->r.risk),
+           rec->r.single_red && rec->r.total < 5 ? " (a single 3)" : "",
+           cl_news2_response(rec->r.risk), cl_news2_monitoring_text(rec->r.monitoring), comp);
+  out->msg.observation_id = out->observation_id;
+  out->msg.code = &out->code;
+  out->msg.category = &out->categoryp;
+  out->msg.n_category = 1;
+  out->msg.value_case = CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY;
+  out->msg.quantity = &out->total;
+  out->msg.status = CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_FINAL;
+  out->msg.effective = &out->effective;
+  out->msg.components = out->compp;
+  out->msg.n_components = CL_NEWS2_NPARAMS;
+  out->msg.note = out->note;
 }

@@ -34,8 +34,10 @@
 static const char *const families[NFAM] = {"cur", "ver", "pat", "ref"};
 
 /* The fold's version: bump when the mapping or the storage changes (3:
- * `cur` and `ver` keys led by the type, no `typ` family). */
-#define FHIR_VERSION 3
+ * `cur` and `ver` keys led by the type, no `typ` family; 4: an
+ * EARLY_WARNING IssueDetected no longer makes an Observation, the checker
+ * stores NEWS2 scores as ObservationRecorded). */
+#define FHIR_VERSION 4
 
 /* Cache entries kept from one batch to the next; past this the cache
  * starts over at the end of a batch (memory stays bounded). */

@@ -154,8 +154,5 @@ int cl_fhir_map_billing(cl_fhir_map *m, cl_err *err);  /* 500-505 */
 int cl_fhir_map_portal(cl_fhir_map *m, cl_err *err);   /* 600-603 */
 int cl_fhir_map_device(cl_fhir_map *m, cl_err *err);   /* 700-701 */
 int cl_fhir_map_decision(cl_fhir_map *m, cl_err *err); /* 800-803 */
-/* The Observation of an EARLY_WARNING issue's NEWS2 score (map_news2.c):
- * 0 and nothing put when b's detail is not the checker's NEWS2 form. */
-int cl_fhir_map_news2(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, cl_err *err);
 
 #endif

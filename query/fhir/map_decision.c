@@ -2,8 +2,10 @@
  *
  *   IssueDetected    DetectedIssue, status final (a later IssueDetected with
  *                    the same issue_id restates it; mitigations recorded
- *                    so far are kept); an EARLY_WARNING one also the
- *                    Observation of its NEWS2 score (map_news2.c)
+ *                    so far are kept). The NEWS2 score behind an
+ *                    EARLY_WARNING one is an Observation of its own: the
+ *                    checker stores each complete score as an
+ *                    ObservationRecorded (query/cds/rpm.h)
  *   AlertOverridden  the same DetectedIssue, a new version with one more
  *                    mitigation {action: the override reason, date, author}
  *   AlertAcknowledged likewise, action the note given, else "Alert
@@ -137,10 +139,7 @@ static int issue_detected(cl_fhir_map *m, const Clinlog__V1__IssueDetected *b, c
   if (mit != NULL)
     json_object_set(d, "mitigation", mit);
   json_decref(cur);
-  rc = cl_fhir_map_put(m, d, err);
-  if (rc == 0 && b->kind == CLINLOG__V1__ISSUE_KIND__ISSUE_KIND_EARLY_WARNING)
-    rc = cl_fhir_map_news2(m, b, err); /* the score, as an Observation */
-  return rc;
+  return cl_fhir_map_put(m, d, err);
 }
 
 /* AlertOverridden and AlertAcknowledged: one more mitigation of the issue

@@ -5,7 +5,8 @@
   (ObservationRecorded) over Log.Append, a full normal set then respiration
   25 and pulse 111 and oxygen, give exactly one EARLY_WARNING IssueDetected
   per band reached (low-medium, medium, high), no flooding on repeats, and
-  the score as an Observation (SNOMED CT NEWS2 total, components) over the
+  each complete score stored once as an Observation when it changes (SNOMED CT
+  NEWS2 total, seven sub-score components) over the
   FHIR REST API;
 - a RiskScoreRecorded appended by a registered system principal (role
   integration) over its threshold gives a FHIR RiskAssessment and one
@@ -24,7 +25,6 @@ import uuid
 import grpc
 
 import common
-import test_cds_alerts
 import test_cds_bcma
 from common import T, Server, ServerTestCase, Signer
 from test_auth import bootstrap, login_all, registration
@@ -101,22 +101,35 @@ class TestCdsNews2(ServerTestCase):
         self.assertEqual(high.severity, common.pb.domain.ISSUE_SEVERITY_HIGH)
         self.assertIn("urgent or emergency response", high.detail)
 
-        # the scores as Observations, the last one 7 with its components
+        # the complete scores stored as Observations when they changed: the
+        # normal set's 0 (the partial sets before it are not a NEWS2), 3, 5
+        # and 7 (respiration 26 scored 3 again: not stored), with components
         deadline = time.monotonic() + T(20)
         while True:
             st, b = common.fhir_get(self.http_port, "/Observation?patient=" + pid)
             scores = [e["resource"] for e in (b or {}).get("entry", [])
                       if e["resource"]["code"]["coding"][0]["code"] == "1104051000000101"]
-            if st == 200 and len(scores) >= 3:
+            if st == 200 and len(scores) >= 4:
                 break
             self.assertLess(time.monotonic(), deadline, "no NEWS2 Observation: %s %s" % (st, b))
             time.sleep(0.1)
-        self.assertEqual(len(scores), 3)
-        self.assertEqual(sorted(o.get("valueInteger") for o in scores), [3, 5, 7])
-        seven = [o for o in scores if o.get("valueInteger") == 7][0]
+
+        def value(x):
+            self.assertEqual(x["valueQuantity"]["code"], "{score}")
+            return x["valueQuantity"]["value"]
+        time.sleep(T(0.5))  # nothing more arrives
+        st, b = common.fhir_get(self.http_port, "/Observation?patient=%s&code=%s" % (
+            pid, "http://snomed.info/sct|1104051000000101"))
+        self.assertEqual(st, 200)
+        scores = [e["resource"] for e in b.get("entry", [])]
+        self.assertEqual(sorted(value(o) for o in scores), [0, 3, 5, 7])
+        seven = [o for o in scores if value(o) == 7][0]
         self.assertEqual(seven["status"], "final")
         self.assertEqual(seven["subject"]["reference"], "Patient/" + pid)
-        self.assertEqual([c["valueInteger"] for c in seven["component"]], [3, 0, 2, 0, 2, 0, 0])
+        self.assertEqual(seven["category"][0]["coding"][0]["code"], "survey")
+        self.assertEqual([value(c) for c in seven["component"]], [3, 0, 2, 0, 2, 0, 0])
+        self.assertIn("NEWS2 7: high clinical risk", seven["note"][0]["text"])
+        self.assertIn("pulse 111 /min: 2", seven["note"][0]["text"])
         st, b = common.fhir_get(self.http_port, "/DetectedIssue?patient=" + pid)
         self.assertEqual(st, 200)
         self.assertEqual(len(b.get("entry", [])), 3)
@@ -156,7 +169,7 @@ class TestCdsEndToEnd(ServerTestCase):
         pid = "E2E" + uuid.uuid4().hex[:8].upper()
         self.append_events([allergy(pid)])
         self.append_events([test_cds_bcma.order(pid)])  # warfarin 3 mg PO, rx-w, an hour ago
-        self.append_events([test_cds_alerts.rx_event(pid, "rx-i", IBUPROFEN)])
+        self.append_events([common.rx_event(pid, "rx-i", IBUPROFEN)])
         self.append_events([test_cds_bcma.scan(pid, wristband="SOMEONE-ELSE")])
         found = common.stream_issues(self.client, pid, want=2)
         time.sleep(T(1))  # nothing more comes

@@ -486,3 +486,78 @@ Test(cds_proj, news2_early_warning_and_rebuild) {
   cl_test_rmtree(dir);
   free(dir);
 }
+
+/* A JSON event body in `stream` at `at`, appended by admin. */
+static void append_body(cl_log *log, const cl_signer *admin, const char *stream, const char *body,
+                        int64_t at) {
+  json_t *ev = fx_event(stream, body);
+  char ts[32];
+  time_t sec = (time_t)(at / NS);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&sec));
+  json_object_set_new(ev, "occurredAt", json_string(ts));
+  (void)fx_append_json(log, admin, ev);
+  json_decref(ev);
+}
+
+/* A complete NEWS2 set is stored: one pending ObservationRecorded (by $log,
+ * SNOMED CT NEWS2 total, seven components), which folds as emitted, and a
+ * rebuild appends nothing. */
+Test(cds_proj, news2_score_stored_once) {
+  static const char text[] = "clinlog-kb 1\nversion t\nsource rcp RCP NEWS2 2017\n"
+                             "news2 3600 high source=rcp\n";
+  cl_err err = {0};
+  cl_kb_free(kb);
+  cr_assert_eq(cl_kb_parse(text, strlen(text), "t.kb", &kb, &err), 0, "%s", err.msg);
+  cl_cds_projection_init(&def, kb);
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("cds_proj_news2s", &dir, &admin, 0);
+  cl_runner *run = start(log);
+  const char *pat = "patient-CANARYSCORE";
+  static const char *const q[][3] = {{"9279-1", "16", "/min"},   {"59408-5", "97", "%"},
+                                     {"3151-8", "0", "L/min"},   {"8480-6", "120", "mm[Hg]"},
+                                     {"8867-4", "70", "/min"},   {"8310-5", "37.0", "Cel"}};
+  uint8_t id[16];
+  for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+    append_reading(log, &admin, pat, "mon-1", q[i][0], q[i][1], q[i][2], T0 + (int64_t)i * NS, id);
+  fx_wait_head(run, log);
+  counts(run, 0, 0); /* six of seven: no score */
+  append_body(log, &admin, pat,
+              "{\"observationRecorded\": {\"observationId\": \"avpu-1\", \"code\": {\"coding\": "
+              "[{\"system\": \"http://loinc.org\", \"code\": \"67775-7\"}]}, \"codeValue\": "
+              "{\"system\": \"urn:clinlog:acvpu\", \"code\": \"A\"}, \"status\": "
+              "\"OBSERVATION_STATUS_FINAL\"}}",
+              T0 + 10 * NS);
+  fx_wait_head(run, log);
+  counts(run, 1, 0);
+  emit em = {.log = log};
+  cr_assert_eq(cl_cds_pending(cl_runner_proj(run), 0, emit_one, &em, &err), 0, "%s", err.msg);
+  cr_assert_eq(em.n, 1);
+  fx_wait_head(run, log);
+  counts(run, 0, 1);
+  Clinlog__V1__Event *e = NULL;
+  cr_assert_eq(cl_log_read_seq(log, em.seqs[0], decode_one, &e, &err), 0, "%s", err.msg);
+  cr_assert_eq(e->body_case, CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED);
+  cr_assert_str_eq(e->recorded_by->principal_id, CL_LOG_PRINCIPAL);
+  cr_assert_str_eq(e->source_system, CL_CDS_SOURCE_SYSTEM);
+  cr_assert_str_eq(e->stream, pat);
+  cr_assert_arr_eq(e->event_id.data, em.keys[0], 16);
+  cr_assert_str_eq(e->observation_recorded->code->coding[0]->code, CL_SNOMED_NEWS2_TOTAL);
+  cr_assert_str_eq(e->observation_recorded->quantity->value, "0");
+  cr_assert_eq(e->observation_recorded->n_components, 7);
+  cr_assert_eq(e->occurred_at->seconds, T0 / NS + 10);
+  clinlog__v1__event__free_unpacked(e, NULL);
+  /* its own ObservationRecorded is not a vital: nothing new; a rebuild
+   * meets it and appends nothing */
+  append_reading(log, &admin, pat, "mon-1", "8867-4", "71", "/min", T0 + 20 * NS, id);
+  fx_wait_head(run, log);
+  counts(run, 0, 1);
+  rebuild_equals_live(run, log);
+  counts(run, 0, 1);
+  cl_runner_stop(run);
+  cl_log_close(log);
+  cr_assert_not(cl_test_tree_contains(dir, "CANARYSCORE", 11), "a patient id on disk");
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}

@@ -321,3 +321,90 @@ Test(cds_news2_log, device_panel_component) {
   cr_assert(strstr(F->f[0].detail, "systolic blood pressure 85 mm[Hg]: 3") != NULL, "%s",
             F->f[0].detail);
 }
+
+/* The score stored as an ObservationRecorded (cl_cds_findings.news2,
+ * cl_rpm_news2_fill): only complete sets, only when a component score
+ * changes or a window has passed, with the total, the seven sub-scores and
+ * a note giving each value. */
+Test(cds_news2_log, complete_scores_are_stored_when_they_change) {
+  static const char *const codes[] = {"9279-1", "59408-5", "3151-8", "8480-6",
+                                      "8867-4", "67775-7", "8310-5"};
+  static const char *const vals[] = {"16", "97", "0", "120", "70", "A", "37.0"};
+  static const char *const units[] = {"/min", "%", "L/min", "mm[Hg]", "/min", NULL, "Cel"};
+  uint8_t last[16];
+  for (int p = 0; p < CL_NEWS2_NPARAMS; p++) {
+    cr_assert_eq(vital(codes[p], vals[p], units[p], T0 + p * NS, last), 0);
+    cr_assert_eq(F->news2.set, p == CL_NEWS2_NPARAMS - 1, "parameter %d", p); /* complete at 7 */
+  }
+  cr_assert(F->news2.r.complete && F->news2.r.total == 0);
+  cr_assert_eq(F->news2.effective_ns, T0 + 6 * NS);
+  cr_assert_eq(memcmp(F->news2.trigger, last, 16), 0);
+  uint8_t k0[16];
+  memcpy(k0, F->news2.key, 16);
+  /* the same scores again: nothing stored */
+  cr_assert_eq(vital("9279-1", "17", "/min", T0 + MIN, NULL), 0);
+  cr_assert_eq(F->news2.set, 0);
+  /* respiration 25 (3): stored with the alert, under another key */
+  cr_assert_eq(vital("9279-1", "25", "/min", T0 + 2 * MIN, NULL), 1);
+  cr_assert(F->news2.set);
+  cr_assert_eq(F->news2.r.total, 3);
+  cr_assert_eq(F->news2.r.score[CL_NEWS2_RESP_RATE], 3);
+  cr_assert_neq(memcmp(F->news2.key, k0, 16), 0);
+  cl_rpm_news2_obs *o = malloc(sizeof *o);
+  cr_assert_not_null(o);
+  cl_rpm_news2_fill(&F->news2, o);
+  cr_assert(strncmp(o->msg.observation_id, "news2-", 6) == 0 && strlen(o->msg.observation_id) == 38);
+  cr_assert_str_eq(o->msg.code->coding[0]->system, "http://snomed.info/sct");
+  cr_assert_str_eq(o->msg.code->coding[0]->code, CL_SNOMED_NEWS2_TOTAL);
+  cr_assert_str_eq(o->msg.category[0]->code, "survey");
+  cr_assert_eq(o->msg.value_case, CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY);
+  cr_assert_str_eq(o->msg.quantity->value, "3");
+  cr_assert_str_eq(o->msg.quantity->unit, "{score}");
+  cr_assert_eq(o->msg.status, CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_FINAL);
+  cr_assert_eq(o->msg.effective->seconds, (T0 + 2 * MIN) / NS);
+  cr_assert_eq(o->msg.n_components, CL_NEWS2_NPARAMS);
+  for (int p = 0; p < CL_NEWS2_NPARAMS; p++) {
+    cr_assert_str_eq(o->msg.components[p]->code->code,
+                     cl_news2_component_snomed((cl_news2_param)p, 1));
+    cr_assert_str_eq(o->msg.components[p]->value->value, p == CL_NEWS2_RESP_RATE ? "3" : "0");
+  }
+  cr_assert(strstr(o->msg.note, "NEWS2 3: low-medium clinical risk (a single 3)") == o->msg.note,
+            "%s", o->msg.note);
+  cr_assert(strstr(o->msg.note, "respiration rate 25 /min: 3; SpO2 (scale 1) 97 %: 0") != NULL,
+            "%s", o->msg.note);
+  free(o);
+  /* 26 scores 3 as well: nothing; pulse 111 (2): 5, stored */
+  cr_assert_eq(vital("9279-1", "26", "/min", T0 + 3 * MIN, NULL), 0);
+  cr_assert_eq(F->news2.set, 0);
+  cr_assert_eq(vital("8867-4", "111", "/min", T0 + 4 * MIN, NULL), 1);
+  cr_assert(F->news2.set && F->news2.r.total == 5);
+  /* the state keeps what was stored last: read back, the same scores store nothing */
+  uint8_t *s;
+  size_t n;
+  cl_err err = {0};
+  cl_cds_patient *back;
+  cr_assert_eq(cl_cds_patient_serialize(st, &s, &n, &err), 0);
+  cr_assert_eq(cl_cds_patient_parse(s, n, &back, &err), 0, "%s", err.msg);
+  free(s);
+  cl_cds_patient_free(st);
+  st = back;
+  cr_assert_eq(vital("8867-4", "112", "/min", T0 + 5 * MIN, NULL), 0);
+  cr_assert_eq(F->news2.set, 0);
+  /* two hours on, the same values again: each alone is incomplete (the rest
+   * is stale), the seventh completes the set a window after the last one
+   * stored: stored again with the same scores */
+  static const char *const later[] = {"26", "97", "0", "120", "111", "A", "37.0"};
+  for (int p = 0; p < CL_NEWS2_NPARAMS; p++) {
+    (void)vital(codes[p], later[p], units[p], T0 + 2 * H + p * NS, NULL);
+    cr_assert_eq(F->news2.set, p == CL_NEWS2_NPARAMS - 1, "parameter %d", p);
+  }
+  cr_assert_eq(F->news2.r.total, 5);
+}
+
+/* An incomplete set alerts on what it already reaches, but is never stored
+ * as a NEWS2 (news2.h). */
+Test(cds_news2_log, an_incomplete_set_is_not_stored) {
+  cr_assert_eq(vital("9279-1", "30", "/min", T0, NULL), 1);
+  cr_assert_str_eq(F->f[0].rule_id, "news2:low-medium");
+  cr_assert_eq(F->news2.set, 0);
+}
