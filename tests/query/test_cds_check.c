@@ -222,7 +222,7 @@ Test(cds_check, warfarin_then_ibuprofen_alerts_high) {
   const cl_cds_finding *f = only(KIND(INTERACTION), SEV(HIGH), "warfarin-nsaids");
   cr_assert_str_eq(f->code, "DRG");
   cr_assert_str_eq(f->source, "fda-warfarin");
-  cr_assert_str_eq(f->kb_version, "2026-12-04-seed");
+  cr_assert_str_eq(f->kb_version, "2026-12-05-seed");
   cr_assert_eq(f->n_implicated, 2);
   uint8_t w[16];
   idn(1, w);
@@ -369,6 +369,28 @@ Test(cds_check, allergy_cross_reactivity) {
   apply(prescribed("rx1", "723", NONE), T0);
   only(KIND(ALLERGY), SEV(MODERATE), "allergy:penicillin-allergy");
   cr_assert_eq(apply(prescribed("rx2", "161", NONE), T0), 0, "unrelated drug");
+}
+
+/* Sulfamethoxazole / trimethoprim ordered by its MIN code (10831): the
+ * methotrexate rule reaches it through trimethoprim, a sulfonamide
+ * allergy through sulfamethoxazole; a cephalosporin allergy reaches
+ * another cephalosporin. */
+Test(cds_check, combination_product_reaches_each_ingredient) {
+  apply(prescribed("rx1", "6851", NONE), T0); /* methotrexate */
+  apply(prescribed("rx2", "10831", NONE), T0 + H);
+  only(KIND(INTERACTION), SEV(HIGH), "methotrexate-trimethoprim");
+  cfx_fresh();
+  apply(allergy("al1", RX, "10171", 0), T0); /* sulfadiazine */
+  apply(prescribed("rx1", "10831", NONE), T0);
+  only(KIND(ALLERGY), SEV(MODERATE), "allergy:sulfonamide-antibiotic-allergy");
+  cfx_fresh();
+  apply(allergy("al1", RX, "2180", 1), T0); /* cefazolin, high criticality */
+  apply(prescribed("rx1", "2231", NONE), T0); /* cephalexin */
+  only(KIND(ALLERGY), SEV(HIGH), "allergy:cephalosporin-allergy");
+  cfx_fresh();
+  apply(prescribed("rx1", "29046", NONE), T0); /* lisinopril */
+  apply(prescribed("rx2", "8591", NONE), T0 + H); /* potassium chloride */
+  only(KIND(INTERACTION), SEV(HIGH), "acei-potassium");
 }
 
 Test(cds_check, resolved_allergy_no_longer_alerts) {
@@ -649,7 +671,7 @@ Test(cds_check, issue_detected_from_a_finding) {
   cr_assert_str_eq(is.msg.code->code, "DRG");
   cr_assert_str_eq(is.msg.code->system, CL_CDS_ACTCODE);
   cr_assert_str_eq(is.msg.rule_id, "warfarin-nsaids");
-  cr_assert_str_eq(is.msg.rule_version, "2026-12-04-seed");
+  cr_assert_str_eq(is.msg.rule_version, "2026-12-05-seed");
   cr_assert_eq(is.msg.n_implicated, 2);
   cr_assert_str_eq(is.msg.implicated[1]->stream, "patient-P1");
   cr_assert_eq(is.msg.detected_at->seconds, (T0 + H) / 1000000000ll);

@@ -62,7 +62,7 @@ static void refused(const char *text, int line, const char *reason) {
 
 Test(cds_kb, seed_loads_and_counts) {
   cl_kb *kb = seed();
-  cr_assert_str_eq(cl_kb_version(kb), "2026-12-04-seed");
+  cr_assert_str_eq(cl_kb_version(kb), "2026-12-05-seed");
   cl_kb_stats st;
   cl_kb_get_stats(kb, &st);
   cr_assert_geq(st.ingredients, 70);
@@ -130,6 +130,9 @@ Test(cds_kb, seed_major_pairs) {
       {29046u /* lisinopril */, 9997u /* spironolactone */, "acei-k-sparing", CL_KB_MAJOR},
       {8331u /* pimozide */, 4053u /* erythromycin */, "pimozide-macrolides",
        CL_KB_CONTRAINDICATED},
+      {6851u /* methotrexate */, 10829u /* trimethoprim */, "methotrexate-trimethoprim",
+       CL_KB_MAJOR},
+      {3827u /* enalapril */, 8591u /* potassium chloride */, "acei-potassium", CL_KB_MAJOR},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cl_kb_interaction out[8];
@@ -189,6 +192,12 @@ Test(cds_kb, seed_products_and_ndc_resolve) {
   cr_assert_eq(cl_kb_resolve(kb, CL_KB_NDC, "00093172110", ing, 8, &n), 0);
   cr_assert_eq(cl_kb_resolve(kb, CL_KB_NDC, "00093-1721-10", ing, 8, &n), 0);
   cr_assert_eq(ing[0], WARFARIN);
+  /* sulfamethoxazole / trimethoprim (an RxNorm MIN): both ingredients, so
+   * the sulfonamide allergy and the methotrexate rule both reach it */
+  cr_assert_eq(cl_kb_resolve(kb, CL_KB_RXNORM, "10831", ing, 8, &n), 0);
+  cr_assert_eq(n, 2);
+  cr_assert(ing[0] == 10180u || ing[1] == 10180u);
+  cr_assert(ing[0] == 10829u || ing[1] == 10829u);
   /* unknown, malformed, wrong system; display text never matches */
   cr_assert_eq(cl_kb_resolve(kb, CL_KB_RXNORM, "999999", ing, 8, &n), CL_ENOTFOUND);
   cr_assert_eq(cl_kb_resolve(kb, CL_KB_RXNORM, "warfarin", ing, 8, &n), CL_EINVAL);
@@ -215,6 +224,13 @@ Test(cds_kb, seed_classes_allergy_duplicates_doses) {
   cr_assert_eq(cl_kb_allergy(kb, AMOXICILLIN, "penicillin-allergy", &via), CL_KB_ALLERGY_MEMBER);
   cr_assert_eq(cl_kb_allergy(kb, 10171u, "10207", &via), CL_KB_ALLERGY_GROUP);
   cr_assert_str_eq(via, "sulfonamide-antibiotic-allergy");
+  cr_assert_eq(cl_kb_allergy(kb, 10180u /* sulfamethoxazole */, "10171", &via),
+               CL_KB_ALLERGY_GROUP);
+  cr_assert_eq(cl_kb_allergy(kb, 2231u /* cephalexin */, "2180", &via), CL_KB_ALLERGY_GROUP);
+  cr_assert_str_eq(via, "cephalosporin-allergy");
+  cr_assert_eq(cl_kb_allergy(kb, 2180u, "cephalosporin-allergy", &via), CL_KB_ALLERGY_MEMBER);
+  /* a penicillin allergy is not a cephalosporin one in the seed (docs/cds.md) */
+  cr_assert_eq(cl_kb_allergy(kb, 2231u, "penicillin-allergy", &via), CL_KB_ALLERGY_NONE);
   cr_assert_eq(cl_kb_allergy(kb, ACETAMINOPHEN, "5640", &via), CL_KB_ALLERGY_NONE);
   cr_assert_eq(cl_kb_allergy(kb, AMOXICILLIN, "723", &via), CL_KB_ALLERGY_SAME);
 
