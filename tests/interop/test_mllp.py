@@ -13,10 +13,15 @@ events back over gRPC Log.Read:
   closed by the idle timeout;
 - an oversized frame: AR naming the limit, the connection closed, a log
   line without PHI;
-- plaintext MLLP refused off loopback without --mllp-plaintext;
+- plaintext MLLP refused off loopback without --mllp-plaintext, and a key
+  file others may read refused;
+- under --auth required the listener acts as its key's principal (no
+  session of its own) and its messages are committed;
 - kill -9 of clinlogd mid-stream with a sender that resends what was not
   acknowledged: after the restart every AA'd message is in the log exactly
   once and nothing is duplicated."""
+import base64
+import json
 import os
 import socket
 import subprocess
@@ -371,3 +376,44 @@ class TestMllpKill9(ServerTestCase):
         for ctl in acked:
             self.assertEqual(seen.get(ctl), ["patient_registered"], ctl)
         self.assertEqual(len(seen), total, "nothing but the messages sent")
+
+
+class TestMllpAuthRequired(ServerTestCase):
+    """--auth required: the listener is authenticated by the key it holds
+    (auth "key"), authorized by the policy as its principal's role
+    (integration), and its messages are committed; read back offline."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = keygen("mllp-auth")
+        data = common.init_data_dir()
+        reg = {"stream": "$principal-hl7-mllp",
+               "principalRegistered": {"principalId": "hl7-mllp", "roles": ["integration"],
+                                       "kind": "system",
+                                       "publicKey": base64.b64encode(
+                                           Signer.load(cls.key).pk).decode()}}
+        r = subprocess.run([common.CLINLOG, "append", data, "--key",
+                            os.path.join(data, "keys", "admin.key")], input=json.dumps(reg),
+                           capture_output=True, text=True, timeout=T(60))
+        assert r.returncode == 0, r.stderr
+        cls.port = common.free_port()
+        cls.server = Server(data_dir=data, args=["--auth", "required"] +
+                            mllp_args(cls.port, cls.key))
+        cls.server.start()
+
+    def test_committed_as_the_keys_principal(self):
+        c = Conn(self.port)
+        msg = adt("MLLPAUTH1", "P8001")
+        first = segments(c.call(msg))
+        again = segments(c.call(msg))
+        c.close()
+        self.assertEqual(first["MSA"][1:3], ["AA", "MLLPAUTH1"], first)
+        self.assertEqual(again["MSA"], first["MSA"])
+        self.assertEqual(self.server.stop(), 0)
+        r = subprocess.run([common.CLINLOG, "read", self.server.data, "--stream",
+                            "patient-NORTH-P8001"], capture_output=True, text=True,
+                           timeout=T(60))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        self.assertEqual(len(evs), 1, "one event, written once")
+        self.assertEqual(evs[0]["event"]["recordedBy"]["principalId"], "hl7-mllp")
