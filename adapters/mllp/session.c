@@ -220,8 +220,9 @@ static int handle(cl_mllp_session *s, const uint8_t *p, size_t n, int oversized,
   }
   if (!o.code && r)
     commit(s, m, r, &o);
-  /* the record is committed before the answer leaves (fail closed) */
-  if (!acode && cl_svc_record(s->c.svc, rc, o.code, o.detail, &aerr) != 0 && !o.code)
+  /* the record (also of a refused call) is committed before the answer
+   * leaves (fail closed) */
+  if (cl_svc_record(s->c.svc, rc, o.code, o.detail, &aerr) != 0 && !o.code)
     fail_with(&o, CL_EUNAVAILABLE, CL_HL7_INTERNAL, "AE",
               "the message was committed but its audit record was not; resend it");
   cl_svc_finished(s->c.svc, rc, o.code, o.detail);
