@@ -147,7 +147,7 @@ class TestMllp(ServerTestCase):
         cls.key = keygen("mllp-feed")
         cls.port = common.free_port()
         cls.server_args = mllp_args(cls.port, cls.key, "--mllp-max-frame", "8192",
-                                    "--mllp-idle-s", "4")
+                                    "--mllp-idle-s", "4", "--mllp-max-connections", "20")
         super().setUpClass()
         register_feed(cls.client, cls.admin, cls.key)
 
@@ -288,6 +288,31 @@ class TestMllp(ServerTestCase):
         self.assertIn("oversized frame refused", err)
         self.assertNotIn("Secretname", err, "PHI in the log")
         self.assertNotIn("P6001", err, "a patient id in the log")
+
+    def test_8_connection_limit(self):
+        held = [Conn(self.port) for _ in range(20)]
+        # each is served (its thread runs): one message on each
+        for k, c in enumerate(held):
+            self.assertEqual(segments(c.call(adt("LIM%02d" % k, "P9001")))["MSA"][1], "AA")
+        extra = Conn(self.port)
+        self.assertTrue(extra.closed(T(5)), "the 21st connection was served")
+        extra.close()
+        self.assertIn("the connection limit (--mllp-max-connections) is reached",
+                      self.server.stderr())
+        for c in held:
+            c.close()
+        # once they are gone, a new connection is served again
+        deadline = time.monotonic() + T(10)
+        while True:
+            try:
+                c = Conn(self.port)
+                seg = segments(c.call(adt("LIMOK", "P9001")))
+                c.close()
+                break
+            except ConnectionError:
+                self.assertLess(time.monotonic(), deadline, "never served again")
+                time.sleep(0.1)
+        self.assertEqual(seg["MSA"][1:3], ["AA", "LIMOK"])
 
     def test_7_plaintext_refused_off_loopback(self):
         port = common.free_port()
