@@ -112,10 +112,17 @@ static void usage(FILE *f) {
       "                             replicates, whose Streams and Fhir reads answer UNAVAILABLE\n"
       "  --http-listen HOST:PORT    serve the FHIR R4 REST API at https://HOST:PORT/fhir/R4\n"
       "                             (the --tls-cert/--tls-key certificate; plaintext with --dev\n"
-      "                             on loopback). Off unless given\n"
+      "                             on loopback). Off unless given\n");
+  fprintf(
+      f,
       "  --mllp-listen HOST:PORT    receive HL7 v2 over MLLP (docs/adapters.md): each message\n"
       "                             appended signed by --mllp-key, ACK AA after the commit.\n"
-      "                             Plaintext TCP: with --dev on loopback, or --mllp-plaintext\n"
+      "                             TLS with --mllp-tls-cert/--mllp-tls-key; plaintext with\n"
+      "                             --dev on loopback, or --mllp-plaintext\n"
+      "  --mllp-tls-cert PEM --mllp-tls-key PEM   the MLLP port's certificate and key\n"
+      "  --mllp-client-ca PEM       ask MLLP senders for client certificates of this CA; bound\n"
+      "                             to a principal (clinlog auth bind-cert) they say who sends\n"
+      "  --mllp-require-client-cert refuse MLLP senders without a client certificate\n"
       "  --mllp-key FILE            the adapter's signing key (0600), registered to a\n"
       "                             principal with role integration\n"
       "  --mllp-plaintext           allow plaintext MLLP on a non-loopback address\n"
@@ -242,6 +249,14 @@ static int load_config(const char *path, opts *o) {
       o->mllp.listen = dup_str(v);
     else if (!strcmp(key, "mllp_key"))
       o->mllp.key_path = dup_str(v);
+    else if (!strcmp(key, "mllp_tls_cert"))
+      o->mllp.tls_cert = dup_str(v);
+    else if (!strcmp(key, "mllp_tls_key"))
+      o->mllp.tls_key = dup_str(v);
+    else if (!strcmp(key, "mllp_client_ca"))
+      o->mllp.client_ca = dup_str(v);
+    else if (!strcmp(key, "mllp_require_client_cert"))
+      o->mllp.require_client_cert = json_is_true(v);
     else if (!strcmp(key, "mllp_plaintext"))
       o->mllp.allow_plaintext = json_is_true(v);
     else if (!strcmp(key, "mllp_max_frame") && json_is_integer(v) && json_integer_value(v) >= 1024 &&
@@ -409,6 +424,10 @@ int main(int argc, char **argv) {
                                      {"mllp-max-frame", required_argument, 0, 1009},
                                      {"mllp-max-connections", required_argument, 0, 1010},
                                      {"mllp-idle-s", required_argument, 0, 1011},
+                                     {"mllp-tls-cert", required_argument, 0, 1012},
+                                     {"mllp-tls-key", required_argument, 0, 1013},
+                                     {"mllp-client-ca", required_argument, 0, 1014},
+                                     {"mllp-require-client-cert", no_argument, 0, 1015},
                                      {"raft-tls-cert", required_argument, 0, 1001},
                                      {"raft-tls-key", required_argument, 0, 1002},
                                      {"raft-tls-ca", required_argument, 0, 1003},
@@ -560,6 +579,18 @@ int main(int argc, char **argv) {
       if (parse_num("--mllp-idle-s", optarg, 1, &n))
         return 2;
       o.mllp.idle_s = (int)n;
+      break;
+    case 1012:
+      o.mllp.tls_cert = optarg;
+      break;
+    case 1013:
+      o.mllp.tls_key = optarg;
+      break;
+    case 1014:
+      o.mllp.client_ca = optarg;
+      break;
+    case 1015:
+      o.mllp.require_client_cert = 1;
       break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
@@ -799,8 +830,11 @@ int main(int argc, char **argv) {
       cl_log_close(log);
       return 1;
     }
-    fprintf(stderr, "clinlogd: MLLP (HL7 v2) on %s, port %d (plaintext)\n", o.mllp.listen,
-            mllp_port);
+    fprintf(stderr, "clinlogd: MLLP (HL7 v2) on %s, port %d (%s)\n", o.mllp.listen, mllp_port,
+            !o.mllp.tls_cert             ? "plaintext"
+            : o.mllp.require_client_cert ? "TLS, client certificates required"
+            : o.mllp.client_ca           ? "TLS, client certificates asked for"
+                                         : "TLS");
   }
   uint64_t size;
   cl_log_head(log, &size, NULL);

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "adapters/mllp/tls.h"
 #include "adapters/service/listen.h"
 
 #define READ_BUF (64u * 1024)
@@ -27,6 +28,7 @@ typedef struct conn {
   struct conn *next, *prev;
   struct cl_mllp_listener *l;
   int fd;
+  cl_mllp_tls_conn *tls; /* NULL: plaintext */
   char peer[128];
 } conn;
 
@@ -34,6 +36,7 @@ struct cl_mllp_listener {
   cl_mllp_listen_config c;
   cl_signer signer; /* loaded from key_path (its secret in sodium_malloc'd memory) */
   int own_signer;
+  cl_mllp_tls *tls; /* NULL: plaintext */
   char listen[256];
   int fd;      /* the listening socket */
   int wake[2]; /* a pipe: stop wakes the acceptor's poll */
@@ -48,6 +51,8 @@ struct cl_mllp_listener {
 
 static int send_all(void *ctx, const uint8_t *p, size_t n) {
   conn *k = ctx;
+  if (k->tls)
+    return cl_mllp_tls_write(k->tls, p, n);
   while (n > 0) {
     ssize_t w = send(k->fd, p, n, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR)
@@ -86,20 +91,34 @@ static void *conn_main(void *arg) {
     why = "out of memory";
     goto done;
   }
+  if (l->tls) {
+    char fp[65];
+    if (cl_mllp_tls_accept(l->tls, k->fd, &k->tls, fp, &err) != 0) {
+      snprintf(whybuf, sizeof whybuf, "%s", err.msg);
+      why = whybuf;
+      goto done;
+    }
+    cl_mllp_session_set_cert(s, fp);
+  }
   for (;;) {
-    struct pollfd pf = {.fd = k->fd, .events = POLLIN};
-    int pr = poll(&pf, 1, l->c.idle_s * 1000);
-    if (pr < 0 && errno == EINTR)
-      continue;
-    if (pr == 0) {
+    ssize_t r;
+    if (k->tls) {
+      r = cl_mllp_tls_read(k->tls, buf, READ_BUF, l->c.idle_s * 1000);
+    } else {
+      struct pollfd pf = {.fd = k->fd, .events = POLLIN};
+      int pr = poll(&pf, 1, l->c.idle_s * 1000);
+      if (pr < 0 && errno == EINTR)
+        continue;
+      r = pr == 0 ? -2 : pr < 0 ? -1 : recv(k->fd, buf, READ_BUF, 0);
+      if (r < 0 && r != -2 && errno == EINTR)
+        continue;
+    }
+    if (r == -2) {
       snprintf(whybuf, sizeof whybuf, "idle for %d s%s", l->c.idle_s,
                cl_mllp_session_pending(s) ? " inside a frame (truncated message dropped)" : "");
       why = whybuf;
       break;
     }
-    ssize_t r = pr < 0 ? -1 : recv(k->fd, buf, READ_BUF, 0);
-    if (r < 0 && errno == EINTR)
-      continue;
     if (r <= 0) {
       if (cl_mllp_session_pending(s))
         why = "closed by the peer inside a frame (truncated message dropped)";
@@ -130,6 +149,7 @@ done:
     fprintf(stderr, "clinlogd: mllp %s: %s\n", k->peer, why);
   }
   cl_mllp_session_free(s);
+  cl_mllp_tls_close(k->tls);
   free(buf);
   unlink_conn(l, k);
   close(k->fd);
@@ -158,9 +178,11 @@ static void start_conn(cl_mllp_listener *l, int fd, const struct sockaddr *sa) {
   snprintf(k->peer, sizeof k->peer, "%s", peer);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  /* an ACK that cannot be written within the idle time: the peer stopped reading */
+  /* an ACK that cannot be written within the idle time: the peer stopped
+   * reading; a TLS handshake or record that stalls as long: gone too */
   struct timeval tv = {.tv_sec = l->c.idle_s};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   pthread_mutex_lock(&l->mu);
   k->next = l->conns;
   if (l->conns)
@@ -211,10 +233,11 @@ int cl_mllp_start(const cl_mllp_listen_config *c, cl_mllp_listener **out, int *p
   int loopback = 0, code;
   if ((code = cl_listen_parse(c->listen, "mllp listen", &ss, &loopback, err)) != 0)
     return code;
-  if (!c->allow_plaintext && !(c->dev && loopback))
+  if (!c->tls_cert && !c->allow_plaintext && !(c->dev && loopback))
     return cl_err_set(err, CL_EINVAL,
-                      "mllp listen %s: MLLP is plaintext TCP (no TLS yet): allowed with --dev on "
-                      "a loopback address, or with --mllp-plaintext",
+                      "mllp listen %s: plaintext MLLP is allowed with --dev on a loopback "
+                      "address, or with --mllp-plaintext; else give --mllp-tls-cert and "
+                      "--mllp-tls-key",
                       c->listen);
   cl_mllp_listener *l = calloc(1, sizeof *l);
   if (!l)
@@ -238,6 +261,10 @@ int cl_mllp_start(const cl_mllp_listen_config *c, cl_mllp_listener **out, int *p
     l->own_signer = 1;
     l->c.conf.signer = &l->signer;
   }
+  if ((c->tls_cert || c->tls_key) &&
+      (code = cl_mllp_tls_new(c->tls_cert, c->tls_key, c->client_ca, c->require_client_cert,
+                              &l->tls, err)) != 0)
+    goto fail_socket;
   l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   socklen_t sl =
@@ -276,6 +303,7 @@ fail_sync:
 fail_socket:
   if (l->fd >= 0)
     close(l->fd);
+  cl_mllp_tls_free(l->tls);
   if (l->own_signer)
     cl_signer_free(&l->signer);
   free(l);
@@ -302,6 +330,7 @@ void cl_mllp_stop(cl_mllp_listener *l) {
   pthread_mutex_destroy(&l->mu);
   close(l->wake[0]);
   close(l->wake[1]);
+  cl_mllp_tls_free(l->tls);
   if (l->own_signer)
     cl_signer_free(&l->signer);
   free(l);

@@ -13,9 +13,11 @@
  * Memory per connection: a 64 KiB read buffer, the deframer's buffer (at
  * most max_frame) and one message in flight.
  *
- * Transport: plaintext TCP only (TLS is not implemented yet): allowed on a
- * loopback address with dev, or anywhere with allow_plaintext (an
- * operator's explicit choice, e.g. behind an stunnel or on an isolated
+ * Transport: TLS (tls.h) with tls_cert and tls_key, client certificates
+ * asked for with client_ca (required with require_client_cert) and bound
+ * to the sending system's principal by the request layer; else plaintext
+ * TCP, allowed on a loopback address with dev, or anywhere with
+ * allow_plaintext (an operator's explicit choice, e.g. on an isolated
  * interface network). */
 #ifndef CL_ADAPTERS_MLLP_LISTENER_H
 #define CL_ADAPTERS_MLLP_LISTENER_H
@@ -33,8 +35,11 @@ typedef struct cl_mllp_listen_config {
                            and used as conf.signer; NULL: conf.signer as given */
   int max_conns;        /* connections at once; 0: CL_MLLP_DEFAULT_MAX_CONNS */
   int idle_s;           /* a connection silent this long is closed; 0: CL_MLLP_DEFAULT_IDLE_S */
-  int dev;              /* plaintext allowed on loopback */
-  int allow_plaintext;  /* plaintext allowed on any address */
+  const char *tls_cert, *tls_key; /* PEM files: TLS on this port */
+  const char *client_ca;          /* PEM: ask for client certificates of this CA */
+  int require_client_cert;        /* refuse a TLS client without one */
+  int dev;                        /* plaintext allowed on loopback */
+  int allow_plaintext;            /* plaintext allowed on any address */
 } cl_mllp_listen_config;
 
 typedef struct cl_mllp_listener cl_mllp_listener;
@@ -42,8 +47,8 @@ typedef struct cl_mllp_listener cl_mllp_listener;
 /* Loads the key (key_path), binds and starts accepting (c borrowed; what it points to outlives the
  * listener). *out returned-owned (cl_mllp_stop); *port (may be NULL) gets
  * the bound port. Errors: CL_EINVAL (the address, no key, plaintext not
- * allowed there), those of cl_signer_load (CL_ENOTFOUND, CL_EDENIED for a
- * key file others may read, ...), CL_EIO (cannot bind), CL_ENOMEM. On error nothing runs. */
+ * allowed there, TLS files that do not load), those of cl_signer_load (CL_ENOTFOUND, CL_EDENIED for
+ * a key file others may read, ...), CL_EIO (cannot bind), CL_ENOMEM. On error nothing runs. */
 CL_MUST_CHECK int cl_mllp_start(const cl_mllp_listen_config *c, cl_mllp_listener **out, int *port,
                                 cl_err *err);
 

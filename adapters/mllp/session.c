@@ -18,6 +18,7 @@
 struct cl_mllp_session {
   cl_mllp_conf c;
   char peer[128];
+  char cert[65]; /* the peer's client certificate fingerprint, "" if none */
   cl_mllp *d;
   cl_mllp_counts n;
   cl_req_ctx rc; /* the current message's (large: kept off the stack) */
@@ -58,6 +59,10 @@ void cl_mllp_session_free(cl_mllp_session *s) {
   free(s);
 }
 
+void cl_mllp_session_set_cert(cl_mllp_session *s, const char *fingerprint) {
+  snprintf(s->cert, sizeof s->cert, "%s", fingerprint ? fingerprint : "");
+}
+
 int cl_mllp_session_pending(const cl_mllp_session *s) { return cl_mllp_pending(s->d); }
 
 const cl_mllp_counts *cl_mllp_session_counts(const cl_mllp_session *s) { return &s->n; }
@@ -94,18 +99,20 @@ static void safe(const char *s, char *out, size_t outn) {
     snprintf(out, outn, "-");
 }
 
-/* The adapter's principal and roles, from the keyring as of now. */
-static int identity(cl_mllp_session *s, cl_req_ctx *rc, outcome *o) {
+/* The adapter's principal (principal, pn bytes) and roles (roles, rn),
+ * from the keyring as of now. */
+static int identity(cl_mllp_session *s, char *principal, size_t pn, char *roles, size_t rn,
+                    outcome *o) {
   int revoked = 0;
-  if (cl_log_key_info(cl_svc_log(s->c.svc), s->c.signer->pk, rc->principal, sizeof rc->principal,
-                      rc->roles, sizeof rc->roles, &revoked) != 0) {
-    rc->principal[0] = rc->roles[0] = '\0';
+  if (cl_log_key_info(cl_svc_log(s->c.svc), s->c.signer->pk, principal, pn, roles, rn, &revoked) !=
+      0) {
+    principal[0] = roles[0] = '\0';
     fail_with(o, CL_EUNKNOWNKEY, CL_HL7_INTERNAL, "AE",
               "the receiver's signing key (--mllp-key) is not registered to a principal yet");
     return -1;
   }
   if (revoked) {
-    rc->principal[0] = rc->roles[0] = '\0';
+    principal[0] = roles[0] = '\0';
     fail_with(o, CL_EDENIED, CL_HL7_INTERNAL, "AE",
               "the receiver's signing key (--mllp-key) is revoked");
     return -1;
@@ -174,10 +181,18 @@ static int handle(cl_mllp_session *s, const uint8_t *p, size_t n, int oversized,
   cl_req_ctx *rc = &s->rc;
   cl_req_ctx_init(rc, M_MLLP_MESSAGE, "mllp");
   snprintf(rc->peer, sizeof rc->peer, "%s", s->peer);
-  rc->auth = CL_AUTH_KEY;
   rc->deadline_ms = cl_feed_now_ms() + s->c.commit_ms;
   s->n.messages++;
-  int known = identity(s, rc, &o) == 0;
+  char adapter[128];
+  int known = identity(s, adapter, sizeof adapter, rc->roles, sizeof rc->roles, &o) == 0;
+  if (s->cert[0]) { /* the sending system, by its certificate: the request layer says who */
+    rc->auth = CL_AUTH_MTLS;
+    memcpy(rc->cert_fingerprint, s->cert, sizeof rc->cert_fingerprint);
+    rc->roles[0] = '\0';
+  } else { /* the adapter, as its key's principal */
+    rc->auth = CL_AUTH_KEY;
+    snprintf(rc->principal, sizeof rc->principal, "%s", adapter);
+  }
   if (oversized) {
     char why[160];
     snprintf(why, sizeof why, "MLLP frame at byte %llu exceeds %zu bytes; connection closed",
@@ -191,8 +206,7 @@ static int handle(cl_mllp_session *s, const uint8_t *p, size_t n, int oversized,
     o.ack_code = NULL; /* the ACK builder's rule: AR for MSH, AE otherwise */
     snprintf(o.detail, sizeof o.detail, "%s", o.e.reason);
   } else if (known) {
-    cl_hl7_map_opts mo = {.principal_id = rc->principal,
-                          .default_offset_min = s->c.default_offset_min};
+    cl_hl7_map_opts mo = {.principal_id = adapter, .default_offset_min = s->c.default_offset_min};
     if (cl_hl7_map(m, &mo, &r, &o.e, &err) != 0) {
       o.code = err.code;
       o.has_e = 1;

@@ -6,9 +6,12 @@
  * For each frame, in order (docs/adapters.md, "MLLP listener"):
  *  1. parse (adapters/hl7v2/hl7.h) and map (map.h) with the adapter's
  *     principal (the principal the signing key is registered to);
- *  2. admit the call (method M_MLLP_MESSAGE, transport "mllp", auth
- *     CL_AUTH_KEY: the adapter acts as its key's principal; the authorize
- *     and audit hooks and the policy run as for any call);
+ *  2. admit the call (method M_MLLP_MESSAGE, transport "mllp"; the
+ *     authorize and audit hooks and the policy run as for any call). The
+ *     caller is the sending system when its TLS client certificate is
+ *     known (cl_mllp_session_set_cert: auth CL_AUTH_MTLS, the request
+ *     layer finds the principal the certificate is bound to), else the
+ *     adapter itself (auth CL_AUTH_KEY: it acts as its key's principal);
  *  3. sign the events as one batch with the adapter's key and append it
  *     through the service's writer (forwarded to the leader on a follower),
  *     waiting for the commit;
@@ -68,6 +71,11 @@ typedef struct cl_mllp_session cl_mllp_session;
 CL_MUST_CHECK int cl_mllp_session_new(const cl_mllp_conf *c, const char *peer,
                                       cl_mllp_session **out, cl_err *err);
 void cl_mllp_session_free(cl_mllp_session *s); /* NULL is a no-op */
+
+/* The fingerprint (SHA-256 hex, borrowed, copied) of the client
+ * certificate the peer's TLS connection presented: its messages are then
+ * admitted as that certificate's principal. */
+void cl_mllp_session_set_cert(cl_mllp_session *s, const char *fingerprint);
 
 /* Sends one framed ACK (p borrowed, n bytes) to the peer: 0, or nonzero if
  * it could not be sent (the session then stops). */
