@@ -17,6 +17,10 @@ events back over gRPC Log.Read:
   file others may read refused;
 - under --auth required the listener acts as its key's principal (no
   session of its own) and its messages are committed;
+- TLS with client certificates: a sender whose certificate is bound to an
+  integration principal gets AA (under --auth required); one without a
+  certificate, with a certificate of another CA, or speaking plaintext
+  gets nothing and is closed;
 - kill -9 of clinlogd mid-stream with a sender that resends what was not
   acknowledged: after the restart every AA'd message is in the log exactly
   once and nothing is duplicated."""
@@ -24,6 +28,8 @@ import base64
 import json
 import os
 import socket
+import ssl
+import tempfile
 import subprocess
 import threading
 import time
@@ -65,8 +71,10 @@ def segments(ack):
 class Conn:
     """One MLLP connection: send a frame, read one framed ACK."""
 
-    def __init__(self, port, timeout=None):
+    def __init__(self, port, timeout=None, tls=None):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout or T(20))
+        if tls is not None:  # an ssl.SSLContext
+            self.s = tls.wrap_socket(self.s, server_hostname="localhost")
         self.buf = b""
 
     def send(self, data):
@@ -130,6 +138,19 @@ def mllp_args(port, key, *extra):
     return ["--mllp-listen", "127.0.0.1:%d" % port, "--mllp-key", key] + list(extra)
 
 
+def start_with_mllp(cls, args_of, data=None):
+    """Starts cls.server with the MLLP flags args_of(port) on a port that is
+    neither the API's nor the Raft default beside it (API port + 1)."""
+    cls.server = Server(data_dir=data)
+    cls.port = common.free_port()
+    while cls.port in (cls.server.port, cls.server.port + 1):
+        cls.port = common.free_port()
+    cls.server.args = args_of(cls.port) + cls.server.args
+    cls.server.start()
+    cls.client = common.Client(cls.server.addr)
+    cls.admin = Signer.load(os.path.join(cls.server.data, "keys", "admin.key"))
+
+
 def stream_events(client, patient):
     """The patient's events over Log.Read ([] for a stream with none)."""
     try:
@@ -145,10 +166,9 @@ class TestMllp(ServerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.key = keygen("mllp-feed")
-        cls.port = common.free_port()
-        cls.server_args = mllp_args(cls.port, cls.key, "--mllp-max-frame", "8192",
-                                    "--mllp-idle-s", "4", "--mllp-max-connections", "20")
-        super().setUpClass()
+        start_with_mllp(cls, lambda port: mllp_args(
+            port, cls.key, "--mllp-max-frame", "8192", "--mllp-idle-s", "4",
+            "--mllp-max-connections", "20"))
         register_feed(cls.client, cls.admin, cls.key)
 
     def test_1_aa_after_commit(self):
@@ -315,8 +335,8 @@ class TestMllp(ServerTestCase):
         self.assertEqual(seg["MSA"][1:3], ["AA", "LIMOK"])
 
     def test_7_plaintext_refused_off_loopback(self):
-        port = common.free_port()
-        s = Server(args=["--mllp-listen", "0.0.0.0:%d" % port, "--mllp-key", self.key])
+        s = Server()
+        s.args = ["--mllp-listen", "0.0.0.0:%d" % (s.port + 2), "--mllp-key", self.key]
         s.spawn()
         rc = s.proc.wait(T(30))
         s.kill()
@@ -325,7 +345,8 @@ class TestMllp(ServerTestCase):
         # and a key file others may read is refused
         loose = keygen("mllp-loose")
         os.chmod(loose, 0o644)
-        s = Server(args=mllp_args(common.free_port(), loose))
+        s = Server()
+        s.args = mllp_args(s.port + 2, loose)
         s.spawn()
         rc = s.proc.wait(T(30))
         s.kill()
@@ -342,9 +363,7 @@ class TestMllpKill9(ServerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.key = keygen("mllp-kill")
-        cls.port = common.free_port()
-        cls.server_args = mllp_args(cls.port, cls.key)
-        super().setUpClass()
+        start_with_mllp(cls, lambda port: mllp_args(port, cls.key))
         register_feed(cls.client, cls.admin, cls.key)
 
     def test_kill9_midstream_resend(self):
@@ -421,10 +440,8 @@ class TestMllpAuthRequired(ServerTestCase):
                             os.path.join(data, "keys", "admin.key")], input=json.dumps(reg),
                            capture_output=True, text=True, timeout=T(60))
         assert r.returncode == 0, r.stderr
-        cls.port = common.free_port()
-        cls.server = Server(data_dir=data, args=["--auth", "required"] +
-                            mllp_args(cls.port, cls.key))
-        cls.server.start()
+        start_with_mllp(cls, lambda port: ["--auth", "required"] + mllp_args(port, cls.key),
+                        data)
 
     def test_committed_as_the_keys_principal(self):
         c = Conn(self.port)
@@ -442,3 +459,106 @@ class TestMllpAuthRequired(ServerTestCase):
         evs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
         self.assertEqual(len(evs), 1, "one event, written once")
         self.assertEqual(evs[0]["event"]["recordedBy"]["principalId"], "hl7-mllp")
+
+
+class TestMllpTls(ServerTestCase):
+    """--mllp-tls-cert/--mllp-tls-key with --mllp-client-ca and
+    --mllp-require-client-cert, under --auth required: the sender is the
+    principal its client certificate is bound to (clinlog auth bind-cert)."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_tls import make_pki, openssl
+        d = tempfile.mkdtemp(prefix="pki-", dir=common.TMP)
+        cls.pki = make_pki(d)
+        # a second client of the same CA, bound to no principal
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", "unbound.key", "-out", "unbound.csr", "-subj", "/CN=unbound", cwd=d)
+        openssl("x509", "-req", "-in", "unbound.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "unbound.pem", "-days", "30", "-extfile",
+                "client.ext", cwd=d)
+        cls.pki.update({k: os.path.join(d, k) for k in ("unbound.pem", "unbound.key")})
+        cls.key = keygen("mllp-tls")
+        data = common.init_data_dir()
+        events = [{"stream": "$principal-hl7-mllp",
+                   "principalRegistered": {"principalId": "hl7-mllp", "roles": ["integration"],
+                                           "kind": "system", "publicKey": base64.b64encode(
+                                               Signer.load(cls.key).pk).decode()}},
+                  {"stream": "$principal-lab-engine",
+                   "principalRegistered": {"principalId": "lab-engine",
+                                           "roles": ["integration"], "kind": "system",
+                                           "publicKey": base64.b64encode(
+                                               Signer().pk).decode()}}]
+        r = subprocess.run([common.CLINLOG, "auth", "bind-cert", "lab-engine",
+                            cls.pki["client.pem"], "CN=interop-client"],
+                           capture_output=True, text=True, timeout=T(60))
+        assert r.returncode == 0, r.stderr
+        events.append(json.loads(r.stdout))
+        r = subprocess.run([common.CLINLOG, "append", data, "--key",
+                            os.path.join(data, "keys", "admin.key")],
+                           input="\n".join(json.dumps(e) for e in events),
+                           capture_output=True, text=True, timeout=T(60))
+        assert r.returncode == 0, r.stderr
+        p = cls.pki
+        start_with_mllp(cls, lambda port: [
+            "--auth", "required", "--mllp-listen", "127.0.0.1:%d" % port, "--mllp-key", cls.key,
+            "--mllp-tls-cert", p["server.pem"], "--mllp-tls-key", p["server.key"],
+            "--mllp-client-ca", p["ca.pem"], "--mllp-require-client-cert", "--mllp-idle-s", "5"],
+                        data)
+
+    def ctx(self, who):
+        c = ssl.create_default_context(cafile=self.pki["ca.pem"])
+        if who:
+            c.load_cert_chain(self.pki[who + ".pem"], self.pki[who + ".key"])
+        return c
+
+    def refused(self, make):
+        """True if no ACK comes back: the handshake or the first read fails."""
+        try:
+            c = make()
+            c.call(adt("MLLPTLSX", "P9901"))
+        except (ssl.SSLError, ConnectionError, OSError):
+            return True
+        return False
+
+    def test_1_bound_client_certificate_aa(self):
+        c = Conn(self.port, tls=self.ctx("client"))
+        seg = segments(c.call(adt("MLLPTLS1", "P9900")))
+        again = segments(c.call(adt("MLLPTLS1", "P9900")))
+        c.close()
+        self.assertEqual(seg["MSA"][1:3], ["AA", "MLLPTLS1"], seg)
+        self.assertEqual(again["MSA"], seg["MSA"])
+
+    def test_2_unbound_certificate_ar(self):
+        # the sender is the certificate's principal: none, under --auth required
+        c = Conn(self.port, tls=self.ctx("unbound"))
+        seg = segments(c.call(adt("MLLPTLS2", "P9902")))
+        c.close()
+        self.assertEqual(seg["MSA"][1:3], ["AR", "MLLPTLS2"], seg)
+        self.assertIn("authentication required", seg["ERR"][8])
+
+    def test_2_without_a_good_certificate_or_tls_refused(self):
+        self.assertTrue(self.refused(lambda: Conn(self.port, tls=self.ctx(None))),
+                        "a client without a certificate got an ACK")
+        self.assertTrue(self.refused(lambda: Conn(self.port, tls=self.ctx("rogue"))),
+                        "a certificate of another CA got an ACK")
+        self.assertTrue(self.refused(lambda: Conn(self.port, timeout=T(8))),
+                        "plaintext got an ACK on the TLS port")
+        self.assertIn("TLS handshake failed", self.server.stderr())
+
+    def test_3_written_once_by_the_adapter(self):
+        c = Conn(self.port, tls=self.ctx("client"))
+        self.assertEqual(segments(c.call(adt("MLLPTLS3", "P9903")))["MSA"][1], "AA")
+        c.close()
+        self.assertEqual(self.server.stop(), 0)
+        r = subprocess.run([common.CLINLOG, "read", self.server.data, "--stream",
+                            "patient-NORTH-P9903"], capture_output=True, text=True,
+                           timeout=T(60))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        evs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        self.assertEqual(len(evs), 1)
+        self.assertEqual(evs[0]["event"]["recordedBy"]["principalId"], "hl7-mllp")
+        r = subprocess.run([common.CLINLOG, "read", self.server.data, "--stream",
+                            "patient-NORTH-P9902"], capture_output=True, text=True,
+                           timeout=T(60))
+        self.assertEqual(r.stdout.strip(), "", "the unbound sender's message was written")
