@@ -41,7 +41,6 @@ typedef struct opts {
   int no_forward;
   int no_projections;      /* --run-projections none */
   const char *http_listen; /* the FHIR REST API; NULL: off */
-  cl_mllp_listen_config mllp; /* the MLLP listener; listen NULL: off */
   int auth;                /* 0 off, 1 on, 2 required */
   int idle_logoff_s;
   int audit;          /* 1: every call is recorded in the audit trail */
@@ -49,6 +48,8 @@ typedef struct opts {
   const char *cds_kb; /* --cds-kb FILE; NULL: the built-in seed */
   int bcma_strict;    /* --bcma-strict: refuse administrations failing the five rights */
   const char *config;
+
+  cl_mllp_listen_config mllp; /* the MLLP listener; listen NULL: off */
 } opts;
 
 /* --auth: 0 off, 1 on, 2 required, -1 unknown. */
@@ -259,8 +260,8 @@ static int load_config(const char *path, opts *o) {
       o->mllp.require_client_cert = json_is_true(v);
     else if (!strcmp(key, "mllp_plaintext"))
       o->mllp.allow_plaintext = json_is_true(v);
-    else if (!strcmp(key, "mllp_max_frame") && json_is_integer(v) && json_integer_value(v) >= 1024 &&
-             json_integer_value(v) <= INT32_MAX)
+    else if (!strcmp(key, "mllp_max_frame") && json_is_integer(v) &&
+             json_integer_value(v) >= 1024 && json_integer_value(v) <= INT32_MAX)
       o->mllp.conf.max_frame = (size_t)json_integer_value(v);
     else if (!strcmp(key, "mllp_max_connections") && json_is_integer(v) &&
              json_integer_value(v) >= 1 && json_integer_value(v) <= 65536)
