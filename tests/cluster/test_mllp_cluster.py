@@ -51,6 +51,14 @@ class MllpClusterTest(cluster.ClusterTestCase):
         f.extra += ["--mllp-listen", "127.0.0.1:%d" % port, "--mllp-key", key]
         f.start()
         c.wait_converged(timeout=T(60))
+        # the listener's node must be a follower, so that its writes are forwarded
+        lid = c.leader()
+        if lid == fid:
+            other = [i for i in c.ids() if i != fid][0]
+            c.nodes[fid].client.transfer(other, timeout=T(30))
+            c.wait_leader([other], timeout=T(30))
+            lid = c.leader()
+        self.assertNotEqual(lid, fid)
 
         run = uuid.uuid4().hex[:6].upper()
         patients = ["C%s%d" % (run, k) for k in range(4)]
