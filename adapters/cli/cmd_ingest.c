@@ -111,34 +111,18 @@ static void report(ingest *g, const char *file, size_t index, const cl_hl7_heade
 /* Signs and appends the events of one message as one batch. */
 static int append(ingest *g, const cl_hl7_mapped *r, outcome *o) {
   size_t n = r->n;
-  ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
-  uint8_t(*hashes)[32] = calloc(n, 32);
-  if (!evs || !hashes) {
-    free(evs);
-    free(hashes);
-    snprintf(o->detail, sizeof o->detail, "out of memory");
-    return CL_ENOMEM;
-  }
-  for (size_t i = 0; i < n; i++) {
-    evs[i] = (ProtobufCBinaryData){r->ev[i].len, r->ev[i].bytes};
-    cl_event_hash(r->ev[i].bytes, r->ev[i].len, hashes[i]);
-  }
-  uint8_t sig[64];
-  cl_sign_batch(&g->signer, (const uint8_t(*)[32])hashes, n, sig);
-  Clinlog__V1__Signature bsig = CLINLOG__V1__SIGNATURE__INIT;
-  bsig.key_id = (ProtobufCBinaryData){32, g->signer.pk};
-  bsig.signature = (ProtobufCBinaryData){64, sig};
-  Clinlog__V1__AppendBatch ab = CLINLOG__V1__APPEND_BATCH__INIT;
-  ab.n_events = n;
-  ab.events = evs;
-  ab.batch_signature = &bsig;
-  Clinlog__V1__AppendResponse *resp = NULL;
-  cl_client_status st;
+  cl_hl7_signed sb;
   cl_err err;
   cl_err_clear(&err);
-  int rc = cl_client_append(g->client, &ab, &resp, &st, &err);
-  free(evs);
-  free(hashes);
+  int rc = cl_hl7_sign(r, &g->signer, &sb, &err);
+  if (rc) {
+    snprintf(o->detail, sizeof o->detail, "%s", err.msg);
+    return rc;
+  }
+  Clinlog__V1__AppendResponse *resp = NULL;
+  cl_client_status st;
+  rc = cl_client_append(g->client, &sb.batch, &resp, &st, &err);
+  cl_hl7_signed_free(&sb);
   if (rc) {
     snprintf(o->detail, sizeof o->detail, "%s (%s)", err.msg[0] ? err.msg : cl_strerror(rc),
              cl_errname(rc));
@@ -175,20 +159,8 @@ static void one(ingest *g, const char *file, size_t index, const uint8_t *p, siz
     int rc = append(g, r, &o);
     if (rc == CL_EDUPLICATE) {
       /* ids of this sender and control id are committed with other content */
-      const cl_hl7_header *h = cl_hl7_header_of(m);
-      memset(&e, 0, sizeof e);
-      e.code = 205; /* table 0357: duplicate key identifier */
-      snprintf(e.segment, sizeof e.segment, "MSH");
-      e.seg_seq = e.seg_index = 1;
-      e.field = 10;
-      e.rep = e.comp = 1;
-      snprintf(e.reason, sizeof e.reason,
-               "control id already used by this sender for a different message");
       char why[300];
-      snprintf(why, sizeof why,
-               "MSH-10: control id '%.40s' from %.40s/%.40s was already used for "
-               "a different message",
-               h->control_id, h->sending_app, h->sending_facility);
+      cl_hl7_error_reused_id(cl_hl7_header_of(m), &e, why, sizeof why);
       refuse(&o, &e, why);
     }
   }

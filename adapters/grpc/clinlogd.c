@@ -20,6 +20,7 @@
 #include "adapters/grpc/server.h"
 #include "adapters/grpc/services.h"
 #include "adapters/http/http.h"
+#include "adapters/mllp/listener.h"
 #include "adapters/service/service.h"
 #include "query/audit/view.h"
 #include "query/auth/principals.h"
@@ -47,6 +48,8 @@ typedef struct opts {
   const char *cds_kb; /* --cds-kb FILE; NULL: the built-in seed */
   int bcma_strict;    /* --bcma-strict: refuse administrations failing the five rights */
   const char *config;
+
+  cl_mllp_listen_config mllp; /* the MLLP listener; listen NULL: off */
 } opts;
 
 /* --auth: 0 off, 1 on, 2 required, -1 unknown. */
@@ -110,7 +113,23 @@ static void usage(FILE *f) {
       "                             replicates, whose Streams and Fhir reads answer UNAVAILABLE\n"
       "  --http-listen HOST:PORT    serve the FHIR R4 REST API at https://HOST:PORT/fhir/R4\n"
       "                             (the --tls-cert/--tls-key certificate; plaintext with --dev\n"
-      "                             on loopback). Off unless given\n"
+      "                             on loopback). Off unless given\n");
+  fprintf(
+      f,
+      "  --mllp-listen HOST:PORT    receive HL7 v2 over MLLP (docs/adapters.md): each message\n"
+      "                             appended signed by --mllp-key, ACK AA after the commit.\n"
+      "                             TLS with --mllp-tls-cert/--mllp-tls-key; plaintext with\n"
+      "                             --dev on loopback, or --mllp-plaintext\n"
+      "  --mllp-tls-cert PEM --mllp-tls-key PEM   the MLLP port's certificate and key\n"
+      "  --mllp-client-ca PEM       ask MLLP senders for client certificates of this CA; bound\n"
+      "                             to a principal (clinlog auth bind-cert) they say who sends\n"
+      "  --mllp-require-client-cert refuse MLLP senders without a client certificate\n"
+      "  --mllp-key FILE            the adapter's signing key (0600), registered to a\n"
+      "                             principal with role integration\n"
+      "  --mllp-plaintext           allow plaintext MLLP on a non-loopback address\n"
+      "  --mllp-max-frame N         largest message, bytes (default 1048576): AR and close\n"
+      "  --mllp-max-connections N   MLLP connections at once (default 256)\n"
+      "  --mllp-idle-s N            close an MLLP connection silent this long (default 300)\n"
       "  --auth off|on|required     on (default): Auth.Login sessions and bound client\n"
       "                             certificates are checked on every call; required: calls\n"
       "                             without them are refused (UNAUTHENTICATED), health and\n"
@@ -227,6 +246,29 @@ static int load_config(const char *path, opts *o) {
       o->no_forward = json_is_true(v);
     else if (!strcmp(key, "http_listen"))
       o->http_listen = dup_str(v);
+    else if (!strcmp(key, "mllp_listen"))
+      o->mllp.listen = dup_str(v);
+    else if (!strcmp(key, "mllp_key"))
+      o->mllp.key_path = dup_str(v);
+    else if (!strcmp(key, "mllp_tls_cert"))
+      o->mllp.tls_cert = dup_str(v);
+    else if (!strcmp(key, "mllp_tls_key"))
+      o->mllp.tls_key = dup_str(v);
+    else if (!strcmp(key, "mllp_client_ca"))
+      o->mllp.client_ca = dup_str(v);
+    else if (!strcmp(key, "mllp_require_client_cert"))
+      o->mllp.require_client_cert = json_is_true(v);
+    else if (!strcmp(key, "mllp_plaintext"))
+      o->mllp.allow_plaintext = json_is_true(v);
+    else if (!strcmp(key, "mllp_max_frame") && json_is_integer(v) &&
+             json_integer_value(v) >= 1024 && json_integer_value(v) <= INT32_MAX)
+      o->mllp.conf.max_frame = (size_t)json_integer_value(v);
+    else if (!strcmp(key, "mllp_max_connections") && json_is_integer(v) &&
+             json_integer_value(v) >= 1 && json_integer_value(v) <= 65536)
+      o->mllp.max_conns = (int)json_integer_value(v);
+    else if (!strcmp(key, "mllp_idle_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
+             json_integer_value(v) <= 86400)
+      o->mllp.idle_s = (int)json_integer_value(v);
     else if (!strcmp(key, "auth") && json_is_string(v) && parse_auth(json_string_value(v)) >= 0)
       o->auth = parse_auth(json_string_value(v));
     else if (!strcmp(key, "audit") && json_is_string(v) &&
@@ -327,6 +369,7 @@ int main(int argc, char **argv) {
   o.no_forward = 0;
   o.no_projections = 0;
   o.http_listen = NULL;
+  memset(&o.mllp, 0, sizeof o.mllp);
   o.auth = 1;
   o.idle_logoff_s = 900;
   o.audit = 1;
@@ -376,6 +419,16 @@ int main(int argc, char **argv) {
                                      {"audit", required_argument, 0, 'X'},
                                      {"cds-kb", required_argument, 0, 1004},
                                      {"bcma-strict", no_argument, 0, 1005},
+                                     {"mllp-listen", required_argument, 0, 1006},
+                                     {"mllp-key", required_argument, 0, 1007},
+                                     {"mllp-plaintext", no_argument, 0, 1008},
+                                     {"mllp-max-frame", required_argument, 0, 1009},
+                                     {"mllp-max-connections", required_argument, 0, 1010},
+                                     {"mllp-idle-s", required_argument, 0, 1011},
+                                     {"mllp-tls-cert", required_argument, 0, 1012},
+                                     {"mllp-tls-key", required_argument, 0, 1013},
+                                     {"mllp-client-ca", required_argument, 0, 1014},
+                                     {"mllp-require-client-cert", no_argument, 0, 1015},
                                      {"raft-tls-cert", required_argument, 0, 1001},
                                      {"raft-tls-key", required_argument, 0, 1002},
                                      {"raft-tls-ca", required_argument, 0, 1003},
@@ -504,6 +557,42 @@ int main(int argc, char **argv) {
     case 1005:
       o.bcma_strict = 1;
       break;
+    case 1006:
+      o.mllp.listen = optarg;
+      break;
+    case 1007:
+      o.mllp.key_path = optarg;
+      break;
+    case 1008:
+      o.mllp.allow_plaintext = 1;
+      break;
+    case 1009:
+      if (parse_num("--mllp-max-frame", optarg, 1024, &n))
+        return 2;
+      o.mllp.conf.max_frame = (size_t)n;
+      break;
+    case 1010:
+      if (parse_num("--mllp-max-connections", optarg, 1, &n))
+        return 2;
+      o.mllp.max_conns = (int)n;
+      break;
+    case 1011:
+      if (parse_num("--mllp-idle-s", optarg, 1, &n))
+        return 2;
+      o.mllp.idle_s = (int)n;
+      break;
+    case 1012:
+      o.mllp.tls_cert = optarg;
+      break;
+    case 1013:
+      o.mllp.tls_key = optarg;
+      break;
+    case 1014:
+      o.mllp.client_ca = optarg;
+      break;
+    case 1015:
+      o.mllp.require_client_cert = 1;
+      break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
         fprintf(stderr, "clinlogd: --run-projections: \"%s\" is not all or none\n", optarg);
@@ -541,6 +630,10 @@ int main(int argc, char **argv) {
   }
   if (!o.log.dir || optind != argc) {
     usage(stderr);
+    return 2;
+  }
+  if (o.mllp.listen && !o.mllp.key_path) {
+    fprintf(stderr, "clinlogd: --mllp-listen needs --mllp-key (the adapter's signing key)\n");
     return 2;
   }
   if (o.bcma_strict && o.no_projections) {
@@ -724,6 +817,26 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  cl_mllp_listener *mllp = NULL;
+  int mllp_port = 0;
+  if (o.mllp.listen) {
+    o.mllp.conf.svc = svc;
+    o.mllp.dev = o.srv.dev;
+    if (cl_mllp_start(&o.mllp, &mllp, &mllp_port, &err) != 0) {
+      fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
+      cl_http_stop(http);
+      cl_server_stop(srv);
+      cl_svc_free(svc);
+      cl_repl_stop(repl);
+      cl_log_close(log);
+      return 1;
+    }
+    fprintf(stderr, "clinlogd: MLLP (HL7 v2) on %s, port %d (%s)\n", o.mllp.listen, mllp_port,
+            !o.mllp.tls_cert             ? "plaintext"
+            : o.mllp.require_client_cert ? "TLS, client certificates required"
+            : o.mllp.client_ca           ? "TLS, client certificates asked for"
+                                         : "TLS");
+  }
   uint64_t size;
   cl_log_head(log, &size, NULL);
   fprintf(stderr, "clinlogd: %s, %llu events, origin %s\n", o.log.dir, (unsigned long long)size,
@@ -754,6 +867,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "clinlogd: SIGHUP: nothing to reload (restart to change settings)\n");
   }
   fprintf(stderr, "clinlogd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  cl_mllp_stop(mllp); /* its messages in flight commit through Raft: before it stops */
   cl_http_stop(http);
   cl_server_stop(srv);
   cl_svc_stop_cds(svc); /* its appends go through Raft: before Raft stops */

@@ -802,3 +802,55 @@ int cl_hl7_map(const cl_hl7_msg *m, const cl_hl7_map_opts *o, cl_hl7_mapped **ou
   hl7_arena_free(&c.a);
   return rc;
 }
+
+int cl_hl7_sign(const cl_hl7_mapped *r, const cl_signer *s, cl_hl7_signed *out, cl_err *err) {
+  memset(out, 0, sizeof *out);
+  if (!r || !s || !r->n)
+    return cl_err_set(err, CL_EINVAL, "hl7 sign: no events");
+  uint8_t(*hashes)[32] = calloc(r->n, 32);
+  out->events = calloc(r->n, sizeof *out->events);
+  if (!hashes || !out->events) {
+    free(hashes);
+    free(out->events);
+    out->events = NULL;
+    return cl_err_set(err, CL_ENOMEM, "hl7 sign: out of memory");
+  }
+  for (size_t i = 0; i < r->n; i++) {
+    out->events[i] = (ProtobufCBinaryData){r->ev[i].len, r->ev[i].bytes};
+    cl_event_hash(r->ev[i].bytes, r->ev[i].len, hashes[i]);
+  }
+  cl_sign_batch(s, (const uint8_t(*)[32])hashes, r->n, out->sigbytes);
+  free(hashes);
+  memcpy(out->pk, s->pk, sizeof out->pk);
+  clinlog__v1__signature__init(&out->sig);
+  out->sig.key_id = (ProtobufCBinaryData){sizeof out->pk, out->pk};
+  out->sig.signature = (ProtobufCBinaryData){sizeof out->sigbytes, out->sigbytes};
+  clinlog__v1__append_batch__init(&out->batch);
+  out->batch.n_events = r->n;
+  out->batch.events = out->events;
+  out->batch.batch_signature = &out->sig;
+  return 0;
+}
+
+void cl_hl7_signed_free(cl_hl7_signed *b) {
+  if (!b)
+    return;
+  free(b->events);
+  b->events = NULL;
+  b->batch.events = NULL;
+  b->batch.n_events = 0;
+}
+
+void cl_hl7_error_reused_id(const cl_hl7_header *h, cl_hl7_error *e, char *why, size_t whyn) {
+  memset(e, 0, sizeof *e);
+  e->code = 205; /* table 0357: duplicate key identifier */
+  snprintf(e->segment, sizeof e->segment, "MSH");
+  e->seg_seq = e->seg_index = 1;
+  e->field = 10;
+  e->rep = e->comp = 1;
+  snprintf(e->reason, sizeof e->reason,
+           "control id already used by this sender for a different message");
+  snprintf(why, whyn,
+           "MSH-10: control id '%.40s' from %.40s/%.40s was already used for a different message",
+           h->control_id, h->sending_app, h->sending_facility);
+}

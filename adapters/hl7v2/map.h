@@ -45,7 +45,9 @@
 #include <stdint.h>
 
 #include "adapters/hl7v2/hl7.h"
+#include "clinlog/v1/api.pb-c.h"
 #include "store/err.h"
+#include "store/keys.h"
 
 typedef struct cl_hl7_map_opts {
   const char *principal_id; /* recorded_by.principal_id (required), borrowed */
@@ -82,6 +84,31 @@ CL_MUST_CHECK int cl_hl7_map(const cl_hl7_msg *m, const cl_hl7_map_opts *o, cl_h
 
 /* Releases a mapping. NULL is a no-op. */
 void cl_hl7_mapped_free(cl_hl7_mapped *r);
+
+/* A mapping's events as one AppendBatch with one batch signature (every
+ * event's hash, signed by the adapter's key): what `clinlog ingest hl7`
+ * sends and the MLLP listener appends. `batch` points into this struct
+ * and into the mapping: do not move the struct, and keep the mapping,
+ * until the batch is no longer used. */
+typedef struct cl_hl7_signed {
+  Clinlog__V1__AppendBatch batch;
+  Clinlog__V1__Signature sig;
+  ProtobufCBinaryData *events; /* malloc'd views of the mapping's bytes */
+  uint8_t pk[32], sigbytes[64];
+} cl_hl7_signed;
+
+/* Signs mapping r (borrowed) with s (borrowed) into *out (caller's storage;
+ * release with cl_hl7_signed_free). Errors: CL_EINVAL (no events),
+ * CL_ENOMEM; on error *out holds nothing to free. */
+CL_MUST_CHECK int cl_hl7_sign(const cl_hl7_mapped *r, const cl_signer *s, cl_hl7_signed *out,
+                              cl_err *err);
+void cl_hl7_signed_free(cl_hl7_signed *b);
+
+/* The refusal of a message whose derived event ids are already committed
+ * with other content (CL_EDUPLICATE from the store: the sender reused a
+ * control id for a different message): table 0357 code 205 at MSH-10 into
+ * *e, and the one-line reason into why (whyn bytes). h borrowed. */
+void cl_hl7_error_reused_id(const cl_hl7_header *h, cl_hl7_error *e, char *why, size_t whyn);
 
 /* The event id of event `index` (0-based) of the message with this sending
  * application, facility and control id (the rule above): 16 bytes, an RFC

@@ -19,6 +19,7 @@
 
 #include "adapters/http/http_int.h"
 #include "adapters/http/route.h"
+#include "adapters/service/listen.h"
 #include "adapters/service/methods.h"
 #include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
@@ -159,23 +160,7 @@ static int accepts_json(struct MHD_Connection *c, const cl_http_params *p) {
 void http_peer_of(struct MHD_Connection *c, char *out, size_t n) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  out[0] = '\0';
-  if (ci == NULL || ci->client_addr == NULL)
-    return;
-  const struct sockaddr *sa = ci->client_addr;
-  char host[INET6_ADDRSTRLEN] = "";
-  int port = 0;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    port = ntohs(in->sin_port);
-    snprintf(out, n, "ipv4:%s:%d", host, port);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)sa;
-    inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
-    port = ntohs(in->sin6_port);
-    snprintf(out, n, "ipv6:[%s]:%d", host, port);
-  }
+  cl_listen_peer(ci ? ci->client_addr : NULL, out, n);
 }
 
 /* ------------------------------------------------------------ the handler (routes: route.c) */
@@ -483,49 +468,10 @@ static char *read_pem(const char *path, int secret, cl_err *err) {
   return buf;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *loopback,
-                        cl_err *err) {
-  char host[256];
-  const char *colon;
-  if (listen[0] == '[') {
-    const char *rb = strchr(listen, ']');
-    if (rb == NULL || rb[1] != ':')
-      return cl_err_set(err, CL_EINVAL, "http listen %s: expected [IPv6]:port", listen);
-    snprintf(host, sizeof host, "%.*s", (int)(rb - listen - 1), listen + 1);
-    colon = rb + 1;
-  } else {
-    colon = strrchr(listen, ':');
-    if (colon == NULL)
-      return cl_err_set(err, CL_EINVAL, "http listen %s: expected host:port", listen);
-    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
-  }
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end != '\0' || port < 0 || port > 65535)
-    return cl_err_set(err, CL_EINVAL, "http listen %s: bad port", listen);
-  memset(ss, 0, sizeof *ss);
-  if (!strcmp(host, "localhost"))
-    snprintf(host, sizeof host, "127.0.0.1");
-  struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-  if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons((uint16_t)port);
-    *loopback = (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
-  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    *loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-  } else {
-    return cl_err_set(err, CL_EINVAL, "http listen %s: not an IP address", listen);
-  }
-  return 0;
-}
-
 int cl_http_start(const cl_http_config *cfg, cl_svc *svc, cl_http **out, int *port, cl_err *err) {
   struct sockaddr_storage ss;
   int loopback = 0;
-  int rc = parse_listen(cfg->listen, &ss, &loopback, err);
+  int rc = cl_listen_parse(cfg->listen, "http listen", &ss, &loopback, err);
   if (rc)
     return rc;
   int tls = cfg->tls_cert != NULL && cfg->tls_key != NULL;

@@ -45,7 +45,10 @@ enum cl_auth {
   CL_AUTH_TLS,   /* TLS without a client certificate */
   CL_AUTH_MTLS,  /* a verified client certificate (cert_fingerprint) */
   CL_AUTH_TOKEN, /* a session or SMART token */
-  CL_AUTH_NODE   /* another node of this cluster */
+  CL_AUTH_NODE,  /* another node of this cluster */
+  CL_AUTH_KEY    /* an adapter acting as the principal of a signing key this server holds
+                    (the MLLP listener's --mllp-key): the codec sets principal and roles
+                    from the keyring; never set from anything a caller sends */
 };
 const char *cl_auth_name(int auth);
 
