@@ -232,6 +232,12 @@ static const char *const E_RiskAssessment[] = {
     "note",
 };
 #define R_RiskAssessment 0x4800ull
+static const char *const E_DeviceMetric[] = {
+    "id", "meta", "implicitRules", "language", "text", "contained",
+    "extension", "modifierExtension", "identifier", "type", "unit", "source",
+    "parent", "operationalStatus", "color", "category", "measurementPeriod", "calibration",
+};
+#define R_DeviceMetric 0x8200ull
 
 const cl_fhir_elements cl_fhir_elements_table[] = {
     {NULL, 0, 0},
@@ -263,4 +269,5 @@ const cl_fhir_elements cl_fhir_elements_table[] = {
     [26] = {E_Provenance, sizeof E_Provenance / sizeof E_Provenance[0], R_Provenance},
     [27] = {E_Group, sizeof E_Group / sizeof E_Group[0], R_Group},
     [28] = {E_RiskAssessment, sizeof E_RiskAssessment / sizeof E_RiskAssessment[0], R_RiskAssessment},
+    [29] = {E_DeviceMetric, sizeof E_DeviceMetric / sizeof E_DeviceMetric[0], R_DeviceMetric},
 };

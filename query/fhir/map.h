@@ -66,7 +66,8 @@
   X(25, CoverageEligibilityRequest)                                                                \
   X(26, Provenance)                                                                                \
   X(27, Group) /* derived from Coverage, never stored (group.h) */                                 \
-  X(28, RiskAssessment)
+  X(28, RiskAssessment)                                                                            \
+  X(29, DeviceMetric)
 
 enum cl_fhir_type {
   CL_FHIR_NONE = 0,

@@ -1,4 +1,5 @@
-/* Device events (700-701) -> Device, Observation.
+/* Device events (700-703) -> Device, Observation, DeviceMetric,
+ * MedicationAdministration.
  *
  *   DeviceRegistered       Device. Devices are unique in the whole log: the
  *                          id is cl_fhir_id("Device", NULL, device_id), the
@@ -12,6 +13,18 @@
  *                          device's own sequence number, so the business id
  *                          is device_id|reading_id (no clash with another
  *                          device's readings or with ObservationRecorded).
+ *   DeviceStatusReported   DeviceMetric of the device's status (one per
+ *                          device, a version per report: operationalStatus
+ *                          from connectivity, type the status codes, source
+ *                          the Device) and an Observation of the report
+ *                          (business id device_id|status|<event id>;
+ *                          subject and device the Device; a component each
+ *                          for battery, signal strength and connectivity).
+ *   DispenserEventRecorded MedicationAdministration of the dose (business
+ *                          id dispenser|device_id|dispenser_event_id):
+ *                          completed (taken, late) or not-done (missed,
+ *                          skipped, with statusReason), device the
+ *                          dispenser, request the MedicationRequest.
  *
  * Element tables: docs/fhir-map-billing-device-decision.md. */
 #include <stdio.h>
@@ -246,6 +259,149 @@ static int reading_recorded(cl_fhir_map *m, const Clinlog__V1__DeviceReadingReco
   return cl_fhir_map_put(m, o, err);
 }
 
+/* ---- DeviceStatusReported ---- */
+
+/* The event's id as 32 hex digits. */
+static void event_hex(const cl_fhir_map *m, char out[33]) {
+  static const char HEX[] = "0123456789abcdef";
+  const ProtobufCBinaryData *e = &m->ev->event_id;
+  size_t i = 0;
+  for (; i < 16 && i < e->len; i++) {
+    out[2 * i] = HEX[e->data[i] >> 4];
+    out[2 * i + 1] = HEX[e->data[i] & 15];
+  }
+  out[2 * i] = 0;
+}
+
+static const char *connectivity(Clinlog__V1__DeviceConnectivity c) {
+  switch (c) {
+  case CLINLOG__V1__DEVICE_CONNECTIVITY__DEVICE_CONNECTIVITY_ONLINE:
+    return "online";
+  case CLINLOG__V1__DEVICE_CONNECTIVITY__DEVICE_CONNECTIVITY_OFFLINE:
+    return "offline";
+  case CLINLOG__V1__DEVICE_CONNECTIVITY__DEVICE_CONNECTIVITY_INTERMITTENT:
+    return "intermittent";
+  default:
+    return NULL;
+  }
+}
+
+/* A component {code: text, valueQuantity} of a status value, or NULL. */
+static json_t *status_component(const char *text, const Clinlog__V1__Quantity *q) {
+  json_t *v = fj_quantity(q);
+  if (v == NULL)
+    return NULL;
+  return json_pack("{s:{s:s},s:o}", "code", "text", text, "valueQuantity", v);
+}
+
+static int status_reported(cl_fhir_map *m, const Clinlog__V1__DeviceStatusReported *b,
+                           cl_err *err) {
+  if (!fj_has(b->device_id))
+    return 0;
+  const char *conn = connectivity(b->connectivity);
+  const Google__Protobuf__Timestamp *at = b->reported_at ? b->reported_at : m->ev->occurred_at;
+
+  /* DeviceMetric: the device's operational status, a version per report */
+  char bid[512], id[CL_FHIR_ID_MAX];
+  int w = snprintf(bid, sizeof bid, "%s|status", b->device_id);
+  if (w < 0 || (size_t)w >= sizeof bid)
+    return 0; /* ids this long are not ids */
+  cl_fhir_id("DeviceMetric", NULL, bid, id);
+  json_t *dm = cl_fhir_new("DeviceMetric", id);
+  fj_set_one(dm, "identifier", fj_business_id(bid));
+  json_t *type = fj_concept(b->status);
+  json_object_set_new(dm, "type",
+                      type != NULL ? type : json_pack("{s:s}", "text", "device status"));
+  fj_set(dm, "source", cl_fhir_device_ref(b->device_id));
+  /* online or intermittent: on (it reports); offline: off */
+  if (conn != NULL)
+    json_object_set_new(dm, "operationalStatus",
+                        json_string(strcmp(conn, "offline") ? "on" : "off"));
+  json_object_set_new(dm, "category", json_string("setting"));
+  int rc = cl_fhir_map_put(m, dm, err);
+  if (rc)
+    return rc;
+
+  /* Observation: the report's values */
+  char hex[33];
+  event_hex(m, hex);
+  w = snprintf(bid, sizeof bid, "%s|status|%s", b->device_id, hex);
+  if (w < 0 || (size_t)w >= sizeof bid)
+    return 0;
+  cl_fhir_pid(m, "Observation", bid, id);
+  json_t *o = cl_fhir_new("Observation", id);
+  fj_set_one(o, "identifier", fj_business_id(bid));
+  json_object_set_new(o, "status", json_string("final"));
+  json_object_set_new(o, "code", json_pack("{s:s}", "text", "device status report"));
+  fj_set(o, "subject", cl_fhir_device_ref(b->device_id));
+  fj_set(o, "effectiveDateTime", cl_fhir_when(m, at));
+  fj_set(o, "issued", fj_instant(b->received_at));
+  fj_set(o, "device", cl_fhir_device_ref(b->device_id));
+  json_t *comps = json_array();
+  fj_push(comps, status_component("battery charge (MDC_ATTR_VAL_BATT_CHARGE)", b->battery));
+  fj_push(comps, status_component("signal strength", b->signal_strength));
+  if (conn != NULL)
+    json_array_append_new(comps, json_pack("{s:{s:s},s:{s:s}}", "code", "text", "connectivity",
+                                           "valueCodeableConcept", "text", conn));
+  json_t *codes = fj_concept(b->status);
+  if (codes != NULL)
+    json_array_append_new(comps, json_pack("{s:{s:s},s:o}", "code", "text", "device status",
+                                           "valueCodeableConcept", codes));
+  if (json_array_size(comps) == 0)
+    json_object_set_new(o, "dataAbsentReason", fj_absent_reason_unknown());
+  fj_set(o, "component", comps);
+  return cl_fhir_map_put(m, o, err);
+}
+
+/* ---- DispenserEventRecorded ---- */
+
+static int dispenser_event(cl_fhir_map *m, const Clinlog__V1__DispenserEventRecorded *b,
+                           cl_err *err) {
+  if (!fj_has(b->device_id) || m->patient_id == NULL)
+    return 0;
+  char hex[33], bid[512], id[CL_FHIR_ID_MAX];
+  event_hex(m, hex);
+  int w = snprintf(bid, sizeof bid, "dispenser|%s|%s", b->device_id,
+                   fj_has(b->dispenser_event_id) ? b->dispenser_event_id : hex);
+  if (w < 0 || (size_t)w >= sizeof bid)
+    return 0;
+  cl_fhir_pid(m, "MedicationAdministration", bid, id);
+  json_t *r = cl_fhir_new("MedicationAdministration", id);
+  fj_set_one(r, "identifier", fj_business_id(bid));
+  const char *status = "unknown", *reason = NULL, *note = NULL;
+  switch (b->outcome) {
+  case CLINLOG__V1__DISPENSER_OUTCOME__DISPENSER_OUTCOME_TAKEN:
+    status = "completed";
+    break;
+  case CLINLOG__V1__DISPENSER_OUTCOME__DISPENSER_OUTCOME_LATE:
+    status = "completed";
+    note = "Taken late: removed from the dispenser after the dose window";
+    break;
+  case CLINLOG__V1__DISPENSER_OUTCOME__DISPENSER_OUTCOME_MISSED:
+    status = "not-done";
+    reason = "Missed: not removed from the dispenser in the dose window";
+    break;
+  case CLINLOG__V1__DISPENSER_OUTCOME__DISPENSER_OUTCOME_SKIPPED:
+    status = "not-done";
+    reason = "Skipped or refused by the patient";
+    break;
+  default:
+    break;
+  }
+  json_object_set_new(r, "status", json_string(status));
+  if (reason != NULL)
+    fj_set_one(r, "statusReason", json_pack("{s:s}", "text", reason));
+  json_object_set_new(r, "medicationCodeableConcept", fj_or_unknown(fj_concept(b->medication)));
+  fj_set(r, "subject", cl_fhir_patient_ref(m));
+  fj_set(r, "effectiveDateTime",
+         cl_fhir_when(m, b->event_at != NULL ? b->event_at : b->scheduled_at));
+  fj_set_one(r, "device", cl_fhir_device_ref(b->device_id));
+  fj_set(r, "request", cl_fhir_pref(m, "MedicationRequest", b->prescription_id));
+  if (note != NULL)
+    fj_set(r, "note", fj_note(note));
+  return cl_fhir_map_put(m, r, err);
+}
+
 int cl_fhir_map_device(cl_fhir_map *m, cl_err *err) {
   const Clinlog__V1__Event *ev = m->ev;
   switch (ev->body_case) {
@@ -253,6 +409,10 @@ int cl_fhir_map_device(cl_fhir_map *m, cl_err *err) {
     return device_registered(m, ev->device_registered, err);
   case CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED:
     return reading_recorded(m, ev->device_reading_recorded, err);
+  case CLINLOG__V1__EVENT__BODY_DEVICE_STATUS_REPORTED:
+    return status_reported(m, ev->device_status_reported, err);
+  case CLINLOG__V1__EVENT__BODY_DISPENSER_EVENT_RECORDED:
+    return dispenser_event(m, ev->dispenser_event_recorded, err);
   default:
     return 0;
   }
