@@ -447,17 +447,24 @@ Test(cds_proj, rpm_alerts_and_the_silence_index) {
  * device gives one pending EARLY_WARNING, appended as the emitter does; a
  * second in the same band nothing; a rebuild equals the live state and
  * appends nothing (the same findings under the same keys). */
-Test(cds_proj, news2_early_warning_and_rebuild) {
+/* The projection over a KB with a news2 line (window 1 h), on a new log. */
+static cl_runner *news2_start(const char *name, char **dir, cl_signer *admin, cl_log **log) {
   static const char text[] = "clinlog-kb 1\nversion t\nsource rcp RCP NEWS2 2017\n"
                              "news2 3600 high source=rcp\n";
   cl_err err = {0};
   cl_kb_free(kb);
   cr_assert_eq(cl_kb_parse(text, strlen(text), "t.kb", &kb, &err), 0, "%s", err.msg);
   cl_cds_projection_init(&def, kb);
+  *log = cl_test_log_new(name, dir, admin, 0);
+  return start(*log);
+}
+
+Test(cds_proj, news2_early_warning_and_rebuild) {
+  cl_err err = {0};
   char *dir;
   cl_signer admin;
-  cl_log *log = cl_test_log_new("cds_proj_news2", &dir, &admin, 0);
-  cl_runner *run = start(log);
+  cl_log *log;
+  cl_runner *run = news2_start("cds_proj_news2", &dir, &admin, &log);
   const char *pat = "patient-CANARYEWS";
   uint8_t r1[16], r2[16];
   append_reading(log, &admin, pat, "ox-1", "9279-1", "30", "/min", T0, r1);
@@ -503,16 +510,11 @@ static void append_body(cl_log *log, const cl_signer *admin, const char *stream,
  * SNOMED CT NEWS2 total, seven components), which folds as emitted, and a
  * rebuild appends nothing. */
 Test(cds_proj, news2_score_stored_once) {
-  static const char text[] = "clinlog-kb 1\nversion t\nsource rcp RCP NEWS2 2017\n"
-                             "news2 3600 high source=rcp\n";
   cl_err err = {0};
-  cl_kb_free(kb);
-  cr_assert_eq(cl_kb_parse(text, strlen(text), "t.kb", &kb, &err), 0, "%s", err.msg);
-  cl_cds_projection_init(&def, kb);
   char *dir;
   cl_signer admin;
-  cl_log *log = cl_test_log_new("cds_proj_news2s", &dir, &admin, 0);
-  cl_runner *run = start(log);
+  cl_log *log;
+  cl_runner *run = news2_start("cds_proj_news2s", &dir, &admin, &log);
   const char *pat = "patient-CANARYSCORE";
   static const char *const q[][3] = {{"9279-1", "16", "/min"},   {"59408-5", "97", "%"},
                                      {"3151-8", "0", "L/min"},   {"8480-6", "120", "mm[Hg]"},
