@@ -69,6 +69,48 @@ int cl_cds_patient_add_id(cl_cds_patient *st, const char *id, cl_err *err) {
   return 0;
 }
 
+/* Identifier types a wristband may carry (HL7 table 0203): medical record
+ * and patient numbers, account and visit numbers, and identifiers sent
+ * without a type. Never SSNs, licences, passports or insurance ids. */
+static int wristband_type(const char *t) {
+  static const char *const ok[] = {"MR", "MRT", "PI", "PT", "AN", "VN"};
+  if (!t || !t[0])
+    return 1;
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+    if (!strcmp(t, ok[i]))
+      return 1;
+  return 0;
+}
+
+/* The patient's identifiers a wristband may carry, from a registration or a
+ * demographics update naming them: they replace the ones kept (the first
+ * CL_CDS_MAX_IDS; longer lists are cut, not refused). */
+static int on_identifiers(cl_cds_patient *st, Clinlog__V1__Identifier *const *ids, size_t n,
+                          cl_err *err) {
+  for (size_t i = 0; i < st->nids; i++)
+    free(st->ids[i]);
+  st->nids = 0;
+  for (size_t i = 0; i < n && st->nids < CL_CDS_MAX_IDS; i++) {
+    const Clinlog__V1__Identifier *id = ids[i];
+    if (!id || !id->value || !id->value[0] || !wristband_type(id->type) ||
+        !strcmp(id->value, st->patient_id))
+      continue;
+    int rc = cl_cds_patient_add_id(st, id->value, err);
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
+static int names_identifiers(const Clinlog__V1__PatientDemographicsUpdated *u) {
+  if (u->n_updated_fields == 0)
+    return u->n_identifiers > 0; /* a full restatement */
+  for (size_t i = 0; i < u->n_updated_fields; i++)
+    if (u->updated_fields[i] && !strcmp(u->updated_fields[i], "identifiers"))
+      return 1;
+  return 0;
+}
+
 void cl_cds_patient_counts(const cl_cds_patient *st, int64_t t_ns, size_t *orders, size_t *active,
                            size_t *allergies, size_t *admins) {
   size_t a = 0;
@@ -542,6 +584,15 @@ int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlog__V1__Event *
     break;
   case CLINLOG__V1__EVENT__BODY_ALLERGY_RECORDED:
     rc = on_allergy(kb, st, ev->allergy_recorded, event_id, at_ns, out, err);
+    break;
+  case CLINLOG__V1__EVENT__BODY_PATIENT_REGISTERED:
+    rc = on_identifiers(st, ev->patient_registered->identifiers,
+                        ev->patient_registered->n_identifiers, err);
+    break;
+  case CLINLOG__V1__EVENT__BODY_PATIENT_DEMOGRAPHICS_UPDATED:
+    if (names_identifiers(ev->patient_demographics_updated))
+      rc = on_identifiers(st, ev->patient_demographics_updated->identifiers,
+                          ev->patient_demographics_updated->n_identifiers, err);
     break;
   case CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED:
   case CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED:

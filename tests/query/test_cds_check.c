@@ -558,6 +558,72 @@ Test(cds_check, bcma_wrong_patient) {
   cr_assert_null(strstr(f->detail, "P2"), "the scanned id is not echoed");
 }
 
+static Clinlog__V1__Identifier *ident(const char *type, const char *value) {
+  Clinlog__V1__Identifier *i = malloc(sizeof *i);
+  clinlog__v1__identifier__init(i);
+  i->type = S(type);
+  i->value = S(value);
+  return i;
+}
+
+/* The wristband ids come from the log: a registration's MRN matches, its
+ * SSN never does, and a demographics update naming the identifiers
+ * replaces them (one not naming them keeps them). */
+Test(cds_check, bcma_wristband_ids_from_the_registration) {
+  Clinlog__V1__Event *e = event();
+  Clinlog__V1__PatientRegistered *r = malloc(sizeof *r);
+  clinlog__v1__patient_registered__init(r);
+  r->patient_id = S("P1");
+  r->n_identifiers = 2;
+  r->identifiers = malloc(2 * sizeof *r->identifiers);
+  r->identifiers[0] = ident("MR", "MRN-55");
+  r->identifiers[1] = ident("SS", "123-45-6789");
+  e->body_case = CLINLOG__V1__EVENT__BODY_PATIENT_REGISTERED;
+  e->patient_registered = r;
+  cr_assert_eq(apply(e, T0), 0);
+  order_apap();
+  admin_opts a = good();
+  a.wristband = "MRN-55";
+  cr_assert_eq(apply(administered(a), T0 + H), 0, "the MRN identifies the patient");
+  a.wristband = "123-45-6789";
+  apply(administered(a), T0 + 7 * H);
+  only(KIND(BCMA_MISMATCH), SEV(HIGH), "bcma:patient");
+
+  e = event();
+  Clinlog__V1__PatientDemographicsUpdated *d = malloc(sizeof *d);
+  clinlog__v1__patient_demographics_updated__init(d);
+  d->patient_id = S("P1");
+  d->n_updated_fields = 1;
+  d->updated_fields = malloc(sizeof *d->updated_fields);
+  d->updated_fields[0] = S("names");
+  e->body_case = CLINLOG__V1__EVENT__BODY_PATIENT_DEMOGRAPHICS_UPDATED;
+  e->patient_demographics_updated = d;
+  cr_assert_eq(apply(e, T0 + 8 * H), 0);
+  a.wristband = "MRN-55";
+  a.at = T0 + 13 * H;
+  cr_assert_eq(apply(administered(a), T0 + 13 * H), 0, "a name change keeps the MRN");
+
+  e = event();
+  d = malloc(sizeof *d);
+  clinlog__v1__patient_demographics_updated__init(d);
+  d->patient_id = S("P1");
+  d->n_updated_fields = 1;
+  d->updated_fields = malloc(sizeof *d->updated_fields);
+  d->updated_fields[0] = S("identifiers");
+  d->n_identifiers = 1;
+  d->identifiers = malloc(sizeof *d->identifiers);
+  d->identifiers[0] = ident("MR", "MRN-56");
+  e->body_case = CLINLOG__V1__EVENT__BODY_PATIENT_DEMOGRAPHICS_UPDATED;
+  e->patient_demographics_updated = d;
+  cr_assert_eq(apply(e, T0 + 14 * H), 0);
+  a.at = T0 + 19 * H;
+  apply(administered(a), T0 + 19 * H);
+  only(KIND(BCMA_MISMATCH), SEV(HIGH), "bcma:patient");
+  a.wristband = "MRN-56";
+  a.at = T0 + 25 * H;
+  cr_assert_eq(apply(administered(a), T0 + 25 * H), 0, "the new MRN identifies the patient");
+}
+
 Test(cds_check, bcma_wrong_drug) {
   order_apap();
   admin_opts a = good();
