@@ -42,8 +42,10 @@ def main():
     ap.add_argument("--raft-plaintext", action="store_true",
                     help="plaintext Raft on loopback (--dev) instead of mutual TLS with the "
                          "suite's certificates")
-    ap.add_argument("--modules", default=",".join(MODULES),
-                    help="comma-separated test modules (default %s)" % ",".join(MODULES))
+    ap.add_argument("--modules", default=os.environ.get("CLINLOG_CLUSTER_MODULES") or
+                    ",".join(MODULES),
+                    help="comma-separated test modules (default $CLINLOG_CLUSTER_MODULES, "
+                         "else %s)" % ",".join(MODULES))
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     os.environ["CLINLOG_CLUSTER_SEED"] = str(seed)
