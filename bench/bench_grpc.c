@@ -17,10 +17,11 @@
  *    directory (store level), and the ratio;
  *  - AppendStream bulk import: 100k events in batches of 1000 (store level:
  *    the same batches, one appender);
- *  - Subscribe fan-out: 10 subscribers while one writer appends batches of
- *    64; events/s delivered per subscriber and commit-to-delivery latency
- *    (delivery time minus RecordedEvent.committed_at; same clock, same
- *    machine).
+ *  - Subscribe fan-out: 10, then 100 subscribers (on a channel of their
+ *    own, one call each) while one writer appends batches of 64; the
+ *    writer's events/s, events/s delivered per subscriber and
+ *    commit-to-delivery latency (delivery time minus
+ *    RecordedEvent.committed_at; same clock, same machine).
  * Targets checked: gRPC >= 0.7 x store at batch 64; >= 20k unary
  * single-event appends/s at concurrency 64. */
 #include <limits.h>
@@ -103,8 +104,12 @@ typedef struct fanout {
   int failed;
 } fanout;
 
-static fanout run_fanout(cl_client *c, int nsubs, size_t nbatches, size_t bs, const cl_signer *key,
-                         unsigned *seed) {
+static const int FANOUTS[] = {10, 100}; /* subscribers of each fan-out run */
+#define NFANOUT (sizeof FANOUTS / sizeof FANOUTS[0])
+
+/* c writes; the subscribers share `subc`, a channel of their own. */
+static fanout run_fanout(cl_client *c, cl_client *subc, int nsubs, size_t nbatches, size_t bs,
+                         const cl_signer *key, unsigned *seed) {
   fanout f = {0, 0, 0, 0, 0, 0};
   bench_batch *b = calloc(nbatches, sizeof *b);
   for (size_t i = 0; i < nbatches; i++)
@@ -113,7 +118,7 @@ static fanout run_fanout(cl_client *c, int nsubs, size_t nbatches, size_t bs, co
   subscriber *subs = calloc((size_t)nsubs, sizeof *subs);
   atomic_int ready = 0;
   for (int i = 0; i < nsubs; i++) {
-    subs[i].client = c;
+    subs[i].client = subc;
     subs[i].want = want;
     subs[i].ready = &ready;
     subs[i].lat = malloc(want * sizeof(double));
@@ -362,10 +367,20 @@ int bench_grpc_main(int argc, char **argv) {
   }
   free(bulk);
   /* Subscribe fan-out */
-  fanout f = {0, 0, 0, 0, 0, 0};
-  if (!only || !strcmp(only, "fanout"))
-    f = run_fanout(client, 10, quick ? 80 : 320, 64, &admin, &seed);
-  status |= f.failed;
+  fanout f[NFANOUT] = {{0, 0, 0, 0, 0, 0}};
+  if (!only || !strcmp(only, "fanout")) {
+    for (size_t i = 0; i < NFANOUT; i++) {
+      cl_client *subc;
+      if (cl_client_open(&co, &subc, &err)) {
+        fprintf(stderr, "fan-out client: %s\n", err.msg);
+        status = 1;
+        break;
+      }
+      f[i] = run_fanout(client, subc, FANOUTS[i], quick ? 80 : 320, 64, &admin, &seed);
+      cl_client_close(subc);
+      status |= f[i].failed;
+    }
+  }
   int ok_ratio = b64_ratio_min >= 0.7, ok_single = single64 >= 20000;
   int ran_unary = !only || !strcmp(only, "unary"), ran_fanout = !only || !strcmp(only, "fanout");
   double hwm = bench_proc_hwm_mb(srv.pid);
@@ -378,12 +393,13 @@ int bench_grpc_main(int argc, char **argv) {
       printf(",\"append_stream\":{\"events\":%zu,\"batch\":%zu,\"grpc_events_per_s\":%.0f,"
              "\"store_events_per_s\":%.0f,\"ratio\":%.3f}",
              nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0);
-    if (ran_fanout)
-      printf(",\"fanout\":{\"subscribers\":10,\"writer_events_per_s\":%.0f,"
+    for (size_t i = 0; ran_fanout && i < NFANOUT; i++)
+      printf("%s{\"subscribers\":%d,\"writer_events_per_s\":%.0f,"
              "\"per_subscriber_events_per_s_min\":%.0f,"
              "\"per_subscriber_events_per_s_mean\":%.0f,"
-             "\"latency_p50_ms\":%.2f,\"latency_p99_ms\":%.2f}",
-             f.writer_eps, f.sub_eps_min, f.sub_eps_mean, f.p50_ms, f.p99_ms);
+             "\"latency_p50_ms\":%.2f,\"latency_p99_ms\":%.2f}%s",
+             i ? "," : ",\"fanout\":[", FANOUTS[i], f[i].writer_eps, f[i].sub_eps_min,
+             f[i].sub_eps_mean, f[i].p50_ms, f[i].p99_ms, i + 1 == NFANOUT ? "]" : "");
     printf(",\"targets\":{");
     if (ran_unary)
       printf("\"batch64_ratio_min\":%.3f,\"batch64_ratio_ok\":%s,"
@@ -397,13 +413,12 @@ int bench_grpc_main(int argc, char **argv) {
       printf("\nAppendStream import of %zu events in batches of %zu: %.0f events/s "
              "(store, same batches, one appender: %.0f; ratio %.2f)\n",
              nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0);
-    if (ran_fanout)
-      printf("Subscribe fan-out, 10 subscribers, one writer (unary Append, batch "
-             "64): writer %.0f "
-             "events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
-             "commit-to-delivery "
-             "p50 %.2f ms, p99 %.2f ms\n",
-             f.writer_eps, f.sub_eps_mean, f.sub_eps_min, f.p50_ms, f.p99_ms);
+    for (size_t i = 0; ran_fanout && i < NFANOUT; i++)
+      printf("Subscribe fan-out, %d subscribers, one writer (unary Append, batch 64): writer "
+             "%.0f events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
+             "commit-to-delivery p50 %.2f ms, p99 %.2f ms\n",
+             FANOUTS[i], f[i].writer_eps, f[i].sub_eps_mean, f[i].sub_eps_min, f[i].p50_ms,
+             f[i].p99_ms);
     if (ran_unary)
       printf("\ntargets: gRPC/store at batch 64 >= 0.70: min %.2f %s; unary "
              "single-event appends at "

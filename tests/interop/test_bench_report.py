@@ -100,6 +100,18 @@ class TestBenchReport(unittest.TestCase):
         self.assertEqual(row["clinlog_over_raw_rocksdb"], 0.2)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
+        self.assertIn("## Subscribe fan-out (single node)\n\nNot measured in this run.", text)
+
+    def test_fanout_rows(self):
+        res = copy.deepcopy(CANNED)
+        res["clinlog_fanout"] = {"fanout": [
+            {"subscribers": n, "writer_events_per_s": w, "per_subscriber_events_per_s_min": lo,
+             "per_subscriber_events_per_s_mean": mean, "latency_p50_ms": 1.5,
+             "latency_p99_ms": p99} for n, w, lo, mean, p99 in
+            ((10, 20000, 19000, 19500, 8.0), (100, 9000, 8500, 8800, 40.25))]}
+        _, text = self.report(res)
+        self.assertIn("| 10 | 20,000 | 19,500 / 19,000 | 1.50 | 8.00 |", text)
+        self.assertIn("| 100 | 9,000 | 8,800 / 8,500 | 1.50 | 40.25 |", text)
 
     def test_etcd_peer_of_the_three_node_rows(self):
         res = copy.deepcopy(CANNED)
