@@ -149,7 +149,8 @@ static void usage(FILE *f) {
       f,
       "cluster (docs/replication.md; without these flags: a one-node cluster)\n"
       "  --node-id N                this node's id in the cluster (default 1)\n"
-      "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1)\n"
+      "  --raft-listen HOST:PORT    Raft transport (default: the --listen host, port + 1; port 0\n"
+      "                             when --listen's port is 0)\n"
       "  --raft-dir DIR             Raft log and snapshots (default DATA/raft)\n"
       "  --advertise HOST:PORT      API address the other nodes use (default --listen)\n"
       "  --join                     wait to be added to an existing cluster (`clinlog cluster "
@@ -688,7 +689,10 @@ int main(int argc, char **argv) {
   if (colon)
     *colon = '\0';
   if (!o.raft_listen) {
-    snprintf(raft_default, sizeof raft_default, "%s:%d", host, colon ? atoi(colon + 1) + 1 : 7526);
+    /* the API's port + 1; an ephemeral API port (0, tests and benches)
+     * gets an ephemeral Raft port too, so such nodes never collide */
+    int api_port = colon ? atoi(colon + 1) : 7525;
+    snprintf(raft_default, sizeof raft_default, "%s:%d", host, api_port ? api_port + 1 : 0);
     o.raft_listen = raft_default;
   }
   if (!o.raft_dir) {

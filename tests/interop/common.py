@@ -376,8 +376,10 @@ def _die_with_parent():
 # ephemeral range (32768-60999), where bind(0) and outgoing connections of
 # other programs never land, and each suite has its own slice, so suites run
 # side by side (ctest -j2) cannot hand out the same port between a probe and
-# the server's bind. Within a suite, ports are handed out in turn from a random
-# start, so a port just closed is not reused at once.
+# the server's bind. Within a suite, even ports are handed out in turn from a
+# random start, so a port just closed is not reused at once, and the odd port
+# above each stays free for the Raft listener clinlogd puts there by default
+# (which may bind after the API reports it is listening).
 PORT_SLICES = {"interop": (20000, 26000), "cluster": (26000, 32000)}
 _port_range = (20000, 32000)
 _port_next = None
@@ -394,10 +396,10 @@ def free_port():
     lo, hi = _port_range
     with _port_lock:
         if _port_next is None or not lo <= _port_next < hi:
-            _port_next = lo + int.from_bytes(os.urandom(4), "big") % (hi - lo)
-        for _ in range(hi - lo):
+            _port_next = lo + (int.from_bytes(os.urandom(4), "big") % (hi - lo)) // 2 * 2
+        for _ in range((hi - lo) // 2):
             port = _port_next
-            _port_next = lo + (port + 1 - lo) % (hi - lo)
+            _port_next = lo + (port + 2 - lo) % (hi - lo)
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 s.bind(("127.0.0.1", port))
