@@ -729,6 +729,8 @@ int main(int argc, char **argv) {
   if (cl_repl_start(&o.repl, &repl, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
     cl_log_close(log);
+    cl_policy_free(policy);
+    cl_kb_free(kb);
     return 1;
   }
   /* the request layer every front door goes through; its hooks are the
