@@ -361,22 +361,14 @@ static int parse_num(const char *flag, const char *s, long long min, long long *
 
 int main(int argc, char **argv) {
   opts o;
+  memset(&o, 0, sizeof o); /* every option off / unset unless set below */
   cl_server_config_init(&o.srv);
   cl_log_options_init(&o.log);
   cl_repl_options_init(&o.repl);
   o.repl.id = 1;
-  o.raft_listen = o.raft_dir = o.advertise = NULL;
-  o.join = 0;
-  o.no_forward = 0;
-  o.no_projections = 0;
-  o.http_listen = NULL;
-  memset(&o.mllp, 0, sizeof o.mllp);
   o.auth = 1;
   o.idle_logoff_s = 900;
   o.audit = 1;
-  o.policy = NULL;
-  o.cds_kb = NULL;
-  o.config = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--config") && i + 1 < argc)
       o.config = argv[i + 1];
