@@ -364,7 +364,7 @@ static int check(ctx *c, json_t *obj, const cl_dev_opts *o, line *l) {
 static int registered(ctx *c, const cl_dev_opts *o, const line *l) {
   cl_dev_registration reg;
   memset(&reg, 0, sizeof reg);
-  int rc = o->lookup(o->lookup_ctx, l->device, &reg, c->err);
+  int rc = o->lookup(o->lookup_ctx, l->device, l->patient, &reg, c->err);
   if (rc == CL_ENOTFOUND)
     return refuse(c, CL_EDENIED, "device", "%s is not a registered device", l->device);
   if (rc) {
@@ -372,9 +372,10 @@ static int registered(ctx *c, const cl_dev_opts *o, const line *l) {
       snprintf(c->field, FIELD_MAX, "device");
     return cl_err_prefix(c->err, "device: looking up %s in the device registry", l->device);
   }
-  if (strcmp(reg.patient_id, l->patient))
+  if (reg.assigned != CL_DEV_TO_PATIENT)
     return refuse(c, CL_EDENIED, "patient", "device %s is %s", l->device,
-                  reg.patient_id[0] ? "assigned to another patient" : "not assigned to a patient");
+                  reg.assigned == CL_DEV_TO_OTHER ? "assigned to another patient"
+                                                  : "not assigned to a patient");
   if (!o->gateway && strcmp(reg.principal_id, o->principal_id))
     return refuse(c, CL_EDENIED, "device",
                   "%s may not submit readings of device %s (it is registered to principal %s)",

@@ -54,16 +54,26 @@
 #define CL_DEV_ID_MAX 128   /* device, patient and reading ids, bytes with the NUL */
 #define CL_DEV_MAX_LINE 65536 /* a longer line is refused */
 
+/* Where a device is assigned, as the registry knows it. */
+enum cl_dev_assigned {
+  CL_DEV_UNASSIGNED = 0, /* to no patient */
+  CL_DEV_TO_PATIENT = 1, /* to the patient asked about */
+  CL_DEV_TO_OTHER = 2    /* to another patient */
+};
+
 /* What the device registry knows of a device (its latest DeviceRegistered). */
 typedef struct cl_dev_registration {
-  char patient_id[CL_DEV_ID_MAX];   /* assigned to; "" unassigned */
+  int assigned;                     /* enum cl_dev_assigned */
   char principal_id[CL_DEV_ID_MAX]; /* the principal it (or its gateway) signs as; "" none */
 } cl_dev_registration;
 
-/* Looks a device up: 0 with *out filled, CL_ENOTFOUND when it was never
- * registered, another error (err set) when the registry cannot answer. */
-typedef int (*cl_dev_lookup_fn)(void *ctx, const char *device_id, cl_dev_registration *out,
-                                cl_err *err);
+/* Looks device `device_id` up and says whether it is assigned to
+ * `patient_id` (both borrowed): 0 with *out filled, CL_ENOTFOUND when it
+ * was never registered, another error (err set) when the registry cannot
+ * answer. (The registry may keep only keyed hashes of patient ids: it is
+ * asked about one patient, never to name one.) */
+typedef int (*cl_dev_lookup_fn)(void *ctx, const char *device_id, const char *patient_id,
+                                cl_dev_registration *out, cl_err *err);
 
 typedef struct cl_dev_opts {
   const char *principal_id; /* the caller: recorded_by.principal_id (required), borrowed */

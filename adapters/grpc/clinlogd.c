@@ -693,7 +693,8 @@ int main(int argc, char **argv) {
   static const cl_grpc_service *const services[] = {
       &cl_grpc_log_service,     &cl_grpc_health_service,      &cl_grpc_cluster_service,
       &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service,
-      &cl_grpc_auth_service,    &cl_grpc_audit_service,       &cl_grpc_cds_service};
+      &cl_grpc_auth_service,    &cl_grpc_audit_service,       &cl_grpc_cds_service,
+      &cl_grpc_devices_service};
   cl_grpc_service table[sizeof services / sizeof services[0]];
   for (size_t i = 0; i < sizeof services / sizeof services[0]; i++)
     table[i] = *services[i];

@@ -317,6 +317,10 @@ static int bcma_gate(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendB
 
 void cl_svc_set_bcma_strict(cl_svc *s, int on) { s->bcma_strict = on; }
 
+int cl_svc_may_append(cl_svc *s, const cl_req_ctx *rc, uint32_t type) {
+  return !s->policy || !rc->principal[0] || cl_policy_may_append(s->policy, rc->roles, type);
+}
+
 /* cl_svc_append; `internal`: the node's own records (the audit trail),
  * taken also while draining, for the calls still in flight. */
 static int svc_append(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,

@@ -253,6 +253,11 @@ int cl_svc_auth_required(cl_svc *s);
  * missing. Callers without a principal (authentication on, not required)
  * are not asked about. Set before serving. */
 void cl_svc_set_policy(cl_svc *s, cl_policy *p);
+/* 1 if the policy lets rc's caller append events of `type` (an Event
+ * body field number), or when there is no policy or the caller has no
+ * principal (not asked about, as above); else 0. For handlers whose node
+ * writes the caller's events itself (device readings). */
+int cl_svc_may_append(cl_svc *s, const cl_req_ctx *rc, uint32_t type);
 /* Minimum necessary: a FHIR answer about to go to rc's caller (*body, a
  * resource or Bundle, or with `ndjson` export lines; malloc'd) keeps of
  * each resource only the elements the policy's `fields` rules let the

@@ -21,7 +21,8 @@ TestSuite(device_reading, .timeout = 60);
 
 /* The registry of these tests: bp-1 and glu-1 assigned to P1 under
  * principal dev-bp-1; loose-1 unassigned; broken-1 makes the lookup fail. */
-static int lookup(void *ctx, const char *id, cl_dev_registration *out, cl_err *err) {
+static int lookup(void *ctx, const char *id, const char *patient,
+                  cl_dev_registration *out, cl_err *err) {
   int *calls = ctx;
   if (calls)
     (*calls)++;
@@ -31,7 +32,7 @@ static int lookup(void *ctx, const char *id, cl_dev_registration *out, cl_err *e
     return 0;
   if (strcmp(id, "bp-1") && strcmp(id, "glu-1"))
     return CL_ENOTFOUND;
-  snprintf(out->patient_id, sizeof out->patient_id, "P1");
+  out->assigned = !strcmp(patient, "P1") ? CL_DEV_TO_PATIENT : CL_DEV_TO_OTHER;
   snprintf(out->principal_id, sizeof out->principal_id, "dev-bp-1");
   return 0;
 }
