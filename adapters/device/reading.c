@@ -406,8 +406,11 @@ static int pack(cl_dev_mapped *m, const Clinlog__V1__Event *e, uint32_t type, ct
 
 static int emit(const line *l, const cl_dev_opts *o, cl_dev_mapped *m, ctx *c) {
   Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  by.principal_id = (char *)o->principal_id;
-  by.role = (char *)(o->role ? o->role : "device");
+  const char *role = o->role ? o->role : "device";
+  by.principal_id = (char *)(o->signer ? o->signer : o->principal_id);
+  by.role = (char *)(o->signer ? (o->signer_role ? o->signer_role : "") : role);
+  if (o->signer)
+    by.on_behalf_of = (char *)o->principal_id;
   by.device_id = (char *)l->device;
   Google__Protobuf__Timestamp at, recv;
   ts_of(l->time_ms, &at);

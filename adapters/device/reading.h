@@ -24,7 +24,9 @@
  * DeviceStatusReported (both: both, reading first); a line needs at least
  * one. Unknown members are refused (a misspelt "untis" is a mistake, not a
  * quirk). Each event is in the stream "patient-<patient>", recorded by the
- * caller's principal, occurred_at the device time, and has an event id
+ * caller's principal (or by the signing node on behalf of the caller),
+ * with recorded_by.device_id the device, occurred_at the device time, and
+ * has an event id
  * derived from (device, reading, its index in the line): mapping the same
  * line twice gives the same bytes, so a gateway that resends is a no-op at
  * the store (event-id idempotency). The mapping is a pure function of the
@@ -76,8 +78,12 @@ typedef int (*cl_dev_lookup_fn)(void *ctx, const char *device_id, const char *pa
                                 cl_dev_registration *out, cl_err *err);
 
 typedef struct cl_dev_opts {
-  const char *principal_id; /* the caller: recorded_by.principal_id (required), borrowed */
-  const char *role;         /* recorded_by.role; NULL: "device" */
+  const char *principal_id; /* the caller (required), borrowed: recorded_by.principal_id, or
+                               recorded_by.on_behalf_of when the node signs (signer) */
+  const char *role;         /* the caller's recorded_by.role; NULL: "device" */
+  const char *signer;       /* the principal that signs the events when not the caller (the
+                               node: "$log"); NULL: the caller signs */
+  const char *signer_role;  /* its role (with signer) */
   int gateway;              /* the caller may act for any registered device (role
                                integration); else it must be the device's principal */
   int64_t now_ms;           /* the receiver's clock (ms since the epoch) */

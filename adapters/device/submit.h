@@ -21,8 +21,9 @@
  *    view to have folded the log as it was when the call began, so a
  *    registration committed before is seen.
  *  - The node writes the events itself, signed by its log key (as the
- *    audit trail and alert outcomes), recorded_by the caller's principal
- *    and role and the device: the caller's right was checked above. All
+ *    audit trail and alert outcomes): recorded_by "$log" (the store holds
+ *    a signer to the principal its events name) on_behalf_of the caller,
+ *    and the device; the caller's right was checked above. All
  *    accepted lines of a batch go in one append; if that one is refused as
  *    a partial duplicate (some readings were sent before), each line is
  *    appended on its own, so a resend is "duplicate", never an error.

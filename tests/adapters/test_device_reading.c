@@ -138,6 +138,17 @@ Test(device_reading, single_value_mdc_integer_reading_and_gateway) {
   cr_assert_str_eq(e->recorded_by->role, "integration");
   clinlog__v1__event__free_unpacked(e, NULL);
   cl_dev_mapped_clear(&m);
+  /* the node signs on behalf of the caller */
+  o.signer = "$log";
+  o.signer_role = "log";
+  cr_assert_eq(cl_dev_map_line(line, strlen(line), &o, &m, NULL, &err), 0, "%s", err.msg);
+  e = decode(&m.ev[0]);
+  cr_assert_str_eq(e->recorded_by->principal_id, "$log");
+  cr_assert_str_eq(e->recorded_by->role, "log");
+  cr_assert_str_eq(e->recorded_by->on_behalf_of, "gw-home-3");
+  cr_assert_str_eq(e->recorded_by->device_id, "glu-1");
+  clinlog__v1__event__free_unpacked(e, NULL);
+  cl_dev_mapped_clear(&m);
 }
 
 Test(device_reading, status_only_and_late_readings) {
