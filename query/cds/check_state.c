@@ -1,12 +1,13 @@
 /* A patient's checker state as bytes (check.h, cl_cds_patient_serialize):
  * what the `cds` projection stores, sealed, per patient.
  *
- * Format version 3 (2 had no NEWS2 section, 1 no remote-monitoring section), integers
+ * Format version 4 (3 had no vital times, 2 no NEWS2 section, 1 no remote-monitoring
+ * section; a version 3 state is read as having no vital times yet), integers
  * little-endian, doubles as their IEEE-754 bits (u64), strings as u16 length || bytes (no NUL):
  *
  *   | field            | encoding                                              |
  *   |------------------|-------------------------------------------------------|
- *   | version          | u8 = 3                                                |
+ *   | version          | u8 = 4 (3 is read too)                                |
  *   | patient id       | str                                                   |
  *   | ids              | u8 n, n x str                                         |
  *   | weight_kg        | f64                                                   |
@@ -27,6 +28,7 @@
  *   |   counters       | u64 unconverted, u64 untracked                        |
  *   |   news2          | u8 scale (0 unset, 1, 2), 7 x (f64 value, i64 t,      |
  *   |                  | 16 event id), in chart order (news2.h)                |
+ *   |   vital times    | u8 n, n x (str LOINC, i64 newest measured at)         |
  *
  * `room` is the order array's capacity: the checker prunes ended orders
  * when it is full (order_room), so it is part of the state.
@@ -42,7 +44,7 @@
 #include "query/cds/check_int.h"
 #include "query/cds/rpm_int.h"
 
-#define STATE_VERSION 3
+#define STATE_VERSION 4
 
 typedef struct wbuf {
   uint8_t *p;
@@ -133,6 +135,11 @@ static void put_rpm(wbuf *w, const cl_rpm_patient *r) {
     put_f64(w, r->news2.v[i]);
     put_u64(w, (uint64_t)r->news2.t[i]);
     put(w, r->news2.ev[i], 16);
+  }
+  put_u8(w, (uint8_t)r->nvlast);
+  for (size_t i = 0; i < r->nvlast; i++) {
+    put_str(w, r->vlast[i].loinc);
+    put_u64(w, (uint64_t)r->vlast[i].t);
   }
 }
 
@@ -263,8 +270,9 @@ static void get_key(rbuf *r, uint8_t key[16]) {
     memcpy(key, b, 16);
 }
 
-/* The monitoring section into a zeroed state; r->bad on any bound. */
-static void get_rpm(rbuf *r, cl_rpm_patient *p) {
+/* The monitoring section into a zeroed state; r->bad on any bound.
+ * `version` 3 has no vital times. */
+static void get_rpm(rbuf *r, cl_rpm_patient *p, int version) {
   p->nopen = get_u8(r);
   if (p->nopen > CL_RPM_MAX_OPEN)
     r->bad = 1;
@@ -311,13 +319,21 @@ static void get_rpm(rbuf *r, cl_rpm_patient *p) {
     p->news2.t[i] = (int64_t)get_u64(r);
     get_key(r, p->news2.ev[i]);
   }
+  p->nvlast = r->bad || version < 4 ? 0 : get_u8(r);
+  if (p->nvlast > CL_RPM_MAX_CODES)
+    r->bad = 1;
+  for (size_t i = 0; !r->bad && i < p->nvlast; i++) {
+    get_str(r, p->vlast[i].loinc, sizeof p->vlast[i].loinc);
+    p->vlast[i].t = (int64_t)get_u64(r);
+  }
 }
 
 int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_err *err) {
   *out = NULL;
   rbuf r = {p, n, 0, 0};
   int oom = 0;
-  if (get_u8(&r) != STATE_VERSION)
+  int version = get_u8(&r);
+  if (version != STATE_VERSION && version != 3)
     return cl_err_set(err, CL_ECORRUPT, "cds: patient state of an unknown format (%zu bytes)", n);
   cl_cds_patient *st = calloc(1, sizeof *st);
   if (!st)
@@ -410,7 +426,7 @@ int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_er
     if (!(st->rpm = calloc(1, sizeof *st->rpm)))
       oom = 1;
     else
-      get_rpm(&r, st->rpm);
+      get_rpm(&r, st->rpm, version);
   }
   if (!r.bad && !oom && r.off != n)
     r.bad = 1; /* trailing bytes */
