@@ -33,6 +33,12 @@ const char *cl_dev_status_name(int status) {
 
 typedef struct registry {
   cl_fhir_engine *e;
+  cl_svc *svc;
+  uint64_t head;       /* the log's size when the call began */
+  int64_t deadline_ms; /* the call's */
+  int waited;          /* the view has folded up to head */
+  const char *caller;  /* its principal, and whether it is a gateway */
+  int gateway;
   /* the last answer, as gateways send runs of one device's readings */
   char device[CL_DEV_ID_MAX], patient[CL_DEV_ID_MAX];
   int found; /* 0 no answer cached, 1 registered, -1 not registered */
@@ -55,13 +61,9 @@ static void registration_of(json_t *d, const char *patient_id, cl_dev_registrati
   }
 }
 
-static int lookup(void *ctx, const char *device_id, const char *patient_id,
-                  cl_dev_registration *out, cl_err *err) {
-  registry *r = ctx;
-  if (r->found && !strcmp(r->device, device_id) && !strcmp(r->patient, patient_id)) {
-    *out = r->reg;
-    return r->found > 0 ? 0 : CL_ENOTFOUND;
-  }
+/* The view's answer (lookup below), without waiting. */
+static int read_view(registry *r, const char *device_id, const char *patient_id,
+                     cl_dev_registration *out, cl_err *err) {
   char id[CL_FHIR_ID_MAX];
   cl_fhir_id("Device", NULL, device_id, id);
   cl_fhir_req rq = {.interaction = CL_FHIR_READ, .type = "Device", .id = id};
@@ -82,6 +84,35 @@ static int lookup(void *ctx, const char *device_id, const char *patient_id,
     json_decref(d);
   }
   cl_fhir_resp_clear(&rs);
+  return rc;
+}
+
+/* 1 if the registration would refuse the caller's reading. */
+static int refuses(const registry *r, int rc, const cl_dev_registration *reg) {
+  return rc == CL_ENOTFOUND || (rc == 0 && (reg->assigned != CL_DEV_TO_PATIENT ||
+                                            (!r->gateway && strcmp(reg->principal_id, r->caller))));
+}
+
+/* The registry lookup (reading.h's cl_dev_lookup_fn). The view is read as
+ * it is; only an answer that would refuse the reading waits for the view
+ * to fold the log as it was when the call began and asks again (once per
+ * call), so a registration or reassignment committed before the call is
+ * always seen, and readings of registered devices never wait on the view
+ * folding other readings. */
+static int lookup(void *ctx, const char *device_id, const char *patient_id,
+                  cl_dev_registration *out, cl_err *err) {
+  registry *r = ctx;
+  if (r->found && !strcmp(r->device, device_id) && !strcmp(r->patient, patient_id)) {
+    *out = r->reg;
+    return r->found > 0 ? 0 : CL_ENOTFOUND;
+  }
+  int rc = read_view(r, device_id, patient_id, out, err);
+  if (refuses(r, rc, out) && !r->waited && r->head) {
+    r->waited = 1;
+    if (cl_svc_wait(r->svc, "fhir", r->head, r->deadline_ms, err))
+      return cl_err_prefix(err, "the device registry (FHIR Device view)");
+    rc = read_view(r, device_id, patient_id, out, err);
+  }
   if (rc == 0 || rc == CL_ENOTFOUND) {
     snprintf(r->device, sizeof r->device, "%s", device_id);
     snprintf(r->patient, sizeof r->patient, "%s", patient_id);
@@ -223,11 +254,11 @@ int cl_dev_submit(cl_svc *s, cl_req_ctx *rc, const cl_dev_line *lines, size_t n,
   if (!fr)
     return cl_err_set(err, CL_EUNAVAILABLE, "the FHIR Device view (the device registry) does "
                                             "not run on this node");
-  int64_t deadline = rc->deadline_ms ? rc->deadline_ms : cl_feed_now_ms() + 10000;
-  uint64_t head = cl_feed_size(cl_log_feed(cl_svc_log(s)));
-  if (head && (code = cl_svc_wait(s, "fhir", head, deadline, err)))
-    return cl_err_prefix(err, "the device registry (FHIR Device view)");
-  registry reg = {0};
+  registry reg = {.svc = s,
+                  .head = cl_feed_size(cl_log_feed(cl_svc_log(s))),
+                  .deadline_ms = rc->deadline_ms ? rc->deadline_ms : cl_feed_now_ms() + 10000,
+                  .caller = rc->principal,
+                  .gateway = cl_roles_has(rc->roles, "integration")};
   if ((code = cl_fhir_engine_new(cl_runner_proj(fr), cl_svc_log(s), &reg.e, err)))
     return code;
   pending *pl = calloc(n ? n : 1, sizeof *pl);

@@ -17,9 +17,13 @@
  *    device is registered when its Device exists, assigned to the patient
  *    its Patient reference names, and speaks as the principal its
  *    urn:clinlog:principal identifier names. The view's keys are keyed
- *    hashes, never the ids; the call waits (up to its deadline) for the
- *    view to have folded the log as it was when the call began, so a
- *    registration committed before is seen.
+ *    hashes, never the ids. An answer that would refuse a reading is
+ *    asked again after the view has folded the log as it was when the call
+ *    began (waiting up to the call's deadline), so a registration or
+ *    reassignment committed before the call is always seen; readings of
+ *    registered devices never wait for the view to fold other readings.
+ *    (A reading for a device's previous patient, sent just after a
+ *    reassignment the view has not folded yet, is accepted.)
  *  - The node writes the events itself, signed by its log key (as the
  *    audit trail and alert outcomes): recorded_by "$log" (the store holds
  *    a signer to the principal its events name) on_behalf_of the caller,
