@@ -78,14 +78,16 @@ static void make_readings(rdg *v, size_t n, int devices, int scenario, unsigned 
     gmtime_r(&tt, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (r->battery >= 0)
-      snprintf(st, sizeof st, ",\"status\":{\"battery\":%d,\"signal\":-67,\"connectivity\":\"online\"}",
+      snprintf(st, sizeof st,
+               ",\"status\":{\"battery\":%d,\"signal\":-67,\"connectivity\":\"online\"}",
                r->battery);
     char buf[512];
-    int k = snprintf(buf, sizeof buf,
-                     "{\"device\":\"dev-%d\",\"patient\":\"P%d\",\"reading\":\"%s\",\"time\":\"%s\","
-                     "\"code\":\"85354-9\",\"components\":[{\"code\":\"8480-6\",\"value\":%d,"
-                     "\"unit\":\"mm[Hg]\"},{\"code\":\"8462-4\",\"value\":%d,\"unit\":\"mm[Hg]\"}]%s}",
-                     r->device, r->device, r->reading, ts, r->sys, r->dia, st);
+    int k =
+        snprintf(buf, sizeof buf,
+                 "{\"device\":\"dev-%d\",\"patient\":\"P%d\",\"reading\":\"%s\",\"time\":\"%s\","
+                 "\"code\":\"85354-9\",\"components\":[{\"code\":\"8480-6\",\"value\":%d,"
+                 "\"unit\":\"mm[Hg]\"},{\"code\":\"8462-4\",\"value\":%d,\"unit\":\"mm[Hg]\"}]%s}",
+                 r->device, r->device, r->reading, ts, r->sys, r->dia, st);
     r->json = strndup(buf, (size_t)k);
     if (!r->json) {
       fprintf(stderr, "out of memory\n");
@@ -149,10 +151,9 @@ static int pg_batch(wk *w, size_t off, size_t n) {
     char bat[16] = "NULL";
     if (r->battery >= 0)
       snprintf(bat, sizeof bat, "%d", r->battery);
-    k += (size_t)snprintf(sql + k, cap - k,
-                          "%s('dev-%d','%s','P%d',to_timestamp(%lld),'85354-9',%d,%d,'mm[Hg]',%s)",
-                          i ? "," : "", r->device, r->reading, r->device, (long long)r->t, r->sys,
-                          r->dia, bat);
+    k += (size_t)snprintf(
+        sql + k, cap - k, "%s('dev-%d','%s','P%d',to_timestamp(%lld),'85354-9',%d,%d,'mm[Hg]',%s)",
+        i ? "," : "", r->device, r->reading, r->device, (long long)r->t, r->sys, r->dia, bat);
   }
   snprintf(sql + k, cap - k, " ON CONFLICT DO NOTHING");
   cl_err err;
@@ -278,8 +279,11 @@ static Clinlog__V1__AppendBatch *presign(cl_log *log, rdg *v, size_t n, int thre
                                          size_t *nout) {
   size_t per = n / (size_t)threads, nb = (per + batch - 1) / batch, k = 0;
   Clinlog__V1__AppendBatch *out = calloc(nb * (size_t)threads, sizeof *out);
-  cl_dev_opts o = {.principal_id = "gw", .gateway = 1, .signer = CL_LOG_PRINCIPAL,
-                   .signer_role = CL_ROLE_LOG, .now_ms = (int64_t)time(NULL) * 1000,
+  cl_dev_opts o = {.principal_id = "gw",
+                   .gateway = 1,
+                   .signer = CL_LOG_PRINCIPAL,
+                   .signer_role = CL_ROLE_LOG,
+                   .now_ms = (int64_t)time(NULL) * 1000,
                    .lookup = any_device};
   for (int t = 0; t < threads; t++)
     for (size_t off = 0; off < per; off += batch, k++) {
@@ -501,8 +505,8 @@ int bench_ingest_main(int argc, char **argv) {
   if (!a.json)
     printf("clinlog-bench ingest (device readings) — %s; %zu readings per scenario, %zu per "
            "batch, %d devices, durable commits\n\n%-34s %7s %12s %9s %9s  %6s  %6s\n",
-           machine, a.readings, a.batch, a.devices, "", "streams", "readings/s", "p50 ms",
-           "p99 ms", "/raw", "/pg");
+           machine, a.readings, a.batch, a.devices, "", "streams", "readings/s", "p50 ms", "p99 ms",
+           "/raw", "/pg");
 
   /* raw: the store appending the same (pre-mapped, pre-signed) events */
   result raw[2];
@@ -525,8 +529,11 @@ int bench_ingest_main(int argc, char **argv) {
    * thread: what a reading costs before the store */
   result map = {.ran = 1};
   {
-    cl_dev_opts mo = {.principal_id = "gw", .gateway = 1, .signer = CL_LOG_PRINCIPAL,
-                      .signer_role = CL_ROLE_LOG, .now_ms = (int64_t)time(NULL) * 1000,
+    cl_dev_opts mo = {.principal_id = "gw",
+                      .gateway = 1,
+                      .signer = CL_LOG_PRINCIPAL,
+                      .signer_role = CL_ROLE_LOG,
+                      .now_ms = (int64_t)time(NULL) * 1000,
                       .lookup = any_device};
     double t0 = bench_mono();
     for (size_t i = 0; i < a.readings; i++) {

@@ -90,8 +90,7 @@ static int load(rd *r, const char *file) {
   return 0;
 }
 
-static void report(const rd *r, const Clinlog__V1__DeviceReadingSummary *s, int json,
-                   double secs) {
+static void report(const rd *r, const Clinlog__V1__DeviceReadingSummary *s, int json, double secs) {
   if (json) {
     json_t *res = json_array();
     for (size_t i = 0; i < s->n_outcomes; i++) {
@@ -198,13 +197,16 @@ static int usage(FILE *f, int rc) {
              "authenticates as (--token-file or --cert). Reports every reading that is not\n"
              "accepted: duplicate (sent before: nothing written), refused (the member at\n"
              "fault and why) or failed. Exit status 1 if any reading was refused or failed.\n"
-             "  --json               one JSON document: per-reading results and totals\n" CLI_REMOTE_USAGE);
+             "  --json               one JSON document: per-reading results and "
+             "totals\n" CLI_REMOTE_USAGE);
   return rc;
 }
 
 int cmd_ingest_readings(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, CLI_REMOTE_OPTIONS, {0, 0, 0, 0}};
+  static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                       {"help", no_argument, 0, 'h'},
+                                       CLI_REMOTE_OPTIONS,
+                                       {0, 0, 0, 0}};
   cli_remote remote = {0};
   int json = 0, c;
   optind = 1;

@@ -5,8 +5,8 @@
  * registry (no clock but o->now_ms, which only refuses). */
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,13 +25,27 @@
 static const struct {
   const char *ucum, *dim;
 } UNITS[] = {
-    {"mm[Hg]", "pressure"},      {"kPa", "pressure"},        {"%", "fraction"},
-    {"/min", "rate"},            {"{beats}/min", "rate"},    {"{breaths}/min", "rate"},
-    {"mg/dL", "glucose"},        {"mmol/L", "glucose"},      {"kg", "mass"},
-    {"g", "mass"},               {"[lb_av]", "mass"},        {"Cel", "temperature"},
-    {"[degF]", "temperature"},   {"cm", "length"},           {"m", "length"},
-    {"[in_i]", "length"},        {"kg/m2", "bmi"},           {"L/min", "flow"},
-    {"L", "volume"},             {"{steps}", "count"},       {"1", "count"},
+    {"mm[Hg]", "pressure"},
+    {"kPa", "pressure"},
+    {"%", "fraction"},
+    {"/min", "rate"},
+    {"{beats}/min", "rate"},
+    {"{breaths}/min", "rate"},
+    {"mg/dL", "glucose"},
+    {"mmol/L", "glucose"},
+    {"kg", "mass"},
+    {"g", "mass"},
+    {"[lb_av]", "mass"},
+    {"Cel", "temperature"},
+    {"[degF]", "temperature"},
+    {"cm", "length"},
+    {"m", "length"},
+    {"[in_i]", "length"},
+    {"kg/m2", "bmi"},
+    {"L/min", "flow"},
+    {"L", "volume"},
+    {"{steps}", "count"},
+    {"1", "count"},
 };
 
 const char *cl_dev_unit_dimension(const char *ucum) {
@@ -46,23 +60,18 @@ const char *cl_dev_unit_dimension(const char *ucum) {
 static const struct {
   const char *system, *code, *dim;
 } CODES[] = {
-    {LOINC, "8480-6", "pressure"},    {LOINC, "8462-4", "pressure"},
-    {LOINC, "8478-0", "pressure"},    {LOINC, "85354-9", "pressure"},
-    {LOINC, "8867-4", "rate"},        {LOINC, "9279-1", "rate"},
-    {LOINC, "59408-5", "fraction"},   {LOINC, "2708-6", "fraction"},
-    {LOINC, "29463-7", "mass"},       {LOINC, "8310-5", "temperature"},
-    {LOINC, "8302-2", "length"},      {LOINC, "39156-5", "bmi"},
-    {LOINC, "2339-0", "glucose"},     {LOINC, "2345-7", "glucose"},
-    {LOINC, "41653-7", "glucose"},    {LOINC, "14743-9", "glucose"},
-    {LOINC, "14749-6", "glucose"},    {LOINC, "15074-8", "glucose"},
-    {LOINC, "2340-8", "glucose"},     {LOINC, "32016-8", "glucose"},
-    {LOINC, "55423-8", "count"},      {MDC, "150020", "pressure"},
-    {MDC, "150021", "pressure"},      {MDC, "150022", "pressure"},
-    {MDC, "150023", "pressure"},      {MDC, "147842", "rate"},
-    {MDC, "149530", "rate"},          {MDC, "151562", "rate"},
-    {MDC, "150456", "fraction"},      {MDC, "188736", "mass"},
-    {MDC, "150364", "temperature"},   {MDC, "188792", "length"},
-    {MDC, "160184", "glucose"},       {MDC, "160196", "glucose"},
+    {LOINC, "8480-6", "pressure"},    {LOINC, "8462-4", "pressure"}, {LOINC, "8478-0", "pressure"},
+    {LOINC, "85354-9", "pressure"},   {LOINC, "8867-4", "rate"},     {LOINC, "9279-1", "rate"},
+    {LOINC, "59408-5", "fraction"},   {LOINC, "2708-6", "fraction"}, {LOINC, "29463-7", "mass"},
+    {LOINC, "8310-5", "temperature"}, {LOINC, "8302-2", "length"},   {LOINC, "39156-5", "bmi"},
+    {LOINC, "2339-0", "glucose"},     {LOINC, "2345-7", "glucose"},  {LOINC, "41653-7", "glucose"},
+    {LOINC, "14743-9", "glucose"},    {LOINC, "14749-6", "glucose"}, {LOINC, "15074-8", "glucose"},
+    {LOINC, "2340-8", "glucose"},     {LOINC, "32016-8", "glucose"}, {LOINC, "55423-8", "count"},
+    {MDC, "150020", "pressure"},      {MDC, "150021", "pressure"},   {MDC, "150022", "pressure"},
+    {MDC, "150023", "pressure"},      {MDC, "147842", "rate"},       {MDC, "149530", "rate"},
+    {MDC, "151562", "rate"},          {MDC, "150456", "fraction"},   {MDC, "188736", "mass"},
+    {MDC, "150364", "temperature"},   {MDC, "188792", "length"},     {MDC, "160184", "glucose"},
+    {MDC, "160196", "glucose"},
 };
 
 static const char *code_dimension(const char *system, const char *code) {
@@ -158,7 +167,8 @@ static int opt_str(ctx *c, json_t *obj, const char *f, const char **out) {
 static int instant(ctx *c, const char *f, const char *s, int64_t *ms) {
   size_t n = strlen(s);
   int64_t lo, hi;
-  int zoned = n > 19 && (s[n - 1] == 'Z' || ((s[n - 6] == '+' || s[n - 6] == '-') && s[n - 3] == ':'));
+  int zoned =
+      n > 19 && (s[n - 1] == 'Z' || ((s[n - 6] == '+' || s[n - 6] == '-') && s[n - 3] == ':'));
   if (n < 20 || s[10] != 'T' || s[16] != ':' || !zoned || cl_fhir_date_range(s, &lo, &hi))
     return refuse(c, CL_EMALFORMED, f,
                   "\"%.40s\" is not an RFC 3339 instant with seconds and a zone "
@@ -225,8 +235,8 @@ static int quantity(ctx *c, json_t *obj, const char *where, const char *system, 
                   us);
   const char *want = code_dimension(system, code);
   if (want && strcmp(want, dim))
-    return refuse(c, CL_EMALFORMED, f, "\"%s\" is a unit of %s; code %s is measured as %s", us,
-                  dim, code, want);
+    return refuse(c, CL_EMALFORMED, f, "\"%s\" is a unit of %s; code %s is measured as %s", us, dim,
+                  code, want);
   *unit = us;
   return 0;
 }
@@ -282,8 +292,9 @@ static int components(ctx *c, json_t *arr, line *l) {
 static int status_of(ctx *c, json_t *st, line *l) {
   static const char *const names[] = {"battery", "signal", "connectivity", NULL};
   if (!json_is_object(st) || !json_object_size(st))
-    return refuse(c, CL_EMALFORMED, "status", "must be an object with battery, signal or "
-                                              "connectivity");
+    return refuse(c, CL_EMALFORMED, "status",
+                  "must be an object with battery, signal or "
+                  "connectivity");
   if (known_members(c, st, names, "status"))
     return CL_EMALFORMED;
   json_t *b = json_object_get(st, "battery"), *s = json_object_get(st, "signal");
@@ -316,10 +327,9 @@ static int status_of(ctx *c, json_t *st, line *l) {
 }
 
 static int check(ctx *c, json_t *obj, const cl_dev_opts *o, line *l) {
-  static const char *const names[] = {"device", "patient", "reading",    "time",
-                                      "system", "code",    "display",    "value",
-                                      "unit",   "components", "received", "status",
-                                      NULL};
+  static const char *const names[] = {"device",   "patient", "reading", "time", "system",
+                                      "code",     "display", "value",   "unit", "components",
+                                      "received", "status",  NULL};
   if (known_members(c, obj, names, ""))
     return CL_EMALFORMED;
   if (id_of(c, obj, "device", l->device) || id_of(c, obj, "patient", l->patient) ||
@@ -342,15 +352,14 @@ static int check(ctx *c, json_t *obj, const cl_dev_opts *o, line *l) {
       opt_str(c, obj, "display", &l->display))
     return CL_EMALFORMED;
   json_t *comps = json_object_get(obj, "components"), *st = json_object_get(obj, "status");
-  if (!l->code && (json_object_get(obj, "value") || json_object_get(obj, "unit") || comps ||
-                   l->display))
+  if (!l->code &&
+      (json_object_get(obj, "value") || json_object_get(obj, "unit") || comps || l->display))
     return refuse(c, CL_EMALFORMED, "code", "required with value, unit, components or display");
   if (l->code && comps && (json_object_get(obj, "value") || json_object_get(obj, "unit")))
     return refuse(c, CL_EMALFORMED, "components", "give a value and unit, or components, not both");
   if (l->code && comps ? components(c, comps, l)
-      : l->code        ? quantity(c, obj, "", l->system, l->code, l->value, sizeof l->value,
-                                  &l->unit)
-                       : 0)
+      : l->code ? quantity(c, obj, "", l->system, l->code, l->value, sizeof l->value, &l->unit)
+                : 0)
     return CL_EMALFORMED;
   if (st && status_of(c, st, l))
     return CL_EMALFORMED;

@@ -53,7 +53,7 @@
 
 #include "store/err.h"
 
-#define CL_DEV_ID_MAX 128   /* device, patient and reading ids, bytes with the NUL */
+#define CL_DEV_ID_MAX 128     /* device, patient and reading ids, bytes with the NUL */
 #define CL_DEV_MAX_LINE 65536 /* a longer line is refused */
 
 /* Where a device is assigned, as the registry knows it. */
@@ -117,8 +117,8 @@ typedef struct cl_dev_mapped {
  * err->msg says why, starting with the member. Errors: CL_EINVAL (NULL
  * arguments, no principal or lookup), CL_EMALFORMED (the line), CL_EDENIED
  * (the device checks), CL_ENOMEM, and the lookup's. */
-CL_MUST_CHECK int cl_dev_map_line(const char *p, size_t n, const cl_dev_opts *o,
-                                  cl_dev_mapped *out, char *field, cl_err *err);
+CL_MUST_CHECK int cl_dev_map_line(const char *p, size_t n, const cl_dev_opts *o, cl_dev_mapped *out,
+                                  char *field, cl_err *err);
 
 /* Frees the events' bytes; *m then holds none. */
 void cl_dev_mapped_clear(cl_dev_mapped *m);

@@ -50,7 +50,9 @@ static void registration_of(json_t *d, const char *patient_id, cl_dev_registrati
   cl_fhir_id("Patient", NULL, patient_id, pid);
   snprintf(want, sizeof want, "Patient/%s", pid);
   const char *ref = json_string_value(json_object_get(json_object_get(d, "patient"), "reference"));
-  out->assigned = !ref ? CL_DEV_UNASSIGNED : !strcmp(ref, want) ? CL_DEV_TO_PATIENT : CL_DEV_TO_OTHER;
+  out->assigned = !ref                 ? CL_DEV_UNASSIGNED
+                  : !strcmp(ref, want) ? CL_DEV_TO_PATIENT
+                                       : CL_DEV_TO_OTHER;
   json_t *ids = json_object_get(d, "identifier"), *id;
   size_t i;
   json_array_foreach(ids, i, id) {
@@ -252,8 +254,9 @@ int cl_dev_submit(cl_svc *s, cl_req_ctx *rc, const cl_dev_line *lines, size_t n,
     return code;
   cl_runner *fr = cl_svc_runner(s, "fhir");
   if (!fr)
-    return cl_err_set(err, CL_EUNAVAILABLE, "the FHIR Device view (the device registry) does "
-                                            "not run on this node");
+    return cl_err_set(err, CL_EUNAVAILABLE,
+                      "the FHIR Device view (the device registry) does "
+                      "not run on this node");
   registry reg = {.svc = s,
                   .head = cl_feed_size(cl_log_feed(cl_svc_log(s))),
                   .deadline_ms = rc->deadline_ms ? rc->deadline_ms : cl_feed_now_ms() + 10000,

@@ -179,6 +179,6 @@ static const cl_grpc_method_def DEVICE_METHODS[] = {
     {M_DEVICE_SUBMIT, NULL, svc_submit_readings},
 };
 
-const cl_grpc_service cl_grpc_devices_service = {
-    "clinlog.v1.Devices", DEVICE_METHODS, sizeof DEVICE_METHODS / sizeof DEVICE_METHODS[0], NULL,
-    NULL};
+const cl_grpc_service cl_grpc_devices_service = {"clinlog.v1.Devices", DEVICE_METHODS,
+                                                 sizeof DEVICE_METHODS / sizeof DEVICE_METHODS[0],
+                                                 NULL, NULL};

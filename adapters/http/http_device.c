@@ -49,7 +49,8 @@ static int split(const req *r, cl_dev_line *lines, size_t *lineno, size_t *n, cl
       j++;
     if (j < e) {
       if (k == HTTP_DEVICE_MAX_LINES)
-        return cl_err_set(err, CL_EINVAL, "more than %d readings in one request: send them in parts",
+        return cl_err_set(err, CL_EINVAL,
+                          "more than %d readings in one request: send them in parts",
                           HTTP_DEVICE_MAX_LINES);
       lines[k] = (cl_dev_line){r->body + i, e - i};
       lineno[k++] = no;
@@ -61,8 +62,8 @@ static int split(const req *r, cl_dev_line *lines, size_t *lineno, size_t *n, cl
 }
 
 static json_t *outcome_json(size_t line, const cl_dev_outcome *o) {
-  json_t *j = json_pack("{s:I, s:s}", "line", (json_int_t)line, "status",
-                        cl_dev_status_name(o->status));
+  json_t *j =
+      json_pack("{s:I, s:s}", "line", (json_int_t)line, "status", cl_dev_status_name(o->status));
   if (!j)
     return NULL;
   if (o->device_id[0])
@@ -123,10 +124,10 @@ enum MHD_Result http_serve_device(cl_http *h, struct MHD_Connection *c, const ch
     tally[out[i].status < 5 ? out[i].status : 4]++;
     json_array_append_new(res, outcome_json(lineno[i], &out[i]));
   }
-  json_t *doc = json_pack("{s:I, s:I, s:I, s:I, s:o}", "accepted", (json_int_t)tally[CL_DEV_ACCEPTED],
-                          "duplicates", (json_int_t)tally[CL_DEV_DUPLICATE], "refused",
-                          (json_int_t)tally[CL_DEV_REFUSED], "failed",
-                          (json_int_t)tally[CL_DEV_FAILED], "results", res);
+  json_t *doc = json_pack(
+      "{s:I, s:I, s:I, s:I, s:o}", "accepted", (json_int_t)tally[CL_DEV_ACCEPTED], "duplicates",
+      (json_int_t)tally[CL_DEV_DUPLICATE], "refused", (json_int_t)tally[CL_DEV_REFUSED], "failed",
+      (json_int_t)tally[CL_DEV_FAILED], "results", res);
   ret = doc ? http_send_json(c, 200, doc, rc.request_id)
             : http_send_outcome(c, 500, "exception", rc.request_id, "out of memory");
 out:

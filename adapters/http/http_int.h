@@ -101,7 +101,6 @@ void http_cds_free(cl_http *h);
 
 /* POST /device/readings: JSON lines, one reading each (adapters/device/);
  * admits the call itself. */
-enum MHD_Result http_serve_device(cl_http *h, struct MHD_Connection *c, const char *method,
-                                  req *r);
+enum MHD_Result http_serve_device(cl_http *h, struct MHD_Connection *c, const char *method, req *r);
 
 #endif

@@ -21,8 +21,8 @@ TestSuite(device_reading, .timeout = 60);
 
 /* The registry of these tests: bp-1 and glu-1 assigned to P1 under
  * principal dev-bp-1; loose-1 unassigned; broken-1 makes the lookup fail. */
-static int lookup(void *ctx, const char *id, const char *patient,
-                  cl_dev_registration *out, cl_err *err) {
+static int lookup(void *ctx, const char *id, const char *patient, cl_dev_registration *out,
+                  cl_err *err) {
   int *calls = ctx;
   if (calls)
     (*calls)++;
@@ -38,8 +38,8 @@ static int lookup(void *ctx, const char *id, const char *patient,
 }
 
 static cl_dev_opts opts(int *calls) {
-  return (cl_dev_opts){.principal_id = "dev-bp-1", .now_ms = NOW_MS, .lookup = lookup,
-                       .lookup_ctx = calls};
+  return (cl_dev_opts){
+      .principal_id = "dev-bp-1", .now_ms = NOW_MS, .lookup = lookup, .lookup_ctx = calls};
 }
 
 static Clinlog__V1__Event *decode(const cl_dev_event *d) {
@@ -52,7 +52,7 @@ static Clinlog__V1__Event *decode(const cl_dev_event *d) {
 #define BP                                                                                         \
   "{\"device\":\"bp-1\",\"patient\":\"P1\",\"reading\":\"17\",\"time\":\"2026-12-05T05:40:00Z\","  \
   "\"code\":\"85354-9\",\"components\":[{\"code\":\"8480-6\",\"value\":128,\"unit\":\"mm[Hg]\"},"  \
-  "{\"code\":\"8462-4\",\"value\":82,\"unit\":\"mm[Hg]\"}],"                                        \
+  "{\"code\":\"8462-4\",\"value\":82,\"unit\":\"mm[Hg]\"}],"                                       \
   "\"status\":{\"battery\":76,\"signal\":-67,\"connectivity\":\"online\"}}\n"
 
 Test(device_reading, blood_pressure_with_status) {
@@ -185,7 +185,8 @@ static void refused(const char *line, int code, const char *field, const char *w
   cr_assert_eq(calls, lookups, "%s: %d lookups", line, calls);
 }
 
-#define HEAD "{\"device\":\"bp-1\",\"patient\":\"P1\",\"reading\":\"1\",\"time\":\"2026-12-05T05:00:00Z\","
+#define HEAD                                                                                       \
+  "{\"device\":\"bp-1\",\"patient\":\"P1\",\"reading\":\"1\",\"time\":\"2026-12-05T05:00:00Z\","
 #define HR HEAD "\"code\":\"8867-4\","
 
 Test(device_reading, refusals_of_the_line) {
@@ -194,16 +195,16 @@ Test(device_reading, refusals_of_the_line) {
   refused("{\"device\":\"a\",\"device\":\"b\"}", CL_EMALFORMED, "", "not JSON", 0);
   refused(HR "\"value\":70,\"unit\":\"/min\",\"untis\":1}", CL_EMALFORMED, "untis",
           "unknown member", 0);
-  refused("{\"patient\":\"P1\",\"reading\":\"1\",\"time\":\"2026-12-05T05:00:00Z\"}",
-          CL_EMALFORMED, "device", "required", 0);
+  refused("{\"patient\":\"P1\",\"reading\":\"1\",\"time\":\"2026-12-05T05:00:00Z\"}", CL_EMALFORMED,
+          "device", "required", 0);
   refused("{\"device\":\"bp-1\",\"reading\":\"1\",\"time\":\"2026-12-05T05:00:00Z\"}",
           CL_EMALFORMED, "patient", "required", 0);
   refused("{\"device\":\"bp-1\",\"patient\":\"P1\",\"time\":\"2026-12-05T05:00:00Z\"}",
           CL_EMALFORMED, "reading", "required", 0);
   refused("{\"device\":\"bp 1\",\"patient\":\"P1\",\"reading\":\"1\"}", CL_EMALFORMED, "device",
           "letters, digits", 0);
-  refused("{\"device\":7,\"patient\":\"P1\",\"reading\":\"1\"}", CL_EMALFORMED, "device",
-          "string", 0);
+  refused("{\"device\":7,\"patient\":\"P1\",\"reading\":\"1\"}", CL_EMALFORMED, "device", "string",
+          0);
   refused("{\"device\":\"bp-1\",\"patient\":\"P1\",\"reading\":\"1\",\"code\":\"8867-4\"}",
           CL_EMALFORMED, "time", "required", 0);
 }
@@ -247,8 +248,8 @@ Test(device_reading, refusals_of_values_and_units) {
           "loinc or mdc", 0);
   refused(HEAD "\"system\":\"mdc\",\"code\":\"150020\",\"value\":12,\"unit\":\"mmol/L\"}",
           CL_EMALFORMED, "unit", "measured as pressure", 0);
-  refused(HEAD "\"code\":\"85354-9\",\"components\":[]}", CL_EMALFORMED, "components",
-          "non-empty", 0);
+  refused(HEAD "\"code\":\"85354-9\",\"components\":[]}", CL_EMALFORMED, "components", "non-empty",
+          0);
   refused(HEAD "\"code\":\"85354-9\",\"components\":[{\"code\":\"8480-6\",\"value\":120,"
                "\"unit\":\"mm[Hg]\"},{\"code\":\"8462-4\",\"value\":80,\"unit\":\"%\"}]}",
           CL_EMALFORMED, "components[1].unit", "unit of fraction", 0);

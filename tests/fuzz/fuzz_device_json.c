@@ -21,8 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const who = "fuzz_device_json";
 
-static int lookup(void *ctx, const char *id, const char *patient,
-                  cl_dev_registration *out, cl_err *err) {
+static int lookup(void *ctx, const char *id, const char *patient, cl_dev_registration *out,
+                  cl_err *err) {
   (void)ctx, (void)err;
   if (!strcmp(id, "loose-1"))
     return 0;
@@ -41,7 +41,8 @@ static void check(const cl_dev_mapped *m, const cl_dev_mapped *again) {
   char stream[CL_DEV_ID_MAX + 8];
   snprintf(stream, sizeof stream, "patient-%s", m->patient_id);
   for (size_t i = 0; i < m->n; i++) {
-    if (again->ev[i].len != m->ev[i].len || memcmp(again->ev[i].bytes, m->ev[i].bytes, m->ev[i].len))
+    if (again->ev[i].len != m->ev[i].len ||
+        memcmp(again->ev[i].bytes, m->ev[i].bytes, m->ev[i].len))
       fuzz_finding(who, "event %zu differs when mapped again", i);
     Clinlog__V1__Event *e;
     cl_err err;
