@@ -275,7 +275,8 @@ int cl_dev_submit(cl_svc *s, cl_req_ctx *rc, const cl_dev_line *lines, size_t n,
                     .signer = CL_LOG_PRINCIPAL,
                     .signer_role = CL_ROLE_LOG,
                     .now_ms = cl_feed_now_ms(),
-                    .max_skew_ms = o ? o->max_skew_ms : 0,
+                    .max_skew_ms = o && o->max_skew_ms ? o->max_skew_ms
+                                                       : cl_svc_device_skew_ms(s),
                     .lookup = lookup,
                     .lookup_ctx = &reg};
   size_t np = 0;

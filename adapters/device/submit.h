@@ -65,7 +65,7 @@ typedef struct cl_dev_outcome {
 } cl_dev_outcome;
 
 typedef struct cl_dev_submit_opts {
-  int64_t max_skew_ms; /* 0: 5 minutes (reading.h) */
+  int64_t max_skew_ms; /* 0: the service's (cl_svc_set_device_skew_ms), else 5 minutes */
 } cl_dev_submit_opts;
 
 /* One line of input: a view. */

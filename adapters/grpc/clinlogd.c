@@ -46,6 +46,7 @@ typedef struct opts {
   const char *policy; /* --policy FILE; NULL: the built-in default */
   const char *cds_kb; /* --cds-kb FILE; NULL: the built-in seed */
   int bcma_strict;    /* --bcma-strict: refuse administrations failing the five rights */
+  int device_skew_s;  /* --device-max-skew-s: how far ahead a device's clock may be */
   const char *config;
 } opts;
 
@@ -123,6 +124,8 @@ static void usage(FILE *f) {
       "  --bcma-strict              refuse (FAILED_PRECONDITION) a barcode-scanned\n"
       "                             MedicationAdministered that fails one of the five rights,\n"
       "                             instead of recording it and alerting (needs the projections)\n"
+      "  --device-max-skew-s N      refuse a device reading timed more than N s ahead of this\n"
+      "                             server's clock (default 300)\n"
       "  --audit on|off             on (default): every call but health checks is recorded\n"
       "                             (AccessRecorded in $audit) before its answer leaves; a\n"
       "                             call whose record cannot be committed is refused\n");
@@ -238,6 +241,9 @@ static int load_config(const char *path, opts *o) {
       o->cds_kb = dup_str(v);
     else if (!strcmp(key, "bcma_strict") && json_is_boolean(v))
       o->bcma_strict = json_is_true(v);
+    else if (!strcmp(key, "device_max_skew_s") && json_is_integer(v) &&
+             json_integer_value(v) >= 1 && json_integer_value(v) <= 86400)
+      o->device_skew_s = (int)json_integer_value(v);
     else if (!strcmp(key, "idle_logoff_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
              json_integer_value(v) <= 86400)
       o->idle_logoff_s = (int)json_integer_value(v);
@@ -376,6 +382,7 @@ int main(int argc, char **argv) {
                                      {"audit", required_argument, 0, 'X'},
                                      {"cds-kb", required_argument, 0, 1004},
                                      {"bcma-strict", no_argument, 0, 1005},
+                                     {"device-max-skew-s", required_argument, 0, 1006},
                                      {"raft-tls-cert", required_argument, 0, 1001},
                                      {"raft-tls-key", required_argument, 0, 1002},
                                      {"raft-tls-ca", required_argument, 0, 1003},
@@ -503,6 +510,13 @@ int main(int argc, char **argv) {
       break;
     case 1005:
       o.bcma_strict = 1;
+      break;
+    case 1006:
+      if (parse_num("--device-max-skew-s", optarg, 1, &n) || n > 86400) {
+        fprintf(stderr, "clinlogd: --device-max-skew-s: 1 to 86400 seconds\n");
+        return 2;
+      }
+      o.device_skew_s = (int)n;
       break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
@@ -681,6 +695,7 @@ int main(int argc, char **argv) {
     cl_policy_free(policy);
   cl_svc_set_kb(svc, kb); /* the service owns it from here */
   cl_svc_set_bcma_strict(svc, o.bcma_strict);
+  cl_svc_set_device_skew_ms(svc, (int64_t)o.device_skew_s * 1000);
   /* the medication checker over the log; its findings appended while this
    * node leads, signed by the log key (without one, folded only) */
   if (!o.no_projections && cl_svc_enable_cds(svc, NULL, cl_log_signer(log) != NULL, &err) != 0) {

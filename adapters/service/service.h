@@ -293,6 +293,11 @@ int cl_svc_enable_cds(cl_svc *s, const cl_runner_options *o, int emit, cl_err *e
  * CL_EUNAVAILABLE. Off by default (the administration is written and the
  * checker alerts). Set before serving. */
 void cl_svc_set_bcma_strict(cl_svc *s, int on);
+/* How far ahead of this node's clock a device reading's time may be
+ * (adapters/device/submit.h; clinlogd --device-max-skew-s); 0: the
+ * default, 5 minutes. Set before serving. */
+void cl_svc_set_device_skew_ms(cl_svc *s, int64_t ms);
+int64_t cl_svc_device_skew_ms(const cl_svc *s);
 /* Stops the emitter (no more appends from it; the projection runs on), so
  * the writer below (Raft) may stop before cl_svc_free. Call it from one
  * thread, before cl_svc_free; a no-op without an emitter. */

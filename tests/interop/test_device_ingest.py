@@ -15,7 +15,8 @@ a device of another patient, a device another principal speaks for, a
 caller that is not authenticated); a resend writes nothing (duplicates);
 readings sent out of order are listed in measurement order by the FHIR
 Observation search; and a high reading from a registered device raises the
-decision-support projection's remote-monitoring alert."""
+decision-support projection's remote-monitoring alert. The server runs
+with --device-max-skew-s 120."""
 import datetime
 import http.client
 import importlib
@@ -82,7 +83,8 @@ class TestDeviceIngest(ServerTestCase):
             f.write(KB)
         cls.http_port = common.free_port()
         cls.server = Server(data_dir=data, args=["--http-listen", "127.0.0.1:%d" % cls.http_port,
-                                                 "--cds-kb", cls.kb_path],
+                                                 "--cds-kb", cls.kb_path,
+                                                 "--device-max-skew-s", "120"],
                             audit=False)  # so that the tree size says exactly what was written
         cls.server.start()
         cls.client = common.Client(cls.server.addr)
@@ -215,6 +217,14 @@ class TestDeviceIngest(ServerTestCase):
         got = self.readings(self.pid)
         self.assertEqual(got[0].recorded_by.on_behalf_of, "gw1")
         self.assertGreater(self.client.tree_size(), before)
+
+    def test_2b_clock_skew_is_configured(self):
+        ahead = bp(self.cuff, self.pid, "k1", now() + datetime.timedelta(seconds=180), 120, 80)
+        within = bp(self.cuff, self.pid, "k2", now() + datetime.timedelta(seconds=60), 120, 80)
+        s = self.submit([[ahead, within]])
+        self.assertEqual([(o.status, o.field) for o in s.outcomes],
+                         [("refused", "time"), ("accepted", "")])
+        self.assertIn("(at most 120 s allowed)", s.outcomes[0].reason)
 
     def test_3_http_json_lines(self):
         t = now() - datetime.timedelta(minutes=30)
