@@ -218,6 +218,18 @@ class TestDeviceIngest(ServerTestCase):
         self.assertEqual(got[0].recorded_by.on_behalf_of, "gw1")
         self.assertGreater(self.client.tree_size(), before)
 
+    def test_2a_reassignment_is_seen_at_once(self):
+        # the cuff moves to the other patient: the next call sees it (the
+        # registry waits for the view when its answer would refuse)
+        self.append_events([device_registered(self.cuff, self.other, "cuff1")])
+        t = now() - datetime.timedelta(minutes=1)
+        s = self.submit([[bp(self.cuff, self.other, "m1", t, 120, 80)]])
+        self.assertEqual(s.outcomes[0].status, "accepted", s)
+        s = self.submit([[bp(self.cuff, self.pid, "m2", t, 120, 80)]])
+        self.assertEqual((s.outcomes[0].status, s.outcomes[0].field), ("refused", "patient"), s)
+        self.assertEqual(len(self.readings(self.other)), 1)
+        self.assertEqual(self.readings(self.pid), [])
+
     def test_2b_clock_skew_is_configured(self):
         ahead = bp(self.cuff, self.pid, "k1", now() + datetime.timedelta(seconds=180), 120, 80)
         within = bp(self.cuff, self.pid, "k2", now() + datetime.timedelta(seconds=60), 120, 80)
