@@ -289,7 +289,9 @@ int cl_dev_submit(cl_svc *s, cl_req_ctx *rc, const cl_dev_line *lines, size_t n,
     if (rc2 == 0) {
       snprintf(oc->device_id, sizeof oc->device_id, "%s", pl[np].m.device_id);
       snprintf(oc->reading_id, sizeof oc->reading_id, "%s", pl[np].m.reading_id);
-      cl_req_ctx_add_patient(rc, pl[np].m.patient_id);
+      /* runs of one patient's readings are the rule: name it once per run */
+      if (!np || strcmp(pl[np - 1].m.patient_id, pl[np].m.patient_id))
+        cl_req_ctx_add_patient(rc, pl[np].m.patient_id);
       pl[np++].line = i;
       continue;
     }
