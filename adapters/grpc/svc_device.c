@@ -120,11 +120,12 @@ static void ds_step(srv_call *c, int ok) {
   }
   cl_err err;
   cl_err_clear(&err);
-  Clinlog__V1__DeviceReadingBatch *b = (Clinlog__V1__DeviceReadingBatch *)cl_grpc_unpack(
-      c->recv, &clinlog__v1__device_reading_batch__descriptor);
+  /* strings checked on the wire: a reading with a NUL byte would be read
+   * as its prefix */
+  Clinlog__V1__DeviceReadingBatch *b = (Clinlog__V1__DeviceReadingBatch *)cl_grpc_unpack_checked(
+      c->recv, &clinlog__v1__device_reading_batch__descriptor, &err);
   if (!b) {
-    cl_err_set(&err, CL_EMALFORMED, "readings[%zu...]: not a valid DeviceReadingBatch",
-               d->sum.n_outcomes);
+    cl_err_prefix(&err, "the batch after %zu readings", d->sum.n_outcomes);
     end_with(c, &err);
     return;
   }

@@ -334,3 +334,13 @@ class TestDeviceIngest(ServerTestCase):
         self.assertEqual(len(found), 1)
         idt = found[0].issue_detected
         self.assertEqual(idt.rule_id, "vital:8480-6:high:180")
+
+    def test_7_a_bad_batch_ends_the_call_and_keeps_what_came_before(self):
+        t = now() - datetime.timedelta(minutes=3)
+        good = bp(self.cuff, self.pid, "n1", t, 120, 80)
+        nul = bp(self.cuff, self.pid, "n2", t, 120, 80)[:-1] + '}\x00{"x":1}'
+        e = self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, self.submit, [[good], [nul]])
+        self.assertIn("NUL", e.details())
+        self.assertEqual(common.md(e).get("clinlog-submitted-readings"), "1")
+        got = self.readings(self.pid)
+        self.assertEqual([x.device_reading_recorded.reading_id for x in got], ["n1"])
