@@ -171,15 +171,12 @@ static int append(cl_svc *s, cl_req_ctx *rc, pending *pl, size_t n, cl_append_re
   cl_req_ctx_init(wrc, rc->method, "internal");
   wrc->deadline_ms = rc->deadline_ms;
   wrc->forwarded = rc->forwarded;
+  /* the writer adds what it appended to the record: the caller's */
+  memcpy(wrc->audit_what, rc->audit_what, sizeof wrc->audit_what);
+  wrc->audit_count = rc->audit_count;
   code = cl_svc_append(s, wrc, &b, 1, r, NULL, err);
-  if (code == 0 && r->n) {
-    unsigned long long first = r->seq[0];
-    if (rc->audit_count > 0 && !strncmp(rc->audit_what, "seq:", 4))
-      first = strtoull(rc->audit_what + 4, NULL, 10);
-    snprintf(rc->audit_what, sizeof rc->audit_what, "seq:%llu-%llu", first,
-             (unsigned long long)r->seq[r->n - 1]);
-    rc->audit_count += r->n;
-  }
+  memcpy(rc->audit_what, wrc->audit_what, sizeof rc->audit_what);
+  rc->audit_count = wrc->audit_count;
   free(wrc);
 fail_alloc:
   free(evs);
