@@ -195,6 +195,15 @@ class TestDeviceIngest(ServerTestCase):
         s3 = self.submit([good + [new]])
         self.assertEqual([o.status for o in s3.outcomes], ["duplicate", "duplicate", "accepted"])
         self.assertEqual(len(self.readings(self.pid)), 4)
+        # the same reading id with other content: refused, naming the reading
+        head = self.client.tree_size()
+        changed = bp(self.cuff, self.pid, "r2", t + datetime.timedelta(minutes=1), 131, 84)
+        s4 = self.submit([[changed]])
+        self.assertEqual((s4.outcomes[0].status, s4.outcomes[0].field, s4.outcomes[0].error),
+                         ("refused", "reading", "CL_EDUPLICATE"), s4)
+        self.assertIn("r2 of device %s was submitted before with other content" % self.cuff,
+                      s4.outcomes[0].reason)
+        self.assertNothingWritten(head)
 
     def test_2_who_may_submit(self):
         t = now() - datetime.timedelta(minutes=5)
