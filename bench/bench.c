@@ -6,6 +6,7 @@
  *   clinlog-bench projection ... (bench_proj.c: folding the log into a projection)
  *   clinlog-bench fhir ...   (bench_fhir.c: the FHIR views on a generated population)
  *   clinlog-bench cds ...    (bench_cds.c: decision support: checker, catch-up, alerts, CDS Hooks)
+ *   clinlog-bench ingest ... (bench_ingest.c: home-device readings vs the store and PostgreSQL)
  *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
  *   clinlog-bench pg ...     (bench_peer_pg.c: PostgreSQL 15 as an event table, the peer)
  *   clinlog-bench etcd ...   (bench_peer_etcd.c: 3 etcd 3.4 members, KV.Put; the 3-node peer)
@@ -40,6 +41,7 @@
 int bench_proj_main(int argc, char **argv); /* bench_proj.c */
 int bench_fhir_main(int argc, char **argv); /* bench_fhir.c */
 int bench_cds_main(int argc, char **argv);  /* bench_cds.c */
+int bench_ingest_main(int argc, char **argv); /* bench_ingest.c */
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
@@ -236,6 +238,8 @@ int main(int argc, char **argv) {
     return bench_fhir_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "cds"))
     return bench_cds_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "ingest"))
+    return bench_ingest_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "audit"))
     return bench_audit_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "pg"))

@@ -151,6 +151,7 @@ int cmd_streams(int argc, char **argv);
 int cmd_projections(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);
 int cmd_ingest(int argc, char **argv); /* ingest hl7 (cmd_ingest.c) */
+int cmd_ingest_readings(int argc, char **argv); /* ingest readings (cmd_ingest_readings.c) */
 int cmd_audit(int argc, char **argv);
 int cmd_kb(int argc, char **argv); /* kb check (cmd_kb.c) */
 int cmd_auth_break_glass(int argc, char **argv); /* `clinlog auth break-glass` */

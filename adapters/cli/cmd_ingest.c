@@ -456,11 +456,13 @@ fail_signer:
 }
 
 int cmd_ingest(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "readings"))
+    return cmd_ingest_readings(argc - 1, argv + 1);
   if (argc < 2 || strcmp(argv[1], "hl7")) {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
       return usage(stdout, 0);
-    fprintf(stderr,
-            "clinlog ingest: the only format so far is hl7 (`clinlog ingest hl7 FILE...`)\n");
+    fprintf(stderr, "clinlog ingest: formats are hl7 (`clinlog ingest hl7 FILE...`) and readings "
+                    "(`clinlog ingest readings FILE...`)\n");
     return 2;
   }
   argc--, argv++;

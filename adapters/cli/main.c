@@ -36,7 +36,7 @@ static const struct {
     {"streams", cmd_streams, "a server's streams: one stream's counts, a category, events by type"},
     {"projections", cmd_projections, "a server's projections: position and lag, rebuild"},
     {"ingest", cmd_ingest,
-     "ingest files of HL7 v2 messages (batches, MLLP frames) as signed catalog events"},
+     "ingest HL7 v2 messages (batches, MLLP frames) or home-device readings (JSON lines)"},
     {"fhir", cmd_fhir, "a server's FHIR R4 views: read, history, search, $everything"},
     {"auth", cmd_auth, "credentials and sessions: enroll a person, login, logout, whoami"},
     {"audit", cmd_audit, "a server's audit trail: who touched which patient, as AuditEvents"},

@@ -668,22 +668,30 @@ void cl_client_stream_free(cl_client_stream *s) {
   free(s);
 }
 
-/* ------------------------------------------------------- AppendStream */
+/* ------------------------------------- client streaming (AppendStream, SubmitReadings) */
 
-struct cl_client_append_stream {
+struct cl_client_cstream {
   call k;
-  int ended; /* the status batch has been plucked */
-  int rc;    /* once ended: the status as a CL_E* code */
+  int method; /* enum cl_method */
+  int ended;  /* the status batch has been plucked */
+  int rc;     /* once ended: the status as a CL_E* code */
   cl_err final;
   cl_client_status st;
   char t_md, t_send, t_close, t_status; /* tags */
 };
 
-int cl_client_append_stream_open(cl_client *c, cl_client_append_stream **out, cl_err *err) {
-  cl_client_append_stream *a = calloc(1, sizeof *a);
+/* "AppendStream" of "clinlog.v1.Log/AppendStream", for messages. */
+static const char *short_name(int method) {
+  const char *n = cl_grpc_method_path[method], *sl = strrchr(n, '/');
+  return sl ? sl + 1 : n;
+}
+
+int cl_client_cstream_open(cl_client *c, int method, cl_client_cstream **out, cl_err *err) {
+  cl_client_cstream *a = calloc(1, sizeof *a);
   if (!a)
     return oom(err);
-  int rc = call_start(c, M_APPEND_STREAM, NULL, c->stream_timeout_ms, &a->k, err);
+  a->method = method;
+  int rc = call_start(c, method, NULL, c->stream_timeout_ms, &a->k, err);
   if (rc) {
     free(a);
     return rc;
@@ -714,25 +722,24 @@ int cl_client_append_stream_open(cl_client *c, cl_client_append_stream **out, cl
   return 0;
 }
 
-static void as_ended(cl_client_append_stream *a) {
+static void cs_ended(cl_client_cstream *a) {
   a->ended = 1;
   cl_err_clear(&a->final);
   a->rc = finish_status(&a->k, &a->st, &a->final);
 }
 
-int cl_client_append_stream_send(cl_client_append_stream *a, const Clinlog__V1__AppendBatch *batch,
-                                 cl_err *err) {
+int cl_client_cstream_send(cl_client_cstream *a, const ProtobufCMessage *m, cl_err *err) {
   if (!a->ended && pluck(&a->k, &a->t_status, 0) >= 0)
-    as_ended(a);
+    cs_ended(a);
   if (a->ended) {
     if (a->rc) {
       if (err)
         *err = a->final;
       return a->rc;
     }
-    return cl_err_set(err, CL_EIO, "AppendStream: the server ended the call early");
+    return cl_err_set(err, CL_EIO, "%s: the server ended the call early", short_name(a->method));
   }
-  grpc_byte_buffer *bb = cl_grpc_pack(&batch->base);
+  grpc_byte_buffer *bb = cl_grpc_pack(m);
   if (!bb)
     return oom(err);
   grpc_op op;
@@ -747,20 +754,19 @@ int cl_client_append_stream_send(cl_client_append_stream *a, const Clinlog__V1__
   /* the call is over: its status says why */
   grpc_call_cancel(a->k.gc, NULL);
   pluck(&a->k, &a->t_status, -1);
-  as_ended(a);
+  cs_ended(a);
   if (a->rc) {
     if (err)
       *err = a->final;
     return a->rc;
   }
-  return cl_err_set(err, CL_EIO, "AppendStream: send failed");
+  return cl_err_set(err, CL_EIO, "%s: send failed", short_name(a->method));
 }
 
-int cl_client_append_stream_finish(cl_client_append_stream *a,
-                                   Clinlog__V1__AppendStreamSummary **summary, cl_client_status *st,
-                                   cl_err *err) {
-  if (summary)
-    *summary = NULL;
+int cl_client_cstream_finish(cl_client_cstream *a, const ProtobufCMessageDescriptor *d,
+                             ProtobufCMessage **out, cl_client_status *st, cl_err *err) {
+  if (out)
+    *out = NULL;
   if (!a->ended) {
     grpc_op op;
     memset(&op, 0, sizeof op);
@@ -770,7 +776,7 @@ int cl_client_append_stream_finish(cl_client_append_stream *a,
     else
       grpc_call_cancel(a->k.gc, NULL);
     pluck(&a->k, &a->t_status, -1);
-    as_ended(a);
+    cs_ended(a);
   }
   int rc = a->rc;
   if (rc && err)
@@ -778,14 +784,12 @@ int cl_client_append_stream_finish(cl_client_append_stream *a,
   if (st)
     *st = a->st;
   if (rc == 0) {
-    ProtobufCMessage *m =
-        cl_grpc_unpack(a->k.recv, &clinlog__v1__append_stream_summary__descriptor);
+    ProtobufCMessage *m = cl_grpc_unpack(a->k.recv, d);
     if (!m)
-      rc = cl_err_set(err, CL_EMALFORMED,
-                      "AppendStream: the summary is not a valid "
-                      "AppendStreamSummary");
-    else if (summary)
-      *summary = (Clinlog__V1__AppendStreamSummary *)m;
+      rc = cl_err_set(err, CL_EMALFORMED, "%s: the summary is not a valid %s",
+                      short_name(a->method), d->short_name);
+    else if (out)
+      *out = m;
     else
       protobuf_c_message_free_unpacked(m, NULL);
   }
@@ -794,7 +798,7 @@ int cl_client_append_stream_finish(cl_client_append_stream *a,
   return rc;
 }
 
-void cl_client_append_stream_abort(cl_client_append_stream *a) {
+void cl_client_cstream_abort(cl_client_cstream *a) {
   if (!a)
     return;
   if (!a->ended) {
@@ -803,6 +807,28 @@ void cl_client_append_stream_abort(cl_client_append_stream *a) {
   }
   call_end(&a->k);
   free(a);
+}
+
+/* AppendStream over the generic client stream. */
+int cl_client_append_stream_open(cl_client *c, cl_client_append_stream **out, cl_err *err) {
+  return cl_client_cstream_open(c, M_APPEND_STREAM, (cl_client_cstream **)out, err);
+}
+
+int cl_client_append_stream_send(cl_client_append_stream *a, const Clinlog__V1__AppendBatch *batch,
+                                 cl_err *err) {
+  return cl_client_cstream_send((cl_client_cstream *)a, &batch->base, err);
+}
+
+int cl_client_append_stream_finish(cl_client_append_stream *a,
+                                   Clinlog__V1__AppendStreamSummary **summary, cl_client_status *st,
+                                   cl_err *err) {
+  return cl_client_cstream_finish((cl_client_cstream *)a,
+                                  &clinlog__v1__append_stream_summary__descriptor,
+                                  (ProtobufCMessage **)summary, st, err);
+}
+
+void cl_client_append_stream_abort(cl_client_append_stream *a) {
+  cl_client_cstream_abort((cl_client_cstream *)a);
 }
 
 /* ------------------------------------------- unary with metadata out */

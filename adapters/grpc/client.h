@@ -212,7 +212,23 @@ void cl_client_stream_free(cl_client_stream *s);
 /* ---- AppendStream (bulk import) --------------------------------------------
  */
 
-typedef struct cl_client_append_stream cl_client_append_stream;
+/* A client-streaming call of any method (AppendStream, Devices.SubmitReadings):
+ * open, send messages, finish with the one answer. As the AppendStream
+ * functions below (which are this with M_APPEND_STREAM), with the answer's
+ * descriptor given to finish (*out returned-owned:
+ * protobuf_c_message_free_unpacked). */
+typedef struct cl_client_cstream cl_client_cstream;
+CL_MUST_CHECK int cl_client_cstream_open(cl_client *c, int method, cl_client_cstream **out,
+                                         cl_err *err);
+CL_MUST_CHECK int cl_client_cstream_send(cl_client_cstream *a, const ProtobufCMessage *m,
+                                         cl_err *err);
+CL_MUST_CHECK int cl_client_cstream_finish(cl_client_cstream *a,
+                                           const ProtobufCMessageDescriptor *d,
+                                           ProtobufCMessage **out, cl_client_status *st,
+                                           cl_err *err);
+void cl_client_cstream_abort(cl_client_cstream *a);
+
+typedef struct cl_client_cstream cl_client_append_stream;
 
 /* Opens an AppendStream call. On success *out is returned-owned: end it
  * with cl_client_append_stream_finish (which frees it) or

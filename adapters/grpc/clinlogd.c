@@ -47,6 +47,7 @@ typedef struct opts {
   const char *policy; /* --policy FILE; NULL: the built-in default */
   const char *cds_kb; /* --cds-kb FILE; NULL: the built-in seed */
   int bcma_strict;    /* --bcma-strict: refuse administrations failing the five rights */
+  int device_skew_s;  /* --device-max-skew-s: how far ahead a device's clock may be */
   const char *config;
 
   cl_mllp_listen_config mllp; /* the MLLP listener; listen NULL: off */
@@ -142,6 +143,8 @@ static void usage(FILE *f) {
       "  --bcma-strict              refuse (FAILED_PRECONDITION) a barcode-scanned\n"
       "                             MedicationAdministered that fails one of the five rights,\n"
       "                             instead of recording it and alerting (needs the projections)\n"
+      "  --device-max-skew-s N      refuse a device reading timed more than N s ahead of this\n"
+      "                             server's clock (default 300)\n"
       "  --audit on|off             on (default): every call but health checks is recorded\n"
       "                             (AccessRecorded in $audit) before its answer leaves; a\n"
       "                             call whose record cannot be committed is refused\n");
@@ -281,6 +284,9 @@ static int load_config(const char *path, opts *o) {
       o->cds_kb = dup_str(v);
     else if (!strcmp(key, "bcma_strict") && json_is_boolean(v))
       o->bcma_strict = json_is_true(v);
+    else if (!strcmp(key, "device_max_skew_s") && json_is_integer(v) &&
+             json_integer_value(v) >= 1 && json_integer_value(v) <= 86400)
+      o->device_skew_s = (int)json_integer_value(v);
     else if (!strcmp(key, "idle_logoff_s") && json_is_integer(v) && json_integer_value(v) >= 1 &&
              json_integer_value(v) <= 86400)
       o->idle_logoff_s = (int)json_integer_value(v);
@@ -422,6 +428,7 @@ int main(int argc, char **argv) {
                                      {"mllp-tls-key", required_argument, 0, 1013},
                                      {"mllp-client-ca", required_argument, 0, 1014},
                                      {"mllp-require-client-cert", no_argument, 0, 1015},
+                                     {"device-max-skew-s", required_argument, 0, 1016},
                                      {"raft-tls-cert", required_argument, 0, 1001},
                                      {"raft-tls-key", required_argument, 0, 1002},
                                      {"raft-tls-ca", required_argument, 0, 1003},
@@ -585,6 +592,13 @@ int main(int argc, char **argv) {
       break;
     case 1015:
       o.mllp.require_client_cert = 1;
+      break;
+    case 1016:
+      if (parse_num("--device-max-skew-s", optarg, 1, &n) || n > 86400) {
+        fprintf(stderr, "clinlogd: --device-max-skew-s: 1 to 86400 seconds\n");
+        return 2;
+      }
+      o.device_skew_s = (int)n;
       break;
     case 'p':
       if (strcmp(optarg, "all") && strcmp(optarg, "none")) {
@@ -772,6 +786,7 @@ int main(int argc, char **argv) {
     cl_policy_free(policy);
   cl_svc_set_kb(svc, kb); /* the service owns it from here */
   cl_svc_set_bcma_strict(svc, o.bcma_strict);
+  cl_svc_set_device_skew_ms(svc, (int64_t)o.device_skew_s * 1000);
   /* the medication checker over the log; its findings appended while this
    * node leads, signed by the log key (without one, folded only) */
   if (!o.no_projections && cl_svc_enable_cds(svc, NULL, cl_log_signer(log) != NULL, &err) != 0) {
@@ -784,7 +799,8 @@ int main(int argc, char **argv) {
   static const cl_grpc_service *const services[] = {
       &cl_grpc_log_service,     &cl_grpc_health_service,      &cl_grpc_cluster_service,
       &cl_grpc_streams_service, &cl_grpc_projections_service, &cl_grpc_fhir_service,
-      &cl_grpc_auth_service,    &cl_grpc_audit_service,       &cl_grpc_cds_service};
+      &cl_grpc_auth_service,    &cl_grpc_audit_service,       &cl_grpc_cds_service,
+      &cl_grpc_devices_service};
   cl_grpc_service table[sizeof services / sizeof services[0]];
   for (size_t i = 0; i < sizeof services / sizeof services[0]; i++)
     table[i] = *services[i];

@@ -797,9 +797,10 @@ void cl_server_stop(cl_server *s) {
    * grace period: end it now (what it sent so far is committed) */
   pthread_mutex_lock(&s->lmu);
   for (srv_call *c = s->live; c; c = c->lnext)
-    if (c->def && c->def->method == M_APPEND_STREAM && atomic_load(&c->in_recv) && c->gc)
+    if (c->def && (c->def->method == M_APPEND_STREAM || c->def->method == M_DEVICE_SUBMIT) &&
+        atomic_load(&c->in_recv) && c->gc)
       grpc_call_cancel_with_status(c->gc, GRPC_STATUS_UNAVAILABLE,
-                                   "server is shutting down; batches received so far are committed",
+                                   "server is shutting down; what was received so far is committed",
                                    NULL);
   pthread_mutex_unlock(&s->lmu);
   grpc_server_shutdown_and_notify(s->gs, s->cq, &s->t_shutdown);

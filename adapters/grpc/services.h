@@ -17,6 +17,7 @@ extern const cl_grpc_service cl_grpc_fhir_service;        /* clinlog.v1.Fhir */
 extern const cl_grpc_service cl_grpc_auth_service;        /* clinlog.v1.Auth */
 extern const cl_grpc_service cl_grpc_audit_service;       /* clinlog.v1.Audit */
 extern const cl_grpc_service cl_grpc_cds_service;         /* clinlog.v1.Cds */
+extern const cl_grpc_service cl_grpc_devices_service;     /* clinlog.v1.Devices */
 
 /* How this node calls the other nodes' APIs (write forwarding, catch-up):
  * over TLS unless the API itself serves plaintext (--dev on loopback), with

@@ -178,6 +178,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
     return http_serve_token(h, c, method, r);
   if (!strcmp(url, "/cds-services") || !strncmp(url, "/cds-services/", 14))
     return http_serve_cds(h, c, url, method, r);
+  if (!strcmp(url, "/device/readings"))
+    return http_serve_device(h, c, method, r);
   if (is_get && (!strcmp(url, BASE_PATH "/.well-known/smart-configuration") ||
                  !strcmp(url, "/.well-known/smart-configuration")))
     return http_serve_smart_config(h, c);

@@ -87,8 +87,20 @@ void http_origin(cl_http *h, struct MHD_Connection *c, char *out, size_t n);
  * CapabilityStatement). */
 enum MHD_Result http_serve_cds(cl_http *h, struct MHD_Connection *c, const char *url,
                                const char *method, req *r);
+/* A request context for `method` from the connection: request id, peer,
+ * bearer token, the face's deadline. */
+void http_ctx_init(cl_http *h, struct MHD_Connection *c, cl_req_ctx *rc, int method);
+/* An OperationOutcome for a refused call: 400, 401, 403, 404, 429 or 503
+ * by err's code. */
+enum MHD_Result http_refuse(struct MHD_Connection *c, const cl_req_ctx *rc, const cl_err *err);
 /* The remembered cards: set up before the daemon starts, freed after it stops. */
 void http_cds_init(cl_http *h);
 void http_cds_free(cl_http *h);
+
+/* ---- home-device readings (http_device.c) ---- */
+
+/* POST /device/readings: JSON lines, one reading each (adapters/device/);
+ * admits the call itself. */
+enum MHD_Result http_serve_device(cl_http *h, struct MHD_Connection *c, const char *method, req *r);
 
 #endif

@@ -38,6 +38,7 @@ struct cl_svc {
   cl_projection cds_def; /* the cds projection over kb (cl_svc_enable_cds) */
   cds_emitter *cds_emit; /* its emitter, NULL if none */
   int bcma_strict;       /* refuse administrations failing the five rights */
+  int64_t device_skew_ms;   /* device readings' allowed clock skew; 0: the default */
   cl_audit *audit;
   audit_node node;
 };
@@ -323,6 +324,13 @@ static int bcma_gate(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendB
 }
 
 void cl_svc_set_bcma_strict(cl_svc *s, int on) { s->bcma_strict = on; }
+
+void cl_svc_set_device_skew_ms(cl_svc *s, int64_t ms) { s->device_skew_ms = ms > 0 ? ms : 0; }
+int64_t cl_svc_device_skew_ms(const cl_svc *s) { return s->device_skew_ms; }
+
+int cl_svc_may_append(cl_svc *s, const cl_req_ctx *rc, uint32_t type) {
+  return !s->policy || !rc->principal[0] || cl_policy_may_append(s->policy, rc->roles, type);
+}
 
 /* cl_svc_append; `internal`: the node's own records (the audit trail),
  * taken also while draining, for the calls still in flight. */

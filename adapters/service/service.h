@@ -256,6 +256,11 @@ int cl_svc_auth_required(cl_svc *s);
  * missing. Callers without a principal (authentication on, not required)
  * are not asked about. Set before serving. */
 void cl_svc_set_policy(cl_svc *s, cl_policy *p);
+/* 1 if the policy lets rc's caller append events of `type` (an Event
+ * body field number), or when there is no policy or the caller has no
+ * principal (not asked about, as above); else 0. For handlers whose node
+ * writes the caller's events itself (device readings). */
+int cl_svc_may_append(cl_svc *s, const cl_req_ctx *rc, uint32_t type);
 /* Minimum necessary: a FHIR answer about to go to rc's caller (*body, a
  * resource or Bundle, or with `ndjson` export lines; malloc'd) keeps of
  * each resource only the elements the policy's `fields` rules let the
@@ -291,6 +296,11 @@ int cl_svc_enable_cds(cl_svc *s, const cl_runner_options *o, int emit, cl_err *e
  * CL_EUNAVAILABLE. Off by default (the administration is written and the
  * checker alerts). Set before serving. */
 void cl_svc_set_bcma_strict(cl_svc *s, int on);
+/* How far ahead of this node's clock a device reading's time may be
+ * (adapters/device/submit.h; clinlogd --device-max-skew-s); 0: the
+ * default, 5 minutes. Set before serving. */
+void cl_svc_set_device_skew_ms(cl_svc *s, int64_t ms);
+int64_t cl_svc_device_skew_ms(const cl_svc *s);
 /* Stops the emitter (no more appends from it; the projection runs on), so
  * the writer below (Raft) may stop before cl_svc_free. Call it from one
  * thread, before cl_svc_free; a no-op without an emitter. */

@@ -1,13 +1,14 @@
 /* A patient's checker state as bytes (check.h, cl_cds_patient_serialize):
  * what the `cds` projection stores, sealed, per patient.
  *
- * Format version 4 (3 did not keep the last NEWS2 score stored, 2 had no NEWS2 section, 1 no
- * remote-monitoring section), integers
+ * Format version 4 (3 had no vital times and did not keep the last NEWS2 score
+ * stored, 2 had no NEWS2 section, 1 no remote-monitoring section; a version 3
+ * state is read as having neither yet), integers
  * little-endian, doubles as their IEEE-754 bits (u64), strings as u16 length || bytes (no NUL):
  *
  *   | field            | encoding                                              |
  *   |------------------|-------------------------------------------------------|
- *   | version          | u8 = 4                                                |
+ *   | version          | u8 = 4 (3 is read too)                                |
  *   | patient id       | str                                                   |
  *   | ids              | u8 n, n x str                                         |
  *   | weight_kg        | f64                                                   |
@@ -29,6 +30,7 @@
  *   |   news2          | u8 scale (0 unset, 1, 2), 7 x (f64 value, i64 t,      |
  *   |                  | 16 event id), in chart order (news2.h); i64 t of the  |
  *   |                  | last score stored, 7 x i8 its component scores        |
+ *   |   vital times    | u8 n, n x (str LOINC, i64 newest measured at)         |
  *
  * `room` is the order array's capacity: the checker prunes ended orders
  * when it is full (order_room), so it is part of the state.
@@ -139,6 +141,11 @@ static void put_rpm(wbuf *w, const cl_rpm_patient *r) {
   put_u64(w, (uint64_t)r->news2.rec_t);
   for (int i = 0; i < CL_NEWS2_NPARAMS; i++)
     put_u8(w, (uint8_t)r->news2.rec_score[i]);
+  put_u8(w, (uint8_t)r->nvlast);
+  for (size_t i = 0; i < r->nvlast; i++) {
+    put_str(w, r->vlast[i].loinc);
+    put_u64(w, (uint64_t)r->vlast[i].t);
+  }
 }
 
 int cl_cds_patient_serialize(const cl_cds_patient *st, uint8_t **out, size_t *n, cl_err *err) {
@@ -268,8 +275,9 @@ static void get_key(rbuf *r, uint8_t key[16]) {
     memcpy(key, b, 16);
 }
 
-/* The monitoring section into a zeroed state; r->bad on any bound. */
-static void get_rpm(rbuf *r, cl_rpm_patient *p) {
+/* The monitoring section into a zeroed state; r->bad on any bound.
+ * `version` 3 has no vital times. */
+static void get_rpm(rbuf *r, cl_rpm_patient *p, int version) {
   p->nopen = get_u8(r);
   if (p->nopen > CL_RPM_MAX_OPEN)
     r->bad = 1;
@@ -316,11 +324,20 @@ static void get_rpm(rbuf *r, cl_rpm_patient *p) {
     p->news2.t[i] = (int64_t)get_u64(r);
     get_key(r, p->news2.ev[i]);
   }
-  p->news2.rec_t = (int64_t)get_u64(r);
-  for (int i = 0; !r->bad && i < CL_NEWS2_NPARAMS; i++) {
-    p->news2.rec_score[i] = (int8_t)get_u8(r);
-    if (p->news2.rec_score[i] < 0 || p->news2.rec_score[i] > 3)
-      r->bad = 1;
+  if (version >= 4) {
+    p->news2.rec_t = (int64_t)get_u64(r);
+    for (int i = 0; !r->bad && i < CL_NEWS2_NPARAMS; i++) {
+      p->news2.rec_score[i] = (int8_t)get_u8(r);
+      if (p->news2.rec_score[i] < 0 || p->news2.rec_score[i] > 3)
+        r->bad = 1;
+    }
+  }
+  p->nvlast = r->bad || version < 4 ? 0 : get_u8(r);
+  if (p->nvlast > CL_RPM_MAX_CODES)
+    r->bad = 1;
+  for (size_t i = 0; !r->bad && i < p->nvlast; i++) {
+    get_str(r, p->vlast[i].loinc, sizeof p->vlast[i].loinc);
+    p->vlast[i].t = (int64_t)get_u64(r);
   }
 }
 
@@ -328,7 +345,8 @@ int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_er
   *out = NULL;
   rbuf r = {p, n, 0, 0};
   int oom = 0;
-  if (get_u8(&r) != STATE_VERSION)
+  int version = get_u8(&r);
+  if (version != STATE_VERSION && version != 3)
     return cl_err_set(err, CL_ECORRUPT, "cds: patient state of an unknown format (%zu bytes)", n);
   cl_cds_patient *st = calloc(1, sizeof *st);
   if (!st)
@@ -421,7 +439,7 @@ int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_er
     if (!(st->rpm = calloc(1, sizeof *st->rpm)))
       oom = 1;
     else
-      get_rpm(&r, st->rpm);
+      get_rpm(&r, st->rpm, version);
   }
   if (!r.bad && !oom && r.off != n)
     r.bad = 1; /* trailing bytes */

@@ -213,11 +213,37 @@ static int past(const cl_kb_vital *r, double v) {
   return r->high ? v - r->value > tol : r->value - v > tol;
 }
 
-/* One LOINC value against the vital rules of its code. */
+/* 1 if a value of `loinc` measured at t is older than the newest one seen
+ * (a late reading: it must not reopen or close what a newer one decided);
+ * else 0, and t becomes the newest. Codes past the bound, or longer than
+ * the slot, are not tracked (every value counts, as before). */
+static int stale(cl_rpm_patient *st, const char *loinc, int64_t t) {
+  if (strlen(loinc) >= sizeof st->vlast[0].loinc)
+    return 0;
+  for (size_t i = 0; i < st->nvlast; i++)
+    if (!strcmp(st->vlast[i].loinc, loinc)) {
+      if (t < st->vlast[i].t)
+        return 1;
+      st->vlast[i].t = t;
+      return 0;
+    }
+  if (st->nvlast < CL_RPM_MAX_CODES) {
+    snprintf(st->vlast[st->nvlast].loinc, sizeof st->vlast[0].loinc, "%s", loinc);
+    st->vlast[st->nvlast++].t = t;
+  }
+  return 0;
+}
+
+/* One LOINC value measured at t against the vital rules of its code. */
 static void vitals(const cl_kb *kb, cl_rpm_patient *st, const char *loinc, double v,
-                   const char *unit, const uint8_t id[16], cl_cds_findings *out) {
+                   const char *unit, int64_t t, const uint8_t id[16], cl_cds_findings *out) {
   size_t n;
   const cl_kb_vital *r = cl_kb_vitals(kb, &n);
+  int any_rule = 0;
+  for (size_t i = 0; i < n && !any_rule; i++)
+    any_rule = !strcmp(r[i].loinc, loinc);
+  if (!any_rule || stale(st, loinc, t))
+    return;
   for (int high = 0; high <= 1; high++) {
     const cl_kb_vital *worst = NULL;
     double worst_v = 0, worst_t = 0;
@@ -380,7 +406,7 @@ static void value(const cl_kb *kb, cl_rpm_patient *st, const char *loinc,
   if (!loinc || rpm_value_of(q, &v))
     return;
   const char *unit = q->unit ? q->unit : "";
-  vitals(kb, st, loinc, v, unit, id, out);
+  vitals(kb, st, loinc, v, unit, t, id, out);
   weight(kb, st, loinc, v, unit, t, id, out);
 }
 

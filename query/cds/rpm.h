@@ -28,6 +28,9 @@
  *   | AlertOverridden,       | closes the open alert it names (cl_rpm_close)     |
  *   | AlertAcknowledged      |                                                   |
  *
+ * A vital value measured before the newest value of its code already
+ * folded (a late, out-of-order reading) neither opens nor closes its
+ * conditions: they follow the newest measurement (rpm_int.h, rpm_vlast).
  * Readings with status entered-in-error or cancelled are ignored; a value
  * in a unit that cannot be converted to the rule's raises nothing and is
  * counted (cl_rpm_counts). A value equal to a threshold does not alert.
@@ -74,6 +77,7 @@
 #define CL_RPM_MAX_WEIGHTS 64
 #define CL_RPM_MAX_RX 16
 #define CL_RPM_MAX_MISSES 64
+#define CL_RPM_MAX_CODES 32 /* vital codes whose latest measurement time is kept */
 #define CL_RPM_ID_MAX 64 /* device and prescription ids, with the NUL */
 #define CL_LOINC "http://loinc.org"
 

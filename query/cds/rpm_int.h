@@ -46,6 +46,15 @@ typedef struct rpm_news2 {
   int8_t rec_score[CL_NEWS2_NPARAMS]; /* its component scores */
 } rpm_news2;
 
+/* The newest measurement time of a vital code seen so far: a reading
+ * measured before it (late, out of order) is kept in the log and views but
+ * neither opens nor closes the code's conditions, which follow the newest
+ * measurement. */
+typedef struct rpm_vlast {
+  char loinc[24];
+  int64_t t;
+} rpm_vlast;
+
 struct cl_rpm_patient {
   rpm_open open[CL_RPM_MAX_OPEN]; /* in the order opened */
   size_t nopen;
@@ -57,6 +66,8 @@ struct cl_rpm_patient {
   size_t nrx;
   uint64_t unconverted, untracked;
   rpm_news2 news2;
+  rpm_vlast vlast[CL_RPM_MAX_CODES]; /* in the order first seen */
+  size_t nvlast;
 };
 
 /* The open-condition set (rpm.c), for rpm_news2.c. */

@@ -25,6 +25,7 @@
 #include "adapters/service/service.h"
 #include "clinlog/v1/audit.pb-c.h"
 #include "clinlog/v1/auth.pb-c.h"
+#include "clinlog/v1/device.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
 #include "query/audit/view.h"
@@ -67,8 +68,9 @@ static int h_authorize(void *ctx, const cl_req_ctx *rc, const ProtobufCMessage *
   }
   int deny = r->deny[rc->method];
   pthread_mutex_unlock(&r->mu);
-  /* requests arrive decoded, except for the client-streaming AppendStream */
-  if ((req == NULL) != (rc->method == M_APPEND_STREAM))
+  /* requests arrive decoded, except for the client-streaming AppendStream
+   * and SubmitReadings */
+  if ((req == NULL) != (rc->method == M_APPEND_STREAM || rc->method == M_DEVICE_SUBMIT))
     return cl_err_set(err, CL_EINVAL, "request missing or unexpected");
   return deny
              ? cl_err_set(err, CL_EDENIED, "the test policy refuses %s", cl_method_name(rc->method))
@@ -200,11 +202,12 @@ static void setup(void) {
   cl_grpc_service services[] = {
       cl_grpc_log_service,     cl_grpc_health_service,      cl_grpc_cluster_service,
       cl_grpc_streams_service, cl_grpc_projections_service, cl_grpc_fhir_service,
-      cl_grpc_auth_service,    cl_grpc_audit_service,       cl_grpc_cds_service};
-  static cl_grpc_service table[9];
+      cl_grpc_auth_service,    cl_grpc_audit_service,       cl_grpc_cds_service,
+      cl_grpc_devices_service};
+  static cl_grpc_service table[10];
   memcpy(table, services, sizeof table);
   int port;
-  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 9, &F.srv, &port, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_server_start(&F.cfg, F.svc, table, 10, &F.srv, &port, &err), 0, "%s", err.msg);
   snprintf(F.target, sizeof F.target, "127.0.0.1:%d", port);
   cl_client_options co;
   cl_client_options_init(&co);
@@ -327,6 +330,20 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
   cr_assert_eq(cl_client_append_stream_finish(as, &sum, NULL, &err), 0, "%s", err.msg);
   clinlog__v1__append_stream_summary__free_unpacked(sum, NULL);
   batch_free(&x);
+
+  /* device readings need an authenticated device or gateway: the hooks
+   * still run, and the call ends unauthenticated */
+  cl_client_cstream *ds;
+  cr_assert_eq(cl_client_cstream_open(F.c, M_DEVICE_SUBMIT, &ds, &err), 0);
+  Clinlog__V1__DeviceReadingBatch drb = CLINLOG__V1__DEVICE_READING_BATCH__INIT;
+  char *reading = "{}";
+  drb.n_readings = 1;
+  drb.readings = &reading;
+  int drc = cl_client_cstream_send(ds, &drb.base, &err);
+  cr_assert(drc == 0 || drc == CL_EUNAUTH, "%s", err.msg);
+  cr_assert_eq(cl_client_cstream_finish(ds, &clinlog__v1__device_reading_summary__descriptor, NULL,
+                                        NULL, &err),
+               CL_EUNAUTH, "%s", err.msg);
 
   Clinlog__V1__ReadRequest rr = CLINLOG__V1__READ_REQUEST__INIT;
   cl_client_stream *s;

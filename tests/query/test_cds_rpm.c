@@ -314,6 +314,37 @@ Test(cds_rpm, no_flooding_and_reopening) {
   cr_assert_eq(c.open, 0, "back in range closes both");
 }
 
+/* Readings arrive late and out of order (a gateway that was offline): the
+ * alert state follows the newest measurement of each code; an older
+ * reading neither closes nor reopens it. */
+Test(cds_rpm, late_readings_do_not_override_newer_ones) {
+  cr_assert_eq(one("8480-6", "190", "mm[Hg]", T0 + 2 * H), 1, "the newest is high: alert");
+  cr_assert_eq(one("8480-6", "130", "mm[Hg]", T0 + H), 0, "a late normal reading");
+  cr_assert(cl_rpm_is_open(cl_rpm_of(st), "vital:8480-6:high:180"), "still open");
+  cr_assert_eq(one("8480-6", "195", "mm[Hg]", T0 + 3 * H), 0, "no second alert: no flooding");
+  cr_assert_eq(one("8480-6", "128", "mm[Hg]", T0 + 4 * H), 0, "a newer normal reading");
+  cr_assert(!cl_rpm_is_open(cl_rpm_of(st), "vital:8480-6:high:180"), "closed");
+  cr_assert_eq(one("8480-6", "200", "mm[Hg]", T0 + 30 * 60 * NS), 0, "a late high reading");
+  cr_assert(!cl_rpm_is_open(cl_rpm_of(st), "vital:8480-6:high:180"), "stays closed");
+  /* each code on its own: diastolic's first reading is older, yet counts */
+  cr_assert_eq(one("8462-4", "125", "mm[Hg]", T0), 1);
+  /* the state with the newest times round-trips */
+  uint8_t *b;
+  size_t n;
+  cl_err err = {0};
+  cr_assert_eq(cl_cds_patient_serialize(st, &b, &n, &err), 0, "%s", err.msg);
+  cl_cds_patient *back;
+  cr_assert_eq(cl_cds_patient_parse(b, n, &back, &err), 0, "%s", err.msg);
+  uint8_t *b2;
+  size_t n2;
+  cr_assert_eq(cl_cds_patient_serialize(back, &b2, &n2, &err), 0);
+  cr_assert_eq(n, n2);
+  cr_assert_arr_eq(b, b2, n);
+  free(b);
+  free(b2);
+  cl_cds_patient_free(back);
+}
+
 Test(cds_rpm, weight_gain_over_one_and_seven_days) {
   /* seed: more than 2 lb (0.90718474 kg) in a day, 5 lb (2.26796185 kg) in 7 */
   cr_assert_eq(one("29463-7", "80", "kg", T0), 0);
