@@ -116,7 +116,7 @@ static int status_of(int code) {
   }
 }
 
-static enum MHD_Result refuse(struct MHD_Connection *c, const cl_req_ctx *rc, const cl_err *err) {
+enum MHD_Result http_refuse(struct MHD_Connection *c, const cl_req_ctx *rc, const cl_err *err) {
   int st = status_of(err->code);
   return http_send_outcome(c, st,
                            st == 400   ? "invalid"
@@ -126,7 +126,7 @@ static enum MHD_Result refuse(struct MHD_Connection *c, const cl_req_ctx *rc, co
                            rc->request_id, err->msg);
 }
 
-static void ctx_init(cl_http *h, struct MHD_Connection *c, cl_req_ctx *rc, int method) {
+void http_ctx_init(cl_http *h, struct MHD_Connection *c, cl_req_ctx *rc, int method) {
   cl_req_ctx_init(rc, method, "http");
   const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
   if (rid != NULL && rid[0])
@@ -185,11 +185,11 @@ static enum MHD_Result discovery(cl_http *h, struct MHD_Connection *c) {
   cl_req_ctx rc;
   cl_err err, aerr;
   cl_err_clear(&err);
-  ctx_init(h, c, &rc, M_CDS_DISCOVERY);
+  http_ctx_init(h, c, &rc, M_CDS_DISCOVERY);
   if (cl_svc_admit(h->svc, &rc, NULL, &err) != 0) {
     if (http_done(h, &rc, err.code, err.msg, &aerr))
       return http_unrecorded(c, &rc, &aerr);
-    return refuse(c, &rc, &err);
+    return http_refuse(c, &rc, &err);
   }
   char *doc = cl_cds_hooks_discovery();
   if (http_done(h, &rc, doc ? 0 : CL_ENOMEM, "", &aerr)) {
@@ -211,7 +211,7 @@ static enum MHD_Result hook(cl_http *h, struct MHD_Connection *c, const char *se
   cl_req_ctx rc;
   cl_err err, aerr;
   cl_err_clear(&err);
-  ctx_init(h, c, &rc, M_CDS_HOOK);
+  http_ctx_init(h, c, &rc, M_CDS_HOOK);
   cl_cds_hooks_req *q = NULL;
   int code = json_body(c, r, &err);
   if (code == 0)
@@ -236,13 +236,13 @@ static enum MHD_Result hook(cl_http *h, struct MHD_Connection *c, const char *se
     cl_cds_hooks_req_free(q);
     if (http_done(h, &rc, err.code, err.msg, &aerr))
       return http_unrecorded(c, &rc, &aerr);
-    return refuse(c, &rc, &err);
+    return http_refuse(c, &rc, &err);
   }
   snprintf(rc.audit_what, sizeof rc.audit_what, "cds-services/%.200s", service);
   if (code) {
     if (http_done(h, &rc, perr.code, perr.msg, &aerr))
       return http_unrecorded(c, &rc, &aerr);
-    return refuse(c, &rc, &perr);
+    return http_refuse(c, &rc, &perr);
   }
   snprintf(rc.audit_query, sizeof rc.audit_query, "hook=%s&hookInstance=%.200s&prefetch=%s",
            service, cl_cds_hooks_instance(q), types[0] ? "partial" : "complete");
@@ -283,7 +283,7 @@ static enum MHD_Result hook(cl_http *h, struct MHD_Connection *c, const char *se
   }
   if (code) {
     cl_cds_hooks_req_free(q);
-    return refuse(c, &rc, &err);
+    return http_refuse(c, &rc, &err);
   }
   remember(h, cl_cds_hooks_patient(q), out, out_len);
   cl_cds_hooks_req_free(q);
@@ -327,7 +327,7 @@ static enum MHD_Result feedback(cl_http *h, struct MHD_Connection *c, const char
   cl_req_ctx rc;
   cl_err err, aerr;
   cl_err_clear(&err);
-  ctx_init(h, c, &rc, M_CDS_FEEDBACK);
+  http_ctx_init(h, c, &rc, M_CDS_FEEDBACK);
   cl_cds_feedback *fb = calloc(CDS_MAX_FEEDBACK, sizeof *fb);
   http_cds_card *cards = calloc(CDS_MAX_FEEDBACK, sizeof *cards);
   size_t n = 0;
@@ -351,13 +351,13 @@ static enum MHD_Result feedback(cl_http *h, struct MHD_Connection *c, const char
   enum MHD_Result ret;
   if (cl_svc_admit(h->svc, &rc, &ev.base, &err) != 0) {
     ret = http_done(h, &rc, err.code, err.msg, &aerr) ? http_unrecorded(c, &rc, &aerr)
-                                                      : refuse(c, &rc, &err);
+                                                      : http_refuse(c, &rc, &err);
     goto out;
   }
   snprintf(rc.audit_what, sizeof rc.audit_what, "cds-services/%.200s/feedback", service);
   if (code) {
     ret = http_done(h, &rc, perr.code, perr.msg, &aerr) ? http_unrecorded(c, &rc, &aerr)
-                                                        : refuse(c, &rc, &perr);
+                                                        : http_refuse(c, &rc, &perr);
     goto out;
   }
   /* the record says what was reported: card, outcome, reason */
@@ -384,7 +384,7 @@ static enum MHD_Result feedback(cl_http *h, struct MHD_Connection *c, const char
     goto out;
   }
   if (code) {
-    ret = refuse(c, &rc, &err);
+    ret = http_refuse(c, &rc, &err);
     goto out;
   }
   /* CDS Hooks 2.0: 200 and an empty body */
