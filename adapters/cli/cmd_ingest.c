@@ -112,45 +112,25 @@ static void report(ingest *g, const char *file, size_t index, const cl_hl7_heade
 static int append(ingest *g, const cl_hl7_mapped *r, outcome *o) {
   size_t n = r->n;
   ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
-  uint8_t(*hashes)[32] = calloc(n, 32);
-  if (!evs || !hashes) {
-    free(evs);
-    free(hashes);
+  if (!evs) {
     snprintf(o->detail, sizeof o->detail, "out of memory");
     return CL_ENOMEM;
   }
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     evs[i] = (ProtobufCBinaryData){r->ev[i].len, r->ev[i].bytes};
-    cl_event_hash(r->ev[i].bytes, r->ev[i].len, hashes[i]);
-  }
-  uint8_t sig[64];
-  cl_sign_batch(&g->signer, (const uint8_t(*)[32])hashes, n, sig);
-  Clinlog__V1__Signature bsig = CLINLOG__V1__SIGNATURE__INIT;
-  bsig.key_id = (ProtobufCBinaryData){32, g->signer.pk};
-  bsig.signature = (ProtobufCBinaryData){64, sig};
-  Clinlog__V1__AppendBatch ab = CLINLOG__V1__APPEND_BATCH__INIT;
-  ab.n_events = n;
-  ab.events = evs;
-  ab.batch_signature = &bsig;
-  Clinlog__V1__AppendResponse *resp = NULL;
-  cl_client_status st;
+  int dup = 0;
   cl_err err;
   cl_err_clear(&err);
-  int rc = cl_client_append(g->client, &ab, &resp, &st, &err);
+  int rc = cli_append_signed(g->client, &g->signer, evs, n, &o->first_seq, &o->last_seq, &dup,
+                             &err);
   free(evs);
-  free(hashes);
   if (rc) {
     snprintf(o->detail, sizeof o->detail, "%s (%s)", err.msg[0] ? err.msg : cl_strerror(rc),
              cl_errname(rc));
     return rc;
   }
-  if (resp->n_positions == n && n) {
-    o->first_seq = resp->positions[0]->seq;
-    o->last_seq = resp->positions[n - 1]->seq;
-  }
   o->events = n;
-  o->status = resp->duplicate ? "duplicate" : "accepted";
-  clinlog__v1__append_response__free_unpacked(resp, NULL);
+  o->status = dup ? "duplicate" : "accepted";
   return 0;
 }
 
@@ -484,11 +464,14 @@ fail_signer:
 }
 
 int cmd_ingest(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "fhir"))
+    return cmd_ingest_fhir(argc - 1, argv + 1);
   if (argc < 2 || strcmp(argv[1], "hl7")) {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
       return usage(stdout, 0);
     fprintf(stderr,
-            "clinlog ingest: the only format so far is hl7 (`clinlog ingest hl7 FILE...`)\n");
+            "clinlog ingest: the formats are hl7 (`clinlog ingest hl7 FILE...`) and fhir "
+            "(`clinlog ingest fhir FILE|DIR...`)\n");
     return 2;
   }
   argc--, argv++;

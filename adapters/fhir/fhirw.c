@@ -467,7 +467,7 @@ static int patient_id_of(wctx *c, const json_t *res, const char *put_id, int *ex
   c->bid = c->patient_id;
   *exists = 0;
   const json_t *known = c->o->refs ? json_object_get(c->o->refs, c->patient_id) : NULL;
-  if (known == NULL && c->o->resolve != NULL) {
+  if (known == NULL && c->o->resolve != NULL && !c->o->bulk) {
     char b[128];
     rc = c->o->resolve(c->o->ctx, "Patient", c->patient_id, b, sizeof b, c->err);
     if (rc == 0)
@@ -576,4 +576,20 @@ int cl_fhirw_refs_add(json_t *refs, const cl_fhirw_mapped *m, const char *full_u
     rc = json_object_set(refs, m->id, v);
   json_decref(v);
   return rc ? CL_ENOMEM : 0;
+}
+
+int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n) {
+  const char *type = json_string_value(json_object_get(res, "resourceType"));
+  const char *b = type && !strcmp(type, "Patient") ? json_string_value(json_object_get(res, "id"))
+                                                  : NULL;
+  json_t *ids = json_object_get(res, "identifier");
+  for (size_t i = 0; b == NULL && i < json_array_size(ids); i++) {
+    const char *sys = json_string_value(json_object_get(json_array_get(ids, i), "system"));
+    if (sys && !strcmp(sys, FJ_BUSINESS_ID_SYSTEM))
+      b = json_string_value(json_object_get(json_array_get(ids, i), "value"));
+  }
+  if (b == NULL)
+    return CL_ENOTFOUND;
+  snprintf(bid, n, "%s", b);
+  return 0;
 }

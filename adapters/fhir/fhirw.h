@@ -72,6 +72,8 @@ typedef struct cl_fhirw_opts {
   int64_t now_ns;            /* occurred_at of a resource that states no time of its own */
   const json_t *refs;        /* references this input defines (cl_fhirw_refs_add), or NULL */
   cl_fhirw_resolve_fn resolve; /* the views' resources, or NULL: none known */
+  int bulk; /* a load (clinlog ingest): a Patient is always a PatientRegistered (which the view
+               takes as the whole record), so the same input gives the same events */
   void *ctx;
 } cl_fhirw_opts;
 
@@ -120,6 +122,10 @@ void cl_fhirw_mapped_free(cl_fhirw_mapped *m);
  * referenced as: "<type>/<logical id>" and, in a Bundle, its fullUrl
  * (may be NULL), each naming {type, bid, patient}. 0 or CL_ENOMEM. */
 int cl_fhirw_refs_add(json_t *refs, const cl_fhirw_mapped *m, const char *full_url);
+
+/* The business id of a resource as the views hold it (a Patient: its id;
+ * else its identifier in urn:clinlog:id) into bid: 0, or CL_ENOTFOUND. */
+int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n);
 
 /* The order resources of one input are mapped in, so that what others
  * reference comes first: Patient 0, Encounter 1, anything else 2. */

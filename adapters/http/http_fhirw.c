@@ -127,17 +127,9 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
     return cl_err_set(err, CL_EFAILED, "reading %s/%s from the views failed", type, id);
   if (rc)
     return rc;
-  const char *b = !strcmp(type, "Patient") ? id : NULL;
-  json_t *ids = json_object_get(res, "identifier");
-  for (size_t i = 0; b == NULL && i < json_array_size(ids); i++) {
-    const char *sys = json_string_value(json_object_get(json_array_get(ids, i), "system"));
-    if (sys && !strcmp(sys, FJ_BUSINESS_ID_SYSTEM))
-      b = json_string_value(json_object_get(json_array_get(ids, i), "value"));
-  }
-  if (b)
-    snprintf(bid, bidn, "%s", b);
+  rc = cl_fhirw_bid_of(res, bid, bidn);
   json_decref(res);
-  return b ? 0 : CL_ENOTFOUND;
+  return rc;
 }
 
 /* The versionId of type/id now ("" when there is none). */

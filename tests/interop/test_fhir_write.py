@@ -344,7 +344,7 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
 
     def start(self):
         port = free_port()
-        s = Server(args=["--http-listen", "127.0.0.1:%d" % port])
+        s = Server(args=["--http-listen", "127.0.0.1:%d" % port], audit=False)
         s.start()
         self.servers.append(s)
         client = Client(s.addr)
@@ -363,7 +363,8 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         return s, port, client
 
     def ingest(self, server, *paths, json_out=True):
-        argv = [common.CLINLOG, "ingest", "fhir", "--server", server.addr, "--key", self.key]
+        argv = [common.CLINLOG, "ingest", "fhir", "--server", server.addr, "--plaintext", "--key",
+                self.key]
         if json_out:
             argv.append("--json")
         r = subprocess.run(argv + list(paths), capture_output=True, text=True, timeout=T(120))
@@ -405,7 +406,8 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
 
         # the round trip: export from A, ingest the directory into a fresh B
         exp = os.path.join(d, "export")
-        r = subprocess.run([common.CLINLOG, "fhir", "export", "--server", a.addr, "--out", exp],
+        r = subprocess.run([common.CLINLOG, "fhir", "export", "--server", a.addr, "--plaintext",
+                            "--out", exp],
                            capture_output=True, text=True, timeout=T(120))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         files = sorted(glob.glob(os.path.join(exp, "*.ndjson")))
