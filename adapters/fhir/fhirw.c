@@ -487,9 +487,9 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     return cl_fhirw_fail(fe, err, 400, "structure", expr, "not a FHIR resource (a JSON object)");
   wctx c = {.o = o, .fe = fe, .err = err, .put_id = put_id};
   const char *type = json_string_value(json_object_get(res, "resourceType"));
-  snprintf(c.root, sizeof c.root, "%s", expr ? expr : type ? type : "");
-  if (type == NULL)
+  if (type == NULL || type[0] == FJ_DECIMAL_MARK || type[0] == '\0')
     return cl_fhirw_fail(fe, err, 400, "required", expr, "resourceType: required (a string)");
+  snprintf(c.root, sizeof c.root, "%s", expr ? expr : type);
   c.type = type;
   int rc = 0, exists = 0;
   const char *own = NULL;

@@ -36,6 +36,14 @@ static const char *kind_of(const json_t *v) {
   }
 }
 
+/* The first control character FHIR strings may not hold, or 0. */
+static unsigned control_char(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
+      return *p;
+  return 0;
+}
+
 /* ---- members ---- */
 
 int w_only(wctx *c, const json_t *o, const char *path, const char *const *keys, int root) {
@@ -68,10 +76,9 @@ int w_str(wctx *c, const json_t *o, const char *path, const char *key, const cha
   if (s[0] == '\0')
     return w_fail(c, 400, "value", w_path(c, path, key, 0),
                   "an empty string (FHIR: leave the element out)");
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-    if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
-      return w_fail(c, 400, "value", w_path(c, path, key, 0),
-                    "a control character (U+%04X) in a string", *p);
+  if (control_char(s))
+    return w_fail(c, 400, "value", w_path(c, path, key, 0),
+                  "a control character (U+%04X) in a string", control_char(s));
   *out = s;
   return 0;
 }
@@ -356,7 +363,7 @@ int w_quantity(wctx *c, const json_t *v, const char *path, Clinlog__V1__Quantity
     json_t *dec = fj_decimal(text);
     int ok = dec != NULL;
     json_decref(dec);
-    if (!ok || strspn(text, "-0123456789.") != strlen(text))
+    if (!ok || strspn(text, "-+0123456789.eE") != strlen(text))
       return w_fail(c, 400, "value", w_path(c, path, "value", 0),
                     "'%.40s' is not a FHIR decimal", text);
   }
@@ -435,16 +442,13 @@ static int strings(wctx *c, const json_t *o, const char *path, const char *key, 
     return CL_ENOMEM;
   const char *apath = w_path(c, path, key, 0);
   for (size_t i = 0; i < *n; i++) {
-    json_t *holder = json_pack("{s:O}", "v", json_array_get(a, i));
-    const char *s = NULL;
-    rc = w_str(c, holder, w_path(c, apath, NULL, (long)i), "v", &s);
-    (*out)[i] = s ? w_printf(c, "%s", s) : NULL;
-    json_decref(holder);
-    if (rc)
-      return w_fail(c, c->fe->status, c->fe->code, w_path(c, apath, NULL, (long)i),
-                    "expected a non-empty string");
-    if ((*out)[i] == NULL)
-      return CL_ENOMEM;
+    const json_t *v = json_array_get(a, i);
+    const char *s = json_string_value(v), *ip = w_path(c, apath, NULL, (long)i);
+    if (s == NULL || is_number(v))
+      return w_fail(c, 400, "structure", ip, "expected a string, got %s", kind_of(v));
+    if (s[0] == '\0' || control_char(s))
+      return w_fail(c, 400, "value", ip, "an empty string or a control character");
+    (*out)[i] = (char *)s;
   }
   return 0;
 }
