@@ -161,6 +161,32 @@ int cmd_projections(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);
 int cmd_ingest(int argc, char **argv); /* ingest hl7 (cmd_ingest.c) */
 int cmd_ingest_fhir(int argc, char **argv); /* ingest fhir (cmd_ingest_fhir.c) */
+
+/* What every `clinlog ingest FORMAT` takes and holds (cmd_ingest.c). */
+typedef struct cli_ingest {
+  cli_remote remote;
+  const char *keyfile, *principal_opt, *role; /* --key, --principal, --role (NULL: unset) */
+  int json;                                   /* --json */
+  char **paths;                               /* the FILE (or DIR) arguments, borrowed */
+  int npaths;
+  cl_client *client;   /* cli_ingest_open: returned-owned (cli_ingest_close) */
+  cl_signer signer;    /* the feed's key */
+  char principal[128]; /* the key's principal, or --principal */
+} cli_ingest;
+
+/* Parses `clinlog ingest <what>` options (argv[0] is the format): --key,
+ * --principal, --role, --json, --help, the remote ones and, when `extra`
+ * names one more long option with an argument, that one (handed to
+ * on_extra with ctx: 0 ok, else a usage error). Returns -1 to go on, else
+ * the exit status (usage printed). */
+int cli_ingest_parse(int argc, char **argv, const char *what, int (*usage_fn)(FILE *, int),
+                     const char *extra, int (*on_extra)(void *, const char *), void *ctx,
+                     cli_ingest *a);
+/* Loads the key, opens the client and finds the key's principal (unless
+ * --principal). 0, or the exit status with the error printed (nothing to
+ * close then). */
+int cli_ingest_open(cli_ingest *a, const char *what);
+void cli_ingest_close(cli_ingest *a);
 int cmd_audit(int argc, char **argv);
 int cmd_kb(int argc, char **argv); /* kb check (cmd_kb.c) */
 int cmd_auth_break_glass(int argc, char **argv); /* `clinlog auth break-glass` */

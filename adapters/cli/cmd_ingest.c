@@ -24,8 +24,7 @@
 #include "store/keys.h"
 
 typedef struct ingest {
-  cl_client *client;
-  cl_signer signer;
+  cli_ingest *io; /* client, key, options */
   cl_hl7_map_opts opts;
   int json;
   json_t *results; /* --json: per-message objects */
@@ -121,7 +120,7 @@ static int append(ingest *g, const cl_hl7_mapped *r, outcome *o) {
   int dup = 0;
   cl_err err;
   cl_err_clear(&err);
-  int rc = cli_append_signed(g->client, &g->signer, evs, n, &o->first_seq, &o->last_seq, &dup,
+  int rc = cli_append_signed(g->io->client, &g->io->signer, evs, n, &o->first_seq, &o->last_seq, &dup,
                              &err);
   free(evs);
   if (rc) {
@@ -390,6 +389,11 @@ static int parse_tz(const char *s, int *out) {
   return 0;
 }
 
+/* --tz for cli_ingest_parse. */
+static int tz_option(void *ctx, const char *arg) {
+  return parse_tz(arg, &((ingest *)ctx)->opts.default_offset_min);
+}
+
 static int usage(FILE *f, int rc) {
   fprintf(f, "usage: clinlog ingest hl7 FILE... --server HOST:PORT --key FILE [options]\n"
              "Reads HL7 v2 messages (CR, LF or CRLF segments; several per file; FHS/BHS\n"
@@ -408,25 +412,11 @@ static int usage(FILE *f, int rc) {
   return rc;
 }
 
-static int run(ingest *g, const cli_remote *remote, const char *keyfile, const char *principal_opt,
-               char **files, int nfiles) {
-  cl_err err;
-  cl_err_clear(&err);
-  if (cl_crypto_init(&err) || cl_signer_load(&g->signer, keyfile, &err))
-    return cli_fail("ingest hl7: key", &err);
-  int status = 0;
-  char principal[128] = "";
-  if (cli_remote_open(remote, &g->client, &err)) {
-    status = cli_fail("ingest hl7", &err);
-    goto fail_signer;
-  }
-  if (principal_opt) {
-    snprintf(principal, sizeof principal, "%s", principal_opt);
-  } else if (cli_remote_principal(g->client, g->signer.pk, principal, sizeof principal, &err)) {
-    status = cli_fail("ingest hl7: the signing key's principal (or give --principal)", &err);
-    goto fail_client;
-  }
-  g->opts.principal_id = principal;
+static int run(ingest *g, char **files, int nfiles) {
+  int status = cli_ingest_open(g->io, "ingest hl7");
+  if (status)
+    return status;
+  g->opts.principal_id = g->io->principal;
   g->results = json_array();
   cli_progress_start(&g->prog, "ingest hl7 (messages)");
   if (g->json)
@@ -455,12 +445,8 @@ static int run(ingest *g, const cli_remote *remote, const char *keyfile, const c
            (unsigned long long)g->errors,
            g->files_refused ? "; batch files refused whole (counts)" : "");
   }
-  status = ok ? 0 : 1;
-fail_client:
-  cl_client_close(g->client);
-fail_signer:
-  cl_signer_free(&g->signer);
-  return status;
+  cli_ingest_close(g->io);
+  return ok ? 0 : 1;
 }
 
 int cmd_ingest(int argc, char **argv) {
@@ -474,54 +460,98 @@ int cmd_ingest(int argc, char **argv) {
             "(`clinlog ingest fhir FILE|DIR...`)\n");
     return 2;
   }
-  argc--, argv++;
-  static const struct option opts[] = {{"key", required_argument, 0, 'k'},
-                                       {"principal", required_argument, 0, 'P'},
-                                       {"role", required_argument, 0, 'r'},
-                                       {"tz", required_argument, 0, 'z'},
-                                       {"json", no_argument, 0, 'j'},
-                                       {"help", no_argument, 0, 'h'},
-                                       CLI_REMOTE_OPTIONS,
-                                       {0, 0, 0, 0}};
   ingest g = {0};
-  cli_remote remote = {0};
-  const char *keyfile = NULL, *principal = NULL;
+  cli_ingest io = {0};
+  int st = cli_ingest_parse(argc - 1, argv + 1, "ingest hl7", usage, "tz", tz_option, &g, &io);
+  if (st >= 0)
+    return st;
+  g.io = &io;
+  g.json = io.json;
+  g.opts.role = io.role;
+  return run(&g, io.paths, io.npaths);
+}
+
+/* ---- what every `clinlog ingest FORMAT` shares ---- */
+
+int cli_ingest_parse(int argc, char **argv, const char *what, int (*usage_fn)(FILE *, int),
+                     const char *extra, int (*on_extra)(void *, const char *), void *ctx,
+                     cli_ingest *a) {
+  struct option opts[] = {{"key", required_argument, 0, 'k'},
+                          {"principal", required_argument, 0, 'P'},
+                          {"role", required_argument, 0, 'r'},
+                          {"json", no_argument, 0, 'j'},
+                          {"help", no_argument, 0, 'h'},
+                          {extra ? extra : "help", extra ? required_argument : no_argument, 0,
+                           extra ? 'x' : 'h'},
+                          CLI_REMOTE_OPTIONS,
+                          {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    if (cli_remote_option(&remote, c, optarg))
+    if (cli_remote_option(&a->remote, c, optarg))
       continue;
     switch (c) {
     case 'k':
-      keyfile = optarg;
+      a->keyfile = optarg;
       break;
     case 'P':
-      principal = optarg;
+      a->principal_opt = optarg;
       break;
     case 'r':
-      g.opts.role = optarg;
+      a->role = optarg;
       break;
-    case 'z':
-      if (parse_tz(optarg, &g.opts.default_offset_min)) {
-        fprintf(stderr, "clinlog ingest hl7: --tz: expected +HHMM or -HHMM, got \"%s\"\n", optarg);
+    case 'j':
+      a->json = 1;
+      break;
+    case 'x':
+      if (on_extra(ctx, optarg)) {
+        fprintf(stderr, "clinlog %s: --%s: bad value \"%s\"\n", what, extra, optarg);
         return 2;
       }
       break;
-    case 'j':
-      g.json = 1;
-      break;
     case 'h':
-      return usage(stdout, 0);
+      return usage_fn(stdout, 0);
     default:
-      return usage(stderr, 2);
+      return usage_fn(stderr, 2);
     }
   }
-  if (optind >= argc || !remote.server || !keyfile) {
-    fprintf(stderr, "clinlog ingest hl7: %s\n",
-            optind >= argc   ? "no FILE given"
-            : !remote.server ? "--server is required"
-                             : "--key is required");
-    return usage(stderr, 2);
+  if (optind >= argc || !a->remote.server || !a->keyfile) {
+    fprintf(stderr, "clinlog %s: %s\n", what,
+            optind >= argc      ? "no FILE given"
+            : !a->remote.server ? "--server is required"
+                                : "--key is required");
+    return usage_fn(stderr, 2);
   }
-  return run(&g, &remote, keyfile, principal, argv + optind, argc - optind);
+  a->paths = argv + optind;
+  a->npaths = argc - optind;
+  return -1;
+}
+
+int cli_ingest_open(cli_ingest *a, const char *what) {
+  cl_err err;
+  cl_err_clear(&err);
+  char ctx[96];
+  if (cl_crypto_init(&err) || cl_signer_load(&a->signer, a->keyfile, &err)) {
+    snprintf(ctx, sizeof ctx, "%s: key", what);
+    return cli_fail(ctx, &err);
+  }
+  if (cli_remote_open(&a->remote, &a->client, &err)) {
+    cl_signer_free(&a->signer);
+    return cli_fail(what, &err);
+  }
+  if (a->principal_opt) {
+    snprintf(a->principal, sizeof a->principal, "%s", a->principal_opt);
+  } else if (cli_remote_principal(a->client, a->signer.pk, a->principal, sizeof a->principal,
+                                  &err)) {
+    cli_ingest_close(a);
+    snprintf(ctx, sizeof ctx, "%s: the signing key's principal (or give --principal)", what);
+    return cli_fail(ctx, &err);
+  }
+  return 0;
+}
+
+void cli_ingest_close(cli_ingest *a) {
+  cl_client_close(a->client);
+  a->client = NULL;
+  cl_signer_free(&a->signer);
 }

@@ -21,7 +21,6 @@
  * which a server derives and never takes as input). Exit
  * status 0 when nothing was refused, 1 otherwise, 2 for usage. */
 #include <dirent.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,10 +48,7 @@ typedef struct unit {
 } unit;
 
 typedef struct fingest {
-  cl_client *client;
-  cl_signer signer;
-  char principal[128];
-  const char *role;
+  cli_ingest *io; /* client, key, options */
   int json;
   json_t *results, *refs;
   uint64_t accepted, dups, skipped, refused, errors, events;
@@ -255,7 +251,7 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
   ProtobufCMessage *m;
   cl_err e;
   cl_err_clear(&e);
-  if (cl_client_unary(g->client, cl_grpc_method_path[M_FHIR_READ], &req.base,
+  if (cl_client_unary(g->io->client, cl_grpc_method_path[M_FHIR_READ], &req.base,
                       &clinlog__v1__fhir_response__descriptor, &m, NULL, &e) != 0)
     return e.code == CL_ENOTFOUND ? CL_ENOTFOUND
                                   : cl_err_set(err, e.code, "looking up %s/%s on the server: %s",
@@ -326,8 +322,8 @@ static void report(fingest *g, const unit *u, outcome *o) {
  * into ms[0..*n); refs gets what they define. */
 static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **ms, size_t *n,
                     outcome *o) {
-  cl_fhirw_opts opt = {.principal_id = g->principal,
-                       .role = g->role,
+  cl_fhirw_opts opt = {.principal_id = g->io->principal,
+                       .role = g->io->role ? g->io->role : "integration",
                        .source_system = "fhir-ingest",
                        .now_ns = u->mtime_ns,
                        .refs = refs,
@@ -390,7 +386,7 @@ static void one(fingest *g, const unit *u) {
     int dup = 0;
     cl_err err;
     cl_err_clear(&err);
-    int rc = evs ? cli_append_signed(g->client, &g->signer, evs, k, &o.first_seq, &o.last_seq,
+    int rc = evs ? cli_append_signed(g->io->client, &g->io->signer, evs, k, &o.first_seq, &o.last_seq,
                                      &dup, &err)
                  : cl_err_set(&err, CL_ENOMEM, "out of memory");
     if (rc == 0 || rc == CL_EDUPLICATE) { /* EDUPLICATE: written before from another file */
@@ -446,24 +442,10 @@ static int usage(FILE *f, int rc) {
   return rc;
 }
 
-static int run(fingest *g, const cli_remote *remote, const char *keyfile,
-               const char *principal_opt, char **paths, int npaths) {
-  cl_err err;
-  cl_err_clear(&err);
-  if (cl_crypto_init(&err) || cl_signer_load(&g->signer, keyfile, &err))
-    return cli_fail("ingest fhir: key", &err);
-  int status = 0;
-  if (cli_remote_open(remote, &g->client, &err)) {
-    status = cli_fail("ingest fhir", &err);
-    goto fail_signer;
-  }
-  if (principal_opt) {
-    snprintf(g->principal, sizeof g->principal, "%s", principal_opt);
-  } else if (cli_remote_principal(g->client, g->signer.pk, g->principal, sizeof g->principal,
-                                  &err)) {
-    status = cli_fail("ingest fhir: the signing key's principal (or give --principal)", &err);
-    goto fail_client;
-  }
+static int run(fingest *g, char **paths, int npaths) {
+  int status = cli_ingest_open(g->io, "ingest fhir");
+  if (status)
+    return status;
   for (int i = 0; i < npaths && !status; i++)
     status = add_path(g, paths[i]);
   if (status)
@@ -519,54 +501,17 @@ fail_units:
     json_decref(g->u[i].res);
   }
   free(g->u);
-fail_client:
-  cl_client_close(g->client);
-fail_signer:
-  cl_signer_free(&g->signer);
+  cli_ingest_close(g->io);
   return status;
 }
 
 int cmd_ingest_fhir(int argc, char **argv) {
-  static const struct option opts[] = {{"key", required_argument, 0, 'k'},
-                                       {"principal", required_argument, 0, 'P'},
-                                       {"role", required_argument, 0, 'r'},
-                                       {"json", no_argument, 0, 'j'},
-                                       {"help", no_argument, 0, 'h'},
-                                       CLI_REMOTE_OPTIONS,
-                                       {0, 0, 0, 0}};
-  fingest g = {.role = "integration"};
-  cli_remote remote = {0};
-  const char *keyfile = NULL, *principal = NULL;
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    if (cli_remote_option(&remote, c, optarg))
-      continue;
-    switch (c) {
-    case 'k':
-      keyfile = optarg;
-      break;
-    case 'P':
-      principal = optarg;
-      break;
-    case 'r':
-      g.role = optarg;
-      break;
-    case 'j':
-      g.json = 1;
-      break;
-    case 'h':
-      return usage(stdout, 0);
-    default:
-      return usage(stderr, 2);
-    }
-  }
-  if (optind >= argc || !remote.server || !keyfile) {
-    fprintf(stderr, "clinlog ingest fhir: %s\n",
-            optind >= argc   ? "no FILE or DIR given"
-            : !remote.server ? "--server is required"
-                             : "--key is required");
-    return usage(stderr, 2);
-  }
-  return run(&g, &remote, keyfile, principal, argv + optind, argc - optind);
+  fingest g = {0};
+  cli_ingest io = {0};
+  int st = cli_ingest_parse(argc, argv, "ingest fhir", usage, NULL, NULL, NULL, &io);
+  if (st >= 0)
+    return st;
+  g.io = &io;
+  g.json = io.json;
+  return run(&g, io.paths, io.npaths);
 }

@@ -421,8 +421,6 @@ static int finish(wctx *c, const json_t *res, const char *base_version, cl_fhirw
   snprintf(stream, sizeof stream, "patient-%s", c->patient_id);
   for (size_t i = 0; i < c->nev; i++) {
     Clinlog__V1__Event *e = c->ev[i];
-    char ix[8];
-    snprintf(ix, sizeof ix, "%zu", i);
     derive("clinlog-fhir-event-id-v1", c->type, c->bid, base_version, canon, m->ev[i].event_id);
     /* the index apart: two events of one resource differ in it alone */
     m->ev[i].event_id[15] ^= (uint8_t)i;

@@ -55,6 +55,11 @@ int w_str(wctx *c, const json_t *o, const char *path, const char *key, const cha
 /* o[key] as an array (NULL, 0 if absent): 400 if not a non-empty array. */
 int w_arr(wctx *c, const json_t *o, const char *path, const char *key, const json_t **out,
           size_t *n);
+/* Converts one array element v at path into *out. */
+typedef int (*w_conv_fn)(wctx *c, const json_t *v, const char *path, void **out);
+/* o[key] (an array) converted element by element into *out (arena). */
+int w_list(wctx *c, const json_t *o, const char *path, const char *key, w_conv_fn conv,
+           void ***out, size_t *n);
 /* o[key] as an object (NULL if absent). */
 int w_obj(wctx *c, const json_t *o, const char *path, const char *key, const json_t **out);
 /* o[key] as a boolean (-1 if absent). */

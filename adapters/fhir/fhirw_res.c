@@ -34,26 +34,6 @@ static int business_only(wctx *c, const json_t *r, const char *path) {
   return 0;
 }
 
-/* The array elements of o[key] as `conv` makes them. */
-typedef int (*conv_fn)(wctx *c, const json_t *v, const char *path, void **out);
-
-static int list(wctx *c, const json_t *o, const char *path, const char *key, conv_fn conv,
-                void ***out, size_t *n) {
-  const json_t *a;
-  int rc = w_arr(c, o, path, key, &a, n);
-  *out = NULL;
-  if (rc || *n == 0)
-    return rc;
-  *out = w_alloc(c, *n * sizeof **out);
-  if (*out == NULL)
-    return CL_ENOMEM;
-  const char *apath = w_path(c, path, key, 0);
-  for (size_t i = 0; i < *n; i++)
-    if ((rc = conv(c, json_array_get(a, i), w_path(c, apath, NULL, (long)i), &(*out)[i])))
-      return rc;
-  return 0;
-}
-
 /* One Reference at o[key] (a single element, or an array of one). */
 static int one_ref(wctx *c, const json_t *o, const char *path, const char *key, int array,
                    Clinlog__V1__Reference **out) {
@@ -97,12 +77,12 @@ int w_patient(wctx *c, const json_t *r, int exists) {
   const json_t *comm;
   size_t ncomm;
   if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_bool(c, r, p, "active", &active)) ||
-      (rc = list(c, r, p, "identifier", (conv_fn)w_identifier, (void ***)&b->identifiers,
+      (rc = w_list(c, r, p, "identifier", (w_conv_fn)w_identifier, (void ***)&b->identifiers,
                  &b->n_identifiers)) ||
-      (rc = list(c, r, p, "name", (conv_fn)w_name, (void ***)&b->names, &b->n_names)) ||
-      (rc = list(c, r, p, "telecom", (conv_fn)w_contact_point, (void ***)&b->telecom,
+      (rc = w_list(c, r, p, "name", (w_conv_fn)w_name, (void ***)&b->names, &b->n_names)) ||
+      (rc = w_list(c, r, p, "telecom", (w_conv_fn)w_contact_point, (void ***)&b->telecom,
                  &b->n_telecom)) ||
-      (rc = list(c, r, p, "address", (conv_fn)w_address, (void ***)&b->addresses,
+      (rc = w_list(c, r, p, "address", (w_conv_fn)w_address, (void ***)&b->addresses,
                  &b->n_addresses)) ||
       (rc = w_enum(c, r, p, "gender", genders, &gender)) ||
       (rc = w_date(c, r, p, "birthDate", (const char **)&b->birth_date)) ||
@@ -419,7 +399,7 @@ int w_allergy(wctx *c, const json_t *r) {
       (rc = w_instant(c, r, p, "recordedDate", &recorded)) ||
       (asserter && (rc = w_reference(c, asserter, w_path(c, p, "asserter", 0), &b->asserter))) ||
       (rc = w_note(c, r, p, (const char **)&b->note)) ||
-      (rc = list(c, r, p, "reaction", reaction, (void ***)&b->reactions, &b->n_reactions)))
+      (rc = w_list(c, r, p, "reaction", reaction, (void ***)&b->reactions, &b->n_reactions)))
     return rc;
   if (ncat > 1)
     return w_fail(c, 422, "not-supported", w_path(c, w_path(c, p, "category", 0), NULL, 1),
@@ -584,7 +564,7 @@ int w_observation(wctx *c, const json_t *r) {
       (rc = w_concept(c, r, p, "code", &b->code)) ||
       (rc = w_encounter(c, r, p, "encounter", (const char **)&b->encounter_id)) ||
       (rc = w_instant(c, r, p, "effectiveDateTime", &b->effective)) ||
-      (rc = list(c, r, p, "performer", (conv_fn)w_reference, (void ***)&b->performers,
+      (rc = w_list(c, r, p, "performer", (w_conv_fn)w_reference, (void ***)&b->performers,
                  &b->n_performers)) ||
       (rc = obs_value(c, r, p, b)) ||
       (rc = w_concept_code(c, r, p, "dataAbsentReason", &b->data_absent_reason)) ||
@@ -593,9 +573,9 @@ int w_observation(wctx *c, const json_t *r) {
       (rc = w_note(c, r, p, (const char **)&b->note)) ||
       (rc = w_concept_code(c, r, p, "bodySite", &b->body_site)) ||
       (rc = w_concept_code(c, r, p, "method", &b->method)) ||
-      (rc = list(c, r, p, "referenceRange", range, (void ***)&b->reference_range,
+      (rc = w_list(c, r, p, "referenceRange", range, (void ***)&b->reference_range,
                  &b->n_reference_range)) ||
-      (rc = list(c, r, p, "component", component, (void ***)&b->components, &b->n_components)))
+      (rc = w_list(c, r, p, "component", component, (void ***)&b->components, &b->n_components)))
     return rc;
   if (status < 0)
     return w_fail(c, 400, "required", w_path(c, p, "status", 0), "required");

@@ -101,6 +101,23 @@ int w_arr(wctx *c, const json_t *o, const char *path, const char *key, const jso
   return 0;
 }
 
+int w_list(wctx *c, const json_t *o, const char *path, const char *key, w_conv_fn conv,
+           void ***out, size_t *n) {
+  const json_t *a;
+  int rc = w_arr(c, o, path, key, &a, n);
+  *out = NULL;
+  if (rc || *n == 0)
+    return rc;
+  *out = w_alloc(c, *n * sizeof **out);
+  if (*out == NULL)
+    return CL_ENOMEM;
+  const char *apath = w_path(c, path, key, 0);
+  for (size_t i = 0; i < *n; i++)
+    if ((rc = conv(c, json_array_get(a, i), w_path(c, apath, NULL, (long)i), &(*out)[i])))
+      return rc;
+  return 0;
+}
+
 int w_obj(wctx *c, const json_t *o, const char *path, const char *key, const json_t **out) {
   *out = NULL;
   const json_t *v = json_object_get(o, key);
@@ -255,19 +272,7 @@ int w_concept(wctx *c, const json_t *o, const char *path, const char *key, pb_cc
 
 int w_concepts(wctx *c, const json_t *o, const char *path, const char *key, pb_cc ***out,
                size_t *n) {
-  const json_t *a;
-  int rc = w_arr(c, o, path, key, &a, n);
-  *out = NULL;
-  if (rc || *n == 0)
-    return rc;
-  *out = w_alloc(c, *n * sizeof **out);
-  if (*out == NULL)
-    return CL_ENOMEM;
-  const char *apath = w_path(c, path, key, 0);
-  for (size_t i = 0; i < *n; i++)
-    if ((rc = concept_of(c, json_array_get(a, i), w_path(c, apath, NULL, (long)i), &(*out)[i])))
-      return rc;
-  return 0;
+  return w_list(c, o, path, key, (w_conv_fn)concept_of, (void ***)out, n);
 }
 
 /* One Code from a CodeableConcept at `path` (the view's fj_concept_code):
@@ -301,20 +306,7 @@ int w_concept_code(wctx *c, const json_t *o, const char *path, const char *key, 
 
 int w_concepts_code(wctx *c, const json_t *o, const char *path, const char *key, pb_code ***out,
                     size_t *n) {
-  const json_t *a;
-  int rc = w_arr(c, o, path, key, &a, n);
-  *out = NULL;
-  if (rc || *n == 0)
-    return rc;
-  *out = w_alloc(c, *n * sizeof **out);
-  if (*out == NULL)
-    return CL_ENOMEM;
-  const char *apath = w_path(c, path, key, 0);
-  for (size_t i = 0; i < *n; i++)
-    if ((rc = code_of_concept(c, json_array_get(a, i), w_path(c, apath, NULL, (long)i),
-                              &(*out)[i])))
-      return rc;
-  return 0;
+  return w_list(c, o, path, key, (w_conv_fn)code_of_concept, (void ***)out, n);
 }
 
 int w_concept_in(wctx *c, const json_t *o, const char *path, const char *key, const char *system,
@@ -429,28 +421,21 @@ int w_identifier(wctx *c, const json_t *v, const char *path, Clinlog__V1__Identi
   return 0;
 }
 
+/* One string of an array (a conv of w_list). */
+static int string_item(wctx *c, const json_t *v, const char *path, void **out) {
+  const char *s = json_string_value(v);
+  if (s == NULL || is_number(v))
+    return w_fail(c, 400, "structure", path, "expected a string, got %s", kind_of(v));
+  if (s[0] == '\0' || control_char(s))
+    return w_fail(c, 400, "value", path, "an empty string or a control character");
+  *out = (void *)s;
+  return 0;
+}
+
 /* The strings of o[key] (an array of strings). */
 static int strings(wctx *c, const json_t *o, const char *path, const char *key, char ***out,
                    size_t *n) {
-  const json_t *a;
-  int rc = w_arr(c, o, path, key, &a, n);
-  *out = NULL;
-  if (rc || *n == 0)
-    return rc;
-  *out = w_alloc(c, *n * sizeof **out);
-  if (*out == NULL)
-    return CL_ENOMEM;
-  const char *apath = w_path(c, path, key, 0);
-  for (size_t i = 0; i < *n; i++) {
-    const json_t *v = json_array_get(a, i);
-    const char *s = json_string_value(v), *ip = w_path(c, apath, NULL, (long)i);
-    if (s == NULL || is_number(v))
-      return w_fail(c, 400, "structure", ip, "expected a string, got %s", kind_of(v));
-    if (s[0] == '\0' || control_char(s))
-      return w_fail(c, 400, "value", ip, "an empty string or a control character");
-    (*out)[i] = (char *)s;
-  }
-  return 0;
+  return w_list(c, o, path, key, string_item, (void ***)out, n);
 }
 
 int w_name(wctx *c, const json_t *v, const char *path, Clinlog__V1__HumanName **out) {

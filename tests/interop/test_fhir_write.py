@@ -349,17 +349,7 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         self.servers.append(s)
         client = Client(s.addr)
         admin = Signer.load(os.path.join(s.data, "keys", "admin.key"))
-        ev = common.pb.event.Event(event_id=common.new_id(), stream="$principal-fhir-feed",
-                                   occurred_at=common.timestamp_now())
-        ev.recorded_by.principal_id = "admin"
-        ev.recorded_by.role = "admin"
-        pr = ev.principal_registered
-        pr.principal_id = "fhir-feed"
-        pr.display_name = "FHIR feed"
-        pr.roles.append("integration")
-        pr.public_key = self.feed.pk
-        pr.kind = "system"
-        client.append(common.batch([ev.SerializeToString()], admin))
+        common.register_feed(client, admin, "fhir-feed", "FHIR feed", self.feed.pk)
         return s, port, client
 
     def ingest(self, server, *paths, json_out=True):
