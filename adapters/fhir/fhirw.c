@@ -400,6 +400,9 @@ int w_emit(wctx *c, unsigned body_case, void *body) {
 
 /* ---- the entry ---- */
 
+const char *const cl_fhirw_types[] = {"Patient", "Encounter", "Condition", "AllergyIntolerance",
+                                      "Observation", NULL};
+
 int cl_fhirw_rank(const json_t *res) {
   const char *t = json_string_value(json_object_get(res, "resourceType"));
   if (t && !strcmp(t, "Patient"))

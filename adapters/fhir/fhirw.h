@@ -48,6 +48,9 @@
 #include "query/fhir/map.h"
 #include "store/err.h"
 
+/* The resource types written, NULL-terminated (the CapabilityStatement's). */
+extern const char *const cl_fhirw_types[];
+
 /* Why a resource was refused. Plain value. */
 typedef struct cl_fhirw_error {
   char expression[256]; /* FHIRPath of the element, "" for the input as a whole */

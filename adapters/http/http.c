@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "adapters/fhir/fhirw.h"
 #include "adapters/http/http_int.h"
 #include "adapters/http/route.h"
 #include "adapters/service/methods.h"
@@ -394,7 +395,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                     .params = p.kv,
                     .nparams = p.n,
                     .strict = prefer != NULL && strstr(prefer, "handling=strict") != NULL,
-                    .base = base};
+                    .base = base,
+                    .writable = cl_fhirw_types};
   cl_fhir_engine *e;
   if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &e, &err) != 0) {
     if (http_done(h, &rc, err.code, err.msg, &aerr))

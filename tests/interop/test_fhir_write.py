@@ -81,6 +81,17 @@ def validate(paths):
     return r.returncode == 0, r.stdout + r.stderr
 
 
+def wait_views(port, client, pid):
+    """Returns once the views of the server at port have folded everything
+    committed (the projection runs behind the commit)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=T(30))
+    c.request("GET", "/fhir/R4/Patient/" + pid,
+              headers={"X-Clinlog-Min-Sequence": str(client.tree_size())})
+    status = c.getresponse().status
+    c.close()
+    assert status == 200, status
+
+
 def everything(port, pid):
     st, b = common.fhir_get(port, "/Patient/%s/$everything?_count=1000" % pid)
     assert st == 200, b
@@ -162,6 +173,20 @@ class TestFhirWrite(ServerTestCase):
                             {"Prefer": "return=minimal"})
         self.assertEqual((r.status, body), (201, None))
         self.assertTrue(r.getheader("Location"))
+
+    def test_capabilities_list_the_writes(self):
+        st, cs = common.fhir_get(self.http_port, "/metadata")
+        self.assertEqual(st, 200)
+        rest = cs["rest"][0]
+        self.assertEqual(sorted(i["code"] for i in rest["interaction"]), ["batch", "transaction"])
+        by = {r["type"]: r for r in rest["resource"]}
+        for t in ("Patient", "Encounter", "Condition", "AllergyIntolerance", "Observation"):
+            codes = [i["code"] for i in by[t]["interaction"]]
+            self.assertIn("create", codes, t)
+            self.assertIn("update", codes, t)
+            self.assertTrue(by[t]["conditionalCreate"], t)
+            self.assertEqual(by[t]["updateCreate"], t == "Patient", t)
+        self.assertNotIn("create", [i["code"] for i in by["MedicationRequest"]["interaction"]])
 
     def test_conditional_create(self):
         mrn = "MRN-" + uuid.uuid4().hex[:8]
@@ -369,6 +394,7 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         self.assertEqual(out["summary"]["accepted"], 1)
         self.assertEqual(out["summary"]["events"], 13)
         pid = out["results"][0]["resources"][0]["id"]
+        wait_views(port_a, client_a, pid)  # the NDJSON below references the patient
         # NDJSON lines, one refused: the error names the line and the element
         d = tempfile.mkdtemp(prefix="ingest-", dir=common.TMP)
         nd = os.path.join(d, "Observation.ndjson")
@@ -394,7 +420,10 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         rc, text, err = self.ingest(a, nd, json_out=False)
         self.assertIn("line 2: refused: Observation.valueQuantity.value", text)
 
-        # the round trip: export from A, ingest the directory into a fresh B
+        # the round trip: export from A (once its views have folded everything
+        # ingested: the projection runs behind the commit), then ingest the
+        # directory into a fresh B
+        wait_views(port_a, client_a, pid)
         exp = os.path.join(d, "export")
         r = subprocess.run([common.CLINLOG, "fhir", "export", "--server", a.addr, "--plaintext",
                             "--out", exp],
@@ -405,6 +434,8 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         b, port_b, client_b = self.start()
         rc, out, err = self.ingest(b, exp)
         self.assertEqual(rc, 0, (out, err))
+        wait_views(port_b, client_b, pid)
+        self.maxDiff = None
         self.assertEqual(everything(port_b, pid), everything(port_a, pid))
         ok, vout = validate(files)
         self.assertTrue(ok, vout)
