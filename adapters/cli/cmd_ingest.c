@@ -120,8 +120,8 @@ static int append(ingest *g, const cl_hl7_mapped *r, outcome *o) {
   int dup = 0;
   cl_err err;
   cl_err_clear(&err);
-  int rc = cli_append_signed(g->io->client, &g->io->signer, evs, n, &o->first_seq, &o->last_seq, &dup,
-                             &err);
+  int rc = cli_append_signed(g->io->client, &g->io->signer, evs, n, &o->first_seq, &o->last_seq,
+                             &dup, &err);
   free(evs);
   if (rc) {
     snprintf(o->detail, sizeof o->detail, "%s (%s)", err.msg[0] ? err.msg : cl_strerror(rc),
@@ -455,9 +455,8 @@ int cmd_ingest(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "hl7")) {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
       return usage(stdout, 0);
-    fprintf(stderr,
-            "clinlog ingest: the formats are hl7 (`clinlog ingest hl7 FILE...`) and fhir "
-            "(`clinlog ingest fhir FILE|DIR...`)\n");
+    fprintf(stderr, "clinlog ingest: the formats are hl7 (`clinlog ingest hl7 FILE...`) and fhir "
+                    "(`clinlog ingest fhir FILE|DIR...`)\n");
     return 2;
   }
   ingest g = {0};
@@ -476,15 +475,15 @@ int cmd_ingest(int argc, char **argv) {
 int cli_ingest_parse(int argc, char **argv, const char *what, int (*usage_fn)(FILE *, int),
                      const char *extra, int (*on_extra)(void *, const char *), void *ctx,
                      cli_ingest *a) {
-  struct option opts[] = {{"key", required_argument, 0, 'k'},
-                          {"principal", required_argument, 0, 'P'},
-                          {"role", required_argument, 0, 'r'},
-                          {"json", no_argument, 0, 'j'},
-                          {"help", no_argument, 0, 'h'},
-                          {extra ? extra : "help", extra ? required_argument : no_argument, 0,
-                           extra ? 'x' : 'h'},
-                          CLI_REMOTE_OPTIONS,
-                          {0, 0, 0, 0}};
+  struct option opts[] = {
+      {"key", required_argument, 0, 'k'},
+      {"principal", required_argument, 0, 'P'},
+      {"role", required_argument, 0, 'r'},
+      {"json", no_argument, 0, 'j'},
+      {"help", no_argument, 0, 'h'},
+      {extra ? extra : "help", extra ? required_argument : no_argument, 0, extra ? 'x' : 'h'},
+      CLI_REMOTE_OPTIONS,
+      {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -35,15 +35,15 @@
 
 /* One unit of the input. */
 typedef struct unit {
-  char *file;           /* the path (owned) */
-  size_t line;          /* NDJSON line (1-based), else 0 */
-  long entry;           /* Bundle entry index, else -1 */
-  json_t *res;          /* the resource, or a transaction Bundle (owned reference) */
-  char *full_url;       /* the entry's fullUrl (owned), or NULL */
-  int tx;               /* a transaction Bundle */
-  int rank;             /* cl_fhirw_rank; a transaction: its lowest */
-  int64_t mtime_ns;     /* the file's modification time: occurred_at when none is stated */
-  cl_fhirw_error fe;    /* a unit that did not parse */
+  char *file;        /* the path (owned) */
+  size_t line;       /* NDJSON line (1-based), else 0 */
+  long entry;        /* Bundle entry index, else -1 */
+  json_t *res;       /* the resource, or a transaction Bundle (owned reference) */
+  char *full_url;    /* the entry's fullUrl (owned), or NULL */
+  int tx;            /* a transaction Bundle */
+  int rank;          /* cl_fhirw_rank; a transaction: its lowest */
+  int64_t mtime_ns;  /* the file's modification time: occurred_at when none is stated */
+  cl_fhirw_error fe; /* a unit that did not parse */
   int bad;
 } unit;
 
@@ -253,9 +253,9 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
   cl_err_clear(&e);
   if (cl_client_unary(g->io->client, cl_grpc_method_path[M_FHIR_READ], &req.base,
                       &clinlog__v1__fhir_response__descriptor, &m, NULL, &e) != 0)
-    return e.code == CL_ENOTFOUND ? CL_ENOTFOUND
-                                  : cl_err_set(err, e.code, "looking up %s/%s on the server: %s",
-                                               type, id, e.msg);
+    return e.code == CL_ENOTFOUND
+               ? CL_ENOTFOUND
+               : cl_err_set(err, e.code, "looking up %s/%s on the server: %s", type, id, e.msg);
   const Clinlog__V1__FhirResponse *r = (const Clinlog__V1__FhirResponse *)m;
   json_t *res = json_loadb((const char *)r->json.data, r->json.len, 0, NULL);
   protobuf_c_message_free_unpacked(m, NULL);
@@ -312,8 +312,7 @@ static void report(fingest *g, const unit *u, outcome *o) {
     printf("%s%s: %s (%zu event%s", u->file, where, o->status, o->events,
            o->events == 1 ? "" : "s");
     if (o->first_seq)
-      printf(", seq %llu-%llu", (unsigned long long)o->first_seq,
-             (unsigned long long)o->last_seq);
+      printf(", seq %llu-%llu", (unsigned long long)o->first_seq, (unsigned long long)o->last_seq);
     printf(")\n");
   }
 }
@@ -386,8 +385,8 @@ static void one(fingest *g, const unit *u) {
     int dup = 0;
     cl_err err;
     cl_err_clear(&err);
-    int rc = evs ? cli_append_signed(g->io->client, &g->io->signer, evs, k, &o.first_seq, &o.last_seq,
-                                     &dup, &err)
+    int rc = evs ? cli_append_signed(g->io->client, &g->io->signer, evs, k, &o.first_seq,
+                                     &o.last_seq, &dup, &err)
                  : cl_err_set(&err, CL_ENOMEM, "out of memory");
     if (rc == 0 || rc == CL_EDUPLICATE) { /* EDUPLICATE: written before from another file */
       o.status = rc == 0 && !dup ? "accepted" : "duplicate";
@@ -477,11 +476,10 @@ static int run(fingest *g, char **paths, int npaths) {
   int ok = !g->refused && !g->errors;
   if (g->json) {
     json_t *o = json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f},s:b}", "results", g->results,
-                          "summary", "units", (json_int_t)g->n, "accepted",
-                          (json_int_t)g->accepted, "duplicates", (json_int_t)g->dups, "skipped",
-                          (json_int_t)g->skipped, "refused",
-                          (json_int_t)g->refused, "errors", (json_int_t)g->errors, "events",
-                          (json_int_t)g->events, "seconds", secs, "ok", ok);
+                          "summary", "units", (json_int_t)g->n, "accepted", (json_int_t)g->accepted,
+                          "duplicates", (json_int_t)g->dups, "skipped", (json_int_t)g->skipped,
+                          "refused", (json_int_t)g->refused, "errors", (json_int_t)g->errors,
+                          "events", (json_int_t)g->events, "seconds", secs, "ok", ok);
     cli_print_json(stdout, o);
     json_decref(o);
   } else {
@@ -489,8 +487,8 @@ static int run(fingest *g, char **paths, int npaths) {
     printf("ingested %zu units in %.2f s: %llu accepted (%llu events), %llu duplicates, %llu "
            "skipped (Provenance), %llu refused, %llu errors\n",
            g->n, secs, (unsigned long long)g->accepted, (unsigned long long)g->events,
-           (unsigned long long)g->dups, (unsigned long long)g->skipped, (unsigned long long)g->refused,
-           (unsigned long long)g->errors);
+           (unsigned long long)g->dups, (unsigned long long)g->skipped,
+           (unsigned long long)g->refused, (unsigned long long)g->errors);
   }
   json_decref(g->refs);
   status = ok ? 0 : 1;

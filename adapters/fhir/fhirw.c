@@ -400,7 +400,7 @@ int w_emit(wctx *c, unsigned body_case, void *body) {
 
 /* ---- the entry ---- */
 
-const char *const cl_fhirw_types[] = {"Patient", "Encounter", "Condition", "AllergyIntolerance",
+const char *const cl_fhirw_types[] = {"Patient",     "Encounter", "Condition", "AllergyIntolerance",
                                       "Observation", NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -581,8 +581,8 @@ int cl_fhirw_refs_add(json_t *refs, const cl_fhirw_mapped *m, const char *full_u
 
 int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n) {
   const char *type = json_string_value(json_object_get(res, "resourceType"));
-  const char *b = type && !strcmp(type, "Patient") ? json_string_value(json_object_get(res, "id"))
-                                                  : NULL;
+  const char *b =
+      type && !strcmp(type, "Patient") ? json_string_value(json_object_get(res, "id")) : NULL;
   json_t *ids = json_object_get(res, "identifier");
   for (size_t i = 0; b == NULL && i < json_array_size(ids); i++) {
     const char *sys = json_string_value(json_object_get(json_array_get(ids, i), "system"));

@@ -27,12 +27,12 @@ typedef struct wctx {
   cl_fhirw_error *fe;
   cl_err *err;
   wblock *arena;
-  const char *type;        /* resourceType */
-  char root[200];          /* the resource's path: "Observation" or a prefix */
-  const char *patient_id;  /* the patient, once known */
-  const char *bid;         /* the business id */
-  const char *put_id;      /* the id of a PUT, or NULL */
-  pb_ts *when;             /* occurred_at */
+  const char *type;       /* resourceType */
+  char root[200];         /* the resource's path: "Observation" or a prefix */
+  const char *patient_id; /* the patient, once known */
+  const char *bid;        /* the business id */
+  const char *put_id;     /* the id of a PUT, or NULL */
+  pb_ts *when;            /* occurred_at */
   Clinlog__V1__Event *ev[2];
   size_t nev;
 } wctx;
@@ -58,8 +58,8 @@ int w_arr(wctx *c, const json_t *o, const char *path, const char *key, const jso
 /* Converts one array element v at path into *out. */
 typedef int (*w_conv_fn)(wctx *c, const json_t *v, const char *path, void **out);
 /* o[key] (an array) converted element by element into *out (arena). */
-int w_list(wctx *c, const json_t *o, const char *path, const char *key, w_conv_fn conv,
-           void ***out, size_t *n);
+int w_list(wctx *c, const json_t *o, const char *path, const char *key, w_conv_fn conv, void ***out,
+           size_t *n);
 /* o[key] as an object (NULL if absent). */
 int w_obj(wctx *c, const json_t *o, const char *path, const char *key, const json_t **out);
 /* o[key] as a boolean (-1 if absent). */
@@ -79,8 +79,8 @@ int w_concepts(wctx *c, const json_t *o, const char *path, const char *key, pb_c
  * held as the display). */
 int w_concept_code(wctx *c, const json_t *o, const char *path, const char *key, pb_code **out);
 /* The same for an array of such (category, interpretation). */
-int w_concepts_code(wctx *c, const json_t *o, const char *path, const char *key,
-                    pb_code ***out, size_t *n);
+int w_concepts_code(wctx *c, const json_t *o, const char *path, const char *key, pb_code ***out,
+                    size_t *n);
 /* A CodeableConcept of one coding in `system` with a code of `codes`:
  * *idx its index (-1 absent). */
 int w_concept_in(wctx *c, const json_t *o, const char *path, const char *key, const char *system,

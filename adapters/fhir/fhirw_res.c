@@ -57,17 +57,37 @@ static int one_ref(wctx *c, const json_t *o, const char *path, const char *key, 
 
 static const char *const genders[] = {"male", "female", "other", "unknown", NULL};
 /* every demographic field: a PUT replaces them all (map_patient.c's demo_fields) */
-static char *const demo_fields[] = {
-    "identifiers", "names",    "telecom",        "gender",     "birth_date",
-    "deceased",    "deceased_at", "addresses",   "marital_status", "contacts",
-    "preferred_language", "primary_care_provider", "managing_organization", "race", "ethnicity"};
+static char *const demo_fields[] = {"identifiers",
+                                    "names",
+                                    "telecom",
+                                    "gender",
+                                    "birth_date",
+                                    "deceased",
+                                    "deceased_at",
+                                    "addresses",
+                                    "marital_status",
+                                    "contacts",
+                                    "preferred_language",
+                                    "primary_care_provider",
+                                    "managing_organization",
+                                    "race",
+                                    "ethnicity"};
 
 int w_patient(wctx *c, const json_t *r, int exists) {
-  static const char *const keys[] = {
-      "identifier", "active",        "name",          "telecom",
-      "gender",     "birthDate",     "deceasedBoolean", "deceasedDateTime",
-      "address",    "maritalStatus", "communication", "generalPractitioner",
-      "managingOrganization", NULL};
+  static const char *const keys[] = {"identifier",
+                                     "active",
+                                     "name",
+                                     "telecom",
+                                     "gender",
+                                     "birthDate",
+                                     "deceasedBoolean",
+                                     "deceasedDateTime",
+                                     "address",
+                                     "maritalStatus",
+                                     "communication",
+                                     "generalPractitioner",
+                                     "managingOrganization",
+                                     NULL};
   const char *p = c->root;
   Clinlog__V1__PatientRegistered *b = w_alloc(c, sizeof *b);
   if (b == NULL)
@@ -78,12 +98,12 @@ int w_patient(wctx *c, const json_t *r, int exists) {
   size_t ncomm;
   if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_bool(c, r, p, "active", &active)) ||
       (rc = w_list(c, r, p, "identifier", (w_conv_fn)w_identifier, (void ***)&b->identifiers,
-                 &b->n_identifiers)) ||
+                   &b->n_identifiers)) ||
       (rc = w_list(c, r, p, "name", (w_conv_fn)w_name, (void ***)&b->names, &b->n_names)) ||
       (rc = w_list(c, r, p, "telecom", (w_conv_fn)w_contact_point, (void ***)&b->telecom,
-                 &b->n_telecom)) ||
+                   &b->n_telecom)) ||
       (rc = w_list(c, r, p, "address", (w_conv_fn)w_address, (void ***)&b->addresses,
-                 &b->n_addresses)) ||
+                   &b->n_addresses)) ||
       (rc = w_enum(c, r, p, "gender", genders, &gender)) ||
       (rc = w_date(c, r, p, "birthDate", (const char **)&b->birth_date)) ||
       (rc = w_bool(c, r, p, "deceasedBoolean", &dead)) ||
@@ -172,16 +192,15 @@ static int participant(wctx *c, const json_t *v, const char *path,
     return w_fail(c, 400, "required", path, "a participant needs its type and individual");
   Clinlog__V1__Reference **slot = t == 0 ? &b->attending : t == 1 ? &b->referring : &b->admitting;
   if (*slot != NULL)
-    return w_fail(c, 422, "not-supported", path, "a second %s participant",
-                  participant_types[t]);
+    return w_fail(c, 422, "not-supported", path, "a second %s participant", participant_types[t]);
   *slot = who;
   return 0;
 }
 
 int w_encounter_res(wctx *c, const json_t *r) {
-  static const char *const keys[] = {"identifier", "status",   "class",         "type",
-                                     "serviceType", "subject", "participant",   "period",
-                                     "reasonCode", "hospitalization", "serviceProvider", NULL};
+  static const char *const keys[] = {"identifier",  "status",          "class",           "type",
+                                     "serviceType", "subject",         "participant",     "period",
+                                     "reasonCode",  "hospitalization", "serviceProvider", NULL};
   const char *p = c->root;
   Clinlog__V1__EncounterStarted *b = w_alloc(c, sizeof *b);
   Clinlog__V1__EncounterEnded *e = w_alloc(c, sizeof *e);
@@ -205,15 +224,16 @@ int w_encounter_res(wctx *c, const json_t *r) {
       (rc = w_arr(c, r, p, "identifier", &ids, &nids)))
     return rc;
   if (status < 0)
-    return w_fail(c, 400, "required", w_path(c, p, "status", 0), "required (in-progress or "
-                                                                  "finished)");
+    return w_fail(c, 400, "required", w_path(c, p, "status", 0),
+                  "required (in-progress or "
+                  "finished)");
   if (cls == NULL)
     return w_fail(c, 400, "required", w_path(c, p, "class", 0), "required (a Coding)");
   if ((rc = w_coding(c, cls, w_path(c, p, "class", 0), &b->encounter_class)))
     return rc;
   if (!strcmp(b->encounter_class->code, "UNK") &&
       !strcmp(b->encounter_class->system, TERMINOLOGY "v3-NullFlavor"))
-    b->encounter_class = NULL; /* the view's "class not stated" */
+    b->encounter_class = NULL;        /* the view's "class not stated" */
   for (size_t i = 0; i < nids; i++) { /* besides the business id: the visit number */
     const json_t *id = json_array_get(ids, i);
     const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, (long)i);
@@ -240,10 +260,10 @@ int w_encounter_res(wctx *c, const json_t *r) {
     return rc;
   const char *hp = w_path(c, p, "hospitalization", 0);
   static const char *const hkeys[] = {"admitSource", "dischargeDisposition", NULL};
-  if (hosp != NULL && ((rc = w_only(c, hosp, hp, hkeys, 0)) ||
-                       (rc = w_concept_code(c, hosp, hp, "admitSource", &b->admit_source)) ||
-                       (rc = w_concept_code(c, hosp, hp, "dischargeDisposition",
-                                            &e->discharge_disposition))))
+  if (hosp != NULL &&
+      ((rc = w_only(c, hosp, hp, hkeys, 0)) ||
+       (rc = w_concept_code(c, hosp, hp, "admitSource", &b->admit_source)) ||
+       (rc = w_concept_code(c, hosp, hp, "dischargeDisposition", &e->discharge_disposition))))
     return rc;
   if (status == 0 && (e->end != NULL || e->discharge_disposition != NULL))
     return w_fail(c, 422, "invalid",
@@ -267,14 +287,26 @@ int w_encounter_res(wctx *c, const json_t *r) {
 
 static const char *const cond_clinical[] = {"active",    "recurrence", "relapse", "inactive",
                                             "remission", "resolved",   NULL};
-static const char *const cond_ver[] = {"unconfirmed", "provisional", "differential",
-                                       "confirmed",   "refuted",     "entered-in-error", NULL};
+static const char *const cond_ver[] = {
+    "unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error", NULL};
 
 int w_condition(wctx *c, const json_t *r) {
-  static const char *const keys[] = {
-      "identifier", "clinicalStatus", "verificationStatus", "category", "severity",
-      "code",       "bodySite",       "subject",            "encounter", "onsetDateTime",
-      "onsetString", "abatementDateTime", "recordedDate",   "asserter", "note", NULL};
+  static const char *const keys[] = {"identifier",
+                                     "clinicalStatus",
+                                     "verificationStatus",
+                                     "category",
+                                     "severity",
+                                     "code",
+                                     "bodySite",
+                                     "subject",
+                                     "encounter",
+                                     "onsetDateTime",
+                                     "onsetString",
+                                     "abatementDateTime",
+                                     "recordedDate",
+                                     "asserter",
+                                     "note",
+                                     NULL};
   const char *p = c->root;
   Clinlog__V1__ConditionDiagnosed *b = w_alloc(c, sizeof *b);
   if (b == NULL)
@@ -287,8 +319,8 @@ int w_condition(wctx *c, const json_t *r) {
   const json_t *asserter = json_object_get(r, "asserter");
   if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
       (rc = w_business_id(c, r, p)) || (rc = business_only(c, r, p)) ||
-      (rc = w_concept_in(c, r, p, "clinicalStatus", TERMINOLOGY "condition-clinical",
-                         cond_clinical, &clin)) ||
+      (rc = w_concept_in(c, r, p, "clinicalStatus", TERMINOLOGY "condition-clinical", cond_clinical,
+                         &clin)) ||
       (rc = w_concept_in(c, r, p, "verificationStatus", TERMINOLOGY "condition-ver-status",
                          cond_ver, &ver)) ||
       (rc = w_concepts_code(c, r, p, "category", &cats, &ncat)) ||
@@ -343,8 +375,8 @@ static const char *const alg_crit[] = {"low", "high", "unable-to-assess", NULL};
 static const char *const severities[] = {"mild", "moderate", "severe", NULL};
 
 static int reaction(wctx *c, const json_t *v, const char *path, void **out) {
-  static const char *const keys[] = {"substance", "manifestation", "description", "onset",
-                                     "severity",  NULL};
+  static const char *const keys[] = {"substance", "manifestation", "description",
+                                     "onset",     "severity",      NULL};
   if (!json_is_object(v))
     return w_fail(c, 400, "structure", path, "expected an object");
   Clinlog__V1__AllergyReaction *x = w_alloc(c, sizeof *x);
@@ -370,10 +402,11 @@ static int reaction(wctx *c, const json_t *v, const char *path, void **out) {
 }
 
 int w_allergy(wctx *c, const json_t *r) {
-  static const char *const keys[] = {
-      "identifier", "clinicalStatus", "verificationStatus", "type",     "category",
-      "criticality", "code",          "patient",            "encounter", "onsetDateTime",
-      "recordedDate", "asserter",     "note",               "reaction", NULL};
+  static const char *const keys[] = {"identifier",    "clinicalStatus", "verificationStatus",
+                                     "type",          "category",       "criticality",
+                                     "code",          "patient",        "encounter",
+                                     "onsetDateTime", "recordedDate",   "asserter",
+                                     "note",          "reaction",       NULL};
   const char *p = c->root;
   Clinlog__V1__AllergyRecorded *b = w_alloc(c, sizeof *b);
   if (b == NULL)
@@ -439,9 +472,9 @@ int w_allergy(wctx *c, const json_t *r) {
 
 /* ---- Observation ---- */
 
-static const char *const obs_status[] = {"registered", "preliminary", "final",
-                                         "amended",    "corrected",   "cancelled",
-                                         "entered-in-error", "unknown", NULL};
+static const char *const obs_status[] = {"registered",       "preliminary", "final",
+                                         "amended",          "corrected",   "cancelled",
+                                         "entered-in-error", "unknown",     NULL};
 
 static int range(wctx *c, const json_t *v, const char *path, void **out) {
   static const char *const keys[] = {"low", "high", "text", "appliesTo", NULL};
@@ -474,8 +507,8 @@ static int range(wctx *c, const json_t *v, const char *path, void **out) {
 }
 
 static int component(wctx *c, const json_t *v, const char *path, void **out) {
-  static const char *const keys[] = {"code", "valueQuantity", "interpretation",
-                                     "dataAbsentReason", NULL};
+  static const char *const keys[] = {"code", "valueQuantity", "interpretation", "dataAbsentReason",
+                                     NULL};
   if (!json_is_object(v))
     return w_fail(c, 400, "structure", path, "expected an object");
   Clinlog__V1__Component *x = w_alloc(c, sizeof *x);
@@ -506,8 +539,8 @@ static int component(wctx *c, const json_t *v, const char *path, void **out) {
 
 /* value[x]: at most one of the forms the event holds. */
 static int obs_value(wctx *c, const json_t *r, const char *p, Clinlog__V1__ObservationRecorded *b) {
-  static const char *const forms[] = {"valueQuantity", "valueString", "valueCodeableConcept",
-                                      "valueBoolean", "valueDateTime", NULL};
+  static const char *const forms[] = {"valueQuantity", "valueString",   "valueCodeableConcept",
+                                      "valueBoolean",  "valueDateTime", NULL};
   int found = -1, rc = 0;
   for (int i = 0; forms[i] != NULL; i++)
     if (json_object_get(r, forms[i]) != NULL) {
@@ -546,11 +579,27 @@ static int obs_value(wctx *c, const json_t *r, const char *p, Clinlog__V1__Obser
 }
 
 int w_observation(wctx *c, const json_t *r) {
-  static const char *const keys[] = {
-      "identifier", "status", "category", "code", "subject", "encounter", "effectiveDateTime",
-      "performer", "valueQuantity", "valueString", "valueCodeableConcept", "valueBoolean",
-      "valueDateTime", "dataAbsentReason", "interpretation", "note", "bodySite", "method",
-      "referenceRange", "component", NULL};
+  static const char *const keys[] = {"identifier",
+                                     "status",
+                                     "category",
+                                     "code",
+                                     "subject",
+                                     "encounter",
+                                     "effectiveDateTime",
+                                     "performer",
+                                     "valueQuantity",
+                                     "valueString",
+                                     "valueCodeableConcept",
+                                     "valueBoolean",
+                                     "valueDateTime",
+                                     "dataAbsentReason",
+                                     "interpretation",
+                                     "note",
+                                     "bodySite",
+                                     "method",
+                                     "referenceRange",
+                                     "component",
+                                     NULL};
   const char *p = c->root;
   Clinlog__V1__ObservationRecorded *b = w_alloc(c, sizeof *b);
   if (b == NULL)
@@ -565,16 +614,15 @@ int w_observation(wctx *c, const json_t *r) {
       (rc = w_encounter(c, r, p, "encounter", (const char **)&b->encounter_id)) ||
       (rc = w_instant(c, r, p, "effectiveDateTime", &b->effective)) ||
       (rc = w_list(c, r, p, "performer", (w_conv_fn)w_reference, (void ***)&b->performers,
-                 &b->n_performers)) ||
+                   &b->n_performers)) ||
       (rc = obs_value(c, r, p, b)) ||
       (rc = w_concept_code(c, r, p, "dataAbsentReason", &b->data_absent_reason)) ||
-      (rc = w_concepts_code(c, r, p, "interpretation", &b->interpretation,
-                            &b->n_interpretation)) ||
+      (rc = w_concepts_code(c, r, p, "interpretation", &b->interpretation, &b->n_interpretation)) ||
       (rc = w_note(c, r, p, (const char **)&b->note)) ||
       (rc = w_concept_code(c, r, p, "bodySite", &b->body_site)) ||
       (rc = w_concept_code(c, r, p, "method", &b->method)) ||
       (rc = w_list(c, r, p, "referenceRange", range, (void ***)&b->reference_range,
-                 &b->n_reference_range)) ||
+                   &b->n_reference_range)) ||
       (rc = w_list(c, r, p, "component", component, (void ***)&b->components, &b->n_components)))
     return rc;
   if (status < 0)

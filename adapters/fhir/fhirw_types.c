@@ -101,8 +101,8 @@ int w_arr(wctx *c, const json_t *o, const char *path, const char *key, const jso
   return 0;
 }
 
-int w_list(wctx *c, const json_t *o, const char *path, const char *key, w_conv_fn conv,
-           void ***out, size_t *n) {
+int w_list(wctx *c, const json_t *o, const char *path, const char *key, w_conv_fn conv, void ***out,
+           size_t *n) {
   const json_t *a;
   int rc = w_arr(c, o, path, key, &a, n);
   *out = NULL;
@@ -334,14 +334,13 @@ int w_concept_in(wctx *c, const json_t *o, const char *path, const char *key, co
 int w_quantity(wctx *c, const json_t *v, const char *path, Clinlog__V1__Quantity **out) {
   *out = NULL;
   if (!json_is_object(v))
-    return w_fail(c, 400, "structure", path, "expected a Quantity (an object), got %s",
-                  kind_of(v));
+    return w_fail(c, 400, "structure", path, "expected a Quantity (an object), got %s", kind_of(v));
   static const char *const keys[] = {"value", "comparator", "unit", "system", "code", NULL};
   static const char *const comparators[] = {"<", "<=", ">=", ">", NULL};
   int rc, cmp;
   const char *unit, *sys, *code;
-  if ((rc = w_only(c, v, path, keys, 0)) || (rc = w_enum(c, v, path, "comparator", comparators,
-                                                          &cmp)) ||
+  if ((rc = w_only(c, v, path, keys, 0)) ||
+      (rc = w_enum(c, v, path, "comparator", comparators, &cmp)) ||
       (rc = w_str(c, v, path, "unit", &unit)) || (rc = w_str(c, v, path, "system", &sys)) ||
       (rc = w_str(c, v, path, "code", &code)))
     return rc;
@@ -356,8 +355,8 @@ int w_quantity(wctx *c, const json_t *v, const char *path, Clinlog__V1__Quantity
     int ok = dec != NULL;
     json_decref(dec);
     if (!ok || strspn(text, "-+0123456789.eE") != strlen(text))
-      return w_fail(c, 400, "value", w_path(c, path, "value", 0),
-                    "'%.40s' is not a FHIR decimal", text);
+      return w_fail(c, 400, "value", w_path(c, path, "value", 0), "'%.40s' is not a FHIR decimal",
+                    text);
   }
   if (cmp >= 0 && text == NULL)
     return w_fail(c, 400, "required", w_path(c, path, "value", 0), "a comparator needs a value");
@@ -443,8 +442,8 @@ int w_name(wctx *c, const json_t *v, const char *path, Clinlog__V1__HumanName **
     return w_fail(c, 400, "structure", path, "expected a HumanName (an object), got %s",
                   kind_of(v));
   static const char *const keys[] = {"use", "text", "family", "given", "prefix", "suffix", NULL};
-  static const char *const uses[] = {"usual",  "official", "temp",   "nickname",
-                                     "anonymous", "old",   "maiden", NULL};
+  static const char *const uses[] = {"usual",     "official", "temp",   "nickname",
+                                     "anonymous", "old",      "maiden", NULL};
   Clinlog__V1__HumanName *n = w_alloc(c, sizeof *n);
   if (n == NULL)
     return CL_ENOMEM;
@@ -473,8 +472,7 @@ int w_name(wctx *c, const json_t *v, const char *path, Clinlog__V1__HumanName **
 
 int w_address(wctx *c, const json_t *v, const char *path, Clinlog__V1__Address **out) {
   if (!json_is_object(v))
-    return w_fail(c, 400, "structure", path, "expected an Address (an object), got %s",
-                  kind_of(v));
+    return w_fail(c, 400, "structure", path, "expected an Address (an object), got %s", kind_of(v));
   static const char *const keys[] = {"use",   "text",       "line",    "city", "district",
                                      "state", "postalCode", "country", NULL};
   static const char *const uses[] = {"home", "work", "temp", "old", "billing", NULL};
@@ -487,8 +485,7 @@ int w_address(wctx *c, const json_t *v, const char *path, Clinlog__V1__Address *
   if ((rc = w_only(c, v, path, keys, 0)) || (rc = w_enum(c, v, path, "use", uses, &use)) ||
       (rc = w_str(c, v, path, "text", &text)) ||
       (rc = strings(c, v, path, "line", &a->line, &a->n_line)) ||
-      (rc = w_str(c, v, path, "city", &city)) ||
-      (rc = w_str(c, v, path, "district", &district)) ||
+      (rc = w_str(c, v, path, "city", &city)) || (rc = w_str(c, v, path, "district", &district)) ||
       (rc = w_str(c, v, path, "state", &state)) ||
       (rc = w_str(c, v, path, "postalCode", &postal)) ||
       (rc = w_str(c, v, path, "country", &country)))
@@ -509,8 +506,8 @@ int w_contact_point(wctx *c, const json_t *v, const char *path, Clinlog__V1__Con
     return w_fail(c, 400, "structure", path, "expected a ContactPoint (an object), got %s",
                   kind_of(v));
   static const char *const keys[] = {"system", "value", "use", NULL};
-  static const char *const systems[] = {"phone", "fax", "email", "pager", "url", "sms", "other",
-                                        NULL};
+  static const char *const systems[] = {"phone", "fax", "email", "pager",
+                                        "url",   "sms", "other", NULL};
   static const char *const uses[] = {"home", "work", "temp", "old", "mobile", NULL};
   const char *value;
   int rc, sys, use;

@@ -222,7 +222,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                                    : CL_HTTP_GET,
                        &rt) != 0)
     return http_send_outcome(c, is_get ? 404 : 405, is_get ? "not-found" : "not-supported", rid_in,
-                             is_post ? "POST is [type], [type]/_search or [base] (a Bundle)"
+                             is_post     ? "POST is [type], [type]/_search or [base] (a Bundle)"
                              : is_delete ? "DELETE is only $export-status/[job] (cancel an export)"
                                          : "no such FHIR route");
   cl_http_params p = {.n = 0};

@@ -87,7 +87,7 @@ static int ans_refusal(wans *a, const cl_fhirw_error *fe) {
 
 /* An OperationOutcome with one issue. */
 static int ans_outcome(wans *a, int status, const char *issue, int code, const char *expr,
-                        const char *text) {
+                       const char *text) {
   cl_fhirw_error fe;
   cl_err e;
   cl_fhirw_fail(&fe, &e, status, issue, expr, "%s", text);
@@ -201,7 +201,7 @@ done:
 }
 
 static int status_of(int code) {
-  return code == CL_ETIMEDOUT                                ? 504
+  return code == CL_ETIMEDOUT                               ? 504
          : code == CL_ENOTLEADER || code == CL_EUNAVAILABLE ? 503
          : code == CL_EDENIED                               ? 403
                                                             : 500;
@@ -282,8 +282,8 @@ static int matches(wstate *w, const char *type, const char *query, char id[CL_FH
   return n > 1 ? 2 : n;
 }
 
-static int one(wstate *w, struct MHD_Connection *c, const char *type, const char *id,
-                json_t *res, wans *a) {
+static int one(wstate *w, struct MHD_Connection *c, const char *type, const char *id, json_t *res,
+               wans *a) {
   cl_err err;
   cl_fhirw_error fe;
   const char *rt = json_string_value(json_object_get(res, "resourceType"));
@@ -335,12 +335,12 @@ static int one(wstate *w, struct MHD_Connection *c, const char *type, const char
 /* ---- Bundles ---- */
 
 typedef struct entry {
-  json_t *res;          /* entry.resource (borrowed from the Bundle) */
-  const char *full_url; /* entry.fullUrl, or NULL */
-  const char *ine;      /* entry.request.ifNoneExist, or NULL */
-  char id[CL_FHIR_ID_MAX]; /* a PUT's id, "" for a POST */
-  char path[48];           /* "Bundle.entry[i]" */
-  cl_fhirw_mapped *m;      /* its events, once mapped */
+  json_t *res;                 /* entry.resource (borrowed from the Bundle) */
+  const char *full_url;        /* entry.fullUrl, or NULL */
+  const char *ine;             /* entry.request.ifNoneExist, or NULL */
+  char id[CL_FHIR_ID_MAX];     /* a PUT's id, "" for a POST */
+  char path[48];               /* "Bundle.entry[i]" */
+  cl_fhirw_mapped *m;          /* its events, once mapped */
   char exists[CL_FHIR_ID_MAX]; /* If-None-Exist matched this one: nothing written */
   int created;
   json_t *outcome; /* batch: why it was refused */
@@ -395,8 +395,8 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
     if (n != 1)
       e->exists[0] = '\0';
     if (n < 0 || n == 2)
-      return cl_fhirw_fail(fe, err, n < 0 ? 400 : 412, n < 0 ? "invalid" : "duplicate",
-                           e->path, "request.ifNoneExist: %s",
+      return cl_fhirw_fail(fe, err, n < 0 ? 400 : 412, n < 0 ? "invalid" : "duplicate", e->path,
+                           "request.ifNoneExist: %s",
                            n < 0 ? "not a search of this type the server takes"
                                  : "more than one resource matches");
     if (n == 1) { /* exists: referenced as it is */
@@ -414,8 +414,9 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
             json_object_get(cur, !strcmp(rt, "AllergyIntolerance") ? "patient" : "subject"),
             "reference"));
         snprintf(m.patient_id, sizeof m.patient_id, "%s",
-                 !strcmp(rt, "Patient") ? bid : pref && !strncmp(pref, "Patient/", 8) ? pref + 8
-                                                                                       : "");
+                 !strcmp(rt, "Patient")                  ? bid
+                 : pref && !strncmp(pref, "Patient/", 8) ? pref + 8
+                                                         : "");
         json_decref(cur);
       }
       return cl_fhirw_refs_add(refs, &m, e->full_url);
@@ -446,8 +447,8 @@ static json_t *entry_response(wstate *w, const entry *e, int written) {
   if (e->outcome != NULL)
     return json_pack("{s:{s:s,s:O}}", "response", "status", e->status == 422 ? "422" : "400",
                      "outcome", e->outcome);
-  const char *type = e->exists[0] ? json_string_value(json_object_get(e->res, "resourceType"))
-                                  : e->m->type;
+  const char *type =
+      e->exists[0] ? json_string_value(json_object_get(e->res, "resourceType")) : e->m->type;
   const char *id = e->exists[0] ? e->exists : e->m->id;
   json_t *res;
   cl_fhir_resp hdr;
@@ -457,9 +458,9 @@ static json_t *entry_response(wstate *w, const entry *e, int written) {
   location_of(w, type, id, &hdr, loc, sizeof loc);
   fj_instant_ns_text(hdr.last_modified_ns, lm);
   int created = !e->exists[0] && e->created && written;
-  json_t *out = json_pack("{s:{s:s,s:s,s:s,s:s}}", "response", "status",
-                          created ? "201 Created" : "200 OK", "location", loc, "etag", hdr.etag,
-                          "lastModified", lm);
+  json_t *out =
+      json_pack("{s:{s:s,s:s,s:s,s:s}}", "response", "status", created ? "201 Created" : "200 OK",
+                "location", loc, "etag", hdr.etag, "lastModified", lm);
   if (out != NULL && w->representation)
     json_object_set(out, "resource", res);
   json_decref(res);
@@ -561,11 +562,11 @@ done:
 /* The event types a resource of `type` may be written as (what the hooks
  * check), as bodiless events: field number, wire type 2, length 0. */
 static const uint8_t *kinds_of(const char *type, size_t *n) {
-  static const uint8_t patient[2][3] = {{0xa2, 0x06, 0}, {0xaa, 0x06, 0}}; /* 100, 101 */
+  static const uint8_t patient[2][3] = {{0xa2, 0x06, 0}, {0xaa, 0x06, 0}};   /* 100, 101 */
   static const uint8_t encounter[2][3] = {{0xb2, 0x06, 0}, {0xba, 0x06, 0}}; /* 102, 103 */
-  static const uint8_t condition[3] = {0xc2, 0x0c, 0};                      /* 200 */
-  static const uint8_t allergy[3] = {0xca, 0x0c, 0};                        /* 201 */
-  static const uint8_t observation[3] = {0xd2, 0x0c, 0};                    /* 202 */
+  static const uint8_t condition[3] = {0xc2, 0x0c, 0};                       /* 200 */
+  static const uint8_t allergy[3] = {0xca, 0x0c, 0};                         /* 201 */
+  static const uint8_t observation[3] = {0xd2, 0x0c, 0};                     /* 202 */
   *n = 1;
   if (type == NULL)
     return (*n = 0, NULL);

@@ -301,9 +301,8 @@ int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage 
     /* the node writes the events for the caller (adapters/http/http_fhirw.c):
      * the request is a batch of the event types the write may make */
     const Clinlog__V1__AppendBatch *b = (const Clinlog__V1__AppendBatch *)req;
-    for (size_t i = 0; b && req->descriptor == &clinlog__v1__append_batch__descriptor &&
-                       i < b->n_events;
-         i++) {
+    for (size_t i = 0;
+         b && req->descriptor == &clinlog__v1__append_batch__descriptor && i < b->n_events; i++) {
       uint32_t t = event_type_of(b->events[i].data, b->events[i].len);
       if (t && !cl_policy_may_append(p, rc->roles, t)) {
         char what[96];

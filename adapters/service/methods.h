@@ -67,7 +67,7 @@ enum cl_method_kind {
   X(M_CDS_CHECK_ORDER, "clinlog.v1.Cds/CheckOrder", CL_MK_CDS)                                     \
   X(M_CDS_ALERTS, "clinlog.v1.Cds/Alerts", CL_MK_READ)                                             \
   X(M_CDS_ACKNOWLEDGE, "clinlog.v1.Cds/Acknowledge", CL_MK_WRITE)                                  \
-  X(M_CDS_OVERRIDE, "clinlog.v1.Cds/Override", CL_MK_WRITE)                                       \
+  X(M_CDS_OVERRIDE, "clinlog.v1.Cds/Override", CL_MK_WRITE)                                        \
   X(M_FHIR_WRITE, "clinlog.v1.Fhir/Write", CL_MK_WRITE)
 
 enum cl_method {

@@ -299,8 +299,7 @@ static const bad BAD[] = {
     {OBS ",\"valueString\":\"\"}", 400, "Observation.valueString", "value"},
     {OBS ",\"valueString\":\"a\\u0001b\"}", 400, "Observation.valueString", "value"},
     {OBS ",\"valueBoolean\":\"yes\"}", 400, "Observation.valueBoolean", "structure"},
-    {OBS ",\"valueDateTime\":\"2026-01-01T10:00:00\"}", 400, "Observation.valueDateTime",
-     "value"},
+    {OBS ",\"valueDateTime\":\"2026-01-01T10:00:00\"}", 400, "Observation.valueDateTime", "value"},
     {OBS ",\"effectiveDateTime\":\"2026\"}", 400, "Observation.effectiveDateTime", "value"},
     {OBS ",\"effectiveDateTime\":\"2026-02-30T00:00:00Z\"}", 400, "Observation.effectiveDateTime",
      "value"},
@@ -323,8 +322,7 @@ static const bad BAD[] = {
      "Observation.identifier[0].value", "value"},
     {OBS ",\"encounter\":{\"reference\":\"Encounter/nope\"}}", 422,
      "Observation.encounter.reference", "not-found"},
-    {OBS ",\"encounter\":{\"reference\":\"Patient/p1\"}}", 422, "Observation.encounter",
-     "invalid"},
+    {OBS ",\"encounter\":{\"reference\":\"Patient/p1\"}}", 422, "Observation.encounter", "invalid"},
     {OBS ",\"note\":[{\"text\":\"a\"},{\"text\":\"b\"}]}", 422, "Observation.note[1]",
      "not-supported"},
     {OBS ",\"referenceRange\":[{\"low\":{\"value\":1,\"comparator\":\"<\"}}]}", 400,
@@ -353,8 +351,8 @@ static const bad BAD[] = {
      "value"},
     {"{\"resourceType\":\"Patient\",\"id\":\"bad id\"}", 400, "Patient.id", "value"},
     {"{\"resourceType\":\"Patient\",\"active\":false}", 422, "Patient.active", "not-supported"},
-    {"{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"\"]}]}", 400, "Patient.name[0].given[0]",
-     "value"},
+    {"{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"\"]}]}", 400,
+     "Patient.name[0].given[0]", "value"},
     {"{\"resourceType\":\"Patient\",\"name\":[{\"prefix\":[\"a\",\"b\"]}]}", 422,
      "Patient.name[0].prefix", "not-supported"},
     {"{\"resourceType\":\"Patient\",\"telecom\":[{\"value\":\"1\"}]}", 400,
@@ -369,13 +367,13 @@ static const bad BAD[] = {
     {"{\"resourceType\":\"Patient\",\"photo\":[{}]}", 400, "Patient.photo", "not-supported"},
     {"{\"resourceType\":\"Encounter\",\"status\":\"planned\"," SUBJ "}", 422, "Encounter.status",
      "code-invalid"},
-    {"{\"resourceType\":\"Encounter\",\"status\":\"in-progress\"," SUBJ "}", 400,
-     "Encounter.class", "required"},
-    {"{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"code\":\"AMB\"},"
-     SUBJ ",\"period\":{\"end\":\"2026-01-01T00:00:00Z\"}}",
+    {"{\"resourceType\":\"Encounter\",\"status\":\"in-progress\"," SUBJ "}", 400, "Encounter.class",
+     "required"},
+    {"{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"code\":\"AMB\"}," SUBJ
+     ",\"period\":{\"end\":\"2026-01-01T00:00:00Z\"}}",
      422, "Encounter.period.end", "invalid"},
-    {"{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"code\":\"AMB\"},"
-     SUBJ ",\"participant\":[{\"type\":[{\"coding\":[{\"system\":\"x\",\"code\":\"ATND\"}]}]}]}",
+    {"{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"code\":\"AMB\"}," SUBJ
+     ",\"participant\":[{\"type\":[{\"coding\":[{\"system\":\"x\",\"code\":\"ATND\"}]}]}]}",
      422, "Encounter.participant[0].type.coding[0].system", "code-invalid"},
     {"{\"resourceType\":\"Condition\"," SUBJ ",\"verificationStatus\":{\"coding\":[{\"system\":"
      "\"http://terminology.hl7.org/CodeSystem/condition-ver-status\",\"code\":\"maybe\"}]}}",
@@ -438,7 +436,7 @@ Test(fhirw, a_put_names_the_resource_and_bundle_paths_prefix) {
   cr_assert_eq(cl_fhirw_map(j, NULL, "b", "", &o, &m, &fe, &err), CL_EMALFORMED);
   cr_assert_str_eq(fe.expression, "Observation.id");
   cr_assert_eq(cl_fhirw_map(j, NULL, "a", "", &o, &m, &fe, &err), CL_EMALFORMED,
-                "a new Observation cannot take a client's id");
+               "a new Observation cannot take a client's id");
   cr_assert_eq(fe.status, 422);
   json_decref(j);
   j = parse(OBS ",\"valueQuantity\":{\"value\":true}}");
