@@ -428,7 +428,7 @@ static int usage(FILE *f, int rc) {
              "appended as one atomic batch; batch, collection and searchset entries one by\n"
              "one) and one resource per line of *.ndjson files (a Bulk Data export); a\n"
              "directory: its *.json and *.ndjson files. Maps each to catalog events (Patient,\n"
-             "Encounter, Condition, AllergyIntolerance, Observation; docs/adapters.md) and\n"
+             "Encounter, Condition, AllergyIntolerance, Observation, MedicationRequest) and\n"
              "appends them signed with --key. Reports each as accepted, duplicate (ingested\n"
              "before: nothing written) or refused with the element path and the line or\n"
              "entry. Exit status 1 if any was refused or failed.\n"

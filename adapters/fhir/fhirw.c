@@ -400,8 +400,9 @@ int w_emit(wctx *c, unsigned body_case, void *body) {
 
 /* ---- the entry ---- */
 
-const char *const cl_fhirw_types[] = {"Patient",     "Encounter", "Condition", "AllergyIntolerance",
-                                      "Observation", NULL};
+const char *const cl_fhirw_types[] = {
+    "Patient",     "Encounter",         "Condition", "AllergyIntolerance",
+    "Observation", "MedicationRequest", NULL};
 
 int cl_fhirw_rank(const json_t *res) {
   const char *t = json_string_value(json_object_get(res, "resourceType"));
@@ -521,12 +522,14 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_allergy(&c, res);
   } else if (!strcmp(type, "Observation")) {
     rc = w_observation(&c, res);
+  } else if (!strcmp(type, "MedicationRequest")) {
+    rc = w_medication_request(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
                        cl_fhir_type_of(type)
                            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
-                             "Condition, AllergyIntolerance, Observation)"
+                             "Condition, AllergyIntolerance, Observation, MedicationRequest)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

@@ -10,6 +10,7 @@
  *   Condition           ConditionDiagnosed
  *   AllergyIntolerance  AllergyRecorded
  *   Observation         ObservationRecorded
+ *   MedicationRequest   MedicationPrescribed (status active)
  * Any other resourceType is refused (not-supported), as is any element the
  * event cannot hold exactly (so reading the resource back from the views
  * gives what was written, codes with their systems).

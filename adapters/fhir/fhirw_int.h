@@ -112,11 +112,12 @@ int w_business_id(wctx *c, const json_t *res, const char *path);
 /* Appends an event with body `body` (Event.body case `body_case`). */
 int w_emit(wctx *c, unsigned body_case, void *body);
 
-/* ---- resource types (fhirw_res.c, fhirw_patient.c) ---- */
+/* ---- resource types (fhirw_res.c, fhirw_meds.c) ---- */
 int w_patient(wctx *c, const json_t *r, int exists);
 int w_encounter_res(wctx *c, const json_t *r);
 int w_condition(wctx *c, const json_t *r);
 int w_allergy(wctx *c, const json_t *r);
 int w_observation(wctx *c, const json_t *r);
+int w_medication_request(wctx *c, const json_t *r); /* fhirw_meds.c */
 
 #endif

@@ -567,6 +567,7 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t condition[3] = {0xc2, 0x0c, 0};                       /* 200 */
   static const uint8_t allergy[3] = {0xca, 0x0c, 0};                         /* 201 */
   static const uint8_t observation[3] = {0xd2, 0x0c, 0};                     /* 202 */
+  static const uint8_t prescribed[3] = {0xe2, 0x12, 0};                      /* 300 */
   *n = 1;
   if (type == NULL)
     return (*n = 0, NULL);
@@ -580,6 +581,8 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return allergy;
   if (!strcmp(type, "Observation"))
     return observation;
+  if (!strcmp(type, "MedicationRequest"))
+    return prescribed;
   return (*n = 0, NULL);
 }
 

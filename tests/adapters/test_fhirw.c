@@ -109,10 +109,30 @@ static json_t *view_of(const cl_fhirw_mapped *m) {
   return r;
 }
 
+/* Integers as the views write them (bare JSON integers), whether the input
+ * or a decimal held them (marked text, fj.h); other decimals stay marked,
+ * so their precision is compared as text. Returns v or its replacement. */
+static json_t *ints(json_t *v) {
+  const char *s = json_string_value(v);
+  if (s && s[0] == FJ_DECIMAL_MARK && s[1] && strspn(s + 1, "-0123456789") == strlen(s + 1)) {
+    json_t *n = json_integer(strtoll(s + 1, NULL, 10));
+    json_decref(v);
+    return n;
+  }
+  const char *k;
+  json_t *x;
+  size_t i;
+  if (json_is_object(v))
+    json_object_foreach(v, k, x) json_object_set_new(v, k, ints(json_incref(x)));
+  else if (json_is_array(v))
+    json_array_foreach(v, i, x) json_array_set_new(v, i, ints(json_incref(x)));
+  return v;
+}
+
 /* Writes `text` and reads it back from the views: the same resource. */
 static void round_trip(const char *text) {
   cl_fhirw_mapped *m = map_ok(text);
-  json_t *want = parse(text), *got = view_of(m);
+  json_t *want = ints(parse(text)), *got = ints(view_of(m));
   json_object_set_new(want, "id", json_string(m->id));
   char *a = json_dumps(want, JSON_SORT_KEYS), *b = json_dumps(got, JSON_SORT_KEYS);
   cr_assert(json_equal(want, got), "written:\n%s\nread back:\n%s", a, b);
@@ -235,6 +255,35 @@ Test(fhirw, condition_allergy_observation_round_trip) {
              "{\"reference\":\"Patient/p1\"},\"effectiveDateTime\":\"2026-01-01T00:00:00Z\","
              "\"dataAbsentReason\":{\"coding\":[{\"system\":\"" FJ_DAR_SYSTEM "\",\"code\":"
              "\"unknown\",\"display\":\"Unknown\"}]}}");
+}
+
+Test(fhirw, medication_request_round_trips) {
+  round_trip(
+      "{\"resourceType\":\"MedicationRequest\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+      "\"value\":\"rx-1\"},{\"type\":{\"coding\":[{\"system\":\"" FJ_V2_0203 "\",\"code\":"
+      "\"PLAC\",\"display\":\"Placer Identifier\"}]},\"system\":\"urn:oid:9\",\"value\":\"O-7\"}],"
+      "\"status\":\"active\",\"intent\":\"order\",\"category\":[{\"coding\":[{\"system\":"
+      "\"http://terminology.hl7.org/CodeSystem/medicationrequest-category\",\"code\":"
+      "\"outpatient\"}]}],\"priority\":\"stat\",\"medicationCodeableConcept\":{\"coding\":"
+      "[{\"system\":\"http://www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"860975\","
+      "\"display\":\"metformin 500 MG\"}]},\"subject\":{\"reference\":\"Patient/p1\"},"
+      "\"authoredOn\":\"2026-03-11T10:00:00Z\",\"requester\":{\"reference\":"
+      "\"Practitioner/9\"},\"reasonCode\":[{\"coding\":[{\"system\":\"http://hl7.org/fhir/sid/"
+      "icd-10-cm\",\"code\":\"E11.9\"}]}],\"note\":[{\"text\":\"with meals\"}],"
+      "\"dosageInstruction\":[{\"sequence\":1,\"text\":\"1 tab BID\",\"timing\":{\"code\":"
+      "{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation\","
+      "\"code\":\"BID\"}],\"text\":\"twice a day\"},\"repeat\":{\"boundsDuration\":{\"value\":"
+      "10,\"unit\":\"days\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"d\"}}},"
+      "\"route\":{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"26643006\"}]},"
+      "\"doseAndRate\":[{\"doseQuantity\":{\"value\":500,\"unit\":\"mg\",\"system\":"
+      "\"http://unitsofmeasure.org\",\"code\":\"mg\"}}]},{\"sequence\":2,\"text\":\"then PRN\","
+      "\"asNeededBoolean\":true}],\"dispenseRequest\":{\"validityPeriod\":{\"start\":"
+      "\"2026-03-11T00:00:00Z\"},\"numberOfRepeatsAllowed\":3,\"quantity\":{\"value\":60,"
+      "\"unit\":\"tablet\",\"system\":\"http://terminology.hl7.org/CodeSystem/"
+      "v3-orderableDrugForm\","
+      "\"code\":\"TAB\"},\"expectedSupplyDuration\":{\"value\":30,\"unit\":\"days\",\"system\":"
+      "\"http://unitsofmeasure.org\",\"code\":\"d\"},\"performer\":{\"display\":\"Main St "
+      "Pharmacy\"}},\"substitution\":{\"allowedBoolean\":false}}");
 }
 
 Test(fhirw, ids_are_derived_and_stable) {
@@ -385,6 +434,20 @@ static const bad BAD[] = {
      "\"http://terminology.hl7.org/CodeSystem/condition-clinical\",\"code\":\"active\"}]},"
      "\"abatementDateTime\":\"2020-01-01T00:00:00Z\"}",
      422, "Condition.abatementDateTime", "invalid"},
+    {"{\"resourceType\":\"MedicationRequest\",\"status\":\"stopped\"," SUBJ "}", 422,
+     "MedicationRequest.status", "code-invalid"},
+    {"{\"resourceType\":\"MedicationRequest\",\"status\":\"active\",\"intent\":\"order\"," SUBJ
+     ",\"medicationReference\":{\"reference\":\"Medication/m\"}}",
+     400, "MedicationRequest.medicationReference", "not-supported"},
+    {"{\"resourceType\":\"MedicationRequest\",\"status\":\"active\",\"intent\":\"order\"," SUBJ
+     ",\"medicationCodeableConcept\":{\"text\":\"x\"},\"dispenseRequest\":{"
+     "\"numberOfRepeatsAllowed\":1.5}}",
+     400, "MedicationRequest.dispenseRequest.numberOfRepeatsAllowed", "value"},
+    {"{\"resourceType\":\"MedicationRequest\",\"status\":\"active\",\"intent\":\"order\"," SUBJ
+     ",\"medicationCodeableConcept\":{\"text\":\"x\"},\"dosageInstruction\":[{\"timing\":"
+     "{\"repeat\":{\"boundsDuration\":{\"value\":2,\"unit\":\"wk\",\"system\":"
+     "\"http://unitsofmeasure.org\",\"code\":\"wk\"}}}}]}",
+     422, "MedicationRequest.dosageInstruction[0].timing.repeat.boundsDuration", "not-supported"},
     {"{\"resourceType\":\"AllergyIntolerance\",\"patient\":{\"reference\":\"Patient/p1\"}}", 400,
      "AllergyIntolerance.clinicalStatus", "required"},
     {"{\"resourceType\":\"AllergyIntolerance\",\"patient\":{\"reference\":\"Patient/p1\"},"

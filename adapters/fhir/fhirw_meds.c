@@ -1,0 +1,267 @@
+/* MedicationRequest to MedicationPrescribed (fhirw.h): the inverse of
+ * query/fhir/map_pharmacy.c's `prescribed`, with the Dosage datatype
+ * (fj.c's fj_dosage read backwards).
+ *
+ * The view writes every prescription as status active with a substitution
+ * element (allowed unless dispense-as-written); a stopped prescription is
+ * a MedicationDiscontinued of its own, which FHIR writes do not make yet:
+ * any other status is refused. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/fhir/fhirw_int.h"
+
+#define UCUM "http://unitsofmeasure.org"
+
+/* A whole number of days as the view writes one ({value, unit days, UCUM d}). */
+static int days_of(wctx *c, const json_t *o, const char *path, const char *key, int32_t *out) {
+  *out = 0;
+  const json_t *q;
+  int rc = w_obj(c, o, path, key, &q);
+  if (rc || q == NULL)
+    return rc;
+  const char *p = w_path(c, path, key, 0);
+  Clinlog__V1__Quantity *v;
+  if ((rc = w_quantity(c, q, p, &v)) != 0)
+    return rc;
+  char *end;
+  long n = strtol(v->value, &end, 10);
+  if (*end || n <= 0 || n > 100000 || strcmp(v->unit, "d") || v->unit_system[0] ||
+      v->comparator[0] || (v->unit_display[0] && strcmp(v->unit_display, "days")))
+    return w_fail(c, 422, "not-supported", p,
+                  "a duration is written as whole days: {value, unit \"days\", system " UCUM
+                  ", code \"d\"}");
+  *out = (int32_t)n;
+  return 0;
+}
+
+/* A positive integer (a JSON number) at o[key]; 0 if absent. */
+static int count_of(wctx *c, const json_t *o, const char *path, const char *key, int32_t *out) {
+  *out = 0;
+  const json_t *v = json_object_get(o, key);
+  if (v == NULL)
+    return 0;
+  const char *s = json_string_value(v);
+  char *end = NULL;
+  long n = s && s[0] == FJ_DECIMAL_MARK ? strtol(s + 1, &end, 10) : -1;
+  if (end == NULL || *end || n < 0 || n > 100000)
+    return w_fail(c, 400, "value", w_path(c, path, key, 0),
+                  "expected a whole number (an unsignedInt)");
+  if (n == 0)
+    return w_fail(c, 422, "not-supported", w_path(c, path, key, 0),
+                  "0 is written by leaving the element out");
+  *out = (int32_t)n;
+  return 0;
+}
+
+static int dosage(wctx *c, const json_t *v, const char *path, void **out) {
+  static const char *const keys[] = {
+      "sequence", "text",        "timing", "asNeededBoolean", "asNeededCodeableConcept", "site",
+      "route",    "doseAndRate", NULL};
+  if (!json_is_object(v))
+    return w_fail(c, 400, "structure", path, "expected a Dosage (an object)");
+  Clinlog__V1__Dosage *d = w_alloc(c, sizeof *d);
+  if (d == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__dosage__init(d);
+  const json_t *timing, *dr;
+  size_t ndr;
+  int rc, prn;
+  if ((rc = w_only(c, v, path, keys, 0)) ||
+      (rc = w_str(c, v, path, "text", (const char **)&d->text)) ||
+      (rc = w_obj(c, v, path, "timing", &timing)) ||
+      (rc = w_bool(c, v, path, "asNeededBoolean", &prn)) ||
+      (rc = w_concept(c, v, path, "asNeededCodeableConcept", &d->as_needed_reason)) ||
+      (rc = w_concept_code(c, v, path, "site", &d->site)) ||
+      (rc = w_concept_code(c, v, path, "route", &d->route)) ||
+      (rc = w_arr(c, v, path, "doseAndRate", &dr, &ndr)))
+    return rc;
+  if (prn == 0 || (prn == 1 && d->as_needed_reason != NULL))
+    return w_fail(c, 422, "not-supported", w_path(c, path, "asNeededBoolean", 0),
+                  "as needed is asNeededBoolean true, or asNeededCodeableConcept alone");
+  d->as_needed = prn == 1 || d->as_needed_reason != NULL;
+  if (timing != NULL) {
+    const char *tp = w_path(c, path, "timing", 0);
+    static const char *const tkeys[] = {"code", "repeat", NULL};
+    static const char *const rkeys[] = {"boundsDuration", NULL};
+    const json_t *code, *rep;
+    if ((rc = w_only(c, timing, tp, tkeys, 0)) || (rc = w_obj(c, timing, tp, "code", &code)) ||
+        (rc = w_obj(c, timing, tp, "repeat", &rep)))
+      return rc;
+    const char *rp = w_path(c, tp, "repeat", 0);
+    if (rep != NULL && ((rc = w_only(c, rep, rp, rkeys, 0)) ||
+                        (rc = days_of(c, rep, rp, "boundsDuration", &d->duration_days))))
+      return rc;
+    pb_cc *cc = NULL;
+    if (code != NULL && (rc = w_concept(c, timing, tp, "code", &cc)))
+      return rc;
+    if (cc != NULL && cc->n_coding > 1)
+      return w_fail(c, 422, "not-supported", w_path(c, tp, "code", 0),
+                    "a timing is written as one coding and its text");
+    d->frequency_code = cc && cc->n_coding ? cc->coding[0] : NULL;
+    d->frequency = cc ? cc->text : "";
+  }
+  if (ndr > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, path, "doseAndRate", 0),
+                  "one doseAndRate can be written");
+  if (ndr == 1) {
+    const json_t *one = json_array_get(dr, 0);
+    const char *dp = w_path(c, w_path(c, path, "doseAndRate", 0), NULL, 0);
+    static const char *const dkeys[] = {"doseQuantity", "rateQuantity", NULL};
+    const json_t *dose = json_object_get(one, "doseQuantity"),
+                 *rate = json_object_get(one, "rateQuantity");
+    if (!json_is_object(one))
+      return w_fail(c, 400, "structure", dp, "expected an object");
+    if ((rc = w_only(c, one, dp, dkeys, 0)) ||
+        (dose && (rc = w_quantity(c, dose, w_path(c, dp, "doseQuantity", 0), &d->dose))) ||
+        (rate && (rc = w_quantity(c, rate, w_path(c, dp, "rateQuantity", 0), &d->rate))))
+      return rc;
+    if ((d->dose && d->dose->comparator[0]) || (d->rate && d->rate->comparator[0]))
+      return w_fail(c, 400, "invalid", dp, "doses and rates are SimpleQuantity (no comparator)");
+  }
+  if (d->text == NULL)
+    d->text = "";
+  *out = d;
+  return 0;
+}
+
+static const char *const intents[] = {"proposal",       "plan",         "order",
+                                      "original-order", "reflex-order", "filler-order",
+                                      "instance-order", "option",       NULL};
+static const char *const priorities[] = {"routine", "urgent", "asap", "stat", NULL};
+
+int w_medication_request(wctx *c, const json_t *r) {
+  static const char *const keys[] = {"identifier",
+                                     "status",
+                                     "intent",
+                                     "category",
+                                     "priority",
+                                     "medicationCodeableConcept",
+                                     "subject",
+                                     "encounter",
+                                     "authoredOn",
+                                     "requester",
+                                     "reasonCode",
+                                     "note",
+                                     "dosageInstruction",
+                                     "dispenseRequest",
+                                     "substitution",
+                                     NULL};
+  static const char *const statuses[] = {"active", NULL};
+  const char *p = c->root;
+  Clinlog__V1__MedicationPrescribed *b = w_alloc(c, sizeof *b);
+  if (b == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__medication_prescribed__init(b);
+  int rc, status, intent, prio, allowed = -1;
+  const json_t *ids, *disp, *subst;
+  size_t nids, ncat;
+  pb_code **cats;
+  pb_ts *authored;
+  const json_t *req = json_object_get(r, "requester");
+  if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
+      (rc = w_business_id(c, r, p)) || (rc = w_enum(c, r, p, "status", statuses, &status)) ||
+      (rc = w_enum(c, r, p, "intent", intents, &intent)) ||
+      (rc = w_enum(c, r, p, "priority", priorities, &prio)) ||
+      (rc = w_concepts_code(c, r, p, "category", &cats, &ncat)) ||
+      (rc = w_concept(c, r, p, "medicationCodeableConcept", &b->medication)) ||
+      (rc = w_encounter(c, r, p, "encounter", (const char **)&b->encounter_id)) ||
+      (rc = w_instant(c, r, p, "authoredOn", &authored)) ||
+      (req && (rc = w_reference(c, req, w_path(c, p, "requester", 0), &b->prescriber))) ||
+      (rc = w_concepts(c, r, p, "reasonCode", &b->reason, &b->n_reason)) ||
+      (rc = w_note(c, r, p, (const char **)&b->note_to_pharmacist)) ||
+      (rc = w_list(c, r, p, "dosageInstruction", dosage, (void ***)&b->dosage, &b->n_dosage)) ||
+      (rc = w_obj(c, r, p, "dispenseRequest", &disp)) ||
+      (rc = w_obj(c, r, p, "substitution", &subst)) ||
+      (rc = w_arr(c, r, p, "identifier", &ids, &nids)))
+    return rc;
+  if (status < 0)
+    return w_fail(c, 400, "required", w_path(c, p, "status", 0),
+                  "required (active: a stop is written as its own event)");
+  if (intent < 0)
+    return w_fail(c, 400, "required", w_path(c, p, "intent", 0), "required");
+  if (b->medication == NULL)
+    return w_fail(c, 400, "required", w_path(c, p, "medicationCodeableConcept", 0),
+                  "required (medicationReference cannot be written)");
+  if (ncat > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, w_path(c, p, "category", 0), NULL, 1),
+                  "one category can be written");
+  b->category = ncat ? cats[0] : NULL;
+  for (size_t i = 0; i < nids; i++) { /* besides the business id: the placer's number */
+    const json_t *id = json_array_get(ids, i);
+    const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, (long)i);
+    const char *sys = json_string_value(json_object_get(id, "system"));
+    if (sys != NULL && !strcmp(sys, FJ_BUSINESS_ID_SYSTEM))
+      continue;
+    if (b->placer_order_number != NULL)
+      return w_fail(c, 422, "not-supported", ip,
+                    "one identifier besides the business id (the placer's order number)");
+    if ((rc = w_identifier(c, id, ip, &b->placer_order_number)))
+      return rc;
+    if (!strcmp(b->placer_order_number->type, "PLAC"))
+      b->placer_order_number->type = ""; /* the view types it PLAC, "Placer Identifier" */
+  }
+  for (size_t i = 0; b->n_dosage > 1 && i < b->n_dosage; i++) { /* a taper: in sequence */
+    const json_t *seq =
+        json_object_get(json_array_get(json_object_get(r, "dosageInstruction"), i), "sequence");
+    char want[24];
+    snprintf(want, sizeof want, "%c%zu", FJ_DECIMAL_MARK, i + 1);
+    if (seq == NULL || !json_is_string(seq) || strcmp(json_string_value(seq), want))
+      return w_fail(
+          c, 422, "not-supported",
+          w_path(c, w_path(c, w_path(c, p, "dosageInstruction", 0), NULL, (long)i), "sequence", 0),
+          "dosages are written in order: sequence %zu", i + 1);
+  }
+  if (b->n_dosage == 1 &&
+      json_object_get(json_array_get(json_object_get(r, "dosageInstruction"), 0), "sequence"))
+    return w_fail(c, 422, "not-supported", w_path(c, p, "dosageInstruction[0].sequence", 0),
+                  "a single dosage has no sequence");
+  if (disp != NULL) {
+    const char *dp = w_path(c, p, "dispenseRequest", 0);
+    static const char *const dkeys[] = {"validityPeriod", "numberOfRepeatsAllowed",
+                                        "quantity",       "expectedSupplyDuration",
+                                        "performer",      NULL};
+    static const char *const vkeys[] = {"start", "end", NULL};
+    const json_t *val, *q = json_object_get(disp, "quantity"),
+                       *perf = json_object_get(disp, "performer");
+    if ((rc = w_only(c, disp, dp, dkeys, 0)) || (rc = w_obj(c, disp, dp, "validityPeriod", &val)) ||
+        (rc = count_of(c, disp, dp, "numberOfRepeatsAllowed", &b->refills)) ||
+        (q && (rc = w_quantity(c, q, w_path(c, dp, "quantity", 0), &b->quantity))) ||
+        (rc = days_of(c, disp, dp, "expectedSupplyDuration", &b->days_supply)) ||
+        (perf && (rc = w_reference(c, perf, w_path(c, dp, "performer", 0), &b->pharmacy))))
+      return rc;
+    if (b->quantity && b->quantity->comparator[0])
+      return w_fail(c, 400, "invalid", w_path(c, dp, "quantity", 0),
+                    "a SimpleQuantity (no comparator)");
+    if (val != NULL) {
+      const char *vp = w_path(c, dp, "validityPeriod", 0);
+      b->validity = w_alloc(c, sizeof *b->validity);
+      if (b->validity == NULL)
+        return CL_ENOMEM;
+      clinlog__v1__period__init(b->validity);
+      if ((rc = w_only(c, val, vp, vkeys, 0)) ||
+          (rc = w_instant(c, val, vp, "start", &b->validity->start)) ||
+          (rc = w_instant(c, val, vp, "end", &b->validity->end)))
+        return rc;
+    }
+  }
+  if (subst != NULL) {
+    const char *sp = w_path(c, p, "substitution", 0);
+    static const char *const skeys[] = {"allowedBoolean", NULL};
+    if ((rc = w_only(c, subst, sp, skeys, 0)) ||
+        (rc = w_bool(c, subst, sp, "allowedBoolean", &allowed)))
+      return rc;
+  }
+  b->dispense_as_written = allowed == 0;
+  b->intent = (char *)intents[intent];
+  b->priority = (Clinlog__V1__RequestPriority)(prio < 0 ? 0 : prio + 1);
+  if (b->encounter_id == NULL)
+    b->encounter_id = "";
+  if (b->note_to_pharmacist == NULL)
+    b->note_to_pharmacist = "";
+  b->prescription_id = (char *)c->bid;
+  if (authored != NULL)
+    c->when = authored;
+  return w_emit(c, CLINLOG__V1__EVENT__BODY_MEDICATION_PRESCRIBED, b);
+}
