@@ -86,7 +86,7 @@ static int add_document(fingest *g, const char *file, int64_t mtime, json_t *doc
     u->line = line;
     u->res = json_incref(doc);
     u->tx = rt != NULL && !strcmp(rt, "Bundle");
-    u->rank = u->tx ? 2 : cl_fhirw_rank(doc);
+    u->rank = u->tx ? CL_FHIRW_RANKS - 1 : cl_fhirw_rank(doc);
     json_t *es = json_object_get(doc, "entry");
     for (size_t i = 0; u->tx && i < json_array_size(es); i++) {
       int r = cl_fhirw_rank(json_object_get(json_array_get(es, i), "resource"));
@@ -333,7 +333,7 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
   json_t *es = u->tx ? json_object_get(u->res, "entry") : NULL;
   size_t total = u->tx ? json_array_size(es) : 1;
   *n = 0;
-  for (int rank = 0; rank <= 2; rank++)
+  for (int rank = 0; rank < CL_FHIRW_RANKS; rank++)
     for (size_t i = 0; i < total; i++) {
       json_t *e = u->tx ? json_array_get(es, i) : NULL;
       json_t *res = u->tx ? json_object_get(e, "resource") : u->res;
@@ -428,8 +428,9 @@ static int usage(FILE *f, int rc) {
              "appended as one atomic batch; batch, collection and searchset entries one by\n"
              "one) and one resource per line of *.ndjson files (a Bulk Data export); a\n"
              "directory: its *.json and *.ndjson files. Maps each to catalog events (Patient,\n"
-             "Encounter, Condition, AllergyIntolerance, Observation, MedicationRequest) and\n"
-             "appends them signed with --key. Reports each as accepted, duplicate (ingested\n"
+             "Encounter, Condition, AllergyIntolerance, Observation, MedicationRequest,\n"
+             "MedicationAdministration) and appends them signed with --key. Reports each as "
+             "accepted, duplicate (ingested\n"
              "before: nothing written) or refused with the element path and the line or\n"
              "entry. Exit status 1 if any was refused or failed.\n"
              "  --key FILE           the feed's signing key (clinlog keygen)\n"
@@ -456,7 +457,7 @@ static int run(fingest *g, char **paths, int npaths) {
     goto fail_units;
   }
   size_t k = 0;
-  for (int rank = 0; rank <= 2; rank++)
+  for (int rank = 0; rank < CL_FHIRW_RANKS; rank++)
     for (size_t i = 0; i < g->n; i++)
       if (g->u[i].rank == rank)
         sorted[k++] = g->u[i];

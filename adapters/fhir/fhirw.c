@@ -255,22 +255,27 @@ int w_subject(wctx *c, const json_t *o, const char *path, const char *key) {
   return 0;
 }
 
-int w_encounter(wctx *c, const json_t *o, const char *path, const char *key, const char **out) {
+int w_ref_bid(wctx *c, const json_t *o, const char *path, const char *key, const char *type,
+              const char **out) {
   *out = NULL;
   const char *ref = NULL, *rpath = NULL, *patient = NULL;
   int rc = ref_of(c, o, path, key, &ref, &rpath);
   if (rc || ref == NULL)
     return rc;
-  rc = resolve(c, rpath, "Encounter", ref, out, &patient);
+  rc = resolve(c, rpath, type, ref, out, &patient);
   if (rc == CL_ENOTFOUND)
     return w_fail(c, 422, "not-found", w_path(c, rpath, "reference", 0),
-                  "%.80s: no such encounter (neither on this server nor in this input)", ref);
+                  "%.80s: no such %s (neither on this server nor in this input)", ref, type);
   if (rc)
     return rc;
   if (patient == NULL || c->patient_id == NULL || strcmp(patient, c->patient_id) != 0)
     return w_fail(c, 422, "invalid", w_path(c, rpath, "reference", 0),
-                  "%.80s is an encounter of another patient", ref);
+                  "%.80s is a %s of another patient", ref, type);
   return 0;
+}
+
+int w_encounter(wctx *c, const json_t *o, const char *path, const char *key, const char **out) {
+  return w_ref_bid(c, o, path, key, "Encounter", out);
 }
 
 /* ---- ids ---- */
@@ -400,9 +405,14 @@ int w_emit(wctx *c, unsigned body_case, void *body) {
 
 /* ---- the entry ---- */
 
-const char *const cl_fhirw_types[] = {
-    "Patient",     "Encounter",         "Condition", "AllergyIntolerance",
-    "Observation", "MedicationRequest", NULL};
+const char *const cl_fhirw_types[] = {"Patient",
+                                      "Encounter",
+                                      "Condition",
+                                      "AllergyIntolerance",
+                                      "Observation",
+                                      "MedicationRequest",
+                                      "MedicationAdministration",
+                                      NULL};
 
 int cl_fhirw_rank(const json_t *res) {
   const char *t = json_string_value(json_object_get(res, "resourceType"));
@@ -410,7 +420,9 @@ int cl_fhirw_rank(const json_t *res) {
     return 0;
   if (t && !strcmp(t, "Encounter"))
     return 1;
-  return 2;
+  if (t && !strcmp(t, "MedicationRequest"))
+    return 2;
+  return 3;
 }
 
 /* Packs the events with their derived ids into *out. */
@@ -524,12 +536,15 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_observation(&c, res);
   } else if (!strcmp(type, "MedicationRequest")) {
     rc = w_medication_request(&c, res);
+  } else if (!strcmp(type, "MedicationAdministration")) {
+    rc = w_medication_administration(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
                        cl_fhir_type_of(type)
                            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
-                             "Condition, AllergyIntolerance, Observation, MedicationRequest)"
+                             "Condition, AllergyIntolerance, Observation, MedicationRequest, "
+                             "MedicationAdministration)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

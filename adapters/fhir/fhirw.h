@@ -11,6 +11,7 @@
  *   AllergyIntolerance  AllergyRecorded
  *   Observation         ObservationRecorded
  *   MedicationRequest   MedicationPrescribed (status active)
+ *   MedicationAdministration  MedicationAdministered
  * Any other resourceType is refused (not-supported), as is any element the
  * event cannot hold exactly (so reading the resource back from the views
  * gives what was written, codes with their systems).
@@ -132,7 +133,9 @@ int cl_fhirw_refs_add(json_t *refs, const cl_fhirw_mapped *m, const char *full_u
 int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n);
 
 /* The order resources of one input are mapped in, so that what others
- * reference comes first: Patient 0, Encounter 1, anything else 2. */
+ * reference comes first: Patient 0, Encounter 1, MedicationRequest 2,
+ * anything else 3 (CL_FHIRW_RANKS ranks). */
+#define CL_FHIRW_RANKS 4
 int cl_fhirw_rank(const json_t *res);
 
 /* Fills fe (status, code, expression, printf-style text); returns

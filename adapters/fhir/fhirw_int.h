@@ -100,12 +100,18 @@ int w_note(wctx *c, const json_t *o, const char *path, const char **out);
 /* The patient of o[key] (a Reference to a Patient), required: sets
  * c->patient_id. 422 for a patient neither this input nor the views know. */
 int w_subject(wctx *c, const json_t *o, const char *path, const char *key);
-/* The business id of the Encounter o[key] references (NULL if absent);
- * 422 if unknown or of another patient. */
+/* The business id of the `type` resource o[key] references (NULL if
+ * absent); 422 if unknown or of another patient. */
+int w_ref_bid(wctx *c, const json_t *o, const char *path, const char *key, const char *type,
+              const char **out);
+/* The same for an Encounter. */
 int w_encounter(wctx *c, const json_t *o, const char *path, const char *key, const char **out);
 /* The business id: the identifier in urn:clinlog:id, else derived from
  * the content. Also checks the identifiers' shape. */
 int w_business_id(wctx *c, const json_t *res, const char *path);
+
+/* Refuses identifiers other than the business id (the event has no room). */
+int business_only(wctx *c, const json_t *r, const char *path);
 
 /* ---- output ---- */
 
@@ -118,6 +124,7 @@ int w_encounter_res(wctx *c, const json_t *r);
 int w_condition(wctx *c, const json_t *r);
 int w_allergy(wctx *c, const json_t *r);
 int w_observation(wctx *c, const json_t *r);
-int w_medication_request(wctx *c, const json_t *r); /* fhirw_meds.c */
+int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
+int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */
 
 #endif

@@ -1,6 +1,7 @@
-/* MedicationRequest to MedicationPrescribed (fhirw.h): the inverse of
- * query/fhir/map_pharmacy.c's `prescribed`, with the Dosage datatype
- * (fj.c's fj_dosage read backwards).
+/* MedicationRequest to MedicationPrescribed and MedicationAdministration
+ * to MedicationAdministered (fhirw.h): the inverse of
+ * query/fhir/map_pharmacy.c's `prescribed` and `administered`, with the
+ * Dosage datatype (fj.c's fj_dosage read backwards).
  *
  * The view writes every prescription as status active with a substitution
  * element (allowed unless dispense-as-written); a stopped prescription is
@@ -264,4 +265,134 @@ int w_medication_request(wctx *c, const json_t *r) {
   if (authored != NULL)
     c->when = authored;
   return w_emit(c, CLINLOG__V1__EVENT__BODY_MEDICATION_PRESCRIBED, b);
+}
+
+/* ---- MedicationAdministration -> MedicationAdministered ---- */
+
+#define PERFORM_FUNCTION "http://terminology.hl7.org/CodeSystem/med-admin-perform-function"
+/* what the view notes on a partial administration (map_pharmacy.c) */
+#define PARTIAL_NOTE "Partially administered"
+
+static int admin_performer(wctx *c, const json_t *v, const char *path,
+                           Clinlog__V1__MedicationAdministered *b) {
+  static const char *const keys[] = {"function", "actor", NULL};
+  static const char *const functions[] = {"verifier", NULL};
+  if (!json_is_object(v))
+    return w_fail(c, 400, "structure", path, "expected an object");
+  int rc, fn;
+  Clinlog__V1__Reference *who = NULL;
+  const json_t *actor = json_object_get(v, "actor");
+  if ((rc = w_only(c, v, path, keys, 0)) ||
+      (rc = w_concept_in(c, v, path, "function", PERFORM_FUNCTION, functions, &fn)) ||
+      (actor && (rc = w_reference(c, actor, w_path(c, path, "actor", 0), &who))))
+    return rc;
+  if (who == NULL)
+    return w_fail(c, 400, "required", w_path(c, path, "actor", 0), "required");
+  Clinlog__V1__Reference **slot = fn == 0 ? &b->witness : &b->performer;
+  if (*slot != NULL)
+    return w_fail(c, 422, "not-supported", path, "one performer and one verifier can be written");
+  *slot = who;
+  return 0;
+}
+
+int w_medication_administration(wctx *c, const json_t *r) {
+  static const char *const keys[] = {"identifier",
+                                     "status",
+                                     "statusReason",
+                                     "medicationCodeableConcept",
+                                     "subject",
+                                     "context",
+                                     "effectiveDateTime",
+                                     "effectivePeriod",
+                                     "performer",
+                                     "request",
+                                     "note",
+                                     "dosage",
+                                     NULL};
+  /* by enum value - 1; "completed" with the view's note is PARTIAL (3) */
+  static const char *const statuses[] = {"completed", "not-done", "",  "in-progress",
+                                         "on-hold",   "stopped",  NULL};
+  const char *p = c->root;
+  Clinlog__V1__MedicationAdministered *b = w_alloc(c, sizeof *b);
+  if (b == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__medication_administered__init(b);
+  int rc, status;
+  const json_t *period, *perf, *dosage;
+  size_t nperf;
+  pb_cc **reasons;
+  size_t nreasons;
+  const char *note;
+  if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
+      (rc = w_business_id(c, r, p)) || (rc = business_only(c, r, p)) ||
+      (rc = w_enum(c, r, p, "status", statuses, &status)) ||
+      (rc = w_concepts(c, r, p, "statusReason", &reasons, &nreasons)) ||
+      (rc = w_concept(c, r, p, "medicationCodeableConcept", &b->medication)) ||
+      (rc = w_encounter(c, r, p, "context", (const char **)&b->encounter_id)) ||
+      (rc = w_instant(c, r, p, "effectiveDateTime", &b->administered_at)) ||
+      (rc = w_obj(c, r, p, "effectivePeriod", &period)) ||
+      (rc = w_arr(c, r, p, "performer", &perf, &nperf)) ||
+      (rc = w_ref_bid(c, r, p, "request", "MedicationRequest",
+                      (const char **)&b->prescription_id)) ||
+      (rc = w_note(c, r, p, &note)) || (rc = w_obj(c, r, p, "dosage", &dosage)))
+    return rc;
+  if (status < 0 || status == 2)
+    return w_fail(c, status < 0 ? 400 : 422, status < 0 ? "required" : "code-invalid",
+                  w_path(c, p, "status", 0),
+                  "required: completed, not-done, in-progress, "
+                  "on-hold or stopped");
+  if (b->medication == NULL)
+    return w_fail(c, 400, "required", w_path(c, p, "medicationCodeableConcept", 0),
+                  "required (medicationReference cannot be written)");
+  if (note != NULL && (status != 0 || strcmp(note, PARTIAL_NOTE) != 0))
+    return w_fail(c, 422, "not-supported", w_path(c, p, "note", 0),
+                  "the one note written is \"" PARTIAL_NOTE "\" on a completed administration");
+  b->status = (Clinlog__V1__AdministrationStatus)(note != NULL ? 3 : status + 1);
+  if (nreasons > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "statusReason[1]", 0),
+                  "one statusReason can be written");
+  b->not_given_reason = nreasons ? reasons[0] : NULL;
+  if (period != NULL) {
+    const char *pp = w_path(c, p, "effectivePeriod", 0);
+    static const char *const pkeys[] = {"start", "end", NULL};
+    if (b->administered_at != NULL)
+      return w_fail(c, 400, "invalid", pp, "one effective[x]");
+    if ((rc = w_only(c, period, pp, pkeys, 0)) ||
+        (rc = w_instant(c, period, pp, "start", &b->administered_at)) ||
+        (rc = w_instant(c, period, pp, "end", &b->ended_at)))
+      return rc;
+    if (b->administered_at == NULL || b->ended_at == NULL)
+      return w_fail(c, 422, "not-supported", pp,
+                    "a period is written with its start and end (an infusion)");
+  }
+  if (b->administered_at == NULL)
+    return w_fail(c, 400, "required", w_path(c, p, "effectiveDateTime", 0),
+                  "required (effectiveDateTime or effectivePeriod)");
+  for (size_t i = 0; i < nperf; i++)
+    if ((rc = admin_performer(c, json_array_get(perf, i),
+                              w_path(c, w_path(c, p, "performer", 0), NULL, (long)i), b)))
+      return rc;
+  if (dosage != NULL) {
+    const char *dp = w_path(c, p, "dosage", 0);
+    static const char *const dkeys[] = {"site", "route", "dose", "rateQuantity", NULL};
+    const json_t *dose = json_object_get(dosage, "dose"),
+                 *rate = json_object_get(dosage, "rateQuantity");
+    if ((rc = w_only(c, dosage, dp, dkeys, 0)) ||
+        (rc = w_concept_code(c, dosage, dp, "site", &b->site)) ||
+        (rc = w_concept_code(c, dosage, dp, "route", &b->route)) ||
+        (dose && (rc = w_quantity(c, dose, w_path(c, dp, "dose", 0), &b->dose_given))) ||
+        (rate && (rc = w_quantity(c, rate, w_path(c, dp, "rateQuantity", 0), &b->rate))))
+      return rc;
+    if (b->dose_given == NULL && b->rate == NULL)
+      return w_fail(c, 400, "required", dp, "a dose or a rate (mad-1)");
+    if ((b->dose_given && b->dose_given->comparator[0]) || (b->rate && b->rate->comparator[0]))
+      return w_fail(c, 400, "invalid", dp, "doses and rates are SimpleQuantity (no comparator)");
+  }
+  if (b->encounter_id == NULL)
+    b->encounter_id = "";
+  if (b->prescription_id == NULL)
+    b->prescription_id = "";
+  b->administration_id = (char *)c->bid;
+  c->when = b->administered_at;
+  return w_emit(c, CLINLOG__V1__EVENT__BODY_MEDICATION_ADMINISTERED, b);
 }

@@ -19,8 +19,7 @@
 /* Enum value from a code's index (-1 absent: 0, unspecified). */
 static int ev(int idx) { return idx < 0 ? 0 : idx + 1; }
 
-/* Refuses identifiers other than the business id (the event has no room). */
-static int business_only(wctx *c, const json_t *r, const char *path) {
+int business_only(wctx *c, const json_t *r, const char *path) {
   const json_t *ids = json_object_get(r, "identifier");
   for (size_t i = 0; i < json_array_size(ids); i++) {
     const char *sys = json_string_value(json_object_get(json_array_get(ids, i), "system"));

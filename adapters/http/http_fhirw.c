@@ -381,9 +381,9 @@ static int entry_of(json_t *je, size_t i, entry *e, cl_fhirw_error *fe, cl_err *
 /* The order entries are mapped in: what others reference first. */
 static void order_of(entry *es, size_t n, size_t *ord) {
   size_t k = 0;
-  for (int rank = 0; rank <= 3; rank++) /* 3: refused entries, nothing to map */
+  for (int rank = 0; rank <= CL_FHIRW_RANKS; rank++) /* the last: refused, nothing to map */
     for (size_t i = 0; i < n; i++)
-      if ((es[i].res ? cl_fhirw_rank(es[i].res) : 3) == rank)
+      if ((es[i].res ? cl_fhirw_rank(es[i].res) : CL_FHIRW_RANKS) == rank)
         ord[k++] = i;
 }
 
@@ -568,6 +568,7 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t allergy[3] = {0xca, 0x0c, 0};                         /* 201 */
   static const uint8_t observation[3] = {0xd2, 0x0c, 0};                     /* 202 */
   static const uint8_t prescribed[3] = {0xe2, 0x12, 0};                      /* 300 */
+  static const uint8_t administered[3] = {0xfa, 0x12, 0};                    /* 303 */
   *n = 1;
   if (type == NULL)
     return (*n = 0, NULL);
@@ -583,6 +584,8 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return observation;
   if (!strcmp(type, "MedicationRequest"))
     return prescribed;
+  if (!strcmp(type, "MedicationAdministration"))
+    return administered;
   return (*n = 0, NULL);
 }
 

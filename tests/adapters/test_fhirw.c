@@ -18,7 +18,7 @@ TestSuite(fhirw, .timeout = 60);
 
 /* ---- the world the mapper sees: one known patient and encounter ---- */
 
-static char enc_id[CL_FHIR_ID_MAX];
+static char enc_id[CL_FHIR_ID_MAX], rx_id[CL_FHIR_ID_MAX];
 
 static int resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn,
                    cl_err *err) {
@@ -31,11 +31,16 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
     snprintf(bid, bidn, "enc-1");
     return 0;
   }
+  if (!strcmp(type, "MedicationRequest") && !strcmp(id, rx_id)) {
+    snprintf(bid, bidn, "rx-1");
+    return 0;
+  }
   return CL_ENOTFOUND;
 }
 
 static cl_fhirw_opts opts(void) {
   cl_fhir_id("Encounter", "p1", "enc-1", enc_id);
+  cl_fhir_id("MedicationRequest", "p1", "rx-1", rx_id);
   cl_fhirw_opts o = {.principal_id = "fhir-feed",
                      .now_ns = 1767225600LL * 1000000000LL, /* 2026-01-01T00:00:00Z */
                      .resolve = resolve,
@@ -286,6 +291,39 @@ Test(fhirw, medication_request_round_trips) {
       "Pharmacy\"}},\"substitution\":{\"allowedBoolean\":false}}");
 }
 
+Test(fhirw, medication_administration_round_trips) {
+  opts();
+  char text[2048];
+  snprintf(text, sizeof text,
+           "{\"resourceType\":\"MedicationAdministration\",\"identifier\":[{\"system\":"
+           "\"urn:clinlog:id\",\"value\":\"ma-1\"}],\"status\":\"completed\","
+           "\"medicationCodeableConcept\":{\"coding\":[{\"system\":\"http://www.nlm.nih.gov/"
+           "research/umls/rxnorm\",\"code\":\"861007\"}]},\"subject\":{\"reference\":"
+           "\"Patient/p1\"},\"context\":{\"reference\":\"Encounter/%s\"},"
+           "\"effectiveDateTime\":\"2026-03-11T12:00:00Z\",\"performer\":[{\"actor\":"
+           "{\"reference\":\"Practitioner/n1\"}},{\"function\":{\"coding\":[{\"system\":"
+           "\"http://terminology.hl7.org/CodeSystem/med-admin-perform-function\",\"code\":"
+           "\"verifier\",\"display\":\"Verifier\"}]},\"actor\":{\"display\":\"RN Two\"}}],"
+           "\"request\":{\"reference\":\"MedicationRequest/%s\"},\"dosage\":{\"route\":"
+           "{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"26643006\"}]},"
+           "\"dose\":{\"value\":500,\"unit\":\"mg\",\"system\":\"http://unitsofmeasure.org\","
+           "\"code\":\"mg\"}}}",
+           enc_id, rx_id);
+  round_trip(text);
+  round_trip("{\"resourceType\":\"MedicationAdministration\",\"identifier\":[{\"system\":"
+             "\"urn:clinlog:id\",\"value\":\"ma-2\"}],\"status\":\"completed\","
+             "\"medicationCodeableConcept\":{\"text\":\"heparin\"},\"subject\":{\"reference\":"
+             "\"Patient/p1\"},\"effectivePeriod\":{\"start\":\"2026-03-11T12:00:00Z\",\"end\":"
+             "\"2026-03-11T14:00:00Z\"},\"note\":[{\"text\":\"Partially administered\"}],"
+             "\"dosage\":{\"rateQuantity\":{\"value\":12.5,\"unit\":\"mL/h\",\"system\":"
+             "\"http://unitsofmeasure.org\",\"code\":\"mL/h\"}}}");
+  round_trip("{\"resourceType\":\"MedicationAdministration\",\"identifier\":[{\"system\":"
+             "\"urn:clinlog:id\",\"value\":\"ma-3\"}],\"status\":\"not-done\","
+             "\"statusReason\":[{\"text\":\"patient refused\"}],\"medicationCodeableConcept\":"
+             "{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/p1\"},"
+             "\"effectiveDateTime\":\"2026-03-11T12:00:00Z\"}");
+}
+
 Test(fhirw, ids_are_derived_and_stable) {
   const char *obs = "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":"
                     "\"x\"},\"subject\":{\"reference\":\"Patient/p1\"},\"valueString\":\"a\"}";
@@ -448,6 +486,17 @@ static const bad BAD[] = {
      "{\"repeat\":{\"boundsDuration\":{\"value\":2,\"unit\":\"wk\",\"system\":"
      "\"http://unitsofmeasure.org\",\"code\":\"wk\"}}}}]}",
      422, "MedicationRequest.dosageInstruction[0].timing.repeat.boundsDuration", "not-supported"},
+    {"{\"resourceType\":\"MedicationAdministration\",\"status\":\"completed\"," SUBJ
+     ",\"medicationCodeableConcept\":{\"text\":\"x\"},\"effectiveDateTime\":"
+     "\"2026-01-01T00:00:00Z\",\"request\":{\"reference\":\"MedicationRequest/none\"}}",
+     422, "MedicationAdministration.request.reference", "not-found"},
+    {"{\"resourceType\":\"MedicationAdministration\",\"status\":\"completed\"," SUBJ
+     ",\"medicationCodeableConcept\":{\"text\":\"x\"}}",
+     400, "MedicationAdministration.effectiveDateTime", "required"},
+    {"{\"resourceType\":\"MedicationAdministration\",\"status\":\"completed\"," SUBJ
+     ",\"medicationCodeableConcept\":{\"text\":\"x\"},\"effectiveDateTime\":"
+     "\"2026-01-01T00:00:00Z\",\"dosage\":{\"route\":{\"text\":\"PO\"}}}",
+     400, "MedicationAdministration.dosage", "required"},
     {"{\"resourceType\":\"AllergyIntolerance\",\"patient\":{\"reference\":\"Patient/p1\"}}", 400,
      "AllergyIntolerance.clinicalStatus", "required"},
     {"{\"resourceType\":\"AllergyIntolerance\",\"patient\":{\"reference\":\"Patient/p1\"},"
