@@ -1,7 +1,8 @@
-/* MedicationRequest to MedicationPrescribed and MedicationAdministration
- * to MedicationAdministered (fhirw.h): the inverse of
- * query/fhir/map_pharmacy.c's `prescribed` and `administered`, with the
- * Dosage datatype (fj.c's fj_dosage read backwards).
+/* MedicationRequest to MedicationPrescribed, MedicationAdministration
+ * to MedicationAdministered and Immunization to ImmunizationAdministered
+ * (fhirw.h): the inverse of query/fhir/map_pharmacy.c's `prescribed` and
+ * `administered` and map_clinical.c's `immunization`, with the Dosage
+ * datatype (fj.c's fj_dosage read backwards).
  *
  * The view writes every prescription as status active with a substitution
  * element (allowed unless dispense-as-written); a stopped prescription is
@@ -395,4 +396,166 @@ int w_medication_administration(wctx *c, const json_t *r) {
   b->administration_id = (char *)c->bid;
   c->when = b->administered_at;
   return w_emit(c, CLINLOG__V1__EVENT__BODY_MEDICATION_ADMINISTERED, b);
+}
+
+/* ---- Immunization -> ImmunizationAdministered (map_clinical.c) ---- */
+
+#define V2_0443 "http://terminology.hl7.org/CodeSystem/v2-0443"
+
+int w_immunization(wctx *c, const json_t *r) {
+  static const char *const keys[] = {"identifier",
+                                     "status",
+                                     "statusReason",
+                                     "vaccineCode",
+                                     "patient",
+                                     "encounter",
+                                     "occurrenceDateTime",
+                                     "primarySource",
+                                     "manufacturer",
+                                     "lotNumber",
+                                     "expirationDate",
+                                     "site",
+                                     "route",
+                                     "doseQuantity",
+                                     "performer",
+                                     "note",
+                                     "programEligibility",
+                                     "protocolApplied",
+                                     NULL};
+  static const char *const statuses[] = {"completed", "not-done", "entered-in-error", NULL};
+  static const char *const functions[] = {"AP", NULL};
+  const char *p = c->root;
+  Clinlog__V1__ImmunizationAdministered *b = w_alloc(c, sizeof *b);
+  if (b == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__immunization_administered__init(b);
+  int rc, status, primary;
+  const json_t *mf, *perf, *proto, *dose = json_object_get(r, "doseQuantity");
+  size_t nperf, nprog, nproto;
+  if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "patient")) ||
+      (rc = w_business_id(c, r, p)) || (rc = business_only(c, r, p)) ||
+      (rc = w_enum(c, r, p, "status", statuses, &status)) ||
+      (rc = w_concept(c, r, p, "statusReason", &b->status_reason)) ||
+      (rc = w_concept(c, r, p, "vaccineCode", &b->vaccine_code)) ||
+      (rc = w_encounter(c, r, p, "encounter", (const char **)&b->encounter_id)) ||
+      (rc = w_instant(c, r, p, "occurrenceDateTime", &b->administered_at)) ||
+      (rc = w_bool(c, r, p, "primarySource", &primary)) ||
+      (rc = w_obj(c, r, p, "manufacturer", &mf)) ||
+      (rc = w_str(c, r, p, "lotNumber", (const char **)&b->lot_number)) ||
+      (rc = w_date(c, r, p, "expirationDate", (const char **)&b->expiration_date)) ||
+      (rc = w_concept_code(c, r, p, "site", &b->site)) ||
+      (rc = w_concept_code(c, r, p, "route", &b->route)) ||
+      (dose && (rc = w_quantity(c, dose, w_path(c, p, "doseQuantity", 0), &b->dose))) ||
+      (rc = w_arr(c, r, p, "performer", &perf, &nperf)) ||
+      (rc = w_note(c, r, p, (const char **)&b->note)) ||
+      (rc = w_arr(c, r, p, "protocolApplied", &proto, &nproto)))
+    return rc;
+  if (status < 0)
+    return w_fail(c, 400, "required", w_path(c, p, "status", 0), "required");
+  if (b->vaccine_code == NULL)
+    return w_fail(c, 400, "required", w_path(c, p, "vaccineCode", 0), "required");
+  if (b->administered_at == NULL)
+    return w_fail(c, 400, "required", w_path(c, p, "occurrenceDateTime", 0),
+                  "required (occurrenceString cannot be written)");
+  if (b->status_reason != NULL && status != 1)
+    return w_fail(c, 422, "invalid", w_path(c, p, "statusReason", 0),
+                  "a statusReason says why it was not done: status not-done");
+  if (primary == 0)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "primarySource", 0),
+                  "a historical record (primarySource false) is written by leaving it out");
+  if (b->dose && b->dose->comparator[0])
+    return w_fail(c, 400, "invalid", w_path(c, p, "doseQuantity", 0),
+                  "a SimpleQuantity (no comparator)");
+  if (mf != NULL) { /* the MVX code as the Organization's identifier */
+    const char *mp = w_path(c, p, "manufacturer", 0), *mip = w_path(c, mp, "identifier", 0);
+    static const char *const mkeys[] = {"identifier", "display", NULL};
+    static const char *const ikeys[] = {"system", "value", NULL};
+    const json_t *ident;
+    b->manufacturer = w_alloc(c, sizeof *b->manufacturer);
+    if (b->manufacturer == NULL)
+      return CL_ENOMEM;
+    clinlog__v1__code__init(b->manufacturer);
+    const char *sys = NULL, *val = NULL, *disp = NULL;
+    if ((rc = w_only(c, mf, mp, mkeys, 0)) || (rc = w_obj(c, mf, mp, "identifier", &ident)) ||
+        (rc = w_str(c, mf, mp, "display", &disp)) ||
+        (ident &&
+         ((rc = w_only(c, ident, mip, ikeys, 0)) || (rc = w_str(c, ident, mip, "system", &sys)) ||
+          (rc = w_str(c, ident, mip, "value", &val)))))
+      return rc;
+    if (ident != NULL && val == NULL)
+      return w_fail(c, 400, "required", w_path(c, mip, "value", 0), "the manufacturer's code");
+    b->manufacturer->system = (char *)(sys ? sys : "");
+    b->manufacturer->code = (char *)(val ? val : "");
+    b->manufacturer->display = (char *)(disp ? disp : "");
+  }
+  if (nperf > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "performer[1]", 0),
+                  "one performer (the administering provider) can be written");
+  if (nperf == 1) {
+    const json_t *pf = json_array_get(perf, 0);
+    const char *pp = w_path(c, p, "performer[0]", 0);
+    static const char *const pkeys[] = {"function", "actor", NULL};
+    const json_t *actor = json_object_get(pf, "actor");
+    int fn;
+    if (!json_is_object(pf))
+      return w_fail(c, 400, "structure", pp, "expected an object");
+    if ((rc = w_only(c, pf, pp, pkeys, 0)) ||
+        (rc = w_concept_in(c, pf, pp, "function", V2_0443, functions, &fn)) ||
+        (actor && (rc = w_reference(c, actor, w_path(c, pp, "actor", 0), &b->performer))))
+      return rc;
+    if (fn < 0 || b->performer == NULL)
+      return w_fail(c, 422, "not-supported", pp,
+                    "the performer written is the administering provider (function AP of " V2_0443
+                    ") with its actor");
+  }
+  pb_code **elig;
+  if ((rc = w_concepts_code(c, r, p, "programEligibility", &elig, &nprog)))
+    return rc;
+  if (nprog > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "programEligibility[1]", 0),
+                  "one programEligibility can be written");
+  b->funding_eligibility = nprog ? elig[0] : NULL;
+  if (nproto > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "protocolApplied[1]", 0),
+                  "one protocolApplied (the dose number) can be written");
+  if (nproto == 1) {
+    const json_t *pa = json_array_get(proto, 0);
+    const char *pp = w_path(c, p, "protocolApplied[0]", 0);
+    static const char *const akeys[] = {"doseNumberPositiveInt", "doseNumberString", NULL};
+    const json_t *n = json_object_get(pa, "doseNumberPositiveInt");
+    if (!json_is_object(pa))
+      return w_fail(c, 400, "structure", pp, "expected an object");
+    if ((rc = w_only(c, pa, pp, akeys, 0)) ||
+        (rc = w_str(c, pa, pp, "doseNumberString", (const char **)&b->dose_number)))
+      return rc;
+    if (n != NULL) {
+      const char *s = json_string_value(n);
+      if (b->dose_number != NULL || s == NULL || s[0] != FJ_DECIMAL_MARK || s[1] < '1' ||
+          s[1] > '9' || strspn(s + 1, "0123456789") != strlen(s + 1) || strlen(s + 1) > 9)
+        return w_fail(c, 400, "value", w_path(c, pp, "doseNumberPositiveInt", 0),
+                      "a positiveInt, and one doseNumber[x]");
+      b->dose_number = (char *)s + 1;
+    } else if (b->dose_number == NULL) {
+      return w_fail(c, 400, "required", pp, "a doseNumber[x]");
+    } else if (strspn(b->dose_number, "0123456789") == strlen(b->dose_number) &&
+               b->dose_number[0] > '0' && strlen(b->dose_number) < 10) {
+      return w_fail(c, 422, "not-supported", w_path(c, pp, "doseNumberString", 0),
+                    "a whole dose number is written as doseNumberPositiveInt");
+    }
+  }
+  b->status = (Clinlog__V1__ImmunizationStatus)(status + 1);
+  b->primary_source = primary == 1;
+  if (b->encounter_id == NULL)
+    b->encounter_id = "";
+  if (b->lot_number == NULL)
+    b->lot_number = "";
+  if (b->expiration_date == NULL)
+    b->expiration_date = "";
+  if (b->note == NULL)
+    b->note = "";
+  if (b->dose_number == NULL)
+    b->dose_number = "";
+  b->immunization_id = (char *)c->bid;
+  c->when = b->administered_at;
+  return w_emit(c, CLINLOG__V1__EVENT__BODY_IMMUNIZATION_ADMINISTERED, b);
 }

@@ -569,6 +569,7 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t observation[3] = {0xd2, 0x0c, 0};                     /* 202 */
   static const uint8_t prescribed[3] = {0xe2, 0x12, 0};                      /* 300 */
   static const uint8_t administered[3] = {0xfa, 0x12, 0};                    /* 303 */
+  static const uint8_t immunized[3] = {0xe2, 0x0c, 0};                       /* 204 */
   *n = 1;
   if (type == NULL)
     return (*n = 0, NULL);
@@ -586,6 +587,8 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return prescribed;
   if (!strcmp(type, "MedicationAdministration"))
     return administered;
+  if (!strcmp(type, "Immunization"))
+    return immunized;
   return (*n = 0, NULL);
 }
 

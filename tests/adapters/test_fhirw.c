@@ -324,6 +324,29 @@ Test(fhirw, medication_administration_round_trips) {
              "\"effectiveDateTime\":\"2026-03-11T12:00:00Z\"}");
 }
 
+Test(fhirw, immunization_round_trips) {
+  round_trip("{\"resourceType\":\"Immunization\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+             "\"value\":\"imm-1\"}],\"status\":\"completed\",\"vaccineCode\":{\"coding\":"
+             "[{\"system\":\"http://hl7.org/fhir/sid/cvx\",\"code\":\"208\"}]},\"patient\":"
+             "{\"reference\":\"Patient/p1\"},\"occurrenceDateTime\":\"2026-01-05T09:00:00Z\","
+             "\"primarySource\":true,\"manufacturer\":{\"identifier\":{\"system\":"
+             "\"http://hl7.org/fhir/sid/mvx\",\"value\":\"PFR\"},\"display\":\"Pfizer\"},"
+             "\"lotNumber\":\"EW0182\",\"expirationDate\":\"2026-12-31\",\"site\":{\"coding\":"
+             "[{\"system\":\"http://terminology.hl7.org/CodeSystem/v2-0163\",\"code\":\"LD\"}]},"
+             "\"doseQuantity\":{\"value\":0.3,\"unit\":\"mL\",\"system\":"
+             "\"http://unitsofmeasure.org\",\"code\":\"mL\"},\"performer\":[{\"function\":"
+             "{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v2-0443\","
+             "\"code\":\"AP\",\"display\":\"Administering Provider\"}]},\"actor\":"
+             "{\"display\":\"RN\"}}],\"programEligibility\":[{\"coding\":[{\"system\":"
+             "\"http://terminology.hl7.org/CodeSystem/v2-0064\",\"code\":\"V01\"}]}],"
+             "\"protocolApplied\":[{\"doseNumberPositiveInt\":2}]}");
+  round_trip("{\"resourceType\":\"Immunization\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+             "\"value\":\"imm-2\"}],\"status\":\"not-done\",\"statusReason\":{\"text\":"
+             "\"refused\"},\"vaccineCode\":{\"text\":\"flu\"},\"patient\":{\"reference\":"
+             "\"Patient/p1\"},\"occurrenceDateTime\":\"2026-01-05T09:00:00Z\","
+             "\"protocolApplied\":[{\"doseNumberString\":\"booster\"}]}");
+}
+
 Test(fhirw, ids_are_derived_and_stable) {
   const char *obs = "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":"
                     "\"x\"},\"subject\":{\"reference\":\"Patient/p1\"},\"valueString\":\"a\"}";
@@ -497,6 +520,13 @@ static const bad BAD[] = {
      ",\"medicationCodeableConcept\":{\"text\":\"x\"},\"effectiveDateTime\":"
      "\"2026-01-01T00:00:00Z\",\"dosage\":{\"route\":{\"text\":\"PO\"}}}",
      400, "MedicationAdministration.dosage", "required"},
+    {"{\"resourceType\":\"Immunization\",\"status\":\"completed\",\"vaccineCode\":{\"text\":"
+     "\"x\"},\"patient\":{\"reference\":\"Patient/p1\"},\"occurrenceDateTime\":"
+     "\"2026-01-01T00:00:00Z\",\"protocolApplied\":[{\"doseNumberString\":\"2\"}]}",
+     422, "Immunization.protocolApplied[0].doseNumberString", "not-supported"},
+    {"{\"resourceType\":\"Immunization\",\"status\":\"completed\",\"vaccineCode\":{\"text\":"
+     "\"x\"},\"patient\":{\"reference\":\"Patient/p1\"},\"occurrenceString\":\"last year\"}",
+     400, "Immunization.occurrenceString", "not-supported"},
     {"{\"resourceType\":\"AllergyIntolerance\",\"patient\":{\"reference\":\"Patient/p1\"}}", 400,
      "AllergyIntolerance.clinicalStatus", "required"},
     {"{\"resourceType\":\"AllergyIntolerance\",\"patient\":{\"reference\":\"Patient/p1\"},"
