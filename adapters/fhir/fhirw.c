@@ -62,6 +62,8 @@ char *w_path(wctx *c, const char *path, const char *key, long i) {
 /* ---- refusals ---- */
 
 static int vfail(cl_fhirw_error *fe, cl_err *err, int status, const char *code, const char *expr,
+                 const char *fmt, va_list ap) CL_PRINTF(6, 0);
+static int vfail(cl_fhirw_error *fe, cl_err *err, int status, const char *code, const char *expr,
                  const char *fmt, va_list ap) {
   cl_fhirw_error local;
   if (fe == NULL)
