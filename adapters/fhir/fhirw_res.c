@@ -55,22 +55,20 @@ static int one_ref(wctx *c, const json_t *o, const char *path, const char *key, 
 /* ---- Patient ---- */
 
 static const char *const genders[] = {"male", "female", "other", "unknown", NULL};
-/* every demographic field: a PUT replaces them all (map_patient.c's demo_fields) */
-static char *const demo_fields[] = {"identifiers",
-                                    "names",
-                                    "telecom",
-                                    "gender",
-                                    "birth_date",
-                                    "deceased",
-                                    "deceased_at",
-                                    "addresses",
-                                    "marital_status",
-                                    "contacts",
-                                    "preferred_language",
-                                    "primary_care_provider",
-                                    "managing_organization",
-                                    "race",
-                                    "ethnicity"};
+/* Every demographic field a PatientDemographicsUpdated carries (all but
+ * patient_id and updated_fields), by its descriptor: a PUT replaces the
+ * whole record, so every field is named as updated. In the arena. */
+static int demo_fields(wctx *c, char ***out, size_t *n) {
+  const ProtobufCMessageDescriptor *d = &clinlog__v1__patient_demographics_updated__descriptor;
+  *out = w_alloc(c, d->n_fields * sizeof **out);
+  if (*out == NULL)
+    return CL_ENOMEM;
+  *n = 0;
+  for (unsigned i = 0; i < d->n_fields; i++)
+    if (strcmp(d->fields[i].name, "patient_id") && strcmp(d->fields[i].name, "updated_fields"))
+      (*out)[(*n)++] = (char *)d->fields[i].name;
+  return 0;
+}
 
 int w_patient(wctx *c, const json_t *r, int exists) {
   static const char *const keys[] = {"identifier",
@@ -148,8 +146,8 @@ int w_patient(wctx *c, const json_t *r, int exists) {
     return CL_ENOMEM;
   clinlog__v1__patient_demographics_updated__init(u);
   u->patient_id = b->patient_id;
-  u->updated_fields = (char **)demo_fields;
-  u->n_updated_fields = sizeof demo_fields / sizeof demo_fields[0];
+  if ((rc = demo_fields(c, &u->updated_fields, &u->n_updated_fields)) != 0)
+    return rc;
   u->identifiers = b->identifiers, u->n_identifiers = b->n_identifiers;
   u->names = b->names, u->n_names = b->n_names;
   u->birth_date = b->birth_date, u->gender = b->gender;

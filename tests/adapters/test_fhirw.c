@@ -176,6 +176,27 @@ Test(fhirw, patient_round_trips) {
              "\"managingOrganization\":{\"reference\":\"Organization/o1\"}}");
 }
 
+Test(fhirw, a_known_patient_is_updated_as_a_whole) {
+  cl_fhirw_opts o = opts();
+  o.bulk = 0; /* the REST face: p1 exists, so a PUT updates every demographic field */
+  json_t *j = parse("{\"resourceType\":\"Patient\",\"id\":\"p1\",\"gender\":\"male\"}");
+  cl_fhirw_mapped *m;
+  cl_fhirw_error fe;
+  cl_err err;
+  cr_assert_eq(cl_fhirw_map(j, NULL, "p1", "3", &o, &m, &fe, &err), 0, "%s", err.msg);
+  cr_assert_eq(m->n, 1);
+  cr_assert_eq(m->ev[0].type, 101);
+  Clinlog__V1__Event *ev;
+  cr_assert_eq(cl_event_decode(m->ev[0].bytes, m->ev[0].len, &ev, &err), 0, "%s", err.msg);
+  const Clinlog__V1__PatientDemographicsUpdated *u = ev->patient_demographics_updated;
+  cr_assert_eq(u->n_updated_fields, 15, "every field but patient_id and updated_fields");
+  cr_assert_eq(u->gender, CLINLOG__V1__ADMINISTRATIVE_GENDER__ADMINISTRATIVE_GENDER_MALE);
+  cr_assert_eq(u->n_names, 0, "a name left out is cleared");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+  json_decref(j);
+}
+
 Test(fhirw, encounter_finished_round_trips_as_two_events) {
   const char *text =
       "{\"resourceType\":\"Encounter\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
