@@ -414,6 +414,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "Observation",
                                       "MedicationRequest",
                                       "MedicationAdministration",
+                                      "MedicationDispense",
                                       "Immunization",
                                       NULL};
 
@@ -543,13 +544,15 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_medication_administration(&c, res);
   } else if (!strcmp(type, "Immunization")) {
     rc = w_immunization(&c, res);
+  } else if (!strcmp(type, "MedicationDispense")) {
+    rc = w_medication_dispense(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
                        cl_fhir_type_of(type)
                            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
                              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
-                             "MedicationAdministration, Immunization)"
+                             "MedicationAdministration, MedicationDispense, Immunization)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

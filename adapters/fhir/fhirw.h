@@ -12,6 +12,7 @@
  *   Observation         ObservationRecorded
  *   MedicationRequest   MedicationPrescribed (status active)
  *   MedicationAdministration  MedicationAdministered
+ *   MedicationDispense  MedicationDispensed
  *   Immunization        ImmunizationAdministered
  * Any other resourceType is refused (not-supported), as is any element the
  * event cannot hold exactly (so reading the resource back from the views

@@ -127,5 +127,6 @@ int w_observation(wctx *c, const json_t *r);
 int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
 int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */
 int w_immunization(wctx *c, const json_t *r);              /* fhirw_meds.c */
+int w_medication_dispense(wctx *c, const json_t *r);       /* fhirw_meds.c */
 
 #endif

@@ -1,7 +1,8 @@
 /* MedicationRequest to MedicationPrescribed, MedicationAdministration
- * to MedicationAdministered and Immunization to ImmunizationAdministered
- * (fhirw.h): the inverse of query/fhir/map_pharmacy.c's `prescribed` and
- * `administered` and map_clinical.c's `immunization`, with the Dosage
+ * to MedicationAdministered, MedicationDispense to MedicationDispensed and
+ * Immunization to ImmunizationAdministered (fhirw.h): the inverse of
+ * query/fhir/map_pharmacy.c's `prescribed`, `administered` and `dispensed`
+ * and map_clinical.c's `immunization`, with the Dosage
  * datatype (fj.c's fj_dosage read backwards).
  *
  * The view writes every prescription as status active with a substitution
@@ -558,4 +559,189 @@ int w_immunization(wctx *c, const json_t *r) {
   b->immunization_id = (char *)c->bid;
   c->when = b->administered_at;
   return w_emit(c, CLINLOG__V1__EVENT__BODY_IMMUNIZATION_ADMINISTERED, b);
+}
+
+/* ---- MedicationDispense -> MedicationDispensed (map_pharmacy.c) ---- */
+
+#define EXT_FILL_NUMBER FJ_CLINLOG_EXT "fill-number"
+#define EXT_BATCH FJ_CLINLOG_EXT "medication-batch"
+#define ACT_CODE "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+/* The view's extensions of a dispense: the fill number (always) and the
+ * product's lot and expiry. */
+static int dispense_exts(wctx *c, const json_t *r, const char *p,
+                         Clinlog__V1__MedicationDispensed *b, int *has_fill) {
+  const json_t *exts;
+  size_t n;
+  int rc = w_arr(c, r, p, "extension", &exts, &n);
+  *has_fill = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const json_t *e = json_array_get(exts, i);
+    const char *ep = w_path(c, w_path(c, p, "extension", 0), NULL, (long)i), *url;
+    if (!json_is_object(e))
+      return w_fail(c, 400, "structure", ep, "expected an Extension (an object)");
+    if ((rc = w_str(c, e, ep, "url", &url)) != 0)
+      return rc;
+    if (url && !strcmp(url, EXT_FILL_NUMBER) && !*has_fill) {
+      static const char *const keys[] = {"url", "valueUnsignedInt", NULL};
+      const char *v = json_string_value(json_object_get(e, "valueUnsignedInt"));
+      char *end = NULL;
+      long k = v && v[0] == FJ_DECIMAL_MARK ? strtol(v + 1, &end, 10) : -1;
+      if ((rc = w_only(c, e, ep, keys, 0)) != 0)
+        return rc;
+      if (end == NULL || *end || k < 0 || k > 1000)
+        return w_fail(c, 400, "value", w_path(c, ep, "valueUnsignedInt", 0),
+                      "the fill number: a whole number (0: the original fill)");
+      b->fill_number = (int32_t)k;
+      *has_fill = 1;
+    } else if (url && !strcmp(url, EXT_BATCH) && b->lot_number[0] == '\0' &&
+               b->expiration_date[0] == '\0') {
+      static const char *const keys[] = {"url", "extension", NULL};
+      const json_t *subs;
+      size_t ns;
+      if ((rc = w_only(c, e, ep, keys, 0)) || (rc = w_arr(c, e, ep, "extension", &subs, &ns)))
+        return rc;
+      for (size_t j = 0; j < ns; j++) {
+        const json_t *s = json_array_get(subs, j);
+        const char *sp = w_path(c, w_path(c, ep, "extension", 0), NULL, (long)j), *su;
+        if (!json_is_object(s))
+          return w_fail(c, 400, "structure", sp, "expected an Extension (an object)");
+        if ((rc = w_str(c, s, sp, "url", &su)) != 0)
+          return rc;
+        static const char *const lkeys[] = {"url", "valueString", NULL};
+        static const char *const dkeys[] = {"url", "valueDate", NULL};
+        if (su && !strcmp(su, "lotNumber")) {
+          if ((rc = w_only(c, s, sp, lkeys, 0)) == 0)
+            rc = w_str(c, s, sp, "valueString", (const char **)&b->lot_number);
+        } else if (su && !strcmp(su, "expirationDate")) {
+          if ((rc = w_only(c, s, sp, dkeys, 0)) == 0)
+            rc = w_date(c, s, sp, "valueDate", (const char **)&b->expiration_date);
+        } else {
+          rc = w_fail(c, 422, "not-supported", w_path(c, sp, "url", 0),
+                      "the batch extension holds lotNumber and expirationDate");
+        }
+        if (rc)
+          return rc;
+        if (b->lot_number == NULL)
+          b->lot_number = "";
+        if (b->expiration_date == NULL)
+          b->expiration_date = "";
+      }
+    } else {
+      return w_fail(c, 422, "not-supported", w_path(c, ep, "url", 0),
+                    "extensions written: " EXT_FILL_NUMBER " and " EXT_BATCH " (once each)");
+    }
+  }
+  return rc;
+}
+
+int w_medication_dispense(wctx *c, const json_t *r) {
+  static const char *const keys[] = {"extension",
+                                     "identifier",
+                                     "status",
+                                     "medicationCodeableConcept",
+                                     "subject",
+                                     "performer",
+                                     "authorizingPrescription",
+                                     "type",
+                                     "quantity",
+                                     "daysSupply",
+                                     "whenHandedOver",
+                                     "dosageInstruction",
+                                     "substitution",
+                                     NULL};
+  static const char *const statuses[] = {"completed", NULL};
+  static const char *const fills[] = {"FF", "RF", NULL};
+  const char *p = c->root;
+  Clinlog__V1__MedicationDispensed *b = w_alloc(c, sizeof *b);
+  if (b == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__medication_dispensed__init(b);
+  int rc, status, fill, has_fill;
+  const json_t *perf, *auth, *subst, *q = json_object_get(r, "quantity");
+  size_t nperf, nauth;
+  if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
+      (rc = w_business_id(c, r, p)) || (rc = business_only(c, r, p)) ||
+      (rc = dispense_exts(c, r, p, b, &has_fill)) ||
+      (rc = w_enum(c, r, p, "status", statuses, &status)) ||
+      (rc = w_concept(c, r, p, "medicationCodeableConcept", &b->medication)) ||
+      (rc = w_arr(c, r, p, "performer", &perf, &nperf)) ||
+      (rc = w_arr(c, r, p, "authorizingPrescription", &auth, &nauth)) ||
+      (rc = w_concept_in(c, r, p, "type", ACT_CODE, fills, &fill)) ||
+      (q && (rc = w_quantity(c, q, w_path(c, p, "quantity", 0), &b->quantity))) ||
+      (rc = days_of(c, r, p, "daysSupply", &b->days_supply)) ||
+      (rc = w_instant(c, r, p, "whenHandedOver", &b->dispensed_at)) ||
+      (rc = w_list(c, r, p, "dosageInstruction", dosage, (void ***)&b->dosage, &b->n_dosage)) ||
+      (rc = w_obj(c, r, p, "substitution", &subst)))
+    return rc;
+  if (status < 0)
+    return w_fail(c, 400, "required", w_path(c, p, "status", 0), "required (completed)");
+  if (b->medication == NULL)
+    return w_fail(c, 400, "required", w_path(c, p, "medicationCodeableConcept", 0),
+                  "required (medicationReference cannot be written)");
+  if (b->dispensed_at == NULL)
+    return w_fail(c, 400, "required", w_path(c, p, "whenHandedOver", 0), "required");
+  if (fill >= 0 && fill != (b->fill_number > 0))
+    return w_fail(c, 422, "invalid", w_path(c, p, "type", 0),
+                  "the fill type says %s, the fill number %d", fills[fill], (int)b->fill_number);
+  if (b->n_dosage > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "dosageInstruction", 0),
+                  "one dosage instruction (the label's) can be written");
+  if (b->quantity && b->quantity->comparator[0])
+    return w_fail(c, 400, "invalid", w_path(c, p, "quantity", 0),
+                  "a SimpleQuantity (no comparator)");
+  /* performers: the pharmacy, then the pharmacist (the view's order) */
+  if (nperf > 2)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "performer[2]", 0),
+                  "the pharmacy and the pharmacist can be written");
+  for (size_t i = 0; i < nperf; i++) {
+    const json_t *pf = json_array_get(perf, i), *actor;
+    const char *pp = w_path(c, w_path(c, p, "performer", 0), NULL, (long)i);
+    static const char *const pkeys[] = {"actor", NULL};
+    if (!json_is_object(pf))
+      return w_fail(c, 400, "structure", pp, "expected an object");
+    if ((rc = w_only(c, pf, pp, pkeys, 0)) || (rc = w_obj(c, pf, pp, "actor", &actor)))
+      return rc;
+    if (actor == NULL)
+      return w_fail(c, 400, "required", w_path(c, pp, "actor", 0), "required");
+    if ((rc = w_reference(c, actor, w_path(c, pp, "actor", 0),
+                          i == 0 ? &b->pharmacy : &b->dispenser)))
+      return rc;
+  }
+  if (nauth > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "authorizingPrescription[1]", 0),
+                  "one prescription can be written");
+  if (nauth == 1) {
+    json_t *holder = json_pack("{s:O}", "authorizingPrescription", json_array_get(auth, 0));
+    rc = holder ? w_ref_bid(c, holder, p, "authorizingPrescription", "MedicationRequest",
+                            (const char **)&b->prescription_id)
+                : CL_ENOMEM;
+    if (rc == CL_EMALFORMED && c->fe) /* the element is the array's first */
+      snprintf(c->fe->expression, sizeof c->fe->expression, "%s.authorizingPrescription[0]%s", p,
+               strstr(c->fe->expression, ".reference") ? ".reference" : "");
+    json_decref(holder);
+    if (rc)
+      return rc;
+  }
+  if (subst != NULL) {
+    const char *sp = w_path(c, p, "substitution", 0);
+    static const char *const skeys[] = {"wasSubstituted", NULL};
+    int was;
+    if ((rc = w_only(c, subst, sp, skeys, 0)) ||
+        (rc = w_bool(c, subst, sp, "wasSubstituted", &was)))
+      return rc;
+    if (was != 1)
+      return w_fail(c, 422, "not-supported", sp,
+                    "written as wasSubstituted true, or left out (not substituted)");
+    b->substituted = 1;
+  }
+  if (b->lot_number == NULL)
+    b->lot_number = "";
+  if (b->expiration_date == NULL)
+    b->expiration_date = "";
+  if (b->prescription_id == NULL)
+    b->prescription_id = "";
+  b->dispense_id = (char *)c->bid;
+  c->when = b->dispensed_at;
+  return w_emit(c, CLINLOG__V1__EVENT__BODY_MEDICATION_DISPENSED, b);
 }

@@ -345,6 +345,30 @@ Test(fhirw, medication_administration_round_trips) {
              "\"effectiveDateTime\":\"2026-03-11T12:00:00Z\"}");
 }
 
+Test(fhirw, medication_dispense_round_trips) {
+  opts();
+  char text[2048];
+  snprintf(text, sizeof text,
+           "{\"resourceType\":\"MedicationDispense\",\"extension\":[{\"url\":\"" FJ_CLINLOG_EXT
+           "fill-number\",\"valueUnsignedInt\":1},{\"url\":\"" FJ_CLINLOG_EXT
+           "medication-batch\",\"extension\":[{\"url\":\"lotNumber\",\"valueString\":\"L9\"},"
+           "{\"url\":\"expirationDate\",\"valueDate\":\"2027-01-31\"}]}],\"identifier\":"
+           "[{\"system\":\"urn:clinlog:id\",\"value\":\"md-1\"}],\"status\":\"completed\","
+           "\"medicationCodeableConcept\":{\"coding\":[{\"system\":\"http://hl7.org/fhir/sid/"
+           "ndc\",\"code\":\"00093-1048-01\"}]},\"subject\":{\"reference\":\"Patient/p1\"},"
+           "\"performer\":[{\"actor\":{\"display\":\"Main St Pharmacy\"}},{\"actor\":"
+           "{\"reference\":\"Practitioner/rph\"}}],\"authorizingPrescription\":[{\"reference\":"
+           "\"MedicationRequest/%s\"}],\"type\":{\"coding\":[{\"system\":\"http://"
+           "terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"RF\",\"display\":"
+           "\"Refill\"}]},\"quantity\":{\"value\":60,\"unit\":\"tablet\",\"system\":\"x\","
+           "\"code\":\"TAB\"},\"daysSupply\":{\"value\":30,\"unit\":\"days\",\"system\":"
+           "\"http://unitsofmeasure.org\",\"code\":\"d\"},\"whenHandedOver\":"
+           "\"2026-03-12T15:00:00Z\",\"dosageInstruction\":[{\"text\":\"1 tab BID\"}],"
+           "\"substitution\":{\"wasSubstituted\":true}}",
+           rx_id);
+  round_trip(text);
+}
+
 Test(fhirw, immunization_round_trips) {
   round_trip("{\"resourceType\":\"Immunization\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
              "\"value\":\"imm-1\"}],\"status\":\"completed\",\"vaccineCode\":{\"coding\":"
@@ -548,6 +572,14 @@ static const bad BAD[] = {
     {"{\"resourceType\":\"Immunization\",\"status\":\"completed\",\"vaccineCode\":{\"text\":"
      "\"x\"},\"patient\":{\"reference\":\"Patient/p1\"},\"occurrenceString\":\"last year\"}",
      400, "Immunization.occurrenceString", "not-supported"},
+    {"{\"resourceType\":\"MedicationDispense\",\"status\":\"completed\"," SUBJ
+     ",\"medicationCodeableConcept\":{\"text\":\"x\"},\"whenHandedOver\":"
+     "\"2026-01-01T00:00:00Z\",\"type\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/"
+     "CodeSystem/v3-ActCode\",\"code\":\"RF\"}]}}",
+     422, "MedicationDispense.type", "invalid"},
+    {"{\"resourceType\":\"MedicationDispense\",\"status\":\"completed\"," SUBJ
+     ",\"extension\":[{\"url\":\"http://example.org/x\",\"valueString\":\"y\"}]}",
+     422, "MedicationDispense.extension[0].url", "not-supported"},
     {"{\"resourceType\":\"AllergyIntolerance\",\"patient\":{\"reference\":\"Patient/p1\"}}", 400,
      "AllergyIntolerance.clinicalStatus", "required"},
     {"{\"resourceType\":\"AllergyIntolerance\",\"patient\":{\"reference\":\"Patient/p1\"},"

@@ -181,7 +181,8 @@ class TestFhirWrite(ServerTestCase):
         self.assertEqual(sorted(i["code"] for i in rest["interaction"]), ["batch", "transaction"])
         by = {r["type"]: r for r in rest["resource"]}
         for t in ("Patient", "Encounter", "Condition", "AllergyIntolerance", "Observation",
-                  "MedicationRequest", "MedicationAdministration", "Immunization"):
+                  "MedicationRequest", "MedicationAdministration", "MedicationDispense",
+                  "Immunization"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
@@ -294,7 +295,7 @@ class TestFhirWrite(ServerTestCase):
         for e in resp["entry"]:
             self.assertEqual(e["response"]["status"], "201 Created", e)
             self.assertTrue(e["response"]["etag"].startswith('W/"'))
-        events = 1 + 2 + 1 + 2 + 1 + 1 + 2 + 1 + 6  # patient, encounters (one finished), ...
+        events = 1 + 2 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 6  # patient, encounters (one finished)...
         self.assertEqual(self.client.tree_size(), size + events)
         pid = resp["entry"][0]["resource"]["id"]
         res = everything(self.http_port, pid)
@@ -302,7 +303,8 @@ class TestFhirWrite(ServerTestCase):
         self.assertEqual(types, sorted(["Patient", "Encounter", "Encounter", "Condition",
                                         "Condition", "AllergyIntolerance",
                                         "MedicationAdministration", "MedicationRequest",
-                                        "MedicationRequest", "Immunization"] +
+                                        "MedicationRequest", "MedicationDispense",
+                                        "Immunization"] +
                                        ["Observation"] * 6))
         # the references came back as references into this server
         cond = [r for r in res if r["resourceType"] == "Condition" and
@@ -395,7 +397,7 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         rc, out, err = self.ingest(a, SYNTHETIC)
         self.assertEqual(rc, 0, (out, err))
         self.assertEqual(out["summary"]["accepted"], 1)
-        self.assertEqual(out["summary"]["events"], 17)
+        self.assertEqual(out["summary"]["events"], 18)
         pid = out["results"][0]["resources"][0]["id"]
         wait_views(port_a, client_a, pid)  # the NDJSON below references the patient
         # NDJSON lines, one refused: the error names the line and the element
