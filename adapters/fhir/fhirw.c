@@ -416,6 +416,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "MedicationAdministration",
                                       "MedicationDispense",
                                       "Immunization",
+                                      "ServiceRequest",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -546,13 +547,16 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_immunization(&c, res);
   } else if (!strcmp(type, "MedicationDispense")) {
     rc = w_medication_dispense(&c, res);
+  } else if (!strcmp(type, "ServiceRequest")) {
+    rc = w_service_request(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
                        cl_fhir_type_of(type)
                            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
                              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
-                             "MedicationAdministration, MedicationDispense, Immunization)"
+                             "MedicationAdministration, MedicationDispense, Immunization, "
+                             "ServiceRequest)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

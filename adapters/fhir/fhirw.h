@@ -14,6 +14,7 @@
  *   MedicationAdministration  MedicationAdministered
  *   MedicationDispense  MedicationDispensed
  *   Immunization        ImmunizationAdministered
+ *   ServiceRequest      ServiceOrdered (status active, intent order)
  * Any other resourceType is refused (not-supported), as is any element the
  * event cannot hold exactly (so reading the resource back from the views
  * gives what was written, codes with their systems).

@@ -124,6 +124,7 @@ int w_encounter_res(wctx *c, const json_t *r);
 int w_condition(wctx *c, const json_t *r);
 int w_allergy(wctx *c, const json_t *r);
 int w_observation(wctx *c, const json_t *r);
+int w_service_request(wctx *c, const json_t *r);
 int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
 int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */
 int w_immunization(wctx *c, const json_t *r);              /* fhirw_meds.c */

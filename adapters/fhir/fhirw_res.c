@@ -640,3 +640,76 @@ int w_observation(wctx *c, const json_t *r) {
     c->when = b->effective;
   return w_emit(c, CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED, b);
 }
+
+/* ---- ServiceRequest -> ServiceOrdered (map_clinical.c) ---- */
+
+int w_service_request(wctx *c, const json_t *r) {
+  static const char *const keys[] = {"identifier", "status",    "intent",
+                                     "category",   "priority",  "code",
+                                     "subject",    "encounter", "occurrenceDateTime",
+                                     "authoredOn", "requester", "performer",
+                                     "reasonCode", "note",      "patientInstruction",
+                                     NULL};
+  static const char *const statuses[] = {"active", NULL};
+  static const char *const intents[] = {"order", NULL};
+  static const char *const priorities[] = {"routine", "urgent", "asap", "stat", NULL};
+  const char *p = c->root;
+  Clinlog__V1__ServiceOrdered *b = w_alloc(c, sizeof *b);
+  if (b == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__service_ordered__init(b);
+  int rc, status, intent, prio;
+  const json_t *ids;
+  size_t nids;
+  pb_ts *authored;
+  const json_t *req = json_object_get(r, "requester");
+  if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
+      (rc = w_business_id(c, r, p)) || (rc = w_enum(c, r, p, "status", statuses, &status)) ||
+      (rc = w_enum(c, r, p, "intent", intents, &intent)) ||
+      (rc = w_enum(c, r, p, "priority", priorities, &prio)) ||
+      (rc = w_concepts_code(c, r, p, "category", &b->category, &b->n_category)) ||
+      (rc = w_concept(c, r, p, "code", &b->code)) ||
+      (rc = w_encounter(c, r, p, "encounter", (const char **)&b->encounter_id)) ||
+      (rc = w_instant(c, r, p, "occurrenceDateTime", &b->occurrence)) ||
+      (rc = w_instant(c, r, p, "authoredOn", &authored)) ||
+      (req && (rc = w_reference(c, req, w_path(c, p, "requester", 0), &b->requester))) ||
+      (rc = one_ref(c, r, p, "performer", 1, &b->performer)) ||
+      (rc = w_concepts(c, r, p, "reasonCode", &b->reason, &b->n_reason)) ||
+      (rc = w_note(c, r, p, (const char **)&b->note)) ||
+      (rc = w_str(c, r, p, "patientInstruction", (const char **)&b->patient_instructions)) ||
+      (rc = w_arr(c, r, p, "identifier", &ids, &nids)))
+    return rc;
+  if (status < 0 || intent < 0)
+    return w_fail(c, 400, "required", w_path(c, p, status < 0 ? "status" : "intent", 0),
+                  "required (an order placed: status active, intent order)");
+  for (size_t i = 0; i < nids; i++) { /* the placer's and the filler's numbers */
+    const json_t *id = json_array_get(ids, i);
+    const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, (long)i);
+    const char *sys = json_string_value(json_object_get(id, "system"));
+    Clinlog__V1__Identifier *x;
+    if (sys != NULL && !strcmp(sys, FJ_BUSINESS_ID_SYSTEM))
+      continue;
+    if ((rc = w_identifier(c, id, ip, &x)))
+      return rc;
+    int placer = !strcmp(x->type, "PLAC"), filler = !strcmp(x->type, "FILL");
+    Clinlog__V1__Identifier **slot = placer   ? &b->placer_order_number
+                                     : filler ? &b->filler_order_number
+                                              : NULL;
+    if (slot == NULL || *slot != NULL)
+      return w_fail(c, 422, "not-supported", ip,
+                    "besides the business id: one PLAC and one FILL identifier (v2-0203)");
+    x->type = ""; /* the view types them PLAC / FILL with their displays */
+    *slot = x;
+  }
+  b->priority = (Clinlog__V1__RequestPriority)(prio < 0 ? 0 : prio + 1);
+  if (b->encounter_id == NULL)
+    b->encounter_id = "";
+  if (b->note == NULL)
+    b->note = "";
+  if (b->patient_instructions == NULL)
+    b->patient_instructions = "";
+  b->order_id = (char *)c->bid;
+  if (authored != NULL)
+    c->when = authored;
+  return w_emit(c, CLINLOG__V1__EVENT__BODY_SERVICE_ORDERED, b);
+}

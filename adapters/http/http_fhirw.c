@@ -571,6 +571,7 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t administered[3] = {0xfa, 0x12, 0};                    /* 303 */
   static const uint8_t immunized[3] = {0xe2, 0x0c, 0};                       /* 204 */
   static const uint8_t dispensed[3] = {0xf2, 0x12, 0};                       /* 302 */
+  static const uint8_t ordered[3] = {0xf2, 0x0c, 0};                         /* 206 */
   *n = 1;
   if (type == NULL)
     return (*n = 0, NULL);
@@ -592,6 +593,8 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return immunized;
   if (!strcmp(type, "MedicationDispense"))
     return dispensed;
+  if (!strcmp(type, "ServiceRequest"))
+    return ordered;
   return (*n = 0, NULL);
 }
 

@@ -369,6 +369,23 @@ Test(fhirw, medication_dispense_round_trips) {
   round_trip(text);
 }
 
+Test(fhirw, service_request_round_trips) {
+  round_trip(
+      "{\"resourceType\":\"ServiceRequest\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+      "\"value\":\"sr-1\"},{\"type\":{\"coding\":[{\"system\":\"" FJ_V2_0203 "\",\"code\":"
+      "\"PLAC\",\"display\":\"Placer Identifier\"}]},\"value\":\"P1\"},{\"type\":{\"coding\":"
+      "[{\"system\":\"" FJ_V2_0203 "\",\"code\":\"FILL\",\"display\":\"Filler Identifier\"}]},"
+      "\"value\":\"F1\"}],\"status\":\"active\",\"intent\":\"order\",\"category\":"
+      "[{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"108252007\"}]}],"
+      "\"priority\":\"urgent\",\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+      "\"code\":\"4548-4\"}]},\"subject\":{\"reference\":\"Patient/p1\"},"
+      "\"occurrenceDateTime\":\"2026-06-11T09:00:00Z\",\"authoredOn\":"
+      "\"2026-03-11T10:00:00Z\",\"requester\":{\"display\":\"Dr R\"},\"performer\":"
+      "[{\"reference\":\"Organization/lab\"}],\"reasonCode\":[{\"text\":\"T2DM\"}],"
+      "\"note\":[{\"text\":\"fasting\"}],\"patientInstruction\":\"no food after "
+      "midnight\"}");
+}
+
 Test(fhirw, immunization_round_trips) {
   round_trip("{\"resourceType\":\"Immunization\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
              "\"value\":\"imm-1\"}],\"status\":\"completed\",\"vaccineCode\":{\"coding\":"

@@ -182,13 +182,13 @@ class TestFhirWrite(ServerTestCase):
         by = {r["type"]: r for r in rest["resource"]}
         for t in ("Patient", "Encounter", "Condition", "AllergyIntolerance", "Observation",
                   "MedicationRequest", "MedicationAdministration", "MedicationDispense",
-                  "Immunization"):
+                  "Immunization", "ServiceRequest"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
             self.assertTrue(by[t]["conditionalCreate"], t)
             self.assertEqual(by[t]["updateCreate"], t == "Patient", t)
-        self.assertNotIn("create", [i["code"] for i in by["ServiceRequest"]["interaction"]])
+        self.assertNotIn("create", [i["code"] for i in by["DiagnosticReport"]["interaction"]])
 
     def test_conditional_create(self):
         mrn = "MRN-" + uuid.uuid4().hex[:8]
@@ -265,7 +265,7 @@ class TestFhirWrite(ServerTestCase):
         self.assertIn("not JSON", oo["issue"][0]["details"]["text"])
         r, oo = self.call("POST", "/NoSuchType", {"resourceType": "NoSuchType"})
         self.assertEqual(r.status, 404)
-        r, oo = self.call("POST", "/ServiceRequest", {"resourceType": "ServiceRequest"})
+        r, oo = self.call("POST", "/DiagnosticReport", {"resourceType": "DiagnosticReport"})
         self.assertEqual(r.status, 422)
         self.assertEqual(oo["issue"][0]["code"], "not-supported")
         r, oo = self.call("POST", "/Patient", patient(), {"Content-Type": "text/plain"})
@@ -295,7 +295,7 @@ class TestFhirWrite(ServerTestCase):
         for e in resp["entry"]:
             self.assertEqual(e["response"]["status"], "201 Created", e)
             self.assertTrue(e["response"]["etag"].startswith('W/"'))
-        events = 1 + 2 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 6  # patient, encounters (one finished)...
+        events = 1 + 2 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 6  # patient, encounters (one finished)...
         self.assertEqual(self.client.tree_size(), size + events)
         pid = resp["entry"][0]["resource"]["id"]
         res = everything(self.http_port, pid)
@@ -304,7 +304,7 @@ class TestFhirWrite(ServerTestCase):
                                         "Condition", "AllergyIntolerance",
                                         "MedicationAdministration", "MedicationRequest",
                                         "MedicationRequest", "MedicationDispense",
-                                        "Immunization"] +
+                                        "ServiceRequest", "Immunization"] +
                                        ["Observation"] * 6))
         # the references came back as references into this server
         cond = [r for r in res if r["resourceType"] == "Condition" and
@@ -397,7 +397,7 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         rc, out, err = self.ingest(a, SYNTHETIC)
         self.assertEqual(rc, 0, (out, err))
         self.assertEqual(out["summary"]["accepted"], 1)
-        self.assertEqual(out["summary"]["events"], 18)
+        self.assertEqual(out["summary"]["events"], 19)
         pid = out["results"][0]["resources"][0]["id"]
         wait_views(port_a, client_a, pid)  # the NDJSON below references the patient
         # NDJSON lines, one refused: the error names the line and the element
