@@ -112,6 +112,13 @@ int w_business_id(wctx *c, const json_t *res, const char *path);
 
 /* Refuses identifiers other than the business id (the event has no room). */
 int business_only(wctx *c, const json_t *r, const char *path);
+/* The identifiers of r besides the business id into slots: with one type
+ * in `types` (NULL-terminated, v2-0203 codes), one identifier of any type;
+ * with several, one of each, told by its type. A type equal to its slot's
+ * is dropped (the view writes it back, with its display). `what` says what
+ * may be written, for the refusal. */
+int w_other_ids(wctx *c, const json_t *r, const char *path, const char *const *types,
+                Clinlog__V1__Identifier **slots, const char *what);
 
 /* ---- output ---- */
 

@@ -158,8 +158,8 @@ int w_medication_request(wctx *c, const json_t *r) {
     return CL_ENOMEM;
   clinlog__v1__medication_prescribed__init(b);
   int rc, status, intent, prio, allowed = -1;
-  const json_t *ids, *disp, *subst;
-  size_t nids, ncat;
+  const json_t *disp, *subst;
+  size_t ncat;
   pb_code **cats;
   pb_ts *authored;
   const json_t *req = json_object_get(r, "requester");
@@ -176,8 +176,7 @@ int w_medication_request(wctx *c, const json_t *r) {
       (rc = w_note(c, r, p, (const char **)&b->note_to_pharmacist)) ||
       (rc = w_list(c, r, p, "dosageInstruction", dosage, (void ***)&b->dosage, &b->n_dosage)) ||
       (rc = w_obj(c, r, p, "dispenseRequest", &disp)) ||
-      (rc = w_obj(c, r, p, "substitution", &subst)) ||
-      (rc = w_arr(c, r, p, "identifier", &ids, &nids)))
+      (rc = w_obj(c, r, p, "substitution", &subst)))
     return rc;
   if (status < 0)
     return w_fail(c, 400, "required", w_path(c, p, "status", 0),
@@ -191,20 +190,10 @@ int w_medication_request(wctx *c, const json_t *r) {
     return w_fail(c, 422, "not-supported", w_path(c, w_path(c, p, "category", 0), NULL, 1),
                   "one category can be written");
   b->category = ncat ? cats[0] : NULL;
-  for (size_t i = 0; i < nids; i++) { /* besides the business id: the placer's number */
-    const json_t *id = json_array_get(ids, i);
-    const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, (long)i);
-    const char *sys = json_string_value(json_object_get(id, "system"));
-    if (sys != NULL && !strcmp(sys, FJ_BUSINESS_ID_SYSTEM))
-      continue;
-    if (b->placer_order_number != NULL)
-      return w_fail(c, 422, "not-supported", ip,
-                    "one identifier besides the business id (the placer's order number)");
-    if ((rc = w_identifier(c, id, ip, &b->placer_order_number)))
-      return rc;
-    if (!strcmp(b->placer_order_number->type, "PLAC"))
-      b->placer_order_number->type = ""; /* the view types it PLAC, "Placer Identifier" */
-  }
+  static const char *const plac[] = {"PLAC", NULL};
+  if ((rc = w_other_ids(c, r, p, plac, &b->placer_order_number,
+                        "one identifier (the placer's order number)")))
+    return rc;
   for (size_t i = 0; b->n_dosage > 1 && i < b->n_dosage; i++) { /* a taper: in sequence */
     const json_t *seq =
         json_object_get(json_array_get(json_object_get(r, "dosageInstruction"), i), "sequence");

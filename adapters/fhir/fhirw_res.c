@@ -52,6 +52,32 @@ static int one_ref(wctx *c, const json_t *o, const char *path, const char *key, 
   return w_reference(c, v, p, out);
 }
 
+int w_other_ids(wctx *c, const json_t *r, const char *path, const char *const *types,
+                Clinlog__V1__Identifier **slots, const char *what) {
+  const json_t *ids;
+  size_t n;
+  int rc = w_arr(c, r, path, "identifier", &ids, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const json_t *id = json_array_get(ids, i);
+    const char *ip = w_path(c, w_path(c, path, "identifier", 0), NULL, (long)i);
+    const char *sys = json_string_value(json_object_get(id, "system"));
+    Clinlog__V1__Identifier *x;
+    if (sys != NULL && !strcmp(sys, FJ_BUSINESS_ID_SYSTEM))
+      continue;
+    if ((rc = w_identifier(c, id, ip, &x)))
+      return rc;
+    size_t k = 0; /* one type: any identifier is it; several: its type says which */
+    while (types[1] != NULL && types[k] != NULL && strcmp(types[k], x->type))
+      k++;
+    if (types[k] == NULL || slots[k] != NULL)
+      return w_fail(c, 422, "not-supported", ip, "besides the business id: %s", what);
+    if (!strcmp(x->type, types[k]))
+      x->type = ""; /* the view types it so, with the type's display */
+    slots[k] = x;
+  }
+  return rc;
+}
+
 /* ---- Patient ---- */
 
 static const char *const genders[] = {"male", "female", "other", "unknown", NULL};
@@ -206,8 +232,8 @@ int w_encounter_res(wctx *c, const json_t *r) {
   clinlog__v1__encounter_started__init(b);
   clinlog__v1__encounter_ended__init(e);
   int rc, status;
-  const json_t *cls, *period, *hosp, *parts, *ids;
-  size_t nparts, nids;
+  const json_t *cls, *period, *hosp, *parts;
+  size_t nparts;
   if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
       (rc = w_business_id(c, r, p)) || (rc = w_enum(c, r, p, "status", enc_status, &status)) ||
       (rc = w_obj(c, r, p, "class", &cls)) ||
@@ -217,8 +243,7 @@ int w_encounter_res(wctx *c, const json_t *r) {
       (rc = w_concepts(c, r, p, "reasonCode", &b->reason, &b->n_reason)) ||
       (rc = w_obj(c, r, p, "hospitalization", &hosp)) ||
       (rc = one_ref(c, r, p, "serviceProvider", 0, &b->service_provider)) ||
-      (rc = w_arr(c, r, p, "participant", &parts, &nparts)) ||
-      (rc = w_arr(c, r, p, "identifier", &ids, &nids)))
+      (rc = w_arr(c, r, p, "participant", &parts, &nparts)))
     return rc;
   if (status < 0)
     return w_fail(c, 400, "required", w_path(c, p, "status", 0),
@@ -230,21 +255,10 @@ int w_encounter_res(wctx *c, const json_t *r) {
     return rc;
   if (!strcmp(b->encounter_class->code, "UNK") &&
       !strcmp(b->encounter_class->system, TERMINOLOGY "v3-NullFlavor"))
-    b->encounter_class = NULL;        /* the view's "class not stated" */
-  for (size_t i = 0; i < nids; i++) { /* besides the business id: the visit number */
-    const json_t *id = json_array_get(ids, i);
-    const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, (long)i);
-    const char *sys = json_string_value(json_object_get(id, "system"));
-    if (sys != NULL && !strcmp(sys, FJ_BUSINESS_ID_SYSTEM))
-      continue;
-    if (b->visit_number != NULL)
-      return w_fail(c, 422, "not-supported", ip,
-                    "one identifier besides the business id (the visit number) can be written");
-    if ((rc = w_identifier(c, id, ip, &b->visit_number)))
-      return rc;
-    if (!strcmp(b->visit_number->type, "VN"))
-      b->visit_number->type = ""; /* the view types it VN, "Visit number" */
-  }
+    b->encounter_class = NULL; /* the view's "class not stated" */
+  static const char *const vn[] = {"VN", NULL};
+  if ((rc = w_other_ids(c, r, p, vn, &b->visit_number, "one identifier (the visit number)")))
+    return rc;
   for (size_t i = 0; i < nparts; i++)
     if ((rc = participant(c, json_array_get(parts, i),
                           w_path(c, w_path(c, p, "participant", 0), NULL, (long)i), b)))
@@ -659,8 +673,6 @@ int w_service_request(wctx *c, const json_t *r) {
     return CL_ENOMEM;
   clinlog__v1__service_ordered__init(b);
   int rc, status, intent, prio;
-  const json_t *ids;
-  size_t nids;
   pb_ts *authored;
   const json_t *req = json_object_get(r, "requester");
   if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
@@ -676,31 +688,17 @@ int w_service_request(wctx *c, const json_t *r) {
       (rc = one_ref(c, r, p, "performer", 1, &b->performer)) ||
       (rc = w_concepts(c, r, p, "reasonCode", &b->reason, &b->n_reason)) ||
       (rc = w_note(c, r, p, (const char **)&b->note)) ||
-      (rc = w_str(c, r, p, "patientInstruction", (const char **)&b->patient_instructions)) ||
-      (rc = w_arr(c, r, p, "identifier", &ids, &nids)))
+      (rc = w_str(c, r, p, "patientInstruction", (const char **)&b->patient_instructions)))
     return rc;
   if (status < 0 || intent < 0)
     return w_fail(c, 400, "required", w_path(c, p, status < 0 ? "status" : "intent", 0),
                   "required (an order placed: status active, intent order)");
-  for (size_t i = 0; i < nids; i++) { /* the placer's and the filler's numbers */
-    const json_t *id = json_array_get(ids, i);
-    const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, (long)i);
-    const char *sys = json_string_value(json_object_get(id, "system"));
-    Clinlog__V1__Identifier *x;
-    if (sys != NULL && !strcmp(sys, FJ_BUSINESS_ID_SYSTEM))
-      continue;
-    if ((rc = w_identifier(c, id, ip, &x)))
-      return rc;
-    int placer = !strcmp(x->type, "PLAC"), filler = !strcmp(x->type, "FILL");
-    Clinlog__V1__Identifier **slot = placer   ? &b->placer_order_number
-                                     : filler ? &b->filler_order_number
-                                              : NULL;
-    if (slot == NULL || *slot != NULL)
-      return w_fail(c, 422, "not-supported", ip,
-                    "besides the business id: one PLAC and one FILL identifier (v2-0203)");
-    x->type = ""; /* the view types them PLAC / FILL with their displays */
-    *slot = x;
-  }
+  static const char *const orders[] = {"PLAC", "FILL", NULL};
+  Clinlog__V1__Identifier *nums[2] = {NULL, NULL};
+  if ((rc = w_other_ids(c, r, p, orders, nums, "one PLAC and one FILL identifier (v2-0203)")))
+    return rc;
+  b->placer_order_number = nums[0];
+  b->filler_order_number = nums[1];
   b->priority = (Clinlog__V1__RequestPriority)(prio < 0 ? 0 : prio + 1);
   if (b->encounter_id == NULL)
     b->encounter_id = "";
