@@ -8,6 +8,7 @@
 
 #include "adapters/grpc/client.h"
 #include "store/err.h"
+#include "store/keys.h"
 #include "store/log.h"
 #include "store/logkey.h"
 
@@ -130,6 +131,14 @@ int cli_call_leader(const cli_remote *r, int follow, const char *what, const cha
  * key is not registered; the call's error otherwise. */
 int cli_remote_principal(cl_client *c, const uint8_t pk[32], char *out, size_t n, cl_err *err);
 
+/* Signs the n serialized events `evs` (borrowed) as one batch with s and
+ * appends them through c. 0 with *first and *last their sequence numbers
+ * and *dup 1 when the whole batch was committed before (nothing written);
+ * else the call's error (CL_EDUPLICATE: an event id is committed with
+ * other bytes). */
+int cli_append_signed(cl_client *c, const cl_signer *s, const ProtobufCBinaryData *evs, size_t n,
+                      uint64_t *first, uint64_t *last, int *dup, cl_err *err);
+
 /* A view (valid while *e lives) of a RecordedEvent received from a server,
  * for cli_print_event. stream_tag is NULL: servers do not send it. */
 void cli_view_of_recorded(const Clinlog__V1__RecordedEvent *e, cl_event_view *v);
@@ -152,6 +161,33 @@ int cmd_projections(int argc, char **argv);
 int cmd_fhir(int argc, char **argv);
 int cmd_ingest(int argc, char **argv); /* ingest hl7 (cmd_ingest.c) */
 int cmd_ingest_readings(int argc, char **argv); /* ingest readings (cmd_ingest_readings.c) */
+int cmd_ingest_fhir(int argc, char **argv); /* ingest fhir (cmd_ingest_fhir.c) */
+
+/* What every `clinlog ingest FORMAT` takes and holds (cmd_ingest.c). */
+typedef struct cli_ingest {
+  cli_remote remote;
+  const char *keyfile, *principal_opt, *role; /* --key, --principal, --role (NULL: unset) */
+  int json;                                   /* --json */
+  char **paths;                               /* the FILE (or DIR) arguments, borrowed */
+  int npaths;
+  cl_client *client;   /* cli_ingest_open: returned-owned (cli_ingest_close) */
+  cl_signer signer;    /* the feed's key */
+  char principal[128]; /* the key's principal, or --principal */
+} cli_ingest;
+
+/* Parses `clinlog ingest <what>` options (argv[0] is the format): --key,
+ * --principal, --role, --json, --help, the remote ones and, when `extra`
+ * names one more long option with an argument, that one (handed to
+ * on_extra with ctx: 0 ok, else a usage error). Returns -1 to go on, else
+ * the exit status (usage printed). */
+int cli_ingest_parse(int argc, char **argv, const char *what, int (*usage_fn)(FILE *, int),
+                     const char *extra, int (*on_extra)(void *, const char *), void *ctx,
+                     cli_ingest *a);
+/* Loads the key, opens the client and finds the key's principal (unless
+ * --principal). 0, or the exit status with the error printed (nothing to
+ * close then). */
+int cli_ingest_open(cli_ingest *a, const char *what);
+void cli_ingest_close(cli_ingest *a);
 int cmd_audit(int argc, char **argv);
 int cmd_kb(int argc, char **argv); /* kb check (cmd_kb.c) */
 int cmd_auth_break_glass(int argc, char **argv); /* `clinlog auth break-glass` */

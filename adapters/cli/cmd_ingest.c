@@ -24,8 +24,7 @@
 #include "store/keys.h"
 
 typedef struct ingest {
-  cl_client *client;
-  cl_signer signer;
+  cli_ingest *io; /* client, key, options */
   cl_hl7_map_opts opts;
   int json;
   json_t *results; /* --json: per-message objects */
@@ -111,30 +110,26 @@ static void report(ingest *g, const char *file, size_t index, const cl_hl7_heade
 /* Signs and appends the events of one message as one batch. */
 static int append(ingest *g, const cl_hl7_mapped *r, outcome *o) {
   size_t n = r->n;
-  cl_hl7_signed sb;
+  ProtobufCBinaryData *evs = calloc(n, sizeof *evs);
+  if (!evs) {
+    snprintf(o->detail, sizeof o->detail, "out of memory");
+    return CL_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    evs[i] = (ProtobufCBinaryData){r->ev[i].len, r->ev[i].bytes};
+  int dup = 0;
   cl_err err;
   cl_err_clear(&err);
-  int rc = cl_hl7_sign(r, &g->signer, &sb, &err);
-  if (rc) {
-    snprintf(o->detail, sizeof o->detail, "%s", err.msg);
-    return rc;
-  }
-  Clinlog__V1__AppendResponse *resp = NULL;
-  cl_client_status st;
-  rc = cl_client_append(g->client, &sb.batch, &resp, &st, &err);
-  cl_hl7_signed_free(&sb);
+  int rc = cli_append_signed(g->io->client, &g->io->signer, evs, n, &o->first_seq, &o->last_seq,
+                             &dup, &err);
+  free(evs);
   if (rc) {
     snprintf(o->detail, sizeof o->detail, "%s (%s)", err.msg[0] ? err.msg : cl_strerror(rc),
              cl_errname(rc));
     return rc;
   }
-  if (resp->n_positions == n && n) {
-    o->first_seq = resp->positions[0]->seq;
-    o->last_seq = resp->positions[n - 1]->seq;
-  }
   o->events = n;
-  o->status = resp->duplicate ? "duplicate" : "accepted";
-  clinlog__v1__append_response__free_unpacked(resp, NULL);
+  o->status = dup ? "duplicate" : "accepted";
   return 0;
 }
 
@@ -382,6 +377,11 @@ static int parse_tz(const char *s, int *out) {
   return 0;
 }
 
+/* --tz for cli_ingest_parse. */
+static int tz_option(void *ctx, const char *arg) {
+  return parse_tz(arg, &((ingest *)ctx)->opts.default_offset_min);
+}
+
 static int usage(FILE *f, int rc) {
   fprintf(f, "usage: clinlog ingest hl7 FILE... --server HOST:PORT --key FILE [options]\n"
              "Reads HL7 v2 messages (CR, LF or CRLF segments; several per file; FHS/BHS\n"
@@ -400,25 +400,11 @@ static int usage(FILE *f, int rc) {
   return rc;
 }
 
-static int run(ingest *g, const cli_remote *remote, const char *keyfile, const char *principal_opt,
-               char **files, int nfiles) {
-  cl_err err;
-  cl_err_clear(&err);
-  if (cl_crypto_init(&err) || cl_signer_load(&g->signer, keyfile, &err))
-    return cli_fail("ingest hl7: key", &err);
-  int status = 0;
-  char principal[128] = "";
-  if (cli_remote_open(remote, &g->client, &err)) {
-    status = cli_fail("ingest hl7", &err);
-    goto fail_signer;
-  }
-  if (principal_opt) {
-    snprintf(principal, sizeof principal, "%s", principal_opt);
-  } else if (cli_remote_principal(g->client, g->signer.pk, principal, sizeof principal, &err)) {
-    status = cli_fail("ingest hl7: the signing key's principal (or give --principal)", &err);
-    goto fail_client;
-  }
-  g->opts.principal_id = principal;
+static int run(ingest *g, char **files, int nfiles) {
+  int status = cli_ingest_open(g->io, "ingest hl7");
+  if (status)
+    return status;
+  g->opts.principal_id = g->io->principal;
   g->results = json_array();
   cli_progress_start(&g->prog, "ingest hl7 (messages)");
   if (g->json)
@@ -447,72 +433,115 @@ static int run(ingest *g, const cli_remote *remote, const char *keyfile, const c
            (unsigned long long)g->errors,
            g->files_refused ? "; batch files refused whole (counts)" : "");
   }
-  status = ok ? 0 : 1;
-fail_client:
-  cl_client_close(g->client);
-fail_signer:
-  cl_signer_free(&g->signer);
-  return status;
+  cli_ingest_close(g->io);
+  return ok ? 0 : 1;
 }
 
 int cmd_ingest(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "readings"))
     return cmd_ingest_readings(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "fhir"))
+    return cmd_ingest_fhir(argc - 1, argv + 1);
   if (argc < 2 || strcmp(argv[1], "hl7")) {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
       return usage(stdout, 0);
-    fprintf(stderr, "clinlog ingest: formats are hl7 (`clinlog ingest hl7 FILE...`) and readings "
-                    "(`clinlog ingest readings FILE...`)\n");
+    fprintf(stderr, "clinlog ingest: the formats are hl7 (`clinlog ingest hl7 FILE...`), fhir "
+                    "(`clinlog ingest fhir FILE|DIR...`) and readings (`clinlog ingest readings "
+                    "FILE...`)\n");
     return 2;
   }
-  argc--, argv++;
-  static const struct option opts[] = {{"key", required_argument, 0, 'k'},
-                                       {"principal", required_argument, 0, 'P'},
-                                       {"role", required_argument, 0, 'r'},
-                                       {"tz", required_argument, 0, 'z'},
-                                       {"json", no_argument, 0, 'j'},
-                                       {"help", no_argument, 0, 'h'},
-                                       CLI_REMOTE_OPTIONS,
-                                       {0, 0, 0, 0}};
   ingest g = {0};
-  cli_remote remote = {0};
-  const char *keyfile = NULL, *principal = NULL;
+  cli_ingest io = {0};
+  int st = cli_ingest_parse(argc - 1, argv + 1, "ingest hl7", usage, "tz", tz_option, &g, &io);
+  if (st >= 0)
+    return st;
+  g.io = &io;
+  g.json = io.json;
+  g.opts.role = io.role;
+  return run(&g, io.paths, io.npaths);
+}
+
+/* ---- what every `clinlog ingest FORMAT` shares ---- */
+
+int cli_ingest_parse(int argc, char **argv, const char *what, int (*usage_fn)(FILE *, int),
+                     const char *extra, int (*on_extra)(void *, const char *), void *ctx,
+                     cli_ingest *a) {
+  struct option opts[] = {
+      {"key", required_argument, 0, 'k'},
+      {"principal", required_argument, 0, 'P'},
+      {"role", required_argument, 0, 'r'},
+      {"json", no_argument, 0, 'j'},
+      {"help", no_argument, 0, 'h'},
+      {extra ? extra : "help", extra ? required_argument : no_argument, 0, extra ? 'x' : 'h'},
+      CLI_REMOTE_OPTIONS,
+      {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    if (cli_remote_option(&remote, c, optarg))
+    if (cli_remote_option(&a->remote, c, optarg))
       continue;
     switch (c) {
     case 'k':
-      keyfile = optarg;
+      a->keyfile = optarg;
       break;
     case 'P':
-      principal = optarg;
+      a->principal_opt = optarg;
       break;
     case 'r':
-      g.opts.role = optarg;
+      a->role = optarg;
       break;
-    case 'z':
-      if (parse_tz(optarg, &g.opts.default_offset_min)) {
-        fprintf(stderr, "clinlog ingest hl7: --tz: expected +HHMM or -HHMM, got \"%s\"\n", optarg);
+    case 'j':
+      a->json = 1;
+      break;
+    case 'x':
+      if (on_extra(ctx, optarg)) {
+        fprintf(stderr, "clinlog %s: --%s: bad value \"%s\"\n", what, extra, optarg);
         return 2;
       }
       break;
-    case 'j':
-      g.json = 1;
-      break;
     case 'h':
-      return usage(stdout, 0);
+      return usage_fn(stdout, 0);
     default:
-      return usage(stderr, 2);
+      return usage_fn(stderr, 2);
     }
   }
-  if (optind >= argc || !remote.server || !keyfile) {
-    fprintf(stderr, "clinlog ingest hl7: %s\n",
-            optind >= argc   ? "no FILE given"
-            : !remote.server ? "--server is required"
-                             : "--key is required");
-    return usage(stderr, 2);
+  if (optind >= argc || !a->remote.server || !a->keyfile) {
+    fprintf(stderr, "clinlog %s: %s\n", what,
+            optind >= argc      ? "no FILE given"
+            : !a->remote.server ? "--server is required"
+                                : "--key is required");
+    return usage_fn(stderr, 2);
   }
-  return run(&g, &remote, keyfile, principal, argv + optind, argc - optind);
+  a->paths = argv + optind;
+  a->npaths = argc - optind;
+  return -1;
+}
+
+int cli_ingest_open(cli_ingest *a, const char *what) {
+  cl_err err;
+  cl_err_clear(&err);
+  char ctx[96];
+  if (cl_crypto_init(&err) || cl_signer_load(&a->signer, a->keyfile, &err)) {
+    snprintf(ctx, sizeof ctx, "%s: key", what);
+    return cli_fail(ctx, &err);
+  }
+  if (cli_remote_open(&a->remote, &a->client, &err)) {
+    cl_signer_free(&a->signer);
+    return cli_fail(what, &err);
+  }
+  if (a->principal_opt) {
+    snprintf(a->principal, sizeof a->principal, "%s", a->principal_opt);
+  } else if (cli_remote_principal(a->client, a->signer.pk, a->principal, sizeof a->principal,
+                                  &err)) {
+    cli_ingest_close(a);
+    snprintf(ctx, sizeof ctx, "%s: the signing key's principal (or give --principal)", what);
+    return cli_fail(ctx, &err);
+  }
+  return 0;
+}
+
+void cli_ingest_close(cli_ingest *a) {
+  cl_client_close(a->client);
+  a->client = NULL;
+  cl_signer_free(&a->signer);
 }

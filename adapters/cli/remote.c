@@ -177,3 +177,35 @@ int cli_remote_principal(cl_client *c, const uint8_t pk[32], char *out, size_t n
     return rc;
   return found ? 0 : cl_err_set(err, CL_EUNKNOWNKEY, "the signing key is not registered");
 }
+
+int cli_append_signed(cl_client *c, const cl_signer *s, const ProtobufCBinaryData *evs, size_t n,
+                      uint64_t *first, uint64_t *last, int *dup, cl_err *err) {
+  uint8_t(*hashes)[32] = calloc(n ? n : 1, 32);
+  if (!hashes)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++)
+    cl_event_hash(evs[i].data, evs[i].len, hashes[i]);
+  uint8_t sig[64];
+  cl_sign_batch(s, (const uint8_t(*)[32])hashes, n, sig);
+  free(hashes);
+  Clinlog__V1__Signature bsig = CLINLOG__V1__SIGNATURE__INIT;
+  bsig.key_id = (ProtobufCBinaryData){32, (uint8_t *)s->pk};
+  bsig.signature = (ProtobufCBinaryData){64, sig};
+  Clinlog__V1__AppendBatch ab = CLINLOG__V1__APPEND_BATCH__INIT;
+  ab.n_events = n;
+  ab.events = (ProtobufCBinaryData *)evs;
+  ab.batch_signature = &bsig;
+  Clinlog__V1__AppendResponse *resp = NULL;
+  cl_client_status st;
+  int rc = cl_client_append(c, &ab, &resp, &st, err);
+  if (rc)
+    return rc;
+  *first = *last = 0;
+  if (resp->n_positions == n && n) {
+    *first = resp->positions[0]->seq;
+    *last = resp->positions[n - 1]->seq;
+  }
+  *dup = resp->duplicate;
+  clinlog__v1__append_response__free_unpacked(resp, NULL);
+  return 0;
+}

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "adapters/fhir/fhirw.h"
 #include "adapters/http/http_int.h"
 #include "adapters/http/route.h"
 #include "adapters/service/listen.h"
@@ -57,6 +58,12 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 enum MHD_Result http_send_body(struct MHD_Connection *c, int status, char *body, size_t len,
                                const char *request_id, const cl_fhir_resp *rs) {
+  return http_send_located(c, status, body, len, request_id, rs, NULL);
+}
+
+enum MHD_Result http_send_located(struct MHD_Connection *c, int status, char *body, size_t len,
+                                  const char *request_id, const cl_fhir_resp *rs,
+                                  const char *location) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
   if (resp == NULL) {
@@ -77,8 +84,10 @@ enum MHD_Result http_send_body(struct MHD_Connection *c, int status, char *body,
     strftime(lm, sizeof lm, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     MHD_add_response_header(resp, "Last-Modified", lm);
   }
+  if (location != NULL)
+    MHD_add_response_header(resp, "Location", location);
   if (status == 405)
-    MHD_add_response_header(resp, "Allow", "GET, POST");
+    MHD_add_response_header(resp, "Allow", "GET, POST, PUT");
   if (status == 401) /* RFC 6750 */
     MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"clinlog\"");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
@@ -187,11 +196,12 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
       (url[strlen(BASE_PATH)] != '/' && url[strlen(BASE_PATH)] != '\0'))
     return http_send_outcome(c, 404, "not-found", rid_in,
                              "no such endpoint: the FHIR API is at " BASE_PATH);
+  if (http_write_route(url + strlen(BASE_PATH), method))
+    return http_serve_write(h, c, url + strlen(BASE_PATH), method, r);
   if (!is_get && !is_post && !is_delete)
-    return http_send_outcome(
-        c, 405, "not-supported", rid_in,
-        "the FHIR views are read-only: write events through clinlog.v1.Log or the "
-        "ingestion adapters");
+    return http_send_outcome(c, 405, "not-supported", rid_in,
+                             "not a FHIR interaction of this server (writes are POST [type], PUT "
+                             "[type]/[id] and POST [base] with a Bundle)");
   cl_http_route rt;
   if (cl_http_route_of(url + strlen(BASE_PATH),
                        is_post     ? CL_HTTP_POST
@@ -199,7 +209,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                                    : CL_HTTP_GET,
                        &rt) != 0)
     return http_send_outcome(c, is_get ? 404 : 405, is_get ? "not-found" : "not-supported", rid_in,
-                             is_post ? "POST is only [type]/_search: the FHIR views are read-only"
+                             is_post     ? "POST is [type], [type]/_search or [base] (a Bundle)"
                              : is_delete ? "DELETE is only $export-status/[job] (cancel an export)"
                                          : "no such FHIR route");
   cl_http_params p = {.n = 0};
@@ -372,7 +382,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                     .params = p.kv,
                     .nparams = p.n,
                     .strict = prefer != NULL && strstr(prefer, "handling=strict") != NULL,
-                    .base = base};
+                    .base = base,
+                    .writable = cl_fhirw_types};
   cl_fhir_engine *e;
   if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &e, &err) != 0) {
     if (http_done(h, &rc, err.code, err.msg, &aerr))

@@ -40,6 +40,10 @@ typedef struct req {
  * resource, its ETag and Last-Modified (rs may be NULL). */
 enum MHD_Result http_send_body(struct MHD_Connection *c, int status, char *body, size_t len,
                                const char *request_id, const cl_fhir_resp *rs);
+/* The same with a Location header (NULL: none). */
+enum MHD_Result http_send_located(struct MHD_Connection *c, int status, char *body, size_t len,
+                                  const char *request_id, const cl_fhir_resp *rs,
+                                  const char *location);
 /* An OperationOutcome with one issue of `code`, saying `text`. */
 enum MHD_Result http_send_outcome(struct MHD_Connection *c, int status, const char *code,
                                   const char *request_id, const char *text);
@@ -54,6 +58,22 @@ enum MHD_Result http_send_json(struct MHD_Connection *c, int status, json_t *j,
                                const char *request_id);
 /* The connection's peer address as the request context holds it. */
 void http_peer_of(struct MHD_Connection *c, char *out, size_t n);
+
+/* A call's request context from the connection: request id, peer,
+ * bearer token, deadline (http_cds.c). */
+void http_ctx_init(cl_http *h, struct MHD_Connection *c, cl_req_ctx *rc, int method);
+/* An OperationOutcome for a call the request layer refused (err's code:
+ * 400, 403, 401, 404, 429 or 503). */
+enum MHD_Result http_refuse(struct MHD_Connection *c, const cl_req_ctx *rc, const cl_err *err);
+
+/* ---- FHIR writes (http_fhirw.c; admit each call themselves) ---- */
+
+/* 1 if `method` on `rest` (the URL after the base) is a write: PUT
+ * [type]/[id], POST [type], POST [base] (a Bundle). */
+int http_write_route(const char *rest, const char *method);
+/* Create, update, conditional create, transaction and batch Bundles. */
+enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const char *rest,
+                                 const char *method, req *r);
 
 /* ---- routes besides the engine's (http_ops.c), after admission ---- */
 

@@ -273,6 +273,8 @@ static int own_accounting(const cl_policy *p, const cl_req_ctx *rc, const Protob
   return deny(rc, err, what);
 }
 
+static uint32_t event_type_of(const uint8_t *p, size_t n);
+
 int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage *req, cl_err *err) {
   int kind = cl_method_kind(rc->method);
   if (kind == CL_MK_HEALTH || kind == CL_MK_AUTH)
@@ -292,6 +294,21 @@ int authz_call(const cl_policy *p, const cl_req_ctx *rc, const ProtobufCMessage 
       char what[96];
       snprintf(what, sizeof what, "append %s", cl_event_type_name(t));
       return deny(rc, err, what);
+    }
+    return 0;
+  }
+  if (rc->method == M_FHIR_WRITE) {
+    /* the node writes the events for the caller (adapters/http/http_fhirw.c):
+     * the request is a batch of the event types the write may make */
+    const Clinlog__V1__AppendBatch *b = (const Clinlog__V1__AppendBatch *)req;
+    for (size_t i = 0;
+         b && req->descriptor == &clinlog__v1__append_batch__descriptor && i < b->n_events; i++) {
+      uint32_t t = event_type_of(b->events[i].data, b->events[i].len);
+      if (t && !cl_policy_may_append(p, rc->roles, t)) {
+        char what[96];
+        snprintf(what, sizeof what, "append %s", cl_event_type_name(t));
+        return deny(rc, err, what);
+      }
     }
     return 0;
   }

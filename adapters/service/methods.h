@@ -69,7 +69,8 @@ enum cl_method_kind {
   X(M_CDS_ACKNOWLEDGE, "clinlog.v1.Cds/Acknowledge", CL_MK_WRITE)                                  \
   X(M_CDS_OVERRIDE, "clinlog.v1.Cds/Override", CL_MK_WRITE)                                        \
   X(M_MLLP_MESSAGE, "clinlog.v1.Mllp/Message", CL_MK_WRITE)                                        \
-  X(M_DEVICE_SUBMIT, "clinlog.v1.Devices/SubmitReadings", CL_MK_WRITE)
+  X(M_DEVICE_SUBMIT, "clinlog.v1.Devices/SubmitReadings", CL_MK_WRITE)                             \
+  X(M_FHIR_WRITE, "clinlog.v1.Fhir/Write", CL_MK_WRITE)
 
 enum cl_method {
 #define CL_METHOD_ENUM(id, name, kind) id,

@@ -686,6 +686,16 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
                   "searchParam", sp);
     json_array_append_new(json_object_get(r, "interaction"),
                           json_pack("{s:s}", "code", "history-type"));
+    for (size_t w = 0; rq->writable && rq->writable[w]; w++)
+      if (!strcmp(rq->writable[w], name)) { /* FHIR writes (adapters/fhir) */
+        json_array_append_new(json_object_get(r, "interaction"),
+                              json_pack("{s:s}", "code", "create"));
+        json_array_append_new(json_object_get(r, "interaction"),
+                              json_pack("{s:s}", "code", "update"));
+        json_object_set_new(r, "conditionalCreate", json_true());
+        /* a client's id is kept for a Patient only (the others' derive from business ids) */
+        json_object_set_new(r, "updateCreate", json_boolean(t == CL_FHIR_Patient));
+      }
     json_object_set_new(r, "searchInclude", json_pack("[s,s]", "*:patient", "*:subject"));
     json_object_set_new(r, "searchRevInclude", json_pack("[s]", "Provenance:target"));
     if (t == CL_FHIR_Patient)
@@ -714,6 +724,13 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
                          "mode", "server", "resource", resources);
   if (!rq->base || !rq->base[0])
     json_object_del(json_object_get(cs, "implementation"), "url");
+  if (rq->writable && rq->writable[0]) {
+    json_object_set_new(json_array_get(json_object_get(cs, "rest"), 0), "interaction",
+                        json_pack("[{s:s},{s:s}]", "code", "transaction", "code", "batch"));
+    json_object_set_new(json_object_get(cs, "implementation"), "description",
+                        json_string("clinlog FHIR R4 views (projections of the event log); "
+                                    "writes become signed catalog events"));
+  }
   /* Bulk Data: system-level $export (query/fhir/export.h) */
   json_object_set_new(json_array_get(json_object_get(cs, "rest"), 0), "operation",
                       json_pack("[{s:s,s:s}]", "name", "export", "definition",

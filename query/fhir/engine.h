@@ -56,6 +56,10 @@ typedef struct cl_fhir_req {
   int strict;       /* Prefer: handling=strict */
   const char *base; /* the service base URL for links, e.g. "https://h:8443/fhir/R4" */
   int64_t now_ms;   /* the time of the request (ap prefix, Bundle.timestamp); 0: now */
+  /* CAPABILITIES: the types the face writes (create, update, conditional
+   * create; transaction and batch at the system level), NULL-terminated,
+   * borrowed; NULL: a read-only face */
+  const char *const *writable;
 } cl_fhir_req;
 
 typedef struct cl_fhir_resp {

@@ -702,3 +702,41 @@ Test(policy, rotate_log_key_is_admin_only) {
   }
   cl_policy_free(p);
 }
+
+/* FHIR writes on the REST face (adapters/http/http_fhirw.c): the node
+ * writes the events, so the call itself is checked on the event types the
+ * write may make (a batch of bodiless events naming them). */
+static int fhir_write(const cl_policy *p, const char *role, uint32_t type, cl_err *err) {
+  cl_req_ctx rc;
+  cl_req_ctx_init(&rc, M_FHIR_WRITE, "test");
+  snprintf(rc.principal, sizeof rc.principal, "%s-1", role);
+  snprintf(rc.roles, sizeof rc.roles, "%s", role);
+  uint8_t ev[3] = {(uint8_t)(((type << 3) | 2) & 0x7f) | 0x80, (uint8_t)(((type << 3) | 2) >> 7),
+                   0};
+  ProtobufCBinaryData evs[1] = {{3, ev}};
+  Clinlog__V1__AppendBatch b = CLINLOG__V1__APPEND_BATCH__INIT;
+  b.n_events = 1;
+  b.events = evs;
+  return authz_call(p, &rc, &b.base, err);
+}
+
+Test(policy, fhir_writes_by_the_event_types_they_make) {
+  cl_policy *p;
+  cl_err err;
+  cr_assert_eq(cl_policy_default(&p, &err), 0, "%s", err.msg);
+  const uint32_t OBS = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED,
+                 COND = CLINLOG__V1__EVENT__BODY_CONDITION_DIAGNOSED,
+                 PAT = CLINLOG__V1__EVENT__BODY_PATIENT_REGISTERED,
+                 RX = CLINLOG__V1__EVENT__BODY_MEDICATION_PRESCRIBED;
+  cr_assert_eq(fhir_write(p, "nurse", OBS, &err), 0, "%s", err.msg);
+  cr_assert_eq(fhir_write(p, "clinician", COND, &err), 0, "%s", err.msg);
+  cr_assert_eq(fhir_write(p, "integration", RX, &err), 0, "%s", err.msg);
+  cr_assert_eq(fhir_write(p, "registrar", PAT, &err), 0, "%s", err.msg);
+  cr_assert_eq(fhir_write(p, "registrar", COND, &err), CL_EDENIED);
+  cr_assert(strstr(err.msg, "ConditionDiagnosed"), "%s", err.msg);
+  cr_assert_eq(fhir_write(p, "billing", OBS, &err), CL_EDENIED);
+  cr_assert_eq(fhir_write(p, "nurse", RX, &err), CL_EDENIED, "a nurse does not prescribe");
+  cr_assert_eq(fhir_write(p, "analyst", OBS, &err), CL_EDENIED, "a reader writes nothing");
+  cr_assert(strstr(err.msg, "clinlog.v1.Fhir/Write"), "%s", err.msg);
+  cl_policy_free(p);
+}

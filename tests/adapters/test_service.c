@@ -577,6 +577,8 @@ Test(service, every_method_passes_the_hooks_before_its_handler) {
       continue; /* CDS Hooks: the HTTP face's only (tests/interop/test_cds_hooks.py) */
     if (m == M_MLLP_MESSAGE)
       continue; /* the MLLP listener's (tests/adapters/test_mllp_session.c) */
+    if (m == M_FHIR_WRITE)
+      continue; /* FHIR writes: the HTTP face's only (tests/interop/test_fhir_write.py) */
     wait_finished(m, 1);
     int denied = m == M_ADD_NODE || m == M_REMOVE_NODE || m == M_TRANSFER_LEADERSHIP ||
                  m == M_ROTATE_LOG_KEY;

@@ -226,6 +226,22 @@ def start_cds_server(cls, kb_text=None):
     cls.admin = Signer.load(cls.server.data + "/keys/admin.key")
 
 
+def register_feed(client, admin, principal_id, display_name, pk):
+    """Registers a system principal with the integration role and public key
+    pk (an admin's signed PrincipalRegistered)."""
+    ev = pb.event.Event(event_id=new_id(), stream="$principal-" + principal_id,
+                        occurred_at=timestamp_now())
+    ev.recorded_by.principal_id = "admin"
+    ev.recorded_by.role = "admin"
+    pr = ev.principal_registered
+    pr.principal_id = principal_id
+    pr.display_name = display_name
+    pr.roles.append("integration")
+    pr.public_key = pk
+    pr.kind = "system"
+    client.append(batch([ev.SerializeToString()], admin))
+
+
 def fhir_get(port, path):
     """GET /fhir/R4<path> on 127.0.0.1:port: (status, parsed JSON or None)."""
     import http.client

@@ -102,8 +102,9 @@ class TestFhirHttp(ServerTestCase):
                 ("GET", "/NoSuchType/1", {}, 404),
                 ("GET", "/Patient/%s/_history/7" % pid, {}, 404),
                 ("DELETE", "/Patient/" + pid, {}, 405),
-                ("PUT", "/Patient/" + pid, {}, 405),
-                ("POST", "/Patient", {}, 405),
+                ("PUT", "/Patient/" + pid, {}, 415),  # a write needs FHIR JSON
+                ("POST", "/Patient", {}, 415),
+                ("PATCH", "/Patient/" + pid, {}, 405),
                 ("GET", "/Patient/" + pid, {"Accept": "application/fhir+xml"}, 406),
                 ("GET", "/Encounter?date=2026-13", {}, 400),
                 ("GET", "/Patient/" + pid, {"X-Clinlog-Min-Sequence": "soon"}, 400)):

@@ -45,17 +45,7 @@ class TestIngestHl7(ServerTestCase):
                            timeout=T(30))
         assert r.returncode == 0, r.stderr
         feed = Signer.load(cls.key)
-        ev = common.pb.event.Event(event_id=common.new_id(), stream="$principal-hl7-feed",
-                                   occurred_at=common.timestamp_now())
-        ev.recorded_by.principal_id = "admin"
-        ev.recorded_by.role = "admin"
-        pr = ev.principal_registered
-        pr.principal_id = "hl7-feed"
-        pr.display_name = "HL7 interface engine"
-        pr.roles.append("integration")
-        pr.public_key = feed.pk
-        pr.kind = "system"
-        cls.client.append(common.batch([ev.SerializeToString()], cls.admin))
+        common.register_feed(cls.client, cls.admin, "hl7-feed", "HL7 interface engine", feed.pk)
         f = common.pb.fhir
         F = "/clinlog.v1.Fhir/"
         ch = cls.client.channel

@@ -1,0 +1,140 @@
+/* Internals of the FHIR writes mapper (fhirw.h), shared by fhirw.c (entry,
+ * parsing, envelope, ids, arena), fhirw_types.c (FHIR datatypes to the
+ * catalog's value types) and fhirw_res.c (the resource types). Only
+ * adapters/fhir/fhirw*.c include this file.
+ *
+ * Every protobuf-c structure built for a resource lives in the context's
+ * arena and is released at once after packing; strings point into the
+ * parsed JSON (valid while it lives) or into the arena. Helpers that can
+ * fail return 0 or CL_EMALFORMED/CL_ENOMEM after filling the context's
+ * error. Element paths are built as the walk goes down: each helper gets
+ * the path of the element it reads. */
+#ifndef CL_ADAPTERS_FHIR_FHIRW_INT_H
+#define CL_ADAPTERS_FHIR_FHIRW_INT_H
+
+#include "adapters/fhir/fhirw.h"
+#include "clinlog/v1/event.pb-c.h"
+#include "query/fhir/fj.h"
+
+typedef Google__Protobuf__Timestamp pb_ts;
+typedef Clinlog__V1__Code pb_code;
+typedef Clinlog__V1__CodeableConcept pb_cc;
+
+typedef struct wblock wblock; /* an arena allocation (fhirw.c) */
+
+typedef struct wctx {
+  const cl_fhirw_opts *o;
+  cl_fhirw_error *fe;
+  cl_err *err;
+  wblock *arena;
+  const char *type;       /* resourceType */
+  char root[200];         /* the resource's path: "Observation" or a prefix */
+  const char *patient_id; /* the patient, once known */
+  const char *bid;        /* the business id */
+  const char *put_id;     /* the id of a PUT, or NULL */
+  pb_ts *when;            /* occurred_at */
+  Clinlog__V1__Event *ev[2];
+  size_t nev;
+} wctx;
+
+/* ---- arena, errors (fhirw.c) ---- */
+void *w_alloc(wctx *c, size_t n); /* zeroed; NULL: out of memory (error set) */
+char *w_printf(wctx *c, const char *fmt, ...) CL_PRINTF(2, 3);
+/* path + "." + key (or path + "[i]" when key is NULL), in the arena */
+char *w_path(wctx *c, const char *path, const char *key, long i);
+int w_fail(wctx *c, int status, const char *code, const char *path, const char *fmt, ...)
+    CL_PRINTF(5, 6);
+
+/* ---- reading members (fhirw_types.c); path is the object's ---- */
+
+/* Refuses any member of o not in `keys` (NULL-terminated); "resourceType",
+ * "id", "meta" and "text" are always allowed at the resource root (`root`). */
+int w_only(wctx *c, const json_t *o, const char *path, const char *const *keys, int root);
+/* o[key] as a string (NULL if absent): 400 if not a string or empty. */
+int w_str(wctx *c, const json_t *o, const char *path, const char *key, const char **out);
+/* o[key] as an array (NULL, 0 if absent): 400 if not a non-empty array. */
+int w_arr(wctx *c, const json_t *o, const char *path, const char *key, const json_t **out,
+          size_t *n);
+/* Converts one array element v at path into *out. */
+typedef int (*w_conv_fn)(wctx *c, const json_t *v, const char *path, void **out);
+/* o[key] (an array) converted element by element into *out (arena). */
+int w_list(wctx *c, const json_t *o, const char *path, const char *key, w_conv_fn conv, void ***out,
+           size_t *n);
+/* o[key] as an object (NULL if absent). */
+int w_obj(wctx *c, const json_t *o, const char *path, const char *key, const json_t **out);
+/* o[key] as a boolean (-1 if absent). */
+int w_bool(wctx *c, const json_t *o, const char *path, const char *key, int *out);
+/* o[key] as a code of `codes` (NULL-terminated): *idx its index, -1 if absent. */
+int w_enum(wctx *c, const json_t *o, const char *path, const char *key, const char *const *codes,
+           int *idx);
+
+/* ---- datatypes (NULL out when absent) ---- */
+int w_instant(wctx *c, const json_t *o, const char *path, const char *key, pb_ts **out);
+int w_date(wctx *c, const json_t *o, const char *path, const char *key, const char **out);
+int w_coding(wctx *c, const json_t *v, const char *path, pb_code **out);
+int w_concept(wctx *c, const json_t *o, const char *path, const char *key, pb_cc **out);
+int w_concepts(wctx *c, const json_t *o, const char *path, const char *key, pb_cc ***out,
+               size_t *n);
+/* A CodeableConcept the event holds as one Code: one coding (or only text,
+ * held as the display). */
+int w_concept_code(wctx *c, const json_t *o, const char *path, const char *key, pb_code **out);
+/* The same for an array of such (category, interpretation). */
+int w_concepts_code(wctx *c, const json_t *o, const char *path, const char *key, pb_code ***out,
+                    size_t *n);
+/* A CodeableConcept of one coding in `system` with a code of `codes`:
+ * *idx its index (-1 absent). */
+int w_concept_in(wctx *c, const json_t *o, const char *path, const char *key, const char *system,
+                 const char *const *codes, int *idx);
+int w_quantity(wctx *c, const json_t *v, const char *path, Clinlog__V1__Quantity **out);
+int w_identifier(wctx *c, const json_t *v, const char *path, Clinlog__V1__Identifier **out);
+int w_name(wctx *c, const json_t *v, const char *path, Clinlog__V1__HumanName **out);
+int w_address(wctx *c, const json_t *v, const char *path, Clinlog__V1__Address **out);
+int w_contact_point(wctx *c, const json_t *v, const char *path, Clinlog__V1__ContactPoint **out);
+/* A Reference to someone outside the views (Practitioner, Organization...). */
+int w_reference(wctx *c, const json_t *v, const char *path, Clinlog__V1__Reference **out);
+/* A single Annotation array (note): its one text. */
+int w_note(wctx *c, const json_t *o, const char *path, const char **out);
+
+/* ---- references into the views (fhirw.c) ---- */
+
+/* The patient of o[key] (a Reference to a Patient), required: sets
+ * c->patient_id. 422 for a patient neither this input nor the views know. */
+int w_subject(wctx *c, const json_t *o, const char *path, const char *key);
+/* The business id of the `type` resource o[key] references (NULL if
+ * absent); 422 if unknown or of another patient. */
+int w_ref_bid(wctx *c, const json_t *o, const char *path, const char *key, const char *type,
+              const char **out);
+/* The same for an Encounter. */
+int w_encounter(wctx *c, const json_t *o, const char *path, const char *key, const char **out);
+/* The business id: the identifier in urn:clinlog:id, else derived from
+ * the content. Also checks the identifiers' shape. */
+int w_business_id(wctx *c, const json_t *res, const char *path);
+
+/* Refuses identifiers other than the business id (the event has no room). */
+int business_only(wctx *c, const json_t *r, const char *path);
+/* The identifiers of r besides the business id into slots: with one type
+ * in `types` (NULL-terminated, v2-0203 codes), one identifier of any type;
+ * with several, one of each, told by its type. A type equal to its slot's
+ * is dropped (the view writes it back, with its display). `what` says what
+ * may be written, for the refusal. */
+int w_other_ids(wctx *c, const json_t *r, const char *path, const char *const *types,
+                Clinlog__V1__Identifier **slots, const char *what);
+
+/* ---- output ---- */
+
+/* Appends an event with body `body` (Event.body case `body_case`). */
+int w_emit(wctx *c, unsigned body_case, void *body);
+
+/* ---- resource types (fhirw_res.c, fhirw_meds.c) ---- */
+int w_patient(wctx *c, const json_t *r, int exists);
+int w_encounter_res(wctx *c, const json_t *r);
+int w_condition(wctx *c, const json_t *r);
+int w_allergy(wctx *c, const json_t *r);
+int w_observation(wctx *c, const json_t *r);
+int w_service_request(wctx *c, const json_t *r);
+int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
+int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */
+int w_immunization(wctx *c, const json_t *r);              /* fhirw_meds.c */
+int w_medication_dispense(wctx *c, const json_t *r);       /* fhirw_meds.c */
+
+#endif

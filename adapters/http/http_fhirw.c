@@ -1,0 +1,702 @@
+/* FHIR writes on the REST face (docs/fhir.md, "Writes"): create (POST
+ * [base]/[type]), update (PUT [base]/[type]/[id]), conditional create
+ * (If-None-Exist), and Bundles (POST [base]) of type transaction (all or
+ * nothing: every entry's events in one atomic append) and batch (each
+ * entry on its own, with its own status).
+ *
+ * Resources become catalog events through adapters/fhir (fhirw.h). The
+ * REST face holds no key of its callers, so the node writes the events
+ * itself, signed by its log key (recorded_by $log, role log) with the
+ * caller in recorded_by.on_behalf_of and source_system "fhir-rest": the
+ * caller's right to write them is the policy's, checked at admission on
+ * the events' types (clinlog.v1.Fhir/Write, kind write), as for the
+ * decision-support outcomes a node records for a clinician. A caller that
+ * must sign its own events writes them through clinlog.v1.Log or `clinlog
+ * ingest fhir` with its own key.
+ *
+ * Every answer waits until the fhir projection has folded the write, so
+ * it carries the resource as the views now hold it (Location with the
+ * version, ETag W/"<versionId>", Last-Modified), and the next request sees
+ * it (a reference to the patient just created resolves). Invalid input is
+ * a 400 or 422 OperationOutcome whose issue.expression names the element;
+ * then nothing is written. */
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "adapters/fhir/fhirw.h"
+#include "adapters/http/http_int.h"
+#include "adapters/service/methods.h"
+#include "clinlog/v1/api.pb-c.h"
+#include "query/fhir/engine.h"
+#include "query/fhir/fj.h"
+#include "store/keyring.h"
+#include "store/keys.h"
+#include "store/logkey.h"
+
+#define MAX_ENTRIES 1000 /* entries of one Bundle */
+
+typedef struct wstate {
+  cl_http *h;
+  cl_req_ctx *rc;
+  cl_fhir_engine *e;
+  char base[384];
+  int representation; /* Prefer: return=representation (the default) */
+} wstate;
+
+/* The answer, built before the call's record is committed, sent after. */
+typedef struct wans {
+  int status;
+  char *body; /* malloc'd, or NULL */
+  size_t len;
+  cl_fhir_resp hdr; /* ETag, Last-Modified (no body) */
+  char location[640];
+  int code; /* 0 or CL_E*, for the record */
+} wans;
+
+int http_write_route(const char *rest, const char *method) {
+  if (!strcmp(method, "PUT"))
+    return 1;
+  if (strcmp(method, "POST") != 0)
+    return 0;
+  if (rest[0] == '\0' || !strcmp(rest, "/"))
+    return 1; /* a Bundle */
+  /* POST [type]: one segment naming a type (not _search, not an operation) */
+  return rest[0] == '/' && rest[1] >= 'A' && rest[1] <= 'Z' && strchr(rest + 1, '/') == NULL;
+}
+
+/* ---- answers ---- */
+
+static int ans_json(wans *a, int status, json_t *j, int code) {
+  a->status = status;
+  a->code = code;
+  a->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  a->len = a->body ? strlen(a->body) : 0;
+  json_decref(j);
+  if (j != NULL && a->body == NULL)
+    a->status = 500;
+  return 0;
+}
+
+static int ans_refusal(wans *a, const cl_fhirw_error *fe) {
+  return ans_json(a, fe->status ? fe->status : 400, cl_fhirw_outcome(fe), CL_EINVAL);
+}
+
+/* An OperationOutcome with one issue. */
+static int ans_outcome(wans *a, int status, const char *issue, int code, const char *expr,
+                       const char *text) {
+  cl_fhirw_error fe;
+  cl_err e;
+  cl_fhirw_fail(&fe, &e, status, issue, expr, "%s", text);
+  return ans_json(a, status, cl_fhirw_outcome(&fe), code);
+}
+
+/* ---- the views ---- */
+
+/* The resource type/id as the views hold it now: *out (returned-owned)
+ * and the headers into hdr (optional). CL_ENOTFOUND, CL_EFAILED. */
+static int read_res(wstate *w, const char *type, const char *id, json_t **out, cl_fhir_resp *hdr) {
+  cl_fhir_req rq = {.interaction = CL_FHIR_READ, .type = type, .id = id, .base = w->base};
+  cl_fhir_resp rs;
+  cl_fhir_handle(w->e, &rq, &rs);
+  *out = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
+  int st = rs.status;
+  if (hdr != NULL) {
+    free(rs.body);
+    rs.body = NULL;
+    *hdr = rs;
+  } else {
+    cl_fhir_resp_clear(&rs);
+  }
+  if (st == 404 || st == 410)
+    return CL_ENOTFOUND;
+  return *out ? 0 : CL_EFAILED;
+}
+
+/* cl_fhirw_resolve_fn over the views: a Patient's id is its patient id,
+ * another resource's business id its identifier in urn:clinlog:id. */
+static int resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn,
+                   cl_err *err) {
+  wstate *w = ctx;
+  json_t *res;
+  int rc = read_res(w, type, id, &res, NULL);
+  if (rc == CL_EFAILED)
+    return cl_err_set(err, CL_EFAILED, "reading %s/%s from the views failed", type, id);
+  if (rc)
+    return rc;
+  rc = cl_fhirw_bid_of(res, bid, bidn);
+  json_decref(res);
+  return rc;
+}
+
+/* The versionId of type/id now ("" when there is none). */
+static void version_of(wstate *w, const char *type, const char *id, char out[24]) {
+  json_t *res;
+  out[0] = '\0';
+  if (read_res(w, type, id, &res, NULL) == 0) {
+    const char *v = json_string_value(json_object_get(json_object_get(res, "meta"), "versionId"));
+    snprintf(out, 24, "%s", v ? v : "");
+    json_decref(res);
+  }
+}
+
+/* ---- writing ---- */
+
+/* Signs the events of the n mappings with the log key and appends them as
+ * one batch (the node's own write), then waits for the views to fold it.
+ * *written: 0 when every event was in the log already. */
+static int append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written, cl_err *err) {
+  size_t k = 0, at = 0;
+  for (size_t i = 0; i < n; i++)
+    k += ms[i] ? ms[i]->n : 0;
+  *written = 0;
+  if (k == 0)
+    return 0;
+  ProtobufCBinaryData *evs = calloc(k, sizeof *evs);
+  uint8_t(*hashes)[32] = calloc(k, 32);
+  int code = cl_err_set(err, CL_ENOMEM, "out of memory");
+  if (evs == NULL || hashes == NULL)
+    goto done;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; ms[i] && j < ms[i]->n; j++, at++) {
+      evs[at] = (ProtobufCBinaryData){ms[i]->ev[j].len, ms[i]->ev[j].bytes};
+      cl_event_hash(ms[i]->ev[j].bytes, ms[i]->ev[j].len, hashes[at]);
+    }
+  uint8_t sig[64], pk[32];
+  if ((code = cl_log_sign_batch(cl_svc_log(w->h->svc), (const uint8_t(*)[32])hashes, k, sig, pk,
+                                err)) != 0)
+    goto done;
+  Clinlog__V1__Signature bs = CLINLOG__V1__SIGNATURE__INIT;
+  bs.key_id = (ProtobufCBinaryData){32, pk};
+  bs.signature = (ProtobufCBinaryData){64, sig};
+  Clinlog__V1__AppendBatch ab = CLINLOG__V1__APPEND_BATCH__INIT;
+  ab.n_events = k;
+  ab.events = evs;
+  ab.batch_signature = &bs;
+  /* the node's own write: the caller's right was checked at admission */
+  cl_req_ctx wrc;
+  cl_req_ctx_init(&wrc, w->rc->method, "internal");
+  wrc.deadline_ms = w->rc->deadline_ms;
+  cl_append_result ar;
+  code = cl_svc_append(w->h->svc, &wrc, &ab, 1, &ar, NULL, err);
+  if (code == CL_EDUPLICATE) { /* the same write, made before at another time */
+    code = 0;
+  } else if (code == 0) {
+    *written = !ar.duplicate;
+    uint64_t last = ar.n ? ar.seq[ar.n - 1] : 0;
+    cl_append_result_free(&ar);
+    if (last)
+      code = cl_svc_wait(w->h->svc, "fhir", last, w->rc->deadline_ms, err);
+    w->rc->audit_count += k;
+  } else if (code == CL_ECONFLICT) {
+    cl_append_result_free(&ar);
+  }
+done:
+  free(evs);
+  free(hashes);
+  return code;
+}
+
+static int status_of(int code) {
+  return code == CL_ETIMEDOUT                               ? 504
+         : code == CL_ENOTLEADER || code == CL_EUNAVAILABLE ? 503
+         : code == CL_EDENIED                               ? 403
+                                                            : 500;
+}
+
+/* Mapping options for the caller (the node writes for it). */
+static void opts_of(wstate *w, const json_t *refs, cl_fhirw_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->principal_id = CL_LOG_PRINCIPAL;
+  o->role = CL_ROLE_LOG;
+  o->on_behalf_of = w->rc->principal;
+  o->source_system = "fhir-rest";
+  o->now_ns = cl_feed_now_ms() * 1000000;
+  o->refs = refs;
+  o->resolve = resolve;
+  o->ctx = w;
+}
+
+/* The location of type/id at the version of hdr's ETag (W/"<n>"). */
+static void location_of(wstate *w, const char *type, const char *id, const cl_fhir_resp *hdr,
+                        char *out, size_t n) {
+  const char *vid = hdr->etag[0] ? hdr->etag + 3 : "1\"";
+  snprintf(out, n, "%s/%s/%s/_history/%.*s", w->base, type, id, (int)strlen(vid) - 1, vid);
+}
+
+/* The answer to a create or update: the resource as the views hold it. */
+static int ans_resource(wstate *w, wans *a, const char *type, const char *id, int created) {
+  json_t *res;
+  int rc = read_res(w, type, id, &res, &a->hdr);
+  if (rc)
+    return ans_outcome(a, 500, "exception", CL_EFAILED, "", "the write is not in the views");
+  location_of(w, type, id, &a->hdr, a->location, sizeof a->location);
+  if (!w->representation) {
+    json_decref(res);
+    res = NULL;
+  }
+  return ans_json(a, created ? 201 : 200, res, 0);
+}
+
+/* ---- one resource: create, conditional create, update ---- */
+
+/* The resources an If-None-Exist query matches: 0, 1 (*id filled), 2
+ * (several), or -1 (not a search the server takes). */
+static int matches(wstate *w, const char *type, const char *query, char id[CL_FHIR_ID_MAX]) {
+  char *q = strdup(query);
+  if (q == NULL)
+    return -1;
+  cl_http_params p = {.n = 0};
+  cl_http_form_add(&p, q);
+  cl_fhir_kv kv[CL_HTTP_MAX_PARAMS + 1];
+  memcpy(kv, p.kv, p.n * sizeof kv[0]);
+  kv[p.n] = (cl_fhir_kv){"_count", "2"};
+  cl_fhir_req rq = {.interaction = CL_FHIR_SEARCH,
+                    .type = type,
+                    .params = kv,
+                    .nparams = p.n + 1,
+                    .strict = 1,
+                    .base = w->base};
+  cl_fhir_resp rs;
+  cl_fhir_handle(w->e, &rq, &rs);
+  free(q);
+  json_t *b = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
+  cl_fhir_resp_clear(&rs);
+  if (b == NULL || p.n == 0) {
+    json_decref(b);
+    return -1;
+  }
+  json_t *entries = json_object_get(b, "entry");
+  int n = 0;
+  for (size_t i = 0; i < json_array_size(entries); i++) {
+    json_t *res = json_object_get(json_array_get(entries, i), "resource");
+    const char *rt = json_string_value(json_object_get(res, "resourceType"));
+    const char *rid = json_string_value(json_object_get(res, "id"));
+    if (rt && rid && !strcmp(rt, type) && n++ == 0)
+      snprintf(id, CL_FHIR_ID_MAX, "%s", rid);
+  }
+  json_decref(b);
+  return n > 1 ? 2 : n;
+}
+
+static int one(wstate *w, struct MHD_Connection *c, const char *type, const char *id, json_t *res,
+               wans *a) {
+  cl_err err;
+  cl_fhirw_error fe;
+  const char *rt = json_string_value(json_object_get(res, "resourceType"));
+  if (rt == NULL || strcmp(rt, type) != 0) {
+    cl_fhirw_fail(&fe, &err, 400, "invalid", rt ? rt : "",
+                  "the body is a %.40s, the URL names %.40s",
+                  rt ? rt : "resource without resourceType", type);
+    return ans_refusal(a, &fe);
+  }
+  const char *ine = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Exist");
+  if (id == NULL && ine != NULL) {
+    char found[CL_FHIR_ID_MAX];
+    int n = matches(w, type, ine, found);
+    if (n < 0)
+      return ans_outcome(a, 400, "invalid", CL_EINVAL, "",
+                         "If-None-Exist: not a search of this type the server takes");
+    if (n == 2)
+      return ans_outcome(a, 412, "duplicate", CL_EPRECOND, "",
+                         "If-None-Exist: more than one resource matches");
+    if (n == 1) { /* it exists: nothing written */
+      snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "%s/%s", type, found);
+      return ans_resource(w, a, type, found, 0);
+    }
+  }
+  if (id == NULL) /* create: the server assigns the id */
+    json_object_del(res, "id");
+  char base_version[24] = "";
+  if (id != NULL)
+    version_of(w, type, id, base_version);
+  cl_fhirw_opts o;
+  opts_of(w, NULL, &o);
+  cl_fhirw_mapped *m;
+  int rc = cl_fhirw_map(res, NULL, id, base_version, &o, &m, &fe, &err);
+  if (rc == CL_EMALFORMED)
+    return ans_refusal(a, &fe);
+  if (rc)
+    return ans_outcome(a, status_of(rc), "exception", rc, "", err.msg);
+  cl_req_ctx_add_patient(w->rc, m->patient_id);
+  snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "%s/%s", m->type, m->id);
+  int written;
+  if ((rc = append(w, &m, 1, &written, &err)) != 0)
+    ans_outcome(a, status_of(rc), "exception", rc, "", err.msg);
+  else
+    ans_resource(w, a, m->type, m->id, written && base_version[0] == '\0');
+  cl_fhirw_mapped_free(m);
+  return 0;
+}
+
+/* ---- Bundles ---- */
+
+typedef struct entry {
+  json_t *res;                 /* entry.resource (borrowed from the Bundle) */
+  const char *full_url;        /* entry.fullUrl, or NULL */
+  const char *ine;             /* entry.request.ifNoneExist, or NULL */
+  char id[CL_FHIR_ID_MAX];     /* a PUT's id, "" for a POST */
+  char path[48];               /* "Bundle.entry[i]" */
+  cl_fhirw_mapped *m;          /* its events, once mapped */
+  char exists[CL_FHIR_ID_MAX]; /* If-None-Exist matched this one: nothing written */
+  int created;
+  json_t *outcome; /* batch: why it was refused */
+  int status;      /* batch: its status */
+} entry;
+
+/* Checks entry i's shape and request (method POST [type], PUT [type]/[id]). */
+static int entry_of(json_t *je, size_t i, entry *e, cl_fhirw_error *fe, cl_err *err) {
+  memset(e, 0, sizeof *e);
+  snprintf(e->path, sizeof e->path, "Bundle.entry[%zu]", i);
+  char p[96];
+  e->res = json_object_get(je, "resource");
+  json_t *rq = json_object_get(je, "request");
+  e->full_url = json_string_value(json_object_get(je, "fullUrl"));
+  const char *method = json_string_value(json_object_get(rq, "method"));
+  const char *url = json_string_value(json_object_get(rq, "url"));
+  const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
+  e->ine = json_string_value(json_object_get(rq, "ifNoneExist"));
+  snprintf(p, sizeof p, "%s.resource", e->path);
+  if (!json_is_object(e->res) || rt == NULL)
+    return cl_fhirw_fail(fe, err, 400, "required", p, "required: a resource with a resourceType");
+  snprintf(p, sizeof p, "%s.request", e->path);
+  if (method == NULL || url == NULL)
+    return cl_fhirw_fail(fe, err, 400, "required", p, "required: request.method and request.url");
+  size_t tl = strlen(rt);
+  if (!strcmp(method, "POST") && !strcmp(url, rt))
+    return 0;
+  if (!strcmp(method, "PUT") && !strncmp(url, rt, tl) && url[tl] == '/' && url[tl + 1] &&
+      !strchr(url + tl + 1, '/') && strlen(url + tl + 1) < sizeof e->id) {
+    snprintf(e->id, sizeof e->id, "%s", url + tl + 1);
+    return 0;
+  }
+  snprintf(p, sizeof p, "%s.request.url", e->path);
+  return cl_fhirw_fail(fe, err, 400, "not-supported", p,
+                       "expected POST %s (create) or PUT %s/[id] (update)", rt, rt);
+}
+
+/* The order entries are mapped in: what others reference first. */
+static void order_of(entry *es, size_t n, size_t *ord) {
+  size_t k = 0;
+  for (int rank = 0; rank <= CL_FHIRW_RANKS; rank++) /* the last: refused, nothing to map */
+    for (size_t i = 0; i < n; i++)
+      if ((es[i].res ? cl_fhirw_rank(es[i].res) : CL_FHIRW_RANKS) == rank)
+        ord[k++] = i;
+}
+
+/* Maps entry e (after its If-None-Exist); its references go into refs. */
+static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_err *err) {
+  const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
+  if (!e->id[0] && e->ine != NULL) {
+    int n = matches(w, rt, e->ine, e->exists);
+    if (n != 1)
+      e->exists[0] = '\0';
+    if (n < 0 || n == 2)
+      return cl_fhirw_fail(fe, err, n < 0 ? 400 : 412, n < 0 ? "invalid" : "duplicate", e->path,
+                           "request.ifNoneExist: %s",
+                           n < 0 ? "not a search of this type the server takes"
+                                 : "more than one resource matches");
+    if (n == 1) { /* exists: referenced as it is */
+      char bid[128];
+      cl_fhirw_mapped m = {.n = 0};
+      if (resolve(w, rt, e->exists, bid, sizeof bid, err) != 0)
+        return cl_fhirw_fail(fe, err, 500, "exception", e->path, "reading %s/%s failed", rt,
+                             e->exists);
+      snprintf(m.type, sizeof m.type, "%s", rt);
+      snprintf(m.id, sizeof m.id, "%s", e->exists);
+      snprintf(m.bid, sizeof m.bid, "%s", bid);
+      json_t *cur;
+      if (read_res(w, rt, e->exists, &cur, NULL) == 0) { /* whose it is */
+        const char *pref = json_string_value(json_object_get(
+            json_object_get(cur, !strcmp(rt, "AllergyIntolerance") ? "patient" : "subject"),
+            "reference"));
+        snprintf(m.patient_id, sizeof m.patient_id, "%s",
+                 !strcmp(rt, "Patient")                  ? bid
+                 : pref && !strncmp(pref, "Patient/", 8) ? pref + 8
+                                                         : "");
+        json_decref(cur);
+      }
+      return cl_fhirw_refs_add(refs, &m, e->full_url);
+    }
+  }
+  if (!e->id[0])
+    json_object_del(e->res, "id");
+  char base_version[24] = "";
+  if (e->id[0])
+    version_of(w, rt, e->id, base_version);
+  e->created = base_version[0] == '\0';
+  cl_fhirw_opts o;
+  opts_of(w, refs, &o);
+  char p[64];
+  snprintf(p, sizeof p, "%s.resource", e->path);
+  int rc = cl_fhirw_map(e->res, p, e->id[0] ? e->id : NULL, base_version, &o, &e->m, fe, err);
+  if (rc == 0) {
+    cl_req_ctx_add_patient(w->rc, e->m->patient_id);
+    rc = cl_fhirw_refs_add(refs, e->m, e->full_url);
+  } else if (rc != CL_EMALFORMED) {
+    cl_fhirw_fail(fe, err, status_of(rc), "exception", e->path, "%s", err->msg);
+  }
+  return rc;
+}
+
+/* The response entry of e: status, location, etag (and the resource). */
+static json_t *entry_response(wstate *w, const entry *e, int written) {
+  if (e->outcome != NULL)
+    return json_pack("{s:{s:s,s:O}}", "response", "status", e->status == 422 ? "422" : "400",
+                     "outcome", e->outcome);
+  const char *type =
+      e->exists[0] ? json_string_value(json_object_get(e->res, "resourceType")) : e->m->type;
+  const char *id = e->exists[0] ? e->exists : e->m->id;
+  json_t *res;
+  cl_fhir_resp hdr;
+  if (read_res(w, type, id, &res, &hdr) != 0)
+    return json_pack("{s:{s:s}}", "response", "status", "500");
+  char loc[640], lm[40];
+  location_of(w, type, id, &hdr, loc, sizeof loc);
+  fj_instant_ns_text(hdr.last_modified_ns, lm);
+  int created = !e->exists[0] && e->created && written;
+  json_t *out =
+      json_pack("{s:{s:s,s:s,s:s,s:s}}", "response", "status", created ? "201 Created" : "200 OK",
+                "location", loc, "etag", hdr.etag, "lastModified", lm);
+  if (out != NULL && w->representation)
+    json_object_set(out, "resource", res);
+  json_decref(res);
+  return out;
+}
+
+static int bundle(wstate *w, json_t *b, wans *a) {
+  cl_fhirw_error fe;
+  cl_err err;
+  const char *rt = json_string_value(json_object_get(b, "resourceType"));
+  const char *bt = json_string_value(json_object_get(b, "type"));
+  if (rt == NULL || strcmp(rt, "Bundle") != 0)
+    return ans_outcome(a, 400, "invalid", CL_EINVAL, "resourceType",
+                       "POST [base] takes a Bundle (transaction or batch)");
+  int tx = bt && !strcmp(bt, "transaction");
+  if (!tx && !(bt && !strcmp(bt, "batch")))
+    return ans_outcome(a, 400, "not-supported", CL_EINVAL, "Bundle.type",
+                       "POST [base] takes a Bundle of type transaction or batch");
+  json_t *jes = json_object_get(b, "entry");
+  size_t n = json_array_size(jes);
+  if (n > MAX_ENTRIES)
+    return ans_outcome(a, 400, "too-costly", CL_EINVAL, "Bundle.entry",
+                       "more than 1000 entries in one Bundle");
+  snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "Bundle:%s:%zu", bt, n);
+  entry *es = calloc(n ? n : 1, sizeof *es);
+  size_t *ord = calloc(n ? n : 1, sizeof *ord);
+  cl_fhirw_mapped **ms = calloc(n ? n : 1, sizeof *ms);
+  json_t *refs = json_object();
+  int code = 0, written = 0;
+  if (es == NULL || ord == NULL || ms == NULL || refs == NULL) {
+    ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (entry_of(json_array_get(jes, i), i, &es[i], &fe, &err) != 0) {
+      if (tx) {
+        ans_refusal(a, &fe);
+        goto done;
+      }
+      es[i].outcome = cl_fhirw_outcome(&fe);
+      es[i].status = fe.status;
+      es[i].res = NULL;
+    }
+  order_of(es, n, ord);
+  for (size_t j = 0; j < n; j++) {
+    entry *e = &es[ord[j]];
+    if (e->res == NULL || e->outcome != NULL)
+      continue;
+    int rc = map_entry(w, e, refs, &fe, &err);
+    if (rc && tx) { /* all or nothing: the first refusal is the answer */
+      ans_refusal(a, &fe);
+      code = CL_EINVAL;
+      goto done;
+    }
+    if (rc) {
+      e->outcome = cl_fhirw_outcome(&fe);
+      e->status = fe.status;
+      continue;
+    }
+    if (!tx) { /* batch: each entry on its own */
+      int wr;
+      if ((rc = append(w, &e->m, 1, &wr, &err)) != 0) {
+        cl_fhirw_fail(&fe, &err, status_of(rc), "exception", e->path, "%s", err.msg);
+        e->outcome = cl_fhirw_outcome(&fe);
+        e->status = fe.status;
+      }
+      e->created = e->created && wr;
+    }
+  }
+  if (tx) {
+    for (size_t i = 0; i < n; i++)
+      ms[i] = es[i].m;
+    int rc = append(w, ms, n, &written, &err);
+    if (rc) {
+      ans_outcome(a, status_of(rc), "exception", rc, "", err.msg);
+      goto done;
+    }
+  }
+  json_t *resp = json_pack("{s:s,s:s,s:[]}", "resourceType", "Bundle", "type",
+                           tx ? "transaction-response" : "batch-response", "entry");
+  for (size_t i = 0; resp && i < n; i++)
+    json_array_append_new(json_object_get(resp, "entry"),
+                          entry_response(w, &es[i], tx ? written : 1));
+  ans_json(a, 200, resp, code);
+done:
+  for (size_t i = 0; es && i < n; i++) {
+    cl_fhirw_mapped_free(es[i].m);
+    json_decref(es[i].outcome);
+  }
+  free(es);
+  free(ord);
+  free(ms);
+  json_decref(refs);
+  return 0;
+}
+
+/* ---- admission ---- */
+
+/* The event types a resource of `type` may be written as (what the hooks
+ * check), as bodiless events: field number, wire type 2, length 0. */
+static const uint8_t *kinds_of(const char *type, size_t *n) {
+  static const uint8_t patient[2][3] = {{0xa2, 0x06, 0}, {0xaa, 0x06, 0}};   /* 100, 101 */
+  static const uint8_t encounter[2][3] = {{0xb2, 0x06, 0}, {0xba, 0x06, 0}}; /* 102, 103 */
+  static const uint8_t condition[3] = {0xc2, 0x0c, 0};                       /* 200 */
+  static const uint8_t allergy[3] = {0xca, 0x0c, 0};                         /* 201 */
+  static const uint8_t observation[3] = {0xd2, 0x0c, 0};                     /* 202 */
+  static const uint8_t prescribed[3] = {0xe2, 0x12, 0};                      /* 300 */
+  static const uint8_t administered[3] = {0xfa, 0x12, 0};                    /* 303 */
+  static const uint8_t immunized[3] = {0xe2, 0x0c, 0};                       /* 204 */
+  static const uint8_t dispensed[3] = {0xf2, 0x12, 0};                       /* 302 */
+  static const uint8_t ordered[3] = {0xf2, 0x0c, 0};                         /* 206 */
+  *n = 1;
+  if (type == NULL)
+    return (*n = 0, NULL);
+  if (!strcmp(type, "Patient"))
+    return (*n = 2, patient[0]);
+  if (!strcmp(type, "Encounter"))
+    return (*n = 2, encounter[0]);
+  if (!strcmp(type, "Condition"))
+    return condition;
+  if (!strcmp(type, "AllergyIntolerance"))
+    return allergy;
+  if (!strcmp(type, "Observation"))
+    return observation;
+  if (!strcmp(type, "MedicationRequest"))
+    return prescribed;
+  if (!strcmp(type, "MedicationAdministration"))
+    return administered;
+  if (!strcmp(type, "Immunization"))
+    return immunized;
+  if (!strcmp(type, "MedicationDispense"))
+    return dispensed;
+  if (!strcmp(type, "ServiceRequest"))
+    return ordered;
+  return (*n = 0, NULL);
+}
+
+/* What the hooks see of a write: a batch of the event types it may make. */
+static int as_batch(const json_t *body, Clinlog__V1__AppendBatch *b, ProtobufCBinaryData **evs) {
+  const json_t *jes = json_object_get(body, "entry");
+  size_t n = jes ? json_array_size(jes) : 1, k = 0;
+  *evs = calloc(2 * (n ? n : 1), sizeof **evs);
+  if (*evs == NULL)
+    return CL_ENOMEM;
+  for (size_t i = 0; i < n && i < MAX_ENTRIES; i++) {
+    const json_t *res = jes ? json_object_get(json_array_get(jes, i), "resource") : body;
+    size_t m;
+    const uint8_t *t = kinds_of(json_string_value(json_object_get(res, "resourceType")), &m);
+    for (size_t j = 0; j < m; j++)
+      (*evs)[k++] = (ProtobufCBinaryData){3, (uint8_t *)t + 3 * j};
+  }
+  b->events = *evs;
+  b->n_events = k;
+  return 0;
+}
+
+/* ---- the route ---- */
+
+enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const char *rest,
+                                 const char *method, req *r) {
+  cl_req_ctx rc;
+  cl_err err, aerr;
+  cl_err_clear(&err);
+  http_ctx_init(h, c, &rc, M_FHIR_WRITE);
+  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+  const char *prefer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Prefer");
+  wstate w = {.h = h, .rc = &rc, .representation = !(prefer && strstr(prefer, "return=minimal"))};
+  const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+  snprintf(w.base, sizeof w.base, "%s://%s%s", h->tls ? "https" : "http", host ? host : "localhost",
+           CL_HTTP_BASE_PATH);
+  /* what the URL names: [type] or [type]/[id], or the base (a Bundle) */
+  char type[64] = "", id[CL_FHIR_ID_MAX] = "";
+  const char *seg = rest[0] == '/' ? rest + 1 : rest;
+  const char *slash = strchr(seg, '/');
+  if (slash == NULL) {
+    snprintf(type, sizeof type, "%.63s", seg);
+  } else if ((size_t)(slash - seg) < sizeof type && strchr(slash + 1, '/') == NULL &&
+             strlen(slash + 1) < sizeof id) {
+    snprintf(type, sizeof type, "%.*s", (int)(slash - seg), seg);
+    snprintf(id, sizeof id, "%s", slash + 1);
+  }
+  int put = !strcmp(method, "PUT");
+  wans a = {.status = 0};
+  if (r->too_big)
+    ans_outcome(&a, 413, "too-costly", CL_ETOOBIG, "", "the request is over 1 MiB");
+  else if (ct == NULL || (strncasecmp(ct, "application/fhir+json", 21) != 0 &&
+                          strncasecmp(ct, "application/json", 16) != 0))
+    ans_outcome(&a, 415, "not-supported", CL_EINVAL, "",
+                "Content-Type: FHIR writes take application/fhir+json");
+  else if (put && (!type[0] || !id[0]))
+    ans_outcome(&a, 405, "not-supported", CL_EINVAL, "", "PUT is [type]/[id] (update)");
+  else if (type[0] && !cl_fhir_type_of(type))
+    ans_outcome(&a, 404, "not-supported", CL_ENOTFOUND, "", "no such resource type");
+  /* parsed before admission (a pure function of the body) so the hooks see
+   * the event types; a refusal is admitted and recorded like any call */
+  json_t *body = NULL;
+  cl_fhirw_error fe;
+  if (a.status == 0 && r->body == NULL)
+    ans_outcome(&a, 400, "structure", CL_EINVAL, "", "an empty body (expected a FHIR resource)");
+  else if (a.status == 0 && cl_fhirw_parse(r->body, r->len, &body, &fe, &err) != 0)
+    fe.status ? ans_refusal(&a, &fe) : ans_outcome(&a, 500, "exception", err.code, "", err.msg);
+  Clinlog__V1__AppendBatch as_grpc = CLINLOG__V1__APPEND_BATCH__INIT;
+  ProtobufCBinaryData *evs = NULL;
+  if (body != NULL && as_batch(body, &as_grpc, &evs) != 0)
+    ans_outcome(&a, 500, "exception", CL_ENOMEM, "", "out of memory");
+  int admitted = cl_svc_admit(h->svc, &rc, &as_grpc.base, &err);
+  free(evs);
+  if (admitted != 0) {
+    json_decref(body);
+    free(a.body);
+    if (http_done(h, &rc, err.code, err.msg, &aerr))
+      return http_unrecorded(c, &rc, &aerr);
+    return http_refuse(c, &rc, &err);
+  }
+  cl_runner *runner = cl_svc_runner(h->svc, "fhir");
+  if (a.status != 0) {
+    /* refused above */
+  } else if (runner == NULL) {
+    ans_outcome(&a, 503, "transient", CL_EUNAVAILABLE, "",
+                "this node does not run the fhir projection");
+  } else if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &w.e, &err) != 0) {
+    ans_outcome(&a, 500, "exception", err.code, "", err.msg);
+  } else {
+    if (type[0])
+      one(&w, c, type, id[0] ? id : NULL, body, &a);
+    else
+      bundle(&w, body, &a);
+    cl_fhir_engine_free(w.e);
+  }
+  json_decref(body);
+  if (a.body != NULL)
+    cl_req_ctx_patients_of(&rc, a.body, a.len);
+  if (http_done(h, &rc, a.code, a.code ? "refused" : "", &aerr)) {
+    free(a.body);
+    return http_unrecorded(c, &rc, &aerr);
+  }
+  return http_send_located(c, a.status, a.body, a.len, rc.request_id, &a.hdr,
+                           a.location[0] ? a.location : NULL);
+}

@@ -1,0 +1,446 @@
+"""FHIR writes on the REST face (adapters/http/http_fhirw.c over
+adapters/fhir): create, update, conditional create, transaction (all or
+nothing) and batch Bundles, driven by Python's http.client against a real
+clinlogd, checked through the views (reads), the log (tree size: nothing
+written on a refusal; the events as signed by the node's log key for the
+caller) and an independent FHIR validator (@medplum/core, tests/fhir) run
+over what a realistic synthetic patient record becomes.
+
+Also `clinlog ingest fhir` (a Bundle file, NDJSON, a directory) and the
+round trip: what `clinlog fhir export` writes, ingested into a fresh
+server, gives the same views."""
+import copy
+import glob
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+import uuid
+
+import common
+from common import T, Client, Server, ServerTestCase, Signer, free_port
+
+HERE = os.path.join(common.REPO, "tests", "interop", "fhir_write")
+NODE_DIR = os.path.join(common.REPO, "tests", "fhir")
+SYNTHETIC = os.path.join(HERE, "synthetic_patient.json")
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+
+
+def http_call(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=T(30))
+    data = json.dumps(body) if isinstance(body, (dict, list)) else body
+    h = dict(FHIR_JSON)
+    h.update(headers or {})
+    c.request(method, "/fhir/R4" + path, body=data, headers=h)
+    r = c.getresponse()
+    raw = r.read()
+    c.close()
+    return r, (json.loads(raw) if raw else None)
+
+
+def strip_meta(res):
+    """A resource without what a server assigns (meta)."""
+    r = copy.deepcopy(res)
+    r.pop("meta", None)
+    return r
+
+
+def patient(pid=None, family="Rivera"):
+    p = {"resourceType": "Patient", "name": [{"family": family, "given": ["Lucia"]}],
+         "gender": "female", "birthDate": "1984-07-02"}
+    if pid:
+        p["id"] = pid
+    return p
+
+
+def heart_rate(pid, value=72, oid=None):
+    o = {"resourceType": "Observation", "status": "final",
+         "category": [{"coding": [{"system":
+                                   "http://terminology.hl7.org/CodeSystem/observation-category",
+                                   "code": "vital-signs"}]}],
+         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4",
+                              "display": "Heart rate"}]},
+         "subject": {"reference": "Patient/" + pid},
+         "effectiveDateTime": "2026-05-01T08:00:00Z",
+         "valueQuantity": {"value": value, "unit": "beats/minute",
+                           "system": "http://unitsofmeasure.org", "code": "/min"}}
+    if oid:
+        o["identifier"] = [{"system": "urn:clinlog:id", "value": oid}]
+    return o
+
+
+def validate(paths):
+    """Runs the independent validator; (ok, output)."""
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules")):
+        raise unittest.SkipTest("tests/fhir/node_modules missing (npm ci in tests/fhir)")
+    r = subprocess.run(["node", os.path.join(NODE_DIR, "validate.mjs")] + paths,
+                       capture_output=True, text=True, timeout=T(300))
+    return r.returncode == 0, r.stdout + r.stderr
+
+
+def wait_views(port, client, pid):
+    """Returns once the views of the server at port have folded everything
+    committed (the projection runs behind the commit)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=T(30))
+    c.request("GET", "/fhir/R4/Patient/" + pid,
+              headers={"X-Clinlog-Min-Sequence": str(client.tree_size())})
+    status = c.getresponse().status
+    c.close()
+    assert status == 200, status
+
+
+def everything(port, pid):
+    st, b = common.fhir_get(port, "/Patient/%s/$everything?_count=1000" % pid)
+    assert st == 200, b
+    return sorted((strip_meta(e["resource"]) for e in b.get("entry", [])
+                   if e["resource"]["resourceType"] != "Provenance"),
+                  key=lambda r: (r["resourceType"], r["id"]))
+
+
+class TestFhirWrite(ServerTestCase):
+    audit = False  # so that the tree size says exactly what the writes appended
+
+    @classmethod
+    def setUpClass(cls):
+        cls.http_port = free_port()
+        cls.server_args = ("--http-listen", "127.0.0.1:%d" % cls.http_port)
+        super().setUpClass()
+
+    def call(self, method, path, body=None, headers=None):
+        return http_call(self.http_port, method, path, body, headers)
+
+    def test_create_read_update(self):
+        size0 = self.client.tree_size()
+        r, p = self.call("POST", "/Patient", patient(family="Nakamura"))
+        self.assertEqual(r.status, 201, p)
+        pid = p["id"]
+        self.assertEqual(r.getheader("ETag"), 'W/"1"')
+        self.assertTrue(r.getheader("Location").endswith("/fhir/R4/Patient/%s/_history/1" % pid),
+                        r.getheader("Location"))
+        self.assertEqual(p["name"], [{"family": "Nakamura", "given": ["Lucia"]}])
+        self.assertEqual(self.client.tree_size(), size0 + 1)
+        # the event: signed by the node's log key, recorded as $log for the caller
+        st, got = common.fhir_get(self.http_port, "/Patient/" + pid)
+        self.assertEqual((st, strip_meta(got)), (200, strip_meta(p)))
+
+        # an Observation for it; its decimal stays as written
+        obs = heart_rate(pid)
+        obs["valueQuantity"]["value"] = 72.50
+        r, o = self.call("POST", "/Observation", json.dumps(obs).replace("72.5", "72.50"))
+        self.assertEqual(r.status, 201, o)
+        self.assertEqual(o["subject"], {"reference": "Patient/" + pid})
+        self.assertEqual(o["code"]["coding"][0]["system"], "http://loinc.org")
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(15))
+        c.request("GET", "/fhir/R4/Observation/" + o["id"])
+        raw = c.getresponse().read().decode()
+        c.close()
+        self.assertIn('"value":72.50', raw.replace(" ", ""))
+
+        # update: PUT the changed resource; a new version
+        p2 = strip_meta(p)
+        p2["name"][0]["family"] = "Nakamura-Reyes"
+        p2["telecom"] = [{"system": "phone", "value": "+1-555-0100", "use": "home"}]
+        r, u = self.call("PUT", "/Patient/" + pid, p2)
+        self.assertEqual(r.status, 200, u)
+        self.assertEqual(r.getheader("ETag"), 'W/"2"')
+        self.assertEqual(u["name"][0]["family"], "Nakamura-Reyes")
+        self.assertEqual(u["telecom"], p2["telecom"])
+        st, v1 = common.fhir_get(self.http_port, "/Patient/%s/_history/1" % pid)
+        self.assertEqual(v1["name"][0]["family"], "Nakamura")
+
+        # PUT of an Observation that exists: by its id (the business id is looked up)
+        o2 = strip_meta(o)
+        o2["valueQuantity"]["value"] = 80
+        r, u = self.call("PUT", "/Observation/" + o["id"], o2)
+        self.assertEqual(r.status, 200, u)
+        self.assertEqual((u["id"], u["meta"]["versionId"]), (o["id"], "2"))
+        # PUT to an id that does not exist (not a Patient): refused, nothing written
+        before = self.client.tree_size()
+        r, oo = self.call("PUT", "/Observation/deadbeef", dict(o2, id="deadbeef"))
+        self.assertEqual(r.status, 422, oo)
+        self.assertNothingWritten(before)
+
+        # a PUT of a new Patient creates it with the client's id
+        pid2 = "PW" + uuid.uuid4().hex[:10]
+        r, p3 = self.call("PUT", "/Patient/" + pid2, patient(pid2))
+        self.assertEqual((r.status, p3["id"]), (201, pid2))
+
+        # Prefer: return=minimal: no body, the headers still
+        r, body = self.call("POST", "/Observation", heart_rate(pid, 65),
+                            {"Prefer": "return=minimal"})
+        self.assertEqual((r.status, body), (201, None))
+        self.assertTrue(r.getheader("Location"))
+
+    def test_capabilities_list_the_writes(self):
+        st, cs = common.fhir_get(self.http_port, "/metadata")
+        self.assertEqual(st, 200)
+        rest = cs["rest"][0]
+        self.assertEqual(sorted(i["code"] for i in rest["interaction"]), ["batch", "transaction"])
+        by = {r["type"]: r for r in rest["resource"]}
+        for t in ("Patient", "Encounter", "Condition", "AllergyIntolerance", "Observation",
+                  "MedicationRequest", "MedicationAdministration", "MedicationDispense",
+                  "Immunization", "ServiceRequest"):
+            codes = [i["code"] for i in by[t]["interaction"]]
+            self.assertIn("create", codes, t)
+            self.assertIn("update", codes, t)
+            self.assertTrue(by[t]["conditionalCreate"], t)
+            self.assertEqual(by[t]["updateCreate"], t == "Patient", t)
+        self.assertNotIn("create", [i["code"] for i in by["DiagnosticReport"]["interaction"]])
+
+    def test_conditional_create(self):
+        mrn = "MRN-" + uuid.uuid4().hex[:8]
+        p = patient(family="Cond")
+        p["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": mrn}]
+        hdr = {"If-None-Exist": "identifier=urn:oid:1.2.3.4|" + mrn}
+        r, first = self.call("POST", "/Patient", p, hdr)
+        self.assertEqual(r.status, 201, first)
+        size = self.client.tree_size()
+        p["name"][0]["family"] = "Other"  # matches: nothing is written
+        r, again = self.call("POST", "/Patient", p, hdr)
+        self.assertEqual(r.status, 200, again)
+        self.assertEqual(again["id"], first["id"])
+        self.assertEqual(again["name"][0]["family"], "Cond")
+        self.assertNothingWritten(size)
+        r, oo = self.call("POST", "/Patient", p, {"If-None-Exist": "nosuchparam=1"})
+        self.assertEqual(r.status, 400, oo)
+        self.assertNothingWritten(size)
+
+    def test_refusals_name_the_element(self):
+        r, p = self.call("POST", "/Patient", patient(family="Refused"))
+        pid = p["id"]
+        size = self.client.tree_size()
+        cases = [
+            ("/Observation", dict(heart_rate(pid), valueQuantity={"value": "72"}), 400,
+             "Observation.valueQuantity.value"),
+            ("/Observation", {k: v for k, v in heart_rate(pid).items() if k != "status"}, 400,
+             "Observation.status"),
+            ("/Observation", dict(heart_rate(pid), status="done"), 422, "Observation.status"),
+            ("/Observation", dict(heart_rate(pid), subject={"reference": "Patient/nobody-x"}),
+             422, "Observation.subject.reference"),
+            ("/Observation", dict(heart_rate(pid), effectiveDateTime="2026-05-01"), 400,
+             "Observation.effectiveDateTime"),
+            ("/Observation", dict(heart_rate(pid), focus=[{"reference": "Patient/" + pid}]), 400,
+             "Observation.focus"),
+            ("/Observation", dict(heart_rate(pid), category=[{"coding": [{"system": "x"}]}]), 400,
+             "Observation.category[0].coding[0].code"),
+            ("/Patient", dict(patient(), gender="f"), 422, "Patient.gender"),
+            ("/Patient", dict(patient(), birthDate="1984-13-01"), 400, "Patient.birthDate"),
+            ("/Patient", dict(patient(), name=[{"given": "Lucia"}]), 400,
+             "Patient.name[0].given"),
+            ("/Condition", {"resourceType": "Condition", "subject": {"reference": "Patient/" + pid},
+                            "clinicalStatus": {"coding": [{
+                                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                "code": "cured"}]}},
+             422, "Condition.clinicalStatus.coding[0].code"),
+            ("/AllergyIntolerance", {"resourceType": "AllergyIntolerance",
+                                     "patient": {"reference": "Patient/" + pid},
+                                     "category": ["drug"],
+                                     "clinicalStatus": {"coding": [{
+                                         "system": "http://terminology.hl7.org/CodeSystem/"
+                                                   "allergyintolerance-clinical",
+                                         "code": "active"}]}},
+             422, "AllergyIntolerance.category[0]"),
+            ("/Encounter", {"resourceType": "Encounter", "status": "finished",
+                            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                      "code": "AMB"},
+                            "subject": {"reference": "Patient/" + pid},
+                            "period": {"start": "2026-05-01T08:00:00Z"}},
+             400, "Encounter.period.end"),
+            ("/Observation", {"resourceType": "Patient"}, 400, None),
+        ]
+        for path, body, status, expr in cases:
+            r, oo = self.call("POST", path, body)
+            self.assertEqual(r.status, status, "%s %s: %s" % (path, expr, oo))
+            self.assertEqual(oo["resourceType"], "OperationOutcome")
+            issue = oo["issue"][0]
+            self.assertEqual(issue["severity"], "error")
+            if expr:
+                self.assertEqual(issue["expression"], [expr], issue)
+        # not JSON, unknown type, a type that cannot be written yet, no content type
+        r, oo = self.call("POST", "/Observation", "{not json")
+        self.assertEqual(r.status, 400)
+        self.assertIn("not JSON", oo["issue"][0]["details"]["text"])
+        r, oo = self.call("POST", "/NoSuchType", {"resourceType": "NoSuchType"})
+        self.assertEqual(r.status, 404)
+        r, oo = self.call("POST", "/DiagnosticReport", {"resourceType": "DiagnosticReport"})
+        self.assertEqual(r.status, 422)
+        self.assertEqual(oo["issue"][0]["code"], "not-supported")
+        r, oo = self.call("POST", "/Patient", patient(), {"Content-Type": "text/plain"})
+        self.assertEqual(r.status, 415)
+        self.assertNothingWritten(size)
+
+    def test_transaction_is_all_or_nothing(self):
+        with open(SYNTHETIC) as f:
+            b = json.load(f)
+        mrn = "SYN-" + uuid.uuid4().hex[:8]
+        b["entry"][0]["resource"]["identifier"][0]["value"] = mrn
+        size = self.client.tree_size()
+        # one bad entry (the last): nothing of the Bundle is written
+        bad = copy.deepcopy(b)
+        bad["entry"][-1]["resource"]["valueCodeableConcept"] = {"coding": [{"system": "x"}]}
+        r, oo = self.call("POST", "", bad)
+        self.assertEqual(r.status, 400, oo)
+        self.assertEqual(oo["issue"][0]["expression"],
+                         ["Bundle.entry[%d].resource.valueCodeableConcept.coding[0].code"
+                          % (len(b["entry"]) - 1)])
+        self.assertNothingWritten(size)
+        # the whole record: one atomic append of every entry's events
+        r, resp = self.call("POST", "", b)
+        self.assertEqual(r.status, 200, resp)
+        self.assertEqual(resp["type"], "transaction-response")
+        self.assertEqual(len(resp["entry"]), len(b["entry"]))
+        for e in resp["entry"]:
+            self.assertEqual(e["response"]["status"], "201 Created", e)
+            self.assertTrue(e["response"]["etag"].startswith('W/"'))
+        events = 1 + 2 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 6  # patient, encounters (one finished)...
+        self.assertEqual(self.client.tree_size(), size + events)
+        pid = resp["entry"][0]["resource"]["id"]
+        res = everything(self.http_port, pid)
+        types = sorted(r["resourceType"] for r in res)
+        self.assertEqual(types, sorted(["Patient", "Encounter", "Encounter", "Condition",
+                                        "Condition", "AllergyIntolerance",
+                                        "MedicationAdministration", "MedicationRequest",
+                                        "MedicationRequest", "MedicationDispense",
+                                        "ServiceRequest", "Immunization"] +
+                                       ["Observation"] * 6))
+        # the references came back as references into this server
+        cond = [r for r in res if r["resourceType"] == "Condition" and
+                r["identifier"][0]["value"] == "cond-htn"][0]
+        self.assertEqual(cond["subject"], {"reference": "Patient/" + pid})
+        self.assertTrue(cond["encounter"]["reference"].startswith("Encounter/"))
+        self.assertEqual(cond["code"]["coding"][0]["system"], "http://hl7.org/fhir/sid/icd-10-cm")
+        a1c = [r for r in res if r.get("identifier", [{}])[0].get("value") == "obs-a1c-0311"][0]
+        self.assertEqual(a1c["valueQuantity"]["value"], 7.1)  # 7.10 on the wire
+        # the same transaction again: the same events, nothing new
+        r, resp2 = self.call("POST", "", b)
+        self.assertEqual(r.status, 200, resp2)
+        self.assertEqual([e["response"]["status"] for e in resp2["entry"]],
+                         ["200 OK"] * len(b["entry"]))
+        self.assertEqual(self.client.tree_size(), size + events)
+        # what the views show of the record passes the independent validator
+        d = tempfile.mkdtemp(prefix="fhirw-", dir=common.TMP)
+        path = os.path.join(d, "synthetic.json")
+        st, every = common.fhir_get(self.http_port, "/Patient/%s/$everything" % pid)
+        with open(path, "w") as f:
+            json.dump([e["resource"] for e in every["entry"]], f)
+        ok, out = validate([path])
+        self.assertTrue(ok, out)
+
+    def test_batch_entries_on_their_own(self):
+        r, p = self.call("POST", "/Patient", patient(family="Batch"))
+        pid = p["id"]
+        size = self.client.tree_size()
+        b = {"resourceType": "Bundle", "type": "batch", "entry": [
+            {"resource": heart_rate(pid, 70), "request": {"method": "POST", "url": "Observation"}},
+            {"resource": dict(heart_rate(pid), status="nope"),
+             "request": {"method": "POST", "url": "Observation"}},
+            {"resource": heart_rate(pid, 71), "request": {"method": "PUT", "url": "Patient"}},
+            {"resource": heart_rate(pid, 90), "request": {"method": "POST", "url": "Observation"}},
+        ]}
+        r, resp = self.call("POST", "", b)
+        self.assertEqual(r.status, 200, resp)
+        self.assertEqual(resp["type"], "batch-response")
+        st = [e["response"]["status"] for e in resp["entry"]]
+        self.assertEqual(st, ["201 Created", "422", "400", "201 Created"])
+        self.assertEqual(resp["entry"][1]["response"]["outcome"]["issue"][0]["expression"],
+                         ["Bundle.entry[1].resource.status"])
+        self.assertEqual(resp["entry"][2]["response"]["outcome"]["issue"][0]["expression"],
+                         ["Bundle.entry[2].request.url"])
+        self.assertEqual(self.client.tree_size(), size + 2)
+        # other Bundle types are refused
+        r, oo = self.call("POST", "", {"resourceType": "Bundle", "type": "document"})
+        self.assertEqual((r.status, oo["issue"][0]["expression"]), (400, ["Bundle.type"]))
+
+
+class TestFhirIngestRoundTrip(unittest.TestCase):
+    """`clinlog ingest fhir` and the round trip through `clinlog fhir export`."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.servers = []
+        cls.key = os.path.join(common.TMP, "fhir-feed-%d.key" % os.getpid())
+        r = subprocess.run([common.CLINLOG, "keygen", cls.key], capture_output=True, text=True,
+                           timeout=T(30))
+        assert r.returncode == 0, r.stderr
+        cls.feed = Signer.load(cls.key)
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in cls.servers:
+            s.stop()
+
+    def start(self):
+        port = free_port()
+        s = Server(args=["--http-listen", "127.0.0.1:%d" % port], audit=False)
+        s.start()
+        self.servers.append(s)
+        client = Client(s.addr)
+        admin = Signer.load(os.path.join(s.data, "keys", "admin.key"))
+        common.register_feed(client, admin, "fhir-feed", "FHIR feed", self.feed.pk)
+        return s, port, client
+
+    def ingest(self, server, *paths, json_out=True):
+        argv = [common.CLINLOG, "ingest", "fhir", "--server", server.addr, "--plaintext", "--key",
+                self.key]
+        if json_out:
+            argv.append("--json")
+        r = subprocess.run(argv + list(paths), capture_output=True, text=True, timeout=T(120))
+        return r.returncode, (json.loads(r.stdout) if json_out and r.stdout.strip() else
+                              r.stdout), r.stderr
+
+    def test_ingest_and_round_trip(self):
+        a, port_a, client_a = self.start()
+        # a transaction Bundle file: one atomic batch, signed by the feed's key
+        rc, out, err = self.ingest(a, SYNTHETIC)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out["summary"]["accepted"], 1)
+        self.assertEqual(out["summary"]["events"], 19)
+        pid = out["results"][0]["resources"][0]["id"]
+        wait_views(port_a, client_a, pid)  # the NDJSON below references the patient
+        # NDJSON lines, one refused: the error names the line and the element
+        d = tempfile.mkdtemp(prefix="ingest-", dir=common.TMP)
+        nd = os.path.join(d, "Observation.ndjson")
+        with open(nd, "w") as f:
+            f.write(json.dumps(heart_rate(pid, 61, "hr-nd-1")) + "\n")
+            f.write(json.dumps(dict(heart_rate(pid, 62, "hr-nd-2"),
+                                    valueQuantity={"value": True})) + "\n")
+            f.write(json.dumps(heart_rate(pid, 63, "hr-nd-3")) + "\n")
+        rc, out, err = self.ingest(a, nd)
+        self.assertEqual(rc, 1, (out, err))
+        self.assertEqual([x["status"] for x in out["results"]],
+                         ["accepted", "refused", "accepted"])
+        bad = out["results"][1]
+        self.assertEqual((bad["line"], bad["error"]["expression"]),
+                         (2, "Observation.valueQuantity.value"))
+        # again: nothing new (the same event ids)
+        size = client_a.tree_size()
+        rc, out, err = self.ingest(a, SYNTHETIC)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out["results"][0]["status"], "duplicate")
+        self.assertEqual(client_a.tree_size(), size)
+        # human output
+        rc, text, err = self.ingest(a, nd, json_out=False)
+        self.assertIn("line 2: refused: Observation.valueQuantity.value", text)
+
+        # the round trip: export from A (once its views have folded everything
+        # ingested: the projection runs behind the commit), then ingest the
+        # directory into a fresh B
+        wait_views(port_a, client_a, pid)
+        exp = os.path.join(d, "export")
+        r = subprocess.run([common.CLINLOG, "fhir", "export", "--server", a.addr, "--plaintext",
+                            "--out", exp],
+                           capture_output=True, text=True, timeout=T(120))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        files = sorted(glob.glob(os.path.join(exp, "*.ndjson")))
+        self.assertTrue(files)
+        b, port_b, client_b = self.start()
+        rc, out, err = self.ingest(b, exp)
+        self.assertEqual(rc, 0, (out, err))
+        wait_views(port_b, client_b, pid)
+        self.maxDiff = None
+        self.assertEqual(everything(port_b, pid), everything(port_a, pid))
+        ok, vout = validate(files)
+        self.assertTrue(ok, vout)
