@@ -55,6 +55,34 @@ void cl_cds_patient_free(cl_cds_patient *st) {
 
 void cl_cds_patient_set_weight(cl_cds_patient *st, double kg) {
   st->weight_kg = kg > 0 && isfinite(kg) ? kg : 0;
+  st->weight_t = 0;
+}
+
+/* Body weight, LOINC 29463-7 (body weight) and 3141-9 (measured), for the
+ * per-kg dose limits: the newest measurement wins (a late upload of an
+ * older one changes nothing); entered-in-error and cancelled values, values
+ * in a unit that is not a mass, and impossible ones (not 0.1-700 kg) are
+ * ignored. */
+static void take_weight(cl_cds_patient *st, const Clinlog__V1__CodeableConcept *code,
+                        const Clinlog__V1__Quantity *q, int status, int64_t t) {
+  if (status == CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_ENTERED_IN_ERROR ||
+      status == CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_CANCELLED || !code || !q ||
+      !q->value || (q->comparator && q->comparator[0]))
+    return;
+  int weight = 0;
+  for (size_t i = 0; i < code->n_coding && !weight; i++) {
+    const Clinlog__V1__Code *c = code->coding[i];
+    weight = c && c->system && c->code && !strcmp(c->system, "http://loinc.org") &&
+             (!strcmp(c->code, "29463-7") || !strcmp(c->code, "3141-9"));
+  }
+  char *end;
+  double v = strtod(q->value, &end), kg;
+  if (!weight || end == q->value || *end || !isfinite(v) ||
+      cl_kb_ucum_convert(v, q->unit && q->unit[0] ? q->unit : "kg", "kg", NULL, &kg) || kg < 0.1 ||
+      kg > 700 || (st->weight_t && t < st->weight_t))
+    return;
+  st->weight_kg = kg;
+  st->weight_t = t;
 }
 
 int cl_cds_patient_add_id(cl_cds_patient *st, const char *id, cl_err *err) {
@@ -615,6 +643,17 @@ int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlog__V1__Event *
     out->n = 0;
     out->truncated = 0;
     out->news2.set = 0;
+    return rc;
   }
-  return rc;
+  if (ev->body_case == CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED) {
+    const Clinlog__V1__ObservationRecorded *o = ev->observation_recorded;
+    take_weight(st, o->code,
+                o->value_case == CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY ? o->quantity
+                                                                                   : NULL,
+                o->status, cds_ts(o->effective, at_ns));
+  } else if (ev->body_case == CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED) {
+    const Clinlog__V1__DeviceReadingRecorded *r = ev->device_reading_recorded;
+    take_weight(st, r->code, r->value, r->status, cds_ts(r->measured_at, at_ns));
+  }
+  return 0;
 }

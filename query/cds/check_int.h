@@ -53,6 +53,7 @@ struct cl_cds_patient {
   char *ids[CL_CDS_MAX_IDS];
   size_t nids;
   double weight_kg;
+  int64_t weight_t; /* when weight_kg was measured (0: set by a caller, or none) */
   order *orders; /* in the order applied (findings follow it) */
   size_t norder, cap_order;
   allergy *allergies;

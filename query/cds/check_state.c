@@ -1,9 +1,9 @@
 /* A patient's checker state as bytes (check.h, cl_cds_patient_serialize):
  * what the `cds` projection stores, sealed, per patient.
  *
- * Format version 4 (3 had no vital times and did not keep the last NEWS2 score
- * stored, 2 had no NEWS2 section, 1 no remote-monitoring section; a version 3
- * state is read as having neither yet), integers
+ * Format version 4 (3 had no weight time, no vital times and did not keep the
+ * last NEWS2 score stored, 2 had no NEWS2 section, 1 no remote-monitoring
+ * section; a version 3 state is read as having none of them yet), integers
  * little-endian, doubles as their IEEE-754 bits (u64), strings as u16 length || bytes (no NUL):
  *
  *   | field            | encoding                                              |
@@ -12,6 +12,7 @@
  *   | patient id       | str                                                   |
  *   | ids              | u8 n, n x str                                         |
  *   | weight_kg        | f64                                                   |
+ *   | weight_t         | i64, when it was measured (version 4 on)              |
  *   | orders           | u32 n, u32 room, n x order                            |
  *   |   order          | str id, 16 event id, u8 ning, ning x u32 RxCUI, str   |
  *   |                  | code, i64 start, end, disc, dosage                    |
@@ -158,6 +159,7 @@ int cl_cds_patient_serialize(const cl_cds_patient *st, uint8_t **out, size_t *n,
   for (size_t i = 0; i < st->nids; i++)
     put_str(&w, st->ids[i]);
   put_f64(&w, st->weight_kg);
+  put_u64(&w, (uint64_t)st->weight_t);
   put_u32(&w, (uint32_t)st->norder);
   put_u32(&w, (uint32_t)st->cap_order);
   for (size_t i = 0; i < st->norder; i++) {
@@ -361,6 +363,8 @@ int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_er
     if ((st->ids[st->nids] = get_dup(&r, &oom)))
       st->nids++;
   st->weight_kg = get_f64(&r);
+  if (version >= 4)
+    st->weight_t = (int64_t)get_u64(&r);
   uint32_t no = get_u32(&r), room = get_u32(&r);
   if (no > room || room > CL_CDS_MAX_ORDERS)
     r.bad = 1;

@@ -478,6 +478,51 @@ Test(cds_check, per_kg_limits_need_the_weight) {
   cr_assert_str_eq(f->code, "DOSEHINDW");
 }
 
+/* A charted body weight, in pounds. */
+static Clinlog__V1__Event *weight_obs(const char *v, const char *unit, int64_t at, int status) {
+  Clinlog__V1__Event *e = event();
+  Clinlog__V1__ObservationRecorded *o = malloc(sizeof *o);
+  clinlog__v1__observation_recorded__init(o);
+  o->observation_id = S("wt");
+  o->code = cc("http://loinc.org", "29463-7");
+  o->value_case = CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY;
+  o->quantity = qty(v, unit);
+  o->status = status ? status : CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_FINAL;
+  o->effective = ts(at);
+  e->body_case = CLINLOG__V1__EVENT__BODY_OBSERVATION_RECORDED;
+  e->observation_recorded = o;
+  return e;
+}
+
+/* The weight for per-kg limits comes from the log: the newest charted body
+ * weight (converted from pounds), not a late older one nor one entered in
+ * error. 10 mg/kg at 50 kg (110.231 lb) allows 500 mg. */
+Test(cds_check, per_kg_limits_take_the_charted_weight) {
+  cfx_use_kb("clinlog-kb 1\nversion t-1\nsource s1 a source\n"
+             "ingredient 100 alpha\ndose 100 oral single=10mg/kg source=s1\n");
+  cfx_fresh(); /* one order, restated: it never alerts against itself */
+  cr_assert_eq(apply(weight_obs("110.2311", "[lb_av]", T0, 0), T0), 0);
+  cr_assert_eq(
+      apply(prescribed("rx1", "100", (rx_opts){.dose = "499", .unit = "mg", .route = "PO"}), T0), 0);
+  apply(prescribed("rx1", "100", (rx_opts){.dose = "520", .unit = "mg", .route = "PO"}), T0);
+  only(KIND(DOSE), SEV(HIGH), "dose:100:oral:single");
+  /* a late upload of an older, lower weight changes nothing */
+  cr_assert_eq(apply(weight_obs("30", "kg", T0 - DAY, 0), T0 + H), 0);
+  cr_assert_eq(
+      apply(prescribed("rx1", "100", (rx_opts){.dose = "499", .unit = "mg", .route = "PO"}), T0), 0);
+  /* neither does a newer one entered in error */
+  cr_assert_eq(apply(weight_obs("30", "kg", T0 + H,
+                                CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_ENTERED_IN_ERROR),
+                     T0 + H),
+               0);
+  cr_assert_eq(
+      apply(prescribed("rx1", "100", (rx_opts){.dose = "499", .unit = "mg", .route = "PO"}), T0), 0);
+  /* a newer one does: 30 kg allows 300 mg */
+  cr_assert_eq(apply(weight_obs("30", "kg", T0 + 2 * H, 0), T0 + 2 * H), 0);
+  apply(prescribed("rx1", "100", (rx_opts){.dose = "499", .unit = "mg", .route = "PO"}), T0 + 2 * H);
+  only(KIND(DOSE), SEV(HIGH), "dose:100:oral:single");
+}
+
 /* ------------------------------------------------------------ duplicates */
 
 Test(cds_check, duplicate_therapy) {
