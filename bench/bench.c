@@ -7,6 +7,7 @@
  *   clinlog-bench fhir ...   (bench_fhir.c: the FHIR views on a generated population)
  *   clinlog-bench cds ...    (bench_cds.c: decision support: checker, catch-up, alerts, CDS Hooks)
  *   clinlog-bench ingest ... (bench_ingest.c: home-device readings vs the store and PostgreSQL)
+ *   clinlog-bench ingest hl7 ... (bench_ingest_hl7.c: HL7 v2 over MLLP, ACK after commit)
  *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
  *   clinlog-bench pg ...     (bench_peer_pg.c: PostgreSQL 15 as an event table, the peer)
  *   clinlog-bench etcd ...   (bench_peer_etcd.c: 3 etcd 3.4 members, KV.Put; the 3-node peer)
@@ -34,6 +35,7 @@
 #include "bench/bench_audit.h"
 #include "bench/bench_cluster.h"
 #include "bench/bench_grpc.h"
+#include "bench/bench_ingest_hl7.h"
 #include "bench/bench_peer_etcd.h"
 #include "bench/bench_peer_pg.h"
 #include "bench/bench_raw.h"
@@ -238,6 +240,8 @@ int main(int argc, char **argv) {
     return bench_fhir_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "cds"))
     return bench_cds_main(argc, argv);
+  if (argc > 2 && !strcmp(argv[1], "ingest") && !strcmp(argv[2], "hl7"))
+    return bench_ingest_hl7_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "ingest"))
     return bench_ingest_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "audit"))

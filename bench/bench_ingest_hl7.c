@@ -1,0 +1,670 @@
+/* clinlog-bench ingest hl7: HL7 v2 over MLLP into a clinlogd, acknowledged
+ * after the commit (docs/bench.md, "HL7 v2 over MLLP"); `clinlog-bench
+ * ingest` without "hl7" is the device readings' part (bench_ingest.c).
+ *
+ *   clinlog-bench ingest hl7 [--clinlogd PATH] [--dir D] [--quick] [--json]
+ *                        [--messages N] [--connections 1|16] [--no-pg]
+ *                        [--run-projections all|none]
+ *
+ * A fresh data directory (D/server) with the adapter's key (D/feed.key)
+ * registered as principal "hl7-mllp" (role integration); clinlogd runs
+ * with --mllp-listen on loopback (plaintext, --dev) and its defaults
+ * otherwise (the audit trail on, fsync'd commits). Messages are generated
+ * (hl7gen.h: ADT^A01, ORU^R01 with 5 OBX, RDE^O11, RAS^O17; a unique
+ * MSH-10 each, 5000 patients) before the clock starts, and sent by C
+ * client threads, one per connection, at 1 and 16 connections: each
+ * connection sends a framed message, waits for its ACK, sends the next
+ * (how MLLP senders work). Every ACK must be AA (counted and checked).
+ *
+ * In the same run, at the same connection counts and on the same messages:
+ *  - store: the events of those messages, mapped and signed before the
+ *    clock starts, appended in process with cl_log_append (one batch per
+ *    message, same fsync policy) from as many threads, into D/store: the
+ *    limit the MLLP path is compared against;
+ *  - pg: PostgreSQL 15 (pgpeer.h, synchronous_commit on, its defaults), one
+ *    INSERT of the message (sender, control id, type, patient, the message
+ *    text; unique on sender and control id, as MSH-10 is idempotent) per
+ *    transaction, from as many connections: what a hospital would run
+ *    instead (an interface engine writing to PostgreSQL).
+ *
+ * Per scenario: messages/s, events/s, ACK latency p50/p99 (ms, from the
+ * send of a frame to its whole ACK), clinlogd CPU per message (µs), and the
+ * ratios MLLP / store and MLLP / PostgreSQL. Exit status 0; 1 when a
+ * message was not acknowledged AA or a step failed; 2 on a usage error. */
+#include "bench/bench_ingest_hl7.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adapters/hl7v2/hl7.h"
+#include "adapters/hl7v2/map.h"
+#include "bench/benchutil.h"
+#include "bench/hl7gen.h"
+#include "bench/pgpeer.h"
+#include "bench/workload.h"
+#include "clinlog/v1/event.pb-c.h"
+#include "store/keys.h"
+#include "store/log.h"
+
+#define PRINCIPAL "hl7-mllp"
+#define PATIENTS 5000
+#define MAX_CONNS 16
+#define NSCEN 2
+static const int CONNS[NSCEN] = {1, 16};
+
+/* ---------------------------------------------------------- messages */
+
+typedef struct imsg {
+  char *text; /* the message, CR-ended segments, NUL-terminated (malloc'd) */
+  size_t len;
+  int type;
+  unsigned patient;
+  char ctl[32];
+  cl_hl7_mapped *map; /* its mapping (store limit) */
+  cl_hl7_signed sb;   /* signed by the adapter's key (store limit) */
+  int signed_ok;
+} imsg;
+
+typedef struct mset {
+  imsg *m;
+  size_t n, events;
+} mset;
+
+static void mset_free(mset *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->m[i].signed_ok)
+      cl_hl7_signed_free(&s->m[i].sb);
+    cl_hl7_mapped_free(s->m[i].map);
+    free(s->m[i].text);
+  }
+  free(s->m);
+  memset(s, 0, sizeof *s);
+}
+
+/* n messages with control ids "<tag><i>", each parsed, mapped and signed
+ * as the listener would (their event counts; the store limit's batches). */
+static int mset_make(mset *s, size_t n, const char *tag, const cl_signer *feed) {
+  memset(s, 0, sizeof *s);
+  if (!(s->m = calloc(n, sizeof *s->m)))
+    return -1;
+  s->n = n;
+  char buf[2048];
+  for (size_t i = 0; i < n; i++) {
+    imsg *m = &s->m[i];
+    m->type = bench_hl7_type_of((unsigned)i);
+    m->patient = (unsigned)((i * 7919u) % PATIENTS);
+    m->len = bench_hl7_message(buf, sizeof buf, m->type, tag, (unsigned)i, m->patient);
+    snprintf(m->ctl, sizeof m->ctl, "%s%zu", tag, i);
+    if (!m->len || !(m->text = malloc(m->len + 1)))
+      return -1;
+    memcpy(m->text, buf, m->len + 1);
+    cl_hl7_msg *pm = NULL;
+    cl_hl7_error he;
+    cl_err err;
+    cl_hl7_map_opts mo = {.principal_id = PRINCIPAL};
+    if (cl_hl7_parse((const uint8_t *)m->text, m->len, NULL, &pm, &he, &err) ||
+        cl_hl7_map(pm, &mo, &m->map, &he, &err) || cl_hl7_sign(m->map, feed, &m->sb, &err)) {
+      fprintf(stderr, "clinlog-bench ingest hl7: generated %s %s does not map: %s\n",
+              bench_hl7_type_name(m->type), m->ctl, err.msg);
+      cl_hl7_free(pm);
+      return -1;
+    }
+    cl_hl7_free(pm);
+    m->signed_ok = 1;
+    s->events += m->map->n;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------- setup */
+
+/* The adapter's principal: PrincipalRegistered of PRINCIPAL (integration,
+ * the feed's key), signed by the admin. */
+static int register_feed(cl_log *log, const cl_signer *admin, const cl_signer *feed, cl_err *err) {
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  char *roles[1] = {"integration"};
+  uint8_t id[16];
+  cl_uuid_v4(id);
+  int64_t ns = bench_wall_ns();
+  ts.seconds = ns / 1000000000;
+  ts.nanos = (int32_t)(ns % 1000000000);
+  by.principal_id = "admin";
+  by.role = "admin";
+  pr.principal_id = PRINCIPAL;
+  pr.display_name = "MLLP listener";
+  pr.n_roles = 1;
+  pr.roles = roles;
+  pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)feed->pk};
+  pr.kind = "system";
+  ev.event_id = (ProtobufCBinaryData){16, id};
+  ev.stream = "$principal-" PRINCIPAL;
+  ev.occurred_at = &ts;
+  ev.recorded_by = &by;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED;
+  ev.principal_registered = &pr;
+  uint8_t buf[1024], hash[32];
+  size_t len = clinlog__v1__event__get_packed_size(&ev);
+  if (len > sizeof buf)
+    return cl_err_set(err, CL_EINVAL, "principal event too large");
+  clinlog__v1__event__pack(&ev, buf);
+  cl_event_hash(buf, len, hash);
+  bench_batch g; /* one event, one batch signature */
+  memset(&g, 0, sizeof g);
+  ProtobufCBinaryData evb = {len, buf};
+  clinlog__v1__append_batch__init(&g.b);
+  clinlog__v1__signature__init(&g.sig);
+  cl_sign_batch(admin, (const uint8_t(*)[32])hash, 1, g.sigbytes);
+  g.sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)admin->pk};
+  g.sig.signature = (ProtobufCBinaryData){64, g.sigbytes};
+  g.b.n_events = 1;
+  g.b.events = &evb;
+  g.b.batch_signature = &g.sig;
+  cl_append_result r;
+  int rc = cl_log_append(log, &g.b, &r, err);
+  if (rc == 0)
+    cl_append_result_free(&r);
+  return rc;
+}
+
+/* A fresh log in dir with the admin and the feed's principal; *out open
+ * when out is not NULL (else closed). */
+static int make_log(const char *dir, const cl_signer *admin, const cl_signer *feed, cl_log **out) {
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  cl_log_genesis g = {.admin_principal = "admin", .admin = admin};
+  cl_err err;
+  cl_log *log = NULL;
+  bench_rmrf(dir);
+  if (cl_log_create(&o, &g, &err) || cl_log_open(&o, &log, &err) ||
+      register_feed(log, admin, feed, &err)) {
+    fprintf(stderr, "clinlog-bench ingest hl7: %s: %s\n", dir, err.msg);
+    if (log)
+      cl_log_close(log);
+    return -1;
+  }
+  if (out)
+    *out = log;
+  else
+    cl_log_close(log);
+  return 0;
+}
+
+/* ---------------------------------------------------------- drivers */
+
+typedef struct drv {
+  pthread_t t;
+  int id, conns;
+  mset *s;
+  int port;    /* MLLP (mode 0) */
+  cl_log *log; /* store (mode 1) */
+  PGconn *pg;  /* PostgreSQL (mode 2) */
+  int mode;
+  double *lat; /* ms */
+  size_t n, cap, aa, events;
+  volatile size_t done;
+  double end; /* bench_mono() when it finished */
+  char err[256];
+  pthread_barrier_t *go;
+} drv;
+
+static int connect_port(int port) {
+  for (int tries = 0; tries < 100; tries++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+      return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return fd;
+    }
+    close(fd);
+    bench_sleep_ms(50); /* the listener may start just after the API */
+  }
+  return -1;
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+  const uint8_t *b = p;
+  while (n > 0) {
+    ssize_t w = write(fd, b, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    b += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Reads one framed ACK into buf (cap bytes; kept: what follows it, *have
+ * bytes in all): its length, or -1. */
+static ssize_t read_ack(int fd, char *buf, size_t cap, size_t *have) {
+  for (;;) {
+    for (size_t i = 1; i < *have; i++)
+      if (buf[i - 1] == 0x1c && buf[i] == 0x0d)
+        return (ssize_t)i + 1;
+    if (*have == cap)
+      return -1;
+    ssize_t r = read(fd, buf + *have, cap - *have);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return -1;
+    *have += (size_t)r;
+  }
+}
+
+static int one_mllp(drv *d, int fd, const imsg *m, char *ack, size_t *have) {
+  char frame[2100];
+  frame[0] = 0x0b;
+  memcpy(frame + 1, m->text, m->len);
+  frame[m->len + 1] = 0x1c;
+  frame[m->len + 2] = 0x0d;
+  if (write_all(fd, frame, m->len + 3)) {
+    snprintf(d->err, sizeof d->err, "send of %s failed: %s", m->ctl, strerror(errno));
+    return -1;
+  }
+  ssize_t al = read_ack(fd, ack, 4096, have);
+  if (al < 0) {
+    snprintf(d->err, sizeof d->err, "no ACK for %s (connection closed)", m->ctl);
+    return -1;
+  }
+  const char *msa = memmem(ack, (size_t)al, "\rMSA|", 5);
+  if (msa && !strncmp(msa + 5, "AA|", 3))
+    d->aa++;
+  else if (!d->err[0]) { /* the ACK's codes, never a value of the message */
+    const char *e = memmem(ack, (size_t)al, "\rERR|", 5);
+    snprintf(d->err, sizeof d->err, "%s: not AA: %.8s %.60s", m->ctl, msa ? msa + 5 : "?",
+             e ? e + 1 : "");
+    for (char *p = d->err; *p; p++)
+      if (*p == '\r')
+        *p = ' ';
+  }
+  memmove(ack, ack + al, *have - (size_t)al);
+  *have -= (size_t)al;
+  return 0;
+}
+
+static int one_store(drv *d, const imsg *m) {
+  cl_append_result r;
+  cl_err err;
+  int rc = cl_log_append(d->log, &m->sb.batch, &r, &err);
+  if (rc) {
+    snprintf(d->err, sizeof d->err, "append of %s: %.200s", m->ctl, err.msg);
+    return -1;
+  }
+  cl_append_result_free(&r);
+  d->aa++;
+  return 0;
+}
+
+static int one_pg(drv *d, const imsg *m) {
+  const char *vals[5] = {"BENCH^STMARYS", m->ctl, bench_hl7_type_name(m->type), NULL, m->text};
+  char pat[16];
+  snprintf(pat, sizeof pat, "P%07u", m->patient);
+  vals[3] = pat;
+  int lens[5] = {0, 0, 0, 0, (int)m->len}, fmts[5] = {0, 0, 0, 0, 0};
+  PGresult *r = PQexecPrepared(d->pg, "ins", 5, vals, lens, fmts, 0);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok)
+    snprintf(d->err, sizeof d->err, "insert of %s: %s", m->ctl, PQresultErrorMessage(r));
+  PQclear(r);
+  if (!ok)
+    return -1;
+  d->aa++;
+  return 0;
+}
+
+static void *drive(void *arg) {
+  drv *d = arg;
+  int fd = -1;
+  char *ack = NULL;
+  size_t have = 0;
+  if (d->mode == 0 && ((fd = connect_port(d->port)) < 0 || !(ack = malloc(4096))))
+    snprintf(d->err, sizeof d->err, "cannot connect to the MLLP port %d", d->port);
+  pthread_barrier_wait(d->go);
+  for (size_t i = (size_t)d->id; i < d->s->n && !(d->mode == 0 && fd < 0); i += (size_t)d->conns) {
+    const imsg *m = &d->s->m[i];
+    int64_t t0 = bench_wall_ns();
+    size_t aa = d->aa;
+    int rc = d->mode == 0   ? one_mllp(d, fd, m, ack, &have)
+             : d->mode == 1 ? one_store(d, m)
+                            : one_pg(d, m);
+    if (rc)
+      break;
+    if (d->aa > aa)
+      d->events += m->map->n;
+    if (bench_lat_push(&d->lat, &d->n, &d->cap, (double)(bench_wall_ns() - t0) / 1e6)) {
+      snprintf(d->err, sizeof d->err, "out of memory");
+      break;
+    }
+    d->done++;
+  }
+  d->end = bench_mono();
+  if (fd >= 0)
+    close(fd);
+  free(ack);
+  return NULL;
+}
+
+typedef struct res {
+  int ran, ok;
+  size_t messages, aa, events;
+  double mps, eps, p50, p99, cpu_us;
+} res;
+
+static const char *const MODE_NAME[3] = {"mllp", "store", "pg"};
+
+/* Runs s through `conns` drivers of `mode`; progress on a terminal. */
+static res run(mset *s, int mode, int conns, int port, cl_log *log, const bench_pg *pg, pid_t srv,
+               int progress) {
+  res out = {.ran = 1};
+  drv *ds = calloc((size_t)conns, sizeof *ds);
+  pthread_barrier_t go;
+  if (!ds)
+    abort();
+  pthread_barrier_init(&go, NULL, (unsigned)conns + 1);
+  cl_err err;
+  for (int i = 0; i < conns; i++) {
+    ds[i] =
+        (drv){.id = i, .conns = conns, .s = s, .port = port, .log = log, .mode = mode, .go = &go};
+    if (mode == 2) {
+      if (!(ds[i].pg = bench_pg_connect(pg, &err)) ||
+          bench_pg_exec(ds[i].pg, "SET synchronous_commit = on", &err)) {
+        snprintf(ds[i].err, sizeof ds[i].err, "%s", err.msg);
+      } else {
+        PGresult *r = PQprepare(ds[i].pg, "ins",
+                                "INSERT INTO hl7_message (sender, control_id, msg_type, patient,"
+                                " body) VALUES ($1, $2, $3, $4, $5)",
+                                5, NULL);
+        PQclear(r);
+      }
+    }
+    pthread_create(&ds[i].t, NULL, drive, &ds[i]);
+  }
+  double cpu0 = srv > 0 ? bench_proc_cpu_s(srv) : -1;
+  pthread_barrier_wait(&go);
+  double t0 = bench_mono();
+  if (progress) {
+    for (;;) {
+      size_t done = 0;
+      int alive = 0;
+      for (int i = 0; i < conns; i++) {
+        done += ds[i].done;
+        size_t mine = (size_t)i < s->n ? (s->n - (size_t)i + (size_t)conns - 1) / (size_t)conns : 0;
+        alive += !ds[i].err[0] && ds[i].done < mine;
+      }
+      fprintf(stderr, "\r  %-5s %2d conn: %zu/%zu messages", MODE_NAME[mode], conns, done, s->n);
+      if (!alive)
+        break;
+      bench_sleep_ms(200);
+    }
+    fprintf(stderr, "\r%60s\r", "");
+  }
+  for (int i = 0; i < conns; i++)
+    pthread_join(ds[i].t, NULL);
+  double wall = 0; /* to the last driver's end (the progress display sleeps) */
+  for (int i = 0; i < conns; i++)
+    if (ds[i].end - t0 > wall)
+      wall = ds[i].end - t0;
+  double cpu1 = srv > 0 ? bench_proc_cpu_s(srv) : -1;
+  double *all = NULL;
+  size_t nl = 0, cap = 0;
+  out.ok = 1;
+  for (int i = 0; i < conns; i++) {
+    out.aa += ds[i].aa;
+    out.events += ds[i].events;
+    out.messages += ds[i].n;
+    for (size_t k = 0; k < ds[i].n; k++)
+      if (bench_lat_push(&all, &nl, &cap, ds[i].lat[k]))
+        abort();
+    if (ds[i].err[0]) {
+      fprintf(stderr, "clinlog-bench ingest hl7: %s, %d connections: %s\n", MODE_NAME[mode], conns,
+              ds[i].err);
+      out.ok = 0;
+    }
+    free(ds[i].lat);
+    if (ds[i].pg)
+      PQfinish(ds[i].pg);
+  }
+  if (out.aa != s->n)
+    out.ok = 0;
+  bench_percentiles(all, nl, &out.p50, &out.p99);
+  free(all);
+  out.mps = wall > 0 ? (double)out.aa / wall : 0;
+  out.eps = wall > 0 ? (double)out.events / wall : 0;
+  out.cpu_us = cpu0 >= 0 && cpu1 >= 0 && out.aa ? (cpu1 - cpu0) * 1e6 / (double)out.aa : -1;
+  pthread_barrier_destroy(&go);
+  free(ds);
+  return out;
+}
+
+/* ---------------------------------------------------------- PostgreSQL */
+
+static const char PG_SCHEMA[] =
+    "CREATE TABLE hl7_message (seq bigserial PRIMARY KEY, sender text NOT NULL,"
+    " control_id text NOT NULL, msg_type text NOT NULL, patient text NOT NULL,"
+    " received timestamptz NOT NULL DEFAULT now(), body text NOT NULL,"
+    " UNIQUE (sender, control_id))";
+
+/* ---------------------------------------------------------- main */
+
+static double ratio(double a, double b) { return b > 0 ? a / b : 0; }
+
+static void print_json_res(const char *name, const res *r) {
+  if (!r->ran) {
+    printf("\"%s\":null", name);
+    return;
+  }
+  printf("\"%s\":{\"messages\":%zu,\"acked\":%zu,\"events\":%zu,\"messages_per_s\":%.0f,"
+         "\"events_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f",
+         name, r->messages, r->aa, r->events, r->mps, r->eps, r->p50, r->p99);
+  if (r->cpu_us >= 0)
+    printf(",\"server_cpu_us_per_message\":%.1f", r->cpu_us);
+  printf("}");
+}
+
+static int usage(void) {
+  fprintf(stderr, "usage: clinlog-bench ingest hl7 [--clinlogd PATH] [--dir D] [--quick] [--json]\n"
+                  "                            [--messages N] [--connections 1|16] [--no-pg]\n"
+                  "                            [--run-projections all|none]\n");
+  return 2;
+}
+
+int bench_ingest_hl7_main(int argc, char **argv) {
+  const char *base = "/tmp/clinlog-bench-ingest-hl7", *exe_opt = NULL, *runp = NULL;
+  int quick = 0, json = 0, no_pg = 0, only = 0;
+  long nmsg = 0;
+  for (int i = 3; i < argc; i++) {
+    if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+      base = argv[++i];
+    else if (!strcmp(argv[i], "--clinlogd") && i + 1 < argc)
+      exe_opt = argv[++i];
+    else if (!strcmp(argv[i], "--messages") && i + 1 < argc && (nmsg = atol(argv[i + 1])) > 0)
+      i++;
+    else if (!strcmp(argv[i], "--connections") && i + 1 < argc &&
+             ((only = atoi(argv[i + 1])) == 1 || only == 16))
+      i++;
+    else if (!strcmp(argv[i], "--run-projections") && i + 1 < argc &&
+             (!strcmp(argv[i + 1], "all") || !strcmp(argv[i + 1], "none")))
+      runp = argv[++i];
+    else if (!strcmp(argv[i], "--quick"))
+      quick = 1;
+    else if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else if (!strcmp(argv[i], "--no-pg"))
+      no_pg = 1;
+    else
+      return usage();
+  }
+  char exe[PATH_MAX + 16];
+  if (bench_find_exe("ingest hl7", exe_opt, argv[0], "clinlogd", exe, sizeof exe) != 0)
+    return 1;
+  cl_err err;
+  if (cl_crypto_init(&err))
+    return 1;
+  mkdir(base, 0700);
+  char sdir[4096], ldir[4096], keypath[4200], logpath[4200], raft[32], mllp[32];
+  snprintf(sdir, sizeof sdir, "%s/server", base);
+  snprintf(ldir, sizeof ldir, "%s/store", base);
+  snprintf(keypath, sizeof keypath, "%s/feed.key", base);
+  snprintf(logpath, sizeof logpath, "%s/clinlogd.log", base);
+  cl_signer admin, feed;
+  cl_log *store = NULL;
+  int ports[2];
+  unlink(keypath);
+  if (cl_signer_generate(&admin, &err) || cl_signer_generate(&feed, &err) ||
+      cl_signer_save(&feed, keypath, &err) || bench_free_ports(ports, 2)) {
+    fprintf(stderr, "clinlog-bench ingest hl7: keys or ports: %s\n", err.msg);
+    return 1;
+  }
+  if (make_log(sdir, &admin, &feed, NULL) || make_log(ldir, &admin, &feed, &store))
+    return 1;
+  snprintf(raft, sizeof raft, "127.0.0.1:%d", ports[0]);
+  snprintf(mllp, sizeof mllp, "127.0.0.1:%d", ports[1]);
+  char *const sargv[] = {exe,
+                         "--data",
+                         sdir,
+                         "--dev",
+                         "--listen",
+                         "127.0.0.1:0",
+                         "--raft-listen",
+                         raft,
+                         "--mllp-listen",
+                         mllp,
+                         "--mllp-key",
+                         keypath,
+                         runp ? "--run-projections" : NULL,
+                         (char *)runp,
+                         NULL};
+  unlink(logpath);
+  bench_proc srv = {0};
+  if (bench_proc_start(sargv, logpath, &srv)) {
+    cl_log_close(store);
+    return 1;
+  }
+  const char *pg_why = no_pg ? "not asked for (--no-pg)" : bench_pg_missing();
+  bench_pg pg = {0};
+  int pg_tried = !pg_why;
+  if (!pg_why && (bench_pg_start(&pg, base, 1, &err) || bench_pg_exec(pg.c, PG_SCHEMA, &err))) {
+    fprintf(stderr, "clinlog-bench ingest hl7: PostgreSQL: %s\n", err.msg);
+    pg_why = "could not start";
+  }
+  char machine[128];
+  bench_machine(machine, sizeof machine);
+  int progress = !json && isatty(2), status = 0;
+  res r[NSCEN][3];
+  memset(r, 0, sizeof r);
+  for (int k = 0; k < NSCEN; k++) {
+    int conns = CONNS[k];
+    if (only && only != conns)
+      continue;
+    size_t n = nmsg > 0 ? (size_t)nmsg : conns == 1 ? (quick ? 300 : 2000) : (quick ? 3000 : 24000);
+    char tag[8];
+    snprintf(tag, sizeof tag, "B%dC", conns);
+    mset s;
+    if (mset_make(&s, n, tag, &feed)) {
+      status = 1;
+      mset_free(&s);
+      break;
+    }
+    r[k][0] = run(&s, 0, conns, ports[1], NULL, NULL, srv.pid, progress);
+    r[k][1] = run(&s, 1, conns, 0, store, NULL, 0, progress);
+    if (!pg_why)
+      r[k][2] = run(&s, 2, conns, 0, NULL, &pg, 0, progress);
+    for (int m = 0; m < 3; m++)
+      if (r[k][m].ran && !r[k][m].ok)
+        status = 1;
+    mset_free(&s);
+  }
+  if (json) {
+    printf("{\"machine\":\"%s\",\"mix\":\"2 ADT^A01, 4 ORU^R01 (5 OBX), 2 RDE^O11, 2 RAS^O17 "
+           "per 10\",\"scenarios\":[",
+           machine);
+    for (int k = 0, first = 1; k < NSCEN; k++) {
+      if (!r[k][0].ran)
+        continue;
+      printf("%s{\"connections\":%d,", first ? "" : ",", CONNS[k]);
+      first = 0;
+      print_json_res("mllp", &r[k][0]);
+      printf(",");
+      print_json_res("store", &r[k][1]);
+      printf(",");
+      print_json_res("postgresql", &r[k][2]);
+      printf(",\"mllp_over_store\":%.3f", ratio(r[k][0].mps, r[k][1].mps));
+      if (r[k][2].ran)
+        printf(",\"mllp_over_postgresql\":%.3f", ratio(r[k][0].mps, r[k][2].mps));
+      printf("}");
+    }
+    const res *c16 = &r[NSCEN - 1][0];
+    if (c16->ran)
+      printf("],\"targets\":{\"messages_per_s_16\":%.0f,\"messages_per_s_16_ok\":%s,"
+             "\"ack_p99_ms_16\":%.3f,\"ack_p99_ms_16_ok\":%s}",
+             c16->mps, c16->mps >= 10000 ? "true" : "false", c16->p99,
+             c16->p99 <= 20 ? "true" : "false");
+    else
+      printf("],\"targets\":null");
+    if (pg_why)
+      printf(",\"postgresql_skipped\":\"%s\"", pg_why);
+    printf(",\"ok\":%s}\n", status ? "false" : "true");
+  } else {
+    printf("clinlog-bench ingest hl7 — %s; HL7 v2 over MLLP (plaintext loopback), ACK after the\n"
+           "fsync'd commit, audit trail on; mix per 10 messages: 2 ADT^A01, 4 ORU^R01 (5 OBX),\n"
+           "2 RDE^O11, 2 RAS^O17; store: the same events by cl_log_append in process;\n"
+           "pg: PostgreSQL 15, synchronous_commit on, one INSERT per message\n\n",
+           machine);
+    printf("%-5s | %-5s | %8s %9s %9s %8s %8s %9s | %7s\n", "conns", "path", "messages", "msg/s",
+           "events/s", "p50 ms", "p99 ms", "cpu us/m", "mllp/x");
+    for (int k = 0; k < NSCEN; k++)
+      for (int m = 0; m < 3 && r[k][0].ran; m++) {
+        const res *x = &r[k][m];
+        if (!x->ran) {
+          printf("%-5d | %-5s | skipped: %s\n", CONNS[k], MODE_NAME[m], pg_why ? pg_why : "");
+          continue;
+        }
+        printf("%-5d | %-5s | %8zu %9.0f %9.0f %8.2f %8.2f ", CONNS[k], MODE_NAME[m], x->aa, x->mps,
+               x->eps, x->p50, x->p99);
+        if (x->cpu_us >= 0)
+          printf("%9.0f", x->cpu_us);
+        else
+          printf("%9s", "—");
+        if (m)
+          printf(" | %7.2f\n", ratio(r[k][0].mps, x->mps));
+        else
+          printf(" |\n");
+      }
+    const res *c16 = &r[NSCEN - 1][0];
+    if (c16->ran)
+      printf("\ntargets: 16 connections >= 10,000 msg/s: %.0f %s; ACK p99 <= 20 ms: %.2f %s\n",
+             c16->mps, c16->mps >= 10000 ? "MET" : "MISSED", c16->p99,
+             c16->p99 <= 20 ? "MET" : "MISSED");
+    else
+      printf("\ntargets: not measured (16 connections not run)\n");
+    if (status)
+      printf("FAILED: not every message was acknowledged AA or a step failed (see stderr)\n");
+  }
+  if (pg_tried)
+    bench_pg_stop(&pg);
+  bench_proc_stop(&srv);
+  cl_log_close(store);
+  cl_signer_free(&admin);
+  cl_signer_free(&feed);
+  return status;
+}
