@@ -90,7 +90,7 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn(">= 20,000 ev/s | MET |", text)
         self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
-        self.assertIn("Targets: 1 met, 1 missed, 4 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 1 missed, 6 not measured in this run.", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
@@ -98,6 +98,40 @@ class TestBenchReport(unittest.TestCase):
         row = [x for x in r["comparisons"] if x["batch"] == 64][0]
         self.assertEqual(row["clinlog_over_postgresql"], 0.25)
         self.assertEqual(row["clinlog_over_raw_rocksdb"], 0.2)
+        # the HL7 step did not run: said so, not zeros
+        self.assertIn("## HL7 v2 over MLLP (clinlog-bench ingest hl7)\n\nNot measured in this "
+                      "run.", text)
+
+    def test_ingest_hl7_rows_and_targets(self):
+        res = copy.deepcopy(CANNED)
+        res["ingest_hl7"] = {"mix": "2 ADT^A01, 4 ORU^R01 (5 OBX), 2 RDE^O11, 2 RAS^O17 per 10",
+                             "ok": True, "scenarios": [
+                                 {"connections": c, "mllp_over_store": round(m / st, 3),
+                                  "mllp_over_postgresql": round(m / pg, 3),
+                                  "mllp": {"messages": 100, "acked": 100, "events": 320,
+                                           "messages_per_s": m, "events_per_s": m * 3.2,
+                                           "p50_ms": p50, "p99_ms": p99,
+                                           "server_cpu_us_per_message": 800.0},
+                                  "store": {"messages": 100, "acked": 100, "events": 320,
+                                            "messages_per_s": st, "events_per_s": st * 3.2,
+                                            "p50_ms": 0.4, "p99_ms": 1.0},
+                                  "postgresql": {"messages": 100, "acked": 100, "events": 320,
+                                                 "messages_per_s": pg, "events_per_s": pg * 3.2,
+                                                 "p50_ms": 0.2, "p99_ms": 0.5}}
+                                 for c, m, st, pg, p50, p99 in ((1, 1000, 2000, 4000, 0.9, 3.0),
+                                                                (16, 4000, 8000, 10000, 4.0, 25.0))],
+                             "targets": {"messages_per_s_16": 4000, "messages_per_s_16_ok": False,
+                                         "ack_p99_ms_16": 25.0, "ack_p99_ms_16_ok": False}}
+        _, text = self.report(res)
+        self.assertIn("| 16 | 4,000 | 12,800 | 4.00 | 25.00 | 800 | 8,000 | 0.50 | 10,000 | 0.40 |",
+                      text)
+        self.assertIn("| 1 | 1,000 | 3,200 | 0.90 | 3.00 | 800 | 2,000 | 0.50 | 4,000 | 0.25 |",
+                      text)
+        self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK after commit, 16 connections: 4,000 "
+                      "messages/s (target >= 10000).", text)
+        self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK p99, 16 connections: 25.00 ms "
+                      "(target <= 20 ms).", text)
+        self.assertIn("Targets: 1 met, 3 missed, 4 not measured in this run.", text)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
         self.assertIn("## Subscribe fan-out (single node)\n\nNot measured in this run.", text)
