@@ -26,7 +26,7 @@
 #include "store/logkey.h"
 
 #define DEFAULT_MAX_BATCH 256
-#define DEFAULT_WRITERS 2
+#define DEFAULT_WRITERS 8
 #define MAX_WRITERS 16
 
 typedef struct ticket {
