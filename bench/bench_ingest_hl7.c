@@ -57,7 +57,6 @@
 
 #define PRINCIPAL "hl7-mllp"
 #define PATIENTS 5000
-#define MAX_CONNS 16
 #define NSCEN 2
 static const int CONNS[NSCEN] = {1, 16};
 
