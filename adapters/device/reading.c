@@ -14,6 +14,7 @@
 #include "clinlog/v1/event.pb-c.h"
 #include "query/fhir/engine.h"
 #include "store/alloc.h"
+#include "store/idhash.h"
 
 #define LOINC "http://loinc.org"
 #define MDC "urn:iso:std:iso:11073:10101"
@@ -83,27 +84,16 @@ static const char *code_dimension(const char *system, const char *code) {
 
 /* ---- ids ---- */
 
-static void put_part(crypto_generichash_state *st, const char *s) {
-  size_t n = strlen(s);
-  uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-  crypto_generichash_update(st, len, 4);
-  crypto_generichash_update(st, (const uint8_t *)s, n);
-}
-
 void cl_dev_event_id(const char *device_id, const char *reading_id, uint32_t index,
                      uint8_t out[16]) {
   static const char dom[] = "clinlog-device-event-id-v1";
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, 16);
-  crypto_generichash_update(&st, (const uint8_t *)dom, sizeof dom);
-  put_part(&st, device_id);
-  put_part(&st, reading_id);
-  uint8_t ix[4] = {(uint8_t)(index >> 24), (uint8_t)(index >> 16), (uint8_t)(index >> 8),
-                   (uint8_t)index};
-  crypto_generichash_update(&st, ix, 4);
-  crypto_generichash_final(&st, out, 16);
-  out[6] = (uint8_t)((out[6] & 0x0f) | 0x80); /* RFC 9562 version 8 (custom) */
-  out[8] = (uint8_t)((out[8] & 0x3f) | 0x80); /* variant 10 */
+  cl_idhash h;
+  cl_idhash_init(&h);
+  cl_idhash_bytes(&h, dom, sizeof dom);
+  cl_idhash_str(&h, device_id);
+  cl_idhash_str(&h, reading_id);
+  cl_idhash_u32(&h, index);
+  cl_idhash_final(&h, out);
 }
 
 /* ---- checking one line ---- */

@@ -14,6 +14,7 @@
 
 #include "adapters/fhir/fhirw_int.h"
 #include "store/alloc.h"
+#include "store/idhash.h"
 
 /* ---- arena: every allocation chained, all freed at once ---- */
 
@@ -282,29 +283,17 @@ int w_encounter(wctx *c, const json_t *o, const char *path, const char *key, con
 
 /* ---- ids ---- */
 
-static void put_part(crypto_generichash_state *st, const char *s) {
-  uint8_t len[4];
-  size_t n = s ? strlen(s) : 0;
-  len[0] = (uint8_t)(n >> 24), len[1] = (uint8_t)(n >> 16), len[2] = (uint8_t)(n >> 8),
-  len[3] = (uint8_t)n;
-  crypto_generichash_update(st, len, 4);
-  if (n)
-    crypto_generichash_update(st, (const uint8_t *)s, n);
-}
-
-/* BLAKE2b-128 of the domain and the parts; an RFC 9562 version 8 UUID. */
+/* BLAKE2b-128 of the domain and the parts, each length-prefixed (idhash.h). */
 static void derive(const char *domain, const char *a, const char *b, const char *d, const char *e,
                    uint8_t out[16]) {
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, 16);
-  put_part(&st, domain);
-  put_part(&st, a);
-  put_part(&st, b);
-  put_part(&st, d);
-  put_part(&st, e);
-  crypto_generichash_final(&st, out, 16);
-  out[6] = (uint8_t)((out[6] & 0x0f) | 0x80);
-  out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);
+  cl_idhash h;
+  cl_idhash_init(&h);
+  cl_idhash_str(&h, domain);
+  cl_idhash_str(&h, a);
+  cl_idhash_str(&h, b);
+  cl_idhash_str(&h, d);
+  cl_idhash_str(&h, e);
+  cl_idhash_final(&h, out);
 }
 
 /* The resource as canonical text (sorted members, no meta, text or id),

@@ -12,6 +12,7 @@
 
 #include "adapters/hl7v2/map_int.h"
 #include "store/alloc.h"
+#include "store/idhash.h"
 
 /* ---- context helpers ---- */
 
@@ -113,30 +114,17 @@ int map_fail(mctx *c, int code, const cl_hl7_seg *s, const char *segid, unsigned
 
 /* ---- ids ---- */
 
-static void put_part(crypto_generichash_state *st, const char *s) {
-  uint8_t len[4];
-  size_t n = strlen(s);
-  len[0] = (uint8_t)(n >> 24), len[1] = (uint8_t)(n >> 16), len[2] = (uint8_t)(n >> 8),
-  len[3] = (uint8_t)n;
-  crypto_generichash_update(st, len, 4);
-  crypto_generichash_update(st, (const uint8_t *)s, n);
-}
-
 void cl_hl7_event_id(const char *app, const char *facility, const char *control_id, uint32_t index,
                      uint8_t out[16]) {
   static const char dom[] = "clinlog-hl7v2-event-id-v1";
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, 16);
-  crypto_generichash_update(&st, (const uint8_t *)dom, sizeof dom);
-  put_part(&st, app);
-  put_part(&st, facility);
-  put_part(&st, control_id);
-  uint8_t ix[4] = {(uint8_t)(index >> 24), (uint8_t)(index >> 16), (uint8_t)(index >> 8),
-                   (uint8_t)index};
-  crypto_generichash_update(&st, ix, 4);
-  crypto_generichash_final(&st, out, 16);
-  out[6] = (uint8_t)((out[6] & 0x0f) | 0x80); /* RFC 9562 version 8 (custom) */
-  out[8] = (uint8_t)((out[8] & 0x3f) | 0x80); /* variant 10 */
+  cl_idhash h;
+  cl_idhash_init(&h);
+  cl_idhash_bytes(&h, dom, sizeof dom);
+  cl_idhash_str(&h, app);
+  cl_idhash_str(&h, facility);
+  cl_idhash_str(&h, control_id);
+  cl_idhash_u32(&h, index);
+  cl_idhash_final(&h, out);
 }
 
 /* ---- envelope ---- */
