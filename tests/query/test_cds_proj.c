@@ -135,6 +135,20 @@ static void counts(cl_runner *run, uint64_t want_pending, uint64_t want_emitted)
                (unsigned long long)want_emitted);
 }
 
+/* Stops the runner, closes the log, checks that none of the canaries (a
+ * NULL-terminated list) is anywhere on disk in plaintext, and cleans up. */
+static void finish(cl_runner *run, cl_log *log, char *dir, cl_signer *admin,
+                   const char *const *canaries) {
+  cl_runner_stop(run);
+  cl_log_close(log);
+  for (size_t i = 0; canaries[i]; i++)
+    cr_assert_not(cl_test_tree_contains(dir, canaries[i], strlen(canaries[i])), "%s on disk",
+                  canaries[i]);
+  cl_signer_free(admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
 TestSuite(cds_proj, .init = setup, .fini = teardown);
 
 Test(cds_proj, state_round_trip) {
@@ -248,12 +262,7 @@ Test(cds_proj, pending_then_emitted_and_rebuild) {
   cr_assert_eq(nl, nr);
   cr_assert_arr_eq(live, rebuilt, 32, "after an erasure too");
 
-  cl_runner_stop(run);
-  cl_log_close(log);
-  cr_assert_not(cl_test_tree_contains(dir, "CANARYPAT", 9), "a patient id on disk");
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  finish(run, log, dir, &admin, (const char *[]){"CANARYPAT", NULL});
 }
 
 Test(cds_proj, same_bytes_twice_is_one_event) {
@@ -277,11 +286,7 @@ Test(cds_proj, same_bytes_twice_is_one_event) {
   cl_runner_resume(run);
   fx_wait_head(run, log);
   counts(run, 0, 1);
-  cl_runner_stop(run);
-  cl_log_close(log);
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  finish(run, log, dir, &admin, (const char *[]){NULL});
 }
 
 /* Cds.CheckOrder's read: the committed state of one patient, and its position */
@@ -311,11 +316,7 @@ Test(cds_proj, patient_load_gives_the_committed_state) {
   cr_assert_eq(orders, 0);
   cl_cds_patient_free(st);
   cr_assert_eq(cl_cds_patient_load(cl_runner_proj(run), log, "", &st, NULL, &err), CL_EINVAL);
-  cl_runner_stop(run);
-  cl_log_close(log);
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  finish(run, log, dir, &admin, (const char *[]){NULL});
 }
 
 /* ------------------------------------------- remote patient monitoring */
@@ -434,13 +435,7 @@ Test(cds_proj, rpm_alerts_and_the_silence_index) {
   fx_wait_head(run, log);
   cr_assert_eq(silence(run, ix, 4), 0);
   counts(run, 0, 0);
-  cl_runner_stop(run);
-  cl_log_close(log);
-  cr_assert_not(cl_test_tree_contains(dir, "CANARYRPM", 9), "a patient id on disk");
-  cr_assert_not(cl_test_tree_contains(dir, "CANARYDEV", 9), "a device id on disk");
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  finish(run, log, dir, &admin, (const char *[]){"CANARYRPM", "CANARYDEV", NULL});
 }
 
 /* NEWS2 on the log through the projection: a respiration rate of 30 from a
@@ -486,12 +481,7 @@ Test(cds_proj, news2_early_warning_and_rebuild) {
   counts(run, 0, 1); /* the same band: nothing new */
   rebuild_equals_live(run, log);
   counts(run, 0, 1);
-  cl_runner_stop(run);
-  cl_log_close(log);
-  cr_assert_not(cl_test_tree_contains(dir, "CANARYEWS", 9), "a patient id on disk");
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  finish(run, log, dir, &admin, (const char *[]){"CANARYEWS", NULL});
 }
 
 /* A JSON event body in `stream` at `at`, appended by admin. */
@@ -556,10 +546,5 @@ Test(cds_proj, news2_score_stored_once) {
   counts(run, 0, 1);
   rebuild_equals_live(run, log);
   counts(run, 0, 1);
-  cl_runner_stop(run);
-  cl_log_close(log);
-  cr_assert_not(cl_test_tree_contains(dir, "CANARYSCORE", 11), "a patient id on disk");
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  finish(run, log, dir, &admin, (const char *[]){"CANARYSCORE", NULL});
 }
