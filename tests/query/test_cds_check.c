@@ -222,7 +222,7 @@ Test(cds_check, warfarin_then_ibuprofen_alerts_high) {
   const cl_cds_finding *f = only(KIND(INTERACTION), SEV(HIGH), "warfarin-nsaids");
   cr_assert_str_eq(f->code, "DRG");
   cr_assert_str_eq(f->source, "fda-warfarin");
-  cr_assert_str_eq(f->kb_version, "2026-12-05-seed");
+  cr_assert_str_eq(f->kb_version, "2026-12-05.2-seed");
   cr_assert_eq(f->n_implicated, 2);
   uint8_t w[16];
   idn(1, w);
@@ -782,7 +782,7 @@ Test(cds_check, issue_detected_from_a_finding) {
   cr_assert_str_eq(is.msg.code->code, "DRG");
   cr_assert_str_eq(is.msg.code->system, CL_CDS_ACTCODE);
   cr_assert_str_eq(is.msg.rule_id, "warfarin-nsaids");
-  cr_assert_str_eq(is.msg.rule_version, "2026-12-05-seed");
+  cr_assert_str_eq(is.msg.rule_version, "2026-12-05.2-seed");
   cr_assert_eq(is.msg.n_implicated, 2);
   cr_assert_str_eq(is.msg.implicated[1]->stream, "patient-P1");
   cr_assert_eq(is.msg.detected_at->seconds, (T0 + H) / 1000000000ll);

@@ -89,7 +89,7 @@ static void assert_nsaid_card(json_t *cards, const char *draft_id) {
   cr_assert_str_eq(S(c, "indicator", NULL), "critical");
   cr_assert_lt(strlen(S(c, "summary", NULL)), 140);
   cr_assert_not_null(strstr(S(c, "summary", NULL), "Interaction"));
-  cr_assert_str_eq(S(c, "source", "label"), "clinlog knowledge base 2026-12-05-seed");
+  cr_assert_str_eq(S(c, "source", "label"), "clinlog knowledge base 2026-12-05.2-seed");
   cr_assert_str_eq(S(json_object_get(c, "source"), "topic", "code"), "warfarin-nsaids");
   cr_assert_eq(strlen(S(c, "uuid", NULL)), 36);
   cr_assert_str_eq(S(c, "selectionBehavior", NULL), "at-most-one");

@@ -62,7 +62,7 @@ static void refused(const char *text, int line, const char *reason) {
 
 Test(cds_kb, seed_loads_and_counts) {
   cl_kb *kb = seed();
-  cr_assert_str_eq(cl_kb_version(kb), "2026-12-05-seed");
+  cr_assert_str_eq(cl_kb_version(kb), "2026-12-05.2-seed");
   cl_kb_stats st;
   cl_kb_get_stats(kb, &st);
   cr_assert_geq(st.ingredients, 70);
@@ -150,6 +150,116 @@ Test(cds_kb, seed_major_pairs) {
   cl_kb_free(kb);
 }
 
+/* Whether cl_kb_interactions(a, b) reports rule `id`, at severity sev. */
+static int reports(cl_kb *kb, uint32_t a, uint32_t b, const char *id, int sev) {
+  cl_kb_interaction out[16];
+  size_t n = cl_kb_interactions(kb, &a, 1, &b, 1, out, 16);
+  for (size_t i = 0; i < n && i < 16; i++)
+    if (!strcmp(out[i].id, id)) return out[i].severity == sev ? 1 : -1;
+  return 0;
+}
+
+/* The ONC high-priority list (Phansalkar et al., JAMIA 2012: 15 pairs of
+ * drugs or classes), each expanded to concrete ingredients: every member
+ * of each side against every member of the other, in both orders. */
+Test(cds_kb, seed_onc_high_priority_list) {
+  cl_kb *kb = seed();
+  static const uint32_t maois[] = {10734, 8123, 6011, 9639, 0};
+  static const uint32_t amphetamines[] = {725, 3288, 700810, 6901, 38400, 0};
+  static const uint32_t ppis[] = {7646, 17128, 40790, 114979, 283742, 816346, 0};
+  static const uint32_t thiopurines[] = {1256, 103, 0};
+  static const uint32_t ssris[] = {4493, 32937, 2556, 321988, 36437, 42355, 72625,
+                                   31565, 734064, 0};
+  static const uint32_t cyp3a4_pi[] = {6135, 28031, 282446, 121243, 21212, 31565, 85762,
+                                       343047, 460132, 195088, 114289, 134527, 83395, 0};
+  static const uint32_t opioids[] = {6813, 10689, 4337, 3289, 0};
+  static const uint32_t tcas[] = {704, 7531, 5691, 2597, 3638, 3247, 10834, 8886, 0};
+  static const uint32_t qt[] = {2556, 321988, 5093, 8331, 10502, 9068, 9947, 6813, 703,
+                                49247, 233698, 21212, 4053, 139462, 0};
+  static const uint32_t cyp1a2_strong[] = {42355, 2551, 0};
+  static const uint32_t pis[] = {343047, 460132, 85762, 195088, 114289, 134527, 83395, 0};
+  static const uint32_t anticonv[] = {2002, 8183, 0};
+  static const uint32_t statins[] = {36567, 6472, 0};
+  static const uint32_t ergots[] = {4025, 3418, 6883, 0};
+  static const uint32_t triptans[] = {37418, 88014, 135775, 0};
+  static const uint32_t rifampin[] = {9384, 0}, atazanavir[] = {343047, 0};
+  static const uint32_t febuxostat[] = {73689, 0}, irinotecan[] = {51499, 0};
+  static const uint32_t ramelteon[] = {596205, 0}, tizanidine[] = {57258, 0};
+  static const uint32_t tranylcypromine[] = {10734, 0}, procarbazine[] = {8702, 0};
+  static const uint32_t fluvoxamine[] = {42355, 0}, ciprofloxacin[] = {2551, 0};
+  static const uint32_t cyp1a2_other[] = {703, 6926, 8754, 40575, 0};
+  const struct {
+    const uint32_t *a, *b;
+    const char *id;
+    int sev;
+  } onc[] = {
+      {amphetamines, maois, "amphetamines-maois", CL_KB_CONTRAINDICATED},  /* 1 */
+      {atazanavir, ppis, "atazanavir-ppis", CL_KB_MAJOR},                  /* 2 */
+      {febuxostat, thiopurines, "febuxostat-thiopurines", CL_KB_CONTRAINDICATED},
+      {ssris, maois, "maoi-serotonergic", CL_KB_CONTRAINDICATED},          /* 4 */
+      {irinotecan, cyp3a4_pi, "irinotecan-cyp3a4-inhibitors", CL_KB_CONTRAINDICATED},
+      {opioids, maois, "maoi-serotonergic", CL_KB_CONTRAINDICATED},        /* 6 */
+      {tcas, maois, "tca-maois", CL_KB_CONTRAINDICATED},                   /* 7 */
+      {qt, qt, "qt-qt", CL_KB_MAJOR},                                      /* 8 */
+      {ramelteon, fluvoxamine, "ramelteon-fluvoxamine", CL_KB_CONTRAINDICATED},
+      {ramelteon, ciprofloxacin, "ramelteon-ciprofloxacin", CL_KB_MAJOR},  /* 9 */
+      {rifampin, pis, "rifampin-protease-inhibitors", CL_KB_CONTRAINDICATED},
+      {anticonv, pis, "anticonvulsant-inducers-protease-inhibitors", CL_KB_MAJOR},
+      {statins, cyp3a4_pi, NULL, CL_KB_CONTRAINDICATED},                   /* 11 */
+      {ergots, cyp3a4_pi, "ergots-cyp3a4", CL_KB_CONTRAINDICATED},         /* 12 */
+      {tizanidine, cyp1a2_strong, "tizanidine-strong-cyp1a2", CL_KB_CONTRAINDICATED},
+      {tizanidine, cyp1a2_other, "tizanidine-cyp1a2", CL_KB_MAJOR},        /* 13 */
+      {tranylcypromine, procarbazine, "tranylcypromine-procarbazine", CL_KB_MAJOR},
+      {triptans, maois, "triptans-maois", CL_KB_CONTRAINDICATED},          /* 15 */
+  };
+  size_t pairs = 0;
+  for (size_t r = 0; r < sizeof onc / sizeof onc[0]; r++)
+    for (const uint32_t *a = onc[r].a; *a; a++)
+      for (const uint32_t *b = onc[r].b; *b; b++) {
+        if (*a == *b) continue;
+        const char *id = onc[r].id ? onc[r].id
+                         : *a == 36567u ? "simvastatin-strong-cyp3a4"
+                                        : "lovastatin-strong-cyp3a4";
+        cr_assert_eq(reports(kb, *a, *b, id, onc[r].sev), 1, "%u + %u: %s missing or wrong severity",
+                     *a, *b, id);
+        cr_assert_eq(reports(kb, *b, *a, id, onc[r].sev), 1, "%u + %u: %s (reversed)", *b, *a, id);
+        pairs++;
+      }
+  cr_assert_gt(pairs, 300);
+
+  /* and what must not alert: neighbours of each rule outside its classes */
+  const struct {
+    uint32_t a, b;
+  } none[] = {
+      {42463, 21212},  /* pravastatin + clarithromycin */
+      {301542, 85762}, /* rosuvastatin + ritonavir */
+      {57258, 40790},  /* tizanidine + pantoprazole */
+      {596205, 36437}, /* ramelteon + sertraline */
+      {51499, 40790},  /* irinotecan + pantoprazole */
+      {73689, 11289},  /* febuxostat + warfarin */
+      {37418, 36437},  /* sumatriptan + sertraline (no rule in the seed) */
+      {725, 36437},    /* amphetamine + sertraline */
+      {4025, 83367},   /* ergotamine + atorvastatin */
+      {9384, 42463},   /* rifampin + pravastatin */
+      {2002, 36437},   /* carbamazepine + sertraline */
+      {704, 5640},     /* amitriptyline + ibuprofen */
+  };
+  for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+    cl_kb_interaction out[4];
+    cr_assert_eq(cl_kb_interactions(kb, &none[i].a, 1, &none[i].b, 1, out, 4), 0,
+                 "%u + %u: %s", none[i].a, none[i].b, out[0].id);
+  }
+  /* a ritonavir-boosted pair reports its rule once, not once per class */
+  uint32_t s = 36567u, rit = 85762u;
+  cl_kb_interaction out[8];
+  cr_assert_eq(cl_kb_interactions(kb, &s, 1, &rit, 1, out, 8), 1);
+  /* lopinavir / ritonavir (Kaletra) as a product of two ingredients */
+  uint32_t lpv_r[] = {195088u, 85762u};
+  cr_assert_eq(cl_kb_interactions(kb, &s, 1, lpv_r, 2, out, 8), 1);
+  cr_assert_str_eq(out[0].id, "simvastatin-strong-cyp3a4");
+  cl_kb_free(kb);
+}
+
 Test(cds_kb, seed_each_rule_once_per_pair) {
   cl_kb *kb = seed();
   /* two NSAIDs against warfarin: the class rule once, naming the first pair */
@@ -229,6 +339,13 @@ Test(cds_kb, seed_classes_allergy_duplicates_doses) {
   cr_assert_eq(cl_kb_allergy(kb, 2231u /* cephalexin */, "2180", &via), CL_KB_ALLERGY_GROUP);
   cr_assert_str_eq(via, "cephalosporin-allergy");
   cr_assert_eq(cl_kb_allergy(kb, 2180u, "cephalosporin-allergy", &via), CL_KB_ALLERGY_MEMBER);
+  /* carbapenems cross-react with one another; a penicillin or cephalosporin
+   * allergy does not reach them in the seed */
+  cr_assert_eq(cl_kb_allergy(kb, 29561u /* meropenem */, "5690", &via), CL_KB_ALLERGY_GROUP);
+  cr_assert_str_eq(via, "carbapenem-allergy");
+  cr_assert_eq(cl_kb_allergy(kb, 325642u, "carbapenem-allergy", &via), CL_KB_ALLERGY_MEMBER);
+  cr_assert_eq(cl_kb_allergy(kb, 29561u, "penicillin-allergy", &via), CL_KB_ALLERGY_NONE);
+  cr_assert_eq(cl_kb_allergy(kb, 119771u, "2180", &via), CL_KB_ALLERGY_NONE);
   /* a penicillin allergy is not a cephalosporin one in the seed (docs/cds.md) */
   cr_assert_eq(cl_kb_allergy(kb, 2231u, "penicillin-allergy", &via), CL_KB_ALLERGY_NONE);
   cr_assert_eq(cl_kb_allergy(kb, ACETAMINOPHEN, "5640", &via), CL_KB_ALLERGY_NONE);
