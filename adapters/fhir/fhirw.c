@@ -406,6 +406,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "MedicationDispense",
                                       "Immunization",
                                       "ServiceRequest",
+                                      "DiagnosticReport",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -538,6 +539,8 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_medication_dispense(&c, res);
   } else if (!strcmp(type, "ServiceRequest")) {
     rc = w_service_request(&c, res);
+  } else if (!strcmp(type, "DiagnosticReport")) {
+    rc = w_diagnostic_report(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
@@ -545,7 +548,7 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
                            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
                              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
                              "MedicationAdministration, MedicationDispense, Immunization, "
-                             "ServiceRequest)"
+                             "ServiceRequest, DiagnosticReport)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

@@ -92,6 +92,10 @@ int w_address(wctx *c, const json_t *v, const char *path, Clinlog__V1__Address *
 int w_contact_point(wctx *c, const json_t *v, const char *path, Clinlog__V1__ContactPoint **out);
 /* A Reference to someone outside the views (Practitioner, Organization...). */
 int w_reference(wctx *c, const json_t *v, const char *path, Clinlog__V1__Reference **out);
+/* One Reference (w_reference) at o[key]: a single element, or with
+ * `array` an array of one (422 for more). NULL out when absent. */
+int w_one_ref(wctx *c, const json_t *o, const char *path, const char *key, int array,
+              Clinlog__V1__Reference **out);
 /* A single Annotation array (note): its one text. */
 int w_note(wctx *c, const json_t *o, const char *path, const char **out);
 
@@ -131,6 +135,11 @@ int w_encounter_res(wctx *c, const json_t *r);
 int w_condition(wctx *c, const json_t *r);
 int w_allergy(wctx *c, const json_t *r);
 int w_observation(wctx *c, const json_t *r);
+/* The elements of an Observation an ObservationRecorded holds (all but
+ * subject and identifier) into b, refusing any other member; status and
+ * code required. Shared with the result lines of a DiagnosticReport. */
+int w_obs_read(wctx *c, const json_t *r, const char *p, Clinlog__V1__ObservationRecorded *b);
+int w_diagnostic_report(wctx *c, const json_t *r); /* fhirw_report.c */
 int w_service_request(wctx *c, const json_t *r);
 int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
 int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */

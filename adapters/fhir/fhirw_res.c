@@ -34,8 +34,8 @@ int business_only(wctx *c, const json_t *r, const char *path) {
 }
 
 /* One Reference at o[key] (a single element, or an array of one). */
-static int one_ref(wctx *c, const json_t *o, const char *path, const char *key, int array,
-                   Clinlog__V1__Reference **out) {
+int w_one_ref(wctx *c, const json_t *o, const char *path, const char *key, int array,
+              Clinlog__V1__Reference **out) {
   *out = NULL;
   const json_t *v = json_object_get(o, key);
   if (v == NULL)
@@ -132,8 +132,8 @@ int w_patient(wctx *c, const json_t *r, int exists) {
       (rc = w_bool(c, r, p, "deceasedBoolean", &dead)) ||
       (rc = w_instant(c, r, p, "deceasedDateTime", &b->deceased_at)) ||
       (rc = w_concept_code(c, r, p, "maritalStatus", &b->marital_status)) ||
-      (rc = one_ref(c, r, p, "generalPractitioner", 1, &b->primary_care_provider)) ||
-      (rc = one_ref(c, r, p, "managingOrganization", 0, &b->managing_organization)) ||
+      (rc = w_one_ref(c, r, p, "generalPractitioner", 1, &b->primary_care_provider)) ||
+      (rc = w_one_ref(c, r, p, "managingOrganization", 0, &b->managing_organization)) ||
       (rc = w_arr(c, r, p, "communication", &comm, &ncomm)))
     return rc;
   if (active == 0)
@@ -209,7 +209,7 @@ static int participant(wctx *c, const json_t *v, const char *path,
   rc = holder ? w_concept_in(c, holder, path, "type", PARTICIPATION, participant_types, &t)
               : CL_ENOMEM;
   json_decref(holder);
-  if (rc || (rc = one_ref(c, v, path, "individual", 0, &who)))
+  if (rc || (rc = w_one_ref(c, v, path, "individual", 0, &who)))
     return rc;
   if (t < 0 || who == NULL)
     return w_fail(c, 400, "required", path, "a participant needs its type and individual");
@@ -242,7 +242,7 @@ int w_encounter_res(wctx *c, const json_t *r) {
       (rc = w_obj(c, r, p, "period", &period)) ||
       (rc = w_concepts(c, r, p, "reasonCode", &b->reason, &b->n_reason)) ||
       (rc = w_obj(c, r, p, "hospitalization", &hosp)) ||
-      (rc = one_ref(c, r, p, "serviceProvider", 0, &b->service_provider)) ||
+      (rc = w_one_ref(c, r, p, "serviceProvider", 0, &b->service_provider)) ||
       (rc = w_arr(c, r, p, "participant", &parts, &nparts)))
     return rc;
   if (status < 0)
@@ -589,36 +589,32 @@ static int obs_value(wctx *c, const json_t *r, const char *p, Clinlog__V1__Obser
   return rc;
 }
 
-int w_observation(wctx *c, const json_t *r) {
-  static const char *const keys[] = {"identifier",
-                                     "status",
-                                     "category",
-                                     "code",
-                                     "subject",
-                                     "encounter",
-                                     "effectiveDateTime",
-                                     "performer",
-                                     "valueQuantity",
-                                     "valueString",
-                                     "valueCodeableConcept",
-                                     "valueBoolean",
-                                     "valueDateTime",
-                                     "dataAbsentReason",
-                                     "interpretation",
-                                     "note",
-                                     "bodySite",
-                                     "method",
-                                     "referenceRange",
-                                     "component",
-                                     NULL};
-  const char *p = c->root;
-  Clinlog__V1__ObservationRecorded *b = w_alloc(c, sizeof *b);
-  if (b == NULL)
-    return CL_ENOMEM;
-  clinlog__v1__observation_recorded__init(b);
+/* The members of an Observation written. */
+static const char *const obs_keys[] = {"identifier",
+                                       "status",
+                                       "category",
+                                       "code",
+                                       "subject",
+                                       "encounter",
+                                       "effectiveDateTime",
+                                       "performer",
+                                       "valueQuantity",
+                                       "valueString",
+                                       "valueCodeableConcept",
+                                       "valueBoolean",
+                                       "valueDateTime",
+                                       "dataAbsentReason",
+                                       "interpretation",
+                                       "note",
+                                       "bodySite",
+                                       "method",
+                                       "referenceRange",
+                                       "component",
+                                       NULL};
+
+int w_obs_read(wctx *c, const json_t *r, const char *p, Clinlog__V1__ObservationRecorded *b) {
   int rc, status;
-  if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
-      (rc = w_business_id(c, r, p)) || (rc = business_only(c, r, p)) ||
+  if ((rc = w_only(c, r, p, obs_keys, 1)) ||
       (rc = w_enum(c, r, p, "status", obs_status, &status)) ||
       (rc = w_concepts_code(c, r, p, "category", &b->category, &b->n_category)) ||
       (rc = w_concept(c, r, p, "code", &b->code)) ||
@@ -649,6 +645,20 @@ int w_observation(wctx *c, const json_t *r) {
     b->encounter_id = "";
   if (b->note == NULL)
     b->note = "";
+  return 0;
+}
+
+int w_observation(wctx *c, const json_t *r) {
+  const char *p = c->root;
+  Clinlog__V1__ObservationRecorded *b = w_alloc(c, sizeof *b);
+  if (b == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__observation_recorded__init(b);
+  int rc;
+  if ((rc = w_only(c, r, p, obs_keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
+      (rc = w_business_id(c, r, p)) || (rc = business_only(c, r, p)) ||
+      (rc = w_obs_read(c, r, p, b)))
+    return rc;
   b->observation_id = (char *)c->bid;
   if (b->effective != NULL)
     c->when = b->effective;
@@ -685,7 +695,7 @@ int w_service_request(wctx *c, const json_t *r) {
       (rc = w_instant(c, r, p, "occurrenceDateTime", &b->occurrence)) ||
       (rc = w_instant(c, r, p, "authoredOn", &authored)) ||
       (req && (rc = w_reference(c, req, w_path(c, p, "requester", 0), &b->requester))) ||
-      (rc = one_ref(c, r, p, "performer", 1, &b->performer)) ||
+      (rc = w_one_ref(c, r, p, "performer", 1, &b->performer)) ||
       (rc = w_concepts(c, r, p, "reasonCode", &b->reason, &b->n_reason)) ||
       (rc = w_note(c, r, p, (const char **)&b->note)) ||
       (rc = w_str(c, r, p, "patientInstruction", (const char **)&b->patient_instructions)))

@@ -16,145 +16,14 @@
 
 TestSuite(fhirw, .timeout = 60);
 
-/* ---- the world the mapper sees: one known patient and encounter ---- */
+#include "fhirw_fixture.h"
 
-static char enc_id[CL_FHIR_ID_MAX], rx_id[CL_FHIR_ID_MAX];
-
-static int resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn,
-                   cl_err *err) {
-  (void)ctx, (void)err;
-  if (!strcmp(type, "Patient") && !strcmp(id, "p1")) {
-    snprintf(bid, bidn, "p1");
-    return 0;
-  }
-  if (!strcmp(type, "Encounter") && !strcmp(id, enc_id)) {
-    snprintf(bid, bidn, "enc-1");
-    return 0;
-  }
-  if (!strcmp(type, "MedicationRequest") && !strcmp(id, rx_id)) {
-    snprintf(bid, bidn, "rx-1");
-    return 0;
-  }
-  return CL_ENOTFOUND;
-}
-
-static cl_fhirw_opts opts(void) {
-  cl_fhir_id("Encounter", "p1", "enc-1", enc_id);
-  cl_fhir_id("MedicationRequest", "p1", "rx-1", rx_id);
-  cl_fhirw_opts o = {.principal_id = "fhir-feed",
-                     .now_ns = 1767225600LL * 1000000000LL, /* 2026-01-01T00:00:00Z */
-                     .resolve = resolve,
-                     .bulk = 1};
-  return o;
-}
-
-static json_t *parse(const char *text) {
-  json_t *j;
-  cl_fhirw_error fe;
-  cl_err err;
-  cr_assert_eq(cl_fhirw_parse(text, strlen(text), &j, &fe, &err), 0, "%s", err.msg);
-  return j;
-}
-
-static cl_fhirw_mapped *map_ok(const char *text) {
-  json_t *j = parse(text);
-  cl_fhirw_opts o = opts();
-  cl_fhirw_mapped *m;
-  cl_fhirw_error fe;
-  cl_err err;
-  int rc = cl_fhirw_map(j, NULL, NULL, "", &o, &m, &fe, &err);
-  cr_assert_eq(rc, 0, "map: %s", err.msg);
-  json_decref(j);
-  return m;
-}
-
-/* ---- the view's mapper over the events (a store of one resource map) ---- */
-
-static int vget(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err) {
-  (void)type, (void)err;
-  json_t *r = json_object_get(m->impl, id);
-  if (r == NULL)
-    return CL_ENOTFOUND;
-  *out = json_deep_copy(r);
-  return 0;
-}
-
-static int vput(cl_fhir_map *m, json_t *res, cl_err *err) {
-  (void)err;
-  json_object_set_new(m->impl, json_string_value(json_object_get(res, "id")), res);
-  return 0;
-}
-
-static const cl_fhir_map_ops VOPS = {vget, vput};
-
-/* The resource the views derive from m's events. */
-static json_t *view_of(const cl_fhirw_mapped *m) {
-  json_t *store = json_object();
-  for (size_t i = 0; i < m->n; i++) {
-    Clinlog__V1__Event *ev;
-    cl_err err;
-    cr_assert_eq(cl_event_decode(m->ev[i].bytes, m->ev[i].len, &ev, &err), 0, "%s", err.msg);
-    cr_assert_str_eq(ev->stream, m->stream);
-    cr_assert_eq(ev->event_id.len, 16);
-    cr_assert_eq(memcmp(ev->event_id.data, m->ev[i].event_id, 16), 0);
-    cr_assert_eq((uint32_t)ev->body_case, m->ev[i].type);
-    cl_fhir_map vm = {.ev = ev,
-                      .patient_id = m->patient_id,
-                      .stream = m->stream,
-                      .seq = i + 1,
-                      .committed_at_ns = 1,
-                      .ops = &VOPS,
-                      .impl = store};
-    cr_assert_eq(cl_fhir_map_event(&vm, &err), 0, "%s", err.msg);
-    clinlog__v1__event__free_unpacked(ev, NULL);
-  }
-  json_t *r = json_incref(json_object_get(store, m->id));
-  json_decref(store);
-  cr_assert_not_null(r, "the views made no %s/%s", m->type, m->id);
-  return r;
-}
-
-/* Integers as the views write them (bare JSON integers), whether the input
- * or a decimal held them (marked text, fj.h); other decimals stay marked,
- * so their precision is compared as text. Returns v or its replacement. */
-static json_t *ints(json_t *v) {
-  const char *s = json_string_value(v);
-  if (s && s[0] == FJ_DECIMAL_MARK && s[1] && strspn(s + 1, "-0123456789") == strlen(s + 1)) {
-    json_t *n = json_integer(strtoll(s + 1, NULL, 10));
-    json_decref(v);
-    return n;
-  }
-  const char *k;
-  json_t *x;
-  size_t i;
-  if (json_is_object(v))
-    json_object_foreach(v, k, x) json_object_set_new(v, k, ints(json_incref(x)));
-  else if (json_is_array(v))
-    json_array_foreach(v, i, x) json_array_set_new(v, i, ints(json_incref(x)));
-  return v;
-}
-
-/* Writes `text` and reads it back from the views: the same resource. */
-static void round_trip(const char *text) {
-  cl_fhirw_mapped *m = map_ok(text);
-  json_t *want = ints(parse(text)), *got = ints(view_of(m));
-  json_object_set_new(want, "id", json_string(m->id));
-  char *a = json_dumps(want, JSON_SORT_KEYS), *b = json_dumps(got, JSON_SORT_KEYS);
-  cr_assert(json_equal(want, got), "written:\n%s\nread back:\n%s", a, b);
-  free(a);
-  free(b);
-  json_decref(want);
-  json_decref(got);
-  /* the same input maps to the same bytes */
-  cl_fhirw_mapped *again = map_ok(text);
-  cr_assert_eq(again->n, m->n);
-  for (size_t i = 0; i < m->n; i++) {
-    cr_assert_eq(again->ev[i].len, m->ev[i].len);
-    cr_assert_eq(memcmp(again->ev[i].bytes, m->ev[i].bytes, m->ev[i].len), 0);
-  }
-  cl_fhirw_mapped_free(again);
-  cl_fhirw_mapped_free(m);
-}
+/* The fixture's helpers (fhirw_fixture.h) by their short names here. */
+static const char *const enc_id = fw_enc_id, *const rx_id = fw_rx_id;
+static cl_fhirw_opts opts(void) { return fw_opts(); }
+static json_t *parse(const char *text) { return fw_parse(text); }
+static cl_fhirw_mapped *map_ok(const char *text) { return fw_map_ok(text); }
+static void round_trip(const char *text) { fw_round_trip(text); }
 
 Test(fhirw, patient_round_trips) {
   round_trip("{\"resourceType\":\"Patient\",\"id\":\"p9\",\"active\":true,"
@@ -439,12 +308,7 @@ Test(fhirw, ids_are_derived_and_stable) {
 
 /* ---- refusals ---- */
 
-typedef struct bad {
-  const char *json;
-  int status;
-  const char *expression;
-  const char *code;
-} bad;
+typedef fw_bad bad;
 
 #define SUBJ "\"subject\":{\"reference\":\"Patient/p1\"}"
 #define OBS "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"}," SUBJ
@@ -609,34 +473,7 @@ static const bad BAD[] = {
 };
 
 Test(fhirw, every_bad_input_is_refused_naming_the_element) {
-  cl_fhirw_opts o = opts();
-  for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
-    const bad *b = &BAD[i];
-    json_t *j = NULL;
-    cl_fhirw_error fe;
-    memset(&fe, 0, sizeof fe);
-    cl_err err;
-    int rc = cl_fhirw_parse(b->json, strlen(b->json), &j, &fe, &err);
-    cl_fhirw_mapped *m = (cl_fhirw_mapped *)1;
-    if (rc == 0) {
-      rc = cl_fhirw_map(j, NULL, NULL, "", &o, &m, &fe, &err);
-      cr_assert_null(m, "case %zu: a refusal produces nothing", i);
-    }
-    json_decref(j);
-    cr_assert_eq(rc, CL_EMALFORMED, "case %zu (%s): rc %d", i, b->json, rc);
-    cr_assert_eq(fe.status, b->status, "case %zu (%s): status %d: %s", i, b->json, fe.status,
-                 err.msg);
-    cr_assert_str_eq(fe.expression, b->expression, "case %zu (%s): %s", i, b->json, err.msg);
-    cr_assert_str_eq(fe.code, b->code, "case %zu (%s): %s", i, b->json, err.msg);
-    cr_assert(fe.text[0], "case %zu: a reason", i);
-    /* the OperationOutcome carries the path */
-    json_t *oo = cl_fhirw_outcome(&fe);
-    json_t *issue = json_array_get(json_object_get(oo, "issue"), 0);
-    if (b->expression[0])
-      cr_assert_str_eq(json_string_value(json_array_get(json_object_get(issue, "expression"), 0)),
-                       b->expression);
-    json_decref(oo);
-  }
+  fw_refused_all(BAD, sizeof BAD / sizeof BAD[0]);
 }
 
 Test(fhirw, a_put_names_the_resource_and_bundle_paths_prefix) {

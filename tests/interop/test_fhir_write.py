@@ -100,7 +100,8 @@ def everything(port, pid):
                   key=lambda r: (r["resourceType"], r["id"]))
 
 
-class TestFhirWrite(ServerTestCase):
+class HttpWriteCase(ServerTestCase):
+    """A server with the FHIR REST face (also test_fhir_write_types.py)."""
     audit = False  # so that the tree size says exactly what the writes appended
 
     @classmethod
@@ -112,6 +113,8 @@ class TestFhirWrite(ServerTestCase):
     def call(self, method, path, body=None, headers=None):
         return http_call(self.http_port, method, path, body, headers)
 
+
+class TestFhirWrite(HttpWriteCase):
     def test_create_read_update(self):
         size0 = self.client.tree_size()
         r, p = self.call("POST", "/Patient", patient(family="Nakamura"))
@@ -188,7 +191,7 @@ class TestFhirWrite(ServerTestCase):
             self.assertIn("update", codes, t)
             self.assertTrue(by[t]["conditionalCreate"], t)
             self.assertEqual(by[t]["updateCreate"], t == "Patient", t)
-        self.assertNotIn("create", [i["code"] for i in by["DiagnosticReport"]["interaction"]])
+        self.assertNotIn("create", [i["code"] for i in by["DetectedIssue"]["interaction"]])
 
     def test_conditional_create(self):
         mrn = "MRN-" + uuid.uuid4().hex[:8]
@@ -265,7 +268,7 @@ class TestFhirWrite(ServerTestCase):
         self.assertIn("not JSON", oo["issue"][0]["details"]["text"])
         r, oo = self.call("POST", "/NoSuchType", {"resourceType": "NoSuchType"})
         self.assertEqual(r.status, 404)
-        r, oo = self.call("POST", "/DiagnosticReport", {"resourceType": "DiagnosticReport"})
+        r, oo = self.call("POST", "/DetectedIssue", {"resourceType": "DetectedIssue"})
         self.assertEqual(r.status, 422)
         self.assertEqual(oo["issue"][0]["code"], "not-supported")
         r, oo = self.call("POST", "/Patient", patient(), {"Content-Type": "text/plain"})

@@ -1,0 +1,422 @@
+/* DiagnosticReport -> LabResultReported (fhirw.h): the inverse of
+ * mc_lab_report (query/fhir/map_results.c), a laboratory report and its
+ * result lines in one event.
+ *
+ * The event holds its result lines inline (LabResult), so the
+ * Observations a report lists must come with it: as `contained`
+ * Observations that `result` references ("#<id>"), each becoming one
+ * LabResult in `result` order. The view then serves each line as an
+ * Observation of its own (logical id derived from the report's business
+ * id and the line), and the report's `result` references those. A result
+ * referencing anything else (an Observation already on the server, a
+ * Bundle entry) is refused naming DiagnosticReport.result[i]: an
+ * ObservationRecorded cannot become a line of a report.
+ *
+ * What the view writes for a report is read back exactly:
+ *   identifier  business id, PLAC, FILL, ACSN (accession)
+ *   basedOn     a ServiceRequest of the views (order_id), or "#order": the
+ *               contained ServiceRequest that holds the ordering provider
+ *               (status unknown, intent order, the report's code and
+ *               order numbers)
+ *   category    the v2-0074 section; the LAB the view adds is dropped
+ *   extension   R5 DiagnosticReport.note annotations (notes)
+ *   status, code, subject, encounter, effectiveDateTime, issued,
+ *   performer, resultsInterpreter, result, conclusion
+ * Specimens (contained Specimen) are not written yet: refused.
+ * Status entered-in-error is a correction, not a report: refused here. */
+#include <string.h>
+
+#include "adapters/fhir/fhirw_int.h"
+
+#define OBS_CATEGORY "http://terminology.hl7.org/CodeSystem/observation-category"
+#define V2_0074 "http://terminology.hl7.org/CodeSystem/v2-0074"
+#define REPORT_NOTE_EXT FJ_R5_EXT "DiagnosticReport.note"
+
+static const char *const report_status[] = {
+    "registered", "partial",   "preliminary",      "final",   "amended", "corrected",
+    "appended",   "cancelled", "entered-in-error", "unknown", NULL};
+
+typedef struct report {
+  const json_t *r;          /* the DiagnosticReport */
+  const char *p;            /* its path */
+  const json_t *based_on;   /* basedOn[0], or NULL */
+  int local_order;          /* basedOn[0] is the contained order */
+  const pb_ts *issued;      /* issued, or NULL */
+  const char *encounter_id; /* "" when none */
+  Clinlog__V1__LabResultReported *b;
+} report;
+
+/* The contained resource whose id is `ref` without its '#': *k its index
+ * in contained, -1 if none. */
+static const json_t *contained(const json_t *r, const char *ref, long *k) {
+  const json_t *cs = json_object_get(r, "contained");
+  *k = -1;
+  for (size_t i = 0; ref[0] == '#' && i < json_array_size(cs); i++) {
+    const char *id = json_string_value(json_object_get(json_array_get(cs, i), "id"));
+    if (id != NULL && !strcmp(id, ref + 1)) {
+      *k = (long)i;
+      return json_array_get(cs, i);
+    }
+  }
+  return NULL;
+}
+
+/* A contained resource's subject, if it states one, must be the report's. */
+static int same_subject(wctx *c, const json_t *o, const char *path) {
+  if (json_object_get(o, "subject") == NULL)
+    return 0;
+  const char *mine = c->patient_id;
+  int rc = w_subject(c, o, path, "subject");
+  const char *theirs = c->patient_id;
+  c->patient_id = mine;
+  if (rc == 0 && strcmp(theirs, mine) != 0)
+    rc = w_fail(c, 422, "invalid", w_path(c, path, "subject", 0),
+                "not the patient of the DiagnosticReport");
+  return rc;
+}
+
+static int same_ts(const pb_ts *a, const pb_ts *b) {
+  return a != NULL && b != NULL && a->seconds == b->seconds && a->nanos == b->nanos;
+}
+
+/* ---- one result line: a contained Observation ---- */
+
+/* The line's own id: its identifier in urn:clinlog:id, if any. */
+static int line_id(wctx *c, const json_t *o, const char *p, char **out) {
+  const json_t *ids;
+  size_t n;
+  int rc = w_arr(c, o, p, "identifier", &ids, &n);
+  if (rc || (rc = business_only(c, o, p)))
+    return rc;
+  if (n > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, w_path(c, p, "identifier", 0), NULL, 1),
+                  "a result line has one business id");
+  const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, 0), *v = NULL;
+  if (n == 1 && (rc = w_str(c, json_array_get(ids, 0), ip, "value", &v)))
+    return rc;
+  if (n == 1 && v == NULL)
+    return w_fail(c, 400, "required", w_path(c, ip, "value", 0), "required");
+  *out = (char *)(v ? v : "");
+  return 0;
+}
+
+static int line(wctx *c, const report *rp, const json_t *o, const char *p,
+                Clinlog__V1__LabResult **out) {
+  Clinlog__V1__ObservationRecorded *ob = w_alloc(c, sizeof *ob);
+  Clinlog__V1__LabResult *x = w_alloc(c, sizeof *x);
+  if (ob == NULL || x == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__observation_recorded__init(ob);
+  clinlog__v1__lab_result__init(x);
+  pb_ts *issued;
+  /* an Observation's members, and the two the view writes from the report */
+  json_t *rest = json_copy((json_t *)o);
+  if (rest == NULL)
+    return cl_err_set(c->err, CL_ENOMEM, "out of memory");
+  json_object_del(rest, "basedOn");
+  json_object_del(rest, "issued");
+  int rc = w_obs_read(c, rest, p, ob);
+  json_decref(rest);
+  if (rc || (rc = same_subject(c, o, p)) || (rc = line_id(c, o, p, &x->observation_id)) ||
+      (rc = w_instant(c, o, p, "issued", &issued)))
+    return rc;
+  if (ob->body_site != NULL || ob->n_components)
+    return w_fail(c, 422, "not-supported",
+                  w_path(c, p, ob->body_site ? "bodySite" : "component", 0),
+                  "a lab result line has no %s", ob->body_site ? "bodySite" : "component");
+  const json_t *bo = json_object_get(o, "basedOn");
+  if (bo != NULL && (rp->based_on == NULL || rp->local_order || json_array_size(bo) != 1 ||
+                     !json_equal(json_array_get(bo, 0), (json_t *)rp->based_on)))
+    return w_fail(c, 422, "not-supported", w_path(c, p, "basedOn", 0),
+                  "a result line is based on its report's order: the report's basedOn (a "
+                  "ServiceRequest on record) or none");
+  if (ob->n_category > 1 ||
+      (ob->n_category == 1 && (strcmp(ob->category[0]->system, OBS_CATEGORY) != 0 ||
+                               strcmp(ob->category[0]->code, "laboratory") != 0)))
+    return w_fail(c, 422, "not-supported", w_path(c, p, "category", 0),
+                  "a report's result line is in category laboratory (" OBS_CATEGORY ") only");
+  if (ob->encounter_id[0] && strcmp(ob->encounter_id, rp->encounter_id) != 0)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "encounter", 0),
+                  "a result line is in its report's encounter");
+  if (issued != NULL && !same_ts(issued, rp->issued))
+    return w_fail(c, 422, "not-supported", w_path(c, p, "issued", 0),
+                  "a result line is issued with its report (the report's issued or none)");
+  if (ob->n_performers > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, w_path(c, p, "performer", 0), NULL, 1),
+                  "one performer per result line can be written");
+  x->code = ob->code;
+  x->status = ob->status;
+  x->effective = ob->effective;
+  x->method = ob->method;
+  x->performer = ob->n_performers ? ob->performers[0] : NULL;
+  x->data_absent_reason = ob->data_absent_reason;
+  x->interpretation = ob->interpretation, x->n_interpretation = ob->n_interpretation;
+  x->reference_range = ob->reference_range, x->n_reference_range = ob->n_reference_range;
+  if (ob->note[0]) {
+    if ((x->notes = w_alloc(c, sizeof *x->notes)) == NULL)
+      return CL_ENOMEM;
+    x->notes[0] = ob->note, x->n_notes = 1;
+  }
+  switch (ob->value_case) {
+  case CLINLOG__V1__OBSERVATION_RECORDED__VALUE_QUANTITY:
+    x->value_case = CLINLOG__V1__LAB_RESULT__VALUE_QUANTITY, x->quantity = ob->quantity;
+    break;
+  case CLINLOG__V1__OBSERVATION_RECORDED__VALUE_STRING_VALUE:
+    x->value_case = CLINLOG__V1__LAB_RESULT__VALUE_STRING_VALUE, x->string_value = ob->string_value;
+    break;
+  case CLINLOG__V1__OBSERVATION_RECORDED__VALUE_CODE_VALUE:
+    x->value_case = CLINLOG__V1__LAB_RESULT__VALUE_CODE_VALUE, x->code_value = ob->code_value;
+    break;
+  case CLINLOG__V1__OBSERVATION_RECORDED__VALUE_BOOL_VALUE:
+    x->value_case = CLINLOG__V1__LAB_RESULT__VALUE_BOOL_VALUE, x->bool_value = ob->bool_value;
+    break;
+  case CLINLOG__V1__OBSERVATION_RECORDED__VALUE_DATETIME_VALUE:
+    x->value_case = CLINLOG__V1__LAB_RESULT__VALUE_DATETIME_VALUE;
+    x->datetime_value = ob->datetime_value;
+    break;
+  default:
+    break;
+  }
+  *out = x;
+  return 0;
+}
+
+/* ---- the order: a ServiceRequest of the views, or the contained one ---- */
+
+/* The contained order ("#order"): what the view writes when the report
+ * names no ServiceRequest on record. Only its requester is new. */
+static int contained_order(wctx *c, report *rp, const json_t *o, const char *p) {
+  static const char *const keys[] = {"identifier", "status",    "intent", "code",
+                                     "subject",    "requester", NULL};
+  static const char *const st[] = {"unknown", NULL}, *const intents[] = {"order", NULL};
+  static const char *const nums[] = {"PLAC", "FILL", NULL};
+  Clinlog__V1__Identifier *ids[2] = {NULL, NULL};
+  const Clinlog__V1__Identifier *mine[2] = {rp->b->placer_order_number, rp->b->filler_order_number};
+  const json_t *req = json_object_get(o, "requester");
+  int rc, status, intent;
+  if ((rc = w_only(c, o, p, keys, 1)) || (rc = w_enum(c, o, p, "status", st, &status)) ||
+      (rc = w_enum(c, o, p, "intent", intents, &intent)) || (rc = same_subject(c, o, p)) ||
+      (rc = w_other_ids(c, o, p, nums, ids, "the report's PLAC and FILL identifiers")) ||
+      (req && (rc = w_reference(c, req, w_path(c, p, "requester", 0), &rp->b->ordering_provider))))
+    return rc;
+  if (status < 0 || intent < 0)
+    return w_fail(c, 400, "required", w_path(c, p, status < 0 ? "status" : "intent", 0),
+                  "required (the contained order: status unknown, intent order)");
+  const json_t *code = json_object_get(o, "code");
+  if (code != NULL && !json_equal((json_t *)code, json_object_get(rp->r, "code")))
+    return w_fail(c, 422, "not-supported", w_path(c, p, "code", 0),
+                  "the contained order's code is the report's");
+  for (int i = 0; i < 2; i++) {
+    const Clinlog__V1__Identifier *a = ids[i], *m = mine[i];
+    if ((a == NULL) != (m == NULL) ||
+        (a != NULL && (strcmp(a->system, m->system) || strcmp(a->value, m->value))))
+      return w_fail(c, 422, "not-supported", w_path(c, p, "identifier", 0),
+                    "the contained order's %s identifier is the report's", nums[i]);
+  }
+  if (rp->b->ordering_provider == NULL)
+    return w_fail(c, 422, "not-supported", w_path(c, p, "requester", 0),
+                  "required: a contained order holds who ordered the report");
+  return 0;
+}
+
+static int based_on(wctx *c, report *rp, int *used_order) {
+  const json_t *a;
+  size_t n;
+  int rc = w_arr(c, rp->r, rp->p, "basedOn", &a, &n);
+  if (rc || n == 0)
+    return rc;
+  if (n > 1)
+    return w_fail(c, 422, "not-supported", w_path(c, w_path(c, rp->p, "basedOn", 0), NULL, 1),
+                  "one order (basedOn) can be written");
+  rp->based_on = json_array_get(a, 0);
+  const char *ref = json_string_value(json_object_get(rp->based_on, "reference"));
+  if (ref != NULL && ref[0] == '#') {
+    long k;
+    const json_t *o = contained(rp->r, ref, &k);
+    const char *t = json_string_value(json_object_get(o, "resourceType"));
+    const char *rpath = w_path(c, w_path(c, rp->p, "basedOn", 0), NULL, 0);
+    if (o == NULL || t == NULL || strcmp(t, "ServiceRequest") || strcmp(ref, "#order"))
+      return w_fail(c, 422, "not-supported", w_path(c, rpath, "reference", 0),
+                    "a contained order is the ServiceRequest with id 'order'");
+    *used_order = rp->local_order = 1;
+    return contained_order(c, rp, o, w_path(c, w_path(c, rp->p, "contained", 0), NULL, k));
+  }
+  json_t *wrap = json_object(); /* so the element's path reads basedOn[0] */
+  if (wrap == NULL || json_object_set(wrap, "basedOn[0]", (json_t *)rp->based_on))
+    rc = cl_err_set(c->err, CL_ENOMEM, "out of memory");
+  else
+    rc = w_ref_bid(c, wrap, rp->p, "basedOn[0]", "ServiceRequest", (const char **)&rp->b->order_id);
+  json_decref(wrap);
+  return rc;
+}
+
+/* ---- the report ---- */
+
+static int results(wctx *c, report *rp, unsigned char *used) {
+  const json_t *a;
+  size_t n;
+  int rc = w_arr(c, rp->r, rp->p, "result", &a, &n);
+  if (rc)
+    return rc;
+  if (n && (rp->b->results = w_alloc(c, n * sizeof *rp->b->results)) == NULL)
+    return CL_ENOMEM;
+  const char *rs = w_path(c, rp->p, "result", 0);
+  for (size_t i = 0; i < n; i++) {
+    const json_t *v = json_array_get(a, i);
+    const char *ip = w_path(c, rs, NULL, (long)i);
+    static const char *const rkeys[] = {"reference", "display", NULL};
+    const char *ref;
+    if (!json_is_object(v))
+      return w_fail(c, 400, "structure", ip, "expected a Reference (an object)");
+    if ((rc = w_only(c, v, ip, rkeys, 0)) || (rc = w_str(c, v, ip, "reference", &ref)))
+      return rc;
+    long k;
+    const json_t *o = ref ? contained(rp->r, ref, &k) : NULL;
+    const char *t = json_string_value(json_object_get(o, "resourceType"));
+    if (o == NULL || t == NULL || strcmp(t, "Observation") != 0)
+      return w_fail(c, 422, "not-supported", ip,
+                    "a result is written with its report: a contained Observation (\"#<id>\"); "
+                    "an Observation on record or elsewhere cannot become a line of it");
+    if (used[k])
+      return w_fail(c, 422, "not-supported", ip, "the same result line twice");
+    used[k] = 1;
+    const char *op = w_path(c, w_path(c, rp->p, "contained", 0), NULL, k);
+    if ((rc = line(c, rp, o, op, &rp->b->results[i])))
+      return rc;
+    rp->b->n_results = i + 1;
+  }
+  return 0;
+}
+
+/* category: the v2-0074 section, then the LAB the view adds after it. */
+static int category(wctx *c, report *rp) {
+  pb_code **cat;
+  size_t n;
+  int rc = w_concepts_code(c, rp->r, rp->p, "category", &cat, &n);
+  if (rc)
+    return rc;
+  int lab_last = n == 2 && !strcmp(cat[1]->code, "LAB") && !strcmp(cat[1]->system, V2_0074);
+  if (n > 2 || (n == 2 && (!lab_last || !strcmp(cat[0]->code, "LAB"))))
+    return w_fail(c, 422, "not-supported", w_path(c, rp->p, "category", 0),
+                  "one diagnostic section (v2-0074) can be written, followed by LAB");
+  rp->b->category = n ? cat[0] : NULL;
+  return 0;
+}
+
+/* extension: the R5 DiagnosticReport.note annotations. */
+static int notes(wctx *c, report *rp) {
+  const json_t *a;
+  size_t n;
+  int rc = w_arr(c, rp->r, rp->p, "extension", &a, &n);
+  if (rc || n == 0)
+    return rc;
+  if ((rp->b->notes = w_alloc(c, n * sizeof *rp->b->notes)) == NULL)
+    return CL_ENOMEM;
+  static const char *const keys[] = {"url", "valueAnnotation", NULL};
+  static const char *const akeys[] = {"text", NULL};
+  for (size_t i = 0; i < n; i++) {
+    const json_t *e = json_array_get(a, i), *ann;
+    const char *ep = w_path(c, w_path(c, rp->p, "extension", 0), NULL, (long)i), *url, *text;
+    if (!json_is_object(e))
+      return w_fail(c, 400, "structure", ep, "expected an Extension (an object)");
+    if ((rc = w_only(c, e, ep, keys, 0)) || (rc = w_str(c, e, ep, "url", &url)))
+      return rc;
+    if (url == NULL || strcmp(url, REPORT_NOTE_EXT) != 0)
+      return w_fail(c, 422, "not-supported", w_path(c, ep, "url", 0),
+                    "the extension written is " REPORT_NOTE_EXT);
+    const char *ap = w_path(c, ep, "valueAnnotation", 0);
+    if ((rc = w_obj(c, e, ep, "valueAnnotation", &ann)))
+      return rc;
+    if (ann == NULL)
+      return w_fail(c, 400, "required", ap, "required");
+    if ((rc = w_only(c, ann, ap, akeys, 0)) || (rc = w_str(c, ann, ap, "text", &text)))
+      return rc;
+    if (text == NULL)
+      return w_fail(c, 400, "required", w_path(c, ap, "text", 0), "required");
+    rp->b->notes[rp->b->n_notes++] = (char *)text;
+  }
+  return 0;
+}
+
+int w_diagnostic_report(wctx *c, const json_t *r) {
+  static const char *const keys[] = {"contained",
+                                     "extension",
+                                     "identifier",
+                                     "basedOn",
+                                     "status",
+                                     "category",
+                                     "code",
+                                     "subject",
+                                     "encounter",
+                                     "effectiveDateTime",
+                                     "issued",
+                                     "performer",
+                                     "resultsInterpreter",
+                                     "result",
+                                     "conclusion",
+                                     NULL};
+  static const char *const nums[] = {"PLAC", "FILL", "ACSN", NULL};
+  Clinlog__V1__LabResultReported *b = w_alloc(c, sizeof *b);
+  if (b == NULL)
+    return CL_ENOMEM;
+  clinlog__v1__lab_result_reported__init(b);
+  report rp = {.r = r, .p = c->root, .b = b};
+  const char *p = rp.p;
+  Clinlog__V1__Identifier *ids[3] = {NULL, NULL, NULL};
+  const json_t *cs;
+  size_t ncs;
+  pb_ts *issued;
+  int rc, status, used_order = 0;
+  if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
+      (rc = w_business_id(c, r, p)) ||
+      (rc = w_other_ids(c, r, p, nums, ids, "one PLAC, one FILL and one ACSN identifier")) ||
+      (rc = w_enum(c, r, p, "status", report_status, &status)) || (rc = category(c, &rp)) ||
+      (rc = w_concept(c, r, p, "code", &b->code)) ||
+      (rc = w_encounter(c, r, p, "encounter", (const char **)&b->encounter_id)) ||
+      (rc = w_instant(c, r, p, "effectiveDateTime", &b->effective)) ||
+      (rc = w_instant(c, r, p, "issued", &issued)) ||
+      (rc = w_one_ref(c, r, p, "performer", 1, &b->performer)) ||
+      (rc = w_one_ref(c, r, p, "resultsInterpreter", 1, &b->results_interpreter)) ||
+      (rc = w_str(c, r, p, "conclusion", (const char **)&b->conclusion)) || (rc = notes(c, &rp)) ||
+      (rc = w_arr(c, r, p, "contained", &cs, &ncs)))
+    return rc;
+  if (status < 0)
+    return w_fail(c, 400, "required", w_path(c, p, "status", 0), "required");
+  if (!strcmp(report_status[status], "entered-in-error"))
+    return w_fail(c, 422, "not-supported", w_path(c, p, "status", 0),
+                  "entered-in-error is a correction of a report on record, not a report");
+  if (b->code == NULL)
+    return w_fail(c, 400, "required", w_path(c, p, "code", 0), "required");
+  b->placer_order_number = ids[0], b->filler_order_number = ids[1];
+  b->accession_number = ids[2] ? ids[2]->value : "";
+  if (ids[2] != NULL && (ids[2]->system[0] || ids[2]->assigner[0]))
+    return w_fail(c, 422, "not-supported", w_path(c, p, "identifier", 0),
+                  "the accession number (ACSN) is a value alone");
+  if (b->encounter_id == NULL)
+    b->encounter_id = "";
+  rp.encounter_id = b->encounter_id;
+  rp.issued = issued;
+  unsigned char *used = w_alloc(c, ncs + 1);
+  if (used == NULL)
+    return CL_ENOMEM;
+  if ((rc = based_on(c, &rp, &used_order)) || (rc = results(c, &rp, used)))
+    return rc;
+  for (size_t k = 0; k < ncs; k++) {
+    const json_t *o = json_array_get(cs, k);
+    const char *id = json_string_value(json_object_get(o, "id"));
+    int is_order = used_order && id != NULL && !strcmp(id, "order");
+    if (!used[k] && !is_order)
+      return w_fail(c, 422, "not-supported", w_path(c, w_path(c, p, "contained", 0), NULL, (long)k),
+                    "a contained resource is a result line (Observation, referenced from "
+                    "result) or the order (ServiceRequest 'order', from basedOn)");
+  }
+  b->status = (Clinlog__V1__DiagnosticReportStatus)(status + 1);
+  b->report_id = (char *)c->bid;
+  b->issued = issued;
+  if (b->conclusion == NULL)
+    b->conclusion = "";
+  if (b->order_id == NULL)
+    b->order_id = "";
+  c->when = issued ? issued : b->effective ? b->effective : c->when;
+  return w_emit(c, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED, b);
+}

@@ -1,0 +1,331 @@
+/* adapters/fhir/fhirw_report.c and the other types added after the first
+ * ten: each resource maps to the event its view derives from, the view's
+ * mapper gives it back, and every bad input is refused with its FHIRPath
+ * element path (test_fhirw.c covers the first ten types). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clinlog/v1/event.pb-c.h"
+#include "fhirw_fixture.h"
+#include "store/event.h"
+
+TestSuite(fhirw_types, .timeout = 60);
+
+/* The one event of m, decoded (returned-owned). */
+static Clinlog__V1__Event *only_event(const cl_fhirw_mapped *m, unsigned body) {
+  cr_assert_eq(m->n, 1);
+  cr_assert_eq(m->ev[0].type, body);
+  Clinlog__V1__Event *ev;
+  cl_err err;
+  cr_assert_eq(cl_event_decode(m->ev[0].bytes, m->ev[0].len, &ev, &err), 0, "%s", err.msg);
+  return ev;
+}
+
+/* Every member of want (but id) is in got with the same value, and got has
+ * no member want lacks but those in `extra` (NULL-terminated). */
+static void same_members(json_t *want, json_t *got, const char *const *extra) {
+  want = fw_ints(json_deep_copy(want));
+  got = fw_ints(json_deep_copy(got));
+  json_object_del(want, "id");
+  json_object_del(got, "id");
+  for (size_t i = 0; extra[i] != NULL; i++)
+    if (json_object_get(want, extra[i]) == NULL)
+      json_object_del(got, extra[i]);
+  fw_assert_same(want, got);
+}
+
+/* ---- DiagnosticReport -> LabResultReported ---- */
+
+#define LOINC "http://loinc.org"
+#define V2_0203 FJ_V2_0203
+#define LAB_CAT                                                                                    \
+  "\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"                \
+  "observation-category\",\"code\":\"laboratory\",\"display\":\"Laboratory\"}]}]"
+#define P1 "\"subject\":{\"reference\":\"Patient/p1\"}"
+#define ISSUED "\"issued\":\"2026-03-04T10:00:00Z\""
+#define UCUM "\"system\":\"http://unitsofmeasure.org\",\"code\":\"mmol/L\""
+/* the section every report of the views has */
+#define LAB_SECTION                                                                                \
+  "\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v2-0074\","      \
+  "\"code\":\"LAB\",\"display\":\"Laboratory\"}]}]"
+
+/* A report in the form the view writes it, with its two result lines
+ * contained (as a client sends them) and its order contained. */
+static const char *report_text(char *buf, size_t n) {
+  fw_opts();
+  snprintf(
+      buf, n,
+      "{\"resourceType\":\"DiagnosticReport\","
+      "\"contained\":["
+      "{\"resourceType\":\"Observation\",\"id\":\"k\",\"identifier\":[{\"system\":"
+      "\"urn:clinlog:id\",\"value\":\"line-k\"}],\"status\":\"final\"," LAB_CAT ","
+      "\"code\":{\"coding\":[{\"system\":\"" LOINC "\",\"code\":\"2823-3\",\"display\":"
+      "\"Potassium\"}]}," P1 ",\"encounter\":{\"reference\":\"Encounter/%s\"},"
+      "\"effectiveDateTime\":\"2026-03-04T08:00:00Z\"," ISSUED ","
+      "\"performer\":[{\"display\":\"Main Lab\"}],"
+      "\"valueQuantity\":{\"value\":5.90,\"unit\":\"mmol/L\",\"system\":\"http://unitsofmeasure"
+      ".org\",\"code\":\"mmol/L\"},\"interpretation\":[{\"coding\":[{\"system\":\"http://"
+      "terminology.hl7.org/CodeSystem/v3-ObservationInterpretation\",\"code\":\"H\"}]}],"
+      "\"note\":[{\"text\":\"hemolyzed\"}],\"referenceRange\":[{\"low\":{\"value\":3.5,\"unit\":"
+      "\"mmol/L\"," UCUM "},\"high\":{\"value\":5.1,\"unit\":\"mmol/L\"," UCUM "}}]},"
+      "{\"resourceType\":\"Observation\",\"id\":\"g\",\"status\":\"preliminary\","
+      "\"code\":{\"coding\":[{\"system\":\"" LOINC "\",\"code\":\"2345-7\"}],\"text\":\"Glucose\"},"
+      "\"valueString\":\"pending review\",\"method\":{\"coding\":[{\"system\":\"m\",\"code\":"
+      "\"hexokinase\"}]}},"
+      "{\"resourceType\":\"ServiceRequest\",\"id\":\"order\",\"identifier\":[{\"type\":{"
+      "\"coding\":[{\"system\":\"" V2_0203 "\",\"code\":\"PLAC\",\"display\":\"Placer Identifier"
+      "\"}]},\"system\":\"urn:oid:9.1\",\"value\":\"PO-7\"},{\"type\":{\"coding\":[{\"system\":"
+      "\"" V2_0203 "\",\"code\":\"FILL\",\"display\":\"Filler Identifier\"}]},\"value\":\"FO-7\"}],"
+      "\"status\":\"unknown\",\"intent\":\"order\",\"code\":{\"coding\":[{\"system\":\"" LOINC
+      "\",\"code\":\"24323-8\"}]}," P1 ",\"requester\":{\"reference\":\"Practitioner/dr1\","
+      "\"display\":\"Dr One\"}}],"
+      "\"extension\":[{\"url\":\"http://hl7.org/fhir/5.0/StructureDefinition/extension-"
+      "DiagnosticReport.note\",\"valueAnnotation\":{\"text\":\"called to ward\"}}],"
+      "\"identifier\":[{\"system\":\"urn:clinlog:id\",\"value\":\"rep-1\"},{\"type\":{"
+      "\"coding\":[{\"system\":\"" V2_0203 "\",\"code\":\"PLAC\",\"display\":\"Placer Identifier"
+      "\"}]},\"system\":\"urn:oid:9.1\",\"value\":\"PO-7\"},{\"type\":{\"coding\":[{\"system\":"
+      "\"" V2_0203 "\",\"code\":\"FILL\",\"display\":\"Filler Identifier\"}]},\"value\":\"FO-7\"},"
+      "{\"type\":{\"coding\":[{\"system\":\"" V2_0203 "\",\"code\":\"ACSN\",\"display\":"
+      "\"Accession ID\"}]},\"value\":\"AC-1\"}],"
+      "\"basedOn\":[{\"reference\":\"#order\"}],\"status\":\"final\","
+      "\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v2-0074\","
+      "\"code\":\"CH\"}]},{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+      "v2-0074\",\"code\":\"LAB\",\"display\":\"Laboratory\"}]}],"
+      "\"code\":{\"coding\":[{\"system\":\"" LOINC "\",\"code\":\"24323-8\"}]}," P1 ","
+      "\"encounter\":{\"reference\":\"Encounter/%s\"},"
+      "\"effectiveDateTime\":\"2026-03-04T07:30:00Z\"," ISSUED ","
+      "\"performer\":[{\"display\":\"Main Lab\"}],"
+      "\"resultsInterpreter\":[{\"reference\":\"Practitioner/path1\"}],"
+      "\"result\":[{\"reference\":\"#k\"},{\"reference\":\"#g\"}],"
+      "\"conclusion\":\"hyperkalemia\"}",
+      fw_enc_id, fw_enc_id);
+  return buf;
+}
+
+Test(fhirw_types, diagnostic_report_maps_to_one_lab_result_reported) {
+  char text[8192];
+  cl_fhirw_mapped *m = fw_map_ok(report_text(text, sizeof text));
+  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED);
+  const Clinlog__V1__LabResultReported *b = ev->lab_result_reported;
+  cr_assert_str_eq(b->report_id, "rep-1");
+  cr_assert_str_eq(m->bid, "rep-1");
+  cr_assert_eq(b->status, CLINLOG__V1__DIAGNOSTIC_REPORT_STATUS__DIAGNOSTIC_REPORT_STATUS_FINAL);
+  cr_assert_str_eq(b->code->coding[0]->code, "24323-8");
+  cr_assert_str_eq(b->code->coding[0]->system, LOINC);
+  cr_assert_str_eq(b->category->code, "CH");
+  cr_assert_str_eq(b->placer_order_number->value, "PO-7");
+  cr_assert_str_eq(b->placer_order_number->system, "urn:oid:9.1");
+  cr_assert_str_eq(b->filler_order_number->value, "FO-7");
+  cr_assert_str_eq(b->accession_number, "AC-1");
+  cr_assert_str_eq(b->encounter_id, "enc-1");
+  cr_assert_str_eq(b->ordering_provider->resource, "Practitioner/dr1");
+  cr_assert_str_eq(b->results_interpreter->resource, "Practitioner/path1");
+  cr_assert_str_eq(b->conclusion, "hyperkalemia");
+  cr_assert_eq(b->n_notes, 1);
+  cr_assert_str_eq(b->notes[0], "called to ward");
+  cr_assert_str_eq(b->order_id, "");
+  cr_assert_eq(b->issued->seconds, ev->occurred_at->seconds, "occurred_at is issued");
+  cr_assert_eq(b->n_results, 2, "one line per result, in result order");
+  const Clinlog__V1__LabResult *k = b->results[0], *g = b->results[1];
+  cr_assert_str_eq(k->observation_id, "line-k");
+  cr_assert_str_eq(k->code->coding[0]->code, "2823-3");
+  cr_assert_eq(k->value_case, CLINLOG__V1__LAB_RESULT__VALUE_QUANTITY);
+  cr_assert_str_eq(k->quantity->value, "5.90", "the decimal as written");
+  cr_assert_eq(k->n_reference_range, 1);
+  cr_assert_str_eq(k->interpretation[0]->code, "H");
+  cr_assert_eq(k->n_notes, 1);
+  cr_assert_str_eq(g->observation_id, "");
+  cr_assert_eq(g->value_case, CLINLOG__V1__LAB_RESULT__VALUE_STRING_VALUE);
+  cr_assert_str_eq(g->string_value, "pending review");
+  cr_assert_eq(g->status, CLINLOG__V1__OBSERVATION_STATUS__OBSERVATION_STATUS_PRELIMINARY);
+  cr_assert_str_eq(g->method->code, "hexokinase");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+}
+
+Test(fhirw_types, diagnostic_report_reads_back_with_its_lines) {
+  char text[8192];
+  json_t *in = fw_parse(report_text(text, sizeof text));
+  cl_fhirw_mapped *m = fw_map_ok(text);
+  json_t *store = fw_views_of(m);
+  json_t *rep = json_object_get(store, m->id);
+  cr_assert_not_null(rep);
+  cr_assert_eq(json_object_size(store), 3, "the report and its two lines");
+  /* the report: as written, its results now the lines' own Observations */
+  json_t *want = json_deep_copy(in), *cont = json_object_get(want, "contained");
+  json_t *lines[2] = {json_incref(json_array_get(cont, 0)), json_incref(json_array_get(cont, 1))};
+  json_array_remove(cont, 0);
+  json_array_remove(cont, 0);
+  json_t *res = json_object_get(rep, "result");
+  cr_assert_eq(json_array_size(res), 2);
+  json_object_set(want, "result", res);
+  static const char *const none[] = {NULL};
+  same_members(want, rep, none);
+  /* each line: what was written, plus what the view fills in from the
+   * report (subject, category, issued, performer, effective) */
+  static const char *const from_report[] = {
+      "subject",           "category",  "issued",     "performer",
+      "effectiveDateTime", "encounter", "identifier", NULL};
+  for (int i = 0; i < 2; i++) {
+    const char *ref =
+        json_string_value(json_object_get(json_array_get(res, (size_t)i), "reference"));
+    cr_assert(ref != NULL && !strncmp(ref, "Observation/", 12));
+    json_t *got = json_object_get(store, ref + 12);
+    cr_assert_not_null(got, "%s", ref);
+    same_members(lines[i], got, from_report);
+    json_decref(lines[i]);
+  }
+  /* the line with a business id keeps it; the other gets one derived
+   * from the report's */
+  json_t *g = json_object_get(
+      store, json_string_value(json_object_get(json_array_get(res, 1), "reference")) + 12);
+  const char *gid = json_string_value(
+      json_object_get(json_array_get(json_object_get(g, "identifier"), 0), "value"));
+  cr_assert(gid != NULL && !strncmp(gid, "rep-1/", 6), "%s", gid ? gid : "(none)");
+  json_decref(want);
+  json_decref(store);
+  json_decref(in);
+  cl_fhirw_mapped_free(m);
+}
+
+Test(fhirw_types, a_report_on_a_known_order_and_a_minimal_one) {
+  /* basedOn a ServiceRequest of the views: its order id */
+  fw_round_trip("{\"resourceType\":\"DiagnosticReport\",\"identifier\":[{\"system\":"
+                "\"urn:clinlog:id\",\"value\":\"rep-2\"}],\"status\":\"partial\","
+                "\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+                "v2-0074\",\"code\":\"LAB\",\"display\":\"Laboratory\"}]}],"
+                "\"code\":{\"text\":\"panel\"}," P1 "," ISSUED "}");
+  char text[1024];
+  cl_fhirw_opts o = fw_opts();
+  snprintf(text, sizeof text,
+           "{\"resourceType\":\"DiagnosticReport\",\"identifier\":[{\"system\":"
+           "\"urn:clinlog:id\",\"value\":\"rep-3\"}],\"basedOn\":[{\"reference\":"
+           "\"ServiceRequest/%s\"}],\"status\":\"final\"," LAB_SECTION ",\"code\":{\"text\":"
+           "\"x\"}," P1 "," ISSUED "}",
+           fw_sr_id);
+  fw_round_trip(text);
+  cl_fhirw_mapped *m = fw_map_ok(text);
+  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED);
+  cr_assert_str_eq(ev->lab_result_reported->order_id, "sr-1");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+  /* an order of another type */
+  snprintf(text, sizeof text,
+           "{\"resourceType\":\"DiagnosticReport\",\"status\":\"final\",\"code\":{\"text\":"
+           "\"x\"}," P1 ",\"basedOn\":[{\"reference\":\"MedicationRequest/%s\"}]}",
+           fw_rx_id);
+  json_t *j = fw_parse(text);
+  cl_fhirw_error fe;
+  cl_err err;
+  cr_assert_eq(cl_fhirw_map(j, NULL, NULL, "", &o, &m, &fe, &err), CL_EMALFORMED);
+  cr_assert_str_eq(fe.expression, "DiagnosticReport.basedOn[0]");
+  cr_assert_eq(fe.status, 422);
+  json_decref(j);
+}
+
+#define DR                                                                                         \
+  "{\"resourceType\":\"DiagnosticReport\",\"status\":\"final\",\"code\":{\"text\":\"x\"}," P1
+#define OBS_C                                                                                      \
+  "{\"resourceType\":\"Observation\",\"id\":\"a\",\"status\":\"final\",\"code\":{\"text\":\"k\"}"
+#define WITH_A ",\"result\":[{\"reference\":\"#a\"}]"
+
+static const fw_bad BAD[] = {
+    {"{\"resourceType\":\"DiagnosticReport\",\"code\":{\"text\":\"x\"}," P1 "}", 400,
+     "DiagnosticReport.status", "required"},
+    {"{\"resourceType\":\"DiagnosticReport\",\"status\":\"final\"," P1 "}", 400,
+     "DiagnosticReport.code", "required"},
+    {"{\"resourceType\":\"DiagnosticReport\",\"status\":\"final\",\"code\":{\"text\":\"x\"}}", 400,
+     "DiagnosticReport.subject", "required"},
+    {DR ",\"subject\":7}", 400, "", "structure"}, /* a duplicate member */
+    {"{\"resourceType\":\"DiagnosticReport\",\"status\":\"final\",\"code\":{\"text\":\"x\"},"
+     "\"subject\":{\"reference\":\"Patient/nobody\"}}",
+     422, "DiagnosticReport.subject.reference", "not-found"},
+    {DR ",\"status\":\"done\"}", 400, "", "structure"},
+    {"{\"resourceType\":\"DiagnosticReport\",\"status\":\"done\",\"code\":{\"text\":\"x\"}," P1 "}",
+     422, "DiagnosticReport.status", "code-invalid"},
+    {"{\"resourceType\":\"DiagnosticReport\",\"status\":\"entered-in-error\",\"code\":{\"text\":"
+     "\"x\"}," P1 "}",
+     422, "DiagnosticReport.status", "not-supported"},
+    {DR ",\"issued\":20260101}", 400, "DiagnosticReport.issued", "structure"},
+    {DR ",\"presentedForm\":[]}", 400, "DiagnosticReport.presentedForm", "not-supported"},
+    {DR ",\"result\":[{\"reference\":\"Observation/o1\"}]}", 422, "DiagnosticReport.result[0]",
+     "not-supported"},
+    {DR ",\"result\":[{\"reference\":\"urn:uuid:0b0e\"}]}", 422, "DiagnosticReport.result[0]",
+     "not-supported"},
+    {DR ",\"contained\":[" OBS_C "}],\"result\":[{\"reference\":\"#a\"},{\"reference\":\"#b\"}]}",
+     422, "DiagnosticReport.result[1]", "not-supported"},
+    {DR ",\"contained\":[" OBS_C "}],\"result\":[{\"reference\":\"#a\"},{\"reference\":\"#a\"}]}",
+     422, "DiagnosticReport.result[1]", "not-supported"},
+    {DR ",\"result\":[\"#a\"]}", 400, "DiagnosticReport.result[0]", "structure"},
+    {DR
+     ",\"contained\":[{\"resourceType\":\"Observation\",\"id\":\"a\",\"status\":\"final\"}]" WITH_A
+     "}",
+     400, "DiagnosticReport.contained[0].code", "required"},
+    {DR ",\"contained\":[{\"resourceType\":\"Observation\",\"id\":\"a\",\"code\":{\"text\":\"k\"}}"
+        "]" WITH_A "}",
+     400, "DiagnosticReport.contained[0].status", "required"},
+    {DR ",\"contained\":[" OBS_C ",\"valueQuantity\":{\"value\":\"high\"}}]" WITH_A "}", 400,
+     "DiagnosticReport.contained[0].valueQuantity.value", "structure"},
+    {DR ",\"contained\":[" OBS_C ",\"component\":[{\"code\":{\"text\":\"c\"}}]}]" WITH_A "}", 422,
+     "DiagnosticReport.contained[0].component", "not-supported"},
+    {DR ",\"contained\":[" OBS_C ",\"bodySite\":{\"text\":\"arm\"}}]" WITH_A "}", 422,
+     "DiagnosticReport.contained[0].bodySite", "not-supported"},
+    {DR ",\"contained\":[" OBS_C ",\"device\":{\"display\":\"x\"}}]" WITH_A "}", 400,
+     "DiagnosticReport.contained[0].device", "not-supported"},
+    {DR ",\"contained\":[" OBS_C ",\"subject\":{\"reference\":\"Patient/nobody\"}}]" WITH_A "}",
+     422, "DiagnosticReport.contained[0].subject.reference", "not-found"},
+    {DR ",\"contained\":[" OBS_C ",\"category\":[{\"coding\":[{\"system\":\"http://terminology."
+        "hl7.org/CodeSystem/observation-category\",\"code\":\"vital-signs\"}]}]}]" WITH_A "}",
+     422, "DiagnosticReport.contained[0].category", "not-supported"},
+    {DR ",\"contained\":[" OBS_C ",\"issued\":\"2026-01-01T00:00:00Z\"}]" WITH_A "}", 422,
+     "DiagnosticReport.contained[0].issued", "not-supported"},
+    {DR ",\"contained\":[" OBS_C ",\"performer\":[{\"display\":\"a\"},{\"display\":\"b\"}]}]" WITH_A
+        "}",
+     422, "DiagnosticReport.contained[0].performer[1]", "not-supported"},
+    {DR ",\"contained\":[" OBS_C ",\"identifier\":[{\"system\":\"urn:x\",\"value\":\"1\"}]}]" WITH_A
+        "}",
+     422, "DiagnosticReport.contained[0].identifier[0]", "not-supported"},
+    {DR ",\"contained\":[" OBS_C ",\"basedOn\":[{\"reference\":\"ServiceRequest/s\"}]}]" WITH_A "}",
+     422, "DiagnosticReport.contained[0].basedOn", "not-supported"},
+    {DR ",\"contained\":[" OBS_C "},{\"resourceType\":\"Specimen\",\"id\":\"s\"}]" WITH_A
+        ",\"specimen\":[{\"reference\":\"#s\"}]}",
+     400, "DiagnosticReport.specimen", "not-supported"},
+    {DR ",\"contained\":[" OBS_C "},{\"resourceType\":\"Specimen\",\"id\":\"s\"}]" WITH_A "}", 422,
+     "DiagnosticReport.contained[1]", "not-supported"},
+    {DR ",\"category\":[{\"text\":\"a\"},{\"text\":\"b\"}]}", 422, "DiagnosticReport.category",
+     "not-supported"},
+    {DR ",\"extension\":[{\"url\":\"http://x\",\"valueString\":\"a\"}]}", 400,
+     "DiagnosticReport.extension[0].valueString", "not-supported"},
+    {DR ",\"extension\":[{\"url\":\"http://x\"}]}", 422, "DiagnosticReport.extension[0].url",
+     "not-supported"},
+    {DR ",\"basedOn\":[{\"reference\":\"ServiceRequest/a\"},{\"reference\":\"ServiceRequest/b\"}]}",
+     422, "DiagnosticReport.basedOn[1]", "not-supported"},
+    {DR ",\"basedOn\":[{\"reference\":\"ServiceRequest/unknown\"}]}", 422,
+     "DiagnosticReport.basedOn[0].reference", "not-found"},
+    {DR ",\"basedOn\":[{\"reference\":\"#order\"}]}", 422, "DiagnosticReport.basedOn[0].reference",
+     "not-supported"},
+    {DR ",\"contained\":[{\"resourceType\":\"ServiceRequest\",\"id\":\"order\",\"status\":"
+        "\"unknown\",\"intent\":\"order\"}],\"basedOn\":[{\"reference\":\"#order\"}]}",
+     422, "DiagnosticReport.contained[0].requester", "not-supported"},
+    {DR ",\"contained\":[{\"resourceType\":\"ServiceRequest\",\"id\":\"order\",\"status\":"
+        "\"active\",\"intent\":\"order\"}],\"basedOn\":[{\"reference\":\"#order\"}]}",
+     422, "DiagnosticReport.contained[0].status", "code-invalid"},
+    {DR ",\"contained\":[{\"resourceType\":\"ServiceRequest\",\"id\":\"order\",\"status\":"
+        "\"unknown\",\"intent\":\"order\",\"identifier\":[{\"type\":{\"coding\":[{\"system\":"
+        "\"" V2_0203
+        "\",\"code\":\"PLAC\"}]},\"value\":\"P\"}],\"requester\":{\"display\":\"d\"}}],"
+        "\"basedOn\":[{\"reference\":\"#order\"}]}",
+     422, "DiagnosticReport.contained[0].identifier", "not-supported"},
+    {DR ",\"identifier\":[{\"type\":{\"coding\":[{\"system\":\"" V2_0203 "\",\"code\":\"ACSN\"}]},"
+        "\"system\":\"urn:x\",\"value\":\"A\"}]}",
+     422, "DiagnosticReport.identifier", "not-supported"},
+    {DR ",\"identifier\":[{\"type\":{\"coding\":[{\"system\":\"" V2_0203 "\",\"code\":\"MR\"}]},"
+        "\"value\":\"A\"}]}",
+     422, "DiagnosticReport.identifier[0]", "not-supported"},
+};
+
+Test(fhirw_types, every_bad_report_is_refused_naming_the_element) {
+  fw_refused_all(BAD, sizeof BAD / sizeof BAD[0]);
+}

@@ -1,0 +1,192 @@
+"""FHIR writes of the resource types added after the first ten
+(adapters/fhir/fhirw_report.c...), through the REST face of a real
+clinlogd: POST then GET gives back what was written (modulo meta and id),
+the CapabilityStatement lists the writes, what the views show passes the
+independent validator (tests/fhir), and a refusal names the element and
+writes nothing (the log's tree size)."""
+import copy
+import json
+import os
+import tempfile
+import urllib.parse
+
+import common
+import test_fhir_write as fw
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
+LAB = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                   "code": "laboratory", "display": "Laboratory"}]}
+
+
+def bmp_report(pid, rid):
+    """A basic metabolic panel as a client sends it: the report with its
+    result lines contained, and the order (who asked for it) contained."""
+    subj = {"reference": "Patient/" + pid}
+    issued = "2026-05-02T09:30:00Z"
+
+    def line(cid, code, display, value, unit, low, high, flag=None):
+        o = {"resourceType": "Observation", "id": cid, "status": "final", "category": [LAB],
+             "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+             "subject": subj, "effectiveDateTime": "2026-05-02T07:00:00Z", "issued": issued,
+             "performer": [{"display": "Central Lab"}],
+             "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+             "referenceRange": [{"low": {"value": low, "unit": unit, "system": UCUM, "code": unit},
+                                 "high": {"value": high, "unit": unit, "system": UCUM,
+                                          "code": unit}}]}
+        if flag:
+            o["interpretation"] = [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                "code": flag}]}]
+        return o
+
+    placer = {"type": {"coding": [{"system": V2_0203, "code": "PLAC",
+                                   "display": "Placer Identifier"}]},
+              "system": "urn:oid:2.16.840.1.113883.3.72.5.9.1", "value": "PO-" + rid}
+    return {
+        "resourceType": "DiagnosticReport",
+        "contained": [
+            line("na", "2951-2", "Sodium", 139, "mmol/L", 136, 145),
+            line("k", "2823-3", "Potassium", 5.9, "mmol/L", 3.5, 5.1, "H"),
+            {"resourceType": "ServiceRequest", "id": "order", "identifier": [placer],
+             "status": "unknown", "intent": "order",
+             "code": {"coding": [{"system": LOINC, "code": "51990-0",
+                                  "display": "Basic metabolic panel - Blood"}]},
+             "subject": subj, "requester": {"display": "Dr Osei"}}],
+        "identifier": [{"system": "urn:clinlog:id", "value": rid}, placer],
+        "basedOn": [{"reference": "#order"}],
+        "status": "final",
+        "category": [{"coding": [{"system": V2_0074, "code": "CH"}]},
+                     {"coding": [{"system": V2_0074, "code": "LAB", "display": "Laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "51990-0",
+                             "display": "Basic metabolic panel - Blood"}]},
+        "subject": subj,
+        "effectiveDateTime": "2026-05-02T07:00:00Z",
+        "issued": issued,
+        "performer": [{"display": "Central Lab"}],
+        "result": [{"reference": "#na"}, {"reference": "#k"}],
+        "conclusion": "Mild hyperkalemia.",
+    }
+
+
+class TestFhirWriteTypes(fw.HttpWriteCase):
+    def new_patient(self, family):
+        r, p = self.call("POST", "/Patient", fw.patient(family=family))
+        self.assertEqual(r.status, 201, p)
+        return p["id"]
+
+    def validate(self, resources):
+        d = tempfile.mkdtemp(prefix="fhirw-types-", dir=common.TMP)
+        path = os.path.join(d, "resources.json")
+        with open(path, "w") as f:
+            json.dump(resources, f)
+        ok, out = fw.validate([path])
+        self.assertTrue(ok, out)
+
+    def test_capabilities_list_the_new_writes(self):
+        st, cs = common.fhir_get(self.http_port, "/metadata")
+        self.assertEqual(st, 200)
+        by = {r["type"]: r for r in cs["rest"][0]["resource"]}
+        for t in ("DiagnosticReport",):
+            codes = [i["code"] for i in by[t]["interaction"]]
+            self.assertIn("create", codes, t)
+            self.assertIn("update", codes, t)
+
+    def test_diagnostic_report_round_trip(self):
+        pid = self.new_patient("Report")
+        size = self.client.tree_size()
+        sent = bmp_report(pid, "bmp-1")
+        r, got = self.call("POST", "/DiagnosticReport", sent)
+        self.assertEqual(r.status, 201, got)
+        self.assertEqual(self.client.tree_size(), size + 1, "one LabResultReported")
+        rid = got["id"]
+        st, rep = common.fhir_get(self.http_port, "/DiagnosticReport/" + rid)
+        self.assertEqual(st, 200, rep)
+        # the report as sent, its result lines now Observations of their own
+        want = copy.deepcopy(sent)
+        lines = want["contained"][:2]
+        want["contained"] = want["contained"][2:]
+        self.assertEqual(len(rep["result"]), 2)
+        want["result"] = rep["result"]
+        want["id"] = rid
+        self.assertEqual(fw.strip_meta(rep), want)
+        obs = []
+        for ref, sent_line in zip(rep["result"], lines):
+            st, o = common.fhir_get(self.http_port, "/" + ref["reference"])
+            self.assertEqual(st, 200, o)
+            obs.append(o)
+            o = fw.strip_meta(o)
+            self.assertTrue(o.pop("identifier")[0]["value"].startswith("bmp-1/"), o)
+            want_line = dict(sent_line, id=o["id"])
+            self.assertEqual(o, want_line)
+        # codes keep their systems; decimals as written
+        self.assertEqual(obs[1]["code"]["coding"][0]["system"], LOINC)
+        self.assertEqual(obs[1]["valueQuantity"]["value"], 5.9)
+        # searchable as any lab result of the patient
+        st, b = common.fhir_get(self.http_port,
+                                "/Observation?patient=%s&code=%s" % (
+                                    pid, urllib.parse.quote(LOINC + "|2823-3", safe="")))
+        self.assertEqual(st, 200, b)
+        self.assertEqual(b["total"], 1)
+        self.validate([rep] + obs)
+        # the same POST again: the same event, nothing new
+        r, again = self.call("POST", "/DiagnosticReport", sent)
+        self.assertIn(r.status, (200, 201), again)
+        self.assertEqual(again["id"], rid)
+        self.assertEqual(self.client.tree_size(), size + 1)
+
+    def test_diagnostic_report_in_a_transaction(self):
+        pid = self.new_patient("TxReport")
+        size = self.client.tree_size()
+        rep = bmp_report("x", "bmp-tx")
+        for c in rep["contained"]:
+            c.pop("subject", None)  # a contained line may leave the subject to its report
+        rep["subject"] = {"reference": "urn:uuid:7f1e7c9a-0000-4000-8000-000000000001"}
+        b = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:7f1e7c9a-0000-4000-8000-000000000001",
+             "resource": dict(fw.patient(family="TxReport2")),
+             "request": {"method": "POST", "url": "Patient"}},
+            {"resource": rep, "request": {"method": "POST", "url": "DiagnosticReport"}}]}
+        r, resp = self.call("POST", "", b)
+        self.assertEqual(r.status, 200, resp)
+        self.assertEqual([e["response"]["status"] for e in resp["entry"]], ["201 Created"] * 2)
+        self.assertEqual(self.client.tree_size(), size + 2)
+        loc = resp["entry"][1]["response"]["location"]
+        self.assertIn("DiagnosticReport/", loc)
+        self.assertTrue(pid)
+
+    def test_refusals_name_the_element_and_write_nothing(self):
+        pid = self.new_patient("RefusedReport")
+        size = self.client.tree_size()
+        good = bmp_report(pid, "bmp-bad")
+        cases = []
+        c = copy.deepcopy(good)
+        c["result"].append({"reference": "Observation/some-existing-one"})
+        cases.append(("/DiagnosticReport", c, 422, "DiagnosticReport.result[2]"))
+        c = copy.deepcopy(good)
+        del c["contained"][1]["code"]
+        cases.append(("/DiagnosticReport", c, 400, "DiagnosticReport.contained[1].code"))
+        c = copy.deepcopy(good)
+        c["contained"][0]["valueQuantity"]["value"] = "139"
+        cases.append(("/DiagnosticReport", c, 400,
+                      "DiagnosticReport.contained[0].valueQuantity.value"))
+        c = copy.deepcopy(good)
+        c["status"] = "done"
+        cases.append(("/DiagnosticReport", c, 422, "DiagnosticReport.status"))
+        c = copy.deepcopy(good)
+        c["specimen"] = [{"reference": "Specimen/s1"}]
+        cases.append(("/DiagnosticReport", c, 400, "DiagnosticReport.specimen"))
+        b = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:7f1e7c9a-0000-4000-8000-0000000000aa",
+             "resource": fw.heart_rate(pid), "request": {"method": "POST", "url": "Observation"}},
+            {"resource": dict(copy.deepcopy(good), result=[
+                {"reference": "urn:uuid:7f1e7c9a-0000-4000-8000-0000000000aa"}]),
+             "request": {"method": "POST", "url": "DiagnosticReport"}}]}
+        cases.append(("", b, 422, "Bundle.entry[1].resource.result[0]"))
+        for path, body, status, expr in cases:
+            r, oo = self.call("POST", path, body)
+            self.assertEqual(r.status, status, "%s: %s" % (expr, oo))
+            self.assertEqual(oo["issue"][0]["expression"], [expr], oo)
+        self.assertNothingWritten(size)
