@@ -407,6 +407,9 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "Immunization",
                                       "ServiceRequest",
                                       "DiagnosticReport",
+                                      "Appointment",
+                                      "Communication",
+                                      "Task",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -541,6 +544,12 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_service_request(&c, res);
   } else if (!strcmp(type, "DiagnosticReport")) {
     rc = w_diagnostic_report(&c, res);
+  } else if (!strcmp(type, "Appointment")) {
+    rc = w_appointment(&c, res);
+  } else if (!strcmp(type, "Communication")) {
+    rc = w_communication(&c, res);
+  } else if (!strcmp(type, "Task")) {
+    rc = w_task(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
@@ -548,7 +557,7 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
                            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
                              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
                              "MedicationAdministration, MedicationDispense, Immunization, "
-                             "ServiceRequest, DiagnosticReport)"
+                             "ServiceRequest, DiagnosticReport, Appointment, Communication, Task)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

@@ -140,6 +140,14 @@ int w_observation(wctx *c, const json_t *r);
  * code required. Shared with the result lines of a DiagnosticReport. */
 int w_obs_read(wctx *c, const json_t *r, const char *p, Clinlog__V1__ObservationRecorded *b);
 int w_diagnostic_report(wctx *c, const json_t *r); /* fhirw_report.c */
+int w_appointment(wctx *c, const json_t *r);       /* fhirw_portal.c */
+int w_communication(wctx *c, const json_t *r);     /* fhirw_portal.c */
+int w_task(wctx *c, const json_t *r);              /* fhirw_portal.c */
+
+/* One extension e (at path ep, its url checked present) for w_each_ext. */
+typedef int (*w_ext_fn)(wctx *c, const json_t *e, const char *ep, const char *url, void *ctx);
+/* Calls fn on each element of r.extension (fhirw_report.c). */
+int w_each_ext(wctx *c, const json_t *r, const char *p, w_ext_fn fn, void *ctx);
 int w_service_request(wctx *c, const json_t *r);
 int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
 int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */

@@ -303,38 +303,52 @@ static int category(wctx *c, report *rp) {
   return 0;
 }
 
-/* extension: the R5 DiagnosticReport.note annotations. */
-static int notes(wctx *c, report *rp) {
+int w_each_ext(wctx *c, const json_t *r, const char *p, w_ext_fn fn, void *ctx) {
   const json_t *a;
   size_t n;
-  int rc = w_arr(c, rp->r, rp->p, "extension", &a, &n);
-  if (rc || n == 0)
-    return rc;
-  if ((rp->b->notes = w_alloc(c, n * sizeof *rp->b->notes)) == NULL)
-    return CL_ENOMEM;
-  static const char *const keys[] = {"url", "valueAnnotation", NULL};
-  static const char *const akeys[] = {"text", NULL};
-  for (size_t i = 0; i < n; i++) {
-    const json_t *e = json_array_get(a, i), *ann;
-    const char *ep = w_path(c, w_path(c, rp->p, "extension", 0), NULL, (long)i), *url, *text;
+  int rc = w_arr(c, r, p, "extension", &a, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const json_t *e = json_array_get(a, i);
+    const char *ep = w_path(c, w_path(c, p, "extension", 0), NULL, (long)i), *url;
     if (!json_is_object(e))
       return w_fail(c, 400, "structure", ep, "expected an Extension (an object)");
-    if ((rc = w_only(c, e, ep, keys, 0)) || (rc = w_str(c, e, ep, "url", &url)))
+    if ((rc = w_str(c, e, ep, "url", &url)))
       return rc;
-    if (url == NULL || strcmp(url, REPORT_NOTE_EXT) != 0)
-      return w_fail(c, 422, "not-supported", w_path(c, ep, "url", 0),
-                    "the extension written is " REPORT_NOTE_EXT);
-    const char *ap = w_path(c, ep, "valueAnnotation", 0);
-    if ((rc = w_obj(c, e, ep, "valueAnnotation", &ann)))
-      return rc;
-    if (ann == NULL)
-      return w_fail(c, 400, "required", ap, "required");
-    if ((rc = w_only(c, ann, ap, akeys, 0)) || (rc = w_str(c, ann, ap, "text", &text)))
-      return rc;
-    if (text == NULL)
-      return w_fail(c, 400, "required", w_path(c, ap, "text", 0), "required");
-    rp->b->notes[rp->b->n_notes++] = (char *)text;
+    if (url == NULL)
+      return w_fail(c, 400, "required", w_path(c, ep, "url", 0), "required");
+    rc = fn(c, e, ep, url, ctx);
   }
+  return rc;
+}
+
+/* extension: the R5 DiagnosticReport.note annotations. */
+static int note_ext(wctx *c, const json_t *e, const char *ep, const char *url, void *ctx) {
+  Clinlog__V1__LabResultReported *b = ctx;
+  static const char *const keys[] = {"url", "valueAnnotation", NULL};
+  static const char *const akeys[] = {"text", NULL};
+  const json_t *ann;
+  const char *text, *ap = w_path(c, ep, "valueAnnotation", 0);
+  int rc;
+  if ((rc = w_only(c, e, ep, keys, 0)))
+    return rc;
+  if (strcmp(url, REPORT_NOTE_EXT) != 0)
+    return w_fail(c, 422, "not-supported", w_path(c, ep, "url", 0),
+                  "the extension written is " REPORT_NOTE_EXT);
+  if ((rc = w_obj(c, e, ep, "valueAnnotation", &ann)))
+    return rc;
+  if (ann == NULL)
+    return w_fail(c, 400, "required", ap, "required");
+  if ((rc = w_only(c, ann, ap, akeys, 0)) || (rc = w_str(c, ann, ap, "text", &text)))
+    return rc;
+  if (text == NULL)
+    return w_fail(c, 400, "required", w_path(c, ap, "text", 0), "required");
+  char **more = w_alloc(c, (b->n_notes + 1) * sizeof *more);
+  if (more == NULL)
+    return CL_ENOMEM;
+  if (b->n_notes)
+    memcpy(more, b->notes, b->n_notes * sizeof *more);
+  more[b->n_notes++] = (char *)text;
+  b->notes = more;
   return 0;
 }
 
@@ -377,8 +391,8 @@ int w_diagnostic_report(wctx *c, const json_t *r) {
       (rc = w_instant(c, r, p, "issued", &issued)) ||
       (rc = w_one_ref(c, r, p, "performer", 1, &b->performer)) ||
       (rc = w_one_ref(c, r, p, "resultsInterpreter", 1, &b->results_interpreter)) ||
-      (rc = w_str(c, r, p, "conclusion", (const char **)&b->conclusion)) || (rc = notes(c, &rp)) ||
-      (rc = w_arr(c, r, p, "contained", &cs, &ncs)))
+      (rc = w_str(c, r, p, "conclusion", (const char **)&b->conclusion)) ||
+      (rc = w_each_ext(c, r, p, note_ext, b)) || (rc = w_arr(c, r, p, "contained", &cs, &ncs)))
     return rc;
   if (status < 0)
     return w_fail(c, 400, "required", w_path(c, p, "status", 0), "required");

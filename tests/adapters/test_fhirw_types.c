@@ -329,3 +329,197 @@ static const fw_bad BAD[] = {
 Test(fhirw_types, every_bad_report_is_refused_naming_the_element) {
   fw_refused_all(BAD, sizeof BAD / sizeof BAD[0]);
 }
+
+/* ---- Appointment, Communication, Task (fhirw_portal.c) ---- */
+
+#define EXT "https://clinlog.dev/fhir/StructureDefinition/"
+#define APPT_BODY                                                                                  \
+  "\"identifier\":[{\"system\":\"urn:clinlog:id\",\"value\":\"ap-1\"},{\"type\":{\"coding\":[{"    \
+  "\"system\":\"" V2_0203 "\",\"code\":\"PLAC\",\"display\":\"Placer Identifier\"}]},"             \
+  "\"value\":\"S-1\"}],"                                                                           \
+  "\"serviceType\":[{\"coding\":[{\"system\":\"http://snomed.info/"                                \
+  "sct\",\"code\":\"394802001\"}]}],"                                                              \
+  "\"appointmentType\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"          \
+  "v2-0276\",\"code\":\"FOLLOWUP\"}]},\"reasonCode\":[{\"text\":\"BP check\"}],"                   \
+  "\"start\":\"2026-04-01T09:00:00Z\",\"end\":\"2026-04-01T09:20:00Z\","                           \
+  "\"created\":\"2026-03-20T12:00:00Z\",\"comment\":\"bring meds\","                               \
+  "\"participant\":[{\"actor\":{\"reference\":\"Patient/p1\"},\"status\":\"accepted\"},"           \
+  "{\"type\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"                   \
+  "v3-ParticipationType\",\"code\":\"ATND\",\"display\":\"attender\"}]}],\"actor\":{"              \
+  "\"reference\":\"Practitioner/dr1\",\"display\":\"Dr One\"},\"status\":\"accepted\"},"           \
+  "{\"actor\":{\"reference\":\"Location/l1\",\"display\":\"Clinic 2\"},\"status\":\"accepted\"}]"
+#define APPT_EXT                                                                                   \
+  "{\"url\":\"" EXT "booking-channel\",\"valueCoding\":{\"system\":\"https://clinlog.dev/fhir/"    \
+  "CodeSystem/booking-channel\",\"code\":\"portal\",\"display\":\"Patient portal or app\"}},"      \
+  "{\"url\":\"" EXT "booked-by\",\"valueReference\":{\"reference\":\"Patient/p1\"}}"
+
+Test(fhirw_types, appointment_booked_and_cancelled_round_trip) {
+  const char *booked = "{\"resourceType\":\"Appointment\",\"extension\":[" APPT_EXT
+                       "],\"status\":\"booked\"," APPT_BODY "}";
+  fw_round_trip(booked);
+  cl_fhirw_mapped *m = fw_map_ok(booked);
+  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_APPOINTMENT_BOOKED);
+  const Clinlog__V1__AppointmentBooked *b = ev->appointment_booked;
+  cr_assert_str_eq(b->appointment_id, "ap-1");
+  cr_assert_eq(b->booked_via, CLINLOG__V1__BOOKING_CHANNEL__BOOKING_CHANNEL_PORTAL);
+  cr_assert_str_eq(b->practitioner->resource, "Practitioner/dr1");
+  cr_assert_str_eq(b->location->reference->resource, "Location/l1");
+  cr_assert_str_eq(b->placer_appointment_id->value, "S-1");
+  cr_assert_str_eq(b->appointment_type->code, "FOLLOWUP");
+  cr_assert_eq(ev->occurred_at->seconds, 1774008000, "occurred_at is created");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+  /* cancelled: the booking and its cancellation, one append */
+  const char *cancelled =
+      "{\"resourceType\":\"Appointment\",\"extension\":[" APPT_EXT ",{\"url\":\"" EXT
+      "cancelled-by\",\"valueReference\":{\"display\":\"front desk\"}}],\"status\":\"noshow\","
+      "\"cancelationReason\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+      "appointment-cancellation-reason\",\"code\":\"pat\"}]}," APPT_BODY "}";
+  fw_round_trip(cancelled);
+  m = fw_map_ok(cancelled);
+  cr_assert_eq(m->n, 2);
+  cr_assert_eq(m->ev[0].type, CLINLOG__V1__EVENT__BODY_APPOINTMENT_BOOKED);
+  cr_assert_eq(m->ev[1].type, CLINLOG__V1__EVENT__BODY_APPOINTMENT_CANCELLED);
+  cl_err err;
+  cr_assert_eq(cl_event_decode(m->ev[1].bytes, m->ev[1].len, &ev, &err), 0, "%s", err.msg);
+  cr_assert(ev->appointment_cancelled->no_show);
+  cr_assert_str_eq(ev->appointment_cancelled->appointment_id, "ap-1");
+  cr_assert_str_eq(ev->appointment_cancelled->reason->coding[0]->code, "pat");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+}
+
+Test(fhirw_types, communication_and_task_round_trip) {
+  const char *msg =
+      "{\"resourceType\":\"Communication\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+      "\"value\":\"m-2\"},{\"system\":\"urn:clinlog:thread\",\"value\":\"t-1\"}],"
+      "\"status\":\"completed\",\"category\":[{\"coding\":[{\"system\":\"urn:x\",\"code\":"
+      "\"medical-advice\"}]}]," P1 ",\"topic\":{\"text\":\"Question\"},"
+      "\"sent\":\"2026-04-02T08:00:00Z\",\"recipient\":[{\"reference\":\"Practitioner/dr1\"},"
+      "{\"display\":\"Nurse pool\"}],\"sender\":{\"reference\":\"Patient/p1\"},"
+      "\"payload\":[{\"contentString\":\"Is 5.9 high?\"},{\"contentReference\":{\"reference\":"
+      "\"DiagnosticReport/r1\"}}]}";
+  fw_round_trip(msg);
+  cl_fhirw_mapped *m = fw_map_ok(msg);
+  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_MESSAGE_SENT);
+  const Clinlog__V1__MessageSent *b = ev->message_sent;
+  cr_assert_str_eq(b->message_id, "m-2");
+  cr_assert_str_eq(b->thread_id, "t-1");
+  cr_assert_str_eq(b->subject, "Question");
+  cr_assert_str_eq(b->body, "Is 5.9 high?");
+  cr_assert_eq(b->n_recipients, 2);
+  cr_assert_eq(b->n_attachments, 1);
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+
+  char task[2048];
+  fw_opts();
+  snprintf(task, sizeof task,
+           "{\"resourceType\":\"Task\",\"identifier\":[{\"system\":\"urn:clinlog:id\",\"value\":"
+           "\"rf-1\"}],\"status\":\"requested\",\"intent\":\"order\",\"code\":{\"coding\":[{"
+           "\"system\":\"http://hl7.org/fhir/CodeSystem/task-code\",\"code\":\"fulfill\","
+           "\"display\":\"Fulfill the focal request\"}],\"text\":\"Medication refill request\"},"
+           "\"focus\":{\"reference\":\"MedicationRequest/%s\"},\"for\":{\"reference\":"
+           "\"Patient/p1\"},\"authoredOn\":\"2026-04-03T07:00:00Z\",\"requester\":{\"reference\":"
+           "\"Patient/p1\"},\"owner\":{\"display\":\"Main St Pharmacy\"},\"note\":[{\"text\":"
+           "\"3 days left\"}],\"input\":[{\"type\":{\"text\":\"medication\"},"
+           "\"valueCodeableConcept\":{\"text\":\"lisinopril 10 mg\"}}]}",
+           fw_rx_id);
+  fw_round_trip(task);
+  m = fw_map_ok(task);
+  ev = only_event(m, CLINLOG__V1__EVENT__BODY_REFILL_REQUESTED);
+  cr_assert_str_eq(ev->refill_requested->prescription_id, "rx-1");
+  cr_assert_str_eq(ev->refill_requested->pharmacy->display, "Main St Pharmacy");
+  cr_assert_str_eq(ev->refill_requested->medication->text, "lisinopril 10 mg");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+}
+
+#define APPT                                                                                       \
+  "{\"resourceType\":\"Appointment\",\"participant\":[{\"actor\":{\"reference\":"                  \
+  "\"Patient/p1\"},\"status\":\"accepted\"}]"
+#define TIMES ",\"start\":\"2026-04-01T09:00:00Z\",\"end\":\"2026-04-01T09:20:00Z\""
+#define MSG "{\"resourceType\":\"Communication\",\"status\":\"completed\"," P1
+#define TASK                                                                                       \
+  "{\"resourceType\":\"Task\",\"status\":\"requested\",\"intent\":\"order\","                      \
+  "\"code\":{\"coding\":[{\"system\":\"http://hl7.org/fhir/CodeSystem/task-code\","                \
+  "\"code\":\"fulfill\"}]},\"for\":{\"reference\":\"Patient/p1\"}"
+
+static const fw_bad BAD_PORTAL[] = {
+    {APPT TIMES "}", 400, "Appointment.status", "required"},
+    {APPT ",\"status\":\"booked\"}", 400, "Appointment.start", "required"},
+    {APPT ",\"status\":\"booked\",\"start\":\"2026-04-01T09:00:00Z\"}", 400, "Appointment.end",
+     "required"},
+    {APPT ",\"status\":\"proposed\"" TIMES "}", 422, "Appointment.status", "code-invalid"},
+    {APPT ",\"status\":\"booked\",\"slot\":[]" TIMES "}", 400, "Appointment.slot", "not-supported"},
+    {"{\"resourceType\":\"Appointment\",\"status\":\"booked\"" TIMES "}", 400,
+     "Appointment.participant", "required"},
+    {"{\"resourceType\":\"Appointment\",\"status\":\"booked\",\"participant\":[{\"actor\":{"
+     "\"reference\":\"Patient/p1\"}}]" TIMES "}",
+     400, "Appointment.participant[0].status", "required"},
+    {"{\"resourceType\":\"Appointment\",\"status\":\"booked\",\"participant\":[{\"actor\":{"
+     "\"reference\":\"Patient/nobody\"},\"status\":\"accepted\"}]" TIMES "}",
+     422, "Appointment.participant[0].actor.reference", "not-found"},
+    {"{\"resourceType\":\"Appointment\",\"status\":\"booked\",\"participant\":[{\"actor\":{"
+     "\"reference\":\"Patient/p1\"},\"status\":\"accepted\",\"type\":[{\"coding\":[{\"system\":"
+     "\"http://terminology.hl7.org/CodeSystem/v3-ParticipationType\",\"code\":\"PPRF\"}]}]}]" TIMES
+     "}",
+     422, "Appointment.participant[0].type[0].coding[0].code", "code-invalid"},
+    {APPT ",\"status\":\"booked\",\"cancelationReason\":{\"text\":\"x\"}" TIMES "}", 422,
+     "Appointment.cancelationReason", "invalid"},
+    {APPT ",\"status\":\"booked\",\"extension\":[{\"url\":\"" EXT "cancelled-by\","
+          "\"valueReference\":{\"display\":\"x\"}}]" TIMES "}",
+     422, "Appointment.extension[0].url", "not-supported"},
+    {APPT ",\"status\":\"booked\",\"extension\":[{\"url\":\"" EXT "booking-channel\","
+          "\"valueCoding\":{\"system\":\"https://clinlog.dev/fhir/CodeSystem/booking-channel\","
+          "\"code\":\"fax\"}}]" TIMES "}",
+     422, "Appointment.extension[0].valueCoding.code", "code-invalid"},
+    {APPT ",\"status\":\"booked\",\"serviceType\":[{\"text\":\"a\"},{\"text\":\"b\"}]" TIMES "}",
+     422, "Appointment.serviceType[1]", "not-supported"},
+    {APPT ",\"status\":\"booked\",\"start\":\"2026-04-01\",\"end\":\"2026-04-02\"}", 400,
+     "Appointment.start", "value"},
+    {"{\"resourceType\":\"Communication\"," P1 "}", 400, "Communication.status", "required"},
+    {MSG ",\"status\":\"in-progress\"}", 400, "", "structure"},
+    {"{\"resourceType\":\"Communication\",\"status\":\"in-progress\"," P1 "}", 422,
+     "Communication.status", "code-invalid"},
+    {"{\"resourceType\":\"Communication\",\"status\":\"completed\"}", 400, "Communication.subject",
+     "required"},
+    {MSG ",\"payload\":[{\"contentAttachment\":{\"contentType\":\"text/html\"}}]}", 400,
+     "Communication.payload[0].contentAttachment", "not-supported"},
+    {MSG ",\"payload\":[{\"contentReference\":{\"reference\":\"Binary/b\"}},{\"contentString\":"
+         "\"late\"}]}",
+     422, "Communication.payload[1].contentString", "not-supported"},
+    {MSG ",\"payload\":[{}]}", 400, "Communication.payload[0]", "required"},
+    {MSG ",\"identifier\":[{\"system\":\"urn:other\",\"value\":\"1\"}]}", 422,
+     "Communication.identifier[0]", "not-supported"},
+    {MSG ",\"inResponseTo\":[{\"reference\":\"Communication/unknown\"}]}", 422,
+     "Communication.inResponseTo[0].reference", "not-found"},
+    {MSG ",\"topic\":{\"coding\":[]}}", 400, "Communication.topic.coding", "not-supported"},
+    {MSG ",\"sent\":7}", 400, "Communication.sent", "structure"},
+    {"{\"resourceType\":\"Task\",\"intent\":\"order\",\"for\":{\"reference\":\"Patient/p1\"}}", 400,
+     "Task.status", "required"},
+    {"{\"resourceType\":\"Task\",\"status\":\"requested\",\"intent\":\"order\",\"for\":{"
+     "\"reference\":\"Patient/p1\"}}",
+     400, "Task.code", "required"},
+    {"{\"resourceType\":\"Task\",\"status\":\"requested\",\"intent\":\"order\",\"code\":{"
+     "\"coding\":[{\"system\":\"http://hl7.org/fhir/CodeSystem/task-code\",\"code\":\"approve\""
+     "}]},\"for\":{\"reference\":\"Patient/p1\"}}",
+     422, "Task.code.coding[0].code", "code-invalid"},
+    {"{\"resourceType\":\"Task\",\"status\":\"completed\",\"intent\":\"order\",\"for\":{"
+     "\"reference\":\"Patient/p1\"}}",
+     422, "Task.status", "code-invalid"},
+    {TASK ",\"focus\":{\"reference\":\"MedicationRequest/unknown\"}}", 422, "Task.focus.reference",
+     "not-found"},
+    {TASK ",\"focus\":{\"reference\":\"ServiceRequest/s\"}}", 422, "Task.focus", "invalid"},
+    {TASK ",\"input\":[{\"type\":{\"text\":\"dose\"},\"valueCodeableConcept\":{\"text\":\"x\"}}]}",
+     422, "Task.input[0]", "not-supported"},
+    {TASK ",\"input\":[{\"type\":{\"text\":\"medication\"},\"valueString\":\"x\"}]}", 400,
+     "Task.input[0].valueString", "not-supported"},
+    {TASK ",\"businessStatus\":{\"text\":\"x\"}}", 400, "Task.businessStatus", "not-supported"},
+    {"{\"resourceType\":\"Task\",\"status\":\"requested\",\"intent\":\"order\"}", 400, "Task.for",
+     "required"},
+};
+
+Test(fhirw_types, every_bad_portal_resource_is_refused_naming_the_element) {
+  fw_refused_all(BAD_PORTAL, sizeof BAD_PORTAL / sizeof BAD_PORTAL[0]);
+}

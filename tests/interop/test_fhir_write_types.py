@@ -89,7 +89,7 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         st, cs = common.fhir_get(self.http_port, "/metadata")
         self.assertEqual(st, 200)
         by = {r["type"]: r for r in cs["rest"][0]["resource"]}
-        for t in ("DiagnosticReport",):
+        for t in ("DiagnosticReport", "Appointment", "Communication", "Task"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
@@ -186,6 +186,112 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
              "request": {"method": "POST", "url": "DiagnosticReport"}}]}
         cases.append(("", b, 422, "Bundle.entry[1].resource.result[0]"))
         for path, body, status, expr in cases:
+            r, oo = self.call("POST", path, body)
+            self.assertEqual(r.status, status, "%s: %s" % (expr, oo))
+            self.assertEqual(oo["issue"][0]["expression"], [expr], oo)
+        self.assertNothingWritten(size)
+
+    def round_trip(self, res):
+        """POSTs res and GETs it back: the same resource (modulo meta/id)."""
+        r, got = self.call("POST", "/" + res["resourceType"], res)
+        self.assertEqual(r.status, 201, got)
+        st, back = common.fhir_get(self.http_port, "/%s/%s" % (res["resourceType"], got["id"]))
+        self.assertEqual(st, 200, back)
+        self.assertEqual(fw.strip_meta(back), dict(res, id=got["id"]))
+        return back
+
+    def test_portal_types_round_trip(self):
+        pid = self.new_patient("Portal")
+        subj = {"reference": "Patient/" + pid}
+        ext = "https://clinlog.dev/fhir/StructureDefinition/"
+        appt = {
+            "resourceType": "Appointment",
+            "extension": [{"url": ext + "booking-channel", "valueCoding": {
+                "system": "https://clinlog.dev/fhir/CodeSystem/booking-channel",
+                "code": "phone", "display": "By phone with staff"}}],
+            "identifier": [{"system": "urn:clinlog:id", "value": "ap-" + pid}],
+            "status": "booked",
+            "serviceType": [{"coding": [{"system": "http://snomed.info/sct",
+                                         "code": "394802001", "display": "General medicine"}]}],
+            "reasonCode": [{"text": "Blood pressure follow-up"}],
+            "start": "2026-06-01T09:00:00Z", "end": "2026-06-01T09:20:00Z",
+            "created": "2026-05-20T12:00:00Z",
+            "participant": [
+                {"actor": subj, "status": "accepted"},
+                {"type": [{"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                    "code": "ATND", "display": "attender"}]}],
+                 "actor": {"reference": "Practitioner/dr-lee", "display": "Dr Lee"},
+                 "status": "accepted"}]}
+        size = self.client.tree_size()
+        booked = self.round_trip(appt)
+        self.assertEqual(self.client.tree_size(), size + 1)
+        # a PUT with status cancelled: the booking again and its cancellation
+        cancel = dict(appt, id=booked["id"], status="cancelled", cancelationReason={
+            "coding": [{"system":
+                        "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason",
+                        "code": "pat", "display": "Patient"}]})
+        r, got = self.call("PUT", "/Appointment/" + booked["id"], cancel)
+        self.assertEqual(r.status, 200, got)
+        self.assertEqual(self.client.tree_size(), size + 3)
+        st, back = common.fhir_get(self.http_port, "/Appointment/" + booked["id"])
+        self.assertEqual(fw.strip_meta(back), cancel)
+        # the booking again changes nothing: one new version, the cancelled one
+        self.assertEqual(back["meta"]["versionId"], "2")
+        st, hist = common.fhir_get(self.http_port, "/Appointment/%s/_history" % booked["id"])
+        self.assertEqual(st, 200, hist)
+        self.assertEqual(hist["total"], 2)
+        self.assertEqual(fw.strip_meta(hist["entry"][1]["resource"])["status"], "booked")
+
+        first = {"resourceType": "Communication",
+                 "identifier": [{"system": "urn:clinlog:id", "value": "msg-1-" + pid},
+                                {"system": "urn:clinlog:thread", "value": "thr-" + pid}],
+                 "status": "completed", "subject": subj, "topic": {"text": "Refill?"},
+                 "sent": "2026-05-21T08:00:00Z", "sender": subj,
+                 "recipient": [{"reference": "Practitioner/dr-lee"}],
+                 "payload": [{"contentString": "Can I get a refill of lisinopril?"}]}
+        msg = self.round_trip(first)
+        reply = {"resourceType": "Communication",
+                 "identifier": [{"system": "urn:clinlog:id", "value": "msg-2-" + pid},
+                                {"system": "urn:clinlog:thread", "value": "thr-" + pid}],
+                 "inResponseTo": [{"reference": "Communication/" + msg["id"]}],
+                 "status": "completed", "subject": subj, "sent": "2026-05-21T09:00:00Z",
+                 "sender": {"reference": "Practitioner/dr-lee"}, "recipient": [subj],
+                 "payload": [{"contentString": "Sent to your pharmacy."}]}
+        ans = self.round_trip(reply)
+
+        rx = {"resourceType": "MedicationRequest",
+              "identifier": [{"system": "urn:clinlog:id", "value": "rx-" + pid}],
+              "status": "active", "intent": "order",
+              "medicationCodeableConcept": {"coding": [{
+                  "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "314076",
+                  "display": "lisinopril 10 MG Oral Tablet"}]},
+              "subject": subj, "authoredOn": "2026-01-05T10:00:00Z"}
+        r, prescription = self.call("POST", "/MedicationRequest", rx)
+        self.assertEqual(r.status, 201, prescription)
+        task = {"resourceType": "Task",
+                "identifier": [{"system": "urn:clinlog:id", "value": "refill-" + pid}],
+                "status": "requested", "intent": "order",
+                "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code",
+                                     "code": "fulfill", "display": "Fulfill the focal request"}],
+                         "text": "Medication refill request"},
+                "focus": {"reference": "MedicationRequest/" + prescription["id"]},
+                "for": subj, "authoredOn": "2026-05-21T08:05:00Z", "requester": subj,
+                "owner": {"display": "Main Street Pharmacy"},
+                "input": [{"type": {"text": "medication"},
+                           "valueCodeableConcept": {"text": "lisinopril 10 mg"}}]}
+        t = self.round_trip(task)
+        self.validate([back, msg, ans, t])
+        # refusals: named, nothing written
+        size = self.client.tree_size()
+        for path, body, status, expr in [
+                ("/Appointment", dict(appt, status="proposed"), 422, "Appointment.status"),
+                ("/Appointment", {k: v for k, v in appt.items() if k != "end"}, 400,
+                 "Appointment.end"),
+                ("/Communication", dict(first, payload=[{"contentAttachment": {}}]), 400,
+                 "Communication.payload[0].contentAttachment"),
+                ("/Task", dict(task, focus={"reference": "MedicationRequest/none"}), 422,
+                 "Task.focus.reference")]:
             r, oo = self.call("POST", path, body)
             self.assertEqual(r.status, status, "%s: %s" % (expr, oo))
             self.assertEqual(oo["issue"][0]["expression"], [expr], oo)
