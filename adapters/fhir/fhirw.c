@@ -410,6 +410,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "Appointment",
                                       "Communication",
                                       "Task",
+                                      "DocumentReference",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -550,6 +551,8 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_communication(&c, res);
   } else if (!strcmp(type, "Task")) {
     rc = w_task(&c, res);
+  } else if (!strcmp(type, "DocumentReference")) {
+    rc = w_document_reference(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
@@ -557,7 +560,8 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
                            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
                              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
                              "MedicationAdministration, MedicationDispense, Immunization, "
-                             "ServiceRequest, DiagnosticReport, Appointment, Communication, Task)"
+                             "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
+                             "DocumentReference)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

@@ -299,6 +299,9 @@ static int category(wctx *c, report *rp) {
   if (n > 2 || (n == 2 && (!lab_last || !strcmp(cat[0]->code, "LAB"))))
     return w_fail(c, 422, "not-supported", w_path(c, rp->p, "category", 0),
                   "one diagnostic section (v2-0074) can be written, followed by LAB");
+  if (n && !strcmp(cat[0]->code, "RAD") && !strcmp(cat[0]->system, V2_0074))
+    return w_fail(c, 422, "not-supported", w_path(c, rp->p, "category", 0),
+                  "an imaging report (RAD) is an ImagingReportSigned, not written yet");
   rp->b->category = n ? cat[0] : NULL;
   return 0;
 }

@@ -523,3 +523,109 @@ static const fw_bad BAD_PORTAL[] = {
 Test(fhirw_types, every_bad_portal_resource_is_refused_naming_the_element) {
   fw_refused_all(BAD_PORTAL, sizeof BAD_PORTAL / sizeof BAD_PORTAL[0]);
 }
+
+/* ---- DocumentReference -> ClinicalNoteSigned (fhirw_docs.c) ---- */
+
+#define ATTESTER                                                                                   \
+  "{\"url\":\"http://hl7.org/fhir/5.0/StructureDefinition/extension-DocumentReference.attester\"," \
+  "\"extension\":[{\"url\":\"mode\",\"valueCodeableConcept\":{\"coding\":[{\"system\":\"http://"   \
+  "hl7.org/fhir/composition-attestation-mode\",\"code\":\"professional\",\"display\":"             \
+  "\"Professional\"}]}},{\"url\":\"party\",\"valueReference\":{\"reference\":"                     \
+  "\"Practitioner/dr2\"}}]}"
+#define NOTE_B64 "UGF0aWVudCBkb2luZyB3ZWxsLg==" /* "Patient doing well." */
+
+Test(fhirw_types, document_reference_round_trips) {
+  char text[4096];
+  fw_opts();
+  snprintf(text, sizeof text,
+           "{\"resourceType\":\"DocumentReference\",\"extension\":[" ATTESTER "],"
+           "\"masterIdentifier\":{\"system\":\"urn:oid:1.2.3\",\"value\":\"DOC-9\"},"
+           "\"identifier\":[{\"system\":\"urn:clinlog:id\",\"value\":\"note-1\"}],"
+           "\"status\":\"current\",\"docStatus\":\"final\",\"type\":{\"coding\":[{\"system\":"
+           "\"" LOINC "\",\"code\":\"11506-3\",\"display\":\"Progress note\"}]}," P1 ","
+           "\"date\":\"2026-03-05T16:00:00Z\",\"author\":[{\"reference\":\"Practitioner/dr1\"}],"
+           "\"authenticator\":{\"reference\":\"Practitioner/dr1\"},\"description\":\"Progress "
+           "note\",\"content\":[{\"attachment\":{\"contentType\":\"text/plain\",\"language\":"
+           "\"en-US\",\"data\":\"" NOTE_B64 "\",\"title\":\"Progress note\"}}],\"context\":{"
+           "\"encounter\":[{\"reference\":\"Encounter/%s\"}],\"period\":{\"start\":"
+           "\"2026-03-05T09:00:00Z\",\"end\":\"2026-03-05T10:00:00Z\"}}}",
+           fw_enc_id);
+  fw_round_trip(text);
+  cl_fhirw_mapped *m = fw_map_ok(text);
+  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_CLINICAL_NOTE_SIGNED);
+  const Clinlog__V1__ClinicalNoteSigned *b = ev->clinical_note_signed;
+  cr_assert_str_eq(b->note_id, "note-1");
+  cr_assert_str_eq(b->text, "Patient doing well.");
+  cr_assert_str_eq(b->title, "Progress note");
+  cr_assert_str_eq(b->mime_type, "text/plain");
+  cr_assert_null(b->authenticator, "the author authenticates: not repeated");
+  cr_assert_eq(b->n_cosigners, 1);
+  cr_assert_str_eq(b->cosigners[0]->resource, "Practitioner/dr2");
+  cr_assert_str_eq(b->encounter_id, "enc-1");
+  cr_assert_eq(b->status, CLINLOG__V1__NOTE_STATUS__NOTE_STATUS_FINAL);
+  cr_assert_str_eq(b->document_identifier->value, "DOC-9");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+  /* another authenticator, markdown, no date: kept as written */
+  fw_round_trip("{\"resourceType\":\"DocumentReference\",\"identifier\":[{\"system\":"
+                "\"urn:clinlog:id\",\"value\":\"note-2\"}],\"status\":\"current\"," P1 ","
+                "\"date\":\"2026-03-06T16:00:00Z\",\"author\":[{\"display\":\"Dr A\"}],"
+                "\"authenticator\":{\"display\":\"Dr B\"},\"content\":[{\"attachment\":{"
+                "\"contentType\":\"text/markdown\",\"data\":\"" NOTE_B64 "\"}}]}");
+}
+
+#define DOC "{\"resourceType\":\"DocumentReference\",\"status\":\"current\"," P1
+#define ATT(x) ",\"content\":[{\"attachment\":{" x "}}]"
+#define PLAIN "\"contentType\":\"text/plain\",\"data\":\"" NOTE_B64 "\""
+
+static const fw_bad BAD_DOC[] = {
+    {"{\"resourceType\":\"DocumentReference\"," P1 ATT(PLAIN) "}", 400, "DocumentReference.status",
+     "required"},
+    {"{\"resourceType\":\"DocumentReference\",\"status\":\"entered-in-error\"," P1 ATT(PLAIN) "}",
+     422, "DocumentReference.status", "code-invalid"},
+    {"{\"resourceType\":\"DocumentReference\",\"status\":\"current\"" ATT(PLAIN) "}", 400,
+     "DocumentReference.subject", "required"},
+    {DOC "}", 400, "DocumentReference.content", "required"},
+    {DOC ",\"docStatus\":\"draft\"" ATT(PLAIN) "}", 422, "DocumentReference.docStatus",
+     "code-invalid"},
+    {DOC ATT("\"contentType\":\"text/plain\"") "}", 400,
+     "DocumentReference.content[0].attachment.data", "required"},
+    {DOC ATT("\"data\":\"" NOTE_B64 "\"") "}", 400,
+     "DocumentReference.content[0].attachment.contentType", "required"},
+    {DOC ATT("\"contentType\":\"text/plain\",\"data\":\"%%%\"") "}", 400,
+     "DocumentReference.content[0].attachment.data", "value"},
+    {DOC ATT("\"contentType\":\"text/plain\",\"data\":\"//4=\"") "}", 422,
+     "DocumentReference.content[0].attachment.data", "not-supported"},
+    {DOC ATT("\"contentType\":\"text/plain\",\"data\":\"YQBi\"") "}", 422,
+     "DocumentReference.content[0].attachment.data", "not-supported"},
+    {DOC ATT(PLAIN ",\"url\":\"http://x\"") "}", 400, "DocumentReference.content[0].attachment.url",
+     "not-supported"},
+    {DOC ",\"content\":[{\"attachment\":{" PLAIN "}},{\"attachment\":{" PLAIN "}}]}", 422,
+     "DocumentReference.content[1]", "not-supported"},
+    {DOC ",\"description\":\"a\"" ATT(PLAIN ",\"title\":\"b\"") "}", 422,
+     "DocumentReference.description", "not-supported"},
+    {DOC ",\"author\":[{\"display\":\"a\"},{\"display\":\"b\"}]" ATT(PLAIN) "}", 422,
+     "DocumentReference.author", "not-supported"},
+    {DOC ",\"context\":{\"encounter\":[{\"reference\":\"Encounter/unknown\"}]}" ATT(PLAIN) "}", 422,
+     "DocumentReference.context.encounter[0].reference", "not-found"},
+    {DOC ",\"context\":{\"facilityType\":{\"text\":\"x\"}}" ATT(PLAIN) "}", 400,
+     "DocumentReference.context.facilityType", "not-supported"},
+    {DOC ",\"context\":{\"period\":{\"start\":\"2026\"}}" ATT(PLAIN) "}", 400,
+     "DocumentReference.context.period.start", "value"},
+    {DOC ",\"extension\":[{\"url\":\"http://x\"}]" ATT(PLAIN) "}", 422,
+     "DocumentReference.extension[0].url", "not-supported"},
+    {DOC ",\"extension\":[{\"url\":\"http://hl7.org/fhir/5.0/StructureDefinition/extension-"
+         "DocumentReference.attester\",\"extension\":[{\"url\":\"party\",\"valueReference\":{"
+         "\"display\":\"x\"}}]}]" ATT(PLAIN) "}",
+     400, "DocumentReference.extension[0]", "required"},
+    {DOC ",\"identifier\":[{\"system\":\"urn:x\",\"value\":\"1\"}]" ATT(PLAIN) "}", 422,
+     "DocumentReference.identifier[0]", "not-supported"},
+    {DOC ",\"relatesTo\":[]" ATT(PLAIN) "}", 400, "DocumentReference.relatesTo", "not-supported"},
+    {DR ",\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v2-0074\","
+        "\"code\":\"RAD\"}]}]}",
+     422, "DiagnosticReport.category", "not-supported"},
+};
+
+Test(fhirw_types, every_bad_document_is_refused_naming_the_element) {
+  fw_refused_all(BAD_DOC, sizeof BAD_DOC / sizeof BAD_DOC[0]);
+}

@@ -4,6 +4,7 @@ clinlogd: POST then GET gives back what was written (modulo meta and id),
 the CapabilityStatement lists the writes, what the views show passes the
 independent validator (tests/fhir), and a refusal names the element and
 writes nothing (the log's tree size)."""
+import base64
 import copy
 import json
 import os
@@ -89,7 +90,8 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         st, cs = common.fhir_get(self.http_port, "/metadata")
         self.assertEqual(st, 200)
         by = {r["type"]: r for r in cs["rest"][0]["resource"]}
-        for t in ("DiagnosticReport", "Appointment", "Communication", "Task"):
+        for t in ("DiagnosticReport", "Appointment", "Communication", "Task",
+                  "DocumentReference"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
@@ -296,3 +298,44 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
             self.assertEqual(r.status, status, "%s: %s" % (expr, oo))
             self.assertEqual(oo["issue"][0]["expression"], [expr], oo)
         self.assertNothingWritten(size)
+
+    def test_document_reference_round_trip(self):
+        pid = self.new_patient("Note")
+        subj = {"reference": "Patient/" + pid}
+        text = "Seen for follow-up. BP 128/82. Continue lisinopril.\n"
+        note = {
+            "resourceType": "DocumentReference",
+            "extension": [{"url": "http://hl7.org/fhir/5.0/StructureDefinition/"
+                                  "extension-DocumentReference.attester",
+                           "extension": [
+                               {"url": "mode", "valueCodeableConcept": {"coding": [{
+                                   "system": "http://hl7.org/fhir/composition-attestation-mode",
+                                   "code": "professional", "display": "Professional"}]}},
+                               {"url": "party",
+                                "valueReference": {"reference": "Practitioner/dr-cosign"}}]}],
+            "masterIdentifier": {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "D-" + pid},
+            "identifier": [{"system": "urn:clinlog:id", "value": "note-" + pid}],
+            "status": "current", "docStatus": "final",
+            "type": {"coding": [{"system": LOINC, "code": "11506-3",
+                                 "display": "Progress note"}]},
+            "subject": subj, "date": "2026-05-03T16:00:00Z",
+            "author": [{"reference": "Practitioner/dr-lee", "display": "Dr Lee"}],
+            "authenticator": {"reference": "Practitioner/dr-lee", "display": "Dr Lee"},
+            "description": "Follow-up visit",
+            "content": [{"attachment": {
+                "contentType": "text/plain", "language": "en-US",
+                "data": base64.b64encode(text.encode()).decode(), "title": "Follow-up visit"}}],
+            "context": {"period": {"start": "2026-05-03T15:00:00Z",
+                                   "end": "2026-05-03T15:30:00Z"}}}
+        size = self.client.tree_size()
+        back = self.round_trip(note)
+        self.assertEqual(self.client.tree_size(), size + 1)
+        self.assertEqual(base64.b64decode(back["content"][0]["attachment"]["data"]).decode(), text)
+        self.validate([back])
+        bad = copy.deepcopy(note)
+        bad["content"][0]["attachment"]["data"] = "not base64!"
+        r, oo = self.call("POST", "/DocumentReference", bad)
+        self.assertEqual(r.status, 400, oo)
+        self.assertEqual(oo["issue"][0]["expression"],
+                         ["DocumentReference.content[0].attachment.data"])
+        self.assertNothingWritten(size + 1)
