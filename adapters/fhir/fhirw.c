@@ -411,6 +411,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "Communication",
                                       "Task",
                                       "DocumentReference",
+                                      "Device",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -455,6 +456,8 @@ static int finish(wctx *c, const json_t *res, const char *base_version, cl_fhirw
   snprintf(m->stream, sizeof m->stream, "%s", stream);
   if (!strcmp(c->type, "Patient"))
     cl_fhir_id("Patient", NULL, c->patient_id, m->id);
+  else if (!strcmp(c->type, "Device")) /* unique in the whole log */
+    cl_fhir_id("Device", NULL, c->bid, m->id);
   else
     cl_fhir_id(c->type, c->patient_id, c->bid, m->id);
   return 0;
@@ -553,6 +556,8 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_task(&c, res);
   } else if (!strcmp(type, "DocumentReference")) {
     rc = w_document_reference(&c, res);
+  } else if (!strcmp(type, "Device")) {
+    rc = w_device(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
@@ -561,7 +566,7 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
                              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
                              "MedicationAdministration, MedicationDispense, Immunization, "
                              "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
-                             "DocumentReference)"
+                             "DocumentReference, Device)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

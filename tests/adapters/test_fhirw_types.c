@@ -629,3 +629,85 @@ static const fw_bad BAD_DOC[] = {
 Test(fhirw_types, every_bad_document_is_refused_naming_the_element) {
   fw_refused_all(BAD_DOC, sizeof BAD_DOC / sizeof BAD_DOC[0]);
 }
+
+/* ---- Device -> DeviceRegistered (fhirw_device.c) ---- */
+
+#define MDC_SYS "urn:iso:std:iso:11073:10101"
+#define DEVICE                                                                                     \
+  "{\"resourceType\":\"Device\",\"extension\":[{\"url\":\"" EXT "device-assigned-at\","            \
+  "\"valueDateTime\":\"2026-02-01T00:00:00Z\"}],\"identifier\":[{\"system\":\"urn:clinlog:id\","   \
+  "\"value\":\"bp-cuff-7\"},{\"system\":\"urn:clinlog:principal\",\"value\":\"gw-1\"}],"           \
+  "\"udiCarrier\":[{\"deviceIdentifier\":\"00643169007222\",\"issuer\":\"http://hl7.org/fhir/"     \
+  "NamingSystem/gs1-di\",\"carrierHRF\":\"(01)00643169007222(17)270101(10)A1\"}],"                 \
+  "\"status\":\"active\",\"manufacturer\":\"Acme\",\"lotNumber\":\"L1\",\"serialNumber\":"         \
+  "\"SN9\",\"modelNumber\":\"BP-700\",\"type\":{\"coding\":[{\"system\":\"" MDC_SYS "\","          \
+  "\"code\":\"528391\",\"display\":\"MDC_DEV_SYS_PM_BP\"}]},\"version\":[{\"type\":{\"coding\":"   \
+  "[{\"system\":\"" MDC_SYS "\",\"code\":\"531976\",\"display\":\"MDC_ID_PROD_SPEC_FW\"}]},"       \
+  "\"value\":\"2.1.0\"}],\"patient\":{\"reference\":\"Patient/p1\"}"
+
+Test(fhirw_types, device_round_trips_with_a_log_wide_id) {
+  fw_round_trip(DEVICE "}");
+  cl_fhirw_mapped *m = fw_map_ok(DEVICE "}");
+  char want[CL_FHIR_ID_MAX];
+  cl_fhir_id("Device", NULL, "bp-cuff-7", want);
+  cr_assert_str_eq(m->id, want, "a device's id is the same from any stream");
+  cr_assert_str_eq(m->stream, "patient-p1");
+  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_DEVICE_REGISTERED);
+  const Clinlog__V1__DeviceRegistered *b = ev->device_registered;
+  cr_assert_str_eq(b->device_id, "bp-cuff-7");
+  cr_assert_str_eq(b->patient_id, "p1");
+  cr_assert_str_eq(b->principal_id, "gw-1");
+  cr_assert_str_eq(b->udi_carrier, "(01)00643169007222(17)270101(10)A1");
+  cr_assert_str_eq(b->firmware_version, "2.1.0");
+  cr_assert_str_eq(b->model, "BP-700");
+  cr_assert_eq(b->assigned_at->seconds, ev->occurred_at->seconds);
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+  /* a minimal one */
+  fw_round_trip("{\"resourceType\":\"Device\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+                "\"value\":\"d-2\"}],\"status\":\"active\",\"patient\":{\"reference\":"
+                "\"Patient/p1\"},\"udiCarrier\":[{\"deviceIdentifier\":\"0123\"}]}");
+}
+
+#define DEV                                                                                        \
+  "{\"resourceType\":\"Device\",\"status\":\"active\",\"patient\":{\"reference\":\"Patient/p1\"}"
+
+static const fw_bad BAD_DEVICE[] = {
+    {"{\"resourceType\":\"Device\",\"status\":\"active\"}", 400, "Device.patient", "required"},
+    {"{\"resourceType\":\"Device\",\"patient\":{\"reference\":\"Patient/p1\"}}", 400,
+     "Device.status", "required"},
+    {"{\"resourceType\":\"Device\",\"status\":\"inactive\",\"patient\":{\"reference\":"
+     "\"Patient/p1\"}}",
+     422, "Device.status", "code-invalid"},
+    {"{\"resourceType\":\"Device\",\"status\":\"active\",\"patient\":{\"reference\":"
+     "\"Patient/nobody\"}}",
+     422, "Device.patient.reference", "not-found"},
+    {DEV ",\"udiCarrier\":[{\"carrierAIDC\":\"AAA=\"}]}", 400, "Device.udiCarrier[0].carrierAIDC",
+     "not-supported"},
+    {DEV ",\"udiCarrier\":[{\"carrierHRF\":\"0100643\",\"issuer\":\"x\"}]}", 422,
+     "Device.udiCarrier[0].carrierHRF", "not-supported"},
+    {DEV ",\"udiCarrier\":[{\"carrierHRF\":\"+H123\",\"issuer\":\"http://hl7.org/fhir/"
+         "NamingSystem/gs1-di\"}]}",
+     422, "Device.udiCarrier[0].issuer", "not-supported"},
+    {DEV ",\"udiCarrier\":[{\"carrierHRF\":\"+H123\"}]}", 400, "Device.udiCarrier[0].issuer",
+     "required"},
+    {DEV ",\"udiCarrier\":[{}]}", 400, "Device.udiCarrier[0]", "required"},
+    {DEV ",\"udiCarrier\":[{\"deviceIdentifier\":\"1\"},{\"deviceIdentifier\":\"2\"}]}", 422,
+     "Device.udiCarrier[1]", "not-supported"},
+    {DEV ",\"version\":[{\"value\":\"1\"}]}", 400, "Device.version[0].type", "required"},
+    {DEV ",\"version\":[{\"type\":{\"coding\":[{\"system\":\"" MDC_SYS "\",\"code\":\"1\"}]},"
+         "\"value\":\"1\"}]}",
+     422, "Device.version[0].type.coding[0].code", "code-invalid"},
+    {DEV ",\"identifier\":[{\"system\":\"urn:x\",\"value\":\"1\"}]}", 422, "Device.identifier[0]",
+     "not-supported"},
+    {DEV ",\"extension\":[{\"url\":\"" EXT "device-assigned-at\",\"valueDateTime\":\"2026\"}]}",
+     400, "Device.extension[0].valueDateTime", "value"},
+    {DEV ",\"extension\":[{\"url\":\"" EXT "other\",\"valueString\":\"x\"}]}", 400,
+     "Device.extension[0].valueString", "not-supported"},
+    {DEV ",\"owner\":{\"display\":\"x\"}}", 400, "Device.owner", "not-supported"},
+    {DEV ",\"serialNumber\":7}", 400, "Device.serialNumber", "structure"},
+};
+
+Test(fhirw_types, every_bad_device_is_refused_naming_the_element) {
+  fw_refused_all(BAD_DEVICE, sizeof BAD_DEVICE / sizeof BAD_DEVICE[0]);
+}

@@ -91,7 +91,7 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         self.assertEqual(st, 200)
         by = {r["type"]: r for r in cs["rest"][0]["resource"]}
         for t in ("DiagnosticReport", "Appointment", "Communication", "Task",
-                  "DocumentReference"):
+                  "DocumentReference", "Device"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
@@ -338,4 +338,32 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         self.assertEqual(r.status, 400, oo)
         self.assertEqual(oo["issue"][0]["expression"],
                          ["DocumentReference.content[0].attachment.data"])
+        self.assertNothingWritten(size + 1)
+
+    def test_device_round_trip(self):
+        pid = self.new_patient("Device")
+        mdc = "urn:iso:std:iso:11073:10101"
+        dev = {"resourceType": "Device",
+               "extension": [{"url": "https://clinlog.dev/fhir/StructureDefinition/"
+                                     "device-assigned-at",
+                              "valueDateTime": "2026-05-01T10:00:00Z"}],
+               "identifier": [{"system": "urn:clinlog:id", "value": "cuff-" + pid}],
+               "udiCarrier": [{"deviceIdentifier": "00643169007222",
+                               "issuer": "http://hl7.org/fhir/NamingSystem/gs1-di",
+                               "carrierHRF": "(01)00643169007222(17)270101(10)A1"}],
+               "status": "active", "manufacturer": "Acme Medical", "serialNumber": "SN-" + pid,
+               "modelNumber": "BP-700",
+               "type": {"coding": [{"system": mdc, "code": "528391",
+                                    "display": "MDC_DEV_SYS_PM_BP"}]},
+               "version": [{"type": {"coding": [{"system": mdc, "code": "531976",
+                                                 "display": "MDC_ID_PROD_SPEC_FW"}]},
+                            "value": "2.1.0"}],
+               "patient": {"reference": "Patient/" + pid}}
+        size = self.client.tree_size()
+        back = self.round_trip(dev)
+        self.assertEqual(self.client.tree_size(), size + 1)
+        self.validate([back])
+        r, oo = self.call("POST", "/Device", {k: v for k, v in dev.items() if k != "patient"})
+        self.assertEqual(r.status, 400, oo)
+        self.assertEqual(oo["issue"][0]["expression"], ["Device.patient"])
         self.assertNothingWritten(size + 1)
