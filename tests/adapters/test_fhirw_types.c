@@ -711,3 +711,109 @@ static const fw_bad BAD_DEVICE[] = {
 Test(fhirw_types, every_bad_device_is_refused_naming_the_element) {
   fw_refused_all(BAD_DEVICE, sizeof BAD_DEVICE / sizeof BAD_DEVICE[0]);
 }
+
+/* ---- ImagingStudy -> ImagingStudyRecorded (fhirw_imaging.c) ---- */
+
+#define DCM "http://dicom.nema.org/resources/ontology/DCM"
+#define STUDY_UID "1.2.840.113619.2.55.3.604688119.969.1268071029.320"
+#define STUDY                                                                                      \
+  "{\"resourceType\":\"ImagingStudy\",\"contained\":[{\"resourceType\":\"Endpoint\",\"id\":"       \
+  "\"wado-rs\",\"status\":\"active\",\"connectionType\":{\"system\":\"http://terminology.hl7.org/" \
+  "CodeSystem/endpoint-connection-type\",\"code\":\"dicom-wado-rs\",\"display\":\"DICOM "          \
+  "WADO-RS\"},\"payloadType\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"  \
+  "endpoint-payload-type\",\"code\":\"any\",\"display\":\"Any\"}]}],\"payloadMimeType\":["         \
+  "\"application/dicom\"],\"address\":\"https://pacs.example/dicomweb\"}],"                        \
+  "\"identifier\":[{\"system\":\"urn:clinlog:id\",\"value\":\"" STUDY_UID "\"},{\"system\":"       \
+  "\"urn:dicom:uid\",\"value\":\"urn:oid:" STUDY_UID "\"},{\"type\":{\"coding\":[{\"system\":"     \
+  "\"" V2_0203 "\",\"code\":\"ACSN\",\"display\":\"Accession ID\"}]},\"value\":\"ACC-77\"},"       \
+  "{\"type\":{\"text\":\"Study ID\"},\"value\":\"S1\"}],\"status\":\"available\",\"modality\":["   \
+  "{\"system\":\"" DCM "\",\"code\":\"CT\"}]," P1 ",\"started\":\"2026-03-07T10:00:00Z\","         \
+  "\"basedOn\":[{\"type\":\"ServiceRequest\",\"identifier\":{\"type\":{\"coding\":[{\"system\":"   \
+  "\"" V2_0203 "\",\"code\":\"ACSN\",\"display\":\"Accession ID\"}]},\"value\":\"ACC-77\"}}],"     \
+  "\"referrer\":{\"display\":\"Dr Ref\"},\"endpoint\":[{\"reference\":\"#wado-rs\"}],"             \
+  "\"numberOfSeries\":1,\"numberOfInstances\":2,\"procedureCode\":[{\"coding\":[{\"system\":"      \
+  "\"http://loinc.org\",\"code\":\"24627-2\"}]}],\"location\":{\"reference\":\"Location/ct1\","    \
+  "\"display\":\"CT 1\"},\"description\":\"CT chest\",\"series\":[{\"uid\":\"1.2.3.4\","           \
+  "\"number\":3,\"modality\":{\"system\":\"" DCM "\",\"code\":\"CT\"},\"description\":\"axial\","  \
+  "\"numberOfInstances\":2,\"bodySite\":{\"system\":\"http://snomed.info/sct\",\"code\":"          \
+  "\"51185008\",\"display\":\"Thorax\"},\"laterality\":{\"system\":\"http://snomed.info/sct\","    \
+  "\"code\":\"51440002\"},\"started\":\"2026-03-07T10:01:00Z\",\"instance\":[{\"uid\":"            \
+  "\"1.2.3.4.1\",\"sopClass\":{\"system\":\"urn:ietf:rfc:3986\",\"code\":\"urn:oid:1.2.840."       \
+  "10008.5.1.4.1.1.2\"},\"number\":1},{\"uid\":\"1.2.3.4.2\",\"sopClass\":{\"system\":"            \
+  "\"urn:ietf:rfc:3986\",\"code\":\"urn:oid:1.2.840.10008.5.1.4.1.1.88.22\"},\"number\":2,"        \
+  "\"title\":\"dose report\"}]}]"
+
+Test(fhirw_types, imaging_study_round_trips) {
+  fw_round_trip(STUDY "}");
+  cl_fhirw_mapped *m = fw_map_ok(STUDY "}");
+  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_IMAGING_STUDY_RECORDED);
+  const Clinlog__V1__ImagingStudyRecorded *b = ev->imaging_study_recorded;
+  cr_assert_str_eq(b->study_instance_uid, STUDY_UID);
+  cr_assert_str_eq(m->bid, STUDY_UID);
+  cr_assert_str_eq(b->accession_number, "ACC-77");
+  cr_assert_str_eq(b->study_id, "S1");
+  cr_assert_str_eq(b->endpoint, "https://pacs.example/dicomweb");
+  cr_assert_eq(b->number_of_instances, 2);
+  cr_assert_eq(b->n_series, 1);
+  cr_assert_eq(b->series[0]->n_instances, 2);
+  cr_assert_str_eq(b->series[0]->instances[1]->sop_class_uid, "1.2.840.10008.5.1.4.1.1.88.22");
+  cr_assert_str_eq(b->series[0]->laterality->code, "51440002");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+  /* based on an order of the views */
+  char text[1024];
+  fw_opts();
+  snprintf(text, sizeof text,
+           "{\"resourceType\":\"ImagingStudy\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+           "\"value\":\"1.9\"},{\"system\":\"urn:dicom:uid\",\"value\":\"urn:oid:1.9\"}],"
+           "\"status\":\"available\"," P1 ",\"basedOn\":[{\"reference\":\"ServiceRequest/%s\"}]}",
+           fw_sr_id);
+  fw_round_trip(text);
+}
+
+#define IS "{\"resourceType\":\"ImagingStudy\",\"status\":\"available\"," P1
+#define UID ",\"identifier\":[{\"system\":\"urn:dicom:uid\",\"value\":\"urn:oid:1.9\"}]"
+
+static const fw_bad BAD_IMAGING[] = {
+    {IS "}", 400, "ImagingStudy.identifier", "required"},
+    {"{\"resourceType\":\"ImagingStudy\"," P1 UID "}", 400, "ImagingStudy.status", "required"},
+    {"{\"resourceType\":\"ImagingStudy\",\"status\":\"registered\"," P1 UID "}", 422,
+     "ImagingStudy.status", "code-invalid"},
+    {IS ",\"identifier\":[{\"system\":\"urn:dicom:uid\",\"value\":\"1.9\"}]}", 400,
+     "ImagingStudy.identifier[0].value", "value"},
+    {IS ",\"identifier\":[{\"system\":\"urn:clinlog:id\",\"value\":\"x\"},{\"system\":"
+        "\"urn:dicom:uid\",\"value\":\"urn:oid:1.9\"}]}",
+     422, "ImagingStudy.identifier", "invalid"},
+    {IS ",\"identifier\":[{\"system\":\"urn:other\",\"value\":\"1\"}]}", 422,
+     "ImagingStudy.identifier[0]", "not-supported"},
+    {IS UID ",\"numberOfSeries\":0}", 400, "ImagingStudy.numberOfSeries", "value"},
+    {IS UID ",\"numberOfSeries\":\"2\"}", 400, "ImagingStudy.numberOfSeries", "value"},
+    {IS UID ",\"series\":[{\"uid\":\"1.2\"}]}", 400, "ImagingStudy.series[0].modality", "required"},
+    {IS UID ",\"series\":[{\"modality\":{\"code\":\"CT\"}}]}", 400, "ImagingStudy.series[0].uid",
+     "required"},
+    {IS UID ",\"series\":[{\"uid\":\"1.2\",\"modality\":{\"code\":\"CT\"},\"instance\":[{\"uid\":"
+            "\"1.2.1\"}]}]}",
+     400, "ImagingStudy.series[0].instance[0].sopClass", "required"},
+    {IS UID ",\"series\":[{\"uid\":\"1.2\",\"modality\":{\"code\":\"CT\"},\"instance\":[{\"uid\":"
+            "\"1.2.1\",\"sopClass\":{\"system\":\"urn:x\",\"code\":\"urn:oid:1.2\"}}]}]}",
+     400, "ImagingStudy.series[0].instance[0].sopClass", "value"},
+    {IS UID ",\"series\":[{\"uid\":\"1.2\",\"modality\":{\"code\":\"CT\"},\"performer\":[]}]}", 400,
+     "ImagingStudy.series[0].performer", "not-supported"},
+    {IS UID ",\"endpoint\":[{\"reference\":\"Endpoint/e1\"}]}", 422, "ImagingStudy.endpoint",
+     "not-supported"},
+    {IS UID ",\"contained\":[{\"resourceType\":\"Endpoint\",\"id\":\"wado-rs\",\"connectionType\":"
+            "{\"code\":\"hl7-fhir-rest\"},\"address\":\"https://x\"}],\"endpoint\":[{"
+            "\"reference\":\"#wado-rs\"}]}",
+     422, "ImagingStudy.contained[0]", "not-supported"},
+    {IS UID ",\"basedOn\":[{\"reference\":\"ServiceRequest/unknown\"}]}", 422,
+     "ImagingStudy.basedOn[0].reference", "not-found"},
+    {IS UID ",\"basedOn\":[{\"type\":\"ServiceRequest\",\"identifier\":{\"value\":\"A\"}}]}", 422,
+     "ImagingStudy.basedOn[0]", "not-supported"},
+    {IS UID ",\"modality\":[{\"text\":\"CT\"}]}", 400, "ImagingStudy.modality[0].text",
+     "not-supported"},
+    {IS UID ",\"interpreter\":[]}", 400, "ImagingStudy.interpreter", "not-supported"},
+};
+
+Test(fhirw_types, every_bad_imaging_study_is_refused_naming_the_element) {
+  fw_refused_all(BAD_IMAGING, sizeof BAD_IMAGING / sizeof BAD_IMAGING[0]);
+}

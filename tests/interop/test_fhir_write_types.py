@@ -91,7 +91,7 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         self.assertEqual(st, 200)
         by = {r["type"]: r for r in cs["rest"][0]["resource"]}
         for t in ("DiagnosticReport", "Appointment", "Communication", "Task",
-                  "DocumentReference", "Device"):
+                  "DocumentReference", "Device", "ImagingStudy"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
@@ -366,4 +366,39 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         r, oo = self.call("POST", "/Device", {k: v for k, v in dev.items() if k != "patient"})
         self.assertEqual(r.status, 400, oo)
         self.assertEqual(oo["issue"][0]["expression"], ["Device.patient"])
+        self.assertNothingWritten(size + 1)
+
+    def test_imaging_study_round_trip(self):
+        pid = self.new_patient("Imaging")
+        uid = "1.2.826.0.1.3680043.8.498.%d" % (sum(map(ord, pid)) % 10**6)
+        dcm = "http://dicom.nema.org/resources/ontology/DCM"
+        study = {
+            "resourceType": "ImagingStudy",
+            "identifier": [{"system": "urn:clinlog:id", "value": uid},
+                           {"system": "urn:dicom:uid", "value": "urn:oid:" + uid},
+                           {"type": {"coding": [{"system": V2_0203, "code": "ACSN",
+                                                 "display": "Accession ID"}]},
+                            "value": "ACC-" + pid[:8]}],
+            "status": "available", "modality": [{"system": dcm, "code": "CT"}],
+            "subject": {"reference": "Patient/" + pid}, "started": "2026-05-04T10:00:00Z",
+            "basedOn": [{"type": "ServiceRequest", "identifier": {
+                "type": {"coding": [{"system": V2_0203, "code": "ACSN",
+                                     "display": "Accession ID"}]},
+                "value": "ACC-" + pid[:8]}}],
+            "numberOfSeries": 1, "numberOfInstances": 1, "description": "CT chest",
+            "series": [{"uid": uid + ".1", "number": 1, "modality": {"system": dcm, "code": "CT"},
+                        "numberOfInstances": 1,
+                        "instance": [{"uid": uid + ".1.1", "number": 1, "sopClass": {
+                            "system": "urn:ietf:rfc:3986",
+                            "code": "urn:oid:1.2.840.10008.5.1.4.1.1.2"}}]}]}
+        size = self.client.tree_size()
+        back = self.round_trip(study)
+        self.assertEqual(self.client.tree_size(), size + 1)
+        self.validate([back])
+        bad = copy.deepcopy(study)
+        bad["series"][0]["instance"][0]["sopClass"]["system"] = "urn:x"
+        r, oo = self.call("POST", "/ImagingStudy", bad)
+        self.assertEqual(r.status, 400, oo)
+        self.assertEqual(oo["issue"][0]["expression"],
+                         ["ImagingStudy.series[0].instance[0].sopClass"])
         self.assertNothingWritten(size + 1)
