@@ -413,6 +413,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "DocumentReference",
                                       "Device",
                                       "ImagingStudy",
+                                      "ChargeItem",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -561,6 +562,8 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_device(&c, res);
   } else if (!strcmp(type, "ImagingStudy")) {
     rc = w_imaging_study(&c, res);
+  } else if (!strcmp(type, "ChargeItem")) {
+    rc = w_charge_item(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
@@ -569,7 +572,7 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
                              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
                              "MedicationAdministration, MedicationDispense, Immunization, "
                              "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
-                             "DocumentReference, Device, ImagingStudy)"
+                             "DocumentReference, Device, ImagingStudy, ChargeItem)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

@@ -146,6 +146,7 @@ int w_task(wctx *c, const json_t *r);              /* fhirw_portal.c */
 int w_document_reference(wctx *c, const json_t *r); /* fhirw_docs.c */
 int w_device(wctx *c, const json_t *r);             /* fhirw_device.c */
 int w_imaging_study(wctx *c, const json_t *r);      /* fhirw_imaging.c */
+int w_charge_item(wctx *c, const json_t *r);        /* fhirw_billing.c */
 
 /* One extension e (at path ep, its url checked present) for w_each_ext. */
 typedef int (*w_ext_fn)(wctx *c, const json_t *e, const char *ep, const char *url, void *ctx);

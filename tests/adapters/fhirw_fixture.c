@@ -194,3 +194,12 @@ void fw_refused_all(const fw_bad *cases, size_t n) {
     json_decref(oo);
   }
 }
+
+Clinlog__V1__Event *fw_only_event(const cl_fhirw_mapped *m, unsigned body) {
+  cr_assert_eq(m->n, 1);
+  cr_assert_eq(m->ev[0].type, body);
+  Clinlog__V1__Event *ev;
+  cl_err err;
+  cr_assert_eq(cl_event_decode(m->ev[0].bytes, m->ev[0].len, &ev, &err), 0, "%s", err.msg);
+  return ev;
+}

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "adapters/fhir/fhirw.h"
+#include "clinlog/v1/event.pb-c.h"
 #include "query/fhir/fj.h"
 
 /* The logical ids of encounter enc-1, prescription rx-1 and order sr-1 of
@@ -31,6 +32,10 @@ void fw_assert_same(json_t *want, json_t *got);
 /* Writes text and reads it back from the views: the same resource; the
  * same text maps to the same bytes. */
 void fw_round_trip(const char *text);
+
+/* The one event of m, which must be of type `body`, decoded
+ * (returned-owned: clinlog__v1__event__free_unpacked). */
+Clinlog__V1__Event *fw_only_event(const cl_fhirw_mapped *m, unsigned body);
 
 /* A bad input and how it is refused. */
 typedef struct fw_bad {

@@ -13,16 +13,6 @@
 
 TestSuite(fhirw_types, .timeout = 60);
 
-/* The one event of m, decoded (returned-owned). */
-static Clinlog__V1__Event *only_event(const cl_fhirw_mapped *m, unsigned body) {
-  cr_assert_eq(m->n, 1);
-  cr_assert_eq(m->ev[0].type, body);
-  Clinlog__V1__Event *ev;
-  cl_err err;
-  cr_assert_eq(cl_event_decode(m->ev[0].bytes, m->ev[0].len, &ev, &err), 0, "%s", err.msg);
-  return ev;
-}
-
 /* Every member of want (but id) is in got with the same value, and got has
  * no member want lacks but those in `extra` (NULL-terminated). */
 static void same_members(json_t *want, json_t *got, const char *const *extra) {
@@ -107,7 +97,7 @@ static const char *report_text(char *buf, size_t n) {
 Test(fhirw_types, diagnostic_report_maps_to_one_lab_result_reported) {
   char text[8192];
   cl_fhirw_mapped *m = fw_map_ok(report_text(text, sizeof text));
-  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED);
+  Clinlog__V1__Event *ev = fw_only_event(m, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED);
   const Clinlog__V1__LabResultReported *b = ev->lab_result_reported;
   cr_assert_str_eq(b->report_id, "rep-1");
   cr_assert_str_eq(m->bid, "rep-1");
@@ -207,7 +197,7 @@ Test(fhirw_types, a_report_on_a_known_order_and_a_minimal_one) {
            fw_sr_id);
   fw_round_trip(text);
   cl_fhirw_mapped *m = fw_map_ok(text);
-  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED);
+  Clinlog__V1__Event *ev = fw_only_event(m, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED);
   cr_assert_str_eq(ev->lab_result_reported->order_id, "sr-1");
   clinlog__v1__event__free_unpacked(ev, NULL);
   cl_fhirw_mapped_free(m);
@@ -358,7 +348,7 @@ Test(fhirw_types, appointment_booked_and_cancelled_round_trip) {
                        "],\"status\":\"booked\"," APPT_BODY "}";
   fw_round_trip(booked);
   cl_fhirw_mapped *m = fw_map_ok(booked);
-  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_APPOINTMENT_BOOKED);
+  Clinlog__V1__Event *ev = fw_only_event(m, CLINLOG__V1__EVENT__BODY_APPOINTMENT_BOOKED);
   const Clinlog__V1__AppointmentBooked *b = ev->appointment_booked;
   cr_assert_str_eq(b->appointment_id, "ap-1");
   cr_assert_eq(b->booked_via, CLINLOG__V1__BOOKING_CHANNEL__BOOKING_CHANNEL_PORTAL);
@@ -401,7 +391,7 @@ Test(fhirw_types, communication_and_task_round_trip) {
       "\"DiagnosticReport/r1\"}}]}";
   fw_round_trip(msg);
   cl_fhirw_mapped *m = fw_map_ok(msg);
-  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_MESSAGE_SENT);
+  Clinlog__V1__Event *ev = fw_only_event(m, CLINLOG__V1__EVENT__BODY_MESSAGE_SENT);
   const Clinlog__V1__MessageSent *b = ev->message_sent;
   cr_assert_str_eq(b->message_id, "m-2");
   cr_assert_str_eq(b->thread_id, "t-1");
@@ -427,7 +417,7 @@ Test(fhirw_types, communication_and_task_round_trip) {
            fw_rx_id);
   fw_round_trip(task);
   m = fw_map_ok(task);
-  ev = only_event(m, CLINLOG__V1__EVENT__BODY_REFILL_REQUESTED);
+  ev = fw_only_event(m, CLINLOG__V1__EVENT__BODY_REFILL_REQUESTED);
   cr_assert_str_eq(ev->refill_requested->prescription_id, "rx-1");
   cr_assert_str_eq(ev->refill_requested->pharmacy->display, "Main St Pharmacy");
   cr_assert_str_eq(ev->refill_requested->medication->text, "lisinopril 10 mg");
@@ -552,7 +542,7 @@ Test(fhirw_types, document_reference_round_trips) {
            fw_enc_id);
   fw_round_trip(text);
   cl_fhirw_mapped *m = fw_map_ok(text);
-  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_CLINICAL_NOTE_SIGNED);
+  Clinlog__V1__Event *ev = fw_only_event(m, CLINLOG__V1__EVENT__BODY_CLINICAL_NOTE_SIGNED);
   const Clinlog__V1__ClinicalNoteSigned *b = ev->clinical_note_signed;
   cr_assert_str_eq(b->note_id, "note-1");
   cr_assert_str_eq(b->text, "Patient doing well.");
@@ -652,7 +642,7 @@ Test(fhirw_types, device_round_trips_with_a_log_wide_id) {
   cl_fhir_id("Device", NULL, "bp-cuff-7", want);
   cr_assert_str_eq(m->id, want, "a device's id is the same from any stream");
   cr_assert_str_eq(m->stream, "patient-p1");
-  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_DEVICE_REGISTERED);
+  Clinlog__V1__Event *ev = fw_only_event(m, CLINLOG__V1__EVENT__BODY_DEVICE_REGISTERED);
   const Clinlog__V1__DeviceRegistered *b = ev->device_registered;
   cr_assert_str_eq(b->device_id, "bp-cuff-7");
   cr_assert_str_eq(b->patient_id, "p1");
@@ -710,110 +700,4 @@ static const fw_bad BAD_DEVICE[] = {
 
 Test(fhirw_types, every_bad_device_is_refused_naming_the_element) {
   fw_refused_all(BAD_DEVICE, sizeof BAD_DEVICE / sizeof BAD_DEVICE[0]);
-}
-
-/* ---- ImagingStudy -> ImagingStudyRecorded (fhirw_imaging.c) ---- */
-
-#define DCM "http://dicom.nema.org/resources/ontology/DCM"
-#define STUDY_UID "1.2.840.113619.2.55.3.604688119.969.1268071029.320"
-#define STUDY                                                                                      \
-  "{\"resourceType\":\"ImagingStudy\",\"contained\":[{\"resourceType\":\"Endpoint\",\"id\":"       \
-  "\"wado-rs\",\"status\":\"active\",\"connectionType\":{\"system\":\"http://terminology.hl7.org/" \
-  "CodeSystem/endpoint-connection-type\",\"code\":\"dicom-wado-rs\",\"display\":\"DICOM "          \
-  "WADO-RS\"},\"payloadType\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"  \
-  "endpoint-payload-type\",\"code\":\"any\",\"display\":\"Any\"}]}],\"payloadMimeType\":["         \
-  "\"application/dicom\"],\"address\":\"https://pacs.example/dicomweb\"}],"                        \
-  "\"identifier\":[{\"system\":\"urn:clinlog:id\",\"value\":\"" STUDY_UID "\"},{\"system\":"       \
-  "\"urn:dicom:uid\",\"value\":\"urn:oid:" STUDY_UID "\"},{\"type\":{\"coding\":[{\"system\":"     \
-  "\"" V2_0203 "\",\"code\":\"ACSN\",\"display\":\"Accession ID\"}]},\"value\":\"ACC-77\"},"       \
-  "{\"type\":{\"text\":\"Study ID\"},\"value\":\"S1\"}],\"status\":\"available\",\"modality\":["   \
-  "{\"system\":\"" DCM "\",\"code\":\"CT\"}]," P1 ",\"started\":\"2026-03-07T10:00:00Z\","         \
-  "\"basedOn\":[{\"type\":\"ServiceRequest\",\"identifier\":{\"type\":{\"coding\":[{\"system\":"   \
-  "\"" V2_0203 "\",\"code\":\"ACSN\",\"display\":\"Accession ID\"}]},\"value\":\"ACC-77\"}}],"     \
-  "\"referrer\":{\"display\":\"Dr Ref\"},\"endpoint\":[{\"reference\":\"#wado-rs\"}],"             \
-  "\"numberOfSeries\":1,\"numberOfInstances\":2,\"procedureCode\":[{\"coding\":[{\"system\":"      \
-  "\"http://loinc.org\",\"code\":\"24627-2\"}]}],\"location\":{\"reference\":\"Location/ct1\","    \
-  "\"display\":\"CT 1\"},\"description\":\"CT chest\",\"series\":[{\"uid\":\"1.2.3.4\","           \
-  "\"number\":3,\"modality\":{\"system\":\"" DCM "\",\"code\":\"CT\"},\"description\":\"axial\","  \
-  "\"numberOfInstances\":2,\"bodySite\":{\"system\":\"http://snomed.info/sct\",\"code\":"          \
-  "\"51185008\",\"display\":\"Thorax\"},\"laterality\":{\"system\":\"http://snomed.info/sct\","    \
-  "\"code\":\"51440002\"},\"started\":\"2026-03-07T10:01:00Z\",\"instance\":[{\"uid\":"            \
-  "\"1.2.3.4.1\",\"sopClass\":{\"system\":\"urn:ietf:rfc:3986\",\"code\":\"urn:oid:1.2.840."       \
-  "10008.5.1.4.1.1.2\"},\"number\":1},{\"uid\":\"1.2.3.4.2\",\"sopClass\":{\"system\":"            \
-  "\"urn:ietf:rfc:3986\",\"code\":\"urn:oid:1.2.840.10008.5.1.4.1.1.88.22\"},\"number\":2,"        \
-  "\"title\":\"dose report\"}]}]"
-
-Test(fhirw_types, imaging_study_round_trips) {
-  fw_round_trip(STUDY "}");
-  cl_fhirw_mapped *m = fw_map_ok(STUDY "}");
-  Clinlog__V1__Event *ev = only_event(m, CLINLOG__V1__EVENT__BODY_IMAGING_STUDY_RECORDED);
-  const Clinlog__V1__ImagingStudyRecorded *b = ev->imaging_study_recorded;
-  cr_assert_str_eq(b->study_instance_uid, STUDY_UID);
-  cr_assert_str_eq(m->bid, STUDY_UID);
-  cr_assert_str_eq(b->accession_number, "ACC-77");
-  cr_assert_str_eq(b->study_id, "S1");
-  cr_assert_str_eq(b->endpoint, "https://pacs.example/dicomweb");
-  cr_assert_eq(b->number_of_instances, 2);
-  cr_assert_eq(b->n_series, 1);
-  cr_assert_eq(b->series[0]->n_instances, 2);
-  cr_assert_str_eq(b->series[0]->instances[1]->sop_class_uid, "1.2.840.10008.5.1.4.1.1.88.22");
-  cr_assert_str_eq(b->series[0]->laterality->code, "51440002");
-  clinlog__v1__event__free_unpacked(ev, NULL);
-  cl_fhirw_mapped_free(m);
-  /* based on an order of the views */
-  char text[1024];
-  fw_opts();
-  snprintf(text, sizeof text,
-           "{\"resourceType\":\"ImagingStudy\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
-           "\"value\":\"1.9\"},{\"system\":\"urn:dicom:uid\",\"value\":\"urn:oid:1.9\"}],"
-           "\"status\":\"available\"," P1 ",\"basedOn\":[{\"reference\":\"ServiceRequest/%s\"}]}",
-           fw_sr_id);
-  fw_round_trip(text);
-}
-
-#define IS "{\"resourceType\":\"ImagingStudy\",\"status\":\"available\"," P1
-#define UID ",\"identifier\":[{\"system\":\"urn:dicom:uid\",\"value\":\"urn:oid:1.9\"}]"
-
-static const fw_bad BAD_IMAGING[] = {
-    {IS "}", 400, "ImagingStudy.identifier", "required"},
-    {"{\"resourceType\":\"ImagingStudy\"," P1 UID "}", 400, "ImagingStudy.status", "required"},
-    {"{\"resourceType\":\"ImagingStudy\",\"status\":\"registered\"," P1 UID "}", 422,
-     "ImagingStudy.status", "code-invalid"},
-    {IS ",\"identifier\":[{\"system\":\"urn:dicom:uid\",\"value\":\"1.9\"}]}", 400,
-     "ImagingStudy.identifier[0].value", "value"},
-    {IS ",\"identifier\":[{\"system\":\"urn:clinlog:id\",\"value\":\"x\"},{\"system\":"
-        "\"urn:dicom:uid\",\"value\":\"urn:oid:1.9\"}]}",
-     422, "ImagingStudy.identifier", "invalid"},
-    {IS ",\"identifier\":[{\"system\":\"urn:other\",\"value\":\"1\"}]}", 422,
-     "ImagingStudy.identifier[0]", "not-supported"},
-    {IS UID ",\"numberOfSeries\":0}", 400, "ImagingStudy.numberOfSeries", "value"},
-    {IS UID ",\"numberOfSeries\":\"2\"}", 400, "ImagingStudy.numberOfSeries", "value"},
-    {IS UID ",\"series\":[{\"uid\":\"1.2\"}]}", 400, "ImagingStudy.series[0].modality", "required"},
-    {IS UID ",\"series\":[{\"modality\":{\"code\":\"CT\"}}]}", 400, "ImagingStudy.series[0].uid",
-     "required"},
-    {IS UID ",\"series\":[{\"uid\":\"1.2\",\"modality\":{\"code\":\"CT\"},\"instance\":[{\"uid\":"
-            "\"1.2.1\"}]}]}",
-     400, "ImagingStudy.series[0].instance[0].sopClass", "required"},
-    {IS UID ",\"series\":[{\"uid\":\"1.2\",\"modality\":{\"code\":\"CT\"},\"instance\":[{\"uid\":"
-            "\"1.2.1\",\"sopClass\":{\"system\":\"urn:x\",\"code\":\"urn:oid:1.2\"}}]}]}",
-     400, "ImagingStudy.series[0].instance[0].sopClass", "value"},
-    {IS UID ",\"series\":[{\"uid\":\"1.2\",\"modality\":{\"code\":\"CT\"},\"performer\":[]}]}", 400,
-     "ImagingStudy.series[0].performer", "not-supported"},
-    {IS UID ",\"endpoint\":[{\"reference\":\"Endpoint/e1\"}]}", 422, "ImagingStudy.endpoint",
-     "not-supported"},
-    {IS UID ",\"contained\":[{\"resourceType\":\"Endpoint\",\"id\":\"wado-rs\",\"connectionType\":"
-            "{\"code\":\"hl7-fhir-rest\"},\"address\":\"https://x\"}],\"endpoint\":[{"
-            "\"reference\":\"#wado-rs\"}]}",
-     422, "ImagingStudy.contained[0]", "not-supported"},
-    {IS UID ",\"basedOn\":[{\"reference\":\"ServiceRequest/unknown\"}]}", 422,
-     "ImagingStudy.basedOn[0].reference", "not-found"},
-    {IS UID ",\"basedOn\":[{\"type\":\"ServiceRequest\",\"identifier\":{\"value\":\"A\"}}]}", 422,
-     "ImagingStudy.basedOn[0]", "not-supported"},
-    {IS UID ",\"modality\":[{\"text\":\"CT\"}]}", 400, "ImagingStudy.modality[0].text",
-     "not-supported"},
-    {IS UID ",\"interpreter\":[]}", 400, "ImagingStudy.interpreter", "not-supported"},
-};
-
-Test(fhirw_types, every_bad_imaging_study_is_refused_naming_the_element) {
-  fw_refused_all(BAD_IMAGING, sizeof BAD_IMAGING / sizeof BAD_IMAGING[0]);
 }

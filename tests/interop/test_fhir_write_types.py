@@ -91,7 +91,7 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         self.assertEqual(st, 200)
         by = {r["type"]: r for r in cs["rest"][0]["resource"]}
         for t in ("DiagnosticReport", "Appointment", "Communication", "Task",
-                  "DocumentReference", "Device", "ImagingStudy"):
+                  "DocumentReference", "Device", "ImagingStudy", "ChargeItem"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
@@ -402,3 +402,39 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         self.assertEqual(oo["issue"][0]["expression"],
                          ["ImagingStudy.series[0].instance[0].sopClass"])
         self.assertNothingWritten(size + 1)
+
+    def test_charge_item_round_trip(self):
+        pid = self.new_patient("Charge")
+        ext = "https://clinlog.dev/fhir/StructureDefinition/"
+        x12 = "https://codesystem.x12.org/005010/355"
+        charge = {
+            "resourceType": "ChargeItem",
+            "extension": [{"url": ext + "procedure-modifier", "valueCoding": {
+                "system": "http://www.ama-assn.org/go/cpt", "code": "25"}},
+                {"url": ext + "place-of-service", "valueCoding": {
+                    "system": "https://www.cms.gov/Medicare/Coding/place-of-service-codes/"
+                              "Place_of_Service_Code_Set", "code": "11"}}],
+            "identifier": [{"system": "urn:clinlog:id", "value": "chg-" + pid}],
+            "status": "billable",
+            "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
+            "subject": {"reference": "Patient/" + pid}, "occurrenceDateTime": "2026-05-05",
+            "performer": [{"actor": {"reference": "Practitioner/dr-lee"}}],
+            "quantity": {"value": 1, "unit": "Unit", "system": x12, "code": "UN"},
+            "priceOverride": {"value": 125.5, "currency": "USD"},
+            "enteredDate": "2026-05-05T17:00:00Z",
+            "reason": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                    "code": "I10"}]}]}
+        size = self.client.tree_size()
+        # 125.5 USD: two decimals are the amount as the views write it
+        r, oo = self.call("POST", "/ChargeItem", charge)
+        self.assertEqual(r.status, 400, oo)
+        self.assertEqual(oo["issue"][0]["expression"], ["ChargeItem.priceOverride.value"])
+        self.assertNothingWritten(size)
+        body = json.dumps(charge).replace('"value": 125.5', '"value": 125.50')
+        r, got = self.call("POST", "/ChargeItem", body)
+        self.assertEqual(r.status, 201, got)
+        st, back = common.fhir_get(self.http_port, "/ChargeItem/" + got["id"])
+        self.assertEqual(st, 200, back)
+        self.assertEqual(fw.strip_meta(back), dict(charge, id=got["id"]))
+        self.assertEqual(self.client.tree_size(), size + 1)
+        self.validate([back])
