@@ -149,8 +149,8 @@ int w_charge_item(wctx *c, const json_t *r) {
   if (b == NULL)
     return CL_ENOMEM;
   clinlog__v1__charge_captured__init(b);
-  const json_t *per, *perf, *qty = json_object_get(r, "quantity"), *sup;
-  size_t nperf, nsup;
+  const json_t *per, *perf, *qty = json_object_get(r, "quantity");
+  size_t nperf;
   pb_ts *entered;
   int rc, status;
   if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
@@ -166,7 +166,8 @@ int w_charge_item(wctx *c, const json_t *r) {
       (rc = money(c, r, p, &b->amount)) || (rc = w_instant(c, r, p, "enteredDate", &entered)) ||
       (rc = w_concepts_code(c, r, p, "reason", &b->diagnoses, &b->n_diagnoses)) ||
       (rc = w_concept_code(c, r, p, "productCodeableConcept", &b->ndc)) ||
-      (rc = w_arr(c, r, p, "supportingInformation", &sup, &nsup)) ||
+      (rc = w_ref_bid_first(c, r, p, "supportingInformation", "ServiceRequest",
+                            (const char **)&b->order_id)) ||
       (rc = w_each_ext(c, r, p, charge_ext, b)))
     return rc;
   if (status < 0 || b->procedure == NULL)
@@ -199,19 +200,6 @@ int w_charge_item(wctx *c, const json_t *r) {
     if (actor == NULL)
       return w_fail(c, 400, "required", w_path(c, fp, "actor", 0), "required");
     if ((rc = w_reference(c, actor, w_path(c, fp, "actor", 0), &b->rendering_provider)))
-      return rc;
-  }
-  if (nsup > 1)
-    return w_fail(c, 422, "not-supported",
-                  w_path(c, w_path(c, p, "supportingInformation", 0), NULL, 1),
-                  "one supportingInformation (the order) can be written");
-  if (nsup == 1) {
-    json_t *one = json_pack("{s:O}", "supportingInformation[0]", json_array_get(sup, 0));
-    rc = one ? w_ref_bid(c, one, p, "supportingInformation[0]", "ServiceRequest",
-                         (const char **)&b->order_id)
-             : CL_ENOMEM;
-    json_decref(one);
-    if (rc)
       return rc;
   }
   char **strs[] = {&b->encounter_id,     &b->units,   &b->service_date, &b->unit_basis,

@@ -37,28 +37,6 @@ static int assigned_at(wctx *c, const json_t *e, const char *ep, const char *url
   return 0;
 }
 
-/* identifier: the device id (w_business_id) and the principal it signs as. */
-static int principal(wctx *c, const json_t *r, const char *p, Clinlog__V1__DeviceRegistered *b) {
-  const json_t *ids;
-  size_t n;
-  int rc = w_arr(c, r, p, "identifier", &ids, &n);
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, (long)i);
-    Clinlog__V1__Identifier *x;
-    if ((rc = w_identifier(c, json_array_get(ids, i), ip, &x)))
-      return rc;
-    if (!strcmp(x->system, FJ_BUSINESS_ID_SYSTEM))
-      continue;
-    if (strcmp(x->system, FJ_PRINCIPAL_SYSTEM) || x->type[0] || x->assigner[0] ||
-        b->principal_id[0] || !x->value[0])
-      return w_fail(c, 422, "not-supported", ip,
-                    "besides the device id: the principal it signs as (system " FJ_PRINCIPAL_SYSTEM
-                    ")");
-    b->principal_id = x->value;
-  }
-  return rc;
-}
-
 static int udi(wctx *c, const json_t *r, const char *p, Clinlog__V1__DeviceRegistered *b) {
   static const char *const keys[] = {"deviceIdentifier", "issuer", "carrierHRF", NULL};
   const json_t *a;
@@ -141,8 +119,9 @@ int w_device(wctx *c, const json_t *r) {
                   "required: a device written here is assigned to a patient (an unassigned one "
                   "is registered through the device adapter)");
   if ((rc = w_subject(c, r, p, "patient")) || (rc = w_business_id(c, r, p)) ||
-      (rc = principal(c, r, p, b)) || (rc = w_enum(c, r, p, "status", statuses, &status)) ||
-      (rc = udi(c, r, p, b)) ||
+      (rc = w_system_id(c, r, p, FJ_PRINCIPAL_SYSTEM, &b->principal_id,
+                        "the principal it signs as")) ||
+      (rc = w_enum(c, r, p, "status", statuses, &status)) || (rc = udi(c, r, p, b)) ||
       (rc = w_str(c, r, p, "manufacturer", (const char **)&b->manufacturer)) ||
       (rc = w_str(c, r, p, "lotNumber", (const char **)&b->lot_number)) ||
       (rc = w_str(c, r, p, "serialNumber", (const char **)&b->serial_number)) ||

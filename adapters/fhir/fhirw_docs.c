@@ -126,25 +126,15 @@ static int content(wctx *c, const json_t *r, const char *p, Clinlog__V1__Clinica
 static int context(wctx *c, const json_t *r, const char *p, Clinlog__V1__ClinicalNoteSigned *b) {
   static const char *const keys[] = {"encounter", "period", NULL};
   static const char *const pkeys[] = {"start", "end", NULL};
-  const json_t *x, *encs, *per;
-  size_t n;
+  const json_t *x, *per;
   int rc = w_obj(c, r, p, "context", &x);
   if (rc || x == NULL)
     return rc;
   const char *xp = w_path(c, p, "context", 0);
-  if ((rc = w_only(c, x, xp, keys, 0)) || (rc = w_arr(c, x, xp, "encounter", &encs, &n)) ||
+  if ((rc = w_only(c, x, xp, keys, 0)) ||
+      (rc = w_ref_bid_first(c, x, xp, "encounter", "Encounter", (const char **)&b->encounter_id)) ||
       (rc = w_obj(c, x, xp, "period", &per)))
     return rc;
-  if (n > 1)
-    return w_fail(c, 422, "not-supported", w_path(c, w_path(c, xp, "encounter", 0), NULL, 1),
-                  "one encounter can be written");
-  if (n == 1) {
-    json_t *one = json_pack("{s:O}", "encounter[0]", json_array_get(encs, 0));
-    rc = one ? w_encounter(c, one, xp, "encounter[0]", (const char **)&b->encounter_id) : CL_ENOMEM;
-    json_decref(one);
-    if (rc)
-      return rc;
-  }
   if (per != NULL) {
     const char *pp = w_path(c, xp, "period", 0);
     Clinlog__V1__Period *sp = w_alloc(c, sizeof *sp);

@@ -219,11 +219,7 @@ static int order(wctx *c, const json_t *r, const char *p, Clinlog__V1__ImagingSt
                     "an order by identifier is the study's accession number (type ACSN)");
     return 0;
   }
-  json_t *wrap = json_pack("{s:O}", "basedOn[0]", one);
-  rc = wrap ? w_ref_bid(c, wrap, p, "basedOn[0]", "ServiceRequest", (const char **)&b->order_id)
-            : CL_ENOMEM;
-  json_decref(wrap);
-  return rc;
+  return w_ref_bid_elem(c, one, p, "basedOn[0]", "ServiceRequest", (const char **)&b->order_id);
 }
 
 int w_imaging_study(wctx *c, const json_t *r) {

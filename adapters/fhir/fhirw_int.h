@@ -150,8 +150,22 @@ int w_charge_item(wctx *c, const json_t *r);        /* fhirw_billing.c */
 
 /* One extension e (at path ep, its url checked present) for w_each_ext. */
 typedef int (*w_ext_fn)(wctx *c, const json_t *e, const char *ep, const char *url, void *ctx);
-/* Calls fn on each element of r.extension (fhirw_report.c). */
+/* ---- shared by the later types (fhirw_util.c) ---- */
+
+/* Calls fn on each element of r.extension. */
 int w_each_ext(wctx *c, const json_t *r, const char *p, w_ext_fn fn, void *ctx);
+/* w_ref_bid of one element `elem` of an array, named `name` ("basedOn[0]")
+ * under p. */
+int w_ref_bid_elem(wctx *c, const json_t *elem, const char *p, const char *name, const char *type,
+                   const char **out);
+/* w_ref_bid of r[key], an array of at most one (422 for more). */
+int w_ref_bid_first(wctx *c, const json_t *r, const char *p, const char *key, const char *type,
+                    const char **out);
+/* The one identifier in `system` besides the business id into *out (which
+ * holds "" on entry); any other identifier is refused, `what` saying what
+ * may be written. */
+int w_system_id(wctx *c, const json_t *r, const char *p, const char *system, char **out,
+                const char *what);
 int w_service_request(wctx *c, const json_t *r);
 int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
 int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */

@@ -197,25 +197,6 @@ int w_appointment(wctx *c, const json_t *r) {
 
 /* ---- Communication ---- */
 
-static int thread_ids(wctx *c, const json_t *r, const char *p, Clinlog__V1__MessageSent *b) {
-  const json_t *ids;
-  size_t n;
-  int rc = w_arr(c, r, p, "identifier", &ids, &n);
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    const char *ip = w_path(c, w_path(c, p, "identifier", 0), NULL, (long)i);
-    Clinlog__V1__Identifier *x;
-    if ((rc = w_identifier(c, json_array_get(ids, i), ip, &x)))
-      return rc;
-    if (!strcmp(x->system, FJ_BUSINESS_ID_SYSTEM))
-      continue;
-    if (strcmp(x->system, THREAD_SYSTEM) || x->type[0] || x->assigner[0] || b->thread_id[0])
-      return w_fail(c, 422, "not-supported", ip,
-                    "besides the business id: one conversation id (system " THREAD_SYSTEM ")");
-    b->thread_id = x->value;
-  }
-  return rc;
-}
-
 /* payload[]: the body first (contentString), then the attached documents
  * (contentReference). An HTML body (the view's contentAttachment) is not
  * written yet. */
@@ -266,19 +247,22 @@ int w_communication(wctx *c, const json_t *r) {
     return CL_ENOMEM;
   clinlog__v1__message_sent__init(b);
   pb_code **cat;
-  size_t ncat, nreply;
-  const json_t *topic, *replies;
+  size_t ncat;
+  const json_t *topic;
   int rc, status;
   const json_t *sender = json_object_get(r, "sender");
   if ((rc = w_only(c, r, p, keys, 1)) || (rc = w_subject(c, r, p, "subject")) ||
-      (rc = w_business_id(c, r, p)) || (rc = thread_ids(c, r, p, b)) ||
+      (rc = w_business_id(c, r, p)) ||
+      (rc = w_system_id(c, r, p, THREAD_SYSTEM, &b->thread_id, "one conversation id")) ||
       (rc = w_enum(c, r, p, "status", statuses, &status)) ||
       (rc = w_concepts_code(c, r, p, "category", &cat, &ncat)) ||
       (rc = w_obj(c, r, p, "topic", &topic)) || (rc = w_instant(c, r, p, "sent", &b->sent_at)) ||
       (rc = w_list(c, r, p, "recipient", (w_conv_fn)w_reference, (void ***)&b->recipients,
                    &b->n_recipients)) ||
       (sender && (rc = w_reference(c, sender, w_path(c, p, "sender", 0), &b->sender))) ||
-      (rc = payload(c, r, p, b)) || (rc = w_arr(c, r, p, "inResponseTo", &replies, &nreply)))
+      (rc = payload(c, r, p, b)) ||
+      (rc = w_ref_bid_first(c, r, p, "inResponseTo", "Communication",
+                            (const char **)&b->in_reply_to)))
     return rc;
   if (status < 0)
     return w_fail(c, 400, "required", w_path(c, p, "status", 0), "required (completed)");
@@ -290,18 +274,6 @@ int w_communication(wctx *c, const json_t *r) {
     const char *tp = w_path(c, p, "topic", 0);
     if ((rc = w_only(c, topic, tp, tkeys, 0)) ||
         (rc = w_str(c, topic, tp, "text", (const char **)&b->subject)))
-      return rc;
-  }
-  if (nreply > 1)
-    return w_fail(c, 422, "not-supported", w_path(c, w_path(c, p, "inResponseTo", 0), NULL, 1),
-                  "one message answered can be written");
-  if (nreply == 1) {
-    json_t *one = json_pack("{s:O}", "inResponseTo[0]", json_array_get(replies, 0));
-    rc = one ? w_ref_bid(c, one, p, "inResponseTo[0]", "Communication",
-                         (const char **)&b->in_reply_to)
-             : CL_ENOMEM;
-    json_decref(one);
-    if (rc)
       return rc;
   }
   b->category = ncat ? cat[0] : NULL;

@@ -241,13 +241,8 @@ static int based_on(wctx *c, report *rp, int *used_order) {
     *used_order = rp->local_order = 1;
     return contained_order(c, rp, o, w_path(c, w_path(c, rp->p, "contained", 0), NULL, k));
   }
-  json_t *wrap = json_object(); /* so the element's path reads basedOn[0] */
-  if (wrap == NULL || json_object_set(wrap, "basedOn[0]", (json_t *)rp->based_on))
-    rc = cl_err_set(c->err, CL_ENOMEM, "out of memory");
-  else
-    rc = w_ref_bid(c, wrap, rp->p, "basedOn[0]", "ServiceRequest", (const char **)&rp->b->order_id);
-  json_decref(wrap);
-  return rc;
+  return w_ref_bid_elem(c, rp->based_on, rp->p, "basedOn[0]", "ServiceRequest",
+                        (const char **)&rp->b->order_id);
 }
 
 /* ---- the report ---- */
@@ -304,24 +299,6 @@ static int category(wctx *c, report *rp) {
                   "an imaging report (RAD) is an ImagingReportSigned, not written yet");
   rp->b->category = n ? cat[0] : NULL;
   return 0;
-}
-
-int w_each_ext(wctx *c, const json_t *r, const char *p, w_ext_fn fn, void *ctx) {
-  const json_t *a;
-  size_t n;
-  int rc = w_arr(c, r, p, "extension", &a, &n);
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    const json_t *e = json_array_get(a, i);
-    const char *ep = w_path(c, w_path(c, p, "extension", 0), NULL, (long)i), *url;
-    if (!json_is_object(e))
-      return w_fail(c, 400, "structure", ep, "expected an Extension (an object)");
-    if ((rc = w_str(c, e, ep, "url", &url)))
-      return rc;
-    if (url == NULL)
-      return w_fail(c, 400, "required", w_path(c, ep, "url", 0), "required");
-    rc = fn(c, e, ep, url, ctx);
-  }
-  return rc;
 }
 
 /* extension: the R5 DiagnosticReport.note annotations. */
