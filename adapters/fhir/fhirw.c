@@ -539,7 +539,7 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
   } else if (!strcmp(type, "Observation")) {
     rc = w_observation(&c, res);
   } else if (!strcmp(type, "MedicationRequest")) {
-    rc = w_medication_request(&c, res);
+    rc = w_medication_stop(&c, res); /* active: w_medication_request */
   } else if (!strcmp(type, "MedicationAdministration")) {
     rc = w_medication_administration(&c, res);
   } else if (!strcmp(type, "Immunization")) {

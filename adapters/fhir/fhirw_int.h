@@ -147,6 +147,9 @@ int w_document_reference(wctx *c, const json_t *r); /* fhirw_docs.c */
 int w_device(wctx *c, const json_t *r);             /* fhirw_device.c */
 int w_imaging_study(wctx *c, const json_t *r);      /* fhirw_imaging.c */
 int w_charge_item(wctx *c, const json_t *r);        /* fhirw_billing.c */
+/* A MedicationRequest: stopped or cancelled, its prescription and its
+ * MedicationDiscontinued; else w_medication_request (fhirw_stop.c). */
+int w_medication_stop(wctx *c, const json_t *r);
 
 /* One extension e (at path ep, its url checked present) for w_each_ext. */
 typedef int (*w_ext_fn)(wctx *c, const json_t *e, const char *ep, const char *url, void *ctx);

@@ -421,7 +421,7 @@ static const bad BAD[] = {
      "\"http://terminology.hl7.org/CodeSystem/condition-clinical\",\"code\":\"active\"}]},"
      "\"abatementDateTime\":\"2020-01-01T00:00:00Z\"}",
      422, "Condition.abatementDateTime", "invalid"},
-    {"{\"resourceType\":\"MedicationRequest\",\"status\":\"stopped\"," SUBJ "}", 422,
+    {"{\"resourceType\":\"MedicationRequest\",\"status\":\"on-hold\"," SUBJ "}", 422,
      "MedicationRequest.status", "code-invalid"},
     {"{\"resourceType\":\"MedicationRequest\",\"status\":\"active\",\"intent\":\"order\"," SUBJ
      ",\"medicationReference\":{\"reference\":\"Medication/m\"}}",

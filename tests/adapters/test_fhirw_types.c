@@ -701,3 +701,73 @@ static const fw_bad BAD_DEVICE[] = {
 Test(fhirw_types, every_bad_device_is_refused_naming_the_element) {
   fw_refused_all(BAD_DEVICE, sizeof BAD_DEVICE / sizeof BAD_DEVICE[0]);
 }
+
+/* ---- MedicationRequest stopped -> MedicationDiscontinued (fhirw_stop.c) ---- */
+
+#define RX_BODY                                                                                    \
+  "\"intent\":\"order\",\"medicationCodeableConcept\":{\"coding\":[{\"system\":\"http://"          \
+  "www.nlm.nih.gov/research/umls/rxnorm\",\"code\":\"197361\"}]}," P1 ",\"authoredOn\":"           \
+  "\"2026-01-05T10:00:00Z\",\"substitution\":{\"allowedBoolean\":true}"
+#define STOP_NOTE                                                                                  \
+  "{\"authorReference\":{\"reference\":\"Practitioner/dr1\"},\"time\":\"2026-02-01T09:00:00Z\","   \
+  "\"text\":\"Discontinued: rash\"}"
+
+Test(fhirw_types, a_stopped_prescription_round_trips_as_two_events) {
+  const char *text =
+      "{\"resourceType\":\"MedicationRequest\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+      "\"value\":\"rx-9\"}],\"status\":\"stopped\",\"statusReason\":{\"text\":\"rash\"}," RX_BODY
+      ",\"note\":[{\"text\":\"call if no stock\"}," STOP_NOTE "]}";
+  fw_round_trip(text);
+  cl_fhirw_mapped *m = fw_map_ok(text);
+  cr_assert_eq(m->n, 2);
+  cr_assert_eq(m->ev[0].type, CLINLOG__V1__EVENT__BODY_MEDICATION_PRESCRIBED);
+  cr_assert_eq(m->ev[1].type, CLINLOG__V1__EVENT__BODY_MEDICATION_DISCONTINUED);
+  Clinlog__V1__Event *ev;
+  cl_err err;
+  cr_assert_eq(cl_event_decode(m->ev[1].bytes, m->ev[1].len, &ev, &err), 0, "%s", err.msg);
+  const Clinlog__V1__MedicationDiscontinued *d = ev->medication_discontinued;
+  cr_assert_str_eq(d->prescription_id, "rx-9");
+  cr_assert_str_eq(d->reason->text, "rash");
+  cr_assert_str_eq(d->discontinued_by->resource, "Practitioner/dr1");
+  cr_assert_eq(d->effective->seconds, ev->occurred_at->seconds, "occurred_at is the stop");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cr_assert_eq(cl_event_decode(m->ev[0].bytes, m->ev[0].len, &ev, &err), 0, "%s", err.msg);
+  cr_assert_str_eq(ev->medication_prescribed->note_to_pharmacist, "call if no stock");
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+  /* no reason, no other note: the note is the stop alone */
+  fw_round_trip("{\"resourceType\":\"MedicationRequest\",\"identifier\":[{\"system\":"
+                "\"urn:clinlog:id\",\"value\":\"rx-10\"}],\"status\":\"stopped\"," RX_BODY
+                ",\"note\":[{\"time\":\"2026-02-01T09:00:00Z\",\"text\":\"Discontinued\"}]}");
+}
+
+#define STOPPED "{\"resourceType\":\"MedicationRequest\",\"status\":\"stopped\"," RX_BODY
+
+static const fw_bad BAD_STOP[] = {
+    {STOPPED "}", 400, "MedicationRequest.note", "required"},
+    {STOPPED ",\"note\":[{\"text\":\"Discontinued\"}]}", 422, "MedicationRequest.note[0]",
+     "not-supported"},
+    {STOPPED ",\"note\":[{\"time\":\"2026-02-01T09:00:00Z\",\"text\":\"stopped it\"}]}", 422,
+     "MedicationRequest.note[0]", "not-supported"},
+    {STOPPED ",\"statusReason\":{\"text\":\"rash\"},\"note\":[{\"time\":\"2026-02-01T09:00:00Z\","
+             "\"text\":\"Discontinued\"}]}",
+     422, "MedicationRequest.note[0]", "not-supported"},
+    {STOPPED ",\"note\":[{\"time\":\"2026-02-01\",\"text\":\"Discontinued\"}]}", 400,
+     "MedicationRequest.note[0].time", "value"},
+    {STOPPED ",\"note\":[{\"authorString\":\"x\",\"time\":\"2026-02-01T09:00:00Z\",\"text\":"
+             "\"Discontinued\"}]}",
+     400, "MedicationRequest.note[0].authorString", "not-supported"},
+    {STOPPED
+     ",\"statusReason\":{\"text\":\"rash\"},\"note\":[{\"text\":\"a\"},{\"text\":\"b\"}," STOP_NOTE
+     "]}",
+     422, "MedicationRequest.note[1]", "not-supported"},
+    {STOPPED ",\"statusReason\":[],\"note\":[" STOP_NOTE "]}", 400,
+     "MedicationRequest.statusReason", "structure"},
+    {"{\"resourceType\":\"MedicationRequest\",\"status\":\"cancelled\"," P1 ",\"note\":["
+     "{\"time\":\"2026-02-01T09:00:00Z\",\"text\":\"Discontinued\"}]}",
+     400, "MedicationRequest.intent", "required"},
+};
+
+Test(fhirw_types, every_bad_stop_is_refused_naming_the_element) {
+  fw_refused_all(BAD_STOP, sizeof BAD_STOP / sizeof BAD_STOP[0]);
+}

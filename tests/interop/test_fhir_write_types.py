@@ -438,3 +438,36 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         self.assertEqual(fw.strip_meta(back), dict(charge, id=got["id"]))
         self.assertEqual(self.client.tree_size(), size + 1)
         self.validate([back])
+
+    def test_stopping_a_prescription(self):
+        pid = self.new_patient("Stop")
+        rx = {"resourceType": "MedicationRequest",
+              "identifier": [{"system": "urn:clinlog:id", "value": "rx-stop-" + pid}],
+              "status": "active", "intent": "order",
+              "medicationCodeableConcept": {"coding": [{
+                  "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197361",
+                  "display": "amlodipine 5 MG Oral Tablet"}]},
+              "subject": {"reference": "Patient/" + pid}, "authoredOn": "2026-01-05T10:00:00Z",
+              "substitution": {"allowedBoolean": True}}
+        r, got = self.call("POST", "/MedicationRequest", rx)
+        self.assertEqual(r.status, 201, got)
+        size = self.client.tree_size()
+        stop = dict(rx, id=got["id"], status="stopped",
+                    statusReason={"text": "ankle swelling"},
+                    note=[{"authorReference": {"reference": "Practitioner/dr-lee"},
+                           "time": "2026-02-01T09:00:00Z",
+                           "text": "Discontinued: ankle swelling"}])
+        r, upd = self.call("PUT", "/MedicationRequest/" + got["id"], stop)
+        self.assertEqual(r.status, 200, upd)
+        self.assertEqual(self.client.tree_size(), size + 2, "the prescription and its stop")
+        st, back = common.fhir_get(self.http_port, "/MedicationRequest/" + got["id"])
+        self.assertEqual(fw.strip_meta(back), stop)
+        self.validate([back])
+        st, b = common.fhir_get(self.http_port,
+                                "/MedicationRequest?patient=%s&status=active" % pid)
+        self.assertEqual(b["total"], 0, "no longer active")
+        bad = dict(stop, note=[{"time": "2026-02-01T09:00:00Z", "text": "stopped"}])
+        r, oo = self.call("PUT", "/MedicationRequest/" + got["id"], bad)
+        self.assertEqual(r.status, 422, oo)
+        self.assertEqual(oo["issue"][0]["expression"], ["MedicationRequest.note[0]"])
+        self.assertNothingWritten(size + 2)
