@@ -8,6 +8,7 @@
  *   clinlog-bench cds ...    (bench_cds.c: decision support: checker, catch-up, alerts, CDS Hooks)
  *   clinlog-bench ingest ... (bench_ingest.c: home-device readings vs the store and PostgreSQL)
  *   clinlog-bench ingest hl7 ... (bench_ingest_hl7.c: HL7 v2 over MLLP, ACK after commit)
+ *   clinlog-bench ingest fhir ... (bench_ingest_fhir.c: FHIR transactions over REST, NDJSON)
  *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
  *   clinlog-bench pg ...     (bench_peer_pg.c: PostgreSQL 15 as an event table, the peer)
  *   clinlog-bench etcd ...   (bench_peer_etcd.c: 3 etcd 3.4 members, KV.Put; the 3-node peer)
@@ -43,7 +44,8 @@
 int bench_proj_main(int argc, char **argv); /* bench_proj.c */
 int bench_fhir_main(int argc, char **argv); /* bench_fhir.c */
 int bench_cds_main(int argc, char **argv);  /* bench_cds.c */
-int bench_ingest_main(int argc, char **argv); /* bench_ingest.c */
+int bench_ingest_main(int argc, char **argv);      /* bench_ingest.c */
+int bench_ingest_fhir_main(int argc, char **argv); /* bench_ingest_fhir.c */
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
@@ -242,6 +244,8 @@ int main(int argc, char **argv) {
     return bench_cds_main(argc, argv);
   if (argc > 2 && !strcmp(argv[1], "ingest") && !strcmp(argv[2], "hl7"))
     return bench_ingest_hl7_main(argc, argv);
+  if (argc > 2 && !strcmp(argv[1], "ingest") && !strcmp(argv[2], "fhir"))
+    return bench_ingest_fhir_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "ingest"))
     return bench_ingest_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "audit"))

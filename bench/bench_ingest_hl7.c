@@ -124,83 +124,6 @@ static int mset_make(mset *s, size_t n, const char *tag, const cl_signer *feed) 
   return 0;
 }
 
-/* ---------------------------------------------------------- setup */
-
-/* The adapter's principal: PrincipalRegistered of PRINCIPAL (integration,
- * the feed's key), signed by the admin. */
-static int register_feed(cl_log *log, const cl_signer *admin, const cl_signer *feed, cl_err *err) {
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  char *roles[1] = {"integration"};
-  uint8_t id[16];
-  cl_uuid_v4(id);
-  int64_t ns = bench_wall_ns();
-  ts.seconds = ns / 1000000000;
-  ts.nanos = (int32_t)(ns % 1000000000);
-  by.principal_id = "admin";
-  by.role = "admin";
-  pr.principal_id = PRINCIPAL;
-  pr.display_name = "MLLP listener";
-  pr.n_roles = 1;
-  pr.roles = roles;
-  pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)feed->pk};
-  pr.kind = "system";
-  ev.event_id = (ProtobufCBinaryData){16, id};
-  ev.stream = "$principal-" PRINCIPAL;
-  ev.occurred_at = &ts;
-  ev.recorded_by = &by;
-  ev.body_case = CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED;
-  ev.principal_registered = &pr;
-  uint8_t buf[1024], hash[32];
-  size_t len = clinlog__v1__event__get_packed_size(&ev);
-  if (len > sizeof buf)
-    return cl_err_set(err, CL_EINVAL, "principal event too large");
-  clinlog__v1__event__pack(&ev, buf);
-  cl_event_hash(buf, len, hash);
-  bench_batch g; /* one event, one batch signature */
-  memset(&g, 0, sizeof g);
-  ProtobufCBinaryData evb = {len, buf};
-  clinlog__v1__append_batch__init(&g.b);
-  clinlog__v1__signature__init(&g.sig);
-  cl_sign_batch(admin, (const uint8_t(*)[32])hash, 1, g.sigbytes);
-  g.sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)admin->pk};
-  g.sig.signature = (ProtobufCBinaryData){64, g.sigbytes};
-  g.b.n_events = 1;
-  g.b.events = &evb;
-  g.b.batch_signature = &g.sig;
-  cl_append_result r;
-  int rc = cl_log_append(log, &g.b, &r, err);
-  if (rc == 0)
-    cl_append_result_free(&r);
-  return rc;
-}
-
-/* A fresh log in dir with the admin and the feed's principal; *out open
- * when out is not NULL (else closed). */
-static int make_log(const char *dir, const cl_signer *admin, const cl_signer *feed, cl_log **out) {
-  cl_log_options o;
-  cl_log_options_init(&o);
-  o.dir = dir;
-  cl_log_genesis g = {.admin_principal = "admin", .admin = admin};
-  cl_err err;
-  cl_log *log = NULL;
-  bench_rmrf(dir);
-  if (cl_log_create(&o, &g, &err) || cl_log_open(&o, &log, &err) ||
-      register_feed(log, admin, feed, &err)) {
-    fprintf(stderr, "clinlog-bench ingest hl7: %s: %s\n", dir, err.msg);
-    if (log)
-      cl_log_close(log);
-    return -1;
-  }
-  if (out)
-    *out = log;
-  else
-    cl_log_close(log);
-  return 0;
-}
-
 /* ---------------------------------------------------------- drivers */
 
 typedef struct drv {
@@ -534,7 +457,8 @@ int bench_ingest_hl7_main(int argc, char **argv) {
     fprintf(stderr, "clinlog-bench ingest hl7: keys or ports: %s\n", err.msg);
     return 1;
   }
-  if (make_log(sdir, &admin, &feed, NULL) || make_log(ldir, &admin, &feed, &store))
+  if (bench_log_with_feed(sdir, &admin, &feed, PRINCIPAL, "MLLP listener", NULL) ||
+      bench_log_with_feed(ldir, &admin, &feed, PRINCIPAL, "MLLP listener", &store))
     return 1;
   snprintf(raft, sizeof raft, "127.0.0.1:%d", ports[0]);
   snprintf(mllp, sizeof mllp, "127.0.0.1:%d", ports[1]);

@@ -90,7 +90,7 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn(">= 20,000 ev/s | MET |", text)
         self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
-        self.assertIn("Targets: 1 met, 1 missed, 6 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 1 missed, 7 not measured in this run.", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
@@ -131,10 +131,45 @@ class TestBenchReport(unittest.TestCase):
                       "messages/s (target >= 10000).", text)
         self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK p99, 16 connections: 25.00 ms "
                       "(target <= 20 ms).", text)
-        self.assertIn("Targets: 1 met, 3 missed, 4 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 3 missed, 5 not measured in this run.", text)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
         self.assertIn("## Subscribe fan-out (single node)\n\nNot measured in this run.", text)
+
+    def test_ingest_fhir_and_device_rows(self):
+        res = copy.deepcopy(CANNED)
+        row = lambda rps, p50=1.0, p99=4.0, cpu=None: dict(
+            {"units": 10, "accepted": 10, "resources": 110, "units_per_s": rps / 11,
+             "resources_per_s": rps, "p50_ms": p50, "p99_ms": p99},
+            **({"server_cpu_us_per_resource": cpu} if cpu else {}))
+        res["ingest_fhir"] = {
+            "record": "Patient, Encounter, ... (11 resources)", "ok": True,
+            "transactions": [
+                {"connections": 1, "rest": row(2000, cpu=250.0), "store": row(10000),
+                 "postgresql": row(8000), "rest_over_store": 0.2, "rest_over_postgresql": 0.25},
+                {"connections": 16, "rest": row(6000, 20.0, 50.0, 240.0), "store": row(40000),
+                 "postgresql": row(30000), "rest_over_store": 0.15,
+                 "rest_over_postgresql": 0.2}],
+            "ndjson": {"cli": dict(row(5000, cpu=70.0), p50_ms=None), "store": row(6000),
+                       "postgresql": row(10000), "cli_over_store": 0.833,
+                       "cli_over_postgresql": 0.5}}
+        res["ingest_devices"] = [
+            {"bench": "ingest", "what": "clinlog", "streams": 1, "batch": 500, "rps": 15000,
+             "p50_ms": 20.0, "p99_ms": 100.0, "vs_raw": 0.5, "vs_pg": 0.4},
+            {"bench": "ingest", "what": "clinlog", "streams": 16, "batch": 500, "rps": 30000,
+             "p50_ms": 200.0, "p99_ms": 300.0, "vs_raw": 1.0, "vs_pg": 0.3},
+            {"bench": "ingest", "what": "PostgreSQL COPY", "streams": 1, "batch": 500,
+             "rps": 100000, "p50_ms": 4.0, "p99_ms": 9.0}]
+        _, text = self.report(res)
+        self.assertIn("| transactions | 16 | 6,000 | 20.00 | 50.00 | 240 | 40,000 | 0.15 | "
+                      "30,000 | 0.20 |", text)
+        self.assertIn("| NDJSON | 1 | 5,000 | — | 4.00 | 70 | 6,000 | 0.83 | 10,000 | 0.50 |",
+                      text)
+        self.assertIn("| clinlog | 16 | 30,000 | 200.00 | 300.00 | 1.00 | 0.30 |", text)
+        self.assertIn("| PostgreSQL COPY | 1 | 100,000 | 4.00 | 9.00 | — | — |", text)
+        # the best of the clinlog rows against the 50k target
+        self.assertIn("- **MISSED**: home-device readings, best of 1 and 16 streams: 30,000 "
+                      "readings/s (target >= 50000).", text)
 
     def test_fanout_rows(self):
         res = copy.deepcopy(CANNED)
