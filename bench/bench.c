@@ -9,6 +9,7 @@
  *   clinlog-bench ingest ... (bench_ingest.c: home-device readings vs the store and PostgreSQL)
  *   clinlog-bench ingest hl7 ... (bench_ingest_hl7.c: HL7 v2 over MLLP, ACK after commit)
  *   clinlog-bench ingest fhir ... (bench_ingest_fhir.c: FHIR transactions over REST, NDJSON)
+ *   clinlog-bench proof ... (bench_proof.c: inclusion and consistency proofs, verify)
  *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
  *   clinlog-bench pg ...     (bench_peer_pg.c: PostgreSQL 15 as an event table, the peer)
  *   clinlog-bench etcd ...   (bench_peer_etcd.c: 3 etcd 3.4 members, KV.Put; the 3-node peer)
@@ -46,6 +47,7 @@ int bench_fhir_main(int argc, char **argv); /* bench_fhir.c */
 int bench_cds_main(int argc, char **argv);  /* bench_cds.c */
 int bench_ingest_main(int argc, char **argv);      /* bench_ingest.c */
 int bench_ingest_fhir_main(int argc, char **argv); /* bench_ingest_fhir.c */
+int bench_proof_main(int argc, char **argv);       /* bench_proof.c */
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
@@ -248,6 +250,8 @@ int main(int argc, char **argv) {
     return bench_ingest_fhir_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "ingest"))
     return bench_ingest_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "proof"))
+    return bench_proof_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "audit"))
     return bench_audit_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "pg"))
@@ -281,7 +285,8 @@ int main(int argc, char **argv) {
               "other commands: grpc, cluster, projection, fhir, cds, audit (clinlogd --audit on vs\n"
               "off: reads and appends per second, ratio on/off; clinlog-bench audit --help),\n"
               "pg (PostgreSQL 15 as an event table), etcd (3 etcd 3.4 members, KV.Put),\n"
-              "raw (fsync, Ed25519, SHA-256 rates)\n");
+              "raw (fsync, Ed25519, SHA-256 rates), ingest [hl7|fhir] (issue 12's ingest\n"
+              "bench), proof (RFC 9162 proofs, their verification, verify of a whole log)\n");
       return 2;
     }
   }

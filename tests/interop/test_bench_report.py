@@ -171,6 +171,37 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("- **MISSED**: home-device readings, best of 1 and 16 streams: 30,000 "
                       "readings/s (target >= 50000).", text)
 
+    def test_proof_rows(self):
+        res = copy.deepcopy(CANNED)
+        x = lambda v, p50=0.01, p99=0.02: {"per_s": v, "p50_ms": p50, "p99_ms": p99}
+        res["proof"] = {
+            "events": 50003, "ok": True,
+            "raw": {"node_hashes_per_s": 2000000, "leaf_hash_mb_per_s": 250.0,
+                    "ed25519_verify_per_s": 20000},
+            "inclusion": {"mean_hashes": 15.9, "prove_1": x(17000), "prove_2": x(20000),
+                          "verify": x(120000), "verify_over_raw": 0.954},
+            "consistency": {"mean_hashes": 15.1, "prove_1": x(18000), "prove_2": x(22000),
+                            "verify": x(90000)},
+            "grpc_inclusion": {"concurrency_1": x(300, 0.9, 40.0),
+                               "concurrency_16": x(2500, 5.3, 16.0),
+                               "audit_off_concurrency_1": x(2000, 0.35, 3.8),
+                               "audit_off_concurrency_16": x(6300, 2.2, 7.0),
+                               "over_in_process_2": 0.125},
+            "verify_log": {"hashes_only_events_per_s": 250000, "full_events_per_s": 80000,
+                           "signatures": 53, "decrypted": 50003, "hashes_only_over_raw": 0.39,
+                           "full_over_raw": 0.12}}
+        _, text = self.report(res)
+        self.assertIn("| inclusion verify, 1 thread | 120,000 | 0.010 | 0.020 |", text)
+        self.assertIn("| gRPC ProveInclusion, concurrency 16 | 2,500 | 5.300 | 16.000 |", text)
+        self.assertIn("| the same, --audit off, concurrency 1 | 2,000 | 0.350 | 3.800 |", text)
+        self.assertIn("verification runs at 0.95 of the node-hash limit", text)
+        self.assertIn("250,000 events/s hashes only (0.39 of the leaf-hash limit)", text)
+        self.assertNotIn("proof and verify rates", text)
+        # not run: said so
+        _, text = self.report(CANNED)
+        self.assertIn("## Proofs and verify (clinlog-bench proof)\n\nNot measured in this run.",
+                      text)
+
     def test_fanout_rows(self):
         res = copy.deepcopy(CANNED)
         res["clinlog_fanout"] = {"fanout": [
