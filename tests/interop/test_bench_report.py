@@ -233,6 +233,27 @@ class TestBenchReport(unittest.TestCase):
         row = [x for x in r["etcd_rows"] if x["concurrency"] == 16][0]
         self.assertEqual(row["clinlog_over_etcd"], 1.8)
 
+    def test_postgresql_with_standbys_beside_three_nodes(self):
+        res = copy.deepcopy(CANNED)
+        res["clinlog_cluster"] = {"throughput": [
+            {"batch": b, "concurrency": c, "cluster_events_per_s": eps, "cluster_p50_ms": 5.0,
+             "cluster_p99_ms": 20.0, "single_events_per_s": 4000}
+            for b, c, eps in ((1, 16, 4000), (1, 64, 7000), (64, 16, 50000))]}
+        res["postgresql_replicated"] = {"standbys": 2, "synchronous_quorum": 1, "scenarios": [
+            pg_row(1, 16, 5000), pg_row(1, 64, 10000), pg_row(64, 16, 40000),
+            pg_row(64, 64, 60000)]}
+        r, text = self.report(res)
+        self.assertIn("a primary and 2 streaming standbys", text)
+        # rows only where both ran: batch 64 conc 64 has no clinlog figure
+        self.assertIn("| 1 | 16 | 4,000 | 20.00 | 5,000 | 2.00 | 80.0 | 0.80 |", text)
+        self.assertIn("| 64 | 16 | 50,000 | 20.00 | 40,000 | 2.00 | 80.0 | 1.25 |", text)
+        self.assertEqual(len(r["pg_replicated_rows"]), 3)
+        self.assertNotIn("PostgreSQL with synchronous standbys;", text)
+        res["postgresql_replicated_skipped"] = "PostgreSQL 15 is not installed"
+        del res["postgresql_replicated"]
+        _, text = self.report(res)
+        self.assertIn("PostgreSQL step skipped: PostgreSQL 15 is not installed", text)
+
     def test_etcd_skipped_is_said(self):
         res = copy.deepcopy(CANNED)
         res["etcd_skipped"] = "clinlog-bench etcd: skipped: etcd not found"
