@@ -312,14 +312,10 @@ static int c_open(void *ctx, int id, void **conn, char *err, size_t errn) {
       return snprintf(err, errn, "cannot connect to the HTTP port %d", x->port), -1;
   } else if (x->mode == M_PG) {
     cl_err e;
-    PGconn *c = bench_pg_connect(x->pg, &e);
-    *conn = c;
-    if (!c || bench_pg_exec(c, "SET synchronous_commit = on", &e))
+    static const char INS[] = "INSERT INTO fhir_resource (id, type, patient, body)"
+                              " VALUES ($1, $2, $3, $4::jsonb)";
+    if (!(*conn = bench_pg_connect_prepared(x->pg, "ins", INS, 4, &e)))
       return snprintf(err, errn, "%s", e.msg), -1;
-    PQclear(PQprepare(c, "ins",
-                      "INSERT INTO fhir_resource (id, type, patient, body)"
-                      " VALUES ($1, $2, $3, $4::jsonb)",
-                      4, NULL));
   }
   return 0;
 }

@@ -183,6 +183,25 @@ PGconn *bench_pg_connect(const bench_pg *g, cl_err *err) {
   return c;
 }
 
+PGconn *bench_pg_connect_prepared(const bench_pg *g, const char *name, const char *sql,
+                                  int nparams, cl_err *err) {
+  PGconn *c = bench_pg_connect(g, err);
+  if (c == NULL || bench_pg_exec(c, "SET synchronous_commit = on", err)) {
+    PQfinish(c);
+    return NULL;
+  }
+  PGresult *r = PQprepare(c, name, sql, nparams, NULL);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok)
+    cl_err_set(err, CL_EIO, "postgres: preparing %s: %s", name, PQresultErrorMessage(r));
+  PQclear(r);
+  if (!ok) {
+    PQfinish(c);
+    return NULL;
+  }
+  return c;
+}
+
 void bench_pg_stop(bench_pg *g) {
   PQfinish(g->c);
   g->c = NULL;

@@ -62,6 +62,12 @@ void bench_pg_stop(bench_pg *g);
  * with err set. */
 PGconn *bench_pg_connect(const bench_pg *g, cl_err *err);
 
+/* A new connection with synchronous_commit on (each commit flushed) and
+ * the statement `sql` prepared as `name` (nparams parameters), or NULL
+ * with err set. */
+PGconn *bench_pg_connect_prepared(const bench_pg *g, const char *name, const char *sql,
+                                  int nparams, cl_err *err);
+
 /* Runs SQL that returns no rows: 0 or CL_EIO with err naming it. */
 int bench_pg_exec(PGconn *c, const char *sql, cl_err *err);
 
