@@ -50,15 +50,23 @@
 
 /* ---------------------------------------------------------- fan-out */
 
+/* What the subscribers of one run share (their reader's ctx). */
+typedef struct sub_ctx {
+  cl_client *c; /* a channel of their own */
+  int batch;    /* SubscribeRequest.batch */
+} sub_ctx;
+
 /* A subscriber: follows the log from its end until it has every event
- * the writer sends (bench/fanout.h). ctx is the client it shares. */
+ * the writer sends (bench/fanout.h). */
 static void *run_subscriber(void *arg) {
   bench_fan_reader *s = arg;
+  const sub_ctx *sc = s->ctx;
   Clinlog__V1__SubscribeRequest req = CLINLOG__V1__SUBSCRIBE_REQUEST__INIT;
   req.from_end = 1;
+  req.batch = sc->batch;
   cl_client_stream *st;
   cl_err err;
-  if (cl_client_subscribe(s->ctx, &req, &st, &err) != 0) {
+  if (cl_client_subscribe(sc->c, &req, &st, &err) != 0) {
     snprintf(s->err, sizeof s->err, "Subscribe: %s", err.msg);
     atomic_fetch_add(s->ready, 1);
     return NULL;
@@ -67,10 +75,19 @@ static void *run_subscriber(void *arg) {
   int rc = 1, signalled = 0;
   while (s->got < s->want && (rc = cl_client_stream_next(st, &m, &err)) == 1) {
     Clinlog__V1__SubscribeResponse *r = (Clinlog__V1__SubscribeResponse *)m;
-    if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT && r->event) {
-      const Google__Protobuf__Timestamp *at = r->event->committed_at;
+    Clinlog__V1__RecordedEvent **evs =
+        r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT    ? &r->event
+        : r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENTS ? r->events->events
+                                                                       : NULL;
+    size_t nev = r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT ? 1
+                 : r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENTS
+                     ? r->events->n_events
+                     : 0;
+    for (size_t i = 0; i < nev && s->got < s->want; i++) {
+      const Google__Protobuf__Timestamp *at = evs[i]->committed_at;
       bench_fan_note(s, at ? at->seconds * 1000000000LL + at->nanos : bench_wall_ns());
-    } else if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_CAUGHT_UP && !signalled) {
+    }
+    if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_CAUGHT_UP && !signalled) {
       signalled = 1;
       atomic_fetch_add(s->ready, 1);
     }
@@ -86,11 +103,14 @@ static void *run_subscriber(void *arg) {
 
 /* subscribers of each fan-out run; 0 is the raw row: the same writer with
  * nobody following */
-static const int FANOUTS[] = {0, 10, 100};
+static const int FANOUTS[] = {0, 10, 100, 10, 100};
+/* the runs whose subscribers ask for EventBatch messages (batch = true) */
+static const int FANOUT_BATCH[] = {0, 0, 0, 1, 1};
 #define NFANOUT (sizeof FANOUTS / sizeof FANOUTS[0])
 
-/* c writes; the subscribers share `subc`, a channel of their own. */
-static bench_fanout run_fanout(cl_client *c, cl_client *subc, pid_t srv, int nsubs, size_t nbatches,
+/* c writes; the subscribers share `subc`: a channel of their own, and whether they ask for
+ * EventBatch messages. */
+static bench_fanout run_fanout(cl_client *c, sub_ctx *subc, pid_t srv, int nsubs, size_t nbatches,
                                size_t bs, const cl_signer *key, unsigned *seed) {
   bench_fanout f;
   memset(&f, 0, sizeof f);
@@ -350,7 +370,8 @@ int bench_grpc_main(int argc, char **argv) {
         status = 1;
         break;
       }
-      f[i] = run_fanout(client, subc, srv.pid, FANOUTS[i], quick ? 80 : 320, 64, &admin, &seed);
+      sub_ctx sc = {subc, FANOUT_BATCH[i]};
+      f[i] = run_fanout(client, &sc, srv.pid, FANOUTS[i], quick ? 80 : 320, 64, &admin, &seed);
       cl_client_close(subc);
       status |= f[i].failed;
     }
@@ -374,15 +395,16 @@ int bench_grpc_main(int argc, char **argv) {
                "\"append_p50_ms\":%.3f,\"append_p99_ms\":%.3f",
                x->writer_eps, x->call_p50_ms, x->call_p99_ms);
       } else {
-        printf("%s{\"subscribers\":%d,\"writer_events_per_s\":%.0f,"
+        printf("%s{\"subscribers\":%d,\"batch\":%s,\"writer_events_per_s\":%.0f,"
                "\"append_p50_ms\":%.3f,\"append_p99_ms\":%.3f,"
                "\"per_subscriber_events_per_s_min\":%.0f,"
                "\"per_subscriber_events_per_s_mean\":%.0f,"
                "\"latency_p50_ms\":%.2f,\"latency_p99_ms\":%.2f,"
                "\"sent_to_delivery_p50_ms\":%.2f,\"sent_to_delivery_p99_ms\":%.2f",
-               FANOUTS[i - 1] ? "," : ",\"fanout\":[", FANOUTS[i], x->writer_eps, x->call_p50_ms,
-               x->call_p99_ms, x->sub_eps_min, x->sub_eps_mean, x->p50_ms, x->p99_ms,
-               x->sent_p50_ms, x->sent_p99_ms);
+               FANOUTS[i - 1] ? "," : ",\"fanout\":[", FANOUTS[i],
+               FANOUT_BATCH[i] ? "true" : "false", x->writer_eps, x->call_p50_ms, x->call_p99_ms,
+               x->sub_eps_min, x->sub_eps_mean, x->p50_ms, x->p99_ms, x->sent_p50_ms,
+               x->sent_p99_ms);
       }
       if (x->server_us >= 0)
         printf(",\"server_cpu_us_per_event\":%.1f", x->server_us);
@@ -407,12 +429,13 @@ int bench_grpc_main(int argc, char **argv) {
                "Append p50 %.2f ms, p99 %.2f ms\n",
                f[i].writer_eps, f[i].call_p50_ms, f[i].call_p99_ms);
       else
-        printf("Subscribe fan-out, %d subscribers, one writer (unary Append, batch 64): writer "
-               "%.0f events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
+        printf("Subscribe fan-out, %d subscribers%s, one writer (unary Append, batch 64): "
+               "writer %.0f events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
                "commit-to-delivery p50 %.2f ms, p99 %.2f ms; send-to-delivery p50 %.2f ms, "
                "p99 %.2f ms\n",
-               FANOUTS[i], f[i].writer_eps, f[i].sub_eps_mean, f[i].sub_eps_min, f[i].p50_ms,
-               f[i].p99_ms, f[i].sent_p50_ms, f[i].sent_p99_ms);
+               FANOUTS[i], FANOUT_BATCH[i] ? " (EventBatch messages)" : "", f[i].writer_eps,
+               f[i].sub_eps_mean, f[i].sub_eps_min, f[i].p50_ms, f[i].p99_ms, f[i].sent_p50_ms,
+               f[i].sent_p99_ms);
     if (ran_unary)
       printf("\ntargets: gRPC/store at batch 64 >= 0.70: min %.2f %s; unary "
              "single-event appends at "

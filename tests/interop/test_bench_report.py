@@ -148,7 +148,12 @@ class TestBenchReport(unittest.TestCase):
                  "latency_p99_ms": p99, "sent_to_delivery_p50_ms": s50,
                  "sent_to_delivery_p99_ms": 2 * p99, "server_cpu_us_per_event": 50.0}
                 for n, w, lo, mean, p99, s50 in
-                ((10, 20000, 19000, 19500, 8.0, 3.0), (100, 9000, 8500, 8800, 40.25, 20.0))]}
+                ((10, 20000, 19000, 19500, 8.0, 3.0), (100, 9000, 8500, 8800, 40.25, 20.0))] + [
+                # the same 10 subscribers asking for EventBatch messages
+                {"subscribers": 10, "batch": True, "writer_events_per_s": 30000,
+                 "per_subscriber_events_per_s_min": 29000,
+                 "per_subscriber_events_per_s_mean": 29500, "sent_to_delivery_p50_ms": 1.5,
+                 "sent_to_delivery_p99_ms": 5.0}]}
         res["etcd_watch"] = {
             "server_version": "3.4.23", "members": 1,
             "fanout_raw": {"watchers": 0, "writer_events_per_s": 50000, "txn_p50_ms": 1.0,
@@ -168,9 +173,12 @@ class TestBenchReport(unittest.TestCase):
         # 3.0 / 2.0 (the Append alone) = 1.5 x the raw floor
         self.assertIn("| 10 | 3.00 / 16.00 | 1.50 / 4.00 | 2.00 / 4.00 | 1.50 / 8.00 "
                       "| 2.00 / 6.00 | 1.5 |", text)
+        # the batched row against the same etcd row: 30000 / 40000, 30000 / 25000
+        self.assertIn("| 10 batched | 30,000 | 40,000 | 0.75 | 25,000 | 1.20 | 0.80 |", text)
+        self.assertIn("| 10 batched | 1.50 / 5.00 | 1.50 / 4.00 | 1.00 / 1.25 |", text)
         self.assertIn("10 subscribers: clinlogd 50.0, etcd 20.0; 100 subscribers: clinlogd "
-                      "50.0, etcd —.", text)
-        row = [x for x in r["fanout_rows"] if x["subscribers"] == 10][0]
+                      "50.0, etcd —; 10 batched subscribers: clinlogd —, etcd 20.0.", text)
+        row = [x for x in r["fanout_rows"] if x["subscribers"] == 10 and not x["batch"]][0]
         self.assertEqual(row["clinlog_over_etcd_writer"], 0.5)
         self.assertEqual(row["clinlog_over_raw_writer"], 0.8)
         self.assertEqual(row["clinlog_over_etcd_p99"], 4.0)
