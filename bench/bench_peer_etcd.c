@@ -179,36 +179,14 @@ int bench_peer_etcd_main(int argc, char **argv) {
   const char *base = "/tmp/clinlog-bench-etcd", *etcd_opt = NULL;
   int quick = 0, json = 0;
   double seconds = 0;
-  for (int i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-      base = argv[++i];
-    else if (!strcmp(argv[i], "--etcd") && i + 1 < argc)
-      etcd_opt = argv[++i];
-    else if (!strcmp(argv[i], "--quick"))
-      quick = 1;
-    else if (!strcmp(argv[i], "--json"))
-      json = 1;
-    else if (!strcmp(argv[i], "--seconds") && i + 1 < argc && atof(argv[i + 1]) > 0)
-      seconds = atof(argv[++i]);
-    else
-      return usage();
-  }
+  if (bench_etcd_args(argc, argv, &base, &etcd_opt, &quick, &json, &seconds) != 0)
+    return usage();
   if (seconds <= 0)
     seconds = quick ? 2 : 5;
   char etcd[PATH_MAX];
-  if (bench_etcd_find(etcd_opt, etcd, sizeof etcd) != 0) {
-    fprintf(stderr,
-            "clinlog-bench etcd: skipped: %s not found (Debian's etcd-server; "
-            "scripts/install-deps.sh installs it, or give --etcd PATH)\n",
-            etcd_opt ? etcd_opt : "etcd");
-    return 3;
-  }
-  if (sodium_init() < 0)
-    return 1;
-  if (mkdir(base, 0700) != 0 && errno != EEXIST) {
-    fprintf(stderr, "clinlog-bench etcd: cannot create %s: %s\n", base, strerror(errno));
-    return 1;
-  }
+  int prep = bench_etcd_prepare("clinlog-bench etcd", etcd_opt, base, etcd, sizeof etcd);
+  if (prep != 0)
+    return prep;
 
   int failed = 0;
   char why[4608] = ""; /* may name D */

@@ -7,10 +7,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -234,6 +236,42 @@ double bench_etcd_cpu_s(const bench_etcd *e) {
 
 /* ---------------------------------------------------------- up, down */
 
+int bench_etcd_args(int argc, char **argv, const char **base, const char **etcd, int *quick,
+                    int *json, double *seconds) {
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+      *base = argv[++i];
+    else if (!strcmp(argv[i], "--etcd") && i + 1 < argc)
+      *etcd = argv[++i];
+    else if (!strcmp(argv[i], "--quick"))
+      *quick = 1;
+    else if (!strcmp(argv[i], "--json"))
+      *json = 1;
+    else if (seconds && !strcmp(argv[i], "--seconds") && i + 1 < argc && atof(argv[i + 1]) > 0)
+      *seconds = atof(argv[++i]);
+    else
+      return -1;
+  }
+  return 0;
+}
+
+int bench_etcd_prepare(const char *cmd, const char *opt, const char *base, char *etcd, size_t n) {
+  if (bench_etcd_find(opt, etcd, n) != 0) {
+    fprintf(stderr,
+            "%s: skipped: %s not found (Debian's etcd-server; scripts/install-etcd.sh "
+            "installs it, or give --etcd PATH)\n",
+            cmd, opt ? opt : "etcd");
+    return 3;
+  }
+  if (sodium_init() < 0)
+    return 1;
+  if (mkdir(base, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "%s: cannot create %s: %s\n", cmd, base, strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
 /* A member that exited: why[] says so. 1 if one did. */
 static int any_exited(bench_etcd *e, char *why, size_t wn) {
   for (int i = 0; i < e->n; i++) {
@@ -262,7 +300,7 @@ int bench_etcd_up(bench_etcd *e, const char *etcd, const char *base, int n, cons
   size_t cl = 0;
   for (int i = 0; i < e->n; i++) {
     bench_etcd_member *m = &e->ms[i];
-    char name[8]; /* not m->name as a source: gcc's -Wrestrict sees one object */
+    char name[16]; /* not m->name as a source: gcc's -Wrestrict sees one object */
     snprintf(name, sizeof name, "e%d", i + 1);
     snprintf(m->name, sizeof m->name, "%s", name);
     m->client_port = ports[2 * i];

@@ -23,7 +23,7 @@
 typedef struct bench_etcd_member {
   pid_t pid;                  /* 0 when not running */
   int client_port, peer_port; /* loopback */
-  char name[8];               /* e1, e2, e3 */
+  char name[16];              /* e1, e2, e3 */
   char dir[4200], log[4200];  /* under the base directory */
   char target[64];            /* 127.0.0.1:client_port */
   uint64_t id;                /* etcd's member id, from Status */
@@ -41,6 +41,19 @@ typedef struct bench_etcd {
 /* The etcd to run: `opt` (borrowed, may be NULL), or the first "etcd" on
  * PATH, into out[n]. 0, or -1 when there is none. */
 int bench_etcd_find(const char *opt, char *out, size_t n);
+
+/* Parses the options of an etcd bench command (argv[1] is the command):
+ * --dir D into *base, --etcd PATH into *etcd, --quick, --json, and
+ * --seconds S (S > 0) when `seconds` is not NULL. Values are views into
+ * argv. 0, or -1 on anything else (the caller prints its usage). */
+int bench_etcd_args(int argc, char **argv, const char **base, const char **etcd, int *quick,
+                    int *json, double *seconds);
+
+/* What a bench command does before it starts etcd: finds it (`opt` or
+ * PATH, into etcd[n]), initializes libsodium and creates `base`. 0; 3 when
+ * there is no etcd ("CMD: skipped: ..." printed, the bench's exit status
+ * for a skip); 1 on another error (printed). */
+int bench_etcd_prepare(const char *cmd, const char *opt, const char *base, char *etcd, size_t n);
 
 /* A client for `target` (borrowed): plaintext, `timeout_ms` per unary call;
  * returned-owned (cl_client_close), or NULL after printing why. */

@@ -3,6 +3,7 @@
  * recorded once in the log before its answer leaves, by the node's own key;
  * nobody else can write to the trail. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
