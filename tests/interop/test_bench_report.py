@@ -2,8 +2,9 @@
 bench/run itself takes minutes and is not part of the suite): the clinlog
 and PostgreSQL rows carry their ratios, a missed target is said plainly,
 a step that failed is named and its figures show as missing, the 3-node
-rows are set against etcd with the 1.5x target, a skipped etcd step is said
-so, and the plots are drawn when gnuplot is installed."""
+rows are set against etcd with the 1.5x target, the fan-out rows against
+etcd's Watch and the writer alone, a skipped etcd step is said so, and the
+plots are drawn when gnuplot is installed."""
 import copy
 import importlib.machinery
 import importlib.util
@@ -204,14 +205,60 @@ class TestBenchReport(unittest.TestCase):
 
     def test_fanout_rows(self):
         res = copy.deepcopy(CANNED)
+        res["clinlog_fanout"] = {
+            "fanout_raw": {"subscribers": 0, "writer_events_per_s": 25000, "append_p50_ms": 2.0,
+                           "append_p99_ms": 6.0},
+            "fanout": [
+                {"subscribers": n, "writer_events_per_s": w, "per_subscriber_events_per_s_min": lo,
+                 "per_subscriber_events_per_s_mean": mean, "latency_p50_ms": 1.5,
+                 "latency_p99_ms": p99, "sent_to_delivery_p50_ms": s50,
+                 "sent_to_delivery_p99_ms": 2 * p99, "server_cpu_us_per_event": 50.0}
+                for n, w, lo, mean, p99, s50 in
+                ((10, 20000, 19000, 19500, 8.0, 3.0), (100, 9000, 8500, 8800, 40.25, 20.0))] + [
+                # the same 10 subscribers asking for EventBatch messages
+                {"subscribers": 10, "batch": True, "writer_events_per_s": 30000,
+                 "per_subscriber_events_per_s_min": 29000,
+                 "per_subscriber_events_per_s_mean": 29500, "sent_to_delivery_p50_ms": 1.5,
+                 "sent_to_delivery_p99_ms": 5.0}]}
+        res["etcd_watch"] = {
+            "server_version": "3.4.23", "members": 1,
+            "fanout_raw": {"watchers": 0, "writer_events_per_s": 50000, "txn_p50_ms": 1.0,
+                           "txn_p99_ms": 3.0},
+            # only 10 watchers ran: the 100 row has clinlog's figures alone
+            "fanout": [{"watchers": 10, "writer_events_per_s": 40000,
+                        "per_watcher_events_per_s_min": 39000,
+                        "per_watcher_events_per_s_mean": 39500, "sent_to_delivery_p50_ms": 1.5,
+                        "sent_to_delivery_p99_ms": 4.0, "server_cpu_us_per_event": 20.0}]}
+        r, text = self.report(res)
+        # 20000 / 40000 = 0.50 of etcd, 20000 / 25000 = 0.80 of the writer alone,
+        # etcd 40000 / 50000 = 0.80 of its own
+        self.assertIn("| 10 | 20,000 | 40,000 | 0.50 | 25,000 | 0.80 | 0.80 |", text)
+        self.assertIn("| 100 | 9,000 | — | — | 25,000 | 0.36 | — |", text)
+        self.assertIn("| 10 | 19,500 / 19,000 | 39,500 / 39,000 | 0.49 |", text)
+        # send-to-delivery 3.0 / 1.5 = 2.0 x etcd's p50, 16 / 4 = 4.0 x its p99;
+        # 3.0 / 2.0 (the Append alone) = 1.5 x the raw floor
+        self.assertIn("| 10 | 3.00 / 16.00 | 1.50 / 4.00 | 2.00 / 4.00 | 1.50 / 8.00 "
+                      "| 2.00 / 6.00 | 1.5 |", text)
+        # the batched row against the same etcd row: 30000 / 40000, 30000 / 25000
+        self.assertIn("| 10 batched | 30,000 | 40,000 | 0.75 | 25,000 | 1.20 | 0.80 |", text)
+        self.assertIn("| 10 batched | 1.50 / 5.00 | 1.50 / 4.00 | 1.00 / 1.25 |", text)
+        self.assertIn("10 subscribers: clinlogd 50.0, etcd 20.0; 100 subscribers: clinlogd "
+                      "50.0, etcd —; 10 batched subscribers: clinlogd —, etcd 20.0.", text)
+        row = [x for x in r["fanout_rows"] if x["subscribers"] == 10 and not x["batch"]][0]
+        self.assertEqual(row["clinlog_over_etcd_writer"], 0.5)
+        self.assertEqual(row["clinlog_over_raw_writer"], 0.8)
+        self.assertEqual(row["clinlog_over_etcd_p99"], 4.0)
+
+    def test_etcd_watch_skipped_is_said(self):
+        res = copy.deepcopy(CANNED)
         res["clinlog_fanout"] = {"fanout": [
-            {"subscribers": n, "writer_events_per_s": w, "per_subscriber_events_per_s_min": lo,
-             "per_subscriber_events_per_s_mean": mean, "latency_p50_ms": 1.5,
-             "latency_p99_ms": p99} for n, w, lo, mean, p99 in
-            ((10, 20000, 19000, 19500, 8.0), (100, 9000, 8500, 8800, 40.25))]}
-        _, text = self.report(res)
-        self.assertIn("| 10 | 20,000 | 19,500 / 19,000 | 1.50 | 8.00 |", text)
-        self.assertIn("| 100 | 9,000 | 8,800 / 8,500 | 1.50 | 40.25 |", text)
+            {"subscribers": 10, "writer_events_per_s": 20000, "sent_to_delivery_p50_ms": 3.0}]}
+        res["etcd_watch_skipped"] = "clinlog-bench etcd-watch: skipped: etcd not found"
+        r, text = self.report(res)
+        self.assertIn("etcd-watch step skipped: clinlog-bench etcd-watch: skipped: etcd not "
+                      "found", text)
+        self.assertIn("| 10 | 20,000 | — | — | — | — | — |", text)
+        self.assertIsNone(r["fanout_rows"][0]["clinlog_over_etcd_writer"])
 
     def test_etcd_peer_of_the_three_node_rows(self):
         res = copy.deepcopy(CANNED)
