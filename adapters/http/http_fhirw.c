@@ -143,6 +143,29 @@ static void version_of(wstate *w, const char *type, const char *id, char out[24]
   }
 }
 
+/* An If-Match precondition (W/"<versionId>", or "<versionId>") against the
+ * versionId the resource has now ("" when it does not exist): 0 it holds,
+ * else fills fe (400 not an ETag, 412 another version) and returns
+ * CL_EPRECOND. `where` names the header or element in the outcome. */
+static int if_match(const char *etag, const char *current, const char *where, cl_fhirw_error *fe,
+                    cl_err *err) {
+  const char *q = !strncmp(etag, "W/", 2) ? etag + 2 : etag;
+  size_t n = strlen(q);
+  if (n < 3 || q[0] != '"' || q[n - 1] != '"' || strspn(q + 1, "0123456789") != n - 2) {
+    cl_fhirw_fail(fe, err, 400, "invalid", where, "%s: expected W/\"<versionId>\"", where);
+    return CL_EPRECOND;
+  }
+  if (strlen(current) == n - 2 && !strncmp(q + 1, current, n - 2))
+    return 0;
+  if (current[0] == '\0')
+    cl_fhirw_fail(fe, err, 412, "conflict", where, "%s: the resource does not exist", where);
+  else
+    cl_fhirw_fail(fe, err, 412, "conflict", where,
+                  "%s: the resource is at version %s, not %.*s (read it again, then update)",
+                  where, current, (int)(n - 2), q + 1);
+  return CL_EPRECOND;
+}
+
 /* ---- writing ---- */
 
 /* Signs the events of the n mappings with the log key and appends them as
@@ -313,6 +336,9 @@ static int one(wstate *w, struct MHD_Connection *c, const char *type, const char
   char base_version[24] = "";
   if (id != NULL)
     version_of(w, type, id, base_version);
+  const char *im = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match");
+  if (id != NULL && im != NULL && if_match(im, base_version, "If-Match", &fe, &err) != 0)
+    return ans_json(a, fe.status, cl_fhirw_outcome(&fe), CL_EPRECOND);
   cl_fhirw_opts o;
   opts_of(w, NULL, &o);
   cl_fhirw_mapped *m;
@@ -338,6 +364,7 @@ typedef struct entry {
   json_t *res;                 /* entry.resource (borrowed from the Bundle) */
   const char *full_url;        /* entry.fullUrl, or NULL */
   const char *ine;             /* entry.request.ifNoneExist, or NULL */
+  const char *im;              /* entry.request.ifMatch, or NULL */
   char id[CL_FHIR_ID_MAX];     /* a PUT's id, "" for a POST */
   char path[48];               /* "Bundle.entry[i]" */
   cl_fhirw_mapped *m;          /* its events, once mapped */
@@ -359,6 +386,7 @@ static int entry_of(json_t *je, size_t i, entry *e, cl_fhirw_error *fe, cl_err *
   const char *url = json_string_value(json_object_get(rq, "url"));
   const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
   e->ine = json_string_value(json_object_get(rq, "ifNoneExist"));
+  e->im = json_string_value(json_object_get(rq, "ifMatch"));
   snprintf(p, sizeof p, "%s.resource", e->path);
   if (!json_is_object(e->res) || rt == NULL)
     return cl_fhirw_fail(fe, err, 400, "required", p, "required: a resource with a resourceType");
@@ -428,9 +456,12 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
   if (e->id[0])
     version_of(w, rt, e->id, base_version);
   e->created = base_version[0] == '\0';
+  char p[64];
+  snprintf(p, sizeof p, "%s.request.ifMatch", e->path);
+  if (e->id[0] && e->im != NULL && if_match(e->im, base_version, p, fe, err) != 0)
+    return CL_EPRECOND;
   cl_fhirw_opts o;
   opts_of(w, refs, &o);
-  char p[64];
   snprintf(p, sizeof p, "%s.resource", e->path);
   int rc = cl_fhirw_map(e->res, p, e->id[0] ? e->id : NULL, base_version, &o, &e->m, fe, err);
   if (rc == 0) {
@@ -444,9 +475,11 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
 
 /* The response entry of e: status, location, etag (and the resource). */
 static json_t *entry_response(wstate *w, const entry *e, int written) {
-  if (e->outcome != NULL)
-    return json_pack("{s:{s:s,s:O}}", "response", "status", e->status == 422 ? "422" : "400",
-                     "outcome", e->outcome);
+  if (e->outcome != NULL) {
+    char st[8];
+    snprintf(st, sizeof st, "%d", e->status);
+    return json_pack("{s:{s:s,s:O}}", "response", "status", st, "outcome", e->outcome);
+  }
   const char *type =
       e->exists[0] ? json_string_value(json_object_get(e->res, "resourceType")) : e->m->type;
   const char *id = e->exists[0] ? e->exists : e->m->id;
