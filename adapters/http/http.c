@@ -141,8 +141,8 @@ enum MHD_Result http_unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc,
 
 /* ------------------------------------------------------------ parsing */
 
-static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value) {
+enum MHD_Result http_add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                             const char *value) {
   (void)kind;
   cl_http_params *p = cls;
   cl_http_param_add(p, key, value);
@@ -213,7 +213,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                              : is_delete ? "DELETE is only $export-status/[job] (cancel an export)"
                                          : "no such FHIR route");
   cl_http_params p = {.n = 0};
-  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &p);
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_add_arg, &p);
   if (is_post) {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     if (r->too_big)

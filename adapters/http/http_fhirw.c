@@ -266,32 +266,28 @@ static int ans_resource(wstate *w, wans *a, const char *type, const char *id, in
 
 /* ---- one resource: create, conditional create, update ---- */
 
-/* The resources an If-None-Exist query matches: 0, 1 (*id filled), 2
- * (several), or -1 (not a search the server takes). */
-static int matches(wstate *w, const char *type, const char *query, char id[CL_FHIR_ID_MAX]) {
-  char *q = strdup(query);
-  if (q == NULL)
+/* The resources the search `p` of `type` matches (If-None-Exist, a
+ * conditional update): 0, 1 (*id filled), 2 (several), or -1 (not a
+ * search the server takes). */
+static int matches(wstate *w, const char *type, const cl_http_params *p,
+                   char id[CL_FHIR_ID_MAX]) {
+  if (p->n == 0 || p->overflow)
     return -1;
-  cl_http_params p = {.n = 0};
-  cl_http_form_add(&p, q);
   cl_fhir_kv kv[CL_HTTP_MAX_PARAMS + 1];
-  memcpy(kv, p.kv, p.n * sizeof kv[0]);
-  kv[p.n] = (cl_fhir_kv){"_count", "2"};
+  memcpy(kv, p->kv, p->n * sizeof kv[0]);
+  kv[p->n] = (cl_fhir_kv){"_count", "2"};
   cl_fhir_req rq = {.interaction = CL_FHIR_SEARCH,
                     .type = type,
                     .params = kv,
-                    .nparams = p.n + 1,
+                    .nparams = p->n + 1,
                     .strict = 1,
                     .base = w->base};
   cl_fhir_resp rs;
   cl_fhir_handle(w->e, &rq, &rs);
-  free(q);
   json_t *b = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
   cl_fhir_resp_clear(&rs);
-  if (b == NULL || p.n == 0) {
-    json_decref(b);
+  if (b == NULL)
     return -1;
-  }
   json_t *entries = json_object_get(b, "entry");
   int n = 0;
   for (size_t i = 0; i < json_array_size(entries); i++) {
@@ -305,10 +301,49 @@ static int matches(wstate *w, const char *type, const char *query, char id[CL_FH
   return n > 1 ? 2 : n;
 }
 
-static int one(wstate *w, struct MHD_Connection *c, const char *type, const char *id, json_t *res,
-               wans *a) {
+/* The same for a query string ("identifier=sys|val&..."). */
+static int matches_text(wstate *w, const char *type, const char *query, char id[CL_FHIR_ID_MAX]) {
+  char *q = strdup(query);
+  if (q == NULL)
+    return -1;
+  cl_http_params p = {.n = 0};
+  cl_http_form_add(&p, q);
+  int n = matches(w, type, &p, id);
+  free(q);
+  return n;
+}
+
+/* A conditional update's target (FHIR R4 http.html#cond-update): the one
+ * resource the search `p` matches (the body's id, if any, must be it),
+ * else the body's id (an update as create) or "" (a create). 0 with id
+ * filled, or CL_EMALFORMED and fe: 400 not a search the server takes or
+ * the body's id is another resource's, 412 several match. */
+static int cond_target(wstate *w, const char *type, const cl_http_params *p, const json_t *res,
+                       const char *where, char id[CL_FHIR_ID_MAX], cl_fhirw_error *fe,
+                       cl_err *err) {
+  const char *body_id = json_string_value(json_object_get(res, "id"));
+  int n = matches(w, type, p, id);
+  if (n < 0)
+    return cl_fhirw_fail(fe, err, 400, "invalid", where,
+                         "%s: not a search of %s the server takes", where, type);
+  if (n == 2)
+    return cl_fhirw_fail(fe, err, 412, "multiple-matches", where,
+                         "%s: more than one %s matches", where, type);
+  if (n == 1 && body_id != NULL && strcmp(body_id, id) != 0)
+    return cl_fhirw_fail(fe, err, 400, "invalid", where,
+                         "%s: the search matches %s/%s, the body's id is another", where, type, id);
+  if (n == 0)
+    snprintf(id, CL_FHIR_ID_MAX, "%s", body_id && strlen(body_id) < CL_FHIR_ID_MAX ? body_id : "");
+  return 0;
+}
+
+/* Create, conditional create, update (If-Match), conditional update
+ * (`cond`: the URL's search, or NULL) of one resource. */
+static int one(wstate *w, struct MHD_Connection *c, const char *type, const char *id,
+               const cl_http_params *cond, json_t *res, wans *a) {
   cl_err err;
   cl_fhirw_error fe;
+  char target[CL_FHIR_ID_MAX];
   const char *rt = json_string_value(json_object_get(res, "resourceType"));
   if (rt == NULL || strcmp(rt, type) != 0) {
     cl_fhirw_fail(&fe, &err, 400, "invalid", rt ? rt : "",
@@ -316,10 +351,15 @@ static int one(wstate *w, struct MHD_Connection *c, const char *type, const char
                   rt ? rt : "resource without resourceType", type);
     return ans_refusal(a, &fe);
   }
+  if (cond != NULL) {
+    if (cond_target(w, type, cond, res, "the search", target, &fe, &err) != 0)
+      return ans_refusal(a, &fe);
+    id = target[0] ? target : NULL;
+  }
   const char *ine = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Exist");
   if (id == NULL && ine != NULL) {
     char found[CL_FHIR_ID_MAX];
-    int n = matches(w, type, ine, found);
+    int n = matches_text(w, type, ine, found);
     if (n < 0)
       return ans_outcome(a, 400, "invalid", CL_EINVAL, "",
                          "If-None-Exist: not a search of this type the server takes");
@@ -365,6 +405,7 @@ typedef struct entry {
   const char *full_url;        /* entry.fullUrl, or NULL */
   const char *ine;             /* entry.request.ifNoneExist, or NULL */
   const char *im;              /* entry.request.ifMatch, or NULL */
+  const char *cond;            /* a conditional update's search (request.url after '?') */
   char id[CL_FHIR_ID_MAX];     /* a PUT's id, "" for a POST */
   char path[48];               /* "Bundle.entry[i]" */
   cl_fhirw_mapped *m;          /* its events, once mapped */
@@ -396,6 +437,10 @@ static int entry_of(json_t *je, size_t i, entry *e, cl_fhirw_error *fe, cl_err *
   size_t tl = strlen(rt);
   if (!strcmp(method, "POST") && !strcmp(url, rt))
     return 0;
+  if (!strcmp(method, "PUT") && !strncmp(url, rt, tl) && url[tl] == '?' && url[tl + 1]) {
+    e->cond = url + tl + 1;
+    return 0;
+  }
   if (!strcmp(method, "PUT") && !strncmp(url, rt, tl) && url[tl] == '/' && url[tl + 1] &&
       !strchr(url + tl + 1, '/') && strlen(url + tl + 1) < sizeof e->id) {
     snprintf(e->id, sizeof e->id, "%s", url + tl + 1);
@@ -403,7 +448,9 @@ static int entry_of(json_t *je, size_t i, entry *e, cl_fhirw_error *fe, cl_err *
   }
   snprintf(p, sizeof p, "%s.request.url", e->path);
   return cl_fhirw_fail(fe, err, 400, "not-supported", p,
-                       "expected POST %s (create) or PUT %s/[id] (update)", rt, rt);
+                       "expected POST %s (create), PUT %s/[id] (update) or PUT %s?[search] "
+                       "(conditional update)",
+                       rt, rt, rt);
 }
 
 /* The order entries are mapped in: what others reference first. */
@@ -418,8 +465,21 @@ static void order_of(entry *es, size_t n, size_t *ord) {
 /* Maps entry e (after its If-None-Exist); its references go into refs. */
 static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_err *err) {
   const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
+  char p[64];
+  if (e->cond != NULL) {
+    char *q = strdup(e->cond);
+    cl_http_params cp = {.n = 0};
+    if (q == NULL)
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    cl_http_form_add(&cp, q);
+    snprintf(p, sizeof p, "%s.request.url", e->path);
+    int rc = cond_target(w, rt, &cp, e->res, p, e->id, fe, err);
+    free(q);
+    if (rc)
+      return rc;
+  }
   if (!e->id[0] && e->ine != NULL) {
-    int n = matches(w, rt, e->ine, e->exists);
+    int n = matches_text(w, rt, e->ine, e->exists);
     if (n != 1)
       e->exists[0] = '\0';
     if (n < 0 || n == 2)
@@ -456,7 +516,6 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
   if (e->id[0])
     version_of(w, rt, e->id, base_version);
   e->created = base_version[0] == '\0';
-  char p[64];
   snprintf(p, sizeof p, "%s.request.ifMatch", e->path);
   if (e->id[0] && e->im != NULL && if_match(e->im, base_version, p, fe, err) != 0)
     return CL_EPRECOND;
@@ -676,6 +735,9 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
     snprintf(id, sizeof id, "%s", slash + 1);
   }
   int put = !strcmp(method, "PUT");
+  cl_http_params cond = {.n = 0}; /* PUT [type]?[search]: a conditional update */
+  if (put && type[0] && !id[0])
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_add_arg, &cond);
   wans a = {.status = 0};
   if (r->too_big)
     ans_outcome(&a, 413, "too-costly", CL_ETOOBIG, "", "the request is over 1 MiB");
@@ -683,8 +745,11 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
                           strncasecmp(ct, "application/json", 16) != 0))
     ans_outcome(&a, 415, "not-supported", CL_EINVAL, "",
                 "Content-Type: FHIR writes take application/fhir+json");
-  else if (put && (!type[0] || !id[0]))
-    ans_outcome(&a, 405, "not-supported", CL_EINVAL, "", "PUT is [type]/[id] (update)");
+  else if (put && (!type[0] || (!id[0] && cond.n == 0)))
+    ans_outcome(&a, 405, "not-supported", CL_EINVAL, "",
+                "PUT is [type]/[id] (update) or [type]?[search] (conditional update)");
+  else if (cond.overflow)
+    ans_outcome(&a, 400, "too-costly", CL_EINVAL, "", "more than 128 parameters");
   else if (type[0] && !cl_fhir_type_of(type))
     ans_outcome(&a, 404, "not-supported", CL_ENOTFOUND, "", "no such resource type");
   /* parsed before admission (a pure function of the body) so the hooks see
@@ -718,7 +783,7 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
     ans_outcome(&a, 500, "exception", err.code, "", err.msg);
   } else {
     if (type[0])
-      one(&w, c, type, id[0] ? id : NULL, body, &a);
+      one(&w, c, type, id[0] ? id : NULL, put && !id[0] ? &cond : NULL, body, &a);
     else
       bundle(&w, body, &a);
     cl_fhir_engine_free(w.e);

@@ -56,6 +56,10 @@ enum MHD_Result http_unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc, 
  * a 401 says WWW-Authenticate: Bearer. */
 enum MHD_Result http_send_json(struct MHD_Connection *c, int status, json_t *j,
                                const char *request_id);
+/* MHD_KeyValueIterator adding a query argument to a cl_http_params (cls);
+ * stops at the 129th (p->overflow). */
+enum MHD_Result http_add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                             const char *value);
 /* The connection's peer address as the request context holds it. */
 void http_peer_of(struct MHD_Connection *c, char *out, size_t n);
 

@@ -95,6 +95,78 @@ class TestFhirWriteCond(ServerTestCase):
         st, cur = common.fhir_get(self.http_port, "/Observation/" + o["id"])
         self.assertEqual((cur["meta"]["versionId"], cur["valueQuantity"]["value"]), ("1", 60))
 
+    def test_conditional_update(self):
+        mrn = "CU-" + uuid.uuid4().hex[:8]
+        q = "/Patient?identifier=urn:oid:1.2.3.4%7C" + mrn
+        p = patient(family="CondUpd")
+        p["identifier"] = [{"system": "urn:oid:1.2.3.4", "value": mrn}]
+        # no match, no id: a create with the server's id
+        size = self.client.tree_size()
+        r, c = self.call("PUT", q, p)
+        self.assertEqual(r.status, 201, c)
+        self.assertEqual(self.client.tree_size(), size + 1)
+        pid = c["id"]
+        # one match: an update of that resource
+        p["name"][0]["family"] = "CondUpd-Two"
+        r, u = self.call("PUT", q, p)
+        self.assertEqual((r.status, u["id"], r.getheader("ETag")), (200, pid, 'W/"2"'), u)
+        self.assertEqual(u["name"][0]["family"], "CondUpd-Two")
+        # with If-Match too; the body's id, when given, must be the match's
+        r, oo = self.call("PUT", q, p, {"If-Match": 'W/"1"'})
+        self.assertEqual(r.status, 412, oo)
+        size = self.client.tree_size()
+        r, oo = self.call("PUT", q, dict(p, id="someone-else"))
+        self.assertEqual(r.status, 400, oo)
+        self.assertIn("matches Patient/" + pid, self.assertOutcome(oo, "invalid", "the search"))
+        # several match: 412; a search the server does not take: 400
+        p2 = patient(family="CondUpd-Other")
+        p2["identifier"] = p["identifier"]
+        r, other = self.call("POST", "/Patient", p2)
+        self.assertEqual(r.status, 201, other)
+        size = self.client.tree_size()
+        r, oo = self.call("PUT", q, p)
+        self.assertEqual(r.status, 412, oo)
+        self.assertOutcome(oo, "multiple-matches", "the search")
+        r, oo = self.call("PUT", "/Patient?nosuchparam=1", p)
+        self.assertEqual(r.status, 400, oo)
+        r, oo = self.call("PUT", "/Patient", p)  # no search, no id
+        self.assertEqual(r.status, 405, oo)
+        self.assertNothingWritten(size)
+        # another type, by its business identifier (urn:clinlog:id)
+        oid = "cu-obs-" + uuid.uuid4().hex[:8]
+        oq = "/Observation?identifier=urn:clinlog:id%7C" + oid
+        r, o = self.call("PUT", oq, heart_rate(pid, 70, oid))
+        self.assertEqual(r.status, 201, o)
+        r, o2 = self.call("PUT", oq, heart_rate(pid, 75, oid))
+        self.assertEqual((r.status, o2["id"], o2["valueQuantity"]["value"]), (200, o["id"], 75))
+
+    def test_conditional_update_in_bundles(self):
+        p = self.new_patient("CondBundle")
+        pid = p["id"]
+        oid = "cub-" + uuid.uuid4().hex[:8]
+        url = "Observation?identifier=urn:clinlog:id|" + oid
+
+        def tx(kind, *entries):
+            return {"resourceType": "Bundle", "type": kind, "entry": [
+                {"resource": res, "request": {"method": "PUT", "url": u}} for res, u in entries]}
+        r, resp = self.call("POST", "", tx("transaction", (heart_rate(pid, 80, oid), url)))
+        self.assertEqual(r.status, 200, resp)
+        self.assertEqual(resp["entry"][0]["response"]["status"], "201 Created")
+        oid_id = resp["entry"][0]["resource"]["id"]
+        r, resp = self.call("POST", "", tx("transaction", (heart_rate(pid, 81, oid), url)))
+        self.assertEqual(resp["entry"][0]["response"]["status"], "200 OK", resp)
+        self.assertEqual(resp["entry"][0]["resource"]["id"], oid_id)
+        self.assertEqual(resp["entry"][0]["response"]["etag"], 'W/"2"')
+        # a search the server does not take: refused, naming the entry's url
+        size = self.client.tree_size()
+        r, oo = self.call("POST", "", tx("transaction", (heart_rate(pid, 82, oid), url),
+                                         (heart_rate(pid, 1), "Observation?bogus=1")))
+        self.assertEqual(r.status, 400, oo)
+        self.assertOutcome(oo, "invalid", "Bundle.entry[1].request.url")
+        self.assertNothingWritten(size)
+        st, cur = common.fhir_get(self.http_port, "/Observation/" + oid_id)
+        self.assertEqual(cur["valueQuantity"]["value"], 81)
+
 
 if __name__ == "__main__":
     import unittest
