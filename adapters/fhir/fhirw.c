@@ -141,26 +141,37 @@ static char *mark_numbers(const char *s, size_t n, size_t *outn) {
   return o;
 }
 
-int cl_fhirw_parse(const char *text, size_t n, json_t **out, cl_fhirw_error *fe, cl_err *err) {
+/* Parses JSON text with its numbers marked; an object only when `object`. */
+static int parse(const char *text, size_t n, int object, json_t **out, cl_fhirw_error *fe,
+                 cl_err *err) {
   *out = NULL;
   json_error_t je;
-  json_t *plain = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+  size_t flags = JSON_REJECT_DUPLICATES | (object ? 0 : JSON_DECODE_ANY);
+  json_t *plain = json_loadb(text, n, flags, &je);
   if (plain == NULL)
     return cl_fhirw_fail(fe, err, 400, "structure", "", "not JSON: %s (line %d, column %d)",
                          je.text, je.line, je.column);
   int is_obj = json_is_object(plain);
   json_decref(plain);
-  if (!is_obj)
+  if (object && !is_obj)
     return cl_fhirw_fail(fe, err, 400, "structure", "", "not a FHIR resource (a JSON object)");
   size_t mn;
   char *marked = mark_numbers(text, n, &mn);
   if (marked == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory parsing the resource");
-  *out = json_loadb(marked, mn, JSON_REJECT_DUPLICATES, &je);
+  *out = json_loadb(marked, mn, flags, &je);
   cl_free(marked);
   if (*out == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory parsing the resource");
   return 0;
+}
+
+int cl_fhirw_parse(const char *text, size_t n, json_t **out, cl_fhirw_error *fe, cl_err *err) {
+  return parse(text, n, 1, out, fe, err);
+}
+
+int cl_fhirw_parse_json(const char *text, size_t n, json_t **out, cl_fhirw_error *fe, cl_err *err) {
+  return parse(text, n, 0, out, fe, err);
 }
 
 /* ---- references ---- */

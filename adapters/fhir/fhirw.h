@@ -110,6 +110,10 @@ typedef struct cl_fhirw_mapped {
 CL_MUST_CHECK int cl_fhirw_parse(const char *text, size_t n, json_t **out, cl_fhirw_error *fe,
                                  cl_err *err);
 
+/* The same for any JSON text (a JSON Patch is an array), marked alike. */
+CL_MUST_CHECK int cl_fhirw_parse_json(const char *text, size_t n, json_t **out, cl_fhirw_error *fe,
+                                      cl_err *err);
+
 /* Maps one resource `res` (borrowed, as cl_fhirw_parse made it) with
  * options `o` (borrowed). `expr` (may be NULL) prefixes the element paths
  * of errors ("Bundle.entry[2].resource"; NULL: the resourceType). `put_id`

@@ -201,7 +201,8 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   if (!is_get && !is_post && !is_delete)
     return http_send_outcome(c, 405, "not-supported", rid_in,
                              "not a FHIR interaction of this server (writes are POST [type], PUT "
-                             "[type]/[id] and POST [base] with a Bundle)");
+                             "[type]/[id], PUT [type]?[search], PATCH [type]/[id] and POST [base] "
+                             "with a Bundle)");
   cl_http_route rt;
   if (cl_http_route_of(url + strlen(BASE_PATH),
                        is_post     ? CL_HTTP_POST

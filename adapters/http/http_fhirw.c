@@ -28,6 +28,7 @@
 #include <strings.h>
 
 #include "adapters/fhir/fhirw.h"
+#include "adapters/fhir/fhirw_patch.h"
 #include "adapters/http/http_int.h"
 #include "adapters/service/methods.h"
 #include "clinlog/v1/api.pb-c.h"
@@ -58,7 +59,7 @@ typedef struct wans {
 } wans;
 
 int http_write_route(const char *rest, const char *method) {
-  if (!strcmp(method, "PUT"))
+  if (!strcmp(method, "PUT") || !strcmp(method, "PATCH"))
     return 1;
   if (strcmp(method, "POST") != 0)
     return 0;
@@ -96,13 +97,21 @@ static int ans_outcome(wans *a, int status, const char *issue, int code, const c
 
 /* ---- the views ---- */
 
-/* The resource type/id as the views hold it now: *out (returned-owned)
- * and the headers into hdr (optional). CL_ENOTFOUND, CL_EFAILED. */
-static int read_res(wstate *w, const char *type, const char *id, json_t **out, cl_fhir_resp *hdr) {
+/* The resource type/id as the views hold it now: *out (returned-owned;
+ * `marked`: numbers as written, cl_fhirw_parse's form) and the headers
+ * into hdr (optional). CL_ENOTFOUND, CL_EFAILED. */
+static int read_as(wstate *w, const char *type, const char *id, int marked, json_t **out,
+                   cl_fhir_resp *hdr) {
   cl_fhir_req rq = {.interaction = CL_FHIR_READ, .type = type, .id = id, .base = w->base};
   cl_fhir_resp rs;
   cl_fhir_handle(w->e, &rq, &rs);
-  *out = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
+  cl_fhirw_error fe;
+  cl_err err;
+  *out = NULL;
+  if (rs.status == 200 && rs.body && marked && cl_fhirw_parse(rs.body, rs.len, out, &fe, &err))
+    *out = NULL;
+  else if (rs.status == 200 && rs.body && !marked)
+    *out = json_loadb(rs.body, rs.len, 0, NULL);
   int st = rs.status;
   if (hdr != NULL) {
     free(rs.body);
@@ -114,6 +123,10 @@ static int read_res(wstate *w, const char *type, const char *id, json_t **out, c
   if (st == 404 || st == 410)
     return CL_ENOTFOUND;
   return *out ? 0 : CL_EFAILED;
+}
+
+static int read_res(wstate *w, const char *type, const char *id, json_t **out, cl_fhir_resp *hdr) {
+  return read_as(w, type, id, 0, out, hdr);
 }
 
 /* cl_fhirw_resolve_fn over the views: a Patient's id is its patient id,
@@ -161,8 +174,8 @@ static int if_match(const char *etag, const char *current, const char *where, cl
     cl_fhirw_fail(fe, err, 412, "conflict", where, "%s: the resource does not exist", where);
   else
     cl_fhirw_fail(fe, err, 412, "conflict", where,
-                  "%s: the resource is at version %s, not %.*s (read it again, then update)",
-                  where, current, (int)(n - 2), q + 1);
+                  "%s: the resource is at version %s, not %.*s (read it again, then update)", where,
+                  current, (int)(n - 2), q + 1);
   return CL_EPRECOND;
 }
 
@@ -269,8 +282,7 @@ static int ans_resource(wstate *w, wans *a, const char *type, const char *id, in
 /* The resources the search `p` of `type` matches (If-None-Exist, a
  * conditional update): 0, 1 (*id filled), 2 (several), or -1 (not a
  * search the server takes). */
-static int matches(wstate *w, const char *type, const cl_http_params *p,
-                   char id[CL_FHIR_ID_MAX]) {
+static int matches(wstate *w, const char *type, const cl_http_params *p, char id[CL_FHIR_ID_MAX]) {
   if (p->n == 0 || p->overflow)
     return -1;
   cl_fhir_kv kv[CL_HTTP_MAX_PARAMS + 1];
@@ -324,11 +336,11 @@ static int cond_target(wstate *w, const char *type, const cl_http_params *p, con
   const char *body_id = json_string_value(json_object_get(res, "id"));
   int n = matches(w, type, p, id);
   if (n < 0)
-    return cl_fhirw_fail(fe, err, 400, "invalid", where,
-                         "%s: not a search of %s the server takes", where, type);
+    return cl_fhirw_fail(fe, err, 400, "invalid", where, "%s: not a search of %s the server takes",
+                         where, type);
   if (n == 2)
-    return cl_fhirw_fail(fe, err, 412, "multiple-matches", where,
-                         "%s: more than one %s matches", where, type);
+    return cl_fhirw_fail(fe, err, 412, "multiple-matches", where, "%s: more than one %s matches",
+                         where, type);
   if (n == 1 && body_id != NULL && strcmp(body_id, id) != 0)
     return cl_fhirw_fail(fe, err, 400, "invalid", where,
                          "%s: the search matches %s/%s, the body's id is another", where, type, id);
@@ -336,6 +348,9 @@ static int cond_target(wstate *w, const char *type, const cl_http_params *p, con
     snprintf(id, CL_FHIR_ID_MAX, "%s", body_id && strlen(body_id) < CL_FHIR_ID_MAX ? body_id : "");
   return 0;
 }
+
+static int write_one(wstate *w, const char *id, json_t *res, const char *base_version, int patched,
+                     wans *a);
 
 /* Create, conditional create, update (If-Match), conditional update
  * (`cond`: the URL's search, or NULL) of one resource. */
@@ -379,10 +394,23 @@ static int one(wstate *w, struct MHD_Connection *c, const char *type, const char
   const char *im = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match");
   if (id != NULL && im != NULL && if_match(im, base_version, "If-Match", &fe, &err) != 0)
     return ans_json(a, fe.status, cl_fhirw_outcome(&fe), CL_EPRECOND);
+  return write_one(w, id, res, base_version, 0, a);
+}
+
+/* Maps res (an update of id at base_version, or a create: id NULL) and
+ * appends its events; the answer into a. `patched`: res is a patch's
+ * result, so a refusal is a 422 (the patch was well-formed, its result
+ * is not a resource the server takes). */
+static int write_one(wstate *w, const char *id, json_t *res, const char *base_version, int patched,
+                     wans *a) {
+  cl_err err;
+  cl_fhirw_error fe;
   cl_fhirw_opts o;
   opts_of(w, NULL, &o);
   cl_fhirw_mapped *m;
   int rc = cl_fhirw_map(res, NULL, id, base_version, &o, &m, &fe, &err);
+  if (rc == CL_EMALFORMED && patched)
+    fe.status = 422;
   if (rc == CL_EMALFORMED)
     return ans_refusal(a, &fe);
   if (rc)
@@ -395,6 +423,46 @@ static int one(wstate *w, struct MHD_Connection *c, const char *type, const char
   else
     ans_resource(w, a, m->type, m->id, written && base_version[0] == '\0');
   cl_fhirw_mapped_free(m);
+  return 0;
+}
+
+/* ---- PATCH ---- */
+
+/* PATCH [type]/[id] with a JSON Patch (text, n bytes): applied to the
+ * resource as the views serve it, the result written as an update of that
+ * version (If-Match checked against it). A patch that changes nothing
+ * writes nothing (200, the resource as it is). */
+static int patch(wstate *w, struct MHD_Connection *c, const char *type, const char *id,
+                 const char *text, size_t n, wans *a) {
+  cl_err err;
+  cl_fhirw_error fe;
+  json_t *res; /* its numbers as written (7.10 stays 7.10) */
+  int rc = read_as(w, type, id, 1, &res, NULL);
+  if (rc == CL_ENOTFOUND)
+    return ans_outcome(a, 404, "not-found", CL_ENOTFOUND, "", "no such resource to patch");
+  if (rc)
+    return ans_outcome(a, 500, "exception", rc, "", "reading the resource from the views failed");
+  const char *v = json_string_value(json_object_get(json_object_get(res, "meta"), "versionId"));
+  char base_version[24];
+  snprintf(base_version, sizeof base_version, "%s", v ? v : "");
+  const char *im = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match"), *rt;
+  json_t *before = json_deep_copy(res);
+  if (im != NULL && if_match(im, base_version, "If-Match", &fe, &err) != 0)
+    ans_json(a, fe.status, cl_fhirw_outcome(&fe), CL_EPRECOND);
+  else if (before == NULL)
+    ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
+  else if ((rc = cl_fhirw_patch(&res, text, n, &fe, &err)) != 0)
+    rc == CL_EMALFORMED ? ans_refusal(a, &fe) : ans_outcome(a, 500, "exception", rc, "", err.msg);
+  else if (json_equal(before, res)) /* nothing to write */
+    ans_resource(w, a, type, id, 0);
+  else if ((rt = json_string_value(json_object_get(res, "resourceType"))) == NULL ||
+           strcmp(rt, type) != 0)
+    ans_outcome(a, 422, "processing", CL_EINVAL, "resourceType",
+                "the patched resource must stay a resource of the URL's type");
+  else
+    write_one(w, id, res, base_version, 1, a);
+  json_decref(before);
+  json_decref(res);
   return 0;
 }
 
@@ -690,8 +758,10 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   return (*n = 0, NULL);
 }
 
-/* What the hooks see of a write: a batch of the event types it may make. */
-static int as_batch(const json_t *body, Clinlog__V1__AppendBatch *b, ProtobufCBinaryData **evs) {
+/* What the hooks see of a write: a batch of the event types it may make
+ * (body: a resource or a Bundle; NULL: one resource of `type`, a PATCH). */
+static int as_batch(const json_t *body, const char *type, Clinlog__V1__AppendBatch *b,
+                    ProtobufCBinaryData **evs) {
   const json_t *jes = json_object_get(body, "entry");
   size_t n = jes ? json_array_size(jes) : 1, k = 0;
   *evs = calloc(2 * (n ? n : 1), sizeof **evs);
@@ -700,7 +770,8 @@ static int as_batch(const json_t *body, Clinlog__V1__AppendBatch *b, ProtobufCBi
   for (size_t i = 0; i < n && i < MAX_ENTRIES; i++) {
     const json_t *res = jes ? json_object_get(json_array_get(jes, i), "resource") : body;
     size_t m;
-    const uint8_t *t = kinds_of(json_string_value(json_object_get(res, "resourceType")), &m);
+    const char *rt = res ? json_string_value(json_object_get(res, "resourceType")) : type;
+    const uint8_t *t = kinds_of(rt, &m);
     for (size_t j = 0; j < m; j++)
       (*evs)[k++] = (ProtobufCBinaryData){3, (uint8_t *)t + 3 * j};
   }
@@ -734,15 +805,21 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
     snprintf(type, sizeof type, "%.*s", (int)(slash - seg), seg);
     snprintf(id, sizeof id, "%s", slash + 1);
   }
-  int put = !strcmp(method, "PUT");
+  int put = !strcmp(method, "PUT"), is_patch = !strcmp(method, "PATCH");
   cl_http_params cond = {.n = 0}; /* PUT [type]?[search]: a conditional update */
   if (put && type[0] && !id[0])
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_add_arg, &cond);
   wans a = {.status = 0};
   if (r->too_big)
     ans_outcome(&a, 413, "too-costly", CL_ETOOBIG, "", "the request is over 1 MiB");
-  else if (ct == NULL || (strncasecmp(ct, "application/fhir+json", 21) != 0 &&
-                          strncasecmp(ct, "application/json", 16) != 0))
+  else if (is_patch && (!type[0] || !id[0]))
+    ans_outcome(&a, 405, "not-supported", CL_EINVAL, "", "PATCH is [type]/[id]");
+  else if (is_patch && (ct == NULL || strncasecmp(ct, "application/json-patch+json", 27) != 0))
+    ans_outcome(&a, 415, "not-supported", CL_EINVAL, "",
+                "Content-Type: PATCH takes a JSON Patch, application/json-patch+json (FHIRPath "
+                "Patch is not supported)");
+  else if (!is_patch && (ct == NULL || (strncasecmp(ct, "application/fhir+json", 21) != 0 &&
+                                        strncasecmp(ct, "application/json", 16) != 0)))
     ans_outcome(&a, 415, "not-supported", CL_EINVAL, "",
                 "Content-Type: FHIR writes take application/fhir+json");
   else if (put && (!type[0] || (!id[0] && cond.n == 0)))
@@ -758,11 +835,11 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
   cl_fhirw_error fe;
   if (a.status == 0 && r->body == NULL)
     ans_outcome(&a, 400, "structure", CL_EINVAL, "", "an empty body (expected a FHIR resource)");
-  else if (a.status == 0 && cl_fhirw_parse(r->body, r->len, &body, &fe, &err) != 0)
+  else if (a.status == 0 && !is_patch && cl_fhirw_parse(r->body, r->len, &body, &fe, &err) != 0)
     fe.status ? ans_refusal(&a, &fe) : ans_outcome(&a, 500, "exception", err.code, "", err.msg);
   Clinlog__V1__AppendBatch as_grpc = CLINLOG__V1__APPEND_BATCH__INIT;
   ProtobufCBinaryData *evs = NULL;
-  if (body != NULL && as_batch(body, &as_grpc, &evs) != 0)
+  if ((body != NULL || (is_patch && a.status == 0)) && as_batch(body, type, &as_grpc, &evs) != 0)
     ans_outcome(&a, 500, "exception", CL_ENOMEM, "", "out of memory");
   int admitted = cl_svc_admit(h->svc, &rc, &as_grpc.base, &err);
   free(evs);
@@ -782,7 +859,9 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
   } else if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &w.e, &err) != 0) {
     ans_outcome(&a, 500, "exception", err.code, "", err.msg);
   } else {
-    if (type[0])
+    if (is_patch)
+      patch(&w, c, type, id, r->body, r->len, &a);
+    else if (type[0])
       one(&w, c, type, id[0] ? id : NULL, put && !id[0] ? &cond : NULL, body, &a);
     else
       bundle(&w, body, &a);

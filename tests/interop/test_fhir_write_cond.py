@@ -4,10 +4,12 @@
 and DELETE (refused: the log is append-only), alone and in Bundles, against
 a real clinlogd; what was written is checked through the views and the
 log's tree size (a refusal writes nothing)."""
+import http.client
+import json
 import uuid
 
 import common
-from common import ServerTestCase, free_port
+from common import T, ServerTestCase, free_port
 from test_fhir_write import heart_rate, http_call, patient, strip_meta
 
 
@@ -166,6 +168,98 @@ class TestFhirWriteCond(ServerTestCase):
         self.assertNothingWritten(size)
         st, cur = common.fhir_get(self.http_port, "/Observation/" + oid_id)
         self.assertEqual(cur["valueQuantity"]["value"], 81)
+
+    def patch(self, path, ops, headers=None):
+        h = {"Content-Type": "application/json-patch+json"}
+        h.update(headers or {})
+        return self.call("PATCH", path, json.dumps(ops) if not isinstance(ops, str) else ops, h)
+
+    def test_patch(self):
+        p = self.new_patient("Patchy")
+        pid = p["id"]
+        # test, replace, add (an array's end, escaping in a member name is moot
+        # for FHIR names but not for the pointer), copy, move, remove
+        ops = [{"op": "test", "path": "/name/0/family", "value": "Patchy"},
+               {"op": "replace", "path": "/name/0/family", "value": "Patched"},
+               {"op": "add", "path": "/telecom", "value": []},
+               {"op": "add", "path": "/telecom/-",
+                "value": {"system": "phone", "value": "+1-555-0101", "use": "home"}},
+               {"op": "copy", "from": "/telecom/0", "path": "/telecom/1"},
+               {"op": "replace", "path": "/telecom/1/use", "value": "work"},
+               {"op": "add", "path": "/name/0/given/0", "value": "Ana"},
+               {"op": "move", "from": "/name/0/given/1", "path": "/name/0/given/-"},
+               {"op": "remove", "path": "/birthDate"}]
+        r, u = self.patch("/Patient/" + pid, ops, {"If-Match": 'W/"1"'})
+        self.assertEqual((r.status, r.getheader("ETag")), (200, 'W/"2"'), u)
+        self.assertEqual(u["name"][0], {"family": "Patched", "given": ["Ana", "Lucia"]})
+        self.assertEqual([t["use"] for t in u["telecom"]], ["home", "work"])
+        self.assertNotIn("birthDate", u)
+        st, cur = common.fhir_get(self.http_port, "/Patient/" + pid)
+        self.assertEqual(strip_meta(cur), strip_meta(u))
+        # a decimal stays as written through a patch of another element
+        r, o = self.call("POST", "/Observation",
+                         json.dumps(heart_rate(pid, 7)).replace('"value": 7', '"value": 7.10'))
+        self.assertEqual(r.status, 201, o)
+        r, o2 = self.patch("/Observation/" + o["id"],
+                           [{"op": "test", "path": "/valueQuantity/value", "value": 7.1},
+                            {"op": "add", "path": "/note", "value": [{"text": "rechecked"}]}])
+        self.assertEqual(r.status, 200, o2)
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=T(15))
+        c.request("GET", "/fhir/R4/Observation/" + o["id"])
+        raw = c.getresponse().read().decode()
+        c.close()
+        self.assertIn('"value":7.10', raw.replace(" ", ""))
+        # a patch that changes nothing writes nothing
+        size = self.client.tree_size()
+        r, same = self.patch("/Patient/" + pid, [{"op": "test", "path": "/gender",
+                                                  "value": "female"}])
+        self.assertEqual((r.status, same["meta"]["versionId"]), (200, "2"), same)
+        self.assertNothingWritten(size)
+
+    def test_patch_refusals(self):
+        p = self.new_patient("PatchNo")
+        pid = p["id"]
+        size = self.client.tree_size()
+        cases = [
+            ([{"op": "test", "path": "/gender", "value": "male"}], 422, "conflict",
+             "patch[0].value"),
+            ([{"op": "replace", "path": "/name/0/family", "value": "X"},
+              {"op": "test", "path": "/name/0/family", "value": "PatchNo"}], 422, "conflict",
+             "patch[1].value"),
+            ([{"op": "frobnicate", "path": "/gender"}], 400, "invalid", "patch[0].op"),
+            ([{"op": "remove", "path": "gender"}], 400, "invalid", "patch[0].path"),
+            ([{"op": "remove", "path": "/name/7"}], 422, "processing", "patch[0].path"),
+            ([{"op": "add", "path": "/name/01", "value": {}}], 422, "processing",
+             "patch[0].path"),
+            ([{"op": "replace", "path": "/gender"}], 400, "required", "patch[0].value"),
+            ([{"op": "move", "path": "/name/0/x", "from": "/name"}], 422, "processing",
+             "patch[0].from"),
+            ({"op": "remove", "path": "/gender"}, 400, "structure", "patch"),
+            ([{"op": "remove", "path": "/~2"}], 400, "invalid", "patch[0].path"),
+            # well-formed patches whose result the mapping refuses: 422, the element named
+            ([{"op": "replace", "path": "/gender", "value": "f"}], 422, None, "Patient.gender"),
+            ([{"op": "add", "path": "/photo", "value": []}], 422, None, "Patient.photo"),
+            ([{"op": "replace", "path": "/resourceType", "value": "Observation"}], 422,
+             "processing", "resourceType"),
+        ]
+        for ops, status, code, expr in cases:
+            r, oo = self.patch("/Patient/" + pid, ops)
+            self.assertEqual(r.status, status, (ops, oo))
+            self.assertEqual(oo["resourceType"], "OperationOutcome")
+            if code:
+                self.assertEqual(oo["issue"][0]["code"], code, (ops, oo))
+            self.assertEqual(oo["issue"][0]["expression"], [expr], (ops, oo))
+        for body, ct, status in (("[not json", "application/json-patch+json", 400),
+                                 ("[]", "application/fhir+json", 415)):
+            r, oo = self.call("PATCH", "/Patient/" + pid, body, {"Content-Type": ct})
+            self.assertEqual(r.status, status, oo)
+        r, oo = self.patch("/Patient/nobody-" + uuid.uuid4().hex[:6], [])
+        self.assertEqual(r.status, 404, oo)
+        r, oo = self.patch("/Patient/" + pid, [], {"If-Match": 'W/"9"'})
+        self.assertEqual(r.status, 412, oo)
+        self.assertNothingWritten(size)
+        st, cur = common.fhir_get(self.http_port, "/Patient/" + pid)
+        self.assertEqual(strip_meta(cur), strip_meta(p))
 
 
 if __name__ == "__main__":
