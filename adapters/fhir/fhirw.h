@@ -130,6 +130,26 @@ CL_MUST_CHECK int cl_fhirw_map(const json_t *res, const char *expr, const char *
 
 void cl_fhirw_mapped_free(cl_fhirw_mapped *m);
 
+/* 1 if `res` (borrowed) says it was entered in error: `status`
+ * entered-in-error, or for a Condition or AllergyIntolerance a
+ * `verificationStatus` coding entered-in-error (never for a Patient). */
+int cl_fhirw_entered_in_error(const json_t *res);
+
+/* An update of the existing resource `cur` (borrowed, as the views serve
+ * it at version base_version, parsed by cl_fhirw_parse) to entered-in-error
+ * (`res`, borrowed): the EnteredInError event retracting `corrected` (16
+ * bytes: the event that made cur's version), in cur's patient stream, its
+ * reason res's statusReason.text if any. res must be cur apart from meta,
+ * text, id, status, statusReason, verificationStatus and clinicalStatus
+ * (else 422 business-rule: the retraction takes the resource as it is; a
+ * changed value is a new resource). `expr` as cl_fhirw_map's. On success
+ * *out is returned-owned (cl_fhirw_mapped_free). Errors: CL_EMALFORMED
+ * (fe), CL_ENOMEM. */
+CL_MUST_CHECK int cl_fhirw_retract(const json_t *res, const json_t *cur,
+                                   const uint8_t corrected[16], const char *expr,
+                                   const char *base_version, const cl_fhirw_opts *o,
+                                   cl_fhirw_mapped **out, cl_fhirw_error *fe, cl_err *err);
+
 /* Records in `refs` (a JSON object) what a mapped resource may be
  * referenced as: "<type>/<logical id>" and, in a Bundle, its fullUrl
  * (may be NULL), each naming {type, bid, patient}. 0 or CL_ENOMEM. */

@@ -198,6 +198,14 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                              "no such endpoint: the FHIR API is at " BASE_PATH);
   if (http_write_route(url + strlen(BASE_PATH), method))
     return http_serve_write(h, c, url + strlen(BASE_PATH), method, r);
+  if (is_delete && url[strlen(BASE_PATH)] == '/' && url[strlen(BASE_PATH) + 1] >= 'A' &&
+      url[strlen(BASE_PATH) + 1] <= 'Z') /* [type]/[id], [type]?[search]: docs/fhir.md#delete */
+    return http_send_outcome(
+        c, 405, "not-supported", rid_in,
+        "DELETE is not supported: the record is append-only and keeps every version. To retract "
+        "a resource recorded in error, update it (PUT or PATCH) with status entered-in-error "
+        "(Condition and AllergyIntolerance: verificationStatus entered-in-error); a changed fact "
+        "is an update with the new values. Every version stays readable in _history.");
   if (!is_get && !is_post && !is_delete)
     return http_send_outcome(c, 405, "not-supported", rid_in,
                              "not a FHIR interaction of this server (writes are POST [type], PUT "

@@ -184,11 +184,18 @@ class TestFhirWrite(ServerTestCase):
                   "MedicationRequest", "MedicationAdministration", "MedicationDispense",
                   "Immunization", "ServiceRequest"):
             codes = [i["code"] for i in by[t]["interaction"]]
-            self.assertIn("create", codes, t)
-            self.assertIn("update", codes, t)
+            for code in ("create", "update", "patch", "read", "vread", "history-instance",
+                         "search-type"):
+                self.assertIn(code, codes, t)
+            self.assertNotIn("delete", codes, t)  # append-only: docs/fhir.md#delete
             self.assertTrue(by[t]["conditionalCreate"], t)
+            self.assertTrue(by[t]["conditionalUpdate"], t)
+            self.assertEqual(by[t]["conditionalDelete"], "not-supported", t)
+            self.assertEqual(by[t]["versioning"], "versioned-update", t)
             self.assertEqual(by[t]["updateCreate"], t == "Patient", t)
         self.assertNotIn("create", [i["code"] for i in by["DiagnosticReport"]["interaction"]])
+        self.assertNotIn("patch", [i["code"] for i in by["DiagnosticReport"]["interaction"]])
+        self.assertNotIn("conditionalUpdate", by["DiagnosticReport"])
 
     def test_conditional_create(self):
         mrn = "MRN-" + uuid.uuid4().hex[:8]

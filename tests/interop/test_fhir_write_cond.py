@@ -36,7 +36,7 @@ class TestFhirWriteCond(ServerTestCase):
         self.assertEqual((issue["severity"], issue["code"]), ("error", code), issue)
         if expr is not None:
             self.assertEqual(issue["expression"], [expr], issue)
-        return issue["details"]["text"]
+        return issue.get("details", {}).get("text") or issue["diagnostics"]
 
     def test_if_match(self):
         p = self.new_patient()
@@ -260,6 +260,109 @@ class TestFhirWriteCond(ServerTestCase):
         self.assertNothingWritten(size)
         st, cur = common.fhir_get(self.http_port, "/Patient/" + pid)
         self.assertEqual(strip_meta(cur), strip_meta(p))
+
+    def provenance_codes(self, ref):
+        """The event type codes of the Provenances of ref's versions, oldest first."""
+        st, b = common.fhir_get(self.http_port, "/Provenance?target=%s&_count=100" % ref)
+        self.assertEqual(st, 200, b)
+        provs = [e["resource"] for e in b.get("entry", [])]
+        return sorted((p["target"][0]["reference"].rsplit("/", 1)[1],
+                       p["activity"]["coding"][0]["code"]) for p in provs)
+
+    def test_delete_is_refused_with_the_way_to_correct(self):
+        p = self.new_patient("NoDelete")
+        size = self.client.tree_size()
+        for path in ("/Patient/" + p["id"], "/Observation?subject=Patient/" + p["id"],
+                     "/Patient/%s/_history/1" % p["id"]):
+            r, oo = self.call("DELETE", path)
+            self.assertEqual(r.status, 405, (path, oo))
+            text = self.assertOutcome(oo, "not-supported")
+            self.assertIn("entered-in-error", text)
+            self.assertIn("append-only", text)
+        self.assertNothingWritten(size)
+        st, cur = common.fhir_get(self.http_port, "/Patient/" + p["id"])
+        self.assertEqual(st, 200)
+
+    def test_entered_in_error_is_a_retraction(self):
+        p = self.new_patient("Retract")
+        pid = p["id"]
+        r, o = self.call("POST", "/Observation", heart_rate(pid, 99))
+        self.assertEqual(r.status, 201, o)
+        ref = "Observation/" + o["id"]
+        # changing a value along with the status: refused, nothing written
+        size = self.client.tree_size()
+        bad = dict(strip_meta(o), status="entered-in-error",
+                   valueQuantity=dict(o["valueQuantity"], value=98))
+        r, oo = self.call("PUT", "/" + ref, bad)
+        self.assertEqual(r.status, 422, oo)
+        self.assertIn("status alone", self.assertOutcome(oo, "business-rule", "Observation"))
+        self.assertNothingWritten(size)
+        # the status alone (If-Match too): one EnteredInError event, a new version
+        eie = dict(strip_meta(o), status="entered-in-error",
+                   statusReason={"text": "wrong patient"})
+        r, u = self.call("PUT", "/" + ref, eie, {"If-Match": 'W/"1"'})
+        self.assertEqual((r.status, r.getheader("ETag")), (200, 'W/"2"'), u)
+        self.assertEqual(u["status"], "entered-in-error")
+        self.assertEqual(strip_meta(dict(u, status="final")), strip_meta(o))
+        self.assertEqual(self.client.tree_size(), size + 1)
+        self.assertEqual(self.provenance_codes(ref), [("1", "202"), ("2", "207")])
+        # again: nothing to do, nothing written
+        r, again = self.call("PUT", "/" + ref, eie)
+        self.assertEqual((r.status, again["meta"]["versionId"]), (200, "2"), again)
+        self.assertEqual(self.client.tree_size(), size + 1)
+        st, v1 = common.fhir_get(self.http_port, "/%s/_history/1" % ref)
+        self.assertEqual(v1["status"], "final")
+
+    def test_entered_in_error_by_patch_and_in_bundles(self):
+        p = self.new_patient("RetractMore")
+        pid = p["id"]
+        cond = {"resourceType": "Condition", "subject": {"reference": "Patient/" + pid},
+                "clinicalStatus": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active"}]},
+                "verificationStatus": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "confirmed"}]},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003"}]},
+                "recordedDate": "2026-05-01T08:00:00Z"}
+        r, c = self.call("POST", "/Condition", cond)
+        self.assertEqual(r.status, 201, c)
+        size = self.client.tree_size()
+        r, u = self.patch("/Condition/" + c["id"], [
+            {"op": "remove", "path": "/clinicalStatus"},
+            {"op": "replace", "path": "/verificationStatus/coding/0/code",
+             "value": "entered-in-error"}])
+        self.assertEqual(r.status, 200, u)
+        self.assertEqual(u["verificationStatus"]["coding"][0]["code"], "entered-in-error")
+        self.assertNotIn("clinicalStatus", u)
+        self.assertEqual(self.provenance_codes("Condition/" + c["id"]), [("1", "200"), ("2", "207")])
+        # a MedicationRequest, whose writes otherwise take status active only
+        rx = {"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+              "medicationCodeableConcept": {"coding": [{
+                  "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197361"}]},
+              "subject": {"reference": "Patient/" + pid},
+              "authoredOn": "2026-05-01T08:00:00Z"}
+        r, m = self.call("POST", "/MedicationRequest", rx)
+        self.assertEqual(r.status, 201, m)
+        r, o = self.call("POST", "/Observation", heart_rate(pid, 50))
+        self.assertEqual(r.status, 201, o)
+        size = self.client.tree_size()
+        tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": dict(strip_meta(m), status="entered-in-error"),
+             "request": {"method": "PUT", "url": "MedicationRequest/" + m["id"]}},
+            {"resource": dict(strip_meta(o), status="entered-in-error", issued="2026-01-01"),
+             "request": {"method": "PUT", "url": "Observation/" + o["id"]}}]}
+        r, oo = self.call("POST", "", tx)  # the second changes more than its status
+        self.assertEqual(r.status, 422, oo)
+        self.assertOutcome(oo, "business-rule", "Bundle.entry[1].resource")
+        self.assertNothingWritten(size)
+        del tx["entry"][1]["resource"]["issued"]
+        r, resp = self.call("POST", "", tx)
+        self.assertEqual(r.status, 200, resp)
+        self.assertEqual([e["response"]["status"] for e in resp["entry"]], ["200 OK"] * 2)
+        self.assertEqual([e["resource"]["status"] for e in resp["entry"]],
+                         ["entered-in-error"] * 2)
+        self.assertEqual(self.client.tree_size(), size + 2)
 
 
 if __name__ == "__main__":
