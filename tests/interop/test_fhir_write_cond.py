@@ -8,8 +8,11 @@ import http.client
 import json
 import uuid
 
+import unittest
+
 import common
-from common import T, ServerTestCase, free_port
+from common import T, Server, ServerTestCase, free_port
+from test_auth import login_all, people_data
 from test_fhir_write import heart_rate, http_call, patient, strip_meta
 
 
@@ -365,6 +368,93 @@ class TestFhirWriteCond(ServerTestCase):
         self.assertEqual(self.client.tree_size(), size + 2)
 
 
+PEOPLE = {"dr1": ("clinician", "clinician pass phrase 1"),
+          "nurse1": ("nurse", "nurse pass phrase 2"),
+          "biller": ("billing", "billing pass phrase 3"),
+          "feed": ("integration", "feed pass phrase 4")}
+
+
+class TestFhirWriteAuth(unittest.TestCase):
+    """FHIR writes with --auth required: who may write what is the access
+    policy's (query/auth/default.policy), checked on the event types a write
+    may make before anything is read or written."""
+
+    @classmethod
+    def setUpClass(cls):
+        data, pw, secrets = people_data(PEOPLE)
+        cls.http_port = free_port()
+        cls.server = Server(data_dir=data, args=["--auth", "required", "--http-listen",
+                                                 "127.0.0.1:%d" % cls.http_port],
+                            audit=False)  # so that the tree size says exactly what was written
+        cls.server.start()
+        cls.client = common.Client(cls.server.addr)
+        cls.tokens = login_all(cls.client, pw, secrets, list(PEOPLE) + ["admin"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+
+    def size(self):
+        return self.client._checkpoint(
+            common.pb.api.GetCheckpointRequest(fresh=True), timeout=T(15),
+            metadata=[("authorization", "Bearer " + self.tokens["admin"])]).tree_size
+
+    def call(self, who, method, path, body=None, headers=None):
+        h = {}
+        if who == "forged":  # the signature's last characters changed
+            h = {"Authorization": "Bearer " + self.tokens["feed"][:-6] + "AAAAAA"}
+        elif who:
+            h = {"Authorization": "Bearer " + self.tokens[who]}
+        h.update(headers or {})
+        return http_call(self.http_port, method, path, body, h)
+
+    def test_who_may_write(self):
+        size = self.size()
+        p = patient(family="Authz")
+        for who, status in ((None, 401), ("forged", 401), ("biller", 403), ("nurse1", 403)):
+            r, oo = self.call(who, "POST", "/Patient", p)
+            self.assertEqual(r.status, status, (who, oo))
+            self.assertEqual(oo["resourceType"], "OperationOutcome")
+            if status == 401:
+                self.assertTrue(r.getheader("WWW-Authenticate", "").startswith("Bearer"), who)
+            else:
+                self.assertIn("PatientRegistered", json.dumps(oo), who)
+        # a Bundle is refused whole when one entry's type is not the caller's
+        r, oo = self.call("nurse1", "POST", "", {
+            "resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": p, "request": {"method": "POST", "url": "Patient"}}]})
+        self.assertEqual(r.status, 403, oo)
+        self.assertEqual(self.size(), size, "a refused write appended")
+        # an integration system and a clinician write; a nurse writes vitals
+        r, fp = self.call("feed", "POST", "/Patient", p)
+        self.assertEqual(r.status, 201, fp)
+        r, dp = self.call("dr1", "POST", "/Patient", patient(family="Authz-Dr"))
+        self.assertEqual(r.status, 201, dp)
+        r, o = self.call("nurse1", "POST", "/Observation", heart_rate(fp["id"], 64))
+        self.assertEqual(r.status, 201, o)
+        self.assertEqual(self.size(), size + 3)
+        # a nurse may not update a Patient nor PATCH one; no token: 401
+        size = self.size()
+        r, oo = self.call("nurse1", "PUT", "/Patient/" + fp["id"], dict(strip_meta(fp),
+                                                                         gender="other"))
+        self.assertEqual(r.status, 403, oo)
+        patch_ct = {"Content-Type": "application/json-patch+json"}
+        ops = json.dumps([{"op": "replace", "path": "/gender", "value": "other"}])
+        r, oo = self.call("nurse1", "PATCH", "/Patient/" + fp["id"], ops, patch_ct)
+        self.assertEqual(r.status, 403, oo)
+        r, oo = self.call(None, "PATCH", "/Observation/" + o["id"], ops, patch_ct)
+        self.assertEqual(r.status, 401, oo)
+        # retracting needs EnteredInError, which a nurse's roles may not append
+        eie = dict(strip_meta(o), status="entered-in-error")
+        r, oo = self.call("nurse1", "PUT", "/Observation/" + o["id"], eie)
+        self.assertEqual(r.status, 403, oo)
+        self.assertIn("EnteredInError", oo["issue"][0]["details"]["text"])
+        self.assertEqual(self.size(), size, "a refused write appended")
+        r, u = self.call("dr1", "PUT", "/Observation/" + o["id"], eie)
+        self.assertEqual((r.status, u["status"]), (200, "entered-in-error"), u)
+        self.assertEqual(self.size(), size + 1)
+
+
 if __name__ == "__main__":
-    import unittest
     unittest.main()
