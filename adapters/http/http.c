@@ -58,12 +58,12 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 enum MHD_Result http_send_body(struct MHD_Connection *c, int status, char *body, size_t len,
                                const char *request_id, const cl_fhir_resp *rs) {
-  return http_send_located(c, status, body, len, request_id, rs, NULL);
+  return http_send_located(c, status, body, len, request_id, rs, NULL, 0);
 }
 
 enum MHD_Result http_send_located(struct MHD_Connection *c, int status, char *body, size_t len,
                                   const char *request_id, const cl_fhir_resp *rs,
-                                  const char *location) {
+                                  const char *location, uint64_t seq) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
   if (resp == NULL) {
@@ -86,8 +86,13 @@ enum MHD_Result http_send_located(struct MHD_Connection *c, int status, char *bo
   }
   if (location != NULL)
     MHD_add_response_header(resp, "Location", location);
+  if (seq > 0) { /* a write's last log sequence: the next request's X-Clinlog-Min-Sequence */
+    char sq[24];
+    snprintf(sq, sizeof sq, "%llu", (unsigned long long)seq);
+    MHD_add_response_header(resp, "X-Clinlog-Sequence", sq);
+  }
   if (status == 405)
-    MHD_add_response_header(resp, "Allow", "GET, POST, PUT");
+    MHD_add_response_header(resp, "Allow", "GET, HEAD, POST, PUT, PATCH");
   if (status == 401) /* RFC 6750 */
     MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"clinlog\"");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);

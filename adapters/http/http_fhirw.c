@@ -205,6 +205,7 @@ int fw_append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written, cl_
     cl_append_result_free(&ar);
     if (last)
       code = cl_svc_wait(w->h->svc, "fhir", last, w->rc->deadline_ms, err);
+    w->seq = last > w->seq ? last : w->seq;
     w->rc->audit_count += k;
   } else if (code == CL_ECONFLICT) {
     cl_append_result_free(&ar);
@@ -620,6 +621,10 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
   cl_http_params cond = {.n = 0}; /* PUT [type]?[search]: a conditional update */
   if (put && type[0] && !id[0])
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_add_arg, &cond);
+  /* read-your-writes across nodes: the client's last X-Clinlog-Sequence */
+  const char *ms = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Clinlog-Min-Sequence");
+  char *end = NULL;
+  unsigned long long min_seq = ms ? strtoull(ms, &end, 10) : 0;
   wans a = {.status = 0};
   if (r->too_big)
     fw_ans_outcome(&a, 413, "too-costly", CL_ETOOBIG, "", "the request is over 1 MiB");
@@ -638,6 +643,9 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
                    "PUT is [type]/[id] (update) or [type]?[search] (conditional update)");
   else if (cond.overflow)
     fw_ans_outcome(&a, 400, "too-costly", CL_EINVAL, "", "more than 128 parameters");
+  else if (ms != NULL && (end == ms || *end != '\0'))
+    fw_ans_outcome(&a, 400, "invalid", CL_EINVAL, "",
+                   "X-Clinlog-Min-Sequence: expected a log sequence number");
   else if (type[0] && !cl_fhir_type_of(type))
     fw_ans_outcome(&a, 404, "not-supported", CL_ENOTFOUND, "", "no such resource type");
   /* parsed before admission (a pure function of the body) so the hooks see
@@ -668,6 +676,9 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
   } else if (runner == NULL) {
     fw_ans_outcome(&a, 503, "transient", CL_EUNAVAILABLE, "",
                    "this node does not run the fhir projection");
+  } else if (min_seq > 0 && cl_svc_wait(h->svc, "fhir", min_seq, rc.deadline_ms, &err) != 0) {
+    /* the state it reads (versions, matches) is at least what the client saw */
+    fw_ans_outcome(&a, err.code == CL_ETIMEDOUT ? 504 : 503, "timeout", err.code, "", err.msg);
   } else if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &w.e, &err) != 0) {
     fw_ans_outcome(&a, 500, "exception", err.code, "", err.msg);
   } else {
@@ -687,5 +698,5 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
     return http_unrecorded(c, &rc, &aerr);
   }
   return http_send_located(c, a.status, a.body, a.len, rc.request_id, &a.hdr,
-                           a.location[0] ? a.location : NULL);
+                           a.location[0] ? a.location : NULL, w.seq);
 }

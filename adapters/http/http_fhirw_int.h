@@ -23,6 +23,7 @@ typedef struct wstate {
   cl_fhir_engine *e;
   char base[384];
   int representation; /* Prefer: return=representation (the default) */
+  uint64_t seq;       /* the last log sequence the request appended, 0: none */
 } wstate;
 
 /* The answer, built before the call's record is committed, sent after. */

@@ -41,6 +41,23 @@ class TestFhirWriteCond(ServerTestCase):
             self.assertEqual(issue["expression"], [expr], issue)
         return issue.get("details", {}).get("text") or issue["diagnostics"]
 
+    def test_write_sequence(self):
+        # the answer names the log sequence of the write; the next request may
+        # ask the node to have folded it first (read-your-writes across nodes)
+        r, p = self.call("POST", "/Patient", patient(family="Sequence"))
+        self.assertEqual(r.status, 201, p)
+        seq = r.getheader("X-Clinlog-Sequence")
+        self.assertEqual(int(seq), self.client.tree_size())
+        r, u = self.call("PUT", "/Patient/" + p["id"], dict(strip_meta(p), gender="other"),
+                         {"X-Clinlog-Min-Sequence": seq})
+        self.assertEqual(r.status, 200, u)
+        size = self.client.tree_size()
+        r, oo = self.call("PUT", "/Patient/" + p["id"], strip_meta(p),
+                          {"X-Clinlog-Min-Sequence": "7x"})
+        self.assertEqual(r.status, 400, oo)
+        self.assertIn("X-Clinlog-Min-Sequence", self.assertOutcome(oo, "invalid"))
+        self.assertNothingWritten(size)
+
     def test_if_match(self):
         p = self.new_patient()
         pid = p["id"]
