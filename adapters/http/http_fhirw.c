@@ -259,6 +259,22 @@ static int ans_resource(wstate *w, wans *a, const char *type, const char *id, in
 
 /* ---- one resource: create, conditional create, update ---- */
 
+/* A strict search of the views: the searchset Bundle (returned-owned), or
+ * NULL when the search is refused (an unknown parameter) or fails. */
+static json_t *search(wstate *w, const char *type, const cl_fhir_kv *kv, size_t n) {
+  cl_fhir_req rq = {.interaction = CL_FHIR_SEARCH,
+                    .type = type,
+                    .params = kv,
+                    .nparams = n,
+                    .strict = 1,
+                    .base = w->base};
+  cl_fhir_resp rs;
+  cl_fhir_handle(w->e, &rq, &rs);
+  json_t *b = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
+  cl_fhir_resp_clear(&rs);
+  return b;
+}
+
 /* The resources the search `p` of `type` matches (If-None-Exist, a
  * conditional update): 0, 1 (*id filled), 2 (several), or -1 (not a
  * search the server takes). */
@@ -268,16 +284,7 @@ static int matches(wstate *w, const char *type, const cl_http_params *p, char id
   cl_fhir_kv kv[CL_HTTP_MAX_PARAMS + 1];
   memcpy(kv, p->kv, p->n * sizeof kv[0]);
   kv[p->n] = (cl_fhir_kv){"_count", "2"};
-  cl_fhir_req rq = {.interaction = CL_FHIR_SEARCH,
-                    .type = type,
-                    .params = kv,
-                    .nparams = p->n + 1,
-                    .strict = 1,
-                    .base = w->base};
-  cl_fhir_resp rs;
-  cl_fhir_handle(w->e, &rq, &rs);
-  json_t *b = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
-  cl_fhir_resp_clear(&rs);
+  json_t *b = search(w, type, kv, p->n + 1);
   if (b == NULL)
     return -1;
   json_t *entries = json_object_get(b, "entry");
@@ -340,16 +347,7 @@ static int event_of(wstate *w, const char *type, const char *id, const char *vid
   snprintf(target, sizeof target, "%s/%s", type, id);
   snprintf(want, sizeof want, "/%s/_history/%s", target, vid);
   cl_fhir_kv kv[2] = {{"target", target}, {"_count", "1000"}};
-  cl_fhir_req rq = {.interaction = CL_FHIR_SEARCH,
-                    .type = "Provenance",
-                    .params = kv,
-                    .nparams = 2,
-                    .strict = 1,
-                    .base = w->base};
-  cl_fhir_resp rs;
-  cl_fhir_handle(w->e, &rq, &rs);
-  json_t *b = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
-  cl_fhir_resp_clear(&rs);
+  json_t *b = search(w, "Provenance", kv, 2);
   json_t *entries = json_object_get(b, "entry");
   int found = -1;
   size_t wl = strlen(want);

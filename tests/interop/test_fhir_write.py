@@ -100,7 +100,8 @@ def everything(port, pid):
                   key=lambda r: (r["resourceType"], r["id"]))
 
 
-class TestFhirWrite(ServerTestCase):
+class FhirWriteCase(ServerTestCase):
+    """A server with the HTTP face (also test_fhir_write_cond.py's)."""
     audit = False  # so that the tree size says exactly what the writes appended
 
     @classmethod
@@ -111,6 +112,9 @@ class TestFhirWrite(ServerTestCase):
 
     def call(self, method, path, body=None, headers=None):
         return http_call(self.http_port, method, path, body, headers)
+
+
+class TestFhirWrite(FhirWriteCase):
 
     def test_create_read_update(self):
         size0 = self.client.tree_size()

@@ -11,22 +11,12 @@ import uuid
 import unittest
 
 import common
-from common import T, Server, ServerTestCase, free_port
+from common import T, Server, free_port
 from test_auth import login_all, people_data
-from test_fhir_write import heart_rate, http_call, patient, strip_meta
+from test_fhir_write import FhirWriteCase, heart_rate, http_call, patient, strip_meta
 
 
-class TestFhirWriteCond(ServerTestCase):
-    audit = False  # so that the tree size says exactly what the writes appended
-
-    @classmethod
-    def setUpClass(cls):
-        cls.http_port = free_port()
-        cls.server_args = ("--http-listen", "127.0.0.1:%d" % cls.http_port)
-        super().setUpClass()
-
-    def call(self, method, path, body=None, headers=None):
-        return http_call(self.http_port, method, path, body, headers)
+class TestFhirWriteCond(FhirWriteCase):
 
     def new_patient(self, family="Match"):
         r, p = self.call("POST", "/Patient", patient(family=family))
