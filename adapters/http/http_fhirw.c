@@ -1,6 +1,10 @@
 /* FHIR writes on the REST face (docs/fhir.md, "Writes"): create (POST
- * [base]/[type]), update (PUT [base]/[type]/[id]), conditional create
- * (If-None-Exist), and Bundles (POST [base]) of type transaction (all or
+ * [base]/[type]), update (PUT [base]/[type]/[id], If-Match), conditional
+ * create (If-None-Exist) and update (PUT [base]/[type]?[search]), PATCH
+ * with a JSON Patch (applied to the resource as the views serve it, written
+ * as an update), an update to entered-in-error as an EnteredInError
+ * retraction (docs/fhir.md#delete; DELETE itself is refused in http.c), and
+ * Bundles (POST [base], http_fhirw_bundle.c) of type transaction (all or
  * nothing: every entry's events in one atomic append) and batch (each
  * entry on its own, with its own status).
  *
@@ -17,9 +21,13 @@
  * Every answer waits until the fhir projection has folded the write, so
  * it carries the resource as the views now hold it (Location with the
  * version, ETag W/"<versionId>", Last-Modified), and the next request sees
- * it (a reference to the patient just created resolves). Invalid input is
- * a 400 or 422 OperationOutcome whose issue.expression names the element;
- * then nothing is written. */
+ * it (a reference to the patient just created resolves); it names the
+ * write's log sequence (X-Clinlog-Sequence), and a write sent with
+ * X-Clinlog-Min-Sequence first waits for the views to fold that one, so a
+ * write on a cluster follower reads state at least as fresh as the client
+ * saw through another node. Invalid input is a 400, 412 or 422
+ * OperationOutcome whose issue.expression names the element; then nothing
+ * is written. */
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
