@@ -656,7 +656,7 @@ int cl_fhirw_retract(const json_t *res, const json_t *cur, const uint8_t correct
   }
   json_decref(a);
   json_decref(b);
-  if (rc)
+  if (rc || corrected == NULL) /* refused, or retracted already: nothing to write */
     goto done;
   c.patient_id = ref + 8;
   c.bid = bid;

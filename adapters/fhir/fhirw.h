@@ -142,9 +142,10 @@ int cl_fhirw_entered_in_error(const json_t *res);
  * reason res's statusReason.text if any. res must be cur apart from meta,
  * text, id, status, statusReason, verificationStatus and clinicalStatus
  * (else 422 business-rule: the retraction takes the resource as it is; a
- * changed value is a new resource). `expr` as cl_fhirw_map's. On success
- * *out is returned-owned (cl_fhirw_mapped_free). Errors: CL_EMALFORMED
- * (fe), CL_ENOMEM. */
+ * changed value is a new resource). `corrected` NULL: cur is
+ * entered-in-error already; the same check, and *out stays NULL (nothing
+ * to write). `expr` as cl_fhirw_map's. On success *out is returned-owned
+ * (cl_fhirw_mapped_free) or NULL. Errors: CL_EMALFORMED (fe), CL_ENOMEM. */
 CL_MUST_CHECK int cl_fhirw_retract(const json_t *res, const json_t *cur,
                                    const uint8_t corrected[16], const char *expr,
                                    const char *base_version, const cl_fhirw_opts *o,

@@ -395,17 +395,17 @@ int fw_retraction(wstate *w, const char *type, const char *id, const json_t *res
   if (read_as(w, type, id, 1, &cur, NULL) != 0)
     return cl_fhirw_fail(fe, err, 500, "exception", at, "reading %s/%s failed", type, id);
   uint8_t ev[16];
-  int rc = 0, k = 0;
-  if (!cl_fhirw_entered_in_error(cur) && (k = event_of(w, type, id, base_version, ev)) != 0) {
+  int rc = 0, k = 0, already = cl_fhirw_entered_in_error(cur);
+  if (!already && (k = event_of(w, type, id, base_version, ev)) != 0) {
     rc = cl_fhirw_fail(fe, err, 422, "not-supported", at,
                        k < 0 ? "no event found that made version %s"
                              : "the event that made version %s made other resources too: "
                                "retract it with an EnteredInError through clinlog.v1.Log",
                        base_version);
-  } else if (!cl_fhirw_entered_in_error(cur)) {
+  } else { /* retracted already: still nothing else may change */
     cl_fhirw_opts o;
     fw_opts_of(w, NULL, &o);
-    rc = cl_fhirw_retract(res, cur, ev, expr, base_version, &o, m, fe, err);
+    rc = cl_fhirw_retract(res, cur, already ? NULL : ev, expr, base_version, &o, m, fe, err);
   }
   json_decref(cur);
   return rc;

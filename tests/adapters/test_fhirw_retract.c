@@ -141,6 +141,16 @@ Test(fhirw_retract, only_the_status_may_change) {
     cr_assert(strstr(fe.text, "version 3") != NULL, "%s", fe.text);
     json_decref(res);
   }
+  /* retracted already: the same update writes nothing, another is refused */
+  json_t *gone = eie_of(cur, NULL), *same = eie_of(cur, "again");
+  cl_fhirw_mapped *none = (cl_fhirw_mapped *)1;
+  cr_assert_eq(cl_fhirw_retract(same, gone, NULL, NULL, "4", &o, &none, &fe, &err), 0);
+  cr_assert_null(none);
+  json_object_set_new(same, "note", json_pack("[{s:s}]", "text", "late"));
+  cr_assert_eq(cl_fhirw_retract(same, gone, NULL, NULL, "4", &o, &none, &fe, &err), CL_EMALFORMED);
+  cr_assert_str_eq(fe.code, "business-rule");
+  json_decref(same);
+  json_decref(gone);
   /* a resource that names no patient or business id cannot be retracted so */
   json_t *bare = json_deep_copy(cur);
   json_object_del(bare, "subject");

@@ -316,9 +316,11 @@ class TestFhirWriteCond(FhirWriteCase):
         self.assertEqual(strip_meta(dict(u, status="final")), strip_meta(o))
         self.assertEqual(self.client.tree_size(), size + 1)
         self.assertEqual(self.provenance_codes(ref), [("1", "202"), ("2", "207")])
-        # again: nothing to do, nothing written
+        # again: nothing to do, nothing written; a change to it now: refused
         r, again = self.call("PUT", "/" + ref, eie)
         self.assertEqual((r.status, again["meta"]["versionId"]), (200, "2"), again)
+        r, oo = self.patch("/" + ref, [{"op": "add", "path": "/note", "value": [{"text": "x"}]}])
+        self.assertEqual(r.status, 422, oo)
         self.assertEqual(self.client.tree_size(), size + 1)
         st, v1 = common.fhir_get(self.http_port, "/%s/_history/1" % ref)
         self.assertEqual(v1["status"], "final")
