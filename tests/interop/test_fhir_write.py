@@ -100,7 +100,8 @@ def everything(port, pid):
                   key=lambda r: (r["resourceType"], r["id"]))
 
 
-class TestFhirWrite(ServerTestCase):
+class FhirWriteCase(ServerTestCase):
+    """A server with the HTTP face (also test_fhir_write_cond.py's)."""
     audit = False  # so that the tree size says exactly what the writes appended
 
     @classmethod
@@ -111,6 +112,9 @@ class TestFhirWrite(ServerTestCase):
 
     def call(self, method, path, body=None, headers=None):
         return http_call(self.http_port, method, path, body, headers)
+
+
+class TestFhirWrite(FhirWriteCase):
 
     def test_create_read_update(self):
         size0 = self.client.tree_size()
@@ -184,11 +188,18 @@ class TestFhirWrite(ServerTestCase):
                   "MedicationRequest", "MedicationAdministration", "MedicationDispense",
                   "Immunization", "ServiceRequest"):
             codes = [i["code"] for i in by[t]["interaction"]]
-            self.assertIn("create", codes, t)
-            self.assertIn("update", codes, t)
+            for code in ("create", "update", "patch", "read", "vread", "history-instance",
+                         "search-type"):
+                self.assertIn(code, codes, t)
+            self.assertNotIn("delete", codes, t)  # append-only: docs/fhir.md#delete
             self.assertTrue(by[t]["conditionalCreate"], t)
+            self.assertTrue(by[t]["conditionalUpdate"], t)
+            self.assertEqual(by[t]["conditionalDelete"], "not-supported", t)
+            self.assertEqual(by[t]["versioning"], "versioned-update", t)
             self.assertEqual(by[t]["updateCreate"], t == "Patient", t)
         self.assertNotIn("create", [i["code"] for i in by["DiagnosticReport"]["interaction"]])
+        self.assertNotIn("patch", [i["code"] for i in by["DiagnosticReport"]["interaction"]])
+        self.assertNotIn("conditionalUpdate", by["DiagnosticReport"])
 
     def test_conditional_create(self):
         mrn = "MRN-" + uuid.uuid4().hex[:8]
