@@ -8,9 +8,13 @@
  *   clinlog-bench cds ...    (bench_cds.c: decision support: checker, catch-up, alerts, CDS Hooks)
  *   clinlog-bench ingest ... (bench_ingest.c: home-device readings vs the store and PostgreSQL)
  *   clinlog-bench ingest hl7 ... (bench_ingest_hl7.c: HL7 v2 over MLLP, ACK after commit)
+ *   clinlog-bench ingest fhir ... (bench_ingest_fhir.c: FHIR transactions over REST, NDJSON)
+ *   clinlog-bench proof ... (bench_proof.c: inclusion and consistency proofs, verify)
  *   clinlog-bench audit ...  (bench_audit.c: clinlogd --audit on vs off, reads and appends)
  *   clinlog-bench pg ...     (bench_peer_pg.c: PostgreSQL 15 as an event table, the peer)
  *   clinlog-bench etcd ...   (bench_peer_etcd.c: 3 etcd 3.4 members, KV.Put; the 3-node peer)
+ *   clinlog-bench etcd-watch ... (bench_peer_etcd_watch.c: 1 etcd member, Watch fan-out; the
+ *                            peer of Subscribe fan-out)
  *   clinlog-bench raw ...    (bench_raw.c: fsync latency, Ed25519 and SHA-256 rates)
  *
  * Store level: durable appends/s and p50/p99 latency of cl_log_append for
@@ -37,13 +41,16 @@
 #include "bench/bench_grpc.h"
 #include "bench/bench_ingest_hl7.h"
 #include "bench/bench_peer_etcd.h"
+#include "bench/bench_peer_etcd_watch.h"
 #include "bench/bench_peer_pg.h"
 #include "bench/bench_raw.h"
 
 int bench_proj_main(int argc, char **argv); /* bench_proj.c */
 int bench_fhir_main(int argc, char **argv); /* bench_fhir.c */
 int bench_cds_main(int argc, char **argv);  /* bench_cds.c */
-int bench_ingest_main(int argc, char **argv); /* bench_ingest.c */
+int bench_ingest_main(int argc, char **argv);      /* bench_ingest.c */
+int bench_ingest_fhir_main(int argc, char **argv); /* bench_ingest_fhir.c */
+int bench_proof_main(int argc, char **argv);       /* bench_proof.c */
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
@@ -242,14 +249,20 @@ int main(int argc, char **argv) {
     return bench_cds_main(argc, argv);
   if (argc > 2 && !strcmp(argv[1], "ingest") && !strcmp(argv[2], "hl7"))
     return bench_ingest_hl7_main(argc, argv);
+  if (argc > 2 && !strcmp(argv[1], "ingest") && !strcmp(argv[2], "fhir"))
+    return bench_ingest_fhir_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "ingest"))
     return bench_ingest_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "proof"))
+    return bench_proof_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "audit"))
     return bench_audit_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "pg"))
     return bench_peer_pg_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "etcd"))
     return bench_peer_etcd_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "etcd-watch"))
+    return bench_peer_etcd_watch_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "raw"))
     return bench_raw_main(argc, argv);
   const char *base = "/tmp/clinlog-bench";
@@ -271,13 +284,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json"))
       json = 1;
     else if (strcmp(argv[i], "store")) {
-      fprintf(stderr,
-              "usage: clinlog-bench store [--dir D] [--quick] [--json]\n"
-              "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n"
-              "other commands: grpc, cluster, projection, fhir, cds, audit (clinlogd --audit on vs\n"
-              "off: reads and appends per second, ratio on/off; clinlog-bench audit --help),\n"
-              "pg (PostgreSQL 15 as an event table), etcd (3 etcd 3.4 members, KV.Put),\n"
-              "raw (fsync, Ed25519, SHA-256 rates)\n");
+      fprintf(
+          stderr,
+          "usage: clinlog-bench store [--dir D] [--quick] [--json]\n"
+          "                           [--only BATCH:THREADS[:batch|per-event]] [--no-raw]\n"
+          "other commands: grpc, cluster, projection, fhir, cds, audit (clinlogd --audit on vs\n"
+          "off: reads and appends per second, ratio on/off; clinlog-bench audit --help),\n"
+          "pg (PostgreSQL 15 as an event table), etcd (3 etcd 3.4 members, KV.Put),\n"
+          "etcd-watch (1 etcd 3.4 member, Watch fan-out: the peer of Subscribe fan-out),\n"
+          "raw (fsync, Ed25519, SHA-256 rates), ingest [hl7|fhir] (issue 12's ingest\n"
+          "bench), proof (RFC 9162 proofs, their verification, verify of a whole log)\n");
       return 2;
     }
   }

@@ -17,11 +17,14 @@
  *    directory (store level), and the ratio;
  *  - AppendStream bulk import: 100k events in batches of 1000 (store level:
  *    the same batches, one appender);
- *  - Subscribe fan-out: 10, then 100 subscribers (on a channel of their
- *    own, one call each) while one writer appends batches of 64; the
- *    writer's events/s, events/s delivered per subscriber and
- *    commit-to-delivery latency (delivery time minus
- *    RecordedEvent.committed_at; same clock, same machine).
+ *  - Subscribe fan-out: 0 (the raw row: the writer alone), 10, then 100
+ *    subscribers (on a channel of their own, one call each) while one
+ *    writer appends batches of 64; the writer's events/s and Append
+ *    latency, events/s delivered per subscriber, commit-to-delivery
+ *    latency (delivery time minus RecordedEvent.committed_at) and
+ *    send-to-delivery latency (delivery time minus the writer's send of
+ *    the batch; same clock, same machine: the figure etcd's Watch is
+ *    compared on, clinlog-bench etcd-watch), clinlogd's CPU per event.
  * Targets checked: gRPC >= 0.7 x store at batch 64; >= 20k unary
  * single-event appends/s at concurrency 64. */
 #include <limits.h>
@@ -37,6 +40,7 @@
 #include "adapters/grpc/client.h"
 #include "bench/bench_grpc.h"
 #include "bench/benchutil.h"
+#include "bench/fanout.h"
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "store/keys.h"
@@ -46,124 +50,113 @@
 
 /* ---------------------------------------------------------- fan-out */
 
-typedef struct subscriber {
-  pthread_t t;
-  cl_client *client;
-  uint64_t want;     /* events to receive */
-  atomic_int *ready; /* incremented once caught up */
-  double *lat;       /* per event: delivery - committed_at, seconds */
-  uint64_t got;
-  double t_first, t_last;
-  int failed;
-} subscriber;
+/* What the subscribers of one run share (their reader's ctx). */
+typedef struct sub_ctx {
+  cl_client *c; /* a channel of their own */
+  int batch;    /* SubscribeRequest.batch */
+} sub_ctx;
 
+/* A subscriber: follows the log from its end until it has every event
+ * the writer sends (bench/fanout.h). */
 static void *run_subscriber(void *arg) {
-  subscriber *s = arg;
+  bench_fan_reader *s = arg;
+  const sub_ctx *sc = s->ctx;
   Clinlog__V1__SubscribeRequest req = CLINLOG__V1__SUBSCRIBE_REQUEST__INIT;
   req.from_end = 1;
+  req.batch = sc->batch;
   cl_client_stream *st;
   cl_err err;
-  if (cl_client_subscribe(s->client, &req, &st, &err) != 0) {
-    fprintf(stderr, "Subscribe: %s\n", err.msg);
-    s->failed = 1;
+  if (cl_client_subscribe(sc->c, &req, &st, &err) != 0) {
+    snprintf(s->err, sizeof s->err, "Subscribe: %s", err.msg);
     atomic_fetch_add(s->ready, 1);
     return NULL;
   }
   ProtobufCMessage *m;
-  int rc, signalled = 0;
+  int rc = 1, signalled = 0;
   while (s->got < s->want && (rc = cl_client_stream_next(st, &m, &err)) == 1) {
     Clinlog__V1__SubscribeResponse *r = (Clinlog__V1__SubscribeResponse *)m;
-    if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT && r->event) {
-      int64_t now = bench_wall_ns();
-      double t = mono();
-      if (!s->got)
-        s->t_first = t;
-      s->t_last = t;
-      int64_t at = r->event->committed_at ? r->event->committed_at->seconds * 1000000000LL +
-                                                r->event->committed_at->nanos
-                                          : now;
-      s->lat[s->got++] = (double)(now - at) / 1e9;
-    } else if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_CAUGHT_UP && !signalled) {
+    Clinlog__V1__RecordedEvent **evs =
+        r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT    ? &r->event
+        : r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENTS ? r->events->events
+                                                                       : NULL;
+    size_t nev = r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT ? 1
+                 : r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENTS
+                     ? r->events->n_events
+                     : 0;
+    for (size_t i = 0; i < nev && s->got < s->want; i++) {
+      const Google__Protobuf__Timestamp *at = evs[i]->committed_at;
+      bench_fan_note(s, at ? at->seconds * 1000000000LL + at->nanos : bench_wall_ns());
+    }
+    if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_CAUGHT_UP && !signalled) {
       signalled = 1;
       atomic_fetch_add(s->ready, 1);
     }
     protobuf_c_message_free_unpacked(m, NULL);
   }
-  if (s->got < s->want) {
-    fprintf(stderr, "Subscribe ended early: %s\n", err.msg);
-    s->failed = 1;
-  }
+  if (s->got < s->want)
+    snprintf(s->err, sizeof s->err, "Subscribe ended early: %s", rc ? err.msg : "end of stream");
   if (!signalled)
     atomic_fetch_add(s->ready, 1);
   cl_client_stream_free(st);
   return NULL;
 }
 
-typedef struct fanout {
-  double writer_eps, sub_eps_min, sub_eps_mean, p50_ms, p99_ms;
-  int failed;
-} fanout;
-
-static const int FANOUTS[] = {10, 100}; /* subscribers of each fan-out run */
+/* subscribers of each fan-out run; 0 is the raw row: the same writer with
+ * nobody following */
+static const int FANOUTS[] = {0, 10, 100, 10, 100};
+/* the runs whose subscribers ask for EventBatch messages (batch = true) */
+static const int FANOUT_BATCH[] = {0, 0, 0, 1, 1};
 #define NFANOUT (sizeof FANOUTS / sizeof FANOUTS[0])
 
-/* c writes; the subscribers share `subc`, a channel of their own. */
-static fanout run_fanout(cl_client *c, cl_client *subc, int nsubs, size_t nbatches, size_t bs,
-                         const cl_signer *key, unsigned *seed) {
-  fanout f = {0, 0, 0, 0, 0, 0};
+/* c writes; the subscribers share `subc`: a channel of their own, and whether they ask for
+ * EventBatch messages. */
+static bench_fanout run_fanout(cl_client *c, sub_ctx *subc, pid_t srv, int nsubs, size_t nbatches,
+                               size_t bs, const cl_signer *key, unsigned *seed) {
+  bench_fanout f;
+  memset(&f, 0, sizeof f);
   bench_batch *b = calloc(nbatches, sizeof *b);
+  double *calls = malloc(nbatches * sizeof *calls);
+  if (!b || !calls)
+    abort();
   for (size_t i = 0; i < nbatches; i++)
     bench_batch_make(&b[i], bs, key, seed);
-  uint64_t want = (uint64_t)(nbatches * bs);
-  subscriber *subs = calloc((size_t)nsubs, sizeof *subs);
+  bench_fan_clock clock;
+  bench_fan_clock_init(&clock, nbatches, bs);
   atomic_int ready = 0;
-  for (int i = 0; i < nsubs; i++) {
-    subs[i].client = subc;
-    subs[i].want = want;
-    subs[i].ready = &ready;
-    subs[i].lat = malloc(want * sizeof(double));
+  bench_fan_reader *subs = bench_fan_readers_make(nsubs, &clock, &ready, subc);
+  for (int i = 0; i < nsubs; i++)
     pthread_create(&subs[i].t, NULL, run_subscriber, &subs[i]);
-  }
   while (atomic_load(&ready) < nsubs)
     bench_sleep_ms(5);
+  double cpu0 = bench_proc_cpu_s(srv);
   double t0 = mono();
-  for (size_t i = 0; i < nbatches; i++) {
+  size_t sent = 0;
+  for (; sent < nbatches; sent++) {
     Clinlog__V1__AppendResponse *r;
     cl_err err;
-    if (cl_client_append(c, &b[i].b, &r, NULL, &err) != 0) {
+    double c0 = mono();
+    bench_fan_sent(&clock, sent);
+    if (cl_client_append(c, &b[sent].b, &r, NULL, &err) != 0) {
       fprintf(stderr, "fan-out writer: %s\n", err.msg);
       f.failed = 1;
       break;
     }
+    calls[sent] = mono() - c0;
     clinlog__v1__append_response__free_unpacked(r, NULL);
   }
   double dt = mono() - t0;
-  f.writer_eps = (double)want / dt;
-  size_t nl = 0;
-  double *all = malloc((size_t)nsubs * want * sizeof *all);
-  f.sub_eps_min = 1e18;
-  for (int i = 0; i < nsubs; i++) {
-    pthread_join(subs[i].t, NULL);
-    f.failed |= subs[i].failed;
-    /* delivered rate over the writer's whole run: from the first append
-     * to the last delivery */
-    double span = subs[i].t_last - t0;
-    double eps = span > 0 ? (double)subs[i].got / span : 0;
-    f.sub_eps_mean += eps / nsubs;
-    if (eps < f.sub_eps_min)
-      f.sub_eps_min = eps;
-    memcpy(all + nl, subs[i].lat, subs[i].got * sizeof *all);
-    nl += subs[i].got;
-    free(subs[i].lat);
-  }
-  bench_percentiles(all, nl, &f.p50_ms, &f.p99_ms);
-  f.p50_ms *= 1e3;
-  f.p99_ms *= 1e3;
-  free(all);
-  free(subs);
+  f.writer_eps = (double)(sent * bs) / dt;
+  bench_fan_calls(&f, calls, sent);
+  bench_fan_collect(subs, nsubs, t0, "fan-out", &f);
+  double cpu2 = bench_proc_cpu_s(srv);
+  /* the server's CPU until the last delivery, per event written */
+  f.server_us = cpu0 >= 0 && cpu2 >= 0 && sent ? (cpu2 - cpu0) * 1e6 / (double)(sent * bs) : -1;
+  bench_fan_readers_free(subs, nsubs);
+  bench_fan_clock_free(&clock);
   for (size_t i = 0; i < nbatches; i++)
     bench_batch_free(&b[i]);
   free(b);
+  free(calls);
   return f;
 }
 
@@ -367,7 +360,8 @@ int bench_grpc_main(int argc, char **argv) {
   }
   free(bulk);
   /* Subscribe fan-out */
-  fanout f[NFANOUT] = {{0, 0, 0, 0, 0, 0}};
+  bench_fanout f[NFANOUT];
+  memset(f, 0, sizeof f);
   if (!only || !strcmp(only, "fanout")) {
     for (size_t i = 0; i < NFANOUT; i++) {
       cl_client *subc;
@@ -376,7 +370,8 @@ int bench_grpc_main(int argc, char **argv) {
         status = 1;
         break;
       }
-      f[i] = run_fanout(client, subc, FANOUTS[i], quick ? 80 : 320, 64, &admin, &seed);
+      sub_ctx sc = {subc, FANOUT_BATCH[i]};
+      f[i] = run_fanout(client, &sc, srv.pid, FANOUTS[i], quick ? 80 : 320, 64, &admin, &seed);
       cl_client_close(subc);
       status |= f[i].failed;
     }
@@ -393,13 +388,28 @@ int bench_grpc_main(int argc, char **argv) {
       printf(",\"append_stream\":{\"events\":%zu,\"batch\":%zu,\"grpc_events_per_s\":%.0f,"
              "\"store_events_per_s\":%.0f,\"ratio\":%.3f}",
              nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0);
-    for (size_t i = 0; ran_fanout && i < NFANOUT; i++)
-      printf("%s{\"subscribers\":%d,\"writer_events_per_s\":%.0f,"
-             "\"per_subscriber_events_per_s_min\":%.0f,"
-             "\"per_subscriber_events_per_s_mean\":%.0f,"
-             "\"latency_p50_ms\":%.2f,\"latency_p99_ms\":%.2f}%s",
-             i ? "," : ",\"fanout\":[", FANOUTS[i], f[i].writer_eps, f[i].sub_eps_min,
-             f[i].sub_eps_mean, f[i].p50_ms, f[i].p99_ms, i + 1 == NFANOUT ? "]" : "");
+    for (size_t i = 0; ran_fanout && i < NFANOUT; i++) {
+      const bench_fanout *x = &f[i];
+      if (!FANOUTS[i]) { /* the raw row: the writer alone */
+        printf(",\"fanout_raw\":{\"subscribers\":0,\"writer_events_per_s\":%.0f,"
+               "\"append_p50_ms\":%.3f,\"append_p99_ms\":%.3f",
+               x->writer_eps, x->call_p50_ms, x->call_p99_ms);
+      } else {
+        printf("%s{\"subscribers\":%d,\"batch\":%s,\"writer_events_per_s\":%.0f,"
+               "\"append_p50_ms\":%.3f,\"append_p99_ms\":%.3f,"
+               "\"per_subscriber_events_per_s_min\":%.0f,"
+               "\"per_subscriber_events_per_s_mean\":%.0f,"
+               "\"latency_p50_ms\":%.2f,\"latency_p99_ms\":%.2f,"
+               "\"sent_to_delivery_p50_ms\":%.2f,\"sent_to_delivery_p99_ms\":%.2f",
+               FANOUTS[i - 1] ? "," : ",\"fanout\":[", FANOUTS[i],
+               FANOUT_BATCH[i] ? "true" : "false", x->writer_eps, x->call_p50_ms, x->call_p99_ms,
+               x->sub_eps_min, x->sub_eps_mean, x->p50_ms, x->p99_ms, x->sent_p50_ms,
+               x->sent_p99_ms);
+      }
+      if (x->server_us >= 0)
+        printf(",\"server_cpu_us_per_event\":%.1f", x->server_us);
+      printf("}%s", FANOUTS[i] && i + 1 == NFANOUT ? "]" : "");
+    }
     printf(",\"targets\":{");
     if (ran_unary)
       printf("\"batch64_ratio_min\":%.3f,\"batch64_ratio_ok\":%s,"
@@ -414,11 +424,18 @@ int bench_grpc_main(int argc, char **argv) {
              "(store, same batches, one appender: %.0f; ratio %.2f)\n",
              nb * bsz, bsz, imp_eps, simp.eps, simp.eps > 0 ? imp_eps / simp.eps : 0);
     for (size_t i = 0; ran_fanout && i < NFANOUT; i++)
-      printf("Subscribe fan-out, %d subscribers, one writer (unary Append, batch 64): writer "
-             "%.0f events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
-             "commit-to-delivery p50 %.2f ms, p99 %.2f ms\n",
-             FANOUTS[i], f[i].writer_eps, f[i].sub_eps_mean, f[i].sub_eps_min, f[i].p50_ms,
-             f[i].p99_ms);
+      if (!FANOUTS[i])
+        printf("Subscribe fan-out raw row: the same writer, no subscriber: %.0f events/s, "
+               "Append p50 %.2f ms, p99 %.2f ms\n",
+               f[i].writer_eps, f[i].call_p50_ms, f[i].call_p99_ms);
+      else
+        printf("Subscribe fan-out, %d subscribers%s, one writer (unary Append, batch 64): "
+               "writer %.0f events/s;\n  delivered per subscriber %.0f events/s (min %.0f); "
+               "commit-to-delivery p50 %.2f ms, p99 %.2f ms; send-to-delivery p50 %.2f ms, "
+               "p99 %.2f ms\n",
+               FANOUTS[i], FANOUT_BATCH[i] ? " (EventBatch messages)" : "", f[i].writer_eps,
+               f[i].sub_eps_mean, f[i].sub_eps_min, f[i].p50_ms, f[i].p99_ms, f[i].sent_p50_ms,
+               f[i].sent_p99_ms);
     if (ran_unary)
       printf("\ntargets: gRPC/store at batch 64 >= 0.70: min %.2f %s; unary "
              "single-event appends at "

@@ -37,7 +37,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +47,7 @@
 #include "adapters/hl7v2/hl7.h"
 #include "adapters/hl7v2/map.h"
 #include "bench/benchutil.h"
+#include "bench/connrun.h"
 #include "bench/hl7gen.h"
 #include "bench/pgpeer.h"
 #include "bench/workload.h"
@@ -124,100 +124,23 @@ static int mset_make(mset *s, size_t n, const char *tag, const cl_signer *feed) 
   return 0;
 }
 
-/* ---------------------------------------------------------- setup */
-
-/* The adapter's principal: PrincipalRegistered of PRINCIPAL (integration,
- * the feed's key), signed by the admin. */
-static int register_feed(cl_log *log, const cl_signer *admin, const cl_signer *feed, cl_err *err) {
-  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  char *roles[1] = {"integration"};
-  uint8_t id[16];
-  cl_uuid_v4(id);
-  int64_t ns = bench_wall_ns();
-  ts.seconds = ns / 1000000000;
-  ts.nanos = (int32_t)(ns % 1000000000);
-  by.principal_id = "admin";
-  by.role = "admin";
-  pr.principal_id = PRINCIPAL;
-  pr.display_name = "MLLP listener";
-  pr.n_roles = 1;
-  pr.roles = roles;
-  pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)feed->pk};
-  pr.kind = "system";
-  ev.event_id = (ProtobufCBinaryData){16, id};
-  ev.stream = "$principal-" PRINCIPAL;
-  ev.occurred_at = &ts;
-  ev.recorded_by = &by;
-  ev.body_case = CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED;
-  ev.principal_registered = &pr;
-  uint8_t buf[1024], hash[32];
-  size_t len = clinlog__v1__event__get_packed_size(&ev);
-  if (len > sizeof buf)
-    return cl_err_set(err, CL_EINVAL, "principal event too large");
-  clinlog__v1__event__pack(&ev, buf);
-  cl_event_hash(buf, len, hash);
-  bench_batch g; /* one event, one batch signature */
-  memset(&g, 0, sizeof g);
-  ProtobufCBinaryData evb = {len, buf};
-  clinlog__v1__append_batch__init(&g.b);
-  clinlog__v1__signature__init(&g.sig);
-  cl_sign_batch(admin, (const uint8_t(*)[32])hash, 1, g.sigbytes);
-  g.sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)admin->pk};
-  g.sig.signature = (ProtobufCBinaryData){64, g.sigbytes};
-  g.b.n_events = 1;
-  g.b.events = &evb;
-  g.b.batch_signature = &g.sig;
-  cl_append_result r;
-  int rc = cl_log_append(log, &g.b, &r, err);
-  if (rc == 0)
-    cl_append_result_free(&r);
-  return rc;
-}
-
-/* A fresh log in dir with the admin and the feed's principal; *out open
- * when out is not NULL (else closed). */
-static int make_log(const char *dir, const cl_signer *admin, const cl_signer *feed, cl_log **out) {
-  cl_log_options o;
-  cl_log_options_init(&o);
-  o.dir = dir;
-  cl_log_genesis g = {.admin_principal = "admin", .admin = admin};
-  cl_err err;
-  cl_log *log = NULL;
-  bench_rmrf(dir);
-  if (cl_log_create(&o, &g, &err) || cl_log_open(&o, &log, &err) ||
-      register_feed(log, admin, feed, &err)) {
-    fprintf(stderr, "clinlog-bench ingest hl7: %s: %s\n", dir, err.msg);
-    if (log)
-      cl_log_close(log);
-    return -1;
-  }
-  if (out)
-    *out = log;
-  else
-    cl_log_close(log);
-  return 0;
-}
-
 /* ---------------------------------------------------------- drivers */
 
-typedef struct drv {
-  pthread_t t;
-  int id, conns;
+enum { M_MLLP, M_STORE, M_PG };
+static const char *const MODE_NAME[3] = {"mllp", "store", "pg"};
+
+typedef struct rctx { /* one row's drive */
   mset *s;
-  int port;    /* MLLP (mode 0) */
-  cl_log *log; /* store (mode 1) */
-  PGconn *pg;  /* PostgreSQL (mode 2) */
-  int mode;
-  double *lat; /* ms */
-  size_t n, cap, aa, events;
-  volatile size_t done;
-  double end; /* bench_mono() when it finished */
-  char err[256];
-  pthread_barrier_t *go;
-} drv;
+  int mode, port;
+  cl_log *log;
+  const bench_pg *pg;
+} rctx;
+
+typedef struct mconn { /* an MLLP connection */
+  int fd;
+  char ack[4096];
+  size_t have; /* bytes in ack */
+} mconn;
 
 static int connect_port(int port) {
   for (int tries = 0; tries < 100; tries++) {
@@ -252,116 +175,114 @@ static int write_all(int fd, const void *p, size_t n) {
   return 0;
 }
 
-/* Reads one framed ACK into buf (cap bytes; kept: what follows it, *have
- * bytes in all): its length, or -1. */
-static ssize_t read_ack(int fd, char *buf, size_t cap, size_t *have) {
+/* Reads one framed ACK into c->ack (kept: what follows it): its length, or -1. */
+static ssize_t read_ack(mconn *c) {
   for (;;) {
-    for (size_t i = 1; i < *have; i++)
-      if (buf[i - 1] == 0x1c && buf[i] == 0x0d)
+    for (size_t i = 1; i < c->have; i++)
+      if (c->ack[i - 1] == 0x1c && c->ack[i] == 0x0d)
         return (ssize_t)i + 1;
-    if (*have == cap)
+    if (c->have == sizeof c->ack)
       return -1;
-    ssize_t r = read(fd, buf + *have, cap - *have);
+    ssize_t r = read(c->fd, c->ack + c->have, sizeof c->ack - c->have);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
       return -1;
-    *have += (size_t)r;
+    c->have += (size_t)r;
   }
 }
 
-static int one_mllp(drv *d, int fd, const imsg *m, char *ack, size_t *have) {
+static int c_open(void *ctx, int id, void **conn, char *err, size_t errn) {
+  (void)id;
+  rctx *x = ctx;
+  if (x->mode == M_MLLP) {
+    mconn *c = calloc(1, sizeof *c);
+    if (!c)
+      return -1;
+    *conn = c;
+    if ((c->fd = connect_port(x->port)) < 0)
+      return snprintf(err, errn, "cannot connect to the MLLP port %d", x->port), -1;
+  } else if (x->mode == M_PG) {
+    cl_err e;
+    static const char INS[] = "INSERT INTO hl7_message (sender, control_id, msg_type, patient,"
+                              " body) VALUES ($1, $2, $3, $4, $5)";
+    if (!(*conn = bench_pg_connect_prepared(x->pg, "ins", INS, 5, &e)))
+      return snprintf(err, errn, "%s", e.msg), -1;
+  }
+  return 0;
+}
+
+static void c_close(void *ctx, void *conn) {
+  rctx *x = ctx;
+  if (x->mode == M_MLLP && conn) {
+    mconn *c = conn;
+    if (c->fd >= 0)
+      close(c->fd);
+    free(c);
+  } else if (x->mode == M_PG && conn) {
+    PQfinish(conn);
+  }
+}
+
+/* One framed message, its ACK read whole; only AA counts (an ACK's codes
+ * go into err, never a value of the message). */
+static int one_mllp(mconn *c, const imsg *m, char *err, size_t errn) {
   char frame[2100];
   frame[0] = 0x0b;
   memcpy(frame + 1, m->text, m->len);
   frame[m->len + 1] = 0x1c;
   frame[m->len + 2] = 0x0d;
-  if (write_all(fd, frame, m->len + 3)) {
-    snprintf(d->err, sizeof d->err, "send of %s failed: %s", m->ctl, strerror(errno));
-    return -1;
-  }
-  ssize_t al = read_ack(fd, ack, 4096, have);
-  if (al < 0) {
-    snprintf(d->err, sizeof d->err, "no ACK for %s (connection closed)", m->ctl);
-    return -1;
-  }
-  const char *msa = memmem(ack, (size_t)al, "\rMSA|", 5);
-  if (msa && !strncmp(msa + 5, "AA|", 3))
-    d->aa++;
-  else if (!d->err[0]) { /* the ACK's codes, never a value of the message */
-    const char *e = memmem(ack, (size_t)al, "\rERR|", 5);
-    snprintf(d->err, sizeof d->err, "%s: not AA: %.8s %.60s", m->ctl, msa ? msa + 5 : "?",
-             e ? e + 1 : "");
-    for (char *p = d->err; *p; p++)
+  if (write_all(c->fd, frame, m->len + 3))
+    return snprintf(err, errn, "send of %s failed: %s", m->ctl, strerror(errno)), -1;
+  ssize_t al = read_ack(c);
+  if (al < 0)
+    return snprintf(err, errn, "no ACK for %s (connection closed)", m->ctl), -1;
+  const char *msa = memmem(c->ack, (size_t)al, "\rMSA|", 5);
+  int aa = msa && !strncmp(msa + 5, "AA|", 3);
+  if (!aa) {
+    const char *e = memmem(c->ack, (size_t)al, "\rERR|", 5);
+    snprintf(err, errn, "%s: not AA: %.8s %.60s", m->ctl, msa ? msa + 5 : "?", e ? e + 1 : "");
+    for (char *p = err; *p; p++)
       if (*p == '\r')
         *p = ' ';
   }
-  memmove(ack, ack + al, *have - (size_t)al);
-  *have -= (size_t)al;
-  return 0;
+  memmove(c->ack, c->ack + al, c->have - (size_t)al);
+  c->have -= (size_t)al;
+  return aa ? 0 : -1;
 }
 
-static int one_store(drv *d, const imsg *m) {
+static int one_store(cl_log *log, const imsg *m, char *err, size_t errn) {
   cl_append_result r;
-  cl_err err;
-  int rc = cl_log_append(d->log, &m->sb.batch, &r, &err);
-  if (rc) {
-    snprintf(d->err, sizeof d->err, "append of %s: %.200s", m->ctl, err.msg);
-    return -1;
-  }
+  cl_err e;
+  if (cl_log_append(log, &m->sb.batch, &r, &e))
+    return snprintf(err, errn, "append of %s: %.200s", m->ctl, e.msg), -1;
   cl_append_result_free(&r);
-  d->aa++;
   return 0;
 }
 
-static int one_pg(drv *d, const imsg *m) {
+static int one_pg(PGconn *pg, const imsg *m, char *err, size_t errn) {
   const char *vals[5] = {"BENCH^STMARYS", m->ctl, bench_hl7_type_name(m->type), NULL, m->text};
   char pat[16];
   snprintf(pat, sizeof pat, "P%07u", m->patient);
   vals[3] = pat;
   int lens[5] = {0, 0, 0, 0, (int)m->len}, fmts[5] = {0, 0, 0, 0, 0};
-  PGresult *r = PQexecPrepared(d->pg, "ins", 5, vals, lens, fmts, 0);
+  PGresult *r = PQexecPrepared(pg, "ins", 5, vals, lens, fmts, 0);
   int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   if (!ok)
-    snprintf(d->err, sizeof d->err, "insert of %s: %s", m->ctl, PQresultErrorMessage(r));
+    snprintf(err, errn, "insert of %s: %s", m->ctl, PQresultErrorMessage(r));
   PQclear(r);
-  if (!ok)
-    return -1;
-  d->aa++;
-  return 0;
+  return ok ? 0 : -1;
 }
 
-static void *drive(void *arg) {
-  drv *d = arg;
-  int fd = -1;
-  char *ack = NULL;
-  size_t have = 0;
-  if (d->mode == 0 && ((fd = connect_port(d->port)) < 0 || !(ack = malloc(4096))))
-    snprintf(d->err, sizeof d->err, "cannot connect to the MLLP port %d", d->port);
-  pthread_barrier_wait(d->go);
-  for (size_t i = (size_t)d->id; i < d->s->n && !(d->mode == 0 && fd < 0); i += (size_t)d->conns) {
-    const imsg *m = &d->s->m[i];
-    int64_t t0 = bench_wall_ns();
-    size_t aa = d->aa;
-    int rc = d->mode == 0   ? one_mllp(d, fd, m, ack, &have)
-             : d->mode == 1 ? one_store(d, m)
-                            : one_pg(d, m);
-    if (rc)
-      break;
-    if (d->aa > aa)
-      d->events += m->map->n;
-    if (bench_lat_push(&d->lat, &d->n, &d->cap, (double)(bench_wall_ns() - t0) / 1e6)) {
-      snprintf(d->err, sizeof d->err, "out of memory");
-      break;
-    }
-    d->done++;
-  }
-  d->end = bench_mono();
-  if (fd >= 0)
-    close(fd);
-  free(ack);
-  return NULL;
+static int c_one(void *ctx, void *conn, size_t i, char *err, size_t errn) {
+  rctx *x = ctx;
+  const imsg *m = &x->s->m[i];
+  return x->mode == M_MLLP    ? one_mllp(conn, m, err, errn)
+         : x->mode == M_STORE ? one_store(x->log, m, err, errn)
+                              : one_pg(conn, m, err, errn);
 }
+
+static size_t c_weight(void *ctx, size_t i) { return ((rctx *)ctx)->s->m[i].map->n; }
 
 typedef struct res {
   int ran, ok;
@@ -369,90 +290,32 @@ typedef struct res {
   double mps, eps, p50, p99, cpu_us;
 } res;
 
-static const char *const MODE_NAME[3] = {"mllp", "store", "pg"};
-
-/* Runs s through `conns` drivers of `mode`; progress on a terminal. */
+/* Runs s through `conns` connections of `mode`. */
 static res run(mset *s, int mode, int conns, int port, cl_log *log, const bench_pg *pg, pid_t srv,
                int progress) {
-  res out = {.ran = 1};
-  drv *ds = calloc((size_t)conns, sizeof *ds);
-  pthread_barrier_t go;
-  if (!ds)
-    abort();
-  pthread_barrier_init(&go, NULL, (unsigned)conns + 1);
-  cl_err err;
-  for (int i = 0; i < conns; i++) {
-    ds[i] =
-        (drv){.id = i, .conns = conns, .s = s, .port = port, .log = log, .mode = mode, .go = &go};
-    if (mode == 2) {
-      if (!(ds[i].pg = bench_pg_connect(pg, &err)) ||
-          bench_pg_exec(ds[i].pg, "SET synchronous_commit = on", &err)) {
-        snprintf(ds[i].err, sizeof ds[i].err, "%s", err.msg);
-      } else {
-        PGresult *r = PQprepare(ds[i].pg, "ins",
-                                "INSERT INTO hl7_message (sender, control_id, msg_type, patient,"
-                                " body) VALUES ($1, $2, $3, $4, $5)",
-                                5, NULL);
-        PQclear(r);
-      }
-    }
-    pthread_create(&ds[i].t, NULL, drive, &ds[i]);
-  }
-  double cpu0 = srv > 0 ? bench_proc_cpu_s(srv) : -1;
-  pthread_barrier_wait(&go);
-  double t0 = bench_mono();
-  if (progress) {
-    for (;;) {
-      size_t done = 0;
-      int alive = 0;
-      for (int i = 0; i < conns; i++) {
-        done += ds[i].done;
-        size_t mine = (size_t)i < s->n ? (s->n - (size_t)i + (size_t)conns - 1) / (size_t)conns : 0;
-        alive += !ds[i].err[0] && ds[i].done < mine;
-      }
-      fprintf(stderr, "\r  %-5s %2d conn: %zu/%zu messages", MODE_NAME[mode], conns, done, s->n);
-      if (!alive)
-        break;
-      bench_sleep_ms(200);
-    }
-    fprintf(stderr, "\r%60s\r", "");
-  }
-  for (int i = 0; i < conns; i++)
-    pthread_join(ds[i].t, NULL);
-  double wall = 0; /* to the last driver's end (the progress display sleeps) */
-  for (int i = 0; i < conns; i++)
-    if (ds[i].end - t0 > wall)
-      wall = ds[i].end - t0;
-  double cpu1 = srv > 0 ? bench_proc_cpu_s(srv) : -1;
-  double *all = NULL;
-  size_t nl = 0, cap = 0;
-  out.ok = 1;
-  for (int i = 0; i < conns; i++) {
-    out.aa += ds[i].aa;
-    out.events += ds[i].events;
-    out.messages += ds[i].n;
-    for (size_t k = 0; k < ds[i].n; k++)
-      if (bench_lat_push(&all, &nl, &cap, ds[i].lat[k]))
-        abort();
-    if (ds[i].err[0]) {
-      fprintf(stderr, "clinlog-bench ingest hl7: %s, %d connections: %s\n", MODE_NAME[mode], conns,
-              ds[i].err);
-      out.ok = 0;
-    }
-    free(ds[i].lat);
-    if (ds[i].pg)
-      PQfinish(ds[i].pg);
-  }
-  if (out.aa != s->n)
-    out.ok = 0;
-  bench_percentiles(all, nl, &out.p50, &out.p99);
-  free(all);
-  out.mps = wall > 0 ? (double)out.aa / wall : 0;
-  out.eps = wall > 0 ? (double)out.events / wall : 0;
-  out.cpu_us = cpu0 >= 0 && cpu1 >= 0 && out.aa ? (cpu1 - cpu0) * 1e6 / (double)out.aa : -1;
-  pthread_barrier_destroy(&go);
-  free(ds);
-  return out;
+  rctx x = {.s = s, .mode = mode, .port = port, .log = log, .pg = pg};
+  bench_connrun r = {.conns = conns,
+                     .n = s->n,
+                     .label = MODE_NAME[mode],
+                     .progress = progress,
+                     .server = srv,
+                     .ctx = &x,
+                     .open = c_open,
+                     .one = c_one,
+                     .close = c_close,
+                     .weight = c_weight};
+  bench_connres c = bench_connrun_go(&r, "ingest hl7");
+  return (res){.ran = 1,
+               .ok = c.ok,
+               .messages = c.done,
+               .aa = c.done,
+               .events = c.weight,
+               .mps = c.per_s,
+               .eps = c.weight_per_s,
+               .p50 = c.p50_ms,
+               .p99 = c.p99_ms,
+               .cpu_us = c.server_cpu_s >= 0 && c.done ? c.server_cpu_s * 1e6 / (double)c.done
+                                                       : -1};
 }
 
 /* ---------------------------------------------------------- PostgreSQL */
@@ -516,31 +379,19 @@ int bench_ingest_hl7_main(int argc, char **argv) {
   char exe[PATH_MAX + 16];
   if (bench_find_exe("ingest hl7", exe_opt, argv[0], "clinlogd", exe, sizeof exe) != 0)
     return 1;
-  cl_err err;
-  if (cl_crypto_init(&err))
-    return 1;
-  mkdir(base, 0700);
-  char sdir[4096], ldir[4096], keypath[4200], logpath[4200], raft[32], mllp[32];
-  snprintf(sdir, sizeof sdir, "%s/server", base);
-  snprintf(ldir, sizeof ldir, "%s/store", base);
-  snprintf(keypath, sizeof keypath, "%s/feed.key", base);
-  snprintf(logpath, sizeof logpath, "%s/clinlogd.log", base);
-  cl_signer admin, feed;
-  cl_log *store = NULL;
-  int ports[2];
-  unlink(keypath);
-  if (cl_signer_generate(&admin, &err) || cl_signer_generate(&feed, &err) ||
-      cl_signer_save(&feed, keypath, &err) || bench_free_ports(ports, 2)) {
-    fprintf(stderr, "clinlog-bench ingest hl7: keys or ports: %s\n", err.msg);
+  bench_feed fx;
+  if (bench_feed_open(&fx, "ingest hl7", base, PRINCIPAL, "MLLP listener", 2)) {
+    bench_feed_close(&fx);
     return 1;
   }
-  if (make_log(sdir, &admin, &feed, NULL) || make_log(ldir, &admin, &feed, &store))
-    return 1;
-  snprintf(raft, sizeof raft, "127.0.0.1:%d", ports[0]);
-  snprintf(mllp, sizeof mllp, "127.0.0.1:%d", ports[1]);
+  cl_log *store = fx.store;
+  cl_err err;
+  char raft[32], mllp[32];
+  snprintf(raft, sizeof raft, "127.0.0.1:%d", fx.ports[0]);
+  snprintf(mllp, sizeof mllp, "127.0.0.1:%d", fx.ports[1]);
   char *const sargv[] = {exe,
                          "--data",
-                         sdir,
+                         fx.sdir,
                          "--dev",
                          "--listen",
                          "127.0.0.1:0",
@@ -549,14 +400,13 @@ int bench_ingest_hl7_main(int argc, char **argv) {
                          "--mllp-listen",
                          mllp,
                          "--mllp-key",
-                         keypath,
+                         fx.keypath,
                          runp ? "--run-projections" : NULL,
                          (char *)runp,
                          NULL};
-  unlink(logpath);
   bench_proc srv = {0};
-  if (bench_proc_start(sargv, logpath, &srv)) {
-    cl_log_close(store);
+  if (bench_proc_start(sargv, fx.logpath, &srv)) {
+    bench_feed_close(&fx);
     return 1;
   }
   const char *pg_why = no_pg ? "not asked for (--no-pg)" : bench_pg_missing();
@@ -579,15 +429,15 @@ int bench_ingest_hl7_main(int argc, char **argv) {
     char tag[8];
     snprintf(tag, sizeof tag, "B%dC", conns);
     mset s;
-    if (mset_make(&s, n, tag, &feed)) {
+    if (mset_make(&s, n, tag, &fx.feed)) {
       status = 1;
       mset_free(&s);
       break;
     }
-    r[k][0] = run(&s, 0, conns, ports[1], NULL, NULL, srv.pid, progress);
-    r[k][1] = run(&s, 1, conns, 0, store, NULL, 0, progress);
+    r[k][0] = run(&s, M_MLLP, conns, fx.ports[1], NULL, NULL, srv.pid, progress);
+    r[k][1] = run(&s, M_STORE, conns, 0, store, NULL, 0, progress);
     if (!pg_why)
-      r[k][2] = run(&s, 2, conns, 0, NULL, &pg, 0, progress);
+      r[k][2] = run(&s, M_PG, conns, 0, NULL, &pg, 0, progress);
     for (int m = 0; m < 3; m++)
       if (r[k][m].ran && !r[k][m].ok)
         status = 1;
@@ -662,8 +512,6 @@ int bench_ingest_hl7_main(int argc, char **argv) {
   if (pg_tried)
     bench_pg_stop(&pg);
   bench_proc_stop(&srv);
-  cl_log_close(store);
-  cl_signer_free(&admin);
-  cl_signer_free(&feed);
+  bench_feed_close(&fx);
   return status;
 }

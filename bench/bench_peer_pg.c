@@ -1,7 +1,7 @@
 /* clinlog-bench pg: PostgreSQL 15 as an event store, the peer that
  * clinlog's unary Append figures (clinlog-bench grpc) are compared with.
  *
- *   clinlog-bench pg [--dir D] [--quick] [--json] [--seconds S]
+ *   clinlog-bench pg [--dir D] [--quick] [--json] [--seconds S] [--standbys N]
  *
  * A private durable cluster (pgpeer.c: fsync and synchronous_commit on,
  * PostgreSQL's defaults, so a commit returns after its WAL is flushed, as
@@ -31,8 +31,17 @@
  * be reported late); the server's memory (sum of the processes' Pss after
  * the scenario, so shared buffers count once).
  *
- * clinlog's figures for the same scenarios come from clinlog-bench grpc;
- * bench/run puts the two side by side. */
+ * --standbys N: the replicated peer a hospital runs beside a 3-node
+ * cluster: the same primary with N streaming standbys (pgpeer.c:
+ * pg_basebackup, each its own postmaster on this machine) of which a
+ * commit waits for one (synchronous_standby_names = 'ANY 1 (s1, ...)',
+ * synchronous_commit on: the WAL flushed on the primary and on a standby),
+ * so a commit survives the loss of any one machine, as a 3-node Raft
+ * cluster's does.
+ *
+ * clinlog's figures for the same scenarios come from clinlog-bench grpc
+ * (one node) and clinlog-bench cluster (3 nodes); bench/run puts them side
+ * by side. */
 #include "bench/bench_peer_pg.h"
 
 #include <libpq-fe.h>
@@ -139,10 +148,25 @@ static double wal_syncs(PGconn *main, worker *ws, int conc) {
   return v;
 }
 
-static int measure(PGconn *main, pid_t pm, worker *ws, int scen_no, scen *s, double seconds,
-                   cl_err *err) {
+/* CPU seconds of the postmasters pm[0..n) and their children (-1 if one
+ * cannot be read). */
+static double servers_cpu_s(const pid_t *pm, int n) {
+  double sum = 0;
+  for (int i = 0; i < n; i++) {
+    double v = bench_proc_tree_cpu_s(pm[i]);
+    if (v < 0)
+      return -1;
+    sum += v;
+  }
+  return sum;
+}
+
+/* pm[0]: the primary's postmaster; pm[1..npm): its standbys' (their CPU
+ * and memory count as the server's: they are the replicated peer). */
+static int measure(PGconn *main, const pid_t *pm, int npm, worker *ws, int scen_no, scen *s,
+                   double seconds, cl_err *err) {
   double syncs0 = wal_syncs(main, ws, s->conc);
-  double srv0 = bench_proc_tree_cpu_s(pm), cli0 = bench_self_cpu_s();
+  double srv0 = servers_cpu_s(pm, npm), cli0 = bench_self_cpu_s();
   int64_t start = bench_wall_ns() + 50 * 1000000LL;
   for (int i = 0; i < s->conc; i++) {
     worker *w = &ws[i];
@@ -164,7 +188,7 @@ static int measure(PGconn *main, pid_t pm, worker *ws, int scen_no, scen *s, dou
     calls += ws[i].n;
     s->events += ws[i].events;
   }
-  double srv1 = bench_proc_tree_cpu_s(pm), cli1 = bench_self_cpu_s();
+  double srv1 = servers_cpu_s(pm, npm), cli1 = bench_self_cpu_s();
   double dt = (double)(bench_wall_ns() - start) / 1e9;
   for (int i = 0; i < s->conc; i++)
     if (ws[i].err[0])
@@ -188,7 +212,11 @@ static int measure(PGconn *main, pid_t pm, worker *ws, int scen_no, scen *s, dou
   s->server_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / ev : -1;
   s->client_us = (cli1 - cli0) * 1e6 / ev;
   s->syncs_per_event = syncs0 >= 0 && syncs1 >= 0 ? (syncs1 - syncs0) / ev : -1;
-  s->pss_mb = bench_proc_tree_pss_mb(pm);
+  s->pss_mb = 0;
+  for (int i = 0; i < npm && s->pss_mb >= 0; i++) {
+    double v = bench_proc_tree_pss_mb(pm[i]);
+    s->pss_mb = v < 0 ? -1 : s->pss_mb + v;
+  }
   free(all);
   return 0;
 }
@@ -229,7 +257,7 @@ static void print_num(const char *name, double v, int prec) {
 
 int bench_peer_pg_main(int argc, char **argv) {
   const char *base = "/tmp/clinlog-bench-pg";
-  int quick = 0, json = 0;
+  int quick = 0, json = 0, standbys = 0;
   double seconds = 0;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -240,8 +268,13 @@ int bench_peer_pg_main(int argc, char **argv) {
       json = 1;
     else if (!strcmp(argv[i], "--seconds") && i + 1 < argc && atof(argv[i + 1]) > 0)
       seconds = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--standbys") && i + 1 < argc && atoi(argv[i + 1]) >= 1 &&
+             atoi(argv[i + 1]) <= BENCH_PG_MAX_STANDBYS)
+      standbys = atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: clinlog-bench pg [--dir D] [--quick] [--json] [--seconds S]\n");
+      fprintf(stderr, "usage: clinlog-bench pg [--dir D] [--quick] [--json] [--seconds S] "
+                      "[--standbys 1..%d]\n",
+              BENCH_PG_MAX_STANDBYS);
       return 2;
     }
   }
@@ -274,6 +307,8 @@ int bench_peer_pg_main(int argc, char **argv) {
     }
   }
   int rc = bench_pg_start(&g, base, 1, &err);
+  if (!rc && standbys)
+    rc = bench_pg_add_standbys(&g, standbys, 1, &err);
   if (!rc)
     rc = bench_pg_exec(g.c, SCHEMA, &err);
   for (int i = 0; i < MAX_CONC && !rc; i++) {
@@ -282,7 +317,11 @@ int bench_peer_pg_main(int argc, char **argv) {
     else
       rc = prepare(ws[i].c, &err);
   }
-  pid_t pm = rc ? -1 : postmaster(g.c);
+  pid_t pm[1 + BENCH_PG_MAX_STANDBYS];
+  int npm = 1 + standbys;
+  pm[0] = rc ? -1 : postmaster(g.c);
+  for (int i = 1; i < npm; i++)
+    pm[i] = bench_pg_standby_pid(&g, i);
   char machine[128];
   bench_machine(machine, sizeof machine);
   const size_t bsizes[2] = {1, 64};
@@ -291,10 +330,12 @@ int bench_peer_pg_main(int argc, char **argv) {
   int nsc = 0;
   if (!rc && !json)
     printf("clinlog-bench pg — %s; PostgreSQL %d, a private durable cluster (fsync,\n"
-           "synchronous_commit on) over a unix socket; events(seq, event_id UNIQUE, stream,\n"
+           "synchronous_commit on) over a unix socket%s; events(seq, event_id UNIQUE, stream,\n"
            "version, body, UNIQUE (stream, version)); body %zu bytes; %.0f s per scenario\n\n"
            "%-5s %-4s | %9s %8s %8s %8s %8s | %8s %8s %7s %7s\n",
-           machine, PQserverVersion(g.c) / 10000, body_bytes / (MAX_CONC * BODIES), seconds,
+           machine, PQserverVersion(g.c) / 10000,
+           standbys ? ", each commit also flushed on 1 of its streaming standbys" : "",
+           body_bytes / (MAX_CONC * BODIES), seconds,
            "batch", "conc", "events/s", "p50 ms", "p90 ms", "p99 ms", "p99.9", "srv µs/ev",
            "cli µs/ev", "syncs/e", "PSS MB");
   for (int bi = 0; bi < 2 && !rc; bi++)
@@ -303,7 +344,7 @@ int bench_peer_pg_main(int argc, char **argv) {
       memset(s, 0, sizeof *s);
       s->bs = bsizes[bi];
       s->conc = concs[ci];
-      rc = measure(g.c, pm, ws, nsc, s, seconds, &err);
+      rc = measure(g.c, pm, npm, ws, nsc, s, seconds, &err);
       if (rc)
         break;
       nsc++;
@@ -320,9 +361,9 @@ int bench_peer_pg_main(int argc, char **argv) {
   if (json && nsc) {
     printf("{\"system\":\"postgresql\",\"server_version\":\"%s\",\"machine\":\"%s\","
            "\"quick\":%s,\"seconds_per_scenario\":%.1f,\"body_bytes\":%zu,"
-           "\"durable\":true,\"scenarios\":[",
+           "\"durable\":true,\"standbys\":%d,\"synchronous_quorum\":%d,\"scenarios\":[",
            PQparameterStatus(g.c, "server_version"), machine, quick ? "true" : "false", seconds,
-           body_bytes / (MAX_CONC * BODIES));
+           body_bytes / (MAX_CONC * BODIES), standbys, standbys ? 1 : 0);
     for (int i = 0; i < nsc; i++) {
       const scen *s = &sc[i];
       printf("%s{\"batch\":%zu,\"concurrency\":%d,\"events\":%zu,\"events_per_s\":%.0f,"

@@ -19,20 +19,146 @@
 #include <unistd.h>
 
 #include "bench/workload.h"
+#include "clinlog/v1/event.pb-c.h"
 
 /* ---------------------------------------------------------- workload */
 
 void bench_batch_make(bench_batch *g, size_t n, const cl_signer *key, unsigned *seed) {
+  ProtobufCBinaryData *ev = calloc(n ? n : 1, sizeof *ev);
+  if (!ev)
+    abort();
+  for (size_t i = 0; i < n; i++)
+    bench_make_event(&ev[i], seed);
+  bench_batch_sign(g, ev, n, key);
+  g->ev = ev;
+}
+
+void bench_batch_free(bench_batch *g) {
+  for (size_t i = 0; i < g->b.n_events; i++)
+    free(g->ev[i].data);
+  free(g->ev);
+}
+
+/* ---------------------------------------------------------- logs */
+
+/* PrincipalRegistered of `principal` (integration, the feed's key),
+ * signed by the admin. */
+static int register_feed(cl_log *log, const cl_signer *admin, const cl_signer *feed,
+                         const char *principal, const char *display, cl_err *err) {
+  Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  char *roles[1] = {"integration"};
+  uint8_t id[16];
+  cl_uuid_v4(id);
+  int64_t ns = bench_wall_ns();
+  ts.seconds = ns / 1000000000;
+  ts.nanos = (int32_t)(ns % 1000000000);
+  by.principal_id = "admin";
+  by.role = "admin";
+  pr.principal_id = (char *)principal;
+  pr.display_name = (char *)display;
+  pr.n_roles = 1;
+  pr.roles = roles;
+  pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)feed->pk};
+  pr.kind = "system";
+  ev.event_id = (ProtobufCBinaryData){16, id};
+  char stream[160];
+  snprintf(stream, sizeof stream, "$principal-%s", principal);
+  ev.stream = stream;
+  ev.occurred_at = &ts;
+  ev.recorded_by = &by;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED;
+  ev.principal_registered = &pr;
+  uint8_t buf[1024], hash[32];
+  size_t len = clinlog__v1__event__get_packed_size(&ev);
+  if (len > sizeof buf)
+    return cl_err_set(err, CL_EINVAL, "principal event too large");
+  clinlog__v1__event__pack(&ev, buf);
+  cl_event_hash(buf, len, hash);
+  bench_batch g; /* one event, one batch signature */
+  memset(&g, 0, sizeof g);
+  ProtobufCBinaryData evb = {len, buf};
+  clinlog__v1__append_batch__init(&g.b);
+  clinlog__v1__signature__init(&g.sig);
+  cl_sign_batch(admin, (const uint8_t(*)[32])hash, 1, g.sigbytes);
+  g.sig.key_id = (ProtobufCBinaryData){32, (uint8_t *)admin->pk};
+  g.sig.signature = (ProtobufCBinaryData){64, g.sigbytes};
+  g.b.n_events = 1;
+  g.b.events = &evb;
+  g.b.batch_signature = &g.sig;
+  cl_append_result r;
+  int rc = cl_log_append(log, &g.b, &r, err);
+  if (rc == 0)
+    cl_append_result_free(&r);
+  return rc;
+}
+
+int bench_log_with_feed(const char *dir, const cl_signer *admin, const cl_signer *feed,
+                        const char *principal, const char *display, cl_log **out) {
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  cl_log_genesis g = {.admin_principal = "admin", .admin = admin};
+  cl_err err;
+  cl_log *log = NULL;
+  bench_rmrf(dir);
+  if (cl_log_create(&o, &g, &err) || cl_log_open(&o, &log, &err) ||
+      register_feed(log, admin, feed, principal, display, &err)) {
+    fprintf(stderr, "clinlog-bench: %s: %s\n", dir, err.msg);
+    if (log)
+      cl_log_close(log);
+    return -1;
+  }
+  if (out)
+    *out = log;
+  else
+    cl_log_close(log);
+  return 0;
+}
+
+int bench_feed_open(bench_feed *f, const char *cmd, const char *base, const char *principal,
+                    const char *display, int nports) {
+  memset(f, 0, sizeof *f);
+  cl_err err;
+  if (cl_crypto_init(&err))
+    return -1;
+  mkdir(base, 0700);
+  snprintf(f->sdir, sizeof f->sdir, "%s/server", base);
+  snprintf(f->ldir, sizeof f->ldir, "%s/store", base);
+  snprintf(f->keypath, sizeof f->keypath, "%s/feed.key", base);
+  snprintf(f->logpath, sizeof f->logpath, "%s/clinlogd.log", base);
+  unlink(f->keypath);
+  unlink(f->logpath);
+  if (cl_signer_generate(&f->admin, &err) || cl_signer_generate(&f->feed, &err) ||
+      cl_signer_save(&f->feed, f->keypath, &err) || bench_free_ports(f->ports, nports)) {
+    fprintf(stderr, "clinlog-bench %s: keys or ports: %s\n", cmd, err.msg);
+    return -1;
+  }
+  if (bench_log_with_feed(f->sdir, &f->admin, &f->feed, principal, display, NULL) ||
+      bench_log_with_feed(f->ldir, &f->admin, &f->feed, principal, display, &f->store))
+    return -1;
+  return 0;
+}
+
+void bench_feed_close(bench_feed *f) {
+  if (f->store)
+    cl_log_close(f->store);
+  f->store = NULL;
+  cl_signer_free(&f->admin);
+  cl_signer_free(&f->feed);
+}
+
+void bench_batch_sign(bench_batch *g, const ProtobufCBinaryData *ev, size_t n,
+                      const cl_signer *key) {
   memset(g, 0, sizeof *g);
   clinlog__v1__append_batch__init(&g->b);
-  g->ev = calloc(n, sizeof *g->ev);
-  uint8_t(*h)[32] = malloc(n * 32);
-  if (!g->ev || !h)
+  uint8_t(*h)[32] = malloc((n ? n : 1) * 32);
+  if (!h)
     abort();
-  for (size_t i = 0; i < n; i++) {
-    bench_make_event(&g->ev[i], seed);
-    cl_event_hash(g->ev[i].data, g->ev[i].len, h[i]);
-  }
+  for (size_t i = 0; i < n; i++)
+    cl_event_hash(ev[i].data, ev[i].len, h[i]);
   cl_sign_batch(key, (const uint8_t(*)[32])h, n, g->sigbytes);
   free(h);
   clinlog__v1__signature__init(&g->sig);
@@ -40,13 +166,7 @@ void bench_batch_make(bench_batch *g, size_t n, const cl_signer *key, unsigned *
   g->sig.signature = (ProtobufCBinaryData){64, g->sigbytes};
   g->b.batch_signature = &g->sig;
   g->b.n_events = n;
-  g->b.events = g->ev;
-}
-
-void bench_batch_free(bench_batch *g) {
-  for (size_t i = 0; i < g->b.n_events; i++)
-    free(g->ev[i].data);
-  free(g->ev);
+  g->b.events = (ProtobufCBinaryData *)ev;
 }
 
 /* ---------------------------------------------------------- time */

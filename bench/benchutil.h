@@ -26,6 +26,35 @@ typedef struct bench_batch { /* one batch signed by one batch signature */
  * memory. */
 void bench_batch_make(bench_batch *g, size_t n, const cl_signer *key, unsigned *seed);
 void bench_batch_free(bench_batch *g);
+/* Signs the n events ev (borrowed: they must outlive g) with one batch
+ * signature of `key` into g (g->ev stays NULL). Aborts when out of memory. */
+void bench_batch_sign(bench_batch *g, const ProtobufCBinaryData *ev, size_t n,
+                      const cl_signer *key);
+
+/* ---- logs ---- */
+
+/* A fresh log in dir (removed first) with `admin` as its genesis admin and
+ * `principal` (role integration, display name `display`) registered with
+ * the key of `feed`; *out open when out is not NULL (else closed). 0, or -1
+ * after printing why. */
+int bench_log_with_feed(const char *dir, const cl_signer *admin, const cl_signer *feed,
+                        const char *principal, const char *display, cl_log **out);
+
+/* What an ingest benchmark sets up under its directory `base`: an admin
+ * key and a feed's key (saved to base/feed.key), a server's data directory
+ * (base/server) and a store (base/store, open) each with the feed's
+ * principal registered, base/clinlogd.log for the server's output, and
+ * free loopback ports. */
+typedef struct bench_feed {
+  char sdir[4096], ldir[4096], keypath[4200], logpath[4200];
+  cl_signer admin, feed;
+  cl_log *store;
+  int ports[4];
+} bench_feed;
+/* 0, or -1 after printing why ("clinlog-bench CMD: ..."); nports <= 4. */
+int bench_feed_open(bench_feed *f, const char *cmd, const char *base, const char *principal,
+                    const char *display, int nports);
+void bench_feed_close(bench_feed *f);
 
 /* ---- append workers ---- */
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/benchutil.h"
 #include "bench/workload.h"
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
@@ -110,6 +111,66 @@ int bench_pg_start(bench_pg *g, const char *base, int durable, cl_err *err) {
   return g->c ? 0 : CL_EIO;
 }
 
+int bench_pg_add_standbys(bench_pg *g, int n, int quorum, cl_err *err) {
+  if (n < 1 || n > BENCH_PG_MAX_STANDBYS || quorum < 1 || quorum > n)
+    return cl_err_set(err, CL_EINVAL, "standbys: 1 to %d, quorum 1 to n", BENCH_PG_MAX_STANDBYS);
+  char names[64] = "";
+  for (int i = 1; i <= n; i++) {
+    char sdir[PATH_MAX + 16], slog[PATH_MAX + 24], port[16], conf[PATH_MAX + 48];
+    snprintf(sdir, sizeof sdir, "%s/s%d", g->dir, i);
+    snprintf(slog, sizeof slog, "%s/s%d.log", g->dir, i);
+    snprintf(port, sizeof port, "%d", 5432 + i);
+    char *base[] = {PG_BIN "/pg_basebackup", "-h", g->dir, "-p", "5432", "-U", "clinlog", "-D",
+                    sdir, "-R", "-X", "stream", "--no-sync", "-c", "fast", NULL};
+    if (run(g, base) != 0)
+      return failed(g, "pg_basebackup", err);
+    /* its own port; its name in the primary's synchronous_standby_names */
+    snprintf(conf, sizeof conf, "%s/postgresql.auto.conf", sdir);
+    FILE *f = fopen(conf, "a");
+    if (f == NULL)
+      return cl_err_set(err, CL_EIO, "%s: %s", conf, strerror(errno));
+    fprintf(f,
+            "port = %s\nprimary_conninfo = 'host=%s port=5432 user=clinlog "
+            "application_name=s%d'\n",
+            port, g->dir, i);
+    if (fclose(f) != 0)
+      return cl_err_set(err, CL_EIO, "%s: %s", conf, strerror(errno));
+    char *start[] = {PG_BIN "/pg_ctl", "-D", sdir, "-l", slog, "-w", "-t", "60", "start", NULL};
+    if (run(g, start) != 0)
+      return failed(g, "pg_ctl start of a standby", err);
+    g->standbys = i;
+    snprintf(names + strlen(names), sizeof names - strlen(names), "%ss%d", i > 1 ? ", " : "", i);
+  }
+  char sql[160];
+  snprintf(sql, sizeof sql, "ALTER SYSTEM SET synchronous_standby_names = 'ANY %d (%s)'", quorum,
+           names);
+  if (bench_pg_exec(g->c, sql, err))
+    return CL_EIO;
+  PQclear(PQexec(g->c, "SELECT pg_reload_conf()")); /* returns a row, not a command status */
+  for (int tries = 0; tries < 300; tries++) { /* up to 30 s for every standby to stream */
+    PGresult *r = PQexec(g->c, "SELECT count(*) FROM pg_stat_replication WHERE state ="
+                               " 'streaming' AND sync_state = 'quorum'");
+    int have = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    if (have == n)
+      return 0;
+    bench_sleep_ms(100);
+  }
+  return failed(g, "waiting for the standbys to stream", err);
+}
+
+pid_t bench_pg_standby_pid(const bench_pg *g, int i) {
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/s%d/postmaster.pid", g->dir, i);
+  FILE *f = fopen(path, "r");
+  long pid = -1;
+  if (f == NULL || fscanf(f, "%ld", &pid) != 1)
+    pid = -1;
+  if (f)
+    fclose(f);
+  return (pid_t)pid;
+}
+
 PGconn *bench_pg_connect(const bench_pg *g, cl_err *err) {
   char ci[PATH_MAX + 64];
   snprintf(ci, sizeof ci, "host=%s port=5432 dbname=postgres user=clinlog", g->dir);
@@ -122,9 +183,36 @@ PGconn *bench_pg_connect(const bench_pg *g, cl_err *err) {
   return c;
 }
 
+PGconn *bench_pg_connect_prepared(const bench_pg *g, const char *name, const char *sql,
+                                  int nparams, cl_err *err) {
+  PGconn *c = bench_pg_connect(g, err);
+  if (c == NULL || bench_pg_exec(c, "SET synchronous_commit = on", err)) {
+    PQfinish(c);
+    return NULL;
+  }
+  PGresult *r = PQprepare(c, name, sql, nparams, NULL);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok)
+    cl_err_set(err, CL_EIO, "postgres: preparing %s: %s", name, PQresultErrorMessage(r));
+  PQclear(r);
+  if (!ok) {
+    PQfinish(c);
+    return NULL;
+  }
+  return c;
+}
+
 void bench_pg_stop(bench_pg *g) {
   PQfinish(g->c);
   g->c = NULL;
+  for (int i = g->standbys; i >= 1; i--) {
+    char sdir[PATH_MAX + 16];
+    snprintf(sdir, sizeof sdir, "%s/s%d", g->dir, i);
+    char *stop[] = {PG_BIN "/pg_ctl", "-D", sdir, "-m", "fast", "-w", "stop", NULL};
+    if (run(g, stop) != 0)
+      fprintf(stderr, "warning: pg_ctl stop of standby %d failed (%s)\n", i, g->dir);
+  }
+  g->standbys = 0;
   if (g->started) {
     char data[PATH_MAX + 8];
     snprintf(data, sizeof data, "%s/data", g->dir);

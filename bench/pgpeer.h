@@ -19,13 +19,16 @@
 
 #include "store/err.h"
 
+#define BENCH_PG_MAX_STANDBYS 4
+
 typedef struct bench_pg {
   char dir[PATH_MAX]; /* <base>/pg-XXXXXX: data/, the socket, the logs */
   int as_postgres;    /* we are root: run the binaries as user postgres */
   uid_t uid;
   gid_t gid;
   int started;
-  PGconn *c; /* the starter's connection, to database postgres as user clinlog */
+  int standbys; /* started standbys: data s1/, s2/..., ports 5433... */
+  PGconn *c;    /* the starter's connection, to database postgres as user clinlog */
 } bench_pg;
 
 /* NULL when PostgreSQL 15 can run here, else why not (static text). */
@@ -38,12 +41,32 @@ const char *bench_pg_missing(void);
  * server's logs go to stderr. */
 int bench_pg_start(bench_pg *g, const char *base, int durable, cl_err *err);
 
-/* Stops the cluster and removes its directory, whatever state it is in. */
+/* After bench_pg_start: n (1..4) streaming standbys of the primary (each
+ * pg_basebackup'd, on its own port of the same socket directory, as
+ * application s1, s2, ...), and the primary made to wait for `quorum` of
+ * them at each commit (synchronous_standby_names = 'ANY quorum (s1, ...)',
+ * synchronous_commit on: a commit returns once its WAL is flushed on the
+ * primary and on that many standbys). Returns once every standby streams
+ * and the quorum is in place; 0 or CL_EIO with err set. */
+int bench_pg_add_standbys(bench_pg *g, int n, int quorum, cl_err *err);
+
+/* The postmaster of standby i (1-based), from its postmaster.pid; -1 if
+ * it cannot be read. */
+pid_t bench_pg_standby_pid(const bench_pg *g, int i);
+
+/* Stops the cluster (standbys included) and removes its directory,
+ * whatever state it is in. */
 void bench_pg_stop(bench_pg *g);
 
 /* A new connection to the cluster (the caller PQfinish-es it), or NULL
  * with err set. */
 PGconn *bench_pg_connect(const bench_pg *g, cl_err *err);
+
+/* A new connection with synchronous_commit on (each commit flushed) and
+ * the statement `sql` prepared as `name` (nparams parameters), or NULL
+ * with err set. */
+PGconn *bench_pg_connect_prepared(const bench_pg *g, const char *name, const char *sql,
+                                  int nparams, cl_err *err);
 
 /* Runs SQL that returns no rows: 0 or CL_EIO with err naming it. */
 int bench_pg_exec(PGconn *c, const char *sql, cl_err *err);

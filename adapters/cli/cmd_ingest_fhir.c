@@ -13,7 +13,10 @@
  * else to one on the server (clinlog.v1.Fhir/Read).
  *
  * Each unit's events are signed with --key (the feed's own principal) and
- * appended; the outcome per unit is accepted (sequence numbers), duplicate
+ * appended, units gathered into appends of up to --batch-events events (a
+ * load's throughput is one commit per batch, not per line); a batch the
+ * server refuses is sent again unit by unit. The outcome per unit is
+ * accepted (sequence numbers), duplicate
  * (the same input was ingested before: event ids and bytes derive from the
  * resource and the file's modification time) or refused with the element
  * path (`Observation.valueQuantity.value`) and the line or entry, or
@@ -52,9 +55,11 @@ typedef struct fingest {
   int json;
   json_t *results, *refs;
   uint64_t accepted, dups, skipped, refused, errors, events;
+  uint64_t appends; /* append calls made (batches, and units sent again on their own) */
   cli_progress prog;
   unit *u;
   size_t n, cap;
+  size_t batch_events; /* events per append at most (units together); 1: one append per unit */
 } fingest;
 
 /* ---- reading the input into units ---- */
@@ -360,33 +365,98 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
   return 0;
 }
 
+/* Counts the outcome of u and reports it. */
+static void finish(fingest *g, const unit *u, outcome *o) {
+  if (!strcmp(o->status, "accepted")) {
+    g->accepted++;
+    g->events += o->events;
+  } else if (!strcmp(o->status, "duplicate")) {
+    g->dups++;
+  } else if (!strcmp(o->status, "skipped")) {
+    g->skipped++;
+  } else if (!strcmp(o->status, "refused")) {
+    g->refused++;
+  } else {
+    g->errors++;
+  }
+  report(g, u, o);
+  json_decref(o->resources);
+  o->resources = NULL;
+}
+
+/* The events of ms[0..n) as one array (views into ms), or NULL. */
+static ProtobufCBinaryData *events_of(cl_fhirw_mapped **ms, size_t n, ProtobufCBinaryData *evs,
+                                      size_t *k) {
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < ms[i]->n; j++)
+      evs[(*k)++] = (ProtobufCBinaryData){ms[i]->ev[j].len, ms[i]->ev[j].bytes};
+  return evs;
+}
+
+/* Maps unit u against refs (what it defines is added to refs when it
+ * maps, also for a transaction: a refused one is rolled back). Returns 1
+ * when mapped (*ms, *n: its resources), else 0 with o set (refused,
+ * skipped or error). */
+static int prepare(fingest *g, const unit *u, json_t **refs, cl_fhirw_mapped ***ms, size_t *n,
+                   outcome *o) {
+  size_t total = u->tx ? json_array_size(json_object_get(u->res, "entry")) : 1;
+  const char *rt = json_string_value(json_object_get(u->res, "resourceType"));
+  *n = 0;
+  *ms = NULL;
+  if (u->bad) {
+    o->status = "refused";
+    o->fe = u->fe;
+    return 0;
+  }
+  if (rt != NULL && !strcmp(rt, "Provenance")) {
+    o->status = "skipped"; /* a server's own record of its writes: derived, never written */
+    return 0;
+  }
+  /* one resource adds to refs only once it mapped; a transaction's entries
+   * add as they map, so a refused one works on a copy */
+  json_t *work = u->tx ? json_deep_copy(*refs) : json_incref(*refs);
+  if ((*ms = calloc(total ? total : 1, sizeof **ms)) == NULL || work == NULL || !o->resources) {
+    snprintf(o->detail, sizeof o->detail, "out of memory");
+    json_decref(work);
+    return 0;
+  }
+  int rc = map_unit(g, u, work, *ms, n, o);
+  if (rc == 0 && u->tx) {
+    json_decref(*refs);
+    *refs = work;
+  } else {
+    json_decref(work);
+  }
+  return rc == 0;
+}
+
+static void free_mapped(cl_fhirw_mapped **ms, size_t n) {
+  for (size_t i = 0; ms && i < n; i++)
+    cl_fhirw_mapped_free(ms[i]);
+  free(ms);
+}
+
+/* One unit on its own: mapped against the refs of what was accepted, one
+ * append. */
 static void one(fingest *g, const unit *u) {
   outcome o = {.status = "error", .resources = json_array()};
-  size_t total = u->tx ? json_array_size(json_object_get(u->res, "entry")) : 1, n = 0;
-  cl_fhirw_mapped **ms = calloc(total ? total : 1, sizeof *ms);
-  json_t *refs = json_deep_copy(g->refs); /* a refused transaction defines nothing */
-  ProtobufCBinaryData *evs = NULL;
-  const char *rt = json_string_value(json_object_get(u->res, "resourceType"));
-  if (u->bad) {
-    o.status = "refused";
-    o.fe = u->fe;
-  } else if (rt != NULL && !strcmp(rt, "Provenance")) {
-    o.status = "skipped"; /* a server's own record of its writes: derived, never written */
-  } else if (ms == NULL || refs == NULL || o.resources == NULL) {
+  cl_fhirw_mapped **ms = NULL;
+  size_t n = 0;
+  json_t *refs = json_deep_copy(g->refs); /* what a unit defines counts once it is written */
+  if (refs == NULL) {
     snprintf(o.detail, sizeof o.detail, "out of memory");
-  } else if (map_unit(g, u, refs, ms, &n, &o) == 0) {
+  } else if (prepare(g, u, &refs, &ms, &n, &o)) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
       k += ms[i]->n;
-    evs = calloc(k ? k : 1, sizeof *evs);
-    for (size_t i = 0, at = 0; evs && i < n; i++)
-      for (size_t j = 0; j < ms[i]->n; j++)
-        evs[at++] = (ProtobufCBinaryData){ms[i]->ev[j].len, ms[i]->ev[j].bytes};
+    ProtobufCBinaryData *evs = calloc(k ? k : 1, sizeof *evs);
     int dup = 0;
     cl_err err;
     cl_err_clear(&err);
-    int rc = evs ? cli_append_signed(g->io->client, &g->io->signer, evs, k, &o.first_seq,
-                                     &o.last_seq, &dup, &err)
+    size_t have = 0;
+    g->appends++;
+    int rc = evs ? cli_append_signed(g->io->client, &g->io->signer, events_of(ms, n, evs, &have),
+                                     k, &o.first_seq, &o.last_seq, &dup, &err)
                  : cl_err_set(&err, CL_ENOMEM, "out of memory");
     if (rc == 0 || rc == CL_EDUPLICATE) { /* EDUPLICATE: written before from another file */
       o.status = rc == 0 && !dup ? "accepted" : "duplicate";
@@ -398,26 +468,146 @@ static void one(fingest *g, const unit *u) {
       snprintf(o.detail, sizeof o.detail, "%s (%s)", err.msg[0] ? err.msg : cl_strerror(rc),
                cl_errname(rc));
     }
+    free(evs);
   }
-  if (!strcmp(o.status, "accepted")) {
-    g->accepted++;
-    g->events += o.events;
-  } else if (!strcmp(o.status, "duplicate")) {
-    g->dups++;
-  } else if (!strcmp(o.status, "skipped")) {
-    g->skipped++;
-  } else if (!strcmp(o.status, "refused")) {
-    g->refused++;
-  } else {
-    g->errors++;
-  }
-  report(g, u, &o);
-  for (size_t i = 0; ms && i < n; i++)
-    cl_fhirw_mapped_free(ms[i]);
-  free(ms);
-  free(evs);
+  finish(g, u, &o);
+  free_mapped(ms, n);
   json_decref(refs);
-  json_decref(o.resources);
+}
+
+/* Units mapped and waiting for one append together. */
+typedef struct pending {
+  size_t *idx;     /* unit indexes */
+  outcome *o;      /* their outcomes */
+  cl_fhirw_mapped ***ms;
+  size_t *nms, n, cap, events;
+  json_t *refs; /* what the accepted units and these define */
+} pending;
+
+static void pending_clear(pending *p) {
+  for (size_t i = 0; i < p->n; i++) {
+    free_mapped(p->ms[i], p->nms[i]);
+    json_decref(p->o[i].resources);
+  }
+  p->n = p->events = 0;
+}
+
+/* Appends the pending units as one batch; if that is refused (a unit
+ * ingested before among new ones, a key revoked meanwhile, ...), each is
+ * sent again on its own against the refs of what was accepted before
+ * them, so each gets its own outcome exactly as without grouping.
+ * Returns 1 when it had to (what was mapped against the pending units'
+ * refs must then be mapped again), else 0. */
+static int flush(fingest *g, pending *p) {
+  if (p->n == 0)
+    return 0;
+  ProtobufCBinaryData *evs = calloc(p->events ? p->events : 1, sizeof *evs);
+  size_t k = 0;
+  for (size_t i = 0; evs && i < p->n; i++)
+    events_of(p->ms[i], p->nms[i], evs, &k);
+  uint64_t first = 0, last = 0;
+  int dup = 0;
+  cl_err err;
+  cl_err_clear(&err);
+  g->appends++;
+  int rc = evs ? cli_append_signed(g->io->client, &g->io->signer, evs, k, &first, &last, &dup,
+                                   &err)
+               : CL_ENOMEM;
+  free(evs);
+  if (rc == 0) {
+    uint64_t at = first;
+    for (size_t i = 0; i < p->n; i++) {
+      outcome *o = &p->o[i];
+      if (p->ms[i] == NULL || p->nms[i] == 0) { /* refused or skipped when mapped */
+        finish(g, &g->u[p->idx[i]], o);
+        continue;
+      }
+      size_t ne = 0;
+      for (size_t j = 0; j < p->nms[i]; j++)
+        ne += p->ms[i][j]->n;
+      o->status = dup ? "duplicate" : "accepted";
+      o->events = ne;
+      o->first_seq = at;
+      o->last_seq = at + ne - 1;
+      at += ne;
+      finish(g, &g->u[p->idx[i]], o);
+    }
+    json_decref(g->refs);
+    g->refs = json_incref(p->refs);
+  } else {
+    for (size_t i = 0; i < p->n; i++)
+      if (p->ms[i] == NULL || p->nms[i] == 0)
+        finish(g, &g->u[p->idx[i]], &p->o[i]);
+      else
+        one(g, &g->u[p->idx[i]]);
+  }
+  pending_clear(p);
+  json_decref(p->refs);
+  p->refs = json_deep_copy(g->refs);
+  return rc != 0;
+}
+
+/* Every unit, in order: units are gathered into one append of up to
+ * g->batch_events events (a transaction Bundle's events always together);
+ * with batch_events 1, one append per unit. */
+static void ingest_all(fingest *g) {
+  pending p = {0};
+  p.refs = json_deep_copy(g->refs);
+  for (size_t i = 0; i < g->n; i++) {
+    const unit *u = &g->u[i];
+    if (g->batch_events <= 1 || p.refs == NULL) {
+      one(g, u);
+    } else {
+      outcome o = {.status = "error", .resources = json_array()};
+      cl_fhirw_mapped **ms;
+      size_t n;
+      int mapped = prepare(g, u, &p.refs, &ms, &n, &o);
+      size_t ne = 0;
+      for (size_t j = 0; mapped && j < n; j++)
+        ne += ms[j]->n;
+      if (mapped && p.n && p.events + ne > g->batch_events && flush(g, &p)) {
+        /* u was mapped against refs of units that were then sent one by one:
+           map it again against what was accepted */
+        free_mapped(ms, n);
+        json_decref(o.resources);
+        o = (outcome){.status = "error", .resources = json_array()};
+        mapped = p.refs ? prepare(g, u, &p.refs, &ms, &n, &o) : 0;
+        for (size_t j = ne = 0; mapped && j < n; j++)
+          ne += ms[j]->n;
+      }
+      if (!mapped) { /* refused or skipped: nothing to append (a transaction's entries mapped
+                        before the refusal neither) */
+        free_mapped(ms, n);
+        ms = NULL, n = 0;
+      }
+      if (!mapped && p.n == 0) {
+        finish(g, u, &o);
+      } else {
+        /* (a refused unit waits with the pending ones: outcomes in input order) */
+        if (p.n == p.cap) {
+          size_t cap = p.cap ? p.cap * 2 : 64;
+          void *a = realloc(p.idx, cap * sizeof *p.idx), *b = realloc(p.o, cap * sizeof *p.o),
+               *c = realloc(p.ms, cap * sizeof *p.ms), *d = realloc(p.nms, cap * sizeof *p.nms);
+          p.idx = a ? a : p.idx, p.o = b ? b : p.o, p.ms = c ? c : p.ms, p.nms = d ? d : p.nms;
+          if (!a || !b || !c || !d) {
+            free_mapped(ms, n);
+            json_decref(o.resources);
+            one(g, u);
+            goto next;
+          }
+          p.cap = cap;
+        }
+        p.idx[p.n] = i, p.o[p.n] = o, p.ms[p.n] = ms, p.nms[p.n] = n;
+        p.n++;
+        p.events += ne;
+      }
+    }
+  next:
+    cli_progress_update(&g->prog, i + 1, g->n);
+  }
+  flush(g, &p);
+  free(p.idx), free(p.o), free(p.ms), free(p.nms);
+  json_decref(p.refs);
 }
 
 /* ---- the command ---- */
@@ -438,6 +628,10 @@ static int usage(FILE *f, int rc) {
              "  --principal ID       recorded_by.principal_id (default: the key's principal,\n"
              "                       looked up in the log)\n"
              "  --role ROLE          recorded_by.role (default: integration)\n"
+             "  --batch-events N     gather units into appends of up to N events (default\n"
+             "                       500; a transaction's events always together; a batch\n"
+             "                       that is refused is sent again unit by unit, so each\n"
+             "                       unit still gets its own outcome); 1: one append a unit\n"
              "  --json               one JSON document: per-unit results and a "
              "summary\n" CLI_REMOTE_USAGE);
   return rc;
@@ -469,19 +663,17 @@ static int run(fingest *g, char **paths, int npaths) {
   cli_progress_start(&g->prog, "ingest fhir (resources)");
   if (g->json)
     g->prog.tty = 0;
-  for (size_t i = 0; i < g->n; i++) {
-    one(g, &g->u[i]);
-    cli_progress_update(&g->prog, i + 1, g->n);
-  }
+  ingest_all(g);
   cli_progress_end(&g->prog);
   double secs = cli_now() - g->prog.t0;
   int ok = !g->refused && !g->errors;
   if (g->json) {
-    json_t *o = json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f},s:b}", "results", g->results,
-                          "summary", "units", (json_int_t)g->n, "accepted", (json_int_t)g->accepted,
-                          "duplicates", (json_int_t)g->dups, "skipped", (json_int_t)g->skipped,
-                          "refused", (json_int_t)g->refused, "errors", (json_int_t)g->errors,
-                          "events", (json_int_t)g->events, "seconds", secs, "ok", ok);
+    json_t *o = json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f},s:b}", "results",
+                          g->results, "summary", "units", (json_int_t)g->n, "accepted",
+                          (json_int_t)g->accepted, "duplicates", (json_int_t)g->dups, "skipped",
+                          (json_int_t)g->skipped, "refused", (json_int_t)g->refused, "errors",
+                          (json_int_t)g->errors, "events", (json_int_t)g->events, "appends",
+                          (json_int_t)g->appends, "seconds", secs, "ok", ok);
     cli_print_json(stdout, o);
     json_decref(o);
   } else {
@@ -505,10 +697,21 @@ fail_units:
   return status;
 }
 
+static int batch_option(void *ctx, const char *arg) {
+  fingest *g = ctx;
+  char *end;
+  long v = strtol(arg, &end, 10);
+  if (*end || v < 1 || v > 10000) /* cli_ingest_parse says which value */
+    return 1;
+  g->batch_events = (size_t)v;
+  return 0;
+}
+
 int cmd_ingest_fhir(int argc, char **argv) {
-  fingest g = {0};
+  fingest g = {.batch_events = 500};
   cli_ingest io = {0};
-  int st = cli_ingest_parse(argc, argv, "ingest fhir", usage, NULL, NULL, NULL, &io);
+  int st = cli_ingest_parse(argc, argv, "ingest fhir", usage, "batch-events", batch_option, &g,
+                            &io);
   if (st >= 0)
     return st;
   g.io = &io;

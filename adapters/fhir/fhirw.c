@@ -141,26 +141,37 @@ static char *mark_numbers(const char *s, size_t n, size_t *outn) {
   return o;
 }
 
-int cl_fhirw_parse(const char *text, size_t n, json_t **out, cl_fhirw_error *fe, cl_err *err) {
+/* Parses JSON text with its numbers marked; an object only when `object`. */
+static int parse(const char *text, size_t n, int object, json_t **out, cl_fhirw_error *fe,
+                 cl_err *err) {
   *out = NULL;
   json_error_t je;
-  json_t *plain = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+  size_t flags = JSON_REJECT_DUPLICATES | (object ? 0 : JSON_DECODE_ANY);
+  json_t *plain = json_loadb(text, n, flags, &je);
   if (plain == NULL)
     return cl_fhirw_fail(fe, err, 400, "structure", "", "not JSON: %s (line %d, column %d)",
                          je.text, je.line, je.column);
   int is_obj = json_is_object(plain);
   json_decref(plain);
-  if (!is_obj)
+  if (object && !is_obj)
     return cl_fhirw_fail(fe, err, 400, "structure", "", "not a FHIR resource (a JSON object)");
   size_t mn;
   char *marked = mark_numbers(text, n, &mn);
   if (marked == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory parsing the resource");
-  *out = json_loadb(marked, mn, JSON_REJECT_DUPLICATES, &je);
+  *out = json_loadb(marked, mn, flags, &je);
   cl_free(marked);
   if (*out == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory parsing the resource");
   return 0;
+}
+
+int cl_fhirw_parse(const char *text, size_t n, json_t **out, cl_fhirw_error *fe, cl_err *err) {
+  return parse(text, n, 1, out, fe, err);
+}
+
+int cl_fhirw_parse_json(const char *text, size_t n, json_t **out, cl_fhirw_error *fe, cl_err *err) {
+  return parse(text, n, 0, out, fe, err);
 }
 
 /* ---- references ---- */
@@ -465,6 +476,18 @@ static int finish(wctx *c, const json_t *res, const char *base_version, cl_fhirw
   return 0;
 }
 
+/* occurred_at: the options' now, until the resource states its own time. */
+static int now_of(wctx *c) {
+  pb_ts *now = w_alloc(c, sizeof *now);
+  if (now == NULL)
+    return CL_ENOMEM;
+  google__protobuf__timestamp__init(now);
+  now->seconds = c->o->now_ns / 1000000000;
+  now->nanos = (int32_t)(c->o->now_ns % 1000000000);
+  c->when = now;
+  return 0;
+}
+
 /* The patient id of a Patient: the PUT's id, else its own id, else derived. */
 static int patient_id_of(wctx *c, const json_t *res, const char *put_id, int *exists) {
   const char *own;
@@ -518,15 +541,8 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
                 "'%.64s' is not the id of the URL (%.64s)", own, put_id);
     goto done;
   }
-  pb_ts *now = w_alloc(&c, sizeof *now);
-  if (now == NULL) {
-    rc = CL_ENOMEM;
+  if ((rc = now_of(&c)) != 0)
     goto done;
-  }
-  google__protobuf__timestamp__init(now);
-  now->seconds = o->now_ns / 1000000000;
-  now->nanos = (int32_t)(o->now_ns % 1000000000);
-  c.when = now;
   if (!strcmp(type, "Patient")) {
     if ((rc = patient_id_of(&c, res, put_id, &exists)) == 0)
       rc = w_patient(&c, res, exists);
@@ -592,6 +608,110 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
                 "%s/%.64s does not exist, and the ids of new %s resources are derived from their "
                 "business id (identifier in " FJ_BUSINESS_ID_SYSTEM "): create it with POST",
                 type, put_id, type);
+    cl_fhirw_mapped_free(m);
+    goto done;
+  }
+  *out = m;
+done:
+  arena_free(&c);
+  return rc;
+}
+
+/* ---- entered-in-error: a retraction ---- */
+
+int cl_fhirw_entered_in_error(const json_t *res) {
+  const char *t = json_string_value(json_object_get(res, "resourceType"));
+  if (t && (!strcmp(t, "Condition") || !strcmp(t, "AllergyIntolerance"))) {
+    json_t *cs = json_object_get(json_object_get(res, "verificationStatus"), "coding");
+    for (size_t i = 0; i < json_array_size(cs); i++) {
+      const char *code = json_string_value(json_object_get(json_array_get(cs, i), "code"));
+      if (code && !strcmp(code, "entered-in-error"))
+        return 1;
+    }
+    return 0;
+  }
+  const char *st = json_string_value(json_object_get(res, "status"));
+  return t && strcmp(t, "Patient") != 0 && st && !strcmp(st, "entered-in-error");
+}
+
+/* res without what an update to entered-in-error may change. */
+static json_t *sans_status(const json_t *res) {
+  /* con-4, con-5: no clinical status nor abatement once entered-in-error */
+  static const char *const drop[] = {"meta",
+                                     "text",
+                                     "id",
+                                     "status",
+                                     "statusReason",
+                                     "verificationStatus",
+                                     "clinicalStatus",
+                                     "abatementDateTime",
+                                     "abatementAge",
+                                     "abatementPeriod",
+                                     "abatementRange",
+                                     "abatementString",
+                                     NULL};
+  json_t *r = json_deep_copy(res);
+  for (size_t i = 0; r && drop[i]; i++)
+    json_object_del(r, drop[i]);
+  return r;
+}
+
+int cl_fhirw_retract(const json_t *res, const json_t *cur, const uint8_t corrected[16],
+                     const char *expr, const char *base_version, const cl_fhirw_opts *o,
+                     cl_fhirw_mapped **out, cl_fhirw_error *fe, cl_err *err) {
+  *out = NULL;
+  const char *type = json_string_value(json_object_get(cur, "resourceType"));
+  wctx c = {.o = o, .fe = fe, .err = err, .type = type};
+  snprintf(c.root, sizeof c.root, "%s", expr ? expr : type ? type : "");
+  json_t *a = sans_status(res), *b = sans_status(cur);
+  const char *ref = json_string_value(json_object_get(
+      json_object_get(cur, type && !strcmp(type, "AllergyIntolerance") ? "patient" : "subject"),
+      "reference"));
+  char bid[128];
+  int rc = 0;
+  if (a == NULL || b == NULL) {
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+  } else if (!json_equal(a, b)) {
+    rc = w_fail(&c, 422, "business-rule", c.root,
+                "an update to entered-in-error retracts the resource as it is now (version %s): "
+                "change its status alone (and statusReason), then write any correction as a new "
+                "resource",
+                base_version);
+  } else if (ref == NULL || strncmp(ref, "Patient/", 8) != 0 ||
+             cl_fhirw_bid_of(cur, bid, sizeof bid) != 0) {
+    rc = w_fail(&c, 422, "not-supported", c.root, "the resource names no patient or business id");
+  }
+  json_decref(a);
+  json_decref(b);
+  if (rc || corrected == NULL) /* refused, or retracted already: nothing to write */
+    goto done;
+  c.patient_id = ref + 8;
+  c.bid = bid;
+  Clinlog__V1__EnteredInError *e = w_alloc(&c, sizeof *e);
+  if (e == NULL || (rc = now_of(&c)) != 0) {
+    rc = CL_ENOMEM;
+    goto done;
+  }
+  clinlog__v1__entered_in_error__init(e);
+  uint8_t *id = w_alloc(&c, 16);
+  const char *why =
+      json_string_value(json_object_get(json_object_get(res, "statusReason"), "text"));
+  e->reason = why ? (char *)why : "entered in error (a FHIR update to entered-in-error)";
+  e->corrected_stream = w_printf(&c, "patient-%s", c.patient_id);
+  if (id == NULL || e->corrected_stream == NULL) {
+    rc = CL_ENOMEM;
+    goto done;
+  }
+  memcpy(id, corrected, 16);
+  e->corrected_event_id = (ProtobufCBinaryData){16, id};
+  if ((rc = w_emit(&c, CLINLOG__V1__EVENT__BODY_ENTERED_IN_ERROR, e)) != 0)
+    goto done;
+  cl_fhirw_mapped *m = cl_calloc(1, sizeof *m);
+  if (m == NULL) {
+    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
+    goto done;
+  }
+  if ((rc = finish(&c, res, base_version, m)) != 0) {
     cl_fhirw_mapped_free(m);
     goto done;
   }

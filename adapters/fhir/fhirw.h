@@ -110,6 +110,10 @@ typedef struct cl_fhirw_mapped {
 CL_MUST_CHECK int cl_fhirw_parse(const char *text, size_t n, json_t **out, cl_fhirw_error *fe,
                                  cl_err *err);
 
+/* The same for any JSON text (a JSON Patch is an array), marked alike. */
+CL_MUST_CHECK int cl_fhirw_parse_json(const char *text, size_t n, json_t **out, cl_fhirw_error *fe,
+                                      cl_err *err);
+
 /* Maps one resource `res` (borrowed, as cl_fhirw_parse made it) with
  * options `o` (borrowed). `expr` (may be NULL) prefixes the element paths
  * of errors ("Bundle.entry[2].resource"; NULL: the resourceType). `put_id`
@@ -125,6 +129,27 @@ CL_MUST_CHECK int cl_fhirw_map(const json_t *res, const char *expr, const char *
                                cl_fhirw_mapped **out, cl_fhirw_error *fe, cl_err *err);
 
 void cl_fhirw_mapped_free(cl_fhirw_mapped *m);
+
+/* 1 if `res` (borrowed) says it was entered in error: `status`
+ * entered-in-error, or for a Condition or AllergyIntolerance a
+ * `verificationStatus` coding entered-in-error (never for a Patient). */
+int cl_fhirw_entered_in_error(const json_t *res);
+
+/* An update of the existing resource `cur` (borrowed, as the views serve
+ * it at version base_version, parsed by cl_fhirw_parse) to entered-in-error
+ * (`res`, borrowed): the EnteredInError event retracting `corrected` (16
+ * bytes: the event that made cur's version), in cur's patient stream, its
+ * reason res's statusReason.text if any. res must be cur apart from meta,
+ * text, id, status, statusReason, verificationStatus and clinicalStatus
+ * (else 422 business-rule: the retraction takes the resource as it is; a
+ * changed value is a new resource). `corrected` NULL: cur is
+ * entered-in-error already; the same check, and *out stays NULL (nothing
+ * to write). `expr` as cl_fhirw_map's. On success *out is returned-owned
+ * (cl_fhirw_mapped_free) or NULL. Errors: CL_EMALFORMED (fe), CL_ENOMEM. */
+CL_MUST_CHECK int cl_fhirw_retract(const json_t *res, const json_t *cur,
+                                   const uint8_t corrected[16], const char *expr,
+                                   const char *base_version, const cl_fhirw_opts *o,
+                                   cl_fhirw_mapped **out, cl_fhirw_error *fe, cl_err *err);
 
 /* Records in `refs` (a JSON object) what a mapped resource may be
  * referenced as: "<type>/<logical id>" and, in a Bundle, its fullUrl

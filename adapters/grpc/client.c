@@ -521,7 +521,8 @@ struct cl_client_stream {
   char t_send, t_recv, t_status;          /* tags: their addresses */
 };
 
-static int stream_open(cl_client *c, int m, const ProtobufCMessage *req,
+/* Starts method m (registered) or `path` (m == M_COUNT). */
+static int stream_open(cl_client *c, int m, const char *path, const ProtobufCMessage *req,
                        const ProtobufCMessageDescriptor *desc, cl_client_stream **out,
                        cl_err *err) {
   cl_client_stream *s = calloc(1, sizeof *s);
@@ -533,7 +534,7 @@ static int stream_open(cl_client *c, int m, const ProtobufCMessage *req,
     free(s);
     return oom(err);
   }
-  int rc = call_start(c, m, NULL, c->stream_timeout_ms, &s->k, err);
+  int rc = call_start(c, m, path, c->stream_timeout_ms, &s->k, err);
   if (rc) {
     grpc_byte_buffer_destroy(send);
     free(s);
@@ -566,30 +567,38 @@ static int stream_open(cl_client *c, int m, const ProtobufCMessage *req,
 
 int cl_client_read(cl_client *c, const Clinlog__V1__ReadRequest *req, cl_client_stream **out,
                    cl_err *err) {
-  return stream_open(c, M_READ, &req->base, &clinlog__v1__recorded_event__descriptor, out, err);
+  return stream_open(c, M_READ, NULL, &req->base, &clinlog__v1__recorded_event__descriptor, out,
+                     err);
 }
 
 int cl_client_subscribe(cl_client *c, const Clinlog__V1__SubscribeRequest *req,
                         cl_client_stream **out, cl_err *err) {
-  return stream_open(c, M_SUBSCRIBE, &req->base, &clinlog__v1__subscribe_response__descriptor, out,
-                     err);
+  return stream_open(c, M_SUBSCRIBE, NULL, &req->base, &clinlog__v1__subscribe_response__descriptor,
+                     out, err);
+}
+
+int cl_client_server_stream(cl_client *c, const char *method, const ProtobufCMessage *req,
+                            const ProtobufCMessageDescriptor *desc, cl_client_stream **out,
+                            cl_err *err) {
+  int m = method_of(method);
+  return stream_open(c, m, m < M_COUNT ? NULL : method, req, desc, out, err);
 }
 
 int cl_client_cds_alerts(cl_client *c, const Clinlog__V1__AlertsRequest *req,
                          cl_client_stream **out, cl_err *err) {
-  return stream_open(c, M_CDS_ALERTS, &req->base, &clinlog__v1__alert__descriptor, out, err);
+  return stream_open(c, M_CDS_ALERTS, NULL, &req->base, &clinlog__v1__alert__descriptor, out, err);
 }
 
 int cl_client_health_watch(cl_client *c, const Grpc__Health__V1__HealthCheckRequest *req,
                            cl_client_stream **out, cl_err *err) {
-  return stream_open(c, M_HEALTH_WATCH, &req->base,
+  return stream_open(c, M_HEALTH_WATCH, NULL, &req->base,
                      &grpc__health__v1__health_check_response__descriptor, out, err);
 }
 
 int cl_client_fetch_records(cl_client *c, const Clinlog__V1__FetchRecordsRequest *req,
                             cl_client_stream **out, cl_err *err) {
-  return stream_open(c, M_FETCH_RECORDS, &req->base, &clinlog__v1__record_chunk__descriptor, out,
-                     err);
+  return stream_open(c, M_FETCH_RECORDS, NULL, &req->base, &clinlog__v1__record_chunk__descriptor,
+                     out, err);
 }
 
 /* Plucks the status batch and records how the stream ended. */

@@ -184,6 +184,17 @@ CL_MUST_CHECK int cl_client_fetch_records(cl_client *c, const Clinlog__V1__Fetch
 CL_MUST_CHECK int cl_client_cds_alerts(cl_client *c, const Clinlog__V1__AlertsRequest *req,
                                        cl_client_stream **out, cl_err *err);
 
+/* Any method that answers with a stream, by its full path (for methods this
+ * header has no wrapper for, e.g. a peer's "/etcdserverpb.Watch/Watch"):
+ * sends `req` (borrowed) as the one request message and half-closes; the
+ * messages are decoded as `desc`. A bidirectional method whose server keeps
+ * answering after the client half-closes works too. Same contract as
+ * cl_client_subscribe. */
+CL_MUST_CHECK int cl_client_server_stream(cl_client *c, const char *method,
+                                          const ProtobufCMessage *req,
+                                          const ProtobufCMessageDescriptor *desc,
+                                          cl_client_stream **out, cl_err *err);
+
 /* Blocks for the next message. Returns 1 with *msg set to a returned-owned
  * message (protobuf_c_message_free_unpacked(*msg, NULL)): a
  * Clinlog__V1__RecordedEvent for Read, a Clinlog__V1__SubscribeResponse for

@@ -415,6 +415,44 @@ static void sub_from_cache(srv_cache *tc, sub *s, uint64_t size) {
   pthread_rwlock_unlock(&tc->lock);
 }
 
+/* The chunk's unsent messages, each a packed SubscribeResponse{event = 1},
+ * as one SubscribeResponse{events = 4}: an EventBatch's `events` (field 1)
+ * element is encoded exactly as SubscribeResponse's `event` (field 1), so
+ * the batch is a header and the messages' slices, nothing re-encoded. The
+ * chunk's buffers are consumed. NULL when out of memory. */
+static grpc_byte_buffer *chunk_batch(chunk *k) {
+  size_t ns = 1, total = 0;
+  for (size_t i = k->pos; i < k->n; i++) {
+    ns += k->bb[i]->data.raw.slice_buffer.count;
+    total += grpc_byte_buffer_length(k->bb[i]);
+  }
+  grpc_slice *sl = malloc(ns * sizeof *sl);
+  if (!sl)
+    return NULL;
+  uint8_t hdr[11];
+  size_t h = 0;
+  hdr[h++] = (4 << 3) | 2; /* field 4 (events), length-delimited */
+  for (size_t v = total;; v >>= 7) {
+    hdr[h++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+    if (v < 0x80)
+      break;
+  }
+  sl[0] = grpc_slice_from_copied_buffer((const char *)hdr, h);
+  size_t j = 1;
+  for (size_t i = k->pos; i < k->n; i++) {
+    const grpc_slice_buffer *b = &k->bb[i]->data.raw.slice_buffer;
+    for (size_t x = 0; x < b->count; x++)
+      sl[j++] = b->slices[x]; /* the new buffer takes its own references */
+  }
+  grpc_byte_buffer *out = grpc_raw_byte_buffer_create(sl, j);
+  grpc_slice_unref(sl[0]);
+  free(sl);
+  for (size_t i = k->pos; i < k->n; i++)
+    grpc_byte_buffer_destroy(k->bb[i]);
+  k->pos = k->n;
+  return out;
+}
+
 static void send_position(srv_call *c, sub *s, int caught_up, step_fn next) {
   uint64_t size;
   cl_log_head(log_of(c), &size, NULL);
@@ -444,6 +482,16 @@ static void sub_step(srv_call *c, int ok) {
     return;
   }
   for (;;) {
+    if (s->k.pos < s->k.n && s->req->batch) {
+      s->last_sent_ms = srv_now_ms();
+      grpc_byte_buffer *bb = chunk_batch(&s->k);
+      if (!bb) {
+        srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+      }
+      srv_send(c, bb, sub_step);
+      return;
+    }
     if (s->k.pos < s->k.n) {
       s->last_sent_ms = srv_now_ms();
       grpc_byte_buffer *bb = s->k.bb[s->k.pos++];

@@ -58,12 +58,12 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 
 enum MHD_Result http_send_body(struct MHD_Connection *c, int status, char *body, size_t len,
                                const char *request_id, const cl_fhir_resp *rs) {
-  return http_send_located(c, status, body, len, request_id, rs, NULL);
+  return http_send_located(c, status, body, len, request_id, rs, NULL, 0);
 }
 
 enum MHD_Result http_send_located(struct MHD_Connection *c, int status, char *body, size_t len,
                                   const char *request_id, const cl_fhir_resp *rs,
-                                  const char *location) {
+                                  const char *location, uint64_t seq) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
   if (resp == NULL) {
@@ -86,8 +86,13 @@ enum MHD_Result http_send_located(struct MHD_Connection *c, int status, char *bo
   }
   if (location != NULL)
     MHD_add_response_header(resp, "Location", location);
+  if (seq > 0) { /* a write's last log sequence: the next request's X-Clinlog-Min-Sequence */
+    char sq[24];
+    snprintf(sq, sizeof sq, "%llu", (unsigned long long)seq);
+    MHD_add_response_header(resp, "X-Clinlog-Sequence", sq);
+  }
   if (status == 405)
-    MHD_add_response_header(resp, "Allow", "GET, POST, PUT");
+    MHD_add_response_header(resp, "Allow", "GET, HEAD, POST, PUT, PATCH");
   if (status == 401) /* RFC 6750 */
     MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"clinlog\"");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
@@ -141,8 +146,8 @@ enum MHD_Result http_unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc,
 
 /* ------------------------------------------------------------ parsing */
 
-static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value) {
+enum MHD_Result http_add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                             const char *value) {
   (void)kind;
   cl_http_params *p = cls;
   cl_http_param_add(p, key, value);
@@ -198,10 +203,19 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                              "no such endpoint: the FHIR API is at " BASE_PATH);
   if (http_write_route(url + strlen(BASE_PATH), method))
     return http_serve_write(h, c, url + strlen(BASE_PATH), method, r);
+  if (is_delete && url[strlen(BASE_PATH)] == '/' && url[strlen(BASE_PATH) + 1] >= 'A' &&
+      url[strlen(BASE_PATH) + 1] <= 'Z') /* [type]/[id], [type]?[search]: docs/fhir.md#delete */
+    return http_send_outcome(
+        c, 405, "not-supported", rid_in,
+        "DELETE is not supported: the record is append-only and keeps every version. To retract "
+        "a resource recorded in error, update it (PUT or PATCH) with status entered-in-error "
+        "(Condition and AllergyIntolerance: verificationStatus entered-in-error); a changed fact "
+        "is an update with the new values. Every version stays readable in _history.");
   if (!is_get && !is_post && !is_delete)
     return http_send_outcome(c, 405, "not-supported", rid_in,
                              "not a FHIR interaction of this server (writes are POST [type], PUT "
-                             "[type]/[id] and POST [base] with a Bundle)");
+                             "[type]/[id], PUT [type]?[search], PATCH [type]/[id] and POST [base] "
+                             "with a Bundle)");
   cl_http_route rt;
   if (cl_http_route_of(url + strlen(BASE_PATH),
                        is_post     ? CL_HTTP_POST
@@ -213,7 +227,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
                              : is_delete ? "DELETE is only $export-status/[job] (cancel an export)"
                                          : "no such FHIR route");
   cl_http_params p = {.n = 0};
-  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &p);
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_add_arg, &p);
   if (is_post) {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     if (r->too_big)

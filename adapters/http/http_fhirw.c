@@ -1,6 +1,10 @@
 /* FHIR writes on the REST face (docs/fhir.md, "Writes"): create (POST
- * [base]/[type]), update (PUT [base]/[type]/[id]), conditional create
- * (If-None-Exist), and Bundles (POST [base]) of type transaction (all or
+ * [base]/[type]), update (PUT [base]/[type]/[id], If-Match), conditional
+ * create (If-None-Exist) and update (PUT [base]/[type]?[search]), PATCH
+ * with a JSON Patch (applied to the resource as the views serve it, written
+ * as an update), an update to entered-in-error as an EnteredInError
+ * retraction (docs/fhir.md#delete; DELETE itself is refused in http.c), and
+ * Bundles (POST [base], http_fhirw_bundle.c) of type transaction (all or
  * nothing: every entry's events in one atomic append) and batch (each
  * entry on its own, with its own status).
  *
@@ -17,9 +21,13 @@
  * Every answer waits until the fhir projection has folded the write, so
  * it carries the resource as the views now hold it (Location with the
  * version, ETag W/"<versionId>", Last-Modified), and the next request sees
- * it (a reference to the patient just created resolves). Invalid input is
- * a 400 or 422 OperationOutcome whose issue.expression names the element;
- * then nothing is written. */
+ * it (a reference to the patient just created resolves); it names the
+ * write's log sequence (X-Clinlog-Sequence), and a write sent with
+ * X-Clinlog-Min-Sequence first waits for the views to fold that one, so a
+ * write on a cluster follower reads state at least as fresh as the client
+ * saw through another node. Invalid input is a 400, 412 or 422
+ * OperationOutcome whose issue.expression names the element; then nothing
+ * is written. */
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -28,7 +36,8 @@
 #include <strings.h>
 
 #include "adapters/fhir/fhirw.h"
-#include "adapters/http/http_int.h"
+#include "adapters/fhir/fhirw_patch.h"
+#include "adapters/http/http_fhirw_int.h"
 #include "adapters/service/methods.h"
 #include "clinlog/v1/api.pb-c.h"
 #include "query/fhir/engine.h"
@@ -37,28 +46,8 @@
 #include "store/keys.h"
 #include "store/logkey.h"
 
-#define MAX_ENTRIES 1000 /* entries of one Bundle */
-
-typedef struct wstate {
-  cl_http *h;
-  cl_req_ctx *rc;
-  cl_fhir_engine *e;
-  char base[384];
-  int representation; /* Prefer: return=representation (the default) */
-} wstate;
-
-/* The answer, built before the call's record is committed, sent after. */
-typedef struct wans {
-  int status;
-  char *body; /* malloc'd, or NULL */
-  size_t len;
-  cl_fhir_resp hdr; /* ETag, Last-Modified (no body) */
-  char location[640];
-  int code; /* 0 or CL_E*, for the record */
-} wans;
-
 int http_write_route(const char *rest, const char *method) {
-  if (!strcmp(method, "PUT"))
+  if (!strcmp(method, "PUT") || !strcmp(method, "PATCH"))
     return 1;
   if (strcmp(method, "POST") != 0)
     return 0;
@@ -70,7 +59,7 @@ int http_write_route(const char *rest, const char *method) {
 
 /* ---- answers ---- */
 
-static int ans_json(wans *a, int status, json_t *j, int code) {
+int fw_ans_json(wans *a, int status, json_t *j, int code) {
   a->status = status;
   a->code = code;
   a->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -81,28 +70,36 @@ static int ans_json(wans *a, int status, json_t *j, int code) {
   return 0;
 }
 
-static int ans_refusal(wans *a, const cl_fhirw_error *fe) {
-  return ans_json(a, fe->status ? fe->status : 400, cl_fhirw_outcome(fe), CL_EINVAL);
+int fw_ans_refusal(wans *a, const cl_fhirw_error *fe) {
+  return fw_ans_json(a, fe->status ? fe->status : 400, cl_fhirw_outcome(fe), CL_EINVAL);
 }
 
 /* An OperationOutcome with one issue. */
-static int ans_outcome(wans *a, int status, const char *issue, int code, const char *expr,
-                       const char *text) {
+int fw_ans_outcome(wans *a, int status, const char *issue, int code, const char *expr,
+                   const char *text) {
   cl_fhirw_error fe;
   cl_err e;
   cl_fhirw_fail(&fe, &e, status, issue, expr, "%s", text);
-  return ans_json(a, status, cl_fhirw_outcome(&fe), code);
+  return fw_ans_json(a, status, cl_fhirw_outcome(&fe), code);
 }
 
 /* ---- the views ---- */
 
-/* The resource type/id as the views hold it now: *out (returned-owned)
- * and the headers into hdr (optional). CL_ENOTFOUND, CL_EFAILED. */
-static int read_res(wstate *w, const char *type, const char *id, json_t **out, cl_fhir_resp *hdr) {
+/* The resource type/id as the views hold it now: *out (returned-owned;
+ * `marked`: numbers as written, cl_fhirw_parse's form) and the headers
+ * into hdr (optional). CL_ENOTFOUND, CL_EFAILED. */
+static int read_as(wstate *w, const char *type, const char *id, int marked, json_t **out,
+                   cl_fhir_resp *hdr) {
   cl_fhir_req rq = {.interaction = CL_FHIR_READ, .type = type, .id = id, .base = w->base};
   cl_fhir_resp rs;
   cl_fhir_handle(w->e, &rq, &rs);
-  *out = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
+  cl_fhirw_error fe;
+  cl_err err;
+  *out = NULL;
+  if (rs.status == 200 && rs.body && marked && cl_fhirw_parse(rs.body, rs.len, out, &fe, &err))
+    *out = NULL;
+  else if (rs.status == 200 && rs.body && !marked)
+    *out = json_loadb(rs.body, rs.len, 0, NULL);
   int st = rs.status;
   if (hdr != NULL) {
     free(rs.body);
@@ -116,13 +113,16 @@ static int read_res(wstate *w, const char *type, const char *id, json_t **out, c
   return *out ? 0 : CL_EFAILED;
 }
 
+int fw_read_res(wstate *w, const char *type, const char *id, json_t **out, cl_fhir_resp *hdr) {
+  return read_as(w, type, id, 0, out, hdr);
+}
+
 /* cl_fhirw_resolve_fn over the views: a Patient's id is its patient id,
  * another resource's business id its identifier in urn:clinlog:id. */
-static int resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn,
-                   cl_err *err) {
+int fw_resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn, cl_err *err) {
   wstate *w = ctx;
   json_t *res;
-  int rc = read_res(w, type, id, &res, NULL);
+  int rc = fw_read_res(w, type, id, &res, NULL);
   if (rc == CL_EFAILED)
     return cl_err_set(err, CL_EFAILED, "reading %s/%s from the views failed", type, id);
   if (rc)
@@ -133,14 +133,37 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
 }
 
 /* The versionId of type/id now ("" when there is none). */
-static void version_of(wstate *w, const char *type, const char *id, char out[24]) {
+void fw_version_of(wstate *w, const char *type, const char *id, char out[24]) {
   json_t *res;
   out[0] = '\0';
-  if (read_res(w, type, id, &res, NULL) == 0) {
+  if (fw_read_res(w, type, id, &res, NULL) == 0) {
     const char *v = json_string_value(json_object_get(json_object_get(res, "meta"), "versionId"));
     snprintf(out, 24, "%s", v ? v : "");
     json_decref(res);
   }
+}
+
+/* An If-Match precondition (W/"<versionId>", or "<versionId>") against the
+ * versionId the resource has now ("" when it does not exist): 0 it holds,
+ * else fills fe (400 not an ETag, 412 another version) and returns
+ * CL_EPRECOND. `where` names the header or element in the outcome. */
+int fw_if_match(const char *etag, const char *current, const char *where, cl_fhirw_error *fe,
+                cl_err *err) {
+  const char *q = !strncmp(etag, "W/", 2) ? etag + 2 : etag;
+  size_t n = strlen(q);
+  if (n < 3 || q[0] != '"' || q[n - 1] != '"' || strspn(q + 1, "0123456789") != n - 2) {
+    cl_fhirw_fail(fe, err, 400, "invalid", where, "%s: expected W/\"<versionId>\"", where);
+    return CL_EPRECOND;
+  }
+  if (strlen(current) == n - 2 && !strncmp(q + 1, current, n - 2))
+    return 0;
+  if (current[0] == '\0')
+    cl_fhirw_fail(fe, err, 412, "conflict", where, "%s: the resource does not exist", where);
+  else
+    cl_fhirw_fail(fe, err, 412, "conflict", where,
+                  "%s: the resource is at version %s, not %.*s (read it again, then update)", where,
+                  current, (int)(n - 2), q + 1);
+  return CL_EPRECOND;
 }
 
 /* ---- writing ---- */
@@ -148,7 +171,7 @@ static void version_of(wstate *w, const char *type, const char *id, char out[24]
 /* Signs the events of the n mappings with the log key and appends them as
  * one batch (the node's own write), then waits for the views to fold it.
  * *written: 0 when every event was in the log already. */
-static int append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written, cl_err *err) {
+int fw_append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written, cl_err *err) {
   size_t k = 0, at = 0;
   for (size_t i = 0; i < n; i++)
     k += ms[i] ? ms[i]->n : 0;
@@ -190,6 +213,7 @@ static int append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written,
     cl_append_result_free(&ar);
     if (last)
       code = cl_svc_wait(w->h->svc, "fhir", last, w->rc->deadline_ms, err);
+    w->seq = last > w->seq ? last : w->seq;
     w->rc->audit_count += k;
   } else if (code == CL_ECONFLICT) {
     cl_append_result_free(&ar);
@@ -200,7 +224,7 @@ done:
   return code;
 }
 
-static int status_of(int code) {
+int fw_status_of(int code) {
   return code == CL_ETIMEDOUT                               ? 504
          : code == CL_ENOTLEADER || code == CL_EUNAVAILABLE ? 503
          : code == CL_EDENIED                               ? 403
@@ -208,7 +232,7 @@ static int status_of(int code) {
 }
 
 /* Mapping options for the caller (the node writes for it). */
-static void opts_of(wstate *w, const json_t *refs, cl_fhirw_opts *o) {
+void fw_opts_of(wstate *w, const json_t *refs, cl_fhirw_opts *o) {
   memset(o, 0, sizeof *o);
   o->principal_id = CL_LOG_PRINCIPAL;
   o->role = CL_ROLE_LOG;
@@ -216,13 +240,13 @@ static void opts_of(wstate *w, const json_t *refs, cl_fhirw_opts *o) {
   o->source_system = "fhir-rest";
   o->now_ns = cl_feed_now_ms() * 1000000;
   o->refs = refs;
-  o->resolve = resolve;
+  o->resolve = fw_resolve;
   o->ctx = w;
 }
 
 /* The location of type/id at the version of hdr's ETag (W/"<n>"). */
-static void location_of(wstate *w, const char *type, const char *id, const cl_fhir_resp *hdr,
-                        char *out, size_t n) {
+void fw_location_of(wstate *w, const char *type, const char *id, const cl_fhir_resp *hdr, char *out,
+                    size_t n) {
   const char *vid = hdr->etag[0] ? hdr->etag + 3 : "1\"";
   snprintf(out, n, "%s/%s/%s/_history/%.*s", w->base, type, id, (int)strlen(vid) - 1, vid);
 }
@@ -230,45 +254,47 @@ static void location_of(wstate *w, const char *type, const char *id, const cl_fh
 /* The answer to a create or update: the resource as the views hold it. */
 static int ans_resource(wstate *w, wans *a, const char *type, const char *id, int created) {
   json_t *res;
-  int rc = read_res(w, type, id, &res, &a->hdr);
+  int rc = fw_read_res(w, type, id, &res, &a->hdr);
   if (rc)
-    return ans_outcome(a, 500, "exception", CL_EFAILED, "", "the write is not in the views");
-  location_of(w, type, id, &a->hdr, a->location, sizeof a->location);
+    return fw_ans_outcome(a, 500, "exception", CL_EFAILED, "", "the write is not in the views");
+  fw_location_of(w, type, id, &a->hdr, a->location, sizeof a->location);
   if (!w->representation) {
     json_decref(res);
     res = NULL;
   }
-  return ans_json(a, created ? 201 : 200, res, 0);
+  return fw_ans_json(a, created ? 201 : 200, res, 0);
 }
 
 /* ---- one resource: create, conditional create, update ---- */
 
-/* The resources an If-None-Exist query matches: 0, 1 (*id filled), 2
- * (several), or -1 (not a search the server takes). */
-static int matches(wstate *w, const char *type, const char *query, char id[CL_FHIR_ID_MAX]) {
-  char *q = strdup(query);
-  if (q == NULL)
-    return -1;
-  cl_http_params p = {.n = 0};
-  cl_http_form_add(&p, q);
-  cl_fhir_kv kv[CL_HTTP_MAX_PARAMS + 1];
-  memcpy(kv, p.kv, p.n * sizeof kv[0]);
-  kv[p.n] = (cl_fhir_kv){"_count", "2"};
+/* A strict search of the views: the searchset Bundle (returned-owned), or
+ * NULL when the search is refused (an unknown parameter) or fails. */
+static json_t *search(wstate *w, const char *type, const cl_fhir_kv *kv, size_t n) {
   cl_fhir_req rq = {.interaction = CL_FHIR_SEARCH,
                     .type = type,
                     .params = kv,
-                    .nparams = p.n + 1,
+                    .nparams = n,
                     .strict = 1,
                     .base = w->base};
   cl_fhir_resp rs;
   cl_fhir_handle(w->e, &rq, &rs);
-  free(q);
   json_t *b = rs.status == 200 && rs.body ? json_loadb(rs.body, rs.len, 0, NULL) : NULL;
   cl_fhir_resp_clear(&rs);
-  if (b == NULL || p.n == 0) {
-    json_decref(b);
+  return b;
+}
+
+/* The resources the search `p` of `type` matches (If-None-Exist, a
+ * conditional update): 0, 1 (*id filled), 2 (several), or -1 (not a
+ * search the server takes). */
+static int matches(wstate *w, const char *type, const cl_http_params *p, char id[CL_FHIR_ID_MAX]) {
+  if (p->n == 0 || p->overflow)
     return -1;
-  }
+  cl_fhir_kv kv[CL_HTTP_MAX_PARAMS + 1];
+  memcpy(kv, p->kv, p->n * sizeof kv[0]);
+  kv[p->n] = (cl_fhir_kv){"_count", "2"};
+  json_t *b = search(w, type, kv, p->n + 1);
+  if (b == NULL)
+    return -1;
   json_t *entries = json_object_get(b, "entry");
   int n = 0;
   for (size_t i = 0; i < json_array_size(entries); i++) {
@@ -282,27 +308,138 @@ static int matches(wstate *w, const char *type, const char *query, char id[CL_FH
   return n > 1 ? 2 : n;
 }
 
-static int one(wstate *w, struct MHD_Connection *c, const char *type, const char *id, json_t *res,
-               wans *a) {
+/* The same for a query string ("identifier=sys|val&..."). */
+int fw_matches_text(wstate *w, const char *type, const char *query, char id[CL_FHIR_ID_MAX]) {
+  char *q = strdup(query);
+  if (q == NULL)
+    return -1;
+  cl_http_params p = {.n = 0};
+  cl_http_form_add(&p, q);
+  int n = matches(w, type, &p, id);
+  free(q);
+  return n;
+}
+
+/* A conditional update's target (FHIR R4 http.html#cond-update): the one
+ * resource the search `p` matches (the body's id, if any, must be it),
+ * else the body's id (an update as create) or "" (a create). 0 with id
+ * filled, or CL_EMALFORMED and fe: 400 not a search the server takes or
+ * the body's id is another resource's, 412 several match. */
+int fw_cond_target(wstate *w, const char *type, const cl_http_params *p, const json_t *res,
+                   const char *where, char id[CL_FHIR_ID_MAX], cl_fhirw_error *fe, cl_err *err) {
+  const char *body_id = json_string_value(json_object_get(res, "id"));
+  int n = matches(w, type, p, id);
+  if (n < 0)
+    return cl_fhirw_fail(fe, err, 400, "invalid", where, "%s: not a search of %s the server takes",
+                         where, type);
+  if (n == 2)
+    return cl_fhirw_fail(fe, err, 412, "multiple-matches", where, "%s: more than one %s matches",
+                         where, type);
+  if (n == 1 && body_id != NULL && strcmp(body_id, id) != 0)
+    return cl_fhirw_fail(fe, err, 400, "invalid", where,
+                         "%s: the search matches %s/%s, the body's id is another", where, type, id);
+  if (n == 0)
+    snprintf(id, CL_FHIR_ID_MAX, "%s", body_id && strlen(body_id) < CL_FHIR_ID_MAX ? body_id : "");
+  return 0;
+}
+
+static int write_one(wstate *w, const char *id, json_t *res, const char *base_version, int patched,
+                     wans *a);
+
+/* ---- entered-in-error: a retraction (docs/fhir.md#delete) ---- */
+
+/* The event that made version vid of type/id (its Provenance's id) into
+ * ev: 0; 1 when that event made other resources too; -1 none found. */
+static int event_of(wstate *w, const char *type, const char *id, const char *vid, uint8_t ev[16]) {
+  char target[CL_FHIR_ID_MAX + 72], want[CL_FHIR_ID_MAX + 104];
+  snprintf(target, sizeof target, "%s/%s", type, id);
+  snprintf(want, sizeof want, "/%s/_history/%s", target, vid);
+  cl_fhir_kv kv[2] = {{"target", target}, {"_count", "1000"}};
+  json_t *b = search(w, "Provenance", kv, 2);
+  json_t *entries = json_object_get(b, "entry");
+  int found = -1;
+  size_t wl = strlen(want);
+  for (size_t i = 0; found < 0 && i < json_array_size(entries); i++) {
+    json_t *prov = json_object_get(json_array_get(entries, i), "resource");
+    json_t *ts = json_object_get(prov, "target");
+    const char *pid = json_string_value(json_object_get(prov, "id"));
+    for (size_t j = 0; found < 0 && j < json_array_size(ts); j++) {
+      const char *ref = json_string_value(json_object_get(json_array_get(ts, j), "reference"));
+      size_t rl = ref ? strlen(ref) : 0;
+      /* relative ("Type/id/_history/n") or absolute: the same ending */
+      if (ref && pid &&
+          ((rl + 1 == wl && !strcmp(ref, want + 1)) || (rl > wl && !strcmp(ref + rl - wl, want))) &&
+          cl_http_uuid(pid, ev) == 0)
+        found = json_array_size(ts) == 1 ? 0 : 1;
+    }
+  }
+  json_decref(b);
+  return found;
+}
+
+/* An update of type/id (at base_version) to entered-in-error: the
+ * EnteredInError event retracting the event that made that version, into
+ * *m (NULL: the resource is entered-in-error already, nothing to write).
+ * 0, or CL_EMALFORMED (fe: 403 without the right to append
+ * EnteredInError, 422 what cannot be retracted so), CL_ENOMEM. */
+int fw_retraction(wstate *w, const char *type, const char *id, const json_t *res,
+                  const char *base_version, const char *expr, cl_fhirw_mapped **m,
+                  cl_fhirw_error *fe, cl_err *err) {
+  const char *at = expr ? expr : type;
+  *m = NULL;
+  if (!cl_svc_may_append(w->h->svc, w->rc, CLINLOG__V1__EVENT__BODY_ENTERED_IN_ERROR))
+    return cl_fhirw_fail(fe, err, 403, "forbidden", at,
+                         "an update to entered-in-error appends EnteredInError, which the "
+                         "caller's roles may not");
+  json_t *cur;
+  if (read_as(w, type, id, 1, &cur, NULL) != 0)
+    return cl_fhirw_fail(fe, err, 500, "exception", at, "reading %s/%s failed", type, id);
+  uint8_t ev[16];
+  int rc = 0, k = 0, already = cl_fhirw_entered_in_error(cur);
+  if (!already && (k = event_of(w, type, id, base_version, ev)) != 0) {
+    rc = cl_fhirw_fail(fe, err, 422, "not-supported", at,
+                       k < 0 ? "no event found that made version %s"
+                             : "the event that made version %s made other resources too: "
+                               "retract it with an EnteredInError through clinlog.v1.Log",
+                       base_version);
+  } else { /* retracted already: still nothing else may change */
+    cl_fhirw_opts o;
+    fw_opts_of(w, NULL, &o);
+    rc = cl_fhirw_retract(res, cur, already ? NULL : ev, expr, base_version, &o, m, fe, err);
+  }
+  json_decref(cur);
+  return rc;
+}
+
+/* Create, conditional create, update (If-Match), conditional update
+ * (`cond`: the URL's search, or NULL) of one resource. */
+static int one(wstate *w, struct MHD_Connection *c, const char *type, const char *id,
+               const cl_http_params *cond, json_t *res, wans *a) {
   cl_err err;
   cl_fhirw_error fe;
+  char target[CL_FHIR_ID_MAX];
   const char *rt = json_string_value(json_object_get(res, "resourceType"));
   if (rt == NULL || strcmp(rt, type) != 0) {
     cl_fhirw_fail(&fe, &err, 400, "invalid", rt ? rt : "",
                   "the body is a %.40s, the URL names %.40s",
                   rt ? rt : "resource without resourceType", type);
-    return ans_refusal(a, &fe);
+    return fw_ans_refusal(a, &fe);
+  }
+  if (cond != NULL) {
+    if (fw_cond_target(w, type, cond, res, "the search", target, &fe, &err) != 0)
+      return fw_ans_refusal(a, &fe);
+    id = target[0] ? target : NULL;
   }
   const char *ine = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Exist");
   if (id == NULL && ine != NULL) {
     char found[CL_FHIR_ID_MAX];
-    int n = matches(w, type, ine, found);
+    int n = fw_matches_text(w, type, ine, found);
     if (n < 0)
-      return ans_outcome(a, 400, "invalid", CL_EINVAL, "",
-                         "If-None-Exist: not a search of this type the server takes");
+      return fw_ans_outcome(a, 400, "invalid", CL_EINVAL, "",
+                            "If-None-Exist: not a search of this type the server takes");
     if (n == 2)
-      return ans_outcome(a, 412, "duplicate", CL_EPRECOND, "",
-                         "If-None-Exist: more than one resource matches");
+      return fw_ans_outcome(a, 412, "duplicate", CL_EPRECOND, "",
+                            "If-None-Exist: more than one resource matches");
     if (n == 1) { /* it exists: nothing written */
       snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "%s/%s", type, found);
       return ans_resource(w, a, type, found, 0);
@@ -312,248 +449,89 @@ static int one(wstate *w, struct MHD_Connection *c, const char *type, const char
     json_object_del(res, "id");
   char base_version[24] = "";
   if (id != NULL)
-    version_of(w, type, id, base_version);
+    fw_version_of(w, type, id, base_version);
+  const char *im = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match");
+  if (id != NULL && im != NULL && fw_if_match(im, base_version, "If-Match", &fe, &err) != 0)
+    return fw_ans_json(a, fe.status, cl_fhirw_outcome(&fe), CL_EPRECOND);
+  return write_one(w, id, res, base_version, 0, a);
+}
+
+/* Maps res (an update of id at base_version, or a create: id NULL) and
+ * appends its events; the answer into a. `patched`: res is a patch's
+ * result, so a refusal is a 422 (the patch was well-formed, its result
+ * is not a resource the server takes). */
+static int write_one(wstate *w, const char *id, json_t *res, const char *base_version, int patched,
+                     wans *a) {
+  cl_err err;
+  cl_fhirw_error fe;
   cl_fhirw_opts o;
-  opts_of(w, NULL, &o);
+  fw_opts_of(w, NULL, &o);
   cl_fhirw_mapped *m;
-  int rc = cl_fhirw_map(res, NULL, id, base_version, &o, &m, &fe, &err);
+  const char *type = json_string_value(json_object_get(res, "resourceType"));
+  int rc;
+  if (id != NULL && base_version[0] && cl_fhirw_entered_in_error(res)) {
+    rc = fw_retraction(w, type, id, res, base_version, NULL, &m, &fe, &err);
+    if (rc == 0 && m == NULL) /* entered-in-error already */
+      return ans_resource(w, a, type, id, 0);
+  } else {
+    rc = cl_fhirw_map(res, NULL, id, base_version, &o, &m, &fe, &err);
+  }
+  if (rc == CL_EMALFORMED && patched)
+    fe.status = 422;
   if (rc == CL_EMALFORMED)
-    return ans_refusal(a, &fe);
+    return fw_ans_refusal(a, &fe);
   if (rc)
-    return ans_outcome(a, status_of(rc), "exception", rc, "", err.msg);
+    return fw_ans_outcome(a, fw_status_of(rc), "exception", rc, "", err.msg);
   cl_req_ctx_add_patient(w->rc, m->patient_id);
   snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "%s/%s", m->type, m->id);
   int written;
-  if ((rc = append(w, &m, 1, &written, &err)) != 0)
-    ans_outcome(a, status_of(rc), "exception", rc, "", err.msg);
+  if ((rc = fw_append(w, &m, 1, &written, &err)) != 0)
+    fw_ans_outcome(a, fw_status_of(rc), "exception", rc, "", err.msg);
   else
     ans_resource(w, a, m->type, m->id, written && base_version[0] == '\0');
   cl_fhirw_mapped_free(m);
   return 0;
 }
 
-/* ---- Bundles ---- */
+/* ---- PATCH ---- */
 
-typedef struct entry {
-  json_t *res;                 /* entry.resource (borrowed from the Bundle) */
-  const char *full_url;        /* entry.fullUrl, or NULL */
-  const char *ine;             /* entry.request.ifNoneExist, or NULL */
-  char id[CL_FHIR_ID_MAX];     /* a PUT's id, "" for a POST */
-  char path[48];               /* "Bundle.entry[i]" */
-  cl_fhirw_mapped *m;          /* its events, once mapped */
-  char exists[CL_FHIR_ID_MAX]; /* If-None-Exist matched this one: nothing written */
-  int created;
-  json_t *outcome; /* batch: why it was refused */
-  int status;      /* batch: its status */
-} entry;
-
-/* Checks entry i's shape and request (method POST [type], PUT [type]/[id]). */
-static int entry_of(json_t *je, size_t i, entry *e, cl_fhirw_error *fe, cl_err *err) {
-  memset(e, 0, sizeof *e);
-  snprintf(e->path, sizeof e->path, "Bundle.entry[%zu]", i);
-  char p[96];
-  e->res = json_object_get(je, "resource");
-  json_t *rq = json_object_get(je, "request");
-  e->full_url = json_string_value(json_object_get(je, "fullUrl"));
-  const char *method = json_string_value(json_object_get(rq, "method"));
-  const char *url = json_string_value(json_object_get(rq, "url"));
-  const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
-  e->ine = json_string_value(json_object_get(rq, "ifNoneExist"));
-  snprintf(p, sizeof p, "%s.resource", e->path);
-  if (!json_is_object(e->res) || rt == NULL)
-    return cl_fhirw_fail(fe, err, 400, "required", p, "required: a resource with a resourceType");
-  snprintf(p, sizeof p, "%s.request", e->path);
-  if (method == NULL || url == NULL)
-    return cl_fhirw_fail(fe, err, 400, "required", p, "required: request.method and request.url");
-  size_t tl = strlen(rt);
-  if (!strcmp(method, "POST") && !strcmp(url, rt))
-    return 0;
-  if (!strcmp(method, "PUT") && !strncmp(url, rt, tl) && url[tl] == '/' && url[tl + 1] &&
-      !strchr(url + tl + 1, '/') && strlen(url + tl + 1) < sizeof e->id) {
-    snprintf(e->id, sizeof e->id, "%s", url + tl + 1);
-    return 0;
-  }
-  snprintf(p, sizeof p, "%s.request.url", e->path);
-  return cl_fhirw_fail(fe, err, 400, "not-supported", p,
-                       "expected POST %s (create) or PUT %s/[id] (update)", rt, rt);
-}
-
-/* The order entries are mapped in: what others reference first. */
-static void order_of(entry *es, size_t n, size_t *ord) {
-  size_t k = 0;
-  for (int rank = 0; rank <= CL_FHIRW_RANKS; rank++) /* the last: refused, nothing to map */
-    for (size_t i = 0; i < n; i++)
-      if ((es[i].res ? cl_fhirw_rank(es[i].res) : CL_FHIRW_RANKS) == rank)
-        ord[k++] = i;
-}
-
-/* Maps entry e (after its If-None-Exist); its references go into refs. */
-static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_err *err) {
-  const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
-  if (!e->id[0] && e->ine != NULL) {
-    int n = matches(w, rt, e->ine, e->exists);
-    if (n != 1)
-      e->exists[0] = '\0';
-    if (n < 0 || n == 2)
-      return cl_fhirw_fail(fe, err, n < 0 ? 400 : 412, n < 0 ? "invalid" : "duplicate", e->path,
-                           "request.ifNoneExist: %s",
-                           n < 0 ? "not a search of this type the server takes"
-                                 : "more than one resource matches");
-    if (n == 1) { /* exists: referenced as it is */
-      char bid[128];
-      cl_fhirw_mapped m = {.n = 0};
-      if (resolve(w, rt, e->exists, bid, sizeof bid, err) != 0)
-        return cl_fhirw_fail(fe, err, 500, "exception", e->path, "reading %s/%s failed", rt,
-                             e->exists);
-      snprintf(m.type, sizeof m.type, "%s", rt);
-      snprintf(m.id, sizeof m.id, "%s", e->exists);
-      snprintf(m.bid, sizeof m.bid, "%s", bid);
-      json_t *cur;
-      if (read_res(w, rt, e->exists, &cur, NULL) == 0) { /* whose it is */
-        const char *pref = json_string_value(json_object_get(
-            json_object_get(cur, !strcmp(rt, "AllergyIntolerance") ? "patient" : "subject"),
-            "reference"));
-        snprintf(m.patient_id, sizeof m.patient_id, "%s",
-                 !strcmp(rt, "Patient")                  ? bid
-                 : pref && !strncmp(pref, "Patient/", 8) ? pref + 8
-                                                         : "");
-        json_decref(cur);
-      }
-      return cl_fhirw_refs_add(refs, &m, e->full_url);
-    }
-  }
-  if (!e->id[0])
-    json_object_del(e->res, "id");
-  char base_version[24] = "";
-  if (e->id[0])
-    version_of(w, rt, e->id, base_version);
-  e->created = base_version[0] == '\0';
-  cl_fhirw_opts o;
-  opts_of(w, refs, &o);
-  char p[64];
-  snprintf(p, sizeof p, "%s.resource", e->path);
-  int rc = cl_fhirw_map(e->res, p, e->id[0] ? e->id : NULL, base_version, &o, &e->m, fe, err);
-  if (rc == 0) {
-    cl_req_ctx_add_patient(w->rc, e->m->patient_id);
-    rc = cl_fhirw_refs_add(refs, e->m, e->full_url);
-  } else if (rc != CL_EMALFORMED) {
-    cl_fhirw_fail(fe, err, status_of(rc), "exception", e->path, "%s", err->msg);
-  }
-  return rc;
-}
-
-/* The response entry of e: status, location, etag (and the resource). */
-static json_t *entry_response(wstate *w, const entry *e, int written) {
-  if (e->outcome != NULL)
-    return json_pack("{s:{s:s,s:O}}", "response", "status", e->status == 422 ? "422" : "400",
-                     "outcome", e->outcome);
-  const char *type =
-      e->exists[0] ? json_string_value(json_object_get(e->res, "resourceType")) : e->m->type;
-  const char *id = e->exists[0] ? e->exists : e->m->id;
-  json_t *res;
-  cl_fhir_resp hdr;
-  if (read_res(w, type, id, &res, &hdr) != 0)
-    return json_pack("{s:{s:s}}", "response", "status", "500");
-  char loc[640], lm[40];
-  location_of(w, type, id, &hdr, loc, sizeof loc);
-  fj_instant_ns_text(hdr.last_modified_ns, lm);
-  int created = !e->exists[0] && e->created && written;
-  json_t *out =
-      json_pack("{s:{s:s,s:s,s:s,s:s}}", "response", "status", created ? "201 Created" : "200 OK",
-                "location", loc, "etag", hdr.etag, "lastModified", lm);
-  if (out != NULL && w->representation)
-    json_object_set(out, "resource", res);
-  json_decref(res);
-  return out;
-}
-
-static int bundle(wstate *w, json_t *b, wans *a) {
-  cl_fhirw_error fe;
+/* PATCH [type]/[id] with a JSON Patch (text, n bytes): applied to the
+ * resource as the views serve it, the result written as an update of that
+ * version (If-Match checked against it). A patch that changes nothing
+ * writes nothing (200, the resource as it is). */
+static int patch(wstate *w, struct MHD_Connection *c, const char *type, const char *id,
+                 const char *text, size_t n, wans *a) {
   cl_err err;
-  const char *rt = json_string_value(json_object_get(b, "resourceType"));
-  const char *bt = json_string_value(json_object_get(b, "type"));
-  if (rt == NULL || strcmp(rt, "Bundle") != 0)
-    return ans_outcome(a, 400, "invalid", CL_EINVAL, "resourceType",
-                       "POST [base] takes a Bundle (transaction or batch)");
-  int tx = bt && !strcmp(bt, "transaction");
-  if (!tx && !(bt && !strcmp(bt, "batch")))
-    return ans_outcome(a, 400, "not-supported", CL_EINVAL, "Bundle.type",
-                       "POST [base] takes a Bundle of type transaction or batch");
-  json_t *jes = json_object_get(b, "entry");
-  size_t n = json_array_size(jes);
-  if (n > MAX_ENTRIES)
-    return ans_outcome(a, 400, "too-costly", CL_EINVAL, "Bundle.entry",
-                       "more than 1000 entries in one Bundle");
-  snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "Bundle:%s:%zu", bt, n);
-  entry *es = calloc(n ? n : 1, sizeof *es);
-  size_t *ord = calloc(n ? n : 1, sizeof *ord);
-  cl_fhirw_mapped **ms = calloc(n ? n : 1, sizeof *ms);
-  json_t *refs = json_object();
-  int code = 0, written = 0;
-  if (es == NULL || ord == NULL || ms == NULL || refs == NULL) {
-    ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
-    goto done;
-  }
-  for (size_t i = 0; i < n; i++)
-    if (entry_of(json_array_get(jes, i), i, &es[i], &fe, &err) != 0) {
-      if (tx) {
-        ans_refusal(a, &fe);
-        goto done;
-      }
-      es[i].outcome = cl_fhirw_outcome(&fe);
-      es[i].status = fe.status;
-      es[i].res = NULL;
-    }
-  order_of(es, n, ord);
-  for (size_t j = 0; j < n; j++) {
-    entry *e = &es[ord[j]];
-    if (e->res == NULL || e->outcome != NULL)
-      continue;
-    int rc = map_entry(w, e, refs, &fe, &err);
-    if (rc && tx) { /* all or nothing: the first refusal is the answer */
-      ans_refusal(a, &fe);
-      code = CL_EINVAL;
-      goto done;
-    }
-    if (rc) {
-      e->outcome = cl_fhirw_outcome(&fe);
-      e->status = fe.status;
-      continue;
-    }
-    if (!tx) { /* batch: each entry on its own */
-      int wr;
-      if ((rc = append(w, &e->m, 1, &wr, &err)) != 0) {
-        cl_fhirw_fail(&fe, &err, status_of(rc), "exception", e->path, "%s", err.msg);
-        e->outcome = cl_fhirw_outcome(&fe);
-        e->status = fe.status;
-      }
-      e->created = e->created && wr;
-    }
-  }
-  if (tx) {
-    for (size_t i = 0; i < n; i++)
-      ms[i] = es[i].m;
-    int rc = append(w, ms, n, &written, &err);
-    if (rc) {
-      ans_outcome(a, status_of(rc), "exception", rc, "", err.msg);
-      goto done;
-    }
-  }
-  json_t *resp = json_pack("{s:s,s:s,s:[]}", "resourceType", "Bundle", "type",
-                           tx ? "transaction-response" : "batch-response", "entry");
-  for (size_t i = 0; resp && i < n; i++)
-    json_array_append_new(json_object_get(resp, "entry"),
-                          entry_response(w, &es[i], tx ? written : 1));
-  ans_json(a, 200, resp, code);
-done:
-  for (size_t i = 0; es && i < n; i++) {
-    cl_fhirw_mapped_free(es[i].m);
-    json_decref(es[i].outcome);
-  }
-  free(es);
-  free(ord);
-  free(ms);
-  json_decref(refs);
+  cl_fhirw_error fe;
+  json_t *res; /* its numbers as written (7.10 stays 7.10) */
+  int rc = read_as(w, type, id, 1, &res, NULL);
+  if (rc == CL_ENOTFOUND)
+    return fw_ans_outcome(a, 404, "not-found", CL_ENOTFOUND, "", "no such resource to patch");
+  if (rc)
+    return fw_ans_outcome(a, 500, "exception", rc, "",
+                          "reading the resource from the views failed");
+  const char *v = json_string_value(json_object_get(json_object_get(res, "meta"), "versionId"));
+  char base_version[24];
+  snprintf(base_version, sizeof base_version, "%s", v ? v : "");
+  const char *im = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match"), *rt;
+  json_t *before = json_deep_copy(res);
+  if (im != NULL && fw_if_match(im, base_version, "If-Match", &fe, &err) != 0)
+    fw_ans_json(a, fe.status, cl_fhirw_outcome(&fe), CL_EPRECOND);
+  else if (before == NULL)
+    fw_ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
+  else if ((rc = cl_fhirw_patch(&res, text, n, &fe, &err)) != 0)
+    rc == CL_EMALFORMED ? fw_ans_refusal(a, &fe)
+                        : fw_ans_outcome(a, 500, "exception", rc, "", err.msg);
+  else if (json_equal(before, res)) /* nothing to write */
+    ans_resource(w, a, type, id, 0);
+  else if ((rt = json_string_value(json_object_get(res, "resourceType"))) == NULL ||
+           strcmp(rt, type) != 0)
+    fw_ans_outcome(a, 422, "processing", CL_EINVAL, "resourceType",
+                   "the patched resource must stay a resource of the URL's type");
+  else
+    write_one(w, id, res, base_version, 1, a);
+  json_decref(before);
+  json_decref(res);
   return 0;
 }
 
@@ -598,8 +576,10 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   return (*n = 0, NULL);
 }
 
-/* What the hooks see of a write: a batch of the event types it may make. */
-static int as_batch(const json_t *body, Clinlog__V1__AppendBatch *b, ProtobufCBinaryData **evs) {
+/* What the hooks see of a write: a batch of the event types it may make
+ * (body: a resource or a Bundle; NULL: one resource of `type`, a PATCH). */
+static int as_batch(const json_t *body, const char *type, Clinlog__V1__AppendBatch *b,
+                    ProtobufCBinaryData **evs) {
   const json_t *jes = json_object_get(body, "entry");
   size_t n = jes ? json_array_size(jes) : 1, k = 0;
   *evs = calloc(2 * (n ? n : 1), sizeof **evs);
@@ -608,7 +588,8 @@ static int as_batch(const json_t *body, Clinlog__V1__AppendBatch *b, ProtobufCBi
   for (size_t i = 0; i < n && i < MAX_ENTRIES; i++) {
     const json_t *res = jes ? json_object_get(json_array_get(jes, i), "resource") : body;
     size_t m;
-    const uint8_t *t = kinds_of(json_string_value(json_object_get(res, "resourceType")), &m);
+    const char *rt = res ? json_string_value(json_object_get(res, "resourceType")) : type;
+    const uint8_t *t = kinds_of(rt, &m);
     for (size_t j = 0; j < m; j++)
       (*evs)[k++] = (ProtobufCBinaryData){3, (uint8_t *)t + 3 * j};
   }
@@ -642,30 +623,50 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
     snprintf(type, sizeof type, "%.*s", (int)(slash - seg), seg);
     snprintf(id, sizeof id, "%s", slash + 1);
   }
-  int put = !strcmp(method, "PUT");
+  int put = !strcmp(method, "PUT"), is_patch = !strcmp(method, "PATCH");
+  cl_http_params cond = {.n = 0}; /* PUT [type]?[search]: a conditional update */
+  if (put && type[0] && !id[0])
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, http_add_arg, &cond);
+  /* read-your-writes across nodes: the client's last X-Clinlog-Sequence */
+  const char *ms = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Clinlog-Min-Sequence");
+  char *end = NULL;
+  unsigned long long min_seq = ms ? strtoull(ms, &end, 10) : 0;
   wans a = {.status = 0};
   if (r->too_big)
-    ans_outcome(&a, 413, "too-costly", CL_ETOOBIG, "", "the request is over 1 MiB");
-  else if (ct == NULL || (strncasecmp(ct, "application/fhir+json", 21) != 0 &&
-                          strncasecmp(ct, "application/json", 16) != 0))
-    ans_outcome(&a, 415, "not-supported", CL_EINVAL, "",
-                "Content-Type: FHIR writes take application/fhir+json");
-  else if (put && (!type[0] || !id[0]))
-    ans_outcome(&a, 405, "not-supported", CL_EINVAL, "", "PUT is [type]/[id] (update)");
+    fw_ans_outcome(&a, 413, "too-costly", CL_ETOOBIG, "", "the request is over 1 MiB");
+  else if (is_patch && (!type[0] || !id[0]))
+    fw_ans_outcome(&a, 405, "not-supported", CL_EINVAL, "", "PATCH is [type]/[id]");
+  else if (is_patch && (ct == NULL || strncasecmp(ct, "application/json-patch+json", 27) != 0))
+    fw_ans_outcome(&a, 415, "not-supported", CL_EINVAL, "",
+                   "Content-Type: PATCH takes a JSON Patch, application/json-patch+json (FHIRPath "
+                   "Patch is not supported)");
+  else if (!is_patch && (ct == NULL || (strncasecmp(ct, "application/fhir+json", 21) != 0 &&
+                                        strncasecmp(ct, "application/json", 16) != 0)))
+    fw_ans_outcome(&a, 415, "not-supported", CL_EINVAL, "",
+                   "Content-Type: FHIR writes take application/fhir+json");
+  else if (put && (!type[0] || (!id[0] && cond.n == 0)))
+    fw_ans_outcome(&a, 405, "not-supported", CL_EINVAL, "",
+                   "PUT is [type]/[id] (update) or [type]?[search] (conditional update)");
+  else if (cond.overflow)
+    fw_ans_outcome(&a, 400, "too-costly", CL_EINVAL, "", "more than 128 parameters");
+  else if (ms != NULL && (end == ms || *end != '\0'))
+    fw_ans_outcome(&a, 400, "invalid", CL_EINVAL, "",
+                   "X-Clinlog-Min-Sequence: expected a log sequence number");
   else if (type[0] && !cl_fhir_type_of(type))
-    ans_outcome(&a, 404, "not-supported", CL_ENOTFOUND, "", "no such resource type");
+    fw_ans_outcome(&a, 404, "not-supported", CL_ENOTFOUND, "", "no such resource type");
   /* parsed before admission (a pure function of the body) so the hooks see
    * the event types; a refusal is admitted and recorded like any call */
   json_t *body = NULL;
   cl_fhirw_error fe;
   if (a.status == 0 && r->body == NULL)
-    ans_outcome(&a, 400, "structure", CL_EINVAL, "", "an empty body (expected a FHIR resource)");
-  else if (a.status == 0 && cl_fhirw_parse(r->body, r->len, &body, &fe, &err) != 0)
-    fe.status ? ans_refusal(&a, &fe) : ans_outcome(&a, 500, "exception", err.code, "", err.msg);
+    fw_ans_outcome(&a, 400, "structure", CL_EINVAL, "", "an empty body (expected a FHIR resource)");
+  else if (a.status == 0 && !is_patch && cl_fhirw_parse(r->body, r->len, &body, &fe, &err) != 0)
+    fe.status ? fw_ans_refusal(&a, &fe)
+              : fw_ans_outcome(&a, 500, "exception", err.code, "", err.msg);
   Clinlog__V1__AppendBatch as_grpc = CLINLOG__V1__APPEND_BATCH__INIT;
   ProtobufCBinaryData *evs = NULL;
-  if (body != NULL && as_batch(body, &as_grpc, &evs) != 0)
-    ans_outcome(&a, 500, "exception", CL_ENOMEM, "", "out of memory");
+  if ((body != NULL || (is_patch && a.status == 0)) && as_batch(body, type, &as_grpc, &evs) != 0)
+    fw_ans_outcome(&a, 500, "exception", CL_ENOMEM, "", "out of memory");
   int admitted = cl_svc_admit(h->svc, &rc, &as_grpc.base, &err);
   free(evs);
   if (admitted != 0) {
@@ -679,15 +680,20 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
   if (a.status != 0) {
     /* refused above */
   } else if (runner == NULL) {
-    ans_outcome(&a, 503, "transient", CL_EUNAVAILABLE, "",
-                "this node does not run the fhir projection");
+    fw_ans_outcome(&a, 503, "transient", CL_EUNAVAILABLE, "",
+                   "this node does not run the fhir projection");
+  } else if (min_seq > 0 && cl_svc_wait(h->svc, "fhir", min_seq, rc.deadline_ms, &err) != 0) {
+    /* the state it reads (versions, matches) is at least what the client saw */
+    fw_ans_outcome(&a, err.code == CL_ETIMEDOUT ? 504 : 503, "timeout", err.code, "", err.msg);
   } else if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &w.e, &err) != 0) {
-    ans_outcome(&a, 500, "exception", err.code, "", err.msg);
+    fw_ans_outcome(&a, 500, "exception", err.code, "", err.msg);
   } else {
-    if (type[0])
-      one(&w, c, type, id[0] ? id : NULL, body, &a);
+    if (is_patch)
+      patch(&w, c, type, id, r->body, r->len, &a);
+    else if (type[0])
+      one(&w, c, type, id[0] ? id : NULL, put && !id[0] ? &cond : NULL, body, &a);
     else
-      bundle(&w, body, &a);
+      fw_bundle(&w, body, &a);
     cl_fhir_engine_free(w.e);
   }
   json_decref(body);
@@ -698,5 +704,5 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
     return http_unrecorded(c, &rc, &aerr);
   }
   return http_send_located(c, a.status, a.body, a.len, rc.request_id, &a.hdr,
-                           a.location[0] ? a.location : NULL);
+                           a.location[0] ? a.location : NULL, w.seq);
 }

@@ -40,10 +40,11 @@ typedef struct req {
  * resource, its ETag and Last-Modified (rs may be NULL). */
 enum MHD_Result http_send_body(struct MHD_Connection *c, int status, char *body, size_t len,
                                const char *request_id, const cl_fhir_resp *rs);
-/* The same with a Location header (NULL: none). */
+/* The same with a Location header (NULL: none) and, for a write that
+ * appended, X-Clinlog-Sequence: its last log sequence (0: none). */
 enum MHD_Result http_send_located(struct MHD_Connection *c, int status, char *body, size_t len,
                                   const char *request_id, const cl_fhir_resp *rs,
-                                  const char *location);
+                                  const char *location, uint64_t seq);
 /* An OperationOutcome with one issue of `code`, saying `text`. */
 enum MHD_Result http_send_outcome(struct MHD_Connection *c, int status, const char *code,
                                   const char *request_id, const char *text);
@@ -56,6 +57,10 @@ enum MHD_Result http_unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc, 
  * a 401 says WWW-Authenticate: Bearer. */
 enum MHD_Result http_send_json(struct MHD_Connection *c, int status, json_t *j,
                                const char *request_id);
+/* MHD_KeyValueIterator adding a query argument to a cl_http_params (cls);
+ * stops at the 129th (p->overflow). */
+enum MHD_Result http_add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                             const char *value);
 /* The connection's peer address as the request context holds it. */
 void http_peer_of(struct MHD_Connection *c, char *out, size_t n);
 

@@ -692,7 +692,13 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
                               json_pack("{s:s}", "code", "create"));
         json_array_append_new(json_object_get(r, "interaction"),
                               json_pack("{s:s}", "code", "update"));
+        json_array_append_new(json_object_get(r, "interaction"),
+                              json_pack("{s:s}", "code", "patch"));
+        /* If-Match on update and patch; no delete: the log is append-only */
+        json_object_set_new(r, "versioning", json_string("versioned-update"));
         json_object_set_new(r, "conditionalCreate", json_true());
+        json_object_set_new(r, "conditionalUpdate", json_true());
+        json_object_set_new(r, "conditionalDelete", json_string("not-supported"));
         /* a client's id is kept for a Patient only (the others' derive from business ids) */
         json_object_set_new(r, "updateCreate", json_boolean(t == CL_FHIR_Patient));
       }

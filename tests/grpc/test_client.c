@@ -361,6 +361,90 @@ Test(grpc_client, subscribe_catchup_live_cancel) {
   cl_client_stream_free(s);
 }
 
+/* The next `want` events of a Subscribe stream, each packed into out[]
+ * (RecordedEvent bytes, freed by the caller); messages counts the event
+ * messages they came in and *batched those of kind events. Positions are
+ * skipped; caught_up too. */
+static void next_events(cl_client_stream *s, ProtobufCBinaryData *out, size_t want, int *messages,
+                        int *batched) {
+  size_t got = 0;
+  while (got < want) {
+    ProtobufCMessage *m;
+    cl_err err;
+    cr_assert_eq(cl_client_stream_next(s, &m, &err), 1, "%s", err.msg);
+    Clinlog__V1__SubscribeResponse *r = (Clinlog__V1__SubscribeResponse *)m;
+    Clinlog__V1__RecordedEvent **evs = NULL;
+    size_t n = 0;
+    if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENT) {
+      evs = &r->event;
+      n = 1;
+    } else if (r->kind_case == CLINLOG__V1__SUBSCRIBE_RESPONSE__KIND_EVENTS) {
+      evs = r->events->events;
+      n = r->events->n_events;
+      cr_assert(n > 0, "an empty EventBatch");
+      (*batched)++;
+    }
+    if (n)
+      (*messages)++;
+    for (size_t i = 0; i < n; i++) {
+      cr_assert(got < want, "more events than appended");
+      out[got].len = clinlog__v1__recorded_event__get_packed_size(evs[i]);
+      out[got].data = malloc(out[got].len);
+      clinlog__v1__recorded_event__pack(evs[i], out[got].data);
+      got++;
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+  }
+}
+
+/* SubscribeRequest.batch: the same events, in the same order, byte for
+ * byte, as one event per message; a commit's events in one EventBatch
+ * (catch-up and live, with and without records). The batched stream is
+ * opened by path (cl_client_server_stream). */
+Test(grpc_client, subscribe_batched_events) {
+  for (int rec = 0; rec < 2; rec++) {
+    char stream[32];
+    snprintf(stream, sizeof stream, "patient-b%d", rec);
+    uint64_t first = append_n(stream, 3);
+    Clinlog__V1__SubscribeRequest req = CLINLOG__V1__SUBSCRIBE_REQUEST__INIT;
+    req.from_seq = first;
+    req.include_record = rec;
+    cl_client_stream *one, *bat;
+    cl_err err;
+    cr_assert_eq(cl_client_subscribe(S.c, &req, &one, &err), 0, "%s", err.msg);
+    req.batch = 1;
+    cr_assert_eq(cl_client_server_stream(S.c, "/clinlog.v1.Log/Subscribe", &req.base,
+                                         &clinlog__v1__subscribe_response__descriptor, &bat, &err),
+                 0, "%s", err.msg);
+    ProtobufCBinaryData a[8], b[8];
+    int ma = 0, ba = 0, mb = 0, bb = 0;
+    next_events(one, a, 3, &ma, &ba);
+    next_events(bat, b, 3, &mb, &bb);
+    append_n(stream, 5); /* live: one commit of 5 */
+    next_events(one, a + 3, 5, &ma, &ba);
+    next_events(bat, b + 3, 5, &mb, &bb);
+    cr_assert_eq(ma, 8, "one event per message without batch");
+    cr_assert_eq(ba, 0);
+    cr_assert_eq(mb, 2, "the 3 caught up and the 5 of one commit: 2 EventBatch messages, not %d",
+                 mb);
+    cr_assert_eq(bb, mb, "with batch only EventBatch messages carry events");
+    for (int i = 0; i < 8; i++) {
+      cr_assert_eq(a[i].len, b[i].len, "event %d", i);
+      cr_assert_eq(memcmp(a[i].data, b[i].data, a[i].len), 0, "event %d differs", i);
+      Clinlog__V1__RecordedEvent *re =
+          clinlog__v1__recorded_event__unpack(NULL, b[i].len, b[i].data);
+      cr_assert_not_null(re);
+      cr_assert_eq(re->seq, first + (uint64_t)i); /* the live 5 follow the 3 at once */
+      cr_assert_eq(re->record.len > 0, rec);
+      clinlog__v1__recorded_event__free_unpacked(re, NULL);
+      free(a[i].data);
+      free(b[i].data);
+    }
+    cl_client_stream_free(one);
+    cl_client_stream_free(bat);
+  }
+}
+
 Test(grpc_client, append_stream_summary) {
   cl_client_append_stream *a;
   cl_err err;

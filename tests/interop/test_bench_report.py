@@ -2,8 +2,9 @@
 bench/run itself takes minutes and is not part of the suite): the clinlog
 and PostgreSQL rows carry their ratios, a missed target is said plainly,
 a step that failed is named and its figures show as missing, the 3-node
-rows are set against etcd with the 1.5x target, a skipped etcd step is said
-so, and the plots are drawn when gnuplot is installed."""
+rows are set against etcd with the 1.5x target, the fan-out rows against
+etcd's Watch and the writer alone, a skipped etcd step is said so, and the
+plots are drawn when gnuplot is installed."""
 import copy
 import importlib.machinery
 import importlib.util
@@ -90,7 +91,7 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn(">= 20,000 ev/s | MET |", text)
         self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
-        self.assertIn("Targets: 1 met, 1 missed, 6 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 1 missed, 7 not measured in this run.", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
@@ -131,21 +132,133 @@ class TestBenchReport(unittest.TestCase):
                       "messages/s (target >= 10000).", text)
         self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK p99, 16 connections: 25.00 ms "
                       "(target <= 20 ms).", text)
-        self.assertIn("Targets: 1 met, 3 missed, 4 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 3 missed, 5 not measured in this run.", text)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
         self.assertIn("## Subscribe fan-out (single node)\n\nNot measured in this run.", text)
 
+    def test_ingest_fhir_and_device_rows(self):
+        res = copy.deepcopy(CANNED)
+        row = lambda rps, p50=1.0, p99=4.0, cpu=None: dict(
+            {"units": 10, "accepted": 10, "resources": 110, "units_per_s": rps / 11,
+             "resources_per_s": rps, "p50_ms": p50, "p99_ms": p99},
+            **({"server_cpu_us_per_resource": cpu} if cpu else {}))
+        res["ingest_fhir"] = {
+            "record": "Patient, Encounter, ... (11 resources)", "ok": True,
+            "transactions": [
+                {"connections": 1, "rest": row(2000, cpu=250.0), "store": row(10000),
+                 "postgresql": row(8000), "rest_over_store": 0.2, "rest_over_postgresql": 0.25},
+                {"connections": 16, "rest": row(6000, 20.0, 50.0, 240.0), "store": row(40000),
+                 "postgresql": row(30000), "rest_over_store": 0.15,
+                 "rest_over_postgresql": 0.2}],
+            "ndjson": {"cli": dict(row(5000, cpu=70.0), p50_ms=None), "store": row(6000),
+                       "postgresql": row(10000), "cli_over_store": 0.833,
+                       "cli_over_postgresql": 0.5}}
+        res["ingest_devices"] = [
+            {"bench": "ingest", "what": "clinlog", "streams": 1, "batch": 500, "rps": 15000,
+             "p50_ms": 20.0, "p99_ms": 100.0, "vs_raw": 0.5, "vs_pg": 0.4},
+            {"bench": "ingest", "what": "clinlog", "streams": 16, "batch": 500, "rps": 30000,
+             "p50_ms": 200.0, "p99_ms": 300.0, "vs_raw": 1.0, "vs_pg": 0.3},
+            {"bench": "ingest", "what": "PostgreSQL COPY", "streams": 1, "batch": 500,
+             "rps": 100000, "p50_ms": 4.0, "p99_ms": 9.0}]
+        _, text = self.report(res)
+        self.assertIn("| transactions | 16 | 6,000 | 20.00 | 50.00 | 240 | 40,000 | 0.15 | "
+                      "30,000 | 0.20 |", text)
+        self.assertIn("| NDJSON | 1 | 5,000 | — | 4.00 | 70 | 6,000 | 0.83 | 10,000 | 0.50 |",
+                      text)
+        self.assertIn("| clinlog | 16 | 30,000 | 200.00 | 300.00 | 1.00 | 0.30 |", text)
+        self.assertIn("| PostgreSQL COPY | 1 | 100,000 | 4.00 | 9.00 | — | — |", text)
+        # the best of the clinlog rows against the 50k target
+        self.assertIn("- **MISSED**: home-device readings, best of 1 and 16 streams: 30,000 "
+                      "readings/s (target >= 50000).", text)
+
+    def test_proof_rows(self):
+        res = copy.deepcopy(CANNED)
+        x = lambda v, p50=0.01, p99=0.02: {"per_s": v, "p50_ms": p50, "p99_ms": p99}
+        res["proof"] = {
+            "events": 50003, "ok": True,
+            "raw": {"node_hashes_per_s": 2000000, "leaf_hash_mb_per_s": 250.0,
+                    "ed25519_verify_per_s": 20000},
+            "inclusion": {"mean_hashes": 15.9, "prove_1": x(17000), "prove_2": x(20000),
+                          "verify": x(120000), "verify_over_raw": 0.954},
+            "consistency": {"mean_hashes": 15.1, "prove_1": x(18000), "prove_2": x(22000),
+                            "verify": x(90000)},
+            "grpc_inclusion": {"concurrency_1": x(300, 0.9, 40.0),
+                               "concurrency_16": x(2500, 5.3, 16.0),
+                               "audit_off_concurrency_1": x(2000, 0.35, 3.8),
+                               "audit_off_concurrency_16": x(6300, 2.2, 7.0),
+                               "over_in_process_2": 0.125},
+            "verify_log": {"hashes_only_events_per_s": 250000, "full_events_per_s": 80000,
+                           "signatures": 53, "decrypted": 50003, "hashes_only_over_raw": 0.39,
+                           "full_over_raw": 0.12}}
+        _, text = self.report(res)
+        self.assertIn("| inclusion verify, 1 thread | 120,000 | 0.010 | 0.020 |", text)
+        self.assertIn("| gRPC ProveInclusion, concurrency 16 | 2,500 | 5.300 | 16.000 |", text)
+        self.assertIn("| the same, --audit off, concurrency 1 | 2,000 | 0.350 | 3.800 |", text)
+        self.assertIn("verification runs at 0.95 of the node-hash limit", text)
+        self.assertIn("250,000 events/s hashes only (0.39 of the leaf-hash limit)", text)
+        self.assertNotIn("proof and verify rates", text)
+        # not run: said so
+        _, text = self.report(CANNED)
+        self.assertIn("## Proofs and verify (clinlog-bench proof)\n\nNot measured in this run.",
+                      text)
+
     def test_fanout_rows(self):
         res = copy.deepcopy(CANNED)
+        res["clinlog_fanout"] = {
+            "fanout_raw": {"subscribers": 0, "writer_events_per_s": 25000, "append_p50_ms": 2.0,
+                           "append_p99_ms": 6.0},
+            "fanout": [
+                {"subscribers": n, "writer_events_per_s": w, "per_subscriber_events_per_s_min": lo,
+                 "per_subscriber_events_per_s_mean": mean, "latency_p50_ms": 1.5,
+                 "latency_p99_ms": p99, "sent_to_delivery_p50_ms": s50,
+                 "sent_to_delivery_p99_ms": 2 * p99, "server_cpu_us_per_event": 50.0}
+                for n, w, lo, mean, p99, s50 in
+                ((10, 20000, 19000, 19500, 8.0, 3.0), (100, 9000, 8500, 8800, 40.25, 20.0))] + [
+                # the same 10 subscribers asking for EventBatch messages
+                {"subscribers": 10, "batch": True, "writer_events_per_s": 30000,
+                 "per_subscriber_events_per_s_min": 29000,
+                 "per_subscriber_events_per_s_mean": 29500, "sent_to_delivery_p50_ms": 1.5,
+                 "sent_to_delivery_p99_ms": 5.0}]}
+        res["etcd_watch"] = {
+            "server_version": "3.4.23", "members": 1,
+            "fanout_raw": {"watchers": 0, "writer_events_per_s": 50000, "txn_p50_ms": 1.0,
+                           "txn_p99_ms": 3.0},
+            # only 10 watchers ran: the 100 row has clinlog's figures alone
+            "fanout": [{"watchers": 10, "writer_events_per_s": 40000,
+                        "per_watcher_events_per_s_min": 39000,
+                        "per_watcher_events_per_s_mean": 39500, "sent_to_delivery_p50_ms": 1.5,
+                        "sent_to_delivery_p99_ms": 4.0, "server_cpu_us_per_event": 20.0}]}
+        r, text = self.report(res)
+        # 20000 / 40000 = 0.50 of etcd, 20000 / 25000 = 0.80 of the writer alone,
+        # etcd 40000 / 50000 = 0.80 of its own
+        self.assertIn("| 10 | 20,000 | 40,000 | 0.50 | 25,000 | 0.80 | 0.80 |", text)
+        self.assertIn("| 100 | 9,000 | — | — | 25,000 | 0.36 | — |", text)
+        self.assertIn("| 10 | 19,500 / 19,000 | 39,500 / 39,000 | 0.49 |", text)
+        # send-to-delivery 3.0 / 1.5 = 2.0 x etcd's p50, 16 / 4 = 4.0 x its p99;
+        # 3.0 / 2.0 (the Append alone) = 1.5 x the raw floor
+        self.assertIn("| 10 | 3.00 / 16.00 | 1.50 / 4.00 | 2.00 / 4.00 | 1.50 / 8.00 "
+                      "| 2.00 / 6.00 | 1.5 |", text)
+        # the batched row against the same etcd row: 30000 / 40000, 30000 / 25000
+        self.assertIn("| 10 batched | 30,000 | 40,000 | 0.75 | 25,000 | 1.20 | 0.80 |", text)
+        self.assertIn("| 10 batched | 1.50 / 5.00 | 1.50 / 4.00 | 1.00 / 1.25 |", text)
+        self.assertIn("10 subscribers: clinlogd 50.0, etcd 20.0; 100 subscribers: clinlogd "
+                      "50.0, etcd —; 10 batched subscribers: clinlogd —, etcd 20.0.", text)
+        row = [x for x in r["fanout_rows"] if x["subscribers"] == 10 and not x["batch"]][0]
+        self.assertEqual(row["clinlog_over_etcd_writer"], 0.5)
+        self.assertEqual(row["clinlog_over_raw_writer"], 0.8)
+        self.assertEqual(row["clinlog_over_etcd_p99"], 4.0)
+
+    def test_etcd_watch_skipped_is_said(self):
+        res = copy.deepcopy(CANNED)
         res["clinlog_fanout"] = {"fanout": [
-            {"subscribers": n, "writer_events_per_s": w, "per_subscriber_events_per_s_min": lo,
-             "per_subscriber_events_per_s_mean": mean, "latency_p50_ms": 1.5,
-             "latency_p99_ms": p99} for n, w, lo, mean, p99 in
-            ((10, 20000, 19000, 19500, 8.0), (100, 9000, 8500, 8800, 40.25))]}
-        _, text = self.report(res)
-        self.assertIn("| 10 | 20,000 | 19,500 / 19,000 | 1.50 | 8.00 |", text)
-        self.assertIn("| 100 | 9,000 | 8,800 / 8,500 | 1.50 | 40.25 |", text)
+            {"subscribers": 10, "writer_events_per_s": 20000, "sent_to_delivery_p50_ms": 3.0}]}
+        res["etcd_watch_skipped"] = "clinlog-bench etcd-watch: skipped: etcd not found"
+        r, text = self.report(res)
+        self.assertIn("etcd-watch step skipped: clinlog-bench etcd-watch: skipped: etcd not "
+                      "found", text)
+        self.assertIn("| 10 | 20,000 | — | — | — | — | — |", text)
+        self.assertIsNone(r["fanout_rows"][0]["clinlog_over_etcd_writer"])
 
     def test_etcd_peer_of_the_three_node_rows(self):
         res = copy.deepcopy(CANNED)
@@ -166,6 +279,27 @@ class TestBenchReport(unittest.TestCase):
                       text)
         row = [x for x in r["etcd_rows"] if x["concurrency"] == 16][0]
         self.assertEqual(row["clinlog_over_etcd"], 1.8)
+
+    def test_postgresql_with_standbys_beside_three_nodes(self):
+        res = copy.deepcopy(CANNED)
+        res["clinlog_cluster"] = {"throughput": [
+            {"batch": b, "concurrency": c, "cluster_events_per_s": eps, "cluster_p50_ms": 5.0,
+             "cluster_p99_ms": 20.0, "single_events_per_s": 4000}
+            for b, c, eps in ((1, 16, 4000), (1, 64, 7000), (64, 16, 50000))]}
+        res["postgresql_replicated"] = {"standbys": 2, "synchronous_quorum": 1, "scenarios": [
+            pg_row(1, 16, 5000), pg_row(1, 64, 10000), pg_row(64, 16, 40000),
+            pg_row(64, 64, 60000)]}
+        r, text = self.report(res)
+        self.assertIn("a primary and 2 streaming standbys", text)
+        # rows only where both ran: batch 64 conc 64 has no clinlog figure
+        self.assertIn("| 1 | 16 | 4,000 | 20.00 | 5,000 | 2.00 | 80.0 | 0.80 |", text)
+        self.assertIn("| 64 | 16 | 50,000 | 20.00 | 40,000 | 2.00 | 80.0 | 1.25 |", text)
+        self.assertEqual(len(r["pg_replicated_rows"]), 3)
+        self.assertNotIn("PostgreSQL with synchronous standbys;", text)
+        res["postgresql_replicated_skipped"] = "PostgreSQL 15 is not installed"
+        del res["postgresql_replicated"]
+        _, text = self.report(res)
+        self.assertIn("PostgreSQL step skipped: PostgreSQL 15 is not installed", text)
 
     def test_etcd_skipped_is_said(self):
         res = copy.deepcopy(CANNED)

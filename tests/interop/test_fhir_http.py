@@ -104,7 +104,7 @@ class TestFhirHttp(ServerTestCase):
                 ("DELETE", "/Patient/" + pid, {}, 405),
                 ("PUT", "/Patient/" + pid, {}, 415),  # a write needs FHIR JSON
                 ("POST", "/Patient", {}, 415),
-                ("PATCH", "/Patient/" + pid, {}, 405),
+                ("PATCH", "/Patient/" + pid, {}, 415),  # a JSON Patch needs its type
                 ("GET", "/Patient/" + pid, {"Accept": "application/fhir+xml"}, 406),
                 ("GET", "/Encounter?date=2026-13", {}, 400),
                 ("GET", "/Patient/" + pid, {"X-Clinlog-Min-Sequence": "soon"}, 400)):

@@ -100,8 +100,8 @@ def everything(port, pid):
                   key=lambda r: (r["resourceType"], r["id"]))
 
 
-class HttpWriteCase(ServerTestCase):
-    """A server with the FHIR REST face (also test_fhir_write_types.py)."""
+class FhirWriteCase(ServerTestCase):
+    """A server with the HTTP face (also test_fhir_write_cond.py's)."""
     audit = False  # so that the tree size says exactly what the writes appended
 
     @classmethod
@@ -114,7 +114,8 @@ class HttpWriteCase(ServerTestCase):
         return http_call(self.http_port, method, path, body, headers)
 
 
-class TestFhirWrite(HttpWriteCase):
+class TestFhirWrite(FhirWriteCase):
+
     def test_create_read_update(self):
         size0 = self.client.tree_size()
         r, p = self.call("POST", "/Patient", patient(family="Nakamura"))
@@ -187,11 +188,18 @@ class TestFhirWrite(HttpWriteCase):
                   "MedicationRequest", "MedicationAdministration", "MedicationDispense",
                   "Immunization", "ServiceRequest"):
             codes = [i["code"] for i in by[t]["interaction"]]
-            self.assertIn("create", codes, t)
-            self.assertIn("update", codes, t)
+            for code in ("create", "update", "patch", "read", "vread", "history-instance",
+                         "search-type"):
+                self.assertIn(code, codes, t)
+            self.assertNotIn("delete", codes, t)  # append-only: docs/fhir.md#delete
             self.assertTrue(by[t]["conditionalCreate"], t)
+            self.assertTrue(by[t]["conditionalUpdate"], t)
+            self.assertEqual(by[t]["conditionalDelete"], "not-supported", t)
+            self.assertEqual(by[t]["versioning"], "versioned-update", t)
             self.assertEqual(by[t]["updateCreate"], t == "Patient", t)
         self.assertNotIn("create", [i["code"] for i in by["DetectedIssue"]["interaction"]])
+        self.assertNotIn("patch", [i["code"] for i in by["DetectedIssue"]["interaction"]])
+        self.assertNotIn("conditionalUpdate", by["DetectedIssue"])
 
     def test_conditional_create(self):
         mrn = "MRN-" + uuid.uuid4().hex[:8]
@@ -385,14 +393,68 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         common.register_feed(client, admin, "fhir-feed", "FHIR feed", self.feed.pk)
         return s, port, client
 
-    def ingest(self, server, *paths, json_out=True):
+    def ingest(self, server, *paths, json_out=True, extra=()):
         argv = [common.CLINLOG, "ingest", "fhir", "--server", server.addr, "--plaintext", "--key",
-                self.key]
+                self.key] + list(extra)
         if json_out:
             argv.append("--json")
         r = subprocess.run(argv + list(paths), capture_output=True, text=True, timeout=T(120))
         return r.returncode, (json.loads(r.stdout) if json_out and r.stdout.strip() else
                               r.stdout), r.stderr
+
+    def test_ndjson_lines_share_appends(self):
+        """A load commits many lines per append (--batch-events), each line
+        still with its own outcome and positions; a batch mixing lines ingested
+        before with new ones is sent again line by line."""
+        a, port_a, client_a = self.start()
+        d = tempfile.mkdtemp(prefix="ingest-batch-", dir=common.TMP)
+        nd = os.path.join(d, "load.ndjson")
+        pid = "batch-%d" % os.getpid()
+        lines = [json.dumps(patient(pid))] + [
+            json.dumps(heart_rate(pid, 60 + i, "hr-b-%d" % i)) for i in range(30)]
+        with open(nd, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        size = client_a.tree_size()
+        rc, out, err = self.ingest(a, nd, extra=["--batch-events", "8"])
+        self.assertEqual(rc, 0, (out, err))
+        sm = out["summary"]
+        self.assertEqual((sm["units"], sm["accepted"], sm["events"]), (31, 31, 31))
+        self.assertEqual(sm["appends"], 4)  # 8 + 8 + 8 + 7 events
+        seqs = [(x["firstSeq"], x["lastSeq"]) for x in out["results"]]
+        self.assertEqual(len(set(seqs)), 31)
+        self.assertTrue(all(f == l for f, l in seqs))  # one event a line
+        self.assertEqual(sorted(f for f, _ in seqs), list(range(size + 1, size + 32)))
+        self.assertEqual(client_a.tree_size(), size + 31)
+        wait_views(port_a, client_a, pid)
+        r, b = http_call(port_a, "GET", "/Observation?subject=Patient/%s&_count=100" % pid)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len(b.get("entry", [])), 30)
+
+        # ten more lines after the thirty-one: the batch holding the last old
+        # lines and the first new ones is refused (part of it was committed),
+        # then sent line by line: old lines duplicate, new ones accepted
+        # (in a second file: the Patient line states no time, so its event
+        # takes the file's modification time, which appending would change)
+        more = [json.dumps(heart_rate(pid, 100 + i, "hr-c-%d" % i)) for i in range(10)]
+        nd2 = os.path.join(d, "more.ndjson")
+        with open(nd2, "w") as f:
+            f.write("\n".join(more) + "\n")
+        rc, out, err = self.ingest(a, nd, nd2, extra=["--batch-events", "8"])
+        self.assertEqual(rc, 0, (out, err))
+        st = [x["status"] for x in out["results"]]
+        self.assertEqual(st, ["duplicate"] * 31 + ["accepted"] * 10)
+        self.assertEqual(client_a.tree_size(), size + 41)
+        # 3 batches all committed before (duplicates); the 4th, 7 old lines and
+        # 1 new, refused and sent again as 8 appends; the other 9 new lines in
+        # batches of 8 and 1
+        self.assertEqual(out["summary"]["appends"], 3 + 1 + 8 + 2)
+        # one append a line when asked; a bad value is a usage error
+        rc, out, err = self.ingest(a, nd, nd2, extra=["--batch-events", "1"])
+        self.assertEqual((rc, out["summary"]["appends"], out["summary"]["duplicates"]),
+                         (0, 41, 41))
+        rc, out, err = self.ingest(a, nd, extra=["--batch-events", "0"])
+        self.assertEqual(rc, 2)
+        self.assertIn("--batch-events", err)
 
     def test_ingest_and_round_trip(self):
         a, port_a, client_a = self.start()

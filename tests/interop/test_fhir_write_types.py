@@ -72,7 +72,7 @@ def bmp_report(pid, rid):
     }
 
 
-class TestFhirWriteTypes(fw.HttpWriteCase):
+class TestFhirWriteTypes(fw.FhirWriteCase):
     def new_patient(self, family):
         r, p = self.call("POST", "/Patient", fw.patient(family=family))
         self.assertEqual(r.status, 201, p)
@@ -471,3 +471,4 @@ class TestFhirWriteTypes(fw.HttpWriteCase):
         self.assertEqual(r.status, 422, oo)
         self.assertEqual(oo["issue"][0]["expression"], ["MedicationRequest.note[0]"])
         self.assertNothingWritten(size + 2)
+

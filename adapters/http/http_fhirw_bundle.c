@@ -1,0 +1,272 @@
+/* Transaction and batch Bundles on the REST face (POST [base]; docs/fhir.md
+ * "Writes"): entries POST [type], PUT [type]/[id] and PUT [type]?[search],
+ * with request.ifNoneExist and request.ifMatch, references between entries
+ * by fullUrl. A transaction maps every entry (what others reference first)
+ * and appends all their events as one atomic batch, or refuses the whole
+ * Bundle with the first entry's refusal; a batch writes each entry on its
+ * own. The shared write path is http_fhirw.c's (http_fhirw_int.h). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/fhir/fhirw.h"
+#include "adapters/http/http_fhirw_int.h"
+#include "query/fhir/fj.h"
+
+typedef struct entry {
+  json_t *res;                 /* entry.resource (borrowed from the Bundle) */
+  const char *full_url;        /* entry.fullUrl, or NULL */
+  const char *ine;             /* entry.request.ifNoneExist, or NULL */
+  const char *im;              /* entry.request.ifMatch, or NULL */
+  const char *cond;            /* a conditional update's search (request.url after '?') */
+  char id[CL_FHIR_ID_MAX];     /* a PUT's id, "" for a POST */
+  char path[48];               /* "Bundle.entry[i]" */
+  cl_fhirw_mapped *m;          /* its events, once mapped */
+  char exists[CL_FHIR_ID_MAX]; /* If-None-Exist matched this one: nothing written */
+  int created;
+  json_t *outcome; /* batch: why it was refused */
+  int status;      /* batch: its status */
+} entry;
+
+/* Checks entry i's shape and request (method POST [type], PUT [type]/[id]). */
+static int entry_of(json_t *je, size_t i, entry *e, cl_fhirw_error *fe, cl_err *err) {
+  memset(e, 0, sizeof *e);
+  snprintf(e->path, sizeof e->path, "Bundle.entry[%zu]", i);
+  char p[96];
+  e->res = json_object_get(je, "resource");
+  json_t *rq = json_object_get(je, "request");
+  e->full_url = json_string_value(json_object_get(je, "fullUrl"));
+  const char *method = json_string_value(json_object_get(rq, "method"));
+  const char *url = json_string_value(json_object_get(rq, "url"));
+  const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
+  e->ine = json_string_value(json_object_get(rq, "ifNoneExist"));
+  e->im = json_string_value(json_object_get(rq, "ifMatch"));
+  snprintf(p, sizeof p, "%s.resource", e->path);
+  if (!json_is_object(e->res) || rt == NULL)
+    return cl_fhirw_fail(fe, err, 400, "required", p, "required: a resource with a resourceType");
+  snprintf(p, sizeof p, "%s.request", e->path);
+  if (method == NULL || url == NULL)
+    return cl_fhirw_fail(fe, err, 400, "required", p, "required: request.method and request.url");
+  size_t tl = strlen(rt);
+  if (!strcmp(method, "POST") && !strcmp(url, rt))
+    return 0;
+  if (!strcmp(method, "PUT") && !strncmp(url, rt, tl) && url[tl] == '?' && url[tl + 1]) {
+    e->cond = url + tl + 1;
+    return 0;
+  }
+  if (!strcmp(method, "PUT") && !strncmp(url, rt, tl) && url[tl] == '/' && url[tl + 1] &&
+      !strchr(url + tl + 1, '/') && strlen(url + tl + 1) < sizeof e->id) {
+    snprintf(e->id, sizeof e->id, "%s", url + tl + 1);
+    return 0;
+  }
+  snprintf(p, sizeof p, "%s.request.url", e->path);
+  return cl_fhirw_fail(fe, err, 400, "not-supported", p,
+                       "expected POST %s (create), PUT %s/[id] (update) or PUT %s?[search] "
+                       "(conditional update)",
+                       rt, rt, rt);
+}
+
+/* The order entries are mapped in: what others reference first. */
+static void order_of(entry *es, size_t n, size_t *ord) {
+  size_t k = 0;
+  for (int rank = 0; rank <= CL_FHIRW_RANKS; rank++) /* the last: refused, nothing to map */
+    for (size_t i = 0; i < n; i++)
+      if ((es[i].res ? cl_fhirw_rank(es[i].res) : CL_FHIRW_RANKS) == rank)
+        ord[k++] = i;
+}
+
+/* Maps entry e (after its If-None-Exist); its references go into refs. */
+static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_err *err) {
+  const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
+  char p[64];
+  if (e->cond != NULL) {
+    char *q = strdup(e->cond);
+    cl_http_params cp = {.n = 0};
+    if (q == NULL)
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    cl_http_form_add(&cp, q);
+    snprintf(p, sizeof p, "%s.request.url", e->path);
+    int rc = fw_cond_target(w, rt, &cp, e->res, p, e->id, fe, err);
+    free(q);
+    if (rc)
+      return rc;
+  }
+  if (!e->id[0] && e->ine != NULL) {
+    int n = fw_matches_text(w, rt, e->ine, e->exists);
+    if (n != 1)
+      e->exists[0] = '\0';
+    if (n < 0 || n == 2)
+      return cl_fhirw_fail(fe, err, n < 0 ? 400 : 412, n < 0 ? "invalid" : "duplicate", e->path,
+                           "request.ifNoneExist: %s",
+                           n < 0 ? "not a search of this type the server takes"
+                                 : "more than one resource matches");
+    if (n == 1) { /* exists: referenced as it is */
+      char bid[128];
+      cl_fhirw_mapped m = {.n = 0};
+      if (fw_resolve(w, rt, e->exists, bid, sizeof bid, err) != 0)
+        return cl_fhirw_fail(fe, err, 500, "exception", e->path, "reading %s/%s failed", rt,
+                             e->exists);
+      snprintf(m.type, sizeof m.type, "%s", rt);
+      snprintf(m.id, sizeof m.id, "%s", e->exists);
+      snprintf(m.bid, sizeof m.bid, "%s", bid);
+      json_t *cur;
+      if (fw_read_res(w, rt, e->exists, &cur, NULL) == 0) { /* whose it is */
+        const char *pref = json_string_value(json_object_get(
+            json_object_get(cur, !strcmp(rt, "AllergyIntolerance") ? "patient" : "subject"),
+            "reference"));
+        snprintf(m.patient_id, sizeof m.patient_id, "%s",
+                 !strcmp(rt, "Patient")                  ? bid
+                 : pref && !strncmp(pref, "Patient/", 8) ? pref + 8
+                                                         : "");
+        json_decref(cur);
+      }
+      return cl_fhirw_refs_add(refs, &m, e->full_url);
+    }
+  }
+  if (!e->id[0])
+    json_object_del(e->res, "id");
+  char base_version[24] = "";
+  if (e->id[0])
+    fw_version_of(w, rt, e->id, base_version);
+  e->created = base_version[0] == '\0';
+  snprintf(p, sizeof p, "%s.request.ifMatch", e->path);
+  if (e->id[0] && e->im != NULL && fw_if_match(e->im, base_version, p, fe, err) != 0)
+    return CL_EPRECOND;
+  cl_fhirw_opts o;
+  fw_opts_of(w, refs, &o);
+  snprintf(p, sizeof p, "%s.resource", e->path);
+  int rc;
+  if (e->id[0] && base_version[0] && cl_fhirw_entered_in_error(e->res)) {
+    if ((rc = fw_retraction(w, rt, e->id, e->res, base_version, p, &e->m, fe, err)) == 0 && !e->m) {
+      snprintf(e->exists, sizeof e->exists, "%s", e->id); /* entered-in-error already */
+      return 0;
+    }
+  } else {
+    rc = cl_fhirw_map(e->res, p, e->id[0] ? e->id : NULL, base_version, &o, &e->m, fe, err);
+  }
+  if (rc == 0) {
+    cl_req_ctx_add_patient(w->rc, e->m->patient_id);
+    rc = cl_fhirw_refs_add(refs, e->m, e->full_url);
+  } else if (rc != CL_EMALFORMED) {
+    cl_fhirw_fail(fe, err, fw_status_of(rc), "exception", e->path, "%s", err->msg);
+  }
+  return rc;
+}
+
+/* The response entry of e: status, location, etag (and the resource). */
+static json_t *entry_response(wstate *w, const entry *e, int written) {
+  if (e->outcome != NULL) {
+    char st[8];
+    snprintf(st, sizeof st, "%d", e->status);
+    return json_pack("{s:{s:s,s:O}}", "response", "status", st, "outcome", e->outcome);
+  }
+  const char *type =
+      e->exists[0] ? json_string_value(json_object_get(e->res, "resourceType")) : e->m->type;
+  const char *id = e->exists[0] ? e->exists : e->m->id;
+  json_t *res;
+  cl_fhir_resp hdr;
+  if (fw_read_res(w, type, id, &res, &hdr) != 0)
+    return json_pack("{s:{s:s}}", "response", "status", "500");
+  char loc[640], lm[40];
+  fw_location_of(w, type, id, &hdr, loc, sizeof loc);
+  fj_instant_ns_text(hdr.last_modified_ns, lm);
+  int created = !e->exists[0] && e->created && written;
+  json_t *out =
+      json_pack("{s:{s:s,s:s,s:s,s:s}}", "response", "status", created ? "201 Created" : "200 OK",
+                "location", loc, "etag", hdr.etag, "lastModified", lm);
+  if (out != NULL && w->representation)
+    json_object_set(out, "resource", res);
+  json_decref(res);
+  return out;
+}
+
+int fw_bundle(wstate *w, json_t *b, wans *a) {
+  cl_fhirw_error fe;
+  cl_err err;
+  const char *rt = json_string_value(json_object_get(b, "resourceType"));
+  const char *bt = json_string_value(json_object_get(b, "type"));
+  if (rt == NULL || strcmp(rt, "Bundle") != 0)
+    return fw_ans_outcome(a, 400, "invalid", CL_EINVAL, "resourceType",
+                          "POST [base] takes a Bundle (transaction or batch)");
+  int tx = bt && !strcmp(bt, "transaction");
+  if (!tx && !(bt && !strcmp(bt, "batch")))
+    return fw_ans_outcome(a, 400, "not-supported", CL_EINVAL, "Bundle.type",
+                          "POST [base] takes a Bundle of type transaction or batch");
+  json_t *jes = json_object_get(b, "entry");
+  size_t n = json_array_size(jes);
+  if (n > MAX_ENTRIES)
+    return fw_ans_outcome(a, 400, "too-costly", CL_EINVAL, "Bundle.entry",
+                          "more than 1000 entries in one Bundle");
+  snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "Bundle:%s:%zu", bt, n);
+  entry *es = calloc(n ? n : 1, sizeof *es);
+  size_t *ord = calloc(n ? n : 1, sizeof *ord);
+  cl_fhirw_mapped **ms = calloc(n ? n : 1, sizeof *ms);
+  json_t *refs = json_object();
+  int code = 0, written = 0;
+  if (es == NULL || ord == NULL || ms == NULL || refs == NULL) {
+    fw_ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (entry_of(json_array_get(jes, i), i, &es[i], &fe, &err) != 0) {
+      if (tx) {
+        fw_ans_refusal(a, &fe);
+        goto done;
+      }
+      es[i].outcome = cl_fhirw_outcome(&fe);
+      es[i].status = fe.status;
+      es[i].res = NULL;
+    }
+  order_of(es, n, ord);
+  for (size_t j = 0; j < n; j++) {
+    entry *e = &es[ord[j]];
+    if (e->res == NULL || e->outcome != NULL)
+      continue;
+    int rc = map_entry(w, e, refs, &fe, &err);
+    if (rc && tx) { /* all or nothing: the first refusal is the answer */
+      fw_ans_refusal(a, &fe);
+      code = CL_EINVAL;
+      goto done;
+    }
+    if (rc) {
+      e->outcome = cl_fhirw_outcome(&fe);
+      e->status = fe.status;
+      continue;
+    }
+    if (!tx) { /* batch: each entry on its own */
+      int wr;
+      if ((rc = fw_append(w, &e->m, 1, &wr, &err)) != 0) {
+        cl_fhirw_fail(&fe, &err, fw_status_of(rc), "exception", e->path, "%s", err.msg);
+        e->outcome = cl_fhirw_outcome(&fe);
+        e->status = fe.status;
+      }
+      e->created = e->created && wr;
+    }
+  }
+  if (tx) {
+    for (size_t i = 0; i < n; i++)
+      ms[i] = es[i].m;
+    int rc = fw_append(w, ms, n, &written, &err);
+    if (rc) {
+      fw_ans_outcome(a, fw_status_of(rc), "exception", rc, "", err.msg);
+      goto done;
+    }
+  }
+  json_t *resp = json_pack("{s:s,s:s,s:[]}", "resourceType", "Bundle", "type",
+                           tx ? "transaction-response" : "batch-response", "entry");
+  for (size_t i = 0; resp && i < n; i++)
+    json_array_append_new(json_object_get(resp, "entry"),
+                          entry_response(w, &es[i], tx ? written : 1));
+  fw_ans_json(a, 200, resp, code);
+done:
+  for (size_t i = 0; es && i < n; i++) {
+    cl_fhirw_mapped_free(es[i].m);
+    json_decref(es[i].outcome);
+  }
+  free(es);
+  free(ord);
+  free(ms);
+  json_decref(refs);
+  return 0;
+}

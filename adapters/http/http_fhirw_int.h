@@ -1,0 +1,95 @@
+/* What the FHIR writes of the REST face share between http_fhirw.c (the
+ * route, one resource: create, update, conditional create and update,
+ * PATCH, the retraction of an update to entered-in-error) and
+ * http_fhirw_bundle.c (transaction and batch Bundles). Nothing outside
+ * these two files includes this. A wstate lives for one request, on the
+ * stack of http_serve_write; nothing here is shared between requests. */
+#ifndef CL_ADAPTERS_HTTP_HTTP_FHIRW_INT_H
+#define CL_ADAPTERS_HTTP_HTTP_FHIRW_INT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapters/fhir/fhirw.h"
+#include "adapters/http/http_int.h"
+#include "query/fhir/engine.h"
+
+#define MAX_ENTRIES 1000 /* entries of one Bundle */
+
+typedef struct wstate {
+  cl_http *h;
+  cl_req_ctx *rc;
+  cl_fhir_engine *e;
+  char base[384];
+  int representation; /* Prefer: return=representation (the default) */
+  uint64_t seq;       /* the last log sequence the request appended, 0: none */
+} wstate;
+
+/* The answer, built before the call's record is committed, sent after. */
+typedef struct wans {
+  int status;
+  char *body; /* malloc'd, or NULL */
+  size_t len;
+  cl_fhir_resp hdr; /* ETag, Last-Modified (no body) */
+  char location[640];
+  int code; /* 0 or CL_E*, for the record */
+} wans;
+
+/* ---- answers (a: the request's; j taken) ---- */
+
+int fw_ans_json(wans *a, int status, json_t *j, int code);
+/* fe's OperationOutcome with its status (400 when none). */
+int fw_ans_refusal(wans *a, const cl_fhirw_error *fe);
+/* An OperationOutcome with one issue. */
+int fw_ans_outcome(wans *a, int status, const char *issue, int code, const char *expr,
+                   const char *text);
+
+/* ---- the views ---- */
+
+/* type/id as the views hold it now: *out returned-owned, headers into hdr
+ * (optional). CL_ENOTFOUND, CL_EFAILED. */
+int fw_read_res(wstate *w, const char *type, const char *id, json_t **out, cl_fhir_resp *hdr);
+/* cl_fhirw_resolve_fn over the views (ctx: the wstate). */
+int fw_resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn, cl_err *err);
+/* The versionId of type/id now ("" when there is none). */
+void fw_version_of(wstate *w, const char *type, const char *id, char out[24]);
+/* The resources a search query string of `type` matches: 0, 1 (*id
+ * filled), 2 (several), -1 (not a search the server takes). */
+int fw_matches_text(wstate *w, const char *type, const char *query, char id[CL_FHIR_ID_MAX]);
+/* A conditional update's target into id ("" : a create); 0 or
+ * CL_EMALFORMED (fe: 400, 412 several match), `where` naming the search. */
+int fw_cond_target(wstate *w, const char *type, const cl_http_params *p, const json_t *res,
+                   const char *where, char id[CL_FHIR_ID_MAX], cl_fhirw_error *fe, cl_err *err);
+
+/* ---- writing ---- */
+
+/* An If-Match ETag against the current versionId ("" : none): 0, or
+ * CL_EPRECOND with fe (400 not an ETag, 412 another version). */
+int fw_if_match(const char *etag, const char *current, const char *where, cl_fhirw_error *fe,
+                cl_err *err);
+/* Signs the n mappings' events with the log key and appends them as one
+ * batch, then waits for the views; *written 0 when all were there. */
+int fw_append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written, cl_err *err);
+/* The HTTP status of a CL_E* code from the writer. */
+int fw_status_of(int code);
+/* Mapping options for the caller the node writes for. */
+void fw_opts_of(wstate *w, const json_t *refs, cl_fhirw_opts *o);
+/* [base]/type/id/_history/<the version of hdr's ETag> into out. */
+void fw_location_of(wstate *w, const char *type, const char *id, const cl_fhir_resp *hdr, char *out,
+                    size_t n);
+/* An update of type/id at base_version to entered-in-error: its
+ * EnteredInError event into *m (NULL: entered-in-error already). 0, or
+ * CL_EMALFORMED (fe: 403, 422), CL_ENOMEM. */
+int fw_retraction(wstate *w, const char *type, const char *id, const json_t *res,
+                  const char *base_version, const char *expr, cl_fhirw_mapped **m,
+                  cl_fhirw_error *fe, cl_err *err);
+
+/* ---- Bundles (http_fhirw_bundle.c) ---- */
+
+/* POST [base]: a transaction (all or nothing, one atomic append) or batch
+ * Bundle b (borrowed; its entries' resources are changed in place: ids of
+ * creates dropped); the answer into a. Returns 0. */
+int fw_bundle(wstate *w, json_t *b, wans *a);
+
+#endif
