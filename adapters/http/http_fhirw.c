@@ -545,11 +545,19 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t condition[3] = {0xc2, 0x0c, 0};                       /* 200 */
   static const uint8_t allergy[3] = {0xca, 0x0c, 0};                         /* 201 */
   static const uint8_t observation[3] = {0xd2, 0x0c, 0};                     /* 202 */
-  static const uint8_t prescribed[3] = {0xe2, 0x12, 0};                      /* 300 */
+  static const uint8_t prescribed[2][3] = {{0xe2, 0x12, 0}, {0xea, 0x12, 0}}; /* 300, 301 */
   static const uint8_t administered[3] = {0xfa, 0x12, 0};                    /* 303 */
   static const uint8_t immunized[3] = {0xe2, 0x0c, 0};                       /* 204 */
   static const uint8_t dispensed[3] = {0xf2, 0x12, 0};                       /* 302 */
   static const uint8_t ordered[3] = {0xf2, 0x0c, 0};                         /* 206 */
+  static const uint8_t lab_report[3] = {0xda, 0x0c, 0};                      /* 203 */
+  static const uint8_t note[3] = {0xea, 0x0c, 0};                            /* 205 */
+  static const uint8_t study[3] = {0x8a, 0x19, 0};                           /* 401 */
+  static const uint8_t charge[3] = {0xaa, 0x1f, 0};                          /* 501 */
+  static const uint8_t appointment[2][3] = {{0xc2, 0x25, 0}, {0xca, 0x25, 0}}; /* 600, 601 */
+  static const uint8_t message[3] = {0xd2, 0x25, 0};                           /* 602 */
+  static const uint8_t refill[3] = {0xda, 0x25, 0};                            /* 603 */
+  static const uint8_t device[3] = {0xe2, 0x2b, 0};                            /* 700 */
   *n = 1;
   if (type == NULL)
     return (*n = 0, NULL);
@@ -563,8 +571,8 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return allergy;
   if (!strcmp(type, "Observation"))
     return observation;
-  if (!strcmp(type, "MedicationRequest"))
-    return prescribed;
+  if (!strcmp(type, "MedicationRequest")) /* a stop: also MedicationDiscontinued */
+    return (*n = 2, prescribed[0]);
   if (!strcmp(type, "MedicationAdministration"))
     return administered;
   if (!strcmp(type, "Immunization"))
@@ -573,6 +581,22 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return dispensed;
   if (!strcmp(type, "ServiceRequest"))
     return ordered;
+  if (!strcmp(type, "DiagnosticReport"))
+    return lab_report;
+  if (!strcmp(type, "DocumentReference"))
+    return note;
+  if (!strcmp(type, "ImagingStudy"))
+    return study;
+  if (!strcmp(type, "ChargeItem"))
+    return charge;
+  if (!strcmp(type, "Appointment")) /* cancelled: also AppointmentCancelled */
+    return (*n = 2, appointment[0]);
+  if (!strcmp(type, "Communication"))
+    return message;
+  if (!strcmp(type, "Task"))
+    return refill;
+  if (!strcmp(type, "Device"))
+    return device;
   return (*n = 0, NULL);
 }
 

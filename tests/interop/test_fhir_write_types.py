@@ -13,6 +13,7 @@ import urllib.parse
 
 import common
 import test_fhir_write as fw
+import test_fhir_write_cond as cond
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -472,3 +473,35 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         self.assertEqual(oo["issue"][0]["expression"], ["MedicationRequest.note[0]"])
         self.assertNothingWritten(size + 2)
 
+
+class TestFhirWriteTypesAuth(cond.TestFhirWriteAuth):
+    """With --auth required, the types added here are checked on their own
+    event types (adapters/http/http_fhirw.c kinds_of), as the first ten are."""
+    test_who_may_write = None  # test_fhir_write_cond.py runs that one
+
+    def test_each_type_needs_its_event_types(self):
+        r, p = self.call("feed", "POST", "/Patient", fw.patient(family="AuthTypes"))
+        self.assertEqual(r.status, 201, p)
+        pid = p["id"]
+        size = self.size()
+        report = bmp_report(pid, "bmp-auth")
+        charge = {"resourceType": "ChargeItem", "status": "billable",
+                  "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt",
+                                       "code": "99213"}]},
+                  "subject": {"reference": "Patient/" + pid}}
+        appt = {"resourceType": "Appointment", "status": "booked",
+                "start": "2026-06-01T09:00:00Z", "end": "2026-06-01T09:20:00Z",
+                "participant": [{"actor": {"reference": "Patient/" + pid},
+                                 "status": "accepted"}]}
+        for who, body, event in (("nurse1", report, "LabResultReported"),
+                                 ("nurse1", charge, "ChargeCaptured"),
+                                 ("nurse1", appt, "AppointmentBooked"),
+                                 ("biller", report, "LabResultReported")):
+            r, oo = self.call(who, "POST", "/" + body["resourceType"], body)
+            self.assertEqual(r.status, 403, (who, oo))
+            self.assertIn(event, json.dumps(oo), who)
+        self.assertEqual(self.size(), size, "a refused write appended")
+        for who, body in (("dr1", report), ("biller", charge), ("feed", appt)):
+            r, got = self.call(who, "POST", "/" + body["resourceType"], body)
+            self.assertEqual(r.status, 201, (who, got))
+        self.assertEqual(self.size(), size + 3)
