@@ -166,6 +166,18 @@ int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n);
 #define CL_FHIRW_RANKS 4
 int cl_fhirw_rank(const json_t *res);
 
+/* A transaction Bundle's DiagnosticReports take their result lines along:
+ * each Observation entry of `entries` (the Bundle's entry array, n
+ * entries, changed in place) that a DiagnosticReport entry's result[j]
+ * references by its fullUrl is copied into that report's contained
+ * (id "bundle-line-<j>") and result[j] rewritten to reference it, as the
+ * event holds the lines inline (fhirw_report.c). line_of[k] (n, caller's)
+ * gets the index of the report entry that took entry k, and line_at[k] its
+ * j; -1 for an entry no report took (an Observation referenced by two
+ * reports goes to the first). 0, or CL_ENOMEM (entries then unchanged
+ * or partly rewritten: refuse the Bundle). */
+int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
+
 /* Fills fe (status, code, expression, printf-style text); returns
  * CL_EMALFORMED after setting err to "<expression>: <text>". */
 int cl_fhirw_fail(cl_fhirw_error *fe, cl_err *err, int status, const char *code, const char *expr,

@@ -414,3 +414,55 @@ int w_diagnostic_report(wctx *c, const json_t *r) {
   c->when = issued ? issued : b->effective ? b->effective : c->when;
   return w_emit(c, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED, b);
 }
+
+/* ---- a transaction's report lines given as entries ---- */
+
+/* The entry of `entries` whose fullUrl is url and resource an Observation:
+ * its index, or -1. */
+static long line_entry(const json_t *entries, const char *url) {
+  for (size_t k = 0; url != NULL && k < json_array_size(entries); k++) {
+    const json_t *e = json_array_get(entries, k);
+    const char *fu = json_string_value(json_object_get(e, "fullUrl"));
+    const char *t =
+        json_string_value(json_object_get(json_object_get(e, "resource"), "resourceType"));
+    if (fu != NULL && !strcmp(fu, url) && t != NULL && !strcmp(t, "Observation"))
+      return (long)k;
+  }
+  return -1;
+}
+
+int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at) {
+  size_t n = json_array_size(entries);
+  for (size_t k = 0; k < n; k++)
+    line_of[k] = line_at[k] = -1;
+  for (size_t i = 0; i < n; i++) {
+    json_t *rep = json_object_get(json_array_get(entries, i), "resource");
+    const char *t = json_string_value(json_object_get(rep, "resourceType"));
+    json_t *results = json_object_get(rep, "result");
+    if (t == NULL || strcmp(t, "DiagnosticReport") != 0 || !json_is_array(results))
+      continue;
+    for (size_t j = 0; j < json_array_size(results); j++) {
+      json_t *ref = json_array_get(results, j);
+      long k = line_entry(entries, json_string_value(json_object_get(ref, "reference")));
+      if (k < 0 || line_of[k] >= 0)
+        continue;
+      json_t *cs = json_object_get(rep, "contained");
+      if (cs != NULL && !json_is_array(cs))
+        break; /* the mapping refuses the report */
+      if (cs == NULL && json_object_set_new(rep, "contained", cs = json_array()) != 0)
+        return CL_ENOMEM;
+      char id[48], hash[49];
+      snprintf(id, sizeof id, "bundle-line-%zu", j);
+      snprintf(hash, sizeof hash, "#%s", id);
+      json_t *line =
+          json_deep_copy(json_object_get(json_array_get(entries, (size_t)k), "resource"));
+      if (line == NULL || json_object_set_new(line, "id", json_string(id)) != 0 ||
+          json_array_append_new(cs, line) != 0 ||
+          json_object_set_new(ref, "reference", json_string(hash)) != 0)
+        return CL_ENOMEM;
+      line_of[k] = (long)i;
+      line_at[k] = (long)j;
+    }
+  }
+  return 0;
+}

@@ -27,6 +27,7 @@ typedef struct entry {
   int created;
   json_t *outcome; /* batch: why it was refused */
   int status;      /* batch: its status */
+  char line[CL_FHIR_ID_MAX]; /* a report's line (cl_fhirw_bundle_lines): its Observation's id */
 } entry;
 
 /* Checks entry i's shape and request (method POST [type], PUT [type]/[id]). */
@@ -154,6 +155,21 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
   return rc;
 }
 
+/* e, a line of the report `rep` took (its result[j]): the id of the
+ * Observation the views made of it, and created as the report was. */
+static void line_id(wstate *w, const entry *rep, size_t j, entry *e) {
+  json_t *r;
+  cl_fhir_resp hdr;
+  if (rep->m == NULL || fw_read_res(w, "DiagnosticReport", rep->m->id, &r, &hdr) != 0)
+    return;
+  const char *ref = json_string_value(
+      json_object_get(json_array_get(json_object_get(r, "result"), j), "reference"));
+  if (ref != NULL && !strncmp(ref, "Observation/", 12))
+    snprintf(e->line, sizeof e->line, "%s", ref + 12);
+  e->created = rep->created;
+  json_decref(r);
+}
+
 /* The response entry of e: status, location, etag (and the resource). */
 static json_t *entry_response(wstate *w, const entry *e, int written) {
   if (e->outcome != NULL) {
@@ -161,9 +177,12 @@ static json_t *entry_response(wstate *w, const entry *e, int written) {
     snprintf(st, sizeof st, "%d", e->status);
     return json_pack("{s:{s:s,s:O}}", "response", "status", st, "outcome", e->outcome);
   }
-  const char *type =
-      e->exists[0] ? json_string_value(json_object_get(e->res, "resourceType")) : e->m->type;
-  const char *id = e->exists[0] ? e->exists : e->m->id;
+  if (!e->line[0] && !e->exists[0] && e->m == NULL) /* a line the views do not show */
+    return json_pack("{s:{s:s}}", "response", "status", "500");
+  const char *type = e->line[0] || e->exists[0]
+                         ? json_string_value(json_object_get(e->res, "resourceType"))
+                         : e->m->type;
+  const char *id = e->line[0] ? e->line : e->exists[0] ? e->exists : e->m->id;
   json_t *res;
   cl_fhir_resp hdr;
   if (fw_read_res(w, type, id, &res, &hdr) != 0)
@@ -171,7 +190,7 @@ static json_t *entry_response(wstate *w, const entry *e, int written) {
   char loc[640], lm[40];
   fw_location_of(w, type, id, &hdr, loc, sizeof loc);
   fj_instant_ns_text(hdr.last_modified_ns, lm);
-  int created = !e->exists[0] && e->created && written;
+  int created = !e->exists[0] && e->created && written; /* a line: as its report */
   json_t *out =
       json_pack("{s:{s:s,s:s,s:s,s:s}}", "response", "status", created ? "201 Created" : "200 OK",
                 "location", loc, "etag", hdr.etag, "lastModified", lm);
@@ -202,9 +221,13 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
   entry *es = calloc(n ? n : 1, sizeof *es);
   size_t *ord = calloc(n ? n : 1, sizeof *ord);
   cl_fhirw_mapped **ms = calloc(n ? n : 1, sizeof *ms);
+  long *line_of = calloc(n ? n : 1, sizeof *line_of), *line_at = calloc(n ? n : 1, sizeof *line_at);
   json_t *refs = json_object();
   int code = 0, written = 0;
-  if (es == NULL || ord == NULL || ms == NULL || refs == NULL) {
+  /* a transaction's report lines go into their reports (a batch's entries
+   * stand alone) */
+  if (es == NULL || ord == NULL || ms == NULL || refs == NULL || line_of == NULL ||
+      line_at == NULL || (tx && cl_fhirw_bundle_lines(jes, line_of, line_at) != 0)) {
     fw_ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
     goto done;
   }
@@ -221,7 +244,7 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
   order_of(es, n, ord);
   for (size_t j = 0; j < n; j++) {
     entry *e = &es[ord[j]];
-    if (e->res == NULL || e->outcome != NULL)
+    if (e->res == NULL || e->outcome != NULL || (tx && line_of[ord[j]] >= 0))
       continue;
     int rc = map_entry(w, e, refs, &fe, &err);
     if (rc && tx) { /* all or nothing: the first refusal is the answer */
@@ -253,6 +276,9 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
       goto done;
     }
   }
+  for (size_t i = 0; tx && i < n; i++)
+    if (line_of[i] >= 0) /* the line's Observation as the views made it */
+      line_id(w, &es[line_of[i]], (size_t)line_at[i], &es[i]);
   json_t *resp = json_pack("{s:s,s:s,s:[]}", "resourceType", "Bundle", "type",
                            tx ? "transaction-response" : "batch-response", "entry");
   for (size_t i = 0; resp && i < n; i++)
@@ -267,6 +293,8 @@ done:
   free(es);
   free(ord);
   free(ms);
+  free(line_of);
+  free(line_at);
   json_decref(refs);
   return 0;
 }

@@ -771,3 +771,44 @@ static const fw_bad BAD_STOP[] = {
 Test(fhirw_types, every_bad_stop_is_refused_naming_the_element) {
   fw_refused_all(BAD_STOP, sizeof BAD_STOP / sizeof BAD_STOP[0]);
 }
+
+/* ---- a transaction's report lines given as entries (cl_fhirw_bundle_lines) ---- */
+
+Test(fhirw_types, bundle_lines_move_into_their_report) {
+  json_t *es =
+      fw_parse("{\"e\":[{\"fullUrl\":\"urn:uuid:a\",\"resource\":" OBS_C "}},"
+               "{\"resource\":{\"resourceType\":\"DiagnosticReport\",\"result\":[{\"reference\":"
+               "\"urn:uuid:a\"},{\"reference\":\"urn:uuid:p\"},{\"reference\":\"urn:uuid:b\"}]}},"
+               "{\"fullUrl\":\"urn:uuid:p\",\"resource\":{\"resourceType\":\"Patient\"}},"
+               "{\"fullUrl\":\"urn:uuid:b\",\"resource\":" OBS_C ",\"valueString\":\"b\"}},"
+               "{\"resource\":{\"resourceType\":\"DiagnosticReport\",\"result\":[{\"reference\":"
+               "\"urn:uuid:b\"}]}}]}");
+  json_t *e = json_object_get(es, "e");
+  long of[5], at[5];
+  cr_assert_eq(cl_fhirw_bundle_lines(e, of, at), 0);
+  long want_of[5] = {1, -1, -1, 1, -1}, want_at[5] = {0, -1, -1, 2, -1};
+  for (int i = 0; i < 5; i++) {
+    cr_assert_eq(of[i], want_of[i], "entry %d", i);
+    cr_assert_eq(at[i], want_at[i], "entry %d", i);
+  }
+  json_t *rep = json_object_get(json_array_get(e, 1), "resource");
+  json_t *res = json_object_get(rep, "result"), *cs = json_object_get(rep, "contained");
+  cr_assert_str_eq(json_string_value(json_object_get(json_array_get(res, 0), "reference")),
+                   "#bundle-line-0");
+  cr_assert_str_eq(json_string_value(json_object_get(json_array_get(res, 1), "reference")),
+                   "urn:uuid:p", "not an Observation: left for the mapping to refuse");
+  cr_assert_str_eq(json_string_value(json_object_get(json_array_get(res, 2), "reference")),
+                   "#bundle-line-2");
+  cr_assert_eq(json_array_size(cs), 2);
+  cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cs, 1), "id")),
+                   "bundle-line-2");
+  cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cs, 1), "valueString")), "b");
+  /* the second report's reference to a line the first took stays as it was */
+  json_t *rep2 = json_object_get(json_array_get(e, 4), "resource");
+  cr_assert_str_eq(json_string_value(json_object_get(
+                       json_array_get(json_object_get(rep2, "result"), 0), "reference")),
+                   "urn:uuid:b");
+  /* the entries themselves are not changed */
+  cr_assert_null(json_object_get(json_object_get(json_array_get(e, 0), "resource"), "contained"));
+  json_decref(es);
+}

@@ -168,6 +168,40 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         self.assertIn("DiagnosticReport/", loc)
         self.assertTrue(pid)
 
+    def test_report_lines_as_bundle_entries(self):
+        """A transaction whose report references its lines by fullUrl: they
+        become the report's lines (one event), and each line entry's
+        response is the Observation the views made of it."""
+        pid = self.new_patient("TxLines")
+        size = self.client.tree_size()
+        rep = bmp_report(pid, "bmp-lines")
+        lines = rep["contained"][:2]
+        rep["contained"] = rep["contained"][2:]
+        urls = ["urn:uuid:7f1e7c9a-0000-4000-8000-00000000000%d" % i for i in (1, 2)]
+        rep["result"] = [{"reference": u} for u in urls]
+        entries = [{"fullUrl": u, "resource": {k: v for k, v in ln.items() if k != "id"},
+                    "request": {"method": "POST", "url": "Observation"}}
+                   for u, ln in zip(urls, lines)]
+        entries.insert(1, {"resource": rep,
+                           "request": {"method": "POST", "url": "DiagnosticReport"}})
+        r, resp = self.call("POST", "", {"resourceType": "Bundle", "type": "transaction",
+                                         "entry": entries})
+        self.assertEqual(r.status, 200, resp)
+        self.assertEqual(self.client.tree_size(), size + 1, "one LabResultReported")
+        self.assertEqual([e["response"]["status"] for e in resp["entry"]], ["201 Created"] * 3)
+        loc = [e["response"]["location"].split("/_history")[0] for e in resp["entry"]]
+        st, back = common.fhir_get(self.http_port, "/" + loc[1].split("/R4/")[-1])
+        self.assertEqual(st, 200, back)
+        got = [x["reference"] for x in back["result"]]
+        self.assertEqual(got, [loc[0].split("/R4/")[-1], loc[2].split("/R4/")[-1]])
+        st, k = common.fhir_get(self.http_port, "/" + got[1])
+        self.assertEqual(k["valueQuantity"]["value"], 5.9)
+        # again: the same event, nothing new
+        r, resp2 = self.call("POST", "", {"resourceType": "Bundle", "type": "transaction",
+                                          "entry": entries})
+        self.assertEqual(r.status, 200, resp2)
+        self.assertEqual(self.client.tree_size(), size + 1)
+
     def test_refusals_name_the_element_and_write_nothing(self):
         pid = self.new_patient("RefusedReport")
         size = self.client.tree_size()
@@ -191,11 +225,21 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         cases.append(("/DiagnosticReport", c, 400, "DiagnosticReport.specimen"))
         b = {"resourceType": "Bundle", "type": "transaction", "entry": [
             {"fullUrl": "urn:uuid:7f1e7c9a-0000-4000-8000-0000000000aa",
-             "resource": fw.heart_rate(pid), "request": {"method": "POST", "url": "Observation"}},
+             "resource": fw.patient(family="NotALine"),
+             "request": {"method": "POST", "url": "Patient"}},
             {"resource": dict(copy.deepcopy(good), result=[
                 {"reference": "urn:uuid:7f1e7c9a-0000-4000-8000-0000000000aa"}]),
              "request": {"method": "POST", "url": "DiagnosticReport"}}]}
         cases.append(("", b, 422, "Bundle.entry[1].resource.result[0]"))
+        # a line entry that does not hold: refused with its path in the report
+        b = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:7f1e7c9a-0000-4000-8000-0000000000bb",
+             "resource": dict(fw.heart_rate(pid), component=[]),
+             "request": {"method": "POST", "url": "Observation"}},
+            {"resource": dict(copy.deepcopy(good), contained=good["contained"][2:], result=[
+                {"reference": "urn:uuid:7f1e7c9a-0000-4000-8000-0000000000bb"}]),
+             "request": {"method": "POST", "url": "DiagnosticReport"}}]}
+        cases.append(("", b, 400, "Bundle.entry[1].resource.contained[1].component"))
         for path, body, status, expr in cases:
             r, oo = self.call("POST", path, body)
             self.assertEqual(r.status, status, "%s: %s" % (expr, oo))
