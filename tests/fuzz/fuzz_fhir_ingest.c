@@ -2,7 +2,9 @@
  * arbitrary bytes parsed as FHIR JSON and, when they parse, mapped to
  * catalog events as `clinlog ingest fhir` and the REST face do (a known
  * patient p1 and its encounter enc-1; a reference table with one Bundle
- * fullUrl), plainly and as the resource of a Bundle entry.
+ * fullUrl), plainly and as the resource of a Bundle entry; an input with
+ * an entry array also goes through cl_fhirw_bundle_lines (a transaction's
+ * report lines) and its entries are mapped.
  *
  * Mapped: one or two events, each passing the store's own validation
  * (cl_event_decode: ids, stream name, UTF-8, a known body) in the
@@ -102,6 +104,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check(res, "Bundle.entry[0].resource", &o);
   o.bulk = 1;
   check(res, NULL, &o);
+  /* an object with an entry array: a transaction's report lines move into
+   * their reports, then each entry maps as on the REST face */
+  json_t *es = json_object_get(res, "entry");
+  size_t n = json_array_size(es);
+  if (n > 0 && n <= 64) {
+    long of[64], at[64];
+    if (cl_fhirw_bundle_lines(es, of, at) == 0)
+      for (size_t i = 0; i < n; i++) {
+        if ((of[i] >= 0) != (at[i] >= 0) || of[i] >= (long)n || of[i] == (long)i)
+          fuzz_finding(who, "a line taken by no report, or by itself");
+        if (of[i] < 0)
+          check(json_object_get(json_array_get(es, i), "resource"), "Bundle.entry[0].resource", &o);
+      }
+  }
   json_decref(refs);
   json_decref(res);
   return 0;
