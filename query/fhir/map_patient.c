@@ -386,6 +386,13 @@ static int encounter_put(cl_fhir_map *m, json_t *e, cl_err *err) {
       m, fj_in_order(e, encounter_order, sizeof encounter_order / sizeof encounter_order[0]), err);
 }
 
+/* The encounter's locations all in `status`. */
+static void locations_are(json_t *e, const char *status) {
+  json_t *locs = json_object_get(e, "location");
+  for (size_t i = 0; i < json_array_size(locs); i++)
+    json_object_set_new(json_array_get(locs, i), "status", json_string(status));
+}
+
 static int encounter_ended(cl_fhir_map *m, const Clinlog__V1__EncounterEnded *b, cl_err *err) {
   if (b->encounter_id == NULL || b->encounter_id[0] == '\0')
     return 0;
@@ -406,51 +413,33 @@ static int encounter_ended(cl_fhir_map *m, const Clinlog__V1__EncounterEnded *b,
   if (b->discharge_disposition != NULL)
     fj_set(nh, "dischargeDisposition", fj_concept_code(b->discharge_disposition));
   fj_set(e, "hospitalization", nh);
-  /* the locations were where the patient was: completed now */
-  json_t *locs = json_object_get(e, "location");
-  for (size_t i = 0; i < json_array_size(locs); i++)
-    json_object_set_new(json_array_get(locs, i), "status", json_string("completed"));
+  locations_are(e, "completed"); /* where the patient was */
   return encounter_put(m, e, err);
 }
 
-/* ADT^A11: cancelled (the v2-to-FHIR IG's map of table 0003). */
-static int encounter_cancelled(cl_fhir_map *m, const Clinlog__V1__EncounterCancelled *b,
-                               cl_err *err) {
-  if (b->encounter_id == NULL || b->encounter_id[0] == '\0')
+/* ADT^A11, EncounterCancelled: cancelled; ADT^A13,
+ * EncounterDischargeCancelled: in progress again, the end and where the
+ * patient went gone (the v2-to-FHIR IG's map of table 0003). */
+static int encounter_cancel(cl_fhir_map *m, const char *encounter_id, int discharge,
+                            cl_err *err) {
+  if (encounter_id == NULL || encounter_id[0] == '\0')
     return 0;
   int rc;
-  json_t *e = encounter_of(m, b->encounter_id, &rc, err);
+  json_t *e = encounter_of(m, encounter_id, &rc, err);
   if (e == NULL)
     return rc;
-  json_object_set_new(e, "status", json_string("cancelled"));
-  json_t *locs = json_object_get(e, "location");
-  for (size_t i = 0; i < json_array_size(locs); i++)
-    json_object_set_new(json_array_get(locs, i), "status", json_string("completed"));
-  return encounter_put(m, e, err);
-}
-
-/* ADT^A13: in progress again; the end and where the patient went go. */
-static int discharge_cancelled(cl_fhir_map *m, const Clinlog__V1__EncounterDischargeCancelled *b,
-                               cl_err *err) {
-  if (b->encounter_id == NULL || b->encounter_id[0] == '\0')
-    return 0;
-  int rc;
-  json_t *e = encounter_of(m, b->encounter_id, &rc, err);
-  if (e == NULL)
-    return rc;
-  json_object_set_new(e, "status", json_string("in-progress"));
-  json_t *period = json_object_get(e, "period");
-  json_object_del(period, "end");
-  if (period != NULL && json_object_size(period) == 0)
-    json_object_del(e, "period");
-  json_t *h = json_object_get(e, "hospitalization");
-  json_object_del(h, "destination");
-  json_object_del(h, "dischargeDisposition");
-  if (h != NULL && json_object_size(h) == 0)
-    json_object_del(e, "hospitalization");
-  json_t *locs = json_object_get(e, "location");
-  for (size_t i = 0; i < json_array_size(locs); i++)
-    json_object_set_new(json_array_get(locs, i), "status", json_string("active"));
+  json_object_set_new(e, "status", json_string(discharge ? "in-progress" : "cancelled"));
+  locations_are(e, discharge ? "active" : "completed");
+  if (discharge) {
+    json_t *period = json_object_get(e, "period"), *h = json_object_get(e, "hospitalization");
+    json_object_del(period, "end");
+    if (period != NULL && json_object_size(period) == 0)
+      json_object_del(e, "period");
+    json_object_del(h, "destination");
+    json_object_del(h, "dischargeDisposition");
+    if (h != NULL && json_object_size(h) == 0)
+      json_object_del(e, "hospitalization");
+  }
   return encounter_put(m, e, err);
 }
 
@@ -466,9 +455,9 @@ int cl_fhir_map_patient(cl_fhir_map *m, cl_err *err) {
   case CLINLOG__V1__EVENT__BODY_ENCOUNTER_ENDED:
     return encounter_ended(m, ev->encounter_ended, err);
   case CLINLOG__V1__EVENT__BODY_ENCOUNTER_CANCELLED:
-    return encounter_cancelled(m, ev->encounter_cancelled, err);
+    return encounter_cancel(m, ev->encounter_cancelled->encounter_id, 0, err);
   case CLINLOG__V1__EVENT__BODY_ENCOUNTER_DISCHARGE_CANCELLED:
-    return discharge_cancelled(m, ev->encounter_discharge_cancelled, err);
+    return encounter_cancel(m, ev->encounter_discharge_cancelled->encounter_id, 1, err);
   default:
     return 0;
   }
