@@ -454,6 +454,39 @@ static int encounter_ended(mctx *c) {
   return map_emit(c, b->end, CLINLOG__V1__EVENT__BODY_ENCOUNTER_ENDED, b);
 }
 
+/* ADT^A11 (cancel admit/visit) and ADT^A13 (cancel discharge): the
+ * encounter by its visit number, why (EVN-4, table 0062) and when (EVN-6,
+ * the event occurred, else the message's time). */
+static int encounter_cancel(mctx *c, int discharge) {
+  const cl_hl7_seg *pv1, *evn = cl_hl7_segment(c->m, "EVN", 1);
+  int rc = require_pv1(c, &pv1);
+  if (rc)
+    return rc;
+  if (!c->encounter_id)
+    return map_fail(c, CL_HL7_REQUIRED_MISSING, pv1, NULL, 19, 1, 1, 0,
+                    "a cancellation needs the visit number (PV1-19, or PID-18)");
+  pb_code *reason;
+  pb_ts *at;
+  if ((rc = map_table_code(c, evn, 4, "0062", &reason)) || (rc = map_ts(c, evn, 6, 1, 1, 1, &at)))
+    return rc;
+  if (discharge) {
+    Clinlog__V1__EncounterDischargeCancelled *b = map_alloc(c, sizeof *b);
+    if (!b)
+      return CL_ENOMEM;
+    clinlog__v1__encounter_discharge_cancelled__init(b);
+    b->encounter_id = (char *)c->encounter_id;
+    b->reason = reason;
+    return map_emit(c, at, CLINLOG__V1__EVENT__BODY_ENCOUNTER_DISCHARGE_CANCELLED, b);
+  }
+  Clinlog__V1__EncounterCancelled *b = map_alloc(c, sizeof *b);
+  if (!b)
+    return CL_ENOMEM;
+  clinlog__v1__encounter_cancelled__init(b);
+  b->encounter_id = (char *)c->encounter_id;
+  b->reason = reason;
+  return map_emit(c, at, CLINLOG__V1__EVENT__BODY_ENCOUNTER_CANCELLED, b);
+}
+
 static int map_adt(mctx *c, const cl_hl7_seg *pid) {
   const char *t = c->h->trigger;
   int rc;
@@ -463,6 +496,8 @@ static int map_adt(mctx *c, const cl_hl7_seg *pid) {
       rc = encounter_started(c);
   } else if (!strcmp(t, "A08") || !strcmp(t, "A31")) {
     rc = demographics(c, pid);
+  } else if (!strcmp(t, "A11") || !strcmp(t, "A13")) {
+    rc = encounter_cancel(c, t[2] == '3');
   } else {
     rc = encounter_ended(c); /* A03 */
   }
@@ -692,7 +727,8 @@ static const struct {
   int (*fn)(mctx *c);
 } KINDS[] = {
     {"ADT", "A01", NULL},       {"ADT", "A03", NULL},       {"ADT", "A04", NULL},
-    {"ADT", "A08", NULL},       {"ADT", "A28", NULL},       {"ADT", "A31", NULL},
+    {"ADT", "A08", NULL},       {"ADT", "A11", NULL},       {"ADT", "A13", NULL},
+    {"ADT", "A28", NULL},       {"ADT", "A31", NULL},
     {"ORM", "O01", map_orders}, {"RDE", "O11", map_orders}, {"RAS", "O17", map_ras},
     {"ORU", "R01", map_oru},    {"SIU", "S12", map_siu},    {"DFT", "P03", map_dft},
     {"MDM", "T02", map_mdm},

@@ -6,6 +6,7 @@
  *   ADT^A01/A04/A28  PatientRegistered (+ EncounterStarted for A01/A04)
  *   ADT^A08/A31      PatientDemographicsUpdated
  *   ADT^A03          EncounterEnded
+ *   ADT^A11, A13     EncounterCancelled, EncounterDischargeCancelled
  *   (ADT, any)       AllergyRecorded per AL1, ConditionDiagnosed per DG1
  *   ORM^O01, RDE^O11 per order: MedicationPrescribed (RXO/RXE), or
  *                    MedicationDiscontinued (ORC-1 DC, CA, OD, OC);

@@ -147,7 +147,7 @@ int cl_fhir_map_event(cl_fhir_map *m, cl_err *err);
 
 /* The per-domain mappers (map_<domain>.c): each handles the body cases of
  * its domain and returns 0 for the others. */
-int cl_fhir_map_patient(cl_fhir_map *m, cl_err *err);  /* 100-103 */
+int cl_fhir_map_patient(cl_fhir_map *m, cl_err *err);  /* 100-105 */
 int cl_fhir_map_clinical(cl_fhir_map *m, cl_err *err); /* 200-206 */
 int cl_fhir_map_pharmacy(cl_fhir_map *m, cl_err *err); /* 300-303 */
 int cl_fhir_map_imaging(cl_fhir_map *m, cl_err *err);  /* 400-402 */

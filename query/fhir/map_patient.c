@@ -1,11 +1,15 @@
-/* Patient and encounter events (100-103) -> Patient, Encounter.
+/* Patient and encounter events (100-105) -> Patient, Encounter.
  *
  *   PatientRegistered          Patient (a new version if it exists)
  *   PatientDemographicsUpdated Patient: the fields named in updated_fields
  *                              replace the current values as a whole
  *   EncounterStarted           Encounter, status in-progress
  *   EncounterEnded             Encounter, status finished (period.end,
- *                              hospitalization.dischargeDisposition) */
+ *                              hospitalization.dischargeDisposition)
+ *   EncounterCancelled         Encounter, status cancelled
+ *   EncounterDischargeCancelled  Encounter, status in-progress again, without
+ *                              period.end and the discharge's hospitalization
+ *                              elements */
 #include <stdio.h>
 #include <string.h>
 
@@ -356,22 +360,46 @@ static const char *const encounter_order[] = {
     "type",         "serviceType", "priority",        "subject",  "participant",
     "period",       "reasonCode",  "hospitalization", "location", "serviceProvider"};
 
+/* The Encounter an event about an existing one changes: the current
+ * version (meta dropped), or, for an encounter the log never started, a
+ * new one with what the event says. NULL with *rc set on an error. */
+static json_t *encounter_of(cl_fhir_map *m, const char *encounter_id, int *rc, cl_err *err) {
+  char id[CL_FHIR_ID_MAX];
+  cl_fhir_pid(m, "Encounter", encounter_id, id);
+  json_t *e;
+  *rc = cl_fhir_map_get(m, "Encounter", id, &e, err);
+  if (*rc == CL_ENOTFOUND) { /* no start on record */
+    *rc = 0;
+    e = cl_fhir_new("Encounter", id);
+    fj_set_one(e, "identifier", fj_business_id(encounter_id));
+    json_object_set_new(e, "class", unknown_class());
+    fj_set(e, "subject", cl_fhir_patient_ref(m));
+  } else if (*rc < 0) {
+    return NULL;
+  }
+  json_object_del(e, "meta");
+  return e;
+}
+
+static int encounter_put(cl_fhir_map *m, json_t *e, cl_err *err) {
+  return cl_fhir_map_put(
+      m, fj_in_order(e, encounter_order, sizeof encounter_order / sizeof encounter_order[0]), err);
+}
+
+/* The encounter's locations all in `status`. */
+static void locations_are(json_t *e, const char *status) {
+  json_t *locs = json_object_get(e, "location");
+  for (size_t i = 0; i < json_array_size(locs); i++)
+    json_object_set_new(json_array_get(locs, i), "status", json_string(status));
+}
+
 static int encounter_ended(cl_fhir_map *m, const Clinlog__V1__EncounterEnded *b, cl_err *err) {
   if (b->encounter_id == NULL || b->encounter_id[0] == '\0')
     return 0;
-  char id[CL_FHIR_ID_MAX];
-  cl_fhir_pid(m, "Encounter", b->encounter_id, id);
-  json_t *e;
-  int rc = cl_fhir_map_get(m, "Encounter", id, &e, err);
-  if (rc == CL_ENOTFOUND) { /* ended without a start on record */
-    e = cl_fhir_new("Encounter", id);
-    fj_set_one(e, "identifier", fj_business_id(b->encounter_id));
-    json_object_set_new(e, "class", unknown_class());
-    fj_set(e, "subject", cl_fhir_patient_ref(m));
-  } else if (rc < 0) {
+  int rc;
+  json_t *e = encounter_of(m, b->encounter_id, &rc, err);
+  if (e == NULL)
     return rc;
-  }
-  json_object_del(e, "meta");
   json_object_set_new(e, "status", json_string("finished"));
   json_t *period = json_object_get(e, "period");
   if (period == NULL) {
@@ -385,12 +413,34 @@ static int encounter_ended(cl_fhir_map *m, const Clinlog__V1__EncounterEnded *b,
   if (b->discharge_disposition != NULL)
     fj_set(nh, "dischargeDisposition", fj_concept_code(b->discharge_disposition));
   fj_set(e, "hospitalization", nh);
-  /* the locations were where the patient was: completed now */
-  json_t *locs = json_object_get(e, "location");
-  for (size_t i = 0; i < json_array_size(locs); i++)
-    json_object_set_new(json_array_get(locs, i), "status", json_string("completed"));
-  return cl_fhir_map_put(
-      m, fj_in_order(e, encounter_order, sizeof encounter_order / sizeof encounter_order[0]), err);
+  locations_are(e, "completed"); /* where the patient was */
+  return encounter_put(m, e, err);
+}
+
+/* ADT^A11, EncounterCancelled: cancelled; ADT^A13,
+ * EncounterDischargeCancelled: in progress again, the end and where the
+ * patient went gone (the v2-to-FHIR IG's map of table 0003). */
+static int encounter_cancel(cl_fhir_map *m, const char *encounter_id, int discharge,
+                            cl_err *err) {
+  if (encounter_id == NULL || encounter_id[0] == '\0')
+    return 0;
+  int rc;
+  json_t *e = encounter_of(m, encounter_id, &rc, err);
+  if (e == NULL)
+    return rc;
+  json_object_set_new(e, "status", json_string(discharge ? "in-progress" : "cancelled"));
+  locations_are(e, discharge ? "active" : "completed");
+  if (discharge) {
+    json_t *period = json_object_get(e, "period"), *h = json_object_get(e, "hospitalization");
+    json_object_del(period, "end");
+    if (period != NULL && json_object_size(period) == 0)
+      json_object_del(e, "period");
+    json_object_del(h, "destination");
+    json_object_del(h, "dischargeDisposition");
+    if (h != NULL && json_object_size(h) == 0)
+      json_object_del(e, "hospitalization");
+  }
+  return encounter_put(m, e, err);
 }
 
 int cl_fhir_map_patient(cl_fhir_map *m, cl_err *err) {
@@ -404,6 +454,10 @@ int cl_fhir_map_patient(cl_fhir_map *m, cl_err *err) {
     return encounter_started(m, ev->encounter_started, err);
   case CLINLOG__V1__EVENT__BODY_ENCOUNTER_ENDED:
     return encounter_ended(m, ev->encounter_ended, err);
+  case CLINLOG__V1__EVENT__BODY_ENCOUNTER_CANCELLED:
+    return encounter_cancel(m, ev->encounter_cancelled->encounter_id, 0, err);
+  case CLINLOG__V1__EVENT__BODY_ENCOUNTER_DISCHARGE_CANCELLED:
+    return encounter_cancel(m, ev->encounter_discharge_cancelled->encounter_id, 1, err);
   default:
     return 0;
   }

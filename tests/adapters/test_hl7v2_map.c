@@ -216,6 +216,32 @@ Test(hl7v2_map, adt_a03_ends_the_encounter) {
   done(&m);
 }
 
+/* ADT^A11 and A13: the encounter by its visit number, as the v2-to-FHIR IG
+ * maps table 0003 (A11 cancelled, A13 in-progress again) */
+Test(hl7v2_map, adt_a11_and_a13_cancel_the_admission_or_the_discharge) {
+  mapped m;
+  map_file(&m, "adt_a11.hl7");
+  cr_assert_eq(m.n, 1);
+  envelope(&m, "patient-STMARYS-123456", "EPIC", "STMARYS", "MSG00011");
+  cr_assert_eq(m.ev[0]->body_case, CLINLOG__V1__EVENT__BODY_ENCOUNTER_CANCELLED);
+  const Clinlog__V1__EncounterCancelled *c = m.ev[0]->encounter_cancelled;
+  cr_assert_str_eq(c->encounter_id, "VN5566");
+  code_is(c->reason, "http://terminology.hl7.org/CodeSystem/v2-0062", "02",
+          "Physician/health practitioner order");
+  /* EVN-6, when it happened, 11:55 -0500 (not EVN-2, 11:59) */
+  ts_is(m.ev[0]->occurred_at, DAY_20261204 + 2 * 86400 + 16 * 3600 + 55 * 60);
+  done(&m);
+  map_file(&m, "adt_a13.hl7");
+  cr_assert_eq(m.n, 1);
+  envelope(&m, "patient-STMARYS-123456", "EPIC", "STMARYS", "MSG00013");
+  cr_assert_eq(m.ev[0]->body_case, CLINLOG__V1__EVENT__BODY_ENCOUNTER_DISCHARGE_CANCELLED);
+  const Clinlog__V1__EncounterDischargeCancelled *d = m.ev[0]->encounter_discharge_cancelled;
+  cr_assert_str_eq(d->encounter_id, "VN5566");
+  code_is(d->reason, "http://terminology.hl7.org/CodeSystem/v2-0062", "01", "Patient request");
+  ts_is(m.ev[0]->occurred_at, DAY_20261204 + 2 * 86400 + 17 * 3600 + 59 * 60); /* EVN-2 */
+  done(&m);
+}
+
 Test(hl7v2_map, adt_a08_and_a31_update_only_what_was_sent) {
   mapped m;
   map_file(&m, "adt_a08_crlf.hl7");
@@ -586,6 +612,9 @@ static const refusal REFUSALS[] = {
      102, "AIS", 4, 7, 1, 1, "longer than a year"},
     {MSH("ADT^A08", "R34") PID "AL1|1|DA||SV\r", 101, "AL1", 3, 3, 1, 1, "allergen"},
     {MSH("ADT^A08", "R35") PID "DG1|1|||Hypertension\r", 101, "DG1", 3, 3, 1, 1, "diagnosis code"},
+    {MSH("ADT^A11^ADT_A09", "R36") PID "PV1|1|I\r", 101, "PV1", 3, 19, 1, 1,
+     "a cancellation needs the visit number"},
+    {MSH("ADT^A13^ADT_A01", "R37") PID, 100, "PV1", 0, 0, 0, 0, "ADT^A13 needs a PV1 segment"},
 };
 
 Test(hl7v2_map, refusals_name_the_place_and_produce_nothing) {

@@ -129,6 +129,22 @@ class TestIngestHl7(ServerTestCase):
         self.assertEqual(o["valueQuantity"]["unit"], "milligram per deciliter")  # OBX-6.2
         self.assertEqual(o["valueQuantity"]["system"], "http://unitsofmeasure.org")
         self.assertEqual(o["valueQuantity"]["code"], "mg/dL")
+        # the visit VN5566: admitted (A01), discharged (A03), the admission
+        # cancelled (A11), the discharge cancelled (A13): four versions, the
+        # last in progress again without an end
+        b = json.loads(self.fhir_search(f.FhirSearchRequest(type="Encounter", params=[
+            f.FhirParam(name="patient", value="STMARYS-123456")], consistency=ryw),
+            timeout=T(30)).json)
+        enc = [x["resource"] for x in b.get("entry", [])
+               if x["resource"]["resourceType"] == "Encounter" and
+               {"system": "urn:clinlog:id", "value": "VN5566"} in x["resource"]["identifier"]]
+        self.assertEqual(len(enc), 1, b)
+        self.assertEqual((enc[0]["status"], enc[0]["meta"]["versionId"]), ("in-progress", "4"))
+        self.assertNotIn("end", enc[0].get("period", {}))
+        v3 = json.loads(self.fhir_read(f.FhirReadRequest(type="Encounter", id=enc[0]["id"],
+                                                         version_id=3, consistency=ryw),
+                                       timeout=T(30)).json)
+        self.assertEqual(v3["status"], "cancelled")
 
         # the same files again: all duplicates, nothing written
         r = self.ingest(*files)

@@ -265,6 +265,12 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, 0, count, &before, &err), 0, "%s",
                err.msg);
   cr_assert_gt(before, 3, "the patient's compartment: Patient, Encounters, Provenances");
+  size_t patients0 = 0;
+  uint8_t next[32];
+  cr_assert_eq(
+      cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Patient, NULL, 0, count, &patients0, next, &err),
+      0);
+  cr_assert_geq(patients0, 2);
 
   cl_test_erase(log, &admin, "patient-2002");
   fx_wait_head(r, log);
@@ -274,11 +280,10 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, 0, count, &after, &err), 0, "%s", err.msg);
   cr_assert_eq(after, 0, "and from the compartment index");
   size_t patients = 0;
-  uint8_t next[32];
   cr_assert_eq(
       cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Patient, NULL, 0, count, &patients, next, &err),
       0);
-  cr_assert_eq(patients, 1, "and from the type index: only 1001 is left");
+  cr_assert_eq(patients, patients0 - 1, "and from the type index: only the others are left");
   p = read_json(r, "Patient", "1001", 0, NULL);
   cr_assert_not_null(p, "the other patient stays");
   json_decref(p);
