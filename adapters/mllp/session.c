@@ -125,7 +125,7 @@ static void commit(cl_mllp_session *s, const cl_hl7_msg *m, const cl_hl7_mapped 
   cl_hl7_signed sb;
   cl_err err;
   cl_err_clear(&err);
-  int code = cl_hl7_sign(r, s->c.signer, &sb, &err);
+  int code = cl_hl7_sign_for(r, s->c.signer, cl_svc_log(s->c.svc), &sb, &err);
   if (code) {
     fail_with(o, code, CL_HL7_INTERNAL, "AE", "out of memory signing the events; resend later");
     return;
