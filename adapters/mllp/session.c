@@ -132,7 +132,7 @@ static void commit(cl_mllp_session *s, const cl_hl7_msg *m, const cl_hl7_mapped 
   }
   cl_append_result ar;
   cl_svc_route route;
-  code = cl_svc_append(s->c.svc, &s->rc, &sb.batch, 1, &ar, &route, &err);
+  code = cl_svc_append_recorded(s->c.svc, &s->rc, &sb.batch, 1, &ar, &route, &err);
   cl_hl7_signed_free(&sb);
   if (code == 0) {
     o->duplicate = ar.duplicate;
