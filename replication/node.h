@@ -94,9 +94,9 @@ CL_MUST_CHECK int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b,
  * *then_err) then's: 0 committed, CL_EPRECOND (b committed nothing new,
  * or did not commit), or its own error. then may be NULL (cl_repl_append). */
 CL_MUST_CHECK int cl_repl_append_linked(cl_repl *n, const Clinlog__V1__AppendBatch *b,
-                                        const Clinlog__V1__AppendBatch *then,
-                                        int64_t deadline_ms, cl_append_result *r, int *then_rc,
-                                        cl_err *then_err, cl_err *err);
+                                        const Clinlog__V1__AppendBatch *then, int64_t deadline_ms,
+                                        cl_append_result *r, int *then_rc, cl_err *then_err,
+                                        cl_err *err);
 
 /* The leader as last seen: returns 1 if this node leads, else 0 with *id
  * (0: unknown) and its API address (empty if unknown). */

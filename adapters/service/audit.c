@@ -392,7 +392,7 @@ static size_t split_list(char *s, char **out, size_t cap) {
 /* What a call's AccessRecorded says: m->r, its lists in m's buffers. */
 typedef struct audit_msg {
   Clinlog__V1__AccessRecorded r;
-  char roles[sizeof ((cl_req_ctx *)0)->roles], *role_v[32];
+  char roles[sizeof((cl_req_ctx *)0)->roles], *role_v[32];
   char *patients, **patient_v;
 } audit_msg;
 
