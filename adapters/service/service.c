@@ -344,6 +344,7 @@ static int append_recorded(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendB
     return cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);
   int then_rc;
   int code = cl_repl_append_linked(s->o.repl, b, &nb.b, rc->deadline_ms, r, &then_rc, NULL, err);
+  sodium_memzero(nb.buf, nb.ev.len); /* the record names patients */
   cl_node_batch_free(&nb);
   if (code == 0 && then_rc == 0)
     rc->recorded = 1;
