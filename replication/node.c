@@ -70,6 +70,9 @@ void repl_op_unref(cl_repl *n, op *o) {
   if (o->pb)
     clinlog__v1__prepared_batch__free_unpacked(o->pb, NULL);
   cl_log_prefixes_free(o->pre);
+  if (o->then_pb)
+    clinlog__v1__prepared_batch__free_unpacked(o->then_pb, NULL);
+  cl_log_prefixes_free(o->then_pre);
   free(o->status);
   if (o->r.seq || o->r.version || o->r.event_id)
     cl_append_result_free(&o->r);
@@ -177,7 +180,7 @@ static cl_apply_item *fsm_claim(void *ctx, uint64_t gid, size_t *cnt) {
   group *g = group_find(n, gid);
   if (!g || g->finished)
     return NULL;
-  *cnt = g->n;
+  *cnt = g->nitems;
   return g->items;
 }
 
@@ -187,13 +190,18 @@ static void fsm_done(void *ctx, uint64_t gid, int rc, const cl_err *err) {
   if (!g || g->finished)
     return;
   g->finished = 1;
-  for (size_t i = 0; i < g->n; i++) {
+  for (size_t i = 0, k = 0; i < g->n; i++) {
     op *o = g->ops[i];
-    cl_apply_item *it = &g->items[i];
+    cl_apply_item *it = &g->items[k++];
     int orc = rc ? rc : it->rc;
     if (orc == 0 || orc == CL_ECONFLICT) {
       o->r = it->r;
       memset(&it->r, 0, sizeof it->r);
+    }
+    if (o->then_pb) { /* read by the caller once o is done */
+      cl_apply_item *t = &g->items[k++];
+      o->then_rc = rc ? rc : t->rc;
+      o->then_err = rc ? *err : t->err;
     }
     repl_op_complete(n, o, orc, rc ? err : &it->err);
   }
@@ -253,18 +261,19 @@ static void flush_appends(cl_repl *n) {
       n->pending_n = 0;
       return;
     }
-    size_t cnt = 0, bytes = 0;
+    size_t cnt = 0, nitems = 0, bytes = 0;
     for (op *o = n->pending_head; o && (cnt == 0 || bytes + o->bytes <= n->o.max_entry_bytes);
          o = o->next) {
       cnt++;
+      nitems += o->then_pb ? 2 : 1;
       bytes += o->bytes;
     }
     group *g = calloc(1, sizeof *g);
     apply_ctx *ac = malloc(sizeof *ac);
-    Clinlog__V1__PreparedBatch **pbs = calloc(cnt, sizeof *pbs);
+    Clinlog__V1__PreparedBatch **pbs = calloc(nitems, sizeof *pbs);
     if (g) {
       g->ops = calloc(cnt, sizeof *g->ops);
-      g->items = calloc(cnt, sizeof *g->items);
+      g->items = calloc(nitems, sizeof *g->items);
     }
     if (!g || !ac || !pbs || !g->ops || !g->items) {
       free(ac);
@@ -281,20 +290,25 @@ static void flush_appends(cl_repl *n) {
     }
     g->id = ++n->next_group;
     g->n = cnt;
-    for (size_t i = 0; i < cnt; i++) {
+    g->nitems = nitems;
+    for (size_t i = 0, k = 0; i < cnt; i++) {
       op *o = n->pending_head;
       n->pending_head = o->next;
       o->next = NULL;
       g->ops[i] = o;
-      g->items[i].want_result = 1;
-      g->items[i].pre = o->pre;
-      pbs[i] = o->pb;
+      g->items[k].want_result = 1;
+      g->items[k].pre = o->pre;
+      pbs[k++] = o->pb;
+      if (o->then_pb) { /* right after its batch, in the same entry */
+        g->items[k].pre = o->then_pre;
+        pbs[k++] = o->then_pb;
+      }
     }
     if (!n->pending_head)
       n->pending_tail = NULL;
     n->pending_n -= cnt;
     Clinlog__V1__RaftEntry e = CLINLOG__V1__RAFT_ENTRY__INIT;
-    e.n_batches = cnt;
+    e.n_batches = nitems;
     e.batches = pbs;
     e.origin = n->origin;
     e.group = g->id;
@@ -730,37 +744,79 @@ int cl_repl_leader(cl_repl *n, uint64_t *id, char *api, size_t cap) {
   return me;
 }
 
-int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadline_ms,
-                   cl_append_result *r, cl_err *err) {
+/* The op of b (and of `then`, linked to it, if not NULL): both prepared
+ * here, in parallel with other callers. */
+static int append_op(cl_repl *n, const Clinlog__V1__AppendBatch *b,
+                     const Clinlog__V1__AppendBatch *then, op **out, cl_err *err) {
+  Clinlog__V1__PreparedBatch *pb, *tpb = NULL;
+  int rc;
+  /* the linked batch first: a batch this thread signed with the log key
+   * (cl_log_sign_batch) is then still the one its prepare remembers */
+  if (then && (rc = cl_log_prepare(n->log, then, &tpb, err)))
+    return rc;
+  if ((rc = cl_log_prepare(n->log, b, &pb, err))) {
+    if (tpb)
+      clinlog__v1__prepared_batch__free_unpacked(tpb, NULL);
+    return rc;
+  }
+  op *o = repl_op_new(OP_APPEND);
+  if (!o) {
+    clinlog__v1__prepared_batch__free_unpacked(pb, NULL);
+    if (tpb)
+      clinlog__v1__prepared_batch__free_unpacked(tpb, NULL);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  o->pb = pb;
+  o->bytes = clinlog__v1__prepared_batch__get_packed_size(pb);
+  /* encoded here, in parallel with other callers, so the leader's apply on
+   * the Raft thread only finishes each record (NULL: it encodes them) */
+  o->pre = cl_log_prefixes(pb);
+  if (tpb) {
+    tpb->with_previous = 1;
+    o->then_pb = tpb;
+    o->then_rc = cl_err_set(&o->then_err, CL_EPRECOND, "with_previous: not applied");
+    o->then_pre = cl_log_prefixes(tpb);
+    o->bytes += clinlog__v1__prepared_batch__get_packed_size(tpb);
+  }
+  *out = o;
+  return 0;
+}
+
+int cl_repl_append_linked(cl_repl *n, const Clinlog__V1__AppendBatch *b,
+                          const Clinlog__V1__AppendBatch *then, int64_t deadline_ms,
+                          cl_append_result *r, int *then_rc, cl_err *then_err, cl_err *err) {
   int rc = CL_EAGAIN;
+  if (then_rc)
+    *then_rc = CL_EPRECOND;
+  if (then_err)
+    cl_err_set(then_err, CL_EPRECOND, "with_previous: the batch before it was not committed");
   for (int attempt = 0; attempt < 5 && rc == CL_EAGAIN; attempt++) {
     if (!cl_repl_leader(n, NULL, NULL, 0))
       return cl_err_set(err, CL_ENOTLEADER, "not the leader");
-    Clinlog__V1__PreparedBatch *pb;
-    if ((rc = cl_log_prepare(n->log, b, &pb, err)))
+    op *o = NULL;
+    if ((rc = append_op(n, b, then, &o, err)))
       return rc;
-    op *o = repl_op_new(OP_APPEND);
-    if (!o) {
-      clinlog__v1__prepared_batch__free_unpacked(pb, NULL);
-      return cl_err_set(err, CL_ENOMEM, "out of memory");
-    }
-    o->pb = pb;
-    o->bytes = clinlog__v1__prepared_batch__get_packed_size(pb);
-    /* encoded here, in parallel with other callers, so the leader's apply on
-     * the Raft thread only finishes each record (NULL: it encodes them) */
-    o->pre = cl_log_prefixes(pb);
     rc = repl_op_run(n, o, deadline_ms, err);
     if (rc == 0 || rc == CL_ECONFLICT) {
       pthread_mutex_lock(&n->omu);
       *r = o->r;
       memset(&o->r, 0, sizeof o->r);
+      if (then && then_rc)
+        *then_rc = o->then_rc;
+      if (then && then_err)
+        *then_err = o->then_err;
       pthread_mutex_unlock(&n->omu);
       if (rc == CL_ECONFLICT)
-        cl_log_name_conflict(n->log, b, pb, r, err); /* pb: still held by o */
+        cl_log_name_conflict(n->log, b, o->pb, r, err); /* pb: still held by o */
     }
     repl_op_unref(n, o);
   }
   return rc;
+}
+
+int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadline_ms,
+                   cl_append_result *r, cl_err *err) {
+  return cl_repl_append_linked(n, b, NULL, deadline_ms, r, NULL, NULL, err);
 }
 
 int repl_simple_op(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {

@@ -85,6 +85,19 @@ void cl_repl_stop(cl_repl *n);
 CL_MUST_CHECK int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b,
                                  int64_t deadline_ms, cl_append_result *r, cl_err *err);
 
+/* cl_repl_append of b with `then` linked to it (a call's audit record,
+ * signed by this node's log key): both go into one Raft entry, then right
+ * after b, and are applied in one store write; then is committed only if
+ * b commits new events (not refused, not a duplicate: its records follow
+ * b's at once), else refused alone and nothing of it is written. The
+ * return value and r are b's, as cl_repl_append's; *then_rc (and
+ * *then_err) then's: 0 committed, CL_EPRECOND (b committed nothing new,
+ * or did not commit), or its own error. then may be NULL (cl_repl_append). */
+CL_MUST_CHECK int cl_repl_append_linked(cl_repl *n, const Clinlog__V1__AppendBatch *b,
+                                        const Clinlog__V1__AppendBatch *then, int64_t deadline_ms,
+                                        cl_append_result *r, int *then_rc, cl_err *then_err,
+                                        cl_err *err);
+
 /* The leader as last seen: returns 1 if this node leads, else 0 with *id
  * (0: unknown) and its API address (empty if unknown). */
 int cl_repl_leader(cl_repl *n, uint64_t *id, char *api_address, size_t cap);

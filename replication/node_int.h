@@ -34,6 +34,12 @@ struct op {
   cl_prefixes *pre; /* its records, encoded by the caller's thread */
   size_t bytes;
   cl_append_result r;
+  /* a batch linked to pb (cl_repl_append_linked): the next item of the
+   * same entry, with_previous set; its outcome */
+  Clinlog__V1__PreparedBatch *then_pb;
+  cl_prefixes *then_pre;
+  int then_rc;
+  cl_err then_err;
   /* membership */
   uint64_t id;
   char address[2 * CL_REPL_ADDR_MAX + 2];
@@ -51,8 +57,8 @@ typedef struct group {
   struct raft_apply req;
   uint64_t id;
   op **ops;
-  cl_apply_item *items;
-  size_t n;
+  cl_apply_item *items; /* nitems: an op's linked batch is the item after its own */
+  size_t n, nitems;
   int finished;
   struct group *next;
 } group;

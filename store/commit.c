@@ -526,9 +526,21 @@ static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
   int wrote = 0, erased = 0, fatal = 0;
   cl_err ferr;
   cl_err_clear(&ferr);
+  int prev_new = 0; /* the batch before q wrote new events (with_previous) */
   for (commit_req *q = reqs; q; q = q->next) {
+    int linked_ok = prev_new;
+    prev_new = 0;
     if (fatal) {
       q->rc = cl_err_set(&q->err, CL_EFAILED, "%s", ferr.msg);
+      continue;
+    }
+    if (q->pb->with_previous && !applied) {
+      q->rc = cl_err_set(&q->err, CL_EINVAL, "with_previous: only in a Raft entry");
+      continue;
+    }
+    if (q->pb->with_previous && !linked_ok) {
+      q->rc = cl_err_set(&q->err, CL_EPRECOND,
+                         "with_previous: the batch before it committed nothing new");
       continue;
     }
     int rc = commit_check(log, q->pb, q->r, &q->err);
@@ -552,6 +564,7 @@ static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
     }
     q->rc = 0;
     wrote = 1;
+    prev_new = 1;
   }
   uint8_t root[32];
   cl_merkle_frontier_root(&log->frontier, root);

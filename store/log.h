@@ -258,7 +258,11 @@ typedef struct cl_apply_item {
  * its checks is rejected alone (items[i].rc); the outcome is the same on
  * every node. Returns 0, 1 if the entry was applied before (index <= the
  * applied index: nothing changes), or an error after which the log is
- * failed (CL_EIO, CL_ENOMEM, CL_EFAILED): the node must stop. */
+ * failed (CL_EIO, CL_ENOMEM, CL_EFAILED): the node must stop. A batch with
+ * with_previous set is committed only if the batch right before it wrote
+ * new events (its records then follow that batch's at once), else refused
+ * alone with CL_EPRECOND; cl_log_append and cl_log_commit refuse it
+ * (CL_EINVAL). */
 CL_MUST_CHECK int cl_log_apply(cl_log *log, uint64_t index, cl_apply_item *items, size_t n,
                                cl_err *err);
 

@@ -165,9 +165,10 @@ int64_t cl_now_ns(void);
 int cl_bytes_dup(ProtobufCBinaryData *b, const void *p, size_t n);
 
 /* ---- prepare.c ---- */
-/* Remembers on this thread that the log key pk just signed hashes as sig
- * (cl_log_sign_batch): the next prepare on the thread takes exactly that
- * batch as verified. */
+/* Remembers on this thread that the key pk (the log key, or a key of this
+ * process: cl_log_sign_batch_as) just signed hashes as sig: a prepare on
+ * the thread takes exactly that batch as verified (the last two so
+ * remembered, each once). */
 void cl_prepare_own_signed(const cl_log *log, const uint8_t (*hashes)[32], size_t n,
                            const uint8_t sig[CL_SIG_SIZE], const uint8_t pk[CL_PUBKEY_SIZE]);
 

@@ -729,6 +729,12 @@ int cl_log_sign_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n, uint8_
   return rc;
 }
 
+void cl_log_sign_batch_as(cl_log *log, const cl_signer *s, const uint8_t (*hashes)[32], size_t n,
+                          uint8_t sig[64]) {
+  cl_sign_batch(s, hashes, n, sig);
+  cl_prepare_own_signed(log, hashes, n, sig, s->pk);
+}
+
 /* Signs nb->buf (n bytes, owned by nb) as a batch of one and points nb->b
  * at it; on error nb->buf is freed. */
 static int node_batch_sign(cl_log *log, size_t n, cl_node_batch *nb, cl_err *err) {

@@ -219,6 +219,16 @@ int cl_log_logkey_retry(cl_log *log, cl_err *err);
  * not follow a rotation: the message says why). Thread-safe. */
 int cl_log_sign_batch(cl_log *log, const uint8_t (*hashes)[32], size_t n, uint8_t sig[64],
                       uint8_t pk[32], cl_err *err);
+/* Signs a batch of event hashes with s, a key this process holds (an
+ * adapter's, e.g. the MLLP listener's --mllp-key), into sig, and remembers
+ * on this thread that it did, as cl_log_sign_batch does for the log key: a
+ * cl_log_prepare on this thread of a batch whose batch signature is exactly
+ * `sig` by s->pk over exactly these hashes (recomputed there from the
+ * events' bytes) takes it as verified; anything else is verified as
+ * always. Whether s's key may write is checked there as for any batch.
+ * Thread-safe. */
+void cl_log_sign_batch_as(cl_log *log, const cl_signer *s, const uint8_t (*hashes)[32], size_t n,
+                          uint8_t sig[64]);
 /* One event the node writes itself (a session, an override it records):
  * packed into `stream` (cl_event_pack_node), signed by the log key as a
  * batch of one (cl_log_sign_batch); nb->b is then ready to append. nb owns

@@ -259,14 +259,17 @@ static int decode_events(cl_log *log, const Clinlog__V1__AppendBatch *b, prep *p
   return 0;
 }
 
-/* The batch this thread last signed with the log key (cl_log_sign_batch):
- * one use, by the next prepare on the thread. */
+/* The last two batches this thread signed itself (cl_log_sign_batch,
+ * cl_log_sign_batch_as: a call's events by the adapter's key and its audit
+ * record by the log key): each for one use, by a prepare on the thread. */
+#define OWN_SLOTS 2
 static _Thread_local struct {
   const cl_log *log;
   uint8_t pk[CL_PUBKEY_SIZE];
   uint8_t sig[CL_SIG_SIZE];
   uint8_t digest[32]; /* of the hashes */
-} own_sig;
+} own_sig[OWN_SLOTS];
+static _Thread_local unsigned own_next;
 
 static void hashes_digest(const uint8_t (*hashes)[32], size_t n, uint8_t out[32]) {
   crypto_generichash(out, 32, (const uint8_t *)hashes, n * 32, NULL, 0);
@@ -274,24 +277,35 @@ static void hashes_digest(const uint8_t (*hashes)[32], size_t n, uint8_t out[32]
 
 void cl_prepare_own_signed(const cl_log *log, const uint8_t (*hashes)[32], size_t n,
                            const uint8_t sig[CL_SIG_SIZE], const uint8_t pk[CL_PUBKEY_SIZE]) {
-  own_sig.log = log;
-  memcpy(own_sig.pk, pk, CL_PUBKEY_SIZE);
-  memcpy(own_sig.sig, sig, CL_SIG_SIZE);
-  hashes_digest(hashes, n, own_sig.digest);
+  unsigned k = own_next++ % OWN_SLOTS;
+  own_sig[k].log = log;
+  memcpy(own_sig[k].pk, pk, CL_PUBKEY_SIZE);
+  memcpy(own_sig[k].sig, sig, CL_SIG_SIZE);
+  hashes_digest(hashes, n, own_sig[k].digest);
 }
 
-/* Is sig, by signer over hashes, the batch this thread just signed with
- * log's key? Consumes the remembered batch either way. */
+/* Is sig, by signer over hashes, a batch this thread just signed itself?
+ * Consumes the remembered batch it is, or, if none, every one of log's. */
 static int own_batch(const cl_log *log, const uint8_t signer[32], const uint8_t (*hashes)[32],
                      size_t n, const uint8_t *sig) {
-  if (own_sig.log != log)
-    return 0;
-  own_sig.log = NULL;
   uint8_t d[32];
+  int have = 0;
+  for (unsigned k = 0; k < OWN_SLOTS; k++)
+    have |= own_sig[k].log == log;
+  if (!have)
+    return 0;
   hashes_digest(hashes, n, d);
-  return sodium_memcmp(signer, own_sig.pk, CL_PUBKEY_SIZE) == 0 &&
-         sodium_memcmp(sig, own_sig.sig, CL_SIG_SIZE) == 0 &&
-         sodium_memcmp(d, own_sig.digest, 32) == 0;
+  for (unsigned k = 0; k < OWN_SLOTS; k++)
+    if (own_sig[k].log == log && sodium_memcmp(signer, own_sig[k].pk, CL_PUBKEY_SIZE) == 0 &&
+        sodium_memcmp(sig, own_sig[k].sig, CL_SIG_SIZE) == 0 &&
+        sodium_memcmp(d, own_sig[k].digest, 32) == 0) {
+      own_sig[k].log = NULL;
+      return 1;
+    }
+  for (unsigned k = 0; k < OWN_SLOTS; k++)
+    if (own_sig[k].log == log)
+      own_sig[k].log = NULL;
+  return 0;
 }
 
 /* Verifies shape, signatures and authorization of `b`; decodes into p. */

@@ -13,6 +13,7 @@
 #include "adapters/hl7v2/map_int.h"
 #include "store/alloc.h"
 #include "store/idhash.h"
+#include "store/logkey.h"
 
 /* ---- context helpers ---- */
 
@@ -828,6 +829,11 @@ int cl_hl7_map(const cl_hl7_msg *m, const cl_hl7_map_opts *o, cl_hl7_mapped **ou
 }
 
 int cl_hl7_sign(const cl_hl7_mapped *r, const cl_signer *s, cl_hl7_signed *out, cl_err *err) {
+  return cl_hl7_sign_for(r, s, NULL, out, err);
+}
+
+int cl_hl7_sign_for(const cl_hl7_mapped *r, const cl_signer *s, cl_log *log, cl_hl7_signed *out,
+                    cl_err *err) {
   memset(out, 0, sizeof *out);
   if (!r || !s || !r->n)
     return cl_err_set(err, CL_EINVAL, "hl7 sign: no events");
@@ -843,7 +849,10 @@ int cl_hl7_sign(const cl_hl7_mapped *r, const cl_signer *s, cl_hl7_signed *out, 
     out->events[i] = (ProtobufCBinaryData){r->ev[i].len, r->ev[i].bytes};
     cl_event_hash(r->ev[i].bytes, r->ev[i].len, hashes[i]);
   }
-  cl_sign_batch(s, (const uint8_t(*)[32])hashes, r->n, out->sigbytes);
+  if (log)
+    cl_log_sign_batch_as(log, s, (const uint8_t(*)[32])hashes, r->n, out->sigbytes);
+  else
+    cl_sign_batch(s, (const uint8_t(*)[32])hashes, r->n, out->sigbytes);
   free(hashes);
   memcpy(out->pk, s->pk, sizeof out->pk);
   clinlog__v1__signature__init(&out->sig);

@@ -49,6 +49,7 @@
 #include "clinlog/v1/api.pb-c.h"
 #include "store/err.h"
 #include "store/keys.h"
+#include "store/log.h"
 
 typedef struct cl_hl7_map_opts {
   const char *principal_id; /* recorded_by.principal_id (required), borrowed */
@@ -103,6 +104,11 @@ typedef struct cl_hl7_signed {
  * CL_ENOMEM; on error *out holds nothing to free. */
 CL_MUST_CHECK int cl_hl7_sign(const cl_hl7_mapped *r, const cl_signer *s, cl_hl7_signed *out,
                               cl_err *err);
+/* cl_hl7_sign for an append in this process to `log` from this thread:
+ * the store then takes this batch signature as verified instead of
+ * verifying it again (cl_log_sign_batch_as). */
+CL_MUST_CHECK int cl_hl7_sign_for(const cl_hl7_mapped *r, const cl_signer *s, cl_log *log,
+                                  cl_hl7_signed *out, cl_err *err);
 void cl_hl7_signed_free(cl_hl7_signed *b);
 
 /* The refusal of a message whose derived event ids are already committed

@@ -125,14 +125,14 @@ static void commit(cl_mllp_session *s, const cl_hl7_msg *m, const cl_hl7_mapped 
   cl_hl7_signed sb;
   cl_err err;
   cl_err_clear(&err);
-  int code = cl_hl7_sign(r, s->c.signer, &sb, &err);
+  int code = cl_hl7_sign_for(r, s->c.signer, cl_svc_log(s->c.svc), &sb, &err);
   if (code) {
     fail_with(o, code, CL_HL7_INTERNAL, "AE", "out of memory signing the events; resend later");
     return;
   }
   cl_append_result ar;
   cl_svc_route route;
-  code = cl_svc_append(s->c.svc, &s->rc, &sb.batch, 1, &ar, &route, &err);
+  code = cl_svc_append_recorded(s->c.svc, &s->rc, &sb.batch, 1, &ar, &route, &err);
   cl_hl7_signed_free(&sb);
   if (code == 0) {
     o->duplicate = ar.duplicate;

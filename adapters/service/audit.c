@@ -14,6 +14,7 @@
 #include "clinlog/v1/cluster.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
+#include "store/keyring.h"
 #include "store/keys.h"
 
 void cl_req_ctx_add_patient(cl_req_ctx *rc, const char *patient_id) {
@@ -388,47 +389,83 @@ static size_t split_list(char *s, char **out, size_t cap) {
   return n;
 }
 
-int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int code,
-                 const char *detail, cl_err *err) {
-  char roles[sizeof rc->roles], *role_v[32];
-  memcpy(roles, rc->roles, sizeof roles);
+/* What a call's AccessRecorded says: m->r, its lists in m's buffers. */
+typedef struct audit_msg {
+  Clinlog__V1__AccessRecorded r;
+  char roles[sizeof((cl_req_ctx *)0)->roles], *role_v[32];
+  char *patients, **patient_v;
+} audit_msg;
+
+static void audit_msg_free(audit_msg *m) {
+  free(m->patients);
+  free(m->patient_v);
+}
+
+static int audit_build(const audit_node *node, const cl_req_ctx *rc, int code, const char *detail,
+                       audit_msg *m, cl_err *err) {
+  memcpy(m->roles, rc->roles, sizeof m->roles);
   size_t np = rc->audit_patients[0] != '\0';
   for (const char *c = rc->audit_patients; *c; c++)
     np += *c == ',';
-  char *patients = malloc(sizeof rc->audit_patients),
-       **patient_v = malloc((np + 1) * sizeof *patient_v);
-  if (!patients || !patient_v) {
-    free(patients);
-    free(patient_v);
+  m->patients = malloc(sizeof rc->audit_patients);
+  m->patient_v = malloc((np + 1) * sizeof *m->patient_v);
+  if (!m->patients || !m->patient_v) {
+    audit_msg_free(m);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
-  memcpy(patients, rc->audit_patients, sizeof rc->audit_patients);
-  Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
-  r.principal_id = (char *)rc->principal;
-  r.action = (char *)action_of(rc);
-  r.resource = (char *)rc->audit_what;
-  r.purpose_of_use = (char *)(rc->purpose_of_use[0] ? rc->purpose_of_use : "");
-  r.client_address = (char *)rc->peer;
-  r.outcome = (char *)outcome_of(code);
-  r.count = rc->audit_count;
-  r.method = (char *)cl_method_name(rc->method);
-  r.transport = (char *)(rc->transport ? rc->transport : "");
-  r.subtype = (char *)subtype_of(rc);
-  r.request_id = (char *)rc->request_id;
-  r.n_roles = split_list(roles, role_v, 32);
-  r.roles = role_v;
-  r.auth = (char *)cl_auth_name(rc->auth);
-  r.token_id = (char *)rc->token_id;
-  r.node_id = node->node_id;
-  r.n_patients = split_list(patients, patient_v, np);
-  r.patients = patient_v;
-  r.query = (char *)rc->audit_query;
-  r.error = (char *)(code ? cl_errname(code) : "");
-  r.detail = (char *)(code && detail ? detail : "");
-  r.break_glass = rc->break_glass != 0;
-  r.server_address = (char *)node->server_address;
-  int rcode = cl_audit_record(a, &r, err);
-  free(patients);
-  free(patient_v);
+  memcpy(m->patients, rc->audit_patients, sizeof rc->audit_patients);
+  Clinlog__V1__AccessRecorded *r = &m->r;
+  clinlog__v1__access_recorded__init(r);
+  r->principal_id = (char *)rc->principal;
+  r->action = (char *)action_of(rc);
+  r->resource = (char *)rc->audit_what;
+  r->purpose_of_use = (char *)(rc->purpose_of_use[0] ? rc->purpose_of_use : "");
+  r->client_address = (char *)rc->peer;
+  r->outcome = (char *)outcome_of(code);
+  r->count = rc->audit_count;
+  r->method = (char *)cl_method_name(rc->method);
+  r->transport = (char *)(rc->transport ? rc->transport : "");
+  r->subtype = (char *)subtype_of(rc);
+  r->request_id = (char *)rc->request_id;
+  r->n_roles = split_list(m->roles, m->role_v, 32);
+  r->roles = m->role_v;
+  r->auth = (char *)cl_auth_name(rc->auth);
+  r->token_id = (char *)rc->token_id;
+  r->node_id = node->node_id;
+  r->n_patients = split_list(m->patients, m->patient_v, np);
+  r->patients = m->patient_v;
+  r->query = (char *)rc->audit_query;
+  r->error = (char *)(code ? cl_errname(code) : "");
+  r->detail = (char *)(code && detail ? detail : "");
+  r->break_glass = rc->break_glass != 0;
+  r->server_address = (char *)node->server_address;
+  return 0;
+}
+
+int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int code,
+                 const char *detail, cl_err *err) {
+  audit_msg m;
+  int rcode = audit_build(node, rc, code, detail, &m, err);
+  if (rcode)
+    return rcode;
+  rcode = cl_audit_record(a, &m.r, err);
+  audit_msg_free(&m);
+  return rcode;
+}
+
+int audit_linked(cl_log *log, const audit_node *node, const cl_req_ctx *rc, size_t n_events,
+                 cl_node_batch *nb, cl_err *err) {
+  audit_msg m;
+  int rcode = audit_build(node, rc, 0, NULL, &m, err);
+  if (rcode)
+    return rcode;
+  m.r.resource = ""; /* the events right before the record: read as "seq:<first>-<last>" */
+  m.r.count = n_events;
+  m.r.preceding = (uint32_t)n_events;
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_ACCESS_RECORDED;
+  ev.access_recorded = &m.r;
+  rcode = cl_log_node_batch(log, &ev, CL_AUDIT_STREAM, nb, err);
+  audit_msg_free(&m);
   return rcode;
 }

@@ -6,6 +6,7 @@
 
 #include "adapters/service/service.h"
 #include "query/audit/recorder.h"
+#include "store/logkey.h"
 
 typedef struct audit_node {
   uint64_t node_id;
@@ -22,5 +23,14 @@ void audit_subject(cl_req_ctx *rc, const ProtobufCMessage *req);
  * returns once committed: 0 or cl_audit_record's error. */
 int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int code,
                  const char *detail, cl_err *err);
+
+/* The AccessRecorded of rc's call, committed with the call's only batch
+ * of n_events events in one store write (cl_repl_append_linked): outcome
+ * success, preceding = count = n_events, resource "" (read as the seqs of
+ * the events right before it: cl_audit_resource). Packed into "$audit"
+ * and signed by the log key as nb (cl_log_node_batch; free it with
+ * cl_node_batch_free). Errors: those of cl_log_node_batch, CL_ENOMEM. */
+int audit_linked(cl_log *log, const audit_node *node, const cl_req_ctx *rc, size_t n_events,
+                 cl_node_batch *nb, cl_err *err);
 
 #endif

@@ -196,6 +196,20 @@ CL_MUST_CHECK int cl_svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__Ap
                                 int allow_forward, cl_append_result *r, cl_svc_route *route,
                                 cl_err *err);
 
+/* cl_svc_append of a call's only batch that also commits the call's audit
+ * record (outcome success) with it where it can: on a Raft leader, with
+ * the audit trail on and nothing recorded or appended for rc yet, the
+ * record goes into the same Raft entry right after b and is applied in the
+ * same store write, only if b commits new events (cl_repl_append_linked),
+ * naming them as the `preceding` events (AccessRecorded.preceding). Sets
+ * rc->recorded then: one commit per call instead of two, and no answer
+ * without its record (both or neither are durable). Otherwise (a
+ * duplicate, a follower forwarding, no Raft, a refusal) it is
+ * cl_svc_append and cl_svc_record writes the record after, as before. */
+CL_MUST_CHECK int cl_svc_append_recorded(cl_svc *s, cl_req_ctx *rc,
+                                         const Clinlog__V1__AppendBatch *b, int allow_forward,
+                                         cl_append_result *r, cl_svc_route *route, cl_err *err);
+
 /* The leader as last seen: 1 if this node leads (always, without
  * replication), else 0 with route->leader_* filled. */
 int cl_svc_leader(cl_svc *s, cl_svc_route *route);

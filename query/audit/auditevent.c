@@ -381,13 +381,24 @@ static json_t *request_entity(const char *request_id) {
   return e;
 }
 
-static json_t *entities(const Clinlog__V1__AccessRecorded *a) {
+const char *cl_audit_resource(const Clinlog__V1__AccessRecorded *a, uint64_t seq, char *buf,
+                              size_t n) {
+  const char *res = a->resource ? a->resource : "";
+  if (!a->preceding || res[0] || seq <= a->preceding || !n)
+    return res;
+  snprintf(buf, n, "seq:%llu-%llu", (unsigned long long)(seq - a->preceding),
+           (unsigned long long)(seq - 1));
+  return buf;
+}
+
+static json_t *entities(const Clinlog__V1__AccessRecorded *a, uint64_t seq) {
   json_t *arr = json_array();
   for (size_t i = 0; i < a->n_patients; i++)
     if (fj_has(a->patients[i]))
       fj_push(arr, patient_entity(a->patients[i]));
   int search = !strncmp(a->subtype, "search", 6) || fj_has(a->query);
-  json_t *data = data_entity(a->resource);
+  char buf[48];
+  json_t *data = data_entity(cl_audit_resource(a, seq, buf, sizeof buf));
   if (data && !search && a->count)
     fj_set(data, "detail", count_detail(a->count));
   fj_push(arr, data);
@@ -442,7 +453,7 @@ int cl_audit_fhir(const Clinlog__V1__Event *ev, uint64_t seq, const char *site, 
   fj_set(src, "observer", node_ref(a->node_id));
   fj_set_one(src, "type", coding(SOURCE_TYPE, "4", "Application Server"));
   fj_set(r, "source", src);
-  fj_set(r, "entity", entities(a));
+  fj_set(r, "entity", entities(a, seq));
   /* jansson reports a failed allocation only as missing members: a dump
    * that fails or a resource without its required members says so */
   if (!json_object_get(r, "recorded") || !json_object_get(r, "source") ||

@@ -79,6 +79,14 @@
 int cl_audit_fhir(const Clinlog__V1__Event *ev, uint64_t seq, const char *site, json_t **out,
                   cl_err *err);
 
+/* The entity a's record names, read at log position `seq`: a->resource,
+ * or, for a record committed with its call's events (a->preceding > 0,
+ * resource empty: cl_svc_append_recorded), "seq:<first>-<last>" of the
+ * `preceding` events right before seq, written into buf (n bytes, 48 are
+ * enough). Never NULL. Thread-safe. */
+const char *cl_audit_resource(const Clinlog__V1__AccessRecorded *a, uint64_t seq, char *buf,
+                              size_t n);
+
 /* The network address and AuditEvent network type ("1" machine name, "2"
  * IP address, "5" URI) of a peer or listening address as described above.
  * Writes at most n bytes of address with its NUL (truncating); returns the

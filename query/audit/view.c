@@ -2,8 +2,10 @@
 #include "query/audit/view.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "query/audit/auditevent.h"
 #include "store/alloc.h"
 #include "store/db.h"
 #include "store/event.h"
@@ -216,6 +218,17 @@ static int deliver(cl_log *log, uint64_t seq, cl_audit_fn fn, void *ctx, cl_err 
     rc = cl_err_set(err, CL_ECORRUPT, "audit: no record at seq %llu", (unsigned long long)seq);
   if (rc)
     return cl_err_prefix(err, "audit: reading seq %llu", (unsigned long long)seq);
+  Clinlog__V1__AccessRecorded *a = r.e->access_recorded;
+  char buf[48];
+  const char *res = cl_audit_resource(a, seq, buf, sizeof buf);
+  if (res == buf) { /* what it names, as the reader sees it (freed with the event) */
+    char *dup = strdup(buf);
+    if (!dup) {
+      clinlog__v1__event__free_unpacked(r.e, NULL);
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    }
+    a->resource = dup;
+  }
   rc = fn(ctx, seq, r.e, err);
   clinlog__v1__event__free_unpacked(r.e, NULL);
   return rc;

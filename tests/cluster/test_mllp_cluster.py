@@ -5,7 +5,12 @@ all 3 nodes exactly once. Midway the leader is SIGKILLed: the sender,
 which resends whatever was not acknowledged (AE, or a connection lost),
 sees AEs while a new leader is elected and then AAs again; once the old
 leader is back and the cluster has converged, every node holds each
-message's event exactly once."""
+message's event exactly once.
+
+With the listener on the leader, each message's audit record rides in its
+events' Raft entry (AccessRecorded.preceding): every node applies the pair
+alike, so every node holds each record right after its events, and the
+same log."""
 import threading
 import time
 import uuid
@@ -121,3 +126,60 @@ class MllpClusterTest(cluster.ClusterTestCase):
                              % (i, c.diag()))
         log("mllp: %d messages through follower %d's listener (%d AE resent), each once on "
             "nodes %s" % (total, fid, aes[0], c.ids()))
+
+    def test_leader_listener_records_ride_with_the_events(self):
+        c = self.new_cluster("mllpl", audit=True)
+        c.start(3)
+        lid = c.leader()
+        fid = [i for i in c.ids() if i != lid][0]
+        key = keygen("mllp-cluster-leader")
+        register_feed(c.nodes[lid].client, c.signer, key)
+        port = common.free_port()
+        f = c.nodes[fid]
+        self.assertEqual(f.sigterm_stop(), 0)
+        f.extra += ["--mllp-listen", "127.0.0.1:%d" % port, "--mllp-key", key]
+        f.start()
+        # not wait_converged: with the audit trail on, its status calls are
+        # recorded, so the log never stands still
+        lid = c.leader(timeout=T(60))
+        if lid != fid:  # the listener's node must lead: its records are linked
+            c.nodes[lid].client.transfer(fid, timeout=T(30))
+            deadline = time.monotonic() + T(30)
+            while c.leader() != fid and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self.assertEqual(c.leader(), fid, c.diag())
+        run = uuid.uuid4().hex[:6].upper()
+        acked = []
+        conn = Conn(port, timeout=T(40))
+        for i in range(30):
+            ctl = "%s-L%03d" % (run, i)
+            seg = segments(conn.call(adt(ctl, "L%s%d" % (run, i % 3), app="CLL", trigger="A01")))
+            self.assertEqual(seg["MSA"][1], "AA", seg)
+            acked.append(ctl)
+        conn.close()
+        size = c.nodes[fid].client.status(timeout=T(10)).tree_size  # reads are recorded too
+        deadline = time.monotonic() + T(60)
+        while time.monotonic() < deadline:
+            sts = c.statuses()
+            if all(not isinstance(v, str) and v.tree_size >= size for v in sts.values()):
+                break
+            time.sleep(0.2)
+        logs = {}
+        for i in c.ids():
+            req = common.pb.api.ReadRequest(max_count=size)
+            evs = [(r.seq, common.pb.event.Event.FromString(r.event))
+                   for r in c.nodes[i].client._read(req, timeout=T(30))]
+            by_seq = dict(evs)
+            named = {}
+            for seq, e in evs:
+                a = e.access_recorded if e.WhichOneof("body") == "access_recorded" else None
+                if a is not None and a.preceding:
+                    for s in range(seq - a.preceding, seq):
+                        named[by_seq[s].source_message_id] = named.get(
+                            by_seq[s].source_message_id, 0) + 1
+            self.assertEqual({k: named.get(k) for k in acked}, {k: 2 for k in acked},
+                             "node %d: each message's two events named by its record" % i)
+            logs[i] = [(s, e.event_id) for s, e in evs]
+        self.assertEqual(len(set(map(tuple, logs.values()))), 1, "the same log on every node")
+        log("mllp: %d messages through leader %d's listener, each recorded in its entry on "
+            "nodes %s" % (len(acked), fid, c.ids()))

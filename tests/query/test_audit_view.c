@@ -382,6 +382,25 @@ Test(audit_view, other_events_are_not_folded) {
   free(dir);
 }
 
+/* A record committed with its call's events names them by position: the
+ * `preceding` events right before its seq; any other record its resource. */
+Test(audit_view, a_linked_record_names_the_events_before_it) {
+  Clinlog__V1__AccessRecorded a = CLINLOG__V1__ACCESS_RECORDED__INIT;
+  char buf[48];
+  a.preceding = 3;
+  cr_assert_str_eq(cl_audit_resource(&a, 45, buf, sizeof buf), "seq:42-44");
+  a.preceding = 1;
+  cr_assert_str_eq(cl_audit_resource(&a, 2, buf, sizeof buf), "seq:1-1");
+  a.preceding = 5; /* more than there can be before it: not read as seqs */
+  cr_assert_str_eq(cl_audit_resource(&a, 5, buf, sizeof buf), "");
+  a.preceding = 2;
+  a.resource = "seq:7-8"; /* a record written after its call says it itself */
+  cr_assert_str_eq(cl_audit_resource(&a, 45, buf, sizeof buf), "seq:7-8");
+  a.preceding = 0;
+  a.resource = "Observation/o-1";
+  cr_assert_str_eq(cl_audit_resource(&a, 45, buf, sizeof buf), "Observation/o-1");
+}
+
 Test(audit_view, network_addresses) {
   const char *in[] = {
       "ipv4:10.0.0.7:51234", "ipv6:[2001:db8::7]:443", "ipv6:%5B::1%5D:7525",    "[fe80::1]:80",
