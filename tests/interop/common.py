@@ -22,7 +22,13 @@ import time
 import unittest
 import uuid
 
-import grpc
+# grpcio's fork support makes every fork (each subprocess this suite starts)
+# wait until gRPC's thread pool is idle; with a call in flight on another
+# thread that wait can last for ever ("Waiting for thread pool to idle before
+# forking" every 3 s: a cluster run hung so in CI). The children exec at once
+# and never use gRPC, so the suites do not need it. Read at grpc's import.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+import grpc  # noqa: E402
 import nacl.signing
 
 # Filled by setup().
