@@ -189,7 +189,7 @@ int w_patient(wctx *c, const json_t *r, int exists) {
 
 /* ---- Encounter ---- */
 
-static const char *const enc_status[] = {"in-progress", "finished", NULL};
+static const char *const enc_status[] = {"in-progress", "finished", "cancelled", NULL};
 static const char *const participant_types[] = {"ATND", "REF", "ADM", NULL};
 
 static int participant(wctx *c, const json_t *v, const char *path,
@@ -247,8 +247,7 @@ int w_encounter_res(wctx *c, const json_t *r) {
     return rc;
   if (status < 0)
     return w_fail(c, 400, "required", w_path(c, p, "status", 0),
-                  "required (in-progress or "
-                  "finished)");
+                  "required (in-progress, finished or cancelled)");
   if (cls == NULL)
     return w_fail(c, 400, "required", w_path(c, p, "class", 0), "required (a Coding)");
   if ((rc = w_coding(c, cls, w_path(c, p, "class", 0), &b->encounter_class)))
@@ -280,6 +279,10 @@ int w_encounter_res(wctx *c, const json_t *r) {
     return w_fail(c, 422, "invalid",
                   e->end ? w_path(c, pp, "end", 0) : w_path(c, hp, "dischargeDisposition", 0),
                   "an encounter in progress has not ended: status finished, or leave it out");
+  if (status == 2 && (e->end != NULL || e->discharge_disposition != NULL))
+    return w_fail(c, 422, "not-supported",
+                  e->end ? w_path(c, pp, "end", 0) : w_path(c, hp, "dischargeDisposition", 0),
+                  "a cancelled encounter is written without an end (cancel the discharge first)");
   if (status == 1 && e->end == NULL)
     return w_fail(c, 400, "required", w_path(c, pp, "end", 0),
                   "a finished encounter needs its end");
@@ -288,6 +291,14 @@ int w_encounter_res(wctx *c, const json_t *r) {
     c->when = b->start;
   if ((rc = w_emit(c, CLINLOG__V1__EVENT__BODY_ENCOUNTER_STARTED, b)) != 0 || status == 0)
     return rc;
+  if (status == 2) { /* as ADT^A11 makes it: started, then cancelled */
+    Clinlog__V1__EncounterCancelled *x = w_alloc(c, sizeof *x);
+    if (x == NULL)
+      return CL_ENOMEM;
+    clinlog__v1__encounter_cancelled__init(x);
+    x->encounter_id = (char *)c->bid;
+    return w_emit(c, CLINLOG__V1__EVENT__BODY_ENCOUNTER_CANCELLED, x);
+  }
   e->encounter_id = (char *)c->bid;
   if ((rc = w_emit(c, CLINLOG__V1__EVENT__BODY_ENCOUNTER_ENDED, e)) == 0)
     c->ev[1]->occurred_at = e->end;

@@ -538,10 +538,13 @@ static int patch(wstate *w, struct MHD_Connection *c, const char *type, const ch
 /* ---- admission ---- */
 
 /* The event types a resource of `type` may be written as (what the hooks
- * check), as bodiless events: field number, wire type 2, length 0. */
+ * check), as bodiless events: field number, wire type 2, length 0; at most
+ * MAX_KINDS of them. */
+#define MAX_KINDS 3
 static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t patient[2][3] = {{0xa2, 0x06, 0}, {0xaa, 0x06, 0}};   /* 100, 101 */
-  static const uint8_t encounter[2][3] = {{0xb2, 0x06, 0}, {0xba, 0x06, 0}}; /* 102, 103 */
+  static const uint8_t encounter[3][3] = {
+      {0xb2, 0x06, 0}, {0xba, 0x06, 0}, {0xc2, 0x06, 0}}; /* 102, 103, 104 (cancelled) */
   static const uint8_t condition[3] = {0xc2, 0x0c, 0};                       /* 200 */
   static const uint8_t allergy[3] = {0xca, 0x0c, 0};                         /* 201 */
   static const uint8_t observation[3] = {0xd2, 0x0c, 0};                     /* 202 */
@@ -564,7 +567,7 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   if (!strcmp(type, "Patient"))
     return (*n = 2, patient[0]);
   if (!strcmp(type, "Encounter"))
-    return (*n = 2, encounter[0]);
+    return (*n = 3, encounter[0]);
   if (!strcmp(type, "Condition"))
     return condition;
   if (!strcmp(type, "AllergyIntolerance"))
@@ -606,7 +609,7 @@ static int as_batch(const json_t *body, const char *type, Clinlog__V1__AppendBat
                     ProtobufCBinaryData **evs) {
   const json_t *jes = json_object_get(body, "entry");
   size_t n = jes ? json_array_size(jes) : 1, k = 0;
-  *evs = calloc(2 * (n ? n : 1), sizeof **evs);
+  *evs = calloc(MAX_KINDS * (n ? n : 1), sizeof **evs);
   if (*evs == NULL)
     return CL_ENOMEM;
   for (size_t i = 0; i < n && i < MAX_ENTRIES; i++) {

@@ -68,6 +68,23 @@ Test(fhirw, a_known_patient_is_updated_as_a_whole) {
   json_decref(j);
 }
 
+/* a cancelled encounter (what the views make of ADT^A11) is written as the
+ * start and the cancellation, and reads back the same */
+Test(fhirw, encounter_cancelled_round_trips_as_start_and_cancellation) {
+  const char *text =
+      "{\"resourceType\":\"Encounter\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+      "\"value\":\"e-8\"}],\"status\":\"cancelled\","
+      "\"class\":{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ActCode\","
+      "\"code\":\"IMP\"},\"subject\":{\"reference\":\"Patient/p1\"},"
+      "\"period\":{\"start\":\"2026-01-02T03:04:05Z\"}}";
+  cl_fhirw_mapped *m = map_ok(text);
+  cr_assert_eq(m->n, 2);
+  cr_assert_eq(m->ev[0].type, 102);
+  cr_assert_eq(m->ev[1].type, 104);
+  cl_fhirw_mapped_free(m);
+  fw_round_trip(text);
+}
+
 Test(fhirw, encounter_finished_round_trips_as_two_events) {
   const char *text =
       "{\"resourceType\":\"Encounter\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
@@ -410,6 +427,9 @@ static const bad BAD[] = {
     {"{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"code\":\"AMB\"}," SUBJ
      ",\"period\":{\"end\":\"2026-01-01T00:00:00Z\"}}",
      422, "Encounter.period.end", "invalid"},
+    {"{\"resourceType\":\"Encounter\",\"status\":\"cancelled\",\"class\":{\"code\":\"AMB\"}," SUBJ
+     ",\"period\":{\"start\":\"2026-01-01T00:00:00Z\",\"end\":\"2026-01-02T00:00:00Z\"}}",
+     422, "Encounter.period.end", "not-supported"},
     {"{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"code\":\"AMB\"}," SUBJ
      ",\"participant\":[{\"type\":[{\"coding\":[{\"system\":\"x\",\"code\":\"ATND\"}]}]}]}",
      422, "Encounter.participant[0].type.coding[0].system", "code-invalid"},
