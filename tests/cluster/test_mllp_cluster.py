@@ -42,19 +42,24 @@ def sources(node, patients):
 
 class MllpClusterTest(cluster.ClusterTestCase):
 
-    def test_follower_listener_commits_through_the_leader(self):
-        c = self.new_cluster("mllp")
+
+    def cluster_with_listener(self, name, key_name, **kw):
+        """3 nodes, a feed's key registered, and a follower restarted with
+        an MLLP listener; (cluster, that node's id, the listener's port)."""
+        c = self.new_cluster(name, **kw)
         c.start(3)
         lid = c.leader()
         fid = [i for i in c.ids() if i != lid][0]
-        key = keygen("mllp-cluster")
+        key = keygen(key_name)
         register_feed(c.nodes[lid].client, c.signer, key)
-        # the follower restarted with a listener
         port = common.free_port()
         f = c.nodes[fid]
         self.assertEqual(f.sigterm_stop(), 0)
         f.extra += ["--mllp-listen", "127.0.0.1:%d" % port, "--mllp-key", key]
         f.start()
+        return c, fid, port
+    def test_follower_listener_commits_through_the_leader(self):
+        c, fid, port = self.cluster_with_listener("mllp", "mllp-cluster")
         c.wait_converged(timeout=T(60))
         # the listener's node must be a follower, so that its writes are forwarded
         lid = c.leader()
@@ -128,17 +133,7 @@ class MllpClusterTest(cluster.ClusterTestCase):
             "nodes %s" % (total, fid, aes[0], c.ids()))
 
     def test_leader_listener_records_ride_with_the_events(self):
-        c = self.new_cluster("mllpl", audit=True)
-        c.start(3)
-        lid = c.leader()
-        fid = [i for i in c.ids() if i != lid][0]
-        key = keygen("mllp-cluster-leader")
-        register_feed(c.nodes[lid].client, c.signer, key)
-        port = common.free_port()
-        f = c.nodes[fid]
-        self.assertEqual(f.sigterm_stop(), 0)
-        f.extra += ["--mllp-listen", "127.0.0.1:%d" % port, "--mllp-key", key]
-        f.start()
+        c, fid, port = self.cluster_with_listener("mllpl", "mllp-cluster-leader", audit=True)
         # not wait_converged: with the audit trail on, its status calls are
         # recorded, so the log never stands still
         lid = c.leader(timeout=T(60))
