@@ -201,9 +201,8 @@ void bench_machine(char *out, size_t n) {
 /* Fields 14..17 of /proc/PID/stat (utime, stime, cutime, cstime) in
  * seconds, and field 4 (ppid). The command name (field 2) may hold spaces
  * and parentheses: parse from the last ')'. 0 or -1. */
-static int read_stat(pid_t pid, double t[4], pid_t *ppid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+static int read_stat_at(const char *path, double t[4], pid_t *ppid) {
+  char buf[1024];
   FILE *f = fopen(path, "r");
   if (!f)
     return -1;
@@ -230,6 +229,37 @@ static int read_stat(pid_t pid, double t[4], pid_t *ppid) {
   if (ppid)
     *ppid = pp;
   return 0;
+}
+
+static int read_stat(pid_t pid, double t[4], pid_t *ppid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  return read_stat_at(path, t, ppid);
+}
+
+double bench_threads_cpu_s(const char *prefix) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d)
+    return -1;
+  double sum = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    int got = fgets(comm, sizeof comm, f) != NULL;
+    fclose(f);
+    double t[4];
+    snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    if (got && strncmp(comm, prefix, strlen(prefix)) == 0 && read_stat_at(path, t, NULL) == 0)
+      sum += t[0] + t[1];
+  }
+  closedir(d);
+  return sum;
 }
 
 double bench_proc_cpu_s(pid_t pid) {

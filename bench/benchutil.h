@@ -117,6 +117,9 @@ double bench_proc_cpu_s(pid_t pid);
 double bench_proc_tree_cpu_s(pid_t root);
 /* The parent of `pid`, or -1. */
 pid_t bench_proc_ppid(pid_t pid);
+/* User + system CPU seconds of this process's live threads whose name
+ * (comm) starts with `prefix` (/proc/self/task), or -1. */
+double bench_threads_cpu_s(const char *prefix);
 /* User + system CPU seconds of this process (getrusage). */
 double bench_self_cpu_s(void);
 /* VmHWM (peak resident set) of `pid` in MiB, or -1. */
