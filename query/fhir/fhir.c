@@ -43,20 +43,26 @@ static int load_cur(cl_proj *p, int type, const uint8_t h[32], cur *c, cl_err *e
 static int take_version(const cur *c, uint32_t version, uint8_t *v, size_t vl, int flags,
                         cl_fhir_resource *out, cl_err *err) {
   memset(out, 0, sizeof *out);
-  if (vl < VER_HDR) {
+  fj_buf b = {0};
+  const char *json = NULL;
+  size_t n = 0;
+  int rc = stored_json(c->type, v, vl, &b, &json, &n, err);
+  if (rc) {
+    fj_buf_free(&b);
     sodium_memzero(v, vl);
     cl_free(v);
-    return cl_err_set(err, CL_ECORRUPT, "fhir: short version value");
+    return rc;
   }
   if (flags & CL_FHIR_STORED) {
-    out->len = vl - VER_HDR;
+    out->len = n;
     if ((out->json = malloc(out->len + 1)) != NULL) {
-      memcpy(out->json, v + VER_HDR, out->len);
+      memcpy(out->json, json, out->len);
       out->json[out->len] = '\0';
     }
   } else {
-    out->json = fj_finish((const char *)v + VER_HDR, vl - VER_HDR, &out->len);
+    out->json = fj_finish(json, n, &out->len);
   }
+  fj_buf_free(&b);
   out->type = c->type;
   out->version = version;
   out->current = c->version;

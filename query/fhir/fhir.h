@@ -12,7 +12,9 @@
  *   |        |                                          | numbers, tags and hashes only)       |
  *   | ver    | type u8 || H(type/id)[32] || version u32 | sealed: seq u64 BE || commit time ns |
  *   |        | BE                                       | i64 BE || event id[16] || the        |
- *   |        |                                          | resource JSON (meta included)        |
+ *   |        |                                          | resource JSON (meta included); a     |
+ *   |        |                                          | Provenance's packed values, its JSON |
+ *   |        |                                          | made when read (fhir_int.h)          |
  *   | pat    | stream tag[32] || type u8 || H[32]       | empty: a stream's resources          |
  *   | ref    | H(target type/id)[32] || H(prov)[32]     | empty: the Provenances of a resource |
  *

@@ -176,20 +176,6 @@ static inline void cur_free(cur *c) {
   c->keys = NULL;
 }
 
-/* Parses a stored version value (after its header): returned-owned, NULL
- * with err set (CL_ECORRUPT). */
-static inline json_t *parse_stored(const uint8_t *v, size_t vl, cl_err *err) {
-  if (vl < VER_HDR) {
-    cl_err_set(err, CL_ECORRUPT, "fhir: short version value");
-    return NULL;
-  }
-  json_error_t je;
-  json_t *j = json_loadb((const char *)v + VER_HDR, vl - VER_HDR, 0, &je);
-  if (j == NULL)
-    cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON: %s", je.text);
-  return j;
-}
-
 /* ---- the stored form the fold writes (provenance.c) ---- */
 
 /* A version the event being folded made: a target of its Provenance. */
@@ -204,11 +190,43 @@ typedef struct fp_target {
 void fp_write_header(fj_buf *b, const cl_event_view *ev);
 /* ,"meta":{"versionId":"<version>","lastUpdated":"<instant of ns>"} */
 void fp_write_meta(fj_buf *b, uint32_t version, int64_t ns);
-/* The Provenance/<uuid> of event ev (e decoded) whose versions are
- * t[0..nt): header and JSON, appended to b (a failed allocation sets
+/* A stored Provenance, after the header: PROV_FORMAT u8 || stream version
+ * u64 || event type u32 || body case u32 || event hash[32] || flags u8
+ * (1 occurred, 2 batch, 4 signature) || [occurred: seconds i64, nanos
+ * i32] || [batch: index u32, size u32] || principal, on-behalf-of, role,
+ * source system, source message id, device id (each u16 length with its
+ * NUL, then the bytes and the NUL; 0: absent) || [signature: u16 length,
+ * bytes; key id: u16 length, bytes] || target count u16 || per target:
+ * type u8, version u32, id length u8, id. Integers big-endian. */
+#define PROV_FORMAT 1
+/* The stored Provenance (header and packed form) of event ev (e decoded)
+ * whose versions are t[0..nt), appended to b (a failed allocation sets
  * b->oom). */
 void fp_write_provenance(fj_buf *b, const cl_event_view *ev, const Clinlog__V1__Event *e,
-                         const fp_target *t, size_t nt, const char uuid[37]);
+                         const fp_target *t, size_t nt);
+/* The JSON (stored form, meta included) of the stored Provenance v (vl
+ * bytes, header included; untrusted: CL_ECORRUPT), appended to out.
+ * Errors: CL_ECORRUPT, CL_ENOMEM. */
+int fp_render_stored(const uint8_t *v, size_t vl, fj_buf *out, cl_err *err);
+
+/* The stored JSON of version value v (vl bytes, header included) of a
+ * resource of `type`: *json points into v, or, for a Provenance, into b
+ * where it is rendered (the caller wipes b). */
+static inline int stored_json(int type, const uint8_t *v, size_t vl, fj_buf *b, const char **json,
+                              size_t *n, cl_err *err) {
+  if (vl < VER_HDR)
+    return cl_err_set(err, CL_ECORRUPT, "fhir: short version value");
+  if (type == CL_FHIR_Provenance) {
+    int rc = fp_render_stored(v, vl, b, err);
+    *json = b->p;
+    *n = b->n;
+    return rc;
+  }
+  *json = (const char *)v + VER_HDR;
+  *n = vl - VER_HDR;
+  return 0;
+}
+
 /* The name of e's body field ("patient_registered"), or "event". */
 const char *fp_body_name(const Clinlog__V1__Event *e);
 

@@ -37,7 +37,7 @@ static const char *const families[NFAM] = {"cur", "ver", "pat", "ref"};
  * `cur` and `ver` keys led by the type, no `typ` family; 4: an
  * EARLY_WARNING IssueDetected no longer makes an Observation, the checker
  * stores NEWS2 scores as ObservationRecorded). */
-#define FHIR_VERSION 4
+#define FHIR_VERSION 5
 
 /* Cache entries kept from one batch to the next; past this the cache
  * starts over at the end of a batch (memory stays bounded). */
@@ -235,10 +235,19 @@ static int txn_version(cl_proj_txn *t, int type, const uint8_t h[32], uint32_t v
     return cl_err_set(err, CL_ENOTFOUND, "erased");
   if (rc)
     return rc;
-  *out = parse_stored(v, vl, err);
+  fj_buf b = {0};
+  const char *json = NULL;
+  size_t n = 0;
+  rc = stored_json(type, v, vl, &b, &json, &n, err);
+  if (rc == 0) {
+    json_error_t je;
+    if ((*out = json_loadb(json, n, 0, &je)) == NULL)
+      rc = cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON: %s", je.text);
+  }
+  fj_buf_free(&b);
   sodium_memzero(v, vl);
   cl_free(v);
-  return *out ? 0 : err->code;
+  return rc;
 }
 
 static int map_get(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err) {
@@ -600,7 +609,7 @@ static int provenance(folding *fo, cl_fhir_map *m, cl_err *err) {
   uint8_t h[32];
   res_hash(fo->f->proj, "Provenance", uuid, h);
   fj_buf *b = &s->buf;
-  fp_write_provenance(b, ev, m->ev, s->t, s->nt, uuid);
+  fp_write_provenance(b, ev, m->ev, s->t, s->nt);
   ikey *keys = cl_malloc((BASE_KEYS + s->nt) * sizeof *keys);
   if (keys == NULL) {
     fj_buf_wipe(b);

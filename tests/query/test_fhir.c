@@ -5,6 +5,7 @@
  * for byte, and no plaintext on disk. The events are the golden cases of
  * test_fhir_map.c (tests/query/fhir/cases). */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -15,9 +16,11 @@
 
 #include "adapters/pbjson/pbjson.h"
 #include "query/fhir/fhir.h"
+#include "query/fhir/fj.h"
 #include "query/fhir/group.h"
 #include "query/runner.h"
 #include "store/event.h"
+#include "store/record.h"
 #include "tests/query/fhir_fixture.h"
 #include "tests/support/testutil.h"
 
@@ -469,6 +472,195 @@ Test(fhir, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
       0);
   /* 6000 less the erased patient's 150 */
   cr_assert_geq(obs, 5850, "%zu Observations", obs);
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+/* ---- every Provenance says what its event says ---- */
+
+static json_t *concept(const char *system, const char *code, const char *display) {
+  return json_pack("{s:[{s:s,s:s,s:s}]}", "coding", "system", system, "code", code, "display",
+                   display);
+}
+
+static json_t *who(const char *principal) {
+  if (principal == NULL || principal[0] == '\0')
+    return json_pack("{s:s}", "display", "unknown principal");
+  return json_pack("{s:{s:s,s:s}}", "identifier", "system", FJ_PRINCIPAL_SYSTEM, "value",
+                   principal);
+}
+
+static json_t *b64(const uint8_t *p, size_t n) {
+  char s[256];
+  sodium_bin2base64(s, sizeof s, p, n, sodium_base64_VARIANT_ORIGINAL);
+  return json_string(s);
+}
+
+static json_t *sub(const char *url, const char *member, json_t *v) {
+  return json_pack("{s:s,s:o}", "url", url, member, v);
+}
+
+static json_t *instant_ns(int64_t ns) {
+  char t[40];
+  fj_instant_ns_text(ns, t);
+  return json_string(t);
+}
+
+typedef struct expect_ctx {
+  json_t *want; /* the Provenance the event calls for, its targets aside */
+} expect_ctx;
+
+/* The Provenance of event ev as docs/fhir.md describes it, built with
+ * jansson from the event and its record, independently of provenance.c. */
+static int expect_provenance(void *ctx, const cl_event_view *ev, cl_err *err) {
+  (void)err;
+  expect_ctx *x = ctx;
+  Clinlog__V1__Event *e = clinlog__v1__event__unpack(NULL, ev->event_len, ev->event);
+  cr_assert_not_null(e);
+  Clinlog__V1__Record *rec = NULL;
+  cr_assert_eq(cl_record_decode(ev->record, ev->record_len, &rec, err), 0);
+  char uuid[37], code[16], disp[64] = "";
+  ProtobufCBinaryData eid = {16, (uint8_t *)ev->event_id};
+  fj_uuid_text(&eid, uuid);
+  snprintf(code, sizeof code, "%u", ev->event_type);
+  const ProtobufCFieldDescriptor *fd =
+      protobuf_c_message_descriptor_get_field(&clinlog__v1__event__descriptor, e->body_case);
+  size_t o = 0; /* patient_registered -> PatientRegistered */
+  for (const char *s = fd->name; *s && o + 1 < sizeof disp; s++)
+    if (*s != '_')
+      disp[o++] = s == fd->name || s[-1] == '_' ? (char)toupper((unsigned char)*s) : *s;
+  disp[o] = '\0';
+  const Clinlog__V1__RecordedBy *rb = e->recorded_by;
+  json_t *agent = json_pack("{s:o}", "type",
+                            concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                    "enterer", "Enterer"));
+  if (rb && rb->role && rb->role[0])
+    json_object_set_new(agent, "role", json_pack("[{s:s}]", "text", rb->role));
+  json_object_set_new(agent, "who", who(rb ? rb->principal_id : NULL));
+  if (rb && rb->on_behalf_of && rb->on_behalf_of[0])
+    json_object_set_new(agent, "onBehalfOf", who(rb->on_behalf_of));
+  json_t *agents = json_pack("[o]", agent);
+  if (rb && rb->device_id && rb->device_id[0]) {
+    char did[CL_FHIR_ID_MAX], ref[160];
+    cl_fhir_id("Device", NULL, rb->device_id, did);
+    snprintf(ref, sizeof ref, "Device/%s", did);
+    json_array_append_new(
+        agents, json_pack("{s:o,s:{s:s}}", "type",
+                          concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                  "performer", "Performer"),
+                          "who", "reference", ref));
+  }
+  char seq[24], sv[24];
+  snprintf(seq, sizeof seq, "%llu", (unsigned long long)ev->seq);
+  snprintf(sv, sizeof sv, "%llu", (unsigned long long)ev->stream_version);
+  json_t *coords = json_pack("[o,o,o]", sub("seq", "valueString", json_string(seq)),
+                             sub("streamVersion", "valueString", json_string(sv)),
+                             sub("eventHash", "valueBase64Binary", b64(ev->event_hash, 32)));
+  if (rec->batch_size > 0) {
+    json_array_append_new(coords, sub("batchIndex", "valueUnsignedInt",
+                                      json_integer(rec->batch_index)));
+    json_array_append_new(coords,
+                          sub("batchSize", "valueUnsignedInt", json_integer(rec->batch_size)));
+  }
+  if (e->source_system && e->source_system[0])
+    json_array_append_new(coords,
+                          sub("sourceSystem", "valueString", json_string(e->source_system)));
+  if (e->source_message_id && e->source_message_id[0])
+    json_array_append_new(
+        coords, sub("sourceMessageId", "valueString", json_string(e->source_message_id)));
+  char urn[64];
+  snprintf(urn, sizeof urn, "urn:uuid:%s", uuid);
+  json_t *p = json_pack(
+      "{s:s,s:s,s:{s:s,s:o},s:o,s:o,s:o,s:[{s:[{s:s,s:o}],s:s,s:{s:{s:s,s:s},s:s}}]}",
+      "resourceType", "Provenance", "id", uuid, "meta", "versionId", "1", "lastUpdated",
+      instant_ns(ev->committed_at_ns), "recorded", instant_ns(ev->committed_at_ns), "activity",
+      concept("https://clinlog.dev/fhir/CodeSystem/event-type", code, disp), "agent", agents,
+      "entity", "extension", "url", CL_FHIR_LOG_ENTRY_EXT, "extension", coords, "role", "source",
+      "what", "identifier", "system", "urn:ietf:rfc:3986", "value", urn, "display", disp);
+  if (e->occurred_at) {
+    char t[40];
+    fj_instant_text(e->occurred_at->seconds, e->occurred_at->nanos, t);
+    json_object_set_new(p, "occurredDateTime", json_string(t));
+  }
+  if (rec->batch_size == 0 && rec->signature && rec->signature->signature.len > 0) {
+    json_t *sig = json_pack(
+        "{s:[{s:s,s:s,s:s}],s:o,s:o,s:s,s:o}", "type", "system", "urn:iso-astm:E1762-95:2013",
+        "code", "1.2.840.10065.1.12.1.1", "display", "Author's Signature", "when",
+        instant_ns(ev->committed_at_ns), "who", who(rb ? rb->principal_id : NULL), "sigFormat",
+        "application/octet-stream", "data",
+        b64(rec->signature->signature.data, rec->signature->signature.len));
+    if (rec->signature->key_id.len > 0)
+      json_object_set_new(sig, "extension",
+                          json_pack("[{s:s,s:o}]", "url", CL_FHIR_LOG_ENTRY_EXT "#keyId",
+                                    "valueBase64Binary",
+                                    b64(rec->signature->key_id.data, rec->signature->key_id.len)));
+    json_object_set_new(p, "signature", json_pack("[o]", sig));
+  }
+  x->want = p;
+  clinlog__v1__record__free_unpacked(rec, NULL);
+  clinlog__v1__event__free_unpacked(e, NULL);
+  return 1;
+}
+
+typedef struct prov_check {
+  cl_proj *p;
+  cl_log *log;
+  size_t n, targets;
+} prov_check;
+
+static int check_provenance(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  prov_check *c = ctx;
+  json_t *got = json_loadb(r->json, r->len, 0, NULL);
+  cr_assert_not_null(got);
+  expect_ctx x = {NULL};
+  cr_assert_eq(cl_log_read_seq(c->log, r->seq, expect_provenance, &x, err), 0, "%s", err->msg);
+  cr_assert_not_null(x.want);
+  /* every target is a version the event made */
+  json_t *targets = json_object_get(got, "target");
+  cr_assert_gt(json_array_size(targets), 0);
+  for (size_t i = 0; i < json_array_size(targets); i++) {
+    char ref[256], *slash, *hist;
+    snprintf(ref, sizeof ref, "%s",
+             json_string_value(json_object_get(json_array_get(targets, i), "reference")));
+    cr_assert((slash = strchr(ref, '/')) && (hist = strstr(ref, "/_history/")), "%s", ref);
+    *slash = *hist = '\0';
+    cl_fhir_resource v;
+    cr_assert_eq(cl_fhir_read(c->p, ref, slash + 1, (uint32_t)atoi(hist + 10), &v, err), 0,
+                 "%s: %s", ref, err->msg);
+    cr_assert_eq(v.seq, r->seq, "%s/%s made by the Provenance's event", ref, slash + 1);
+    cl_fhir_resource_clear(&v);
+    c->targets++;
+  }
+  json_object_del(got, "target");
+  if (!json_equal(got, x.want)) {
+    char *g = json_dumps(got, JSON_SORT_KEYS), *w = json_dumps(x.want, JSON_SORT_KEYS);
+    cr_assert_fail("Provenance of seq %llu:\n got %s\nwant %s", (unsigned long long)r->seq, g, w);
+  }
+  json_decref(got);
+  json_decref(x.want);
+  c->n++;
+  cl_fhir_resource_clear(r);
+  return 0;
+}
+
+Test(fhir, every_provenance_says_what_its_event_says, .timeout = 300) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirprov", &dir, &admin, 1000);
+  fx_append_all_cases(log, &admin);
+  fill_observations(log, &admin, 0, 2, -1); /* batch-signed ones too */
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
+  prov_check c = {cl_runner_proj(r), log, 0, 0};
+  uint8_t next[32];
+  cl_err err;
+  cr_assert_eq(cl_fhir_scan_type(c.p, CL_FHIR_Provenance, NULL, 0, check_provenance, &c, next, &err),
+               0, "%s", err.msg);
+  cr_assert_gt(c.n, 200, "%zu Provenances", c.n);
+  cr_log_info("%zu Provenances, %zu targets checked", c.n, c.targets);
   cl_runner_stop(r);
   cl_log_close(log);
   cl_signer_free(&admin);
