@@ -66,11 +66,13 @@ typedef struct txn_write {
   size_t kl, vl;
   unsigned fam;
   int del;
+  int seal;       /* the value is tag[32] || plaintext, sealed when written (seal_write) */
   int superseded; /* a later write of the same key replaced it */
 } txn_write;
 
 /* The transaction's bytes come from blocks of at least ARENA_BLOCK bytes,
- * freed together: no allocation per write. */
+ * freed together: no allocation per write. They hold the plaintext of
+ * values to seal: wiped when freed. */
 #define ARENA_BLOCK (64u << 10)
 typedef struct arena_block {
   struct arena_block *next;
@@ -402,6 +404,7 @@ static void txn_release(cl_proj_txn *t) {
     return;
   for (arena_block *b = t->arena, *next; b; b = next) {
     next = b->next;
+    sodium_memzero(b->data, b->used);
     cl_free(b);
   }
   cl_free(t->w);
@@ -520,6 +523,7 @@ static int txn_slot(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, si
   w->vl = vl;
   w->fam = fam;
   w->del = del;
+  w->seal = 0;
   w->superseded = 0;
   uint8_t h[16];
   write_hash(t->p, fam, key, kl, h);
@@ -551,19 +555,55 @@ int cl_proj_put(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const 
 int cl_proj_put_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl,
                        const uint8_t tag[32], const void *val, size_t vl, cl_err *err) {
   int rc = bad_fam(t->p, fam, err);
-  uint8_t *dk;
-  value_ad ad;
-  if (rc || (rc = key_and_ad(t->p, fam, key, kl, tag, &dk, &ad, err)))
+  uint8_t *dk = NULL;
+  int erased = 0;
+  if (rc == 0 && !(dk = cl_secure_scratch(CL_SCRATCH_PROJ, 32)))
+    rc = cl_err_set(err, CL_ENOMEM, "out of secure memory");
+  if (rc == 0 && (rc = cl_sk_for_read(t->p->log, tag, dk, &erased, err)) == 0 && erased)
+    rc = cl_err_set(err, CL_EERASED, "stream was erased");
+  if (dk)
+    sodium_memzero(dk, 32);
+  if (rc)
     return rc;
-  txn_write *w; /* sealed in place: tag || the sealed value */
-  rc = txn_slot(t, fam, key, kl, 32 + vl + CL_SEALED_OVERHEAD, 0, &w, err);
+  /* kept as tag || plaintext and sealed when written (write_txn: on the
+   * writer thread when pipelined, off the fold's); reads in the
+   * transaction take the plaintext as it is */
+  txn_write *w;
+  rc = txn_slot(t, fam, key, kl, 32 + vl, 0, &w, err);
   if (rc == 0) {
     memcpy(w->kv + kl, tag, 32);
-    cl_value_seal(dk, ad.p, ad.n, val, vl, w->kv + kl + 32);
+    if (vl)
+      memcpy(w->kv + kl + 32, val, vl);
+    w->seal = 1;
   }
+  return rc;
+}
+
+/* The stored form of a write to seal (w->seal): tag || the sealed value,
+ * into *buf (grown as needed; *cap its size), *n bytes. CL_EERASED if the
+ * stream was erased since the put. */
+static int seal_write(cl_proj *p, const txn_write *w, uint8_t **buf, size_t *cap, size_t *n,
+                      cl_err *err) {
+  size_t pl = w->vl - 32, need = 32 + pl + CL_SEALED_OVERHEAD;
+  if (*cap < need) {
+    uint8_t *nb = cl_realloc(*buf, need);
+    if (!nb)
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    *buf = nb;
+    *cap = need;
+  }
+  const uint8_t *tag = w->kv + w->kl;
+  uint8_t *dk;
+  value_ad ad;
+  int rc = key_and_ad(p, w->fam, w->kv, w->kl, tag, &dk, &ad, err);
+  if (rc)
+    return rc;
+  memcpy(*buf, tag, 32);
+  cl_value_seal(dk, ad.p, ad.n, tag + 32, pl, *buf + 32);
   sodium_memzero(dk, 32);
   ad_free(&ad);
-  return rc;
+  *n = need;
+  return 0;
 }
 
 int cl_proj_del(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, cl_err *err) {
@@ -604,6 +644,11 @@ int cl_proj_txn_get(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, ui
   }
   if (w->del)
     return cl_err_set(err, CL_ENOTFOUND, "not found");
+  if (w->seal) { /* as it will be stored */
+    size_t cap = 0;
+    *val = NULL;
+    return seal_write(t->p, w, val, &cap, vl, err);
+  }
   if (!(*val = cl_malloc(w->vl ? w->vl : 1)))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   memcpy(*val, w->kv + w->kl, w->vl);
@@ -625,6 +670,17 @@ static int open_in_place(cl_proj *p, unsigned fam, const void *key, size_t kl, u
 
 int cl_proj_txn_get_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, uint8_t **val,
                            size_t *vl, cl_err *err) {
+  const txn_write *w = bad_fam(t->p, fam, err) ? NULL : txn_find(t, fam, key, kl);
+  if (!w && t->base)
+    w = txn_find(t->base, fam, key, kl);
+  if (w && w->seal) { /* not sealed yet: the plaintext as it is */
+    size_t pl = w->vl - 32;
+    if (!(*val = cl_malloc(pl ? pl : 1)))
+      return cl_err_set(err, CL_ENOMEM, "out of memory");
+    memcpy(*val, w->kv + w->kl + 32, pl);
+    *vl = pl;
+    return 0;
+  }
   int rc = cl_proj_txn_get(t, fam, key, kl, val, vl, err);
   return rc ? rc : open_in_place(t->p, fam, key, kl, val, vl, err);
 }
@@ -653,20 +709,32 @@ static int write_txn(cl_proj_txn *t, uint64_t position, cl_err *err) {
         order[n++] = &t->w[i];
     qsort(order, n, sizeof *order, cmp_write);
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    for (size_t i = 0; i < n; i++) {
+    uint8_t *sealed = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
       const txn_write *w = order[i];
-      if (w->del)
+      size_t sl;
+      if (w->del) {
         rocksdb_writebatch_delete_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl);
-      else
+      } else if (!w->seal) {
         rocksdb_writebatch_put_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl,
                                   (const char *)w->kv + w->kl, w->vl);
+      } else if ((rc = seal_write(p, w, &sealed, &cap, &sl, err)) == 0) {
+        rocksdb_writebatch_put_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl,
+                                  (const char *)sealed, sl);
+      } else if (rc == CL_EERASED) { /* erased since the fold: its StreamErased forgets it */
+        cl_err_clear(err);
+        rc = 0;
+      }
     }
+    cl_free(sealed);
     uint8_t pos[8];
     cl_be64(pos, position);
     rocksdb_writebatch_put_cf(wb, p->meta, META_POSITION, strlen(META_POSITION), (const char *)pos,
                               8);
     char *rerr = NULL;
-    rocksdb_write(p->log->db->db, p->log->db->wo_nosync, wb, &rerr);
+    if (rc == 0)
+      rocksdb_write(p->log->db->db, p->log->db->wo_nosync, wb, &rerr);
     rocksdb_writebatch_destroy(wb);
     if (rerr)
       rc = cl_db_error(rerr, err, "projection commit");

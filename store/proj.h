@@ -80,7 +80,12 @@ int cl_proj_begin(cl_proj *p, cl_proj_txn **out, cl_err *err);
 int cl_proj_put(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, const void *val,
                 size_t vl, cl_err *err);
 /* A value sealed under the data key of stream `tag`. CL_EERASED if that
- * stream is erased (nothing is written), CL_ECORRUPT, CL_ENOMEM. */
+ * stream is erased (nothing is written), CL_ECORRUPT, CL_ENOMEM. The
+ * transaction keeps the plaintext (wiped when it ends) and seals it when
+ * the commit writes it, on the writer thread when pipelined: reads in the
+ * transaction take the plaintext as it is. A stream erased between the put
+ * and the write: the value is left out of the write (the fold of its
+ * StreamErased forgets the rest). */
 int cl_proj_put_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl,
                        const uint8_t tag[32], const void *val, size_t vl, cl_err *err);
 int cl_proj_del(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, cl_err *err);

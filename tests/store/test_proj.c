@@ -1,0 +1,145 @@
+/* Projection state (store/proj.c): sealed values are kept as plaintext in
+ * their transaction and sealed when written (on the writer thread when the
+ * commit is pipelined). Reads in the transaction, and in a transaction
+ * folded over one in flight, see the plaintext; the committed state holds
+ * only the sealed form, under the stream's data key; a stream erased
+ * between the put and the write leaves nothing of it. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/proj.h"
+#include "tests/support/testutil.h"
+
+static const char *const fams[] = {"val"};
+static const char SECRET[] = "Ada Lovelace, MRN 0042";
+
+typedef struct fixture {
+  char *dir;
+  cl_signer admin;
+  cl_log *log;
+  cl_proj *p;
+  uint8_t tag[32], tag2[32];
+} fixture;
+
+static void setup(fixture *f) {
+  cl_err err;
+  f->log = cl_test_log_new("proj", &f->dir, &f->admin, 1000);
+  cr_assert_eq(cl_test_append1(f->log, &f->admin, "patient-1", "admin", NULL, NULL, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(cl_test_append1(f->log, &f->admin, "patient-2", "admin", NULL, NULL, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(cl_log_stream_tag(f->log, "patient-1", f->tag, &err), 0);
+  cr_assert_eq(cl_log_stream_tag(f->log, "patient-2", f->tag2, &err), 0);
+  cr_assert_eq(cl_proj_open(f->log, "ptest", 1, fams, 1, &f->p, &err), 0, "%s", err.msg);
+}
+
+static void teardown(fixture *f) {
+  cl_proj_close(f->p);
+  cl_log_close(f->log);
+  cl_signer_free(&f->admin);
+  cl_test_rmtree(f->dir);
+  free(f->dir);
+}
+
+static void key_of(const fixture *f, const char *ident, uint8_t k[32]) {
+  cl_proj_hash(f->p, ident, strlen(ident), k);
+}
+
+static void assert_plain(uint8_t *v, size_t vl, const char *want) {
+  cr_assert_eq(vl, strlen(want));
+  cr_assert_eq(memcmp(v, want, vl), 0);
+  free(v);
+}
+
+Test(proj, a_sealed_value_reads_back_before_and_after_its_commit) {
+  fixture f;
+  setup(&f);
+  cl_err err;
+  uint8_t k[32], *v;
+  size_t vl;
+  key_of(&f, "a", k);
+  cl_proj_txn *t;
+  cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0);
+  cr_assert_eq(cl_proj_put_sealed(t, 0, k, 32, f.tag, SECRET, strlen(SECRET), &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(cl_proj_txn_get_sealed(t, 0, k, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, SECRET);
+  /* the raw read gives the value as it will be stored: tag, then sealed */
+  cr_assert_eq(cl_proj_txn_get(t, 0, k, 32, &v, &vl, &err), 0, "%s", err.msg);
+  cr_assert_eq(vl, 32 + strlen(SECRET) + CL_SEALED_OVERHEAD);
+  cr_assert_eq(memcmp(v, f.tag, 32), 0);
+  cr_assert_null(memmem(v, vl, "Lovelace", 8), "sealed, not plaintext");
+  uint8_t *plain;
+  size_t pl;
+  cr_assert_eq(cl_proj_open_sealed(f.p, 0, k, 32, v, vl, &plain, &pl, &err), 0, "%s", err.msg);
+  assert_plain(plain, pl, SECRET);
+  uint8_t *raw_in_txn = v;
+  size_t raw_len = vl;
+  cr_assert_eq(cl_proj_commit(t, 2, &err), 0, "%s", err.msg);
+
+  cr_assert_eq(cl_proj_get(f.p, 0, k, 32, &v, &vl, &err), 0, "%s", err.msg);
+  cr_assert_eq(vl, raw_len);
+  cr_assert_eq(memcmp(v, raw_in_txn, vl), 0, "stored as the transaction said it would be");
+  free(v);
+  free(raw_in_txn);
+  cr_assert_eq(cl_proj_get_sealed(f.p, 0, k, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, SECRET);
+  teardown(&f);
+}
+
+Test(proj, a_transaction_over_one_in_flight_reads_its_plaintext) {
+  fixture f;
+  setup(&f);
+  cl_err err;
+  uint8_t k1[32], k2[32], *v;
+  size_t vl;
+  key_of(&f, "first", k1);
+  key_of(&f, "second", k2);
+  cl_proj_txn *t1, *t2;
+  cr_assert_eq(cl_proj_begin(f.p, &t1, &err), 0);
+  cr_assert_eq(cl_proj_put_sealed(t1, 0, k1, 32, f.tag, "one", 3, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_commit_start(t1, 1, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_begin(f.p, &t2, &err), 0);
+  cr_assert_eq(cl_proj_txn_get_sealed(t2, 0, k1, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, "one");
+  cr_assert_eq(cl_proj_put_sealed(t2, 0, k2, 32, f.tag2, "two", 3, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_put_sealed(t2, 0, k1, 32, f.tag, "one, again", 10, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_txn_get_sealed(t2, 0, k1, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, "one, again");
+  cr_assert_eq(cl_proj_commit(t2, 2, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_position(f.p), 2);
+  cr_assert_eq(cl_proj_get_sealed(f.p, 0, k1, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, "one, again");
+  cr_assert_eq(cl_proj_get_sealed(f.p, 0, k2, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, "two");
+  teardown(&f);
+}
+
+Test(proj, a_stream_erased_before_the_write_leaves_nothing) {
+  fixture f;
+  setup(&f);
+  cl_err err;
+  uint8_t k1[32], k2[32], *v;
+  size_t vl;
+  key_of(&f, "kept", k1);
+  key_of(&f, "erased", k2);
+  cl_proj_txn *t;
+  cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0);
+  cr_assert_eq(cl_proj_put_sealed(t, 0, k1, 32, f.tag, "kept", 4, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_put_sealed(t, 0, k2, 32, f.tag2, SECRET, strlen(SECRET), &err), 0, "%s",
+               err.msg);
+  cl_test_erase(f.log, &f.admin, "patient-2");
+  cr_assert_eq(cl_proj_commit(t, 3, &err), 0, "the rest is written: %s", err.msg);
+  cr_assert_eq(cl_proj_get_sealed(f.p, 0, k1, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, "kept");
+  cr_assert_eq(cl_proj_get(f.p, 0, k2, 32, &v, &vl, &err), CL_ENOTFOUND,
+               "the erased stream's value is not written");
+
+  /* and once erased, a put is refused at once, nothing kept */
+  cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0);
+  cr_assert_eq(cl_proj_put_sealed(t, 0, k2, 32, f.tag2, SECRET, strlen(SECRET), &err), CL_EERASED);
+  cr_assert_eq(cl_proj_txn_get(t, 0, k2, 32, &v, &vl, &err), CL_ENOTFOUND);
+  cl_proj_abort(t);
+  teardown(&f);
+}
