@@ -612,7 +612,8 @@ static void svc_append(srv_call *c, int ok) {
   cl_err err;
   cl_err_clear(&err);
   cl_svc_route route;
-  int rc = cl_svc_append(srv_svc(c), &c->rctx, b, 1, &r, &route, &err);
+  /* the call's only batch: its audit record rides in the same commit */
+  int rc = cl_svc_append_recorded(srv_svc(c), &c->rctx, b, 1, &r, &route, &err);
   if (rc == CL_ENOTLEADER) {
     srv_finish_not_leader(c, &route);
     return;
