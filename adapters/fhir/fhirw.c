@@ -425,6 +425,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "Device",
                                       "ImagingStudy",
                                       "ChargeItem",
+                                      "Claim",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -580,6 +581,8 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_imaging_study(&c, res);
   } else if (!strcmp(type, "ChargeItem")) {
     rc = w_charge_item(&c, res);
+  } else if (!strcmp(type, "Claim")) {
+    rc = w_claim(&c, res);
   } else {
     rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
                        w_path(&c, c.root, "resourceType", 0),
@@ -588,7 +591,7 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
                              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
                              "MedicationAdministration, MedicationDispense, Immunization, "
                              "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
-                             "DocumentReference, Device, ImagingStudy, ChargeItem)"
+                             "DocumentReference, Device, ImagingStudy, ChargeItem, Claim)"
                            : "'%.64s' is not a resource type of this server",
                        type);
   }

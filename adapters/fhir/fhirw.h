@@ -72,6 +72,12 @@ typedef struct cl_fhirw_error {
 typedef int (*cl_fhirw_resolve_fn)(void *ctx, const char *type, const char *id, char *bid,
                                    size_t bidn, cl_err *err);
 
+/* The resource `type`/`id` as the views hold it now, parsed as
+ * cl_fhirw_parse parses (numbers marked), into *out (returned-owned). 0,
+ * CL_ENOTFOUND, or another error (err set). */
+typedef int (*cl_fhirw_fetch_fn)(void *ctx, const char *type, const char *id, json_t **out,
+                                 cl_err *err);
+
 typedef struct cl_fhirw_opts {
   const char *principal_id;  /* recorded_by.principal_id: the signer's principal (required) */
   const char *role;          /* recorded_by.role; NULL: "integration" */
@@ -80,6 +86,8 @@ typedef struct cl_fhirw_opts {
   int64_t now_ns;            /* occurred_at of a resource that states no time of its own */
   const json_t *refs;        /* references this input defines (cl_fhirw_refs_add), or NULL */
   cl_fhirw_resolve_fn resolve; /* the views' resources, or NULL: none known */
+  cl_fhirw_fetch_fn fetch; /* the views' resources whole (what a Claim's items are read from), or
+                              NULL: none known */
   int bulk; /* a load (clinlog ingest): a Patient is always a PatientRegistered (which the view
                takes as the whole record), so the same input gives the same events */
   void *ctx;
