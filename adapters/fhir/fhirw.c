@@ -426,6 +426,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "ImagingStudy",
                                       "ChargeItem",
                                       "Claim",
+                                      "ClaimResponse",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -583,17 +584,20 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_charge_item(&c, res);
   } else if (!strcmp(type, "Claim")) {
     rc = w_claim(&c, res);
+  } else if (!strcmp(type, "ClaimResponse")) {
+    rc = w_claim_response(&c, res);
   } else {
-    rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
-                       w_path(&c, c.root, "resourceType", 0),
-                       cl_fhir_type_of(type)
-                           ? "%.64s cannot be written yet (writes take Patient, Encounter, "
-                             "Condition, AllergyIntolerance, Observation, MedicationRequest, "
-                             "MedicationAdministration, MedicationDispense, Immunization, "
-                             "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
-                             "DocumentReference, Device, ImagingStudy, ChargeItem, Claim)"
-                           : "'%.64s' is not a resource type of this server",
-                       type);
+    rc = cl_fhirw_fail(
+        fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
+        w_path(&c, c.root, "resourceType", 0),
+        cl_fhir_type_of(type)
+            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
+              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
+              "MedicationAdministration, MedicationDispense, Immunization, "
+              "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
+              "DocumentReference, Device, ImagingStudy, ChargeItem, Claim, ClaimResponse)"
+            : "'%.64s' is not a resource type of this server",
+        type);
   }
   if (rc)
     goto done;

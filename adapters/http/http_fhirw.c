@@ -567,6 +567,7 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t study[3] = {0x8a, 0x19, 0};                           /* 401 */
   static const uint8_t charge[3] = {0xaa, 0x1f, 0};                          /* 501 */
   static const uint8_t claim[3] = {0xb2, 0x1f, 0};                           /* 502 */
+  static const uint8_t adjudicated[3] = {0xba, 0x1f, 0};                     /* 503 */
   static const uint8_t appointment[2][3] = {{0xc2, 0x25, 0}, {0xca, 0x25, 0}}; /* 600, 601 */
   static const uint8_t message[3] = {0xd2, 0x25, 0};                           /* 602 */
   static const uint8_t refill[3] = {0xda, 0x25, 0};                            /* 603 */
@@ -604,6 +605,8 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return charge;
   if (!strcmp(type, "Claim"))
     return claim;
+  if (!strcmp(type, "ClaimResponse"))
+    return adjudicated;
   if (!strcmp(type, "Appointment")) /* cancelled: also AppointmentCancelled */
     return (*n = 2, appointment[0]);
   if (!strcmp(type, "Communication"))

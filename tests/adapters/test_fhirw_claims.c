@@ -315,3 +315,314 @@ Test(fhirw_claims, a_claim_line_other_than_its_charge_is_refused) {
     cr_assert_str_eq(fe.code, cases[i].code, "case %zu: %s", i, err.msg);
   }
 }
+
+/* ---- ClaimResponse -> ClaimAdjudicated ---- */
+
+#define X12_EL "https://codesystem.x12.org/005010/"
+#define CARC "https://x12.org/codes/claim-adjustment-reason-codes"
+#define RARC "https://x12.org/codes/remittance-advice-remark-codes"
+#define ADJ "http://terminology.hl7.org/CodeSystem/adjudication"
+#define C4BB "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBAdjudication"
+#define AMOUNT(code, display, v)                                                                   \
+  "{\"category\":{\"coding\":[{\"system\":\"" ADJ "\",\"code\":\"" code                            \
+  "\",\"display\":\"" display "\"}]},\"amount\":" USD(v) "}"
+#define CAS(group, display, carc, v)                                                               \
+  "{\"category\":{\"coding\":[{\"system\":\"" X12_EL "1033\",\"code\":\"" group "\",\"display\":"  \
+  "\"" display "\"}]},\"reason\":{\"coding\":[{\"system\":\"" CARC "\",\"code\":\"" carc "\"}]},"  \
+  "\"amount\":" USD(v) "}"
+#define NOTE(n, code, text)                                                                        \
+  "{\"extension\":[{\"url\":\"" EXT "remark-code\",\"valueCoding\":{\"system\":\"" RARC "\","      \
+  "\"code\":\"" code "\"}}],\"number\":" n ",\"type\":\"display\",\"text\":\"" text "\"}"
+#define RESP_TRACE                                                                                 \
+  "http://hl7.org/fhir/5.0/StructureDefinition/extension-ClaimResponse.item.traceNumber"
+
+/* A partial payment of the clm-2 line (its Claim: fw_world, claim_id). */
+#define RESPONSE_HEAD                                                                              \
+  "{\"resourceType\":\"ClaimResponse\",\"extension\":[{\"url\":\"http://hl7.org/fhir/5.0/"         \
+  "StructureDefinition/extension-ClaimResponse.decision\",\"valueCodeableConcept\":{\"coding\":[{" \
+  "\"system\":\"http://hl7.org/fhir/claim-decision\",\"code\":\"partial\",\"display\":"            \
+  "\"Partial\"},{\"system\":\"" X12_EL "1029\",\"code\":\"1\",\"display\":\"Processed as "         \
+  "Primary\"}]}}],\"identifier\":[{\"system\":\"" BID "\",\"value\":\"clm-2|ICN-1\"},{\"type\":{"  \
+  "\"text\":\"Payer claim control number (CLP07)\"},\"value\":\"ICN-1\"},{\"type\":{\"text\":"     \
+  "\"Interchange control number "                                                                  \
+  "(ISA13)\"},\"value\":\"000000002\"}],\"status\":\"active\"," PROFESSIONAL                       \
+  ",\"use\":\"claim\",\"patient\":" P1 ",\"created\":\"2026-03-10T00:00:00Z\","                    \
+  "\"insurer\":{\"identifier\":{\"value\":\"PAYER1\"}},\"request\":{\"reference\":\"Claim/%s\"},"  \
+  "\"outcome\":\"complete\",\"disposition\":\"Claim paid in part (CLP02 1: Processed as "          \
+  "Primary)\","
+#define RESPONSE_LINES                                                                             \
+  "\"item\":[{\"extension\":[{\"url\":\"" RESP_TRACE "\",\"valueIdentifier\":{\"value\":"          \
+  "\"ch-1\"}}],\"itemSequence\":1,\"noteNumber\":[2],\"adjudication\":[" AMOUNT(                   \
+      "submitted", "Submitted Amount",                                                             \
+      "125.50") "," AMOUNT("eligible", "Eligible Amount",                                          \
+                           "100.00") "," AMOUNT("benefit", "Benefit Amount",                       \
+                                                "80.00") ","                                       \
+                                                         "{\"category\":{\"coding\":[{\"system\":" \
+                                                         "\"http://hl7.org/fhir/us/carin-bb/"      \
+                                                         "CodeSystem/"                             \
+                                                         "C4BBAdjudicationDiscriminator\","        \
+                                                         "\"code\":\"allowedunits\",\"display\":"  \
+                                                         "\"allowed units\"}]},"                   \
+                                                         "\"value\":1}," CAS(                      \
+                                                             "PR", "Patient Responsibility", "2",  \
+                                                             "20.00") "," CAS("CO",                \
+                                                                              "Contractual "       \
+                                                                              "Obligations",       \
+                                                                              "45",                \
+                                                                              "25.50") ",{"        \
+                                                                                       "\"categor" \
+                                                                                       "y\":{"     \
+                                                                                       "\"coding"  \
+                                                                                       "\":[{"     \
+                                                                                       "\"system"  \
+                                                                                       "\":"       \
+                                                                                       "\"" X12_EL \
+                                                                                       "1033\","   \
+                                                                                       "\"code\":" \
+                                                                                       "\"CO\","   \
+                                                                                       "\"display" \
+                                                                                       "\":"       \
+                                                                                       "\"Contrac" \
+                                                                                       "tual "     \
+                                                                                       "Obligatio" \
+                                                                                       "ns\"}]},"  \
+                                                                                       "\"reason"  \
+                                                                                       "\":{"      \
+                                                                                       "\"coding"  \
+                                                                                       "\":[{"     \
+                                                                                       "\"system"  \
+                                                                                       "\":"       \
+                                                                                       "\"" CARC   \
+                                                                                       "\","       \
+                                                                                       "\"code\":" \
+                                                                                       "\"45\"}]}" \
+                                                                                       ",\"value"  \
+                                                                                       "\":1}]}],"
+#define RESPONSE_TAIL                                                                                                                                                     \
+  "\"adjudication\":[" CAS("OA", "Other adjustments", "23", "0.00") "],\"total\":[" AMOUNT(                                                                               \
+      "submitted", "Submitted Amount",                                                                                                                                    \
+      "125.50") "," AMOUNT("eligible", "Eligible Amount",                                                                                                                 \
+                           "100.00") "," AMOUNT("benefit", "Benefit Amount",                                                                                              \
+                                                "80.00") ","                                                                                                              \
+                                                         "{\"category\":{\"coding\":[{\"system\":"                                                                        \
+                                                         "\"" C4BB "\",\"code\":\"coinsurance\","                                                                         \
+                                                         "\"display\":"                                                                                                   \
+                                                         "\"Co-insurance\"}]},\"amount\":" USD(                                                                           \
+                                                             "20.00") "},{\"category\":{"                                                                                 \
+                                                                      "\"coding\":[{\"system\":"                                                                          \
+                                                                      "\"" C4BB "\",\"code\":"                                                                            \
+                                                                      "\"memberliability\","                                                                              \
+                                                                      "\"display\":\"Member "                                                                             \
+                                                                      "liability\"}]},"                                                                                   \
+                                                                      "\"amount\":" USD(                                                                                  \
+                                                                          "20.00") "}],"                                                                                  \
+                                                                                   "\"payment\":{"                                                                        \
+                                                                                   "\"type\":{"                                                                           \
+                                                                                   "\"coding\":[{"                                                                        \
+                                                                                   "\"system\":"                                                                          \
+                                                                                   "\"http://"                                                                            \
+                                                                                   "terminology."                                                                         \
+                                                                                   "hl7.org/"                                                                             \
+                                                                                   "CodeSystem/"                                                                          \
+                                                                                   "ex-"                                                                                  \
+                                                                                   "paymenttype\""                                                                        \
+                                                                                   ",\"code\":"                                                                           \
+                                                                                   "\"partial\","                                                                         \
+                                                                                   "\"display\":"                                                                         \
+                                                                                   "\"Partial\"}]"                                                                        \
+                                                                                   "},"                                                                                   \
+                                                                                   "\"date\":"                                                                            \
+                                                                                   "\"2026-03-"                                                                           \
+                                                                                   "10\","                                                                                \
+                                                                                   "\"amount\""                                                                           \
+                                                                                   ":" USD(                                                                               \
+                                                                                       "80.00") ",\"identifier\":{\"type\":{"                                             \
+                                                                                                "\"text\":\"Check or EFT trace number (TRN02)\"},\"value\":\"TRN-77\"}}," \
+                                                                                                "\"processNote\":[" NOTE(                                                 \
+                                                                                                    "1",                                                                  \
+                                                                                                    "MA01",                                                               \
+                                                                                                    "MA01") "," NOTE("2",                                                 \
+                                                                                                                     "N130",                                              \
+                                                                                                                     "N130") "],\"insurance\":[{"                         \
+                                                                                                                             "\"sequence\":1,\"focal\":true,\"coverage\":{\"display\":\"Acme Health\"}}]}"
+
+static char claim_id[CL_FHIR_ID_MAX];
+
+/* The views hold the claim clm-2 too. */
+static void claim_world(void) {
+  world();
+  cl_fhirw_mapped *m = fw_map_ok(HEAD CLAIM);
+  snprintf(claim_id, sizeof claim_id, "%s", m->id);
+  json_t *views = fw_views_of(m);
+  json_object_update(fw_world, views);
+  json_decref(views);
+  cl_fhirw_mapped_free(m);
+}
+
+TestSuite(fhirw_claim_response, .timeout = 60, .init = claim_world, .fini = unworld);
+
+/* text with the Claim's id for its one %s (static storage). */
+#define response(fmt) (snprintf(resp_text, sizeof resp_text, fmt, claim_id), resp_text)
+static char resp_text[16384];
+
+Test(fhirw_claim_response, a_partial_payment_round_trips) {
+  char text[16384];
+  snprintf(text, sizeof text, RESPONSE_HEAD "%s%s", claim_id, RESPONSE_LINES, RESPONSE_TAIL);
+  fw_round_trip(text);
+  cl_fhirw_mapped *m = fw_map_ok(text);
+  cr_assert_str_eq(m->bid, "clm-2|ICN-1");
+  Clinlog__V1__Event *ev = fw_only_event(m, CLINLOG__V1__EVENT__BODY_CLAIM_ADJUDICATED);
+  const Clinlog__V1__ClaimAdjudicated *b = ev->claim_adjudicated;
+  cr_assert_str_eq(b->claim_id, "clm-2");
+  cr_assert_str_eq(b->payer_claim_control_number, "ICN-1");
+  cr_assert_eq(b->status, CLINLOG__V1__CLAIM_STATUS__CLAIM_STATUS_PARTIAL);
+  cr_assert_str_eq(b->claim_status_code, "1");
+  cr_assert_eq(b->paid->minor_units, 8000);
+  cr_assert_eq(b->patient_responsibility->minor_units, 2000);
+  cr_assert_str_eq(b->trace_number, "TRN-77");
+  cr_assert_eq(b->n_adjustments, 1);
+  cr_assert_eq(b->adjustments[0]->group, CLINLOG__V1__ADJUSTMENT_GROUP__ADJUSTMENT_GROUP_OA);
+  cr_assert_eq(b->n_remarks, 1);
+  cr_assert_str_eq(b->remarks[0]->code, "MA01");
+  cr_assert_eq(b->n_lines, 1);
+  const Clinlog__V1__LineAdjudication *l = b->lines[0];
+  cr_assert_str_eq(l->charge_id, "ch-1");
+  cr_assert_str_eq(l->line_control_number, "ch-1");
+  cr_assert_str_eq(l->units_paid, "1");
+  cr_assert_eq(l->n_adjustments, 2);
+  cr_assert_str_eq(l->adjustments[1]->quantity, "1");
+  cr_assert_eq(l->adjustments[1]->amount->minor_units, 2550);
+  cr_assert_eq(l->n_remarks, 1);
+  cr_assert_str_eq(l->remarks[0]->code, "N130");
+  cr_assert_eq(ev->occurred_at->seconds, 1773100800);
+  clinlog__v1__event__free_unpacked(ev, NULL);
+  cl_fhirw_mapped_free(m);
+}
+
+/* A denial of a line the Claim does not hold (an addItem), and a
+ * reversal. */
+Test(fhirw_claim_response, a_denial_and_a_reversal_round_trip) {
+  fw_round_trip(response(
+      "{\"resourceType\":\"ClaimResponse\",\"extension\":[{\"url\":\"http://hl7.org/fhir/5.0/"
+      "StructureDefinition/extension-ClaimResponse.decision\",\"valueCodeableConcept\":{"
+      "\"coding\":[{\"system\":\"http://hl7.org/fhir/claim-decision\",\"code\":\"denied\","
+      "\"display\":\"Denied\"},{\"system\":\"" X12_EL "1029\",\"code\":\"4\",\"display\":"
+      "\"Denied\"}]}}],\"identifier\":[{\"system\":\"" BID "\",\"value\":\"clm-2\"}],\"status\":"
+      "\"active\"," PROFESSIONAL ",\"use\":\"claim\",\"patient\":" P1 ",\"created\":"
+      "\"2026-03-11T00:00:00Z\",\"insurer\":{\"display\":\"Acme Health\"},\"request\":{"
+      "\"reference\":\"Claim/%s\"},\"outcome\":\"complete\",\"disposition\":\"Claim denied "
+      "(CLP02 4: Denied)\",\"addItem\":[{\"productOrService\":{\"coding\":[{\"system\":\"" CPT
+      "\",\"code\":\"99999\"}]},\"modifier\":[{\"coding\":[{\"system\":\"http://www.cms.gov/"
+      "Medicare/Coding/HCPCSReleaseCodeSets\",\"code\":\"GT\"}]}],\"servicedDate\":"
+      "\"2026-03-01\",\"adjudication\":[{\"category\":{\"extension\":[{\"url\":\"http://hl7.org/"
+      "fhir/StructureDefinition/data-absent-reason\",\"valueCode\":\"unknown\"}]}}]}],"
+      "\"insurance\":[{\"sequence\":1,\"focal\":true,\"coverage\":{\"display\":\"Acme "
+      "Health\"}}]}"));
+  fw_round_trip(response(
+      "{\"resourceType\":\"ClaimResponse\",\"extension\":[{\"url\":\"http://hl7.org/fhir/5.0/"
+      "StructureDefinition/extension-ClaimResponse.decision\",\"valueCodeableConcept\":{"
+      "\"coding\":[{\"system\":\"" X12_EL "1029\",\"code\":\"22\",\"display\":\"Reversal of "
+      "Previous Payment\"}]}}],\"identifier\":[{\"system\":\"" BID "\",\"value\":\"clm-2|ICN-1\"},"
+      "{\"type\":{\"text\":\"Payer claim control number (CLP07)\"},\"value\":\"ICN-1\"}],"
+      "\"status\":\"cancelled\"," PROFESSIONAL ",\"use\":\"claim\",\"patient\":" P1 ","
+      "\"created\":\"2026-03-12T00:00:00Z\",\"insurer\":{\"display\":\"Acme Health\"},"
+      "\"request\":{\"reference\":\"Claim/%s\"},\"outcome\":\"complete\",\"disposition\":"
+      "\"Earlier payment reversed (CLP02 22: Reversal of Previous Payment)\",\"insurance\":[{"
+      "\"sequence\":1,\"focal\":true,\"coverage\":{\"display\":\"Acme Health\"}}]}"));
+}
+
+#define CR "{\"resourceType\":\"ClaimResponse\",\"patient\":" P1 ","
+#define CR_OK                                                                                      \
+  CR "\"status\":\"active\",\"created\":\"2026-03-10T00:00:00Z\",\"request\":{\"reference\":"      \
+     "\"Claim/%s\"}"
+
+Test(fhirw_claim_response, every_bad_response_is_refused_naming_the_element) {
+  static const fw_bad fixed[] = {
+      {CR "\"use\":\"claim\"}", 400, "ClaimResponse.status", "required"},
+      {CR "\"status\":\"draft\"}", 422, "ClaimResponse.status", "code-invalid"},
+      {CR "\"status\":\"active\"}", 400, "ClaimResponse.created", "required"},
+      {CR "\"status\":\"active\",\"created\":\"2026-03-10T00:00:00Z\"}", 400,
+       "ClaimResponse.request", "required"},
+      {CR "\"request\":{\"reference\":\"Claim/unknown\"}}", 422, "ClaimResponse.request.reference",
+       "not-found"},
+      {CR "\"request\":{\"reference\":\"Encounter/x\"}}", 422, "ClaimResponse.request", "invalid"},
+      {CR "\"preAuthRef\":\"x\"}", 400, "ClaimResponse.preAuthRef", "not-supported"},
+      {CR "\"insurer\":{\"reference\":\"Organization/o\"}}", 400, "ClaimResponse.insurer.reference",
+       "not-supported"},
+      {CR "\"identifier\":[{\"type\":{\"text\":\"Patient control number (CLM01)\"},\"value\":"
+          "\"x\"}]}",
+       422, "ClaimResponse.identifier[0].type.text", "not-supported"},
+      {CR "\"extension\":[{\"url\":\"" EXT "x\"}]}", 422, "ClaimResponse.extension[0].url",
+       "not-supported"},
+  };
+  fw_refused_all(fixed, sizeof fixed / sizeof fixed[0]);
+  /* with the Claim known */
+  static const struct {
+    const char *more;
+    int status;
+    const char *expr, *code;
+  } more[] = {
+      {",\"extension\":[{\"url\":\"http://hl7.org/fhir/5.0/StructureDefinition/extension-"
+       "ClaimResponse.decision\",\"valueCodeableConcept\":{\"coding\":[{\"system\":\"urn:x\","
+       "\"code\":\"ok\"}]}}]",
+       422, "ClaimResponse.extension[0].valueCodeableConcept.coding[0]", "code-invalid"},
+      {",\"identifier\":[{\"system\":\"" BID "\",\"value\":\"other\"}]", 422,
+       "ClaimResponse.identifier[0].value", "invalid"},
+      {",\"item\":[{\"itemSequence\":7,\"adjudication\":[]}]", 400,
+       "ClaimResponse.item[0].adjudication", "value"},
+      {",\"item\":[{\"itemSequence\":7}]", 422, "ClaimResponse.item[0].itemSequence", "value"},
+      {",\"item\":[{\"adjudication\":[" AMOUNT("benefit", "Benefit Amount", "1.00") "]}]", 400,
+       "ClaimResponse.item[0].itemSequence", "required"},
+      {",\"item\":[{\"itemSequence\":1,\"noteNumber\":[3]}]", 400,
+       "ClaimResponse.item[0].noteNumber[0]", "value"},
+      {",\"item\":[{\"itemSequence\":1,\"extension\":[{\"url\":\"" EXT "x\"}]}]", 422,
+       "ClaimResponse.item[0].extension[0].url", "not-supported"},
+      {",\"item\":[{\"itemSequence\":1,\"adjudication\":[{\"amount\":" USD("1.00") "}]}]", 400,
+       "ClaimResponse.item[0].adjudication[0].category", "required"},
+      {",\"item\":[{\"itemSequence\":1,\"adjudication\":[{\"category\":{\"coding\":[{\"system\":"
+       "\"" X12_EL "1033\",\"code\":\"ZZ\"}]},\"amount\":" USD("1.00") "}]}]",
+       422, "ClaimResponse.item[0].adjudication[0].category", "code-invalid"},
+      {",\"item\":[{\"itemSequence\":1,\"adjudication\":[{\"category\":{\"coding\":[{\"system\":"
+       "\"" ADJ "\",\"code\":\"tax\"}]},\"amount\":" USD("1.00") "}]}]",
+       422, "ClaimResponse.item[0].adjudication[0].category", "not-supported"},
+      {",\"item\":[{\"itemSequence\":1,\"adjudication\":[" AMOUNT(
+           "benefit", "B", "1.00") "," AMOUNT("benefit", "B", "2.00") "]}]",
+       422, "ClaimResponse.item[0].adjudication[1]", "not-supported"},
+      {",\"item\":[{\"itemSequence\":1,\"adjudication\":[{\"category\":{\"coding\":[{\"system\":"
+       "\"" X12_EL "1033\",\"code\":\"CO\"}]},\"amount\":" USD("1.00") ",\"value\":1}]}]",
+       400, "ClaimResponse.item[0].adjudication[0].value", "invalid"},
+      {",\"addItem\":[{\"productOrService\":{\"text\":\"x\"},\"detailSequence\":[1]}]", 400,
+       "ClaimResponse.addItem[0].detailSequence", "not-supported"},
+      {",\"adjudication\":[" AMOUNT("benefit", "Benefit Amount", "1.00") "]", 422,
+       "ClaimResponse.adjudication", "not-supported"},
+      {",\"total\":[" CAS("CO", "Contractual Obligations", "45", "1.00") "]", 422,
+       "ClaimResponse.total", "not-supported"},
+      {",\"total\":[" AMOUNT("submitted", "Submitted Amount", "1.5") "]", 400,
+       "ClaimResponse.total[0].amount.value", "value"},
+      {",\"processNote\":[{\"text\":\"x\"}]", 400, "ClaimResponse.processNote[0].extension",
+       "required"},
+      {",\"payment\":{\"identifier\":{\"value\":\"T\"}}", 422, "ClaimResponse.payment.identifier",
+       "not-supported"},
+      {",\"payment\":[]", 400, "ClaimResponse.payment", "structure"},
+      /* against the view */
+      {"", 400, "ClaimResponse.identifier", "required"},
+      {",\"identifier\":[{\"system\":\"" BID "\",\"value\":\"clm-2\"}],\"outcome\":\"queued\"", 422,
+       "ClaimResponse.outcome", "value"},
+  };
+  cl_fhirw_opts o = fw_opts();
+  for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+    char text[4096];
+    snprintf(text, sizeof text, CR_OK "%s}", claim_id, more[i].more);
+    json_t *j = fw_parse(text);
+    cl_fhirw_mapped *m = NULL;
+    cl_fhirw_error fe;
+    cl_err err;
+    int rc = cl_fhirw_map(j, NULL, NULL, "", &o, &m, &fe, &err);
+    json_decref(j);
+    cr_assert_eq(rc, CL_EMALFORMED, "case %zu: rc %d", i, rc);
+    cr_assert_null(m);
+    cr_assert_eq(fe.status, more[i].status, "case %zu: %d %s", i, fe.status, err.msg);
+    cr_assert_str_eq(fe.expression, more[i].expr, "case %zu: %s", i, err.msg);
+    cr_assert_str_eq(fe.code, more[i].code, "case %zu: %s", i, err.msg);
+  }
+}
