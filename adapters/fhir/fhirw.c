@@ -427,6 +427,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "ChargeItem",
                                       "Claim",
                                       "ClaimResponse",
+                                      "Coverage",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -435,8 +436,8 @@ int cl_fhirw_rank(const json_t *res) {
     return 0;
   if (t && !strcmp(t, "Encounter"))
     return 1;
-  if (t && !strcmp(t, "MedicationRequest"))
-    return 2;
+  if (t && (!strcmp(t, "MedicationRequest") || !strcmp(t, "Coverage")))
+    return 2; /* a Coverage: what Claims reference */
   return 3;
 }
 
@@ -586,6 +587,8 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_claim(&c, res);
   } else if (!strcmp(type, "ClaimResponse")) {
     rc = w_claim_response(&c, res);
+  } else if (!strcmp(type, "Coverage")) {
+    rc = w_coverage(&c, res);
   } else {
     rc = cl_fhirw_fail(
         fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
@@ -595,7 +598,7 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
               "Condition, AllergyIntolerance, Observation, MedicationRequest, "
               "MedicationAdministration, MedicationDispense, Immunization, "
               "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
-              "DocumentReference, Device, ImagingStudy, ChargeItem, Claim, ClaimResponse)"
+              "DocumentReference, Device, ImagingStudy, ChargeItem, Claim, ClaimResponse, Coverage)"
             : "'%.64s' is not a resource type of this server",
         type);
   }

@@ -169,8 +169,8 @@ int cl_fhirw_refs_add(json_t *refs, const cl_fhirw_mapped *m, const char *full_u
 int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n);
 
 /* The order resources of one input are mapped in, so that what others
- * reference comes first: Patient 0, Encounter 1, MedicationRequest 2,
- * anything else 3 (CL_FHIRW_RANKS ranks). */
+ * reference comes first: Patient 0, Encounter 1, MedicationRequest and
+ * Coverage (a Claim's) 2, anything else 3 (CL_FHIRW_RANKS ranks). */
 #define CL_FHIRW_RANKS 4
 int cl_fhirw_rank(const json_t *res);
 

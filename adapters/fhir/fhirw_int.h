@@ -189,6 +189,7 @@ int w_text_ids(wctx *c, const json_t *r, const char *p, const char *const *names
                char **const *slots);
 int w_claim(wctx *c, const json_t *r);          /* fhirw_claims.c */
 int w_claim_response(wctx *c, const json_t *r); /* fhirw_claims.c */
+int w_coverage(wctx *c, const json_t *r);       /* fhirw_coverage.c */
 
 int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
 int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */

@@ -177,19 +177,25 @@ int w_as_view(wctx *c, const json_t *r) {
   if (s.made == NULL)
     return cl_err_set(c->err, CL_ENOMEM, "out of memory");
   int rc = map_events(c, &s, stream);
+  json_t *held = NULL; /* made by none of the events: the views keep what they hold */
+  const json_t *view = json_object_get(s.made, id);
+  if (rc == 0 && view == NULL && c->o->fetch != NULL) {
+    rc = c->o->fetch(c->o->ctx, c->type, id, &held, c->err);
+    rc = rc == CL_ENOTFOUND ? 0 : rc;
+    view = held;
+  }
   if (rc == 0) {
-    const json_t *view = json_object_get(s.made, id);
     json_t *a = norm(r, 1), *b = view != NULL ? norm(view, 1) : NULL;
     if (a == NULL)
       rc = cl_err_set(c->err, CL_ENOMEM, "out of memory");
     else if (b == NULL)
-      rc = w_fail(c, 422, "not-supported", c->root,
-                  "the views make no %s of this write (its business id is too long)", c->type);
+      rc = w_fail(c, 422, "not-supported", c->root, "the views make no %s of this write", c->type);
     else
       rc = diff(c, a, b, c->root);
     json_decref(a);
     json_decref(b);
   }
+  json_decref(held);
   json_decref(s.made);
   return rc;
 }

@@ -565,6 +565,7 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t lab_report[3] = {0xda, 0x0c, 0};                      /* 203 */
   static const uint8_t note[3] = {0xea, 0x0c, 0};                            /* 205 */
   static const uint8_t study[3] = {0x8a, 0x19, 0};                           /* 401 */
+  static const uint8_t eligibility[3] = {0xa2, 0x1f, 0};                     /* 500 */
   static const uint8_t charge[3] = {0xaa, 0x1f, 0};                          /* 501 */
   static const uint8_t claim[3] = {0xb2, 0x1f, 0};                           /* 502 */
   static const uint8_t adjudicated[3] = {0xba, 0x1f, 0};                     /* 503 */
@@ -607,6 +608,8 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return claim;
   if (!strcmp(type, "ClaimResponse"))
     return adjudicated;
+  if (!strcmp(type, "Coverage"))
+    return eligibility;
   if (!strcmp(type, "Appointment")) /* cancelled: also AppointmentCancelled */
     return (*n = 2, appointment[0]);
   if (!strcmp(type, "Communication"))
