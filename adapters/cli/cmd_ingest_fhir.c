@@ -364,6 +364,8 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
       if (rc == 0) {
         const char *full = u->tx ? json_string_value(json_object_get(e, "fullUrl")) : u->full_url;
         rc = cl_fhirw_refs_add(refs, ms[*n], full);
+        if (rc == 0)
+          rc = cl_fhirw_refs_keep(refs, ms[*n], res);
         json_array_append_new(o->resources,
                               json_pack("{s:s,s:s}", "type", ms[*n]->type, "id", ms[*n]->id));
         (*n)++;

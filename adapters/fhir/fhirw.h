@@ -164,6 +164,14 @@ CL_MUST_CHECK int cl_fhirw_retract(const json_t *res, const json_t *cur,
  * (may be NULL), each naming {type, bid, patient}. 0 or CL_ENOMEM. */
 int cl_fhirw_refs_add(json_t *refs, const cl_fhirw_mapped *m, const char *full_url);
 
+/* For the types other resources' views read (ChargeItem and Coverage for
+ * a Claim, a Claim for its ClaimResponse): keeps a copy of `res`
+ * (borrowed; its id set to m's) in the entry cl_fhirw_refs_add made for m,
+ * so a later resource of the same input is checked against it as the
+ * views will hold it. Other types, or no such entry: nothing. 0 or
+ * CL_ENOMEM. */
+int cl_fhirw_refs_keep(json_t *refs, const cl_fhirw_mapped *m, const json_t *res);
+
 /* The business id of a resource as the views hold it (a Patient: its id;
  * else its identifier in urn:clinlog:id) into bid: 0, or CL_ENOTFOUND. */
 int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n);

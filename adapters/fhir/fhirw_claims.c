@@ -504,9 +504,9 @@ static int charge_of(wctx *c, const char *claim_id, long seq, const char *sp, ch
   json_t *claim = NULL;
   cl_fhir_id("Claim", c->patient_id, claim_id, id);
   *out = "";
-  int rc = c->o->fetch ? c->o->fetch(c->o->ctx, "Claim", id, &claim, c->err) : CL_ENOTFOUND;
+  int rc = w_fetch(c, "Claim", id, &claim);
   if (rc == CL_ENOTFOUND)
-    return 0; /* a Claim of this input: the line control number matches */
+    return 0; /* none known: the line control number matches (or the view differs) */
   if (rc)
     return rc;
   const json_t *items = json_object_get(claim, "item"), *it = NULL;

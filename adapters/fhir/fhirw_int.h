@@ -182,6 +182,10 @@ int w_money(wctx *c, const json_t *o, const char *path, const char *key, Clinlog
  * not-supported (written, not in the view), 400 required (in the view,
  * not written) or 422 value. */
 int w_as_view(wctx *c, const json_t *r);
+/* The resource type/id as the views will hold it: one this input wrote
+ * (cl_fhirw_refs_keep), else the views' (o->fetch). *out returned-owned.
+ * 0, CL_ENOTFOUND, or the fetch's error. */
+int w_fetch(wctx *c, const char *type, const char *id, json_t **out);
 /* The identifiers of r besides the business id, each typed by text with
  * one of `names` (NULL-terminated), as the views write X12 control numbers:
  * the value of names[k] into *slots[k] (which holds "" on entry). */

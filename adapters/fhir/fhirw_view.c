@@ -20,6 +20,20 @@ typedef struct vstate {
   json_t *made; /* logical id -> resource */
 } vstate;
 
+int w_fetch(wctx *c, const char *type, const char *id, json_t **out) {
+  char key[CL_FHIR_ID_MAX + 48];
+  snprintf(key, sizeof key, "%s/%s", type, id);
+  const json_t *kept = c->o->refs ? json_object_get(json_object_get(c->o->refs, key), "res") : NULL;
+  *out = NULL;
+  if (kept != NULL) {
+    *out = json_deep_copy(kept);
+    return *out != NULL ? 0 : cl_err_set(c->err, CL_ENOMEM, "out of memory");
+  }
+  if (c->o->fetch == NULL)
+    return CL_ENOTFOUND;
+  return c->o->fetch(c->o->ctx, type, id, out, c->err);
+}
+
 static int vget(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err) {
   vstate *s = m->impl;
   json_t *r = json_object_get(s->made, id);
@@ -27,9 +41,7 @@ static int vget(cl_fhir_map *m, const char *type, const char *id, json_t **out, 
     *out = json_deep_copy(r);
     return *out != NULL ? 0 : cl_err_set(err, CL_ENOMEM, "out of memory");
   }
-  if (s->c->o->fetch == NULL)
-    return CL_ENOTFOUND;
-  return s->c->o->fetch(s->c->o->ctx, type, id, out, err);
+  return w_fetch(s->c, type, id, out);
 }
 
 static int vput(cl_fhir_map *m, json_t *res, cl_err *err) {
@@ -179,8 +191,8 @@ int w_as_view(wctx *c, const json_t *r) {
   int rc = map_events(c, &s, stream);
   json_t *held = NULL; /* made by none of the events: the views keep what they hold */
   const json_t *view = json_object_get(s.made, id);
-  if (rc == 0 && view == NULL && c->o->fetch != NULL) {
-    rc = c->o->fetch(c->o->ctx, c->type, id, &held, c->err);
+  if (rc == 0 && view == NULL) {
+    rc = w_fetch(c, c->type, id, &held);
     rc = rc == CL_ENOTFOUND ? 0 : rc;
     view = held;
   }
@@ -242,4 +254,20 @@ int w_text_ids(wctx *c, const json_t *r, const char *p, const char *const *names
     *slots[k] = (char *)val;
   }
   return rc;
+}
+
+int cl_fhirw_refs_keep(json_t *refs, const cl_fhirw_mapped *m, const json_t *res) {
+  if (strcmp(m->type, "ChargeItem") && strcmp(m->type, "Claim") && strcmp(m->type, "Coverage"))
+    return 0;
+  char key[CL_FHIR_ID_MAX + 48];
+  snprintf(key, sizeof key, "%s/%s", m->type, m->id);
+  json_t *v = json_object_get(refs, key), *copy;
+  if (v == NULL)
+    return 0;
+  if ((copy = json_deep_copy(res)) == NULL ||
+      json_object_set_new(copy, "id", json_string(m->id)) != 0) {
+    json_decref(copy);
+    return CL_ENOMEM;
+  }
+  return json_object_set_new(v, "res", copy) ? CL_ENOMEM : 0;
 }

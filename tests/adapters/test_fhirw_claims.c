@@ -282,6 +282,32 @@ Test(fhirw_claims, every_bad_claim_is_refused_naming_the_element) {
   fw_refused_all(BAD_CLAIM, sizeof BAD_CLAIM / sizeof BAD_CLAIM[0]);
 }
 
+/* A Claim written with its ChargeItem in one input (a Bundle, a load): the
+ * line is checked against the ChargeItem the input wrote. */
+Test(fhirw_claims, a_claim_reads_its_charges_from_the_same_input) {
+  json_decref(fw_world);
+  fw_world = NULL; /* the views hold nothing */
+  cl_fhirw_opts o = fw_opts();
+  json_t *refs = json_object(), *charge = fw_parse(CHARGE), *claim = fw_parse(HEAD CLAIM);
+  o.refs = refs;
+  cl_fhirw_mapped *m = NULL, *cm = NULL;
+  cl_fhirw_error fe;
+  cl_err err;
+  /* before the ChargeItem: its line is unknown to the views */
+  cr_assert_eq(cl_fhirw_map(claim, NULL, NULL, "", &o, &cm, &fe, &err), CL_EMALFORMED);
+  cr_assert_str_eq(fe.expression, "Claim.careTeam", "%s", err.msg);
+  cr_assert_eq(cl_fhirw_map(charge, NULL, NULL, "", &o, &m, &fe, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_fhirw_refs_add(refs, m, "urn:uuid:c1"), 0);
+  cr_assert_eq(cl_fhirw_refs_keep(refs, m, charge), 0);
+  cr_assert_eq(cl_fhirw_map(claim, NULL, NULL, "", &o, &cm, &fe, &err), 0, "%s", err.msg);
+  cr_assert_eq(cm->ev[0].type, CLINLOG__V1__EVENT__BODY_CLAIM_SUBMITTED);
+  cl_fhirw_mapped_free(cm);
+  cl_fhirw_mapped_free(m);
+  json_decref(claim);
+  json_decref(charge);
+  json_decref(refs);
+}
+
 /* A Claim whose lines say other than their ChargeItems. */
 Test(fhirw_claims, a_claim_line_other_than_its_charge_is_refused) {
   struct {
