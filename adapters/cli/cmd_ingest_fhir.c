@@ -247,8 +247,9 @@ static int add_path(fingest *g, const char *path) {
 
 /* ---- references on the server ---- */
 
-static int resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn,
-                   cl_err *err) {
+/* cl_fhirw_fetch_fn: type/id as the server's views hold it, numbers marked
+ * (cl_fhirw_parse). */
+static int fetch(void *ctx, const char *type, const char *id, json_t **out, cl_err *err) {
   fingest *g = ctx;
   Clinlog__V1__FhirReadRequest req = CLINLOG__V1__FHIR_READ_REQUEST__INIT;
   req.type = (char *)type;
@@ -256,15 +257,25 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
   ProtobufCMessage *m;
   cl_err e;
   cl_err_clear(&e);
+  *out = NULL;
   if (cl_client_unary(g->io->client, cl_grpc_method_path[M_FHIR_READ], &req.base,
                       &clinlog__v1__fhir_response__descriptor, &m, NULL, &e) != 0)
     return e.code == CL_ENOTFOUND
                ? CL_ENOTFOUND
                : cl_err_set(err, e.code, "looking up %s/%s on the server: %s", type, id, e.msg);
   const Clinlog__V1__FhirResponse *r = (const Clinlog__V1__FhirResponse *)m;
-  json_t *res = json_loadb((const char *)r->json.data, r->json.len, 0, NULL);
+  cl_fhirw_error fe;
+  int rc = cl_fhirw_parse((const char *)r->json.data, r->json.len, out, &fe, &e);
   protobuf_c_message_free_unpacked(m, NULL);
-  int rc = res ? cl_fhirw_bid_of(res, bid, bidn) : CL_ENOTFOUND;
+  return rc == CL_ENOMEM ? cl_err_set(err, CL_ENOMEM, "out of memory") : rc ? CL_ENOTFOUND : 0;
+}
+
+static int resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn,
+                   cl_err *err) {
+  json_t *res;
+  int rc = fetch(ctx, type, id, &res, err);
+  if (rc == 0)
+    rc = cl_fhirw_bid_of(res, bid, bidn);
   json_decref(res);
   return rc;
 }
@@ -332,6 +343,7 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
                        .now_ns = u->mtime_ns,
                        .refs = refs,
                        .resolve = resolve,
+                       .fetch = fetch,
                        .ctx = g,
                        .bulk = 1};
   cl_err err;
@@ -352,6 +364,8 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
       if (rc == 0) {
         const char *full = u->tx ? json_string_value(json_object_get(e, "fullUrl")) : u->full_url;
         rc = cl_fhirw_refs_add(refs, ms[*n], full);
+        if (rc == 0)
+          rc = cl_fhirw_refs_keep(refs, ms[*n], res);
         json_array_append_new(o->resources,
                               json_pack("{s:s,s:s}", "type", ms[*n]->type, "id", ms[*n]->id));
         (*n)++;

@@ -425,6 +425,9 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "Device",
                                       "ImagingStudy",
                                       "ChargeItem",
+                                      "Claim",
+                                      "ClaimResponse",
+                                      "Coverage",
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -433,8 +436,8 @@ int cl_fhirw_rank(const json_t *res) {
     return 0;
   if (t && !strcmp(t, "Encounter"))
     return 1;
-  if (t && !strcmp(t, "MedicationRequest"))
-    return 2;
+  if (t && (!strcmp(t, "MedicationRequest") || !strcmp(t, "Coverage")))
+    return 2; /* a Coverage: what Claims reference */
   return 3;
 }
 
@@ -580,17 +583,24 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_imaging_study(&c, res);
   } else if (!strcmp(type, "ChargeItem")) {
     rc = w_charge_item(&c, res);
+  } else if (!strcmp(type, "Claim")) {
+    rc = w_claim(&c, res);
+  } else if (!strcmp(type, "ClaimResponse")) {
+    rc = w_claim_response(&c, res);
+  } else if (!strcmp(type, "Coverage")) {
+    rc = w_coverage(&c, res);
   } else {
-    rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
-                       w_path(&c, c.root, "resourceType", 0),
-                       cl_fhir_type_of(type)
-                           ? "%.64s cannot be written yet (writes take Patient, Encounter, "
-                             "Condition, AllergyIntolerance, Observation, MedicationRequest, "
-                             "MedicationAdministration, MedicationDispense, Immunization, "
-                             "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
-                             "DocumentReference, Device, ImagingStudy, ChargeItem)"
-                           : "'%.64s' is not a resource type of this server",
-                       type);
+    rc = cl_fhirw_fail(
+        fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
+        w_path(&c, c.root, "resourceType", 0),
+        cl_fhir_type_of(type)
+            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
+              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
+              "MedicationAdministration, MedicationDispense, Immunization, "
+              "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
+              "DocumentReference, Device, ImagingStudy, ChargeItem, Claim, ClaimResponse, Coverage)"
+            : "'%.64s' is not a resource type of this server",
+        type);
   }
   if (rc)
     goto done;

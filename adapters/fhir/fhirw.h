@@ -72,6 +72,12 @@ typedef struct cl_fhirw_error {
 typedef int (*cl_fhirw_resolve_fn)(void *ctx, const char *type, const char *id, char *bid,
                                    size_t bidn, cl_err *err);
 
+/* The resource `type`/`id` as the views hold it now, parsed as
+ * cl_fhirw_parse parses (numbers marked), into *out (returned-owned). 0,
+ * CL_ENOTFOUND, or another error (err set). */
+typedef int (*cl_fhirw_fetch_fn)(void *ctx, const char *type, const char *id, json_t **out,
+                                 cl_err *err);
+
 typedef struct cl_fhirw_opts {
   const char *principal_id;  /* recorded_by.principal_id: the signer's principal (required) */
   const char *role;          /* recorded_by.role; NULL: "integration" */
@@ -80,6 +86,8 @@ typedef struct cl_fhirw_opts {
   int64_t now_ns;            /* occurred_at of a resource that states no time of its own */
   const json_t *refs;        /* references this input defines (cl_fhirw_refs_add), or NULL */
   cl_fhirw_resolve_fn resolve; /* the views' resources, or NULL: none known */
+  cl_fhirw_fetch_fn fetch; /* the views' resources whole (what a Claim's items are read from), or
+                              NULL: none known */
   int bulk; /* a load (clinlog ingest): a Patient is always a PatientRegistered (which the view
                takes as the whole record), so the same input gives the same events */
   void *ctx;
@@ -156,13 +164,21 @@ CL_MUST_CHECK int cl_fhirw_retract(const json_t *res, const json_t *cur,
  * (may be NULL), each naming {type, bid, patient}. 0 or CL_ENOMEM. */
 int cl_fhirw_refs_add(json_t *refs, const cl_fhirw_mapped *m, const char *full_url);
 
+/* For the types other resources' views read (ChargeItem and Coverage for
+ * a Claim, a Claim for its ClaimResponse): keeps a copy of `res`
+ * (borrowed; its id set to m's) in the entry cl_fhirw_refs_add made for m,
+ * so a later resource of the same input is checked against it as the
+ * views will hold it. Other types, or no such entry: nothing. 0 or
+ * CL_ENOMEM. */
+int cl_fhirw_refs_keep(json_t *refs, const cl_fhirw_mapped *m, const json_t *res);
+
 /* The business id of a resource as the views hold it (a Patient: its id;
  * else its identifier in urn:clinlog:id) into bid: 0, or CL_ENOTFOUND. */
 int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n);
 
 /* The order resources of one input are mapped in, so that what others
- * reference comes first: Patient 0, Encounter 1, MedicationRequest 2,
- * anything else 3 (CL_FHIRW_RANKS ranks). */
+ * reference comes first: Patient 0, Encounter 1, MedicationRequest and
+ * Coverage (a Claim's) 2, anything else 3 (CL_FHIRW_RANKS ranks). */
 #define CL_FHIRW_RANKS 4
 int cl_fhirw_rank(const json_t *res);
 

@@ -80,16 +80,15 @@ static int charge_ext(wctx *c, const json_t *e, const char *ep, const char *url,
   return 0;
 }
 
-/* priceOverride: Money with the currency's number of decimals, as the view
- * writes it back. */
-static int money(wctx *c, const json_t *r, const char *p, Clinlog__V1__Money **out) {
+int w_money(wctx *c, const json_t *r, const char *p, const char *key, Clinlog__V1__Money **out) {
   static const char *const keys[] = {"value", "currency", NULL};
   const json_t *o;
   const char *cur;
-  int rc = w_obj(c, r, p, "priceOverride", &o);
+  *out = NULL;
+  int rc = w_obj(c, r, p, key, &o);
   if (rc || o == NULL)
     return rc;
-  const char *mp = w_path(c, p, "priceOverride", 0);
+  const char *mp = w_path(c, p, key, 0);
   const char *v = json_string_value(json_object_get(o, "value"));
   if ((rc = w_only(c, o, mp, keys, 0)) || (rc = w_str(c, o, mp, "currency", &cur)))
     return rc;
@@ -163,7 +162,8 @@ int w_charge_item(wctx *c, const json_t *r) {
       (rc = w_arr(c, r, p, "performer", &perf, &nperf)) ||
       (qty &&
        (rc = x12_quantity(c, qty, w_path(c, p, "quantity", 0), &b->units, &b->unit_basis))) ||
-      (rc = money(c, r, p, &b->amount)) || (rc = w_instant(c, r, p, "enteredDate", &entered)) ||
+      (rc = w_money(c, r, p, "priceOverride", &b->amount)) ||
+      (rc = w_instant(c, r, p, "enteredDate", &entered)) ||
       (rc = w_concepts_code(c, r, p, "reason", &b->diagnoses, &b->n_diagnoses)) ||
       (rc = w_concept_code(c, r, p, "productCodeableConcept", &b->ndc)) ||
       (rc = w_ref_bid_first(c, r, p, "supportingInformation", "ServiceRequest",

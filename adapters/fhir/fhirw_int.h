@@ -170,6 +170,31 @@ int w_ref_bid_first(wctx *c, const json_t *r, const char *p, const char *key, co
 int w_system_id(wctx *c, const json_t *r, const char *p, const char *system, char **out,
                 const char *what);
 int w_service_request(wctx *c, const json_t *r);
+/* o[key], a Money with the currency's number of decimals as the views
+ * write it back (fhirw_billing.c). NULL out when absent. */
+int w_money(wctx *c, const json_t *o, const char *path, const char *key, Clinlog__V1__Money **out);
+
+/* ---- writes checked against their view (fhirw_view.c) ---- */
+
+/* Maps the events emitted so far as the fold will (the views' current
+ * resources through o->fetch) and refuses the first element of r that
+ * differs from the resource of c->type and c->bid they make: 422
+ * not-supported (written, not in the view), 400 required (in the view,
+ * not written) or 422 value. */
+int w_as_view(wctx *c, const json_t *r);
+/* The resource type/id as the views will hold it: one this input wrote
+ * (cl_fhirw_refs_keep), else the views' (o->fetch). *out returned-owned.
+ * 0, CL_ENOTFOUND, or the fetch's error. */
+int w_fetch(wctx *c, const char *type, const char *id, json_t **out);
+/* The identifiers of r besides the business id, each typed by text with
+ * one of `names` (NULL-terminated), as the views write X12 control numbers:
+ * the value of names[k] into *slots[k] (which holds "" on entry). */
+int w_text_ids(wctx *c, const json_t *r, const char *p, const char *const *names,
+               char **const *slots);
+int w_claim(wctx *c, const json_t *r);          /* fhirw_claims.c */
+int w_claim_response(wctx *c, const json_t *r); /* fhirw_claims.c */
+int w_coverage(wctx *c, const json_t *r);       /* fhirw_coverage.c */
+
 int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
 int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */
 int w_immunization(wctx *c, const json_t *r);              /* fhirw_meds.c */

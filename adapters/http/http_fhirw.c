@@ -117,6 +117,14 @@ int fw_read_res(wstate *w, const char *type, const char *id, json_t **out, cl_fh
   return read_as(w, type, id, 0, out, hdr);
 }
 
+/* cl_fhirw_fetch_fn over the views (what a Claim's items are read from). */
+static int fw_fetch(void *ctx, const char *type, const char *id, json_t **out, cl_err *err) {
+  int rc = read_as(ctx, type, id, 1, out, NULL);
+  if (rc == CL_EFAILED)
+    return cl_err_set(err, CL_EFAILED, "reading %s/%s from the views failed", type, id);
+  return rc;
+}
+
 /* cl_fhirw_resolve_fn over the views: a Patient's id is its patient id,
  * another resource's business id its identifier in urn:clinlog:id. */
 int fw_resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn, cl_err *err) {
@@ -241,6 +249,7 @@ void fw_opts_of(wstate *w, const json_t *refs, cl_fhirw_opts *o) {
   o->now_ns = cl_feed_now_ms() * 1000000;
   o->refs = refs;
   o->resolve = fw_resolve;
+  o->fetch = fw_fetch;
   o->ctx = w;
 }
 
@@ -556,7 +565,10 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
   static const uint8_t lab_report[3] = {0xda, 0x0c, 0};                      /* 203 */
   static const uint8_t note[3] = {0xea, 0x0c, 0};                            /* 205 */
   static const uint8_t study[3] = {0x8a, 0x19, 0};                           /* 401 */
+  static const uint8_t eligibility[3] = {0xa2, 0x1f, 0};                     /* 500 */
   static const uint8_t charge[3] = {0xaa, 0x1f, 0};                          /* 501 */
+  static const uint8_t claim[3] = {0xb2, 0x1f, 0};                           /* 502 */
+  static const uint8_t adjudicated[3] = {0xba, 0x1f, 0};                     /* 503 */
   static const uint8_t appointment[2][3] = {{0xc2, 0x25, 0}, {0xca, 0x25, 0}}; /* 600, 601 */
   static const uint8_t message[3] = {0xd2, 0x25, 0};                           /* 602 */
   static const uint8_t refill[3] = {0xda, 0x25, 0};                            /* 603 */
@@ -592,6 +604,12 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return study;
   if (!strcmp(type, "ChargeItem"))
     return charge;
+  if (!strcmp(type, "Claim"))
+    return claim;
+  if (!strcmp(type, "ClaimResponse"))
+    return adjudicated;
+  if (!strcmp(type, "Coverage"))
+    return eligibility;
   if (!strcmp(type, "Appointment")) /* cancelled: also AppointmentCancelled */
     return (*n = 2, appointment[0]);
   if (!strcmp(type, "Communication"))

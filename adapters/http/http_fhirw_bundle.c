@@ -149,6 +149,8 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
   if (rc == 0) {
     cl_req_ctx_add_patient(w->rc, e->m->patient_id);
     rc = cl_fhirw_refs_add(refs, e->m, e->full_url);
+    if (rc == 0)
+      rc = cl_fhirw_refs_keep(refs, e->m, e->res);
   } else if (rc != CL_EMALFORMED) {
     cl_fhirw_fail(fe, err, fw_status_of(rc), "exception", e->path, "%s", err->msg);
   }

@@ -3,7 +3,9 @@
  *
  *   EligibilityChecked  Coverage (one per payer + member: repeated checks make
  *                       versions), CoverageEligibilityRequest and
- *                       CoverageEligibilityResponse (270/271)
+ *                       CoverageEligibilityResponse (270/271); without a
+ *                       check id (a Coverage written through FHIR) the
+ *                       Coverage alone
  *   ChargeCaptured      ChargeItem, status billable (an 837 service line)
  *   ClaimSubmitted      Claim (837P/I/D); its items are read from the
  *                       ChargeItems of its charge_ids, in line order; the
@@ -439,8 +441,6 @@ static json_t *purposes(void) { return json_pack("[s,s]", "validation", "benefit
 
 static int eligibility_checked(cl_fhir_map *m, const Clinlog__V1__EligibilityChecked *b,
                                cl_err *err) {
-  if (!fj_has(b->check_id))
-    return 0;
   int rejected = b->reject_reason != NULL;
   /* A 271 that answered states the coverage: a new Coverage version. A
    * rejected request (AAA) states nothing about it: the current version
@@ -457,8 +457,10 @@ static int eligibility_checked(cl_fhir_map *m, const Clinlog__V1__EligibilityChe
                     b->coverage_period};
   json_t *cov;
   int rc = mb_coverage_put(m, &in, rejected, &cov, err);
-  if (rc < 0)
+  if (rc < 0 || !fj_has(b->check_id)) { /* no check: a Coverage stated alone (a FHIR write) */
+    json_decref(cov);
     return rc;
+  }
 
   char qid[CL_FHIR_ID_MAX], sid[CL_FHIR_ID_MAX];
   cl_fhir_pid(m, "CoverageEligibilityRequest", b->check_id, qid);

@@ -412,6 +412,16 @@ static json_int_t note_number(json_t *notes, const Clinlog__V1__Code *c) {
   return num;
 }
 
+/* An integer of a resource read back: a JSON integer as stored, or the
+ * marked text a FHIR write parses it into (fj.h), when a write is checked
+ * against its view (adapters/fhir/fhirw_view.c); 0 for anything else. */
+static json_int_t int_value(const json_t *v) {
+  const char *s = json_string_value(v);
+  if (s != NULL && s[0] == FJ_DECIMAL_MARK)
+    return strtoll(s + 1, NULL, 10);
+  return json_integer_value(v);
+}
+
 /* The sequence of the Claim item billing charge `charge` or line control
  * number `lcn`; 0 if none. */
 static json_int_t claim_item_seq(json_t *claim, const char *charge, const char *lcn) {
@@ -422,7 +432,7 @@ static json_int_t claim_item_seq(json_t *claim, const char *charge, const char *
     const char *v = json_string_value(json_object_get(tn, "value"));
     if (v != NULL &&
         ((fj_has(charge) && strcmp(v, charge) == 0) || (fj_has(lcn) && strcmp(v, lcn) == 0)))
-      return json_integer_value(json_object_get(it, "sequence"));
+      return int_value(json_object_get(it, "sequence"));
   }
   return 0;
 }

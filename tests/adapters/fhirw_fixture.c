@@ -14,6 +14,20 @@
 /* ---- the world the mapper sees: one known patient and encounter ---- */
 
 char fw_enc_id[CL_FHIR_ID_MAX], fw_rx_id[CL_FHIR_ID_MAX], fw_sr_id[CL_FHIR_ID_MAX];
+json_t *fw_world;
+
+/* A resource of fw_world (a copy), or NULL. */
+static json_t *world_get(const char *type, const char *id) {
+  json_t *r = fw_world ? json_object_get(fw_world, id) : NULL;
+  const char *t = json_string_value(json_object_get(r, "resourceType"));
+  return t && !strcmp(t, type) ? json_deep_copy(r) : NULL;
+}
+
+static int fetch(void *ctx, const char *type, const char *id, json_t **out, cl_err *err) {
+  (void)ctx, (void)err;
+  *out = world_get(type, id);
+  return *out ? 0 : CL_ENOTFOUND;
+}
 
 static int resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn,
                    cl_err *err) {
@@ -34,7 +48,10 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
     snprintf(bid, bidn, "sr-1");
     return 0;
   }
-  return CL_ENOTFOUND;
+  json_t *r = world_get(type, id);
+  int rc = r ? cl_fhirw_bid_of(r, bid, bidn) : CL_ENOTFOUND;
+  json_decref(r);
+  return rc;
 }
 
 cl_fhirw_opts fw_opts(void) {
@@ -44,6 +61,7 @@ cl_fhirw_opts fw_opts(void) {
   cl_fhirw_opts o = {.principal_id = "fhir-feed",
                      .now_ns = 1767225600LL * 1000000000LL, /* 2026-01-01T00:00:00Z */
                      .resolve = resolve,
+                     .fetch = fetch,
                      .bulk = 1};
   return o;
 }
@@ -71,12 +89,10 @@ cl_fhirw_mapped *fw_map_ok(const char *text) {
 /* ---- the view's mapper over the events (a store of one resource map) ---- */
 
 static int vget(cl_fhir_map *m, const char *type, const char *id, json_t **out, cl_err *err) {
-  (void)type, (void)err;
+  (void)err;
   json_t *r = json_object_get(m->impl, id);
-  if (r == NULL)
-    return CL_ENOTFOUND;
-  *out = json_deep_copy(r);
-  return 0;
+  *out = r ? json_deep_copy(r) : world_get(type, id);
+  return *out ? 0 : CL_ENOTFOUND;
 }
 
 static int vput(cl_fhir_map *m, json_t *res, cl_err *err) {

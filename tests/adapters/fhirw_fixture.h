@@ -13,7 +13,13 @@
  * patient p1 (set by fw_opts). */
 extern char fw_enc_id[CL_FHIR_ID_MAX], fw_rx_id[CL_FHIR_ID_MAX], fw_sr_id[CL_FHIR_ID_MAX];
 
-/* Options whose resolver knows p1, enc-1, rx-1 and sr-1; now is 2026-01-01. */
+/* Resources the views hold besides those (logical id -> resource, as
+ * cl_fhirw_parse makes it), or NULL: what the options' fetch and resolver
+ * and the views' mapper (fw_views_of) also see. A test's own. */
+extern json_t *fw_world;
+
+/* Options whose resolver knows p1, enc-1, rx-1 and sr-1 (and fw_world);
+ * now is 2026-01-01. */
 cl_fhirw_opts fw_opts(void);
 /* text parsed as cl_fhirw_parse does (it must parse); returned-owned. */
 json_t *fw_parse(const char *text);

@@ -1,8 +1,9 @@
 /* libFuzzer target for the FHIR writes mapper (adapters/fhir/fhirw.h):
  * arbitrary bytes parsed as FHIR JSON and, when they parse, mapped to
  * catalog events as `clinlog ingest fhir` and the REST face do (a known
- * patient p1 and its encounter enc-1; a reference table with one Bundle
- * fullUrl), plainly and as the resource of a Bundle entry; an input with
+ * patient p1 and its encounter enc-1, a ChargeItem, Coverage and Claim a
+ * Claim and a ClaimResponse are checked against; a reference table with one
+ * Bundle fullUrl), plainly and as the resource of a Bundle entry; an input with
  * an entry array also goes through cl_fhirw_bundle_lines (a transaction's
  * report lines) and its entries are mapped.
  *
@@ -27,6 +28,75 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const who = "fuzz_fhir_ingest";
 static char enc_id[CL_FHIR_ID_MAX];
 
+/* What the views hold besides: the ChargeItem ch-1, the Coverage
+ * PAYER1|M1 and the Claim clm-1 billing ch-1 (as the REST face reads them:
+ * cl_fhirw_parse's form), by logical id; what a Claim and a ClaimResponse
+ * are checked against. */
+static json_t *world;
+
+static const char charge_text[] =
+    "{\"resourceType\":\"ChargeItem\",\"id\":\"@ID\",\"identifier\":[{\"system\":\"urn:clinlog:"
+    "id\",\"value\":\"ch-1\"}],\"status\":\"billable\",\"code\":{\"coding\":[{\"system\":\"http:/"
+    "/www.ama-assn.org/go/cpt\",\"code\":\"99213\"}]},\"subject\":{\"reference\":\"Patient/p1\"},"
+    "\"occurrenceDateTime\":\"2026-03-01\",\"priceOverride\":{\"value\":12000,\"currency\":"
+    "\"JPY\"},\"enteredDate\":\"2026-03-01T12:00:00Z\"}";
+static const char coverage_text[] =
+    "{\"resourceType\":\"Coverage\",\"id\":\"@ID\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+    "\"value\":\"PAYER1|M1\"}],\"status\":\"active\",\"subscriberId\":\"M1\",\"beneficiary\":{"
+    "\"reference\":\"Patient/p1\"},\"payor\":[{\"identifier\":{\"value\":\"PAYER1\"},\"display\":"
+    "\"Acme\"}]}";
+static const char claim_text[] =
+    "{\"resourceType\":\"Claim\",\"id\":\"@ID\",\"identifier\":[{\"system\":\"urn:clinlog:id\","
+    "\"value\":\"clm-1\"}],\"status\":\"active\",\"type\":{\"coding\":[{\"system\":\"http://"
+    "terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"professional\",\"display\":"
+    "\"Professional\"}]},\"use\":\"claim\",\"patient\":{\"reference\":\"Patient/p1\"},\"created\":"
+    "\"2026-03-02T09:00:00Z\",\"insurer\":{\"identifier\":{\"value\":\"PAYER1\"},\"display\":"
+    "\"Acme\"},\"provider\":{\"display\":\"unknown\"},\"insurance\":[{\"sequence\":1,\"focal\":"
+    "true,\"coverage\":{\"reference\":\"Coverage/@COV\"}}],\"item\":[{\"extension\":[{\"url\":"
+    "\"http://hl7.org/fhir/5.0/StructureDefinition/extension-Claim.item.traceNumber\","
+    "\"valueIdentifier\":{\"system\":\"urn:clinlog:id\",\"value\":\"ch-1\"}}],\"sequence\":1}]}";
+
+/* text with @ID its logical id and @COV the Coverage's, parsed into world. */
+static void world_add(const char *text, const char *type, const char *bid, const char *cov) {
+  char id[CL_FHIR_ID_MAX], out[2048], *w = out;
+  cl_fhir_id(type, "p1", bid, id);
+  for (const char *s = text; *s && w < out + sizeof out - CL_FHIR_ID_MAX - 1;) {
+    const char *v = !strncmp(s, "@ID", 3) ? id : !strncmp(s, "@COV", 4) ? cov : NULL;
+    if (v == NULL) {
+      *w++ = *s++;
+      continue;
+    }
+    s += v == id ? 3 : 4;
+    w += snprintf(w, CL_FHIR_ID_MAX, "%s", v);
+  }
+  *w = '\0';
+  json_t *r;
+  cl_fhirw_error fe;
+  cl_err err;
+  if (cl_fhirw_parse(out, strlen(out), &r, &fe, &err) != 0)
+    fuzz_finding(who, "the world's %s does not parse: %s", type, err.msg);
+  json_object_set_new(world, id, r);
+}
+
+static void world_init(void) {
+  if (world != NULL)
+    return;
+  char cov[CL_FHIR_ID_MAX];
+  cl_fhir_id("Coverage", "p1", "PAYER1|M1", cov);
+  world = json_object();
+  world_add(charge_text, "ChargeItem", "ch-1", "");
+  world_add(coverage_text, "Coverage", "PAYER1|M1", "");
+  world_add(claim_text, "Claim", "clm-1", cov);
+}
+
+static int fetch(void *ctx, const char *type, const char *id, json_t **out, cl_err *err) {
+  (void)ctx, (void)err;
+  json_t *r = json_object_get(world, id);
+  const char *t = json_string_value(json_object_get(r, "resourceType"));
+  *out = t && !strcmp(t, type) ? json_deep_copy(r) : NULL;
+  return *out ? 0 : CL_ENOTFOUND;
+}
+
 static int resolve(void *ctx, const char *type, const char *id, char *bid, size_t bidn,
                    cl_err *err) {
   (void)ctx, (void)err;
@@ -34,7 +104,12 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
     return snprintf(bid, bidn, "p1") < 0;
   if (!strcmp(type, "Encounter") && !strcmp(id, enc_id))
     return snprintf(bid, bidn, "enc-1") < 0;
-  return CL_ENOTFOUND;
+  json_t *r;
+  if (fetch(ctx, type, id, &r, err) != 0)
+    return CL_ENOTFOUND;
+  int rc = cl_fhirw_bid_of(r, bid, bidn);
+  json_decref(r);
+  return rc;
 }
 
 static void check(const json_t *res, const char *expr, const cl_fhirw_opts *o) {
@@ -85,6 +160,7 @@ static void check(const json_t *res, const char *expr, const cl_fhirw_opts *o) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cl_fhir_id("Encounter", "p1", "enc-1", enc_id);
+  world_init();
   json_t *res;
   cl_fhirw_error fe;
   cl_err err;
@@ -99,7 +175,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cl_fhirw_opts o = {.principal_id = "fuzz-feed",
                      .now_ns = 1767225600LL * 1000000000LL,
                      .refs = refs,
-                     .resolve = resolve};
+                     .resolve = resolve,
+                     .fetch = fetch};
   check(res, NULL, &o);
   check(res, "Bundle.entry[0].resource", &o);
   o.bulk = 1;

@@ -21,6 +21,7 @@ import unittest
 import uuid
 
 import common
+import fhir_claims
 from common import T, Client, Server, ServerTestCase, Signer, free_port
 
 HERE = os.path.join(common.REPO, "tests", "interop", "fhir_write")
@@ -489,6 +490,13 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         # human output
         rc, text, err = self.ingest(a, nd, json_out=False)
         self.assertIn("line 2: refused: Observation.valueQuantity.value", text)
+        # the patient's claim: Coverage, ChargeItem, Claim, ClaimResponse
+        bill = os.path.join(d, "claim.json")
+        with open(bill, "w") as f:
+            json.dump(fhir_claims.bundle(pid, "rt"), f)
+        rc, out, err = self.ingest(a, bill)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out["summary"]["events"], 4)
 
         # the round trip: export from A (once its views have folded everything
         # ingested: the projection runs behind the commit), then ingest the
@@ -501,6 +509,8 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         files = sorted(glob.glob(os.path.join(exp, "*.ndjson")))
         self.assertTrue(files)
+        for t in ("Coverage", "ChargeItem", "Claim", "ClaimResponse"):
+            self.assertTrue([f for f in files if f.endswith("." + t + ".ndjson")], t)
         b, port_b, client_b = self.start()
         rc, out, err = self.ingest(b, exp)
         self.assertEqual(rc, 0, (out, err))

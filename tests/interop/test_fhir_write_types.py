@@ -12,6 +12,7 @@ import tempfile
 import urllib.parse
 
 import common
+import fhir_claims as fc
 import test_fhir_write as fw
 import test_fhir_write_cond as cond
 
@@ -92,7 +93,8 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         self.assertEqual(st, 200)
         by = {r["type"]: r for r in cs["rest"][0]["resource"]}
         for t in ("DiagnosticReport", "Appointment", "Communication", "Task",
-                  "DocumentReference", "Device", "ImagingStudy", "ChargeItem"):
+                  "DocumentReference", "Device", "ImagingStudy", "ChargeItem", "Claim",
+                  "ClaimResponse", "Coverage"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
@@ -491,6 +493,48 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         self.assertEqual(fw.strip_meta(back), dict(charge, id=got["id"]))
         self.assertEqual(self.client.tree_size(), size + 1)
         self.validate([back])
+
+    def test_claim_and_response_round_trip(self):
+        pid = self.new_patient("Claims")
+        size = self.client.tree_size()
+        cov = self.round_trip(fc.coverage(pid, pid))
+        chg = self.round_trip(fc.charge(pid, pid))
+        claim = fc.claim(pid, pid, "Coverage/" + cov["id"])
+        # a line other than its ChargeItem: refused where it differs
+        bad = copy.deepcopy(claim)
+        bad["item"][0]["productOrService"]["coding"][0]["code"] = "99214"
+        r, oo = self.call("POST", "/Claim", bad)
+        self.assertEqual(r.status, 422, oo)
+        self.assertEqual(oo["issue"][0]["expression"],
+                         ["Claim.item[0].productOrService.coding[0].code"])
+        # the member of a Coverage the views do not hold: named
+        bad = fc.claim(pid, pid, "Coverage/unknown")
+        r, oo = self.call("POST", "/Claim", bad)
+        self.assertEqual(r.status, 422, oo)
+        self.assertEqual(oo["issue"][0]["expression"],
+                         ["Claim.insurance[0].coverage.reference"])
+        self.assertNothingWritten(size + 2)
+        clm = self.round_trip(claim)
+        resp = fc.claim_response(pid, pid, "Claim/" + clm["id"], "Coverage/" + cov["id"])
+        bad = dict(resp, outcome="queued")
+        r, oo = self.call("POST", "/ClaimResponse", bad)
+        self.assertEqual(r.status, 422, oo)
+        self.assertEqual(oo["issue"][0]["expression"], ["ClaimResponse.outcome"])
+        back = self.round_trip(resp)
+        self.assertEqual(self.client.tree_size(), size + 4)
+        # the same write again: nothing new
+        r, again = self.call("POST", "/ClaimResponse", resp)
+        self.assertIn(r.status, (200, 201), again)
+        self.assertEqual(self.client.tree_size(), size + 4)
+        self.validate([cov, chg, clm, back])
+        # the four in one transaction Bundle, referencing each other by fullUrl
+        pid2 = self.new_patient("ClaimsBundle")
+        size = self.client.tree_size()
+        r, b = self.call("POST", "", fc.bundle(pid2, pid2))
+        self.assertEqual(r.status, 200, b)
+        self.assertEqual(self.client.tree_size(), size + 4)
+        st, c = common.fhir_get(self.http_port, "/Claim?patient=" + pid2)
+        self.assertEqual((st, c.get("total")), (200, 1), c)
 
     def test_stopping_a_prescription(self):
         pid = self.new_patient("Stop")
