@@ -121,6 +121,24 @@ void *cl_hmap_put(cl_hmap *m, const void *key, const void *val) {
   return s + m->voff;
 }
 
+void *cl_hmap_upsert(cl_hmap *m, const void *key, int *existed) {
+  int found;
+  uint8_t *s = find(m, key, &found);
+  if (!found && (m->count + 1) * 2 > m->cap) { /* grows only for a new key */
+    if (grow(m) != 0)
+      return NULL;
+    s = find(m, key, &found);
+  }
+  if (!found) {
+    s[0] = 1;
+    memcpy(s + 8, key, m->key_len);
+    memset(s + m->voff, 0, m->val_len);
+    m->count++;
+  }
+  *existed = found;
+  return s + m->voff;
+}
+
 int cl_hmap_del(cl_hmap *m, const void *key) {
   int found;
   uint8_t *s = find(m, key, &found);

@@ -24,6 +24,11 @@ void *cl_hmap_get(const cl_hmap *m, const void *key);
  * NULL when out of memory (the map is then unchanged). */
 void *cl_hmap_put(cl_hmap *m, const void *key, const void *val);
 
+/* The value of `key`, inserted (zeroed) if absent, in one probe: a view (as
+ * cl_hmap_get), *existed 1 if it was there; NULL when out of memory (the
+ * map is then unchanged). */
+void *cl_hmap_upsert(cl_hmap *m, const void *key, int *existed);
+
 /* Removes `key` if present (backward-shift deletion: no tombstones).
  * Invalidates views. Returns 1 if it was there. */
 int cl_hmap_del(cl_hmap *m, const void *key);

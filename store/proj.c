@@ -30,6 +30,9 @@ struct cl_proj {
   uint32_t version;
   size_t nfam;
   char fam_names[CL_PROJ_MAX_FAMILIES][CL_PROJ_NAME_MAX + 1];
+  /* "proj.<name>.<family>", each value's AD starts with it (ad_make) */
+  char fam_full[CL_PROJ_MAX_FAMILIES][2 * CL_PROJ_NAME_MAX + 8];
+  size_t fam_full_len[CL_PROJ_MAX_FAMILIES];
   pthread_rwlock_t lk; /* guards the handles below */
   rocksdb_column_family_handle_t *meta;
   rocksdb_column_family_handle_t *fam[CL_PROJ_MAX_FAMILIES];
@@ -119,8 +122,9 @@ static int open_families(cl_proj *p, cl_err *err) {
   snprintf(full, sizeof full, "proj.%s", p->name);
   int rc = cl_db_cf_create(p->log->db, full, &p->meta, err);
   for (size_t i = 0; rc == 0 && i < p->nfam; i++) {
-    fam_full_name(p, i, full, sizeof full);
-    rc = cl_db_cf_create(p->log->db, full, &p->fam[i], err);
+    fam_full_name(p, i, p->fam_full[i], sizeof p->fam_full[i]);
+    p->fam_full_len[i] = strlen(p->fam_full[i]);
+    rc = cl_db_cf_create(p->log->db, p->fam_full[i], &p->fam[i], err);
   }
   return rc;
 }
@@ -309,14 +313,12 @@ typedef struct value_ad {
 } value_ad;
 
 static int ad_make(const cl_proj *p, unsigned fam, const void *key, size_t kl, value_ad *ad) {
-  char full[128];
-  fam_full_name(p, fam, full, sizeof full);
-  size_t fl = strlen(full) + 1;
+  size_t fl = p->fam_full_len[fam] + 1;
   ad->n = fl + kl;
   ad->p = ad->n <= AD_BUF ? ad->buf : cl_malloc(ad->n);
   if (!ad->p)
     return CL_ENOMEM;
-  memcpy(ad->p, full, fl);
+  memcpy(ad->p, p->fam_full[fam], fl);
   memcpy(ad->p + fl, key, kl);
   return 0;
 }
@@ -527,12 +529,13 @@ static int txn_slot(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, si
   w->superseded = 0;
   uint8_t h[16];
   write_hash(t->p, fam, key, kl, h);
-  uint32_t *prev = cl_hmap_get(t->idx, h), i = (uint32_t)t->n;
-  if (prev)
-    t->w[*prev].superseded = 1;
-  if (prev ? (*prev = i, 0) : !cl_hmap_put(t->idx, h, &i)) {
+  int existed;
+  uint32_t *at = cl_hmap_upsert(t->idx, h, &existed);
+  if (!at)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
-  }
+  if (existed)
+    t->w[*at].superseded = 1;
+  *at = (uint32_t)t->n;
   t->n++;
   *out = w;
   return 0;

@@ -1,5 +1,5 @@
 /* Tests for store/hmap.c against a plain array as the model: random puts,
- * overwrites and deletions (backward-shift) across many growths. */
+ * upserts, overwrites and deletions (backward-shift) across many growths. */
 #include <criterion/criterion.h>
 #include <sodium.h>
 #include <stdint.h>
@@ -17,10 +17,20 @@ Test(hmap, matches_a_model_under_random_put_and_delete) {
   unsigned seed = 1;
   for (int r = 0; r < 300000; r++) {
     uint64_t k = (uint64_t)(rand_r(&seed) % KEYS);
-    if (rand_r(&seed) % 3 == 0) {
+    int op = rand_r(&seed) % 6;
+    if (op < 2) {
       cr_assert_eq(cl_hmap_del(m, &k), present[k], "delete of %llu at step %d",
                    (unsigned long long)k, r);
       present[k] = 0;
+    } else if (op == 2) { /* upsert: the value there, or a zeroed new one */
+      int existed;
+      uint64_t *v = cl_hmap_upsert(m, &k, &existed);
+      cr_assert_not_null(v);
+      cr_assert_eq(existed, present[k], "upsert of %llu at step %d", (unsigned long long)k, r);
+      cr_assert_eq(*v, present[k] ? value[k] : 0);
+      *v = (uint64_t)r;
+      present[k] = 1;
+      value[k] = (uint64_t)r;
     } else {
       uint64_t v = (uint64_t)r;
       cr_assert_not_null(cl_hmap_put(m, &k, &v));
