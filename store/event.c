@@ -13,6 +13,12 @@
 int cl_utf8_valid(const uint8_t *p, size_t n) {
   size_t i = 0;
   while (i < n) {
+    /* ASCII, eight bytes at a time */
+    uint64_t word;
+    while (i + 8 <= n && (memcpy(&word, p + i, 8), (word & 0x8080808080808080ULL) == 0))
+      i += 8;
+    if (i >= n)
+      break;
     uint8_t c = p[i];
     if (c < 0x80) {
       i++;
@@ -75,54 +81,80 @@ static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
   return -1;
 }
 
+/* The field path of a wire_check error: the names on the stack, joined by
+ * '.' ("message" at the top level). Made only when there is an error: a
+ * path built at every field cost more than the check itself. */
+typedef struct wpath {
+  const char *name[66];
+  int depth;
+} wpath;
+
+static const char *path_text(const wpath *w, char *buf, size_t n) {
+  size_t o = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < w->depth && o + 1 < n; i++) {
+    int k = snprintf(buf + o, n - o, "%s%s", i ? "." : "", w->name[i]);
+    if (k < 0)
+      break;
+    o += (size_t)k;
+  }
+  return buf[0] ? buf : "message";
+}
+
+static int wire_fail(const wpath *w, cl_err *err, const char *what) {
+  char path[CL_ERR_MSG_SIZE];
+  return cl_err_set(err, CL_EMALFORMED, "%s: %s", path_text(w, path, sizeof path), what);
+}
+
 static int wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
-                      char *path, size_t pathlen, int depth, cl_err *err) {
-  if (depth > 64)
-    return cl_err_set(err, CL_EMALFORMED, "%s: too deeply nested", path[0] ? path : "message");
+                      wpath *w, cl_err *err) {
+  if (w->depth > 64)
+    return wire_fail(w, err, "too deeply nested");
   while (p < end) {
     uint64_t key, n;
     if (varint(&p, end, &key))
-      return cl_err_set(err, CL_EMALFORMED, "%s: bad field key", path[0] ? path : "message");
+      return wire_fail(w, err, "bad field key");
     unsigned wt = (unsigned)(key & 7);
     uint32_t id = (uint32_t)(key >> 3);
     switch (wt) {
     case 0:
       if (varint(&p, end, &n))
-        return cl_err_set(err, CL_EMALFORMED, "%s: bad varint", path[0] ? path : "message");
+        return wire_fail(w, err, "bad varint");
       continue;
     case 1:
     case 5: {
-      size_t w = wt == 1 ? 8 : 4;
-      if ((size_t)(end - p) < w)
-        return cl_err_set(err, CL_EMALFORMED, "%s: truncated", path[0] ? path : "message");
-      p += w;
+      size_t width = wt == 1 ? 8 : 4;
+      if ((size_t)(end - p) < width)
+        return wire_fail(w, err, "truncated");
+      p += width;
       continue;
     }
     case 2:
       break;
-    default: /* groups (3, 4) are not proto3; protobuf-c has rejected others */
-      return cl_err_set(err, CL_EMALFORMED, "%s: unsupported wire type %u",
-                        path[0] ? path : "message", wt);
+    default: { /* groups (3, 4) are not proto3; protobuf-c has rejected others */
+      char what[48];
+      snprintf(what, sizeof what, "unsupported wire type %u", wt);
+      return wire_fail(w, err, what);
+    }
     }
     if (varint(&p, end, &n) || n > (uint64_t)(end - p))
-      return cl_err_set(err, CL_EMALFORMED, "%s: bad length", path[0] ? path : "message");
+      return wire_fail(w, err, "bad length");
     const uint8_t *v = p;
     p += n;
     const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, id);
     if (!f || (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE))
       continue; /* bytes, packed scalars, unknown fields */
-    size_t plen = strlen(path);
-    snprintf(path + plen, pathlen - plen, "%s%s", plen ? "." : "", f->name);
+    w->name[w->depth++] = f->name;
     int rc = 0;
     if (f->type == PROTOBUF_C_TYPE_STRING) {
       if (memchr(v, 0, n))
-        rc = cl_err_set(err, CL_EMALFORMED, "%s: contains a NUL byte", path);
+        rc = wire_fail(w, err, "contains a NUL byte");
       else if (!cl_utf8_valid(v, n))
-        rc = cl_err_set(err, CL_EMALFORMED, "%s: invalid UTF-8", path);
+        rc = wire_fail(w, err, "invalid UTF-8");
     } else {
-      rc = wire_check(f->descriptor, v, v + n, path, pathlen, depth + 1, err);
+      rc = wire_check(f->descriptor, v, v + n, w, err);
     }
-    path[plen] = '\0';
+    w->depth--;
     if (rc)
       return rc;
   }
@@ -131,8 +163,8 @@ static int wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, con
 
 int cl_wire_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                           cl_err *err) {
-  char path[CL_ERR_MSG_SIZE] = "";
-  return wire_check(desc, buf, buf + len, path, sizeof path, 0, err);
+  wpath w = {.depth = 0};
+  return wire_check(desc, buf, buf + len, &w, err);
 }
 
 static const ProtobufCFieldDescriptor *body_field(uint32_t type) {
