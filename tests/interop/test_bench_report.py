@@ -8,6 +8,7 @@ plots are drawn when gnuplot is installed."""
 import copy
 import importlib.machinery
 import importlib.util
+import json
 import os
 import shutil
 import unittest
@@ -326,3 +327,62 @@ class TestBenchReport(unittest.TestCase):
         for m in made:
             with open(os.path.join(out, m)) as f:
                 self.assertIn("<svg", f.read())
+
+
+class TestBenchCheck(unittest.TestCase):
+    """bench/run --check, what scripts/test.sh runs after bench/run --quick:
+    a whole run passes, and each way a run can be broken is named."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.br = load_run()
+        cls.steps = [(k, n) for k, n, _, _ in cls.br.steps_of("", "", True)]
+
+    def write(self, res, name):
+        out = os.path.join(common.TMP, "bench-check-" + name)
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
+        r = self.br.combine(copy.deepcopy(res))
+        r["plots"] = []
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(r, f)
+        with open(os.path.join(out, "report.md"), "w") as f:
+            f.write(self.br.make_report(r))
+        return out
+
+    def whole(self):
+        res = copy.deepcopy(CANNED)
+        for key, _ in self.steps:
+            res.setdefault(key, {})
+        res["etcd_skipped"] = "clinlog-bench etcd: skipped: etcd not found"
+        del res["etcd"]
+        return res
+
+    def test_whole_run_passes(self):
+        out = self.write(self.whole(), "whole")
+        self.assertEqual(self.br.runext.check(out, self.steps), [])
+
+    def test_broken_runs_are_named(self):
+        res = self.whole()
+        del res["proof"]
+        res["errors"] = ["proof: exit status 1; see logs/proof.log"]
+        out = self.write(res, "broken")
+        with open(os.path.join(out, "report.md")) as f:
+            md = f.read()
+        with open(os.path.join(out, "report.md"), "w") as f:
+            f.write(md.replace("\n## Machine\n", "\n"))
+        with open(os.path.join(out, "results.json")) as f:
+            r = json.load(f)
+        r["plots"] = ["throughput.svg"]
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(r, f)
+        with open(os.path.join(out, "throughput.svg"), "w") as f:
+            f.write("gnuplot: error\n")
+        self.assertEqual(self.br.runext.check(out, self.steps), [
+            "step failed: proof: exit status 1; see logs/proof.log",
+            "step proof: no figures in results.json (key proof) and not skipped",
+            "plot throughput.svg: not an SVG",
+            "report.md: section '## Machine' missing or out of order"])
+        os.unlink(os.path.join(out, "results.json"))
+        problems = self.br.runext.check(out, self.steps)
+        self.assertEqual(problems[0], "results.json: cannot be read (No such file or directory)")
