@@ -1,10 +1,13 @@
 """bench/run's later parts (bench/run itself had outgrown one file): the
 check that a run's report is whole (`bench/run --check DIR`, what
-scripts/test.sh runs after `bench/run --quick`).
+scripts/test.sh runs after `bench/run --quick`); the failover, follower lag
+and node join figures, their section of report.md and the failover
+timeline plot.
 
 Only Debian's /usr/bin/python3 and its standard library."""
 import json
 import os
+import subprocess
 
 # The report's sections, in order: a run whose report.md lacks one was cut
 # short (a step's figures missing show as "Not measured", never a gap).
@@ -15,6 +18,7 @@ SECTIONS = [
     "## 3 nodes against 1 node",
     "## 3 nodes: clinlog and etcd 3.4, same scenarios",
     "## 3 nodes: clinlog and PostgreSQL with synchronous standbys",
+    "## Failover, follower lag and node join (3 nodes)",
     "## HL7 v2 over MLLP (clinlog-bench ingest hl7)",
     "## FHIR writes (clinlog-bench ingest fhir)",
     "## Home-device readings (clinlog-bench ingest)",
@@ -79,4 +83,116 @@ def check(out, steps):
             else:
                 at = i
     return problems
+
+# ---------------------------------------------------------------- figures
+
+def _f(v, nd=0):
+    if v is None:
+        return "—"
+    if isinstance(v, (float, int)):
+        return ("{:,.%df}" % nd).format(v)
+    return str(v)
+
+
+# Steps --quick leaves out, and why (the report says so where they would be).
+QUICK_SKIP = {
+    "cluster-join": "not run in --quick (loading 100,000 events and a node's catch-up take "
+                    "about 35 s); the full run measures it",
+}
+
+
+def targets_more(r, add):
+    """The failover and join targets (clinlog-bench cluster judges them;
+    `add(name, target, value, met, unit)`)."""
+    ft = (r.get("clinlog_failover") or {}).get("targets") or {}
+    add("3 nodes: failover, leader killed to the first append after it (worst trial)",
+        "<= 3 s", ft.get("failover_max_s"), ft.get("failover_ok"), "s")
+    jt = (r.get("clinlog_join") or {}).get("targets") or {}
+    add("3 nodes: a joining node's RSS growth over the second half of its catch-up",
+        "< 64 MiB", jt.get("join_rss_growth_50_100_mb"), jt.get("join_memory_bounded"), "MiB")
+
+
+def failover_section(r):
+    """report.md's lines on failover, follower lag and node join."""
+    L = []
+    w = L.append
+    w("## Failover, follower lag and node join (3 nodes)")
+    w("")
+    fo = (r.get("clinlog_failover") or {}).get("failover") or {}
+    if fo.get("trials"):
+        w("clinlog-bench cluster --only failover: 4 writers append single events to any of 3 "
+          "clinlogd, retrying every error on the leader's hint; the leader is SIGKILLed, the "
+          "time taken from the kill to the first append of a call begun after it, then the "
+          "node restarted and waited for (the leader sees it within 64 entries). %d trials; "
+          "%s appends, %s calls retried." % (len(fo["trials"]), _f(fo.get("appends_ok")),
+                                             _f(fo.get("retries"))))
+        w("")
+        w("| trial | killed node | kill to first append s | restarted node caught up s |")
+        w("|---|---|---|---|")
+        for i, t in enumerate(fo["trials"]):
+            w("| %d | %s | %s | %s |" % (i + 1, t.get("killed_node"), _f(t.get("seconds"), 3),
+                                         _f(t.get("rejoin_seconds"), 2)))
+        w("")
+        w("Failover: worst %s s, median %s s (target <= 3 s, the election timeout being "
+          "1 s)." % (_f(fo.get("max_s"), 3), _f(fo.get("median_s"), 3)))
+        lag = fo.get("follower_lag") or {}
+        tl = fo.get("timeline") or {}
+        eps = tl.get("appends_per_s") or []
+        if lag:
+            mean = sum(eps) / len(eps) if eps else None
+            w("")
+            w("Follower lag under that load (the leader's Cluster.Status every 100 ms for 1 s "
+              "before each kill and after the last rejoin, all nodes up; %s readings of the "
+              "followers): p50 %s, p99 %s, worst %s Raft entries behind the leader's last "
+              "index (at the run's mean %s appends/s, one entry an append)." % (_f(lag.get("samples")), _f(lag.get("p50_entries")),
+                                         _f(lag.get("p99_entries")), _f(lag.get("max_entries")),
+                                         _f(mean)))
+    elif r.get("clinlog_failover_skipped"):
+        w("Failover: %s." % r["clinlog_failover_skipped"])
+    else:
+        w("Failover: not measured in this run.")
+    w("")
+    jo = (r.get("clinlog_join") or {}).get("join") or {}
+    if jo:
+        rss = jo.get("rss_mb") or {}
+        w("Node join (clinlog-bench cluster --only join): a one-node cluster loaded with %s "
+          "events through AppendStream (batches of %s, %s events/s), then an empty member "
+          "added: %s after %s s (Cluster.AddNode returned after %s s). The new node's RSS: "
+          "idle %s MiB, %s / %s / %s / %s MiB at 25 / 50 / 75 / 100 %% of the catch-up, peak "
+          "%s MiB; the loaded node's %s MiB." % (
+              _f(jo.get("events_loaded")), _f(jo.get("batch")), _f(jo.get("load_events_per_s")),
+              "caught up" if jo.get("caught_up") else "**did NOT catch up**",
+              _f(jo.get("catch_up_s"), 2), _f(jo.get("add_node_s"), 2), _f(rss.get("idle"), 1),
+              _f(rss.get("p25"), 1), _f(rss.get("p50"), 1), _f(rss.get("p75"), 1),
+              _f(rss.get("p100"), 1), _f(jo.get("peak_rss_mb_sampled"), 1),
+              _f(jo.get("source_rss_mb"), 1)))
+    elif r.get("clinlog_join_skipped"):
+        w("Node join: %s." % r["clinlog_join_skipped"])
+    else:
+        w("Node join: not measured in this run.")
+    w("")
+    return L
+
+
+def failover_plot(r, d, out, gp, common, dat):
+    """failover.svg: appends/s every 100 ms across the leader kills; [] when
+    the failover did not run."""
+    tl = ((r.get("clinlog_failover") or {}).get("failover") or {}).get("timeline") or {}
+    eps, tick = tl.get("appends_per_s") or [], tl.get("tick_s") or 0.1
+    if not eps:
+        return []
+    pts = [(round((i + 1) * tick, 3), v) for i, v in enumerate(eps)]
+    series = dat("failover", pts)
+    arrows = "".join("set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc rgb 'red'\n"
+                     % (k, k) for k in tl.get("kills_s") or [])
+    with open(os.path.join(d, "failover.gp"), "w") as f:
+        f.write(common.replace("set logscale y\n", "") +
+                "set output '%s'\n" % os.path.join(out, "failover.svg"))
+        f.write("set title 'Failover timeline: 3 nodes, 4 writers, leader SIGKILLed at the "
+                "dashed lines'\nset xlabel 's'\nset ylabel 'appends/s (per 100 ms)'\n"
+                "set yrange [0:*]\n" + arrows)
+        f.write("plot '%s' using 1:2 with steps lw 1.5 title 'clinlog, single-event appends'\n"
+                % series)
+    subprocess.run([gp, os.path.join(d, "failover.gp")], check=True)
+    return ["failover.svg"]
 

@@ -92,7 +92,7 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn(">= 20,000 ev/s | MET |", text)
         self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
-        self.assertIn("Targets: 1 met, 1 missed, 7 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 1 missed, 9 not measured in this run.", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
@@ -133,7 +133,7 @@ class TestBenchReport(unittest.TestCase):
                       "messages/s (target >= 10000).", text)
         self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK p99, 16 connections: 25.00 ms "
                       "(target <= 20 ms).", text)
-        self.assertIn("Targets: 1 met, 3 missed, 5 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 3 missed, 7 not measured in this run.", text)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
         self.assertIn("## Subscribe fan-out (single node)\n\nNot measured in this run.", text)
@@ -301,6 +301,46 @@ class TestBenchReport(unittest.TestCase):
         del res["postgresql_replicated"]
         _, text = self.report(res)
         self.assertIn("PostgreSQL step skipped: PostgreSQL 15 is not installed", text)
+
+    def test_failover_lag_and_join(self):
+        res = copy.deepcopy(CANNED)
+        res["clinlog_failover"] = {"failover": {
+            "writers": 4, "batch": 1, "appends_ok": 5210, "retries": 2459,
+            "trials": [{"killed_node": 1, "seconds": 1.551, "rejoin_seconds": 1.349},
+                       {"killed_node": 2, "seconds": 3.5, "rejoin_seconds": 1.188}],
+            "max_s": 3.5, "median_s": 3.5,
+            "follower_lag": {"samples": 58, "p50_entries": 2, "p99_entries": 103,
+                             "max_entries": 103},
+            "timeline": {"tick_s": 0.1, "kills_s": [0.25], "first_append_s": [0.45],
+                         "appends_per_s": [800, 600, 0, 0, 1000]}},
+            "targets": {"failover_max_s": 3.5, "failover_ok": False}}
+        res["clinlog_join_skipped"] = self.br.runext.QUICK_SKIP["cluster-join"]
+        r, text = self.report(res)
+        self.assertIn("| 2 | 2 | 3.500 | 1.19 |", text)
+        self.assertIn("- **MISSED**: 3 nodes: failover, leader killed to the first append "
+                      "after it (worst trial): 3.50 s (target <= 3 s).", text)
+        # the lag in entries, beside the mean rate of the timeline (2400 / 5)
+        self.assertIn("p50 2, p99 103, worst 103 Raft entries behind the leader's last index "
+                      "(at the run's mean 480 appends/s", text)
+        self.assertIn("Node join: not run in --quick (", text)
+        if shutil.which("gnuplot"):
+            out = os.path.join(common.TMP, "bench-report-failover")
+            self.assertIn("failover.svg", self.br.plots(r, out))
+            with open(os.path.join(out, "plots", "failover.dat")) as f:
+                self.assertEqual(f.read().split("\n")[2], "0.3 0")
+            with open(os.path.join(out, "plots", "failover.gp")) as f:
+                self.assertIn("set arrow from 0.250, graph 0 to 0.250, graph 1", f.read())
+        # join ran (the full run): its figures, the memory target judged
+        res["clinlog_join"] = {"join": {
+            "events_loaded": 100000, "batch": 1000, "load_events_per_s": 11023,
+            "caught_up": True, "catch_up_s": 6.469, "add_node_s": 6.522,
+            "rss_mb": {"idle": 82.9, "p25": 251.8, "p50": 362.0, "p75": 417.0, "p100": 438.3},
+            "peak_rss_mb_sampled": 450.5, "source_rss_mb": 520.3},
+            "targets": {"join_rss_growth_50_100_mb": 76.3, "join_memory_bounded": False}}
+        _, text = self.report(res)
+        self.assertIn("then an empty member added: caught up after 6.47 s", text)
+        self.assertIn("| 3 nodes: a joining node's RSS growth over the second half of its "
+                      "catch-up | < 64 MiB | 76.30 MiB | **MISSED** |", text)
 
     def test_etcd_skipped_is_said(self):
         res = copy.deepcopy(CANNED)
