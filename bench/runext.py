@@ -2,7 +2,7 @@
 check that a run's report is whole (`bench/run --check DIR`, what
 scripts/test.sh runs after `bench/run --quick`); the failover, follower lag
 and node join figures, their section of report.md and the failover
-timeline plot.
+timeline plot; the AppendStream import's section.
 
 Only Debian's /usr/bin/python3 and its standard library."""
 import json
@@ -19,6 +19,7 @@ SECTIONS = [
     "## 3 nodes: clinlog and etcd 3.4, same scenarios",
     "## 3 nodes: clinlog and PostgreSQL with synchronous standbys",
     "## Failover, follower lag and node join (3 nodes)",
+    "## AppendStream bulk import (single node)",
     "## HL7 v2 over MLLP (clinlog-bench ingest hl7)",
     "## FHIR writes (clinlog-bench ingest fhir)",
     "## Home-device readings (clinlog-bench ingest)",
@@ -195,4 +196,39 @@ def failover_plot(r, d, out, gp, common, dat):
                 % series)
     subprocess.run([gp, os.path.join(d, "failover.gp")], check=True)
     return ["failover.svg"]
+
+# ---------------------------------------------------------------- AppendStream import
+
+def import_section(r):
+    """report.md's lines on the AppendStream bulk import, set against the
+    store in process and PostgreSQL's 64-event transactions on one
+    connection (the pg step's batched insert; it measures no COPY)."""
+    L = []
+    w = L.append
+    w("## AppendStream bulk import (single node)")
+    w("")
+    imp = (r.get("clinlog_import") or {}).get("append_stream") or {}
+    if not imp:
+        w("Not measured in this run.")
+        w("")
+        return L
+    pg = next((x for x in (r.get("postgresql") or {}).get("scenarios") or []
+               if x.get("batch") == 64 and x.get("concurrency") == 1), {})
+    ce, pe = imp.get("grpc_events_per_s"), pg.get("events_per_s")
+    w("clinlog-bench grpc --only stream: %s pre-signed events in batches of %s sent on one "
+      "Log.AppendStream call to a clinlogd on loopback (each batch a durable commit), timed "
+      "to its summary; the store: the same batches appended in process (cl_log_append), one "
+      "thread; PostgreSQL 15: 64-event transactions (one 64-row INSERT each) on one "
+      "connection, from its step (it has no COPY scenario)." % (
+          _f(imp.get("events")), _f(imp.get("batch"))))
+    w("")
+    w("| what | events/s | clinlog / it |")
+    w("|---|---|---|")
+    w("| clinlog AppendStream | %s | — |" % _f(ce))
+    w("| store in process, same batches | %s | %s |" % (_f(imp.get("store_events_per_s")),
+                                                       _f(imp.get("ratio"), 2)))
+    w("| PostgreSQL, 64 events a transaction, 1 connection | %s | %s |" % (
+        _f(pe), _f(round(ce / pe, 3) if ce and pe else None, 2)))
+    w("")
+    return L
 

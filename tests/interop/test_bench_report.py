@@ -342,6 +342,26 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("| 3 nodes: a joining node's RSS growth over the second half of its "
                       "catch-up | < 64 MiB | 76.30 MiB | **MISSED** |", text)
 
+    def test_append_stream_import(self):
+        res = copy.deepcopy(CANNED)
+        _, text = self.report(res)
+        self.assertIn("## AppendStream bulk import (single node)\n\nNot measured in this run.",
+                      text)
+        res["postgresql"]["scenarios"].append(pg_row(64, 1, 40000))
+        res["clinlog_import"] = {"append": [], "append_stream": {
+            "events": 25000, "batch": 1000, "grpc_events_per_s": 26000,
+            "store_events_per_s": 52000, "ratio": 0.5}}
+        _, text = self.report(res)
+        self.assertIn("25,000 pre-signed events in batches of 1,000", text)
+        self.assertIn("| clinlog AppendStream | 26,000 | — |", text)
+        self.assertIn("| store in process, same batches | 52,000 | 0.50 |", text)
+        # against PostgreSQL's 64-event transactions on one connection
+        self.assertIn("| PostgreSQL, 64 events a transaction, 1 connection | 40,000 | 0.65 |",
+                      text)
+        del res["postgresql"]
+        _, text = self.report(res)
+        self.assertIn("| PostgreSQL, 64 events a transaction, 1 connection | — | — |", text)
+
     def test_etcd_skipped_is_said(self):
         res = copy.deepcopy(CANNED)
         res["etcd_skipped"] = "clinlog-bench etcd: skipped: etcd not found"
