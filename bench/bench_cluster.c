@@ -209,9 +209,11 @@ static void print_json(const env *e, const char *machine, const tp_out *t, const
       const tp_row *r = &t->rows[i];
       printf("%s{\"batch\":%zu,\"concurrency\":%d,\"cluster_events_per_s\":%.0f,"
              "\"cluster_p50_ms\":%.3f,\"cluster_p99_ms\":%.3f,\"single_events_per_s\":%.0f,"
-             "\"single_p50_ms\":%.3f,\"single_p99_ms\":%.3f}",
+             "\"single_p50_ms\":%.3f,\"single_p99_ms\":%.3f",
              i ? "," : "", r->bs, r->conc, r->cluster.eps, r->cluster.p50_ms, r->cluster.p99_ms,
              r->single.eps, r->single.p50_ms, r->single.p99_ms);
+      bench_cdf_print(r->cluster.cdf_ms); /* the 3-node calls' */
+      printf("}");
     }
     printf("],\"half_load\":{\"batch\":64,\"concurrency\":16,\"offered_events_per_s\":%.0f,"
            "\"achieved_events_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"

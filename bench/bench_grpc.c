@@ -317,9 +317,11 @@ int bench_grpc_main(int argc, char **argv) {
                "\"grpc_p50_ms\":%.3f,\"grpc_p90_ms\":%.3f,\"grpc_p99_ms\":%.3f,"
                "\"grpc_p999_ms\":%.3f,\"server_cpu_us_per_event\":%.1f,"
                "\"client_cpu_us_per_event\":%.1f,\"store_events_per_s\":%.0f,"
-               "\"store_p50_ms\":%.3f,\"store_p99_ms\":%.3f,\"ratio\":%.3f}",
+               "\"store_p50_ms\":%.3f,\"store_p99_ms\":%.3f,\"ratio\":%.3f",
                first ? "" : ",", bs, conc, g.eps, g.p50_ms, g.p90_ms, g.p99_ms, g.p999_ms, srv_us,
                cli_us, s.eps, s.p50_ms, s.p99_ms, ratio);
+        bench_cdf_print(g.cdf_ms); /* the gRPC calls' */
+        printf("}");
         first = 0;
       } else {
         printf("%-5zu %-4d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.2f\n", bs, conc, g.eps,

@@ -2,7 +2,7 @@
 check that a run's report is whole (`bench/run --check DIR`, what
 scripts/test.sh runs after `bench/run --quick`); the failover, follower lag
 and node join figures, their section of report.md and the failover
-timeline plot; the AppendStream import's section.
+timeline plot; the AppendStream import's section; the latency CDF plots.
 
 Only Debian's /usr/bin/python3 and its standard library."""
 import json
@@ -232,3 +232,46 @@ def import_section(r):
     w("")
     return L
 
+# ---------------------------------------------------------------- latency CDFs
+
+def _cdf(row):
+    """[(quantile, ms)] of a step's row ("cdf_ms": [[q, ms], ...]), or []."""
+    return [(q, ms) for q, ms in (row or {}).get("cdf_ms") or [] if ms > 0]
+
+
+def cdf_plots(r, d, out, gp, common, dat):
+    """latency_cdf_1node.svg (clinlog 1 node against PostgreSQL) and
+    latency_cdf_3nodes.svg (clinlog 3 nodes against etcd and PostgreSQL with
+    standbys), one event per call at concurrency 16: the fraction of calls
+    (y) done within a latency (x, log scale)."""
+    def pick(rows, **kw):
+        return next((x for x in rows or [] if all(x.get(k) == v for k, v in kw.items())), None)
+    single = (r.get("clinlog_single") or {}).get("append")
+    pg = (r.get("postgresql") or {}).get("scenarios")
+    cl = (r.get("clinlog_cluster") or {}).get("throughput")
+    ed = (r.get("etcd") or {}).get("scenarios")
+    pgr = (r.get("postgresql_replicated") or {}).get("scenarios")
+    figs = [("latency_cdf_1node", "1 node, one event per call, concurrency 16", [
+        ("clinlog, unary Append", pick(single, batch=1, concurrency=16)),
+        ("PostgreSQL 15, 1-row transactions", pick(pg, batch=1, concurrency=16))]),
+        ("latency_cdf_3nodes", "3 nodes, one event per call, concurrency 16", [
+            ("clinlog 3 nodes, unary Append to the leader", pick(cl, batch=1, concurrency=16)),
+            ("etcd 3.4, 3 members, Put", pick(ed, concurrency=16)),
+            ("PostgreSQL 15 + 2 synchronous standbys", pick(pgr, batch=1, concurrency=16))])]
+    made = []
+    for name, title, systems in figs:
+        series = [(dat("%s_%d" % (name, i), [(ms, q) for q, ms in _cdf(row)]), label)
+                  for i, (label, row) in enumerate(systems) if _cdf(row)]
+        if not series:
+            continue
+        with open(os.path.join(d, name + ".gp"), "w") as f:
+            f.write(common.replace("set logscale y\n", "") +
+                    "set output '%s'\n" % os.path.join(out, name + ".svg"))
+            f.write("set title 'Latency CDF: %s'\nset xlabel 'latency of one call, ms (log)'\n"
+                    "set ylabel 'fraction of calls'\nset logscale x 10\nset yrange [0:1]\n"
+                    "set ytics 0.1\nset key right bottom\n" % title)
+            f.write("plot " + ", \\\n  ".join("'%s' using 1:2 with linespoints lw 2 pt 7 ps 0.4 "
+                                              "title '%s'" % s for s in series) + "\n")
+        subprocess.run([gp, os.path.join(d, name + ".gp")], check=True)
+        made.append(name + ".svg")
+    return made

@@ -362,6 +362,34 @@ class TestBenchReport(unittest.TestCase):
         _, text = self.report(res)
         self.assertIn("| PostgreSQL, 64 events a transaction, 1 connection | — | — |", text)
 
+    def test_latency_cdf_plots(self):
+        if not shutil.which("gnuplot"):
+            self.skipTest("gnuplot is not installed")
+        res = copy.deepcopy(CANNED)
+        cdf = lambda k: [[0.001, 0.0], [0.5, 1.0 * k], [0.99, 4.0 * k], [1.0, 9.0 * k]]
+        res["clinlog_single"]["append"].append(dict(grpc_row(1, 16, 6000, 9000),
+                                                    cdf_ms=cdf(2)))
+        res["postgresql"]["scenarios"].append(dict(pg_row(1, 16, 15000), cdf_ms=cdf(1)))
+        res["clinlog_cluster"] = {"throughput": [
+            {"batch": 1, "concurrency": 16, "cluster_events_per_s": 5000, "cdf_ms": cdf(3)}]}
+        res["etcd"] = {"scenarios": [dict(etcd_row(16, 4000), cdf_ms=cdf(4))]}
+        out = os.path.join(common.TMP, "bench-report-cdf")
+        r = self.br.combine(res)
+        made = self.br.plots(r, out)
+        self.assertEqual(made, ["throughput.svg", "latency.svg", "latency_cdf_1node.svg",
+                                "latency_cdf_3nodes.svg"])
+        # x: ms (log scale: a 0 ms quantile is left out), y: the fraction of calls
+        with open(os.path.join(out, "plots", "latency_cdf_1node_1.dat")) as f:
+            self.assertEqual(f.read(), "1.0 0.5\n4.0 0.99\n9.0 1.0\n")
+        with open(os.path.join(out, "plots", "latency_cdf_3nodes.gp")) as f:
+            gp = f.read()
+        self.assertIn("title 'clinlog 3 nodes, unary Append to the leader'", gp)
+        self.assertIn("title 'etcd 3.4, 3 members, Put'", gp)
+        self.assertNotIn("standbys", gp)  # that step did not run: no line
+        for m in made[2:]:
+            with open(os.path.join(out, m)) as f:
+                self.assertIn("<svg", f.read())
+
     def test_etcd_skipped_is_said(self):
         res = copy.deepcopy(CANNED)
         res["etcd_skipped"] = "clinlog-bench etcd: skipped: etcd not found"
