@@ -21,6 +21,11 @@
  *    batch 64 / concurrency 16 open loop at half the measured cluster rate
  *    (on the cluster, then at the same rate on the one-node cluster):
  *    p50/p99 counted from each call's scheduled start, and from its send.
+ *    For each 3-node scenario also: CPU µs per event of the three clinlogd
+ *    together (/proc) and of the client (getrusage), fsync + fdatasync
+ *    calls per event of the three (perf stat on the syscall tracepoints,
+ *    bench/syscount.h; left out when perf cannot count), and each node's
+ *    peak RSS (VmHWM) after the scenarios.
  *    Each scenario runs at most 10 s (--quick: a quarter of the calls, at
  *    most 3 s; the half load 3 s), so bench/run --quick stays near 3 min.
  *  - failover: on the 3-node cluster, 4 writers append single events to any
@@ -67,6 +72,7 @@
 #include "bench/bench_cluster.h"
 #include "bench/bench_cluster_int.h"
 #include "bench/benchutil.h"
+#include "bench/syscount.h"
 #include "bench/workload.h"
 #include "store/keys.h"
 
@@ -109,6 +115,10 @@ typedef struct tp_row {
   size_t bs;
   int conc;
   bench_result cluster, single;
+  /* the 3-node run's: CPU µs per event of the three clinlogd together
+   * (/proc) and of this client (getrusage), fsync + fdatasync calls per
+   * event of the three (bench/syscount.h); -1 when unread */
+  double srv_us, cli_us, syncs_per_event;
 } tp_row;
 
 typedef struct tp_out {
@@ -116,8 +126,21 @@ typedef struct tp_out {
   int nrows;
   double half_rate;
   bench_result half, half_single; /* the same offered rate on the one-node cluster */
+  double node_hwm_mb[3];          /* each node's peak RSS (VmHWM) after the scenarios */
   int ran;
 } tp_out;
+
+/* CPU seconds of the nodes' clinlogd together, or -1 if one is unread. */
+static double nodes_cpu_s(const node *ns, int count) {
+  double sum = 0;
+  for (int i = 0; i < count; i++) {
+    double v = bench_proc_cpu_s(ns[i].p.pid);
+    if (v < 0)
+      return -1;
+    sum += v;
+  }
+  return sum;
+}
 
 static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
   static const size_t bsizes[2] = {1, 64};
@@ -134,7 +157,17 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
       tp_row *r = &t->rows[t->nrows++];
       r->bs = bsizes[bi];
       r->conc = concs[ci];
+      pid_t pids[3] = {ns[0].p.pid, ns[1].p.pid, ns[2].p.pid};
+      bench_syscount sync_count;
+      bench_syscount_start(&sync_count, pids, 3, e->base);
+      double srv0 = nodes_cpu_s(ns, 3), cli0 = bench_self_cpu_s();
       r->cluster = measure(ns[li].c, r->bs, r->conc, &e->admin, seed, e->quick);
+      double srv1 = nodes_cpu_s(ns, 3), cli1 = bench_self_cpu_s();
+      double syncs = bench_syscount_stop(&sync_count);
+      double ev = r->cluster.events ? (double)r->cluster.events : 1;
+      r->srv_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / ev : -1;
+      r->cli_us = (cli1 - cli0) * 1e6 / ev;
+      r->syncs_per_event = syncs >= 0 ? syncs / ev : -1;
       e->failed |= r->cluster.failed;
       fprintf(stderr, "  cluster  batch %2zu conc %2d: %8.0f ev/s p50 %7.2f ms p99 %7.2f ms\n",
               r->bs, r->conc, r->cluster.eps, r->cluster.p50_ms, r->cluster.p99_ms);
@@ -150,6 +183,8 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
             t->half_rate, t->half.eps, t->half.p50_ms, t->half.p99_ms, t->half.sent_p50_ms,
             t->half.sent_p99_ms);
   }
+  for (int i = 0; i < 3; i++)
+    t->node_hwm_mb[i] = bench_proc_hwm_mb(ns[i].p.pid);
   t->ran = 1;
 }
 
@@ -212,10 +247,17 @@ static void print_json(const env *e, const char *machine, const tp_out *t, const
              "\"single_p50_ms\":%.3f,\"single_p99_ms\":%.3f",
              i ? "," : "", r->bs, r->conc, r->cluster.eps, r->cluster.p50_ms, r->cluster.p99_ms,
              r->single.eps, r->single.p50_ms, r->single.p99_ms);
+      if (r->srv_us >= 0)
+        printf(",\"server_cpu_us_per_event\":%.1f", r->srv_us);
+      printf(",\"client_cpu_us_per_event\":%.1f", r->cli_us);
+      if (r->syncs_per_event >= 0)
+        printf(",\"fsyncs_per_event\":%.4f", r->syncs_per_event);
       bench_cdf_print(r->cluster.cdf_ms); /* the 3-node calls' */
       printf("}");
     }
-    printf("],\"half_load\":{\"batch\":64,\"concurrency\":16,\"offered_events_per_s\":%.0f,"
+    printf("],\"node_peak_rss_mb\":[%.1f,%.1f,%.1f]", t->node_hwm_mb[0], t->node_hwm_mb[1],
+           t->node_hwm_mb[2]);
+    printf(",\"half_load\":{\"batch\":64,\"concurrency\":16,\"offered_events_per_s\":%.0f,"
            "\"achieved_events_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
            "\"p50_from_send_ms\":%.3f,\"p99_from_send_ms\":%.3f,"
            "\"single_node_same_rate\":{\"achieved_events_per_s\":%.0f,\"p50_ms\":%.3f,"

@@ -2,7 +2,8 @@
 check that a run's report is whole (`bench/run --check DIR`, what
 scripts/test.sh runs after `bench/run --quick`); the failover, follower lag
 and node join figures, their section of report.md and the failover
-timeline plot; the AppendStream import's section; the latency CDF plots.
+timeline plot; the AppendStream import's section; the latency CDF plots;
+the 3-node scenarios' CPU, fsyncs and memory.
 
 Only Debian's /usr/bin/python3 and its standard library."""
 import json
@@ -275,3 +276,28 @@ def cdf_plots(r, d, out, gp, common, dat):
         subprocess.run([gp, os.path.join(d, name + ".gp")], check=True)
         made.append(name + ".svg")
     return made
+
+
+# ---------------------------------------------------------------- 3 nodes: CPU, fsyncs, memory
+
+def cluster_resources(r):
+    """report.md's lines on the 3-node scenarios' CPU, fsyncs and memory
+    (clinlog-bench cluster's throughput rows; nothing when none has them)."""
+    cl = r.get("clinlog_cluster") or {}
+    rows = [t for t in cl.get("throughput") or [] if "client_cpu_us_per_event" in t]
+    if not rows:
+        return []
+    L = ["", "CPU and fsyncs per event on 3 nodes (server: the three clinlogd together, "
+         "/proc; client: the load generator, getrusage; fsyncs: the three clinlogd's durable "
+         "writes, their fsync, fdatasync and io_submit calls, perf stat on the syscall "
+         "tracepoints, — when perf cannot count):", "", "| batch | conc | server µs/ev | client µs/ev | fsyncs/ev |",
+         "|---|---|---|---|---|"]
+    for t in rows:
+        L.append("| %d | %d | %s | %s | %s |" % (
+            t["batch"], t["concurrency"], _f(t.get("server_cpu_us_per_event"), 1),
+            _f(t.get("client_cpu_us_per_event"), 1), _f(t.get("fsyncs_per_event"), 3)))
+    hwm = cl.get("node_peak_rss_mb") or []
+    if hwm:
+        L += ["", "Peak RSS (VmHWM) of each clinlogd after the 3-node scenarios: %s MiB." %
+              " / ".join(_f(x, 1) for x in hwm)]
+    return L

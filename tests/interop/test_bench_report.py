@@ -4,16 +4,23 @@ and PostgreSQL rows carry their ratios, a missed target is said plainly,
 a step that failed is named and its figures show as missing, the 3-node
 rows are set against etcd with the 1.5x target, the fan-out rows against
 etcd's Watch and the writer alone, a skipped etcd step is said so, and the
-plots are drawn when gnuplot is installed."""
+plots are drawn when gnuplot is installed; bench/run --check passes a whole
+run and names what is wrong with a broken one. TestBenchSteps runs the
+later steps' C side for real, each in under ~25 s: the AppendStream
+import, the latency CDFs (PostgreSQL's and clinlog's), clinlog's fsyncs and
+CPU per event, the failover timeline and follower lag."""
 import copy
 import importlib.machinery
 import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import tempfile
 import unittest
 
 import common
+from common import T
 
 RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                    "bench", "run")
@@ -31,7 +38,7 @@ def grpc_row(bs, conc, eps, store):
     return {"batch": bs, "concurrency": conc, "grpc_events_per_s": eps, "grpc_p50_ms": 1.5,
             "grpc_p90_ms": 2.5, "grpc_p99_ms": 4.0, "grpc_p999_ms": 9.0,
             "server_cpu_us_per_event": 120.0, "client_cpu_us_per_event": 30.0,
-            "store_events_per_s": store, "store_p50_ms": 1, "store_p99_ms": 2,
+            "fsyncs_per_event": 0.5, "store_events_per_s": store, "store_p50_ms": 1, "store_p99_ms": 2,
             "ratio": round(eps / store, 3)}
 
 
@@ -96,7 +103,7 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
-        self.assertIn("| 1 | 1 | 120.0 | 30.0 | 80.0 | 20.0 | 0.250 | 150 |", text)
+        self.assertIn("| 1 | 1 | 120.0 | 30.0 | 0.500 | 80.0 | 20.0 | 0.250 | 150 |", text)
         row = [x for x in r["comparisons"] if x["batch"] == 64][0]
         self.assertEqual(row["clinlog_over_postgresql"], 0.25)
         self.assertEqual(row["clinlog_over_raw_rocksdb"], 0.2)
@@ -265,8 +272,10 @@ class TestBenchReport(unittest.TestCase):
         res = copy.deepcopy(CANNED)
         res["clinlog_cluster"] = {"throughput": [
             {"batch": 1, "concurrency": c, "cluster_events_per_s": eps, "cluster_p50_ms": 5.0,
-             "cluster_p99_ms": 20.0, "single_events_per_s": 4000}
-            for c, eps in ((16, 9000), (64, 9000))]}
+             "cluster_p99_ms": 20.0, "single_events_per_s": 4000,
+             "server_cpu_us_per_event": 400.0, "client_cpu_us_per_event": 50.0,
+             "fsyncs_per_event": 1.25}
+            for c, eps in ((16, 9000), (64, 9000))], "node_peak_rss_mb": [300.5, 280.0, 281.0]}
         res["etcd"] = {"server_version": "3.4.23", "value_bytes": 288, "scenarios": [
             etcd_row(1, 1000), etcd_row(16, 5000), etcd_row(64, 8000)]}
         r, text = self.report(res)
@@ -276,8 +285,11 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("| 1 | — | 1,000 | — | — | — |", text)
         self.assertIn("- **MISSED**: 3 nodes against etcd 3.4 (3 members), single-event "
                       "appends, concurrency 64: 1.12 x (target >= 1.5 x etcd).", text)
-        self.assertIn("| 16 | 5.00 | 20.00 | 2.00 | 3.00 | 6.00 | 9.00 | 300.0 | 60.0 | 0.700 |",
-                      text)
+        self.assertIn("| 16 | 5.00 | 20.00 | 2.00 | 3.00 | 6.00 | 9.00 | 300.0 | 60.0 | 0.700 "
+                      "| 400.0 | 50.0 | 1.250 |", text)
+        # the 3-node CPU, fsyncs and memory under "3 nodes against 1 node"
+        self.assertIn("| 1 | 64 | 400.0 | 50.0 | 1.250 |", text)
+        self.assertIn("after the 3-node scenarios: 300.5 / 280.0 / 281.0 MiB.", text)
         row = [x for x in r["etcd_rows"] if x["concurrency"] == 16][0]
         self.assertEqual(row["clinlog_over_etcd"], 1.8)
 
@@ -474,3 +486,98 @@ class TestBenchCheck(unittest.TestCase):
         os.unlink(os.path.join(out, "results.json"))
         problems = self.br.runext.check(out, self.steps)
         self.assertEqual(problems[0], "results.json: cannot be read (No such file or directory)")
+
+
+class TestBenchSteps(unittest.TestCase):
+    """The new steps' C side on real servers, each a short run (the figures
+    come from bench/run): the AppendStream import, the peers' latency CDF,
+    clinlog's fsyncs and CPU per event with its CDF, and the failover
+    timeline and follower lag."""
+
+    def run_bench(self, name, args, timeout=120, d=None):
+        bench = os.path.join(common.BUILD, "clinlog-bench")
+        if not os.path.exists(bench):
+            self.skipTest("clinlog-bench was not built")
+        d = d or os.path.join(common.TMP, "bench-steps-" + name)
+        r = subprocess.run([bench] + args + ["--json", "--dir", d], capture_output=True,
+                           text=True, timeout=T(timeout))
+        if r.returncode == 3:
+            self.skipTest(r.stderr.strip().splitlines()[-1])
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        return json.loads(r.stdout)
+
+    def check_cdf(self, row, p50, p99):
+        cdf = row["cdf_ms"]
+        self.assertEqual([q for q, _ in cdf][:3], [0.001, 0.01, 0.05])
+        self.assertEqual(len(cdf), 24)
+        self.assertEqual(cdf[-1][0], 1)
+        ms = [m for _, m in cdf]
+        self.assertEqual(ms, sorted(ms))  # a CDF never falls
+        self.assertGreater(ms[0], 0)
+        # the same samples as the row's percentiles
+        self.assertAlmostEqual(dict(cdf)[0.5], p50, places=2)
+        self.assertAlmostEqual(dict(cdf)[0.99], p99, places=2)
+
+    def test_append_stream_import(self):
+        out = self.run_bench("import", ["grpc", "--quick", "--only", "stream",
+                                        "--clinlogd", common.CLINLOGD])
+        self.assertEqual(out["append"], [])  # what --only skipped is left out
+        imp = out["append_stream"]
+        self.assertEqual((imp["events"], imp["batch"]), (25000, 1000))
+        self.assertGreater(imp["grpc_events_per_s"], 0)
+        self.assertGreater(imp["store_events_per_s"], 0)
+        self.assertAlmostEqual(imp["ratio"], imp["grpc_events_per_s"] /
+                               imp["store_events_per_s"], places=2)
+
+    def test_postgresql_cdf(self):
+        # PostgreSQL runs as its own user: its directory must be reachable
+        # (the suite's temporary directory is the runner's alone)
+        d = tempfile.mkdtemp(prefix="clinlog-bench-pg-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        out = self.run_bench("pg", ["pg", "--quick", "--seconds", "0.5"], d=d)
+        self.assertEqual(len(out["scenarios"]), 6)
+        for s in out["scenarios"]:
+            self.check_cdf(s, s["p50_ms"], s["p99_ms"])
+
+    def test_clinlog_fsyncs_cpu_and_cdf(self):
+        out = self.run_bench("unary", ["grpc", "--quick", "--only", "unary",
+                                       "--clinlogd", common.CLINLOGD])
+        perf = shutil.which("perf") and os.geteuid() == 0
+        for row in out["append"]:
+            self.check_cdf(row, row["grpc_p50_ms"], row["grpc_p99_ms"])
+            self.assertGreater(row["server_cpu_us_per_event"], 0)
+            if perf:
+                self.assertIn("fsyncs_per_event", row)
+        if perf:
+            one = [x for x in out["append"] if x["batch"] == 1 and x["concurrency"] == 1][0]
+            # one event a call, one caller: every append its own durable write
+            self.assertGreaterEqual(one["fsyncs_per_event"], 0.9)
+            b64 = [x for x in out["append"] if x["batch"] == 64 and x["concurrency"] == 1][0]
+            self.assertLess(b64["fsyncs_per_event"], 0.25)
+
+    def test_failover_timeline_and_lag(self):
+        out = self.run_bench("failover", ["cluster", "--quick", "--only", "failover",
+                                          "--clinlogd", common.CLINLOGD,
+                                          "--clinlog", common.CLINLOG], timeout=180)
+        fo = out["failover"]
+        self.assertEqual(len(fo["trials"]), 2)  # --quick
+        self.assertTrue(out["targets"]["failover_ok"] in (True, False))
+        tl = fo["timeline"]
+        self.assertEqual(tl["tick_s"], 0.1)
+        eps = tl["appends_per_s"]
+        # 10 appends in a tick are 100/s: the timeline adds up to the appends done
+        self.assertLessEqual(abs(sum(eps) * 0.1 - fo["appends_ok"]), 0.05 * fo["appends_ok"])
+        for k, ok in zip(tl["kills_s"], tl["first_append_s"]):
+            self.assertAlmostEqual(ok - k, fo["trials"][tl["kills_s"].index(k)]["seconds"],
+                                   places=2)
+            # appends before the kill, none in the tick after the leader died
+            # and its election is still on, appends again after the first one
+            before = eps[int(k / 0.1) - 3:int(k / 0.1) - 1]
+            self.assertTrue(any(before), (k, eps))
+            self.assertIn(0, eps[int(k / 0.1) + 1:int(ok / 0.1)], (k, ok, eps))
+            self.assertTrue(any(eps[int(ok / 0.1):int(ok / 0.1) + 10]), (ok, eps))
+        lag = fo["follower_lag"]
+        self.assertGreater(lag["samples"], 10)
+        self.assertLessEqual(lag["p50_entries"], lag["p99_entries"])
+        self.assertLessEqual(lag["p99_entries"], lag["max_entries"])
