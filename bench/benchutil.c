@@ -395,9 +395,9 @@ double bench_pct(const double *sorted, size_t n, double q) {
   return sorted[k < n ? k : n - 1];
 }
 
-const double bench_cdf_q[BENCH_CDF_N] = {0.001, 0.01, 0.05,  0.1,   0.2,   0.3,  0.4,    0.5,
-                                         0.6,   0.7,  0.75,  0.8,   0.85,  0.9,  0.925,  0.95,
-                                         0.97,  0.98, 0.99,  0.995, 0.998, 0.999, 0.9995, 1.0};
+const double bench_cdf_q[BENCH_CDF_N] = {0.001, 0.01, 0.05, 0.1,   0.2,   0.3,   0.4,    0.5,
+                                         0.6,   0.7,  0.75, 0.8,   0.85,  0.9,   0.925,  0.95,
+                                         0.97,  0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 1.0};
 
 void bench_cdf(const double *sorted, size_t n, double scale, double out[BENCH_CDF_N]) {
   for (int i = 0; i < BENCH_CDF_N; i++)

@@ -88,7 +88,18 @@ def check(out, steps):
 
 # ---------------------------------------------------------------- figures
 
+def _get(rows, **kw):
+    """The first of rows (a step's list of dicts) whose fields equal kw, or
+    None."""
+    for x in rows or []:
+        if all(x.get(k) == v for k, v in kw.items()):
+            return x
+    return None
+
+
 def _f(v, nd=0):
+    """A figure as report.md prints it: thousands separated, nd decimals,
+    "—" when missing."""
     if v is None:
         return "—"
     if isinstance(v, (float, int)):
@@ -213,8 +224,7 @@ def import_section(r):
         w("Not measured in this run.")
         w("")
         return L
-    pg = next((x for x in (r.get("postgresql") or {}).get("scenarios") or []
-               if x.get("batch") == 64 and x.get("concurrency") == 1), {})
+    pg = _get((r.get("postgresql") or {}).get("scenarios"), batch=64, concurrency=1) or {}
     ce, pe = imp.get("grpc_events_per_s"), pg.get("events_per_s")
     w("clinlog-bench grpc --only stream: %s pre-signed events in batches of %s sent on one "
       "Log.AppendStream call to a clinlogd on loopback (each batch a durable commit), timed "
@@ -245,20 +255,18 @@ def cdf_plots(r, d, out, gp, common, dat):
     latency_cdf_3nodes.svg (clinlog 3 nodes against etcd and PostgreSQL with
     standbys), one event per call at concurrency 16: the fraction of calls
     (y) done within a latency (x, log scale)."""
-    def pick(rows, **kw):
-        return next((x for x in rows or [] if all(x.get(k) == v for k, v in kw.items())), None)
     single = (r.get("clinlog_single") or {}).get("append")
     pg = (r.get("postgresql") or {}).get("scenarios")
     cl = (r.get("clinlog_cluster") or {}).get("throughput")
     ed = (r.get("etcd") or {}).get("scenarios")
     pgr = (r.get("postgresql_replicated") or {}).get("scenarios")
     figs = [("latency_cdf_1node", "1 node, one event per call, concurrency 16", [
-        ("clinlog, unary Append", pick(single, batch=1, concurrency=16)),
-        ("PostgreSQL 15, 1-row transactions", pick(pg, batch=1, concurrency=16))]),
+        ("clinlog, unary Append", _get(single, batch=1, concurrency=16)),
+        ("PostgreSQL 15, 1-row transactions", _get(pg, batch=1, concurrency=16))]),
         ("latency_cdf_3nodes", "3 nodes, one event per call, concurrency 16", [
-            ("clinlog 3 nodes, unary Append to the leader", pick(cl, batch=1, concurrency=16)),
-            ("etcd 3.4, 3 members, Put", pick(ed, concurrency=16)),
-            ("PostgreSQL 15 + 2 synchronous standbys", pick(pgr, batch=1, concurrency=16))])]
+            ("clinlog 3 nodes, unary Append to the leader", _get(cl, batch=1, concurrency=16)),
+            ("etcd 3.4, 3 members, Put", _get(ed, concurrency=16)),
+            ("PostgreSQL 15 + 2 synchronous standbys", _get(pgr, batch=1, concurrency=16))])]
     made = []
     for name, title, systems in figs:
         series = [(dat("%s_%d" % (name, i), [(ms, q) for q, ms in _cdf(row)]), label)
@@ -270,7 +278,7 @@ def cdf_plots(r, d, out, gp, common, dat):
                     "set output '%s'\n" % os.path.join(out, name + ".svg"))
             f.write("set title 'Latency CDF: %s'\nset xlabel 'latency of one call, ms (log)'\n"
                     "set ylabel 'fraction of calls'\nset logscale x 10\nset yrange [0:1]\n"
-                    "set ytics 0.1\nset key right bottom\n" % title)
+                    "set ytics 0.1\n" % title)
             f.write("plot " + ", \\\n  ".join("'%s' using 1:2 with linespoints lw 2 pt 7 ps 0.4 "
                                               "title '%s'" % s for s in series) + "\n")
         subprocess.run([gp, os.path.join(d, name + ".gp")], check=True)
