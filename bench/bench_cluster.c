@@ -21,12 +21,22 @@
  *    batch 64 / concurrency 16 open loop at half the measured cluster rate
  *    (on the cluster, then at the same rate on the one-node cluster):
  *    p50/p99 counted from each call's scheduled start, and from its send.
+ *    For each 3-node scenario also: CPU µs per event of the three clinlogd
+ *    together (/proc) and of the client (getrusage), fsync + fdatasync
+ *    calls per event of the three (perf stat on the syscall tracepoints,
+ *    bench/syscount.h; left out when perf cannot count), and each node's
+ *    peak RSS (VmHWM) after the scenarios.
+ *    Each scenario runs at most 10 s (--quick: a quarter of the calls, at
+ *    most 3 s; the half load 3 s), so bench/run --quick stays near 3 min.
  *  - failover: on the 3-node cluster, 4 writers append single events to any
  *    node, retrying every error (on a node's leader hint "clinlog-leader",
  *    else on the next node) with the same batch; the leader (Cluster.Status)
  *    is SIGKILLed; time from the kill to the first successful append of a
- *    call started after the kill. 5 times, the killed node restarted each
- *    time and waited for (the leader sees it within 64 entries).
+ *    call started after the kill. 5 times (--quick: 2), the killed node
+ *    restarted each time and waited for (the leader sees it within 64
+ *    entries). Along the way: the appends/s of every 100 ms (the failover
+ *    timeline) and, for 1 s before each kill, the followers' lag as the
+ *    leader's Cluster.Status gives it every 100 ms.
  *  - join: a one-node cluster loaded with 1,000,000 events (--quick:
  *    100,000; --join-events N) through AppendStream in batches of 1000
  *    (--join-batch; the total is rounded up to whole batches). A batch is
@@ -62,6 +72,7 @@
 #include "bench/bench_cluster.h"
 #include "bench/bench_cluster_int.h"
 #include "bench/benchutil.h"
+#include "bench/syscount.h"
 #include "bench/workload.h"
 #include "store/keys.h"
 
@@ -75,7 +86,7 @@ static bench_result measure(cl_client *c, size_t bs, int conc, const cl_signer *
     calls /= 4;
   size_t per = calls / (size_t)conc;
   bench_worker *ws = bench_workers_make(conc, per, bs, key, seed);
-  double stop = mono() + (quick ? 4 : 10); /* at most this long */
+  double stop = mono() + (quick ? 3 : 10); /* at most this long */
   for (int i = 0; i < conc; i++)
     ws[i].stop_at = stop;
   bench_result r = bench_drive(ws, conc, c, NULL);
@@ -104,6 +115,10 @@ typedef struct tp_row {
   size_t bs;
   int conc;
   bench_result cluster, single;
+  /* the 3-node run's: CPU µs per event of the three clinlogd together
+   * (/proc) and of this client (getrusage), fsync + fdatasync calls per
+   * event of the three (bench/syscount.h); -1 when unread */
+  double srv_us, cli_us, syncs_per_event;
 } tp_row;
 
 typedef struct tp_out {
@@ -111,8 +126,21 @@ typedef struct tp_out {
   int nrows;
   double half_rate;
   bench_result half, half_single; /* the same offered rate on the one-node cluster */
+  double node_hwm_mb[3];          /* each node's peak RSS (VmHWM) after the scenarios */
   int ran;
 } tp_out;
+
+/* CPU seconds of the nodes' clinlogd together, or -1 if one is unread. */
+static double nodes_cpu_s(const node *ns, int count) {
+  double sum = 0;
+  for (int i = 0; i < count; i++) {
+    double v = bench_proc_cpu_s(ns[i].p.pid);
+    if (v < 0)
+      return -1;
+    sum += v;
+  }
+  return sum;
+}
 
 static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
   static const size_t bsizes[2] = {1, 64};
@@ -129,7 +157,17 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
       tp_row *r = &t->rows[t->nrows++];
       r->bs = bsizes[bi];
       r->conc = concs[ci];
+      pid_t pids[3] = {ns[0].p.pid, ns[1].p.pid, ns[2].p.pid};
+      bench_syscount sync_count;
+      bench_syscount_start(&sync_count, pids, 3, e->base);
+      double srv0 = nodes_cpu_s(ns, 3), cli0 = bench_self_cpu_s();
       r->cluster = measure(ns[li].c, r->bs, r->conc, &e->admin, seed, e->quick);
+      double srv1 = nodes_cpu_s(ns, 3), cli1 = bench_self_cpu_s();
+      double syncs = bench_syscount_stop(&sync_count);
+      double ev = r->cluster.events ? (double)r->cluster.events : 1;
+      r->srv_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / ev : -1;
+      r->cli_us = (cli1 - cli0) * 1e6 / ev;
+      r->syncs_per_event = syncs >= 0 ? syncs / ev : -1;
       e->failed |= r->cluster.failed;
       fprintf(stderr, "  cluster  batch %2zu conc %2d: %8.0f ev/s p50 %7.2f ms p99 %7.2f ms\n",
               r->bs, r->conc, r->cluster.eps, r->cluster.p50_ms, r->cluster.p99_ms);
@@ -137,7 +175,7 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
   double full = t->rows[2].cluster.eps; /* batch 64, concurrency 16 */
   if (full > 0) {
     t->half_rate = full / 2;
-    t->half = measure_rate(ns[li].c, t->half_rate, e->quick ? 5 : 10, &e->admin, seed);
+    t->half = measure_rate(ns[li].c, t->half_rate, e->quick ? 3 : 10, &e->admin, seed);
     e->failed |= t->half.failed;
     fprintf(stderr,
             "  cluster  half load %.0f ev/s: achieved %.0f, p50 %.2f ms p99 %.2f ms "
@@ -145,6 +183,8 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
             t->half_rate, t->half.eps, t->half.p50_ms, t->half.p99_ms, t->half.sent_p50_ms,
             t->half.sent_p99_ms);
   }
+  for (int i = 0; i < 3; i++)
+    t->node_hwm_mb[i] = bench_proc_hwm_mb(ns[i].p.pid);
   t->ran = 1;
 }
 
@@ -159,7 +199,7 @@ static void tp_single(env *e, tp_out *t, unsigned *seed) {
               r->bs, r->conc, r->single.eps, r->single.p50_ms, r->single.p99_ms);
     }
     if (t->half_rate > 0) {
-      t->half_single = measure_rate(one.c, t->half_rate, e->quick ? 5 : 10, &e->admin, seed);
+      t->half_single = measure_rate(one.c, t->half_rate, e->quick ? 3 : 10, &e->admin, seed);
       e->failed |= t->half_single.failed;
       fprintf(stderr, "  single   same rate %.0f ev/s: p50 %.2f ms p99 %.2f ms\n", t->half_rate,
               t->half_single.p50_ms, t->half_single.p99_ms);
@@ -188,7 +228,7 @@ static verdicts judge(const tp_out *t, const fo_out *f, const join_out *j) {
       v.best_batched = t->rows[i].cluster.eps;
   v.tp_ok = v.best_batched >= 50000;
   v.half_ok = t->half.events > 0 && t->half.p99_ms <= 20;
-  v.fo_ok = f->n == TRIALS && f->max > 0 && f->max <= 3;
+  v.fo_ok = f->n == f->trials && f->max > 0 && f->max <= 3;
   v.mem_growth_mb = j->done ? j->at[3].rss_mb - j->at[1].rss_mb : 0;
   v.mem_ok = j->done && v.mem_growth_mb < 64;
   return v;
@@ -204,11 +244,20 @@ static void print_json(const env *e, const char *machine, const tp_out *t, const
       const tp_row *r = &t->rows[i];
       printf("%s{\"batch\":%zu,\"concurrency\":%d,\"cluster_events_per_s\":%.0f,"
              "\"cluster_p50_ms\":%.3f,\"cluster_p99_ms\":%.3f,\"single_events_per_s\":%.0f,"
-             "\"single_p50_ms\":%.3f,\"single_p99_ms\":%.3f}",
+             "\"single_p50_ms\":%.3f,\"single_p99_ms\":%.3f",
              i ? "," : "", r->bs, r->conc, r->cluster.eps, r->cluster.p50_ms, r->cluster.p99_ms,
              r->single.eps, r->single.p50_ms, r->single.p99_ms);
+      if (r->srv_us >= 0)
+        printf(",\"server_cpu_us_per_event\":%.1f", r->srv_us);
+      printf(",\"client_cpu_us_per_event\":%.1f", r->cli_us);
+      if (r->syncs_per_event >= 0)
+        printf(",\"fsyncs_per_event\":%.4f", r->syncs_per_event);
+      bench_cdf_print(r->cluster.cdf_ms); /* the 3-node calls' */
+      printf("}");
     }
-    printf("],\"half_load\":{\"batch\":64,\"concurrency\":16,\"offered_events_per_s\":%.0f,"
+    printf("],\"node_peak_rss_mb\":[%.1f,%.1f,%.1f]", t->node_hwm_mb[0], t->node_hwm_mb[1],
+           t->node_hwm_mb[2]);
+    printf(",\"half_load\":{\"batch\":64,\"concurrency\":16,\"offered_events_per_s\":%.0f,"
            "\"achieved_events_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
            "\"p50_from_send_ms\":%.3f,\"p99_from_send_ms\":%.3f,"
            "\"single_node_same_rate\":{\"achieved_events_per_s\":%.0f,\"p50_ms\":%.3f,"
@@ -221,8 +270,22 @@ static void print_json(const env *e, const char *machine, const tp_out *t, const
     for (int i = 0; i < f->n; i++)
       printf("%s{\"killed_node\":%" PRIu64 ",\"seconds\":%.3f,\"rejoin_seconds\":%.3f}",
              i ? "," : "", f->killed[i], f->t[i], f->rejoin[i]);
-    printf("],\"max_s\":%.3f,\"median_s\":%.3f,\"appends_ok\":%llu,\"retries\":%llu}", f->max,
+    printf("],\"max_s\":%.3f,\"median_s\":%.3f,\"appends_ok\":%llu,\"retries\":%llu", f->max,
            f->median, f->ok, f->retries);
+    if (f->lag_n)
+      printf(",\"follower_lag\":{\"samples\":%zu,\"p50_entries\":%.0f,\"p99_entries\":%.0f,"
+             "\"max_entries\":%.0f}",
+             f->lag_n, f->lag_p50, f->lag_p99, f->lag_max);
+    printf(",\"timeline\":{\"tick_s\":%.3f,\"kills_s\":[", FO_TICK);
+    for (int i = 0; i < f->n; i++)
+      printf("%s%.3f", i ? "," : "", f->kill_at[i]);
+    printf("],\"first_append_s\":[");
+    for (int i = 0; i < f->n; i++)
+      printf("%s%.3f", i ? "," : "", f->ok_at[i]);
+    printf("],\"appends_per_s\":[");
+    for (size_t i = 0; i < f->tl_n; i++)
+      printf("%s%.0f", i ? "," : "", f->tl[i]);
+    printf("]}}");
   }
   if (j->ran) {
     printf(",\"join\":{\"events_loaded\":%" PRIu64 ",\"batch\":%zu,\"source_tree_size\":%" PRIu64
@@ -430,6 +493,7 @@ int bench_cluster_main(int argc, char **argv) {
     print_json(&e, machine, &tp, &fo, &jo);
   else
     print_human(&e, machine, &tp, &fo, &jo);
+  free(fo.tl);
   if (have_key)
     cl_signer_free(&e.admin);
   if (e.failed || e.hung) {

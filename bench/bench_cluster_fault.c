@@ -103,17 +103,65 @@ static int wait_rejoined(node *ns, int count, int k, double secs) {
   return -1;
 }
 
+/* The timeline's sampler: the appends done so far every FO_TICK, turned
+ * into appends/s per tick. */
+typedef struct fo_timeline {
+  pthread_t t;
+  fo_shared *s;
+  double t0; /* mono() at the writers' start */
+  double *v;
+  size_t n, cap;
+} fo_timeline;
+
+static void *fo_sample(void *arg) {
+  fo_timeline *tl = arg;
+  unsigned long long last = 0;
+  for (size_t i = 1; !atomic_load(&tl->s->stop) && tl->n < tl->cap; i++) {
+    double due = tl->t0 + (double)i * FO_TICK, now = mono();
+    if (due > now)
+      bench_sleep_ms((int)((due - now) * 1000) + 1);
+    unsigned long long ok = atomic_load(&tl->s->ok);
+    tl->v[tl->n++] = (double)(ok - last) / FO_TICK;
+    last = ok;
+  }
+  return NULL;
+}
+
+/* For `secs`, every 100 ms, the leader's view of its followers' lag
+ * (entries behind its last index) into *v; nothing while no leader
+ * answers. All nodes are up. */
+static void sample_lag(node *ns, int count, double secs, double **v, size_t *n, size_t *cap) {
+  double until = mono() + secs;
+  while (mono() < until) {
+    int li = bc_find_leader(ns, count, 0.5);
+    cl_err err;
+    Clinlog__V1__ClusterStatus *st = li >= 0 ? bc_status_of(&ns[li], 500, &err) : NULL;
+    for (size_t i = 0; st && !strcmp(st->state, "leader") && i < st->n_nodes; i++)
+      if (st->nodes[i]->id != ns[li].id)
+        bench_lat_push(v, n, cap, (double)st->nodes[i]->lag);
+    bc_status_free(st);
+    bench_sleep_ms(100);
+  }
+}
+
 void bc_failover(env *e, node *ns, fo_out *f) {
   fo_shared s = {.ns = ns, .count = 3, .key = &e->admin};
   pthread_mutex_init(&s.mu, NULL);
+  f->trials = e->quick ? 2 : TRIALS;
+  /* room for every trial at its 30 s + 60 s limits */
+  fo_timeline tl = {.s = &s, .t0 = mono(), .cap = (size_t)((3 + 92 * f->trials) / FO_TICK)};
+  tl.v = calloc(tl.cap, sizeof *tl.v);
+  double *lag = NULL;
+  size_t lag_n = 0, lag_cap = 0;
   fo_writer w[4];
   for (int i = 0; i < 4; i++) {
     w[i] = (fo_writer){.s = &s, .cur = i % 3, .seed = 777u + (unsigned)i};
     pthread_create(&w[i].t, NULL, fo_run, &w[i]);
   }
-  bench_sleep_ms(1000); /* writers running */
+  int sampling = tl.v && pthread_create(&tl.t, NULL, fo_sample, &tl) == 0;
+  sample_lag(ns, 3, 1.0, &lag, &lag_n, &lag_cap); /* writers running */
   f->ran = 1;
-  for (int trial = 0; trial < TRIALS; trial++) {
+  for (int trial = 0; trial < f->trials; trial++) {
     int li = bc_find_leader(ns, 3, 15);
     if (li < 0) {
       fprintf(stderr, "failover: no leader before trial %d\n", trial + 1);
@@ -123,6 +171,7 @@ void bc_failover(env *e, node *ns, fo_out *f) {
     atomic_store(&s.first_ok, 0);
     int64_t k = mono_ns();
     atomic_store(&s.kill_ns, k);
+    f->kill_at[trial] = (double)k / 1e9 - tl.t0;
     bench_proc_kill(&ns[li].p);
     f->killed[trial] = ns[li].id;
     int64_t until = k + 30 * 1000000000LL;
@@ -140,6 +189,7 @@ void bc_failover(env *e, node *ns, fo_out *f) {
       break;
     }
     f->t[trial] = (double)(ok - k) / 1e9;
+    f->ok_at[trial] = (double)ok / 1e9 - tl.t0;
     double r0 = mono();
     if (bc_node_start(e, &ns[li]) || wait_rejoined(ns, 3, li, 60)) {
       fprintf(stderr, "failover trial %d: node %" PRIu64 " did not rejoin; see %s\n", trial + 1,
@@ -154,11 +204,23 @@ void bc_failover(env *e, node *ns, fo_out *f) {
             "  failover %d: killed node %" PRIu64 ", first append after %.3f s; "
             "rejoined %.2f s after restart\n",
             trial + 1, ns[li].id, f->t[trial], f->rejoin[trial]);
-    bench_sleep_ms(1000);
+    sample_lag(ns, 3, 1.0, &lag, &lag_n, &lag_cap);
   }
   atomic_store(&s.stop, 1);
   for (int i = 0; i < 4; i++)
     pthread_join(w[i].t, NULL);
+  if (sampling)
+    pthread_join(tl.t, NULL);
+  f->tl = tl.v;
+  f->tl_n = tl.n;
+  if (lag_n) {
+    qsort(lag, lag_n, sizeof *lag, bench_cmp_double);
+    f->lag_p50 = bench_pct(lag, lag_n, 0.5);
+    f->lag_p99 = bench_pct(lag, lag_n, 0.99);
+    f->lag_max = lag[lag_n - 1];
+    f->lag_n = lag_n;
+  }
+  free(lag);
   pthread_mutex_destroy(&s.mu);
   f->ok = atomic_load(&s.ok);
   f->retries = atomic_load(&s.retries);

@@ -44,12 +44,24 @@ typedef struct rss {
   double rss_mb, hwm_mb, anon_mb, file_mb; /* VmRSS, VmHWM, RssAnon, RssFile */
 } rss;
 
+#define FO_TICK 0.1 /* s: the failover timeline's resolution */
+
 typedef struct fo_out {
   double t[TRIALS], rejoin[TRIALS];
   uint64_t killed[TRIALS];
-  int n;
+  int n, trials; /* trials done, planned (TRIALS; --quick 2) */
   double max, median;
   unsigned long long ok, retries;
+  /* the timeline: appends/s over each FO_TICK from the writers' start (tl,
+   * tl_n entries, owned: free it), and per trial the kill and the first
+   * append after it, in s on the same clock */
+  double *tl, kill_at[TRIALS], ok_at[TRIALS];
+  size_t tl_n;
+  /* follower lag: Raft entries behind the leader's last index, as the
+   * leader's Cluster.Status saw each live follower every 100 ms while no
+   * node was down */
+  double lag_p50, lag_p99, lag_max;
+  size_t lag_n;
   int ran;
 } fo_out;
 

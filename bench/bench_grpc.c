@@ -41,6 +41,7 @@
 #include "bench/bench_grpc.h"
 #include "bench/benchutil.h"
 #include "bench/fanout.h"
+#include "bench/syscount.h"
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "store/keys.h"
@@ -296,9 +297,12 @@ int bench_grpc_main(int argc, char **argv) {
         calls /= 4;
       size_t per = calls / (size_t)conc ? calls / (size_t)conc : 1;
       bench_worker *ws = bench_workers_make(conc, per, bs, &admin, &seed);
+      bench_syscount sync_count;
+      bench_syscount_start(&sync_count, &srv.pid, 1, base);
       double srv0 = bench_proc_cpu_s(srv.pid), cli0 = bench_self_cpu_s();
       bench_result g = bench_drive(ws, conc, client, NULL);
       double srv1 = bench_proc_cpu_s(srv.pid), cli1 = bench_self_cpu_s();
+      double syncs = bench_syscount_stop(&sync_count);
       double gev = g.events ? (double)g.events : 1;
       double srv_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / gev : -1;
       double cli_us = (cli1 - cli0) * 1e6 / gev;
@@ -317,9 +321,13 @@ int bench_grpc_main(int argc, char **argv) {
                "\"grpc_p50_ms\":%.3f,\"grpc_p90_ms\":%.3f,\"grpc_p99_ms\":%.3f,"
                "\"grpc_p999_ms\":%.3f,\"server_cpu_us_per_event\":%.1f,"
                "\"client_cpu_us_per_event\":%.1f,\"store_events_per_s\":%.0f,"
-               "\"store_p50_ms\":%.3f,\"store_p99_ms\":%.3f,\"ratio\":%.3f}",
+               "\"store_p50_ms\":%.3f,\"store_p99_ms\":%.3f,\"ratio\":%.3f",
                first ? "" : ",", bs, conc, g.eps, g.p50_ms, g.p90_ms, g.p99_ms, g.p999_ms, srv_us,
                cli_us, s.eps, s.p50_ms, s.p99_ms, ratio);
+        if (syncs >= 0)
+          printf(",\"fsyncs_per_event\":%.4f", syncs / gev);
+        bench_cdf_print(g.cdf_ms); /* the gRPC calls' */
+        printf("}");
         first = 0;
       } else {
         printf("%-5zu %-4d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.2f\n", bs, conc, g.eps,

@@ -107,6 +107,7 @@ typedef struct scen {
   size_t puts;
   double ops, p50, p90, p99, p999;
   double server_us, client_us, fsyncs_per_put;
+  double cdf[BENCH_CDF_N]; /* ms, one Put (bench_cdf) */
 } scen;
 
 static int measure(const bench_etcd *e, cl_client *c, worker *ws, scen *s, double seconds,
@@ -152,6 +153,7 @@ static int measure(const bench_etcd *e, cl_client *c, worker *ws, scen *s, doubl
   s->p90 = bench_pct(all, s->puts, 0.9);
   s->p99 = bench_pct(all, s->puts, 0.99);
   s->p999 = bench_pct(all, s->puts, 0.999);
+  bench_cdf(all, s->puts, 1, s->cdf);
   s->server_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / n : -1;
   s->client_us = (cli1 - cli0) * 1e6 / n;
   s->fsyncs_per_put = fs0 >= 0 && fs1 >= 0 ? (fs1 - fs0) / n : -1;
@@ -256,6 +258,7 @@ int bench_peer_etcd_main(int argc, char **argv) {
       print_num("server_cpu_us_per_event", s->server_us, 1);
       print_num("client_cpu_us_per_event", s->client_us, 1);
       print_num("fsyncs_per_event", s->fsyncs_per_put, 4);
+      bench_cdf_print(s->cdf);
       printf("}");
     }
     printf("],\"member_peak_rss_mb\":[");

@@ -132,6 +132,7 @@ typedef struct scen {
   size_t events;
   double eps, p50, p90, p99, p999;
   double server_us, client_us, syncs_per_event, pss_mb;
+  double cdf[BENCH_CDF_N]; /* ms, one transaction (bench_cdf) */
 } scen;
 
 /* pg_stat_wal.wal_sync after every connection has flushed its counters;
@@ -209,6 +210,7 @@ static int measure(PGconn *main, const pid_t *pm, int npm, worker *ws, int scen_
   s->p90 = bench_pct(all, calls, 0.9);
   s->p99 = bench_pct(all, calls, 0.99);
   s->p999 = bench_pct(all, calls, 0.999);
+  bench_cdf(all, calls, 1, s->cdf);
   s->server_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / ev : -1;
   s->client_us = (cli1 - cli0) * 1e6 / ev;
   s->syncs_per_event = syncs0 >= 0 && syncs1 >= 0 ? (syncs1 - syncs0) / ev : -1;
@@ -373,6 +375,7 @@ int bench_peer_pg_main(int argc, char **argv) {
       print_num("client_cpu_us_per_event", s->client_us, 1);
       print_num("fsyncs_per_event", s->syncs_per_event, 4);
       print_num("server_pss_mb", s->pss_mb, 1);
+      bench_cdf_print(s->cdf);
       printf("}");
     }
     printf("]}\n");

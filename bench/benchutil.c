@@ -425,6 +425,22 @@ double bench_pct(const double *sorted, size_t n, double q) {
   return sorted[k < n ? k : n - 1];
 }
 
+const double bench_cdf_q[BENCH_CDF_N] = {0.001, 0.01, 0.05, 0.1,   0.2,   0.3,   0.4,    0.5,
+                                         0.6,   0.7,  0.75, 0.8,   0.85,  0.9,   0.925,  0.95,
+                                         0.97,  0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 1.0};
+
+void bench_cdf(const double *sorted, size_t n, double scale, double out[BENCH_CDF_N]) {
+  for (int i = 0; i < BENCH_CDF_N; i++)
+    out[i] = bench_pct(sorted, n, bench_cdf_q[i]) * scale;
+}
+
+void bench_cdf_print(const double cdf_ms[BENCH_CDF_N]) {
+  printf(",\"cdf_ms\":[");
+  for (int i = 0; i < BENCH_CDF_N; i++)
+    printf("%s[%g,%.3f]", i ? "," : "", bench_cdf_q[i], cdf_ms[i]);
+  printf("]");
+}
+
 bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_log *log) {
   pthread_barrier_t go;
   pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
@@ -459,6 +475,7 @@ bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_lo
       r.events += ws[i].batches[k].b.n_events;
   }
   bench_percentiles(all, n, &r.p50_ms, &r.p99_ms);
+  bench_cdf(all, n, 1e3, r.cdf_ms);
   r.p90_ms = bench_pct(all, n, 0.90) * 1e3;
   r.p999_ms = bench_pct(all, n, 0.999) * 1e3;
   n = 0;

@@ -75,8 +75,23 @@ typedef struct bench_worker {
   pthread_barrier_t *go;
 } bench_worker;
 
+/* A latency CDF as the benches export it: the latency at BENCH_CDF_N fixed
+ * quantiles (bench_cdf_q, 0.001 to 1, dense in the tail where systems
+ * differ) instead of every sample. */
+#define BENCH_CDF_N 24
+extern const double bench_cdf_q[BENCH_CDF_N];
+
+/* out[i] = the bench_cdf_q[i]-quantile of sorted[0..n) (ascending) times
+ * `scale`; zeros when n is 0. */
+void bench_cdf(const double *sorted, size_t n, double scale, double out[BENCH_CDF_N]);
+
+/* Prints `,"cdf_ms":[[q,ms],...]` to stdout: the pairs of bench_cdf_q and
+ * cdf_ms (from bench_cdf). */
+void bench_cdf_print(const double cdf_ms[BENCH_CDF_N]);
+
 typedef struct bench_result {
   double eps, p50_ms, p99_ms;
+  double cdf_ms[BENCH_CDF_N];      /* the batches' latency CDF (bench_cdf) */
   double p90_ms, p999_ms;          /* the same batches' 90th and 99.9th percentiles */
   double sent_p50_ms, sent_p99_ms; /* from the actual send (open loop) */
   size_t events;

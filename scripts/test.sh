@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of clinlog from a fresh checkout: installs dependencies,
 # builds (warnings as errors under CI), runs the Criterion suites through
-# ctest, runs them again under ASan+UBSan, and smoke-runs every fuzz target.
+# ctest, checks that the benchmark's quick run produces a whole report, runs
+# the suites again under ASan+UBSan, and smoke-runs every fuzz target.
 #   FUZZ_SECONDS=N   seconds per fuzz target (default 4; 0 skips fuzzing)
 #   SKIP_ASAN=1      skip the sanitizer build
+#   SKIP_BENCH=1     skip bench/run --quick
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
@@ -27,6 +29,29 @@ run_ctest() { # dir "ctest args" [env...]: runs ctest, adds its count of passed 
 # slice, tests/interop/common.py).
 echo "== unit and integration tests"
 run_ctest build -j"$JOBS"
+
+# The benchmark's quick run (about 3 minutes, alone on the machine: its
+# figures are noise beside the tests, so nothing runs next to it). CI checks
+# that the report is produced and whole and that no step failed, not that
+# its targets are met. SKIP_BENCH=1 skips it.
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+  echo "== bench/run --quick (report produced and well-formed; targets not judged)"
+  rm -rf build/bench-quick
+  # the data directories (removed by bench/run at the end): PostgreSQL runs
+  # as its own user when this runs as root, so they must be reachable
+  bench_data=$(mktemp -d /tmp/clinlog-bench-quick.XXXXXX)
+  chmod 755 "$bench_data"
+  bench_rc=0
+  /usr/bin/python3 bench/run --quick --no-build --no-install --build build \
+    --out build/bench-quick --data "$bench_data" >build/bench-quick.log 2>&1 || bench_rc=$?
+  grep -E "^\[bench/run .*\] (step [0-9]+/|[a-z0-9-]+: (done|skipped)|FAILED|done in)" \
+    build/bench-quick.log || true
+  if ! /usr/bin/python3 bench/run --check build/bench-quick || [ "$bench_rc" != 0 ]; then
+    tail -n 60 build/bench-quick.log
+    echo "bench/run --quick failed (exit $bench_rc); its log: build/bench-quick.log"
+    exit 1
+  fi
+fi
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
   echo "== ASan+UBSan build and tests"

@@ -4,15 +4,23 @@ and PostgreSQL rows carry their ratios, a missed target is said plainly,
 a step that failed is named and its figures show as missing, the 3-node
 rows are set against etcd with the 1.5x target, the fan-out rows against
 etcd's Watch and the writer alone, a skipped etcd step is said so, and the
-plots are drawn when gnuplot is installed."""
+plots are drawn when gnuplot is installed; bench/run --check passes a whole
+run and names what is wrong with a broken one. TestBenchSteps runs the
+later steps' C side for real, each in under ~25 s: the AppendStream
+import, the latency CDFs (PostgreSQL's and clinlog's), clinlog's fsyncs and
+CPU per event, the failover timeline and follower lag."""
 import copy
 import importlib.machinery
 import importlib.util
+import json
 import os
 import shutil
+import subprocess
+import tempfile
 import unittest
 
 import common
+from common import T
 
 RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                    "bench", "run")
@@ -30,7 +38,7 @@ def grpc_row(bs, conc, eps, store):
     return {"batch": bs, "concurrency": conc, "grpc_events_per_s": eps, "grpc_p50_ms": 1.5,
             "grpc_p90_ms": 2.5, "grpc_p99_ms": 4.0, "grpc_p999_ms": 9.0,
             "server_cpu_us_per_event": 120.0, "client_cpu_us_per_event": 30.0,
-            "store_events_per_s": store, "store_p50_ms": 1, "store_p99_ms": 2,
+            "fsyncs_per_event": 0.5, "store_events_per_s": store, "store_p50_ms": 1, "store_p99_ms": 2,
             "ratio": round(eps / store, 3)}
 
 
@@ -91,11 +99,11 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn(">= 20,000 ev/s | MET |", text)
         self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
-        self.assertIn("Targets: 1 met, 1 missed, 7 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 1 missed, 9 not measured in this run.", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
-        self.assertIn("| 1 | 1 | 120.0 | 30.0 | 80.0 | 20.0 | 0.250 | 150 |", text)
+        self.assertIn("| 1 | 1 | 120.0 | 30.0 | 0.500 | 80.0 | 20.0 | 0.250 | 150 |", text)
         row = [x for x in r["comparisons"] if x["batch"] == 64][0]
         self.assertEqual(row["clinlog_over_postgresql"], 0.25)
         self.assertEqual(row["clinlog_over_raw_rocksdb"], 0.2)
@@ -132,7 +140,7 @@ class TestBenchReport(unittest.TestCase):
                       "messages/s (target >= 10000).", text)
         self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK p99, 16 connections: 25.00 ms "
                       "(target <= 20 ms).", text)
-        self.assertIn("Targets: 1 met, 3 missed, 5 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 3 missed, 7 not measured in this run.", text)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
         self.assertIn("## Subscribe fan-out (single node)\n\nNot measured in this run.", text)
@@ -264,8 +272,10 @@ class TestBenchReport(unittest.TestCase):
         res = copy.deepcopy(CANNED)
         res["clinlog_cluster"] = {"throughput": [
             {"batch": 1, "concurrency": c, "cluster_events_per_s": eps, "cluster_p50_ms": 5.0,
-             "cluster_p99_ms": 20.0, "single_events_per_s": 4000}
-            for c, eps in ((16, 9000), (64, 9000))]}
+             "cluster_p99_ms": 20.0, "single_events_per_s": 4000,
+             "server_cpu_us_per_event": 400.0, "client_cpu_us_per_event": 50.0,
+             "fsyncs_per_event": 1.25}
+            for c, eps in ((16, 9000), (64, 9000))], "node_peak_rss_mb": [300.5, 280.0, 281.0]}
         res["etcd"] = {"server_version": "3.4.23", "value_bytes": 288, "scenarios": [
             etcd_row(1, 1000), etcd_row(16, 5000), etcd_row(64, 8000)]}
         r, text = self.report(res)
@@ -275,8 +285,11 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("| 1 | — | 1,000 | — | — | — |", text)
         self.assertIn("- **MISSED**: 3 nodes against etcd 3.4 (3 members), single-event "
                       "appends, concurrency 64: 1.12 x (target >= 1.5 x etcd).", text)
-        self.assertIn("| 16 | 5.00 | 20.00 | 2.00 | 3.00 | 6.00 | 9.00 | 300.0 | 60.0 | 0.700 |",
-                      text)
+        self.assertIn("| 16 | 5.00 | 20.00 | 2.00 | 3.00 | 6.00 | 9.00 | 300.0 | 60.0 | 0.700 "
+                      "| 400.0 | 50.0 | 1.250 |", text)
+        # the 3-node CPU, fsyncs and memory under "3 nodes against 1 node"
+        self.assertIn("| 1 | 64 | 400.0 | 50.0 | 1.250 |", text)
+        self.assertIn("after the 3-node scenarios: 300.5 / 280.0 / 281.0 MiB.", text)
         row = [x for x in r["etcd_rows"] if x["concurrency"] == 16][0]
         self.assertEqual(row["clinlog_over_etcd"], 1.8)
 
@@ -300,6 +313,94 @@ class TestBenchReport(unittest.TestCase):
         del res["postgresql_replicated"]
         _, text = self.report(res)
         self.assertIn("PostgreSQL step skipped: PostgreSQL 15 is not installed", text)
+
+    def test_failover_lag_and_join(self):
+        res = copy.deepcopy(CANNED)
+        res["clinlog_failover"] = {"failover": {
+            "writers": 4, "batch": 1, "appends_ok": 5210, "retries": 2459,
+            "trials": [{"killed_node": 1, "seconds": 1.551, "rejoin_seconds": 1.349},
+                       {"killed_node": 2, "seconds": 3.5, "rejoin_seconds": 1.188}],
+            "max_s": 3.5, "median_s": 3.5,
+            "follower_lag": {"samples": 58, "p50_entries": 2, "p99_entries": 103,
+                             "max_entries": 103},
+            "timeline": {"tick_s": 0.1, "kills_s": [0.25], "first_append_s": [0.45],
+                         "appends_per_s": [800, 600, 0, 0, 1000]}},
+            "targets": {"failover_max_s": 3.5, "failover_ok": False}}
+        res["clinlog_join_skipped"] = self.br.runext.QUICK_SKIP["cluster-join"]
+        r, text = self.report(res)
+        self.assertIn("| 2 | 2 | 3.500 | 1.19 |", text)
+        self.assertIn("- **MISSED**: 3 nodes: failover, leader killed to the first append "
+                      "after it (worst trial): 3.50 s (target <= 3 s).", text)
+        # the lag in entries, beside the mean rate of the timeline (2400 / 5)
+        self.assertIn("p50 2, p99 103, worst 103 Raft entries behind the leader's last index "
+                      "(at the run's mean 480 appends/s", text)
+        self.assertIn("Node join: not run in --quick (", text)
+        if shutil.which("gnuplot"):
+            out = os.path.join(common.TMP, "bench-report-failover")
+            self.assertIn("failover.svg", self.br.plots(r, out))
+            with open(os.path.join(out, "plots", "failover.dat")) as f:
+                self.assertEqual(f.read().split("\n")[2], "0.3 0")
+            with open(os.path.join(out, "plots", "failover.gp")) as f:
+                self.assertIn("set arrow from 0.250, graph 0 to 0.250, graph 1", f.read())
+        # join ran (the full run): its figures, the memory target judged
+        res["clinlog_join"] = {"join": {
+            "events_loaded": 100000, "batch": 1000, "load_events_per_s": 11023,
+            "caught_up": True, "catch_up_s": 6.469, "add_node_s": 6.522,
+            "rss_mb": {"idle": 82.9, "p25": 251.8, "p50": 362.0, "p75": 417.0, "p100": 438.3},
+            "peak_rss_mb_sampled": 450.5, "source_rss_mb": 520.3},
+            "targets": {"join_rss_growth_50_100_mb": 76.3, "join_memory_bounded": False}}
+        _, text = self.report(res)
+        self.assertIn("then an empty member added: caught up after 6.47 s", text)
+        self.assertIn("| 3 nodes: a joining node's RSS growth over the second half of its "
+                      "catch-up | < 64 MiB | 76.30 MiB | **MISSED** |", text)
+
+    def test_append_stream_import(self):
+        res = copy.deepcopy(CANNED)
+        _, text = self.report(res)
+        self.assertIn("## AppendStream bulk import (single node)\n\nNot measured in this run.",
+                      text)
+        res["postgresql"]["scenarios"].append(pg_row(64, 1, 40000))
+        res["clinlog_import"] = {"append": [], "append_stream": {
+            "events": 25000, "batch": 1000, "grpc_events_per_s": 26000,
+            "store_events_per_s": 52000, "ratio": 0.5}}
+        _, text = self.report(res)
+        self.assertIn("25,000 pre-signed events in batches of 1,000", text)
+        self.assertIn("| clinlog AppendStream | 26,000 | — |", text)
+        self.assertIn("| store in process, same batches | 52,000 | 0.50 |", text)
+        # against PostgreSQL's 64-event transactions on one connection
+        self.assertIn("| PostgreSQL, 64 events a transaction, 1 connection | 40,000 | 0.65 |",
+                      text)
+        del res["postgresql"]
+        _, text = self.report(res)
+        self.assertIn("| PostgreSQL, 64 events a transaction, 1 connection | — | — |", text)
+
+    def test_latency_cdf_plots(self):
+        if not shutil.which("gnuplot"):
+            self.skipTest("gnuplot is not installed")
+        res = copy.deepcopy(CANNED)
+        cdf = lambda k: [[0.001, 0.0], [0.5, 1.0 * k], [0.99, 4.0 * k], [1.0, 9.0 * k]]
+        res["clinlog_single"]["append"].append(dict(grpc_row(1, 16, 6000, 9000),
+                                                    cdf_ms=cdf(2)))
+        res["postgresql"]["scenarios"].append(dict(pg_row(1, 16, 15000), cdf_ms=cdf(1)))
+        res["clinlog_cluster"] = {"throughput": [
+            {"batch": 1, "concurrency": 16, "cluster_events_per_s": 5000, "cdf_ms": cdf(3)}]}
+        res["etcd"] = {"scenarios": [dict(etcd_row(16, 4000), cdf_ms=cdf(4))]}
+        out = os.path.join(common.TMP, "bench-report-cdf")
+        r = self.br.combine(res)
+        made = self.br.plots(r, out)
+        self.assertEqual(made, ["throughput.svg", "latency.svg", "latency_cdf_1node.svg",
+                                "latency_cdf_3nodes.svg"])
+        # x: ms (log scale: a 0 ms quantile is left out), y: the fraction of calls
+        with open(os.path.join(out, "plots", "latency_cdf_1node_1.dat")) as f:
+            self.assertEqual(f.read(), "1.0 0.5\n4.0 0.99\n9.0 1.0\n")
+        with open(os.path.join(out, "plots", "latency_cdf_3nodes.gp")) as f:
+            gp = f.read()
+        self.assertIn("title 'clinlog 3 nodes, unary Append to the leader'", gp)
+        self.assertIn("title 'etcd 3.4, 3 members, Put'", gp)
+        self.assertNotIn("standbys", gp)  # that step did not run: no line
+        for m in made[2:]:
+            with open(os.path.join(out, m)) as f:
+                self.assertIn("<svg", f.read())
 
     def test_etcd_skipped_is_said(self):
         res = copy.deepcopy(CANNED)
@@ -326,3 +427,168 @@ class TestBenchReport(unittest.TestCase):
         for m in made:
             with open(os.path.join(out, m)) as f:
                 self.assertIn("<svg", f.read())
+
+
+class TestBenchCheck(unittest.TestCase):
+    """bench/run --check, what scripts/test.sh runs after bench/run --quick:
+    a whole run passes, and each way a run can be broken is named."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.br = load_run()
+        cls.steps = [(k, n) for k, n, _, _ in cls.br.steps_of("", "", True)]
+
+    def write(self, res, name):
+        out = os.path.join(common.TMP, "bench-check-" + name)
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
+        r = self.br.combine(copy.deepcopy(res))
+        r["plots"] = []
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(r, f)
+        with open(os.path.join(out, "report.md"), "w") as f:
+            f.write(self.br.make_report(r))
+        return out
+
+    def whole(self):
+        res = copy.deepcopy(CANNED)
+        for key, _ in self.steps:
+            res.setdefault(key, {})
+        res["etcd_skipped"] = "clinlog-bench etcd: skipped: etcd not found"
+        del res["etcd"]
+        return res
+
+    def test_whole_run_passes(self):
+        out = self.write(self.whole(), "whole")
+        self.assertEqual(self.br.runext.check(out, self.steps), [])
+
+    def test_broken_runs_are_named(self):
+        res = self.whole()
+        del res["proof"]
+        res["errors"] = ["proof: exit status 1; see logs/proof.log"]
+        out = self.write(res, "broken")
+        with open(os.path.join(out, "report.md")) as f:
+            md = f.read()
+        with open(os.path.join(out, "report.md"), "w") as f:
+            f.write(md.replace("\n## Machine\n", "\n"))
+        with open(os.path.join(out, "results.json")) as f:
+            r = json.load(f)
+        r["plots"] = ["throughput.svg"]
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(r, f)
+        with open(os.path.join(out, "throughput.svg"), "w") as f:
+            f.write("gnuplot: error\n")
+        self.assertEqual(self.br.runext.check(out, self.steps), [
+            "step failed: proof: exit status 1; see logs/proof.log",
+            "step proof: no figures in results.json (key proof) and not skipped",
+            "plot throughput.svg: not an SVG",
+            "report.md: section '## Machine' missing or out of order"])
+        os.unlink(os.path.join(out, "results.json"))
+        problems = self.br.runext.check(out, self.steps)
+        self.assertEqual(problems[0], "results.json: cannot be read (No such file or directory)")
+
+
+def perf_counts_syscalls():
+    """Whether perf stat can count syscall tracepoints here (bench/syscount.c
+    needs it; without, the benches leave fsyncs_per_event out)."""
+    if not shutil.which("perf"):
+        return False
+    r = subprocess.run(["perf", "stat", "-x,", "-e", "syscalls:sys_enter_fsync", "--",
+                        "/bin/sync"], capture_output=True, text=True, timeout=T(30))
+    line = [x for x in r.stderr.splitlines() if "sys_enter_fsync" in x]
+    return r.returncode == 0 and bool(line) and line[0].split(",")[0].isdigit()
+
+
+class TestBenchSteps(unittest.TestCase):
+    """The new steps' C side on real servers, each a short run (the figures
+    come from bench/run): the AppendStream import, the peers' latency CDF,
+    clinlog's fsyncs and CPU per event with its CDF, and the failover
+    timeline and follower lag."""
+
+    def run_bench(self, name, args, timeout=120, d=None):
+        bench = os.path.join(common.BUILD, "clinlog-bench")
+        if not os.path.exists(bench):
+            self.skipTest("clinlog-bench was not built")
+        d = d or os.path.join(common.TMP, "bench-steps-" + name)
+        r = subprocess.run([bench] + args + ["--json", "--dir", d], capture_output=True,
+                           text=True, timeout=T(timeout))
+        if r.returncode == 3:
+            self.skipTest(r.stderr.strip().splitlines()[-1])
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        return json.loads(r.stdout)
+
+    def check_cdf(self, row, p50, p99):
+        cdf = row["cdf_ms"]
+        self.assertEqual([q for q, _ in cdf][:3], [0.001, 0.01, 0.05])
+        self.assertEqual(len(cdf), 24)
+        self.assertEqual(cdf[-1][0], 1)
+        ms = [m for _, m in cdf]
+        self.assertEqual(ms, sorted(ms))  # a CDF never falls
+        self.assertGreater(ms[0], 0)
+        # the same samples as the row's percentiles
+        self.assertAlmostEqual(dict(cdf)[0.5], p50, places=2)
+        self.assertAlmostEqual(dict(cdf)[0.99], p99, places=2)
+
+    def test_append_stream_import(self):
+        out = self.run_bench("import", ["grpc", "--quick", "--only", "stream",
+                                        "--clinlogd", common.CLINLOGD])
+        self.assertEqual(out["append"], [])  # what --only skipped is left out
+        imp = out["append_stream"]
+        self.assertEqual((imp["events"], imp["batch"]), (25000, 1000))
+        self.assertGreater(imp["grpc_events_per_s"], 0)
+        self.assertGreater(imp["store_events_per_s"], 0)
+        self.assertAlmostEqual(imp["ratio"], imp["grpc_events_per_s"] /
+                               imp["store_events_per_s"], places=2)
+
+    def test_postgresql_cdf(self):
+        # PostgreSQL runs as its own user: its directory must be reachable
+        # (the suite's temporary directory is the runner's alone)
+        d = tempfile.mkdtemp(prefix="clinlog-bench-pg-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        out = self.run_bench("pg", ["pg", "--quick", "--seconds", "0.5"], d=d)
+        self.assertEqual(len(out["scenarios"]), 6)
+        for s in out["scenarios"]:
+            self.check_cdf(s, s["p50_ms"], s["p99_ms"])
+
+    def test_clinlog_fsyncs_cpu_and_cdf(self):
+        out = self.run_bench("unary", ["grpc", "--quick", "--only", "unary",
+                                       "--clinlogd", common.CLINLOGD])
+        perf = perf_counts_syscalls()
+        for row in out["append"]:
+            self.check_cdf(row, row["grpc_p50_ms"], row["grpc_p99_ms"])
+            self.assertGreater(row["server_cpu_us_per_event"], 0)
+            if perf:
+                self.assertIn("fsyncs_per_event", row)
+        if perf:
+            one = [x for x in out["append"] if x["batch"] == 1 and x["concurrency"] == 1][0]
+            # one event a call, one caller: every append its own durable write
+            self.assertGreaterEqual(one["fsyncs_per_event"], 0.9)
+            b64 = [x for x in out["append"] if x["batch"] == 64 and x["concurrency"] == 1][0]
+            self.assertLess(b64["fsyncs_per_event"], 0.25)
+
+    def test_failover_timeline_and_lag(self):
+        out = self.run_bench("failover", ["cluster", "--quick", "--only", "failover",
+                                          "--clinlogd", common.CLINLOGD,
+                                          "--clinlog", common.CLINLOG], timeout=180)
+        fo = out["failover"]
+        self.assertEqual(len(fo["trials"]), 2)  # --quick
+        self.assertTrue(out["targets"]["failover_ok"] in (True, False))
+        tl = fo["timeline"]
+        self.assertEqual(tl["tick_s"], 0.1)
+        eps = tl["appends_per_s"]
+        # 10 appends in a tick are 100/s: the timeline adds up to the appends done
+        self.assertLessEqual(abs(sum(eps) * 0.1 - fo["appends_ok"]), 0.05 * fo["appends_ok"])
+        for k, ok in zip(tl["kills_s"], tl["first_append_s"]):
+            self.assertAlmostEqual(ok - k, fo["trials"][tl["kills_s"].index(k)]["seconds"],
+                                   places=2)
+            # appends before the kill, none in the tick after the leader died
+            # and its election is still on, appends again after the first one
+            before = eps[int(k / 0.1) - 3:int(k / 0.1) - 1]
+            self.assertTrue(any(before), (k, eps))
+            self.assertIn(0, eps[int(k / 0.1) + 1:int(ok / 0.1)], (k, ok, eps))
+            self.assertTrue(any(eps[int(ok / 0.1):int(ok / 0.1) + 10]), (ok, eps))
+        lag = fo["follower_lag"]
+        self.assertGreater(lag["samples"], 10)
+        self.assertLessEqual(lag["p50_entries"], lag["p99_entries"])
+        self.assertLessEqual(lag["p99_entries"], lag["max_entries"])

@@ -1,0 +1,311 @@
+"""bench/run's later parts (bench/run itself had outgrown one file): the
+check that a run's report is whole (`bench/run --check DIR`, what
+scripts/test.sh runs after `bench/run --quick`); the failover, follower lag
+and node join figures, their section of report.md and the failover
+timeline plot; the AppendStream import's section; the latency CDF plots;
+the 3-node scenarios' CPU, fsyncs and memory.
+
+Only Debian's /usr/bin/python3 and its standard library."""
+import json
+import os
+import subprocess
+
+# The report's sections, in order: a run whose report.md lacks one was cut
+# short (a step's figures missing show as "Not measured", never a gap).
+SECTIONS = [
+    "## Targets",
+    "## clinlog (single node, gRPC) and PostgreSQL 15, same scenarios",
+    "## Subscribe fan-out (single node)",
+    "## 3 nodes against 1 node",
+    "## 3 nodes: clinlog and etcd 3.4, same scenarios",
+    "## 3 nodes: clinlog and PostgreSQL with synchronous standbys",
+    "## Failover, follower lag and node join (3 nodes)",
+    "## AppendStream bulk import (single node)",
+    "## HL7 v2 over MLLP (clinlog-bench ingest hl7)",
+    "## FHIR writes (clinlog-bench ingest fhir)",
+    "## Home-device readings (clinlog-bench ingest)",
+    "## Proofs and verify (clinlog-bench proof)",
+    "## Raw limits of this machine, measured in this run",
+    "## Machine",
+    "## Plots",
+]
+
+
+def _load(path, what, problems):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        problems.append("%s: cannot be read (%s)" % (what, e.strerror or e))
+        return None
+
+
+def check(out, steps):
+    """The problems of the run written into `out` (a list of strings, empty
+    when the report is whole): results.json and report.md present and
+    well-formed, every step of `steps` (bench/run's (key, name) pairs) with
+    figures or said skipped, no step failed, every plot listed present and
+    an SVG. Targets are not judged: a missed target is a finding, not a
+    broken run."""
+    problems = []
+    text = _load(os.path.join(out, "results.json"), "results.json", problems)
+    r = None
+    if text is not None:
+        try:
+            r = json.loads(text)
+        except ValueError as e:
+            problems.append("results.json: not JSON (%s)" % e)
+    if isinstance(r, dict):
+        for e in r.get("errors") or []:
+            problems.append("step failed: %s" % e)
+        for key, name in steps:
+            if r.get(key) is None and not r.get(key + "_skipped"):
+                problems.append("step %s: no figures in results.json (key %s) and not "
+                                "skipped" % (name, key))
+        for t in r.get("targets") or []:
+            if not isinstance(t, dict) or not {"name", "target", "met"} <= set(t):
+                problems.append("results.json: target %r lacks name, target or met" % (t,))
+        if not r.get("targets"):
+            problems.append("results.json: no targets")
+        for p in r.get("plots") or []:
+            svg = _load(os.path.join(out, p), "plot %s" % p, problems)
+            if svg is not None and "<svg" not in svg:
+                problems.append("plot %s: not an SVG" % p)
+    elif r is not None:
+        problems.append("results.json: not a JSON object")
+    md = _load(os.path.join(out, "report.md"), "report.md", problems)
+    if md is not None:
+        if not md.startswith("# clinlog benchmark, "):
+            problems.append("report.md: does not start with its title")
+        at = 0
+        for s in SECTIONS:
+            i = md.find("\n" + s + "\n", at)
+            if i < 0:
+                problems.append("report.md: section %r missing or out of order" % s)
+            else:
+                at = i
+    return problems
+
+# ---------------------------------------------------------------- figures
+
+def _get(rows, **kw):
+    """The first of rows (a step's list of dicts) whose fields equal kw, or
+    None."""
+    for x in rows or []:
+        if all(x.get(k) == v for k, v in kw.items()):
+            return x
+    return None
+
+
+def _f(v, nd=0):
+    """A figure as report.md prints it: thousands separated, nd decimals,
+    "—" when missing."""
+    if v is None:
+        return "—"
+    if isinstance(v, (float, int)):
+        return ("{:,.%df}" % nd).format(v)
+    return str(v)
+
+
+# Steps --quick leaves out, and why (the report says so where they would be).
+QUICK_SKIP = {
+    "cluster-join": "not run in --quick (loading 100,000 events and a node's catch-up take "
+                    "about 35 s); the full run measures it",
+}
+
+
+def targets_more(r, add):
+    """The failover and join targets (clinlog-bench cluster judges them;
+    `add(name, target, value, met, unit)`)."""
+    ft = (r.get("clinlog_failover") or {}).get("targets") or {}
+    add("3 nodes: failover, leader killed to the first append after it (worst trial)",
+        "<= 3 s", ft.get("failover_max_s"), ft.get("failover_ok"), "s")
+    jt = (r.get("clinlog_join") or {}).get("targets") or {}
+    add("3 nodes: a joining node's RSS growth over the second half of its catch-up",
+        "< 64 MiB", jt.get("join_rss_growth_50_100_mb"), jt.get("join_memory_bounded"), "MiB")
+
+
+def failover_section(r):
+    """report.md's lines on failover, follower lag and node join."""
+    L = []
+    w = L.append
+    w("## Failover, follower lag and node join (3 nodes)")
+    w("")
+    fo = (r.get("clinlog_failover") or {}).get("failover") or {}
+    if fo.get("trials"):
+        w("clinlog-bench cluster --only failover: 4 writers append single events to any of 3 "
+          "clinlogd, retrying every error on the leader's hint; the leader is SIGKILLed, the "
+          "time taken from the kill to the first append of a call begun after it, then the "
+          "node restarted and waited for (the leader sees it within 64 entries). %d trials; "
+          "%s appends, %s calls retried." % (len(fo["trials"]), _f(fo.get("appends_ok")),
+                                             _f(fo.get("retries"))))
+        w("")
+        w("| trial | killed node | kill to first append s | restarted node caught up s |")
+        w("|---|---|---|---|")
+        for i, t in enumerate(fo["trials"]):
+            w("| %d | %s | %s | %s |" % (i + 1, t.get("killed_node"), _f(t.get("seconds"), 3),
+                                         _f(t.get("rejoin_seconds"), 2)))
+        w("")
+        w("Failover: worst %s s, median %s s (target <= 3 s, the election timeout being "
+          "1 s)." % (_f(fo.get("max_s"), 3), _f(fo.get("median_s"), 3)))
+        lag = fo.get("follower_lag") or {}
+        tl = fo.get("timeline") or {}
+        eps = tl.get("appends_per_s") or []
+        if lag:
+            mean = sum(eps) / len(eps) if eps else None
+            w("")
+            w("Follower lag under that load (the leader's Cluster.Status every 100 ms for 1 s "
+              "before each kill and after the last rejoin, all nodes up; %s readings of the "
+              "followers): p50 %s, p99 %s, worst %s Raft entries behind the leader's last "
+              "index (at the run's mean %s appends/s, one entry an append)." % (_f(lag.get("samples")), _f(lag.get("p50_entries")),
+                                         _f(lag.get("p99_entries")), _f(lag.get("max_entries")),
+                                         _f(mean)))
+    elif r.get("clinlog_failover_skipped"):
+        w("Failover: %s." % r["clinlog_failover_skipped"])
+    else:
+        w("Failover: not measured in this run.")
+    w("")
+    jo = (r.get("clinlog_join") or {}).get("join") or {}
+    if jo:
+        rss = jo.get("rss_mb") or {}
+        w("Node join (clinlog-bench cluster --only join): a one-node cluster loaded with %s "
+          "events through AppendStream (batches of %s, %s events/s), then an empty member "
+          "added: %s after %s s (Cluster.AddNode returned after %s s). The new node's RSS: "
+          "idle %s MiB, %s / %s / %s / %s MiB at 25 / 50 / 75 / 100 %% of the catch-up, peak "
+          "%s MiB; the loaded node's %s MiB." % (
+              _f(jo.get("events_loaded")), _f(jo.get("batch")), _f(jo.get("load_events_per_s")),
+              "caught up" if jo.get("caught_up") else "**did NOT catch up**",
+              _f(jo.get("catch_up_s"), 2), _f(jo.get("add_node_s"), 2), _f(rss.get("idle"), 1),
+              _f(rss.get("p25"), 1), _f(rss.get("p50"), 1), _f(rss.get("p75"), 1),
+              _f(rss.get("p100"), 1), _f(jo.get("peak_rss_mb_sampled"), 1),
+              _f(jo.get("source_rss_mb"), 1)))
+    elif r.get("clinlog_join_skipped"):
+        w("Node join: %s." % r["clinlog_join_skipped"])
+    else:
+        w("Node join: not measured in this run.")
+    w("")
+    return L
+
+
+def failover_plot(r, d, out, gp, common, dat):
+    """failover.svg: appends/s every 100 ms across the leader kills; [] when
+    the failover did not run."""
+    tl = ((r.get("clinlog_failover") or {}).get("failover") or {}).get("timeline") or {}
+    eps, tick = tl.get("appends_per_s") or [], tl.get("tick_s") or 0.1
+    if not eps:
+        return []
+    pts = [(round((i + 1) * tick, 3), v) for i, v in enumerate(eps)]
+    series = dat("failover", pts)
+    arrows = "".join("set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc rgb 'red'\n"
+                     % (k, k) for k in tl.get("kills_s") or [])
+    with open(os.path.join(d, "failover.gp"), "w") as f:
+        f.write(common.replace("set logscale y\n", "") +
+                "set output '%s'\n" % os.path.join(out, "failover.svg"))
+        f.write("set title 'Failover timeline: 3 nodes, 4 writers, leader SIGKILLed at the "
+                "dashed lines'\nset xlabel 's'\nset ylabel 'appends/s (per 100 ms)'\n"
+                "set yrange [0:*]\n" + arrows)
+        f.write("plot '%s' using 1:2 with steps lw 1.5 title 'clinlog, single-event appends'\n"
+                % series)
+    subprocess.run([gp, os.path.join(d, "failover.gp")], check=True)
+    return ["failover.svg"]
+
+# ---------------------------------------------------------------- AppendStream import
+
+def import_section(r):
+    """report.md's lines on the AppendStream bulk import, set against the
+    store in process and PostgreSQL's 64-event transactions on one
+    connection (the pg step's batched insert; it measures no COPY)."""
+    L = []
+    w = L.append
+    w("## AppendStream bulk import (single node)")
+    w("")
+    imp = (r.get("clinlog_import") or {}).get("append_stream") or {}
+    if not imp:
+        w("Not measured in this run.")
+        w("")
+        return L
+    pg = _get((r.get("postgresql") or {}).get("scenarios"), batch=64, concurrency=1) or {}
+    ce, pe = imp.get("grpc_events_per_s"), pg.get("events_per_s")
+    w("clinlog-bench grpc --only stream: %s pre-signed events in batches of %s sent on one "
+      "Log.AppendStream call to a clinlogd on loopback (each batch a durable commit), timed "
+      "to its summary; the store: the same batches appended in process (cl_log_append), one "
+      "thread; PostgreSQL 15: 64-event transactions (one 64-row INSERT each) on one "
+      "connection, from its step (it has no COPY scenario)." % (
+          _f(imp.get("events")), _f(imp.get("batch"))))
+    w("")
+    w("| what | events/s | clinlog / it |")
+    w("|---|---|---|")
+    w("| clinlog AppendStream | %s | — |" % _f(ce))
+    w("| store in process, same batches | %s | %s |" % (_f(imp.get("store_events_per_s")),
+                                                       _f(imp.get("ratio"), 2)))
+    w("| PostgreSQL, 64 events a transaction, 1 connection | %s | %s |" % (
+        _f(pe), _f(round(ce / pe, 3) if ce and pe else None, 2)))
+    w("")
+    return L
+
+# ---------------------------------------------------------------- latency CDFs
+
+def _cdf(row):
+    """[(quantile, ms)] of a step's row ("cdf_ms": [[q, ms], ...]), or []."""
+    return [(q, ms) for q, ms in (row or {}).get("cdf_ms") or [] if ms > 0]
+
+
+def cdf_plots(r, d, out, gp, common, dat):
+    """latency_cdf_1node.svg (clinlog 1 node against PostgreSQL) and
+    latency_cdf_3nodes.svg (clinlog 3 nodes against etcd and PostgreSQL with
+    standbys), one event per call at concurrency 16: the fraction of calls
+    (y) done within a latency (x, log scale)."""
+    single = (r.get("clinlog_single") or {}).get("append")
+    pg = (r.get("postgresql") or {}).get("scenarios")
+    cl = (r.get("clinlog_cluster") or {}).get("throughput")
+    ed = (r.get("etcd") or {}).get("scenarios")
+    pgr = (r.get("postgresql_replicated") or {}).get("scenarios")
+    figs = [("latency_cdf_1node", "1 node, one event per call, concurrency 16", [
+        ("clinlog, unary Append", _get(single, batch=1, concurrency=16)),
+        ("PostgreSQL 15, 1-row transactions", _get(pg, batch=1, concurrency=16))]),
+        ("latency_cdf_3nodes", "3 nodes, one event per call, concurrency 16", [
+            ("clinlog 3 nodes, unary Append to the leader", _get(cl, batch=1, concurrency=16)),
+            ("etcd 3.4, 3 members, Put", _get(ed, concurrency=16)),
+            ("PostgreSQL 15 + 2 synchronous standbys", _get(pgr, batch=1, concurrency=16))])]
+    made = []
+    for name, title, systems in figs:
+        series = [(dat("%s_%d" % (name, i), [(ms, q) for q, ms in _cdf(row)]), label)
+                  for i, (label, row) in enumerate(systems) if _cdf(row)]
+        if not series:
+            continue
+        with open(os.path.join(d, name + ".gp"), "w") as f:
+            f.write(common.replace("set logscale y\n", "") +
+                    "set output '%s'\n" % os.path.join(out, name + ".svg"))
+            f.write("set title 'Latency CDF: %s'\nset xlabel 'latency of one call, ms (log)'\n"
+                    "set ylabel 'fraction of calls'\nset logscale x 10\nset yrange [0:1]\n"
+                    "set ytics 0.1\n" % title)
+            f.write("plot " + ", \\\n  ".join("'%s' using 1:2 with linespoints lw 2 pt 7 ps 0.4 "
+                                              "title '%s'" % s for s in series) + "\n")
+        subprocess.run([gp, os.path.join(d, name + ".gp")], check=True)
+        made.append(name + ".svg")
+    return made
+
+
+# ---------------------------------------------------------------- 3 nodes: CPU, fsyncs, memory
+
+def cluster_resources(r):
+    """report.md's lines on the 3-node scenarios' CPU, fsyncs and memory
+    (clinlog-bench cluster's throughput rows; nothing when none has them)."""
+    cl = r.get("clinlog_cluster") or {}
+    rows = [t for t in cl.get("throughput") or [] if "client_cpu_us_per_event" in t]
+    if not rows:
+        return []
+    L = ["", "CPU and fsyncs per event on 3 nodes (server: the three clinlogd together, "
+         "/proc; client: the load generator, getrusage; fsyncs: the three clinlogd's durable "
+         "writes, their fsync, fdatasync and io_submit calls, perf stat on the syscall "
+         "tracepoints, — when perf cannot count):", "", "| batch | conc | server µs/ev | client µs/ev | fsyncs/ev |",
+         "|---|---|---|---|---|"]
+    for t in rows:
+        L.append("| %d | %d | %s | %s | %s |" % (
+            t["batch"], t["concurrency"], _f(t.get("server_cpu_us_per_event"), 1),
+            _f(t.get("client_cpu_us_per_event"), 1), _f(t.get("fsyncs_per_event"), 3)))
+    hwm = cl.get("node_peak_rss_mb") or []
+    if hwm:
+        L += ["", "Peak RSS (VmHWM) of each clinlogd after the 3-node scenarios: %s MiB." %
+              " / ".join(_f(x, 1) for x in hwm)]
+    return L
