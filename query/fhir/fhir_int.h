@@ -194,9 +194,9 @@ void fp_write_meta(fj_buf *b, uint32_t version, int64_t ns);
  * u64 || event type u32 || body case u32 || event hash[32] || flags u8
  * (1 occurred, 2 batch, 4 signature) || [occurred: seconds i64, nanos
  * i32] || [batch: index u32, size u32] || principal, on-behalf-of, role,
- * source system, source message id, device id (each u16 length with its
- * NUL, then the bytes and the NUL; 0: absent) || [signature: u16 length,
- * bytes; key id: u16 length, bytes] || target count u16 || per target:
+ * source system, source message id, device id (each u32 length with its
+ * NUL, then the bytes and the NUL; 0: absent) || [signature: u32 length,
+ * bytes; key id: u32 length, bytes] || target count u16 || per target:
  * type u8, version u32, id length u8, id. Integers big-endian. */
 #define PROV_FORMAT 1
 /* The stored Provenance (header and packed form) of event ev (e decoded)

@@ -109,8 +109,9 @@ static const char *text(const char *s) { return s != NULL && fj_utf8_ok(s, strle
 
 /* ---- the Provenance's record: what it says besides its targets ---- */
 
-/* Views: into the event and its record (fp_prov_of), or into the packed
- * bytes (unpack). A string is NULL when the Provenance leaves it out. */
+/* Views: into the event and its record (prov_of), or into the packed
+ * bytes (fp_render_stored). A string is NULL when the Provenance leaves it
+ * out. */
 typedef struct fp_prov {
   uint64_t seq, stream_version;
   int64_t committed_ns;
@@ -308,20 +309,16 @@ static void put_be(fj_buf *b, uint64_t v, int bytes) {
   fj_buf_raw(b, x, (size_t)bytes);
 }
 
-/* A string: u16 length with its NUL (0: absent), the bytes and the NUL. */
+/* A string: u32 length with its NUL (0: absent), the bytes and the NUL. */
 static void put_str(fj_buf *b, const char *s) {
   size_t n = s != NULL ? strlen(s) + 1 : 0;
-  if (n > 0xffff) { /* longer than any field the log holds; never written */
-    b->oom = 1;
-    return;
-  }
-  put_be(b, n, 2);
+  put_be(b, n, 4);
   if (n)
     fj_buf_raw(b, s, n);
 }
 
 static void put_bytes(fj_buf *b, const uint8_t *p, size_t n) {
-  put_be(b, n, 2);
+  put_be(b, n, 4);
   if (n)
     fj_buf_raw(b, p, n);
 }
@@ -397,7 +394,7 @@ static uint64_t take_be(rd *r, int bytes) {
 }
 
 static const char *take_str(rd *r) {
-  size_t n = (size_t)take_be(r, 2);
+  size_t n = (size_t)take_be(r, 4);
   if (n == 0)
     return NULL;
   const char *s = (const char *)take(r, n);
@@ -436,9 +433,9 @@ int fp_render_stored(const uint8_t *v, size_t vl, fj_buf *out, cl_err *err) {
   for (int i = 0; i < NSTR; i++)
     *strs[i] = take_str(&r);
   if (f & HAS_SIG) {
-    p.sig_len = (size_t)take_be(&r, 2);
+    p.sig_len = (size_t)take_be(&r, 4);
     p.sig = take(&r, p.sig_len);
-    p.key_id_len = (size_t)take_be(&r, 2);
+    p.key_id_len = (size_t)take_be(&r, 4);
     p.key_id = take(&r, p.key_id_len);
   }
   size_t nt = (size_t)take_be(&r, 2);
