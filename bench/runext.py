@@ -3,7 +3,8 @@ check that a run's report is whole (`bench/run --check DIR`, what
 scripts/test.sh runs after `bench/run --quick`); the failover, follower lag
 and node join figures, their section of report.md and the failover
 timeline plot; the AppendStream import's section; the latency CDF plots;
-the 3-node scenarios' CPU, fsyncs and memory.
+the 3-node scenarios' CPU, fsyncs and memory; the FHIR views' section and
+targets (issue 9).
 
 Only Debian's /usr/bin/python3 and its standard library."""
 import json
@@ -24,6 +25,7 @@ SECTIONS = [
     "## HL7 v2 over MLLP (clinlog-bench ingest hl7)",
     "## FHIR writes (clinlog-bench ingest fhir)",
     "## Home-device readings (clinlog-bench ingest)",
+    "## FHIR views (clinlog-bench fhir)",
     "## Proofs and verify (clinlog-bench proof)",
     "## Raw limits of this machine, measured in this run",
     "## Machine",
@@ -120,6 +122,7 @@ def targets_more(r, add):
     ft = (r.get("clinlog_failover") or {}).get("targets") or {}
     add("3 nodes: failover, leader killed to the first append after it (worst trial)",
         "<= 3 s", ft.get("failover_max_s"), ft.get("failover_ok"), "s")
+    fhir_targets(r, add)
     jt = (r.get("clinlog_join") or {}).get("targets") or {}
     add("3 nodes: a joining node's RSS growth over the second half of its catch-up",
         "< 64 MiB", jt.get("join_rss_growth_50_100_mb"), jt.get("join_memory_bounded"), "MiB")
@@ -308,4 +311,94 @@ def cluster_resources(r):
     if hwm:
         L += ["", "Peak RSS (VmHWM) of each clinlogd after the 3-node scenarios: %s MiB." %
               " / ".join(_f(x, 1) for x in hwm)]
+    return L
+
+# ---------------------------------------------------------------- FHIR views
+
+# issue 9's targets: (the bench's query, the face judged, p99 bound in ms)
+FHIR_QUERY_TARGETS = [
+    ("read Patient", "REST", 2.0),
+    ("Observation?patient&code&date", "REST", 10.0),
+    ("Patient/$everything (the big patient)", "REST", 50.0),
+]
+
+
+def _fhir_rows(r):
+    """clinlog-bench fhir's JSON lines: (head, query rows, comparisons,
+    clinlog's export, PostgreSQL's export)."""
+    rows = r.get("fhir_views") or []
+    if isinstance(rows, dict):
+        rows = [rows]
+    head = next((x for x in rows if "catchup_eps" in x), {})
+    queries = [x for x in rows if "query" in x and "face" in x]
+    compares = [x for x in rows if "query" in x and "compare" in x]
+    exp = next((x.get("export") for x in rows if x.get("bench") == "fhir"), None) or {}
+    pg_exp = next((x for x in rows if x.get("pg") == "export"), {})
+    return head, queries, compares, exp, pg_exp
+
+
+def fhir_targets(r, add):
+    """issue 9's targets from the fhir step (`add(name, target, value, met, unit)`)."""
+    head, queries, _, exp, _ = _fhir_rows(r)
+    v = head.get("catchup_eps")
+    add("FHIR views: projection catch-up from event 1", ">= 50000", v,
+        None if v is None else v >= 50000, "events/s")
+    for q, face, bound in FHIR_QUERY_TARGETS:
+        row = _get(queries, query=q, face=face) or {}
+        v = row.get("p99_ms")
+        add("FHIR views: %s, %s, p99" % (q, face), "<= %g ms" % bound, v,
+            None if v is None else v <= bound, "ms")
+    v = exp.get("resources_per_s")
+    add("FHIR views: bulk export, system level", ">= 100000", v,
+        None if v is None else v >= 100000, "resources/s")
+
+
+def fhir_section(r):
+    """report.md's lines on the FHIR views: catch-up against the read floor
+    (and the CPU of its threads), reads and searches over the engine and
+    REST against PostgreSQL 15 holding the same resources as JSONB, bulk
+    export against PostgreSQL's COPY."""
+    L = []
+    w = L.append
+    w("## FHIR views (clinlog-bench fhir)")
+    w("")
+    head, queries, compares, exp, pg_exp = _fhir_rows(r)
+    if not head:
+        w("Not measured in this run.")
+        w("")
+        return L
+    cpu = head.get("catchup_cpu_us") or {}
+    w("In process, on a generated population (%s patients, %s events across every domain): "
+      "the fhir projection's catch-up from event 1 against reading the log (decrypted), "
+      "then reads and searches through the engine and over the REST face, and a bulk "
+      "export; PostgreSQL 15 holds the same resources as JSONB (a table per type, GIN and "
+      "expression indexes) and answers the same queries (docs/fhir.md, Performance)." % (
+          _f(head.get("patients")), _f(head.get("events"))))
+    w("")
+    w("Catch-up: %s events/s (%s of the read floor, %s events/s); CPU per event: the fold "
+      "%s µs, its writer %s µs, RocksDB's flushes and compactions %s µs." % (
+          _f(head.get("catchup_eps")), _f(head.get("catchup_ratio"), 3),
+          _f(head.get("read_eps")), _f(cpu.get("fold"), 1), _f(cpu.get("writer"), 1),
+          _f(cpu.get("rocksdb"), 1)))
+    w("")
+    w("| query | face | p50 ms | p99 ms | entries | PostgreSQL p50 / p99 ms | p50 / PostgreSQL |")
+    w("|---|---|---|---|---|---|---|")
+    for x in queries:
+        if x.get("face") == "pg":
+            continue
+        pg = _get(queries, query=x["query"], face="pg") or {}
+        cmp = _get(compares, query=x["query"], compare="%s/pg" % x["face"]) or {}
+        w("| %s | %s | %s | %s | %s | %s / %s | %s |" % (
+            x["query"], x["face"], _f(x.get("p50_ms"), 3), _f(x.get("p99_ms"), 3),
+            _f(x.get("entries")), _f(pg.get("p50_ms"), 3), _f(pg.get("p99_ms"), 3),
+            _f(cmp.get("p50_ratio"), 2)))
+    w("")
+    if exp:
+        w("Bulk export (system level, every type): %s resources/s (%s resources, walk %s s, "
+          "reading the files %s s); PostgreSQL's COPY of the same: %s resources/s "
+          "(clinlog / PostgreSQL %s)." % (
+              _f(exp.get("resources_per_s")), _f(exp.get("resources")),
+              _f(exp.get("walk_s"), 2), _f(exp.get("read_s"), 2),
+              _f(pg_exp.get("resources_per_s")), _f(pg_exp.get("clinlog_over_pg"), 2)))
+        w("")
     return L
