@@ -12,6 +12,15 @@
  * resolves to a resource of the input (its Type/id or a Bundle fullUrl) or
  * else to one on the server (clinlog.v1.Fhir/Read).
  *
+ * A DiagnosticReport of an export lists its result lines as Observations
+ * of their own ("Observation/<id>"). Before anything is mapped, every
+ * Observation unit a report's result references is set aside as a line of
+ * that report (pair_lines): it is not written on its own but taken by the
+ * report as if contained (cl_fhirw_opts.line), so the report is one
+ * LabResultReported as the views made it. An Observation two reports
+ * reference refuses the second report. The units are parsed in memory
+ * already; the pairing adds an index of the referenced lines.
+ *
  * Each unit's events are signed with --key (the feed's own principal) and
  * appended, units gathered into appends of up to --batch-events events (a
  * load's throughput is one commit per batch, not per line); a batch the
@@ -60,6 +69,8 @@ typedef struct fingest {
   unit *u;
   size_t n, cap;
   size_t batch_events; /* events per append at most (units together); 1: one append per unit */
+  json_t *lines;       /* the Observations reports took as their lines (pair_lines) */
+  json_t *line_at;     /* "Observation/<id>" and fullUrl -> index in lines */
 } fingest;
 
 /* ---- reading the input into units ---- */
@@ -245,6 +256,117 @@ static int add_path(fingest *g, const char *path) {
   return rc;
 }
 
+/* ---- a report's result lines given as Observations of their own ---- */
+
+static const char *type_of(const json_t *res) {
+  return json_string_value(json_object_get(res, "resourceType"));
+}
+
+/* Refuses unit u (a report) at its result[j]: ref is another report's line. */
+static void refuse_shared(unit *u, size_t j, const char *ref, const unit *first) {
+  char expr[96], where[64] = "";
+  cl_err e;
+  if (u->entry >= 0)
+    snprintf(expr, sizeof expr, "Bundle.entry[%ld].resource.result[%zu]", u->entry, j);
+  else
+    snprintf(expr, sizeof expr, "DiagnosticReport.result[%zu]", j);
+  if (first->line)
+    snprintf(where, sizeof where, " line %zu", first->line);
+  u->bad = 1;
+  cl_fhirw_fail(&u->fe, &e, 422, "not-supported", expr,
+                "%.80s is a result line of another DiagnosticReport of this input (%.200s%s): a "
+                "line belongs to one report",
+                ref, first->file, where);
+}
+
+/* Sets aside every Observation unit a DiagnosticReport unit's result
+ * references (by "Observation/<id>" or fullUrl) into g->lines, indexed by
+ * both in g->line_at, and removes it from the units: the report takes it
+ * (line_of). A second report referencing a line already taken is refused.
+ * 0, or CL_ENOMEM. */
+static int pair_lines(fingest *g) {
+  json_t *cand = json_object();
+  long *taken = malloc((g->n ? g->n : 1) * sizeof *taken);
+  g->lines = json_array();
+  g->line_at = json_object();
+  int rc = cand && taken && g->lines && g->line_at ? 0 : CL_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < g->n; i++) {
+    const unit *u = &g->u[i];
+    const char *id = json_string_value(json_object_get(u->res, "id"));
+    char key[CL_FHIR_ID_MAX + 16];
+    taken[i] = -1;
+    if (u->bad || u->tx || type_of(u->res) == NULL || strcmp(type_of(u->res), "Observation"))
+      continue;
+    snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
+    if ((id && json_object_set_new(cand, key, json_integer((json_int_t)i))) ||
+        (u->full_url && json_object_set_new(cand, u->full_url, json_integer((json_int_t)i))))
+      rc = CL_ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < g->n; i++) {
+    unit *u = &g->u[i];
+    json_t *rs = json_object_get(u->res, "result");
+    if (u->bad || u->tx || type_of(u->res) == NULL || strcmp(type_of(u->res), "DiagnosticReport"))
+      continue;
+    for (size_t j = 0; !u->bad && j < json_array_size(rs); j++) {
+      const char *ref = json_string_value(json_object_get(json_array_get(rs, j), "reference"));
+      json_t *k = ref ? json_object_get(cand, ref) : NULL;
+      if (k == NULL)
+        continue;
+      size_t at = (size_t)json_integer_value(k);
+      if (taken[at] < 0)
+        taken[at] = (long)i;
+      else if (taken[at] != (long)i)
+        refuse_shared(u, j, ref, &g->u[taken[at]]);
+    }
+  }
+  size_t w = 0;
+  for (size_t i = 0; taken && i < g->n; i++) { /* (whole, once begun: each unit kept or freed) */
+    unit *u = &g->u[i];
+    if (rc || taken[i] < 0) {
+      g->u[w++] = *u;
+      continue;
+    }
+    const char *id = json_string_value(json_object_get(u->res, "id"));
+    char key[CL_FHIR_ID_MAX + 16];
+    json_t *at = json_integer((json_int_t)json_array_size(g->lines));
+    snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
+    if (at == NULL || json_array_append(g->lines, u->res) ||
+        (id && json_object_set(g->line_at, key, at)) ||
+        (u->full_url && json_object_set(g->line_at, u->full_url, at)))
+      rc = CL_ENOMEM;
+    json_decref(at);
+    free(u->file);
+    free(u->full_url);
+    json_decref(u->res);
+  }
+  if (taken)
+    g->n = w;
+  json_decref(cand);
+  free(taken);
+  return rc;
+}
+
+/* cl_fhirw_line_fn: a line pair_lines set aside. */
+static int line_of(void *ctx, const char *ref, const json_t **out) {
+  fingest *g = ctx;
+  json_t *at = json_object_get(g->line_at, ref);
+  *out = at ? json_array_get(g->lines, (size_t)json_integer_value(at)) : NULL;
+  return *out ? 0 : CL_ENOTFOUND;
+}
+
+/* The lines report res took (its result's references set aside), as
+ * {type, id} into resources. */
+static void lines_taken(fingest *g, const json_t *res, json_t *resources) {
+  json_t *rs = json_object_get(res, "result");
+  for (size_t j = 0; j < json_array_size(rs); j++) {
+    const json_t *o;
+    const char *ref = json_string_value(json_object_get(json_array_get(rs, j), "reference"));
+    const char *id = NULL;
+    if (ref && line_of(g, ref, &o) == 0 && (id = json_string_value(json_object_get(o, "id"))))
+      json_array_append_new(resources, json_pack("{s:s,s:s}", "type", "Observation", "id", id));
+  }
+}
+
 /* ---- references on the server ---- */
 
 /* cl_fhirw_fetch_fn: type/id as the server's views hold it, numbers marked
@@ -344,6 +466,7 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
                        .refs = refs,
                        .resolve = resolve,
                        .fetch = fetch,
+                       .line = u->tx ? NULL : line_of,
                        .ctx = g,
                        .bulk = 1};
   cl_err err;
@@ -368,6 +491,8 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
           rc = cl_fhirw_refs_keep(refs, ms[*n], res);
         json_array_append_new(o->resources,
                               json_pack("{s:s,s:s}", "type", ms[*n]->type, "id", ms[*n]->id));
+        if (!u->tx && !strcmp(ms[*n]->type, "DiagnosticReport"))
+          lines_taken(g, res, o->resources);
         (*n)++;
       }
       if (rc) {
@@ -657,6 +782,10 @@ static int run(fingest *g, char **paths, int npaths) {
     return status;
   for (int i = 0; i < npaths && !status; i++)
     status = add_path(g, paths[i]);
+  if (status == 0 && pair_lines(g) != 0) {
+    fprintf(stderr, "clinlog ingest fhir: out of memory pairing reports with their lines\n");
+    status = 1;
+  }
   if (status)
     goto fail_units;
   /* what others reference first; stable within a rank (file, then line order) */
@@ -707,6 +836,8 @@ fail_units:
     json_decref(g->u[i].res);
   }
   free(g->u);
+  json_decref(g->lines);
+  json_decref(g->line_at);
   cli_ingest_close(g->io);
   return status;
 }

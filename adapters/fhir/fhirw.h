@@ -78,6 +78,14 @@ typedef int (*cl_fhirw_resolve_fn)(void *ctx, const char *type, const char *id, 
 typedef int (*cl_fhirw_fetch_fn)(void *ctx, const char *type, const char *id, json_t **out,
                                  cl_err *err);
 
+/* The Observation of this input that a DiagnosticReport's result
+ * references by `ref` ("Observation/<id>", as an export writes a report's
+ * lines; or a fullUrl) into *out (borrowed: valid during the mapping). The
+ * caller has set it aside for that report (it is not written on its own),
+ * and the report takes it as a result line, as if contained. 0, or
+ * CL_ENOTFOUND when the input holds no such line. */
+typedef int (*cl_fhirw_line_fn)(void *ctx, const char *ref, const json_t **out);
+
 typedef struct cl_fhirw_opts {
   const char *principal_id;  /* recorded_by.principal_id: the signer's principal (required) */
   const char *role;          /* recorded_by.role; NULL: "integration" */
@@ -88,6 +96,8 @@ typedef struct cl_fhirw_opts {
   cl_fhirw_resolve_fn resolve; /* the views' resources, or NULL: none known */
   cl_fhirw_fetch_fn fetch; /* the views' resources whole (what a Claim's items are read from), or
                               NULL: none known */
+  cl_fhirw_line_fn line; /* a report's result lines given as Observations of the input (clinlog
+                            ingest), or NULL: the lines must be contained */
   int bulk; /* a load (clinlog ingest): a Patient is always a PatientRegistered (which the view
                takes as the whole record), so the same input gives the same events */
   void *ctx;
@@ -177,8 +187,9 @@ int cl_fhirw_refs_keep(json_t *refs, const cl_fhirw_mapped *m, const json_t *res
 int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n);
 
 /* The order resources of one input are mapped in, so that what others
- * reference comes first: Patient 0, Encounter 1, MedicationRequest and
- * Coverage (a Claim's) 2, anything else 3 (CL_FHIRW_RANKS ranks). */
+ * reference comes first: Patient 0, Encounter 1, MedicationRequest,
+ * Coverage (a Claim's) and ServiceRequest (a DiagnosticReport's order) 2,
+ * anything else 3 (CL_FHIRW_RANKS ranks). */
 #define CL_FHIRW_RANKS 4
 int cl_fhirw_rank(const json_t *res);
 
