@@ -69,8 +69,7 @@ typedef struct fingest {
   unit *u;
   size_t n, cap;
   size_t batch_events; /* events per append at most (units together); 1: one append per unit */
-  json_t *lines;       /* the Observations reports took as their lines (pair_lines) */
-  json_t *line_at;     /* "Observation/<id>" and fullUrl -> index in lines */
+  json_t *line_at;     /* "Observation/<id>" and fullUrl -> a line a report took (pair_lines) */
 } fingest;
 
 /* ---- reading the input into units ---- */
@@ -258,99 +257,71 @@ static int add_path(fingest *g, const char *path) {
 
 /* ---- a report's result lines given as Observations of their own ---- */
 
-static const char *type_of(const json_t *res) {
-  return json_string_value(json_object_get(res, "resourceType"));
-}
-
-/* Refuses unit u (a report) at its result[j]: ref is another report's line. */
-static void refuse_shared(unit *u, size_t j, const char *ref, const unit *first) {
-  char expr[96], where[64] = "";
-  cl_err e;
-  if (u->entry >= 0)
-    snprintf(expr, sizeof expr, "Bundle.entry[%ld].resource.result[%zu]", u->entry, j);
-  else
-    snprintf(expr, sizeof expr, "DiagnosticReport.result[%zu]", j);
-  if (first->line)
-    snprintf(where, sizeof where, " line %zu", first->line);
-  u->bad = 1;
-  cl_fhirw_fail(&u->fe, &e, 422, "not-supported", expr,
-                "%.80s is a result line of another DiagnosticReport of this input (%.200s%s): a "
-                "line belongs to one report",
-                ref, first->file, where);
-}
-
 /* Sets aside every Observation unit a DiagnosticReport unit's result
- * references (by "Observation/<id>" or fullUrl) into g->lines, indexed by
- * both in g->line_at, and removes it from the units: the report takes it
- * (line_of). A second report referencing a line already taken is refused.
+ * references (cl_fhirw_pair_lines) into g->line_at by "Observation/<id>"
+ * and fullUrl, and removes it from the units: the report takes it
+ * (line_of). A report referencing a line an earlier one took is refused.
  * 0, or CL_ENOMEM. */
 static int pair_lines(fingest *g) {
-  json_t *cand = json_object();
-  long *taken = malloc((g->n ? g->n : 1) * sizeof *taken);
-  g->lines = json_array();
-  g->line_at = json_object();
-  int rc = cand && taken && g->lines && g->line_at ? 0 : CL_ENOMEM;
-  for (size_t i = 0; rc == 0 && i < g->n; i++) {
-    const unit *u = &g->u[i];
-    const char *id = json_string_value(json_object_get(u->res, "id"));
-    char key[CL_FHIR_ID_MAX + 16];
-    taken[i] = -1;
-    if (u->bad || u->tx || type_of(u->res) == NULL || strcmp(type_of(u->res), "Observation"))
-      continue;
-    snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
-    if ((id && json_object_set_new(cand, key, json_integer((json_int_t)i))) ||
-        (u->full_url && json_object_set_new(cand, u->full_url, json_integer((json_int_t)i))))
-      rc = CL_ENOMEM;
-  }
+  size_t n = g->n ? g->n : 1;
+  const json_t **res = calloc(n, sizeof *res);
+  const char **urls = calloc(n, sizeof *urls);
+  long *of = calloc(n, sizeof *of), *at = calloc(n, sizeof *at), *shared = calloc(n, sizeof *shared);
+  int rc = res && urls && of && at && shared && (g->line_at = json_object()) ? 0 : CL_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < g->n; i++)
+    if (!g->u[i].bad && !g->u[i].tx)
+      res[i] = g->u[i].res, urls[i] = g->u[i].full_url;
+  if (rc == 0)
+    rc = cl_fhirw_pair_lines(res, urls, g->n, of, at, shared);
+  size_t w = 0;
+  int began = rc == 0; /* once begun, each unit is kept or freed: g->n becomes w */
   for (size_t i = 0; rc == 0 && i < g->n; i++) {
     unit *u = &g->u[i];
-    json_t *rs = json_object_get(u->res, "result");
-    if (u->bad || u->tx || type_of(u->res) == NULL || strcmp(type_of(u->res), "DiagnosticReport"))
-      continue;
-    for (size_t j = 0; !u->bad && j < json_array_size(rs); j++) {
-      const char *ref = json_string_value(json_object_get(json_array_get(rs, j), "reference"));
-      json_t *k = ref ? json_object_get(cand, ref) : NULL;
-      if (k == NULL)
-        continue;
-      size_t at = (size_t)json_integer_value(k);
-      if (taken[at] < 0)
-        taken[at] = (long)i;
-      else if (taken[at] != (long)i)
-        refuse_shared(u, j, ref, &g->u[taken[at]]);
+    if (shared[i] >= 0) {
+      char expr[96];
+      const char *ref = json_string_value(json_object_get(
+          json_array_get(json_object_get(u->res, "result"), (size_t)shared[i]), "reference"));
+      cl_err e;
+      if (u->entry >= 0)
+        snprintf(expr, sizeof expr, "Bundle.entry[%ld].resource.result[%ld]", u->entry, shared[i]);
+      else
+        snprintf(expr, sizeof expr, "DiagnosticReport.result[%ld]", shared[i]);
+      u->bad = 1;
+      cl_fhirw_fail(&u->fe, &e, 422, "not-supported", expr,
+                    "%.80s is a result line of another DiagnosticReport of this input too: a "
+                    "line belongs to one report",
+                    ref ? ref : "?");
     }
   }
-  size_t w = 0;
-  for (size_t i = 0; taken && i < g->n; i++) { /* (whole, once begun: each unit kept or freed) */
+  for (size_t i = 0; rc == 0 && i < g->n; i++) {
     unit *u = &g->u[i];
-    if (rc || taken[i] < 0) {
+    if (of[i] < 0) {
       g->u[w++] = *u;
       continue;
     }
     const char *id = json_string_value(json_object_get(u->res, "id"));
     char key[CL_FHIR_ID_MAX + 16];
-    json_t *at = json_integer((json_int_t)json_array_size(g->lines));
     snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
-    if (at == NULL || json_array_append(g->lines, u->res) ||
-        (id && json_object_set(g->line_at, key, at)) ||
-        (u->full_url && json_object_set(g->line_at, u->full_url, at)))
+    if ((id && json_object_set(g->line_at, key, u->res)) ||
+        (u->full_url && json_object_set(g->line_at, u->full_url, u->res)))
       rc = CL_ENOMEM;
-    json_decref(at);
     free(u->file);
     free(u->full_url);
     json_decref(u->res);
+    if (rc) /* out of memory: the rest kept (freed with the units), the load stops */
+      while (++i < g->n)
+        g->u[w++] = g->u[i];
   }
-  if (taken)
+  if (began)
     g->n = w;
-  json_decref(cand);
-  free(taken);
+  free(res), free(urls), free(of), free(at), free(shared);
   return rc;
 }
 
 /* cl_fhirw_line_fn: a line pair_lines set aside. */
 static int line_of(void *ctx, const char *ref, const json_t **out) {
   fingest *g = ctx;
-  json_t *at = json_object_get(g->line_at, ref);
-  *out = at ? json_array_get(g->lines, (size_t)json_integer_value(at)) : NULL;
+  *out = json_object_get(g->line_at, ref);
   return *out ? 0 : CL_ENOTFOUND;
 }
 
@@ -836,7 +807,6 @@ fail_units:
     json_decref(g->u[i].res);
   }
   free(g->u);
-  json_decref(g->lines);
   json_decref(g->line_at);
   cli_ingest_close(g->io);
   return status;

@@ -205,6 +205,19 @@ int cl_fhirw_rank(const json_t *res);
  * or partly rewritten: refuse the Bundle). */
 int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
 
+/* An export's (or a batch's) DiagnosticReports take their result lines
+ * given as Observations of their own: among the n resources res[] (any may
+ * be NULL) with their fullUrls full_url[] (any NULL), each Observation a
+ * DiagnosticReport's result[j] references by "Observation/<id>" or by its
+ * fullUrl goes to that report, line_of[k] (caller's, n) getting the
+ * report's index and line_at[k] its j, -1 for a resource no report takes.
+ * A report referencing a line an earlier one took gets shared_at[i] its
+ * result index (refuse it: a line belongs to one report), else -1. The
+ * reports are then mapped with cl_fhirw_opts.line answering their lines,
+ * which are not written on their own. 0, or CL_ENOMEM. */
+int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, size_t n,
+                        long *line_of, long *line_at, long *shared_at);
+
 /* Fills fe (status, code, expression, printf-style text); returns
  * CL_EMALFORMED after setting err to "<expression>: <text>". */
 int cl_fhirw_fail(cl_fhirw_error *fe, cl_err *err, int status, const char *code, const char *expr,

@@ -525,3 +525,45 @@ int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at) {
   }
   return 0;
 }
+
+/* ---- an export's report lines: Observations of their own ---- */
+
+static int is_type(const json_t *res, const char *type) {
+  const char *t = json_string_value(json_object_get(res, "resourceType"));
+  return t != NULL && !strcmp(t, type);
+}
+
+int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, size_t n,
+                        long *line_of, long *line_at, long *shared_at) {
+  json_t *cand = json_object(); /* "Observation/<id>" and fullUrl -> index */
+  int rc = cand ? 0 : CL_ENOMEM;
+  for (size_t k = 0; k < n; k++) {
+    const char *id = json_string_value(json_object_get(res[k], "id"));
+    char key[CL_FHIR_ID_MAX + 16];
+    line_of[k] = line_at[k] = shared_at[k] = -1;
+    if (rc || !is_type(res[k], "Observation"))
+      continue;
+    snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
+    if ((id && json_object_set_new(cand, key, json_integer((json_int_t)k))) ||
+        (full_url[k] && json_object_set_new(cand, full_url[k], json_integer((json_int_t)k))))
+      rc = CL_ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const json_t *rs = json_object_get(res[i], "result");
+    for (size_t j = 0; is_type(res[i], "DiagnosticReport") && j < json_array_size(rs); j++) {
+      const char *ref = json_string_value(json_object_get(json_array_get(rs, j), "reference"));
+      const json_t *at = ref ? json_object_get(cand, ref) : NULL;
+      size_t k = (size_t)json_integer_value(at);
+      if (at == NULL || line_of[k] == (long)i)
+        continue;
+      if (line_of[k] >= 0) {
+        shared_at[i] = (long)j;
+        break;
+      }
+      line_of[k] = (long)i;
+      line_at[k] = (long)j;
+    }
+  }
+  json_decref(cand);
+  return rc;
+}

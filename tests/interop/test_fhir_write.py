@@ -578,7 +578,7 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         the views would make otherwise are refused by their path, and
         nothing is written for them."""
         a, port_a, client_a = self.start()
-        pids = ["lines-%d-%d" % (os.getpid(), i) for i in range(2)]
+        pids = ["lines-%d-%d" % (os.getpid(), i) for i in range(3)]
         d = tempfile.mkdtemp(prefix="ingest-lines-", dir=common.TMP)
         src = os.path.join(d, "src.json")
         with open(src, "w") as f:
@@ -594,7 +594,7 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
             rc, out, err = self.ingest(a, src)
             self.assertEqual(rc, 0, (out, err))
             reports[p] = out["results"][0]["resources"][0]["id"]
-        wait_views(port_a, client_a, pids[1])
+        wait_views(port_a, client_a, pids[-1])
         exp = self.export_of(a, d)
 
         def mine(p, t):
@@ -603,7 +603,7 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
 
         b, port_b, client_b = self.start()
         # the report's file first for one patient, its lines' first for the other
-        for i, p in enumerate(pids):
+        for i, p in enumerate(pids[:2]):
             dd = os.path.join(d, "order-%d" % i)
             os.makedirs(dd)
             names = ["a.ndjson", "b.ndjson"][::1 if i == 0 else -1]
@@ -667,3 +667,31 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
             self.assertEqual([x["status"] for x in out["results"] if x is not bad[0]],
                              ["duplicate"] * (len(reps) - 1), k)
             self.assertEqual(client_b.tree_size(), size, k)
+
+        # a REST batch: the report takes its line entries (Observation/<id>),
+        # one write, each line answered as its report; a second report on
+        # the same lines refused with its path, its entries alone
+        p = pids[2]
+        rep = mine(p, "DiagnosticReport")[0]
+        second = dict(copy.deepcopy(rep), identifier=[{"system": "urn:clinlog:id",
+                                                       "value": "panel-copy-2"}])
+
+        def post(res):
+            return {"resource": res, "request": {"method": "POST", "url": res["resourceType"]}}
+        lines = [post(o) for o in mine(p, "Observation")]
+        size = client_b.tree_size()
+        r, got = http_call(port_b, "POST", "", {
+            "resourceType": "Bundle", "type": "batch",
+            "entry": [{"resource": mine(p, "Patient")[0],
+                       "request": {"method": "PUT", "url": "Patient/" + p}},
+                      post(rep)] + lines + [post(second)]})
+        self.assertEqual(r.status, 200, got)
+        st = [e["response"]["status"] for e in got["entry"]]
+        self.assertEqual(st, ["201 Created"] * 6 + ["422"], got)
+        self.assertEqual(got["entry"][-1]["response"]["outcome"]["issue"][0]["expression"],
+                         ["Bundle.entry[6].resource.result[0]"])
+        self.assertEqual(sorted(e["response"]["location"].split("/")[-3] for e in got["entry"][2:6]),
+                         sorted(o["resource"]["id"] for o in lines))
+        self.assertEqual(client_b.tree_size(), size + 2)  # the Patient, the report
+        wait_views(port_b, client_b, p)
+        self.assertEqual(everything(port_b, p), everything(port_a, p))
