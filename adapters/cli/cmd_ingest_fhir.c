@@ -261,20 +261,19 @@ static int add_path(fingest *g, const char *path) {
  * references (cl_fhirw_pair_lines) into g->line_at by "Observation/<id>"
  * and fullUrl, and removes it from the units: the report takes it
  * (line_of). A report referencing a line an earlier one took is refused.
- * 0, or CL_ENOMEM. */
+ * 0, or CL_ENOMEM (the units unchanged). */
 static int pair_lines(fingest *g) {
   size_t n = g->n ? g->n : 1;
   const json_t **res = calloc(n, sizeof *res);
   const char **urls = calloc(n, sizeof *urls);
   long *of = calloc(n, sizeof *of), *at = calloc(n, sizeof *at), *shared = calloc(n, sizeof *shared);
-  int rc = res && urls && of && at && shared && (g->line_at = json_object()) ? 0 : CL_ENOMEM;
+  int rc = res && urls && of && at && shared ? 0 : CL_ENOMEM;
   for (size_t i = 0; rc == 0 && i < g->n; i++)
     if (!g->u[i].bad && !g->u[i].tx)
       res[i] = g->u[i].res, urls[i] = g->u[i].full_url;
   if (rc == 0)
-    rc = cl_fhirw_pair_lines(res, urls, g->n, of, at, shared);
+    rc = cl_fhirw_pair_lines(res, urls, g->n, of, at, shared, &g->line_at);
   size_t w = 0;
-  int began = rc == 0; /* once begun, each unit is kept or freed: g->n becomes w */
   for (size_t i = 0; rc == 0 && i < g->n; i++) {
     unit *u = &g->u[i];
     if (shared[i] >= 0) {
@@ -299,20 +298,11 @@ static int pair_lines(fingest *g) {
       g->u[w++] = *u;
       continue;
     }
-    const char *id = json_string_value(json_object_get(u->res, "id"));
-    char key[CL_FHIR_ID_MAX + 16];
-    snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
-    if ((id && json_object_set(g->line_at, key, u->res)) ||
-        (u->full_url && json_object_set(g->line_at, u->full_url, u->res)))
-      rc = CL_ENOMEM;
-    free(u->file);
+    free(u->file); /* (g->line_at holds the line) */
     free(u->full_url);
     json_decref(u->res);
-    if (rc) /* out of memory: the rest kept (freed with the units), the load stops */
-      while (++i < g->n)
-        g->u[w++] = g->u[i];
   }
-  if (began)
+  if (rc == 0)
     g->n = w;
   free(res), free(urls), free(of), free(at), free(shared);
   return rc;

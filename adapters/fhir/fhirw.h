@@ -212,11 +212,14 @@ int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
  * fullUrl goes to that report, line_of[k] (caller's, n) getting the
  * report's index and line_at[k] its j, -1 for a resource no report takes.
  * A report referencing a line an earlier one took gets shared_at[i] its
- * result index (refuse it: a line belongs to one report), else -1. The
- * reports are then mapped with cl_fhirw_opts.line answering their lines,
- * which are not written on their own. 0, or CL_ENOMEM. */
+ * result index (refuse it: a line belongs to one report), else -1. *lines
+ * (returned-owned: json_decref) maps the references of the lines taken
+ * ("Observation/<id>", fullUrl) to them (references to res[k], which must
+ * outlive it). The reports are then mapped with cl_fhirw_opts.line
+ * answering from *lines; the lines are not written on their own. 0, or
+ * CL_ENOMEM (*lines NULL). */
 int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, size_t n,
-                        long *line_of, long *line_at, long *shared_at);
+                        long *line_of, long *line_at, long *shared_at, json_t **lines);
 
 /* Fills fe (status, code, expression, printf-style text); returns
  * CL_EMALFORMED after setting err to "<expression>: <text>". */

@@ -534,9 +534,10 @@ static int is_type(const json_t *res, const char *type) {
 }
 
 int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, size_t n,
-                        long *line_of, long *line_at, long *shared_at) {
+                        long *line_of, long *line_at, long *shared_at, json_t **lines) {
   json_t *cand = json_object(); /* "Observation/<id>" and fullUrl -> index */
-  int rc = cand ? 0 : CL_ENOMEM;
+  *lines = json_object();
+  int rc = cand && *lines ? 0 : CL_ENOMEM;
   for (size_t k = 0; k < n; k++) {
     const char *id = json_string_value(json_object_get(res[k], "id"));
     char key[CL_FHIR_ID_MAX + 16];
@@ -564,6 +565,18 @@ int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, s
       line_at[k] = (long)j;
     }
   }
+  const char *key;
+  json_t *at;
+  if (rc == 0)
+    json_object_foreach(cand, key, at) {
+    size_t k = (size_t)json_integer_value(at);
+    if (rc == 0 && line_of[k] >= 0 && json_object_set(*lines, key, (json_t *)res[k]))
+      rc = CL_ENOMEM;
+  }
   json_decref(cand);
+  if (rc) {
+    json_decref(*lines);
+    *lines = NULL;
+  }
   return rc;
 }

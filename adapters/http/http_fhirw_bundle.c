@@ -96,19 +96,13 @@ static int batch_lines(wstate *w, entry *es, size_t n, long *line_of, long *line
   const json_t **res = calloc(n ? n : 1, sizeof *res);
   const char **urls = calloc(n ? n : 1, sizeof *urls);
   long *shared = calloc(n ? n : 1, sizeof *shared);
-  int rc = res && urls && shared && (w->lines = json_object()) ? 0 : CL_ENOMEM;
+  int rc = res && urls && shared ? 0 : CL_ENOMEM;
   for (size_t i = 0; rc == 0 && i < n; i++)
     if (es[i].outcome == NULL)
       res[i] = es[i].res, urls[i] = es[i].full_url;
   if (rc == 0)
-    rc = cl_fhirw_pair_lines(res, urls, n, line_of, line_at, shared);
+    rc = cl_fhirw_pair_lines(res, urls, n, line_of, line_at, shared, &w->lines);
   for (size_t k = 0; rc == 0 && k < n; k++) {
-    const char *id = json_string_value(json_object_get(es[k].res, "id"));
-    char key[CL_FHIR_ID_MAX + 16];
-    snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
-    if (line_of[k] >= 0 && ((id && json_object_set(w->lines, key, es[k].res)) ||
-                            (es[k].full_url && json_object_set(w->lines, es[k].full_url, es[k].res))))
-      rc = CL_ENOMEM;
     if (shared[k] >= 0) {
       cl_fhirw_error fe;
       cl_err err;
