@@ -266,7 +266,8 @@ static int pair_lines(fingest *g) {
   size_t n = g->n ? g->n : 1;
   const json_t **res = calloc(n, sizeof *res);
   const char **urls = calloc(n, sizeof *urls);
-  long *of = calloc(n, sizeof *of), *at = calloc(n, sizeof *at), *shared = calloc(n, sizeof *shared);
+  long *of = calloc(n, sizeof *of), *at = calloc(n, sizeof *at),
+       *shared = calloc(n, sizeof *shared);
   int rc = res && urls && of && at && shared ? 0 : CL_ENOMEM;
   for (size_t i = 0; rc == 0 && i < g->n; i++)
     if (!g->u[i].bad && !g->u[i].tx)

@@ -96,8 +96,8 @@ typedef struct cl_fhirw_opts {
   cl_fhirw_resolve_fn resolve; /* the views' resources, or NULL: none known */
   cl_fhirw_fetch_fn fetch; /* the views' resources whole (what a Claim's items are read from), or
                               NULL: none known */
-  cl_fhirw_line_fn line; /* a report's result lines given as Observations of the input (clinlog
-                            ingest), or NULL: the lines must be contained */
+  cl_fhirw_line_fn line;   /* a report's result lines given as Observations of the input (clinlog
+                              ingest), or NULL: the lines must be contained */
   int bulk; /* a load (clinlog ingest): a Patient is always a PatientRegistered (which the view
                takes as the whole record), so the same input gives the same events */
   void *ctx;

@@ -567,8 +567,7 @@ int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, s
   }
   const char *key;
   json_t *at;
-  if (rc == 0)
-    json_object_foreach(cand, key, at) {
+  json_object_foreach(cand, key, at) {
     size_t k = (size_t)json_integer_value(at);
     if (rc == 0 && line_of[k] >= 0 && json_object_set(*lines, key, (json_t *)res[k]))
       rc = CL_ENOMEM;

@@ -246,9 +246,8 @@ int w_lines_as_view(wctx *c, const json_t *const *lines, size_t n) {
     const char *want = json_string_value(json_object_get(json_array_get(results, i), "reference"));
     const char *own = json_string_value(json_object_get(lines[i], "id"));
     const char *ip = w_path(c, w_path(c, c->root, "result", 0), NULL, (long)i);
-    const json_t *view = want && !strncmp(want, "Observation/", 12)
-                             ? json_object_get(s.made, want + 12)
-                             : NULL;
+    const json_t *view =
+        want && !strncmp(want, "Observation/", 12) ? json_object_get(s.made, want + 12) : NULL;
     if (view == NULL || (own != NULL && strcmp(own, want + 12) != 0)) {
       rc = w_fail(c, 422, "value", ip,
                   "the views make %s of this result line (its report's id and its identifier or "
