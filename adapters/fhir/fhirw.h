@@ -211,8 +211,9 @@ int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
  * DiagnosticReport's result[j] references by "Observation/<id>" or by its
  * fullUrl goes to that report, line_of[k] (caller's, n) getting the
  * report's index and line_at[k] its j, -1 for a resource no report takes.
- * A report referencing a line an earlier one took gets shared_at[i] its
- * result index (refuse it: a line belongs to one report), else -1. *lines
+ * A report referencing a line an earlier one took gets shared_at[i] the
+ * first such result index (refuse it: a line belongs to one report; its
+ * other lines are still its, so none is written alone), else -1. *lines
  * (returned-owned: json_decref) maps the references of the lines taken
  * ("Observation/<id>", fullUrl) to them (references to res[k], which must
  * outlive it). The reports are then mapped with cl_fhirw_opts.line

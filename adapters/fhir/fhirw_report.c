@@ -557,9 +557,9 @@ int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, s
       size_t k = (size_t)json_integer_value(at);
       if (at == NULL || line_of[k] == (long)i)
         continue;
-      if (line_of[k] >= 0) {
-        shared_at[i] = (long)j;
-        break;
+      if (line_of[k] >= 0) { /* (its other lines are still its: none is written alone) */
+        shared_at[i] = shared_at[i] < 0 ? (long)j : shared_at[i];
+        continue;
       }
       line_of[k] = (long)i;
       line_at[k] = (long)j;

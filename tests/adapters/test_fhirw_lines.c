@@ -190,3 +190,43 @@ Test(fhirw_lines, without_the_input_lines_a_report_takes_contained_lines_only) {
   json_decref(rep);
   json_decref(lines);
 }
+
+/* ---- cl_fhirw_pair_lines: which report takes which line ---- */
+
+Test(fhirw_lines, each_line_goes_to_the_first_report_that_references_it) {
+  json_t *a = json_pack("{s:s,s:s}", "resourceType", "Observation", "id", "a");
+  json_t *b = json_pack("{s:s}", "resourceType", "Observation");
+  json_t *c = json_pack("{s:s,s:s}", "resourceType", "Observation", "id", "c");
+  json_t *r1 =
+      json_pack("{s:s,s:[{s:s},{s:s},{s:s}]}", "resourceType", "DiagnosticReport", "result",
+                "reference", "#x", "reference", "Observation/a", "reference", "urn:b");
+  json_t *r2 = json_pack("{s:s,s:[{s:s}]}", "resourceType", "DiagnosticReport", "result",
+                         "reference", "Observation/a");
+  /* the lines before, between and after their reports: the order of the
+   * input does not matter, but for which report comes first */
+  const json_t *res[6] = {a, r1, b, r2, c, NULL};
+  const char *urls[6] = {NULL, NULL, "urn:b", NULL, "urn:c", NULL};
+  long of[6], at[6], shared[6];
+  json_t *taken;
+  cr_assert_eq(cl_fhirw_pair_lines(res, urls, 6, of, at, shared, &taken), 0);
+  long want_of[6] = {1, -1, 1, -1, -1, -1}, want_at[6] = {1, -1, 2, -1, -1, -1};
+  long want_shared[6] = {-1, -1, -1, 0, -1, -1};
+  for (int i = 0; i < 6; i++) {
+    cr_assert_eq(of[i], want_of[i], "line_of[%d]", i);
+    cr_assert_eq(at[i], want_at[i], "line_at[%d]", i);
+    cr_assert_eq(shared[i], want_shared[i], "shared_at[%d]", i);
+  }
+  cr_assert_eq(json_object_size(taken), 2, "Observation/a and urn:b; c is no one's line");
+  cr_assert_eq(json_object_get(taken, "Observation/a"), a);
+  cr_assert_eq(json_object_get(taken, "urn:b"), b);
+  json_decref(taken);
+  /* the reports the other way round: r2 takes a, r1 is refused at result[1]
+   * but keeps b */
+  const json_t *res2[5] = {r2, a, b, r1, c};
+  cr_assert_eq(cl_fhirw_pair_lines(res2, urls, 5, of, at, shared, &taken), 0);
+  cr_assert_eq(of[1], 0);
+  cr_assert_eq(shared[3], 1);
+  cr_assert_eq(of[2], 3, "r1 still takes its other lines: none is written on its own");
+  json_decref(taken);
+  json_decref(a), json_decref(b), json_decref(c), json_decref(r1), json_decref(r2);
+}
