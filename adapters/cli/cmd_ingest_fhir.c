@@ -12,6 +12,15 @@
  * resolves to a resource of the input (its Type/id or a Bundle fullUrl) or
  * else to one on the server (clinlog.v1.Fhir/Read).
  *
+ * A DiagnosticReport of an export lists its result lines as Observations
+ * of their own ("Observation/<id>"). Before anything is mapped, every
+ * Observation unit a report's result references is set aside as a line of
+ * that report (pair_lines): it is not written on its own but taken by the
+ * report as if contained (cl_fhirw_opts.line), so the report is one
+ * LabResultReported as the views made it. An Observation two reports
+ * reference refuses the second report. The units are parsed in memory
+ * already; the pairing adds an index of the referenced lines.
+ *
  * Each unit's events are signed with --key (the feed's own principal) and
  * appended, units gathered into appends of up to --batch-events events (a
  * load's throughput is one commit per batch, not per line); a batch the
@@ -60,6 +69,7 @@ typedef struct fingest {
   unit *u;
   size_t n, cap;
   size_t batch_events; /* events per append at most (units together); 1: one append per unit */
+  json_t *line_at;     /* "Observation/<id>" and fullUrl -> a line a report took (pair_lines) */
 } fingest;
 
 /* ---- reading the input into units ---- */
@@ -245,6 +255,80 @@ static int add_path(fingest *g, const char *path) {
   return rc;
 }
 
+/* ---- a report's result lines given as Observations of their own ---- */
+
+/* Sets aside every Observation unit a DiagnosticReport unit's result
+ * references (cl_fhirw_pair_lines) into g->line_at by "Observation/<id>"
+ * and fullUrl, and removes it from the units: the report takes it
+ * (line_of). A report referencing a line an earlier one took is refused.
+ * 0, or CL_ENOMEM (the units unchanged). */
+static int pair_lines(fingest *g) {
+  size_t n = g->n ? g->n : 1;
+  const json_t **res = calloc(n, sizeof *res);
+  const char **urls = calloc(n, sizeof *urls);
+  long *of = calloc(n, sizeof *of), *at = calloc(n, sizeof *at),
+       *shared = calloc(n, sizeof *shared);
+  int rc = res && urls && of && at && shared ? 0 : CL_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < g->n; i++)
+    if (!g->u[i].bad && !g->u[i].tx)
+      res[i] = g->u[i].res, urls[i] = g->u[i].full_url;
+  if (rc == 0)
+    rc = cl_fhirw_pair_lines(res, urls, g->n, of, at, shared, &g->line_at);
+  size_t w = 0;
+  for (size_t i = 0; rc == 0 && i < g->n; i++) {
+    unit *u = &g->u[i];
+    if (shared[i] >= 0) {
+      char expr[96];
+      const char *ref = json_string_value(json_object_get(
+          json_array_get(json_object_get(u->res, "result"), (size_t)shared[i]), "reference"));
+      cl_err e;
+      if (u->entry >= 0)
+        snprintf(expr, sizeof expr, "Bundle.entry[%ld].resource.result[%ld]", u->entry, shared[i]);
+      else
+        snprintf(expr, sizeof expr, "DiagnosticReport.result[%ld]", shared[i]);
+      u->bad = 1;
+      cl_fhirw_fail(&u->fe, &e, 422, "not-supported", expr,
+                    "%.80s is a result line of another DiagnosticReport of this input too: a "
+                    "line belongs to one report",
+                    ref ? ref : "?");
+    }
+  }
+  for (size_t i = 0; rc == 0 && i < g->n; i++) {
+    unit *u = &g->u[i];
+    if (of[i] < 0) {
+      g->u[w++] = *u;
+      continue;
+    }
+    free(u->file); /* (g->line_at holds the line) */
+    free(u->full_url);
+    json_decref(u->res);
+  }
+  if (rc == 0)
+    g->n = w;
+  free(res), free(urls), free(of), free(at), free(shared);
+  return rc;
+}
+
+/* cl_fhirw_line_fn: a line pair_lines set aside. */
+static int line_of(void *ctx, const char *ref, const json_t **out) {
+  fingest *g = ctx;
+  *out = json_object_get(g->line_at, ref);
+  return *out ? 0 : CL_ENOTFOUND;
+}
+
+/* The lines report res took (its result's references set aside), as
+ * {type, id} into resources. */
+static void lines_taken(fingest *g, const json_t *res, json_t *resources) {
+  json_t *rs = json_object_get(res, "result");
+  for (size_t j = 0; j < json_array_size(rs); j++) {
+    const json_t *o;
+    const char *ref = json_string_value(json_object_get(json_array_get(rs, j), "reference"));
+    const char *id = NULL;
+    if (ref && line_of(g, ref, &o) == 0 && (id = json_string_value(json_object_get(o, "id"))))
+      json_array_append_new(resources, json_pack("{s:s,s:s}", "type", "Observation", "id", id));
+  }
+}
+
 /* ---- references on the server ---- */
 
 /* cl_fhirw_fetch_fn: type/id as the server's views hold it, numbers marked
@@ -344,6 +428,7 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
                        .refs = refs,
                        .resolve = resolve,
                        .fetch = fetch,
+                       .line = u->tx ? NULL : line_of,
                        .ctx = g,
                        .bulk = 1};
   cl_err err;
@@ -368,6 +453,8 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
           rc = cl_fhirw_refs_keep(refs, ms[*n], res);
         json_array_append_new(o->resources,
                               json_pack("{s:s,s:s}", "type", ms[*n]->type, "id", ms[*n]->id));
+        if (!u->tx && !strcmp(ms[*n]->type, "DiagnosticReport"))
+          lines_taken(g, res, o->resources);
         (*n)++;
       }
       if (rc) {
@@ -631,13 +718,13 @@ static int usage(FILE *f, int rc) {
              "Reads FHIR R4 JSON: a resource or a Bundle per *.json file (a transaction is\n"
              "appended as one atomic batch; batch, collection and searchset entries one by\n"
              "one) and one resource per line of *.ndjson files (a Bulk Data export); a\n"
-             "directory: its *.json and *.ndjson files. Maps each to catalog events (Patient,\n"
-             "Encounter, Condition, AllergyIntolerance, Observation, MedicationRequest,\n"
-             "MedicationAdministration, MedicationDispense, Immunization, ServiceRequest)\n"
-             "and appends them signed with --key. Reports each as accepted, duplicate\n"
-             "(ingested before: nothing written), skipped (a Provenance) or refused with\n"
-             "the element path and the line or entry. Exit status 1 if any was refused or\n"
-             "failed.\n"
+             "directory: its *.json and *.ndjson files. Maps each to catalog events (the\n"
+             "FHIR views' types: Patient, Encounter, Observation, DiagnosticReport...; a\n"
+             "DiagnosticReport takes the Observations of the input its result references as\n"
+             "its lines, as an export writes them) and appends them signed with --key.\n"
+             "Reports each as accepted, duplicate (ingested before: nothing written),\n"
+             "skipped (a Provenance) or refused with the element path and the line or\n"
+             "entry. Exit status 1 if any was refused or failed.\n"
              "  --key FILE           the feed's signing key (clinlog keygen)\n"
              "  --principal ID       recorded_by.principal_id (default: the key's principal,\n"
              "                       looked up in the log)\n"
@@ -657,6 +744,10 @@ static int run(fingest *g, char **paths, int npaths) {
     return status;
   for (int i = 0; i < npaths && !status; i++)
     status = add_path(g, paths[i]);
+  if (status == 0 && pair_lines(g) != 0) {
+    fprintf(stderr, "clinlog ingest fhir: out of memory pairing reports with their lines\n");
+    status = 1;
+  }
   if (status)
     goto fail_units;
   /* what others reference first; stable within a rank (file, then line order) */
@@ -707,6 +798,7 @@ fail_units:
     json_decref(g->u[i].res);
   }
   free(g->u);
+  json_decref(g->line_at);
   cli_ingest_close(g->io);
   return status;
 }

@@ -436,8 +436,9 @@ int cl_fhirw_rank(const json_t *res) {
     return 0;
   if (t && !strcmp(t, "Encounter"))
     return 1;
-  if (t && (!strcmp(t, "MedicationRequest") || !strcmp(t, "Coverage")))
-    return 2; /* a Coverage: what Claims reference */
+  if (t &&
+      (!strcmp(t, "MedicationRequest") || !strcmp(t, "Coverage") || !strcmp(t, "ServiceRequest")))
+    return 2; /* a Coverage: what Claims reference; a ServiceRequest: a report's order */
   return 3;
 }
 

@@ -78,6 +78,14 @@ typedef int (*cl_fhirw_resolve_fn)(void *ctx, const char *type, const char *id, 
 typedef int (*cl_fhirw_fetch_fn)(void *ctx, const char *type, const char *id, json_t **out,
                                  cl_err *err);
 
+/* The Observation of this input that a DiagnosticReport's result
+ * references by `ref` ("Observation/<id>", as an export writes a report's
+ * lines; or a fullUrl) into *out (borrowed: valid during the mapping). The
+ * caller has set it aside for that report (it is not written on its own),
+ * and the report takes it as a result line, as if contained. 0, or
+ * CL_ENOTFOUND when the input holds no such line. */
+typedef int (*cl_fhirw_line_fn)(void *ctx, const char *ref, const json_t **out);
+
 typedef struct cl_fhirw_opts {
   const char *principal_id;  /* recorded_by.principal_id: the signer's principal (required) */
   const char *role;          /* recorded_by.role; NULL: "integration" */
@@ -88,6 +96,8 @@ typedef struct cl_fhirw_opts {
   cl_fhirw_resolve_fn resolve; /* the views' resources, or NULL: none known */
   cl_fhirw_fetch_fn fetch; /* the views' resources whole (what a Claim's items are read from), or
                               NULL: none known */
+  cl_fhirw_line_fn line;   /* a report's result lines given as Observations of the input (clinlog
+                              ingest), or NULL: the lines must be contained */
   int bulk; /* a load (clinlog ingest): a Patient is always a PatientRegistered (which the view
                takes as the whole record), so the same input gives the same events */
   void *ctx;
@@ -177,8 +187,9 @@ int cl_fhirw_refs_keep(json_t *refs, const cl_fhirw_mapped *m, const json_t *res
 int cl_fhirw_bid_of(const json_t *res, char *bid, size_t n);
 
 /* The order resources of one input are mapped in, so that what others
- * reference comes first: Patient 0, Encounter 1, MedicationRequest and
- * Coverage (a Claim's) 2, anything else 3 (CL_FHIRW_RANKS ranks). */
+ * reference comes first: Patient 0, Encounter 1, MedicationRequest,
+ * Coverage (a Claim's) and ServiceRequest (a DiagnosticReport's order) 2,
+ * anything else 3 (CL_FHIRW_RANKS ranks). */
 #define CL_FHIRW_RANKS 4
 int cl_fhirw_rank(const json_t *res);
 
@@ -193,6 +204,23 @@ int cl_fhirw_rank(const json_t *res);
  * reports goes to the first). 0, or CL_ENOMEM (entries then unchanged
  * or partly rewritten: refuse the Bundle). */
 int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
+
+/* An export's (or a batch's) DiagnosticReports take their result lines
+ * given as Observations of their own: among the n resources res[] (any may
+ * be NULL) with their fullUrls full_url[] (any NULL), each Observation a
+ * DiagnosticReport's result[j] references by "Observation/<id>" or by its
+ * fullUrl goes to that report, line_of[k] (caller's, n) getting the
+ * report's index and line_at[k] its j, -1 for a resource no report takes.
+ * A report referencing a line an earlier one took gets shared_at[i] the
+ * first such result index (refuse it: a line belongs to one report; its
+ * other lines are still its, so none is written alone), else -1. *lines
+ * (returned-owned: json_decref) maps the references of the lines taken
+ * ("Observation/<id>", fullUrl) to them (references to res[k], which must
+ * outlive it). The reports are then mapped with cl_fhirw_opts.line
+ * answering from *lines; the lines are not written on their own. 0, or
+ * CL_ENOMEM (*lines NULL). */
+int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, size_t n,
+                        long *line_of, long *line_at, long *shared_at, json_t **lines);
 
 /* Fills fe (status, code, expression, printf-style text); returns
  * CL_EMALFORMED after setting err to "<expression>: <text>". */

@@ -182,6 +182,13 @@ int w_money(wctx *c, const json_t *o, const char *path, const char *key, Clinlog
  * not-supported (written, not in the view), 400 required (in the view,
  * not written) or 422 value. */
 int w_as_view(wctx *c, const json_t *r);
+/* A DiagnosticReport's result lines given as Observations of the input
+ * (lines[i], NULL for a contained line; n the report's results): maps the
+ * events as the fold will, and refuses result[i] when the view gives its
+ * line another id than the Observation's (422 value), else the first
+ * element of the Observation that differs from the view's, at
+ * `<root>.result[i].resolve().<element>`. */
+int w_lines_as_view(wctx *c, const json_t *const *lines, size_t n);
 /* The resource type/id as the views will hold it: one this input wrote
  * (cl_fhirw_refs_keep), else the views' (o->fetch). *out returned-owned.
  * 0, CL_ENOTFOUND, or the fetch's error. */

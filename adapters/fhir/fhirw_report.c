@@ -7,7 +7,14 @@
  * Observations that `result` references ("#<id>"), each becoming one
  * LabResult in `result` order. The view then serves each line as an
  * Observation of its own (logical id derived from the report's business
- * id and the line), and the report's `result` references those. A result
+ * id and the line), and the report's `result` references those. With
+ * cl_fhirw_opts.line (a load of an export), a result may also reference
+ * such an Observation of the same input ("Observation/<id>"): it is read
+ * as a contained line (its identifier, when it is the one the view
+ * derived, is no id of its own), and once the event is made the view's
+ * mapper runs over it and each such line must be the Observation the view
+ * makes (its id too), else it is refused by its path
+ * (`DiagnosticReport.result[i].resolve().<element>`). A result
  * referencing anything else (an Observation already on the server, a
  * Bundle entry) is refused naming DiagnosticReport.result[i]: an
  * ObservationRecorded cannot become a line of a report.
@@ -44,6 +51,7 @@ typedef struct report {
   const pb_ts *issued;      /* issued, or NULL */
   const char *encounter_id; /* "" when none */
   Clinlog__V1__LabResultReported *b;
+  const json_t **taken; /* per result: the input's Observation it references, or NULL */
 } report;
 
 /* The contained resource whose id is `ref` without its '#': *k its index
@@ -247,37 +255,83 @@ static int based_on(wctx *c, report *rp, int *used_order) {
 
 /* ---- the report ---- */
 
+/* 1 if the line o's identifier is the business id the view derives for a
+ * line without one of its own ("<report id>/<key>"): its logical id is
+ * then that identifier's (a line with an id of its own gets the id of
+ * "<report id>/<its id>"). */
+static int derived_line_id(wctx *c, const json_t *o) {
+  const json_t *ids = json_object_get(o, "identifier");
+  const char *id = json_string_value(json_object_get(o, "id"));
+  const char *v = json_string_value(json_object_get(json_array_get(ids, 0), "value"));
+  char mine[CL_FHIR_ID_MAX];
+  if (id == NULL || v == NULL || json_array_size(ids) != 1)
+    return 0;
+  cl_fhir_id("Observation", c->patient_id, v, mine);
+  return strcmp(mine, id) == 0;
+}
+
+/* The line result[i] (at ip) references as ref: a contained Observation
+ * (*k its index), or one of the input (rp->taken[i]). */
+static int find_line(wctx *c, report *rp, size_t i, const char *ip, const char *ref,
+                     const json_t **o, long *k) {
+  *o = NULL;
+  *k = -1;
+  if (ref != NULL && ref[0] == '#') {
+    *o = contained(rp->r, ref, k);
+  } else if (ref != NULL && c->o->line != NULL) {
+    int rc = c->o->line(c->o->ctx, ref, o);
+    if (rc == CL_ENOTFOUND)
+      return w_fail(c, 422, "not-found", ip,
+                    "%.80s: no such Observation in this input (a report's result lines come "
+                    "with it: contained, or as Observations of the same input); an "
+                    "Observation on record cannot become a line of it",
+                    ref);
+    if (rc)
+      return rc;
+    for (size_t j = 0; j < i; j++)
+      if (rp->taken[j] == *o)
+        return w_fail(c, 422, "not-supported", ip, "the same result line twice");
+    rp->taken[i] = *o;
+  }
+  const char *t = json_string_value(json_object_get(*o, "resourceType"));
+  if (*o == NULL || t == NULL || strcmp(t, "Observation") != 0)
+    return w_fail(c, 422, "not-supported", ip,
+                  "a result is written with its report: a contained Observation (\"#<id>\"); "
+                  "an Observation on record or elsewhere cannot become a line of it");
+  return 0;
+}
+
 static int results(wctx *c, report *rp, unsigned char *used) {
   const json_t *a;
   size_t n;
   int rc = w_arr(c, rp->r, rp->p, "result", &a, &n);
   if (rc)
     return rc;
-  if (n && (rp->b->results = w_alloc(c, n * sizeof *rp->b->results)) == NULL)
+  if (n && ((rp->b->results = w_alloc(c, n * sizeof *rp->b->results)) == NULL ||
+            (rp->taken = w_alloc(c, n * sizeof *rp->taken)) == NULL))
     return CL_ENOMEM;
   const char *rs = w_path(c, rp->p, "result", 0);
   for (size_t i = 0; i < n; i++) {
-    const json_t *v = json_array_get(a, i);
+    const json_t *v = json_array_get(a, i), *o;
     const char *ip = w_path(c, rs, NULL, (long)i);
     static const char *const rkeys[] = {"reference", "display", NULL};
     const char *ref;
+    long k;
     if (!json_is_object(v))
       return w_fail(c, 400, "structure", ip, "expected a Reference (an object)");
-    if ((rc = w_only(c, v, ip, rkeys, 0)) || (rc = w_str(c, v, ip, "reference", &ref)))
+    if ((rc = w_only(c, v, ip, rkeys, 0)) || (rc = w_str(c, v, ip, "reference", &ref)) ||
+        (rc = find_line(c, rp, i, ip, ref, &o, &k)))
       return rc;
-    long k;
-    const json_t *o = ref ? contained(rp->r, ref, &k) : NULL;
-    const char *t = json_string_value(json_object_get(o, "resourceType"));
-    if (o == NULL || t == NULL || strcmp(t, "Observation") != 0)
-      return w_fail(c, 422, "not-supported", ip,
-                    "a result is written with its report: a contained Observation (\"#<id>\"); "
-                    "an Observation on record or elsewhere cannot become a line of it");
-    if (used[k])
+    if (k >= 0 && used[k])
       return w_fail(c, 422, "not-supported", ip, "the same result line twice");
-    used[k] = 1;
-    const char *op = w_path(c, w_path(c, rp->p, "contained", 0), NULL, k);
+    if (k >= 0)
+      used[k] = 1;
+    const char *op = k >= 0 ? w_path(c, w_path(c, rp->p, "contained", 0), NULL, k)
+                            : w_printf(c, "%s.resolve()", ip);
     if ((rc = line(c, rp, o, op, &rp->b->results[i])))
       return rc;
+    if (k < 0 && derived_line_id(c, o)) /* the view's own id for it, not the line's */
+      rp->b->results[i]->observation_id = "";
     rp->b->n_results = i + 1;
   }
   return 0;
@@ -412,7 +466,12 @@ int w_diagnostic_report(wctx *c, const json_t *r) {
   if (b->order_id == NULL)
     b->order_id = "";
   c->when = issued ? issued : b->effective ? b->effective : c->when;
-  return w_emit(c, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED, b);
+  if ((rc = w_emit(c, CLINLOG__V1__EVENT__BODY_LAB_RESULT_REPORTED, b)))
+    return rc;
+  for (size_t i = 0; i < b->n_results; i++)
+    if (rp.taken[i] != NULL) /* lines of the input: each as the view makes it */
+      return w_lines_as_view(c, rp.taken, b->n_results);
+  return 0;
 }
 
 /* ---- a transaction's report lines given as entries ---- */
@@ -465,4 +524,58 @@ int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at) {
     }
   }
   return 0;
+}
+
+/* ---- an export's report lines: Observations of their own ---- */
+
+static int is_type(const json_t *res, const char *type) {
+  const char *t = json_string_value(json_object_get(res, "resourceType"));
+  return t != NULL && !strcmp(t, type);
+}
+
+int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, size_t n,
+                        long *line_of, long *line_at, long *shared_at, json_t **lines) {
+  json_t *cand = json_object(); /* "Observation/<id>" and fullUrl -> index */
+  *lines = json_object();
+  int rc = cand && *lines ? 0 : CL_ENOMEM;
+  for (size_t k = 0; k < n; k++) {
+    const char *id = json_string_value(json_object_get(res[k], "id"));
+    char key[CL_FHIR_ID_MAX + 16];
+    line_of[k] = line_at[k] = shared_at[k] = -1;
+    if (rc || !is_type(res[k], "Observation"))
+      continue;
+    snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
+    if ((id && json_object_set_new(cand, key, json_integer((json_int_t)k))) ||
+        (full_url[k] && json_object_set_new(cand, full_url[k], json_integer((json_int_t)k))))
+      rc = CL_ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const json_t *rs = json_object_get(res[i], "result");
+    for (size_t j = 0; is_type(res[i], "DiagnosticReport") && j < json_array_size(rs); j++) {
+      const char *ref = json_string_value(json_object_get(json_array_get(rs, j), "reference"));
+      const json_t *at = ref ? json_object_get(cand, ref) : NULL;
+      size_t k = (size_t)json_integer_value(at);
+      if (at == NULL || line_of[k] == (long)i)
+        continue;
+      if (line_of[k] >= 0) { /* (its other lines are still its: none is written alone) */
+        shared_at[i] = shared_at[i] < 0 ? (long)j : shared_at[i];
+        continue;
+      }
+      line_of[k] = (long)i;
+      line_at[k] = (long)j;
+    }
+  }
+  const char *key;
+  json_t *at;
+  json_object_foreach(cand, key, at) {
+    size_t k = (size_t)json_integer_value(at);
+    if (rc == 0 && line_of[k] >= 0 && json_object_set(*lines, key, (json_t *)res[k]))
+      rc = CL_ENOMEM;
+  }
+  json_decref(cand);
+  if (rc) {
+    json_decref(*lines);
+    *lines = NULL;
+  }
+  return rc;
 }

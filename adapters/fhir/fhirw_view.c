@@ -231,6 +231,40 @@ int w_as_view(wctx *c, const json_t *r) {
   return rc;
 }
 
+int w_lines_as_view(wctx *c, const json_t *const *lines, size_t n) {
+  vstate s = {.c = c, .made = json_object()};
+  char stream[160], id[CL_FHIR_ID_MAX];
+  snprintf(stream, sizeof stream, "patient-%s", c->patient_id);
+  cl_fhir_id("DiagnosticReport", c->patient_id, c->bid, id);
+  if (s.made == NULL)
+    return cl_err_set(c->err, CL_ENOMEM, "out of memory");
+  int rc = map_events(c, &s, stream);
+  const json_t *results = json_object_get(json_object_get(s.made, id), "result");
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (lines[i] == NULL)
+      continue;
+    const char *want = json_string_value(json_object_get(json_array_get(results, i), "reference"));
+    const char *own = json_string_value(json_object_get(lines[i], "id"));
+    const char *ip = w_path(c, w_path(c, c->root, "result", 0), NULL, (long)i);
+    const json_t *view =
+        want && !strncmp(want, "Observation/", 12) ? json_object_get(s.made, want + 12) : NULL;
+    if (view == NULL || (own != NULL && strcmp(own, want + 12) != 0)) {
+      rc = w_fail(c, 422, "value", ip,
+                  "the views make %s of this result line (its report's id and its identifier or "
+                  "code decide it), not Observation/%.64s",
+                  want ? want : "no Observation", own ? own : "?");
+      break;
+    }
+    json_t *a = norm(lines[i], 1), *b = norm(view, 1);
+    rc = a == NULL || b == NULL ? cl_err_set(c->err, CL_ENOMEM, "out of memory")
+                                : diff(c, a, b, w_printf(c, "%s.resolve()", ip));
+    json_decref(a);
+    json_decref(b);
+  }
+  json_decref(s.made);
+  return rc;
+}
+
 int w_text_ids(wctx *c, const json_t *r, const char *p, const char *const *names,
                char **const *slots) {
   const json_t *ids;

@@ -4,7 +4,13 @@
  * by fullUrl. A transaction maps every entry (what others reference first)
  * and appends all their events as one atomic batch, or refuses the whole
  * Bundle with the first entry's refusal; a batch writes each entry on its
- * own. The shared write path is http_fhirw.c's (http_fhirw_int.h). */
+ * own. A DiagnosticReport takes the Observation entries its result
+ * references as its lines: in a transaction by fullUrl
+ * (cl_fhirw_bundle_lines, the lines then contained), in a batch by fullUrl
+ * or "Observation/<id>" (cl_fhirw_pair_lines, as an export writes them;
+ * the lines then checked against the views), the report and its lines one
+ * write, each line entry answered as its report is. The shared write path
+ * is http_fhirw.c's (http_fhirw_int.h). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +83,42 @@ static void order_of(entry *es, size_t n, size_t *ord) {
         ord[k++] = i;
 }
 
+/* cl_fhirw_line_fn: a batch's line entry (w->lines). */
+static int batch_line(void *ctx, const char *ref, const json_t **out) {
+  *out = json_object_get(((wstate *)ctx)->lines, ref);
+  return *out ? 0 : CL_ENOTFOUND;
+}
+
+/* A batch's lines (cl_fhirw_pair_lines) into w->lines by fullUrl and
+ * "Observation/<id>"; a report referencing another's line refused. 0 or
+ * CL_ENOMEM. */
+static int batch_lines(wstate *w, entry *es, size_t n, long *line_of, long *line_at) {
+  const json_t **res = calloc(n ? n : 1, sizeof *res);
+  const char **urls = calloc(n ? n : 1, sizeof *urls);
+  long *shared = calloc(n ? n : 1, sizeof *shared);
+  int rc = res && urls && shared ? 0 : CL_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    if (es[i].outcome == NULL)
+      res[i] = es[i].res, urls[i] = es[i].full_url;
+  if (rc == 0)
+    rc = cl_fhirw_pair_lines(res, urls, n, line_of, line_at, shared, &w->lines);
+  for (size_t k = 0; rc == 0 && k < n; k++) {
+    if (shared[k] >= 0) {
+      cl_fhirw_error fe;
+      cl_err err;
+      char p[96];
+      snprintf(p, sizeof p, "%s.resource.result[%ld]", es[k].path, shared[k]);
+      cl_fhirw_fail(&fe, &err, 422, "not-supported", p,
+                    "a result line of another DiagnosticReport of this Bundle too: a line belongs "
+                    "to one report");
+      es[k].outcome = cl_fhirw_outcome(&fe);
+      es[k].status = fe.status;
+    }
+  }
+  free(res), free(urls), free(shared);
+  return rc;
+}
+
 /* Maps entry e (after its If-None-Exist); its references go into refs. */
 static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_err *err) {
   const char *rt = json_string_value(json_object_get(e->res, "resourceType"));
@@ -136,6 +178,7 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
     return CL_EPRECOND;
   cl_fhirw_opts o;
   fw_opts_of(w, refs, &o);
+  o.line = w->lines ? batch_line : NULL;
   snprintf(p, sizeof p, "%s.resource", e->path);
   int rc;
   if (e->id[0] && base_version[0] && cl_fhirw_entered_in_error(e->res)) {
@@ -226,8 +269,7 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
   long *line_of = calloc(n ? n : 1, sizeof *line_of), *line_at = calloc(n ? n : 1, sizeof *line_at);
   json_t *refs = json_object();
   int code = 0, written = 0;
-  /* a transaction's report lines go into their reports (a batch's entries
-   * stand alone) */
+  /* a transaction's report lines go into their reports as contained */
   if (es == NULL || ord == NULL || ms == NULL || refs == NULL || line_of == NULL ||
       line_at == NULL || (tx && cl_fhirw_bundle_lines(jes, line_of, line_at) != 0)) {
     fw_ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
@@ -243,10 +285,14 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
       es[i].status = fe.status;
       es[i].res = NULL;
     }
+  if (!tx && batch_lines(w, es, n, line_of, line_at) != 0) { /* a batch's: its lines */
+    fw_ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
+    goto done;
+  }
   order_of(es, n, ord);
   for (size_t j = 0; j < n; j++) {
     entry *e = &es[ord[j]];
-    if (e->res == NULL || e->outcome != NULL || (tx && line_of[ord[j]] >= 0))
+    if (e->res == NULL || e->outcome != NULL || line_of[ord[j]] >= 0)
       continue;
     int rc = map_entry(w, e, refs, &fe, &err);
     if (rc && tx) { /* all or nothing: the first refusal is the answer */
@@ -278,9 +324,15 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
       goto done;
     }
   }
-  for (size_t i = 0; tx && i < n; i++)
-    if (line_of[i] >= 0) /* the line's Observation as the views made it */
-      line_id(w, &es[line_of[i]], (size_t)line_at[i], &es[i]);
+  for (size_t i = 0; i < n; i++) {
+    const entry *rep = line_of[i] >= 0 ? &es[line_of[i]] : NULL;
+    if (rep != NULL && rep->outcome != NULL) { /* a batch's refused report: its lines too */
+      es[i].outcome = json_incref(rep->outcome);
+      es[i].status = rep->status;
+    } else if (rep != NULL) { /* the line's Observation as the views made it */
+      line_id(w, rep, (size_t)line_at[i], &es[i]);
+    }
+  }
   json_t *resp = json_pack("{s:s,s:s,s:[]}", "resourceType", "Bundle", "type",
                            tx ? "transaction-response" : "batch-response", "entry");
   for (size_t i = 0; resp && i < n; i++)
@@ -298,5 +350,7 @@ done:
   free(line_of);
   free(line_at);
   json_decref(refs);
+  json_decref(w->lines);
+  w->lines = NULL;
   return 0;
 }

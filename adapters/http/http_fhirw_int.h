@@ -24,6 +24,8 @@ typedef struct wstate {
   char base[384];
   int representation; /* Prefer: return=representation (the default) */
   uint64_t seq;       /* the last log sequence the request appended, 0: none */
+  json_t *lines;      /* a batch: "Observation/<id>" and fullUrl -> an entry's Observation a
+                         report takes as its line (http_fhirw_bundle.c), or NULL */
 } wstate;
 
 /* The answer, built before the call's record is committed, sent after. */

@@ -4,8 +4,10 @@
  * patient p1 and its encounter enc-1, a ChargeItem, Coverage and Claim a
  * Claim and a ClaimResponse are checked against; a reference table with one
  * Bundle fullUrl), plainly and as the resource of a Bundle entry; an input with
- * an entry array also goes through cl_fhirw_bundle_lines (a transaction's
- * report lines) and its entries are mapped.
+ * an entry array also goes through cl_fhirw_pair_lines (an export's or a
+ * batch's report lines: each report entry then mapped with the lines it
+ * took) and cl_fhirw_bundle_lines (a transaction's report lines), and its
+ * entries are mapped.
  *
  * Mapped: one or two events, each passing the store's own validation
  * (cl_event_decode: ids, stream name, UTF-8, a known body) in the
@@ -112,6 +114,14 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
   return rc;
 }
 
+/* cl_fhirw_line_fn over the lines cl_fhirw_pair_lines gave (ctx unused). */
+static json_t *lines;
+static int line_of(void *ctx, const char *ref, const json_t **out) {
+  (void)ctx;
+  *out = json_object_get(lines, ref);
+  return *out ? 0 : CL_ENOTFOUND;
+}
+
 static void check(const json_t *res, const char *expr, const cl_fhirw_opts *o) {
   cl_fhirw_mapped *m = (cl_fhirw_mapped *)1, *again = NULL;
   cl_fhirw_error fe;
@@ -185,6 +195,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * their reports, then each entry maps as on the REST face */
   json_t *es = json_object_get(res, "entry");
   size_t n = json_array_size(es);
+  if (n > 0 && n <= 64) { /* an export's or a batch's report lines: Observations of their own */
+    const json_t *rs[64];
+    const char *urls[64];
+    long of[64], at[64], shared[64];
+    for (size_t i = 0; i < n; i++) {
+      rs[i] = json_object_get(json_array_get(es, i), "resource");
+      urls[i] = json_string_value(json_object_get(json_array_get(es, i), "fullUrl"));
+    }
+    if (cl_fhirw_pair_lines(rs, urls, n, of, at, shared, &lines) == 0) {
+      for (size_t i = 0; i < n; i++) {
+        if ((of[i] >= 0) != (at[i] >= 0) || of[i] >= (long)n || of[i] == (long)i ||
+            (of[i] >= 0 && shared[i] >= 0))
+          fuzz_finding(who, "a line taken by no report, by itself, or a line that is a report");
+        if (of[i] >= 0 && json_array_size(json_object_get(rs[of[i]], "result")) <= (size_t)at[i])
+          fuzz_finding(who, "a line taken at a result its report does not have");
+      }
+      o.line = line_of;
+      for (size_t i = 0; i < n; i++)
+        if (of[i] < 0 && shared[i] < 0)
+          check(rs[i], "Bundle.entry[0].resource", &o);
+      o.line = NULL;
+      json_decref(lines);
+      lines = NULL;
+    }
+  }
   if (n > 0 && n <= 64) {
     long of[64], at[64];
     if (cl_fhirw_bundle_lines(es, of, at) == 0)

@@ -22,6 +22,7 @@ import uuid
 
 import common
 import fhir_claims
+import fhir_labs
 from common import T, Client, Server, ServerTestCase, Signer, free_port
 
 HERE = os.path.join(common.REPO, "tests", "interop", "fhir_write")
@@ -497,6 +498,9 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         rc, out, err = self.ingest(a, bill)
         self.assertEqual(rc, 0, (out, err))
         self.assertEqual(out["summary"]["events"], 4)
+        # lab reports, their lines contained as a client writes them: the
+        # export serves each line as an Observation of its own
+        self.ingest_labs(a, port_a, client_a, pid, d)
 
         # the round trip: export from A (once its views have folded everything
         # ingested: the projection runs behind the commit), then ingest the
@@ -515,7 +519,179 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         rc, out, err = self.ingest(b, exp)
         self.assertEqual(rc, 0, (out, err))
         wait_views(port_b, client_b, pid)
+        # the reports came back as reports, each line once (not an
+        # ObservationRecorded of its own)
+        for x in out["results"]:
+            if x["resources"] and x["resources"][0]["type"] == "DiagnosticReport":
+                self.assertEqual(x["events"], 1, x)
         self.maxDiff = None
-        self.assertEqual(everything(port_b, pid), everything(port_a, pid))
+        every_b = everything(port_b, pid)
+        self.assertEqual(every_b, everything(port_a, pid))
+        reports = [r for r in every_b if r["resourceType"] == "DiagnosticReport"]
+        self.assertEqual(len(reports), 2)
+        lines = {"Observation/" + r["id"]: r for r in every_b if r["resourceType"] == "Observation"}
+        for rep in reports:
+            for ref in rep["result"]:
+                self.assertEqual(lines[ref["reference"]]["issued"], rep["issued"])
         ok, vout = validate(files)
         self.assertTrue(ok, vout)
+
+    def ingest_labs(self, server, port, client, pid, d):
+        """Ingests two lab reports of patient pid (lines contained: a panel
+        based on the patient's ServiceRequest, and a basic metabolic panel
+        with its order contained); returns their ids."""
+        wait_views(port, client, pid)
+        srs = [r for r in everything(port, pid) if r["resourceType"] == "ServiceRequest"]
+        self.assertTrue(srs)
+        paths = []
+        for name, rep in (("panel", fhir_labs.panel_report(pid, "rt-panel-" + pid,
+                                                           "ServiceRequest/" + srs[0]["id"])),
+                          ("bmp", fhir_labs.bmp_report(pid, "rt-bmp-" + pid))):
+            paths.append(os.path.join(d, name + ".json"))
+            with open(paths[-1], "w") as f:
+                json.dump(rep, f)
+        rc, out, err = self.ingest(server, *paths)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual([x["events"] for x in out["results"]], [1, 1])
+        return [x["resources"][0]["id"] for x in out["results"]]
+
+    def export_of(self, server, d):
+        """`clinlog fhir export` of server into d/export: its files by type."""
+        exp = os.path.join(d, "export")
+        r = subprocess.run([common.CLINLOG, "fhir", "export", "--server", server.addr,
+                            "--plaintext", "--out", exp],
+                           capture_output=True, text=True, timeout=T(120))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        by = {}
+        for f in glob.glob(os.path.join(exp, "*.ndjson")):
+            with open(f) as fh:
+                for ln in fh:
+                    if ln.strip():
+                        res = json.loads(ln)
+                        by.setdefault(res["resourceType"], []).append(res)
+        return by
+
+    def test_report_lines_of_their_own(self):
+        """A DiagnosticReport whose result references Observations of the
+        same input (as an export writes it) takes them as its lines, in
+        either file order; a missing line, a line of two reports, and a line
+        the views would make otherwise are refused by their path, and
+        nothing is written for them."""
+        a, port_a, client_a = self.start()
+        pids = ["lines-%d-%d" % (os.getpid(), i) for i in range(3)]
+        d = tempfile.mkdtemp(prefix="ingest-lines-", dir=common.TMP)
+        src = os.path.join(d, "src.json")
+        with open(src, "w") as f:
+            json.dump({"resourceType": "Bundle", "type": "collection", "entry": [
+                {"resource": patient(p, "Okafor")} for p in pids]}, f)
+        rc, out, err = self.ingest(a, src)
+        self.assertEqual(rc, 0, (out, err))
+        reports = {}
+        for p in pids:
+            with open(src, "w") as f:
+                json.dump({"resourceType": "Bundle", "type": "collection", "entry": [
+                    {"resource": fhir_labs.panel_report(p, "panel-" + p)}]}, f)
+            rc, out, err = self.ingest(a, src)
+            self.assertEqual(rc, 0, (out, err))
+            reports[p] = out["results"][0]["resources"][0]["id"]
+        wait_views(port_a, client_a, pids[-1])
+        exp = self.export_of(a, d)
+
+        def mine(p, t):
+            return [r for r in exp[t] if r.get("subject", {}).get("reference") == "Patient/" + p
+                    or r.get("id") == p]
+
+        b, port_b, client_b = self.start()
+        # the report's file first for one patient, its lines' first for the other
+        for i, p in enumerate(pids[:2]):
+            dd = os.path.join(d, "order-%d" % i)
+            os.makedirs(dd)
+            names = ["a.ndjson", "b.ndjson"][::1 if i == 0 else -1]
+            for name, rs in ((names[0], mine(p, "DiagnosticReport")),
+                             (names[1], mine(p, "Observation") + mine(p, "Patient"))):
+                with open(os.path.join(dd, name), "w") as f:
+                    f.write("".join(json.dumps(r) + "\n" for r in rs))
+            rc, out, err = self.ingest(b, dd)
+            self.assertEqual(rc, 0, (out, err))
+            self.assertEqual(out["summary"]["units"], 2)  # the Patient and the report
+            rep = [x for x in out["results"] if x["resources"][0]["type"] == "DiagnosticReport"][0]
+            self.assertEqual(rep["events"], 1)
+            self.assertEqual([r["type"] for r in rep["resources"]],
+                             ["DiagnosticReport"] + ["Observation"] * 4)
+            wait_views(port_b, client_b, p)
+            self.assertEqual(everything(port_b, p), everything(port_a, p))
+
+        # refusals, each in a load of its own: nothing written
+        p = pids[0]
+        rep = mine(p, "DiagnosticReport")[0]
+        lines = {"Observation/" + o["id"]: o for o in mine(p, "Observation")}
+        ordered = [lines[r["reference"]] for r in rep["result"]]
+        second = copy.deepcopy(rep)
+        second["identifier"] = [{"system": "urn:clinlog:id", "value": "panel-copy"}]
+        no_cat = copy.deepcopy(ordered[0])
+        no_cat.pop("category")
+        other_id = copy.deepcopy(ordered[1])
+        other_id["id"] = "not-the-views-id"
+        moved = copy.deepcopy(rep)
+        moved["result"][1]["reference"] = "Observation/not-the-views-id"
+        cases = [
+            # a line missing from the input
+            ([rep], ordered[:1] + ordered[2:], 0, "DiagnosticReport.result[1]", 422,
+             rep["result"][1]["reference"]),
+            # a line of two reports: the second refused
+            ([rep, second], ordered, 1, "DiagnosticReport.result[0]", 422,
+             "another DiagnosticReport"),
+            # a line without what the view states (its category)
+            ([rep], [no_cat] + ordered[1:], 0, "DiagnosticReport.result[0].resolve().category",
+             400, "laboratory"),
+            # a line whose id is not the one the views give it
+            ([moved], [ordered[0], other_id] + ordered[2:], 0, "DiagnosticReport.result[1]", 422,
+             "Observation/not-the-views-id"),
+        ]
+        for k, (reps, obs, at, expr, status, text) in enumerate(cases):
+            dd = os.path.join(d, "bad-%d" % k)
+            os.makedirs(dd)
+            with open(os.path.join(dd, "DiagnosticReport.ndjson"), "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in reps))
+            with open(os.path.join(dd, "Observation.ndjson"), "w") as f:
+                f.write("".join(json.dumps(o) + "\n" for o in obs))
+            size = client_b.tree_size()
+            rc, out, err = self.ingest(b, dd)
+            self.assertEqual(rc, 1, (k, out, err))
+            self.assertEqual(len(out["results"]), len(reps), (k, out))
+            bad = [x for x in out["results"] if x["status"] == "refused"]
+            self.assertEqual(len(bad), 1, (k, out))
+            self.assertEqual((bad[0]["line"], bad[0]["error"]["expression"],
+                              bad[0]["error"]["status"]), (at + 1, expr, status), (k, bad))
+            self.assertIn(text, bad[0]["error"]["text"], k)
+            self.assertEqual([x["status"] for x in out["results"] if x is not bad[0]],
+                             ["duplicate"] * (len(reps) - 1), k)
+            self.assertEqual(client_b.tree_size(), size, k)
+
+        # a REST batch: the report takes its line entries (Observation/<id>),
+        # one write, each line answered as its report; a second report on
+        # the same lines refused with its path, its entries alone
+        p = pids[2]
+        rep = mine(p, "DiagnosticReport")[0]
+        second = dict(copy.deepcopy(rep), identifier=[{"system": "urn:clinlog:id",
+                                                       "value": "panel-copy-2"}])
+
+        def post(res):
+            return {"resource": res, "request": {"method": "POST", "url": res["resourceType"]}}
+        lines = [post(o) for o in mine(p, "Observation")]
+        size = client_b.tree_size()
+        r, got = http_call(port_b, "POST", "", {
+            "resourceType": "Bundle", "type": "batch",
+            "entry": [{"resource": mine(p, "Patient")[0],
+                       "request": {"method": "PUT", "url": "Patient/" + p}},
+                      post(rep)] + lines + [post(second)]})
+        self.assertEqual(r.status, 200, got)
+        st = [e["response"]["status"] for e in got["entry"]]
+        self.assertEqual(st, ["201 Created"] * 6 + ["422"], got)
+        self.assertEqual(got["entry"][-1]["response"]["outcome"]["issue"][0]["expression"],
+                         ["Bundle.entry[6].resource.result[0]"])
+        self.assertEqual(sorted(e["response"]["location"].split("/")[-3] for e in got["entry"][2:6]),
+                         sorted(o["resource"]["id"] for o in lines))
+        self.assertEqual(client_b.tree_size(), size + 2)  # the Patient, the report
+        wait_views(port_b, client_b, p)
+        self.assertEqual(everything(port_b, p), everything(port_a, p))
