@@ -15,6 +15,7 @@
 #include "clinlog/v1/device.pb-c.h"
 #include "clinlog/v1/fhir.pb-c.h"
 #include "clinlog/v1/query.pb-c.h"
+#include "query/audit/auditevent.h"
 #include "store/event.h"
 #include "tests/adapters/service_fixture.h"
 #include "tests/support/testutil.h"
@@ -28,6 +29,7 @@ typedef struct audit_seen {
   const char *method;
   int n;
   Clinlog__V1__Event *last; /* the newest, decoded */
+  uint64_t last_seq;        /* its seq */
   int bad_signer;           /* a record not recorded by the log key */
 } audit_seen;
 
@@ -46,6 +48,7 @@ static int audit_ev(void *ctx, const cl_event_view *v, cl_err *err) {
   if (a->last)
     clinlog__v1__event__free_unpacked(a->last, NULL);
   a->last = ev;
+  a->last_seq = v->seq;
   return 0;
 }
 
@@ -86,7 +89,12 @@ Test(service_audit, every_call_is_recorded_once_before_its_answer) {
   cr_assert_eq(r->count, 1);
   char what[64];
   snprintf(what, sizeof what, "seq:%llu-%llu", (unsigned long long)seq, (unsigned long long)seq);
-  cr_assert_str_eq(r->resource, what);
+  /* an append's record rides in its commit, right after its events, and
+   * names them by position (preceding); readers see the seqs */
+  char res[64];
+  cr_assert_eq(r->preceding, 1, "the record follows its one event");
+  cr_assert_eq(ap.last_seq, seq + 1);
+  cr_assert_str_eq(cl_audit_resource(r, ap.last_seq, res, sizeof res), what);
   cr_assert_str_eq(r->transport, "grpc");
   cr_assert_str_eq(r->request_id, "req-test-42");
   cr_assert(strstr(r->client_address, "127.0.0.1"), "%s", r->client_address);
