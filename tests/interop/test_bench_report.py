@@ -292,6 +292,11 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("after the 3-node scenarios: 300.5 / 280.0 / 281.0 MiB.", text)
         row = [x for x in r["etcd_rows"] if x["concurrency"] == 16][0]
         self.assertEqual(row["clinlog_over_etcd"], 1.8)
+        # the cluster step runs concurrency 1 too: clinlog's row beside etcd's, no target
+        res["clinlog_cluster"]["throughput"].insert(0, dict(
+            res["clinlog_cluster"]["throughput"][0], concurrency=1, cluster_events_per_s=900))
+        r, text = self.report(res)
+        self.assertIn("| 1 | 900 | 1,000 | 0.90 | — | — |", text)
 
     def test_postgresql_with_standbys_beside_three_nodes(self):
         res = copy.deepcopy(CANNED)
