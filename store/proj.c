@@ -1,105 +1,12 @@
-/* Projection state; see proj.h for the layout and guarantees.
- *
- * Locking: `lk` (a reader-writer lock) guards the family handles: readers
- * and transactions (from begin to commit or abort; a pipelined one until
- * its write is waited for) hold it shared, cl_proj_reset exclusively (it
- * drops and recreates the families, which replaces the handles). `mu`
- * guards the position. `wmu` guards the writer thread's hand-over (the
- * job, its result) and the spare index. A transaction's reference count,
- * its `base` and `inflight` belong to the committing thread.
- *
- * A pipelined transaction is read by two threads at once, the writer
- * (building its write batch) and the committing thread (as a later
- * transaction's base): neither changes it after cl_proj_commit_start. */
-#include "store/proj.h"
-
-#include <pthread.h>
+/* Projection state: opening a projection (its families and meta), its
+ * transactions, and reads; see proj.h for the layout and guarantees and
+ * proj_int.h for the state and its locking. Sealed values are in
+ * proj_seal.c, commits and the writer thread in proj_commit.c. */
 #include <stdio.h>
 #include <string.h>
 
 #include "store/alloc.h"
-#include "store/hmap.h"
-#include "store/log_int.h"
-
-#define META_POSITION "position"
-#define META_VERSION "version"
-
-struct cl_proj {
-  cl_log *log;
-  char name[CL_PROJ_NAME_MAX + 1];
-  uint32_t version;
-  size_t nfam;
-  char fam_names[CL_PROJ_MAX_FAMILIES][CL_PROJ_NAME_MAX + 1];
-  /* "proj.<name>.<family>", each value's AD starts with it (ad_make) */
-  char fam_full[CL_PROJ_MAX_FAMILIES][2 * CL_PROJ_NAME_MAX + 8];
-  size_t fam_full_len[CL_PROJ_MAX_FAMILIES];
-  pthread_rwlock_t lk; /* guards the handles below */
-  rocksdb_column_family_handle_t *meta;
-  rocksdb_column_family_handle_t *fam[CL_PROJ_MAX_FAMILIES];
-  pthread_mutex_t mu; /* guards position */
-  uint64_t position;
-  /* HMAC state after "proj." || name || 0x00 under the projection key
-   * (cl_proj_hash continues a copy); sodium_malloc'd: it is as secret as
-   * the key. Set at open, read-only after. */
-  crypto_auth_hmacsha256_state *hmac;
-  uint8_t wkey[crypto_shorthash_siphashx24_KEYBYTES]; /* random: transaction write index */
-
-  /* Pipelined commits (cl_proj_commit_start). The writer thread writes the
-   * transaction in `job`; `wmu` guards job, done, rc and werr, and the
-   * writer's life (started, stop). `inflight` (the transaction handed
-   * over, until waited for) belongs to the thread that commits. */
-  pthread_mutex_t wmu;
-  pthread_cond_t wcv;
-  pthread_t writer;
-  int started, stop;
-  cl_proj_txn *job;
-  int done, rc;
-  cl_err werr;
-  cl_proj_txn *inflight;
-  cl_hmap *spare_idx; /* a finished transaction's index, emptied, for the next one (wmu) */
-};
-
-/* A transaction's writes, kept until the commit: there they are written
- * in key order (sorted inserts reuse the memtable's search position, which
- * for random keys such as tags halves the insert cost), the last write of a
- * key winning. Reads in the transaction see them first (an index by a
- * hash of family and key). */
-typedef struct txn_write {
-  uint8_t *kv; /* key bytes, then value bytes (in the transaction's arena) */
-  size_t kl, vl;
-  unsigned fam;
-  int del;
-  int seal;       /* the value is tag[32] || plaintext, sealed when written (seal_write) */
-  int superseded; /* a later write of the same key replaced it */
-} txn_write;
-
-/* The transaction's bytes come from blocks of at least ARENA_BLOCK bytes,
- * freed together: no allocation per write. They hold the plaintext of
- * values to seal: wiped when freed. */
-#define ARENA_BLOCK (64u << 10)
-typedef struct arena_block {
-  struct arena_block *next;
-  size_t used, cap;
-  uint8_t data[];
-} arena_block;
-
-struct cl_proj_txn {
-  cl_proj *p;
-  txn_write *w;
-  size_t n, cap;
-  arena_block *arena; /* the block being filled first */
-  cl_hmap *idx;       /* write_hash(fam, key)[16] -> uint32 index of the latest write */
-  /* The transaction in flight when this one began (NULL: none): reads see
-   * its writes after this one's, as they may not be on disk yet. */
-  cl_proj_txn *base;
-  /* Holders of the memory: the caller until it commits or aborts, the
-   * writer while it is in flight, each transaction reading it as `base`
-   * (all counted on the committing thread). */
-  int refs;
-  int locked;        /* the caller's read lock on p->lk is held for it */
-  int failed;        /* its write failed: a transaction over it cannot commit */
-  uint64_t position; /* the position it commits */
-};
+#include "store/proj_int.h"
 
 static int name_ok(const char *s) {
   size_t n = strlen(s);
@@ -203,15 +110,7 @@ static int reset_locked(cl_proj *p, cl_err *err) {
 void cl_proj_close(cl_proj *p) {
   if (!p)
     return;
-  cl_err e;
-  (void)cl_proj_commit_wait(p, &e);
-  if (p->started) {
-    pthread_mutex_lock(&p->wmu);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->wcv);
-    pthread_mutex_unlock(&p->wmu);
-    pthread_join(p->writer, NULL);
-  }
+  proj_writer_stop(p);
   pthread_mutex_destroy(&p->wmu);
   pthread_cond_destroy(&p->wcv);
   pthread_rwlock_destroy(&p->lk);
@@ -301,81 +200,6 @@ void cl_proj_hash(const cl_proj *p, const void *ident, size_t n, uint8_t out[32]
   sodium_memzero(&st, sizeof st);
 }
 
-/* ------------------------------------------------------------ sealing */
-
-/* A value's AD: "proj.<name>.<family>" 0x00 || key, in `buf` (AD_BUF
- * bytes) when it fits, else allocated. */
-#define AD_BUF 256
-typedef struct value_ad {
-  uint8_t buf[AD_BUF];
-  uint8_t *p; /* buf, or cl_malloc'd */
-  size_t n;
-} value_ad;
-
-static int ad_make(const cl_proj *p, unsigned fam, const void *key, size_t kl, value_ad *ad) {
-  size_t fl = p->fam_full_len[fam] + 1;
-  ad->n = fl + kl;
-  ad->p = ad->n <= AD_BUF ? ad->buf : cl_malloc(ad->n);
-  if (!ad->p)
-    return CL_ENOMEM;
-  memcpy(ad->p, p->fam_full[fam], fl);
-  memcpy(ad->p + fl, key, kl);
-  return 0;
-}
-
-static void ad_free(value_ad *ad) {
-  if (ad->p != ad->buf)
-    cl_free(ad->p);
-  ad->p = NULL;
-}
-
-/* The data key of stream `tag` (into the thread's scratch, *dk) and the
- * value's AD (ad_free it). CL_EERASED if the stream was erased. On error
- * nothing needs freeing (the key is wiped). */
-static int key_and_ad(cl_proj *p, unsigned fam, const void *key, size_t kl, const uint8_t tag[32],
-                      uint8_t **dk, value_ad *ad, cl_err *err) {
-  ad->p = NULL;
-  if (!(*dk = cl_secure_scratch(CL_SCRATCH_PROJ, 32)))
-    return cl_err_set(err, CL_ENOMEM, "out of secure memory");
-  int erased;
-  int rc = cl_sk_for_read(p->log, tag, *dk, &erased, err);
-  if (rc == 0 && erased)
-    rc = cl_err_set(err, CL_EERASED, "stream was erased");
-  if (rc == 0 && ad_make(p, fam, key, kl, ad))
-    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-  if (rc)
-    sodium_memzero(*dk, 32);
-  return rc;
-}
-
-int cl_proj_open_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, const uint8_t *sealed,
-                        size_t len, uint8_t **plain, size_t *n, cl_err *err) {
-  *plain = NULL;
-  *n = 0;
-  if (fam >= p->nfam || len < 32 + CL_SEALED_OVERHEAD)
-    return cl_err_set(err, CL_ECORRUPT, "projection %s: sealed value of %zu bytes", p->name, len);
-  uint8_t *dk;
-  value_ad ad;
-  int rc = key_and_ad(p, fam, key, kl, sealed, &dk, &ad, err);
-  if (rc)
-    return rc;
-  size_t pl = len - 32 - CL_SEALED_OVERHEAD;
-  uint8_t *out = cl_malloc(pl ? pl : 1);
-  if (!out)
-    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-  else if (cl_value_open(dk, ad.p, ad.n, sealed + 32, len - 32, out) != 0)
-    rc = cl_err_set(err, CL_ECRYPTO, "projection %s: a sealed value does not open", p->name);
-  sodium_memzero(dk, 32);
-  ad_free(&ad);
-  if (rc) {
-    cl_free(out);
-    return rc;
-  }
-  *plain = out;
-  *n = pl;
-  return 0;
-}
-
 /* ------------------------------------------------------- transactions */
 
 int cl_proj_begin(cl_proj *p, cl_proj_txn **out, cl_err *err) {
@@ -400,8 +224,7 @@ int cl_proj_begin(cl_proj *p, cl_proj_txn **out, cl_err *err) {
   return 0;
 }
 
-/* Drops one holder of t's memory; the last frees it. */
-static void txn_release(cl_proj_txn *t) {
+void proj_txn_release(cl_proj_txn *t) {
   if (--t->refs > 0)
     return;
   for (arena_block *b = t->arena, *next; b; b = next) {
@@ -422,14 +245,13 @@ static void txn_release(cl_proj_txn *t) {
   cl_free(t);
 }
 
-/* The caller is done with t: its lock and its base go. */
-static void txn_end(cl_proj_txn *t) {
+void proj_txn_end(cl_proj_txn *t) {
   if (t->locked) {
     pthread_rwlock_unlock(&t->p->lk);
     t->locked = 0;
   }
   if (t->base) {
-    txn_release(t->base);
+    proj_txn_release(t->base);
     t->base = NULL;
   }
 }
@@ -437,8 +259,8 @@ static void txn_end(cl_proj_txn *t) {
 void cl_proj_abort(cl_proj_txn *t) {
   if (!t)
     return;
-  txn_end(t);
-  txn_release(t);
+  proj_txn_end(t);
+  proj_txn_release(t);
 }
 
 static int bad_fam(const cl_proj *p, unsigned fam, cl_err *err) {
@@ -582,33 +404,6 @@ int cl_proj_put_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl,
   return rc;
 }
 
-/* The stored form of a write to seal (w->seal): tag || the sealed value,
- * into *buf (grown as needed; *cap its size), *n bytes. CL_EERASED if the
- * stream was erased since the put. */
-static int seal_write(cl_proj *p, const txn_write *w, uint8_t **buf, size_t *cap, size_t *n,
-                      cl_err *err) {
-  size_t pl = w->vl - 32, need = 32 + pl + CL_SEALED_OVERHEAD;
-  if (*cap < need) {
-    uint8_t *nb = cl_realloc(*buf, need);
-    if (!nb)
-      return cl_err_set(err, CL_ENOMEM, "out of memory");
-    *buf = nb;
-    *cap = need;
-  }
-  const uint8_t *tag = w->kv + w->kl;
-  uint8_t *dk;
-  value_ad ad;
-  int rc = key_and_ad(p, w->fam, w->kv, w->kl, tag, &dk, &ad, err);
-  if (rc)
-    return rc;
-  memcpy(*buf, tag, 32);
-  cl_value_seal(dk, ad.p, ad.n, tag + 32, pl, *buf + 32);
-  sodium_memzero(dk, 32);
-  ad_free(&ad);
-  *n = need;
-  return 0;
-}
-
 int cl_proj_del(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, cl_err *err) {
   return txn_add(t, fam, key, kl, NULL, 0, 1, err);
 }
@@ -650,25 +445,13 @@ int cl_proj_txn_get(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, ui
   if (w->seal) { /* as it will be stored */
     size_t cap = 0;
     *val = NULL;
-    return seal_write(t->p, w, val, &cap, vl, err);
+    return proj_seal_write(t->p, w, val, &cap, vl, err);
   }
   if (!(*val = cl_malloc(w->vl ? w->vl : 1)))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   memcpy(*val, w->kv + w->kl, w->vl);
   *vl = w->vl;
   return 0;
-}
-
-/* Opens a value read as `sealed` in place of the caller's result. */
-static int open_in_place(cl_proj *p, unsigned fam, const void *key, size_t kl, uint8_t **val,
-                         size_t *vl, cl_err *err) {
-  uint8_t *plain;
-  size_t n;
-  int rc = cl_proj_open_sealed(p, fam, key, kl, *val, *vl, &plain, &n, err);
-  cl_free(*val);
-  *val = rc ? NULL : plain;
-  *vl = rc ? 0 : n;
-  return rc;
 }
 
 int cl_proj_txn_get_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, uint8_t **val,
@@ -685,170 +468,7 @@ int cl_proj_txn_get_sealed(cl_proj_txn *t, unsigned fam, const void *key, size_t
     return 0;
   }
   int rc = cl_proj_txn_get(t, fam, key, kl, val, vl, err);
-  return rc ? rc : open_in_place(t->p, fam, key, kl, val, vl, err);
-}
-
-static int cmp_write(const void *a, const void *b) {
-  const txn_write *x = *(const txn_write *const *)a, *y = *(const txn_write *const *)b;
-  if (x->fam != y->fam)
-    return x->fam < y->fam ? -1 : 1;
-  size_t m = x->kl < y->kl ? x->kl : y->kl;
-  int c = memcmp(x->kv, y->kv, m);
-  return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
-}
-
-/* Writes t's changes and `position` in one RocksDB write (t itself is
- * only read: the committing thread may read it beside). */
-static int write_txn(cl_proj_txn *t, uint64_t position, cl_err *err) {
-  cl_proj *p = t->p;
-  int rc = 0;
-  const txn_write **order = cl_malloc((t->n ? t->n : 1) * sizeof *order);
-  if (!order)
-    rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-  if (rc == 0) {
-    size_t n = 0;
-    for (size_t i = 0; i < t->n; i++)
-      if (!t->w[i].superseded)
-        order[n++] = &t->w[i];
-    qsort(order, n, sizeof *order, cmp_write);
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    uint8_t *sealed = NULL;
-    size_t cap = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-      const txn_write *w = order[i];
-      size_t sl;
-      if (w->del) {
-        rocksdb_writebatch_delete_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl);
-      } else if (!w->seal) {
-        rocksdb_writebatch_put_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl,
-                                  (const char *)w->kv + w->kl, w->vl);
-      } else if ((rc = seal_write(p, w, &sealed, &cap, &sl, err)) == 0) {
-        rocksdb_writebatch_put_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl,
-                                  (const char *)sealed, sl);
-      } else if (rc == CL_EERASED) { /* erased since the fold: its StreamErased forgets it */
-        cl_err_clear(err);
-        rc = 0;
-      }
-    }
-    cl_free(sealed);
-    uint8_t pos[8];
-    cl_be64(pos, position);
-    rocksdb_writebatch_put_cf(wb, p->meta, META_POSITION, strlen(META_POSITION), (const char *)pos,
-                              8);
-    char *rerr = NULL;
-    if (rc == 0)
-      rocksdb_write(p->log->db->db, p->log->db->wo_nosync, wb, &rerr);
-    rocksdb_writebatch_destroy(wb);
-    if (rerr)
-      rc = cl_db_error(rerr, err, "projection commit");
-  }
-  cl_free(order);
-  if (rc == 0) {
-    pthread_mutex_lock(&p->mu);
-    p->position = position;
-    pthread_mutex_unlock(&p->mu);
-  }
-  return rc ? cl_err_prefix(err, "projection %s", p->name) : 0;
-}
-
-static void *writer_main(void *arg) {
-  cl_proj *p = arg;
-  char name[16];
-  snprintf(name, sizeof name, "projw:%.9s", p->name);
-  (void)pthread_setname_np(pthread_self(), name);
-  pthread_mutex_lock(&p->wmu);
-  for (;;) {
-    while (!p->job && !p->stop)
-      pthread_cond_wait(&p->wcv, &p->wmu);
-    if (!p->job)
-      break;
-    cl_proj_txn *t = p->job;
-    pthread_mutex_unlock(&p->wmu);
-    cl_err e;
-    cl_err_clear(&e);
-    int rc = write_txn(t, t->position, &e);
-    pthread_mutex_lock(&p->wmu);
-    p->job = NULL;
-    p->done = 1;
-    p->rc = rc;
-    p->werr = e;
-    pthread_cond_broadcast(&p->wcv);
-  }
-  pthread_mutex_unlock(&p->wmu);
-  return NULL;
-}
-
-int cl_proj_commit_wait(cl_proj *p, cl_err *err) {
-  cl_proj_txn *t = p->inflight;
-  if (!t)
-    return 0;
-  pthread_mutex_lock(&p->wmu);
-  while (!p->done)
-    pthread_cond_wait(&p->wcv, &p->wmu);
-  int rc = p->rc;
-  if (rc && err)
-    *err = p->werr;
-  p->done = 0;
-  pthread_mutex_unlock(&p->wmu);
-  p->inflight = NULL;
-  t->failed = rc != 0;
-  txn_end(t);
-  txn_release(t);
-  return rc;
-}
-
-/* What commit and commit_start check first: the transaction in flight is
- * written (else its error, and t is aborted) and the position moves on.
- * t no longer needs its base then. */
-static int commit_ready(cl_proj_txn *t, uint64_t position, cl_err *err) {
-  cl_proj *p = t->p;
-  int rc = cl_proj_commit_wait(p, err);
-  if (rc == 0 && t->base && t->base->failed)
-    rc = cl_err_set(err, CL_EIO, "projection %s: the commit before this one failed", p->name);
-  if (rc == 0 && position < cl_proj_position(p))
-    rc = cl_err_set(err, CL_EINVAL, "projection %s: position %llu is behind %llu", p->name,
-                    (unsigned long long)position, (unsigned long long)cl_proj_position(p));
-  if (rc)
-    cl_proj_abort(t);
-  else if (t->base) {
-    txn_release(t->base);
-    t->base = NULL;
-  }
-  return rc;
-}
-
-int cl_proj_commit(cl_proj_txn *t, uint64_t position, cl_err *err) {
-  int rc = commit_ready(t, position, err);
-  if (rc)
-    return rc;
-  rc = write_txn(t, position, err);
-  cl_proj_abort(t);
-  return rc;
-}
-
-int cl_proj_commit_start(cl_proj_txn *t, uint64_t position, cl_err *err) {
-  cl_proj *p = t->p;
-  int rc = commit_ready(t, position, err);
-  if (rc)
-    return rc;
-  if (!p->started) {
-    if (pthread_create(&p->writer, NULL, writer_main, p) != 0) { /* write it here, then */
-      rc = write_txn(t, position, err);
-      cl_proj_abort(t);
-      return rc;
-    }
-    p->started = 1;
-  }
-  t->position = position;
-  t->refs++; /* the writer's */
-  pthread_mutex_lock(&p->wmu);
-  p->job = t;
-  p->done = 0;
-  pthread_cond_broadcast(&p->wcv);
-  pthread_mutex_unlock(&p->wmu);
-  p->inflight = t;
-  txn_release(t); /* the caller's: t keeps its read lock until waited for */
-  return 0;
+  return rc ? rc : proj_open_in_place(t->p, fam, key, kl, val, vl, err);
 }
 
 /* ------------------------------------------------------------- reads */
@@ -873,7 +493,7 @@ int cl_proj_get(cl_proj *p, unsigned fam, const void *key, size_t kl, uint8_t **
 int cl_proj_get_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, uint8_t **val,
                        size_t *vl, cl_err *err) {
   int rc = cl_proj_get(p, fam, key, kl, val, vl, err);
-  return rc ? rc : open_in_place(p, fam, key, kl, val, vl, err);
+  return rc ? rc : proj_open_in_place(p, fam, key, kl, val, vl, err);
 }
 
 static int scan_cf(cl_proj *p, rocksdb_column_family_handle_t *h, const void *prefix, size_t pl,
