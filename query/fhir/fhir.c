@@ -152,13 +152,11 @@ int cl_fhir_history(cl_proj *p, const char *type, const char *id, int flags, cl_
   }
 }
 
-/* A scan of an index (pat, ref) whose keys end with a resource's hash. */
+/* A scan of the pat index: tag[32] || type u8 || H[32] per resource. */
+#define PAT_KEY 65
 typedef struct each {
   cl_proj *p;
   int flags;
-  int type;    /* the resources' type, or 0: the key's byte before the hash */
-  size_t hoff; /* where the resource hash sits in the key */
-  size_t klen;
   cl_fhir_fn fn;
   void *ctx;
 } each;
@@ -168,11 +166,10 @@ static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val
   (void)val;
   (void)vl;
   each *e = ctx;
-  if (kl != e->klen)
+  if (kl != PAT_KEY)
     return 0;
   cl_fhir_resource r;
-  int rc =
-      read_hash(e->p, e->type ? e->type : key[e->hoff - 1], key + e->hoff, 0, e->flags, &r, err);
+  int rc = read_hash(e->p, key[32], key + 33, 0, e->flags, &r, err);
   if (rc == CL_ENOTFOUND)
     return 0; /* changed meanwhile */
   if (rc)
@@ -185,16 +182,57 @@ int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fh
   uint8_t prefix[33];
   memcpy(prefix, tag, 32);
   prefix[32] = (uint8_t)type;
-  each e = {p, flags, 0, 33, 65, fn, ctx}; /* pat: tag || type || H */
+  each e = {p, flags, fn, ctx};
   return cl_proj_scan(p, FAM_PAT, prefix, type ? 33 : 32, NULL, 0, each_key, &e, err);
+}
+
+/* A Provenance is named by its event's id, and the header of each version
+ * of a resource names the event that made it: so the versions of type/id
+ * lead to every Provenance that targets it, newest first, with no index
+ * entry per target. */
+typedef struct prov_of {
+  cl_proj *p;
+  int flags;
+  cl_fhir_fn fn;
+  void *ctx;
+  uint8_t last[16]; /* the event of the version before (an event making two versions of
+                       one resource has one Provenance) */
+  int have_last;
+} prov_of;
+
+static int each_version(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  prov_of *po = ctx;
+  uint8_t eid[16];
+  memcpy(eid, r->event_id, 16);
+  cl_fhir_resource_clear(r);
+  if (po->have_last && memcmp(eid, po->last, 16) == 0)
+    return 0;
+  memcpy(po->last, eid, 16);
+  po->have_last = 1;
+  char uuid[37];
+  ProtobufCBinaryData b = {16, eid};
+  fj_uuid_text(&b, uuid);
+  uint8_t h[32];
+  res_hash(po->p, "Provenance", uuid, h);
+  cl_fhir_resource pr;
+  int rc = read_hash(po->p, CL_FHIR_Provenance, h, 0, po->flags, &pr, err);
+  if (rc == CL_ENOTFOUND) { /* erased, or not folded yet */
+    cl_err_clear(err);
+    return 0;
+  }
+  return rc ? rc : po->fn(po->ctx, &pr, err);
 }
 
 int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
                           void *ctx, cl_err *err) {
-  uint8_t h[32];
-  res_hash(p, type, id, h);
-  each e = {p, flags, CL_FHIR_Provenance, 32, 64, fn, ctx}; /* ref: H(target) || H(prov) */
-  return cl_proj_scan(p, FAM_REF, h, 32, NULL, 0, each_key, &e, err);
+  prov_of po = {p, flags, fn, ctx, {0}, 0};
+  /* the versions' JSON is not needed: the stored form is the cheapest */
+  int rc = cl_fhir_history(p, type, id, CL_FHIR_STORED, each_version, &po, err);
+  if (rc == CL_ENOTFOUND) { /* no such resource: no Provenance either */
+    cl_err_clear(err);
+    return 0;
+  }
+  return rc;
 }
 
 /* ---- scans of a type, and snapshots (bulk export) ----

@@ -21,13 +21,15 @@
 #include "store/proj.h"
 
 /* Family i of the projection (its name: fold.c's `families`). */
-enum { FAM_CUR, FAM_VER, FAM_PAT, FAM_REF, NFAM };
+enum { FAM_CUR, FAM_VER, FAM_PAT, NFAM };
 
 /* Sealed version value: seq u64 BE || committed_at ns i64 BE || event id[16] || JSON. */
 #define VER_HDR 32
-/* Most index keys one resource holds (pat, and a Provenance's ref entries:
- * one per target; the count is stored as a u16). */
+/* Most index keys one resource holds (the count is stored as a u16; each
+ * holds one today, its pat key). */
 #define MAX_KEYS 65535
+/* Most targets of a Provenance (the packed form's count is a u16). */
+#define PROV_MAX_TARGETS 65535
 #define MAX_KEY 80
 
 /* Keys of `cur` (type u8 || H[32]) and `ver` (type u8 || H[32] || version

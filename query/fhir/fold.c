@@ -31,13 +31,15 @@
 #include "store/event.h"
 #include "store/hmap.h"
 
-static const char *const families[NFAM] = {"cur", "ver", "pat", "ref"};
+static const char *const families[NFAM] = {"cur", "ver", "pat"};
 
 /* The fold's version: bump when the mapping or the storage changes (3:
  * `cur` and `ver` keys led by the type, no `typ` family; 4: an
  * EARLY_WARNING IssueDetected no longer makes an Observation, the checker
- * stores NEWS2 scores as ObservationRecorded). */
-#define FHIR_VERSION 5
+ * stores NEWS2 scores as ObservationRecorded; 5: Provenances stored
+ * packed; 6: no `ref` family: the versions of a target name the events
+ * whose Provenances target it, cl_fhir_provenance_of). */
+#define FHIR_VERSION 6
 
 /* Cache entries kept from one batch to the next; past this the cache
  * starts over at the end of a batch (memory stays bounded). */
@@ -302,38 +304,6 @@ static void base_keys(const uint8_t tag[32], int type, const uint8_t h[32], ikey
   memcpy(keys[0].k + 33, h, 32);
 }
 
-/* A Provenance's ref key for target h (after its other keys, unless it
- * has it: one per target resource). */
-static void add_ref(ikey *keys, uint16_t *n, const uint8_t to[32], const uint8_t prov[32]) {
-  ikey *k = &keys[*n];
-  k->fam = FAM_REF;
-  k->len = 64;
-  memcpy(k->k, to, 32);
-  memcpy(k->k + 32, prov, 32);
-  if (!has_key(keys, *n, k))
-    (*n)++;
-}
-
-/* A Provenance put as a jansson tree (no fold does: provenance() writes
- * them; for completeness of map_put): its ref keys from its targets. */
-static int tree_ref_keys(folding *fo, const uint8_t h[32], json_t *res, ikey *keys, uint16_t *n,
-                         cl_err *err) {
-  json_t *targets = json_object_get(res, "target");
-  for (size_t i = 0; i < json_array_size(targets); i++) {
-    const char *ref = json_string_value(json_object_get(json_array_get(targets, i), "reference"));
-    if (ref == NULL)
-      continue;
-    const char *hist = strstr(ref, "/_history/");
-    size_t rl = hist ? (size_t)(hist - ref) : strlen(ref);
-    if (*n == MAX_KEYS)
-      return cl_err_set(err, CL_EINVAL, "fhir: a Provenance with over %d targets", MAX_KEYS);
-    uint8_t th[32];
-    cl_proj_hash(fo->f->proj, ref, rl, th);
-    add_ref(keys, n, th, h);
-  }
-  return 0;
-}
-
 /* Stores the version in the state's buffer (header and JSON, wiped here)
  * as version `version` of resource h, with index keys keys[0..n) (owned:
  * they pass to the cache, also on error), replacing `old` (NULL: a new
@@ -441,12 +411,7 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
       rc = 0;
     }
   }
-  size_t need = BASE_KEYS +
-                (type == CL_FHIR_Provenance ? json_array_size(json_object_get(res, "target")) : 0);
-  if (rc == 0 && need > MAX_KEYS)
-    rc = cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources",
-                    MAX_KEYS - BASE_KEYS);
-  ikey *keys = rc == 0 ? cl_malloc(need * sizeof *keys) : NULL;
+  ikey *keys = rc == 0 ? cl_malloc(BASE_KEYS * sizeof *keys) : NULL;
   if (rc == 0 && keys == NULL)
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   if (rc) {
@@ -456,11 +421,6 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
   uint32_t version = old != NULL ? old->version + 1 : 1;
   uint16_t nkeys = BASE_KEYS;
   base_keys(fo->ev->stream_tag, type, h, keys);
-  if (type == CL_FHIR_Provenance && (rc = tree_ref_keys(fo, h, res, keys, &nkeys, err)) != 0) {
-    cl_free(keys);
-    json_decref(res);
-    return rc;
-  }
   /* the stored form: resourceType, id, meta, then the other members in
    * their order (a meta the mapper read back is replaced) */
   fj_buf *b = &s->buf;
@@ -592,17 +552,18 @@ static int correct(cl_fhir_map *m, cl_err *err) {
 
 /* ---- Provenance ---- */
 
-/* The Provenance of the event (provenance.c writes it), with a ref key to
- * each resource the event changed, stored as version 1. A Provenance is
+/* The Provenance of the event (provenance.c writes it), stored as version
+ * 1; its targets find it by their versions' headers, which name this
+ * event (cl_fhir_provenance_of): no index key per target. A Provenance is
  * always new: it is named by the event's id, which the log holds once (ids
  * are never reused) and a state folds once, so there is no current version
  * to read or compare with. */
 static int provenance(folding *fo, cl_fhir_map *m, cl_err *err) {
   const cl_event_view *ev = fo->ev;
   state *s = fo->f->state;
-  if (BASE_KEYS + s->nt > MAX_KEYS)
+  if (s->nt > PROV_MAX_TARGETS)
     return cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources",
-                      MAX_KEYS - BASE_KEYS);
+                      PROV_MAX_TARGETS);
   char uuid[37];
   ProtobufCBinaryData eid = {16, (uint8_t *)ev->event_id};
   fj_uuid_text(&eid, uuid);
@@ -610,15 +571,13 @@ static int provenance(folding *fo, cl_fhir_map *m, cl_err *err) {
   res_hash(fo->f->proj, "Provenance", uuid, h);
   fj_buf *b = &s->buf;
   fp_write_provenance(b, ev, m->ev, s->t, s->nt);
-  ikey *keys = cl_malloc((BASE_KEYS + s->nt) * sizeof *keys);
+  ikey *keys = cl_malloc(BASE_KEYS * sizeof *keys);
   if (keys == NULL) {
     fj_buf_wipe(b);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
   uint16_t nkeys = BASE_KEYS;
   base_keys(ev->stream_tag, CL_FHIR_Provenance, h, keys);
-  for (size_t i = 0; i < s->nt; i++) /* H(type/id) of each target, as map_put hashed it */
-    add_ref(keys, &nkeys, s->t[i].h, h);
   return store_version(fo, CL_FHIR_Provenance, uuid, h, NULL, 1, keys, nkeys, err);
 }
 

@@ -611,6 +611,37 @@ typedef struct prov_check {
   size_t n, targets;
 } prov_check;
 
+/* cl_fhir_provenance_of(type, id): every result targets type/id (some
+ * version of it); `found` set if the Provenance `want_id` is among them. */
+typedef struct prov_of_check {
+  const char *type, *id, *want_id;
+  int found;
+  size_t n;
+} prov_of_check;
+
+static int check_prov_of(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  (void)err;
+  prov_of_check *c = ctx;
+  json_t *p = json_loadb(r->json, r->len, 0, NULL);
+  cr_assert_not_null(p);
+  cr_assert_str_eq(jstr(p, "resourceType"), "Provenance");
+  char prefix[256];
+  int pl = snprintf(prefix, sizeof prefix, "%s/%s/_history/", c->type, c->id);
+  int targets_it = 0;
+  json_t *targets = json_object_get(p, "target");
+  for (size_t i = 0; i < json_array_size(targets); i++)
+    targets_it |= !strncmp(
+        json_string_value(json_object_get(json_array_get(targets, i), "reference")), prefix,
+        (size_t)pl);
+  cr_assert(targets_it, "Provenance/%s found for %s/%s does not target it", jstr(p, "id"), c->type,
+            c->id);
+  c->found |= !strcmp(jstr(p, "id"), c->want_id);
+  c->n++;
+  json_decref(p);
+  cl_fhir_resource_clear(r);
+  return 0;
+}
+
 static int check_provenance(void *ctx, cl_fhir_resource *r, cl_err *err) {
   prov_check *c = ctx;
   json_t *got = json_loadb(r->json, r->len, 0, NULL);
@@ -632,6 +663,11 @@ static int check_provenance(void *ctx, cl_fhir_resource *r, cl_err *err) {
                  "%s: %s", ref, err->msg);
     cr_assert_eq(v.seq, r->seq, "%s/%s made by the Provenance's event", ref, slash + 1);
     cl_fhir_resource_clear(&v);
+    /* and the target finds it (Provenance?target=, _revinclude) */
+    prov_of_check po = {ref, slash + 1, jstr(got, "id"), 0, 0};
+    cr_assert_eq(cl_fhir_provenance_of(c->p, ref, slash + 1, 0, check_prov_of, &po, err), 0, "%s",
+                 err->msg);
+    cr_assert(po.found, "%s/%s does not find Provenance/%s", ref, slash + 1, jstr(got, "id"));
     c->targets++;
   }
   json_object_del(got, "target");
