@@ -20,8 +20,8 @@ int cl_db_error(char *rerr, cl_err *err, const char *what) {
   return CL_EIO;
 }
 
-static int fixed_index(const char *name) {
-  for (int i = 0; i < CL_CF_COUNT; i++)
+static int fixed_index(const char *name, int nfixed) {
+  for (int i = 0; i < nfixed; i++)
     if (!strcmp(CF_NAMES[i], name))
       return i;
   return -1;
@@ -29,7 +29,12 @@ static int fixed_index(const char *name) {
 
 static void db_free_options(cl_db *db);
 
-int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **out, cl_err *err) {
+/* A database whose first nfixed families of CF_NAMES are its fixed ones
+ * (the log's: all of them; projections': "default" alone), all memtables
+ * together under 64 MiB, its blocks in `cache` (another database's, which
+ * must outlive it) or, NULL, in a 64 MiB cache of its own. */
+static int db_open(const char *path, int create, int read_only, int sync, int nfixed,
+                   rocksdb_cache_t *cache, cl_db **out, cl_err *err) {
   cl_db *db = cl_calloc(1, sizeof *db);
   if (!db)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
@@ -44,8 +49,9 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
    * open descriptor keeps them readable */
   rocksdb_options_set_max_open_files(db->opts, read_only ? -1 : 512);
   /* all memtables together (every family) stay under this: memory does not
-   * grow with the log, also while a new replica ingests millions of events */
-  rocksdb_options_set_db_write_buffer_size(db->opts, 128u << 20);
+   * grow with the log, also while a new replica ingests millions of events
+   * (the log's and the projections' databases: 128 MiB together) */
+  rocksdb_options_set_db_write_buffer_size(db->opts, 64u << 20);
   /* That limit counts what every memtable has allocated, and a memtable
    * allocates a whole arena block (by default an eighth of its 64 MiB
    * write buffer) with its first write. With a few dozen families (every
@@ -60,9 +66,10 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
    * (cl_log_sync) does not stall the Raft loop on tens of megabytes */
   rocksdb_options_set_wal_bytes_per_sync(db->opts, 1u << 20);
   rocksdb_options_set_bytes_per_sync(db->opts, 1u << 20);
-  db->cache = rocksdb_cache_create_lru(64 << 20);
+  if (!cache)
+    db->cache = rocksdb_cache_create_lru(64 << 20);
   db->bbto = rocksdb_block_based_options_create();
-  rocksdb_block_based_options_set_block_cache(db->bbto, db->cache);
+  rocksdb_block_based_options_set_block_cache(db->bbto, cache ? cache : db->cache);
   rocksdb_block_based_options_set_filter_policy(db->bbto, rocksdb_filterpolicy_create_bloom(10));
   /* index and filter blocks live in the block cache too (they would
    * otherwise grow with the number of SST files, i.e. with the log) */
@@ -93,7 +100,9 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   char **names = NULL;
   size_t nnames = 0;
   char *rerr = NULL;
-  if (!create) {
+  char current[4096];
+  snprintf(current, sizeof current, "%s/CURRENT", path);
+  if (!create || access(current, F_OK) == 0) { /* an existing database */
     names = rocksdb_list_column_families(db->opts, path, &nnames, &rerr);
     if (rerr) {
       int rc = cl_db_error(rerr, err, "listing column families");
@@ -103,8 +112,8 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
   }
   size_t extra = 0;
   for (size_t i = 0; i < nnames; i++)
-    extra += fixed_index(names[i]) < 0;
-  size_t total = CL_CF_COUNT + extra;
+    extra += fixed_index(names[i], nfixed) < 0;
+  size_t total = (size_t)nfixed + extra;
   const char **cfnames = cl_calloc(total, sizeof *cfnames);
   const rocksdb_options_t **cfopts = cl_calloc(total, sizeof *cfopts);
   rocksdb_column_family_handle_t **handles = cl_calloc(total, sizeof *handles);
@@ -115,15 +124,15 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
     goto fail;
   }
   db->capfam = extra;
-  for (int i = 0; i < CL_CF_COUNT; i++) {
+  for (int i = 0; i < nfixed; i++) {
     cfnames[i] = CF_NAMES[i];
     cfopts[i] = i == CL_CF_IDS                            ? db->ids_opts
                 : (i == CL_CF_KEYS || i == CL_CF_KEYRING) ? db->point_opts
                                                           : db->opts;
   }
-  size_t k = CL_CF_COUNT;
+  size_t k = (size_t)nfixed;
   for (size_t i = 0; i < nnames; i++)
-    if (fixed_index(names[i]) < 0) {
+    if (fixed_index(names[i], nfixed) < 0) {
       cfnames[k] = names[i];
       cfopts[k++] = db->point_opts; /* projections': folds look up keys that are not there */
     }
@@ -147,8 +156,8 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
     rc = cl_db_error(rerr, err, "open");
     goto fail;
   }
-  memcpy(db->cf, handles, CL_CF_COUNT * sizeof *handles);
-  for (size_t i = CL_CF_COUNT; i < total; i++) {
+  memcpy(db->cf, handles, (size_t)nfixed * sizeof *handles);
+  for (size_t i = (size_t)nfixed; i < total; i++) {
     db->fam[db->nfam].h = handles[i];
     if (!(db->fam[db->nfam].name = cl_strdup(cfnames[i]))) {
       rocksdb_column_family_handle_destroy(handles[i]);
@@ -182,12 +191,21 @@ fail:
   return 0;
 }
 
+int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **out, cl_err *err) {
+  return db_open(path, create, read_only, sync, CL_CF_COUNT, NULL, out, err);
+}
+
+int cl_db_open_proj(const char *path, cl_db *log_db, cl_db **out, cl_err *err) {
+  return db_open(path, 1, 0, 0, 1, log_db->cache, out, err);
+}
+
 static void db_free_options(cl_db *db) {
   rocksdb_options_destroy(db->opts);
   rocksdb_options_destroy(db->point_opts);
   rocksdb_options_destroy(db->ids_opts);
   rocksdb_block_based_options_destroy(db->bbto);
-  rocksdb_cache_destroy(db->cache);
+  if (db->cache)
+    rocksdb_cache_destroy(db->cache);
   cl_free(db);
 }
 
@@ -223,7 +241,7 @@ int cl_db_flush_all(cl_db *db, cl_err *err) {
   rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
   rocksdb_flushoptions_set_wait(fo, 1);
   int rc = 0;
-  for (int i = 0; i < CL_CF_COUNT; i++) {
+  for (int i = 0; i < CL_CF_COUNT && db->cf[i]; i++) {
     char *rerr = NULL;
     rocksdb_flush_cf(db->db, fo, db->cf[i], &rerr);
     if (rerr && !rc)
@@ -273,7 +291,7 @@ rocksdb_column_family_handle_t *cl_db_cf_find(cl_db *db, const char *name) {
 }
 
 int cl_db_cf_create(cl_db *db, const char *name, rocksdb_column_family_handle_t **h, cl_err *err) {
-  if (!name[0] || strlen(name) > 200 || fixed_index(name) >= 0)
+  if (!name[0] || strlen(name) > 200 || fixed_index(name, CL_CF_COUNT) >= 0)
     return cl_err_set(err, CL_EINVAL, "column family name \"%s\": empty, too long or reserved",
                       name);
   if (db->read_only)

@@ -1,24 +1,25 @@
-/* The RocksDB instance under a data directory: its column families and the
- * few helpers log.c and verify.c share. rocksdb_* types stay inside store/.
+/* The RocksDB instances under a data directory and the few helpers
+ * log.c, proj.c and verify.c share. rocksdb_* types stay inside store/.
  *
- * | family      | key                         | value |
- * |-------------|-----------------------------|----------------------------------------|
- * | log         | seq u64 BE                  | Record (protobuf, record.proto)
- * | | streams     | tag[32] || version u64 BE   | seq u64 BE | | ids         |
- * event id[16]                | seq u64 BE || version u64 BE || hash[32] | |
- * merkle      | leaf index u64 BE           | hashes of the nodes leaf i
- * completes:  | |             |                             | level 0 (the
- * leaf), 1, ..., ctz(i+1)   | | meta        | name (ASCII)                | see
- * log.c (tree_size, root, format...) | | keys        | tag[32] | wrapped data
- * key (nonce[24] || ct[48]); empty = erased | | keyring     | public key[32] |
- * KeyringEntry (see log.c)               | | checkpoints | tree size u64 BE |
- * signed note text                       | | proj.<name> | projection state
- * (proj.h)   | position, version                      | | proj.<name>.<family>
- * | the projection's own keys | its values (sealed, see proj.h)  |
+ * The log's database (<dir>/db) has these fixed families:
  *
- * The store opens every family it finds, so a database that projections
- * have added families to opens like any other; families are created and
- * dropped at run time by proj.c (cl_db_cf_*).
+ *   family       key                           value
+ *   log          seq u64 BE                    Record (protobuf, record.proto)
+ *   streams      tag[32] || version u64 BE     seq u64 BE
+ *   ids          event id[16]                  seq u64 BE || version u64 BE || hash[32]
+ *   merkle       leaf index u64 BE             hashes of the nodes leaf i completes:
+ *                                              level 0 (the leaf), 1, ..., ctz(i+1)
+ *   meta         name (ASCII)                  see log.c (tree_size, root, format...)
+ *   keys         tag[32]                       wrapped data key (nonce[24] || ct[48]);
+ *                                              empty = erased
+ *   keyring      public key[32]                KeyringEntry (see log.c)
+ *   checkpoints  tree size u64 BE              signed note text
+ *
+ * The projections' database (<dir>/proj, cl_db_open_proj) has only
+ * "default" and the families projections create and drop at run time
+ * (proj.c, cl_db_cf_*): proj.<name> (position, version) and
+ * proj.<name>.<family> (the projection's keys; values sealed, see proj.h).
+ * Either opens every family it finds (docs/format.md).
  */
 #ifndef CL_STORE_DB_H
 #define CL_STORE_DB_H
@@ -59,7 +60,7 @@ typedef struct cl_db {
   rocksdb_options_t *point_opts; /* keys, keyring: memtable bloom for point misses */
   rocksdb_options_t *ids_opts;   /* ids: hash-linked-list memtable, whole-key lookups only */
   rocksdb_block_based_table_options_t *bbto;
-  rocksdb_cache_t *cache;
+  rocksdb_cache_t *cache; /* NULL: another database's (cl_db_open_proj) */
   rocksdb_readoptions_t *ro;
   rocksdb_writeoptions_t *wo;        /* sync per cl_db_open's `sync` */
   rocksdb_writeoptions_t *wo_nosync; /* projection state: derived, rebuilt on loss */
@@ -70,6 +71,13 @@ typedef struct cl_db {
  * open without taking the lock (for verify). On success *out is
  * returned-owned (cl_db_close). */
 int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **out, cl_err *err);
+/* Opens (creating it if missing) the projections' database at <path> (the
+ * data directory's "proj"): no fixed families but "default" (cf[i] NULL
+ * for the others), only the families projections create, its own WAL and
+ * write queue, unsynced writes (projection state is derived: a lost tail
+ * is folded again). Its blocks share log_db's cache: close it first. Each
+ * database keeps its memtables under 64 MiB. */
+int cl_db_open_proj(const char *path, cl_db *log_db, cl_db **out, cl_err *err);
 void cl_db_close(cl_db *db);
 
 /* Point read. On 0, *val is returned-owned (rocksdb_free) and may be NULL

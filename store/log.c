@@ -134,6 +134,7 @@ static void log_free(cl_log *log) {
     return;
   cl_sk_stop_purger(log);
   cl_feed_free(log->feed);
+  cl_db_close(log->pdb);
   cl_db_close(log->db);
   if (log->secrets)
     sodium_free(log->secrets);
@@ -148,6 +149,7 @@ static void log_free(cl_log *log) {
   pthread_cond_destroy(&log->cv);
   pthread_mutex_destroy(&log->kr_mu);
   pthread_mutex_destroy(&log->ls_mu);
+  pthread_mutex_destroy(&log->pdb_mu);
   cl_free(log->dir);
   cl_free(log);
 }
@@ -206,6 +208,7 @@ static int log_alloc(const cl_log_options *o, cl_log **out, cl_err *err) {
   pthread_cond_init(&log->cv, NULL);
   pthread_mutex_init(&log->kr_mu, NULL);
   pthread_mutex_init(&log->ls_mu, NULL);
+  pthread_mutex_init(&log->pdb_mu, NULL);
   int rc = cl_sk_init(log, err); /* its locks first: log_free takes them */
   log->dir = cl_strdup(o->dir);
   log->streams = cl_hmap_new(32, sizeof(cl_stream_state));
@@ -442,6 +445,42 @@ int cl_log_key_info(cl_log *log, const uint8_t pk[32], char *principal, size_t p
   if (revoked)
     *revoked = e.revoked_seq != 0;
   return 0;
+}
+
+/* Until 2026-12 projections kept their families in the log's database,
+ * where their large write batches queued in front of the log's commits
+ * (one write queue per database). Their state is derived: the families
+ * left there are dropped, and the projections fold again into their own. */
+static int drop_old_proj_families(cl_log *log, cl_err *err) {
+  char **names;
+  size_t n;
+  int rc = cl_db_cf_list(log->db, "proj.", &names, &n, err);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < n; i++) { /* "proj.<name>" (meta) and "proj.<name>.<family>" */
+    if (rc == 0)
+      rc = cl_db_cf_drop(log->db, names[i], err);
+    cl_free(names[i]);
+  }
+  cl_free(names);
+  return rc;
+}
+
+cl_db *cl_log_proj_db(cl_log *log, cl_err *err) {
+  pthread_mutex_lock(&log->pdb_mu);
+  if (!log->pdb) {
+    char path[4096];
+    path_join(path, sizeof path, log->dir, "proj");
+    cl_db *pdb = NULL;
+    if (cl_db_open_proj(path, log->db, &pdb, err) == 0 && drop_old_proj_families(log, err) != 0) {
+      cl_db_close(pdb);
+      pdb = NULL;
+    }
+    log->pdb = pdb;
+  }
+  cl_db *r = log->pdb;
+  pthread_mutex_unlock(&log->pdb_mu);
+  return r;
 }
 
 int cl_log_sync(cl_log *log, cl_err *err) {

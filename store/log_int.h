@@ -66,6 +66,10 @@ struct cl_log {
   cl_log_options o;
   char *dir;
   cl_db *db;
+  /* the projections' database (<dir>/proj), opened by the first
+   * projection (cl_log_proj_db) and closed with the log; pdb_mu guards it */
+  pthread_mutex_t pdb_mu;
+  cl_db *pdb;
   int have_keys;
   uint8_t *secrets; /* sodium_malloc, CL_MK_SIZE bytes laid out as masterkey.h's CL_MK_* */
   uint8_t *tag_key;  /* fixed for the life of the log (crypt.h) */
@@ -229,6 +233,13 @@ int cl_mk_minted_key(cl_log *log, const uint8_t tag[32], const uint8_t *wrapped,
 /* Record 1 is the genesis LogCreated in "$log": its tag proves the log's
  * tag key is the one the log was created with. CL_EDENIED if not. */
 int cl_mk_check_first(cl_log *log, const Clinlog__V1__Record *rec, cl_err *err);
+
+/* ---- log.c ---- */
+/* The projections' database (<dir>/proj, cl_db_open_proj), opened by the
+ * first call (which also drops the families projections had in the log's
+ * database before they had their own); NULL with err set if it cannot be
+ * opened. Closed with the log: close every projection first. */
+cl_db *cl_log_proj_db(cl_log *log, cl_err *err);
 
 /* ---- logkey.c: the log key (logkey.h) ---- */
 /* At open, after the keyring is loaded: settles which log key is in use

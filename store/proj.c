@@ -27,11 +27,11 @@ static void fam_full_name(const cl_proj *p, size_t i, char *out, size_t n) {
 static int open_families(cl_proj *p, cl_err *err) {
   char full[128];
   snprintf(full, sizeof full, "proj.%s", p->name);
-  int rc = cl_db_cf_create(p->log->db, full, &p->meta, err);
+  int rc = cl_db_cf_create(p->db, full, &p->meta, err);
   for (size_t i = 0; rc == 0 && i < p->nfam; i++) {
     fam_full_name(p, i, p->fam_full[i], sizeof p->fam_full[i]);
     p->fam_full_len[i] = strlen(p->fam_full[i]);
-    rc = cl_db_cf_create(p->log->db, p->fam_full[i], &p->fam[i], err);
+    rc = cl_db_cf_create(p->db, p->fam_full[i], &p->fam[i], err);
   }
   return rc;
 }
@@ -43,16 +43,16 @@ static int drop_families(cl_proj *p, cl_err *err) {
   snprintf(prefix, sizeof prefix, "proj.%s.", p->name);
   char **names;
   size_t n;
-  int rc = cl_db_cf_list(p->log->db, prefix, &names, &n, err);
+  int rc = cl_db_cf_list(p->db, prefix, &names, &n, err);
   for (size_t i = 0; i < n; i++) {
     if (rc == 0)
-      rc = cl_db_cf_drop(p->log->db, names[i], err);
+      rc = cl_db_cf_drop(p->db, names[i], err);
     cl_free(names[i]);
   }
   cl_free(names);
   snprintf(prefix, sizeof prefix, "proj.%s", p->name);
   if (rc == 0)
-    rc = cl_db_cf_drop(p->log->db, prefix, err);
+    rc = cl_db_cf_drop(p->db, prefix, err);
   p->meta = NULL;
   memset(p->fam, 0, sizeof p->fam);
   return rc;
@@ -61,7 +61,7 @@ static int drop_families(cl_proj *p, cl_err *err) {
 static int meta_get_u64(cl_proj *p, const char *k, uint64_t *v, size_t width, cl_err *err) {
   char *rerr = NULL;
   size_t vl;
-  char *val = rocksdb_get_cf(p->log->db->db, p->log->db->ro, p->meta, k, strlen(k), &vl, &rerr);
+  char *val = rocksdb_get_cf(p->db->db, p->db->ro, p->meta, k, strlen(k), &vl, &rerr);
   if (rerr)
     return cl_db_error(rerr, err, "projection meta");
   if (!val)
@@ -88,7 +88,7 @@ static int write_fresh_meta(cl_proj *p, cl_err *err) {
   rocksdb_writebatch_put_cf(wb, p->meta, META_POSITION, strlen(META_POSITION), (const char *)pos,
                             8);
   char *rerr = NULL;
-  rocksdb_write(p->log->db->db, p->log->db->wo_nosync, wb, &rerr);
+  rocksdb_write(p->db->db, p->db->wo_nosync, wb, &rerr);
   rocksdb_writebatch_destroy(wb);
   return rerr ? cl_db_error(rerr, err, "projection meta") : 0;
 }
@@ -156,7 +156,7 @@ int cl_proj_open(cl_log *log, const char *name, uint32_t version, const char *co
   crypto_auth_hmacsha256_init(p->hmac, log->proj_key, 32);
   crypto_auth_hmacsha256_update(p->hmac, (const uint8_t *)"proj.", 5);
   crypto_auth_hmacsha256_update(p->hmac, (const uint8_t *)p->name, strlen(p->name) + 1);
-  int rc = open_families(p, err);
+  int rc = (p->db = cl_log_proj_db(log, err)) != NULL ? open_families(p, err) : err->code;
   uint64_t stored = 0;
   if (rc == 0) {
     rc = meta_get_u64(p, META_VERSION, &stored, 4, err);
@@ -433,7 +433,7 @@ int cl_proj_txn_get(cl_proj_txn *t, unsigned fam, const void *key, size_t kl, ui
     char *rerr = NULL;
     size_t n;
     char *v =
-        rocksdb_get_cf(t->p->log->db->db, t->p->log->db->ro, t->p->fam[fam], key, kl, &n, &rerr);
+        rocksdb_get_cf(t->p->db->db, t->p->db->ro, t->p->fam[fam], key, kl, &n, &rerr);
     if (rerr)
       return cl_db_error(rerr, err, "projection read");
     if (!v)
@@ -481,7 +481,7 @@ int cl_proj_get(cl_proj *p, unsigned fam, const void *key, size_t kl, uint8_t **
   pthread_rwlock_rdlock(&p->lk);
   char *rerr = NULL;
   size_t n;
-  char *v = rocksdb_get_cf(p->log->db->db, p->log->db->ro, p->fam[fam], key, kl, &n, &rerr);
+  char *v = rocksdb_get_cf(p->db->db, p->db->ro, p->fam[fam], key, kl, &n, &rerr);
   pthread_rwlock_unlock(&p->lk);
   if (rerr)
     return cl_db_error(rerr, err, "projection read");
@@ -499,7 +499,7 @@ int cl_proj_get_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, uin
 static int scan_cf(cl_proj *p, rocksdb_column_family_handle_t *h, const void *prefix, size_t pl,
                    const void *from, size_t fl, int tagged, uint8_t fam_byte, cl_proj_scan_fn fn,
                    void *ctx, cl_err *err) {
-  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(p->log->db->db, p->log->db->ro, h);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(p->db->db, p->db->ro, h);
   if (from)
     rocksdb_iter_seek(it, from, fl);
   else

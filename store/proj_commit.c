@@ -59,7 +59,7 @@ static int write_txn(cl_proj_txn *t, uint64_t position, cl_err *err) {
                               8);
     char *rerr = NULL;
     if (rc == 0)
-      rocksdb_write(p->log->db->db, p->log->db->wo_nosync, wb, &rerr);
+      rocksdb_write(p->db->db, p->db->wo_nosync, wb, &rerr);
     rocksdb_writebatch_destroy(wb);
     if (rerr)
       rc = cl_db_error(rerr, err, "projection commit");

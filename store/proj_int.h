@@ -28,6 +28,7 @@
 
 struct cl_proj {
   cl_log *log;
+  cl_db *db; /* the log's projections' database (cl_log_proj_db) */
   char name[CL_PROJ_NAME_MAX + 1];
   uint32_t version;
   size_t nfam;

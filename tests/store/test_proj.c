@@ -3,11 +3,15 @@
  * commit is pipelined). Reads in the transaction, and in a transaction
  * folded over one in flight, see the plaintext; the committed state holds
  * only the sealed form, under the stream's data key; a stream erased
- * between the put and the write leaves nothing of it. */
+ * between the put and the write leaves nothing of it. Projections keep
+ * their state in a database of their own (<dir>/proj). */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "store/db.h"
 #include "store/proj.h"
 #include "tests/support/testutil.h"
 
@@ -141,5 +145,65 @@ Test(proj, a_stream_erased_before_the_write_leaves_nothing) {
   cr_assert_eq(cl_proj_put_sealed(t, 0, k2, 32, f.tag2, SECRET, strlen(SECRET), &err), CL_EERASED);
   cr_assert_eq(cl_proj_txn_get(t, 0, k2, 32, &v, &vl, &err), CL_ENOTFOUND);
   cl_proj_abort(t);
+  teardown(&f);
+}
+
+/* The names of the "proj." families of the log's database (<dir>/db). */
+static size_t log_db_proj_families(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/db", dir);
+  cl_db *db;
+  cl_err err;
+  cr_assert_eq(cl_db_open(path, 0, 1, 0, &db, &err), 0, "%s", err.msg);
+  char **names;
+  size_t n;
+  cr_assert_eq(cl_db_cf_list(db, "proj.", &names, &n, &err), 0, "%s", err.msg);
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
+  free(names);
+  cl_db_close(db);
+  return n;
+}
+
+Test(proj, projections_live_in_a_database_of_their_own) {
+  fixture f;
+  setup(&f);
+  cl_err err;
+  uint8_t k[32];
+  key_of(&f, "patient-1/name", k);
+  cl_proj_txn *t;
+  cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_put_sealed(t, 0, k, 32, f.tag, SECRET, strlen(SECRET), &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(cl_proj_commit(t, 2, &err), 0, "%s", err.msg);
+  cl_proj_close(f.p);
+  cl_log_close(f.log);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/proj/CURRENT", f.dir);
+  cr_assert_eq(access(path, F_OK), 0, "the projections' database is <dir>/proj");
+  cr_assert_eq(log_db_proj_families(f.dir), 0, "nothing of a projection in the log's database");
+
+  /* a directory from before: projection families in the log's database,
+   * dropped when a projection opens; the projections' own state stays */
+  snprintf(path, sizeof path, "%s/db", f.dir);
+  cl_db *db;
+  cr_assert_eq(cl_db_open(path, 0, 0, 1, &db, &err), 0, "%s", err.msg);
+  rocksdb_column_family_handle_t *h;
+  cr_assert_eq(cl_db_cf_create(db, "proj.ptest", &h, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_db_cf_create(db, "proj.ptest.val", &h, &err), 0, "%s", err.msg);
+  cl_db_close(db);
+  cr_assert_eq(log_db_proj_families(f.dir), 2);
+  f.log = cl_test_log_open(f.dir, 1000);
+  cr_assert_eq(cl_proj_open(f.log, "ptest", 1, fams, 1, &f.p, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_position(f.p), 2, "the state in <dir>/proj is kept");
+  uint8_t *v;
+  size_t vl;
+  cr_assert_eq(cl_proj_get_sealed(f.p, 0, k, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, SECRET);
+  cl_proj_close(f.p);
+  cl_log_close(f.log);
+  cr_assert_eq(log_db_proj_families(f.dir), 0, "the old families are dropped");
+  f.log = cl_test_log_open(f.dir, 1000);
+  cr_assert_eq(cl_proj_open(f.log, "ptest", 1, fams, 1, &f.p, &err), 0, "%s", err.msg);
   teardown(&f);
 }
