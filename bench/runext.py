@@ -542,8 +542,13 @@ def _tp_series(r):
     RocksDB)."""
     single = (r.get("clinlog_single") or {}).get("append")
     pg = (r.get("postgresql") or {}).get("scenarios")
-    raw = [s for s in (r.get("raw_rocksdb") or {}).get("scenarios") or []
-           if s.get("signatures") == "batch"]
+    # raw RocksDB at the rows' own concurrency (the raw step), else the store step's 1 and 8
+    raw = ((r.get("raw") or {}).get("rocksdb") or {}).get("scenarios")
+    raw_y = "events_per_s"
+    if not raw:
+        raw = [s for s in (r.get("raw_rocksdb") or {}).get("scenarios") or []
+               if s.get("signatures") == "batch"]
+        raw_y = "raw4_events_per_s"
     cl = (r.get("clinlog_cluster") or {}).get("throughput")
     ed = (r.get("etcd") or {}).get("scenarios")
     pgr = (r.get("postgresql_replicated") or {}).get("scenarios")
@@ -556,7 +561,7 @@ def _tp_series(r):
             ("PostgreSQL 15, %d-row transactions" % bs,
              _pts(pg, "concurrency", "events_per_s", batch=bs)),
             ("raw RocksDB synced writes of the same bytes (x: writer threads)",
-             _pts(raw, "threads", "raw4_events_per_s", batch=bs))]
+             _pts(raw, "threads", raw_y, batch=bs))]
         out["tp_3nodes_b%d" % bs] = [
             ("clinlog 3 nodes, unary Append to the leader",
              _pts(cl, "concurrency", "cluster_events_per_s", batch=bs)),

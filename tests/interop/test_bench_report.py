@@ -84,6 +84,10 @@ CANNED = {
 }
 
 
+def _get_row(rows, batch, conc):
+    return [x for x in rows if x["batch"] == batch and x["concurrency"] == conc][0]
+
+
 class TestBenchReport(unittest.TestCase):
 
     @classmethod
@@ -605,6 +609,29 @@ class TestBenchReport(unittest.TestCase):
         r["plots"] = []
         self.assertNotIn("against concurrency](", self.br.make_report(r))
 
+    def test_raw_rocksdb_at_the_same_concurrency(self):
+        res = copy.deepcopy(CANNED)
+        res["raw"]["rocksdb"] = {"record_bytes": 438, "puts_per_event": 4, "scenarios": [
+            {"batch": b, "threads": t, "events_per_s": eps, "p50_ms": 0.5, "p99_ms": 4.25}
+            for b, t, eps in ((1, 1, 1200), (1, 16, 13000), (1, 64, 20000), (64, 1, 21000),
+                              (64, 16, 60000), (64, 64, 40000))]}
+        r, text = self.report(res)
+        # each row against the raw writes at its own concurrency, not the store step's 1 or 8
+        self.assertIn("| 64 | 16 | 30,000 | 120,000 | 0.25 | 60,000 (16) | 0.50 |", text)
+        self.assertIn("| 1 | 64 | 25,000 | 12,500 | 2.00 | 20,000 (64) | 1.25 |", text)
+        self.assertIn("| 1 | 1 | 1,500 | 5,000 | 0.30 | 1,200 (1) | 1.25 |", text)
+        row = _get_row(r["comparisons"], 1, 64)
+        self.assertEqual((row["raw_threads"], row["raw_rocksdb_events_per_s"]), (64, 20000))
+        self.assertIn("| raw RocksDB synced writes, the store's 4 entries per event (438-byte "
+                      "records), batch 64, 16 writer threads | 60,000 ev/s, p50 0.500 ms, p99 "
+                      "4.250 ms |", text)
+        self.assertNotIn("raw RocksDB at exactly", text)
+        if shutil.which("gnuplot"):
+            out = os.path.join(common.TMP, "bench-report-rawsame")
+            self.assertIn("tp_1node_b1.svg", self.br.plots(r, out))
+            with open(os.path.join(out, "plots", "tp_1node_b1_2.dat")) as f:
+                self.assertEqual(f.read(), "1 1200\n16 13000\n64 20000\n")
+
     def test_etcd_skipped_is_said(self):
         res = copy.deepcopy(CANNED)
         res["etcd_skipped"] = "clinlog-bench etcd: skipped: etcd not found"
@@ -838,3 +865,21 @@ class TestBenchSteps(unittest.TestCase):
         cds = [t for t in r["targets"] if t["name"].startswith("decision support")]
         self.assertEqual(len(cds), 3)
         self.assertTrue(all(t["met"] in (True, False) for t in cds), cds)
+
+    def test_raw_rocksdb_at_each_concurrency(self):
+        """Step 1's raw RocksDB writes at exactly the single-node rows'
+        concurrencies, the store's bytes."""
+        out = self.run_bench("raw", ["raw", "--quick"], timeout=60)
+        rdb = out["rocksdb"]
+        self.assertEqual(rdb["record_bytes"], out["sha256"]["event_bytes"] + 150)
+        self.assertEqual([(s["batch"], s["threads"]) for s in rdb["scenarios"]],
+                         [(1, 1), (1, 16), (1, 64), (64, 1), (64, 16), (64, 64)])
+        for s in rdb["scenarios"]:
+            self.assertGreater(s["events_per_s"], 0, s)
+            self.assertLessEqual(s["p50_ms"], s["p99_ms"], s)
+        # synced: one writer at batch 1 is bound by the disk's flush (an unsynced
+        # write would run hundreds of times faster than fdatasync)
+        one = rdb["scenarios"][0]
+        self.assertLess(one["events_per_s"], 50 * out["fsync"]["per_s"], (one, out["fsync"]))
+        d = os.path.join(common.TMP, "bench-steps-raw")
+        self.assertFalse(os.path.exists(os.path.join(d, "rocksdb")), "its database removed")
