@@ -17,8 +17,9 @@
  *    fresh database in D, batch 1 and 64 at 1, 16 and 64 writer threads,
  *    the concurrencies of clinlog's single-node rows, so each has its raw
  *    limit at the same concurrency: events/s, p50/p99 per write. Always the
- *    full count (1,600 writes at batch 1, 320 at 64, about 3 s in all
- *    here): shorter runs are too noisy to divide by.
+ *    full count (1,600 writes at batch 1, 320 at 64, about 1 s in all on
+ *    an idle machine; shorter runs are too noisy to divide by), but no
+ *    write starts after 2 s of a scenario.
  * `clinlog-bench store` sets the store in process beside raw RocksDB at 1
  * and 8 threads (its raw and raw4 columns); bench/run runs both. */
 #include "bench/bench_raw.h"
@@ -98,13 +99,16 @@ void bench_raw_put4(rocksdb_writebatch_t *wb, rocksdb_column_family_handle_t *co
   }
 }
 
+enum { RDB_SCENARIOS = 6, RDB_MAX_S = 2 }; /* scenarios; seconds a scenario starts writes */
+
 typedef struct rworker {
   pthread_t t;
   rocksdb_t *db;
   rocksdb_column_family_handle_t *const *cfs;
   const rocksdb_writeoptions_t *wo;
   const char *val;
-  size_t batch, record_size, writes;
+  size_t batch, record_size, writes, done;
+  double deadline; /* bench_mono() after which no new write starts */
   uint64_t next_seq; /* this writer's own sequence numbers (1 << 40 apart) */
   double *lat;       /* seconds per write */
   pthread_barrier_t *go;
@@ -116,11 +120,14 @@ static void *rocksdb_work(void *arg) {
   pthread_barrier_wait(w->go);
   for (size_t i = 0; i < w->writes && !w->error; i++) {
     double t0 = bench_mono();
+    if (t0 > w->deadline)
+      break;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     bench_raw_put4(wb, w->cfs, w->batch, w->val, w->record_size, &w->next_seq);
     rocksdb_write(w->db, w->wo, wb, &w->error);
     rocksdb_writebatch_destroy(wb);
     w->lat[i] = bench_mono() - t0;
+    w->done = i + 1;
   }
   return NULL;
 }
@@ -132,11 +139,13 @@ typedef struct rocksdb_out {
 } rocksdb_out;
 
 /* `calls` synced writes of `batch` events split over `threads` writers
- * into `db`. Returns 0, or -1 with the error on stderr. */
+ * into `db`, or as many as start within RDB_MAX_S (a slow or busy disk
+ * does not stretch the step). Returns 0, or -1 with the error on stderr. */
 static int rocksdb_rate(rocksdb_t *db, rocksdb_column_family_handle_t *const *cfs,
                         const rocksdb_writeoptions_t *wo, const char *val, size_t record_size,
                         size_t batch, int threads, size_t calls, rocksdb_out *o) {
   size_t per = calls / (size_t)threads ? calls / (size_t)threads : 1, n = per * (size_t)threads;
+  /* lat: the writers' own slices, then packed to the `done` of each */
   rworker *w = calloc((size_t)threads, sizeof *w);
   double *lat = malloc(n * sizeof *lat);
   if (!w || !lat)
@@ -150,11 +159,16 @@ static int rocksdb_rate(rocksdb_t *db, rocksdb_column_family_handle_t *const *cf
     if (pthread_create(&w[i].t, NULL, rocksdb_work, &w[i]) != 0)
       abort();
   }
-  pthread_barrier_wait(&go);
   double t0 = bench_mono();
+  for (int i = 0; i < threads; i++)
+    w[i].deadline = t0 + RDB_MAX_S;
+  pthread_barrier_wait(&go);
   int rc = 0;
+  size_t done = 0;
   for (int i = 0; i < threads; i++) {
     pthread_join(w[i].t, NULL);
+    memmove(lat + done, w[i].lat, w[i].done * sizeof *lat);
+    done += w[i].done;
     if (w[i].error) {
       if (!rc)
         fprintf(stderr, "clinlog-bench raw: RocksDB write: %s\n", w[i].error);
@@ -164,15 +178,19 @@ static int rocksdb_rate(rocksdb_t *db, rocksdb_column_family_handle_t *const *cf
   }
   double dt = bench_mono() - t0;
   pthread_barrier_destroy(&go);
-  qsort(lat, n, sizeof *lat, bench_cmp_double);
-  *o = (rocksdb_out){batch, threads, (double)(n * batch) / dt, bench_pct(lat, n, 0.5) * 1e3,
-                     bench_pct(lat, n, 0.99) * 1e3};
+  if (done == 0) {
+    fprintf(stderr, "clinlog-bench raw: no RocksDB write done (batch %zu, %d threads)\n", batch,
+            threads);
+    rc = -1;
+  } else {
+    qsort(lat, done, sizeof *lat, bench_cmp_double);
+    *o = (rocksdb_out){batch, threads, (double)(done * batch) / dt,
+                       bench_pct(lat, done, 0.5) * 1e3, bench_pct(lat, done, 0.99) * 1e3};
+  }
   free(lat);
   free(w);
   return rc;
 }
-
-enum { RDB_SCENARIOS = 6 };
 
 /* The RocksDB scenarios (batch 1 and 64 at 1, 16, 64 writers) in a fresh
  * database D/rocksdb, removed after. Returns 0, or -1 with the error on
