@@ -84,8 +84,8 @@ static int measure_fsync(const char *dir, int n, fsync_out *o) {
 
 /* ---------------------------------------------------------- RocksDB */
 
-void bench_raw_put4(rocksdb_writebatch_t *wb, rocksdb_column_family_handle_t *const *cfs,
-                    size_t n, const char *val, size_t record_size, uint64_t *next_seq) {
+void bench_raw_put4(rocksdb_writebatch_t *wb, rocksdb_column_family_handle_t *const *cfs, size_t n,
+                    const char *val, size_t record_size, uint64_t *next_seq) {
   for (size_t k = 0; k < n; k++) {
     uint8_t key[40], seq[8];
     randombytes_buf(key, sizeof key);
@@ -108,7 +108,7 @@ typedef struct rworker {
   const rocksdb_writeoptions_t *wo;
   const char *val;
   size_t batch, record_size, writes, done;
-  double deadline; /* bench_mono() after which no new write starts */
+  double deadline;   /* bench_mono() after which no new write starts */
   uint64_t next_seq; /* this writer's own sequence numbers (1 << 40 apart) */
   double *lat;       /* seconds per write */
   pthread_barrier_t *go;
@@ -153,9 +153,16 @@ static int rocksdb_rate(rocksdb_t *db, rocksdb_column_family_handle_t *const *cf
   pthread_barrier_t go;
   pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
   for (int i = 0; i < threads; i++) {
-    w[i] = (rworker){.db = db, .cfs = cfs, .wo = wo, .val = val, .batch = batch,
-                     .record_size = record_size, .writes = per,
-                     .next_seq = ((uint64_t)i + 1) << 40, .lat = lat + (size_t)i * per, .go = &go};
+    w[i] = (rworker){.db = db,
+                     .cfs = cfs,
+                     .wo = wo,
+                     .val = val,
+                     .batch = batch,
+                     .record_size = record_size,
+                     .writes = per,
+                     .next_seq = ((uint64_t)i + 1) << 40,
+                     .lat = lat + (size_t)i * per,
+                     .go = &go};
     if (pthread_create(&w[i].t, NULL, rocksdb_work, &w[i]) != 0)
       abort();
   }
@@ -184,8 +191,8 @@ static int rocksdb_rate(rocksdb_t *db, rocksdb_column_family_handle_t *const *cf
     rc = -1;
   } else {
     qsort(lat, done, sizeof *lat, bench_cmp_double);
-    *o = (rocksdb_out){batch, threads, (double)(done * batch) / dt,
-                       bench_pct(lat, done, 0.5) * 1e3, bench_pct(lat, done, 0.99) * 1e3};
+    *o = (rocksdb_out){batch, threads, (double)(done * batch) / dt, bench_pct(lat, done, 0.5) * 1e3,
+                       bench_pct(lat, done, 0.99) * 1e3};
   }
   free(lat);
   free(w);

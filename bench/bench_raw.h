@@ -19,7 +19,7 @@ int bench_raw_main(int argc, char **argv);
  * `cfs` are the log, merkle, ids and streams column families. The raw limit
  * of `clinlog-bench store` (raw4) and `clinlog-bench raw` (rocksdb) alike.
  * Not thread-safe on the same *next_seq. */
-void bench_raw_put4(rocksdb_writebatch_t *wb, rocksdb_column_family_handle_t *const *cfs,
-                    size_t n, const char *val, size_t record_size, uint64_t *next_seq);
+void bench_raw_put4(rocksdb_writebatch_t *wb, rocksdb_column_family_handle_t *const *cfs, size_t n,
+                    const char *val, size_t record_size, uint64_t *next_seq);
 
 #endif
