@@ -161,23 +161,13 @@ static void *run_raw(void *arg) {
   for (size_t i = 0; i < w->nbatches; i++) {
     double t0 = now();
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    for (size_t k = 0; k < w->batches[i].b.n_events; k++) {
-      uint8_t key[40];
+    size_t n = w->batches[i].b.n_events;
+    if (w->indexed) /* the same four entries per event as the store */
+      bench_raw_put4(wb, w->cfs, n, val, w->record_size, &w->next_seq);
+    for (size_t k = 0; !w->indexed && k < n; k++) {
+      uint8_t key[16];
       randombytes_buf(key, sizeof key);
-      if (!w->indexed) {
-        rocksdb_writebatch_put(wb, (const char *)key, 16, val, single);
-        continue;
-      }
-      /* the same four entries per event as the store: record and Merkle
-       * entry under a sequence number, id and stream index under random keys */
-      uint8_t seq[8];
-      uint64_t s = __atomic_fetch_add(&w->next_seq, 1, __ATOMIC_RELAXED) + 1;
-      for (int b = 7; b >= 0; b--, s >>= 8)
-        seq[b] = (uint8_t)s;
-      rocksdb_writebatch_put_cf(wb, w->cfs[0], (const char *)seq, 8, val, w->record_size);
-      rocksdb_writebatch_put_cf(wb, w->cfs[1], (const char *)seq, 8, val, 48);
-      rocksdb_writebatch_put_cf(wb, w->cfs[2], (const char *)key, 16, val, 48);
-      rocksdb_writebatch_put_cf(wb, w->cfs[3], (const char *)key, 40, val, 8);
+      rocksdb_writebatch_put(wb, (const char *)key, 16, val, single);
     }
     char *e = NULL;
     rocksdb_write(w->raw, w->wo, wb, &e);

@@ -628,13 +628,14 @@ int bench_cds_main(int argc, char **argv) {
     printf("{\"machine\":\"%s\",\"patients\":%d,\"medication_events\":%zu,\"checker_eps\":%.0f,"
            "\"checker_findings\":%llu,\"catchup_eps\":%.0f,\"catchup_events\":%llu,"
            "\"emitted\":%llu,\"emit_backlog_s\":%.2f,\"alert_p50_ms\":%.3f,\"alert_p99_ms\":%.3f,"
-           "\"alerts\":%zu,\"alert_committed_p50_ms\":%.3f,\"alert_committed_p99_ms\":%.3f,"
+           "\"alerts\":%zu,\"alert_triggers\":%d,\"alert_committed_p50_ms\":%.3f,"
+           "\"alert_committed_p99_ms\":%.3f,"
            "\"load_eps\":%.0f,\"order_sign_p50_ms\":%.3f,"
            "\"order_sign_p99_ms\":%.3f,\"order_sign_calls\":%d,\"targets\":{\"checker_eps\":50000,"
            "\"alert_p99_ms\":10,\"order_sign_p99_ms\":20}}\n",
            machine, patients, p.n, check_eps, (unsigned long long)findings, catch_eps,
-           (unsigned long long)head, (unsigned long long)emitted, backlog_s, g50, g99, nglat, a50,
-           a99, load_rate, s50, s99, signs);
+           (unsigned long long)head, (unsigned long long)emitted, backlog_s, g50, g99, nglat,
+           triggers, a50, a99, load_rate, s50, s99, signs);
   bench_hc_close(&client);
   cl_http_stop(http);
   cl_svc_stop_cds(svc);

@@ -12,13 +12,22 @@
  *    and 2 threads, for about a second each (--quick: half).
  *  - SHA-256: cl_event_hash of benchmark events (bench_make_event, the
  *    bytes clinlog-bench appends): hashes/s and MB/s on one thread.
- * Raw RocksDB synced writes of the store's bytes are `clinlog-bench store`
- * (its raw and raw4 columns); bench/run runs both. */
+ *  - RocksDB: synced WriteBatches of the store's four entries per event
+ *    (bench_raw_put4: the bytes `clinlog-bench store` calls raw4) in a
+ *    fresh database in D, batch 1 and 64 at 1, 16 and 64 writer threads,
+ *    the concurrencies of clinlog's single-node rows, so each has its raw
+ *    limit at the same concurrency: events/s, p50/p99 per write. Always the
+ *    full count (1,600 writes at batch 1, 320 at 64, about 1 s in all on
+ *    an idle machine; shorter runs are too noisy to divide by), but no
+ *    write starts after 2 s of a scenario.
+ * `clinlog-bench store` sets the store in process beside raw RocksDB at 1
+ * and 8 threads (its raw and raw4 columns); bench/run runs both. */
 #include "bench/bench_raw.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +81,170 @@ static int measure_fsync(const char *dir, int n, fsync_out *o) {
   free(lat);
   return rc;
 }
+
+/* ---------------------------------------------------------- RocksDB */
+
+void bench_raw_put4(rocksdb_writebatch_t *wb, rocksdb_column_family_handle_t *const *cfs, size_t n,
+                    const char *val, size_t record_size, uint64_t *next_seq) {
+  for (size_t k = 0; k < n; k++) {
+    uint8_t key[40], seq[8];
+    randombytes_buf(key, sizeof key);
+    uint64_t s = ++*next_seq;
+    for (int b = 7; b >= 0; b--, s >>= 8)
+      seq[b] = (uint8_t)s;
+    rocksdb_writebatch_put_cf(wb, cfs[0], (const char *)seq, 8, val, record_size);
+    rocksdb_writebatch_put_cf(wb, cfs[1], (const char *)seq, 8, val, 48);
+    rocksdb_writebatch_put_cf(wb, cfs[2], (const char *)key, 16, val, 48);
+    rocksdb_writebatch_put_cf(wb, cfs[3], (const char *)key, 40, val, 8);
+  }
+}
+
+enum { RDB_SCENARIOS = 6, RDB_MAX_S = 2 }; /* scenarios; seconds a scenario starts writes */
+
+typedef struct rworker {
+  pthread_t t;
+  rocksdb_t *db;
+  rocksdb_column_family_handle_t *const *cfs;
+  const rocksdb_writeoptions_t *wo;
+  const char *val;
+  size_t batch, record_size, writes, done;
+  double deadline;   /* bench_mono() after which no new write starts */
+  uint64_t next_seq; /* this writer's own sequence numbers (1 << 40 apart) */
+  double *lat;       /* seconds per write */
+  pthread_barrier_t *go;
+  char *error; /* rocksdb_free'd by the caller */
+} rworker;
+
+static void *rocksdb_work(void *arg) {
+  rworker *w = arg;
+  pthread_barrier_wait(w->go);
+  for (size_t i = 0; i < w->writes && !w->error; i++) {
+    double t0 = bench_mono();
+    if (t0 > w->deadline)
+      break;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    bench_raw_put4(wb, w->cfs, w->batch, w->val, w->record_size, &w->next_seq);
+    rocksdb_write(w->db, w->wo, wb, &w->error);
+    rocksdb_writebatch_destroy(wb);
+    w->lat[i] = bench_mono() - t0;
+    w->done = i + 1;
+  }
+  return NULL;
+}
+
+typedef struct rocksdb_out {
+  size_t batch;
+  int threads;
+  double events_per_s, p50_ms, p99_ms;
+} rocksdb_out;
+
+/* `calls` synced writes of `batch` events split over `threads` writers
+ * into `db`, or as many as start within RDB_MAX_S (a slow or busy disk
+ * does not stretch the step). Returns 0, or -1 with the error on stderr. */
+static int rocksdb_rate(rocksdb_t *db, rocksdb_column_family_handle_t *const *cfs,
+                        const rocksdb_writeoptions_t *wo, const char *val, size_t record_size,
+                        size_t batch, int threads, size_t calls, rocksdb_out *o) {
+  size_t per = calls / (size_t)threads ? calls / (size_t)threads : 1, n = per * (size_t)threads;
+  /* lat: the writers' own slices, then packed to the `done` of each */
+  rworker *w = calloc((size_t)threads, sizeof *w);
+  double *lat = malloc(n * sizeof *lat);
+  if (!w || !lat)
+    abort();
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+  for (int i = 0; i < threads; i++) {
+    w[i] = (rworker){.db = db,
+                     .cfs = cfs,
+                     .wo = wo,
+                     .val = val,
+                     .batch = batch,
+                     .record_size = record_size,
+                     .writes = per,
+                     .next_seq = ((uint64_t)i + 1) << 40,
+                     .lat = lat + (size_t)i * per,
+                     .go = &go};
+    if (pthread_create(&w[i].t, NULL, rocksdb_work, &w[i]) != 0)
+      abort();
+  }
+  double t0 = bench_mono();
+  for (int i = 0; i < threads; i++)
+    w[i].deadline = t0 + RDB_MAX_S;
+  pthread_barrier_wait(&go);
+  int rc = 0;
+  size_t done = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_join(w[i].t, NULL);
+    memmove(lat + done, w[i].lat, w[i].done * sizeof *lat);
+    done += w[i].done;
+    if (w[i].error) {
+      if (!rc)
+        fprintf(stderr, "clinlog-bench raw: RocksDB write: %s\n", w[i].error);
+      rocksdb_free(w[i].error);
+      rc = -1;
+    }
+  }
+  double dt = bench_mono() - t0;
+  pthread_barrier_destroy(&go);
+  if (done == 0) {
+    fprintf(stderr, "clinlog-bench raw: no RocksDB write done (batch %zu, %d threads)\n", batch,
+            threads);
+    rc = -1;
+  } else {
+    qsort(lat, done, sizeof *lat, bench_cmp_double);
+    *o = (rocksdb_out){batch, threads, (double)(done * batch) / dt, bench_pct(lat, done, 0.5) * 1e3,
+                       bench_pct(lat, done, 0.99) * 1e3};
+  }
+  free(lat);
+  free(w);
+  return rc;
+}
+
+/* The RocksDB scenarios (batch 1 and 64 at 1, 16, 64 writers) in a fresh
+ * database D/rocksdb, removed after. Returns 0, or -1 with the error on
+ * stderr. */
+static int measure_rocksdb(const char *dir, size_t record_size, rocksdb_out out[RDB_SCENARIOS]) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/rocksdb", dir);
+  bench_rmrf(path);
+  rocksdb_options_t *ro = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(ro, 1);
+  rocksdb_options_set_create_missing_column_families(ro, 1);
+  rocksdb_options_increase_parallelism(ro, 2); /* as `clinlog-bench store`'s raw database */
+  const char *names[5] = {"default", "log", "merkle", "ids", "streams"};
+  const rocksdb_options_t *cfo[5] = {ro, ro, ro, ro, ro};
+  rocksdb_column_family_handle_t *cfs[5];
+  char *e = NULL;
+  rocksdb_t *db = rocksdb_open_column_families(ro, path, 5, names, cfo, cfs, &e);
+  if (e) {
+    fprintf(stderr, "clinlog-bench raw: RocksDB open %s: %s\n", path, e);
+    rocksdb_free(e);
+    rocksdb_options_destroy(ro);
+    return -1;
+  }
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(wo, 1);
+  char *val = malloc(record_size);
+  if (!val)
+    abort();
+  randombytes_buf(val, record_size);
+  static const int threads[3] = {1, 16, 64};
+  int rc = 0;
+  for (int k = 0; k < RDB_SCENARIOS && !rc; k++) {
+    size_t batch = k < 3 ? 1 : 64;
+    rc = rocksdb_rate(db, cfs + 1, wo, val, record_size, batch, threads[k % 3],
+                      batch == 1 ? 1600 : 320, &out[k]);
+  }
+  free(val);
+  rocksdb_writeoptions_destroy(wo);
+  for (int i = 0; i < 5; i++)
+    rocksdb_column_family_handle_destroy(cfs[i]);
+  rocksdb_close(db);
+  rocksdb_options_destroy(ro);
+  bench_rmrf(path);
+  return rc;
+}
+
+/* ---------------------------------------------------------- crypto */
 
 enum { OP_SIGN, OP_VERIFY, OP_SHA };
 
@@ -181,6 +354,12 @@ int bench_raw_main(int argc, char **argv) {
   double ver1 = rate(OP_VERIFY, 1, secs, &key, ev, NEV, NULL, &bad);
   double ver2 = rate(OP_VERIFY, 2, secs, &key, ev, NEV, NULL, &bad);
   double sha = rate(OP_SHA, 1, secs, &key, ev, NEV, &sha_bps, &bad);
+  /* the record as `clinlog-bench store` sizes it: the event and 150 bytes of
+   * header, nonce, tag, MAC and signature */
+  size_t record_size = evbytes / NEV + 150;
+  rocksdb_out rdb[RDB_SCENARIOS];
+  if (measure_rocksdb(dir, record_size, rdb) != 0)
+    return 1;
   char machine[128];
   bench_machine(machine, sizeof machine);
   if (json) {
@@ -189,9 +368,16 @@ int bench_raw_main(int argc, char **argv) {
            "\"mean_ms\":%.3f,\"per_s\":%.0f},"
            "\"ed25519\":{\"sign_per_s_1\":%.0f,\"sign_per_s_2\":%.0f,"
            "\"verify_per_s_1\":%.0f,\"verify_per_s_2\":%.0f},"
-           "\"sha256\":{\"event_bytes\":%zu,\"hashes_per_s\":%.0f,\"mb_per_s\":%.1f}}\n",
+           "\"sha256\":{\"event_bytes\":%zu,\"hashes_per_s\":%.0f,\"mb_per_s\":%.1f},"
+           "\"rocksdb\":{\"record_bytes\":%zu,\"puts_per_event\":4,\"scenarios\":[",
            machine, quick ? "true" : "false", dir, fs.n, fs.p50_ms, fs.p99_ms, fs.mean_ms, fs.per_s,
-           sign1, sign2, ver1, ver2, evbytes / NEV, sha, sha_bps / 1e6);
+           sign1, sign2, ver1, ver2, evbytes / NEV, sha, sha_bps / 1e6, record_size);
+    for (int k = 0; k < RDB_SCENARIOS; k++)
+      printf("%s{\"batch\":%zu,\"threads\":%d,\"events_per_s\":%.0f,\"p50_ms\":%.3f,"
+             "\"p99_ms\":%.3f}",
+             k ? "," : "", rdb[k].batch, rdb[k].threads, rdb[k].events_per_s, rdb[k].p50_ms,
+             rdb[k].p99_ms);
+    printf("]}}\n");
   } else {
     printf("clinlog-bench raw — %s; data disk: %s\n\n"
            "fsync (pwrite 4 KiB + fdatasync, %d times): p50 %.3f ms, p99 %.3f ms, mean %.3f ms "
@@ -201,6 +387,11 @@ int bench_raw_main(int argc, char **argv) {
            "SHA-256 of %zu-byte events: %.0f hashes/s, %.1f MB/s (1 thread)\n",
            machine, dir, fs.n, fs.p50_ms, fs.p99_ms, fs.mean_ms, fs.per_s, sign1, sign2, ver1, ver2,
            evbytes / NEV, sha, sha_bps / 1e6);
+    printf("RocksDB synced writes, the store's 4 entries per event (%zu-byte records):\n",
+           record_size);
+    for (int k = 0; k < RDB_SCENARIOS; k++)
+      printf("  batch %-3zu %2d threads: %8.0f events/s, p50 %.3f ms, p99 %.3f ms\n", rdb[k].batch,
+             rdb[k].threads, rdb[k].events_per_s, rdb[k].p50_ms, rdb[k].p99_ms);
   }
   for (int i = 0; i < NEV; i++)
     free(ev[i].data);

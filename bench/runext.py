@@ -4,11 +4,13 @@ scripts/test.sh runs after `bench/run --quick`); the failover, follower lag
 and node join figures, their section of report.md and the failover
 timeline plot; the AppendStream import's section; the latency CDF plots;
 the 3-node scenarios' CPU, fsyncs and memory; the FHIR views' section and
-targets (issue 9).
+targets (issue 9); the decision-support section and targets (issue 11);
+the throughput-against-concurrency plot of each scenario family.
 
 Only Debian's /usr/bin/python3 and its standard library."""
 import json
 import os
+import re
 import subprocess
 
 # The report's sections, in order: a run whose report.md lacks one was cut
@@ -26,6 +28,7 @@ SECTIONS = [
     "## FHIR writes (clinlog-bench ingest fhir)",
     "## Home-device readings (clinlog-bench ingest)",
     "## FHIR views (clinlog-bench fhir)",
+    "## Decision support (clinlog-bench cds)",
     "## Proofs and verify (clinlog-bench proof)",
     "## Raw limits of this machine, measured in this run",
     "## Machine",
@@ -86,6 +89,12 @@ def check(out, steps):
                 problems.append("report.md: section %r missing or out of order" % s)
             else:
                 at = i
+        listed = set(r.get("plots") or []) if isinstance(r, dict) else set()
+        for link in sorted(set(re.findall(r"\]\(([^()\s]+\.svg)\)", md)) - listed):
+            # a plot the report links to but results.json does not list
+            svg = _load(os.path.join(out, link), "report.md's plot %s" % link, problems)
+            if svg is not None and "<svg" not in svg:
+                problems.append("plot %s: not an SVG" % link)
     return problems
 
 # ---------------------------------------------------------------- figures
@@ -123,6 +132,7 @@ def targets_more(r, add):
     add("3 nodes: failover, leader killed to the first append after it (worst trial)",
         "<= 3 s", ft.get("failover_max_s"), ft.get("failover_ok"), "s")
     fhir_targets(r, add)
+    cds_targets(r, add)
     jt = (r.get("clinlog_join") or {}).get("targets") or {}
     add("3 nodes: a joining node's RSS growth over the second half of its catch-up",
         "< 64 MiB", jt.get("join_rss_growth_50_100_mb"), jt.get("join_memory_bounded"), "MiB")
@@ -401,4 +411,206 @@ def fhir_section(r):
               _f(exp.get("walk_s"), 2), _f(exp.get("read_s"), 2),
               _f(pg_exp.get("resources_per_s")), _f(pg_exp.get("clinlog_over_pg"), 2)))
         w("")
+    return L
+
+# ---------------------------------------------------------------- decision support
+
+# issue 11's targets: checker >= 50k medication events/s, alert p99 on
+# Cds.Alerts <= 10 ms (under >= 5k events/s of other load), order-sign p99 <= 20 ms
+CDS_CHECKER_EPS, CDS_ALERT_P99_MS, CDS_SIGN_P99_MS, CDS_LOAD_EPS = 50000, 10.0, 20.0, 5000
+
+
+def _cds_alert_p99(cd):
+    """The alert p99 to judge: None when no alert arrived (the run still
+    reports it as missed: an alert that never comes is no alert)."""
+    return cd.get("alert_p99_ms") if cd.get("alerts") else None
+
+
+def cds_targets(r, add):
+    """issue 11's targets from the cds step (`add(name, target, value, met, unit)`)."""
+    cd = r.get("cds") or {}
+    v = cd.get("checker_eps")
+    add("decision support: checker, 1 thread", ">= %d" % CDS_CHECKER_EPS, v,
+        None if v is None else v >= CDS_CHECKER_EPS, "medication events/s")
+    v = _cds_alert_p99(cd)
+    add("decision support: alert p99, commit to Cds.Alerts received", "<= %g ms" % CDS_ALERT_P99_MS,
+        v, None if not cd else v is not None and v <= CDS_ALERT_P99_MS, "ms")
+    v = cd.get("order_sign_p99_ms")
+    add("decision support: CDS Hooks order-sign round trip p99", "<= %g ms" % CDS_SIGN_P99_MS, v,
+        None if v is None else v <= CDS_SIGN_P99_MS, "ms")
+
+
+def cds_section(r):
+    """report.md's lines on decision support: the checker, the projection's
+    catch-up, the emitter's backlog, alert and order-sign latency, issue
+    11's targets judged."""
+    L = []
+    w = L.append
+    w("## Decision support (clinlog-bench cds)")
+    w("")
+    cd = r.get("cds") or {}
+    if not cd:
+        w("Decision support: %s." % r["cds_skipped"] if r.get("cds_skipped")
+          else "Not measured in this run.")
+        w("")
+        return L
+    w("In process (no clinlogd; bench/bench_cds.c, docs/cds.md \"How fast\"): %s generated "
+      "patients, each with an allergy and 12 active orders, then dispenses, barcode-scanned "
+      "administrations, new orders and discontinuations, interleaved (%s medication events). "
+      "Alerts: every 20 ms a new patient's warfarin and ibuprofen orders committed in one "
+      "batch (the log fsync'ing every commit) under a background load of "
+      "ObservationRecorded events, timed from the batch's commit to a subscriber receiving "
+      "the alert on Cds.Alerts (gRPC, loopback, the C client), and to the IssueDetected's "
+      "commit (what the checker and emitter take; the rest is the stream). Order-sign: CDS "
+      "Hooks over the HTTP face, a draft order against a prefetch of the patient's orders "
+      "and allergy." % (_f(cd.get("patients")), _f(cd.get("medication_events"))))
+    w("")
+    p99, bs = _cds_alert_p99(cd), cd.get("emit_backlog_s")
+    emit_rate = cd["emitted"] / bs if cd.get("emitted") is not None and bs else None
+    trig = cd.get("alert_triggers")
+
+    def verdict(met):
+        return "—" if met is None else "MET" if met else "**MISSED**"
+    w("| figure | measured | target | verdict |")
+    w("|---|---|---|---|")
+    v = cd.get("checker_eps")
+    w("| checker, 1 thread, medication events/s (%s findings) | %s | >= %s | %s |" % (
+        _f(cd.get("checker_findings")), _f(v), _f(CDS_CHECKER_EPS),
+        verdict(None if v is None else v >= CDS_CHECKER_EPS)))
+    w("| catch-up: the cds projection from event 1, events/s (%s events) | %s | — | — |" % (
+        _f(cd.get("catchup_events")), _f(cd.get("catchup_eps"))))
+    w("| emitter backlog: the population's findings appended as IssueDetected, findings/s "
+      "(%s in %s s) | %s | — | — |" % (_f(cd.get("emitted")), _f(bs, 2), _f(emit_rate)))
+    w("| alert: commit to Cds.Alerts received, p50 / p99 ms (%s of %s alerts) | %s / %s "
+      "| p99 <= %g ms | %s |" % (
+          _f(cd.get("alerts")), _f(trig), _f(cd.get("alert_p50_ms"), 2), _f(p99, 2),
+          CDS_ALERT_P99_MS, verdict(p99 is not None and p99 <= CDS_ALERT_P99_MS)))
+    w("| alert: commit to the IssueDetected's commit, p50 / p99 ms | %s / %s | — | — |" % (
+        _f(cd.get("alert_committed_p50_ms"), 2), _f(cd.get("alert_committed_p99_ms"), 2)))
+    v = cd.get("order_sign_p99_ms")
+    w("| CDS Hooks order-sign round trip, p50 / p99 ms (%s calls) | %s / %s | p99 <= %g ms "
+      "| %s |" % (_f(cd.get("order_sign_calls")), _f(cd.get("order_sign_p50_ms"), 2), _f(v, 2),
+                  CDS_SIGN_P99_MS, verdict(None if v is None else v <= CDS_SIGN_P99_MS)))
+    w("")
+    load = cd.get("load_eps")
+    notes = ["Background load during the alerts: %s events/s (issue 11 asks for at least "
+             "%s)" % (_f(load), _f(CDS_LOAD_EPS))]
+    if load is not None and load < 0.98 * CDS_LOAD_EPS:
+        notes.append("lighter than asked, so the alert figures flatter clinlog")
+    if not cd.get("alerts"):
+        notes.append("**no alert arrived** on Cds.Alerts: the alert target is missed")
+    elif trig and cd["alerts"] < trig:
+        notes.append("%s alerts never arrived within 5 s and are not in the percentiles"
+                     % _f(trig - cd["alerts"]))
+    secs = (r.get("step_seconds") or {}).get("cds")
+    if secs is not None:
+        notes.append("the step took %s s" % _f(secs, 1))
+    w("; ".join(notes) + ".")
+    w("")
+    return L
+
+# ---------------------------------------------------------------- throughput per scenario family
+
+# name: (title, y label); one SVG each, drawn when a series has figures
+TP_PLOTS = {
+    "tp_1node_b1": ("1 node, one event per call", "events/s"),
+    "tp_1node_b64": ("1 node, batches of 64 events", "events/s"),
+    "tp_3nodes_b1": ("3 nodes (replicated), one event per call", "events/s"),
+    "tp_3nodes_b64": ("3 nodes (replicated), batches of 64 events (etcd has no batch)",
+                      "events/s"),
+    "tp_ingest_hl7": ("HL7 v2 over MLLP, ACK after commit", "messages/s"),
+    "tp_ingest_fhir": ("FHIR transaction Bundles over REST", "resources/s"),
+}
+
+
+def _pts(rows, x, y, **kw):
+    """[(x, y)] of the rows whose fields equal kw, sorted by x; y a field
+    name or a function of the row; rows without a figure are left out."""
+    out = []
+    for row in rows or []:
+        if not all(row.get(k) == v for k, v in kw.items()):
+            continue
+        v = y(row) if callable(y) else row.get(y)
+        if row.get(x) is not None and v:
+            out.append((row[x], v))
+    return sorted(out)
+
+
+def _tp_series(r):
+    """{plot name: [(label, points)]}: each family's systems against
+    concurrency (client threads or connections; writer threads for raw
+    RocksDB)."""
+    single = (r.get("clinlog_single") or {}).get("append")
+    pg = (r.get("postgresql") or {}).get("scenarios")
+    # raw RocksDB at the rows' own concurrency (the raw step), else the store step's 1 and 8
+    raw = ((r.get("raw") or {}).get("rocksdb") or {}).get("scenarios")
+    raw_y = "events_per_s"
+    if not raw:
+        raw = [s for s in (r.get("raw_rocksdb") or {}).get("scenarios") or []
+               if s.get("signatures") == "batch"]
+        raw_y = "raw4_events_per_s"
+    cl = (r.get("clinlog_cluster") or {}).get("throughput")
+    ed = (r.get("etcd") or {}).get("scenarios")
+    pgr = (r.get("postgresql_replicated") or {}).get("scenarios")
+    hl7 = (r.get("ingest_hl7") or {}).get("scenarios")
+    fhir = (r.get("ingest_fhir") or {}).get("transactions")
+    out = {}
+    for bs in (1, 64):
+        out["tp_1node_b%d" % bs] = [
+            ("clinlog, unary Append", _pts(single, "concurrency", "grpc_events_per_s", batch=bs)),
+            ("PostgreSQL 15, %d-row transactions" % bs,
+             _pts(pg, "concurrency", "events_per_s", batch=bs)),
+            ("raw RocksDB synced writes of the same bytes (x: writer threads)",
+             _pts(raw, "threads", raw_y, batch=bs))]
+        out["tp_3nodes_b%d" % bs] = [
+            ("clinlog 3 nodes, unary Append to the leader",
+             _pts(cl, "concurrency", "cluster_events_per_s", batch=bs)),
+            ("PostgreSQL 15 + 2 synchronous standbys",
+             _pts(pgr, "concurrency", "events_per_s", batch=bs))]
+    out["tp_3nodes_b1"].insert(1, ("etcd 3.4, 3 members, Put",
+                                   _pts(ed, "concurrency", "events_per_s")))
+    for name, rows, unit in (("tp_ingest_hl7", hl7, "messages_per_s"),
+                             ("tp_ingest_fhir", fhir, "resources_per_s")):
+        out[name] = [(label, _pts(rows, "connections",
+                                  lambda row, k=key: (row.get(k) or {}).get(unit)))
+                     for label, key in (("clinlog", "mllp" if name == "tp_ingest_hl7" else "rest"),
+                                        ("the store in process, same events", "store"),
+                                        ("PostgreSQL 15", "postgresql"))]
+    return out
+
+
+def throughput_plots(r, d, out, gp, common, dat):
+    """One SVG per scenario family with a concurrency axis (TP_PLOTS): its
+    rate against concurrency, one line per system; a family none of whose
+    systems ran has none. Returns the files made."""
+    made = []
+    families = _tp_series(r)
+    for name in TP_PLOTS:
+        systems = families[name]
+        series = [(dat("%s_%d" % (name, i), pts), label)
+                  for i, (label, pts) in enumerate(systems) if pts]
+        if not series:
+            continue
+        xs = sorted({x for _, pts in systems for x, _ in pts})
+        title, ylabel = TP_PLOTS[name]
+        with open(os.path.join(d, name + ".gp"), "w") as f:
+            f.write(common + "set output '%s'\n" % os.path.join(out, name + ".svg"))
+            f.write("set title '%s: throughput against concurrency'\n"
+                    "set xlabel 'concurrent clients'\nset ylabel '%s'\n"
+                    "set logscale x 2\nset xrange [%g:%g]\nset xtics (%s)\n" % (
+                        title, ylabel, min(xs) * 0.8, max(xs) * 1.25,
+                        ", ".join("%g" % x for x in xs)))
+            f.write("plot " + ", \\\n  ".join("'%s' using 1:2 with linespoints lw 2 pt 7 "
+                                              "title '%s'" % s for s in series) + "\n")
+        subprocess.run([gp, os.path.join(d, name + ".gp")], check=True)
+        made.append(name + ".svg")
+    return made
+
+
+def plot_links(r, *names):
+    """report.md's lines showing the named plots of this run (those drawn)."""
+    L = []
+    for n in names:
+        if n + ".svg" in (r.get("plots") or []):
+            L += ["", "![%s: throughput against concurrency](%s.svg)" % (TP_PLOTS[n][0], n)]
     return L

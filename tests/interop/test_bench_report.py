@@ -3,12 +3,15 @@ bench/run itself takes minutes and is not part of the suite): the clinlog
 and PostgreSQL rows carry their ratios, a missed target is said plainly,
 a step that failed is named and its figures show as missing, the 3-node
 rows are set against etcd with the 1.5x target, the fan-out rows against
-etcd's Watch and the writer alone, a skipped etcd step is said so, and the
-plots are drawn when gnuplot is installed; bench/run --check passes a whole
-run and names what is wrong with a broken one. TestBenchSteps runs the
-later steps' C side for real, each in under ~25 s: the AppendStream
-import, the latency CDFs (PostgreSQL's and clinlog's), clinlog's fsyncs and
-CPU per event, the failover timeline and follower lag."""
+etcd's Watch and the writer alone, a skipped etcd step is said so, the
+decision-support section judges issue 11's targets, and the plots (one per
+scenario family against concurrency, shown in its section) are drawn when
+gnuplot is installed; bench/run --check passes a whole run and names what
+is wrong with a broken one. TestBenchSteps runs the later steps' C side for
+real, each in under ~25 s: the AppendStream import, the latency CDFs
+(PostgreSQL's and clinlog's), clinlog's fsyncs and CPU per event, the
+failover timeline and follower lag, and the decision-support step through
+bench/run's own step runner."""
 import copy
 import importlib.machinery
 import importlib.util
@@ -81,6 +84,10 @@ CANNED = {
 }
 
 
+def _get_row(rows, batch, conc):
+    return [x for x in rows if x["batch"] == batch and x["concurrency"] == conc][0]
+
+
 class TestBenchReport(unittest.TestCase):
 
     @classmethod
@@ -99,7 +106,7 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn(">= 20,000 ev/s | MET |", text)
         self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
-        self.assertIn("Targets: 1 met, 1 missed, 14 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 1 missed, 17 not measured in this run.", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
@@ -140,7 +147,7 @@ class TestBenchReport(unittest.TestCase):
                       "messages/s (target >= 10000).", text)
         self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK p99, 16 connections: 25.00 ms "
                       "(target <= 20 ms).", text)
-        self.assertIn("Targets: 1 met, 3 missed, 12 not measured in this run.", text)
+        self.assertIn("Targets: 1 met, 3 missed, 15 not measured in this run.", text)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
         self.assertIn("## Subscribe fan-out (single node)\n\nNot measured in this run.", text)
@@ -435,7 +442,8 @@ class TestBenchReport(unittest.TestCase):
         out = os.path.join(common.TMP, "bench-report-cdf")
         r = self.br.combine(res)
         made = self.br.plots(r, out)
-        self.assertEqual(made, ["throughput.svg", "latency.svg", "latency_cdf_1node.svg",
+        self.assertEqual(made, ["throughput.svg", "latency.svg", "tp_1node_b1.svg",
+                                "tp_1node_b64.svg", "tp_3nodes_b1.svg", "latency_cdf_1node.svg",
                                 "latency_cdf_3nodes.svg"])
         # x: ms (log scale: a 0 ms quantile is left out), y: the fraction of calls
         with open(os.path.join(out, "plots", "latency_cdf_1node_1.dat")) as f:
@@ -448,6 +456,181 @@ class TestBenchReport(unittest.TestCase):
         for m in made[2:]:
             with open(os.path.join(out, m)) as f:
                 self.assertIn("<svg", f.read())
+
+    def cds_results(self, **kw):
+        res = copy.deepcopy(CANNED)
+        res["cds"] = dict({
+            "machine": "x", "patients": 500, "medication_events": 16000, "checker_eps": 937350,
+            "checker_findings": 2746, "catchup_eps": 54037, "catchup_events": 16002,
+            "emitted": 2746, "emit_backlog_s": 2.2, "alert_p50_ms": 1.4, "alert_p99_ms": 12.5,
+            "alerts": 98, "alert_triggers": 100, "alert_committed_p50_ms": 0.9,
+            "alert_committed_p99_ms": 11.1, "load_eps": 5004, "order_sign_p50_ms": 0.21,
+            "order_sign_p99_ms": 1.62, "order_sign_calls": 300,
+            "targets": {"checker_eps": 50000, "alert_p99_ms": 10, "order_sign_p99_ms": 20}}, **kw)
+        res["step_seconds"] = {"cds": 11.4}
+        return res
+
+    def test_cds_section_and_targets(self):
+        r, text = self.report(CANNED)
+        self.assertIn("## Decision support (clinlog-bench cds)\n\nNot measured in this run.",
+                      text)
+        cds = [t for t in r["targets"] if t["name"].startswith("decision support")]
+        self.assertEqual([t["met"] for t in cds], [None, None, None], "not run: not judged")
+        r, text = self.report(self.cds_results())
+        sec = text.split("## Decision support (clinlog-bench cds)\n")[1].split("\n## ")[0]
+        self.assertIn("500 generated patients", sec)
+        self.assertIn("(16,000 medication events)", sec)
+        self.assertIn("| checker, 1 thread, medication events/s (2,746 findings) | 937,350 "
+                      "| >= 50,000 | MET |", sec)
+        self.assertIn("| catch-up: the cds projection from event 1, events/s (16,002 events) "
+                      "| 54,037 | — | — |", sec)
+        # 2746 findings in 2.2 s
+        self.assertIn("findings/s (2,746 in 2.20 s) | 1,248 | — | — |", sec)
+        self.assertIn("| alert: commit to Cds.Alerts received, p50 / p99 ms (98 of 100 alerts) "
+                      "| 1.40 / 12.50 | p99 <= 10 ms | **MISSED** |", sec)
+        self.assertIn("| alert: commit to the IssueDetected's commit, p50 / p99 ms | 0.90 / "
+                      "11.10 | — | — |", sec)
+        self.assertIn("| CDS Hooks order-sign round trip, p50 / p99 ms (300 calls) | 0.21 / "
+                      "1.62 | p99 <= 20 ms | MET |", sec)
+        self.assertIn("Background load during the alerts: 5,004 events/s (issue 11 asks for at "
+                      "least 5,000); 2 alerts never arrived within 5 s and are not in the "
+                      "percentiles; the step took 11.4 s.", sec)
+        self.assertIn("- **MISSED**: decision support: alert p99, commit to Cds.Alerts "
+                      "received: 12.50 ms (target <= 10 ms).", text)
+        met = {t["name"]: t["met"] for t in r["targets"]}
+        self.assertTrue(met["decision support: checker, 1 thread"])
+        self.assertFalse(met["decision support: alert p99, commit to Cds.Alerts received"])
+        self.assertTrue(met["decision support: CDS Hooks order-sign round trip p99"])
+        # every target met; then no alert at all: missed, said plainly, never a 0 ms p99
+        r, text = self.report(self.cds_results(alert_p99_ms=4.0, alerts=100))
+        self.assertIn("| 1.40 / 4.00 | p99 <= 10 ms | MET |", text)
+        self.assertNotIn("never arrived", text)
+        r, text = self.report(self.cds_results(alert_p99_ms=0.0, alerts=0, load_eps=2000))
+        self.assertIn("| 1.40 / — | p99 <= 10 ms | **MISSED** |", text)
+        self.assertIn("2,000 events/s (issue 11 asks for at least 5,000); lighter than asked, "
+                      "so the alert figures flatter clinlog; **no alert arrived** on Cds.Alerts",
+                      text)
+        t = [t for t in r["targets"] if t["name"].startswith("decision support: alert")][0]
+        self.assertEqual((t["value"], t["met"]), (None, False))
+        self.assertIn("- **MISSED**: decision support: alert p99, commit to Cds.Alerts "
+                      "received: — ms (target <= 10 ms).", text)
+
+    def family_results(self):
+        """CANNED with every scenario family's systems: 1 node (clinlog,
+        PostgreSQL, raw RocksDB), 3 nodes (clinlog, etcd, PostgreSQL with
+        standbys), HL7 over MLLP and FHIR transactions."""
+        res = copy.deepcopy(CANNED)
+        res["clinlog_single"]["append"] += [grpc_row(1, 16, 6000, 9000),
+                                            grpc_row(64, 1, 20000, 40000),
+                                            grpc_row(64, 64, 35000, 60000)]
+        res["postgresql"]["scenarios"] += [pg_row(1, 16, 15000), pg_row(64, 1, 40000)]
+        res["raw_rocksdb"]["scenarios"] += [
+            {"batch": 1, "threads": 8, "signatures": "batch", "raw4_events_per_s": 14000},
+            {"batch": 64, "threads": 1, "signatures": "batch", "raw4_events_per_s": 96000},
+            {"batch": 64, "threads": 8, "signatures": "per-event", "raw4_events_per_s": 1}]
+        res["clinlog_cluster"] = {"throughput": [
+            {"batch": b, "concurrency": c, "cluster_events_per_s": eps}
+            for b, c, eps in ((1, 1, 900), (1, 16, 4000), (1, 64, 7000), (64, 16, 30000),
+                              (64, 64, 41000))]}
+        res["etcd"] = {"scenarios": [etcd_row(1, 1000), etcd_row(16, 5000), etcd_row(64, 8000)]}
+        res["postgresql_replicated"] = {"standbys": 2, "scenarios": [
+            pg_row(1, 16, 5000), pg_row(64, 16, 40000)]}
+        res["ingest_hl7"] = {"scenarios": [
+            {"connections": c, "mllp": {"messages_per_s": m}, "store": {"messages_per_s": 2 * m},
+             "postgresql": {"messages_per_s": 3 * m}} for c, m in ((1, 1000), (16, 4000))]}
+        res["ingest_fhir"] = {"transactions": [
+            {"connections": c, "rest": {"resources_per_s": v}, "store": {"resources_per_s": 5 * v},
+             "postgresql": {}} for c, v in ((1, 2000), (16, 6000))]}
+        return res
+
+    def test_throughput_plot_per_scenario_family(self):
+        if not shutil.which("gnuplot"):
+            self.skipTest("gnuplot is not installed")
+        out = os.path.join(common.TMP, "bench-report-families")
+        shutil.rmtree(out, ignore_errors=True)
+        r = self.br.combine(self.family_results())
+        r["plots"] = self.br.plots(r, out)
+        fams = ["tp_1node_b1.svg", "tp_1node_b64.svg", "tp_3nodes_b1.svg", "tp_3nodes_b64.svg",
+                "tp_ingest_hl7.svg", "tp_ingest_fhir.svg"]
+        self.assertEqual([p for p in r["plots"] if p.startswith("tp_")], fams)
+        for p in fams:
+            with open(os.path.join(out, p)) as f:
+                self.assertIn("<svg", f.read(), p)
+        d = os.path.join(out, "plots")
+
+        def dat(name):
+            with open(os.path.join(d, name + ".dat")) as f:
+                return f.read()
+        # one line per system, events/s against concurrency (raw RocksDB: its threads)
+        self.assertEqual(dat("tp_1node_b1_0"), "1 1500\n16 6000\n64 25000\n")
+        self.assertEqual(dat("tp_1node_b1_1"), "1 5000\n16 15000\n64 12500\n")
+        self.assertEqual(dat("tp_1node_b1_2"), "1 6000\n8 14000\n")
+        self.assertEqual(dat("tp_1node_b64_2"), "1 96000\n8 150000\n")  # per-event row left out
+        self.assertEqual(dat("tp_3nodes_b1_0"), "1 900\n16 4000\n64 7000\n")
+        self.assertEqual(dat("tp_3nodes_b1_1"), "1 1000\n16 5000\n64 8000\n")
+        self.assertEqual(dat("tp_3nodes_b1_2"), "16 5000\n")
+        self.assertEqual(dat("tp_3nodes_b64_1"), "16 40000\n")
+        self.assertEqual(dat("tp_ingest_hl7_2"), "1 3000\n16 12000\n")
+        self.assertFalse(os.path.exists(os.path.join(d, "tp_ingest_fhir_2.dat")),
+                         "PostgreSQL has no FHIR figure: no line")
+        with open(os.path.join(d, "tp_3nodes_b1.gp")) as f:
+            gp = f.read()
+        for title in ("clinlog 3 nodes, unary Append to the leader", "etcd 3.4, 3 members, Put",
+                      "PostgreSQL 15 + 2 synchronous standbys"):
+            self.assertIn("title '%s'" % title, gp)
+        self.assertIn("set xtics (1, 16, 64)", gp)
+        # each shown in its family's section
+        text = self.br.make_report(r)
+        for sec, p in (("## clinlog (single node, gRPC)", "tp_1node_b1.svg"),
+                       ("## clinlog (single node, gRPC)", "tp_1node_b64.svg"),
+                       ("## 3 nodes: clinlog and etcd", "tp_3nodes_b1.svg"),
+                       ("## 3 nodes: clinlog and PostgreSQL with", "tp_3nodes_b64.svg"),
+                       ("## HL7 v2 over MLLP", "tp_ingest_hl7.svg"),
+                       ("## FHIR writes", "tp_ingest_fhir.svg")):
+            body = text.split(sec)[1].split("\n## ")[0]
+            self.assertIn("against concurrency](%s)" % p, body, (sec, p))
+        # --check: the run passes; a plot it links that is gone or not an SVG is named
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(r, f)
+        with open(os.path.join(out, "report.md"), "w") as f:
+            f.write(text)
+        problems = self.br.runext.check(out, [])
+        self.assertEqual(problems, [])
+        r["plots"].remove("tp_ingest_hl7.svg")
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(r, f)
+        with open(os.path.join(out, "tp_ingest_hl7.svg"), "w") as f:
+            f.write("gnuplot: error\n")
+        os.unlink(os.path.join(out, "tp_3nodes_b64.svg"))
+        self.assertEqual(self.br.runext.check(out, []), [
+            "plot tp_3nodes_b64.svg: cannot be read (No such file or directory)",
+            "plot tp_ingest_hl7.svg: not an SVG"])
+        # no plots drawn (no gnuplot): no links
+        r["plots"] = []
+        self.assertNotIn("against concurrency](", self.br.make_report(r))
+
+    def test_raw_rocksdb_at_the_same_concurrency(self):
+        res = copy.deepcopy(CANNED)
+        res["raw"]["rocksdb"] = {"record_bytes": 438, "puts_per_event": 4, "scenarios": [
+            {"batch": b, "threads": t, "events_per_s": eps, "p50_ms": 0.5, "p99_ms": 4.25}
+            for b, t, eps in ((1, 1, 1200), (1, 16, 13000), (1, 64, 20000), (64, 1, 21000),
+                              (64, 16, 60000), (64, 64, 40000))]}
+        r, text = self.report(res)
+        # each row against the raw writes at its own concurrency, not the store step's 1 or 8
+        self.assertIn("| 64 | 16 | 30,000 | 120,000 | 0.25 | 60,000 (16) | 0.50 |", text)
+        self.assertIn("| 1 | 64 | 25,000 | 12,500 | 2.00 | 20,000 (64) | 1.25 |", text)
+        self.assertIn("| 1 | 1 | 1,500 | 5,000 | 0.30 | 1,200 (1) | 1.25 |", text)
+        row = _get_row(r["comparisons"], 1, 64)
+        self.assertEqual((row["raw_threads"], row["raw_rocksdb_events_per_s"]), (64, 20000))
+        self.assertIn("| raw RocksDB synced writes, the store's 4 entries per event (438-byte "
+                      "records), batch 64, 16 writer threads | 60,000 ev/s, p50 0.500 ms, p99 "
+                      "4.250 ms |", text)
+        self.assertNotIn("raw RocksDB at exactly", text)
+        if shutil.which("gnuplot"):
+            out = os.path.join(common.TMP, "bench-report-rawsame")
+            self.assertIn("tp_1node_b1.svg", self.br.plots(r, out))
+            with open(os.path.join(out, "plots", "tp_1node_b1_2.dat")) as f:
+                self.assertEqual(f.read(), "1 1200\n16 13000\n64 20000\n")
 
     def test_etcd_skipped_is_said(self):
         res = copy.deepcopy(CANNED)
@@ -470,7 +653,8 @@ class TestBenchReport(unittest.TestCase):
         out = os.path.join(common.TMP, "bench-report-plots")
         r = self.br.combine(copy.deepcopy(CANNED))
         made = self.br.plots(r, out)
-        self.assertEqual(made, ["throughput.svg", "latency.svg"])
+        self.assertEqual(made, ["throughput.svg", "latency.svg", "tp_1node_b1.svg",
+                                "tp_1node_b64.svg"])
         for m in made:
             with open(os.path.join(out, m)) as f:
                 self.assertIn("<svg", f.read())
@@ -642,3 +826,60 @@ class TestBenchSteps(unittest.TestCase):
         self.assertGreater(lag["samples"], 10)
         self.assertLessEqual(lag["p50_entries"], lag["p99_entries"])
         self.assertLessEqual(lag["p99_entries"], lag["max_entries"])
+
+    def test_cds_step(self):
+        """Step 18 as bench/run runs it (its argv from steps_of, run_step
+        reading its JSON), on a smaller population, then its section."""
+        bench = os.path.join(common.BUILD, "clinlog-bench")
+        if not os.path.exists(bench):
+            self.skipTest("clinlog-bench was not built")
+        br = load_run()
+        d = os.path.join(common.TMP, "bench-steps-cds")
+        os.makedirs(d, exist_ok=True)
+        key, name, argv, timeout = [s for s in br.steps_of(bench, d, True) if s[1] == "cds"][0]
+        self.assertEqual(argv[:3], [bench, "cds", "--json"])
+        self.assertIn("--quick", argv)
+        data, err, skipped = br.run_step(name, argv + ["--patients", "100"], T(timeout), d)
+        self.assertIsNone(err)
+        self.assertIsNone(skipped)
+        self.assertEqual((key, data["patients"]), ("cds", 100))
+        # 100 patients, 32 medication events each
+        self.assertEqual(data["medication_events"], 3200)
+        # the projection's emitter appended exactly what the pure checker found
+        self.assertGreater(data["checker_findings"], 0)
+        self.assertEqual(data["emitted"], data["checker_findings"])
+        self.assertGreaterEqual(data["catchup_events"], data["medication_events"])
+        # every trigger's alert came on Cds.Alerts, after its IssueDetected committed
+        self.assertEqual(data["alerts"], data["alert_triggers"])
+        self.assertEqual(data["alert_triggers"], 100)  # --quick
+        self.assertLessEqual(data["alert_p50_ms"], data["alert_p99_ms"])
+        self.assertGreater(data["alert_p50_ms"], 0)
+        self.assertEqual(data["order_sign_calls"], 300)
+        self.assertLessEqual(data["order_sign_p50_ms"], data["order_sign_p99_ms"])
+        self.assertGreater(data["load_eps"], 1000)
+        r = br.combine({"cds": data, "step_seconds": {"cds": 1.0}})
+        text = br.make_report(r)
+        self.assertIn("| checker, 1 thread, medication events/s (%s findings)" %
+                      "{:,}".format(data["checker_findings"]), text)
+        self.assertIn("(100 of 100 alerts)", text)
+        cds = [t for t in r["targets"] if t["name"].startswith("decision support")]
+        self.assertEqual(len(cds), 3)
+        self.assertTrue(all(t["met"] in (True, False) for t in cds), cds)
+
+    def test_raw_rocksdb_at_each_concurrency(self):
+        """Step 1's raw RocksDB writes at exactly the single-node rows'
+        concurrencies, the store's bytes."""
+        out = self.run_bench("raw", ["raw", "--quick"], timeout=60)
+        rdb = out["rocksdb"]
+        self.assertEqual(rdb["record_bytes"], out["sha256"]["event_bytes"] + 150)
+        self.assertEqual([(s["batch"], s["threads"]) for s in rdb["scenarios"]],
+                         [(1, 1), (1, 16), (1, 64), (64, 1), (64, 16), (64, 64)])
+        for s in rdb["scenarios"]:
+            self.assertGreater(s["events_per_s"], 0, s)
+            self.assertLessEqual(s["p50_ms"], s["p99_ms"], s)
+        # synced: one writer at batch 1 is bound by the disk's flush (an unsynced
+        # write would run hundreds of times faster than fdatasync)
+        one = rdb["scenarios"][0]
+        self.assertLess(one["events_per_s"], 50 * out["fsync"]["per_s"], (one, out["fsync"]))
+        d = os.path.join(common.TMP, "bench-steps-raw")
+        self.assertFalse(os.path.exists(os.path.join(d, "rocksdb")), "its database removed")
