@@ -206,7 +206,11 @@ int cl_fhirw_rank(const json_t *res);
 int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
 
 /* An export's (or a batch's) DiagnosticReports take their result lines
- * given as Observations of their own: among the n resources res[] (any may
+ * given as Observations of their own, and each CoverageEligibilityResponse
+ * the CoverageEligibilityRequest its `request` references (by
+ * "CoverageEligibilityRequest/<id>" or fullUrl: one EligibilityChecked
+ * makes the pair; line_at 0, a second response on it refused with
+ * shared_at 0), in the same way: among the n resources res[] (any may
  * be NULL) with their fullUrls full_url[] (any NULL), each Observation a
  * DiagnosticReport's result[j] references by "Observation/<id>" or by its
  * fullUrl goes to that report, line_of[k] (caller's, n) getting the
@@ -221,6 +225,11 @@ int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
  * CL_ENOMEM (*lines NULL). */
 int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, size_t n,
                         long *line_of, long *line_at, long *shared_at, json_t **lines);
+
+/* The refusal of `taker` (a DiagnosticReport or CoverageEligibilityResponse
+ * that cl_fhirw_pair_lines gave shared_at `at`) into fe: its result[at] or
+ * request is another's. `expr` prefixes the path as cl_fhirw_map's. */
+void cl_fhirw_pair_refusal(const json_t *taker, long at, const char *expr, cl_fhirw_error *fe);
 
 /* Fills fe (status, code, expression, printf-style text); returns
  * CL_EMALFORMED after setting err to "<expression>: <text>". */
