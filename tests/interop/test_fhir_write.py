@@ -498,6 +498,20 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         rc, out, err = self.ingest(a, bill)
         self.assertEqual(rc, 0, (out, err))
         self.assertEqual(out["summary"]["events"], 4)
+        # an eligibility check of that Coverage: the Response and its Request,
+        # a batch Bundle's two entries, one EligibilityChecked
+        wait_views(port_a, client_a, pid)
+        cov = [r for r in everything(port_a, pid) if r["resourceType"] == "Coverage"]
+        elig = os.path.join(d, "eligibility.json")
+        with open(elig, "w") as f:
+            json.dump(fhir_claims.eligibility_bundle(pid, "rt", "batch",
+                                                     "Coverage/" + cov[0]["id"]), f)
+        rc, out, err = self.ingest(a, elig)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out["summary"]["events"], 1)
+        self.assertEqual([x["type"] for x in out["results"][0]["resources"]],
+                         ["CoverageEligibilityResponse", "CoverageEligibilityRequest"])
+        checks = out["results"][0]["resources"]
         # lab reports, their lines contained as a client writes them: the
         # export serves each line as an Observation of its own
         self.ingest_labs(a, port_a, client_a, pid, d)
@@ -513,7 +527,8 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         files = sorted(glob.glob(os.path.join(exp, "*.ndjson")))
         self.assertTrue(files)
-        for t in ("Coverage", "ChargeItem", "Claim", "ClaimResponse"):
+        for t in ("Coverage", "ChargeItem", "Claim", "ClaimResponse",
+                  "CoverageEligibilityRequest", "CoverageEligibilityResponse"):
             self.assertTrue([f for f in files if f.endswith("." + t + ".ndjson")], t)
         b, port_b, client_b = self.start()
         rc, out, err = self.ingest(b, exp)
@@ -522,11 +537,21 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         # the reports came back as reports, each line once (not an
         # ObservationRecorded of its own)
         for x in out["results"]:
-            if x["resources"] and x["resources"][0]["type"] == "DiagnosticReport":
+            if x["resources"] and x["resources"][0]["type"] in ("DiagnosticReport",
+                                                                "CoverageEligibilityResponse"):
                 self.assertEqual(x["events"], 1, x)
+        # the check's Request was taken by its Response, not a unit of its own
+        self.assertFalse([x for x in out["results"] if x["resources"] and
+                          x["resources"][0]["type"] == "CoverageEligibilityRequest"])
+        self.assertEqual(len([x for x in out["results"] if x["resources"] and
+                              x["resources"][0]["type"] == "CoverageEligibilityResponse"]), 1)
         self.maxDiff = None
         every_b = everything(port_b, pid)
         self.assertEqual(every_b, everything(port_a, pid))
+        for x in checks:  # the check's pair, read from each server
+            got = [common.fhir_get(p, "/%s/%s" % (x["type"], x["id"])) for p in (port_a, port_b)]
+            self.assertEqual([g[0] for g in got], [200, 200], got)
+            self.assertEqual(strip_meta(got[1][1]), strip_meta(got[0][1]))
         reports = [r for r in every_b if r["resourceType"] == "DiagnosticReport"]
         self.assertEqual(len(reports), 2)
         lines = {"Observation/" + r["id"]: r for r in every_b if r["resourceType"] == "Observation"}
