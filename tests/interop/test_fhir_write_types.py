@@ -487,7 +487,8 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         entry's response is the resource the views made, which reads back as
         written; a Request alone, a Response whose Request is nowhere and a
         Request two Responses take are refused by path, nothing written; a
-        Response alone updates a check the server holds."""
+        Response alone (POST, PUT, PATCH) updates a check the server holds,
+        its Request as it was."""
         pid = self.new_patient("Eligibility")
         cov = self.round_trip(fc.coverage(pid, pid))
         cref = "Coverage/" + cov["id"]
@@ -545,6 +546,17 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         self.assertIn(r.status, (200, 201), got)
         self.assertEqual(got["disposition"], "Active coverage (corrected)")
         self.assertEqual(self.client.tree_size(), size + 2)
+        # ... and a PUT and a PATCH of it
+        r, got = self.call("PUT", "/" + loc[0], dict(upd, id=loc[0].split("/")[1],
+                                                     disposition="Active coverage (PUT)"))
+        self.assertEqual(r.status, 200, got)
+        self.assertEqual(got["disposition"], "Active coverage (PUT)")
+        r, got = self.call("PATCH", "/" + loc[0], json.dumps(
+            [{"op": "replace", "path": "/disposition", "value": "Active coverage (PATCH)"}]),
+            {"Content-Type": "application/json-patch+json"})
+        self.assertEqual(r.status, 200, got)
+        self.assertEqual(got["disposition"], "Active coverage (PATCH)")
+        self.assertEqual(self.client.tree_size(), size + 4)
         st, qb2 = common.fhir_get(self.http_port, "/" + loc[1])
         self.assertEqual(fw.strip_meta(qb2), fw.strip_meta(qb), "the Request as it was")
         self.validate([cov, rb, qb, got])
