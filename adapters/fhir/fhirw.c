@@ -606,18 +606,18 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
   } else if (!strcmp(type, "CoverageEligibilityRequest")) {
     rc = w_elig_request(&c, res);
   } else {
-    rc = cl_fhirw_fail(
-        fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
-        w_path(&c, c.root, "resourceType", 0),
-        cl_fhir_type_of(type)
-            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
-              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
-              "MedicationAdministration, MedicationDispense, Immunization, "
-              "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
-              "DocumentReference, Device, ImagingStudy, ChargeItem, Claim, ClaimResponse, Coverage, "
-              "CoverageEligibilityResponse with its CoverageEligibilityRequest)"
-            : "'%.64s' is not a resource type of this server",
-        type);
+    rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
+                       w_path(&c, c.root, "resourceType", 0),
+                       cl_fhir_type_of(type)
+                           ? "%.64s cannot be written yet (writes take Patient, Encounter, "
+                             "Condition, AllergyIntolerance, Observation, MedicationRequest, "
+                             "MedicationAdministration, MedicationDispense, Immunization, "
+                             "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
+                             "DocumentReference, Device, ImagingStudy, ChargeItem, Claim, "
+                             "ClaimResponse, Coverage, "
+                             "CoverageEligibilityResponse with its CoverageEligibilityRequest)"
+                           : "'%.64s' is not a resource type of this server",
+                       type);
   }
   if (rc)
     goto done;

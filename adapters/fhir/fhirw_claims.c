@@ -44,7 +44,7 @@
 /* One of a, which must be an array of one object, at p[0]: *e (NULL if
  * the array is absent). */
 int w_only_one(wctx *c, const json_t *r, const char *p, const char *key, const json_t **e,
-                    const char **ep) {
+               const char **ep) {
   const json_t *a;
   size_t n;
   int rc = w_arr(c, r, p, key, &a, &n);
@@ -64,7 +64,7 @@ int w_only_one(wctx *c, const json_t *r, const char *p, const char *key, const j
 /* The payer as the views write it: {identifier, display} (no literal
  * reference: the payer is no resource of this server). */
 int w_payer_of(wctx *c, const json_t *r, const char *p, const char *key,
-                    Clinlog__V1__Identifier **payer, const char **name) {
+               Clinlog__V1__Identifier **payer, const char **name) {
   static const char *const keys[] = {"identifier", "display", NULL};
   const json_t *o, *id;
   int rc = w_obj(c, r, p, key, &o);
@@ -82,8 +82,7 @@ int w_payer_of(wctx *c, const json_t *r, const char *p, const char *key,
 /* The member id of the Coverage r[key] references (its business id is
  * "<payer id>|<member id>", payer_id the insurer's); "" when it is the
  * payer named only. */
-int w_member_of(wctx *c, const json_t *ins, const char *ip, const char *payer_id,
-                     char **member) {
+int w_member_of(wctx *c, const json_t *ins, const char *ip, const char *payer_id, char **member) {
   const json_t *cov = json_object_get(ins, "coverage");
   const char *bid;
   *member = "";
@@ -455,7 +454,8 @@ static int remarks(wctx *c, const json_t *r, const char *p, pb_code ***out, size
     const char *np = w_path(c, w_path(c, p, "processNote", 0), NULL, (long)i), *ep = NULL, *url;
     if (!json_is_object(note))
       return w_fail(c, 400, "structure", np, "expected an object");
-    if ((rc = w_only(c, note, np, keys, 0)) || (rc = w_only_one(c, note, np, "extension", &ext, &ep)))
+    if ((rc = w_only(c, note, np, keys, 0)) ||
+        (rc = w_only_one(c, note, np, "extension", &ext, &ep)))
       return rc;
     if (ext == NULL || (url = json_string_value(json_object_get(ext, "url"))) == NULL ||
         strcmp(url, FJ_CLINLOG_EXT "remark-code") != 0 ||

@@ -50,8 +50,7 @@ static int coverage_classes(wctx *c, const json_t *r, const char *p,
   return rc;
 }
 
-int w_period(wctx *c, const json_t *r, const char *p, const char *key,
-             Clinlog__V1__Period **out) {
+int w_period(wctx *c, const json_t *r, const char *p, const char *key, Clinlog__V1__Period **out) {
   static const char *const keys[] = {"start", "end", NULL};
   const json_t *o;
   int rc = w_obj(c, r, p, key, &o);
@@ -70,8 +69,7 @@ int w_period(wctx *c, const json_t *r, const char *p, const char *key,
   return 0;
 }
 
-int w_coverage_terms(wctx *c, const json_t *r, const char *p,
-                     Clinlog__V1__EligibilityChecked *b) {
+int w_coverage_terms(wctx *c, const json_t *r, const char *p, Clinlog__V1__EligibilityChecked *b) {
   int rc;
   if ((rc = w_concept_code(c, r, p, "relationship", &b->subscriber_relationship)) ||
       (rc = w_period(c, r, p, "period", &b->coverage_period)))

@@ -149,7 +149,7 @@ static int benefit_value(wctx *c, const json_t *bn, const char *bp,
 
 /* insurance[0].item[i] -> one EligibilityBenefit (an EB line). */
 static int benefit_of(wctx *c, const json_t *v, const char *ip, void **out) {
-  static const char *const keys[] = {"category", "excluded", "name", "description", "network",
+  static const char *const keys[] = {"category", "excluded", "name",    "description", "network",
                                      "unit",     "term",     "benefit", NULL};
   static const char *const nets[] = {"in", "out", NULL};
   Clinlog__V1__EligibilityBenefit *e = w_alloc(c, sizeof *e);
@@ -228,7 +228,8 @@ static int insurance_of(wctx *c, const json_t *ins, const char *ip,
       return rc;
   }
   if (bp != NULL && b->coverage_period != NULL &&
-      (!same_ts(bp->start, b->coverage_period->start) || !same_ts(bp->end, b->coverage_period->end)))
+      (!same_ts(bp->start, b->coverage_period->start) ||
+       !same_ts(bp->end, b->coverage_period->end)))
     return w_fail(c, 422, "value", w_path(c, ip, "benefitPeriod", 0),
                   "the Coverage's period is the check's (one element of the event): write them "
                   "alike");
@@ -316,9 +317,9 @@ static int find_request(wctx *c, const json_t *r, const char *p, const json_t **
 }
 
 int w_elig_response(wctx *c, const json_t *r) {
-  static const char *const keys[] = {"identifier", "status",      "purpose", "patient",
-                                     "created",    "request",     "outcome", "disposition",
-                                     "insurer",    "insurance",   "error",   NULL};
+  static const char *const keys[] = {"identifier", "status",    "purpose", "patient",
+                                     "created",    "request",   "outcome", "disposition",
+                                     "insurer",    "insurance", "error",   NULL};
   static const char *const outcomes[] = {"complete", "error", NULL};
   static const char *const ids[] = {"Trace number (TRN02)", NULL};
   const char *p = c->root, *qp = w_printf(c, "%s.request.resolve()", c->root), *insp = NULL,

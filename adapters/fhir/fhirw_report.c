@@ -544,7 +544,7 @@ int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, s
     const char *id = json_string_value(json_object_get(res[k], "id"));
     char key[CL_FHIR_ID_MAX + 40];
     line_of[k] = line_at[k] = shared_at[k] = -1;
-    const char *t = is_type(res[k], "Observation") ? "Observation"
+    const char *t = is_type(res[k], "Observation")  ? "Observation"
                     : is_type(res[k], ELIG_REQUEST) ? ELIG_REQUEST
                                                     : NULL;
     if (rc || t == NULL)
@@ -602,8 +602,8 @@ void cl_fhirw_pair_refusal(const json_t *taker, long at, const char *expr, cl_fh
                   "request has one response (one EligibilityChecked makes both)");
     return;
   }
-  const char *ref = json_string_value(json_object_get(
-      json_array_get(json_object_get(taker, "result"), (size_t)at), "reference"));
+  const char *ref = json_string_value(
+      json_object_get(json_array_get(json_object_get(taker, "result"), (size_t)at), "reference"));
   char p[300];
   snprintf(p, sizeof p, "%.260s.result[%ld]", expr ? expr : "DiagnosticReport", at);
   cl_fhirw_fail(fe, &err, 422, "not-supported", p,

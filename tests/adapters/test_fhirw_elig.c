@@ -112,9 +112,8 @@ static void check_of(Clinlog__V1__EligibilityChecked *b, int rejected) {
   b->benefits = calloc(5, sizeof *b->benefits);
   b->benefits[b->n_benefits++] = benefit("1", code(X12_ST, "30", "Health Benefit Plan Coverage"),
                                          "IND", "", 0, "", "", "Gold PPO");
-  b->benefits[b->n_benefits++] =
-      benefit("B", code(X12_ST, "98", "Professional (Physician) Visit"), "IND", "27", 2500, "",
-              "Y", "");
+  b->benefits[b->n_benefits++] = benefit("B", code(X12_ST, "98", "Professional (Physician) Visit"),
+                                         "IND", "27", 2500, "", "Y", "");
   b->benefits[b->n_benefits++] = benefit("A", NULL, "", "", 0, "0.125", "N", "");
   b->benefits[b->n_benefits++] = benefit("C", NULL, "FAM", "23", 150000, "", "W", "");
   b->benefits[b->n_benefits++] = benefit("I", code(X12_ST, "UC", "Urgent Care"), "", "", 0, "0.2",
@@ -340,9 +339,7 @@ static void refused(edit_fn edit, int status, const char *expr, const char *code
   teardown(views, resp);
 }
 
-static json_t *ins0(json_t *resp) {
-  return json_array_get(json_object_get(resp, "insurance"), 0);
-}
+static json_t *ins0(json_t *resp) { return json_array_get(json_object_get(resp, "insurance"), 0); }
 
 static void no_request(json_t *resp, json_t *req) {
   (void)req;
@@ -490,8 +487,7 @@ static void no_patient(json_t *resp, json_t *req) {
 }
 static void error_code_on_complete(json_t *resp, json_t *req) {
   (void)req;
-  json_object_set_new(resp, "error",
-                      json_pack("[{s:{s:s}}]", "code", "text", "Invalid member id"));
+  json_object_set_new(resp, "error", json_pack("[{s:{s:s}}]", "code", "text", "Invalid member id"));
 }
 
 Test(fhirw_elig, every_bad_pair_is_refused_naming_the_element) {
