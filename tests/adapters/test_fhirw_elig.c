@@ -325,215 +325,141 @@ Test(fhirw_elig, a_response_alone_updates_a_check_the_views_hold) {
 
 typedef void (*edit_fn)(json_t *resp, json_t *req);
 
-/* The pair of the answered check changed by `edit`, refused at expr. */
-static void refused(edit_fn edit, int status, const char *expr, const char *code) {
+/* One bad pair: the answered check's Response (or, `req`, its Request)
+ * with the member at `at` ("insurance.0.item.1.name": members and array
+ * indexes) set to the JSON `value` (NULL: removed), or changed by `edit`;
+ * refused at expr. */
+typedef struct bad_pair {
+  int req;
+  const char *at, *value;
+  edit_fn edit;
+  int status;
+  const char *expr, *code;
+} bad_pair;
+
+/* Sets (value NULL: removes) the member at `at` under r. */
+static void set_at(json_t *r, const char *at, const char *value) {
+  char path[160], *save = NULL;
+  snprintf(path, sizeof path, "%s", at);
+  char *k = strtok_r(path, ".", &save), *next;
+  for (; (next = strtok_r(NULL, ".", &save)) != NULL; k = next)
+    r = json_is_array(r) ? json_array_get(r, strtoul(k, NULL, 10)) : json_object_get(r, k);
+  cr_assert_not_null(r, "%s", at);
+  if (value == NULL) {
+    json_object_del(r, k);
+    return;
+  }
+  json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
+  cr_assert_not_null(v, "%s", value);
+  json_object_set_new(r, k, v);
+}
+
+/* The Requests' only entry (borrowed). */
+static json_t *the_request(void) { return json_object_iter_value(json_object_iter(requests)); }
+
+static void refused(const bad_pair *c) {
   json_t *resp, *views = setup(0, &resp);
   cl_fhirw_mapped *m = NULL;
   cl_fhirw_error fe;
-  edit(resp, json_object_iter_value(json_object_iter(requests)));
-  cr_assert_eq(map_pair(resp, &m, &fe), CL_EMALFORMED, "%s: mapped", expr);
+  if (c->edit != NULL)
+    c->edit(resp, the_request());
+  else
+    set_at(c->req ? the_request() : resp, c->at, c->value);
+  cr_assert_eq(map_pair(resp, &m, &fe), CL_EMALFORMED, "%s: mapped", c->expr);
   cr_assert_null(m);
-  cr_assert_eq(fe.status, status, "%s: %d %s", expr, fe.status, fe.text);
-  cr_assert_str_eq(fe.expression, expr, "%s", fe.text);
-  cr_assert_str_eq(fe.code, code, "%s: %s", expr, fe.text);
+  cr_assert_eq(fe.status, c->status, "%s: %d %s", c->expr, fe.status, fe.text);
+  cr_assert_str_eq(fe.expression, c->expr, "%s", fe.text);
+  cr_assert_str_eq(fe.code, c->code, "%s: %s", c->expr, fe.text);
   teardown(views, resp);
 }
 
-static json_t *ins0(json_t *resp) { return json_array_get(json_object_get(resp, "insurance"), 0); }
-
-static void no_request(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_del(resp, "request");
-}
-static void unknown_request(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(json_object_get(resp, "request"), "reference",
-                      json_string(REQ "/nothing-here"));
-}
-static void request_of_other_patient(json_t *resp, json_t *req) {
-  (void)resp;
-  json_object_set_new(req, "patient", json_pack("{s:s}", "reference", "Patient/p2"));
-}
-static void request_other_check(json_t *resp, json_t *req) {
-  (void)req;
-  json_t *id = json_array_get(json_object_get(resp, "identifier"), 0);
-  json_object_set_new(id, "value", json_string("chk-2"));
-}
-static void request_other_created(json_t *resp, json_t *req) {
-  (void)resp;
-  json_object_set_new(req, "created", json_string("2026-03-05T00:00:00Z"));
-}
-static void request_other_insurer(json_t *resp, json_t *req) {
-  (void)resp;
-  json_object_set_new(json_object_get(req, "insurer"), "display", json_string("Other Health"));
-}
-static void request_item_without_category(json_t *resp, json_t *req) {
-  (void)resp;
-  json_object_del(json_array_get(json_object_get(req, "item"), 1), "category");
-}
-static void request_item_product(json_t *resp, json_t *req) {
-  (void)resp;
-  json_object_set_new(json_array_get(json_object_get(req, "item"), 0), "productOrService",
-                      json_pack("{s:s}", "text", "x"));
-}
-static void request_provider(json_t *resp, json_t *req) {
-  (void)resp;
-  json_object_set_new(req, "provider", json_pack("{s:s}", "display", "Dr X"));
-}
-static void request_unknown_encounter(json_t *resp, json_t *req) {
-  (void)resp;
-  json_object_set_new(json_array_get(json_object_get(req, "supportingInfo"), 0), "information",
-                      json_pack("{s:s}", "reference", "Encounter/nope"));
-}
-static void request_two_infos(json_t *resp, json_t *req) {
-  (void)resp;
-  json_t *si = json_object_get(req, "supportingInfo");
-  json_array_append_new(si, json_deep_copy(json_array_get(si, 0)));
-}
 static void request_another_id(json_t *resp, json_t *req) {
   json_object_set_new(req, "id", json_string("someone-else"));
   json_object_set_new(json_object_get(resp, "request"), "reference",
                       json_string(REQ "/someone-else"));
   json_object_set_new(requests, REQ "/someone-else", json_incref(req));
 }
-static void no_outcome(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_del(resp, "outcome");
+/* a[0] of r's member at `at` once more */
+static void twice(json_t *r, const char *at) {
+  char path[160], *save = NULL;
+  snprintf(path, sizeof path, "%s", at);
+  for (char *k = strtok_r(path, ".", &save); k != NULL; k = strtok_r(NULL, ".", &save))
+    r = json_is_array(r) ? json_array_get(r, strtoul(k, NULL, 10)) : json_object_get(r, k);
+  json_array_append_new(r, json_deep_copy(json_array_get(r, 0)));
 }
-static void outcome_queued(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(resp, "outcome", json_string("queued"));
-}
-static void outcome_error_without_error(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(resp, "outcome", json_string("error"));
-}
-static void no_inforce(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_del(ins0(resp), "inforce");
-}
-static void other_coverage_payer(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(json_object_get(json_object_get(resp, "insurer"), "identifier"), "value",
-                      json_string("PAYER9"));
-}
-static void unknown_coverage(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(json_object_get(ins0(resp), "coverage"), "reference",
-                      json_string("Coverage/none"));
+static void two_infos(json_t *resp, json_t *req) {
+  (void)resp;
+  twice(req, "supportingInfo");
 }
 static void two_insurances(json_t *resp, json_t *req) {
   (void)req;
-  json_t *a = json_object_get(resp, "insurance");
-  json_array_append_new(a, json_deep_copy(json_array_get(a, 0)));
+  twice(resp, "insurance");
 }
-static void other_benefit_period(json_t *resp, json_t *req) {
+static void two_amounts(json_t *resp, json_t *req) {
   (void)req;
-  json_object_set_new(json_object_get(ins0(resp), "benefitPeriod"), "start",
-                      json_string("2026-02-01T00:00:00Z"));
-}
-static json_t *item(json_t *resp, size_t i) {
-  return json_array_get(json_object_get(ins0(resp), "item"), i);
-}
-static void item_authorization(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(item(resp, 0), "authorizationRequired", json_true());
-}
-static void item_unit_without_x12(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(item(resp, 0), "unit",
-                      json_pack("{s:[{s:s,s:s}]}", "coding", "system",
-                                "http://terminology.hl7.org/CodeSystem/benefit-unit", "code",
-                                "individual"));
-}
-static void item_network_other(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(item(resp, 1), "network",
-                      json_pack("{s:[{s:s,s:s}]}", "coding", "system",
-                                "http://terminology.hl7.org/CodeSystem/benefit-network", "code",
-                                "maybe"));
-}
-static void item_two_amounts(json_t *resp, json_t *req) {
-  (void)req;
-  json_t *b = json_object_get(item(resp, 1), "benefit");
-  json_array_append_new(b, json_deep_copy(json_array_get(b, 0)));
-}
-static void item_bad_percent(json_t *resp, json_t *req) {
-  (void)req;
-  json_t *b = json_array_get(json_object_get(item(resp, 2), "benefit"), 0);
-  json_object_set_new(b, "allowedString", json_string("a lot"));
-}
-static void item_benefit_empty(json_t *resp, json_t *req) {
-  (void)req;
-  json_t *b = json_array_get(json_object_get(item(resp, 1), "benefit"), 0);
-  json_object_del(b, "allowedMoney");
-}
-static void item_other_name(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(item(resp, 1), "name", json_string("Co-Insurance"));
-}
-static void extra_element(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(resp, "requestor", json_pack("{s:s}", "display", "Front desk"));
-}
-static void other_trace(json_t *resp, json_t *req) {
-  (void)resp;
-  json_t *id = json_array_get(json_object_get(req, "identifier"), 1);
-  json_object_set_new(id, "value", json_string("TRN-000"));
-}
-static void no_patient(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_del(resp, "patient");
-}
-static void error_code_on_complete(json_t *resp, json_t *req) {
-  (void)req;
-  json_object_set_new(resp, "error", json_pack("[{s:{s:s}}]", "code", "text", "Invalid member id"));
+  twice(resp, "insurance.0.item.1.benefit");
 }
 
+#define NET "{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/benefit-network\","
+#define I0 "insurance.0."
+#define IR RESP ".insurance[0]."
+#define QR RESP ".request.resolve()."
+
+static const bad_pair BAD[] = {
+    {0, "request", NULL, NULL, 400, RESP ".request", "required"},
+    {0, "request.reference", "\"" REQ "/nothing-here\"", NULL, 422, RESP ".request.reference",
+     "not-found"},
+    {1, "patient", "{\"reference\":\"Patient/p2\"}", NULL, 422, QR "patient.reference", "value"},
+    {0, "identifier.0.value", "\"chk-2\"", NULL, 422, RESP ".request.reference", "value"},
+    {1, "created", "\"2026-03-05T00:00:00Z\"", NULL, 422, QR "created", "value"},
+    {1, "insurer.display", "\"Other Health\"", NULL, 422, QR "insurer.display", "value"},
+    {1, "item.1.category", NULL, NULL, 400, QR "item[1].category", "required"},
+    {1, "item.0.productOrService", "{\"text\":\"x\"}", NULL, 400, QR "item[0].productOrService",
+     "not-supported"},
+    {1, "provider", "{\"display\":\"Dr X\"}", NULL, 422, QR "provider", "not-supported"},
+    {1, "supportingInfo.0.information", "{\"reference\":\"Encounter/nope\"}", NULL, 422,
+     QR "supportingInfo[0].information.reference", "not-found"},
+    {1, NULL, NULL, two_infos, 422, QR "supportingInfo[1]", "not-supported"},
+    {1, NULL, NULL, request_another_id, 422, RESP ".request.reference", "value"},
+    {1, "identifier.1.value", "\"TRN-000\"", NULL, 422, QR "identifier[1].value", "value"},
+    {0, "outcome", NULL, NULL, 400, RESP ".outcome", "required"},
+    {0, "outcome", "\"queued\"", NULL, 422, RESP ".outcome", "code-invalid"},
+    {0, "outcome", "\"error\"", NULL, 422, IR "inforce", "not-supported"},
+    {0, I0 "inforce", NULL, NULL, 400, IR "inforce", "required"},
+    {0, "insurer.identifier.value", "\"PAYER9\"", NULL, 422, IR "coverage.reference", "invalid"},
+    {0, I0 "coverage.reference", "\"Coverage/none\"", NULL, 422, IR "coverage.reference",
+     "not-found"},
+    {0, NULL, NULL, two_insurances, 422, RESP ".insurance[1]", "not-supported"},
+    {0, I0 "benefitPeriod.start", "\"2026-02-01T00:00:00Z\"", NULL, 422, IR "benefitPeriod",
+     "value"},
+    {0, I0 "item.0.authorizationRequired", "true", NULL, 400, IR "item[0].authorizationRequired",
+     "not-supported"},
+    {0, I0 "item.0.unit",
+     "{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/benefit-unit\","
+     "\"code\":\"individual\"}]}",
+     NULL, 422, IR "item[0].unit", "not-supported"},
+    {0, I0 "item.1.network", NET "\"code\":\"maybe\"}]}", NULL, 422,
+     IR "item[1].network.coding[0].code", "code-invalid"},
+    {0, NULL, NULL, two_amounts, 422, IR "item[1].benefit[1].allowedMoney", "not-supported"},
+    {0, I0 "item.2.benefit.0.allowedString", "\"a lot\"", NULL, 422,
+     IR "item[2].benefit[0].allowedString", "value"},
+    {0, I0 "item.1.benefit.0.allowedMoney", NULL, NULL, 400, IR "item[1].benefit[0]", "required"},
+    {0, I0 "item.1.name", "\"Co-Insurance\"", NULL, 422,
+     IR "item[1].benefit[0].type.coding[0].code", "value"},
+    {0, "requestor", "{\"display\":\"Front desk\"}", NULL, 400, RESP ".requestor", "not-supported"},
+    {0, "patient", NULL, NULL, 400, RESP ".patient", "required"},
+    {0, "error", "[{\"code\":{\"text\":\"Invalid member id\"}}]", NULL, 422, RESP ".error",
+     "not-supported"},
+};
+
 Test(fhirw_elig, every_bad_pair_is_refused_naming_the_element) {
-  refused(no_request, 400, RESP ".request", "required");
-  refused(unknown_request, 422, RESP ".request.reference", "not-found");
-  refused(request_of_other_patient, 422, RESP ".request.resolve().patient.reference", "value");
-  refused(request_other_check, 422, RESP ".request.reference", "value");
-  refused(request_other_created, 422, RESP ".request.resolve().created", "value");
-  refused(request_other_insurer, 422, RESP ".request.resolve().insurer.display", "value");
-  refused(request_item_without_category, 400, RESP ".request.resolve().item[1].category",
-          "required");
-  refused(request_item_product, 400, RESP ".request.resolve().item[0].productOrService",
-          "not-supported");
-  refused(request_provider, 422, RESP ".request.resolve().provider", "not-supported");
-  refused(request_unknown_encounter, 422,
-          RESP ".request.resolve().supportingInfo[0].information.reference", "not-found");
-  refused(request_two_infos, 422, RESP ".request.resolve().supportingInfo[1]", "not-supported");
-  refused(request_another_id, 422, RESP ".request.reference", "value");
-  refused(no_outcome, 400, RESP ".outcome", "required");
-  refused(outcome_queued, 422, RESP ".outcome", "code-invalid");
-  refused(outcome_error_without_error, 422, RESP ".insurance[0].inforce", "not-supported");
-  refused(no_inforce, 400, RESP ".insurance[0].inforce", "required");
-  refused(other_coverage_payer, 422, RESP ".insurance[0].coverage.reference", "invalid");
-  refused(unknown_coverage, 422, RESP ".insurance[0].coverage.reference", "not-found");
-  refused(two_insurances, 422, RESP ".insurance[1]", "not-supported");
-  refused(other_benefit_period, 422, RESP ".insurance[0].benefitPeriod", "value");
-  refused(item_authorization, 400, RESP ".insurance[0].item[0].authorizationRequired",
-          "not-supported");
-  refused(item_unit_without_x12, 422, RESP ".insurance[0].item[0].unit", "not-supported");
-  refused(item_network_other, 422, RESP ".insurance[0].item[1].network.coding[0].code",
-          "code-invalid");
-  refused(item_two_amounts, 422, RESP ".insurance[0].item[1].benefit[1].allowedMoney",
-          "not-supported");
-  refused(item_bad_percent, 422, RESP ".insurance[0].item[2].benefit[0].allowedString", "value");
-  refused(item_benefit_empty, 400, RESP ".insurance[0].item[1].benefit[0]", "required");
-  refused(item_other_name, 422, RESP ".insurance[0].item[1].benefit[0].type.coding[0].code",
-          "value");
-  refused(extra_element, 400, RESP ".requestor", "not-supported");
-  refused(other_trace, 422, RESP ".request.resolve().identifier[1].value", "value");
-  refused(no_patient, 400, RESP ".patient", "required");
-  refused(error_code_on_complete, 422, RESP ".error", "not-supported");
+  for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++)
+    refused(&BAD[i]);
 }
 
 Test(fhirw_elig, a_request_alone_is_refused) {
   json_t *resp, *views = setup(0, &resp);
-  json_t *q = json_object_iter_value(json_object_iter(requests));
+  json_t *q = the_request();
   cl_fhirw_mapped *m = NULL;
   cl_fhirw_error fe;
   cr_assert_eq(map_pair(q, &m, &fe), CL_EMALFORMED);
