@@ -82,8 +82,11 @@ typedef int (*cl_fhirw_fetch_fn)(void *ctx, const char *type, const char *id, js
  * references by `ref` ("Observation/<id>", as an export writes a report's
  * lines; or a fullUrl) into *out (borrowed: valid during the mapping). The
  * caller has set it aside for that report (it is not written on its own),
- * and the report takes it as a result line, as if contained. 0, or
- * CL_ENOTFOUND when the input holds no such line. */
+ * and the report takes it as a result line, as if contained. The same for
+ * the CoverageEligibilityRequest a CoverageEligibilityResponse's request
+ * references ("CoverageEligibilityRequest/<id>" or a fullUrl): the pair is
+ * one EligibilityChecked. 0, or CL_ENOTFOUND when the input holds no such
+ * resource. */
 typedef int (*cl_fhirw_line_fn)(void *ctx, const char *ref, const json_t **out);
 
 typedef struct cl_fhirw_opts {
@@ -97,7 +100,8 @@ typedef struct cl_fhirw_opts {
   cl_fhirw_fetch_fn fetch; /* the views' resources whole (what a Claim's items are read from), or
                               NULL: none known */
   cl_fhirw_line_fn line;   /* a report's result lines given as Observations of the input (clinlog
-                              ingest), or NULL: the lines must be contained */
+                              ingest), and a response's request, or NULL: the lines must be
+                              contained, a response's request on the server */
   int bulk; /* a load (clinlog ingest): a Patient is always a PatientRegistered (which the view
                takes as the whole record), so the same input gives the same events */
   void *ctx;
