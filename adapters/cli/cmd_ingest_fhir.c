@@ -19,7 +19,10 @@
  * report as if contained (cl_fhirw_opts.line), so the report is one
  * LabResultReported as the views made it. An Observation two reports
  * reference refuses the second report. The units are parsed in memory
- * already; the pairing adds an index of the referenced lines.
+ * already; the pairing adds an index of the referenced lines. A
+ * CoverageEligibilityResponse takes the CoverageEligibilityRequest its
+ * request references in the same way (one EligibilityChecked makes both),
+ * also among the entries of a transaction Bundle (tx_pairs).
  *
  * Each unit's events are signed with --key (the feed's own principal) and
  * appended, units gathered into appends of up to --batch-events events (a
@@ -761,7 +764,9 @@ static int usage(FILE *f, int rc) {
              "directory: its *.json and *.ndjson files. Maps each to catalog events (the\n"
              "FHIR views' types: Patient, Encounter, Observation, DiagnosticReport...; a\n"
              "DiagnosticReport takes the Observations of the input its result references as\n"
-             "its lines, as an export writes them) and appends them signed with --key.\n"
+             "its lines, as an export writes them; a CoverageEligibilityResponse the\n"
+             "CoverageEligibilityRequest its request references: one event makes both) and\n"
+             "appends them signed with --key.\n"
              "Reports each as accepted, duplicate (ingested before: nothing written),\n"
              "skipped (a Provenance) or refused with the element path and the line or\n"
              "entry. Exit status 1 if any was refused or failed.\n"
@@ -785,7 +790,8 @@ static int run(fingest *g, char **paths, int npaths) {
   for (int i = 0; i < npaths && !status; i++)
     status = add_path(g, paths[i]);
   if (status == 0 && pair_lines(g) != 0) {
-    fprintf(stderr, "clinlog ingest fhir: out of memory pairing reports with their lines\n");
+    fprintf(stderr, "clinlog ingest fhir: out of memory pairing reports with their lines (and "
+                    "eligibility responses with their requests)\n");
     status = 1;
   }
   if (status)

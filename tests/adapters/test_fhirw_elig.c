@@ -416,6 +416,8 @@ static const bad_pair BAD[] = {
     {1, "item.1.category", NULL, NULL, 400, QR "item[1].category", "required"},
     {1, "item.0.productOrService", "{\"text\":\"x\"}", NULL, 400, QR "item[0].productOrService",
      "not-supported"},
+    {1, "insurance.0.coverage.reference", "\"Coverage/another\"", NULL, 422,
+     QR "insurance[0].coverage.reference", "value"},
     {1, "provider", "{\"display\":\"Dr X\"}", NULL, 422, QR "provider", "not-supported"},
     {1, "supportingInfo.0.information", "{\"reference\":\"Encounter/nope\"}", NULL, 422,
      QR "supportingInfo[0].information.reference", "not-found"},
