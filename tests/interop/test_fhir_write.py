@@ -561,6 +561,52 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         ok, vout = validate(files)
         self.assertTrue(ok, vout)
 
+    def test_ingest_eligibility_in_a_transaction(self):
+        """A transaction Bundle file holding a patient, its Coverage and an
+        eligibility check's Response and Request: one atomic batch, the pair
+        one EligibilityChecked; the same Bundle with a second Response on
+        the Request, or the Request without its Response, refused by path
+        and nothing written."""
+        a, port, client = self.start()
+        d = tempfile.mkdtemp(prefix="ingest-elig-", dir=common.TMP)
+        pid = "elig-tx-" + str(os.getpid())
+        chk = fhir_claims.eligibility_bundle(pid, pid, "transaction", "urn:uuid:c0")
+        tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": patient(pid), "request": {"method": "PUT", "url": "Patient/" + pid}},
+            {"fullUrl": "urn:uuid:c0", "resource": fhir_claims.coverage(pid, pid),
+             "request": {"method": "POST", "url": "Coverage"}}] + chk["entry"]}
+
+        def ingest(name, bundle):
+            path = os.path.join(d, name + ".json")
+            with open(path, "w") as f:
+                json.dump(bundle, f)
+            return self.ingest(a, path)
+        size = client.tree_size()
+        two = copy.deepcopy(tx)
+        two["entry"].append(copy.deepcopy(two["entry"][2]))
+        rc, out, err = ingest("two", two)
+        self.assertEqual(rc, 1, (out, err))
+        self.assertEqual(out["results"][0]["error"]["expression"],
+                         "Bundle.entry[4].resource.request")
+        alone = copy.deepcopy(tx)
+        del alone["entry"][2]
+        rc, out, err = ingest("alone", alone)
+        self.assertEqual(rc, 1, (out, err))
+        self.assertEqual(out["results"][0]["error"]["expression"],
+                         "Bundle.entry[2].resource")
+        self.assertEqual(client.tree_size(), size, "nothing written")
+        rc, out, err = ingest("tx", tx)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out["summary"]["events"], 3, "patient, coverage, the check")
+        types = [x["type"] for x in out["results"][0]["resources"]]
+        self.assertEqual(types[-2:], ["CoverageEligibilityResponse",
+                                      "CoverageEligibilityRequest"])
+        wait_views(port, client, pid)
+        for x in out["results"][0]["resources"][-2:]:
+            st, res = common.fhir_get(port, "/%s/%s" % (x["type"], x["id"]))
+            self.assertEqual(st, 200, res)
+            self.assertEqual(res["identifier"][0]["value"], "chk-" + pid)
+
     def ingest_labs(self, server, port, client, pid, d):
         """Ingests two lab reports of patient pid (lines contained: a panel
         based on the patient's ServiceRequest, and a basic metabolic panel
