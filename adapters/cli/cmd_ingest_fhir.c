@@ -19,7 +19,10 @@
  * report as if contained (cl_fhirw_opts.line), so the report is one
  * LabResultReported as the views made it. An Observation two reports
  * reference refuses the second report. The units are parsed in memory
- * already; the pairing adds an index of the referenced lines.
+ * already; the pairing adds an index of the referenced lines. A
+ * CoverageEligibilityResponse takes the CoverageEligibilityRequest its
+ * request references in the same way (one EligibilityChecked makes both),
+ * also among the entries of a transaction Bundle (tx_pairs).
  *
  * Each unit's events are signed with --key (the feed's own principal) and
  * appended, units gathered into appends of up to --batch-events events (a
@@ -70,6 +73,7 @@ typedef struct fingest {
   size_t n, cap;
   size_t batch_events; /* events per append at most (units together); 1: one append per unit */
   json_t *line_at;     /* "Observation/<id>" and fullUrl -> a line a report took (pair_lines) */
+  json_t *tx_lines;    /* the same within the transaction being mapped (its responses' requests) */
 } fingest;
 
 /* ---- reading the input into units ---- */
@@ -257,6 +261,16 @@ static int add_path(fingest *g, const char *path) {
 
 /* ---- a report's result lines given as Observations of their own ---- */
 
+/* How a unit went. */
+typedef struct outcome {
+  const char *status; /* accepted, duplicate, refused, error */
+  cl_fhirw_error fe;
+  char detail[320];
+  uint64_t first_seq, last_seq;
+  size_t events;
+  json_t *resources; /* [{type, id}] */
+} outcome;
+
 /* Sets aside every Observation unit a DiagnosticReport unit's result
  * references (cl_fhirw_pair_lines) into g->line_at by "Observation/<id>"
  * and fullUrl, and removes it from the units: the report takes it
@@ -278,19 +292,10 @@ static int pair_lines(fingest *g) {
   for (size_t i = 0; rc == 0 && i < g->n; i++) {
     unit *u = &g->u[i];
     if (shared[i] >= 0) {
-      char expr[96];
-      const char *ref = json_string_value(json_object_get(
-          json_array_get(json_object_get(u->res, "result"), (size_t)shared[i]), "reference"));
-      cl_err e;
-      if (u->entry >= 0)
-        snprintf(expr, sizeof expr, "Bundle.entry[%ld].resource.result[%ld]", u->entry, shared[i]);
-      else
-        snprintf(expr, sizeof expr, "DiagnosticReport.result[%ld]", shared[i]);
+      char expr[64];
+      snprintf(expr, sizeof expr, "Bundle.entry[%ld].resource", u->entry);
       u->bad = 1;
-      cl_fhirw_fail(&u->fe, &e, 422, "not-supported", expr,
-                    "%.80s is a result line of another DiagnosticReport of this input too: a "
-                    "line belongs to one report",
-                    ref ? ref : "?");
+      cl_fhirw_pair_refusal(u->res, shared[i], u->entry >= 0 ? expr : NULL, &u->fe);
     }
   }
   for (size_t i = 0; rc == 0 && i < g->n; i++) {
@@ -309,11 +314,42 @@ static int pair_lines(fingest *g) {
   return rc;
 }
 
-/* cl_fhirw_line_fn: a line pair_lines set aside. */
+/* cl_fhirw_line_fn: a line pair_lines set aside (in a transaction: one
+ * of its own entries, tx_pairs). */
 static int line_of(void *ctx, const char *ref, const json_t **out) {
   fingest *g = ctx;
-  *out = json_object_get(g->line_at, ref);
+  *out = json_object_get(g->tx_lines ? g->tx_lines : g->line_at, ref);
   return *out ? 0 : CL_ENOTFOUND;
+}
+
+/* A transaction's CoverageEligibilityResponses take the Request entries
+ * their request references (cl_fhirw_pair_lines over its entries of those
+ * types): taken[i] set for each, g->tx_lines their index. 0, CL_EMALFORMED
+ * (a request two responses reference: o->fe) or CL_ENOMEM. */
+static int tx_pairs(fingest *g, json_t *es, long *taken, outcome *o) {
+  size_t n = json_array_size(es);
+  const json_t **res = calloc(n ? n : 1, sizeof *res);
+  const char **urls = calloc(n ? n : 1, sizeof *urls);
+  long *at = calloc(n ? n : 1, sizeof *at), *shared = calloc(n ? n : 1, sizeof *shared);
+  int rc = res && urls && at && shared ? 0 : CL_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    json_t *r = json_object_get(json_array_get(es, i), "resource");
+    const char *rt = json_string_value(json_object_get(r, "resourceType"));
+    if (rt && !strncmp(rt, "CoverageEligibility", 19))
+      res[i] = r, urls[i] = json_string_value(json_object_get(json_array_get(es, i), "fullUrl"));
+  }
+  if (rc == 0)
+    rc = cl_fhirw_pair_lines(res, urls, n, taken, at, shared, &g->tx_lines);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    if (shared[i] >= 0) {
+      char expr[64];
+      snprintf(expr, sizeof expr, "Bundle.entry[%zu].resource", i);
+      cl_fhirw_pair_refusal(res[i], shared[i], expr, &o->fe);
+      snprintf(o->detail, sizeof o->detail, "%.100s: %.200s", o->fe.expression, o->fe.text);
+      rc = CL_EMALFORMED;
+    }
+  free(res), free(urls), free(at), free(shared);
+  return rc;
 }
 
 /* The lines report res took (its result's references set aside), as
@@ -365,15 +401,6 @@ static int resolve(void *ctx, const char *type, const char *id, char *bid, size_
 }
 
 /* ---- one unit ---- */
-
-typedef struct outcome {
-  const char *status; /* accepted, duplicate, refused, error */
-  cl_fhirw_error fe;
-  char detail[320];
-  uint64_t first_seq, last_seq;
-  size_t events;
-  json_t *resources; /* [{type, id}] */
-} outcome;
 
 static void report(fingest *g, const unit *u, outcome *o) {
   char where[64] = "";
@@ -428,24 +455,30 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
                        .refs = refs,
                        .resolve = resolve,
                        .fetch = fetch,
-                       .line = u->tx ? NULL : line_of,
+                       .line = line_of,
                        .ctx = g,
                        .bulk = 1};
   cl_err err;
   json_t *es = u->tx ? json_object_get(u->res, "entry") : NULL;
   size_t total = u->tx ? json_array_size(es) : 1;
+  long *taken = calloc(total ? total : 1, sizeof *taken);
+  int rc = taken ? 0 : CL_ENOMEM;
   *n = 0;
-  for (int rank = 0; rank < CL_FHIRW_RANKS; rank++)
-    for (size_t i = 0; i < total; i++) {
+  if (rc == 0 && u->tx) /* its responses take their requests (no other lines: contained) */
+    rc = tx_pairs(g, es, taken, o);
+  else if (rc == 0)
+    taken[0] = -1;
+  for (int rank = 0; rc == 0 && rank < CL_FHIRW_RANKS; rank++)
+    for (size_t i = 0; rc == 0 && i < total; i++) {
       json_t *e = u->tx ? json_array_get(es, i) : NULL;
       json_t *res = u->tx ? json_object_get(e, "resource") : u->res;
-      if (cl_fhirw_rank(res) != rank)
+      if (cl_fhirw_rank(res) != rank || taken[i] >= 0)
         continue;
       char expr[64];
       if (u->entry >= 0 || u->tx)
         snprintf(expr, sizeof expr, "Bundle.entry[%zu].resource", u->tx ? i : (size_t)u->entry);
-      int rc = cl_fhirw_map(res, u->tx || u->entry >= 0 ? expr : NULL, NULL, "", &opt, &ms[*n],
-                            &o->fe, &err);
+      rc = cl_fhirw_map(res, u->tx || u->entry >= 0 ? expr : NULL, NULL, "", &opt, &ms[*n], &o->fe,
+                        &err);
       if (rc == 0) {
         const char *full = u->tx ? json_string_value(json_object_get(e, "fullUrl")) : u->full_url;
         rc = cl_fhirw_refs_add(refs, ms[*n], full);
@@ -455,15 +488,25 @@ static int map_unit(fingest *g, const unit *u, json_t *refs, cl_fhirw_mapped **m
                               json_pack("{s:s,s:s}", "type", ms[*n]->type, "id", ms[*n]->id));
         if (!u->tx && !strcmp(ms[*n]->type, "DiagnosticReport"))
           lines_taken(g, res, o->resources);
+        if (!strcmp(ms[*n]->type, "CoverageEligibilityResponse")) { /* and its request */
+          char qid[CL_FHIR_ID_MAX];
+          cl_fhir_id("CoverageEligibilityRequest", ms[*n]->patient_id, ms[*n]->bid, qid);
+          json_array_append_new(o->resources, json_pack("{s:s,s:s}", "type",
+                                                        "CoverageEligibilityRequest", "id", qid));
+        }
         (*n)++;
-      }
-      if (rc) {
-        o->status = rc == CL_EMALFORMED ? "refused" : "error";
+      } else if (rc != CL_EMALFORMED || !o->detail[0]) {
         snprintf(o->detail, sizeof o->detail, "%s", err.msg);
-        return rc;
       }
     }
-  return 0;
+  if (rc)
+    o->status = rc == CL_EMALFORMED ? "refused" : "error";
+  if (rc == CL_ENOMEM && !o->detail[0])
+    snprintf(o->detail, sizeof o->detail, "out of memory");
+  free(taken);
+  json_decref(g->tx_lines);
+  g->tx_lines = NULL;
+  return rc;
 }
 
 /* Counts the outcome of u and reports it. */
@@ -721,7 +764,9 @@ static int usage(FILE *f, int rc) {
              "directory: its *.json and *.ndjson files. Maps each to catalog events (the\n"
              "FHIR views' types: Patient, Encounter, Observation, DiagnosticReport...; a\n"
              "DiagnosticReport takes the Observations of the input its result references as\n"
-             "its lines, as an export writes them) and appends them signed with --key.\n"
+             "its lines, as an export writes them; a CoverageEligibilityResponse the\n"
+             "CoverageEligibilityRequest its request references: one event makes both) and\n"
+             "appends them signed with --key.\n"
              "Reports each as accepted, duplicate (ingested before: nothing written),\n"
              "skipped (a Provenance) or refused with the element path and the line or\n"
              "entry. Exit status 1 if any was refused or failed.\n"
@@ -745,7 +790,8 @@ static int run(fingest *g, char **paths, int npaths) {
   for (int i = 0; i < npaths && !status; i++)
     status = add_path(g, paths[i]);
   if (status == 0 && pair_lines(g) != 0) {
-    fprintf(stderr, "clinlog ingest fhir: out of memory pairing reports with their lines\n");
+    fprintf(stderr, "clinlog ingest fhir: out of memory pairing reports with their lines (and "
+                    "eligibility responses with their requests)\n");
     status = 1;
   }
   if (status)

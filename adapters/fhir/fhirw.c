@@ -35,11 +35,21 @@ void *w_alloc(wctx *c, size_t n) {
 }
 
 static void arena_free(wctx *c) {
+  json_decref(c->keep);
+  c->keep = NULL;
   while (c->arena != NULL) {
     wblock *n = c->arena->next;
     cl_free(c->arena);
     c->arena = n;
   }
+}
+
+int w_keep(wctx *c, json_t *j) {
+  if (j == NULL)
+    return 0;
+  if ((c->keep == NULL && (c->keep = json_array()) == NULL) || json_array_append_new(c->keep, j))
+    return cl_err_set(c->err, CL_ENOMEM, "out of memory");
+  return 0;
 }
 
 char *w_printf(wctx *c, const char *fmt, ...) {
@@ -428,6 +438,7 @@ const char *const cl_fhirw_types[] = {"Patient",
                                       "Claim",
                                       "ClaimResponse",
                                       "Coverage",
+                                      "CoverageEligibilityResponse", /* with its request */
                                       NULL};
 
 int cl_fhirw_rank(const json_t *res) {
@@ -590,18 +601,23 @@ int cl_fhirw_map(const json_t *res, const char *expr, const char *put_id, const 
     rc = w_claim_response(&c, res);
   } else if (!strcmp(type, "Coverage")) {
     rc = w_coverage(&c, res);
+  } else if (!strcmp(type, "CoverageEligibilityResponse")) {
+    rc = w_elig_response(&c, res);
+  } else if (!strcmp(type, "CoverageEligibilityRequest")) {
+    rc = w_elig_request(&c, res);
   } else {
-    rc = cl_fhirw_fail(
-        fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
-        w_path(&c, c.root, "resourceType", 0),
-        cl_fhir_type_of(type)
-            ? "%.64s cannot be written yet (writes take Patient, Encounter, "
-              "Condition, AllergyIntolerance, Observation, MedicationRequest, "
-              "MedicationAdministration, MedicationDispense, Immunization, "
-              "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
-              "DocumentReference, Device, ImagingStudy, ChargeItem, Claim, ClaimResponse, Coverage)"
-            : "'%.64s' is not a resource type of this server",
-        type);
+    rc = cl_fhirw_fail(fe, err, cl_fhir_type_of(type) ? 422 : 400, "not-supported",
+                       w_path(&c, c.root, "resourceType", 0),
+                       cl_fhir_type_of(type)
+                           ? "%.64s cannot be written yet (writes take Patient, Encounter, "
+                             "Condition, AllergyIntolerance, Observation, MedicationRequest, "
+                             "MedicationAdministration, MedicationDispense, Immunization, "
+                             "ServiceRequest, DiagnosticReport, Appointment, Communication, Task, "
+                             "DocumentReference, Device, ImagingStudy, ChargeItem, Claim, "
+                             "ClaimResponse, Coverage, "
+                             "CoverageEligibilityResponse with its CoverageEligibilityRequest)"
+                           : "'%.64s' is not a resource type of this server",
+                       type);
   }
   if (rc)
     goto done;

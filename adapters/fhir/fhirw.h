@@ -82,8 +82,11 @@ typedef int (*cl_fhirw_fetch_fn)(void *ctx, const char *type, const char *id, js
  * references by `ref` ("Observation/<id>", as an export writes a report's
  * lines; or a fullUrl) into *out (borrowed: valid during the mapping). The
  * caller has set it aside for that report (it is not written on its own),
- * and the report takes it as a result line, as if contained. 0, or
- * CL_ENOTFOUND when the input holds no such line. */
+ * and the report takes it as a result line, as if contained. The same for
+ * the CoverageEligibilityRequest a CoverageEligibilityResponse's request
+ * references ("CoverageEligibilityRequest/<id>" or a fullUrl): the pair is
+ * one EligibilityChecked. 0, or CL_ENOTFOUND when the input holds no such
+ * resource. */
 typedef int (*cl_fhirw_line_fn)(void *ctx, const char *ref, const json_t **out);
 
 typedef struct cl_fhirw_opts {
@@ -97,7 +100,8 @@ typedef struct cl_fhirw_opts {
   cl_fhirw_fetch_fn fetch; /* the views' resources whole (what a Claim's items are read from), or
                               NULL: none known */
   cl_fhirw_line_fn line;   /* a report's result lines given as Observations of the input (clinlog
-                              ingest), or NULL: the lines must be contained */
+                              ingest), and a response's request, or NULL: the lines must be
+                              contained, a response's request on the server */
   int bulk; /* a load (clinlog ingest): a Patient is always a PatientRegistered (which the view
                takes as the whole record), so the same input gives the same events */
   void *ctx;
@@ -206,7 +210,11 @@ int cl_fhirw_rank(const json_t *res);
 int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
 
 /* An export's (or a batch's) DiagnosticReports take their result lines
- * given as Observations of their own: among the n resources res[] (any may
+ * given as Observations of their own, and each CoverageEligibilityResponse
+ * the CoverageEligibilityRequest its `request` references (by
+ * "CoverageEligibilityRequest/<id>" or fullUrl: one EligibilityChecked
+ * makes the pair; line_at 0, a second response on it refused with
+ * shared_at 0), in the same way: among the n resources res[] (any may
  * be NULL) with their fullUrls full_url[] (any NULL), each Observation a
  * DiagnosticReport's result[j] references by "Observation/<id>" or by its
  * fullUrl goes to that report, line_of[k] (caller's, n) getting the
@@ -221,6 +229,11 @@ int cl_fhirw_bundle_lines(json_t *entries, long *line_of, long *line_at);
  * CL_ENOMEM (*lines NULL). */
 int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, size_t n,
                         long *line_of, long *line_at, long *shared_at, json_t **lines);
+
+/* The refusal of `taker` (a DiagnosticReport or CoverageEligibilityResponse
+ * that cl_fhirw_pair_lines gave shared_at `at`) into fe: its result[at] or
+ * request is another's. `expr` prefixes the path as cl_fhirw_map's. */
+void cl_fhirw_pair_refusal(const json_t *taker, long at, const char *expr, cl_fhirw_error *fe);
 
 /* Fills fe (status, code, expression, printf-style text); returns
  * CL_EMALFORMED after setting err to "<expression>: <text>". */

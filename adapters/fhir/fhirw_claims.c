@@ -43,8 +43,8 @@
 
 /* One of a, which must be an array of one object, at p[0]: *e (NULL if
  * the array is absent). */
-static int only_one(wctx *c, const json_t *r, const char *p, const char *key, const json_t **e,
-                    const char **ep) {
+int w_only_one(wctx *c, const json_t *r, const char *p, const char *key, const json_t **e,
+               const char **ep) {
   const json_t *a;
   size_t n;
   int rc = w_arr(c, r, p, key, &a, &n);
@@ -63,8 +63,8 @@ static int only_one(wctx *c, const json_t *r, const char *p, const char *key, co
 
 /* The payer as the views write it: {identifier, display} (no literal
  * reference: the payer is no resource of this server). */
-static int payer_of(wctx *c, const json_t *r, const char *p, const char *key,
-                    Clinlog__V1__Identifier **payer, const char **name) {
+int w_payer_of(wctx *c, const json_t *r, const char *p, const char *key,
+               Clinlog__V1__Identifier **payer, const char **name) {
   static const char *const keys[] = {"identifier", "display", NULL};
   const json_t *o, *id;
   int rc = w_obj(c, r, p, key, &o);
@@ -82,8 +82,7 @@ static int payer_of(wctx *c, const json_t *r, const char *p, const char *key,
 /* The member id of the Coverage r[key] references (its business id is
  * "<payer id>|<member id>", payer_id the insurer's); "" when it is the
  * payer named only. */
-static int member_of(wctx *c, const json_t *ins, const char *ip, const char *payer_id,
-                     char **member) {
+int w_member_of(wctx *c, const json_t *ins, const char *ip, const char *payer_id, char **member) {
   const json_t *cov = json_object_get(ins, "coverage");
   const char *bid;
   *member = "";
@@ -173,7 +172,7 @@ static int claim_items(wctx *c, const json_t *r, const char *p, Clinlog__V1__Cla
     const char *ip = w_path(c, w_path(c, p, "item", 0), NULL, (long)i), *ep = NULL, *url;
     if (!json_is_object(it))
       return w_fail(c, 400, "structure", ip, "expected an object");
-    if ((rc = only_one(c, it, ip, "extension", &ext, &ep)))
+    if ((rc = w_only_one(c, it, ip, "extension", &ext, &ep)))
       return rc;
     if (ext == NULL)
       return w_fail(c, 400, "required", w_path(c, ip, "extension", 0),
@@ -229,9 +228,9 @@ int w_claim(wctx *c, const json_t *r) {
       (json_object_get(type, "coding") != NULL &&
        (rc = w_concept_in(c, r, p, "type", CLAIM_TYPE, types, &t))) ||
       (rc = w_instant(c, r, p, "created", &b->submitted_at)) ||
-      (rc = payer_of(c, r, p, "insurer", &b->payer, (const char **)&b->payer_name)) ||
-      (rc = only_one(c, r, p, "related", &rel, &relp)) || (rc = claim_diagnoses(c, r, p, b)) ||
-      (rc = only_one(c, r, p, "insurance", &ins, &insp)) || (rc = claim_items(c, r, p, b)) ||
+      (rc = w_payer_of(c, r, p, "insurer", &b->payer, (const char **)&b->payer_name)) ||
+      (rc = w_only_one(c, r, p, "related", &rel, &relp)) || (rc = claim_diagnoses(c, r, p, b)) ||
+      (rc = w_only_one(c, r, p, "insurance", &ins, &insp)) || (rc = claim_items(c, r, p, b)) ||
       (rc = w_money(c, r, p, "total", &b->total)) || (rc = w_each_ext(c, r, p, claim_ext, b)))
     return rc;
   const char *missing = status < 0                ? "status"
@@ -271,7 +270,7 @@ int w_claim(wctx *c, const json_t *r) {
     if (b->payer_claim_control_number == NULL)
       return w_fail(c, 400, "required", w_path(c, rp, "value", 0), "required");
   }
-  if ((rc = member_of(c, ins, insp, b->payer ? b->payer->value : "", &b->member_id)))
+  if ((rc = w_member_of(c, ins, insp, b->payer ? b->payer->value : "", &b->member_id)))
     return rc;
   b->claim_id = (char *)c->bid;
   c->when = b->submitted_at;
@@ -455,7 +454,8 @@ static int remarks(wctx *c, const json_t *r, const char *p, pb_code ***out, size
     const char *np = w_path(c, w_path(c, p, "processNote", 0), NULL, (long)i), *ep = NULL, *url;
     if (!json_is_object(note))
       return w_fail(c, 400, "structure", np, "expected an object");
-    if ((rc = w_only(c, note, np, keys, 0)) || (rc = only_one(c, note, np, "extension", &ext, &ep)))
+    if ((rc = w_only(c, note, np, keys, 0)) ||
+        (rc = w_only_one(c, note, np, "extension", &ext, &ep)))
       return rc;
     if (ext == NULL || (url = json_string_value(json_object_get(ext, "url"))) == NULL ||
         strcmp(url, FJ_CLINLOG_EXT "remark-code") != 0 ||
@@ -555,7 +555,7 @@ static int lines(wctx *c, const json_t *r, const char *p, int add, pb_code **not
       return w_fail(c, 400, "structure", ip, "expected an object");
     adj_read ar = {0};
     if ((rc = w_only(c, it, ip, add ? akeys : ikeys, 0)) ||
-        (rc = only_one(c, it, ip, "extension", &ext, &ep)) ||
+        (rc = w_only_one(c, it, ip, "extension", &ext, &ep)) ||
         (rc = note_numbers(c, it, ip, notes, nnotes, used, l)) ||
         (rc = adjudications(c, it, ip, "adjudication", amounts, &ar)))
       return rc;
@@ -687,7 +687,7 @@ int w_claim_response(wctx *c, const json_t *r) {
       (rc = w_text_ids(c, r, p, ids, slots)) ||
       (rc = w_enum(c, r, p, "status", statuses, &status)) ||
       (rc = w_instant(c, r, p, "created", &b->adjudicated_at)) ||
-      (rc = payer_of(c, r, p, "insurer", &b->payer, &insurer_name)) ||
+      (rc = w_payer_of(c, r, p, "insurer", &b->payer, &insurer_name)) ||
       (rc = w_ref_bid(c, r, p, "request", "Claim", (const char **)&b->claim_id)) ||
       (rc = w_each_ext(c, r, p, decision_ext, dec)))
     return rc;

@@ -50,14 +50,14 @@ static int coverage_classes(wctx *c, const json_t *r, const char *p,
   return rc;
 }
 
-static int coverage_period(wctx *c, const json_t *r, const char *p,
-                           Clinlog__V1__EligibilityChecked *b) {
+int w_period(wctx *c, const json_t *r, const char *p, const char *key, Clinlog__V1__Period **out) {
   static const char *const keys[] = {"start", "end", NULL};
   const json_t *o;
-  int rc = w_obj(c, r, p, "period", &o);
+  int rc = w_obj(c, r, p, key, &o);
+  *out = NULL;
   if (rc || o == NULL)
     return rc;
-  const char *pp = w_path(c, p, "period", 0);
+  const char *pp = w_path(c, p, key, 0);
   Clinlog__V1__Period *per = w_alloc(c, sizeof *per);
   if (per == NULL)
     return CL_ENOMEM;
@@ -65,8 +65,16 @@ static int coverage_period(wctx *c, const json_t *r, const char *p,
   if ((rc = w_only(c, o, pp, keys, 0)) || (rc = w_instant(c, o, pp, "start", &per->start)) ||
       (rc = w_instant(c, o, pp, "end", &per->end)))
     return rc;
-  b->coverage_period = per;
+  *out = per;
   return 0;
+}
+
+int w_coverage_terms(wctx *c, const json_t *r, const char *p, Clinlog__V1__EligibilityChecked *b) {
+  int rc;
+  if ((rc = w_concept_code(c, r, p, "relationship", &b->subscriber_relationship)) ||
+      (rc = w_period(c, r, p, "period", &b->coverage_period)))
+    return rc;
+  return coverage_classes(c, r, p, b);
 }
 
 /* The one payor: the payer ({identifier, display}; "unknown" for none). */
@@ -113,9 +121,7 @@ int w_coverage(wctx *c, const json_t *r) {
   if (status < 0)
     return w_fail(c, 400, "required", w_path(c, p, "status", 0), "required");
   if ((rc = w_str(c, r, p, "subscriberId", (const char **)&b->member_id)) ||
-      (rc = w_concept_code(c, r, p, "relationship", &b->subscriber_relationship)) ||
-      (rc = coverage_period(c, r, p, b)) || (rc = coverage_payor(c, r, p, b)) ||
-      (rc = coverage_classes(c, r, p, b)))
+      (rc = coverage_payor(c, r, p, b)) || (rc = w_coverage_terms(c, r, p, b)))
     return rc;
   if (b->member_id == NULL)
     b->member_id = "";

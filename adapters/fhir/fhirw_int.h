@@ -35,11 +35,16 @@ typedef struct wctx {
   pb_ts *when;            /* occurred_at */
   Clinlog__V1__Event *ev[2];
   size_t nev;
+  json_t *keep; /* JSON the events point into besides the input (w_keep), or NULL */
 } wctx;
 
 /* ---- arena, errors (fhirw.c) ---- */
 void *w_alloc(wctx *c, size_t n); /* zeroed; NULL: out of memory (error set) */
 char *w_printf(wctx *c, const char *fmt, ...) CL_PRINTF(2, 3);
+/* Keeps j (transferred, also on error; NULL: nothing) alive as long as the
+ * arena: for resources read besides the input (w_fetch) that the events
+ * point into. 0 or CL_ENOMEM. */
+int w_keep(wctx *c, json_t *j);
 /* path + "." + key (or path + "[i]" when key is NULL), in the arena */
 char *w_path(wctx *c, const char *path, const char *key, long i);
 int w_fail(wctx *c, int status, const char *code, const char *path, const char *fmt, ...)
@@ -201,6 +206,33 @@ int w_text_ids(wctx *c, const json_t *r, const char *p, const char *const *names
 int w_claim(wctx *c, const json_t *r);          /* fhirw_claims.c */
 int w_claim_response(wctx *c, const json_t *r); /* fhirw_claims.c */
 int w_coverage(wctx *c, const json_t *r);       /* fhirw_coverage.c */
+/* o[key], a Period of instants (NULL out when absent; fhirw_coverage.c). */
+int w_period(wctx *c, const json_t *o, const char *path, const char *key,
+             Clinlog__V1__Period **out);
+/* The terms of the Coverage r (at path p) an EligibilityChecked restates
+ * besides payer and member: relationship, period and class (group, plan)
+ * into b (fhirw_coverage.c). */
+int w_coverage_terms(wctx *c, const json_t *r, const char *p, Clinlog__V1__EligibilityChecked *b);
+/* r[key], an array of at most one object (422 for more): *e the object
+ * (NULL when absent) and *ep its path (fhirw_claims.c). */
+int w_only_one(wctx *c, const json_t *r, const char *p, const char *key, const json_t **e,
+               const char **ep);
+/* r[key], the payer as the views write it ({identifier, display}: no
+ * literal reference) into *payer and *name (fhirw_claims.c). */
+int w_payer_of(wctx *c, const json_t *r, const char *p, const char *key,
+               Clinlog__V1__Identifier **payer, const char **name);
+/* The member id of the Coverage ins.coverage references (its business id
+ * "<payer id>|<member id>"), "" for a payer named only; 422 for another
+ * payer's (fhirw_claims.c). */
+int w_member_of(wctx *c, const json_t *ins, const char *ip, const char *payer_id, char **member);
+/* CoverageEligibilityResponse with its CoverageEligibilityRequest
+ * (cl_fhirw_opts.line) -> EligibilityChecked; a Request alone is refused
+ * (fhirw_elig.c). */
+int w_elig_response(wctx *c, const json_t *r);
+int w_elig_request(wctx *c, const json_t *r);
+/* w_as_view for a resource `r` of `type` other than c->type that the
+ * events make too (its logical id `id`), its refusals under `path`. */
+int w_other_as_view(wctx *c, const char *type, const char *id, const json_t *r, const char *path);
 
 int w_medication_request(wctx *c, const json_t *r);        /* fhirw_meds.c */
 int w_medication_administration(wctx *c, const json_t *r); /* fhirw_meds.c */

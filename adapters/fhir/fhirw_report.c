@@ -38,6 +38,8 @@
 #define OBS_CATEGORY "http://terminology.hl7.org/CodeSystem/observation-category"
 #define V2_0074 "http://terminology.hl7.org/CodeSystem/v2-0074"
 #define REPORT_NOTE_EXT FJ_R5_EXT "DiagnosticReport.note"
+#define ELIG_REQUEST "CoverageEligibilityRequest"
+#define ELIG_RESPONSE "CoverageEligibilityResponse"
 
 static const char *const report_status[] = {
     "registered", "partial",   "preliminary",      "final",   "amended", "corrected",
@@ -540,22 +542,30 @@ int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, s
   int rc = cand && *lines ? 0 : CL_ENOMEM;
   for (size_t k = 0; k < n; k++) {
     const char *id = json_string_value(json_object_get(res[k], "id"));
-    char key[CL_FHIR_ID_MAX + 16];
+    char key[CL_FHIR_ID_MAX + 40];
     line_of[k] = line_at[k] = shared_at[k] = -1;
-    if (rc || !is_type(res[k], "Observation"))
+    const char *t = is_type(res[k], "Observation")  ? "Observation"
+                    : is_type(res[k], ELIG_REQUEST) ? ELIG_REQUEST
+                                                    : NULL;
+    if (rc || t == NULL)
       continue;
-    snprintf(key, sizeof key, "Observation/%.64s", id ? id : "");
+    snprintf(key, sizeof key, "%s/%.64s", t, id ? id : "");
     if ((id && json_object_set_new(cand, key, json_integer((json_int_t)k))) ||
         (full_url[k] && json_object_set_new(cand, full_url[k], json_integer((json_int_t)k))))
       rc = CL_ENOMEM;
   }
   for (size_t i = 0; rc == 0 && i < n; i++) {
-    const json_t *rs = json_object_get(res[i], "result");
-    for (size_t j = 0; is_type(res[i], "DiagnosticReport") && j < json_array_size(rs); j++) {
+    /* a report's result[j] take Observations; a response's request its Request */
+    int rep = is_type(res[i], "DiagnosticReport"), elig = is_type(res[i], ELIG_RESPONSE);
+    const json_t *rs = rep    ? json_object_get(res[i], "result")
+                       : elig ? json_pack("[O]", json_object_get(res[i], "request"))
+                              : NULL;
+    for (size_t j = 0; (rep || elig) && j < json_array_size(rs); j++) {
       const char *ref = json_string_value(json_object_get(json_array_get(rs, j), "reference"));
       const json_t *at = ref ? json_object_get(cand, ref) : NULL;
       size_t k = (size_t)json_integer_value(at);
-      if (at == NULL || line_of[k] == (long)i)
+      if (at == NULL || line_of[k] == (long)i ||
+          !is_type(res[k], rep ? "Observation" : ELIG_REQUEST))
         continue;
       if (line_of[k] >= 0) { /* (its other lines are still its: none is written alone) */
         shared_at[i] = shared_at[i] < 0 ? (long)j : shared_at[i];
@@ -564,6 +574,8 @@ int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, s
       line_of[k] = (long)i;
       line_at[k] = (long)j;
     }
+    if (elig)
+      json_decref((json_t *)rs);
   }
   const char *key;
   json_t *at;
@@ -578,4 +590,24 @@ int cl_fhirw_pair_lines(const json_t *const *res, const char *const *full_url, s
     *lines = NULL;
   }
   return rc;
+}
+
+void cl_fhirw_pair_refusal(const json_t *taker, long at, const char *expr, cl_fhirw_error *fe) {
+  cl_err err;
+  if (is_type(taker, ELIG_RESPONSE)) {
+    char p[300];
+    snprintf(p, sizeof p, "%.280s.request", expr ? expr : ELIG_RESPONSE);
+    cl_fhirw_fail(fe, &err, 422, "not-supported", p,
+                  "the request of another CoverageEligibilityResponse of this input too: one "
+                  "request has one response (one EligibilityChecked makes both)");
+    return;
+  }
+  const char *ref = json_string_value(
+      json_object_get(json_array_get(json_object_get(taker, "result"), (size_t)at), "reference"));
+  char p[300];
+  snprintf(p, sizeof p, "%.260s.result[%ld]", expr ? expr : "DiagnosticReport", at);
+  cl_fhirw_fail(fe, &err, 422, "not-supported", p,
+                "%.80s is a result line of another DiagnosticReport of this input too: a line "
+                "belongs to one report",
+                ref ? ref : "?");
 }

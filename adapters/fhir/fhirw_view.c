@@ -201,17 +201,22 @@ static int map_events(wctx *c, vstate *s, const char *stream) {
 }
 
 int w_as_view(wctx *c, const json_t *r) {
-  vstate s = {.c = c, .made = json_object()};
-  char stream[160], id[CL_FHIR_ID_MAX];
-  snprintf(stream, sizeof stream, "patient-%s", c->patient_id);
+  char id[CL_FHIR_ID_MAX];
   cl_fhir_id(c->type, c->patient_id, c->bid, id);
+  return w_other_as_view(c, c->type, id, r, c->root);
+}
+
+int w_other_as_view(wctx *c, const char *type, const char *id, const json_t *r, const char *path) {
+  vstate s = {.c = c, .made = json_object()};
+  char stream[160];
+  snprintf(stream, sizeof stream, "patient-%s", c->patient_id);
   if (s.made == NULL)
     return cl_err_set(c->err, CL_ENOMEM, "out of memory");
   int rc = map_events(c, &s, stream);
   json_t *held = NULL; /* made by none of the events: the views keep what they hold */
   const json_t *view = json_object_get(s.made, id);
   if (rc == 0 && view == NULL) {
-    rc = w_fetch(c, c->type, id, &held);
+    rc = w_fetch(c, type, id, &held);
     rc = rc == CL_ENOTFOUND ? 0 : rc;
     view = held;
   }
@@ -220,9 +225,9 @@ int w_as_view(wctx *c, const json_t *r) {
     if (a == NULL)
       rc = cl_err_set(c->err, CL_ENOMEM, "out of memory");
     else if (b == NULL)
-      rc = w_fail(c, 422, "not-supported", c->root, "the views make no %s of this write", c->type);
+      rc = w_fail(c, 422, "not-supported", path, "the views make no %s of this write", type);
     else
-      rc = diff(c, a, b, c->root);
+      rc = diff(c, a, b, path);
     json_decref(a);
     json_decref(b);
   }

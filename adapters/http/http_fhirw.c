@@ -608,7 +608,8 @@ static const uint8_t *kinds_of(const char *type, size_t *n) {
     return claim;
   if (!strcmp(type, "ClaimResponse"))
     return adjudicated;
-  if (!strcmp(type, "Coverage"))
+  if (!strcmp(type, "Coverage") || !strcmp(type, "CoverageEligibilityResponse") ||
+      !strcmp(type, "CoverageEligibilityRequest")) /* a check: its pair one event */
     return eligibility;
   if (!strcmp(type, "Appointment")) /* cancelled: also AppointmentCancelled */
     return (*n = 2, appointment[0]);

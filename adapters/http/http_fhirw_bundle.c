@@ -9,7 +9,10 @@
  * (cl_fhirw_bundle_lines, the lines then contained), in a batch by fullUrl
  * or "Observation/<id>" (cl_fhirw_pair_lines, as an export writes them;
  * the lines then checked against the views), the report and its lines one
- * write, each line entry answered as its report is. The shared write path
+ * write, each line entry answered as its report is. A
+ * CoverageEligibilityResponse takes the CoverageEligibilityRequest entry
+ * its request references (fullUrl or CoverageEligibilityRequest/<id>, in
+ * both kinds of Bundle) the same way: one EligibilityChecked. The shared write path
  * is http_fhirw.c's (http_fhirw_int.h). */
 #include <jansson.h>
 #include <stdio.h>
@@ -90,32 +93,43 @@ static int batch_line(void *ctx, const char *ref, const json_t **out) {
 }
 
 /* A batch's lines (cl_fhirw_pair_lines) into w->lines by fullUrl and
- * "Observation/<id>"; a report referencing another's line refused. 0 or
- * CL_ENOMEM. */
-static int batch_lines(wstate *w, entry *es, size_t n, long *line_of, long *line_at) {
+ * "Observation/<id>", and a response's CoverageEligibilityRequest (also in
+ * a transaction, whose report lines cl_fhirw_bundle_lines took: tx); a
+ * report or response on another's is refused: in a batch its entry, in a
+ * transaction the Bundle (1, fe). 0, 1 or CL_ENOMEM. */
+static int batch_lines(wstate *w, entry *es, size_t n, int tx, long *line_of, long *line_at,
+                       cl_fhirw_error *fe) {
   const json_t **res = calloc(n ? n : 1, sizeof *res);
   const char **urls = calloc(n ? n : 1, sizeof *urls);
   long *shared = calloc(n ? n : 1, sizeof *shared);
-  int rc = res && urls && shared ? 0 : CL_ENOMEM;
-  for (size_t i = 0; rc == 0 && i < n; i++)
-    if (es[i].outcome == NULL)
+  long *of = tx ? calloc(n ? n : 1, sizeof *of) : line_of,
+       *at = tx ? calloc(n ? n : 1, sizeof *at) : line_at;
+  int rc = res && urls && shared && of && at ? 0 : CL_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const char *rt = json_string_value(json_object_get(es[i].res, "resourceType"));
+    if (es[i].outcome == NULL && (!tx || (rt && !strncmp(rt, "CoverageEligibility", 19))))
       res[i] = es[i].res, urls[i] = es[i].full_url;
+  }
   if (rc == 0)
-    rc = cl_fhirw_pair_lines(res, urls, n, line_of, line_at, shared, &w->lines);
+    rc = cl_fhirw_pair_lines(res, urls, n, of, at, shared, &w->lines);
   for (size_t k = 0; rc == 0 && k < n; k++) {
     if (shared[k] >= 0) {
-      cl_fhirw_error fe;
-      cl_err err;
       char p[96];
-      snprintf(p, sizeof p, "%s.resource.result[%ld]", es[k].path, shared[k]);
-      cl_fhirw_fail(&fe, &err, 422, "not-supported", p,
-                    "a result line of another DiagnosticReport of this Bundle too: a line belongs "
-                    "to one report");
-      es[k].outcome = cl_fhirw_outcome(&fe);
-      es[k].status = fe.status;
+      snprintf(p, sizeof p, "%s.resource", es[k].path);
+      cl_fhirw_pair_refusal(es[k].res, shared[k], p, fe);
+      if (tx) {
+        rc = 1;
+        break;
+      }
+      es[k].outcome = cl_fhirw_outcome(fe);
+      es[k].status = fe->status;
     }
+    if (tx && of[k] >= 0)
+      line_of[k] = of[k], line_at[k] = at[k];
   }
   free(res), free(urls), free(shared);
+  if (tx)
+    free(of), free(at);
   return rc;
 }
 
@@ -200,17 +214,21 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
   return rc;
 }
 
-/* e, a line of the report `rep` took (its result[j]): the id of the
- * Observation the views made of it, and created as the report was. */
+/* e, a line of the report `rep` took (its result[j]), or the request of a
+ * CoverageEligibilityResponse: the id of the resource the views made of
+ * it, and created as the report (response) was. */
 static void line_id(wstate *w, const entry *rep, size_t j, entry *e) {
   json_t *r;
   cl_fhir_resp hdr;
-  if (rep->m == NULL || fw_read_res(w, "DiagnosticReport", rep->m->id, &r, &hdr) != 0)
+  if (rep->m == NULL || fw_read_res(w, rep->m->type, rep->m->id, &r, &hdr) != 0)
     return;
-  const char *ref = json_string_value(
-      json_object_get(json_array_get(json_object_get(r, "result"), j), "reference"));
-  if (ref != NULL && !strncmp(ref, "Observation/", 12))
-    snprintf(e->line, sizeof e->line, "%s", ref + 12);
+  int elig = !strcmp(rep->m->type, "CoverageEligibilityResponse");
+  const char *want = elig ? "CoverageEligibilityRequest/" : "Observation/";
+  const char *ref = json_string_value(json_object_get(
+      elig ? json_object_get(r, "request") : json_array_get(json_object_get(r, "result"), j),
+      "reference"));
+  if (ref != NULL && !strncmp(ref, want, strlen(want)))
+    snprintf(e->line, sizeof e->line, "%s", ref + strlen(want));
   e->created = rep->created;
   json_decref(r);
 }
@@ -285,7 +303,13 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
       es[i].status = fe.status;
       es[i].res = NULL;
     }
-  if (!tx && batch_lines(w, es, n, line_of, line_at) != 0) { /* a batch's: its lines */
+  int lr = batch_lines(w, es, n, tx, line_of, line_at, &fe); /* a batch's lines, the pairs */
+  if (lr == 1) {
+    fw_ans_refusal(a, &fe);
+    code = CL_EINVAL;
+    goto done;
+  }
+  if (lr != 0) {
     fw_ans_outcome(a, 500, "exception", CL_ENOMEM, "", "out of memory");
     goto done;
   }

@@ -701,6 +701,12 @@ static int do_capabilities(const cl_fhir_req *rq, int64_t now, cl_fhir_resp *rs)
         json_object_set_new(r, "conditionalDelete", json_string("not-supported"));
         /* a client's id is kept for a Patient only (the others' derive from business ids) */
         json_object_set_new(r, "updateCreate", json_boolean(t == CL_FHIR_Patient));
+        if (t == CL_FHIR_CoverageEligibilityResponse) /* one event makes the pair */
+          json_object_set_new(
+              r, "documentation",
+              json_string("written together with the CoverageEligibilityRequest its request "
+                          "references (a transaction or batch Bundle); a response alone updates "
+                          "a check the server holds"));
       }
     json_object_set_new(r, "searchInclude", json_pack("[s,s]", "*:patient", "*:subject"));
     json_object_set_new(r, "searchRevInclude", json_pack("[s]", "Provenance:target"));

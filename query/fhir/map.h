@@ -132,6 +132,12 @@ int cl_fhir_map_get(cl_fhir_map *m, const char *type, const char *id, json_t **o
  * resourceType/id, or a type that is not ours), CL_ENOMEM, CL_EIO. */
 int cl_fhir_map_put(cl_fhir_map *m, json_t *res, cl_err *err);
 
+/* The X12 EB01 (1390) code whose display a CoverageEligibilityResponse's
+ * insurance.item.name is (the views write the display of a code they know,
+ * else the code): the code (static), or NULL for a name that is no known
+ * display. For the writes, which read a view backwards. */
+const char *cl_fhir_x12_eb01_code(const char *name);
+
 /* Makes every string of a decoded event valid as a FHIR string: control
  * characters other than tab, CR and LF (which FHIR strings may not hold)
  * become their Unicode control pictures (U+2400 + c, e.g. a GS1 group

@@ -207,6 +207,13 @@ static const lookup units355[] = {/* 355 Unit or Basis for Measurement Code (SV1
                                   {"ME", "Milligram"},          {"MJ", "Minutes"},
                                   {"ML", "Milliliter"},         {"UN", "Unit"}};
 
+const char *cl_fhir_x12_eb01_code(const char *name) {
+  for (size_t i = 0; name != NULL && i < sizeof eb01 / sizeof eb01[0]; i++)
+    if (strcmp(eb01[i].display, name) == 0)
+      return eb01[i].code;
+  return NULL;
+}
+
 /* ---- Money held in a built resource ---- */
 
 /* A Money built by fj_money back to integer minor units and its digits. */

@@ -5,9 +5,9 @@
  * Claim and a ClaimResponse are checked against; a reference table with one
  * Bundle fullUrl), plainly and as the resource of a Bundle entry; an input with
  * an entry array also goes through cl_fhirw_pair_lines (an export's or a
- * batch's report lines: each report entry then mapped with the lines it
- * took) and cl_fhirw_bundle_lines (a transaction's report lines), and its
- * entries are mapped.
+ * batch's report lines, and an eligibility response's request: each report
+ * or response entry then mapped with the lines or request it took) and cl_fhirw_bundle_lines (a
+ * transaction's report lines), and its entries are mapped.
  *
  * Mapped: one or two events, each passing the store's own validation
  * (cl_event_decode: ids, stream name, UTF-8, a known body) in the
@@ -208,8 +208,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if ((of[i] >= 0) != (at[i] >= 0) || of[i] >= (long)n || of[i] == (long)i ||
             (of[i] >= 0 && shared[i] >= 0))
           fuzz_finding(who, "a line taken by no report, by itself, or a line that is a report");
-        if (of[i] >= 0 && json_array_size(json_object_get(rs[of[i]], "result")) <= (size_t)at[i])
+        const char *tt =
+            of[i] >= 0 ? json_string_value(json_object_get(rs[of[i]], "resourceType")) : NULL;
+        int elig = tt != NULL && !strcmp(tt, "CoverageEligibilityResponse");
+        if (of[i] >= 0 && !elig &&
+            json_array_size(json_object_get(rs[of[i]], "result")) <= (size_t)at[i])
           fuzz_finding(who, "a line taken at a result its report does not have");
+        if (elig && (at[i] != 0 || json_object_get(rs[of[i]], "request") == NULL))
+          fuzz_finding(who, "a request taken by a response that does not reference it");
+        if (shared[i] >= 0) { /* refused by the path of what it shares */
+          cl_fhirw_error fe;
+          cl_fhirw_pair_refusal(rs[i], shared[i], "Bundle.entry[0].resource", &fe);
+          if (fe.status != 422 || strncmp(fe.expression, "Bundle.entry[0].resource.", 25))
+            fuzz_finding(who, "a shared line or request refused without its path");
+        }
       }
       o.line = line_of;
       for (size_t i = 0; i < n; i++)

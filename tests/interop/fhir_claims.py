@@ -1,9 +1,13 @@
 """A patient's claim as a billing system sends it through FHIR: the
 Coverage, the ChargeItem billed, the Claim (its line as the views make it of
-the ChargeItem: adapters/fhir/fhirw_claims.c) and the payer's ClaimResponse.
+the ChargeItem: adapters/fhir/fhirw_claims.c) and the payer's ClaimResponse;
+an eligibility check (CoverageEligibilityRequest and its Response, one
+EligibilityChecked: adapters/fhir/fhirw_elig.c).
 Amounts in JPY, a currency without minor units, so that Python's JSON writes
 them as the views do. Shared by test_fhir_write_types.py (REST) and
 test_fhir_write.py (the export round trip)."""
+
+import copy
 
 CPT = "http://www.ama-assn.org/go/cpt"
 X12 = "https://codesystem.x12.org/005010/"
@@ -146,3 +150,74 @@ def bundle(pid, tag):
             "entry": [{"fullUrl": u, "resource": r,
                        "request": {"method": "POST", "url": r["resourceType"]}}
                       for u, r in zip(urls, res)]}
+
+
+X12_ST = "https://x12.org/codes/service-type-codes"
+
+
+def eligibility(pid, tag, coverage_ref, request_ref):
+    """An eligibility check (270/271) as the views make it of one
+    EligibilityChecked: (CoverageEligibilityRequest, its Response), the
+    Response's request referencing request_ref. Benefit lines: active
+    coverage, an in-network copay (JPY), a 20 % out-of-network
+    co-insurance and a family deductible for the calendar year."""
+    ids = [{"system": BID, "value": "chk-" + tag},
+           {"type": {"text": "Trace number (TRN02)"}, "value": "TRN-" + tag}]
+    insurer = {"identifier": {"value": "PAYER1"}, "display": "Acme Health"}
+    shared = {"identifier": ids, "status": "active", "purpose": ["validation", "benefits"],
+              "patient": {"reference": "Patient/" + pid}, "created": "2026-05-04T09:00:00Z",
+              "insurer": insurer}
+    hbpc = lit(X12_ST, "30", "Health Benefit Plan Coverage")
+    office = lit(X12_ST, "98", "Professional (Physician) Visit - Office")
+    req = dict(copy.deepcopy(shared), resourceType="CoverageEligibilityRequest",
+               insurance=[{"focal": True, "coverage": {"reference": coverage_ref}}],
+               item=[{"category": hbpc}, {"category": office}])
+
+    def btype(code, display, eb01, eb01_display):
+        return {"coding": [{"system": THO + "benefit-type", "code": code, "display": display},
+                           {"system": X12 + "1390", "code": eb01, "display": eb01_display}]}
+
+    def net(code, display):
+        return lit(THO + "benefit-network", code, display)
+
+    items = [
+        {"category": hbpc, "name": "Active Coverage", "description": "Gold PPO",
+         "unit": {"coding": [{"system": THO + "benefit-unit", "code": "individual",
+                              "display": "Individual"},
+                             {"system": X12 + "1207", "code": "IND", "display": "Individual"}]}},
+        {"category": office, "name": "Co-Payment", "network": net("in", "In Network"),
+         "benefit": [{"type": btype("copay", "Copayment per service", "B", "Co-Payment"),
+                      "allowedMoney": yen(2500)}]},
+        {"category": hbpc, "name": "Co-Insurance", "network": net("out", "Out of Network"),
+         "benefit": [{"type": btype("copay-percent", "Copayment Percent per service", "A",
+                                    "Co-Insurance"), "allowedUnsignedInt": 20}]},
+        {"category": hbpc, "name": "Deductible",
+         "unit": {"coding": [{"system": THO + "benefit-unit", "code": "family",
+                              "display": "Family"},
+                             {"system": X12 + "1207", "code": "FAM", "display": "Family"}]},
+         "term": {"coding": [{"system": THO + "benefit-term", "code": "annual",
+                              "display": "Annual"},
+                             {"system": X12 + "615", "code": "23",
+                              "display": "Calendar Year"}]},
+         "benefit": [{"type": btype("deductible", "Deductible", "C", "Deductible"),
+                      "allowedMoney": yen(150000)}]}]
+    resp = dict(copy.deepcopy(shared), resourceType="CoverageEligibilityResponse",
+                request={"reference": request_ref}, outcome="complete",
+                disposition="Active coverage: Gold PPO",
+                insurance=[{"coverage": {"reference": coverage_ref}, "inforce": True,
+                            "benefitPeriod": {"start": "2026-01-01T00:00:00Z",
+                                              "end": "2026-12-31T00:00:00Z"},
+                            "item": items}])
+    return req, resp
+
+
+def eligibility_bundle(pid, tag, kind, coverage_ref):
+    """The check as a Bundle of `kind` (transaction or batch): the Response
+    first, its request the Request entry's fullUrl."""
+    url = "urn:uuid:5e1f0c2a-0000-4000-8000-%012d" % (abs(hash(tag)) % 10 ** 12)
+    req, resp = eligibility(pid, tag, coverage_ref, url)
+    return {"resourceType": "Bundle", "type": kind,
+            "entry": [{"resource": resp,
+                       "request": {"method": "POST", "url": "CoverageEligibilityResponse"}},
+                      {"fullUrl": url, "resource": req,
+                       "request": {"method": "POST", "url": "CoverageEligibilityRequest"}}]}

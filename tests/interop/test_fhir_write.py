@@ -498,6 +498,20 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         rc, out, err = self.ingest(a, bill)
         self.assertEqual(rc, 0, (out, err))
         self.assertEqual(out["summary"]["events"], 4)
+        # an eligibility check of that Coverage: the Response and its Request,
+        # a batch Bundle's two entries, one EligibilityChecked
+        wait_views(port_a, client_a, pid)
+        cov = [r for r in everything(port_a, pid) if r["resourceType"] == "Coverage"]
+        elig = os.path.join(d, "eligibility.json")
+        with open(elig, "w") as f:
+            json.dump(fhir_claims.eligibility_bundle(pid, "rt", "batch",
+                                                     "Coverage/" + cov[0]["id"]), f)
+        rc, out, err = self.ingest(a, elig)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out["summary"]["events"], 1)
+        self.assertEqual([x["type"] for x in out["results"][0]["resources"]],
+                         ["CoverageEligibilityResponse", "CoverageEligibilityRequest"])
+        checks = out["results"][0]["resources"]
         # lab reports, their lines contained as a client writes them: the
         # export serves each line as an Observation of its own
         self.ingest_labs(a, port_a, client_a, pid, d)
@@ -513,7 +527,8 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         files = sorted(glob.glob(os.path.join(exp, "*.ndjson")))
         self.assertTrue(files)
-        for t in ("Coverage", "ChargeItem", "Claim", "ClaimResponse"):
+        for t in ("Coverage", "ChargeItem", "Claim", "ClaimResponse",
+                  "CoverageEligibilityRequest", "CoverageEligibilityResponse"):
             self.assertTrue([f for f in files if f.endswith("." + t + ".ndjson")], t)
         b, port_b, client_b = self.start()
         rc, out, err = self.ingest(b, exp)
@@ -522,11 +537,21 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
         # the reports came back as reports, each line once (not an
         # ObservationRecorded of its own)
         for x in out["results"]:
-            if x["resources"] and x["resources"][0]["type"] == "DiagnosticReport":
+            if x["resources"] and x["resources"][0]["type"] in ("DiagnosticReport",
+                                                                "CoverageEligibilityResponse"):
                 self.assertEqual(x["events"], 1, x)
+        # the check's Request was taken by its Response, not a unit of its own
+        self.assertFalse([x for x in out["results"] if x["resources"] and
+                          x["resources"][0]["type"] == "CoverageEligibilityRequest"])
+        self.assertEqual(len([x for x in out["results"] if x["resources"] and
+                              x["resources"][0]["type"] == "CoverageEligibilityResponse"]), 1)
         self.maxDiff = None
         every_b = everything(port_b, pid)
         self.assertEqual(every_b, everything(port_a, pid))
+        for x in checks:  # the check's pair, read from each server
+            got = [common.fhir_get(p, "/%s/%s" % (x["type"], x["id"])) for p in (port_a, port_b)]
+            self.assertEqual([g[0] for g in got], [200, 200], got)
+            self.assertEqual(strip_meta(got[1][1]), strip_meta(got[0][1]))
         reports = [r for r in every_b if r["resourceType"] == "DiagnosticReport"]
         self.assertEqual(len(reports), 2)
         lines = {"Observation/" + r["id"]: r for r in every_b if r["resourceType"] == "Observation"}
@@ -535,6 +560,52 @@ class TestFhirIngestRoundTrip(unittest.TestCase):
                 self.assertEqual(lines[ref["reference"]]["issued"], rep["issued"])
         ok, vout = validate(files)
         self.assertTrue(ok, vout)
+
+    def test_ingest_eligibility_in_a_transaction(self):
+        """A transaction Bundle file holding a patient, its Coverage and an
+        eligibility check's Response and Request: one atomic batch, the pair
+        one EligibilityChecked; the same Bundle with a second Response on
+        the Request, or the Request without its Response, refused by path
+        and nothing written."""
+        a, port, client = self.start()
+        d = tempfile.mkdtemp(prefix="ingest-elig-", dir=common.TMP)
+        pid = "elig-tx-" + str(os.getpid())
+        chk = fhir_claims.eligibility_bundle(pid, pid, "transaction", "urn:uuid:c0")
+        tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": patient(pid), "request": {"method": "PUT", "url": "Patient/" + pid}},
+            {"fullUrl": "urn:uuid:c0", "resource": fhir_claims.coverage(pid, pid),
+             "request": {"method": "POST", "url": "Coverage"}}] + chk["entry"]}
+
+        def ingest(name, bundle):
+            path = os.path.join(d, name + ".json")
+            with open(path, "w") as f:
+                json.dump(bundle, f)
+            return self.ingest(a, path)
+        size = client.tree_size()
+        two = copy.deepcopy(tx)
+        two["entry"].append(copy.deepcopy(two["entry"][2]))
+        rc, out, err = ingest("two", two)
+        self.assertEqual(rc, 1, (out, err))
+        self.assertEqual(out["results"][0]["error"]["expression"],
+                         "Bundle.entry[4].resource.request")
+        alone = copy.deepcopy(tx)
+        del alone["entry"][2]
+        rc, out, err = ingest("alone", alone)
+        self.assertEqual(rc, 1, (out, err))
+        self.assertEqual(out["results"][0]["error"]["expression"],
+                         "Bundle.entry[2].resource")
+        self.assertEqual(client.tree_size(), size, "nothing written")
+        rc, out, err = ingest("tx", tx)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out["summary"]["events"], 3, "patient, coverage, the check")
+        types = [x["type"] for x in out["results"][0]["resources"]]
+        self.assertEqual(types[-2:], ["CoverageEligibilityResponse",
+                                      "CoverageEligibilityRequest"])
+        wait_views(port, client, pid)
+        for x in out["results"][0]["resources"][-2:]:
+            st, res = common.fhir_get(port, "/%s/%s" % (x["type"], x["id"]))
+            self.assertEqual(st, 200, res)
+            self.assertEqual(res["identifier"][0]["value"], "chk-" + pid)
 
     def ingest_labs(self, server, port, client, pid, d):
         """Ingests two lab reports of patient pid (lines contained: a panel

@@ -39,7 +39,7 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         by = {r["type"]: r for r in cs["rest"][0]["resource"]}
         for t in ("DiagnosticReport", "Appointment", "Communication", "Task",
                   "DocumentReference", "Device", "ImagingStudy", "ChargeItem", "Claim",
-                  "ClaimResponse", "Coverage"):
+                  "ClaimResponse", "Coverage", "CoverageEligibilityResponse"):
             codes = [i["code"] for i in by[t]["interaction"]]
             self.assertIn("create", codes, t)
             self.assertIn("update", codes, t)
@@ -480,6 +480,86 @@ class TestFhirWriteTypes(fw.FhirWriteCase):
         self.assertEqual(self.client.tree_size(), size + 4)
         st, c = common.fhir_get(self.http_port, "/Claim?patient=" + pid2)
         self.assertEqual((st, c.get("total")), (200, 1), c)
+
+    def test_eligibility_pair_round_trip(self):
+        """A CoverageEligibilityResponse with its Request in one Bundle (batch
+        and transaction, either order) is one EligibilityChecked: each
+        entry's response is the resource the views made, which reads back as
+        written; a Request alone, a Response whose Request is nowhere and a
+        Request two Responses take are refused by path, nothing written; a
+        Response alone (POST, PUT, PATCH) updates a check the server holds,
+        its Request as it was."""
+        pid = self.new_patient("Eligibility")
+        cov = self.round_trip(fc.coverage(pid, pid))
+        cref = "Coverage/" + cov["id"]
+        size = self.client.tree_size()
+        req, resp = fc.eligibility(pid, pid, cref, "urn:uuid:x")
+        # refusals: nothing written
+        r, oo = self.call("POST", "/CoverageEligibilityRequest", req)
+        self.assertEqual(r.status, 422, oo)
+        self.assertEqual(oo["issue"][0]["expression"], ["CoverageEligibilityRequest"])
+        self.assertIn("with its CoverageEligibilityResponse", oo["issue"][0]["details"]["text"])
+        r, oo = self.call("POST", "/CoverageEligibilityResponse", resp)
+        self.assertEqual(r.status, 422, oo)
+        self.assertEqual(oo["issue"][0]["expression"],
+                         ["CoverageEligibilityResponse.request.reference"])
+        tx = fc.eligibility_bundle(pid, pid, "transaction", cref)
+        two = copy.deepcopy(tx)
+        two["entry"].append(copy.deepcopy(two["entry"][0]))
+        r, oo = self.call("POST", "", two)
+        self.assertEqual(r.status, 422, oo)
+        self.assertEqual(oo["issue"][0]["expression"], ["Bundle.entry[2].resource.request"])
+        bad = copy.deepcopy(tx)
+        bad["entry"][1]["resource"]["item"][0]["productOrService"] = {"text": "x"}
+        r, oo = self.call("POST", "", bad)
+        self.assertEqual(r.status, 400, oo)
+        self.assertEqual(oo["issue"][0]["expression"],
+                         ["Bundle.entry[0].resource.request.resolve().item[0].productOrService"])
+        self.assertNothingWritten(size)
+        # the pair in a transaction: one event, each entry the resource the views made
+        r, b = self.call("POST", "", tx)
+        self.assertEqual(r.status, 200, b)
+        self.assertEqual(self.client.tree_size(), size + 1, "one EligibilityChecked")
+        self.assertEqual([e["response"]["status"] for e in b["entry"]], ["201 Created"] * 2)
+        loc = [e["response"]["location"].split("/_history")[0].split("/R4/")[-1]
+               for e in b["entry"]]
+        self.assertTrue(loc[0].startswith("CoverageEligibilityResponse/"), loc)
+        self.assertTrue(loc[1].startswith("CoverageEligibilityRequest/"), loc)
+        st, rb = common.fhir_get(self.http_port, "/" + loc[0])
+        self.assertEqual(st, 200, rb)
+        st, qb = common.fhir_get(self.http_port, "/" + loc[1])
+        self.assertEqual(st, 200, qb)
+        qid = loc[1].split("/")[1]
+        self.assertEqual(fw.strip_meta(rb), dict(resp, id=loc[0].split("/")[1],
+                                                 request={"reference": loc[1]}))
+        self.assertEqual(fw.strip_meta(qb), dict(req, id=qid))
+        # again, as a batch with the Request first: the same event, nothing new
+        bt = fc.eligibility_bundle(pid, pid, "batch", cref)
+        bt["entry"].reverse()
+        r, b2 = self.call("POST", "", bt)
+        self.assertEqual(r.status, 200, b2)
+        self.assertEqual([e["response"]["status"] for e in b2["entry"]], ["200 OK"] * 2, b2)
+        self.assertEqual(self.client.tree_size(), size + 1)
+        # a Response alone: a new version of the check the server holds
+        upd = dict(resp, request={"reference": loc[1]}, disposition="Active coverage (corrected)")
+        r, got = self.call("POST", "/CoverageEligibilityResponse", upd)
+        self.assertIn(r.status, (200, 201), got)
+        self.assertEqual(got["disposition"], "Active coverage (corrected)")
+        self.assertEqual(self.client.tree_size(), size + 2)
+        # ... and a PUT and a PATCH of it
+        r, got = self.call("PUT", "/" + loc[0], dict(upd, id=loc[0].split("/")[1],
+                                                     disposition="Active coverage (PUT)"))
+        self.assertEqual(r.status, 200, got)
+        self.assertEqual(got["disposition"], "Active coverage (PUT)")
+        r, got = self.call("PATCH", "/" + loc[0], json.dumps(
+            [{"op": "replace", "path": "/disposition", "value": "Active coverage (PATCH)"}]),
+            {"Content-Type": "application/json-patch+json"})
+        self.assertEqual(r.status, 200, got)
+        self.assertEqual(got["disposition"], "Active coverage (PATCH)")
+        self.assertEqual(self.client.tree_size(), size + 4)
+        st, qb2 = common.fhir_get(self.http_port, "/" + loc[1])
+        self.assertEqual(fw.strip_meta(qb2), fw.strip_meta(qb), "the Request as it was")
+        self.validate([cov, rb, qb, got])
 
     def test_stopping_a_prescription(self):
         pid = self.new_patient("Stop")
