@@ -23,8 +23,8 @@ import json
 import uuid
 
 import common
-from common import T, ServerTestCase, free_port
-from test_fhir_write import heart_rate, http_call, patient
+from common import T
+from test_fhir_write import FhirWriteCase, heart_rate, http_call, patient
 
 METHOD = "clinlog.v1.Fhir/Write"
 
@@ -53,14 +53,10 @@ def fields(a):
     return d
 
 
-class TestFhirWriteAudit(ServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.http_port = free_port()
-        cls.server_args = ("--http-listen", "127.0.0.1:%d" % cls.http_port)
-        super().setUpClass()
+class TestFhirWriteAudit(FhirWriteCase):
+    audit = True
 
-    def call(self, method, path, body=None, headers=None):
+    def write(self, method, path, body=None, headers=None):
         """A write as its own call: (response, body, request id)."""
         rid = "fw-" + uuid.uuid4().hex[:16]
         h = {"X-Request-Id": rid}
@@ -112,7 +108,7 @@ class TestFhirWriteAudit(ServerTestCase):
         return dict(zip(res.seqs, (json.loads(x) for x in res.audit_events)))[seq]
 
     def test_1_create_and_update_ride_in_their_commit(self):
-        r, p, rid = self.call("POST", "/Patient", patient(family="Okafor"))
+        r, p, rid = self.write("POST", "/Patient", patient(family="Okafor"))
         self.assertEqual(r.status, 201, p)
         pid = p["id"]
         log, (seq, a) = self.one_record(rid)
@@ -121,7 +117,7 @@ class TestFhirWriteAudit(ServerTestCase):
                                          client_address=a.client_address,
                                          server_address=a.server_address))
 
-        r, o, rid = self.call("POST", "/Observation", heart_rate(pid, 64))
+        r, o, rid = self.write("POST", "/Observation", heart_rate(pid, 64))
         self.assertEqual(r.status, 201, o)
         log, (seq, a) = self.one_record(rid)
         self.assert_in_commit(log, seq, a, 1, r)
@@ -137,7 +133,7 @@ class TestFhirWriteAudit(ServerTestCase):
         p2 = dict(p)
         p2.pop("meta", None)
         p2["name"] = [{"family": "Okafor-Bello", "given": ["Ada"]}]
-        r, u, rid = self.call("PUT", "/Patient/" + pid, p2, {"If-Match": 'W/"1"'})
+        r, u, rid = self.write("PUT", "/Patient/" + pid, p2, {"If-Match": 'W/"1"'})
         self.assertEqual(r.status, 200, u)
         log, (seq, a) = self.one_record(rid)
         self.assert_in_commit(log, seq, a, 1, r)
@@ -153,7 +149,7 @@ class TestFhirWriteAudit(ServerTestCase):
             {"fullUrl": pu, "resource": patient(family="Haddad"),
              "request": {"method": "POST", "url": "Patient"}},
             {"fullUrl": ou, "resource": obs, "request": {"method": "POST", "url": "Observation"}}]}
-        r, b, rid = self.call("POST", "", tx)
+        r, b, rid = self.write("POST", "", tx)
         self.assertEqual(r.status, 200, b)
         pid = b["entry"][0]["response"]["location"].split("/Patient/")[1].split("/")[0]
         log, (seq, a) = self.one_record(rid)
@@ -167,12 +163,12 @@ class TestFhirWriteAudit(ServerTestCase):
         sysv, val = ident.split("|")
         p = patient(family="Lindqvist")
         p["identifier"] = [{"system": sysv, "value": val}]
-        r, made, _ = self.call("POST", "/Patient", p)
+        r, made, _ = self.write("POST", "/Patient", p)
         self.assertEqual(r.status, 201, made)
         pid = made["id"]
         # a conditional create that matches: nothing written, one record after
         size0 = self.client.tree_size()
-        r, got, rid = self.call("POST", "/Patient", p, {"If-None-Exist": "identifier=" + ident})
+        r, got, rid = self.write("POST", "/Patient", p, {"If-None-Exist": "identifier=" + ident})
         self.assertEqual((r.status, got["id"]), (200, pid), got)
         log, (seq, a) = self.one_record(rid)
         self.assertEqual([s for s in log if s > size0 and log[s][0].stream != "$audit"], [],
@@ -185,7 +181,7 @@ class TestFhirWriteAudit(ServerTestCase):
         bad = heart_rate(pid, 70)
         del bad["status"]
         size0 = self.client.tree_size()
-        r, oo, rid = self.call("POST", "/Observation", bad)
+        r, oo, rid = self.write("POST", "/Observation", bad)
         self.assertIn(r.status, (400, 422), oo)
         self.assertEqual(oo["resourceType"], "OperationOutcome")
         log, (seq, a) = self.one_record(rid)
@@ -198,7 +194,7 @@ class TestFhirWriteAudit(ServerTestCase):
             {"resource": heart_rate(pid, v), "request": {"method": "POST", "url": "Observation"}}
             for v in (61, 62)]}
         size0 = self.client.tree_size()
-        r, b, rid = self.call("POST", "", batch)
+        r, b, rid = self.write("POST", "", batch)
         self.assertEqual([e["response"]["status"] for e in b["entry"]], ["201 Created"] * 2, b)
         log, (seq, a) = self.one_record(rid)
         self.assertEqual((a.preceding, a.count, a.outcome), (0, 2, "0"))
@@ -207,11 +203,11 @@ class TestFhirWriteAudit(ServerTestCase):
         self.assertGreater(seq, size0 + 2, "after both entries' events")
 
     def test_4_views_behind_the_wait_answer_202_consistent_with_the_record(self):
-        r, p, _ = self.call("POST", "/Patient", patient(family="Moreau"))
+        r, p, _ = self.write("POST", "/Patient", patient(family="Moreau"))
         pid = p["id"]
         seen = {}
         for i in range(30):  # the views fold a write within milliseconds: most miss wait=0
-            r, o, rid = self.call("POST", "/Observation", heart_rate(pid, 90 + i),
+            r, o, rid = self.write("POST", "/Observation", heart_rate(pid, 90 + i),
                                   {"Prefer": "wait=0"})
             self.assertIn(r.status, (201, 202), o)
             log, (seq, a) = self.one_record(rid)
