@@ -162,6 +162,7 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
                  !strcmp(rt, "Patient")                  ? bid
                  : pref && !strncmp(pref, "Patient/", 8) ? pref + 8
                                                          : "");
+        fw_patients_of(w, cur); /* the answer holds it: the record names its patients */
         json_decref(cur);
       }
       return cl_fhirw_refs_add(refs, &m, e->full_url);

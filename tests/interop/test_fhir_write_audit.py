@@ -158,6 +158,26 @@ class TestFhirWriteAudit(FhirWriteCase):
                                          client_address=a.client_address,
                                          server_address=a.server_address))
 
+        # with an entry whose ifNoneExist matches (nothing written for it, the
+        # answer holds it): the record, in the commit, names its patient too
+        ident = "urn:oid:2.16.840.1.113883.19.5|FWT-%s" % uuid.uuid4().hex[:8]
+        known = patient(family="Sato")
+        known["identifier"] = [{"system": ident.split("|")[0], "value": ident.split("|")[1]}]
+        r, k, _ = self.write("POST", "/Patient", known)
+        self.assertEqual(r.status, 201, k)
+        tx["entry"][0]["resource"] = patient(family="Haddad-Two")
+        tx["entry"][1]["resource"] = dict(obs, valueQuantity=dict(obs["valueQuantity"], value=81))
+        tx["entry"].append({"resource": known, "request": {"method": "POST", "url": "Patient",
+                                                           "ifNoneExist": "identifier=" + ident}})
+        r, b, rid = self.write("POST", "", tx)
+        self.assertEqual(r.status, 200, b)
+        self.assertEqual(b["entry"][2]["response"]["status"], "200 OK", b["entry"][2])
+        pid2 = b["entry"][0]["response"]["location"].split("/Patient/")[1].split("/")[0]
+        log, (seq, a) = self.one_record(rid)
+        self.assert_in_commit(log, seq, a, 2, r)
+        self.assertEqual(sorted(a.patients), sorted([pid2, k["id"]]))
+        self.assertEqual((a.resource, a.count), ("Bundle:transaction:3", 2))
+
     def test_3_no_write_refusal_and_batch_are_recorded_after(self):
         ident = "urn:oid:2.16.840.1.113883.19.5|FWA-%s" % uuid.uuid4().hex[:8]
         sysv, val = ident.split("|")
