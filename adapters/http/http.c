@@ -146,6 +146,16 @@ enum MHD_Result http_unrecorded(struct MHD_Connection *c, const cl_req_ctx *rc,
 
 /* ------------------------------------------------------------ parsing */
 
+int64_t http_prefer_wait_ms(const char *prefer, int64_t max_ms) {
+  const char *w = prefer ? strstr(prefer, "wait=") : NULL;
+  if (w != NULL) {
+    long s = strtol(w + 5, NULL, 10);
+    if (s >= 0 && (int64_t)s * 1000 < max_ms)
+      return (int64_t)s * 1000;
+  }
+  return max_ms;
+}
+
 enum MHD_Result http_add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                              const char *value) {
   (void)kind;
@@ -257,14 +267,7 @@ static enum MHD_Result serve(cl_http *h, struct MHD_Connection *c, const char *u
   /* how long read-your-writes may wait: the server's bound, or less with
    * RFC 7240's Prefer: wait=<seconds> */
   const char *prefer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Prefer");
-  int64_t wait_ms = h->wait_ms;
-  const char *w = prefer ? strstr(prefer, "wait=") : NULL;
-  if (w != NULL) {
-    long s = strtol(w + 5, NULL, 10);
-    if (s >= 0 && (int64_t)s * 1000 < wait_ms)
-      wait_ms = (int64_t)s * 1000;
-  }
-  rc.deadline_ms = cl_feed_now_ms() + wait_ms;
+  rc.deadline_ms = cl_feed_now_ms() + http_prefer_wait_ms(prefer, h->wait_ms);
   cl_err err, aerr;
   cl_err_clear(&err);
   /* the hooks see the request as the gRPC face's message of the same

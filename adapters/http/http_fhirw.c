@@ -27,7 +27,17 @@
  * write on a cluster follower reads state at least as fresh as the client
  * saw through another node. Invalid input is a 400, 412 or 422
  * OperationOutcome whose issue.expression names the element; then nothing
- * is written. */
+ * is written.
+ *
+ * The call's audit record: a write of one append (a resource, a
+ * transaction) on the Raft leader commits it in the same entry and store
+ * write as its events (cl_svc_append_for), so everything it names (the
+ * resource, the patients) is set before the append; a duplicate, a
+ * follower's forwarded write, a batch (an append per entry) or a refusal
+ * is recorded after, as any call (http_done). Either way a write whose
+ * events committed is answered as a success, as its record says: if the
+ * views have not folded it when the wait ends (the server's, or less with
+ * Prefer: wait), a 202 naming its log sequence, never a 504. */
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -72,6 +82,22 @@ int fw_ans_json(wans *a, int status, json_t *j, int code) {
 
 int fw_ans_refusal(wans *a, const cl_fhirw_error *fe) {
   return fw_ans_json(a, fe->status ? fe->status : 400, cl_fhirw_outcome(fe), CL_EINVAL);
+}
+
+json_t *fw_unfolded_outcome(uint64_t seq) {
+  char text[300];
+  snprintf(text, sizeof text,
+           "the write is committed (log sequence %llu) but the views had not folded it when the "
+           "wait ended: read it with X-Clinlog-Min-Sequence: %llu",
+           (unsigned long long)seq, (unsigned long long)seq);
+  return json_pack("{s:s,s:[{s:s,s:s,s:s}]}", "resourceType", "OperationOutcome", "issue",
+                   "severity", "warning", "code", "timeout", "diagnostics", text);
+}
+
+int fw_ans_accepted(wstate *w, wans *a, const char *type, const char *id) {
+  if (type != NULL)
+    snprintf(a->location, sizeof a->location, "%s/%s/%s", w->base, type, id);
+  return fw_ans_json(a, 202, fw_unfolded_outcome(w->seq), 0);
 }
 
 /* An OperationOutcome with one issue. */
@@ -176,10 +202,19 @@ int fw_if_match(const char *etag, const char *current, const char *where, cl_fhi
 
 /* ---- writing ---- */
 
+void fw_patients_of(wstate *w, const json_t *res) {
+  char *text = json_dumps(res, JSON_COMPACT); /* the form cl_req_ctx_patients_of reads */
+  if (text != NULL)
+    cl_req_ctx_patients_of(w->rc, text, strlen(text));
+  free(text);
+}
+
 /* Signs the events of the n mappings with the log key and appends them as
- * one batch (the node's own write), then waits for the views to fold it.
- * *written: 0 when every event was in the log already. */
-int fw_append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written, cl_err *err) {
+ * one batch (the node's own write, with the call's record where it can:
+ * `whole`), then waits for the views to fold it. *written: 0 when every
+ * event was in the log already. */
+int fw_append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int whole, int *written,
+              cl_err *err) {
   size_t k = 0, at = 0;
   for (size_t i = 0; i < n; i++)
     k += ms[i] ? ms[i]->n : 0;
@@ -212,17 +247,24 @@ int fw_append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written, cl_
   cl_req_ctx_init(&wrc, w->rc->method, "internal");
   wrc.deadline_ms = w->rc->deadline_ms;
   cl_append_result ar;
-  code = cl_svc_append(w->h->svc, &wrc, &ab, 1, &ar, NULL, err);
+  w->unfolded = 0;
+  /* whole: the call's record in the same Raft entry and store write where
+   * it can (on the leader, new events); else written after the answer is
+   * made, as any call's */
+  code = cl_svc_append_for(w->h->svc, &wrc, whole ? w->rc : &wrc, &ab, 1, &ar, NULL, err);
   if (code == CL_EDUPLICATE) { /* the same write, made before at another time */
     code = 0;
   } else if (code == 0) {
     *written = !ar.duplicate;
     uint64_t last = ar.n ? ar.seq[ar.n - 1] : 0;
     cl_append_result_free(&ar);
-    if (last)
-      code = cl_svc_wait(w->h->svc, "fhir", last, w->rc->deadline_ms, err);
     w->seq = last > w->seq ? last : w->seq;
     w->rc->audit_count += k;
+    /* committed: the call succeeded (and its record may say so already);
+     * views that lag past the wait make it a 202, not an error */
+    cl_err werr;
+    if (last && cl_svc_wait(w->h->svc, "fhir", last, w->views_deadline_ms, &werr) != 0)
+      w->unfolded = 1;
   } else if (code == CL_ECONFLICT) {
     cl_append_result_free(&ar);
   }
@@ -260,10 +302,16 @@ void fw_location_of(wstate *w, const char *type, const char *id, const cl_fhir_r
   snprintf(out, n, "%s/%s/%s/_history/%.*s", w->base, type, id, (int)strlen(vid) - 1, vid);
 }
 
-/* The answer to a create or update: the resource as the views hold it. */
-static int ans_resource(wstate *w, wans *a, const char *type, const char *id, int created) {
+/* The answer to a create or update: the resource as the views hold it.
+ * `wrote`: the call wrote it (a 202 if the views do not hold it yet). */
+static int ans_resource(wstate *w, wans *a, const char *type, const char *id, int created,
+                        int wrote) {
   json_t *res;
+  if (wrote && w->unfolded)
+    return fw_ans_accepted(w, a, type, id);
   int rc = fw_read_res(w, type, id, &res, &a->hdr);
+  if (rc && wrote) /* committed (its record may say so already): a success */
+    return fw_ans_accepted(w, a, type, id);
   if (rc)
     return fw_ans_outcome(a, 500, "exception", CL_EFAILED, "", "the write is not in the views");
   fw_location_of(w, type, id, &a->hdr, a->location, sizeof a->location);
@@ -451,7 +499,7 @@ static int one(wstate *w, struct MHD_Connection *c, const char *type, const char
                             "If-None-Exist: more than one resource matches");
     if (n == 1) { /* it exists: nothing written */
       snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "%s/%s", type, found);
-      return ans_resource(w, a, type, found, 0);
+      return ans_resource(w, a, type, found, 0, 0);
     }
   }
   if (id == NULL) /* create: the server assigns the id */
@@ -481,7 +529,7 @@ static int write_one(wstate *w, const char *id, json_t *res, const char *base_ve
   if (id != NULL && base_version[0] && cl_fhirw_entered_in_error(res)) {
     rc = fw_retraction(w, type, id, res, base_version, NULL, &m, &fe, &err);
     if (rc == 0 && m == NULL) /* entered-in-error already */
-      return ans_resource(w, a, type, id, 0);
+      return ans_resource(w, a, type, id, 0, 0);
   } else {
     rc = cl_fhirw_map(res, NULL, id, base_version, &o, &m, &fe, &err);
   }
@@ -491,13 +539,15 @@ static int write_one(wstate *w, const char *id, json_t *res, const char *base_ve
     return fw_ans_refusal(a, &fe);
   if (rc)
     return fw_ans_outcome(a, fw_status_of(rc), "exception", rc, "", err.msg);
+  /* all the record says, before the append it may ride with */
   cl_req_ctx_add_patient(w->rc, m->patient_id);
+  fw_patients_of(w, res);
   snprintf(w->rc->audit_what, sizeof w->rc->audit_what, "%s/%s", m->type, m->id);
   int written;
-  if ((rc = fw_append(w, &m, 1, &written, &err)) != 0)
+  if ((rc = fw_append(w, &m, 1, 1, &written, &err)) != 0)
     fw_ans_outcome(a, fw_status_of(rc), "exception", rc, "", err.msg);
   else
-    ans_resource(w, a, m->type, m->id, written && base_version[0] == '\0');
+    ans_resource(w, a, m->type, m->id, written && base_version[0] == '\0', written);
   cl_fhirw_mapped_free(m);
   return 0;
 }
@@ -532,7 +582,7 @@ static int patch(wstate *w, struct MHD_Connection *c, const char *type, const ch
     rc == CL_EMALFORMED ? fw_ans_refusal(a, &fe)
                         : fw_ans_outcome(a, 500, "exception", rc, "", err.msg);
   else if (json_equal(before, res)) /* nothing to write */
-    ans_resource(w, a, type, id, 0);
+    ans_resource(w, a, type, id, 0, 0);
   else if ((rt = json_string_value(json_object_get(res, "resourceType"))) == NULL ||
            strcmp(rt, type) != 0)
     fw_ans_outcome(a, 422, "processing", CL_EINVAL, "resourceType",
@@ -655,6 +705,10 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
   const char *prefer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Prefer");
   wstate w = {.h = h, .rc = &rc, .representation = !(prefer && strstr(prefer, "return=minimal"))};
+  /* the views' waits (not the commit's) are bounded by Prefer: wait too */
+  w.views_deadline_ms = cl_feed_now_ms() + http_prefer_wait_ms(prefer, h->wait_ms);
+  if (w.views_deadline_ms > rc.deadline_ms)
+    w.views_deadline_ms = rc.deadline_ms;
   const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
   snprintf(w.base, sizeof w.base, "%s://%s%s", h->tls ? "https" : "http", host ? host : "localhost",
            CL_HTTP_BASE_PATH);
@@ -728,7 +782,7 @@ enum MHD_Result http_serve_write(cl_http *h, struct MHD_Connection *c, const cha
   } else if (runner == NULL) {
     fw_ans_outcome(&a, 503, "transient", CL_EUNAVAILABLE, "",
                    "this node does not run the fhir projection");
-  } else if (min_seq > 0 && cl_svc_wait(h->svc, "fhir", min_seq, rc.deadline_ms, &err) != 0) {
+  } else if (min_seq > 0 && cl_svc_wait(h->svc, "fhir", min_seq, w.views_deadline_ms, &err) != 0) {
     /* the state it reads (versions, matches) is at least what the client saw */
     fw_ans_outcome(&a, err.code == CL_ETIMEDOUT ? 504 : 503, "timeout", err.code, "", err.msg);
   } else if (cl_fhir_engine_new(cl_runner_proj(runner), cl_svc_log(h->svc), &w.e, &err) != 0) {

@@ -34,7 +34,7 @@ typedef struct entry {
   cl_fhirw_mapped *m;          /* its events, once mapped */
   char exists[CL_FHIR_ID_MAX]; /* If-None-Exist matched this one: nothing written */
   int created;
-  json_t *outcome; /* batch: why it was refused */
+  json_t *outcome; /* batch: why it was refused (or 202: committed, not yet in the views) */
   int status;      /* batch: its status */
   char line[CL_FHIR_ID_MAX]; /* a report's line (cl_fhirw_bundle_lines): its Observation's id */
 } entry;
@@ -176,6 +176,7 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
                  !strcmp(rt, "Patient")                  ? bid
                  : pref && !strncmp(pref, "Patient/", 8) ? pref + 8
                                                          : "");
+        fw_patients_of(w, cur); /* the answer holds it: the record names its patients */
         json_decref(cur);
       }
       return cl_fhirw_refs_add(refs, &m, e->full_url);
@@ -205,6 +206,7 @@ static int map_entry(wstate *w, entry *e, json_t *refs, cl_fhirw_error *fe, cl_e
   }
   if (rc == 0) {
     cl_req_ctx_add_patient(w->rc, e->m->patient_id);
+    fw_patients_of(w, e->res); /* before a transaction's append its record may ride with */
     rc = cl_fhirw_refs_add(refs, e->m, e->full_url);
     if (rc == 0)
       rc = cl_fhirw_refs_keep(refs, e->m, e->res);
@@ -331,10 +333,13 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
     }
     if (!tx) { /* batch: each entry on its own */
       int wr;
-      if ((rc = fw_append(w, &e->m, 1, &wr, &err)) != 0) {
+      if ((rc = fw_append(w, &e->m, 1, 0, &wr, &err)) != 0) {
         cl_fhirw_fail(&fe, &err, fw_status_of(rc), "exception", e->path, "%s", err.msg);
         e->outcome = cl_fhirw_outcome(&fe);
         e->status = fe.status;
+      } else if (w->unfolded) { /* committed; the views had not folded it in time */
+        e->outcome = fw_unfolded_outcome(w->seq);
+        e->status = 202;
       }
       e->created = e->created && wr;
     }
@@ -342,9 +347,13 @@ int fw_bundle(wstate *w, json_t *b, wans *a) {
   if (tx) {
     for (size_t i = 0; i < n; i++)
       ms[i] = es[i].m;
-    int rc = fw_append(w, ms, n, &written, &err);
+    int rc = fw_append(w, ms, n, 1, &written, &err); /* its record may ride with it */
     if (rc) {
       fw_ans_outcome(a, fw_status_of(rc), "exception", rc, "", err.msg);
+      goto done;
+    }
+    if (w->unfolded) { /* committed, as its record may say already: a success */
+      fw_ans_accepted(w, a, NULL, NULL);
       goto done;
     }
   }

@@ -24,6 +24,8 @@ typedef struct wstate {
   char base[384];
   int representation; /* Prefer: return=representation (the default) */
   uint64_t seq;       /* the last log sequence the request appended, 0: none */
+  int64_t views_deadline_ms; /* how long waits for the views may take (Prefer: wait) */
+  int unfolded; /* the last append committed, but the views had not folded it in time */
   json_t *lines;      /* a batch: "Observation/<id>" and fullUrl -> an entry's Observation a
                          report takes as its line (http_fhirw_bundle.c), or NULL */
 } wstate;
@@ -43,6 +45,9 @@ typedef struct wans {
 int fw_ans_json(wans *a, int status, json_t *j, int code);
 /* fe's OperationOutcome with its status (400 when none). */
 int fw_ans_refusal(wans *a, const cl_fhirw_error *fe);
+/* 202 Accepted: the write committed at w->seq, the views had not folded
+ * it in time (w->unfolded); Location [base]/type/id when type is not NULL. */
+int fw_ans_accepted(wstate *w, wans *a, const char *type, const char *id);
 /* An OperationOutcome with one issue. */
 int fw_ans_outcome(wans *a, int status, const char *issue, int code, const char *expr,
                    const char *text);
@@ -71,8 +76,21 @@ int fw_cond_target(wstate *w, const char *type, const cl_http_params *p, const j
 int fw_if_match(const char *etag, const char *current, const char *where, cl_fhirw_error *fe,
                 cl_err *err);
 /* Signs the n mappings' events with the log key and appends them as one
- * batch, then waits for the views; *written 0 when all were there. */
-int fw_append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int *written, cl_err *err);
+ * batch, then waits for the views; *written 0 when all were there.
+ * `whole`: the call's only append, so its audit record may ride in the
+ * same commit (cl_svc_append_for): everything the record names (what,
+ * patients: fw_patients_of) is set before. Once the events committed it
+ * returns 0: if the views do not fold them by views_deadline_ms,
+ * w->unfolded says so, and the answer is fw_ans_accepted's (the write
+ * succeeded, as its record says), never an error. */
+int fw_append(wstate *w, cl_fhirw_mapped *const *ms, size_t n, int whole, int *written,
+              cl_err *err);
+/* Adds to the call's record the patients a resource about to be written
+ * names (every reference to a Patient), as its answer will. */
+void fw_patients_of(wstate *w, const json_t *res);
+/* The OperationOutcome of a write that committed at log sequence seq but
+ * that the views had not folded when the wait ended (returned-owned). */
+json_t *fw_unfolded_outcome(uint64_t seq);
 /* The HTTP status of a CL_E* code from the writer. */
 int fw_status_of(int code);
 /* Mapping options for the caller the node writes for. */

@@ -61,6 +61,9 @@ enum MHD_Result http_send_json(struct MHD_Connection *c, int status, json_t *j,
  * stops at the 129th (p->overflow). */
 enum MHD_Result http_add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                              const char *value);
+/* How long a wait for the views may take: max_ms, or less with RFC 7240's
+ * Prefer: wait=<seconds> (`prefer`: the header, or NULL). */
+int64_t http_prefer_wait_ms(const char *prefer, int64_t max_ms);
 /* The connection's peer address as the request context holds it. */
 void http_peer_of(struct MHD_Connection *c, char *out, size_t n);
 

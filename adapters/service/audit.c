@@ -453,13 +453,14 @@ int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int 
   return rcode;
 }
 
-int audit_linked(cl_log *log, const audit_node *node, const cl_req_ctx *rc, size_t n_events,
-                 cl_node_batch *nb, cl_err *err) {
+int audit_linked(cl_log *log, const audit_node *node, const cl_req_ctx *rc, int named,
+                 size_t n_events, cl_node_batch *nb, cl_err *err) {
   audit_msg m;
   int rcode = audit_build(node, rc, 0, NULL, &m, err);
   if (rcode)
     return rcode;
-  m.r.resource = ""; /* the events right before the record: read as "seq:<first>-<last>" */
+  if (!named)
+    m.r.resource = ""; /* the events right before the record: read as "seq:<first>-<last>" */
   m.r.count = n_events;
   m.r.preceding = (uint32_t)n_events;
   Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;

@@ -27,10 +27,12 @@ int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int 
 /* The AccessRecorded of rc's call, committed with the call's only batch
  * of n_events events in one store write (cl_repl_append_linked): outcome
  * success, preceding = count = n_events, resource "" (read as the seqs of
- * the events right before it: cl_audit_resource). Packed into "$audit"
- * and signed by the log key as nb (cl_log_node_batch; free it with
- * cl_node_batch_free). Errors: those of cl_log_node_batch, CL_ENOMEM. */
-int audit_linked(cl_log *log, const audit_node *node, const cl_req_ctx *rc, size_t n_events,
-                 cl_node_batch *nb, cl_err *err);
+ * the events right before it: cl_audit_resource) or, with `named`, rc's
+ * audit_what as audit_record would write it (a FHIR write's
+ * "Observation/7"). Packed into "$audit" and signed by the log key as nb
+ * (cl_log_node_batch; free it with cl_node_batch_free). Errors: those of
+ * cl_log_node_batch, CL_ENOMEM. */
+int audit_linked(cl_log *log, const audit_node *node, const cl_req_ctx *rc, int named,
+                 size_t n_events, cl_node_batch *nb, cl_err *err);
 
 #endif

@@ -332,31 +332,40 @@ int cl_svc_may_append(cl_svc *s, const cl_req_ctx *rc, uint32_t type) {
   return !s->policy || !rc->principal[0] || cl_policy_may_append(s->policy, rc->roles, type);
 }
 
-/* Through Raft: b and rc's audit record in one entry and one store write
- * (cl_svc_append_recorded); rc->recorded set if the record committed.
- * Without the record (it could not be made, or b committed nothing new: a
- * duplicate), cl_svc_record writes it afterwards, as for any call. */
-static int append_recorded(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
-                           cl_append_result *r, cl_err *err) {
+/* The call whose audit record rides with a batch: rc, naming the batch's
+ * events by position (cl_svc_append_recorded), or `named`: rc's own
+ * audit_what (cl_svc_append_for). */
+typedef struct linked_rec {
+  cl_req_ctx *rc;
+  int named;
+} linked_rec;
+
+/* Through Raft: b (appended under rc, whose deadline holds) and rec's
+ * audit record in one entry and one store write; rec->rc->recorded set if
+ * the record committed. Without the record (it could not be made, or b
+ * committed nothing new: a duplicate), cl_svc_record writes it
+ * afterwards, as for any call. */
+static int append_recorded(cl_svc *s, const cl_req_ctx *rc, const linked_rec *rec,
+                           const Clinlog__V1__AppendBatch *b, cl_append_result *r, cl_err *err) {
   cl_node_batch nb;
   cl_err aerr;
-  if (audit_linked(s->o.log, &s->node, rc, b->n_events, &nb, &aerr) != 0)
+  if (audit_linked(s->o.log, &s->node, rec->rc, rec->named, b->n_events, &nb, &aerr) != 0)
     return cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);
   int then_rc;
   int code = cl_repl_append_linked(s->o.repl, b, &nb.b, rc->deadline_ms, r, &then_rc, NULL, err);
   sodium_memzero(nb.buf, nb.ev.len); /* the record names patients */
   cl_node_batch_free(&nb);
   if (code == 0 && then_rc == 0)
-    rc->recorded = 1;
+    rec->rc->recorded = 1;
   return code;
 }
 
 /* cl_svc_append; `internal`: the node's own records (the audit trail),
- * taken also while draining, for the calls still in flight; `record`: rc's
- * audit record with b where it can (append_recorded). */
+ * taken also while draining, for the calls still in flight; `rec`: a
+ * call's audit record with b where it can (append_recorded), or NULL. */
 static int svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
-                      int allow_forward, int internal, int record, cl_append_result *r,
-                      cl_svc_route *route, cl_err *err) {
+                      int allow_forward, int internal, const linked_rec *rec,
+                      cl_append_result *r, cl_svc_route *route, cl_err *err) {
   cl_svc_route local;
   if (!route)
     route = &local;
@@ -372,9 +381,9 @@ static int svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch 
     return code; /* on a follower the leader checks the forwarded call */
   if (!s->o.repl)
     return cl_log_append(s->o.log, b, r, err);
-  int rc_code = record && s->audit && !rc->recorded && !rc->audit_count &&
-                        cl_method_kind(rc->method) != CL_MK_HEALTH
-                    ? append_recorded(s, rc, b, r, err)
+  int rc_code = rec && s->audit && !rec->rc->recorded && !rec->rc->audit_count &&
+                        cl_method_kind(rec->rc->method) != CL_MK_HEALTH
+                    ? append_recorded(s, rc, rec, b, r, err)
                     : cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);
   if (rc_code != CL_ENOTLEADER)
     return rc_code;
@@ -395,11 +404,11 @@ static int svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch 
   return rc_code;
 }
 
-/* cl_svc_append and cl_svc_append_recorded. */
+/* cl_svc_append, cl_svc_append_recorded and cl_svc_append_for. */
 static int append_call(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
-                       int allow_forward, int record, cl_append_result *r, cl_svc_route *route,
-                       cl_err *err) {
-  int code = svc_append(s, rc, b, allow_forward, 0, record, r, route, err);
+                       int allow_forward, const linked_rec *rec, cl_append_result *r,
+                       cl_svc_route *route, cl_err *err) {
+  int code = svc_append(s, rc, b, allow_forward, 0, rec, r, route, err);
   if (code == 0 && r->n > 0) { /* what the audit record names */
     unsigned long long first = r->seq[0];
     if (rc->audit_count > 0 && !strncmp(rc->audit_what, "seq:", 4))
@@ -413,13 +422,21 @@ static int append_call(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch
 
 int cl_svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b, int allow_forward,
                   cl_append_result *r, cl_svc_route *route, cl_err *err) {
-  return append_call(s, rc, b, allow_forward, 0, r, route, err);
+  return append_call(s, rc, b, allow_forward, NULL, r, route, err);
 }
 
 int cl_svc_append_recorded(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
                            int allow_forward, cl_append_result *r, cl_svc_route *route,
                            cl_err *err) {
-  return append_call(s, rc, b, allow_forward, 1, r, route, err);
+  linked_rec rec = {.rc = rc, .named = 0};
+  return append_call(s, rc, b, allow_forward, &rec, r, route, err);
+}
+
+int cl_svc_append_for(cl_svc *s, cl_req_ctx *rc, cl_req_ctx *call,
+                      const Clinlog__V1__AppendBatch *b, int allow_forward, cl_append_result *r,
+                      cl_svc_route *route, cl_err *err) {
+  linked_rec rec = {.rc = call, .named = 1};
+  return append_call(s, rc, b, allow_forward, call != rc ? &rec : NULL, r, route, err);
 }
 
 /* ----------------------------------------------------------- consistency */
@@ -590,7 +607,7 @@ static int cds_append(void *ctx, const Clinlog__V1__AppendBatch *b, uint64_t *se
   cl_req_ctx_init(&rc, M_APPEND, "internal");
   rc.deadline_ms = cl_feed_now_ms() + 5000;
   cl_append_result r;
-  int code = svc_append(s, &rc, b, 0, 0, 0, &r, NULL, err);
+  int code = svc_append(s, &rc, b, 0, 0, NULL, &r, NULL, err);
   if (code == 0)
     *seq = r.n ? r.seq[0] : 0;
   if (code == 0 || code == CL_ECONFLICT)
@@ -637,7 +654,7 @@ static int audit_append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *er
    * node until a long deadline, after a new leader is already there */
   rc.deadline_ms = cl_feed_now_ms() + 3000;
   cl_append_result r;
-  int code = svc_append(s, &rc, b, 1, 1, 0, &r, NULL, err);
+  int code = svc_append(s, &rc, b, 1, 1, NULL, &r, NULL, err);
   if (code == 0 || code == CL_ECONFLICT)
     cl_append_result_free(&r);
   return code;

@@ -210,6 +210,24 @@ CL_MUST_CHECK int cl_svc_append_recorded(cl_svc *s, cl_req_ctx *rc,
                                          const Clinlog__V1__AppendBatch *b, int allow_forward,
                                          cl_append_result *r, cl_svc_route *route, cl_err *err);
 
+/* cl_svc_append_recorded of a write the node makes itself for the call
+ * `call` (borrowed; the FHIR REST face's: events signed by the node's log
+ * key for the caller, whose right to write them was checked at admission):
+ * b is appended under the write's own context rc (an internal one: its
+ * seqs go into rc, not call), and call's record rides with it under the
+ * same conditions (a Raft leader, the trail on, nothing recorded or
+ * appended for call yet, b commits new events): the record cl_svc_record
+ * would write for call (outcome success) as it stands now, but with
+ * preceding = count = b's events, its resource call's audit_what (what
+ * the call names: "Observation/7", "Bundle:transaction:3"), not the seqs.
+ * Sets call->recorded then; otherwise the caller records call after, as
+ * before. So call's record must say all it will (patients, what) before
+ * this, and the call's answer must then be a success. call == rc: plain
+ * cl_svc_append. */
+CL_MUST_CHECK int cl_svc_append_for(cl_svc *s, cl_req_ctx *rc, cl_req_ctx *call,
+                                    const Clinlog__V1__AppendBatch *b, int allow_forward,
+                                    cl_append_result *r, cl_svc_route *route, cl_err *err);
+
 /* The leader as last seen: 1 if this node leads (always, without
  * replication), else 0 with route->leader_* filled. */
 int cl_svc_leader(cl_svc *s, cl_svc_route *route);

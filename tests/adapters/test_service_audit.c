@@ -223,6 +223,71 @@ Test(service_audit, an_http_call_is_recorded_before_its_answer) {
   cl_http_stop(h);
 }
 
+/* A write the node makes for a call under its own context (the FHIR REST
+ * face's, cl_svc_append_for) carries the call's record in its commit,
+ * right after its event, naming what the call names (not the seqs, which
+ * go to the write's context); the same write again is a duplicate, which
+ * carries nothing: its call is recorded after, as before. */
+Test(service_audit, a_write_made_for_a_call_carries_its_record) {
+  audit_seen fw = audit_of(M_FHIR_WRITE);
+  cl_req_ctx call, wrc;
+  cl_req_ctx_init(&call, M_FHIR_WRITE, "http");
+  snprintf(call.request_id, sizeof call.request_id, "req-for-9");
+  snprintf(call.audit_what, sizeof call.audit_what, "Observation/o-9");
+  cl_req_ctx_add_patient(&call, "p-9");
+  call.deadline_ms = cl_feed_now_ms() + 5000;
+  cl_req_ctx_init(&wrc, M_FHIR_WRITE, "internal");
+  wrc.deadline_ms = call.deadline_ms;
+  svct_batch x;
+  svct_batch_make(&x, "patient-p-9");
+  cl_append_result r;
+  cl_err err;
+  cr_assert_eq(cl_svc_append_for(svct_F.svc, &wrc, &call, &x.b, 1, &r, NULL, &err), 0, "%s",
+               err.msg);
+  uint64_t seq = r.seq[0];
+  cl_append_result_free(&r);
+  cr_assert(call.recorded, "recorded with the write");
+  cr_assert_str_eq(call.audit_what, "Observation/o-9");
+  char want[64], res[64];
+  snprintf(want, sizeof want, "seq:%llu-%llu", (unsigned long long)seq, (unsigned long long)seq);
+  cr_assert_str_eq(wrc.audit_what, want, "the write's seqs are its own context's");
+  const Clinlog__V1__AccessRecorded *a = one_more(&fw, M_FHIR_WRITE);
+  cr_assert_eq(fw.last_seq, seq + 1, "right after the event");
+  cr_assert_eq(a->preceding, 1);
+  cr_assert_eq(a->count, 1);
+  cr_assert_str_eq(a->resource, "Observation/o-9");
+  cr_assert_str_eq(cl_audit_resource(a, fw.last_seq, res, sizeof res), "Observation/o-9");
+  cr_assert_eq(a->n_patients, 1);
+  cr_assert_str_eq(a->patients[0], "p-9");
+  cr_assert_str_eq(a->outcome, "0");
+  cr_assert_str_eq(a->transport, "http");
+  cr_assert_str_eq(a->request_id, "req-for-9");
+  /* recording the call again (the codec does, after its handler) is a no-op */
+  cr_assert_eq(cl_svc_record(svct_F.svc, &call, 0, "", &err), 0);
+
+  /* the same write again: nothing new, so no record with it */
+  cl_req_ctx again;
+  cl_req_ctx_init(&again, M_FHIR_WRITE, "http");
+  snprintf(again.audit_what, sizeof again.audit_what, "Observation/o-9");
+  again.deadline_ms = cl_feed_now_ms() + 5000;
+  int code = cl_svc_append_for(svct_F.svc, &wrc, &again, &x.b, 1, &r, NULL, &err);
+  cr_assert(code == 0 || code == CL_EDUPLICATE, "%s", err.msg);
+  if (code == 0) {
+    cr_assert(r.duplicate);
+    cl_append_result_free(&r);
+  }
+  cr_assert(!again.recorded);
+  audit_seen none = audit_of(M_FHIR_WRITE);
+  cr_assert_eq(none.n, fw.n, "a duplicate carries no record");
+  audit_done(&none);
+  cr_assert_eq(cl_svc_record(svct_F.svc, &again, 0, "", &err), 0, "%s", err.msg);
+  a = one_more(&fw, M_FHIR_WRITE);
+  cr_assert_eq(a->preceding, 0, "written after");
+  cr_assert_str_eq(a->resource, "Observation/o-9");
+  svct_batch_free(&x);
+  audit_done(&fw);
+}
+
 /* The trail holds nothing but the node's records: another event in
  * $audit is refused (and that refusal is recorded). */
 Test(service_audit, nobody_but_the_node_writes_the_trail) {

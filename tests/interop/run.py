@@ -23,6 +23,7 @@ MODULES = ["test_rpcs", "test_errors", "test_tls", "test_concurrency", "test_kil
            "test_cds_grpc", "test_cds_rpm", "test_cds_bcma", "test_cds_news2", "test_ingest_hl7",
            "test_mllp", "test_mllp_audit", "test_device_ingest",
            "test_fhir_write", "test_fhir_write_cond", "test_fhir_write_types",
+           "test_fhir_write_audit",
            "test_cross_format", "test_bench_ingest_hl7", "test_bench_ingest_fhir",
            "test_bench_proof"]
 
