@@ -38,7 +38,7 @@ typedef struct cl_audit_options {
   cl_audit_append_fn append; /* required */
   void *ctx;                 /* append's */
   size_t max_batch;          /* records per append; 0: 256 */
-  size_t writers;            /* batches in flight at most; 0: 8 (at most 16) */
+  size_t writers;            /* batches in flight at most; 0: 2 (at most 16) */
 } cl_audit_options;
 
 typedef struct cl_audit cl_audit;
