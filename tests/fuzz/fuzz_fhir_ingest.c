@@ -217,9 +217,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (elig && (at[i] != 0 || json_object_get(rs[of[i]], "request") == NULL))
           fuzz_finding(who, "a request taken by a response that does not reference it");
         if (shared[i] >= 0) { /* refused by the path of what it shares */
-          cl_fhirw_error fe;
-          cl_fhirw_pair_refusal(rs[i], shared[i], "Bundle.entry[0].resource", &fe);
-          if (fe.status != 422 || strncmp(fe.expression, "Bundle.entry[0].resource.", 25))
+          cl_fhirw_error pe;
+          cl_fhirw_pair_refusal(rs[i], shared[i], "Bundle.entry[0].resource", &pe);
+          if (pe.status != 422 || strncmp(pe.expression, "Bundle.entry[0].resource.", 25))
             fuzz_finding(who, "a shared line or request refused without its path");
         }
       }
