@@ -41,26 +41,6 @@
 
 /* ---- shared ---- */
 
-/* One of a, which must be an array of one object, at p[0]: *e (NULL if
- * the array is absent). */
-int w_only_one(wctx *c, const json_t *r, const char *p, const char *key, const json_t **e,
-               const char **ep) {
-  const json_t *a;
-  size_t n;
-  int rc = w_arr(c, r, p, key, &a, &n);
-  *e = NULL;
-  if (rc || n == 0)
-    return rc;
-  const char *kp = w_path(c, p, key, 0);
-  if (n > 1)
-    return w_fail(c, 422, "not-supported", w_path(c, kp, NULL, 1), "one %s can be written", key);
-  *ep = w_path(c, kp, NULL, 0);
-  *e = json_array_get(a, 0);
-  if (!json_is_object(*e))
-    return w_fail(c, 400, "structure", *ep, "expected an object");
-  return 0;
-}
-
 /* The payer as the views write it: {identifier, display} (no literal
  * reference: the payer is no resource of this server). */
 int w_payer_of(wctx *c, const json_t *r, const char *p, const char *key,

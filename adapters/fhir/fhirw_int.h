@@ -214,7 +214,7 @@ int w_period(wctx *c, const json_t *o, const char *path, const char *key,
  * into b (fhirw_coverage.c). */
 int w_coverage_terms(wctx *c, const json_t *r, const char *p, Clinlog__V1__EligibilityChecked *b);
 /* r[key], an array of at most one object (422 for more): *e the object
- * (NULL when absent) and *ep its path (fhirw_claims.c). */
+ * (NULL when absent) and *ep its path (fhirw_util.c). */
 int w_only_one(wctx *c, const json_t *r, const char *p, const char *key, const json_t **e,
                const char **ep);
 /* r[key], the payer as the views write it ({identifier, display}: no

@@ -180,6 +180,16 @@ void fw_round_trip(const char *text) {
   cl_fhirw_mapped_free(m);
 }
 
+void fw_map_refused(const char *text, const cl_fhirw_opts *o, size_t i, cl_fhirw_error *fe,
+                    cl_err *err) {
+  json_t *j = fw_parse(text);
+  cl_fhirw_mapped *m = NULL;
+  int rc = cl_fhirw_map(j, NULL, NULL, "", o, &m, fe, err);
+  json_decref(j);
+  cr_assert_eq(rc, CL_EMALFORMED, "case %zu: rc %d", i, rc);
+  cr_assert_null(m, "case %zu: a refusal produces nothing", i);
+}
+
 void fw_refused_all(const fw_bad *cases, size_t n) {
   cl_fhirw_opts o = fw_opts();
   for (size_t i = 0; i < n; i++) {

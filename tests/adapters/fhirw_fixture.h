@@ -43,6 +43,11 @@ void fw_round_trip(const char *text);
  * (returned-owned: clinlog__v1__event__free_unpacked). */
 Clinlog__V1__Event *fw_only_event(const cl_fhirw_mapped *m, unsigned body);
 
+/* text (valid JSON) mapped with o is refused: CL_EMALFORMED, nothing
+ * produced; *fe and *err say how (`i` names the case in a failure). */
+void fw_map_refused(const char *text, const cl_fhirw_opts *o, size_t i, cl_fhirw_error *fe,
+                    cl_err *err);
+
 /* A bad input and how it is refused. */
 typedef struct fw_bad {
   const char *json;

@@ -329,14 +329,9 @@ Test(fhirw_claims, a_claim_line_other_than_its_charge_is_refused) {
     char text[8192];
     snprintf(text, sizeof text, "%.*s%s%s", (int)(at - base), base, cases[i].to,
              at + strlen(cases[i].from));
-    json_t *j = fw_parse(text);
-    cl_fhirw_mapped *m = NULL;
     cl_fhirw_error fe;
     cl_err err;
-    int rc = cl_fhirw_map(j, NULL, NULL, "", &o, &m, &fe, &err);
-    json_decref(j);
-    cr_assert_eq(rc, CL_EMALFORMED, "case %zu: rc %d", i, rc);
-    cr_assert_null(m);
+    fw_map_refused(text, &o, i, &fe, &err);
     cr_assert_str_eq(fe.expression, cases[i].expr, "case %zu: %s", i, err.msg);
     cr_assert_str_eq(fe.code, cases[i].code, "case %zu: %s", i, err.msg);
   }
@@ -639,14 +634,9 @@ Test(fhirw_claim_response, every_bad_response_is_refused_naming_the_element) {
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
     char text[4096];
     snprintf(text, sizeof text, CR_OK "%s}", claim_id, more[i].more);
-    json_t *j = fw_parse(text);
-    cl_fhirw_mapped *m = NULL;
     cl_fhirw_error fe;
     cl_err err;
-    int rc = cl_fhirw_map(j, NULL, NULL, "", &o, &m, &fe, &err);
-    json_decref(j);
-    cr_assert_eq(rc, CL_EMALFORMED, "case %zu: rc %d", i, rc);
-    cr_assert_null(m);
+    fw_map_refused(text, &o, i, &fe, &err);
     cr_assert_eq(fe.status, more[i].status, "case %zu: %d %s", i, fe.status, err.msg);
     cr_assert_str_eq(fe.expression, more[i].expr, "case %zu: %s", i, err.msg);
     cr_assert_str_eq(fe.code, more[i].code, "case %zu: %s", i, err.msg);
