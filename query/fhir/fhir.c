@@ -39,21 +39,27 @@ static int load_cur(cl_proj *p, int type, const uint8_t h[32], cur *c, cl_err *e
 
 /* *out from the opened version value v (vl bytes: header || stored JSON;
  * cl_malloc'd, taken: wiped and freed here, also on error) of version
- * `version` of the resource whose cur record is c. */
+ * `version` of the resource whose cur record is c; under CL_FHIR_NO_BODY
+ * its header alone (json NULL). */
 static int take_version(const cur *c, uint32_t version, uint8_t *v, size_t vl, int flags,
                         cl_fhir_resource *out, cl_err *err) {
   memset(out, 0, sizeof *out);
   fj_buf b = {0};
   const char *json = NULL;
   size_t n = 0;
-  int rc = stored_json(c->type, v, vl, &b, &json, &n, err);
+  int rc = flags & CL_FHIR_NO_BODY ? (vl < VER_HDR ? cl_err_set(err, CL_ECORRUPT,
+                                                                 "fhir: short version value")
+                                                    : 0)
+                                   : stored_json(c->type, v, vl, &b, &json, &n, err);
   if (rc) {
     fj_buf_free(&b);
     sodium_memzero(v, vl);
     cl_free(v);
     return rc;
   }
-  if (flags & CL_FHIR_STORED) {
+  if (flags & CL_FHIR_NO_BODY) {
+    /* the header only */
+  } else if (flags & CL_FHIR_STORED) {
     out->len = n;
     if ((out->json = malloc(out->len + 1)) != NULL) {
       memcpy(out->json, json, out->len);
@@ -72,7 +78,7 @@ static int take_version(const cur *c, uint32_t version, uint8_t *v, size_t vl, i
   memcpy(out->event_id, v + 16, 16);
   sodium_memzero(v, vl);
   cl_free(v);
-  if (out->json == NULL)
+  if (out->json == NULL && !(flags & CL_FHIR_NO_BODY))
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   return 0;
 }
@@ -226,8 +232,8 @@ static int each_version(void *ctx, cl_fhir_resource *r, cl_err *err) {
 int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
                           void *ctx, cl_err *err) {
   prov_of po = {p, flags, fn, ctx, {0}, 0};
-  /* the versions' JSON is not needed: the stored form is the cheapest */
-  int rc = cl_fhir_history(p, type, id, CL_FHIR_STORED, each_version, &po, err);
+  /* the versions' headers are enough: their JSON is not made */
+  int rc = cl_fhir_history(p, type, id, CL_FHIR_NO_BODY, each_version, &po, err);
   if (rc == CL_ENOTFOUND) { /* no such resource: no Provenance either */
     cl_err_clear(err);
     return 0;
@@ -300,19 +306,14 @@ static int read_as_of(snap_scan *sc, const want *w, cl_fhir_resource *out, cl_er
   }
   /* changed after the snapshot: the newest version made at or before it */
   for (uint32_t ver = c->version - 1; ver >= 1; ver--) {
-    int rc = read_version(sc->p, w->h, c, ver, flags & CL_FHIR_STORED, out, err);
+    int rc = read_version(sc->p, w->h, c, ver, flags & (CL_FHIR_STORED | CL_FHIR_NO_BODY), out,
+                          err);
     if (rc)
       return rc;
     if (out->seq <= sc->s->as_of) {
       if (out->last_updated_ns < sc->s->since_ns) {
         cl_fhir_resource_clear(out);
         return cl_err_set(err, CL_ENOTFOUND, "not updated since");
-      }
-      if (flags & CL_FHIR_NO_BODY) {
-        sodium_memzero(out->json, out->len);
-        free(out->json);
-        out->json = NULL;
-        out->len = 0;
       }
       return 0;
     }

@@ -79,8 +79,9 @@ void cl_fhir_resource_clear(cl_fhir_resource *r);
 enum {
   CL_FHIR_STORED = 1, /* json in the stored form (decimals marked, fj.h), for engines that
                          rewrite it and call fj_finish on what they send */
-  CL_FHIR_NO_BODY = 2 /* cl_fhir_scan_snapshot: no json (NULL), and no decryption when the
-                         current version is the one wanted */
+  CL_FHIR_NO_BODY = 2 /* no json (NULL, len 0): a version's metadata only (its header is
+                         decrypted, its JSON not made); cl_fhir_scan_snapshot also decrypts
+                         nothing when the current version is the one wanted */
 };
 
 /* Reads resource type/id: version 0 = the current one. Errors:
