@@ -556,6 +556,7 @@ static void fsm_fatal(void *ctx, const char *msg) {
 
 static void *loop_main(void *arg) {
   cl_repl *n = arg;
+  (void)pthread_setname_np(pthread_self(), "raft");
   uv_run(&n->loop, UV_RUN_DEFAULT);
   return NULL;
 }

@@ -220,6 +220,7 @@ static int purge(cl_log *log, cl_err *err) {
 
 static void *purger_main(void *arg) {
   cl_log *log = arg;
+  (void)pthread_setname_np(pthread_self(), "store:purge");
   pthread_mutex_lock(&log->pu_mu);
   for (;;) {
     while (log->pu_done == log->pu_asked && !log->pu_stop)

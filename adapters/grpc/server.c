@@ -142,6 +142,7 @@ static void enqueue(srv_call *c, int ok) {
 
 static void *worker_main(void *arg) {
   cl_server *s = arg;
+  (void)pthread_setname_np(pthread_self(), "api:worker");
   for (;;) {
     pthread_mutex_lock(&s->qmu);
     while (!s->qhead && !s->stop_workers)
@@ -180,6 +181,7 @@ static void finish_done(srv_call *c, int ok);
 
 static void *cq_main(void *arg) {
   cl_server *s = arg;
+  (void)pthread_setname_np(pthread_self(), "grpc:cq");
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -470,6 +472,7 @@ static void on_commit(void *ctx, uint64_t size) {
 
 static void *ticker_main(void *arg) {
   cl_server *s = arg;
+  (void)pthread_setname_np(pthread_self(), "api:ticker");
   pthread_mutex_lock(&s->wmu);
   while (!s->stop_ticker) {
     struct timespec ts;

@@ -80,6 +80,7 @@ static void unlink_conn(cl_mllp_listener *l, conn *k) {
 
 static void *conn_main(void *arg) {
   conn *k = arg;
+  (void)pthread_setname_np(pthread_self(), "mllp:conn");
   cl_mllp_listener *l = k->l;
   cl_mllp_session *s = NULL;
   uint8_t *buf = malloc(READ_BUF);
@@ -206,6 +207,7 @@ static void start_conn(cl_mllp_listener *l, int fd, const struct sockaddr *sa) {
 
 static void *accept_main(void *arg) {
   cl_mllp_listener *l = arg;
+  (void)pthread_setname_np(pthread_self(), "mllp:accept");
   for (;;) {
     struct pollfd pf[2] = {{.fd = l->fd, .events = POLLIN}, {.fd = l->wake[0], .events = POLLIN}};
     int pr = poll(pf, 2, -1);

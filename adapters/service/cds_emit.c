@@ -90,6 +90,7 @@ static int emit_one(void *ctx, const uint8_t key[16], const uint8_t *ev, size_t 
 
 static void *run(void *arg) {
   cds_emitter *e = arg;
+  (void)pthread_setname_np(pthread_self(), "cds:emit");
   cl_feed *feed = cl_runner_feed(e->r);
   uint64_t seen = 0;
   while (!stopping(e)) {
