@@ -19,13 +19,14 @@
  * In the same run, at the same connection counts and on the same messages:
  *  - mllp-tls: MLLP over TLS with client certificates, as hospitals run it
  *    between interface engines. A throwaway PKI is made in D/tls
- *    (mllptls.h: a CA, a server certificate for localhost, a client
+ *    (pki.h: a CA, a server certificate for localhost, a client
  *    certificate; keys 0600), the client certificate bound to the
  *    principal (CertificateBound, as `clinlog auth bind-cert` makes it) in
  *    a second fresh data directory (D/server-tls), and a second clinlogd
  *    runs there, after the first has stopped, with --mllp-tls-cert/-key,
  *    --mllp-client-ca and --mllp-require-client-cert. Each client thread
- *    connects with OpenSSL (TLS 1.2 or later, the server's certificate
+ *    connects with OpenSSL (the MLLP adapter's sender side,
+ *    adapters/mllp/tls.h: TLS 1.2 or later, the server's certificate
  *    verified against the CA, --tls-ca PEM to trust another one, and its
  *    name checked; the client certificate presented); the handshakes are
  *    made before the clock starts (a sender keeps its connection open), so
@@ -65,11 +66,12 @@
 
 #include "adapters/hl7v2/hl7.h"
 #include "adapters/hl7v2/map.h"
+#include "adapters/mllp/tls.h"
 #include "bench/benchutil.h"
 #include "bench/connrun.h"
 #include "bench/hl7gen.h"
-#include "bench/mllptls.h"
 #include "bench/pgpeer.h"
+#include "bench/pki.h"
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "store/keys.h"
@@ -77,6 +79,7 @@
 
 #define PRINCIPAL "hl7-mllp"
 #define PATIENTS 5000
+#define ACK_WAIT_MS 60000 /* a TLS sender's wait for an ACK */
 #define NSCEN 2
 static const int CONNS[NSCEN] = {1, 16};
 
@@ -154,14 +157,14 @@ typedef struct rctx { /* one row's drive */
   int mode, port;
   cl_log *log;
   const bench_pg *pg;
-  bench_tls *tls;     /* M_TLS: the client context */
+  cl_mllp_tls *tls;   /* M_TLS: the sender's context */
   pthread_mutex_t mu; /* guards desc */
   char desc[96];      /* M_TLS: the first connection's protocol and cipher */
 } rctx;
 
 typedef struct mconn { /* an MLLP connection, plaintext or TLS */
   int fd;
-  bench_tls_conn *tls; /* NULL: plaintext */
+  cl_mllp_tls_conn *tls; /* NULL: plaintext */
   char ack[4096];
   size_t have; /* bytes in ack */
 } mconn;
@@ -187,7 +190,7 @@ static int connect_port(int port) {
 
 static int write_all(mconn *c, const void *p, size_t n) {
   if (c->tls)
-    return bench_tls_write(c->tls, p, n);
+    return cl_mllp_tls_write(c->tls, p, n);
   const uint8_t *b = p;
   while (n > 0) {
     ssize_t w = write(c->fd, b, n);
@@ -209,9 +212,10 @@ static ssize_t read_ack(mconn *c) {
         return (ssize_t)i + 1;
     if (c->have == sizeof c->ack)
       return -1;
-    ssize_t r = c->tls ? bench_tls_read(c->tls, c->ack + c->have, sizeof c->ack - c->have)
-                       : read(c->fd, c->ack + c->have, sizeof c->ack - c->have);
-    if (r < 0 && errno == EINTR)
+    ssize_t r;
+    if (c->tls) /* -2: no ACK within ACK_WAIT_MS */
+      r = cl_mllp_tls_read(c->tls, c->ack + c->have, sizeof c->ack - c->have, ACK_WAIT_MS);
+    else if ((r = read(c->fd, c->ack + c->have, sizeof c->ack - c->have)) < 0 && errno == EINTR)
       continue;
     if (r <= 0)
       return -1;
@@ -231,11 +235,11 @@ static int c_open(void *ctx, int id, void **conn, char *err, size_t errn) {
       return snprintf(err, errn, "cannot connect to the MLLP port %d", x->port), -1;
     if (x->mode == M_TLS) {
       cl_err e;
-      if (bench_tls_connect(x->tls, c->fd, &c->tls, &e))
+      if (cl_mllp_tls_connect(x->tls, c->fd, "localhost", &c->tls, &e))
         return snprintf(err, errn, "port %d: %s", x->port, e.msg), -1;
       pthread_mutex_lock(&x->mu);
       if (!x->desc[0])
-        bench_tls_describe(c->tls, x->desc, sizeof x->desc);
+        cl_mllp_tls_describe(c->tls, x->desc, sizeof x->desc);
       pthread_mutex_unlock(&x->mu);
     }
   } else if (x->mode == M_PG) {
@@ -252,9 +256,8 @@ static void c_close(void *ctx, void *conn) {
   rctx *x = ctx;
   if ((x->mode == M_MLLP || x->mode == M_TLS) && conn) {
     mconn *c = conn;
-    if (c->tls)
-      bench_tls_close(c->tls); /* and its socket */
-    else if (c->fd >= 0)
+    cl_mllp_tls_close(c->tls);
+    if (c->fd >= 0)
       close(c->fd);
     free(c);
   } else if (x->mode == M_PG && conn) {
@@ -331,7 +334,7 @@ typedef struct res {
 
 /* Runs s through `conns` connections of `mode` (M_TLS: with tls). */
 static res run(mset *s, int mode, int conns, int port, cl_log *log, const bench_pg *pg,
-               bench_tls *tls, pid_t srv, int progress) {
+               cl_mllp_tls *tls, pid_t srv, int progress) {
   rctx x = {.s = s, .mode = mode, .port = port, .log = log, .pg = pg, .tls = tls};
   pthread_mutex_init(&x.mu, NULL);
   bench_connrun r = {.conns = conns,
@@ -432,23 +435,24 @@ static int start_server(const char *exe, const char *sdir, const int ports[2], c
  * (trusting ca_opt, else the PKI's CA) and a fresh data directory
  * base/server-tls with the principal registered and the client
  * certificate bound to it. 0, or -1 after printing why; *client
- * returned-owned (bench_tls_free) on success. */
+ * returned-owned (cl_mllp_tls_free) on success. */
 static int tls_prepare(const char *base, const char *ca_opt, const bench_feed *fx, bench_pki *pki,
-                       char *sdir, size_t sdirn, bench_tls **client) {
+                       char *sdir, size_t sdirn, cl_mllp_tls **client) {
   char dir[4200];
   cl_err err;
   snprintf(dir, sizeof dir, "%s/tls", base);
   snprintf(sdir, sdirn, "%s/server-tls", base);
   mkdir(dir, 0700);
   if (bench_pki_make(dir, "clinlog-bench MLLP CA", pki, &err) ||
-      bench_tls_new(ca_opt ? ca_opt : pki->ca, pki->client_cert, pki->client_key, client, &err)) {
+      cl_mllp_tls_client_new(ca_opt ? ca_opt : pki->ca, pki->client_cert, pki->client_key, client,
+                             &err)) {
     fprintf(stderr, "clinlog-bench ingest hl7: TLS: %s\n", err.msg);
     return -1;
   }
   if (bench_log_with_feed(sdir, &fx->admin, &fx->feed, PRINCIPAL, "MLLP listener", NULL) ||
       bench_log_bind_cert(sdir, &fx->admin, PRINCIPAL, pki->client_sha256,
                           "CN=clinlog-bench-sender")) {
-    bench_tls_free(*client);
+    cl_mllp_tls_free(*client);
     *client = NULL;
     return -1;
   }
@@ -642,7 +646,7 @@ int bench_ingest_hl7_main(int argc, char **argv) {
     tls_why = "not run: an earlier step failed";
   if (!tls_why) {
     bench_pki pki;
-    bench_tls *client = NULL;
+    cl_mllp_tls *client = NULL;
     char tdir[4200];
     bench_proc tsrv = {0};
     if (tls_prepare(base, tls_ca, &fx, &pki, tdir, sizeof tdir, &client) ||
@@ -656,7 +660,7 @@ int bench_ingest_hl7_main(int argc, char **argv) {
               run(&s[k], M_TLS, CONNS[k], fx.ports[3], NULL, NULL, client, tsrv.pid, progress);
       bench_proc_stop(&tsrv);
     }
-    bench_tls_free(client);
+    cl_mllp_tls_free(client);
   }
   for (int k = 0; k < NSCEN; k++) {
     for (int m = 0; m < NMODE; m++)

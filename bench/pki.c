@@ -1,14 +1,11 @@
-/* See mllptls.h. Invariant: a connection carries no message byte before
- * its handshake succeeded with the server's certificate verified against
- * the one CA the context trusts (SSL_VERIFY_PEER, the host name checked). */
-#include "bench/mllptls.h"
+/* See pki.h. */
+#include "bench/pki.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -16,20 +13,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SERVER_NAME "localhost"
+#define SERVER_NAME "localhost" /* what the senders check (bench_ingest_hl7.c) */
 
-/* The first OpenSSL error as text (drains the queue). */
-static const char *ossl_why(char *buf, size_t n) {
+/* The first OpenSSL error's reason (drains the queue). */
+static const char *ossl_why(void) {
   unsigned long e = ERR_get_error();
-  if (!e)
-    snprintf(buf, n, "no detail");
-  else
-    ERR_error_string_n(e, buf, n);
+  const char *r = e ? ERR_reason_error_string(e) : NULL;
   ERR_clear_error();
-  return buf;
+  return r ? r : "no detail";
 }
-
-/* ---------------------------------------------------------- the PKI */
 
 enum { K_CA, K_SERVER, K_CLIENT };
 
@@ -100,7 +92,7 @@ int bench_pki_make(const char *dir, const char *ca_name, bench_pki *p, cl_err *e
   static const char *const FILES[3] = {"ca", "server", "client"};
   EVP_PKEY *k[3] = {NULL, NULL, NULL};
   X509 *x[3] = {NULL, NULL, NULL};
-  char why[256], keyfile[4200];
+  char keyfile[4200];
   int code = 0;
   memset(p, 0, sizeof *p);
   for (int i = 0; i < 3; i++) {
@@ -108,8 +100,7 @@ int bench_pki_make(const char *dir, const char *ca_name, bench_pki *p, cl_err *e
     if (!(k[i] = EVP_EC_gen("P-256")) ||
         !(x[i] = make_cert(i, k[i], i ? CN[i] : ca_name, i ? x[K_CA] : NULL, i ? k[K_CA] : NULL,
                            1000 + i))) {
-      code = cl_err_set(err, CL_ENOMEM, "bench pki: the %s certificate: %s", FILES[i],
-                        ossl_why(why, sizeof why));
+      code = cl_err_set(err, CL_ENOMEM, "bench pki: the %s certificate: %s", FILES[i], ossl_why());
       goto done;
     }
     /* the CA's key is written too (0600): a run's certificates can be re-issued by hand */
@@ -124,7 +115,7 @@ int bench_pki_make(const char *dir, const char *ca_name, bench_pki *p, cl_err *e
   unsigned mdn = 0;
   if (!X509_digest(x[K_CLIENT], EVP_sha256(), md, &mdn) || mdn != 32) {
     code = cl_err_set(err, CL_ENOMEM, "bench pki: the client certificate's fingerprint: %s",
-                      ossl_why(why, sizeof why));
+                      ossl_why());
     goto done;
   }
   for (unsigned i = 0; i < 32; i++)
@@ -135,121 +126,4 @@ done:
     EVP_PKEY_free(k[i]);
   }
   return code;
-}
-
-/* ---------------------------------------------------------- the client */
-
-struct bench_tls {
-  SSL_CTX *ctx;
-  char ca[4200]; /* named in a verification error */
-};
-
-struct bench_tls_conn {
-  SSL *ssl;
-  int fd;
-};
-
-int bench_tls_new(const char *ca, const char *cert, const char *key, bench_tls **out, cl_err *err) {
-  char why[256];
-  bench_tls *t = calloc(1, sizeof *t);
-  if (!t || !(t->ctx = SSL_CTX_new(TLS_client_method()))) {
-    free(t);
-    return cl_err_set(err, CL_ENOMEM, "bench tls: out of memory");
-  }
-  snprintf(t->ca, sizeof t->ca, "%s", ca);
-  int code = 0;
-  SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
-  if (SSL_CTX_load_verify_locations(t->ctx, ca, NULL) != 1) {
-    code = cl_err_set(err, CL_EINVAL, "bench tls: CA %s: %s", ca, ossl_why(why, sizeof why));
-    goto fail_ctx;
-  }
-  if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
-    code = cl_err_set(err, CL_EINVAL, "bench tls: client certificate %s: %s", cert,
-                      ossl_why(why, sizeof why));
-    goto fail_ctx;
-  }
-  if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(t->ctx) != 1) {
-    code =
-        cl_err_set(err, CL_EINVAL, "bench tls: client key %s: %s", key, ossl_why(why, sizeof why));
-    goto fail_ctx;
-  }
-  *out = t;
-  return 0;
-fail_ctx:
-  SSL_CTX_free(t->ctx);
-  free(t);
-  return code;
-}
-
-void bench_tls_free(bench_tls *t) {
-  if (!t)
-    return;
-  SSL_CTX_free(t->ctx);
-  free(t);
-}
-
-int bench_tls_connect(bench_tls *t, int fd, bench_tls_conn **out, cl_err *err) {
-  char why[256];
-  bench_tls_conn *c = calloc(1, sizeof *c);
-  if (!c || !(c->ssl = SSL_new(t->ctx))) {
-    free(c);
-    return cl_err_set(err, CL_ENOMEM, "bench tls: out of memory");
-  }
-  c->fd = fd;
-  if (SSL_set_fd(c->ssl, fd) != 1 || SSL_set1_host(c->ssl, SERVER_NAME) != 1 ||
-      SSL_set_tlsext_host_name(c->ssl, SERVER_NAME) != 1 || SSL_connect(c->ssl) != 1) {
-    int e = errno;
-    long v = SSL_get_verify_result(c->ssl);
-    const char *w = ossl_why(why, sizeof why);
-    if (v != X509_V_OK)
-      cl_err_set(err, CL_EDENIED,
-                 "TLS handshake failed: the server's certificate is not trusted: %s (verified "
-                 "against the CA %s)",
-                 X509_verify_cert_error_string(v), t->ca);
-    else
-      cl_err_set(err, CL_EDENIED, "TLS handshake failed: %s",
-                 strcmp(w, "no detail") ? w
-                 : e                    ? strerror(e)
-                                        : "the server closed the connection");
-    SSL_free(c->ssl);
-    free(c);
-    return CL_EDENIED;
-  }
-  *out = c;
-  return 0;
-}
-
-void bench_tls_describe(const bench_tls_conn *c, char *out, size_t n) {
-  snprintf(out, n, "%s %s", SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
-}
-
-ssize_t bench_tls_read(bench_tls_conn *c, void *buf, size_t n) {
-  size_t got = 0;
-  int r = SSL_read_ex(c->ssl, buf, n, &got);
-  if (r == 1)
-    return (ssize_t)got;
-  int e = SSL_get_error(c->ssl, r);
-  ERR_clear_error();
-  return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-}
-
-int bench_tls_write(bench_tls_conn *c, const void *p, size_t n) {
-  size_t done = 0;
-  /* without SSL_MODE_ENABLE_PARTIAL_WRITE a blocking write sends all of p or fails */
-  if (SSL_write_ex(c->ssl, p, n, &done) != 1 || done != n) {
-    ERR_clear_error();
-    return -1;
-  }
-  return 0;
-}
-
-void bench_tls_close(bench_tls_conn *c) {
-  if (!c)
-    return;
-  SSL_shutdown(c->ssl);
-  SSL_free(c->ssl);
-  close(c->fd);
-  free(c);
 }
