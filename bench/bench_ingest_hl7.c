@@ -4,7 +4,7 @@
  *
  *   clinlog-bench ingest hl7 [--clinlogd PATH] [--dir D] [--quick] [--json]
  *                        [--messages N] [--connections 1|16] [--no-pg]
- *                        [--run-projections all|none]
+ *                        [--no-tls] [--tls-ca PEM] [--run-projections all|none]
  *
  * A fresh data directory (D/server) with the adapter's key (D/feed.key)
  * registered as principal "hl7-mllp" (role integration); clinlogd runs
@@ -17,6 +17,21 @@
  * (how MLLP senders work). Every ACK must be AA (counted and checked).
  *
  * In the same run, at the same connection counts and on the same messages:
+ *  - mllp-tls: MLLP over TLS with client certificates, as hospitals run it
+ *    between interface engines. A throwaway PKI is made in D/tls
+ *    (pki.h: a CA, a server certificate for localhost, a client
+ *    certificate; keys 0600), the client certificate bound to the
+ *    principal (CertificateBound, as `clinlog auth bind-cert` makes it) in
+ *    a second fresh data directory (D/server-tls), and a second clinlogd
+ *    runs there, after the first has stopped, with --mllp-tls-cert/-key,
+ *    --mllp-client-ca and --mllp-require-client-cert. Each client thread
+ *    connects with OpenSSL (the MLLP adapter's sender side,
+ *    adapters/mllp/tls.h: TLS 1.2 or later, the server's certificate
+ *    verified against the CA, --tls-ca PEM to trust another one, and its
+ *    name checked; the client certificate presented); the handshakes are
+ *    made before the clock starts (a sender keeps its connection open), so
+ *    the figures are TLS's cost per message: its records' encryption and
+ *    the certificate's principal looked up on each message;
  *  - store: the events of those messages, mapped and signed before the
  *    clock starts, appended in process with cl_log_append (one batch per
  *    message, same fsync policy) from as many threads, into D/store: the
@@ -29,14 +44,19 @@
  *
  * Per scenario: messages/s, events/s, ACK latency p50/p99 (ms, from the
  * send of a frame to its whole ACK), clinlogd CPU per message (µs), and the
- * ratios MLLP / store and MLLP / PostgreSQL. Exit status 0; 1 when a
- * message was not acknowledged AA or a step failed; 2 on a usage error. */
+ * ratios MLLP / store, MLLP / PostgreSQL, MLLP over TLS / plaintext MLLP
+ * (and over the store and PostgreSQL). --no-tls leaves TLS out. Exit
+ * status 0; 1 when a message was not acknowledged AA, a step failed or a
+ * TLS handshake did (the server's certificate not signed by the CA
+ * trusted, say: the error says why); 2 on a usage error. */
 #include "bench/bench_ingest_hl7.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +66,12 @@
 
 #include "adapters/hl7v2/hl7.h"
 #include "adapters/hl7v2/map.h"
+#include "adapters/mllp/tls.h"
 #include "bench/benchutil.h"
 #include "bench/connrun.h"
 #include "bench/hl7gen.h"
 #include "bench/pgpeer.h"
+#include "bench/pki.h"
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "store/keys.h"
@@ -57,6 +79,7 @@
 
 #define PRINCIPAL "hl7-mllp"
 #define PATIENTS 5000
+#define ACK_WAIT_MS 60000 /* a TLS sender's wait for an ACK */
 #define NSCEN 2
 static const int CONNS[NSCEN] = {1, 16};
 
@@ -126,18 +149,22 @@ static int mset_make(mset *s, size_t n, const char *tag, const cl_signer *feed) 
 
 /* ---------------------------------------------------------- drivers */
 
-enum { M_MLLP, M_STORE, M_PG };
-static const char *const MODE_NAME[3] = {"mllp", "store", "pg"};
+enum { M_MLLP, M_STORE, M_PG, M_TLS, NMODE };
+static const char *const MODE_NAME[NMODE] = {"mllp", "store", "pg", "mllp-tls"};
 
 typedef struct rctx { /* one row's drive */
   mset *s;
   int mode, port;
   cl_log *log;
   const bench_pg *pg;
+  cl_mllp_tls *tls;   /* M_TLS: the sender's context */
+  pthread_mutex_t mu; /* guards desc */
+  char desc[96];      /* M_TLS: the first connection's protocol and cipher */
 } rctx;
 
-typedef struct mconn { /* an MLLP connection */
+typedef struct mconn { /* an MLLP connection, plaintext or TLS */
   int fd;
+  cl_mllp_tls_conn *tls; /* NULL: plaintext */
   char ack[4096];
   size_t have; /* bytes in ack */
 } mconn;
@@ -161,10 +188,12 @@ static int connect_port(int port) {
   return -1;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
+static int write_all(mconn *c, const void *p, size_t n) {
+  if (c->tls)
+    return cl_mllp_tls_write(c->tls, p, n);
   const uint8_t *b = p;
   while (n > 0) {
-    ssize_t w = write(fd, b, n);
+    ssize_t w = write(c->fd, b, n);
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0)
@@ -183,8 +212,10 @@ static ssize_t read_ack(mconn *c) {
         return (ssize_t)i + 1;
     if (c->have == sizeof c->ack)
       return -1;
-    ssize_t r = read(c->fd, c->ack + c->have, sizeof c->ack - c->have);
-    if (r < 0 && errno == EINTR)
+    ssize_t r;
+    if (c->tls) /* -2: no ACK within ACK_WAIT_MS */
+      r = cl_mllp_tls_read(c->tls, c->ack + c->have, sizeof c->ack - c->have, ACK_WAIT_MS);
+    else if ((r = read(c->fd, c->ack + c->have, sizeof c->ack - c->have)) < 0 && errno == EINTR)
       continue;
     if (r <= 0)
       return -1;
@@ -195,13 +226,22 @@ static ssize_t read_ack(mconn *c) {
 static int c_open(void *ctx, int id, void **conn, char *err, size_t errn) {
   (void)id;
   rctx *x = ctx;
-  if (x->mode == M_MLLP) {
+  if (x->mode == M_MLLP || x->mode == M_TLS) {
     mconn *c = calloc(1, sizeof *c);
     if (!c)
       return -1;
     *conn = c;
     if ((c->fd = connect_port(x->port)) < 0)
       return snprintf(err, errn, "cannot connect to the MLLP port %d", x->port), -1;
+    if (x->mode == M_TLS) {
+      cl_err e;
+      if (cl_mllp_tls_connect(x->tls, c->fd, "localhost", &c->tls, &e))
+        return snprintf(err, errn, "port %d: %s", x->port, e.msg), -1;
+      pthread_mutex_lock(&x->mu);
+      if (!x->desc[0])
+        cl_mllp_tls_describe(c->tls, x->desc, sizeof x->desc);
+      pthread_mutex_unlock(&x->mu);
+    }
   } else if (x->mode == M_PG) {
     cl_err e;
     static const char INS[] = "INSERT INTO hl7_message (sender, control_id, msg_type, patient,"
@@ -214,8 +254,9 @@ static int c_open(void *ctx, int id, void **conn, char *err, size_t errn) {
 
 static void c_close(void *ctx, void *conn) {
   rctx *x = ctx;
-  if (x->mode == M_MLLP && conn) {
+  if ((x->mode == M_MLLP || x->mode == M_TLS) && conn) {
     mconn *c = conn;
+    cl_mllp_tls_close(c->tls);
     if (c->fd >= 0)
       close(c->fd);
     free(c);
@@ -232,7 +273,7 @@ static int one_mllp(mconn *c, const imsg *m, char *err, size_t errn) {
   memcpy(frame + 1, m->text, m->len);
   frame[m->len + 1] = 0x1c;
   frame[m->len + 2] = 0x0d;
-  if (write_all(c->fd, frame, m->len + 3))
+  if (write_all(c, frame, m->len + 3))
     return snprintf(err, errn, "send of %s failed: %s", m->ctl, strerror(errno)), -1;
   ssize_t al = read_ack(c);
   if (al < 0)
@@ -277,9 +318,9 @@ static int one_pg(PGconn *pg, const imsg *m, char *err, size_t errn) {
 static int c_one(void *ctx, void *conn, size_t i, char *err, size_t errn) {
   rctx *x = ctx;
   const imsg *m = &x->s->m[i];
-  return x->mode == M_MLLP    ? one_mllp(conn, m, err, errn)
-         : x->mode == M_STORE ? one_store(x->log, m, err, errn)
-                              : one_pg(conn, m, err, errn);
+  return x->mode == M_STORE ? one_store(x->log, m, err, errn)
+         : x->mode == M_PG  ? one_pg(conn, m, err, errn)
+                            : one_mllp(conn, m, err, errn);
 }
 
 static size_t c_weight(void *ctx, size_t i) { return ((rctx *)ctx)->s->m[i].map->n; }
@@ -288,12 +329,14 @@ typedef struct res {
   int ran, ok;
   size_t messages, aa, events;
   double mps, eps, p50, p99, cpu_us;
+  char tls[96]; /* M_TLS: protocol and cipher */
 } res;
 
-/* Runs s through `conns` connections of `mode`. */
-static res run(mset *s, int mode, int conns, int port, cl_log *log, const bench_pg *pg, pid_t srv,
-               int progress) {
-  rctx x = {.s = s, .mode = mode, .port = port, .log = log, .pg = pg};
+/* Runs s through `conns` connections of `mode` (M_TLS: with tls). */
+static res run(mset *s, int mode, int conns, int port, cl_log *log, const bench_pg *pg,
+               cl_mllp_tls *tls, pid_t srv, int progress) {
+  rctx x = {.s = s, .mode = mode, .port = port, .log = log, .pg = pg, .tls = tls};
+  pthread_mutex_init(&x.mu, NULL);
   bench_connrun r = {.conns = conns,
                      .n = s->n,
                      .label = MODE_NAME[mode],
@@ -305,17 +348,19 @@ static res run(mset *s, int mode, int conns, int port, cl_log *log, const bench_
                      .close = c_close,
                      .weight = c_weight};
   bench_connres c = bench_connrun_go(&r, "ingest hl7");
-  return (res){.ran = 1,
-               .ok = c.ok,
-               .messages = c.done,
-               .aa = c.done,
-               .events = c.weight,
-               .mps = c.per_s,
-               .eps = c.weight_per_s,
-               .p50 = c.p50_ms,
-               .p99 = c.p99_ms,
-               .cpu_us = c.server_cpu_s >= 0 && c.done ? c.server_cpu_s * 1e6 / (double)c.done
-                                                       : -1};
+  pthread_mutex_destroy(&x.mu);
+  res out = {.ran = 1,
+             .ok = c.ok,
+             .messages = c.done,
+             .aa = c.done,
+             .events = c.weight,
+             .mps = c.per_s,
+             .eps = c.weight_per_s,
+             .p50 = c.p50_ms,
+             .p99 = c.p99_ms,
+             .cpu_us = c.server_cpu_s >= 0 && c.done ? c.server_cpu_s * 1e6 / (double)c.done : -1};
+  snprintf(out.tls, sizeof out.tls, "%s", x.desc);
+  return out;
 }
 
 /* ---------------------------------------------------------- PostgreSQL */
@@ -346,13 +391,177 @@ static void print_json_res(const char *name, const res *r) {
 static int usage(void) {
   fprintf(stderr, "usage: clinlog-bench ingest hl7 [--clinlogd PATH] [--dir D] [--quick] [--json]\n"
                   "                            [--messages N] [--connections 1|16] [--no-pg]\n"
+                  "                            [--no-tls] [--tls-ca PEM]\n"
                   "                            [--run-projections all|none]\n");
   return 2;
 }
 
+/* Starts clinlogd on data directory sdir with the API on any port, Raft on
+ * ports[0] and the MLLP listener on ports[1]: plaintext (--dev, loopback),
+ * or with pki TLS requiring a client certificate of pki's CA. */
+static int start_server(const char *exe, const char *sdir, const int ports[2], const char *key,
+                        const char *runp, const bench_pki *pki, const char *logpath,
+                        bench_proc *p) {
+  char raft[32], mllp[32];
+  snprintf(raft, sizeof raft, "127.0.0.1:%d", ports[0]);
+  snprintf(mllp, sizeof mllp, "127.0.0.1:%d", ports[1]);
+  const char *a[24];
+  int n = 0;
+  const char *plain[] = {
+      exe,  "--data",        sdir, "--dev",      "--listen", "127.0.0.1:0", "--raft-listen",
+      raft, "--mllp-listen", mllp, "--mllp-key", key};
+  for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+    a[n++] = plain[i];
+  if (pki) {
+    const char *tls[] = {"--mllp-tls-cert",
+                         pki->server_cert,
+                         "--mllp-tls-key",
+                         pki->server_key,
+                         "--mllp-client-ca",
+                         pki->ca,
+                         "--mllp-require-client-cert"};
+    for (size_t i = 0; i < sizeof tls / sizeof *tls; i++)
+      a[n++] = tls[i];
+  }
+  if (runp) {
+    a[n++] = "--run-projections";
+    a[n++] = runp;
+  }
+  a[n] = NULL;
+  return bench_proc_start((char *const *)a, logpath, p);
+}
+
+/* The TLS scenario's side: a PKI in base/tls, the client's context
+ * (trusting ca_opt, else the PKI's CA) and a fresh data directory
+ * base/server-tls with the principal registered and the client
+ * certificate bound to it. 0, or -1 after printing why; *client
+ * returned-owned (cl_mllp_tls_free) on success. */
+static int tls_prepare(const char *base, const char *ca_opt, const bench_feed *fx, bench_pki *pki,
+                       char *sdir, size_t sdirn, cl_mllp_tls **client) {
+  char dir[4200];
+  cl_err err;
+  snprintf(dir, sizeof dir, "%s/tls", base);
+  snprintf(sdir, sdirn, "%s/server-tls", base);
+  mkdir(dir, 0700);
+  if (bench_pki_make(dir, "clinlog-bench MLLP CA", pki, &err) ||
+      cl_mllp_tls_client_new(ca_opt ? ca_opt : pki->ca, pki->client_cert, pki->client_key, client,
+                             &err)) {
+    fprintf(stderr, "clinlog-bench ingest hl7: TLS: %s\n", err.msg);
+    return -1;
+  }
+  if (bench_log_with_feed(sdir, &fx->admin, &fx->feed, PRINCIPAL, "MLLP listener", NULL) ||
+      bench_log_bind_cert(sdir, &fx->admin, PRINCIPAL, pki->client_sha256,
+                          "CN=clinlog-bench-sender")) {
+    cl_mllp_tls_free(*client);
+    *client = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static void print_text(const char *machine, res r[NSCEN][NMODE], const char *pg_why,
+                       const char *tls_why, int status) {
+  printf("clinlog-bench ingest hl7 — %s; HL7 v2 over MLLP (loopback), ACK after the\n"
+         "fsync'd commit, audit trail on; mix per 10 messages: 2 ADT^A01, 4 ORU^R01 (5 OBX),\n"
+         "2 RDE^O11, 2 RAS^O17; mllp: plaintext; mllp-tls: TLS with client certificates;\n"
+         "store: the same events by cl_log_append in process; pg: PostgreSQL 15,\n"
+         "synchronous_commit on, one INSERT per message. ratio: mllp-tls/mllp on the\n"
+         "mllp-tls row, mllp/store and mllp/pg on theirs\n\n",
+         machine);
+  printf("%-5s | %-8s | %8s %9s %9s %8s %8s %9s | %7s\n", "conns", "path", "messages", "msg/s",
+         "events/s", "p50 ms", "p99 ms", "cpu us/m", "ratio");
+  static const int ORDER[NMODE] = {M_MLLP, M_TLS, M_STORE, M_PG};
+  for (int k = 0; k < NSCEN; k++)
+    for (int o = 0; o < NMODE && r[k][M_MLLP].ran; o++) {
+      int m = ORDER[o];
+      const res *x = &r[k][m];
+      if (!x->ran) {
+        const char *why = m == M_PG ? pg_why : m == M_TLS ? tls_why : NULL;
+        printf("%-5d | %-8s | skipped: %s\n", CONNS[k], MODE_NAME[m], why ? why : "");
+        continue;
+      }
+      printf("%-5d | %-8s | %8zu %9.0f %9.0f %8.2f %8.2f ", CONNS[k], MODE_NAME[m], x->aa, x->mps,
+             x->eps, x->p50, x->p99);
+      if (x->cpu_us >= 0)
+        printf("%9.0f", x->cpu_us);
+      else
+        printf("%9s", "—");
+      if (m == M_MLLP)
+        printf(" |\n");
+      else if (m == M_TLS)
+        printf(" | %7.2f\n", ratio(x->mps, r[k][M_MLLP].mps));
+      else
+        printf(" | %7.2f\n", ratio(r[k][M_MLLP].mps, x->mps));
+    }
+  for (int k = 0; k < NSCEN; k++)
+    if (r[k][M_TLS].tls[0]) {
+      printf("\nTLS: %s, client certificate required\n", r[k][M_TLS].tls);
+      break;
+    }
+  const res *c16 = &r[NSCEN - 1][M_MLLP];
+  if (c16->ran)
+    printf("\ntargets: 16 connections >= 10,000 msg/s: %.0f %s; ACK p99 <= 20 ms: %.2f %s\n",
+           c16->mps, c16->mps >= 10000 ? "MET" : "MISSED", c16->p99,
+           c16->p99 <= 20 ? "MET" : "MISSED");
+  else
+    printf("\ntargets: not measured (16 connections not run)\n");
+  if (status)
+    printf("FAILED: not every message was acknowledged AA or a step failed (see stderr)\n");
+}
+
+static void print_json(const char *machine, res r[NSCEN][NMODE], const char *pg_why,
+                       const char *tls_why, int status) {
+  printf("{\"machine\":\"%s\",\"mix\":\"2 ADT^A01, 4 ORU^R01 (5 OBX), 2 RDE^O11, 2 RAS^O17 "
+         "per 10\",\"scenarios\":[",
+         machine);
+  const char *proto = "";
+  for (int k = 0, first = 1; k < NSCEN; k++) {
+    const res *x = r[k];
+    if (!x[M_MLLP].ran)
+      continue;
+    printf("%s{\"connections\":%d,", first ? "" : ",", CONNS[k]);
+    first = 0;
+    print_json_res("mllp", &x[M_MLLP]);
+    printf(",");
+    print_json_res("mllp_tls", &x[M_TLS]);
+    printf(",");
+    print_json_res("store", &x[M_STORE]);
+    printf(",");
+    print_json_res("postgresql", &x[M_PG]);
+    printf(",\"mllp_over_store\":%.3f", ratio(x[M_MLLP].mps, x[M_STORE].mps));
+    if (x[M_PG].ran)
+      printf(",\"mllp_over_postgresql\":%.3f", ratio(x[M_MLLP].mps, x[M_PG].mps));
+    if (x[M_TLS].ran) {
+      printf(",\"mllp_tls_over_mllp\":%.3f,\"mllp_tls_over_store\":%.3f",
+             ratio(x[M_TLS].mps, x[M_MLLP].mps), ratio(x[M_TLS].mps, x[M_STORE].mps));
+      if (x[M_PG].ran)
+        printf(",\"mllp_tls_over_postgresql\":%.3f", ratio(x[M_TLS].mps, x[M_PG].mps));
+      if (x[M_TLS].tls[0])
+        proto = x[M_TLS].tls;
+    }
+    printf("}");
+  }
+  const res *c16 = &r[NSCEN - 1][M_MLLP];
+  if (c16->ran)
+    printf("],\"targets\":{\"messages_per_s_16\":%.0f,\"messages_per_s_16_ok\":%s,"
+           "\"ack_p99_ms_16\":%.3f,\"ack_p99_ms_16_ok\":%s}",
+           c16->mps, c16->mps >= 10000 ? "true" : "false", c16->p99,
+           c16->p99 <= 20 ? "true" : "false");
+  else
+    printf("],\"targets\":null");
+  if (pg_why)
+    printf(",\"postgresql_skipped\":\"%s\"", pg_why);
+  if (tls_why)
+    printf(",\"tls_skipped\":\"%s\"", tls_why);
+  else if (proto[0])
+    printf(",\"tls\":{\"protocol\":\"%s\",\"client_certificate\":true}", proto);
+  printf(",\"ok\":%s}\n", status ? "false" : "true");
+}
+
 int bench_ingest_hl7_main(int argc, char **argv) {
   const char *base = "/tmp/clinlog-bench-ingest-hl7", *exe_opt = NULL, *runp = NULL;
-  int quick = 0, json = 0, no_pg = 0, only = 0;
+  const char *tls_ca = NULL;
+  int quick = 0, json = 0, no_pg = 0, no_tls = 0, only = 0;
   long nmsg = 0;
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -367,49 +576,40 @@ int bench_ingest_hl7_main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--run-projections") && i + 1 < argc &&
              (!strcmp(argv[i + 1], "all") || !strcmp(argv[i + 1], "none")))
       runp = argv[++i];
+    else if (!strcmp(argv[i], "--tls-ca") && i + 1 < argc)
+      tls_ca = argv[++i];
     else if (!strcmp(argv[i], "--quick"))
       quick = 1;
     else if (!strcmp(argv[i], "--json"))
       json = 1;
     else if (!strcmp(argv[i], "--no-pg"))
       no_pg = 1;
+    else if (!strcmp(argv[i], "--no-tls"))
+      no_tls = 1;
     else
       return usage();
   }
+  if (no_tls && tls_ca)
+    return usage();
+  /* a server that hangs up fails that connection's send, not the whole bench */
+  signal(SIGPIPE, SIG_IGN);
   char exe[PATH_MAX + 16];
   if (bench_find_exe("ingest hl7", exe_opt, argv[0], "clinlogd", exe, sizeof exe) != 0)
     return 1;
   bench_feed fx;
-  if (bench_feed_open(&fx, "ingest hl7", base, PRINCIPAL, "MLLP listener", 2)) {
+  if (bench_feed_open(&fx, "ingest hl7", base, PRINCIPAL, "MLLP listener", 4)) {
     bench_feed_close(&fx);
     return 1;
   }
   cl_log *store = fx.store;
   cl_err err;
-  char raft[32], mllp[32];
-  snprintf(raft, sizeof raft, "127.0.0.1:%d", fx.ports[0]);
-  snprintf(mllp, sizeof mllp, "127.0.0.1:%d", fx.ports[1]);
-  char *const sargv[] = {exe,
-                         "--data",
-                         fx.sdir,
-                         "--dev",
-                         "--listen",
-                         "127.0.0.1:0",
-                         "--raft-listen",
-                         raft,
-                         "--mllp-listen",
-                         mllp,
-                         "--mllp-key",
-                         fx.keypath,
-                         runp ? "--run-projections" : NULL,
-                         (char *)runp,
-                         NULL};
   bench_proc srv = {0};
-  if (bench_proc_start(sargv, fx.logpath, &srv)) {
+  if (start_server(exe, fx.sdir, fx.ports, fx.keypath, runp, NULL, fx.logpath, &srv)) {
     bench_feed_close(&fx);
     return 1;
   }
   const char *pg_why = no_pg ? "not asked for (--no-pg)" : bench_pg_missing();
+  const char *tls_why = no_tls ? "not asked for (--no-tls)" : NULL;
   bench_pg pg = {0};
   int pg_tried = !pg_why;
   if (!pg_why && (bench_pg_start(&pg, base, 1, &err) || bench_pg_exec(pg.c, PG_SCHEMA, &err))) {
@@ -419,8 +619,10 @@ int bench_ingest_hl7_main(int argc, char **argv) {
   char machine[128];
   bench_machine(machine, sizeof machine);
   int progress = !json && isatty(2), status = 0;
-  res r[NSCEN][3];
+  res r[NSCEN][NMODE];
   memset(r, 0, sizeof r);
+  mset s[NSCEN];
+  memset(s, 0, sizeof s);
   for (int k = 0; k < NSCEN; k++) {
     int conns = CONNS[k];
     if (only && only != conns)
@@ -428,90 +630,50 @@ int bench_ingest_hl7_main(int argc, char **argv) {
     size_t n = nmsg > 0 ? (size_t)nmsg : conns == 1 ? (quick ? 300 : 2000) : (quick ? 3000 : 24000);
     char tag[8];
     snprintf(tag, sizeof tag, "B%dC", conns);
-    mset s;
-    if (mset_make(&s, n, tag, &fx.feed)) {
+    if (mset_make(&s[k], n, tag, &fx.feed)) {
       status = 1;
-      mset_free(&s);
       break;
     }
-    r[k][0] = run(&s, M_MLLP, conns, fx.ports[1], NULL, NULL, srv.pid, progress);
-    r[k][1] = run(&s, M_STORE, conns, 0, store, NULL, 0, progress);
+    r[k][M_MLLP] = run(&s[k], M_MLLP, conns, fx.ports[1], NULL, NULL, NULL, srv.pid, progress);
+    r[k][M_STORE] = run(&s[k], M_STORE, conns, 0, store, NULL, NULL, 0, progress);
     if (!pg_why)
-      r[k][2] = run(&s, M_PG, conns, 0, NULL, &pg, 0, progress);
-    for (int m = 0; m < 3; m++)
+      r[k][M_PG] = run(&s[k], M_PG, conns, 0, NULL, &pg, NULL, 0, progress);
+  }
+  bench_proc_stop(&srv);
+  /* the same messages over TLS, into a server of their own (the same
+   * control ids: a fresh log, so none is a repeat) */
+  if (!tls_why && status)
+    tls_why = "not run: an earlier step failed";
+  if (!tls_why) {
+    bench_pki pki;
+    cl_mllp_tls *client = NULL;
+    char tdir[4200];
+    bench_proc tsrv = {0};
+    if (tls_prepare(base, tls_ca, &fx, &pki, tdir, sizeof tdir, &client) ||
+        start_server(exe, tdir, fx.ports + 2, fx.keypath, runp, &pki, fx.logpath, &tsrv)) {
+      tls_why = "could not start (see stderr)";
+      status = 1;
+    } else {
+      for (int k = 0; k < NSCEN; k++)
+        if (s[k].n)
+          r[k][M_TLS] =
+              run(&s[k], M_TLS, CONNS[k], fx.ports[3], NULL, NULL, client, tsrv.pid, progress);
+      bench_proc_stop(&tsrv);
+    }
+    cl_mllp_tls_free(client);
+  }
+  for (int k = 0; k < NSCEN; k++) {
+    for (int m = 0; m < NMODE; m++)
       if (r[k][m].ran && !r[k][m].ok)
         status = 1;
-    mset_free(&s);
+    mset_free(&s[k]);
   }
-  if (json) {
-    printf("{\"machine\":\"%s\",\"mix\":\"2 ADT^A01, 4 ORU^R01 (5 OBX), 2 RDE^O11, 2 RAS^O17 "
-           "per 10\",\"scenarios\":[",
-           machine);
-    for (int k = 0, first = 1; k < NSCEN; k++) {
-      if (!r[k][0].ran)
-        continue;
-      printf("%s{\"connections\":%d,", first ? "" : ",", CONNS[k]);
-      first = 0;
-      print_json_res("mllp", &r[k][0]);
-      printf(",");
-      print_json_res("store", &r[k][1]);
-      printf(",");
-      print_json_res("postgresql", &r[k][2]);
-      printf(",\"mllp_over_store\":%.3f", ratio(r[k][0].mps, r[k][1].mps));
-      if (r[k][2].ran)
-        printf(",\"mllp_over_postgresql\":%.3f", ratio(r[k][0].mps, r[k][2].mps));
-      printf("}");
-    }
-    const res *c16 = &r[NSCEN - 1][0];
-    if (c16->ran)
-      printf("],\"targets\":{\"messages_per_s_16\":%.0f,\"messages_per_s_16_ok\":%s,"
-             "\"ack_p99_ms_16\":%.3f,\"ack_p99_ms_16_ok\":%s}",
-             c16->mps, c16->mps >= 10000 ? "true" : "false", c16->p99,
-             c16->p99 <= 20 ? "true" : "false");
-    else
-      printf("],\"targets\":null");
-    if (pg_why)
-      printf(",\"postgresql_skipped\":\"%s\"", pg_why);
-    printf(",\"ok\":%s}\n", status ? "false" : "true");
-  } else {
-    printf("clinlog-bench ingest hl7 — %s; HL7 v2 over MLLP (plaintext loopback), ACK after the\n"
-           "fsync'd commit, audit trail on; mix per 10 messages: 2 ADT^A01, 4 ORU^R01 (5 OBX),\n"
-           "2 RDE^O11, 2 RAS^O17; store: the same events by cl_log_append in process;\n"
-           "pg: PostgreSQL 15, synchronous_commit on, one INSERT per message\n\n",
-           machine);
-    printf("%-5s | %-5s | %8s %9s %9s %8s %8s %9s | %7s\n", "conns", "path", "messages", "msg/s",
-           "events/s", "p50 ms", "p99 ms", "cpu us/m", "mllp/x");
-    for (int k = 0; k < NSCEN; k++)
-      for (int m = 0; m < 3 && r[k][0].ran; m++) {
-        const res *x = &r[k][m];
-        if (!x->ran) {
-          printf("%-5d | %-5s | skipped: %s\n", CONNS[k], MODE_NAME[m], pg_why ? pg_why : "");
-          continue;
-        }
-        printf("%-5d | %-5s | %8zu %9.0f %9.0f %8.2f %8.2f ", CONNS[k], MODE_NAME[m], x->aa, x->mps,
-               x->eps, x->p50, x->p99);
-        if (x->cpu_us >= 0)
-          printf("%9.0f", x->cpu_us);
-        else
-          printf("%9s", "—");
-        if (m)
-          printf(" | %7.2f\n", ratio(r[k][0].mps, x->mps));
-        else
-          printf(" |\n");
-      }
-    const res *c16 = &r[NSCEN - 1][0];
-    if (c16->ran)
-      printf("\ntargets: 16 connections >= 10,000 msg/s: %.0f %s; ACK p99 <= 20 ms: %.2f %s\n",
-             c16->mps, c16->mps >= 10000 ? "MET" : "MISSED", c16->p99,
-             c16->p99 <= 20 ? "MET" : "MISSED");
-    else
-      printf("\ntargets: not measured (16 connections not run)\n");
-    if (status)
-      printf("FAILED: not every message was acknowledged AA or a step failed (see stderr)\n");
-  }
+  if (json)
+    print_json(machine, r, pg_why, tls_why, status);
+  else
+    print_text(machine, r, pg_why, tls_why, status);
   if (pg_tried)
     bench_pg_stop(&pg);
-  bench_proc_stop(&srv);
   bench_feed_close(&fx);
   return status;
 }

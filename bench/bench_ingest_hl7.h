@@ -1,6 +1,6 @@
-/* clinlog-bench ingest hl7: HL7 v2 over MLLP into clinlogd, ACK after the
- * commit, against the store in process and PostgreSQL 15
- * (bench_ingest_hl7.c). */
+/* clinlog-bench ingest hl7: HL7 v2 over MLLP (plaintext and TLS) into
+ * clinlogd, ACK after the commit, against the store in process and
+ * PostgreSQL 15 (bench_ingest_hl7.c). */
 #ifndef CL_BENCH_INGEST_HL7_H
 #define CL_BENCH_INGEST_HL7_H
 

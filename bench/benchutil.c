@@ -41,15 +41,10 @@ void bench_batch_free(bench_batch *g) {
 
 /* ---------------------------------------------------------- logs */
 
-/* PrincipalRegistered of `principal` (integration, the feed's key),
- * signed by the admin. */
-static int register_feed(cl_log *log, const cl_signer *admin, const cl_signer *feed,
-                         const char *principal, const char *display, cl_err *err) {
+/* Appends ev (borrowed) as a batch of one, signed by the admin. */
+static int admin_append(cl_log *log, const cl_signer *admin, Clinlog__V1__Event *ev, cl_err *err) {
   Clinlog__V1__RecordedBy by = CLINLOG__V1__RECORDED_BY__INIT;
-  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
-  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  char *roles[1] = {"integration"};
   uint8_t id[16];
   cl_uuid_v4(id);
   int64_t ns = bench_wall_ns();
@@ -57,25 +52,14 @@ static int register_feed(cl_log *log, const cl_signer *admin, const cl_signer *f
   ts.nanos = (int32_t)(ns % 1000000000);
   by.principal_id = "admin";
   by.role = "admin";
-  pr.principal_id = (char *)principal;
-  pr.display_name = (char *)display;
-  pr.n_roles = 1;
-  pr.roles = roles;
-  pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)feed->pk};
-  pr.kind = "system";
-  ev.event_id = (ProtobufCBinaryData){16, id};
-  char stream[160];
-  snprintf(stream, sizeof stream, "$principal-%s", principal);
-  ev.stream = stream;
-  ev.occurred_at = &ts;
-  ev.recorded_by = &by;
-  ev.body_case = CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED;
-  ev.principal_registered = &pr;
+  ev->event_id = (ProtobufCBinaryData){16, id};
+  ev->occurred_at = &ts;
+  ev->recorded_by = &by;
   uint8_t buf[1024], hash[32];
-  size_t len = clinlog__v1__event__get_packed_size(&ev);
+  size_t len = clinlog__v1__event__get_packed_size(ev);
   if (len > sizeof buf)
-    return cl_err_set(err, CL_EINVAL, "principal event too large");
-  clinlog__v1__event__pack(&ev, buf);
+    return cl_err_set(err, CL_EINVAL, "admin event too large");
+  clinlog__v1__event__pack(ev, buf);
   cl_event_hash(buf, len, hash);
   bench_batch g; /* one event, one batch signature */
   memset(&g, 0, sizeof g);
@@ -93,6 +77,27 @@ static int register_feed(cl_log *log, const cl_signer *admin, const cl_signer *f
   if (rc == 0)
     cl_append_result_free(&r);
   return rc;
+}
+
+/* PrincipalRegistered of `principal` (integration, the feed's key),
+ * signed by the admin. */
+static int register_feed(cl_log *log, const cl_signer *admin, const cl_signer *feed,
+                         const char *principal, const char *display, cl_err *err) {
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__PrincipalRegistered pr = CLINLOG__V1__PRINCIPAL_REGISTERED__INIT;
+  char *roles[1] = {"integration"};
+  pr.principal_id = (char *)principal;
+  pr.display_name = (char *)display;
+  pr.n_roles = 1;
+  pr.roles = roles;
+  pr.public_key = (ProtobufCBinaryData){32, (uint8_t *)feed->pk};
+  pr.kind = "system";
+  char stream[160];
+  snprintf(stream, sizeof stream, "$principal-%s", principal);
+  ev.stream = stream;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_PRINCIPAL_REGISTERED;
+  ev.principal_registered = &pr;
+  return admin_append(log, admin, &ev, err);
 }
 
 int bench_log_with_feed(const char *dir, const cl_signer *admin, const cl_signer *feed,
@@ -116,6 +121,34 @@ int bench_log_with_feed(const char *dir, const cl_signer *admin, const cl_signer
   else
     cl_log_close(log);
   return 0;
+}
+
+int bench_log_bind_cert(const char *dir, const cl_signer *admin, const char *principal,
+                        const char *sha256, const char *subject) {
+  cl_log_options o;
+  cl_log_options_init(&o);
+  o.dir = dir;
+  cl_err err;
+  cl_log *log = NULL;
+  Clinlog__V1__Event ev = CLINLOG__V1__EVENT__INIT;
+  Clinlog__V1__CertificateBound cb = CLINLOG__V1__CERTIFICATE_BOUND__INIT;
+  cb.principal_id = (char *)principal;
+  cb.sha256 = (char *)sha256;
+  cb.subject = (char *)subject;
+  char stream[160];
+  snprintf(stream, sizeof stream, "$principal-%s", principal);
+  ev.stream = stream;
+  ev.body_case = CLINLOG__V1__EVENT__BODY_CERTIFICATE_BOUND;
+  ev.certificate_bound = &cb;
+  int rc = cl_log_open(&o, &log, &err);
+  if (rc == 0)
+    rc = admin_append(log, admin, &ev, &err);
+  if (log)
+    cl_log_close(log);
+  if (rc)
+    fprintf(stderr, "clinlog-bench: %s: binding a certificate to %s: %s\n", dir, principal,
+            err.msg);
+  return rc ? -1 : 0;
 }
 
 int bench_feed_open(bench_feed *f, const char *cmd, const char *base, const char *principal,

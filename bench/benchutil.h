@@ -40,6 +40,13 @@ void bench_batch_sign(bench_batch *g, const ProtobufCBinaryData *ev, size_t n,
 int bench_log_with_feed(const char *dir, const cl_signer *admin, const cl_signer *feed,
                         const char *principal, const char *display, cl_log **out);
 
+/* Binds the client certificate whose SHA-256 fingerprint (of its DER,
+ * lowercase hex) is `sha256` to `principal` in the log in dir (closed
+ * again): a CertificateBound event signed by `admin`, as `clinlog auth
+ * bind-cert` makes it. 0, or -1 after printing why. */
+int bench_log_bind_cert(const char *dir, const cl_signer *admin, const char *principal,
+                        const char *sha256, const char *subject);
+
 /* What an ingest benchmark sets up under its directory `base`: an admin
  * key and a feed's key (saved to base/feed.key), a server's data directory
  * (base/server) and a store (base/store, open) each with the feed's

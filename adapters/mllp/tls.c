@@ -1,7 +1,8 @@
 /* TLS for the MLLP listener (tls.h): OpenSSL over blocking sockets, one
- * connection per thread. Invariant: no message byte is read from or
- * written to a TLS connection before its handshake (and, with a client CA,
- * the client certificate's verification) succeeded. */
+ * connection per thread; and a sender's side of it. Invariant: no message
+ * byte is read from or written to a TLS connection before its handshake
+ * (and, with a client CA, the client certificate's verification; on a
+ * sender's side, the server certificate's) succeeded. */
 #include "adapters/mllp/tls.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 
 struct cl_mllp_tls {
   SSL_CTX *ctx;
+  char *ca; /* a sender's: the CA file it trusts, named when a server is not trusted */
 };
 
 struct cl_mllp_tls_conn {
@@ -35,6 +37,21 @@ static const char *ossl_why(char *buf, size_t n) {
   return buf;
 }
 
+/* Loads the certificate (chain) and its key into ctx; `who` ("" or
+ * "client ") goes before "certificate" and "key" in the messages. */
+static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, const char *who,
+                     cl_err *err) {
+  char why[256];
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+    return cl_err_set(err, CL_EINVAL, "mllp tls: %scertificate %s: %s", who, cert,
+                      ossl_why(why, sizeof why));
+  if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1)
+    return cl_err_set(err, CL_EINVAL, "mllp tls: %skey %s: %s", who, key,
+                      ossl_why(why, sizeof why));
+  return 0;
+}
+
 int cl_mllp_tls_new(const char *cert, const char *key, const char *client_ca,
                     int require_client_cert, cl_mllp_tls **out, cl_err *err) {
   char why[256];
@@ -50,16 +67,8 @@ int cl_mllp_tls_new(const char *cert, const char *key, const char *client_ca,
   }
   int code = 0;
   SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
-  if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
-    code =
-        cl_err_set(err, CL_EINVAL, "mllp tls: certificate %s: %s", cert, ossl_why(why, sizeof why));
+  if ((code = load_pair(t->ctx, cert, key, "", err)) != 0)
     goto fail_ctx;
-  }
-  if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(t->ctx) != 1) {
-    code = cl_err_set(err, CL_EINVAL, "mllp tls: key %s: %s", key, ossl_why(why, sizeof why));
-    goto fail_ctx;
-  }
   if (client_ca) {
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
     if (!names || SSL_CTX_load_verify_locations(t->ctx, client_ca, NULL) != 1) {
@@ -81,15 +90,69 @@ fail_ctx:
   return code;
 }
 
+int cl_mllp_tls_client_new(const char *ca, const char *cert, const char *key, cl_mllp_tls **out,
+                           cl_err *err) {
+  char why[256];
+  if (!ca || !cert || !key)
+    return cl_err_set(err, CL_EINVAL, "mllp tls: a sender needs a CA, a certificate and a key");
+  cl_mllp_tls *t = calloc(1, sizeof *t);
+  if (!t || !(t->ca = strdup(ca)) || !(t->ctx = SSL_CTX_new(TLS_client_method()))) {
+    if (t)
+      free(t->ca);
+    free(t);
+    return cl_err_set(err, CL_ENOMEM, "mllp tls: out of memory");
+  }
+  int code = 0;
+  SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+  if (SSL_CTX_load_verify_locations(t->ctx, ca, NULL) != 1) {
+    code = cl_err_set(err, CL_EINVAL, "mllp tls: CA %s: %s", ca, ossl_why(why, sizeof why));
+    goto fail_ctx;
+  }
+  if ((code = load_pair(t->ctx, cert, key, "client ", err)) != 0)
+    goto fail_ctx;
+  *out = t;
+  return 0;
+fail_ctx:
+  SSL_CTX_free(t->ctx);
+  free(t->ca);
+  free(t);
+  return code;
+}
+
 void cl_mllp_tls_free(cl_mllp_tls *t) {
   if (!t)
     return;
   SSL_CTX_free(t->ctx);
+  free(t->ca);
   free(t);
 }
 
-int cl_mllp_tls_accept(cl_mllp_tls *t, int fd, cl_mllp_tls_conn **out, char fp[65], cl_err *err) {
+/* Says in err why c's handshake failed and frees c; CL_EDENIED. e: errno
+ * right after it; gone: what a peer that left without a word did; ca: a
+ * sender's CA file (the server's certificate's verification is asked
+ * about), NULL on the listener's side. */
+static int handshake_failed(cl_mllp_tls_conn *c, int e, const char *gone, const char *ca,
+                            cl_err *err) {
   char why[256];
+  long v = ca ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+  const char *w = ossl_why(why, sizeof why);
+  if (v != X509_V_OK)
+    cl_err_set(err, CL_EDENIED,
+               "TLS handshake failed: the server's certificate is not trusted: %s (verified "
+               "against the CA %s)",
+               X509_verify_cert_error_string(v), ca);
+  else
+    cl_err_set(err, CL_EDENIED, "TLS handshake failed: %s",
+               strcmp(w, "no detail") ? w
+               : e                    ? strerror(e)
+                                      : gone);
+  SSL_free(c->ssl);
+  free(c);
+  return CL_EDENIED;
+}
+
+int cl_mllp_tls_accept(cl_mllp_tls *t, int fd, cl_mllp_tls_conn **out, char fp[65], cl_err *err) {
   fp[0] = '\0';
   cl_mllp_tls_conn *c = calloc(1, sizeof *c);
   if (!c || !(c->ssl = SSL_new(t->ctx))) {
@@ -97,18 +160,8 @@ int cl_mllp_tls_accept(cl_mllp_tls *t, int fd, cl_mllp_tls_conn **out, char fp[6
     return cl_err_set(err, CL_ENOMEM, "mllp tls: out of memory");
   }
   c->fd = fd;
-  int r;
-  if (SSL_set_fd(c->ssl, fd) != 1 || (r = SSL_accept(c->ssl)) != 1) {
-    int e = errno;
-    const char *w = ossl_why(why, sizeof why);
-    cl_err_set(err, CL_EDENIED, "TLS handshake failed: %s",
-               strcmp(w, "no detail") ? w
-               : e                    ? strerror(e)
-                                      : "the peer left");
-    SSL_free(c->ssl);
-    free(c);
-    return CL_EDENIED;
-  }
+  if (SSL_set_fd(c->ssl, fd) != 1 || SSL_accept(c->ssl) != 1)
+    return handshake_failed(c, errno, "the peer left", NULL, err);
   X509 *peer = SSL_get1_peer_certificate(c->ssl);
   if (peer) {
     unsigned char *der = NULL;
@@ -128,6 +181,25 @@ int cl_mllp_tls_accept(cl_mllp_tls *t, int fd, cl_mllp_tls_conn **out, char fp[6
   }
   *out = c;
   return 0;
+}
+
+int cl_mllp_tls_connect(cl_mllp_tls *t, int fd, const char *host, cl_mllp_tls_conn **out,
+                        cl_err *err) {
+  cl_mllp_tls_conn *c = calloc(1, sizeof *c);
+  if (!c || !(c->ssl = SSL_new(t->ctx))) {
+    free(c);
+    return cl_err_set(err, CL_ENOMEM, "mllp tls: out of memory");
+  }
+  c->fd = fd;
+  if (SSL_set_fd(c->ssl, fd) != 1 || SSL_set1_host(c->ssl, host) != 1 ||
+      SSL_set_tlsext_host_name(c->ssl, host) != 1 || SSL_connect(c->ssl) != 1)
+    return handshake_failed(c, errno, "the server closed the connection", t->ca, err);
+  *out = c;
+  return 0;
+}
+
+void cl_mllp_tls_describe(const cl_mllp_tls_conn *c, char *out, size_t n) {
+  snprintf(out, n, "%s %s", SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
 }
 
 ssize_t cl_mllp_tls_read(cl_mllp_tls_conn *c, void *buf, size_t n, int timeout_ms) {

@@ -1,7 +1,9 @@
 /* TLS for the MLLP listener (OpenSSL libssl, kept inside tls.c: no
  * OpenSSL type crosses this header). One server context per listener; one
  * blocking TLS connection per accepted socket, used by that connection's
- * thread alone.
+ * thread alone. A sender's side too (cl_mllp_tls_client_new,
+ * cl_mllp_tls_connect: clinlog-bench's MLLP over TLS senders), whose
+ * connections read, write and close with the same functions.
  *
  * TLS 1.2 minimum. With a client CA, a client certificate is asked for and
  * must chain to it; with require_client_cert a client without one is
@@ -31,6 +33,26 @@ typedef struct cl_mllp_tls_conn cl_mllp_tls_conn; /* one connection */
 CL_MUST_CHECK int cl_mllp_tls_new(const char *cert, const char *key, const char *client_ca,
                                   int require_client_cert, cl_mllp_tls **out, cl_err *err);
 void cl_mllp_tls_free(cl_mllp_tls *t); /* NULL is a no-op */
+
+/* A sender's context: TLS 1.2 minimum, trusting only the CA in `ca` for
+ * the server's certificate, presenting `cert` with `key` (paths borrowed).
+ * *out returned-owned (cl_mllp_tls_free). Errors: CL_EINVAL (a path
+ * missing, PEM that does not load, a key that does not match; the message
+ * names the file), CL_ENOMEM. */
+CL_MUST_CHECK int cl_mllp_tls_client_new(const char *ca, const char *cert, const char *key,
+                                         cl_mllp_tls **out, cl_err *err);
+
+/* Runs a sender's handshake on the connected socket fd (borrowed: never
+ * closed here; blocking) with a server named `host` (borrowed): its
+ * certificate must chain to the context's CA and name host. On success
+ * *out is returned-owned (cl_mllp_tls_close). Errors: CL_EDENIED (the
+ * server's certificate is not trusted: err says why and names the CA file;
+ * or the handshake failed otherwise, err says how), CL_ENOMEM. */
+CL_MUST_CHECK int cl_mllp_tls_connect(cl_mllp_tls *t, int fd, const char *host,
+                                      cl_mllp_tls_conn **out, cl_err *err);
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384": the connection's protocol and cipher. */
+void cl_mllp_tls_describe(const cl_mllp_tls_conn *c, char *out, size_t n);
 
 /* Runs the server handshake on the connected socket fd (borrowed: never
  * closed here; blocking, with its receive timeout already set by the

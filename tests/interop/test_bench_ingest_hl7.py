@@ -1,9 +1,9 @@
 """clinlog-bench ingest hl7 on a few hundred messages (the smoke run CI keeps,
 under ~20 s; the figures themselves come from bench/run): it starts its own
 clinlogd with the MLLP listener, every message is acknowledged AA after the
-commit at 1 and 16 connections, the store limit and the PostgreSQL peer
-(when PostgreSQL 15 is installed) run on the same messages, and the ratios
-and targets are in the --json report."""
+commit at 1 and 16 connections, plaintext and over TLS, the store limit and
+the PostgreSQL peer (when PostgreSQL 15 is installed) run on the same
+messages, and the ratios and targets are in the --json report."""
 import json
 import os
 import subprocess
@@ -36,6 +36,9 @@ class TestBenchIngest(unittest.TestCase):
                 self.assertGreater(s[path]["messages_per_s"], 0, path)
                 self.assertGreaterEqual(s[path]["p99_ms"], s[path]["p50_ms"], path)
             self.assertEqual(s["mllp"]["events"], s["store"]["events"])
+            # the same messages over TLS with a client certificate, every one AA
+            self.assertEqual(s["mllp_tls"]["acked"], 160)
+            self.assertEqual(s["mllp_tls"]["events"], s["mllp"]["events"])
             self.assertGreater(s["mllp"]["server_cpu_us_per_message"], 0)
             # the rates in the JSON are rounded to whole messages/s, the ratio is not
             ratio = s["mllp"]["messages_per_s"] / s["store"]["messages_per_s"]

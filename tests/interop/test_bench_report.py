@@ -10,8 +10,9 @@ gnuplot is installed; bench/run --check passes a whole run and names what
 is wrong with a broken one. TestBenchSteps runs the later steps' C side for
 real, each in under ~25 s: the AppendStream import, the latency CDFs
 (PostgreSQL's and clinlog's), clinlog's fsyncs and CPU per event, the
-failover timeline and follower lag, and the decision-support step through
-bench/run's own step runner."""
+failover timeline and follower lag, the decision-support step through
+bench/run's own step runner, and the HL7 step's MLLP over TLS (ACKed AA,
+its figures, and a server certificate of another CA refused)."""
 import copy
 import importlib.machinery
 import importlib.util
@@ -124,25 +125,58 @@ class TestBenchReport(unittest.TestCase):
                              "ok": True, "scenarios": [
                                  {"connections": c, "mllp_over_store": round(m / st, 3),
                                   "mllp_over_postgresql": round(m / pg, 3),
+                                  "mllp_tls_over_mllp": round(t / m, 3),
                                   "mllp": {"messages": 100, "acked": 100, "events": 320,
                                            "messages_per_s": m, "events_per_s": m * 3.2,
                                            "p50_ms": p50, "p99_ms": p99,
                                            "server_cpu_us_per_message": 800.0},
+                                  "mllp_tls": {"messages": 100, "acked": 100, "events": 320,
+                                               "messages_per_s": t, "events_per_s": t * 3.2,
+                                               "p50_ms": p50 + 0.5, "p99_ms": p99 + 2,
+                                               "server_cpu_us_per_message": 880.0},
                                   "store": {"messages": 100, "acked": 100, "events": 320,
                                             "messages_per_s": st, "events_per_s": st * 3.2,
                                             "p50_ms": 0.4, "p99_ms": 1.0},
                                   "postgresql": {"messages": 100, "acked": 100, "events": 320,
                                                  "messages_per_s": pg, "events_per_s": pg * 3.2,
                                                  "p50_ms": 0.2, "p99_ms": 0.5}}
-                                 for c, m, st, pg, p50, p99 in ((1, 1000, 2000, 4000, 0.9, 3.0),
-                                                                (16, 4000, 8000, 10000, 4.0, 25.0))],
+                                 for c, m, t, st, pg, p50, p99 in (
+                                     (1, 1000, 800, 2000, 4000, 0.9, 3.0),
+                                     (16, 4000, 3600, 8000, 10000, 4.0, 25.0))],
+                             "tls": {"protocol": "TLSv1.3 TLS_AES_256_GCM_SHA384",
+                                     "client_certificate": True},
                              "targets": {"messages_per_s_16": 4000, "messages_per_s_16_ok": False,
                                          "ack_p99_ms_16": 25.0, "ack_p99_ms_16_ok": False}}
-        _, text = self.report(res)
-        self.assertIn("| 16 | 4,000 | 12,800 | 4.00 | 25.00 | 800 | 8,000 | 0.50 | 10,000 | 0.40 |",
-                      text)
-        self.assertIn("| 1 | 1,000 | 3,200 | 0.90 | 3.00 | 800 | 2,000 | 0.50 | 4,000 | 0.25 |",
-                      text)
+        r, text = self.report(res)
+        # a row per path: MLLP over TLS beside plaintext MLLP, the fdatasync rate of
+        # step 1 (5,000/s in CANNED) beside the store as its raw limit
+        self.assertIn("| 16 | MLLP, plaintext | 100 | 4,000 | 12,800 | 4.00 | 25.00 | 800 |  |\n"
+                      "| 16 | MLLP over TLS | 100 | 3,600 | 11,520 | 4.50 | 27.00 | 880 "
+                      "| TLS / plaintext 0.90 |\n"
+                      "| 16 | store in process | 100 | 8,000 | 25,600 | 0.40 | 1.00 | — "
+                      "| MLLP / store 0.50 |\n"
+                      "| 16 | raw limit: fdatasync (step 1) | — | 5,000 | — | 0.20 | 0.90 | — "
+                      "| store / fdatasync 1.60 |\n"
+                      "| 16 | PostgreSQL 15 | 100 | 10,000 | 32,000 | 0.20 | 0.50 | — "
+                      "| MLLP / PostgreSQL 0.40 |\n", text)
+        self.assertIn("| 1 | MLLP over TLS | 100 | 800 | 2,560 | 1.40 | 5.00 | 880 "
+                      "| TLS / plaintext 0.80 |", text)
+        self.assertIn("| 1 | raw limit: fdatasync (step 1) | — | 5,000 | — | 0.20 | 0.90 | — "
+                      "| store / fdatasync 0.40 |", text)
+        self.assertIn("over TLS (TLSv1.3 TLS_AES_256_GCM_SHA384, the server's certificate", text)
+        # and in results.json
+        tls = [x for x in r["ingest_hl7_rows"] if x["path"] == "MLLP over TLS"]
+        self.assertEqual([(x["connections"], x["ratio"]) for x in tls], [(1, 0.8), (16, 0.9)])
+        fd = [x for x in r["ingest_hl7_rows"] if x["ratio_of"] == "store / fdatasync"]
+        self.assertEqual([(x["messages_per_s"], x["ratio"]) for x in fd], [(5000, 0.4),
+                                                                          (5000, 1.6)])
+        # a run without TLS: no row, and why
+        for sc in res["ingest_hl7"]["scenarios"]:
+            sc["mllp_tls"] = None
+        res["ingest_hl7"]["tls_skipped"] = "not asked for (--no-tls)"
+        r, text = self.report(res)
+        self.assertNotIn("MLLP over TLS |", text)
+        self.assertIn("MLLP over TLS skipped: not asked for (--no-tls)", text)
         self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK after commit, 16 connections: 4,000 "
                       "messages/s (target >= 10000).", text)
         self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK p99, 16 connections: 25.00 ms "
@@ -537,7 +571,8 @@ class TestBenchReport(unittest.TestCase):
             pg_row(1, 16, 5000), pg_row(64, 16, 40000)]}
         res["ingest_hl7"] = {"scenarios": [
             {"connections": c, "mllp": {"messages_per_s": m}, "store": {"messages_per_s": 2 * m},
-             "postgresql": {"messages_per_s": 3 * m}} for c, m in ((1, 1000), (16, 4000))]}
+             "postgresql": {"messages_per_s": 3 * m}, "mllp_tls": {"messages_per_s": m - 100}}
+            for c, m in ((1, 1000), (16, 4000))]}
         res["ingest_fhir"] = {"transactions": [
             {"connections": c, "rest": {"resources_per_s": v}, "store": {"resources_per_s": 5 * v},
              "postgresql": {}} for c, v in ((1, 2000), (16, 6000))]}
@@ -571,6 +606,7 @@ class TestBenchReport(unittest.TestCase):
         self.assertEqual(dat("tp_3nodes_b1_2"), "16 5000\n")
         self.assertEqual(dat("tp_3nodes_b64_1"), "16 40000\n")
         self.assertEqual(dat("tp_ingest_hl7_2"), "1 3000\n16 12000\n")
+        self.assertEqual(dat("tp_ingest_hl7_3"), "1 900\n16 3900\n")  # MLLP over TLS
         self.assertFalse(os.path.exists(os.path.join(d, "tp_ingest_fhir_2.dat")),
                          "PostgreSQL has no FHIR figure: no line")
         with open(os.path.join(d, "tp_3nodes_b1.gp")) as f:
@@ -733,8 +769,8 @@ def perf_counts_syscalls():
 class TestBenchSteps(unittest.TestCase):
     """The new steps' C side on real servers, each a short run (the figures
     come from bench/run): the AppendStream import, the peers' latency CDF,
-    clinlog's fsyncs and CPU per event with its CDF, and the failover
-    timeline and follower lag."""
+    clinlog's fsyncs and CPU per event with its CDF, the failover
+    timeline and follower lag, and MLLP over TLS."""
 
     def run_bench(self, name, args, timeout=120, d=None):
         bench = os.path.join(common.BUILD, "clinlog-bench")
@@ -865,6 +901,72 @@ class TestBenchSteps(unittest.TestCase):
         cds = [t for t in r["targets"] if t["name"].startswith("decision support")]
         self.assertEqual(len(cds), 3)
         self.assertTrue(all(t["met"] in (True, False) for t in cds), cds)
+
+    def test_ingest_hl7_over_tls(self):
+        """Step 10's MLLP over TLS for real (about 10 s): its throwaway PKI,
+        a clinlogd requiring a client certificate, the same messages as the
+        plaintext rows ACKed AA over TLS at 1 and 16 connections, and the
+        TLS rows of the report."""
+        out = self.run_bench("hl7-tls", ["ingest", "hl7", "--quick", "--messages", "120",
+                                         "--no-pg", "--clinlogd", common.CLINLOGD], timeout=90)
+        self.assertTrue(out["ok"])
+        self.assertTrue(out["tls"]["client_certificate"])
+        self.assertRegex(out["tls"]["protocol"], r"^TLSv1\.[23] \S+")
+        self.assertEqual([s["connections"] for s in out["scenarios"]], [1, 16])
+        for s in out["scenarios"]:
+            ml, tl = s["mllp"], s["mllp_tls"]
+            # "acked" counts AA only: any other ACK fails the run
+            self.assertEqual((tl["messages"], tl["acked"]), (120, 120), s)
+            self.assertEqual(tl["events"], ml["events"])  # the same messages
+            self.assertGreater(tl["messages_per_s"], 0)
+            self.assertLess(tl["messages_per_s"], 1e6)
+            self.assertGreater(tl["p50_ms"], 0)
+            self.assertLessEqual(tl["p50_ms"], tl["p99_ms"])
+            self.assertGreater(tl["server_cpu_us_per_message"], 0)
+            ratio = tl["messages_per_s"] / ml["messages_per_s"]
+            self.assertAlmostEqual(s["mllp_tls_over_mllp"], ratio, delta=0.02 * max(ratio, 1))
+            self.assertIn("mllp_tls_over_store", s)
+        d = os.path.join(common.TMP, "bench-steps-hl7-tls")
+        for k in ("ca.key", "server.key", "client.key"):
+            self.assertEqual(os.stat(os.path.join(d, "tls", k)).st_mode & 0o777, 0o600, k)
+        with open(os.path.join(d, "clinlogd.log"), errors="replace") as f:
+            log = f.read()
+        self.assertIn("TLS, client certificates required", log)
+        self.assertNotIn("TLS handshake failed", log)
+        br = load_run()
+        r = br.combine({"ingest_hl7": out,
+                        "raw": {"fsync": {"p50_ms": 1.0, "p99_ms": 2.0, "per_s": 1000.0}}})
+        tls = [x for x in r["ingest_hl7_rows"] if x["path"] == "MLLP over TLS"]
+        self.assertEqual([(x["connections"], x["messages"]) for x in tls], [(1, 120), (16, 120)])
+        self.assertIn("| 16 | MLLP over TLS | 120 | ", br.make_report(r))
+
+    def test_ingest_hl7_tls_refuses_a_server_of_another_ca(self):
+        """The TLS sender trusts one CA: told to trust a second one (--tls-ca),
+        it refuses the server's certificate at the handshake, says why and
+        names the CA file, sends nothing and fails the run; the plaintext
+        rows are unaffected."""
+        bench = os.path.join(common.BUILD, "clinlog-bench")
+        if not os.path.exists(bench):
+            self.skipTest("clinlog-bench was not built")
+        from test_tls import make_pki
+        pki = tempfile.mkdtemp(prefix="pki-", dir=common.TMP)
+        other = make_pki(pki)["ca.pem"]
+        d = os.path.join(common.TMP, "bench-steps-hl7-other-ca")
+        r = subprocess.run([bench, "ingest", "hl7", "--messages", "10", "--connections", "1",
+                            "--no-pg", "--json", "--tls-ca", other, "--dir", d,
+                            "--clinlogd", common.CLINLOGD], capture_output=True, text=True,
+                           timeout=T(60))
+        self.assertEqual(r.returncode, 1, r.stderr[-2000:])
+        self.assertIn("mllp-tls, 1 connections: port ", r.stderr)
+        self.assertIn("TLS handshake failed: the server's certificate is not trusted: ", r.stderr)
+        self.assertIn("(verified against the CA %s)" % other, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertFalse(out["ok"])
+        sc = out["scenarios"][0]
+        self.assertEqual(sc["mllp_tls"]["acked"], 0)
+        self.assertEqual(sc["mllp"]["acked"], 10)
+        with open(os.path.join(d, "clinlogd.log"), errors="replace") as f:
+            self.assertIn("TLS handshake failed", f.read())  # the server saw it refused
 
     def test_raw_rocksdb_at_each_concurrency(self):
         """Step 1's raw RocksDB writes at exactly the single-node rows'
