@@ -329,7 +329,8 @@ typedef struct res {
   int ran, ok;
   size_t messages, aa, events;
   double mps, eps, p50, p99, cpu_us;
-  char tls[96]; /* M_TLS: protocol and cipher */
+  bench_threads threads; /* clinlogd's CPU by thread (mllp, mllp-tls) */
+  char tls[96];          /* M_TLS: protocol and cipher */
 } res;
 
 /* Runs s through `conns` connections of `mode` (M_TLS: with tls). */
@@ -358,7 +359,8 @@ static res run(mset *s, int mode, int conns, int port, cl_log *log, const bench_
              .eps = c.weight_per_s,
              .p50 = c.p50_ms,
              .p99 = c.p99_ms,
-             .cpu_us = c.server_cpu_s >= 0 && c.done ? c.server_cpu_s * 1e6 / (double)c.done : -1};
+             .cpu_us = c.server_cpu_s >= 0 && c.done ? c.server_cpu_s * 1e6 / (double)c.done : -1,
+             .threads = c.threads};
   snprintf(out.tls, sizeof out.tls, "%s", x.desc);
   return out;
 }
@@ -385,6 +387,7 @@ static void print_json_res(const char *name, const res *r) {
          name, r->messages, r->aa, r->events, r->mps, r->eps, r->p50, r->p99);
   if (r->cpu_us >= 0)
     printf(",\"server_cpu_us_per_message\":%.1f", r->cpu_us);
+  bench_threads_json(&r->threads, (double)r->messages);
   printf("}");
 }
 
@@ -492,6 +495,11 @@ static void print_text(const char *machine, res r[NSCEN][NMODE], const char *pg_
         printf(" | %7.2f\n", ratio(x->mps, r[k][M_MLLP].mps));
       else
         printf(" | %7.2f\n", ratio(r[k][M_MLLP].mps, x->mps));
+    }
+  for (int k = 0; k < NSCEN; k++)
+    if (r[k][M_MLLP].threads.n) {
+      printf("\nmllp, %d connections:\n", CONNS[k]);
+      bench_threads_print(&r[k][M_MLLP].threads, (double)r[k][M_MLLP].messages, "message");
     }
   for (int k = 0; k < NSCEN; k++)
     if (r[k][M_TLS].tls[0]) {

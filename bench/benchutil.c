@@ -295,6 +295,129 @@ double bench_threads_cpu_s(const char *prefix) {
   return sum;
 }
 
+/* The "ctxt_switches" lines of a task's status file, summed (-1: unread). */
+static double task_switches(const char *dir) {
+  char path[96], line[128];
+  snprintf(path, sizeof path, "%s/status", dir);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  double sum = 0;
+  while (fgets(line, sizeof line, f)) {
+    const char *c = strstr(line, "ctxt_switches:");
+    if (c)
+      sum += strtod(c + strlen("ctxt_switches:"), NULL);
+  }
+  fclose(f);
+  return sum;
+}
+
+/* A thread's group: its name with digits dropped ("rocksdb:high0" and
+ * "rocksdb:high1" are one). */
+static void group_name(const char *comm, char out[BENCH_THR_NAME]) {
+  size_t o = 0;
+  for (size_t i = 0; comm[i] && comm[i] != '\n' && o + 1 < BENCH_THR_NAME; i++)
+    if (comm[i] < '0' || comm[i] > '9')
+      out[o++] = comm[i];
+  out[o] = '\0';
+}
+
+int bench_threads_snap(pid_t pid, bench_threads *out) {
+  memset(out, 0, sizeof *out);
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(dir);
+  if (!d)
+    return -1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    char tdir[80], path[96], comm[64] = "", name[BENCH_THR_NAME];
+    snprintf(tdir, sizeof tdir, "%s/%.12s", dir, e->d_name); /* a tid */
+    snprintf(path, sizeof path, "%s/comm", tdir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    int got = fgets(comm, sizeof comm, f) != NULL;
+    fclose(f);
+    double t[4];
+    snprintf(path, sizeof path, "%s/stat", tdir);
+    if (!got || read_stat_at(path, t, NULL) != 0)
+      continue; /* gone meanwhile */
+    group_name(comm, name);
+    int i = 0;
+    while (i < out->n && strcmp(out->g[i].name, name) != 0)
+      i++;
+    if (i == out->n) {
+      if (out->n == BENCH_THR_GROUPS)
+        continue; /* more kinds of thread than kept: the rest uncounted */
+      memcpy(out->g[out->n++].name, name, BENCH_THR_NAME);
+    }
+    out->g[i].cpu_s += t[0] + t[1];
+    double sw = task_switches(tdir);
+    out->g[i].switches += sw > 0 ? sw : 0;
+  }
+  closedir(d);
+  out->total_s = bench_proc_cpu_s(pid);
+  return 0;
+}
+
+static int by_cpu_desc(const void *a, const void *b) {
+  double x = ((const bench_thread_group *)a)->cpu_s, y = ((const bench_thread_group *)b)->cpu_s;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void bench_threads_delta(const bench_threads *a, const bench_threads *b, bench_threads *out) {
+  *out = *b;
+  for (int i = 0; i < out->n; i++)
+    for (int j = 0; j < a->n; j++)
+      if (!strcmp(a->g[j].name, out->g[i].name)) {
+        out->g[i].cpu_s -= a->g[j].cpu_s;
+        out->g[i].switches -= a->g[j].switches;
+      }
+  double live = 0;
+  for (int i = 0; i < out->n; i++)
+    live += out->g[i].cpu_s;
+  out->total_s = b->total_s - a->total_s;
+  double ended = out->total_s - live;
+  if (ended > out->total_s * 0.01 && out->n < BENCH_THR_GROUPS)
+    out->g[out->n++] = (bench_thread_group){.name = "ended", .cpu_s = ended};
+  qsort(out->g, (size_t)out->n, sizeof out->g[0], by_cpu_desc);
+}
+
+void bench_threads_print(const bench_threads *t, double units, const char *unit) {
+  double total = 0, sw = 0;
+  for (int i = 0; i < t->n; i++)
+    total += t->g[i].cpu_s, sw += t->g[i].switches;
+  if (units <= 0 || total <= 0)
+    return;
+  printf("  server CPU by thread, us a %s (context switches): ", unit);
+  int shown = 0;
+  double rest = 0;
+  for (int i = 0; i < t->n; i++) {
+    if (t->g[i].cpu_s < total * 0.01) { /* under 1 %: summed */
+      rest += t->g[i].cpu_s;
+      continue;
+    }
+    printf("%s%s %.0f (%.1f)", shown++ ? ", " : "", t->g[i].name, t->g[i].cpu_s * 1e6 / units,
+           t->g[i].switches / units);
+  }
+  if (rest > 0)
+    printf(", other %.0f", rest * 1e6 / units);
+  printf("; all %.0f us, %.1f switches\n", total * 1e6 / units, sw / units);
+}
+
+void bench_threads_json(const bench_threads *t, double units) {
+  if (units <= 0 || t->n == 0)
+    return;
+  printf(",\"server_threads\":[");
+  for (int i = 0; i < t->n; i++)
+    printf("%s{\"name\":\"%s\",\"cpu_us\":%.2f,\"switches\":%.3f}", i ? "," : "", t->g[i].name,
+           t->g[i].cpu_s * 1e6 / units, t->g[i].switches / units);
+  printf("]");
+}
+
 double bench_proc_cpu_s(pid_t pid) {
   double t[4];
   return read_stat(pid, t, NULL) ? -1 : t[0] + t[1];

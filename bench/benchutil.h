@@ -142,6 +142,37 @@ pid_t bench_proc_ppid(pid_t pid);
 /* User + system CPU seconds of this process's live threads whose name
  * (comm) starts with `prefix` (/proc/self/task), or -1. */
 double bench_threads_cpu_s(const char *prefix);
+/* Where a process's CPU goes: its threads grouped by name (digits
+ * dropped: "rocksdb:high0" and "rocksdb:high1" are "rocksdb:high"), each
+ * group's user + system CPU seconds and context switches (voluntary and
+ * not) from /proc/PID/task. Threads that end between two snapshots take
+ * their CPU with them: for a server's long-lived threads. */
+#define BENCH_THR_NAME 20
+#define BENCH_THR_GROUPS 32
+typedef struct bench_thread_group {
+  char name[BENCH_THR_NAME];
+  double cpu_s, switches;
+} bench_thread_group;
+typedef struct bench_threads {
+  bench_thread_group g[BENCH_THR_GROUPS];
+  int n;
+  double total_s; /* the process's CPU, threads that ended included */
+} bench_threads;
+/* 0, or -1 when pid's threads cannot be listed. */
+int bench_threads_snap(pid_t pid, bench_threads *out);
+/* out = b - a per group (a group new in b counts whole), busiest first;
+ * the CPU of threads that ended between a and b (the process's total
+ * beyond its live threads': an MLLP connection's thread, say) as a group
+ * "ended" when over 1 % of it. */
+void bench_threads_delta(const bench_threads *a, const bench_threads *b, bench_threads *out);
+/* Prints t per unit of work on one line of stdout ("  server CPU by
+ * thread, us a message (context switches): raft 170 (2.2), ..."; groups
+ * under 1 % of the CPU summed as "other"); nothing when units or the CPU
+ * is 0. */
+void bench_threads_print(const bench_threads *t, double units, const char *unit);
+/* The same as a JSON member to go inside an object:
+ * ,"server_threads":[{"name":..,"cpu_us":..,"switches":..},...] per unit. */
+void bench_threads_json(const bench_threads *t, double units);
 /* User + system CPU seconds of this process (getrusage). */
 double bench_self_cpu_s(void);
 /* VmHWM (peak resident set) of `pid` in MiB, or -1. */

@@ -63,6 +63,8 @@ bench_connres bench_connrun_go(const bench_connrun *r, const char *cmd) {
   pthread_barrier_wait(&go);
   /* after every connection is open: a TLS handshake is not a unit's cost */
   double cpu0 = r->server > 0 ? bench_proc_cpu_s(r->server) : -1;
+  bench_threads th0;
+  int threads = r->server > 0 && bench_threads_snap(r->server, &th0) == 0;
   double t0 = bench_mono();
   while (r->progress) {
     size_t done = 0;
@@ -82,6 +84,9 @@ bench_connres bench_connrun_go(const bench_connrun *r, const char *cmd) {
   for (int i = 0; i < conns; i++)
     pthread_join(ds[i].t, NULL);
   double cpu1 = r->server > 0 ? bench_proc_cpu_s(r->server) : -1;
+  bench_threads th1;
+  if (threads && bench_threads_snap(r->server, &th1) == 0)
+    bench_threads_delta(&th0, &th1, &out.threads);
   double *all = NULL;
   size_t nl = 0, cap = 0;
   out.ok = 1;

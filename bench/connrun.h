@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "bench/benchutil.h"
+
 typedef struct bench_connrun {
   int conns;
   size_t n;          /* units */
@@ -34,6 +36,7 @@ typedef struct bench_connres {
   double weight_per_s;
   double p50_ms, p99_ms;
   double server_cpu_s; /* < 0: not measured */
+  bench_threads threads; /* the server's CPU by thread over the run (n 0: not measured) */
 } bench_connres;
 
 /* Runs r; errors are printed ("clinlog-bench CMD: LABEL, N connections:

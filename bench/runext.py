@@ -617,3 +617,64 @@ def plot_links(r, *names):
         if n + ".svg" in (r.get("plots") or []):
             L += ["", "![%s: throughput against concurrency](%s.svg)" % (TP_PLOTS[n][0], n)]
     return L
+
+# ---------------------------------------------------------------- CPU by thread
+
+# The scenarios whose server CPU report.md breaks down by thread: (label,
+# unit, a function from the results to the row's "server_threads" list).
+def _thread_scenarios(r):
+    app = (r.get("clinlog_single") or {}).get("append")
+    hl7 = (r.get("ingest_hl7") or {}).get("scenarios") or []
+    h16 = (_get(hl7, connections=16) or {}).get("mllp") or {}
+    out = []
+    for batch, conc in ((1, 64), (64, 16)):
+        row = _get(app, batch=batch, concurrency=conc) or {}
+        out.append(("1 event a call, conc %d" % conc if batch == 1 else
+                    "batches of %d, conc %d" % (batch, conc), "event",
+                    row.get("server_threads")))
+    out.append(("HL7 over MLLP, 16 connections", "message", h16.get("server_threads")))
+    return out
+
+
+def threads_section(r):
+    """report.md's "where clinlogd's CPU goes": for a single-event and a
+    batched append scenario and for MLLP, each thread group's CPU µs and
+    context switches per event (per message), from /proc/PID/task over
+    the scenario (clinlogd names its threads: docs/operations.md)."""
+    L = []
+    w = L.append
+    sc = [s for s in _thread_scenarios(r) if s[2]]
+    w("## Where clinlogd's CPU goes, by thread")
+    w("")
+    if not sc:
+        w("Not measured in this run.")
+        w("")
+        return L
+    w("clinlogd's CPU time (user + system) and context switches (voluntary and not) per event "
+      "(per message for MLLP) by thread group, from `/proc/PID/task` over each scenario "
+      "(docs/operations.md names the threads; \"ended\": threads that ended during it, MLLP's "
+      "connection threads). The projections' folds (`proj:*`, `projw:*`) run at nice 10 "
+      "except `cds`, and may finish their last events after the scenario's clock stops.")
+    w("")
+    groups = {}
+    for _, _, th in sc:
+        tot = sum(g["cpu_us"] for g in th) or 1
+        for g in th:
+            groups[g["name"]] = max(groups.get(g["name"], 0), g["cpu_us"] / tot)
+    names = [n for n, share in sorted(groups.items(), key=lambda x: -x[1]) if share >= 0.01]
+    w("| thread | " + " | ".join("%s: µs (switches) per %s" % (lab, unit)
+                                 for lab, unit, _ in sc) + " |")
+    w("|---|" + "---|" * len(sc))
+    for n in names:
+        cells = []
+        for _, _, th in sc:
+            g = next((g for g in th if g["name"] == n), None)
+            cells.append("%s (%s)" % (_f(g["cpu_us"]), _f(g["switches"], 1)) if g else "—")
+        w("| `%s` | %s |" % (n, " | ".join(cells)))
+    cells = []
+    for _, _, th in sc:
+        cells.append("%s (%s)" % (_f(sum(g["cpu_us"] for g in th)),
+                                  _f(sum(g["switches"] for g in th), 1)))
+    w("| all | %s |" % " | ".join(cells))
+    w("")
+    return L

@@ -683,6 +683,33 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("- pg: exit status 3; see logs/pg.log", text)
         self.assertIn("| 64 | 16 | 30,000 | — | — |", text)
 
+    def test_cpu_by_thread(self):
+        res = copy.deepcopy(CANNED)
+        _, text = self.report(res)
+        self.assertIn("## Where clinlogd's CPU goes, by thread\n\nNot measured in this run.",
+                      text)
+        th = lambda *g: [{"name": n, "cpu_us": c, "switches": s} for n, c, s in g]
+        _get_row(res["clinlog_single"]["append"], 1, 64)["server_threads"] = th(
+            ("api:worker", 120.0, 3.3), ("raft", 60.0, 1.1), ("proj:fhir", 58.0, 0.3),
+            ("timer_manager", 0.2, 0.01))
+        _get_row(res["clinlog_single"]["append"], 64, 16)["server_threads"] = th(
+            ("proj:fhir", 20.0, 0.01), ("api:worker", 12.6, 0.05))
+        res["ingest_hl7"] = {"scenarios": [{"connections": 16, "mllp": {
+            "messages": 3000, "acked": 3000, "events": 9600, "messages_per_s": 4000,
+            "events_per_s": 12800, "p50_ms": 3.0, "p99_ms": 15.0,
+            "server_cpu_us_per_message": 500.0,
+            "server_threads": th(("ended", 260.0, 0.0), ("raft", 150.0, 1.6))}}]}
+        _, text = self.report(res)
+        sec = text.split("## Where clinlogd's CPU goes, by thread")[1].split("\n## ")[0]
+        self.assertIn("| thread | 1 event a call, conc 64: µs (switches) per event | batches of 64, "
+                      "conc 16: µs (switches) per event | HL7 over MLLP, 16 connections: µs "
+                      "(switches) per message |", sec)
+        self.assertIn("| `api:worker` | 120 (3.3) | 13 (0.1) | — |", sec)
+        self.assertIn("| `raft` | 60 (1.1) | — | 150 (1.6) |", sec)
+        self.assertIn("| `ended` | — | — | 260 (0.0) |", sec)
+        self.assertIn("| all | 238 (4.7) | 33 (0.1) | 410 (1.6) |", sec)
+        self.assertNotIn("timer_manager", sec)  # under 1 % everywhere
+
     def test_plots(self):
         if not shutil.which("gnuplot"):
             self.skipTest("gnuplot is not installed")
@@ -926,6 +953,16 @@ class TestBenchSteps(unittest.TestCase):
             ratio = tl["messages_per_s"] / ml["messages_per_s"]
             self.assertAlmostEqual(s["mllp_tls_over_mllp"], ratio, delta=0.02 * max(ratio, 1))
             self.assertIn("mllp_tls_over_store", s)
+            # clinlogd's CPU by thread (named groups, digits dropped) adds up
+            # to its CPU a message; "ended" holds the connections' threads
+            th = ml["server_threads"]
+            names = [g["name"] for g in th]
+            self.assertEqual(len(names), len(set(names)), th)
+            self.assertFalse([n for n in names if any(c.isdigit() for c in n)], th)
+            self.assertTrue(all(g["cpu_us"] >= 0 and g["switches"] >= 0 for g in th), th)
+            tick = 1e6 / os.sysconf("SC_CLK_TCK") / ml["messages"]
+            self.assertAlmostEqual(sum(g["cpu_us"] for g in th), ml["server_cpu_us_per_message"],
+                                   delta=0.02 * ml["server_cpu_us_per_message"] + 2 * tick)
         d = os.path.join(common.TMP, "bench-steps-hl7-tls")
         for k in ("ca.key", "server.key", "client.key"):
             self.assertEqual(os.stat(os.path.join(d, "tls", k)).st_mode & 0o777, 0o600, k)
