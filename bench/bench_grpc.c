@@ -174,7 +174,7 @@ static bench_fanout run_fanout(cl_client *c, sub_ctx *subc, pid_t srv, int nsubs
  * (docs/bench.md); a faster run signs the rest in its loop, outside each
  * call's latency (reported). */
 static size_t pool_batches(size_t bs, double seconds) {
-  double eps = bs == 1 ? 25000 : 150000;
+  double eps = bs == 1 ? 20000 : 100000;
   return (size_t)(eps * seconds / (double)bs) + 64;
 }
 

@@ -410,17 +410,45 @@ bench_result bench_result_of(const bench_load_result *l) {
   return r;
 }
 
+/* One filler of bench_pool_make: batches [from, to). */
+typedef struct pool_fill {
+  pthread_t t;
+  bench_pool *p;
+  size_t from, to;
+  const cl_signer *key;
+  unsigned seed;
+} pool_fill;
+
+static void *fill_pool(void *arg) {
+  pool_fill *f = arg;
+  for (size_t i = f->from; i < f->to; i++)
+    bench_batch_make(&f->p->b[i], f->p->bs, f->key, &f->seed);
+  return NULL;
+}
+
 void bench_pool_make(bench_pool *p, size_t n, size_t bs, const cl_signer *key, unsigned *seed) {
   memset(p, 0, sizeof *p);
   p->b = calloc(n ? n : 1, sizeof *p->b);
   if (!p->b)
     abort();
-  for (size_t i = 0; i < n; i++)
-    bench_batch_make(&p->b[i], bs, key, seed);
   p->n = n;
   p->bs = bs;
   atomic_init(&p->next, 0);
   atomic_init(&p->live, 0);
+  /* signed on every core: it is done before the clock starts */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  pool_fill f[4];
+  int nf = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores;
+  for (int i = 0; i < nf; i++) {
+    f[i] = (pool_fill){.p = p, .from = n * (size_t)i / (size_t)nf,
+                       .to = n * (size_t)(i + 1) / (size_t)nf, .key = key,
+                       .seed = (unsigned)rand_r(seed)};
+    if (i && pthread_create(&f[i].t, NULL, fill_pool, &f[i]) != 0)
+      abort();
+  }
+  fill_pool(&f[0]);
+  for (int i = 1; i < nf; i++)
+    pthread_join(f[i].t, NULL);
 }
 
 void bench_pool_rewind(bench_pool *p) {
