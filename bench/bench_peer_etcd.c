@@ -110,22 +110,11 @@ static int measure(const bench_etcd *e, cl_client *c, worker *ws, scen *s, doubl
   double srv0 = bench_etcd_cpu_s(e), cli0 = bench_self_cpu_s();
   for (int i = 0; i < s->conc; i++)
     ws[i].c = c;
-  bench_load l = {.threads = s->conc,
-                  .ctx = ws,
-                  .ctx_size = sizeof *ws,
-                  .prep = new_key,
-                  .call = put,
-                  .seconds = seconds};
-  bench_load_result lr;
-  int rc = bench_load_run(&l, &lr);
+  int rc = bench_load_closed(s->conc, ws, sizeof *ws, new_key, put, seconds, &s->r, why, wn);
   double srv1 = bench_etcd_cpu_s(e), cli1 = bench_self_cpu_s();
   double fs1 = bench_etcd_wal_fsyncs(e);
-  s->r = bench_result_of(&lr);
-  bench_load_result_free(&lr);
-  if (rc) {
-    snprintf(why, wn, "%s", lr.why);
+  if (rc)
     return -1;
-  }
   double n = s->r.events ? (double)s->r.events : 1;
   s->server_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / n : -1;
   s->client_us = (cli1 - cli0) * 1e6 / n;

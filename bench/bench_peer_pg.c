@@ -168,19 +168,12 @@ static int measure(PGconn *main, const pid_t *pm, int npm, worker *ws, int scen_
     w->nstreams = STREAMS / s->conc;
     memset(w->version, 0, STREAMS * sizeof *w->version);
   }
-  bench_load l = {.threads = s->conc,
-                  .ctx = ws,
-                  .ctx_size = sizeof *ws,
-                  .prep = prep_insert,
-                  .call = insert,
-                  .seconds = seconds};
-  bench_load_result lr;
-  int rc = bench_load_run(&l, &lr);
+  char why[320];
+  int rc = bench_load_closed(s->conc, ws, sizeof *ws, prep_insert, insert, seconds, &s->r, why,
+                             sizeof why);
   double srv1 = servers_cpu_s(pm, npm), cli1 = bench_self_cpu_s();
-  s->r = bench_result_of(&lr);
-  bench_load_result_free(&lr);
   if (rc)
-    return cl_err_set(err, CL_EIO, "postgres peer: %s", lr.why);
+    return cl_err_set(err, CL_EIO, "postgres peer: %s", why);
   double syncs1 = wal_syncs(main, ws, s->conc);
   double ev = s->r.events ? (double)s->r.events : 1;
   s->server_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / ev : -1;

@@ -410,6 +410,22 @@ bench_result bench_result_of(const bench_load_result *l) {
   return r;
 }
 
+int bench_load_closed(int threads, void *ctx, size_t ctx_size, bench_load_fn prep,
+                      bench_load_fn call, double seconds, bench_result *r, char *why, size_t whyn) {
+  bench_load l = {.threads = threads,
+                  .ctx = ctx,
+                  .ctx_size = ctx_size,
+                  .prep = prep,
+                  .call = call,
+                  .seconds = seconds};
+  bench_load_result lr;
+  int rc = bench_load_run(&l, &lr);
+  *r = bench_result_of(&lr);
+  snprintf(why, whyn, "%s", lr.why);
+  bench_load_result_free(&lr);
+  return rc;
+}
+
 /* One filler of bench_pool_make: batches [from, to). */
 typedef struct pool_fill {
   pthread_t t;

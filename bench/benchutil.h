@@ -104,6 +104,13 @@ typedef struct bench_result {
  * events/s over its elapsed time, percentiles and CDF in ms. */
 bench_result bench_result_of(const bench_load_result *l);
 
+/* Runs `threads` threads of `call` (after `prep`, may be NULL) with the
+ * contexts ctx + i * ctx_size, closed loop for `seconds` (bench/loadgen.h),
+ * into *r. 0, or -1 with why set ("thread N: ..."; *r keeps the calls done
+ * before the failure). */
+int bench_load_closed(int threads, void *ctx, size_t ctx_size, bench_load_fn prep,
+                      bench_load_fn call, double seconds, bench_result *r, char *why, size_t whyn);
+
 /* Appends batches of `pool` through `client` (gRPC) or `log` (store level)
  * on `threads` threads for `seconds` (interval > 0: open loop, one batch per
  * thread every `interval` seconds; bench/loadgen.h). When every batch of the
