@@ -104,8 +104,9 @@ static bench_result measure(cl_client *c, size_t bs, int conc, double rate, doub
   bench_result r = bench_append_run(&pool, conc, c, NULL, seconds, interval, key);
   size_t live = atomic_load(&pool.live);
   if (live)
-    fprintf(stderr, "clinlog-bench cluster: %s batch %zu conc %d: %zu pre-signed batches ran "
-                    "out: %zu signed in the loop\n",
+    fprintf(stderr,
+            "clinlog-bench cluster: %s batch %zu conc %d: %zu pre-signed batches ran "
+            "out: %zu signed in the loop\n",
             what, bs, conc, n, live);
   bench_pool_free(&pool);
   return r;
@@ -244,8 +245,8 @@ static verdicts judge(const tp_out *t, const fo_out *f, const join_out *j) {
 static void print_json(const env *e, const char *machine, const tp_out *t, const fo_out *f,
                        const join_out *j) {
   verdicts v = judge(t, f, j);
-  printf("{\"machine\":\"%s\",\"quick\":%s,\"seconds_per_scenario\":%.1f", machine,
-         yes(e->quick), e->seconds);
+  printf("{\"machine\":\"%s\",\"quick\":%s,\"seconds_per_scenario\":%.1f", machine, yes(e->quick),
+         e->seconds);
   if (t->ran) {
     printf(",\"throughput\":[");
     for (int i = 0; i < t->nrows; i++) {

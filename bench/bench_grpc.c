@@ -324,8 +324,9 @@ int bench_grpc_main(int argc, char **argv) {
       size_t s_live = atomic_load(&pool.live);
       bench_pool_free(&pool);
       if (g_live || s_live)
-        fprintf(stderr, "clinlog-bench grpc: batch %zu conc %d: %zu pre-signed batches ran out: "
-                        "%zu (gRPC) and %zu (store) signed in the loop\n",
+        fprintf(stderr,
+                "clinlog-bench grpc: batch %zu conc %d: %zu pre-signed batches ran out: "
+                "%zu (gRPC) and %zu (store) signed in the loop\n",
                 bs, conc, pool_batches(bs, seconds), g_live, s_live);
       status |= g.failed | s.failed;
       double ratio = s.eps > 0 ? g.eps / s.eps : 0;

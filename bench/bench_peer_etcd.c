@@ -65,8 +65,8 @@
 typedef struct worker {
   cl_client *c; /* shared: one channel to the leader */
   ProtobufCBinaryData body[BODIES];
-  size_t b;              /* the next body */
-  uint8_t key[3 + 32];   /* the next Put's key (new_key) */
+  size_t b;            /* the next body */
+  uint8_t key[3 + 32]; /* the next Put's key (new_key) */
 } worker;
 
 /* The load generator's prep: a new key ("ev/" and 32 hex digits of a fresh
@@ -216,8 +216,8 @@ int bench_peer_etcd_main(int argc, char **argv) {
       const scen *s = &sc[i];
       printf("%s{\"batch\":1,\"concurrency\":%d,\"events\":%zu,\"events_per_s\":%.0f,"
              "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f",
-             i ? "," : "", s->conc, s->r.events, s->r.eps, s->r.p50_ms, s->r.p90_ms,
-             s->r.p99_ms, s->r.p999_ms);
+             i ? "," : "", s->conc, s->r.events, s->r.eps, s->r.p50_ms, s->r.p90_ms, s->r.p99_ms,
+             s->r.p999_ms);
       print_num("server_cpu_us_per_event", s->server_us, 1);
       print_num("client_cpu_us_per_event", s->client_us, 1);
       print_num("fsyncs_per_event", s->fsyncs_per_put, 4);

@@ -79,7 +79,7 @@ typedef struct worker {
   int nstreams;      /* streams this connection writes */
   uint64_t *version; /* [nstreams]: the last version written */
   ProtobufCBinaryData body[BODIES];
-  size_t b;          /* the next body */
+  size_t b; /* the next body */
   unsigned seed;
   /* the next transaction's parameters (prep_insert) */
   const char *vals[4 * MAX_BATCH];
@@ -316,8 +316,8 @@ int bench_peer_pg_main(int argc, char **argv) {
       nsc++;
       if (!json) {
         printf("%-5zu %-4d | %9.0f %8.2f %8.2f %8.2f %8.2f | %8.1f %8.1f %7.3f %7.0f\n", s->bs,
-               s->conc, s->r.eps, s->r.p50_ms, s->r.p90_ms, s->r.p99_ms, s->r.p999_ms,
-               s->server_us, s->client_us, s->syncs_per_event, s->pss_mb);
+               s->conc, s->r.eps, s->r.p50_ms, s->r.p90_ms, s->r.p99_ms, s->r.p999_ms, s->server_us,
+               s->client_us, s->syncs_per_event, s->pss_mb);
         fflush(stdout);
       } else {
         fprintf(stderr, "  postgresql batch %2zu conc %2d: %8.0f ev/s p50 %7.2f ms p99 %7.2f ms\n",

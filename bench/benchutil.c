@@ -456,8 +456,10 @@ void bench_pool_make(bench_pool *p, size_t n, size_t bs, const cl_signer *key, u
   pool_fill f[4];
   int nf = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores;
   for (int i = 0; i < nf; i++) {
-    f[i] = (pool_fill){.p = p, .from = n * (size_t)i / (size_t)nf,
-                       .to = n * (size_t)(i + 1) / (size_t)nf, .key = key,
+    f[i] = (pool_fill){.p = p,
+                       .from = n * (size_t)i / (size_t)nf,
+                       .to = n * (size_t)(i + 1) / (size_t)nf,
+                       .key = key,
                        .seed = (unsigned)rand_r(seed)};
     if (i && pthread_create(&f[i].t, NULL, fill_pool, &f[i]) != 0)
       abort();

@@ -29,30 +29,30 @@
 typedef int (*bench_load_fn)(void *ctx, size_t *events, char *why, size_t whyn);
 
 typedef struct bench_load {
-  int threads;         /* >= 1 */
-  void *ctx;           /* thread i's context is (char *)ctx + i * ctx_size */
-  size_t ctx_size;     /* 0: every thread gets ctx itself */
-  bench_load_fn prep;  /* NULL, or run before each call, outside its latency
-                          (its *events is ignored) */
-  bench_load_fn call;  /* the operation measured */
-  double seconds;      /* > 0: the timed window */
-  double warmup;       /* >= 0: closed-loop calls before the window, not counted */
-  double interval;     /* 0: closed loop; > 0: open loop, seconds between one
-                          thread's scheduled calls */
+  int threads;        /* >= 1 */
+  void *ctx;          /* thread i's context is (char *)ctx + i * ctx_size */
+  size_t ctx_size;    /* 0: every thread gets ctx itself */
+  bench_load_fn prep; /* NULL, or run before each call, outside its latency
+                         (its *events is ignored) */
+  bench_load_fn call; /* the operation measured */
+  double seconds;     /* > 0: the timed window */
+  double warmup;      /* >= 0: closed-loop calls before the window, not counted */
+  double interval;    /* 0: closed loop; > 0: open loop, seconds between one
+                         thread's scheduled calls */
 } bench_load;
 
 typedef struct bench_load_result {
-  size_t ops;        /* calls counted (started inside the window, returned 0) */
-  size_t events;     /* their *events */
-  double elapsed;    /* seconds from the window's start to the last thread's end */
-  double *lat;       /* [ops] seconds, sorted ascending (open loop: from the
-                        scheduled start) */
-  double *sent;      /* [ops] seconds from the actual start, sorted (the same
-                        as lat in a closed loop) */
+  size_t ops;         /* calls counted (started inside the window, returned 0) */
+  size_t events;      /* their *events */
+  double elapsed;     /* seconds from the window's start to the last thread's end */
+  double *lat;        /* [ops] seconds, sorted ascending (open loop: from the
+                         scheduled start) */
+  double *sent;       /* [ops] seconds from the actual start, sorted (the same
+                         as lat in a closed loop) */
   size_t *thread_ops; /* [threads] calls counted per thread */
   int threads;
-  int failed;        /* a step returned -1 (why: "thread N: ...") or the
-                        arguments were wrong (why names which) */
+  int failed; /* a step returned -1 (why: "thread N: ...") or the
+                 arguments were wrong (why names which) */
   char why[320];
 } bench_load_result;
 
