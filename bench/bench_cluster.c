@@ -92,8 +92,8 @@ static size_t pool_batches(size_t bs, double seconds) {
   return (size_t)(eps * seconds / (double)bs) + 64;
 }
 
-/* Closed loop for `seconds` (rate 0), or batch-64 calls open loop at `rate`
- * events/s in all; `what` names the run in a note when the pool ran out. */
+/* Closed loop for `seconds` (rate 0), or open loop at `rate` events/s in
+ * all; `what` names the run in a note when the pool ran out. */
 static bench_result measure(cl_client *c, size_t bs, int conc, double rate, double seconds,
                             const cl_signer *key, unsigned *seed, const char *what) {
   bench_pool pool;
