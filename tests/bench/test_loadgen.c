@@ -75,8 +75,9 @@ Test(loadgen, window_threads_and_latencies) {
   bench_load_result r;
   cr_assert_eq(bench_load_run(&l, &r), 0, "%s", r.why);
   cr_assert(!r.failed);
-  /* the window, plus at most the last call and the joins */
-  cr_assert(r.elapsed >= 0.4 && r.elapsed < 0.4 + 0.1, "elapsed %.3f", r.elapsed);
+  /* the window, plus the last call and the joins (a loaded machine's
+   * wake-ups included) */
+  cr_assert(r.elapsed >= 0.4 && r.elapsed < 0.4 + 0.2, "elapsed %.3f", r.elapsed);
   size_t sum = 0;
   for (int i = 0; i < 4; i++) {
     /* 2 ms calls for 0.4 s: near 200 each; a loaded machine slows them */
@@ -97,19 +98,20 @@ Test(loadgen, window_threads_and_latencies) {
 
 Test(loadgen, warmup_and_prep_stay_out) {
   bench_load l = load(2, 0.3, 0.001);
-  l.warmup = 0.2;
+  l.warmup = 0.5;
   l.prep = t_prep;
-  ctxs[0].prep_s = ctxs[1].prep_s = 0.004;
+  ctxs[0].prep_s = ctxs[1].prep_s = 0.01;
   bench_load_result r;
   cr_assert_eq(bench_load_run(&l, &r), 0, "%s", r.why);
-  cr_assert(r.elapsed >= 0.3 && r.elapsed < 0.3 + 0.1, "elapsed %.3f: the warm-up is not in it",
+  cr_assert(r.elapsed >= 0.3 && r.elapsed < 0.3 + 0.2, "elapsed %.3f: the warm-up is not in it",
             r.elapsed);
   cr_assert_gt(calls_made(2), r.ops + 2, "warm-up calls made (%zu) and not counted (%zu)",
                calls_made(2), r.ops);
   cr_assert_gt(r.ops, 10);
-  /* 1 ms calls after 4 ms preps: the prep is outside every latency */
-  cr_assert(r.lat[r.ops - 1] < 0.004 + 0.02, "max latency %g s", r.lat[r.ops - 1]);
-  cr_assert(r.lat[r.ops / 2] < 0.004, "median latency %g s holds the prep", r.lat[r.ops / 2]);
+  /* 1 ms calls after 10 ms preps: the prep is outside the latencies (with
+   * it, none would be under 11 ms) */
+  cr_assert(r.lat[r.ops / 2] < 0.01, "median latency %g s holds the prep", r.lat[r.ops / 2]);
+  cr_assert(r.lat[0] >= 0.001, "min latency %g s under the call's 1 ms", r.lat[0]);
   bench_load_result_free(&r);
 }
 
