@@ -14,6 +14,7 @@
 typedef struct tctx {
   atomic_size_t calls; /* calls made, counted or not */
   double call_s;       /* each call sleeps this long */
+  double first_s;      /* > 0: the first call sleeps this long instead */
   double prep_s;       /* each prep sleeps this long */
   size_t fail_at;      /* > 0: the fail_at-th call fails */
   size_t stop_after;   /* > 0: nothing left after this many calls */
@@ -38,7 +39,7 @@ static int t_call(void *ctx, size_t *events, char *why, size_t whyn) {
   size_t n = atomic_fetch_add(&c->calls, 1) + 1;
   if (c->stop_after && n > c->stop_after)
     return 1;
-  nap(c->call_s);
+  nap(n == 1 && c->first_s > 0 ? c->first_s : c->call_s);
   if (c->fail_at && n == c->fail_at) {
     snprintf(why, whyn, "disk on fire at call %zu", n);
     return -1;
@@ -143,14 +144,22 @@ Test(loadgen, open_loop_keeps_its_schedule) {
    * each, all made, late or not */
   bench_load l = load(2, 0.5, 0.001);
   l.interval = 0.02;
+  ctxs[0].first_s = 0.065; /* thread 0's calls due at 20 and 40 ms start at 65 ms */
   bench_load_result r;
   cr_assert_eq(bench_load_run(&l, &r), 0, "%s", r.why);
   cr_assert_eq(r.ops, 50);
   cr_assert_eq(r.thread_ops[0], 25);
   cr_assert_eq(r.thread_ops[1], 25);
   cr_assert(r.elapsed >= 0.48 && r.elapsed < 0.6, "elapsed %.3f", r.elapsed);
-  for (size_t i = 0; i < r.ops; i++)
+  size_t late = 0, slow_sends = 0;
+  for (size_t i = 0; i < r.ops; i++) {
     cr_assert(r.sent[i] <= r.lat[i], "from the schedule is never less than from the send");
+    late += r.lat[i] > 0.015;
+    slow_sends += r.sent[i] > 0.015;
+  }
+  /* the slow call, then the late ones counted from their scheduled time */
+  cr_assert_geq(late, 3, "%zu calls over 15 ms from their schedule", late);
+  cr_assert_eq(slow_sends, 1, "%zu calls over 15 ms from their send", slow_sends);
   bench_load_result_free(&r);
 }
 
