@@ -1,7 +1,7 @@
 /* clinlog-bench cluster: replicated clinlogd processes on loopback.
  *
  *   clinlog-bench cluster [--clinlogd PATH] [--clinlog PATH] [--dir D]
- *                         [--quick] [--json] [--only throughput|failover|join]
+ *                         [--quick] [--json] [--seconds S] [--only throughput|failover|join]
  *                         [--join-events N] [--join-batch N] [--run-projections all|none]
  *
  * Runs its own clinlogd processes (beside this program, or --clinlogd) on
@@ -27,8 +27,12 @@
  *    calls per event of the three (perf stat on the syscall tracepoints,
  *    bench/syscount.h; left out when perf cannot count), and each node's
  *    peak RSS (VmHWM) after the scenarios.
- *    Each scenario runs at most 10 s (--quick: a quarter of the calls, at
- *    most 3 s; the half load 3 s), so bench/run --quick stays near 3 min.
+ *    Each scenario runs S seconds (--seconds; 5, --quick 2: the time
+ *    clinlog-bench etcd and pg give each of theirs), driven by the load
+ *    generator the peers use (bench/loadgen.h), batches signed before the
+ *    clock (a pool sized above this machine's rates; should a run use it
+ *    all, it signs more in its loop, before each call's clock, and says so);
+ *    the half load 10 s (--quick 3).
  *  - failover: on the 3-node cluster, 4 writers append single events to any
  *    node, retrying every error (on a node's leader hint "clinlog-leader",
  *    else on the next node) with the same batch; the leader (Cluster.Status)
@@ -80,36 +84,31 @@
 
 /* ---------------------------------------------------------- throughput */
 
-static bench_result measure(cl_client *c, size_t bs, int conc, const cl_signer *key, unsigned *seed,
-                            int quick) {
-  size_t calls = bs == 1 ? (conc == 1 ? 3000 : conc == 16 ? 16000 : 48000)
-                         : (conc == 16 ? 1600 : 3200);
-  if (quick)
-    calls /= 4;
-  size_t per = calls / (size_t)conc;
-  bench_worker *ws = bench_workers_make(conc, per, bs, key, seed);
-  double stop = mono() + (quick ? 3 : 10); /* at most this long */
-  for (int i = 0; i < conc; i++)
-    ws[i].stop_at = stop;
-  bench_result r = bench_drive(ws, conc, c, NULL);
-  bench_workers_free(ws, conc);
-  return r;
+/* Pre-signed batches for one scenario of `seconds`: enough at rates above
+ * this machine's (one node or three, docs/bench.md); a faster run signs the
+ * rest in its loop, outside each call's latency (reported). */
+static size_t pool_batches(size_t bs, double seconds) {
+  double eps = bs == 1 ? 15000 : 80000;
+  return (size_t)(eps * seconds / (double)bs) + 64;
 }
 
-/* Batch 64, concurrency 16, open loop at `rate` events/s for `secs`. */
-static bench_result measure_rate(cl_client *c, double rate, double secs, const cl_signer *key,
-                                 unsigned *seed) {
-  const int conc = 16;
-  const size_t bs = 64;
-  double interval = (double)conc * (double)bs / rate; /* per worker */
-  size_t per = (size_t)(secs / interval) + 1;
-  bench_worker *ws = bench_workers_make(conc, per, bs, key, seed);
-  for (int i = 0; i < conc; i++) {
-    ws[i].interval = interval;
-    ws[i].offset = interval * i / conc;
-  }
-  bench_result r = bench_drive(ws, conc, c, NULL);
-  bench_workers_free(ws, conc);
+/* Closed loop for `seconds` (rate 0), or open loop at `rate` events/s in
+ * all; `what` names the run in a note when the pool ran out. */
+static bench_result measure(cl_client *c, size_t bs, int conc, double rate, double seconds,
+                            const cl_signer *key, unsigned *seed, const char *what) {
+  bench_pool pool;
+  size_t n = rate > 0 ? (size_t)(rate * seconds / (double)bs) + (size_t)conc + 1
+                      : pool_batches(bs, seconds);
+  bench_pool_make(&pool, n, bs, key, seed);
+  double interval = rate > 0 ? (double)conc * (double)bs / rate : 0; /* per thread */
+  bench_result r = bench_append_run(&pool, conc, c, NULL, seconds, interval, key);
+  size_t live = atomic_load(&pool.live);
+  if (live)
+    fprintf(stderr,
+            "clinlog-bench cluster: %s batch %zu conc %d: %zu pre-signed batches ran "
+            "out: %zu signed in the loop\n",
+            what, bs, conc, n, live);
+  bench_pool_free(&pool);
   return r;
 }
 
@@ -165,7 +164,7 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
     bench_syscount sync_count;
     bench_syscount_start(&sync_count, pids, 3, e->base);
     double srv0 = nodes_cpu_s(ns, 3), cli0 = bench_self_cpu_s();
-    r->cluster = measure(ns[li].c, r->bs, r->conc, &e->admin, seed, e->quick);
+    r->cluster = measure(ns[li].c, r->bs, r->conc, 0, e->seconds, &e->admin, seed, "3 nodes");
     double srv1 = nodes_cpu_s(ns, 3), cli1 = bench_self_cpu_s();
     double syncs = bench_syscount_stop(&sync_count);
     double ev = r->cluster.events ? (double)r->cluster.events : 1;
@@ -182,7 +181,8 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
       full = t->rows[i].cluster.eps;
   if (full > 0) {
     t->half_rate = full / 2;
-    t->half = measure_rate(ns[li].c, t->half_rate, e->quick ? 3 : 10, &e->admin, seed);
+    t->half = measure(ns[li].c, 64, 16, t->half_rate, e->quick ? 3 : 10, &e->admin, seed,
+                      "3 nodes, half load");
     e->failed |= t->half.failed;
     fprintf(stderr,
             "  cluster  half load %.0f ev/s: achieved %.0f, p50 %.2f ms p99 %.2f ms "
@@ -200,13 +200,14 @@ static void tp_single(env *e, tp_out *t, unsigned *seed) {
   if (bc_cluster_up(e, &one, 1, "single") == 0) {
     for (int i = 0; i < t->nrows; i++) {
       tp_row *r = &t->rows[i];
-      r->single = measure(one.c, r->bs, r->conc, &e->admin, seed, e->quick);
+      r->single = measure(one.c, r->bs, r->conc, 0, e->seconds, &e->admin, seed, "1 node");
       e->failed |= r->single.failed;
       fprintf(stderr, "  single   batch %2zu conc %2d: %8.0f ev/s p50 %7.2f ms p99 %7.2f ms\n",
               r->bs, r->conc, r->single.eps, r->single.p50_ms, r->single.p99_ms);
     }
     if (t->half_rate > 0) {
-      t->half_single = measure_rate(one.c, t->half_rate, e->quick ? 3 : 10, &e->admin, seed);
+      t->half_single = measure(one.c, 64, 16, t->half_rate, e->quick ? 3 : 10, &e->admin, seed,
+                               "1 node, half load's rate");
       e->failed |= t->half_single.failed;
       fprintf(stderr, "  single   same rate %.0f ev/s: p50 %.2f ms p99 %.2f ms\n", t->half_rate,
               t->half_single.p50_ms, t->half_single.p99_ms);
@@ -244,7 +245,8 @@ static verdicts judge(const tp_out *t, const fo_out *f, const join_out *j) {
 static void print_json(const env *e, const char *machine, const tp_out *t, const fo_out *f,
                        const join_out *j) {
   verdicts v = judge(t, f, j);
-  printf("{\"machine\":\"%s\",\"quick\":%s", machine, yes(e->quick));
+  printf("{\"machine\":\"%s\",\"quick\":%s,\"seconds_per_scenario\":%.1f", machine, yes(e->quick),
+         e->seconds);
   if (t->ran) {
     printf(",\"throughput\":[");
     for (int i = 0; i < t->nrows; i++) {
@@ -397,7 +399,7 @@ static void print_human(const env *e, const char *machine, const tp_out *t, cons
 
 static int usage(void) {
   fprintf(stderr, "usage: clinlog-bench cluster [--clinlogd PATH] [--clinlog PATH] [--dir D]\n"
-                  "                             [--quick] [--json] "
+                  "                             [--quick] [--json] [--seconds S] "
                   "[--only throughput|failover|join]\n"
                   "                             [--join-events N] [--join-batch N]\n"
                   "                             [--run-projections all|none]\n");
@@ -422,6 +424,8 @@ int bench_cluster_main(int argc, char **argv) {
       exe_c = argv[++i];
     else if (!strcmp(argv[i], "--quick"))
       e.quick = 1;
+    else if (!strcmp(argv[i], "--seconds") && i + 1 < argc && atof(argv[i + 1]) > 0)
+      e.seconds = atof(argv[++i]);
     else if (!strcmp(argv[i], "--join-events") && i + 1 < argc && atoll(argv[i + 1]) >= 1000)
       e.join_events = (uint64_t)atoll(argv[++i]);
     else if (!strcmp(argv[i], "--join-batch") && i + 1 < argc && atoi(argv[i + 1]) >= 1 &&
@@ -439,6 +443,8 @@ int bench_cluster_main(int argc, char **argv) {
     else
       return usage();
   }
+  if (e.seconds <= 0)
+    e.seconds = e.quick ? 2 : 5;
   if (set_exe(e.clinlogd, sizeof e.clinlogd, exe_d, argv[0], "clinlogd") ||
       set_exe(e.clinlog, sizeof e.clinlog, exe_c, argv[0], "clinlog"))
     return 1;

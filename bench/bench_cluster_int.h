@@ -31,6 +31,7 @@ typedef struct env {
   char clinlogd[PATH_MAX + 16], clinlog[PATH_MAX + 16];
   char base[4096], keyfile[4200], initlog[4200];
   int quick, failed;
+  double seconds;       /* per throughput scenario (--seconds; 5, --quick 2) */
   int hung;             /* nodes that had to be SIGKILLed at a stop */
   uint64_t join_events; /* 0: the default */
   size_t join_batch;    /* events per AppendStream batch of the join load */

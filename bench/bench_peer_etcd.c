@@ -17,7 +17,9 @@
  * messages in bench/etcd/rpc.proto. One channel to the leader (found with
  * Maintenance.Status, as clinlog-bench cluster appends to clinlog's
  * leader); `conc` threads share it, each with its own calls, closed loop,
- * for S seconds (5; --quick 2) per scenario. Each Put writes a new key
+ * for S seconds (5; --quick 2) per scenario, driven by the load generator
+ * clinlog's scenarios use (bench/loadgen.h; the key is made before the
+ * Put's clock starts). Each Put writes a new key
  * ("ev/" and 32 hex digits of a fresh random id: an append, nothing
  * overwritten) whose value is a serialized benchmark event
  * (bench_make_event, the bytes clinlog's benchmarks append; 256 per thread,
@@ -39,7 +41,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@
 
 #include "bench/benchutil.h"
 #include "bench/etcdpeer.h"
+#include "bench/loadgen.h"
 #include "bench/workload.h"
 
 #define MEMBERS 3
@@ -61,103 +63,62 @@
 /* ---------------------------------------------------------- load */
 
 typedef struct worker {
-  pthread_t t;
   cl_client *c; /* shared: one channel to the leader */
   ProtobufCBinaryData body[BODIES];
-  int64_t start_ns, end_ns;
-  double *lat; /* ms per Put */
-  size_t n, cap;
-  char err[300]; /* "Put: " and a cl_err message */
+  size_t b;            /* the next body */
+  uint8_t key[3 + 32]; /* the next Put's key (new_key) */
 } worker;
 
-static void *work(void *arg) {
-  worker *w = arg;
-  uint8_t key[3 + 32];
-  uint8_t id[16];
+/* The load generator's prep: a new key ("ev/" and 32 hex digits of a fresh
+ * random id), outside the Put's latency. */
+static int new_key(void *ctx, size_t *events, char *why, size_t whyn) {
+  (void)events, (void)why, (void)whyn;
+  worker *w = ctx;
   static const char hex[] = "0123456789abcdef";
-  memcpy(key, "ev/", 3);
-  size_t b = 0;
-  while (bench_wall_ns() < w->start_ns)
-    ;
-  for (;;) {
-    int64_t t0 = bench_wall_ns();
-    if (t0 >= w->end_ns)
-      break;
-    randombytes_buf(id, sizeof id);
-    for (int i = 0; i < 16; i++) {
-      key[3 + 2 * i] = (uint8_t)hex[id[i] >> 4];
-      key[4 + 2 * i] = (uint8_t)hex[id[i] & 15];
-    }
-    const ProtobufCBinaryData *v = &w->body[b++ % BODIES];
-    cl_err err;
-    if (bench_etcd_put(w->c, key, sizeof key, v->data, v->len, 0, &err) != 0) {
-      snprintf(w->err, sizeof w->err, "Put: %s", err.msg);
-      break;
-    }
-    if (bench_lat_push(&w->lat, &w->n, &w->cap, (double)(bench_wall_ns() - t0) / 1e6)) {
-      snprintf(w->err, sizeof w->err, "out of memory");
-      break;
-    }
+  uint8_t id[16];
+  randombytes_buf(id, sizeof id);
+  memcpy(w->key, "ev/", 3);
+  for (int i = 0; i < 16; i++) {
+    w->key[3 + 2 * i] = (uint8_t)hex[id[i] >> 4];
+    w->key[4 + 2 * i] = (uint8_t)hex[id[i] & 15];
   }
-  return NULL;
+  return 0;
+}
+
+/* The call measured: one Put. */
+static int put(void *ctx, size_t *events, char *why, size_t whyn) {
+  worker *w = ctx;
+  const ProtobufCBinaryData *v = &w->body[w->b++ % BODIES];
+  cl_err err;
+  if (bench_etcd_put(w->c, w->key, sizeof w->key, v->data, v->len, 0, &err) != 0) {
+    snprintf(why, whyn, "Put: %s", err.msg);
+    return -1;
+  }
+  *events = 1;
+  return 0;
 }
 
 typedef struct scen {
   int conc;
-  size_t puts;
-  double ops, p50, p90, p99, p999;
+  bench_result r; /* Puts/s, latency of one Put */
   double server_us, client_us, fsyncs_per_put;
-  double cdf[BENCH_CDF_N]; /* ms, one Put (bench_cdf) */
 } scen;
 
 static int measure(const bench_etcd *e, cl_client *c, worker *ws, scen *s, double seconds,
                    char *why, size_t wn) {
   double fs0 = bench_etcd_wal_fsyncs(e);
   double srv0 = bench_etcd_cpu_s(e), cli0 = bench_self_cpu_s();
-  int64_t start = bench_wall_ns() + 50 * 1000000LL;
-  for (int i = 0; i < s->conc; i++) {
-    worker *w = &ws[i];
-    w->c = c;
-    w->n = 0;
-    w->err[0] = '\0';
-    w->start_ns = start;
-    w->end_ns = start + (int64_t)(seconds * 1e9);
-    if (pthread_create(&w->t, NULL, work, w) != 0)
-      abort();
-  }
-  s->puts = 0;
-  for (int i = 0; i < s->conc; i++) {
-    pthread_join(ws[i].t, NULL);
-    s->puts += ws[i].n;
-  }
-  double srv1 = bench_etcd_cpu_s(e), cli1 = bench_self_cpu_s();
-  double dt = (double)(bench_wall_ns() - start) / 1e9;
-  double fs1 = bench_etcd_wal_fsyncs(e);
   for (int i = 0; i < s->conc; i++)
-    if (ws[i].err[0]) {
-      snprintf(why, wn, "%s", ws[i].err);
-      return -1;
-    }
-  double *all = malloc((s->puts ? s->puts : 1) * sizeof *all);
-  if (!all)
-    abort();
-  size_t k = 0;
-  for (int i = 0; i < s->conc; i++) {
-    memcpy(all + k, ws[i].lat, ws[i].n * sizeof *all);
-    k += ws[i].n;
-  }
-  qsort(all, s->puts, sizeof *all, bench_cmp_double);
-  double n = s->puts ? (double)s->puts : 1;
-  s->ops = (double)s->puts / dt;
-  s->p50 = bench_pct(all, s->puts, 0.5);
-  s->p90 = bench_pct(all, s->puts, 0.9);
-  s->p99 = bench_pct(all, s->puts, 0.99);
-  s->p999 = bench_pct(all, s->puts, 0.999);
-  bench_cdf(all, s->puts, 1, s->cdf);
+    ws[i].c = c;
+  int rc = bench_load_closed(s->conc, ws, sizeof *ws, new_key, put, seconds, &s->r, why, wn);
+  double srv1 = bench_etcd_cpu_s(e), cli1 = bench_self_cpu_s();
+  double fs1 = bench_etcd_wal_fsyncs(e);
+  if (rc)
+    return -1;
+  double n = s->r.events ? (double)s->r.events : 1;
   s->server_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / n : -1;
   s->client_us = (cli1 - cli0) * 1e6 / n;
   s->fsyncs_per_put = fs0 >= 0 && fs1 >= 0 ? (fs1 - fs0) / n : -1;
-  free(all);
   return 0;
 }
 
@@ -233,12 +194,13 @@ int bench_peer_etcd_main(int argc, char **argv) {
     }
     nsc++;
     if (!json) {
-      printf("%-4d | %9.0f %8.2f %8.2f %8.2f %8.2f | %9.1f %9.1f %8.3f\n", s->conc, s->ops, s->p50,
-             s->p90, s->p99, s->p999, s->server_us, s->client_us, s->fsyncs_per_put);
+      printf("%-4d | %9.0f %8.2f %8.2f %8.2f %8.2f | %9.1f %9.1f %8.3f\n", s->conc, s->r.eps,
+             s->r.p50_ms, s->r.p90_ms, s->r.p99_ms, s->r.p999_ms, s->server_us, s->client_us,
+             s->fsyncs_per_put);
       fflush(stdout);
     } else {
       fprintf(stderr, "  etcd     batch  1 conc %2d: %8.0f ev/s p50 %7.2f ms p99 %7.2f ms\n",
-              s->conc, s->ops, s->p50, s->p99);
+              s->conc, s->r.eps, s->r.p50_ms, s->r.p99_ms);
     }
   }
   double hwm[MEMBERS];
@@ -254,11 +216,12 @@ int bench_peer_etcd_main(int argc, char **argv) {
       const scen *s = &sc[i];
       printf("%s{\"batch\":1,\"concurrency\":%d,\"events\":%zu,\"events_per_s\":%.0f,"
              "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f",
-             i ? "," : "", s->conc, s->puts, s->ops, s->p50, s->p90, s->p99, s->p999);
+             i ? "," : "", s->conc, s->r.events, s->r.eps, s->r.p50_ms, s->r.p90_ms, s->r.p99_ms,
+             s->r.p999_ms);
       print_num("server_cpu_us_per_event", s->server_us, 1);
       print_num("client_cpu_us_per_event", s->client_us, 1);
       print_num("fsyncs_per_event", s->fsyncs_per_put, 4);
-      bench_cdf_print(s->cdf);
+      bench_cdf_print(s->r.cdf_ms);
       printf("}");
     }
     printf("],\"member_peak_rss_mb\":[");
@@ -282,7 +245,6 @@ int bench_peer_etcd_main(int argc, char **argv) {
   else
     rmdir(base);
   for (int i = 0; i < MAX_CONC; i++) {
-    free(ws[i].lat);
     for (int k = 0; k < BODIES; k++)
       free(ws[i].body[k].data);
   }

@@ -14,7 +14,10 @@
  * a stream's versions are dense and unique. Scenarios: transactions of 1
  * event (one INSERT, autocommit) and of 64 events (one multi-row INSERT,
  * one transaction), at 1, 16 and 64 connections, each driven by its own
- * thread in a closed loop for S seconds (5; --quick 2). The body is a
+ * thread in a closed loop for S seconds (5; --quick 2) by the load
+ * generator clinlog's own scenarios use (bench/loadgen.h; a transaction's
+ * rows are made before its clock starts, as clinlog's batches are signed
+ * before theirs). The body is a
  * serialized benchmark event (bench_make_event: the bytes clinlog's
  * benchmarks append, before clinlog's encryption and signature), the id 16
  * fresh random bytes; each connection writes its own streams (5000 in all,
@@ -46,7 +49,6 @@
 
 #include <libpq-fe.h>
 #include <limits.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,7 @@
 #include <unistd.h>
 
 #include "bench/benchutil.h"
+#include "bench/loadgen.h"
 #include "bench/pgpeer.h"
 #include "bench/workload.h"
 
@@ -69,7 +72,6 @@ static const char SCHEMA[] =
     " UNIQUE (stream, version))";
 
 typedef struct worker {
-  pthread_t t;
   PGconn *c;
   int id;            /* connection number */
   int scen;          /* scenario number: a prefix of the stream names */
@@ -77,62 +79,53 @@ typedef struct worker {
   int nstreams;      /* streams this connection writes */
   uint64_t *version; /* [nstreams]: the last version written */
   ProtobufCBinaryData body[BODIES];
-  int64_t start_ns, end_ns;
-  double *lat; /* ms per transaction */
-  size_t n, cap, events;
+  size_t b; /* the next body */
   unsigned seed;
-  char err[256];
-} worker;
-
-static void *work(void *arg) {
-  worker *w = arg;
+  /* the next transaction's parameters (prep_insert) */
   const char *vals[4 * MAX_BATCH];
   int lens[4 * MAX_BATCH], fmts[4 * MAX_BATCH];
   uint8_t ids[MAX_BATCH][16];
   char streams[MAX_BATCH][48], versions[MAX_BATCH][24];
-  const char *stmt = w->bs == 1 ? "ins1" : "ins64";
-  size_t b = 0;
-  while (bench_wall_ns() < w->start_ns)
-    ;
-  for (;;) {
-    int64_t t0 = bench_wall_ns();
-    if (t0 >= w->end_ns)
-      break;
-    for (size_t i = 0; i < w->bs; i++) {
-      int k = (int)((unsigned)rand_r(&w->seed) % (unsigned)w->nstreams);
-      randombytes_buf(ids[i], 16);
-      snprintf(streams[i], sizeof streams[i], "s%d-c%d-patient-%d", w->scen, w->id, k);
-      snprintf(versions[i], sizeof versions[i], "%llu", (unsigned long long)++w->version[k]);
-      const ProtobufCBinaryData *body = &w->body[b++ % BODIES];
-      vals[4 * i] = (const char *)ids[i], lens[4 * i] = 16, fmts[4 * i] = 1;
-      vals[4 * i + 1] = streams[i], lens[4 * i + 1] = 0, fmts[4 * i + 1] = 0;
-      vals[4 * i + 2] = versions[i], lens[4 * i + 2] = 0, fmts[4 * i + 2] = 0;
-      vals[4 * i + 3] = (const char *)body->data, lens[4 * i + 3] = (int)body->len;
-      fmts[4 * i + 3] = 1;
-    }
-    PGresult *r = PQexecPrepared(w->c, stmt, (int)(4 * w->bs), vals, lens, fmts, 0);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-      snprintf(w->err, sizeof w->err, "%s: %s", stmt, PQresultErrorMessage(r));
-    PQclear(r);
-    if (!ok)
-      break;
-    if (bench_lat_push(&w->lat, &w->n, &w->cap, (double)(bench_wall_ns() - t0) / 1e6)) {
-      snprintf(w->err, sizeof w->err, "out of memory");
-      break;
-    }
-    w->events += w->bs;
+} worker;
+
+/* The load generator's prep: the next transaction's rows (fresh ids, each
+ * stream's next version), outside its latency. */
+static int prep_insert(void *ctx, size_t *events, char *why, size_t whyn) {
+  (void)events, (void)why, (void)whyn;
+  worker *w = ctx;
+  for (size_t i = 0; i < w->bs; i++) {
+    int k = (int)((unsigned)rand_r(&w->seed) % (unsigned)w->nstreams);
+    randombytes_buf(w->ids[i], 16);
+    snprintf(w->streams[i], sizeof w->streams[i], "s%d-c%d-patient-%d", w->scen, w->id, k);
+    snprintf(w->versions[i], sizeof w->versions[i], "%llu", (unsigned long long)++w->version[k]);
+    const ProtobufCBinaryData *body = &w->body[w->b++ % BODIES];
+    w->vals[4 * i] = (const char *)w->ids[i], w->lens[4 * i] = 16, w->fmts[4 * i] = 1;
+    w->vals[4 * i + 1] = w->streams[i], w->lens[4 * i + 1] = 0, w->fmts[4 * i + 1] = 0;
+    w->vals[4 * i + 2] = w->versions[i], w->lens[4 * i + 2] = 0, w->fmts[4 * i + 2] = 0;
+    w->vals[4 * i + 3] = (const char *)body->data, w->lens[4 * i + 3] = (int)body->len;
+    w->fmts[4 * i + 3] = 1;
   }
-  return NULL;
+  return 0;
+}
+
+/* The call measured: one transaction (one INSERT round trip). */
+static int insert(void *ctx, size_t *events, char *why, size_t whyn) {
+  worker *w = ctx;
+  const char *stmt = w->bs == 1 ? "ins1" : "ins64";
+  PGresult *r = PQexecPrepared(w->c, stmt, (int)(4 * w->bs), w->vals, w->lens, w->fmts, 0);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok)
+    snprintf(why, whyn, "%s: %s", stmt, PQresultErrorMessage(r));
+  PQclear(r);
+  *events = w->bs;
+  return ok ? 0 : -1;
 }
 
 typedef struct scen {
   size_t bs;
   int conc;
-  size_t events;
-  double eps, p50, p90, p99, p999;
+  bench_result r; /* events/s, latency of one transaction */
   double server_us, client_us, syncs_per_event, pss_mb;
-  double cdf[BENCH_CDF_N]; /* ms, one transaction (bench_cdf) */
 } scen;
 
 /* pg_stat_wal.wal_sync after every connection has flushed its counters;
@@ -168,49 +161,21 @@ static int measure(PGconn *main, const pid_t *pm, int npm, worker *ws, int scen_
                    double seconds, cl_err *err) {
   double syncs0 = wal_syncs(main, ws, s->conc);
   double srv0 = servers_cpu_s(pm, npm), cli0 = bench_self_cpu_s();
-  int64_t start = bench_wall_ns() + 50 * 1000000LL;
   for (int i = 0; i < s->conc; i++) {
     worker *w = &ws[i];
     w->scen = scen_no;
     w->bs = s->bs;
     w->nstreams = STREAMS / s->conc;
     memset(w->version, 0, STREAMS * sizeof *w->version);
-    w->n = w->events = 0;
-    w->err[0] = '\0';
-    w->start_ns = start;
-    w->end_ns = start + (int64_t)(seconds * 1e9);
-    if (pthread_create(&w->t, NULL, work, w) != 0)
-      abort();
   }
-  size_t calls = 0;
-  s->events = 0;
-  for (int i = 0; i < s->conc; i++) {
-    pthread_join(ws[i].t, NULL);
-    calls += ws[i].n;
-    s->events += ws[i].events;
-  }
+  char why[320];
+  int rc = bench_load_closed(s->conc, ws, sizeof *ws, prep_insert, insert, seconds, &s->r, why,
+                             sizeof why);
   double srv1 = servers_cpu_s(pm, npm), cli1 = bench_self_cpu_s();
-  double dt = (double)(bench_wall_ns() - start) / 1e9;
-  for (int i = 0; i < s->conc; i++)
-    if (ws[i].err[0])
-      return cl_err_set(err, CL_EIO, "postgres peer: %s", ws[i].err);
+  if (rc)
+    return cl_err_set(err, CL_EIO, "postgres peer: %s", why);
   double syncs1 = wal_syncs(main, ws, s->conc);
-  double *all = malloc((calls ? calls : 1) * sizeof *all);
-  if (!all)
-    abort();
-  size_t k = 0;
-  for (int i = 0; i < s->conc; i++) {
-    memcpy(all + k, ws[i].lat, ws[i].n * sizeof *all);
-    k += ws[i].n;
-  }
-  qsort(all, calls, sizeof *all, bench_cmp_double);
-  double ev = s->events ? (double)s->events : 1;
-  s->eps = (double)s->events / dt;
-  s->p50 = bench_pct(all, calls, 0.5);
-  s->p90 = bench_pct(all, calls, 0.9);
-  s->p99 = bench_pct(all, calls, 0.99);
-  s->p999 = bench_pct(all, calls, 0.999);
-  bench_cdf(all, calls, 1, s->cdf);
+  double ev = s->r.events ? (double)s->r.events : 1;
   s->server_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / ev : -1;
   s->client_us = (cli1 - cli0) * 1e6 / ev;
   s->syncs_per_event = syncs0 >= 0 && syncs1 >= 0 ? (syncs1 - syncs0) / ev : -1;
@@ -219,7 +184,6 @@ static int measure(PGconn *main, const pid_t *pm, int npm, worker *ws, int scen_
     double v = bench_proc_tree_pss_mb(pm[i]);
     s->pss_mb = v < 0 ? -1 : s->pss_mb + v;
   }
-  free(all);
   return 0;
 }
 
@@ -352,12 +316,12 @@ int bench_peer_pg_main(int argc, char **argv) {
       nsc++;
       if (!json) {
         printf("%-5zu %-4d | %9.0f %8.2f %8.2f %8.2f %8.2f | %8.1f %8.1f %7.3f %7.0f\n", s->bs,
-               s->conc, s->eps, s->p50, s->p90, s->p99, s->p999, s->server_us, s->client_us,
-               s->syncs_per_event, s->pss_mb);
+               s->conc, s->r.eps, s->r.p50_ms, s->r.p90_ms, s->r.p99_ms, s->r.p999_ms, s->server_us,
+               s->client_us, s->syncs_per_event, s->pss_mb);
         fflush(stdout);
       } else {
         fprintf(stderr, "  postgresql batch %2zu conc %2d: %8.0f ev/s p50 %7.2f ms p99 %7.2f ms\n",
-                s->bs, s->conc, s->eps, s->p50, s->p99);
+                s->bs, s->conc, s->r.eps, s->r.p50_ms, s->r.p99_ms);
       }
     }
   if (json && nsc) {
@@ -370,12 +334,13 @@ int bench_peer_pg_main(int argc, char **argv) {
       const scen *s = &sc[i];
       printf("%s{\"batch\":%zu,\"concurrency\":%d,\"events\":%zu,\"events_per_s\":%.0f,"
              "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f",
-             i ? "," : "", s->bs, s->conc, s->events, s->eps, s->p50, s->p90, s->p99, s->p999);
+             i ? "," : "", s->bs, s->conc, s->r.events, s->r.eps, s->r.p50_ms, s->r.p90_ms,
+             s->r.p99_ms, s->r.p999_ms);
       print_num("server_cpu_us_per_event", s->server_us, 1);
       print_num("client_cpu_us_per_event", s->client_us, 1);
       print_num("fsyncs_per_event", s->syncs_per_event, 4);
       print_num("server_pss_mb", s->pss_mb, 1);
-      bench_cdf_print(s->cdf);
+      bench_cdf_print(s->r.cdf_ms);
       printf("}");
     }
     printf("]}\n");
@@ -384,7 +349,6 @@ int bench_peer_pg_main(int argc, char **argv) {
     fprintf(stderr, "clinlog-bench pg: %s\n", err.msg);
   for (int i = 0; i < MAX_CONC; i++) {
     PQfinish(ws[i].c);
-    free(ws[i].lat);
     free(ws[i].version);
     for (int k = 0; k < BODIES; k++)
       free(ws[i].body[k].data);

@@ -209,14 +209,6 @@ void bench_sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-static void sleep_until(double t) {
-  double d = t - bench_mono();
-  if (d <= 0)
-    return;
-  struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-  nanosleep(&ts, NULL);
-}
-
 int64_t bench_wall_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -511,45 +503,6 @@ double bench_proc_tree_pss_mb(pid_t root) {
 
 /* ---------------------------------------------------------- workers */
 
-static void *run_worker(void *arg) {
-  bench_worker *w = arg;
-  pthread_barrier_wait(w->go);
-  double t_go = bench_mono();
-  for (size_t i = 0; i < w->nbatches && !w->failed; i++) {
-    cl_err err;
-    double t0 = bench_mono(), due = t0;
-    if (w->interval > 0) {
-      due = t_go + w->offset + (double)i * w->interval;
-      sleep_until(due);
-      t0 = bench_mono();
-    }
-    if (w->stop_at > 0 && bench_mono() >= w->stop_at)
-      break;
-    if (w->client) {
-      Clinlog__V1__AppendResponse *r;
-      if (cl_client_append(w->client, &w->batches[i].b, &r, NULL, &err) != 0) {
-        fprintf(stderr, "Append: %s\n", err.msg);
-        w->failed = 1;
-        break;
-      }
-      clinlog__v1__append_response__free_unpacked(r, NULL);
-    } else {
-      cl_append_result r;
-      if (cl_log_append(w->log, &w->batches[i].b, &r, &err) != 0) {
-        fprintf(stderr, "cl_log_append: %s\n", err.msg);
-        w->failed = 1;
-        break;
-      }
-      cl_append_result_free(&r);
-    }
-    double t1 = bench_mono();
-    w->sent[i] = t1 - t0;
-    w->lat[i] = t1 - (due < t0 ? due : t0); /* a late start counts (no coordinated omission) */
-    w->done = i + 1;
-  }
-  return NULL;
-}
-
 int bench_lat_push(double **v, size_t *n, size_t *cap, double x) {
   if (*n == *cap) {
     size_t c = *cap ? *cap * 2 : 4096;
@@ -597,85 +550,177 @@ void bench_cdf_print(const double cdf_ms[BENCH_CDF_N]) {
   printf("]");
 }
 
-bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_log *log) {
-  pthread_barrier_t go;
-  pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
-  size_t calls = 0;
-  for (int i = 0; i < threads; i++) {
-    ws[i].client = client;
-    ws[i].log = log;
-    ws[i].go = &go;
-    ws[i].failed = 0;
-    ws[i].done = 0;
-    calls += ws[i].nbatches;
-    pthread_create(&ws[i].t, NULL, run_worker, &ws[i]);
-  }
-  pthread_barrier_wait(&go);
-  double t0 = bench_mono();
+bench_result bench_result_of(const bench_load_result *l) {
   bench_result r;
   memset(&r, 0, sizeof r);
-  for (int i = 0; i < threads; i++) {
-    pthread_join(ws[i].t, NULL);
-    r.failed |= ws[i].failed;
-  }
-  double dt = bench_mono() - t0;
-  pthread_barrier_destroy(&go);
-  double *all = malloc((calls ? calls : 1) * sizeof *all);
-  if (!all)
-    abort();
-  size_t n = 0;
-  for (int i = 0; i < threads; i++) {
-    memcpy(all + n, ws[i].lat, ws[i].done * sizeof *all);
-    n += ws[i].done;
-    for (size_t k = 0; k < ws[i].done; k++)
-      r.events += ws[i].batches[k].b.n_events;
-  }
-  bench_percentiles(all, n, &r.p50_ms, &r.p99_ms);
-  bench_cdf(all, n, 1e3, r.cdf_ms);
-  r.p90_ms = bench_pct(all, n, 0.90) * 1e3;
-  r.p999_ms = bench_pct(all, n, 0.999) * 1e3;
-  n = 0;
-  for (int i = 0; i < threads; i++) {
-    memcpy(all + n, ws[i].sent, ws[i].done * sizeof *all);
-    n += ws[i].done;
-  }
-  bench_percentiles(all, n, &r.sent_p50_ms, &r.sent_p99_ms);
-  r.p50_ms *= 1e3;
-  r.p99_ms *= 1e3;
-  r.sent_p50_ms *= 1e3;
-  r.sent_p99_ms *= 1e3;
-  r.eps = (double)r.events / dt;
-  free(all);
+  r.events = l->events;
+  r.failed = l->failed;
+  r.eps = l->elapsed > 0 ? (double)l->events / l->elapsed : 0;
+  r.p50_ms = bench_pct(l->lat, l->ops, 0.5) * 1e3;
+  r.p90_ms = bench_pct(l->lat, l->ops, 0.90) * 1e3;
+  r.p99_ms = bench_pct(l->lat, l->ops, 0.99) * 1e3;
+  r.p999_ms = bench_pct(l->lat, l->ops, 0.999) * 1e3;
+  bench_cdf(l->lat, l->ops, 1e3, r.cdf_ms);
+  r.sent_p50_ms = bench_pct(l->sent, l->ops, 0.5) * 1e3;
+  r.sent_p99_ms = bench_pct(l->sent, l->ops, 0.99) * 1e3;
   return r;
 }
 
-bench_worker *bench_workers_make(int threads, size_t per, size_t bs, const cl_signer *key,
-                                 unsigned *seed) {
-  bench_worker *ws = calloc((size_t)threads, sizeof *ws);
-  if (!ws)
-    abort();
-  for (int t = 0; t < threads; t++) {
-    ws[t].batches = calloc(per, sizeof *ws[t].batches);
-    ws[t].lat = calloc(per, sizeof *ws[t].lat);
-    ws[t].sent = calloc(per, sizeof *ws[t].sent);
-    if (!ws[t].batches || !ws[t].lat || !ws[t].sent)
-      abort();
-    ws[t].nbatches = per;
-    for (size_t k = 0; k < per; k++)
-      bench_batch_make(&ws[t].batches[k], bs, key, seed);
-  }
-  return ws;
+int bench_load_closed(int threads, void *ctx, size_t ctx_size, bench_load_fn prep,
+                      bench_load_fn call, double seconds, bench_result *r, char *why, size_t whyn) {
+  bench_load l = {.threads = threads,
+                  .ctx = ctx,
+                  .ctx_size = ctx_size,
+                  .prep = prep,
+                  .call = call,
+                  .seconds = seconds};
+  bench_load_result lr;
+  int rc = bench_load_run(&l, &lr);
+  *r = bench_result_of(&lr);
+  snprintf(why, whyn, "%s", lr.why);
+  bench_load_result_free(&lr);
+  return rc;
 }
 
-void bench_workers_free(bench_worker *ws, int threads) {
-  for (int t = 0; t < threads; t++) {
-    for (size_t k = 0; k < ws[t].nbatches; k++)
-      bench_batch_free(&ws[t].batches[k]);
-    free(ws[t].batches);
-    free(ws[t].lat);
-    free(ws[t].sent);
+/* One filler of bench_pool_make: batches [from, to). */
+typedef struct pool_fill {
+  pthread_t t;
+  bench_pool *p;
+  size_t from, to;
+  const cl_signer *key;
+  unsigned seed;
+} pool_fill;
+
+static void *fill_pool(void *arg) {
+  pool_fill *f = arg;
+  for (size_t i = f->from; i < f->to; i++)
+    bench_batch_make(&f->p->b[i], f->p->bs, f->key, &f->seed);
+  return NULL;
+}
+
+void bench_pool_make(bench_pool *p, size_t n, size_t bs, const cl_signer *key, unsigned *seed) {
+  memset(p, 0, sizeof *p);
+  p->b = calloc(n ? n : 1, sizeof *p->b);
+  if (!p->b)
+    abort();
+  p->n = n;
+  p->bs = bs;
+  atomic_init(&p->next, 0);
+  atomic_init(&p->live, 0);
+  /* signed on every core: it is done before the clock starts */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  pool_fill f[4];
+  int nf = cores < 1 ? 1 : cores > 4 ? 4 : (int)cores;
+  for (int i = 0; i < nf; i++) {
+    f[i] = (pool_fill){.p = p,
+                       .from = n * (size_t)i / (size_t)nf,
+                       .to = n * (size_t)(i + 1) / (size_t)nf,
+                       .key = key,
+                       .seed = (unsigned)rand_r(seed)};
+    if (i && pthread_create(&f[i].t, NULL, fill_pool, &f[i]) != 0)
+      abort();
   }
-  free(ws);
+  fill_pool(&f[0]);
+  for (int i = 1; i < nf; i++)
+    pthread_join(f[i].t, NULL);
+}
+
+void bench_pool_rewind(bench_pool *p) {
+  atomic_store(&p->next, 0);
+  atomic_store(&p->live, 0);
+}
+
+void bench_pool_free(bench_pool *p) {
+  for (size_t i = 0; i < p->n; i++)
+    bench_batch_free(&p->b[i]);
+  free(p->b);
+  p->b = NULL;
+  p->n = 0;
+}
+
+/* One appending thread of bench_append_run. */
+typedef struct appender {
+  cl_client *client; /* gRPC, or */
+  cl_log *log;       /* store level */
+  bench_pool *pool;
+  const cl_signer *key; /* NULL: the pool is all there is */
+  unsigned seed;
+  const bench_batch *cur; /* what the next call appends */
+  bench_batch own;        /* signed in the loop */
+  int have_own;
+} appender;
+
+/* prep: the next batch of the pool, or one signed now. */
+static int append_prep(void *ctx, size_t *events, char *why, size_t whyn) {
+  (void)events, (void)why, (void)whyn;
+  appender *a = ctx;
+  size_t i = atomic_fetch_add(&a->pool->next, 1);
+  if (i < a->pool->n) {
+    a->cur = &a->pool->b[i];
+    return 0;
+  }
+  if (!a->key)
+    return 1;
+  if (a->have_own)
+    bench_batch_free(&a->own);
+  bench_batch_make(&a->own, a->pool->bs, a->key, &a->seed);
+  a->have_own = 1;
+  a->cur = &a->own;
+  atomic_fetch_add(&a->pool->live, 1);
+  return 0;
+}
+
+static int append_call(void *ctx, size_t *events, char *why, size_t whyn) {
+  appender *a = ctx;
+  cl_err err;
+  if (a->client) {
+    Clinlog__V1__AppendResponse *r;
+    if (cl_client_append(a->client, &a->cur->b, &r, NULL, &err) != 0) {
+      snprintf(why, whyn, "Append: %s", err.msg);
+      return -1;
+    }
+    clinlog__v1__append_response__free_unpacked(r, NULL);
+  } else {
+    cl_append_result r;
+    if (cl_log_append(a->log, &a->cur->b, &r, &err) != 0) {
+      snprintf(why, whyn, "cl_log_append: %s", err.msg);
+      return -1;
+    }
+    cl_append_result_free(&r);
+  }
+  *events = a->cur->b.n_events;
+  return 0;
+}
+
+bench_result bench_append_run(bench_pool *pool, int threads, cl_client *client, cl_log *log,
+                              double seconds, double interval, const cl_signer *key) {
+  appender *as = calloc(threads > 0 ? (size_t)threads : 1, sizeof *as);
+  if (!as)
+    abort();
+  for (int i = 0; i < threads; i++) {
+    as[i].client = client;
+    as[i].log = log;
+    as[i].pool = pool;
+    as[i].key = key;
+    as[i].seed = 7919u * (unsigned)(i + 1) + (unsigned)pool->n;
+  }
+  bench_load l = {.threads = threads,
+                  .ctx = as,
+                  .ctx_size = sizeof *as,
+                  .prep = append_prep,
+                  .call = append_call,
+                  .seconds = seconds,
+                  .interval = interval};
+  bench_load_result lr;
+  if (bench_load_run(&l, &lr) != 0)
+    fprintf(stderr, "clinlog-bench: %s\n", lr.why);
+  bench_result r = bench_result_of(&lr);
+  bench_load_result_free(&lr);
+  for (int i = 0; i < threads; i++)
+    if (as[i].have_own)
+      bench_batch_free(&as[i].own);
+  free(as);
+  return r;
 }
 
 /* ---------------------------------------------------------- processes */

@@ -1,15 +1,18 @@
 /* What the clinlogd benchmarks (bench_grpc.c, bench_cluster.c) share:
- * pre-signed batches, append workers and their latency percentiles, and the
- * child processes they run (clinlogd, clinlog init). */
+ * pre-signed batches, appends through the load generator (bench/loadgen.h)
+ * and their latency percentiles, and the child processes they run
+ * (clinlogd, clinlog init). */
 #ifndef CL_BENCH_BENCHUTIL_H
 #define CL_BENCH_BENCHUTIL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "adapters/grpc/client.h"
+#include "bench/loadgen.h"
 #include "store/keys.h"
 #include "store/log.h"
 
@@ -63,24 +66,23 @@ int bench_feed_open(bench_feed *f, const char *cmd, const char *base, const char
                     const char *display, int nports);
 void bench_feed_close(bench_feed *f);
 
-/* ---- append workers ---- */
+/* ---- appends through the load generator (bench/loadgen.h) ---- */
 
-typedef struct bench_worker {
-  pthread_t t;
-  cl_client *client; /* gRPC, or */
-  cl_log *log;       /* store level */
-  bench_batch *batches;
-  size_t nbatches;
-  double *lat;     /* seconds, one per batch done */
-  double *sent;    /* the same from the actual send (differs when open loop) */
-  size_t done;     /* batches appended */
-  double interval; /* > 0: open loop, one batch every `interval` seconds,
-                      latency counted from its scheduled start */
-  double offset;   /* first scheduled start, seconds after the go */
-  double stop_at;  /* > 0: stop at this bench_mono() time */
-  int failed;
-  pthread_barrier_t *go;
-} bench_worker;
+/* Pre-signed batches of `bs` events a run's threads share, each taken once
+ * in order (an event id is appended once per log). */
+typedef struct bench_pool {
+  bench_batch *b;
+  size_t n, bs;
+  atomic_size_t next; /* the next batch to take */
+  atomic_size_t live; /* batches signed in the loop since the last rewind,
+                         every one of the n being taken */
+} bench_pool;
+
+/* n batches of bs fresh events signed by key. Aborts when out of memory. */
+void bench_pool_make(bench_pool *p, size_t n, size_t bs, const cl_signer *key, unsigned *seed);
+/* The same batches from the first again (for another log), live reset. */
+void bench_pool_rewind(bench_pool *p);
+void bench_pool_free(bench_pool *p);
 
 /* A latency CDF as the benches export it: the latency at BENCH_CDF_N fixed
  * quantiles (bench_cdf_q, 0.001 to 1, dense in the tail where systems
@@ -105,15 +107,26 @@ typedef struct bench_result {
   int failed;
 } bench_result;
 
-/* `threads` workers with `per` batches of `bs` events each; interval, offset
- * and stop_at are 0 (closed loop, run to the end). */
-bench_worker *bench_workers_make(int threads, size_t per, size_t bs, const cl_signer *key,
-                                 unsigned *seed);
-void bench_workers_free(bench_worker *ws, int threads);
+/* The figures of a load generator run (l: its latencies in seconds, sorted):
+ * events/s over its elapsed time, percentiles and CDF in ms. */
+bench_result bench_result_of(const bench_load_result *l);
 
-/* Runs the workers at once through `client` (or `log`) and returns events/s
- * over the wall time and the p50/p99 latency of the batches done. */
-bench_result bench_drive(bench_worker *ws, int threads, cl_client *client, cl_log *log);
+/* Runs `threads` threads of `call` (after `prep`, may be NULL) with the
+ * contexts ctx + i * ctx_size, closed loop for `seconds` (bench/loadgen.h),
+ * into *r. 0, or -1 with why set ("thread N: ..."; *r keeps the calls done
+ * before the failure). */
+int bench_load_closed(int threads, void *ctx, size_t ctx_size, bench_load_fn prep,
+                      bench_load_fn call, double seconds, bench_result *r, char *why, size_t whyn);
+
+/* Appends batches of `pool` through `client` (gRPC) or `log` (store level)
+ * on `threads` threads for `seconds` (interval > 0: open loop, one batch per
+ * thread every `interval` seconds; bench/loadgen.h). When every batch of the
+ * pool is taken, a thread signs its next batch with `key` before the call
+ * (outside its latency, inside the run's time; pool->live counts them), or
+ * stops when key is NULL (a fixed set of batches). A failure is printed
+ * ("clinlog-bench: Append: thread N: why") and sets the result's failed. */
+bench_result bench_append_run(bench_pool *pool, int threads, cl_client *client, cl_log *log,
+                              double seconds, double interval, const cl_signer *key);
 
 /* Appends x to the growing array *v (n used, cap allocated; both 0 and *v
  * NULL at first; the caller frees *v). 0, or -1 when out of memory (*v is

@@ -846,10 +846,15 @@ class TestBenchSteps(unittest.TestCase):
             self.check_cdf(s, s["p50_ms"], s["p99_ms"])
 
     def test_clinlog_fsyncs_cpu_and_cdf(self):
-        out = self.run_bench("unary", ["grpc", "--quick", "--only", "unary",
+        out = self.run_bench("unary", ["grpc", "--quick", "--only", "unary", "--seconds", "0.5",
                                        "--clinlogd", common.CLINLOGD])
         perf = perf_counts_syscalls()
+        self.assertEqual([(x["batch"], x["concurrency"]) for x in out["append"]],
+                         [(1, 1), (1, 16), (1, 64), (64, 1), (64, 16), (64, 64)])
         for row in out["append"]:
+            # the load generator's fixed time, as the peers' (--seconds)
+            self.assertEqual(row["seconds"], 0.5)
+            self.assertGreater(row["store_events_per_s"], 0)
             self.check_cdf(row, row["grpc_p50_ms"], row["grpc_p99_ms"])
             self.assertGreater(row["server_cpu_us_per_event"], 0)
             if perf:
