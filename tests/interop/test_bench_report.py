@@ -859,6 +859,11 @@ class TestBenchSteps(unittest.TestCase):
             self.assertGreater(row["server_cpu_us_per_event"], 0)
             if perf:
                 self.assertIn("fsyncs_per_event", row)
+            # by thread: every append goes through a worker and the Raft loop
+            th = {g["name"]: g for g in row["server_threads"]}
+            self.assertIn("api:worker", th, row)
+            self.assertIn("raft", th, row)
+            self.assertFalse([n for n in th if any(c.isdigit() for c in n)], th)
         if perf:
             one = [x for x in out["append"] if x["batch"] == 1 and x["concurrency"] == 1][0]
             # one event a call, one caller: every append its own durable write
