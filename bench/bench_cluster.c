@@ -27,7 +27,7 @@
  *    calls per event of the three (perf stat on the syscall tracepoints,
  *    bench/syscount.h; left out when perf cannot count), and each node's
  *    peak RSS (VmHWM) after the scenarios.
- *    Each scenario runs S seconds (--seconds; 5, --quick 2: the time
+ *    Each scenario runs S seconds (--seconds; 5, --quick 1: the time
  *    clinlog-bench etcd and pg give each of theirs), driven by the load
  *    generator the peers use (bench/loadgen.h), batches signed before the
  *    clock (a pool sized above this machine's rates; should a run use it
@@ -444,7 +444,7 @@ int bench_cluster_main(int argc, char **argv) {
       return usage();
   }
   if (e.seconds <= 0)
-    e.seconds = e.quick ? 2 : 5;
+    e.seconds = e.quick ? 1 : 5;
   if (set_exe(e.clinlogd, sizeof e.clinlogd, exe_d, argv[0], "clinlogd") ||
       set_exe(e.clinlog, sizeof e.clinlog, exe_c, argv[0], "clinlog"))
     return 1;

@@ -10,7 +10,7 @@
  * client is the C-core client library (adapters/grpc/client.h) on the same
  * machine; concurrency is threads, each with its own calls on one shared
  * channel, driven by the load generator the peers use (bench/loadgen.h:
- * closed loop, S seconds per scenario, --seconds; 5, --quick 2, as
+ * closed loop, S seconds per scenario, --seconds; 5, --quick 1, as
  * clinlog-bench pg and etcd). Batches are signed (one batch signature)
  * before the clock starts: a pool per scenario sized above this machine's
  * rates (pool_batches), the same batches appended through gRPC, then by the
@@ -222,7 +222,7 @@ int bench_grpc_main(int argc, char **argv) {
     }
   }
   if (seconds <= 0)
-    seconds = quick ? 2 : 5;
+    seconds = quick ? 1 : 5;
   char exe[PATH_MAX + 16];
   if (bench_find_exe("grpc", exe_opt, argv[0], "clinlogd", exe, sizeof exe) != 0)
     return 1;

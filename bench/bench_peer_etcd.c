@@ -17,7 +17,7 @@
  * messages in bench/etcd/rpc.proto. One channel to the leader (found with
  * Maintenance.Status, as clinlog-bench cluster appends to clinlog's
  * leader); `conc` threads share it, each with its own calls, closed loop,
- * for S seconds (5; --quick 2) per scenario, driven by the load generator
+ * for S seconds (5; --quick 1) per scenario, driven by the load generator
  * clinlog's scenarios use (bench/loadgen.h; the key is made before the
  * Put's clock starts). Each Put writes a new key
  * ("ev/" and 32 hex digits of a fresh random id: an append, nothing
@@ -145,7 +145,7 @@ int bench_peer_etcd_main(int argc, char **argv) {
   if (bench_etcd_args(argc, argv, &base, &etcd_opt, &quick, &json, &seconds) != 0)
     return usage();
   if (seconds <= 0)
-    seconds = quick ? 2 : 5;
+    seconds = quick ? 1 : 5;
   char etcd[PATH_MAX];
   int prep = bench_etcd_prepare("clinlog-bench etcd", etcd_opt, base, etcd, sizeof etcd);
   if (prep != 0)

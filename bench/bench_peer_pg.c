@@ -14,7 +14,7 @@
  * a stream's versions are dense and unique. Scenarios: transactions of 1
  * event (one INSERT, autocommit) and of 64 events (one multi-row INSERT,
  * one transaction), at 1, 16 and 64 connections, each driven by its own
- * thread in a closed loop for S seconds (5; --quick 2) by the load
+ * thread in a closed loop for S seconds (5; --quick 1) by the load
  * generator clinlog's own scenarios use (bench/loadgen.h; a transaction's
  * rows are made before its clock starts, as clinlog's batches are signed
  * before theirs). The body is a
@@ -245,7 +245,7 @@ int bench_peer_pg_main(int argc, char **argv) {
     }
   }
   if (seconds <= 0)
-    seconds = quick ? 2 : 5;
+    seconds = quick ? 1 : 5;
   const char *why = bench_pg_missing();
   if (why) {
     fprintf(stderr, "clinlog-bench pg: %s\n", why);
