@@ -263,27 +263,13 @@ static int read_stat(pid_t pid, double t[4], pid_t *ppid) {
 }
 
 double bench_threads_cpu_s(const char *prefix) {
-  DIR *d = opendir("/proc/self/task");
-  if (!d)
+  bench_threads t;
+  if (bench_threads_snap(getpid(), &t) != 0)
     return -1;
   double sum = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.')
-      continue;
-    char path[300], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-      continue;
-    int got = fgets(comm, sizeof comm, f) != NULL;
-    fclose(f);
-    double t[4];
-    snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-    if (got && strncmp(comm, prefix, strlen(prefix)) == 0 && read_stat_at(path, t, NULL) == 0)
-      sum += t[0] + t[1];
-  }
-  closedir(d);
+  for (int i = 0; i < t.n; i++)
+    if (strncmp(t.g[i].name, prefix, strlen(prefix)) == 0)
+      sum += t.g[i].cpu_s;
   return sum;
 }
 

@@ -153,7 +153,8 @@ double bench_proc_tree_cpu_s(pid_t root);
 /* The parent of `pid`, or -1. */
 pid_t bench_proc_ppid(pid_t pid);
 /* User + system CPU seconds of this process's live threads whose name
- * (comm) starts with `prefix` (/proc/self/task), or -1. */
+ * (comm, digits dropped as by bench_threads_snap) starts with `prefix`,
+ * or -1. */
 double bench_threads_cpu_s(const char *prefix);
 /* Where a process's CPU goes: its threads grouped by name (digits
  * dropped: "rocksdb:high0" and "rocksdb:high1" are "rocksdb:high"), each
