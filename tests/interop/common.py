@@ -289,7 +289,8 @@ def _die_with_parent():
 # random start, so a port just closed is not reused at once, and the odd port
 # above each stays free for the Raft listener clinlogd puts there by default
 # (which may bind after the API reports it is listening).
-PORT_SLICES = {"interop": (20000, 26000), "cluster": (26000, 32000)}
+PORT_SLICES = {"interop": (20000, 23000), "interop_b": (23000, 26000),
+               "cluster": (26000, 32000)}
 _port_range = (20000, 32000)
 _port_next = None
 _port_lock = threading.Lock()
