@@ -459,7 +459,7 @@ static int measure(PGconn *c, int q, const bench_fhir_note *nt, const bench_fhir
     free(got);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
-  char stmt[8];
+  char stmt[16];
   snprintf(stmt, sizeof stmt, "q%d", q);
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -526,7 +526,7 @@ static int queries(PGconn *c, const bench_fhir_pg_args *a, cl_err *err) {
   everything_sql(every, sizeof every);
   int rc = 0;
   for (int q = 0; rc == 0 && q < NQ; q++) {
-    char stmt[8];
+    char stmt[16];
     snprintf(stmt, sizeof stmt, "q%d", q);
     PGresult *r = PQprepare(c, stmt, QUERIES[q].sql ? QUERIES[q].sql : every, 0, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)

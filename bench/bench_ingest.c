@@ -50,7 +50,7 @@ int bench_ingest_main(int argc, char **argv);
 typedef struct rdg { /* one reading, as JSON and as the peer's row */
   char *json;
   int device, sys, dia, battery; /* battery < 0: none */
-  char reading[24];
+  char reading[48];
   int64_t t; /* unix seconds */
 } rdg;
 

@@ -653,7 +653,7 @@ static int check_provenance(void *ctx, cl_fhir_resource *r, cl_err *err) {
   json_t *targets = json_object_get(got, "target");
   cr_assert_gt(json_array_size(targets), 0);
   for (size_t i = 0; i < json_array_size(targets); i++) {
-    char ref[256], *slash, *hist;
+    char ref[256], *slash, *hist = NULL;
     snprintf(ref, sizeof ref, "%s",
              json_string_value(json_object_get(json_array_get(targets, i), "reference")));
     cr_assert((slash = strchr(ref, '/')) && (hist = strstr(ref, "/_history/")), "%s", ref);
