@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,8 +45,12 @@ static void start_server(void) {
   S.pid = fork();
   cr_assert(S.pid >= 0);
   if (S.pid == 0) {
+    /* never outlive the test: a server left behind would hold ctest's
+     * output pipe open until ctest's own timeout */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd >= 0) {
+      dup2(fd, 1);
       dup2(fd, 2);
       close(fd);
     }
@@ -55,9 +60,10 @@ static void start_server(void) {
           "--audit", "off", (char *)NULL);
     _exit(127);
   }
-  /* the port is in the log line "listening on 127.0.0.1:PORT" */
+  /* the port is in the log line "listening on 127.0.0.1:PORT"; up to 60 s:
+   * under the sanitizers beside the long suites the start takes over 15 */
   int port = 0;
-  for (int i = 0; i < 300 && !port; i++) {
+  for (int i = 0; i < 1200 && !port; i++) {
     size_t len = 0;
     uint8_t *text = cl_test_read_file(logpath, &len);
     if (text) {
@@ -76,7 +82,11 @@ static void start_server(void) {
     if (!port)
       sleep_ms(50);
   }
-  cr_assert(port > 0, "clinlogd did not report its port");
+  if (port <= 0) {
+    kill(S.pid, SIGKILL);
+    waitpid(S.pid, NULL, 0);
+    cr_assert_fail("clinlogd did not report its port within 60 s (its log: %s)", logpath);
+  }
   snprintf(S.target, sizeof S.target, "127.0.0.1:%d", port);
   cl_client_options o;
   cl_client_options_init(&o);
@@ -110,7 +120,7 @@ static void stop_server(void) {
   free(S.logdir);
 }
 
-TestSuite(grpc_client, .init = start_server, .fini = stop_server, .timeout = 30);
+TestSuite(grpc_client, .init = start_server, .fini = stop_server, .timeout = 120);
 
 /* --------------------------------------------------------- batches */
 
