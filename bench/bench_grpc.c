@@ -319,7 +319,8 @@ int bench_grpc_main(int argc, char **argv) {
       double srv1 = bench_proc_cpu_s(srv.pid), cli1 = bench_self_cpu_s();
       if (th_ok && bench_threads_snap(srv.pid, &th1) == 0)
         bench_threads_delta(&th0, &th1, &thd);
-      double syncs = bench_syscount_stop(&sync_count);
+      bench_syscalls sc;
+      double syncs = bench_syscount_stop_all(&sync_count, &sc);
       double gev = g.events ? (double)g.events : 1;
       double srv_us = srv0 >= 0 && srv1 >= 0 ? (srv1 - srv0) * 1e6 / gev : -1;
       double cli_us = (cli1 - cli0) * 1e6 / gev;
@@ -351,14 +352,17 @@ int bench_grpc_main(int argc, char **argv) {
         printf(",\"seconds\":%.1f,\"grpc_signed_in_loop\":%zu,\"store_signed_in_loop\":%zu",
                seconds, g_live, s_live);
         bench_threads_json(&thd, gev);
+        bench_syscalls_json(&sc, gev);
         bench_cdf_print(g.cdf_ms); /* the gRPC calls' */
         printf("}");
         first = 0;
       } else {
         printf("%-5zu %-4d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.2f\n", bs, conc, g.eps,
                g.p50_ms, g.p99_ms, s.eps, s.p50_ms, s.p99_ms, ratio);
-        if ((bs == 1 && conc == 64) || (bs == 64 && conc == 16)) /* the report's two */
+        if ((bs == 1 && conc == 64) || (bs == 64 && conc == 16)) { /* the report's two */
           bench_threads_print(&thd, gev, "event");
+          bench_syscalls_print(&sc, gev, "event");
+        }
       }
       fflush(stdout);
     }

@@ -677,4 +677,38 @@ def threads_section(r):
                                   _f(sum(g["switches"] for g in th), 1)))
     w("| all | %s |" % " | ".join(cells))
     w("")
+    L.extend(_syscalls_table(r))
+    return L
+
+
+# the kinds of "server_syscalls" (bench/syscount.h), in its order
+SYSCALL_KINDS = ("futex", "write", "read", "sock", "poll", "sync", "aio", "random", "memory",
+                 "sleep")
+
+
+def _syscalls_table(r):
+    """The syscalls per event of the single-event and batched append
+    scenarios, by kind (bench/syscount.h), or nothing when not counted."""
+    app = (r.get("clinlog_single") or {}).get("append")
+    sc = []
+    for batch, conc in ((1, 64), (64, 16)):
+        row = _get(app, batch=batch, concurrency=conc) or {}
+        if row.get("server_syscalls"):
+            sc.append(("1 event a call, conc %d" % conc if batch == 1 else
+                       "batches of %d, conc %d" % (batch, conc), row["server_syscalls"]))
+    if not sc:
+        return []
+    L = ["clinlogd's syscalls per event by kind, from `perf stat` on the syscall tracepoints "
+         "over the same scenarios (bench/syscount.h: futex is thread hand-offs and contended "
+         "locks; write is RocksDB's WAL and the eventfd wake-ups of gRPC's and libuv's loops; "
+         "sock is gRPC's socket I/O; sync is the durable writes); kinds under 0.05 left out.",
+         "",
+         "| syscalls | " + " | ".join("%s: per event" % lab for lab, _ in sc) + " |",
+         "|---|" + "---|" * len(sc)]
+    for k in SYSCALL_KINDS:
+        if all((c.get(k) or 0) < 0.05 for _, c in sc):
+            continue
+        L.append("| %s | %s |" % (k, " | ".join(_f(c.get(k), 2) for _, c in sc)))
+    L.append("| all | %s |" % " | ".join(_f(c.get("all"), 2) for _, c in sc))
+    L.append("")
     return L

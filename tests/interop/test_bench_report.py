@@ -709,6 +709,28 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("| `ended` | — | — | 260 (0.0) |", sec)
         self.assertIn("| all | 238 (4.7) | 33 (0.1) | 410 (1.6) |", sec)
         self.assertNotIn("timer_manager", sec)  # under 1 % everywhere
+        self.assertNotIn("syscalls per event", sec)  # not counted in this run
+
+    def test_syscalls_by_kind(self):
+        res = copy.deepcopy(CANNED)
+        th = [{"name": "api:worker", "cpu_us": 120.0, "switches": 3.3}]
+        one = _get_row(res["clinlog_single"]["append"], 1, 64)
+        one["server_threads"] = th
+        one["server_syscalls"] = {"all": 31.5, "futex": 9.25, "write": 4.0, "sock": 3.5,
+                                  "sync": 0.04, "random": 2.0}
+        _get_row(res["clinlog_single"]["append"], 64, 16)["server_syscalls"] = {
+            "all": 1.2, "futex": 0.1, "write": 0.06, "sync": 0.02}
+        _, text = self.report(res)
+        sec = text.split("## Where clinlogd's CPU goes, by thread")[1].split("\n## ")[0]
+        self.assertIn("| syscalls | 1 event a call, conc 64: per event | batches of 64, conc 16: "
+                      "per event |", sec)
+        self.assertIn("| futex | 9.25 | 0.10 |", sec)
+        self.assertIn("| write | 4.00 | 0.06 |", sec)
+        self.assertIn("| sock | 3.50 | — |", sec)
+        self.assertIn("| random | 2.00 | — |", sec)
+        self.assertIn("| all | 31.50 | 1.20 |", sec)
+        self.assertNotIn("| sync |", sec)  # under 0.05 in both
+        self.assertNotIn("| poll |", sec)  # not counted
 
     def test_plots(self):
         if not shutil.which("gnuplot"):
@@ -859,6 +881,13 @@ class TestBenchSteps(unittest.TestCase):
             self.assertGreater(row["server_cpu_us_per_event"], 0)
             if perf:
                 self.assertIn("fsyncs_per_event", row)
+                # every syscall, and the kinds (a part of them) each counted
+                sc = row["server_syscalls"]
+                self.assertEqual(set(sc), {"all", "futex", "write", "read", "sock", "poll", "sync",
+                                           "aio", "random", "memory", "sleep"}, row)
+                self.assertGreaterEqual(sc["all"] + 0.01,
+                                        sum(v for k, v in sc.items() if k != "all"), sc)
+                self.assertAlmostEqual(sc["sync"], row["fsyncs_per_event"], delta=0.01)
             # by thread: every append goes through a worker and the Raft loop
             th = {g["name"]: g for g in row["server_threads"]}
             self.assertIn("api:worker", th, row)
@@ -868,6 +897,8 @@ class TestBenchSteps(unittest.TestCase):
             one = [x for x in out["append"] if x["batch"] == 1 and x["concurrency"] == 1][0]
             # one event a call, one caller: every append its own durable write
             self.assertGreaterEqual(one["fsyncs_per_event"], 0.9)
+            # and its own request read off the socket and answer written
+            self.assertGreaterEqual(one["server_syscalls"]["sock"], 1.0, one)
             b64 = [x for x in out["append"] if x["batch"] == 64 and x["concurrency"] == 1][0]
             self.assertLess(b64["fsyncs_per_event"], 0.25)
 
