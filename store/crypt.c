@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "store/alloc.h"
 
@@ -29,7 +30,7 @@ void cl_derive_fixed_seal_key(const uint8_t *master, uint8_t *seal_key) {
 
 void cl_secret_seal(const uint8_t *seal_key, const char *what, const uint8_t *plain, size_t n,
                     uint8_t *out) {
-  randombytes_buf(out, CL_NONCE_SIZE);
+  cl_random_buf(out, CL_NONCE_SIZE);
   crypto_aead_xchacha20poly1305_ietf_encrypt(out + CL_NONCE_SIZE, NULL, plain, n,
                                              (const uint8_t *)what, strlen(what) + 1, NULL, out,
                                              seal_key);
@@ -61,7 +62,7 @@ void cl_wrap_key(const uint8_t *wk, const uint8_t tag[32], const uint8_t *key,
                  uint8_t out[CL_WRAPPED_KEY_SIZE]) {
   uint8_t ad[sizeof WRAP_AD + 32];
   wrap_ad(tag, ad);
-  randombytes_buf(out, 24);
+  cl_random_buf(out, 24);
   crypto_aead_xchacha20poly1305_ietf_encrypt(out + 24, NULL, key, 32, ad, sizeof ad, NULL, out, wk);
 }
 
@@ -99,7 +100,7 @@ void cl_event_ad(const uint8_t tag[32], const uint8_t id[16], uint8_t ad[48]) {
 void cl_event_seal(const uint8_t *key, const uint8_t tag[32], const uint8_t id[16],
                    const uint8_t *plain, size_t n, uint8_t nonce[CL_NONCE_SIZE], uint8_t *ct) {
   uint8_t ad[48];
-  randombytes_buf(nonce, CL_NONCE_SIZE);
+  cl_random_buf(nonce, CL_NONCE_SIZE);
   cl_event_ad(tag, id, ad);
   crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, plain, n, ad, sizeof ad, NULL, nonce, key);
 }
@@ -220,4 +221,55 @@ uint8_t *cl_secure_scratch(int slot, size_t n) {
     s->cap[slot] = cap;
   }
   return s->p[slot];
+}
+
+/* ------------------------------------------------- buffered random bytes */
+
+/* One page, wiped in a forked child (then `left` is 0: refill). */
+typedef struct rand_buf {
+  uint64_t left; /* bytes of buf not handed out yet: the last `left` */
+  uint8_t buf[4096 - sizeof(uint64_t)];
+} rand_buf;
+
+static pthread_key_t rand_key;
+static pthread_once_t rand_once = PTHREAD_ONCE_INIT;
+static int rand_ok; /* the key exists */
+
+static void rand_free(void *v) { munmap(v, sizeof(rand_buf)); }
+
+static void rand_init(void) { rand_ok = pthread_key_create(&rand_key, rand_free) == 0; }
+
+/* This thread's buffer, made on first use; NULL when it cannot be made
+ * fork-safe (the caller then asks the kernel each time). */
+static rand_buf *rand_buffer(void) {
+  pthread_once(&rand_once, rand_init);
+  if (!rand_ok)
+    return NULL;
+  rand_buf *r = pthread_getspecific(rand_key);
+  if (r)
+    return r;
+  r = mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r == MAP_FAILED)
+    return NULL;
+  if (madvise(r, sizeof *r, MADV_WIPEONFORK) != 0 || pthread_setspecific(rand_key, r) != 0) {
+    munmap(r, sizeof *r);
+    return NULL;
+  }
+  return r; /* left = 0: filled below */
+}
+
+void cl_random_buf(uint8_t *out, size_t n) {
+  rand_buf *r = n <= 256 ? rand_buffer() : NULL;
+  if (!r) {
+    randombytes_buf(out, n);
+    return;
+  }
+  if (r->left < n) {
+    randombytes_buf(r->buf, sizeof r->buf);
+    r->left = sizeof r->buf;
+  }
+  uint8_t *p = r->buf + sizeof r->buf - r->left;
+  memcpy(out, p, n);
+  memset(p, 0, n);
+  r->left -= n;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store/alloc.h"
+#include "store/crypt.h"
 
 /* A slot is [used: 8 bytes][key, padded to 8][value, padded to 8], so values
  * (which hold uint64_t fields) are 8-byte aligned. */
@@ -39,7 +40,8 @@ cl_hmap *cl_hmap_new(size_t key_len, size_t val_len) {
   m->voff = 8 + ROUND8(key_len);
   m->slot_len = m->voff + ROUND8(val_len);
   m->cap = 16;
-  randombytes_buf(m->sipkey, sizeof m->sipkey);
+  /* per map: keys chosen to collide in one map do not in the next */
+  cl_random_buf(m->sipkey, sizeof m->sipkey);
   m->slots = cl_calloc(m->cap, m->slot_len);
   if (!m->slots) {
     cl_free(m);

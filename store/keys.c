@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/alloc.h"
+#include "store/crypt.h"
 
 #define KEYFILE_SIZE 40
 static const char MAGIC_ED[8] = {'c', 'l', 'k', 'e', 'y', 'e', 'd', '1'};
@@ -37,7 +38,7 @@ void cl_hex(const uint8_t *p, size_t n, char *out) {
 }
 
 void cl_uuid_v4(uint8_t id[16]) {
-  randombytes_buf(id, 16);
+  cl_random_buf(id, 16);
   id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);
   id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
 }

@@ -74,7 +74,7 @@ CL_MUST_CHECK int cl_verify_batch(const uint8_t pk[CL_PUBKEY_SIZE], const uint8_
 
 /* Lowercase hex of `n` bytes into out (2n+1 bytes). */
 void cl_hex(const uint8_t *p, size_t n, char *out);
-/* A fresh random (version 4) UUID. */
+/* A fresh random (version 4) UUID, of cl_random_buf's bytes (not secret). */
 void cl_uuid_v4(uint8_t id[16]);
 /* A 16-byte id as UUID text, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (lowercase). */
 void cl_uuid_text(const uint8_t id[16], char out[37]);
