@@ -85,8 +85,14 @@ bench_connres bench_connrun_go(const bench_connrun *r, const char *cmd) {
     pthread_join(ds[i].t, NULL);
   double cpu1 = r->server > 0 ? bench_proc_cpu_s(r->server) : -1;
   bench_threads th1;
-  if (threads && bench_threads_snap(r->server, &th1) == 0)
+  if (threads && bench_threads_snap(r->server, &th1) == 0) {
     bench_threads_delta(&th0, &th1, &out.threads);
+    /* the process's CPU read with the threads', so the groups add up to it
+     * (reads a moment apart differed by a few clock ticks a run: the
+     * server is busy when the run starts) */
+    cpu0 = th0.total_s;
+    cpu1 = th1.total_s;
+  }
   double *all = NULL;
   size_t nl = 0, cap = 0;
   out.ok = 1;

@@ -145,14 +145,15 @@ uint8_t *cl_secure_scratch(int slot, size_t n);
  * ordinary memory: nonces and ids (stored or sent in the clear next to what
  * they belong to) and a hash map's seed (hmap.h). Taken from a per-thread
  * buffer of the kernel's random bytes (randombytes_buf, 4 KiB at a time),
- * so it costs no syscall: a single-event append took about four getrandom
- * calls before (nonces, two hash maps' seeds), and a syscall is dear on a
- * VM. The buffer's page is wiped in a
- * forked child (MADV_WIPEONFORK), which then refills it, so parent and
- * child never hand out the same bytes; where that is not available, and
- * for n > 256, every call asks the kernel. Handed-out bytes are erased
- * from the buffer. Never for keys kept in sodium_malloc memory (data keys,
- * the master key): those come from randombytes_buf straight into it. */
+ * so it costs no syscall: a single-event append made four to five
+ * getrandom calls before (nonces, an id, two hash maps' seeds), and a
+ * syscall is dear on a VM (docs/bench.md, syscalls per event). The
+ * buffer's page is wiped in a forked child (MADV_WIPEONFORK), which then
+ * refills it, so parent and child never hand out the same bytes; where
+ * that is not available, and for n > 256, every call asks the kernel.
+ * Handed-out bytes are erased from the buffer. Never for keys kept in
+ * sodium_malloc memory (data keys, the master key): those come from
+ * randombytes_buf straight into it. */
 void cl_random_buf(uint8_t *out, size_t n);
 
 #endif
