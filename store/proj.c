@@ -118,6 +118,8 @@ void cl_proj_close(cl_proj *p) {
   if (p->hmac)
     sodium_free(p->hmac);
   cl_hmap_free(p->spare_idx);
+  if (p->wb)
+    rocksdb_writebatch_destroy(p->wb);
   cl_free(p);
 }
 

@@ -10,34 +10,58 @@
 #include "store/alloc.h"
 #include "store/proj_int.h"
 
+/* A write in the commit's order: family, then key bytes. `pre` holds
+ * the family and the key's first 7 bytes (big-endian, zero-padded), so
+ * most comparisons of the sort are one integer compare (keys are mostly
+ * hashes); equal prefixes fall back to the whole key. */
+typedef struct ordered {
+  uint64_t pre;
+  const txn_write *w;
+} ordered;
+
+static uint64_t order_prefix(const txn_write *w) {
+  uint64_t v = (uint64_t)(w->fam & 0xff) << 56;
+  for (size_t i = 0; i < 7 && i < w->kl; i++)
+    v |= (uint64_t)w->kv[i] << (48 - 8 * i);
+  return v;
+}
+
 static int cmp_write(const void *a, const void *b) {
-  const txn_write *x = *(const txn_write *const *)a, *y = *(const txn_write *const *)b;
-  if (x->fam != y->fam)
-    return x->fam < y->fam ? -1 : 1;
+  const ordered *oa = a, *ob = b;
+  if (oa->pre != ob->pre)
+    return oa->pre < ob->pre ? -1 : 1;
+  const txn_write *x = oa->w, *y = ob->w;
   size_t m = x->kl < y->kl ? x->kl : y->kl;
   int c = memcmp(x->kv, y->kv, m);
   return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
 }
+
+/* A write batch past this many bytes is freed after its commit; a smaller
+ * one is kept for the next (cl_proj.wb): a batch grows by doubling, and
+ * each new buffer is fresh pages to fault in (a catch-up's batches are
+ * megabytes). */
+#define WB_KEEP_MAX ((size_t)8 << 20)
 
 /* Writes t's changes and `position` in one RocksDB write (t itself is
  * only read: the committing thread may read it beside). */
 static int write_txn(cl_proj_txn *t, uint64_t position, cl_err *err) {
   cl_proj *p = t->p;
   int rc = 0;
-  const txn_write **order = cl_malloc((t->n ? t->n : 1) * sizeof *order);
+  ordered *order = cl_malloc((t->n ? t->n : 1) * sizeof *order);
   if (!order)
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   if (rc == 0) {
     size_t n = 0;
     for (size_t i = 0; i < t->n; i++)
       if (!t->w[i].superseded)
-        order[n++] = &t->w[i];
+        order[n++] = (ordered){order_prefix(&t->w[i]), &t->w[i]};
     qsort(order, n, sizeof *order, cmp_write);
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *wb = p->wb ? p->wb : rocksdb_writebatch_create();
+    p->wb = NULL;
     uint8_t *sealed = NULL;
     size_t cap = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-      const txn_write *w = order[i];
+      const txn_write *w = order[i].w;
       size_t sl;
       if (w->del) {
         rocksdb_writebatch_delete_cf(wb, p->fam[w->fam], (const char *)w->kv, w->kl);
@@ -60,7 +84,14 @@ static int write_txn(cl_proj_txn *t, uint64_t position, cl_err *err) {
     char *rerr = NULL;
     if (rc == 0)
       rocksdb_write(p->db->db, p->db->wo_nosync, wb, &rerr);
-    rocksdb_writebatch_destroy(wb);
+    size_t used;
+    (void)rocksdb_writebatch_data(wb, &used);
+    if (used <= WB_KEEP_MAX) {
+      rocksdb_writebatch_clear(wb); /* keeps its buffer */
+      p->wb = wb;
+    } else {
+      rocksdb_writebatch_destroy(wb);
+    }
     if (rerr)
       rc = cl_db_error(rerr, err, "projection commit");
   }

@@ -60,6 +60,10 @@ struct cl_proj {
   cl_err werr;
   cl_proj_txn *inflight;
   cl_hmap *spare_idx; /* a finished transaction's index, emptied, for the next one (wmu) */
+  /* The last commit's write batch, cleared, for the next (write_txn's:
+   * commits never overlap). It holds only what was written: keys (hashes)
+   * and sealed or plain values, never patient data in plaintext. */
+  rocksdb_writebatch_t *wb;
 };
 
 /* A transaction's writes, kept until the commit: there they are written
