@@ -56,17 +56,13 @@ op *repl_op_new(int kind) {
   if (o) {
     o->kind = kind;
     o->refs = 2;
+    pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->cv, NULL);
   }
   return o;
 }
 
-void repl_op_unref(cl_repl *n, op *o) {
-  pthread_mutex_lock(&n->omu);
-  int last = --o->refs == 0;
-  pthread_mutex_unlock(&n->omu);
-  if (!last)
-    return;
+static void op_free(op *o) {
   if (o->pb)
     clinlog__v1__prepared_batch__free_unpacked(o->pb, NULL);
   cl_log_prefixes_free(o->pre);
@@ -77,19 +73,34 @@ void repl_op_unref(cl_repl *n, op *o) {
   if (o->r.seq || o->r.version || o->r.event_id)
     cl_append_result_free(&o->r);
   pthread_cond_destroy(&o->cv);
+  pthread_mutex_destroy(&o->mu);
   free(o);
+}
+
+void repl_op_unref(cl_repl *n, op *o) {
+  (void)n;
+  pthread_mutex_lock(&o->mu);
+  int last = --o->refs == 0;
+  pthread_mutex_unlock(&o->mu);
+  if (last)
+    op_free(o);
 }
 
 /* Loop: the operation is finished (rc, err and results set). */
 void repl_op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
-  pthread_mutex_lock(&n->omu);
+  (void)n;
+  pthread_mutex_lock(&o->mu);
   o->rc = rc;
   if (rc && err)
     o->err = *err;
   o->done = 1;
-  pthread_cond_signal(&o->cv); /* one waiter, not every caller in flight */
-  pthread_mutex_unlock(&n->omu);
-  repl_op_unref(n, o);
+  pthread_cond_signal(&o->cv);
+  /* the loop's reference, dropped under the same lock: taking it again
+   * would meet the woken caller */
+  int last = --o->refs == 0;
+  pthread_mutex_unlock(&o->mu);
+  if (last) /* the caller gave up waiting (deadline) and let go already */
+    op_free(o);
 }
 
 void repl_op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) {
@@ -108,10 +119,10 @@ int repl_op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
   pthread_mutex_lock(&n->qmu);
   if (n->stopping) {
     pthread_mutex_unlock(&n->qmu);
-    pthread_mutex_lock(&n->omu);
+    pthread_mutex_lock(&o->mu);
     o->refs--; /* the loop never sees it; the caller's repl_op_unref frees it */
     o->done = 1;
-    pthread_mutex_unlock(&n->omu);
+    pthread_mutex_unlock(&o->mu);
     return cl_err_set(err, CL_EUNAVAILABLE, "node is stopping");
   }
   if (n->qtail)
@@ -121,20 +132,20 @@ int repl_op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
   n->qtail = o;
   pthread_mutex_unlock(&n->qmu);
   uv_async_send(&n->async);
-  pthread_mutex_lock(&n->omu);
+  pthread_mutex_lock(&o->mu);
   int timed_out = 0;
   while (!o->done && !timed_out) {
     if (deadline_ms) {
       struct timespec ts = {deadline_ms / 1000, (deadline_ms % 1000) * 1000000};
-      timed_out = pthread_cond_timedwait(&o->cv, &n->omu, &ts) == ETIMEDOUT && !o->done;
+      timed_out = pthread_cond_timedwait(&o->cv, &o->mu, &ts) == ETIMEDOUT && !o->done;
     } else {
-      pthread_cond_wait(&o->cv, &n->omu);
+      pthread_cond_wait(&o->cv, &o->mu);
     }
   }
   int rc = o->done ? o->rc : cl_err_set(err, CL_ETIMEDOUT, "deadline passed while replicating");
   if (o->done && rc && err)
     *err = o->err;
-  pthread_mutex_unlock(&n->omu);
+  pthread_mutex_unlock(&o->mu);
   return rc;
 }
 
@@ -579,7 +590,6 @@ int cl_repl_start(const cl_repl_options *o, cl_repl **out, cl_err *err) {
            CL_RTRANSPORT_ADDR_SEP, o->api_address);
   randombytes_buf(&n->origin, sizeof n->origin);
   pthread_mutex_init(&n->qmu, NULL);
-  pthread_mutex_init(&n->omu, NULL);
   pthread_mutex_init(&n->cmu, NULL);
   if (mkdir(n->dir, 0700) != 0 && errno != EEXIST) {
     cl_err_set(err, CL_EIO, "%s: %s", n->dir, strerror(errno));
@@ -799,14 +809,14 @@ int cl_repl_append_linked(cl_repl *n, const Clinlog__V1__AppendBatch *b,
       return rc;
     rc = repl_op_run(n, o, deadline_ms, err);
     if (rc == 0 || rc == CL_ECONFLICT) {
-      pthread_mutex_lock(&n->omu);
+      pthread_mutex_lock(&o->mu);
       *r = o->r;
       memset(&o->r, 0, sizeof o->r);
       if (then && then_rc)
         *then_rc = o->then_rc;
       if (then && then_err)
         *then_err = o->then_err;
-      pthread_mutex_unlock(&n->omu);
+      pthread_mutex_unlock(&o->mu);
       if (rc == CL_ECONFLICT)
         cl_log_name_conflict(n->log, b, o->pb, r, err); /* pb: still held by o */
     }

@@ -23,7 +23,10 @@ struct op {
   int kind;
   op *next;
   cl_repl *n;
-  /* completion: guarded by the node's op mutex */
+  /* completion: guarded by the op's own mutex (a node-wide one had every
+   * caller woken by a commit queue for it behind the Raft loop, which
+   * completes the rest of the entry's ops under it) */
+  pthread_mutex_t mu;
   pthread_cond_t cv; /* signalled when done: the caller alone waits on it */
   int done;
   int refs; /* the caller and the loop */
@@ -94,7 +97,6 @@ struct cl_repl {
   int stopping;
 
   /* completions (loop -> callers) */
-  pthread_mutex_t omu; /* every op's completion (done, rc, err, refs) */
 
   /* loop-owned */
   op *pending_head, *pending_tail; /* appends waiting for a group */
