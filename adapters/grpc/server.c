@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,42 +127,80 @@ static void request_call(cl_server *s, int slot) {
 
 /* ---------------------------------------------------------------- workers */
 
+/* A worker thread. An idle one waits on its own semaphore and is handed
+ * its next call directly (`c`), so a new call wakes exactly one worker,
+ * which starts it without touching the queue's lock again. One shared
+ * condition variable had each woken worker queue for the lock behind the
+ * CQ threads and the other workers: futex waits and context switches a
+ * call. */
+struct srv_worker {
+  cl_server *s;
+  pthread_t thread;
+  sem_t wake;
+  srv_call *c; /* the call handed over; NULL when woken to stop */
+  srv_worker *next_idle;
+};
+
 static void enqueue(srv_call *c, int ok) {
   cl_server *s = c->srv;
   c->qok = ok;
   c->qnext = NULL;
   pthread_mutex_lock(&s->qmu);
-  if (s->qtail)
-    s->qtail->qnext = c;
-  else
-    s->qhead = c;
-  s->qtail = c;
-  pthread_cond_signal(&s->qcv);
+  srv_worker *w = s->idle;
+  if (w) {
+    s->idle = w->next_idle;
+    w->c = c;
+  } else {
+    if (s->qtail)
+      s->qtail->qnext = c;
+    else
+      s->qhead = c;
+    s->qtail = c;
+  }
   pthread_mutex_unlock(&s->qmu);
+  if (w)
+    sem_post(&w->wake);
 }
 
-static void *worker_main(void *arg) {
-  cl_server *s = arg;
-  (void)pthread_setname_np(pthread_self(), "api:worker");
-  for (;;) {
-    pthread_mutex_lock(&s->qmu);
-    while (!s->qhead && !s->stop_workers)
-      pthread_cond_wait(&s->qcv, &s->qmu);
-    srv_call *c = s->qhead;
-    if (!c) {
-      pthread_mutex_unlock(&s->qmu);
-      return NULL;
-    }
+/* The worker's next call: from the queue, or handed over once it has
+ * waited idle; NULL when the server stops. */
+static srv_call *next_call(srv_worker *w) {
+  cl_server *s = w->s;
+  pthread_mutex_lock(&s->qmu);
+  srv_call *c = s->qhead;
+  if (c) {
     s->qhead = c->qnext;
     if (!s->qhead)
       s->qtail = NULL;
     pthread_mutex_unlock(&s->qmu);
+    return c;
+  }
+  if (s->stop_workers) {
+    pthread_mutex_unlock(&s->qmu);
+    return NULL;
+  }
+  w->c = NULL;
+  w->next_idle = s->idle;
+  s->idle = w;
+  pthread_mutex_unlock(&s->qmu);
+  while (sem_wait(&w->wake) != 0)
+    ; /* EINTR */
+  return w->c;
+}
+
+static void *worker_main(void *arg) {
+  srv_worker *w = arg;
+  cl_server *s = w->s;
+  (void)pthread_setname_np(pthread_self(), "api:worker");
+  srv_call *c;
+  while ((c = next_call(w)) != NULL) {
     step_fn f = c->next;
     c->next = NULL;
     c->seen_gen = atomic_load(&s->wake_gen);
     if (f)
       f(c, c->qok);
   }
+  return NULL;
 }
 
 /* Takes a parked call off the waiting list. Caller holds wmu. */
@@ -594,10 +633,17 @@ static void server_free(cl_server *s) {
   }
   pthread_mutex_lock(&s->qmu);
   s->stop_workers = 1;
-  pthread_cond_broadcast(&s->qcv);
+  srv_worker *idle = s->idle;
+  s->idle = NULL;
   pthread_mutex_unlock(&s->qmu);
-  for (int i = 0; i < s->n_workers_started; i++)
-    pthread_join(s->workers[i], NULL);
+  for (srv_worker *w = idle, *nx; w; w = nx) { /* each wakes with no call: it ends */
+    nx = w->next_idle;
+    sem_post(&w->wake);
+  }
+  for (int i = 0; i < s->n_workers_started; i++) {
+    pthread_join(s->workers[i].thread, NULL);
+    sem_destroy(&s->workers[i].wake);
+  }
   for (size_t i = 0; i < s->nservices && s->service_ctx; i++)
     if (s->service_ctx[i] && s->services[i].ctx_free)
       s->services[i].ctx_free(s->service_ctx[i]);
@@ -605,7 +651,6 @@ static void server_free(cl_server *s) {
   free(s->workers);
   free(s->cq_threads);
   pthread_mutex_destroy(&s->qmu);
-  pthread_cond_destroy(&s->qcv);
   pthread_mutex_destroy(&s->wmu);
   pthread_cond_destroy(&s->wcv);
   pthread_mutex_destroy(&s->smu);
@@ -648,7 +693,6 @@ int cl_server_start(const cl_server_config *cfg, cl_svc *svc, const cl_grpc_serv
   if (s->cfg.workers < 1)
     s->cfg.workers = 1;
   pthread_mutex_init(&s->qmu, NULL);
-  pthread_cond_init(&s->qcv, NULL);
   pthread_mutex_init(&s->wmu, NULL);
   pthread_cond_init(&s->wcv, NULL);
   pthread_mutex_init(&s->smu, NULL);
@@ -723,11 +767,18 @@ int cl_server_start(const cl_server_config *cfg, cl_svc *svc, const cl_grpc_serv
     cl_feed_add(feeds[i], &s->watch[i], on_commit, s);
     s->nfeeds++;
   }
-  for (int i = 0; i < s->cfg.workers && rc == 0; i++)
-    if (pthread_create(&s->workers[i], NULL, worker_main, s) == 0)
-      s->n_workers_started++;
-    else
+  for (int i = 0; i < s->cfg.workers && rc == 0; i++) {
+    srv_worker *w = &s->workers[i];
+    w->s = s;
+    if (sem_init(&w->wake, 0, 0) != 0) {
       rc = cl_err_set(err, CL_ENOMEM, "cannot start worker threads");
+    } else if (pthread_create(&w->thread, NULL, worker_main, w) == 0) {
+      s->n_workers_started++;
+    } else {
+      sem_destroy(&w->wake);
+      rc = cl_err_set(err, CL_ENOMEM, "cannot start worker threads");
+    }
+  }
   for (int i = 0; i < s->cfg.cq_threads && rc == 0; i++)
     if (pthread_create(&s->cq_threads[i], NULL, cq_main, s) == 0)
       s->n_cq_started++;

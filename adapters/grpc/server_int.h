@@ -17,6 +17,7 @@
 #include "clinlog/v1/api.pb-c.h"
 
 typedef struct srv_call srv_call;
+typedef struct srv_worker srv_worker;
 
 /* A step runs on a worker when the call's pending batch completes (ok is
  * its success flag) or when a waiting call is woken (ok = 1). */
@@ -102,7 +103,7 @@ struct cl_server {
   size_t slot_service[SRV_MAX_METHODS];
   void *registered[SRV_MAX_METHODS];
   pthread_t *cq_threads;
-  pthread_t *workers;
+  srv_worker *workers;
   int n_cq_started, n_workers_started;
   pthread_t ticker;
   int ticker_started;
@@ -113,9 +114,9 @@ struct cl_server {
   cl_feed *feeds[SRV_MAX_FEEDS];
   size_t nfeeds;
 
-  pthread_mutex_t qmu;           /* worker queue */
-  pthread_cond_t qcv;
+  pthread_mutex_t qmu;           /* worker queue: the calls no worker took yet, and */
   srv_call *qhead, *qtail;
+  srv_worker *idle;              /* the workers waiting for one (last in, first out) */
   int stop_workers;
 
   pthread_mutex_t wmu;           /* waiting calls */

@@ -424,3 +424,115 @@ Test(service, the_http_face_passes_the_same_hooks) {
   cr_assert_eq(svct_R.finished_code[M_FHIR_SEARCH], CL_EDENIED);
   cl_http_stop(h);
 }
+
+/* More calls at once than the server has workers (the fixture runs 8):
+ * the calls no worker is free for wait in the queue, the rest are handed
+ * to idle workers, and every one is answered. A lost hand-off would leave
+ * a call unanswered (the test would time out). */
+#define BUSY_THREADS 24
+#define BUSY_EACH 5
+
+typedef struct busy {
+  int idx;
+  int failures;
+  char first_error[256];
+  uint64_t seq[BUSY_EACH];
+} busy;
+
+static void *busy_main(void *arg) {
+  busy *b = arg;
+  for (int i = 0; i < BUSY_EACH; i++) {
+    char stream[64];
+    snprintf(stream, sizeof stream, "patient-busy-%d-%d", b->idx, i);
+    svct_batch x;
+    svct_batch_make(&x, stream);
+    Clinlog__V1__AppendResponse *resp = NULL;
+    cl_err err;
+    if (cl_client_append(svct_F.c, &x.b, &resp, NULL, &err) != 0 || resp->n_positions != 1) {
+      if (b->failures++ == 0)
+        snprintf(b->first_error, sizeof b->first_error, "%s", resp ? "not one position" : err.msg);
+    } else {
+      b->seq[i] = resp->positions[0]->seq;
+    }
+    if (resp)
+      clinlog__v1__append_response__free_unpacked(resp, NULL);
+    svct_batch_free(&x);
+  }
+  return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+Test(service, more_calls_at_once_than_workers_are_all_answered) {
+  cr_assert_lt(svct_F.cfg.workers, BUSY_THREADS);
+  static busy b[BUSY_THREADS];
+  pthread_t t[BUSY_THREADS];
+  for (int i = 0; i < BUSY_THREADS; i++) {
+    memset(&b[i], 0, sizeof b[i]);
+    b[i].idx = i;
+    cr_assert_eq(pthread_create(&t[i], NULL, busy_main, &b[i]), 0);
+  }
+  for (int i = 0; i < BUSY_THREADS; i++)
+    pthread_join(t[i], NULL);
+  static uint64_t all[BUSY_THREADS * BUSY_EACH];
+  for (int i = 0; i < BUSY_THREADS; i++) {
+    cr_assert_eq(b[i].failures, 0, "thread %d: %s", i, b[i].first_error);
+    memcpy(all + i * BUSY_EACH, b[i].seq, sizeof b[i].seq);
+  }
+  qsort(all, BUSY_THREADS * BUSY_EACH, sizeof all[0], cmp_u64);
+  for (int i = 0; i < BUSY_THREADS * BUSY_EACH; i++) {
+    cr_assert_gt(all[i], 0);
+    if (i > 0)
+      cr_assert_neq(all[i], all[i - 1], "two appends answered with seq %llu",
+                    (unsigned long long)all[i]);
+  }
+  svct_wait_finished(M_APPEND, BUSY_THREADS * BUSY_EACH);
+  cr_assert_eq(svct_count(svct_R.finished, M_APPEND), BUSY_THREADS * BUSY_EACH);
+  svct_append_one("patient-after-the-rush"); /* the workers are still there */
+}
+
+/* An append whose deadline passes while it replicates returns
+ * CL_ETIMEDOUT, yet its entry may still commit: here every one does. The
+ * Raft loop then finishes the operation its caller let go of (run under
+ * the sanitizers, a use after free or a leak there fails the test). */
+Test(service, an_append_past_its_deadline_still_commits) {
+  enum { N = 20 };
+  int timeouts = 0;
+  char stream[N][64];
+  for (int i = 0; i < N; i++) {
+    snprintf(stream[i], sizeof stream[i], "patient-deadline-%d", i);
+    svct_batch x;
+    svct_batch_make(&x, stream[i]);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t past = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - 1;
+    cl_append_result r;
+    cl_err err;
+    int rc = cl_repl_append(svct_F.repl, &x.b, past, &r, &err);
+    if (rc == 0)
+      cl_append_result_free(&r);
+    else {
+      cr_assert_eq(rc, CL_ETIMEDOUT, "%s", err.msg);
+      cr_assert(strstr(err.msg, "deadline"), "%s", err.msg);
+      timeouts++;
+    }
+    svct_batch_free(&x);
+  }
+  cr_assert_gt(timeouts, 0, "a deadline already past never timed out");
+  for (int i = 0; i < N; i++) {
+    uint64_t v = 0;
+    cl_err err;
+    for (int tries = 0; tries < 200 && v == 0; tries++) {
+      if (cl_log_stream_version(svct_F.log, stream[i], &v, &err) != 0)
+        v = 0;
+      if (v == 0) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+      }
+    }
+    cr_assert_eq(v, 1, "%s: not committed after its caller gave up", stream[i]);
+  }
+}
