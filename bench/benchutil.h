@@ -158,9 +158,11 @@ pid_t bench_proc_ppid(pid_t pid);
 double bench_threads_cpu_s(const char *prefix);
 /* Where a process's CPU goes: its threads grouped by name (digits
  * dropped: "rocksdb:high0" and "rocksdb:high1" are "rocksdb:high"), each
- * group's user + system CPU seconds and context switches (voluntary and
- * not) from /proc/PID/task. Threads that end between two snapshots take
- * their CPU with them: for a server's long-lived threads. */
+ * group's CPU seconds (the scheduler's runtime from schedstat, to the
+ * nanosecond; user + system clock ticks where the kernel has none) and
+ * context switches (voluntary and not) from /proc/PID/task. Threads that
+ * end between two snapshots take their CPU with them: for a server's
+ * long-lived threads. */
 #define BENCH_THR_NAME 20
 #define BENCH_THR_GROUPS 32
 typedef struct bench_thread_group {
