@@ -312,13 +312,18 @@ int bench_grpc_main(int argc, char **argv) {
       bench_syscount sync_count;
       bench_syscount_start(&sync_count, &srv.pid, 1, base);
       bench_threads th0, th1, thd = {.n = 0};
+      /* the server's CPU read with its threads', so the groups add up to it */
       int th_ok = bench_threads_snap(srv.pid, &th0) == 0;
-      double srv0 = bench_proc_cpu_s(srv.pid), cli0 = bench_self_cpu_s();
+      double srv0 = th_ok ? th0.total_s : bench_proc_cpu_s(srv.pid), cli0 = bench_self_cpu_s();
       bench_result g = bench_append_run(&pool, conc, client, NULL, seconds, 0, &admin);
       size_t g_live = atomic_load(&pool.live);
-      double srv1 = bench_proc_cpu_s(srv.pid), cli1 = bench_self_cpu_s();
-      if (th_ok && bench_threads_snap(srv.pid, &th1) == 0)
+      double cli1 = bench_self_cpu_s(), srv1 = -1;
+      if (!th_ok)
+        srv1 = bench_proc_cpu_s(srv.pid);
+      else if (bench_threads_snap(srv.pid, &th1) == 0) {
         bench_threads_delta(&th0, &th1, &thd);
+        srv1 = th1.total_s;
+      }
       bench_syscalls sc;
       double syncs = bench_syscount_stop_all(&sync_count, &sc);
       double gev = g.events ? (double)g.events : 1;

@@ -62,9 +62,10 @@ bench_connres bench_connrun_go(const bench_connrun *r, const char *cmd) {
   }
   pthread_barrier_wait(&go);
   /* after every connection is open: a TLS handshake is not a unit's cost */
-  double cpu0 = r->server > 0 ? bench_proc_cpu_s(r->server) : -1;
   bench_threads th0;
   int threads = r->server > 0 && bench_threads_snap(r->server, &th0) == 0;
+  /* the process's CPU read with the threads', so the groups add up to it */
+  double cpu0 = threads ? th0.total_s : r->server > 0 ? bench_proc_cpu_s(r->server) : -1;
   double t0 = bench_mono();
   while (r->progress) {
     size_t done = 0;
@@ -83,15 +84,13 @@ bench_connres bench_connrun_go(const bench_connrun *r, const char *cmd) {
     fprintf(stderr, "\r%60s\r", "");
   for (int i = 0; i < conns; i++)
     pthread_join(ds[i].t, NULL);
-  double cpu1 = r->server > 0 ? bench_proc_cpu_s(r->server) : -1;
   bench_threads th1;
+  double cpu1;
   if (threads && bench_threads_snap(r->server, &th1) == 0) {
     bench_threads_delta(&th0, &th1, &out.threads);
-    /* the process's CPU read with the threads', so the groups add up to it
-     * (reads a moment apart differed by a few clock ticks a run: the
-     * server is busy when the run starts) */
-    cpu0 = th0.total_s;
     cpu1 = th1.total_s;
+  } else { /* the two reads of the same kind, or none */
+    cpu1 = !threads && r->server > 0 ? bench_proc_cpu_s(r->server) : -1;
   }
   double *all = NULL;
   size_t nl = 0, cap = 0;

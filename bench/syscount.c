@@ -29,8 +29,18 @@ static const struct {
     {"sleep", "nanosleep|clock_nanosleep|sched_yield"},
 };
 
-const char *bench_syscall_kind(int kind) {
-  return kind >= 0 && kind < BENCH_SC_KINDS ? KINDS[kind].name : NULL;
+/* The next call of a kind's "|"-separated list at *c into `call` (cap
+ * bytes), *c moved past it: 1; 0 at its end; -1 for a name too long. */
+static int next_call(const char **c, char *call, size_t cap) {
+  if (!**c)
+    return 0;
+  size_t len = strcspn(*c, "|");
+  if (len >= cap)
+    return -1;
+  memcpy(call, *c, len);
+  call[len] = '\0';
+  *c += len + ((*c)[len] == '|');
+  return 1;
 }
 
 /* Whether this kernel has the tracepoint of syscall `call` (perf refuses
@@ -54,21 +64,17 @@ static int events_list(char *out, size_t cap) {
   size_t used = 0;
   for (int k = 0; k < BENCH_SC_KINDS; k++) {
     const char *c = KINDS[k].calls;
-    while (*c) {
-      size_t len = strcspn(c, "|");
-      char call[32];
-      if (len >= sizeof call)
-        return -1;
-      memcpy(call, c, len);
-      call[len] = '\0';
+    char call[32];
+    int got;
+    while ((got = next_call(&c, call, sizeof call)) > 0)
       if (have_tracepoint(call)) {
         int n = snprintf(out + used, cap - used, "syscalls:sys_enter_%s,", call);
         if (n < 0 || (size_t)n >= cap - used)
           return -1;
         used += (size_t)n;
       }
-      c += len + (c[len] == '|');
-    }
+    if (got < 0)
+      return -1;
   }
   int n = snprintf(out + used, cap - used, "raw_syscalls:sys_enter");
   return n < 0 || (size_t)n >= cap - used ? -1 : 0;
@@ -117,15 +123,14 @@ static int kind_of(const char *ev) {
   static const char pfx[] = "syscalls:sys_enter_";
   if (strncmp(ev, pfx, sizeof pfx - 1) != 0)
     return -1;
-  const char *call = ev + sizeof pfx - 1;
-  size_t n = strlen(call);
-  for (int k = 0; k < BENCH_SC_KINDS; k++)
-    for (const char *c = KINDS[k].calls; *c;) {
-      size_t len = strcspn(c, "|");
-      if (len == n && memcmp(c, call, n) == 0)
+  const char *want = ev + sizeof pfx - 1;
+  for (int k = 0; k < BENCH_SC_KINDS; k++) {
+    const char *c = KINDS[k].calls;
+    char call[32];
+    while (next_call(&c, call, sizeof call) > 0)
+      if (strcmp(call, want) == 0)
         return k;
-      c += len + (c[len] == '|');
-    }
+  }
   return -1;
 }
 

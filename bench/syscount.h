@@ -29,7 +29,8 @@
 #include <limits.h>
 #include <sys/types.h>
 
-/* The kinds of `by`, in this order (bench_syscall_kind names them). */
+/* The kinds of `by`, in this order (named in the JSON and the tables by
+ * the suffix in lower case: "futex", "write", ... "sleep"). */
 enum {
   BENCH_SC_FUTEX,  /* futex */
   BENCH_SC_WRITE,  /* write, pwrite64, writev */
@@ -49,9 +50,6 @@ typedef struct bench_syscalls {
   double all;                /* every syscall; -1 when unread */
   double by[BENCH_SC_KINDS]; /* each kind; -1 when unread */
 } bench_syscalls;
-
-/* "futex", "write", ... for a BENCH_SC_* kind; NULL past the last. */
-const char *bench_syscall_kind(int kind);
 
 typedef struct bench_syscount {
   pid_t perf;             /* the perf stat process, 0 when none runs */
