@@ -95,8 +95,7 @@ struct cl_repl {
   pthread_mutex_t qmu;
   op *qhead, *qtail;
   int stopping;
-
-  /* completions (loop -> callers) */
+  /* completions (loop -> callers): each op's own mutex (struct op) */
 
   /* loop-owned */
   op *pending_head, *pending_tail; /* appends waiting for a group */
