@@ -885,7 +885,9 @@ class TestBenchSteps(unittest.TestCase):
                 sc = row["server_syscalls"]
                 self.assertEqual(set(sc), {"all", "futex", "write", "read", "sock", "poll", "sync",
                                            "aio", "random", "memory", "sleep"}, row)
-                self.assertGreaterEqual(sc["all"] + 0.01,
+                # each figure is printed to 0.01 (off by up to 0.005): the
+                # kinds' sum may pass `all` by that much per figure
+                self.assertGreaterEqual(sc["all"] + 0.005 * len(sc),
                                         sum(v for k, v in sc.items() if k != "all"), sc)
                 self.assertAlmostEqual(sc["sync"], row["fsyncs_per_event"], delta=0.01)
             # by thread: every append goes through a worker and the Raft loop
