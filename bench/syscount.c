@@ -184,8 +184,11 @@ double bench_syscount_stop_all(bench_syscount *c, bench_syscalls *out) {
   out->all = all;
   for (int k = 0; k < BENCH_SC_KINDS; k++)
     out->by[k] = seen[k] && !bad[k] ? by[k] : -1;
-  /* the durable writes only when all three were counted */
-  out->syncs = seen[BENCH_SC_SYNC] == 3 ? out->by[BENCH_SC_SYNC] : -1;
+  /* the durable writes only when every call of their kind was counted */
+  int nsync = 0;
+  for (const char *p = KINDS[BENCH_SC_SYNC].calls; *p; p++)
+    nsync += *p == '|';
+  out->syncs = seen[BENCH_SC_SYNC] == nsync + 1 ? out->by[BENCH_SC_SYNC] : -1;
   return out->syncs;
 }
 
