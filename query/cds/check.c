@@ -634,7 +634,7 @@ int cl_cds_apply(const cl_kb *kb, cl_cds_patient *st, const Clinlog__V1__Event *
         (rc = cl_rpm_patient_new(&st->rpm, err)) != 0)
       break;
     if (st->rpm)
-      cl_rpm_apply(kb, st->rpm, ev, event_id, at_ns, out);
+      rc = cl_rpm_apply(kb, st->rpm, ev, event_id, at_ns, out, err);
     break;
   default:
     break;

@@ -277,27 +277,40 @@ static void get_key(rbuf *r, uint8_t key[16]) {
     memcpy(key, b, 16);
 }
 
-/* The monitoring section into a zeroed state; r->bad on any bound.
- * `version` 3 has no vital times. */
-static void get_rpm(rbuf *r, cl_rpm_patient *p, int version) {
-  p->nopen = get_u8(r);
-  if (p->nopen > CL_RPM_MAX_OPEN)
+/* Room for a list's n elements of `size` bytes (n at most max, else
+ * r->bad): the list (NULL when n is 0), *cap = n; NULL and *oom out of
+ * memory. */
+static void *get_list(rbuf *r, size_t n, size_t max, size_t size, size_t *cap, int *oom) {
+  if (n > max)
     r->bad = 1;
-  for (size_t i = 0; !r->bad && i < p->nopen; i++) {
+  if (r->bad || *oom || !n)
+    return NULL;
+  void *l = calloc(n, size);
+  if (!l)
+    *oom = 1;
+  else
+    *cap = n;
+  return l;
+}
+
+/* The monitoring section into a zeroed state; r->bad on any bound, *oom
+ * out of memory. `version` 3 has no vital times. */
+static void get_rpm(rbuf *r, cl_rpm_patient *p, int version, int *oom) {
+  p->nopen = get_u8(r);
+  p->open = get_list(r, p->nopen, CL_RPM_MAX_OPEN, sizeof *p->open, &p->cap_open, oom);
+  for (size_t i = 0; !r->bad && !*oom && i < p->nopen; i++) {
     get_str(r, p->open[i].cond, sizeof p->open[i].cond);
     get_key(r, p->open[i].key);
   }
-  p->nw = r->bad ? 0 : get_u8(r);
-  if (p->nw > CL_RPM_MAX_WEIGHTS)
-    r->bad = 1;
-  for (size_t i = 0; !r->bad && i < p->nw; i++) {
+  p->nw = r->bad || *oom ? 0 : get_u8(r);
+  p->w = get_list(r, p->nw, CL_RPM_MAX_WEIGHTS, sizeof *p->w, &p->cap_w, oom);
+  for (size_t i = 0; !r->bad && !*oom && i < p->nw; i++) {
     p->w[i].t = (int64_t)get_u64(r);
     p->w[i].kg = get_f64(r);
   }
-  p->ndev = r->bad ? 0 : get_u8(r);
-  if (p->ndev > CL_RPM_MAX_DEVICES)
-    r->bad = 1;
-  for (size_t i = 0; !r->bad && i < p->ndev; i++) {
+  p->ndev = r->bad || *oom ? 0 : get_u8(r);
+  p->dev = get_list(r, p->ndev, CL_RPM_MAX_DEVICES, sizeof *p->dev, &p->cap_dev, oom);
+  for (size_t i = 0; !r->bad && !*oom && i < p->ndev; i++) {
     rpm_device *d = &p->dev[i];
     get_str(r, d->id, sizeof d->id);
     d->last = (int64_t)get_u64(r);
@@ -305,10 +318,9 @@ static void get_rpm(rbuf *r, cl_rpm_patient *p, int version) {
     d->deadline = (int64_t)get_u64(r);
     get_key(r, d->wkey);
   }
-  p->nrx = r->bad ? 0 : get_u8(r);
-  if (p->nrx > CL_RPM_MAX_RX)
-    r->bad = 1;
-  for (size_t i = 0; !r->bad && i < p->nrx; i++) {
+  p->nrx = r->bad || *oom ? 0 : get_u8(r);
+  p->rx = get_list(r, p->nrx, CL_RPM_MAX_RX, sizeof *p->rx, &p->cap_rx, oom);
+  for (size_t i = 0; !r->bad && !*oom && i < p->nrx; i++) {
     get_str(r, p->rx[i].id, sizeof p->rx[i].id);
     p->rx[i].nmiss = get_u8(r);
     if (p->rx[i].nmiss > CL_RPM_MAX_MISSES)
@@ -334,10 +346,9 @@ static void get_rpm(rbuf *r, cl_rpm_patient *p, int version) {
         r->bad = 1;
     }
   }
-  p->nvlast = r->bad || version < 4 ? 0 : get_u8(r);
-  if (p->nvlast > CL_RPM_MAX_CODES)
-    r->bad = 1;
-  for (size_t i = 0; !r->bad && i < p->nvlast; i++) {
+  p->nvlast = r->bad || *oom || version < 4 ? 0 : get_u8(r);
+  p->vlast = get_list(r, p->nvlast, CL_RPM_MAX_CODES, sizeof *p->vlast, &p->cap_vlast, oom);
+  for (size_t i = 0; !r->bad && !*oom && i < p->nvlast; i++) {
     get_str(r, p->vlast[i].loinc, sizeof p->vlast[i].loinc);
     p->vlast[i].t = (int64_t)get_u64(r);
   }
@@ -443,7 +454,7 @@ int cl_cds_patient_parse(const uint8_t *p, size_t n, cl_cds_patient **out, cl_er
     if (!(st->rpm = calloc(1, sizeof *st->rpm)))
       oom = 1;
     else
-      get_rpm(&r, st->rpm, version);
+      get_rpm(&r, st->rpm, version, &oom);
   }
   if (!r.bad && !oom && r.off != n)
     r.bad = 1; /* trailing bytes */

@@ -412,7 +412,10 @@ static int emitted(cl_fold_ctx *f, const cl_event_view *ev, cl_err *err) {
   cl_rpm_patient *rp = rc == 0 ? cl_rpm_of(p->st) : NULL;
   char device[CL_RPM_ID_MAX];
   cl_rpm_watch was = {.armed = 1};
-  if (!rp || !cl_rpm_silence_folded(rp, ev->event_id, device, &was.deadline_ns))
+  int folded = rp ? cl_rpm_silence_folded(rp, ev->event_id, device, &was.deadline_ns) : 0;
+  if (folded < 0)
+    return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
+  if (!folded)
     return rc;
   p->dirty = 1;
   uint8_t dev[16];

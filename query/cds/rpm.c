@@ -31,7 +31,29 @@ int cl_rpm_patient_new(cl_rpm_patient **out, cl_err *err) {
   return 0;
 }
 
-void cl_rpm_patient_free(cl_rpm_patient *st) { free(st); }
+void cl_rpm_patient_free(cl_rpm_patient *st) {
+  if (!st)
+    return;
+  free(st->open);
+  free(st->w);
+  free(st->dev);
+  free(st->rx);
+  free(st->vlast);
+  free(st);
+}
+
+void *rpm_grow(cl_rpm_patient *st, void *list, size_t *cap, size_t size, size_t max) {
+  size_t n = *cap ? *cap * 2 : 4;
+  if (n > max)
+    n = max;
+  void *p = n > *cap ? realloc(list, n * size) : NULL;
+  if (!p) {
+    st->oom = 1;
+    return list;
+  }
+  *cap = n;
+  return p;
+}
 
 void cl_rpm_set(cl_cds_patient *pt, cl_rpm_patient *st) {
   if (pt->rpm != st)
@@ -70,6 +92,8 @@ int rpm_open_add(cl_rpm_patient *st, const char *cond, const uint8_t key[16]) {
     st->untracked++;
     return -1;
   }
+  if (!RPM_ROOM(st, st->open, st->nopen, st->cap_open, CL_RPM_MAX_OPEN))
+    return -1;
   rpm_open *o = &st->open[st->nopen++];
   cds_text(o->cond, sizeof o->cond, "%s", cond);
   memcpy(o->key, key, 16);
@@ -125,6 +149,8 @@ static void contact(const cl_kb *kb, cl_rpm_patient *st, const char *id, int64_t
       st->untracked++;
       return;
     }
+    if (!RPM_ROOM(st, st->dev, st->ndev, st->cap_dev, CL_RPM_MAX_DEVICES))
+      return;
     d = &st->dev[st->ndev++];
     memset(d, 0, sizeof *d);
     cds_text(d->id, sizeof d->id, "%s", id);
@@ -172,6 +198,8 @@ int cl_rpm_silence_folded(cl_rpm_patient *st, const uint8_t key[16], char device
     char cond[RPM_COND_LEN];
     cds_text(cond, sizeof cond, "silent:%s", d->id);
     (void)rpm_open_add(st, cond, key);
+    if (st->oom)
+      return -1;
     memcpy(device, d->id, CL_RPM_ID_MAX);
     *deadline_ns = d->deadline;
     d->deadline = 0;
@@ -227,7 +255,8 @@ static int stale(cl_rpm_patient *st, const char *loinc, int64_t t) {
       st->vlast[i].t = t;
       return 0;
     }
-  if (st->nvlast < CL_RPM_MAX_CODES) {
+  if (st->nvlast < CL_RPM_MAX_CODES &&
+      RPM_ROOM(st, st->vlast, st->nvlast, st->cap_vlast, CL_RPM_MAX_CODES)) {
     snprintf(st->vlast[st->nvlast].loinc, sizeof st->vlast[0].loinc, "%s", loinc);
     st->vlast[st->nvlast++].t = t;
   }
@@ -367,7 +396,8 @@ static void weight(const cl_kb *kb, cl_rpm_patient *st, const char *loinc, doubl
     memmove(st->w + old, st->w + old + 1, (st->nw - old - 1) * sizeof *st->w);
     st->nw--;
   }
-  st->w[st->nw++] = (rpm_weight){t, kg};
+  if (RPM_ROOM(st, st->w, st->nw, st->cap_w, CL_RPM_MAX_WEIGHTS))
+    st->w[st->nw++] = (rpm_weight){t, kg};
 }
 
 /* The first LOINC coding of cc (NULL if none). */
@@ -522,6 +552,8 @@ static void on_dispenser(const cl_kb *kb, cl_rpm_patient *st,
       st->untracked++;
       return;
     }
+    if (!RPM_ROOM(st, st->rx, st->nrx, st->cap_rx, CL_RPM_MAX_RX))
+      return;
     x = &st->rx[st->nrx++];
     memset(x, 0, sizeof *x);
     cds_text(x->id, sizeof x->id, "%s", rxid);
@@ -592,9 +624,11 @@ static int named_issue(const ProtobufCBinaryData *issue_event_id, const char *is
   return 0;
 }
 
-void cl_rpm_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__Event *ev,
-                  const uint8_t event_id[16], int64_t at_ns, cl_cds_findings *out) {
+int cl_rpm_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__Event *ev,
+                 const uint8_t event_id[16], int64_t at_ns, cl_cds_findings *out, cl_err *err) {
   uint8_t key[16];
+  if (st->oom) /* it already misses something: folding on would hide it */
+    return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
   switch (ev->body_case) {
   case CLINLOG__V1__EVENT__BODY_DEVICE_READING_RECORDED:
     on_reading(kb, st, ev->device_reading_recorded, event_id, at_ns, out);
@@ -624,4 +658,5 @@ void cl_rpm_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__Event 
   default:
     break;
   }
+  return st->oom ? cl_err_set(err, CL_ENOMEM, "cds: out of memory") : 0;
 }

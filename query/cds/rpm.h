@@ -90,10 +90,12 @@ void cl_rpm_patient_free(cl_rpm_patient *st);
 
 /* Applies event `ev` (borrowed; bodies other than the table's are ignored)
  * with id event_id at at_ns (Event.occurred_at) to st, appending findings
- * to out (not reset). Cannot fail: every bound is handled by dropping or
- * not tracking (counted). */
-void cl_rpm_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__Event *ev,
-                  const uint8_t event_id[16], int64_t at_ns, cl_cds_findings *out);
+ * to out (not reset). Every bound is handled by dropping or not tracking
+ * (counted). Errors: CL_ENOMEM (a list could not grow): st misses what it
+ * should hold and every later apply fails too; free it. */
+CL_MUST_CHECK int cl_rpm_apply(const cl_kb *kb, cl_rpm_patient *st, const Clinlog__V1__Event *ev,
+                               const uint8_t event_id[16], int64_t at_ns, cl_cds_findings *out,
+                               cl_err *err);
 
 /* Closes the open condition(s) whose alert has key `issue` (the
  * IssueDetected's event id). Returns how many closed. The one place an
@@ -121,7 +123,8 @@ void cl_rpm_silent_finding(const cl_kb *kb, const cl_rpm_patient *st, const char
  * of a device's armed watch, that device goes silent (condition
  * "silent:<device>" opens under the key, the watch disarms), its id is
  * copied to device (CL_RPM_ID_MAX bytes) and *deadline_ns is the disarmed
- * deadline; returns 1. Else 0 and nothing changes. */
+ * deadline; returns 1. Else 0 and nothing changes. -1: out of memory (as
+ * cl_rpm_apply's CL_ENOMEM). */
 int cl_rpm_silence_folded(cl_rpm_patient *st, const uint8_t key[16], char device[CL_RPM_ID_MAX],
                           int64_t *deadline_ns);
 

@@ -55,20 +55,33 @@ typedef struct rpm_vlast {
   int64_t t;
 } rpm_vlast;
 
+/* Every list grows on demand (rpm_grow) up to its bound in rpm.h: most
+ * patients have one device and a few vital codes, so a new state is a few
+ * hundred bytes, not the bounds' 23 KB. */
 struct cl_rpm_patient {
-  rpm_open open[CL_RPM_MAX_OPEN]; /* in the order opened */
-  size_t nopen;
-  rpm_weight w[CL_RPM_MAX_WEIGHTS]; /* in arrival order */
-  size_t nw;
-  rpm_device dev[CL_RPM_MAX_DEVICES];
-  size_t ndev;
-  rpm_rx rx[CL_RPM_MAX_RX];
-  size_t nrx;
+  rpm_open *open; /* in the order opened */
+  size_t nopen, cap_open;
+  rpm_weight *w; /* in arrival order */
+  size_t nw, cap_w;
+  rpm_device *dev;
+  size_t ndev, cap_dev;
+  rpm_rx *rx;
+  size_t nrx, cap_rx;
   uint64_t unconverted, untracked;
   rpm_news2 news2;
-  rpm_vlast vlast[CL_RPM_MAX_CODES]; /* in the order first seen */
-  size_t nvlast;
+  rpm_vlast *vlast; /* in the order first seen */
+  size_t nvlast, cap_vlast;
+  int oom; /* a list could not grow: the state misses what it should hold */
 };
+
+/* A list's room doubled (from 4, at most max elements of `size` bytes):
+ * the list, moved, and *cap updated; out of memory: the list unchanged and
+ * st->oom set. */
+void *rpm_grow(cl_rpm_patient *st, void *list, size_t *cap, size_t size, size_t max);
+/* Room for one more element in list (n of cap used, bound max): true, or
+ * false out of memory (st->oom). The caller checks the bound first. */
+#define RPM_ROOM(st, list, n, cap, max)                                                            \
+  ((n) < (cap) || ((list) = rpm_grow((st), (list), &(cap), sizeof *(list), (max)), (n) < (cap)))
 
 /* The open-condition set (rpm.c), for rpm_news2.c. */
 long rpm_open_find(const cl_rpm_patient *st, const char *cond);

@@ -566,6 +566,87 @@ static void script(cl_cds_findings *all) {
 #undef STEP
 }
 
+/* Device i reads a pulse and reports a low battery, prescription i misses
+ * a dose (on device 0), device 0 weighs: for i in [from, to), an hour
+ * apart. */
+static void fill(int from, int to) {
+  for (int i = from; i < to; i++) {
+    char dev[32], rx[32];
+    snprintf(dev, sizeof dev, "dev-%d", i);
+    snprintf(rx, sizeof rx, "rx-%d", i);
+    reading r;
+    status s;
+    dispense d;
+    int64_t t = T0 + i * H;
+    single(&r, "8867-4", "72", "/min")->device_reading_recorded->device_id = dev;
+    (void)apply(&r.ev, t, NULL);
+    (void)apply(battery(&s, dev, "5"), t, NULL);
+    dose(&d, rx, MISSED)->dispenser_event_recorded->device_id = "dev-0";
+    (void)apply(&d.ev, t, NULL);
+    single(&r, "29463-7", "80", "kg")->device_reading_recorded->device_id = "dev-0";
+    (void)apply(&r.ev, t, NULL);
+  }
+}
+
+static void counts_are(size_t open, size_t devices, size_t weights, size_t rx, uint64_t untracked) {
+  cl_rpm_counts c;
+  cl_rpm_get_counts(cl_rpm_of(st), &c);
+  cr_assert_eq(c.open, open, "open %zu, not %zu", c.open, open);
+  cr_assert_eq(c.devices, devices, "devices %zu, not %zu", c.devices, devices);
+  cr_assert_eq(c.weights, weights, "weights %zu, not %zu", c.weights, weights);
+  cr_assert_eq(c.rx, rx, "prescriptions %zu, not %zu", c.rx, rx);
+  cr_assert_eq(c.untracked, untracked, "untracked %llu, not %llu", (unsigned long long)c.untracked,
+               (unsigned long long)untracked);
+}
+
+/* The state through its bytes: parsed back (the lists then have just the
+ * room they hold), serializing to the same bytes. */
+static void round_trip(void) {
+  cl_err err = {0};
+  uint8_t *a, *b;
+  size_t an, bn;
+  cl_cds_patient *p;
+  cr_assert_eq(cl_cds_patient_serialize(st, &a, &an, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_cds_patient_parse(a, an, &p, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_cds_patient_serialize(p, &b, &bn, &err), 0, "%s", err.msg);
+  cr_assert_eq(bn, an);
+  cr_assert_eq(memcmp(a, b, an), 0, "the same bytes after the parse");
+  cl_cds_patient_free(st);
+  st = p;
+  free(a);
+  free(b);
+}
+
+/* Every list of the state grows as it fills (a new state holds none), to
+ * its bound in rpm.h and no further (counted), also when it resumes from
+ * its bytes. */
+Test(cds_rpm, lists_grow_to_their_bounds_across_round_trips) {
+  fill(0, 3);
+  counts_are(3, 3, 3, 3, 0);
+  round_trip();
+  counts_are(3, 3, 3, 3, 0);
+  int n = CL_RPM_MAX_OPEN + 6; /* past every bound */
+  fill(3, n);
+  cr_assert(cl_rpm_is_open(cl_rpm_of(st), "battery:dev-63"));
+  cr_assert(!cl_rpm_is_open(cl_rpm_of(st), "battery:dev-64"), "past the open set's bound");
+  /* untracked: both contacts (reading, status) of each device past the
+   * bound, each battery condition past the open set's, each prescription */
+  counts_are(CL_RPM_MAX_OPEN, CL_RPM_MAX_DEVICES, CL_RPM_MAX_WEIGHTS, CL_RPM_MAX_RX,
+             2 * (uint64_t)(n - CL_RPM_MAX_DEVICES) + (uint64_t)(n - CL_RPM_MAX_OPEN) +
+                 (uint64_t)(n - CL_RPM_MAX_RX));
+  round_trip();
+  fill(n, n + 1); /* full, from the bytes: one more of each is counted, not kept */
+  counts_are(CL_RPM_MAX_OPEN, CL_RPM_MAX_DEVICES, CL_RPM_MAX_WEIGHTS, CL_RPM_MAX_RX,
+             2 * (uint64_t)(n + 1 - CL_RPM_MAX_DEVICES) + (uint64_t)(n + 1 - CL_RPM_MAX_OPEN) +
+                 (uint64_t)(n + 1 - CL_RPM_MAX_RX));
+  cl_cds_patient *kept = st; /* a second adherence miss of a kept prescription still alerts */
+  dispense d;
+  cr_assert_eq(apply(dose(&d, "rx-15", MISSED), T0 + (n + 1) * H, NULL), 1);
+  cr_assert_eq(st, kept);
+  cr_assert(cl_rpm_is_open(cl_rpm_of(st), "adherence:rx-15") == 0,
+            "the open set is full: counted, not opened");
+}
+
 Test(cds_rpm, replay_is_byte_identical_and_state_round_trips) {
   cl_cds_findings *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
   script(a);
