@@ -88,13 +88,18 @@ static int db_open(const char *path, int create, int read_only, int sync, int nf
   /* ids are only ever looked up whole (never iterated): a hash-linked-list
    * memtable inserts a random 16-byte id in O(1) instead of a skiplist
    * search. Non-skiplist memtables need single-threaded memtable writes,
-   * which the log's group commit does anyway. */
+   * which the log's group commit does anyway. Its bucket array is
+   * allocated and zeroed whole with every new memtable, on the writing
+   * thread (the Raft loop): 1M buckets were 8 MiB faulted in at each switch,
+   * a 30 ms stall of every commit under load; 128K buckets (1 MiB) hold
+   * at most about 8 ids each in a full 64 MiB memtable (docs/bench.md,
+   * "What stalls the half load"). */
   rocksdb_options_set_allow_concurrent_memtable_write(db->opts, 0);
   rocksdb_options_set_allow_concurrent_memtable_write(db->point_opts, 0);
   db->ids_opts = rocksdb_options_create_copy(db->point_opts);
   rocksdb_options_set_prefix_extractor(db->ids_opts,
                                        rocksdb_slicetransform_create_fixed_prefix(16));
-  rocksdb_options_set_hash_link_list_rep(db->ids_opts, 1 << 20);
+  rocksdb_options_set_hash_link_list_rep(db->ids_opts, 1 << 17);
   pthread_mutex_init(&db->fam_mu, NULL);
   /* every family the database has: the fixed ones, then projections' */
   char **names = NULL;
