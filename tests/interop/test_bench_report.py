@@ -339,6 +339,29 @@ class TestBenchReport(unittest.TestCase):
         r, text = self.report(res)
         self.assertIn("| 1 | 900 | 1,000 | 0.90 | — | — |", text)
 
+    def test_half_load_says_when_it_started(self):
+        res = copy.deepcopy(CANNED)
+        hl = {"batch": 64, "concurrency": 16, "offered_events_per_s": 6000,
+              "achieved_events_per_s": 5990, "p50_ms": 6.5, "p99_ms": 40.25,
+              "p50_from_send_ms": 6.0, "p99_from_send_ms": 39.0, "settle_s": 1.53,
+              "single_node_same_rate": {"achieved_events_per_s": 5995, "p50_ms": 3.0,
+                                        "p99_ms": 20.5, "settle_s": 0.3}}
+        res["clinlog_cluster"] = {"throughput": [
+            {"batch": 64, "concurrency": 16, "cluster_events_per_s": 12000,
+             "cluster_p50_ms": 50.0, "cluster_p99_ms": 90.0, "single_events_per_s": 26000}],
+            "half_load": hl}
+        _, text = self.report(res)
+        self.assertIn("open loop at 6,000 ev/s): achieved 5,990 ev/s, p50 6.50 ms, p99 40.25 ms "
+                      "(one node at the same rate: p99 20.50 ms); it started once the nodes were "
+                      "idle, 1.5 s after the scenario before.", text)
+        hl["settle_s"] = -1
+        _, text = self.report(res)
+        self.assertIn("(one node at the same rate: p99 20.50 ms); the nodes were still busy when "
+                      "the wait for them to go idle ended (started anyway).", text)
+        del hl["settle_s"]  # a result from before the wait
+        _, text = self.report(res)
+        self.assertIn("(one node at the same rate: p99 20.50 ms).", text)
+
     def test_postgresql_with_standbys_beside_three_nodes(self):
         res = copy.deepcopy(CANNED)
         res["clinlog_cluster"] = {"throughput": [
