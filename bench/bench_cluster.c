@@ -165,6 +165,15 @@ static double settle(const node *ns, int count, double secs) {
   return -1;
 }
 
+/* "slowest":[[start s, latency ms], ...] of an open loop: a stall shows
+ * as calls started close together (docs/bench.md). */
+static void slowest_json(const bench_result *r) {
+  printf("\"slowest\":[");
+  for (size_t i = 0; i < r->nslowest; i++)
+    printf("%s[%.3f,%.2f]", i ? "," : "", r->slowest[i].at, r->slowest[i].lat * 1e3);
+  printf("]");
+}
+
 static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
   /* batch 1 at concurrency 1, 16 and 64 (etcd's scenarios), batch 64 at 16 and 64 */
   static const struct {
@@ -292,12 +301,16 @@ static void print_json(const env *e, const char *machine, const tp_out *t, const
            t->node_hwm_mb[2]);
     printf(",\"half_load\":{\"batch\":64,\"concurrency\":16,\"offered_events_per_s\":%.0f,"
            "\"achieved_events_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-           "\"p50_from_send_ms\":%.3f,\"p99_from_send_ms\":%.3f,\"settle_s\":%.2f,"
-           "\"single_node_same_rate\":{\"achieved_events_per_s\":%.0f,\"p50_ms\":%.3f,"
-           "\"p99_ms\":%.3f,\"settle_s\":%.2f}}",
+           "\"p50_from_send_ms\":%.3f,\"p99_from_send_ms\":%.3f,\"settle_s\":%.2f,",
            t->half_rate, t->half.eps, t->half.p50_ms, t->half.p99_ms, t->half.sent_p50_ms,
-           t->half.sent_p99_ms, t->half_settle_s, t->half_single.eps, t->half_single.p50_ms,
-           t->half_single.p99_ms, t->half_single_settle_s);
+           t->half.sent_p99_ms, t->half_settle_s);
+    slowest_json(&t->half);
+    printf(",\"single_node_same_rate\":{\"achieved_events_per_s\":%.0f,\"p50_ms\":%.3f,"
+           "\"p99_ms\":%.3f,\"settle_s\":%.2f,",
+           t->half_single.eps, t->half_single.p50_ms, t->half_single.p99_ms,
+           t->half_single_settle_s);
+    slowest_json(&t->half_single);
+    printf("}}");
   }
   if (f->ran) {
     printf(",\"failover\":{\"writers\":4,\"batch\":1,\"trials\":[");
@@ -379,7 +392,10 @@ static void print_human(const env *e, const char *machine, const tp_out *t, cons
            t->half_settle_s < 0 ? "the nodes still busy, started anyway "
                                 : "started once the nodes were idle, ",
            t->half_settle_s < 0 ? (e->quick ? 20.0 : 60.0) : t->half_settle_s);
-    printf("  the same offered rate on the one-node cluster: p50 %.2f ms, p99 %.2f ms\n",
+    printf("  slowest calls (started at s: ms):");
+    for (size_t i = 0; i < t->half.nslowest; i++)
+      printf(" %.3f: %.1f", t->half.slowest[i].at, t->half.slowest[i].lat * 1e3);
+    printf("\n  the same offered rate on the one-node cluster: p50 %.2f ms, p99 %.2f ms\n",
            t->half_single.p50_ms, t->half_single.p99_ms);
   }
   if (f->ran) {

@@ -567,6 +567,8 @@ bench_result bench_result_of(const bench_load_result *l) {
   bench_cdf(l->lat, l->ops, 1e3, r.cdf_ms);
   r.sent_p50_ms = bench_pct(l->sent, l->ops, 0.5) * 1e3;
   r.sent_p99_ms = bench_pct(l->sent, l->ops, 0.99) * 1e3;
+  memcpy(r.slowest, l->slowest, sizeof r.slowest);
+  r.nslowest = l->nslowest;
   return r;
 }
 

@@ -103,6 +103,8 @@ typedef struct bench_result {
   double cdf_ms[BENCH_CDF_N];      /* the batches' latency CDF (bench_cdf) */
   double p90_ms, p999_ms;          /* the same batches' 90th and 99.9th percentiles */
   double sent_p50_ms, sent_p99_ms; /* from the actual send (open loop) */
+  bench_load_call slowest[BENCH_LOAD_SLOWEST]; /* the load generator's (seconds) */
+  size_t nslowest;
   size_t events;
   int failed;
 } bench_result;

@@ -22,7 +22,7 @@ typedef struct lthread {
   pthread_t t;
   int id;
   shared *s;
-  double *lat, *sent;
+  double *lat, *sent, *at;
   size_t n, cap, events;
 } lthread;
 
@@ -40,7 +40,7 @@ static void sleep_until(double t) {
   nanosleep(&ts, NULL);
 }
 
-static void push(lthread *th, double lat, double sent) {
+static void push(lthread *th, double at, double lat, double sent) {
   if (th->n == th->cap) {
     size_t c = th->cap ? th->cap * 2 : 1024;
     double *nl = realloc(th->lat, c * sizeof *nl);
@@ -51,8 +51,13 @@ static void push(lthread *th, double lat, double sent) {
     if (!ns)
       abort();
     th->sent = ns;
+    double *na = realloc(th->at, c * sizeof *na);
+    if (!na)
+      abort();
+    th->at = na;
     th->cap = c;
   }
+  th->at[th->n] = at;
   th->lat[th->n] = lat;
   th->sent[th->n++] = sent;
 }
@@ -121,7 +126,8 @@ static void *run_thread(void *arg) {
     if (call(th, ctx, &ev, &t0, &t1) != 0)
       break;
     /* a late start counts from its scheduled time */
-    push(th, t1 - (l->interval > 0 && due < t0 ? due : t0), t1 - t0);
+    double from = l->interval > 0 && due < t0 ? due : t0;
+    push(th, from - s->start, t1 - from, t1 - t0);
     th->events += ev;
   }
   return NULL;
@@ -130,6 +136,21 @@ static void *run_thread(void *arg) {
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
+}
+
+/* Keeps the call (at, lat) if it is among the slowest so far. */
+static void keep_slowest(bench_load_result *r, double at, double lat) {
+  size_t i = r->nslowest;
+  if (i == BENCH_LOAD_SLOWEST) {
+    if (lat <= r->slowest[i - 1].lat)
+      return;
+    i--; /* the fastest kept goes */
+  } else {
+    r->nslowest++;
+  }
+  for (; i > 0 && r->slowest[i - 1].lat < lat; i--)
+    r->slowest[i] = r->slowest[i - 1];
+  r->slowest[i] = (bench_load_call){at, lat};
 }
 
 static int bad(bench_load_result *r, const char *why) {
@@ -182,6 +203,8 @@ int bench_load_run(const bench_load *l, bench_load_result *r) {
   if (!r->lat || !r->sent)
     abort();
   for (int i = 0; i < l->threads; i++) {
+    for (size_t k = 0; k < ths[i].n; k++)
+      keep_slowest(r, ths[i].at[k], ths[i].lat[k]);
     memcpy(r->lat + r->ops, ths[i].lat, ths[i].n * sizeof *r->lat);
     memcpy(r->sent + r->ops, ths[i].sent, ths[i].n * sizeof *r->sent);
     r->ops += ths[i].n;
@@ -189,6 +212,7 @@ int bench_load_run(const bench_load *l, bench_load_result *r) {
     r->thread_ops[i] = ths[i].n;
     free(ths[i].lat);
     free(ths[i].sent);
+    free(ths[i].at);
   }
   qsort(r->lat, r->ops, sizeof *r->lat, cmp_double);
   qsort(r->sent, r->ops, sizeof *r->sent, cmp_double);

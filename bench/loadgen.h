@@ -12,7 +12,9 @@
  * timed window, not counted; and an open loop: thread i's k-th call is
  * scheduled at start + interval * (k + i / threads) and its latency counted
  * from that time (a late start counts: no coordinated omission), until a
- * scheduled time reaches the deadline.
+ * scheduled time reaches the deadline. The slowest calls are kept with
+ * when they started, so a stall shows as several calls started close
+ * together.
  *
  * Self-contained (pthreads and the clock only), so its unit test links it
  * alone (tests/bench/test_loadgen.c). */
@@ -41,6 +43,14 @@ typedef struct bench_load {
                          thread's scheduled calls */
 } bench_load;
 
+#define BENCH_LOAD_SLOWEST 8 /* slowest calls kept with when they started */
+
+/* A call of the run: when it started (seconds from the window's start; open
+ * loop: its scheduled time) and its latency (seconds, as lat). */
+typedef struct bench_load_call {
+  double at, lat;
+} bench_load_call;
+
 typedef struct bench_load_result {
   size_t ops;         /* calls counted (started inside the window, returned 0) */
   size_t events;      /* their *events */
@@ -50,6 +60,10 @@ typedef struct bench_load_result {
   double *sent;       /* [ops] seconds from the actual start, sorted (the same
                          as lat in a closed loop) */
   size_t *thread_ops; /* [threads] calls counted per thread */
+  /* the slowest calls, slowest first (nslowest: at most BENCH_LOAD_SLOWEST):
+   * stalls show as several calls started close together */
+  bench_load_call slowest[BENCH_LOAD_SLOWEST];
+  size_t nslowest;
   int threads;
   int failed; /* a step returned -1 (why: "thread N: ...") or the
                  arguments were wrong (why names which) */

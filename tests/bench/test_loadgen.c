@@ -2,7 +2,8 @@
  * peers run through, on calls that sleep a known time: the window is
  * honoured, every thread runs, each counted call has its latency, the
  * warm-up and prep stay out of the figures, the open loop keeps its
- * schedule, and a failing call stops the run with its thread and reason. */
+ * schedule (and names its slowest calls with when they were due), and a
+ * failing call stops the run with its thread and reason. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -161,6 +162,15 @@ Test(loadgen, open_loop_keeps_its_schedule) {
    * scheduled time (110 and 60 ms), not from their send */
   cr_assert_geq(late, slow_sends + 2,
                 "%zu calls over 40 ms from their schedule, %zu from their send", late, slow_sends);
+  /* the slowest calls, slowest first, are the latencies' top, with when
+   * each was due: the slow call at 0 s, then the ones due at 50 and 100 ms */
+  cr_assert_eq(r.nslowest, BENCH_LOAD_SLOWEST);
+  for (size_t i = 0; i < r.nslowest; i++)
+    cr_assert_eq(r.slowest[i].lat, r.lat[r.ops - 1 - i], "slowest %zu", i);
+  cr_assert(r.slowest[0].at >= 0 && r.slowest[0].at < 0.01, "at %.3f", r.slowest[0].at);
+  cr_assert_geq(r.slowest[0].lat, 0.16);
+  cr_assert(r.slowest[1].at > 0.045 && r.slowest[1].at < 0.055, "at %.3f", r.slowest[1].at);
+  cr_assert(r.slowest[2].at > 0.095 && r.slowest[2].at < 0.105, "at %.3f", r.slowest[2].at);
   bench_load_result_free(&r);
 }
 

@@ -344,6 +344,7 @@ class TestBenchReport(unittest.TestCase):
         hl = {"batch": 64, "concurrency": 16, "offered_events_per_s": 6000,
               "achieved_events_per_s": 5990, "p50_ms": 6.5, "p99_ms": 40.25,
               "p50_from_send_ms": 6.0, "p99_from_send_ms": 39.0, "settle_s": 1.53,
+              "slowest": [[0.612, 46.25], [0.618, 44.0], [2.5, 21.0]],
               "single_node_same_rate": {"achieved_events_per_s": 5995, "p50_ms": 3.0,
                                         "p99_ms": 20.5, "settle_s": 0.3}}
         res["clinlog_cluster"] = {"throughput": [
@@ -354,6 +355,8 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("open loop at 6,000 ev/s): achieved 5,990 ev/s, p50 6.50 ms, p99 40.25 ms "
                       "(one node at the same rate: p99 20.50 ms); it started once the nodes were "
                       "idle, 1.5 s after the scenario before.", text)
+        self.assertIn("Its slowest calls, started at (s into the run): latency (ms): 0.612: 46.2, "
+                      "0.618: 44.0, 2.500: 21.0; calls started close together", text)
         hl["settle_s"] = -1
         _, text = self.report(res)
         self.assertIn("(one node at the same rate: p99 20.50 ms); the nodes were still busy when "
