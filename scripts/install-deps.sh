@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config
       librocksdb-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
-      libsodium-dev libcriterion-dev libjansson-dev libuv1-dev libmicrohttpd-dev libssl-dev
+      libsodium-dev libcriterion-dev libjansson-dev libuv1-dev liblz4-dev libmicrohttpd-dev libssl-dev
       python3-grpcio python3-protobuf python3-nacl openssl clang tcpdump
       protobuf-compiler postgresql-15 libpq-dev gnuplot-nox)
 BACKPORTS_PKGS=(libraft-dev)

@@ -92,17 +92,6 @@ int svct_count(int *a, int m) {
 
 struct svct_fixture svct_F;
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t l = sizeof a;
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-  int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -120,7 +109,7 @@ void svct_setup(void) {
   cl_err err;
   cr_assert_eq(cl_log_open(&o, &svct_F.log, &err), 0, "%s", err.msg);
 
-  snprintf(svct_F.raft_addr, sizeof svct_F.raft_addr, "127.0.0.1:%d", free_port());
+  snprintf(svct_F.raft_addr, sizeof svct_F.raft_addr, "127.0.0.1:%d", cl_test_free_port());
   snprintf(svct_F.raft_dir, sizeof svct_F.raft_dir, "%s/raft", svct_F.dir);
   cl_server_config_init(&svct_F.cfg);
   svct_F.cfg.dev = 1;

@@ -9,6 +9,9 @@
  * path (returned-owned: free()). Aborts the test process on failure. */
 char *cl_test_tmpdir(const char *tag);
 
+/* A loopback TCP port that was free a moment ago (bound, then closed). */
+int cl_test_free_port(void);
+
 /* Removes a directory tree (best effort). */
 void cl_test_rmtree(const char *path);
 
