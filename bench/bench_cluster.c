@@ -144,6 +144,11 @@ static double nodes_cpu_s(const node *ns, int count) {
   return sum;
 }
 
+/* The half loads' open loop: its length, and how long it waits at most
+ * for the nodes to settle first (settle). */
+static double half_seconds(const env *e) { return e->quick ? 3 : 10; }
+static double half_settle_cap(const env *e) { return e->quick ? 20 : 60; }
+
 /* Waits, at most `secs`, until the nodes are idle: their processes
  * together under 5 % of a core over 250 ms. What a closed-loop scenario
  * left behind (followers' apply, the projections' folds, memtable flushes
@@ -212,8 +217,8 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
       full = t->rows[i].cluster.eps;
   if (full > 0) {
     t->half_rate = full / 2;
-    t->half_settle_s = settle(ns, 3, e->quick ? 20 : 60);
-    t->half = measure(ns[li].c, 64, 16, t->half_rate, e->quick ? 3 : 10, &e->admin, seed,
+    t->half_settle_s = settle(ns, 3, half_settle_cap(e));
+    t->half = measure(ns[li].c, 64, 16, t->half_rate, half_seconds(e), &e->admin, seed,
                       "3 nodes, half load");
     e->failed |= t->half.failed;
     fprintf(stderr,
@@ -238,8 +243,8 @@ static void tp_single(env *e, tp_out *t, unsigned *seed) {
               r->bs, r->conc, r->single.eps, r->single.p50_ms, r->single.p99_ms);
     }
     if (t->half_rate > 0) {
-      t->half_single_settle_s = settle(&one, 1, e->quick ? 20 : 60);
-      t->half_single = measure(one.c, 64, 16, t->half_rate, e->quick ? 3 : 10, &e->admin, seed,
+      t->half_single_settle_s = settle(&one, 1, half_settle_cap(e));
+      t->half_single = measure(one.c, 64, 16, t->half_rate, half_seconds(e), &e->admin, seed,
                                "1 node, half load's rate");
       e->failed |= t->half_single.failed;
       fprintf(stderr, "  single   same rate %.0f ev/s: p50 %.2f ms p99 %.2f ms\n", t->half_rate,
@@ -391,7 +396,7 @@ static void print_human(const env *e, const char *machine, const tp_out *t, cons
            t->half.sent_p99_ms,
            t->half_settle_s < 0 ? "the nodes still busy, started anyway "
                                 : "started once the nodes were idle, ",
-           t->half_settle_s < 0 ? (e->quick ? 20.0 : 60.0) : t->half_settle_s);
+           t->half_settle_s < 0 ? half_settle_cap(e) : t->half_settle_s);
     printf("  slowest calls (started at s: ms):");
     for (size_t i = 0; i < t->half.nslowest; i++)
       printf(" %.3f: %.1f", t->half.slowest[i].at, t->half.slowest[i].lat * 1e3);
