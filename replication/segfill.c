@@ -48,7 +48,9 @@ int __wrap_posix_fallocate(int fd, off_t offset, off_t len) {
     ssize_t w = pwrite(fd, zeros, n, at);
     if (w > 0)
       at += w;
-    else if (w < 0 && errno != EINTR)
+    else if (w == 0) /* no progress: not a file this can fill */
+      rc = EIO;
+    else if (errno != EINTR)
       rc = errno;
   }
   if (rc == EINVAL) /* a range O_DIRECT cannot write: reserve it instead */
