@@ -65,6 +65,7 @@ CANNED = {
     "machine": {"cpu_model": "Test CPU", "cores": 2, "memory_mb": 4096, "kernel": "Linux 6.1",
                 "arch": "x86_64", "libraries": {"postgresql-15": "15.18", "libraft-dev": None}},
     "raw": {"fsync": {"p50_ms": 0.2, "p99_ms": 0.9, "per_s": 5000},
+            "fsync_written": {"p50_ms": 0.15, "p99_ms": 0.5, "per_s": 6000},
             "ed25519": {"sign_per_s_1": 50000, "sign_per_s_2": 99000, "verify_per_s_1": 20000,
                         "verify_per_s_2": 39000},
             "sha256": {"event_bytes": 288, "hashes_per_s": 1000000, "mb_per_s": 288.0}},
@@ -109,6 +110,14 @@ class TestBenchReport(unittest.TestCase):
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
         self.assertIn("Targets: 1 met, 1 missed, 17 not measured in this run.", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
+        # and against the same writes into written space (how a WAL writes)
+        self.assertIn("Into written space, as a WAL writes (6,000/s): clinlog 0.25.", text)
+        self.assertIn("| the same into written space (a file written and synced first) | "
+                      "p50 0.150 ms, p99 0.500 ms, 6,000/s |", text)
+        old = dict(CANNED, raw={k: v for k, v in CANNED["raw"].items() if k != "fsync_written"})
+        _, old_text = self.report(old)  # a result from before the figure: no line for it
+        self.assertIn("clinlog 0.30.", old_text)
+        self.assertNotIn("written space", old_text)
         self.assertIn("| CPU | Test CPU, 2 cores |", text)
         self.assertIn("| libraft-dev | not installed |", text)
         self.assertIn("| 1 | 1 | 120.0 | 30.0 | 0.500 | 80.0 | 20.0 | 0.250 | 150 |", text)
@@ -1089,5 +1098,10 @@ class TestBenchSteps(unittest.TestCase):
         # write would run hundreds of times faster than fdatasync)
         one = rdb["scenarios"][0]
         self.assertLess(one["events_per_s"], 50 * out["fsync"]["per_s"], (one, out["fsync"]))
+        # both fsync figures: appending, and into a file written first
+        for k in ("fsync", "fsync_written"):
+            self.assertEqual(out[k]["n"], 100, k)
+            self.assertGreater(out[k]["per_s"], 0, k)
+            self.assertLessEqual(out[k]["p50_ms"], out[k]["p99_ms"], k)
         d = os.path.join(common.TMP, "bench-steps-raw")
         self.assertFalse(os.path.exists(os.path.join(d, "rocksdb")), "its database removed")
