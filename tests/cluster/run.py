@@ -29,7 +29,7 @@ import common  # noqa: E402
 
 MODULES = ["test_faults", "test_partition", "test_membership", "test_phi", "test_audit_cluster",
            "test_keys_cluster", "test_raft_tls", "test_node_auth", "test_logkey_cluster",
-           "test_cds_cluster", "test_mllp_cluster", "test_fhir_write_cluster"]
+           "test_cds_cluster", "test_mllp_cluster", "test_fhir_write_cluster", "test_quiet"]
 
 
 def main():
