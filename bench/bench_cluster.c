@@ -32,7 +32,11 @@
  *    generator the peers use (bench/loadgen.h), batches signed before the
  *    clock (a pool sized above this machine's rates; should a run use it
  *    all, it signs more in its loop, before each call's clock, and says so);
- *    the half load 10 s (--quick 3).
+ *    the half load 10 s (--quick 3). Last, quiet writes: one event a call,
+ *    open loop at 2 calls a second for 10 s (--quick 4), on each cluster
+ *    after its nodes went idle: the latency of a write that follows a
+ *    pause (a 3-node leader used to hold it for up to a heartbeat:
+ *    replication/pipeline.c).
  *  - failover: on the 3-node cluster, 4 writers append single events to any
  *    node, retrying every error (on a node's leader hint "clinlog-leader",
  *    else on the next node) with the same batch; the leader (Cluster.Status)
@@ -128,6 +132,7 @@ typedef struct tp_out {
   double half_rate;
   bench_result half, half_single; /* the same offered rate on the one-node cluster */
   double half_settle_s, half_single_settle_s; /* waited for idle nodes first (settle) */
+  bench_result quiet, quiet_single;           /* one event a call at QUIET_RATE, open loop */
   double node_hwm_mb[3];          /* each node's peak RSS (VmHWM) after the scenarios */
   int ran;
 } tp_out;
@@ -149,6 +154,13 @@ static double nodes_cpu_s(const node *ns, int count) {
 static double half_seconds(const env *e) { return e->quick ? 3 : 10; }
 static double half_settle_cap(const env *e) { return e->quick ? 20 : 60; }
 
+/* The quiet writes: calls a second (a pause of 5 heartbeat intervals
+ * before each: longer than the 2 after which libraft demoted a quiet
+ * follower, so a held write waited 0-100 ms, whatever the phase) and how
+ * long. */
+#define QUIET_RATE 2.0
+static double quiet_seconds(const env *e) { return e->quick ? 4 : 10; }
+
 /* Waits, at most `secs`, until the nodes are idle: their processes
  * together under 5 % of a core over 250 ms. What a closed-loop scenario
  * left behind (followers' apply, the projections' folds, memtable flushes
@@ -169,6 +181,9 @@ static double settle(const node *ns, int count, double secs) {
   }
   return -1;
 }
+
+/* The slowest call of a run, ms (0 when none ran). */
+static double max_ms(const bench_result *r) { return r->nslowest ? r->slowest[0].lat * 1e3 : 0; }
 
 /* "slowest":[[start s, latency ms], ...] of an open loop: a stall shows
  * as calls started close together (docs/bench.md). */
@@ -227,6 +242,12 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
             t->half_rate, t->half.eps, t->half.p50_ms, t->half.p99_ms, t->half.sent_p50_ms,
             t->half.sent_p99_ms);
   }
+  (void)settle(ns, 3, half_settle_cap(e));
+  t->quiet = measure(ns[li].c, 1, 1, QUIET_RATE, quiet_seconds(e), &e->admin, seed,
+                     "3 nodes, quiet writes");
+  e->failed |= t->quiet.failed;
+  fprintf(stderr, "  cluster  quiet writes %.0f/s: p50 %.2f ms p99 %.2f ms\n", QUIET_RATE,
+          t->quiet.p50_ms, t->quiet.p99_ms);
   for (int i = 0; i < 3; i++)
     t->node_hwm_mb[i] = bench_proc_hwm_mb(ns[i].p.pid);
   t->ran = 1;
@@ -250,6 +271,12 @@ static void tp_single(env *e, tp_out *t, unsigned *seed) {
       fprintf(stderr, "  single   same rate %.0f ev/s: p50 %.2f ms p99 %.2f ms\n", t->half_rate,
               t->half_single.p50_ms, t->half_single.p99_ms);
     }
+    (void)settle(&one, 1, half_settle_cap(e));
+    t->quiet_single =
+        measure(one.c, 1, 1, QUIET_RATE, quiet_seconds(e), &e->admin, seed, "1 node, quiet writes");
+    e->failed |= t->quiet_single.failed;
+    fprintf(stderr, "  single   quiet writes %.0f/s: p50 %.2f ms p99 %.2f ms\n", QUIET_RATE,
+            t->quiet_single.p50_ms, t->quiet_single.p99_ms);
   } else {
     e->failed = 1;
   }
@@ -316,6 +343,12 @@ static void print_json(const env *e, const char *machine, const tp_out *t, const
            t->half_single_settle_s);
     slowest_json(&t->half_single);
     printf("}}");
+    printf(",\"quiet_writes\":{\"calls_per_s\":%.0f,\"calls\":%zu,\"p50_ms\":%.3f,"
+           "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"single_node\":{\"calls\":%zu,\"p50_ms\":%.3f,"
+           "\"p99_ms\":%.3f,\"max_ms\":%.3f}}",
+           QUIET_RATE, t->quiet.events, t->quiet.p50_ms, t->quiet.p99_ms, max_ms(&t->quiet),
+           t->quiet_single.events, t->quiet_single.p50_ms, t->quiet_single.p99_ms,
+           max_ms(&t->quiet_single));
   }
   if (f->ran) {
     printf(",\"failover\":{\"writers\":4,\"batch\":1,\"trials\":[");
@@ -402,6 +435,10 @@ static void print_human(const env *e, const char *machine, const tp_out *t, cons
       printf(" %.3f: %.1f", t->half.slowest[i].at, t->half.slowest[i].lat * 1e3);
     printf("\n  the same offered rate on the one-node cluster: p50 %.2f ms, p99 %.2f ms\n",
            t->half_single.p50_ms, t->half_single.p99_ms);
+    printf("quiet writes (1 event a call, open loop at %.0f/s, %zu calls): cluster p50 %.2f ms, "
+           "max %.2f ms;\n  one-node cluster p50 %.2f ms, max %.2f ms\n",
+           QUIET_RATE, t->quiet.events, t->quiet.p50_ms, max_ms(&t->quiet), t->quiet_single.p50_ms,
+           max_ms(&t->quiet_single));
   }
   if (f->ran) {
     printf("\nfailover: 4 writers (batch 1) on any node; leader SIGKILLed; kill -> first append\n");

@@ -373,6 +373,22 @@ class TestBenchReport(unittest.TestCase):
         del hl["settle_s"]  # a result from before the wait
         _, text = self.report(res)
         self.assertIn("(one node at the same rate: p99 20.50 ms).", text)
+        self.assertNotIn("Quiet writes", text)  # a result from before them
+
+    def test_quiet_writes_beside_one_node(self):
+        res = copy.deepcopy(CANNED)
+        res["clinlog_cluster"] = {"throughput": [
+            {"batch": 1, "concurrency": 1, "cluster_events_per_s": 500,
+             "cluster_p50_ms": 2.0, "cluster_p99_ms": 4.0, "single_events_per_s": 1000}],
+            "half_load": {"offered_events_per_s": 6000, "achieved_events_per_s": 5990,
+                          "p50_ms": 6.5, "p99_ms": 40.25},
+            "quiet_writes": {"calls_per_s": 2, "calls": 8, "p50_ms": 2.25, "p99_ms": 3.5,
+                             "max_ms": 3.75, "single_node": {"calls": 8, "p50_ms": 1.5,
+                                                             "p99_ms": 2.0, "max_ms": 2.125}}}
+        _, text = self.report(res)
+        self.assertIn("Quiet writes (one event a call, open loop at 2 a second, 8 calls: each "
+                      "after a pause): p50 2.25 ms, slowest 3.75 ms (one node: p50 1.50 ms, "
+                      "slowest 2.12 ms).", text)
 
     def test_postgresql_with_standbys_beside_three_nodes(self):
         res = copy.deepcopy(CANNED)
