@@ -25,7 +25,9 @@
  * it from inside its own object file and are not redirected. Here the
  * demotion is skipped while the follower is online in libraft's own sense
  * (progressIsOnline: heard from within the election timeout); one silent
- * for a whole election timeout is demoted as before. The quorum check, and
+ * for a whole election timeout is demoted as before (libraft's trace,
+ * LIBRAFT_TRACE=1, still prints "unreachable -> abort pipeline" at each
+ * quiet tick: the line comes before the call). The quorum check, and
  * with it the leader stepping down when it cannot reach a majority, is
  * untouched: this changes only how eagerly entries are sent to a follower
  * that answers, never what is committed. */
