@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,50 @@ Test(segfill, a_new_range_is_written_with_zeros) {
   int w = fully_written(fd, len);
   if (w >= 0) /* fallocate would leave unwritten extents on ext4 and XFS */
     cr_assert_eq(w, 1, "the range has unwritten, delayed or missing extents");
+  close(fd);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+/* Pages of fd's first `len` bytes in the page cache. */
+static size_t resident_pages(int fd, off_t len) {
+  long page = sysconf(_SC_PAGESIZE);
+  void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+  cr_assert_neq(m, MAP_FAILED, "mmap: %s", strerror(errno));
+  size_t n = (size_t)((len + page - 1) / page), in = 0;
+  unsigned char *v = malloc(n);
+  cr_assert_not_null(v);
+  cr_assert_eq(mincore(m, (size_t)len, v), 0, "mincore: %s", strerror(errno));
+  for (size_t i = 0; i < n; i++)
+    in += v[i] & 1;
+  free(v);
+  munmap(m, (size_t)len);
+  return in;
+}
+
+Test(segfill, the_zeros_bypass_the_page_cache) {
+  char *dir;
+  int fd = open_tmp(&dir);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/f", dir);
+  int probe = open(path, O_WRONLY | O_DIRECT);
+  if (probe < 0) { /* no O_DIRECT here (tmpfs): the zeros go through the page cache */
+    cr_log_warn("no O_DIRECT in %s: %s", dir, strerror(errno));
+  } else {
+    close(probe);
+    int dfd = open(path, O_WRONLY | O_DSYNC); /* as libraft opens a new segment */
+    cr_assert_geq(dfd, 0);
+    const off_t len = 2 << 20;
+    cr_assert_eq(posix_fallocate(dfd, 0, len), 0);
+    /* written directly: none of it cached (through libraft's descriptor
+     * every page would be) */
+    cr_assert_eq(resident_pages(fd, len), 0, "zeros in the page cache: %zu pages",
+                 resident_pages(fd, len));
+    int w = fully_written(fd, len);
+    if (w >= 0)
+      cr_assert_eq(w, 1, "the range has unwritten, delayed or missing extents");
+    close(dfd);
+  }
   close(fd);
   cl_test_rmtree(dir);
   free(dir);
