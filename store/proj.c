@@ -102,7 +102,9 @@ static int reset_locked(cl_proj *p, cl_err *err) {
   if (rc == 0) {
     pthread_mutex_lock(&p->mu);
     p->position = 0;
+    p->changes++;
     pthread_mutex_unlock(&p->mu);
+    p->written = 0;
   }
   return rc;
 }
@@ -111,6 +113,8 @@ void cl_proj_close(cl_proj *p) {
   if (!p)
     return;
   proj_writer_stop(p);
+  if (p->meta && p->position > p->written) /* best effort: else refolded at the next open */
+    (void)proj_write_position(p, p->position, NULL);
   pthread_mutex_destroy(&p->wmu);
   pthread_cond_destroy(&p->wcv);
   pthread_rwlock_destroy(&p->lk);
@@ -166,6 +170,7 @@ int cl_proj_open(cl_log *log, const char *name, uint32_t version, const char *co
       rc = reset_locked(p, err); /* new, or its fold changed: from event 1 */
     else if (rc == 0)
       rc = meta_get_u64(p, META_POSITION, &p->position, 8, err);
+    p->written = p->position;
   }
   if (rc) {
     cl_proj_close(p);
@@ -180,6 +185,13 @@ const char *cl_proj_name(const cl_proj *p) { return p->name; }
 uint64_t cl_proj_position(cl_proj *p) {
   pthread_mutex_lock(&p->mu);
   uint64_t v = p->position;
+  pthread_mutex_unlock(&p->mu);
+  return v;
+}
+
+uint64_t cl_proj_changes(cl_proj *p) {
+  pthread_mutex_lock(&p->mu);
+  uint64_t v = p->changes;
   pthread_mutex_unlock(&p->mu);
   return v;
 }
@@ -552,9 +564,30 @@ int cl_proj_scan(cl_proj *p, unsigned fam, const void *prefix, size_t pl, const 
   return rc;
 }
 
+/* The dump's meta family: the position in memory in place of the one on
+ * disk, which may lag it by commits that wrote nothing (LAZY_MAX). */
+typedef struct dump_meta {
+  cl_proj_scan_fn fn;
+  void *ctx;
+  uint64_t position;
+} dump_meta;
+
+static int dump_meta_one(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                         cl_err *err) {
+  dump_meta *d = ctx;
+  uint8_t pos[8];
+  if (kl == 1 + strlen(META_POSITION) && memcmp(key + 1, META_POSITION, kl - 1) == 0) {
+    cl_be64(pos, d->position);
+    val = pos;
+    vl = sizeof pos;
+  }
+  return d->fn(d->ctx, key, kl, val, vl, err);
+}
+
 int cl_proj_dump(cl_proj *p, cl_proj_scan_fn fn, void *ctx, cl_err *err) {
   pthread_rwlock_rdlock(&p->lk);
-  int rc = scan_cf(p, p->meta, "", 0, NULL, 0, 1, 0xff, fn, ctx, err);
+  dump_meta d = {fn, ctx, cl_proj_position(p)};
+  int rc = scan_cf(p, p->meta, "", 0, NULL, 0, 1, 0xff, dump_meta_one, &d, err);
   for (size_t i = 0; rc == 0 && i < p->nfam; i++)
     rc = scan_cf(p, p->fam[i], "", 0, NULL, 0, 1, (uint8_t)i, fn, ctx, err);
   pthread_rwlock_unlock(&p->lk);

@@ -13,6 +13,10 @@
  * RocksDB write (cl_proj_commit, or cl_proj_commit_start on a writer
  * thread), so a crash never half-applies an event:
  * after a restart the projection resumes from a position its state matches.
+ * A commit that changes nothing (a batch of events the fold ignores) moves
+ * the position in memory alone while the position on disk is less than
+ * 16384 events behind (proj_int.h, LAZY_MAX; cl_proj_close writes it): the
+ * state is the same at both, and a restart refolds those events again.
  * Projection writes are not synced (the state is derived: whatever a crash
  * loses is refolded from the log).
  *
@@ -62,6 +66,10 @@ void cl_proj_close(cl_proj *p);
 const char *cl_proj_name(const cl_proj *p);
 /* The last seq folded into the committed state (0: none). */
 uint64_t cl_proj_position(cl_proj *p);
+/* How many commits since the open changed the state (wrote or deleted a
+ * key): a reader that only needs to look again when the state changed
+ * compares it with the value it last saw. */
+uint64_t cl_proj_changes(cl_proj *p);
 
 /* Drops every family and the position (the projection restarts from event
  * 1). Waits for readers and open transactions. Errors: CL_EIO. */

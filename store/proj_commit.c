@@ -99,9 +99,44 @@ static int write_txn(cl_proj_txn *t, uint64_t position, cl_err *err) {
   if (rc == 0) {
     pthread_mutex_lock(&p->mu);
     p->position = position;
+    p->changes += t->n > 0;
     pthread_mutex_unlock(&p->mu);
+    p->written = position;
   }
   return rc ? cl_err_prefix(err, "projection %s", p->name) : 0;
+}
+
+int proj_write_position(cl_proj *p, uint64_t position, cl_err *err) {
+  uint8_t pos[8];
+  cl_be64(pos, position);
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  rocksdb_writebatch_put_cf(wb, p->meta, META_POSITION, strlen(META_POSITION), (const char *)pos,
+                            8);
+  char *rerr = NULL;
+  rocksdb_write(p->db->db, p->db->wo_nosync, wb, &rerr);
+  rocksdb_writebatch_destroy(wb);
+  if (rerr) {
+    cl_err e;
+    return cl_db_error(rerr, err ? err : &e, "projection position");
+  }
+  p->written = position;
+  return 0;
+}
+
+/* A commit that writes nothing (a batch of events the fold ignored) moves
+ * the position in memory only, while the one on disk is less than LAZY_MAX
+ * behind: the state on disk is the state at either position, so a restart
+ * from the older one refolds events that change nothing. 1 if t was
+ * committed so (and freed). */
+static int commit_lazily(cl_proj_txn *t, uint64_t position) {
+  cl_proj *p = t->p;
+  if (t->n || position - p->written >= LAZY_MAX)
+    return 0;
+  pthread_mutex_lock(&p->mu);
+  p->position = position;
+  pthread_mutex_unlock(&p->mu);
+  cl_proj_abort(t);
+  return 1;
 }
 
 static void *writer_main(void *arg) {
@@ -172,7 +207,7 @@ static int commit_ready(cl_proj_txn *t, uint64_t position, cl_err *err) {
 
 int cl_proj_commit(cl_proj_txn *t, uint64_t position, cl_err *err) {
   int rc = commit_ready(t, position, err);
-  if (rc)
+  if (rc || commit_lazily(t, position))
     return rc;
   rc = write_txn(t, position, err);
   cl_proj_abort(t);
@@ -182,7 +217,7 @@ int cl_proj_commit(cl_proj_txn *t, uint64_t position, cl_err *err) {
 int cl_proj_commit_start(cl_proj_txn *t, uint64_t position, cl_err *err) {
   cl_proj *p = t->p;
   int rc = commit_ready(t, position, err);
-  if (rc)
+  if (rc || commit_lazily(t, position))
     return rc;
   if (!p->started) {
     if (pthread_create(&p->writer, NULL, writer_main, p) != 0) { /* write it here, then */

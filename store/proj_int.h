@@ -26,6 +26,13 @@
 #define META_POSITION "position"
 #define META_VERSION "version"
 
+/* A commit that writes nothing moves the position in memory only, until the
+ * position on disk is this many events behind (then it is written): a
+ * batch of events a projection ignores (the audit trail's records, for
+ * most) costs no RocksDB write, and a restart refolds at most this many
+ * events that change nothing. */
+#define LAZY_MAX 16384
+
 struct cl_proj {
   cl_log *log;
   cl_db *db; /* the log's projections' database (cl_log_proj_db) */
@@ -39,8 +46,14 @@ struct cl_proj {
   pthread_rwlock_t lk; /* guards the handles below */
   rocksdb_column_family_handle_t *meta;
   rocksdb_column_family_handle_t *fam[CL_PROJ_MAX_FAMILIES];
-  pthread_mutex_t mu; /* guards position */
+  pthread_mutex_t mu; /* guards position and changes */
   uint64_t position;
+  /* The position on disk: behind `position` by the commits that wrote
+   * nothing (at most LAZY_MAX events; see cl_proj_commit). Belongs to the
+   * committing thread (the writer's write_txn sets it while it owns the
+   * commit in flight, waited for before the next commit looks). */
+  uint64_t written;
+  uint64_t changes; /* commits that wrote state since the open */
   /* HMAC state after "proj." || name || 0x00 under the projection key
    * (cl_proj_hash continues a copy); sodium_malloc'd: it is as secret as
    * the key. Set at open, read-only after. */
@@ -122,6 +135,10 @@ int proj_seal_write(cl_proj *p, const txn_write *w, uint8_t **buf, size_t *cap, 
  * result (*val freed either way). */
 int proj_open_in_place(cl_proj *p, unsigned fam, const void *key, size_t kl, uint8_t **val,
                        size_t *vl, cl_err *err);
+
+/* proj_commit.c: writes `position` alone as the position on disk (err
+ * may be NULL). */
+int proj_write_position(cl_proj *p, uint64_t position, cl_err *err);
 
 /* proj_commit.c: waits for the commit in flight and stops the writer
  * thread (at close). */

@@ -92,18 +92,32 @@ static void *run(void *arg) {
   cds_emitter *e = arg;
   (void)pthread_setname_np(pthread_self(), "cds:emit");
   cl_feed *feed = cl_runner_feed(e->r);
+  cl_proj *proj = cl_runner_proj(e->r);
   uint64_t seen = 0;
+  /* the projection's changes at the last look (cl_proj_changes) and when:
+   * most folds change nothing it looks at (the audit trail's records), so
+   * it looks again when the state changed, after a failed round, or
+   * POLL_MS after its last look (a leadership change, silence deadlines) */
+  uint64_t looked = 0;
+  int64_t looked_at = 0;
+  int again = 1;
   while (!stopping(e)) {
     cl_runner_status st;
     cl_runner_get_status(e->r, &st);
-    if (st.state == CL_RUNNER_LIVE && e->h.leader(e->h.ctx)) {
+    uint64_t changes = cl_proj_changes(proj);
+    int64_t now = cl_feed_now_ms();
+    if (st.state == CL_RUNNER_LIVE && (again || changes != looked || now - looked_at >= POLL_MS) &&
+        e->h.leader(e->h.ctx)) {
       cl_err err;
       cl_err_clear(&err);
+      looked = changes;
+      looked_at = now;
       e->last_seq = 0;
       e->notleader = 0;
-      int rc = cl_cds_pending(cl_runner_proj(e->r), ROUND_MAX, emit_one, e, &err);
+      int rc = cl_cds_pending(proj, ROUND_MAX, emit_one, e, &err);
       if (rc >= 0 && !e->notleader) /* then the devices whose silence deadline has passed */
-        rc = cl_cds_silent_due(cl_runner_proj(e->r), wall_ns(), ROUND_MAX, emit_one, e, &err);
+        rc = cl_cds_silent_due(proj, wall_ns(), ROUND_MAX, emit_one, e, &err);
+      again = rc < 0 || e->notleader;
       if (rc < 0)
         complain(e, &err);
       else
@@ -111,6 +125,7 @@ static void *run(void *arg) {
       if (e->last_seq) { /* let the fold see them before looking again */
         cl_err werr;
         (void)cl_runner_wait(e->r, e->last_seq, cl_feed_now_ms() + FOLD_WAIT_MS, &werr);
+        again = 1;
         continue;
       }
     }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/db.h"
@@ -54,6 +55,15 @@ static void assert_plain(uint8_t *v, size_t vl, const char *want) {
   cr_assert_eq(vl, strlen(want));
   cr_assert_eq(memcmp(v, want, vl), 0);
   free(v);
+}
+
+/* The committed value of key k reads back as `want`. */
+static void assert_committed(cl_proj *p, const uint8_t k[32], const char *want) {
+  cl_err err;
+  uint8_t *v;
+  size_t vl;
+  cr_assert_eq(cl_proj_get_sealed(p, 0, k, 32, &v, &vl, &err), 0, "%s", err.msg);
+  assert_plain(v, vl, want);
 }
 
 Test(proj, a_sealed_value_reads_back_before_and_after_its_commit) {
@@ -196,14 +206,95 @@ Test(proj, projections_live_in_a_database_of_their_own) {
   f.log = cl_test_log_open(f.dir, 1000);
   cr_assert_eq(cl_proj_open(f.log, "ptest", 1, fams, 1, &f.p, &err), 0, "%s", err.msg);
   cr_assert_eq(cl_proj_position(f.p), 2, "the state in <dir>/proj is kept");
-  uint8_t *v;
-  size_t vl;
-  cr_assert_eq(cl_proj_get_sealed(f.p, 0, k, 32, &v, &vl, &err), 0, "%s", err.msg);
-  assert_plain(v, vl, SECRET);
+  assert_committed(f.p, k, SECRET);
   cl_proj_close(f.p);
   cl_log_close(f.log);
   cr_assert_eq(log_db_proj_families(f.dir), 0, "the old families are dropped");
   f.log = cl_test_log_open(f.dir, 1000);
   cr_assert_eq(cl_proj_open(f.log, "ptest", 1, fams, 1, &f.p, &err), 0, "%s", err.msg);
+  teardown(&f);
+}
+
+/* Commits of nothing at positions from..to, one each (a batch of events the
+ * fold ignored). */
+static void commit_empty(cl_proj *p, uint64_t from, uint64_t to) {
+  cl_err err;
+  for (uint64_t pos = from; pos <= to; pos++) {
+    cl_proj_txn *t;
+    cr_assert_eq(cl_proj_begin(p, &t, &err), 0, "%s", err.msg);
+    cr_assert_eq(cl_proj_commit(t, pos, &err), 0, "%s", err.msg);
+  }
+}
+
+/* In a child process: opens the log and the projection in f->dir, commits
+ * nothing at positions from..to, checks the position in memory and dies as
+ * kill -9 would (no close). The caller has closed its own handles. */
+static void crash_after_empty_commits(fixture *f, uint64_t from, uint64_t to) {
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert_neq(pid, -1);
+  if (pid == 0) {
+    cl_err err;
+    cl_log *log = cl_test_log_open(f->dir, 1000);
+    cl_proj *p;
+    if (!log || cl_proj_open(log, "ptest", 1, fams, 1, &p, &err) != 0)
+      _exit(2);
+    for (uint64_t pos = from; pos <= to; pos++) {
+      cl_proj_txn *t;
+      if (cl_proj_begin(p, &t, &err) || cl_proj_commit(t, pos, &err))
+        _exit(3);
+    }
+    _exit(cl_proj_position(p) == to ? 0 : 4);
+  }
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child failed (%d)", st);
+}
+
+static void reopen(fixture *f) {
+  cl_err err;
+  f->log = cl_test_log_open(f->dir, 1000);
+  cr_assert_not_null(f->log);
+  cr_assert_eq(cl_proj_open(f->log, "ptest", 1, fams, 1, &f->p, &err), 0, "%s", err.msg);
+}
+
+Test(proj, a_commit_of_nothing_moves_the_position_without_a_write) {
+  fixture f;
+  setup(&f);
+  cl_err err;
+  uint8_t k[32], d1[32], d2[32];
+  key_of(&f, "patient-1/name", k);
+  uint64_t c0 = cl_proj_changes(f.p);
+  cl_proj_txn *t;
+  cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_put_sealed(t, 0, k, 32, f.tag, SECRET, strlen(SECRET), &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(cl_proj_commit(t, 2, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_changes(f.p), c0 + 1);
+  commit_empty(f.p, 3, 50);
+  cr_assert_eq(cl_proj_position(f.p), 50);
+  cr_assert_eq(cl_proj_changes(f.p), c0 + 1, "commits of nothing change nothing");
+  cl_test_proj_digest(f.p, d1);
+  cl_proj_close(f.p); /* writes the position it kept in memory */
+  cl_log_close(f.log);
+  reopen(&f);
+  cr_assert_eq(cl_proj_position(f.p), 50, "the close writes the position");
+  cl_test_proj_digest(f.p, d2);
+  cr_assert_eq(memcmp(d1, d2, 32), 0, "the dump gives the position in memory");
+  cl_proj_close(f.p);
+  cl_log_close(f.log);
+
+  /* killed: the position on disk is the last one written */
+  crash_after_empty_commits(&f, 51, 60);
+  reopen(&f);
+  cr_assert_eq(cl_proj_position(f.p), 50, "a commit of nothing is not written");
+  assert_committed(f.p, k, SECRET);
+  cl_proj_close(f.p);
+  cl_log_close(f.log);
+
+  /* ... until it is 16384 events behind (proj_int.h, LAZY_MAX) */
+  crash_after_empty_commits(&f, 51, 50 + 16384);
+  reopen(&f);
+  cr_assert_eq(cl_proj_position(f.p), 50 + 16384, "a position 16384 behind is written");
   teardown(&f);
 }
