@@ -324,24 +324,22 @@ void srv_send_then(srv_call *c, grpc_byte_buffer *bb, step_fn next, int cheap_ne
 }
 
 /* The audit trail's record of the call, committed before the first byte
- * of its answer leaves (once; see cl_svc_record). Calls that never got a
+ * of its answer leaves (once; see cl_svc_record_then), then `then` (with
+ * the outcome: err->code 0, or the call must end with that error and
+ * without its data), on this thread or the one that commits the record:
+ * the worker goes on to other calls meanwhile. Calls that never got a
  * request context (unknown paths, refused while draining) have none. */
-static int record(srv_call *c, int code, const char *detail, cl_err *err) {
-  cl_err_clear(err);
-  if (!c->def || !c->rctx.transport)
-    return 0;
-  return cl_svc_record(c->srv->svc, &c->rctx, code, detail, err);
+static void record_then(srv_call *c, int code, const char *detail, cl_svc_recorded_fn then) {
+  if (!c->def || !c->rctx.transport) {
+    cl_err ok;
+    cl_err_clear(&ok);
+    then(c, &ok);
+    return;
+  }
+  cl_svc_record_then(c->srv->svc, &c->rctx, code, detail, then, c);
 }
 
-void srv_send(srv_call *c, grpc_byte_buffer *bb, step_fn next) {
-  if (!c->rctx.recorded) {
-    cl_err err;
-    if (record(c, 0, "", &err) != 0) { /* no record, no data */
-      grpc_byte_buffer_destroy(bb);
-      srv_finish_err(c, &err);
-      return;
-    }
-  }
+static void send_start(srv_call *c, grpc_byte_buffer *bb, step_fn next) {
   grpc_op ops[2];
   size_t n = add_md(c, ops);
   memset(&ops[n], 0, sizeof ops[n]);
@@ -349,6 +347,30 @@ void srv_send(srv_call *c, grpc_byte_buffer *bb, step_fn next) {
   ops[n].data.send_message.send_message = bb;
   c->send = bb;
   start(c, ops, n + 1, next);
+}
+
+static void send_recorded(void *ctx, const cl_err *err) {
+  srv_call *c = ctx;
+  grpc_byte_buffer *bb = c->rec_send;
+  step_fn next = c->rec_next;
+  c->rec_send = NULL;
+  c->rec_next = NULL;
+  if (err->code) { /* no record, no data */
+    grpc_byte_buffer_destroy(bb);
+    srv_finish_err(c, err);
+    return;
+  }
+  send_start(c, bb, next);
+}
+
+void srv_send(srv_call *c, grpc_byte_buffer *bb, step_fn next) {
+  if (c->rctx.recorded) {
+    send_start(c, bb, next);
+    return;
+  }
+  c->rec_send = bb;
+  c->rec_next = next;
+  record_then(c, 0, "", send_recorded);
 }
 
 void srv_send_msg(srv_call *c, const ProtobufCMessage *m, step_fn next) {
@@ -397,45 +419,23 @@ static void finish_done(srv_call *c, int ok) {
   call_unref(c); /* the flow's reference */
 }
 
-void srv_finish(srv_call *c, grpc_status_code code, const char *details,
-                const ProtobufCMessage *last) {
-  cl_err aerr;
-  if (!c->rctx.recorded) {
-    int cl_code = c->final_code;
-    if (code != GRPC_STATUS_OK && cl_code == 0)
-      cl_code = cl_client_errcode_of_status((int)code);
-    if (record(c, code == GRPC_STATUS_OK ? 0 : cl_code, details, &aerr) != 0) {
-      /* no record, no data: the call ends with the recorder's error instead */
-      last = NULL;
-      c->final_code = aerr.code;
-      for (size_t i = 0; i < c->ntrailing; i++) { /* what the handler meant to say goes too */
-        grpc_slice_unref(c->trailing[i].key);
-        grpc_slice_unref(c->trailing[i].value);
-      }
-      c->ntrailing = 0;
-      srv_trailer(c, "clinlog-error", cl_errname(aerr.code));
-      code = cl_grpc_status_of(aerr.code);
-      details = aerr.msg;
-    }
-  }
+/* The status batch of srv_finish: c->send (the last message, or NULL),
+ * c->fin_status and c->status_details. */
+static void finish_start(srv_call *c) {
   grpc_op ops[3];
   size_t n = add_md(c, ops);
-  if (last && !srv_cancelled(c)) {
-    c->send = cl_grpc_pack(last);
-    if (c->send) {
-      memset(&ops[n], 0, sizeof ops[n]);
-      ops[n].op = GRPC_OP_SEND_MESSAGE;
-      ops[n].data.send_message.send_message = c->send;
-      n++;
-    }
+  if (c->send) {
+    memset(&ops[n], 0, sizeof ops[n]);
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = c->send;
+    n++;
   }
   c->finishing = 1;
-  if (code != GRPC_STATUS_OK && c->final_code == 0) /* a status the handler gave directly */
-    c->final_code = cl_client_errcode_of_status((int)code);
-  c->status_details = grpc_slice_from_copied_string(details ? details : "");
+  if (c->fin_status != GRPC_STATUS_OK && c->final_code == 0) /* a status the handler gave */
+    c->final_code = cl_client_errcode_of_status((int)c->fin_status);
   memset(&ops[n], 0, sizeof ops[n]);
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = code;
+  ops[n].data.send_status_from_server.status = c->fin_status;
   ops[n].data.send_status_from_server.status_details = &c->status_details;
   ops[n].data.send_status_from_server.trailing_metadata_count = c->ntrailing;
   ops[n].data.send_status_from_server.trailing_metadata = c->trailing;
@@ -448,6 +448,44 @@ void srv_finish(srv_call *c, grpc_status_code code, const char *details,
     }
     finish_done(c, 0);
   }
+}
+
+static void finish_recorded(void *ctx, const cl_err *err) {
+  srv_call *c = ctx;
+  if (err->code) { /* no record, no data: the call ends with the recorder's error instead */
+    if (c->send) {
+      grpc_byte_buffer_destroy(c->send);
+      c->send = NULL;
+    }
+    c->final_code = err->code;
+    for (size_t i = 0; i < c->ntrailing; i++) { /* what the handler meant to say goes too */
+      grpc_slice_unref(c->trailing[i].key);
+      grpc_slice_unref(c->trailing[i].value);
+    }
+    c->ntrailing = 0;
+    srv_trailer(c, "clinlog-error", cl_errname(err->code));
+    c->fin_status = cl_grpc_status_of(err->code);
+    grpc_slice_unref(c->status_details);
+    c->status_details = grpc_slice_from_copied_string(err->msg);
+  }
+  finish_start(c);
+}
+
+void srv_finish(srv_call *c, grpc_status_code code, const char *details,
+                const ProtobufCMessage *last) {
+  /* the answer is made here (last is the caller's), recorded, then sent */
+  if (last && !srv_cancelled(c))
+    c->send = cl_grpc_pack(last);
+  c->fin_status = code;
+  c->status_details = grpc_slice_from_copied_string(details ? details : "");
+  if (c->rctx.recorded) {
+    finish_start(c);
+    return;
+  }
+  int cl_code = c->final_code;
+  if (code != GRPC_STATUS_OK && cl_code == 0)
+    cl_code = cl_client_errcode_of_status((int)code);
+  record_then(c, code == GRPC_STATUS_OK ? 0 : cl_code, details ? details : "", finish_recorded);
 }
 
 void srv_finish_err(srv_call *c, const cl_err *err) {

@@ -75,6 +75,9 @@ struct srv_call {
   grpc_metadata trailing[4];
   size_t ntrailing;
   grpc_slice status_details;
+  grpc_status_code fin_status; /* srv_finish's status, sent once the call is recorded */
+  grpc_byte_buffer *rec_send;  /* srv_send's message and next step, while recorded */
+  step_fn rec_next;
   void *st;                      /* per-method state */
   void (*st_free)(void *);
   /* waiting for the log or a projection to grow, or for a timer */

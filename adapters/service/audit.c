@@ -453,6 +453,17 @@ int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int 
   return rcode;
 }
 
+int audit_record_async(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int code,
+                       const char *detail, cl_audit_done_fn done, void *ctx, cl_err *err) {
+  audit_msg m;
+  int rcode = audit_build(node, rc, code, detail, &m, err);
+  if (rcode)
+    return rcode;
+  rcode = cl_audit_record_async(a, &m.r, done, ctx, err);
+  audit_msg_free(&m);
+  return rcode;
+}
+
 int audit_linked(cl_log *log, const audit_node *node, const cl_req_ctx *rc, int named,
                  size_t n_events, cl_node_batch *nb, cl_err *err) {
   audit_msg m;

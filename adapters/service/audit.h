@@ -23,6 +23,10 @@ void audit_subject(cl_req_ctx *rc, const ProtobufCMessage *req);
  * returns once committed: 0 or cl_audit_record's error. */
 int audit_record(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int code,
                  const char *detail, cl_err *err);
+/* As audit_record without waiting (cl_audit_record_async): 0 and done
+ * runs once with the outcome, or an error and it never runs. */
+int audit_record_async(cl_audit *a, const audit_node *node, const cl_req_ctx *rc, int code,
+                       const char *detail, cl_audit_done_fn done, void *ctx, cl_err *err);
 
 /* The AccessRecorded of rc's call, committed with the call's only batch
  * of n_events events in one store write (cl_repl_append_linked): outcome

@@ -671,14 +671,63 @@ int cl_svc_enable_audit(cl_svc *s, const cl_svc_audit_options *o, cl_err *err) {
   return cl_audit_open(&ao, &s->audit, err);
 }
 
-int cl_svc_record(cl_svc *s, cl_req_ctx *rc, int code, const char *detail, cl_err *err) {
+/* What a call that could not be recorded is told (fail closed). */
+static int unrecorded(const cl_err *why, cl_err *err) {
+  char msg[CL_ERR_MSG_SIZE];
+  snprintf(msg, sizeof msg, "%s", why->msg);
+  return cl_err_set(err, CL_EUNAVAILABLE, "the access could not be recorded: %s", msg);
+}
+
+/* cl_svc_record: 1 when rc's call is to be recorded now (marked so). */
+static int to_record(cl_svc *s, cl_req_ctx *rc) {
   if (rc->recorded || !s->audit || cl_method_kind(rc->method) == CL_MK_HEALTH)
     return 0;
   rc->recorded = 1; /* once, also when it fails: the call then ends without its data */
-  int rcode = audit_record(s->audit, &s->node, rc, code, detail, err);
-  if (rcode == 0)
+  return 1;
+}
+
+int cl_svc_record(cl_svc *s, cl_req_ctx *rc, int code, const char *detail, cl_err *err) {
+  if (!to_record(s, rc))
     return 0;
-  char why[CL_ERR_MSG_SIZE];
-  snprintf(why, sizeof why, "%s", err->msg);
-  return cl_err_set(err, CL_EUNAVAILABLE, "the access could not be recorded: %s", why);
+  cl_err why;
+  if (audit_record(s->audit, &s->node, rc, code, detail, &why) == 0)
+    return 0;
+  return unrecorded(&why, err);
+}
+
+typedef struct record_then {
+  cl_svc_recorded_fn fn;
+  void *ctx;
+} record_then;
+
+static void recorded_async(void *ctx, const cl_err *why) {
+  record_then rt = *(record_then *)ctx;
+  free(ctx);
+  cl_err err;
+  cl_err_clear(&err);
+  if (why->code)
+    unrecorded(why, &err);
+  rt.fn(rt.ctx, &err);
+}
+
+void cl_svc_record_then(cl_svc *s, cl_req_ctx *rc, int code, const char *detail,
+                        cl_svc_recorded_fn fn, void *ctx) {
+  cl_err err;
+  cl_err_clear(&err);
+  if (!to_record(s, rc)) {
+    fn(ctx, &err);
+    return;
+  }
+  cl_err why;
+  record_then *rt = malloc(sizeof *rt);
+  if (!rt) {
+    cl_err_set(&why, CL_ENOMEM, "out of memory");
+  } else {
+    *rt = (record_then){fn, ctx};
+    if (audit_record_async(s->audit, &s->node, rc, code, detail, recorded_async, rt, &why) == 0)
+      return; /* rt is recorded_async's */
+    free(rt);
+  }
+  unrecorded(&why, &err);
+  fn(ctx, &err);
 }

@@ -166,6 +166,18 @@ int cl_svc_enable_audit(cl_svc *s, const cl_svc_audit_options *o, cl_err *err);
  * health checks. 0, or CL_EUNAVAILABLE naming why: the answer must then be
  * that error, never the data (fail closed). */
 int cl_svc_record(cl_svc *s, cl_req_ctx *rc, int code, const char *detail, cl_err *err);
+/* The outcome of cl_svc_record_then: err->code 0 (recorded, or nothing to
+ * record), else CL_EUNAVAILABLE naming why (fail closed, as above). */
+typedef void (*cl_svc_recorded_fn)(void *ctx, const cl_err *err);
+/* cl_svc_record without holding the thread while the record commits
+ * (query/audit/recorder.h, cl_audit_record_async): fn(ctx, ...) runs exactly
+ * once with the outcome, on this thread before the return (nothing to
+ * record, a failure to queue it, or this thread led the record's batch)
+ * or on the thread that commits the record's batch. rc is read before the
+ * return only. For the gRPC face, whose workers would otherwise each wait
+ * for their call's commit. */
+void cl_svc_record_then(cl_svc *s, cl_req_ctx *rc, int code, const char *detail,
+                        cl_svc_recorded_fn fn, void *ctx);
 /* Adds a patient to what rc's record names (ignored past its room). */
 void cl_req_ctx_add_patient(cl_req_ctx *rc, const char *patient_id);
 /* Adds the patients whose data a FHIR answer (a resource or a Bundle, as

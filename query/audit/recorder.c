@@ -9,7 +9,13 @@
  * ticket's own condition variable (one wake-up per caller, not a broadcast)
  * until a leader marks it done or, when a batch ends and tickets are still
  * queued, it is woken to lead the next one. No thread of its own: at
- * concurrency 1 a record costs its append and no hand-off. */
+ * concurrency 1 a record costs its append and no hand-off.
+ *
+ * An asynchronous record (cl_audit_record_async) has no caller waiting: its
+ * ticket is on the heap and carries a callback, run by the thread that
+ * committed its batch after it let go of the mutex; and when such a ticket
+ * heads the queue as a batch ends, no caller will wake to lead it, so the
+ * thread that ended the batch leads the next one itself (lead). */
 #include "query/audit/recorder.h"
 
 #include <pthread.h>
@@ -34,6 +40,9 @@
 
 typedef struct ticket {
   struct ticket *next;
+  cl_audit_done_fn cb; /* async: run once the batch ended (the ticket is the heap's) */
+  void *cb_ctx;
+  struct ticket *cb_next; /* the batch's async tickets, as commit_batch calls them */
   uint8_t *buf; /* the packed Event */
   size_t len;
   uint8_t hash[32];
@@ -89,12 +98,18 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
   free(hashes);
   free(evs);
   pthread_mutex_lock(&a->mu);
+  ticket *cbs = NULL, **cb_tail = &cbs;
   size_t i = 0;
   for (ticket *t = first; i < n; i++) {
     ticket *next = t->next;
     t->err = err;
     t->done = 1;
-    pthread_cond_signal(&t->cv); /* t may be gone once mu is released */
+    if (t->cb) {
+      *cb_tail = t;
+      cb_tail = &t->cb_next;
+    } else {
+      pthread_cond_signal(&t->cv); /* t may be gone once mu is released */
+    }
     t = next;
   }
   if (code) {
@@ -106,11 +121,19 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
   if (n > a->st.max_seen)
     a->st.max_seen = n;
   a->active--;
-  if (a->head)
+  if (a->head && !a->head->cb)
     pthread_cond_signal(&a->head->cv); /* its caller leads the next batch */
-  else if (!a->active)
+  else if (!a->head && !a->active)
     pthread_cond_broadcast(&a->idle_cv);
   pthread_mutex_unlock(&a->mu);
+  while (cbs) { /* an async ticket heading the queue is led by this thread's caller (lead) */
+    ticket *t = cbs;
+    cbs = t->cb_next;
+    t->cb(t->cb_ctx, &t->err);
+    sodium_memzero(t->buf, t->len); /* it names patients */
+    cl_free(t->buf);
+    free(t);
+  }
 }
 
 /* mu held: takes up to max_batch queued tickets as a batch in flight. */
@@ -126,6 +149,19 @@ static ticket *take_batch(cl_audit *a, size_t *n) {
     a->tail = NULL;
   a->active++;
   return first;
+}
+
+/* mu held (released while appending): leads batches while tickets are
+ * queued and fewer than `writers` are in flight. The queue's head may be
+ * an async ticket that no caller will wake up to lead. */
+static void lead(cl_audit *a) {
+  while (a->head && a->active < a->o.writers) {
+    size_t n;
+    ticket *first = take_batch(a, &n);
+    pthread_mutex_unlock(&a->mu);
+    commit_batch(a, first, n);
+    pthread_mutex_lock(&a->mu);
+  }
 }
 
 int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err) {
@@ -204,6 +240,8 @@ int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *e
       pthread_cond_wait(&t.cv, &a->mu);
     }
   }
+  if (a->head && a->head->cb) /* async records behind, no caller to lead them */
+    lead(a);
   pthread_mutex_unlock(&a->mu);
   pthread_cond_destroy(&t.cv);
   sodium_memzero(t.buf, t.len); /* it names patients */
@@ -212,6 +250,37 @@ int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *e
     *err = t.err;
     return t.err.code;
   }
+  return 0;
+}
+
+int cl_audit_record_async(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_audit_done_fn done,
+                          void *ctx, cl_err *err) {
+  ticket *t = calloc(1, sizeof *t);
+  if (!t)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  int code = pack_event(r, &t->buf, &t->len, err);
+  if (code) {
+    free(t);
+    return code;
+  }
+  cl_event_hash(t->buf, t->len, t->hash);
+  t->cb = done;
+  t->cb_ctx = ctx;
+  pthread_mutex_lock(&a->mu);
+  if (a->closing) {
+    pthread_mutex_unlock(&a->mu);
+    sodium_memzero(t->buf, t->len);
+    cl_free(t->buf);
+    free(t);
+    return cl_err_set(err, CL_EUNAVAILABLE, "the audit trail is closing");
+  }
+  if (a->tail)
+    a->tail->next = t;
+  else
+    a->head = t;
+  a->tail = t;
+  lead(a); /* t is not to be touched from here: its batch may have ended */
+  pthread_mutex_unlock(&a->mu);
   return 0;
 }
 

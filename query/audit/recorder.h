@@ -58,6 +58,22 @@ void cl_audit_close(cl_audit *a);
  * error for the batch it was in (err says which). */
 int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *err);
 
+/* The outcome of an asynchronous record: err->code 0 (committed), or as
+ * cl_audit_record's errors. err is valid during the call. */
+typedef void (*cl_audit_done_fn)(void *ctx, const cl_err *err);
+
+/* As cl_audit_record without waiting for the commit: packs r (borrowed,
+ * not kept) and queues it; when fewer than `writers` batches are in
+ * flight, this thread leads the next batch itself and so returns after its
+ * commit. Returns 0 when queued: done(ctx, ...) then runs exactly once,
+ * from the thread that committed the record's batch (perhaps this one,
+ * before the return), after the record's outcome is known and without the
+ * recorder's lock (it may record again). Else CL_EUNAVAILABLE (closing) or
+ * CL_ENOMEM, and done never runs. For a caller that must not hold a thread
+ * while its record commits (the gRPC face: a worker per call in flight). */
+int cl_audit_record_async(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_audit_done_fn done,
+                          void *ctx, cl_err *err);
+
 typedef struct cl_audit_stats {
   uint64_t records;  /* committed */
   uint64_t batches;  /* appends that committed */

@@ -2,7 +2,9 @@
  * many threads are each committed exactly once, signed by the log key, in
  * shared batches; an append that fails fails every record of its batch
  * (each caller hears it: fail closed) and writes nothing, and the
- * recorder recovers; an uncontended caller appends on its own thread. */
+ * recorder recovers; an uncontended caller appends on its own thread;
+ * asynchronous records do not hold their caller while another batch
+ * commits, and each hears its outcome once. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +27,8 @@ static struct {
   int hold; /* the next append waits (up to 2 s) for a second one in flight */
   int in_flight, max_in_flight;
   pthread_t last_thread; /* the thread of the last append */
+  int gate;              /* appends wait while set (and say so in `gated`) */
+  int gated;
 } F;
 
 static int append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err) {
@@ -36,6 +40,11 @@ static int append(void *ctx, const Clinlog__V1__AppendBatch *b, cl_err *err) {
   if (++F.in_flight > F.max_in_flight)
     F.max_in_flight = F.in_flight;
   pthread_cond_broadcast(&F.cv);
+  while (F.gate) {
+    F.gated++;
+    pthread_cond_broadcast(&F.cv);
+    pthread_cond_wait(&F.cv, &F.mu);
+  }
   if (F.hold) {
     F.hold = 0;
     struct timespec until;
@@ -256,3 +265,110 @@ Test(audit_recorder, needs_an_append_function_and_closes_cleanly) {
   cl_audit_close(a);
   cl_audit_close(NULL);
 }
+
+/* Asynchronous records: each callback once, with the batch's outcome. */
+typedef struct async_seen {
+  pthread_mutex_t mu;
+  int calls, failed;
+  int per[64];
+  int other_thread; /* callbacks run on a thread other than `leader` */
+  pthread_t leader;
+} async_seen;
+
+typedef struct async_one {
+  async_seen *s;
+  int i;
+} async_one;
+
+static void async_done(void *ctx, const cl_err *err) {
+  async_one *o = ctx;
+  pthread_mutex_lock(&o->s->mu);
+  o->s->calls++;
+  o->s->per[o->i]++;
+  if (err->code)
+    o->s->failed++;
+  if (!pthread_equal(pthread_self(), o->s->leader))
+    o->s->other_thread++;
+  pthread_mutex_unlock(&o->s->mu);
+}
+
+typedef struct async_lead {
+  cl_audit *a;
+  async_one *one;
+  int rc;
+} async_lead;
+
+static void *record_async_first(void *arg) {
+  async_lead *l = arg;
+  Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
+  r.request_id = "req-0";
+  r.outcome = "0";
+  cl_err err;
+  l->rc = cl_audit_record_async(l->a, &r, async_done, l->one, &err);
+  return NULL;
+}
+
+static void async_round(int fail) {
+  cl_audit *a;
+  cl_err err;
+  cl_audit_options o = {.log = F.log, .append = append, .writers = 1};
+  cr_assert_eq(cl_audit_open(&o, &a, &err), 0, "%s", err.msg);
+  async_seen s;
+  memset(&s, 0, sizeof s);
+  pthread_mutex_init(&s.mu, NULL);
+  async_one ones[21];
+  for (int i = 0; i < 21; i++)
+    ones[i] = (async_one){&s, i};
+  uint64_t before, after;
+  cl_log_head(F.log, &before, NULL);
+  /* a caller leads the one batch allowed in flight; its append is held */
+  F.fail = fail;
+  pthread_mutex_lock(&F.mu);
+  F.gate = 1;
+  pthread_mutex_unlock(&F.mu);
+  async_lead l = {a, &ones[0], -1};
+  pthread_t th;
+  pthread_create(&th, NULL, record_async_first, &l);
+  pthread_mutex_lock(&F.mu);
+  while (!F.gated)
+    pthread_cond_wait(&F.cv, &F.mu);
+  pthread_mutex_unlock(&F.mu);
+  s.leader = th;
+  /* the others queue and return at once: nobody waits for that commit */
+  for (int i = 1; i < 21; i++) {
+    char rid[32];
+    snprintf(rid, sizeof rid, "req-%d", i);
+    Clinlog__V1__AccessRecorded r = CLINLOG__V1__ACCESS_RECORDED__INIT;
+    r.request_id = rid;
+    r.outcome = "0";
+    cr_assert_eq(cl_audit_record_async(a, &r, async_done, &ones[i], &err), 0, "%s", err.msg);
+  }
+  pthread_mutex_lock(&s.mu);
+  cr_assert_eq(s.calls, 0, "no outcome before the commit");
+  pthread_mutex_unlock(&s.mu);
+  pthread_mutex_lock(&F.mu);
+  F.gate = 0;
+  pthread_cond_broadcast(&F.cv);
+  pthread_mutex_unlock(&F.mu);
+  /* the leader's thread also leads the queued batch (no caller waits to) */
+  pthread_join(th, NULL);
+  cr_assert_eq(l.rc, 0);
+  cr_assert_eq(s.calls, 21, "every record's outcome, by the time its leader returns");
+  for (int i = 0; i < 21; i++)
+    cr_assert_eq(s.per[i], 1, "record %d told %d times", i, s.per[i]);
+  cr_assert_eq(s.other_thread, 0, "the outcomes are told by the thread that committed them");
+  cr_assert_eq(s.failed, fail ? 21 : 0);
+  cl_audit_stats st;
+  cl_audit_get_stats(a, &st);
+  cr_assert_eq(st.batches, fail ? 0 : 2, "the first record alone, then the 20 queued");
+  cl_audit_close(a);
+  cl_log_head(F.log, &after, NULL);
+  cr_assert_eq(after - before, fail ? 0 : 21);
+  pthread_mutex_destroy(&s.mu);
+}
+
+Test(audit_recorder, async_records_hold_no_caller_and_each_hears_its_outcome_once) {
+  async_round(0);
+}
+
+Test(audit_recorder, async_records_of_a_failed_append_each_hear_the_failure) { async_round(1); }
