@@ -194,6 +194,19 @@ static void slowest_json(const bench_result *r) {
   printf("]");
 }
 
+/* The quiet writes through c on the cluster ns[0..n) (after it settles),
+ * into *out; `row` names it on stderr ("cluster", "single"). */
+static void quiet_writes(env *e, const node *ns, int n, cl_client *c, unsigned *seed,
+                         const char *row, bench_result *out) {
+  char what[64];
+  snprintf(what, sizeof what, "%s, quiet writes", n == 1 ? "1 node" : "3 nodes");
+  (void)settle(ns, n, half_settle_cap(e));
+  *out = measure(c, 1, 1, QUIET_RATE, quiet_seconds(e), &e->admin, seed, what);
+  e->failed |= out->failed;
+  fprintf(stderr, "  %-8s quiet writes %.0f/s: p50 %.2f ms p99 %.2f ms\n", row, QUIET_RATE,
+          out->p50_ms, out->p99_ms);
+}
+
 static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
   /* batch 1 at concurrency 1, 16 and 64 (etcd's scenarios), batch 64 at 16 and 64 */
   static const struct {
@@ -242,12 +255,7 @@ static void tp_cluster(env *e, node *ns, tp_out *t, unsigned *seed) {
             t->half_rate, t->half.eps, t->half.p50_ms, t->half.p99_ms, t->half.sent_p50_ms,
             t->half.sent_p99_ms);
   }
-  (void)settle(ns, 3, half_settle_cap(e));
-  t->quiet = measure(ns[li].c, 1, 1, QUIET_RATE, quiet_seconds(e), &e->admin, seed,
-                     "3 nodes, quiet writes");
-  e->failed |= t->quiet.failed;
-  fprintf(stderr, "  cluster  quiet writes %.0f/s: p50 %.2f ms p99 %.2f ms\n", QUIET_RATE,
-          t->quiet.p50_ms, t->quiet.p99_ms);
+  quiet_writes(e, ns, 3, ns[li].c, seed, "cluster", &t->quiet);
   for (int i = 0; i < 3; i++)
     t->node_hwm_mb[i] = bench_proc_hwm_mb(ns[i].p.pid);
   t->ran = 1;
@@ -271,12 +279,7 @@ static void tp_single(env *e, tp_out *t, unsigned *seed) {
       fprintf(stderr, "  single   same rate %.0f ev/s: p50 %.2f ms p99 %.2f ms\n", t->half_rate,
               t->half_single.p50_ms, t->half_single.p99_ms);
     }
-    (void)settle(&one, 1, half_settle_cap(e));
-    t->quiet_single =
-        measure(one.c, 1, 1, QUIET_RATE, quiet_seconds(e), &e->admin, seed, "1 node, quiet writes");
-    e->failed |= t->quiet_single.failed;
-    fprintf(stderr, "  single   quiet writes %.0f/s: p50 %.2f ms p99 %.2f ms\n", QUIET_RATE,
-            t->quiet_single.p50_ms, t->quiet_single.p99_ms);
+    quiet_writes(e, &one, 1, one.c, seed, "single", &t->quiet_single);
   } else {
     e->failed = 1;
   }
