@@ -172,15 +172,21 @@ void srv_wait(srv_call *c, int64_t wake_at_ms, step_fn next);
 /* 1 if the call should stop (client cancelled or deadline passed). */
 int srv_cancelled(srv_call *c);
 
-/* The request layer behind this server, its configuration, and whether
- * health says SERVING. */
 /* server_req.c: the first step of a registered method (request context,
  * decode, admission, then the handler); of a method no table has; of any
  * call once the server is shutting down. */
 void srv_call_begin(srv_call *c, int ok);
 void srv_unknown_start(srv_call *c, int ok);
 void srv_unavailable_start(srv_call *c, int ok);
+/* server.c, for server_ops.c: hands the call to a worker (its next step
+ * with ok), drops a reference; server_ops.c, for server.c's CQ threads:
+ * the step after the status batch (the call's end). */
+void srv_enqueue(srv_call *c, int ok);
+void srv_call_unref(srv_call *c);
+void srv_finish_done(srv_call *c, int ok);
 
+/* The request layer behind this server, its configuration, and whether
+ * health says SERVING. */
 cl_svc *srv_svc(srv_call *c);
 const cl_server_config *srv_config(srv_call *c);
 int srv_serving(srv_call *c);
