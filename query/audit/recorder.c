@@ -61,6 +61,13 @@ struct cl_audit {
   cl_audit_stats st;
 };
 
+/* Wipes and frees a ticket's packed record (it names patients). */
+static void ticket_wipe(ticket *t) {
+  sodium_memzero(t->buf, t->len);
+  cl_free(t->buf);
+  t->buf = NULL;
+}
+
 /* One batch: sign the tickets' hashes, append, tell each ticket. */
 static void commit_batch(cl_audit *a, ticket *first, size_t n) {
   uint8_t(*hashes)[32] = malloc(n * sizeof *hashes);
@@ -130,8 +137,7 @@ static void commit_batch(cl_audit *a, ticket *first, size_t n) {
     ticket *t = cbs;
     cbs = t->cb_next;
     t->cb(t->cb_ctx, &t->err);
-    sodium_memzero(t->buf, t->len); /* it names patients */
-    cl_free(t->buf);
+    ticket_wipe(t);
     free(t);
   }
 }
@@ -151,17 +157,21 @@ static ticket *take_batch(cl_audit *a, size_t *n) {
   return first;
 }
 
-/* mu held (released while appending): leads batches while tickets are
+/* mu held (released while appending): lead_one leads the next batch;
+ * lead leads batches while tickets are
  * queued and fewer than `writers` are in flight. The queue's head may be
  * an async ticket that no caller will wake up to lead. */
+static void lead_one(cl_audit *a) {
+  size_t n;
+  ticket *first = take_batch(a, &n);
+  pthread_mutex_unlock(&a->mu);
+  commit_batch(a, first, n);
+  pthread_mutex_lock(&a->mu);
+}
+
 static void lead(cl_audit *a) {
-  while (a->head && a->active < a->o.writers) {
-    size_t n;
-    ticket *first = take_batch(a, &n);
-    pthread_mutex_unlock(&a->mu);
-    commit_batch(a, first, n);
-    pthread_mutex_lock(&a->mu);
-  }
+  while (a->head && a->active < a->o.writers)
+    lead_one(a);
 }
 
 int cl_audit_open(const cl_audit_options *o, cl_audit **out, cl_err *err) {
@@ -208,44 +218,53 @@ static int pack_event(const Clinlog__V1__AccessRecorded *r, uint8_t **buf, size_
   return cl_event_pack_node(&ev, CL_AUDIT_STREAM, buf, len, err);
 }
 
-int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *err) {
-  ticket t;
-  memset(&t, 0, sizeof t);
-  int code = pack_event(r, &t.buf, &t.len, err);
-  if (code)
-    return code;
-  cl_event_hash(t.buf, t.len, t.hash);
-  pthread_cond_init(&t.cv, NULL);
+/* t's record packed and hashed (t zeroed otherwise): 0 or pack's error. */
+static int ticket_fill(ticket *t, const Clinlog__V1__AccessRecorded *r, cl_err *err) {
+  int code = pack_event(r, &t->buf, &t->len, err);
+  if (code == 0)
+    cl_event_hash(t->buf, t->len, t->hash);
+  return code;
+}
+
+/* Takes a's mutex and queues t, or refuses it (closing: the mutex is
+ * released, CL_EUNAVAILABLE). */
+static int enqueue(cl_audit *a, ticket *t, cl_err *err) {
   pthread_mutex_lock(&a->mu);
   if (a->closing) {
     pthread_mutex_unlock(&a->mu);
-    pthread_cond_destroy(&t.cv);
-    sodium_memzero(t.buf, t.len);
-    cl_free(t.buf);
     return cl_err_set(err, CL_EUNAVAILABLE, "the audit trail is closing");
   }
   if (a->tail)
-    a->tail->next = &t;
+    a->tail->next = t;
   else
-    a->head = &t;
-  a->tail = &t;
+    a->head = t;
+  a->tail = t;
+  return 0;
+}
+
+int cl_audit_record(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_err *err) {
+  ticket t;
+  memset(&t, 0, sizeof t);
+  int code = ticket_fill(&t, r, err);
+  if (code)
+    return code;
+  pthread_cond_init(&t.cv, NULL);
+  if ((code = enqueue(a, &t, err)) != 0) {
+    pthread_cond_destroy(&t.cv);
+    ticket_wipe(&t);
+    return code;
+  }
   while (!t.done) {
-    if (a->head && a->active < a->o.writers) { /* lead a batch from the queue's head */
-      size_t n;
-      ticket *first = take_batch(a, &n);
-      pthread_mutex_unlock(&a->mu);
-      commit_batch(a, first, n);
-      pthread_mutex_lock(&a->mu);
-    } else {
+    if (a->head && a->active < a->o.writers) /* lead a batch from the queue's head */
+      lead_one(a);
+    else
       pthread_cond_wait(&t.cv, &a->mu);
-    }
   }
   if (a->head && a->head->cb) /* async records behind, no caller to lead them */
     lead(a);
   pthread_mutex_unlock(&a->mu);
   pthread_cond_destroy(&t.cv);
-  sodium_memzero(t.buf, t.len); /* it names patients */
-  cl_free(t.buf);
+  ticket_wipe(&t);
   if (t.err.code) {
     *err = t.err;
     return t.err.code;
@@ -258,27 +277,15 @@ int cl_audit_record_async(cl_audit *a, const Clinlog__V1__AccessRecorded *r, cl_
   ticket *t = calloc(1, sizeof *t);
   if (!t)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
-  int code = pack_event(r, &t->buf, &t->len, err);
+  t->cb = done;
+  t->cb_ctx = ctx;
+  int code = ticket_fill(t, r, err);
+  if (code == 0 && (code = enqueue(a, t, err)) != 0)
+    ticket_wipe(t);
   if (code) {
     free(t);
     return code;
   }
-  cl_event_hash(t->buf, t->len, t->hash);
-  t->cb = done;
-  t->cb_ctx = ctx;
-  pthread_mutex_lock(&a->mu);
-  if (a->closing) {
-    pthread_mutex_unlock(&a->mu);
-    sodium_memzero(t->buf, t->len);
-    cl_free(t->buf);
-    free(t);
-    return cl_err_set(err, CL_EUNAVAILABLE, "the audit trail is closing");
-  }
-  if (a->tail)
-    a->tail->next = t;
-  else
-    a->head = t;
-  a->tail = t;
   lead(a); /* t is not to be touched from here: its batch may have ended */
   pthread_mutex_unlock(&a->mu);
   return 0;
