@@ -94,13 +94,18 @@ void repl_op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
   if (rc && err)
     o->err = *err;
   o->done = 1;
-  pthread_cond_signal(&o->cv);
+  void (*done_fn)(void *) = o->done_fn;
+  void *done_ctx = o->done_ctx;
+  if (!done_fn)
+    pthread_cond_signal(&o->cv);
   /* the loop's reference, dropped under the same lock: taking it again
    * would meet the woken caller */
   int last = --o->refs == 0;
   pthread_mutex_unlock(&o->mu);
   if (last) /* the caller gave up waiting (deadline) and let go already */
     op_free(o);
+  if (done_fn) /* an asynchronous caller: it holds its reference until it collects o */
+    done_fn(done_ctx);
 }
 
 void repl_op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) {
@@ -114,8 +119,7 @@ void repl_op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) {
   repl_op_complete(n, o, code, &e);
 }
 
-/* Caller: hands o to the loop and waits for it (or for the deadline). */
-int repl_op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
+int repl_op_submit(cl_repl *n, op *o, cl_err *err) {
   pthread_mutex_lock(&n->qmu);
   if (n->stopping) {
     pthread_mutex_unlock(&n->qmu);
@@ -132,6 +136,14 @@ int repl_op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
   n->qtail = o;
   pthread_mutex_unlock(&n->qmu);
   uv_async_send(&n->async);
+  return 0;
+}
+
+/* Caller: hands o to the loop and waits for it (or for the deadline). */
+int repl_op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
+  int rc = repl_op_submit(n, o, err);
+  if (rc)
+    return rc;
   pthread_mutex_lock(&o->mu);
   int timed_out = 0;
   while (!o->done && !timed_out) {
@@ -142,7 +154,7 @@ int repl_op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {
       pthread_cond_wait(&o->cv, &o->mu);
     }
   }
-  int rc = o->done ? o->rc : cl_err_set(err, CL_ETIMEDOUT, "deadline passed while replicating");
+  rc = o->done ? o->rc : cl_err_set(err, CL_ETIMEDOUT, "deadline passed while replicating");
   if (o->done && rc && err)
     *err = o->err;
   pthread_mutex_unlock(&o->mu);
@@ -753,81 +765,6 @@ int cl_repl_leader(cl_repl *n, uint64_t *id, char *api, size_t cap) {
     snprintf(api, cap, "%s", n->leader_api);
   pthread_mutex_unlock(&n->cmu);
   return me;
-}
-
-/* The op of b (and of `then`, linked to it, if not NULL): both prepared
- * here, in parallel with other callers. */
-static int append_op(cl_repl *n, const Clinlog__V1__AppendBatch *b,
-                     const Clinlog__V1__AppendBatch *then, op **out, cl_err *err) {
-  Clinlog__V1__PreparedBatch *pb, *tpb = NULL;
-  int rc;
-  /* the linked batch first: a batch this thread signed with the log key
-   * (cl_log_sign_batch) is then still the one its prepare remembers */
-  if (then && (rc = cl_log_prepare(n->log, then, &tpb, err)))
-    return rc;
-  if ((rc = cl_log_prepare(n->log, b, &pb, err))) {
-    if (tpb)
-      clinlog__v1__prepared_batch__free_unpacked(tpb, NULL);
-    return rc;
-  }
-  op *o = repl_op_new(OP_APPEND);
-  if (!o) {
-    clinlog__v1__prepared_batch__free_unpacked(pb, NULL);
-    if (tpb)
-      clinlog__v1__prepared_batch__free_unpacked(tpb, NULL);
-    return cl_err_set(err, CL_ENOMEM, "out of memory");
-  }
-  o->pb = pb;
-  o->bytes = clinlog__v1__prepared_batch__get_packed_size(pb);
-  /* encoded here, in parallel with other callers, so the leader's apply on
-   * the Raft thread only finishes each record (NULL: it encodes them) */
-  o->pre = cl_log_prefixes(pb);
-  if (tpb) {
-    tpb->with_previous = 1;
-    o->then_pb = tpb;
-    o->then_rc = cl_err_set(&o->then_err, CL_EPRECOND, "with_previous: not applied");
-    o->then_pre = cl_log_prefixes(tpb);
-    o->bytes += clinlog__v1__prepared_batch__get_packed_size(tpb);
-  }
-  *out = o;
-  return 0;
-}
-
-int cl_repl_append_linked(cl_repl *n, const Clinlog__V1__AppendBatch *b,
-                          const Clinlog__V1__AppendBatch *then, int64_t deadline_ms,
-                          cl_append_result *r, int *then_rc, cl_err *then_err, cl_err *err) {
-  int rc = CL_EAGAIN;
-  if (then_rc)
-    *then_rc = CL_EPRECOND;
-  if (then_err)
-    cl_err_set(then_err, CL_EPRECOND, "with_previous: the batch before it was not committed");
-  for (int attempt = 0; attempt < 5 && rc == CL_EAGAIN; attempt++) {
-    if (!cl_repl_leader(n, NULL, NULL, 0))
-      return cl_err_set(err, CL_ENOTLEADER, "not the leader");
-    op *o = NULL;
-    if ((rc = append_op(n, b, then, &o, err)))
-      return rc;
-    rc = repl_op_run(n, o, deadline_ms, err);
-    if (rc == 0 || rc == CL_ECONFLICT) {
-      pthread_mutex_lock(&o->mu);
-      *r = o->r;
-      memset(&o->r, 0, sizeof o->r);
-      if (then && then_rc)
-        *then_rc = o->then_rc;
-      if (then && then_err)
-        *then_err = o->then_err;
-      pthread_mutex_unlock(&o->mu);
-      if (rc == CL_ECONFLICT)
-        cl_log_name_conflict(n->log, b, o->pb, r, err); /* pb: still held by o */
-    }
-    repl_op_unref(n, o);
-  }
-  return rc;
-}
-
-int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadline_ms,
-                   cl_append_result *r, cl_err *err) {
-  return cl_repl_append_linked(n, b, NULL, deadline_ms, r, NULL, NULL, err);
 }
 
 int repl_simple_op(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err) {

@@ -98,6 +98,36 @@ CL_MUST_CHECK int cl_repl_append_linked(cl_repl *n, const Clinlog__V1__AppendBat
                                         cl_append_result *r, int *then_rc, cl_err *then_err,
                                         cl_err *err);
 
+/* An append in flight (cl_repl_append_start). */
+typedef struct cl_repl_pending cl_repl_pending;
+/* cl_repl_append_start's return while the append is in Raft's hands. */
+#define CL_REPL_PENDING 1
+
+/* cl_repl_append_linked without holding the calling thread while Raft
+ * commits: b (and then, or NULL) are prepared here and handed to the Raft
+ * loop. Returns CL_REPL_PENDING with *out, set before done can run:
+ * done(ctx) then runs exactly once, on the Raft loop (or on the thread
+ * stopping the node), when the append has ended, and must only hand the
+ * work on (not block, not call into n); the caller then collects the
+ * outcome with cl_repl_append_end. b and then stay the caller's and must
+ * live until that. There is no deadline: every append ends by itself
+ * (committed and applied, refused, leadership lost, which a leader cut
+ * off from a majority meets within an election timeout, or the node
+ * stopping). Any other return is the outcome (done does not run, *out is
+ * NULL): CL_ENOTLEADER, CL_EUNAVAILABLE (stopping), CL_ENOMEM and
+ * cl_log_prepare's errors. */
+CL_MUST_CHECK int cl_repl_append_start(cl_repl *n, const Clinlog__V1__AppendBatch *b,
+                                       const Clinlog__V1__AppendBatch *then,
+                                       void (*done)(void *ctx), void *ctx, cl_repl_pending **out,
+                                       cl_err *err);
+/* After p's done: the outcome as cl_repl_append_linked's (the return, r,
+ * *then_rc and *then_err, each optional but r) and p is freed; or
+ * CL_REPL_PENDING when b had to be prepared again (the stream's data key
+ * or the log key changed meanwhile; five tries in all, as
+ * cl_repl_append_linked): p stays, and done runs again. */
+CL_MUST_CHECK int cl_repl_append_end(cl_repl_pending *p, cl_append_result *r, int *then_rc,
+                                     cl_err *then_err, cl_err *err);
+
 /* The leader as last seen: returns 1 if this node leads, else 0 with *id
  * (0: unknown) and its API address (empty if unknown). */
 int cl_repl_leader(cl_repl *n, uint64_t *id, char *api_address, size_t cap);

@@ -30,6 +30,10 @@ struct op {
   pthread_cond_t cv; /* signalled when done: the caller alone waits on it */
   int done;
   int refs; /* the caller and the loop */
+  /* an asynchronous caller (cl_repl_append_start): done_fn(done_ctx) runs
+   * on completion instead of the signal, outside the mutex */
+  void (*done_fn)(void *);
+  void *done_ctx;
   int rc;
   cl_err err;
   /* OP_APPEND */
@@ -125,6 +129,10 @@ void repl_op_unref(cl_repl *n, op *o);
 /* Loop: o is finished (rc, err and results set); wakes its caller. */
 void repl_op_complete(cl_repl *n, op *o, int rc, const cl_err *err);
 void repl_op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) CL_PRINTF(4, 5);
+/* Caller: hands o to the loop (which completes it). CL_EUNAVAILABLE when
+ * the node is stopping: the loop's reference is dropped then, and o is
+ * done without a completion. */
+int repl_op_submit(cl_repl *n, op *o, cl_err *err);
 /* Caller: hands o to the loop and waits for it (or for the deadline:
  * CL_ETIMEDOUT, absolute CLOCK_REALTIME ms, 0 none). */
 int repl_op_run(cl_repl *n, op *o, int64_t deadline_ms, cl_err *err);

@@ -536,3 +536,97 @@ Test(service, an_append_past_its_deadline_still_commits) {
     cr_assert_eq(v, 1, "%s: not committed after its caller gave up", stream[i]);
   }
 }
+
+/* cl_repl_append_start: one thread puts many appends in Raft's hands
+ * without waiting for any (the gRPC face's Append, whose workers no longer
+ * wait for the commit); each one's done runs exactly once, on another
+ * thread, and cl_repl_append_end then gives what cl_repl_append would: a
+ * new position each, and a wrong expected version named as a conflict. */
+enum { ASYNC_N = 32 };
+typedef struct async_slot {
+  int calls;
+  pthread_t thread;
+} async_slot;
+static pthread_mutex_t async_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t async_cv = PTHREAD_COND_INITIALIZER;
+static int async_total;
+
+static void async_done(void *ctx) {
+  async_slot *sl = ctx;
+  pthread_mutex_lock(&async_mu);
+  sl->calls++;
+  sl->thread = pthread_self();
+  async_total++;
+  pthread_cond_broadcast(&async_cv);
+  pthread_mutex_unlock(&async_mu);
+}
+
+/* Waits until async_total reaches n (10 s at most); returns it. */
+static int async_wait(int n) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 10;
+  pthread_mutex_lock(&async_mu);
+  while (async_total < n && pthread_cond_timedwait(&async_cv, &async_mu, &until) == 0)
+    ;
+  int got = async_total;
+  pthread_mutex_unlock(&async_mu);
+  return got;
+}
+
+Test(service, appends_in_raft_hands_answer_each_once_without_a_waiting_thread) {
+  static svct_batch x[ASYNC_N + 1];
+  static async_slot slot[ASYNC_N + 1];
+  cl_repl_pending *p[ASYNC_N + 1];
+  async_total = 0;
+  memset(slot, 0, sizeof slot);
+  for (int i = 0; i < ASYNC_N; i++) {
+    char stream[64];
+    snprintf(stream, sizeof stream, "patient-async-%d", i);
+    svct_batch_make(&x[i], stream);
+    cl_err err;
+    cr_assert_eq(
+        cl_repl_append_start(svct_F.repl, &x[i].b, NULL, async_done, &slot[i], &p[i], &err),
+        CL_REPL_PENDING, "%s", err.msg);
+  }
+  /* a stream that exists, expected not to: refused as a conflict */
+  svct_batch_make(&x[ASYNC_N], "patient-async-0");
+  Clinlog__V1__StreamExpectation xe = CLINLOG__V1__STREAM_EXPECTATION__INIT, *xep = &xe;
+  Clinlog__V1__ExpectedVersion xv = CLINLOG__V1__EXPECTED_VERSION__INIT;
+  xv.kind = CLINLOG__V1__EXPECTED_VERSION__KIND__NO_STREAM;
+  xe.stream = "patient-async-0";
+  xe.expected = &xv;
+  x[ASYNC_N].b.n_expectations = 1;
+  x[ASYNC_N].b.expectations = &xep;
+  cr_assert_eq(async_wait(ASYNC_N), ASYNC_N, "the first appends ended");
+  cl_err err;
+  cr_assert_eq(cl_repl_append_start(svct_F.repl, &x[ASYNC_N].b, NULL, async_done, &slot[ASYNC_N],
+                                    &p[ASYNC_N], &err),
+               CL_REPL_PENDING, "%s", err.msg);
+  cr_assert_eq(async_wait(ASYNC_N + 1), ASYNC_N + 1, "the conflicting append ended");
+  static uint64_t seqs[ASYNC_N];
+  for (int i = 0; i < ASYNC_N; i++) {
+    cr_assert_eq(slot[i].calls, 1, "append %d: done ran %d times", i, slot[i].calls);
+    cr_assert(!pthread_equal(slot[i].thread, pthread_self()), "append %d: done on the caller", i);
+    cl_append_result r;
+    cr_assert_eq(cl_repl_append_end(p[i], &r, NULL, NULL, &err), 0, "append %d: %s", i, err.msg);
+    cr_assert_eq(r.n, 1);
+    cr_assert_eq(r.version[0], 1, "append %d: a new stream's first event", i);
+    seqs[i] = r.seq[0];
+    cl_append_result_free(&r);
+  }
+  qsort(seqs, ASYNC_N, sizeof seqs[0], cmp_u64);
+  for (int i = 1; i < ASYNC_N; i++)
+    cr_assert_neq(seqs[i], seqs[i - 1], "two appends at seq %llu", (unsigned long long)seqs[i]);
+  cl_append_result r;
+  cr_assert_eq(cl_repl_append_end(p[ASYNC_N], &r, NULL, NULL, &err), CL_ECONFLICT, "%s", err.msg);
+  cr_assert_str_eq(r.conflict_stream, "patient-async-0");
+  cr_assert_eq(r.conflict_current, 1);
+  cl_append_result_free(&r);
+  /* nothing runs twice, later */
+  struct timespec ts = {0, 100 * 1000000L};
+  nanosleep(&ts, NULL);
+  cr_assert_eq(async_wait(0), ASYNC_N + 1);
+  for (int i = 0; i <= ASYNC_N; i++)
+    svct_batch_free(&x[i]);
+}
