@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,23 @@ struct cl_svc {
   int64_t device_skew_ms;   /* device readings' allowed clock skew; 0: the default */
   cl_audit *audit;
   audit_node node;
+  /* cl_svc_set_blocking (set while other threads may already append) */
+  _Atomic(cl_svc_blocking_fn) blocking;
+  _Atomic(void *) blocking_ctx;
 };
+
+void cl_svc_set_blocking(cl_svc *s, cl_svc_blocking_fn fn, void *ctx) {
+  atomic_store(&s->blocking_ctx, ctx);
+  atomic_store(&s->blocking, fn);
+}
+
+/* Brackets a wait of the calling thread for another one (a commit, a
+ * projection, the leader): on 1 before it, 0 after. */
+static void svc_block(cl_svc *s, int on) {
+  cl_svc_blocking_fn fn = atomic_load(&s->blocking);
+  if (fn)
+    fn(atomic_load(&s->blocking_ctx), on);
+}
 
 static const struct {
   const char *name;
@@ -314,7 +331,9 @@ static int bcma_gate(cl_svc *s, const cl_req_ctx *rc, const Clinlog__V1__AppendB
                       "strict barcode administration needs the cds projection, which does not "
                       "run on this node");
   int64_t deadline = rc->deadline_ms ? rc->deadline_ms : cl_feed_now_ms() + 5000;
+  svc_block(s, 1);
   int code = cl_runner_wait(r, cl_feed_size(cl_log_feed(s->o.log)), deadline, err);
+  svc_block(s, 0);
   if (code)
     return cl_err_prefix(err, "strict barcode administration: the cds projection");
   struct timespec now;
@@ -340,6 +359,38 @@ typedef struct linked_rec {
   int named;
 } linked_rec;
 
+/* What every append passes before it is written: not draining (but for
+ * the node's own records, `internal`), the caller's right to append b's
+ * types, strict barcode administration. */
+static int append_admit(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b, int internal,
+                        cl_err *err) {
+  if (!internal && cl_svc_draining(s))
+    return cl_err_set(err, CL_EUNAVAILABLE, "server is shutting down");
+  int code;
+  if (s->policy && rc->principal[0] && (code = authz_append(s->policy, s->o.log, rc, b, err)) != 0)
+    return code;
+  if (s->bcma_strict && !internal && cl_svc_leader(s, NULL) &&
+      (code = bcma_gate(s, rc, b, err)) != 0)
+    return code; /* on a follower the leader checks the forwarded call */
+  return 0;
+}
+
+/* 1 if rec's record goes with the batch (append_recorded): a call with
+ * nothing recorded or appended yet, the audit trail on. */
+static int rides_with(const cl_svc *s, const linked_rec *rec) {
+  return rec && s->audit && !rec->rc->recorded && !rec->rc->audit_count &&
+         cl_method_kind(rec->rc->method) != CL_MK_HEALTH;
+}
+
+/* rec's record nb, made for a batch that ended with code (its own with
+ * then_rc): wiped and freed; rec's call recorded if both committed. */
+static void record_ridden(const linked_rec *rec, cl_node_batch *nb, int code, int then_rc) {
+  sodium_memzero(nb->buf, nb->ev.len); /* the record names patients */
+  cl_node_batch_free(nb);
+  if (code == 0 && then_rc == 0)
+    rec->rc->recorded = 1;
+}
+
 /* Through Raft: b (appended under rc, whose deadline holds) and rec's
  * audit record in one entry and one store write; rec->rc->recorded set if
  * the record committed. Without the record (it could not be made, or b
@@ -353,10 +404,32 @@ static int append_recorded(cl_svc *s, const cl_req_ctx *rc, const linked_rec *re
     return cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);
   int then_rc;
   int code = cl_repl_append_linked(s->o.repl, b, &nb.b, rc->deadline_ms, r, &then_rc, NULL, err);
-  sodium_memzero(nb.buf, nb.ev.len); /* the record names patients */
-  cl_node_batch_free(&nb);
-  if (code == 0 && then_rc == 0)
-    rec->rc->recorded = 1;
+  record_ridden(rec, &nb, code, then_rc);
+  return code;
+}
+
+/* A write that Raft refused with code: CL_ENOTLEADER goes to the leader
+ * (one hop only: a forwarded write that meets a node that does not lead,
+ * leadership just moved, goes back to the client, never round again). */
+static int append_routed(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+                         int allow_forward, int code, cl_append_result *r, cl_svc_route *route,
+                         cl_err *err) {
+  if (code != CL_ENOTLEADER)
+    return code;
+  cl_svc_leader(s, route);
+  if (!allow_forward || s->o.no_forward || rc->forwarded || !s->o.forward ||
+      !route->leader_api[0]) {
+    if (route->leader_api[0])
+      return cl_err_set(err, CL_ENOTLEADER, "not the leader; the leader is node %llu at %s",
+                        (unsigned long long)route->leader_id, route->leader_api);
+    return cl_err_set(err, CL_ENOTLEADER,
+                      "not the leader; no leader is known (election in progress)");
+  }
+  svc_block(s, 1);
+  code = s->o.forward(s->o.forward_ctx, route->leader_api, rc, b, r, err);
+  svc_block(s, 0);
+  if (code == 0)
+    snprintf(route->forwarded_to, sizeof route->forwarded_to, "%s", route->leader_api);
   return code;
 }
 
@@ -371,45 +444,24 @@ static int svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch 
     route = &local;
   memset(route, 0, sizeof *route);
   memset(r, 0, sizeof *r);
-  if (!internal && cl_svc_draining(s))
-    return cl_err_set(err, CL_EUNAVAILABLE, "server is shutting down");
-  int code;
-  if (s->policy && rc->principal[0] && (code = authz_append(s->policy, s->o.log, rc, b, err)) != 0)
+  int code = append_admit(s, rc, b, internal, err);
+  if (code)
     return code;
-  if (s->bcma_strict && !internal && cl_svc_leader(s, NULL) &&
-      (code = bcma_gate(s, rc, b, err)) != 0)
-    return code; /* on a follower the leader checks the forwarded call */
+  svc_block(s, 1);
   if (!s->o.repl)
-    return cl_log_append(s->o.log, b, r, err);
-  int rc_code = rec && s->audit && !rec->rc->recorded && !rec->rc->audit_count &&
-                        cl_method_kind(rec->rc->method) != CL_MK_HEALTH
-                    ? append_recorded(s, rc, rec, b, r, err)
-                    : cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);
-  if (rc_code != CL_ENOTLEADER)
-    return rc_code;
-  cl_svc_leader(s, route);
-  /* one hop only: a forwarded write that meets a node that does not lead
-   * (leadership just moved) goes back to the client, never round again */
-  if (!allow_forward || s->o.no_forward || rc->forwarded || !s->o.forward ||
-      !route->leader_api[0]) {
-    if (route->leader_api[0])
-      return cl_err_set(err, CL_ENOTLEADER, "not the leader; the leader is node %llu at %s",
-                        (unsigned long long)route->leader_id, route->leader_api);
-    return cl_err_set(err, CL_ENOTLEADER,
-                      "not the leader; no leader is known (election in progress)");
-  }
-  rc_code = s->o.forward(s->o.forward_ctx, route->leader_api, rc, b, r, err);
-  if (rc_code == 0)
-    snprintf(route->forwarded_to, sizeof route->forwarded_to, "%s", route->leader_api);
-  return rc_code;
+    code = cl_log_append(s->o.log, b, r, err);
+  else
+    code = rides_with(s, rec) ? append_recorded(s, rc, rec, b, r, err)
+                              : cl_repl_append(s->o.repl, b, rc->deadline_ms, r, err);
+  svc_block(s, 0);
+  if (!s->o.repl)
+    return code;
+  return append_routed(s, rc, b, allow_forward, code, r, route, err);
 }
 
-/* cl_svc_append, cl_svc_append_recorded and cl_svc_append_for. */
-static int append_call(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
-                       int allow_forward, const linked_rec *rec, cl_append_result *r,
-                       cl_svc_route *route, cl_err *err) {
-  int code = svc_append(s, rc, b, allow_forward, 0, rec, r, route, err);
-  if (code == 0 && r->n > 0) { /* what the audit record names */
+/* What an append of rc's that ended with code names in rc's audit record. */
+static void append_named(cl_req_ctx *rc, int code, const cl_append_result *r) {
+  if (code == 0 && r->n > 0) {
     unsigned long long first = r->seq[0];
     if (rc->audit_count > 0 && !strncmp(rc->audit_what, "seq:", 4))
       first = strtoull(rc->audit_what + 4, NULL, 10); /* an earlier batch of the call */
@@ -417,7 +469,84 @@ static int append_call(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch
              (unsigned long long)r->seq[r->n - 1]);
     rc->audit_count += r->n;
   }
+}
+
+/* cl_svc_append, cl_svc_append_recorded and cl_svc_append_for. */
+static int append_call(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+                       int allow_forward, const linked_rec *rec, cl_append_result *r,
+                       cl_svc_route *route, cl_err *err) {
+  int code = svc_append(s, rc, b, allow_forward, 0, rec, r, route, err);
+  append_named(rc, code, r);
   return code;
+}
+
+/* An append in Raft's hands (cl_svc_append_start). */
+struct cl_svc_job {
+  cl_svc *s;
+  cl_req_ctx *rc;
+  const Clinlog__V1__AppendBatch *b;
+  int allow_forward;
+  int rides; /* nb, rc's record, goes with b */
+  cl_node_batch nb;
+  cl_repl_pending *p;
+};
+
+/* j's append ended with code (its record's: then_rc): the rest of
+ * append_call, and j is freed. */
+static int job_end(cl_svc_job *j, int code, int then_rc, cl_append_result *r, cl_svc_route *route,
+                   cl_err *err) {
+  linked_rec rec = {.rc = j->rc, .named = 0};
+  cl_svc_route local;
+  if (!route)
+    route = &local;
+  if (j->rides)
+    record_ridden(&rec, &j->nb, code, then_rc);
+  code = append_routed(j->s, j->rc, j->b, j->allow_forward, code, r, route, err);
+  append_named(j->rc, code, r);
+  free(j);
+  return code;
+}
+
+int cl_svc_append_start(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+                        int allow_forward, void (*done)(void *ctx), void *ctx, cl_svc_job **job,
+                        cl_append_result *r, cl_svc_route *route, cl_err *err) {
+  linked_rec rec = {.rc = rc, .named = 0};
+  *job = NULL;
+  cl_svc_job *j = s->o.repl ? calloc(1, sizeof *j) : NULL;
+  if (!j) /* no Raft (or no memory): the store's append does not wait on another thread */
+    return append_call(s, rc, b, allow_forward, &rec, r, route, err);
+  if (route)
+    memset(route, 0, sizeof *route);
+  memset(r, 0, sizeof *r);
+  int code = append_admit(s, rc, b, 0, err);
+  if (code) {
+    free(j);
+    return code;
+  }
+  j->s = s;
+  j->rc = rc;
+  j->b = b;
+  j->allow_forward = allow_forward;
+  cl_err aerr;
+  j->rides = rides_with(s, &rec) &&
+             audit_linked(s->o.log, &s->node, rc, 0, b->n_events, &j->nb, &aerr) == 0;
+  *job = j; /* before done can run */
+  code = cl_repl_append_start(s->o.repl, b, j->rides ? &j->nb.b : NULL, done, ctx, &j->p, err);
+  if (code == CL_REPL_PENDING)
+    return CL_SVC_PENDING; /* j is the continuation's now */
+  *job = NULL;
+  return job_end(j, code, CL_EPRECOND, r, route, err);
+}
+
+int cl_svc_append_end(cl_svc_job *j, cl_append_result *r, cl_svc_route *route, cl_err *err) {
+  if (route)
+    memset(route, 0, sizeof *route);
+  memset(r, 0, sizeof *r);
+  int then_rc;
+  int code = cl_repl_append_end(j->p, r, &then_rc, NULL, err);
+  if (code == CL_REPL_PENDING)
+    return CL_SVC_PENDING;
+  return job_end(j, code, then_rc, r, route, err);
 }
 
 int cl_svc_append(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b, int allow_forward,
@@ -448,7 +577,9 @@ int cl_svc_barrier(cl_svc *s, const cl_req_ctx *rc, cl_svc_route *route, cl_err 
     return 0; /* no cluster: every read is linearizable */
   int64_t cap = cl_feed_now_ms() + 10000;
   int64_t deadline = rc->deadline_ms && rc->deadline_ms < cap ? rc->deadline_ms : cap;
+  svc_block(s, 1);
   int code = cl_repl_barrier(s->o.repl, deadline, err);
+  svc_block(s, 0);
   if (code == CL_ENOTLEADER)
     cl_svc_leader(s, route);
   return code;
@@ -466,7 +597,8 @@ int cl_svc_reached(cl_svc *s, const char *projection, uint64_t seq, cl_err *err)
   return 0;
 }
 
-int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms, cl_err *err) {
+static int svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms,
+                    cl_err *err) {
   if (!projection) {
     int code = cl_feed_wait(cl_log_feed(s->o.log), seq, deadline_ms, NULL, err);
     if (code == CL_ETIMEDOUT)
@@ -478,6 +610,13 @@ int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadlin
   if (!r)
     return cl_err_set(err, CL_ENOTFOUND, "no projection named %s", projection);
   return cl_runner_wait(r, seq, deadline_ms, err);
+}
+
+int cl_svc_wait(cl_svc *s, const char *projection, uint64_t seq, int64_t deadline_ms, cl_err *err) {
+  svc_block(s, 1);
+  int code = svc_wait(s, projection, seq, deadline_ms, err);
+  svc_block(s, 0);
+  return code;
 }
 
 size_t cl_svc_feeds(cl_svc *s, cl_feed **out, size_t cap) {
@@ -690,9 +829,10 @@ int cl_svc_record(cl_svc *s, cl_req_ctx *rc, int code, const char *detail, cl_er
   if (!to_record(s, rc))
     return 0;
   cl_err why;
-  if (audit_record(s->audit, &s->node, rc, code, detail, &why) == 0)
-    return 0;
-  return unrecorded(&why, err);
+  svc_block(s, 1);
+  int rcode = audit_record(s->audit, &s->node, rc, code, detail, &why);
+  svc_block(s, 0);
+  return rcode == 0 ? 0 : unrecorded(&why, err);
 }
 
 typedef struct record_then {

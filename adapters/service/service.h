@@ -222,6 +222,41 @@ CL_MUST_CHECK int cl_svc_append_recorded(cl_svc *s, cl_req_ctx *rc,
                                          const Clinlog__V1__AppendBatch *b, int allow_forward,
                                          cl_append_result *r, cl_svc_route *route, cl_err *err);
 
+/* fn(ctx, 1) before the calling thread waits for another one (a commit, a
+ * projection catching up, the leader a write is forwarded to, a barrier),
+ * fn(ctx, 0) after: a face that runs few threads at a time (the gRPC
+ * workers) lets another one run meanwhile. The face sets it before it
+ * serves; fn must be cheap and callable from any thread. */
+typedef void (*cl_svc_blocking_fn)(void *ctx, int on);
+void cl_svc_set_blocking(cl_svc *s, cl_svc_blocking_fn fn, void *ctx);
+
+/* An append in Raft's hands (cl_svc_append_start). */
+typedef struct cl_svc_job cl_svc_job;
+/* cl_svc_append_start's return while the append is in Raft's hands. */
+#define CL_SVC_PENDING 1
+
+/* cl_svc_append_recorded without holding the calling thread while Raft
+ * commits b (replication/node.h, cl_repl_append_start): the checks run
+ * here, then b goes to the Raft loop and this returns CL_SVC_PENDING with
+ * *job (set before done can run). done(ctx) then runs exactly once on the
+ * Raft loop when the append has ended, and must only hand the call on to
+ * a thread that calls cl_svc_append_end (it must not block); rc and b
+ * must live until then, and the caller must not touch them meanwhile. No
+ * deadline: the append ends by itself (node.h). Any other return is the
+ * outcome, as cl_svc_append_recorded's (*job NULL, done does not run):
+ * refusals, a follower's forwarded write (forwarding waits here), and the
+ * store's own append on a node without Raft. For the gRPC face, whose
+ * workers would otherwise each wait for their call's commit. */
+CL_MUST_CHECK int cl_svc_append_start(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
+                                      int allow_forward, void (*done)(void *ctx), void *ctx,
+                                      cl_svc_job **job, cl_append_result *r, cl_svc_route *route,
+                                      cl_err *err);
+/* After job's done: the outcome as cl_svc_append_recorded's (r, route,
+ * err; job is freed), or CL_SVC_PENDING again when b had to be prepared
+ * again (done runs again). */
+CL_MUST_CHECK int cl_svc_append_end(cl_svc_job *job, cl_append_result *r, cl_svc_route *route,
+                                    cl_err *err);
+
 /* cl_svc_append_recorded of a write the node makes itself for the call
  * `call` (borrowed; the FHIR REST face's: events signed by the node's log
  * key for the caller, whose right to write them was checked at admission):
