@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adapters/grpc/client.h"
 #include "adapters/grpc/server_int.h"
@@ -142,14 +143,29 @@ struct srv_worker {
   srv_worker *next_idle;
 };
 
+/* The worker running on this thread, NULL on other threads. */
+static _Thread_local srv_worker *tl_worker;
+
+/* An idle worker to hand a call to (taken off the idle list and counted
+ * as running), or NULL: none idle, or as many running as the CPUs can
+ * serve (the call waits in the queue for the next worker to finish its
+ * step; waking a thread a call costs more than the queue). Holds qmu. */
+static srv_worker *idle_worker(cl_server *s) {
+  srv_worker *w = s->running < s->run_max ? s->idle : NULL;
+  if (w) {
+    s->idle = w->next_idle;
+    s->running++;
+  }
+  return w;
+}
+
 void srv_enqueue(srv_call *c, int ok) {
   cl_server *s = c->srv;
   c->qok = ok;
   c->qnext = NULL;
   pthread_mutex_lock(&s->qmu);
-  srv_worker *w = s->idle;
+  srv_worker *w = idle_worker(s);
   if (w) {
-    s->idle = w->next_idle;
     w->c = c;
   } else {
     if (s->qtail)
@@ -176,6 +192,7 @@ static srv_call *next_call(srv_worker *w) {
     pthread_mutex_unlock(&s->qmu);
     return c;
   }
+  s->running--;
   if (s->stop_workers) {
     pthread_mutex_unlock(&s->qmu);
     return NULL;
@@ -189,9 +206,41 @@ static srv_call *next_call(srv_worker *w) {
   return w->c;
 }
 
+/* cl_svc_set_blocking's hook: a worker about to wait for another thread
+ * (a commit, a forwarded write) stops counting as running, and a queued
+ * call goes to an idle worker meanwhile; back from the wait, it counts
+ * again. Other threads (the HTTP face's, the node's own) pass through. */
+static void srv_blocking(void *ctx, int on) {
+  cl_server *s = ctx;
+  srv_worker *w = tl_worker;
+  if (!w || w->s != s)
+    return;
+  pthread_mutex_lock(&s->qmu);
+  if (!on) {
+    s->running++;
+    pthread_mutex_unlock(&s->qmu);
+    return;
+  }
+  s->running--;
+  srv_call *c = s->qhead;
+  srv_worker *o = c ? idle_worker(s) : NULL;
+  if (o) {
+    s->qhead = c->qnext;
+    if (!s->qhead)
+      s->qtail = NULL;
+    o->c = c;
+  }
+  pthread_mutex_unlock(&s->qmu);
+  if (o)
+    sem_post(&o->wake);
+}
+
+void srv_block(srv_call *c, int on) { srv_blocking(c->srv, on); }
+
 static void *worker_main(void *arg) {
   srv_worker *w = arg;
   cl_server *s = w->s;
+  tl_worker = w;
   (void)pthread_setname_np(pthread_self(), "api:worker");
   srv_call *c;
   while ((c = next_call(w)) != NULL) {
@@ -202,6 +251,22 @@ static void *worker_main(void *arg) {
       f(c, c->qok);
   }
   return NULL;
+}
+
+void srv_hold(srv_call *c, step_fn next) {
+  atomic_fetch_add(&c->srv->held_calls, 1);
+  c->held_next = next;
+}
+
+void srv_resume(void *call) {
+  srv_call *c = call;
+  c->next = c->held_next;
+  srv_enqueue(c, 1);
+}
+
+void srv_release(srv_call *c) {
+  c->held_next = NULL;
+  atomic_fetch_sub(&c->srv->held_calls, 1);
 }
 
 /* Takes a parked call off the waiting list. Caller holds wmu. */
@@ -521,6 +586,10 @@ int cl_server_start(const cl_server_config *cfg, cl_svc *svc, const cl_grpc_serv
     s->cfg.cq_threads = 1;
   if (s->cfg.workers < 1)
     s->cfg.workers = 1;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  s->run_max = 2 * (int)(ncpu > 0 ? ncpu : 1);
+  if (s->run_max > s->cfg.workers)
+    s->run_max = s->cfg.workers;
   pthread_mutex_init(&s->qmu, NULL);
   pthread_mutex_init(&s->wmu, NULL);
   pthread_cond_init(&s->wcv, NULL);
@@ -596,14 +665,23 @@ int cl_server_start(const cl_server_config *cfg, cl_svc *svc, const cl_grpc_serv
     cl_feed_add(feeds[i], &s->watch[i], on_commit, s);
     s->nfeeds++;
   }
+  cl_svc_set_blocking(svc, srv_blocking, s);
   for (int i = 0; i < s->cfg.workers && rc == 0; i++) {
     srv_worker *w = &s->workers[i];
     w->s = s;
     if (sem_init(&w->wake, 0, 0) != 0) {
       rc = cl_err_set(err, CL_ENOMEM, "cannot start worker threads");
-    } else if (pthread_create(&w->thread, NULL, worker_main, w) == 0) {
+      break;
+    }
+    pthread_mutex_lock(&s->qmu);
+    s->running++; /* until its first look at the queue */
+    pthread_mutex_unlock(&s->qmu);
+    if (pthread_create(&w->thread, NULL, worker_main, w) == 0) {
       s->n_workers_started++;
     } else {
+      pthread_mutex_lock(&s->qmu);
+      s->running--;
+      pthread_mutex_unlock(&s->qmu);
       sem_destroy(&w->wake);
       rc = cl_err_set(err, CL_ENOMEM, "cannot start worker threads");
     }
@@ -661,6 +739,7 @@ static int never(cl_server *s) {
   return 0;
 }
 static int no_calls(cl_server *s) { return atomic_load(&s->live_calls) == 0; }
+static int none_held(cl_server *s) { return atomic_load(&s->held_calls) == 0; }
 
 void cl_server_stop(cl_server *s) {
   if (!s)
@@ -694,6 +773,9 @@ void cl_server_stop(cl_server *s) {
     wait_until(s, srv_now_ms() + 60000, shutdown_done);
   }
   wait_until(s, srv_now_ms() + 10000, no_calls);
+  /* a call whose work another thread has (srv_hold) comes back to a
+   * worker: as the join of a busy worker would, wait for it */
+  wait_until(s, INT64_MAX, none_held);
   /* no call is parked any more: nothing to wake after this */
   for (size_t i = 0; i < s->nfeeds; i++)
     cl_feed_remove(s->feeds[i], &s->watch[i]);

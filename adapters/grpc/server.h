@@ -30,7 +30,9 @@ typedef struct cl_server_config {
   int keepalive_timeout_ms;        /* default 20000 */
   int min_client_ping_ms;          /* fastest client keepalive tolerated; default 10000 */
   int cq_threads;                  /* default 2 */
-  int workers;                     /* default 64: appends block on their commit */
+  int workers;                     /* default 64; at most 2 a CPU run at once, and a worker
+                                      waiting in cl_svc_set_blocking's brackets (a forwarded
+                                      write, a barrier) holds a thread without counting */
   int drain_ms;                    /* at shutdown: NOT_SERVING and UNAVAILABLE answers for this
                                       long before the listener closes; default 1000 */
   int shutdown_grace_ms;           /* then in-flight calls are cancelled; default 10000 */

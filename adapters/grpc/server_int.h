@@ -85,6 +85,9 @@ struct srv_call {
   int waiting;
   int64_t wake_at_ms;
   uint64_t seen_gen;             /* the server's wake_gen when the current step began */
+  /* held while another thread has its work (srv_hold) */
+  step_fn held_next;
+  cl_svc_job *job; /* Append's batch in Raft's hands (svc_log.c) */
   /* worker queue */
   srv_call *qnext;
   int qok;
@@ -112,6 +115,7 @@ struct cl_server {
   int ticker_started;
   atomic_int shutting_down;
   atomic_int live_calls;
+  atomic_int held_calls;         /* srv_hold without srv_release: cl_server_stop waits */
   atomic_int serving;            /* health: 1 SERVING, 0 NOT_SERVING */
   cl_feed_watch watch[SRV_MAX_FEEDS]; /* wake waiting calls when the log or a projection grows */
   cl_feed *feeds[SRV_MAX_FEEDS];
@@ -120,6 +124,9 @@ struct cl_server {
   pthread_mutex_t qmu;           /* worker queue: the calls no worker took yet, and */
   srv_call *qhead, *qtail;
   srv_worker *idle;              /* the workers waiting for one (last in, first out) */
+  int running;                   /* workers not idle nor waiting in cl_svc_set_blocking's
+                                    brackets, and */
+  int run_max;                   /* how many may be (2 a CPU): more calls wait in the queue */
   int stop_workers;
 
   pthread_mutex_t wmu;           /* waiting calls */
@@ -168,6 +175,20 @@ void srv_trailer(srv_call *c, const char *key, const char *value);
  * timer); then `next` runs. If they grew since the current step began (it
  * may have looked just before), `next` runs again at once. */
 void srv_wait(srv_call *c, int64_t wake_at_ms, step_fn next);
+
+/* The call's work goes to another thread (an append in Raft's hands):
+ * `next` runs on a worker at each srv_resume(c), which that thread calls
+ * (it only queues the call), until the call's step says srv_release.
+ * cl_server_stop waits for held calls without a time limit, as it waits
+ * for its workers: their work ends by itself. */
+void srv_hold(srv_call *c, step_fn next);
+void srv_resume(void *call);
+void srv_release(srv_call *c);
+
+/* Brackets a step's wait for another thread or node (on 1 before, 0
+ * after) that the request layer does not bracket itself
+ * (cl_svc_set_blocking): a membership change, a log key rotation. */
+void srv_block(srv_call *c, int on);
 
 /* 1 if the call should stop (client cancelled or deadline passed). */
 int srv_cancelled(srv_call *c);

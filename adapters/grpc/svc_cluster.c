@@ -245,8 +245,10 @@ static void svc_add_node(srv_call *c, int ok) {
     return;
   cl_err err;
   cl_err_clear(&err);
+  srv_block(c, 1); /* a promotion may take minutes */
   int rc = cl_repl_add(repl_of(c), r->id, r->raft_address, r->api_address, !r->no_promote,
                        op_deadline(c, 600000), &err);
+  srv_block(c, 0);
   membership_done(c, rc, &err);
 }
 
@@ -257,7 +259,9 @@ static void svc_remove_node(srv_call *c, int ok) {
     return;
   cl_err err;
   cl_err_clear(&err);
+  srv_block(c, 1);
   int rc = cl_repl_remove(repl_of(c), r->id, op_deadline(c, 60000), &err);
+  srv_block(c, 0);
   membership_done(c, rc, &err);
 }
 
@@ -269,7 +273,9 @@ static void svc_transfer_leadership(srv_call *c, int ok) {
     return;
   cl_err err;
   cl_err_clear(&err);
+  srv_block(c, 1);
   int rc = cl_repl_transfer(repl_of(c), r->id, op_deadline(c, 30000), &err);
+  srv_block(c, 0);
   membership_done(c, rc, &err);
 }
 
@@ -633,8 +639,7 @@ static void finish_precondition(srv_call *c, int code, const char *msg) {
   srv_finish(c, GRPC_STATUS_FAILED_PRECONDITION, msg, NULL);
 }
 
-static void svc_rotate_log_key(srv_call *c, int ok) {
-  (void)ok;
+static void rotate_log_key(srv_call *c) {
   const Clinlog__V1__RotateLogKeyRequest *r = (const Clinlog__V1__RotateLogKeyRequest *)c->req;
   cl_svc *svc = srv_svc(c);
   cl_log *log = cl_svc_log(svc);
@@ -767,6 +772,14 @@ static void svc_rotate_log_key(srv_call *c, int ok) {
   }
   srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
   pthread_mutex_unlock(&one);
+}
+
+/* The rotation asks every member over its API, then waits for its commit. */
+static void svc_rotate_log_key(srv_call *c, int ok) {
+  (void)ok;
+  srv_block(c, 1);
+  rotate_log_key(c);
+  srv_block(c, 0);
 }
 
 /* ------------------------------------------------------------ table */

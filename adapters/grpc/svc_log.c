@@ -605,6 +605,53 @@ static void append_error(srv_call *c, int rc, const cl_err *err, cl_append_resul
   srv_finish_err(c, err);
 }
 
+/* The answer to Append: the batch's positions, or what refused it. */
+static void append_answer(srv_call *c, int rc, cl_append_result *r, const cl_svc_route *route,
+                          const cl_err *err) {
+  if (rc == CL_ENOTLEADER) {
+    srv_finish_not_leader(c, route);
+    return;
+  }
+  if (route->forwarded_to[0])
+    srv_trailer(c, "clinlog-forwarded-to", route->forwarded_to);
+  if (rc) {
+    if (route->leader_api[0]) /* the leader's own answer, relayed */
+      srv_trailer(c, "clinlog-leader", route->leader_api);
+    append_error(c, rc, err, r);
+    return;
+  }
+  Clinlog__V1__AppendResponse resp;
+  Clinlog__V1__EventPosition *pos = malloc(r->n * sizeof *pos);
+  Clinlog__V1__EventPosition **pp = malloc(r->n * sizeof *pp);
+  if (!pos || !pp) {
+    free(pos);
+    free(pp);
+    cl_append_result_free(r);
+    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    return;
+  }
+  fill_response(&resp, pos, pp, r);
+  srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
+  free(pos);
+  free(pp);
+  cl_append_result_free(r);
+}
+
+/* Append's batch has left Raft's hands (srv_resume from the Raft loop). */
+static void append_resume(srv_call *c, int ok) {
+  (void)ok;
+  cl_append_result r;
+  cl_svc_route route;
+  cl_err err;
+  cl_err_clear(&err);
+  int rc = cl_svc_append_end(c->job, &r, &route, &err);
+  if (rc == CL_SVC_PENDING) /* prepared again: back to Raft */
+    return;
+  c->job = NULL;
+  srv_release(c);
+  append_answer(c, rc, &r, &route, &err);
+}
+
 static void svc_append(srv_call *c, int ok) {
   (void)ok;
   const Clinlog__V1__AppendBatch *b = (const Clinlog__V1__AppendBatch *)c->req;
@@ -612,35 +659,15 @@ static void svc_append(srv_call *c, int ok) {
   cl_err err;
   cl_err_clear(&err);
   cl_svc_route route;
-  /* the call's only batch: its audit record rides in the same commit */
-  int rc = cl_svc_append_recorded(srv_svc(c), &c->rctx, b, 1, &r, &route, &err);
-  if (rc == CL_ENOTLEADER) {
-    srv_finish_not_leader(c, &route);
-    return;
-  }
-  if (route.forwarded_to[0])
-    srv_trailer(c, "clinlog-forwarded-to", route.forwarded_to);
-  if (rc) {
-    if (route.leader_api[0]) /* the leader's own answer, relayed */
-      srv_trailer(c, "clinlog-leader", route.leader_api);
-    append_error(c, rc, &err, &r);
-    return;
-  }
-  Clinlog__V1__AppendResponse resp;
-  Clinlog__V1__EventPosition *pos = malloc(r.n * sizeof *pos);
-  Clinlog__V1__EventPosition **pp = malloc(r.n * sizeof *pp);
-  if (!pos || !pp) {
-    free(pos);
-    free(pp);
-    cl_append_result_free(&r);
-    srv_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-    return;
-  }
-  fill_response(&resp, pos, pp, &r);
-  srv_finish(c, GRPC_STATUS_OK, "", &resp.base);
-  free(pos);
-  free(pp);
-  cl_append_result_free(&r);
+  /* the call's only batch: its audit record rides in the same commit; no
+   * worker waits while Raft commits it (append_resume answers) */
+  srv_hold(c, append_resume);
+  int rc =
+      cl_svc_append_start(srv_svc(c), &c->rctx, b, 1, srv_resume, c, &c->job, &r, &route, &err);
+  if (rc == CL_SVC_PENDING)
+    return; /* c is append_resume's now */
+  srv_release(c);
+  append_answer(c, rc, &r, &route, &err);
 }
 
 typedef struct astream {
