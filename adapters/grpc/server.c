@@ -235,7 +235,7 @@ static void srv_blocking(void *ctx, int on) {
     sem_post(&o->wake);
 }
 
-void srv_block(srv_call *c, int on) { srv_blocking(c->srv, on); }
+void srv_block(cl_server *s, int on) { srv_blocking(s, on); }
 
 static void *worker_main(void *arg) {
   srv_worker *w = arg;

@@ -187,8 +187,10 @@ void srv_release(srv_call *c);
 
 /* Brackets a step's wait for another thread or node (on 1 before, 0
  * after) that the request layer does not bracket itself
- * (cl_svc_set_blocking): a membership change, a log key rotation. */
-void srv_block(srv_call *c, int on);
+ * (cl_svc_set_blocking): a membership change, a log key rotation. Takes
+ * the call's server (c->srv), not the call: a step that ends its call
+ * inside the brackets may see it freed before it closes them. */
+void srv_block(cl_server *s, int on);
 
 /* 1 if the call should stop (client cancelled or deadline passed). */
 int srv_cancelled(srv_call *c);

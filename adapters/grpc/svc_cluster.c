@@ -245,10 +245,10 @@ static void svc_add_node(srv_call *c, int ok) {
     return;
   cl_err err;
   cl_err_clear(&err);
-  srv_block(c, 1); /* a promotion may take minutes */
+  srv_block(c->srv, 1); /* a promotion may take minutes */
   int rc = cl_repl_add(repl_of(c), r->id, r->raft_address, r->api_address, !r->no_promote,
                        op_deadline(c, 600000), &err);
-  srv_block(c, 0);
+  srv_block(c->srv, 0);
   membership_done(c, rc, &err);
 }
 
@@ -259,9 +259,9 @@ static void svc_remove_node(srv_call *c, int ok) {
     return;
   cl_err err;
   cl_err_clear(&err);
-  srv_block(c, 1);
+  srv_block(c->srv, 1);
   int rc = cl_repl_remove(repl_of(c), r->id, op_deadline(c, 60000), &err);
-  srv_block(c, 0);
+  srv_block(c->srv, 0);
   membership_done(c, rc, &err);
 }
 
@@ -273,9 +273,9 @@ static void svc_transfer_leadership(srv_call *c, int ok) {
     return;
   cl_err err;
   cl_err_clear(&err);
-  srv_block(c, 1);
+  srv_block(c->srv, 1);
   int rc = cl_repl_transfer(repl_of(c), r->id, op_deadline(c, 30000), &err);
-  srv_block(c, 0);
+  srv_block(c->srv, 0);
   membership_done(c, rc, &err);
 }
 
@@ -777,9 +777,10 @@ static void rotate_log_key(srv_call *c) {
 /* The rotation asks every member over its API, then waits for its commit. */
 static void svc_rotate_log_key(srv_call *c, int ok) {
   (void)ok;
-  srv_block(c, 1);
+  cl_server *s = c->srv; /* c may be gone once the rotation answered */
+  srv_block(s, 1);
   rotate_log_key(c);
-  srv_block(c, 0);
+  srv_block(s, 0);
 }
 
 /* ------------------------------------------------------------ table */

@@ -31,7 +31,7 @@ static void hold_at_gate(srv_call *c, int ok) {
   (void)ok;
   int bracketed = G.bracketed;
   if (bracketed)
-    srv_block(c, 1);
+    srv_block(c->srv, 1);
   pthread_mutex_lock(&G.mu);
   G.in++;
   pthread_cond_broadcast(&G.cv);
@@ -40,7 +40,7 @@ static void hold_at_gate(srv_call *c, int ok) {
   G.in--;
   pthread_mutex_unlock(&G.mu);
   if (bracketed)
-    srv_block(c, 0);
+    srv_block(c->srv, 0);
   Clinlog__V1__GetEventRequest empty = CLINLOG__V1__GET_EVENT_REQUEST__INIT;
   srv_finish(c, GRPC_STATUS_OK, "", &empty.base);
 }
