@@ -171,6 +171,12 @@ void cl_log_event_free(uint8_t *plain, size_t n);
 int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, int backwards,
                        uint64_t max, cl_event_fn fn, void *ctx, cl_err *err);
 
+/* As cl_log_read_stream forwards from version 1, for the stream with tag
+ * `tag` and without decrypting (as cl_log_scan: ev->event is NULL). A
+ * stream with no events gives none (no error). */
+int cl_log_scan_stream_tag(cl_log *log, const uint8_t tag[32], cl_event_fn fn, void *ctx,
+                           cl_err *err);
+
 /* Reads the event at `seq`. CL_ENOTFOUND beyond the published head. */
 int cl_log_read_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err *err);
 
@@ -179,6 +185,9 @@ int cl_log_tag_version(cl_log *log, const uint8_t tag[32], uint64_t *version, cl
 
 /* Reads one event by id. CL_ENOTFOUND if absent. */
 int cl_log_get_event(cl_log *log, const uint8_t id[16], cl_event_fn fn, void *ctx, cl_err *err);
+/* The seq of the event with id `id` (16 bytes), without reading it.
+ * CL_ENOTFOUND if absent (or not yet published). */
+int cl_log_seq_of(cl_log *log, const uint8_t id[16], uint64_t *seq, cl_err *err);
 
 /* Current version (event count) of a stream; 0 if it has none. */
 int cl_log_stream_version(cl_log *log, const char *stream, uint64_t *version, cl_err *err);

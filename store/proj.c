@@ -182,6 +182,8 @@ int cl_proj_open(cl_log *log, const char *name, uint32_t version, const char *co
 
 const char *cl_proj_name(const cl_proj *p) { return p->name; }
 
+cl_log *cl_proj_log(const cl_proj *p) { return p->log; }
+
 uint64_t cl_proj_position(cl_proj *p) {
   pthread_mutex_lock(&p->mu);
   uint64_t v = p->position;

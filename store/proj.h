@@ -64,6 +64,8 @@ int cl_proj_open(cl_log *log, const char *name, uint32_t version, const char *co
 void cl_proj_close(cl_proj *p);
 
 const char *cl_proj_name(const cl_proj *p);
+/* The log the projection folds (a view, valid until cl_proj_close). */
+cl_log *cl_proj_log(const cl_proj *p);
 /* The last seq folded into the committed state (0: none). */
 uint64_t cl_proj_position(cl_proj *p);
 /* How many commits since the open changed the state (wrote or deleted a

@@ -133,7 +133,8 @@ static int scan(cl_log *log, uint64_t from_seq, uint64_t max, int decrypt, cl_ev
   return rc < 0 ? rc : 0;
 }
 
-static int emit_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err *err) {
+static int emit_seq(cl_log *log, uint64_t seq, int decrypt, cl_event_fn fn, void *ctx,
+                    cl_err *err) {
   uint8_t k[8];
   cl_be64(k, seq);
   char *v;
@@ -143,7 +144,7 @@ static int emit_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err
     return rc == CL_ENOTFOUND
                ? cl_err_set(err, CL_ECORRUPT, "record %llu missing", (unsigned long long)seq)
                : rc;
-  rc = emit(log, v, vl, 1, fn, ctx, err);
+  rc = emit(log, v, vl, decrypt, fn, ctx, err);
   rocksdb_free(v);
   return rc;
 }
@@ -154,16 +155,16 @@ int cl_log_read_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err
   if (seq == 0 || seq > size)
     return cl_err_set(err, CL_ENOTFOUND, "no event at seq %llu (the log holds %llu)",
                       (unsigned long long)seq, (unsigned long long)size);
-  int rc = emit_seq(log, seq, fn, ctx, err);
+  int rc = emit_seq(log, seq, 1, fn, ctx, err);
   return rc < 0 ? rc : 0;
 }
 
-int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, int backwards,
-                       uint64_t max, cl_event_fn fn, void *ctx, cl_err *err) {
-  uint8_t tag[32];
-  int rc = cl_log_stream_tag(log, stream, tag, err);
-  if (rc)
-    return rc;
+/* The published events of the stream with tag `tag` from from_version
+ * (0: its first, or backwards its last), at most max (0: all); *any set
+ * when there was one. */
+static int stream_scan(cl_log *log, const uint8_t tag[32], uint64_t from_version, int backwards,
+                       uint64_t max, int decrypt, cl_event_fn fn, void *ctx, int *any,
+                       cl_err *err) {
   uint64_t size;
   cl_log_head(log, &size, NULL);
   rocksdb_iterator_t *it =
@@ -178,7 +179,8 @@ int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, i
     rocksdb_iter_seek(it, (const char *)k, 40);
   }
   uint64_t count = 0;
-  int any = 0;
+  int rc = 0;
+  *any = 0;
   for (; rocksdb_iter_valid(it); backwards ? rocksdb_iter_prev(it) : rocksdb_iter_next(it)) {
     size_t kl, vl;
     const char *key = rocksdb_iter_key(it, &kl);
@@ -195,8 +197,8 @@ int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, i
         continue;
       break;
     }
-    any = 1;
-    if ((rc = emit_seq(log, seq, fn, ctx, err)) != 0)
+    *any = 1;
+    if ((rc = emit_seq(log, seq, decrypt, fn, ctx, err)) != 0)
       break;
     if (max && ++count >= max)
       break;
@@ -204,6 +206,17 @@ int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, i
   if (rc == 0)
     rc = cl_iter_error(it, err, "stream scan");
   rocksdb_iter_destroy(it);
+  return rc;
+}
+
+int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, int backwards,
+                       uint64_t max, cl_event_fn fn, void *ctx, cl_err *err) {
+  uint8_t tag[32];
+  int rc = cl_log_stream_tag(log, stream, tag, err);
+  if (rc)
+    return rc;
+  int any;
+  rc = stream_scan(log, tag, from_version, backwards, max, 1, fn, ctx, &any, err);
   if (rc < 0)
     return rc;
   if (!any && rc == 0) {
@@ -214,9 +227,17 @@ int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, i
   return 0;
 }
 
-int cl_log_get_event(cl_log *log, const uint8_t id[16], cl_event_fn fn, void *ctx, cl_err *err) {
+int cl_log_scan_stream_tag(cl_log *log, const uint8_t tag[32], cl_event_fn fn, void *ctx,
+                           cl_err *err) {
+  int any;
+  int rc = stream_scan(log, tag, 0, 0, 0, 0, fn, ctx, &any, err);
+  return rc < 0 ? rc : 0;
+}
+
+int cl_log_seq_of(cl_log *log, const uint8_t id[16], uint64_t *seq, cl_err *err) {
   char *v;
   size_t vl;
+  *seq = 0;
   int rc = cl_db_get(log->db, CL_CF_IDS, id, 16, &v, &vl, err);
   if (rc == CL_ENOTFOUND) {
     char hex[33];
@@ -225,13 +246,22 @@ int cl_log_get_event(cl_log *log, const uint8_t id[16], cl_event_fn fn, void *ct
   }
   if (rc)
     return rc;
-  uint64_t seq = vl >= 8 ? cl_get_be64((const uint8_t *)v) : 0;
+  uint64_t s = vl >= 8 ? cl_get_be64((const uint8_t *)v) : 0;
   rocksdb_free(v);
   uint64_t size;
   cl_log_head(log, &size, NULL);
-  if (seq == 0 || seq > size)
+  if (s == 0 || s > size)
     return cl_err_set(err, CL_ENOTFOUND, "event not committed");
-  rc = emit_seq(log, seq, fn, ctx, err);
+  *seq = s;
+  return 0;
+}
+
+int cl_log_get_event(cl_log *log, const uint8_t id[16], cl_event_fn fn, void *ctx, cl_err *err) {
+  uint64_t seq;
+  int rc = cl_log_seq_of(log, id, &seq, err);
+  if (rc)
+    return rc;
+  rc = emit_seq(log, seq, 1, fn, ctx, err);
   return rc < 0 ? rc : 0;
 }
 

@@ -105,8 +105,59 @@ static int read_version(cl_proj *p, const uint8_t h[32], const cur *c, uint32_t 
   return take_version(c, version, v, vl, flags, out, err);
 }
 
+/* The Provenance sealed at `k` (its `ver` entry, fhir_int.h) opened into
+ * *v (vl bytes, returned-owned: take_version takes it), with in *c the
+ * record `cur` would hold: version 1, the tag it is sealed under (its
+ * event's stream), the header's seq and time. */
+static int open_prov(cl_proj *p, const uint8_t k[VER_KEY], const uint8_t *sealed, size_t sl, cur *c,
+                     uint8_t **v, size_t *vl, cl_err *err) {
+  memset(c, 0, sizeof *c);
+  if (sl < 32)
+    return cl_err_set(err, CL_ECORRUPT, "fhir: short sealed Provenance");
+  int rc = cl_proj_open_sealed(p, FAM_VER, k, VER_KEY, sealed, sl, v, vl, err);
+  if (rc)
+    return rc;
+  if (*vl < VER_HDR) {
+    sodium_memzero(*v, *vl);
+    cl_free(*v);
+    return cl_err_set(err, CL_ECORRUPT, "fhir: short version value");
+  }
+  c->version = 1;
+  c->type = CL_FHIR_Provenance;
+  memcpy(c->tag, sealed, 32);
+  c->seq = rd64(*v);
+  c->last_updated_ns = (int64_t)rd64(*v + 8);
+  return 0;
+}
+
+/* The Provenance whose `ver` key is k. */
+static int read_prov(cl_proj *p, const uint8_t k[VER_KEY], uint32_t version, int flags,
+                     cl_fhir_resource *out, cl_err *err) {
+  memset(out, 0, sizeof *out);
+  if (version > 1)
+    return cl_err_set(err, CL_ENOTFOUND, "no version %u (the current one is 1)", version);
+  uint8_t *sealed, *v;
+  size_t sl, vl;
+  int rc = cl_proj_get(p, FAM_VER, k, VER_KEY, &sealed, &sl, err);
+  if (rc)
+    return rc;
+  cur c;
+  rc = open_prov(p, k, sealed, sl, &c, &v, &vl, err);
+  cl_free(sealed);
+  if (rc == CL_EERASED)
+    return cl_err_set(err, CL_ENOTFOUND, "erased");
+  if (rc)
+    return rc;
+  return take_version(&c, 1, v, vl, flags, out, err);
+}
+
 static int read_hash(cl_proj *p, int type, const uint8_t h[32], uint32_t version, int flags,
                      cl_fhir_resource *out, cl_err *err) {
+  if (type == CL_FHIR_Provenance) {
+    uint8_t k[VER_KEY];
+    ver_key(type, h, 1, k);
+    return read_prov(p, k, version, flags, out, err);
+  }
   cur c;
   int rc = load_cur(p, type, h, &c, err);
   if (rc) {
@@ -129,8 +180,15 @@ int cl_fhir_read_ex(cl_proj *p, const char *type, const char *id, uint32_t versi
   if (id == NULL || id[0] == '\0' || strlen(id) >= CL_FHIR_ID_MAX)
     return cl_err_set(err, CL_ENOTFOUND, "no such id");
   uint8_t h[32];
-  res_hash(p, type, id, h);
-  int rc = read_hash(p, t, h, version, flags, out, err);
+  int rc = 0;
+  if (t == CL_FHIR_Provenance) /* named by its event (fhir_int.h) */
+    rc = prov_h_of(cl_proj_log(p), id, h, err);
+  else
+    res_hash(p, type, id, h);
+  if (rc == 0)
+    rc = read_hash(p, t, h, version, flags, out, err);
+  else
+    memset(out, 0, sizeof *out);
   if (rc == CL_ENOTFOUND && version == 0)
     cl_err_set(err, CL_ENOTFOUND, "%s/%s not found", type, id);
   return rc;
@@ -165,6 +223,7 @@ typedef struct each {
   int flags;
   cl_fhir_fn fn;
   void *ctx;
+  int stop; /* fn said 1 */
 } each;
 
 static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
@@ -180,7 +239,23 @@ static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val
     return 0; /* changed meanwhile */
   if (rc)
     return rc;
-  return e->fn(e->ctx, &r, err);
+  rc = e->fn(e->ctx, &r, err);
+  e->stop = rc == 1;
+  return rc;
+}
+
+/* An event of the stream: its Provenance, if it made one and is folded. */
+static int each_event(void *ctx, const cl_event_view *ev, cl_err *err) {
+  each *e = ctx;
+  uint8_t k[VER_KEY];
+  prov_key(ev->seq, k);
+  cl_fhir_resource r;
+  int rc = read_prov(e->p, k, 0, e->flags, &r, err);
+  if (rc == CL_ENOTFOUND) { /* no resource made, erased, or not folded yet */
+    cl_err_clear(err);
+    return 0;
+  }
+  return rc ? rc : e->fn(e->ctx, &r, err);
 }
 
 int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fhir_fn fn, void *ctx,
@@ -188,8 +263,14 @@ int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fh
   uint8_t prefix[33];
   memcpy(prefix, tag, 32);
   prefix[32] = (uint8_t)type;
-  each e = {p, flags, fn, ctx};
-  return cl_proj_scan(p, FAM_PAT, prefix, type ? 33 : 32, NULL, 0, each_key, &e, err);
+  each e = {p, flags, fn, ctx, 0};
+  int rc = type == CL_FHIR_Provenance
+               ? 0
+               : cl_proj_scan(p, FAM_PAT, prefix, type ? 33 : 32, NULL, 0, each_key, &e, err);
+  /* the stream's Provenances have no `pat` key: its events name them */
+  if (rc == 0 && !e.stop && (type == 0 || type == CL_FHIR_Provenance))
+    rc = cl_log_scan_stream_tag(cl_proj_log(p), tag, each_event, &e, err);
+  return rc;
 }
 
 /* A Provenance is named by its event's id, and the header of each version
@@ -201,25 +282,21 @@ typedef struct prov_of {
   int flags;
   cl_fhir_fn fn;
   void *ctx;
-  uint8_t last[16]; /* the event of the version before (an event making two versions of
-                       one resource has one Provenance) */
+  uint64_t last; /* the event of the version before (an event making two versions of one
+                   resource has one Provenance) */
   int have_last;
 } prov_of;
 
 static int each_version(void *ctx, cl_fhir_resource *r, cl_err *err) {
   prov_of *po = ctx;
-  uint8_t eid[16];
-  memcpy(eid, r->event_id, 16);
+  uint64_t seq = r->seq;
   cl_fhir_resource_clear(r);
-  if (po->have_last && memcmp(eid, po->last, 16) == 0)
+  if (po->have_last && seq == po->last)
     return 0;
-  memcpy(po->last, eid, 16);
+  po->last = seq;
   po->have_last = 1;
-  char uuid[37];
-  ProtobufCBinaryData b = {16, eid};
-  fj_uuid_text(&b, uuid);
   uint8_t h[32];
-  res_hash(po->p, "Provenance", uuid, h);
+  prov_h(seq, h);
   cl_fhir_resource pr;
   int rc = read_hash(po->p, CL_FHIR_Provenance, h, 0, po->flags, &pr, err);
   if (rc == CL_ENOTFOUND) { /* erased, or not folded yet */
@@ -231,7 +308,7 @@ static int each_version(void *ctx, cl_fhir_resource *r, cl_err *err) {
 
 int cl_fhir_provenance_of(cl_proj *p, const char *type, const char *id, int flags, cl_fhir_fn fn,
                           void *ctx, cl_err *err) {
-  prov_of po = {p, flags, fn, ctx, {0}, 0};
+  prov_of po = {p, flags, fn, ctx, 0, 0};
   /* the versions' headers are enough: their JSON is not made */
   int rc = cl_fhir_history(p, type, id, CL_FHIR_NO_BODY, each_version, &po, err);
   if (rc == CL_ENOTFOUND) { /* no such resource: no Provenance either */
@@ -436,6 +513,54 @@ static int give_chunk(snap_scan *sc, cl_err *err) {
   return rc < 0 ? rc : 0;
 }
 
+/* A Provenance of the `ver` range (the type's only one, fhir_int.h): given
+ * if the snapshot has it. */
+static int scan_prov(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                     cl_err *err) {
+  snap_scan *sc = ctx;
+  if (kl != VER_KEY)
+    return 0;
+  if (sc->last != NULL && memcmp(key + 1, sc->last, 32) > 0)
+    return 1;
+  const cl_fhir_snapshot *s = sc->s;
+  uint64_t seq = rd64(key + 1);
+  if (seq > s->as_of)
+    return 0; /* made after the snapshot (the key holds its event's seq) */
+  if (vl < 32)
+    return cl_err_set(err, CL_ECORRUPT, "fhir: short sealed Provenance");
+  if (s->tags != NULL && cl_hmap_get(s->tags, val) == NULL)
+    return 0; /* another stream (the sealed value leads with its tag) */
+  cl_fhir_resource r;
+  want w;
+  memcpy(w.h, key + 1, 32);
+  if ((sc->flags & CL_FHIR_NO_BODY) && s->since_ns <= 0) { /* the key says enough */
+    memset(&r, 0, sizeof r);
+    r.type = CL_FHIR_Provenance;
+    r.version = r.current = 1;
+    r.seq = seq;
+    memcpy(r.tag, val, 32);
+    return give(sc, &w, &r, err);
+  }
+  cur c;
+  uint8_t *v;
+  size_t n;
+  int rc = open_prov(sc->p, key, val, vl, &c, &v, &n, err);
+  if (rc == CL_EERASED) {
+    cl_err_clear(err);
+    return 0;
+  }
+  if (rc)
+    return rc;
+  if (c.last_updated_ns < s->since_ns) {
+    sodium_memzero(v, n);
+    cl_free(v);
+    return 0; /* not updated since */
+  }
+  if ((rc = take_version(&c, 1, v, n, sc->flags, &r, err)) != 0)
+    return rc;
+  return give(sc, &w, &r, err);
+}
+
 /* The resources of `type` in snapshot s, from the first key >= from (NULL:
  * the type's first) up to `last`. */
 static int scan_chunks(cl_proj *p, int type, const cl_fhir_snapshot *s, const uint8_t *after,
@@ -443,6 +568,15 @@ static int scan_chunks(cl_proj *p, int type, const cl_fhir_snapshot *s, const ui
                        cl_err *err) {
   snap_scan sc = {
       .p = p, .type = type, .s = s, .last = last, .flags = flags, .fn = fn, .ctx = ctx, .key = key};
+  if (type == CL_FHIR_Provenance) { /* no `cur`: its versions, one each */
+    uint8_t prefix[1] = {(uint8_t)type}, from[VER_KEY + 1];
+    if (after != NULL) { /* the first key after every version of `after` */
+      ver_key(type, after, UINT32_MAX, from);
+      from[VER_KEY] = 0;
+    }
+    return cl_proj_scan(p, FAM_VER, prefix, 1, after ? from : NULL, after ? sizeof from : 0,
+                        scan_prov, &sc, err);
+  }
   if ((sc.w = malloc((flags & CL_FHIR_NO_BODY ? 1 : CHUNK) * sizeof *sc.w)) == NULL)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   uint8_t prefix[1] = {(uint8_t)type}, from[CUR_KEY + 1];

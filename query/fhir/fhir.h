@@ -81,7 +81,8 @@ enum {
                          rewrite it and call fj_finish on what they send */
   CL_FHIR_NO_BODY = 2 /* no json (NULL, len 0): a version's metadata only (its header is
                          decrypted, its JSON not made); cl_fhir_scan_snapshot also decrypts
-                         nothing when the current version is the one wanted */
+                         nothing when the current version is the one wanted (a Provenance's:
+                         when the snapshot has no since_ns, and its last_updated_ns is then 0) */
 };
 
 /* Reads resource type/id: version 0 = the current one. Errors:

@@ -73,6 +73,48 @@ static inline void ver_key(int type, const uint8_t h[32], uint32_t version, uint
   be32(k + 33, version);
 }
 
+/* A Provenance is stored as its `ver` entry alone: version 1, sealed under
+ * its event's stream, with no `cur` record and no `pat` key. It never
+ * changes and its id is its event's; where a resource's key has H(type/id)
+ * it has its event's seq (u64 BE, then 24 zero bytes), which the fold,
+ * a version's header and the log's index of a stream's events give at
+ * once, the log's index of ids gives for an id, and a scan of the type
+ * reads (for a snapshot) without opening the value. */
+static inline void prov_h(uint64_t seq, uint8_t h[32]) {
+  be64(h, seq);
+  memset(h + 8, 0, 24);
+}
+static inline void prov_key(uint64_t seq, uint8_t k[VER_KEY]) {
+  uint8_t h[32];
+  prov_h(seq, h);
+  ver_key(CL_FHIR_Provenance, h, 1, k);
+}
+/* The h of Provenance `id` (its event's id in the canonical text form,
+ * lower case). CL_ENOTFOUND if no committed event has that id. */
+static inline int prov_h_of(cl_log *log, const char *id, uint8_t h[32], cl_err *err) {
+  uint8_t b[16] = {0};
+  size_t j = 0;
+  for (size_t i = 0; id[i] != '\0'; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (id[i] != '-')
+        return cl_err_set(err, CL_ENOTFOUND, "no Provenance %.40s", id);
+      continue;
+    }
+    int c = id[i], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0 || j == 32)
+      return cl_err_set(err, CL_ENOTFOUND, "no Provenance %.40s", id);
+    b[j / 2] |= (uint8_t)(j % 2 ? v : v << 4);
+    j++;
+  }
+  if (j != 32 || strlen(id) != 36)
+    return cl_err_set(err, CL_ENOTFOUND, "no Provenance %.40s", id);
+  uint64_t seq;
+  int rc = cl_log_seq_of(log, b, &seq, err);
+  if (rc == 0)
+    prov_h(seq, h);
+  return rc;
+}
+
 /* An index key a resource holds. */
 typedef struct ikey {
   uint8_t fam;

@@ -38,8 +38,9 @@ static const char *const families[NFAM] = {"cur", "ver", "pat"};
  * EARLY_WARNING IssueDetected no longer makes an Observation, the checker
  * stores NEWS2 scores as ObservationRecorded; 5: Provenances stored
  * packed; 6: no `ref` family: the versions of a target name the events
- * whose Provenances target it, cl_fhir_provenance_of). */
-#define FHIR_VERSION 6
+ * whose Provenances target it, cl_fhir_provenance_of; 7: a Provenance is
+ * its `ver` entry alone, no `cur` or `pat` key: fhir_int.h). */
+#define FHIR_VERSION 7
 
 /* Cache entries kept from one batch to the next; past this the cache
  * starts over at the end of a batch (memory stays bounded). */
@@ -258,6 +259,10 @@ static int map_get(cl_fhir_map *m, const char *type, const char *id, json_t **ou
   if (t == 0)
     return cl_err_set(err, CL_ENOTFOUND, "not found");
   uint8_t h[32];
+  if (t == CL_FHIR_Provenance) { /* its version 1 alone, by its event's seq (fhir_int.h) */
+    int rc = prov_h_of(fo->f->log, id, h, err);
+    return rc ? rc : txn_version(fo->f->txn, t, h, 1, out, err);
+  }
   res_hash(fo->f->proj, type, id, h);
   const cur *c;
   int rc = cur_get(fo->f, t, h, &c, err);
@@ -307,8 +312,7 @@ static void base_keys(const uint8_t tag[32], int type, const uint8_t h[32], ikey
 /* Stores the version in the state's buffer (header and JSON, wiped here)
  * as version `version` of resource h, with index keys keys[0..n) (owned:
  * they pass to the cache, also on error), replacing `old` (NULL: a new
- * resource), and notes it as a target of the event's Provenance unless it
- * is one itself. */
+ * resource), and notes it as a target of the event's Provenance. */
 static int store_version(folding *fo, int type, const char *id, const uint8_t h[32], const cur *old,
                          uint32_t version, ikey *keys, uint16_t n, cl_err *err) {
   cl_fold_ctx *f = fo->f;
@@ -358,12 +362,8 @@ static int store_version(folding *fo, int type, const char *id, const uint8_t h[
     cl_fhir_known_free(s->known); /* outgrown: reads instead */
     s->known = NULL;
   }
-  if (type == CL_FHIR_Provenance && cl_hmap_get(s->idx, h) == NULL) {
-    cur_free(&now); /* read back rarely (corrections): not cached, the transaction has it */
-    return 0;
-  }
   /* `old` is a view into the cache: this ends it */
-  if ((rc = cache_set(s, h, &now, err)) != 0 || type == CL_FHIR_Provenance)
+  if ((rc = cache_set(s, h, &now, err)) != 0)
     return rc;
   if (s->nt == s->capt) {
     size_t cap = s->capt ? s->capt * 2 : 16;
@@ -388,10 +388,12 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
   json_t *jtype = json_object_get(res, "resourceType"), *jid = json_object_get(res, "id");
   const char *tname = json_string_value(jtype), *id = json_string_value(jid);
   int type = cl_fhir_type_of(tname);
-  if (type == 0 || id == NULL || id[0] == '\0' || strlen(id) >= CL_FHIR_ID_MAX) {
+  if (type == 0 || type == CL_FHIR_Provenance || id == NULL || id[0] == '\0' ||
+      strlen(id) >= CL_FHIR_ID_MAX) {
     json_decref(res);
     return cl_err_set(err, CL_EINVAL,
-                      "fhir: a mapper put a resource without a type of ours or an id");
+                      "fhir: a mapper put a Provenance, or a resource without a type of ours or "
+                      "an id");
   }
   uint8_t h[32];
   res_hash(f->proj, tname, id, h);
@@ -552,33 +554,28 @@ static int correct(cl_fhir_map *m, cl_err *err) {
 
 /* ---- Provenance ---- */
 
-/* The Provenance of the event (provenance.c writes it), stored as version
- * 1; its targets find it by their versions' headers, which name this
- * event (cl_fhir_provenance_of): no index key per target. A Provenance is
- * always new: it is named by the event's id, which the log holds once (ids
- * are never reused) and a state folds once, so there is no current version
- * to read or compare with. */
+/* The Provenance of the event (provenance.c writes it): its `ver` entry
+ * as version 1, and nothing else (fhir_int.h). Its targets find it by
+ * their versions' headers, which name this event (cl_fhir_provenance_of);
+ * its stream finds it by the log's index of the stream's events
+ * (cl_fhir_stream, erase). A Provenance is always new: it is named by the
+ * event's id, which the log holds once (ids are never reused) and a state
+ * folds once, so there is no current version to read or compare with. */
 static int provenance(folding *fo, cl_fhir_map *m, cl_err *err) {
   const cl_event_view *ev = fo->ev;
   state *s = fo->f->state;
   if (s->nt > PROV_MAX_TARGETS)
     return cl_err_set(err, CL_EINVAL, "fhir: an event changing over %d resources",
                       PROV_MAX_TARGETS);
-  char uuid[37];
-  ProtobufCBinaryData eid = {16, (uint8_t *)ev->event_id};
-  fj_uuid_text(&eid, uuid);
-  uint8_t h[32];
-  res_hash(fo->f->proj, "Provenance", uuid, h);
+  uint8_t vk[VER_KEY];
+  prov_key(ev->seq, vk);
   fj_buf *b = &s->buf;
   fp_write_provenance(b, ev, m->ev, s->t, s->nt);
-  ikey *keys = cl_malloc(BASE_KEYS * sizeof *keys);
-  if (keys == NULL) {
-    fj_buf_wipe(b);
-    return cl_err_set(err, CL_ENOMEM, "out of memory");
-  }
-  uint16_t nkeys = BASE_KEYS;
-  base_keys(ev->stream_tag, CL_FHIR_Provenance, h, keys);
-  return store_version(fo, CL_FHIR_Provenance, uuid, h, NULL, 1, keys, nkeys, err);
+  int rc = b->oom ? cl_err_set(err, CL_ENOMEM, "out of memory")
+                  : cl_proj_put_sealed(fo->f->txn, FAM_VER, vk, sizeof vk, ev->stream_tag, b->p,
+                                       b->n, err);
+  fj_buf_wipe(b);
+  return rc;
 }
 
 /* ---- erasure ---- */
@@ -629,8 +626,18 @@ static int collect(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val,
   return 0;
 }
 
+/* Deletes the Provenance of each event of the erased stream (listed by
+ * the log's index of the stream: the records' seqs stay readable). */
+static int forget_provenance(void *ctx, const cl_event_view *ev, cl_err *err) {
+  cl_fold_ctx *f = ctx;
+  uint8_t vk[VER_KEY];
+  prov_key(ev->seq, vk);
+  return cl_proj_del(f->txn, FAM_VER, vk, sizeof vk, err);
+}
+
 /* Forgets every resource of the erased stream: those on disk (found
- * through `pat`) and those of this batch and the one in flight. */
+ * through `pat`) and those of this batch and the one in flight, and the
+ * Provenances of its events. */
 static int erase(cl_fold_ctx *f, const char *stream, cl_err *err) {
   uint8_t tag[32];
   int rc = cl_log_stream_tag(f->log, stream, tag, err);
@@ -645,6 +652,8 @@ static int erase(cl_fold_ctx *f, const char *stream, cl_err *err) {
   for (size_t i = 0; rc == 0 && i < s->n; i++)
     if (memcmp(s->c[i].tag, tag, 32) == 0)
       rc = forget_resource(f, s->c[i].type, s->c[i].h, err);
+  if (rc == 0)
+    rc = cl_log_scan_stream_tag(f->log, tag, forget_provenance, f, err);
   return rc;
 }
 

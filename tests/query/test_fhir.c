@@ -243,6 +243,109 @@ static int count(void *ctx, cl_fhir_resource *r, cl_err *err) {
   return 0;
 }
 
+/* A Provenance's keys by family (fhir_int.h: its `ver` entry alone). */
+typedef struct prov_keys {
+  size_t cur, ver, pat;
+} prov_keys;
+
+static int count_prov_keys(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                           cl_err *err) {
+  (void)val;
+  (void)vl;
+  (void)err;
+  prov_keys *k = ctx;
+  /* the dump: the family's index byte (cur 0, ver 1, pat 2), then the key */
+  if (kl == 1 + 33 && key[0] == 0 && key[1] == CL_FHIR_Provenance)
+    k->cur++;
+  else if (kl == 1 + 37 && key[0] == 1 && key[1] == CL_FHIR_Provenance)
+    k->ver++;
+  else if (kl == 1 + 65 && key[0] == 2 && key[33] == CL_FHIR_Provenance)
+    k->pat++;
+  return 0;
+}
+
+/* The id and seq of the first Provenance given. */
+typedef struct first_prov {
+  char id[40];
+  uint64_t seq;
+} first_prov;
+
+static int keep_first(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  (void)err;
+  first_prov *fp = ctx;
+  json_error_t je;
+  json_t *j = json_loadb(r->json, r->len, 0, &je);
+  cr_assert_not_null(j, "%s", je.text);
+  snprintf(fp->id, sizeof fp->id, "%s", jstr(j, "id"));
+  fp->seq = r->seq;
+  json_decref(j);
+  cl_fhir_resource_clear(r);
+  return 1;
+}
+
+/* Every Provenance is one key, and its stream finds it through the log. */
+Test(fhir, a_provenance_is_one_key, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirk", &dir, &admin, 1000);
+  fx_append_all_cases(log, &admin);
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
+  cl_err err;
+  size_t provs = 0;
+  uint8_t next[32];
+  cr_assert_eq(
+      cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Provenance, NULL, 0, count, &provs, next, &err),
+      0, "%s", err.msg);
+  cr_assert_gt(provs, 20, "%zu Provenances", provs);
+  prov_keys k = {0};
+  cr_assert_eq(cl_proj_dump(cl_runner_proj(r), count_prov_keys, &k, &err), 0, "%s", err.msg);
+  cr_assert_eq(k.ver, provs, "one version each: %zu keys for %zu", k.ver, provs);
+  cr_assert_eq(k.cur + k.pat, 0, "no cur (%zu) or pat (%zu) key", k.cur, k.pat);
+  /* a patient's compartment holds the Provenances of its stream's events */
+  uint8_t tag[32];
+  cr_assert_eq(cl_log_stream_tag(log, "patient-1001", tag, &err), 0);
+  size_t mine = 0, all = 0;
+  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, CL_FHIR_Provenance, 0, count, &mine, &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, 0, count, &all, &err), 0, "%s", err.msg);
+  uint64_t events;
+  cr_assert_eq(cl_log_stream_version(log, "patient-1001", &events, &err), 0);
+  cr_assert(mine > 0 && mine <= events, "%zu Provenances for %llu events", mine,
+            (unsigned long long)events);
+  cr_assert_gt(all, mine, "and its other resources");
+  /* read by id (its event's), and only by its canonical form */
+  first_prov fp = {0};
+  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, CL_FHIR_Provenance, 0, keep_first, &fp, &err),
+               0, "%s", err.msg);
+  cl_fhir_resource meta;
+  json_t *got = read_json(r, "Provenance", fp.id, 0, &meta);
+  cr_assert_not_null(got, "Provenance/%s", fp.id);
+  cr_assert_str_eq(jstr(got, "id"), fp.id);
+  cr_assert_eq(meta.seq, fp.seq, "its event's seq");
+  cr_assert_eq(meta.version, 1);
+  json_decref(got);
+  got = read_json(r, "Provenance", fp.id, 1, NULL);
+  cr_assert_not_null(got, "vread 1");
+  json_decref(got);
+  cr_assert_null(read_json(r, "Provenance", fp.id, 2, NULL), "no version 2");
+  char upper[37];
+  for (size_t i = 0; i < 37; i++)
+    upper[i] = (char)toupper((unsigned char)fp.id[i]);
+  cr_assert_null(read_json(r, "Provenance", upper, 0, NULL), "ids are case-sensitive: %s", upper);
+  cr_assert_null(read_json(r, "Provenance", "00000000-0000-4000-8000-000000000000", 0, NULL),
+                 "no such event");
+  cr_assert_null(read_json(r, "Provenance", "not-a-uuid", 0, NULL));
+  char longer[64];
+  snprintf(longer, sizeof longer, "%s0", fp.id);
+  cr_assert_null(read_json(r, "Provenance", longer, 0, NULL));
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
 Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   char *dir;
   cl_signer admin;
@@ -268,8 +371,15 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
   cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, 0, 0, count, &before, &err), 0, "%s",
                err.msg);
   cr_assert_gt(before, 3, "the patient's compartment: Patient, Encounters, Provenances");
-  size_t patients0 = 0;
+  size_t provs2 = 0, provs0 = 0;
   uint8_t next[32];
+  cr_assert_eq(cl_fhir_stream(cl_runner_proj(r), tag, CL_FHIR_Provenance, 0, count, &provs2, &err),
+               0, "%s", err.msg);
+  cr_assert_gt(provs2, 0);
+  cr_assert_eq(
+      cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Provenance, NULL, 0, count, &provs0, next, &err),
+      0);
+  size_t patients0 = 0;
   cr_assert_eq(
       cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Patient, NULL, 0, count, &patients0, next, &err),
       0);
@@ -287,6 +397,15 @@ Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
       cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Patient, NULL, 0, count, &patients, next, &err),
       0);
   cr_assert_eq(patients, patients0 - 1, "and from the type index: only the others are left");
+  size_t provs = 0;
+  cr_assert_eq(
+      cl_fhir_scan_type(cl_runner_proj(r), CL_FHIR_Provenance, NULL, 0, count, &provs, next, &err),
+      0);
+  cr_assert_eq(provs, provs0 - provs2, "its Provenances too (%zu of %zu left, %zu erased)", provs,
+               provs0, provs2);
+  prov_keys k = {0};
+  cr_assert_eq(cl_proj_dump(cl_runner_proj(r), count_prov_keys, &k, &err), 0, "%s", err.msg);
+  cr_assert_eq(k.ver, provs, "their keys deleted, not only unreadable (%zu keys)", k.ver);
   p = read_json(r, "Patient", "1001", 0, NULL);
   cr_assert_not_null(p, "the other patient stays");
   json_decref(p);
