@@ -171,11 +171,13 @@ void cl_log_event_free(uint8_t *plain, size_t n);
 int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, int backwards,
                        uint64_t max, cl_event_fn fn, void *ctx, cl_err *err);
 
-/* As cl_log_read_stream forwards from version 1, for the stream with tag
- * `tag` and without decrypting (as cl_log_scan: ev->event is NULL). A
- * stream with no events gives none (no error). */
-int cl_log_scan_stream_tag(cl_log *log, const uint8_t tag[32], cl_event_fn fn, void *ctx,
-                           cl_err *err);
+/* Seq callback: return 0 to continue, 1 to stop, or a negative CL_E*
+ * error (with err set) to abort with it. */
+typedef int (*cl_seq_fn)(void *ctx, uint64_t seq, cl_err *err);
+/* The seqs of the published events of the stream with tag `tag`, in stream
+ * order, from its index alone (no record is read). A stream with no events
+ * gives none (no error). */
+int cl_log_stream_seqs(cl_log *log, const uint8_t tag[32], cl_seq_fn fn, void *ctx, cl_err *err);
 
 /* Reads the event at `seq`. CL_ENOTFOUND beyond the published head. */
 int cl_log_read_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err *err);

@@ -133,8 +133,7 @@ static int scan(cl_log *log, uint64_t from_seq, uint64_t max, int decrypt, cl_ev
   return rc < 0 ? rc : 0;
 }
 
-static int emit_seq(cl_log *log, uint64_t seq, int decrypt, cl_event_fn fn, void *ctx,
-                    cl_err *err) {
+static int emit_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err *err) {
   uint8_t k[8];
   cl_be64(k, seq);
   char *v;
@@ -144,7 +143,7 @@ static int emit_seq(cl_log *log, uint64_t seq, int decrypt, cl_event_fn fn, void
     return rc == CL_ENOTFOUND
                ? cl_err_set(err, CL_ECORRUPT, "record %llu missing", (unsigned long long)seq)
                : rc;
-  rc = emit(log, v, vl, decrypt, fn, ctx, err);
+  rc = emit(log, v, vl, 1, fn, ctx, err);
   rocksdb_free(v);
   return rc;
 }
@@ -155,16 +154,15 @@ int cl_log_read_seq(cl_log *log, uint64_t seq, cl_event_fn fn, void *ctx, cl_err
   if (seq == 0 || seq > size)
     return cl_err_set(err, CL_ENOTFOUND, "no event at seq %llu (the log holds %llu)",
                       (unsigned long long)seq, (unsigned long long)size);
-  int rc = emit_seq(log, seq, 1, fn, ctx, err);
+  int rc = emit_seq(log, seq, fn, ctx, err);
   return rc < 0 ? rc : 0;
 }
 
-/* The published events of the stream with tag `tag` from from_version
- * (0: its first, or backwards its last), at most max (0: all); *any set
- * when there was one. */
-static int stream_scan(cl_log *log, const uint8_t tag[32], uint64_t from_version, int backwards,
-                       uint64_t max, int decrypt, cl_event_fn fn, void *ctx, int *any,
-                       cl_err *err) {
+/* The seqs of the published events of the stream with tag `tag` from
+ * from_version (0: its first, or backwards its last), at most max (0:
+ * all), to fn; *any set when there was one. */
+static int stream_seqs(cl_log *log, const uint8_t tag[32], uint64_t from_version, int backwards,
+                       uint64_t max, cl_seq_fn fn, void *ctx, int *any, cl_err *err) {
   uint64_t size;
   cl_log_head(log, &size, NULL);
   rocksdb_iterator_t *it =
@@ -198,7 +196,7 @@ static int stream_scan(cl_log *log, const uint8_t tag[32], uint64_t from_version
       break;
     }
     *any = 1;
-    if ((rc = emit_seq(log, seq, decrypt, fn, ctx, err)) != 0)
+    if ((rc = fn(ctx, seq, err)) != 0)
       break;
     if (max && ++count >= max)
       break;
@@ -209,6 +207,17 @@ static int stream_scan(cl_log *log, const uint8_t tag[32], uint64_t from_version
   return rc;
 }
 
+typedef struct read_seqs {
+  cl_log *log;
+  cl_event_fn fn;
+  void *ctx;
+} read_seqs;
+
+static int read_one(void *ctx, uint64_t seq, cl_err *err) {
+  read_seqs *r = ctx;
+  return emit_seq(r->log, seq, r->fn, r->ctx, err);
+}
+
 int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, int backwards,
                        uint64_t max, cl_event_fn fn, void *ctx, cl_err *err) {
   uint8_t tag[32];
@@ -216,7 +225,8 @@ int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, i
   if (rc)
     return rc;
   int any;
-  rc = stream_scan(log, tag, from_version, backwards, max, 1, fn, ctx, &any, err);
+  read_seqs r = {log, fn, ctx};
+  rc = stream_seqs(log, tag, from_version, backwards, max, read_one, &r, &any, err);
   if (rc < 0)
     return rc;
   if (!any && rc == 0) {
@@ -227,10 +237,9 @@ int cl_log_read_stream(cl_log *log, const char *stream, uint64_t from_version, i
   return 0;
 }
 
-int cl_log_scan_stream_tag(cl_log *log, const uint8_t tag[32], cl_event_fn fn, void *ctx,
-                           cl_err *err) {
+int cl_log_stream_seqs(cl_log *log, const uint8_t tag[32], cl_seq_fn fn, void *ctx, cl_err *err) {
   int any;
-  int rc = stream_scan(log, tag, 0, 0, 0, 0, fn, ctx, &any, err);
+  int rc = stream_seqs(log, tag, 0, 0, 0, fn, ctx, &any, err);
   return rc < 0 ? rc : 0;
 }
 
@@ -261,7 +270,7 @@ int cl_log_get_event(cl_log *log, const uint8_t id[16], cl_event_fn fn, void *ct
   int rc = cl_log_seq_of(log, id, &seq, err);
   if (rc)
     return rc;
-  rc = emit_seq(log, seq, 1, fn, ctx, err);
+  rc = emit_seq(log, seq, fn, ctx, err);
   return rc < 0 ? rc : 0;
 }
 

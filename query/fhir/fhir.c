@@ -245,10 +245,10 @@ static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val
 }
 
 /* An event of the stream: its Provenance, if it made one and is folded. */
-static int each_event(void *ctx, const cl_event_view *ev, cl_err *err) {
+static int each_event(void *ctx, uint64_t seq, cl_err *err) {
   each *e = ctx;
   uint8_t k[VER_KEY];
-  prov_key(ev->seq, k);
+  prov_key(seq, k);
   cl_fhir_resource r;
   int rc = read_prov(e->p, k, 0, e->flags, &r, err);
   if (rc == CL_ENOTFOUND) { /* no resource made, erased, or not folded yet */
@@ -269,7 +269,7 @@ int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fh
                : cl_proj_scan(p, FAM_PAT, prefix, type ? 33 : 32, NULL, 0, each_key, &e, err);
   /* the stream's Provenances have no `pat` key: its events name them */
   if (rc == 0 && !e.stop && (type == 0 || type == CL_FHIR_Provenance))
-    rc = cl_log_scan_stream_tag(cl_proj_log(p), tag, each_event, &e, err);
+    rc = cl_log_stream_seqs(cl_proj_log(p), tag, each_event, &e, err);
   return rc;
 }
 

@@ -627,11 +627,11 @@ static int collect(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val,
 }
 
 /* Deletes the Provenance of each event of the erased stream (listed by
- * the log's index of the stream: the records' seqs stay readable). */
-static int forget_provenance(void *ctx, const cl_event_view *ev, cl_err *err) {
+ * the log's index of the stream). */
+static int forget_provenance(void *ctx, uint64_t seq, cl_err *err) {
   cl_fold_ctx *f = ctx;
   uint8_t vk[VER_KEY];
-  prov_key(ev->seq, vk);
+  prov_key(seq, vk);
   return cl_proj_del(f->txn, FAM_VER, vk, sizeof vk, err);
 }
 
@@ -653,7 +653,7 @@ static int erase(cl_fold_ctx *f, const char *stream, cl_err *err) {
     if (memcmp(s->c[i].tag, tag, 32) == 0)
       rc = forget_resource(f, s->c[i].type, s->c[i].h, err);
   if (rc == 0)
-    rc = cl_log_scan_stream_tag(f->log, tag, forget_provenance, f, err);
+    rc = cl_log_stream_seqs(f->log, tag, forget_provenance, f, err);
   return rc;
 }
 
