@@ -122,6 +122,9 @@ typedef struct ikey {
   uint8_t k[MAX_KEY];
 } ikey;
 
+/* Bytes of a version's content digest. */
+#define DIGEST 16
+
 /* What `cur` holds of a resource (plain: no identifiers). */
 typedef struct cur {
   uint32_t version;
@@ -131,17 +134,23 @@ typedef struct cur {
   int64_t last_updated_ns;
   uint16_t nkeys;
   ikey *keys; /* cl_malloc'd */
+  /* the keyed hash of the current version's content (fold.c,
+   * content_digest), when has_digest: equal for equal content, so an event
+   * that changes nothing is seen without reading the version. Kept from a
+   * resource's third version on (most resources never change, or once). */
+  int has_digest;
+  uint8_t digest[DIGEST];
 } cur;
 
 /* The record's size and layout: version u32 | type u8 | tag[32] | seq u64 |
- * lastUpdated i64 | nkeys u16 | per key: fam u8, len u8, bytes */
+ * lastUpdated i64 | nkeys u16 | per key: fam u8, len u8, bytes | [digest[16]] */
 #define CUR_FIXED 55
 
 static inline size_t cur_packed_size(const cur *c) {
   size_t sz = CUR_FIXED;
   for (size_t i = 0; i < c->nkeys; i++)
     sz += 2 + c->keys[i].len;
-  return sz;
+  return sz + (c->has_digest ? DIGEST : 0);
 }
 
 /* Writes the record (cur_packed_size bytes) at b. */
@@ -164,6 +173,8 @@ static inline void cur_pack_into(const cur *c, uint8_t *b) {
     memcpy(p, c->keys[i].k, c->keys[i].len);
     p += c->keys[i].len;
   }
+  if (c->has_digest)
+    memcpy(p, c->digest, DIGEST);
 }
 
 /* Returned-owned (cl_free), NULL when out of memory. */
@@ -211,6 +222,14 @@ static inline int cur_unpack(const uint8_t *b, size_t n, cur *c, cl_err *err) {
     c->keys[i].len = b[o + 1];
     memcpy(c->keys[i].k, b + o + 2, b[o + 1]);
     o += 2 + b[o + 1];
+  }
+  if (o + DIGEST == n) {
+    c->has_digest = 1;
+    memcpy(c->digest, b + o, DIGEST);
+  } else if (o != n) {
+    cl_free(c->keys);
+    c->keys = NULL;
+    return cl_err_set(err, CL_ECORRUPT, "fhir: %zu stray bytes in a current-version record", n - o);
   }
   return 0;
 }

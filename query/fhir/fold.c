@@ -39,8 +39,9 @@ static const char *const families[NFAM] = {"cur", "ver", "pat"};
  * stores NEWS2 scores as ObservationRecorded; 5: Provenances stored
  * packed; 6: no `ref` family: the versions of a target name the events
  * whose Provenances target it, cl_fhir_provenance_of; 7: a Provenance is
- * its `ver` entry alone, no `cur` or `pat` key: fhir_int.h). */
-#define FHIR_VERSION 7
+ * its `ver` entry alone, no `cur` or `pat` key: fhir_int.h; 8: `cur`
+ * holds the content digest of an updated resource's version). */
+#define FHIR_VERSION 8
 
 /* Cache entries kept from one batch to the next; past this the cache
  * starts over at the end of a batch (memory stays bounded). */
@@ -310,11 +311,13 @@ static void base_keys(const uint8_t tag[32], int type, const uint8_t h[32], ikey
 }
 
 /* Stores the version in the state's buffer (header and JSON, wiped here)
- * as version `version` of resource h, with index keys keys[0..n) (owned:
+ * as version `version` of resource h, whose content digest is `digest`
+ * (NULL: not kept), with index keys keys[0..n) (owned:
  * they pass to the cache, also on error), replacing `old` (NULL: a new
  * resource), and notes it as a target of the event's Provenance. */
 static int store_version(folding *fo, int type, const char *id, const uint8_t h[32], const cur *old,
-                         uint32_t version, ikey *keys, uint16_t n, cl_err *err) {
+                         uint32_t version, const uint8_t *digest, ikey *keys, uint16_t n,
+                         cl_err *err) {
   cl_fold_ctx *f = fo->f;
   const cl_event_view *ev = fo->ev;
   state *s = f->state;
@@ -325,6 +328,10 @@ static int store_version(folding *fo, int type, const char *id, const uint8_t h[
              .nkeys = n,
              .keys = keys};
   memcpy(now.tag, ev->stream_tag, 32);
+  if (digest != NULL) {
+    now.has_digest = 1;
+    memcpy(now.digest, digest, DIGEST);
+  }
   int rc = s->buf.oom ? cl_err_set(err, CL_ENOMEM, "out of memory") : 0;
   uint8_t vk[VER_KEY];
   ver_key(type, h, version, vk);
@@ -381,6 +388,90 @@ static int store_version(folding *fo, int type, const char *id, const uint8_t h[
   return 0;
 }
 
+static int cmp_key(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Feeds value v to h in a canonical form: a type byte, then strings and
+ * keys with their lengths, numbers as 8 bytes, arrays in order, objects
+ * with their keys sorted; so equal values (json_equal) feed equal bytes,
+ * whatever the order of their members. 0, or -1 when out of memory. */
+static int hash_value(crypto_generichash_state *h, const json_t *v) {
+  uint8_t t = (uint8_t)json_typeof(v), n8[8];
+  crypto_generichash_update(h, &t, 1);
+  switch (json_typeof(v)) {
+  case JSON_STRING: {
+    size_t n = json_string_length(v);
+    be64(n8, n);
+    crypto_generichash_update(h, n8, 8);
+    crypto_generichash_update(h, (const uint8_t *)json_string_value(v), n);
+    return 0;
+  }
+  case JSON_INTEGER:
+    be64(n8, (uint64_t)json_integer_value(v));
+    crypto_generichash_update(h, n8, 8);
+    return 0;
+  case JSON_REAL: {
+    double d = json_real_value(v);
+    memcpy(n8, &d, 8);
+    crypto_generichash_update(h, n8, 8);
+    return 0;
+  }
+  case JSON_ARRAY: {
+    size_t n = json_array_size(v);
+    be64(n8, n);
+    crypto_generichash_update(h, n8, 8);
+    for (size_t i = 0; i < n; i++)
+      if (hash_value(h, json_array_get(v, i)) != 0)
+        return -1;
+    return 0;
+  }
+  case JSON_OBJECT: {
+    size_t n = json_object_size(v), i = 0;
+    be64(n8, n);
+    crypto_generichash_update(h, n8, 8);
+    const char *small[16], **keys = n <= 16 ? small : malloc(n * sizeof *keys);
+    if (keys == NULL)
+      return -1;
+    const char *k;
+    json_t *m;
+    json_object_foreach((json_t *)v, k, m) keys[i++] = k;
+    qsort(keys, n, sizeof *keys, cmp_key);
+    int rc = 0;
+    for (i = 0; rc == 0 && i < n; i++) {
+      size_t kl = strlen(keys[i]);
+      be64(n8, kl);
+      crypto_generichash_update(h, n8, 8);
+      crypto_generichash_update(h, (const uint8_t *)keys[i], kl);
+      rc = hash_value(h, json_object_get(v, keys[i]));
+    }
+    if (keys != small)
+      free(keys);
+    return rc;
+  }
+  default: /* true, false, null: the type says it all */
+    return 0;
+  }
+}
+
+/* The content digest of resource res (without meta): the projection's
+ * keyed hash of a BLAKE2b of its canonical form (hash_value), so equal
+ * content (json_equal) has an equal digest. */
+static int content_digest(cl_proj *p, const json_t *res, uint8_t out[DIGEST], cl_err *err) {
+  crypto_generichash_state h;
+  uint8_t d[32];
+  crypto_generichash_init(&h, NULL, 0, sizeof d);
+  int rc = hash_value(&h, res);
+  crypto_generichash_final(&h, d, sizeof d);
+  sodium_memzero(&h, sizeof h);
+  if (rc != 0)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  uint8_t k[32];
+  cl_proj_hash(p, d, sizeof d, k); /* keyed: no guessing the content from cur */
+  memcpy(out, k, DIGEST);
+  return 0;
+}
+
 static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
   folding *fo = m->impl;
   cl_fold_ctx *f = fo->f;
@@ -398,19 +489,35 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
   uint8_t h[32];
   res_hash(f->proj, tname, id, h);
   const cur *old;
+  uint8_t dg[DIGEST];
+  int has_dg = 0;
   int rc = cur_get(f, type, h, &old, err);
   if (rc == 0 && old != NULL) {
-    json_t *prev;
-    rc = txn_version(f->txn, type, h, old->version, &prev, err);
-    if (rc == 0) {
-      int same = same_but_meta(prev, res);
-      json_decref(prev);
-      if (same) { /* the event changes nothing here: no version */
-        json_decref(res);
-        return 0;
+    json_object_del(res, "meta"); /* replaced below; not content */
+    int same = 0;
+    if (old->has_digest && memcmp(old->tag, fo->ev->stream_tag, 32) == 0) {
+      /* its digest is known, and it is sealed under this event's stream
+       * (not erased): the current version need not be read */
+      rc = content_digest(f->proj, res, dg, err);
+      has_dg = rc == 0;
+      same = rc == 0 && memcmp(dg, old->digest, DIGEST) == 0;
+    } else {
+      json_t *prev;
+      rc = txn_version(f->txn, type, h, old->version, &prev, err);
+      if (rc == 0) {
+        same = same_but_meta(prev, res);
+        json_decref(prev);
+      } else if (rc == CL_ENOTFOUND) { /* an erased version: a new one follows it */
+        rc = 0;
       }
-    } else if (rc == CL_ENOTFOUND) { /* an erased version: a new one follows it */
-      rc = 0;
+      if (rc == 0 && !same && old->version >= 2) { /* a third version: keep its digest */
+        rc = content_digest(f->proj, res, dg, err);
+        has_dg = rc == 0;
+      }
+    }
+    if (same) { /* the event changes nothing here: no version */
+      json_decref(res);
+      return 0;
     }
   }
   ikey *keys = rc == 0 ? cl_malloc(BASE_KEYS * sizeof *keys) : NULL;
@@ -443,7 +550,7 @@ static int map_put(cl_fhir_map *m, json_t *res, cl_err *err) {
     fj_buf_value(b, v);
   }
   fj_buf_lit(b, "}");
-  rc = store_version(fo, type, id, h, old, version, keys, nkeys, err);
+  rc = store_version(fo, type, id, h, old, version, has_dg ? dg : NULL, keys, nkeys, err);
   json_decref(res);
   return rc;
 }

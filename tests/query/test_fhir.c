@@ -57,6 +57,15 @@ static const char *jstr(json_t *j, const char *path) {
   return json_string_value(cur);
 }
 
+/* Stops the runner, closes the log and removes its directory. */
+static void done(cl_runner *r, cl_log *log, cl_signer *admin, char *dir) {
+  cl_runner_stop(r);
+  cl_log_close(log);
+  cl_signer_free(admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
 typedef struct collected {
   json_t *list;
 } collected;
@@ -148,11 +157,7 @@ Test(fhir, versions_history_and_provenance, .timeout = 120) {
   json_decref(p);
   json_decref(p1);
   json_decref(evs);
-  cl_runner_stop(r);
-  cl_log_close(log);
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  done(r, log, &admin, dir);
 }
 
 static int grab_id(void *ctx, const cl_event_view *ev, cl_err *err) {
@@ -229,11 +234,7 @@ Test(fhir, corrections_make_new_versions, .timeout = 120) {
   json_decref(p);
   json_decref(e);
   json_decref(e2);
-  cl_runner_stop(r);
-  cl_log_close(log);
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  done(r, log, &admin, dir);
 }
 
 static int count(void *ctx, cl_fhir_resource *r, cl_err *err) {
@@ -241,6 +242,61 @@ static int count(void *ctx, cl_fhir_resource *r, cl_err *err) {
   (*(size_t *)ctx)++;
   cl_fhir_resource_clear(r);
   return 0;
+}
+
+/* An event that changes nothing makes no version, also when the fold
+ * knows the current version by its digest alone (fold.c, content_digest:
+ * every version after a resource's first). */
+Test(fhir, an_update_that_changes_nothing_makes_no_version, .timeout = 120) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("fhirsame", &dir, &admin, 1000);
+  json_t *evs = fx_load_case("patient");
+  for (size_t i = 0; i < json_array_size(evs); i++)
+    fx_append_json(log, &admin, json_array_get(evs, i));
+  json_t *upd = json_array_get(evs, 2); /* demographics: the city becomes Cambridge */
+  cr_assert_not_null(json_object_get(upd, "patientDemographicsUpdated"));
+  json_t *again = fx_copy_event(upd, "patient-1001", NULL);
+  fx_append_json(log, &admin, again); /* the same update: v2 stays */
+  json_t *moved = fx_copy_event(upd, "patient-1001", NULL);
+  json_t *addr = json_array_get(
+      json_object_get(json_object_get(moved, "patientDemographicsUpdated"), "addresses"), 0);
+  json_object_set_new(addr, "city", json_string("Somerville"));
+  fx_append_json(log, &admin, moved); /* v3 */
+  json_t *moved2 = fx_copy_event(moved, "patient-1001", NULL);
+  fx_append_json(log, &admin, moved2); /* the same again: v3 stays */
+  json_t *back = fx_copy_event(upd, "patient-1001", NULL);
+  fx_append_json(log, &admin, back); /* back to Cambridge: v4 */
+  json_t *ended = fx_copy_event(json_array_get(evs, 3), "patient-1001", NULL);
+  fx_append_json(log, &admin, ended); /* the Encounter ended again: no version */
+  cl_runner *r = fx_start(log);
+  fx_wait_head(r, log);
+  json_t *p = read_json(r, "Patient", "1001", 0, NULL);
+  cr_assert_str_eq(jstr(p, "meta.versionId"), "4", "v1, Cambridge, Somerville, Cambridge");
+  cr_assert_str_eq(jstr(p, "address.0.city"), "Cambridge");
+  json_decref(p);
+  p = read_json(r, "Patient", "1001", 3, NULL);
+  cr_assert_str_eq(jstr(p, "address.0.city"), "Somerville");
+  json_decref(p);
+  json_t *e = read_json(r, "Encounter", "afc18e276d470a0fd2a48a40e071a86c", 0, NULL);
+  cr_assert_str_eq(jstr(e, "meta.versionId"), "2", "ended twice, changed once");
+  json_decref(e);
+  /* the digests make no difference to a rebuild */
+  uint8_t live[32], rebuilt[32];
+  cl_err err;
+  uint64_t nl = cl_test_proj_digest(cl_runner_proj(r), live);
+  cr_assert_eq(cl_runner_rebuild(r, &err), 0, "%s", err.msg);
+  fx_wait_head(r, log);
+  uint64_t nr = cl_test_proj_digest(cl_runner_proj(r), rebuilt);
+  cr_assert_eq(nl, nr);
+  cr_assert_eq(memcmp(live, rebuilt, 32), 0, "rebuilt equals live");
+  json_decref(again);
+  json_decref(moved);
+  json_decref(moved2);
+  json_decref(back);
+  json_decref(ended);
+  json_decref(evs);
+  done(r, log, &admin, dir);
 }
 
 /* A Provenance's keys by family (fhir_int.h: its `ver` entry alone). */
@@ -339,11 +395,7 @@ Test(fhir, a_provenance_is_one_key, .timeout = 120) {
   char longer[64];
   snprintf(longer, sizeof longer, "%s0", fp.id);
   cr_assert_null(read_json(r, "Provenance", longer, 0, NULL));
-  cl_runner_stop(r);
-  cl_log_close(log);
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  done(r, log, &admin, dir);
 }
 
 Test(fhir, rebuilt_equals_live_erasure_leaves_nothing, .timeout = 300) {
@@ -496,11 +548,7 @@ Test(fhir, every_served_resource_is_valid_r4, .timeout = 300) {
   snprintf(cmd, sizeof cmd, "node %s/tests/fhir/validate.mjs %s", CL_SOURCE_DIR, path);
   int rc = system(cmd);
   cr_assert_eq(rc, 0, "the validator rejects some of the %zu versions served (see above)", d.n);
-  cl_runner_stop(r);
-  cl_log_close(log);
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  done(r, log, &admin, dir);
 }
 
 /* Many Observations over 40 patients, batch-signed; LOINC heart rates with
@@ -591,11 +639,7 @@ Test(fhir, kill9_during_catch_up_equals_a_fresh_rebuild, .timeout = 600) {
       0);
   /* 6000 less the erased patient's 150 */
   cr_assert_geq(obs, 5850, "%zu Observations", obs);
-  cl_runner_stop(r);
-  cl_log_close(log);
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  done(r, log, &admin, dir);
 }
 
 /* ---- every Provenance says what its event says ---- */
@@ -816,9 +860,5 @@ Test(fhir, every_provenance_says_what_its_event_says, .timeout = 300) {
                0, "%s", err.msg);
   cr_assert_gt(c.n, 200, "%zu Provenances", c.n);
   cr_log_info("%zu Provenances, %zu targets checked", c.n, c.targets);
-  cl_runner_stop(r);
-  cl_log_close(log);
-  cl_signer_free(&admin);
-  cl_test_rmtree(dir);
-  free(dir);
+  done(r, log, &admin, dir);
 }
