@@ -14,6 +14,7 @@
  *    an erasure finds those through it, the rest on disk. */
 #include "query/cds/proj.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,22 @@ static void rotate(recent *r) {
   r->prev = r->n;
 }
 
+/* Forgets one patient state of the cache, at random: with more patients
+ * than it holds, the cache still hits in proportion (emptying it when full
+ * made every patient after that a read, a decryption and a parse again).
+ * Only between batches, when no entry is dirty. */
+static void evict_one(state *s) {
+  uint32_t i = randombytes_uniform((uint32_t)s->n), last = (uint32_t)(s->n - 1);
+  cl_cds_patient_free(s->ents[i].st);
+  cl_hmap_del(s->idx, s->ents[i].tag);
+  if (i != last) {
+    s->ents[i] = s->ents[last];
+    uint32_t *ix = cl_hmap_get(s->idx, s->ents[i].tag);
+    *ix = i;
+  }
+  s->n--;
+}
+
 static int batch_end(cl_fold_ctx *f, cl_err *err) {
   state *s = f->state;
   for (size_t i = 0; i < s->n; i++) {
@@ -137,8 +154,8 @@ static int batch_end(cl_fold_ctx *f, cl_err *err) {
   }
   rotate(&s->rk);
   rotate(&s->sk);
-  if (s->n > CACHE_MAX)
-    cache_clear(s);
+  while (s->n > CACHE_MAX)
+    evict_one(s);
   return 0;
 }
 
