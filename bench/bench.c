@@ -54,6 +54,7 @@ int bench_proof_main(int argc, char **argv);       /* bench_proof.c */
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
+#include "store/alloc.h"
 #include "store/keys.h"
 #include "store/log.h"
 #include "store/verify.h"
@@ -227,6 +228,7 @@ static result drive(int raw, cl_log *log, rocksdb_t *rdb, rocksdb_writeoptions_t
 }
 
 int main(int argc, char **argv) {
+  cl_malloc_tune_exec(argv); /* store/alloc.h: as clinlogd runs */
   if (argc > 1 && !strcmp(argv[1], "grpc"))
     return bench_grpc_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "cluster"))

@@ -36,4 +36,27 @@ ProtobufCMessage *cl_pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_
  * the hook. Set it only while no other thread allocates through store/. */
 void cl_alloc_set_fail_hook(int (*fail)(void *ctx), void *ctx);
 
+/* glibc's malloc keeps, per thread, a cache of freed small blocks (up to
+ * 1032 bytes): 7 of each size by default. A fold frees a whole JSON tree
+ * and an unpacked event per event, and its batch's cache at the batch's
+ * end, so most of those blocks went past that cache into the shared bins,
+ * and the next larger request merged them back (malloc_consolidate): a
+ * quarter of the `fhir` fold's CPU on a large catch-up (docs/operations.md,
+ * "Memory"). glibc reads the cache's size only from the environment
+ * (GLIBC_TUNABLES), once, at start.
+ *
+ * Called first thing in main() by clinlog's programs: unless
+ * GLIBC_TUNABLES already names glibc.malloc.tcache_count (an operator's
+ * choice, kept), adds glibc.malloc.tcache_count=CL_TCACHE_COUNT to it and
+ * executes the program again (/proc/self/exe, the same argv), once; the
+ * program, started again, puts the environment back as it was for the
+ * programs it starts. Does nothing where that does not apply (not glibc; a
+ * sanitizer build, which has its own allocator); if the exec fails the
+ * program goes on with glibc's default. */
+#define CL_TCACHE_COUNT 1024
+void cl_malloc_tune_exec(char **argv);
+/* The glibc.malloc.tcache_count this process was started with, 0 if none
+ * was set (glibc's default, 7) or cl_malloc_tune_exec was not called. */
+int cl_malloc_tcache_count(void);
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "adapters/cli/cli.h"
 #include "adapters/pbjson/pbjson.h"
+#include "store/alloc.h"
 #include "store/keys.h"
 
 static const struct {
@@ -53,6 +54,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  cl_malloc_tune_exec(argv); /* store/alloc.h */
   umask(077); /* data directories, key files and RocksDB files: owner only */
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);

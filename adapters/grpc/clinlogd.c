@@ -28,6 +28,7 @@
 #include "query/fhir/fhir.h"
 #include "query/streams/streams.h"
 #include "replication/node.h"
+#include "store/alloc.h"
 #include "store/log.h"
 
 typedef struct opts {
@@ -366,6 +367,7 @@ static int parse_num(const char *flag, const char *s, long long min, long long *
 }
 
 int main(int argc, char **argv) {
+  cl_malloc_tune_exec(argv); /* store/alloc.h: before any allocation that matters */
   opts o;
   memset(&o, 0, sizeof o); /* every option off / unset unless set below */
   cl_server_config_init(&o.srv);
@@ -853,8 +855,11 @@ int main(int argc, char **argv) {
   }
   uint64_t size;
   cl_log_head(log, &size, NULL);
-  fprintf(stderr, "clinlogd: %s, %llu events, origin %s\n", o.log.dir, (unsigned long long)size,
-          cl_log_origin(log));
+  char tc[48] = "";
+  if (cl_malloc_tcache_count() > 0) /* store/alloc.h; none: glibc's default */
+    snprintf(tc, sizeof tc, ", malloc tcache_count %d", cl_malloc_tcache_count());
+  fprintf(stderr, "clinlogd: %s, %llu events, origin %s%s\n", o.log.dir, (unsigned long long)size,
+          cl_log_origin(log), tc);
   fprintf(stderr, "clinlogd: listening on %s:%d (%s)\n", host, port,
           o.srv.tls_cert ? (o.srv.require_client_cert ? "mutual TLS" : "TLS") : "plaintext, dev");
   fprintf(stderr, "clinlogd: node %llu, raft on %s (%s, %s), raft dir %s\n",
