@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,16 +341,16 @@ Test(runner, a_live_runner_lingers_until_a_batch_fills_or_a_reader_waits, .timeo
 typedef struct seen_state {
   cl_runner *r;
   uint64_t want;
-  int state; /* -1 until told */
+  _Atomic int state; /* -1 until told */
 } seen_state;
 
 static void on_progress(void *ctx, uint64_t size) {
   seen_state *s = ctx;
-  if (size < s->want || s->state != -1)
+  if (size < s->want || atomic_load(&s->state) != -1)
     return;
   cl_runner_status st;
   cl_runner_get_status(s->r, &st);
-  s->state = st.state;
+  atomic_store(&s->state, st.state);
 }
 
 /* The cds emitter sleeps on the progress feed and acts only when the
@@ -376,9 +377,15 @@ Test(runner, a_watcher_woken_by_the_fold_that_reaches_the_head_sees_it_live, .ti
     uint64_t seq;
     cr_assert_eq(cl_test_append1(log, &admin, "patient-live", "admin", NULL, &seq, &err), 0);
     cr_assert_eq(cl_runner_wait(r, seq, in_ms(10000), &err), 0, "%s", err.msg);
+    /* the wait ends when the position is committed; the runner calls the
+     * feed's watchers just after (runner.c, published): give it the time
+     * (a sanitizer build's thread may be slow to get there) */
+    for (int i = 0; i < 10000 && atomic_load(&s.state) == -1; i++)
+      usleep(1000);
     cl_feed_remove(cl_runner_feed(r), &w);
-    cr_assert_eq(s.state, CL_RUNNER_LIVE, "round %d: the watcher saw %s", round,
-                 s.state < 0 ? "nothing" : cl_runner_state_name(s.state));
+    int seen = atomic_load(&s.state);
+    cr_assert_eq(seen, CL_RUNNER_LIVE, "round %d: the watcher saw %s", round,
+                 seen < 0 ? "nothing" : cl_runner_state_name(seen));
   }
   cl_runner_stop(r);
   cl_log_close(log);
