@@ -40,9 +40,9 @@ void cl_alloc_set_fail_hook(int (*fail)(void *ctx), void *ctx);
  * 1032 bytes): 7 of each size by default. A fold frees a whole JSON tree
  * and an unpacked event per event, and its batch's cache at the batch's
  * end, so most of those blocks went past that cache into the shared bins,
- * and the next larger request merged them back (malloc_consolidate): a
- * quarter of the `fhir` fold's CPU on a large catch-up (docs/operations.md,
- * "Memory"). glibc reads the cache's size only from the environment
+ * and the next larger request merged them back (malloc_consolidate):
+ * malloc and free were a third of the `fhir` fold's CPU on a large
+ * catch-up (docs/operations.md, "Memory"). glibc reads the cache's size only from the environment
  * (GLIBC_TUNABLES), once, at start.
  *
  * Called first thing in main() by clinlog's programs: unless

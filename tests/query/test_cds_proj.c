@@ -290,7 +290,6 @@ Test(cds_proj, same_bytes_twice_is_one_event) {
   finish(run, log, dir, &admin, (const char *[]){NULL});
 }
 
-/* Cds.CheckOrder's read: the committed state of one patient, and its position */
 /* More patients than the fold's cache keeps between batches (4096):
  * states it forgot are read back, so each patient's second order still
  * meets its first; and a rebuild gives the live state. */
@@ -321,6 +320,7 @@ Test(cds_proj, more_patients_than_the_cache_holds, .timeout = 120) {
   finish(run, log, dir, &admin, (const char *[]){NULL});
 }
 
+/* Cds.CheckOrder's read: the committed state of one patient, and its position */
 Test(cds_proj, patient_load_gives_the_committed_state) {
   char *dir;
   cl_signer admin;
