@@ -15,6 +15,7 @@
 
 #include "query/fhir/fj.h"
 #include "query/fhir/map.h"
+#include "query/fhir/zj.h"
 #include "store/alloc.h"
 #include "store/err.h"
 #include "store/log.h"
@@ -23,7 +24,9 @@
 /* Family i of the projection (its name: fold.c's `families`). */
 enum { FAM_CUR, FAM_VER, FAM_PAT, NFAM };
 
-/* Sealed version value: seq u64 BE || committed_at ns i64 BE || event id[16] || JSON. */
+/* Sealed version value: seq u64 BE || committed_at ns i64 BE || event id[16]
+ * || body: a resource's JSON, compressed or not (zj.h), or a Provenance's
+ * packed form (PROV_FORMAT below). */
 #define VER_HDR 32
 /* Most index keys one resource holds (the count is stored as a u16; each
  * holds one today, its pat key). */
@@ -273,8 +276,8 @@ void fp_write_provenance(fj_buf *b, const cl_event_view *ev, const Clinlog__V1__
 int fp_render_stored(const uint8_t *v, size_t vl, fj_buf *out, cl_err *err);
 
 /* The stored JSON of version value v (vl bytes, header included) of a
- * resource of `type`: *json points into v, or, for a Provenance, into b
- * where it is rendered (the caller wipes b). */
+ * resource of `type`: *json points into v, or into b, where it is
+ * decompressed (zj.h) or, for a Provenance, rendered (the caller wipes b). */
 static inline int stored_json(int type, const uint8_t *v, size_t vl, fj_buf *b, const char **json,
                               size_t *n, cl_err *err) {
   if (vl < VER_HDR)
@@ -285,9 +288,7 @@ static inline int stored_json(int type, const uint8_t *v, size_t vl, fj_buf *b, 
     *n = b->n;
     return rc;
   }
-  *json = (const char *)v + VER_HDR;
-  *n = vl - VER_HDR;
-  return 0;
+  return zj_unpack(v + VER_HDR, vl - VER_HDR, b, json, n, err);
 }
 
 /* The name of e's body field ("patient_registered"), or "event". */

@@ -259,6 +259,10 @@ void fj_buf_str(fj_buf *b, const char *s, size_t n);
 void fj_buf_value(fj_buf *b, const json_t *v);
 /* An unsigned integer in decimal (a JSON number). */
 void fj_buf_u64(fj_buf *b, uint64_t v);
+/* Room for n more bytes after those written: a pointer to it (NULL after a
+ * failed allocation, which sets oom). The caller writes k <= n bytes
+ * there and adds k to b->n. */
+char *fj_buf_room(fj_buf *b, size_t n);
 /* A NUL-terminated literal, raw. */
 static inline void fj_buf_lit(fj_buf *b, const char *s) { fj_buf_raw(b, s, strlen(s)); }
 /* A NUL-terminated string as a JSON string. */

@@ -162,6 +162,11 @@ void fj_buf_str(fj_buf *b, const char *s, size_t n) { wstr(b, s, n); }
 
 void fj_buf_value(fj_buf *b, const json_t *v) { wvalue(b, v, 0); }
 
+char *fj_buf_room(fj_buf *b, size_t n) {
+  wgrow(b, n ? n : 1);
+  return b->oom ? NULL : b->p + b->n;
+}
+
 void fj_buf_u64(fj_buf *b, uint64_t v) {
   char d[24];
   size_t i = sizeof d;

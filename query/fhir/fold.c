@@ -40,8 +40,9 @@ static const char *const families[NFAM] = {"cur", "ver", "pat"};
  * packed; 6: no `ref` family: the versions of a target name the events
  * whose Provenances target it, cl_fhir_provenance_of; 7: a Provenance is
  * its `ver` entry alone, no `cur` or `pat` key: fhir_int.h; 8: `cur`
- * holds the content digest of an updated resource's version). */
-#define FHIR_VERSION 8
+ * holds the content digest of an updated resource's version; 9: resource
+ * JSON compressed before it is sealed, zj.h). */
+#define FHIR_VERSION 9
 
 /* Cache entries kept from one batch to the next; past this the cache
  * starts over at the end of a batch (memory stays bounded). */
@@ -76,7 +77,9 @@ typedef struct state {
   size_t nents, capents;
   fp_target *t; /* the event's versions (reset per event) */
   size_t nt, capt;
-  fj_buf buf; /* the version being written: header || JSON; wiped after each */
+  fj_buf buf;  /* the version being written: header || JSON; wiped after each */
+  fj_buf zbuf; /* the same as stored: header || body (zj.h); wiped after each */
+  zj *zj;
   /* Every resource the state has held since it was empty (a superset of
    * what it holds: erasure, a discarded batch and a reset only take
    * away), when the runner folded from event 1: a new resource, which it
@@ -100,7 +103,9 @@ static void cache_clear(state *s) {
 
 static void *state_new(void) {
   state *s = calloc(1, sizeof *s);
-  if (s != NULL && (s->idx = cl_hmap_new(32, sizeof(uint32_t))) == NULL) {
+  if (s != NULL &&
+      ((s->idx = cl_hmap_new(32, sizeof(uint32_t))) == NULL || (s->zj = zj_new()) == NULL)) {
+    cl_hmap_free(s->idx);
     free(s);
     s = NULL;
   }
@@ -118,6 +123,8 @@ static void state_free(void *v) {
   free(s->c);
   free(s->t);
   fj_buf_free(&s->buf);
+  fj_buf_free(&s->zbuf);
+  zj_free(s->zj);
   free(s);
 }
 
@@ -128,6 +135,7 @@ static void discard(void *v) {
   s->nt = 0;
   cache_clear(s);
   fj_buf_wipe(&s->buf);
+  fj_buf_wipe(&s->zbuf);
 }
 
 static int batch_end(cl_fold_ctx *f, cl_err *err) {
@@ -332,13 +340,18 @@ static int store_version(folding *fo, int type, const char *id, const uint8_t h[
     now.has_digest = 1;
     memcpy(now.digest, digest, DIGEST);
   }
-  int rc = s->buf.oom ? cl_err_set(err, CL_ENOMEM, "out of memory") : 0;
+  if (!s->buf.oom) { /* the header, then the JSON compressed */
+    fj_buf_raw(&s->zbuf, s->buf.p, VER_HDR);
+    zj_pack(s->zj, s->buf.p + VER_HDR, s->buf.n - VER_HDR, &s->zbuf);
+  }
+  int rc = s->buf.oom || s->zbuf.oom ? cl_err_set(err, CL_ENOMEM, "out of memory") : 0;
   uint8_t vk[VER_KEY];
   ver_key(type, h, version, vk);
   if (rc == 0)
-    rc =
-        cl_proj_put_sealed(f->txn, FAM_VER, vk, sizeof vk, ev->stream_tag, s->buf.p, s->buf.n, err);
+    rc = cl_proj_put_sealed(f->txn, FAM_VER, vk, sizeof vk, ev->stream_tag, s->zbuf.p, s->zbuf.n,
+                            err);
   fj_buf_wipe(&s->buf);
+  fj_buf_wipe(&s->zbuf);
   for (size_t i = 0; rc == 0 && old != NULL && i < old->nkeys; i++) /* keys it no longer has */
     if (!has_key(now.keys, now.nkeys, &old->keys[i]))
       rc = cl_proj_del(f->txn, old->keys[i].fam, old->keys[i].k, old->keys[i].len, err);
