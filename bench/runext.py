@@ -386,10 +386,13 @@ def fhir_section(r):
           _f(head.get("patients")), _f(head.get("events"))))
     w("")
     w("Catch-up: %s events/s (%s of the read floor, %s events/s); CPU per event: the fold "
-      "%s µs, its writer %s µs, RocksDB's flushes and compactions %s µs." % (
+      "%s µs, its writer %s µs, RocksDB's flushes and compactions %s µs; the flushes and "
+      "compactions it left settled in %s s (%s µs an event more), and the queries start "
+      "after." % (
           _f(head.get("catchup_eps")), _f(head.get("catchup_ratio"), 3),
           _f(head.get("read_eps")), _f(cpu.get("fold"), 1), _f(cpu.get("writer"), 1),
-          _f(cpu.get("rocksdb"), 1)))
+          _f(cpu.get("rocksdb"), 1), _f(head.get("settle_s"), 1),
+          _f(head.get("settle_rocksdb_us"), 1)))
     w("")
     w("| query | face | p50 ms | p99 ms | entries | PostgreSQL p50 / p99 ms | p50 / PostgreSQL |")
     w("|---|---|---|---|---|---|---|")

@@ -285,6 +285,30 @@ int cl_db_compact(cl_db *db, int cf, cl_err *err) {
   return rerr ? cl_db_error(rerr, err, "deleting obsolete files") : 0;
 }
 
+/* 1 if family h has a flush or a compaction waiting (or cannot say). */
+static int cf_pending(cl_db *db, rocksdb_column_family_handle_t *h) {
+  uint64_t c = 1, f = 1;
+  rocksdb_property_int_cf(db->db, h, "rocksdb.compaction-pending", &c);
+  rocksdb_property_int_cf(db->db, h, "rocksdb.mem-table-flush-pending", &f);
+  return c != 0 || f != 0;
+}
+
+int cl_db_settled(cl_db *db) {
+  uint64_t running = 1;
+  if (rocksdb_property_int(db->db, "rocksdb.num-running-compactions", &running) != 0 || running)
+    return 0;
+  if (rocksdb_property_int(db->db, "rocksdb.num-running-flushes", &running) != 0 || running)
+    return 0;
+  int pending = 0;
+  for (int i = 0; i < CL_CF_COUNT && !pending; i++)
+    pending = db->cf[i] != NULL && cf_pending(db, db->cf[i]);
+  pthread_mutex_lock(&db->fam_mu);
+  for (size_t i = 0; i < db->nfam && !pending; i++)
+    pending = cf_pending(db, db->fam[i].h);
+  pthread_mutex_unlock(&db->fam_mu);
+  return !pending;
+}
+
 rocksdb_column_family_handle_t *cl_db_cf_find(cl_db *db, const char *name) {
   rocksdb_column_family_handle_t *h = NULL;
   pthread_mutex_lock(&db->fam_mu);

@@ -93,6 +93,10 @@ int cl_db_flush_all(cl_db *db, cl_err *err);
 /* Compacts a whole fixed family. 0 or CL_EIO. */
 int cl_db_compact(cl_db *db, int cf, cl_err *err);
 
+/* 1 when no flush or compaction runs or waits in any family (RocksDB's
+ * background work has caught up with the writes), else 0. */
+int cl_db_settled(cl_db *db);
+
 /* Families beyond the fixed ones. find: the handle (a view valid until the
  * family is dropped or the db closed) or NULL. create: creates it unless it
  * exists; *h as find. drop: drops it and its data (no-op if absent). Names

@@ -184,6 +184,8 @@ const char *cl_proj_name(const cl_proj *p) { return p->name; }
 
 cl_log *cl_proj_log(const cl_proj *p) { return p->log; }
 
+int cl_proj_settled(cl_proj *p) { return cl_db_settled(p->db); }
+
 uint64_t cl_proj_position(cl_proj *p) {
   pthread_mutex_lock(&p->mu);
   uint64_t v = p->position;

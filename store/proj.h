@@ -66,6 +66,10 @@ void cl_proj_close(cl_proj *p);
 const char *cl_proj_name(const cl_proj *p);
 /* The log the projection folds (a view, valid until cl_proj_close). */
 cl_log *cl_proj_log(const cl_proj *p);
+/* 1 when the projections' database (every projection's) has no flush or
+ * compaction running or waiting, else 0 (cl_db_settled): a projection
+ * that caught up may leave RocksDB work behind it. */
+int cl_proj_settled(cl_proj *p);
 /* The last seq folded into the committed state (0: none). */
 uint64_t cl_proj_position(cl_proj *p);
 /* How many commits since the open changed the state (wrote or deleted a

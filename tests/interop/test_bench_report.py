@@ -481,7 +481,8 @@ class TestBenchReport(unittest.TestCase):
         res["fhir_views"] = [
             {"machine": "x", "patients": 1000, "events": 98771, "generate_s": 2.0,
              "read_eps": 700000, "catchup_eps": 38000, "catchup_ratio": 0.054,
-             "catchup_cpu_us": {"fold": 18.3, "writer": 21.5, "rocksdb": 5.1}},
+             "catchup_cpu_us": {"fold": 18.3, "writer": 21.5, "rocksdb": 5.1},
+             "settle_s": 2.4, "settle_rocksdb_us": 0.7},
             {"query": "read Patient", "face": "REST", "n": 200, "p50_ms": 0.03,
              "p99_ms": 0.07, "entries": 0},
             {"query": "Observation?patient&code&date", "face": "REST", "n": 200,
@@ -500,6 +501,8 @@ class TestBenchReport(unittest.TestCase):
         r, text = self.report(res)
         self.assertIn("Catch-up: 38,000 events/s (0.054 of the read floor, 700,000 events/s); "
                       "CPU per event: the fold 18.3 µs, its writer 21.5 µs", text)
+        self.assertIn("the flushes and compactions it left settled in 2.4 s (0.7 µs an "
+                      "event more), and the queries start after", text)
         self.assertIn("| Observation?patient&code&date | REST | 1.200 | 12.500 | 6 | "
                       "1.300 / 1.800 | 0.92 |", text)
         self.assertIn("PostgreSQL's COPY of the same: 173,000 resources/s (clinlog / "

@@ -1,4 +1,5 @@
-/* The database's memory budget with many column families.
+/* The database's memory budget with many column families, and when its
+ * background work has caught up.
  *
  * Every projection adds families, and RocksDB's write buffer manager holds
  * all memtables together under one limit (store/db.c). A memtable's fixed
@@ -10,9 +11,13 @@
  * running the projections must not flush anything. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <rocksdb/c.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "store/db.h"
 #include "store/log.h"
 #include "store/proj.h"
 #include "tests/support/testutil.h"
@@ -74,6 +79,50 @@ Test(db, small_writes_into_many_families_flush_nothing) {
     cl_proj_close(p[i]);
   cl_log_close(log);
   cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+/* cl_db_settled: true only once RocksDB's background work has caught up:
+ * the fourth table file at level 0 of a family starts a compaction, which
+ * has merged them by the time the database says it is settled. */
+Test(db, settled_means_the_compactions_ran) {
+  char *dir = cl_test_tmpdir("dbsettle");
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  cl_db *db;
+  cl_err err;
+  cr_assert_eq(cl_db_open(path, 1, 0, 0, &db, &err), 0, "%s", err.msg);
+  cr_assert(cl_db_settled(db), "a new database has nothing to do");
+  rocksdb_column_family_handle_t *h;
+  cr_assert_eq(cl_db_cf_create(db, "t", &h, &err), 0, "%s", err.msg);
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 1);
+  char val[1000];
+  memset(val, 'v', sizeof val);
+  for (int f = 0; f < 4; f++) { /* four overlapping table files at level 0 */
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    for (int i = 0; i < 20000; i++) {
+      char key[16];
+      snprintf(key, sizeof key, "%08d", (i * 7919 + f) % 20000);
+      rocksdb_writebatch_put_cf(wb, h, key, 8, val, sizeof val);
+    }
+    cr_assert_eq(cl_db_write(db, wb, &err), 0, "%s", err.msg);
+    rocksdb_writebatch_destroy(wb);
+    char *rerr = NULL;
+    rocksdb_flush_cf(db->db, fo, h, &rerr);
+    cr_assert_null(rerr, "%s", rerr);
+  }
+  rocksdb_flushoptions_destroy(fo);
+  int waited = 0;
+  while (!cl_db_settled(db) && waited++ < 1000)
+    usleep(10 * 1000);
+  cr_assert_lt(waited, 1000, "settled within 10 s");
+  char *l0 = rocksdb_property_value_cf(db->db, h, "rocksdb.num-files-at-level0");
+  cr_assert_not_null(l0);
+  cr_assert_lt(atoi(l0), 4, "%s files left at level 0: settled before the compaction ran", l0);
+  rocksdb_free(l0);
+  cl_db_close(db);
   cl_test_rmtree(dir);
   free(dir);
 }
