@@ -514,6 +514,45 @@ int cl_proj_get_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, uin
   return rc ? rc : proj_open_in_place(p, fam, key, kl, val, vl, err);
 }
 
+int cl_proj_get_many(cl_proj *p, unsigned fam, size_t n, const uint8_t *const *keys,
+                     const size_t *kl, cl_proj_got_fn fn, void *ctx, cl_err *err) {
+  int rc = bad_fam(p, fam, err);
+  if (rc || n == 0)
+    return rc;
+  rocksdb_pinnableslice_t **vals = cl_calloc(n, sizeof *vals);
+  char **errs = cl_calloc(n, sizeof *errs);
+  if (!vals || !errs) {
+    cl_free(vals);
+    cl_free(errs);
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  }
+  pthread_rwlock_rdlock(&p->lk);
+  /* one batched read: a filter and an index probe per table file for all
+   * the keys, blocks shared by neighbours read once */
+  rocksdb_batched_multi_get_cf(p->db->db, p->db->ro, p->fam[fam], n, (const char *const *)keys, kl,
+                               vals, errs, 1);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (errs[i]) {
+      rc = cl_db_error(errs[i], err, "projection read");
+      errs[i] = NULL;
+      break;
+    }
+    size_t vl = 0;
+    const char *v = vals[i] ? rocksdb_pinnableslice_value(vals[i], &vl) : NULL;
+    rc = fn(ctx, i, (const uint8_t *)v, vl, err);
+  }
+  pthread_rwlock_unlock(&p->lk);
+  for (size_t i = 0; i < n; i++) {
+    if (vals[i])
+      rocksdb_pinnableslice_destroy(vals[i]);
+    if (errs[i])
+      rocksdb_free(errs[i]);
+  }
+  cl_free(vals);
+  cl_free(errs);
+  return rc;
+}
+
 static int scan_cf(cl_proj *p, rocksdb_column_family_handle_t *h, const void *prefix, size_t pl,
                    const void *from, size_t fl, int tagged, uint8_t fam_byte, cl_proj_scan_fn fn,
                    void *ctx, cl_err *err) {

@@ -151,6 +151,15 @@ int cl_proj_open_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, co
 
 /* Scan callback: views valid during the call. Return 0 to go on, 1 to
  * stop, or a negative error (with err set) to abort the scan with it. */
+/* The committed values of n keys of family `fam` (key i: keys[i], kl[i]
+ * bytes), read in one batch (keys in ascending order read best), each
+ * given to fn in turn: i, the value (a view valid during the call; NULL
+ * when the key is absent). A nonzero return of fn stops and is returned;
+ * else 0, CL_EIO or CL_ENOMEM. */
+typedef int (*cl_proj_got_fn)(void *ctx, size_t i, const uint8_t *val, size_t vl, cl_err *err);
+int cl_proj_get_many(cl_proj *p, unsigned fam, size_t n, const uint8_t *const *keys,
+                     const size_t *kl, cl_proj_got_fn fn, void *ctx, cl_err *err);
+
 typedef int (*cl_proj_scan_fn)(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val,
                                size_t vl, cl_err *err);
 /* Keys of family `fam` starting with `prefix`, in order, from the first key

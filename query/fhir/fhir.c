@@ -216,15 +216,84 @@ int cl_fhir_history(cl_proj *p, const char *type, const char *id, int flags, cl_
   }
 }
 
-/* A scan of the pat index: tag[32] || type u8 || H[32] per resource. */
+/* A stream's resources (cl_fhir_stream), read in batches of up to MANY:
+ * the `pat` scan names them (tag[32] || type u8 || H[32] per resource,
+ * in key order, so their `cur` and `ver` keys are in order too), then
+ * one batched read of their `cur` records and one of their current
+ * versions; a stream's Provenances, named by the log's index of its
+ * events (ascending seqs, so their keys are in order), one batched read.
+ * A resource that changed or went in between is given as it is then, or
+ * not at all. */
 #define PAT_KEY 65
+#define MANY 256
 typedef struct each {
   cl_proj *p;
   int flags;
   cl_fhir_fn fn;
   void *ctx;
   int stop; /* fn said 1 */
+  size_t n;
+  uint8_t k[MANY][VER_KEY]; /* `cur` keys (their first CUR_KEY bytes), then `ver` keys */
+  cur c[MANY];              /* the heads of the `cur` records read */
+  size_t at[MANY];          /* the resources whose `cur` was read: their index */
+  size_t nat;
 } each;
+
+/* The version the batch's `ver` read gave for resource e->at[i]. */
+static int got_version(void *ctx, size_t i, const uint8_t *val, size_t vl, cl_err *err) {
+  each *e = ctx;
+  if (val == NULL)
+    return 0; /* gone meanwhile */
+  size_t r = e->at[i];
+  uint8_t *plain;
+  size_t n;
+  int rc = cl_proj_open_sealed(e->p, FAM_VER, e->k[r], VER_KEY, val, vl, &plain, &n, err);
+  if (rc == CL_EERASED) {
+    cl_err_clear(err);
+    return 0;
+  }
+  cl_fhir_resource res;
+  if (rc == 0)
+    rc = take_version(&e->c[r], e->c[r].version, plain, n, e->flags, &res, err);
+  if (rc == 0) {
+    rc = e->fn(e->ctx, &res, err);
+    e->stop = rc == 1;
+  }
+  return rc;
+}
+
+/* The head of the `cur` record of resource i: its current version's key. */
+static int got_cur(void *ctx, size_t i, const uint8_t *val, size_t vl, cl_err *err) {
+  each *e = ctx;
+  if (val == NULL)
+    return 0; /* gone meanwhile */
+  int rc = cur_unpack_head(val, vl, &e->c[i], err);
+  if (rc)
+    return rc;
+  be32(e->k[i] + CUR_KEY, e->c[i].version);
+  e->at[e->nat++] = i;
+  return 0;
+}
+
+/* Reads and gives the batch of resources named so far. */
+static int give_batch(each *e, cl_err *err) {
+  const uint8_t *keys[MANY];
+  size_t kl[MANY];
+  for (size_t i = 0; i < e->n; i++) {
+    keys[i] = e->k[i];
+    kl[i] = CUR_KEY;
+  }
+  e->nat = 0;
+  int rc = cl_proj_get_many(e->p, FAM_CUR, e->n, keys, kl, got_cur, e, err);
+  for (size_t j = 0; j < e->nat; j++) {
+    keys[j] = e->k[e->at[j]];
+    kl[j] = VER_KEY;
+  }
+  if (rc == 0)
+    rc = cl_proj_get_many(e->p, FAM_VER, e->nat, keys, kl, got_version, e, err);
+  e->n = 0;
+  return rc;
+}
 
 static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
                     cl_err *err) {
@@ -233,29 +302,50 @@ static int each_key(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val
   each *e = ctx;
   if (kl != PAT_KEY)
     return 0;
-  cl_fhir_resource r;
-  int rc = read_hash(e->p, key[32], key + 33, 0, e->flags, &r, err);
-  if (rc == CL_ENOTFOUND)
-    return 0; /* changed meanwhile */
-  if (rc)
-    return rc;
-  rc = e->fn(e->ctx, &r, err);
-  e->stop = rc == 1;
+  memcpy(e->k[e->n++], key + 32, CUR_KEY); /* type u8 || H */
+  return e->n == MANY ? give_batch(e, err) : 0;
+}
+
+/* The Provenance the batch's read gave for the event of e->k[i]. */
+static int got_prov(void *ctx, size_t i, const uint8_t *val, size_t vl, cl_err *err) {
+  each *e = ctx;
+  if (val == NULL)
+    return 0; /* no resource made, erased, or not folded yet */
+  cur c;
+  uint8_t *v;
+  size_t n;
+  int rc = open_prov(e->p, e->k[i], val, vl, &c, &v, &n, err);
+  if (rc == CL_EERASED) {
+    cl_err_clear(err);
+    return 0;
+  }
+  cl_fhir_resource res;
+  if (rc == 0)
+    rc = take_version(&c, 1, v, n, e->flags, &res, err);
+  if (rc == 0) {
+    rc = e->fn(e->ctx, &res, err);
+    e->stop = rc == 1;
+  }
+  return rc;
+}
+
+static int give_provs(each *e, cl_err *err) {
+  const uint8_t *keys[MANY];
+  size_t kl[MANY];
+  for (size_t i = 0; i < e->n; i++) {
+    keys[i] = e->k[i];
+    kl[i] = VER_KEY;
+  }
+  int rc = cl_proj_get_many(e->p, FAM_VER, e->n, keys, kl, got_prov, e, err);
+  e->n = 0;
   return rc;
 }
 
 /* An event of the stream: its Provenance, if it made one and is folded. */
 static int each_event(void *ctx, uint64_t seq, cl_err *err) {
   each *e = ctx;
-  uint8_t k[VER_KEY];
-  prov_key(seq, k);
-  cl_fhir_resource r;
-  int rc = read_prov(e->p, k, 0, e->flags, &r, err);
-  if (rc == CL_ENOTFOUND) { /* no resource made, erased, or not folded yet */
-    cl_err_clear(err);
-    return 0;
-  }
-  return rc ? rc : e->fn(e->ctx, &r, err);
+  prov_key(seq, e->k[e->n++]);
+  return e->n == MANY ? give_provs(e, err) : 0;
 }
 
 int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fhir_fn fn, void *ctx,
@@ -263,14 +353,30 @@ int cl_fhir_stream(cl_proj *p, const uint8_t tag[32], int type, int flags, cl_fh
   uint8_t prefix[33];
   memcpy(prefix, tag, 32);
   prefix[32] = (uint8_t)type;
-  each e = {p, flags, fn, ctx, 0};
-  int rc = type == CL_FHIR_Provenance
-               ? 0
-               : cl_proj_scan(p, FAM_PAT, prefix, type ? 33 : 32, NULL, 0, each_key, &e, err);
+  each *e = cl_malloc(sizeof *e);
+  if (e == NULL)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  e->p = p;
+  e->flags = flags;
+  e->fn = fn;
+  e->ctx = ctx;
+  e->stop = 0;
+  e->n = 0;
+  int rc = 0;
+  if (type != CL_FHIR_Provenance) {
+    rc = cl_proj_scan(p, FAM_PAT, prefix, type ? 33 : 32, NULL, 0, each_key, e, err);
+    if (rc == 0 && !e->stop && e->n > 0)
+      rc = give_batch(e, err);
+  }
   /* the stream's Provenances have no `pat` key: its events name them */
-  if (rc == 0 && !e.stop && (type == 0 || type == CL_FHIR_Provenance))
-    rc = cl_log_stream_seqs(cl_proj_log(p), tag, each_event, &e, err);
-  return rc;
+  if (rc == 0 && !e->stop && (type == 0 || type == CL_FHIR_Provenance)) {
+    e->n = 0;
+    rc = cl_log_stream_seqs(cl_proj_log(p), tag, each_event, e, err);
+    if (rc == 0 && !e->stop && e->n > 0)
+      rc = give_provs(e, err);
+  }
+  cl_free(e);
+  return rc < 0 ? rc : 0;
 }
 
 /* A Provenance is named by its event's id, and the header of each version
