@@ -189,6 +189,12 @@ fail:
   }
   db->ro = rocksdb_readoptions_create();
   rocksdb_readoptions_set_verify_checksums(db->ro, 1);
+  /* a scan far behind the head (a projection catching up, a replay) reads
+   * each block once: kept out of the cache, it does not evict what point
+   * reads use */
+  db->ro_bulk = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(db->ro_bulk, 1);
+  rocksdb_readoptions_set_fill_cache(db->ro_bulk, 0);
   db->wo = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(db->wo, sync ? 1 : 0);
   db->wo_nosync = rocksdb_writeoptions_create();
@@ -235,6 +241,8 @@ void cl_db_close(cl_db *db) {
   rocksdb_close(db->db);
   if (db->ro)
     rocksdb_readoptions_destroy(db->ro);
+  if (db->ro_bulk)
+    rocksdb_readoptions_destroy(db->ro_bulk);
   if (db->wo)
     rocksdb_writeoptions_destroy(db->wo);
   if (db->wo_nosync)

@@ -62,6 +62,7 @@ typedef struct cl_db {
   rocksdb_block_based_table_options_t *bbto;
   rocksdb_cache_t *cache; /* NULL: another database's (cl_db_open_proj) */
   rocksdb_readoptions_t *ro;
+  rocksdb_readoptions_t *ro_bulk;    /* long scans: their blocks bypass the block cache */
   rocksdb_writeoptions_t *wo;        /* sync per cl_db_open's `sync` */
   rocksdb_writeoptions_t *wo_nosync; /* projection state: derived, rebuilt on loss */
   int read_only;

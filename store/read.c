@@ -60,6 +60,10 @@ static int emit(cl_log *log, const char *val, size_t vl, int decrypt, cl_event_f
   return rc;
 }
 
+/* A scan this far (in events) behind the head reads blocks no other reader
+ * is about to read: they bypass the block cache (cl_db's ro_bulk). */
+#define BULK_SCAN 65536
+
 static int scan(cl_log *log, uint64_t from_seq, uint64_t max, int decrypt, cl_event_fn fn,
                 void *ctx, cl_err *err);
 
@@ -110,8 +114,9 @@ static int scan(cl_log *log, uint64_t from_seq, uint64_t max, int decrypt, cl_ev
   cl_log_head(log, &size, NULL);
   if (from_seq == 0)
     from_seq = 1;
-  rocksdb_iterator_t *it =
-      rocksdb_create_iterator_cf(log->db->db, log->db->ro, log->db->cf[CL_CF_LOG]);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(
+      log->db->db, size > from_seq && size - from_seq >= BULK_SCAN ? log->db->ro_bulk : log->db->ro,
+      log->db->cf[CL_CF_LOG]);
   uint8_t k[8];
   cl_be64(k, from_seq);
   uint64_t count = 0;

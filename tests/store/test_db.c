@@ -1,5 +1,5 @@
-/* The database's memory budget with many column families, and when its
- * background work has caught up.
+/* The database's memory budget with many column families, when its
+ * background work has caught up, and long scans kept out of its cache.
  *
  * Every projection adds families, and RocksDB's write buffer manager holds
  * all memtables together under one limit (store/db.c). A memtable's fixed
@@ -19,6 +19,7 @@
 
 #include "store/db.h"
 #include "store/log.h"
+#include "store/log_int.h"
 #include "store/proj.h"
 #include "tests/support/testutil.h"
 
@@ -123,6 +124,62 @@ Test(db, settled_means_the_compactions_ran) {
   cr_assert_lt(atoi(l0), 4, "%s files left at level 0: settled before the compaction ran", l0);
   rocksdb_free(l0);
   cl_db_close(db);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+/* A scan far behind the head (a projection catching up, a replay) reads
+ * each block once: its blocks bypass the block cache, so they do not evict
+ * what point reads keep there (store/read.c, BULK_SCAN); a short scan near
+ * the head still caches what it reads. */
+static int count_ev(void *ctx, const cl_event_view *ev, cl_err *err) {
+  (void)ev;
+  (void)err;
+  (*(uint64_t *)ctx)++;
+  return 0;
+}
+
+static uint64_t cache_usage(cl_log *log) {
+  uint64_t u = 0;
+  cr_assert_eq(rocksdb_property_int(log->db->db, "rocksdb.block-cache-usage", &u), 0);
+  return u;
+}
+
+Test(db, a_long_scan_leaves_the_block_cache_alone, .timeout = 300) {
+  char *dir;
+  cl_signer admin;
+  cl_log *log = cl_test_log_new("dbbulk", &dir, &admin, 1000);
+  cl_err err;
+  enum { BATCH = 1000, BATCHES = 70 }; /* 70,000 events, over BULK_SCAN */
+  for (int b = 0; b < BATCHES; b++) {
+    uint8_t *evs[BATCH];
+    size_t lens[BATCH];
+    for (int i = 0; i < BATCH; i++)
+      evs[i] = cl_test_event("patient-bulk", "admin", "a note of some length to fill blocks",
+                             NULL, &lens[i]);
+    cl_append_result r;
+    cr_assert_eq(cl_test_append(log, &admin, evs, lens, BATCH, 1, NULL, 0, 0, &r, &err), 0, "%s",
+                 err.msg);
+    cl_append_result_free(&r);
+    for (int i = 0; i < BATCH; i++)
+      free(evs[i]);
+  }
+  cr_assert_eq(cl_db_flush_all(log->db, &err), 0, "%s", err.msg); /* read from table files */
+  uint64_t before = cache_usage(log), n = 0;
+  cr_assert_eq(cl_log_read_all(log, 1, 0, count_ev, &n, &err), 0, "%s", err.msg);
+  cr_assert_geq(n, (uint64_t)BATCH * BATCHES);
+  uint64_t after = cache_usage(log);
+  cr_assert_lt(after, before + (1u << 20),
+               "a scan of %llu events from the first cached %llu bytes of blocks",
+               (unsigned long long)n, (unsigned long long)(after - before));
+  uint64_t head = 0, m = 0;
+  cl_log_head(log, &head, NULL);
+  cr_assert_eq(cl_log_read_all(log, head - 2 * BATCH + 1, 0, count_ev, &m, &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(m, 2 * BATCH);
+  cr_assert_gt(cache_usage(log), after, "a short scan near the head fills the cache");
+  cl_log_close(log);
+  cl_signer_free(&admin);
   cl_test_rmtree(dir);
   free(dir);
 }
