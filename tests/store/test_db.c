@@ -155,8 +155,8 @@ Test(db, a_long_scan_leaves_the_block_cache_alone, .timeout = 300) {
     uint8_t *evs[BATCH];
     size_t lens[BATCH];
     for (int i = 0; i < BATCH; i++)
-      evs[i] = cl_test_event("patient-bulk", "admin", "a note of some length to fill blocks",
-                             NULL, &lens[i]);
+      evs[i] = cl_test_event("patient-bulk", "admin", "a note of some length to fill blocks", NULL,
+                             &lens[i]);
     cl_append_result r;
     cr_assert_eq(cl_test_append(log, &admin, evs, lens, BATCH, 1, NULL, 0, 0, &r, &err), 0, "%s",
                  err.msg);
@@ -174,8 +174,7 @@ Test(db, a_long_scan_leaves_the_block_cache_alone, .timeout = 300) {
                (unsigned long long)n, (unsigned long long)(after - before));
   uint64_t head = 0, m = 0;
   cl_log_head(log, &head, NULL);
-  cr_assert_eq(cl_log_read_all(log, head - 2 * BATCH + 1, 0, count_ev, &m, &err), 0, "%s",
-               err.msg);
+  cr_assert_eq(cl_log_read_all(log, head - 2 * BATCH + 1, 0, count_ev, &m, &err), 0, "%s", err.msg);
   cr_assert_eq(m, 2 * BATCH);
   cr_assert_gt(cache_usage(log), after, "a short scan near the head fills the cache");
   cl_log_close(log);
