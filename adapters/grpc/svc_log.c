@@ -398,9 +398,20 @@ static int sub_cb(void *ctx, const cl_event_view *v, cl_err *err) {
   return s->k.n == CHUNK_EVENTS || s->k.bytes >= CHUNK_BYTES;
 }
 
-/* Takes what it can from the tail cache, from s->next on. */
+/* Takes what it can from the tail cache, from s->next on. A batched
+ * subscription (SubscribeRequest.batch) takes all of what the chunk can
+ * hold up to the head or nothing: the cache is filled by other
+ * subscribers' reads, one event at a time, so a commit another reader is
+ * still caching would otherwise be split between two EventBatch messages;
+ * with nothing taken, the caller reads the log instead. */
 static void sub_from_cache(srv_cache *tc, sub *s, uint64_t size) {
   pthread_rwlock_rdlock(&tc->lock);
+  if (s->req->batch)
+    for (uint64_t q = s->next; q <= size && q - s->next < CHUNK_EVENTS - s->k.n; q++)
+      if (tc->slot[q % TC_SLOTS].seq != q) {
+        pthread_rwlock_unlock(&tc->lock);
+        return;
+      }
   while (s->next <= size && s->k.n < CHUNK_EVENTS && s->k.bytes < CHUNK_BYTES) {
     const tc_slot *sl = &tc->slot[s->next % TC_SLOTS];
     if (sl->seq != s->next)
