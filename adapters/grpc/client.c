@@ -199,9 +199,12 @@ int cl_client_open(const cl_client_options *o, cl_client **out, cl_err *err) {
   /* idle Subscribe streams carry no data for long stretches: keep pinging */
   args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}};
   /* reconnect soon after a server restart (gRPC's default backoff grows to
-   * two minutes, during which fail-fast calls fail at once) */
+   * two minutes, during which fail-fast calls fail at once). Not
+   * GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC core takes it as the time a
+   * connection attempt has to finish its TCP and HTTP/2 handshake too (20 s
+   * by default), and at 250 ms a busy server's first answer came too late:
+   * the attempt failed and so did the calls waiting on it */
   args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, {.integer = 250}};
-  args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = 250}};
   args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = 5000}};
   if (o->server_name && !o->plaintext)
     args[n++] = (grpc_arg){
