@@ -239,6 +239,33 @@ typedef struct each {
   size_t nat;
 } each;
 
+/* The tail of a batch's callback: rc is the opening of version `version`
+ * (plain, n) of the resource headed by c. An erased one is skipped. */
+static int give_one(each *e, int rc, const cur *c, uint32_t version, uint8_t *plain, size_t n,
+                    cl_err *err) {
+  if (rc == CL_EERASED) {
+    cl_err_clear(err);
+    return 0;
+  }
+  cl_fhir_resource res;
+  if (rc == 0)
+    rc = take_version(c, version, plain, n, e->flags, &res, err);
+  if (rc == 0) {
+    rc = e->fn(e->ctx, &res, err);
+    e->stop = rc == 1;
+  }
+  return rc;
+}
+
+/* keys[j], kl[j] = the first len bytes of e->k[at ? at[j] : j], j < n. */
+static void batch_keys(const each *e, const size_t *at, size_t n, size_t len,
+                       const uint8_t *keys[MANY], size_t kl[MANY]) {
+  for (size_t j = 0; j < n; j++) {
+    keys[j] = e->k[at ? at[j] : j];
+    kl[j] = len;
+  }
+}
+
 /* The version the batch's `ver` read gave for resource e->at[i]. */
 static int got_version(void *ctx, size_t i, const uint8_t *val, size_t vl, cl_err *err) {
   each *e = ctx;
@@ -248,18 +275,7 @@ static int got_version(void *ctx, size_t i, const uint8_t *val, size_t vl, cl_er
   uint8_t *plain;
   size_t n;
   int rc = cl_proj_open_sealed(e->p, FAM_VER, e->k[r], VER_KEY, val, vl, &plain, &n, err);
-  if (rc == CL_EERASED) {
-    cl_err_clear(err);
-    return 0;
-  }
-  cl_fhir_resource res;
-  if (rc == 0)
-    rc = take_version(&e->c[r], e->c[r].version, plain, n, e->flags, &res, err);
-  if (rc == 0) {
-    rc = e->fn(e->ctx, &res, err);
-    e->stop = rc == 1;
-  }
-  return rc;
+  return give_one(e, rc, &e->c[r], e->c[r].version, plain, n, err);
 }
 
 /* The head of the `cur` record of resource i: its current version's key. */
@@ -279,16 +295,10 @@ static int got_cur(void *ctx, size_t i, const uint8_t *val, size_t vl, cl_err *e
 static int give_batch(each *e, cl_err *err) {
   const uint8_t *keys[MANY];
   size_t kl[MANY];
-  for (size_t i = 0; i < e->n; i++) {
-    keys[i] = e->k[i];
-    kl[i] = CUR_KEY;
-  }
+  batch_keys(e, NULL, e->n, CUR_KEY, keys, kl);
   e->nat = 0;
   int rc = cl_proj_get_many(e->p, FAM_CUR, e->n, keys, kl, got_cur, e, err);
-  for (size_t j = 0; j < e->nat; j++) {
-    keys[j] = e->k[e->at[j]];
-    kl[j] = VER_KEY;
-  }
+  batch_keys(e, e->at, e->nat, VER_KEY, keys, kl);
   if (rc == 0)
     rc = cl_proj_get_many(e->p, FAM_VER, e->nat, keys, kl, got_version, e, err);
   e->n = 0;
@@ -315,27 +325,13 @@ static int got_prov(void *ctx, size_t i, const uint8_t *val, size_t vl, cl_err *
   uint8_t *v;
   size_t n;
   int rc = open_prov(e->p, e->k[i], val, vl, &c, &v, &n, err);
-  if (rc == CL_EERASED) {
-    cl_err_clear(err);
-    return 0;
-  }
-  cl_fhir_resource res;
-  if (rc == 0)
-    rc = take_version(&c, 1, v, n, e->flags, &res, err);
-  if (rc == 0) {
-    rc = e->fn(e->ctx, &res, err);
-    e->stop = rc == 1;
-  }
-  return rc;
+  return give_one(e, rc, &c, 1, v, n, err);
 }
 
 static int give_provs(each *e, cl_err *err) {
   const uint8_t *keys[MANY];
   size_t kl[MANY];
-  for (size_t i = 0; i < e->n; i++) {
-    keys[i] = e->k[i];
-    kl[i] = VER_KEY;
-  }
+  batch_keys(e, NULL, e->n, VER_KEY, keys, kl);
   int rc = cl_proj_get_many(e->p, FAM_VER, e->n, keys, kl, got_prov, e, err);
   e->n = 0;
   return rc;
