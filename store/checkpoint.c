@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "store/alloc.h"
+#include "store/sha256.h"
 
 #define SIG_PREFIX "\xe2\x80\x94 " /* U+2014 EM DASH, space */
 #define SIG_PREFIX_LEN 4
@@ -181,13 +182,13 @@ static int parse_u64(const char *p, size_t n, uint64_t *out) {
 static void key_hash(const char *name, size_t name_len, const uint8_t pk[32],
                      uint8_t out[KEY_HASH_LEN]) {
   static const uint8_t sep[2] = {'\n', ED25519_ALG};
-  uint8_t h[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, (const uint8_t *)name, name_len);
-  crypto_hash_sha256_update(&st, sep, sizeof sep);
-  crypto_hash_sha256_update(&st, pk, 32);
-  crypto_hash_sha256_final(&st, h);
+  uint8_t h[CL_SHA256_BYTES];
+  cl_sha256_state st;
+  cl_sha256_init(&st);
+  cl_sha256_update(&st, (const uint8_t *)name, name_len);
+  cl_sha256_update(&st, sep, sizeof sep);
+  cl_sha256_update(&st, pk, 32);
+  cl_sha256_final(&st, h);
   memcpy(out, h, KEY_HASH_LEN);
 }
 

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "store/alloc.h"
+#include "store/sha256.h"
 
 void cl_derive_tag_key(const uint8_t *master, uint8_t *tag_key) {
   crypto_kdf_derive_from_key(tag_key, 32, 1, "cl-stag1", master);
@@ -48,7 +49,7 @@ int cl_secret_open(const uint8_t *seal_key, const char *what, const uint8_t *sea
 }
 
 void cl_stream_tag(const uint8_t *tag_key, const char *stream, size_t len, uint8_t tag[32]) {
-  crypto_auth_hmacsha256(tag, (const uint8_t *)stream, len, tag_key);
+  cl_hmac256(tag, stream, len, tag_key, 32);
 }
 
 static const char WRAP_AD[] = "clinlog-dk-v1";

@@ -12,6 +12,7 @@
 
 #include "store/alloc.h"
 #include "store/crypt.h"
+#include "store/sha256.h"
 
 #define KEYFILE_SIZE 40
 static const char MAGIC_ED[8] = {'c', 'l', 'k', 'e', 'y', 'e', 'd', '1'};
@@ -227,7 +228,7 @@ void cl_master_key_free(cl_master_key *k) {
 }
 
 void cl_event_hash(const uint8_t *event, size_t len, uint8_t out[32]) {
-  crypto_hash_sha256(out, event, len);
+  cl_sha256(out, event, len);
 }
 
 static void event_msg(const uint8_t hash[32], uint8_t msg[sizeof CTX_EVENT + 32]) {

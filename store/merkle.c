@@ -14,38 +14,36 @@
 #include "store/merkle.h"
 
 #include <inttypes.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/alloc.h"
+#include "store/sha256.h"
 
 void cl_merkle_leaf_hash(const uint8_t *data, size_t n, uint8_t out[CL_HASH_SIZE]) {
   static const uint8_t prefix = 0x00;
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, &prefix, 1);
+  cl_sha256_state st;
+  cl_sha256_init(&st);
+  cl_sha256_update(&st, &prefix, 1);
   if (n)
-    crypto_hash_sha256_update(&st, data, n);
-  crypto_hash_sha256_final(&st, out);
+    cl_sha256_update(&st, data, n);
+  cl_sha256_final(&st, out);
 }
 
 void cl_merkle_node_hash(const uint8_t l[CL_HASH_SIZE], const uint8_t r[CL_HASH_SIZE],
                          uint8_t out[CL_HASH_SIZE]) {
   static const uint8_t prefix = 0x01;
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, &prefix, 1);
-  crypto_hash_sha256_update(&st, l, CL_HASH_SIZE);
-  crypto_hash_sha256_update(&st, r, CL_HASH_SIZE);
+  cl_sha256_state st;
+  cl_sha256_init(&st);
+  cl_sha256_update(&st, &prefix, 1);
+  cl_sha256_update(&st, l, CL_HASH_SIZE);
+  cl_sha256_update(&st, r, CL_HASH_SIZE);
   /* Both inputs are consumed before out is written, so out may alias them. */
-  crypto_hash_sha256_final(&st, out);
+  cl_sha256_final(&st, out);
 }
 
-static void empty_root(uint8_t out[CL_HASH_SIZE]) {
-  crypto_hash_sha256(out, (const unsigned char *)"", 0);
-}
+static void empty_root(uint8_t out[CL_HASH_SIZE]) { cl_sha256(out, (const unsigned char *)"", 0); }
 
 /* Largest power of two <= x, for x >= 1. */
 static uint64_t hibit(uint64_t x) {

@@ -159,9 +159,9 @@ int cl_proj_open(cl_log *log, const char *name, uint32_t version, const char *co
     cl_proj_close(p);
     return cl_err_set(err, CL_ENOMEM, "out of secure memory");
   }
-  crypto_auth_hmacsha256_init(p->hmac, log->proj_key, 32);
-  crypto_auth_hmacsha256_update(p->hmac, (const uint8_t *)"proj.", 5);
-  crypto_auth_hmacsha256_update(p->hmac, (const uint8_t *)p->name, strlen(p->name) + 1);
+  cl_hmac256_init(p->hmac, log->proj_key, 32);
+  cl_hmac256_update(p->hmac, "proj.", 5);
+  cl_hmac256_update(p->hmac, p->name, strlen(p->name) + 1);
   int rc = (p->db = cl_log_proj_db(log, err)) != NULL ? open_families(p, err) : err->code;
   uint64_t stored = 0;
   if (rc == 0) {
@@ -212,10 +212,9 @@ int cl_proj_reset(cl_proj *p, cl_err *err) {
 void cl_proj_hash(const cl_proj *p, const void *ident, size_t n, uint8_t out[32]) {
   /* HMAC(proj_key, "proj." || name || 0x00 || ident), continuing the state
    * kept after the prefix: two SHA-256 blocks fewer per hash */
-  crypto_auth_hmacsha256_state st = *p->hmac;
-  crypto_auth_hmacsha256_update(&st, ident, n);
-  crypto_auth_hmacsha256_final(&st, out);
-  sodium_memzero(&st, sizeof st);
+  cl_hmac256_state st = *p->hmac;
+  cl_hmac256_update(&st, ident, n);
+  cl_hmac256_final(&st, out); /* wipes st */
 }
 
 /* ------------------------------------------------------- transactions */

@@ -22,6 +22,7 @@
 #include "store/hmap.h"
 #include "store/log_int.h"
 #include "store/proj.h"
+#include "store/sha256.h"
 
 #define META_POSITION "position"
 #define META_VERSION "version"
@@ -57,7 +58,7 @@ struct cl_proj {
   /* HMAC state after "proj." || name || 0x00 under the projection key
    * (cl_proj_hash continues a copy); sodium_malloc'd: it is as secret as
    * the key. Set at open, read-only after. */
-  crypto_auth_hmacsha256_state *hmac;
+  cl_hmac256_state *hmac;
   uint8_t wkey[crypto_shorthash_siphashx24_KEYBYTES]; /* random: transaction write index */
 
   /* Pipelined commits (cl_proj_commit_start). The writer thread writes the

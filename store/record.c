@@ -29,9 +29,9 @@ static int make_prefix(const Clinlog__V1__PreparedBatch *pb, size_t i, cl_record
     return CL_ENOMEM;
   clinlog__v1__record__pack(&rec, out->buf);
   static const uint8_t leaf_prefix = 0x00; /* RFC 9162 leaf */
-  crypto_hash_sha256_init(&out->st);
-  crypto_hash_sha256_update(&out->st, &leaf_prefix, 1);
-  crypto_hash_sha256_update(&out->st, out->buf, out->len);
+  cl_sha256_init(&out->st);
+  cl_sha256_update(&out->st, &leaf_prefix, 1);
+  cl_sha256_update(&out->st, out->buf, out->len);
   return 0;
 }
 
@@ -68,9 +68,9 @@ void cl_record_finish(cl_record_prefix *p, uint64_t seq, uint64_t version, int64
   t[18] = 0x81; /* sfixed64 committed_at_ns: key 129 as a varint */
   t[19] = 0x01;
   put_le64(t + 20, (uint64_t)at);
-  crypto_hash_sha256_state st = p->st;
-  crypto_hash_sha256_update(&st, t, CL_RECORD_TAIL_LEN);
-  crypto_hash_sha256_final(&st, leaf);
+  cl_sha256_state st = p->st;
+  cl_sha256_update(&st, t, CL_RECORD_TAIL_LEN);
+  cl_sha256_final(&st, leaf);
 }
 
 int cl_record_decode(const uint8_t *p, size_t n, Clinlog__V1__Record **out, cl_err *err) {

@@ -23,12 +23,12 @@
 #ifndef CL_STORE_RECORD_H
 #define CL_STORE_RECORD_H
 
-#include <sodium.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "clinlog/v1/record.pb-c.h"
 #include "store/err.h"
+#include "store/sha256.h"
 
 #define CL_FORMAT_VERSION 1
 #define CL_RECORD_TAIL_LEN 28
@@ -37,7 +37,7 @@
 typedef struct cl_record_prefix {
   uint8_t *buf; /* prefix, with CL_RECORD_TAIL_LEN bytes of room after it */
   size_t len;
-  crypto_hash_sha256_state st;
+  cl_sha256_state st;
 } cl_record_prefix;
 
 /* Prefixes of every event of pb (returned-owned, cl_record_prefixes_free),

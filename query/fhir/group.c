@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "query/fhir/fj.h"
+#include "store/sha256.h"
 
 /* A group being gathered: the payer, its members and their streams. */
 typedef struct gather {
@@ -24,12 +25,12 @@ static void group_id(const char *system, const char *value, char out[CL_FHIR_ID_
     return;
   }
   uint8_t h[32];
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, (const uint8_t *)system, strlen(system));
-  crypto_hash_sha256_update(&st, (const uint8_t *)"|", 1);
-  crypto_hash_sha256_update(&st, (const uint8_t *)value, n);
-  crypto_hash_sha256_final(&st, h);
+  cl_sha256_state st;
+  cl_sha256_init(&st);
+  cl_sha256_update(&st, (const uint8_t *)system, strlen(system));
+  cl_sha256_update(&st, (const uint8_t *)"|", 1);
+  cl_sha256_update(&st, (const uint8_t *)value, n);
+  cl_sha256_final(&st, h);
   char hex[65];
   sodium_bin2hex(hex, sizeof hex, h, 32);
   snprintf(out, CL_FHIR_ID_MAX, "payer-%.32s", hex);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "query/fhir/fj.h"
+#include "store/sha256.h"
 
 static const char *const type_names[CL_FHIR_NTYPES] = {[0] = NULL,
 #define X(n, name) [n] = #name,
@@ -48,18 +49,18 @@ void cl_fhir_id(const char *type, const char *patient_id, const char *bid,
   }
   /* A digest of (type, patient, business id): stable, unique, and free of
    * the characters a FHIR id cannot hold. */
-  crypto_hash_sha256_state st;
+  cl_sha256_state st;
   static const char domain[] = "clinlog.fhir.id";
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, (const uint8_t *)domain, sizeof domain);
-  crypto_hash_sha256_update(&st, (const uint8_t *)type, strlen(type) + 1);
+  cl_sha256_init(&st);
+  cl_sha256_update(&st, (const uint8_t *)domain, sizeof domain);
+  cl_sha256_update(&st, (const uint8_t *)type, strlen(type) + 1);
   const char *scope = patient_id != NULL ? patient_id : "";
   uint8_t flag = patient_id != NULL;
-  crypto_hash_sha256_update(&st, &flag, 1);
-  crypto_hash_sha256_update(&st, (const uint8_t *)scope, strlen(scope) + 1);
-  crypto_hash_sha256_update(&st, (const uint8_t *)bid, strlen(bid));
-  uint8_t h[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256_final(&st, h);
+  cl_sha256_update(&st, &flag, 1);
+  cl_sha256_update(&st, (const uint8_t *)scope, strlen(scope) + 1);
+  cl_sha256_update(&st, (const uint8_t *)bid, strlen(bid));
+  uint8_t h[CL_SHA256_BYTES];
+  cl_sha256_final(&st, h);
   sodium_bin2hex(out, CL_FHIR_ID_MAX, h, 16);
 }
 
