@@ -513,11 +513,16 @@ static int commit_apply(cl_log *log, rocksdb_writebatch_t *wb, const Clinlog__V1
 
 /* ---------------------------------------------------------------- group */
 
+/* A group's batch bigger than this is not kept for the next one. */
+#define GROUP_WB_KEEP (4u << 20)
+
 /* Runs one commit group. Called by the slot holder. With `applied`
  * (replication), the group is Raft entry `applied` and that index is
  * written with it. */
 static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
-  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  if (!log->group_wb)
+    log->group_wb = rocksdb_writebatch_create();
+  rocksdb_writebatch_t *wb = log->group_wb;
   cl_hmap_clear(log->group_ids);
   log->pend_n = 0;
   log->n_minted = 0;
@@ -585,7 +590,14 @@ static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
   }
   if ((wrote || applied) && !fatal && cl_db_write(log->db, wb, &ferr) != 0)
     fatal = 1;
-  rocksdb_writebatch_destroy(wb);
+  size_t wbl;
+  (void)rocksdb_writebatch_data(wb, &wbl);
+  if (wbl > GROUP_WB_KEEP) { /* a bulk group: its memory goes back */
+    rocksdb_writebatch_destroy(wb);
+    log->group_wb = NULL;
+  } else {
+    rocksdb_writebatch_clear(wb); /* keeps its buffer */
+  }
   if (fatal) {
     /* in-memory state may now be ahead of disk: refuse further commits */
     for (commit_req *q = reqs; q; q = q->next)

@@ -141,6 +141,8 @@ static void log_free(cl_log *log) {
   cl_signer_free(&log->log_signer);
   cl_hmap_free(log->streams);
   cl_hmap_free(log->group_ids);
+  if (log->group_wb)
+    rocksdb_writebatch_destroy(log->group_wb);
   cl_free(log->pend);
   cl_free(log->minted);
   cl_keyring_free(log->keyring);

@@ -102,6 +102,9 @@ struct cl_log {
   cl_merkle_frontier frontier;
   cl_hmap *streams;    /* tag -> cl_stream_state */
   cl_hmap *group_ids;  /* event id -> cl_id_entry, ids written by the current group */
+  /* the group's RocksDB batch, cleared and kept between groups (its buffer
+   * grown once, not per commit); NULL until the first group */
+  rocksdb_writebatch_t *group_wb;
   uint8_t (*pend)[48]; /* stream index entries of the current group */
   size_t pend_n, pend_cap;
   uint8_t (*minted)[32]; /* tags whose new data key the current group writes */
