@@ -2,7 +2,11 @@
  * for the per-thread scratch buffers. */
 #include "store/crypt.h"
 
+#include <limits.h>
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -129,55 +133,125 @@ int cl_event_open(const uint8_t *key, const uint8_t tag[32], const uint8_t id[16
   return 0;
 }
 
-static const char VALUE_AD[] = "clinlog-pv-v1";
+/* ------------------------------------------------------ projection values */
 
-/* AD of a projection value: the domain string, then the caller's AD. */
-static void value_ad_state(crypto_generichash_state *st, const uint8_t *ad, size_t adlen) {
-  crypto_generichash_update(st, (const uint8_t *)VALUE_AD, sizeof VALUE_AD);
-  crypto_generichash_update(st, ad, adlen);
+static const char VALUE_KEY_LABEL[] = "clinlog-pv-v2 key";     /* with its NUL */
+static const char VALUE_NONCE_LABEL[] = "clinlog-pv-v2 nonce"; /* with its NUL */
+
+/* A value's keys, in the thread's secure scratch (wiped after each use). */
+typedef struct value_keys {
+  crypto_aead_aes256gcm_state st; /* first: libsodium wants it 16-byte aligned */
+  uint8_t vk[32];                 /* value key */
+  uint8_t nk[32];                 /* nonce key */
+} value_keys;
+
+static _Atomic int value_openssl = -1; /* -1: not chosen yet */
+
+static int openssl_by_cpu(void) {
+  return sodium_init() < 0 || !crypto_aead_aes256gcm_is_available();
 }
 
-static int value_aead(int seal, const uint8_t *key, const uint8_t *ad, size_t adlen,
-                      const uint8_t *in, size_t inlen, const uint8_t *nonce, uint8_t *out) {
-  /* the AD is hashed so callers may pass AD of any length without a copy */
-  crypto_generichash_state st;
-  uint8_t adh[32];
-  crypto_generichash_init(&st, NULL, 0, sizeof adh);
-  value_ad_state(&st, ad, adlen);
-  crypto_generichash_final(&st, adh, sizeof adh);
+void cl_value_use_openssl(int on) { value_openssl = on ? 1 : openssl_by_cpu(); }
+
+static int use_openssl(void) {
+  int v = value_openssl;
+  if (v < 0) /* every thread finds the same answer */
+    value_openssl = v = openssl_by_cpu();
+  return v;
+}
+
+/* The value key, and the nonce key if `nonce_key`, of data key `key`. */
+static value_keys *value_keys_of(const uint8_t *key, int nonce_key) {
+  value_keys *k = (value_keys *)cl_secure_scratch(CL_SCRATCH_VALUE, sizeof *k);
+  if (!k || ((uintptr_t)k & 15) != 0)
+    return NULL;
+  cl_hmac256_state base, h;
+  cl_hmac256_init(&base, key, 32);
+  h = base;
+  cl_hmac256_update(&h, VALUE_KEY_LABEL, sizeof VALUE_KEY_LABEL);
+  cl_hmac256_final(&h, k->vk);
+  if (nonce_key) {
+    cl_hmac256_update(&base, VALUE_NONCE_LABEL, sizeof VALUE_NONCE_LABEL);
+    cl_hmac256_final(&base, k->nk);
+  } else {
+    sodium_memzero(&base, sizeof base);
+  }
+  return k;
+}
+
+/* AES-256-GCM by OpenSSL: a context per call, cleansed when freed. tag is
+ * written on seal; on open it is the one to check (only read), and out is
+ * wiped when it fails. */
+static int gcm_openssl(int seal, const uint8_t vk[32], const uint8_t nonce[CL_VALUE_NONCE_SIZE],
+                       const uint8_t *ad, size_t adlen, const uint8_t *in, size_t n, uint8_t *out,
+                       uint8_t tag[16]) {
+  if (n > INT_MAX || adlen > INT_MAX)
+    return CL_ETOOBIG;
+  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  if (!c)
+    return CL_ENOMEM;
+  int l, ok = EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, vk, nonce, seal) == 1 &&
+              EVP_CipherUpdate(c, NULL, &l, ad, (int)adlen) == 1 &&
+              EVP_CipherUpdate(c, out, &l, in, (int)n) == 1;
   if (seal)
-    return crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, in, inlen, adh, sizeof adh, NULL,
-                                                      nonce, key);
-  return crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, in, inlen, adh, sizeof adh,
-                                                    nonce, key);
+    ok = ok && EVP_CipherFinal_ex(c, out + l, &l) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1;
+  else
+    ok = ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&
+         EVP_CipherFinal_ex(c, out + l, &l) == 1;
+  EVP_CIPHER_CTX_free(c);
+  if (!ok && !seal)
+    sodium_memzero(out, n);
+  return ok ? 0 : CL_ECRYPTO;
 }
 
-void cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *plain,
-                   size_t n, uint8_t *out) {
-  /* synthetic nonce: keyed BLAKE2b(AD || length || plaintext), under a
-   * subkey of the data key that the AEAD never uses */
-  uint8_t nk[32];
-  crypto_kdf_derive_from_key(nk, sizeof nk, 1, "cl-siv01", key);
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, nk, sizeof nk, CL_NONCE_SIZE);
-  value_ad_state(&st, ad, adlen);
-  uint8_t len[8];
+int cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *plain,
+                  size_t n, uint8_t *out) {
+  value_keys *k = value_keys_of(key, 1);
+  if (!k)
+    return CL_ENOMEM;
+  uint8_t len[8], mac[CL_SHA256_BYTES];
   for (int i = 0; i < 8; i++)
     len[i] = (uint8_t)((uint64_t)adlen >> (8 * i));
-  crypto_generichash_update(&st, len, sizeof len);
-  crypto_generichash_update(&st, plain, n);
-  crypto_generichash_final(&st, out, CL_NONCE_SIZE);
-  sodium_memzero(nk, sizeof nk);
-  value_aead(1, key, ad, adlen, plain, n, out, out + CL_NONCE_SIZE);
+  cl_hmac256_state h;
+  cl_hmac256_init(&h, k->nk, sizeof k->nk);
+  cl_hmac256_update(&h, len, sizeof len);
+  cl_hmac256_update(&h, ad, adlen);
+  cl_hmac256_update(&h, plain, n);
+  cl_hmac256_final(&h, mac);
+  memcpy(out, mac, CL_VALUE_NONCE_SIZE);
+  uint8_t *ct = out + CL_VALUE_NONCE_SIZE, *tag = ct + n;
+  int rc = 0;
+  if (use_openssl())
+    rc = gcm_openssl(1, k->vk, out, ad, adlen, plain, n, ct, tag);
+  else if (crypto_aead_aes256gcm_beforenm(&k->st, k->vk) != 0 ||
+           crypto_aead_aes256gcm_encrypt_detached_afternm(ct, tag, NULL, plain, n, ad, adlen, NULL,
+                                                          out, &k->st) != 0)
+    rc = CL_ECRYPTO;
+  sodium_memzero(k, sizeof *k);
+  return rc;
 }
 
 int cl_value_open(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *sealed,
                   size_t len, uint8_t *out) {
-  if (len < CL_SEALED_OVERHEAD)
+  if (len < CL_VALUE_OVERHEAD)
     return CL_ECORRUPT;
-  if (value_aead(0, key, ad, adlen, sealed + CL_NONCE_SIZE, len - CL_NONCE_SIZE, sealed, out) != 0)
-    return CL_ECRYPTO;
-  return 0;
+  value_keys *k = value_keys_of(key, 0);
+  if (!k)
+    return CL_ENOMEM;
+  size_t n = len - CL_VALUE_OVERHEAD;
+  const uint8_t *ct = sealed + CL_VALUE_NONCE_SIZE, *tag = ct + n;
+  int rc = 0;
+  if (use_openssl())
+    rc = gcm_openssl(0, k->vk, sealed, ad, adlen, ct, n, out, (uint8_t *)tag);
+  else if (crypto_aead_aes256gcm_beforenm(&k->st, k->vk) != 0 ||
+           crypto_aead_aes256gcm_decrypt_detached_afternm(out, NULL, ct, n, tag, ad, adlen, sealed,
+                                                          &k->st) != 0) {
+    sodium_memzero(out, n);
+    rc = CL_ECRYPTO;
+  }
+  sodium_memzero(k, sizeof *k);
+  return rc;
 }
 
 /* ------------------------------------------------------ secure scratch */

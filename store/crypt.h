@@ -21,12 +21,13 @@
  * into meta ("fixed_keys"), and from then on they are unsealed from there;
  * only the wrap key and the key check follow the current master key.
  *
- * Ciphertexts (XChaCha20-Poly1305 IETF, 24-byte nonce, 16-byte tag):
+ * Ciphertexts (XChaCha20-Poly1305 IETF, 24-byte nonce, 16-byte tag; but
+ * projection values: AES-256-GCM, 12-byte nonce, 16-byte tag):
  *   | what              | key            | associated data                  | nonce          |
  *   |-------------------|----------------|----------------------------------|----------------|
  *   | wrapped data key  | wrap key       | "clinlog-dk-v1\0" || tag[32]     | random (1)     |
  *   | event payload     | data key       | tag[32] || event id[16]          | random         |
- *   | projection value  | data key       | "clinlog-pv-v1\0" || caller's AD | synthetic (2)  |
+ *   | projection value  | value key (2)  | caller's AD                      | synthetic (2)  |
  *   | fixed keys (meta) | fixed-keys key | "clinlog-fixed-keys-v1\0"        | random         |
  *   | retired wrap keys | fixed-keys key | "clinlog-retired-wrap-keys-v1\0" | random         |
  *
@@ -35,10 +36,18 @@
  * stream's committed key by that nonce (log_int.h, wk_nonce), so apply
  * stays deterministic across a rotation. Under any one wrap key a nonce
  * still seals one plaintext only: a stream's data key never changes.
- * (2) Projection values use a synthetic nonce (a keyed BLAKE2b of the AD
- * and the plaintext) so a rebuilt projection is byte-identical to the live
- * one; it reveals only that two values under the same key, AD and
- * plaintext are equal. */
+ * (2) Projection values are sealed with AES-256-GCM under the value key,
+ * HMAC-SHA-256(data key, "clinlog-pv-v2 key" 0x00), with a synthetic nonce:
+ * the first 12 bytes of HMAC-SHA-256(nonce key, AD length u64 LE || AD ||
+ * value), the nonce key being HMAC-SHA-256(data key, "clinlog-pv-v2 nonce"
+ * 0x00). Deterministic, so a rebuilt projection is byte-identical to the
+ * live one; it reveals only that two values under the same key, AD and
+ * plaintext are equal. Distinct values get independent nonces: with q
+ * values ever sealed under one stream's key, two share a nonce with
+ * probability below q^2 / 2^97 (NIST SP 800-38D's bound for random GCM
+ * nonces holds to 2^32 values a key; a stream seals far fewer). Until
+ * 2026-12-07: XChaCha20-Poly1305 under the data key with a keyed-BLAKE2b
+ * nonce, 2.4x slower to seal and 2.9x to open (docs/format.md). */
 #ifndef CL_STORE_CRYPT_H
 #define CL_STORE_CRYPT_H
 
@@ -53,8 +62,11 @@
 #define CL_NONCE_SIZE 24
 #define CL_AEAD_ABYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define CL_WRAPPED_KEY_SIZE (24 + 32 + 16) /* nonce, key, tag */
-/* a sealed projection value: nonce || ciphertext (plaintext + 16) */
+/* a sealed secret in meta: nonce || ciphertext (plaintext + 16) */
 #define CL_SEALED_OVERHEAD (CL_NONCE_SIZE + CL_AEAD_ABYTES)
+/* a sealed projection value: nonce[12] || ciphertext || tag[16] */
+#define CL_VALUE_NONCE_SIZE 12
+#define CL_VALUE_OVERHEAD (CL_VALUE_NONCE_SIZE + 16)
 
 /* The tag key and the wrap key (32 bytes each) of a master key. */
 void cl_derive_tag_key(const uint8_t *master, uint8_t *tag_key);
@@ -117,14 +129,23 @@ CL_MUST_CHECK int cl_event_open(const uint8_t *key, const uint8_t tag[32], const
                                 const uint8_t nonce[CL_NONCE_SIZE], const uint8_t *ct, size_t ctlen,
                                 uint8_t **plain, size_t *n);
 
-/* Seals a projection value deterministically (see the header comment):
- * out gets n + CL_SEALED_OVERHEAD bytes. */
-void cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *plain,
-                   size_t n, uint8_t *out);
-/* Opens a sealed value into out (len - CL_SEALED_OVERHEAD bytes). Errors:
- * CL_ECORRUPT (too short), CL_ECRYPTO. */
+/* Seals a projection value deterministically under the data key `key`
+ * (see the header comment, (2)): out gets n + CL_VALUE_OVERHEAD bytes.
+ * libsodium's AES-GCM where the CPU has AES-NI and PCLMUL (the expanded
+ * key in secure memory, wiped after), OpenSSL's otherwise (its context
+ * cleansed when freed): the same bytes. Returns 0, or CL_ENOMEM (no
+ * secure memory, or OpenSSL's context), CL_ETOOBIG (n or adlen over
+ * INT_MAX, OpenSSL's limit), CL_ECRYPTO (OpenSSL failed). */
+CL_MUST_CHECK int cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen,
+                                const uint8_t *plain, size_t n, uint8_t *out);
+/* Opens a sealed value into out (len - CL_VALUE_OVERHEAD bytes; wiped
+ * when it does not open). Errors: CL_ECORRUPT (too short), CL_ECRYPTO
+ * (wrong key or AD, tampered), CL_ENOMEM, CL_ETOOBIG as above. */
 CL_MUST_CHECK int cl_value_open(const uint8_t *key, const uint8_t *ad, size_t adlen,
                                 const uint8_t *sealed, size_t len, uint8_t *out);
+/* Tests only: 1 makes cl_value_seal/open use OpenSSL's AES-GCM even where
+ * libsodium's runs, 0 goes back to the choice by CPU. Not thread-safe. */
+void cl_value_use_openssl(int on);
 
 /* Per-thread scratch in sodium_malloc memory for data keys in use, so the
  * hot paths (every read, every batch) do not pay sodium_malloc's mmap,
@@ -137,6 +158,7 @@ enum {
   CL_SCRATCH_READ,
   CL_SCRATCH_PROJ,
   CL_SCRATCH_COMMIT, /* the committer's check of minted keys (commit.c) */
+  CL_SCRATCH_VALUE,  /* a projection value's keys (cl_value_seal, cl_value_open) */
   CL_SCRATCH_SLOTS
 };
 uint8_t *cl_secure_scratch(int slot, size_t n);

@@ -85,6 +85,8 @@ static int write_fresh_meta(cl_proj *p, cl_err *err) {
                   (uint8_t)(p->version >> 8), (uint8_t)p->version};
   uint8_t pos[8] = {0};
   rocksdb_writebatch_put_cf(wb, p->meta, META_VERSION, strlen(META_VERSION), (const char *)v, 4);
+  const char format = PROJ_FORMAT;
+  rocksdb_writebatch_put_cf(wb, p->meta, META_FORMAT, strlen(META_FORMAT), &format, 1);
   rocksdb_writebatch_put_cf(wb, p->meta, META_POSITION, strlen(META_POSITION), (const char *)pos,
                             8);
   char *rerr = NULL;
@@ -163,11 +165,14 @@ int cl_proj_open(cl_log *log, const char *name, uint32_t version, const char *co
   cl_hmac256_update(p->hmac, "proj.", 5);
   cl_hmac256_update(p->hmac, p->name, strlen(p->name) + 1);
   int rc = (p->db = cl_log_proj_db(log, err)) != NULL ? open_families(p, err) : err->code;
-  uint64_t stored = 0;
+  uint64_t stored = 0, format = 0;
   if (rc == 0) {
     rc = meta_get_u64(p, META_VERSION, &stored, 4, err);
+    if (rc == 0 && stored == version && (rc = meta_get_u64(p, META_FORMAT, &format, 1, err)) == 0 &&
+        format != PROJ_FORMAT)
+      rc = CL_ENOTFOUND;
     if (rc == CL_ENOTFOUND || (rc == 0 && stored != version))
-      rc = reset_locked(p, err); /* new, or its fold changed: from event 1 */
+      rc = reset_locked(p, err); /* new, its fold changed, or the store's format: from event 1 */
     else if (rc == 0)
       rc = meta_get_u64(p, META_POSITION, &p->position, 8, err);
     p->written = p->position;

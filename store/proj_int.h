@@ -26,6 +26,12 @@
 
 #define META_POSITION "position"
 #define META_VERSION "version"
+/* How the store lays out every projection's state, beside each fold's own
+ * version: state of another format (or of none: format 1, before this key)
+ * is dropped at open and folded again from event 1. 2: values sealed with
+ * AES-256-GCM (crypt.h), 2026-12-07; 1: XChaCha20-Poly1305. */
+#define META_FORMAT "format"
+#define PROJ_FORMAT 2
 
 /* A commit that writes nothing moves the position in memory only, until the
  * position on disk is this many events behind (then it is written): a

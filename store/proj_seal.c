@@ -56,19 +56,21 @@ int cl_proj_open_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, co
                         size_t len, uint8_t **plain, size_t *n, cl_err *err) {
   *plain = NULL;
   *n = 0;
-  if (fam >= p->nfam || len < 32 + CL_SEALED_OVERHEAD)
+  if (fam >= p->nfam || len < 32 + CL_VALUE_OVERHEAD)
     return cl_err_set(err, CL_ECORRUPT, "projection %s: sealed value of %zu bytes", p->name, len);
   uint8_t *dk;
   value_ad ad;
   int rc = key_and_ad(p, fam, key, kl, sealed, &dk, &ad, err);
   if (rc)
     return rc;
-  size_t pl = len - 32 - CL_SEALED_OVERHEAD;
+  size_t pl = len - 32 - CL_VALUE_OVERHEAD;
   uint8_t *out = cl_malloc(pl ? pl : 1);
   if (!out)
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-  else if (cl_value_open(dk, ad.p, ad.n, sealed + 32, len - 32, out) != 0)
-    rc = cl_err_set(err, CL_ECRYPTO, "projection %s: a sealed value does not open", p->name);
+  else if ((rc = cl_value_open(dk, ad.p, ad.n, sealed + 32, len - 32, out)) != 0)
+    rc = rc == CL_ECRYPTO
+             ? cl_err_set(err, rc, "projection %s: a sealed value does not open", p->name)
+             : cl_err_set(err, rc, "projection %s: opening a value: %s", p->name, cl_strerror(rc));
   sodium_memzero(dk, 32);
   ad_free(&ad);
   if (rc) {
@@ -82,7 +84,7 @@ int cl_proj_open_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, co
 
 int proj_seal_write(cl_proj *p, const txn_write *w, uint8_t **buf, size_t *cap, size_t *n,
                     cl_err *err) {
-  size_t pl = w->vl - 32, need = 32 + pl + CL_SEALED_OVERHEAD;
+  size_t pl = w->vl - 32, need = 32 + pl + CL_VALUE_OVERHEAD;
   if (*cap < need) {
     uint8_t *nb = cl_realloc(*buf, need);
     if (!nb)
@@ -97,9 +99,11 @@ int proj_seal_write(cl_proj *p, const txn_write *w, uint8_t **buf, size_t *cap, 
   if (rc)
     return rc;
   memcpy(*buf, tag, 32);
-  cl_value_seal(dk, ad.p, ad.n, tag + 32, pl, *buf + 32);
+  rc = cl_value_seal(dk, ad.p, ad.n, tag + 32, pl, *buf + 32);
   sodium_memzero(dk, 32);
   ad_free(&ad);
+  if (rc)
+    return cl_err_set(err, rc, "projection %s: sealing a value: %s", p->name, cl_strerror(rc));
   *n = need;
   return 0;
 }

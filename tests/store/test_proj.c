@@ -14,6 +14,7 @@
 
 #include "store/db.h"
 #include "store/proj.h"
+#include "store/proj_int.h"
 #include "tests/support/testutil.h"
 
 static const char *const fams[] = {"val"};
@@ -66,6 +67,16 @@ static void assert_committed(cl_proj *p, const uint8_t k[32], const char *want) 
   assert_plain(v, vl, want);
 }
 
+/* Commits SECRET, sealed under patient-1's key, as key k at position pos. */
+static void commit_secret(fixture *f, const uint8_t k[32], uint64_t pos) {
+  cl_err err;
+  cl_proj_txn *t;
+  cr_assert_eq(cl_proj_begin(f->p, &t, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_put_sealed(t, 0, k, 32, f->tag, SECRET, strlen(SECRET), &err), 0, "%s",
+               err.msg);
+  cr_assert_eq(cl_proj_commit(t, pos, &err), 0, "%s", err.msg);
+}
+
 Test(proj, a_sealed_value_reads_back_before_and_after_its_commit) {
   fixture f;
   setup(&f);
@@ -81,7 +92,7 @@ Test(proj, a_sealed_value_reads_back_before_and_after_its_commit) {
   assert_plain(v, vl, SECRET);
   /* the raw read gives the value as it will be stored: tag, then sealed */
   cr_assert_eq(cl_proj_txn_get(t, 0, k, 32, &v, &vl, &err), 0, "%s", err.msg);
-  cr_assert_eq(vl, 32 + strlen(SECRET) + CL_SEALED_OVERHEAD);
+  cr_assert_eq(vl, 32 + strlen(SECRET) + CL_VALUE_OVERHEAD);
   cr_assert_eq(memcmp(v, f.tag, 32), 0);
   cr_assert_null(memmem(v, vl, "Lovelace", 8), "sealed, not plaintext");
   uint8_t *plain;
@@ -181,11 +192,7 @@ Test(proj, projections_live_in_a_database_of_their_own) {
   cl_err err;
   uint8_t k[32];
   key_of(&f, "patient-1/name", k);
-  cl_proj_txn *t;
-  cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0, "%s", err.msg);
-  cr_assert_eq(cl_proj_put_sealed(t, 0, k, 32, f.tag, SECRET, strlen(SECRET), &err), 0, "%s",
-               err.msg);
-  cr_assert_eq(cl_proj_commit(t, 2, &err), 0, "%s", err.msg);
+  commit_secret(&f, k, 2);
   cl_proj_close(f.p);
   cl_log_close(f.log);
   char path[4096];
@@ -212,6 +219,47 @@ Test(proj, projections_live_in_a_database_of_their_own) {
   cr_assert_eq(log_db_proj_families(f.dir), 0, "the old families are dropped");
   f.log = cl_test_log_open(f.dir, 1000);
   cr_assert_eq(cl_proj_open(f.log, "ptest", 1, fams, 1, &f.p, &err), 0, "%s", err.msg);
+  teardown(&f);
+}
+
+Test(proj, state_of_another_format_is_folded_again) {
+  fixture f;
+  setup(&f);
+  cl_err err;
+  uint8_t k[32];
+  key_of(&f, "patient-1/name", k);
+  commit_secret(&f, k, 2);
+  cl_proj_close(f.p);
+  cr_assert_eq(cl_proj_open(f.log, "ptest", 1, fams, 1, &f.p, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_position(f.p), 2, "the same format and version: kept");
+  cl_proj_close(f.p);
+
+  /* state written before the format was recorded (format 1: values sealed
+   * with XChaCha20-Poly1305), then state of a format this build does not
+   * know: dropped, folded again from event 1 */
+  static const char *const formats[] = {NULL, "\x09"};
+  for (size_t i = 0; i < 2; i++) {
+    cl_db *db = cl_log_proj_db(f.log, &err);
+    cr_assert_not_null(db, "%s", err.msg);
+    rocksdb_column_family_handle_t *meta;
+    cr_assert_eq(cl_db_cf_create(db, "proj.ptest", &meta, &err), 0, "%s", err.msg);
+    char *rerr = NULL;
+    if (formats[i])
+      rocksdb_put_cf(db->db, db->wo, meta, META_FORMAT, strlen(META_FORMAT), formats[i], 1, &rerr);
+    else
+      rocksdb_delete_cf(db->db, db->wo, meta, META_FORMAT, strlen(META_FORMAT), &rerr);
+    cr_assert_null(rerr, "%s", rerr);
+    cr_assert_eq(cl_proj_open(f.log, "ptest", 1, fams, 1, &f.p, &err), 0, "%s", err.msg);
+    cr_assert_eq(cl_proj_position(f.p), 0, "format %s: from event 1", formats[i] ? "9" : "1");
+    uint8_t *v;
+    size_t vl;
+    cr_assert_eq(cl_proj_get(f.p, 0, k, 32, &v, &vl, &err), CL_ENOTFOUND, "the old state is gone");
+    commit_secret(&f, k, 2); /* folded again */
+    cl_proj_close(f.p);
+  }
+  cr_assert_eq(cl_proj_open(f.log, "ptest", 1, fams, 1, &f.p, &err), 0, "%s", err.msg);
+  cr_assert_eq(cl_proj_position(f.p), 2, "kept: the reset recorded this build's format");
+  assert_committed(f.p, k, SECRET);
   teardown(&f);
 }
 
@@ -261,15 +309,10 @@ static void reopen(fixture *f) {
 Test(proj, a_commit_of_nothing_moves_the_position_without_a_write) {
   fixture f;
   setup(&f);
-  cl_err err;
   uint8_t k[32], d1[32], d2[32];
   key_of(&f, "patient-1/name", k);
   uint64_t c0 = cl_proj_changes(f.p);
-  cl_proj_txn *t;
-  cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0, "%s", err.msg);
-  cr_assert_eq(cl_proj_put_sealed(t, 0, k, 32, f.tag, SECRET, strlen(SECRET), &err), 0, "%s",
-               err.msg);
-  cr_assert_eq(cl_proj_commit(t, 2, &err), 0, "%s", err.msg);
+  commit_secret(&f, k, 2);
   cr_assert_eq(cl_proj_changes(f.p), c0 + 1);
   commit_empty(f.p, 3, 50);
   cr_assert_eq(cl_proj_position(f.p), 50);
