@@ -18,7 +18,9 @@
  *    ratio to the read);
  *  - queries through the engine (query/fhir/engine.c, in process) and the
  *    same over the REST API (adapters/http, an in-process server on
- *    loopback, HTTP/1.1 keep-alive, plaintext): read, vread, a patient's
+ *    loopback, HTTP/1.1 keep-alive, plaintext), read and vread also over
+ *    gRPC (clinlog.v1.Fhir/Read, an in-process server on loopback,
+ *    plaintext, one channel): read, vread, a patient's
  *    Observations by code and date range, a patient's active
  *    MedicationRequests, Conditions by code across all patients, and
  *    $everything of the big patient; p50/p99 of each;
@@ -35,6 +37,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapters/grpc/client.h"
+#include "adapters/grpc/services.h"
 #include "adapters/http/http.h"
 #include "adapters/service/service.h"
 #include "bench/bench_fhir_pg.h"
@@ -42,6 +46,7 @@
 #include "bench/httpc.h"
 #include "bench/popgen.h"
 #include "bench/workload.h"
+#include "clinlog/v1/fhir.pb-c.h"
 #include "query/fhir/engine.h"
 #include "query/fhir/export.h"
 #include "query/fhir/fhir.h"
@@ -245,6 +250,61 @@ static void engine_call(cl_fhir_engine *e, int interaction, const char *type, co
       (*entries)++;
   }
   cl_fhir_resp_clear(&rs);
+}
+
+/* The gRPC face: clinlog.v1.Fhir served over svc on loopback (plaintext,
+ * as clinlogd --dev), and a client of it. Exits on failure. */
+static cl_server *grpc_serve(cl_svc *svc, cl_client **client) {
+  cl_server_config sc;
+  cl_server_config_init(&sc);
+  sc.listen = "127.0.0.1:0";
+  sc.dev = 1;
+  sc.drain_ms = 0;
+  cl_server *srv;
+  int port;
+  cl_err err;
+  if (cl_server_start(&sc, svc, &cl_grpc_fhir_service, 1, &srv, &port, &err) != 0) {
+    fprintf(stderr, "grpc: %s\n", err.msg);
+    exit(1);
+  }
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", port);
+  cl_client_options co;
+  cl_client_options_init(&co);
+  co.target = target;
+  co.plaintext = 1;
+  if (cl_client_open(&co, client, &err) != 0) {
+    fprintf(stderr, "grpc client: %s\n", err.msg);
+    exit(1);
+  }
+  return srv; /* the channel connects at its first call */
+}
+
+/* GET path over REST; anything but 200 ends the bench (a failed query
+ * must not pass for a fast one). */
+static void rest_get(bench_hc *c, const char *path) {
+  int st = bench_hc_get(c, path);
+  if (st != 200) {
+    fprintf(stderr, "fhir bench: GET %s: %d %.*s\n", path, st, st > 0 ? (int)c->body_len : 0,
+            st > 0 ? c->body : "");
+    exit(1);
+  }
+}
+
+/* Fhir.Read of Patient/id (version 0: the current one) over gRPC. */
+static void grpc_read(cl_client *c, const char *id, uint32_t version) {
+  Clinlog__V1__FhirReadRequest req = CLINLOG__V1__FHIR_READ_REQUEST__INIT;
+  req.type = "Patient";
+  req.id = (char *)id;
+  req.version_id = version;
+  ProtobufCMessage *m;
+  cl_err err;
+  if (cl_client_unary(c, "/clinlog.v1.Fhir/Read", &req.base,
+                      &clinlog__v1__fhir_response__descriptor, &m, NULL, &err) != 0) {
+    fprintf(stderr, "fhir bench: Fhir.Read Patient/%s: %s\n", id, err.msg);
+    exit(1);
+  }
+  protobuf_c_message_free_unpacked(m, NULL);
 }
 
 static void report(const char *name, const char *face, double *v, size_t n, double target,
@@ -465,6 +525,8 @@ int bench_fhir_main(int argc, char **argv) {
   cl_fhir_engine_new(cl_runner_proj(runner), log, &engine, &err);
   bench_hc client;
   cl_http *http = bench_hc_serve(svc, &client);
+  cl_client *gclient;
+  cl_server *grpc = grpc_serve(svc, &gclient);
 
   char machine[256];
   bench_machine(machine, sizeof machine);
@@ -518,9 +580,15 @@ int bench_fhir_main(int argc, char **argv) {
   RUN("read Patient", "engine", N, 2, PICK(),
       engine_call(engine, CL_FHIR_READ, "Patient", pid, 0, NULL, 0, NULL));
   RUN("read Patient", "REST", N, 2,
-      (PICK(), snprintf(path, sizeof path, "/fhir/R4/Patient/%s", pid)), bench_hc_get(&client, path));
+      (PICK(), snprintf(path, sizeof path, "/fhir/R4/Patient/%s", pid)), rest_get(&client, path));
+  grpc_read(gclient, "1", 0); /* connects the channel, as the REST client is before */
+  RUN("read Patient", "gRPC", N, 2, PICK(), grpc_read(gclient, pid, 0));
   RUN("vread Patient/_history/1", "engine", N, 2, PICK(),
       engine_call(engine, CL_FHIR_VREAD, "Patient", pid, 1, NULL, 0, NULL));
+  RUN("vread Patient/_history/1", "REST", N, 2,
+      (PICK(), snprintf(path, sizeof path, "/fhir/R4/Patient/%s/_history/1", pid)),
+      rest_get(&client, path));
+  RUN("vread Patient/_history/1", "gRPC", N, 2, PICK(), grpc_read(gclient, pid, 1));
   {
     cl_fhir_kv kv[3] = {
         {"patient", pid}, {"code", "http://loinc.org|8867-4"}, {"date", "ge2025-03-01"}};
@@ -531,7 +599,7 @@ int bench_fhir_main(int argc, char **argv) {
                           "/fhir/R4/Observation?patient=%s&code=http://loinc.org%%7C8867-4&date="
                           "ge2025-03-01",
                           pid)),
-        bench_hc_get(&client, path));
+        rest_get(&client, path));
     cl_fhir_kv mr[2] = {{"patient", pid}, {"status", "active"}};
     RUN("MedicationRequest?patient&status=active", "engine", N, 10, PICK(),
         engine_call(engine, CL_FHIR_SEARCH, "MedicationRequest", NULL, 0, mr, 2, &entries));
@@ -545,7 +613,7 @@ int bench_fhir_main(int argc, char **argv) {
     RUN("Patient/$everything (the big patient)", "engine", 100, 50, snprintf(id, sizeof id, "0"),
         engine_call(engine, CL_FHIR_EVERYTHING, "Patient", id, 0, ev, 1, &entries));
     RUN("Patient/$everything (the big patient)", "REST", 100, 50, (void)0,
-        bench_hc_get(&client, "/fhir/R4/Patient/0/$everything?_count=1000"));
+        rest_get(&client, "/fhir/R4/Patient/0/$everything?_count=1000"));
   }
   double export_rps = export_bench(runner, log, dir, readers, json);
   int rc = 0;
@@ -559,6 +627,8 @@ int bench_fhir_main(int argc, char **argv) {
   bench_fhir_rec_free(&rec);
   free(v);
   bench_hc_close(&client);
+  cl_client_close(gclient);
+  cl_server_stop(grpc);
   cl_http_stop(http);
   cl_fhir_engine_free(engine);
   cl_svc_free(svc);

@@ -495,8 +495,9 @@ static int measure(PGconn *c, int q, const bench_fhir_note *nt, const bench_fhir
   else if (rc == 0)
     printf("  %-44s %-6s %7.3f %9.3f   %6zu\n", qq->name, "pg", p50 * 1e3, p99 * 1e3,
            got[2 * n - 2]);
-  for (size_t f = 0; rc == 0 && f < 2; f++) {
-    const bench_fhir_note *x = find_note(a->rec, qq->name, f ? "REST" : "engine");
+  static const char *const faces[] = {"engine", "REST", "gRPC"};
+  for (size_t f = 0; rc == 0 && f < sizeof faces / sizeof *faces; f++) {
+    const bench_fhir_note *x = find_note(a->rec, qq->name, faces[f]);
     if (x == NULL || p50 <= 0 || p99 <= 0)
       continue;
     if (a->json)

@@ -380,8 +380,8 @@ def fhir_section(r):
     cpu = head.get("catchup_cpu_us") or {}
     w("In process, on a generated population (%s patients, %s events across every domain): "
       "the fhir projection's catch-up from event 1 against reading the log (decrypted), "
-      "then reads and searches through the engine and over the REST face, and a bulk "
-      "export; PostgreSQL 15 holds the same resources as JSONB (a table per type, GIN and "
+      "then reads and searches through the engine and over the REST face (read and vread "
+      "over gRPC too), and a bulk export; PostgreSQL 15 holds the same resources as JSONB (a table per type, GIN and "
       "expression indexes) and answers the same queries (docs/fhir.md, Performance)." % (
           _f(head.get("patients")), _f(head.get("events"))))
     w("")
