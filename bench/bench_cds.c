@@ -506,28 +506,16 @@ int bench_cds_main(int argc, char **argv) {
 
   /* alert latency under load, on Cds.Alerts over gRPC */
   const cl_grpc_service services[] = {cl_grpc_health_service, cl_grpc_cds_service};
-  cl_server_config sc;
-  cl_server_config_init(&sc);
-  sc.dev = 1;
-  sc.listen = "127.0.0.1:0";
-  sc.drain_ms = 0;
-  cl_server *srv;
-  int port;
-  if (cl_server_start(&sc, svc, services, 2, &srv, &port, &err) != 0) {
+  cl_client *cc;
+  cl_server *srv = bench_grpc_serve(svc, services, 2, &cc, &err);
+  if (srv == NULL) {
     fprintf(stderr, "cds bench: gRPC server: %s\n", err.msg);
     return 1;
   }
-  char target[64];
-  snprintf(target, sizeof target, "127.0.0.1:%d", port);
-  cl_client_options co;
-  cl_client_options_init(&co);
-  co.target = target;
-  co.plaintext = 1;
-  cl_client *cc;
   subscriber sub = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
   Clinlog__V1__AlertsRequest areq = CLINLOG__V1__ALERTS_REQUEST__INIT;
   areq.after_seq = cl_feed_size(feed); /* live only: the population's alerts are behind */
-  if (cl_client_open(&co, &cc, &err) != 0 || cl_client_cds_alerts(cc, &areq, &sub.st, &err) != 0) {
+  if (cl_client_cds_alerts(cc, &areq, &sub.st, &err) != 0) {
     fprintf(stderr, "cds bench: Cds.Alerts: %s\n", err.msg);
     return 1;
   }

@@ -252,34 +252,6 @@ static void engine_call(cl_fhir_engine *e, int interaction, const char *type, co
   cl_fhir_resp_clear(&rs);
 }
 
-/* The gRPC face: clinlog.v1.Fhir served over svc on loopback (plaintext,
- * as clinlogd --dev), and a client of it. Exits on failure. */
-static cl_server *grpc_serve(cl_svc *svc, cl_client **client) {
-  cl_server_config sc;
-  cl_server_config_init(&sc);
-  sc.listen = "127.0.0.1:0";
-  sc.dev = 1;
-  sc.drain_ms = 0;
-  cl_server *srv;
-  int port;
-  cl_err err;
-  if (cl_server_start(&sc, svc, &cl_grpc_fhir_service, 1, &srv, &port, &err) != 0) {
-    fprintf(stderr, "grpc: %s\n", err.msg);
-    exit(1);
-  }
-  char target[64];
-  snprintf(target, sizeof target, "127.0.0.1:%d", port);
-  cl_client_options co;
-  cl_client_options_init(&co);
-  co.target = target;
-  co.plaintext = 1;
-  if (cl_client_open(&co, client, &err) != 0) {
-    fprintf(stderr, "grpc client: %s\n", err.msg);
-    exit(1);
-  }
-  return srv; /* the channel connects at its first call */
-}
-
 /* GET path over REST; anything but 200 ends the bench (a failed query
  * must not pass for a fast one). */
 static void rest_get(bench_hc *c, const char *path) {
@@ -526,7 +498,11 @@ int bench_fhir_main(int argc, char **argv) {
   bench_hc client;
   cl_http *http = bench_hc_serve(svc, &client);
   cl_client *gclient;
-  cl_server *grpc = grpc_serve(svc, &gclient);
+  cl_server *grpc = bench_grpc_serve(svc, &cl_grpc_fhir_service, 1, &gclient, &err);
+  if (grpc == NULL) {
+    fprintf(stderr, "fhir bench: gRPC: %s\n", err.msg);
+    return 1;
+  }
 
   char machine[256];
   bench_machine(machine, sizeof machine);

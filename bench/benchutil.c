@@ -887,3 +887,27 @@ int bench_free_ports(int *ports, int n) {
       close(fds[i]);
   return rc;
 }
+
+cl_server *bench_grpc_serve(struct cl_svc *svc, const cl_grpc_service *services, size_t n,
+                            cl_client **client, cl_err *err) {
+  cl_server_config sc;
+  cl_server_config_init(&sc);
+  sc.listen = "127.0.0.1:0";
+  sc.dev = 1;
+  sc.drain_ms = 0;
+  cl_server *srv;
+  int port;
+  if (cl_server_start(&sc, svc, services, n, &srv, &port, err) != 0)
+    return NULL;
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", port);
+  cl_client_options co;
+  cl_client_options_init(&co);
+  co.target = target;
+  co.plaintext = 1;
+  if (cl_client_open(&co, client, err) != 0) {
+    cl_server_stop(srv);
+    return NULL;
+  }
+  return srv;
+}

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "adapters/grpc/client.h"
+#include "adapters/grpc/server.h"
 #include "bench/loadgen.h"
 #include "store/keys.h"
 #include "store/log.h"
@@ -237,5 +238,14 @@ int bench_find_exe(const char *cmd, const char *opt, const char *argv0, const ch
                    size_t n);
 /* n distinct loopback TCP ports free right now. Returns 0 or -1. */
 int bench_free_ports(int *ports, int n);
+
+/* Serves `services` (n of them; borrowed, must outlive the server) over the
+ * request layer svc on a free loopback port, plaintext as clinlogd --dev,
+ * no drain at stop, and opens a client of it (*client, cl_client_close
+ * before cl_server_stop). The channel connects at its first call. Returns
+ * the server, or NULL with the reason in *err (nothing to free). */
+struct cl_svc;
+cl_server *bench_grpc_serve(struct cl_svc *svc, const cl_grpc_service *services, size_t n,
+                            cl_client **client, cl_err *err);
 
 #endif
