@@ -536,6 +536,8 @@ static int do_search(cl_fhir_engine *e, const cl_fhir_req *rq, int64_t now, cl_f
       if (ok && q.since != INT64_MIN)
         ok = lu_range(x, &lo, &hi) == 0 && lo >= q.since;
     }
+    for (size_t k = 0; ok && k < q.nc; k++) /* before any parsing */
+      ok = fe_crit_may_match(x->raw, x->rawlen, &q.c[k]);
     for (size_t k = 0; ok && k < q.nc; k++) {
       json_t *res = fe_item_res(x, &err);
       int m = res ? fe_crit_match(res, &q.c[k], now, fe_chain_ids, e, &err) : -1;

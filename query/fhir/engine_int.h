@@ -142,6 +142,14 @@ typedef int (*fe_chain_fn)(void *ctx, const char *type, const char *param, const
 int fe_crit_match(json_t *res, const crit *c, int64_t now, fe_chain_fn chain, void *ctx,
                   cl_err *err);
 
+/* 0 when no resource whose stored form (fj.h; n bytes at raw) is that
+ * can match criterion `c`, else 1 (it may: fe_crit_match tells). Looks
+ * at the bytes alone, for a token criterion without modifier or chain:
+ * a code it names must be one of the resource's strings, which its
+ * stored form holds byte for byte unless JSON escapes a character of it.
+ * Spares parsing the resources a code search rejects. */
+int fe_crit_may_match(const char *raw, size_t n, const crit *c);
+
 /* ---- candidates and Bundles (results.c) ---- */
 
 /* A candidate: its stored bytes, parsed only when a criterion, a sort key,

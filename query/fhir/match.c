@@ -445,19 +445,55 @@ int fe_crit_match(json_t *res, const crit *c, int64_t now, fe_chain_fn chain, vo
   return hit;
 }
 
+/* A token's value [system|]code split at its first '|' (truncated to the
+ * buffers); returns the '|' or NULL. */
+static const char *token_parts(const char *val, char sys[512], char code[256]) {
+  const char *bar = strchr(val, '|');
+  sys[0] = '\0';
+  if (bar) {
+    snprintf(sys, 512, "%.*s", (int)(bar - val), val);
+    snprintf(code, 256, "%s", bar + 1);
+  } else {
+    snprintf(code, 256, "%s", val);
+  }
+  return bar;
+}
+
+/* 1 if JSON writes s as it is (fj.h: only '"', '\\' and control
+ * characters are escaped). */
+static int verbatim(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == '"' || *s == '\\')
+      return 0;
+  return 1;
+}
+
+int fe_crit_may_match(const char *raw, size_t n, const crit *c) {
+  if (raw == NULL || c->d->kind != K_TOKEN || c->mod[0] != '\0' || c->chain[0] != '\0')
+    return 1;
+  /* the values as fe_crit_match and fe_crit_value take them */
+  char buf[1024], *alts[32];
+  snprintf(buf, sizeof buf, "%s", c->value);
+  size_t na = fe_split_or(buf, alts, 32);
+  for (size_t i = 0; i < na; i++) {
+    char sys[512], code[256];
+    token_parts(alts[i], sys, code);
+    /* token_one: a code, when there is one, equals a string of the
+     * resource; "system|" needs a Coding of that system */
+    const char *need = code[0] ? code : sys;
+    if (need[0] == '\0' || !verbatim(need) || memmem(raw, n, need, strlen(need)) != NULL)
+      return 1;
+  }
+  return 0;
+}
+
 int fe_crit_value(json_t *res, const crit *c, const char *val, int64_t now) {
   json_t *vals = fe_values_of(res, c->d);
   int hit = 0;
   const pdef *d = c->d;
   if (d->kind == K_TOKEN) {
-    char sys[512] = "", code[256] = "";
-    const char *bar = strchr(val, '|');
-    if (bar) {
-      snprintf(sys, sizeof sys, "%.*s", (int)(bar - val), val);
-      snprintf(code, sizeof code, "%s", bar + 1);
-    } else {
-      snprintf(code, sizeof code, "%s", val);
-    }
+    char sys[512], code[256];
+    const char *bar = token_parts(val, sys, code);
     for (size_t i = 0; !hit && i < json_array_size(vals); i++)
       hit = !strcmp(c->mod, "text") ? token_text(json_array_get(vals, i), val)
                                     : token_one(json_array_get(vals, i), sys, code, bar != NULL);

@@ -13,6 +13,7 @@
 
 #include "adapters/pbjson/pbjson.h"
 #include "query/fhir/engine.h"
+#include "query/fhir/engine_int.h"
 #include "query/runner.h"
 #include "tests/query/fhir_fixture.h"
 #include "tests/support/testutil.h"
@@ -127,11 +128,11 @@ TestSuite(fhir_engine, .init = setup, .fini = teardown, .timeout = 120);
 /* Runs an interaction with params "a=1&b=2" (no URL encoding); returns
  * the parsed body and the status. */
 static json_t *call(int interaction, const char *type, const char *id, uint32_t version,
-                    const char *query, int strict, int *status) {
+                    const char *qs, int strict, int *status) {
   cl_fhir_kv kv[32];
   size_t n = 0;
   char buf[2048];
-  snprintf(buf, sizeof buf, "%s", query ? query : "");
+  snprintf(buf, sizeof buf, "%s", qs ? qs : "");
   char *save = NULL;
   for (char *p = strtok_r(buf, "&", &save); p && n < 32; p = strtok_r(NULL, "&", &save)) {
     char *eq = strchr(p, '=');
@@ -167,10 +168,10 @@ static int mentions(json_t *j, const char *needle) {
   return hit;
 }
 
-static json_t *search(const char *type, const char *query) {
+static json_t *search(const char *type, const char *qs) {
   int st;
-  json_t *b = call(CL_FHIR_SEARCH, type, NULL, 0, query, 0, &st);
-  cr_assert_eq(st, 200, "%s?%s: %d %s", type, query, st, json_dumps(b, 0));
+  json_t *b = call(CL_FHIR_SEARCH, type, NULL, 0, qs, 0, &st);
+  cr_assert_eq(st, 200, "%s?%s: %d %s", type, qs, st, json_dumps(b, 0));
   cr_assert_str_eq(json_string_value(json_object_get(b, "type")), "searchset");
   return b;
 }
@@ -208,10 +209,10 @@ static char *match_ids(json_t *b, const char *field) {
   return out;
 }
 
-static void expect(const char *type, const char *query, const char *field, const char *want) {
-  json_t *b = search(type, query);
+static void expect(const char *type, const char *qs, const char *field, const char *want) {
+  json_t *b = search(type, qs);
   char *got = match_ids(b, field);
-  cr_expect_str_eq(got, want, "%s?%s: got [%s], want [%s]", type, query, got, want);
+  cr_expect_str_eq(got, want, "%s?%s: got [%s], want [%s]", type, qs, got, want);
   free(got);
   json_decref(b);
 }
@@ -254,6 +255,110 @@ Test(fhir_engine, tokens) {
   expect("Patient", "identifier=urn:oid:1.2.3|MRN-2", "id", "2002");
   expect("Patient", "gender=female", "id", "1001,2002,3003");
   expect("Patient", "_id=1001,3003", "id", "1001,3003");
+}
+
+/* fe_crit_may_match on bytes: 0 only when a token's code (or, for
+ * "system|", its system) is in no byte of the resource. */
+Test(fhir_engine, a_code_in_no_byte_rules_a_resource_out) {
+  const char *raw = "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"status\":\"final\","
+                    "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}]},"
+                    "\"valueBoolean\":true,\"note\":[{\"text\":\"a \\\"b\\\" \\\\c\"}]}";
+  size_t n = strlen(raw);
+  crit c = {.d = fe_find_param("Observation", "code", 4)};
+  cr_assert_not_null(c.d);
+  static const struct {
+    const char *value;
+    int may;
+  } cases[] = {
+      {"http://loinc.org|8867-4", 1},
+      {"8867-4", 1},
+      {"|8867-4", 1},
+      {"http://loinc.org|8480-6", 0},
+      {"8480-6", 0},
+      {"8480-6,8867-4", 1}, /* OR */
+      {"8480-6,29463-7", 0},
+      {"http://loinc.org|", 1},
+      {"http://snomed.info/sct|", 0},
+      {"|", 1},
+      {"true", 1},
+      {"a \"b\"", 1}, /* escaped in the bytes: no telling */
+      {"c\\d", 1},
+      {"8867-\\,4", 0}, /* "8867-,4" (an escaped comma) */
+  };
+  char v[64];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(v, sizeof v, "%s", cases[i].value);
+    c.value = v;
+    cr_assert_eq(fe_crit_may_match(raw, n, &c), cases[i].may, "code=%s", cases[i].value);
+  }
+  snprintf(v, sizeof v, "8480-6");
+  snprintf(c.mod, sizeof c.mod, "not"); /* negated: no telling from bytes */
+  cr_assert_eq(fe_crit_may_match(raw, n, &c), 1);
+  snprintf(c.mod, sizeof c.mod, "text");
+  cr_assert_eq(fe_crit_may_match(raw, n, &c), 1);
+  c.mod[0] = '\0';
+  cr_assert_eq(fe_crit_may_match(NULL, 0, &c), 1);
+  crit d = {.d = fe_find_param("Observation", "date", 4), .value = v};
+  cr_assert_eq(fe_crit_may_match(raw, n, &d), 1, "not a token");
+}
+
+/* What fe_crit_may_match rules out, fe_crit_match never matches: every
+ * stored resource of the fixture against token criteria naming codes
+ * they have and codes they lack. */
+typedef struct ruled {
+  const char *type;
+  size_t seen, out;
+} ruled;
+
+static int check_ruled(void *ctx, cl_fhir_resource *r, cl_err *err) {
+  (void)err;
+  ruled *rl = ctx;
+  static const char *const params[][2] = {{"Encounter", "class"}, {"Encounter", "status"},
+                                          {"Patient", "gender"},  {"Patient", "identifier"},
+                                          {"Encounter", "_id"},   {"Patient", "_id"}};
+  static const char *const values[] = {
+      "AMB",    "IMP,EMER", "http://terminology.hl7.org/CodeSystem/v3-ActCode|",
+      "female", "male",     "urn:oid:1.2.3|MRN-2",
+      "MRN-9",  "finished", "in-progress,cancelled",
+      "1001",   "nope",     "http://other|AMB"};
+  json_t *res = json_loadb(r->json, r->len, 0, NULL);
+  cr_assert_not_null(res);
+  for (size_t p = 0; p < sizeof params / sizeof params[0]; p++) {
+    if (strcmp(params[p][0], rl->type) != 0)
+      continue;
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+      char v[128];
+      snprintf(v, sizeof v, "%s", values[i]);
+      crit c = {.d = fe_find_param(rl->type, params[p][1], strlen(params[p][1])), .value = v};
+      cr_assert_not_null(c.d);
+      int may = fe_crit_may_match(r->json, r->len, &c);
+      snprintf(v, sizeof v, "%s", values[i]); /* fe_crit_match splits its own copy */
+      int match = fe_crit_match(res, &c, 0, NULL, NULL, err);
+      cr_assert(may || !match, "%s?%s=%s: ruled out, but it matches", rl->type, params[p][1],
+                values[i]);
+      rl->seen++;
+      rl->out += !may;
+    }
+  }
+  json_decref(res);
+  cl_fhir_resource_clear(r);
+  return 0;
+}
+
+Test(fhir_engine, what_the_bytes_rule_out_never_matches) {
+  ruled rl = {0};
+  uint8_t next[32];
+  cl_err err;
+  static const char *const types[] = {"Encounter", "Patient"};
+  for (size_t t = 0; t < 2; t++) {
+    rl.type = types[t];
+    cr_assert_eq(cl_fhir_scan_type(cl_runner_proj(runner), cl_fhir_type_of(types[t]), NULL,
+                                   CL_FHIR_STORED, check_ruled, &rl, next, &err),
+                 0, "%s", err.msg);
+  }
+  cr_assert_gt(rl.seen, 100);
+  cr_assert_gt(rl.out, 20, "some ruled out (%zu of %zu)", rl.out, rl.seen);
+  cr_assert_lt(rl.out, rl.seen, "not all");
 }
 
 Test(fhir_engine, dates_prefixes_partial_and_zones) {
@@ -322,11 +427,11 @@ Test(fhir_engine, paging_is_stable_while_writers_append) {
   }
   catch_up();
   json_t *seen = json_object();
-  char query[2048] = "patient=2002&_count=5&_sort=date";
+  char qs[2048] = "patient=2002&_count=5&_sort=date";
   int pages = 0, appended = 0;
   size_t total0 = 0;
   for (;;) {
-    json_t *b = search("Encounter", query);
+    json_t *b = search("Encounter", qs);
     if (pages == 0)
       total0 = (size_t)json_integer_value(json_object_get(b, "total"));
     json_t *e = json_object_get(b, "entry");
@@ -366,7 +471,7 @@ Test(fhir_engine, paging_is_stable_while_writers_append) {
       }
     }
     decoded[o] = '\0';
-    snprintf(query, sizeof query, "patient=2002&_count=5&_sort=date&_cursor=%s", decoded);
+    snprintf(qs, sizeof qs, "patient=2002&_count=5&_sort=date&_cursor=%s", decoded);
     json_decref(b);
     cr_assert_lt(pages, 10);
   }
