@@ -15,6 +15,7 @@
 
 typedef fj_buf wbuf;
 
+/* Makes room for `need` more bytes (w->oom when there is none). */
 static void wgrow(wbuf *w, size_t need) {
   if (w->oom || w->n + need <= w->cap)
     return;
@@ -35,27 +36,62 @@ static void wgrow(wbuf *w, size_t need) {
   w->cap = cap;
 }
 
-static void wput(wbuf *w, const char *s, size_t n) {
-  wgrow(w, n);
-  if (!w->oom) {
+/* 1 when there is room for `need` more bytes: the check inline, the
+ * growing not (every member and string the writer puts passes here). */
+static inline int wroom(wbuf *w, size_t need) {
+  if (w->n + need > w->cap)
+    wgrow(w, need);
+  return !w->oom;
+}
+
+static inline void wput(wbuf *w, const char *s, size_t n) {
+  if (wroom(w, n)) {
     memcpy(w->p + w->n, s, n);
     w->n += n;
   }
 }
 
+/* The length of s's longest prefix (of n bytes) JSON writes as it is:
+ * no '"', no '\\', no control character. Eight bytes at a time: a byte
+ * below 0x20, or equal to '"' or '\\', sets the high bit of its lane
+ * (the "has a byte less than" and "has a zero byte" tests of Bit Twiddling
+ * Hacks; a lane of 0x80 or more never does). */
+static size_t plain_run(const char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    memcpy(&x, s + i, 8);
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    uint64_t hit = ((x - ones * 0x20) | (q - ones) | (b - ones)) & ~x & highs;
+    if (hit)
+      break;
+  }
+  for (; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == '"' || c == '\\')
+      break;
+  }
+  return i;
+}
+
 static void wstr(wbuf *w, const char *s, size_t n) {
   static const char hex[] = "0123456789ABCDEF"; /* jansson's case */
-  wgrow(w, n + 2);
-  if (w->oom)
+  size_t run = plain_run(s, n);
+  if (!wroom(w, run + 2))
     return;
   w->p[w->n++] = '"';
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
+  memcpy(w->p + w->n, s, run);
+  w->n += run;
+  for (size_t i = run; i < n;) { /* the rest: escapes, and the runs between them */
     unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\')
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      size_t r = plain_run(s + i, n - i);
+      wput(w, s + i, r);
+      i += r;
       continue;
-    wput(w, s + run, i - run);
-    run = i + 1;
+    }
+    i++;
     char esc[6];
     size_t el = 2;
     esc[0] = '\\';
@@ -91,7 +127,6 @@ static void wstr(wbuf *w, const char *s, size_t n) {
     }
     wput(w, esc, el);
   }
-  wput(w, s + run, n - run);
   wput(w, "\"", 1);
 }
 

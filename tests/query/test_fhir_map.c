@@ -282,3 +282,39 @@ Test(fhir_map, control_characters_become_pictures) {
   json_decref(s.latest);
   protobuf_c_message_free_unpacked(msg, NULL);
 }
+
+/* The store's writer escapes strings as jansson does (the stored form is
+ * jansson's compact output, byte for byte): strings of every length up to
+ * 40 made of characters JSON escapes (quote, backslash, control
+ * characters) and of those it does not (ASCII, DEL, two-, three- and
+ * four-byte UTF-8), each at every position of an 8-byte lane. */
+Test(fhir_map, strings_are_escaped_as_jansson_escapes_them) {
+  static const char *const pieces[] = {
+      "a",  "\"",   "\\", "\n",       "\x01",         "\x1f",
+      " ",  "\x7f", "/",  "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+      "\t", "\x1b", "Z",  "\b\f\r"};
+  const size_t np = sizeof pieces / sizeof pieces[0];
+  unsigned seed = 7;
+  for (int round = 0; round < 4000; round++) {
+    char s[256];
+    size_t n = 0, want = (size_t)(round % 41);
+    while (n < want) {
+      /* mostly plain runs, so escapes land at every offset of a lane */
+      const char *p =
+          rand_r(&seed) % 4 ? "abcdefgh" + rand_r(&seed) % 8 : pieces[rand_r(&seed) % np];
+      size_t pl = strlen(p);
+      if (n + pl >= sizeof s)
+        break;
+      memcpy(s + n, p, pl);
+      n += pl;
+    }
+    json_t *j = json_stringn(s, n);
+    cr_assert_not_null(j, "valid UTF-8");
+    json_t *o = json_pack("{s:o,s:[o]}", "k", json_incref(j), "a", j);
+    char *ours = fj_dump(o, NULL), *theirs = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    cr_assert_str_eq(ours, theirs, "round %d (%zu bytes)", round, n);
+    free(ours);
+    free(theirs);
+    json_decref(o);
+  }
+}
