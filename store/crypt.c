@@ -141,8 +141,7 @@ static const char VALUE_NONCE_LABEL[] = "clinlog-pv-v2 nonce"; /* with its NUL *
 /* A value's keys, in the thread's secure scratch (wiped after each use). */
 typedef struct value_keys {
   crypto_aead_aes256gcm_state st; /* first: libsodium wants it 16-byte aligned */
-  uint8_t vk[32];                 /* value key */
-  uint8_t nk[32];                 /* nonce key */
+  uint8_t k[CL_VALUE_KEYS];       /* the value key, then the nonce key (cl_value_keys) */
 } value_keys;
 
 static _Atomic int value_openssl = -1; /* -1: not chosen yet */
@@ -160,22 +159,27 @@ static int use_openssl(void) {
   return v;
 }
 
-/* The value key, and the nonce key if `nonce_key`, of data key `key`. */
-static value_keys *value_keys_of(const uint8_t *key, int nonce_key) {
+void cl_value_keys(const uint8_t *key, uint8_t keys[CL_VALUE_KEYS]) {
+  cl_hmac256_state base, h;
+  cl_hmac256_init(&base, key, 32); /* reads key whole: keys may hold it (cl_sk_value_keys) */
+  h = base;
+  cl_hmac256_update(&h, VALUE_KEY_LABEL, sizeof VALUE_KEY_LABEL);
+  cl_hmac256_final(&h, keys);
+  cl_hmac256_update(&base, VALUE_NONCE_LABEL, sizeof VALUE_NONCE_LABEL);
+  cl_hmac256_final(&base, keys + 32);
+}
+
+/* The thread's scratch for a value's keys (16-byte aligned), holding
+ * `keys`, or when keys is NULL the value keys of data key `key`; NULL when
+ * there is no secure memory. */
+static value_keys *value_scratch(const uint8_t *key, const uint8_t *keys) {
   value_keys *k = (value_keys *)cl_secure_scratch(CL_SCRATCH_VALUE, sizeof *k);
   if (!k || ((uintptr_t)k & 15) != 0)
     return NULL;
-  cl_hmac256_state base, h;
-  cl_hmac256_init(&base, key, 32);
-  h = base;
-  cl_hmac256_update(&h, VALUE_KEY_LABEL, sizeof VALUE_KEY_LABEL);
-  cl_hmac256_final(&h, k->vk);
-  if (nonce_key) {
-    cl_hmac256_update(&base, VALUE_NONCE_LABEL, sizeof VALUE_NONCE_LABEL);
-    cl_hmac256_final(&base, k->nk);
-  } else {
-    sodium_memzero(&base, sizeof base);
-  }
+  if (keys)
+    memcpy(k->k, keys, CL_VALUE_KEYS);
+  else
+    cl_value_keys(key, k->k);
   return k;
 }
 
@@ -205,16 +209,14 @@ static int gcm_openssl(int seal, const uint8_t vk[32], const uint8_t nonce[CL_VA
   return ok ? 0 : CL_ECRYPTO;
 }
 
-int cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *plain,
-                  size_t n, uint8_t *out) {
-  value_keys *k = value_keys_of(key, 1);
-  if (!k)
-    return CL_ENOMEM;
+/* Seals with the keys in k (value_scratch; wiped here). */
+static int seal_with(value_keys *k, const uint8_t *ad, size_t adlen, const uint8_t *plain, size_t n,
+                     uint8_t *out) {
   uint8_t len[8], mac[CL_SHA256_BYTES];
   for (int i = 0; i < 8; i++)
     len[i] = (uint8_t)((uint64_t)adlen >> (8 * i));
   cl_hmac256_state h;
-  cl_hmac256_init(&h, k->nk, sizeof k->nk);
+  cl_hmac256_init(&h, k->k + 32, 32);
   cl_hmac256_update(&h, len, sizeof len);
   cl_hmac256_update(&h, ad, adlen);
   cl_hmac256_update(&h, plain, n);
@@ -223,11 +225,41 @@ int cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen, const uin
   uint8_t *ct = out + CL_VALUE_NONCE_SIZE, *tag = ct + n;
   int rc = 0;
   if (use_openssl())
-    rc = gcm_openssl(1, k->vk, out, ad, adlen, plain, n, ct, tag);
-  else if (crypto_aead_aes256gcm_beforenm(&k->st, k->vk) != 0 ||
+    rc = gcm_openssl(1, k->k, out, ad, adlen, plain, n, ct, tag);
+  else if (crypto_aead_aes256gcm_beforenm(&k->st, k->k) != 0 ||
            crypto_aead_aes256gcm_encrypt_detached_afternm(ct, tag, NULL, plain, n, ad, adlen, NULL,
                                                           out, &k->st) != 0)
     rc = CL_ECRYPTO;
+  sodium_memzero(k, sizeof *k);
+  return rc;
+}
+
+int cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t adlen, const uint8_t *plain,
+                  size_t n, uint8_t *out) {
+  value_keys *k = value_scratch(key, NULL);
+  return k ? seal_with(k, ad, adlen, plain, n, out) : CL_ENOMEM;
+}
+
+int cl_value_seal_k(const uint8_t keys[CL_VALUE_KEYS], const uint8_t *ad, size_t adlen,
+                    const uint8_t *plain, size_t n, uint8_t *out) {
+  value_keys *k = value_scratch(NULL, keys);
+  return k ? seal_with(k, ad, adlen, plain, n, out) : CL_ENOMEM;
+}
+
+/* Opens with the keys in k (value_scratch; wiped here). */
+static int open_with(value_keys *k, const uint8_t *ad, size_t adlen, const uint8_t *sealed,
+                     size_t len, uint8_t *out) {
+  size_t n = len - CL_VALUE_OVERHEAD;
+  const uint8_t *ct = sealed + CL_VALUE_NONCE_SIZE, *tag = ct + n;
+  int rc = 0;
+  if (use_openssl())
+    rc = gcm_openssl(0, k->k, sealed, ad, adlen, ct, n, out, (uint8_t *)tag);
+  else if (crypto_aead_aes256gcm_beforenm(&k->st, k->k) != 0 ||
+           crypto_aead_aes256gcm_decrypt_detached_afternm(out, NULL, ct, n, tag, ad, adlen, sealed,
+                                                          &k->st) != 0) {
+    sodium_memzero(out, n);
+    rc = CL_ECRYPTO;
+  }
   sodium_memzero(k, sizeof *k);
   return rc;
 }
@@ -236,22 +268,16 @@ int cl_value_open(const uint8_t *key, const uint8_t *ad, size_t adlen, const uin
                   size_t len, uint8_t *out) {
   if (len < CL_VALUE_OVERHEAD)
     return CL_ECORRUPT;
-  value_keys *k = value_keys_of(key, 0);
-  if (!k)
-    return CL_ENOMEM;
-  size_t n = len - CL_VALUE_OVERHEAD;
-  const uint8_t *ct = sealed + CL_VALUE_NONCE_SIZE, *tag = ct + n;
-  int rc = 0;
-  if (use_openssl())
-    rc = gcm_openssl(0, k->vk, sealed, ad, adlen, ct, n, out, (uint8_t *)tag);
-  else if (crypto_aead_aes256gcm_beforenm(&k->st, k->vk) != 0 ||
-           crypto_aead_aes256gcm_decrypt_detached_afternm(out, NULL, ct, n, tag, ad, adlen, sealed,
-                                                          &k->st) != 0) {
-    sodium_memzero(out, n);
-    rc = CL_ECRYPTO;
-  }
-  sodium_memzero(k, sizeof *k);
-  return rc;
+  value_keys *k = value_scratch(key, NULL);
+  return k ? open_with(k, ad, adlen, sealed, len, out) : CL_ENOMEM;
+}
+
+int cl_value_open_k(const uint8_t keys[CL_VALUE_KEYS], const uint8_t *ad, size_t adlen,
+                    const uint8_t *sealed, size_t len, uint8_t *out) {
+  if (len < CL_VALUE_OVERHEAD)
+    return CL_ECORRUPT;
+  value_keys *k = value_scratch(NULL, keys);
+  return k ? open_with(k, ad, adlen, sealed, len, out) : CL_ENOMEM;
 }
 
 /* ------------------------------------------------------ secure scratch */

@@ -143,6 +143,19 @@ CL_MUST_CHECK int cl_value_seal(const uint8_t *key, const uint8_t *ad, size_t ad
  * (wrong key or AD, tampered), CL_ENOMEM, CL_ETOOBIG as above. */
 CL_MUST_CHECK int cl_value_open(const uint8_t *key, const uint8_t *ad, size_t adlen,
                                 const uint8_t *sealed, size_t len, uint8_t *out);
+/* The value keys of data key `key` (CL_VALUE_KEYS bytes: the value key,
+ * then the nonce key; see the header comment, (2)), which cl_value_seal_k
+ * and cl_value_open_k take instead of the data key: a cache of data keys
+ * keeps them beside each key (store/streamkey.c), so a value sealed or
+ * opened costs no derivation. keys may hold `key` itself (read whole
+ * first). */
+#define CL_VALUE_KEYS 64
+void cl_value_keys(const uint8_t *key, uint8_t keys[CL_VALUE_KEYS]);
+/* As cl_value_seal and cl_value_open, with the data key's value keys. */
+CL_MUST_CHECK int cl_value_seal_k(const uint8_t keys[CL_VALUE_KEYS], const uint8_t *ad,
+                                  size_t adlen, const uint8_t *plain, size_t n, uint8_t *out);
+CL_MUST_CHECK int cl_value_open_k(const uint8_t keys[CL_VALUE_KEYS], const uint8_t *ad,
+                                  size_t adlen, const uint8_t *sealed, size_t len, uint8_t *out);
 /* Tests only: 1 makes cl_value_seal/open use OpenSSL's AES-GCM even where
  * libsodium's runs, 0 goes back to the choice by CPU. Not thread-safe. */
 void cl_value_use_openssl(int on);

@@ -35,8 +35,9 @@ typedef struct cl_log_options {
   uint64_t checkpoint_interval;  /* events between automatic checkpoints; 0 = off */
   int sync;                      /* fsync every commit (default 1) */
   int read_only;                 /* open for reading only (no keys needed for hashes) */
-  uint32_t key_cache;            /* streams whose unwrapped data key is kept (32 bytes
-                                    each, locked memory); default CL_DEFAULT_KEY_CACHE */
+  uint32_t key_cache;            /* streams whose unwrapped data key is kept, with its
+                                    value keys (96 bytes each, locked memory); default
+                                    CL_DEFAULT_KEY_CACHE */
 } cl_log_options;
 
 /* Enough for every patient of a large hospital's active set: scans in key

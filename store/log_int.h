@@ -132,7 +132,7 @@ struct cl_log {
    * would hit never) */
   pthread_mutex_t kc_mu;
   cl_hmap *kc_idx;  /* tag -> uint32 slot */
-  uint8_t *kc_slab; /* o.key_cache * 32 bytes */
+  uint8_t *kc_slab; /* o.key_cache entries of 96 bytes: a data key, then its value keys */
   uint8_t *kc_tags; /* o.key_cache * 32 bytes: the tag of each slot */
   uint32_t kc_used;
   uint64_t kc_gen;
@@ -280,6 +280,11 @@ int cl_sk_for_prepare(cl_log *log, const uint8_t tag[32], uint8_t *key,
 /* Data key of a committed stream for reading: 0 with the key, 0 with
  * *erased = 1, or CL_ECORRUPT (no key), CL_ECRYPTO, CL_EIO. */
 int cl_sk_for_read(cl_log *log, const uint8_t tag[32], uint8_t *key, int *erased, cl_err *err);
+/* As cl_sk_for_read, the value keys of the stream's data key
+ * (cl_value_keys; kept in the key cache beside the key) into keys (secure
+ * memory; wiped on error or erasure). */
+int cl_sk_value_keys(cl_log *log, const uint8_t tag[32], uint8_t keys[CL_VALUE_KEYS], int *erased,
+                     cl_err *err);
 /* After a durable commit: the group's minted keys are no longer pending. */
 void cl_sk_retire_minted(cl_log *log);
 /* Marks a stream's key destroyed in wb and in the committer's state. */

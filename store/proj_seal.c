@@ -33,22 +33,23 @@ static void ad_free(value_ad *ad) {
   ad->p = NULL;
 }
 
-/* The data key of stream `tag` (into the thread's scratch, *dk) and the
- * value's AD (ad_free it). CL_EERASED if the stream was erased. On error
- * nothing needs freeing (the key is wiped). */
-static int key_and_ad(cl_proj *p, unsigned fam, const void *key, size_t kl, const uint8_t tag[32],
-                      uint8_t **dk, value_ad *ad, cl_err *err) {
+/* The value keys of stream `tag`'s data key (cl_value_keys; into the
+ * thread's scratch, *keys) and the value's AD (ad_free it). CL_EERASED if
+ * the stream was erased. On error nothing needs freeing (the keys are
+ * wiped). */
+static int keys_and_ad(cl_proj *p, unsigned fam, const void *key, size_t kl, const uint8_t tag[32],
+                       uint8_t **keys, value_ad *ad, cl_err *err) {
   ad->p = NULL;
-  if (!(*dk = cl_secure_scratch(CL_SCRATCH_PROJ, 32)))
+  if (!(*keys = cl_secure_scratch(CL_SCRATCH_PROJ, CL_VALUE_KEYS)))
     return cl_err_set(err, CL_ENOMEM, "out of secure memory");
   int erased;
-  int rc = cl_sk_for_read(p->log, tag, *dk, &erased, err);
+  int rc = cl_sk_value_keys(p->log, tag, *keys, &erased, err);
   if (rc == 0 && erased)
     rc = cl_err_set(err, CL_EERASED, "stream was erased");
   if (rc == 0 && ad_make(p, fam, key, kl, ad))
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
   if (rc)
-    sodium_memzero(*dk, 32);
+    sodium_memzero(*keys, CL_VALUE_KEYS);
   return rc;
 }
 
@@ -58,20 +59,20 @@ int cl_proj_open_sealed(cl_proj *p, unsigned fam, const void *key, size_t kl, co
   *n = 0;
   if (fam >= p->nfam || len < 32 + CL_VALUE_OVERHEAD)
     return cl_err_set(err, CL_ECORRUPT, "projection %s: sealed value of %zu bytes", p->name, len);
-  uint8_t *dk;
+  uint8_t *keys;
   value_ad ad;
-  int rc = key_and_ad(p, fam, key, kl, sealed, &dk, &ad, err);
+  int rc = keys_and_ad(p, fam, key, kl, sealed, &keys, &ad, err);
   if (rc)
     return rc;
   size_t pl = len - 32 - CL_VALUE_OVERHEAD;
   uint8_t *out = cl_malloc(pl ? pl : 1);
   if (!out)
     rc = cl_err_set(err, CL_ENOMEM, "out of memory");
-  else if ((rc = cl_value_open(dk, ad.p, ad.n, sealed + 32, len - 32, out)) != 0)
+  else if ((rc = cl_value_open_k(keys, ad.p, ad.n, sealed + 32, len - 32, out)) != 0)
     rc = rc == CL_ECRYPTO
              ? cl_err_set(err, rc, "projection %s: a sealed value does not open", p->name)
              : cl_err_set(err, rc, "projection %s: opening a value: %s", p->name, cl_strerror(rc));
-  sodium_memzero(dk, 32);
+  sodium_memzero(keys, CL_VALUE_KEYS);
   ad_free(&ad);
   if (rc) {
     cl_free(out);
@@ -93,14 +94,14 @@ int proj_seal_write(cl_proj *p, const txn_write *w, uint8_t **buf, size_t *cap, 
     *cap = need;
   }
   const uint8_t *tag = w->kv + w->kl;
-  uint8_t *dk;
+  uint8_t *keys;
   value_ad ad;
-  int rc = key_and_ad(p, w->fam, w->kv, w->kl, tag, &dk, &ad, err);
+  int rc = keys_and_ad(p, w->fam, w->kv, w->kl, tag, &keys, &ad, err);
   if (rc)
     return rc;
   memcpy(*buf, tag, 32);
-  rc = cl_value_seal(dk, ad.p, ad.n, tag + 32, pl, *buf + 32);
-  sodium_memzero(dk, 32);
+  rc = cl_value_seal_k(keys, ad.p, ad.n, tag + 32, pl, *buf + 32);
+  sodium_memzero(keys, CL_VALUE_KEYS);
   ad_free(&ad);
   if (rc)
     return cl_err_set(err, rc, "projection %s: sealing a value: %s", p->name, cl_strerror(rc));

@@ -24,6 +24,10 @@ typedef struct pending_key {
   uint8_t wrapped[CL_WRAPPED_KEY_SIZE];
 } pending_key;
 
+/* A key cache entry (kc_slab): the data key, then its value keys
+ * (cl_value_keys), derived once when the key is cached. */
+#define KC_ENTRY (32 + CL_VALUE_KEYS)
+
 static void *purger_main(void *arg);
 
 int cl_sk_init(cl_log *log, cl_err *err) {
@@ -34,7 +38,7 @@ int cl_sk_init(cl_log *log, cl_err *err) {
   pthread_cond_init(&log->pu_cv, NULL);
   log->pending_keys = cl_hmap_new(32, sizeof(pending_key));
   log->kc_idx = cl_hmap_new(32, sizeof(uint32_t));
-  log->kc_slab = cl_sodium_malloc((size_t)log->o.key_cache * 32);
+  log->kc_slab = cl_sodium_malloc((size_t)log->o.key_cache * KC_ENTRY);
   log->kc_tags = cl_malloc((size_t)log->o.key_cache * 32);
   if (!log->pending_keys || !log->kc_idx || !log->kc_slab || !log->kc_tags)
     return cl_err_set(err, CL_ENOMEM, "out of memory");
@@ -55,15 +59,21 @@ void cl_sk_free(cl_log *log) {
 
 /* ------------------------------------------------------------ key cache */
 
-/* 1 and the key on a hit; 0 and the generation on a miss. */
-static int kc_get(cl_log *log, const uint8_t tag[32], uint8_t *key, uint64_t *gen) {
+/* 1 and n bytes from offset `at` of the key's entry (KC_ENTRY: the data
+ * key, then its value keys) on a hit; 0 and the generation on a miss. */
+static int kc_get_at(cl_log *log, const uint8_t tag[32], size_t at, size_t n, uint8_t *out,
+                     uint64_t *gen) {
   pthread_mutex_lock(&log->kc_mu);
   const uint32_t *slot = cl_hmap_get(log->kc_idx, tag);
   if (slot)
-    memcpy(key, log->kc_slab + 32 * (size_t)*slot, 32);
+    memcpy(out, log->kc_slab + KC_ENTRY * (size_t)*slot + at, n);
   *gen = log->kc_gen;
   pthread_mutex_unlock(&log->kc_mu);
   return slot != NULL;
+}
+
+static int kc_get(cl_log *log, const uint8_t tag[32], uint8_t *key, uint64_t *gen) {
+  return kc_get_at(log, tag, 0, 32, key, gen);
 }
 
 static void kc_put(cl_log *log, const uint8_t tag[32], const uint8_t *key, uint64_t gen) {
@@ -73,10 +83,12 @@ static void kc_put(cl_log *log, const uint8_t tag[32], const uint8_t *key, uint6
     if (slot == log->o.key_cache) { /* full: replace one at random */
       slot = randombytes_uniform(log->o.key_cache);
       cl_hmap_del(log->kc_idx, log->kc_tags + 32 * (size_t)slot);
-      sodium_memzero(log->kc_slab + 32 * (size_t)slot, 32);
+      sodium_memzero(log->kc_slab + KC_ENTRY * (size_t)slot, KC_ENTRY);
     }
     if (cl_hmap_put(log->kc_idx, tag, &slot)) { /* out of memory: just not cached */
-      memcpy(log->kc_slab + 32 * (size_t)slot, key, 32);
+      uint8_t *e = log->kc_slab + KC_ENTRY * (size_t)slot;
+      memcpy(e, key, 32);
+      cl_value_keys(key, e + 32);
       memcpy(log->kc_tags + 32 * (size_t)slot, tag, 32);
       if (slot == log->kc_used)
         log->kc_used++;
@@ -88,7 +100,7 @@ static void kc_put(cl_log *log, const uint8_t tag[32], const uint8_t *key, uint6
 static void kc_invalidate(cl_log *log) {
   pthread_mutex_lock(&log->kc_mu);
   cl_hmap_clear(log->kc_idx);
-  sodium_memzero(log->kc_slab, (size_t)log->o.key_cache * 32);
+  sodium_memzero(log->kc_slab, (size_t)log->o.key_cache * KC_ENTRY);
   log->kc_used = 0;
   log->kc_gen++;
   pthread_mutex_unlock(&log->kc_mu);
@@ -163,6 +175,23 @@ int cl_sk_for_read(cl_log *log, const uint8_t tag[32], uint8_t *key, int *erased
   else
     kc_put(log, tag, key, gen);
   rocksdb_free(w);
+  return rc;
+}
+
+int cl_sk_value_keys(cl_log *log, const uint8_t tag[32], uint8_t keys[CL_VALUE_KEYS], int *erased,
+                     cl_err *err) {
+  uint64_t gen;
+  *erased = 0;
+  if (kc_get_at(log, tag, 32, CL_VALUE_KEYS, keys, &gen))
+    return 0;
+  /* not cached: the data key into the second half of keys (cl_sk_for_read
+   * caches it and its value keys when it can), then its value keys over
+   * it (cl_value_keys reads the key whole first) */
+  int rc = cl_sk_for_read(log, tag, keys + 32, erased, err);
+  if (rc == 0 && !*erased)
+    cl_value_keys(keys + 32, keys);
+  else
+    sodium_memzero(keys, CL_VALUE_KEYS);
   return rc;
 }
 

@@ -148,3 +148,38 @@ Test(value_seal, the_bytes_are_the_documented_construction_on_both_paths) {
     free(by_openssl);
   }
 }
+
+/* The value keys (cl_value_keys), derived once and kept by the key cache:
+ * sealing and opening with them is sealing and opening with the data key,
+ * byte for byte, on both paths; derived over the key itself (the cache's
+ * miss path) they are the same. */
+Test(value_seal, value_keys_seal_and_open_as_the_data_key_does) {
+  for (int path = 0; path < 2; path++) {
+    cl_value_use_openssl(path);
+    uint8_t key[32], keys[CL_VALUE_KEYS], over[CL_VALUE_KEYS], v[5000], back[5000];
+    randombytes_buf(key, sizeof key);
+    cl_value_keys(key, keys);
+    memcpy(over + 32, key, 32);
+    cl_value_keys(over + 32, over);
+    cr_assert_arr_eq(over, keys, sizeof keys, "derived over the key itself");
+    for (size_t i = 0; i < sizeof SIZES / sizeof *SIZES; i++) {
+      size_t n = SIZES[i], len = n + CL_VALUE_OVERHEAD;
+      fill(v, n, (unsigned)i + 40);
+      uint8_t *s = seal_ok(key, AD, sizeof AD, v, n), *sk = malloc(len);
+      cr_assert_not_null(sk);
+      cr_assert_eq(cl_value_seal_k(keys, AD, sizeof AD, v, n, sk), 0);
+      cr_assert_arr_eq(sk, s, len, "%zu bytes: the same bytes", n);
+      cr_assert_eq(cl_value_open_k(keys, AD, sizeof AD, s, len, back), 0);
+      cr_assert(n == 0 || memcmp(back, v, n) == 0);
+      sk[len - 1] ^= 1;
+      cr_assert_eq(cl_value_open_k(keys, AD, sizeof AD, sk, len, back), CL_ECRYPTO, "tampered");
+      keys[0] ^= 1;
+      cr_assert_eq(cl_value_open_k(keys, AD, sizeof AD, s, len, back), CL_ECRYPTO, "other keys");
+      keys[0] ^= 1;
+      cr_assert_eq(cl_value_open_k(keys, AD, sizeof AD, s, CL_VALUE_OVERHEAD - 1, back),
+                   CL_ECORRUPT);
+      free(s);
+      free(sk);
+    }
+  }
+}
