@@ -167,9 +167,11 @@ static int note_created(state *s, const uint8_t tag[32], int type, const uint8_t
 }
 
 /* Sets the entry of h: present with *c (its keys pass to the cache, also
- * on error, when they are freed), or absent (c NULL). */
-static int cache_set(state *s, const uint8_t h[32], cur *c, cl_err *err) {
-  uint32_t *i = cl_hmap_get(s->idx, h);
+ * on error, when they are freed), or absent (c NULL). `known`: h has no
+ * entry yet (a miss just looked). */
+static int cache_set_at(state *s, const uint8_t h[32], cur *c, int known, cached **out,
+                        cl_err *err) {
+  uint32_t *i = known ? NULL : cl_hmap_get(s->idx, h);
   cached *e;
   if (i != NULL) {
     e = &s->ents[*i];
@@ -193,6 +195,8 @@ static int cache_set(state *s, const uint8_t h[32], cur *c, cl_err *err) {
     e->c = *c;
   else
     memset(&e->c, 0, sizeof e->c);
+  if (out != NULL)
+    *out = e;
   return 0;
 oom:
   if (c != NULL)
@@ -200,32 +204,38 @@ oom:
   return cl_err_set(err, CL_ENOMEM, "out of memory");
 }
 
+static int cache_set(state *s, const uint8_t h[32], cur *c, cl_err *err) {
+  return cache_set_at(s, h, c, 0, NULL, err);
+}
+
 /* The `cur` of resource h (of `type`): *out a view (valid until the cache
  * changes), NULL if there is no such resource. */
 static int cur_get(cl_fold_ctx *f, int type, const uint8_t h[32], const cur **out, cl_err *err) {
   state *s = f->state;
   uint32_t *i = cl_hmap_get(s->idx, h);
-  if (i == NULL) {
-    uint8_t *v, ck[CUR_KEY];
-    size_t vl;
-    cur c;
-    cur_key(type, h, ck);
-    int rc = s->known != NULL && !cl_fhir_known_has(s->known, h)
-                 ? CL_ENOTFOUND
-                 : cl_proj_txn_get(f->txn, FAM_CUR, ck, sizeof ck, &v, &vl, err);
-    if (rc == 0) {
-      rc = cur_unpack(v, vl, &c, err);
-      cl_free(v);
-      if (rc == 0)
-        rc = cache_set(s, h, &c, err);
-    } else if (rc == CL_ENOTFOUND) {
-      rc = cache_set(s, h, NULL, err);
-    }
-    if (rc)
-      return rc;
-    i = cl_hmap_get(s->idx, h);
+  if (i != NULL) {
+    *out = s->ents[*i].present ? &s->ents[*i].c : NULL;
+    return 0;
   }
-  *out = s->ents[*i].present ? &s->ents[*i].c : NULL;
+  uint8_t *v, ck[CUR_KEY];
+  size_t vl;
+  cur c;
+  cached *e = NULL;
+  cur_key(type, h, ck);
+  int rc = s->known != NULL && !cl_fhir_known_has(s->known, h)
+               ? CL_ENOTFOUND
+               : cl_proj_txn_get(f->txn, FAM_CUR, ck, sizeof ck, &v, &vl, err);
+  if (rc == 0) {
+    rc = cur_unpack(v, vl, &c, err);
+    cl_free(v);
+    if (rc == 0)
+      rc = cache_set_at(s, h, &c, 1, &e, err);
+  } else if (rc == CL_ENOTFOUND) {
+    rc = cache_set_at(s, h, NULL, 1, &e, err);
+  }
+  if (rc)
+    return rc;
+  *out = e->present ? &e->c : NULL;
   return 0;
 }
 
