@@ -167,11 +167,11 @@ static int note_created(state *s, const uint8_t tag[32], int type, const uint8_t
 }
 
 /* Sets the entry of h: present with *c (its keys pass to the cache, also
- * on error, when they are freed), or absent (c NULL). `known`: h has no
- * entry yet (a miss just looked). */
-static int cache_set_at(state *s, const uint8_t h[32], cur *c, int known, cached **out,
+ * on error, when they are freed), or absent (c NULL); *out (when not
+ * NULL) the entry. `absent`: h has no entry (a miss just looked). */
+static int cache_set_at(state *s, const uint8_t h[32], cur *c, int absent, cached **out,
                         cl_err *err) {
-  uint32_t *i = known ? NULL : cl_hmap_get(s->idx, h);
+  uint32_t *i = absent ? NULL : cl_hmap_get(s->idx, h);
   cached *e;
   if (i != NULL) {
     e = &s->ents[*i];
