@@ -59,16 +59,24 @@ static int have_tracepoint(const char *call) {
   return 1;
 }
 
-/* perf's -e list: every kind's calls this kernel has, then every syscall. */
+/* perf's -e list: every syscall, then every kind's calls this kernel has.
+ * perf opens the events one after another on each thread of the process
+ * as the process runs: a thread that ends, or is started, while it does is
+ * counted by the events opened before and not by those after. Every
+ * syscall comes first so that such a thread can only make it count more
+ * than the kinds together, never less (a part stays within its whole). */
 static int events_list(char *out, size_t cap) {
-  size_t used = 0;
+  int n = snprintf(out, cap, "raw_syscalls:sys_enter");
+  if (n < 0 || (size_t)n >= cap)
+    return -1;
+  size_t used = (size_t)n;
   for (int k = 0; k < BENCH_SC_KINDS; k++) {
     const char *c = KINDS[k].calls;
     char call[32];
     int got;
     while ((got = next_call(&c, call, sizeof call)) > 0)
       if (have_tracepoint(call)) {
-        int n = snprintf(out + used, cap - used, "syscalls:sys_enter_%s,", call);
+        n = snprintf(out + used, cap - used, ",syscalls:sys_enter_%s", call);
         if (n < 0 || (size_t)n >= cap - used)
           return -1;
         used += (size_t)n;
@@ -76,8 +84,7 @@ static int events_list(char *out, size_t cap) {
     if (got < 0)
       return -1;
   }
-  int n = snprintf(out + used, cap - used, "raw_syscalls:sys_enter");
-  return n < 0 || (size_t)n >= cap - used ? -1 : 0;
+  return 0;
 }
 
 int bench_syscount_start(bench_syscount *c, const pid_t *pids, int n, const char *dir) {
