@@ -43,6 +43,15 @@ def totp(secret, t=None, digits=6, period=30, alg=hashlib.sha1):
     return str(code).zfill(digits)
 
 
+def clear_of_step_end(margin=8.0, period=30):
+    """Waits into the next TOTP step when fewer than `margin` seconds are left
+    of this one: a code of the previous step is then still within the server's
+    +-1 window when the server checks it (once the step ends it is two back)."""
+    left = period - time.time() % period
+    if left < margin:
+        time.sleep(left + 0.05)
+
+
 def secret_of(uri):
     """The secret of an otpauth:// URI (Google's Key URI format, base32)."""
     q = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)
@@ -160,7 +169,8 @@ class TestAuth(ServerTestCase):
         self.assertEqual(self.client.health(), 1)  # SERVING, no credentials
         e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.read_log)
         self.assertIn("authentication required", e.details())
-        r = self.login("admin")
+        admin_code = totp(self.secrets["admin"])
+        r = self.login("admin", code=admin_code)
         self.assertEqual(list(r.roles), ["admin"])
         self.assertGreater(r.session_seq, 0)
         self.assertLessEqual(r.expires_at.seconds - time.time(), 900 + 5)
@@ -180,8 +190,8 @@ class TestAuth(ServerTestCase):
         bad = r.token[:i] + ("B" if r.token[i] == "A" else "A") + r.token[i + 1:]
         e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.read_log, bad)
         self.assertIn("signature", e.details())
-        code = totp(self.secrets["admin"])
-        e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.login, "admin", None, code)
+        e = self.assertRpcError(grpc.StatusCode.UNAUTHENTICATED, self.login, "admin", None,
+                                admin_code)
         self.assertIn("login failed", e.details())
 
         # the FHIR REST face: 401 with a challenge, then 200 with the token
@@ -298,6 +308,7 @@ class TestAuth(ServerTestCase):
         return r, json.loads(body)
 
     def test_1c_login_and_logout_over_http(self):
+        clear_of_step_end()
         code = totp(self.secrets["nurse1"], time.time() - 30)  # the previous step: +-1 allowed
         r, j = self.post("/auth/login", {"principal": "nurse1", "password": "wrong",
                                          "code": code})
