@@ -13,6 +13,7 @@
 #include "adapters/device/reading.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "query/fhir/engine.h"
+#include "query/fhir/fj_parse.h"
 #include "store/alloc.h"
 #include "store/idhash.h"
 
@@ -520,7 +521,7 @@ int cl_dev_map_line(const char *p, size_t n, const cl_dev_opts *o, cl_dev_mapped
   if (n > CL_DEV_MAX_LINE)
     return refuse(&c, CL_EMALFORMED, "", "line of %zu bytes exceeds %d", n, CL_DEV_MAX_LINE);
   json_error_t je;
-  json_t *obj = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+  json_t *obj = fj_parse(p, n, JSON_REJECT_DUPLICATES, &je);
   if (!obj)
     return refuse(&c, CL_EMALFORMED, "", "not JSON at column %d: %s", je.column, je.text);
   int rc;

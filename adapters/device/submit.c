@@ -10,6 +10,7 @@
 #include "adapters/device/submit.h"
 #include "query/fhir/engine.h"
 #include "query/fhir/fj.h"
+#include "query/fhir/fj_parse.h"
 #include "query/fhir/map.h"
 #include "store/feed.h"
 #include "store/keyring.h"
@@ -78,7 +79,7 @@ static int read_view(registry *r, const char *device_id, const char *patient_id,
   } else if (rs.status != 200 || !rs.body) {
     rc = cl_err_set(err, CL_EUNAVAILABLE, "the FHIR Device view answered %d", rs.status);
   } else {
-    json_t *d = json_loadb(rs.body, rs.len, 0, NULL);
+    json_t *d = fj_parse(rs.body, rs.len, 0, NULL);
     if (!d)
       rc = cl_err_set(err, CL_ENOMEM, "reading the FHIR Device view");
     else

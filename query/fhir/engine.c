@@ -21,6 +21,7 @@
 
 #include "query/fhir/engine_int.h"
 #include "query/fhir/fj.h"
+#include "query/fhir/fj_parse.h"
 #include "query/fhir/group.h"
 
 int cl_fhir_engine_new(cl_proj *p, cl_log *log, cl_fhir_engine **out, cl_err *err) {
@@ -211,7 +212,7 @@ typedef struct hist {
 
 static int hist_one(void *ctx, cl_fhir_resource *r, cl_err *err) {
   hist *h = ctx;
-  json_t *j = json_loadb(r->json, r->len, 0, NULL);
+  json_t *j = fj_parse(r->json, r->len, 0, NULL);
   if (j == NULL) {
     cl_fhir_resource_clear(r);
     return cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON");
@@ -247,7 +248,7 @@ typedef struct hist_all {
 
 static int hist_type(void *ctx, cl_fhir_resource *r, cl_err *err) {
   hist_all *a = ctx;
-  json_t *j = json_loadb(r->json, r->len, 0, NULL);
+  json_t *j = fj_parse(r->json, r->len, 0, NULL);
   char type[64] = "", id[CL_FHIR_ID_MAX] = "";
   if (j != NULL) {
     snprintf(type, sizeof type, "%s", json_string_value(json_object_get(j, "resourceType")));

@@ -26,6 +26,7 @@
 #include "query/fhir/fhir.h"
 #include "query/fhir/fhir_int.h"
 #include "query/fhir/fj.h"
+#include "query/fhir/fj_parse.h"
 #include "query/fhir/known.h"
 #include "store/alloc.h"
 #include "store/event.h"
@@ -263,7 +264,7 @@ static int txn_version(cl_proj_txn *t, int type, const uint8_t h[32], uint32_t v
   rc = stored_json(type, v, vl, &b, &json, &n, err);
   if (rc == 0) {
     json_error_t je;
-    if ((*out = json_loadb(json, n, 0, &je)) == NULL)
+    if ((*out = fj_parse(json, n, 0, &je)) == NULL)
       rc = cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON: %s", je.text);
   }
   fj_buf_free(&b);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "query/fhir/fj.h"
+#include "query/fhir/fj_parse.h"
 #include "store/sha256.h"
 
 /* A group being gathered: the payer, its members and their streams. */
@@ -38,7 +39,7 @@ static void group_id(const char *system, const char *value, char out[CL_FHIR_ID_
 
 static int add_coverage(void *ctx, cl_fhir_resource *r, cl_err *err) {
   gather *g = ctx;
-  json_t *c = json_loadb(r->json, r->len, 0, NULL);
+  json_t *c = fj_parse(r->json, r->len, 0, NULL);
   char tag[65];
   sodium_bin2hex(tag, sizeof tag, r->tag, 32);
   int64_t lu = r->last_updated_ns;

@@ -16,6 +16,7 @@
 #include "query/fhir/engine_int.h"
 #include "query/fhir/fhir.h"
 #include "query/fhir/fj.h"
+#include "query/fhir/fj_parse.h"
 #include "query/fhir/group.h"
 
 /* ------------------------------------------------------------ candidates */
@@ -41,7 +42,7 @@ void fe_items_free(items *it) {
 json_t *fe_item_res(item *x, cl_err *err) {
   if (x->res == NULL) {
     json_error_t je;
-    if ((x->res = json_loadb(x->raw, x->rawlen, 0, &je)) == NULL)
+    if ((x->res = fj_parse(x->raw, x->rawlen, 0, &je)) == NULL)
       cl_err_set(err, CL_ECORRUPT, "fhir: stored resource is not JSON: %s", je.text);
   }
   return x->res;
