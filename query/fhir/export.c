@@ -650,6 +650,7 @@ int cl_fhir_export_get(cl_fhir_exports *x, const char *id, cl_fhir_export_status
   snprintf(st->request, sizeof st->request, "%s", j->request);
   st->transaction_ns = j->transaction_ns;
   st->as_of = j->as_of;
+  st->owned = j->owner[0] != '\0';
   int rc = 0;
   if (j->state == CL_FHIR_EXPORT_COMPLETE && j->nfiles > 0) {
     if ((st->files = calloc(j->nfiles, sizeof *st->files)) == NULL)
@@ -684,9 +685,11 @@ int cl_fhir_export_manifest(cl_fhir_exports *x, const char *id, const char *base
   }
   char request[2048];
   snprintf(request, sizeof request, "%s/%s", base, st.request);
-  /* requiresAccessToken: false until the REST face authenticates (issue 10) */
+  /* requiresAccessToken (Bulk Data): the files of an authenticated
+   * principal's job answer that principal only (cl_fhir_export_owned), so
+   * downloading them takes its credentials; an anonymous job's do not */
   json_t *m = json_pack("{s:s,s:s,s:b,s:o,s:[]}", "transactionTime", tt, "request", request,
-                        "requiresAccessToken", 0, "output", out, "error");
+                        "requiresAccessToken", st.owned, "output", out, "error");
   cl_fhir_export_status_clear(&st);
   *json = m ? json_dumps(m, JSON_COMPACT) : NULL;
   json_decref(m);

@@ -96,6 +96,8 @@ typedef struct cl_fhir_export_status {
   int64_t transaction_ns;     /* the manifest's transactionTime */
   uint64_t as_of;             /* the snapshot's log sequence */
   char request[1024];         /* the kick-off as a relative URL ("$export?_type=...") */
+  int owned;                  /* kicked off by an authenticated principal: its status and
+                                 files answer that principal only (requiresAccessToken) */
   cl_fhir_export_file *files; /* COMPLETE: returned-owned (cl_fhir_export_status_clear) */
   size_t nfiles;
 } cl_fhir_export_status;

@@ -467,6 +467,8 @@ class TestAuth(ServerTestCase):
                 break
             time.sleep(0.2)
         self.assertEqual(r.status, 200, body)
+        # the files answer billing's token only (Bulk Data's requiresAccessToken)
+        self.assertIs(json.loads(body)["requiresAccessToken"], True)
         lines = []
         for out in json.loads(body)["output"]:
             c.request("GET", urllib.parse.urlparse(out["url"]).path,

@@ -617,7 +617,25 @@ Test(fhir_export, a_job_is_its_owners_only, .timeout = 120) {
   cr_assert_eq(cl_fhir_export_start(x, &rq, alice, &err), 0, "%s", err.msg);
   rq.owner = NULL;
   cr_assert_eq(cl_fhir_export_start(x, &rq, anon, &err), 0, "%s", err.msg);
+  cl_fhir_export_status st;
+  wait_done(x, alice, &st);
+  cl_fhir_export_status_clear(&st);
+  wait_done(x, anon, &st);
+  cl_fhir_export_status_clear(&st);
   for (int pass = 0; pass < 2; pass++) { /* before and after a restart */
+    /* the manifest says whether the files take the owner's credentials */
+    const char *ids[2] = {alice, anon};
+    for (int k = 0; k < 2; k++) {
+      char *m;
+      size_t ml;
+      cr_assert_eq(cl_fhir_export_manifest(x, ids[k], "https://h/fhir/R4", &m, &ml, &err), 0, "%s",
+                   err.msg);
+      json_t *mj = json_loadb(m, ml, 0, NULL);
+      cr_assert_eq(json_is_true(json_object_get(mj, "requiresAccessToken")), k == 0,
+                   "requiresAccessToken of %s's job, pass %d", k ? "an anonymous" : "alice", pass);
+      json_decref(mj);
+      free(m);
+    }
     cr_assert_eq(cl_fhir_export_owned(x, alice, "alice", &err), 0, "%s", err.msg);
     cr_assert_eq(cl_fhir_export_owned(x, alice, "bob", &err), CL_ENOTFOUND);
     cr_assert_not_null(strstr(err.msg, "no export job"), "as if none: %s", err.msg);
