@@ -1011,7 +1011,7 @@ class TestBenchSteps(unittest.TestCase):
         self.assertGreaterEqual(data["catchup_events"], data["medication_events"])
         # every trigger's alert came on Cds.Alerts, after its IssueDetected committed
         self.assertEqual(data["alerts"], data["alert_triggers"])
-        self.assertEqual(data["alert_triggers"], 100)  # --quick
+        self.assertEqual(data["alert_triggers"], 300)  # --quick
         self.assertLessEqual(data["alert_p50_ms"], data["alert_p99_ms"])
         self.assertGreater(data["alert_p50_ms"], 0)
         self.assertEqual(data["order_sign_calls"], 300)
@@ -1021,7 +1021,7 @@ class TestBenchSteps(unittest.TestCase):
         text = br.make_report(r)
         self.assertIn("| checker, 1 thread, medication events/s (%s findings)" %
                       "{:,}".format(data["checker_findings"]), text)
-        self.assertIn("(100 of 100 alerts)", text)
+        self.assertIn("(300 of 300 alerts)", text)
         cds = [t for t in r["targets"] if t["name"].startswith("decision support")]
         self.assertEqual(len(cds), 3)
         self.assertTrue(all(t["met"] in (True, False) for t in cds), cds)
