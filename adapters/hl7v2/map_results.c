@@ -244,12 +244,23 @@ static int report_status(mctx *c, const cl_hl7_seg *obr, int *out) {
 
 #define MAX_OBX 4096 /* results in one OBR group; beyond: refused */
 
+/* One OBR group. Its arrays hold as many OBX as the whole message has
+ * (from the message's arena: a fixed MAX_OBX pair of arrays was 64 KiB
+ * zeroed a message, 12 % of an MLLP connection's CPU); nte_first[k] is
+ * set for k <= nobx only. */
 typedef struct group {
   const cl_hl7_seg *orc, *obr;
-  const cl_hl7_seg *obx[MAX_OBX];
-  const cl_hl7_seg *nte_first[MAX_OBX + 1]; /* first NTE after the OBR (0) / each OBX (k) */
+  const cl_hl7_seg **obx;
+  const cl_hl7_seg **nte_first; /* first NTE after the OBR (0) / each OBX (k) */
   size_t nobx;
 } group;
+
+/* Starts g over for the group of OBR segment `obr` (NULL: before any). */
+static void group_start(group *g, const cl_hl7_seg *orc, const cl_hl7_seg *obr) {
+  g->orc = orc, g->obr = obr;
+  g->nobx = 0;
+  g->nte_first[0] = NULL;
+}
 
 static const char *const VITALS[] = {"8867-4",  "8480-6", "8462-4",  "8310-5", "9279-1",
                                      "59408-5", "2708-6", "29463-7", "8302-2", "39156-5",
@@ -445,9 +456,15 @@ static int group_done(mctx *c, group *g) {
 }
 
 int map_oru(mctx *c) {
-  group *g = cl_calloc(1, sizeof *g);
-  if (!g)
-    return map_oom(c);
+  size_t cap = cl_hl7_count(c->m, "OBX");
+  if (cap > MAX_OBX)
+    cap = MAX_OBX;
+  group grp = {.obx = map_alloc(c, cap * sizeof *grp.obx),
+               .nte_first = map_alloc(c, (cap + 1) * sizeof *grp.nte_first)};
+  if (!grp.obx || !grp.nte_first)
+    return CL_ENOMEM; /* map_alloc said why */
+  group *g = &grp;
+  group_start(g, NULL, NULL);
   int rc = 0;
   const cl_hl7_seg *orc = NULL;
   for (size_t i = 1; i <= cl_hl7_nsegments(c->m) && !rc; i++) {
@@ -456,14 +473,13 @@ int map_oru(mctx *c) {
       orc = s;
     } else if (map_is(s, "OBR")) {
       rc = group_done(c, g);
-      memset(g, 0, sizeof *g);
-      g->orc = orc, g->obr = s;
+      group_start(g, orc, s);
     } else if (map_is(s, "OBX")) {
       if (g->nobx == MAX_OBX)
         rc = map_fail(c, CL_HL7_SEGMENT_SEQUENCE, s, NULL, 0, 0, 0, 0,
                       "more than %d OBX in one report", MAX_OBX);
       else
-        g->obx[g->nobx++] = s;
+        g->obx[g->nobx++] = s, g->nte_first[g->nobx] = NULL;
     } else if (map_is(s, "NTE") && prev && !map_is(prev, "NTE") && (g->obr || g->nobx)) {
       g->nte_first[g->nobx] = s;
     }
@@ -473,6 +489,5 @@ int map_oru(mctx *c) {
   if (!rc && !cl_hl7_count(c->m, "OBR"))
     rc = map_fail(c, CL_HL7_SEGMENT_SEQUENCE, NULL, "OBR", 0, 0, 0, 0,
                   "ORU^R01 needs an OBR segment");
-  cl_free(g);
   return rc;
 }

@@ -416,6 +416,34 @@ Test(hl7v2_map, oru_r01_text_coded_and_date_values_and_report_notes) {
   done(&m);
 }
 
+/* Each OBR group's notes are its own: an NTE after the first group's
+ * second OBX is not the second group's. */
+Test(hl7v2_map, oru_r01_notes_stay_with_their_group) {
+  mapped m;
+  load(&m, hl7t_parse("MSH|^~\\&|LAB|STMARYS|CLINLOG|HOSP|20261204101500||ORU^R01|L2|P|2.5.1\r"
+                      "PID|1||123456^^^STMARYS^MR\r"
+                      "OBR|1|ORD1|R1^LAB|24323-8^CMP^LN|||20261204093000\r"
+                      "OBX|1|NM|2345-7^Glucose^LN||98|mg/dL^^UCUM|||||F\r"
+                      "OBX|2|NM|2823-3^Potassium^LN||5.9|mmol/L^^UCUM|||||F\r"
+                      "NTE|1|L|Repeat potassium.\r"
+                      "OBR|2|ORD2|R2^LAB|24323-8^CMP^LN|||20261204093000\r"
+                      "OBX|1|NM|2345-7^Glucose^LN||99|mg/dL^^UCUM|||||F\r"
+                      "OBX|2|NM|2823-3^Potassium^LN||4.1|mmol/L^^UCUM|||||F\r"
+                      "OBX|3|NM|2160-0^Creatinine^LN||0.9|mg/dL^^UCUM|||||F\r"));
+  cr_assert_eq(m.n, 2);
+  const Clinlog__V1__LabResultReported *a = m.ev[0]->lab_result_reported,
+                                       *b = m.ev[1]->lab_result_reported;
+  cr_assert_eq(a->n_results, 2);
+  cr_assert_eq(a->results[0]->n_notes, 0);
+  cr_assert_eq(a->results[1]->n_notes, 1);
+  cr_assert_str_eq(a->results[1]->notes[0], "Repeat potassium.");
+  cr_assert_eq(b->n_results, 3);
+  for (size_t i = 0; i < 3; i++)
+    cr_assert_eq(b->results[i]->n_notes, 0, "second group, result %zu", i);
+  cr_assert_eq(b->n_notes, 0);
+  done(&m);
+}
+
 Test(hl7v2_map, oru_r01_vital_signs_are_observations) {
   mapped m;
   map_file(&m, "oru_r01_vitals.hl7");
