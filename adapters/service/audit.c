@@ -407,13 +407,15 @@ static int audit_build(const audit_node *node, const cl_req_ctx *rc, int code, c
   size_t np = rc->audit_patients[0] != '\0';
   for (const char *c = rc->audit_patients; *c; c++)
     np += *c == ',';
-  m->patients = malloc(sizeof rc->audit_patients);
+  size_t len = strnlen(rc->audit_patients, sizeof rc->audit_patients - 1) + 1;
+  m->patients = malloc(len); /* the list's length, not the field's 16 KiB */
   m->patient_v = malloc((np + 1) * sizeof *m->patient_v);
   if (!m->patients || !m->patient_v) {
     audit_msg_free(m);
     return cl_err_set(err, CL_ENOMEM, "out of memory");
   }
-  memcpy(m->patients, rc->audit_patients, sizeof rc->audit_patients);
+  memcpy(m->patients, rc->audit_patients, len - 1);
+  m->patients[len - 1] = '\0';
   Clinlog__V1__AccessRecorded *r = &m->r;
   clinlog__v1__access_recorded__init(r);
   r->principal_id = (char *)rc->principal;
