@@ -101,7 +101,7 @@ int cl_repl_append(cl_repl *n, const Clinlog__V1__AppendBatch *b, int64_t deadli
 struct cl_repl_pending {
   cl_repl *n;
   const Clinlog__V1__AppendBatch *b, *then;
-  void (*done)(void *);
+  void (*done)(void *, int);
   void *ctx;
   op *o;
   int attempts;
@@ -129,8 +129,8 @@ static int pending_try(cl_repl_pending *p, cl_err *err) {
 }
 
 int cl_repl_append_start(cl_repl *n, const Clinlog__V1__AppendBatch *b,
-                         const Clinlog__V1__AppendBatch *then, void (*done)(void *ctx), void *ctx,
-                         cl_repl_pending **out, cl_err *err) {
+                         const Clinlog__V1__AppendBatch *then, void (*done)(void *ctx, int here),
+                         void *ctx, cl_repl_pending **out, cl_err *err) {
   cl_repl_pending *p = calloc(1, sizeof *p);
   *out = p;
   if (!p)

@@ -94,8 +94,9 @@ void repl_op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
   if (rc && err)
     o->err = *err;
   o->done = 1;
-  void (*done_fn)(void *) = o->done_fn;
+  void (*done_fn)(void *, int) = o->done_fn;
   void *done_ctx = o->done_ctx;
+  int here = o->finish_here;
   if (!done_fn)
     pthread_cond_signal(&o->cv);
   /* the loop's reference, dropped under the same lock: taking it again
@@ -105,7 +106,7 @@ void repl_op_complete(cl_repl *n, op *o, int rc, const cl_err *err) {
   if (last) /* the caller gave up waiting (deadline) and let go already */
     op_free(o);
   if (done_fn) /* an asynchronous caller: it holds its reference until it collects o */
-    done_fn(done_ctx);
+    done_fn(done_ctx, here);
 }
 
 void repl_op_fail(cl_repl *n, op *o, int code, const char *fmt, ...) {
@@ -226,6 +227,9 @@ static void fsm_done(void *ctx, uint64_t gid, int rc, const cl_err *err) {
       o->then_rc = rc ? rc : t->rc;
       o->then_err = rc ? *err : t->err;
     }
+    /* committed, its linked batch too, and alone in the entry (no load to
+     * speak of): an asynchronous caller may finish here, on the loop */
+    o->finish_here = g->n == 1 && orc == 0 && (!o->then_pb || o->then_rc == 0);
     repl_op_complete(n, o, orc, rc ? err : &it->err);
   }
 }

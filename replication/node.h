@@ -106,10 +106,14 @@ typedef struct cl_repl_pending cl_repl_pending;
 /* cl_repl_append_linked without holding the calling thread while Raft
  * commits: b (and then, or NULL) are prepared here and handed to the Raft
  * loop. Returns CL_REPL_PENDING with *out, set before done can run:
- * done(ctx) then runs exactly once, on the Raft loop (or on the thread
- * stopping the node), when the append has ended, and must only hand the
- * work on (not block, not call into n); the caller then collects the
- * outcome with cl_repl_append_end. b and then stay the caller's and must
+ * done(ctx, here) then runs exactly once, on the Raft loop (or on the
+ * thread stopping the node), when the append has ended, and must only
+ * hand the work on (not block, not call into n); the caller then collects
+ * the outcome with cl_repl_append_end. `here` (1) says that b committed
+ * (and then with it) alone in its Raft entry: with no other appends to
+ * complete, done may collect the outcome and finish the caller's work
+ * itself on the loop, saving a thread's wake-up, if that work never waits
+ * (never on Raft: the loop would wait on itself). b and then stay the caller's and must
  * live until that. There is no deadline: every append ends by itself
  * (committed and applied, refused, leadership lost, which a leader cut
  * off from a majority meets within an election timeout, or the node
@@ -118,8 +122,8 @@ typedef struct cl_repl_pending cl_repl_pending;
  * cl_log_prepare's errors. */
 CL_MUST_CHECK int cl_repl_append_start(cl_repl *n, const Clinlog__V1__AppendBatch *b,
                                        const Clinlog__V1__AppendBatch *then,
-                                       void (*done)(void *ctx), void *ctx, cl_repl_pending **out,
-                                       cl_err *err);
+                                       void (*done)(void *ctx, int here), void *ctx,
+                                       cl_repl_pending **out, cl_err *err);
 /* After p's done: the outcome as cl_repl_append_linked's (the return, r,
  * *then_rc and *then_err, each optional but r) and p is freed; or
  * CL_REPL_PENDING when b had to be prepared again (the stream's data key

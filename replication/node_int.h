@@ -30,10 +30,12 @@ struct op {
   pthread_cond_t cv; /* signalled when done: the caller alone waits on it */
   int done;
   int refs; /* the caller and the loop */
-  /* an asynchronous caller (cl_repl_append_start): done_fn(done_ctx) runs
-   * on completion instead of the signal, outside the mutex */
-  void (*done_fn)(void *);
+  /* an asynchronous caller (cl_repl_append_start): done_fn(done_ctx,
+   * here) runs on completion instead of the signal, outside the mutex;
+   * `here` is finish_here, set by the apply (fsm_done) */
+  void (*done_fn)(void *, int);
   void *done_ctx;
+  int finish_here;
   int rc;
   cl_err err;
   /* OP_APPEND */

@@ -264,6 +264,12 @@ void srv_resume(void *call) {
   srv_enqueue(c, 1);
 }
 
+void srv_run_held(void *call) {
+  srv_call *c = call;
+  c->seen_gen = atomic_load(&c->srv->wake_gen);
+  c->held_next(c, 1);
+}
+
 void srv_release(srv_call *c) {
   c->held_next = NULL;
   atomic_fetch_sub(&c->srv->held_calls, 1);

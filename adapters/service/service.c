@@ -375,11 +375,16 @@ static int append_admit(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatc
   return 0;
 }
 
+/* 1 if rc's call is still to be recorded when it ends (the audit trail
+ * on, not yet recorded, not a health check). */
+static int record_due(const cl_svc *s, const cl_req_ctx *rc) {
+  return s->audit && !rc->recorded && cl_method_kind(rc->method) != CL_MK_HEALTH;
+}
+
 /* 1 if rec's record goes with the batch (append_recorded): a call with
  * nothing recorded or appended yet, the audit trail on. */
 static int rides_with(const cl_svc *s, const linked_rec *rec) {
-  return rec && s->audit && !rec->rc->recorded && !rec->rc->audit_count &&
-         cl_method_kind(rec->rc->method) != CL_MK_HEALTH;
+  return rec && record_due(s, rec->rc) && !rec->rc->audit_count;
 }
 
 /* rec's record nb, made for a batch that ended with code (its own with
@@ -489,7 +494,19 @@ struct cl_svc_job {
   int rides; /* nb, rc's record, goes with b */
   cl_node_batch nb;
   cl_repl_pending *p;
+  void (*done)(void *ctx, int here);
+  void *ctx;
 };
+
+/* The Raft loop: j's append ended. The caller may finish on the loop
+ * (`here`) only if nothing it does next waits on Raft: the call's audit
+ * record went with b (committed, as `here` says), or none is due. */
+static void job_done(void *ctx, int here) {
+  cl_svc_job *j = ctx;
+  void (*done)(void *, int) = j->done;
+  void *dctx = j->ctx; /* j may be freed once done has run */
+  done(dctx, here && (j->rides || !record_due(j->s, j->rc)));
+}
 
 /* j's append ended with code (its record's: then_rc): the rest of
  * append_call, and j is freed. */
@@ -508,8 +525,8 @@ static int job_end(cl_svc_job *j, int code, int then_rc, cl_append_result *r, cl
 }
 
 int cl_svc_append_start(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
-                        int allow_forward, void (*done)(void *ctx), void *ctx, cl_svc_job **job,
-                        cl_append_result *r, cl_svc_route *route, cl_err *err) {
+                        int allow_forward, void (*done)(void *ctx, int here), void *ctx,
+                        cl_svc_job **job, cl_append_result *r, cl_svc_route *route, cl_err *err) {
   linked_rec rec = {.rc = rc, .named = 0};
   *job = NULL;
   cl_svc_job *j = s->o.repl ? calloc(1, sizeof *j) : NULL;
@@ -527,11 +544,13 @@ int cl_svc_append_start(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatc
   j->rc = rc;
   j->b = b;
   j->allow_forward = allow_forward;
+  j->done = done;
+  j->ctx = ctx;
   cl_err aerr;
   j->rides = rides_with(s, &rec) &&
              audit_linked(s->o.log, &s->node, rc, 0, b->n_events, &j->nb, &aerr) == 0;
   *job = j; /* before done can run */
-  code = cl_repl_append_start(s->o.repl, b, j->rides ? &j->nb.b : NULL, done, ctx, &j->p, err);
+  code = cl_repl_append_start(s->o.repl, b, j->rides ? &j->nb.b : NULL, job_done, j, &j->p, err);
   if (code == CL_REPL_PENDING)
     return CL_SVC_PENDING; /* j is the continuation's now */
   *job = NULL;
@@ -819,7 +838,7 @@ static int unrecorded(const cl_err *why, cl_err *err) {
 
 /* cl_svc_record: 1 when rc's call is to be recorded now (marked so). */
 static int to_record(cl_svc *s, cl_req_ctx *rc) {
-  if (rc->recorded || !s->audit || cl_method_kind(rc->method) == CL_MK_HEALTH)
+  if (!record_due(s, rc))
     return 0;
   rc->recorded = 1; /* once, also when it fails: the call then ends without its data */
   return 1;

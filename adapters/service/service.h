@@ -238,19 +238,23 @@ typedef struct cl_svc_job cl_svc_job;
 /* cl_svc_append_recorded without holding the calling thread while Raft
  * commits b (replication/node.h, cl_repl_append_start): the checks run
  * here, then b goes to the Raft loop and this returns CL_SVC_PENDING with
- * *job (set before done can run). done(ctx) then runs exactly once on the
- * Raft loop when the append has ended, and must only hand the call on to
- * a thread that calls cl_svc_append_end (it must not block); rc and b
- * must live until then, and the caller must not touch them meanwhile. No
- * deadline: the append ends by itself (node.h). Any other return is the
- * outcome, as cl_svc_append_recorded's (*job NULL, done does not run):
- * refusals, a follower's forwarded write (forwarding waits here), and the
- * store's own append on a node without Raft. For the gRPC face, whose
- * workers would otherwise each wait for their call's commit. */
+ * *job (set before done can run). done(ctx, here) then runs exactly once
+ * on the Raft loop when the append has ended, and must only hand the call
+ * on to a thread that calls cl_svc_append_end (it must not block); or,
+ * when `here` is 1 (b committed alone in its Raft entry, with the call's
+ * audit record or with none due, so that ending the call waits on
+ * nothing), it may call cl_svc_append_end and answer the call itself, on
+ * the loop. rc and b must live until then, and the caller must not touch
+ * them meanwhile. No deadline: the append ends by itself (node.h). Any
+ * other return is the outcome, as cl_svc_append_recorded's (*job NULL,
+ * done does not run): refusals, a follower's forwarded write (forwarding
+ * waits here), and the store's own append on a node without Raft. For the
+ * gRPC face, whose workers would otherwise each wait for their call's
+ * commit. */
 CL_MUST_CHECK int cl_svc_append_start(cl_svc *s, cl_req_ctx *rc, const Clinlog__V1__AppendBatch *b,
-                                      int allow_forward, void (*done)(void *ctx), void *ctx,
-                                      cl_svc_job **job, cl_append_result *r, cl_svc_route *route,
-                                      cl_err *err);
+                                      int allow_forward, void (*done)(void *ctx, int here),
+                                      void *ctx, cl_svc_job **job, cl_append_result *r,
+                                      cl_svc_route *route, cl_err *err);
 /* After job's done: the outcome as cl_svc_append_recorded's (r, route,
  * err; job is freed), or CL_SVC_PENDING again when b had to be prepared
  * again (done runs again). */

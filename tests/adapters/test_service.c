@@ -541,20 +541,24 @@ Test(service, an_append_past_its_deadline_still_commits) {
  * without waiting for any (the gRPC face's Append, whose workers no longer
  * wait for the commit); each one's done runs exactly once, on another
  * thread, and cl_repl_append_end then gives what cl_repl_append would: a
- * new position each, and a wrong expected version named as a conflict. */
+ * new position each, and a wrong expected version named as a conflict.
+ * `here` (the caller may finish on the loop) only for an append that
+ * committed alone in its entry: not for the conflict, yes for the last
+ * append, alone. */
 enum { ASYNC_N = 32 };
 typedef struct async_slot {
-  int calls;
+  int calls, here;
   pthread_t thread;
 } async_slot;
 static pthread_mutex_t async_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t async_cv = PTHREAD_COND_INITIALIZER;
 static int async_total;
 
-static void async_done(void *ctx) {
+static void async_done(void *ctx, int here) {
   async_slot *sl = ctx;
   pthread_mutex_lock(&async_mu);
   sl->calls++;
+  sl->here = here;
   sl->thread = pthread_self();
   async_total++;
   pthread_cond_broadcast(&async_cv);
@@ -575,9 +579,9 @@ static int async_wait(int n) {
 }
 
 Test(service, appends_in_raft_hands_answer_each_once_without_a_waiting_thread) {
-  static svct_batch x[ASYNC_N + 1];
-  static async_slot slot[ASYNC_N + 1];
-  cl_repl_pending *p[ASYNC_N + 1];
+  static svct_batch x[ASYNC_N + 2];
+  static async_slot slot[ASYNC_N + 2];
+  cl_repl_pending *p[ASYNC_N + 2];
   async_total = 0;
   memset(slot, 0, sizeof slot);
   for (int i = 0; i < ASYNC_N; i++) {
@@ -623,10 +627,21 @@ Test(service, appends_in_raft_hands_answer_each_once_without_a_waiting_thread) {
   cr_assert_str_eq(r.conflict_stream, "patient-async-0");
   cr_assert_eq(r.conflict_current, 1);
   cl_append_result_free(&r);
+  cr_assert_eq(slot[ASYNC_N].here, 0, "a refused append is not to be finished on the loop");
+  /* one append alone: committed by itself, finished where done runs */
+  svct_batch_make(&x[ASYNC_N + 1], "patient-async-alone");
+  cr_assert_eq(cl_repl_append_start(svct_F.repl, &x[ASYNC_N + 1].b, NULL, async_done,
+                                    &slot[ASYNC_N + 1], &p[ASYNC_N + 1], &err),
+               CL_REPL_PENDING, "%s", err.msg);
+  cr_assert_eq(async_wait(ASYNC_N + 2), ASYNC_N + 2, "the lone append ended");
+  cr_assert_eq(slot[ASYNC_N + 1].here, 1, "a lone committed append may finish on the loop");
+  cr_assert_eq(cl_repl_append_end(p[ASYNC_N + 1], &r, NULL, NULL, &err), 0, "%s", err.msg);
+  cr_assert_eq(r.n, 1);
+  cl_append_result_free(&r);
   /* nothing runs twice, later */
   struct timespec ts = {0, 100 * 1000000L};
   nanosleep(&ts, NULL);
-  cr_assert_eq(async_wait(0), ASYNC_N + 1);
-  for (int i = 0; i <= ASYNC_N; i++)
+  cr_assert_eq(async_wait(0), ASYNC_N + 2);
+  for (int i = 0; i <= ASYNC_N + 1; i++)
     svct_batch_free(&x[i]);
 }
