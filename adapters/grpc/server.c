@@ -258,16 +258,15 @@ void srv_hold(srv_call *c, step_fn next) {
   c->held_next = next;
 }
 
-void srv_resume(void *call) {
+void srv_resume(void *call, int here) {
   srv_call *c = call;
+  if (here) { /* on this thread, as a worker would run it */
+    c->seen_gen = atomic_load(&c->srv->wake_gen);
+    c->held_next(c, 1);
+    return;
+  }
   c->next = c->held_next;
   srv_enqueue(c, 1);
-}
-
-void srv_run_held(void *call) {
-  srv_call *c = call;
-  c->seen_gen = atomic_load(&c->srv->wake_gen);
-  c->held_next(c, 1);
 }
 
 void srv_release(srv_call *c) {

@@ -177,15 +177,14 @@ void srv_trailer(srv_call *c, const char *key, const char *value);
 void srv_wait(srv_call *c, int64_t wake_at_ms, step_fn next);
 
 /* The call's work goes to another thread (an append in Raft's hands):
- * `next` runs on a worker at each srv_resume(c), which that thread calls
- * (it only queues the call), or on that thread itself at srv_run_held(c)
- * (when `next` cannot wait on that thread: it must not block), until the
+ * `next` runs at each srv_resume(c, here), which that thread calls: on a
+ * worker (here 0: the call is only queued), or on that thread itself
+ * (here 1: when `next` cannot wait on it; it must not block), until the
  * call's step says srv_release. cl_server_stop waits for held calls
  * without a time limit, as it waits for its workers: their work ends by
  * itself. */
 void srv_hold(srv_call *c, step_fn next);
-void srv_resume(void *call);
-void srv_run_held(void *call);
+void srv_resume(void *call, int here);
 void srv_release(srv_call *c);
 
 /* Brackets a step's wait for another thread or node (on 1 before, 0

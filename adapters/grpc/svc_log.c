@@ -648,8 +648,10 @@ static void append_answer(srv_call *c, int rc, cl_append_result *r, const cl_svc
   cl_append_result_free(r);
 }
 
-/* Append's batch has left Raft's hands (srv_resume from the Raft loop, or
- * append_done on it). */
+/* Append's batch has left Raft's hands (srv_resume from the Raft loop:
+ * on a worker, or on the loop itself when the batch committed alone in
+ * its entry with its audit record; a worker woken for it cost 30-60 µs of
+ * a one-event call's ~1 ms at concurrency 1 here, docs/bench.md). */
 static void append_resume(srv_call *c, int ok) {
   (void)ok;
   cl_append_result r;
@@ -664,17 +666,6 @@ static void append_resume(srv_call *c, int ok) {
   append_answer(c, rc, &r, &route, &err);
 }
 
-/* The Raft loop: c's batch has ended. Alone in its entry and committed
- * with its audit record (`here`), the call is answered on the loop: a
- * worker woken for it cost 30-60 µs of a one-event call's ~1 ms at
- * concurrency 1 here (docs/bench.md); under load, a worker answers. */
-static void append_done(void *call, int here) {
-  if (here)
-    srv_run_held(call);
-  else
-    srv_resume(call);
-}
-
 static void svc_append(srv_call *c, int ok) {
   (void)ok;
   const Clinlog__V1__AppendBatch *b = (const Clinlog__V1__AppendBatch *)c->req;
@@ -686,7 +677,7 @@ static void svc_append(srv_call *c, int ok) {
    * worker waits while Raft commits it (append_resume answers) */
   srv_hold(c, append_resume);
   int rc =
-      cl_svc_append_start(srv_svc(c), &c->rctx, b, 1, append_done, c, &c->job, &r, &route, &err);
+      cl_svc_append_start(srv_svc(c), &c->rctx, b, 1, srv_resume, c, &c->job, &r, &route, &err);
   if (rc == CL_SVC_PENDING)
     return; /* c is append_resume's now */
   srv_release(c);
