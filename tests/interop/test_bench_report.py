@@ -96,12 +96,29 @@ class TestBenchReport(unittest.TestCase):
     def test_rows_ratios_and_targets(self):
         r, text = self.report(CANNED)
         # clinlog / PostgreSQL and clinlog / raw RocksDB (4 puts per event, 8 threads)
-        self.assertIn("| 64 | 16 | 30,000 | 120,000 | 0.25 | 150,000 (8) | 0.20 |", text)
-        self.assertIn("| 1 | 64 | 25,000 | 12,500 | 2.00 |", text)
+        self.assertIn("| 64 | 16 | 30,000 | 120,000 | 0.25 | >= 1.5 x PG | **MISSED** | "
+                      "150,000 (8) | 0.20 |", text)
+        self.assertIn("| 1 | 64 | 25,000 | 12,500 | 2.00 | >= 1.0 x PG | MET |", text)
+        self.assertIn("| 1 | 1 | 1,500 | 5,000 | 0.30 | >= 0.7 x PG | **MISSED** |", text)
         self.assertIn(">= 20,000 ev/s | MET |", text)
         self.assertIn(">= 0.70 x store (0.50) | **MISSED** |", text)
         self.assertIn("- **MISSED**: gRPC Append vs the store in-process", text)
-        self.assertIn("Targets: 1 met, 1 missed, 17 not measured in this run.", text)
+        self.assertIn("Targets: 2 met, 4 missed, 18 not measured in this run.", text)
+        # issue 13's one-node targets: against PostgreSQL at each concurrency, batches of
+        # 64 at the lowest, the store in process against raw RocksDB at batch 64
+        tg = {t["name"]: (t["value"], t["met"]) for t in r["targets"]}
+        pg = "1 node against PostgreSQL 15, single-event appends, concurrency %d"
+        self.assertEqual(tg[pg % 1], (0.3, False))
+        self.assertEqual(tg[pg % 16], (None, None))  # not in the run: not measured
+        self.assertEqual(tg[pg % 64], (2.0, True))
+        self.assertEqual(tg["1 node against PostgreSQL 15, batches of 64 (lowest of conc "
+                            "1/16/64)"], (0.25, False))
+        self.assertEqual(tg["store in process against raw RocksDB synced writes of the same "
+                            "bytes, batch 64 (lowest of 1 and 8 threads)"], (0.24, False))
+        self.assertIn("- **MISSED**: 1 node against PostgreSQL 15, single-event appends, "
+                      "concurrency 1: 0.30 x (target >= 0.7 x PostgreSQL).", text)
+        self.assertIn("| 250,000 / 150,000 ev/s (store: 60,000, store / 1 put 0.24) |", text)
+        self.assertNotIn("no target for clinlog against PostgreSQL", text)
         self.assertIn("clinlog 0.30.", text)  # 1500 against 5000 fsyncs/s
         # and against the same writes into written space (how a WAL writes)
         self.assertIn("Into written space, as a WAL writes (6,000/s): clinlog 0.25.", text)
@@ -183,7 +200,7 @@ class TestBenchReport(unittest.TestCase):
                       "messages/s (target >= 10000).", text)
         self.assertIn("- **MISSED**: HL7 v2 over MLLP, ACK p99, 16 connections: 25.00 ms "
                       "(target <= 20 ms).", text)
-        self.assertIn("Targets: 1 met, 3 missed, 15 not measured in this run.", text)
+        self.assertIn("Targets: 2 met, 6 missed, 16 not measured in this run.", text)
         # the cluster did not run: said so, not zeros
         self.assertIn("## 3 nodes against 1 node\n\nNot measured in this run.", text)
         self.assertIn("## Subscribe fan-out (single node)\n\nNot measured in this run.", text)
@@ -700,9 +717,12 @@ class TestBenchReport(unittest.TestCase):
                               (64, 16, 60000), (64, 64, 40000))]}
         r, text = self.report(res)
         # each row against the raw writes at its own concurrency, not the store step's 1 or 8
-        self.assertIn("| 64 | 16 | 30,000 | 120,000 | 0.25 | 60,000 (16) | 0.50 |", text)
-        self.assertIn("| 1 | 64 | 25,000 | 12,500 | 2.00 | 20,000 (64) | 1.25 |", text)
-        self.assertIn("| 1 | 1 | 1,500 | 5,000 | 0.30 | 1,200 (1) | 1.25 |", text)
+        self.assertIn("| 64 | 16 | 30,000 | 120,000 | 0.25 | >= 1.5 x PG | **MISSED** | "
+                      "60,000 (16) | 0.50 |", text)
+        self.assertIn("| 1 | 64 | 25,000 | 12,500 | 2.00 | >= 1.0 x PG | MET | 20,000 (64) | 1.25 |",
+                      text)
+        self.assertIn("| 1 | 1 | 1,500 | 5,000 | 0.30 | >= 0.7 x PG | **MISSED** | 1,200 (1) | 1.25 |",
+                      text)
         row = _get_row(r["comparisons"], 1, 64)
         self.assertEqual((row["raw_threads"], row["raw_rocksdb_events_per_s"]), (64, 20000))
         self.assertIn("| raw RocksDB synced writes, the store's 4 entries per event (438-byte "
