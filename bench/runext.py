@@ -5,12 +5,14 @@ and node join figures, their section of report.md and the failover
 timeline plot; the AppendStream import's section; the latency CDF plots;
 the 3-node scenarios' CPU, fsyncs and memory; the FHIR views' section and
 targets (issue 9); the decision-support section and targets (issue 11);
-the throughput-against-concurrency plot of each scenario family.
+the throughput-against-concurrency plot of each scenario family; and
+`plots`, which draws every SVG of the report with gnuplot.
 
 Only Debian's /usr/bin/python3 and its standard library."""
 import json
 import os
 import re
+import shutil
 import subprocess
 
 # The report's sections, in order: a run whose report.md lacks one was cut
@@ -29,6 +31,7 @@ SECTIONS = [
     "## Home-device readings (clinlog-bench ingest)",
     "## FHIR views (clinlog-bench fhir)",
     "## Decision support (clinlog-bench cds)",
+    "## Audit trail: the cost of fail-closed auditing (clinlog-bench audit)",
     "## Proofs and verify (clinlog-bench proof)",
     "## Raw limits of this machine, measured in this run",
     "## Machine",
@@ -715,3 +718,78 @@ def _syscalls_table(r):
     L.append("| all | %s |" % " | ".join(_f(c.get("all"), 2) for _, c in sc))
     L.append("")
     return L
+
+
+def plots(r, out):
+    """Draws SVGs with gnuplot; returns their file names, or raises."""
+    gp = shutil.which("gnuplot")
+    if not gp:
+        raise FileNotFoundError("gnuplot is not installed (Debian gnuplot-nox; "
+                                "scripts/install-deps.sh installs it)")
+    rows = r.get("comparisons") or []
+    d = os.path.join(out, "plots")
+    os.makedirs(d, exist_ok=True)
+    series = []  # (file, title)
+
+    def dat(name, pts):
+        path = os.path.join(d, name + ".dat")
+        with open(path, "w") as f:
+            for p in pts:
+                f.write("%s %s\n" % p)
+        return path
+    for sysname, label in (("clinlog", "clinlog 1 node"), ("postgresql", "PostgreSQL 15")):
+        for bs in (1, 64):
+            pts = [(x["concurrency"], x.get(sysname + "_events_per_s")) for x in rows
+                   if x["batch"] == bs and x.get(sysname + "_events_per_s")]
+            if pts:
+                series.append((dat("tp_%s_b%d" % (sysname, bs), pts),
+                               "%s, batch %d" % (label, bs)))
+    for bs in (1, 64):
+        pts = [(c["concurrency"], c["three_node_events_per_s"])
+               for c in r.get("cluster_rows") or [] if c["batch"] == bs]
+        if pts:
+            series.append((dat("tp_cluster_b%d" % bs, pts), "clinlog 3 nodes, batch %d" % bs))
+    pts = [(e["concurrency"], e["etcd_events_per_s"]) for e in r.get("etcd_rows") or []
+           if e.get("etcd_events_per_s")]
+    if pts:
+        series.append((dat("tp_etcd_b1", pts), "etcd 3.4, 3 members, 1 event per Put"))
+    made = []
+    common = ("set terminal svg size 820,520 dynamic font 'sans,11'\n"
+              "set key below\nset grid\nset logscale y\n")
+    if series:
+        with open(os.path.join(d, "throughput.gp"), "w") as f:
+            f.write(common + "set output '%s'\n" % os.path.join(out, "throughput.svg"))
+            f.write("set title 'Durable appends/s against concurrency'\n"
+                    "set xlabel 'concurrent clients'\nset ylabel 'events/s'\n"
+                    "set logscale x 2\nset xrange [0.8:80]\nset xtics (1, 16, 64)\n")
+            f.write("plot " + ", \\\n  ".join("'%s' using 1:2 with linespoints lw 2 title '%s'"
+                                              % s for s in series) + "\n")
+        subprocess.run([gp, os.path.join(d, "throughput.gp")], check=True)
+        made.append("throughput.svg")
+    # latency profile: p50/p90/p99/p99.9 of each system at concurrency 16
+    lat = []
+    for sysname, label in (("clinlog", "clinlog"), ("postgresql", "PostgreSQL")):
+        for bs in (1, 64):
+            x = _get(rows, batch=bs, concurrency=16)
+            if not x or x.get(sysname + "_p50_ms") is None:
+                continue
+            pts = [(q, x.get("%s_%s" % (sysname, k))) for q, k in
+                   ((50, "p50_ms"), (90, "p90_ms"), (99, "p99_ms"), (99.9, "p999_ms"))
+                   if x.get("%s_%s" % (sysname, k))]
+            lat.append((dat("lat_%s_b%d" % (sysname, bs), pts),
+                        "%s, batch %d" % (label, bs)))
+    if lat:
+        with open(os.path.join(d, "latency.gp"), "w") as f:
+            f.write(common + "set output '%s'\n" % os.path.join(out, "latency.svg"))
+            f.write("set title 'Latency percentiles per call, concurrency 16'\n"
+                    "set xlabel 'percentile'\nset ylabel 'ms'\n"
+                    "set xtics ('p50' 0, 'p90' 1, 'p99' 2, 'p99.9' 3)\nset xrange [-0.3:3.3]\n")
+            f.write("plot " + ", \\\n  ".join(
+                "'%s' using ($1==50?0:$1==90?1:$1==99?2:3):2 with linespoints lw 2 title '%s'"
+                % s for s in lat) + "\n")
+        subprocess.run([gp, os.path.join(d, "latency.gp")], check=True)
+        made.append("latency.svg")
+    made += throughput_plots(r, d, out, gp, common, dat)
+    made += cdf_plots(r, d, out, gp, common, dat)
+    made += failover_plot(r, d, out, gp, common, dat)
+    return made

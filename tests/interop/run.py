@@ -27,11 +27,11 @@ import common  # noqa: E402
 PART1 = ["test_rpcs", "test_keys", "test_auth", "test_cds_grpc", "test_mllp", "test_cds_rpm",
          "test_cds_news2", "test_errors", "test_tls", "test_cds_alerts", "test_fhir_http",
          "test_cds_bcma", "test_device_ingest", "test_ingest_hl7", "test_fhir", "test_malloc"]
-PART2 = ["test_bench_report", "test_bench_steps", "test_bench_proof", "test_bench_ingest_hl7",
-         "test_bench_ingest_fhir", "test_fhir_write", "test_logkey", "test_fhir_write_types",
-         "test_query", "test_concurrency", "test_kill", "test_audit", "test_fhir_write_cond",
-         "test_mllp_audit", "test_cross_format", "test_cds_hooks", "test_fhir_write_audit",
-         "test_kb"]
+PART2 = ["test_bench_report", "test_bench_sections", "test_bench_steps", "test_bench_proof",
+         "test_bench_ingest_hl7", "test_bench_ingest_fhir", "test_fhir_write", "test_logkey",
+         "test_fhir_write_types", "test_query", "test_concurrency", "test_kill", "test_audit",
+         "test_fhir_write_cond", "test_mllp_audit", "test_cross_format", "test_cds_hooks",
+         "test_fhir_write_audit", "test_kb"]
 MODULES = PART1 + PART2
 
 
