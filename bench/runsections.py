@@ -366,8 +366,8 @@ def audit_section(r):
                 _f(p.get("on_ops_per_s")), _f(p.get("ratio"), 2), _f(x.get("ratio"), 2),
                 _f(_ratio(x.get("on_ops_per_s"), p.get("on_ops_per_s")), 2)))
     else:
-        w("The PostgreSQL peer (the same call with its audit row committed in it) is not "
-          "measured in --quick; the full run measures it.")
+        w("The PostgreSQL peer (the same call with its audit row committed in it) was not "
+          "measured in this run (--quick leaves it out; the full run measures it).")
     w("")
     return L
 
