@@ -611,6 +611,38 @@ int cl_proj_scan(cl_proj *p, unsigned fam, const void *prefix, size_t pl, const 
   return rc;
 }
 
+int cl_proj_scan_deleted(cl_proj *p, unsigned fam, const void *prefix, size_t pl, const void *from,
+                         size_t fl, cl_proj_scan_fn fn, void *ctx, uint64_t *deleted, cl_err *err) {
+  *deleted = 0;
+  /* RocksDB counts, per thread, the deletion markers its iterators step
+   * over (perf context; counting is on at this level) */
+  rocksdb_perfcontext_t *pc = rocksdb_perfcontext_create();
+  if (!pc)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  rocksdb_set_perf_level(rocksdb_enable_count);
+  rocksdb_perfcontext_reset(pc);
+  int rc = cl_proj_scan(p, fam, prefix, pl, from, fl, fn, ctx, err);
+  *deleted = rocksdb_perfcontext_metric(pc, rocksdb_internal_delete_skipped_count);
+  rocksdb_perfcontext_destroy(pc);
+  return rc;
+}
+
+int cl_proj_compact(cl_proj *p, unsigned fam, cl_err *err) {
+  int rc = bad_fam(p, fam, err);
+  if (rc)
+    return rc;
+  rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+  if (!co)
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+  /* rewrite the last level too: that is where deletion markers go */
+  rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
+  pthread_rwlock_rdlock(&p->lk); /* the family's handle stays valid (a reset replaces it) */
+  rocksdb_compact_range_cf_opt(p->db->db, p->fam[fam], co, NULL, 0, NULL, 0);
+  pthread_rwlock_unlock(&p->lk);
+  rocksdb_compactoptions_destroy(co);
+  return 0;
+}
+
 /* The dump's meta family: the position in memory in place of the one on
  * disk, which may lag it by commits that wrote nothing (LAZY_MAX). */
 typedef struct dump_meta {

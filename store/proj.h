@@ -167,6 +167,20 @@ typedef int (*cl_proj_scan_fn)(void *ctx, const uint8_t *key, size_t kl, const u
 int cl_proj_scan(cl_proj *p, unsigned fam, const void *prefix, size_t pl, const void *from,
                  size_t fl, cl_proj_scan_fn fn, void *ctx, cl_err *err);
 
+/* As cl_proj_scan, and *deleted is how many deleted entries the scan
+ * stepped over: deletions leave markers that every read of their range
+ * steps over until a compaction drops them, so a family used as a queue
+ * (entries put, then deleted once handled) and scanned from its start
+ * gets slower with every entry it has handled (cl_proj_compact). */
+int cl_proj_scan_deleted(cl_proj *p, unsigned fam, const void *prefix, size_t pl, const void *from,
+                         size_t fl, cl_proj_scan_fn fn, void *ctx, uint64_t *deleted, cl_err *err);
+
+/* Flushes family `fam`'s memtable and compacts the family whole, dropping
+ * the markers its deletions left (and the values they deleted). Blocks for
+ * the compaction; the family stays readable and writable meanwhile. 0,
+ * CL_EINVAL (no such family) or CL_ENOMEM. */
+int cl_proj_compact(cl_proj *p, unsigned fam, cl_err *err);
+
 /* Every key and value of every family and the position, in a fixed order,
  * to `fn` (key prefixed with the family index byte): what "rebuilt equals
  * live, byte for byte" compares. */

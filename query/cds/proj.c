@@ -30,6 +30,7 @@ enum { FAM_PATIENT, FAM_PENDING, FAM_EMITTED, FAM_SILENCE, NFAM };
 static const char *const families[NFAM] = {"patient", "pending", "emitted", "silence"};
 
 #define KEY_LEN 48        /* stream tag || finding key */
+#define TIDY_DELETED 1024 /* deleted entries a pending scan steps over before a compaction */
 #define SKEY_LEN 56       /* deadline (u64 BE) || stream tag || device hash (16) */
 #define CACHE_MAX 4096    /* patient states kept from one batch to the next */
 #define PENDING_CHUNK 256 /* pending entries read per scan */
@@ -628,14 +629,17 @@ static int scan_issues(cl_proj *p, unsigned fam, uint64_t upto, size_t max, cl_c
     return cl_err_set(err, CL_ENOMEM, "cds: out of memory");
   size_t done = 0;
   int rc = 0, from = 0;
+  uint64_t deleted = 0;
   uint8_t next[SKEY_LEN + 1];
   do {
     s.n = 0;
     s.full = 0;
     /* the scan holds the projection's read lock: the callback, which
      * appends, runs after it */
-    rc = cl_proj_scan(p, fam, NULL, 0, from ? next : NULL, from ? s.kl + 1 : 0, pending_one, &s,
-                      err);
+    uint64_t d = 0;
+    rc = cl_proj_scan_deleted(p, fam, NULL, 0, from ? next : NULL, from ? s.kl + 1 : 0, pending_one,
+                              &s, &d, err);
+    deleted += d;
     if (rc > 0)
       rc = 0;
     for (size_t i = 0; i < s.n; i++) {
@@ -650,6 +654,16 @@ static int scan_issues(cl_proj *p, unsigned fam, uint64_t upto, size_t max, cl_c
     from = 1;
   } while (rc == 0 && s.full && !s.done && (max == 0 || done < max));
   free(s.it);
+  /* Both families are queues: an entry is deleted once emitted (or its
+   * deadline moves), and every scan from the start steps over the markers
+   * of all of them until a compaction drops them: after a backlog of
+   * 27,000 findings each round of the emitter took milliseconds, and alert
+   * latency grew with the population (docs/cds.md). A scan that stepped
+   * over many compacts the family, once, for the scans after it. */
+  if (deleted >= TIDY_DELETED) {
+    cl_err cerr;
+    (void)cl_proj_compact(p, fam, &cerr); /* only slower scans if it fails */
+  }
   return rc < 0 ? rc : 0;
 }
 

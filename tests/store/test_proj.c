@@ -4,7 +4,8 @@
  * folded over one in flight, see the plaintext; the committed state holds
  * only the sealed form, under the stream's data key; a stream erased
  * between the put and the write leaves nothing of it. Projections keep
- * their state in a database of their own (<dir>/proj). */
+ * their state in a database of their own (<dir>/proj). A scan says how
+ * many deleted entries it stepped over; a compaction drops them. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,5 +340,61 @@ Test(proj, a_commit_of_nothing_moves_the_position_without_a_write) {
   crash_after_empty_commits(&f, 51, 50 + 16384);
   reopen(&f);
   cr_assert_eq(cl_proj_position(f.p), 50 + 16384, "a position 16384 behind is written");
+  teardown(&f);
+}
+
+static int count_one(void *ctx, const uint8_t *key, size_t kl, const uint8_t *val, size_t vl,
+                     cl_err *err) {
+  (void)key, (void)kl, (void)val, (void)vl, (void)err;
+  (*(size_t *)ctx)++;
+  return 0;
+}
+
+/* Entry i of round r of a queue: r, then i, big-endian. */
+static void queue_key(uint8_t k[8], int round, uint32_t i) {
+  cl_be64(k, (uint64_t)round << 32 | i);
+}
+
+/* A family used as a queue: every entry put, then deleted. Scans step over
+ * the deletions' markers, and say how many, until a compaction drops them. */
+Test(proj, scans_count_the_deleted_entries_they_step_over_until_a_compaction) {
+  fixture f;
+  setup(&f);
+  cl_err err;
+  enum { N = 3000, KEPT = 5 };
+  uint64_t pos = 2;
+  for (int round = 0; round < 2; round++) { /* round 0 compacted, round 1 in the memtable */
+    cl_proj_txn *t;
+    cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0, "%s", err.msg);
+    for (uint32_t i = 0; i < N; i++) {
+      uint8_t k[8];
+      queue_key(k, round, i);
+      cr_assert_eq(cl_proj_put(t, 0, k, sizeof k, "v", 1, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(cl_proj_commit(t, ++pos, &err), 0, "%s", err.msg);
+    cr_assert_eq(cl_proj_begin(f.p, &t, &err), 0, "%s", err.msg);
+    for (uint32_t i = KEPT; i < N; i++) { /* all but the first KEPT */
+      uint8_t k[8];
+      queue_key(k, round, i);
+      cr_assert_eq(cl_proj_del(t, 0, k, sizeof k, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(cl_proj_commit(t, ++pos, &err), 0, "%s", err.msg);
+    if (round == 0) /* its kept entries into a table file, its markers dropped */
+      cr_assert_eq(cl_proj_compact(f.p, 0, &err), 0, "%s", err.msg);
+  }
+  size_t n = 0;
+  uint64_t deleted = 0;
+  cr_assert_eq(cl_proj_scan_deleted(f.p, 0, NULL, 0, NULL, 0, count_one, &n, &deleted, &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(n, 2 * KEPT, "the entries left: %zu", n);
+  cr_assert_geq(deleted, N - KEPT, "the second round's deletions stepped over: %llu",
+                (unsigned long long)deleted);
+  cr_assert_eq(cl_proj_compact(f.p, 0, &err), 0, "%s", err.msg);
+  n = 0;
+  cr_assert_eq(cl_proj_scan_deleted(f.p, 0, NULL, 0, NULL, 0, count_one, &n, &deleted, &err), 0,
+               "%s", err.msg);
+  cr_assert_eq(n, 2 * KEPT, "a compaction keeps what was not deleted");
+  cr_assert_eq(deleted, 0, "and drops the markers: %llu left", (unsigned long long)deleted);
+  cr_assert_eq(cl_proj_compact(f.p, 7, &err), CL_EINVAL, "a family the projection lacks");
   teardown(&f);
 }
