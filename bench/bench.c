@@ -51,6 +51,7 @@ int bench_cds_main(int argc, char **argv);  /* bench_cds.c */
 int bench_ingest_main(int argc, char **argv);      /* bench_ingest.c */
 int bench_ingest_fhir_main(int argc, char **argv); /* bench_ingest_fhir.c */
 int bench_proof_main(int argc, char **argv);       /* bench_proof.c */
+int bench_floor_server_main(int argc, char **argv); /* grpcfloor.c */
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
 #include "clinlog/v1/record.pb-c.h"
@@ -231,6 +232,8 @@ int main(int argc, char **argv) {
   cl_malloc_tune_exec(argv); /* store/alloc.h: as clinlogd runs */
   if (argc > 1 && !strcmp(argv[1], "grpc"))
     return bench_grpc_main(argc, argv);
+  if (argc > 1 && !strcmp(argv[1], "floor-server")) /* clinlog-bench grpc's (grpcfloor.h) */
+    return bench_floor_server_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "cluster"))
     return bench_cluster_main(argc, argv);
   if (argc > 1 && !strcmp(argv[1], "projection"))
@@ -285,7 +288,8 @@ int main(int argc, char **argv) {
           "pg (PostgreSQL 15 as an event table), etcd (3 etcd 3.4 members, KV.Put),\n"
           "etcd-watch (1 etcd 3.4 member, Watch fan-out: the peer of Subscribe fan-out),\n"
           "raw (fsync, Ed25519, SHA-256 rates), ingest [hl7|fhir] (issue 12's ingest\n"
-          "bench), proof (RFC 9162 proofs, their verification, verify of a whole log)\n");
+          "bench), proof (RFC 9162 proofs, their verification, verify of a whole log),\n"
+          "floor-server (the gRPC server of clinlog-bench grpc's floor rows)\n");
       return 2;
     }
   }

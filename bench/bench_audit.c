@@ -428,18 +428,10 @@ static int run_session(const cfg *g, const dataset *d, int audit, sres out[NSCEN
   bench_proc srv = {0};
   if (bench_proc_start(argv, g->logpath, &srv))
     return -1;
-  cl_client_options co;
-  cl_client_options_init(&co);
-  co.target = srv.target;
-  co.plaintext = 1;
-  co.timeout_ms = 120000;
   cl_client *c;
-  cl_err err;
   int rc = -1;
-  if (cl_client_open(&co, &c, &err)) {
-    fprintf(stderr, "client: %s\n", err.msg);
+  if (bench_client_open(srv.target, "client", &c))
     goto fail_srv;
-  }
   if (wait_ready(c, d))
     goto fail_client;
   size_t pool_pos = 0;

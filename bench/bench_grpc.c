@@ -47,6 +47,7 @@
 #include "bench/bench_grpc.h"
 #include "bench/benchutil.h"
 #include "bench/fanout.h"
+#include "bench/grpcfloor.h"
 #include "bench/syscount.h"
 #include "bench/workload.h"
 #include "clinlog/v1/event.pb-c.h"
@@ -372,6 +373,28 @@ int bench_grpc_main(int argc, char **argv) {
       fflush(stdout);
     }
   }
+  /* the floor of one event a call on this stack at each concurrency:
+   * answers only, and with a signature check and a durable write */
+  bench_floor_row floor[6];
+  int nfloor = 0;
+  if (!only || !strcmp(only, "unary")) {
+    char self[PATH_MAX], fdir[4200];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    snprintf(fdir, sizeof fdir, "%s/floor", base);
+    if (sl <= 0 ||
+        (self[sl] = 0,
+         bench_floor_run(self, fdir, 0, concs, 3, seconds, &admin, &seed, floor) != 0) ||
+        bench_floor_run(self, fdir, 1, concs, 3, seconds, &admin, &seed, floor + 3) != 0)
+      status = 1;
+    else
+      nfloor = 6;
+    for (int i = 0; !json && i < nfloor; i++)
+      printf("%s%-5d %-4d | %10.0f %8.2f %8.2f | %s; server %.0f + client %.0f CPU us a call\n",
+             i ? "" : "\nthe floor (bench/grpcfloor.h): a gRPC server answering Append at once\n",
+             1, floor[i].conc, floor[i].r.eps, floor[i].r.p50_ms, floor[i].r.p99_ms,
+             floor[i].durable ? "+ Ed25519 check, group-committed fdatasync" : "answers only",
+             floor[i].server_us, floor[i].client_us);
+  }
   /* AppendStream bulk import vs the same batches in-process */
   size_t nb = only && strcmp(only, "stream") ? 0 : quick ? 25 : 100, bsz = 1000;
   bench_pool bulk; /* the same batches to the server, then to the store */
@@ -423,6 +446,11 @@ int bench_grpc_main(int argc, char **argv) {
     printf("]");
     if (hwm >= 0)
       printf(",\"server_peak_rss_mb\":%.1f", hwm);
+    if (nfloor) {
+      printf(",\"floor\":[");
+      bench_floor_json(floor, nfloor);
+      printf("]");
+    }
     if (nb)
       printf(",\"append_stream\":{\"events\":%zu,\"batch\":%zu,\"grpc_events_per_s\":%.0f,"
              "\"store_events_per_s\":%.0f,\"ratio\":%.3f}",

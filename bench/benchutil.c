@@ -518,6 +518,20 @@ int bench_proc_start(char *const argv[], const char *logpath, bench_proc *p) {
   return -1;
 }
 
+int bench_client_open(const char *target, const char *who, cl_client **out) {
+  cl_client_options co;
+  cl_client_options_init(&co);
+  co.target = target;
+  co.plaintext = 1;
+  co.timeout_ms = 120000;
+  cl_err err;
+  if (cl_client_open(&co, out, &err)) {
+    fprintf(stderr, "%s: %s\n", who, err.msg);
+    return -1;
+  }
+  return 0;
+}
+
 int bench_proc_stop(bench_proc *p) {
   if (p->pid <= 0)
     return 0;

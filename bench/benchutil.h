@@ -219,6 +219,9 @@ typedef struct bench_proc {
 /* Starts argv[0] (argv NULL-terminated) with stderr appended to `logpath`
  * and waits (up to 20 s) for its "listening on 127.0.0.1:PORT" line. */
 int bench_proc_start(char *const argv[], const char *logpath, bench_proc *p);
+/* A plaintext client of a benchmark's server at `target` (calls time out
+ * after 120 s). 0, or -1 after saying why on stderr ("WHO: ..."). */
+int bench_client_open(const char *target, const char *who, cl_client **out);
 /* SIGTERM, then SIGKILL after 20 s; waits for the process. Returns 1 if it
  * had to be killed, else 0. */
 int bench_proc_stop(bench_proc *p);

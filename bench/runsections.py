@@ -4,7 +4,8 @@ Watch, issue 12's ingest steps (HL7 v2 over MLLP, FHIR writes, device
 readings) with their targets, issue 10's cost of the audit trail (clinlog
 with --audit on against off, reads and appends, beside PostgreSQL with the
 same audit row committed in the call) with its targets, proofs and verify,
-and the raw limits of the machine.
+the raw limits of the machine, and the floor of one event a call on this
+stack (clinlog-bench grpc's floor rows).
 
 Each *_section(r) returns report.md's lines from a combined results dict;
 each *_targets(r, add) adds its targets through bench/run's `add(name,
@@ -462,4 +463,75 @@ def raw_section(r):
               _f(s.get("raw4_events_per_s")), _f(s.get("store_events_per_s")),
               _f(_ratio(s.get("store_events_per_s"), s.get("raw_events_per_s")), 2)))
     w("")
+    return L
+
+
+def floor_rows(r, pg_single_target):
+    """clinlog's one event a call beside the floor of the stack at the same
+    concurrency (clinlog-bench grpc's floor rows: a gRPC server answering at
+    once, and with a signature check and a group-committed durable write;
+    bench/grpcfloor.h) and beside PostgreSQL's single-event transactions:
+    clinlog/floor, floor/PostgreSQL, and what the target against PostgreSQL
+    (pg_single_target: {concurrency: x}) asks of clinlog as a share of the
+    floor (above 1: no server on this stack meets it on this machine)."""
+    floor = (r.get("clinlog_single") or {}).get("floor") or []
+    rows = []
+    for conc in (1, 16, 64):
+        echo = _get(floor, durable=False, concurrency=conc) or {}
+        dur = _get(floor, durable=True, concurrency=conc) or {}
+        if not echo and not dur:
+            continue
+        cmp_row = _get(r.get("comparisons"), batch=1, concurrency=conc) or {}
+        ce, pe = cmp_row.get("clinlog_events_per_s"), cmp_row.get("postgresql_events_per_s")
+        fe = dur.get("calls_per_s")
+        tgt = pg_single_target.get(conc)
+        rows.append({"concurrency": conc,
+                     "answers_only_calls_per_s": echo.get("calls_per_s"),
+                     "answers_only_p50_ms": echo.get("p50_ms"),
+                     "durable_calls_per_s": fe, "durable_p50_ms": dur.get("p50_ms"),
+                     "durable_server_cpu_us_per_call": dur.get("server_cpu_us_per_call"),
+                     "clinlog_events_per_s": ce, "postgresql_events_per_s": pe,
+                     "clinlog_over_floor": _ratio(ce, fe),
+                     "floor_over_postgresql": _ratio(fe, pe),
+                     "target_over_postgresql": tgt,
+                     "target_over_floor": (round(tgt * pe / fe, 3)
+                                           if tgt is not None and pe and fe else None)})
+    return rows
+
+
+def floor_section(r):
+    """report.md's floor of a call on this stack, after the single-node table."""
+    rows = r.get("floor_rows") or []
+    if not rows:
+        return []
+    L = []
+    w = L.append
+    w("")
+    w("### The floor of one event a call on this stack")
+    w("")
+    w("The same client, pre-signed batches and load generator as clinlog's batch-1 rows, "
+      "against a gRPC C-core server that does only what any server of signed durable events "
+      "must (`clinlog-bench floor-server`, bench/grpcfloor.h): two completion-queue threads "
+      "as clinlogd, Append registered with its payload read with the call, a pre-encoded "
+      "answer sent at once from the thread that took the call; the durable floor first "
+      "checks one Ed25519 signature and waits for a group-committed pwrite + fdatasync of "
+      "512 bytes a call (no hand-off: the thread that finds no write in progress writes "
+      "for every call waiting). No store, no Raft, no projection. \"Target needs\": "
+      "clinlog's target against PostgreSQL as a share of the durable floor (above 1: no "
+      "server on this stack meets it on this machine).")
+    w("")
+    w("| conc | answers only calls/s | durable floor calls/s | p50 ms | server µs/call "
+      "| clinlog ev/s | clinlog/floor | PostgreSQL ev/s | floor/PG | target | target needs "
+      "(x floor) |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for x in rows:
+        w("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            x["concurrency"], _f(x.get("answers_only_calls_per_s")),
+            _f(x.get("durable_calls_per_s")), _f(x.get("durable_p50_ms"), 2),
+            _f(x.get("durable_server_cpu_us_per_call"), 0), _f(x.get("clinlog_events_per_s")),
+            _f(x.get("clinlog_over_floor"), 2), _f(x.get("postgresql_events_per_s")),
+            _f(x.get("floor_over_postgresql"), 2),
+            ">= %.1f x PG" % x["target_over_postgresql"]
+            if x.get("target_over_postgresql") is not None else "—",
+            _f(x.get("target_over_floor"), 2)))
     return L

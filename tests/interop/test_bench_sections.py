@@ -76,6 +76,33 @@ class TestBenchSections(ReportCase, unittest.TestCase):
                       "measures it).", text)
         self.assertNotIn("| PostgreSQL off ops/s |", text)
 
+    def test_floor_section(self):
+        _, text = self.report(CANNED)
+        self.assertNotIn("### The floor of one event a call on this stack", text,
+                         "no floor rows: no section")
+
+        def fl(durable, conc, calls, p50, server_us):
+            return {"durable": durable, "concurrency": conc, "calls_per_s": calls,
+                    "p50_ms": p50, "p99_ms": p50 * 3, "server_cpu_us_per_call": server_us,
+                    "client_cpu_us_per_call": 40.0}
+        res = copy.deepcopy(CANNED)
+        res["clinlog_single"]["floor"] = [fl(False, 1, 8000, 0.1, 60.0),
+                                          fl(False, 64, 12000, 4.0, 30.0),
+                                          fl(True, 1, 5000, 0.3, 150.0),
+                                          fl(True, 64, 25000, 3.0, 60.0)]
+        r, text = self.report(res)
+        sec = text.split("### The floor of one event a call on this stack\n")[1]
+        sec = sec.split("\n\n")[1]  # the table, after the text
+        # clinlog 1,500 and 25,000 ev/s, PostgreSQL 5,000 and 12,500 (the canned run)
+        self.assertIn("| 1 | 8,000 | 5,000 | 0.30 | 150 | 1,500 | 0.30 | 5,000 | 1.00 "
+                      "| >= 0.7 x PG | 0.70 |", sec)
+        self.assertIn("| 64 | 12,000 | 25,000 | 3.00 | 60 | 25,000 | 1.00 | 12,500 | 2.00 "
+                      "| >= 1.0 x PG | 0.50 |", sec)
+        self.assertNotIn("| 16 |", sec, "a concurrency the floor did not run: no row")
+        one = [x for x in r["floor_rows"] if x["concurrency"] == 1][0]
+        self.assertEqual((one["clinlog_over_floor"], one["floor_over_postgresql"],
+                          one["target_over_floor"]), (0.3, 1.0, 0.7))
+
     def test_cds_section_and_targets(self):
         r, text = self.report(CANNED)
         self.assertIn("## Decision support (clinlog-bench cds)\n\nNot measured in this run.",
