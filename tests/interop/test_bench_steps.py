@@ -108,6 +108,17 @@ class TestBenchSteps(unittest.TestCase):
             self.assertIn("api:worker", th, row)
             self.assertIn("raft", th, row)
             self.assertFalse([n for n in th if any(c.isdigit() for c in n)], th)
+        # the floor of a call (bench/grpcfloor.h): answers only, then durable
+        fl = {(x["durable"], x["concurrency"]): x for x in out["floor"]}
+        self.assertEqual(sorted(fl), [(False, 1), (False, 16), (False, 64), (True, 1), (True, 16),
+                                      (True, 64)])
+        for x in fl.values():
+            self.assertGreater(x["calls_per_s"], 0, x)
+            self.assertGreater(x["server_cpu_us_per_call"], 0, x)
+        # an fdatasync a call costs more than the answer alone; in flight
+        # together, calls share the durable writes
+        self.assertLess(fl[(True, 1)]["calls_per_s"], fl[(False, 1)]["calls_per_s"], fl)
+        self.assertGreater(fl[(True, 16)]["calls_per_s"], fl[(True, 1)]["calls_per_s"], fl)
         if perf:
             one = [x for x in out["append"] if x["batch"] == 1 and x["concurrency"] == 1][0]
             # one event a call, one caller: every append its own durable write
