@@ -473,7 +473,7 @@ def floor_rows(r, pg_single_target):
     bench/grpcfloor.h) and beside PostgreSQL's single-event transactions:
     clinlog/floor, floor/PostgreSQL, and what the target against PostgreSQL
     (pg_single_target: {concurrency: x}) asks of clinlog as a share of the
-    floor (above 1: no server on this stack meets it on this machine)."""
+    floor (above 1: the floor itself falls short of it in that run)."""
     floor = (r.get("clinlog_single") or {}).get("floor") or []
     rows = []
     for conc in (1, 16, 64):
@@ -517,8 +517,8 @@ def floor_section(r):
       "checks one Ed25519 signature and waits for a group-committed pwrite + fdatasync of "
       "512 bytes a call (no hand-off: the thread that finds no write in progress writes "
       "for every call waiting). No store, no Raft, no projection. \"Target needs\": "
-      "clinlog's target against PostgreSQL as a share of the durable floor (above 1: no "
-      "server on this stack meets it on this machine).")
+      "clinlog's target against PostgreSQL as a share of the durable floor (above 1: the "
+      "floor itself falls short of it in this run).")
     w("")
     w("| conc | answers only calls/s | durable floor calls/s | p50 ms | server µs/call "
       "| clinlog ev/s | clinlog/floor | PostgreSQL ev/s | floor/PG | target | target needs "
