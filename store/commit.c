@@ -588,7 +588,10 @@ static void commit_group(cl_log *log, commit_req *reqs, uint64_t applied) {
     cl_be64(ai, applied);
     cl_meta_put(wb, log->db, CL_META_APPLIED, ai, 8);
   }
-  if ((wrote || applied) && !fatal && cl_db_write(log->db, wb, &ferr) != 0)
+  /* a Raft entry's apply is made again from the Raft log if a crash loses
+   * it: its WAL record may stay buffered (cl_log_options.replayed) */
+  if ((wrote || applied) && !fatal &&
+      (applied ? cl_db_write_buffered : cl_db_write)(log->db, wb, &ferr) != 0)
     fatal = 1;
   size_t wbl;
   (void)rocksdb_writebatch_data(wb, &wbl);

@@ -66,6 +66,11 @@ static int db_open(const char *path, int create, int read_only, int sync, int nf
    * (cl_log_sync) does not stall the Raft loop on tens of megabytes */
   rocksdb_options_set_wal_bytes_per_sync(db->opts, 1u << 20);
   rocksdb_options_set_bytes_per_sync(db->opts, 1u << 20);
+  /* writes whose loss is made good elsewhere keep their WAL records in
+   * memory: no write syscall and page-cache copy per write (docs/bench.md,
+   * "The store's WAL buffered on a cluster member") */
+  db->buffered = !read_only && sync == CL_DB_BUFFERED;
+  rocksdb_options_set_manual_wal_flush(db->opts, db->buffered);
   if (!cache)
     db->cache = rocksdb_cache_create_lru(64 << 20);
   db->bbto = rocksdb_block_based_options_create();
@@ -196,7 +201,7 @@ fail:
   rocksdb_readoptions_set_verify_checksums(db->ro_bulk, 1);
   rocksdb_readoptions_set_fill_cache(db->ro_bulk, 0);
   db->wo = rocksdb_writeoptions_create();
-  rocksdb_writeoptions_set_sync(db->wo, sync ? 1 : 0);
+  rocksdb_writeoptions_set_sync(db->wo, sync == CL_DB_SYNCED);
   db->wo_nosync = rocksdb_writeoptions_create();
   *out = db;
   return 0;
@@ -207,7 +212,7 @@ int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **ou
 }
 
 int cl_db_open_proj(const char *path, cl_db *log_db, cl_db **out, cl_err *err) {
-  return db_open(path, 1, 0, 0, 1, log_db->cache, out, err);
+  return db_open(path, 1, 0, CL_DB_BUFFERED, 1, log_db->cache, out, err);
 }
 
 static void db_free_options(cl_db *db) {
@@ -224,9 +229,11 @@ void cl_db_close(cl_db *db) {
   if (!db)
     return;
   if (!db->read_only) {
+    cl_err e;
+    if (db->buffered) /* the WAL's buffer first, should the flush below fail */
+      (void)cl_db_flush_wal(db, 1, &e);
     /* flush memtables so the next open (and a read-only verify) need not
      * replay the whole WAL; on error the WAL still has it: nothing is lost */
-    cl_err e;
     cl_db_flush_all(db, &e);
   }
   for (int i = 0; i < CL_CF_COUNT; i++)
@@ -433,12 +440,23 @@ int cl_db_get(cl_db *db, int cf, const void *key, size_t klen, char **val, size_
   return 0;
 }
 
-int cl_db_write(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err) {
+int cl_db_write_buffered(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err) {
   char *rerr = NULL;
   rocksdb_write(db->db, db->wo, wb, &rerr);
   if (rerr)
     return cl_db_error(rerr, err, "write");
   return 0;
+}
+
+int cl_db_flush_wal(cl_db *db, int sync, cl_err *err) {
+  char *rerr = NULL;
+  rocksdb_flush_wal(db->db, sync ? 1 : 0, &rerr);
+  return rerr ? cl_db_error(rerr, err, sync ? "syncing the WAL" : "writing the WAL") : 0;
+}
+
+int cl_db_write(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err) {
+  int rc = cl_db_write_buffered(db, wb, err);
+  return rc == 0 && db->buffered ? cl_db_flush_wal(db, 0, err) : rc;
 }
 
 /* See db.h. */

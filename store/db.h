@@ -66,16 +66,28 @@ typedef struct cl_db {
   rocksdb_writeoptions_t *wo;        /* sync per cl_db_open's `sync` */
   rocksdb_writeoptions_t *wo_nosync; /* projection state: derived, rebuilt on loss */
   int read_only;
+  int buffered; /* opened CL_DB_BUFFERED */
 } cl_db;
 
+/* cl_db_open's `sync`: every write fsync'd (CL_DB_SYNCED), or not, each
+ * written to the WAL file as it is made (CL_DB_UNSYNCED: a process that
+ * dies loses nothing written; the machine's crash loses the unsynced
+ * tail), or not, RocksDB's manual WAL flush (CL_DB_BUFFERED: the WAL
+ * records of cl_db_write_buffered stay in RocksDB's buffer of a megabyte
+ * until a later cl_db_write, cl_db_flush_wal, a memtable switch, a full
+ * buffer or close writes them out, so a process that dies loses those of
+ * them not yet written, always a tail: what is on disk is a prefix of the
+ * writes, as after a machine's crash). */
+enum { CL_DB_UNSYNCED = 0, CL_DB_SYNCED = 1, CL_DB_BUFFERED = 2 };
+
 /* Opens <path> (the "db" directory). create: make it if missing; read_only:
- * open without taking the lock (for verify). On success *out is
- * returned-owned (cl_db_close). */
+ * open without taking the lock (for verify); sync: as above. On success
+ * *out is returned-owned (cl_db_close). */
 int cl_db_open(const char *path, int create, int read_only, int sync, cl_db **out, cl_err *err);
 /* Opens (creating it if missing) the projections' database at <path> (the
  * data directory's "proj"): no fixed families but "default" (cf[i] NULL
  * for the others), only the families projections create, its own WAL and
- * write queue, unsynced writes (projection state is derived: a lost tail
+ * write queue, CL_DB_BUFFERED (projection state is derived: a lost tail
  * is folded again). Its blocks share log_db's cache: close it first. Each
  * database keeps its memtables under 64 MiB. */
 int cl_db_open_proj(const char *path, cl_db *log_db, cl_db **out, cl_err *err);
@@ -86,8 +98,16 @@ void cl_db_close(cl_db *db);
 int cl_db_get(cl_db *db, int cf, const void *key, size_t klen, char **val, size_t *vlen,
               cl_err *err);
 
-/* Writes a batch (synced if the db was opened with sync). */
+/* Writes a batch: synced on a CL_DB_SYNCED database, with the WAL's buffer
+ * written out on a CL_DB_BUFFERED one. */
 int cl_db_write(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err);
+/* As cl_db_write, but on a CL_DB_BUFFERED database the write's WAL record
+ * stays in RocksDB's buffer (see cl_db_open): only for writes whose loss
+ * the caller makes good (a Raft entry's apply, replayed from the Raft log
+ * after a restart). Elsewhere the same as cl_db_write. */
+int cl_db_write_buffered(cl_db *db, rocksdb_writebatch_t *wb, cl_err *err);
+/* Writes the WAL's buffer out, and fsyncs the WAL if `sync`. 0 or CL_EIO. */
+int cl_db_flush_wal(cl_db *db, int sync, cl_err *err);
 
 /* Flushes the memtables of every family (waits). 0 or CL_EIO. */
 int cl_db_flush_all(cl_db *db, cl_err *err);

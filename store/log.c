@@ -334,7 +334,8 @@ static int open_common(const cl_log_options *o, int create, cl_log **out, cl_err
     log_free(log);
     return cl_err_set(err, CL_ENOTFOUND, "%s: not a clinlog data directory (no db/)", o->dir);
   }
-  if ((rc = cl_db_open(path, create, o->read_only, o->sync, &log->db, err)))
+  int sync = o->sync ? CL_DB_SYNCED : o->replayed ? CL_DB_BUFFERED : CL_DB_UNSYNCED;
+  if ((rc = cl_db_open(path, create, o->read_only, sync, &log->db, err)))
     goto fail;
   if ((rc = load_secrets(log, !o->read_only, err)))
     goto fail;
@@ -485,8 +486,4 @@ cl_db *cl_log_proj_db(cl_log *log, cl_err *err) {
   return r;
 }
 
-int cl_log_sync(cl_log *log, cl_err *err) {
-  char *rerr = NULL;
-  rocksdb_flush_wal(log->db->db, 1, &rerr);
-  return rerr ? cl_db_error(rerr, err, "syncing the WAL") : 0;
-}
+int cl_log_sync(cl_log *log, cl_err *err) { return cl_db_flush_wal(log->db, 1, err); }

@@ -34,6 +34,16 @@ typedef struct cl_log_options {
   size_t max_event_size;         /* bytes of one serialized Event; default 1 MiB */
   uint64_t checkpoint_interval;  /* events between automatic checkpoints; 0 = off */
   int sync;                      /* fsync every commit (default 1) */
+  int replayed;                  /* with sync 0: the caller replays the commits of
+                                    cl_log_apply a crash may lose (a Raft member: its
+                                    log holds every entry since the last snapshot, and
+                                    the snapshot calls cl_log_sync first), so their
+                                    WAL records may stay in memory until a later
+                                    write, cl_log_sync or close writes them out: a
+                                    process that dies loses a tail of applied
+                                    entries, as a machine's crash does without it
+                                    (docs/replication.md, "Entries, group
+                                    commit, the applied index") */
   int read_only;                 /* open for reading only (no keys needed for hashes) */
   uint32_t key_cache;            /* streams whose unwrapped data key is kept, with its
                                     value keys (96 bytes each, locked memory); default

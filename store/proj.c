@@ -89,10 +89,11 @@ static int write_fresh_meta(cl_proj *p, cl_err *err) {
   rocksdb_writebatch_put_cf(wb, p->meta, META_FORMAT, strlen(META_FORMAT), &format, 1);
   rocksdb_writebatch_put_cf(wb, p->meta, META_POSITION, strlen(META_POSITION), (const char *)pos,
                             8);
-  char *rerr = NULL;
-  rocksdb_write(p->db->db, p->db->wo_nosync, wb, &rerr);
+  /* written out at once (cl_db_write): the families were just dropped, and
+   * the old position must not outlive them */
+  int rc = cl_db_write(p->db, wb, err);
   rocksdb_writebatch_destroy(wb);
-  return rerr ? cl_db_error(rerr, err, "projection meta") : 0;
+  return rc ? cl_err_prefix(err, "projection meta") : 0;
 }
 
 static int reset_locked(cl_proj *p, cl_err *err) {

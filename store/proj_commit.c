@@ -84,6 +84,10 @@ static int write_txn(cl_proj_txn *t, uint64_t position, cl_err *err) {
     char *rerr = NULL;
     if (rc == 0)
       rocksdb_write(p->db->db, p->db->wo_nosync, wb, &rerr);
+    /* a position alone (commit_lazily's bound) is written out at once, as
+     * proj_write_position does */
+    if (rc == 0 && !rerr && n == 0 && p->db->buffered)
+      rc = cl_db_flush_wal(p->db, 0, err);
     size_t used;
     (void)rocksdb_writebatch_data(wb, &used);
     if (used <= WB_KEEP_MAX) {
@@ -112,13 +116,13 @@ int proj_write_position(cl_proj *p, uint64_t position, cl_err *err) {
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   rocksdb_writebatch_put_cf(wb, p->meta, META_POSITION, strlen(META_POSITION), (const char *)pos,
                             8);
-  char *rerr = NULL;
-  rocksdb_write(p->db->db, p->db->wo_nosync, wb, &rerr);
+  /* written out at once (cl_db_write, the WAL's buffer with it): a process
+   * that dies then refolds at most LAZY_MAX events that changed nothing */
+  cl_err e;
+  int rc = cl_db_write(p->db, wb, err ? err : &e);
   rocksdb_writebatch_destroy(wb);
-  if (rerr) {
-    cl_err e;
-    return cl_db_error(rerr, err ? err : &e, "projection position");
-  }
+  if (rc)
+    return cl_err_prefix(err ? err : &e, "projection position");
   p->written = position;
   return 0;
 }

@@ -683,8 +683,10 @@ int main(int argc, char **argv) {
   }
   cl_log *log;
   /* the Raft log is fsync'd before an entry commits; the store's own WAL is
-   * synced before Raft may drop entries (snapshots), see docs/replication.md */
+   * synced before Raft may drop entries (snapshots), and what a crash takes
+   * from it is applied again from the Raft log: see docs/replication.md */
   o.log.sync = 0;
+  o.log.replayed = 1;
   if (cl_log_open(&o.log, &log, &err) != 0) {
     fprintf(stderr, "clinlogd: %s (%s)\n", err.msg, cl_errname(err.code));
     cl_policy_free(policy);

@@ -101,6 +101,16 @@ static int found_fn(void *ctx, const cl_event_view *v, cl_err *err) {
   return 0;
 }
 
+/* Forks, with a pipe from the child (p[1]) to the parent (p[0]): each
+ * process gets its end alone. */
+static pid_t fork_piped(int p[2]) {
+  cr_assert_eq(pipe(p), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  close(p[pid == 0 ? 0 : 1]);
+  return pid;
+}
+
 Test(crash, sigkill_loses_no_acknowledged_event, .timeout = 300) {
   cl_log *lg = cl_test_log_new("crash", &dir, &admin, 100);
   cr_assert_not_null(lg);
@@ -110,14 +120,9 @@ Test(crash, sigkill_loses_no_acknowledged_event, .timeout = 300) {
   srand((unsigned)time(NULL));
   for (int k = 0; k < KILLS; k++) {
     int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-      close(p[0]);
+    pid_t pid = fork_piped(p);
+    if (pid == 0)
       child(p[1]);
-    }
-    close(p[1]);
     /* most kills land while appends are flowing (after the first ack);
      * every fourth may land anywhere, opening and recovery included */
     struct timespec t0, t;
@@ -169,4 +174,135 @@ Test(crash, sigkill_loses_no_acknowledged_event, .timeout = 300) {
   cl_signer_free(&admin);
   cl_test_rmtree(dir);
   free(dir);
+}
+
+/* ---- a Raft member's store: applied entries a dead process loses ---- */
+
+#define APPLIED 40 /* entries the child applies */
+#define SYNCED 15  /* after this many it calls cl_log_sync */
+
+typedef struct head_msg {
+  uint64_t size;
+  uint8_t root[32];
+} head_msg;
+
+/* Applies Raft entries [from, to] (entry i carries pbs[i - 1]). 0, or -1
+ * after saying why on stderr. */
+static int apply_entries(cl_log *lg, Clinlog__V1__PreparedBatch **pbs, uint64_t from, uint64_t to) {
+  for (uint64_t i = from; i <= to; i++) {
+    cl_apply_item it = {.pb = pbs[i - 1]};
+    cl_err err;
+    int rc = cl_log_apply(lg, i, &it, 1, &err);
+    if (rc != 0 || it.rc != 0) {
+      fprintf(stderr, "entry %llu: %s\n", (unsigned long long)i, rc ? err.msg : it.err.msg);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* A child opens the log as clinlogd does (sync 0, `replayed` as given),
+ * applies APPLIED one-event entries, syncing once after SYNCED, sends its
+ * head and dies without closing the log (as after kill -9: RocksDB's
+ * buffers in the process are gone). Returns the store's applied index
+ * when it reopens, the child's head in *child and the reopened log in
+ * *out. */
+static uint64_t apply_and_die(int replayed, Clinlog__V1__PreparedBatch **pbs, head_msg *child,
+                              cl_log **out) {
+  int p[2];
+  pid_t pid = fork_piped(p);
+  if (pid == 0) {
+    cl_log_options o;
+    cl_log_options_init(&o);
+    o.dir = dir;
+    o.checkpoint_interval = 100;
+    o.sync = 0;
+    o.replayed = replayed;
+    cl_log *lg;
+    cl_err err;
+    if (cl_log_open(&o, &lg, &err) != 0 || apply_entries(lg, pbs, 1, SYNCED) != 0 ||
+        cl_log_sync(lg, &err) != 0 || apply_entries(lg, pbs, SYNCED + 1, APPLIED) != 0)
+      _exit(2);
+    head_msg h;
+    cl_log_head(lg, &h.size, h.root);
+    _exit(write(p[1], &h, sizeof h) == sizeof h ? 0 : 3);
+  }
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed (status %d)", status);
+  cr_assert_eq(read(p[0], child, sizeof *child), (ssize_t)sizeof *child);
+  close(p[0]);
+  *out = cl_test_log_open(dir, 100);
+  cr_assert_not_null(*out, "reopens after the child died");
+  return cl_log_applied_index(*out);
+}
+
+/* The batches of APPLIED entries, one event each over a few streams
+ * (prepared by a leader's log, then closed). Returned-owned. */
+static Clinlog__V1__PreparedBatch **member_batches(void) {
+  cl_log *lg = cl_test_log_new("member", &dir, &admin, 100);
+  cr_assert_not_null(lg);
+  Clinlog__V1__PreparedBatch **pbs = calloc(APPLIED, sizeof *pbs);
+  for (int i = 0; i < APPLIED; i++) {
+    char stream[32];
+    snprintf(stream, sizeof stream, "patient-%d", i % 7);
+    pbs[i] = cl_test_prepare1(lg, &admin, stream);
+  }
+  cl_log_close(lg);
+  return pbs;
+}
+
+static void member_end(cl_log *lg, Clinlog__V1__PreparedBatch **pbs) {
+  uint64_t size;
+  cl_log_head(lg, &size, NULL);
+  cl_log_close(lg);
+  cl_err err;
+  cl_verify_options o = {.dir = dir};
+  cl_verify_report rep;
+  cr_assert_eq(cl_verify_dir(&o, &rep, &err), 0, "%s", err.msg);
+  cr_assert(rep.ok, "verify: seq %llu: %s", (unsigned long long)rep.fail_seq, rep.fail_what);
+  cr_assert_eq(rep.events, size);
+  for (int i = 0; i < APPLIED; i++)
+    clinlog__v1__prepared_batch__free_unpacked(pbs[i], NULL);
+  free(pbs);
+  cl_signer_free(&admin);
+  cl_test_rmtree(dir);
+  free(dir);
+}
+
+Test(crash, a_dead_member_loses_a_tail_of_applied_entries_and_applies_it_again) {
+  Clinlog__V1__PreparedBatch **pbs = member_batches();
+  head_msg child;
+  cl_log *lg;
+  uint64_t applied = apply_and_die(1, pbs, &child, &lg);
+  cr_assert_eq(child.size, 2 + APPLIED, "the child applied every entry");
+  cr_assert_geq(applied, SYNCED, "what cl_log_sync made durable is kept");
+  cr_assert_lt(applied, APPLIED, "the applies after the sync stayed in the WAL's buffer");
+  uint64_t size;
+  uint8_t root[32];
+  cl_log_head(lg, &size, root);
+  cr_assert_eq(size, 2 + applied, "the store is the prefix of the entries it says it applied");
+  /* what Raft replays after a restart: the entries from the snapshot on,
+   * those the store holds skipped */
+  cl_apply_item again = {.pb = pbs[0]};
+  cl_err err;
+  cr_assert_eq(cl_log_apply(lg, 1, &again, 1, &err), 1, "an entry it holds is skipped");
+  cr_assert_eq(apply_entries(lg, pbs, applied + 1, APPLIED), 0);
+  cl_log_head(lg, &size, root);
+  cr_assert_eq(size, child.size);
+  cr_assert_arr_eq(root, child.root, 32, "the same tree as before the crash");
+  member_end(lg, pbs);
+}
+
+Test(crash, without_replayed_a_dead_process_loses_nothing_it_wrote) {
+  Clinlog__V1__PreparedBatch **pbs = member_batches();
+  head_msg child;
+  cl_log *lg;
+  cr_assert_eq(apply_and_die(0, pbs, &child, &lg), APPLIED);
+  uint64_t size;
+  uint8_t root[32];
+  cl_log_head(lg, &size, root);
+  cr_assert_eq(size, child.size);
+  cr_assert_arr_eq(root, child.root, 32);
+  member_end(lg, pbs);
 }
