@@ -1,11 +1,13 @@
 /* clinlog-bench ingest: home-device readings (the device-feeds part of
- * issue 12's ingest bench; HL7 over MLLP and FHIR writes are not here yet).
+ * issue 12's ingest bench; HL7 over MLLP and FHIR writes are
+ * bench_ingest_hl7.c's and bench_ingest_fhir.c's).
  *
  *   clinlog-bench ingest [--dir D] [--quick] [--json] [--readings N] [--batch B]
  *
- * In process (no gRPC transport, no clinlogd): a durable log with D
- * registered devices (DeviceRegistered, one per patient, a gateway
- * principal) and the fhir projection (the device registry) running, then
+ * In process (no gRPC transport, no clinlogd): for each row a durable
+ * log of its own with D registered devices (DeviceRegistered, one per
+ * patient, a gateway principal) and the fhir projection (the device
+ * registry) running and caught up, then
  * N fresh readings per scenario (a blood-pressure panel; every 4th with a
  * status report) submitted by a gateway through the request layer's
  * cl_dev_submit (adapters/device/submit.h: parse, unit and time checks,
@@ -325,15 +327,59 @@ static Clinlog__V1__AppendBatch *presign(cl_log *log, rdg *v, size_t n, int thre
 
 /* ---------------------------------------------------------- the run */
 
-/* Lets the fhir projection fold what is in the log, so each scenario
- * starts from an idle node (it folds what the scenario appends while it
- * runs, as on a server). */
-static void settle(cl_svc *svc, cl_log *log) {
-  uint64_t head;
+/* One row's node: a durable store of its own (D/ingest-<row>) holding the
+ * registry (one device per patient, a gateway principal), with the fhir
+ * projection running and caught up, so every row starts from the same
+ * state (sharing one log, a later row started on the flushes and
+ * compactions the earlier rows left: docs/bench.md). The projection folds
+ * what the row appends while it runs, as on a server. */
+typedef struct node {
+  cl_signer admin;
+  cl_log *log;
+  cl_svc *svc;
+  char dir[4096];
+} node;
+
+static int node_open(const args *a, const char *row, node *n) {
+  char name[64];
+  snprintf(name, sizeof name, "ingest-%s", row);
+  cl_log_options o;
+  n->svc = NULL;
+  n->log = bench_gen_log(a->base, name, &n->admin, &o, n->dir);
+  bench_gen g = {.log = n->log, .admin = &n->admin, .seed = 11};
+  for (int d = 0; d < a->devices; d++) {
+    char stream[32];
+    snprintf(stream, sizeof stream, "patient-P%d", d);
+    bench_gen_add(&g, stream, (int64_t)time(NULL) - 86400,
+                  "\"deviceRegistered\":{\"deviceId\":\"dev-%d\",\"patientId\":\"P%d\","
+                  "\"principalId\":\"gw\",\"manufacturer\":\"Acme\",\"model\":\"BP-100\"}",
+                  d, d);
+  }
+  bench_gen_flush(&g);
+  cl_log_close(n->log);
+  o.sync = 1; /* durable, as PostgreSQL's commits */
   cl_err err;
-  cl_log_head(log, &head, NULL);
-  if (cl_svc_wait(svc, "fhir", head, 0, &err))
-    fprintf(stderr, "fhir projection: %s\n", err.msg);
+  if (cl_log_open(&o, &n->log, &err)) {
+    fprintf(stderr, "store: %s\n", err.msg);
+    return -1;
+  }
+  cl_svc_options so = {.log = n->log};
+  uint64_t head;
+  cl_log_head(n->log, &head, NULL);
+  if (cl_svc_new(&so, &n->svc, &err) ||
+      cl_svc_add_projection(n->svc, &cl_fhir_projection, NULL, &err) ||
+      cl_svc_wait(n->svc, "fhir", head, 0, &err)) {
+    fprintf(stderr, "svc: %s\n", err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+static void node_close(node *n) {
+  cl_svc_free(n->svc);
+  cl_log_close(n->log);
+  cl_signer_free(&n->admin);
+  bench_rmrf(n->dir);
 }
 
 static void line(const args *a, const char *what, int streams, result r, const result *vs_raw,
@@ -464,36 +510,6 @@ int bench_ingest_main(int argc, char **argv) {
   if (cl_crypto_init(&err))
     return 1;
 
-  /* the registry: one device per patient, a gateway principal */
-  char dir[4096];
-  cl_signer admin;
-  cl_log_options o;
-  cl_log *log = bench_gen_log(a.base, "ingest", &admin, &o, dir);
-  bench_gen g = {.log = log, .admin = &admin, .seed = 11};
-  for (int d = 0; d < a.devices; d++) {
-    char stream[32];
-    snprintf(stream, sizeof stream, "patient-P%d", d);
-    bench_gen_add(&g, stream, (int64_t)time(NULL) - 86400,
-                  "\"deviceRegistered\":{\"deviceId\":\"dev-%d\",\"patientId\":\"P%d\","
-                  "\"principalId\":\"gw\",\"manufacturer\":\"Acme\",\"model\":\"BP-100\"}",
-                  d, d);
-  }
-  bench_gen_flush(&g);
-  cl_log_close(log);
-  o.sync = 1; /* durable, as PostgreSQL's commits */
-  if (cl_log_open(&o, &log, &err)) {
-    fprintf(stderr, "store: %s\n", err.msg);
-    return 1;
-  }
-  cl_svc_options so = {.log = log};
-  cl_svc *svc;
-  uint64_t head;
-  cl_log_head(log, &head, NULL);
-  if (cl_svc_new(&so, &svc, &err) || cl_svc_add_projection(svc, &cl_fhir_projection, NULL, &err) ||
-      cl_svc_wait(svc, "fhir", head, 0, &err)) {
-    fprintf(stderr, "svc: %s\n", err.msg);
-    return 1;
-  }
   unsigned seed = 77;
   rdg *v[5];
   for (int s = 0; s < 5; s++) { /* clinlog 1, 16; raw 1, 16; pg copy */
@@ -513,17 +529,23 @@ int bench_ingest_main(int argc, char **argv) {
   for (int s = 0; s < 2; s++) {
     int threads = s ? 16 : 1;
     size_t nb;
-    wk w = {.kind = 1, .log = log, .batch = a.batch};
-    w.pre = presign(log, v[2 + s], a.readings, threads, a.batch, &nb);
-    settle(svc, log);
+    node n;
+    if (node_open(&a, s ? "raw16" : "raw1", &n))
+      return 1;
+    wk w = {.kind = 1, .log = n.log, .batch = a.batch};
+    w.pre = presign(n.log, v[2 + s], a.readings, threads, a.batch, &nb);
     raw[s] = drive(&w, threads, v[2 + s], a.readings);
+    node_close(&n);
   }
   /* clinlog: the request layer's device submission */
   result cl[2];
   for (int s = 0; s < 2; s++) {
-    wk w = {.kind = 0, .svc = svc, .batch = a.batch};
-    settle(svc, log);
+    node n;
+    if (node_open(&a, s ? "clinlog16" : "clinlog1", &n))
+      return 1;
+    wk w = {.kind = 0, .svc = n.svc, .batch = a.batch};
     cl[s] = drive(&w, s ? 16 : 1, v[s], a.readings);
+    node_close(&n);
   }
   /* the mapping alone (parse, checks, pack; registry answered at once), 1
    * thread: what a reading costs before the store */
@@ -562,9 +584,6 @@ int bench_ingest_main(int argc, char **argv) {
   if (!a.json && !pgr[0].ran)
     printf("(PostgreSQL peer not run: see above)\n");
 
-  cl_svc_free(svc);
-  cl_log_close(log);
-  cl_signer_free(&admin);
   int failed = cl[0].failed || cl[1].failed || raw[0].failed || raw[1].failed || pg_rc;
   return failed ? 1 : 0;
 }
