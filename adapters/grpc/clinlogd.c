@@ -682,9 +682,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   cl_log *log;
-  /* the Raft log is fsync'd before an entry commits; the store's own WAL is
-   * synced before Raft may drop entries (snapshots), and what a crash takes
-   * from it is applied again from the Raft log: see docs/replication.md */
+  /* the Raft log is fsync'd before an entry commits and replays what a crash
+   * takes from the store (synced before snapshots): docs/replication.md */
   o.log.sync = 0;
   o.log.replayed = 1;
   if (cl_log_open(&o.log, &log, &err) != 0) {
